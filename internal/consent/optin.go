@@ -1,0 +1,110 @@
+package consent
+
+import (
+	"fmt"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// Email opt-in statuses, one per contact.
+const (
+	OptInNone          = "none"
+	SingleOptInUser    = "single_opt_in_user"
+	SingleOptInWebform = "single_opt_in_webform"
+	DoubleOptIn        = "double_opt_in"
+	OptOutUser         = "opt_out_user"
+	OptOutContact      = "opt_out_contact"
+)
+
+// OptInStatuses lists the six statuses.
+var OptInStatuses = []string{OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn, OptOutUser, OptOutContact}
+
+// Channel is the way an opt-in change arrives. The rules depend on it, not on
+// what the caller claims about itself.
+type Channel string
+
+const (
+	// ChannelUserCreate: a user or API client creating or importing a contact.
+	ChannelUserCreate Channel = "user_create"
+	// ChannelUser: a user or API client changing an existing contact.
+	ChannelUser Channel = "user"
+	// ChannelConfirmation: the contact clicked the confirmation link of a
+	// double opt-in email.
+	ChannelConfirmation Channel = "confirmation"
+	// ChannelWebform: the contact submitted a webform with the marketing box
+	// checked.
+	ChannelWebform Channel = "webform"
+	// ChannelContact: the contact's own choice on the preferences page or an
+	// unsubscribe link.
+	ChannelContact Channel = "contact"
+)
+
+// CheckOptIn decides whether the opt-in status may go from from to to through
+// ch. It returns changed=false with no error when the status stays as it is
+// (for example a webform submission by a contact who has already confirmed a
+// double opt-in), and a refused error that says why when the rules forbid the
+// change:
+//
+//   - R1: an opt-out by the contact is lifted only by the contact submitting a
+//     webform; an opt-out by a user may be lifted by a user.
+//   - R3: double_opt_in comes only from a confirmation link, and never
+//     overrides an opt-out.
+//   - R5: single_opt_in_user is set only by users, when they create or import
+//     the contact.
+//   - R6: new contacts start at none.
+func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
+	if !validOneOf(to, OptInStatuses) {
+		return false, errs.Invalid("status", "must be one of %v", OptInStatuses)
+	}
+	if from == to {
+		return false, nil
+	}
+	refuse := func(code, format string, args ...any) (bool, error) {
+		return false, errs.Refused(code, "status", format, args...)
+	}
+	switch to {
+	case OptInNone:
+		if ch == ChannelUser && (from == OptOutUser || from == SingleOptInUser) {
+			return true, nil
+		}
+		if from == OptOutContact {
+			return refuse("contact_opt_out_irreversible", "the contact opted out themselves; only the contact can opt back in, by submitting a webform")
+		}
+		return refuse("transition_not_allowed", "a user can reset the opt-in status to none only from %s or %s", OptOutUser, SingleOptInUser)
+	case SingleOptInUser:
+		if ch != ChannelUserCreate {
+			return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", SingleOptInUser)
+		}
+		return true, nil
+	case SingleOptInWebform:
+		if ch != ChannelWebform {
+			return refuse("webform_only", "%s is set only by a webform submission", SingleOptInWebform)
+		}
+		if from == DoubleOptIn {
+			return false, nil // a confirmed contact stays confirmed
+		}
+		return true, nil
+	case DoubleOptIn:
+		if ch != ChannelConfirmation {
+			return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", DoubleOptIn)
+		}
+		if from == OptOutUser || from == OptOutContact {
+			return refuse("opted_out", "the contact is opted out (%s); a confirmation link does not override an opt-out", from)
+		}
+		return true, nil
+	case OptOutUser:
+		if ch != ChannelUser && ch != ChannelUserCreate {
+			return refuse("transition_not_allowed", "%s is set only by users", OptOutUser)
+		}
+		if from == OptOutContact {
+			return refuse("contact_opt_out_irreversible", "the contact opted out themselves; a user cannot change that")
+		}
+		return true, nil
+	case OptOutContact:
+		if ch != ChannelContact {
+			return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", OptOutContact, OptOutUser)
+		}
+		return true, nil
+	}
+	panic(fmt.Sprintf("consent: opt-in status %q has no rule", to))
+}

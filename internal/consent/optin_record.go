@@ -1,0 +1,111 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// OptInChange is one change of a contact's email opt-in status.
+type OptInChange struct {
+	ID         string    `json:"id"`
+	ContactID  string    `json:"contact_id"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	RecordedAt time.Time `json:"recorded_at"`
+	Actor      Actor     `json:"actor"`
+	Evidence   Evidence  `json:"evidence"`
+	LedgerSeq  int64     `json:"ledger_seq"`
+}
+
+// OptInInput asks for a new opt-in status through a channel.
+type OptInInput struct {
+	Status   string
+	Channel  Channel
+	Actor    Actor
+	Evidence Evidence
+}
+
+// ApplyOptIn checks and applies an opt-in change for contact k inside tx,
+// with its history entry and ledger event. It returns nil and no error when
+// the rules leave the status as it is (see CheckOptIn).
+func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptInChange, error) {
+	if err := checkActor(in.Actor, in.Evidence); err != nil {
+		return nil, err
+	}
+	changed, err := CheckOptIn(k.OptIn, in.Status, in.Channel)
+	if err != nil || !changed {
+		return nil, err
+	}
+	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: in.Status,
+		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
+	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindOptIn, ContactRef: k.Ref,
+		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(`UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`, k.ID, c.To, store.Micros(now)); err != nil {
+		return nil, fmt.Errorf("consent: set opt-in status: %w", err)
+	}
+	_, err = tx.Exec(`INSERT INTO opt_in_changes (id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
+		method, ip, user_agent, token_id, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		c.ID, c.ContactID, c.From, c.To, store.Micros(now), c.Actor.Kind, c.Actor.ID, c.Evidence.Method,
+		c.Evidence.IP, c.Evidence.UserAgent, c.Evidence.TokenID, c.LedgerSeq)
+	if err != nil {
+		return nil, fmt.Errorf("consent: record opt-in change: %w", err)
+	}
+	return c, nil
+}
+
+// SetOptIn changes a contact's opt-in status in its own transaction. It
+// returns the change, or nil when the status stays as it is.
+func (s *Service) SetOptIn(ctx context.Context, contactID string, in OptInInput) (*OptInChange, error) {
+	if in.Status == "" {
+		return nil, errs.Required("status")
+	}
+	var out *OptInChange
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		k, err := LoadContact(tx, contactID)
+		if err != nil {
+			return err
+		}
+		out, err = ApplyOptIn(tx, k, in, s.now())
+		return err
+	})
+	return out, err
+}
+
+// OptInHistory returns the contact's opt-in changes, oldest first; an empty
+// list when there are none.
+func (s *Service) OptInHistory(ctx context.Context, contactID string) ([]OptInChange, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
+		method, ip, user_agent, token_id, ledger_seq FROM opt_in_changes WHERE contact_id = $1 ORDER BY recorded_at, ledger_seq`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("consent: read opt-in history: %w", err)
+	}
+	defer rows.Close()
+	out := []OptInChange{}
+	for rows.Next() {
+		var c OptInChange
+		var at int64
+		if err := rows.Scan(&c.ID, &c.ContactID, &c.From, &c.To, &at, &c.Actor.Kind, &c.Actor.ID, &c.Evidence.Method,
+			&c.Evidence.IP, &c.Evidence.UserAgent, &c.Evidence.TokenID, &c.LedgerSeq); err != nil {
+			return nil, fmt.Errorf("consent: read opt-in change: %w", err)
+		}
+		c.RecordedAt = store.FromMicros(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// VerifyLedger checks the ledger against the current consent and opt-in
+// state (see ledger.Verify).
+func (s *Service) VerifyLedger(ctx context.Context) (*ledger.Report, error) {
+	return ledger.Verify(ctx, s.DB, EachContactState, s.Now())
+}

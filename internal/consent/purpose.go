@@ -1,0 +1,274 @@
+package consent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Purpose is what data is used for, with its legal basis and the current
+// version of its consent text.
+type Purpose struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	LegalBasis      string    `json:"legal_basis" enum:"consent,contract,legal_obligation,vital_interests,public_task,legitimate_interests"`
+	Description     string    `json:"description"`
+	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
+	DefaultSelected bool      `json:"default_selected" doc:"whether the purpose is preselected where contacts are asked (never on webforms)"`
+	TextVersion     int       `json:"text_version" doc:"the current consent text version"`
+	Text            string    `json:"text" doc:"the current consent text"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// PurposeText is one version of a purpose's consent text. Versions are never
+// changed or removed, so a consent record can always show what was agreed to.
+type PurposeText struct {
+	Version   int       `json:"version"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PurposeInput creates or changes a purpose. Nil fields are left as they are
+// (on create: name, legal basis and text are required).
+type PurposeInput struct {
+	Name            *string `json:"name"`
+	LegalBasis      *string `json:"legal_basis" enum:"consent,contract,legal_obligation,vital_interests,public_task,legitimate_interests"`
+	Description     *string `json:"description"`
+	RetentionDays   *int    `json:"retention_days"`
+	DefaultSelected *bool   `json:"default_selected"`
+	Text            *string `json:"text" doc:"a changed text becomes a new version"`
+}
+
+// Service reads and changes purposes, sources, consent records and opt-in
+// statuses.
+type Service struct {
+	DB  *store.DB
+	Now Clock
+}
+
+// NewService returns a Service on db using the wall clock.
+func NewService(db *store.DB) *Service { return &Service{DB: db, Now: time.Now} }
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+func (in *PurposeInput) validate(create bool) error {
+	if create {
+		switch {
+		case in.Name == nil:
+			return errs.Required("name")
+		case in.LegalBasis == nil:
+			return errs.Required("legal_basis")
+		case in.Text == nil:
+			return errs.Required("text")
+		}
+	}
+	if in.Name != nil {
+		n := strings.TrimSpace(*in.Name)
+		if n == "" {
+			return errs.Required("name")
+		}
+		if utf8.RuneCountInString(n) > 100 {
+			return errs.Invalid("name", "must be at most 100 characters")
+		}
+		in.Name = &n
+	}
+	if in.LegalBasis != nil && !validOneOf(*in.LegalBasis, LegalBases) {
+		return errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
+	}
+	if in.Description != nil && utf8.RuneCountInString(*in.Description) > 2000 {
+		return errs.Invalid("description", "must be at most 2000 characters")
+	}
+	if in.RetentionDays != nil && (*in.RetentionDays < 0 || *in.RetentionDays > 36500) {
+		return errs.Invalid("retention_days", "must be between 0 (no fixed period) and 36500")
+	}
+	if in.Text != nil {
+		t := strings.TrimSpace(*in.Text)
+		if t == "" {
+			return errs.Required("text")
+		}
+		if utf8.RuneCountInString(t) > 10000 {
+			return errs.Invalid("text", "must be at most 10000 characters")
+		}
+		in.Text = &t
+	}
+	return nil
+}
+
+// CreatePurpose adds a purpose with version 1 of its consent text.
+func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose, error) {
+	if err := in.validate(true); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Name: *in.Name, LegalBasis: *in.LegalBasis,
+		Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
+	if in.Description != nil {
+		p.Description = *in.Description
+	}
+	if in.RetentionDays != nil {
+		p.RetentionDays = *in.RetentionDays
+	}
+	if in.DefaultSelected != nil {
+		p.DefaultSelected = *in.DefaultSelected
+	}
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected, current_version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`,
+			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, store.Micros(now))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("consent: create purpose: %w", err)
+		}
+		return insertText(tx, p.ID, 1, p.Text, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func insertText(tx *store.Tx, purposeID string, version int, text string, at time.Time) error {
+	_, err := tx.Exec(`INSERT INTO purpose_texts (purpose_id, version, text, created_at) VALUES ($1, $2, $3, $4)`,
+		purposeID, version, text, store.Micros(at))
+	if err != nil {
+		return fmt.Errorf("consent: add consent text version: %w", err)
+	}
+	return nil
+}
+
+// UpdatePurpose changes the fields set in in. A consent text that differs
+// from the current one becomes a new version; the old versions stay.
+func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput) (*Purpose, error) {
+	if err := in.validate(false); err != nil {
+		return nil, err
+	}
+	var out *Purpose
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		p, err := scanPurpose(tx.QueryRow(purposeSelect+" WHERE p.id = $1"+tx.ForUpdate(), id))
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if in.Name != nil {
+			p.Name = *in.Name
+		}
+		if in.LegalBasis != nil {
+			p.LegalBasis = *in.LegalBasis
+		}
+		if in.Description != nil {
+			p.Description = *in.Description
+		}
+		if in.RetentionDays != nil {
+			p.RetentionDays = *in.RetentionDays
+		}
+		if in.DefaultSelected != nil {
+			p.DefaultSelected = *in.DefaultSelected
+		}
+		if in.Text != nil && *in.Text != p.Text {
+			p.TextVersion++
+			p.Text = *in.Text
+			if err := insertText(tx, p.ID, p.TextVersion, p.Text, now); err != nil {
+				return err
+			}
+		}
+		p.UpdatedAt = now
+		_, err = tx.Exec(`UPDATE purposes SET name = $2, name_key = $3, legal_basis = $4, description = $5, retention_days = $6,
+			default_selected = $7, current_version = $8, updated_at = $9 WHERE id = $1`,
+			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.TextVersion, store.Micros(now))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("consent: update purpose: %w", err)
+		}
+		out = p
+		return nil
+	})
+	return out, err
+}
+
+const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected,
+	p.current_version, t.text, p.created_at, p.updated_at
+	FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version`
+
+type rowScanner interface{ Scan(...any) error }
+
+// scanPurpose returns a not-found error when the row is missing.
+func scanPurpose(row rowScanner) (*Purpose, error) {
+	var p Purpose
+	var created, updated int64
+	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected,
+		&p.TextVersion, &p.Text, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("purpose", "purpose")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consent: read purpose: %w", err)
+	}
+	p.CreatedAt, p.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &p, nil
+}
+
+// Purpose finds a purpose by id or, failing that, by name regardless of
+// case. It returns a not-found error (field "purpose") when neither matches.
+func (s *Service) Purpose(ctx context.Context, idOrName string) (*Purpose, error) {
+	p, err := scanPurpose(s.DB.Read.QueryRowContext(ctx, purposeSelect+" WHERE p.id = $1 OR p.name_key = $2 ORDER BY p.id = $1 DESC LIMIT 1",
+		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
+	return p, err
+}
+
+// Purposes lists every purpose by name.
+func (s *Service) Purposes(ctx context.Context) ([]*Purpose, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, purposeSelect+" ORDER BY p.name_key")
+	if err != nil {
+		return nil, fmt.Errorf("consent: list purposes: %w", err)
+	}
+	defer rows.Close()
+	out := []*Purpose{}
+	for rows.Next() {
+		p, err := scanPurpose(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PurposeTexts returns every consent text version of a purpose, oldest
+// first, or a not-found error when the purpose does not exist.
+func (s *Service) PurposeTexts(ctx context.Context, purposeID string) ([]PurposeText, error) {
+	if _, err := s.Purpose(ctx, purposeID); err != nil {
+		return nil, err
+	}
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT t.version, t.text, t.created_at FROM purpose_texts t
+		JOIN purposes p ON p.id = t.purpose_id WHERE p.id = $1 OR p.name_key = $2 ORDER BY t.version`,
+		purposeID, strings.ToLower(purposeID))
+	if err != nil {
+		return nil, fmt.Errorf("consent: list consent texts: %w", err)
+	}
+	defer rows.Close()
+	out := []PurposeText{}
+	for rows.Next() {
+		var t PurposeText
+		var at int64
+		if err := rows.Scan(&t.Version, &t.Text, &at); err != nil {
+			return nil, fmt.Errorf("consent: read consent text: %w", err)
+		}
+		t.CreatedAt = store.FromMicros(at)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

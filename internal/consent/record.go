@@ -1,0 +1,335 @@
+package consent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Record is one consent record: a contact's state for a purpose from a
+// moment on, with where it came from and the evidence for it. Records are
+// appended, never changed.
+type Record struct {
+	ID          string     `json:"id"`
+	ContactID   string     `json:"contact_id"`
+	PurposeID   string     `json:"purpose_id"`
+	PurposeName string     `json:"purpose"`
+	State       string     `json:"state" enum:"granted,withdrawn"`
+	LegalBasis  string     `json:"legal_basis"`
+	Source      string     `json:"source"`
+	TextVersion int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
+	RecordedAt  time.Time  `json:"recorded_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	Actor       Actor      `json:"actor"`
+	Evidence    Evidence   `json:"evidence"`
+	LedgerSeq   int64      `json:"ledger_seq" doc:"the position of this change in the consent ledger"`
+}
+
+// RecordInput asks to record a consent state for a contact and purpose.
+type RecordInput struct {
+	Purpose     string     // name or id
+	State       string     // granted or withdrawn
+	Source      string     // name or id of an active source
+	LegalBasis  string     // empty: the purpose's legal basis
+	TextVersion int        // 0: the purpose's current consent text
+	ExpiresAt   *time.Time // optional, granted only
+	Actor       Actor
+	Evidence    Evidence
+}
+
+// Prepared is a consent change that has been validated against the current
+// purposes and sources and can be applied inside a transaction.
+type Prepared struct {
+	purpose *Purpose
+	in      RecordInput
+}
+
+// Prepare validates in and resolves its purpose and source, reading outside
+// any transaction so that the write itself stays short.
+func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error) {
+	if strings.TrimSpace(in.Purpose) == "" {
+		return nil, errs.Required("purpose")
+	}
+	if in.State == "" {
+		return nil, errs.Required("state")
+	}
+	if !validOneOf(in.State, RecordStates) {
+		return nil, errs.Invalid("state", "must be granted or withdrawn")
+	}
+	if strings.TrimSpace(in.Source) == "" {
+		return nil, errs.Required("source")
+	}
+	if in.LegalBasis != "" && !validOneOf(in.LegalBasis, LegalBases) {
+		return nil, errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
+	}
+	if err := checkActor(in.Actor, in.Evidence); err != nil {
+		return nil, err
+	}
+	if in.ExpiresAt != nil {
+		if in.State != StateGranted {
+			return nil, errs.Invalid("expires_at", "only a granted consent can expire")
+		}
+		if !in.ExpiresAt.After(s.Now()) {
+			return nil, errs.Invalid("expires_at", "must be in the future")
+		}
+	}
+	p, err := s.Purpose(ctx, in.Purpose)
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.ActiveSource(ctx, in.Source)
+	if err != nil {
+		return nil, err
+	}
+	in.Source = src.Name
+	if in.LegalBasis == "" {
+		in.LegalBasis = p.LegalBasis
+	}
+	switch {
+	case in.TextVersion == 0:
+		in.TextVersion = p.TextVersion
+	case in.TextVersion < 0 || in.TextVersion > p.TextVersion:
+		return nil, errs.Invalid("text_version", "purpose %q has consent text versions 1 to %d", p.Name, p.TextVersion)
+	}
+	return &Prepared{purpose: p, in: in}, nil
+}
+
+// checkActor refuses evidence that the actor cannot have collected: users and
+// API clients may record what they entered, imported or relayed, while the
+// methods that prove the contact's own action belong to the flows that carry
+// those actions out.
+func checkActor(a Actor, ev Evidence) error {
+	if !validOneOf(a.Kind, ActorKinds) {
+		return errs.Invalid("actor", "unknown actor kind %q", a.Kind)
+	}
+	if !validOneOf(ev.Method, Methods) {
+		return errs.Invalid("evidence.method", "must be one of %s", strings.Join(UserMethods, ", "))
+	}
+	if (a.Kind == ActorUser || a.Kind == ActorAPIToken) && !validOneOf(ev.Method, UserMethods) {
+		return errs.Invalid("evidence.method", "a user or API client can record only %s", strings.Join(UserMethods, ", "))
+	}
+	if len(ev.IP) > 64 {
+		return errs.Invalid("evidence.ip", "must be at most 64 characters")
+	}
+	if len(ev.UserAgent) > 512 {
+		return errs.Invalid("evidence.user_agent", "must be at most 512 characters")
+	}
+	return nil
+}
+
+// ContactKey identifies a contact inside a write: its id and its ledger
+// reference.
+type ContactKey struct {
+	ID    string
+	Ref   string
+	OptIn string
+}
+
+// LoadContact reads the contact's ledger reference and opt-in status inside
+// tx, locking the row on PostgreSQL. It returns a not-found error (field
+// "contact") when the contact does not exist.
+func LoadContact(tx *store.Tx, id string) (ContactKey, error) {
+	k := ContactKey{ID: id}
+	err := tx.QueryRow("SELECT ref, opt_in_status FROM contacts WHERE id = $1"+tx.ForUpdate(), id).Scan(&k.Ref, &k.OptIn)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, errs.NotFound("contact", "contact")
+	}
+	if err != nil {
+		return k, fmt.Errorf("consent: read contact: %w", err)
+	}
+	return k, nil
+}
+
+// Apply writes the prepared consent record for contact k inside tx, moves the
+// contact's current state for the purpose, and appends the ledger event.
+func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, error) {
+	in := p.in
+	r := &Record{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, PurposeID: p.purpose.ID, PurposeName: p.purpose.Name,
+		State: in.State, LegalBasis: in.LegalBasis, Source: in.Source, TextVersion: in.TextVersion, RecordedAt: now,
+		ExpiresAt: in.ExpiresAt, Actor: in.Actor, Evidence: in.Evidence}
+	seq, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindConsent, ContactRef: k.Ref,
+		PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, Source: r.Source, TextVersion: r.TextVersion,
+		ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID})
+	if err != nil {
+		return nil, err
+	}
+	r.LedgerSeq = seq
+	var expires any
+	if r.ExpiresAt != nil {
+		expires = store.Micros(*r.ExpiresAt)
+	}
+	_, err = tx.Exec(`INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source, text_version, recorded_at,
+		expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.Source, r.TextVersion, store.Micros(now), expires,
+		r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP, r.Evidence.UserAgent, r.Evidence.TokenID, seq)
+	if store.IsForeignKeyViolation(err) {
+		return nil, errs.NotFound("contact", "contact")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consent: insert consent record: %w", err)
+	}
+	_, err = tx.Exec(`INSERT INTO consent_current (contact_id, purpose_id, record_id, state) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state`,
+		r.ContactID, r.PurposeID, r.ID, r.State)
+	if err != nil {
+		return nil, fmt.Errorf("consent: update current consent: %w", err)
+	}
+	return r, nil
+}
+
+// Record validates in and records it for the contact, with its ledger event,
+// in one transaction.
+func (s *Service) Record(ctx context.Context, contactID string, in RecordInput) (*Record, error) {
+	p, err := s.Prepare(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	var out *Record
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		k, err := LoadContact(tx, contactID)
+		if err != nil {
+			return err
+		}
+		out, err = p.Apply(tx, k, s.now())
+		return err
+	})
+	return out, err
+}
+
+// Current is a contact's state for one purpose. State is "none" and the
+// record fields are empty when nothing was ever recorded.
+type Current struct {
+	PurposeID   string     `json:"purpose_id"`
+	PurposeName string     `json:"purpose"`
+	State       string     `json:"state" enum:"granted,withdrawn,none"`
+	LegalBasis  string     `json:"legal_basis" doc:"the record's legal basis, or the purpose's when there is no record"`
+	Source      string     `json:"source,omitempty"`
+	TextVersion int        `json:"text_version,omitempty"`
+	RecordedAt  *time.Time `json:"recorded_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	RecordID    string     `json:"record_id,omitempty"`
+}
+
+// CurrentConsents returns the contact's current state for every purpose, by
+// purpose name, in one indexed query. It returns a not-found error when the
+// contact does not exist.
+func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Current, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT p.id, p.name, p.legal_basis, r.state, r.legal_basis, r.source, r.text_version,
+		r.recorded_at, r.expires_at, r.id
+		FROM contacts c CROSS JOIN purposes p
+		LEFT JOIN consent_current cc ON cc.contact_id = c.id AND cc.purpose_id = p.id
+		LEFT JOIN consent_records r ON r.id = cc.record_id
+		WHERE c.id = $1 ORDER BY p.name_key`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("consent: read current consents: %w", err)
+	}
+	defer rows.Close()
+	out := []Current{}
+	for rows.Next() {
+		var c Current
+		var purposeBasis string
+		var state, basis, source, recordID sql.NullString
+		var version sql.NullInt64
+		var at, expires sql.NullInt64
+		if err := rows.Scan(&c.PurposeID, &c.PurposeName, &purposeBasis, &state, &basis, &source, &version, &at, &expires, &recordID); err != nil {
+			return nil, fmt.Errorf("consent: read current consent: %w", err)
+		}
+		c.State, c.LegalBasis = StateNone, purposeBasis
+		if state.Valid {
+			c.State, c.LegalBasis, c.Source, c.TextVersion, c.RecordID = state.String, basis.String, source.String, int(version.Int64), recordID.String
+			t := store.FromMicros(at.Int64)
+			c.RecordedAt = &t
+			if expires.Valid {
+				e := store.FromMicros(expires.Int64)
+				c.ExpiresAt = &e
+			}
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("consent: read current consents: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errs.NotFound("contact", "")
+	}
+	return out, nil
+}
+
+// History returns every consent record of the contact, oldest first; an
+// empty list when there are none (the caller checks the contact exists).
+func (s *Service) History(ctx context.Context, contactID string) ([]Record, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state, r.legal_basis, r.source,
+		r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method, r.ip, r.user_agent, r.token_id, r.ledger_seq
+		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id
+		WHERE r.contact_id = $1 ORDER BY r.recorded_at, r.ledger_seq`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("consent: read history: %w", err)
+	}
+	defer rows.Close()
+	out := []Record{}
+	for rows.Next() {
+		var r Record
+		var at int64
+		var expires sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.Source,
+			&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
+			&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq); err != nil {
+			return nil, fmt.Errorf("consent: read consent record: %w", err)
+		}
+		r.RecordedAt = store.FromMicros(at)
+		if expires.Valid {
+			e := store.FromMicros(expires.Int64)
+			r.ExpiresAt = &e
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// EachContactState feeds ledger verification with every contact's current
+// opt-in status and consent states, read through q. It satisfies
+// ledger.StateSource.
+func EachContactState(ctx context.Context, q store.Querier, fn func(ledger.ContactState) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT c.ref, c.opt_in_status, cc.purpose_id, cc.state
+		FROM contacts c LEFT JOIN consent_current cc ON cc.contact_id = c.id ORDER BY c.ref`)
+	if err != nil {
+		return fmt.Errorf("consent: read current state: %w", err)
+	}
+	defer rows.Close()
+	var cur *ledger.ContactState
+	for rows.Next() {
+		var ref, optIn string
+		var purpose, state sql.NullString
+		if err := rows.Scan(&ref, &optIn, &purpose, &state); err != nil {
+			return fmt.Errorf("consent: read current state: %w", err)
+		}
+		if cur == nil || cur.Ref != ref {
+			if cur != nil {
+				if err := fn(*cur); err != nil {
+					return err
+				}
+			}
+			cur = &ledger.ContactState{Ref: ref, OptIn: optIn, Consents: map[string]string{}}
+		}
+		if purpose.Valid {
+			cur.Consents[purpose.String] = state.String
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("consent: read current state: %w", err)
+	}
+	if cur != nil {
+		return fn(*cur)
+	}
+	return nil
+}

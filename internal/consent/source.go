@@ -1,0 +1,157 @@
+package consent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Source is how data or consent arrived (web form, meeting, import, ...).
+// Consent records keep the source's name as it was when they were written,
+// so renaming a source never rewrites history.
+type Source struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Active    bool      `json:"active" doc:"inactive sources stay on old records but cannot be used for new ones"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SourceInput creates or changes a source; nil fields are left as they are.
+type SourceInput struct {
+	Name   *string `json:"name"`
+	Active *bool   `json:"active"`
+}
+
+func (in *SourceInput) validate(create bool) error {
+	if in.Name == nil {
+		if create {
+			return errs.Required("name")
+		}
+		return nil
+	}
+	n := strings.TrimSpace(*in.Name)
+	if n == "" {
+		return errs.Required("name")
+	}
+	if utf8.RuneCountInString(n) > 100 {
+		return errs.Invalid("name", "must be at most 100 characters")
+	}
+	in.Name = &n
+	return nil
+}
+
+// CreateSource adds a source, active unless the input says otherwise.
+func (s *Service) CreateSource(ctx context.Context, in SourceInput) (*Source, error) {
+	if err := in.validate(true); err != nil {
+		return nil, err
+	}
+	src := &Source{ID: uuid.Must(uuid.NewV7()).String(), Name: *in.Name, Active: true, CreatedAt: s.now()}
+	if in.Active != nil {
+		src.Active = *in.Active
+	}
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			src.ID, src.Name, strings.ToLower(src.Name), src.Active, store.Micros(src.CreatedAt))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("source_name_taken", "name", "a source named %q already exists", src.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("consent: create source: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// UpdateSource renames, deactivates or reactivates a source.
+func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (*Source, error) {
+	if err := in.validate(false); err != nil {
+		return nil, err
+	}
+	var out *Source
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		src, err := scanSource(tx.QueryRow(sourceSelect+" WHERE id = $1"+tx.ForUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if in.Name != nil {
+			src.Name = *in.Name
+		}
+		if in.Active != nil {
+			src.Active = *in.Active
+		}
+		_, err = tx.Exec(`UPDATE sources SET name = $2, name_key = $3, active = $4 WHERE id = $1`,
+			src.ID, src.Name, strings.ToLower(src.Name), src.Active)
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("source_name_taken", "name", "a source named %q already exists", src.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("consent: update source: %w", err)
+		}
+		out = src
+		return nil
+	})
+	return out, err
+}
+
+const sourceSelect = `SELECT id, name, active, created_at FROM sources`
+
+// scanSource returns a not-found error (field "source") when the row is missing.
+func scanSource(row rowScanner) (*Source, error) {
+	var src Source
+	var at int64
+	err := row.Scan(&src.ID, &src.Name, &src.Active, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("source", "source")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consent: read source: %w", err)
+	}
+	src.CreatedAt = store.FromMicros(at)
+	return &src, nil
+}
+
+// Sources lists every source by name.
+func (s *Service) Sources(ctx context.Context) ([]*Source, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, sourceSelect+" ORDER BY name_key")
+	if err != nil {
+		return nil, fmt.Errorf("consent: list sources: %w", err)
+	}
+	defer rows.Close()
+	out := []*Source{}
+	for rows.Next() {
+		src, err := scanSource(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, rows.Err()
+}
+
+// ActiveSource finds an active source by id or by name regardless of case.
+// It returns a not-found error (field "source") when there is none, and an
+// invalid error when the source exists but was deactivated.
+func (s *Service) ActiveSource(ctx context.Context, idOrName string) (*Source, error) {
+	src, err := scanSource(s.DB.Read.QueryRowContext(ctx, sourceSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
+	if err != nil {
+		return nil, err
+	}
+	if !src.Active {
+		return nil, errs.Invalid("source", "source %q is no longer active", src.Name)
+	}
+	return src, nil
+}

@@ -1,0 +1,90 @@
+// Package consent holds purposes with their legal bases and versioned consent
+// texts, sources, consent records and the email opt-in status rules.
+//
+// Every change of a consent record or opt-in status is written together with
+// its ledger event in one transaction; the rules for which opt-in status may
+// follow which (SPEC R1, R3, R5, R6) live in optin.go and nowhere else.
+package consent
+
+import (
+	"slices"
+	"time"
+)
+
+// Legal bases of GDPR Art. 6(1).
+const (
+	BasisConsent             = "consent"
+	BasisContract            = "contract"
+	BasisLegalObligation     = "legal_obligation"
+	BasisVitalInterests      = "vital_interests"
+	BasisPublicTask          = "public_task"
+	BasisLegitimateInterests = "legitimate_interests"
+)
+
+// LegalBases lists the six legal bases in the order of Art. 6(1)(a)-(f).
+var LegalBases = []string{BasisConsent, BasisContract, BasisLegalObligation, BasisVitalInterests, BasisPublicTask, BasisLegitimateInterests}
+
+// Consent record states.
+const (
+	StateGranted   = "granted"
+	StateWithdrawn = "withdrawn"
+	// StateNone is what a contact has for a purpose with no record yet. It is
+	// never stored.
+	StateNone = "none"
+)
+
+// RecordStates are the states a consent record can have.
+var RecordStates = []string{StateGranted, StateWithdrawn}
+
+// Actor kinds: who made a change.
+const (
+	ActorUser     = "user"
+	ActorContact  = "contact"
+	ActorSystem   = "system"
+	ActorAPIToken = "api_token"
+)
+
+// ActorKinds lists every actor kind.
+var ActorKinds = []string{ActorUser, ActorContact, ActorSystem, ActorAPIToken}
+
+// Evidence methods: how a consent or opt-in change was obtained.
+const (
+	MethodDoubleOptInLink = "double_opt_in_link"
+	MethodPreferencesPage = "preferences_page"
+	MethodWebform         = "webform"
+	MethodEnteredByUser   = "entered_by_user"
+	MethodImport          = "import"
+	MethodAPI             = "api"
+	MethodSystem          = "system"
+)
+
+// Methods lists every evidence method.
+var Methods = []string{MethodDoubleOptInLink, MethodPreferencesPage, MethodWebform, MethodEnteredByUser, MethodImport, MethodAPI, MethodSystem}
+
+// UserMethods are the methods a user or an API client may claim. The others
+// are recorded only by the flows that carry them out (a confirmation link, a
+// confirmed preferences change, a webform post), so that evidence cannot be
+// asserted by someone who did not collect it.
+var UserMethods = []string{MethodEnteredByUser, MethodImport, MethodAPI}
+
+// Actor says who made a change: a user, the contact, the system or an API
+// token, with that actor's id where there is one.
+type Actor struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Evidence says how a change was obtained. IP and user agent are personal
+// data: they stay in the consent record and are erased with it, never copied
+// to the ledger.
+type Evidence struct {
+	Method    string `json:"method"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	TokenID   string `json:"token_id,omitempty"`
+}
+
+// Clock returns the current time; services take one so tests can fix it.
+type Clock func() time.Time
+
+func validOneOf(v string, list []string) bool { return slices.Contains(list, v) }

@@ -1,0 +1,457 @@
+package contact
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/text/language"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Contact kinds.
+const (
+	KindLead    = "lead"
+	KindContact = "contact"
+)
+
+// Contact is a person: a lead or a contact, with core fields, custom fields
+// and the email opt-in status. Sensitive custom fields are masked in every
+// Contact this package returns.
+type Contact struct {
+	ID          string         `json:"id"`
+	Kind        string         `json:"kind" enum:"lead,contact"`
+	Email       string         `json:"email"`
+	FirstName   string         `json:"first_name"`
+	LastName    string         `json:"last_name"`
+	Phone       string         `json:"phone"`
+	Country     string         `json:"country" doc:"ISO 3166-1 alpha-2 code"`
+	Region      string         `json:"region"`
+	Language    string         `json:"language" doc:"BCP 47 tag, e.g. en, sv, nl"`
+	Stage       string         `json:"stage"`
+	Owner       string         `json:"owner"`
+	Fields      map[string]any `json:"fields" doc:"custom fields by name; sensitive values are masked"`
+	OptInStatus string         `json:"opt_in_status" enum:"none,single_opt_in_user,single_opt_in_webform,double_opt_in,opt_out_user,opt_out_contact"`
+	LedgerRef   string         `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// Input sets a contact's core and custom fields. Nil core fields are left as
+// they are (an empty string clears one). In Fields, a null value removes
+// the custom field.
+type Input struct {
+	Kind      *string        `json:"kind" enum:"lead,contact"`
+	Email     *string        `json:"email"`
+	FirstName *string        `json:"first_name"`
+	LastName  *string        `json:"last_name"`
+	Phone     *string        `json:"phone"`
+	Country   *string        `json:"country"`
+	Region    *string        `json:"region"`
+	Language  *string        `json:"language"`
+	Stage     *string        `json:"stage"`
+	Owner     *string        `json:"owner"`
+	Fields    map[string]any `json:"fields"`
+}
+
+// NewContact is what creating a contact takes: its fields, an optional
+// starting opt-in status and consents recorded in the same transaction.
+type NewContact struct {
+	Input
+	OptInStatus string
+	Consents    []consent.RecordInput
+	Actor       consent.Actor
+	Evidence    consent.Evidence
+}
+
+// Service reads and changes contacts and field definitions.
+type Service struct {
+	DB      *store.DB
+	Consent *consent.Service
+	Now     func() time.Time
+}
+
+// NewService returns a Service on db using the wall clock.
+func NewService(db *store.DB, c *consent.Service) *Service {
+	return &Service{DB: db, Consent: c, Now: time.Now}
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+var countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
+var phoneRE = regexp.MustCompile(`^[0-9+()./ -]{3,40}$`)
+
+// apply merges in into c, validating every field it sets against defs.
+func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) error {
+	text := func(field string, p *string, dst *string, max int) error {
+		if p == nil {
+			return nil
+		}
+		v := strings.TrimSpace(*p)
+		if utf8.RuneCountInString(v) > max {
+			return errs.Invalid(field, "must be at most %d characters", max)
+		}
+		*dst = v
+		return nil
+	}
+	if in.Kind != nil {
+		if *in.Kind != KindLead && *in.Kind != KindContact {
+			return errs.Invalid("kind", "must be lead or contact")
+		}
+		c.Kind = *in.Kind
+	}
+	if in.Email != nil {
+		e, err := NormalizeEmail(*in.Email)
+		if err != nil {
+			return err
+		}
+		c.Email = e
+	}
+	for _, f := range []struct {
+		name string
+		p    *string
+		dst  *string
+		max  int
+	}{
+		{"first_name", in.FirstName, &c.FirstName, 200}, {"last_name", in.LastName, &c.LastName, 200},
+		{"region", in.Region, &c.Region, 100}, {"stage", in.Stage, &c.Stage, 100}, {"owner", in.Owner, &c.Owner, 200},
+	} {
+		if err := text(f.name, f.p, f.dst, f.max); err != nil {
+			return err
+		}
+	}
+	if in.Phone != nil {
+		p := strings.TrimSpace(*in.Phone)
+		if p != "" && !phoneRE.MatchString(p) {
+			return errs.Invalid("phone", "must be 3 to 40 digits, spaces and + ( ) . / -")
+		}
+		c.Phone = p
+	}
+	if in.Country != nil {
+		cc := strings.ToUpper(strings.TrimSpace(*in.Country))
+		if cc != "" && !countryRE.MatchString(cc) {
+			return errs.Invalid("country", "must be a two-letter ISO 3166-1 code such as SE or NL")
+		}
+		c.Country = cc
+	}
+	if in.Language != nil {
+		l := strings.TrimSpace(*in.Language)
+		if l != "" {
+			tag, err := language.Parse(l)
+			if err != nil {
+				return errs.Invalid("language", "must be a language tag such as en, sv or nl")
+			}
+			l = tag.String()
+		}
+		c.Language = l
+	}
+	for name, v := range in.Fields {
+		def := defs[name]
+		if def == nil {
+			return errs.Invalid("fields."+name, "is not a defined field; define it under /api/v1/fields first")
+		}
+		if v == nil {
+			delete(c.Fields, name)
+			continue
+		}
+		nv, err := def.checkValue(v)
+		if err != nil {
+			return err
+		}
+		c.Fields[name] = nv
+	}
+	return nil
+}
+
+func (s *Service) fieldMap(ctx context.Context) (map[string]*FieldDefinition, error) {
+	list, err := s.Fields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]*FieldDefinition, len(list))
+	for _, f := range list {
+		m[f.Name] = f
+	}
+	return m, nil
+}
+
+func newRef() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Create validates and stores a new contact. Its opt-in status starts at
+// none (R6) and moves to in.OptInStatus if the rules allow it for a user
+// creating a contact; the consents in in are recorded in the same
+// transaction. An email already in use, in any case, is a conflict.
+func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
+	if in.Email == nil {
+		return nil, errs.Required("email")
+	}
+	defs, err := s.fieldMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: consent.OptInNone,
+		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
+	if err := in.Input.apply(c, defs); err != nil {
+		return nil, err
+	}
+	if in.OptInStatus != "" {
+		if _, err := consent.CheckOptIn(consent.OptInNone, in.OptInStatus, consent.ChannelUserCreate); err != nil {
+			return nil, fieldPrefix(err, "opt_in_status")
+		}
+	}
+	prepared := make([]*consent.Prepared, len(in.Consents))
+	for i, ci := range in.Consents {
+		p, err := s.Consent.Prepare(ctx, ci)
+		if err != nil {
+			return nil, fieldPrefix(err, fmt.Sprintf("consents[%d]", i))
+		}
+		prepared[i] = p
+	}
+	fieldsJSON, err := json.Marshal(c.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("contact: encode fields: %w", err)
+	}
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO contacts (id, ref, kind, email, email_key, first_name, last_name, phone, country, region,
+			language, stage, owner, fields, opt_in_status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'none', $15, $15)`,
+			c.ID, c.LedgerRef, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country,
+			c.Region, c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(now))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
+		}
+		if err != nil {
+			return fmt.Errorf("contact: create: %w", err)
+		}
+		k := consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: consent.OptInNone}
+		if in.OptInStatus != "" {
+			ch, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
+				Actor: in.Actor, Evidence: in.Evidence}, now)
+			if err != nil {
+				return fieldPrefix(err, "opt_in_status")
+			}
+			if ch != nil {
+				c.OptInStatus = ch.To
+			}
+		}
+		for i, p := range prepared {
+			if _, err := p.Apply(tx, k, now); err != nil {
+				return fieldPrefix(err, fmt.Sprintf("consents[%d]", i))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	maskFields(c, defs)
+	return c, nil
+}
+
+// fieldPrefix puts a domain error's field under prefix, so that an error in
+// a nested input names where it is ("consents[1].source").
+func fieldPrefix(err error, prefix string) error {
+	e := errs.As(err)
+	if e == nil {
+		return err
+	}
+	out := *e
+	switch {
+	case e.Field == "" || e.Field == "status":
+		out.Field = prefix
+	default:
+		out.Field = prefix + "." + e.Field
+	}
+	return &out
+}
+
+const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
+	fields, opt_in_status, created_at, updated_at FROM contacts`
+
+// scanContact returns a not-found error when the row is missing.
+func scanContact(row interface{ Scan(...any) error }) (*Contact, error) {
+	var c Contact
+	var fields string
+	var created, updated int64
+	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("contact", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("contact: read: %w", err)
+	}
+	c.Fields = map[string]any{}
+	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
+		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &c, nil
+}
+
+func maskFields(c *Contact, defs map[string]*FieldDefinition) {
+	for name, v := range c.Fields {
+		if d := defs[name]; d != nil && d.Sensitive {
+			c.Fields[name] = d.MaskValue(v)
+		}
+	}
+}
+
+// Get returns one contact with sensitive fields masked, or a not-found error.
+func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
+	c, err := scanContact(s.DB.Read.QueryRowContext(ctx, contactSelect+" WHERE id = $1", id))
+	if err != nil {
+		return nil, err
+	}
+	defs, err := s.fieldMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	maskFields(c, defs)
+	return c, nil
+}
+
+// Update applies in to the contact. The opt-in status is not changed here
+// (see consent.Service.SetOptIn).
+func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, error) {
+	defs, err := s.fieldMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *Contact
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		c, err := scanContact(tx.QueryRow(contactSelect+" WHERE id = $1"+tx.ForUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if err := in.apply(c, defs); err != nil {
+			return err
+		}
+		fieldsJSON, err := json.Marshal(c.Fields)
+		if err != nil {
+			return fmt.Errorf("contact: encode fields: %w", err)
+		}
+		c.UpdatedAt = s.now()
+		_, err = tx.Exec(`UPDATE contacts SET kind = $2, email = $3, email_key = $4, first_name = $5, last_name = $6, phone = $7,
+			country = $8, region = $9, language = $10, stage = $11, owner = $12, fields = $13, updated_at = $14 WHERE id = $1`,
+			c.ID, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country, c.Region,
+			c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.UpdatedAt))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
+		}
+		if err != nil {
+			return fmt.Errorf("contact: update: %w", err)
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	maskFields(out, defs)
+	return out, nil
+}
+
+// Delete removes the contact with its consent records and opt-in history,
+// and appends a deletion event to the ledger so that verification knows the
+// contact is gone on purpose. It returns a not-found error when there is no
+// such contact.
+func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		k, err := consent.LoadContact(tx, id)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
+			ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("contact: delete: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListQuery selects a page of contacts in creation order.
+type ListQuery struct {
+	Limit int    // 1 to 500; 0 means 50
+	After string // the id of the last contact of the previous page
+	Email string // exact look-up, regardless of case
+}
+
+// List returns one page of contacts and the cursor for the next page, empty
+// on the last page. Paging is by key, not offset, so every page costs the
+// same however deep it is.
+func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, error) {
+	switch {
+	case q.Limit == 0:
+		q.Limit = 50
+	case q.Limit < 1 || q.Limit > 500:
+		return nil, "", errs.Invalid("limit", "must be between 1 and 500")
+	}
+	var where []string
+	var args []any
+	if q.After != "" {
+		args = append(args, q.After)
+		where = append(where, fmt.Sprintf("id > $%d", len(args)))
+	}
+	if q.Email != "" {
+		args = append(args, strings.ToLower(strings.TrimSpace(q.Email)))
+		where = append(where, fmt.Sprintf("email_key = $%d", len(args)))
+	}
+	query := contactSelect
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, q.Limit+1)
+	query += fmt.Sprintf(" ORDER BY id LIMIT $%d", len(args))
+	rows, err := s.DB.Read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("contact: list: %w", err)
+	}
+	defer rows.Close()
+	out := []*Contact{}
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("contact: list: %w", err)
+	}
+	next := ""
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		next = out[len(out)-1].ID
+	}
+	defs, err := s.fieldMap(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, c := range out {
+		maskFields(c, defs)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,322 @@
+// Package contact holds contacts (leads and contacts), their core fields and
+// the custom fields defined by field definitions.
+package contact
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Custom field types.
+const (
+	TypeText    = "text"
+	TypeNumber  = "number"
+	TypeBoolean = "boolean"
+	TypeDate    = "date"
+	TypeEmail   = "email"
+)
+
+// FieldTypes lists the custom field types.
+var FieldTypes = []string{TypeText, TypeNumber, TypeBoolean, TypeDate, TypeEmail}
+
+// CoreFields are the fields every contact has. Custom fields cannot reuse
+// these names, so a name means one thing in the API and in conditions.
+var CoreFields = []string{"id", "kind", "email", "first_name", "last_name", "phone", "country", "region", "language",
+	"stage", "owner", "opt_in_status", "created_at", "updated_at", "fields", "ledger_ref"}
+
+// FieldDefinition describes a custom field.
+type FieldDefinition struct {
+	Name      string    `json:"name" doc:"lower case letters, digits and _, starting with a letter"`
+	Label     string    `json:"label"`
+	Type      string    `json:"type" enum:"text,number,boolean,date,email"`
+	Personal  bool      `json:"personal" doc:"erased by \"erase personal data\""`
+	Sensitive bool      `json:"sensitive" doc:"shown masked everywhere; once on, it cannot be turned off"`
+	Mask      string    `json:"mask" doc:"for sensitive fields: last:N shows the last N characters, first:N the first N, none hides all; default last:4"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// FieldInput creates or changes a field definition; nil fields are left as
+// they are. Name and type cannot change once created.
+type FieldInput struct {
+	Name      *string `json:"name"`
+	Label     *string `json:"label"`
+	Type      *string `json:"type" enum:"text,number,boolean,date,email"`
+	Personal  *bool   `json:"personal"`
+	Sensitive *bool   `json:"sensitive"`
+	Mask      *string `json:"mask"`
+}
+
+var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+var maskRE = regexp.MustCompile(`^(none|(last|first):([1-9]|1[0-9]|20))$`)
+
+func (in *FieldInput) validateCommon() error {
+	if in.Label != nil {
+		l := strings.TrimSpace(*in.Label)
+		if l == "" {
+			return errs.Required("label")
+		}
+		if utf8.RuneCountInString(l) > 100 {
+			return errs.Invalid("label", "must be at most 100 characters")
+		}
+		in.Label = &l
+	}
+	if in.Mask != nil && *in.Mask != "" && !maskRE.MatchString(*in.Mask) {
+		return errs.Invalid("mask", "must be last:N, first:N (N from 1 to 20) or none")
+	}
+	return nil
+}
+
+// CreateField adds a custom field definition.
+func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinition, error) {
+	switch {
+	case in.Name == nil || *in.Name == "":
+		return nil, errs.Required("name")
+	case !fieldNameRE.MatchString(*in.Name):
+		return nil, errs.Invalid("name", "must be lower case letters, digits and _, starting with a letter, at most 63 characters")
+	case slices.Contains(CoreFields, *in.Name):
+		return nil, errs.Conflict("field_name_reserved", "name", "%q is a core field", *in.Name)
+	case in.Type == nil || *in.Type == "":
+		return nil, errs.Required("type")
+	case !slices.Contains(FieldTypes, *in.Type):
+		return nil, errs.Invalid("type", "must be one of %s", strings.Join(FieldTypes, ", "))
+	}
+	if err := in.validateCommon(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	f := &FieldDefinition{Name: *in.Name, Label: *in.Name, Type: *in.Type, CreatedAt: now, UpdatedAt: now}
+	if in.Label != nil {
+		f.Label = *in.Label
+	}
+	if in.Personal != nil {
+		f.Personal = *in.Personal
+	}
+	if in.Sensitive != nil {
+		f.Sensitive = *in.Sensitive
+	}
+	if in.Mask != nil {
+		f.Mask = *in.Mask
+	}
+	if f.Sensitive && f.Mask == "" {
+		f.Mask = "last:4"
+	}
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO field_definitions (name, label, type, personal, sensitive, mask, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, f.Name, f.Label, f.Type, f.Personal, f.Sensitive, f.Mask, store.Micros(now))
+		if store.IsUniqueViolation(err) {
+			return errs.Conflict("field_exists", "name", "a field named %q already exists", f.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("contact: create field: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// UpdateField changes a field definition. Turning sensitive off is refused
+// (R11): values once protected stay protected.
+func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (*FieldDefinition, error) {
+	if in.Name != nil && *in.Name != name {
+		return nil, errs.Invalid("name", "cannot be changed")
+	}
+	if err := in.validateCommon(); err != nil {
+		return nil, err
+	}
+	var out *FieldDefinition
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		f, err := scanField(tx.QueryRow(fieldSelect+" WHERE name = $1"+tx.ForUpdate(), name))
+		if err != nil {
+			return err
+		}
+		if in.Type != nil && *in.Type != f.Type {
+			return errs.Invalid("type", "cannot be changed once values may exist; define a new field instead")
+		}
+		if in.Sensitive != nil && !*in.Sensitive && f.Sensitive {
+			return errs.Refused("sensitive_irreversible", "sensitive", "a sensitive field cannot be made non-sensitive again")
+		}
+		if in.Label != nil {
+			f.Label = *in.Label
+		}
+		if in.Personal != nil {
+			f.Personal = *in.Personal
+		}
+		if in.Sensitive != nil {
+			f.Sensitive = *in.Sensitive
+		}
+		if in.Mask != nil {
+			f.Mask = *in.Mask
+		}
+		if f.Sensitive && f.Mask == "" {
+			f.Mask = "last:4"
+		}
+		f.UpdatedAt = s.now()
+		_, err = tx.Exec(`UPDATE field_definitions SET label = $2, personal = $3, sensitive = $4, mask = $5, updated_at = $6 WHERE name = $1`,
+			f.Name, f.Label, f.Personal, f.Sensitive, f.Mask, store.Micros(f.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("contact: update field: %w", err)
+		}
+		out = f
+		return nil
+	})
+	return out, err
+}
+
+const fieldSelect = `SELECT name, label, type, personal, sensitive, mask, created_at, updated_at FROM field_definitions`
+
+// scanField returns a not-found error (field "name") when the row is missing.
+func scanField(row interface{ Scan(...any) error }) (*FieldDefinition, error) {
+	var f FieldDefinition
+	var created, updated int64
+	err := row.Scan(&f.Name, &f.Label, &f.Type, &f.Personal, &f.Sensitive, &f.Mask, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("field", "name")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("contact: read field: %w", err)
+	}
+	f.CreatedAt, f.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &f, nil
+}
+
+// Field returns one field definition, or a not-found error.
+func (s *Service) Field(ctx context.Context, name string) (*FieldDefinition, error) {
+	return scanField(s.DB.Read.QueryRowContext(ctx, fieldSelect+" WHERE name = $1", name))
+}
+
+// Fields returns every field definition by name; an empty list when none
+// are defined.
+func (s *Service) Fields(ctx context.Context) ([]*FieldDefinition, error) {
+	rows, err := s.DB.Read.QueryContext(ctx, fieldSelect+" ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("contact: list fields: %w", err)
+	}
+	defer rows.Close()
+	out := []*FieldDefinition{}
+	for rows.Next() {
+		f, err := scanField(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// checkValue returns v in the form stored for field f, or an error that
+// names the field.
+func (f *FieldDefinition) checkValue(v any) (any, error) {
+	name := "fields." + f.Name
+	switch f.Type {
+	case TypeText:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errs.Invalid(name, "must be a string")
+		}
+		if utf8.RuneCountInString(s) > 10000 {
+			return nil, errs.Invalid(name, "must be at most 10000 characters")
+		}
+		return s, nil
+	case TypeNumber:
+		switch n := v.(type) {
+		case float64:
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				return nil, errs.Invalid(name, "must be a finite number")
+			}
+			return n, nil
+		case int:
+			return float64(n), nil
+		case string:
+			if x, err := strconv.ParseFloat(n, 64); err == nil && !math.IsNaN(x) && !math.IsInf(x, 0) {
+				return x, nil
+			}
+		}
+		return nil, errs.Invalid(name, "must be a number")
+	case TypeBoolean:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, errs.Invalid(name, "must be true or false")
+		}
+		return b, nil
+	case TypeDate:
+		s, ok := v.(string)
+		if _, err := time.Parse(time.DateOnly, s); !ok || err != nil {
+			return nil, errs.Invalid(name, "must be a date written YYYY-MM-DD")
+		}
+		return s, nil
+	case TypeEmail:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errs.Invalid(name, "must be a string")
+		}
+		e, err := NormalizeEmail(s)
+		if err != nil {
+			return nil, errs.Invalid(name, "is not a valid email address")
+		}
+		return e, nil
+	}
+	return nil, errs.Invalid(name, "has unknown type %q", f.Type)
+}
+
+// NormalizeEmail trims an address and checks it is a plain address
+// (no display name) with a dotted domain. It returns an error naming the
+// field "email" when it is not.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errs.Required("email")
+	}
+	if len(s) > 254 {
+		return "", errs.Invalid("email", "must be at most 254 characters")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return "", errs.Invalid("email", "is not a valid email address")
+	}
+	at := strings.LastIndexByte(s, '@')
+	domain := s[at+1:]
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return "", errs.Invalid("email", "is not a valid email address")
+	}
+	return s, nil
+}
+
+// MaskValue hides a sensitive value according to f's mask, replacing hidden
+// characters with •. At most half of the characters are ever shown, so a
+// short value is not given away whole by a "last:4" mask.
+func (f *FieldDefinition) MaskValue(v any) string {
+	s := fmt.Sprint(v)
+	r := []rune(s)
+	show, fromEnd := 0, true
+	if strings.HasPrefix(f.Mask, "last:") {
+		show, _ = strconv.Atoi(strings.TrimPrefix(f.Mask, "last:"))
+	} else if strings.HasPrefix(f.Mask, "first:") {
+		show, _ = strconv.Atoi(strings.TrimPrefix(f.Mask, "first:"))
+		fromEnd = false
+	}
+	show = min(show, len(r)/2)
+	out := []rune(strings.Repeat("•", len(r)))
+	if fromEnd {
+		copy(out[len(r)-show:], r[len(r)-show:])
+	} else {
+		copy(out[:show], r[:show])
+	}
+	return string(out)
+}

@@ -1,0 +1,94 @@
+// Package errs holds the error kinds that domain packages return and that the
+// HTTP layer maps to status codes. Domain code never speaks HTTP; it says what
+// went wrong (invalid input, not found, conflict, refused, locked) and, for
+// invalid input, which field.
+package errs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error for callers that must react differently to each.
+type Kind int
+
+const (
+	// KindInvalid: the input is malformed or fails validation. Nothing was written.
+	KindInvalid Kind = iota + 1
+	// KindNotFound: the thing named does not exist.
+	KindNotFound
+	// KindConflict: the input is valid but clashes with the current state
+	// (for example an email that is already in use).
+	KindConflict
+	// KindRefused: a rule forbids this change (for example an opt-in status
+	// transition that only the contact may make).
+	KindRefused
+	// KindLocked: the record is locked and cannot be edited.
+	KindLocked
+	// KindUnauthorized: no valid credentials were given.
+	KindUnauthorized
+	// KindForbidden: the credentials lack the permission.
+	KindForbidden
+)
+
+// Error is a domain error with a stable machine-readable code, a message for
+// people and, for validation errors, the field it is about.
+type Error struct {
+	Kind    Kind
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Message)
+	}
+	return e.Message
+}
+
+// Invalid reports bad input in one field.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Kind: KindInvalid, Code: "invalid", Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Required reports a missing field.
+func Required(field string) *Error {
+	return &Error{Kind: KindInvalid, Code: "required", Field: field, Message: "is required"}
+}
+
+// NotFound reports that the thing named by what (for example "contact")
+// does not exist. field names the input that named it, if any.
+func NotFound(what, field string) *Error {
+	return &Error{Kind: KindNotFound, Code: what + "_not_found", Field: field, Message: what + " not found"}
+}
+
+// Conflict reports a clash with the current state.
+func Conflict(code, field, format string, args ...any) *Error {
+	return &Error{Kind: KindConflict, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Refused reports a change that a rule forbids.
+func Refused(code, field, format string, args ...any) *Error {
+	return &Error{Kind: KindRefused, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Locked reports that a record cannot be edited and why.
+func Locked(code, format string, args ...any) *Error {
+	return &Error{Kind: KindLocked, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// As returns the domain error inside err, or nil when err is not one.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// Is reports whether err is a domain error of the given kind.
+func Is(err error, k Kind) bool {
+	e := As(err)
+	return e != nil && e.Kind == k
+}

@@ -1,0 +1,257 @@
+// Package store opens the database (embedded SQLite or PostgreSQL), applies the
+// embedded migrations and hands domain packages a transaction to write in.
+//
+// Domain packages own their SQL; this package owns only what differs between
+// the two databases and how writes are committed. SQL is written once with
+// $N placeholders, which both drivers bind by number.
+//
+// Every state change goes through [DB.Write]. Writes from concurrent callers
+// are grouped into one database transaction (group commit), so that many
+// changes share one fsync while each change stays atomic with everything it
+// causes. See [DB.Write] for the exact guarantees.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the handle domain packages use. Reads go straight to Read; writes go
+// through Write.
+type DB struct {
+	Dialect Dialect
+	// Read is a pool for queries outside a write. On SQLite it is a separate
+	// pool of read-only connections, so readers never wait for the writer.
+	Read *sql.DB
+
+	write   *sql.DB
+	batcher *batcher
+	schema  string
+}
+
+// Options tunes Open. The zero value is what serve uses.
+type Options struct {
+	// Schema, on PostgreSQL, is created if missing and put first on the
+	// search_path of every connection. Tests use it to isolate themselves.
+	Schema string
+	// MaxBatch caps how many concurrent writes share one transaction.
+	MaxBatch int
+}
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database rather than
+// an SQLite file.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database named by dsn: a postgres:// URL, or the path
+// of an SQLite file (created, with its directory, if missing). It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 256
+	}
+	var db *DB
+	var err error
+	if IsPostgresURL(dsn) {
+		db, err = openPostgres(ctx, dsn, opt.Schema)
+	} else {
+		db, err = openSQLite(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.batcher = newBatcher(db, opt.MaxBatch)
+	return db, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	path = strings.TrimPrefix(path, "sqlite://")
+	path = strings.TrimPrefix(path, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create data directory: %w", err)
+		}
+	}
+	// busy_timeout comes first so that the pragmas after it wait rather
+	// than fail while another process holds a lock. synchronous=FULL makes
+	// an acknowledged consent survive power loss, not only a crash.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+	base := "file:" + (&url.URL{Path: path}).EscapedPath()
+	w, err := sql.Open("sqlite", base+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", base+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	return &DB{Dialect: SQLite, Read: r, write: w}, nil
+}
+
+func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
+	if schema != "" {
+		if !validIdent(schema) {
+			return nil, fmt.Errorf("store: schema %q: use letters, digits and _", schema)
+		}
+		boot, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		_, err = boot.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema)
+		boot.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: create schema: %w", err)
+		}
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: postgres url: %w", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(20)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect to postgres: %w", err)
+	}
+	return &DB{Dialect: Postgres, Read: db, write: db, schema: schema}, nil
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// Close stops accepting writes, waits for those under way and closes the pools.
+func (db *DB) Close() error {
+	db.batcher.close()
+	err := db.Read.Close()
+	if db.write != db.Read {
+		err = errors.Join(err, db.write.Close())
+	}
+	return err
+}
+
+// DropSchema removes the PostgreSQL schema given to Open, with everything in
+// it. Tests call it when done; it does nothing on SQLite.
+func (db *DB) DropSchema(ctx context.Context) error {
+	if db.Dialect != Postgres || db.schema == "" {
+		return nil
+	}
+	_, err := db.Read.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+db.schema+" CASCADE")
+	return err
+}
+
+// ForUpdate is the row-lock clause for a SELECT inside a write: "FOR UPDATE"
+// on PostgreSQL, where several instances may write at once, and nothing on
+// SQLite, where the one writer already excludes every other.
+func (db *DB) ForUpdate() string {
+	if db.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure on
+// either database. It lets domain code turn a race on a unique column into a
+// conflict error rather than a server error.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key failure on
+// either database, for example a consent record for a contact that was
+// deleted a moment earlier.
+func IsForeignKeyViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "FOREIGN KEY constraint failed") || strings.Contains(s, "SQLSTATE 23503")
+}
+
+// Micros converts a time to the integer microseconds since the Unix epoch
+// that every *_at column holds. Integers compare and index the same way on
+// both databases, which the condition language relies on.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+// FromMicros is the inverse of Micros, in UTC.
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// Querier is what read functions need: a pool or a read transaction.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Snapshot runs fn in a read-only transaction that sees one consistent state
+// of the database however long it runs, while writers go on: REPEATABLE
+// READ on PostgreSQL, a WAL read transaction on SQLite.
+func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	} else {
+		opts = nil // SQLite's snapshot starts with the first read
+	}
+	tx, err := db.Read.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}

@@ -1,0 +1,74 @@
+// Package storetest opens fresh, migrated databases for tests: SQLite always,
+// and PostgreSQL when CONSENTRY_TEST_POSTGRES holds a URL. Each PostgreSQL
+// test gets its own schema, dropped when the test ends.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// PostgresURL returns the URL in CONSENTRY_TEST_POSTGRES, or "" when the
+// PostgreSQL tests are not asked for.
+func PostgresURL() string { return os.Getenv("CONSENTRY_TEST_POSTGRES") }
+
+// Each runs fn as a subtest named "sqlite" on a fresh SQLite database and,
+// when CONSENTRY_TEST_POSTGRES is set, as "postgres" on a fresh schema there.
+// Without it the PostgreSQL subtest is skipped with the reason. When it is
+// set and the server cannot be reached, the test fails.
+func Each(t testing.TB, fn func(t testing.TB, db *store.DB)) {
+	run := func(name string, open func(testing.TB) *store.DB) {
+		switch tt := t.(type) {
+		case *testing.T:
+			tt.Run(name, func(t *testing.T) { fn(t, open(t)) })
+		case *testing.B:
+			tt.Run(name, func(b *testing.B) { fn(b, open(b)) })
+		}
+	}
+	run("sqlite", OpenSQLite)
+	run("postgres", OpenPostgres)
+}
+
+// OpenSQLite returns a migrated SQLite database in a temporary directory.
+func OpenSQLite(t testing.TB) *store.DB {
+	t.Helper()
+	return open(t, filepath.Join(t.TempDir(), "consentry.db"), store.Options{})
+}
+
+// OpenPostgres returns a migrated database in a fresh PostgreSQL schema, or
+// skips the test when CONSENTRY_TEST_POSTGRES is not set.
+func OpenPostgres(t testing.TB) *store.DB {
+	t.Helper()
+	url := PostgresURL()
+	if url == "" {
+		t.Skip("PostgreSQL tests skipped: set CONSENTRY_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	return open(t, url, store.Options{Schema: "t_" + hex.EncodeToString(b)})
+}
+
+func open(t testing.TB, dsn string, opt store.Options) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn, opt)
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.DropSchema(context.Background()); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+		db.Close()
+	})
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Tx is the transaction a write function runs in. Its methods use the
+// transaction's own context: one caller giving up must not abort the other
+// changes committed with it.
+type Tx struct {
+	db     *DB
+	tx     *sql.Tx
+	ctx    context.Context
+	locals map[any]any
+	before []func(*Tx) error
+	after  []func()
+}
+
+// Dialect is the database engine the transaction runs on.
+func (t *Tx) Dialect() Dialect { return t.db.Dialect }
+
+// ForUpdate is DB.ForUpdate for this transaction's database.
+func (t *Tx) ForUpdate() string { return t.db.ForUpdate() }
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+// Query runs a query in the transaction.
+func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
+// QueryRow runs a query expected to return at most one row.
+func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// Local returns the value a package stored under key in this transaction,
+// or nil. Packages use it for state that lives as long as the transaction,
+// such as the ledger's chain head and its events waiting to be written.
+func (t *Tx) Local(key any) any { return t.locals[key] }
+
+// SetLocal stores a transaction-scoped value under key.
+func (t *Tx) SetLocal(key, v any) {
+	if t.locals == nil {
+		t.locals = map[any]any{}
+	}
+	t.locals[key] = v
+}
+
+// BeforeCommit registers fn to run once, after every write function of the
+// transaction and before COMMIT. An error from fn aborts the whole
+// transaction.
+func (t *Tx) BeforeCommit(fn func(*Tx) error) { t.before = append(t.before, fn) }
+
+// AfterCommit registers fn to run once the transaction has committed, for
+// example to wake a worker. It does not run if the transaction rolls back.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
+
+// Write runs fn in a transaction and returns once that transaction has
+// committed durably, or with the error that stopped it.
+//
+// Concurrent calls are grouped: one writer takes every call waiting, runs
+// their functions one after another in one transaction and commits once, so
+// a burst of changes shares a single fsync. Each change is still all or
+// nothing: when a function returns an error, the transaction is rolled back,
+// that caller gets its error, and the other functions are run again in a new
+// transaction without it. So fn may run more than once and must have no
+// effects outside tx beyond setting its own results.
+//
+// If ctx ends before fn has started, fn never runs. If it ends later, the
+// change may still commit; Write then returns ctx's error.
+func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	r := &writeReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.batcher.in <- r:
+	case <-db.batcher.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		r.abandoned.Store(true)
+		return ctx.Err()
+	}
+}
+
+type writeReq struct {
+	fn        func(*Tx) error
+	done      chan error
+	abandoned atomic.Bool
+}
+
+type batcher struct {
+	db   *DB
+	max  int
+	in   chan *writeReq
+	quit chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+func newBatcher(db *DB, max int) *batcher {
+	b := &batcher{db: db, max: max, in: make(chan *writeReq), quit: make(chan struct{})}
+	b.wg.Add(1)
+	go b.loop()
+	return b
+}
+
+func (b *batcher) close() {
+	b.once.Do(func() { close(b.quit) })
+	b.wg.Wait()
+}
+
+func (b *batcher) loop() {
+	defer b.wg.Done()
+	batch := make([]*writeReq, 0, b.max)
+	for {
+		select {
+		case r := <-b.in:
+			batch = append(batch[:0], r)
+		case <-b.quit:
+			return
+		}
+	drain:
+		for len(batch) < b.max {
+			select {
+			case r := <-b.in:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		b.run(batch)
+	}
+}
+
+// run commits batch, dropping and answering each function that fails until
+// the rest commit together.
+func (b *batcher) run(batch []*writeReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if r.abandoned.Load() {
+			r.done <- context.Canceled
+			continue
+		}
+		live = append(live, r)
+	}
+	for len(live) > 0 {
+		failed, fnErr, err := b.attempt(live)
+		switch {
+		case err != nil:
+			for _, r := range live {
+				r.done <- err
+			}
+			return
+		case failed >= 0:
+			live[failed].done <- fnErr
+			live = append(live[:failed], live[failed+1:]...)
+		default:
+			for _, r := range live {
+				r.done <- nil
+			}
+			return
+		}
+	}
+}
+
+// attempt runs reqs in one transaction. It returns the index of the first
+// function that failed and its error, or err for a failure of the
+// transaction itself, or (-1, nil, nil) once committed.
+func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sqlTx, err := b.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return -1, nil, fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &Tx{db: b.db, tx: sqlTx, ctx: ctx}
+	for i, r := range reqs {
+		if err := runFn(r.fn, tx); err != nil {
+			sqlTx.Rollback()
+			return i, err, nil
+		}
+	}
+	for _, fn := range tx.before {
+		if err := fn(tx); err != nil {
+			sqlTx.Rollback()
+			return -1, nil, err
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return -1, nil, fmt.Errorf("store: commit: %w", err)
+	}
+	for _, fn := range tx.after {
+		fn()
+	}
+	return -1, nil, nil
+}
+
+// runFn turns a panic in a write function into that caller's error, so one
+// bad change cannot take the writer, and every other caller, down with it.
+func runFn(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: write function panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}
