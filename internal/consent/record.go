@@ -141,7 +141,7 @@ func LoadContact(tx *store.Tx, id string) (ContactKey, error) {
 	k := ContactKey{ID: id}
 	err := tx.QueryRow("SELECT ref, opt_in_status FROM contacts WHERE id = $1"+tx.ForUpdate(), id).Scan(&k.Ref, &k.OptIn)
 	if errors.Is(err, sql.ErrNoRows) {
-		return k, errs.NotFound("contact", "contact")
+		return k, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return k, fmt.Errorf("consent: read contact: %w", err)
@@ -173,7 +173,7 @@ func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, er
 		r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.Source, r.TextVersion, store.Micros(now), expires,
 		r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP, r.Evidence.UserAgent, r.Evidence.TokenID, seq)
 	if store.IsForeignKeyViolation(err) {
-		return nil, errs.NotFound("contact", "contact")
+		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consent: insert consent record: %w", err)

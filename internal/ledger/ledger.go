@@ -115,7 +115,7 @@ func Append(tx *store.Tx, e *Event) (int64, error) {
 	c, _ := tx.Local(chainKey{}).(*chain)
 	if c == nil {
 		c = &chain{}
-		err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1" + tx.ForUpdate()).Scan(&c.seq, &c.hash)
+		err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
 		if err != nil {
 			return 0, fmt.Errorf("ledger: read head: %w", err)
 		}

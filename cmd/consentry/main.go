@@ -1,0 +1,230 @@
+// Command consentry runs the Consentry consent and privacy service and its
+// maintenance tasks. Run it without arguments for the list of commands.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/config"
+)
+
+const usage = `consentry: GDPR consent and privacy service
+
+Usage:
+  consentry serve                 start the HTTP server (migrates first)
+  consentry migrate               apply database migrations and exit
+  consentry ledger verify         check the consent ledger; exit status 1 if broken
+  consentry token create --name NAME [--expires 720h]
+                                  create an API token and print it once
+  consentry token list            list API tokens (never their secrets)
+  consentry token revoke ID       revoke an API token at once
+  consentry version               print the version
+
+Configuration comes from environment variables; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if args[0] == "version" {
+		fmt.Fprintln(stdout, "consentry", app.Version())
+		return 0
+	}
+	cfg, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, name := range config.Unknown(config.Environ()) {
+		log.Warn("unknown setting ignored; check its spelling", "variable", name)
+	}
+	var cmdErr error
+	switch args[0] {
+	case "serve":
+		cmdErr = serve(ctx, cfg, log)
+	case "migrate":
+		cmdErr = withApp(ctx, cfg, log, func(a *app.App) error { log.Info("database is up to date"); return nil })
+	case "ledger":
+		if len(args) < 2 || args[1] != "verify" {
+			fmt.Fprint(stderr, "usage: consentry ledger verify\n")
+			return 2
+		}
+		return ledgerVerify(ctx, cfg, log, stdout, stderr)
+	case "token":
+		return token(ctx, cfg, log, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "consentry: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if cmdErr != nil {
+		fmt.Fprintf(stderr, "consentry: %v\n", cmdErr)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, fn func(*app.App) error) error {
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return withApp(ctx, cfg, log, func(a *app.App) error {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (CONSENTRY_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+		}
+		srv := &http.Server{
+			Handler:           a.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		log.Info("consentry is ready", "version", app.Version(), "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
+			"database", a.DB.Dialect, "location", cfg.RedactedDatabase())
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		log.Info("shutting down")
+		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+}
+
+func ledgerVerify(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	status := 0
+	err := withApp(ctx, cfg, log, func(a *app.App) error {
+		rep, err := a.Consent.VerifyLedger(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		if !rep.OK {
+			fmt.Fprintf(stderr, "ledger verification FAILED at event %d: %s\n", rep.Problem.Seq, rep.Problem.Message)
+			status = 1
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: %v\n", err)
+		return 1
+	}
+	return status
+}
+
+func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "usage: consentry token create --name NAME | token list | token revoke ID\n")
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		name := fs.String("name", "", "what the token is for, e.g. \"website\" (required)")
+		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; 0 means until revoked")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if strings.TrimSpace(*name) == "" {
+			fmt.Fprint(stderr, "consentry: token create: --name is required\n")
+			return 2
+		}
+		err = withApp(ctx, cfg, log, func(a *app.App) error {
+			var exp *time.Time
+			if *expires > 0 {
+				t := time.Now().Add(*expires)
+				exp = &t
+			}
+			secret, tok, err := a.Tokens.Create(ctx, *name, exp)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "Created API token %s (%s). It is shown only this once; store it now.\n", tok.ID, tok.Name)
+			fmt.Fprintln(stdout, secret)
+			return nil
+		})
+	case "list":
+		err = withApp(ctx, cfg, log, func(a *app.App) error {
+			toks, err := a.Tokens.List(ctx)
+			if err != nil {
+				return err
+			}
+			for _, t := range toks {
+				state := "active"
+				if t.RevokedAt != nil {
+					state = "revoked " + t.RevokedAt.Format(time.RFC3339)
+				} else if t.ExpiresAt != nil {
+					state = "expires " + t.ExpiresAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format(time.RFC3339), state)
+			}
+			return nil
+		})
+	case "revoke":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, "usage: consentry token revoke ID\n")
+			return 2
+		}
+		err = withApp(ctx, cfg, log, func(a *app.App) error { return a.Tokens.Revoke(ctx, args[1]) })
+	default:
+		fmt.Fprintf(stderr, "consentry: unknown token command %q\n", args[0])
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: %v\n", err)
+		return 1
+	}
+	return 0
+}

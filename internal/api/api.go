@@ -1,0 +1,258 @@
+// Package api serves the REST API under /api/v1 and its OpenAPI document.
+//
+// Routes are declared once, in a table (routes.go); the router and the
+// OpenAPI document are both built from it, so they cannot disagree. Handlers
+// decode the request, call one domain function and return what to encode;
+// errors from the domain are mapped to status codes in one place.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Server holds what the handlers call.
+type Server struct {
+	DB       *store.DB
+	Consent  *consent.Service
+	Contacts *contact.Service
+	Tokens   *auth.Tokens
+	Log      *slog.Logger
+	Version  string
+
+	routes []Route
+	mux    *http.ServeMux
+}
+
+// handlerFunc handles one route. It returns the success status and the body
+// to encode as JSON (nil for none), or an error.
+type handlerFunc func(r *http.Request, caller consent.Actor) (int, any, error)
+
+// Route is one operation of the API: what the router serves and what the
+// OpenAPI document describes.
+type Route struct {
+	Method   string
+	Path     string
+	Summary  string
+	Tag      string
+	Public   bool    // served without a token
+	Request  any     // a value of the request body's type, or nil
+	Response any     // a value of the success body's type, or nil
+	Status   int     // success status
+	Query    []Param // query parameters
+	handle   handlerFunc
+}
+
+// Param is a query parameter.
+type Param struct {
+	Name string
+	Doc  string
+	Type string // "string" or "integer"
+}
+
+// Pattern is the ServeMux pattern the route is registered under.
+func (rt Route) Pattern() string { return rt.Method + " " + rt.Path }
+
+// New builds the server and its router.
+func New(s *Server) *Server {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	s.routes = s.routeTable()
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Pattern(), s.wrap(rt))
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &errs.Error{Kind: errs.KindNotFound, Code: "route_not_found",
+			Message: fmt.Sprintf("no route %s %s; see /api/openapi.json", r.Method, r.URL.Path)})
+	})
+	return s
+}
+
+// Routes returns the route table.
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Mux exposes the router, so tests can check which pattern serves a request.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		var caller consent.Actor
+		status, body, err := 0, any(nil), error(nil)
+		if !rt.Public {
+			caller, err = s.authenticate(r)
+		}
+		if err == nil {
+			status, body, err = rt.handle(r, caller)
+		}
+		if err != nil {
+			status = writeError(w, err)
+			if status >= 500 {
+				s.Log.Error("request failed", "method", r.Method, "route", rt.Path, "err", err)
+			}
+		} else {
+			writeJSON(w, status, body)
+		}
+		// The path only: query strings can hold an email address.
+		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
+			"ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (consent.Actor, error) {
+	h := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return consent.Actor{}, auth.ErrBadToken
+	}
+	tok, err := s.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret))
+	if err != nil {
+		return consent.Actor{}, err
+	}
+	return consent.Actor{Kind: consent.ActorAPIToken, ID: tok.ID}, nil
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong: a stable code, a message for people and
+// the field it concerns, if any.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// statusOf maps a domain error to its HTTP status. A not-found error about a
+// field of the body (an unknown purpose, say) is a 422: the URL was right,
+// the body refers to something that does not exist.
+func statusOf(e *errs.Error) int {
+	switch e.Kind {
+	case errs.KindInvalid:
+		return http.StatusBadRequest
+	case errs.KindNotFound:
+		if e.Field != "" {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusNotFound
+	case errs.KindConflict:
+		return http.StatusConflict
+	case errs.KindRefused:
+		return http.StatusUnprocessableEntity
+	case errs.KindLocked:
+		return http.StatusLocked
+	case errs.KindUnauthorized:
+		return http.StatusUnauthorized
+	case errs.KindForbidden:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, err error) int {
+	e := errs.As(err)
+	if e == nil {
+		if errors.Is(err, context.Canceled) {
+			e = &errs.Error{Kind: errs.KindInvalid, Code: "canceled", Message: "the request was canceled"}
+		} else {
+			writeJSON(w, http.StatusInternalServerError, ErrorBody{ErrorDetail{Code: "internal", Message: "internal error; see the server log"}})
+			return http.StatusInternalServerError
+		}
+	}
+	status := statusOf(e)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="consentry"`)
+	}
+	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+	return status
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	if body == nil {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(body)
+}
+
+const maxBody = 1 << 20
+
+// decode reads a JSON body into v, refusing unknown fields, trailing data and
+// bodies over 1 MiB, with an error that names the field where it can.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.More() {
+			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
+		}
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body is empty; a JSON object is required"}
+	case errors.As(err, &syn):
+		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: fmt.Sprintf("request body is not valid JSON at byte %d: %v", syn.Offset, syn)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body ends in the middle of a JSON value"}
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body must be a JSON object"}
+		}
+		return &errs.Error{Kind: errs.KindInvalid, Code: "invalid", Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}
+	case errors.As(err, &tooBig):
+		return &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: "request body is larger than 1 MiB"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &errs.Error{Kind: errs.KindInvalid, Code: "unknown_field", Field: name, Message: "is not a field of this request"}
+	}
+	return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body could not be read: " + err.Error()}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "ptr":
+		return "a value of the right type"
+	}
+	return "a number"
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// OpenAPI returns the OpenAPI 3.1 document of the route table, with schemas
+// derived from the request and response types (their json, enum and doc
+// tags).
+func (s *Server) OpenAPI() map[string]any {
+	g := &schemaGen{components: map[string]any{}}
+	errRef := g.schema(reflect.TypeOf(ErrorBody{}))
+	paths := map[string]any{}
+	for _, rt := range s.routes {
+		op := map[string]any{"summary": rt.Summary, "tags": []string{rt.Tag},
+			"operationId": operationID(rt)}
+		var params []any
+		for _, name := range pathParams(rt.Path) {
+			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		for _, q := range rt.Query {
+			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Doc, "schema": map[string]any{"type": q.Type}})
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		if rt.Request != nil {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}
+		}
+		ok := map[string]any{"description": http.StatusText(rt.Status)}
+		if rt.Response != nil {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
+		}
+		responses := map[string]any{strconv.Itoa(rt.Status): ok}
+		errResp := func(code int, why string) {
+			responses[strconv.Itoa(code)] = map[string]any{"description": why,
+				"content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
+		}
+		if rt.Request != nil || len(rt.Query) > 0 {
+			errResp(400, "The input is malformed or invalid; error.field names the field")
+		}
+		if !rt.Public {
+			errResp(401, "Missing or invalid API token")
+			op["security"] = []any{map[string]any{"bearer": []string{}}}
+		}
+		if len(pathParams(rt.Path)) > 0 {
+			errResp(404, "Not found")
+		}
+		if rt.Method == "POST" || rt.Method == "PATCH" {
+			errResp(409, "Conflicts with the current state, e.g. an email already in use")
+			errResp(422, "Refused by a rule, or refers to something that does not exist")
+		}
+		item, _ := paths[rt.Path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[rt.Path] = item
+		}
+		item[strings.ToLower(rt.Method)] = op
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "Consentry API", "version": s.Version,
+			"description": "GDPR consent and privacy service: contacts, purposes, consent records, opt-in status and the consent ledger."},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas":         g.components,
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+		},
+	}
+}
+
+var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+func pathParams(path string) []string {
+	var out []string
+	for _, m := range pathParamRE.FindAllStringSubmatch(path, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// operationID makes "listContacts"-style ids from the method and path.
+func operationID(rt Route) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(rt.Method))
+	for _, part := range strings.Split(rt.Path, "/") {
+		if part == "" || part == "api" || part == "v1" {
+			continue
+		}
+		part = strings.Trim(part, "{}")
+		for _, w := range strings.FieldsFunc(part, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+			r := []rune(w)
+			r[0] = unicode.ToUpper(r[0])
+			b.WriteString(string(r))
+		}
+	}
+	return b.String()
+}
+
+type schemaGen struct{ components map[string]any }
+
+var timeType = reflect.TypeOf(time.Time{})
+
+func (g *schemaGen) schema(t reflect.Type) map[string]any {
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t.Kind() == reflect.Pointer:
+		return g.schema(t.Elem())
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64, reflect.Float32:
+		return map[string]any{"type": "number"}
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": true}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		name := schemaName(t)
+		if _, done := g.components[name]; !done {
+			g.components[name] = map[string]any{} // guards recursion
+			props := map[string]any{}
+			g.fields(t, props)
+			g.components[name] = map[string]any{"type": "object", "properties": props}
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	return map[string]any{}
+}
+
+func (g *schemaGen) fields(t reflect.Type, props map[string]any) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			g.fields(f.Type, props)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		sc := g.schema(f.Type)
+		if _, isRef := sc["$ref"]; isRef && (f.Tag.Get("doc") != "" || f.Tag.Get("enum") != "") {
+			sc = map[string]any{"allOf": []any{sc}}
+		}
+		if doc := f.Tag.Get("doc"); doc != "" {
+			sc["description"] = doc
+		}
+		if enum := f.Tag.Get("enum"); enum != "" {
+			sc["enum"] = strings.Split(enum, ",")
+		}
+		props[name] = sc
+	}
+}
+
+// schemaName names a struct after its package and type, without repeating
+// the package ("contact.Contact" is "Contact", "consent.Record" is
+// "ConsentRecord").
+func schemaName(t reflect.Type) string {
+	pkg := t.PkgPath()
+	pkg = pkg[strings.LastIndexByte(pkg, '/')+1:]
+	if pkg == "api" || strings.HasPrefix(strings.ToLower(t.Name()), pkg) {
+		return t.Name()
+	}
+	r := []rune(pkg)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r) + t.Name()
+}

@@ -1,0 +1,384 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
+)
+
+func (s *Server) routeTable() []Route {
+	return []Route{
+		{Method: "GET", Path: "/healthz", Tag: "service", Public: true, Status: 200, Response: Health{},
+			Summary: "Whether the service is up and its database answers", handle: s.health},
+		{Method: "GET", Path: "/api/openapi.json", Tag: "service", Public: true, Status: 200, Response: map[string]any{},
+			Summary: "This OpenAPI document", handle: s.openapi},
+
+		{Method: "GET", Path: "/api/v1/contacts", Tag: "contacts", Status: 200, Response: ContactPage{},
+			Summary: "List contacts in creation order, one page at a time, or look one up by email",
+			Query: []Param{{"limit", "page size, 1 to 500 (default 50)", "integer"}, {"after", "the next cursor of the previous page", "string"},
+				{"email", "exact email look-up, regardless of case", "string"}}, handle: s.listContacts},
+		{Method: "POST", Path: "/api/v1/contacts", Tag: "contacts", Status: 201, Request: CreateContactRequest{}, Response: contact.Contact{},
+			Summary: "Create a lead or contact, optionally with a starting opt-in status and consents, in one transaction", handle: s.createContact},
+		{Method: "GET", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Response: contact.Contact{},
+			Summary: "Get a contact; sensitive fields are masked", handle: s.getContact},
+		{Method: "PATCH", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Request: UpdateContactRequest{}, Response: contact.Contact{},
+			Summary: "Change a contact's fields; absent fields stay, a null custom field is removed", handle: s.updateContact},
+		{Method: "DELETE", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 204,
+			Summary: "Delete a contact with its history; the ledger keeps a deletion event and no personal data", handle: s.deleteContact},
+
+		{Method: "GET", Path: "/api/v1/contacts/{id}/consents", Tag: "consents", Status: 200, Response: ConsentsResponse{},
+			Summary: "The contact's current consent state for every purpose and the full history", handle: s.getConsents},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/consents", Tag: "consents", Status: 201, Request: ConsentRequest{}, Response: consent.Record{},
+			Summary: "Record a consent (granted or withdrawn) for a purpose", handle: s.recordConsent},
+		{Method: "GET", Path: "/api/v1/contacts/{id}/opt-in", Tag: "consents", Status: 200, Response: OptInResponse{},
+			Summary: "The contact's email opt-in status and its history", handle: s.getOptIn},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/opt-in", Tag: "consents", Status: 200, Request: OptInRequest{}, Response: OptInResponse{},
+			Summary: "Change the email opt-in status as a user: opt_out_user, or none to lift a user's opt-out", handle: s.setOptIn},
+
+		{Method: "GET", Path: "/api/v1/fields", Tag: "fields", Status: 200, Response: []contact.FieldDefinition{},
+			Summary: "List custom field definitions", handle: s.listFields},
+		{Method: "POST", Path: "/api/v1/fields", Tag: "fields", Status: 201, Request: contact.FieldInput{}, Response: contact.FieldDefinition{},
+			Summary: "Define a custom field", handle: s.createField},
+		{Method: "GET", Path: "/api/v1/fields/{name}", Tag: "fields", Status: 200, Response: contact.FieldDefinition{},
+			Summary: "Get a field definition", handle: s.getField},
+		{Method: "PATCH", Path: "/api/v1/fields/{name}", Tag: "fields", Status: 200, Request: contact.FieldInput{}, Response: contact.FieldDefinition{},
+			Summary: "Change a field definition; sensitive cannot be turned off", handle: s.updateField},
+
+		{Method: "GET", Path: "/api/v1/purposes", Tag: "purposes", Status: 200, Response: []consent.Purpose{},
+			Summary: "List purposes with their current consent text", handle: s.listPurposes},
+		{Method: "POST", Path: "/api/v1/purposes", Tag: "purposes", Status: 201, Request: consent.PurposeInput{}, Response: consent.Purpose{},
+			Summary: "Create a purpose", handle: s.createPurpose},
+		{Method: "GET", Path: "/api/v1/purposes/{id}", Tag: "purposes", Status: 200, Response: consent.Purpose{},
+			Summary: "Get a purpose by id or name", handle: s.getPurpose},
+		{Method: "PATCH", Path: "/api/v1/purposes/{id}", Tag: "purposes", Status: 200, Request: consent.PurposeInput{}, Response: consent.Purpose{},
+			Summary: "Change a purpose; a changed consent text becomes a new version", handle: s.updatePurpose},
+		{Method: "GET", Path: "/api/v1/purposes/{id}/texts", Tag: "purposes", Status: 200, Response: []consent.PurposeText{},
+			Summary: "Every version of the purpose's consent text", handle: s.purposeTexts},
+
+		{Method: "GET", Path: "/api/v1/sources", Tag: "sources", Status: 200, Response: []consent.Source{},
+			Summary: "List sources", handle: s.listSources},
+		{Method: "POST", Path: "/api/v1/sources", Tag: "sources", Status: 201, Request: consent.SourceInput{}, Response: consent.Source{},
+			Summary: "Add a source", handle: s.createSource},
+		{Method: "PATCH", Path: "/api/v1/sources/{id}", Tag: "sources", Status: 200, Request: consent.SourceInput{}, Response: consent.Source{},
+			Summary: "Rename, deactivate or reactivate a source", handle: s.updateSource},
+
+		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: ledger.Report{},
+			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state", handle: s.verifyLedger},
+	}
+}
+
+// Health is the /healthz body.
+type Health struct {
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Version  string `json:"version"`
+}
+
+func (s *Server) health(r *http.Request, _ consent.Actor) (int, any, error) {
+	if err := s.DB.Read.PingContext(r.Context()); err != nil {
+		return 0, nil, err
+	}
+	return 200, Health{Status: "ok", Database: string(s.DB.Dialect), Version: s.Version}, nil
+}
+
+func (s *Server) openapi(r *http.Request, _ consent.Actor) (int, any, error) {
+	return 200, s.OpenAPI(), nil
+}
+
+// ContactPage is one page of contacts.
+type ContactPage struct {
+	Items []*contact.Contact `json:"items"`
+	Next  string             `json:"next,omitempty" doc:"pass as after= for the next page; absent on the last page"`
+}
+
+func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error) {
+	q := r.URL.Query()
+	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return 0, nil, errs.Invalid("limit", "must be a whole number")
+		}
+		lq.Limit = n
+	}
+	items, next, err := s.Contacts.List(r.Context(), lq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, ContactPage{Items: items, Next: next}, nil
+}
+
+// EvidenceRequest is how an integrator passes on how a consent was collected.
+type EvidenceRequest struct {
+	Method    string `json:"method" enum:"api,entered_by_user,import" doc:"default api"`
+	IP        string `json:"ip" doc:"the contact's IP address when they gave it, if relayed"`
+	UserAgent string `json:"user_agent" doc:"the contact's browser when they gave it, if relayed"`
+}
+
+func (e *EvidenceRequest) evidence() consent.Evidence {
+	if e == nil || e.Method == "" {
+		ev := consent.Evidence{Method: consent.MethodAPI}
+		if e != nil {
+			ev.IP, ev.UserAgent = e.IP, e.UserAgent
+		}
+		return ev
+	}
+	return consent.Evidence{Method: e.Method, IP: e.IP, UserAgent: e.UserAgent}
+}
+
+// ConsentRequest records a consent.
+type ConsentRequest struct {
+	Purpose     string           `json:"purpose" doc:"purpose name or id"`
+	State       string           `json:"state" enum:"granted,withdrawn"`
+	Source      string           `json:"source" doc:"source name or id"`
+	LegalBasis  string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
+	TextVersion int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
+	ExpiresAt   *time.Time       `json:"expires_at"`
+	Evidence    *EvidenceRequest `json:"evidence"`
+}
+
+func (c *ConsentRequest) input(caller consent.Actor) consent.RecordInput {
+	return consent.RecordInput{Purpose: c.Purpose, State: c.State, Source: c.Source, LegalBasis: c.LegalBasis,
+		TextVersion: c.TextVersion, ExpiresAt: c.ExpiresAt, Actor: caller, Evidence: c.Evidence.evidence()}
+}
+
+// CreateContactRequest creates a contact.
+type CreateContactRequest struct {
+	contact.Input
+	OptInStatus string           `json:"opt_in_status" enum:"none,single_opt_in_user,opt_out_user" doc:"default none"`
+	Consents    []ConsentRequest `json:"consents" doc:"consents recorded with the contact, in the same transaction"`
+	Evidence    *EvidenceRequest `json:"evidence" doc:"how the opt-in status was obtained"`
+}
+
+func (s *Server) createContact(r *http.Request, caller consent.Actor) (int, any, error) {
+	var req CreateContactRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	nc := contact.NewContact{Input: req.Input, OptInStatus: req.OptInStatus, Actor: caller, Evidence: req.Evidence.evidence()}
+	for _, c := range req.Consents {
+		nc.Consents = append(nc.Consents, c.input(caller))
+	}
+	c, err := s.Contacts.Create(r.Context(), nc)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 201, c, nil
+}
+
+func (s *Server) getContact(r *http.Request, _ consent.Actor) (int, any, error) {
+	c, err := s.Contacts.Get(r.Context(), r.PathValue("id"))
+	return 200, c, err
+}
+
+// UpdateContactRequest changes a contact's fields.
+type UpdateContactRequest struct {
+	contact.Input
+	OptInStatus *string `json:"opt_in_status" doc:"not accepted here: use POST /api/v1/contacts/{id}/opt-in"`
+}
+
+func (s *Server) updateContact(r *http.Request, _ consent.Actor) (int, any, error) {
+	var req UpdateContactRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.OptInStatus != nil {
+		return 0, nil, errs.Invalid("opt_in_status", "is changed with POST /api/v1/contacts/{id}/opt-in, where its rules apply")
+	}
+	c, err := s.Contacts.Update(r.Context(), r.PathValue("id"), req.Input)
+	return 200, c, err
+}
+
+func (s *Server) deleteContact(r *http.Request, caller consent.Actor) (int, any, error) {
+	return 204, nil, s.Contacts.Delete(r.Context(), r.PathValue("id"), caller)
+}
+
+// ConsentsResponse is a contact's consents: the current state per purpose
+// and every record, oldest first.
+type ConsentsResponse struct {
+	ContactID string            `json:"contact_id"`
+	Current   []consent.Current `json:"current"`
+	History   []consent.Record  `json:"history"`
+}
+
+func (s *Server) getConsents(r *http.Request, _ consent.Actor) (int, any, error) {
+	id := r.PathValue("id")
+	cur, err := s.Consent.CurrentConsents(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	hist, err := s.Consent.History(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, ConsentsResponse{ContactID: id, Current: cur, History: hist}, nil
+}
+
+func (s *Server) recordConsent(r *http.Request, caller consent.Actor) (int, any, error) {
+	var req ConsentRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.Consent.Record(r.Context(), r.PathValue("id"), req.input(caller))
+	if err != nil {
+		return 0, nil, err
+	}
+	return 201, rec, nil
+}
+
+// OptInRequest changes the email opt-in status.
+type OptInRequest struct {
+	Status   string           `json:"status" enum:"none,opt_out_user"`
+	Evidence *EvidenceRequest `json:"evidence"`
+}
+
+// OptInResponse is a contact's opt-in status with its history; Change is the
+// change just made, absent when the status stayed as it was.
+type OptInResponse struct {
+	ContactID string                `json:"contact_id"`
+	Status    string                `json:"status"`
+	Change    *consent.OptInChange  `json:"change,omitempty"`
+	History   []consent.OptInChange `json:"history"`
+}
+
+func (s *Server) optInResponse(r *http.Request, id string, change *consent.OptInChange) (int, any, error) {
+	c, err := s.Contacts.Get(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	hist, err := s.Consent.OptInHistory(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, OptInResponse{ContactID: id, Status: c.OptInStatus, Change: change, History: hist}, nil
+}
+
+func (s *Server) getOptIn(r *http.Request, _ consent.Actor) (int, any, error) {
+	return s.optInResponse(r, r.PathValue("id"), nil)
+}
+
+func (s *Server) setOptIn(r *http.Request, caller consent.Actor) (int, any, error) {
+	var req OptInRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	id := r.PathValue("id")
+	ch, err := s.Consent.SetOptIn(r.Context(), id, consent.OptInInput{Status: req.Status, Channel: consent.ChannelUser,
+		Actor: caller, Evidence: req.Evidence.evidence()})
+	if err != nil {
+		return 0, nil, err
+	}
+	return s.optInResponse(r, id, ch)
+}
+
+func (s *Server) listFields(r *http.Request, _ consent.Actor) (int, any, error) {
+	f, err := s.Contacts.Fields(r.Context())
+	return 200, f, err
+}
+
+func (s *Server) createField(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in contact.FieldInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	f, err := s.Contacts.CreateField(r.Context(), in)
+	return 201, f, err
+}
+
+func (s *Server) getField(r *http.Request, _ consent.Actor) (int, any, error) {
+	f, err := s.Contacts.Field(r.Context(), r.PathValue("name"))
+	return pathResult(200, f, err)
+}
+
+func (s *Server) updateField(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in contact.FieldInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	f, err := s.Contacts.UpdateField(r.Context(), r.PathValue("name"), in)
+	return pathResult(200, f, err)
+}
+
+func (s *Server) listPurposes(r *http.Request, _ consent.Actor) (int, any, error) {
+	p, err := s.Consent.Purposes(r.Context())
+	return 200, p, err
+}
+
+func (s *Server) createPurpose(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in consent.PurposeInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.Consent.CreatePurpose(r.Context(), in)
+	return 201, p, err
+}
+
+func (s *Server) getPurpose(r *http.Request, _ consent.Actor) (int, any, error) {
+	p, err := s.Consent.Purpose(r.Context(), r.PathValue("id"))
+	return pathResult(200, p, err)
+}
+
+func (s *Server) updatePurpose(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in consent.PurposeInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.Consent.Purpose(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, inPath(err)
+	}
+	p, err = s.Consent.UpdatePurpose(r.Context(), p.ID, in)
+	return pathResult(200, p, err)
+}
+
+func (s *Server) purposeTexts(r *http.Request, _ consent.Actor) (int, any, error) {
+	t, err := s.Consent.PurposeTexts(r.Context(), r.PathValue("id"))
+	return pathResult(200, t, err)
+}
+
+func (s *Server) listSources(r *http.Request, _ consent.Actor) (int, any, error) {
+	src, err := s.Consent.Sources(r.Context())
+	return 200, src, err
+}
+
+func (s *Server) createSource(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in consent.SourceInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	src, err := s.Consent.CreateSource(r.Context(), in)
+	return 201, src, err
+}
+
+func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in consent.SourceInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	src, err := s.Consent.UpdateSource(r.Context(), r.PathValue("id"), in)
+	return pathResult(200, src, err)
+}
+
+func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error) {
+	rep, err := s.Consent.VerifyLedger(r.Context())
+	return 200, rep, err
+}
+
+// inPath turns a not-found error into one about the URL (a 404), for look-ups
+// of the resource the path names.
+func inPath(err error) error {
+	if e := errs.As(err); e != nil && e.Kind == errs.KindNotFound {
+		out := *e
+		out.Field = ""
+		return &out
+	}
+	return err
+}
+
+// pathResult is a handler's result for a resource named by the path.
+func pathResult[T any](status int, v T, err error) (int, any, error) { return status, v, inPath(err) }

@@ -1,0 +1,138 @@
+// Package config reads Consentry's settings from the environment and checks
+// them before anything starts, naming the variable and the problem.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Config is every setting, after defaults and validation.
+type Config struct {
+	// DatabaseURL is a postgres:// URL or the path of an SQLite file.
+	DatabaseURL string
+	// HTTPAddr is the host:port the server listens on.
+	HTTPAddr string
+	// BaseURL is the public address of the service, used in links sent to
+	// contacts. No trailing slash.
+	BaseURL string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+}
+
+// Setting describes one environment variable, for validation and the docs.
+type Setting struct {
+	Name    string
+	Default string
+	Doc     string
+}
+
+// DefaultDatabase is where the embedded SQLite database lives unless
+// CONSENTRY_DATABASE_URL says otherwise.
+const DefaultDatabase = "consentry-data/consentry.db"
+
+// Settings lists every variable Consentry reads.
+var Settings = []Setting{
+	{"CONSENTRY_DATABASE_URL", DefaultDatabase, "an SQLite file path (created with its directory), or a postgres:// URL"},
+	{"CONSENTRY_HTTP_ADDR", "127.0.0.1:8080", "host:port to listen on"},
+	{"CONSENTRY_BASE_URL", "http://<CONSENTRY_HTTP_ADDR>", "public address used in links sent to contacts"},
+	{"CONSENTRY_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"CONSENTRY_LOG_FORMAT", "text", "text or json"},
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in the program,
+// a map in tests) and validates it. The error lists every bad variable.
+func FromEnv(getenv func(string) string) (*Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Config{
+		DatabaseURL: get("CONSENTRY_DATABASE_URL", DefaultDatabase),
+		HTTPAddr:    get("CONSENTRY_HTTP_ADDR", "127.0.0.1:8080"),
+		LogLevel:    strings.ToLower(get("CONSENTRY_LOG_LEVEL", "info")),
+		LogFormat:   strings.ToLower(get("CONSENTRY_LOG_FORMAT", "text")),
+	}
+	var problems []error
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if strings.Contains(c.DatabaseURL, "://") {
+		u, err := url.Parse(c.DatabaseURL)
+		switch {
+		case err != nil:
+			bad("CONSENTRY_DATABASE_URL", "is not a valid URL")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql" && u.Scheme != "sqlite":
+			bad("CONSENTRY_DATABASE_URL", "scheme %q is not supported; use postgres:// or an SQLite file path", u.Scheme)
+		case (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host == "":
+			bad("CONSENTRY_DATABASE_URL", "a postgres:// URL needs a host, e.g. postgres://user@127.0.0.1:5432/consentry")
+		}
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		bad("CONSENTRY_HTTP_ADDR", "must be host:port, e.g. 127.0.0.1:8080")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("CONSENTRY_HTTP_ADDR", "port %q must be a number from 0 to 65535", port)
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	c.BaseURL = strings.TrimRight(get("CONSENTRY_BASE_URL", "http://"+net.JoinHostPort(host, port)), "/")
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("CONSENTRY_BASE_URL", "must be an absolute http:// or https:// URL without query or fragment, e.g. https://consent.example.com")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("CONSENTRY_LOG_LEVEL", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("CONSENTRY_LOG_FORMAT", "must be text or json, not %q", c.LogFormat)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// Unknown returns the CONSENTRY_ variables in environ that are not settings,
+// most likely misspelt ones, so that start-up can warn about them. Variables
+// for the test suite (CONSENTRY_TEST_*, CONSENTRY_REQUIRE_*) are not counted.
+func Unknown(environ []string) []string {
+	known := map[string]bool{}
+	for _, s := range Settings {
+		known[s.Name] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "CONSENTRY_") && !known[name] &&
+			!strings.HasPrefix(name, "CONSENTRY_TEST_") && !strings.HasPrefix(name, "CONSENTRY_REQUIRE_") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RedactedDatabase is the database setting safe to log: the password of a
+// URL is removed.
+func (c *Config) RedactedDatabase() string {
+	if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return c.DatabaseURL
+}
+
+// Environ is os.Environ, named here so callers read config.Environ().
+func Environ() []string { return os.Environ() }
