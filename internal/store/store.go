@@ -8,7 +8,9 @@
 // Every state change goes through [DB.Write]. Writes from concurrent callers
 // are grouped into one database transaction (group commit), so that many
 // changes share one fsync while each change stays atomic with everything it
-// causes. See [DB.Write] for the exact guarantees.
+// causes. On PostgreSQL, write transactions of every instance take one
+// advisory lock first, so writers behave as SQLite's single writer does. See
+// [DB.Write] for the exact guarantees.
 package store
 
 import (
@@ -255,3 +257,6 @@ func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
 	defer tx.Rollback()
 	return fn(tx)
 }
+
+// Schema is the PostgreSQL schema given to Open, or "".
+func (db *DB) Schema() string { return db.schema }

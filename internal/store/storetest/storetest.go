@@ -72,3 +72,17 @@ func open(t testing.TB, dsn string, opt store.Options) *store.DB {
 	}
 	return db
 }
+
+// OpenPostgresTwice returns two handles on one fresh PostgreSQL schema, as
+// two Consentry instances sharing a database would have, or skips the test
+// when CONSENTRY_TEST_POSTGRES is not set.
+func OpenPostgresTwice(t testing.TB) (*store.DB, *store.DB) {
+	t.Helper()
+	first := OpenPostgres(t)
+	second, err := store.Open(context.Background(), PostgresURL(), store.Options{Schema: first.Schema()})
+	if err != nil {
+		t.Fatalf("open second handle: %v", err)
+	}
+	t.Cleanup(func() { second.Close() })
+	return first, second
+}

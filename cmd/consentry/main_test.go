@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCmd runs the command with an SQLite database in a temporary directory.
+func runCmd(t *testing.T, dbPath string, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("CONSENTRY_DATABASE_URL", dbPath)
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCommands(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "data", "consentry.db")
+	if code, out, _ := runCmd(t, db, "version"); code != 0 || !strings.HasPrefix(out, "consentry ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, db, "migrate"); code != 0 {
+		t.Fatalf("migrate: %d", code)
+	}
+	code, secret, stderr := runCmd(t, db, "token", "create", "--name", "website")
+	if code != 0 || !strings.HasPrefix(secret, "cst_") || strings.Contains(stderr, strings.TrimSpace(secret)) {
+		t.Fatalf("token create: %d %q %q", code, secret, stderr)
+	}
+	code, list, _ := runCmd(t, db, "token", "list")
+	if code != 0 || !strings.Contains(list, "website") || strings.Contains(list, strings.TrimSpace(secret)) {
+		t.Fatalf("token list: %d %q", code, list)
+	}
+	if code, _, _ := runCmd(t, db, "token", "create"); code != 2 {
+		t.Fatalf("token create without --name: %d, want 2", code)
+	}
+	code, out, _ := runCmd(t, db, "ledger", "verify")
+	var rep struct{ OK bool }
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK {
+		t.Fatalf("ledger verify: %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, db, "frobnicate"); code != 2 {
+		t.Fatalf("unknown command: %d, want 2", code)
+	}
+	t.Setenv("CONSENTRY_HTTP_ADDR", "nope")
+	if code, _, stderr := runCmd(t, db, "migrate"); code != 2 || !strings.Contains(stderr, "CONSENTRY_HTTP_ADDR") {
+		t.Fatalf("bad configuration: %d %q", code, stderr)
+	}
+}
+
+// TestServe starts the server as `consentry serve` does, waits until
+// /healthz answers, and stops it with the signal context.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("CONSENTRY_DATABASE_URL", filepath.Join(t.TempDir(), "consentry.db"))
+	t.Setenv("CONSENTRY_HTTP_ADDR", addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errOut bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve"}, &out, &errOut) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"ok"`) {
+				t.Fatalf("healthz: %d %s", resp.StatusCode, body)
+			}
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before answering", code)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not answer /healthz")
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited with %d", code)
+	}
+}

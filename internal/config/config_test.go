@@ -1,0 +1,66 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != DefaultDatabase || c.HTTPAddr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" ||
+		c.LogLevel != "info" || c.LogFormat != "text" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestValidSettings(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"CONSENTRY_DATABASE_URL": "postgres://app:secret@db.internal:5432/consentry?sslmode=require",
+		"CONSENTRY_HTTP_ADDR":    ":9000",
+		"CONSENTRY_BASE_URL":     "https://consent.example.com/",
+		"CONSENTRY_LOG_FORMAT":   "JSON",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" {
+		t.Fatalf("%+v", c)
+	}
+	if r := c.RedactedDatabase(); strings.Contains(r, "secret") {
+		t.Fatalf("password in redacted URL: %s", r)
+	}
+}
+
+func TestInvalidSettingsNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"CONSENTRY_DATABASE_URL": "mysql://localhost/db",
+		"CONSENTRY_HTTP_ADDR":    "8080",
+		"CONSENTRY_BASE_URL":     "consent.example.com",
+		"CONSENTRY_LOG_LEVEL":    "loud",
+		"CONSENTRY_LOG_FORMAT":   "xml",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{name: value}))
+			if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
+				t.Fatalf("got %v, want an error naming %s", err, name)
+			}
+		})
+	}
+	_, err := FromEnv(env(map[string]string{"CONSENTRY_HTTP_ADDR": "x:99999", "CONSENTRY_LOG_LEVEL": "loud"}))
+	if err == nil || !strings.Contains(err.Error(), "CONSENTRY_HTTP_ADDR") || !strings.Contains(err.Error(), "CONSENTRY_LOG_LEVEL") {
+		t.Fatalf("every bad variable should be listed: %v", err)
+	}
+}
+
+func TestUnknownVariables(t *testing.T) {
+	got := Unknown([]string{"CONSENTRY_DATABSE_URL=x", "CONSENTRY_HTTP_ADDR=:1", "CONSENTRY_TEST_POSTGRES=x", "CONSENTRY_REQUIRE_BROWSER=1", "HOME=/"})
+	if len(got) != 1 || got[0] != "CONSENTRY_DATABSE_URL" {
+		t.Fatalf("got %v", got)
+	}
+}

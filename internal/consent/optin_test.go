@@ -1,0 +1,74 @@
+package consent
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// TestOptInRules checks every from x to x channel combination against the
+// transitions SPEC R1, R3, R5 and R6 allow. Anything not listed must be
+// refused or leave the status unchanged.
+func TestOptInRules(t *testing.T) {
+	type key struct {
+		from, to string
+		ch       Channel
+	}
+	allowed := map[key]bool{}
+	allow := func(ch Channel, to string, froms ...string) {
+		for _, f := range froms {
+			allowed[key{f, to, ch}] = true
+		}
+	}
+	// Users creating a contact may start it single opt-in or opted out (R5, R6).
+	allow(ChannelUserCreate, SingleOptInUser, OptInNone)
+	allow(ChannelUserCreate, OptOutUser, OptInNone)
+	// Users may opt a contact out unless the contact already did, and lift
+	// their own opt-out (R1).
+	allow(ChannelUser, OptOutUser, OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn)
+	allow(ChannelUser, OptInNone, OptOutUser, SingleOptInUser)
+	// Only a confirmation link sets double opt-in, never over an opt-out (R3).
+	allow(ChannelConfirmation, DoubleOptIn, OptInNone, SingleOptInUser, SingleOptInWebform)
+	// A webform opts in, and is the one way back from the contact's own
+	// opt-out (R1, R4).
+	allow(ChannelWebform, SingleOptInWebform, OptInNone, SingleOptInUser, OptOutUser, OptOutContact)
+	// The contact may always opt out.
+	allow(ChannelContact, OptOutContact, OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn, OptOutUser)
+
+	unchanged := map[key]bool{
+		{DoubleOptIn, SingleOptInWebform, ChannelWebform}: true, // a confirmed contact stays confirmed
+	}
+	channels := []Channel{ChannelUserCreate, ChannelUser, ChannelConfirmation, ChannelWebform, ChannelContact}
+	for _, from := range OptInStatuses {
+		for _, to := range OptInStatuses {
+			for _, ch := range channels {
+				if ch == ChannelUserCreate && from != OptInNone {
+					continue // a new contact always starts at none
+				}
+				k := key{from, to, ch}
+				t.Run(fmt.Sprintf("%s->%s/%s", from, to, ch), func(t *testing.T) {
+					changed, err := CheckOptIn(from, to, ch)
+					switch {
+					case from == to || unchanged[k]:
+						if changed || err != nil {
+							t.Fatalf("want unchanged, got changed=%v err=%v", changed, err)
+						}
+					case allowed[k]:
+						if !changed || err != nil {
+							t.Fatalf("want allowed, got changed=%v err=%v", changed, err)
+						}
+					default:
+						e := errs.As(err)
+						if changed || e == nil || e.Kind != errs.KindRefused || e.Message == "" {
+							t.Fatalf("want refused with a reason, got changed=%v err=%v", changed, err)
+						}
+					}
+				})
+			}
+		}
+	}
+	if _, err := CheckOptIn(OptInNone, "subscribed", ChannelUser); !errs.Is(err, errs.KindInvalid) {
+		t.Fatalf("unknown status: %v", err)
+	}
+}

@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func TestMigrationsMatchAcrossDatabases(t *testing.T) {
+	names := func(d store.Dialect) []string {
+		entries, err := fs.ReadDir(store.Migrations(d), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	sq, pg := names(store.SQLite), names(store.Postgres)
+	if len(sq) == 0 || !slices.Equal(sq, pg) {
+		t.Fatalf("migrations differ: sqlite %v, postgres %v", sq, pg)
+	}
+}
+
+func TestMigrateTwiceIsANoOp(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		n, err := db.Migrate(context.Background())
+		if err != nil || n != 0 {
+			t.Fatalf("second migrate: %d, %v", n, err)
+		}
+	})
+}
+
+func count(t testing.TB, db *store.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Read.QueryRow(`SELECT count(*) FROM sources WHERE id LIKE 's%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestWriteIsolatesFailures runs many concurrent writes, some of which fail
+// after writing or panic, and checks that exactly the others committed, each
+// caller got its own outcome, and no failed write left anything behind.
+func TestWriteIsolatesFailures(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		const n = 200
+		errBoom := errors.New("boom")
+		results := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = db.Write(context.Background(), func(tx *store.Tx) error {
+					if _, err := tx.Exec(`INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $2, $2, TRUE, 0)`,
+						fmt.Sprint("s", i), fmt.Sprint("w", i)); err != nil {
+						return err
+					}
+					switch i % 10 {
+					case 3:
+						return errBoom
+					case 7:
+						panic("bad write")
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for i, err := range results {
+			switch i % 10 {
+			case 3:
+				if !errors.Is(err, errBoom) {
+					t.Fatalf("write %d: got %v, want its own error", i, err)
+				}
+			case 7:
+				if err == nil {
+					t.Fatalf("write %d panicked but reported success", i)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+				ok++
+			}
+		}
+		if got := count(t, db); got != ok {
+			t.Fatalf("%d rows committed, want %d", got, ok)
+		}
+	})
+}
+
+func TestWriteAfterCloseFails(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	db.Close()
+	if err := db.Write(context.Background(), func(*store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+func TestCanceledWriteNeverRuns(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	err := db.Write(ctx, func(*store.Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("err %v, ran %v", err, ran)
+	}
+}
