@@ -55,22 +55,29 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-// TestServe starts the server as `consentry serve` does, waits until
-// /healthz answers, and stops it with the signal context.
-func TestServe(t *testing.T) {
+// startServer runs `consentry serve` in-process on a free port with a fresh
+// SQLite database, waits until /healthz answers, and returns the address and
+// the database path. The server stops, and must exit 0, when the test ends.
+func startServer(t *testing.T) (addr, dbPath string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	ln.Close()
-	t.Setenv("CONSENTRY_DATABASE_URL", filepath.Join(t.TempDir(), "consentry.db"))
+	dbPath = filepath.Join(t.TempDir(), "consentry.db")
+	t.Setenv("CONSENTRY_DATABASE_URL", dbPath)
 	t.Setenv("CONSENTRY_HTTP_ADDR", addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var out, errOut bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve"}, &out, &errOut) }()
-
+	go func() { done <- run(ctx, []string{"serve"}, io.Discard, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited with %d", code)
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -80,19 +87,19 @@ func TestServe(t *testing.T) {
 			if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"ok"`) {
 				t.Fatalf("healthz: %d %s", resp.StatusCode, body)
 			}
-			break
+			return addr, dbPath
 		}
 		select {
 		case code := <-done:
 			t.Fatalf("serve exited with %d before answering", code)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond): // back off between polls
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve did not answer /healthz")
 		}
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("serve exited with %d", code)
-	}
+}
+
+func TestServe(t *testing.T) {
+	startServer(t)
 }
