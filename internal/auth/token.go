@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -53,12 +52,8 @@ func hashSecret(secret string) string {
 // Create makes a token named name, valid until expires (nil: until revoked),
 // and returns the secret, which is shown this once.
 func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time) (string, *Token, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", nil, errs.Required("name")
-	}
-	if utf8.RuneCountInString(name) > 100 {
-		return "", nil, errs.Invalid("name", "must be at most 100 characters")
+	if err := errs.TrimText("name", &name, 100); err != nil {
+		return "", nil, err
 	}
 	now := t.Now().UTC().Truncate(time.Microsecond)
 	if expires != nil && !expires.After(now) {
@@ -113,20 +108,11 @@ func (t *Tokens) Authenticate(ctx context.Context, secret string) (*Token, error
 
 // List returns every token, newest first, revoked ones included.
 func (t *Tokens) List(ctx context.Context) ([]*Token, error) {
-	rows, err := t.DB.Read.QueryContext(ctx, tokenSelect+" ORDER BY created_at DESC")
+	out, err := store.QueryAll(ctx, t.DB.Read, scanToken, tokenSelect+" ORDER BY created_at DESC")
 	if err != nil {
 		return nil, fmt.Errorf("auth: list tokens: %w", err)
 	}
-	defer rows.Close()
-	out := []*Token{}
-	for rows.Next() {
-		tok, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, tok)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Revoke ends a token at once. It returns a not-found error for an unknown
@@ -146,7 +132,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 
 const tokenSelect = `SELECT id, name, created_at, expires_at, revoked_at FROM api_tokens`
 
-func scanToken(row interface{ Scan(...any) error }) (*Token, error) {
+func scanToken(row store.Scanner) (*Token, error) {
 	var tok Token
 	var created int64
 	var expires, revoked sql.NullInt64

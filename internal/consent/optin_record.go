@@ -84,24 +84,19 @@ func (s *Service) SetOptIn(ctx context.Context, contactID string, in OptInInput)
 // OptInHistory returns the contact's opt-in changes, oldest first; an empty
 // list when there are none.
 func (s *Service) OptInHistory(ctx context.Context, contactID string) ([]OptInChange, error) {
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
+	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (OptInChange, error) {
+		var c OptInChange
+		var at int64
+		err := row.Scan(&c.ID, &c.ContactID, &c.From, &c.To, &at, &c.Actor.Kind, &c.Actor.ID, &c.Evidence.Method,
+			&c.Evidence.IP, &c.Evidence.UserAgent, &c.Evidence.TokenID, &c.LedgerSeq)
+		c.RecordedAt = store.FromMicros(at)
+		return c, err
+	}, `SELECT id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
 		method, ip, user_agent, token_id, ledger_seq FROM opt_in_changes WHERE contact_id = $1 ORDER BY recorded_at, ledger_seq`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read opt-in history: %w", err)
 	}
-	defer rows.Close()
-	out := []OptInChange{}
-	for rows.Next() {
-		var c OptInChange
-		var at int64
-		if err := rows.Scan(&c.ID, &c.ContactID, &c.From, &c.To, &at, &c.Actor.Kind, &c.Actor.ID, &c.Evidence.Method,
-			&c.Evidence.IP, &c.Evidence.UserAgent, &c.Evidence.TokenID, &c.LedgerSeq); err != nil {
-			return nil, fmt.Errorf("consent: read opt-in change: %w", err)
-		}
-		c.RecordedAt = store.FromMicros(at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // VerifyLedger checks the ledger against the current consent and opt-in

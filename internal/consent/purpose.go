@@ -72,15 +72,8 @@ func (in *PurposeInput) validate(create bool) error {
 			return errs.Required("text")
 		}
 	}
-	if in.Name != nil {
-		n := strings.TrimSpace(*in.Name)
-		if n == "" {
-			return errs.Required("name")
-		}
-		if utf8.RuneCountInString(n) > 100 {
-			return errs.Invalid("name", "must be at most 100 characters")
-		}
-		in.Name = &n
+	if err := errs.TrimText("name", in.Name, 100); err != nil {
+		return err
 	}
 	if in.LegalBasis != nil && !validOneOf(*in.LegalBasis, LegalBases) {
 		return errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
@@ -91,17 +84,7 @@ func (in *PurposeInput) validate(create bool) error {
 	if in.RetentionDays != nil && (*in.RetentionDays < 0 || *in.RetentionDays > 36500) {
 		return errs.Invalid("retention_days", "must be between 0 (no fixed period) and 36500")
 	}
-	if in.Text != nil {
-		t := strings.TrimSpace(*in.Text)
-		if t == "" {
-			return errs.Required("text")
-		}
-		if utf8.RuneCountInString(t) > 10000 {
-			return errs.Invalid("text", "must be at most 10000 characters")
-		}
-		in.Text = &t
-	}
-	return nil
+	return errs.TrimText("text", in.Text, 10000)
 }
 
 // CreatePurpose adds a purpose with version 1 of its consent text.
@@ -203,10 +186,8 @@ const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.rete
 	p.current_version, t.text, p.created_at, p.updated_at
 	FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version`
 
-type rowScanner interface{ Scan(...any) error }
-
 // scanPurpose returns a not-found error when the row is missing.
-func scanPurpose(row rowScanner) (*Purpose, error) {
+func scanPurpose(row store.Scanner) (*Purpose, error) {
 	var p Purpose
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected,
@@ -231,44 +212,29 @@ func (s *Service) Purpose(ctx context.Context, idOrName string) (*Purpose, error
 
 // Purposes lists every purpose by name.
 func (s *Service) Purposes(ctx context.Context) ([]*Purpose, error) {
-	rows, err := s.DB.Read.QueryContext(ctx, purposeSelect+" ORDER BY p.name_key")
+	out, err := store.QueryAll(ctx, s.DB.Read, scanPurpose, purposeSelect+" ORDER BY p.name_key")
 	if err != nil {
 		return nil, fmt.Errorf("consent: list purposes: %w", err)
 	}
-	defer rows.Close()
-	out := []*Purpose{}
-	for rows.Next() {
-		p, err := scanPurpose(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PurposeTexts returns every consent text version of a purpose, oldest
 // first, or a not-found error when the purpose does not exist.
 func (s *Service) PurposeTexts(ctx context.Context, purposeID string) ([]PurposeText, error) {
-	if _, err := s.Purpose(ctx, purposeID); err != nil {
+	p, err := s.Purpose(ctx, purposeID)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT t.version, t.text, t.created_at FROM purpose_texts t
-		JOIN purposes p ON p.id = t.purpose_id WHERE p.id = $1 OR p.name_key = $2 ORDER BY t.version`,
-		purposeID, strings.ToLower(purposeID))
+	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (PurposeText, error) {
+		var t PurposeText
+		var at int64
+		err := row.Scan(&t.Version, &t.Text, &at)
+		t.CreatedAt = store.FromMicros(at)
+		return t, err
+	}, `SELECT version, text, created_at FROM purpose_texts WHERE purpose_id = $1 ORDER BY version`, p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: list consent texts: %w", err)
 	}
-	defer rows.Close()
-	out := []PurposeText{}
-	for rows.Next() {
-		var t PurposeText
-		var at int64
-		if err := rows.Scan(&t.Version, &t.Text, &at); err != nil {
-			return nil, fmt.Errorf("consent: read consent text: %w", err)
-		}
-		t.CreatedAt = store.FromMicros(at)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -268,32 +268,30 @@ func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Curr
 // History returns every consent record of the contact, oldest first; an
 // empty list when there are none (the caller checks the contact exists).
 func (s *Service) History(ctx context.Context, contactID string) ([]Record, error) {
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state, r.legal_basis, r.source,
-		r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method, r.ip, r.user_agent, r.token_id, r.ledger_seq
+	out, err := store.QueryAll(ctx, s.DB.Read, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
+		r.legal_basis, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method, r.ip,
+		r.user_agent, r.token_id, r.ledger_seq
 		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id
 		WHERE r.contact_id = $1 ORDER BY r.recorded_at, r.ledger_seq`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read history: %w", err)
 	}
-	defer rows.Close()
-	out := []Record{}
-	for rows.Next() {
-		var r Record
-		var at int64
-		var expires sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.Source,
-			&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
-			&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq); err != nil {
-			return nil, fmt.Errorf("consent: read consent record: %w", err)
-		}
-		r.RecordedAt = store.FromMicros(at)
-		if expires.Valid {
-			e := store.FromMicros(expires.Int64)
-			r.ExpiresAt = &e
-		}
-		out = append(out, r)
+	return out, nil
+}
+
+func scanRecord(row store.Scanner) (Record, error) {
+	var r Record
+	var at int64
+	var expires sql.NullInt64
+	err := row.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.Source,
+		&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
+		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq)
+	r.RecordedAt = store.FromMicros(at)
+	if expires.Valid {
+		e := store.FromMicros(expires.Int64)
+		r.ExpiresAt = &e
 	}
-	return out, rows.Err()
+	return r, err
 }
 
 // EachContactState feeds ledger verification with every contact's current

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -32,21 +31,10 @@ type SourceInput struct {
 }
 
 func (in *SourceInput) validate(create bool) error {
-	if in.Name == nil {
-		if create {
-			return errs.Required("name")
-		}
-		return nil
-	}
-	n := strings.TrimSpace(*in.Name)
-	if n == "" {
+	if in.Name == nil && create {
 		return errs.Required("name")
 	}
-	if utf8.RuneCountInString(n) > 100 {
-		return errs.Invalid("name", "must be at most 100 characters")
-	}
-	in.Name = &n
-	return nil
+	return errs.TrimText("name", in.Name, 100)
 }
 
 // CreateSource adds a source, active unless the input says otherwise.
@@ -109,7 +97,7 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 const sourceSelect = `SELECT id, name, active, created_at FROM sources`
 
 // scanSource returns a not-found error (field "source") when the row is missing.
-func scanSource(row rowScanner) (*Source, error) {
+func scanSource(row store.Scanner) (*Source, error) {
 	var src Source
 	var at int64
 	err := row.Scan(&src.ID, &src.Name, &src.Active, &at)
@@ -125,20 +113,11 @@ func scanSource(row rowScanner) (*Source, error) {
 
 // Sources lists every source by name.
 func (s *Service) Sources(ctx context.Context) ([]*Source, error) {
-	rows, err := s.DB.Read.QueryContext(ctx, sourceSelect+" ORDER BY name_key")
+	out, err := store.QueryAll(ctx, s.DB.Read, scanSource, sourceSelect+" ORDER BY name_key")
 	if err != nil {
 		return nil, fmt.Errorf("consent: list sources: %w", err)
 	}
-	defer rows.Close()
-	out := []*Source{}
-	for rows.Next() {
-		src, err := scanSource(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, src)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ActiveSource finds an active source by id or by name regardless of case.

@@ -287,7 +287,7 @@ const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone
 	fields, opt_in_status, created_at, updated_at FROM contacts`
 
 // scanContact returns a not-found error when the row is missing.
-func scanContact(row interface{ Scan(...any) error }) (*Contact, error) {
+func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
@@ -425,20 +425,8 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	}
 	args = append(args, q.Limit+1)
 	query += fmt.Sprintf(" ORDER BY id LIMIT $%d", len(args))
-	rows, err := s.DB.Read.QueryContext(ctx, query, args...)
+	out, err := store.QueryAll(ctx, s.DB.Read, scanContact, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("contact: list: %w", err)
-	}
-	defer rows.Close()
-	out := []*Contact{}
-	for rows.Next() {
-		c, err := scanContact(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("contact: list: %w", err)
 	}
 	next := ""

@@ -64,15 +64,8 @@ var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 var maskRE = regexp.MustCompile(`^(none|(last|first):([1-9]|1[0-9]|20))$`)
 
 func (in *FieldInput) validateCommon() error {
-	if in.Label != nil {
-		l := strings.TrimSpace(*in.Label)
-		if l == "" {
-			return errs.Required("label")
-		}
-		if utf8.RuneCountInString(l) > 100 {
-			return errs.Invalid("label", "must be at most 100 characters")
-		}
-		in.Label = &l
+	if err := errs.TrimText("label", in.Label, 100); err != nil {
+		return err
 	}
 	if in.Mask != nil && *in.Mask != "" && !maskRE.MatchString(*in.Mask) {
 		return errs.Invalid("mask", "must be last:N, first:N (N from 1 to 20) or none")
@@ -182,7 +175,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 const fieldSelect = `SELECT name, label, type, personal, sensitive, mask, created_at, updated_at FROM field_definitions`
 
 // scanField returns a not-found error (field "name") when the row is missing.
-func scanField(row interface{ Scan(...any) error }) (*FieldDefinition, error) {
+func scanField(row store.Scanner) (*FieldDefinition, error) {
 	var f FieldDefinition
 	var created, updated int64
 	err := row.Scan(&f.Name, &f.Label, &f.Type, &f.Personal, &f.Sensitive, &f.Mask, &created, &updated)
@@ -204,20 +197,11 @@ func (s *Service) Field(ctx context.Context, name string) (*FieldDefinition, err
 // Fields returns every field definition by name; an empty list when none
 // are defined.
 func (s *Service) Fields(ctx context.Context) ([]*FieldDefinition, error) {
-	rows, err := s.DB.Read.QueryContext(ctx, fieldSelect+" ORDER BY name")
+	out, err := store.QueryAll(ctx, s.DB.Read, scanField, fieldSelect+" ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("contact: list fields: %w", err)
 	}
-	defer rows.Close()
-	out := []*FieldDefinition{}
-	for rows.Next() {
-		f, err := scanField(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // checkValue returns v in the form stored for field f, or an error that

@@ -7,6 +7,8 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Kind classifies an error for callers that must react differently to each.
@@ -91,4 +93,21 @@ func As(err error) *Error {
 func Is(err error, k Kind) bool {
 	e := As(err)
 	return e != nil && e.Kind == k
+}
+
+// TrimText trims the text *p points at in place and checks that it is not
+// empty and has at most max characters, naming field in the error. A nil p
+// (the field was not given) is left alone and is not an error.
+func TrimText(field string, p *string, max int) error {
+	if p == nil {
+		return nil
+	}
+	*p = strings.TrimSpace(*p)
+	if *p == "" {
+		return Required(field)
+	}
+	if utf8.RuneCountInString(*p) > max {
+		return Invalid(field, "must be at most %d characters", max)
+	}
+	return nil
 }

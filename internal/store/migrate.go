@@ -1,27 +1,51 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"fmt"
 	"io/fs"
+	"testing/fstest"
+	"text/template"
 
 	"github.com/pressly/goose/v3"
 )
 
-// The migrations come in one folder per database with the same versions in
-// each; a test keeps the two lists equal.
+// The migrations are written once and rendered for each database: the
+// template fields below are the only places the two differ.
 //
-//go:embed migrations
+//go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations returns the embedded migration files for d.
-func Migrations(d Dialect) fs.FS {
-	sub, err := fs.Sub(migrations, "migrations/"+string(d))
+var dialectTerms = map[Dialect]struct{ JSON, Now string }{
+	SQLite:   {JSON: "TEXT", Now: "CAST(strftime('%s','now') AS INTEGER) * 1000000"},
+	Postgres: {JSON: "JSONB", Now: "(extract(epoch FROM now()) * 1000000)::bigint"},
+}
+
+// Migrations returns the migration files rendered for d.
+func Migrations(d Dialect) (fs.FS, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		panic(err) // the folders are embedded at build time
+		return nil, err
 	}
-	return sub
+	out := fstest.MapFS{}
+	for _, name := range files {
+		src, err := migrations.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("store: migration %s: %w", name, err)
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, dialectTerms[d]); err != nil {
+			return nil, fmt.Errorf("store: migration %s: %w", name, err)
+		}
+		out[name[len("migrations/"):]] = &fstest.MapFile{Data: buf.Bytes(), Mode: 0o444}
+	}
+	return out, nil
 }
 
 // Migrate applies every migration not yet applied and returns how many ran.
@@ -30,7 +54,11 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if db.Dialect == Postgres {
 		gd = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(gd, db.write, Migrations(db.Dialect))
+	fsys, err := Migrations(db.Dialect)
+	if err != nil {
+		return 0, err
+	}
+	p, err := goose.NewProvider(gd, db.write, fsys)
 	if err != nil {
 		return 0, fmt.Errorf("store: migrations: %w", err)
 	}

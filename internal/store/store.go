@@ -260,3 +260,26 @@ func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
 
 // Schema is the PostgreSQL schema given to Open, or "".
 func (db *DB) Schema() string { return db.schema }
+
+// Scanner is one row to read: *sql.Row or *sql.Rows.
+type Scanner interface{ Scan(dest ...any) error }
+
+// QueryAll runs a query and reads every row with scan. It returns an empty,
+// non-nil slice when there are no rows, so that lists encode as [] rather
+// than null.
+func QueryAll[T any](ctx context.Context, q Querier, scan func(Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

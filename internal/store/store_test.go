@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,21 +13,22 @@ import (
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
-func TestMigrationsMatchAcrossDatabases(t *testing.T) {
-	names := func(d store.Dialect) []string {
-		entries, err := fs.ReadDir(store.Migrations(d), ".")
+func TestMigrationsRenderForBothDatabases(t *testing.T) {
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		fsys, err := store.Migrations(d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for _, e := range entries {
-			out = append(out, e.Name())
+		entries, err := fs.ReadDir(fsys, ".")
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("%s: no migrations (%v)", d, err)
 		}
-		return out
-	}
-	sq, pg := names(store.SQLite), names(store.Postgres)
-	if len(sq) == 0 || !slices.Equal(sq, pg) {
-		t.Fatalf("migrations differ: sqlite %v, postgres %v", sq, pg)
+		for _, e := range entries {
+			b, _ := fs.ReadFile(fsys, e.Name())
+			if strings.Contains(string(b), "{{") || strings.Contains(string(b), "<no value>") {
+				t.Fatalf("%s: %s is not fully rendered", d, e.Name())
+			}
+		}
 	}
 }
 

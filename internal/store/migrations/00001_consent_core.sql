@@ -1,6 +1,9 @@
 -- The consent core: purposes with versioned consent texts, sources, field
 -- definitions, contacts, consent records, opt-in changes, the ledger and API
 -- tokens. Every *_at column holds microseconds since the Unix epoch (UTC).
+--
+-- Migrations are text/template files rendered once per database; {{.JSON}}
+-- and {{.Now}} are the only differences (see migrate.go).
 
 -- +goose Up
 CREATE TABLE purposes (
@@ -57,7 +60,7 @@ CREATE TABLE contacts (
     language      TEXT NOT NULL DEFAULT '',
     stage         TEXT NOT NULL DEFAULT '',
     owner         TEXT NOT NULL DEFAULT '',
-    fields        TEXT NOT NULL DEFAULT '{}',
+    fields        {{.JSON}} NOT NULL DEFAULT '{}',
     opt_in_status TEXT NOT NULL DEFAULT 'none',
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
@@ -146,25 +149,25 @@ CREATE TABLE api_tokens (
 INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected, current_version, created_at, updated_at) VALUES
     ('01930000-0000-7000-8000-000000000001', 'Sales and service', 'sales and service', 'contract',
      'To answer your questions, prepare offers, deliver what you ordered and support you afterwards.', 0, TRUE, 1,
-     CAST(strftime('%s','now') AS INTEGER) * 1000000, CAST(strftime('%s','now') AS INTEGER) * 1000000),
+     {{.Now}}, {{.Now}}),
     ('01930000-0000-7000-8000-000000000002', 'E-marketing', 'e-marketing', 'consent',
      'To send you newsletters and offers by email.', 0, FALSE, 1,
-     CAST(strftime('%s','now') AS INTEGER) * 1000000, CAST(strftime('%s','now') AS INTEGER) * 1000000);
+     {{.Now}}, {{.Now}});
 INSERT INTO purpose_texts (purpose_id, version, text, created_at) VALUES
-    ('01930000-0000-7000-8000-000000000001', 1, 'We use your contact details to answer your questions, prepare offers, deliver what you ordered and support you afterwards.', CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8000-000000000002', 1, 'Yes, I would like to receive newsletters and offers by email. I can unsubscribe at any time.', CAST(strftime('%s','now') AS INTEGER) * 1000000);
+    ('01930000-0000-7000-8000-000000000001', 1, 'We use your contact details to answer your questions, prepare offers, deliver what you ordered and support you afterwards.', {{.Now}}),
+    ('01930000-0000-7000-8000-000000000002', 1, 'Yes, I would like to receive newsletters and offers by email. I can unsubscribe at any time.', {{.Now}});
 
 INSERT INTO sources (id, name, name_key, active, created_at) VALUES
-    ('01930000-0000-7000-8001-000000000001', 'Web form', 'web form', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000002', 'Business card', 'business card', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000003', 'Meeting', 'meeting', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000004', 'Email', 'email', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000005', 'Phone', 'phone', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000006', 'Chat', 'chat', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000007', 'Import', 'import', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000008', 'API', 'api', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-000000000009', 'Preferences page', 'preferences page', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000),
-    ('01930000-0000-7000-8001-00000000000a', 'Double opt-in email', 'double opt-in email', TRUE, CAST(strftime('%s','now') AS INTEGER) * 1000000);
+    ('01930000-0000-7000-8001-000000000001', 'Web form', 'web form', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000002', 'Business card', 'business card', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000003', 'Meeting', 'meeting', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000004', 'Email', 'email', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000005', 'Phone', 'phone', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000006', 'Chat', 'chat', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000007', 'Import', 'import', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000008', 'API', 'api', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-000000000009', 'Preferences page', 'preferences page', TRUE, {{.Now}}),
+    ('01930000-0000-7000-8001-00000000000a', 'Double opt-in email', 'double opt-in email', TRUE, {{.Now}});
 
 -- +goose Down
 DROP TABLE api_tokens;
