@@ -1,0 +1,112 @@
+package contact_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestNormalizeEmail(t *testing.T) {
+	good := map[string]string{" anna@example.com ": "anna@example.com", "Anna.B+news@mail.example.se": "Anna.B+news@mail.example.se"}
+	for in, want := range good {
+		if got, err := contact.NormalizeEmail(in); err != nil || got != want {
+			t.Errorf("%q: got %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "anna", "anna@", "anna@example", "Anna <anna@example.com>", "anna@example..com", "a b@example.com", "anna@.example.com"} {
+		_, err := contact.NormalizeEmail(in)
+		if e := errs.As(err); e == nil || e.Field != "email" {
+			t.Errorf("%q accepted or error without field: %v", in, err)
+		}
+	}
+}
+
+func TestMaskShowsAtMostHalf(t *testing.T) {
+	cases := []struct{ mask, value, want string }{
+		{"last:4", "4111111111111111", "••••••••••••1111"},
+		{"last:4", "123456", "•••456"},
+		{"first:2", "198501011234", "19••••••••••"},
+		{"none", "secret", "••••••"},
+		{"last:4", "ab", "•b"},
+	}
+	for _, c := range cases {
+		f := &contact.FieldDefinition{Mask: c.mask}
+		if got := f.MaskValue(c.value); got != c.want {
+			t.Errorf("%s of %q = %q, want %q", c.mask, c.value, got, c.want)
+		}
+	}
+}
+
+func TestCustomFields(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		cs := consent.NewService(db)
+		people := contact.NewService(db, cs)
+		for _, in := range []contact.FieldInput{
+			{Name: ptr("segment"), Type: ptr("text")},
+			{Name: ptr("score"), Type: ptr("number")},
+			{Name: ptr("birthday"), Type: ptr("date"), Personal: ptr(true)},
+			{Name: ptr("national_id"), Type: ptr("text"), Personal: ptr(true), Sensitive: ptr(true)},
+		} {
+			if _, err := people.CreateField(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bad := []struct {
+			in    contact.FieldInput
+			field string
+		}{
+			{contact.FieldInput{Name: ptr("Region"), Type: ptr("text")}, "name"},
+			{contact.FieldInput{Name: ptr("email"), Type: ptr("text")}, "name"},
+			{contact.FieldInput{Name: ptr("segment"), Type: ptr("text")}, "name"},
+			{contact.FieldInput{Name: ptr("x"), Type: ptr("blob")}, "type"},
+			{contact.FieldInput{Name: ptr("y"), Type: ptr("text"), Mask: ptr("last:99")}, "mask"},
+		}
+		for _, b := range bad {
+			_, err := people.CreateField(ctx, b.in)
+			if e := errs.As(err); e == nil || e.Field != b.field {
+				t.Errorf("%s: got %v, want an error on %s", *b.in.Name, err, b.field)
+			}
+		}
+		if _, err := people.UpdateField(ctx, "national_id", contact.FieldInput{Sensitive: ptr(false)}); !errs.Is(err, errs.KindRefused) {
+			t.Fatalf("turning sensitive off: %v", err)
+		}
+		if _, err := people.UpdateField(ctx, "segment", contact.FieldInput{Sensitive: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+
+		c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("p@example.com"), Country: ptr("se"),
+			Fields: map[string]any{"score": 7.5, "birthday": "1985-01-01", "national_id": "198501011234"}},
+			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Country != "SE" || c.Fields["score"] != 7.5 || c.Fields["national_id"] != "••••••••1234" {
+			t.Fatalf("created: %+v", c)
+		}
+		got, err := people.Get(ctx, c.ID)
+		if err != nil || got.Fields["national_id"] != "••••••••1234" || got.Fields["birthday"] != "1985-01-01" {
+			t.Fatalf("read back %v: %+v", err, got)
+		}
+		for name, v := range map[string]any{"score": "lots", "birthday": "01/01/1985", "unknown": "x", "segment": 5} {
+			_, err := people.Update(ctx, c.ID, contact.Input{Fields: map[string]any{name: v}})
+			if e := errs.As(err); e == nil || e.Field != "fields."+name {
+				t.Errorf("fields.%s = %v: got %v", name, v, err)
+			}
+		}
+		up, err := people.Update(ctx, c.ID, contact.Input{Fields: map[string]any{"score": nil}, Stage: ptr("ready to buy")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, has := up.Fields["score"]; has || up.Stage != "ready to buy" || up.Email != "p@example.com" {
+			t.Fatalf("after update: %+v", up)
+		}
+	})
+}
