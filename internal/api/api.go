@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
@@ -227,7 +228,7 @@ func decode(r *http.Request, v any) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body ends in the middle of a JSON value"}
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := jsonPath(typ.Field)
 		if field == "" {
 			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body must be a JSON object"}
 		}
@@ -239,6 +240,20 @@ func decode(r *http.Request, v any) error {
 		return &errs.Error{Kind: errs.KindInvalid, Code: "unknown_field", Field: name, Message: "is not a field of this request"}
 	}
 	return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body could not be read: " + err.Error()}
+}
+
+// jsonPath drops the names of embedded Go structs ("Input.email") from the
+// decoder's field path, leaving the JSON names the client sent ("email").
+// Every JSON name of the API is lower case, every Go struct name upper case.
+func jsonPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, part := range parts {
+		if part != "" && !unicode.IsUpper(rune(part[0])) {
+			out = append(out, part)
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 func jsonKind(goKind string) string {

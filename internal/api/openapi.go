@@ -57,6 +57,7 @@ func (s *Server) OpenAPI() map[string]any {
 			errResp(409, "Conflicts with the current state, e.g. an email already in use")
 			errResp(422, "Refused by a rule, or refers to something that does not exist")
 		}
+		op["responses"] = responses
 		item, _ := paths[rt.Path].(map[string]any)
 		if item == nil {
 			item = map[string]any{}

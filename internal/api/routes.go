@@ -101,8 +101,8 @@ func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error
 	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil {
-			return 0, nil, errs.Invalid("limit", "must be a whole number")
+		if err != nil || n < 1 || n > 500 {
+			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
 		}
 		lq.Limit = n
 	}

@@ -214,14 +214,14 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	}
 	if in.OptInStatus != "" {
 		if _, err := consent.CheckOptIn(consent.OptInNone, in.OptInStatus, consent.ChannelUserCreate); err != nil {
-			return nil, fieldPrefix(err, "opt_in_status")
+			return nil, withField(err, optInField)
 		}
 	}
 	prepared := make([]*consent.Prepared, len(in.Consents))
 	for i, ci := range in.Consents {
 		p, err := s.Consent.Prepare(ctx, ci)
 		if err != nil {
-			return nil, fieldPrefix(err, fmt.Sprintf("consents[%d]", i))
+			return nil, withField(err, under(fmt.Sprintf("consents[%d]", i)))
 		}
 		prepared[i] = p
 	}
@@ -246,7 +246,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 			ch, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
 				Actor: in.Actor, Evidence: in.Evidence}, now)
 			if err != nil {
-				return fieldPrefix(err, "opt_in_status")
+				return withField(err, optInField)
 			}
 			if ch != nil {
 				c.OptInStatus = ch.To
@@ -254,7 +254,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		for i, p := range prepared {
 			if _, err := p.Apply(tx, k, now); err != nil {
-				return fieldPrefix(err, fmt.Sprintf("consents[%d]", i))
+				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
 			}
 		}
 		return nil
@@ -266,21 +266,36 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	return c, nil
 }
 
-// fieldPrefix puts a domain error's field under prefix, so that an error in
-// a nested input names where it is ("consents[1].source").
-func fieldPrefix(err error, prefix string) error {
+// withField rewrites the field a domain error names, so that an error from a
+// nested input says where it is in the request ("consents[1].source",
+// "opt_in_status"). Other errors are returned as they are.
+func withField(err error, rename func(field string) string) error {
 	e := errs.As(err)
 	if e == nil {
 		return err
 	}
 	out := *e
-	switch {
-	case e.Field == "" || e.Field == "status":
-		out.Field = prefix
-	default:
-		out.Field = prefix + "." + e.Field
-	}
+	out.Field = rename(e.Field)
 	return &out
+}
+
+// under puts every field of an error from item i of a list under that item.
+func under(prefix string) func(string) string {
+	return func(field string) string {
+		if field == "" {
+			return prefix
+		}
+		return prefix + "." + field
+	}
+}
+
+// optInField names the status field of an opt-in error as the request does;
+// evidence fields stay as they are.
+func optInField(field string) string {
+	if field == "status" {
+		return "opt_in_status"
+	}
+	return field
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,

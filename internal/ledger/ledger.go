@@ -111,16 +111,17 @@ type chainKey struct{}
 // events are inserted together just before commit. Writers grouped into one
 // transaction by store.DB.Write therefore extend the chain one after another
 // in memory and pay for one round of inserts and one fsync between them.
+//
+// A caller that must store the position before it appends (in the row the
+// event belongs to) gets it from NextSeq and sets e.Seq; Append then checks
+// that nothing was appended in between.
 func Append(tx *store.Tx, e *Event) (int64, error) {
-	c, _ := tx.Local(chainKey{}).(*chain)
-	if c == nil {
-		c = &chain{}
-		err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
-		if err != nil {
-			return 0, fmt.Errorf("ledger: read head: %w", err)
-		}
-		tx.SetLocal(chainKey{}, c)
-		tx.BeforeCommit(c.flush)
+	c, err := head(tx)
+	if err != nil {
+		return 0, err
+	}
+	if e.Seq != 0 && e.Seq != c.seq+1 {
+		return 0, fmt.Errorf("ledger: event expected position %d, but the next position is %d", e.Seq, c.seq+1)
 	}
 	e.Seq = c.seq + 1
 	e.RecordedAt = e.RecordedAt.Truncate(time.Microsecond)
@@ -135,12 +136,36 @@ func Append(tx *store.Tx, e *Event) (int64, error) {
 	return e.Seq, nil
 }
 
+// NextSeq returns the position the next event appended in tx will get.
+func NextSeq(tx *store.Tx) (int64, error) {
+	c, err := head(tx)
+	if err != nil {
+		return 0, err
+	}
+	return c.seq + 1, nil
+}
+
+// head returns the chain as seen by tx, reading the head on first use.
+func head(tx *store.Tx) (*chain, error) {
+	if c, ok := tx.Local(chainKey{}).(*chain); ok {
+		return c, nil
+	}
+	c := &chain{}
+	err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read head: %w", err)
+	}
+	tx.SetLocal(chainKey{}, c)
+	tx.BeforeCommit(c.flush)
+	return c, nil
+}
+
 const eventColumns = "seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source, text_version, actor_kind, actor_id, method, record_id, prev_hash, hash"
 
 // flush inserts the pending events, in chunks that stay under both
 // databases' limits on bound parameters, and moves the head.
 func (c *chain) flush(tx *store.Tx) error {
-	const cols, chunk = 15, 500
+	const cols, chunk = 15, 50 // SQLite binds many parameters slowly
 	for start := 0; start < len(c.pending); start += chunk {
 		part := c.pending[start:min(start+chunk, len(c.pending))]
 		var sb strings.Builder
