@@ -87,14 +87,15 @@ func (in *PurposeInput) validate(create bool) error {
 	return errs.TrimText("text", in.Text, 10000)
 }
 
-// CreatePurpose adds a purpose with version 1 of its consent text.
-func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose, error) {
-	if err := in.validate(true); err != nil {
-		return nil, err
+// mergeInto sets the fields of p that in gives, except the consent text,
+// whose versions the callers handle.
+func (in *PurposeInput) mergeInto(p *Purpose) {
+	if in.Name != nil {
+		p.Name = *in.Name
 	}
-	now := s.now()
-	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Name: *in.Name, LegalBasis: *in.LegalBasis,
-		Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
+	if in.LegalBasis != nil {
+		p.LegalBasis = *in.LegalBasis
+	}
 	if in.Description != nil {
 		p.Description = *in.Description
 	}
@@ -104,6 +105,16 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 	if in.DefaultSelected != nil {
 		p.DefaultSelected = *in.DefaultSelected
 	}
+}
+
+// CreatePurpose adds a purpose with version 1 of its consent text.
+func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose, error) {
+	if err := in.validate(true); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
+	in.mergeInto(p)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected, current_version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`,
@@ -144,21 +155,7 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 			return err
 		}
 		now := s.now()
-		if in.Name != nil {
-			p.Name = *in.Name
-		}
-		if in.LegalBasis != nil {
-			p.LegalBasis = *in.LegalBasis
-		}
-		if in.Description != nil {
-			p.Description = *in.Description
-		}
-		if in.RetentionDays != nil {
-			p.RetentionDays = *in.RetentionDays
-		}
-		if in.DefaultSelected != nil {
-			p.DefaultSelected = *in.DefaultSelected
-		}
+		in.mergeInto(p)
 		if in.Text != nil && *in.Text != p.Text {
 			p.TextVersion++
 			p.Text = *in.Text

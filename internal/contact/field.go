@@ -73,6 +73,26 @@ func (in *FieldInput) validateCommon() error {
 	return nil
 }
 
+// mergeInto sets the fields of f that in gives; a sensitive field without a
+// mask gets last:4.
+func (in *FieldInput) mergeInto(f *FieldDefinition) {
+	if in.Label != nil {
+		f.Label = *in.Label
+	}
+	if in.Personal != nil {
+		f.Personal = *in.Personal
+	}
+	if in.Sensitive != nil {
+		f.Sensitive = *in.Sensitive
+	}
+	if in.Mask != nil {
+		f.Mask = *in.Mask
+	}
+	if f.Sensitive && f.Mask == "" {
+		f.Mask = "last:4"
+	}
+}
+
 // CreateField adds a custom field definition.
 func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinition, error) {
 	switch {
@@ -92,21 +112,7 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 	}
 	now := s.now()
 	f := &FieldDefinition{Name: *in.Name, Label: *in.Name, Type: *in.Type, CreatedAt: now, UpdatedAt: now}
-	if in.Label != nil {
-		f.Label = *in.Label
-	}
-	if in.Personal != nil {
-		f.Personal = *in.Personal
-	}
-	if in.Sensitive != nil {
-		f.Sensitive = *in.Sensitive
-	}
-	if in.Mask != nil {
-		f.Mask = *in.Mask
-	}
-	if f.Sensitive && f.Mask == "" {
-		f.Mask = "last:4"
-	}
+	in.mergeInto(f)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`INSERT INTO field_definitions (name, label, type, personal, sensitive, mask, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, f.Name, f.Label, f.Type, f.Personal, f.Sensitive, f.Mask, store.Micros(now))
@@ -145,21 +151,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 		if in.Sensitive != nil && !*in.Sensitive && f.Sensitive {
 			return errs.Refused("sensitive_irreversible", "sensitive", "a sensitive field cannot be made non-sensitive again")
 		}
-		if in.Label != nil {
-			f.Label = *in.Label
-		}
-		if in.Personal != nil {
-			f.Personal = *in.Personal
-		}
-		if in.Sensitive != nil {
-			f.Sensitive = *in.Sensitive
-		}
-		if in.Mask != nil {
-			f.Mask = *in.Mask
-		}
-		if f.Sensitive && f.Mask == "" {
-			f.Mask = "last:4"
-		}
+		in.mergeInto(f)
 		f.UpdatedAt = s.now()
 		_, err = tx.Exec(`UPDATE field_definitions SET label = $2, personal = $3, sensitive = $4, mask = $5, updated_at = $6 WHERE name = $1`,
 			f.Name, f.Label, f.Personal, f.Sensitive, f.Mask, store.Micros(f.UpdatedAt))
