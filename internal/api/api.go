@@ -151,6 +151,9 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// Position is set for an error in a condition: where in it, counted in
+	// characters from 1.
+	Position int `json:"position,omitempty"`
 }
 
 // statusOf maps a domain error to its HTTP status. A not-found error about a
@@ -193,7 +196,7 @@ func writeError(w http.ResponseWriter, err error) int {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="consentry"`)
 	}
-	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field, Position: e.Position}})
 	return status
 }
 

@@ -21,7 +21,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/contacts", Tag: "contacts", Status: 200, Response: ContactPage{},
 			Summary: "List contacts in creation order, one page at a time, or look one up by email",
 			Query: []Param{{"limit", "page size, 1 to 500 (default 50)", "integer"}, {"after", "the next cursor of the previous page", "string"},
-				{"email", "exact email look-up, regardless of case", "string"}}, handle: s.listContacts},
+				{"email", "exact email look-up, regardless of case", "string"},
+				{"filter", "a condition, e.g. region == \"EU\" && consent(\"E-marketing\") == \"granted\" (docs/conditions.md)", "string"}},
+			handle: s.listContacts},
+		{Method: "POST", Path: "/api/v1/contacts/count", Tag: "contacts", Status: 200, Request: CountRequest{}, Response: CountResponse{},
+			Summary: "Count the contacts that match a condition", handle: s.countContacts},
 		{Method: "POST", Path: "/api/v1/contacts", Tag: "contacts", Status: 201, Request: CreateContactRequest{}, Response: contact.Contact{},
 			Summary: "Create a lead or contact, optionally with a starting opt-in status and consents, in one transaction", handle: s.createContact},
 		{Method: "GET", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Response: contact.Contact{},
@@ -98,7 +102,7 @@ type ContactPage struct {
 
 func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error) {
 	q := r.URL.Query()
-	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email")}
+	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 500 {
@@ -111,6 +115,28 @@ func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error
 		return 0, nil, err
 	}
 	return 200, ContactPage{Items: items, Next: next}, nil
+}
+
+// CountRequest counts the contacts matching a condition.
+type CountRequest struct {
+	Filter string `json:"filter" doc:"a condition (docs/conditions.md); empty counts every contact"`
+}
+
+// CountResponse is how many contacts matched.
+type CountResponse struct {
+	Count int64 `json:"count"`
+}
+
+func (s *Server) countContacts(r *http.Request, _ consent.Actor) (int, any, error) {
+	var req CountRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	n, err := s.Contacts.Count(r.Context(), req.Filter)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, CountResponse{Count: n}, nil
 }
 
 // EvidenceRequest is how an integrator passes on how a consent was collected.

@@ -299,7 +299,7 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at FROM contacts`
+	fields, opt_in_status, created_at, updated_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
@@ -409,9 +409,10 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 
 // ListQuery selects a page of contacts in creation order.
 type ListQuery struct {
-	Limit int    // 1 to 500; 0 means 50
-	After string // the id of the last contact of the previous page
-	Email string // exact look-up, regardless of case
+	Limit  int    // 1 to 500; 0 means 50
+	After  string // the id of the last contact of the previous page
+	Email  string // exact look-up, regardless of case
+	Filter string // a condition (docs/conditions.md); empty means all
 }
 
 // List returns one page of contacts and the cursor for the next page, empty
@@ -426,6 +427,14 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	}
 	var where []string
 	var args []any
+	if strings.TrimSpace(q.Filter) != "" {
+		cond, err := s.Condition(ctx, q.Filter)
+		if err != nil {
+			return nil, "", err
+		}
+		w, a := cond.SQL(s.DB.Dialect, 1)
+		where, args = append(where, w), a
+	}
 	if q.After != "" {
 		args = append(args, q.After)
 		where = append(where, fmt.Sprintf("id > $%d", len(args)))

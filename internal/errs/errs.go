@@ -40,6 +40,9 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	// Position, for an error in a condition, is where in it the problem is,
+	// counted in characters from 1.
+	Position int
 }
 
 func (e *Error) Error() string {

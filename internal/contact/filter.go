@@ -1,0 +1,111 @@
+package contact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
+)
+
+// coreConditionFields is the allow-list of core fields conditions may use,
+// with the column each one reads.
+var coreConditionFields = []*filter.Field{
+	{Name: "email", Type: filter.String, Column: "email"},
+	{Name: "first_name", Type: filter.String, Column: "first_name"},
+	{Name: "last_name", Type: filter.String, Column: "last_name"},
+	{Name: "phone", Type: filter.String, Column: "phone"},
+	{Name: "country", Type: filter.String, Column: "country"},
+	{Name: "region", Type: filter.String, Column: "region"},
+	{Name: "language", Type: filter.String, Column: "language"},
+	{Name: "stage", Type: filter.String, Column: "stage"},
+	{Name: "owner", Type: filter.String, Column: "owner"},
+	{Name: "kind", Type: filter.String, Column: "kind", Values: []string{KindLead, KindContact}},
+	{Name: "opt_in_status", Type: filter.String, Column: "opt_in_status", Values: consent.OptInStatuses},
+	{Name: "created_at", Type: filter.Time, Column: "created_at"},
+	{Name: "updated_at", Type: filter.Time, Column: "updated_at"},
+}
+
+var conditionTypes = map[string]filter.Type{
+	TypeText: filter.String, TypeEmail: filter.String, TypeNumber: filter.Number, TypeBoolean: filter.Bool, TypeDate: filter.Date,
+}
+
+// ConditionSchema returns what conditions are checked against: the core
+// fields, the custom fields as currently defined (sensitive ones marked, so
+// they are refused) and the purposes.
+func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
+	defs, err := s.Fields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	purposes, err := s.Consent.Purposes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc := &filter.Schema{Fields: map[string]*filter.Field{}, Purposes: map[string]string{}}
+	for _, f := range coreConditionFields {
+		sc.Fields[f.Name] = f
+	}
+	for _, d := range defs {
+		sc.Fields[d.Name] = &filter.Field{Name: d.Name, Type: conditionTypes[d.Type], Sensitive: d.Sensitive}
+	}
+	for _, p := range purposes {
+		sc.Purposes[strings.ToLower(p.Name)] = p.ID
+		sc.Purposes[p.ID] = p.ID
+	}
+	return sc, nil
+}
+
+// Condition compiles a condition for selecting contacts. An invalid one is
+// an errs.Error on the field "filter" that carries the position.
+func (s *Service) Condition(ctx context.Context, src string) (*filter.Condition, error) {
+	sc, err := s.ConditionSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cond, err := filter.Compile(src, sc, s.Now())
+	var fe *filter.Error
+	if errors.As(err, &fe) {
+		return nil, &errs.Error{Kind: errs.KindInvalid, Code: "invalid_condition", Field: "filter", Message: fe.Error(), Position: fe.Position}
+	}
+	return cond, err
+}
+
+// Count returns how many contacts match the condition; all contacts when it
+// is empty.
+func (s *Service) Count(ctx context.Context, condition string) (int64, error) {
+	query := "SELECT count(*) FROM contacts c"
+	var args []any
+	if strings.TrimSpace(condition) != "" {
+		cond, err := s.Condition(ctx, condition)
+		if err != nil {
+			return 0, err
+		}
+		var where string
+		where, args = cond.SQL(s.DB.Dialect, 1)
+		query += " WHERE " + where
+	}
+	var n int64
+	if err := s.DB.Read.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("contact: count: %w", err)
+	}
+	return n, nil
+}
+
+// Subject is the contact as the condition language sees it in memory, with
+// its current consent states by purpose id.
+func Subject(c *Contact, consents map[string]string) *filter.Subject {
+	v := map[string]any{
+		"email": c.Email, "first_name": c.FirstName, "last_name": c.LastName, "phone": c.Phone, "country": c.Country,
+		"region": c.Region, "language": c.Language, "stage": c.Stage, "owner": c.Owner, "kind": c.Kind,
+		"opt_in_status": c.OptInStatus, "created_at": c.CreatedAt.Truncate(time.Microsecond), "updated_at": c.UpdatedAt.Truncate(time.Microsecond),
+	}
+	for k, x := range c.Fields {
+		v[k] = x
+	}
+	return &filter.Subject{Values: v, Consents: consents}
+}

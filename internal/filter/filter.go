@@ -1,0 +1,123 @@
+// Package filter is the condition language: one way to select contacts by
+// their profile, consents, opt-in status and list membership, used alike by
+// contact lists, the preferences page, segments and workflows.
+//
+// A condition is parsed with expr-lang/expr, checked against a Schema (the
+// allow-list of fields with their types) into a small tree of predicates,
+// and then either evaluated on one contact in memory or compiled to
+// parameterised SQL for SQLite or PostgreSQL. The two must always agree; a
+// differential test holds them to it. docs/conditions.md is the user guide.
+//
+// The SQL is a WHERE fragment over the contacts table under the alias c,
+// reading custom fields from c.fields (JSON) and consents from
+// consent_current. No text from the condition is ever spliced into it: values
+// and JSON keys are bound as parameters, and columns come from the Schema.
+//
+// Missing values: only a custom field can be missing (never set). Any
+// comparison, in, contains, startsWith or endsWith on a missing value is
+// false, != included, and ! turns false into true; field == nil is true
+// exactly when the field is missing. In SQL this is two-valued logic: a NULL
+// comparison is made false before ! can see it.
+package filter
+
+import (
+	"fmt"
+	"time"
+)
+
+// Type is the type of a field or value in a condition.
+type Type int
+
+const (
+	String Type = iota + 1
+	Number
+	Bool
+	Time     // a moment: created_at, updated_at, now(), date("...")
+	Date     // a custom date field: a day, compared as its midnight UTC
+	Duration // duration("720h"); only in arithmetic with times
+	List     // [ ... ]; only after in
+	Null     // nil
+)
+
+func (t Type) String() string {
+	return [...]string{"?", "string", "number", "boolean", "time", "date", "duration", "list", "nil"}[t]
+}
+
+// Field is one field a condition may use.
+type Field struct {
+	Name string
+	Type Type
+	// Column is the contacts column of a core field; empty for a custom
+	// field, which lives under its name in the fields JSON.
+	Column string
+	// Values, when set, are the only values the field can have; comparing it
+	// with anything else is an error (a likely typo).
+	Values []string
+	// Sensitive fields are refused: their values are protected and cannot be
+	// searched this way.
+	Sensitive bool
+}
+
+// Lists resolves list names for inList(...). Campaign lists provide it; a
+// Schema without it refuses inList.
+type Lists interface {
+	// ListID returns the id of the list with this name and whether it exists.
+	ListID(name string) (string, bool)
+	// MemberSQL returns a condition, over the contacts alias c, that holds
+	// when c is in the list whose id is bound to the parameter param.
+	MemberSQL(param string) string
+}
+
+// Schema is what a condition is checked against.
+type Schema struct {
+	Fields map[string]*Field
+	// Purposes maps purpose names in lower case, and purpose ids, to ids.
+	Purposes map[string]string
+	Lists    Lists
+}
+
+// Subject is one contact as the in-memory evaluation sees it.
+type Subject struct {
+	// Values holds core fields (strings, and created_at/updated_at as
+	// time.Time) and custom fields (string, float64, bool, or a date as a
+	// "2006-01-02" string); a custom field that was never set is absent.
+	Values map[string]any
+	// Consents maps purpose ids to "granted" or "withdrawn"; absent is "none".
+	Consents map[string]string
+	// Lists holds the ids of the lists the contact is in.
+	Lists map[string]bool
+}
+
+// Condition is a checked condition, ready to evaluate or compile.
+type Condition struct {
+	Source string
+	root   pred
+	lists  Lists
+}
+
+// Error is a problem in a condition, at a position counted in characters
+// from 1.
+type Error struct {
+	Position int
+	Message  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("position %d: %s", e.Position, e.Message) }
+
+// MaxLength is the longest condition accepted, in bytes.
+const MaxLength = 4000
+
+// Compile parses and checks src against schema. now is the moment now()
+// stands for; it is fixed at compile time, so the condition means the same
+// in memory and in SQL. An empty condition is an error.
+func Compile(src string, schema *Schema, now time.Time) (*Condition, error) {
+	if len(src) > MaxLength {
+		return nil, &Error{Position: 1, Message: fmt.Sprintf("a condition may be at most %d characters long", MaxLength)}
+	}
+	c := &checker{schema: schema, now: now.UTC().Truncate(time.Microsecond)}
+	root, err := c.compile(src)
+	if err != nil {
+		return nil, err
+	}
+	return &Condition{Source: src, root: root, lists: schema.Lists}, nil
+}
