@@ -72,25 +72,25 @@ func TestMatchInMemory(t *testing.T) {
 		Consents: map[string]string{"p1": "granted"},
 	}
 	cases := map[string]bool{
-		`region == "EU" && stage == "ready to buy"`:                                             true,
-		`consent("E-marketing") == "granted" && optin in ["double_opt_in"]`:                     true,
-		`!(email endsWith "@example.com")`:                                                      false,
-		`created_at > now() - duration("720h")`:                                                 true,
-		`created_at > now() - duration("1d")`:                                                   false,
-		`score > 5 && score <= 7`:                                                               true,
-		`vip`:                                                                                   false, // missing
-		`!vip`:                                                                                  true,
-		`vip == nil`:                                                                            true,
-		`vip != true`:                                                                           false, // a comparison with a missing value is false
-		`birthday < date("1990-01-01")`:                                                         true,
-		`birthday == date("1985-01-01T10:00:00Z")`:                                              false,
-		`birthday < date("1985-01-01T10:00:00Z")`:                                               true, // the day is its midnight
-		`lower(region) == "eu" && region startsWith "E" && email contains "@"`:                  true,
-		`consent("p1") != "granted" || consent("e-marketing") in ["none", "withdrawn"]`:         false,
-		`region not in ["US", "APAC"]`:                                                          true,
-		`1 + 1 == 2 && region == "EU"`:                                                          true,
-		`date("2026-01-01") + duration("24h") == date("2026-01-02") && "EU" == region`:          true,
-		`score in [1, 7]`:                                                                       true,
+		`region == "EU" && stage == "ready to buy"`:                         true,
+		`consent("E-marketing") == "granted" && optin in ["double_opt_in"]`: true,
+		`!(email endsWith "@example.com")`:                                  false,
+		`created_at > now() - duration("720h")`:                             true,
+		`created_at > now() - duration("1d")`:                               false,
+		`score > 5 && score <= 7`:                                           true,
+		`vip`:                                                               false, // missing
+		`!vip`:                                                              true,
+		`vip == nil`:                                                        true,
+		`vip != true`:                                                       false, // a comparison with a missing value is false
+		`birthday < date("1990-01-01")`:                                     true,
+		`birthday == date("1985-01-01T10:00:00Z")`:                          false,
+		`birthday < date("1985-01-01T10:00:00Z")`:                           true, // the day is its midnight
+		`lower(region) == "eu" && region startsWith "E" && email contains "@"`:          true,
+		`consent("p1") != "granted" || consent("e-marketing") in ["none", "withdrawn"]`: false,
+		`region not in ["US", "APAC"]`:                                                  true,
+		`1 + 1 == 2 && region == "EU"`:                                                  true,
+		`date("2026-01-01") + duration("24h") == date("2026-01-02") && "EU" == region`:  true,
+		`score in [1, 7]`: true,
 		`consent("E-marketing") == "granted" and not (stage == "lost") or region == "nowhere"`: true,
 	}
 	for src, want := range cases {

@@ -1,0 +1,88 @@
+package filter_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// FuzzCompile feeds arbitrary text to the condition language. It must never
+// panic; text that does not compile must give a filter.Error; and every
+// condition that compiles must run as SQL without an error and select the
+// same contacts as the in-memory evaluation.
+func FuzzCompile(f *testing.F) {
+	for _, a := range atoms {
+		f.Add(a)
+	}
+	for _, s := range []string{`region == "EU" && stage == "ready to buy"`, `!(email endsWith "@example.com") || score > 1e308`,
+		`consent("E-marketing") == "granted" && optin in ["double_opt_in", "single_opt_in_user"]`, `created_at > now() - duration("720h")`,
+		`country in ["NL", "BE"] && !(email endsWith "@example.com")`, `(((`, `"\u0000" == region`, `score / 0 > 1`, `-duration("1h")`,
+		`region in []`, `lower("ÅB") == lower(region)`, `let x = 1; x`, `region?.x`, `[1, "a"]`, `birthday == date("9999-12-31")`} {
+		f.Add(s)
+	}
+	ctx := context.Background()
+	db := storetest.OpenSQLite(f)
+	people := population(f, db, rand.New(rand.NewPCG(3, 4)), 40)
+	schema, err := people.ConditionSchema(ctx)
+	if err != nil {
+		f.Fatal(err)
+	}
+	page, _, err := people.List(ctx, contact.ListQuery{Limit: 500})
+	if err != nil {
+		f.Fatal(err)
+	}
+	subjects := make([]*filter.Subject, len(page))
+	for i, c := range page {
+		cur, err := people.Consent.CurrentConsents(ctx, c.ID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		states := map[string]string{}
+		for _, x := range cur {
+			if x.State != consent.StateNone {
+				states[x.PurposeID] = x.State
+			}
+		}
+		subjects[i] = contact.Subject(c, states)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, src string) {
+		cond, err := filter.Compile(src, schema, now)
+		if err != nil {
+			var fe *filter.Error
+			if !errors.As(err, &fe) || fe.Position < 1 || fe.Message == "" {
+				t.Fatalf("%q: error without position and message: %v", src, err)
+			}
+			return
+		}
+		var want []string
+		for i, s := range subjects {
+			if cond.Match(s) {
+				want = append(want, page[i].ID)
+			}
+		}
+		where, args := cond.SQL(store.SQLite, 1)
+		got, err := store.QueryAll(ctx, db.Read, func(row store.Scanner) (string, error) {
+			var id string
+			return id, row.Scan(&id)
+		}, "SELECT c.id FROM contacts c WHERE "+where+" ORDER BY c.id", args...)
+		if err != nil {
+			t.Fatalf("%q compiled but its SQL failed: %v\n%s", src, err, where)
+		}
+		if want == nil {
+			want = []string{}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: memory matched %d, SQL %d\n%s %v", src, len(want), len(got), where, args)
+		}
+	})
+}
