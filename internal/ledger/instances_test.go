@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
@@ -65,4 +68,39 @@ func TestTwoInstancesShareOneChain(t *testing.T) {
 	if !rep.OK || rep.Events != writers*perWriter {
 		t.Fatalf("verify: %+v %+v", rep, rep.Problem)
 	}
+}
+
+// TestRolledBackAppendsLeaveNoTrace has writes that append an event and then
+// fail, grouped with writes that succeed: the chain must hold exactly the
+// successful events, in one unbroken sequence.
+func TestRolledBackAppendsLeaveNoTrace(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		const n = 64
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db.Write(context.Background(), func(tx *store.Tx) error {
+					if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted,
+						ContactRef: fmt.Sprintf("ref%d", i)}); err != nil {
+						return err
+					}
+					if i%3 == 0 {
+						return fmt.Errorf("fail after appending")
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		rep, err := consent.NewService(db).VerifyLedger(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(n - (n+2)/3)
+		if !rep.OK || rep.Events != want || rep.HeadSeq != want {
+			t.Fatalf("verify: %+v %+v, want %d events", rep, rep.Problem, want)
+		}
+	})
 }

@@ -103,6 +103,22 @@ type chain struct {
 
 type chainKey struct{}
 
+type chainMark struct {
+	seq     int64
+	hash    string
+	pending int
+}
+
+// Mark and Rewind let a rolled-back savepoint take back the events appended
+// after it (store.Rewinder).
+func (c *chain) Mark() any { return chainMark{c.seq, c.hash, len(c.pending)} }
+
+// Rewind restores the chain to a Mark.
+func (c *chain) Rewind(m any) {
+	cm := m.(chainMark)
+	c.seq, c.hash, c.pending = cm.seq, cm.hash, c.pending[:cm.pending]
+}
+
 // Append adds e to the ledger inside tx and returns its position. Seq,
 // PrevHash and Hash are filled in; RecordedAt is truncated to microseconds,
 // the precision stored.

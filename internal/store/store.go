@@ -47,6 +47,7 @@ type DB struct {
 	write   *sql.DB
 	batcher *batcher
 	schema  string
+	signals signals
 }
 
 // Options tunes Open. The zero value is what serve uses.

@@ -121,3 +121,78 @@ func TestCanceledWriteNeverRuns(t *testing.T) {
 		t.Fatalf("err %v, ran %v", err, ran)
 	}
 }
+
+// TestCanceledWriteIsNeverHalfTrue cancels writes at every moment and checks
+// that each Write's answer is the truth: nil only for a committed row, an
+// error only for a row that is not there.
+func TestCanceledWriteIsNeverHalfTrue(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	const n = 300
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Write(ctx, func(tx *store.Tx) error {
+				_, err := tx.Exec(`INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $1, $1, TRUE, 0)`, fmt.Sprint("s", i))
+				return err
+			})
+		}()
+		if i%2 == 0 {
+			cancel()
+		} else {
+			defer cancel()
+		}
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var found int
+		db.Read.QueryRow(`SELECT count(*) FROM sources WHERE id = $1`, fmt.Sprint("s", i)).Scan(&found)
+		if (err == nil) != (found == 1) {
+			t.Fatalf("write %d returned %v but the row count is %d", i, err, found)
+		}
+	}
+}
+
+// TestFailuresCostOneRerun has many failing writes in one group and checks
+// that the others commit and each failing caller gets its own error.
+func TestFailuresCostOneRerun(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		var runs sync.Map
+		const n = 64
+		results := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = db.Write(context.Background(), func(tx *store.Tx) error {
+					v, _ := runs.LoadOrStore(i, new(int))
+					*v.(*int)++
+					if _, err := tx.Exec(`INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $1, $1, TRUE, 0)`, fmt.Sprint("s", i)); err != nil {
+						return err
+					}
+					if i%2 == 1 {
+						return fmt.Errorf("fail %d", i)
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		for i, err := range results {
+			if (i%2 == 1) != (err != nil) {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			v, _ := runs.Load(i)
+			if *v.(*int) > 2 {
+				t.Fatalf("write %d ran %d times; a group runs at most twice", i, *v.(*int))
+			}
+		}
+		if got := count(t, db); got != n/2 {
+			t.Fatalf("%d rows, want %d", got, n/2)
+		}
+	})
+}

@@ -79,14 +79,21 @@ func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 // Concurrent calls are grouped: one writer takes every call waiting, runs
 // their functions one after another in one transaction and commits once, so
 // a burst of changes shares a single fsync. Each change is still all or
-// nothing: when a function returns an error, the transaction is rolled back,
-// that caller gets its error, and the other functions are run again in a new
-// transaction without it. So fn may run more than once and must have no
-// effects outside tx beyond setting its own results.
+// nothing. When a function returns an error, the transaction is rolled back,
+// that caller gets its error, and the others run again once, each inside its
+// own savepoint, so that further failures cost one ROLLBACK TO each rather
+// than another run of the whole group. So fn may run more than once, and
+// must have no effects outside tx beyond setting its own results; it must
+// return every SQL error it gets, since on PostgreSQL a swallowed error
+// leaves the transaction unusable.
 //
-// If ctx ends before fn has started, fn never runs. If it ends later, the
-// change may still commit; Write then returns ctx's error.
+// If ctx ends before fn has started, fn never runs and Write returns ctx's
+// error. Once fn has started, Write waits for the real outcome, so that what
+// it returns is always true.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r := &writeReq{fn: fn, done: make(chan error, 1)}
 	select {
 	case db.batcher.in <- r:
@@ -99,15 +106,25 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
-		r.abandoned.Store(true)
-		return ctx.Err()
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err()
+		}
+		return <-r.done // already running: its outcome is the truth
 	}
 }
 
+// Request states: a queued request is either taken to run by the writer or
+// abandoned by its caller, never both.
+const (
+	reqQueued int32 = iota
+	reqRunning
+	reqAbandoned
+)
+
 type writeReq struct {
-	fn        func(*Tx) error
-	done      chan error
-	abandoned atomic.Bool
+	fn    func(*Tx) error
+	done  chan error
+	state atomic.Int32
 }
 
 type batcher struct {
@@ -154,34 +171,34 @@ func (b *batcher) loop() {
 	}
 }
 
-// run commits batch, dropping and answering each function that fails until
-// the rest commit together.
+// run commits batch. A first attempt runs every function plainly; if one
+// fails, its caller is answered and the rest run again, each inside its own
+// savepoint, and commit together.
 func (b *batcher) run(batch []*writeReq) {
 	live := batch[:0]
 	for _, r := range batch {
-		if r.abandoned.Load() {
-			r.done <- context.Canceled
-			continue
+		if r.state.CompareAndSwap(reqQueued, reqRunning) {
+			live = append(live, r)
 		}
-		live = append(live, r)
 	}
-	for len(live) > 0 {
-		failed, fnErr, err := b.attempt(live)
-		switch {
-		case err != nil:
-			for _, r := range live {
-				r.done <- err
-			}
-			return
-		case failed >= 0:
-			live[failed].done <- fnErr
-			live = append(live[:failed], live[failed+1:]...)
-		default:
-			for _, r := range live {
-				r.done <- nil
+	if len(live) == 0 {
+		return
+	}
+	failed, fnErr, err := b.attempt(live)
+	if err == nil && failed >= 0 {
+		live[failed].done <- fnErr
+		live = append(live[:failed], live[failed+1:]...)
+		var errs []error
+		errs, err = b.attemptIsolated(live)
+		if err == nil {
+			for i, r := range live {
+				r.done <- errs[i]
 			}
 			return
 		}
+	}
+	for _, r := range live {
+		r.done <- err
 	}
 }
 
@@ -189,11 +206,58 @@ func (b *batcher) run(batch []*writeReq) {
 // function that failed and its error, or err for a failure of the
 // transaction itself, or (-1, nil, nil) once committed.
 func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	tx, cancel, err := b.begin()
+	if err != nil {
+		return -1, nil, err
+	}
 	defer cancel()
+	for i, r := range reqs {
+		if err := runFn(r.fn, tx); err != nil {
+			tx.tx.Rollback()
+			return i, err, nil
+		}
+	}
+	return -1, nil, tx.commit()
+}
+
+// attemptIsolated runs each request inside a savepoint, rolling back to it
+// when the function fails, and commits the rest. It returns each request's
+// own error (nil for those committed), or err for a failure of the
+// transaction itself.
+func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
+	tx, cancel, err := b.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	errs := make([]error, len(reqs))
+	for i, r := range reqs {
+		if _, err := tx.Exec("SAVEPOINT write_fn"); err != nil {
+			tx.tx.Rollback()
+			return nil, fmt.Errorf("store: savepoint: %w", err)
+		}
+		m := tx.mark()
+		if errs[i] = runFn(r.fn, tx); errs[i] != nil {
+			tx.rewind(m)
+			if _, err := tx.Exec("ROLLBACK TO SAVEPOINT write_fn"); err != nil {
+				tx.tx.Rollback()
+				return nil, fmt.Errorf("store: roll back to savepoint: %w", err)
+			}
+		}
+		if _, err := tx.Exec("RELEASE SAVEPOINT write_fn"); err != nil {
+			tx.tx.Rollback()
+			return nil, fmt.Errorf("store: release savepoint: %w", err)
+		}
+	}
+	return errs, tx.commit()
+}
+
+func (b *batcher) begin() (*Tx, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	sqlTx, err := b.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return -1, nil, fmt.Errorf("store: begin: %w", err)
+		cancel()
+		return nil, nil, fmt.Errorf("store: begin: %w", err)
 	}
 	if b.db.Dialect == Postgres {
 		// One writer at a time per database, as SQLite has by design: every
@@ -202,29 +266,66 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 		// and the ledger chain has one order. Group commit keeps throughput.
 		if _, err := sqlTx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writeLockKey); err != nil {
 			sqlTx.Rollback()
-			return -1, nil, fmt.Errorf("store: take write lock: %w", err)
+			cancel()
+			return nil, nil, fmt.Errorf("store: take write lock: %w", err)
 		}
 	}
-	tx := &Tx{db: b.db, tx: sqlTx, ctx: ctx}
-	for i, r := range reqs {
-		if err := runFn(r.fn, tx); err != nil {
-			sqlTx.Rollback()
-			return i, err, nil
+	return &Tx{db: b.db, tx: sqlTx, ctx: ctx}, cancel, nil
+}
+
+// commit runs the before-commit hooks, commits, then runs the after-commit
+// hooks.
+func (t *Tx) commit() error {
+	for _, fn := range t.before {
+		if err := fn(t); err != nil {
+			t.tx.Rollback()
+			return err
 		}
 	}
-	for _, fn := range tx.before {
-		if err := fn(tx); err != nil {
-			sqlTx.Rollback()
-			return -1, nil, err
-		}
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return -1, nil, fmt.Errorf("store: commit: %w", err)
-	}
-	for _, fn := range tx.after {
+	for _, fn := range t.after {
 		fn()
 	}
-	return -1, nil, nil
+	return nil
+}
+
+// Rewinder is a transaction-local value (see Tx.SetLocal) that can go back
+// to an earlier state when a savepoint is rolled back: Mark returns the
+// state, Rewind restores it.
+type Rewinder interface {
+	Mark() any
+	Rewind(mark any)
+}
+
+type txMark struct {
+	locals        map[any]any
+	marks         map[any]any
+	before, after int
+}
+
+func (t *Tx) mark() txMark {
+	m := txMark{locals: map[any]any{}, marks: map[any]any{}, before: len(t.before), after: len(t.after)}
+	for k, v := range t.locals {
+		m.locals[k] = v
+		if r, ok := v.(Rewinder); ok {
+			m.marks[k] = r.Mark()
+		}
+	}
+	return m
+}
+
+func (t *Tx) rewind(m txMark) {
+	for k := range t.locals {
+		if _, kept := m.locals[k]; !kept {
+			delete(t.locals, k)
+		}
+	}
+	for k, mark := range m.marks {
+		t.locals[k].(Rewinder).Rewind(mark)
+	}
+	t.before, t.after = t.before[:m.before], t.after[:m.after]
 }
 
 // runFn turns a panic in a write function into that caller's error, so one
