@@ -199,12 +199,12 @@ func seedContacts(b *testing.B, cs *consent.Service, n int) []string {
 					continue
 				}
 				rid := uuid.Must(uuid.NewV7()).String()
-				recArgs = append(recArgs, rid, id, p.ID, consent.StateGranted, p.LegalBasis, "API", p.TextVersion, now,
+				recArgs = append(recArgs, rid, id, p.ID, consent.StateGranted, p.LegalBasis, "01930000-0000-7000-8001-000000000008", "API", p.TextVersion, now,
 					apiActor.Kind, apiActor.ID, apiEvidence.Method, int64(lo+j+1))
 				curArgs = append(curArgs, id, p.ID, rid, consent.StateGranted)
 			}
-			if _, err := tx.Exec(`INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source, text_version,
-				recorded_at, actor_kind, actor_id, method, ledger_seq) VALUES `+placeholders(len(recArgs)/12, 12), recArgs...); err != nil {
+			if _, err := tx.Exec(`INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version,
+				recorded_at, actor_kind, actor_id, method, ledger_seq) VALUES `+placeholders(len(recArgs)/13, 13), recArgs...); err != nil {
 				return fmt.Errorf("insert consent records: %w", err)
 			}
 			if _, err := tx.Exec("INSERT INTO consent_current (contact_id, purpose_id, record_id, state) VALUES "+

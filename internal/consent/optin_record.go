@@ -102,5 +102,5 @@ func (s *Service) OptInHistory(ctx context.Context, contactID string) ([]OptInCh
 // VerifyLedger checks the ledger against the current consent and opt-in
 // state (see ledger.Verify).
 func (s *Service) VerifyLedger(ctx context.Context) (*ledger.Report, error) {
-	return ledger.Verify(ctx, s.DB, EachContactState, s.Now())
+	return ledger.Verify(ctx, s.DB, ledgerState{}, s.Now())
 }

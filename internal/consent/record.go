@@ -25,7 +25,8 @@ type Record struct {
 	PurposeName string     `json:"purpose"`
 	State       string     `json:"state" enum:"granted,withdrawn"`
 	LegalBasis  string     `json:"legal_basis"`
-	Source      string     `json:"source"`
+	Source      string     `json:"source" doc:"the source's name when the record was written"`
+	SourceID    string     `json:"source_id"`
 	TextVersion int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
 	RecordedAt  time.Time  `json:"recorded_at"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
@@ -49,8 +50,9 @@ type RecordInput struct {
 // Prepared is a consent change that has been validated against the current
 // purposes and sources and can be applied inside a transaction.
 type Prepared struct {
-	purpose *Purpose
-	in      RecordInput
+	purpose  *Purpose
+	sourceID string
+	in       RecordInput
 }
 
 // Prepare validates in and resolves its purpose and source, reading outside
@@ -81,6 +83,8 @@ func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error
 		if !in.ExpiresAt.After(s.Now()) {
 			return nil, errs.Invalid("expires_at", "must be in the future")
 		}
+		t := in.ExpiresAt.UTC().Truncate(time.Microsecond) // as stored
+		in.ExpiresAt = &t
 	}
 	p, err := s.Purpose(ctx, in.Purpose)
 	if err != nil {
@@ -100,7 +104,7 @@ func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error
 	case in.TextVersion < 0 || in.TextVersion > p.TextVersion:
 		return nil, errs.Invalid("text_version", "purpose %q has consent text versions 1 to %d", p.Name, p.TextVersion)
 	}
-	return &Prepared{purpose: p, in: in}, nil
+	return &Prepared{purpose: p, sourceID: src.ID, in: in}, nil
 }
 
 // checkActor refuses evidence that the actor cannot have collected: users and
@@ -153,31 +157,45 @@ func LoadContact(tx *store.Tx, id string) (ContactKey, error) {
 func (p *Prepared) newRecord(contactID string, now time.Time, seq int64) *Record {
 	in := p.in
 	return &Record{ID: uuid.Must(uuid.NewV7()).String(), ContactID: contactID, PurposeID: p.purpose.ID,
-		PurposeName: p.purpose.Name, State: in.State, LegalBasis: in.LegalBasis, Source: in.Source,
+		PurposeName: p.purpose.Name, State: in.State, LegalBasis: in.LegalBasis, Source: in.Source, SourceID: p.sourceID,
 		TextVersion: in.TextVersion, RecordedAt: now, ExpiresAt: in.ExpiresAt, Actor: in.Actor, Evidence: in.Evidence,
 		LedgerSeq: seq}
 }
 
-// args are the record's columns in the order of recordColumns.
-func (r *Record) args() []any {
-	var expires any
-	if r.ExpiresAt != nil {
-		expires = store.Micros(*r.ExpiresAt)
+// expires is the record's expiry as stored: microseconds, or NULL.
+func (r *Record) expires() any {
+	if r.ExpiresAt == nil {
+		return nil
 	}
-	return []any{r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.Source, r.TextVersion, store.Micros(r.RecordedAt),
-		expires, r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP, r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq}
+	return store.Micros(*r.ExpiresAt)
 }
 
-const recordColumns = `id, contact_id, purpose_id, state, legal_basis, source, text_version, recorded_at,
+// args are the record's columns in the order of recordColumns.
+func (r *Record) args() []any {
+	return []any{r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.SourceID, r.Source, r.TextVersion,
+		store.Micros(r.RecordedAt), r.expires(), r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP,
+		r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq}
+}
+
+const recordColumns = `id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version, recorded_at,
 	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq`
 
 // appendEvent appends the ledger event of r for the contact with ledger
 // reference ref, at the position r already holds.
 func (r *Record) appendEvent(tx *store.Tx, ref string) error {
-	_, err := ledger.Append(tx, &ledger.Event{Seq: r.LedgerSeq, RecordedAt: r.RecordedAt, Kind: ledger.KindConsent,
-		ContactRef: ref, PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, Source: r.Source,
-		TextVersion: r.TextVersion, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID})
+	_, err := ledger.Append(tx, r.event(ref))
 	return err
+}
+
+// event is the ledger event r is written with.
+func (r *Record) event(ref string) *ledger.Event {
+	var expires int64
+	if r.ExpiresAt != nil {
+		expires = store.Micros(*r.ExpiresAt)
+	}
+	return &ledger.Event{Seq: r.LedgerSeq, RecordedAt: r.RecordedAt, Kind: ledger.KindConsent, ContactRef: ref,
+		PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, TextVersion: r.TextVersion,
+		ExpiresAt: expires, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID}
 }
 
 // Apply writes the prepared consent record for contact k inside tx, moves the
@@ -189,16 +207,16 @@ func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, er
 	}
 	r := p.newRecord(k.ID, now, seq)
 	_, err = tx.Exec(`INSERT INTO consent_records (`+recordColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.args()...)
 	if store.IsForeignKeyViolation(err) {
 		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consent: insert consent record: %w", err)
 	}
-	_, err = tx.Exec(`INSERT INTO consent_current (contact_id, purpose_id, record_id, state) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state`,
-		r.ContactID, r.PurposeID, r.ID, r.State)
+	_, err = tx.Exec(`INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
+		expires_at = excluded.expires_at`, r.ContactID, r.PurposeID, r.ID, r.State, r.expires())
 	if err != nil {
 		return nil, fmt.Errorf("consent: update current consent: %w", err)
 	}
@@ -219,9 +237,10 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	var ref string
 	err = tx.QueryRow(`WITH c AS (SELECT id, ref FROM contacts WHERE id = $2),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
-			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM c),
-		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state) SELECT c.id, $3, $1, $4 FROM c
-			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state)
+			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM c),
+		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT c.id, $3, $1, $4, $10 FROM c
+			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
+			expires_at = excluded.expires_at)
 		SELECT ref FROM c`, r.args()...).Scan(&ref)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
@@ -318,10 +337,10 @@ func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Curr
 // empty list when there are none (the caller checks the contact exists).
 func (s *Service) History(ctx context.Context, contactID string) ([]Record, error) {
 	out, err := store.QueryAll(ctx, s.DB.Read, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
-		r.legal_basis, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method, r.ip,
-		r.user_agent, r.token_id, r.ledger_seq
+		r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
+		r.ip, r.user_agent, r.token_id, r.ledger_seq
 		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id
-		WHERE r.contact_id = $1 ORDER BY r.recorded_at, r.ledger_seq`, contactID)
+		WHERE r.contact_id = $1 ORDER BY r.ledger_seq`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read history: %w", err)
 	}
@@ -332,7 +351,7 @@ func scanRecord(row store.Scanner) (Record, error) {
 	var r Record
 	var at int64
 	var expires sql.NullInt64
-	err := row.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.Source,
+	err := row.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.SourceID, &r.Source,
 		&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
 		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq)
 	r.RecordedAt = store.FromMicros(at)
@@ -341,42 +360,4 @@ func scanRecord(row store.Scanner) (Record, error) {
 		r.ExpiresAt = &e
 	}
 	return r, err
-}
-
-// EachContactState feeds ledger verification with every contact's current
-// opt-in status and consent states, read through q. It satisfies
-// ledger.StateSource.
-func EachContactState(ctx context.Context, q store.Querier, fn func(ledger.ContactState) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT c.ref, c.opt_in_status, cc.purpose_id, cc.state
-		FROM contacts c LEFT JOIN consent_current cc ON cc.contact_id = c.id ORDER BY c.ref`)
-	if err != nil {
-		return fmt.Errorf("consent: read current state: %w", err)
-	}
-	defer rows.Close()
-	var cur *ledger.ContactState
-	for rows.Next() {
-		var ref, optIn string
-		var purpose, state sql.NullString
-		if err := rows.Scan(&ref, &optIn, &purpose, &state); err != nil {
-			return fmt.Errorf("consent: read current state: %w", err)
-		}
-		if cur == nil || cur.Ref != ref {
-			if cur != nil {
-				if err := fn(*cur); err != nil {
-					return err
-				}
-			}
-			cur = &ledger.ContactState{Ref: ref, OptIn: optIn, Consents: map[string]string{}}
-		}
-		if purpose.Valid {
-			cur.Consents[purpose.String] = state.String
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("consent: read current state: %w", err)
-	}
-	if cur != nil {
-		return fn(*cur)
-	}
-	return nil
 }

@@ -27,10 +27,10 @@ func seedMillion(b *testing.B, db *store.DB, n int) {
 			SELECT 'c' || i, 'r' || i, 'lead', 'c' || i || '@example.com', 'c' || i || '@example.com',
 			CASE WHEN i % 5 < 2 THEN 'EU' WHEN i % 5 = 2 THEN 'US' ELSE 'APAC' END,
 			CASE WHEN i % 3 = 0 THEN 'ready to buy' ELSE 'lead in' END, '{}', 'none', $2, $2 ` + from,
-		series + `INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source, text_version, recorded_at,
-			actor_kind, method, ledger_seq)
+		series + `INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version,
+			recorded_at, actor_kind, method, ledger_seq)
 			SELECT 'r' || i, 'c' || i, '01930000-0000-7000-8000-000000000002',
-			CASE WHEN i % 4 < 2 THEN 'granted' ELSE 'withdrawn' END, 'consent', 'API', 1, $2, 'api_token', 'api', 0 ` + from + ` WHERE i % 4 < 3`,
+			CASE WHEN i % 4 < 2 THEN 'granted' ELSE 'withdrawn' END, 'consent', '01930000-0000-7000-8001-000000000008', 'API', 1, $2, 'api_token', 'api', 0 ` + from + ` WHERE i % 4 < 3`,
 		`INSERT INTO consent_current (contact_id, purpose_id, record_id, state)
 			SELECT contact_id, purpose_id, id, state FROM consent_records`,
 	}

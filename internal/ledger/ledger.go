@@ -48,8 +48,9 @@ type Event struct {
 	PurposeID   string    `json:"purpose_id,omitempty"`
 	Value       string    `json:"value,omitempty"`
 	LegalBasis  string    `json:"legal_basis,omitempty"`
-	Source      string    `json:"source,omitempty"`
+	SourceID    string    `json:"source_id,omitempty" doc:"the source's id; its name is operator text and stays out of the ledger"`
 	TextVersion int       `json:"text_version,omitempty"`
+	ExpiresAt   int64     `json:"expires_at,omitempty" doc:"when a granted consent expires, in microseconds since the Unix epoch; 0 for never"`
 	ActorKind   string    `json:"actor_kind,omitempty"`
 	ActorID     string    `json:"actor_id,omitempty"`
 	Method      string    `json:"method,omitempty"`
@@ -84,8 +85,9 @@ func ComputeHash(prevHash string, e *Event) (string, error) {
 	field(e.PurposeID)
 	field(e.Value)
 	field(e.LegalBasis)
-	field(e.Source)
+	field(e.SourceID)
 	field(strconv.Itoa(e.TextVersion))
+	field(strconv.FormatInt(e.ExpiresAt, 10))
 	field(e.ActorKind)
 	field(e.ActorID)
 	field(e.Method)
@@ -176,12 +178,12 @@ func head(tx *store.Tx) (*chain, error) {
 	return c, nil
 }
 
-const eventColumns = "seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source, text_version, actor_kind, actor_id, method, record_id, prev_hash, hash"
+const eventColumns = "seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source_id, text_version, expires_at, actor_kind, actor_id, method, record_id, prev_hash, hash"
 
 // flush inserts the pending events, in chunks that stay under both
 // databases' limits on bound parameters, and moves the head.
 func (c *chain) flush(tx *store.Tx) error {
-	const cols, chunk = 15, 50 // SQLite binds many parameters slowly
+	const cols, chunk = 16, 50 // SQLite binds many parameters slowly
 	for start := 0; start < len(c.pending); start += chunk {
 		part := c.pending[start:min(start+chunk, len(c.pending))]
 		var sb strings.Builder
@@ -201,7 +203,7 @@ func (c *chain) flush(tx *store.Tx) error {
 			}
 			sb.WriteByte(')')
 			args = append(args, e.Seq, store.Micros(e.RecordedAt), e.Kind, e.ContactRef, e.PurposeID, e.Value,
-				e.LegalBasis, e.Source, e.TextVersion, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.PrevHash, e.Hash)
+				e.LegalBasis, e.SourceID, e.TextVersion, e.ExpiresAt, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.PrevHash, e.Hash)
 		}
 		if _, err := tx.Exec(sb.String(), args...); err != nil {
 			return fmt.Errorf("ledger: insert events: %w", err)

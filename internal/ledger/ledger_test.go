@@ -17,16 +17,16 @@ import (
 func TestHashEncodingIsStable(t *testing.T) {
 	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC), Kind: ledger.KindConsent,
 		ContactRef: "0123456789abcdef0123456789abcdef", PurposeID: "p1", Value: "granted", LegalBasis: "consent",
-		Source: "Web form", TextVersion: 2, ActorKind: "api_token", ActorID: "t1", Method: "api", RecordID: "r1"}
+		SourceID: "s1", TextVersion: 2, ExpiresAt: 1800000000000000, ActorKind: "api_token", ActorID: "t1", Method: "api", RecordID: "r1"}
 	got, err := ledger.ComputeHash(ledger.GenesisHash, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = "a439fcdc18bfddec50ee8e5b330f939c6c1dc279facf8472ba0fde6c569dc943"
+	const want = "2d562ffe9185ff52ecdeb3ba6aa7bda41ead054e22d988a0c9eacbb43c067188"
 	if got != want {
 		t.Fatalf("hash of the reference event changed: got %s, want %s", got, want)
 	}
-	e.Source = "Web forn"
+	e.SourceID = "s2"
 	if other, _ := ledger.ComputeHash(ledger.GenesisHash, e); other == got {
 		t.Fatal("changing a field did not change the hash")
 	}
@@ -152,6 +152,40 @@ func TestTamperingIsDetected(t *testing.T) {
 		{"delete a contact behind the ledger's back", func(f *fixture, exec func(string, ...any)) {
 			exec(`DELETE FROM contacts WHERE id = $1`, f.ids[2])
 		}, ledger.ProblemMissing, 6},
+		{"change a record's legal basis", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET legal_basis = 'legitimate_interests' WHERE ledger_seq = 5`)
+		}, ledger.ProblemRowMismatch, 5},
+		{"backdate a record", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET recorded_at = recorded_at - 31536000000000 WHERE ledger_seq = 3`)
+		}, ledger.ProblemRowMismatch, 3},
+		{"change a record's source", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET source_id = '01930000-0000-7000-8001-000000000002' WHERE ledger_seq = 1`)
+		}, ledger.ProblemRowMismatch, 1},
+		{"delete a history record", func(f *fixture, exec func(string, ...any)) {
+			exec(`DELETE FROM consent_records WHERE ledger_seq = 3`)
+		}, ledger.ProblemRowMissing, 3},
+		{"delete the opt-in history", func(f *fixture, exec func(string, ...any)) {
+			exec(`DELETE FROM opt_in_changes`)
+		}, ledger.ProblemRowMissing, 2},
+		{"point the current consent at another record", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_current SET record_id = (SELECT id FROM consent_records WHERE ledger_seq = 6)
+				WHERE contact_id = $1 AND purpose_id = '01930000-0000-7000-8000-000000000002'`, f.ids[2])
+		}, ledger.ProblemState, 6},
+		{"forge a history record", func(f *fixture, exec func(string, ...any)) {
+			exec(`INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version,
+				recorded_at, actor_kind, method, ledger_seq)
+				SELECT 'forged', contact_id, purpose_id, 'granted', legal_basis, source_id, source, text_version, recorded_at,
+				actor_kind, method, 2 FROM consent_records WHERE ledger_seq = 1`)
+		}, ledger.ProblemRowExtra, 2},
+		{"forge a record at a free position", func(f *fixture, exec func(string, ...any)) {
+			exec(`INSERT INTO consent_records (id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version,
+				recorded_at, actor_kind, method, ledger_seq)
+				SELECT 'forged', contact_id, purpose_id, 'granted', legal_basis, source_id, source, text_version, recorded_at,
+				actor_kind, method, 99 FROM consent_records WHERE ledger_seq = 1`)
+		}, ledger.ProblemRowExtra, 99},
+		{"forge a record far beyond the head", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET ledger_seq = 123456789 WHERE ledger_seq = 5`)
+		}, ledger.ProblemRowExtra, 123456789},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/consentry/consentry/internal/store"
@@ -11,18 +14,22 @@ import (
 
 // Problem codes in a Report.
 const (
-	ProblemSequence     = "sequence_broken"    // a position is missing, repeated or out of order
-	ProblemPrevHash     = "prev_hash_mismatch" // the event does not point at the event before it
-	ProblemHash         = "hash_mismatch"      // the event's fields no longer give its hash
-	ProblemHead         = "head_mismatch"      // the last event is not the recorded head
-	ProblemState        = "state_mismatch"     // current consent or opt-in state differs from the replay
-	ProblemMissing      = "contact_missing"    // the ledger has state for a contact that is gone without a deletion event
-	ProblemDeletedAlive = "deleted_contact_present"
+	ProblemSequence     = "sequence_broken"         // a position is missing, repeated or out of order
+	ProblemPrevHash     = "prev_hash_mismatch"      // the event does not point at the event before it
+	ProblemHash         = "hash_mismatch"           // the event's fields no longer give its hash
+	ProblemHead         = "head_mismatch"           // the last event is not the recorded head
+	ProblemState        = "state_mismatch"          // current consent or opt-in state differs from the replay
+	ProblemMissing      = "contact_missing"         // the ledger has state for a contact that is gone without a deletion event
+	ProblemDeletedAlive = "deleted_contact_present" // a contact the ledger records as deleted is present
+	ProblemRowMissing   = "history_row_missing"     // an event's consent record or opt-in change is gone
+	ProblemRowMismatch  = "history_row_mismatch"    // a consent record or opt-in change differs from its event
+	ProblemRowExtra     = "history_row_unbacked"    // a consent record or opt-in change has no event of its own
 )
 
 // Problem is the first thing verification found wrong. Seq is the ledger
-// position it concerns: the first bad event for chain problems, or the last
-// event of the contact whose state disagrees (0 if the ledger has none).
+// position it concerns: the first bad event for chain problems, the event a
+// history row belongs to, or the last event of the contact whose state
+// disagrees (0 if the ledger has none).
 type Problem struct {
 	Code       string `json:"code"`
 	Seq        int64  `json:"seq"`
@@ -37,42 +44,61 @@ type Report struct {
 	HeadSeq         int64     `json:"head_seq"`
 	HeadHash        string    `json:"head_hash"`
 	ContactsChecked int64     `json:"contacts_checked"`
+	RowsChecked     int64     `json:"history_rows_checked"`
 	Problem         *Problem  `json:"problem,omitempty"`
 	CheckedAt       time.Time `json:"checked_at"`
 }
 
-// ContactState is a contact's current opt-in status and consent states by
-// purpose id, as the domain tables hold them.
+// Current is a contact's current state for one purpose: its state and the
+// consent record that set it.
+type Current struct {
+	State    string
+	RecordID string
+}
+
+// ContactState is a contact's current opt-in status and consents by purpose
+// id, as the domain tables hold them.
 type ContactState struct {
 	Ref      string
 	OptIn    string
-	Consents map[string]string
+	Consents map[string]Current
 }
 
-// StateSource calls fn for every contact's current state, reading through q
-// so that it sees the same snapshot as the ledger scan.
-type StateSource func(ctx context.Context, q store.Querier, fn func(ContactState) error) error
+// State is what the ledger is checked against. Both methods read through q,
+// so they see the snapshot the ledger is read in.
+type State interface {
+	// EachContact calls fn for every contact's current state.
+	EachContact(ctx context.Context, q store.Querier, fn func(ContactState) error) error
+	// Rows returns the history rows (consent records and opt-in changes)
+	// that claim ledger positions in [from, to), each as the event it says
+	// it was written with.
+	Rows(ctx context.Context, q store.Querier, from, to int64) ([]Event, error)
+}
 
 type replayed struct {
 	optIn    string
-	consents map[string]string
+	consents map[string]Current
 	lastSeq  int64
 	deleted  bool
 }
 
 // Verify recomputes the chain from the first event, checks it ends at the
 // recorded head, replays the events into each contact's state and compares
-// that with the current state from src. It stops at the first problem. An
-// error is returned only when the database could not be read; a broken ledger
-// is a Report with OK false.
-func Verify(ctx context.Context, db *store.DB, src StateSource, now time.Time) (*Report, error) {
+// that with the current state, and checks every history row against its
+// event, both ways. It stops at the first problem. An error is returned only
+// when the database could not be read; a broken ledger is a Report with OK
+// false.
+func Verify(ctx context.Context, db *store.DB, st State, now time.Time) (*Report, error) {
 	rep := &Report{CheckedAt: now.UTC()}
 	err := db.Snapshot(ctx, func(q store.Querier) error {
 		state, err := scan(ctx, q, rep)
 		if err != nil || rep.Problem != nil {
 			return err
 		}
-		return compare(ctx, q, src, state, rep)
+		if err := compare(ctx, q, st, state, rep); err != nil || rep.Problem != nil {
+			return err
+		}
+		return checkRows(ctx, q, st, state, rep)
 	})
 	if err != nil {
 		return nil, err
@@ -81,8 +107,22 @@ func Verify(ctx context.Context, db *store.DB, src StateSource, now time.Time) (
 	return rep, nil
 }
 
+func scanEvent(row store.Scanner) (Event, error) {
+	var e Event
+	var at int64
+	err := row.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
+		&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.PrevHash, &e.Hash)
+	e.RecordedAt = store.FromMicros(at)
+	return e, err
+}
+
 func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replayed, error) {
-	if err := q.QueryRowContext(ctx, "SELECT seq, hash FROM ledger_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash); err != nil {
+	err := q.QueryRowContext(ctx, "SELECT seq, hash FROM ledger_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		rep.Problem = &Problem{Code: ProblemHead, Message: "the ledger head is missing"}
+		return nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("ledger: read head: %w", err)
 	}
 	rows, err := q.QueryContext(ctx, "SELECT "+eventColumns+" FROM ledger_events ORDER BY seq")
@@ -93,13 +133,10 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 	state := map[string]*replayed{}
 	prev, want := GenesisHash, int64(1)
 	for rows.Next() {
-		var e Event
-		var at int64
-		if err := rows.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.Source,
-			&e.TextVersion, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.PrevHash, &e.Hash); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("ledger: read event: %w", err)
 		}
-		e.RecordedAt = store.FromMicros(at)
 		rep.Events++
 		switch {
 		case e.Seq != want:
@@ -135,13 +172,13 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 func apply(state map[string]*replayed, e *Event) {
 	r := state[e.ContactRef]
 	if r == nil {
-		r = &replayed{optIn: "none", consents: map[string]string{}}
+		r = &replayed{optIn: "none", consents: map[string]Current{}}
 		state[e.ContactRef] = r
 	}
 	r.lastSeq = e.Seq
 	switch e.Kind {
 	case KindConsent:
-		r.consents[e.PurposeID] = e.Value
+		r.consents[e.PurposeID] = Current{State: e.Value, RecordID: e.RecordID}
 	case KindOptIn:
 		r.optIn = e.Value
 	case KindContactDeleted:
@@ -151,14 +188,14 @@ func apply(state map[string]*replayed, e *Event) {
 	}
 }
 
-func compare(ctx context.Context, q store.Querier, src StateSource, state map[string]*replayed, rep *Report) error {
+func compare(ctx context.Context, q store.Querier, st State, state map[string]*replayed, rep *Report) error {
 	seen := make(map[string]bool, len(state))
-	err := src(ctx, q, func(cs ContactState) error {
+	err := st.EachContact(ctx, q, func(cs ContactState) error {
 		rep.ContactsChecked++
 		seen[cs.Ref] = true
 		r := state[cs.Ref]
 		if r == nil {
-			r = &replayed{optIn: "none", consents: map[string]string{}}
+			r = &replayed{optIn: "none", consents: map[string]Current{}}
 		}
 		switch {
 		case r.deleted:
@@ -169,7 +206,7 @@ func compare(ctx context.Context, q store.Querier, src StateSource, state map[st
 				Message: fmt.Sprintf("opt-in status is %q but the ledger replays to %q", cs.OptIn, r.optIn)}
 		case !maps.Equal(r.consents, cs.Consents):
 			rep.Problem = &Problem{Code: ProblemState, Seq: r.lastSeq, ContactRef: cs.Ref,
-				Message: "consent states differ from the ledger's replay"}
+				Message: "current consents differ from the ledger's replay (state or the record that set it)"}
 		}
 		if rep.Problem != nil {
 			return errStop
@@ -195,6 +232,104 @@ func compare(ctx context.Context, q store.Querier, src StateSource, state map[st
 		}
 	}
 	return nil
+}
+
+// rowChunk is how many ledger positions are compared with history rows at a
+// time, so that memory stays bounded however long the ledger is.
+const rowChunk = 5000
+
+// checkRows compares every consent and opt-in event of a contact that still
+// exists with the history row written with it, and finds rows that claim a
+// position no such event has.
+func checkRows(ctx context.Context, q store.Querier, st State, state map[string]*replayed, rep *Report) error {
+	for _, r := range [][2]int64{{math.MinInt64, 1}, {rep.HeadSeq + 1, math.MaxInt64}} {
+		outside, err := st.Rows(ctx, q, r[0], r[1])
+		if err != nil {
+			return err
+		}
+		if len(outside) > 0 {
+			rep.Problem = &Problem{Code: ProblemRowExtra, Seq: outside[0].Seq, ContactRef: outside[0].ContactRef,
+				Message: fmt.Sprintf("a history row claims event %d, which the ledger does not have", outside[0].Seq)}
+			return nil
+		}
+	}
+	for from := int64(1); from <= rep.HeadSeq; from += rowChunk {
+		to := from + rowChunk
+		rows, err := st.Rows(ctx, q, from, to)
+		if err != nil {
+			return err
+		}
+		bySeq := make(map[int64]Event, len(rows))
+		for _, r := range rows {
+			if _, dup := bySeq[r.Seq]; dup {
+				rep.Problem = &Problem{Code: ProblemRowExtra, Seq: r.Seq, ContactRef: r.ContactRef,
+					Message: fmt.Sprintf("two history rows claim event %d", r.Seq)}
+				return nil
+			}
+			bySeq[r.Seq] = r
+		}
+		events, err := store.QueryAll(ctx, q, scanEvent, "SELECT "+eventColumns+
+			" FROM ledger_events WHERE seq >= $1 AND seq < $2 AND kind IN ('consent', 'opt_in') ORDER BY seq", from, to)
+		if err != nil {
+			return fmt.Errorf("ledger: read events: %w", err)
+		}
+		for _, e := range events {
+			if state[e.ContactRef].deleted {
+				continue // its rows went with the contact
+			}
+			r, ok := bySeq[e.Seq]
+			delete(bySeq, e.Seq)
+			rep.RowsChecked++
+			if !ok {
+				rep.Problem = &Problem{Code: ProblemRowMissing, Seq: e.Seq, ContactRef: e.ContactRef,
+					Message: fmt.Sprintf("the %s history row of event %d is missing", e.Kind, e.Seq)}
+				return nil
+			}
+			if field := differs(&e, &r); field != "" {
+				rep.Problem = &Problem{Code: ProblemRowMismatch, Seq: e.Seq, ContactRef: e.ContactRef,
+					Message: fmt.Sprintf("the history row of event %d differs from the event in %s", e.Seq, field)}
+				return nil
+			}
+		}
+		for seq, r := range bySeq {
+			rep.Problem = &Problem{Code: ProblemRowExtra, Seq: seq, ContactRef: r.ContactRef,
+				Message: fmt.Sprintf("a history row claims event %d, which is not its event", seq)}
+			return nil
+		}
+	}
+	return nil
+}
+
+// differs names the first field in which a history row differs from its
+// event, or returns "".
+func differs(e, r *Event) string {
+	switch {
+	case e.Kind != r.Kind:
+		return "kind"
+	case e.ContactRef != r.ContactRef:
+		return "contact"
+	case e.RecordID != r.RecordID:
+		return "record id"
+	case !e.RecordedAt.Equal(r.RecordedAt):
+		return "time"
+	case e.PurposeID != r.PurposeID:
+		return "purpose"
+	case e.Value != r.Value:
+		return "state"
+	case e.LegalBasis != r.LegalBasis:
+		return "legal basis"
+	case e.SourceID != r.SourceID:
+		return "source"
+	case e.TextVersion != r.TextVersion:
+		return "consent text version"
+	case e.ExpiresAt != r.ExpiresAt:
+		return "expiry"
+	case e.ActorKind != r.ActorKind || e.ActorID != r.ActorID:
+		return "actor"
+	case e.Method != r.Method:
+		return "evidence method"
+	}
+	return ""
 }
 
 type stopError struct{}

@@ -72,6 +72,7 @@ CREATE TABLE consent_records (
     purpose_id   TEXT NOT NULL REFERENCES purposes(id),
     state        TEXT NOT NULL,
     legal_basis  TEXT NOT NULL,
+    source_id    TEXT NOT NULL REFERENCES sources(id),
     source       TEXT NOT NULL,
     text_version INTEGER NOT NULL,
     recorded_at  BIGINT NOT NULL,
@@ -84,13 +85,15 @@ CREATE TABLE consent_records (
     token_id     TEXT NOT NULL DEFAULT '',
     ledger_seq   BIGINT NOT NULL
 );
-CREATE INDEX consent_records_by_contact ON consent_records (contact_id, recorded_at);
+CREATE INDEX consent_records_by_contact ON consent_records (contact_id, ledger_seq);
+CREATE INDEX consent_records_by_position ON consent_records (ledger_seq);
 
 CREATE TABLE consent_current (
     contact_id TEXT NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
     purpose_id TEXT NOT NULL REFERENCES purposes(id),
     record_id  TEXT NOT NULL,
     state      TEXT NOT NULL,
+    expires_at BIGINT,
     PRIMARY KEY (contact_id, purpose_id)
 );
 CREATE INDEX consent_current_by_purpose ON consent_current (purpose_id, state, contact_id);
@@ -109,7 +112,8 @@ CREATE TABLE opt_in_changes (
     token_id    TEXT NOT NULL DEFAULT '',
     ledger_seq  BIGINT NOT NULL
 );
-CREATE INDEX opt_in_changes_by_contact ON opt_in_changes (contact_id, recorded_at);
+CREATE INDEX opt_in_changes_by_contact ON opt_in_changes (contact_id, ledger_seq);
+CREATE INDEX opt_in_changes_by_position ON opt_in_changes (ledger_seq);
 
 CREATE TABLE ledger_events (
     seq          BIGINT PRIMARY KEY,
@@ -119,8 +123,9 @@ CREATE TABLE ledger_events (
     purpose_id   TEXT NOT NULL DEFAULT '',
     value        TEXT NOT NULL DEFAULT '',
     legal_basis  TEXT NOT NULL DEFAULT '',
-    source       TEXT NOT NULL DEFAULT '',
+    source_id    TEXT NOT NULL DEFAULT '',
     text_version INTEGER NOT NULL DEFAULT 0,
+    expires_at   BIGINT NOT NULL DEFAULT 0,
     actor_kind   TEXT NOT NULL DEFAULT '',
     actor_id     TEXT NOT NULL DEFAULT '',
     method       TEXT NOT NULL DEFAULT '',
