@@ -104,6 +104,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 			caller, err = s.authenticate(r)
 		}
 		if err == nil {
+			err = checkParams(r, rt)
+		}
+		if err == nil {
 			status, body, err = rt.handle(r, caller)
 		}
 		if err != nil {
@@ -118,6 +121,23 @@ func (s *Server) wrap(rt Route) http.Handler {
 		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
 			"ms", float64(time.Since(start).Microseconds())/1000)
 	})
+}
+
+// checkParams refuses path and query values that are not plain text before
+// any handler sees them: a path that names nothing valid is not found, a
+// query parameter that is not text is invalid.
+func checkParams(r *http.Request, rt Route) error {
+	for _, name := range pathParams(rt.Path) {
+		if v := r.PathValue(name); len(v) > 200 || errs.PlainText(name, v) != nil {
+			return &errs.Error{Kind: errs.KindNotFound, Code: "not_found", Message: "nothing is found at this address"}
+		}
+	}
+	for _, q := range rt.Query {
+		if err := errs.PlainText(q.Name, r.URL.Query().Get(q.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setHeaders marks every API response as not to be cached (it holds

@@ -78,8 +78,13 @@ func (in *PurposeInput) validate(create bool) error {
 	if in.LegalBasis != nil && !validOneOf(*in.LegalBasis, LegalBases) {
 		return errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
 	}
-	if in.Description != nil && utf8.RuneCountInString(*in.Description) > 2000 {
-		return errs.Invalid("description", "must be at most 2000 characters")
+	if in.Description != nil {
+		if utf8.RuneCountInString(*in.Description) > 2000 {
+			return errs.Invalid("description", "must be at most 2000 characters")
+		}
+		if err := errs.PlainText("description", *in.Description); err != nil {
+			return err
+		}
 	}
 	if in.RetentionDays != nil && (*in.RetentionDays < 0 || *in.RetentionDays > 36500) {
 		return errs.Invalid("retention_days", "must be between 0 (no fixed period) and 36500")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -121,13 +122,15 @@ func checkActor(a Actor, ev Evidence) error {
 	if (a.Kind == ActorUser || a.Kind == ActorAPIToken) && !validOneOf(ev.Method, UserMethods) {
 		return errs.Invalid("evidence.method", "a user or API client can record only %s", strings.Join(UserMethods, ", "))
 	}
-	if len(ev.IP) > 64 {
-		return errs.Invalid("evidence.ip", "must be at most 64 characters")
+	if ev.IP != "" {
+		if _, err := netip.ParseAddr(ev.IP); err != nil {
+			return errs.Invalid("evidence.ip", "must be an IPv4 or IPv6 address")
+		}
 	}
 	if len(ev.UserAgent) > 512 {
 		return errs.Invalid("evidence.user_agent", "must be at most 512 characters")
 	}
-	return nil
+	return errs.PlainText("evidence.user_agent", ev.UserAgent)
 }
 
 // ContactKey identifies a contact inside a write: its id and its ledger

@@ -104,6 +104,9 @@ func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) error {
 		if utf8.RuneCountInString(v) > max {
 			return errs.Invalid(field, "must be at most %d characters", max)
 		}
+		if err := errs.PlainText(field, v); err != nil {
+			return err
+		}
 		*dst = v
 		return nil
 	}

@@ -209,7 +209,7 @@ func (f *FieldDefinition) checkValue(v any) (any, error) {
 		if utf8.RuneCountInString(s) > 10000 {
 			return nil, errs.Invalid(name, "must be at most 10000 characters")
 		}
-		return s, nil
+		return s, errs.PlainText(name, s)
 	case TypeNumber:
 		switch n := v.(type) {
 		case float64:

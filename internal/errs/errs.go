@@ -98,6 +98,22 @@ func Is(err error, k Kind) bool {
 	return e != nil && e.Kind == k
 }
 
+// PlainText checks that s is valid UTF-8 without control characters other
+// than tab, line feed and carriage return. Such text is stored and shown the
+// same everywhere; a NUL byte, for one, is refused by PostgreSQL and would
+// end a C string early.
+func PlainText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalid(field, "is not valid UTF-8 text")
+	}
+	for _, r := range s {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f {
+			return Invalid(field, "contains a control character (U+%04X)", r)
+		}
+	}
+	return nil
+}
+
 // TrimText trims the text *p points at in place and checks that it is not
 // empty and has at most max characters, naming field in the error. A nil p
 // (the field was not given) is left alone and is not an error.
@@ -108,6 +124,9 @@ func TrimText(field string, p *string, max int) error {
 	*p = strings.TrimSpace(*p)
 	if *p == "" {
 		return Required(field)
+	}
+	if err := PlainText(field, *p); err != nil {
+		return err
 	}
 	if utf8.RuneCountInString(*p) > max {
 		return Invalid(field, "must be at most %d characters", max)

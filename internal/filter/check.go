@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -152,6 +153,11 @@ func (c *checker) check(n ast.Node) (item, error) {
 	pos := n.Location().From + 1
 	switch n := n.(type) {
 	case *ast.StringNode:
+		for _, r := range n.Value {
+			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+				return item{}, errAt(n, "a string may not contain control characters or invalid UTF-8")
+			}
+		}
 		return item{constant: n.Value, ctype: String, pos: pos}, nil
 	case *ast.IntegerNode:
 		return item{constant: float64(n.Value), ctype: Number, pos: pos}, nil

@@ -23,6 +23,7 @@ package filter
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Type is the type of a field or value in a condition.
@@ -113,6 +114,9 @@ const MaxLength = 4000
 func Compile(src string, schema *Schema, now time.Time) (*Condition, error) {
 	if len(src) > MaxLength {
 		return nil, &Error{Position: 1, Message: fmt.Sprintf("a condition may be at most %d characters long", MaxLength)}
+	}
+	if !utf8.ValidString(src) {
+		return nil, &Error{Position: 1, Message: "the condition is not valid UTF-8 text"}
 	}
 	c := &checker{schema: schema, now: now.UTC().Truncate(time.Microsecond)}
 	root, err := c.compile(src)
