@@ -173,8 +173,14 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		name := fs.String("name", "", "what the token is for, e.g. \"website\" (required)")
-		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; 0 means until revoked")
+		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; without it the token lasts until revoked")
 		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		expiresGiven := false
+		fs.Visit(func(f *flag.Flag) { expiresGiven = expiresGiven || f.Name == "expires" })
+		if expiresGiven && *expires <= 0 {
+			fmt.Fprint(stderr, "consentry: token create: --expires must be a positive duration, e.g. 2160h\n")
 			return 2
 		}
 		if strings.TrimSpace(*name) == "" {

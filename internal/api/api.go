@@ -79,10 +79,29 @@ func New(s *Server) *Server {
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		setHeaders(w)
+		if allow := s.allowed(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{ErrorDetail{Code: "method_not_allowed",
+				Message: fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, " or "))}})
+			return
+		}
 		writeError(w, &errs.Error{Kind: errs.KindNotFound, Code: "route_not_found",
 			Message: fmt.Sprintf("no route %s %s; see /api/openapi.json", r.Method, r.URL.Path)})
 	})
 	return s
+}
+
+// allowed returns the methods that have a route for r's path, for a 405.
+func (s *Server) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Routes returns the route table.
@@ -239,6 +258,7 @@ const maxBody = 1 << 20
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // custom number fields are checked as written, not as rounded
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() {

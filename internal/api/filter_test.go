@@ -84,3 +84,14 @@ func TestFilterAndCount(t *testing.T) {
 		}
 	})
 }
+
+func TestWrongMethodIs405(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	r := e.do(t, "PUT", "/api/v1/contacts/x", `{}`, "")
+	if r.status != 405 || r.header.Get("Allow") != "GET, PATCH, DELETE" || !strings.Contains(string(r.body), "method_not_allowed") {
+		t.Fatalf("PUT on a contact: %d %q %s", r.status, r.header.Get("Allow"), r.body)
+	}
+	if r := e.do(t, "GET", "/api/v1/nothing", "", ""); r.status != 404 {
+		t.Fatalf("unknown route: %d", r.status)
+	}
+}

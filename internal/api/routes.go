@@ -173,6 +173,10 @@ func (c *ConsentRequest) input(caller consent.Actor) consent.RecordInput {
 		TextVersion: c.TextVersion, ExpiresAt: c.ExpiresAt, Actor: caller, Evidence: c.Evidence.evidence()}
 }
 
+// maxConsentsPerRequest bounds the work one request can put into a single
+// write, which every other writer waits for.
+const maxConsentsPerRequest = 50
+
 // CreateContactRequest creates a contact.
 type CreateContactRequest struct {
 	contact.Input
@@ -188,6 +192,9 @@ func (s *Server) createContact(r *http.Request, caller consent.Actor) (int, any,
 	}
 	if req.Evidence != nil && req.OptInStatus == "" {
 		return 0, nil, errs.Invalid("evidence", "says how the opt-in status was obtained; give opt_in_status with it (consents carry their own evidence)")
+	}
+	if len(req.Consents) > maxConsentsPerRequest {
+		return 0, nil, errs.Invalid("consents", "at most %d consents can be recorded with a contact", maxConsentsPerRequest)
 	}
 	nc := contact.NewContact{Input: req.Input, OptInStatus: req.OptInStatus, Actor: caller, Evidence: req.Evidence.evidence()}
 	for _, c := range req.Consents {

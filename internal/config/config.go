@@ -67,7 +67,9 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	bad := func(name, format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	if strings.Contains(c.DatabaseURL, "://") {
+	if !strings.Contains(c.DatabaseURL, "://") && strings.Contains(c.DatabaseURL, "=") && strings.ContainsAny(c.DatabaseURL, " \t") {
+		bad("CONSENTRY_DATABASE_URL", "looks like a key=value connection string; write it as a postgres:// URL")
+	} else if strings.Contains(c.DatabaseURL, "://") {
 		u, err := url.Parse(c.DatabaseURL)
 		switch {
 		case err != nil:
@@ -128,10 +130,15 @@ func Unknown(environ []string) []string {
 // RedactedDatabase is the database setting safe to log: the password of a
 // URL is removed.
 func (c *Config) RedactedDatabase() string {
-	if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
-		return u.Redacted()
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil || u.Scheme == "" {
+		return c.DatabaseURL
 	}
-	return c.DatabaseURL
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // Environ is os.Environ, named here so callers read config.Environ().

@@ -34,11 +34,15 @@ func TestValidSettings(t *testing.T) {
 	if r := c.RedactedDatabase(); strings.Contains(r, "secret") {
 		t.Fatalf("password in redacted URL: %s", r)
 	}
+	c.DatabaseURL = "postgres://app@db/consentry?password=hunter2&sslmode=require"
+	if r := c.RedactedDatabase(); strings.Contains(r, "hunter2") {
+		t.Fatalf("password in redacted URL: %s", r)
+	}
 }
 
 func TestInvalidSettingsNameTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"CONSENTRY_DATABASE_URL": "mysql://localhost/db",
+		"CONSENTRY_DATABASE_URL": "host=db password=hunter2 dbname=consentry",
 		"CONSENTRY_HTTP_ADDR":    "8080",
 		"CONSENTRY_BASE_URL":     "consent.example.com",
 		"CONSENTRY_LOG_LEVEL":    "loud",

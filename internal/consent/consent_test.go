@@ -3,6 +3,7 @@ package consent_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -65,6 +66,51 @@ func TestRecordConsentAndHistory(t *testing.T) {
 		}
 		if _, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("anna@example.COM")}, Actor: apiActor, Evidence: apiEvidence}); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("duplicate email regardless of case: %v", err)
+		}
+	})
+}
+
+func TestExpiredConsentCountsAsNone(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		cs, people := services(db)
+		now := time.Now()
+		cs.Now = func() time.Time { return now }
+		c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("e@example.com")}, Actor: apiActor, Evidence: apiEvidence})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := time.Now().Add(time.Hour).In(time.FixedZone("CEST", 7200))
+		r, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted, Source: "API",
+			ExpiresAt: &in, Actor: apiActor, Evidence: apiEvidence})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ExpiresAt.Location() != time.UTC || !r.ExpiresAt.Equal(in.Truncate(time.Microsecond)) {
+			t.Fatalf("expiry is kept as stored, in UTC microseconds: %v", r.ExpiresAt)
+		}
+		state := func() consent.Current {
+			cur, err := cs.CurrentConsents(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range cur {
+				if x.PurposeName == "E-marketing" {
+					return x
+				}
+			}
+			t.Fatal("no E-marketing")
+			return consent.Current{}
+		}
+		if s := state(); s.State != consent.StateGranted || s.Expired {
+			t.Fatalf("before expiry: %+v", s)
+		}
+		now = now.Add(2 * time.Hour)
+		if s := state(); s.State != consent.StateNone || !s.Expired || s.RecordID != r.ID {
+			t.Fatalf("after expiry: %+v", s)
+		}
+		if rep, err := cs.VerifyLedger(ctx); err != nil || !rep.OK {
+			t.Fatalf("verify: %v %+v", err, rep)
 		}
 	})
 }

@@ -56,11 +56,27 @@ func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
 	if !validOneOf(to, OptInStatuses) {
 		return false, errs.Invalid("status", "must be one of %v", OptInStatuses)
 	}
-	if from == to {
-		return false, nil
-	}
 	refuse := func(code, format string, args ...any) (bool, error) {
 		return false, errs.Refused(code, "status", format, args...)
+	}
+	// Who may set what comes first, so that asking for a status one may not
+	// set is refused even when the contact already has it.
+	switch {
+	case to == DoubleOptIn && ch != ChannelConfirmation:
+		return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", DoubleOptIn)
+	case to == SingleOptInUser && ch != ChannelUserCreate:
+		return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", SingleOptInUser)
+	case to == SingleOptInWebform && ch != ChannelWebform:
+		return refuse("webform_only", "%s is set only by a webform submission", SingleOptInWebform)
+	case to == OptOutContact && ch != ChannelContact:
+		return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", OptOutContact, OptOutUser)
+	case to == OptOutUser && ch != ChannelUser && ch != ChannelUserCreate:
+		return refuse("transition_not_allowed", "%s is set only by users", OptOutUser)
+	case ch == ChannelUserCreate && from != OptInNone:
+		return refuse("starting_status_on_create_only", "a starting opt-in status is set only when a contact is created or imported")
+	}
+	if from == to {
+		return false, nil
 	}
 	switch to {
 	case OptInNone:

@@ -278,11 +278,13 @@ func (s *Service) Record(ctx context.Context, contactID string, in RecordInput) 
 }
 
 // Current is a contact's state for one purpose. State is "none" and the
-// record fields are empty when nothing was ever recorded.
+// record fields are empty when nothing was ever recorded. A granted consent
+// past its expiry counts as none, with Expired set and the record shown.
 type Current struct {
 	PurposeID   string     `json:"purpose_id"`
 	PurposeName string     `json:"purpose"`
 	State       string     `json:"state" enum:"granted,withdrawn,none"`
+	Expired     bool       `json:"expired,omitempty" doc:"the consent was granted but has expired; state is none"`
 	LegalBasis  string     `json:"legal_basis" doc:"the record's legal basis, or the purpose's when there is no record"`
 	Source      string     `json:"source,omitempty"`
 	TextVersion int        `json:"text_version,omitempty"`
@@ -296,7 +298,7 @@ type Current struct {
 // contact does not exist.
 func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Current, error) {
 	rows, err := s.DB.Read.QueryContext(ctx, `SELECT p.id, p.name, p.legal_basis, r.state, r.legal_basis, r.source, r.text_version,
-		r.recorded_at, r.expires_at, r.id
+		r.recorded_at, cc.expires_at, r.id
 		FROM contacts c CROSS JOIN purposes p
 		LEFT JOIN consent_current cc ON cc.contact_id = c.id AND cc.purpose_id = p.id
 		LEFT JOIN consent_records r ON r.id = cc.record_id
@@ -323,6 +325,9 @@ func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Curr
 			if expires.Valid {
 				e := store.FromMicros(expires.Int64)
 				c.ExpiresAt = &e
+				if c.State == StateGranted && !e.After(s.Now()) {
+					c.State, c.Expired = StateNone, true
+				}
 			}
 		}
 		out = append(out, c)

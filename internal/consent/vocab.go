@@ -81,7 +81,7 @@ type Evidence struct {
 	Method    string `json:"method"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
-	TokenID   string `json:"token_id,omitempty"`
+	TokenID   string `json:"confirmation_token_id,omitempty" doc:"the confirmation link's token id, for changes confirmed by email"`
 }
 
 // Clock returns the current time; services take one so tests can fix it.

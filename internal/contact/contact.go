@@ -174,6 +174,9 @@ func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) error {
 		if err != nil {
 			return err
 		}
+		if s, ok := nv.(string); ok && def.Sensitive && strings.Contains(s, "•") {
+			return errs.Invalid("fields."+name, "holds a masked value; send the full value or leave the field out")
+		}
 		c.Fields[name] = nv
 	}
 	return nil

@@ -5,6 +5,7 @@ package contact
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -212,6 +213,15 @@ func (f *FieldDefinition) checkValue(v any) (any, error) {
 		return s, errs.PlainText(name, s)
 	case TypeNumber:
 		switch n := v.(type) {
+		case json.Number:
+			f, err := n.Float64()
+			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				return nil, errs.Invalid(name, "must be a finite number")
+			}
+			if !strings.ContainsAny(string(n), ".eE") && math.Abs(f) > 1<<53 {
+				return nil, errs.Invalid(name, "is too large to keep exactly (more than 2^53); store it in a text field")
+			}
+			return f, nil
 		case float64:
 			if math.IsNaN(n) || math.IsInf(n, 0) {
 				return nil, errs.Invalid(name, "must be a finite number")
@@ -279,6 +289,9 @@ func NormalizeEmail(s string) (string, error) {
 // short value is not given away whole by a "last:4" mask.
 func (f *FieldDefinition) MaskValue(v any) string {
 	s := fmt.Sprint(v)
+	if f, ok := v.(float64); ok {
+		s = strconv.FormatFloat(f, 'f', -1, 64) // digits, never 1.2e+18
+	}
 	r := []rune(s)
 	show, fromEnd := 0, true
 	if strings.HasPrefix(f.Mask, "last:") {

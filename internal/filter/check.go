@@ -52,6 +52,7 @@ type (
 	consentPred struct {
 		purposeID string
 		states    []string
+		now       time.Time // a grant that expires by then counts as none
 	}
 	listPred struct{ listID string }
 )
@@ -360,7 +361,7 @@ func (c *checker) comparison(n *ast.BinaryNode, op string, l, r item) (item, err
 		if op == "!=" {
 			states = without(ConsentStates, s)
 		}
-		return item{pred: consentPred{purposeID: l.purposeID, states: states}}, nil
+		return item{pred: consentPred{purposeID: l.purposeID, states: states, now: c.now}}, nil
 	}
 	f := l.field.field
 	if r.ctype == Null {
@@ -435,7 +436,7 @@ func (c *checker) in(n *ast.BinaryNode, l, r item) (item, error) {
 			}
 			states = append(states, s)
 		}
-		return item{pred: consentPred{purposeID: l.purposeID, states: states}}, nil
+		return item{pred: consentPred{purposeID: l.purposeID, states: states, now: c.now}}, nil
 	}
 	if l.field == nil {
 		return item{}, errAt(n.Left, "in needs a field or consent(...) on its left, not %s", l.kind())

@@ -75,11 +75,24 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Spread creation times over the last 90 days and the next day.
+		// Spread creation times over the last 90 days, and let a quarter of
+		// the grants have expired an hour ago.
 		at := store.Micros(now.Add(-time.Duration(r.IntN(91*24)) * time.Hour))
+		expired := r.IntN(4) == 0
 		if err := db.Write(ctx, func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE contacts SET created_at = $2 WHERE id = $1`, c.ID, at)
-			return err
+			if _, err := tx.Exec(`UPDATE contacts SET created_at = $2 WHERE id = $1`, c.ID, at); err != nil {
+				return err
+			}
+			if !expired {
+				return nil
+			}
+			for _, table := range []string{"consent_current", "consent_records"} {
+				if _, err := tx.Exec(`UPDATE `+table+` SET expires_at = $2 WHERE contact_id = $1 AND state = 'granted'`,
+					c.ID, store.Micros(now.Add(-time.Hour))); err != nil {
+					return err
+				}
+			}
+			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}

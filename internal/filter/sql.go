@@ -182,7 +182,8 @@ func (b *sqlBuilder) pred(p pred) {
 }
 
 // consent turns "consent(p) in states" into EXISTS tests on consent_current,
-// which its (contact_id, purpose_id) key answers with one index probe.
+// which its (contact_id, purpose_id) key answers with one index probe. A
+// grant that has expired counts as none.
 func (b *sqlBuilder) consent(p consentPred) {
 	var recorded []string
 	none := false
@@ -193,19 +194,27 @@ func (b *sqlBuilder) consent(p consentPred) {
 			recorded = append(recorded, s)
 		}
 	}
+	state := func(s string) string {
+		if s == "granted" {
+			return "(cc.state = " + b.arg(s) + " AND (cc.expires_at IS NULL OR cc.expires_at > " + b.arg(store.Micros(p.now)) + "))"
+		}
+		return "cc.state = " + b.arg(s)
+	}
+	exists := func(states []string) string {
+		ors := make([]string, len(states))
+		purpose := b.arg(p.purposeID)
+		for i, s := range states {
+			ors[i] = state(s)
+		}
+		return "EXISTS (SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = " + purpose +
+			" AND (" + strings.Join(ors, " OR ") + "))"
+	}
 	var parts []string
 	if len(recorded) > 0 {
-		ph := make([]string, len(recorded))
-		purpose := b.arg(p.purposeID)
-		for i, s := range recorded {
-			ph[i] = b.arg(s)
-		}
-		parts = append(parts, "EXISTS (SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = "+
-			purpose+" AND cc.state IN ("+strings.Join(ph, ", ")+"))")
+		parts = append(parts, exists(recorded))
 	}
 	if none {
-		parts = append(parts, "NOT EXISTS (SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = "+
-			b.arg(p.purposeID)+")")
+		parts = append(parts, "NOT "+exists([]string{"granted", "withdrawn"}))
 	}
 	switch len(parts) {
 	case 0:

@@ -10,6 +10,7 @@ import (
 	"text/template"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // The migrations are written once and rendered for each database: the
@@ -58,7 +59,17 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p, err := goose.NewProvider(gd, db.write, fsys)
+	var opts []goose.ProviderOption
+	if db.Dialect == Postgres {
+		// Instances starting together take turns: the first migrates, the
+		// others then find nothing to do.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return 0, fmt.Errorf("store: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, db.write, fsys, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("store: migrations: %w", err)
 	}
