@@ -1,0 +1,323 @@
+// Package jobs runs background work that must survive a restart: each job is
+// a row, written in the same transaction as the change that needs it, and
+// run by in-process workers that coordinate through the database, so that
+// several instances can share one. A job that fails is retried with
+// exponential backoff until its attempts run out; its last error is kept.
+// Periodic sweeps are jobs that schedule their own next run.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Job statuses.
+const (
+	StatusPending = "pending"
+	StatusRunning = "running"
+	StatusDone    = "done"
+	StatusFailed  = "failed"
+)
+
+// wakeTopic is the store signal that new jobs are waiting.
+const wakeTopic = "jobs"
+
+// Spec describes a job to enqueue.
+type Spec struct {
+	Kind    string
+	Payload any       // encoded as JSON
+	RunAt   time.Time // zero: now
+	// UniqueKey, when set, allows one unfinished job with that key at a
+	// time; enqueueing another while one waits does nothing.
+	UniqueKey   string
+	MaxAttempts int // 0: 10
+}
+
+// Enqueue adds a job inside tx, so it exists exactly when the change that
+// needs it commits. Workers in this process are woken after the commit.
+func Enqueue(tx *store.Tx, s Spec, now time.Time) error {
+	payload, err := json.Marshal(s.Payload)
+	if err != nil {
+		return fmt.Errorf("jobs: encode payload of %s: %w", s.Kind, err)
+	}
+	if s.RunAt.IsZero() {
+		s.RunAt = now
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 10
+	}
+	var unique any
+	if s.UniqueKey != "" {
+		unique = s.UniqueKey
+	}
+	_, err = tx.Exec(`INSERT INTO jobs (id, kind, payload, unique_key, status, run_at, max_attempts, created_at)
+		VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (unique_key) DO NOTHING`,
+		uuid.Must(uuid.NewV7()).String(), s.Kind, string(payload), unique, store.Micros(s.RunAt), s.MaxAttempts, store.Micros(now))
+	if err != nil {
+		return fmt.Errorf("jobs: enqueue %s: %w", s.Kind, err)
+	}
+	tx.WakeAfterCommit(wakeTopic)
+	return nil
+}
+
+// Job is a claimed job, handed to its handler.
+type Job struct {
+	ID          string
+	Kind        string
+	Payload     json.RawMessage
+	Attempt     int // 1 on the first run
+	MaxAttempts int
+}
+
+// Decode reads the payload into v.
+func (j *Job) Decode(v any) error { return json.Unmarshal(j.Payload, v) }
+
+// Handler does a job's work. An error makes the job run again later, until
+// its attempts run out.
+type Handler func(ctx context.Context, j *Job) error
+
+// Runner claims due jobs and runs them.
+type Runner struct {
+	DB  *store.DB
+	Log *slog.Logger
+	// Now is the clock; tests set it to move time without sleeping.
+	Now func() time.Time
+	// Lease is how long a claimed job stays this runner's before another
+	// may take it over (after a crash, say).
+	Lease time.Duration
+	// Batch is how many jobs one claim takes.
+	Batch int
+	// Poll is how often to look for jobs that other instances wrote.
+	Poll time.Duration
+
+	id       string
+	handlers map[string]Handler
+	every    map[string]time.Duration
+	kinds    []string
+}
+
+// NewRunner returns a runner with a random worker id and the wall clock.
+func NewRunner(db *store.DB, log *slog.Logger) *Runner {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return &Runner{DB: db, Log: log, Now: time.Now, Lease: 5 * time.Minute, Batch: 32, Poll: time.Second,
+		id: hex.EncodeToString(b), handlers: map[string]Handler{}, every: map[string]time.Duration{}}
+}
+
+// Handle registers the handler of a job kind.
+func (r *Runner) Handle(kind string, h Handler) {
+	r.handlers[kind] = h
+	r.kinds = append(r.kinds, kind)
+}
+
+// Every registers a periodic sweep: h runs about every interval, on one
+// instance at a time.
+func (r *Runner) Every(kind string, interval time.Duration, h Handler) {
+	r.Handle(kind, h)
+	r.every[kind] = interval
+}
+
+func (r *Runner) now() time.Time { return r.Now().UTC().Truncate(time.Microsecond) }
+
+// schedulePeriodic makes sure each sweep has a waiting job.
+func (r *Runner) schedulePeriodic(ctx context.Context) error {
+	if len(r.every) == 0 {
+		return nil
+	}
+	return r.DB.Write(ctx, func(tx *store.Tx) error {
+		for kind := range r.every {
+			if err := Enqueue(tx, Spec{Kind: kind, UniqueKey: "every:" + kind, Payload: struct{}{}}, r.now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RunDue claims the jobs due now and runs them, and returns how many ran.
+// Run calls it in a loop; tests call it directly after moving the clock.
+func (r *Runner) RunDue(ctx context.Context) (int, error) {
+	if err := r.schedulePeriodic(ctx); err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		claimed, err := r.claim(ctx)
+		if err != nil || len(claimed) == 0 {
+			return total, err
+		}
+		var wg sync.WaitGroup
+		results := make([]error, len(claimed))
+		for i, j := range claimed {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = r.runOne(ctx, j)
+			}()
+		}
+		wg.Wait()
+		if err := r.finish(ctx, claimed, results); err != nil {
+			return total, err
+		}
+		total += len(claimed)
+	}
+}
+
+// claim takes up to Batch due jobs of the kinds this runner handles: pending
+// ones whose time has come, and running ones whose lease has run out.
+func (r *Runner) claim(ctx context.Context) ([]*Job, error) {
+	if len(r.kinds) == 0 {
+		return nil, nil
+	}
+	var out []*Job
+	err := r.DB.Write(ctx, func(tx *store.Tx) error {
+		now := store.Micros(r.now())
+		args := []any{r.id, now + r.Lease.Microseconds(), now, r.Batch}
+		ph := make([]string, len(r.kinds))
+		for i, k := range r.kinds {
+			args = append(args, k)
+			ph[i] = "$" + strconv.Itoa(len(args))
+		}
+		skip := ""
+		if tx.Dialect() == store.Postgres {
+			skip = " FOR UPDATE SKIP LOCKED"
+		}
+		rows, err := tx.Query(`UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1
+			WHERE id IN (SELECT id FROM jobs
+				WHERE ((status = 'pending' AND run_at <= $3) OR (status = 'running' AND locked_until < $3))
+				AND kind IN (`+strings.Join(ph, ", ")+`) ORDER BY run_at LIMIT $4`+skip+`)
+			RETURNING id, kind, payload, attempts, max_attempts`, args...)
+		if err != nil {
+			return fmt.Errorf("jobs: claim: %w", err)
+		}
+		defer rows.Close()
+		out = out[:0]
+		for rows.Next() {
+			var j Job
+			var payload string
+			if err := rows.Scan(&j.ID, &j.Kind, &payload, &j.Attempt, &j.MaxAttempts); err != nil {
+				return fmt.Errorf("jobs: claim: %w", err)
+			}
+			j.Payload = json.RawMessage(payload)
+			out = append(out, &j)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// runOne runs a job's handler, turning a panic into the job's error.
+func (r *Runner) runOne(ctx context.Context, j *Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, r.Lease)
+	defer cancel()
+	return r.handlers[j.Kind](ctx, j)
+}
+
+// Backoff is the wait before attempt n+1 after n failed attempts: 10 s,
+// doubling, at most an hour, spread by up to a fifth either way so that
+// jobs that failed together do not retry together.
+func Backoff(n int) time.Duration {
+	d := 10 * time.Second * time.Duration(math.Pow(2, float64(min(n, 20)-1)))
+	d = min(d, time.Hour)
+	return d + time.Duration((mrand.Float64()*0.4-0.2)*float64(d))
+}
+
+// finish records each job's outcome in one transaction, and schedules the
+// next run of each periodic sweep that ran.
+func (r *Runner) finish(ctx context.Context, claimed []*Job, results []error) error {
+	return r.DB.Write(ctx, func(tx *store.Tx) error {
+		now := r.now()
+		for i, j := range claimed {
+			err := results[i]
+			var q string
+			var args []any
+			switch {
+			case err == nil:
+				q, args = `UPDATE jobs SET status = 'done', unique_key = NULL, last_error = '', locked_by = '', finished_at = $2
+					WHERE id = $1 AND locked_by = $3`, []any{j.ID, store.Micros(now), r.id}
+			case j.Attempt >= j.MaxAttempts && r.every[j.Kind] == 0:
+				q, args = `UPDATE jobs SET status = 'failed', unique_key = NULL, last_error = $2, locked_by = '', finished_at = $3
+					WHERE id = $1 AND locked_by = $4`, []any{j.ID, truncate(err.Error()), store.Micros(now), r.id}
+				r.Log.Error("job failed for good", "kind", j.Kind, "job", j.ID, "attempts", j.Attempt, "err", err)
+			default:
+				q, args = `UPDATE jobs SET status = 'pending', last_error = $2, locked_by = '', run_at = $3
+					WHERE id = $1 AND locked_by = $4`, []any{j.ID, truncate(err.Error()), store.Micros(now.Add(Backoff(j.Attempt))), r.id}
+				r.Log.Warn("job failed; will retry", "kind", j.Kind, "job", j.ID, "attempt", j.Attempt, "err", err)
+			}
+			if _, err := tx.Exec(q, args...); err != nil {
+				return fmt.Errorf("jobs: finish %s: %w", j.ID, err)
+			}
+			if every := r.every[j.Kind]; every > 0 && err == nil {
+				if err := Enqueue(tx, Spec{Kind: j.Kind, UniqueKey: "every:" + j.Kind, RunAt: now.Add(every), Payload: struct{}{}}, now); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string) string {
+	if len(s) > 2000 {
+		return s[:2000]
+	}
+	return s
+}
+
+// Run runs due jobs until ctx ends: at once when this process enqueues one,
+// and every Poll for jobs that come due or that other instances wrote.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.DB.Wakes(wakeTopic):
+		}
+		if _, err := r.RunDue(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			r.Log.Error("running jobs", "err", err)
+		}
+		t.Reset(r.Poll)
+	}
+}
+
+// Counts returns how many jobs are in each status, for status pages.
+func Counts(ctx context.Context, db *store.DB) (map[string]int, error) {
+	rows, err := db.Read.QueryContext(ctx, `SELECT status, count(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: count: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
