@@ -1,0 +1,167 @@
+// Package settings holds the operator's settings that change how Consentry
+// behaves (double opt-in timing, the right-to-be-informed email, the
+// campaign opt-in policy, bounce handling), stored in the database so every
+// instance sees the same.
+package settings
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Campaign opt-in policies: which opt-in statuses campaigns may reach.
+const (
+	PolicyDoubleOnly            = "double_only"
+	PolicyDoubleAndUser         = "double_and_user"
+	PolicyDoubleUserAndWebform  = "double_user_and_webform"
+	defaultReminderDays         = 3
+	defaultExpiryDays           = 14
+	defaultSoftBounceLimit      = 3
+	maxDays                     = 365
+	settingsKey                 = "settings"
+	defaultCampaignOptInPolicy  = PolicyDoubleOnly
+	defaultRightToBeInformed    = false
+	defaultPreferencesLinkHours = 24 * 30
+)
+
+// Settings are the operator's choices. The zero value is never used: Get
+// fills in defaults.
+type Settings struct {
+	DoubleOptInReminderDays int    `json:"double_opt_in_reminder_days" doc:"days after a double opt-in email before a reminder is sent"`
+	DoubleOptInExpiryDays   int    `json:"double_opt_in_expiry_days" doc:"days after which an unconfirmed double opt-in invitation expires"`
+	RightToBeInformed       bool   `json:"right_to_be_informed" doc:"email each newly registered contact what is stored and why, with a link to their preferences page"`
+	CampaignOptInPolicy     string `json:"campaign_opt_in_policy" enum:"double_only,double_and_user,double_user_and_webform"`
+	SoftBounceLimit         int    `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
+	PreferencesLinkHours    int    `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
+}
+
+// Defaults are the settings of a new installation.
+func Defaults() Settings {
+	return Settings{DoubleOptInReminderDays: defaultReminderDays, DoubleOptInExpiryDays: defaultExpiryDays,
+		RightToBeInformed: defaultRightToBeInformed, CampaignOptInPolicy: defaultCampaignOptInPolicy,
+		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours}
+}
+
+// Patch changes some settings; nil fields stay as they are.
+type Patch struct {
+	DoubleOptInReminderDays *int    `json:"double_opt_in_reminder_days"`
+	DoubleOptInExpiryDays   *int    `json:"double_opt_in_expiry_days"`
+	RightToBeInformed       *bool   `json:"right_to_be_informed"`
+	CampaignOptInPolicy     *string `json:"campaign_opt_in_policy" enum:"double_only,double_and_user,double_user_and_webform"`
+	SoftBounceLimit         *int    `json:"soft_bounce_limit"`
+	PreferencesLinkHours    *int    `json:"preferences_link_hours"`
+}
+
+// Get returns the current settings, with defaults for any never set.
+func Get(ctx context.Context, q store.Querier) (Settings, error) {
+	s := Defaults()
+	var raw string
+	err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = $1`, settingsKey).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("settings: read: %w", err)
+	}
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return s, fmt.Errorf("settings: decode: %w", err)
+	}
+	return s, nil
+}
+
+// InTx reads the settings inside a write, so that the change it makes and
+// the settings it used are one consistent state.
+func InTx(tx *store.Tx) (Settings, error) {
+	s := Defaults()
+	var raw string
+	err := tx.QueryRow(`SELECT value FROM settings WHERE key = $1`, settingsKey).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("settings: read: %w", err)
+	}
+	return s, json.Unmarshal([]byte(raw), &s)
+}
+
+// Update applies p and returns the new settings.
+func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings, error) {
+	var out Settings
+	err := db.Write(ctx, func(tx *store.Tx) error {
+		s, err := InTx(tx)
+		if err != nil {
+			return err
+		}
+		days := func(field string, v *int, dst *int, min int) error {
+			if v == nil {
+				return nil
+			}
+			if *v < min || *v > maxDays {
+				return errs.Invalid(field, "must be between %d and %d", min, maxDays)
+			}
+			*dst = *v
+			return nil
+		}
+		if err := days("double_opt_in_reminder_days", p.DoubleOptInReminderDays, &s.DoubleOptInReminderDays, 1); err != nil {
+			return err
+		}
+		if err := days("double_opt_in_expiry_days", p.DoubleOptInExpiryDays, &s.DoubleOptInExpiryDays, 1); err != nil {
+			return err
+		}
+		if err := days("soft_bounce_limit", p.SoftBounceLimit, &s.SoftBounceLimit, 1); err != nil {
+			return err
+		}
+		if p.PreferencesLinkHours != nil {
+			if *p.PreferencesLinkHours < 1 || *p.PreferencesLinkHours > 24*maxDays {
+				return errs.Invalid("preferences_link_hours", "must be between 1 and %d", 24*maxDays)
+			}
+			s.PreferencesLinkHours = *p.PreferencesLinkHours
+		}
+		if s.DoubleOptInReminderDays >= s.DoubleOptInExpiryDays {
+			return errs.Invalid("double_opt_in_reminder_days", "must be fewer than double_opt_in_expiry_days (%d)", s.DoubleOptInExpiryDays)
+		}
+		if p.RightToBeInformed != nil {
+			s.RightToBeInformed = *p.RightToBeInformed
+		}
+		if p.CampaignOptInPolicy != nil {
+			switch *p.CampaignOptInPolicy {
+			case PolicyDoubleOnly, PolicyDoubleAndUser, PolicyDoubleUserAndWebform:
+				s.CampaignOptInPolicy = *p.CampaignOptInPolicy
+			default:
+				return errs.Invalid("campaign_opt_in_policy", "must be double_only, double_and_user or double_user_and_webform")
+			}
+		}
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			settingsKey, string(raw), store.Micros(now))
+		if err != nil {
+			return fmt.Errorf("settings: save: %w", err)
+		}
+		out = s
+		return nil
+	})
+	return out, err
+}
+
+// CampaignStatuses returns the opt-in statuses a campaign may reach under
+// the policy.
+func CampaignStatuses(policy string) []string {
+	switch policy {
+	case PolicyDoubleAndUser:
+		return []string{"double_opt_in", "single_opt_in_user"}
+	case PolicyDoubleUserAndWebform:
+		return []string{"double_opt_in", "single_opt_in_user", "single_opt_in_webform"}
+	}
+	return []string{"double_opt_in"}
+}
