@@ -1,0 +1,302 @@
+package mail
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Deliverer takes queued messages from the outbox, passes each through the
+// gate and hands those allowed to the transport.
+type Deliverer struct {
+	DB        *store.DB
+	Transport Transport
+	Log       *slog.Logger
+	// From is the sender, "Name <address>" or an address.
+	From string
+	// Domain is used in Message-IDs.
+	Domain string
+	// Now is the clock; tests set it.
+	Now func() time.Time
+	// Batch is how many messages one claim takes.
+	Batch int
+	// Lease is how long claimed messages stay this deliverer's.
+	Lease time.Duration
+	// MaxAttempts bounds retries of temporary failures.
+	MaxAttempts int
+	// Poll is how often to look for messages other instances queued.
+	Poll time.Duration
+}
+
+type claimed struct {
+	env     *Envelope
+	kind    string
+	attempt int
+}
+
+// RunDue delivers every message due now and returns how many it handled
+// (sent, suppressed or failed).
+func (d *Deliverer) RunDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		batch, suppressed, err := d.claim(ctx)
+		if err != nil {
+			return total, err
+		}
+		total += suppressed
+		if len(batch) == 0 {
+			if suppressed == 0 {
+				return total, nil
+			}
+			continue
+		}
+		envs := make([]*Envelope, len(batch))
+		for i, c := range batch {
+			envs[i] = c.env
+		}
+		errs := d.Transport.Send(ctx, envs)
+		if err := d.finish(ctx, batch, errs); err != nil {
+			return total, err
+		}
+		total += len(batch)
+	}
+}
+
+// claim takes a batch of due messages and, in the same transaction, reads
+// each recipient's current state, suppresses the messages the gate stops
+// (with the reason) and returns the rest with the address on file now.
+func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
+	var out []claimed
+	suppressed := 0
+	err := d.DB.Write(ctx, func(tx *store.Tx) error {
+		out, suppressed = out[:0], 0
+		now := store.Micros(d.Now())
+		skip := ""
+		if tx.Dialect() == store.Postgres {
+			skip = " FOR UPDATE SKIP LOCKED"
+		}
+		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1
+			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
+				ORDER BY run_at LIMIT $3`+skip+`)
+			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, conversation_id, attempts, created_at`,
+			now+d.Lease.Microseconds(), now, d.Batch)
+		if err != nil {
+			return fmt.Errorf("mail: claim: %w", err)
+		}
+		type row struct {
+			c            claimed
+			contactID    sql.NullString
+			conversation string
+		}
+		var rs []row
+		for rows.Next() {
+			var r row
+			var headers string
+			var created int64
+			r.c.env = &Envelope{From: d.From}
+			if err := rows.Scan(&r.c.env.OutboxID, &r.contactID, &r.c.kind, &r.c.env.Subject, &r.c.env.Text, &r.c.env.HTML,
+				&headers, &r.conversation, &r.c.attempt, &created); err != nil {
+				rows.Close()
+				return fmt.Errorf("mail: claim: %w", err)
+			}
+			json.Unmarshal([]byte(headers), &r.c.env.Headers)
+			r.c.env.MessageID = r.c.env.OutboxID + "@" + d.Domain
+			r.c.env.Date = time.Now()
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("mail: claim: %w", err)
+		}
+		if len(rs) == 0 {
+			return nil
+		}
+		ids := make([]string, 0, len(rs))
+		var convs []string
+		for _, r := range rs {
+			if r.contactID.Valid {
+				ids = append(ids, r.contactID.String)
+			}
+			if r.conversation != "" {
+				convs = append(convs, r.conversation)
+			}
+		}
+		recipients, err := loadRecipients(tx, ids)
+		if err != nil {
+			return err
+		}
+		started, err := contactConversations(tx, convs)
+		if err != nil {
+			return err
+		}
+		st, err := settings.InTx(tx)
+		if err != nil {
+			return err
+		}
+		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
+		for _, r := range rs {
+			rc := recipients[r.contactID.String]
+			rc.StartedConversation = started[r.conversation] == r.contactID.String && r.conversation != ""
+			if reason := Gate(r.c.kind, rc.Recipient, campaign); reason != "" {
+				if _, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2, locked_until = 0 WHERE id = $1`,
+					r.c.env.OutboxID, reason); err != nil {
+					return fmt.Errorf("mail: suppress: %w", err)
+				}
+				suppressed++
+				continue
+			}
+			r.c.env.To = rc.email
+			out = append(out, r.c)
+		}
+		return nil
+	})
+	return out, suppressed, err
+}
+
+type recipient struct {
+	Recipient
+	email string
+}
+
+func inList(n, first int) string {
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = "$" + strconv.Itoa(first+i)
+	}
+	return strings.Join(ph, ", ")
+}
+
+// loadRecipients reads the gate's view of each contact; a contact that is
+// gone is absent, which the gate reads as erased.
+func loadRecipients(tx *store.Tx, ids []string) (map[string]recipient, error) {
+	out := map[string]recipient{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.Query(`SELECT id, email, opt_in_status, deliverability, processing_stopped_at IS NOT NULL, erased_at IS NOT NULL
+		FROM contacts WHERE id IN (`+inList(len(ids), 1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mail: read recipients: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		r := recipient{Recipient: Recipient{Exists: true}}
+		if err := rows.Scan(&id, &r.email, &r.OptIn, &r.Deliverability, &r.ProcessingStopped, &r.Erased); err != nil {
+			return nil, fmt.Errorf("mail: read recipients: %w", err)
+		}
+		out[id] = r
+	}
+	return out, rows.Err()
+}
+
+// contactConversations maps each of the conversations that a contact
+// started to that contact.
+func contactConversations(tx *store.Tx, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.Query(`SELECT id, contact_id FROM conversations WHERE started_by = 'contact' AND id IN (`+inList(len(ids), 1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mail: read conversations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, contact string
+		if err := rows.Scan(&id, &contact); err != nil {
+			return nil, err
+		}
+		out[id] = contact
+	}
+	return out, rows.Err()
+}
+
+// finish records what happened to each message sent: sent, to be retried
+// after a backoff, or failed for good.
+func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) error {
+	return d.DB.Write(ctx, func(tx *store.Tx) error {
+		now := d.Now()
+		var sent []claimed
+		for i, c := range batch {
+			err := errs[i]
+			if err == nil {
+				sent = append(sent, c)
+				continue
+			}
+			if IsPermanent(err) || c.attempt >= d.MaxAttempts {
+				d.Log.Warn("email failed", "outbox", c.env.OutboxID, "kind", c.kind, "attempts", c.attempt, "err", err)
+				if _, err := tx.Exec(`UPDATE outbox SET status = 'failed', reason = $2, locked_until = 0 WHERE id = $1`,
+					c.env.OutboxID, truncate(err.Error())); err != nil {
+					return fmt.Errorf("mail: record failure: %w", err)
+				}
+				continue
+			}
+			if _, err := tx.Exec(`UPDATE outbox SET status = 'queued', reason = $2, run_at = $3, locked_until = 0 WHERE id = $1`,
+				c.env.OutboxID, truncate(err.Error()), store.Micros(now.Add(jobs.Backoff(c.attempt)))); err != nil {
+				return fmt.Errorf("mail: schedule retry: %w", err)
+			}
+		}
+		// Sent messages are marked in one statement per chunk, keeping the
+		// address each went to.
+		for start := 0; start < len(sent); start += 250 {
+			part := sent[start:min(start+250, len(sent))]
+			args := []any{store.Micros(now)}
+			values := make([]string, len(part))
+			for i, c := range part {
+				args = append(args, c.env.OutboxID, c.env.To)
+				values[i] = fmt.Sprintf("($%d, $%d)", len(args)-1, len(args))
+			}
+			if _, err := tx.Exec(`WITH v(id, addr) AS (VALUES `+strings.Join(values, ", ")+`)
+				UPDATE outbox SET status = 'sent', sent_at = $1, reason = '', locked_until = 0,
+				to_address = (SELECT addr FROM v WHERE v.id = outbox.id) WHERE id IN (SELECT id FROM v)`, args...); err != nil {
+				return fmt.Errorf("mail: record sent: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string) string {
+	if len(s) > 1000 {
+		return s[:1000]
+	}
+	return s
+}
+
+// Run delivers until ctx ends: at once when this process queues a message,
+// and every Poll for messages due for retry or queued elsewhere.
+func (d *Deliverer) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-d.DB.Wakes(wakeTopic):
+		}
+		if _, err := d.RunDue(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			d.Log.Error("delivering email", "err", err)
+		}
+		t.Reset(d.Poll)
+	}
+}

@@ -1,0 +1,186 @@
+package mail_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func newDeliverer(db *store.DB, tr mail.Transport, now func() time.Time) *mail.Deliverer {
+	return &mail.Deliverer{DB: db, Transport: tr, Log: slog.New(slog.DiscardHandler), From: "Acme <news@acme.example>",
+		Domain: "acme.example", Now: now, Batch: 50, Lease: time.Minute, MaxAttempts: 3, Poll: time.Second}
+}
+
+func addContact(t testing.TB, people *contact.Service, email, optIn string) string {
+	t.Helper()
+	c, err := people.Create(context.Background(), contact.NewContact{Input: contact.Input{Email: &email}, OptInStatus: optIn,
+		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func exec(t testing.TB, db *store.DB, q string, args ...any) {
+	t.Helper()
+	if err := db.Write(context.Background(), func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func enqueue(t testing.TB, db *store.DB, m mail.Message) string {
+	t.Helper()
+	var id string
+	if err := db.Write(context.Background(), func(tx *store.Tx) error {
+		var err error
+		id, err = mail.Enqueue(tx, m, time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func outboxRow(t testing.TB, db *store.DB, id string) (status, reason, to string) {
+	t.Helper()
+	if err := db.Read.QueryRow(`SELECT status, reason, to_address FROM outbox WHERE id = $1`, id).Scan(&status, &reason, &to); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// TestDeliveryThroughTheGate queues email of several kinds for contacts in
+// several states, delivers over SMTP to a real server, and checks what
+// arrived, where, and why the rest did not.
+func TestDeliveryThroughTheGate(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		fine := addContact(t, people, "fine@example.com", "")
+		out := addContact(t, people, "out@example.com", consent.OptOutUser)
+		bounced := addContact(t, people, "bounced@example.com", "")
+		stopped := addContact(t, people, "stopped@example.com", "")
+		gone := addContact(t, people, "gone@example.com", "")
+		exec(t, db, `UPDATE contacts SET deliverability = 'bounced' WHERE id = $1`, bounced)
+		exec(t, db, `UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, stopped)
+		exec(t, db, `INSERT INTO conversations (id, contact_id, started_by, created_at) VALUES ('conv1', $1, 'contact', 0)`, out)
+
+		ids := map[string]string{
+			"fine adhoc":         enqueue(t, db, mail.Message{ContactID: fine, Kind: mail.KindAdHoc, Subject: "Hello", Text: "Hi https://acme.example/x", Headers: map[string]string{"X-Campaign": "7"}}),
+			"fine campaign":      enqueue(t, db, mail.Message{ContactID: fine, Kind: mail.KindCampaign, Subject: "Offer", Text: "Buy"}),
+			"out workflow":       enqueue(t, db, mail.Message{ContactID: out, Kind: mail.KindWorkflow, Subject: "Wf", Text: "x"}),
+			"out reply":          enqueue(t, db, mail.Message{ContactID: out, Kind: mail.KindReply, Subject: "Re: your question", Text: "Answer", ConversationID: "conv1"}),
+			"out confirmation":   enqueue(t, db, mail.Message{ContactID: out, Kind: mail.KindConfirmation, Subject: "Confirm", Text: "Link"}),
+			"bounced adhoc":      enqueue(t, db, mail.Message{ContactID: bounced, Kind: mail.KindAdHoc, Subject: "x", Text: "x"}),
+			"stopped confirm":    enqueue(t, db, mail.Message{ContactID: stopped, Kind: mail.KindConfirmation, Subject: "x", Text: "x"}),
+			"gone double opt-in": enqueue(t, db, mail.Message{ContactID: gone, Kind: mail.KindDoubleOptIn, Subject: "x", Text: "x"}),
+		}
+		// The contact changes address after the message was queued: it goes
+		// to the address on file at send time.
+		if _, err := people.Update(ctx, fine, contact.Input{Email: ptr("fine.new@example.com")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := people.Delete(ctx, gone, consent.Actor{Kind: consent.ActorAPIToken}); err != nil {
+			t.Fatal(err)
+		}
+
+		srv := mailtest.Start(t)
+		tr, err := mail.NewSMTP(srv.URL(), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		d := newDeliverer(db, tr, time.Now)
+		if n, err := d.RunDue(ctx); err != nil || n != len(ids) {
+			t.Fatalf("RunDue: %d, %v", n, err)
+		}
+		got := srv.Wait(t, 3)
+		var subjects []string
+		for _, m := range got {
+			subjects = append(subjects, m.Header.Get("Subject")+" -> "+strings.Join(m.To, ","))
+		}
+		sort.Strings(subjects)
+		want := []string{"Confirm -> out@example.com", "Hello -> fine.new@example.com", "Re: your question -> out@example.com"}
+		if strings.Join(subjects, "|") != strings.Join(want, "|") {
+			t.Fatalf("received %v, want %v", subjects, want)
+		}
+		for _, m := range got {
+			if m.Header.Get("Subject") == "Hello" {
+				if m.Header.Get("X-Campaign") != "7" || !strings.HasSuffix(m.Header.Get("Message-Id"), "@acme.example>") ||
+					len(m.Links()) != 1 || !strings.Contains(m.Header.Get("From"), "news@acme.example") {
+					t.Fatalf("message: %v %q", m.Header, m.Text)
+				}
+			}
+		}
+		wantRows := map[string][2]string{
+			"fine adhoc":         {mail.StatusSent, ""},
+			"fine campaign":      {mail.StatusSuppressed, mail.ReasonNotOptedIn},
+			"out workflow":       {mail.StatusSuppressed, mail.ReasonOptedOut},
+			"out reply":          {mail.StatusSent, ""},
+			"out confirmation":   {mail.StatusSent, ""},
+			"bounced adhoc":      {mail.StatusSuppressed, mail.ReasonBounced},
+			"stopped confirm":    {mail.StatusSuppressed, mail.ReasonProcessingStopped},
+			"gone double opt-in": {mail.StatusSuppressed, mail.ReasonErased},
+		}
+		for name, id := range ids {
+			status, reason, to := outboxRow(t, db, id)
+			if status != wantRows[name][0] || reason != wantRows[name][1] {
+				t.Errorf("%s: %s %q, want %v", name, status, reason, wantRows[name])
+			}
+			if name == "fine adhoc" && to != "fine.new@example.com" {
+				t.Errorf("sent to %q", to)
+			}
+		}
+		if n, _ := d.RunDue(ctx); n != 0 {
+			t.Fatalf("a second run handled %d messages", n)
+		}
+	})
+}
+
+// TestUnreachableServerIsRetried sends to a port where nothing listens: the
+// message stays queued with the error and a later run time, then fails for
+// good after the last attempt.
+func TestUnreachableServerIsRetried(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	people := contact.NewService(db, consent.NewService(db))
+	id := enqueue(t, db, mail.Message{ContactID: addContact(t, people, "a@example.com", ""), Kind: mail.KindAdHoc, Subject: "x", Text: "x"})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	tr, err := mail.NewSMTP("smtp://"+addr+"?tls=none", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d := newDeliverer(db, tr, func() time.Time { return now })
+	for attempt := 1; attempt <= 3; attempt++ {
+		if n, err := d.RunDue(context.Background()); err != nil || n != 1 {
+			t.Fatalf("attempt %d: %d, %v", attempt, n, err)
+		}
+		status, reason, _ := outboxRow(t, db, id)
+		want := mail.StatusQueued
+		if attempt == 3 {
+			want = mail.StatusFailed
+		}
+		if status != want || reason == "" {
+			t.Fatalf("after attempt %d: %s %q", attempt, status, reason)
+		}
+		if n, _ := d.RunDue(context.Background()); n != 0 {
+			t.Fatal("retried before the backoff was over")
+		}
+		now = now.Add(2 * time.Hour)
+	}
+}

@@ -1,0 +1,59 @@
+package mail
+
+import "slices"
+
+// Reasons a message is not sent.
+const (
+	ReasonErased            = "contact_erased"
+	ReasonProcessingStopped = "processing_stopped"
+	ReasonBounced           = "bounced"
+	ReasonBlocklisted       = "blocklisted"
+	ReasonOptedOut          = "opted_out"
+	ReasonNotOptedIn        = "not_opted_in_for_campaigns"
+)
+
+// Recipient is what the gate knows about a contact at send time.
+type Recipient struct {
+	Exists            bool // false once the contact is deleted
+	Erased            bool // personal data erased; a remainder is kept
+	ProcessingStopped bool
+	OptIn             string // the email opt-in status
+	Deliverability    string // ok, bounced or blocklisted
+	// StartedConversation is set for a reply whose conversation the
+	// contact started.
+	StartedConversation bool
+}
+
+// Gate decides, at send time, whether a message of kind may go to r. It
+// returns "" to send, or the reason not to. campaignStatuses are the opt-in
+// statuses the campaign opt-in policy lets campaigns reach.
+//
+// The rules, in order: an erased or deleted contact, one who stopped
+// processing, a bounced or blocklisted address get nothing. An opt-out
+// (by the contact or a user) stops every new email (R2) except a reply in a
+// conversation the contact started, and a confirmation link for a change
+// the contact asked for, which is part of the same exchange. Campaigns also
+// need an opt-in status the policy accepts.
+func Gate(kind string, r Recipient, campaignStatuses []string) string {
+	switch {
+	case !r.Exists || r.Erased:
+		return ReasonErased
+	case r.ProcessingStopped:
+		return ReasonProcessingStopped
+	case r.Deliverability == "bounced":
+		return ReasonBounced
+	case r.Deliverability == "blocklisted":
+		return ReasonBlocklisted
+	}
+	optedOut := r.OptIn == "opt_out_user" || r.OptIn == "opt_out_contact"
+	if optedOut {
+		exempt := (kind == KindReply && r.StartedConversation) || kind == KindConfirmation
+		if !exempt {
+			return ReasonOptedOut
+		}
+	}
+	if kind == KindCampaign && !slices.Contains(campaignStatuses, r.OptIn) {
+		return ReasonNotOptedIn
+	}
+	return ""
+}

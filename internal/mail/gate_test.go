@@ -1,0 +1,73 @@
+package mail
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestGate covers every kind of email against every state a contact can be
+// in, and says for each which reason stops it, if any.
+func TestGate(t *testing.T) {
+	type state struct {
+		name string
+		r    Recipient
+	}
+	ok := Recipient{Exists: true, OptIn: "double_opt_in", Deliverability: "ok"}
+	with := func(f func(*Recipient)) Recipient { r := ok; f(&r); return r }
+	states := []state{
+		{"double opt-in", ok},
+		{"none", with(func(r *Recipient) { r.OptIn = "none" })},
+		{"single opt-in by user", with(func(r *Recipient) { r.OptIn = "single_opt_in_user" })},
+		{"single opt-in by webform", with(func(r *Recipient) { r.OptIn = "single_opt_in_webform" })},
+		{"opted out by user", with(func(r *Recipient) { r.OptIn = "opt_out_user" })},
+		{"opted out by contact", with(func(r *Recipient) { r.OptIn = "opt_out_contact" })},
+		{"opted out, conversation of their own", with(func(r *Recipient) { r.OptIn = "opt_out_contact"; r.StartedConversation = true })},
+		{"bounced", with(func(r *Recipient) { r.Deliverability = "bounced" })},
+		{"blocklisted", with(func(r *Recipient) { r.Deliverability = "blocklisted" })},
+		{"processing stopped", with(func(r *Recipient) { r.ProcessingStopped = true })},
+		{"erased", with(func(r *Recipient) { r.Erased = true })},
+		{"deleted", Recipient{}},
+		{"bounced and opted out", with(func(r *Recipient) { r.Deliverability = "bounced"; r.OptIn = "opt_out_contact" })},
+	}
+	// want[state][kind] is the reason; absent means sent.
+	stopAll := func(reason string) map[string]string {
+		m := map[string]string{}
+		for _, k := range Kinds {
+			m[k] = reason
+		}
+		return m
+	}
+	optedOut := map[string]string{KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
+		KindWorkflow: ReasonOptedOut, KindAdHoc: ReasonOptedOut, KindReply: ReasonOptedOut, KindCampaign: ReasonOptedOut}
+	ownConversation := map[string]string{KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
+		KindWorkflow: ReasonOptedOut, KindAdHoc: ReasonOptedOut, KindCampaign: ReasonOptedOut}
+	notOptedIn := map[string]string{KindCampaign: ReasonNotOptedIn}
+	want := map[string]map[string]string{
+		"double opt-in":                        {},
+		"none":                                 notOptedIn,
+		"single opt-in by user":                notOptedIn,
+		"single opt-in by webform":             notOptedIn,
+		"opted out by user":                    optedOut,
+		"opted out by contact":                 optedOut,
+		"opted out, conversation of their own": ownConversation,
+		"bounced":                              stopAll(ReasonBounced),
+		"blocklisted":                          stopAll(ReasonBlocklisted),
+		"processing stopped":                   stopAll(ReasonProcessingStopped),
+		"erased":                               stopAll(ReasonErased),
+		"deleted":                              stopAll(ReasonErased),
+		"bounced and opted out":                stopAll(ReasonBounced),
+	}
+	for _, s := range states {
+		for _, kind := range Kinds {
+			t.Run(fmt.Sprintf("%s/%s", s.name, kind), func(t *testing.T) {
+				if got := Gate(kind, s.r, []string{"double_opt_in"}); got != want[s.name][kind] {
+					t.Fatalf("reason %q, want %q", got, want[s.name][kind])
+				}
+			})
+		}
+	}
+	// A more permissive campaign policy lets single opt-ins through.
+	if r := Gate(KindCampaign, with(func(r *Recipient) { r.OptIn = "single_opt_in_user" }), []string{"double_opt_in", "single_opt_in_user"}); r != "" {
+		t.Fatalf("double_and_user policy: %q", r)
+	}
+}

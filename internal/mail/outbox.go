@@ -1,0 +1,83 @@
+// Package mail is the only way email leaves Consentry. Every email of every
+// kind is written to the outbox in the same transaction as the change that
+// causes it, and leaves only through one gate (Gate) that looks at the
+// contact at send time: a contact who opted out, bounced, was blocklisted,
+// stopped processing or was erased gets nothing the rules forbid, however
+// the email was queued. Each message that is not sent keeps the reason.
+package mail
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Kinds of email.
+const (
+	KindDoubleOptIn  = "double_opt_in"        // a double opt-in invitation or its reminder
+	KindConfirmation = "confirmation"         // a link confirming a change the contact asked for
+	KindInformed     = "right_to_be_informed" // what is stored and why, to a new contact
+	KindNotification = "notification"         // news about the contact's own data, e.g. access to the preferences page
+	KindWorkflow     = "workflow"             // sent by a workflow rule
+	KindAdHoc        = "adhoc"                // written by a user
+	KindReply        = "reply"                // a user's reply in a conversation
+	KindCampaign     = "campaign"             // marketing to many
+)
+
+// Kinds lists every kind.
+var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign}
+
+// Outbox statuses.
+const (
+	StatusQueued     = "queued"
+	StatusSending    = "sending"
+	StatusSent       = "sent"
+	StatusSuppressed = "suppressed"
+	StatusFailed     = "failed"
+)
+
+// wakeTopic is the store signal that messages are waiting.
+const wakeTopic = "outbox"
+
+// Message is an email to queue for a contact.
+type Message struct {
+	ContactID string
+	Kind      string
+	Language  string
+	Subject   string
+	Text      string
+	HTML      string
+	// Headers are added to the email as they are (List-Unsubscribe, say).
+	Headers map[string]string
+	// ConversationID, for a reply, is the conversation it answers.
+	ConversationID string
+}
+
+// Enqueue writes m to the outbox inside tx and returns its id. The address
+// is read when the message is sent, so it goes to the address on file then.
+func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
+	if !slices.Contains(Kinds, m.Kind) {
+		return "", fmt.Errorf("mail: unknown kind %q", m.Kind)
+	}
+	headers, err := json.Marshal(m.Headers)
+	if err != nil {
+		return "", fmt.Errorf("mail: encode headers: %w", err)
+	}
+	if m.Language == "" {
+		m.Language = "en"
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	_, err = tx.Exec(`INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body, html_body, headers,
+		conversation_id, status, run_at, created_at) VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, 'queued', $10, $10)`,
+		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), m.ConversationID, store.Micros(now))
+	if err != nil {
+		return "", fmt.Errorf("mail: enqueue: %w", err)
+	}
+	tx.WakeAfterCommit(wakeTopic)
+	return id, nil
+}

@@ -1,0 +1,250 @@
+package mail
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Envelope is one message ready to hand to a transport.
+type Envelope struct {
+	OutboxID  string
+	From      string
+	To        string
+	Subject   string
+	Text      string
+	HTML      string
+	Headers   map[string]string
+	MessageID string // without angle brackets
+	Date      time.Time
+}
+
+// Transport hands messages to the world (or, in development, to the
+// mailbox).
+type Transport interface {
+	// Name says which transport is in use, for the log.
+	Name() string
+	// Send delivers envs and returns one error per envelope, nil for each
+	// one accepted. A Permanent error will not get better by retrying.
+	Send(ctx context.Context, envs []*Envelope) []error
+	Close() error
+}
+
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// Permanent marks err as one that retrying will not cure.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// SMTP sends through an SMTP server, over a small pool of connections kept
+// open between batches.
+type SMTP struct {
+	host  string
+	opts  []gomail.Option
+	conns int
+	idle  chan *gomail.Client
+}
+
+// NewSMTP reads an smtp:// (STARTTLS when the server offers it; add
+// ?tls=required to insist, ?tls=none to never) or smtps:// (TLS from the
+// start) URL, with optional user:password for authentication, and keeps up
+// to conns connections.
+func NewSMTP(raw string, conns int) (*SMTP, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("not an smtp:// or smtps:// URL with a host")
+	}
+	opts := []gomail.Option{gomail.WithTimeout(30 * time.Second), gomail.WithoutNoop()}
+	port := u.Port()
+	switch u.Scheme {
+	case "smtp":
+		if port == "" {
+			port = "587"
+		}
+		switch u.Query().Get("tls") {
+		case "", "opportunistic":
+			opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+		case "required":
+			opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+		case "none":
+			opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+		default:
+			return nil, fmt.Errorf("tls= must be opportunistic, required or none")
+		}
+	case "smtps":
+		if port == "" {
+			port = "465"
+		}
+		opts = append(opts, gomail.WithSSL())
+	default:
+		return nil, fmt.Errorf("scheme %q: use smtp:// or smtps://", u.Scheme)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("port %q is not a number", port)
+	}
+	opts = append(opts, gomail.WithPort(p))
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(u.User.Username()), gomail.WithPassword(pass))
+	}
+	if conns < 1 {
+		conns = 1
+	}
+	return &SMTP{host: u.Hostname(), opts: opts, conns: conns, idle: make(chan *gomail.Client, conns)}, nil
+}
+
+// Name is "smtp host:port" without credentials.
+func (s *SMTP) Name() string { return "smtp " + s.host }
+
+func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
+	select {
+	case c := <-s.idle:
+		return c, nil
+	default:
+	}
+	c, err := gomail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.DialWithContext(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *SMTP) release(c *gomail.Client) {
+	select {
+	case s.idle <- c:
+	default:
+		c.Close()
+	}
+}
+
+// Send spreads envs over up to conns connections.
+func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
+	errs := make([]error, len(envs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(s.conns, len(envs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *gomail.Client
+			for i := range work {
+				var err error
+				if c == nil {
+					if c, err = s.client(ctx); err != nil {
+						errs[i], c = err, nil
+						continue
+					}
+				}
+				if err = c.Send(buildMsg(envs[i])); err != nil {
+					var se *gomail.SendError
+					if errors.As(err, &se) && !se.IsTemp() {
+						err = Permanent(err)
+					}
+					c.Close() // the connection's state is unknown now
+					c = nil
+				}
+				errs[i] = err
+			}
+			if c != nil {
+				s.release(c)
+			}
+		}()
+	}
+	for i := range envs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return errs
+}
+
+func buildMsg(e *Envelope) *gomail.Msg {
+	m := gomail.NewMsg()
+	m.SetAddrHeaderIgnoreInvalid(gomail.HeaderFrom, e.From)
+	m.SetAddrHeaderIgnoreInvalid(gomail.HeaderTo, e.To)
+	m.Subject(e.Subject)
+	m.SetMessageIDWithValue(e.MessageID)
+	m.SetDateWithValue(e.Date)
+	for k, v := range e.Headers {
+		m.SetGenHeader(gomail.Header(k), v)
+	}
+	m.SetBodyString(gomail.TypeTextPlain, e.Text)
+	if e.HTML != "" {
+		m.AddAlternativeString(gomail.TypeTextHTML, e.HTML)
+	}
+	return m
+}
+
+// Close closes the idle connections.
+func (s *SMTP) Close() error {
+	for {
+		select {
+		case c := <-s.idle:
+			c.Close()
+		default:
+			return nil
+		}
+	}
+}
+
+// Mailbox is the development transport: messages are stored in the
+// database and shown at /dev/mailbox and GET /api/v1/mailbox, so a new
+// installation can follow a double opt-in link without any mail server.
+type Mailbox struct {
+	DB  *store.DB
+	Now func() time.Time
+}
+
+// Name is "dev mailbox".
+func (m *Mailbox) Name() string { return "dev mailbox" }
+
+// Send stores every envelope in one transaction.
+func (m *Mailbox) Send(ctx context.Context, envs []*Envelope) []error {
+	err := m.DB.Write(ctx, func(tx *store.Tx) error {
+		now := store.Micros(m.Now())
+		for _, e := range envs {
+			headers := headerJSON(e.Headers)
+			if _, err := tx.Exec(`INSERT INTO mailbox (id, outbox_id, to_address, from_address, subject, text_body, html_body, headers, delivered_at)
+				VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8)`, e.OutboxID, e.To, e.From, e.Subject, e.Text, e.HTML, headers, now); err != nil {
+				return fmt.Errorf("mail: store in mailbox: %w", err)
+			}
+		}
+		return nil
+	})
+	errs := make([]error, len(envs))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// Close does nothing.
+func (m *Mailbox) Close() error { return nil }
+
+func headerJSON(h map[string]string) string {
+	if len(h) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(h) // a map of strings always encodes
+	return string(b)
+}
