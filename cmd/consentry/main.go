@@ -120,6 +120,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
+		workers, stopWorkers := context.WithCancel(ctx)
+		defer stopWorkers()
+		a.Start(workers)
+		if cfg.SMTPURL == "" {
+			log.Info("email goes to the dev mailbox, not to anyone's inbox; set CONSENTRY_SMTP_URL to send real email",
+				"mailbox", cfg.BaseURL+"/dev/mailbox")
+		} else {
+			log.Info("email goes out over SMTP", "server", cfg.RedactedSMTP(), "connections", cfg.SMTPConnections)
+		}
 		log.Info("consentry is ready", "version", app.Version(), "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
 			"database", a.DB.Dialect, "location", cfg.RedactedDatabase())
 		errc := make(chan error, 1)
@@ -130,6 +139,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 		log.Info("shutting down")
+		stopWorkers()
 		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -22,6 +22,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -31,6 +32,7 @@ type Server struct {
 	Consent  *consent.Service
 	Contacts *contact.Service
 	Tokens   *auth.Tokens
+	OptIn    *optin.Service
 	Log      *slog.Logger
 	Version  string
 

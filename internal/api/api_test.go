@@ -41,7 +41,10 @@ type env struct {
 
 func newEnv(t testing.TB, db *store.DB) *env {
 	t.Helper()
-	a := app.New(&config.Config{BaseURL: "http://test"}, slog.New(slog.DiscardHandler), db)
+	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>"}, slog.New(slog.DiscardHandler), db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	secret, tok, err := a.Tokens.Create(context.Background(), "test", nil)

@@ -9,6 +9,9 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/settings"
 )
 
 func (s *Server) routeTable() []Route {
@@ -70,6 +73,27 @@ func (s *Server) routeTable() []Route {
 			Summary: "Add a source", handle: s.createSource},
 		{Method: "PATCH", Path: "/api/v1/sources/{id}", Tag: "sources", Status: 200, Request: consent.SourceInput{}, Response: consent.Source{},
 			Summary: "Rename, deactivate or reactivate a source", handle: s.updateSource},
+
+		{Method: "POST", Path: "/api/v1/double-opt-in", Tag: "email", Status: 200, Request: InviteRequest{}, Response: optin.Result{},
+			Summary: "Send the double opt-in email to contacts (by id or by condition), skipping those who opted out; says who was skipped and why",
+			handle: s.invite},
+		{Method: "GET", Path: "/api/v1/contacts/{id}/double-opt-in", Tag: "email", Status: 200, Response: []optin.Invitation{},
+			Summary: "The contact's double opt-in invitations: invited, reminded, expired or confirmed", handle: s.invitations},
+		{Method: "GET", Path: "/api/v1/contacts/{id}/emails", Tag: "email", Status: 200, Response: []mail.Entry{},
+			Summary: "Every email queued for the contact: sent, waiting, or suppressed and why", handle: s.contactEmails},
+		{Method: "POST", Path: "/api/v1/bounces", Tag: "email", Status: 200, Request: BounceRequest{}, Response: contact.Deliverability{},
+			Summary: "Report a bounce: a hard bounce marks the address bounced, soft bounces do once they reach the limit", handle: s.bounce},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/blocklist", Tag: "email", Status: 200, Response: contact.Deliverability{},
+			Summary: "Put the contact's address on the blocklist: no email reaches it", handle: s.blocklist},
+		{Method: "DELETE", Path: "/api/v1/contacts/{id}/blocklist", Tag: "email", Status: 200, Response: contact.Deliverability{},
+			Summary: "Take the contact's address off the blocklist", handle: s.unblocklist},
+		{Method: "GET", Path: "/api/v1/mailbox", Tag: "email", Status: 200, Response: []mail.MailboxMessage{},
+			Query:   []Param{{"limit", "how many of the newest messages, 1 to 500 (default 50)", "integer"}},
+			Summary: "The dev mailbox: what would have been sent, when no SMTP server is configured", handle: s.mailbox},
+		{Method: "GET", Path: "/api/v1/settings", Tag: "settings", Status: 200, Response: settings.Settings{},
+			Summary: "The operator's settings", handle: s.getSettings},
+		{Method: "PATCH", Path: "/api/v1/settings", Tag: "settings", Status: 200, Request: settings.Patch{}, Response: settings.Settings{},
+			Summary: "Change settings; absent fields stay", handle: s.patchSettings},
 
 		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: ledger.Report{},
 			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state", handle: s.verifyLedger},
@@ -403,6 +427,121 @@ func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error
 func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error) {
 	rep, err := s.Consent.VerifyLedger(r.Context())
 	return 200, rep, err
+}
+
+// InviteRequest names the contacts to invite: by id, or by a condition.
+type InviteRequest struct {
+	ContactIDs []string `json:"contact_ids"`
+	Filter     string   `json:"filter" doc:"a condition (docs/conditions.md) selecting the contacts instead"`
+}
+
+// maxInvite bounds the contacts one request can invite.
+const maxInvite = 10000
+
+func (s *Server) invite(r *http.Request, _ consent.Actor) (int, any, error) {
+	var req InviteRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	ids := req.ContactIDs
+	switch {
+	case len(ids) > 0 && req.Filter != "":
+		return 0, nil, errs.Invalid("filter", "give contact_ids or filter, not both")
+	case req.Filter != "":
+		var err error
+		if ids, err = s.Contacts.MatchingIDs(r.Context(), req.Filter); err != nil {
+			return 0, nil, err
+		}
+	case len(ids) == 0:
+		return 0, nil, errs.Required("contact_ids")
+	}
+	if len(ids) > maxInvite {
+		return 0, nil, errs.Invalid("contact_ids", "at most %d contacts at a time; %d were selected", maxInvite, len(ids))
+	}
+	res, err := s.OptIn.Invite(r.Context(), ids, optin.TriggerAPI)
+	return 200, res, err
+}
+
+// contactExists is a 404 for an unknown contact in the path.
+func (s *Server) contactExists(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) invitations(r *http.Request, _ consent.Actor) (int, any, error) {
+	id, err := s.contactExists(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	inv, err := s.OptIn.Invitations(r.Context(), id)
+	return 200, inv, err
+}
+
+func (s *Server) contactEmails(r *http.Request, _ consent.Actor) (int, any, error) {
+	id, err := s.contactExists(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := mail.ContactEntries(r.Context(), s.DB, id)
+	return 200, e, err
+}
+
+// BounceRequest reports a bounce from the mail system.
+type BounceRequest struct {
+	Email string `json:"email"`
+	Type  string `json:"type" enum:"hard,soft"`
+}
+
+func (s *Server) bounce(r *http.Request, _ consent.Actor) (int, any, error) {
+	var req BounceRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Type != "hard" && req.Type != "soft" {
+		return 0, nil, errs.Invalid("type", "must be hard or soft")
+	}
+	d, err := s.Contacts.RecordBounce(r.Context(), req.Email, req.Type == "hard")
+	return 200, d, err
+}
+
+func (s *Server) blocklist(r *http.Request, _ consent.Actor) (int, any, error) {
+	d, err := s.Contacts.SetBlocklisted(r.Context(), r.PathValue("id"), true)
+	return 200, d, err
+}
+
+func (s *Server) unblocklist(r *http.Request, _ consent.Actor) (int, any, error) {
+	d, err := s.Contacts.SetBlocklisted(r.Context(), r.PathValue("id"), false)
+	return 200, d, err
+}
+
+func (s *Server) mailbox(r *http.Request, _ consent.Actor) (int, any, error) {
+	limit := 50
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
+		}
+		limit = n
+	}
+	m, err := mail.MailboxMessages(r.Context(), s.DB, limit)
+	return 200, m, err
+}
+
+func (s *Server) getSettings(r *http.Request, _ consent.Actor) (int, any, error) {
+	st, err := settings.Get(r.Context(), s.DB.Read)
+	return 200, st, err
+}
+
+func (s *Server) patchSettings(r *http.Request, _ consent.Actor) (int, any, error) {
+	var p settings.Patch
+	if err := decode(r, &p); err != nil {
+		return 0, nil, err
+	}
+	st, err := settings.Update(r.Context(), s.DB, p, time.Now())
+	return 200, st, err
 }
 
 // inPath turns a not-found error into one about the URL (a 404), for look-ups

@@ -1,6 +1,6 @@
 // Package app puts Consentry together from its configuration: the database,
-// the domain services and the HTTP handler. The command and the end-to-end
-// tests both start the service through it.
+// the domain services, the background workers and the HTTP handler. The
+// command and the end-to-end tests both start the service through it.
 package app
 
 import (
@@ -8,24 +8,38 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
+	"time"
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/informed"
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/store"
 )
 
-// App is a running Consentry: its database and services.
+// App is a running Consentry: its database, services and workers.
 type App struct {
-	Config   *config.Config
-	Log      *slog.Logger
-	DB       *store.DB
-	Consent  *consent.Service
-	Contacts *contact.Service
-	Tokens   *auth.Tokens
-	API      *api.Server
+	Config    *config.Config
+	Log       *slog.Logger
+	DB        *store.DB
+	Consent   *consent.Service
+	Contacts  *contact.Service
+	Tokens    *auth.Tokens
+	OptIn     *optin.Service
+	Jobs      *jobs.Runner
+	Deliverer *mail.Deliverer
+	API       *api.Server
+	Public    *public.Server
+
+	handler http.Handler
+	workers sync.WaitGroup
 }
 
 // Version is the module version the binary was built from, or "dev".
@@ -51,21 +65,75 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if n > 0 {
 		log.Info("database migrated", "migrations", n)
 	}
-	return New(cfg, log, db), nil
+	a, err := New(cfg, log, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
 }
 
-// New builds the services on an open, migrated database.
-func New(cfg *config.Config, log *slog.Logger, db *store.DB) *App {
+// New builds the services on an open, migrated database. Email goes over
+// SMTP when CONSENTRY_SMTP_URL is set, and to the dev mailbox otherwise.
+func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a := &App{Config: cfg, Log: log, DB: db}
 	a.Consent = consent.NewService(db)
 	a.Contacts = contact.NewService(db, a.Consent)
 	a.Tokens = auth.NewTokens(db)
-	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, Log: log, Version: Version()})
-	return a
+	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	inform := &informed.Service{BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	a.Contacts.AfterCreate = append(a.Contacts.AfterCreate, inform.AfterCreate)
+
+	var transport mail.Transport = &mail.Mailbox{DB: db, Now: time.Now}
+	if cfg.SMTPURL != "" {
+		smtp, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPConnections)
+		if err != nil {
+			return nil, err
+		}
+		transport = smtp
+	}
+	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, Domain: cfg.MailDomain(),
+		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second}
+	a.Jobs = jobs.NewRunner(db, log)
+	a.Jobs.Every("optin.sweep", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.OptIn.Sweep(ctx)
+		return err
+	})
+
+	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn,
+		Log: log, Version: Version()})
+	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Log: log, Mailbox: cfg.SMTPURL == ""})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", a.API)
+	mux.Handle("/healthz", a.API)
+	mux.Handle("/", a.Public)
+	a.handler = mux
+	return a, nil
 }
 
 // Handler serves everything the service answers over HTTP.
-func (a *App) Handler() http.Handler { return a.API }
+func (a *App) Handler() http.Handler { return a.handler }
 
-// Close closes the database.
-func (a *App) Close() error { return a.DB.Close() }
+// TransportName says where email goes, for the start-up log.
+func (a *App) TransportName() string { return a.Deliverer.Transport.Name() }
+
+// Start runs the background workers (jobs and email delivery) until ctx
+// ends; Close waits for them.
+func (a *App) Start(ctx context.Context) {
+	a.workers.Add(2)
+	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+}
+
+// Wait waits for the workers started by Start (their context must have
+// ended) and closes the email transport.
+func (a *App) Wait() {
+	a.workers.Wait()
+	a.Deliverer.Transport.Close()
+}
+
+// Close waits for the workers, then closes the database.
+func (a *App) Close() error {
+	a.Wait()
+	return a.DB.Close()
+}

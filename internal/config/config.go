@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"sort"
@@ -26,6 +27,12 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// SMTPURL is where email goes; empty means the dev mailbox.
+	SMTPURL string
+	// SMTPConnections is how many connections to the SMTP server to use.
+	SMTPConnections int
+	// MailFrom is the sender of every email, "Name <address>".
+	MailFrom string
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -46,6 +53,9 @@ var Settings = []Setting{
 	{"CONSENTRY_BASE_URL", "http://<CONSENTRY_HTTP_ADDR>", "public address used in links sent to contacts"},
 	{"CONSENTRY_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTRY_LOG_FORMAT", "text", "text or json"},
+	{"CONSENTRY_SMTP_URL", "", "smtp://[user:password@]host[:587] (STARTTLS when offered; ?tls=required or ?tls=none) or smtps://host[:465]; without it email goes to the dev mailbox at /dev/mailbox"},
+	{"CONSENTRY_SMTP_CONNECTIONS", "4", "connections to the SMTP server, 1 to 64"},
+	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email"},
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -101,10 +111,59 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("CONSENTRY_LOG_FORMAT", "must be text or json, not %q", c.LogFormat)
 	}
+	c.SMTPURL = get("CONSENTRY_SMTP_URL", "")
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			bad("CONSENTRY_SMTP_URL", "must be smtp://host[:port] or smtps://host[:port], with user:password@ before the host for authentication")
+		}
+	}
+	conns, err := strconv.Atoi(get("CONSENTRY_SMTP_CONNECTIONS", "4"))
+	if err != nil || conns < 1 || conns > 64 {
+		bad("CONSENTRY_SMTP_CONNECTIONS", "must be a number from 1 to 64")
+	}
+	c.SMTPConnections = conns
+	baseHost := "localhost"
+	if u, err := url.Parse(c.BaseURL); err == nil && u.Hostname() != "" {
+		baseHost = u.Hostname()
+	}
+	c.MailFrom = get("CONSENTRY_MAIL_FROM", "Consentry <consentry@"+baseHost+">")
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		bad("CONSENTRY_MAIL_FROM", "must be an address, optionally with a name: Acme <privacy@acme.example>")
+	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
 	return c, nil
+}
+
+// Sender returns the display name of MailFrom, or its address.
+func (c *Config) Sender() string {
+	a, err := mail.ParseAddress(c.MailFrom)
+	if err != nil {
+		return c.MailFrom
+	}
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.Address
+}
+
+// MailDomain is the domain of MailFrom, for Message-IDs.
+func (c *Config) MailDomain() string {
+	a, err := mail.ParseAddress(c.MailFrom)
+	if err != nil {
+		return "localhost"
+	}
+	return a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+}
+
+// RedactedSMTP is the SMTP setting safe to log: no password.
+func (c *Config) RedactedSMTP() string {
+	u, err := url.Parse(c.SMTPURL)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
 }
 
 // Unknown returns the CONSENTRY_ variables in environ that are not settings,

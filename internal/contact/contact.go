@@ -82,6 +82,9 @@ type Service struct {
 	DB      *store.DB
 	Consent *consent.Service
 	Now     func() time.Time
+	// AfterCreate hooks run inside the transaction that creates a contact,
+	// for what the creation causes (such as the right-to-be-informed email).
+	AfterCreate []func(tx *store.Tx, c *Contact, now time.Time) error
 }
 
 // NewService returns a Service on db using the wall clock.
@@ -261,6 +264,11 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		for i, p := range prepared {
 			if _, err := p.Apply(tx, k, now); err != nil {
 				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
+			}
+		}
+		for _, hook := range s.AfterCreate {
+			if err := hook(tx, c, now); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -7,6 +7,8 @@
 package mail
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -80,4 +82,35 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	}
 	tx.WakeAfterCommit(wakeTopic)
 	return id, nil
+}
+
+// Entry is a message in the outbox, for the API and status pages.
+type Entry struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Subject   string     `json:"subject"`
+	Status    string     `json:"status" enum:"queued,sending,sent,suppressed,failed"`
+	Reason    string     `json:"reason,omitempty" doc:"why it was suppressed, or the last delivery error"`
+	To        string     `json:"to,omitempty" doc:"the address it was sent to"`
+	Attempts  int        `json:"attempts"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at,omitempty"`
+}
+
+// ContactEntries lists the messages queued for a contact, newest first; an
+// empty list when there are none.
+func ContactEntries(ctx context.Context, db *store.DB, contactID string) ([]Entry, error) {
+	return store.QueryAll(ctx, db.Read, func(row store.Scanner) (Entry, error) {
+		var e Entry
+		var created int64
+		var sent sql.NullInt64
+		err := row.Scan(&e.ID, &e.Kind, &e.Subject, &e.Status, &e.Reason, &e.To, &e.Attempts, &created, &sent)
+		e.CreatedAt = store.FromMicros(created)
+		if sent.Valid {
+			t := store.FromMicros(sent.Int64)
+			e.SentAt = &t
+		}
+		return e, err
+	}, `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at FROM outbox
+		WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
 }

@@ -248,3 +248,30 @@ func headerJSON(h map[string]string) string {
 	b, _ := json.Marshal(h) // a map of strings always encodes
 	return string(b)
 }
+
+// MailboxMessage is a message in the dev mailbox.
+type MailboxMessage struct {
+	ID          string            `json:"id"`
+	To          string            `json:"to"`
+	From        string            `json:"from"`
+	Subject     string            `json:"subject"`
+	Text        string            `json:"text"`
+	HTML        string            `json:"html,omitempty"`
+	Headers     map[string]string `json:"headers"`
+	DeliveredAt time.Time         `json:"delivered_at"`
+}
+
+// MailboxMessages returns the newest messages in the dev mailbox, at most
+// limit; an empty list when there are none.
+func MailboxMessages(ctx context.Context, db *store.DB, limit int) ([]MailboxMessage, error) {
+	return store.QueryAll(ctx, db.Read, func(row store.Scanner) (MailboxMessage, error) {
+		var m MailboxMessage
+		var headers string
+		var at int64
+		err := row.Scan(&m.ID, &m.To, &m.From, &m.Subject, &m.Text, &m.HTML, &headers, &at)
+		m.DeliveredAt = store.FromMicros(at)
+		json.Unmarshal([]byte(headers), &m.Headers)
+		return m, err
+	}, `SELECT id, to_address, from_address, subject, text_body, html_body, headers, delivered_at FROM mailbox
+		ORDER BY delivered_at DESC, id DESC LIMIT $1`, limit)
+}

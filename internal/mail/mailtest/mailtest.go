@@ -21,9 +21,10 @@ import (
 
 // Message is one email the server accepted.
 type Message struct {
-	From   string
-	To     []string
-	Header mail.Header
+	From    string
+	To      []string
+	Subject string // decoded from RFC 2047
+	Header  mail.Header
 	Text   string // the text/plain part
 	HTML   string // the text/html part, if any
 	Raw    []byte
@@ -147,6 +148,9 @@ func parse(raw []byte) Message {
 		return m
 	}
 	m.Header = msg.Header
+	if s, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err == nil {
+		m.Subject = s
+	}
 	walk(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body, &m)
 	return m
 }

@@ -1,0 +1,208 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/config"
+	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// syncBuffer is a log sink the workers and the test can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type env struct {
+	t     testing.TB
+	a     *app.App
+	srv   *httptest.Server
+	smtp  *mailtest.Server
+	token string
+	log   *syncBuffer
+}
+
+// start runs the whole service, workers included, with email going over
+// SMTP to a real server in the test, and links pointing at the test server.
+func start(t testing.TB, db *store.DB) *env {
+	e := &env{t: t, smtp: mailtest.Start(t), log: &syncBuffer{}}
+	var handler http.Handler
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(e.srv.Close)
+	cfg := &config.Config{BaseURL: e.srv.URL, SMTPURL: e.smtp.URL(), SMTPConnections: 2, MailFrom: "Acme <privacy@acme.example>"}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(e.log, nil)), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = a.Handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.Start(ctx)
+	t.Cleanup(func() { cancel(); a.Wait() })
+	e.a = a
+	secret, _, err := a.Tokens.Create(context.Background(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.token = secret
+	return e
+}
+
+// api calls the REST API and decodes the answer into out.
+func (e *env) api(method, path, body string, want int, out any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		e.t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+// page fetches a public page as a browser would.
+func (e *env) page(method, url, acceptLanguage string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (test)")
+	if acceptLanguage != "" {
+		req.Header.Set("Accept-Language", acceptLanguage)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, h := range []string{"Content-Security-Policy", "Referrer-Policy", "Cache-Control"} {
+		if res.Header.Get(h) == "" {
+			e.t.Fatalf("%s %s: no %s header", method, url, h)
+		}
+	}
+	return res.StatusCode, string(b)
+}
+
+// TestDoubleOptInOverSMTP follows a double opt-in as a contact would: the
+// email arrives over SMTP, the link opens a page that changes nothing, the
+// button confirms, and the link works once.
+func TestDoubleOptInOverSMTP(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		var c struct {
+			ID          string
+			OptInStatus string `json:"opt_in_status"`
+		}
+		e.api("POST", "/api/v1/contacts", `{"email":"anna@example.com","kind":"lead","first_name":"Anna","language":"sv"}`, 201, &c)
+		var res struct {
+			Invited int
+			Skipped map[string]int
+		}
+		e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, &res)
+		if res.Invited != 1 {
+			t.Fatalf("invite: %+v", res)
+		}
+		// The consent text changes after the email went out: the record must
+		// still name the version the email showed.
+		e.api("PATCH", "/api/v1/purposes/E-marketing", `{"text":"A newer text nobody was shown"}`, 200, nil)
+
+		msg := e.smtp.Wait(t, 1)[0]
+		if msg.To[0] != "anna@example.com" || msg.Subject != "Bekräfta din prenumeration" {
+			t.Fatalf("email: to %v, subject %q", msg.To, msg.Subject)
+		}
+		links := msg.Links()
+		if len(links) != 1 || !strings.HasPrefix(links[0], e.srv.URL+"/confirm/") || !strings.Contains(msg.Text, "Yes, I would like to receive") {
+			t.Fatalf("email text: %q", msg.Text)
+		}
+		link := links[0]
+
+		// Opening the link, as a mail scanner would, confirms nothing.
+		if code, body := e.page("GET", link, ""); code != 200 || !strings.Contains(body, `<form method="post"`) || !strings.Contains(body, "Bekräfta min prenumeration") {
+			t.Fatalf("confirm page: %d %s", code, body)
+		}
+		e.api("GET", "/api/v1/contacts/"+c.ID, "", 200, &c)
+		if c.OptInStatus != "none" {
+			t.Fatalf("opening the link changed the status to %s", c.OptInStatus)
+		}
+
+		if code, body := e.page("POST", link, ""); code != 200 || !strings.Contains(body, "Din prenumeration är bekräftad") {
+			t.Fatalf("confirming: %d %s", code, body)
+		}
+		e.api("GET", "/api/v1/contacts/"+c.ID, "", 200, &c)
+		if c.OptInStatus != "double_opt_in" {
+			t.Fatalf("after confirming the status is %s", c.OptInStatus)
+		}
+		var consents struct {
+			Current []struct{ Purpose, State, Source string }
+			History []struct {
+				Purpose, State, Source string
+				TextVersion            int `json:"text_version"`
+				Actor                  struct{ Kind string }
+				Evidence               struct {
+					Method, IP          string
+					UserAgent           string `json:"user_agent"`
+					ConfirmationTokenID string `json:"confirmation_token_id"`
+				}
+			}
+		}
+		e.api("GET", "/api/v1/contacts/"+c.ID+"/consents", "", 200, &consents)
+		if len(consents.History) != 1 {
+			t.Fatalf("history: %+v", consents.History)
+		}
+		h := consents.History[0]
+		if h.Purpose != "E-marketing" || h.State != "granted" || h.Source != "Double opt-in email" || h.TextVersion != 1 ||
+			h.Actor.Kind != "contact" || h.Evidence.Method != "double_opt_in_link" || h.Evidence.IP != "127.0.0.1" ||
+			h.Evidence.UserAgent != "Mozilla/5.0 (test)" || h.Evidence.ConfirmationTokenID == "" {
+			t.Fatalf("consent record: %+v", h)
+		}
+		var inv []struct{ Status string }
+		e.api("GET", "/api/v1/contacts/"+c.ID+"/double-opt-in", "", 200, &inv)
+		if len(inv) != 1 || inv[0].Status != "confirmed" {
+			t.Fatalf("invitation: %+v", inv)
+		}
+		var rep struct {
+			OK     bool
+			Events int
+		}
+		e.api("GET", "/api/v1/ledger/verify", "", 200, &rep)
+		if !rep.OK || rep.Events != 2 { // the opt-in change and the consent record
+			t.Fatalf("ledger: %+v", rep)
+		}
+
+		// The link works once; a used, an unknown and a malformed link all
+		// get the same neutral page.
+		_, used := e.page("POST", link, "en")
+		_, unknown := e.page("GET", e.srv.URL+"/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en")
+		_, malformed := e.page("GET", e.srv.URL+"/confirm/x", "en")
+		if !strings.Contains(used, "This link cannot be used") || used != unknown || unknown != malformed {
+			t.Fatalf("neutral pages differ:\n%s\n%s\n%s", used, unknown, malformed)
+		}
+		// No link token in the log.
+		secret := link[strings.LastIndexByte(link, '/')+1:]
+		if strings.Contains(e.log.String(), secret) {
+			t.Fatal("the log holds a link token")
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Purposes of the tokens in links sent to contacts. A token works only for
+// the purpose it was made for.
+const (
+	PurposeDoubleOptIn = "double_opt_in"
+	PurposePreferences = "preferences"
+)
+
+// ContactToken is a link token's record: who it is for, what for, until when.
+type ContactToken struct {
+	ID        string
+	Purpose   string
+	ContactID string
+	SubjectID string // what it is about, e.g. the invitation it confirms
+	ExpiresAt time.Time
+}
+
+// IssueContactToken makes a token of 256 random bits for a link to a
+// contact, inside tx, and returns the secret for the link. Only its SHA-256
+// is stored.
+func IssueContactToken(tx *store.Tx, purpose, contactID, subjectID string, expires, now time.Time) (string, *ContactToken, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, fmt.Errorf("auth: random token: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	t := &ContactToken{ID: uuid.Must(uuid.NewV7()).String(), Purpose: purpose, ContactID: contactID, SubjectID: subjectID, ExpiresAt: expires}
+	_, err := tx.Exec(`INSERT INTO tokens (id, purpose, contact_id, hash, subject_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.ID, purpose, contactID, hashSecret(secret), subjectID, store.Micros(expires), store.Micros(now))
+	if err != nil {
+		return "", nil, fmt.Errorf("auth: issue token: %w", err)
+	}
+	return secret, t, nil
+}
+
+// ErrNoToken means a link's token is unknown, used, expired or made for
+// something else. Callers show the same neutral page for all of these.
+var ErrNoToken = errors.New("auth: no valid token")
+
+// validSecret rejects anything that cannot be a token before it reaches the
+// database.
+func validSecret(secret string) bool {
+	if len(secret) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(secret)
+	return err == nil
+}
+
+// FindContactToken returns the unused, unexpired token of purpose whose
+// secret is given, reading through q, or ErrNoToken.
+func FindContactToken(q interface {
+	QueryRow(string, ...any) *sql.Row
+}, purpose, secret string, now time.Time) (*ContactToken, error) {
+	if !validSecret(secret) {
+		return nil, ErrNoToken
+	}
+	var t ContactToken
+	var expires int64
+	err := q.QueryRow(`SELECT id, purpose, contact_id, subject_id, expires_at FROM tokens
+		WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, hashSecret(secret), purpose, store.Micros(now)).
+		Scan(&t.ID, &t.Purpose, &t.ContactID, &t.SubjectID, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: read token: %w", err)
+	}
+	t.ExpiresAt = store.FromMicros(expires)
+	return &t, nil
+}
+
+// UseContactToken marks a token used inside tx, so it works once.
+func UseContactToken(tx *store.Tx, id string, now time.Time) error {
+	res, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, store.Micros(now))
+	if err != nil {
+		return fmt.Errorf("auth: use token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrNoToken
+	}
+	return nil
+}

@@ -1,0 +1,402 @@
+// Package optin runs double opt-in (SPEC R3, R18): the invitation email with
+// its confirmation link, the confirmation itself, reminders after N days and
+// expiry after M days.
+//
+// A confirmation sets the opt-in status to double_opt_in and records an
+// E-marketing consent with its evidence (time, IP, user agent, the link's
+// token id and the consent text version the email showed), with its ledger
+// events, in one transaction. Following the link only shows a page with a
+// button; mail scanners open links, and must not confirm anything.
+package optin
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// EMarketing is the purpose a double opt-in confirms: the built-in
+// "E-marketing" purpose.
+const EMarketing = "01930000-0000-7000-8000-000000000002"
+
+// Invitation statuses.
+const (
+	StatusInvited   = "invited"
+	StatusReminded  = "reminded"
+	StatusExpired   = "expired"
+	StatusConfirmed = "confirmed"
+)
+
+// Triggers: what asked for the invitation. Public triggers (webforms) are
+// limited to one email per address per day, so a form cannot be used to
+// flood someone's inbox.
+const (
+	TriggerUser    = "user"
+	TriggerAPI     = "api"
+	TriggerWebform = "webform"
+)
+
+// Reasons a contact is not invited.
+const (
+	SkipNotFound          = "contact_not_found"
+	SkipOptedOut          = "opted_out"
+	SkipAlreadyConfirmed  = "already_confirmed"
+	SkipBounced           = "bounced"
+	SkipBlocklisted       = "blocklisted"
+	SkipProcessingStopped = "processing_stopped"
+	SkipErased            = "erased"
+	SkipRecentlyInvited   = "invited_in_the_last_24_hours"
+)
+
+// Service sends invitations and confirms them.
+type Service struct {
+	DB      *store.DB
+	Consent *consent.Service
+	Log     *slog.Logger
+	Now     func() time.Time
+	// BaseURL is where the confirmation links point.
+	BaseURL string
+	// Sender names the sender in emails.
+	Sender string
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// Result says how many contacts were invited and why the others were not.
+type Result struct {
+	Invited int            `json:"invited"`
+	Skipped map[string]int `json:"skipped" doc:"contacts not invited, by reason"`
+}
+
+// Invite sends the double opt-in email to each contact, one transaction
+// per contact, and reports who was skipped and why.
+func (s *Service) Invite(ctx context.Context, contactIDs []string, trigger string) (*Result, error) {
+	res := &Result{Skipped: map[string]int{}}
+	for _, id := range contactIDs {
+		var skip string
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			var err error
+			skip, err = s.InviteTx(tx, id, trigger, s.now())
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if skip != "" {
+			res.Skipped[skip]++
+		} else {
+			res.Invited++
+		}
+	}
+	return res, nil
+}
+
+type recipient struct {
+	id, email, name, lang, optIn, deliverability string
+	stopped, erased                               bool
+}
+
+func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
+	r := &recipient{id: id}
+	err := tx.QueryRow(`SELECT email, first_name, language, opt_in_status, deliverability, processing_stopped_at IS NOT NULL,
+		erased_at IS NOT NULL FROM contacts WHERE id = $1`, id).
+		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("optin: read contact: %w", err)
+	}
+	r.lang = i18n.Match(r.lang, "")
+	return r, nil
+}
+
+// InviteTx invites one contact inside tx: it ends any open invitation,
+// opens a new one and queues the email with its link. It returns the reason
+// when the contact is not invited.
+func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Time) (string, error) {
+	r, err := loadRecipient(tx, contactID)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r == nil:
+		return SkipNotFound, nil
+	case r.erased:
+		return SkipErased, nil
+	case r.stopped:
+		return SkipProcessingStopped, nil
+	case r.optIn == consent.OptOutUser || r.optIn == consent.OptOutContact:
+		return SkipOptedOut, nil
+	case r.optIn == consent.DoubleOptIn:
+		return SkipAlreadyConfirmed, nil
+	case r.deliverability == "bounced":
+		return SkipBounced, nil
+	case r.deliverability == "blocklisted":
+		return SkipBlocklisted, nil
+	}
+	if trigger == TriggerWebform {
+		var recent int
+		day := store.Micros(now.Add(-24 * time.Hour))
+		if err := tx.QueryRow(`SELECT count(*) FROM optin_invitations WHERE contact_id = $1 AND (invited_at > $2 OR reminded_at > $2)`,
+			contactID, day).Scan(&recent); err != nil {
+			return "", fmt.Errorf("optin: read recent invitations: %w", err)
+		}
+		if recent > 0 {
+			return SkipRecentlyInvited, nil
+		}
+	}
+	st, err := settings.InTx(tx)
+	if err != nil {
+		return "", err
+	}
+	var text string
+	var version int
+	if err := tx.QueryRow(`SELECT t.text, t.version FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version
+		WHERE p.id = $1`, EMarketing).Scan(&text, &version); err != nil {
+		return "", fmt.Errorf("optin: read the E-marketing consent text: %w", err)
+	}
+	if _, err := tx.Exec(`UPDATE optin_invitations SET status = 'expired', ended_at = $2 WHERE contact_id = $1 AND status IN ('invited', 'reminded')`,
+		contactID, store.Micros(now)); err != nil {
+		return "", fmt.Errorf("optin: end open invitations: %w", err)
+	}
+	inv := uuid.Must(uuid.NewV7()).String()
+	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
+	if _, err := tx.Exec(`INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version, status, trigger, invited_at, expires_at)
+		VALUES ($1, $2, $3, $4, 'invited', $5, $6, $7)`, inv, contactID, EMarketing, version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
+		return "", fmt.Errorf("optin: open invitation: %w", err)
+	}
+	return "", s.sendLink(tx, r, inv, text, expires, false, now)
+}
+
+// sendLink issues a confirmation token for the invitation and queues the
+// email that carries it: the invitation, or its reminder.
+func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText string, expires time.Time, reminder bool, now time.Time) error {
+	secret, _, err := auth.IssueContactToken(tx, auth.PurposeDoubleOptIn, r.id, invitation, expires, now)
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"Lang": r.lang, "Name": r.name, "Reminder": reminder, "ConsentText": consentText,
+		"Link": s.BaseURL + "/confirm/" + secret, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
+	text, html, err := mail.Render("double_opt_in", data)
+	if err != nil {
+		return fmt.Errorf("optin: render email: %w", err)
+	}
+	subject := i18n.T(r.lang, "email.doi.subject")
+	if reminder {
+		subject = i18n.T(r.lang, "email.reminder.subject")
+	}
+	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject, Text: text, HTML: html}, now)
+	return err
+}
+
+// Sweep sends the reminders that are due and expires the invitations whose
+// time is up. It runs as a periodic job, and returns how many invitations
+// it changed.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	now := s.now()
+	total := 0
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(`UPDATE optin_invitations SET status = 'expired', ended_at = $1
+			WHERE status IN ('invited', 'reminded') AND expires_at <= $1`, store.Micros(now))
+		if err != nil {
+			return fmt.Errorf("optin: expire invitations: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total = int(n)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for {
+		var done int
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			st, err := settings.InTx(tx)
+			if err != nil {
+				return err
+			}
+			due := store.Micros(now.Add(-time.Duration(st.DoubleOptInReminderDays) * 24 * time.Hour))
+			type inv struct {
+				id, contact, text string
+				expires            int64
+			}
+			invs, err := store.QueryAll(ctx, txQuerier{tx}, func(row store.Scanner) (inv, error) {
+				var i inv
+				return i, row.Scan(&i.id, &i.contact, &i.text, &i.expires)
+			}, `SELECT i.id, i.contact_id, t.text, i.expires_at FROM optin_invitations i
+				JOIN purpose_texts t ON t.purpose_id = i.purpose_id AND t.version = i.text_version
+				WHERE i.status = 'invited' AND i.invited_at <= $1 AND i.expires_at > $2 ORDER BY i.invited_at LIMIT 100`,
+				due, store.Micros(now))
+			if err != nil {
+				return fmt.Errorf("optin: find reminders due: %w", err)
+			}
+			done = len(invs)
+			for _, i := range invs {
+				if _, err := tx.Exec(`UPDATE optin_invitations SET status = 'reminded', reminded_at = $2 WHERE id = $1`, i.id, store.Micros(now)); err != nil {
+					return fmt.Errorf("optin: mark reminded: %w", err)
+				}
+				r, err := loadRecipient(tx, i.contact)
+				if err != nil || r == nil {
+					continue // the gate stops mail to a contact who is gone
+				}
+				if err := s.sendLink(tx, r, i.id, i.text, store.FromMicros(i.expires), true, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += done
+		if done < 100 {
+			return total, nil
+		}
+	}
+}
+
+// txQuerier lets store.QueryAll read through a write transaction.
+type txQuerier struct{ tx *store.Tx }
+
+func (q txQuerier) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.tx.Query(query, args...)
+}
+
+func (q txQuerier) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	return q.tx.QueryRow(query, args...)
+}
+
+// Pending reports whether secret is a valid, unused double opt-in link,
+// without using it, and the contact's language for the page.
+func (s *Service) Pending(ctx context.Context, secret string) (bool, string) {
+	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, s.now())
+	if err != nil {
+		return false, ""
+	}
+	var lang string
+	s.DB.Read.QueryRowContext(ctx, `SELECT language FROM contacts WHERE id = $1`, t.ContactID).Scan(&lang)
+	return true, lang
+}
+
+type dbQuerier struct {
+	db  *sql.DB
+	ctx context.Context
+}
+
+func (q dbQuerier) QueryRow(query string, args ...any) *sql.Row { return q.db.QueryRowContext(q.ctx, query, args...) }
+
+// Evidence is what the confirming request showed.
+type Evidence struct {
+	IP        string
+	UserAgent string
+}
+
+// ErrNotConfirmed is returned when a link cannot confirm anything: unknown,
+// used or expired, its invitation ended, or the contact opted out since.
+var ErrNotConfirmed = errors.New("optin: the link does not confirm anything")
+
+// Confirm uses the link's token: the contact's opt-in status becomes
+// double_opt_in and an E-marketing consent is recorded with the evidence and
+// the consent text version the email showed, with the ledger events, the
+// invitation marked confirmed and the token used, all in one transaction.
+// It returns the contact's language for the page.
+func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (string, error) {
+	now := s.now()
+	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, now)
+	if err != nil {
+		return "", ErrNotConfirmed
+	}
+	var version int
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT text_version FROM optin_invitations WHERE id = $1`, t.SubjectID).Scan(&version); err != nil {
+		return "", ErrNotConfirmed
+	}
+	actor := consent.Actor{Kind: consent.ActorContact}
+	evidence := consent.Evidence{Method: consent.MethodDoubleOptInLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}
+	prepared, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: EMarketing, State: consent.StateGranted,
+		Source: "Double opt-in email", TextVersion: version, Actor: actor, Evidence: evidence})
+	if err != nil {
+		return "", err
+	}
+	var lang string
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		tok, err := auth.FindContactToken(tx, auth.PurposeDoubleOptIn, secret, now) // again, inside the write
+		if err != nil {
+			return ErrNotConfirmed
+		}
+		res, err := tx.Exec(`UPDATE optin_invitations SET status = 'confirmed', ended_at = $2
+			WHERE id = $1 AND status IN ('invited', 'reminded') AND expires_at > $2`, tok.SubjectID, store.Micros(now))
+		if err != nil {
+			return fmt.Errorf("optin: confirm invitation: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrNotConfirmed
+		}
+		k, err := consent.LoadContact(tx, tok.ContactID)
+		if err != nil {
+			return ErrNotConfirmed
+		}
+		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.DoubleOptIn, Channel: consent.ChannelConfirmation,
+			Actor: actor, Evidence: evidence}, now); err != nil {
+			if errs.Is(err, errs.KindRefused) {
+				return ErrNotConfirmed // opted out since the email was sent
+			}
+			return err
+		}
+		if _, err := prepared.Apply(tx, k, now); err != nil {
+			return err
+		}
+		if err := auth.UseContactToken(tx, tok.ID, now); err != nil {
+			return ErrNotConfirmed
+		}
+		return tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&lang)
+	})
+	return lang, err
+}
+
+// Invitation is a double opt-in invitation's state, for the API.
+type Invitation struct {
+	ID          string     `json:"id"`
+	Status      string     `json:"status" enum:"invited,reminded,expired,confirmed"`
+	Trigger     string     `json:"trigger"`
+	TextVersion int        `json:"text_version"`
+	InvitedAt   time.Time  `json:"invited_at"`
+	RemindedAt  *time.Time `json:"reminded_at,omitempty"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+}
+
+// Invitations lists a contact's invitations, newest first; an empty list
+// when there are none.
+func (s *Service) Invitations(ctx context.Context, contactID string) ([]Invitation, error) {
+	return store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (Invitation, error) {
+		var i Invitation
+		var invited, expires int64
+		var reminded, ended sql.NullInt64
+		err := row.Scan(&i.ID, &i.Status, &i.Trigger, &i.TextVersion, &invited, &reminded, &expires, &ended)
+		i.InvitedAt, i.ExpiresAt = store.FromMicros(invited), store.FromMicros(expires)
+		if reminded.Valid {
+			t := store.FromMicros(reminded.Int64)
+			i.RemindedAt = &t
+		}
+		if ended.Valid {
+			t := store.FromMicros(ended.Int64)
+			i.EndedAt = &t
+		}
+		return i, err
+	}, `SELECT id, status, trigger, text_version, invited_at, reminded_at, expires_at, ended_at FROM optin_invitations
+		WHERE contact_id = $1 ORDER BY invited_at DESC`, contactID)
+}

@@ -1,0 +1,184 @@
+// Package public serves the pages contacts reach from their email: the
+// double opt-in confirmation, and in development the mailbox that stands in
+// for a mail server. Pages are server-rendered, work without JavaScript and
+// speak English, Swedish or Dutch.
+//
+// Every page has a Content-Security-Policy that allows nothing but its own
+// inline styles, Referrer-Policy no-referrer (so a token in the address
+// never leaks to another site), and no caching for pages reached by token.
+// Forms are protected from cross-site posts by http.CrossOriginProtection;
+// the token in the address authorises the post itself. Requests are rate
+// limited per client address.
+package public
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/store"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)
+
+// linkify escapes text and turns its links into anchors.
+func linkify(s string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, m := range linkRE.FindAllStringIndex(s, -1) {
+		b.WriteString(template.HTMLEscapeString(s[last:m[0]]))
+		u := template.HTMLEscapeString(s[m[0]:m[1]])
+		b.WriteString(`<a href="` + u + `">` + u + `</a>`)
+		last = m[1]
+	}
+	b.WriteString(template.HTMLEscapeString(s[last:]))
+	return template.HTML(b.String())
+}
+
+var pages = map[string]*template.Template{}
+
+func init() {
+	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
+	for _, name := range []string{"confirm", "message", "mailbox"} {
+		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+}
+
+// Server serves the public pages.
+type Server struct {
+	DB      *store.DB
+	OptIn   *optin.Service
+	Log     *slog.Logger
+	Mailbox bool // the dev mailbox is the transport, so show it
+	limiter *limiter
+	mux     *http.ServeMux
+}
+
+// New builds the server and its routes.
+func New(s *Server) *Server {
+	s.limiter = newLimiter(20, 40, time.Minute)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
+	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
+	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
+	return s
+}
+
+// ServeHTTP applies the headers, the rate limit and cross-origin protection
+// to every page.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if !s.limiter.allow(clientIP(r)) {
+		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
+		return
+	}
+	if err := http.NewCrossOriginProtection().Check(r); err != nil {
+		http.Error(w, "Cross-origin request refused.", http.StatusForbidden)
+		return
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(rec, r)
+	_, pattern := s.mux.Handler(r)
+	// The pattern, never the path: the path of a link holds its token.
+	s.Log.Info("page", "method", r.Method, "route", pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func lang(r *http.Request, contactLang string) string {
+	if q := r.URL.Query().Get("lang"); q != "" {
+		return i18n.Match(q, "")
+	}
+	if contactLang != "" && i18n.Supported(contactLang) {
+		return i18n.Match(contactLang, "")
+	}
+	return i18n.Match("", r.Header.Get("Accept-Language"))
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages[page].Execute(w, data); err != nil {
+		s.Log.Error("render page", "page", page, "err", err)
+	}
+}
+
+// invalid is the one page for every link that cannot be used, so that it
+// tells nothing about whether an address or a token exists.
+func (s *Server) invalid(w http.ResponseWriter, l string) {
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
+}
+
+func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
+	ok, contactLang := s.OptIn.Pending(r.Context(), r.PathValue("token"))
+	l := lang(r, contactLang)
+	if !ok {
+		s.invalid(w, l)
+		return
+	}
+	s.render(w, http.StatusOK, "confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirm.title")})
+}
+
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	contactLang, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: clientIP(r), UserAgent: r.UserAgent()})
+	l := lang(r, contactLang)
+	if err != nil {
+		if !errors.Is(err, optin.ErrNotConfirmed) {
+			s.Log.Error("confirm double opt-in", "err", err)
+		}
+		s.invalid(w, l)
+		return
+	}
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
+}
+
+// mailbox shows the dev mailbox, to clients on this machine only: its links
+// work, and must not be readable from elsewhere.
+func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
+	ip := net.ParseIP(clientIP(r))
+	if !s.Mailbox || ip == nil || !ip.IsLoopback() {
+		http.NotFound(w, r)
+		return
+	}
+	msgs, err := mail.MailboxMessages(r.Context(), s.DB, 100)
+	if err != nil {
+		s.Log.Error("read mailbox", "err", err)
+		http.Error(w, "The mailbox could not be read.", http.StatusInternalServerError)
+		return
+	}
+	l := lang(r, "")
+	s.render(w, http.StatusOK, "mailbox", map[string]any{"Lang": l, "Title": i18n.T(l, "page.mailbox.title"), "Messages": msgs})
+}
