@@ -106,7 +106,7 @@ func (s *Service) Invite(ctx context.Context, contactIDs []string, trigger strin
 
 type recipient struct {
 	id, email, name, lang, optIn, deliverability string
-	stopped, erased                               bool
+	stopped, erased                              bool
 }
 
 func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
@@ -232,7 +232,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			due := store.Micros(now.Add(-time.Duration(st.DoubleOptInReminderDays) * 24 * time.Hour))
 			type inv struct {
 				id, contact, text string
-				expires            int64
+				expires           int64
 			}
 			invs, err := store.QueryAll(ctx, txQuerier{tx}, func(row store.Scanner) (inv, error) {
 				var i inv
@@ -297,7 +297,9 @@ type dbQuerier struct {
 	ctx context.Context
 }
 
-func (q dbQuerier) QueryRow(query string, args ...any) *sql.Row { return q.db.QueryRowContext(q.ctx, query, args...) }
+func (q dbQuerier) QueryRow(query string, args ...any) *sql.Row {
+	return q.db.QueryRowContext(q.ctx, query, args...)
+}
 
 // Evidence is what the confirming request showed.
 type Evidence struct {

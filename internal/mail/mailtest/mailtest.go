@@ -25,9 +25,9 @@ type Message struct {
 	To      []string
 	Subject string // decoded from RFC 2047
 	Header  mail.Header
-	Text   string // the text/plain part
-	HTML   string // the text/html part, if any
-	Raw    []byte
+	Text    string // the text/plain part
+	HTML    string // the text/html part, if any
+	Raw     []byte
 }
 
 // Links returns the http(s) links in the text part, in order.
