@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/config"
@@ -207,6 +208,74 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 		secret := link[strings.LastIndexByte(link, '/')+1:]
 		if strings.Contains(e.log.String(), secret) {
 			t.Fatal("the log holds a link token")
+		}
+	})
+}
+
+// TestInformedBouncesAndBlocklist turns on the right-to-be-informed email,
+// then follows a contact through a hard bounce and the blocklist, checking
+// what the outbox did with each email and why.
+func TestInformedBouncesAndBlocklist(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		e.api("PATCH", "/api/v1/settings", `{"double_opt_in_reminder_days": 20}`, 400, nil) // must stay under the expiry days
+		e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed": true, "soft_bounce_limit": 2}`, 200, nil)
+		var c struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"bo@example.com","first_name":"Bo","language":"nl","country":"NL"}`, 201, &c)
+		msg := e.smtp.Wait(t, 1)[0]
+		if msg.Subject != "Wat wij over u bewaren, en waarom" || len(msg.Links()) != 1 || !strings.Contains(msg.Links()[0], "/p/") ||
+			!strings.Contains(msg.Text, "E-marketing (uw toestemming)") || !strings.Contains(msg.Text, "land") {
+			t.Fatalf("informed email: %q\n%s", msg.Subject, msg.Text)
+		}
+
+		var d struct{ Deliverability string }
+		e.api("POST", "/api/v1/bounces", `{"email":"BO@example.com","type":"soft"}`, 200, &d)
+		if d.Deliverability != "ok" {
+			t.Fatalf("one soft bounce: %s", d.Deliverability)
+		}
+		e.api("POST", "/api/v1/bounces", `{"email":"bo@example.com","type":"soft"}`, 200, &d)
+		if d.Deliverability != "bounced" {
+			t.Fatalf("two soft bounces with a limit of two: %s", d.Deliverability)
+		}
+		e.api("POST", "/api/v1/bounces", `{"email":"nobody@example.com","type":"hard"}`, 422, nil)
+		e.api("POST", "/api/v1/bounces", `{"email":"bo@example.com","type":"medium"}`, 400, nil)
+
+		// The double opt-in email is not even queued for a bounced address.
+		var res struct{ Skipped map[string]int }
+		e.api("POST", "/api/v1/double-opt-in", `{"filter":"country == \"NL\""}`, 200, &res)
+		if res.Skipped["bounced"] != 1 {
+			t.Fatalf("invite a bounced address: %+v", res)
+		}
+		e.api("DELETE", "/api/v1/contacts/"+c.ID+"/blocklist", "", 200, &d) // clears the bounce
+		e.api("POST", "/api/v1/contacts/"+c.ID+"/blocklist", "", 200, &d)
+		if d.Deliverability != "blocklisted" {
+			t.Fatalf("blocklist: %s", d.Deliverability)
+		}
+		// Queued while fine, blocklisted before sending: the gate stops it
+		// at send time.
+		e.api("DELETE", "/api/v1/contacts/"+c.ID+"/blocklist", "", 200, nil)
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := e.a.OptIn.InviteTx(tx, c.ID, "api", time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(`UPDATE contacts SET deliverability = 'blocklisted' WHERE id = $1`, c.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var emails []struct{ Kind, Status, Reason string }
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			e.api("GET", "/api/v1/contacts/"+c.ID+"/emails", "", 200, &emails)
+			if emails[0].Status != "queued" && emails[0].Status != "sending" || time.Now().After(deadline) {
+				break
+			}
+			e.a.Deliverer.RunDue(context.Background())
+		}
+		if len(emails) != 2 || emails[0].Kind != "double_opt_in" || emails[0].Status != "suppressed" || emails[0].Reason != "blocklisted" ||
+			emails[1].Kind != "right_to_be_informed" || emails[1].Status != "sent" {
+			t.Fatalf("emails: %+v", emails)
 		}
 	})
 }

@@ -1,0 +1,220 @@
+package optin_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+type fixture struct {
+	db     *store.DB
+	people *contact.Service
+	svc    *optin.Service
+	now    time.Time
+}
+
+func setUp(t testing.TB, db *store.DB) *fixture {
+	f := &fixture{db: db, now: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+	cs := consent.NewService(db)
+	cs.Now = func() time.Time { return f.now }
+	f.people = contact.NewService(db, cs)
+	f.people.Now = cs.Now
+	f.svc = &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: cs.Now, BaseURL: "https://consent.example", Sender: "Acme"}
+	return f
+}
+
+func (f *fixture) contact(t testing.TB, email, optIn string) string {
+	t.Helper()
+	c, err := f.people.Create(context.Background(), contact.NewContact{Input: contact.Input{Email: &email}, OptInStatus: optIn,
+		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func (f *fixture) exec(t testing.TB, q string, args ...any) {
+	t.Helper()
+	if err := f.db.Write(context.Background(), func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var linkRE = regexp.MustCompile(`/confirm/([A-Za-z0-9_-]{43})`)
+
+// links returns the confirmation links queued for the contact, oldest first.
+func (f *fixture) links(t testing.TB, contactID string) []string {
+	t.Helper()
+	texts, err := store.QueryAll(context.Background(), f.db.Read, func(row store.Scanner) (string, error) {
+		var s string
+		return s, row.Scan(&s)
+	}, `SELECT text_body FROM outbox WHERE contact_id = $1 AND kind = 'double_opt_in' ORDER BY created_at, id`, contactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range texts {
+		if m := linkRE.FindStringSubmatch(s); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+func (f *fixture) status(t testing.TB, contactID string) string {
+	var s string
+	if err := f.db.Read.QueryRow(`SELECT status FROM optin_invitations WHERE contact_id = $1 ORDER BY invited_at DESC LIMIT 1`, contactID).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestInviteSkipsAndSaysWhy(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		fresh := f.contact(t, "fresh@example.com", "")
+		single := f.contact(t, "single@example.com", consent.SingleOptInUser)
+		out := f.contact(t, "out@example.com", consent.OptOutUser)
+		bounced := f.contact(t, "bounced@example.com", "")
+		confirmed := f.contact(t, "confirmed@example.com", "")
+		f.exec(t, `UPDATE contacts SET deliverability = 'bounced' WHERE id = $1`, bounced)
+		f.exec(t, `UPDATE contacts SET opt_in_status = 'double_opt_in' WHERE id = $1`, confirmed)
+		res, err := f.svc.Invite(context.Background(), []string{fresh, single, out, bounced, confirmed, "no-such-id"}, optin.TriggerAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{optin.SkipOptedOut: 1, optin.SkipBounced: 1, optin.SkipAlreadyConfirmed: 1, optin.SkipNotFound: 1}
+		if res.Invited != 2 || len(res.Skipped) != len(want) {
+			t.Fatalf("result %+v", res)
+		}
+		for k, v := range want {
+			if res.Skipped[k] != v {
+				t.Fatalf("skipped %+v, want %+v", res.Skipped, want)
+			}
+		}
+		if len(f.links(t, out)) != 0 || len(f.links(t, fresh)) != 1 {
+			t.Fatal("emails queued for the wrong contacts")
+		}
+	})
+}
+
+// TestReminderThenExpiry moves the clock: a reminder with a new link after
+// the reminder days, expiry after the expiry days, and then neither link
+// confirms anything.
+func TestReminderThenExpiry(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := setUp(t, db)
+		id := f.contact(t, "anna@example.com", "")
+		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerAPI); err != nil {
+			t.Fatal(err)
+		}
+		sweep := func() int {
+			n, err := f.svc.Sweep(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		f.now = f.now.Add(71 * time.Hour)
+		if sweep() != 0 || f.status(t, id) != optin.StatusInvited {
+			t.Fatal("reminded before the reminder days were over")
+		}
+		f.now = f.now.Add(time.Hour) // three days
+		if sweep() != 1 || f.status(t, id) != optin.StatusReminded || len(f.links(t, id)) != 2 {
+			t.Fatalf("no reminder after three days: %s, %d links", f.status(t, id), len(f.links(t, id)))
+		}
+		if sweep() != 0 || len(f.links(t, id)) != 2 {
+			t.Fatal("a second reminder was sent")
+		}
+		f.now = f.now.Add(11 * 24 * time.Hour) // fourteen days
+		if sweep() != 1 || f.status(t, id) != optin.StatusExpired {
+			t.Fatalf("not expired after fourteen days: %s", f.status(t, id))
+		}
+		for _, link := range f.links(t, id) {
+			if _, err := f.svc.Confirm(ctx, link, optin.Evidence{}); !errors.Is(err, optin.ErrNotConfirmed) {
+				t.Fatalf("an expired invitation was confirmed: %v", err)
+			}
+		}
+	})
+}
+
+func TestReminderLinkConfirms(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := setUp(t, db)
+		id := f.contact(t, "anna@example.com", "")
+		f.svc.Invite(ctx, []string{id}, optin.TriggerAPI)
+		f.now = f.now.Add(4 * 24 * time.Hour)
+		f.svc.Sweep(ctx)
+		links := f.links(t, id)
+		if _, err := f.svc.Confirm(ctx, links[1], optin.Evidence{IP: "192.0.2.9", UserAgent: "ua"}); err != nil {
+			t.Fatal(err)
+		}
+		if f.status(t, id) != optin.StatusConfirmed {
+			t.Fatal("not confirmed")
+		}
+		if _, err := f.svc.Confirm(ctx, links[0], optin.Evidence{}); !errors.Is(err, optin.ErrNotConfirmed) {
+			t.Fatal("the first link confirmed a confirmed invitation again")
+		}
+	})
+}
+
+func TestWebformInvitesAtMostDaily(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := setUp(t, db)
+		id := f.contact(t, "anna@example.com", "")
+		invite := func(trigger string) *optin.Result {
+			res, err := f.svc.Invite(ctx, []string{id}, trigger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		if invite(optin.TriggerWebform).Invited != 1 {
+			t.Fatal("first webform invitation")
+		}
+		f.now = f.now.Add(23 * time.Hour)
+		if r := invite(optin.TriggerWebform); r.Invited != 0 || r.Skipped[optin.SkipRecentlyInvited] != 1 {
+			t.Fatalf("second webform invitation within a day: %+v", r)
+		}
+		f.now = f.now.Add(2 * time.Hour)
+		if invite(optin.TriggerWebform).Invited != 1 {
+			t.Fatal("webform invitation after a day")
+		}
+		if invite(optin.TriggerAPI).Invited != 1 {
+			t.Fatal("a user's invitation is not limited")
+		}
+	})
+}
+
+func TestOptOutAfterInvitationWins(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := setUp(t, db)
+		id := f.contact(t, "anna@example.com", "")
+		f.svc.Invite(ctx, []string{id}, optin.TriggerAPI)
+		if _, err := f.svc.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: consent.OptOutUser, Channel: consent.ChannelUser,
+			Actor: consent.Actor{Kind: consent.ActorUser}, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Confirm(ctx, f.links(t, id)[0], optin.Evidence{}); !errors.Is(err, optin.ErrNotConfirmed) {
+			t.Fatalf("confirmed over an opt-out: %v", err)
+		}
+		var status string
+		db.Read.QueryRow(`SELECT opt_in_status FROM contacts WHERE id = $1`, id).Scan(&status)
+		if status != consent.OptOutUser {
+			t.Fatalf("status %s", status)
+		}
+	})
+}
