@@ -23,6 +23,7 @@ import (
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
 // noAuth as a scenario's auth sends no Authorization header at all.
@@ -41,7 +42,9 @@ type env struct {
 
 func newEnv(t testing.TB, db *store.DB) *env {
 	t.Helper()
-	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>"}, slog.New(slog.DiscardHandler), db)
+	keyset, master := vaulttest.Files(t)
+	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>", KeysetFile: keyset, MasterKey: master},
+		slog.New(slog.DiscardHandler), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
 // fuzzTarget is one server under fuzzing, on one database.
@@ -54,6 +55,7 @@ func fuzzTargets(f *testing.F) []*fuzzTarget {
 		}
 		cs := consent.NewService(db)
 		people := contact.NewService(db, cs)
+		people.Vault = vaulttest.New(f)
 		tokens := auth.NewTokens(db)
 		secret, _, err := tokens.Create(ctx, "fuzz", nil)
 		if err != nil {

@@ -53,6 +53,11 @@ func Version() string {
 // Open connects to the configured database, applies migrations and builds
 // the services.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	if cfg.KeysetFile == "" && !store.IsPostgresURL(cfg.DatabaseURL) {
+		if err := defaultKeys(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 	if err != nil {
 		return nil, err
@@ -77,8 +82,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 // SMTP when CONSENTRY_SMTP_URL is set, and to the dev mailbox otherwise.
 func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a := &App{Config: cfg, Log: log, DB: db}
+	v, err := openVault(context.Background(), cfg, db)
+	if err != nil {
+		return nil, err
+	}
 	a.Consent = consent.NewService(db)
 	a.Contacts = contact.NewService(db, a.Consent)
+	a.Contacts.Vault = v
+	a.Consent.AfterRecord = append(a.Consent.AfterRecord, contact.EraseWithdrawnStorage)
 	a.Tokens = auth.NewTokens(db)
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	inform := &informed.Service{BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
@@ -95,6 +106,14 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, Domain: cfg.MailDomain(),
 		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second}
 	a.Jobs = jobs.NewRunner(db, log)
+	a.Jobs.Handle(contact.EncryptFieldJob, func(ctx context.Context, j *jobs.Job) error {
+		var field string
+		if err := j.Decode(&field); err != nil {
+			return err
+		}
+		_, err := a.Contacts.EncryptExisting(ctx, field)
+		return err
+	})
 	a.Jobs.Every("optin.sweep", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.OptIn.Sweep(ctx)
 		return err

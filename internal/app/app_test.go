@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
 // syncBuffer is a log sink the workers and the test can share.
@@ -49,7 +50,9 @@ func start(t testing.TB, db *store.DB) *env {
 	var handler http.Handler
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.srv.Close)
-	cfg := &config.Config{BaseURL: e.srv.URL, SMTPURL: e.smtp.URL(), SMTPConnections: 2, MailFrom: "Acme <privacy@acme.example>"}
+	keyset, master := vaulttest.Files(t)
+	cfg := &config.Config{BaseURL: e.srv.URL, SMTPURL: e.smtp.URL(), SMTPConnections: 2, MailFrom: "Acme <privacy@acme.example>",
+		KeysetFile: keyset, MasterKey: master}
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(e.log, nil)), db)
 	if err != nil {
 		t.Fatal(err)

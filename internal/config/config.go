@@ -33,6 +33,11 @@ type Config struct {
 	SMTPConnections int
 	// MailFrom is the sender of every email, "Name <address>".
 	MailFrom string
+	// KeysetFile is the keyset that encrypts sensitive fields, and MasterKey
+	// the key it is encrypted under. Both empty: generated next to the
+	// embedded database on first run (not for PostgreSQL).
+	KeysetFile string
+	MasterKey  string
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -56,6 +61,8 @@ var Settings = []Setting{
 	{"CONSENTRY_SMTP_URL", "", "smtp://[user:password@]host[:587] (STARTTLS when offered; ?tls=required or ?tls=none) or smtps://host[:465]; without it email goes to the dev mailbox at /dev/mailbox"},
 	{"CONSENTRY_SMTP_CONNECTIONS", "4", "connections to the SMTP server, 1 to 64"},
 	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email"},
+	{"CONSENTRY_KEYSET_FILE", "<data directory>/keyset.json with SQLite", "the keyset that encrypts sensitive fields (make one with consentry keys create)"},
+	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -129,6 +136,11 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	c.MailFrom = get("CONSENTRY_MAIL_FROM", "Consentry <consentry@"+baseHost+">")
 	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 		bad("CONSENTRY_MAIL_FROM", "must be an address, optionally with a name: Acme <privacy@acme.example>")
+	}
+	c.KeysetFile = get("CONSENTRY_KEYSET_FILE", "")
+	c.MasterKey = get("CONSENTRY_MASTER_KEY", "")
+	if (c.KeysetFile == "") != (c.MasterKey == "") {
+		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)

@@ -54,6 +54,10 @@ type PurposeInput struct {
 type Service struct {
 	DB  *store.DB
 	Now Clock
+	// AfterRecord hooks run inside the transaction of every consent record,
+	// for what the change causes (withdrawing a storage consent erases the
+	// fields tied to it).
+	AfterRecord []func(tx *store.Tx, r *Record) error
 }
 
 // NewService returns a Service on db using the wall clock.

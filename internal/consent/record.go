@@ -54,6 +54,7 @@ type Prepared struct {
 	purpose  *Purpose
 	sourceID string
 	in       RecordInput
+	hooks    []func(tx *store.Tx, r *Record) error
 }
 
 // Prepare validates in and resolves its purpose and source, reading outside
@@ -105,7 +106,7 @@ func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error
 	case in.TextVersion < 0 || in.TextVersion > p.TextVersion:
 		return nil, errs.Invalid("text_version", "purpose %q has consent text versions 1 to %d", p.Name, p.TextVersion)
 	}
-	return &Prepared{purpose: p, sourceID: src.ID, in: in}, nil
+	return &Prepared{purpose: p, sourceID: src.ID, in: in, hooks: s.AfterRecord}, nil
 }
 
 // checkActor refuses evidence that the actor cannot have collected: users and
@@ -223,7 +224,19 @@ func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, er
 	if err != nil {
 		return nil, fmt.Errorf("consent: update current consent: %w", err)
 	}
-	return r, r.appendEvent(tx, k.Ref)
+	if err := r.appendEvent(tx, k.Ref); err != nil {
+		return nil, err
+	}
+	return r, p.runHooks(tx, r)
+}
+
+func (p *Prepared) runHooks(tx *store.Tx, r *Record) error {
+	for _, h := range p.hooks {
+		if err := h(tx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyInOneStatement does what LoadContact and Apply do together in a single
@@ -251,7 +264,10 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	if err != nil {
 		return nil, fmt.Errorf("consent: record consent: %w", err)
 	}
-	return r, r.appendEvent(tx, ref)
+	if err := r.appendEvent(tx, ref); err != nil {
+		return nil, err
+	}
+	return r, p.runHooks(tx, r)
 }
 
 // Record validates in and records it for the contact, with its ledger event,

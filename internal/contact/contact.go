@@ -20,6 +20,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/vault"
 )
 
 // Contact kinds.
@@ -85,6 +86,9 @@ type Service struct {
 	// AfterCreate hooks run inside the transaction that creates a contact,
 	// for what the creation causes (such as the right-to-be-informed email).
 	AfterCreate []func(tx *store.Tx, c *Contact, now time.Time) error
+	// Vault encrypts sensitive values; nil when no keyset is configured, and
+	// then sensitive values cannot be stored.
+	Vault *vault.Vault
 }
 
 // NewService returns a Service on db using the wall clock.
@@ -97,8 +101,55 @@ func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microseco
 var countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
 var phoneRE = regexp.MustCompile(`^[0-9+()./ -]{3,40}$`)
 
-// apply merges in into c, validating every field it sets against defs.
-func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) error {
+// apply merges in into c, validating every field it sets against defs. The
+// values of sensitive fields are not put in c: they come back as secrets,
+// by field, to be encrypted (nil: remove the value).
+func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) (map[string]*string, error) {
+	secrets, err := in.applyFields(c, defs)
+	if err != nil {
+		return nil, err
+	}
+	return secrets, nil
+}
+
+func (in *Input) applyFields(c *Contact, defs map[string]*FieldDefinition) (map[string]*string, error) {
+	secrets := map[string]*string{}
+	err := in.applyCore(c)
+	if err != nil {
+		return nil, err
+	}
+	for name, v := range in.Fields {
+		def := defs[name]
+		if def == nil {
+			return nil, errs.Invalid("fields."+name, "is not a defined field; define it under /api/v1/fields first")
+		}
+		if v == nil {
+			delete(c.Fields, name)
+			if def.Sensitive {
+				secrets[name] = nil
+			}
+			continue
+		}
+		nv, err := def.checkValue(v)
+		if err != nil {
+			return nil, err
+		}
+		if !def.Sensitive {
+			c.Fields[name] = nv
+			continue
+		}
+		s := valueText(nv)
+		if strings.Contains(s, "•") {
+			return nil, errs.Invalid("fields."+name, "holds a masked value; send the full value or leave the field out")
+		}
+		delete(c.Fields, name) // a value from before encryption moves out of the clear
+		secrets[name] = &s
+	}
+	return secrets, nil
+}
+
+// applyCore merges the core fields of in into c.
+func (in *Input) applyCore(c *Contact) error {
 	text := func(field string, p *string, dst *string, max int) error {
 		if p == nil {
 			return nil
@@ -164,24 +215,6 @@ func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) error {
 		}
 		c.Language = l
 	}
-	for name, v := range in.Fields {
-		def := defs[name]
-		if def == nil {
-			return errs.Invalid("fields."+name, "is not a defined field; define it under /api/v1/fields first")
-		}
-		if v == nil {
-			delete(c.Fields, name)
-			continue
-		}
-		nv, err := def.checkValue(v)
-		if err != nil {
-			return err
-		}
-		if s, ok := nv.(string); ok && def.Sensitive && strings.Contains(s, "•") {
-			return errs.Invalid("fields."+name, "holds a masked value; send the full value or leave the field out")
-		}
-		c.Fields[name] = nv
-	}
 	return nil
 }
 
@@ -218,7 +251,8 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	now := s.now()
 	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: consent.OptInNone,
 		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
-	if err := in.Input.apply(c, defs); err != nil {
+	secrets, err := in.Input.apply(c, defs)
+	if err != nil {
 		return nil, err
 	}
 	if in.OptInStatus != "" {
@@ -266,6 +300,9 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
 			}
 		}
+		if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
+			return err
+		}
 		for _, hook := range s.AfterCreate {
 			if err := hook(tx, c, now); err != nil {
 				return err
@@ -277,7 +314,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		return nil, err
 	}
 	maskFields(c, defs)
-	return c, nil
+	return c, s.attachMasked(ctx, []*Contact{c})
 }
 
 // withField rewrites the field a domain error names, so that an error from a
@@ -355,7 +392,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 		return nil, err
 	}
 	maskFields(c, defs)
-	return c, nil
+	return c, s.attachMasked(ctx, []*Contact{c})
 }
 
 // Update applies in to the contact. The opt-in status is not changed here
@@ -371,7 +408,14 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 		if err != nil {
 			return err
 		}
-		if err := in.apply(c, defs); err != nil {
+		secrets, err := in.apply(c, defs)
+		if err != nil {
+			return err
+		}
+		if err := checkStorageTx(tx, c.ID, in.Fields, defs); err != nil {
+			return err
+		}
+		if err := s.storeSecrets(tx, c.ID, secrets, defs, s.now()); err != nil {
 			return err
 		}
 		fieldsJSON, err := json.Marshal(c.Fields)
@@ -396,7 +440,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 		return nil, err
 	}
 	maskFields(out, defs)
-	return out, nil
+	return out, s.attachMasked(ctx, []*Contact{out})
 }
 
 // Delete removes the contact with its consent records and opt-in history,
@@ -479,5 +523,5 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	for _, c := range out {
 		maskFields(c, defs)
 	}
-	return out, next, nil
+	return out, next, s.attachMasked(ctx, out)
 }

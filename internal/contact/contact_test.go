@@ -9,6 +9,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -49,6 +50,7 @@ func TestCustomFields(t *testing.T) {
 		ctx := context.Background()
 		cs := consent.NewService(db)
 		people := contact.NewService(db, cs)
+		people.Vault = vaulttest.New(t)
 		for _, in := range []contact.FieldInput{
 			{Name: ptr("segment"), Type: ptr("text")},
 			{Name: ptr("score"), Type: ptr("number")},

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -46,7 +47,11 @@ type FieldDefinition struct {
 	Personal  bool      `json:"personal" doc:"erased by \"erase personal data\""`
 	Sensitive bool      `json:"sensitive" doc:"shown masked everywhere; once on, it cannot be turned off"`
 	Mask      string    `json:"mask" doc:"for sensitive fields: last:N shows the last N characters, first:N the first N, none hides all; default last:4"`
-	CreatedAt time.Time `json:"created_at"`
+	// StoragePurpose ties the field to a purpose: when the contact withdraws
+	// that consent, the value is erased and the field locked until they
+	// grant it again.
+	StoragePurpose string    `json:"storage_purpose,omitempty" doc:"the id of the purpose whose consent storing this field needs"`
+	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -59,6 +64,8 @@ type FieldInput struct {
 	Personal  *bool   `json:"personal"`
 	Sensitive *bool   `json:"sensitive"`
 	Mask      *string `json:"mask"`
+	// StoragePurpose is a purpose name or id; "" unties the field.
+	StoragePurpose *string `json:"storage_purpose"`
 }
 
 var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -89,10 +96,30 @@ func (in *FieldInput) mergeInto(f *FieldDefinition) {
 	if in.Mask != nil {
 		f.Mask = *in.Mask
 	}
+	if in.StoragePurpose != nil {
+		f.StoragePurpose = *in.StoragePurpose
+	}
 	if f.Sensitive && f.Mask == "" {
 		f.Mask = "last:4"
 	}
 }
+
+// resolvePurpose turns the storage purpose given by name or id into an id.
+func (s *Service) resolvePurpose(ctx context.Context, in *FieldInput) error {
+	if in.StoragePurpose == nil || *in.StoragePurpose == "" {
+		return nil
+	}
+	p, err := s.Consent.Purpose(ctx, *in.StoragePurpose)
+	if err != nil {
+		return errs.NotFound("purpose", "storage_purpose")
+	}
+	in.StoragePurpose = &p.ID
+	return nil
+}
+
+// EncryptFieldJob is the job kind that encrypts the values a field held
+// before it was marked sensitive.
+const EncryptFieldJob = "vault.encrypt_field"
 
 // CreateField adds a custom field definition.
 func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinition, error) {
@@ -111,12 +138,18 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 	if err := in.validateCommon(); err != nil {
 		return nil, err
 	}
+	if err := s.resolvePurpose(ctx, &in); err != nil {
+		return nil, err
+	}
+	if in.Sensitive != nil && *in.Sensitive && s.Vault == nil {
+		return nil, ErrNoEncryption
+	}
 	now := s.now()
 	f := &FieldDefinition{Name: *in.Name, Label: *in.Name, Type: *in.Type, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(f)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO field_definitions (name, label, type, personal, sensitive, mask, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, f.Name, f.Label, f.Type, f.Personal, f.Sensitive, f.Mask, store.Micros(now))
+		_, err := tx.Exec(`INSERT INTO field_definitions (name, label, type, personal, sensitive, mask, storage_purpose_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, f.Name, f.Label, f.Type, f.Personal, f.Sensitive, f.Mask, nullable(f.StoragePurpose), store.Micros(now))
 		if store.IsUniqueViolation(err) {
 			return errs.Conflict("field_exists", "name", "a field named %q already exists", f.Name)
 		}
@@ -140,6 +173,12 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 	if err := in.validateCommon(); err != nil {
 		return nil, err
 	}
+	if err := s.resolvePurpose(ctx, &in); err != nil {
+		return nil, err
+	}
+	if in.Sensitive != nil && *in.Sensitive && s.Vault == nil {
+		return nil, ErrNoEncryption
+	}
 	var out *FieldDefinition
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		f, err := scanField(tx.QueryRow(fieldSelect+" WHERE name = $1"+tx.ForUpdate(), name))
@@ -152,12 +191,22 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 		if in.Sensitive != nil && !*in.Sensitive && f.Sensitive {
 			return errs.Refused("sensitive_irreversible", "sensitive", "a sensitive field cannot be made non-sensitive again")
 		}
+		wasSensitive := f.Sensitive
 		in.mergeInto(f)
 		f.UpdatedAt = s.now()
-		_, err = tx.Exec(`UPDATE field_definitions SET label = $2, personal = $3, sensitive = $4, mask = $5, updated_at = $6 WHERE name = $1`,
-			f.Name, f.Label, f.Personal, f.Sensitive, f.Mask, store.Micros(f.UpdatedAt))
+		_, err = tx.Exec(`UPDATE field_definitions SET label = $2, personal = $3, sensitive = $4, mask = $5, storage_purpose_id = $6,
+			updated_at = $7 WHERE name = $1`,
+			f.Name, f.Label, f.Personal, f.Sensitive, f.Mask, nullable(f.StoragePurpose), store.Micros(f.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("contact: update field: %w", err)
+		}
+		if f.Sensitive && !wasSensitive {
+			// Values stored in the clear until now are encrypted by a job,
+			// in batches, so that a large table does not hold one long
+			// write; until then they are shown masked like the rest.
+			if err := jobs.Enqueue(tx, jobs.Spec{Kind: EncryptFieldJob, Payload: f.Name, UniqueKey: EncryptFieldJob + ":" + f.Name}, f.UpdatedAt); err != nil {
+				return err
+			}
 		}
 		out = f
 		return nil
@@ -165,13 +214,21 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 	return out, err
 }
 
-const fieldSelect = `SELECT name, label, type, personal, sensitive, mask, created_at, updated_at FROM field_definitions`
+const fieldSelect = `SELECT name, label, type, personal, sensitive, mask, COALESCE(storage_purpose_id, ''), created_at, updated_at FROM field_definitions`
+
+// nullable is NULL for "", for optional references.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
 // scanField returns a not-found error (field "name") when the row is missing.
 func scanField(row store.Scanner) (*FieldDefinition, error) {
 	var f FieldDefinition
 	var created, updated int64
-	err := row.Scan(&f.Name, &f.Label, &f.Type, &f.Personal, &f.Sensitive, &f.Mask, &created, &updated)
+	err := row.Scan(&f.Name, &f.Label, &f.Type, &f.Personal, &f.Sensitive, &f.Mask, &f.StoragePurpose, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("field", "name")
 	}

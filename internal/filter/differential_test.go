@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -27,6 +28,7 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 	ctx := context.Background()
 	cs := consent.NewService(db)
 	people := contact.NewService(db, cs)
+	people.Vault = vaulttest.New(t)
 	for _, f := range []contact.FieldInput{
 		{Name: ptr("segment"), Type: ptr("text")}, {Name: ptr("score"), Type: ptr("number")},
 		{Name: ptr("vip"), Type: ptr("boolean")}, {Name: ptr("birthday"), Type: ptr("date")},

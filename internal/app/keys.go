@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/consentry/consentry/internal/config"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/vault"
+)
+
+// defaultKeys uses, or on first run makes, a keyset and master key in the
+// embedded database's directory, readable by this user only. It is for
+// trying Consentry out: the keys sit beside the data they protect, so the
+// log says production must supply its own.
+func defaultKeys(cfg *config.Config, log *slog.Logger) error {
+	dir := filepath.Dir(strings.TrimPrefix(strings.TrimPrefix(cfg.DatabaseURL, "sqlite://"), "file:"))
+	keyset, masterFile := filepath.Join(dir, "keyset.json"), filepath.Join(dir, "master.key")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	master, err := os.ReadFile(masterFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if _, err := os.Stat(keyset); err == nil {
+			return fmt.Errorf("%s exists but %s is missing: without the master key the encrypted fields cannot be read", keyset, masterFile)
+		}
+		key := vault.NewMasterKey()
+		if _, err := vault.Create(keyset, key); err != nil {
+			return err
+		}
+		if err := os.WriteFile(masterFile, []byte(key+"\n"), 0o600); err != nil {
+			return err
+		}
+		master = []byte(key)
+		log.Warn("generated a keyset and master key for encrypted fields next to the database; in production set CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY and keep the master key elsewhere",
+			"keyset", keyset, "master_key_file", masterFile)
+	case err != nil:
+		return fmt.Errorf("read %s: %w", masterFile, err)
+	}
+	cfg.KeysetFile, cfg.MasterKey = keyset, strings.TrimSpace(string(master))
+	return nil
+}
+
+// openVault opens the configured keyset. Without one, the service runs but
+// cannot store sensitive values, and refuses to start if encrypted data
+// exists. With one, it must open the data keys already stored.
+func openVault(ctx context.Context, cfg *config.Config, db *store.DB) (*vault.Vault, error) {
+	var contactID, wrapped string
+	err := db.Read.QueryRowContext(ctx, `SELECT contact_id, wrapped FROM contact_keys LIMIT 1`).Scan(&contactID, &wrapped)
+	hasData := err == nil
+	if cfg.KeysetFile == "" {
+		if hasData {
+			return nil, fmt.Errorf("encrypted fields exist but no keyset is configured: set CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY")
+		}
+		return nil, nil
+	}
+	v, err := vault.Open(cfg.KeysetFile, cfg.MasterKey)
+	if err != nil {
+		return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE / CONSENTRY_MASTER_KEY: %w", err)
+	}
+	if hasData {
+		if _, err := v.Unwrap(contactID, wrapped); err != nil {
+			return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE: this keyset does not open the encrypted fields in the database; is it the right file?")
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,386 @@
+package contact
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/vault"
+)
+
+// ErrNoEncryption is returned when a sensitive value must be stored but no
+// keyset is configured.
+var ErrNoEncryption = errs.Conflict("encryption_not_configured", "",
+	"field encryption is not configured: set CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY")
+
+// valueText is the text a sensitive value is encrypted as.
+func valueText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return fmt.Sprint(v)
+}
+
+// dataKey returns the contact's data key inside tx, making and storing one
+// on first use.
+func (s *Service) dataKey(tx *store.Tx, contactID string, now time.Time) ([]byte, error) {
+	var wrapped string
+	err := tx.QueryRow(`SELECT wrapped FROM contact_keys WHERE contact_id = $1`, contactID).Scan(&wrapped)
+	if err == nil {
+		return s.Vault.Unwrap(contactID, wrapped)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("contact: read data key: %w", err)
+	}
+	key, wrapped, keyID, err := s.Vault.NewDataKey(contactID)
+	if err != nil {
+		return nil, fmt.Errorf("contact: make data key: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO contact_keys (contact_id, wrapped, key_id, created_at) VALUES ($1, $2, $3, $4)`,
+		contactID, wrapped, int64(keyID), store.Micros(now)); err != nil {
+		return nil, fmt.Errorf("contact: store data key: %w", err)
+	}
+	return key, nil
+}
+
+// storeSecrets encrypts the sensitive values of a contact inside tx, with
+// their masks and blind indexes; a nil value removes the field's value.
+func (s *Service) storeSecrets(tx *store.Tx, contactID string, secrets map[string]*string, defs map[string]*FieldDefinition, now time.Time) error {
+	if len(secrets) == 0 {
+		return nil
+	}
+	var key []byte
+	for field, v := range secrets {
+		if v == nil {
+			if _, err := tx.Exec(`DELETE FROM sensitive_values WHERE contact_id = $1 AND field = $2`, contactID, field); err != nil {
+				return fmt.Errorf("contact: remove sensitive value: %w", err)
+			}
+			continue
+		}
+		if s.Vault == nil {
+			return ErrNoEncryption
+		}
+		if key == nil {
+			var err error
+			if key, err = s.dataKey(tx, contactID, now); err != nil {
+				return err
+			}
+		}
+		sealed, err := vault.Seal(key, contactID, field, *v)
+		if err != nil {
+			return fmt.Errorf("contact: encrypt %s: %w", field, err)
+		}
+		_, err = tx.Exec(`INSERT INTO sensitive_values (contact_id, field, ciphertext, blind_index, masked, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contact_id, field) DO UPDATE SET ciphertext = excluded.ciphertext,
+			blind_index = excluded.blind_index, masked = excluded.masked, updated_at = excluded.updated_at`,
+			contactID, field, sealed, s.Vault.BlindIndex(field, *v), defs[field].MaskValue(*v), store.Micros(now))
+		if err != nil {
+			return fmt.Errorf("contact: store sensitive value: %w", err)
+		}
+	}
+	return nil
+}
+
+// attachMasked puts the masked sensitive values into the contacts' fields,
+// with one query for the whole page.
+func (s *Service) attachMasked(ctx context.Context, cs []*Contact) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*Contact, len(cs))
+	args := make([]any, len(cs))
+	ph := make([]string, len(cs))
+	for i, c := range cs {
+		byID[c.ID] = c
+		args[i] = c.ID
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT contact_id, field, masked FROM sensitive_values WHERE contact_id IN (`+
+		strings.Join(ph, ", ")+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("contact: read masked values: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, field, masked string
+		if err := rows.Scan(&id, &field, &masked); err != nil {
+			return err
+		}
+		byID[id].Fields[field] = masked
+	}
+	return rows.Err()
+}
+
+// checkStorageTx refuses to set a field tied to a purpose whose consent the
+// contact withdrew: the field is locked until consent is granted again (R8).
+func checkStorageTx(tx *store.Tx, contactID string, fields map[string]any, defs map[string]*FieldDefinition) error {
+	for name, v := range fields {
+		d := defs[name]
+		if v == nil || d == nil || d.StoragePurpose == "" {
+			continue
+		}
+		var state string
+		err := tx.QueryRow(`SELECT state FROM consent_current WHERE contact_id = $1 AND purpose_id = $2`, contactID, d.StoragePurpose).Scan(&state)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("contact: read storage consent: %w", err)
+		}
+		if state == consent.StateWithdrawn {
+			return &errs.Error{Kind: errs.KindLocked, Code: "field_locked", Field: "fields." + name,
+				Message: "is locked: the contact withdrew consent to storing it; it can be set again once they grant it"}
+		}
+	}
+	return nil
+}
+
+// EraseWithdrawnStorage is a consent hook: when consent for a purpose is
+// withdrawn, the values of the fields tied to that purpose are erased in
+// the same transaction (R8).
+func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
+	if r.State != consent.StateWithdrawn {
+		return nil
+	}
+	rows, err := tx.Query(`SELECT name FROM field_definitions WHERE storage_purpose_id = $1`, r.PurposeID)
+	if err != nil {
+		return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := tx.Exec(`DELETE FROM sensitive_values WHERE contact_id = $1 AND field = $2`, r.ContactID, n); err != nil {
+			return fmt.Errorf("contact: erase %s: %w", n, err)
+		}
+		if err := removeFromFields(tx, r.ContactID, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeFromFields deletes one key from a contact's custom fields.
+func removeFromFields(tx *store.Tx, contactID, field string) error {
+	q := `UPDATE contacts SET fields = json_remove(fields, $2) WHERE id = $1`
+	arg := "$." + field
+	if tx.Dialect() == store.Postgres {
+		q, arg = `UPDATE contacts SET fields = fields - $2::text WHERE id = $1`, field
+	}
+	if _, err := tx.Exec(q, contactID, arg); err != nil {
+		return fmt.Errorf("contact: remove %s: %w", field, err)
+	}
+	return nil
+}
+
+// Reveal returns the clear value of a contact's sensitive field and writes
+// the access-log entry in the same transaction: if the entry cannot be
+// written, nothing is revealed. It returns a not-found error when the
+// contact has no value for the field.
+func (s *Service) Reveal(ctx context.Context, contactID, field string, actor consent.Actor, ip string) (string, error) {
+	def, err := s.Field(ctx, field)
+	if err != nil {
+		return "", errs.NotFound("field", "")
+	}
+	if !def.Sensitive {
+		return "", errs.Invalid("field", "%s is not a sensitive field; its value is in the contact", field)
+	}
+	var value string
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		var sealed, wrapped string
+		err := tx.QueryRow(`SELECT v.ciphertext, k.wrapped FROM sensitive_values v JOIN contact_keys k ON k.contact_id = v.contact_id
+			WHERE v.contact_id = $1 AND v.field = $2`, contactID, field).Scan(&sealed, &wrapped)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// A value from before the field was encrypted may still be in the
+			// clear, waiting for the encryption job.
+			var raw sql.NullString
+			q := `SELECT json_extract(fields, $2) FROM contacts WHERE id = $1`
+			arg := "$." + field
+			if tx.Dialect() == store.Postgres {
+				q, arg = `SELECT fields->>$2::text FROM contacts WHERE id = $1`, field
+			}
+			if err := tx.QueryRow(q, contactID, arg).Scan(&raw); err != nil || !raw.Valid {
+				return errs.NotFound("value", "")
+			}
+			value = raw.String
+		case err != nil:
+			return fmt.Errorf("contact: read sensitive value: %w", err)
+		default:
+			if s.Vault == nil {
+				return ErrNoEncryption
+			}
+			key, err := s.Vault.Unwrap(contactID, wrapped)
+			if err != nil {
+				return fmt.Errorf("contact: open data key of %s: %w", contactID, err)
+			}
+			if value, err = vault.Unseal(key, contactID, field, sealed); err != nil {
+				return fmt.Errorf("contact: decrypt %s of %s: %w", field, contactID, err)
+			}
+		}
+		_, err = tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			uuid.Must(uuid.NewV7()).String(), store.Micros(s.now()), actor.Kind, actor.ID, contactID, field, ip)
+		if err != nil {
+			return fmt.Errorf("contact: write access log: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return value, nil
+}
+
+// AccessEntry is one reveal in the access log.
+type AccessEntry struct {
+	ID        string        `json:"id"`
+	At        time.Time     `json:"at"`
+	Actor     consent.Actor `json:"actor"`
+	ContactID string        `json:"contact_id"`
+	Field     string        `json:"field"`
+	IP        string        `json:"ip,omitempty"`
+}
+
+// AccessQuery selects access-log entries; empty fields match everything.
+type AccessQuery struct {
+	Actor, Contact, Field string
+	From, To              time.Time
+	Limit                 int
+	After                 string // the id of the last entry of the previous page
+}
+
+// AccessLog returns matching entries, newest first, and the cursor of the
+// next page, empty on the last.
+func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, string, error) {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if q.Actor != "" {
+		add("actor_id = ?", q.Actor)
+	}
+	if q.Contact != "" {
+		add("contact_id = ?", q.Contact)
+	}
+	if q.Field != "" {
+		add("field = ?", q.Field)
+	}
+	if !q.From.IsZero() {
+		add("at >= ?", store.Micros(q.From))
+	}
+	if !q.To.IsZero() {
+		add("at < ?", store.Micros(q.To))
+	}
+	if q.After != "" {
+		add("id < ?", q.After)
+	}
+	query := `SELECT id, at, actor_kind, actor_id, contact_id, field, ip FROM access_log`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, q.Limit+1)
+	query += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
+	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (AccessEntry, error) {
+		var e AccessEntry
+		var at int64
+		err := row.Scan(&e.ID, &at, &e.Actor.Kind, &e.Actor.ID, &e.ContactID, &e.Field, &e.IP)
+		e.At = store.FromMicros(at)
+		return e, err
+	}, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("contact: read access log: %w", err)
+	}
+	next := ""
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
+// EncryptExisting moves the values a field held in the clear, from before it
+// was marked sensitive, into encrypted storage: a batch per transaction,
+// until none is left. It can stop anywhere and start again (it runs as a
+// job), and returns how many values it encrypted.
+func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error) {
+	def, err := s.Field(ctx, field)
+	if err != nil {
+		return 0, err
+	}
+	if !def.Sensitive || s.Vault == nil {
+		return 0, nil
+	}
+	defs := map[string]*FieldDefinition{field: def}
+	has := `SELECT id, fields FROM contacts WHERE json_type(fields, $1) IS NOT NULL ORDER BY id LIMIT 200`
+	arg := "$." + field
+	if s.DB.Dialect == store.Postgres {
+		has, arg = `SELECT id, fields::text FROM contacts WHERE fields ? $1 ORDER BY id LIMIT 200`, field
+	}
+	total := 0
+	for {
+		n := 0
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			n = 0
+			rows, err := tx.Query(has, arg)
+			if err != nil {
+				return fmt.Errorf("contact: find clear values: %w", err)
+			}
+			type row struct{ id, fields string }
+			var batch []row
+			for rows.Next() {
+				var r row
+				rows.Scan(&r.id, &r.fields)
+				batch = append(batch, r)
+			}
+			rows.Close()
+			now := s.now()
+			for _, r := range batch {
+				c := &Contact{Fields: map[string]any{}}
+				if err := json.Unmarshal([]byte(r.fields), &c.Fields); err != nil {
+					return err
+				}
+				v := valueText(c.Fields[field])
+				if err := s.storeSecrets(tx, r.id, map[string]*string{field: &v}, defs, now); err != nil {
+					return err
+				}
+				if err := removeFromFields(tx, r.id, field); err != nil {
+					return err
+				}
+				n++
+			}
+			if len(batch) == 0 {
+				_, err := tx.Exec(`UPDATE field_definitions SET encrypted_at = $2 WHERE name = $1`, field, store.Micros(now))
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
