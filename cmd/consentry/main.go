@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/config"
+	"github.com/consentry/consentry/internal/vault"
 )
 
 const usage = `consentry: GDPR consent and privacy service
@@ -32,6 +33,9 @@ Usage:
                                   create an API token and print it once
   consentry token list            list API tokens (never their secrets)
   consentry token revoke ID       revoke an API token at once
+  consentry keys create --file PATH
+                                  make a keyset for encrypted fields; prints its master key once
+  consentry keys rotate           put every data key under a new keyset key, then destroy the old ones
   consentry version               print the version
 
 Configuration comes from environment variables; see README.md.
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ledgerVerify(ctx, cfg, log, stdout, stderr)
 	case "token":
 		return token(ctx, cfg, log, args[1:], stdout, stderr)
+	case "keys":
+		return keys(ctx, cfg, log, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "consentry: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -184,6 +190,11 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 		fs.SetOutput(stderr)
 		name := fs.String("name", "", "what the token is for, e.g. \"website\" (required)")
 		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; without it the token lasts until revoked")
+		var scopes []string
+		fs.Func("scope", "an extra permission: reveal (may reveal sensitive values); repeat for more", func(s string) error {
+			scopes = append(scopes, s)
+			return nil
+		})
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
@@ -203,7 +214,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 				t := time.Now().Add(*expires)
 				exp = &t
 			}
-			secret, tok, err := a.Tokens.Create(ctx, *name, exp)
+			secret, tok, err := a.Tokens.Create(ctx, *name, exp, scopes...)
 			if err != nil {
 				return err
 			}
@@ -224,7 +235,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 				} else if t.ExpiresAt != nil {
 					state = "expires " + t.ExpiresAt.Format(time.RFC3339)
 				}
-				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format(time.RFC3339), state)
+				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Scopes, ","), t.CreatedAt.Format(time.RFC3339), state)
 			}
 			return nil
 		})
@@ -243,4 +254,46 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 		return 1
 	}
 	return 0
+}
+
+func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "usage: consentry keys create --file PATH | keys rotate\n")
+		return 2
+	}
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		file := fs.String("file", "", "where to write the keyset (required)")
+		if err := fs.Parse(args[1:]); err != nil || *file == "" {
+			fmt.Fprint(stderr, "usage: consentry keys create --file PATH\n")
+			return 2
+		}
+		master := vault.NewMasterKey()
+		if _, err := vault.Create(*file, master); err != nil {
+			fmt.Fprintf(stderr, "consentry: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "Wrote %s. Its master key follows; it is shown only this once. Keep it apart from the keyset:\n"+
+			"set CONSENTRY_KEYSET_FILE=%s and CONSENTRY_MASTER_KEY to it.\n", *file, *file)
+		fmt.Fprintln(stdout, master)
+		return 0
+	case "rotate":
+		err := withApp(ctx, cfg, log, func(a *app.App) error {
+			n, err := a.Contacts.RotateKeys(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "moved %d data keys under the new keyset key; the old keys are destroyed\n", n)
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "consentry: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "consentry: unknown keys command %q\n", args[0])
+	return 2
 }

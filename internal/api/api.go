@@ -178,7 +178,18 @@ func (s *Server) authenticate(r *http.Request) (consent.Actor, error) {
 	if err != nil {
 		return consent.Actor{}, err
 	}
+	*r = *r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 	return consent.Actor{Kind: consent.ActorAPIToken, ID: tok.ID}, nil
+}
+
+type tokenKey struct{}
+
+// requireScope refuses a request whose token lacks the scope.
+func requireScope(r *http.Request, scope string) error {
+	if tok, _ := r.Context().Value(tokenKey{}).(*auth.Token); tok != nil && tok.Has(scope) {
+		return nil
+	}
+	return &errs.Error{Kind: errs.KindForbidden, Code: "forbidden", Message: "this token may not do this; it needs the " + scope + " scope"}
 }
 
 // ErrorBody is the JSON body of every error response.

@@ -1,10 +1,15 @@
 package api
 
 import (
+	"net"
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -25,8 +30,16 @@ func (s *Server) routeTable() []Route {
 			Summary: "List contacts in creation order, one page at a time, or look one up by email",
 			Query: []Param{{"limit", "page size, 1 to 500 (default 50)", "integer"}, {"after", "the next cursor of the previous page", "string"},
 				{"email", "exact email look-up, regardless of case", "string"},
-				{"filter", "a condition, e.g. region == \"EU\" && consent(\"E-marketing\") == \"granted\" (docs/conditions.md)", "string"}},
+				{"filter", "a condition, e.g. region == \"EU\" && consent(\"E-marketing\") == \"granted\" (docs/conditions.md)", "string"},
+				{"field.NAME", "exact look-up of a field's value, e.g. field.national_id=198501011234; sensitive fields are matched through their blind index, without decrypting", "string"}},
 			handle: s.listContacts},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/fields/{field}/reveal", Tag: "contacts", Status: 200, Response: RevealResponse{},
+			Summary: "Reveal the clear value of a sensitive field; needs a token with the reveal scope, and writes an access-log entry", handle: s.reveal},
+		{Method: "GET", Path: "/api/v1/access-log", Tag: "contacts", Status: 200, Response: AccessLogPage{},
+			Query: []Param{{"actor", "the id of the user or token that revealed", "string"}, {"contact", "contact id", "string"},
+				{"field", "field name", "string"}, {"from", "RFC 3339 time, inclusive", "string"}, {"to", "RFC 3339 time, exclusive", "string"},
+				{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"}},
+			Summary: "Search the log of reveals of sensitive values", handle: s.accessLog},
 		{Method: "POST", Path: "/api/v1/contacts/count", Tag: "contacts", Status: 200, Request: CountRequest{}, Response: CountResponse{},
 			Summary: "Count the contacts that match a condition", handle: s.countContacts},
 		{Method: "POST", Path: "/api/v1/contacts", Tag: "contacts", Status: 201, Request: CreateContactRequest{}, Response: contact.Contact{},
@@ -127,6 +140,27 @@ type ContactPage struct {
 func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error) {
 	q := r.URL.Query()
 	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter")}
+	// field.NAME=value look-ups are conditions too, so a sensitive field is
+	// matched through its blind index like anywhere else.
+	var lookups []string
+	for k, vs := range q {
+		if name, ok := strings.CutPrefix(k, "field."); ok {
+			if err := errs.PlainText(k, vs[0]); err != nil {
+				return 0, nil, err
+			}
+			if !fieldNameRE.MatchString(name) {
+				return 0, nil, errs.Invalid(k, "is not a field name")
+			}
+			lookups = append(lookups, name+" == "+strconv.Quote(vs[0]))
+		}
+	}
+	if len(lookups) > 0 {
+		sort.Strings(lookups)
+		if lq.Filter != "" {
+			lookups = append(lookups, "("+lq.Filter+")")
+		}
+		lq.Filter = strings.Join(lookups, " && ")
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 500 {
@@ -427,6 +461,73 @@ func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error
 func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error) {
 	rep, err := s.Consent.VerifyLedger(r.Context())
 	return 200, rep, err
+}
+
+var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// RevealResponse is a sensitive field's clear value.
+type RevealResponse struct {
+	ContactID string `json:"contact_id"`
+	Field     string `json:"field"`
+	Value     string `json:"value"`
+}
+
+func (s *Server) reveal(r *http.Request, caller consent.Actor) (int, any, error) {
+	if err := requireScope(r, auth.ScopeReveal); err != nil {
+		return 0, nil, err
+	}
+	id, field := r.PathValue("id"), r.PathValue("field")
+	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
+		return 0, nil, err
+	}
+	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, clientIP(r))
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, RevealResponse{ContactID: id, Field: field, Value: v}, nil
+}
+
+// AccessLogPage is one page of the access log, newest first.
+type AccessLogPage struct {
+	Items []contact.AccessEntry `json:"items"`
+	Next  string                `json:"next,omitempty"`
+}
+
+func (s *Server) accessLog(r *http.Request, _ consent.Actor) (int, any, error) {
+	q := r.URL.Query()
+	aq := contact.AccessQuery{Actor: q.Get("actor"), Contact: q.Get("contact"), Field: q.Get("field"), After: q.Get("after")}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &aq.From}, {"to", &aq.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return 0, nil, errs.Invalid(p.name, "must be an RFC 3339 time such as 2026-11-24T09:00:00Z")
+			}
+			*p.dst = t
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
+		}
+		aq.Limit = n
+	}
+	items, next, err := s.Contacts.AccessLog(r.Context(), aq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, AccessLogPage{Items: items, Next: next}, nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // InviteRequest names the contacts to invite: by id, or by a condition.

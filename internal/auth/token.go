@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,10 +27,21 @@ import (
 // recognise in code, logs and secret scanners.
 const TokenPrefix = "cst_"
 
+// Scopes a token can carry beyond the ordinary API.
+const (
+	// ScopeReveal allows revealing the clear value of sensitive fields,
+	// each reveal logged.
+	ScopeReveal = "reveal"
+)
+
+// Scopes lists every scope.
+var Scopes = []string{ScopeReveal}
+
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -51,9 +63,14 @@ func hashSecret(secret string) string {
 
 // Create makes a token named name, valid until expires (nil: until revoked),
 // and returns the secret, which is shown this once.
-func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time) (string, *Token, error) {
+func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time, scopes ...string) (string, *Token, error) {
 	if err := errs.TrimText("name", &name, 100); err != nil {
 		return "", nil, err
+	}
+	for _, s := range scopes {
+		if !slices.Contains(Scopes, s) {
+			return "", nil, errs.Invalid("scope", "unknown scope %q; known: %s", s, strings.Join(Scopes, ", "))
+		}
 	}
 	now := t.Now().UTC().Truncate(time.Microsecond)
 	if expires != nil && !expires.After(now) {
@@ -64,14 +81,14 @@ func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time) (s
 		return "", nil, fmt.Errorf("auth: random token: %w", err)
 	}
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	tok := &Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, CreatedAt: now, ExpiresAt: expires}
+	tok := &Token{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Scopes: append([]string{}, scopes...), CreatedAt: now, ExpiresAt: expires}
 	var exp any
 	if expires != nil {
 		exp = store.Micros(*expires)
 	}
 	err := t.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO api_tokens (id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			tok.ID, tok.Name, hashSecret(secret), store.Micros(now), exp)
+		_, err := tx.Exec(`INSERT INTO api_tokens (id, name, token_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			tok.ID, tok.Name, hashSecret(secret), strings.Join(tok.Scopes, " "), store.Micros(now), exp)
 		if err != nil {
 			return fmt.Errorf("auth: create token: %w", err)
 		}
@@ -130,13 +147,18 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 	})
 }
 
-const tokenSelect = `SELECT id, name, created_at, expires_at, revoked_at FROM api_tokens`
+const tokenSelect = `SELECT id, name, scopes, created_at, expires_at, revoked_at FROM api_tokens`
+
+// Has reports whether the token carries the scope.
+func (t *Token) Has(scope string) bool { return slices.Contains(t.Scopes, scope) }
 
 func scanToken(row store.Scanner) (*Token, error) {
 	var tok Token
 	var created int64
+	var scopes string
 	var expires, revoked sql.NullInt64
-	err := row.Scan(&tok.ID, &tok.Name, &created, &expires, &revoked)
+	err := row.Scan(&tok.ID, &tok.Name, &scopes, &created, &expires, &revoked)
+	tok.Scopes = strings.Fields(scopes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("token", "")
 	}

@@ -41,18 +41,18 @@ var CoreFields = []string{"id", "kind", "email", "first_name", "last_name", "pho
 
 // FieldDefinition describes a custom field.
 type FieldDefinition struct {
-	Name      string    `json:"name" doc:"lower case letters, digits and _, starting with a letter"`
-	Label     string    `json:"label"`
-	Type      string    `json:"type" enum:"text,number,boolean,date,email"`
-	Personal  bool      `json:"personal" doc:"erased by \"erase personal data\""`
-	Sensitive bool      `json:"sensitive" doc:"shown masked everywhere; once on, it cannot be turned off"`
-	Mask      string    `json:"mask" doc:"for sensitive fields: last:N shows the last N characters, first:N the first N, none hides all; default last:4"`
+	Name      string `json:"name" doc:"lower case letters, digits and _, starting with a letter"`
+	Label     string `json:"label"`
+	Type      string `json:"type" enum:"text,number,boolean,date,email"`
+	Personal  bool   `json:"personal" doc:"erased by \"erase personal data\""`
+	Sensitive bool   `json:"sensitive" doc:"shown masked everywhere; once on, it cannot be turned off"`
+	Mask      string `json:"mask" doc:"for sensitive fields: last:N shows the last N characters, first:N the first N, none hides all; default last:4"`
 	// StoragePurpose ties the field to a purpose: when the contact withdraws
 	// that consent, the value is erased and the field locked until they
 	// grant it again.
 	StoragePurpose string    `json:"storage_purpose,omitempty" doc:"the id of the purpose whose consent storing this field needs"`
 	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // FieldInput creates or changes a field definition; nil fields are left as

@@ -47,6 +47,9 @@ func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
 		return nil, err
 	}
 	sc := &filter.Schema{Fields: map[string]*filter.Field{}, Purposes: map[string]string{}}
+	if s.Vault != nil {
+		sc.BlindIndex = s.Vault.BlindIndex
+	}
 	for _, f := range coreConditionFields {
 		sc.Fields[f.Name] = f
 	}

@@ -384,3 +384,78 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 		}
 	}
 }
+
+// RotateKeys moves every contact's data key under the keyset's newest key
+// and then destroys the older keys, so that copies of the database taken
+// before can no longer be read once they are gone. The values themselves
+// stay as they are: only the data keys are wrapped anew.
+//
+// It can be stopped and run again: a run that finds data keys still under
+// an older key finishes that rotation instead of starting another. The
+// service keeps running meanwhile. It returns how many data keys it moved.
+func (s *Service) RotateKeys(ctx context.Context) (int, error) {
+	if s.Vault == nil {
+		return 0, ErrNoEncryption
+	}
+	pending := func() (int, error) {
+		var n int
+		err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM contact_keys WHERE key_id <> $1`, int64(s.Vault.PrimaryKeyID())).Scan(&n)
+		return n, err
+	}
+	n, err := pending()
+	if err != nil {
+		return 0, fmt.Errorf("contact: count data keys: %w", err)
+	}
+	if n == 0 {
+		if _, err := s.Vault.Rotate(); err != nil {
+			return 0, fmt.Errorf("contact: add a keyset key: %w", err)
+		}
+	}
+	moved := 0
+	for {
+		done := 0
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			done = 0
+			primary := s.Vault.PrimaryKeyID()
+			rows, err := tx.Query(`SELECT contact_id, wrapped FROM contact_keys WHERE key_id <> $1 LIMIT 500`, int64(primary))
+			if err != nil {
+				return fmt.Errorf("contact: read data keys: %w", err)
+			}
+			type row struct{ id, wrapped string }
+			var batch []row
+			for rows.Next() {
+				var r row
+				rows.Scan(&r.id, &r.wrapped)
+				batch = append(batch, r)
+			}
+			rows.Close()
+			for _, r := range batch {
+				key, err := s.Vault.Unwrap(r.id, r.wrapped)
+				if err != nil {
+					return fmt.Errorf("contact: open data key of %s: %w", r.id, err)
+				}
+				wrapped, keyID, err := s.Vault.Wrap(r.id, key)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`UPDATE contact_keys SET wrapped = $2, key_id = $3 WHERE contact_id = $1`, r.id, wrapped, int64(keyID)); err != nil {
+					return fmt.Errorf("contact: store data key: %w", err)
+				}
+				done++
+			}
+			return nil
+		})
+		if err != nil {
+			return moved, err
+		}
+		moved += done
+		if done == 0 {
+			break
+		}
+	}
+	// Only once nothing is left under the old keys are they destroyed.
+	if n, err := pending(); err != nil || n > 0 {
+		return moved, fmt.Errorf("contact: %d data keys are still under an older key; run the rotation again", n)
+	}
+	return moved, s.Vault.Retire()
+}

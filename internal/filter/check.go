@@ -55,6 +55,13 @@ type (
 		now       time.Time // a grant that expires by then counts as none
 	}
 	listPred struct{ listID string }
+	// blindPred: the sensitive field is set and its blind index is one of
+	// indexes (or, negated, none of them).
+	blindPred struct {
+		field   string
+		indexes []string
+		negate  bool
+	}
 )
 
 func (andPred) isPred()     {}
@@ -68,6 +75,7 @@ func (presentPred) isPred() {}
 func (truthPred) isPred()   {}
 func (consentPred) isPred() {}
 func (listPred) isPred()    {}
+func (blindPred) isPred()   {}
 
 // operand is a field, or lower(field) for a string field.
 type operand struct {
@@ -229,7 +237,7 @@ func (c *checker) identifier(n *ast.IdentifierNode) (item, error) {
 		}
 		return item{}, errAt(n, "unknown field %s%s", n.Value, suggest(n.Value, names))
 	}
-	if f.Sensitive {
+	if f.Sensitive && c.schema.BlindIndex == nil {
 		return item{}, errAt(n, "field %s is sensitive; its values are protected and cannot be used in conditions", f.Name)
 	}
 	return item{field: &operand{field: f}, pos: n.Location().From + 1}, nil
@@ -373,6 +381,9 @@ func (c *checker) comparison(n *ast.BinaryNode, op string, l, r item) (item, err
 		}
 		return item{pred: presentPred{lhs: *l.field, want: op == "!="}}, nil
 	}
+	if f.Sensitive {
+		return c.blind(n, op, l.field, []item{r})
+	}
 	v, err := c.valueFor(n.Right, l.field, r)
 	if err != nil {
 		return item{}, err
@@ -381,6 +392,25 @@ func (c *checker) comparison(n *ast.BinaryNode, op string, l, r item) (item, err
 		return item{}, errAt(n, "a boolean can only be compared with == or !=")
 	}
 	return item{pred: comparePred{op: op, lhs: *l.field, v: v}}, nil
+}
+
+// blind compares a sensitive field for equality through its blind index,
+// so nothing is decrypted. Only exact equality can be asked: the index says
+// nothing about order or parts.
+func (c *checker) blind(n ast.Node, op string, o *operand, values []item) (item, error) {
+	f := o.field
+	if (op != "==" && op != "!=") || o.lower {
+		return item{}, errAt(n, "%s is sensitive: it can be compared only with ==, != or in, or searched on its visible characters with contains, startsWith or endsWith", f.Name)
+	}
+	var idx []string
+	for _, v := range values {
+		s, ok := v.constant.(string)
+		if !ok || v.field != nil {
+			return item{}, errAt(n, "%s is compared with a string", f.Name)
+		}
+		idx = append(idx, c.schema.BlindIndex(f.Name, s))
+	}
+	return item{pred: blindPred{field: f.Name, indexes: idx, negate: op == "!="}}, nil
 }
 
 // valueFor checks that constant r fits the field and returns it in the
@@ -443,6 +473,13 @@ func (c *checker) in(n *ast.BinaryNode, l, r item) (item, error) {
 	}
 	if l.field.field.Type == Bool {
 		return item{}, errAt(n.Left, "use == with a boolean field")
+	}
+	if l.field.field.Sensitive {
+		var its []item
+		for _, v := range values {
+			its = append(its, item{constant: v, ctype: typeOf(v)})
+		}
+		return c.blind(n, "==", l.field, its)
 	}
 	out := make([]any, 0, len(values))
 	for i, v := range values {

@@ -56,6 +56,9 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 		if r.IntN(3) > 0 {
 			fields["birthday"] = pick(r, "1985-01-01", "1990-06-15", "2001-12-31", "1970-01-01")
 		}
+		if r.IntN(3) > 0 {
+			fields["national_id"] = pick(r, "198501011234", "199006155678", "200112319999", "197001011234")
+		}
 		in := contact.Input{
 			Email:     ptr(fmt.Sprintf("%s%d@%s", pick(r, "anna", "Bob", "x.y"), i, pick(r, "example.com", "mail.se", "Example.com"))),
 			Kind:      ptr(pick(r, "lead", "contact")),
@@ -119,11 +122,33 @@ var atoms = []string{
 	`birthday >= date("1990-01-01")`, `birthday < date("1985-01-01T12:00:00Z")`, `birthday >= date("1985-01-01T12:00:00Z")`,
 	`birthday == date("1970-01-01")`, `birthday != date("1970-01-01T01:00:00Z")`, `birthday in [date("2001-12-31"), date("1985-01-01")]`,
 	`birthday <= now() - duration("262800h")`, `birthday > date("1990-06-15T00:00:01Z")`,
+	`national_id == "198501011234"`, `national_id != "198501011234"`, `national_id in ["199006155678", "200112319999"]`,
+	`national_id endsWith "1234"`, `national_id == nil`,
 	`true`, `1 > 2`,
 }
 
 // constantAtoms match all contacts or none by design.
 var constantAtoms = []string{`true`, `1 > 2`, `first_name endsWith ""`, `created_at < date("2000-01-01")`}
+
+// blindIndexes reads each contact's blind indexes, which the in-memory
+// evaluation compares as SQL does.
+func blindIndexes(t testing.TB, db *store.DB) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	rows, err := db.Read.Query(`SELECT contact_id, field, blind_index FROM sensitive_values`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, field, idx string
+		rows.Scan(&id, &field, &idx)
+		if out[id] == nil {
+			out[id] = map[string]string{}
+		}
+		out[id][field] = idx
+	}
+	return out
+}
 
 func generate(r *rand.Rand, depth int) string {
 	if depth == 0 || r.IntN(3) == 0 {
@@ -153,6 +178,7 @@ func TestDifferential(t *testing.T) {
 		}
 		var subjects []*filter.Subject
 		var ids []string
+		blind := blindIndexes(t, db)
 		after := ""
 		for {
 			page, next, err := people.List(ctx, contact.ListQuery{Limit: 500, After: after})
@@ -170,7 +196,9 @@ func TestDifferential(t *testing.T) {
 						states[x.PurposeID] = x.State
 					}
 				}
-				subjects = append(subjects, contact.Subject(c, states))
+				sub := contact.Subject(c, states)
+				sub.Blind = blind[c.ID]
+				subjects = append(subjects, sub)
 				ids = append(ids, c.ID)
 			}
 			if after = next; after == "" {

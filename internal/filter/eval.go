@@ -61,6 +61,12 @@ func eval(p pred, s *Subject) bool {
 		return slices.Contains(p.states, state)
 	case listPred:
 		return s.Lists[p.listID]
+	case blindPred:
+		idx, ok := s.Blind[p.field]
+		if !ok {
+			return false
+		}
+		return slices.Contains(p.indexes, idx) != p.negate
 	}
 	panic("filter: unknown predicate")
 }

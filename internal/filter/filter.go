@@ -54,8 +54,10 @@ type Field struct {
 	// Values, when set, are the only values the field can have; comparing it
 	// with anything else is an error (a likely typo).
 	Values []string
-	// Sensitive fields are refused: their values are protected and cannot be
-	// searched this way.
+	// Sensitive fields are encrypted: they can be compared for equality
+	// through their blind index (==, != and in), and searched on their
+	// masked value only (contains, startsWith, endsWith), when the schema
+	// has a BlindIndex; otherwise they are refused.
 	Sensitive bool
 }
 
@@ -75,6 +77,9 @@ type Schema struct {
 	// Purposes maps purpose names in lower case, and purpose ids, to ids.
 	Purposes map[string]string
 	Lists    Lists
+	// BlindIndex computes the keyed index of a sensitive field's value;
+	// nil when no keyset is configured.
+	BlindIndex func(field, value string) string
 }
 
 // Subject is one contact as the in-memory evaluation sees it.
@@ -87,6 +92,9 @@ type Subject struct {
 	Consents map[string]string
 	// Lists holds the ids of the lists the contact is in.
 	Lists map[string]bool
+	// Blind holds the blind index of each sensitive field that is set;
+	// Values holds those fields' masked values.
+	Blind map[string]string
 }
 
 // Condition is a checked condition, ready to evaluate or compile.

@@ -41,6 +41,7 @@ func FuzzCompile(f *testing.F) {
 		f.Fatal(err)
 	}
 	subjects := make([]*filter.Subject, len(page))
+	blind := blindIndexes(f, db)
 	for i, c := range page {
 		cur, err := people.Consent.CurrentConsents(ctx, c.ID)
 		if err != nil {
@@ -53,6 +54,7 @@ func FuzzCompile(f *testing.F) {
 			}
 		}
 		subjects[i] = contact.Subject(c, states)
+		subjects[i].Blind = blind[c.ID]
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, src string) {

@@ -45,7 +45,9 @@ func (b *sqlBuilder) operand(o operand) (string, bool) {
 	f := o.field
 	var x string
 	nullable := f.Column == ""
-	if !nullable {
+	if f.Sensitive { // only the masked value can be searched
+		x = "(SELECT sv.masked FROM sensitive_values sv WHERE sv.contact_id = c.id AND sv.field = " + b.arg(f.Name) + ")"
+	} else if !nullable {
 		x = "c." + f.Column
 	} else if b.pg() {
 		key := b.arg(f.Name) + "::text"
@@ -174,6 +176,18 @@ func (b *sqlBuilder) pred(p pred) {
 		b.w(twoValued(x, nullable))
 	case consentPred:
 		b.consent(p)
+	case blindPred:
+		ph := make([]string, len(p.indexes))
+		field := b.arg(p.field)
+		for i, idx := range p.indexes {
+			ph[i] = b.arg(idx)
+		}
+		in := " IN "
+		if p.negate {
+			in = " NOT IN "
+		}
+		b.w("EXISTS (SELECT 1 FROM sensitive_values sv WHERE sv.contact_id = c.id AND sv.field = " + field +
+			" AND sv.blind_index" + in + "(" + strings.Join(ph, ", ") + "))")
 	case listPred:
 		// The hook's SQL comes from code, not from the condition; Compile
 		// refused inList when the schema had no hook.

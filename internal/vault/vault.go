@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
@@ -47,6 +48,7 @@ type Vault struct {
 	master tink.AEAD
 
 	mu      sync.RWMutex
+	modTime time.Time // of the keyset file when last read or written
 	wrap    tink.AEAD
 	handle  *keyset.Handle
 	primary uint32
@@ -112,10 +114,19 @@ func Open(path, masterKey string) (*Vault, error) {
 }
 
 func (v *Vault) reload() error {
+	fi, err := os.Stat(v.path)
+	if err != nil {
+		return fmt.Errorf("vault: read keyset: %w", err)
+	}
 	b, err := os.ReadFile(v.path)
 	if err != nil {
 		return fmt.Errorf("vault: read keyset: %w", err)
 	}
+	defer func() {
+		v.mu.Lock()
+		v.modTime = fi.ModTime()
+		v.mu.Unlock()
+	}()
 	var f file
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("vault: %s is not a Consentry keyset file", v.path)
@@ -173,7 +184,15 @@ func (v *Vault) save() error {
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, v.path)
+	if err := os.Rename(tmp, v.path); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(v.path); err == nil {
+		v.mu.Lock()
+		v.modTime = fi.ModTime()
+		v.mu.Unlock()
+	}
+	return nil
 }
 
 // PrimaryKeyID is the id of the keyset key new data keys are wrapped with.
@@ -195,7 +214,19 @@ func (v *Vault) NewDataKey(contactID string) (key []byte, wrapped string, keyID 
 }
 
 // Wrap encrypts a data key for the contact under the primary keyset key.
+// It first picks up a keyset file rotated by another process, so that no
+// new data key is wrapped under a key that rotation is retiring.
 func (v *Vault) Wrap(contactID string, key []byte) (string, uint32, error) {
+	if fi, err := os.Stat(v.path); err == nil {
+		v.mu.RLock()
+		changed := !fi.ModTime().Equal(v.modTime)
+		v.mu.RUnlock()
+		if changed {
+			if err := v.reload(); err != nil {
+				return "", 0, err
+			}
+		}
+	}
 	v.mu.RLock()
 	wrap, primary := v.wrap, v.primary
 	v.mu.RUnlock()
