@@ -58,7 +58,7 @@ var Settings = []Setting{
 	{"CONSENTRY_BASE_URL", "http://<CONSENTRY_HTTP_ADDR>", "public address used in links sent to contacts"},
 	{"CONSENTRY_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTRY_LOG_FORMAT", "text", "text or json"},
-	{"CONSENTRY_SMTP_URL", "", "smtp://[user:password@]host[:587] (STARTTLS when offered; ?tls=required or ?tls=none) or smtps://host[:465]; without it email goes to the dev mailbox at /dev/mailbox"},
+	{"CONSENTRY_SMTP_URL", "", "smtp://[user:password@]host[:587] (STARTTLS required; ?tls=opportunistic or ?tls=none for a relay on the same machine) or smtps://host[:465]; without it email goes to the dev mailbox at /dev/mailbox"},
 	{"CONSENTRY_SMTP_CONNECTIONS", "4", "connections to the SMTP server, 1 to 64"},
 	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email"},
 	{"CONSENTRY_KEYSET_FILE", "<data directory>/keyset.json with SQLite", "the keyset that encrypts sensitive fields (make one with consentry keys create)"},

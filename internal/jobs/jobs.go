@@ -65,13 +65,15 @@ func Enqueue(tx *store.Tx, s Spec, now time.Time) error {
 	if s.UniqueKey != "" {
 		unique = s.UniqueKey
 	}
-	_, err = tx.Exec(`INSERT INTO jobs (id, kind, payload, unique_key, status, run_at, max_attempts, created_at)
+	res, err := tx.Exec(`INSERT INTO jobs (id, kind, payload, unique_key, status, run_at, max_attempts, created_at)
 		VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (unique_key) DO NOTHING`,
 		uuid.Must(uuid.NewV7()).String(), s.Kind, string(payload), unique, store.Micros(s.RunAt), s.MaxAttempts, store.Micros(now))
 	if err != nil {
 		return fmt.Errorf("jobs: enqueue %s: %w", s.Kind, err)
 	}
-	tx.WakeAfterCommit(wakeTopic)
+	if n, _ := res.RowsAffected(); n > 0 && !s.RunAt.After(now) {
+		tx.WakeAfterCommit(wakeTopic) // only for new work due now: a wake-up with nothing to do would spin
+	}
 	return nil
 }
 
@@ -134,8 +136,9 @@ func (r *Runner) Every(kind string, interval time.Duration, h Handler) {
 
 func (r *Runner) now() time.Time { return r.Now().UTC().Truncate(time.Microsecond) }
 
-// schedulePeriodic makes sure each sweep has a waiting job.
-func (r *Runner) schedulePeriodic(ctx context.Context) error {
+// SchedulePeriodic makes sure each sweep has a waiting job. Run calls it
+// once at start; after that each sweep schedules its own next run.
+func (r *Runner) SchedulePeriodic(ctx context.Context) error {
 	if len(r.every) == 0 {
 		return nil
 	}
@@ -151,31 +154,57 @@ func (r *Runner) schedulePeriodic(ctx context.Context) error {
 
 // RunDue claims the jobs due now and runs them, and returns how many ran.
 // Run calls it in a loop; tests call it directly after moving the clock.
+// Each job's outcome is recorded as soon as it is known, so a quick job is
+// never held, past its lease, by a slow one claimed with it.
 func (r *Runner) RunDue(ctx context.Context) (int, error) {
-	if err := r.schedulePeriodic(ctx); err != nil {
-		return 0, err
-	}
 	total := 0
 	for {
+		if due, err := r.anyDue(ctx); err != nil || !due {
+			return total, err
+		}
 		claimed, err := r.claim(ctx)
 		if err != nil || len(claimed) == 0 {
 			return total, err
 		}
 		var wg sync.WaitGroup
-		results := make([]error, len(claimed))
-		for i, j := range claimed {
+		errc := make(chan error, len(claimed))
+		for _, j := range claimed {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = r.runOne(ctx, j)
+				res := r.runOne(ctx, j)
+				// The outcome is recorded even while shutting down, or the
+				// job would run again for nothing.
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				errc <- r.finish(fctx, []*Job{j}, []error{res})
 			}()
 		}
 		wg.Wait()
-		if err := r.finish(ctx, claimed, results); err != nil {
-			return total, err
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				return total, err
+			}
 		}
 		total += len(claimed)
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
 	}
+}
+
+// anyDue looks, without writing, whether a claim would find anything, so
+// that an idle runner does not take the write lock.
+func (r *Runner) anyDue(ctx context.Context) (bool, error) {
+	now := store.Micros(r.now())
+	var n int
+	err := r.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM jobs
+		WHERE (status = 'pending' AND run_at <= $1) OR (status = 'running' AND locked_until < $1) LIMIT 1) AS due`, now).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("jobs: look for due jobs: %w", err)
+	}
+	return n > 0, nil
 }
 
 // claim takes up to Batch due jobs of the kinds this runner handles: pending
@@ -228,7 +257,9 @@ func (r *Runner) runOne(ctx context.Context, j *Job) (err error) {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, r.Lease)
+	// Well inside the lease, so that the outcome is recorded before another
+	// runner may take the job over.
+	ctx, cancel := context.WithTimeout(ctx, r.Lease/2)
 	defer cancel()
 	return r.handlers[j.Kind](ctx, j)
 }
@@ -287,6 +318,9 @@ func truncate(s string) string {
 // Run runs due jobs until ctx ends: at once when this process enqueues one,
 // and every Poll for jobs that come due or that other instances wrote.
 func (r *Runner) Run(ctx context.Context) {
+	if err := r.SchedulePeriodic(ctx); err != nil {
+		r.Log.Error("scheduling periodic jobs", "err", err)
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {

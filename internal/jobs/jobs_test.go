@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,6 +140,9 @@ func TestPeriodicSweep(t *testing.T) {
 		r := newRunner(db, c)
 		var ran atomic.Int32
 		r.Every("sweep", time.Hour, func(context.Context, *jobs.Job) error { ran.Add(1); return nil })
+		if err := r.SchedulePeriodic(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		runDue(t, r)
 		runDue(t, r)
 		c.Add(59 * time.Minute)
@@ -225,4 +229,59 @@ func TestTwoInstancesRunEachJobOnce(t *testing.T) {
 	if got := fmt.Sprint(len(runs)); got != fmt.Sprint(n) {
 		t.Fatalf("%s jobs ran, want %d", got, n)
 	}
+}
+
+// TestIdleRunnerSleeps: with nothing to do, a running runner is not woken
+// again and again (a periodic job already scheduled must not wake it).
+func TestIdleRunnerSleeps(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	c := &clock{t: time.Now()}
+	r := newRunner(db, c)
+	r.Every("sweep", time.Hour, func(context.Context, *jobs.Job) error { return nil })
+	if err := r.SchedulePeriodic(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	runDue(t, r)
+	select { // the first scheduling woke it, rightly
+	case <-db.Wakes("jobs"):
+	default:
+	}
+	enqueue(t, db, c, jobs.Spec{Kind: "sweep", UniqueKey: "every:sweep"}) // a no-op: one is waiting
+	select {
+	case <-db.Wakes("jobs"):
+		t.Fatal("an enqueue that inserted nothing woke the runner")
+	default:
+	}
+	enqueue(t, db, c, jobs.Spec{Kind: "later", RunAt: c.Now().Add(time.Hour)})
+	select {
+	case <-db.Wakes("jobs"):
+		t.Fatal("a job due later woke the runner now")
+	default:
+	}
+}
+
+// TestQuickJobIsNotHeldBySlowOne claims a quick and a slow job together and
+// checks the quick one's outcome is recorded before the slow one ends.
+func TestQuickJobIsNotHeldBySlowOne(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	c := &clock{t: time.Now()}
+	r := newRunner(db, c)
+	release := make(chan struct{})
+	r.Handle("quick", func(context.Context, *jobs.Job) error { return nil })
+	r.Handle("slow", func(ctx context.Context, _ *jobs.Job) error { <-release; return nil })
+	enqueue(t, db, c, jobs.Spec{Kind: "quick"}, jobs.Spec{Kind: "slow"})
+	done := make(chan struct{})
+	go func() { defer close(done); runDue(t, r) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if status, _, _ := jobRow(t, db, "quick"); status == jobs.StatusDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the quick job's outcome waited for the slow job")
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	<-done
 }

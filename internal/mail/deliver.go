@@ -2,13 +2,17 @@ package mail
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/consentry/consentry/internal/jobs"
@@ -36,6 +40,18 @@ type Deliverer struct {
 	MaxAttempts int
 	// Poll is how often to look for messages other instances queued.
 	Poll time.Duration
+
+	idOnce sync.Once
+	id     string // this deliverer's claims carry it
+}
+
+func (d *Deliverer) claimID() string {
+	d.idOnce.Do(func() {
+		b := make([]byte, 8)
+		rand.Read(b)
+		d.id = hex.EncodeToString(b)
+	})
+	return d.id
 }
 
 type claimed struct {
@@ -49,6 +65,12 @@ type claimed struct {
 func (d *Deliverer) RunDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+		if due, err := d.anyDue(ctx); err != nil || !due {
+			return total, err
+		}
 		batch, suppressed, err := d.claim(ctx)
 		if err != nil {
 			return total, err
@@ -64,12 +86,34 @@ func (d *Deliverer) RunDue(ctx context.Context) (int, error) {
 		for i, c := range batch {
 			envs[i] = c.env
 		}
-		errs := d.Transport.Send(ctx, envs)
-		if err := d.finish(ctx, batch, errs); err != nil {
+		// Sending stops well inside the lease, so no other deliverer takes
+		// these messages over while they may still be going out; what is
+		// not sent by then is tried again later.
+		sendCtx, cancel := context.WithTimeout(ctx, d.Lease/2)
+		errs := d.Transport.Send(sendCtx, envs)
+		cancel()
+		// What was sent is recorded even while shutting down: otherwise the
+		// lease would run out and the messages would go out twice.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err = d.finish(fctx, batch, errs)
+		cancel()
+		if err != nil {
 			return total, err
 		}
 		total += len(batch)
 	}
+}
+
+// anyDue looks, without writing, whether a claim would find anything.
+func (d *Deliverer) anyDue(ctx context.Context) (bool, error) {
+	now := store.Micros(d.Now())
+	var n int
+	err := d.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox
+		WHERE (status = 'queued' AND run_at <= $1) OR (status = 'sending' AND locked_until < $1) LIMIT 1) AS due`, now).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("mail: look for due messages: %w", err)
+	}
+	return n > 0, nil
 }
 
 // claim takes a batch of due messages and, in the same transaction, reads
@@ -85,11 +129,11 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		if tx.Dialect() == store.Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1
+		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
 				ORDER BY run_at LIMIT $3`+skip+`)
 			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, conversation_id, attempts, created_at`,
-			now+d.Lease.Microseconds(), now, d.Batch)
+			now+d.Lease.Microseconds(), now, d.Batch, d.claimID())
 		if err != nil {
 			return fmt.Errorf("mail: claim: %w", err)
 		}
@@ -242,16 +286,19 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 				sent = append(sent, c)
 				continue
 			}
+			// The log gets the error without addresses; the outbox row,
+			// which is the contact's and goes with them, keeps it whole.
 			if IsPermanent(err) || c.attempt >= d.MaxAttempts {
-				d.Log.Warn("email failed", "outbox", c.env.OutboxID, "kind", c.kind, "attempts", c.attempt, "err", err)
-				if _, err := tx.Exec(`UPDATE outbox SET status = 'failed', reason = $2, locked_until = 0 WHERE id = $1`,
-					c.env.OutboxID, truncate(err.Error())); err != nil {
+				d.Log.Warn("email failed", "outbox", c.env.OutboxID, "kind", c.kind, "attempts", c.attempt, "err", redact(err.Error()))
+				if _, err := tx.Exec(`UPDATE outbox SET status = 'failed', reason = $2, locked_until = 0
+					WHERE id = $1 AND claimed_by = $3 AND status = 'sending'`, c.env.OutboxID, truncate(err.Error()), d.claimID()); err != nil {
 					return fmt.Errorf("mail: record failure: %w", err)
 				}
 				continue
 			}
-			if _, err := tx.Exec(`UPDATE outbox SET status = 'queued', reason = $2, run_at = $3, locked_until = 0 WHERE id = $1`,
-				c.env.OutboxID, truncate(err.Error()), store.Micros(now.Add(jobs.Backoff(c.attempt)))); err != nil {
+			if _, err := tx.Exec(`UPDATE outbox SET status = 'queued', reason = $2, run_at = $3, locked_until = 0
+				WHERE id = $1 AND claimed_by = $4 AND status = 'sending'`,
+				c.env.OutboxID, truncate(err.Error()), store.Micros(now.Add(jobs.Backoff(c.attempt))), d.claimID()); err != nil {
 				return fmt.Errorf("mail: schedule retry: %w", err)
 			}
 		}
@@ -259,7 +306,7 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 		// address each went to.
 		for start := 0; start < len(sent); start += 250 {
 			part := sent[start:min(start+250, len(sent))]
-			args := []any{store.Micros(now)}
+			args := []any{store.Micros(now), d.claimID()}
 			values := make([]string, len(part))
 			for i, c := range part {
 				args = append(args, c.env.OutboxID, c.env.To)
@@ -267,13 +314,19 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 			}
 			if _, err := tx.Exec(`WITH v(id, addr) AS (VALUES `+strings.Join(values, ", ")+`)
 				UPDATE outbox SET status = 'sent', sent_at = $1, reason = '', locked_until = 0,
-				to_address = (SELECT addr FROM v WHERE v.id = outbox.id) WHERE id IN (SELECT id FROM v)`, args...); err != nil {
+				to_address = (SELECT addr FROM v WHERE v.id = outbox.id)
+				WHERE id IN (SELECT id FROM v) AND claimed_by = $2 AND status = 'sending'`, args...); err != nil {
 				return fmt.Errorf("mail: record sent: %w", err)
 			}
 		}
 		return nil
 	})
 }
+
+var addressRE = regexp.MustCompile(`[^\s<>"'@]+@[^\s<>"']+`)
+
+// redact removes email addresses from text bound for the log.
+func redact(s string) string { return addressRE.ReplaceAllString(s, "<address>") }
 
 func truncate(s string) string {
 	if len(s) > 1000 {

@@ -61,16 +61,16 @@ type SMTP struct {
 	idle  chan *gomail.Client
 }
 
-// NewSMTP reads an smtp:// (STARTTLS when the server offers it; add
-// ?tls=required to insist, ?tls=none to never) or smtps:// (TLS from the
-// start) URL, with optional user:password for authentication, and keeps up
-// to conns connections.
+// NewSMTP reads an smtp:// (STARTTLS, required; ?tls=opportunistic uses it
+// when offered, ?tls=none never, for a relay on the same machine) or
+// smtps:// (TLS from the start) URL, with optional user:password for
+// authentication, and keeps up to conns connections.
 func NewSMTP(raw string, conns int) (*SMTP, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
 		return nil, fmt.Errorf("not an smtp:// or smtps:// URL with a host")
 	}
-	opts := []gomail.Option{gomail.WithTimeout(30 * time.Second), gomail.WithoutNoop()}
+	opts := []gomail.Option{gomail.WithTimeout(10 * time.Second), gomail.WithoutNoop()} // a step, so one message ends well within the lease
 	port := u.Port()
 	switch u.Scheme {
 	case "smtp":
@@ -78,10 +78,10 @@ func NewSMTP(raw string, conns int) (*SMTP, error) {
 			port = "587"
 		}
 		switch u.Query().Get("tls") {
-		case "", "opportunistic":
-			opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
-		case "required":
+		case "", "required":
 			opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+		case "opportunistic":
+			opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
 		case "none":
 			opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 		default:
@@ -119,6 +119,10 @@ func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
 		return c, nil
 	default:
 	}
+	return s.dial(ctx)
+}
+
+func (s *SMTP) dial(ctx context.Context) (*gomail.Client, error) {
 	c, err := gomail.NewClient(s.host, s.opts...)
 	if err != nil {
 		return nil, err
@@ -148,19 +152,36 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 			defer wg.Done()
 			var c *gomail.Client
 			for i := range work {
+				if err := ctx.Err(); err != nil {
+					errs[i] = err // not handed over; tried again later
+					continue
+				}
 				var err error
+				pooled := c == nil
 				if c == nil {
 					if c, err = s.client(ctx); err != nil {
 						errs[i], c = err, nil
 						continue
 					}
 				}
-				if err = c.Send(buildMsg(envs[i])); err != nil {
-					var se *gomail.SendError
+				msg := buildMsg(envs[i])
+				err = c.Send(msg)
+				var se *gomail.SendError
+				if err != nil && pooled && !(errors.As(err, &se) && !se.IsTemp()) {
+					// An idle pooled connection may have been closed by the
+					// server: one more try on a fresh one.
+					c.Close()
+					if c, err = s.dial(ctx); err == nil {
+						err = c.Send(msg)
+					}
+				}
+				if err != nil {
 					if errors.As(err, &se) && !se.IsTemp() {
 						err = Permanent(err)
 					}
-					c.Close() // the connection's state is unknown now
+					if c != nil {
+						c.Close() // the connection's state is unknown now
+					}
 					c = nil
 				}
 				errs[i] = err
@@ -225,7 +246,7 @@ func (m *Mailbox) Send(ctx context.Context, envs []*Envelope) []error {
 		for _, e := range envs {
 			headers := headerJSON(e.Headers)
 			if _, err := tx.Exec(`INSERT INTO mailbox (id, outbox_id, to_address, from_address, subject, text_body, html_body, headers, delivered_at)
-				VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8)`, e.OutboxID, e.To, e.From, e.Subject, e.Text, e.HTML, headers, now); err != nil {
+				VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`, e.OutboxID, e.To, e.From, e.Subject, e.Text, e.HTML, headers, now); err != nil {
 				return fmt.Errorf("mail: store in mailbox: %w", err)
 			}
 		}

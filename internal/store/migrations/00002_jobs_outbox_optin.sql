@@ -49,12 +49,15 @@ CREATE TABLE outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     run_at          BIGINT NOT NULL,
     locked_until    BIGINT NOT NULL DEFAULT 0,
+    claimed_by      TEXT NOT NULL DEFAULT '',
+    subject_id      TEXT NOT NULL DEFAULT '',
     created_at      BIGINT NOT NULL,
     sent_at         BIGINT,
     message_id      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX outbox_due ON outbox (status, run_at);
 CREATE INDEX outbox_by_contact ON outbox (contact_id, created_at);
+CREATE INDEX outbox_by_subject ON outbox (subject_id);
 
 CREATE TABLE mailbox (
     id           TEXT PRIMARY KEY,
