@@ -19,6 +19,7 @@ import (
 	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -33,6 +34,7 @@ type Server struct {
 	Contacts *contact.Service
 	Tokens   *auth.Tokens
 	OptIn    *optin.Service
+	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
 

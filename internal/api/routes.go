@@ -1,7 +1,6 @@
 package api
 
 import (
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -480,7 +479,11 @@ func (s *Server) reveal(r *http.Request, caller consent.Actor) (int, any, error)
 	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
-	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, clientIP(r))
+	ip := ""
+	if a := s.IPs.IP(r); a.IsValid() {
+		ip = a.String()
+	}
+	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, ip)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -522,14 +525,6 @@ func (s *Server) accessLog(r *http.Request, _ consent.Actor) (int, any, error) {
 	return 200, AccessLogPage{Items: items, Next: next}, nil
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // InviteRequest names the contacts to invite: by id, or by a condition.
 type InviteRequest struct {
 	ContactIDs []string `json:"contact_ids"`
@@ -550,14 +545,14 @@ func (s *Server) invite(r *http.Request, _ consent.Actor) (int, any, error) {
 		return 0, nil, errs.Invalid("filter", "give contact_ids or filter, not both")
 	case req.Filter != "":
 		var err error
-		if ids, err = s.Contacts.MatchingIDs(r.Context(), req.Filter); err != nil {
+		if ids, err = s.Contacts.MatchingIDs(r.Context(), req.Filter, maxInvite+1); err != nil {
 			return 0, nil, err
 		}
 	case len(ids) == 0:
 		return 0, nil, errs.Required("contact_ids")
 	}
 	if len(ids) > maxInvite {
-		return 0, nil, errs.Invalid("contact_ids", "at most %d contacts at a time; %d were selected", maxInvite, len(ids))
+		return 0, nil, errs.Invalid("contact_ids", "at most %d contacts at a time; more were selected", maxInvite)
 	}
 	res, err := s.OptIn.Invite(r.Context(), ids, optin.TriggerAPI)
 	return 200, res, err

@@ -120,8 +120,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	})
 
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn,
-		Log: log, Version: Version()})
-	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Log: log, Mailbox: cfg.SMTPURL == ""})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version()})
+	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)
@@ -132,9 +132,6 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 
 // Handler serves everything the service answers over HTTP.
 func (a *App) Handler() http.Handler { return a.handler }
-
-// TransportName says where email goes, for the start-up log.
-func (a *App) TransportName() string { return a.Deliverer.Transport.Name() }
 
 // Start runs the background workers (jobs and email delivery) until ctx
 // ends; Close waits for them.

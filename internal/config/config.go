@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/consentry/consentry/internal/clientip"
 )
 
 // Config is every setting, after defaults and validation.
@@ -38,6 +40,9 @@ type Config struct {
 	// embedded database on first run (not for PostgreSQL).
 	KeysetFile string
 	MasterKey  string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed.
+	TrustedProxies clientip.Resolver
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -63,6 +68,7 @@ var Settings = []Setting{
 	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email"},
 	{"CONSENTRY_KEYSET_FILE", "<data directory>/keyset.json with SQLite", "the keyset that encrypts sensitive fields (make one with consentry keys create)"},
 	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
+	{"CONSENTRY_TRUSTED_PROXIES", "", "reverse proxies whose X-Forwarded-For gives the client address, e.g. 127.0.0.1 or 10.0.0.0/8"},
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -139,6 +145,11 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	}
 	c.KeysetFile = get("CONSENTRY_KEYSET_FILE", "")
 	c.MasterKey = get("CONSENTRY_MASTER_KEY", "")
+	if r, err := clientip.Parse(get("CONSENTRY_TRUSTED_PROXIES", "")); err != nil {
+		bad("CONSENTRY_TRUSTED_PROXIES", "must be addresses or CIDR prefixes separated by commas, e.g. 127.0.0.1, 10.0.0.0/8")
+	} else {
+		c.TrustedProxies = r
+	}
 	if (c.KeysetFile == "") != (c.MasterKey == "") {
 		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")
 	}

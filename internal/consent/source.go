@@ -63,6 +63,11 @@ func (s *Service) CreateSource(ctx context.Context, in SourceInput) (*Source, er
 	return src, nil
 }
 
+// SourceDoubleOptInEmail is the built-in "Double opt-in email" source, which
+// every double opt-in confirmation records. It can be renamed, not
+// deactivated.
+const SourceDoubleOptInEmail = "01930000-0000-7000-8001-00000000000a"
+
 // UpdateSource renames, deactivates or reactivates a source.
 func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (*Source, error) {
 	if err := in.validate(false); err != nil {
@@ -79,6 +84,9 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 		}
 		if in.Active != nil {
 			src.Active = *in.Active
+		}
+		if src.ID == SourceDoubleOptInEmail && !src.Active {
+			return errs.Refused("source_in_use", "active", "this source is recorded by every double opt-in confirmation; rename it if you like, but it stays active")
 		}
 		_, err = tx.Exec(`UPDATE sources SET name = $2, name_key = $3, active = $4 WHERE id = $1`,
 			src.ID, src.Name, strings.ToLower(src.Name), src.Active)

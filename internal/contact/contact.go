@@ -19,6 +19,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/vault"
 )
@@ -456,6 +457,9 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 		now := s.now()
 		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 			ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+			return err
+		}
+		if err := mail.ForgetContact(tx, id); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {

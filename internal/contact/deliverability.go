@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/consentry/consentry/internal/errs"
@@ -70,22 +71,28 @@ func (s *Service) RecordBounce(ctx context.Context, email string, hard bool) (*D
 }
 
 // SetBlocklisted puts the contact's address on the blocklist, or takes it
-// off (back to ok, with the bounce count cleared). It returns a not-found
-// error for an unknown contact.
+// off again. Taking it off does not lift a bounce: a bounced address stays
+// bounced. It returns a not-found error for an unknown contact.
 func (s *Service) SetBlocklisted(ctx context.Context, id string, on bool) (*Deliverability, error) {
 	var out *Deliverability
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		d := &Deliverability{ContactID: id, Deliverability: DeliverabilityOK}
-		if on {
-			d.Deliverability = DeliverabilityBlocklisted
-		}
-		res, err := tx.Exec(`UPDATE contacts SET deliverability = $2, soft_bounces = 0, updated_at = $3 WHERE id = $1`,
-			id, d.Deliverability, store.Micros(s.now()))
-		if err != nil {
-			return fmt.Errorf("contact: blocklist: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		d := &Deliverability{ContactID: id}
+		err := tx.QueryRow(`SELECT deliverability, soft_bounces FROM contacts WHERE id = $1`+tx.ForUpdate(), id).Scan(&d.Deliverability, &d.SoftBounces)
+		if errors.Is(err, sql.ErrNoRows) {
 			return errs.NotFound("contact", "")
+		}
+		if err != nil {
+			return fmt.Errorf("contact: read deliverability: %w", err)
+		}
+		switch {
+		case on:
+			d.Deliverability = DeliverabilityBlocklisted
+		case d.Deliverability == DeliverabilityBlocklisted:
+			d.Deliverability = DeliverabilityOK
+		}
+		if _, err := tx.Exec(`UPDATE contacts SET deliverability = $2, updated_at = $3 WHERE id = $1`,
+			id, d.Deliverability, store.Micros(s.now())); err != nil {
+			return fmt.Errorf("contact: blocklist: %w", err)
 		}
 		out = d
 		return nil
@@ -93,9 +100,9 @@ func (s *Service) SetBlocklisted(ctx context.Context, id string, on bool) (*Deli
 	return out, err
 }
 
-// MatchingIDs returns the ids of every contact matching the condition, in
-// creation order.
-func (s *Service) MatchingIDs(ctx context.Context, condition string) ([]string, error) {
+// MatchingIDs returns the ids of the contacts matching the condition, in
+// creation order, at most limit of them.
+func (s *Service) MatchingIDs(ctx context.Context, condition string, limit int) ([]string, error) {
 	cond, err := s.Condition(ctx, condition)
 	if err != nil {
 		return nil, err
@@ -104,7 +111,7 @@ func (s *Service) MatchingIDs(ctx context.Context, condition string) ([]string, 
 	ids, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (string, error) {
 		var id string
 		return id, row.Scan(&id)
-	}, "SELECT c.id FROM contacts c WHERE "+where+" ORDER BY c.id", args...)
+	}, "SELECT c.id FROM contacts c WHERE "+where+" ORDER BY c.id LIMIT "+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("contact: select by condition: %w", err)
 	}

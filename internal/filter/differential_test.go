@@ -123,12 +123,12 @@ var atoms = []string{
 	`birthday == date("1970-01-01")`, `birthday != date("1970-01-01T01:00:00Z")`, `birthday in [date("2001-12-31"), date("1985-01-01")]`,
 	`birthday <= now() - duration("262800h")`, `birthday > date("1990-06-15T00:00:01Z")`,
 	`national_id == "198501011234"`, `national_id != "198501011234"`, `national_id in ["199006155678", "200112319999"]`,
-	`national_id endsWith "1234"`, `national_id == nil`,
+	`national_id endsWith "1234"`, `national_id == nil`, `national_id in []`, `!(national_id in [])`,
 	`true`, `1 > 2`,
 }
 
 // constantAtoms match all contacts or none by design.
-var constantAtoms = []string{`true`, `1 > 2`, `first_name endsWith ""`, `created_at < date("2000-01-01")`}
+var constantAtoms = []string{`true`, `1 > 2`, `first_name endsWith ""`, `created_at < date("2000-01-01")`, `national_id in []`, `!(national_id in [])`}
 
 // blindIndexes reads each contact's blind indexes, which the in-memory
 // evaluation compares as SQL does.

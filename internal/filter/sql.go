@@ -177,6 +177,14 @@ func (b *sqlBuilder) pred(p pred) {
 	case consentPred:
 		b.consent(p)
 	case blindPred:
+		if len(p.indexes) == 0 { // "in []": nothing matches, "not in []" every set value
+			if p.negate {
+				b.w("EXISTS (SELECT 1 FROM sensitive_values sv WHERE sv.contact_id = c.id AND sv.field = " + b.arg(p.field) + ")")
+			} else {
+				b.w("FALSE")
+			}
+			return
+		}
 		ph := make([]string, len(p.indexes))
 		field := b.arg(p.field)
 		for i, idx := range p.indexes {

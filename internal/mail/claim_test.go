@@ -22,7 +22,7 @@ type countingTransport struct {
 }
 
 func (s *countingTransport) Name() string { return "counting" }
-func (s *countingTransport) Close() error  { return nil }
+func (s *countingTransport) Close() error { return nil }
 func (s *countingTransport) Send(ctx context.Context, envs []*mail.Envelope) []error {
 	s.mu.Lock()
 	f := s.during
@@ -94,7 +94,7 @@ func TestStaleClaimCannotOverwrite(t *testing.T) {
 type failingTransport struct{ during func() }
 
 func (f *failingTransport) Name() string { return "failing" }
-func (f *failingTransport) Close() error  { return nil }
+func (f *failingTransport) Close() error { return nil }
 func (f *failingTransport) Send(ctx context.Context, envs []*mail.Envelope) []error {
 	if f.during != nil {
 		f.during()

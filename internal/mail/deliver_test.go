@@ -93,9 +93,7 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		if _, err := people.Update(ctx, fine, contact.Input{Email: ptr("fine.new@example.com")}); err != nil {
 			t.Fatal(err)
 		}
-		if err := people.Delete(ctx, gone, consent.Actor{Kind: consent.ActorAPIToken}); err != nil {
-			t.Fatal(err)
-		}
+		exec(t, db, `UPDATE contacts SET erased_at = 1 WHERE id = $1`, gone) // erased: a remainder is kept
 
 		srv := mailtest.Start(t)
 		tr, err := mail.NewSMTP(srv.URL(), 2)
@@ -183,4 +181,28 @@ func TestUnreachableServerIsRetried(t *testing.T) {
 		}
 		now = now.Add(2 * time.Hour)
 	}
+}
+
+// TestDeletingAContactForgetsItsEmail: the outbox and the dev mailbox keep
+// nothing of a deleted contact: not their address, not what was written.
+func TestDeletingAContactForgetsItsEmail(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		id := addContact(t, people, "gone@example.com", "")
+		enqueue(t, db, mail.Message{ContactID: id, Kind: mail.KindAdHoc, Subject: "Dear Gone", Text: "x"})
+		enqueue(t, db, mail.Message{ContactID: id, Kind: mail.KindAdHoc, Subject: "Dear Gone again", Text: "x"})
+		d := newDeliverer(db, &mail.Mailbox{DB: db, Now: time.Now}, time.Now)
+		if _, err := d.RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := people.Delete(ctx, id, consent.Actor{Kind: consent.ActorAPIToken}); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		db.Read.QueryRow(`SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM mailbox WHERE to_address LIKE '%gone%')`).Scan(&n)
+		if n != 0 {
+			t.Fatalf("%d messages of a deleted contact remain", n)
+		}
+	})
 }

@@ -58,6 +58,9 @@ type Message struct {
 	Headers map[string]string
 	// ConversationID, for a reply, is the conversation it answers.
 	ConversationID string
+	// SubjectID names what the message is about (a double opt-in
+	// invitation, say), so that it can be cancelled when that ends.
+	SubjectID string
 }
 
 // Enqueue writes m to the outbox inside tx and returns its id. The address
@@ -75,13 +78,37 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	}
 	id := uuid.Must(uuid.NewV7()).String()
 	_, err = tx.Exec(`INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body, html_body, headers,
-		conversation_id, status, run_at, created_at) VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, 'queued', $10, $10)`,
-		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), m.ConversationID, store.Micros(now))
+		conversation_id, subject_id, status, run_at, created_at) VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11)`,
+		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), m.ConversationID, m.SubjectID, store.Micros(now))
 	if err != nil {
 		return "", fmt.Errorf("mail: enqueue: %w", err)
 	}
 	tx.WakeAfterCommit(wakeTopic)
 	return id, nil
+}
+
+// Cancel suppresses, inside tx, the messages about subjectID that have not
+// gone out yet, with the reason: a reminder for an invitation that was
+// confirmed meanwhile, say.
+func Cancel(tx *store.Tx, subjectID, reason string) error {
+	_, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2 WHERE subject_id = $1 AND status = 'queued'`, subjectID, reason)
+	if err != nil {
+		return fmt.Errorf("mail: cancel messages: %w", err)
+	}
+	return nil
+}
+
+// ForgetContact deletes, inside tx, every message to or about a contact
+// from the outbox and the dev mailbox, when the contact is deleted: their
+// address and the text written to them go with them.
+func ForgetContact(tx *store.Tx, contactID string) error {
+	if _, err := tx.Exec(`DELETE FROM mailbox WHERE outbox_id IN (SELECT id FROM outbox WHERE contact_id = $1)`, contactID); err != nil {
+		return fmt.Errorf("mail: forget contact: %w", err)
+	}
+	if _, err := tx.Exec(`DELETE FROM outbox WHERE contact_id = $1`, contactID); err != nil {
+		return fmt.Errorf("mail: forget contact: %w", err)
+	}
+	return nil
 }
 
 // Entry is a message in the outbox, for the API and status pages.

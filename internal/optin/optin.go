@@ -32,6 +32,10 @@ import (
 // "E-marketing" purpose.
 const EMarketing = "01930000-0000-7000-8000-000000000002"
 
+// SourceDoubleOptIn is the built-in "Double opt-in email" source, referred
+// to by id so that renaming it changes nothing here.
+const SourceDoubleOptIn = consent.SourceDoubleOptInEmail
+
 // Invitation statuses.
 const (
 	StatusInvited   = "invited"
@@ -85,7 +89,12 @@ type Result struct {
 // per contact, and reports who was skipped and why.
 func (s *Service) Invite(ctx context.Context, contactIDs []string, trigger string) (*Result, error) {
 	res := &Result{Skipped: map[string]int{}}
+	seen := make(map[string]bool, len(contactIDs))
 	for _, id := range contactIDs {
+		if seen[id] {
+			continue // one email per contact, however often it is named
+		}
+		seen[id] = true
 		var skip string
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			var err error
@@ -169,9 +178,8 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 		WHERE p.id = $1`, EMarketing).Scan(&text, &version); err != nil {
 		return "", fmt.Errorf("optin: read the E-marketing consent text: %w", err)
 	}
-	if _, err := tx.Exec(`UPDATE optin_invitations SET status = 'expired', ended_at = $2 WHERE contact_id = $1 AND status IN ('invited', 'reminded')`,
-		contactID, store.Micros(now)); err != nil {
-		return "", fmt.Errorf("optin: end open invitations: %w", err)
+	if err := endOpen(tx, contactID, now); err != nil {
+		return "", err
 	}
 	inv := uuid.Must(uuid.NewV7()).String()
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
@@ -180,6 +188,38 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 		return "", fmt.Errorf("optin: open invitation: %w", err)
 	}
 	return "", s.sendLink(tx, r, inv, text, expires, false, now)
+}
+
+// endOpen ends the contact's open invitations inside tx, as a new one
+// replaces them: their links stop working and their emails not yet sent
+// are not sent.
+func endOpen(tx *store.Tx, contactID string, now time.Time) error {
+	open, err := store.QueryAll(context.Background(), txQuerier{tx}, func(row store.Scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT id FROM optin_invitations WHERE contact_id = $1 AND status IN ('invited', 'reminded')`, contactID)
+	if err != nil {
+		return fmt.Errorf("optin: read open invitations: %w", err)
+	}
+	for _, id := range open {
+		if err := closeInvitation(tx, id, StatusExpired, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeInvitation ends an invitation with status, uses up its links and
+// cancels its emails not yet sent.
+func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {
+	if _, err := tx.Exec(`UPDATE optin_invitations SET status = $2, ended_at = $3 WHERE id = $1`, id, status, store.Micros(now)); err != nil {
+		return fmt.Errorf("optin: end invitation: %w", err)
+	}
+	if _, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
+		id, store.Micros(now), auth.PurposeDoubleOptIn); err != nil {
+		return fmt.Errorf("optin: end links: %w", err)
+	}
+	return mail.Cancel(tx, id, "invitation_"+status)
 }
 
 // sendLink issues a confirmation token for the invitation and queues the
@@ -199,7 +239,8 @@ func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText s
 	if reminder {
 		subject = i18n.T(r.lang, "email.reminder.subject")
 	}
-	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject, Text: text, HTML: html}, now)
+	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject,
+		Text: text, HTML: html, SubjectID: invitation}, now)
 	return err
 }
 
@@ -210,13 +251,19 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	total := 0
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE optin_invitations SET status = 'expired', ended_at = $1
-			WHERE status IN ('invited', 'reminded') AND expires_at <= $1`, store.Micros(now))
+		due, err := store.QueryAll(ctx, txQuerier{tx}, func(row store.Scanner) (string, error) {
+			var id string
+			return id, row.Scan(&id)
+		}, `SELECT id FROM optin_invitations WHERE status IN ('invited', 'reminded') AND expires_at <= $1 LIMIT 1000`, store.Micros(now))
 		if err != nil {
-			return fmt.Errorf("optin: expire invitations: %w", err)
+			return fmt.Errorf("optin: find expired invitations: %w", err)
 		}
-		n, _ := res.RowsAffected()
-		total = int(n)
+		for _, id := range due {
+			if err := closeInvitation(tx, id, StatusExpired, now); err != nil {
+				return err
+			}
+		}
+		total = len(due)
 		return nil
 	})
 	if err != nil {
@@ -250,8 +297,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 					return fmt.Errorf("optin: mark reminded: %w", err)
 				}
 				r, err := loadRecipient(tx, i.contact)
-				if err != nil || r == nil {
-					continue // the gate stops mail to a contact who is gone
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					continue // the contact is gone with their invitation
 				}
 				if err := s.sendLink(tx, r, i.id, i.text, store.FromMicros(i.expires), true, now); err != nil {
 					return err
@@ -283,12 +333,17 @@ func (q txQuerier) QueryRowContext(_ context.Context, query string, args ...any)
 // Pending reports whether secret is a valid, unused double opt-in link,
 // without using it, and the contact's language for the page.
 func (s *Service) Pending(ctx context.Context, secret string) (bool, string) {
-	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, s.now())
+	now := s.now()
+	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, now)
 	if err != nil {
 		return false, ""
 	}
 	var lang string
-	s.DB.Read.QueryRowContext(ctx, `SELECT language FROM contacts WHERE id = $1`, t.ContactID).Scan(&lang)
+	err = s.DB.Read.QueryRowContext(ctx, `SELECT c.language FROM contacts c JOIN optin_invitations i ON i.contact_id = c.id
+		WHERE i.id = $1 AND i.status IN ('invited', 'reminded') AND i.expires_at > $2`, t.SubjectID, store.Micros(now)).Scan(&lang)
+	if err != nil {
+		return false, "" // the invitation ended: the link confirms nothing
+	}
 	return true, lang
 }
 
@@ -329,7 +384,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 	actor := consent.Actor{Kind: consent.ActorContact}
 	evidence := consent.Evidence{Method: consent.MethodDoubleOptInLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}
 	prepared, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: EMarketing, State: consent.StateGranted,
-		Source: "Double opt-in email", TextVersion: version, Actor: actor, Evidence: evidence})
+		Source: SourceDoubleOptIn, TextVersion: version, Actor: actor, Evidence: evidence})
 	if err != nil {
 		return "", err
 	}
@@ -339,13 +394,23 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		if err != nil {
 			return ErrNotConfirmed
 		}
-		res, err := tx.Exec(`UPDATE optin_invitations SET status = 'confirmed', ended_at = $2
-			WHERE id = $1 AND status IN ('invited', 'reminded') AND expires_at > $2`, tok.SubjectID, store.Micros(now))
-		if err != nil {
-			return fmt.Errorf("optin: confirm invitation: %w", err)
+		var open int
+		if err := tx.QueryRow(`SELECT count(*) FROM optin_invitations WHERE id = $1 AND status IN ('invited', 'reminded') AND expires_at > $2`,
+			tok.SubjectID, store.Micros(now)).Scan(&open); err != nil {
+			return fmt.Errorf("optin: read invitation: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if open != 1 {
 			return ErrNotConfirmed
+		}
+		r, err := loadRecipient(tx, tok.ContactID)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.erased || r.stopped {
+			return ErrNotConfirmed // nothing is processed for this contact any more
+		}
+		if err := closeInvitation(tx, tok.SubjectID, StatusConfirmed, now); err != nil {
+			return err
 		}
 		k, err := consent.LoadContact(tx, tok.ContactID)
 		if err != nil {
@@ -360,9 +425,6 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		}
 		if _, err := prepared.Apply(tx, k, now); err != nil {
 			return err
-		}
-		if err := auth.UseContactToken(tx, tok.ID, now); err != nil {
-			return ErrNotConfirmed
 		}
 		return tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&lang)
 	})

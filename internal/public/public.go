@@ -16,12 +16,12 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
@@ -62,7 +62,9 @@ type Server struct {
 	OptIn   *optin.Service
 	Log     *slog.Logger
 	Mailbox bool // the dev mailbox is the transport, so show it
+	IPs     clientip.Resolver
 	limiter *limiter
+	cop     *http.CrossOriginProtection
 	mux     *http.ServeMux
 }
 
@@ -73,6 +75,11 @@ func New(s *Server) *Server {
 	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
+	s.cop = http.NewCrossOriginProtection()
+	// The confirmation post is authorised by the token in its address, which
+	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site
+	// and, with no-referrer, an Origin of "null" must still get through.
+	s.cop.AddInsecureBypassPattern("POST /confirm/{token}")
 	return s
 }
 
@@ -84,11 +91,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	if !s.limiter.allow(clientIP(r)) {
+	if !s.limiter.allow(clientip.LimitKey(s.IPs.IP(r))) {
 		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
 		return
 	}
-	if err := http.NewCrossOriginProtection().Check(r); err != nil {
+	if err := s.cop.Check(r); err != nil {
 		http.Error(w, "Cross-origin request refused.", http.StatusForbidden)
 		return
 	}
@@ -108,14 +115,6 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func lang(r *http.Request, contactLang string) string {
@@ -153,7 +152,11 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
-	contactLang, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: clientIP(r), UserAgent: r.UserAgent()})
+	ip := ""
+	if a := s.IPs.IP(r); a.IsValid() {
+		ip = a.String()
+	}
+	contactLang, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
 	l := lang(r, contactLang)
 	if err != nil {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
@@ -165,11 +168,19 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
 }
 
-// mailbox shows the dev mailbox, to clients on this machine only: its links
-// work, and must not be readable from elsewhere.
+// truncateUA keeps a user agent within what evidence stores.
+func truncateUA(ua string) string {
+	if len(ua) > 512 {
+		return ua[:512]
+	}
+	return ua
+}
+
+// mailbox shows the dev mailbox to clients on this machine only, and only
+// when they connect directly: its links work, and must not be readable from
+// elsewhere, not even through a reverse proxy on this machine.
 func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
-	ip := net.ParseIP(clientIP(r))
-	if !s.Mailbox || ip == nil || !ip.IsLoopback() {
+	if !s.Mailbox || !clientip.Direct(r) {
 		http.NotFound(w, r)
 		return
 	}
