@@ -1,0 +1,98 @@
+package optin_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// Taking a contact off the blocklist does not clear a bounce.
+func TestUnblocklistKeepsABounce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "b@example.com", "")
+		ctx := context.Background()
+		if _, err := f.people.RecordBounce(ctx, "b@example.com", true); err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.people.SetBlocklisted(ctx, id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Deliverability != contact.DeliverabilityBounced {
+			t.Errorf("after DELETE blocklist on a bounced contact: %s", d.Deliverability)
+		}
+	})
+}
+
+// A link whose invitation was replaced by a newer one is dead: the page
+// offers no confirm button, and posting to it confirms nothing.
+func TestReplacedLinkShowsTheNeutralPage(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "p@example.com", "")
+		ctx := context.Background()
+		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
+			t.Fatal(err)
+		}
+		f.now = f.now.Add(time.Hour)
+		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
+			t.Fatal(err)
+		}
+		old := f.links(t, id)[0]
+		if ok, _ := f.svc.Pending(ctx, old); ok {
+			t.Error("a replaced link shows the confirm button")
+		}
+		if _, err := f.svc.Confirm(ctx, old, optin.Evidence{}); err == nil {
+			t.Error("a replaced link confirmed")
+		}
+		if _, err := f.svc.Confirm(ctx, f.links(t, id)[1], optin.Evidence{}); err != nil {
+			t.Errorf("the new link: %v", err)
+		}
+	})
+}
+
+// A contact named several times in one request gets one email.
+func TestInviteNamesEachContactOnce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "d@example.com", "")
+		res, err := f.svc.Invite(context.Background(), []string{id, id, id}, optin.TriggerAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.links(t, id)); n != 1 {
+			t.Errorf("one request queued %d double opt-in emails for one contact (result %+v)", n, res)
+		}
+	})
+}
+
+// Renaming the built-in "Double opt-in email" source changes nothing for
+// confirmations, which name it by id; deactivating it is refused.
+func TestRenamedSourceStillConfirms(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "s@example.com", "")
+		ctx := context.Background()
+		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
+			t.Fatal(err)
+		}
+		name := "DOI e-mail (Dutch site)"
+		if _, err := f.svc.Consent.UpdateSource(ctx, "01930000-0000-7000-8001-00000000000a", consent.SourceInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Confirm(ctx, f.links(t, id)[0], optin.Evidence{IP: "192.0.2.1"}); err != nil {
+			t.Errorf("confirm after the operator renamed the source: %v", err)
+		}
+		off := false
+		if _, err := f.svc.Consent.UpdateSource(ctx, consent.SourceDoubleOptInEmail, consent.SourceInput{Active: &off}); err == nil {
+			t.Error("the double opt-in source was deactivated")
+		}
+	})
+}
