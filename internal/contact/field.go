@@ -69,6 +69,11 @@ type FieldInput struct {
 }
 
 var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// conditionWords are the operators, constants and functions of the
+// condition language (docs/conditions.md), which cannot name a field.
+var conditionWords = []string{"in", "not", "and", "or", "contains", "matches", "let", "if", "else", "true", "false", "nil",
+	"optin", "consent", "lower", "now", "duration", "date", "len", "all", "none", "any", "one", "filter", "map", "count"}
 var maskRE = regexp.MustCompile(`^(none|(last|first):([1-9]|1[0-9]|20))$`)
 
 func (in *FieldInput) validateCommon() error {
@@ -130,6 +135,8 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 		return nil, errs.Invalid("name", "must be lower case letters, digits and _, starting with a letter, at most 63 characters")
 	case slices.Contains(CoreFields, *in.Name):
 		return nil, errs.Conflict("field_name_reserved", "name", "%q is a core field", *in.Name)
+	case slices.Contains(conditionWords, *in.Name):
+		return nil, errs.Conflict("field_name_reserved", "name", "%q is a word of the condition language; a field so named could not be used in conditions", *in.Name)
 	case in.Type == nil || *in.Type == "":
 		return nil, errs.Required("type")
 	case !slices.Contains(FieldTypes, *in.Type):

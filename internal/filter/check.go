@@ -428,6 +428,9 @@ func (c *checker) valueFor(n ast.Node, o *operand, r item) (any, error) {
 		}
 		return nil, errAt(n, "%s is a %s and cannot be compared with a %s%s", f.Name, f.Type, r.ctype, hint)
 	}
+	if s, ok := r.constant.(string); ok && o.lower && s != asciiLower(s) {
+		return nil, errAt(n, "lower(%s) is never %q: it has no capitals A to Z; write %q", f.Name, s, asciiLower(s))
+	}
 	if s, ok := r.constant.(string); ok && len(f.Values) > 0 && !o.lower && !slices.Contains(f.Values, s) {
 		return nil, errAt(n, "%s is never %q; it is one of %s%s", f.Name, s, strings.Join(f.Values, ", "), suggest(s, f.Values))
 	}
@@ -539,11 +542,18 @@ func (c *checker) arithmetic(n *ast.BinaryNode, op string, l, r item) (item, err
 		if op == "-" {
 			d = -d
 		}
-		return item{constant: l.constant.(time.Time).Add(d), ctype: Time}, nil
+		t := l.constant.(time.Time).Add(d)
+		if err := inYears(n, t); err != nil {
+			return item{}, err
+		}
+		return item{constant: t, ctype: Time}, nil
 	case l.ctype == Duration && r.ctype == Duration && (op == "+" || op == "-"):
 		a, b := l.constant.(time.Duration), r.constant.(time.Duration)
 		if op == "-" {
 			b = -b
+		}
+		if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
+			return item{}, errAt(n, "the duration is too long")
 		}
 		return item{constant: a + b, ctype: Duration}, nil
 	}
@@ -643,6 +653,9 @@ func (c *checker) call(n ast.Node, name string, args []ast.Node) (item, error) {
 		if err != nil {
 			return item{}, errAt(args[0], "%v", err)
 		}
+		if err := inYears(args[0], t); err != nil {
+			return item{}, err
+		}
 		return item{constant: t, ctype: Time}, nil
 	}
 	return item{}, errAt(n, "unknown function %s%s", name, suggest(name, functions))
@@ -672,6 +685,15 @@ func parseDate(s string) (time.Time, error) {
 		return t.UTC().Truncate(time.Microsecond), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date; write \"2026-01-31\" or \"2026-01-31T12:00:00Z\"", s)
+}
+
+// inYears keeps dates within the years 1 to 9999, where a date written
+// "2006-01-02" sorts as text the way it sorts in time, as SQL compares it.
+func inYears(n ast.Node, t time.Time) error {
+	if y := t.Year(); y < 1 || y > 9999 {
+		return errAt(n, "dates must fall within the years 1 to 9999")
+	}
+	return nil
 }
 
 func compareConstants(n ast.Node, op string, l, r item) (bool, error) {

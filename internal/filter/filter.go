@@ -121,7 +121,7 @@ const MaxLength = 4000
 // in memory and in SQL. An empty condition is an error.
 func Compile(src string, schema *Schema, now time.Time) (*Condition, error) {
 	if len(src) > MaxLength {
-		return nil, &Error{Position: 1, Message: fmt.Sprintf("a condition may be at most %d characters long", MaxLength)}
+		return nil, &Error{Position: 1, Message: fmt.Sprintf("a condition may be at most %d bytes long", MaxLength)}
 	}
 	if !utf8.ValidString(src) {
 		return nil, &Error{Position: 1, Message: "the condition is not valid UTF-8 text"}

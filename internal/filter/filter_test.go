@@ -50,6 +50,9 @@ func TestErrorsNamePositionAndSuggestion(t *testing.T) {
 		{`region == nil`, 8, "region is never missing"},
 		{``, 1, "empty"},
 		{`inList("newsletter")`, 8, "no lists are defined"},
+		{`created_at < date("9999-12-31") + duration("48h")`, 33, "years 1 to 9999"},
+		{`created_at < now() + (duration("2562047h") + duration("2562047h"))`, 44, "too long"},
+		{`lower(region) == "EU"`, 18, "write \"eu\""},
 	}
 	for _, c := range cases {
 		_, err := filter.Compile(c.src, testSchema(), time.Now())
