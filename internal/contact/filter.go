@@ -36,7 +36,8 @@ var conditionTypes = map[string]filter.Type{
 
 // ConditionSchema returns what conditions are checked against: the core
 // fields, the custom fields as currently defined (sensitive ones marked, so
-// they are refused) and the purposes.
+// that they are compared through their blind index, or refused without a
+// keyset) and the purposes.
 func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
 	defs, err := s.Fields(ctx)
 	if err != nil {

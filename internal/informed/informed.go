@@ -6,6 +6,7 @@ package informed
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -34,10 +35,10 @@ func (s *Service) AfterCreate(tx *store.Tx, c *contact.Contact, now time.Time) e
 	}
 	lang := i18n.Match(c.Language, "")
 	fields := []string{i18n.T(lang, "field.email")}
-	for name, v := range map[string]string{"first_name": c.FirstName, "last_name": c.LastName, "phone": c.Phone,
-		"country": c.Country, "region": c.Region, "language": c.Language} {
-		if v != "" {
-			fields = append(fields, i18n.T(lang, "field."+name))
+	for _, f := range []struct{ name, value string }{{"first_name", c.FirstName}, {"last_name", c.LastName}, {"phone", c.Phone},
+		{"country", c.Country}, {"region", c.Region}, {"language", c.Language}} {
+		if f.value != "" {
+			fields = append(fields, i18n.T(lang, "field."+f.name))
 		}
 	}
 	labels := map[string]string{}
@@ -47,13 +48,22 @@ func (s *Service) AfterCreate(tx *store.Tx, c *contact.Contact, now time.Time) e
 	}
 	for rows.Next() {
 		var n, l string
-		rows.Scan(&n, &l)
+		if err := rows.Scan(&n, &l); err != nil {
+			rows.Close()
+			return fmt.Errorf("informed: read fields: %w", err)
+		}
 		labels[n] = l
 	}
 	rows.Close()
-	for name := range c.Fields {
-		fields = append(fields, labels[name])
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("informed: read fields: %w", err)
 	}
+	var custom []string
+	for name := range c.Fields {
+		custom = append(custom, labels[name])
+	}
+	sort.Strings(custom)
+	fields = append(fields, custom...)
 	var purposes []purpose
 	rows, err = tx.Query(`SELECT name, legal_basis, description FROM purposes ORDER BY name_key`)
 	if err != nil {
@@ -62,11 +72,17 @@ func (s *Service) AfterCreate(tx *store.Tx, c *contact.Contact, now time.Time) e
 	for rows.Next() {
 		var p purpose
 		var basis string
-		rows.Scan(&p.Name, &basis, &p.Description)
+		if err := rows.Scan(&p.Name, &basis, &p.Description); err != nil {
+			rows.Close()
+			return fmt.Errorf("informed: read purposes: %w", err)
+		}
 		p.Basis = i18n.T(lang, "basis."+basis)
 		purposes = append(purposes, p)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("informed: read purposes: %w", err)
+	}
 	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
 	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, c.ID, "", expires, now)
 	if err != nil {

@@ -222,6 +222,10 @@ func (r *Runner) claim(ctx context.Context) ([]*Job, error) {
 			args = append(args, k)
 			ph[i] = "$" + strconv.Itoa(len(args))
 		}
+		// SKIP LOCKED lets claims pass rows another claim holds instead of
+		// waiting for them. The store's write lock already makes writers
+		// take turns, so today it only guards against that lock being
+		// relaxed; the test with two runners holds either way.
 		skip := ""
 		if tx.Dialect() == store.Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"

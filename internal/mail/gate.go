@@ -24,7 +24,8 @@ type Recipient struct {
 	StartedConversation bool
 }
 
-// Gate decides, at send time, whether a message of kind may go to r. It
+// Gate decides, as the message is taken for sending, whether a message of
+// kind may go to r. It
 // returns "" to send, or the reason not to. campaignStatuses are the opt-in
 // statuses the campaign opt-in policy lets campaigns reach.
 //

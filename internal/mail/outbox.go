@@ -1,9 +1,11 @@
 // Package mail is the only way email leaves Consentry. Every email of every
 // kind is written to the outbox in the same transaction as the change that
 // causes it, and leaves only through one gate (Gate) that looks at the
-// contact at send time: a contact who opted out, bounced, was blocklisted,
-// stopped processing or was erased gets nothing the rules forbid, however
-// the email was queued. Each message that is not sent keeps the reason.
+// contact when the message is taken for sending, a batch at a time, moments
+// before it is handed to the mail server: a contact who opted out, bounced,
+// was blocklisted, stopped processing or was erased gets nothing the rules
+// forbid, however the email was queued. Each message that is not sent keeps
+// the reason.
 package mail
 
 import (

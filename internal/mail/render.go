@@ -3,6 +3,9 @@ package mail
 import (
 	"bytes"
 	"embed"
+	"fmt"
+	"io/fs"
+	"path"
 	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
@@ -17,6 +20,21 @@ var funcs = map[string]any{"t": i18n.T}
 
 var textTemplates = texttemplate.Must(texttemplate.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.txt"))
 
+// htmlTemplates holds each HTML template parsed once with its own copy of
+// the layout (each defines "body" anew).
+var htmlTemplates = map[string]*htmltemplate.Template{}
+
+func init() {
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		name := strings.TrimSuffix(path.Base(n), ".html")
+		if name == "layout" {
+			continue
+		}
+		htmlTemplates[name] = htmltemplate.Must(htmltemplate.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+	}
+}
+
 // Render fills the email template name (templates/name.txt, and name.html
 // inside the shared layout) with data, which must have a Lang field used by
 // the t function for the catalog. It returns the text and HTML bodies.
@@ -25,11 +43,9 @@ func Render(name string, data any) (text, html string, err error) {
 	if err := textTemplates.ExecuteTemplate(&tb, name+".txt", data); err != nil {
 		return "", "", err
 	}
-	// Each HTML template defines "body" anew, so each is parsed with its
-	// own copy of the layout.
-	h, err := htmltemplate.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
-	if err != nil {
-		return "", "", err
+	h, ok := htmlTemplates[name]
+	if !ok {
+		return "", "", fmt.Errorf("mail: no template %q", name)
 	}
 	var hb bytes.Buffer
 	if err := h.ExecuteTemplate(&hb, "layout.html", data); err != nil {

@@ -121,8 +121,12 @@ func lang(r *http.Request, contactLang string) string {
 	if q := r.URL.Query().Get("lang"); q != "" {
 		return i18n.Match(q, "")
 	}
-	if contactLang != "" && i18n.Supported(contactLang) {
-		return i18n.Match(contactLang, "")
+	if contactLang != "" {
+		// The contact's language when it is one of ours ("sv-SE" is
+		// Swedish), as their emails are; else the browser's.
+		if l := i18n.Match(contactLang, ""); strings.HasPrefix(strings.ToLower(contactLang), l) {
+			return l
+		}
 	}
 	return i18n.Match("", r.Header.Get("Accept-Language"))
 }
