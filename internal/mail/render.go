@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	htmltemplate "html/template"
 	"io/fs"
 	"path"
-	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
 
