@@ -30,61 +30,80 @@ func FuzzCompile(f *testing.F) {
 		f.Add(s)
 	}
 	ctx := context.Background()
-	db := storetest.OpenSQLite(f)
-	people := population(f, db, rand.New(rand.NewPCG(3, 4)), 40)
-	schema, err := people.ConditionSchema(ctx)
-	if err != nil {
-		f.Fatal(err)
+	// The same population on each database there is: SQLite always,
+	// PostgreSQL when CONSENTRY_TEST_POSTGRES is set.
+	type target struct {
+		db       *store.DB
+		schema   *filter.Schema
+		subjects []*filter.Subject
+		ids      []string
 	}
-	page, _, err := people.List(ctx, contact.ListQuery{Limit: 500})
-	if err != nil {
-		f.Fatal(err)
+	var targets []*target
+	dbs := []*store.DB{storetest.OpenSQLite(f)}
+	if storetest.PostgresURL() != "" {
+		dbs = append(dbs, storetest.OpenPostgres(f))
 	}
-	subjects := make([]*filter.Subject, len(page))
-	blind := blindIndexes(f, db)
-	for i, c := range page {
-		cur, err := people.Consent.CurrentConsents(ctx, c.ID)
+	for _, db := range dbs {
+		people := population(f, db, rand.New(rand.NewPCG(3, 4)), 40)
+		schema, err := people.ConditionSchema(ctx)
 		if err != nil {
 			f.Fatal(err)
 		}
-		states := map[string]string{}
-		for _, x := range cur {
-			if x.State != consent.StateNone {
-				states[x.PurposeID] = x.State
-			}
+		page, _, err := people.List(ctx, contact.ListQuery{Limit: 500})
+		if err != nil {
+			f.Fatal(err)
 		}
-		subjects[i] = contact.Subject(c, states)
-		subjects[i].Blind = blind[c.ID]
+		tg := &target{db: db, schema: schema}
+		blind := blindIndexes(f, db)
+		for _, c := range page {
+			cur, err := people.Consent.CurrentConsents(ctx, c.ID)
+			if err != nil {
+				f.Fatal(err)
+			}
+			states := map[string]string{}
+			for _, x := range cur {
+				if x.State != consent.StateNone {
+					states[x.PurposeID] = x.State
+				}
+			}
+			sub := contact.Subject(c, states)
+			sub.Blind = blind[c.ID]
+			tg.subjects = append(tg.subjects, sub)
+			tg.ids = append(tg.ids, c.ID)
+		}
+		targets = append(targets, tg)
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, src string) {
-		cond, err := filter.Compile(src, schema, now)
-		if err != nil {
-			var fe *filter.Error
-			if !errors.As(err, &fe) || fe.Position < 1 || fe.Message == "" {
-				t.Fatalf("%q: error without position and message: %v", src, err)
+		for _, tg := range targets {
+			cond, err := filter.Compile(src, tg.schema, now)
+			if err != nil {
+				var fe *filter.Error
+				if !errors.As(err, &fe) || fe.Position < 1 || fe.Message == "" {
+					t.Fatalf("%q: error without position and message: %v", src, err)
+				}
+				return
 			}
-			return
-		}
-		var want []string
-		for i, s := range subjects {
-			if cond.Match(s) {
-				want = append(want, page[i].ID)
+			var want []string
+			for i, s := range tg.subjects {
+				if cond.Match(s) {
+					want = append(want, tg.ids[i])
+				}
 			}
-		}
-		where, args := cond.SQL(store.SQLite, 1)
-		got, err := store.QueryAll(ctx, db.Read, func(row store.Scanner) (string, error) {
-			var id string
-			return id, row.Scan(&id)
-		}, "SELECT c.id FROM contacts c WHERE "+where+" ORDER BY c.id", args...)
-		if err != nil {
-			t.Fatalf("%q compiled but its SQL failed: %v\n%s", src, err, where)
-		}
-		if want == nil {
-			want = []string{}
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("%q: memory matched %d, SQL %d\n%s %v", src, len(want), len(got), where, args)
+			where, args := cond.SQL(tg.db.Dialect, 1)
+			got, err := store.QueryAll(ctx, tg.db.Read, func(row store.Scanner) (string, error) {
+				var id string
+				return id, row.Scan(&id)
+			}, "SELECT c.id FROM contacts c WHERE "+where+" ORDER BY c.id", args...)
+			if err != nil {
+				t.Fatalf("%s: %q compiled but its SQL failed: %v\n%s", tg.db.Dialect, src, err, where)
+			}
+			if want == nil {
+				want = []string{}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: %q: memory matched %d, SQL %d\n%s %v", tg.db.Dialect, src, len(want), len(got), where, args)
+			}
 		}
 	})
 }

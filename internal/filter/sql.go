@@ -119,7 +119,8 @@ func (b *sqlBuilder) pred(p pred) {
 			b.w("FALSE")
 		}
 	case comparePred:
-		x, nullable := b.operand(p.lhs)
+		// Whether it can hold at all is settled before anything is bound:
+		// PostgreSQL refuses a parameter the statement does not use.
 		op, v, ok := p.op, p.v, true
 		if p.lhs.field.Type == Date {
 			op, v, ok = dateBound(op, p.v.(time.Time))
@@ -128,22 +129,27 @@ func (b *sqlBuilder) pred(p pred) {
 			b.w("FALSE")
 			return
 		}
+		x, nullable := b.operand(p.lhs)
 		b.w(twoValued(x+" "+sqlOps[op]+" "+b.arg(sqlValue(p.lhs.field.Type, v)), nullable))
 	case memberPred:
-		x, nullable := b.operand(p.lhs)
-		var ph []string
+		var values []any
 		for _, v := range p.values {
 			if p.lhs.field.Type == Date {
 				if _, dv, ok := dateBound("==", v.(time.Time)); ok {
-					ph = append(ph, b.arg(dv))
+					values = append(values, dv)
 				}
 				continue
 			}
-			ph = append(ph, b.arg(sqlValue(p.lhs.field.Type, v)))
+			values = append(values, sqlValue(p.lhs.field.Type, v))
 		}
-		if len(ph) == 0 {
+		if len(values) == 0 {
 			b.w("FALSE")
 			return
+		}
+		x, nullable := b.operand(p.lhs)
+		ph := make([]string, len(values))
+		for i, v := range values {
+			ph[i] = b.arg(v)
 		}
 		b.w(twoValued(x+" IN ("+strings.Join(ph, ", ")+")", nullable))
 	case matchPred:
