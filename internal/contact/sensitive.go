@@ -319,6 +319,14 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 	return out, next, nil
 }
 
+// idAndText is a row of an id and one text column.
+type idAndText struct{ id, text string }
+
+func scanIDAndText(row store.Scanner) (idAndText, error) {
+	var r idAndText
+	return r, row.Scan(&r.id, &r.text)
+}
+
 // EncryptExisting moves the values a field held in the clear, from before it
 // was marked sensitive, into encrypted storage: a batch per transaction,
 // until none is left. It can stop anywhere and start again (it runs as a
@@ -342,22 +350,14 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 		n := 0
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			n = 0
-			rows, err := tx.Query(has, arg)
+			batch, err := store.QueryAll(ctx, tx, scanIDAndText, has, arg)
 			if err != nil {
 				return fmt.Errorf("contact: find clear values: %w", err)
 			}
-			type row struct{ id, fields string }
-			var batch []row
-			for rows.Next() {
-				var r row
-				rows.Scan(&r.id, &r.fields)
-				batch = append(batch, r)
-			}
-			rows.Close()
 			now := s.now()
 			for _, r := range batch {
 				c := &Contact{Fields: map[string]any{}}
-				if err := json.Unmarshal([]byte(r.fields), &c.Fields); err != nil {
+				if err := json.Unmarshal([]byte(r.text), &c.Fields); err != nil {
 					return err
 				}
 				v := valueText(c.Fields[field])
@@ -417,20 +417,12 @@ func (s *Service) RotateKeys(ctx context.Context) (int, error) {
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			done = 0
 			primary := s.Vault.PrimaryKeyID()
-			rows, err := tx.Query(`SELECT contact_id, wrapped FROM contact_keys WHERE key_id <> $1 LIMIT 500`, int64(primary))
+			batch, err := store.QueryAll(ctx, tx, scanIDAndText, `SELECT contact_id, wrapped FROM contact_keys WHERE key_id <> $1 LIMIT 500`, int64(primary))
 			if err != nil {
 				return fmt.Errorf("contact: read data keys: %w", err)
 			}
-			type row struct{ id, wrapped string }
-			var batch []row
-			for rows.Next() {
-				var r row
-				rows.Scan(&r.id, &r.wrapped)
-				batch = append(batch, r)
-			}
-			rows.Close()
 			for _, r := range batch {
-				key, err := s.Vault.Unwrap(r.id, r.wrapped)
+				key, err := s.Vault.Unwrap(r.id, r.text)
 				if err != nil {
 					return fmt.Errorf("contact: open data key of %s: %w", r.id, err)
 				}

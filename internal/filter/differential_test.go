@@ -130,6 +130,41 @@ var atoms = []string{
 // constantAtoms match all contacts or none by design.
 var constantAtoms = []string{`true`, `1 > 2`, `first_name endsWith ""`, `created_at < date("2000-01-01")`, `national_id in []`, `!(national_id in [])`}
 
+// subjectsOf loads every contact as the in-memory evaluation sees it, with
+// its current consents and blind indexes, in creation order.
+func subjectsOf(t testing.TB, people *contact.Service, db *store.DB) ([]*filter.Subject, []string) {
+	ctx := context.Background()
+	var subjects []*filter.Subject
+	var ids []string
+	blind := blindIndexes(t, db)
+	after := ""
+	for {
+		page, next, err := people.List(ctx, contact.ListQuery{Limit: 500, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			cur, err := people.Consent.CurrentConsents(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			states := map[string]string{}
+			for _, x := range cur {
+				if x.State != consent.StateNone {
+					states[x.PurposeID] = x.State
+				}
+			}
+			sub := contact.Subject(c, states)
+			sub.Blind = blind[c.ID]
+			subjects = append(subjects, sub)
+			ids = append(ids, c.ID)
+		}
+		if after = next; after == "" {
+			return subjects, ids
+		}
+	}
+}
+
 // blindIndexes reads each contact's blind indexes, which the in-memory
 // evaluation compares as SQL does.
 func blindIndexes(t testing.TB, db *store.DB) map[string]map[string]string {
@@ -176,35 +211,7 @@ func TestDifferential(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var subjects []*filter.Subject
-		var ids []string
-		blind := blindIndexes(t, db)
-		after := ""
-		for {
-			page, next, err := people.List(ctx, contact.ListQuery{Limit: 500, After: after})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range page {
-				cur, err := people.Consent.CurrentConsents(ctx, c.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				states := map[string]string{}
-				for _, x := range cur {
-					if x.State != consent.StateNone {
-						states[x.PurposeID] = x.State
-					}
-				}
-				sub := contact.Subject(c, states)
-				sub.Blind = blind[c.ID]
-				subjects = append(subjects, sub)
-				ids = append(ids, c.ID)
-			}
-			if after = next; after == "" {
-				break
-			}
-		}
+		subjects, ids := subjectsOf(t, people, db)
 		atomHits := map[string]int{}
 		for i := range 600 {
 			src := generate(r, 3)

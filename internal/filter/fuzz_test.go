@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentry/consentry/internal/consent"
-	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -49,28 +47,8 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		page, _, err := people.List(ctx, contact.ListQuery{Limit: 500})
-		if err != nil {
-			f.Fatal(err)
-		}
 		tg := &target{db: db, schema: schema}
-		blind := blindIndexes(f, db)
-		for _, c := range page {
-			cur, err := people.Consent.CurrentConsents(ctx, c.ID)
-			if err != nil {
-				f.Fatal(err)
-			}
-			states := map[string]string{}
-			for _, x := range cur {
-				if x.State != consent.StateNone {
-					states[x.PurposeID] = x.State
-				}
-			}
-			sub := contact.Subject(c, states)
-			sub.Blind = blind[c.ID]
-			tg.subjects = append(tg.subjects, sub)
-			tg.ids = append(tg.ids, c.ID)
-		}
+		tg.subjects, tg.ids = subjectsOf(f, people, db)
 		targets = append(targets, tg)
 	}
 	now := time.Now()

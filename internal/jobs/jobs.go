@@ -325,6 +325,13 @@ func (r *Runner) Run(ctx context.Context) {
 	if err := r.SchedulePeriodic(ctx); err != nil {
 		r.Log.Error("scheduling periodic jobs", "err", err)
 	}
+	Loop(ctx, r.DB.Wakes(wakeTopic), r.Poll, r.Log, "running jobs", r.RunDue)
+}
+
+// Loop calls run at once, then whenever wakes signals and at least every
+// poll, until ctx ends; errors are logged under what. The job runner and
+// the email deliverer both run this way.
+func Loop(ctx context.Context, wakes <-chan struct{}, poll time.Duration, log *slog.Logger, what string, run func(context.Context) (int, error)) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -332,12 +339,12 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-r.DB.Wakes(wakeTopic):
+		case <-wakes:
 		}
-		if _, err := r.RunDue(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			r.Log.Error("running jobs", "err", err)
+		if _, err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error(what, "err", err)
 		}
-		t.Reset(r.Poll)
+		t.Reset(poll)
 	}
 }
 

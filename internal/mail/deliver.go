@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -338,18 +337,5 @@ func truncate(s string) string {
 // Run delivers until ctx ends: at once when this process queues a message,
 // and every Poll for messages due for retry or queued elsewhere.
 func (d *Deliverer) Run(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-d.DB.Wakes(wakeTopic):
-		}
-		if _, err := d.RunDue(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			d.Log.Error("delivering email", "err", err)
-		}
-		t.Reset(d.Poll)
-	}
+	jobs.Loop(ctx, d.DB.Wakes(wakeTopic), d.Poll, d.Log, "delivering email", d.RunDue)
 }

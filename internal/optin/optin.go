@@ -194,7 +194,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // replaces them: their links stop working and their emails not yet sent
 // are not sent.
 func endOpen(tx *store.Tx, contactID string, now time.Time) error {
-	open, err := store.QueryAll(context.Background(), txQuerier{tx}, func(row store.Scanner) (string, error) {
+	open, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
 		var id string
 		return id, row.Scan(&id)
 	}, `SELECT id FROM optin_invitations WHERE contact_id = $1 AND status IN ('invited', 'reminded')`, contactID)
@@ -251,7 +251,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	total := 0
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		due, err := store.QueryAll(ctx, txQuerier{tx}, func(row store.Scanner) (string, error) {
+		due, err := store.QueryAll(ctx, tx, func(row store.Scanner) (string, error) {
 			var id string
 			return id, row.Scan(&id)
 		}, `SELECT id FROM optin_invitations WHERE status IN ('invited', 'reminded') AND expires_at <= $1 LIMIT 1000`, store.Micros(now))
@@ -281,7 +281,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				id, contact, text string
 				expires           int64
 			}
-			invs, err := store.QueryAll(ctx, txQuerier{tx}, func(row store.Scanner) (inv, error) {
+			invs, err := store.QueryAll(ctx, tx, func(row store.Scanner) (inv, error) {
 				var i inv
 				return i, row.Scan(&i.id, &i.contact, &i.text, &i.expires)
 			}, `SELECT i.id, i.contact_id, t.text, i.expires_at FROM optin_invitations i
@@ -317,17 +317,6 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return total, nil
 		}
 	}
-}
-
-// txQuerier lets store.QueryAll read through a write transaction.
-type txQuerier struct{ tx *store.Tx }
-
-func (q txQuerier) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
-	return q.tx.Query(query, args...)
-}
-
-func (q txQuerier) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
-	return q.tx.QueryRow(query, args...)
 }
 
 // Pending reports whether secret is a valid, unused double opt-in link,

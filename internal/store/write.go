@@ -46,6 +46,17 @@ func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
+// QueryContext and QueryRowContext make a Tx a Querier, so read helpers
+// such as QueryAll work inside a write. They use the transaction's context.
+func (t *Tx) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.Query(query, args...)
+}
+
+// QueryRowContext is QueryRow; see QueryContext.
+func (t *Tx) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	return t.QueryRow(query, args...)
+}
+
 // QueryRow runs a query expected to return at most one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(t.ctx, query, args...)
