@@ -287,6 +287,14 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 			}
 			// The log gets the error without addresses; the outbox row,
 			// which is the contact's and goes with them, keeps it whole.
+			if IsBounce(err) {
+				// The server refused the address itself: a hard bounce, as
+				// if reported, so nothing more is sent to it.
+				if _, err := tx.Exec(`UPDATE contacts SET deliverability = 'bounced'
+					WHERE id = (SELECT contact_id FROM outbox WHERE id = $1) AND deliverability = 'ok'`, c.env.OutboxID); err != nil {
+					return fmt.Errorf("mail: record bounce: %w", err)
+				}
+			}
 			if IsPermanent(err) || c.attempt >= d.MaxAttempts {
 				d.Log.Warn("email failed", "outbox", c.env.OutboxID, "kind", c.kind, "attempts", c.attempt, "err", redact(err.Error()))
 				if _, err := tx.Exec(`UPDATE outbox SET status = 'failed', reason = $2, locked_until = 0

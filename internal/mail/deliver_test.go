@@ -206,3 +206,38 @@ func TestDeletingAContactForgetsItsEmail(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedAddressIsAHardBounce: the server refuses the recipient as
+// non-existent; the message fails for good and the address counts as
+// bounced, so the gate stops the next message.
+func TestRefusedAddressIsAHardBounce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		people := contact.NewService(db, consent.NewService(db))
+		id := addContact(t, people, "nobody@example.com", "")
+		first := enqueue(t, db, mail.Message{ContactID: id, Kind: mail.KindAdHoc, Subject: "x", Text: "x"})
+		srv := mailtest.Start(t)
+		srv.Unknown = map[string]bool{"nobody@example.com": true}
+		tr, err := mail.NewSMTP(srv.URL(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		d := newDeliverer(db, tr, time.Now)
+		if _, err := d.RunDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if status, reason, _ := outboxRow(t, db, first); status != mail.StatusFailed || !strings.Contains(reason, "550") {
+			t.Fatalf("refused message: %s %q", status, reason)
+		}
+		var deliverability string
+		db.Read.QueryRow(`SELECT deliverability FROM contacts WHERE id = $1`, id).Scan(&deliverability)
+		if deliverability != "bounced" {
+			t.Fatalf("after a refused address: %s", deliverability)
+		}
+		second := enqueue(t, db, mail.Message{ContactID: id, Kind: mail.KindAdHoc, Subject: "y", Text: "y"})
+		d.RunDue(context.Background())
+		if status, reason, _ := outboxRow(t, db, second); status != mail.StatusSuppressed || reason != mail.ReasonBounced {
+			t.Fatalf("next message: %s %q", status, reason)
+		}
+	})
+}

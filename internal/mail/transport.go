@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,17 @@ type Transport interface {
 	Close() error
 }
 
+// bouncedError is a permanent refusal of the address itself: a hard
+// bounce given while sending.
+type bouncedError struct{ permanentError }
+
+// IsBounce reports whether err says the address does not exist (an SMTP
+// 5.1.x refusal of the recipient), so that it counts as a hard bounce.
+func IsBounce(err error) bool {
+	var b bouncedError
+	return errors.As(err, &b)
+}
+
 type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
@@ -46,10 +58,10 @@ func (e permanentError) Unwrap() error { return e.error }
 // Permanent marks err as one that retrying will not cure.
 func Permanent(err error) error { return permanentError{err} }
 
-// IsPermanent reports whether err was marked Permanent.
+// IsPermanent reports whether err was marked Permanent, a bounce included.
 func IsPermanent(err error) bool {
 	var p permanentError
-	return errors.As(err, &p)
+	return errors.As(err, &p) || IsBounce(err)
 }
 
 // SMTP sends through an SMTP server, over a small pool of connections kept
@@ -177,7 +189,11 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 				}
 				if err != nil {
 					if errors.As(err, &se) && !se.IsTemp() {
-						err = Permanent(err)
+						if se.Reason == gomail.ErrSMTPRcptTo && strings.HasPrefix(se.EnhancedStatusCode(), "5.1.") {
+							err = bouncedError{permanentError{err}}
+						} else {
+							err = Permanent(err)
+						}
 					}
 					if c != nil {
 						c.Close() // the connection's state is unknown now

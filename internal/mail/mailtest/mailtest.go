@@ -45,7 +45,10 @@ type Server struct {
 	// Count, when set, makes the server only count messages (for
 	// benchmarks): nothing is parsed or kept.
 	Count bool
-	n     int
+	// Unknown lists recipients the server refuses as non-existent
+	// (550 5.1.1), as a mail server refuses an address that bounces.
+	Unknown map[string]bool
+	n       int
 }
 
 // Start runs a server until the test ends.
@@ -109,6 +112,9 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if x.s.Unknown[to] {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
 	x.to = append(x.to, to)
 	return nil
 }
