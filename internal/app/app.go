@@ -106,6 +106,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, Domain: cfg.MailDomain(),
 		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second}
 	a.Jobs = jobs.NewRunner(db, log)
+	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
+		return housekeeping(ctx, db, time.Now())
+	})
 	a.Jobs.Handle(contact.EncryptFieldJob, func(ctx context.Context, j *jobs.Job) error {
 		var field string
 		if err := j.Decode(&field); err != nil {
