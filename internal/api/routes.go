@@ -138,7 +138,8 @@ type ContactPage struct {
 
 func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error) {
 	q := r.URL.Query()
-	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter")}
+	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter"),
+		MayReveal: requireScope(r, auth.ScopeReveal) == nil}
 	// field.NAME=value look-ups are conditions too, so a sensitive field is
 	// matched through its blind index like anywhere else.
 	var lookups []string
@@ -189,7 +190,7 @@ func (s *Server) countContacts(r *http.Request, _ consent.Actor) (int, any, erro
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	n, err := s.Contacts.Count(r.Context(), req.Filter)
+	n, err := s.Contacts.Count(r.Context(), req.Filter, requireScope(r, auth.ScopeReveal) == nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -497,6 +498,9 @@ type AccessLogPage struct {
 }
 
 func (s *Server) accessLog(r *http.Request, _ consent.Actor) (int, any, error) {
+	if err := requireScope(r, auth.ScopeReveal); err != nil {
+		return 0, nil, err
+	}
 	q := r.URL.Query()
 	aq := contact.AccessQuery{Actor: q.Get("actor"), Contact: q.Get("contact"), Field: q.Get("field"), After: q.Get("after")}
 	for _, p := range []struct {

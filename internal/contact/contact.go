@@ -475,6 +475,9 @@ type ListQuery struct {
 	After  string // the id of the last contact of the previous page
 	Email  string // exact look-up, regardless of case
 	Filter string // a condition (docs/conditions.md); empty means all
+	// MayReveal is set for a caller allowed to reveal sensitive values, who
+	// may then compare them with a value in Filter.
+	MayReveal bool
 }
 
 // List returns one page of contacts and the cursor for the next page, empty
@@ -490,7 +493,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	var where []string
 	var args []any
 	if strings.TrimSpace(q.Filter) != "" {
-		cond, err := s.Condition(ctx, q.Filter)
+		cond, err := s.Condition(ctx, q.Filter, q.MayReveal)
 		if err != nil {
 			return nil, "", err
 		}

@@ -103,7 +103,7 @@ func (s *Service) SetBlocklisted(ctx context.Context, id string, on bool) (*Deli
 // MatchingIDs returns the ids of the contacts matching the condition, in
 // creation order, at most limit of them.
 func (s *Service) MatchingIDs(ctx context.Context, condition string, limit int) ([]string, error) {
-	cond, err := s.Condition(ctx, condition)
+	cond, err := s.Condition(ctx, condition, false)
 	if err != nil {
 		return nil, err
 	}

@@ -151,6 +151,9 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 	if in.Sensitive != nil && *in.Sensitive && s.Vault == nil {
 		return nil, ErrNoEncryption
 	}
+	if in.Sensitive != nil && *in.Sensitive && *in.Type == TypeBoolean {
+		return nil, errs.Invalid("sensitive", "a boolean cannot be masked: any part of true or false gives it away")
+	}
 	now := s.now()
 	f := &FieldDefinition{Name: *in.Name, Label: *in.Name, Type: *in.Type, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(f)
@@ -197,6 +200,14 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 		}
 		if in.Sensitive != nil && !*in.Sensitive && f.Sensitive {
 			return errs.Refused("sensitive_irreversible", "sensitive", "a sensitive field cannot be made non-sensitive again")
+		}
+		if in.Sensitive != nil && *in.Sensitive && f.Type == TypeBoolean {
+			return errs.Invalid("sensitive", "a boolean cannot be masked: any part of true or false gives it away")
+		}
+		if in.Mask != nil && *in.Mask != f.Mask && f.Sensitive && !(f.Mask == "" && in.Sensitive != nil) {
+			// Masked forms are stored with the values; a new mask would not
+			// reach the values already there.
+			return errs.Refused("mask_fixed", "mask", "the mask of a sensitive field is fixed once values may exist; define a new field for another mask")
 		}
 		wasSensitive := f.Sensitive
 		in.mergeInto(f)

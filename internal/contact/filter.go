@@ -35,10 +35,17 @@ var conditionTypes = map[string]filter.Type{
 }
 
 // ConditionSchema returns what conditions are checked against: the core
-// fields, the custom fields as currently defined (sensitive ones marked, so
-// that they are compared through their blind index, or refused without a
-// keyset) and the purposes.
+// fields, the custom fields as currently defined and the purposes, for a
+// caller allowed to reveal sensitive values (see ConditionSchemaFor).
 func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
+	return s.ConditionSchemaFor(ctx, true)
+}
+
+// ConditionSchemaFor is ConditionSchema for a caller who may reveal
+// sensitive values or not: only one who may can compare a sensitive field
+// with a value (through its blind index); anyone can search its visible
+// characters.
+func (s *Service) ConditionSchemaFor(ctx context.Context, mayReveal bool) (*filter.Schema, error) {
 	defs, err := s.Fields(ctx)
 	if err != nil {
 		return nil, err
@@ -48,7 +55,7 @@ func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
 		return nil, err
 	}
 	sc := &filter.Schema{Fields: map[string]*filter.Field{}, Purposes: map[string]string{}}
-	if s.Vault != nil {
+	if s.Vault != nil && mayReveal {
 		sc.BlindIndex = s.Vault.BlindIndex
 	}
 	for _, f := range coreConditionFields {
@@ -64,10 +71,11 @@ func (s *Service) ConditionSchema(ctx context.Context) (*filter.Schema, error) {
 	return sc, nil
 }
 
-// Condition compiles a condition for selecting contacts. An invalid one is
-// an errs.Error on the field "filter" that carries the position.
-func (s *Service) Condition(ctx context.Context, src string) (*filter.Condition, error) {
-	sc, err := s.ConditionSchema(ctx)
+// Condition compiles a condition for selecting contacts, for a caller who
+// may reveal sensitive values or not. An invalid one is an errs.Error on the
+// field "filter" that carries the position.
+func (s *Service) Condition(ctx context.Context, src string, mayReveal bool) (*filter.Condition, error) {
+	sc, err := s.ConditionSchemaFor(ctx, mayReveal)
 	if err != nil {
 		return nil, err
 	}
@@ -80,12 +88,12 @@ func (s *Service) Condition(ctx context.Context, src string) (*filter.Condition,
 }
 
 // Count returns how many contacts match the condition; all contacts when it
-// is empty.
-func (s *Service) Count(ctx context.Context, condition string) (int64, error) {
+// is empty. mayReveal says whether the caller may reveal sensitive values.
+func (s *Service) Count(ctx context.Context, condition string, mayReveal bool) (int64, error) {
 	query := "SELECT count(*) FROM contacts c"
 	var args []any
 	if strings.TrimSpace(condition) != "" {
-		cond, err := s.Condition(ctx, condition)
+		cond, err := s.Condition(ctx, condition, mayReveal)
 		if err != nil {
 			return 0, err
 		}

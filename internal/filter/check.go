@@ -237,9 +237,7 @@ func (c *checker) identifier(n *ast.IdentifierNode) (item, error) {
 		}
 		return item{}, errAt(n, "unknown field %s%s", n.Value, suggest(n.Value, names))
 	}
-	if f.Sensitive && c.schema.BlindIndex == nil {
-		return item{}, errAt(n, "field %s is sensitive; its values are protected and cannot be used in conditions", f.Name)
-	}
+
 	return item{field: &operand{field: f}, pos: n.Location().From + 1}, nil
 }
 
@@ -394,13 +392,18 @@ func (c *checker) comparison(n *ast.BinaryNode, op string, l, r item) (item, err
 	return item{pred: comparePred{op: op, lhs: *l.field, v: v}}, nil
 }
 
-// blind compares a sensitive field for equality through its blind index,
-// so nothing is decrypted. Only exact equality can be asked: the index says
-// nothing about order or parts.
+// blind compares a sensitive field with one value, for equality, through
+// its blind index, so nothing is decrypted. Only one value at a time, and
+// only for callers allowed to reveal (the schema then has a BlindIndex):
+// several values, or !=, would let a caller narrow down a value they may
+// not see, by asking again and again.
 func (c *checker) blind(n ast.Node, op string, o *operand, values []item) (item, error) {
 	f := o.field
-	if (op != "==" && op != "!=") || o.lower {
-		return item{}, errAt(n, "%s is sensitive: it can be compared only with ==, != or in, or searched on its visible characters with contains, startsWith or endsWith", f.Name)
+	if op != "==" || len(values) != 1 || o.lower {
+		return item{}, errAt(n, "%s is sensitive: it can be compared with one value with ==, or searched on its visible characters with contains, startsWith or endsWith", f.Name)
+	}
+	if c.schema.BlindIndex == nil {
+		return item{}, errAt(n, "comparing the sensitive field %s with a value needs permission to reveal it", f.Name)
 	}
 	var idx []string
 	for _, v := range values {

@@ -34,7 +34,8 @@ func TestErrorsNamePositionAndSuggestion(t *testing.T) {
 	}{
 		{`regoin == "EU"`, 1, "unknown field regoin, did you mean region?"},
 		{`region == "EU" && stgae == "x"`, 19, "did you mean stage?"},
-		{`national_id == "1234"`, 1, "national_id is sensitive"},
+		{`national_id == "1234"`, 13, "needs permission to reveal"},
+		{`national_id > "1234"`, 13, "national_id is sensitive"},
 		{`consent("E-marketting") == "granted"`, 9, `unknown purpose "E-marketting", did you mean e-marketing?`},
 		{`consent("E-marketing") == "yes"`, 27, `"granted", "withdrawn" or "none"`},
 		{`score == "7"`, 10, "score is a number and cannot be compared with a string"},
