@@ -35,7 +35,8 @@ Usage:
   consentry token revoke ID       revoke an API token at once
   consentry keys create --file PATH
                                   make a keyset for encrypted fields; prints its master key once
-  consentry keys rotate           put every data key under a new keyset key, then destroy the old ones
+  consentry keys rotate           add a keyset key and put every data key under it
+  consentry keys retire           destroy the old keyset keys once nothing uses them
   consentry version               print the version
 
 Configuration comes from environment variables; see README.md.
@@ -285,7 +286,21 @@ func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []stri
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "moved %d data keys under the new keyset key; the old keys are destroyed\n", n)
+			fmt.Fprintf(stdout, "moved %d data keys under the new keyset key. Give every instance the new keyset file, "+
+				"then run consentry keys retire to destroy the old keys\n", n)
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "consentry: %v\n", err)
+			return 1
+		}
+		return 0
+	case "retire":
+		err := withApp(ctx, cfg, log, func(a *app.App) error {
+			if err := a.Contacts.RetireKeys(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "the old keyset keys are destroyed; copies of the database from before the rotation no longer open")
 			return nil
 		})
 		if err != nil {

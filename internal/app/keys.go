@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,10 +54,17 @@ func defaultKeys(cfg *config.Config, log *slog.Logger) error {
 func openVault(ctx context.Context, cfg *config.Config, db *store.DB) (*vault.Vault, error) {
 	var contactID, wrapped string
 	err := db.Read.QueryRowContext(ctx, `SELECT contact_id, wrapped FROM contact_keys LIMIT 1`).Scan(&contactID, &wrapped)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read encrypted fields: %w", err)
+	}
 	hasData := err == nil
+	var sensitive int
+	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM field_definitions WHERE sensitive`).Scan(&sensitive); err != nil {
+		return nil, fmt.Errorf("read field definitions: %w", err)
+	}
 	if cfg.KeysetFile == "" {
-		if hasData {
-			return nil, fmt.Errorf("encrypted fields exist but no keyset is configured: set CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY")
+		if hasData || sensitive > 0 {
+			return nil, fmt.Errorf("sensitive fields exist but no keyset is configured: set CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY")
 		}
 		return nil, nil
 	}
@@ -64,9 +72,28 @@ func openVault(ctx context.Context, cfg *config.Config, db *store.DB) (*vault.Va
 	if err != nil {
 		return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE / CONSENTRY_MASTER_KEY: %w", err)
 	}
-	if hasData {
-		if _, err := v.Unwrap(contactID, wrapped); err != nil {
-			return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE: this keyset does not open the encrypted fields in the database; is it the right file?")
+	if !hasData {
+		return v, nil
+	}
+	if _, err := v.Unwrap(contactID, wrapped); err != nil {
+		return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE: this keyset does not open the encrypted fields in the database; is it the right file?")
+	}
+	// Every keyset key the data keys are wrapped under must be here: a
+	// keyset file older than a rotation lacks the new key.
+	used, err := store.QueryAll(ctx, db.Read, func(row store.Scanner) (int64, error) {
+		var id int64
+		return id, row.Scan(&id)
+	}, `SELECT DISTINCT key_id FROM contact_keys`)
+	if err != nil {
+		return nil, fmt.Errorf("read encrypted fields: %w", err)
+	}
+	have := map[int64]bool{}
+	for _, id := range v.KeyIDs() {
+		have[int64(id)] = true
+	}
+	for _, id := range used {
+		if !have[id] {
+			return nil, fmt.Errorf("CONSENTRY_KEYSET_FILE: the keyset lacks key %d that encrypted fields use; install the current keyset file", id)
 		}
 	}
 	return v, nil

@@ -195,6 +195,12 @@ func TestRotationLeavesNothingUnderTheOldKey(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("rotate: %d, %v", n, err)
 		}
+		if len(e.a.Contacts.Vault.KeyIDs()) != 2 {
+			t.Fatal("rotation destroyed the old key before retire")
+		}
+		if err := e.a.Contacts.RetireKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		var old int
 		db.Read.QueryRow(`SELECT count(*) FROM contact_keys WHERE key_id = $1`, before[0]).Scan(&old)
 		if old != 0 || len(e.a.Contacts.Vault.KeyIDs()) != 1 || int64(e.a.Contacts.Vault.PrimaryKeyID()) == before[0] {
@@ -320,4 +326,59 @@ func TestStartRefusedWithoutTheRightKeyset(t *testing.T) {
 		a.Close()
 		t.Fatal("started without the master key")
 	}
+}
+
+// TestStaleKeysetInstanceMakesNoDataKeys: after a rotation elsewhere, an
+// instance whose keyset file is older refuses to wrap new data keys under
+// a key about to be retired, and a keyset without a key the data uses is
+// refused at start.
+func TestStaleKeysetInstanceMakesNoDataKeys(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		withSensitive(e)
+		// A second instance with its own copy of today's keyset file.
+		stale := filepath.Join(t.TempDir(), "stale.json")
+		b, _ := os.ReadFile(e.a.Config.KeysetFile)
+		os.WriteFile(stale, b, 0o600)
+		cfg := *e.a.Config
+		cfg.KeysetFile = stale
+		other, err := app.New(&cfg, slog.New(slog.DiscardHandler), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.a.Contacts.RotateKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = other.Contacts.Create(context.Background(), newContact("late@example.com"))
+		if err == nil || !strings.Contains(err.Error(), "not the current one") {
+			t.Fatalf("a stale instance wrapped a data key: %v", err)
+		}
+		if err := e.a.Contacts.RetireKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.New(&cfg, slog.New(slog.DiscardHandler), db); err == nil || !strings.Contains(err.Error(), "CONSENTRY_KEYSET_FILE") {
+			t.Fatalf("an instance started on a keyset without the current key: %v", err)
+		}
+	})
+}
+
+// TestCreateWithWithdrawnStorageConsentStoresNothing: a value and the
+// withdrawal of the consent it needs, in one request: the value is erased.
+func TestCreateWithWithdrawnStorageConsentStoresNothing(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		e.api("POST", "/api/v1/purposes", `{"name":"Card on file","legal_basis":"consent","text":"Keep my card number"}`, 201, nil)
+		e.api("POST", "/api/v1/fields", `{"name":"card_number","type":"text","sensitive":true,"storage_purpose":"Card on file"}`, 201, nil)
+		var c struct {
+			ID     string
+			Fields map[string]any
+		}
+		e.api("POST", "/api/v1/contacts", `{"email":"w@example.com","fields":{"card_number":"4111111111111111"},
+			"consents":[{"purpose":"Card on file","state":"withdrawn","source":"Web form"}]}`, 201, &c)
+		var n int
+		db.Read.QueryRow(`SELECT count(*) FROM sensitive_values`).Scan(&n)
+		if n != 0 {
+			t.Fatalf("%d values stored against a withdrawn consent", n)
+		}
+	})
 }

@@ -296,13 +296,15 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 				c.OptInStatus = ch.To
 			}
 		}
+		// The values first, the consents after: a storage consent withdrawn
+		// in the same request then erases what it covers.
+		if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
+			return err
+		}
 		for i, p := range prepared {
 			if _, err := p.Apply(tx, k, now); err != nil {
 				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
 			}
-		}
-		if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
-			return err
 		}
 		for _, hook := range s.AfterCreate {
 			if err := hook(tx, c, now); err != nil {

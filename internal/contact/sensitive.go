@@ -47,6 +47,9 @@ func (s *Service) dataKey(tx *store.Tx, contactID string, now time.Time) ([]byte
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("contact: read data key: %w", err)
 	}
+	if err := s.checkPrimary(tx); err != nil {
+		return nil, err
+	}
 	key, wrapped, keyID, err := s.Vault.NewDataKey(contactID)
 	if err != nil {
 		return nil, fmt.Errorf("contact: make data key: %w", err)
@@ -56,6 +59,29 @@ func (s *Service) dataKey(tx *store.Tx, contactID string, now time.Time) ([]byte
 		return nil, fmt.Errorf("contact: store data key: %w", err)
 	}
 	return key, nil
+}
+
+// checkPrimary makes sure, inside tx, that new data keys are wrapped with
+// the keyset key the database says is current: after a rotation on another
+// machine, this instance's keyset file may be old, and a data key wrapped
+// with a key about to be retired would be lost with it.
+func (s *Service) checkPrimary(tx *store.Tx) error {
+	var want int64
+	err := tx.QueryRow(`SELECT primary_key_id FROM vault_state WHERE id = 1`).Scan(&want)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.Exec(`INSERT INTO vault_state (id, primary_key_id) VALUES (1, $1)`, int64(s.Vault.PrimaryKeyID()))
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("contact: read the current keyset key: %w", err)
+	}
+	if int64(s.Vault.PrimaryKeyID()) == want {
+		return nil
+	}
+	if err := s.Vault.Reload(); err == nil && int64(s.Vault.PrimaryKeyID()) == want {
+		return nil
+	}
+	return fmt.Errorf("contact: this instance's keyset is not the current one (the database expects key %d); install the rotated keyset file and restart", want)
 }
 
 // storeSecrets encrypts the sensitive values of a contact inside tx, with
@@ -336,8 +362,11 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if !def.Sensitive || s.Vault == nil {
+	if !def.Sensitive {
 		return 0, nil
+	}
+	if s.Vault == nil {
+		return 0, ErrNoEncryption // the job waits, and tries again, until a keyset is configured
 	}
 	defs := map[string]*FieldDefinition{field: def}
 	has := `SELECT id, fields FROM contacts WHERE json_type(fields, $1) IS NOT NULL ORDER BY id LIMIT 200`
@@ -385,10 +414,11 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 	}
 }
 
-// RotateKeys moves every contact's data key under the keyset's newest key
-// and then destroys the older keys, so that copies of the database taken
-// before can no longer be read once they are gone. The values themselves
-// stay as they are: only the data keys are wrapped anew.
+// RotateKeys adds a new keyset key, makes it the one the database expects
+// for new data keys, and wraps every contact's data key anew under it. The
+// values themselves stay as they are. The old keys stay in the keyset until
+// RetireKeys, so that instances still on the old keyset file keep working
+// until they have the new one.
 //
 // It can be stopped and run again: a run that finds data keys still under
 // an older key finishes that rotation instead of starting another. The
@@ -410,6 +440,13 @@ func (s *Service) RotateKeys(ctx context.Context) (int, error) {
 		if _, err := s.Vault.Rotate(); err != nil {
 			return 0, fmt.Errorf("contact: add a keyset key: %w", err)
 		}
+	}
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO vault_state (id, primary_key_id) VALUES (1, $1)
+			ON CONFLICT (id) DO UPDATE SET primary_key_id = excluded.primary_key_id`, int64(s.Vault.PrimaryKeyID()))
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("contact: record the current keyset key: %w", err)
 	}
 	moved := 0
 	for {
@@ -445,9 +482,30 @@ func (s *Service) RotateKeys(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	// Only once nothing is left under the old keys are they destroyed.
-	if n, err := pending(); err != nil || n > 0 {
-		return moved, fmt.Errorf("contact: %d data keys are still under an older key; run the rotation again", n)
+	return moved, nil
+}
+
+// RetireKeys destroys every keyset key but the current one, once no data
+// key is wrapped under them: copies of the database taken before the
+// rotation then no longer open. It checks inside a write, so no data key
+// can be wrapped under an old key meanwhile, and refuses otherwise.
+func (s *Service) RetireKeys(ctx context.Context) error {
+	if s.Vault == nil {
+		return ErrNoEncryption
 	}
-	return moved, s.Vault.Retire()
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		var old int
+		primary := int64(s.Vault.PrimaryKeyID())
+		if err := tx.QueryRow(`SELECT count(*) FROM contact_keys WHERE key_id <> $1`, primary).Scan(&old); err != nil {
+			return fmt.Errorf("contact: count data keys: %w", err)
+		}
+		var want int64
+		if err := tx.QueryRow(`SELECT primary_key_id FROM vault_state WHERE id = 1`).Scan(&want); err == nil && want != primary {
+			return fmt.Errorf("contact: this keyset's current key is not the database's (%d); retire with the rotated keyset", want)
+		}
+		if old > 0 {
+			return fmt.Errorf("contact: %d data keys are still under an older key; run keys rotate again first", old)
+		}
+		return s.Vault.Retire()
+	})
 }

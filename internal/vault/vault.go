@@ -113,6 +113,9 @@ func Open(path, masterKey string) (*Vault, error) {
 	return v, v.reload()
 }
 
+// Reload reads the keyset file again, for a rotation made elsewhere.
+func (v *Vault) Reload() error { return v.reload() }
+
 func (v *Vault) reload() error {
 	fi, err := os.Stat(v.path)
 	if err != nil {

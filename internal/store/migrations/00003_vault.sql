@@ -25,6 +25,13 @@ CREATE TABLE sensitive_values (
 );
 CREATE INDEX sensitive_values_lookup ON sensitive_values (field, blind_index);
 
+-- The keyset key new data keys must be wrapped with, so that every
+-- instance can tell whether its keyset file is current.
+CREATE TABLE vault_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    primary_key_id BIGINT NOT NULL
+);
+
 CREATE TABLE access_log (
     id         TEXT PRIMARY KEY,
     at         BIGINT NOT NULL,
@@ -40,6 +47,7 @@ CREATE INDEX access_log_by_actor ON access_log (actor_id, at);
 
 -- +goose Down
 DROP TABLE access_log;
+DROP TABLE vault_state;
 DROP TABLE sensitive_values;
 DROP TABLE contact_keys;
 ALTER TABLE field_definitions DROP COLUMN encrypted_at;
