@@ -245,6 +245,9 @@ func TestEncryptingExistingValues(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if db.Dialect == store.SQLite && bytes.Contains(dump(t, db, e), []byte("X1234567")) {
+			t.Fatal("the database files still hold the value in the clear after the job")
+		}
 		var clear int
 		db.Read.QueryRow(`SELECT count(*) FROM contacts WHERE fields LIKE '%X1234567%'`).Scan(&clear)
 		if db.Dialect == store.Postgres {

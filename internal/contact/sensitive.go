@@ -409,7 +409,8 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 		}
 		total += n
 		if n == 0 {
-			return total, nil
+			// The clear values' old row versions go from the log as well.
+			return total, s.DB.Checkpoint(ctx)
 		}
 	}
 }

@@ -100,7 +100,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// busy_timeout comes first so that the pragmas after it wait rather
 	// than fail while another process holds a lock. synchronous=FULL makes
 	// an acknowledged consent survive power loss, not only a crash.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+	// secure_delete zeroes what is deleted or overwritten, so an erased
+	// value does not linger in free pages of the file.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)"
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
 	w, err := sql.Open("sqlite", base+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {
@@ -257,6 +259,18 @@ func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
 	}
 	defer tx.Rollback()
 	return fn(tx)
+}
+
+// Checkpoint, on SQLite, copies the write-ahead log into the database file
+// and empties it, so that old versions of rows (a value just encrypted,
+// say) do not linger in the log. It does nothing on PostgreSQL, where
+// VACUUM does the like.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	if db.Dialect != SQLite {
+		return nil
+	}
+	_, err := db.write.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
 }
 
 // Schema is the PostgreSQL schema given to Open, or "".
