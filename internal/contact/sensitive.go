@@ -398,20 +398,24 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 				}
 				n++
 			}
-			if len(batch) == 0 {
-				_, err := tx.Exec(`UPDATE field_definitions SET encrypted_at = $2 WHERE name = $1`, field, store.Micros(now))
-				return err
-			}
 			return nil
 		})
 		if err != nil {
 			return total, err
 		}
 		total += n
-		if n == 0 {
-			// The clear values' old row versions go from the log as well.
-			return total, s.DB.Checkpoint(ctx)
+		if n > 0 {
+			continue
 		}
+		// The clear values' old row versions go from the log as well; only
+		// then is the field marked done.
+		if err := s.DB.Checkpoint(ctx); err != nil {
+			return total, fmt.Errorf("contact: checkpoint: %w", err)
+		}
+		return total, s.DB.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE field_definitions SET encrypted_at = $2 WHERE name = $1`, field, store.Micros(s.now()))
+			return err
+		})
 	}
 }
 
