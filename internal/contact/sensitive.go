@@ -369,19 +369,26 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 		return 0, ErrNoEncryption // the job waits, and tries again, until a keyset is configured
 	}
 	defs := map[string]*FieldDefinition{field: def}
-	has := `SELECT id, fields FROM contacts WHERE json_type(fields, $1) IS NOT NULL ORDER BY id LIMIT 200`
+	// Batches page by id, so each reads on from where the last stopped
+	// instead of scanning the table from the start again.
+	has := `SELECT id, fields FROM contacts WHERE id > $2 AND json_type(fields, $1) IS NOT NULL ORDER BY id LIMIT 200`
 	arg := "$." + field
 	if s.DB.Dialect == store.Postgres {
-		has, arg = `SELECT id, fields::text FROM contacts WHERE fields ? $1 ORDER BY id LIMIT 200`, field
+		has, arg = `SELECT id, fields::text FROM contacts WHERE id > $2 AND fields ? $1 ORDER BY id LIMIT 200`, field
 	}
-	total := 0
+	total, last := 0, ""
 	for {
-		n := 0
+		// A write function may run more than once: the cursor moves only
+		// once the batch has committed.
+		n, from, next := 0, last, last
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			n = 0
-			batch, err := store.QueryAll(ctx, tx, scanIDAndText, has, arg)
+			batch, err := store.QueryAll(ctx, tx, scanIDAndText, has, arg, from)
 			if err != nil {
 				return fmt.Errorf("contact: find clear values: %w", err)
+			}
+			if len(batch) > 0 {
+				next = batch[len(batch)-1].id
 			}
 			now := s.now()
 			for _, r := range batch {
@@ -403,7 +410,7 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 		if err != nil {
 			return total, err
 		}
-		total += n
+		total, last = total+n, next
 		if n > 0 {
 			continue
 		}
@@ -453,15 +460,19 @@ func (s *Service) RotateKeys(ctx context.Context) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("contact: record the current keyset key: %w", err)
 	}
-	moved := 0
+	moved, last := 0, ""
 	for {
-		done := 0
+		done, from, next := 0, last, last // the cursor moves only once a batch has committed
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			done = 0
 			primary := s.Vault.PrimaryKeyID()
-			batch, err := store.QueryAll(ctx, tx, scanIDAndText, `SELECT contact_id, wrapped FROM contact_keys WHERE key_id <> $1 LIMIT 500`, int64(primary))
+			batch, err := store.QueryAll(ctx, tx, scanIDAndText, `SELECT contact_id, wrapped FROM contact_keys
+				WHERE contact_id > $2 AND key_id <> $1 ORDER BY contact_id LIMIT 500`, int64(primary), from)
 			if err != nil {
 				return fmt.Errorf("contact: read data keys: %w", err)
+			}
+			if len(batch) > 0 {
+				next = batch[len(batch)-1].id
 			}
 			for _, r := range batch {
 				key, err := s.Vault.Unwrap(r.id, r.text)
@@ -482,7 +493,7 @@ func (s *Service) RotateKeys(ctx context.Context) (int, error) {
 		if err != nil {
 			return moved, err
 		}
-		moved += done
+		moved, last = moved+done, next
 		if done == 0 {
 			break
 		}
