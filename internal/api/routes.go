@@ -136,10 +136,9 @@ type ContactPage struct {
 	Next  string             `json:"next,omitempty" doc:"pass as after= for the next page; absent on the last page"`
 }
 
-func (s *Server) listContacts(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) listContacts(r *http.Request, caller consent.Actor) (int, any, error) {
 	q := r.URL.Query()
-	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter"),
-		MayReveal: requireScope(r, auth.ScopeReveal) == nil}
+	lq := contact.ListQuery{After: q.Get("after"), Email: q.Get("email"), Filter: q.Get("filter"), Asker: s.asker(r, caller)}
 	// field.NAME=value look-ups are conditions too, so a sensitive field is
 	// matched through its blind index like anywhere else.
 	var lookups []string
@@ -185,12 +184,12 @@ type CountResponse struct {
 	Count int64 `json:"count"`
 }
 
-func (s *Server) countContacts(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) countContacts(r *http.Request, caller consent.Actor) (int, any, error) {
 	var req CountRequest
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	n, err := s.Contacts.Count(r.Context(), req.Filter, requireScope(r, auth.ScopeReveal) == nil)
+	n, err := s.Contacts.Count(r.Context(), req.Filter, s.asker(r, caller))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -480,15 +479,24 @@ func (s *Server) reveal(r *http.Request, caller consent.Actor) (int, any, error)
 	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
-	ip := ""
-	if a := s.IPs.IP(r); a.IsValid() {
-		ip = a.String()
-	}
-	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, ip)
+	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, s.ip(r))
 	if err != nil {
 		return 0, nil, err
 	}
 	return 200, RevealResponse{ContactID: id, Field: field, Value: v}, nil
+}
+
+// ip is the client's address, as evidence and for the access log.
+func (s *Server) ip(r *http.Request) string {
+	if a := s.IPs.IP(r); a.IsValid() {
+		return a.String()
+	}
+	return ""
+}
+
+// asker says who asks a question about contacts.
+func (s *Server) asker(r *http.Request, caller consent.Actor) contact.Asker {
+	return contact.Asker{Actor: caller, MayReveal: requireScope(r, auth.ScopeReveal) == nil, IP: s.ip(r)}
 }
 
 // AccessLogPage is one page of the access log, newest first.

@@ -134,6 +134,9 @@ func TestRevealNeedsTheScopeAndIsLogged(t *testing.T) {
 		if len(page.Items) != 1 || page.Items[0].ID != ids[1] {
 			t.Fatalf("look-up by value: %+v", page.Items)
 		}
+		if n := accessEntries(e, "field=national_id"); n != 2 { // the reveal and the look-up
+			t.Fatalf("a value look-up was not logged: %d entries", n)
+		}
 		e.api("GET", "/api/v1/contacts?field.national_id=199006155678", "", 400, nil)
 		e.api("POST", "/api/v1/contacts/count", `{"filter":"national_id == \"199006155678\""}`, 400, nil)
 		billing.api("POST", "/api/v1/contacts/count", `{"filter":"national_id in [\"199006155678\", \"198501011234\"]"}`, 400, nil)

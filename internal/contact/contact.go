@@ -477,9 +477,10 @@ type ListQuery struct {
 	After  string // the id of the last contact of the previous page
 	Email  string // exact look-up, regardless of case
 	Filter string // a condition (docs/conditions.md); empty means all
-	// MayReveal is set for a caller allowed to reveal sensitive values, who
-	// may then compare them with a value in Filter.
-	MayReveal bool
+	// Asker is who asks: only one who may reveal sensitive values can
+	// compare them with a value in Filter, and each such question is
+	// written to the access log.
+	Asker Asker
 }
 
 // List returns one page of contacts and the cursor for the next page, empty
@@ -495,8 +496,11 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	var where []string
 	var args []any
 	if strings.TrimSpace(q.Filter) != "" {
-		cond, err := s.Condition(ctx, q.Filter, q.MayReveal)
+		cond, err := s.Condition(ctx, q.Filter, q.Asker.MayReveal)
 		if err != nil {
+			return nil, "", err
+		}
+		if err := s.logLookups(ctx, cond, q.Asker); err != nil {
 			return nil, "", err
 		}
 		w, a := cond.SQL(s.DB.Dialect, 1)

@@ -2,6 +2,8 @@ package contact
 
 import (
 	"context"
+
+	"github.com/google/uuid"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/store"
 )
 
 // coreConditionFields is the allow-list of core fields conditions may use,
@@ -87,14 +90,45 @@ func (s *Service) Condition(ctx context.Context, src string, mayReveal bool) (*f
 	return cond, err
 }
 
+// Asker is who asks a question about contacts, for the access log when the
+// question compares a sensitive value: the caller, whether they may reveal
+// sensitive values, and their address.
+type Asker struct {
+	Actor     consent.Actor
+	MayReveal bool
+	IP        string
+}
+
+// logLookups writes an access-log entry for each sensitive field the
+// condition compares with a value, before the question is answered: if the
+// entries cannot be written, nothing is answered.
+func (s *Service) logLookups(ctx context.Context, cond *filter.Condition, who Asker) error {
+	fields := cond.ValueLookups()
+	if len(fields) == 0 {
+		return nil
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		for _, f := range fields {
+			if _, err := tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, '', $5, $6)`,
+				uuid.Must(uuid.NewV7()).String(), store.Micros(s.now()), who.Actor.Kind, who.Actor.ID, f, who.IP); err != nil {
+				return fmt.Errorf("contact: write access log: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 // Count returns how many contacts match the condition; all contacts when it
-// is empty. mayReveal says whether the caller may reveal sensitive values.
-func (s *Service) Count(ctx context.Context, condition string, mayReveal bool) (int64, error) {
+// is empty. A condition that compares a sensitive value is logged first.
+func (s *Service) Count(ctx context.Context, condition string, who Asker) (int64, error) {
 	query := "SELECT count(*) FROM contacts c"
 	var args []any
 	if strings.TrimSpace(condition) != "" {
-		cond, err := s.Condition(ctx, condition, mayReveal)
+		cond, err := s.Condition(ctx, condition, who.MayReveal)
 		if err != nil {
+			return 0, err
+		}
+		if err := s.logLookups(ctx, cond, who); err != nil {
 			return 0, err
 		}
 		var where string

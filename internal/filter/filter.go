@@ -22,6 +22,7 @@ package filter
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -102,6 +103,32 @@ type Condition struct {
 	Source string
 	root   pred
 	lists  Lists
+}
+
+// ValueLookups returns the sensitive fields the condition compares with a
+// value through their blind index, each once; such questions are logged
+// like reveals.
+func (c *Condition) ValueLookups() []string {
+	var out []string
+	var walk func(p pred)
+	walk = func(p pred) {
+		switch p := p.(type) {
+		case andPred:
+			walk(p.l)
+			walk(p.r)
+		case orPred:
+			walk(p.l)
+			walk(p.r)
+		case notPred:
+			walk(p.x)
+		case blindPred:
+			if !slices.Contains(out, p.field) {
+				out = append(out, p.field)
+			}
+		}
+	}
+	walk(c.root)
+	return out
 }
 
 // Error is a problem in a condition, at a position counted in characters
