@@ -3,9 +3,9 @@ package contact
 import (
 	"context"
 
-	"github.com/google/uuid"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
