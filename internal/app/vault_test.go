@@ -269,17 +269,28 @@ func TestEncryptingExistingValues(t *testing.T) {
 	})
 }
 
+// cardContact is a contact as the API returns it.
+type cardContact struct {
+	ID     string
+	Fields map[string]any
+}
+
+// cardOnFile defines a sensitive card number tied to a "Card on file"
+// purpose, and creates a contact with a card number and that consent in
+// the given state, in one request.
+func cardOnFile(e *env, email, state string) *cardContact {
+	e.api("POST", "/api/v1/purposes", `{"name":"Card on file","legal_basis":"consent","text":"Keep my card number"}`, 201, nil)
+	e.api("POST", "/api/v1/fields", `{"name":"card_number","type":"text","sensitive":true,"storage_purpose":"Card on file"}`, 201, nil)
+	c := &cardContact{}
+	e.api("POST", "/api/v1/contacts", `{"email":"`+email+`","fields":{"card_number":"4111111111111111"},
+		"consents":[{"purpose":"Card on file","state":"`+state+`","source":"Web form"}]}`, 201, c)
+	return c
+}
+
 func TestWithdrawnStorageConsentErasesAndLocks(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
-		e.api("POST", "/api/v1/purposes", `{"name":"Card on file","legal_basis":"consent","text":"Keep my card number"}`, 201, nil)
-		e.api("POST", "/api/v1/fields", `{"name":"card_number","type":"text","sensitive":true,"storage_purpose":"Card on file"}`, 201, nil)
-		var c struct {
-			ID     string
-			Fields map[string]any
-		}
-		e.api("POST", "/api/v1/contacts", `{"email":"k@example.com","fields":{"card_number":"4111111111111111"},
-			"consents":[{"purpose":"Card on file","state":"granted","source":"Web form"}]}`, 201, &c)
+		c := cardOnFile(e, "k@example.com", "granted")
 		e.api("POST", "/api/v1/contacts/"+c.ID+"/consents", `{"purpose":"Card on file","state":"withdrawn","source":"Email"}`, 201, nil)
 		c.Fields = nil
 		e.api("GET", "/api/v1/contacts/"+c.ID, "", 200, &c)
@@ -373,14 +384,7 @@ func TestStaleKeysetInstanceMakesNoDataKeys(t *testing.T) {
 func TestCreateWithWithdrawnStorageConsentStoresNothing(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
-		e.api("POST", "/api/v1/purposes", `{"name":"Card on file","legal_basis":"consent","text":"Keep my card number"}`, 201, nil)
-		e.api("POST", "/api/v1/fields", `{"name":"card_number","type":"text","sensitive":true,"storage_purpose":"Card on file"}`, 201, nil)
-		var c struct {
-			ID     string
-			Fields map[string]any
-		}
-		e.api("POST", "/api/v1/contacts", `{"email":"w@example.com","fields":{"card_number":"4111111111111111"},
-			"consents":[{"purpose":"Card on file","state":"withdrawn","source":"Web form"}]}`, 201, &c)
+		cardOnFile(e, "w@example.com", "withdrawn")
 		var n int
 		db.Read.QueryRow(`SELECT count(*) FROM sensitive_values`).Scan(&n)
 		if n != 0 {
