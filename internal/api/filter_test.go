@@ -95,3 +95,35 @@ func TestWrongMethodIs405(t *testing.T) {
 		t.Fatalf("unknown route: %d", r.status)
 	}
 }
+
+// TestFieldLookupsByType looks contacts up by a number, a boolean and a
+// date field through ?field.NAME=, and refuses a value of the wrong type.
+func TestFieldLookupsByType(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		for _, f := range []string{`{"name":"score","type":"number"}`, `{"name":"vip","type":"boolean"}`, `{"name":"birthday","type":"date"}`} {
+			if r := e.do(t, "POST", "/api/v1/fields", f, ""); r.status != 201 {
+				t.Fatalf("field: %d %s", r.status, r.body)
+			}
+		}
+		if r := e.do(t, "POST", "/api/v1/contacts", `{"email":"n@example.com","fields":{"score":7.5,"vip":true,"birthday":"1985-01-01"}}`, ""); r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		e.do(t, "POST", "/api/v1/contacts", `{"email":"m@example.com","fields":{"score":3}}`, "")
+		for _, q := range []string{"field.score=7.5", "field.vip=true", "field.birthday=1985-01-01", "field.score=7.5&field.vip=1"} {
+			var page struct{ Items []struct{ Email string } }
+			if err := json.Unmarshal(e.get(t, "/api/v1/contacts?"+q), &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != 1 || page.Items[0].Email != "n@example.com" {
+				t.Errorf("%s: %+v", q, page.Items)
+			}
+		}
+		for q, field := range map[string]string{"field.score=lots": "field.score", "field.vip=maybe": "field.vip", "field.nope=1": "field.nope"} {
+			r := e.do(t, "GET", "/api/v1/contacts?"+q, "", "")
+			if r.status != 400 || !strings.Contains(string(r.body), `"field":"`+field+`"`) {
+				t.Errorf("%s: %d %s", q, r.status, r.body)
+			}
+		}
+	})
+}

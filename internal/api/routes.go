@@ -150,7 +150,11 @@ func (s *Server) listContacts(r *http.Request, caller consent.Actor) (int, any, 
 			if !fieldNameRE.MatchString(name) {
 				return 0, nil, errs.Invalid(k, "is not a field name")
 			}
-			lookups = append(lookups, name+" == "+strconv.Quote(vs[0]))
+			cond, err := s.Contacts.LookupCondition(r.Context(), name, vs[0])
+			if err != nil {
+				return 0, nil, err
+			}
+			lookups = append(lookups, cond)
 		}
 	}
 	if len(lookups) > 0 {

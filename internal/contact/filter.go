@@ -2,6 +2,8 @@ package contact
 
 import (
 	"context"
+	"math"
+	"strconv"
 
 	"errors"
 	"fmt"
@@ -88,6 +90,40 @@ func (s *Service) Condition(ctx context.Context, src string, mayReveal bool) (*f
 		return nil, &errs.Error{Kind: errs.KindInvalid, Code: "invalid_condition", Field: "filter", Message: fe.Error(), Position: fe.Position}
 	}
 	return cond, err
+}
+
+// LookupCondition turns a look-up of one field's value, as given in a query
+// string (?field.score=7), into a condition with the value written as the
+// field's type needs: a number, true or false, a date, or a string. An
+// unknown field, or a value its type cannot hold, is an error naming
+// "field.NAME".
+func (s *Service) LookupCondition(ctx context.Context, name, value string) (string, error) {
+	param := "field." + name
+	sc, err := s.ConditionSchema(ctx)
+	if err != nil {
+		return "", err
+	}
+	f := sc.Fields[name]
+	if f == nil {
+		return "", errs.Invalid(param, "is not a field")
+	}
+	switch f.Type {
+	case filter.Number:
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
+			return "", errs.Invalid(param, "must be a number")
+		}
+		return name + " == " + strconv.FormatFloat(n, 'g', -1, 64), nil
+	case filter.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return "", errs.Invalid(param, "must be true or false")
+		}
+		return name + " == " + strconv.FormatBool(b), nil
+	case filter.Date, filter.Time:
+		return name + " == date(" + strconv.Quote(value) + ")", nil
+	}
+	return name + " == " + strconv.Quote(value), nil
 }
 
 // Asker is who asks a question about contacts, for the access log when the
