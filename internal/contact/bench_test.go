@@ -16,11 +16,7 @@ import (
 // in region EU, and E-marketing granted for half and withdrawn for a
 // quarter of them, spread so that the two conditions are independent.
 func seedMillion(b *testing.B, db *store.DB, n int) {
-	series := "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1) "
-	from := "FROM s"
-	if db.Dialect == store.Postgres {
-		series, from = "", "FROM generate_series(1, $1) AS s(i)"
-	}
+	series, from := storetest.Series(db)
 	now := store.Micros(time.Now())
 	stmts := []string{
 		series + `INSERT INTO contacts (id, ref, kind, email, email_key, region, stage, fields, opt_in_status, created_at, updated_at)

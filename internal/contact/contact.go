@@ -106,14 +106,6 @@ var phoneRE = regexp.MustCompile(`^[0-9+()./ -]{3,40}$`)
 // values of sensitive fields are not put in c: they come back as secrets,
 // by field, to be encrypted (nil: remove the value).
 func (in *Input) apply(c *Contact, defs map[string]*FieldDefinition) (map[string]*string, error) {
-	secrets, err := in.applyFields(c, defs)
-	if err != nil {
-		return nil, err
-	}
-	return secrets, nil
-}
-
-func (in *Input) applyFields(c *Contact, defs map[string]*FieldDefinition) (map[string]*string, error) {
 	secrets := map[string]*string{}
 	err := in.applyCore(c)
 	if err != nil {

@@ -16,11 +16,7 @@ import (
 
 // seedOutbox queues n messages, one per contact, with set-based inserts.
 func seedOutbox(b *testing.B, db *store.DB, n int) {
-	series := "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1) "
-	from := "FROM s"
-	if db.Dialect == store.Postgres {
-		series, from = "", "FROM generate_series(1, $1) AS s(i)"
-	}
+	series, from := storetest.Series(db)
 	text := strings.Repeat("Our autumn news, with a link to your preferences page: https://consent.example/p/abc\n", 12)
 	for _, q := range []string{
 		series + `INSERT INTO contacts (id, ref, kind, email, email_key, fields, opt_in_status, created_at, updated_at)

@@ -154,7 +154,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			}
 			json.Unmarshal([]byte(headers), &r.c.env.Headers)
 			r.c.env.MessageID = r.c.env.OutboxID + "@" + d.Domain
-			r.c.env.Date = time.Now()
+			r.c.env.Date = d.Now()
 			rs = append(rs, r)
 		}
 		rows.Close()

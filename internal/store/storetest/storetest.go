@@ -73,6 +73,17 @@ func open(t testing.TB, dsn string, opt store.Options) *store.DB {
 	return db
 }
 
+// Series returns the SQL that numbers rows 1 to $1 for set-based inserts
+// in test set-ups: a prefix to put before the INSERT and the FROM clause
+// that gives the column i (a recursive CTE on SQLite, generate_series on
+// PostgreSQL).
+func Series(db *store.DB) (prefix, from string) {
+	if db.Dialect == store.Postgres {
+		return "", "FROM generate_series(1, $1) AS s(i)"
+	}
+	return "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1) ", "FROM s"
+}
+
 // OpenPostgresTwice returns two handles on one fresh PostgreSQL schema, as
 // two Consentry instances sharing a database would have, or skips the test
 // when CONSENTRY_TEST_POSTGRES is not set.
