@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -23,6 +24,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -34,6 +36,7 @@ type Server struct {
 	Contacts *contact.Service
 	Tokens   *auth.Tokens
 	OptIn    *optin.Service
+	Lists    *lists.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -76,7 +79,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = s.routeTable()
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

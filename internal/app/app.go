@@ -16,8 +16,10 @@ import (
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/informed"
 	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/public"
@@ -33,6 +35,7 @@ type App struct {
 	Contacts  *contact.Service
 	Tokens    *auth.Tokens
 	OptIn     *optin.Service
+	Lists     *lists.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	API       *api.Server
@@ -91,6 +94,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts.Vault = v
 	a.Consent.AfterRecord = append(a.Consent.AfterRecord, contact.EraseWithdrawnStorage)
 	a.Tokens = auth.NewTokens(db)
+	a.Lists = &lists.Service{DB: db, Now: time.Now}
+	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	inform := &informed.Service{BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	a.Contacts.AfterCreate = append(a.Contacts.AfterCreate, inform.AfterCreate)
@@ -122,7 +127,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 
-	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn,
+	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version()})
 	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies})
 	mux := http.NewServeMux()

@@ -140,14 +140,23 @@ type ContactKey struct {
 	ID    string
 	Ref   string
 	OptIn string
+	// ProcessingStopped is set once the contact asked to stop processing
+	// (R9): no new grant may be recorded for them then.
+	ProcessingStopped bool
 }
 
-// LoadContact reads the contact's ledger reference and opt-in status inside
-// tx, locking the row on PostgreSQL. It returns a not-found error (field
-// "contact") when the contact does not exist.
+// ErrProcessingStopped is what a change refused on a locked record returns.
+func ErrProcessingStopped() error {
+	return errs.Locked("processing_stopped", "the contact asked to stop processing; their record is locked")
+}
+
+// LoadContact reads the contact's ledger reference, opt-in status and
+// processing lock inside tx, locking the row on PostgreSQL. It returns a
+// not-found error (field "contact") when the contact does not exist.
 func LoadContact(tx *store.Tx, id string) (ContactKey, error) {
 	k := ContactKey{ID: id}
-	err := tx.QueryRow("SELECT ref, opt_in_status FROM contacts WHERE id = $1"+tx.ForUpdate(), id).Scan(&k.Ref, &k.OptIn)
+	err := tx.QueryRow("SELECT ref, opt_in_status, processing_stopped_at IS NOT NULL FROM contacts WHERE id = $1"+tx.ForUpdate(), id).
+		Scan(&k.Ref, &k.OptIn, &k.ProcessingStopped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, errs.NotFound("contact", "")
 	}
@@ -205,6 +214,9 @@ func (r *Record) event(ref string) *ledger.Event {
 // Apply writes the prepared consent record for contact k inside tx, moves the
 // contact's current state for the purpose, and appends the ledger event.
 func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, error) {
+	if k.ProcessingStopped && p.in.State == StateGranted {
+		return nil, ErrProcessingStopped()
+	}
 	seq, err := ledger.NextSeq(tx)
 	if err != nil {
 		return nil, err
@@ -251,18 +263,25 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	}
 	r := p.newRecord(contactID, now, seq)
 	var ref string
-	err = tx.QueryRow(`WITH c AS (SELECT id, ref FROM contacts WHERE id = $2),
+	var stopped bool
+	// A locked record (processing stopped) takes no new grant: c then
+	// yields no row to insert, and the caller learns why.
+	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped FROM contacts WHERE id = $2),
+		ok AS (SELECT id FROM c WHERE NOT (c.stopped AND $4 = 'granted')),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
-			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM c),
-		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT c.id, $3, $1, $4, $10 FROM c
+			SELECT $1, ok.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM ok),
+		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT ok.id, $3, $1, $4, $10 FROM ok
 			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 			expires_at = excluded.expires_at)
-		SELECT ref FROM c`, r.args()...).Scan(&ref)
+		SELECT ref, stopped FROM c`, r.args()...).Scan(&ref, &stopped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consent: record consent: %w", err)
+	}
+	if stopped && r.State == StateGranted {
+		return nil, ErrProcessingStopped()
 	}
 	if err := r.appendEvent(tx, ref); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
@@ -90,6 +91,8 @@ type Service struct {
 	// Vault encrypts sensitive values; nil when no keyset is configured, and
 	// then sensitive values cannot be stored.
 	Vault *vault.Vault
+	// Lists resolves list names in conditions (inList); nil refuses inList.
+	Lists func(ctx context.Context) (filter.Lists, error)
 }
 
 // NewService returns a Service on db using the wall clock.
@@ -390,6 +393,19 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 	return c, s.attachMasked(ctx, []*Contact{c})
 }
 
+// checkNotLocked refuses, with a 423, any edit of a contact who asked to
+// stop processing (R9).
+func checkNotLocked(tx *store.Tx, id string) error {
+	var stopped bool
+	if err := tx.QueryRow(`SELECT processing_stopped_at IS NOT NULL FROM contacts WHERE id = $1`, id).Scan(&stopped); err != nil {
+		return fmt.Errorf("contact: read lock: %w", err)
+	}
+	if stopped {
+		return consent.ErrProcessingStopped()
+	}
+	return nil
+}
+
 // Update applies in to the contact. The opt-in status is not changed here
 // (see consent.Service.SetOptIn).
 func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, error) {
@@ -401,6 +417,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		c, err := scanContact(tx.QueryRow(contactSelect+" WHERE id = $1"+tx.ForUpdate(), id))
 		if err != nil {
+			return err
+		}
+		if err := checkNotLocked(tx, c.ID); err != nil {
 			return err
 		}
 		secrets, err := in.apply(c, defs)

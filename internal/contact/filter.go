@@ -73,6 +73,11 @@ func (s *Service) ConditionSchemaFor(ctx context.Context, mayReveal bool) (*filt
 		sc.Purposes[strings.ToLower(p.Name)] = p.ID
 		sc.Purposes[p.ID] = p.ID
 	}
+	if s.Lists != nil {
+		if sc.Lists, err = s.Lists(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return sc, nil
 }
 
@@ -179,8 +184,9 @@ func (s *Service) Count(ctx context.Context, condition string, who Asker) (int64
 }
 
 // Subject is the contact as the condition language sees it in memory, with
-// its current consent states by purpose id.
-func Subject(c *Contact, consents map[string]string) *filter.Subject {
+// its current consent states by purpose id and the ids of the lists it is
+// subscribed to (nil when the caller does not need inList).
+func Subject(c *Contact, consents map[string]string, lists map[string]bool) *filter.Subject {
 	v := map[string]any{
 		"email": c.Email, "first_name": c.FirstName, "last_name": c.LastName, "phone": c.Phone, "country": c.Country,
 		"region": c.Region, "language": c.Language, "stage": c.Stage, "owner": c.Owner, "kind": c.Kind,
@@ -189,5 +195,5 @@ func Subject(c *Contact, consents map[string]string) *filter.Subject {
 	for k, x := range c.Fields {
 		v[k] = x
 	}
-	return &filter.Subject{Values: v, Consents: consents}
+	return &filter.Subject{Values: v, Consents: consents, Lists: lists}
 }

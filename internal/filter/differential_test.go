@@ -154,7 +154,7 @@ func subjectsOf(t testing.TB, people *contact.Service, db *store.DB) ([]*filter.
 					states[x.PurposeID] = x.State
 				}
 			}
-			sub := contact.Subject(c, states)
+			sub := contact.Subject(c, states, nil)
 			sub.Blind = blind[c.ID]
 			subjects = append(subjects, sub)
 			ids = append(ids, c.ID)

@@ -20,15 +20,35 @@ var files embed.FS
 
 var catalogs = map[string]map[string]string{}
 
+// init loads catalog/<lang>.json and every catalog/<area>.<lang>.json, so
+// that each part of the product keeps its messages in its own file. A key
+// defined twice is a programming error.
 func init() {
+	entries, err := files.ReadDir("catalog")
+	if err != nil {
+		panic(err)
+	}
 	for _, lang := range Languages {
-		b, err := files.ReadFile("catalog/" + lang + ".json")
-		if err != nil {
-			panic(err)
-		}
 		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
-			panic(fmt.Sprintf("i18n: catalog %s: %v", lang, err))
+		for _, e := range entries {
+			name := e.Name()
+			if name != lang+".json" && !strings.HasSuffix(name, "."+lang+".json") {
+				continue
+			}
+			b, err := files.ReadFile("catalog/" + name)
+			if err != nil {
+				panic(err)
+			}
+			part := map[string]string{}
+			if err := json.Unmarshal(b, &part); err != nil {
+				panic(fmt.Sprintf("i18n: catalog %s: %v", name, err))
+			}
+			for k, v := range part {
+				if _, dup := m[k]; dup {
+					panic(fmt.Sprintf("i18n: %s defined twice in %s", k, lang))
+				}
+				m[k] = v
+			}
 		}
 		catalogs[lang] = m
 	}

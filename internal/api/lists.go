@@ -1,0 +1,81 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/lists"
+)
+
+func (s *Server) listRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/api/v1/lists", Tag: "lists", Status: 200, Response: []lists.List{},
+			Summary: "List the email lists", handle: s.allLists},
+		{Method: "POST", Path: "/api/v1/lists", Tag: "lists", Status: 201, Request: lists.Input{}, Response: lists.List{},
+			Summary: "Create an email list", handle: s.createList},
+		{Method: "GET", Path: "/api/v1/lists/{id}", Tag: "lists", Status: 200, Response: lists.List{},
+			Summary: "Get a list by id or name", handle: s.getList},
+		{Method: "PATCH", Path: "/api/v1/lists/{id}", Tag: "lists", Status: 200, Request: lists.Input{}, Response: lists.List{},
+			Summary: "Change a list's name, description or visibility to contacts", handle: s.updateList},
+		{Method: "DELETE", Path: "/api/v1/lists/{id}", Tag: "lists", Status: 204,
+			Summary: "Delete a list and every subscription to it", handle: s.deleteList},
+		{Method: "GET", Path: "/api/v1/contacts/{id}/lists", Tag: "lists", Status: 200, Response: []lists.Subscription{},
+			Summary: "The contact's list subscriptions", handle: s.contactLists},
+		{Method: "PUT", Path: "/api/v1/contacts/{id}/lists/{list}", Tag: "lists", Status: 200, Request: SubscriptionRequest{}, Response: lists.Subscription{},
+			Summary: "Subscribe the contact to a list or unsubscribe them; whether email may be sent still depends on the opt-in status", handle: s.setContactList},
+	}
+}
+
+// SubscriptionRequest sets a contact's subscription to a list.
+type SubscriptionRequest struct {
+	Status string `json:"status" enum:"subscribed,unsubscribed"`
+}
+
+func (s *Server) allLists(r *http.Request, _ consent.Actor) (int, any, error) {
+	l, err := s.Lists.All(r.Context())
+	return 200, l, err
+}
+
+func (s *Server) createList(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in lists.Input
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	l, err := s.Lists.Create(r.Context(), in)
+	return 201, l, err
+}
+
+func (s *Server) getList(r *http.Request, _ consent.Actor) (int, any, error) {
+	l, err := s.Lists.Get(r.Context(), r.PathValue("id"))
+	return pathResult(200, l, err)
+}
+
+func (s *Server) updateList(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in lists.Input
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	l, err := s.Lists.Update(r.Context(), r.PathValue("id"), in)
+	return pathResult(200, l, err)
+}
+
+func (s *Server) deleteList(r *http.Request, _ consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Lists.Delete(r.Context(), r.PathValue("id")))
+}
+
+func (s *Server) contactLists(r *http.Request, _ consent.Actor) (int, any, error) {
+	if _, err := s.Contacts.Get(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	subs, err := lists.Subscriptions(r.Context(), s.DB.Read, r.PathValue("id"))
+	return 200, subs, err
+}
+
+func (s *Server) setContactList(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in SubscriptionRequest
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	sub, err := s.Lists.Set(r.Context(), r.PathValue("id"), r.PathValue("list"), in.Status, lists.SourceAPI)
+	return pathResult(200, sub, err)
+}

@@ -1,0 +1,308 @@
+// Package lists holds email lists and each contact's subscription to them.
+//
+// A subscription says only whether the contact wants a list's email
+// (subscribed or unsubscribed) and where that came from. Whether email may
+// be sent at all is the opt-in status's business, checked by the send gate:
+// unsubscribing from every list does not opt a contact out, and an opt-out
+// stops email from every list.
+package lists
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Subscription statuses.
+const (
+	Subscribed   = "subscribed"
+	Unsubscribed = "unsubscribed"
+)
+
+// Where a subscription change came from.
+const (
+	SourceUser        = "user"
+	SourceAPI         = "api"
+	SourceWebform     = "webform"
+	SourcePreferences = "preferences_page"
+	SourceUnsubscribe = "unsubscribe_link"
+)
+
+// List is an email list.
+type List struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description" doc:"shown to contacts on the preferences page"`
+	Public      bool      `json:"public" doc:"whether contacts see the list on their preferences page and webforms can offer it"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Input creates or changes a list; nil fields stay as they are (on create,
+// name is required and public defaults to true).
+type Input struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	Public      *bool   `json:"public"`
+}
+
+// Subscription is a contact's choice for one list.
+type Subscription struct {
+	ListID    string    `json:"list_id"`
+	List      string    `json:"list"`
+	Status    string    `json:"status" enum:"subscribed,unsubscribed"`
+	Source    string    `json:"source"`
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// Service reads and changes lists and subscriptions.
+type Service struct {
+	DB  *store.DB
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+func (in *Input) validate(create bool) error {
+	if create && in.Name == nil {
+		return errs.Required("name")
+	}
+	if err := errs.TrimText("name", in.Name, 100); err != nil {
+		return err
+	}
+	if in.Name != nil && *in.Name == "" {
+		return errs.Required("name")
+	}
+	return errs.TrimText("description", in.Description, 2000)
+}
+
+// Create makes a list. A name already taken, regardless of case, is a
+// conflict on "name".
+func (s *Service) Create(ctx context.Context, in Input) (*List, error) {
+	if err := in.validate(true); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	l := &List{ID: uuid.Must(uuid.NewV7()).String(), Public: true, CreatedAt: now, UpdatedAt: now}
+	in.mergeInto(l)
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO lists (id, name, name_key, description, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, store.Micros(now))
+		return nameTaken(err, l.Name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func nameTaken(err error, name string) error {
+	if store.IsUniqueViolation(err) {
+		return errs.Conflict("list_name_taken", "name", "a list named %q already exists", name)
+	}
+	if err != nil {
+		return fmt.Errorf("lists: save: %w", err)
+	}
+	return nil
+}
+
+func (in *Input) mergeInto(l *List) {
+	if in.Name != nil {
+		l.Name = *in.Name
+	}
+	if in.Description != nil {
+		l.Description = *in.Description
+	}
+	if in.Public != nil {
+		l.Public = *in.Public
+	}
+}
+
+// Update changes a list. It returns a not-found error (field "list") when
+// there is no list with that id or name.
+func (s *Service) Update(ctx context.Context, idOrName string, in Input) (*List, error) {
+	if err := in.validate(false); err != nil {
+		return nil, err
+	}
+	var out *List
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		l, err := find(tx, idOrName)
+		if err != nil {
+			return err
+		}
+		in.mergeInto(l)
+		l.UpdatedAt = s.now()
+		_, err = tx.Exec(`UPDATE lists SET name = $2, name_key = $3, description = $4, public = $5, updated_at = $6 WHERE id = $1`,
+			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, store.Micros(l.UpdatedAt))
+		out = l
+		return nameTaken(err, l.Name)
+	})
+	return out, err
+}
+
+// Delete removes a list and every subscription to it. It returns a
+// not-found error when there is no such list.
+func (s *Service) Delete(ctx context.Context, idOrName string) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		l, err := find(tx, idOrName)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`DELETE FROM lists WHERE id = $1`, l.ID)
+		return err
+	})
+}
+
+const listSelect = `SELECT id, name, description, public, created_at, updated_at FROM lists`
+
+func scanList(row store.Scanner) (*List, error) {
+	var l List
+	var created, updated int64
+	err := row.Scan(&l.ID, &l.Name, &l.Description, &l.Public, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("list", "list")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lists: read: %w", err)
+	}
+	l.CreatedAt, l.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &l, nil
+}
+
+func find(q interface {
+	QueryRow(string, ...any) *sql.Row
+}, idOrName string) (*List, error) {
+	return scanList(q.QueryRow(listSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
+}
+
+// Get finds a list by id or, failing that, by name regardless of case. It
+// returns a not-found error (field "list") when neither matches.
+func (s *Service) Get(ctx context.Context, idOrName string) (*List, error) {
+	return scanList(s.DB.Read.QueryRowContext(ctx, listSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
+}
+
+// All returns every list by name; none is an empty slice.
+func (s *Service) All(ctx context.Context) ([]*List, error) {
+	return store.QueryAll(ctx, s.DB.Read, scanList, listSelect+" ORDER BY name_key")
+}
+
+// Subscriptions returns the contact's subscriptions by list name, read
+// through q (a transaction sees its own writes). A contact with none gets an
+// empty slice.
+func Subscriptions(ctx context.Context, q store.Querier, contactID string) ([]Subscription, error) {
+	return store.QueryAll(ctx, q, func(row store.Scanner) (Subscription, error) {
+		var sub Subscription
+		var at int64
+		err := row.Scan(&sub.ListID, &sub.List, &sub.Status, &sub.Source, &at)
+		sub.ChangedAt = store.FromMicros(at)
+		return sub, err
+	}, `SELECT l.id, l.name, s.status, s.source, s.changed_at FROM list_subscriptions s JOIN lists l ON l.id = s.list_id
+		WHERE s.contact_id = $1 ORDER BY l.name_key`, contactID)
+}
+
+// SetTx sets the contact's subscription to a list inside tx and reports
+// whether it changed. The list must exist: a missing one is a not-found
+// error on field "list".
+func SetTx(tx *store.Tx, contactID, listID, status, source string, now time.Time) (bool, error) {
+	if status != Subscribed && status != Unsubscribed {
+		return false, errs.Invalid("status", "must be subscribed or unsubscribed")
+	}
+	var exists int
+	if err := tx.QueryRow(`SELECT 1 FROM lists WHERE id = $1`, listID).Scan(&exists); errors.Is(err, sql.ErrNoRows) {
+		return false, errs.NotFound("list", "list")
+	} else if err != nil {
+		return false, fmt.Errorf("lists: read list: %w", err)
+	}
+	res, err := tx.Exec(`INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
+		WHERE list_subscriptions.status <> excluded.status`, listID, contactID, status, source, store.Micros(now))
+	if err != nil {
+		return false, fmt.Errorf("lists: set subscription: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// Set changes one subscription in its own transaction. The contact and the
+// list (id or name) must exist.
+func (s *Service) Set(ctx context.Context, contactID, list, status, source string) (*Subscription, error) {
+	if status == "" {
+		return nil, errs.Required("status")
+	}
+	if status != Subscribed && status != Unsubscribed {
+		return nil, errs.Invalid("status", "must be subscribed or unsubscribed")
+	}
+	var out *Subscription
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		l, err := find(tx, list)
+		if err != nil {
+			return err
+		}
+		var exists int
+		if err := tx.QueryRow(`SELECT 1 FROM contacts WHERE id = $1`, contactID).Scan(&exists); errors.Is(err, sql.ErrNoRows) {
+			return errs.NotFound("contact", "")
+		} else if err != nil {
+			return err
+		}
+		now := s.now()
+		if _, err := SetTx(tx, contactID, l.ID, status, source, now); err != nil {
+			return err
+		}
+		out = &Subscription{ListID: l.ID, List: l.Name, Status: status, Source: source, ChangedAt: now}
+		return nil
+	})
+	return out, err
+}
+
+// Members resolves list names in conditions (inList("Newsletter")): a
+// contact is in a list while subscribed to it.
+type Members map[string]string
+
+// Names returns the lists' names in lower case, and their ids, mapped to
+// ids, for conditions.
+func (s *Service) Names(ctx context.Context) (Members, error) {
+	all, err := s.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := Members{}
+	for _, l := range all {
+		m[strings.ToLower(l.Name)] = l.ID
+		m[l.ID] = l.ID
+	}
+	return m, nil
+}
+
+// ListID returns the id of the list named name, regardless of case.
+func (m Members) ListID(name string) (string, bool) {
+	id, ok := m[strings.ToLower(name)]
+	return id, ok
+}
+
+// MemberSQL is the SQL test that contact c is subscribed to the list whose
+// id is bound to param.
+func (m Members) MemberSQL(param string) string {
+	return `EXISTS (SELECT 1 FROM list_subscriptions ls WHERE ls.list_id = ` + param + ` AND ls.contact_id = c.id AND ls.status = 'subscribed')`
+}
+
+// SubscribedIDs returns the ids of the lists the contact is subscribed to,
+// as a set, for evaluating conditions in memory.
+func SubscribedIDs(subs []Subscription) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range subs {
+		if s.Status == Subscribed {
+			m[s.ListID] = true
+		}
+	}
+	return m
+}
