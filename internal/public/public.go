@@ -75,6 +75,8 @@ func New(s *Server) *Server {
 	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
+	s.webformRoutes()
+	s.preferenceRoutes()
 	s.cop = http.NewCrossOriginProtection()
 	// The confirmation post is authorised by the token in its address, which
 	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site

