@@ -26,6 +26,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -37,6 +38,7 @@ type Server struct {
 	Tokens   *auth.Tokens
 	OptIn    *optin.Service
 	Lists    *lists.Service
+	Prefs    *preferences.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -213,31 +215,8 @@ type ErrorDetail struct {
 	Position int `json:"position,omitempty"`
 }
 
-// statusOf maps a domain error to its HTTP status. A not-found error about a
-// field of the body (an unknown purpose, say) is a 422: the URL was right,
-// the body refers to something that does not exist.
-func statusOf(e *errs.Error) int {
-	switch e.Kind {
-	case errs.KindInvalid:
-		return http.StatusBadRequest
-	case errs.KindNotFound:
-		if e.Field != "" {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusNotFound
-	case errs.KindConflict:
-		return http.StatusConflict
-	case errs.KindRefused:
-		return http.StatusUnprocessableEntity
-	case errs.KindLocked:
-		return http.StatusLocked
-	case errs.KindUnauthorized:
-		return http.StatusUnauthorized
-	case errs.KindForbidden:
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
-}
+// statusOf maps a domain error to its HTTP status (see errs.HTTPStatus).
+func statusOf(e *errs.Error) int { return e.HTTPStatus() }
 
 func writeError(w http.ResponseWriter, err error) int {
 	e := errs.As(err)

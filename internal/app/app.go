@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -36,6 +38,7 @@ type App struct {
 	Tokens    *auth.Tokens
 	OptIn     *optin.Service
 	Lists     *lists.Service
+	Prefs     *preferences.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	API       *api.Server
@@ -97,6 +100,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Lists = &lists.Service{DB: db, Now: time.Now}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now,
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	inform := &informed.Service{BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	a.Contacts.AfterCreate = append(a.Contacts.AfterCreate, inform.AfterCreate)
 
@@ -109,7 +114,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		transport = smtp
 	}
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, Domain: cfg.MailDomain(),
-		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second}
+		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
 		return housekeeping(ctx, db, time.Now())
@@ -122,14 +127,18 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Contacts.EncryptExisting(ctx, field)
 		return err
 	})
+	a.Jobs.Every(preferences.AccessSweepJob, 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Prefs.AccessSweep(ctx)
+		return err
+	})
 	a.Jobs.Every("optin.sweep", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.OptIn.Sweep(ctx)
 		return err
 	})
 
-	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists,
+	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version()})
-	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies})
+	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)

@@ -17,7 +17,17 @@ import (
 // the purpose it was made for.
 const (
 	PurposeDoubleOptIn = "double_opt_in"
+	// PurposePreferences opens the preferences page; it is exchanged for a
+	// session and can be used again until it expires.
 	PurposePreferences = "preferences"
+	// PurposePreferencesSession is the session cookie of the preferences
+	// page, short-lived.
+	PurposePreferencesSession = "preferences_session"
+	// PurposePreferencesChange confirms one pending change, once.
+	PurposePreferencesChange = "preferences_change"
+	// PurposeUnsubscribe is the unsubscribe link and RFC 8058 one-click
+	// address of a marketing email.
+	PurposeUnsubscribe = "unsubscribe"
 )
 
 // ContactToken is a link token's record: who it is for, what for, until when.

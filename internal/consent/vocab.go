@@ -51,6 +51,7 @@ var ActorKinds = []string{ActorUser, ActorContact, ActorSystem, ActorAPIToken}
 const (
 	MethodDoubleOptInLink = "double_opt_in_link"
 	MethodPreferencesPage = "preferences_page"
+	MethodUnsubscribeLink = "unsubscribe_link"
 	MethodWebform         = "webform"
 	MethodEnteredByUser   = "entered_by_user"
 	MethodImport          = "import"
@@ -59,7 +60,7 @@ const (
 )
 
 // Methods lists every evidence method.
-var Methods = []string{MethodDoubleOptInLink, MethodPreferencesPage, MethodWebform, MethodEnteredByUser, MethodImport, MethodAPI, MethodSystem}
+var Methods = []string{MethodDoubleOptInLink, MethodPreferencesPage, MethodUnsubscribeLink, MethodWebform, MethodEnteredByUser, MethodImport, MethodAPI, MethodSystem}
 
 // UserMethods are the methods a user or an API client may claim. The others
 // are recorded only by the flows that carry them out (a confirmation link, a

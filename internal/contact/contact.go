@@ -51,6 +51,20 @@ type Contact struct {
 	LedgerRef   string         `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
 	CreatedAt   time.Time      `json:"created_at"`
 	UpdatedAt   time.Time      `json:"updated_at"`
+	// ProcessingStoppedAt is when the contact asked to stop processing
+	// (R9); the record is locked from then on.
+	ProcessingStoppedAt *time.Time `json:"processing_stopped_at,omitempty" doc:"when the contact asked to stop processing; the record is locked"`
+	// ErasureRequestedAt is when the contact asked for their data to be
+	// erased (R10).
+	ErasureRequestedAt *time.Time `json:"erasure_requested_at,omitempty" doc:"when the contact asked for their data to be erased"`
+}
+
+func optionalTime(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.FromMicros(v.Int64)
+	return &t
 }
 
 // Input sets a contact's core and custom fields. Nil core fields are left as
@@ -348,21 +362,23 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at FROM contacts c`
+	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
+	var stopped, erasure sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
-		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated)
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("contact: read: %w", err)
 	}
+	c.ProcessingStoppedAt, c.ErasureRequestedAt = optionalTime(stopped), optionalTime(erasure)
 	c.Fields = map[string]any{}
 	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
 		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)

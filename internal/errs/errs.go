@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 )
@@ -132,4 +133,31 @@ func TrimText(field string, p *string, max int) error {
 		return Invalid(field, "must be at most %d characters", max)
 	}
 	return nil
+}
+
+// HTTPStatus is the status the HTTP layers (the API and the public pages)
+// answer an error with. A not-found error about a
+// field of the body (an unknown purpose, say) is a 422: the URL was right,
+// the body refers to something that does not exist.
+func (e *Error) HTTPStatus() int {
+	switch e.Kind {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindNotFound:
+		if e.Field != "" {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusNotFound
+	case KindConflict:
+		return http.StatusConflict
+	case KindRefused:
+		return http.StatusUnprocessableEntity
+	case KindLocked:
+		return http.StatusLocked
+	case KindUnauthorized:
+		return http.StatusUnauthorized
+	case KindForbidden:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -39,6 +40,8 @@ type Deliverer struct {
 	MaxAttempts int
 	// Poll is how often to look for messages other instances queued.
 	Poll time.Duration
+	// BaseURL is where the unsubscribe links of marketing email point.
+	BaseURL string
 
 	idOnce sync.Once
 	id     string // this deliverer's claims carry it
@@ -199,11 +202,49 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				continue
 			}
 			r.c.env.To = rc.email
+			if IsMarketing(r.c.kind) {
+				if err := d.addUnsubscribe(tx, r.c.env, r.contactID.String); err != nil {
+					return err
+				}
+			}
 			out = append(out, r.c)
 		}
 		return nil
 	})
 	return out, suppressed, err
+}
+
+// UnsubscribeURL is the placeholder a marketing email's bodies carry where
+// the recipient's unsubscribe link goes; it is filled in as the message is
+// sent, so the outbox never holds the link.
+const UnsubscribeURL = "{{unsubscribe_url}}"
+
+// unsubscribeDays is how long an unsubscribe link works.
+const unsubscribeDays = 90
+
+// IsMarketing reports whether email of kind is marketing, which carries an
+// unsubscribe link and the List-Unsubscribe headers.
+func IsMarketing(kind string) bool { return kind == KindCampaign }
+
+// addUnsubscribe gives a marketing email its unsubscribe link: a token
+// issued inside the claim, the List-Unsubscribe header with the
+// List-Unsubscribe-Post header of RFC 8058 (one-click), and the link in the
+// bodies where they hold UnsubscribeURL.
+func (d *Deliverer) addUnsubscribe(tx *store.Tx, env *Envelope, contactID string) error {
+	now := d.Now()
+	secret, _, err := auth.IssueContactToken(tx, auth.PurposeUnsubscribe, contactID, env.OutboxID, now.Add(unsubscribeDays*24*time.Hour), now)
+	if err != nil {
+		return err
+	}
+	link := d.BaseURL + "/u/" + secret
+	if env.Headers == nil {
+		env.Headers = map[string]string{}
+	}
+	env.Headers["List-Unsubscribe"] = "<" + link + ">"
+	env.Headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	env.Text = strings.ReplaceAll(env.Text, UnsubscribeURL, link)
+	env.HTML = strings.ReplaceAll(env.HTML, UnsubscribeURL, link)
+	return nil
 }
 
 type recipient struct {

@@ -1,4 +1,236 @@
 package public
 
-// preferenceRoutes adds the preferences page and unsubscribe links.
-func (s *Server) preferenceRoutes() {}
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/preferences"
+)
+
+// sessionCookie holds the preferences page session. Its path keeps it to
+// the page's addresses.
+const sessionCookie = "consentry_prefs"
+
+// preferenceRoutes adds the preferences page and unsubscribe links. A link
+// from an email (/p/{token}, /u/{token}) is exchanged for a short session
+// cookie and a redirect to /p, so that the token never stays in the
+// address bar, the history, or a Referer header.
+func (s *Server) preferenceRoutes() {
+	s.mux.HandleFunc("GET /p/{token}", s.openPage(auth.PurposePreferences, "/p"))
+	s.mux.HandleFunc("GET /u/{token}", s.openPage(auth.PurposeUnsubscribe, "/p#email"))
+	s.mux.HandleFunc("POST /u/{token}", s.oneClick)
+	s.mux.HandleFunc("GET /p", s.preferencesPage)
+	s.mux.HandleFunc("POST /p", s.savePreferences)
+	s.mux.HandleFunc("POST /p/end", s.endSession)
+	s.mux.HandleFunc("GET /p/confirm/{token}", s.confirmChangePage)
+	s.mux.HandleFunc("POST /p/confirm/{token}", s.confirmChange)
+}
+
+// crossOriginBypasses are the posts that cross-origin protection lets
+// through: each is authorised by the token in its address, which no other
+// site can know. The one-click unsubscribe is posted by mail providers'
+// servers (RFC 8058), and confirmation pages are posted by browsers that,
+// with no-referrer, may send Origin "null".
+var crossOriginBypasses = []string{"POST /u/{token}", "POST /p/confirm/{token}"}
+
+func (s *Server) openPage(purpose, to string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		secret, expires, err := s.Prefs.OpenSession(r.Context(), purpose, r.PathValue("token"))
+		if err != nil {
+			if !errors.Is(err, preferences.ErrNoSession) {
+				s.Log.Error("open preferences session", "err", err)
+			}
+			s.invalid(w, lang(r, ""))
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/p", Expires: expires,
+			HttpOnly: true, Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+		if q := r.URL.Query().Get("lang"); q != "" && i18n.Supported(q) {
+			to = strings.Replace(to, "/p", "/p?lang="+q, 1)
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+	}
+}
+
+// session returns the contact of the request's session, or "" after
+// showing the page that says the session ended.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	if err == nil {
+		id, err := s.Prefs.Session(r.Context(), c.Value)
+		if err == nil {
+			return id
+		}
+		if !errors.Is(err, preferences.ErrNoSession) {
+			s.Log.Error("read preferences session", "err", err)
+		}
+	}
+	l := lang(r, "")
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended.title"), "Text": i18n.T(l, "prefs.ended.text")})
+	return ""
+}
+
+func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
+	id := s.session(w, r)
+	if id == "" {
+		return
+	}
+	s.showPage(w, r, id, http.StatusOK, nil, "")
+}
+
+// showPage renders the page for the contact, with errors next to their
+// fields and a notice on top.
+func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID string, status int, fieldErrs map[string]string, notice string) {
+	p, err := s.Prefs.Build(r.Context(), contactID)
+	if err != nil {
+		if !errs.Is(err, errs.KindNotFound) {
+			s.Log.Error("build preferences page", "err", err)
+		}
+		s.invalid(w, lang(r, ""))
+		return
+	}
+	l := lang(r, p.Contact.Language)
+	s.render(w, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
+		"Errors": fieldErrs, "Notice": notice})
+}
+
+func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
+	id := s.session(w, r)
+	if id == "" {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	f := preferences.Form{OptOut: r.PostForm.Get("optout") == "1", Lists: map[string]bool{}, Consents: map[string]string{},
+		Versions: map[string]int{}, Stop: r.PostForm.Get("action") == "stop", Erase: r.PostForm.Get("action") == "erase"}
+	for _, l := range r.PostForm["list"] {
+		f.Lists[l] = true
+	}
+	for k, v := range r.PostForm {
+		if id, ok := strings.CutPrefix(k, "consent."); ok && len(v) > 0 {
+			f.Consents[id] = v[0]
+		}
+		if id, ok := strings.CutPrefix(k, "v."); ok && len(v) > 0 {
+			f.Versions[id], _ = strconv.Atoi(v[0])
+		}
+	}
+	p, err := s.Prefs.Build(r.Context(), id)
+	if err != nil {
+		s.invalid(w, lang(r, ""))
+		return
+	}
+	l := lang(r, p.Contact.Language)
+	change, err := p.Diff(f)
+	if err != nil {
+		s.pageError(w, r, id, l, err)
+		return
+	}
+	if change.Empty() {
+		s.showPage(w, r, id, http.StatusOK, nil, i18n.T(l, "prefs.unchanged"))
+		return
+	}
+	if _, err := s.Prefs.Request(r.Context(), id, change, l, s.evidence(r)); err != nil {
+		s.pageError(w, r, id, l, err)
+		return
+	}
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
+		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours)})
+}
+
+// pageError shows the page again with a refused choice's reason next to it.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l string, err error) {
+	e := errs.As(err)
+	if e == nil {
+		s.Log.Error("save preferences", "err", err)
+		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+		return
+	}
+	field := e.Field
+	if field == "" {
+		field = "page"
+	}
+	msg := i18n.T(l, "prefs.refused."+e.Code)
+	if msg == "prefs.refused."+e.Code {
+		msg = i18n.T(l, "prefs.refused")
+	}
+	s.showPage(w, r, contactID, e.HTTPStatus(), map[string]string{field: msg}, "")
+}
+
+func (s *Server) evidence(r *http.Request) preferences.Evidence {
+	ip := ""
+	if a := s.IPs.IP(r); a.IsValid() {
+		ip = a.String()
+	}
+	return preferences.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())}
+}
+
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.Prefs.EndSession(r.Context(), c.Value); err != nil {
+			s.Log.Error("end preferences session", "err", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/p", MaxAge: -1, HttpOnly: true,
+		Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+	l := lang(r, "")
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended_by_you.title"), "Text": i18n.T(l, "prefs.ended_by_you.text")})
+}
+
+func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Prefs.PendingChange(r.Context(), r.PathValue("token"))
+	if err != nil {
+		if !errors.Is(err, preferences.ErrNoChange) {
+			s.Log.Error("read pending preferences change", "err", err)
+		}
+		s.invalid(w, lang(r, ""))
+		return
+	}
+	l := lang(r, p.Lang)
+	s.render(w, http.StatusOK, "prefs_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.confirm.title"), "Lines": p.Change.Lines(l)})
+}
+
+func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Prefs.Confirm(r.Context(), r.PathValue("token"), s.evidence(r))
+	if err != nil {
+		l := lang(r, "")
+		switch e := errs.As(err); {
+		case errors.Is(err, preferences.ErrNoChange):
+			s.invalid(w, l)
+		case e != nil:
+			s.render(w, e.HTTPStatus(), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
+				"Text": i18n.T(l, "prefs.not_applied.text")})
+		default:
+			s.Log.Error("confirm preferences change", "err", err)
+			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+		}
+		return
+	}
+	l := lang(r, p.Lang)
+	s.render(w, http.StatusOK, "prefs_done", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)})
+}
+
+// oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is
+// List-Unsubscribe=One-Click opts the contact out, with no page, login or
+// redirect. The answer is the same whether or not the link was valid.
+func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("List-Unsubscribe") != "One-Click" {
+		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)
+		return
+	}
+	if err := s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r)); err != nil {
+		s.Log.Error("one-click unsubscribe", "err", err)
+		http.Error(w, "The unsubscribe could not be saved; try again.", http.StatusServiceUnavailable)
+		return
+	}
+	l := lang(r, "")
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.unsubscribed.title"), "Text": i18n.T(l, "prefs.unsubscribed.text")})
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -51,7 +52,7 @@ var pages = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	for _, name := range []string{"confirm", "message", "mailbox"} {
+	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 }
@@ -62,6 +63,9 @@ type Server struct {
 	OptIn   *optin.Service
 	Log     *slog.Logger
 	Mailbox bool // the dev mailbox is the transport, so show it
+	Prefs   *preferences.Service
+	// SecureCookies marks cookies Secure; set when the base URL is https.
+	SecureCookies bool
 	IPs     clientip.Resolver
 	limiter *limiter
 	cop     *http.CrossOriginProtection
@@ -82,6 +86,9 @@ func New(s *Server) *Server {
 	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site
 	// and, with no-referrer, an Origin of "null" must still get through.
 	s.cop.AddInsecureBypassPattern("POST /confirm/{token}")
+	for _, p := range crossOriginBypasses {
+		s.cop.AddInsecureBypassPattern(p)
+	}
 	return s
 }
 

@@ -37,7 +37,15 @@ CREATE TABLE preference_changes (
 );
 CREATE INDEX preference_changes_by_contact ON preference_changes (contact_id, requested_at);
 
+-- Who has been emailed a link to the preferences page since gaining
+-- access to it (R15), so that each contact is told once.
+CREATE TABLE preference_access (
+    contact_id  TEXT PRIMARY KEY REFERENCES contacts(id) ON DELETE CASCADE,
+    notified_at BIGINT NOT NULL
+);
+
 -- +goose Down
+DROP TABLE preference_access;
 DROP TABLE preference_changes;
 DROP TABLE list_subscriptions;
 DROP TABLE lists;

@@ -1,0 +1,187 @@
+package preferences
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// AccessSweepJob is the job kind of the access sweep.
+const AccessSweepJob = "preferences.access"
+
+// accessBatch is how many contacts one transaction of the sweep tells.
+const accessBatch = 200
+
+// AccessSweep emails every contact who has access to the page and was never
+// told a link to it (R15), when the setting is on, and returns how many it
+// emailed. Each contact is told once, in the transaction that records it:
+// a contact who loses access and regains it is not told again. Erased
+// contacts are skipped; the send gate stops the email to anyone who opted
+// out or stopped processing.
+func (s *Service) AccessSweep(ctx context.Context) (int, error) {
+	cfg, err := GetConfig(ctx, s.DB.Read)
+	if err != nil || !cfg.AccessEmail {
+		return 0, err
+	}
+	where, args := "TRUE", []any(nil)
+	if cfg.AccessCondition != "" {
+		cond, err := s.compile(ctx, cfg.AccessCondition)
+		if err != nil {
+			s.Log.Warn("preferences page access condition no longer compiles; no access emails sent", "err", err)
+			return 0, nil
+		}
+		where, args = cond.SQL(s.DB.Dialect, 1)
+	}
+	query := `SELECT c.id, c.first_name, c.language FROM contacts c WHERE (` + where + `) AND c.erased_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM preference_access pa WHERE pa.contact_id = c.id) ORDER BY c.id LIMIT ` + fmt.Sprint(accessBatch)
+	total := 0
+	for {
+		type who struct{ id, name, lang string }
+		batch, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (who, error) {
+			var w who
+			return w, row.Scan(&w.id, &w.name, &w.lang)
+		}, query, args...)
+		if err != nil {
+			return total, fmt.Errorf("preferences: select contacts with access: %w", err)
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		err = s.DB.Write(ctx, func(tx *store.Tx) error {
+			st, err := settings.InTx(tx)
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			for _, w := range batch {
+				res, err := tx.Exec(`INSERT INTO preference_access (contact_id, notified_at) VALUES ($1, $2) ON CONFLICT (contact_id) DO NOTHING`,
+					w.id, store.Micros(now))
+				if store.IsForeignKeyViolation(err) {
+					continue // deleted meanwhile
+				}
+				if err != nil {
+					return fmt.Errorf("preferences: record access email: %w", err)
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					continue // another instance told them
+				}
+				lang := i18n.Match(w.lang, "")
+				link, err := s.link(tx, w.id, st, now)
+				if err != nil {
+					return err
+				}
+				text, html, err := mail.Render("preferences_access", map[string]any{"Lang": lang, "Name": w.name, "Link": link, "Sender": s.Sender})
+				if err != nil {
+					return fmt.Errorf("preferences: render email: %w", err)
+				}
+				if _, err := mail.Enqueue(tx, mail.Message{ContactID: w.id, Kind: mail.KindNotification, Language: lang,
+					Subject: i18n.T(lang, "email.prefs_access.subject"), Text: text, HTML: html}, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(batch)
+	}
+}
+
+// link issues a personal link to the page, valid for the configured time.
+func (s *Service) link(tx *store.Tx, contactID string, st settings.Settings, now time.Time) (string, error) {
+	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
+	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, contactID, "", expires, now)
+	if err != nil {
+		return "", err
+	}
+	return s.BaseURL + "/p/" + secret, nil
+}
+
+// UserEmail is an email a user writes to one contact.
+type UserEmail struct {
+	Subject string `json:"subject"`
+	Text    string `json:"text" doc:"plain text"`
+}
+
+// QueueUserEmail queues an email written by a user to the contact, with the
+// footer linking to the contact's preferences page when the operator turned
+// it on (R15). The send gate decides when it goes whether it may (an
+// opted-out contact gets nothing, R2). It returns the outbox id.
+func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEmail) (string, error) {
+	if err := errs.TrimText("subject", &e.Subject, 200); err != nil {
+		return "", err
+	}
+	if e.Subject == "" {
+		return "", errs.Required("subject")
+	}
+	if strings.TrimSpace(e.Text) == "" {
+		return "", errs.Required("text")
+	}
+	if len(e.Text) > 100000 {
+		return "", errs.Invalid("text", "must be at most 100000 bytes")
+	}
+	cfg, err := GetConfig(ctx, s.DB.Read)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		var lang string
+		if err := tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, contactID).Scan(&lang); err != nil {
+			return errs.NotFound("contact", "")
+		}
+		now := s.now()
+		text := e.Text
+		if cfg.Footer.Enabled {
+			st, err := settings.InTx(tx)
+			if err != nil {
+				return err
+			}
+			link, err := s.link(tx, contactID, st, now)
+			if err != nil {
+				return err
+			}
+			text = strings.TrimRight(text, "\n") + "\n\n-- \n"
+			if cfg.Footer.Text != "" {
+				text += cfg.Footer.Text + "\n"
+			}
+			text += cfg.Footer.LinkText + ": " + link + "\n"
+		}
+		id, err = mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindAdHoc, Language: i18n.Match(lang, ""),
+			Subject: e.Subject, Text: text}, now)
+		return err
+	})
+	return id, err
+}
+
+// Link issues a personal link to the contact's preferences page, valid for
+// the configured time, for an integrator to put in its own email. It
+// returns a not-found error when the contact does not exist.
+func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time, error) {
+	var link string
+	var expires time.Time
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM contacts WHERE id = $1`, contactID).Scan(&one); err != nil {
+			return errs.NotFound("contact", "")
+		}
+		st, err := settings.InTx(tx)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		expires = now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
+		link, err = s.link(tx, contactID, st, now)
+		return err
+	})
+	return link, expires, err
+}

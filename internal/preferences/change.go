@@ -1,0 +1,430 @@
+package preferences
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// SourcePreferencesPage is the built-in "Preferences page" source that
+// consents changed on the page are recorded with.
+const SourcePreferencesPage = "01930000-0000-7000-8001-000000000009"
+
+// ConfirmHours is how long the link confirming a change works.
+const ConfirmHours = 48
+
+// Statuses of a change asked for on the page.
+const (
+	StatusPending    = "pending"
+	StatusApplied    = "applied"
+	StatusSuperseded = "superseded"
+)
+
+// Form is what the contact submitted: the whole page's choices.
+type Form struct {
+	OptOut   bool
+	Lists    map[string]bool   // list id: subscribed; absent is unsubscribed
+	Consents map[string]string // purpose id: granted, withdrawn or "" (no choice)
+	Versions map[string]int    // purpose id: the consent text version shown
+	// Stop and Erase are the buttons, each a change of its own.
+	Stop  bool
+	Erase bool
+}
+
+// Change is exactly what the contact asked for and will confirm: only what
+// differs from the state the page showed.
+type Change struct {
+	OptOut         bool            `json:"opt_out,omitempty"`
+	Lists          []ListChange    `json:"lists,omitempty"`
+	Consents       []ConsentChange `json:"consents,omitempty"`
+	StopProcessing bool            `json:"stop_processing,omitempty"`
+	Erasure        bool            `json:"erasure,omitempty"`
+}
+
+// ListChange subscribes to or unsubscribes from one list.
+type ListChange struct {
+	ListID string `json:"list_id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// ConsentChange grants or withdraws one consent, as the text version shown.
+type ConsentChange struct {
+	PurposeID   string   `json:"purpose_id"`
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	TextVersion int      `json:"text_version"`
+	Fields      []string `json:"fields,omitempty"` // fields a withdrawal erases
+}
+
+// Empty reports whether the change changes nothing.
+func (c *Change) Empty() bool {
+	return !c.OptOut && len(c.Lists) == 0 && len(c.Consents) == 0 && !c.StopProcessing && !c.Erasure
+}
+
+// Diff turns the submitted form into the change it asks for against the page
+// the contact was shown. Choices the page did not offer are refused with
+// the field named, so nothing can be changed that the contact could not see.
+func (p *Page) Diff(f Form) (*Change, error) {
+	c := &Change{}
+	if f.Stop || f.Erase {
+		if f.Stop {
+			if !p.Full || !p.AllowStop {
+				return nil, errs.Invalid("stop_processing", "is not offered")
+			}
+			c.StopProcessing = !p.ProcessingStopped
+		}
+		if f.Erase {
+			if !p.Full || !p.AllowErasure {
+				return nil, errs.Invalid("erasure", "is not offered")
+			}
+			c.Erasure = !p.ErasureRequested
+		}
+		return c, nil
+	}
+	c.OptOut = f.OptOut && !p.OptedOut
+	offered := map[string]bool{}
+	for _, l := range p.Lists {
+		offered[l.ID] = true
+		if want := f.Lists[l.ID]; want != l.Subscribed {
+			st := lists.Unsubscribed
+			if want {
+				st = lists.Subscribed
+			}
+			c.Lists = append(c.Lists, ListChange{ListID: l.ID, Name: l.Name, Status: st})
+		}
+	}
+	for id := range f.Lists {
+		if !offered[id] {
+			return nil, errs.Invalid("list."+id, "is not a list on this page")
+		}
+	}
+	asked := map[string]bool{}
+	for _, ch := range p.Consents {
+		asked[ch.PurposeID] = true
+		want := f.Consents[ch.PurposeID]
+		if want == "" || want == ch.State {
+			continue
+		}
+		if want != consent.StateGranted && want != consent.StateWithdrawn {
+			return nil, errs.Invalid("consent."+ch.PurposeID, "must be granted or withdrawn")
+		}
+		if want == consent.StateGranted && p.ProcessingStopped {
+			return nil, consent.ErrProcessingStopped()
+		}
+		if v := f.Versions[ch.PurposeID]; v != ch.TextVersion {
+			return nil, errs.Conflict("consent_text_changed", "consent."+ch.PurposeID, "the consent text changed while the page was open; please read it again")
+		}
+		cc := ConsentChange{PurposeID: ch.PurposeID, Name: ch.Name, State: want, TextVersion: ch.TextVersion}
+		if want == consent.StateWithdrawn {
+			cc.Fields = ch.Fields
+		}
+		c.Consents = append(c.Consents, cc)
+	}
+	for id := range f.Consents {
+		if !asked[id] {
+			return nil, errs.Invalid("consent."+id, "is not a consent on this page")
+		}
+	}
+	return c, nil
+}
+
+// Evidence is where a request came from.
+type Evidence struct {
+	IP        string
+	UserAgent string
+}
+
+// Request saves the change as pending, ends any earlier pending change of
+// the contact, and emails the address on file a link that confirms it, all
+// in one transaction. Nothing changes until the link is used (R7). It
+// returns the pending change's id.
+func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang string, ev Evidence) (string, error) {
+	if c.Empty() {
+		return "", errs.Invalid("change", "nothing was changed")
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		if err := supersede(tx, contactID, now); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO preference_changes (id, contact_id, change, status, requested_at, ip, user_agent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, contactID, string(raw), StatusPending, store.Micros(now), ev.IP, ev.UserAgent)
+		if store.IsForeignKeyViolation(err) {
+			return errs.NotFound("contact", "")
+		}
+		if err != nil {
+			return fmt.Errorf("preferences: save change: %w", err)
+		}
+		expires := now.Add(ConfirmHours * time.Hour)
+		secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferencesChange, contactID, id, expires, now)
+		if err != nil {
+			return err
+		}
+		var first string
+		if err := tx.QueryRow(`SELECT first_name FROM contacts WHERE id = $1`, contactID).Scan(&first); err != nil {
+			return fmt.Errorf("preferences: read contact: %w", err)
+		}
+		text, html, err := mail.Render("preferences_change", map[string]any{"Lang": lang, "Name": first, "Lines": c.Lines(lang),
+			"Link": s.BaseURL + "/p/confirm/" + secret, "Hours": ConfirmHours, "Sender": s.Sender})
+		if err != nil {
+			return fmt.Errorf("preferences: render email: %w", err)
+		}
+		_, err = mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindConfirmation, Language: lang,
+			Subject: i18n.T(lang, "email.prefs_change.subject"), Text: text, HTML: html, SubjectID: id}, now)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// supersede ends the contact's pending changes inside tx: their links stop
+// working and their emails, if not yet sent, are not sent.
+func supersede(tx *store.Tx, contactID string, now time.Time) error {
+	rows, err := tx.Query(`SELECT id FROM preference_changes WHERE contact_id = $1 AND status = $2`, contactID, StatusPending)
+	if err != nil {
+		return fmt.Errorf("preferences: read pending changes: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := tx.Exec(`UPDATE preference_changes SET status = $2, ended_at = $3 WHERE id = $1`, id, StatusSuperseded, store.Micros(now)); err != nil {
+			return fmt.Errorf("preferences: supersede change: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
+			id, store.Micros(now), auth.PurposePreferencesChange); err != nil {
+			return fmt.Errorf("preferences: end link: %w", err)
+		}
+		if err := mail.Cancel(tx, id, "superseded"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lines describes the change in the contact's language, one line per part,
+// as the confirmation email and page show it.
+func (c *Change) Lines(lang string) []string {
+	var out []string
+	if c.StopProcessing {
+		out = append(out, i18n.T(lang, "prefs.line.stop"))
+	}
+	if c.Erasure {
+		out = append(out, i18n.T(lang, "prefs.line.erase"))
+	}
+	if c.OptOut {
+		out = append(out, i18n.T(lang, "prefs.line.opt_out"))
+	}
+	for _, l := range c.Lists {
+		out = append(out, i18n.T(lang, "prefs.line.list_"+l.Status, l.Name))
+	}
+	for _, cc := range c.Consents {
+		line := i18n.T(lang, "prefs.line.consent_"+cc.State, cc.Name)
+		for _, f := range cc.Fields {
+			line += " " + i18n.T(lang, "prefs.line.erases", f)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// Pending is a change waiting for its confirmation link.
+type Pending struct {
+	ID        string
+	ContactID string
+	Change    Change
+	Lang      string
+	token     *auth.ContactToken
+}
+
+// ErrNoChange means a confirmation link is unknown, used, expired or for a
+// change that was replaced. The page says the same for all of these.
+var ErrNoChange = errors.New("preferences: no pending change for this link")
+
+// PendingChange returns, without changing anything, the change a
+// confirmation link would apply, or ErrNoChange.
+func (s *Service) PendingChange(ctx context.Context, secret string) (*Pending, error) {
+	return s.pending(ctx, dbQuerier{ctx, s.DB.Read}, secret)
+}
+
+type rowQuerier interface {
+	QueryRow(string, ...any) *sql.Row
+}
+
+type dbQuerier struct {
+	ctx context.Context
+	db  *sql.DB
+}
+
+func (q dbQuerier) QueryRow(query string, args ...any) *sql.Row {
+	return q.db.QueryRowContext(q.ctx, query, args...)
+}
+
+func (s *Service) pending(ctx context.Context, q rowQuerier, secret string) (*Pending, error) {
+	t, err := auth.FindContactToken(q, auth.PurposePreferencesChange, secret, s.now())
+	if errors.Is(err, auth.ErrNoToken) {
+		return nil, ErrNoChange
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{ID: t.SubjectID, ContactID: t.ContactID, token: t}
+	var raw, status, lang string
+	err = q.QueryRow(`SELECT pc.change, pc.status, c.language FROM preference_changes pc JOIN contacts c ON c.id = pc.contact_id
+		WHERE pc.id = $1`, t.SubjectID).Scan(&raw, &status, &lang)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && status != StatusPending) {
+		return nil, ErrNoChange
+	}
+	if err != nil {
+		return nil, fmt.Errorf("preferences: read change: %w", err)
+	}
+	p.Lang = i18n.Match(lang, "")
+	if err := json.Unmarshal([]byte(raw), &p.Change); err != nil {
+		return nil, fmt.Errorf("preferences: decode change: %w", err)
+	}
+	return p, nil
+}
+
+// Confirm applies the change behind a confirmation link, exactly as it was
+// shown and once, in one transaction: the consent records with their
+// evidence (this click's address and user agent, the link's token) and
+// ledger events, the opt-out, the list subscriptions, the processing lock
+// and the erasure request. It returns the applied change, or ErrNoChange.
+func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Pending, error) {
+	p, err := s.PendingChange(ctx, secret)
+	if err != nil {
+		return nil, err
+	}
+	actor := consent.Actor{Kind: consent.ActorContact, ID: p.ContactID}
+	evidence := consent.Evidence{Method: consent.MethodPreferencesPage, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: p.token.ID}
+	prepared := make([]*consent.Prepared, len(p.Change.Consents))
+	for i, cc := range p.Change.Consents {
+		prepared[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: cc.PurposeID, State: cc.State,
+			Source: SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: evidence})
+		if err != nil {
+			return nil, err
+		}
+	}
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		again, err := s.pending(ctx, tx, secret)
+		if err != nil {
+			return err
+		}
+		if again.ID != p.ID {
+			return ErrNoChange
+		}
+		if err := auth.UseContactToken(tx, p.token.ID, now); err != nil {
+			return ErrNoChange
+		}
+		res, err := tx.Exec(`UPDATE preference_changes SET status = $2, ended_at = $3 WHERE id = $1 AND status = $4`,
+			p.ID, StatusApplied, store.Micros(now), StatusPending)
+		if err != nil {
+			return fmt.Errorf("preferences: mark change applied: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrNoChange
+		}
+		return s.apply(tx, p, actor, evidence, prepared, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// apply carries out a confirmed change inside tx. Consents come first, so a
+// grant is refused on a record that stops processing in the same change.
+func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consent.Evidence, prepared []*consent.Prepared, now time.Time) error {
+	k, err := consent.LoadContact(tx, p.ContactID)
+	if err != nil {
+		return err
+	}
+	for _, pr := range prepared {
+		if _, err := pr.Apply(tx, k, now); err != nil {
+			return err
+		}
+	}
+	for _, l := range p.Change.Lists {
+		if _, err := lists.SetTx(tx, p.ContactID, l.ListID, l.Status, lists.SourcePreferences, now); err != nil && !errs.Is(err, errs.KindNotFound) {
+			return err // a list deleted meanwhile is simply gone
+		}
+	}
+	if p.Change.OptOut || p.Change.StopProcessing {
+		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+			Actor: actor, Evidence: ev}, now); err != nil {
+			return err
+		}
+	}
+	if p.Change.StopProcessing {
+		if _, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = $2, updated_at = $2 WHERE id = $1 AND processing_stopped_at IS NULL`,
+			p.ContactID, store.Micros(now)); err != nil {
+			return fmt.Errorf("preferences: stop processing: %w", err)
+		}
+	}
+	if p.Change.Erasure {
+		if _, err := tx.Exec(`UPDATE contacts SET erasure_requested_at = $2, updated_at = $2 WHERE id = $1 AND erasure_requested_at IS NULL`,
+			p.ContactID, store.Micros(now)); err != nil {
+			return fmt.Errorf("preferences: request erasure: %w", err)
+		}
+	}
+	return nil
+}
+
+// ChangeEntry is a change asked for on the page, for the operator.
+type ChangeEntry struct {
+	ID          string     `json:"id"`
+	Status      string     `json:"status" enum:"pending,applied,superseded"`
+	Change      Change     `json:"change"`
+	RequestedAt time.Time  `json:"requested_at"`
+	EndedAt     *time.Time `json:"ended_at,omitempty" doc:"when it was applied or replaced"`
+}
+
+// Changes lists the changes the contact asked for on the page, newest
+// first; none is an empty slice. A pending change that is never confirmed
+// stays pending, and its link expires.
+func (s *Service) Changes(ctx context.Context, contactID string) ([]ChangeEntry, error) {
+	return store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (ChangeEntry, error) {
+		var e ChangeEntry
+		var raw string
+		var at int64
+		var ended sql.NullInt64
+		if err := row.Scan(&e.ID, &e.Status, &raw, &at, &ended); err != nil {
+			return e, err
+		}
+		e.RequestedAt = store.FromMicros(at)
+		if ended.Valid {
+			t := store.FromMicros(ended.Int64)
+			e.EndedAt = &t
+		}
+		return e, json.Unmarshal([]byte(raw), &e.Change)
+	}, `SELECT id, status, change, requested_at, ended_at FROM preference_changes WHERE contact_id = $1 ORDER BY requested_at DESC, id DESC`, contactID)
+}

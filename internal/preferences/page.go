@@ -1,0 +1,201 @@
+// Package preferences is the contact's own side of Consentry: the
+// preferences page where they manage their email, their consents and their
+// record (SPEC R1, R7-R10, R15-R17), the changes they ask for there, which
+// take effect only once confirmed by a link emailed to the address on file,
+// and the unsubscribe links of marketing email (B4).
+//
+// The package has no HTTP in it: internal/public serves the pages.
+package preferences
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Service builds the page, records and confirms changes, and handles
+// unsubscribes.
+type Service struct {
+	DB       *store.DB
+	Consent  *consent.Service
+	Contacts *contact.Service
+	Lists    *lists.Service
+	Log      *slog.Logger
+	Now      func() time.Time
+	BaseURL  string
+	Sender   string
+}
+
+// Page is what one contact sees on their preferences page.
+type Page struct {
+	Contact *contact.Contact
+	// Full is false for a contact the access condition leaves out: they
+	// see only the email section (R17).
+	Full bool
+	// OptedOut is set when the contact opted out themselves; it cannot be
+	// undone here (R1), only by submitting a webform.
+	OptedOut bool
+	// OptedOutByUser is set when a user opted the contact out.
+	OptedOutByUser    bool
+	Lists             []ListChoice
+	Consents          []ConsentChoice
+	ProcessingStopped bool
+	ErasureRequested  bool
+	AllowStop         bool
+	AllowErasure      bool
+	Statement         string
+	Policies          []Link
+}
+
+// ListChoice is a public list with the contact's subscription.
+type ListChoice struct {
+	ID          string
+	Name        string
+	Description string
+	Subscribed  bool
+}
+
+// ConsentChoice is one consent the page asks for, with the contact's state.
+type ConsentChoice struct {
+	PurposeID   string
+	Name        string
+	Description string
+	Text        string // the consent text shown
+	TextVersion int
+	// State is the current state: granted, withdrawn or none.
+	State string
+	// Selected is what the page shows chosen: the state, or for a contact
+	// with no record the offer's default ("granted", "withdrawn" or "").
+	Selected string
+	// Fields are the labels of sensitive fields this consent covers:
+	// withdrawing it erases them (R8).
+	Fields []string
+}
+
+// compile checks a condition against the current fields, purposes and
+// lists, as a caller who may not reveal sensitive values.
+func (s *Service) compile(ctx context.Context, src string) (*filter.Condition, error) {
+	return s.Contacts.Condition(ctx, src, false)
+}
+
+// Build returns the page for a contact, read now. It returns a not-found
+// error when the contact does not exist.
+func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
+	c, err := s.Contacts.Get(ctx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := GetConfig(ctx, s.DB.Read)
+	if err != nil {
+		return nil, err
+	}
+	current, err := s.Consent.CurrentConsents(ctx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := lists.Subscriptions(ctx, s.DB.Read, contactID)
+	if err != nil {
+		return nil, err
+	}
+	states := map[string]string{}
+	byPurpose := map[string]consent.Current{}
+	for _, cur := range current {
+		byPurpose[cur.PurposeID] = cur
+		if cur.State != consent.StateNone {
+			states[cur.PurposeID] = cur.State
+		}
+	}
+	subject := contact.Subject(c, states, lists.SubscribedIDs(subs))
+	p := &Page{Contact: c, OptedOut: c.OptInStatus == consent.OptOutContact, OptedOutByUser: c.OptInStatus == consent.OptOutUser,
+		ProcessingStopped: c.ProcessingStoppedAt != nil, ErasureRequested: c.ErasureRequestedAt != nil,
+		AllowStop: cfg.AllowStopProcessing, AllowErasure: cfg.AllowErasure, Statement: cfg.Statement, Policies: cfg.Policies}
+	p.Full, err = s.matches(ctx, cfg.AccessCondition, subject)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.Lists.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	subscribed := lists.SubscribedIDs(subs)
+	for _, l := range all {
+		if l.Public || subscribed[l.ID] {
+			p.Lists = append(p.Lists, ListChoice{ID: l.ID, Name: l.Name, Description: l.Description, Subscribed: subscribed[l.ID]})
+		}
+	}
+	if !p.Full {
+		return p, nil
+	}
+	storage, err := s.storageFields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range cfg.Offers {
+		ok, err := s.matches(ctx, o.Condition, subject)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		pur, err := s.Consent.Purpose(ctx, o.Purpose)
+		if err != nil {
+			continue // deleted since; the settings will be corrected
+		}
+		cur := byPurpose[pur.ID]
+		ch := ConsentChoice{PurposeID: pur.ID, Name: pur.Name, Description: pur.Description, Text: pur.Text,
+			TextVersion: pur.TextVersion, State: cur.State, Selected: cur.State, Fields: storage[pur.ID]}
+		if ch.State == "" {
+			ch.State = consent.StateNone
+		}
+		if ch.State == consent.StateNone {
+			def := pur.DefaultSelected
+			if o.DefaultSelected != nil {
+				def = *o.DefaultSelected
+			}
+			ch.Selected = ""
+			if def {
+				ch.Selected = consent.StateGranted
+			}
+		}
+		p.Consents = append(p.Consents, ch)
+	}
+	return p, nil
+}
+
+// matches evaluates a condition of the settings for one contact; empty
+// matches everyone. A condition that no longer compiles (a field was
+// removed) matches no one, so the page shows less rather than more.
+func (s *Service) matches(ctx context.Context, src string, subject *filter.Subject) (bool, error) {
+	if src == "" {
+		return true, nil
+	}
+	cond, err := s.compile(ctx, src)
+	if err != nil {
+		s.Log.Warn("preferences page condition no longer compiles", "err", err)
+		return false, nil
+	}
+	return cond.Match(subject), nil
+}
+
+// storageFields maps purpose ids to the labels of the fields whose storage
+// they cover.
+func (s *Service) storageFields(ctx context.Context) (map[string][]string, error) {
+	defs, err := s.Contacts.Fields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]string{}
+	for _, d := range defs {
+		if d.StoragePurpose != "" {
+			m[d.StoragePurpose] = append(m[d.StoragePurpose], d.Label)
+		}
+	}
+	return m, nil
+}

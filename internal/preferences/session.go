@@ -1,0 +1,99 @@
+package preferences
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// SessionMinutes is how long a preferences page session lasts. It is short:
+// the link in the email can open a new one.
+const SessionMinutes = 30
+
+// ErrNoSession means a link or session cookie is unknown, expired or made
+// for something else; the page says the same for all of these.
+var ErrNoSession = errors.New("preferences: no valid link or session")
+
+// OpenSession exchanges the secret of a preferences or unsubscribe link
+// (purpose auth.PurposePreferences or auth.PurposeUnsubscribe) for a new
+// session, and returns the session's secret for the cookie and when it
+// expires. The link stays usable until it expires, so opening it twice
+// works. It returns ErrNoSession for any link that cannot be used.
+func (s *Service) OpenSession(ctx context.Context, purpose, secret string) (string, time.Time, error) {
+	if purpose != auth.PurposePreferences && purpose != auth.PurposeUnsubscribe {
+		return "", time.Time{}, ErrNoSession
+	}
+	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, purpose, secret, s.now())
+	if errors.Is(err, auth.ErrNoToken) {
+		return "", time.Time{}, ErrNoSession
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var session string
+	now := s.now()
+	expires := now.Add(SessionMinutes * time.Minute)
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		session, _, err = auth.IssueContactToken(tx, auth.PurposePreferencesSession, t.ContactID, t.ID, expires, now)
+		return err
+	})
+	return session, expires, err
+}
+
+// Session returns the contact whose session secret this is, or
+// ErrNoSession.
+func (s *Service) Session(ctx context.Context, secret string) (string, error) {
+	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, auth.PurposePreferencesSession, secret, s.now())
+	if errors.Is(err, auth.ErrNoToken) {
+		return "", ErrNoSession
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.ContactID, nil
+}
+
+// EndSession makes a session secret unusable; an unknown one is ignored.
+func (s *Service) EndSession(ctx context.Context, secret string) error {
+	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, auth.PurposePreferencesSession, secret, s.now())
+	if err != nil {
+		return nil
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		err := auth.UseContactToken(tx, t.ID, s.now())
+		if errors.Is(err, auth.ErrNoToken) {
+			return nil
+		}
+		return err
+	})
+}
+
+// OneClick opts out the contact whose unsubscribe link this is, at once and
+// without a page (RFC 8058): the mail client posts
+// List-Unsubscribe=One-Click to the link. The opt-out is the contact's own
+// (opt_out_contact, R1), recorded with the link's token as evidence. An
+// unusable link, or a contact already opted out, changes nothing; both
+// return nil, so the answer never tells whether the link meant anything.
+func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) error {
+	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, auth.PurposeUnsubscribe, secret, s.now())
+	if errors.Is(err, auth.ErrNoToken) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		k, err := consent.LoadContact(tx, t.ContactID)
+		if err != nil {
+			return nil // deleted meanwhile
+		}
+		_, err = consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+			Actor:    consent.Actor{Kind: consent.ActorContact, ID: t.ContactID},
+			Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}}, s.now())
+		return err
+	})
+}
