@@ -135,6 +135,17 @@ func TrimText(field string, p *string, max int) error {
 	return nil
 }
 
+// OptionalText is TrimText for text that may be empty.
+func OptionalText(field string, p *string, max int) error {
+	if p == nil || strings.TrimSpace(*p) == "" {
+		if p != nil {
+			*p = ""
+		}
+		return nil
+	}
+	return TrimText(field, p, max)
+}
+
 // HTTPStatus is the status the HTTP layers (the API and the public pages)
 // answer an error with. A not-found error about a
 // field of the body (an unknown purpose, say) is a 422: the URL was right,

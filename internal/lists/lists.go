@@ -81,7 +81,7 @@ func (in *Input) validate(create bool) error {
 	if in.Name != nil && *in.Name == "" {
 		return errs.Required("name")
 	}
-	return errs.TrimText("description", in.Description, 2000)
+	return errs.OptionalText("description", in.Description, 2000)
 }
 
 // Create makes a list. A name already taken, regardless of case, is a

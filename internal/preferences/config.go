@@ -124,13 +124,13 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 			}
 		}
 	}
-	if err := errs.TrimText("statement", &c.Statement, 10000); err != nil {
+	if err := errs.OptionalText("statement", &c.Statement, 10000); err != nil {
 		return err
 	}
 	for i := range c.Policies {
 		l := &c.Policies[i]
 		at := fmt.Sprintf("policies[%d]", i)
-		if err := errs.TrimText(at+".title", &l.Title, 200); err != nil {
+		if err := errs.OptionalText(at+".title", &l.Title, 200); err != nil {
 			return err
 		}
 		if l.Title == "" {
@@ -140,10 +140,10 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 			return err
 		}
 	}
-	if err := errs.TrimText("footer.text", &c.Footer.Text, 1000); err != nil {
+	if err := errs.OptionalText("footer.text", &c.Footer.Text, 1000); err != nil {
 		return err
 	}
-	if err := errs.TrimText("footer.link_text", &c.Footer.LinkText, 200); err != nil {
+	if err := errs.OptionalText("footer.link_text", &c.Footer.LinkText, 200); err != nil {
 		return err
 	}
 	if c.Footer.Enabled && c.Footer.LinkText == "" {

@@ -96,7 +96,27 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 	}
 	l := lang(r, p.Contact.Language)
 	s.render(w, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
-		"Errors": fieldErrs, "Notice": notice})
+		"Errors": placeErrors(p, fieldErrs), "Notice": notice})
+}
+
+// placeErrors keeps each error next to the choice it is about, and moves
+// those about a choice the page does not show to the top of the page.
+func placeErrors(p *preferences.Page, fieldErrs map[string]string) map[string]string {
+	shown := map[string]bool{"page": true}
+	for _, l := range p.Lists {
+		shown["list."+l.ID] = true
+	}
+	for _, c := range p.Consents {
+		shown["consent."+c.PurposeID] = true
+	}
+	out := map[string]string{}
+	for k, v := range fieldErrs {
+		if !shown[k] {
+			k = "page"
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {

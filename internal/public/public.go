@@ -66,10 +66,10 @@ type Server struct {
 	Prefs   *preferences.Service
 	// SecureCookies marks cookies Secure; set when the base URL is https.
 	SecureCookies bool
-	IPs     clientip.Resolver
-	limiter *limiter
-	cop     *http.CrossOriginProtection
-	mux     *http.ServeMux
+	IPs           clientip.Resolver
+	limiter       *limiter
+	cop           *http.CrossOriginProtection
+	mux           *http.ServeMux
 }
 
 // New builds the server and its routes.
