@@ -3,47 +3,181 @@ package public
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
-// FuzzTokenRoutes sends arbitrary tokens to the confirmation routes: never a
-// server error, always the same neutral page, and nothing written.
-func FuzzTokenRoutes(f *testing.F) {
+// fuzzSite is the public server on a fresh SQLite database with one
+// contact, and a valid link of each kind for that contact.
+type fuzzSite struct {
+	db      *store.DB
+	s       *Server
+	contact string
+	links   map[string]string // token purpose: secret
+}
+
+func newFuzzSite(f *testing.F) *fuzzSite {
 	db := storetest.OpenSQLite(f)
+	log := slog.New(slog.DiscardHandler)
 	cs := consent.NewService(db)
-	s := New(&Server{DB: db, Log: slog.New(slog.DiscardHandler),
-		OptIn: &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: time.Now, BaseURL: "http://x"}})
+	people := contact.NewService(db, cs)
+	ls := &lists.Service{DB: db, Now: time.Now}
+	people.Lists = func(ctx context.Context) (filter.Lists, error) { return ls.Names(ctx) }
+	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x"}
+	s := New(&Server{DB: db, Log: log, Prefs: prefs,
+		OptIn: &optin.Service{DB: db, Consent: cs, Log: log, Now: time.Now, BaseURL: "http://x"}})
 	s.limiter = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
+	ctx := context.Background()
+	email := "fuzz@example.com"
+	c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email}, OptInStatus: consent.SingleOptInUser,
+		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ls.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := prefs.SetConfig(ctx, preferences.Config{Offers: []preferences.Offer{{Purpose: "E-marketing"}}, AllowStopProcessing: true, AllowErasure: true}); err != nil {
+		f.Fatal(err)
+	}
+	site := &fuzzSite{db: db, s: s, contact: c.ID, links: map[string]string{}}
+	err = db.Write(ctx, func(tx *store.Tx) error {
+		for _, p := range []string{auth.PurposePreferences, auth.PurposeUnsubscribe, auth.PurposePreferencesSession} {
+			secret, _, err := auth.IssueContactToken(tx, p, c.ID, "", time.Now().Add(time.Hour), time.Now())
+			if err != nil {
+				return err
+			}
+			site.links[p] = secret
+		}
+		return nil
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return site
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// state sums what any request could write.
+func (fs *fuzzSite) state(t testing.TB) (writes, optIns, ledger, changes, confirmations int) {
+	err := fs.db.Read.QueryRow(`SELECT (SELECT count(*) FROM tokens) + (SELECT count(*) FROM tokens WHERE used_at IS NOT NULL)
+		+ (SELECT count(*) FROM consent_records) + (SELECT count(*) FROM opt_in_changes) + (SELECT count(*) FROM preference_changes)
+		+ (SELECT count(*) FROM outbox) + (SELECT count(*) FROM list_subscriptions),
+		(SELECT count(*) FROM opt_in_changes), (SELECT count(*) FROM ledger_events),
+		(SELECT count(*) FROM preference_changes), (SELECT count(*) FROM outbox WHERE kind = 'confirmation')`).
+		Scan(&writes, &optIns, &ledger, &changes, &confirmations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func (fs *fuzzSite) serve(req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	fs.s.ServeHTTP(rec, req)
+	return rec
+}
+
+var fuzzRoutes = []string{"/confirm/", "/p/", "/u/", "/p/confirm/"}
+
+// FuzzTokenRoutes sends arbitrary tokens to every route that takes one:
+// never a server error, and an unknown token writes nothing.
+func FuzzTokenRoutes(f *testing.F) {
+	fs := newFuzzSite(f)
 	for _, seed := range []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x", "%00", "../../etc", "é", ""} {
-		f.Add(true, seed)
-		f.Add(false, seed)
+		for route := range fuzzRoutes {
+			f.Add(true, uint8(route), seed)
+			f.Add(false, uint8(route), seed)
+		}
 	}
-	count := func() (n int) {
-		db.Read.QueryRowContext(context.Background(), `SELECT (SELECT count(*) FROM ledger_events) + (SELECT count(*) FROM tokens WHERE used_at IS NOT NULL)`).Scan(&n)
-		return n
-	}
-	f.Fuzz(func(t *testing.T, post bool, token string) {
-		before := count()
-		method := "GET"
+	f.Fuzz(func(t *testing.T, post bool, route uint8, token string) {
+		before, _, _, _, _ := fs.state(t)
+		method, body := "GET", ""
 		if post {
-			method = "POST"
+			method, body = "POST", "List-Unsubscribe=One-Click"
 		}
-		req := httptest.NewRequest(method, "/", nil)
-		req.URL = &url.URL{Path: "/confirm/" + token}
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
+		req := httptest.NewRequest(method, "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.URL = &url.URL{Path: fuzzRoutes[int(route)%len(fuzzRoutes)] + token}
+		rec := fs.serve(req)
 		if rec.Code >= 500 {
-			t.Fatalf("%s %q: %d", method, token, rec.Code)
+			t.Fatalf("%s %s: %d", method, req.URL.Path, rec.Code)
 		}
-		if count() != before {
-			t.Fatalf("%s %q wrote something", method, token)
+		if after, _, _, _, _ := fs.state(t); after != before {
+			t.Fatalf("%s %s wrote something", method, req.URL.Path)
+		}
+	})
+}
+
+// FuzzOneClick posts arbitrary bodies to the one-click unsubscribe address,
+// with a valid token or an arbitrary one: never a server error, and an
+// opt-out is written whole (status, history, ledger event) or not at all.
+func FuzzOneClick(f *testing.F) {
+	fs := newFuzzSite(f)
+	for _, seed := range []string{"List-Unsubscribe=One-Click", "List-Unsubscribe=one-click", "", "%zz", "List-Unsubscribe=One-Click&List-Unsubscribe=x", strings.Repeat("a=b&", 2000)} {
+		f.Add(true, "", seed)
+		f.Add(false, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", seed)
+	}
+	f.Fuzz(func(t *testing.T, valid bool, token, body string) {
+		if valid {
+			token = fs.links[auth.PurposeUnsubscribe]
+		}
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.URL = &url.URL{Path: "/u/" + token}
+		if rec := fs.serve(req); rec.Code >= 500 {
+			t.Fatalf("POST %q: %d", body, rec.Code)
+		}
+		_, optIns, ledger, _, _ := fs.state(t)
+		var status string
+		fs.db.Read.QueryRow(`SELECT opt_in_status FROM contacts WHERE id = $1`, fs.contact).Scan(&status)
+		// The contact began single_opt_in_user with one change in the
+		// ledger; an opt-out adds exactly one change and one event.
+		if optIns != ledger || (status == consent.OptOutContact) != (optIns == 2) || optIns > 2 {
+			t.Fatalf("half-written opt-out: status %s, %d changes, %d events", status, optIns, ledger)
+		}
+	})
+}
+
+// FuzzPreferencesPost posts arbitrary forms to the preferences page in a
+// valid session: never a server error, nothing applied without the
+// confirmation link, and every saved change complete (its pending row, its
+// link and its email).
+func FuzzPreferencesPost(f *testing.F) {
+	fs := newFuzzSite(f)
+	for _, seed := range []string{"action=save&optout=1", "action=stop", "action=erase", "consent.01930000-0000-7000-8000-000000000002=withdrawn&v.01930000-0000-7000-8000-000000000002=1",
+		"consent.01930000-0000-7000-8000-000000000002=granted&v.01930000-0000-7000-8000-000000000002=99", "list=x", "consent.=&v.=", "%", "optout=1&list=" + strings.Repeat("z", 300), ""} {
+		f.Add(seed)
+	}
+	session := fs.links[auth.PurposePreferencesSession]
+	f.Fuzz(func(t *testing.T, form string) {
+		_, optIns, _, _, _ := fs.state(t)
+		req := httptest.NewRequest("POST", "/p", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: session})
+		if rec := fs.serve(req); rec.Code >= 500 {
+			t.Fatalf("POST %q: %d", form, rec.Code)
+		}
+		_, optInsAfter, _, changes, confirmations := fs.state(t)
+		var tokens int
+		fs.db.Read.QueryRow(`SELECT count(*) FROM tokens WHERE purpose = $1`, auth.PurposePreferencesChange).Scan(&tokens)
+		if optInsAfter != optIns || changes != confirmations || changes != tokens {
+			t.Fatalf("POST %q: %d opt-in changes (was %d), %d pending changes, %d emails, %d links", form, optInsAfter, optIns, changes, confirmations, tokens)
 		}
 	})
 }

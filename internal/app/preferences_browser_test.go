@@ -1,0 +1,95 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// TestPreferencesPageInABrowser follows R7 in a real browser, in English
+// and in Swedish: the contact opens the link from the email they received
+// over SMTP, withdraws a consent, is told to check their email, opens the
+// link in the second email, confirms, and the change is applied.
+func TestPreferencesPageInABrowser(t *testing.T) {
+	for _, tc := range []struct {
+		lang                             string
+		title, checkEmail, done, applied string
+	}{
+		{"en", "Your privacy preferences", "Please check your email", "Your choices are saved", "Withdraw consent to “Card on file”"},
+		{"sv", "Dina integritetsinställningar", "Titta i din e-post", "Dina val är sparade", "Återkalla samtycket till ”Card on file”"},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			browser := browsertest.New(t)
+			e := start(t, storetest.OpenSQLite(t))
+			e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed":true}`, 200, nil)
+			c := cardOnFile(e, "maja@example.com", "granted")
+			e.api("PATCH", "/api/v1/contacts/"+c.ID, `{"language":"`+tc.lang+`"}`, 200, nil)
+			e.api("PUT", "/api/v1/settings/preferences-page", `{"offers":[{"purpose":"Card on file"}]}`, 200, nil)
+			card := purposeID(e, "Card on file")
+
+			var link string
+			for _, l := range e.smtp.Wait(t, 1)[0].Links() {
+				if strings.HasPrefix(l, e.srv.URL+"/p/") {
+					link = l
+				}
+			}
+			if link == "" {
+				t.Fatal("the right-to-be-informed email has no preferences link")
+			}
+			text := func(css string) string {
+				t.Helper()
+				v, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(css)))
+				if err != nil {
+					t.Fatalf("read %s: %v", css, err)
+				}
+				return v
+			}
+			if err := chromedp.Do(browser, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#save"))); err != nil {
+				t.Fatal(err)
+			}
+			location, err := chromedp.Run(browser, chromedp.Location())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if location != e.srv.URL+"/p" || text("h1") != tc.title {
+				t.Fatalf("after opening the link: %s, %q", location, text("h1"))
+			}
+			if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS("#c-"+card+"-no")), chromedp.Click(chromedp.CSS("#save")),
+				chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`))); err != nil {
+				t.Fatal(err)
+			}
+			if got := text("h1"); got != tc.checkEmail {
+				t.Fatalf("after saving: %q", got)
+			}
+			var state struct{ Current []struct{ Purpose, State string } }
+			e.api("GET", "/api/v1/contacts/"+c.ID+"/consents", "", 200, &state)
+			for _, cur := range state.Current {
+				if cur.Purpose == "Card on file" && cur.State != "granted" {
+					t.Fatal("the change took effect before it was confirmed")
+				}
+			}
+
+			confirm := e.smtp.Wait(t, 2)[1]
+			if !strings.Contains(confirm.Text, tc.applied) {
+				t.Fatalf("confirmation email: %s", confirm.Text)
+			}
+			if err := chromedp.Do(browser, chromedp.Navigate(e.srv.URL+confirmLinkRE.FindString(confirm.Text)),
+				chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`))); err != nil {
+				t.Fatal(err)
+			}
+			if got, list := text("h1"), text("main ul"); got != tc.done || !strings.Contains(list, tc.applied) {
+				t.Fatalf("after confirming: %q, %q", got, list)
+			}
+			e.api("GET", "/api/v1/contacts/"+c.ID+"/consents", "", 200, &state)
+			for _, cur := range state.Current {
+				if cur.Purpose == "Card on file" && cur.State != "withdrawn" {
+					t.Fatalf("after confirming, Card on file is %s", cur.State)
+				}
+			}
+		})
+	}
+}
