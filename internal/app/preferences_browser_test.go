@@ -65,7 +65,9 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 			if got := text("h1"); got != tc.checkEmail {
 				t.Fatalf("after saving: %q", got)
 			}
-			var state struct{ Current []struct{ Purpose, State string } }
+			var state struct {
+				Current []struct{ Purpose, State string }
+			}
 			e.api("GET", "/api/v1/contacts/"+c.ID+"/consents", "", 200, &state)
 			for _, cur := range state.Current {
 				if cur.Purpose == "Card on file" && cur.State != "granted" {
