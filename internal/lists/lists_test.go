@@ -1,0 +1,101 @@
+package lists_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestSubscriptionsAndConditions: a subscription is set once per change,
+// a list name is unique regardless of case, and inList() in a condition
+// selects the subscribed contacts, in SQL and in memory alike.
+func TestSubscriptionsAndConditions(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		ls := &lists.Service{DB: db, Now: time.Now}
+		people := contact.NewService(db, consent.NewService(db))
+		people.Lists = func(ctx context.Context) (filter.Lists, error) { return ls.Names(ctx) }
+		news, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ls.Create(ctx, lists.Input{Name: ptr("NEWSLETTER")}); !errs.Is(err, errs.KindConflict) {
+			t.Fatalf("a second list named alike: %v", err)
+		}
+		if _, err := ls.Create(ctx, lists.Input{Name: ptr("  ")}); errs.As(err) == nil || errs.As(err).Field != "name" {
+			t.Fatalf("a blank name: %v", err)
+		}
+		var ids []string
+		for _, email := range []string{"a@example.com", "b@example.com"} {
+			c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)},
+				Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.ID)
+		}
+		if _, err := ls.Set(ctx, ids[0], "newsletter", lists.Subscribed, lists.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ls.Set(ctx, ids[1], "newsletter", "maybe", lists.SourceAPI); errs.As(err) == nil || errs.As(err).Field != "status" {
+			t.Fatalf("a bad status: %v", err)
+		}
+		if _, err := ls.Set(ctx, ids[1], "No such list", lists.Subscribed, lists.SourceAPI); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("an unknown list: %v", err)
+		}
+		var changed []bool
+		err = db.Write(ctx, func(tx *store.Tx) error {
+			for _, st := range []string{lists.Subscribed, lists.Unsubscribed, lists.Unsubscribed, lists.Subscribed} {
+				ch, err := lists.SetTx(tx, ids[1], news.ID, st, lists.SourceWebform, time.Now())
+				if err != nil {
+					return err
+				}
+				changed = append(changed, ch)
+			}
+			return nil
+		})
+		if err != nil || len(changed) != 4 || !changed[0] || !changed[1] || changed[2] || !changed[3] {
+			t.Fatalf("changes reported %v (%v)", changed, err)
+		}
+		if _, err := ls.Set(ctx, ids[1], news.ID, lists.Unsubscribed, lists.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		n, err := people.Count(ctx, `inList("Newsletter")`, contact.Asker{})
+		if err != nil || n != 1 {
+			t.Fatalf("inList counts %d (%v)", n, err)
+		}
+		if _, err := people.Count(ctx, `inList("Nope")`, contact.Asker{}); errs.As(err) == nil {
+			t.Fatal("an unknown list in a condition is not an error")
+		}
+		cond, err := people.Condition(ctx, `inList("newsletter")`, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			subs, err := lists.Subscriptions(ctx, db.Read, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := people.Get(ctx, id)
+			if got := cond.Match(contact.Subject(c, nil, lists.SubscribedIDs(subs))); got != (i == 0) {
+				t.Fatalf("in memory, contact %d in list: %v", i, got)
+			}
+		}
+		if err := ls.Delete(ctx, news.ID); err != nil {
+			t.Fatal(err)
+		}
+		if subs, _ := lists.Subscriptions(ctx, db.Read, ids[0]); len(subs) != 0 {
+			t.Fatalf("deleting the list kept %v", subs)
+		}
+	})
+}
