@@ -95,8 +95,12 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 		return
 	}
 	l := lang(r, p.Contact.Language)
+	action := "/p"
+	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
+		action += "?lang=" + strings.ToLower(q) // the choice stays on the page's own posts
+	}
 	s.render(w, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
-		"Errors": placeErrors(p, fieldErrs), "Notice": notice})
+		"Errors": placeErrors(p, fieldErrs), "Notice": notice, "Action": action})
 }
 
 // placeErrors keeps each error next to the choice it is about, and moves
