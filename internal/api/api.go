@@ -27,6 +27,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 // Server holds what the handlers call.
@@ -37,6 +38,7 @@ type Server struct {
 	Tokens   *auth.Tokens
 	OptIn    *optin.Service
 	Lists    *lists.Service
+	Webforms *webform.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
