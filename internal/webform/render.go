@@ -143,7 +143,11 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 	}
 	for _, fd := range w.Fields {
 		name := inputName(fd.Name)
-		fv := FieldView{Name: name, ID: id(name), Label: fd.Label, Type: "text", Required: fd.Required, Value: posted.Get(name),
+		label := fd.Label
+		if label == "" {
+			label = i18n.T(lang, "webform.field."+fd.Name)
+		}
+		fv := FieldView{Name: name, ID: id(name), Label: label, Type: "text", Required: fd.Required, Value: posted.Get(name),
 			Error: msg(name), MaxLength: 200}
 		switch fd.Name {
 		case "email":
@@ -180,7 +184,11 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 			Version: version, Checked: posted.Get(name+".checked") != "", Error: msg(name+".checked") + msg(name+".version")}
 	}
 	if w.Marketing != nil && f.marketing != nil {
-		b := box("marketing", w.Marketing.Label, f.marketing.Text, f.marketing.TextVersion)
+		label := w.Marketing.Label
+		if label == "" {
+			label = i18n.T(lang, "webform.marketing.label")
+		}
+		b := box("marketing", label, f.marketing.Text, f.marketing.TextVersion)
 		v.Marketing = &b
 	}
 	for i, b := range w.Consents {

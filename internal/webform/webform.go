@@ -79,7 +79,7 @@ type Definition struct {
 // Field is a contact field on a form.
 type Field struct {
 	Name     string `json:"name"`
-	Label    string `json:"label,omitempty" doc:"default: the field's own label"`
+	Label    string `json:"label,omitempty" doc:"default: a custom field's label, or the core field's name in the language the form is shown in"`
 	Required bool   `json:"required,omitempty" doc:"always true for email"`
 }
 
@@ -100,7 +100,7 @@ type ConsentBox struct {
 // MarketingBox asks for email marketing.
 type MarketingBox struct {
 	Purpose string `json:"purpose,omitempty" doc:"purpose id or name; default E-marketing"`
-	Label   string `json:"label,omitempty" doc:"default: a translation of \"Yes, send me news by email\""`
+	Label   string `json:"label,omitempty" doc:"default: \"Yes, send me news and offers by email\" in the language the form is shown in"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: the box is never pre-checked (R12)"`
 }
 
@@ -240,23 +240,28 @@ func (s *Service) validateFields(ctx context.Context, d *Definition) error {
 		if f.Name == "email" {
 			f.Required = true
 		}
-		if f.Label == "" {
-			if c := custom[f.Name]; c != nil {
-				f.Label = c.Label
-			} else {
-				f.Label = i18n.T(d.Language, "webform.field."+f.Name)
-			}
+		if f.Label == "" && custom[f.Name] != nil {
+			f.Label = custom[f.Name].Label
 		}
-		if err := errs.TrimText(path+".label", &f.Label, maxLabel); err != nil {
+		if err := optionalLabel(path+".label", &f.Label); err != nil {
 			return err
 		}
 	}
 	if !seen["email"] {
 		// Added after the checks, so that their paths are the ones the
 		// operator wrote.
-		d.Fields = append([]Field{{Name: "email", Label: i18n.T(d.Language, "webform.field.email"), Required: true}}, d.Fields...)
+		d.Fields = append([]Field{{Name: "email", Required: true}}, d.Fields...)
 	}
 	return nil
+}
+
+// optionalLabel checks a label that may be left out: the form then shows
+// the catalog's wording in the language it is shown in.
+func optionalLabel(field string, label *string) error {
+	if *label == "" {
+		return nil
+	}
+	return errs.TrimText(field, label, maxLabel)
 }
 
 func (s *Service) validateBoxes(ctx context.Context, d *Definition) error {
@@ -290,10 +295,7 @@ func (s *Service) validateBoxes(ctx context.Context, d *Definition) error {
 			return err
 		}
 		m.Purpose = p.ID
-		if m.Label == "" {
-			m.Label = i18n.T(d.Language, "webform.marketing.label")
-		}
-		if err := errs.TrimText("marketing.label", &m.Label, maxLabel); err != nil {
+		if err := optionalLabel("marketing.label", &m.Label); err != nil {
 			return err
 		}
 	}
