@@ -19,6 +19,11 @@ import (
 // submission causes. The form names the contact by email: a new address
 // becomes a lead, a known one gets the fields the form carries.
 type Upsert struct {
+	// Language, when set, becomes the language of a contact the upsert
+	// creates (the language of the form they filled in, so that their
+	// emails are in it); a known contact's language is left as it is.
+	Language string
+
 	s        *Service
 	in       Input
 	defs     map[string]*FieldDefinition
@@ -111,6 +116,9 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	secrets, err := u.in.apply(c, u.defs)
 	if err != nil {
 		return UpsertResult{}, err
+	}
+	if c.Language == "" {
+		c.Language = u.Language
 	}
 	if err := insertRow(tx, c); err != nil {
 		return UpsertResult{}, err

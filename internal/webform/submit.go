@@ -233,6 +233,9 @@ func (s *Service) Submit(ctx context.Context, idOrName string, sub Submission) (
 			p.fail(inputName(strings.TrimPrefix(e.Field, "fields.")), e)
 		}
 	}
+	if up != nil {
+		up.Language = lang
+	}
 	if len(p.problems) > 0 {
 		return nil, &Invalid{Errors: p.problems, View: f.view(s.action(w.ID, sub.Lang, w.Language, false), lang, sub.Form, p.problems)}
 	}

@@ -152,7 +152,7 @@ func TestSubmission(t *testing.T) {
 			t.Fatalf("contacts: %v %v", people, err)
 		}
 		c := people[0]
-		if c.Kind != "lead" || c.FirstName != "Anna" || c.OptInStatus != consent.SingleOptInWebform {
+		if c.Kind != "lead" || c.FirstName != "Anna" || c.Language != "en" || c.OptInStatus != consent.SingleOptInWebform {
 			t.Fatalf("lead: %+v", c)
 		}
 		hist, err := s.Consent.History(ctx, c.ID)
