@@ -34,14 +34,7 @@ func TestWebformInABrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	text := func(css string) string {
-		t.Helper()
-		v, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(css)))
-		if err != nil {
-			t.Fatalf("read %s: %v", css, err)
-		}
-		return v
-	}
+	text := func(css string) string { t.Helper(); return browsertest.Text(t, browser, css) }
 	run(chromedp.Navigate(e.srv.URL+"/f/"+form.ID),
 		chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), "Cas@Example.com"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="first_name"]`), "Cas"),
