@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -68,9 +69,39 @@ type loaded struct {
 	lists     []*lists.List
 }
 
-// load reads the form and what it shows. It returns a not-found error
+// cacheFor is how long this instance shows and takes a form as it read
+// it: a change to the form, its purposes' texts, its lists or the field
+// definitions reaches the form within this time. Every submission reads
+// all of these, so the cache saves the database most of its reads; a post
+// that fails validation against a cached form is checked again against a
+// fresh one before it is refused, so a consent text version created a
+// moment ago is never refused as unknown.
+const cacheFor = time.Second
+
+type cached struct {
+	f  *loaded
+	at time.Time
+}
+
+// load returns the form and what it shows, read at most cacheFor ago. It
+// returns a not-found error (field "webform") when there is no such form.
+func (s *Service) load(ctx context.Context, idOrName string) (*loaded, bool, error) {
+	if c, ok := s.cache.Load(idOrName); ok && time.Since(c.(cached).at) < cacheFor {
+		return c.(cached).f, true, nil
+	}
+	f, err := s.loadFresh(ctx, idOrName)
+	if err == nil {
+		s.cache.Store(idOrName, cached{f: f, at: time.Now()})
+	}
+	return f, false, err
+}
+
+// forget drops every cached form, after a change made by this instance.
+func (s *Service) forget() { s.cache.Clear() }
+
+// loadFresh reads the form and what it shows. It returns a not-found error
 // (field "webform") when there is no such form.
-func (s *Service) load(ctx context.Context, idOrName string) (*loaded, error) {
+func (s *Service) loadFresh(ctx context.Context, idOrName string) (*loaded, error) {
 	w, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -219,7 +250,7 @@ func (v *View) HTML() (template.HTML, error) {
 // language asked for (lang, when one of ours) or else the form's own. It
 // returns a not-found error (field "webform") when there is no such form.
 func (s *Service) Page(ctx context.Context, idOrName, lang string) (*View, error) {
-	f, err := s.load(ctx, idOrName)
+	f, _, err := s.load(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +282,7 @@ func (s *Service) action(id, lang, formLang string, absolute bool) string {
 // language, posting to this service. It returns a not-found error when
 // there is no such form.
 func (s *Service) Snippet(ctx context.Context, idOrName string) (string, error) {
-	f, err := s.load(ctx, idOrName)
+	f, err := s.loadFresh(ctx, idOrName)
 	if err != nil {
 		return "", err
 	}

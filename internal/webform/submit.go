@@ -2,6 +2,7 @@ package webform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -143,10 +144,23 @@ func (p *post) version(name string) int {
 // It returns a not-found error (field "webform") when there is no such
 // form, and *Invalid, with nothing written, for a post with errors.
 func (s *Service) Submit(ctx context.Context, idOrName string, sub Submission) (*Result, error) {
-	f, err := s.load(ctx, idOrName)
+	f, fromCache, err := s.load(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
+	res, err := s.submit(ctx, f, sub)
+	var invalid *Invalid
+	if fromCache && errors.As(err, &invalid) {
+		if f, err = s.loadFresh(ctx, idOrName); err != nil {
+			return nil, err
+		}
+		return s.submit(ctx, f, sub)
+	}
+	return res, err
+}
+
+func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Result, error) {
+	var err error
 	w := f.w
 	lang := pageLang(sub.Lang, w.Language)
 	res := &Result{Redirect: w.RedirectURL, Lang: lang}

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,6 +123,8 @@ type Service struct {
 	// BaseURL is where the snippet posts to: BaseURL/f/{id}.
 	BaseURL string
 	Now     func() time.Time
+
+	cache sync.Map // form id or name → cached
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
@@ -481,6 +484,7 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	if err != nil {
 		return nil, err
 	}
+	s.forget()
 	w.Definition, w.UpdatedAt = d, now
 	return w, nil
 }
@@ -511,6 +515,7 @@ func (s *Service) Delete(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return err
 	}
+	defer s.forget()
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(`DELETE FROM webforms WHERE id = $1`, w.ID); err != nil {
 			return fmt.Errorf("webform: delete: %w", err)
