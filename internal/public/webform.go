@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,12 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, v 
 	if err != nil {
 		s.webformError(w, r, err)
 		return
+	}
+	if v.RedirectOrigin != "" {
+		// Browsers hold the redirect after a post to form-action too; the
+		// policy is otherwise the one every page has.
+		csp := w.Header().Get("Content-Security-Policy")
+		w.Header().Set("Content-Security-Policy", strings.Replace(csp, "form-action 'self'", "form-action 'self' "+v.RedirectOrigin, 1))
 	}
 	s.render(w, status, "webform", map[string]any{"Lang": v.Lang, "Title": v.Title, "Form": h})
 }

@@ -1,6 +1,7 @@
 package public
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -63,9 +64,20 @@ func TestWebformPage(t *testing.T) {
 				t.Fatal("no CSP")
 			}
 		}
+		if _, err := s.Webforms.Update(context.Background(), w.ID, []byte(`{"redirect_url": "https://acme.example/thanks?from=form"}`)); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/f/"+w.ID, nil))
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://acme.example;") {
+			t.Fatalf("CSP of a form that redirects: %s", csp)
+		}
+		if code, _, h := send(s, "/f/"+w.ID, "198.51.100.1", url.Values{"email": {"r@example.com"}}); code != 303 || h.Get("Location") != "https://acme.example/thanks?from=form" {
+			t.Fatalf("redirect: %d %v", code, h)
+		}
 		req := httptest.NewRequest("GET", "/f/nothing-here", nil)
 		req.Header.Set("Accept-Language", "sv")
-		rec := httptest.NewRecorder()
+		rec = httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
 		if rec.Code != 404 || !strings.Contains(rec.Body.String(), "Formuläret hittades inte") {
 			t.Fatalf("unknown form: %d %s", rec.Code, rec.Body.String())

@@ -39,6 +39,9 @@ type View struct {
 	Consents    []BoxView
 	Lists       []BoxView
 	HoneypotID  string
+	// RedirectOrigin is the scheme and host of the form's redirect URL, or
+	// "": the hosted page must allow its form to lead there.
+	RedirectOrigin string
 	// Errors is set when the form is shown again after a post with errors;
 	// each field's own error is in its view.
 	Errors bool
@@ -171,6 +174,9 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 		HoneypotID: prefix + Honeypot, Errors: len(problems) > 0}
 	if v.SubmitLabel == "" {
 		v.SubmitLabel = i18n.T(lang, "webform.submit")
+	}
+	if u, err := url.Parse(w.RedirectURL); err == nil && w.RedirectURL != "" {
+		v.RedirectOrigin = u.Scheme + "://" + u.Host
 	}
 	for _, fd := range w.Fields {
 		name := inputName(fd.Name)
