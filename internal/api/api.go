@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 // Server holds what the handlers call.
@@ -39,6 +40,7 @@ type Server struct {
 	OptIn    *optin.Service
 	Lists    *lists.Service
 	Prefs    *preferences.Service
+	Webforms *webform.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string

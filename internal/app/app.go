@@ -26,6 +26,7 @@ import (
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 // App is a running Consentry: its database, services and workers.
@@ -136,9 +137,11 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 
+	forms := &webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Now: time.Now}
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version()})
-	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
+	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
+		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)

@@ -48,3 +48,14 @@ func New(t testing.TB) context.Context {
 	}
 	return ctx
 }
+
+// Text returns the text of the first element css selects on the page in
+// ctx, failing the test when there is none.
+func Text(t testing.TB, ctx context.Context, css string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		t.Fatalf("read %s: %v", css, err)
+	}
+	return v
+}

@@ -278,21 +278,9 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		prepared[i] = p
 	}
-	fieldsJSON, err := json.Marshal(c.Fields)
-	if err != nil {
-		return nil, fmt.Errorf("contact: encode fields: %w", err)
-	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO contacts (id, ref, kind, email, email_key, first_name, last_name, phone, country, region,
-			language, stage, owner, fields, opt_in_status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'none', $15, $15)`,
-			c.ID, c.LedgerRef, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country,
-			c.Region, c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(now))
-		if store.IsUniqueViolation(err) {
-			return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
-		}
-		if err != nil {
-			return fmt.Errorf("contact: create: %w", err)
+		if err := insertRow(tx, c); err != nil {
+			return err
 		}
 		k := consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: consent.OptInNone}
 		if in.OptInStatus != "" {
@@ -315,12 +303,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
 			}
 		}
-		for _, hook := range s.AfterCreate {
-			if err := hook(tx, c, now); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.afterCreate(tx, c, now)
 	})
 	if err != nil {
 		return nil, err
@@ -448,20 +431,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 		if err := s.storeSecrets(tx, c.ID, secrets, defs, s.now()); err != nil {
 			return err
 		}
-		fieldsJSON, err := json.Marshal(c.Fields)
-		if err != nil {
-			return fmt.Errorf("contact: encode fields: %w", err)
-		}
 		c.UpdatedAt = s.now()
-		_, err = tx.Exec(`UPDATE contacts SET kind = $2, email = $3, email_key = $4, first_name = $5, last_name = $6, phone = $7,
-			country = $8, region = $9, language = $10, stage = $11, owner = $12, fields = $13, updated_at = $14 WHERE id = $1`,
-			c.ID, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country, c.Region,
-			c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.UpdatedAt))
-		if store.IsUniqueViolation(err) {
-			return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
-		}
-		if err != nil {
-			return fmt.Errorf("contact: update: %w", err)
+		if err := updateRow(tx, c); err != nil {
+			return err
 		}
 		out = c
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webform/webformtest"
 )
 
 // fuzzSite is the public server on a fresh SQLite database with one
@@ -178,6 +179,65 @@ func FuzzPreferencesPost(f *testing.F) {
 		fs.db.Read.QueryRow(`SELECT count(*) FROM tokens WHERE purpose = $1`, auth.PurposePreferencesChange).Scan(&tokens)
 		if optInsAfter != optIns || changes != confirmations || changes != tokens {
 			t.Fatalf("POST %q: %d opt-in changes (was %d), %d pending changes, %d emails, %d links", form, optInsAfter, optIns, changes, confirmations, tokens)
+		}
+	})
+}
+
+// FuzzWebformPost sends arbitrary bodies to a webform: never a server
+// error, and never half a submission. A post that is not taken writes
+// nothing; one that is taken leaves the ledger matching the consent state,
+// and every contact it set to single_opt_in_webform with an invitation and
+// its email.
+func FuzzWebformPost(f *testing.F) {
+	db := storetest.OpenSQLite(f)
+	s, w := webformServer(f, db)
+	s.webform.ip = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
+	s.webform.address = newAddressLimiter(1<<30, time.Hour)
+	for _, seed := range []string{
+		"email=a%40example.com&marketing.checked=yes&marketing.version=1&consents%5B0%5D.checked=yes&lists%5B0%5D.checked=yes&first_name=A",
+		"email=A%40EXAMPLE.com&last_name=B&consents%5B0%5D.version=1",
+		"email=b%40example.com&website=x",
+		"email=c%40example.com&email=d%40example.com",
+		"email=not-an-address&marketing.checked=yes",
+		"email=e%40example.com&marketing.checked=on",
+		"email=f%40example.com&consents%5B0%5D.checked=yes&consents%5B0%5D.version=99",
+		"email=g%40example.com&consents%5B0%5D.checked=yes&consents%5B0%5D.version=-1",
+		"email=h%40example.com&first_name=%00",
+		"email=%ff%fe%40example.com",
+		"%zz=%",
+		"",
+		"email=i%40example.com&phone=abc&country=Sweden",
+		strings.Repeat("a", 70000),
+	} {
+		f.Add(seed, "application/x-www-form-urlencoded")
+	}
+	f.Add("--x\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nj@example.com\r\n--x--\r\n", "multipart/form-data; boundary=x")
+	f.Add(`{"email": "k@example.com"}`, "application/json")
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, body, contentType string) {
+		before := webformtest.Rows(t, db)
+		req := httptest.NewRequest("POST", "/f/"+w.ID, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%q: %d %s", body, rec.Code, rec.Body.String())
+		}
+		after := webformtest.Rows(t, db)
+		if rec.Code != 200 && after != before {
+			t.Fatalf("%q: answered %d and wrote %d rows", body, rec.Code, after-before)
+		}
+		if after == before {
+			return
+		}
+		rep, err := s.Webforms.Consent.VerifyLedger(ctx)
+		if err != nil || !rep.OK {
+			t.Fatalf("%q: ledger: %+v %v", body, rep, err)
+		}
+		var orphans int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts c WHERE c.opt_in_status = 'single_opt_in_webform' AND NOT EXISTS (
+			SELECT 1 FROM optin_invitations i JOIN outbox o ON o.subject_id = i.id WHERE i.contact_id = c.id)`).Scan(&orphans); err != nil || orphans != 0 {
+			t.Fatalf("%q: %d contacts opted in without an invitation email (%v)", body, orphans, err)
 		}
 	})
 }

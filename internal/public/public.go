@@ -27,6 +27,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 //go:embed templates
@@ -70,6 +71,9 @@ type Server struct {
 	limiter       *limiter
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
+
+	Webforms *webform.Service // hosted webforms and their posts (webform.go)
+	webform  *webformLimits
 }
 
 // New builds the server and its routes.
@@ -89,6 +93,7 @@ func New(s *Server) *Server {
 	for _, p := range crossOriginBypasses {
 		s.cop.AddInsecureBypassPattern(p)
 	}
+	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections
 	return s
 }
 
@@ -100,7 +105,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	if !s.limiter.allow(clientip.LimitKey(s.IPs.IP(r))) {
+	if !s.isWebformPost(r) && !s.limiter.allow(clientip.LimitKey(s.IPs.IP(r))) {
 		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
 		return
 	}

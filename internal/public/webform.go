@@ -1,4 +1,230 @@
 package public
 
+import (
+	"crypto/sha256"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/webform"
+)
+
+// Webform posts come from other sites (the snippet is pasted into a
+// company's website), so cross-origin protection cannot guard them, and
+// there is no token in the address to authorise them either. They are
+// protected instead by:
+//
+//   - a honeypot field, hidden without CSS or JavaScript, that people never
+//     fill and bots do: such a post is answered as any other and writes
+//     nothing;
+//   - a rate limit per client address, of webform posts only, so that one
+//     busy office behind a single address that sends many forms is not
+//     locked out of its confirmation links, and the other way round: a 429
+//     page when it is hit;
+//   - a rate limit per email address, so that a form cannot be used to
+//     pester one person: past it, posts for that address are answered as
+//     any other and write nothing (the double opt-in email itself goes out
+//     at most once a day per address, in the database, across instances);
+//   - answers that never tell whether an address was known: a new address,
+//     a known one, a honeypot hit, a limited address and a contact who
+//     stopped processing all get the same page (or the same redirect);
+//   - double opt-in before any marketing email: a post sets only
+//     single_opt_in_webform, and campaigns send only to double_opt_in by
+//     default;
+//   - strict parsing: a body of at most 64 KiB, each field at most once,
+//     plain text only, checkboxes only as the markup sends them.
+const (
+	maxWebformBody = 64 << 10
+	// Per client address: a form is filled in by people, a few a minute
+	// even from one office.
+	webformPerMinute = 20
+	webformBurst     = 40
+	// Per email address.
+	addressPosts  = 5
+	addressWindow = time.Hour
+)
+
+// webformLimits are the rate limits of webform posts. They live in this
+// process: with several instances behind a load balancer, each allows as
+// much, which the once-a-day limit on double opt-in emails (kept in the
+// database) bounds for what matters most.
+type webformLimits struct {
+	ip      *limiter
+	address *addressLimiter
+}
+
+func init() {
+	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
+	pages["webform"] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/webform.html"))
+}
+
 // webformRoutes adds the webform pages and posts to the public mux.
-func (s *Server) webformRoutes() {}
+func (s *Server) webformRoutes() {
+	s.webform = &webformLimits{ip: newLimiter(webformPerMinute, webformBurst, time.Minute), address: newAddressLimiter(addressPosts, addressWindow)}
+	s.mux.HandleFunc("GET /f/{form}", s.webformPage)
+	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
+}
+
+// isWebformPost reports whether r is a webform post, which has its own
+// rate limit (see webformLimits) instead of the one of the other pages.
+func (s *Server) isWebformPost(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	_, pattern := s.mux.Handler(r)
+	return pattern == "POST /f/{form}"
+}
+
+// formLang is the language a ?lang= parameter asks for, or "" for the
+// form's own.
+func formLang(r *http.Request) string {
+	if q := r.URL.Query().Get("lang"); q != "" {
+		return i18n.Match(q, "")
+	}
+	return ""
+}
+
+func (s *Server) webformPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.Webforms.Page(r.Context(), r.PathValue("form"), formLang(r))
+	if err != nil {
+		s.webformError(w, r, err)
+		return
+	}
+	s.showForm(w, r, http.StatusOK, v)
+}
+
+func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, v *webform.View) {
+	h, err := v.HTML()
+	if err != nil {
+		s.webformError(w, r, err)
+		return
+	}
+	if v.RedirectOrigin != "" {
+		// Browsers hold the redirect after a post to form-action too; the
+		// policy is otherwise the one every page has.
+		csp := w.Header().Get("Content-Security-Policy")
+		w.Header().Set("Content-Security-Policy", strings.Replace(csp, "form-action 'self'", "form-action 'self' "+v.RedirectOrigin, 1))
+	}
+	s.render(w, status, "webform", map[string]any{"Lang": v.Lang, "Title": v.Title, "Form": h})
+}
+
+// webformError answers a form that does not exist with a 404 page and
+// anything else with a 500 page, logged without the request's contents.
+func (s *Server) webformError(w http.ResponseWriter, r *http.Request, err error) {
+	l := lang(r, "")
+	if errs.Is(err, errs.KindNotFound) {
+		s.message(w, http.StatusNotFound, l, "webform.not_found")
+		return
+	}
+	s.Log.Error("webform", "err", err)
+	http.Error(w, "The form could not be handled; please try again later.", http.StatusInternalServerError)
+}
+
+func (s *Server) message(w http.ResponseWriter, status int, l, key string) {
+	s.render(w, status, "message", map[string]any{"Lang": l, "Title": i18n.T(l, key+".title"), "Text": i18n.T(l, key+".text")})
+}
+
+func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
+	l := lang(r, "")
+	ip := s.IPs.IP(r)
+	if !s.webform.ip.allow(clientip.LimitKey(ip)) {
+		w.Header().Set("Retry-After", "60")
+		s.message(w, http.StatusTooManyRequests, l, "webform.too_many")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxWebformBody)
+	form, err := readForm(r)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.message(w, http.StatusRequestEntityTooLarge, l, "webform.too_large")
+		return
+	}
+	if err != nil {
+		// Not a form as a browser sends one: show the form with the
+		// summary of errors, as for any other bad post.
+		form = url.Values{}
+	}
+	addr := ""
+	if ip.IsValid() {
+		addr = ip.String()
+	}
+	res, err := s.Webforms.Submit(r.Context(), r.PathValue("form"), webform.Submission{Form: form, IP: addr, UserAgent: r.UserAgent(),
+		Lang: formLang(r), AllowAddress: s.webform.address.allow})
+	var invalid *webform.Invalid
+	switch {
+	case errors.As(err, &invalid):
+		s.showForm(w, r, http.StatusBadRequest, invalid.View)
+		return
+	case err != nil:
+		s.webformError(w, r, err)
+		return
+	case res.Redirect != "":
+		http.Redirect(w, r, res.Redirect, http.StatusSeeOther)
+		return
+	}
+	s.message(w, http.StatusOK, res.Lang, "webform.thanks")
+}
+
+// readForm reads a url-encoded body, and nothing from the query string. A
+// body of another type reads as an empty form, whose required email is
+// then missing.
+func readForm(r *http.Request) (url.Values, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, err
+	}
+	return r.PostForm, nil
+}
+
+// addressLimiter counts posts per email address in fixed windows. It keeps
+// a hash of each address, not the address, and forgets windows that have
+// ended so that memory stays bounded.
+type addressLimiter struct {
+	mu      sync.Mutex
+	max     int
+	window  time.Duration
+	seen    map[[16]byte]*addressWindowCount
+	swept   time.Time
+	nowFunc func() time.Time
+}
+
+type addressWindowCount struct {
+	start time.Time
+	n     int
+}
+
+func newAddressLimiter(max int, window time.Duration) *addressLimiter {
+	return &addressLimiter{max: max, window: window, seen: map[[16]byte]*addressWindowCount{}, nowFunc: time.Now}
+}
+
+// allow counts a post for the (normalised) address and reports whether it
+// is within the limit.
+func (a *addressLimiter) allow(address string) bool {
+	sum := sha256.Sum256([]byte(address))
+	var key [16]byte
+	copy(key[:], sum[:])
+	now := a.nowFunc()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(a.swept) > a.window {
+		for k, c := range a.seen {
+			if now.Sub(c.start) >= a.window {
+				delete(a.seen, k)
+			}
+		}
+		a.swept = now
+	}
+	c := a.seen[key]
+	if c == nil || now.Sub(c.start) >= a.window {
+		c = &addressWindowCount{start: now}
+		a.seen[key] = c
+	}
+	c.n++
+	return c.n <= a.max
+}

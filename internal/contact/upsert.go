@@ -1,0 +1,181 @@
+package contact
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Upsert is a contact's details from a public form (a webform), validated
+// and ready to be written inside a transaction with everything else the
+// submission causes. The form names the contact by email: a new address
+// becomes a lead, a known one gets the fields the form carries.
+type Upsert struct {
+	// Language, when set, becomes the language of a contact the upsert
+	// creates (the language of the form they filled in, so that their
+	// emails are in it); a known contact's language is left as it is.
+	Language string
+
+	s        *Service
+	in       Input
+	defs     map[string]*FieldDefinition
+	emailKey string
+}
+
+// UpsertResult says which contact a submission is about and whether it was
+// created. When Key.ProcessingStopped is set the contact asked to stop
+// processing (R9) and nothing was written.
+type UpsertResult struct {
+	Key     consent.ContactKey
+	Created bool
+}
+
+// PrepareUpsert validates in, which must carry an email, against the field
+// definitions, reading outside any transaction so that the write stays
+// short. Every field in (core or custom) that is set is written; callers
+// leave out what a person left empty. The errors name the field ("email",
+// "fields.NAME") and say why; nothing is written on error.
+func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) {
+	if in.Email == nil {
+		return nil, errs.Required("email")
+	}
+	email, err := NormalizeEmail(*in.Email)
+	if err != nil {
+		return nil, err
+	}
+	in.Email, in.Kind = &email, nil // the address names the contact; a form never sets the kind
+	defs, err := s.fieldMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	scratch := &Contact{Fields: map[string]any{}}
+	if _, err := in.apply(scratch, defs); err != nil {
+		return nil, err
+	}
+	return &Upsert{s: s, in: in, defs: defs, emailKey: strings.ToLower(email)}, nil
+}
+
+// Apply finds the contact by email inside tx (emails are unique regardless
+// of case) and creates them as a lead, with opt-in status none, when there
+// is none; the contact's AfterCreate hooks run as for any new contact.
+// A known contact gets only the fields the upsert carries, except a field
+// locked because the contact withdrew consent to storing it (R8), which is
+// left as it is rather than refusing the whole submission. A contact whose
+// processing is stopped is not changed at all.
+func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
+	s := u.s
+	c, err := scanContact(tx.QueryRow(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
+	if errs.Is(err, errs.KindNotFound) {
+		return u.create(tx, now)
+	}
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	k := consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: c.OptInStatus}
+	if err := checkNotLocked(tx, c.ID); errs.Is(err, errs.KindLocked) {
+		k.ProcessingStopped = true
+		return UpsertResult{Key: k}, nil
+	} else if err != nil {
+		return UpsertResult{}, err
+	}
+	in := u.in
+	in.Email = nil // the same address, perhaps in another case: keep the one stored
+	in.Fields = map[string]any{}
+	for name, v := range u.in.Fields {
+		err := checkStorageTx(tx, c.ID, map[string]any{name: v}, u.defs)
+		if errs.Is(err, errs.KindLocked) {
+			continue
+		}
+		if err != nil {
+			return UpsertResult{}, err
+		}
+		in.Fields[name] = v
+	}
+	secrets, err := in.apply(c, u.defs)
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	if err := s.storeSecrets(tx, c.ID, secrets, u.defs, now); err != nil {
+		return UpsertResult{}, err
+	}
+	c.UpdatedAt = now
+	return UpsertResult{Key: k}, updateRow(tx, c)
+}
+
+func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: consent.OptInNone,
+		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
+	secrets, err := u.in.apply(c, u.defs)
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	if c.Language == "" {
+		c.Language = u.Language
+	}
+	if err := insertRow(tx, c); err != nil {
+		return UpsertResult{}, err
+	}
+	if err := u.s.storeSecrets(tx, c.ID, secrets, u.defs, now); err != nil {
+		return UpsertResult{}, err
+	}
+	if err := u.s.afterCreate(tx, c, now); err != nil {
+		return UpsertResult{}, err
+	}
+	return UpsertResult{Key: consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: consent.OptInNone}, Created: true}, nil
+}
+
+// insertRow stores a new contact with opt-in status none (R6). An email
+// already in use, in any case, is a conflict on "email".
+func insertRow(tx *store.Tx, c *Contact) error {
+	fieldsJSON, err := json.Marshal(c.Fields)
+	if err != nil {
+		return fmt.Errorf("contact: encode fields: %w", err)
+	}
+	_, err = tx.Exec(`INSERT INTO contacts (id, ref, kind, email, email_key, first_name, last_name, phone, country, region,
+		language, stage, owner, fields, opt_in_status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'none', $15, $15)`,
+		c.ID, c.LedgerRef, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country,
+		c.Region, c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.CreatedAt))
+	return rowError(err, "create")
+}
+
+// updateRow writes c's fields (not its opt-in status) to its row.
+func updateRow(tx *store.Tx, c *Contact) error {
+	fieldsJSON, err := json.Marshal(c.Fields)
+	if err != nil {
+		return fmt.Errorf("contact: encode fields: %w", err)
+	}
+	_, err = tx.Exec(`UPDATE contacts SET kind = $2, email = $3, email_key = $4, first_name = $5, last_name = $6, phone = $7,
+		country = $8, region = $9, language = $10, stage = $11, owner = $12, fields = $13, updated_at = $14 WHERE id = $1`,
+		c.ID, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country, c.Region,
+		c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.UpdatedAt))
+	return rowError(err, "update")
+}
+
+func rowError(err error, what string) error {
+	if store.IsUniqueViolation(err) {
+		return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
+	}
+	if err != nil {
+		return fmt.Errorf("contact: %s: %w", what, err)
+	}
+	return nil
+}
+
+// afterCreate runs the AfterCreate hooks for a contact just inserted.
+func (s *Service) afterCreate(tx *store.Tx, c *Contact, now time.Time) error {
+	for _, hook := range s.AfterCreate {
+		if err := hook(tx, c, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

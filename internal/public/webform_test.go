@@ -1,0 +1,186 @@
+package public
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/webform/webformtest"
+)
+
+// webformServer is the public server with a webform service on db, and the
+// form of webformtest.Form.
+func webformServer(t testing.TB, db *store.DB) (*Server, *webform.Webform) {
+	forms := webformtest.New(db)
+	w := webformtest.Form(t, forms)
+	s := New(&Server{DB: db, OptIn: forms.OptIn, Webforms: forms, Log: slog.New(slog.DiscardHandler)})
+	return s, w
+}
+
+// send posts form to path from the client address ip, as a browser on
+// another site would, and returns the status and body.
+func send(s *Server, path, ip string, form url.Values) (int, string, http.Header) {
+	req := httptest.NewRequest("POST", path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://acme.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (test)")
+	req.RemoteAddr = ip + ":40000"
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String(), rec.Header()
+}
+
+func TestWebformPage(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s, w := webformServer(t, db)
+		for _, c := range []struct{ path, lang, want string }{
+			{"/f/" + w.ID, "", `<label for="wf`},
+			{"/f/signup?lang=sv", "", "E-postadress"},
+			{"/f/" + w.ID + "?lang=nl", "sv", "Voornaam"},
+		} {
+			req := httptest.NewRequest("GET", c.path, nil)
+			req.Header.Set("Accept-Language", c.lang)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			body := rec.Body.String()
+			if rec.Code != 200 || !strings.Contains(body, c.want) {
+				t.Fatalf("GET %s: %d %s", c.path, rec.Code, body)
+			}
+			for _, never := range []string{"<script", " checked"} {
+				if strings.Contains(body, never) {
+					t.Fatalf("GET %s has %q", c.path, never)
+				}
+			}
+			if rec.Header().Get("Content-Security-Policy") == "" {
+				t.Fatal("no CSP")
+			}
+		}
+		if _, err := s.Webforms.Update(context.Background(), w.ID, []byte(`{"redirect_url": "https://acme.example/thanks?from=form"}`)); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/f/"+w.ID, nil))
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://acme.example;") {
+			t.Fatalf("CSP of a form that redirects: %s", csp)
+		}
+		if code, _, h := send(s, "/f/"+w.ID, "198.51.100.1", url.Values{"email": {"r@example.com"}}); code != 303 || h.Get("Location") != "https://acme.example/thanks?from=form" {
+			t.Fatalf("redirect: %d %v", code, h)
+		}
+		req := httptest.NewRequest("GET", "/f/nothing-here", nil)
+		req.Header.Set("Accept-Language", "sv")
+		rec = httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != 404 || !strings.Contains(rec.Body.String(), "Formuläret hittades inte") {
+			t.Fatalf("unknown form: %d %s", rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// TestWebformPostAnswersAlike: a new address, a known one, a honeypot hit
+// and an address over its limit get the same page, from another site.
+func TestWebformPostAnswersAlike(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s, w := webformServer(t, db)
+		path := "/f/" + w.ID
+		full := func(email string) url.Values {
+			return url.Values{"email": {email}, "first_name": {"Ann"}, "marketing.checked": {"yes"}, "marketing.version": {"1"},
+				"consents[0].checked": {"yes"}, "lists[0].checked": {"yes"}}
+		}
+		code, want, _ := send(s, path, "198.51.100.1", full("new@example.com"))
+		if code != 200 || !strings.Contains(want, "Thank you") {
+			t.Fatalf("new address: %d %s", code, want)
+		}
+		rows := webformtest.Rows(t, db)
+		for i := 0; i < addressPosts-1; i++ { // the limit counts the first post too
+			if code, body, _ := send(s, path, "198.51.100.2", full("NEW@example.com")); code != 200 || body != want {
+				t.Fatalf("known address: %d %s", code, body)
+			}
+		}
+		if webformtest.Rows(t, db) == rows {
+			t.Fatal("known address wrote nothing")
+		}
+		rows = webformtest.Rows(t, db)
+		hp := full("bot@example.com")
+		hp.Set("website", "https://spam.example")
+		for name, form := range map[string]url.Values{"over the address limit": full("new@example.com"), "honeypot": hp} {
+			if code, body, _ := send(s, path, "198.51.100.3", form); code != 200 || body != want {
+				t.Fatalf("%s: %d %s", name, code, body)
+			}
+		}
+		if webformtest.Rows(t, db) != rows {
+			t.Fatal("a limited address or a honeypot hit wrote something")
+		}
+	})
+}
+
+func TestWebformPostErrors(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s, w := webformServer(t, db)
+		path := "/f/" + w.ID
+		rows := webformtest.Rows(t, db)
+		code, body, _ := send(s, path+"?lang=sv", "198.51.100.1", url.Values{"email": {"nope"}, "first_name": {"Ann"}, "marketing.checked": {"yes"}})
+		if code != 400 {
+			t.Fatalf("bad email: %d", code)
+		}
+		for _, want := range []string{`aria-describedby="wf` + w.ID[len(w.ID)-8:] + `-email-error"`, `role="alert">Ange en giltig e-postadress`,
+			`value="Ann"`, `action="/f/` + w.ID + `?lang=sv"`} {
+			if !strings.Contains(body, want) {
+				t.Fatalf("error page lacks %s:\n%s", want, body)
+			}
+		}
+		if code, body, _ := send(s, path, "198.51.100.1", url.Values{"website": {""}}); code != 400 || !strings.Contains(body, "Please fill in this field.") {
+			t.Fatalf("no email: %d %s", code, body)
+		}
+		big := url.Values{"email": {"a@example.com"}, "first_name": {strings.Repeat("x", maxWebformBody)}}
+		if code, _, _ := send(s, path, "198.51.100.1", big); code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("too large: %d", code)
+		}
+		if webformtest.Rows(t, db) != rows {
+			t.Fatal("bad posts wrote something")
+		}
+		if code, _, _ := send(s, "/f/nothing-here", "198.51.100.1", url.Values{"email": {"a@example.com"}}); code != 404 {
+			t.Fatalf("unknown form: %d", code)
+		}
+	})
+}
+
+// TestWebformRateLimitPerIP: past the limit, a client address gets a 429
+// page for webform posts, while the other pages still answer it.
+func TestWebformRateLimitPerIP(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	s, w := webformServer(t, db)
+	s.webform.ip = newLimiter(1, 2, time.Minute)
+	form := func(i int) url.Values { return url.Values{"email": {string(rune('a'+i)) + "@example.com"}} }
+	for i := range 2 {
+		if code, _, _ := send(s, "/f/"+w.ID, "198.51.100.9", form(i)); code != 200 {
+			t.Fatalf("post %d: %d", i, code)
+		}
+	}
+	rows := webformtest.Rows(t, db)
+	code, body, h := send(s, "/f/"+w.ID, "198.51.100.9", form(3))
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many submissions") || h.Get("Retry-After") == "" {
+		t.Fatalf("over the limit: %d %s", code, body)
+	}
+	if webformtest.Rows(t, db) != rows {
+		t.Fatal("a limited post wrote something")
+	}
+	if code, _, _ := send(s, "/f/"+w.ID, "198.51.100.10", form(4)); code != 200 {
+		t.Fatalf("another address: %d", code)
+	}
+	req := httptest.NewRequest("GET", "/f/"+w.ID, nil)
+	req.RemoteAddr = "198.51.100.9:1"
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("the form page for the limited address: %d", rec.Code)
+	}
+}

@@ -1,0 +1,330 @@
+package webform_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/webform/webformtest"
+)
+
+func base() webform.Definition {
+	return webform.Definition{Name: "contact us", Title: "Contact us", PrivacyPolicyURL: "https://acme.example/privacy",
+		Fields: []webform.Field{{Name: "first_name"}}}
+}
+
+// TestDefinitionValidation refuses what R12 forbids (pre-checked boxes, no
+// privacy policy link) and what cannot work, naming the field by its path.
+func TestDefinitionValidation(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		ctx := context.Background()
+		private, public := "Staff only", "Offers"
+		no := false
+		if _, err := s.Lists.Create(ctx, lists.Input{Name: &private, Public: &no}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Lists.Create(ctx, lists.Input{Name: &public}); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name, field string
+			change      func(d *webform.Definition)
+		}{
+			{"no privacy link", "privacy_policy_url", func(d *webform.Definition) { d.PrivacyPolicyURL = "" }},
+			{"privacy link over http", "privacy_policy_url", func(d *webform.Definition) { d.PrivacyPolicyURL = "http://acme.example/privacy" }},
+			{"privacy link not a URL", "privacy_policy_url", func(d *webform.Definition) { d.PrivacyPolicyURL = "privacy.html" }},
+			{"pre-checked consent", "consents[1].checked", func(d *webform.Definition) {
+				d.Consents = []webform.ConsentBox{{Purpose: "Sales and service"}, {Purpose: "E-marketing", Checked: true}}
+			}},
+			{"pre-checked marketing", "marketing.checked", func(d *webform.Definition) { d.Marketing = &webform.MarketingBox{Checked: true} }},
+			{"pre-checked list", "lists[0].checked", func(d *webform.Definition) { d.Lists = []webform.ListBox{{List: "Offers", Checked: true}} }},
+			{"unknown purpose", "consents[0].purpose", func(d *webform.Definition) { d.Consents = []webform.ConsentBox{{Purpose: "Nope"}} }},
+			{"purpose twice", "consents[0].purpose", func(d *webform.Definition) {
+				d.Marketing, d.Consents = &webform.MarketingBox{}, []webform.ConsentBox{{Purpose: "E-marketing"}}
+			}},
+			{"private list", "lists[0].list", func(d *webform.Definition) { d.Lists = []webform.ListBox{{List: "Staff only"}} }},
+			{"unknown field", "fields[1].name", func(d *webform.Definition) { d.Fields = append(d.Fields, webform.Field{Name: "shoe_size"}) }},
+			{"field not for forms", "fields[1].name", func(d *webform.Definition) { d.Fields = append(d.Fields, webform.Field{Name: "opt_in_status"}) }},
+			{"no title", "title", func(d *webform.Definition) { d.Title = " " }},
+			{"other language", "language", func(d *webform.Definition) { d.Language = "de" }},
+			{"redirect over http", "redirect_url", func(d *webform.Definition) { d.RedirectURL = "http://acme.example/thanks" }},
+		}
+		for _, c := range cases {
+			d := base()
+			c.change(&d)
+			_, err := s.Create(ctx, d)
+			if e := errs.As(err); e == nil || e.Field != c.field {
+				t.Errorf("%s: got %v, want an error on %s", c.name, err, c.field)
+			} else if c.field == "consents[1].checked" && !strings.Contains(e.Message, "never pre-checked") {
+				t.Errorf("%s: message %q does not say why", c.name, e.Message)
+			}
+		}
+		var n int
+		db.Read.QueryRow(`SELECT count(*) FROM webforms`).Scan(&n)
+		if n != 0 {
+			t.Fatalf("refused definitions stored %d forms", n)
+		}
+
+		d := base()
+		d.PrivacyPolicyURL = "http://localhost:3000/privacy"
+		d.Marketing = &webform.MarketingBox{}
+		d.Lists = []webform.ListBox{{List: "offers"}}
+		w, err := s.Create(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Fields[0].Name != "email" || !w.Fields[0].Required || w.Marketing.Purpose != optin.EMarketing || w.Lists[0].Label != "Offers" {
+			t.Fatalf("stored definition: %+v", w.Definition)
+		}
+		if _, err := s.Create(ctx, d); !errs.Is(err, errs.KindConflict) {
+			t.Fatalf("same name again: %v", err)
+		}
+		w2, err := s.Update(ctx, "CONTACT US", []byte(`{"marketing": null, "title": "Write to us"}`))
+		if err != nil || w2.Marketing != nil || w2.Title != "Write to us" || len(w2.Lists) != 1 {
+			t.Fatalf("patch: %+v %v", w2, err)
+		}
+		if _, err := s.Update(ctx, w.ID, []byte(`{"consents": [{"purpose": "E-marketing", "checked": true}]}`)); errs.As(err) == nil || errs.As(err).Field != "consents[0].checked" {
+			t.Fatalf("patch that pre-checks: %v", err)
+		}
+		if _, err := s.Update(ctx, w.ID, []byte(`{"colour": "red"}`)); errs.As(err) == nil || errs.As(err).Field != "colour" {
+			t.Fatalf("patch with an unknown key: %v", err)
+		}
+		snippet, err := s.Snippet(ctx, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`<form method="post" action="https://consent.example/f/` + w.ID + `"`, `href="http://localhost:3000/privacy"`,
+			`<div hidden>`, `name="website"`} {
+			if !strings.Contains(snippet, want) {
+				t.Errorf("snippet lacks %s:\n%s", want, snippet)
+			}
+		}
+		for _, never := range []string{"<script", " checked", "style="} {
+			if strings.Contains(snippet, never) {
+				t.Errorf("snippet has %q:\n%s", never, snippet)
+			}
+		}
+		if err := s.Delete(ctx, w.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, w.ID); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("after delete: %v", err)
+		}
+	})
+}
+
+func post(email string, extra ...string) url.Values {
+	v := url.Values{"email": {email}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Add(extra[i], extra[i+1])
+	}
+	return v
+}
+
+// TestSubmission writes the lead, the consent records with their evidence,
+// the opt-in status, the double opt-in email and the subscription in one
+// go; a known address gets the same result and only its non-empty fields
+// changed.
+func TestSubmission(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		w := webformtest.Form(t, s)
+		ctx := context.Background()
+		sub := webform.Submission{Form: post("Anna@Example.com", "first_name", "Anna", "marketing.checked", "yes", "marketing.version", "1",
+			"consents[0].checked", "yes", "lists[0].checked", "yes"), IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (test)"}
+		first, err := s.Submit(ctx, w.ID, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		people, _, err := s.Contacts.List(ctx, contactListQuery("anna@example.com"))
+		if err != nil || len(people) != 1 {
+			t.Fatalf("contacts: %v %v", people, err)
+		}
+		c := people[0]
+		if c.Kind != "lead" || c.FirstName != "Anna" || c.Language != "en" || c.OptInStatus != consent.SingleOptInWebform {
+			t.Fatalf("lead: %+v", c)
+		}
+		hist, err := s.Consent.History(ctx, c.ID)
+		if err != nil || len(hist) != 2 {
+			t.Fatalf("history: %+v %v", hist, err)
+		}
+		for _, r := range hist {
+			if r.State != consent.StateGranted || r.Source != "Web form" || r.Evidence.Method != consent.MethodWebform ||
+				r.Evidence.IP != "203.0.113.7" || r.Evidence.UserAgent != "Mozilla/5.0 (test)" || r.Actor.Kind != consent.ActorContact || r.TextVersion != 1 {
+				t.Fatalf("record: %+v", r)
+			}
+		}
+		invs, err := s.OptIn.Invitations(ctx, c.ID)
+		if err != nil || len(invs) != 1 || invs[0].Trigger != optin.TriggerWebform {
+			t.Fatalf("invitations: %+v %v", invs, err)
+		}
+		var queued int
+		db.Read.QueryRow(`SELECT count(*) FROM outbox WHERE contact_id = $1 AND kind = 'double_opt_in' AND status = 'queued'`, c.ID).Scan(&queued)
+		subs, _ := lists.Subscriptions(ctx, db.Read, c.ID)
+		if queued != 1 || len(subs) != 1 || subs[0].Status != lists.Subscribed || subs[0].Source != lists.SourceWebform {
+			t.Fatalf("queued %d, subscriptions %+v", queued, subs)
+		}
+
+		// The same person again, in another case, with only a last name.
+		again := webform.Submission{Form: post("ANNA@example.com", "first_name", "", "last_name", "Berg"), IP: "203.0.113.8"}
+		second, err := s.Submit(ctx, w.ID, again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *first != *second {
+			t.Fatalf("known address answered %+v, new one %+v", second, first)
+		}
+		c2, _ := s.Contacts.Get(ctx, c.ID)
+		if c2.FirstName != "Anna" || c2.LastName != "Berg" || c2.Email != "Anna@Example.com" {
+			t.Fatalf("after the second post: %+v", c2)
+		}
+		if hist, _ := s.Consent.History(ctx, c.ID); len(hist) != 2 {
+			t.Fatalf("unchecked boxes recorded something: %d records", len(hist))
+		}
+	})
+}
+
+// TestSubmissionLiftsTheContactsOwnOptOut: R1, a contact who opted out
+// themselves can opt back in through a webform.
+func TestSubmissionLiftsTheContactsOwnOptOut(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		w := webformtest.Form(t, s)
+		ctx := context.Background()
+		if _, err := s.Submit(ctx, w.ID, webform.Submission{Form: post("bo@example.com")}); err != nil {
+			t.Fatal(err)
+		}
+		people, _, _ := s.Contacts.List(ctx, contactListQuery("bo@example.com"))
+		id := people[0].ID
+		if _, err := s.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+			Actor: consent.Actor{Kind: consent.ActorContact}, Evidence: consent.Evidence{Method: consent.MethodPreferencesPage}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Submit(ctx, w.ID, webform.Submission{Form: post("bo@example.com", "marketing.checked", "yes")}); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := s.Contacts.Get(ctx, id)
+		invs, _ := s.OptIn.Invitations(ctx, id)
+		if c.OptInStatus != consent.SingleOptInWebform || len(invs) != 1 {
+			t.Fatalf("after opting back in: %s, %d invitations", c.OptInStatus, len(invs))
+		}
+	})
+}
+
+// TestSubmissionsThatWriteNothing: a honeypot hit, a limited address and a
+// contact who stopped processing get the ordinary result and write
+// nothing; a post with errors is refused with every error named and
+// writes nothing.
+func TestSubmissionsThatWriteNothing(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		w := webformtest.Form(t, s)
+		ctx := context.Background()
+		if _, err := s.Submit(ctx, w.ID, webform.Submission{Form: post("cy@example.com")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE email_key = 'cy@example.com'`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := s.Submit(ctx, w.ID, webform.Submission{Form: post("dee@example.com")})
+		before := webformtest.Rows(t, db)
+		taken := []struct {
+			name string
+			sub  webform.Submission
+		}{
+			{"honeypot", webform.Submission{Form: post("eve@example.com", "website", "http://spam.example", "marketing.checked", "yes")}},
+			{"limited address", webform.Submission{Form: post("Fay@example.com", "marketing.checked", "yes"),
+				AllowAddress: func(key string) bool { return key != "fay@example.com" }}},
+			{"processing stopped", webform.Submission{Form: post("CY@example.com", "first_name", "Cy", "marketing.checked", "yes", "consents[0].checked", "yes")}},
+		}
+		for _, c := range taken {
+			got, err := s.Submit(ctx, w.ID, c.sub)
+			if err != nil || *got != *want {
+				t.Errorf("%s: %+v %v, want %+v", c.name, got, err, want)
+			}
+		}
+		refused := []struct {
+			name   string
+			form   url.Values
+			fields []string
+		}{
+			{"no email", url.Values{"first_name": {"Gus"}}, []string{"email"}},
+			{"bad email", post("not an address", "marketing.checked", "yes"), []string{"email"}},
+			{"version that does not exist", post("hal@example.com", "consents[0].checked", "yes", "consents[0].version", "7"), []string{"consents[0].version"}},
+			{"checkbox value", post("ida@example.com", "marketing.checked", "on"), []string{"marketing.checked"}},
+			{"field twice", post("jo@example.com", "email", "kim@example.com", "first_name", "\x00"), []string{"email", "first_name"}},
+		}
+		for _, c := range refused {
+			_, err := s.Submit(ctx, w.ID, webform.Submission{Form: c.form})
+			var inv *webform.Invalid
+			if !errors.As(err, &inv) || len(inv.Errors) != len(c.fields) {
+				t.Errorf("%s: %v", c.name, err)
+				continue
+			}
+			for _, f := range c.fields {
+				if inv.Errors[f] == nil {
+					t.Errorf("%s: no error on %s: %v", c.name, f, err)
+				}
+			}
+		}
+		if after := webformtest.Rows(t, db); after != before {
+			t.Fatalf("%d rows written", after-before)
+		}
+		if _, err := s.Submit(ctx, "no such form", webform.Submission{Form: post("x@example.com")}); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("unknown form: %v", err)
+		}
+	})
+}
+
+// TestTextVersionShown records the consent text version the form showed,
+// not the one current when the post arrives.
+func TestTextVersionShown(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		w := webformtest.Form(t, s)
+		ctx := context.Background()
+		text := "We may share your name with our partners, who are listed on our site."
+		if _, err := s.Consent.UpdatePurpose(ctx, w.Consents[0].Purpose, consent.PurposeInput{Text: &text}); err != nil {
+			t.Fatal(err)
+		}
+		for email, version := range map[string]string{"old@example.com": "1", "new@example.com": ""} {
+			if _, err := s.Submit(ctx, w.ID, webform.Submission{Form: post(email, "consents[0].checked", "yes", "consents[0].version", version)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var versions string
+		rows, err := db.Read.Query(`SELECT r.text_version FROM consent_records r JOIN contacts c ON c.id = r.contact_id ORDER BY c.email_key`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			rows.Scan(&v)
+			versions += string(rune('0' + v))
+		}
+		if versions != "21" { // new@ then old@
+			t.Fatalf("text versions recorded: %q", versions)
+		}
+		view, err := s.Page(ctx, w.ID, "")
+		if err != nil || view.Consents[0].Version != 2 || view.Consents[0].Text != text {
+			t.Fatalf("page shows %+v %v", view.Consents, err)
+		}
+	})
+}
+
+func contactListQuery(email string) contact.ListQuery { return contact.ListQuery{Email: email} }
