@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -128,7 +130,7 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		}
 
 		newsletter := listID(e, "Newsletter")
-		code, body = v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"1"}})
+		code, body = v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "shown": {newsletter}, "list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"1"}})
 		if code != 200 || !strings.Contains(body, "Please check your email") {
 			t.Fatalf("saving: %d %s", code, body)
 		}
@@ -145,7 +147,7 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		}
 
 		// A second change replaces the first: its link stops working.
-		v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"1"}})
+		v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "shown": {newsletter}, "list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"1"}})
 		second := e.smtp.Wait(t, 2)[1]
 		secondLink := e.srv.URL + confirmLinkRE.FindString(second.Text)
 		if _, body := e.page("POST", e.srv.URL+firstLink, "en"); !strings.Contains(body, "This link cannot be used") {
@@ -217,7 +219,12 @@ func TestListsAndOptOutFromThePage(t *testing.T) {
 		id, link := pageSetUp(e)
 		v := e.visitor()
 		v.get(link)
-		if code, body := v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "optout": {"1"}}); code != 200 || !strings.Contains(body, "Please check your email") {
+		// A list made public while the page was open was not shown, so
+		// saving leaves its subscription alone.
+		e.api("POST", "/api/v1/lists", `{"name":"Offers"}`, 201, nil)
+		e.api("PUT", "/api/v1/contacts/"+id+"/lists/Offers", `{"status":"subscribed"}`, 200, nil)
+		form := url.Values{"action": {"save"}, "optout": {"1"}, "shown": {listID(e, "Newsletter")}}
+		if code, body := v.post(e.srv.URL+"/p", form); code != 200 || !strings.Contains(body, "Please check your email") {
 			t.Fatalf("saving: %d %s", code, body)
 		}
 		msg := e.smtp.Wait(t, 1)[0]
@@ -236,7 +243,8 @@ func TestListsAndOptOutFromThePage(t *testing.T) {
 		}
 		var subs []struct{ List, Status, Source string }
 		e.api("GET", "/api/v1/contacts/"+id+"/lists", "", 200, &subs)
-		if len(subs) != 1 || subs[0].Status != "unsubscribed" || subs[0].Source != "preferences_page" {
+		if len(subs) != 2 || subs[0].List != "Newsletter" || subs[0].Status != "unsubscribed" || subs[0].Source != "preferences_page" ||
+			subs[1].List != "Offers" || subs[1].Status != "subscribed" {
 			t.Fatalf("subscriptions: %+v", subs)
 		}
 		e.api("POST", "/api/v1/contacts/"+id+"/opt-in", `{"status":"none"}`, 422, nil)
@@ -283,6 +291,18 @@ func TestStopProcessingLocksTheRecord(t *testing.T) {
 		if !strings.Contains(body, "You asked us to stop processing your data") || strings.Contains(body, `value="stop"`) {
 			t.Fatalf("page after stopping: %s", body)
 		}
+		// Stopping does not stop the contact's other rights: the
+		// confirmation of an erasure request still reaches them.
+		v.post(e.srv.URL+"/p", url.Values{"action": {"erase"}})
+		msg = e.smtp.Wait(t, 2)[1]
+		e.page("POST", e.srv.URL+confirmLinkRE.FindString(msg.Text), "en")
+		var erased struct {
+			ErasureRequestedAt *string `json:"erasure_requested_at"`
+		}
+		e.api("GET", "/api/v1/contacts/"+id, "", 200, &erased)
+		if erased.ErasureRequestedAt == nil {
+			t.Fatal("a contact who stopped processing could not ask for erasure")
+		}
 	})
 }
 
@@ -327,11 +347,11 @@ func TestRefusedChoicesWriteNothing(t *testing.T) {
 			code int
 			want string
 		}{
-			{url.Values{"list": {newsletter}, "consent." + marketing: {"granted"}, "v." + marketing: {"1"}}, 400, "This choice cannot be made here"},
-			{url.Values{"list": {newsletter}, "consent." + card: {"maybe"}, "v." + card: {"1"}}, 400, "This choice cannot be made here"},
-			{url.Values{"list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"7"}}, 409, "The text of this consent changed"},
-			{url.Values{"list": {newsletter, "no-such-list"}}, 400, "This choice cannot be made here"},
-			{url.Values{"list": {newsletter}}, 200, "You did not change anything"},
+			{url.Values{"shown": {newsletter}, "list": {newsletter}, "consent." + marketing: {"granted"}, "v." + marketing: {"1"}}, 400, "This choice cannot be made here"},
+			{url.Values{"shown": {newsletter}, "list": {newsletter}, "consent." + card: {"maybe"}, "v." + card: {"1"}}, 400, "This choice cannot be made here"},
+			{url.Values{"shown": {newsletter}, "list": {newsletter}, "consent." + card: {"withdrawn"}, "v." + card: {"7"}}, 409, "The text of this consent changed"},
+			{url.Values{"shown": {newsletter}, "list": {newsletter, "no-such-list"}}, 400, "This choice cannot be made here"},
+			{url.Values{"shown": {newsletter}, "list": {newsletter}}, 200, "You did not change anything"},
 		} {
 			code, body := v.post(e.srv.URL+"/p", tc.form)
 			if code != tc.code || !strings.Contains(body, tc.want) || !strings.Contains(body, `role="alert"`) && tc.code != 200 {
@@ -411,6 +431,15 @@ func TestPageAccessAndOffersFollowConditions(t *testing.T) {
 		if !strings.Contains(euPage, `id="c-`+share+`-yes" name="consent.`+share+`" value="granted" checked`) {
 			t.Fatalf("default selection not shown: %s", euPage)
 		}
+		// Saving with the preselected answer left as it was gives no
+		// consent: only answers the contact changed count.
+		var link struct{ URL string }
+		e.api("POST", "/api/v1/contacts/"+eu.ID+"/preferences-link", "", 201, &link)
+		v := e.visitor()
+		v.get(link.URL)
+		if _, body := v.post(e.srv.URL+"/p", url.Values{"consent." + share: {"granted"}, "v." + share: {"1"}}); !strings.Contains(body, "Du ändrade ingenting") {
+			t.Fatalf("a preselected answer was taken as a change: %s", body)
+		}
 	})
 }
 
@@ -459,8 +488,13 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		if res.StatusCode != 400 {
 			t.Fatalf("post without List-Unsubscribe=One-Click: %d", res.StatusCode)
 		}
-		req, _ := http.NewRequest("POST", link, strings.NewReader("List-Unsubscribe=One-Click"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		// RFC 8058 asks for multipart/form-data.
+		var mp bytes.Buffer
+		mw := multipart.NewWriter(&mp)
+		mw.WriteField("List-Unsubscribe", "One-Click")
+		mw.Close()
+		req, _ := http.NewRequest("POST", link, &mp)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
 		req.Header.Set("Sec-Fetch-Site", "cross-site") // as a mail provider's fetch might say
 		res, err = http.DefaultClient.Do(req)
 		if err != nil {

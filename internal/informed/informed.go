@@ -9,10 +9,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -83,13 +83,12 @@ func (s *Service) AfterCreate(tx *store.Tx, c *contact.Contact, now time.Time) e
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("informed: read purposes: %w", err)
 	}
-	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
-	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, c.ID, "", expires, now)
+	link, err := preferences.IssueLink(tx, s.BaseURL, c.ID, st, now)
 	if err != nil {
 		return err
 	}
 	text, html, err := mail.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
-		"Purposes": purposes, "Link": s.BaseURL + "/p/" + secret, "Sender": s.Sender})
+		"Purposes": purposes, "Link": link, "Sender": s.Sender})
 	if err != nil {
 		return fmt.Errorf("informed: render email: %w", err)
 	}

@@ -85,7 +85,8 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 			"out reply":          enqueue(t, db, mail.Message{ContactID: out, Kind: mail.KindReply, Subject: "Re: your question", Text: "Answer", ConversationID: "conv1"}),
 			"out confirmation":   enqueue(t, db, mail.Message{ContactID: out, Kind: mail.KindConfirmation, Subject: "Confirm", Text: "Link"}),
 			"bounced adhoc":      enqueue(t, db, mail.Message{ContactID: bounced, Kind: mail.KindAdHoc, Subject: "x", Text: "x"}),
-			"stopped confirm":    enqueue(t, db, mail.Message{ContactID: stopped, Kind: mail.KindConfirmation, Subject: "x", Text: "x"}),
+			"stopped confirm":    enqueue(t, db, mail.Message{ContactID: stopped, Kind: mail.KindConfirmation, Subject: "Erase?", Text: "x"}),
+			"stopped adhoc":      enqueue(t, db, mail.Message{ContactID: stopped, Kind: mail.KindAdHoc, Subject: "x", Text: "x"}),
 			"gone double opt-in": enqueue(t, db, mail.Message{ContactID: gone, Kind: mail.KindDoubleOptIn, Subject: "x", Text: "x"}),
 		}
 		// The contact changes address after the message was queued: it goes
@@ -105,13 +106,13 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		if n, err := d.RunDue(ctx); err != nil || n != len(ids) {
 			t.Fatalf("RunDue: %d, %v", n, err)
 		}
-		got := srv.Wait(t, 3)
+		got := srv.Wait(t, 4)
 		var subjects []string
 		for _, m := range got {
 			subjects = append(subjects, m.Header.Get("Subject")+" -> "+strings.Join(m.To, ","))
 		}
 		sort.Strings(subjects)
-		want := []string{"Confirm -> out@example.com", "Hello -> fine.new@example.com", "Re: your question -> out@example.com"}
+		want := []string{"Confirm -> out@example.com", "Erase? -> stopped@example.com", "Hello -> fine.new@example.com", "Re: your question -> out@example.com"}
 		if strings.Join(subjects, "|") != strings.Join(want, "|") {
 			t.Fatalf("received %v, want %v", subjects, want)
 		}
@@ -130,7 +131,8 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 			"out reply":          {mail.StatusSent, ""},
 			"out confirmation":   {mail.StatusSent, ""},
 			"bounced adhoc":      {mail.StatusSuppressed, mail.ReasonBounced},
-			"stopped confirm":    {mail.StatusSuppressed, mail.ReasonProcessingStopped},
+			"stopped confirm":    {mail.StatusSent, ""},
+			"stopped adhoc":      {mail.StatusSuppressed, mail.ReasonProcessingStopped},
 			"gone double opt-in": {mail.StatusSuppressed, mail.ReasonErased},
 		}
 		for name, id := range ids {

@@ -30,7 +30,8 @@ type Recipient struct {
 // statuses the campaign opt-in policy lets campaigns reach.
 //
 // The rules, in order: an erased or deleted contact, one who stopped
-// processing, a bounced or blocklisted address get nothing. An opt-out
+// processing (except the confirmation of a change they asked for), a
+// bounced or blocklisted address get nothing. An opt-out
 // (by the contact or a user) stops every new email (R2) except a reply in a
 // conversation the contact started, and a confirmation link for a change
 // the contact asked for, which is part of the same exchange. Campaigns also
@@ -39,7 +40,10 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 	switch {
 	case !r.Exists || r.Erased:
 		return ReasonErased
-	case r.ProcessingStopped:
+	case r.ProcessingStopped && kind != KindConfirmation:
+		// The confirmation of a change the contact asked for (erasure, a
+		// withdrawal) still goes: stopping processing must not stop them
+		// exercising their other rights.
 		return ReasonProcessingStopped
 	case r.Deliverability == "bounced":
 		return ReasonBounced

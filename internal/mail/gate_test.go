@@ -42,6 +42,10 @@ func TestGate(t *testing.T) {
 	ownConversation := map[string]string{KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
 		KindWorkflow: ReasonOptedOut, KindAdHoc: ReasonOptedOut, KindCampaign: ReasonOptedOut}
 	notOptedIn := map[string]string{KindCampaign: ReasonNotOptedIn}
+	// The contact who stopped processing still gets the confirmation of a
+	// change they asked for, such as erasure.
+	stoppedButConfirmations := stopAll(ReasonProcessingStopped)
+	delete(stoppedButConfirmations, KindConfirmation)
 	want := map[string]map[string]string{
 		"double opt-in":                        {},
 		"none":                                 notOptedIn,
@@ -52,7 +56,7 @@ func TestGate(t *testing.T) {
 		"opted out, conversation of their own": ownConversation,
 		"bounced":                              stopAll(ReasonBounced),
 		"blocklisted":                          stopAll(ReasonBlocklisted),
-		"processing stopped":                   stopAll(ReasonProcessingStopped),
+		"processing stopped":                   stoppedButConfirmations,
 		"erased":                               stopAll(ReasonErased),
 		"deleted":                              stopAll(ReasonErased),
 		"bounced and opted out":                stopAll(ReasonBounced),

@@ -62,16 +62,15 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 			}
 			now := s.now()
 			for _, w := range batch {
-				res, err := tx.Exec(`INSERT INTO preference_access (contact_id, notified_at) VALUES ($1, $2) ON CONFLICT (contact_id) DO NOTHING`,
-					w.id, store.Micros(now))
-				if store.IsForeignKeyViolation(err) {
-					continue // deleted meanwhile
-				}
+				// Nothing is inserted for a contact deleted meanwhile, or
+				// told by another instance.
+				res, err := tx.Exec(`INSERT INTO preference_access (contact_id, notified_at) SELECT id, $2 FROM contacts WHERE id = $1
+					ON CONFLICT (contact_id) DO NOTHING`, w.id, store.Micros(now))
 				if err != nil {
 					return fmt.Errorf("preferences: record access email: %w", err)
 				}
 				if n, _ := res.RowsAffected(); n == 0 {
-					continue // another instance told them
+					continue
 				}
 				lang := i18n.Match(w.lang, "")
 				link, err := s.link(tx, w.id, st, now)
@@ -98,12 +97,18 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 
 // link issues a personal link to the page, valid for the configured time.
 func (s *Service) link(tx *store.Tx, contactID string, st settings.Settings, now time.Time) (string, error) {
+	return IssueLink(tx, s.BaseURL, contactID, st, now)
+}
+
+// IssueLink issues, inside tx, a personal link to the contact's page under
+// baseURL, valid for the configured preferences_link_hours, for an email.
+func IssueLink(tx *store.Tx, baseURL, contactID string, st settings.Settings, now time.Time) (string, error) {
 	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
 	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, contactID, "", expires, now)
 	if err != nil {
 		return "", err
 	}
-	return s.BaseURL + "/p/" + secret, nil
+	return baseURL + "/p/" + secret, nil
 }
 
 // UserEmail is an email a user writes to one contact.

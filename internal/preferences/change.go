@@ -35,7 +35,10 @@ const (
 
 // Form is what the contact submitted: the whole page's choices.
 type Form struct {
-	OptOut   bool
+	OptOut bool
+	// Shown are the lists the page showed, Lists those left checked: a
+	// list the page did not show is never changed.
+	Shown    map[string]bool
 	Lists    map[string]bool   // list id: subscribed; absent is unsubscribed
 	Consents map[string]string // purpose id: granted, withdrawn or "" (no choice)
 	Versions map[string]int    // purpose id: the consent text version shown
@@ -99,6 +102,9 @@ func (p *Page) Diff(f Form) (*Change, error) {
 	offered := map[string]bool{}
 	for _, l := range p.Lists {
 		offered[l.ID] = true
+		if !f.Shown[l.ID] {
+			continue // added while the page was open: the contact never saw it
+		}
 		if want := f.Lists[l.ID]; want != l.Subscribed {
 			st := lists.Unsubscribed
 			if want {
@@ -108,15 +114,18 @@ func (p *Page) Diff(f Form) (*Change, error) {
 		}
 	}
 	for id := range f.Lists {
-		if !offered[id] {
+		if !offered[id] || !f.Shown[id] {
 			return nil, errs.Invalid("list."+id, "is not a list on this page")
 		}
 	}
 	asked := map[string]bool{}
 	for _, ch := range p.Consents {
 		asked[ch.PurposeID] = true
+		// Only an answer the contact changed counts: a preselected default
+		// left as it was records nothing, so no consent is ever given by a
+		// pre-ticked answer.
 		want := f.Consents[ch.PurposeID]
-		if want == "" || want == ch.State {
+		if want == "" || want == ch.State || want == ch.Selected {
 			continue
 		}
 		if want != consent.StateGranted && want != consent.StateWithdrawn {
@@ -155,6 +164,11 @@ type Evidence struct {
 func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang string, ev Evidence) (string, error) {
 	if c.Empty() {
 		return "", errs.Invalid("change", "nothing was changed")
+	}
+	// What will be recorded on confirmation must be recordable now: a
+	// change that could never be confirmed is refused before it is emailed.
+	if _, err := s.prepare(ctx, contactID, c, consent.Evidence{Method: consent.MethodPreferencesPage}); err != nil {
+		return "", err
 	}
 	raw, err := json.Marshal(c)
 	if err != nil {
@@ -325,13 +339,9 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Pen
 	}
 	actor := consent.Actor{Kind: consent.ActorContact, ID: p.ContactID}
 	evidence := consent.Evidence{Method: consent.MethodPreferencesPage, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: p.token.ID}
-	prepared := make([]*consent.Prepared, len(p.Change.Consents))
-	for i, cc := range p.Change.Consents {
-		prepared[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: cc.PurposeID, State: cc.State,
-			Source: SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: evidence})
-		if err != nil {
-			return nil, err
-		}
+	prepared, err := s.prepare(ctx, p.ContactID, &p.Change, evidence)
+	if err != nil {
+		return nil, err
 	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		now := s.now()
@@ -361,8 +371,24 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Pen
 	return p, nil
 }
 
-// apply carries out a confirmed change inside tx. Consents come first, so a
-// grant is refused on a record that stops processing in the same change.
+// prepare validates the consent records a change will write.
+func (s *Service) prepare(ctx context.Context, contactID string, c *Change, ev consent.Evidence) ([]*consent.Prepared, error) {
+	actor := consent.Actor{Kind: consent.ActorContact, ID: contactID}
+	out := make([]*consent.Prepared, len(c.Consents))
+	for i, cc := range c.Consents {
+		var err error
+		out[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: cc.PurposeID, State: cc.State,
+			Source: SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: ev})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// apply carries out a confirmed change inside tx. A grant on a record whose
+// processing was stopped after the change was asked for is refused, and
+// then nothing of the change is applied.
 func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consent.Evidence, prepared []*consent.Prepared, now time.Time) error {
 	k, err := consent.LoadContact(tx, p.ContactID)
 	if err != nil {

@@ -146,7 +146,7 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		}
 		pur, err := s.Consent.Purpose(ctx, o.Purpose)
 		if err != nil {
-			continue // deleted since; the settings will be corrected
+			return nil, err
 		}
 		cur := byPurpose[pur.ID]
 		ch := ConsentChoice{PurposeID: pur.ID, Name: pur.Name, Description: pur.Description, Text: pur.Text,

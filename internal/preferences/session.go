@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -88,8 +89,11 @@ func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) erro
 	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		k, err := consent.LoadContact(tx, t.ContactID)
-		if err != nil {
+		if errs.Is(err, errs.KindNotFound) {
 			return nil // deleted meanwhile
+		}
+		if err != nil {
+			return err
 		}
 		_, err = consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
 			Actor:    consent.Actor{Kind: consent.ActorContact, ID: t.ContactID},

@@ -133,17 +133,21 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "The form could not be read.", http.StatusBadRequest)
 		return
 	}
-	f := preferences.Form{OptOut: r.PostForm.Get("optout") == "1", Lists: map[string]bool{}, Consents: map[string]string{},
-		Versions: map[string]int{}, Stop: r.PostForm.Get("action") == "stop", Erase: r.PostForm.Get("action") == "erase"}
+	f := preferences.Form{OptOut: r.PostForm.Get("optout") == "1", Shown: map[string]bool{}, Lists: map[string]bool{},
+		Consents: map[string]string{}, Versions: map[string]int{}, Stop: r.PostForm.Get("action") == "stop",
+		Erase: r.PostForm.Get("action") == "erase"}
+	for _, l := range r.PostForm["shown"] {
+		f.Shown[l] = true
+	}
 	for _, l := range r.PostForm["list"] {
 		f.Lists[l] = true
 	}
 	for k, v := range r.PostForm {
-		if id, ok := strings.CutPrefix(k, "consent."); ok && len(v) > 0 {
-			f.Consents[id] = v[0]
+		if purpose, ok := strings.CutPrefix(k, "consent."); ok && len(v) > 0 {
+			f.Consents[purpose] = v[0]
 		}
-		if id, ok := strings.CutPrefix(k, "v."); ok && len(v) > 0 {
-			f.Versions[id], _ = strconv.Atoi(v[0])
+		if purpose, ok := strings.CutPrefix(k, "v."); ok && len(v) > 0 {
+			f.Versions[purpose], _ = strconv.Atoi(v[0])
 		}
 	}
 	p, err := s.Prefs.Build(r.Context(), id)
@@ -245,8 +249,16 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 // List-Unsubscribe=One-Click opts the contact out, with no page, login or
 // redirect. The answer is the same whether or not the link was valid.
 func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("List-Unsubscribe") != "One-Click" {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	// RFC 8058 asks senders to post multipart/form-data; many post
+	// urlencoded. Both are read.
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(16 << 10)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil || r.PostFormValue("List-Unsubscribe") != "One-Click" {
 		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)
 		return
 	}

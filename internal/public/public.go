@@ -69,6 +69,7 @@ type Server struct {
 	SecureCookies bool
 	IPs           clientip.Resolver
 	limiter       *limiter
+	oneClickLimit *limiter
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
 
@@ -79,6 +80,9 @@ type Server struct {
 // New builds the server and its routes.
 func New(s *Server) *Server {
 	s.limiter = newLimiter(20, 40, time.Minute)
+	// Mail providers post one-click unsubscribes for many recipients from
+	// few addresses; each is authorised by its token, and is cheap.
+	s.oneClickLimit = newLimiter(600, 600, time.Minute)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
@@ -105,7 +109,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	if !s.isWebformPost(r) && !s.limiter.allow(clientip.LimitKey(s.IPs.IP(r))) {
+	if s.limited(r) {
 		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
 		return
 	}
@@ -119,6 +123,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := s.mux.Handler(r)
 	// The pattern, never the path: the path of a link holds its token.
 	s.Log.Info("page", "method", r.Method, "route", pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+// limited applies the per-client rate limit that fits the request: webform
+// posts have their own, in the handler (webform.go), so that a busy office
+// cannot lock itself out of its confirmation links, and one-click
+// unsubscribes a higher one.
+func (s *Server) limited(r *http.Request) bool {
+	key := clientip.LimitKey(s.IPs.IP(r))
+	if r.Method == http.MethodPost {
+		switch _, pattern := s.mux.Handler(r); pattern {
+		case "POST /f/{form}":
+			return false
+		case "POST /u/{token}":
+			return !s.oneClickLimit.allow(key)
+		}
+	}
+	return !s.limiter.allow(key)
 }
 
 type statusRecorder struct {

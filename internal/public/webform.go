@@ -72,16 +72,6 @@ func (s *Server) webformRoutes() {
 	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
 }
 
-// isWebformPost reports whether r is a webform post, which has its own
-// rate limit (see webformLimits) instead of the one of the other pages.
-func (s *Server) isWebformPost(r *http.Request) bool {
-	if r.Method != http.MethodPost {
-		return false
-	}
-	_, pattern := s.mux.Handler(r)
-	return pattern == "POST /f/{form}"
-}
-
 // formLang is the language a ?lang= parameter asks for, or "" for the
 // form's own.
 func formLang(r *http.Request) string {

@@ -45,6 +45,7 @@ type DB struct {
 	Read *sql.DB
 
 	write   *sql.DB
+	stmts   *stmtCache // SQLite only
 	batcher *batcher
 	schema  string
 	signals signals
@@ -81,6 +82,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if db.Dialect == SQLite {
+		db.stmts = newStmtCache()
 	}
 	db.batcher = newBatcher(db, opt.MaxBatch)
 	return db, nil
@@ -180,6 +184,9 @@ func validIdent(s string) bool {
 // Close stops accepting writes, waits for those under way and closes the pools.
 func (db *DB) Close() error {
 	db.batcher.close()
+	if db.stmts != nil {
+		db.stmts.close()
+	}
 	err := db.Read.Close()
 	if db.write != db.Read {
 		err = errors.Join(err, db.write.Close())

@@ -38,11 +38,17 @@ func (t *Tx) ForUpdate() string { return t.db.ForUpdate() }
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(query); st != nil {
+		return st.ExecContext(t.ctx, args...)
+	}
 	return t.tx.ExecContext(t.ctx, query, args...)
 }
 
 // Query runs a query in the transaction.
 func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
 	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
@@ -59,6 +65,9 @@ func (t *Tx) QueryRowContext(_ context.Context, query string, args ...any) *sql.
 
 // QueryRow runs a query expected to return at most one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	if st := t.stmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, query, args...)
 }
 
@@ -179,6 +188,9 @@ func (b *batcher) loop() {
 			}
 		}
 		b.run(batch)
+		if b.db.stmts != nil {
+			b.db.stmts.prepare(b.db.write) // the connection is free now
+		}
 	}
 }
 

@@ -37,6 +37,9 @@ CREATE TABLE preference_changes (
 );
 CREATE INDEX preference_changes_by_contact ON preference_changes (contact_id, requested_at);
 
+-- Links are ended by what they are about (a replaced change, say).
+CREATE INDEX tokens_by_subject ON tokens (subject_id);
+
 -- Who has been emailed a link to the preferences page since gaining
 -- access to it (R15), so that each contact is told once.
 CREATE TABLE preference_access (
@@ -46,6 +49,7 @@ CREATE TABLE preference_access (
 
 -- +goose Down
 DROP TABLE preference_access;
+DROP INDEX tokens_by_subject;
 DROP TABLE preference_changes;
 DROP TABLE list_subscriptions;
 DROP TABLE lists;
