@@ -57,36 +57,44 @@ type Prepared struct {
 	hooks    []func(tx *store.Tx, r *Record) error
 }
 
-// Prepare validates in and resolves its purpose and source, reading outside
-// any transaction so that the write itself stays short.
-func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error) {
+// check validates what an input says on its own, without reading.
+func (s *Service) check(in *RecordInput) error {
 	if strings.TrimSpace(in.Purpose) == "" {
-		return nil, errs.Required("purpose")
+		return errs.Required("purpose")
 	}
 	if in.State == "" {
-		return nil, errs.Required("state")
+		return errs.Required("state")
 	}
 	if !validOneOf(in.State, RecordStates) {
-		return nil, errs.Invalid("state", "must be granted or withdrawn")
+		return errs.Invalid("state", "must be granted or withdrawn")
 	}
 	if strings.TrimSpace(in.Source) == "" {
-		return nil, errs.Required("source")
+		return errs.Required("source")
 	}
 	if in.LegalBasis != "" && !validOneOf(in.LegalBasis, LegalBases) {
-		return nil, errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
+		return errs.Invalid("legal_basis", "must be one of %s", strings.Join(LegalBases, ", "))
 	}
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
-		return nil, err
+		return err
 	}
 	if in.ExpiresAt != nil {
 		if in.State != StateGranted {
-			return nil, errs.Invalid("expires_at", "only a granted consent can expire")
+			return errs.Invalid("expires_at", "only a granted consent can expire")
 		}
 		if !in.ExpiresAt.After(s.Now()) {
-			return nil, errs.Invalid("expires_at", "must be in the future")
+			return errs.Invalid("expires_at", "must be in the future")
 		}
 		t := in.ExpiresAt.UTC().Truncate(time.Microsecond) // as stored
 		in.ExpiresAt = &t
+	}
+	return nil
+}
+
+// Prepare validates in and resolves its purpose and source, reading outside
+// any transaction so that the write itself stays short.
+func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error) {
+	if err := s.check(&in); err != nil {
+		return nil, err
 	}
 	p, err := s.Purpose(ctx, in.Purpose)
 	if err != nil {
@@ -96,6 +104,21 @@ func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error
 	if err != nil {
 		return nil, err
 	}
+	return s.resolved(in, p, src)
+}
+
+// PrepareResolved is Prepare for a caller that has already read the purpose
+// and the active source in.Purpose and in.Source name: a webform reads them
+// once for many posts. The caller answers for how fresh they are.
+func (s *Service) PrepareResolved(in RecordInput, p *Purpose, src *Source) (*Prepared, error) {
+	if err := s.check(&in); err != nil {
+		return nil, err
+	}
+	return s.resolved(in, p, src)
+}
+
+// resolved completes a checked input with its purpose and source.
+func (s *Service) resolved(in RecordInput, p *Purpose, src *Source) (*Prepared, error) {
 	in.Source = src.Name
 	if in.LegalBasis == "" {
 		in.LegalBasis = p.LegalBasis

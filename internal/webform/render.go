@@ -69,6 +69,7 @@ type loaded struct {
 	defs      map[string]*contact.FieldDefinition
 	marketing *consent.Purpose
 	consents  []*consent.Purpose
+	source    *consent.Source // "Web form", which submissions are recorded with
 	lists     []*lists.List
 }
 
@@ -116,6 +117,9 @@ func (s *Service) loadFresh(ctx context.Context, idOrName string) (*loaded, erro
 	}
 	for _, d := range defs {
 		f.defs[d.Name] = d
+	}
+	if f.source, err = s.Consent.ActiveSource(ctx, SourceWebForm); err != nil {
+		return nil, err
 	}
 	if w.Marketing != nil {
 		if f.marketing, err = s.Consent.Purpose(ctx, w.Marketing.Purpose); err != nil {

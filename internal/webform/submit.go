@@ -203,9 +203,9 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	}
 	ev := consent.Evidence{Method: consent.MethodWebform, IP: cleanIP(sub.IP), UserAgent: cleanUA(sub.UserAgent)}
 	actor := consent.Actor{Kind: consent.ActorContact}
-	grant := func(name, purposeID string, version int) *consent.Prepared {
-		pr, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: purposeID, State: consent.StateGranted, Source: SourceWebForm,
-			TextVersion: version, Actor: actor, Evidence: ev})
+	grant := func(name string, purpose *consent.Purpose, version int) *consent.Prepared {
+		pr, err := s.Consent.PrepareResolved(consent.RecordInput{Purpose: purpose.ID, State: consent.StateGranted, Source: SourceWebForm,
+			TextVersion: version, Actor: actor, Evidence: ev}, purpose, f.source)
 		if err != nil {
 			field := name + ".checked"
 			if e := errs.As(err); e != nil && e.Field == "text_version" {
@@ -219,14 +219,14 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	var marketing bool
 	if w.Marketing != nil && p.checked("marketing.checked") {
 		v := p.version("marketing.version")
-		if pr := grant("marketing", f.marketing.ID, v); pr != nil {
+		if pr := grant("marketing", f.marketing, v); pr != nil {
 			grants, marketing = append(grants, pr), true
 		}
 	}
-	for i, b := range w.Consents {
+	for i := range w.Consents {
 		name := consentName(i)
 		if p.checked(name + ".checked") {
-			if pr := grant(name, b.Purpose, p.version(name+".version")); pr != nil {
+			if pr := grant(name, f.consents[i], p.version(name+".version")); pr != nil {
 				grants = append(grants, pr)
 			}
 		}
