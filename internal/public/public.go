@@ -136,10 +136,10 @@ func (s *Server) limited(r *http.Request) bool {
 		case "POST /f/{form}":
 			return false
 		case "POST /u/{token}":
-			return !s.oneClickLimit.allow(key)
+			return !s.oneClickLimit.Allow(key)
 		}
 	}
-	return !s.limiter.allow(key)
+	return !s.limiter.Allow(key)
 }
 
 type statusRecorder struct {

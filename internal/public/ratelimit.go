@@ -1,49 +1,8 @@
 package public
 
-import (
-	"sync"
-	"time"
+import "github.com/consentry/consentry/internal/clientip"
 
-	"golang.org/x/time/rate"
-)
+// limiter is the per-client rate limit of the public pages.
+type limiter = clientip.Limiter
 
-// limiter gives each client address its own token bucket, and forgets the
-// addresses it has not seen for a while so that memory stays bounded.
-type limiter struct {
-	mu      sync.Mutex
-	perMin  rate.Limit
-	burst   int
-	idle    time.Duration
-	clients map[string]*client
-	swept   time.Time
-}
-
-type client struct {
-	l    *rate.Limiter
-	seen time.Time
-}
-
-func newLimiter(perMinute, burst int, idle time.Duration) *limiter {
-	return &limiter{perMin: rate.Limit(float64(perMinute) / 60), burst: burst, idle: idle, clients: map[string]*client{}}
-}
-
-func (l *limiter) allow(key string) bool {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > l.idle {
-		for k, c := range l.clients {
-			if now.Sub(c.seen) > l.idle {
-				delete(l.clients, k)
-			}
-		}
-		l.swept = now
-	}
-	c := l.clients[key]
-	if c == nil {
-		c = &client{l: rate.NewLimiter(l.perMin, l.burst)}
-		l.clients[key] = c
-	}
-	c.seen = now
-	return c.l.AllowN(now, 1)
-}
+var newLimiter = clientip.NewLimiter

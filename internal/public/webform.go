@@ -124,7 +124,7 @@ func (s *Server) message(w http.ResponseWriter, status int, l, key string) {
 func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	ip := s.IPs.IP(r)
-	if !s.webform.ip.allow(clientip.LimitKey(ip)) {
+	if !s.webform.ip.Allow(clientip.LimitKey(ip)) {
 		w.Header().Set("Retry-After", "60")
 		s.message(w, http.StatusTooManyRequests, l, "webform.too_many")
 		return

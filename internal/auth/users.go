@@ -1,0 +1,278 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Roles of users of the admin web UI.
+const (
+	RoleAdmin          = "admin"
+	RolePrivacyOfficer = "privacy_officer"
+	RoleAgent          = "agent"
+	RoleBilling        = "billing"
+)
+
+// Roles lists every role.
+var Roles = []string{RoleAdmin, RolePrivacyOfficer, RoleAgent, RoleBilling}
+
+// Permission is something a role may do.
+type Permission string
+
+// Permissions. docs/users.md has the same table in prose.
+const (
+	// PermViewContacts: see contacts, their consents and history, masked.
+	PermViewContacts Permission = "view_contacts"
+	// PermEditContacts: create and edit contacts, record consents, change
+	// opt-in statuses, send double opt-in email.
+	PermEditContacts Permission = "edit_contacts"
+	// PermReveal: reveal the clear value of a sensitive field, logged.
+	PermReveal Permission = "reveal"
+	// PermSettings: purposes, sources, fields, the preferences page, email
+	// settings.
+	PermSettings Permission = "settings"
+	// PermAudit: the access log, the ledger, the outbox and mailbox.
+	PermAudit Permission = "audit"
+	// PermUsers: users and API tokens.
+	PermUsers Permission = "users"
+)
+
+// permissions is the permission table: what each role may do. Only billing
+// and admin may reveal sensitive values (SPEC: who uses it).
+var permissions = map[string][]Permission{
+	RoleAdmin:          {PermViewContacts, PermEditContacts, PermReveal, PermSettings, PermAudit, PermUsers},
+	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermSettings, PermAudit},
+	RoleAgent:          {PermViewContacts, PermEditContacts},
+	RoleBilling:        {PermViewContacts, PermReveal},
+}
+
+// Can reports whether role has permission p.
+func Can(role string, p Permission) bool { return slices.Contains(permissions[role], p) }
+
+// User is a user of the admin web UI.
+type User struct {
+	ID         string     `json:"id"`
+	Email      string     `json:"email"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role" enum:"admin,privacy_officer,agent,billing"`
+	CreatedAt  time.Time  `json:"created_at"`
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+}
+
+// Can reports whether the user's role has permission p.
+func (u *User) Can(p Permission) bool { return u != nil && u.DisabledAt == nil && Can(u.Role, p) }
+
+// NewUser is what creating a user takes.
+type NewUser struct {
+	Email    string
+	Name     string
+	Role     string
+	Password string
+}
+
+// Users manages users, their passwords and sessions.
+type Users struct {
+	DB  *store.DB
+	Now func() time.Time
+}
+
+func (s *Users) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// Password hashing: argon2id with the parameters OWASP recommends as a
+// minimum (19 MiB, 2 passes, 1 lane), in the PHC string format so that the
+// parameters can be raised later without invalidating stored hashes.
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+	minPassword  = 12
+)
+
+// HashPassword returns the argon2id hash of password in PHC format.
+func HashPassword(password string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// CheckPassword reports whether password matches the PHC-format hash. A
+// malformed hash matches nothing.
+func CheckPassword(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var version int
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 {
+		return false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is checked against when no user has the address given, so that
+// a failed login takes as long whether or not the address is known.
+var dummyHash = HashPassword("no user has this password")
+
+func (in *NewUser) validate() error {
+	in.Email = strings.TrimSpace(in.Email)
+	at := strings.LastIndexByte(in.Email, '@')
+	if in.Email == "" {
+		return errs.Required("email")
+	}
+	if at < 1 || at == len(in.Email)-1 || strings.ContainsAny(in.Email, " \t\r\n<>") || len(in.Email) > 254 {
+		return errs.Invalid("email", "is not a valid email address")
+	}
+	if err := errs.OptionalText("name", &in.Name, 100); err != nil {
+		return err
+	}
+	if !slices.Contains(Roles, in.Role) {
+		return errs.Invalid("role", "must be one of %s", strings.Join(Roles, ", "))
+	}
+	return checkPassword(in.Password)
+}
+
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < minPassword {
+		return errs.Invalid("password", "must be at least %d characters", minPassword)
+	}
+	if len(p) > 1024 {
+		return errs.Invalid("password", "must be at most 1024 bytes")
+	}
+	return nil
+}
+
+// Create makes a user. An address already in use, in any case, is a
+// conflict on "email".
+func (s *Users) Create(ctx context.Context, in NewUser) (*User, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	u, hash := newUserRow(in, s.now())
+	err := s.DB.Write(ctx, func(tx *store.Tx) error { return insertUser(tx, u, hash) })
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func newUserRow(in NewUser, now time.Time) (*User, string) {
+	return &User{ID: uuid.Must(uuid.NewV7()).String(), Email: in.Email, Name: in.Name, Role: in.Role, CreatedAt: now}, HashPassword(in.Password)
+}
+
+func insertUser(tx *store.Tx, u *User, hash string) error {
+	_, err := tx.Exec(`INSERT INTO users (id, email, email_key, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+		u.ID, u.Email, strings.ToLower(u.Email), u.Name, u.Role, hash, store.Micros(u.CreatedAt))
+	if store.IsUniqueViolation(err) {
+		return errs.Conflict("email_taken", "email", "a user with this email address already exists")
+	}
+	if err != nil {
+		return fmt.Errorf("auth: create user: %w", err)
+	}
+	return nil
+}
+
+const userSelect = `SELECT id, email, name, role, created_at, disabled_at FROM users`
+
+func scanUser(row store.Scanner) (*User, error) {
+	var u User
+	var created int64
+	var disabled sql.NullInt64
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &created, &disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("user", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: read user: %w", err)
+	}
+	u.CreatedAt = store.FromMicros(created)
+	if disabled.Valid {
+		t := store.FromMicros(disabled.Int64)
+		u.DisabledAt = &t
+	}
+	return &u, nil
+}
+
+// List returns every user by email; none is an empty slice.
+func (s *Users) List(ctx context.Context) ([]*User, error) {
+	return store.QueryAll(ctx, s.DB.Read, scanUser, userSelect+" ORDER BY email_key")
+}
+
+// Any reports whether at least one user exists.
+func (s *Users) Any(ctx context.Context) (bool, error) {
+	var n int
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1) AS u`).Scan(&n)
+	return n > 0, err
+}
+
+// ErrBadLogin is the one answer to a failed login, whatever the reason: an
+// unknown address, a wrong password or a disabled user.
+var ErrBadLogin = errors.New("auth: wrong email address or password")
+
+// Authenticate returns the active user with this address and password, or
+// ErrBadLogin.
+func (s *Users) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	var hash string
+	u, err := scanUserWithHash(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
+		FROM users WHERE email_key = $1`, strings.ToLower(strings.TrimSpace(email))), &hash)
+	if errs.Is(err, errs.KindNotFound) {
+		CheckPassword(dummyHash, password)
+		return nil, ErrBadLogin
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !CheckPassword(hash, password) || u.DisabledAt != nil {
+		return nil, ErrBadLogin
+	}
+	return u, nil
+}
+
+func scanUserWithHash(row *sql.Row, hash *string) (*User, error) {
+	var u User
+	var created int64
+	var disabled sql.NullInt64
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &created, &disabled, hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("user", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: read user: %w", err)
+	}
+	u.CreatedAt = store.FromMicros(created)
+	if disabled.Valid {
+		t := store.FromMicros(disabled.Int64)
+		u.DisabledAt = &t
+	}
+	return &u, nil
+}

@@ -1,0 +1,52 @@
+package clientip
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limiter gives each client address its own token bucket, and forgets the
+// addresses it has not seen for a while so that memory stays bounded.
+type Limiter struct {
+	mu      sync.Mutex
+	perMin  rate.Limit
+	burst   int
+	idle    time.Duration
+	clients map[string]*client
+	swept   time.Time
+}
+
+type client struct {
+	l    *rate.Limiter
+	seen time.Time
+}
+
+// NewLimiter allows each key perMinute requests a minute on average, in
+// bursts of up to burst, and forgets keys idle for longer than idle.
+func NewLimiter(perMinute, burst int, idle time.Duration) *Limiter {
+	return &Limiter{perMin: rate.Limit(float64(perMinute) / 60), burst: burst, idle: idle, clients: map[string]*client{}}
+}
+
+// Allow reports whether a request of key may go ahead now, and counts it.
+func (l *Limiter) Allow(key string) bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > l.idle {
+		for k, c := range l.clients {
+			if now.Sub(c.seen) > l.idle {
+				delete(l.clients, k)
+			}
+		}
+		l.swept = now
+	}
+	c := l.clients[key]
+	if c == nil {
+		c = &client{l: rate.NewLimiter(l.perMin, l.burst)}
+		l.clients[key] = c
+	}
+	c.seen = now
+	return c.l.AllowN(now, 1)
+}

@@ -1,0 +1,90 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Coverage is how many contacts have granted a purpose, against all.
+type Coverage struct {
+	PurposeID string
+	Purpose   string
+	Granted   int64
+	Withdrawn int64
+	Contacts  int64
+}
+
+// CoverageByPurpose returns, for every purpose by name, how many contacts
+// have a current grant (an expired one counts as none) and how many
+// withdrew, with the number of contacts. No purposes is an empty slice.
+func (s *Service) CoverageByPurpose(ctx context.Context) ([]Coverage, error) {
+	var total int64
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM contacts`).Scan(&total); err != nil {
+		return nil, fmt.Errorf("consent: count contacts: %w", err)
+	}
+	now := store.Micros(s.Now())
+	return store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (Coverage, error) {
+		c := Coverage{Contacts: total}
+		return c, row.Scan(&c.PurposeID, &c.Purpose, &c.Granted, &c.Withdrawn)
+	}, `SELECT p.id, p.name,
+		(SELECT count(*) FROM consent_current cc WHERE cc.purpose_id = p.id AND cc.state = 'granted' AND (cc.expires_at IS NULL OR cc.expires_at > $1)),
+		(SELECT count(*) FROM consent_current cc WHERE cc.purpose_id = p.id AND cc.state = 'withdrawn')
+		FROM purposes p ORDER BY p.name_key`, now)
+}
+
+// OptInCounts returns how many contacts have each opt-in status; a status
+// no contact has is absent.
+func (s *Service) OptInCounts(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT opt_in_status, count(*) FROM contacts GROUP BY opt_in_status`)
+	if err != nil {
+		return nil, fmt.Errorf("consent: count opt-in statuses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// StatesOf returns the current consent states of the given contacts, by
+// contact id and then purpose id ("granted" or "withdrawn"; an expired grant
+// and no record are absent), in one query, for a page of a list.
+func (s *Service) StatesOf(ctx context.Context, contactIDs []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	if len(contactIDs) == 0 {
+		return out, nil
+	}
+	ph := make([]string, len(contactIDs))
+	args := make([]any, 0, len(contactIDs)+1)
+	args = append(args, store.Micros(s.Now()))
+	for i, id := range contactIDs {
+		ph[i] = fmt.Sprintf("$%d", i+2)
+		args = append(args, id)
+	}
+	rows, err := s.DB.Read.QueryContext(ctx, `SELECT contact_id, purpose_id, state FROM consent_current
+		WHERE contact_id IN (`+strings.Join(ph, ", ")+`) AND (state = 'withdrawn' OR expires_at IS NULL OR expires_at > $1)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("consent: read states: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c, p, st string
+		if err := rows.Scan(&c, &p, &st); err != nil {
+			return nil, err
+		}
+		if out[c] == nil {
+			out[c] = map[string]string{}
+		}
+		out[c][p] = st
+	}
+	return out, rows.Err()
+}
