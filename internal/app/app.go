@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -26,6 +27,7 @@ import (
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
 )
 
@@ -37,6 +39,7 @@ type App struct {
 	Consent   *consent.Service
 	Contacts  *contact.Service
 	Tokens    *auth.Tokens
+	Users     *auth.Users
 	OptIn     *optin.Service
 	Lists     *lists.Service
 	Prefs     *preferences.Service
@@ -44,6 +47,7 @@ type App struct {
 	Deliverer *mail.Deliverer
 	API       *api.Server
 	Public    *public.Server
+	Admin     *web.Server
 
 	handler http.Handler
 	workers sync.WaitGroup
@@ -142,7 +146,15 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
 	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
+	a.Users = &auth.Users{DB: db, Now: time.Now}
+	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
+		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
+	if err != nil {
+		return nil, fmt.Errorf("admin pages: %w", err)
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/admin/", a.Admin)
+	mux.Handle("/admin", a.Admin)
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)
 	mux.Handle("/", a.Public)
@@ -156,9 +168,26 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Start runs the background workers (jobs and email delivery) until ctx
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
+	a.announceSetup(ctx)
 	a.workers.Add(2)
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+}
+
+// announceSetup prints, while no user exists, a one-time link that creates
+// the first admin. It is the one secret the log ever holds: it works once,
+// only while there are no users, and for SetupLinkHours; each start makes a
+// new one and ends the last.
+func (a *App) announceSetup(ctx context.Context) {
+	secret, err := a.Users.SetupLink(ctx)
+	if err != nil {
+		a.Log.Error("make the set-up link", "err", err)
+		return
+	}
+	if secret != "" {
+		a.Log.Warn("no users yet: open this one-time link to create the first admin", "url", a.Config.BaseURL+"/admin/setup/"+secret,
+			"valid_hours", auth.SetupLinkHours)
+	}
 }
 
 // Wait waits for the workers started by Start (their context must have

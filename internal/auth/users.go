@@ -276,3 +276,25 @@ func scanUserWithHash(row *sql.Row, hash *string) (*User, error) {
 	}
 	return &u, nil
 }
+
+// Permissions lists every permission, in the order of the docs' table.
+var Permissions = []Permission{PermViewContacts, PermEditContacts, PermReveal, PermSettings, PermAudit, PermUsers}
+
+// Disable stops a user from signing in and ends their sessions, in one
+// transaction. It returns a not-found error for an unknown user.
+func (s *Users) Disable(ctx context.Context, id string) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(`UPDATE users SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL`, id, store.Micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("auth: disable user: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.QueryRow(`SELECT 1 FROM users WHERE id = $1`, id).Scan(&one); err != nil {
+				return errs.NotFound("user", "")
+			}
+		}
+		_, err = tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1`, id)
+		return err
+	})
+}

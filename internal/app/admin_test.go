@@ -1,0 +1,250 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+var setupLinkRE = regexp.MustCompile(`url=(http\S+/admin/setup/[A-Za-z0-9_-]{43})`)
+
+// setupLink is the one-time link the start-up log prints while no user
+// exists.
+func (e *env) setupLink() string {
+	e.t.Helper()
+	m := setupLinkRE.FindStringSubmatch(e.log.String())
+	if m == nil {
+		e.t.Fatalf("no set-up link in the log:\n%s", e.log.String())
+	}
+	return m[1]
+}
+
+// firstAdmin follows the set-up link and returns the admin's browser.
+func (e *env) firstAdmin() *visitor {
+	e.t.Helper()
+	v := e.visitor()
+	link := e.setupLink()
+	if code, body := v.get(link); code != 200 || !strings.Contains(body, "Create the first admin") {
+		e.t.Fatalf("set-up page: %d %s", code, body)
+	}
+	code, body := v.post(link, url.Values{"name": {"Ada Admin"}, "email": {"ada@acme.example"}, "password": {"correct horse battery"}, "password2": {"correct horse battery"}})
+	if code != 200 || v.last.Request.URL.Path != "/admin/" || !strings.Contains(body, "Dashboard") {
+		e.t.Fatalf("creating the first admin: %d at %s: %s", code, v.last.Request.URL, body)
+	}
+	return v
+}
+
+// signIn returns a browser signed in as a new user with role.
+func (e *env) signIn(admin *visitor, email, role string) *visitor {
+	e.t.Helper()
+	if code, body := admin.post(e.srv.URL+"/admin/users", url.Values{"email": {email}, "role": {role}, "password": {"a long enough password"}}); code != 200 {
+		e.t.Fatalf("adding %s: %d %s", role, code, body)
+	}
+	v := e.visitor()
+	if code, body := v.post(e.srv.URL+"/admin/login", url.Values{"email": {email}, "password": {"a long enough password"}}); code != 200 || v.last.Request.URL.Path != "/admin/" {
+		e.t.Fatalf("signing in as %s: %d %s", role, code, body)
+	}
+	return v
+}
+
+// TestFirstAdminAndSignIn: the start-up log holds a one-time link while no
+// user exists; it creates an admin once, and then sign-in, sign-out and
+// the rate limit on sign-in work.
+func TestFirstAdminAndSignIn(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		link := e.setupLink()
+		v := e.visitor()
+		// A bad form writes nothing and says why next to the field.
+		code, body := v.post(link, url.Values{"email": {"ada@acme.example"}, "password": {"short"}, "password2": {"short"}})
+		if code != 400 || !strings.Contains(body, `id="password-error" role="alert"`) {
+			t.Fatalf("short password: %d %s", code, body)
+		}
+		admin := e.firstAdmin()
+		// The link works once.
+		if code, _ := e.visitor().get(link); code != 404 {
+			t.Fatalf("a used set-up link answered %d", code)
+		}
+		if n, _ := e.a.Users.SetupLink(context.Background()); n != "" {
+			t.Fatal("a set-up link was made while a user exists")
+		}
+		// Sign out, then sign in again.
+		admin.post(e.srv.URL+"/admin/logout", url.Values{})
+		if _, body := admin.get(e.srv.URL + "/admin/contacts"); !strings.Contains(body, "Sign in") {
+			t.Fatal("signed out, the contacts page still shows")
+		}
+		if code, _ := admin.post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"wrong password!!"}}); code != 401 {
+			t.Fatalf("wrong password: %d", code)
+		}
+		code, _ = admin.post(e.srv.URL+"/admin/login", url.Values{"email": {"ADA@acme.example"}, "password": {"correct horse battery"}, "next": {"/admin/contacts"}})
+		if code != 200 || admin.last.Request.URL.Path != "/admin/contacts" {
+			t.Fatalf("sign-in: %d at %s", code, admin.last.Request.URL)
+		}
+		u, _ := url.Parse(e.srv.URL + "/admin/")
+		c := admin.client.Jar.Cookies(u)
+		if len(c) != 1 || c[0].Name != "consentry_session" {
+			t.Fatalf("cookies: %v", c)
+		}
+		// An open redirect after sign-in is refused.
+		other := e.visitor()
+		other.post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"correct horse battery"}, "next": {"//evil.example/"}})
+		if other.last.Request.URL.Host != u.Host || other.last.Request.URL.Path != "/admin/" {
+			t.Fatalf("next led to %s", other.last.Request.URL)
+		}
+		// Guessing is cut off.
+		var last int
+		for range 12 {
+			last, _ = e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"guess guess guess"}})
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("the twelfth wrong guess answered %d", last)
+		}
+		// A cross-site post is refused.
+		req, _ := http.NewRequest("POST", e.srv.URL+"/admin/contacts", strings.NewReader("email=x@example.com"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		res, err := admin.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 403 {
+			t.Fatalf("cross-site post: %d", res.StatusCode)
+		}
+		if strings.Contains(e.log.String(), "correct horse battery") {
+			t.Fatal("the log holds a password")
+		}
+	})
+}
+
+// TestRolesDecideWhatShows: only billing and admin may reveal, each reveal
+// is logged, an agent may edit but not reveal, billing may not edit, and
+// every main page renders for every role.
+func TestRolesDecideWhatShows(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		ids := withSensitive(e)
+		agent := e.signIn(admin, "agent@acme.example", auth.RoleAgent)
+		billing := e.signIn(admin, "billing@acme.example", auth.RoleBilling)
+		officer := e.signIn(admin, "dpo@acme.example", auth.RolePrivacyOfficer)
+		record := e.srv.URL + "/admin/contacts/" + ids[0]
+		reveal := record + "/reveal/national_id"
+
+		for name, v := range map[string]*visitor{"admin": admin, "agent": agent, "billing": billing, "privacy officer": officer} {
+			for _, path := range []string{"/admin/", "/admin/contacts", "/admin/contacts/" + ids[0], "/admin/contacts?filter=" + url.QueryEscape(`region == "EU"`)} {
+				code, body := v.get(e.srv.URL + path)
+				if code != 200 || !strings.Contains(body, "</main>") {
+					t.Fatalf("%s %s: %d %s", name, path, code, body)
+				}
+			}
+			code, body := v.get(record)
+			if strings.Contains(body, "198501011234") || !strings.Contains(body, "••••••••1234") {
+				t.Fatalf("%s sees the record unmasked: %s", name, body)
+			}
+			hasReveal := strings.Contains(body, `id="reveal-national_id"`)
+			if hasReveal != (name == "admin" || name == "billing") || code != 200 {
+				t.Fatalf("%s: reveal button %v", name, hasReveal)
+			}
+		}
+		// The agent is refused, and nothing is logged.
+		if code, body := agent.post(reveal, url.Values{}); code != 403 || strings.Contains(body, "198501011234") {
+			t.Fatalf("agent reveal: %d", code)
+		}
+		if n := count(t, db, `SELECT count(*) FROM access_log`); n != 0 {
+			t.Fatalf("a refused reveal was logged: %d", n)
+		}
+		code, body := billing.post(reveal, url.Values{})
+		if code != 200 || !strings.Contains(body, "198501011234") {
+			t.Fatalf("billing reveal: %d %s", code, body)
+		}
+		if n := count(t, db, `SELECT count(*) FROM access_log l JOIN users u ON u.id = l.actor_id WHERE u.email = 'billing@acme.example' AND l.field = 'national_id'`); n != 1 {
+			t.Fatalf("billing's reveal is logged %d times", n)
+		}
+		// Billing may not edit; an agent may.
+		if code, _ := billing.post(record, url.Values{"first_name": {"Eve"}}); code != 403 {
+			t.Fatalf("billing edit: %d", code)
+		}
+		if code, body := agent.post(record, url.Values{"first_name": {"Ann"}}); code != 200 || !strings.Contains(body, "Saved.") {
+			t.Fatalf("agent edit: %d %s", code, body)
+		}
+		// Only an admin manages users.
+		if code, _ := officer.get(e.srv.URL + "/admin/users"); code != 403 {
+			t.Fatalf("privacy officer on the users page: %d", code)
+		}
+	})
+}
+
+// TestContactRecordAndConsentsBlock: creating a contact, recording a
+// consent and changing the opt-in status through the pages, with the
+// Consents block and history showing who did what; a filter error is
+// shown with its position; a locked record refuses edits.
+func TestContactRecordAndConsentsBlock(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		code, body := admin.post(e.srv.URL+"/admin/contacts", url.Values{"email": {"not an address"}})
+		if code != 400 || !strings.Contains(body, `id="email-error" role="alert"`) {
+			t.Fatalf("bad email: %d %s", code, body)
+		}
+		if n := count(t, db, `SELECT count(*) FROM contacts`); n != 0 {
+			t.Fatal("a refused form wrote a contact")
+		}
+		code, body = admin.post(e.srv.URL+"/admin/contacts", url.Values{"email": {"lisa@example.com"}, "first_name": {"Lisa"}, "region": {"EU"}, "kind": {"contact"}})
+		if code != 200 || !strings.HasPrefix(admin.last.Request.URL.Path, "/admin/contacts/") {
+			t.Fatalf("create: %d %s", code, body)
+		}
+		record := e.srv.URL + admin.last.Request.URL.Path
+		code, body = admin.post(record+"/consents", url.Values{"purpose": {purposeID(e, "E-marketing")}, "state": {"granted"}, "source": {"Phone"}})
+		if code != 200 || !strings.Contains(body, "Consent recorded.") {
+			t.Fatalf("record consent: %d %s", code, body)
+		}
+		for _, want := range []string{`<td class="state-granted">granted</td>`, "Ada Admin", "Phone", "v1", "Full history (1 records)", "entered by user"} {
+			if !strings.Contains(body, want) {
+				t.Fatalf("the Consents block lacks %q: %s", want, body)
+			}
+		}
+		code, body = admin.post(record+"/opt-in", url.Values{"status": {"opt_out_user"}})
+		if code != 200 || !strings.Contains(body, `<strong id="optin-status">Opted out (user)</strong>`) {
+			t.Fatalf("opt-in: %d %s", code, body)
+		}
+		if code, _ := admin.post(record+"/opt-in", url.Values{"status": {"double_opt_in"}}); code != 422 {
+			t.Fatalf("a transition users may not make answered %d", code)
+		}
+		// The list finds her by a condition, and says where one is wrong.
+		_, body = admin.get(e.srv.URL + "/admin/contacts?filter=" + url.QueryEscape(`region == "EU" && consent("E-marketing") == "granted"`))
+		if !strings.Contains(body, "lisa@example.com") {
+			t.Fatalf("filter: %s", body)
+		}
+		code, body = admin.get(e.srv.URL + "/admin/contacts?filter=" + url.QueryEscape(`regoin == "EU"`))
+		if code != 400 || !strings.Contains(body, "did you mean region") || !strings.Contains(body, "\n^</pre>") {
+			t.Fatalf("filter error: %d %s", code, body)
+		}
+		_, body = admin.get(e.srv.URL + "/admin/contacts?q=LIS")
+		if !strings.Contains(body, "lisa@example.com") {
+			t.Fatalf("search: %s", body)
+		}
+		// A record locked by the contact says so and refuses edits.
+		id := record[strings.LastIndexByte(record, '/')+1:]
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, body = admin.get(record)
+		if !strings.Contains(body, "asked to stop processing") || strings.Contains(body, "Edit fields") {
+			t.Fatalf("locked record: %s", body)
+		}
+		if code, _ := admin.post(record, url.Values{"first_name": {"Other"}}); code != 423 {
+			t.Fatalf("editing a locked record answered %d", code)
+		}
+	})
+}

@@ -1,0 +1,364 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/optin"
+)
+
+func (s *Server) contactRoutes() {
+	s.mux.HandleFunc("GET /admin/contacts", s.need(auth.PermViewContacts, s.contactList))
+	s.mux.HandleFunc("GET /admin/contacts/new", s.need(auth.PermEditContacts, s.newContactPage))
+	s.mux.HandleFunc("POST /admin/contacts", s.need(auth.PermEditContacts, s.createContact))
+	s.mux.HandleFunc("GET /admin/contacts/{id}", s.need(auth.PermViewContacts, s.contactPage))
+	s.mux.HandleFunc("POST /admin/contacts/{id}", s.need(auth.PermEditContacts, s.updateContact))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/consents", s.need(auth.PermEditContacts, s.recordConsent))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/opt-in", s.need(auth.PermEditContacts, s.setOptIn))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/double-opt-in", s.need(auth.PermEditContacts, s.sendDoubleOptIn))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/reveal/{field}", s.need(auth.PermReveal, s.reveal))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermEditContacts, s.deleteContact))
+}
+
+// listPage is the contact list: one page found by key, never by offset.
+type listPage struct {
+	Query, Filter string
+	Contacts      []*contact.Contact
+	Purposes      []*consent.Purpose
+	States        map[string]map[string]string
+	Next          string
+	// FilterError and Caret show where a condition is wrong.
+	FilterError string
+	Caret       string
+}
+
+// searchCondition turns a search box's text into a condition on the names
+// and the email address, quoted so that it is only ever a value.
+func searchCondition(q string) string {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return ""
+	}
+	v := strconv.Quote(q)
+	return `(lower(email) contains ` + v + ` || lower(first_name) contains ` + v + ` || lower(last_name) contains ` + v + `)`
+}
+
+func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	ctx := r.Context()
+	p := listPage{Query: r.URL.Query().Get("q"), Filter: r.URL.Query().Get("filter")}
+	var conds []string
+	if c := searchCondition(p.Query); c != "" {
+		conds = append(conds, c)
+	}
+	if strings.TrimSpace(p.Filter) != "" {
+		// The filter is checked on its own first, so that an error's
+		// position points into what the user typed.
+		if _, err := s.Contacts.Condition(ctx, p.Filter, u.Can(auth.PermReveal)); err != nil {
+			e := errs.As(err)
+			if e == nil {
+				s.fail(w, err, u)
+				return
+			}
+			p.FilterError = e.Message
+			if e.Position > 0 {
+				p.Caret = strings.Repeat(" ", e.Position-1) + "^"
+			}
+			s.render(w, http.StatusBadRequest, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
+			return
+		}
+		conds = append(conds, "("+p.Filter+")")
+	}
+	contacts, next, err := s.Contacts.List(ctx, contact.ListQuery{Limit: 50, After: r.URL.Query().Get("after"),
+		Filter: strings.Join(conds, " && "), Asker: contact.Asker{Actor: actor(u), MayReveal: u.Can(auth.PermReveal), IP: s.clientIP(r)}})
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	ids := make([]string, len(contacts))
+	for i, c := range contacts {
+		ids[i] = c.ID
+	}
+	if p.States, err = s.Consent.StatesOf(ctx, ids); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if p.Purposes, err = s.Consent.Purposes(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	p.Contacts, p.Next = contacts, next
+	s.render(w, http.StatusOK, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
+}
+
+// recordPage is one contact's record.
+type recordPage struct {
+	Contact     *contact.Contact
+	Fields      []*contact.FieldDefinition
+	Revealed    map[string]string
+	Consents    []consentRow
+	History     []consent.Record
+	OptIn       []consent.OptInChange
+	Transitions []string // the opt-in statuses a user may set now
+	Invitations []optin.Invitation
+	Lists       []lists.Subscription
+	Purposes    []*consent.Purpose
+	Sources     []*consent.Source
+	Users       map[string]string // user id: name, for "by whom"
+	Locked      bool
+}
+
+// consentRow is a line of the Consents block: a purpose with its current
+// state and the record that set it.
+type consentRow struct {
+	consent.Current
+	Record *consent.Record
+}
+
+func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showContact(w, r, u, http.StatusOK, "", nil, nil)
+}
+
+// showContact renders the record, with a notice, errors next to fields and
+// any value just revealed.
+func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fieldErrs map[string]string, revealed map[string]string) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	c, err := s.Contacts.Get(ctx, id)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Users: map[string]string{}}
+	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	current, err := s.Consent.CurrentConsents(ctx, id)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if p.History, err = s.Consent.History(ctx, id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	byID := map[string]*consent.Record{}
+	for i := range p.History {
+		byID[p.History[i].ID] = &p.History[i]
+	}
+	for _, cur := range current {
+		p.Consents = append(p.Consents, consentRow{Current: cur, Record: byID[cur.RecordID]})
+	}
+	slices.Reverse(p.History) // newest first
+	if p.OptIn, err = s.Consent.OptInHistory(ctx, id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	slices.Reverse(p.OptIn)
+	for _, to := range consent.OptInStatuses {
+		if ok, err := consent.CheckOptIn(c.OptInStatus, to, consent.ChannelUser); ok && err == nil {
+			p.Transitions = append(p.Transitions, to)
+		}
+	}
+	if p.Invitations, err = s.OptIn.Invitations(ctx, id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if p.Lists, err = lists.Subscriptions(ctx, s.DB.Read, id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if p.Purposes, err = s.Consent.Purposes(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if p.Sources, err = s.Consent.Sources(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	users, err := s.Users.List(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	for _, x := range users {
+		p.Users[x.ID] = x.Email
+		if x.Name != "" {
+			p.Users[x.ID] = x.Name
+		}
+	}
+	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
+	if name == "" {
+		name = c.Email
+	}
+	s.render(w, status, "contact", page{Title: name, User: u, Nav: "contacts", Flash: flash, Errors: fieldErrs, Data: p})
+}
+
+// contactInput reads the record form: core fields, and custom fields as
+// fields.NAME (an empty custom field is removed).
+func contactInput(r *http.Request, defs []*contact.FieldDefinition) contact.Input {
+	f := r.PostForm
+	str := func(k string) *string {
+		if _, ok := f[k]; !ok {
+			return nil
+		}
+		v := f.Get(k)
+		return &v
+	}
+	in := contact.Input{Kind: str("kind"), Email: str("email"), FirstName: str("first_name"), LastName: str("last_name"),
+		Phone: str("phone"), Country: str("country"), Region: str("region"), Language: str("language"), Stage: str("stage"),
+		Owner: str("owner"), Fields: map[string]any{}}
+	for _, d := range defs {
+		k := "fields." + d.Name
+		if _, ok := f[k]; !ok {
+			continue
+		}
+		v := strings.TrimSpace(f.Get(k))
+		switch {
+		case d.Sensitive && v == "":
+			// A masked value is never sent back; empty means unchanged.
+		case v == "":
+			in.Fields[d.Name] = nil
+		case d.Type == contact.TypeNumber:
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				in.Fields[d.Name] = n
+			} else {
+				in.Fields[d.Name] = v // refused by the type check, with the field named
+			}
+		case d.Type == contact.TypeBoolean:
+			in.Fields[d.Name] = v == "true"
+		default:
+			in.Fields[d.Name] = v
+		}
+	}
+	return in
+}
+
+func (s *Server) newContactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	defs, err := s.Contacts.Fields(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, http.StatusOK, "contact_new", page{Title: "New contact", User: u, Nav: "contacts", Data: map[string]any{"Fields": defs}})
+}
+
+func (s *Server) createContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	defs, err := s.Contacts.Fields(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	in := contactInput(r, defs)
+	c, err := s.Contacts.Create(r.Context(), contact.NewContact{Input: in, Actor: actor(u),
+		Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
+	if err != nil {
+		if fe := fieldErrors(err); fe != nil {
+			s.render(w, http.StatusBadRequest, "contact_new", page{Title: "New contact", User: u, Nav: "contacts", Errors: fe,
+				Data: map[string]any{"Fields": defs, "Form": r.PostForm}})
+			return
+		}
+		s.fail(w, err, u)
+		return
+	}
+	http.Redirect(w, r, "/admin/contacts/"+c.ID, http.StatusSeeOther)
+}
+
+func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	defs, err := s.Contacts.Fields(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	if _, err := s.Contacts.Update(r.Context(), r.PathValue("id"), contactInput(r, defs)); err != nil {
+		s.afterAction(w, r, u, err, "")
+		return
+	}
+	s.afterAction(w, r, u, nil, "Saved.")
+}
+
+// afterAction shows the record again after a form on it: the error next
+// to its field, or the notice.
+func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.User, err error, notice string) {
+	if err == nil {
+		s.showContact(w, r, u, http.StatusOK, notice, nil, nil)
+		return
+	}
+	e := errs.As(err)
+	if e == nil || e.Kind == errs.KindNotFound && e.Field == "" {
+		s.fail(w, err, u)
+		return
+	}
+	s.showContact(w, r, u, e.HTTPStatus(), "", fieldErrors(err), nil)
+}
+
+func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	_, err := s.Consent.Record(r.Context(), r.PathValue("id"), consent.RecordInput{Purpose: r.PostForm.Get("purpose"),
+		State: r.PostForm.Get("state"), Source: r.PostForm.Get("source"), Actor: actor(u),
+		Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
+	s.afterAction(w, r, u, err, "Consent recorded.")
+}
+
+func (s *Server) setOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	_, err := s.Consent.SetOptIn(r.Context(), r.PathValue("id"), consent.OptInInput{Status: r.PostForm.Get("status"),
+		Channel: consent.ChannelUser, Actor: actor(u), Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
+	s.afterAction(w, r, u, err, "Opt-in status changed.")
+}
+
+func (s *Server) sendDoubleOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	res, err := s.OptIn.Invite(r.Context(), []string{r.PathValue("id")}, optin.TriggerUser)
+	if err != nil {
+		s.afterAction(w, r, u, err, "")
+		return
+	}
+	notice := "Double opt-in email queued."
+	for reason := range res.Skipped {
+		notice = "No email sent: " + strings.ReplaceAll(reason, "_", " ") + "."
+	}
+	s.afterAction(w, r, u, nil, notice)
+}
+
+func (s *Server) reveal(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	field := r.PathValue("field")
+	v, err := s.Contacts.Reveal(r.Context(), r.PathValue("id"), field, actor(u), s.clientIP(r))
+	if err != nil {
+		s.afterAction(w, r, u, err, "")
+		return
+	}
+	s.showContact(w, r, u, http.StatusOK, "Revealed "+field+"; this is in the access log.", nil, map[string]string{field: v})
+}
+
+func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("confirm") != "yes" {
+		s.afterAction(w, r, u, errs.Invalid("confirm", "tick the box to confirm the deletion"), "")
+		return
+	}
+	if err := s.Contacts.Delete(r.Context(), r.PathValue("id"), actor(u)); err != nil {
+		s.afterAction(w, r, u, err, "")
+		return
+	}
+	http.Redirect(w, r, "/admin/contacts", http.StatusSeeOther)
+}

@@ -1,0 +1,121 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+)
+
+var funcs = template.FuncMap{
+	"role":   roleLabel,
+	"optin":  optInLabel,
+	"when":   when,
+	"can":    func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
+	"actor":  actorLabel,
+	"basis":  basisLabel,
+	"method": func(m string) string { return strings.ReplaceAll(m, "_", " ") },
+	// dict passes several values to a shared template.
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[fmt.Sprint(kv[i])] = kv[i+1]
+		}
+		return m
+	},
+	"list":       func(v ...string) []string { return v },
+	"perm":       func(p auth.Permission) string { return permLabels[p] },
+	"label":      fieldLabel,
+	"barsHeight": func(n int) string { return fmt.Sprintf("%.1fem", float64(n)*1.8) },
+	"stateOf": func(states map[string]map[string]string, contactID, purposeID string) string {
+		if st := states[contactID][purposeID]; st != "" {
+			return st
+		}
+		return "none"
+	},
+}
+
+var roleLabels = map[string]string{auth.RoleAdmin: "Admin", auth.RolePrivacyOfficer: "Privacy officer", auth.RoleAgent: "Agent", auth.RoleBilling: "Billing"}
+
+func roleLabel(r string) string {
+	if l, ok := roleLabels[r]; ok {
+		return l
+	}
+	return r
+}
+
+var optInLabels = map[string]string{"none": "None", "single_opt_in_user": "Single opt-in (user)", "single_opt_in_webform": "Single opt-in (webform)",
+	"double_opt_in": "Double opt-in", "opt_out_user": "Opted out (user)", "opt_out_contact": "Opted out (contact)"}
+
+func optInLabel(s string) string {
+	if l, ok := optInLabels[s]; ok {
+		return l
+	}
+	return s
+}
+
+var basisLabels = map[string]string{"consent": "Consent", "contract": "Contract", "legal_obligation": "Legal obligation",
+	"vital_interests": "Vital interests", "public_task": "Public task", "legitimate_interests": "Legitimate interests"}
+
+func basisLabel(b string) string {
+	if l, ok := basisLabels[b]; ok {
+		return l
+	}
+	return b
+}
+
+// when shows a time in UTC to the minute; a nil or zero time shows as "".
+func when(v any) string {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		t = *x
+	default:
+		return fmt.Sprint(v)
+	}
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// actorLabel says who made a change: a user, the contact, the system or an
+// API token.
+func actorLabel(kind, id string, users map[string]string) string {
+	switch kind {
+	case "user":
+		if name := users[id]; name != "" {
+			return name
+		}
+		return "a user"
+	case "contact":
+		return "the contact"
+	case "api_token":
+		return "API client"
+	case "system":
+		return "the system"
+	}
+	return kind
+}
+
+var fieldLabels = map[string]string{"email": "Email address", "first_name": "First name", "last_name": "Last name", "phone": "Phone",
+	"country": "Country (ISO code)", "region": "Region", "language": "Language (en, sv, nl, ...)", "stage": "Stage", "owner": "Owner"}
+
+// fieldLabel is a core field's label in forms.
+func fieldLabel(name string) string {
+	if l, ok := fieldLabels[name]; ok {
+		return l
+	}
+	return name
+}
+
+var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents",
+	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
+	auth.PermUsers: "Users and API tokens"}

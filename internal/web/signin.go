@@ -1,0 +1,130 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/clientip"
+)
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /admin/static/", http.StripPrefix("/admin/", http.FileServerFS(files)))
+	s.mux.HandleFunc("GET /admin/setup/{token}", s.setupPage)
+	s.mux.HandleFunc("POST /admin/setup/{token}", s.setup)
+	s.mux.HandleFunc("GET /admin/login", s.loginPage)
+	s.mux.HandleFunc("POST /admin/login", s.login)
+	s.mux.HandleFunc("POST /admin/logout", s.logout)
+	s.mux.HandleFunc("GET /admin/{$}", s.need(auth.PermViewContacts, s.dashboard))
+	s.mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
+	})
+	s.contactRoutes()
+	s.userRoutes()
+}
+
+func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
+	if !s.Users.SetupLinkValid(r.Context(), r.PathValue("token")) {
+		s.render(w, http.StatusNotFound, "message", page{Title: "This link cannot be used",
+			Data: "The set-up link is unknown, expired or already used. Restart Consentry to get a new one while no user exists."})
+		return
+	}
+	s.render(w, http.StatusOK, "setup", page{Title: "Create the first admin"})
+}
+
+func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Password: r.PostForm.Get("password")}
+	if in.Password != r.PostForm.Get("password2") {
+		s.render(w, http.StatusBadRequest, "setup", page{Title: "Create the first admin", Data: in,
+			Errors: map[string]string{"password2": "The two passwords differ."}})
+		return
+	}
+	u, err := s.Users.CreateFirstAdmin(r.Context(), r.PathValue("token"), in)
+	if errors.Is(err, auth.ErrNoSetupLink) {
+		s.setupPage(w, r)
+		return
+	}
+	if err != nil {
+		if fe := fieldErrors(err); fe != nil {
+			s.render(w, http.StatusBadRequest, "setup", page{Title: "Create the first admin", Data: in, Errors: fe})
+			return
+		}
+		s.fail(w, err, nil)
+		return
+	}
+	s.Log.Info("first admin created", "user", u.ID)
+	s.signIn(w, r, u, "/admin/")
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if s.user(r) != nil {
+		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "login", page{Title: "Sign in", Data: loginForm{Next: safeNext(r.URL.Query().Get("next"))}})
+}
+
+type loginForm struct {
+	Email string
+	Next  string
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	f := loginForm{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
+	if !s.logins.Allow(clientip.LimitKey(s.IPs.IP(r))) {
+		w.Header().Set("Retry-After", "60")
+		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: f,
+			Errors: map[string]string{"form": "Too many attempts from your address. Wait a minute and try again."}})
+		return
+	}
+	u, err := s.Users.Authenticate(r.Context(), f.Email, r.PostForm.Get("password"))
+	if errors.Is(err, auth.ErrBadLogin) {
+		s.Log.Info("sign-in refused")
+		s.render(w, http.StatusUnauthorized, "login", page{Title: "Sign in", Data: f,
+			Errors: map[string]string{"form": "Wrong email address or password."}})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, nil)
+		return
+	}
+	s.signIn(w, r, u, f.Next)
+}
+
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u *auth.User, next string) {
+	secret, expires, err := s.Users.StartSession(r.Context(), u.ID)
+	if err != nil {
+		s.fail(w, err, nil)
+		return
+	}
+	s.setSession(w, secret, expires)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps a redirect after sign-in inside the admin UI.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/admin/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/admin/"
+	}
+	return next
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.Users.EndSession(r.Context(), c.Value); err != nil {
+			s.Log.Error("end session", "err", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true,
+		Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}

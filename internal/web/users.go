@@ -1,0 +1,75 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/consentry/consentry/internal/auth"
+)
+
+func (s *Server) userRoutes() {
+	s.mux.HandleFunc("GET /admin/users", s.need(auth.PermUsers, s.usersPage))
+	s.mux.HandleFunc("POST /admin/users", s.need(auth.PermUsers, s.createUser))
+	s.mux.HandleFunc("POST /admin/users/{id}/disable", s.need(auth.PermUsers, s.disableUser))
+}
+
+// roleRow is a line of the permission table shown on the users page.
+type roleRow struct {
+	Role  string
+	Perms map[auth.Permission]bool
+}
+
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showUsers(w, r, u, http.StatusOK, "", nil, auth.NewUser{})
+}
+
+func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, form auth.NewUser) {
+	users, err := s.Users.List(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	var table []roleRow
+	for _, role := range auth.Roles {
+		row := roleRow{Role: role, Perms: map[auth.Permission]bool{}}
+		for _, p := range auth.Permissions {
+			row.Perms[p] = auth.Can(role, p)
+		}
+		table = append(table, row)
+	}
+	form.Password = ""
+	s.render(w, status, "users", page{Title: "Users", User: u, Nav: "users", Flash: flash, Errors: fe,
+		Data: map[string]any{"Users": users, "Roles": auth.Roles, "Table": table, "Permissions": auth.Permissions, "Form": form}})
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Role: r.PostForm.Get("role"), Password: r.PostForm.Get("password")}
+	created, err := s.Users.Create(r.Context(), in)
+	if err != nil {
+		if fe := fieldErrors(err); fe != nil {
+			s.showUsers(w, r, u, http.StatusBadRequest, "", fe, in)
+			return
+		}
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("user created", "user", created.ID, "role", created.Role, "by", u.ID)
+	s.showUsers(w, r, u, http.StatusOK, "User "+created.Email+" created; give them their password in person or by phone.", nil, auth.NewUser{})
+}
+
+func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	id := r.PathValue("id")
+	if id == u.ID {
+		s.showUsers(w, r, u, http.StatusBadRequest, "", map[string]string{"form": "You cannot disable yourself."}, auth.NewUser{})
+		return
+	}
+	if err := s.Users.Disable(r.Context(), id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("user disabled", "user", id, "by", u.ID)
+	s.showUsers(w, r, u, http.StatusOK, "User disabled; their sessions have ended.", nil, auth.NewUser{})
+}

@@ -1,0 +1,229 @@
+// Package web is the admin web UI: server-rendered pages for operators,
+// agents and billing users, under /admin/. Pages are html/template with
+// embedded templates and one hand-written stylesheet, and work without
+// JavaScript.
+//
+// Every page has a Content-Security-Policy that allows nothing but this
+// site's own stylesheet, no caching, and no framing. Forms are protected
+// from cross-site posts by http.CrossOriginProtection and the SameSite
+// session cookie. What a user may see and do follows their role
+// (auth.Can); handlers check the permission before they read anything.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/store"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// sessionCookie holds the signed-in user's session.
+const sessionCookie = "consentry_session"
+
+// Server serves the admin web UI.
+type Server struct {
+	DB       *store.DB
+	Users    *auth.Users
+	Consent  *consent.Service
+	Contacts *contact.Service
+	OptIn    *optin.Service
+	Lists    *lists.Service
+	Log      *slog.Logger
+	IPs      clientip.Resolver
+	// SecureCookies marks the session cookie Secure; set under https.
+	SecureCookies bool
+
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
+	cop    *http.CrossOriginProtection
+	logins *clientip.Limiter
+}
+
+// New builds the server, parsing every template at once so that a broken
+// one stops start-up rather than a page.
+func New(s *Server) (*Server, error) {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	names, err := fs.Glob(files, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	s.pages = map[string]*template.Template{}
+	for _, n := range names {
+		name := strings.TrimSuffix(path.Base(n), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		s.pages[name] = t
+	}
+	// Ten tries a minute per client address, a few more in a burst: enough
+	// for a mistyped password, too few to guess one.
+	s.logins = clientip.NewLimiter(10, 5, 15*time.Minute)
+	s.cop = http.NewCrossOriginProtection()
+	s.mux = http.NewServeMux()
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP applies the headers and cross-origin protection to every page.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !strings.HasPrefix(r.URL.Path, "/admin/static/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	if err := s.cop.Check(r); err != nil {
+		http.Error(w, "Cross-origin request refused.", http.StatusForbidden)
+		return
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(rec, r)
+	_, pattern := s.mux.Handler(r)
+	// The pattern, never the path: set-up links carry a secret.
+	s.Log.Info("admin", "method", r.Method, "route", pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	User   *auth.User
+	Nav    string // the menu entry to mark as current
+	Flash  string
+	Errors map[string]string // field: message, shown next to the field
+	Data   any
+}
+
+// handler is a page that needs a signed-in user with a permission.
+type handler func(w http.ResponseWriter, r *http.Request, u *auth.User)
+
+// need wraps h so that it runs only for a signed-in user with permission p:
+// others are sent to sign in, or refused with 403.
+func (s *Server) need(p auth.Permission, h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u := s.user(r)
+		if u == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "Your session has ended; sign in again.", http.StatusUnauthorized)
+			return
+		}
+		if !u.Can(p) {
+			s.render(w, http.StatusForbidden, "message", page{Title: "Not allowed", User: u,
+				Data: "Your role (" + roleLabel(u.Role) + ") does not allow this."})
+			return
+		}
+		h(w, r, u)
+	}
+}
+
+// user returns the signed-in user of the request, or nil.
+func (s *Server) user(r *http.Request) *auth.User {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	u, err := s.Users.Session(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, auth.ErrNoSession) {
+			s.Log.Error("read session", "err", err)
+		}
+		return nil
+	}
+	return u
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
+	t, ok := s.pages[name]
+	if !ok {
+		s.Log.Error("no such page template", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.Execute(w, p); err != nil {
+		s.Log.Error("render page", "page", name, "err", err)
+	}
+}
+
+// fail shows a domain error: a validation error goes next to its field on
+// the page that the caller renders again; anything else is logged and
+// shown as a plain failure.
+func (s *Server) fail(w http.ResponseWriter, err error, u *auth.User) {
+	if e := errs.As(err); e != nil {
+		s.render(w, e.HTTPStatus(), "message", page{Title: "Not done", User: u, Data: e.Message})
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	s.Log.Error("admin page", "err", err)
+	s.render(w, http.StatusInternalServerError, "message", page{Title: "Something went wrong", User: u,
+		Data: "The server could not do this; the log says why."})
+}
+
+// fieldErrors turns a validation error into a message next to its field.
+func fieldErrors(err error) map[string]string {
+	e := errs.As(err)
+	if e == nil {
+		return nil
+	}
+	field := e.Field
+	if field == "" {
+		field = "form"
+	}
+	return map[string]string{field: e.Message}
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	if a := s.IPs.IP(r); a.IsValid() {
+		return a.String()
+	}
+	return ""
+}
+
+func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/admin", Expires: expires, HttpOnly: true,
+		Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+func actor(u *auth.User) consent.Actor { return consent.Actor{Kind: consent.ActorUser, ID: u.ID} }
