@@ -34,6 +34,22 @@ func (l *Limiter) Allow(key string) bool {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.bucket(key, now).AllowN(now, 1)
+}
+
+// Peek reports whether a request of key would be allowed now, without
+// counting it: for limits that count only failures, such as wrong
+// passwords.
+func (l *Limiter) Peek(key string) bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bucket(key, now).TokensAt(now) >= 1
+}
+
+// bucket returns key's bucket, forgetting idle keys now and then; l.mu is
+// held.
+func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
 	if now.Sub(l.swept) > l.idle {
 		for k, c := range l.clients {
 			if now.Sub(c.seen) > l.idle {
@@ -48,5 +64,5 @@ func (l *Limiter) Allow(key string) bool {
 		l.clients[key] = c
 	}
 	c.seen = now
-	return c.l.AllowN(now, 1)
+	return c.l
 }

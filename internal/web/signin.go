@@ -80,7 +80,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := loginForm{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
-	if !s.logins.Allow(clientip.LimitKey(s.IPs.IP(r))) {
+	key := clientip.LimitKey(s.IPs.IP(r))
+	if !s.logins.Peek(key) {
 		w.Header().Set("Retry-After", "60")
 		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Too many attempts from your address. Wait a minute and try again."}})
@@ -88,6 +89,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.Users.Authenticate(r.Context(), f.Email, r.PostForm.Get("password"))
 	if errors.Is(err, auth.ErrBadLogin) {
+		s.logins.Allow(key) // only failures count against the address
 		s.Log.Info("sign-in refused")
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Wrong email address or password."}})

@@ -80,9 +80,10 @@ func New(s *Server) (*Server, error) {
 		}
 		s.pages[name] = t
 	}
-	// Ten tries a minute per client address, a few more in a burst: enough
-	// for a mistyped password, too few to guess one.
-	s.logins = clientip.NewLimiter(10, 5, 15*time.Minute)
+	// Failed sign-ins per client address: ten in a burst, then one every
+	// six seconds: enough for mistyped passwords, too few to guess one.
+	// Successful sign-ins are not counted, so a busy office is not held up.
+	s.logins = clientip.NewLimiter(10, 10, 15*time.Minute)
 	s.cop = http.NewCrossOriginProtection()
 	s.mux = http.NewServeMux()
 	s.routes()

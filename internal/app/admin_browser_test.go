@@ -1,0 +1,123 @@
+package app_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// TestAdminInABrowser drives the admin UI in Chromium: the first admin is
+// created from the start-up link and signs in; a contact is created, a
+// consent granted and seen in the Consents block with its history; the
+// list is filtered with a condition; billing reveals a sensitive value
+// (logged) where an agent has no Reveal button; every main page renders.
+func TestAdminInABrowser(t *testing.T) {
+	browser := browsertest.New(t)
+	db := storetest.OpenSQLite(t)
+	e := start(t, db)
+	text := func(css string) string { t.Helper(); return browsertest.Text(t, browser, css) }
+	do := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browser, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signIn := func(email, password string) {
+		t.Helper()
+		do(chromedp.Navigate(e.srv.URL+"/admin/login"), chromedp.SendKeys(chromedp.CSS("#email"), email),
+			chromedp.SendKeys(chromedp.CSS("#password"), password), chromedp.Submit(chromedp.CSS("#password")),
+			chromedp.WaitVisible(chromedp.CSS(".signout")))
+	}
+	signOut := func() {
+		t.Helper()
+		do(chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")))
+	}
+
+	// The first admin, from the link in the log.
+	do(chromedp.Navigate(e.setupLink()), chromedp.SendKeys(chromedp.CSS("#name"), "Ada Admin"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
+		chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
+	if got := text("h1"); got != "Dashboard" {
+		t.Fatalf("after set-up: %q", got)
+	}
+	signOut()
+	signIn("ada@acme.example", "correct horse battery")
+
+	// A contact, a consent, the Consents block and its history.
+	do(chromedp.Navigate(e.srv.URL+"/admin/contacts/new"), chromedp.SendKeys(chromedp.CSS("#email"), "lisa@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#first_name"), "Lisa"), chromedp.SendKeys(chromedp.CSS("#region"), "EU"),
+		chromedp.Submit(chromedp.CSS("#email")), chromedp.WaitVisible(chromedp.CSS("#consents")))
+	var sources []struct{ ID, Name string }
+	e.api("GET", "/api/v1/sources", "", 200, &sources)
+	phone := ""
+	for _, src := range sources {
+		if src.Name == "Phone" {
+			phone = src.ID
+		}
+	}
+	do(chromedp.SetValue(chromedp.CSS("#c-purpose"), purposeID(e, "E-marketing")), chromedp.SetValue(chromedp.CSS("#c-state"), "granted"),
+		chromedp.SetValue(chromedp.CSS("#c-source"), phone),
+		chromedp.Submit(chromedp.CSS("#c-purpose")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	row := text(`#consents table.consents tbody tr:has(td.state-granted)`)
+	for _, want := range []string{"E-marketing", "granted", "Consent", "Phone", "v1", "Ada Admin"} {
+		if !strings.Contains(row, want) {
+			t.Fatalf("the Consents block's row lacks %q: %q", want, row)
+		}
+	}
+	do(chromedp.Click(chromedp.CSS("#history summary")), chromedp.WaitVisible(chromedp.CSS("#history table")))
+	if history := text("#history table tbody"); !strings.Contains(history, "entered by user") || !strings.Contains(history, "#1") {
+		t.Fatalf("history: %q", history)
+	}
+
+	// Filter the list with a condition.
+	do(chromedp.Navigate(e.srv.URL+"/admin/contacts"), chromedp.SendKeys(chromedp.CSS("#filter"), `region == "EU" && consent("E-marketing") == "granted"`),
+		chromedp.Submit(chromedp.CSS("#filter")), chromedp.WaitVisible(chromedp.CSS("table.contacts")))
+	if rows := text("table.contacts tbody"); !strings.Contains(rows, "lisa@example.com") {
+		t.Fatalf("filtered list: %q", rows)
+	}
+
+	// Reveal as billing; no Reveal button for an agent.
+	ids := withSensitive(e)
+	admin := e.visitor()
+	admin.post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"correct horse battery"}})
+	e.signIn(admin, "billing@acme.example", auth.RoleBilling)
+	e.signIn(admin, "agent@acme.example", auth.RoleAgent)
+	record := e.srv.URL + "/admin/contacts/" + ids[0]
+	signOut()
+	signIn("billing@acme.example", "a long enough password")
+	do(chromedp.Navigate(record), chromedp.Click(chromedp.CSS("#reveal-national_id")), chromedp.WaitVisible(chromedp.CSS(".revealed")))
+	if v := text(".revealed"); v != "198501011234" {
+		t.Fatalf("revealed %q", v)
+	}
+	if n := count(t, db, `SELECT count(*) FROM access_log l JOIN users u ON u.id = l.actor_id WHERE u.email = 'billing@acme.example'`); n != 1 {
+		t.Fatalf("access log entries for billing: %d", n)
+	}
+	signOut()
+	signIn("agent@acme.example", "a long enough password")
+	do(chromedp.Navigate(record), chromedp.WaitVisible(chromedp.CSS("#consents")))
+	buttons, err := chromedp.Run(browser, chromedp.Evaluate[[]string](`[...document.querySelectorAll("button[id^=reveal-]")].map(b => b.id)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buttons) != 0 || !strings.Contains(text("dl.fields"), "••••••••1234") {
+		t.Fatalf("agent sees reveal buttons %v", buttons)
+	}
+
+	// Every main page renders for the admin.
+	signOut()
+	signIn("ada@acme.example", "correct horse battery")
+	for path, h1 := range map[string]string{"/admin/": "Dashboard", "/admin/contacts": "Contacts", "/admin/users": "Users", "/admin/contacts/new": "New contact"} {
+		do(chromedp.Navigate(e.srv.URL + path))
+		if got := text("h1"); got != h1 {
+			t.Fatalf("%s shows %q", path, got)
+		}
+	}
+}
