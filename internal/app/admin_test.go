@@ -248,3 +248,102 @@ func TestContactRecordAndConsentsBlock(t *testing.T) {
 		}
 	})
 }
+
+// TestSettingsAndAuditPages: every settings and audit page renders, and
+// their forms change what they say, refusing bad input next to the field.
+func TestSettingsAndAuditPages(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		ids := withSensitive(e)
+		admin.post(e.srv.URL+"/admin/contacts/"+ids[0]+"/reveal/national_id", url.Values{})
+		page := func(path string, want ...string) string {
+			t.Helper()
+			code, body := admin.get(e.srv.URL + path)
+			if code != 200 || !strings.Contains(body, "</main>") {
+				t.Fatalf("%s: %d %s", path, code, body)
+			}
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					t.Fatalf("%s lacks %q: %s", path, w, body)
+				}
+			}
+			return body
+		}
+		post := func(path string, form url.Values, wantCode int, want ...string) {
+			t.Helper()
+			code, body := admin.post(e.srv.URL+path, form)
+			if code != wantCode {
+				t.Fatalf("POST %s: %d %s", path, code, body)
+			}
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					t.Fatalf("POST %s lacks %q: %s", path, w, body)
+				}
+			}
+		}
+		page("/admin/settings", "Double opt-in only (recommended)")
+		post("/admin/settings", url.Values{"double_opt_in_reminder_days": {"20"}, "double_opt_in_expiry_days": {"10"}}, 400, `id="double_opt_in_reminder_days-error"`)
+		post("/admin/settings", url.Values{"double_opt_in_reminder_days": {"2"}, "right_to_be_informed": {"off", "on"}, "campaign_opt_in_policy": {"double_and_user"}}, 200, "Settings saved.")
+		var st struct {
+			Reminder int    `json:"double_opt_in_reminder_days"`
+			Informed bool   `json:"right_to_be_informed"`
+			Policy   string `json:"campaign_opt_in_policy"`
+		}
+		e.api("GET", "/api/v1/settings", "", 200, &st)
+		if st.Reminder != 2 || !st.Informed || st.Policy != "double_and_user" {
+			t.Fatalf("settings after saving: %+v", st)
+		}
+
+		page("/admin/settings/purposes", "E-marketing", "Sales and service")
+		post("/admin/settings/purposes", url.Values{"name": {""}, "legal_basis": {"consent"}, "text": {"x"}}, 400, `id="name-error"`)
+		code, _ := admin.post(e.srv.URL+"/admin/settings/purposes", url.Values{"name": {"Share with partners"}, "legal_basis": {"consent"}, "text": {"Share my details"}})
+		if code != 200 || !strings.HasPrefix(admin.last.Request.URL.Path, "/admin/settings/purposes/") {
+			t.Fatalf("create purpose: %d", code)
+		}
+		purpose := admin.last.Request.URL.Path
+		post(purpose, url.Values{"name": {"Share with partners"}, "legal_basis": {"consent"}, "text": {"Share my details with named partners"}}, 200, "Purpose saved.", "v2", "v1")
+
+		page("/admin/settings/sources", "Web form")
+		post("/admin/settings/sources", url.Values{"name": {"Trade fair"}}, 200, "Trade fair")
+
+		page("/admin/settings/fields", "national_id", "cannot be undone")
+		post("/admin/settings/fields", url.Values{"name": {"Bad Name"}, "type": {"text"}}, 400, "name")
+		post("/admin/settings/fields", url.Values{"name": {"iban"}, "label": {"IBAN"}, "type": {"text"}, "sensitive": {"off", "on"}, "mask": {"last:4"}}, 200, "Field saved.", "IBAN")
+
+		page("/admin/settings/preferences-page", "Share with partners")
+		post("/admin/settings/preferences-page", url.Values{"access_condition": {`regoin == "EU"`}}, 400, `id="access_condition-error"`, "did you mean region")
+		post("/admin/settings/preferences-page", url.Values{"access_condition": {`region == "EU"`}, "offer": {purposeID(e, "Share with partners")},
+			"condition." + purposeID(e, "Share with partners"): {`stage == "ready to buy"`}, "policies": {"Privacy policy | https://acme.example/privacy"}}, 200, "Preferences page saved.")
+		var cfg struct {
+			Access   string `json:"access_condition"`
+			Offers   []struct{ Purpose, Condition string }
+			Policies []struct{ Title, URL string }
+		}
+		e.api("GET", "/api/v1/settings/preferences-page", "", 200, &cfg)
+		if cfg.Access != `region == "EU"` || len(cfg.Offers) != 1 || cfg.Offers[0].Condition != `stage == "ready to buy"` || len(cfg.Policies) != 1 {
+			t.Fatalf("preferences page settings: %+v", cfg)
+		}
+
+		page("/admin/settings/tokens", "test")
+		code, body := admin.post(e.srv.URL+"/admin/settings/tokens", url.Values{"name": {"crm"}, "reveal": {"on"}})
+		secret := regexp.MustCompile(`cst_[A-Za-z0-9_-]+`).FindString(body)
+		if code != 200 || secret == "" {
+			t.Fatalf("create token: %d %s", code, body)
+		}
+		if body := page("/admin/settings/tokens"); strings.Contains(body, secret) {
+			t.Fatal("the token is shown twice")
+		}
+
+		page("/admin/outbox")
+		page("/admin/mailbox")
+		page("/admin/access-log", "national_id", "ada@acme.example")
+		code, body = admin.get(e.srv.URL + "/admin/access-log?from=yesterday")
+		if code != 400 || !strings.Contains(body, `id="from-error"`) {
+			t.Fatalf("bad date: %d %s", code, body)
+		}
+		page("/admin/ledger", "Not verified yet")
+		post("/admin/ledger/verify", url.Values{}, 200, "Intact")
+		page("/admin/ledger", "Intact")
+	})
+}

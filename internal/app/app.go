@@ -148,6 +148,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
+		Prefs: a.Prefs, Tokens: a.Tokens,
 		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)

@@ -2,6 +2,9 @@ package consent
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -100,7 +103,38 @@ func (s *Service) OptInHistory(ctx context.Context, contactID string) ([]OptInCh
 }
 
 // VerifyLedger checks the ledger against the current consent and opt-in
-// state (see ledger.Verify).
+// state (see ledger.Verify), and keeps the report so that the admin UI can
+// show the last one.
 func (s *Service) VerifyLedger(ctx context.Context) (*ledger.Report, error) {
-	return ledger.Verify(ctx, s.DB, ledgerState{}, s.Now())
+	rep, err := ledger.Verify(ctx, s.DB, ledgerState{}, s.Now())
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO ledger_verifications (checked_at, report) VALUES ($1, $2)`, store.Micros(rep.CheckedAt), string(raw))
+		return err
+	})
+	return rep, err
+}
+
+// LastVerification returns the report of the latest ledger verification,
+// and false when the ledger was never verified.
+func (s *Service) LastVerification(ctx context.Context) (*ledger.Report, bool, error) {
+	var raw string
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT report FROM ledger_verifications ORDER BY checked_at DESC LIMIT 1`).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("consent: read last verification: %w", err)
+	}
+	var rep ledger.Report
+	if err := json.Unmarshal([]byte(raw), &rep); err != nil {
+		return nil, false, fmt.Errorf("consent: decode last verification: %w", err)
+	}
+	return &rep, true, nil
 }

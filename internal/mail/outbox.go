@@ -129,17 +129,55 @@ type Entry struct {
 // ContactEntries lists the messages queued for a contact, newest first; an
 // empty list when there are none.
 func ContactEntries(ctx context.Context, db *store.DB, contactID string) ([]Entry, error) {
-	return store.QueryAll(ctx, db.Read, func(row store.Scanner) (Entry, error) {
-		var e Entry
-		var created int64
-		var sent sql.NullInt64
-		err := row.Scan(&e.ID, &e.Kind, &e.Subject, &e.Status, &e.Reason, &e.To, &e.Attempts, &created, &sent)
-		e.CreatedAt = store.FromMicros(created)
-		if sent.Valid {
-			t := store.FromMicros(sent.Int64)
-			e.SentAt = &t
-		}
-		return e, err
-	}, `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at FROM outbox
-		WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
+	return store.QueryAll(ctx, db.Read, scanEntry, entrySelect+` WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
+}
+
+const entrySelect = `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at FROM outbox`
+
+func scanEntry(row store.Scanner) (Entry, error) {
+	var e Entry
+	var created int64
+	var sent sql.NullInt64
+	err := row.Scan(&e.ID, &e.Kind, &e.Subject, &e.Status, &e.Reason, &e.To, &e.Attempts, &created, &sent)
+	e.CreatedAt = store.FromMicros(created)
+	if sent.Valid {
+		t := store.FromMicros(sent.Int64)
+		e.SentAt = &t
+	}
+	return e, err
+}
+
+// OutboxQuery selects outbox entries; an empty Status matches every status.
+type OutboxQuery struct {
+	Status string
+	Limit  int
+	After  string // the id of the last entry of the previous page
+}
+
+// Entries lists outbox messages newest first, one page at a time by key,
+// with the cursor of the next page (empty on the last).
+func Entries(ctx context.Context, db *store.DB, q OutboxQuery) ([]Entry, string, error) {
+	if q.Limit <= 0 || q.Limit > 500 {
+		q.Limit = 100
+	}
+	where, args := "TRUE", []any{}
+	if q.Status != "" {
+		args = append(args, q.Status)
+		where += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		where += fmt.Sprintf(" AND id < $%d", len(args))
+	}
+	args = append(args, q.Limit+1)
+	out, err := store.QueryAll(ctx, db.Read, scanEntry, entrySelect+` WHERE `+where+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("mail: list outbox: %w", err)
+	}
+	next := ""
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
 }

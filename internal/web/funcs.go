@@ -26,6 +26,7 @@ var funcs = template.FuncMap{
 		return m
 	},
 	"list":       func(v ...string) []string { return v },
+	"policy":     func(p string) string { return policyLabels[p] },
 	"perm":       func(p auth.Permission) string { return permLabels[p] },
 	"label":      fieldLabel,
 	"barsHeight": func(n int) string { return fmt.Sprintf("%.1fem", float64(n)*1.8) },
@@ -119,3 +120,9 @@ func fieldLabel(name string) string {
 var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents",
 	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
 	auth.PermUsers: "Users and API tokens"}
+
+var policyLabels = map[string]string{
+	"double_only":             "Double opt-in only (recommended): campaigns reach only contacts who confirmed by email",
+	"double_and_user":         "Double opt-in, and single opt-ins entered by users",
+	"double_user_and_webform": "Double opt-in, single opt-ins by users, and single opt-ins from webforms",
+}

@@ -22,6 +22,8 @@ func (s *Server) routes() {
 	})
 	s.contactRoutes()
 	s.userRoutes()
+	s.settingsRoutes()
+	s.auditRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

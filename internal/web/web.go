@@ -30,6 +30,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -47,6 +48,8 @@ type Server struct {
 	Contacts *contact.Service
 	OptIn    *optin.Service
 	Lists    *lists.Service
+	Prefs    *preferences.Service
+	Tokens   *auth.Tokens
 	Log      *slog.Logger
 	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
@@ -71,10 +74,10 @@ func New(s *Server) (*Server, error) {
 	s.pages = map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if name == "layout" {
+		if name == "layout" || name == "partials" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html", n)
 		if err != nil {
 			return nil, err
 		}

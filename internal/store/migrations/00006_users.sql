@@ -1,5 +1,6 @@
--- Users of the admin web UI with their roles, their sessions, and the
--- one-time link that creates the first admin.
+-- Users of the admin web UI with their roles, their sessions, the one-time
+-- link that creates the first admin, and the results of ledger
+-- verifications.
 
 -- +goose Up
 CREATE TABLE users (
@@ -29,7 +30,16 @@ CREATE TABLE setup_links (
     expires_at BIGINT NOT NULL
 );
 
+-- The outcome of each ledger verification, whoever ran it, so that the
+-- admin UI can show the last one.
+CREATE TABLE ledger_verifications (
+    checked_at BIGINT NOT NULL,
+    report     TEXT NOT NULL
+);
+CREATE INDEX ledger_verifications_by_time ON ledger_verifications (checked_at);
+
 -- +goose Down
+DROP TABLE ledger_verifications;
 DROP TABLE setup_links;
 DROP TABLE user_sessions;
 DROP TABLE users;

@@ -1,0 +1,112 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/mail"
+)
+
+func (s *Server) auditRoutes() {
+	audit := func(h handler) http.HandlerFunc { return s.need(auth.PermAudit, h) }
+	s.mux.HandleFunc("GET /admin/outbox", audit(s.outboxPage))
+	s.mux.HandleFunc("GET /admin/mailbox", audit(s.mailboxPage))
+	s.mux.HandleFunc("GET /admin/access-log", audit(s.accessLogPage))
+	s.mux.HandleFunc("GET /admin/ledger", audit(s.ledgerPage))
+	s.mux.HandleFunc("POST /admin/ledger/verify", audit(s.verifyLedger))
+}
+
+func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	q := mail.OutboxQuery{Status: r.URL.Query().Get("status"), After: r.URL.Query().Get("after"), Limit: 100}
+	entries, next, err := mail.Entries(r.Context(), s.DB, q)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, http.StatusOK, "outbox", page{Title: "Outbox", User: u, Nav: "audit",
+		Data: map[string]any{"Entries": entries, "Next": next, "Status": q.Status,
+			"Statuses": []string{mail.StatusQueued, mail.StatusSending, mail.StatusSent, mail.StatusSuppressed, mail.StatusFailed}}})
+}
+
+func (s *Server) mailboxPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	msgs, err := mail.MailboxMessages(r.Context(), s.DB, 100)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, http.StatusOK, "mailbox", page{Title: "Dev mailbox", User: u, Nav: "audit", Data: msgs})
+}
+
+// accessLogPage searches the log of reveals by who, whose record, which
+// field and when (dates as YYYY-MM-DD, the "to" day included).
+func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	v := r.URL.Query()
+	q := contact.AccessQuery{Actor: v.Get("actor"), Contact: v.Get("contact"), Field: v.Get("field"), After: v.Get("after"), Limit: 100}
+	var fe map[string]string
+	day := func(k string) time.Time {
+		if v.Get(k) == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse("2006-01-02", v.Get(k))
+		if err != nil {
+			fe = map[string]string{k: "must be a date as YYYY-MM-DD"}
+		}
+		return t
+	}
+	q.From, q.To = day("from"), day("to")
+	if !q.To.IsZero() {
+		q.To = q.To.Add(24 * time.Hour)
+	}
+	users, err := s.Users.List(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	names := map[string]string{}
+	for _, x := range users {
+		names[x.ID] = x.Email
+	}
+	data := map[string]any{"Query": v, "Users": users, "Names": names}
+	if fe != nil {
+		s.render(w, http.StatusBadRequest, "access_log", page{Title: "Access log", User: u, Nav: "audit", Errors: fe, Data: data})
+		return
+	}
+	entries, next, err := s.Contacts.AccessLog(r.Context(), q)
+	if e := errs.As(err); e != nil && e.Kind == errs.KindInvalid {
+		s.render(w, http.StatusBadRequest, "access_log", page{Title: "Access log", User: u, Nav: "audit", Errors: fieldErrors(err), Data: data})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	data["Entries"], data["Next"] = entries, next
+	s.render(w, http.StatusOK, "access_log", page{Title: "Access log", User: u, Nav: "audit", Data: data})
+}
+
+func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showLedger(w, r, u, "")
+}
+
+func (s *Server) showLedger(w http.ResponseWriter, r *http.Request, u *auth.User, flash string) {
+	rep, ok, err := s.Consent.LastVerification(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, http.StatusOK, "ledger", page{Title: "Consent ledger", User: u, Nav: "audit", Flash: flash,
+		Data: map[string]any{"Report": rep, "Verified": ok}})
+}
+
+func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	rep, err := s.Consent.VerifyLedger(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("ledger verified", "ok", rep.OK, "events", rep.Events, "by", u.ID)
+	s.showLedger(w, r, u, "Verified just now.")
+}

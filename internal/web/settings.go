@@ -1,0 +1,407 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/settings"
+)
+
+func (s *Server) settingsRoutes() {
+	set := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
+	s.mux.HandleFunc("GET /admin/settings", set(s.settingsPage))
+	s.mux.HandleFunc("POST /admin/settings", set(s.saveSettings))
+	s.mux.HandleFunc("GET /admin/settings/purposes", set(s.purposesPage))
+	s.mux.HandleFunc("POST /admin/settings/purposes", set(s.savePurpose))
+	s.mux.HandleFunc("GET /admin/settings/purposes/{id}", set(s.purposePage))
+	s.mux.HandleFunc("POST /admin/settings/purposes/{id}", set(s.savePurpose))
+	s.mux.HandleFunc("GET /admin/settings/sources", set(s.sourcesPage))
+	s.mux.HandleFunc("POST /admin/settings/sources", set(s.saveSource))
+	s.mux.HandleFunc("POST /admin/settings/sources/{id}", set(s.saveSource))
+	s.mux.HandleFunc("GET /admin/settings/fields", set(s.fieldsPage))
+	s.mux.HandleFunc("POST /admin/settings/fields", set(s.saveField))
+	s.mux.HandleFunc("POST /admin/settings/fields/{name}", set(s.saveField))
+	s.mux.HandleFunc("GET /admin/settings/preferences-page", set(s.pageSettingsPage))
+	s.mux.HandleFunc("POST /admin/settings/preferences-page", set(s.savePageSettings))
+	s.mux.HandleFunc("GET /admin/settings/tokens", s.need(auth.PermUsers, s.tokensPage))
+	s.mux.HandleFunc("POST /admin/settings/tokens", s.need(auth.PermUsers, s.createToken))
+	s.mux.HandleFunc("POST /admin/settings/tokens/{id}/revoke", s.need(auth.PermUsers, s.revokeToken))
+}
+
+// formInt reads an integer field, nil when absent or empty; a value that is
+// not a number is kept as -1 so that the domain refuses it by name.
+func formInt(f url.Values, k string) *int {
+	v := strings.TrimSpace(f.Get(k))
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		n = -1
+	}
+	return &n
+}
+
+// formBool reads a checkbox: on when any of its values is "on" (a hidden
+// "off" before it says the box was on the form).
+func formBool(f url.Values, k string) *bool { v := slices.Contains(f[k], "on"); return &v }
+
+func formText(f url.Values, k string) *string {
+	if _, ok := f[k]; !ok {
+		return nil
+	}
+	v := f.Get(k)
+	return &v
+}
+
+// settingsView is what the settings page shows.
+type settingsView struct {
+	Settings settings.Settings
+	Policies []string
+}
+
+func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showSettings(w, r, u, http.StatusOK, "", nil)
+}
+
+func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
+	st, err := settings.Get(r.Context(), s.DB.Read)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: settingsView{Settings: st, Policies: []string{settings.PolicyDoubleOnly, settings.PolicyDoubleAndUser, settings.PolicyDoubleUserAndWebform}}})
+}
+
+func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	f := r.PostForm
+	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
+		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
+		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
+		PreferencesLinkHours: formInt(f, "preferences_link_hours")}, time.Now())
+	if fe := fieldErrors(err); fe != nil {
+		s.showSettings(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showSettings(w, r, u, http.StatusOK, "Settings saved.", nil)
+}
+
+// parse reads a posted form, answering 400 itself when it cannot.
+func parse(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+func (s *Server) purposesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showPurposes(w, r, u, http.StatusOK, nil)
+}
+
+func (s *Server) showPurposes(w http.ResponseWriter, r *http.Request, u *auth.User, status int, fe map[string]string) {
+	ps, err := s.Consent.Purposes(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "purposes", page{Title: "Purposes", User: u, Nav: "settings", Errors: fe,
+		Data: map[string]any{"Purposes": ps, "Bases": consent.LegalBases}})
+}
+
+func (s *Server) purposePage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showPurpose(w, r, u, http.StatusOK, "", nil)
+}
+
+func (s *Server) showPurpose(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
+	p, err := s.Consent.Purpose(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	texts, err := s.Consent.PurposeTexts(r.Context(), p.ID)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "purpose", page{Title: p.Name, User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: map[string]any{"Purpose": p, "Texts": texts, "Bases": consent.LegalBases}})
+}
+
+// savePurpose creates a purpose (no id in the path) or changes one; a
+// changed consent text becomes a new version.
+func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	f := r.PostForm
+	in := consent.PurposeInput{Name: formText(f, "name"), LegalBasis: formText(f, "legal_basis"), Description: formText(f, "description"),
+		RetentionDays: formInt(f, "retention_days"), DefaultSelected: formBool(f, "default_selected"), Text: formText(f, "text")}
+	id := r.PathValue("id")
+	if id == "" {
+		p, err := s.Consent.CreatePurpose(r.Context(), in)
+		if fe := fieldErrors(err); fe != nil {
+			s.showPurposes(w, r, u, errs.As(err).HTTPStatus(), fe)
+			return
+		}
+		if err != nil {
+			s.fail(w, err, u)
+			return
+		}
+		http.Redirect(w, r, "/admin/settings/purposes/"+p.ID, http.StatusSeeOther)
+		return
+	}
+	_, err := s.Consent.UpdatePurpose(r.Context(), id, in)
+	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind != errs.KindNotFound {
+		s.showPurpose(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showPurpose(w, r, u, http.StatusOK, "Purpose saved.", nil)
+}
+
+func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showSources(w, r, u, http.StatusOK, "", nil)
+}
+
+func (s *Server) showSources(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
+	srcs, err := s.Consent.Sources(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "sources", page{Title: "Sources", User: u, Nav: "settings", Flash: flash, Errors: fe, Data: srcs})
+}
+
+// saveSource creates a source, or renames or (de)activates one.
+func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	in := consent.SourceInput{Name: formText(r.PostForm, "name")}
+	if _, ok := r.PostForm["active"]; ok {
+		in.Active = formBool(r.PostForm, "active")
+	}
+	var err error
+	if id := r.PathValue("id"); id == "" {
+		_, err = s.Consent.CreateSource(r.Context(), in)
+	} else {
+		_, err = s.Consent.UpdateSource(r.Context(), id, in)
+	}
+	if fe := fieldErrors(err); fe != nil {
+		s.showSources(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showSources(w, r, u, http.StatusOK, "Source saved.", nil)
+}
+
+func (s *Server) fieldsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showFields(w, r, u, http.StatusOK, "", nil)
+}
+
+func (s *Server) showFields(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
+	defs, err := s.Contacts.Fields(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	ps, err := s.Consent.Purposes(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "fields", page{Title: "Fields", User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: map[string]any{"Fields": defs, "Types": contact.FieldTypes, "Purposes": ps}})
+}
+
+// saveField creates a field definition or changes one. Turning on
+// "sensitive" encrypts the field for good; the page says so next to the
+// box.
+func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	f := r.PostForm
+	in := contact.FieldInput{Label: formText(f, "label"), Personal: formBool(f, "personal"), Sensitive: formBool(f, "sensitive"),
+		StoragePurpose: formText(f, "storage_purpose")}
+	if m := f.Get("mask"); m != "" {
+		in.Mask = &m
+	}
+	var err error
+	if name := r.PathValue("name"); name == "" {
+		in.Name, in.Type = formText(f, "name"), formText(f, "type")
+		_, err = s.Contacts.CreateField(r.Context(), in)
+	} else {
+		_, err = s.Contacts.UpdateField(r.Context(), name, in)
+	}
+	if fe := fieldErrors(err); fe != nil {
+		s.showFields(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showFields(w, r, u, http.StatusOK, "Field saved.", nil)
+}
+
+// offerRow is one purpose on the preferences page settings form.
+type offerRow struct {
+	Purpose   *consent.Purpose
+	Offered   bool
+	Condition string
+	Default   string // "", "yes" or "no": the purpose's own, or overridden
+}
+
+func (s *Server) pageSettingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	cfg, err := preferences.GetConfig(r.Context(), s.DB.Read)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showPageSettings(w, r, u, http.StatusOK, "", nil, cfg)
+}
+
+func (s *Server) showPageSettings(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, cfg preferences.Config) {
+	ps, err := s.Consent.Purposes(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	var rows []offerRow
+	for _, p := range ps {
+		row := offerRow{Purpose: p}
+		for _, o := range cfg.Offers {
+			if o.Purpose == p.ID {
+				row.Offered, row.Condition = true, o.Condition
+				if o.DefaultSelected != nil {
+					row.Default = map[bool]string{true: "yes", false: "no"}[*o.DefaultSelected]
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	policies := ""
+	for _, l := range cfg.Policies {
+		policies += l.Title + " | " + l.URL + "\n"
+	}
+	s.render(w, status, "page_settings", page{Title: "Preferences page", User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: map[string]any{"Config": cfg, "Offers": rows, "Policies": policies}})
+}
+
+func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	f := r.PostForm
+	cfg := preferences.Config{AccessCondition: f.Get("access_condition"), Statement: f.Get("statement"),
+		AccessEmail: f.Get("access_email") == "on", AllowStopProcessing: f.Get("allow_stop_processing") == "on",
+		AllowErasure: f.Get("allow_erasure") == "on",
+		Footer:       preferences.Footer{Enabled: f.Get("footer_enabled") == "on", Text: f.Get("footer_text"), LinkText: f.Get("footer_link_text")}}
+	for _, id := range f["offer"] {
+		o := preferences.Offer{Purpose: id, Condition: f.Get("condition." + id)}
+		if d := f.Get("default." + id); d == "yes" || d == "no" {
+			v := d == "yes"
+			o.DefaultSelected = &v
+		}
+		cfg.Offers = append(cfg.Offers, o)
+	}
+	for _, line := range strings.Split(f.Get("policies"), "\n") {
+		title, link, ok := strings.Cut(line, "|")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if !ok {
+			title, link = line, ""
+		}
+		cfg.Policies = append(cfg.Policies, preferences.Link{Title: strings.TrimSpace(title), URL: strings.TrimSpace(link)})
+	}
+	saved, err := s.Prefs.SetConfig(r.Context(), cfg)
+	if fe := fieldErrors(err); fe != nil {
+		s.showPageSettings(w, r, u, errs.As(err).HTTPStatus(), "", fe, cfg)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showPageSettings(w, r, u, http.StatusOK, "Preferences page saved.", nil, saved)
+}
+
+func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showTokens(w, r, u, http.StatusOK, "", nil, "")
+}
+
+func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, secret string) {
+	toks, err := s.Tokens.List(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "tokens", page{Title: "API tokens", User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: map[string]any{"Tokens": toks, "Secret": secret}})
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	var scopes []string
+	if r.PostForm.Get("reveal") == "on" {
+		scopes = append(scopes, auth.ScopeReveal)
+	}
+	var expires *time.Time
+	if days := formInt(r.PostForm, "days"); days != nil {
+		if *days < 1 || *days > 3650 {
+			s.showTokens(w, r, u, http.StatusBadRequest, "", map[string]string{"days": "must be between 1 and 3650"}, "")
+			return
+		}
+		t := time.Now().Add(time.Duration(*days) * 24 * time.Hour)
+		expires = &t
+	}
+	secret, tok, err := s.Tokens.Create(r.Context(), r.PostForm.Get("name"), expires, scopes...)
+	if fe := fieldErrors(err); fe != nil {
+		s.showTokens(w, r, u, errs.As(err).HTTPStatus(), "", fe, "")
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("api token created", "token", tok.ID, "by", u.ID)
+	s.showTokens(w, r, u, http.StatusOK, "Token created. Copy it now: it is not shown again.", nil, secret)
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := s.Tokens.Revoke(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("api token revoked", "token", r.PathValue("id"), "by", u.ID)
+	s.showTokens(w, r, u, http.StatusOK, "Token revoked.", nil, "")
+}
