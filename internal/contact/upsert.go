@@ -72,7 +72,9 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 // processing is stopped is not changed at all.
 func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	s := u.s
-	c, err := scanContact(tx.QueryRow(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
+	// Row: on PostgreSQL, the first read of a write transaction carries
+	// its write lock along in one round trip.
+	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
 	if errs.Is(err, errs.KindNotFound) {
 		return u.create(tx, now)
 	}

@@ -169,7 +169,8 @@ func head(tx *store.Tx) (*chain, error) {
 		return c, nil
 	}
 	c := &chain{}
-	err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
+	// Row: on PostgreSQL, the writes queued before go in its round trip.
+	err := tx.Row("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read head: %w", err)
 	}

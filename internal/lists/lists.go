@@ -238,11 +238,12 @@ func SetTx(tx *store.Tx, contactID, listID, status, source string, now time.Time
 
 // setInOneStatement is SetTx in a single PostgreSQL statement: a round
 // trip there costs more than the work, and the writes grouped into one
-// transaction wait for one another's. (SQLite, in-process, runs the two
-// statements for next to nothing.)
+// transaction wait for one another's; Row sends it with the writes
+// queued before it. (SQLite, in-process, runs the two statements for next
+// to nothing.)
 func setInOneStatement(tx *store.Tx, contactID, listID, status, source string, now time.Time) (bool, error) {
 	var found, changed bool
-	err := tx.QueryRow(`WITH l AS (SELECT id FROM lists WHERE id = $1),
+	err := tx.Row(`WITH l AS (SELECT id FROM lists WHERE id = $1),
 		s AS (INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at) SELECT id, $2, $3, $4, $5 FROM l
 			ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
 			WHERE list_subscriptions.status <> excluded.status RETURNING 1)

@@ -152,7 +152,9 @@ func loadInvitee(tx *store.Tx, id string, since time.Time) (*invitee, error) {
 	inv := &invitee{recipient: r}
 	var text sql.NullString
 	var version sql.NullInt64
-	err := tx.QueryRow(`SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+	// Row: on PostgreSQL the writes queued before (an opt-in change, say)
+	// go to the server with this query, in one round trip.
+	err := tx.Row(`SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
 		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $2 OR i.reminded_at > $2)),
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),

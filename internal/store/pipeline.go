@@ -28,11 +28,14 @@ import (
 // pipeline is always sent before the function returns, so a failure can
 // never be blamed on the next function of the group.
 
-// laterStmt is a statement waiting to be sent.
+// laterStmt is a statement waiting to be sent, or, with dest, the query
+// that ends a pipeline and whose row is read into dest.
 type laterStmt struct {
 	query string
 	args  []any
 	wrap  func(error) error
+	dest  []any
+	ofTx  bool // the transaction's own, such as its write lock
 }
 
 // ExecLater runs a statement whose result the caller does not need, such
@@ -60,9 +63,36 @@ func (t *Tx) ExecLater(wrap func(error) error, query string, args ...any) error 
 	return nil
 }
 
+// Row runs a query expected to return one row, for a read that may follow
+// writes queued by ExecLater: on PostgreSQL they go with it in one round
+// trip, where QueryRow sends them first and waits. The query runs when
+// Scan is called, which returns sql.ErrNoRows (as errors.Is tells) when
+// there is no row. Values are converted as pgx scans them, which for the
+// usual targets (strings, integers, bools, sql.Null types) is as
+// database/sql does. On SQLite it is QueryRow.
+func (t *Tx) Row(query string, args ...any) Scanner {
+	if t.conn == nil {
+		return t.QueryRow(query, args...)
+	}
+	return pipelinedRow{t, query, args}
+}
+
+type pipelinedRow struct {
+	t     *Tx
+	query string
+	args  []any
+}
+
+func (r pipelinedRow) Scan(dest ...any) error {
+	_, err := r.t.flush(&laterStmt{query: r.query, args: r.args, dest: dest})
+	return err
+}
+
 // flush sends the queued statements and, when last is not nil, last after
-// them, in one round trip, and returns last's result. A failure is kept in
-// t.failed.
+// them, in one round trip, and returns last's result (or scans its row).
+// The failure of a queued statement is kept in t.failed; last's own error
+// (a row not found, a duplicate key the caller turns into a conflict) is
+// returned to its caller only, as a plain Exec or QueryRow would.
 func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 	if t.failed != nil {
 		return nil, t.failed
@@ -76,6 +106,7 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 		queue = append(queue, *last)
 	}
 	var res sql.Result
+	lastFailed := false // last's own error goes to its caller, as Exec's would
 	err := t.conn.Raw(func(dc any) error {
 		pc, ok := dc.(*stdlib.Conn)
 		if !ok {
@@ -86,10 +117,19 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 			b.Queue(s.query, s.args...)
 		}
 		br := pc.Conn().SendBatch(t.ctx, b)
-		for _, s := range queue {
+		for i, s := range queue {
+			lastFailed = last != nil && i == len(queue)-1
+			if s.dest != nil {
+				if err := br.QueryRow().Scan(s.dest...); err != nil {
+					br.Close()
+					return err
+				}
+				continue
+			}
 			tag, err := br.Exec()
 			if err != nil {
 				br.Close()
+				t.broken = s.ofTx
 				if s.wrap != nil {
 					err = s.wrap(err)
 				}
@@ -99,11 +139,10 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 		}
 		return br.Close()
 	})
-	if err != nil {
+	if err != nil && !lastFailed {
 		t.failed = err
-		return nil, err
 	}
-	return res, nil
+	return res, err
 }
 
 // pending reports whether statements are waiting, and sends them first if

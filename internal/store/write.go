@@ -36,6 +36,7 @@ type Tx struct {
 	conn   *sql.Conn
 	later  []laterStmt
 	failed error
+	broken bool // failed is the transaction's, not a function's
 }
 
 // Dialect is the database engine the transaction runs on.
@@ -254,6 +255,9 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 	for i, r := range reqs {
 		if err := runFn(r.fn, tx); err != nil {
 			tx.tx.Rollback()
+			if tx.broken {
+				return -1, nil, err // not the function's doing
+			}
 			return i, err, nil
 		}
 	}
@@ -278,6 +282,10 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 		}
 		m := tx.mark()
 		if errs[i] = runFn(r.fn, tx); errs[i] != nil {
+			if tx.broken {
+				tx.tx.Rollback()
+				return nil, errs[i]
+			}
 			tx.rewind(m)
 			if _, err := tx.Exec("ROLLBACK TO SAVEPOINT write_fn"); err != nil {
 				tx.tx.Rollback()
@@ -316,11 +324,11 @@ func (b *batcher) begin() (*Tx, error) {
 		// write transaction of every instance takes this lock first, so
 		// writers never hold row locks in different orders (no deadlocks),
 		// and the ledger chain has one order. Group commit keeps throughput.
-		if _, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writeLockKey); err != nil {
-			t.tx.Rollback()
-			t.end()
-			return nil, fmt.Errorf("store: take write lock: %w", err)
-		}
+		// The lock is queued to go ahead of the transaction's first
+		// statement, in its round trip; its failure is the transaction's,
+		// not that statement's function's.
+		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{writeLockKey},
+			wrap: Prefix("store: take write lock"), ofTx: true})
 	}
 	return t, nil
 }
