@@ -53,15 +53,18 @@ func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptI
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(`UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`, k.ID, c.To, store.Micros(now)); err != nil {
-		return nil, fmt.Errorf("consent: set opt-in status: %w", err)
+	// Queued on PostgreSQL, for the transaction's next round trip: nothing
+	// here reads what they return (store.Tx.ExecLater).
+	if err := tx.ExecLater(store.Prefix("consent: set opt-in status"), `UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`,
+		k.ID, c.To, store.Micros(now)); err != nil {
+		return nil, err
 	}
-	_, err = tx.Exec(`INSERT INTO opt_in_changes (id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
-		method, ip, user_agent, token_id, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	err = tx.ExecLater(store.Prefix("consent: record opt-in change"), `INSERT INTO opt_in_changes (id, contact_id, from_status, to_status,
+		recorded_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		c.ID, c.ContactID, c.From, c.To, store.Micros(now), c.Actor.Kind, c.Actor.ID, c.Evidence.Method,
 		c.Evidence.IP, c.Evidence.UserAgent, c.Evidence.TokenID, c.LedgerSeq)
 	if err != nil {
-		return nil, fmt.Errorf("consent: record opt-in change: %w", err)
+		return nil, err
 	}
 	return c, nil
 }

@@ -245,19 +245,23 @@ func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, er
 		return nil, err
 	}
 	r := p.newRecord(k.ID, now, seq)
-	_, err = tx.Exec(`INSERT INTO consent_records (`+recordColumns+`)
+	// Nothing here reads what these statements return, so on PostgreSQL
+	// they wait to go with the transaction's next round trip (ExecLater).
+	err = tx.ExecLater(func(err error) error {
+		if store.IsForeignKeyViolation(err) {
+			return errs.NotFound("contact", "")
+		}
+		return fmt.Errorf("consent: insert consent record: %w", err)
+	}, `INSERT INTO consent_records (`+recordColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.args()...)
-	if store.IsForeignKeyViolation(err) {
-		return nil, errs.NotFound("contact", "")
-	}
 	if err != nil {
-		return nil, fmt.Errorf("consent: insert consent record: %w", err)
+		return nil, err
 	}
-	_, err = tx.Exec(`INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
+	err = tx.ExecLater(store.Prefix("consent: update current consent"), `INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 		expires_at = excluded.expires_at`, r.ContactID, r.PurposeID, r.ID, r.State, r.expires())
 	if err != nil {
-		return nil, fmt.Errorf("consent: update current consent: %w", err)
+		return nil, err
 	}
 	if err := r.appendEvent(tx, k.Ref); err != nil {
 		return nil, err

@@ -72,7 +72,9 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 // processing is stopped is not changed at all.
 func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	s := u.s
-	c, err := scanContact(tx.QueryRow(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
+	// Row: on PostgreSQL, the first read of a write transaction carries
+	// its write lock along in one round trip.
+	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
 	if errs.Is(err, errs.KindNotFound) {
 		return u.create(tx, now)
 	}
@@ -139,12 +141,14 @@ func insertRow(tx *store.Tx, c *Contact) error {
 	if err != nil {
 		return fmt.Errorf("contact: encode fields: %w", err)
 	}
-	_, err = tx.Exec(`INSERT INTO contacts (id, ref, kind, email, email_key, first_name, last_name, phone, country, region,
-		language, stage, owner, fields, opt_in_status, created_at, updated_at)
+	// Queued on PostgreSQL for the transaction's next round trip
+	// (store.Tx.ExecLater); a taken address is still a conflict, as the
+	// write's outcome.
+	return tx.ExecLater(func(err error) error { return rowError(err, "create") }, `INSERT INTO contacts (id, ref, kind, email, email_key,
+		first_name, last_name, phone, country, region, language, stage, owner, fields, opt_in_status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'none', $15, $15)`,
 		c.ID, c.LedgerRef, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country,
 		c.Region, c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.CreatedAt))
-	return rowError(err, "create")
 }
 
 // updateRow writes c's fields (not its opt-in status) to its row.

@@ -169,7 +169,8 @@ func head(tx *store.Tx) (*chain, error) {
 		return c, nil
 	}
 	c := &chain{}
-	err := tx.QueryRow("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
+	// Row: on PostgreSQL, the writes queued before go in its round trip.
+	err := tx.Row("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read head: %w", err)
 	}
@@ -212,12 +213,11 @@ func (c *chain) flush(tx *store.Tx) error {
 			args = append(args, e.Seq, store.Micros(e.RecordedAt), e.Kind, e.ContactRef, e.PurposeID, e.Value,
 				e.LegalBasis, e.SourceID, e.TextVersion, e.ExpiresAt, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.PrevHash, e.Hash)
 		}
-		if _, err := tx.Exec(sb.String(), args...); err != nil {
-			return fmt.Errorf("ledger: insert events: %w", err)
+		if err := tx.ExecLater(store.Prefix("ledger: insert events"), sb.String(), args...); err != nil {
+			return err
 		}
 	}
-	if _, err := tx.Exec("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", c.seq, c.hash); err != nil {
-		return fmt.Errorf("ledger: move head: %w", err)
-	}
-	return nil
+	// Queued, on PostgreSQL, to go with the inserts in one round trip just
+	// before COMMIT.
+	return tx.ExecLater(store.Prefix("ledger: move head"), "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", c.seq, c.hash)
 }

@@ -79,11 +79,14 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 		m.Language = "en"
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	_, err = tx.Exec(`INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body, html_body, headers,
-		conversation_id, subject_id, status, run_at, created_at) VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11)`,
+	// Queued on PostgreSQL for the transaction's next round trip
+	// (store.Tx.ExecLater): the caller gets the id it needs from here.
+	err = tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
+		html_body, headers, conversation_id, subject_id, status, run_at, created_at)
+		VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11)`,
 		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), m.ConversationID, m.SubjectID, store.Micros(now))
 	if err != nil {
-		return "", fmt.Errorf("mail: enqueue: %w", err)
+		return "", err
 	}
 	tx.WakeAfterCommit(wakeTopic)
 	return id, nil
@@ -93,11 +96,8 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 // gone out yet, with the reason: a reminder for an invitation that was
 // confirmed meanwhile, say.
 func Cancel(tx *store.Tx, subjectID, reason string) error {
-	_, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2 WHERE subject_id = $1 AND status = 'queued'`, subjectID, reason)
-	if err != nil {
-		return fmt.Errorf("mail: cancel messages: %w", err)
-	}
-	return nil
+	return tx.ExecLater(store.Prefix("mail: cancel messages"), `UPDATE outbox SET status = 'suppressed', reason = $2
+		WHERE subject_id = $1 AND status = 'queued'`, subjectID, reason)
 }
 
 // ForgetContact deletes, inside tx, every message to or about a contact

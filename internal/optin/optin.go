@@ -133,11 +133,55 @@ func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 	return r, nil
 }
 
+// invitee is what InviteTx needs to know about a contact: the recipient,
+// how many invitations went out in the last day, whether one is open, and
+// the current E-marketing consent text the email shows.
+type invitee struct {
+	*recipient
+	recent, open int
+	text         string
+	version      int
+}
+
+// loadInvitee reads an invitee in one query, nil when there is no such
+// contact. One query rather than one per question: on PostgreSQL each is a
+// round trip inside the writer's transaction, which the other writes of
+// the group wait for.
+func loadInvitee(tx *store.Tx, id string, since time.Time) (*invitee, error) {
+	r := &recipient{id: id}
+	inv := &invitee{recipient: r}
+	var text sql.NullString
+	var version sql.NullInt64
+	// Row: on PostgreSQL the writes queued before (an opt-in change, say)
+	// go to the server with this query, in one round trip.
+	err := tx.Row(`SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $2 OR i.reminded_at > $2)),
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
+		pt.text, pt.version
+		FROM contacts c LEFT JOIN (SELECT t.text, t.version FROM purposes p
+			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version WHERE p.id = $3) pt ON TRUE
+		WHERE c.id = $1`, id, store.Micros(since), EMarketing).
+		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open, &text, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("optin: read contact: %w", err)
+	}
+	if !text.Valid {
+		return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
+	}
+	r.lang = i18n.Match(r.lang, "")
+	inv.text, inv.version = text.String, int(version.Int64)
+	return inv, nil
+}
+
 // InviteTx invites one contact inside tx: it ends any open invitation,
 // opens a new one and queues the email with its link. It returns the reason
 // when the contact is not invited.
 func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Time) (string, error) {
-	r, err := loadRecipient(tx, contactID)
+	r, err := loadInvitee(tx, contactID, now.Add(-24*time.Hour))
 	if err != nil {
 		return "", err
 	}
@@ -157,37 +201,26 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 	case r.deliverability == "blocklisted":
 		return SkipBlocklisted, nil
 	}
-	if trigger == TriggerWebform {
-		var recent int
-		day := store.Micros(now.Add(-24 * time.Hour))
-		if err := tx.QueryRow(`SELECT count(*) FROM optin_invitations WHERE contact_id = $1 AND (invited_at > $2 OR reminded_at > $2)`,
-			contactID, day).Scan(&recent); err != nil {
-			return "", fmt.Errorf("optin: read recent invitations: %w", err)
-		}
-		if recent > 0 {
-			return SkipRecentlyInvited, nil
-		}
+	if trigger == TriggerWebform && r.recent > 0 {
+		return SkipRecentlyInvited, nil
 	}
 	st, err := settings.InTx(tx)
 	if err != nil {
 		return "", err
 	}
-	var text string
-	var version int
-	if err := tx.QueryRow(`SELECT t.text, t.version FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version
-		WHERE p.id = $1`, EMarketing).Scan(&text, &version); err != nil {
-		return "", fmt.Errorf("optin: read the E-marketing consent text: %w", err)
-	}
-	if err := endOpen(tx, contactID, now); err != nil {
-		return "", err
+	if r.open > 0 {
+		if err := endOpen(tx, contactID, now); err != nil {
+			return "", err
+		}
 	}
 	inv := uuid.Must(uuid.NewV7()).String()
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
-	if _, err := tx.Exec(`INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version, status, trigger, invited_at, expires_at)
-		VALUES ($1, $2, $3, $4, 'invited', $5, $6, $7)`, inv, contactID, EMarketing, version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
-		return "", fmt.Errorf("optin: open invitation: %w", err)
+	if err := tx.ExecLater(store.Prefix("optin: open invitation"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
+		status, trigger, invited_at, expires_at) VALUES ($1, $2, $3, $4, 'invited', $5, $6, $7)`,
+		inv, contactID, EMarketing, r.version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
+		return "", err
 	}
-	return "", s.sendLink(tx, r, inv, text, expires, false, now)
+	return "", s.sendLink(tx, r.recipient, inv, r.text, expires, false, now)
 }
 
 // endOpen ends the contact's open invitations inside tx, as a new one
@@ -212,12 +245,13 @@ func endOpen(tx *store.Tx, contactID string, now time.Time) error {
 // closeInvitation ends an invitation with status, uses up its links and
 // cancels its emails not yet sent.
 func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {
-	if _, err := tx.Exec(`UPDATE optin_invitations SET status = $2, ended_at = $3 WHERE id = $1`, id, status, store.Micros(now)); err != nil {
-		return fmt.Errorf("optin: end invitation: %w", err)
+	if err := tx.ExecLater(store.Prefix("optin: end invitation"), `UPDATE optin_invitations SET status = $2, ended_at = $3 WHERE id = $1`,
+		id, status, store.Micros(now)); err != nil {
+		return err
 	}
-	if _, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
+	if err := tx.ExecLater(store.Prefix("optin: end links"), `UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
 		id, store.Micros(now), auth.PurposeDoubleOptIn); err != nil {
-		return fmt.Errorf("optin: end links: %w", err)
+		return err
 	}
 	return mail.Cancel(tx, id, "invitation_"+status)
 }

@@ -76,19 +76,33 @@ func Get(ctx context.Context, q store.Querier) (Settings, error) {
 	return s, nil
 }
 
+// inTxKey keeps, in a write transaction (store.Tx.Local), the settings
+// read there: the writes grouped into one transaction (a burst of webform
+// posts, say) then read them once, not once each, which on PostgreSQL is a
+// round trip each. Update, the only writer, replaces the kept value.
+type inTxKey struct{}
+
 // InTx reads the settings inside a write, so that the change it makes and
 // the settings it used are one consistent state.
 func InTx(tx *store.Tx) (Settings, error) {
+	if s, ok := tx.Local(inTxKey{}).(Settings); ok {
+		return s, nil
+	}
 	s := Defaults()
 	var raw string
 	err := tx.QueryRow(`SELECT value FROM settings WHERE key = $1`, settingsKey).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
+		tx.SetLocal(inTxKey{}, s)
 		return s, nil
 	}
 	if err != nil {
 		return s, fmt.Errorf("settings: read: %w", err)
 	}
-	return s, json.Unmarshal([]byte(raw), &s)
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return s, err
+	}
+	tx.SetLocal(inTxKey{}, s)
+	return s, nil
 }
 
 // Update applies p and returns the new settings.
@@ -148,6 +162,7 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 		if err != nil {
 			return fmt.Errorf("settings: save: %w", err)
 		}
+		tx.SetLocal(inTxKey{}, s)
 		out = s
 		return nil
 	})

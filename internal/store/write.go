@@ -25,9 +25,18 @@ type Tx struct {
 	db     *DB
 	tx     *sql.Tx
 	ctx    context.Context
+	cancel context.CancelFunc
 	locals map[any]any
 	before []func(*Tx) error
 	after  []func()
+
+	// PostgreSQL only: the connection the transaction runs on, the
+	// statements queued by ExecLater and the error that aborted the
+	// transaction while sending them (see pipeline.go).
+	conn   *sql.Conn
+	later  []laterStmt
+	failed error
+	broken bool // failed is the transaction's, not a function's
 }
 
 // Dialect is the database engine the transaction runs on.
@@ -38,6 +47,9 @@ func (t *Tx) ForUpdate() string { return t.db.ForUpdate() }
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	if len(t.later) > 0 || t.failed != nil {
+		return t.flush(&laterStmt{query: query, args: args}) // in the same round trip
+	}
 	if st := t.stmt(query); st != nil {
 		return st.ExecContext(t.ctx, args...)
 	}
@@ -46,6 +58,9 @@ func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 
 // Query runs a query in the transaction.
 func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	if err := t.sendPending(); err != nil {
+		return nil, err
+	}
 	if st := t.stmt(query); st != nil {
 		return st.QueryContext(t.ctx, args...)
 	}
@@ -65,6 +80,9 @@ func (t *Tx) QueryRowContext(_ context.Context, query string, args ...any) *sql.
 
 // QueryRow runs a query expected to return at most one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	if err := t.sendPending(); err != nil {
+		return t.tx.QueryRowContext(failedCtx{t.ctx, err}, query, args...) // a Row holding err
+	}
 	if st := t.stmt(query); st != nil {
 		return st.QueryRowContext(t.ctx, args...)
 	}
@@ -229,14 +247,17 @@ func (b *batcher) run(batch []*writeReq) {
 // function that failed and its error, or err for a failure of the
 // transaction itself, or (-1, nil, nil) once committed.
 func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
-	tx, cancel, err := b.begin()
+	tx, err := b.begin()
 	if err != nil {
 		return -1, nil, err
 	}
-	defer cancel()
+	defer tx.end()
 	for i, r := range reqs {
 		if err := runFn(r.fn, tx); err != nil {
 			tx.tx.Rollback()
+			if tx.broken {
+				return -1, nil, err // not the function's doing
+			}
 			return i, err, nil
 		}
 	}
@@ -248,11 +269,11 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 // own error (nil for those committed), or err for a failure of the
 // transaction itself.
 func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
-	tx, cancel, err := b.begin()
+	tx, err := b.begin()
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
+	defer tx.end()
 	errs := make([]error, len(reqs))
 	for i, r := range reqs {
 		if _, err := tx.Exec("SAVEPOINT write_fn"); err != nil {
@@ -261,6 +282,10 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 		}
 		m := tx.mark()
 		if errs[i] = runFn(r.fn, tx); errs[i] != nil {
+			if tx.broken {
+				tx.tx.Rollback()
+				return nil, errs[i]
+			}
 			tx.rewind(m)
 			if _, err := tx.Exec("ROLLBACK TO SAVEPOINT write_fn"); err != nil {
 				tx.tx.Rollback()
@@ -275,25 +300,45 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 	return errs, tx.commit()
 }
 
-func (b *batcher) begin() (*Tx, context.CancelFunc, error) {
+func (b *batcher) begin() (*Tx, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	sqlTx, err := b.db.write.BeginTx(ctx, nil)
+	t := &Tx{db: b.db, ctx: ctx, cancel: cancel}
+	var err error
+	if b.db.Dialect == Postgres {
+		// A connection of our own, so that ExecLater can reach pgx's
+		// batches on the session the transaction runs in.
+		if t.conn, err = b.db.write.Conn(ctx); err != nil {
+			cancel()
+			return nil, fmt.Errorf("store: begin: %w", err)
+		}
+		t.tx, err = t.conn.BeginTx(ctx, nil)
+	} else {
+		t.tx, err = b.db.write.BeginTx(ctx, nil)
+	}
 	if err != nil {
-		cancel()
-		return nil, nil, fmt.Errorf("store: begin: %w", err)
+		t.end()
+		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	if b.db.Dialect == Postgres {
 		// One writer at a time per database, as SQLite has by design: every
 		// write transaction of every instance takes this lock first, so
 		// writers never hold row locks in different orders (no deadlocks),
 		// and the ledger chain has one order. Group commit keeps throughput.
-		if _, err := sqlTx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writeLockKey); err != nil {
-			sqlTx.Rollback()
-			cancel()
-			return nil, nil, fmt.Errorf("store: take write lock: %w", err)
-		}
+		// The lock is queued to go ahead of the transaction's first
+		// statement, in its round trip; its failure is the transaction's,
+		// not that statement's function's.
+		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{writeLockKey},
+			wrap: Prefix("store: take write lock"), ofTx: true})
 	}
-	return &Tx{db: b.db, tx: sqlTx, ctx: ctx}, cancel, nil
+	return t, nil
+}
+
+// end releases what begin took, once the transaction is over.
+func (t *Tx) end() {
+	if t.conn != nil {
+		t.conn.Close() // back to the pool
+	}
+	t.cancel()
 }
 
 // commit runs the before-commit hooks, commits, then runs the after-commit
@@ -304,6 +349,10 @@ func (t *Tx) commit() error {
 			t.tx.Rollback()
 			return err
 		}
+	}
+	if err := t.sendPending(); err != nil {
+		t.tx.Rollback()
+		return err
 	}
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
@@ -345,19 +394,32 @@ func (t *Tx) rewind(m txMark) {
 			delete(t.locals, k)
 		}
 	}
+	for k, v := range m.locals {
+		t.locals[k] = v // a value replaced since, such as a cached read
+	}
 	for k, mark := range m.marks {
 		t.locals[k].(Rewinder).Rewind(mark)
 	}
 	t.before, t.after = t.before[:m.before], t.after[:m.after]
+	t.later, t.failed = nil, nil // the savepoint's rollback undoes what was sent
 }
 
-// runFn turns a panic in a write function into that caller's error, so one
-// bad change cannot take the writer, and every other caller, down with it.
+// runFn runs a write function and sends the statements it queued, so that
+// their errors are its own (see ExecLater). It turns a panic into that
+// caller's error, so one bad change cannot take the writer, and every other
+// caller, down with it.
 func runFn(fn func(*Tx) error, tx *Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: write function panicked: %v", p)
 		}
+		if tx.failed != nil {
+			err = tx.failed // whatever fn made of it
+		}
 	}()
-	return fn(tx)
+	if err = fn(tx); err != nil {
+		tx.later = nil // the function failed: what it queued goes with it
+		return err
+	}
+	return tx.sendPending()
 }
