@@ -347,3 +347,94 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		page("/admin/ledger", "Intact")
 	})
 }
+
+// TestAdminEdgeCases: values that are false or 0 survive an edit; a
+// locked record takes opt-outs only; parallel wrong passwords are cut
+// off; search finds names with letters beyond A to Z; agents cannot
+// delete; users change their own password, ending their other sessions.
+func TestAdminEdgeCases(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		e.api("POST", "/api/v1/fields", `{"name":"newsletter_ok","type":"boolean"}`, 201, nil)
+		e.api("POST", "/api/v1/fields", `{"name":"score","type":"number"}`, 201, nil)
+		var c struct {
+			ID     string
+			Fields map[string]any
+		}
+		e.api("POST", "/api/v1/contacts", `{"email":"asa@example.com","first_name":"Åsa","last_name":"Öberg","fields":{"newsletter_ok":false,"score":0}}`, 201, &c)
+		record := e.srv.URL + "/admin/contacts/" + c.ID
+		_, body := admin.get(record)
+		if !strings.Contains(body, `id="e-score" name="fields.score" value="0"`) || !strings.Contains(body, `<option value="false" selected>no</option>`) {
+			t.Fatalf("edit form loses false or 0: %s", body)
+		}
+		admin.post(record, url.Values{"first_name": {"Åsa"}, "fields.score": {"0"}, "fields.newsletter_ok": {"false"}})
+		e.api("GET", "/api/v1/contacts/"+c.ID, "", 200, &c)
+		if c.Fields["score"] != float64(0) || c.Fields["newsletter_ok"] != false {
+			t.Fatalf("after an edit: %v", c.Fields)
+		}
+		if code, _ := admin.post(record, url.Values{"fields.newsletter_ok": {"yes"}}); code != 400 {
+			t.Fatalf("a bad boolean answered %d", code)
+		}
+		if _, body := admin.get(e.srv.URL + "/admin/contacts?q=" + url.QueryEscape("Åsa Ö")); strings.Contains(body, "asa@example.com") {
+			t.Fatal("search matched words that are not together")
+		}
+		if _, body := admin.get(e.srv.URL + "/admin/contacts?q=" + url.QueryEscape("Öberg")); !strings.Contains(body, "asa@example.com") {
+			t.Fatalf("search for Öberg: %s", body)
+		}
+
+		// Locked: only opt-outs.
+		e.api("POST", "/api/v1/contacts/"+c.ID+"/opt-in", `{"status":"opt_out_user"}`, 200, nil)
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, c.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		e.api("POST", "/api/v1/contacts/"+c.ID+"/opt-in", `{"status":"none"}`, 423, nil)
+		if _, body := admin.get(record); strings.Contains(body, `<option value="none">`) {
+			t.Fatalf("a locked record offers lifting the opt-out: %s", body)
+		}
+
+		// Agents may not delete.
+		agent := e.signIn(admin, "agent@acme.example", auth.RoleAgent)
+		if code, _ := agent.post(record+"/delete", url.Values{"confirm": {"yes"}}); code != 403 {
+			t.Fatalf("agent delete: %d", code)
+		}
+
+		// Parallel wrong passwords are cut off, not let through.
+		codes := make(chan int, 30)
+		for range 30 {
+			go func() {
+				code, _ := e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {"agent@acme.example"}, "password": {"not the password!"}})
+				codes <- code
+			}()
+		}
+		refused := 0
+		for range 30 {
+			if c := <-codes; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
+				refused++
+			}
+		}
+		if refused < 20 {
+			t.Fatalf("only %d of 30 parallel wrong passwords were refused", refused)
+		}
+
+		// Changing one's own password ends one's other sessions.
+		other := e.visitor()
+		other.post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"correct horse battery"}})
+		if code, _ := admin.post(e.srv.URL+"/admin/account", url.Values{"current_password": {"wrong"}, "password": {"a brand new password"}, "password2": {"a brand new password"}}); code != 400 {
+			t.Fatalf("wrong current password: %d", code)
+		}
+		code, body := admin.post(e.srv.URL+"/admin/account", url.Values{"current_password": {"correct horse battery"}, "password": {"a brand new password"}, "password2": {"a brand new password"}})
+		if code != 200 || !strings.Contains(body, "Password changed") {
+			t.Fatalf("change password: %d %s", code, body)
+		}
+		if _, body := other.get(e.srv.URL + "/admin/contacts"); !strings.Contains(body, "Sign in") {
+			t.Fatal("the other session survived the password change")
+		}
+		if code, _ := admin.get(e.srv.URL + "/admin/contacts"); code != 200 {
+			t.Fatal("the session that changed the password ended")
+		}
+	})
+}

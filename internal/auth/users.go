@@ -34,7 +34,7 @@ var Roles = []string{RoleAdmin, RolePrivacyOfficer, RoleAgent, RoleBilling}
 // Permission is something a role may do.
 type Permission string
 
-// Permissions. docs/users.md has the same table in prose.
+// Permissions. docs/admin.md has the same table.
 const (
 	// PermViewContacts: see contacts, their consents and history, masked.
 	PermViewContacts Permission = "view_contacts"
@@ -50,13 +50,15 @@ const (
 	PermAudit Permission = "audit"
 	// PermUsers: users and API tokens.
 	PermUsers Permission = "users"
+	// PermDelete: delete a contact with their consent records.
+	PermDelete Permission = "delete_contacts"
 )
 
 // permissions is the permission table: what each role may do. Only billing
 // and admin may reveal sensitive values (SPEC: who uses it).
 var permissions = map[string][]Permission{
-	RoleAdmin:          {PermViewContacts, PermEditContacts, PermReveal, PermSettings, PermAudit, PermUsers},
-	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermSettings, PermAudit},
+	RoleAdmin:          {PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers},
+	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermDelete, PermSettings, PermAudit},
 	RoleAgent:          {PermViewContacts, PermEditContacts},
 	RoleBilling:        {PermViewContacts, PermReveal},
 }
@@ -204,11 +206,13 @@ func insertUser(tx *store.Tx, u *User, hash string) error {
 
 const userSelect = `SELECT id, email, name, role, created_at, disabled_at FROM users`
 
-func scanUser(row store.Scanner) (*User, error) {
+// scanUser reads a row of userSelect's columns and then into extra. It
+// returns a not-found error when the row is missing.
+func scanUser(row store.Scanner, extra ...any) (*User, error) {
 	var u User
 	var created int64
 	var disabled sql.NullInt64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &created, &disabled)
+	err := row.Scan(append([]any{&u.ID, &u.Email, &u.Name, &u.Role, &created, &disabled}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("user", "")
 	}
@@ -225,14 +229,7 @@ func scanUser(row store.Scanner) (*User, error) {
 
 // List returns every user by email; none is an empty slice.
 func (s *Users) List(ctx context.Context) ([]*User, error) {
-	return store.QueryAll(ctx, s.DB.Read, scanUser, userSelect+" ORDER BY email_key")
-}
-
-// Any reports whether at least one user exists.
-func (s *Users) Any(ctx context.Context) (bool, error) {
-	var n int
-	err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1) AS u`).Scan(&n)
-	return n > 0, err
+	return store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (*User, error) { return scanUser(row) }, userSelect+" ORDER BY email_key")
 }
 
 // ErrBadLogin is the one answer to a failed login, whatever the reason: an
@@ -243,7 +240,7 @@ var ErrBadLogin = errors.New("auth: wrong email address or password")
 // ErrBadLogin.
 func (s *Users) Authenticate(ctx context.Context, email, password string) (*User, error) {
 	var hash string
-	u, err := scanUserWithHash(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
+	u, err := scanUser(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
 		FROM users WHERE email_key = $1`, strings.ToLower(strings.TrimSpace(email))), &hash)
 	if errs.Is(err, errs.KindNotFound) {
 		CheckPassword(dummyHash, password)
@@ -258,27 +255,8 @@ func (s *Users) Authenticate(ctx context.Context, email, password string) (*User
 	return u, nil
 }
 
-func scanUserWithHash(row *sql.Row, hash *string) (*User, error) {
-	var u User
-	var created int64
-	var disabled sql.NullInt64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &created, &disabled, hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errs.NotFound("user", "")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth: read user: %w", err)
-	}
-	u.CreatedAt = store.FromMicros(created)
-	if disabled.Valid {
-		t := store.FromMicros(disabled.Int64)
-		u.DisabledAt = &t
-	}
-	return &u, nil
-}
-
 // Permissions lists every permission, in the order of the docs' table.
-var Permissions = []Permission{PermViewContacts, PermEditContacts, PermReveal, PermSettings, PermAudit, PermUsers}
+var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers}
 
 // Disable stops a user from signing in and ends their sessions, in one
 // transaction. It returns a not-found error for an unknown user.
@@ -295,6 +273,61 @@ func (s *Users) Disable(ctx context.Context, id string) error {
 			}
 		}
 		_, err = tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1`, id)
+		return err
+	})
+}
+
+// Enable lets a disabled user sign in again. It returns a not-found error
+// for an unknown user.
+func (s *Users) Enable(ctx context.Context, id string) error {
+	return s.update(ctx, id, `UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE id = $1`)
+}
+
+// SetRole changes a user's role; it applies from their next page. It
+// returns a not-found error for an unknown user.
+func (s *Users) SetRole(ctx context.Context, id, role string) error {
+	if !slices.Contains(Roles, role) {
+		return errs.Invalid("role", "must be one of %s", strings.Join(Roles, ", "))
+	}
+	return s.update(ctx, id, `UPDATE users SET role = $3, updated_at = $2 WHERE id = $1`, role)
+}
+
+func (s *Users) update(ctx context.Context, id, query string, args ...any) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(query, append([]any{id, store.Micros(s.now())}, args...)...)
+		if err != nil {
+			return fmt.Errorf("auth: change user: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.NotFound("user", "")
+		}
+		return nil
+	})
+}
+
+// ChangePassword sets a new password for the user after checking the
+// current one, and ends every other session of theirs, so that whoever
+// knew the old password (an admin who chose it, say) is signed out. A
+// wrong current password is an error on "current_password"; nothing is
+// written then.
+func (s *Users) ChangePassword(ctx context.Context, id, current, next, keepSession string) error {
+	var hash string
+	if _, err := scanUser(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
+		FROM users WHERE id = $1`, id), &hash); err != nil {
+		return err
+	}
+	if !CheckPassword(hash, current) {
+		return errs.Invalid("current_password", "is not your current password")
+	}
+	if err := checkPassword(next); err != nil {
+		return err
+	}
+	newHash := HashPassword(next)
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(`UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, id, newHash, store.Micros(s.now())); err != nil {
+			return fmt.Errorf("auth: change password: %w", err)
+		}
+		_, err := tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1 AND hash <> $2`, id, hashSecret(keepSession))
 		return err
 	})
 }

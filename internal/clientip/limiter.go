@@ -37,14 +37,24 @@ func (l *Limiter) Allow(key string) bool {
 	return l.bucket(key, now).AllowN(now, 1)
 }
 
-// Peek reports whether a request of key would be allowed now, without
-// counting it: for limits that count only failures, such as wrong
-// passwords.
-func (l *Limiter) Peek(key string) bool {
+// Reserve counts a request of key now, if allowed, and returns a function
+// that takes the count back: for limits that should count only failures
+// but must count an attempt before its outcome is known (a sign-in that
+// takes a while), so that parallel attempts cannot slip through.
+func (l *Limiter) Reserve(key string) (ok bool, undo func()) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.bucket(key, now).TokensAt(now) >= 1
+	r := l.bucket(key, now).ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return false, func() {}
+	}
+	return true, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		r.CancelAt(time.Now())
+	}
 }
 
 // bucket returns key's bucket, forgetting idle keys now and then; l.mu is

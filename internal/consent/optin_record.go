@@ -46,6 +46,10 @@ func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptI
 	if err != nil || !changed {
 		return nil, err
 	}
+	// A locked record takes opt-outs only: the contact stopped processing.
+	if k.ProcessingStopped && in.Status != OptOutUser && in.Status != OptOutContact {
+		return nil, ErrProcessingStopped()
+	}
 	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: in.Status,
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
 	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindOptIn, ContactRef: k.Ref,
@@ -118,7 +122,12 @@ func (s *Service) VerifyLedger(ctx context.Context) (*ledger.Report, error) {
 		return nil, err
 	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO ledger_verifications (checked_at, report) VALUES ($1, $2)`, store.Micros(rep.CheckedAt), string(raw))
+		if _, err := tx.Exec(`INSERT INTO ledger_verifications (checked_at, report) VALUES ($1, $2)`, store.Micros(rep.CheckedAt), string(raw)); err != nil {
+			return err
+		}
+		// The last hundred are kept; the admin UI shows the latest.
+		_, err := tx.Exec(`DELETE FROM ledger_verifications WHERE checked_at < (SELECT min(checked_at) FROM
+			(SELECT checked_at FROM ledger_verifications ORDER BY checked_at DESC LIMIT 100) AS recent)`)
 		return err
 	})
 	return rep, err

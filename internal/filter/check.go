@@ -753,6 +753,11 @@ func holds(op string, cmp int) bool {
 	return false
 }
 
+// Lower is what the condition language's lower() does to a string: A to
+// Z only. Callers that build a condition from typed text lower it the same
+// way.
+func Lower(s string) string { return asciiLower(s) }
+
 // asciiLower lowers A to Z only, as SQLite's lower() does, so that lower()
 // means the same in memory and on both databases.
 func asciiLower(s string) string {

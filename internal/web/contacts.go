@@ -10,6 +10,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 )
@@ -24,7 +25,7 @@ func (s *Server) contactRoutes() {
 	s.mux.HandleFunc("POST /admin/contacts/{id}/opt-in", s.need(auth.PermEditContacts, s.setOptIn))
 	s.mux.HandleFunc("POST /admin/contacts/{id}/double-opt-in", s.need(auth.PermEditContacts, s.sendDoubleOptIn))
 	s.mux.HandleFunc("POST /admin/contacts/{id}/reveal/{field}", s.need(auth.PermReveal, s.reveal))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermEditContacts, s.deleteContact))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermDelete, s.deleteContact))
 }
 
 // listPage is the contact list: one page found by key, never by offset.
@@ -42,12 +43,20 @@ type listPage struct {
 // searchCondition turns a search box's text into a condition on the names
 // and the email address, quoted so that it is only ever a value.
 func searchCondition(q string) string {
-	q = strings.ToLower(strings.TrimSpace(q))
+	q = filter.Lower(strings.TrimSpace(q))
 	if q == "" {
 		return ""
 	}
 	v := strconv.Quote(q)
 	return `(lower(email) contains ` + v + ` || lower(first_name) contains ` + v + ` || lower(last_name) contains ` + v + `)`
+}
+
+// mayLookUp reports whether the list may compare sensitive values with a
+// value for this request: the user may reveal, and the request did not
+// come from another site, which could otherwise make their browser write
+// look-ups to the access log in their name.
+func mayLookUp(r *http.Request, u *auth.User) bool {
+	return u.Can(auth.PermReveal) && r.Header.Get("Sec-Fetch-Site") != "cross-site"
 }
 
 func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -60,7 +69,7 @@ func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if strings.TrimSpace(p.Filter) != "" {
 		// The filter is checked on its own first, so that an error's
 		// position points into what the user typed.
-		if _, err := s.Contacts.Condition(ctx, p.Filter, u.Can(auth.PermReveal)); err != nil {
+		if _, err := s.Contacts.Condition(ctx, p.Filter, mayLookUp(r, u)); err != nil {
 			e := errs.As(err)
 			if e == nil {
 				s.fail(w, err, u)
@@ -76,7 +85,7 @@ func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.Use
 		conds = append(conds, "("+p.Filter+")")
 	}
 	contacts, next, err := s.Contacts.List(ctx, contact.ListQuery{Limit: 50, After: r.URL.Query().Get("after"),
-		Filter: strings.Join(conds, " && "), Asker: contact.Asker{Actor: actor(u), MayReveal: u.Can(auth.PermReveal), IP: s.clientIP(r)}})
+		Filter: strings.Join(conds, " && "), Asker: contact.Asker{Actor: actor(u), MayReveal: mayLookUp(r, u), IP: s.clientIP(r)}})
 	if err != nil {
 		s.fail(w, err, u)
 		return
@@ -163,6 +172,9 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	slices.Reverse(p.OptIn)
 	for _, to := range consent.OptInStatuses {
+		if p.Locked && to != consent.OptOutUser {
+			continue // a locked record takes opt-outs only
+		}
 		if ok, err := consent.CheckOptIn(c.OptInStatus, to, consent.ChannelUser); ok && err == nil {
 			p.Transitions = append(p.Transitions, to)
 		}
@@ -233,7 +245,14 @@ func contactInput(r *http.Request, defs []*contact.FieldDefinition) contact.Inpu
 				in.Fields[d.Name] = v // refused by the type check, with the field named
 			}
 		case d.Type == contact.TypeBoolean:
-			in.Fields[d.Name] = v == "true"
+			switch v {
+			case "true":
+				in.Fields[d.Name] = true
+			case "false":
+				in.Fields[d.Name] = false
+			default:
+				in.Fields[d.Name] = v // refused by the type check, with the field named
+			}
 		default:
 			in.Fields[d.Name] = v
 		}

@@ -26,6 +26,7 @@ var funcs = template.FuncMap{
 		return m
 	},
 	"list":       func(v ...string) []string { return v },
+	"add":        func(a, b int) int { return a + b },
 	"policy":     func(p string) string { return policyLabels[p] },
 	"perm":       func(p auth.Permission) string { return permLabels[p] },
 	"label":      fieldLabel,
@@ -117,7 +118,7 @@ func fieldLabel(name string) string {
 	return name
 }
 
-var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents",
+var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete contacts",
 	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
 	auth.PermUsers: "Users and API tokens"}
 

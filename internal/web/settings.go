@@ -53,7 +53,13 @@ func formInt(f url.Values, k string) *int {
 
 // formBool reads a checkbox: on when any of its values is "on" (a hidden
 // "off" before it says the box was on the form).
-func formBool(f url.Values, k string) *bool { v := slices.Contains(f[k], "on"); return &v }
+func formBool(f url.Values, k string) *bool {
+	if _, ok := f[k]; !ok {
+		return nil
+	}
+	v := slices.Contains(f[k], "on")
+	return &v
+}
 
 func formText(f url.Values, k string) *string {
 	if _, ok := f[k]; !ok {
@@ -199,10 +205,7 @@ func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User
 	if !parse(w, r) {
 		return
 	}
-	in := consent.SourceInput{Name: formText(r.PostForm, "name")}
-	if _, ok := r.PostForm["active"]; ok {
-		in.Active = formBool(r.PostForm, "active")
-	}
+	in := consent.SourceInput{Name: formText(r.PostForm, "name"), Active: formBool(r.PostForm, "active")}
 	var err error
 	if id := r.PathValue("id"); id == "" {
 		_, err = s.Consent.CreateSource(r.Context(), in)

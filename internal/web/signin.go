@@ -82,16 +82,37 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := loginForm{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
-	key := clientip.LimitKey(s.IPs.IP(r))
-	if !s.logins.Peek(key) {
+	// An attempt counts against the client address and the account before
+	// the password is checked, so that parallel guesses cannot slip
+	// through; a successful sign-in takes its count back.
+	okAddr, undoAddr := s.logins.Reserve(clientip.LimitKey(s.IPs.IP(r)))
+	okAcct, undoAcct := s.accounts.Reserve(strings.ToLower(f.Email))
+	if !okAddr || !okAcct {
+		undoAddr()
+		undoAcct()
 		w.Header().Set("Retry-After", "60")
 		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: f,
-			Errors: map[string]string{"form": "Too many attempts from your address. Wait a minute and try again."}})
+			Errors: map[string]string{"form": "Too many failed sign-ins. Wait a minute and try again."}})
+		return
+	}
+	// Password hashing takes memory and time: only so many at once.
+	select {
+	case s.hashing <- struct{}{}:
+	default:
+		undoAddr()
+		undoAcct()
+		w.Header().Set("Retry-After", "5")
+		s.render(w, http.StatusServiceUnavailable, "login", page{Title: "Sign in", Data: f,
+			Errors: map[string]string{"form": "Too many sign-ins at this moment. Try again in a few seconds."}})
 		return
 	}
 	u, err := s.Users.Authenticate(r.Context(), f.Email, r.PostForm.Get("password"))
+	<-s.hashing
+	if err == nil {
+		undoAddr()
+		undoAcct()
+	}
 	if errors.Is(err, auth.ErrBadLogin) {
-		s.logins.Allow(key) // only failures count against the address
 		s.Log.Info("sign-in refused")
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Wrong email address or password."}})

@@ -4,12 +4,75 @@ import (
 	"net/http"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/errs"
 )
 
 func (s *Server) userRoutes() {
 	s.mux.HandleFunc("GET /admin/users", s.need(auth.PermUsers, s.usersPage))
 	s.mux.HandleFunc("POST /admin/users", s.need(auth.PermUsers, s.createUser))
 	s.mux.HandleFunc("POST /admin/users/{id}/disable", s.need(auth.PermUsers, s.disableUser))
+	s.mux.HandleFunc("POST /admin/users/{id}/enable", s.need(auth.PermUsers, s.enableUser))
+	s.mux.HandleFunc("POST /admin/users/{id}/role", s.need(auth.PermUsers, s.setRole))
+	// Every signed-in user may change their own password.
+	s.mux.HandleFunc("GET /admin/account", s.need(auth.PermViewContacts, s.accountPage))
+	s.mux.HandleFunc("POST /admin/account", s.need(auth.PermViewContacts, s.changePassword))
+}
+
+func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if err := s.Users.Enable(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("user enabled", "user", r.PathValue("id"), "by", u.ID)
+	s.showUsers(w, r, u, http.StatusOK, "User enabled.", nil, auth.NewUser{})
+}
+
+func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	if r.PathValue("id") == u.ID {
+		s.showUsers(w, r, u, http.StatusBadRequest, "", map[string]string{"form": "Another admin must change your role."}, auth.NewUser{})
+		return
+	}
+	err := s.Users.SetRole(r.Context(), r.PathValue("id"), r.PostForm.Get("role"))
+	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind == errs.KindInvalid {
+		s.showUsers(w, r, u, http.StatusBadRequest, "", fe, auth.NewUser{})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("user role changed", "user", r.PathValue("id"), "role", r.PostForm.Get("role"), "by", u.ID)
+	s.showUsers(w, r, u, http.StatusOK, "Role changed.", nil, auth.NewUser{})
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.render(w, http.StatusOK, "account", page{Title: "Your account", User: u})
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	next := r.PostForm.Get("password")
+	if next != r.PostForm.Get("password2") {
+		s.render(w, http.StatusBadRequest, "account", page{Title: "Your account", User: u, Errors: map[string]string{"password2": "The two passwords differ."}})
+		return
+	}
+	c, _ := r.Cookie(sessionCookie)
+	err := s.Users.ChangePassword(r.Context(), u.ID, r.PostForm.Get("current_password"), next, c.Value)
+	if fe := fieldErrors(err); fe != nil {
+		s.render(w, errs.As(err).HTTPStatus(), "account", page{Title: "Your account", User: u, Errors: fe})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.Log.Info("password changed", "user", u.ID)
+	s.render(w, http.StatusOK, "account", page{Title: "Your account", User: u, Flash: "Password changed; your other sessions have ended."})
 }
 
 // roleRow is a line of the permission table shown on the users page.

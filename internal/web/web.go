@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"strings"
 	"time"
 
@@ -55,10 +56,12 @@ type Server struct {
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
-	pages  map[string]*template.Template
-	mux    *http.ServeMux
-	cop    *http.CrossOriginProtection
-	logins *clientip.Limiter
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+	cop      *http.CrossOriginProtection
+	logins   *clientip.Limiter
+	accounts *clientip.Limiter
+	hashing  chan struct{} // a slot per password check running
 }
 
 // New builds the server, parsing every template at once so that a broken
@@ -84,9 +87,12 @@ func New(s *Server) (*Server, error) {
 		s.pages[name] = t
 	}
 	// Failed sign-ins per client address: ten in a burst, then one every
-	// six seconds: enough for mistyped passwords, too few to guess one.
-	// Successful sign-ins are not counted, so a busy office is not held up.
+	// six seconds; per account, ten, then one a minute from anywhere:
+	// enough for mistyped passwords, too few to guess one. Successful
+	// sign-ins are not counted, so a busy office is not held up.
 	s.logins = clientip.NewLimiter(10, 10, 15*time.Minute)
+	s.accounts = clientip.NewLimiter(1, 10, time.Hour)
+	s.hashing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	s.cop = http.NewCrossOriginProtection()
 	s.mux = http.NewServeMux()
 	s.routes()
