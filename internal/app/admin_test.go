@@ -67,6 +67,11 @@ func TestFirstAdminAndSignIn(t *testing.T) {
 		if code != 400 || !strings.Contains(body, `id="password-error" role="alert"`) {
 			t.Fatalf("short password: %d %s", code, body)
 		}
+		// The front door leads to sign-in.
+		front := e.visitor()
+		if code, _ := front.get(e.srv.URL + "/"); code != 200 || front.last.Request.URL.Path != "/admin/login" {
+			t.Fatalf("GET / ends at %s (%d)", front.last.Request.URL, code)
+		}
 		admin := e.firstAdmin()
 		// The link works once.
 		if code, _ := e.visitor().get(link); code != 404 {
