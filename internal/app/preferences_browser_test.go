@@ -92,6 +92,14 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 					t.Fatalf("after confirming, Card on file is %s", cur.State)
 				}
 			}
+			// The page fits a phone's width.
+			if err := chromedp.Do(browser, chromedp.EmulateViewport(360, 740), chromedp.Navigate(e.srv.URL+"/p"), chromedp.WaitVisible(chromedp.CSS("#save"))); err != nil {
+				t.Fatal(err)
+			}
+			fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+			if err != nil || !fits {
+				t.Fatalf("the preferences page is wider than a phone (%v)", err)
+			}
 		})
 	}
 }

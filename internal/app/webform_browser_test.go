@@ -64,6 +64,11 @@ func TestWebformInABrowser(t *testing.T) {
 			OptInStatus string `json:"opt_in_status"`
 		}
 	}
+	// The hosted form fits a phone's width.
+	run(chromedp.EmulateViewport(360, 740), chromedp.Navigate(e.srv.URL+"/f/"+form.ID), chromedp.WaitVisible(chromedp.CSS(`form button[type="submit"]`)))
+	if fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`)); err != nil || !fits {
+		t.Fatalf("the hosted form is wider than a phone (%v)", err)
+	}
 	e.api("GET", "/api/v1/contacts?email=cas@example.com", "", 200, &found)
 	if len(found.Items) != 1 {
 		t.Fatalf("contacts: %+v", found)
