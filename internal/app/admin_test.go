@@ -216,6 +216,11 @@ func TestContactRecordAndConsentsBlock(t *testing.T) {
 				t.Fatalf("the Consents block lacks %q: %s", want, body)
 			}
 		}
+		// The dashboard counts her.
+		if _, body := admin.get(e.srv.URL + "/admin/"); !strings.Contains(body, "1 contacts.") || !strings.Contains(body, "100% granted (1 of 1), 0 withdrawn") ||
+			!strings.Contains(body, "<dt>None</dt><dd>1 (100%)</dd>") {
+			t.Fatalf("dashboard: %s", body)
+		}
 		code, body = admin.post(record+"/opt-in", url.Values{"status": {"opt_out_user"}})
 		if code != 200 || !strings.Contains(body, `<strong id="optin-status">Opted out (user)</strong>`) {
 			t.Fatalf("opt-in: %d %s", code, body)

@@ -38,21 +38,11 @@ func (s *Service) CoverageByPurpose(ctx context.Context) ([]Coverage, error) {
 // OptInCounts returns how many contacts have each opt-in status; a status
 // no contact has is absent.
 func (s *Service) OptInCounts(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{}
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT opt_in_status, count(*) FROM contacts GROUP BY opt_in_status`)
+	out, err := store.CountBy(ctx, s.DB.Read, `SELECT opt_in_status, count(*) FROM contacts GROUP BY opt_in_status`)
 	if err != nil {
 		return nil, fmt.Errorf("consent: count opt-in statuses: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // StatesOf returns the current consent states of the given contacts, by

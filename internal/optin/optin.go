@@ -491,19 +491,9 @@ func (s *Service) Invitations(ctx context.Context, contactID string) ([]Invitati
 // OpenCounts returns how many invitations wait for confirmation, by status
 // (invited, reminded); a status with none is absent.
 func (s *Service) OpenCounts(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{}
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT status, count(*) FROM optin_invitations WHERE status IN ('invited', 'reminded') GROUP BY status`)
+	out, err := store.CountBy(ctx, s.DB.Read, `SELECT status, count(*) FROM optin_invitations WHERE status IN ('invited', 'reminded') GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("optin: count open invitations: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }

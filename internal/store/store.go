@@ -286,6 +286,27 @@ func (db *DB) Schema() string { return db.schema }
 // Scanner is one row to read: *sql.Row or *sql.Rows.
 type Scanner interface{ Scan(dest ...any) error }
 
+// CountBy runs a query whose rows are a key and a count (a GROUP BY) and
+// returns them as a map; a key with no rows is absent.
+func CountBy(ctx context.Context, q Querier, query string, args ...any) (map[string]int64, error) {
+	type pair struct {
+		key string
+		n   int64
+	}
+	rows, err := QueryAll(ctx, q, func(row Scanner) (pair, error) {
+		var p pair
+		return p, row.Scan(&p.key, &p.n)
+	}, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, p := range rows {
+		out[p.key] = p.n
+	}
+	return out, nil
+}
+
 // QueryAll runs a query and reads every row with scan. It returns an empty,
 // non-nil slice when there are no rows, so that lists encode as [] rather
 // than null.
