@@ -173,6 +173,7 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 			}
 		}
 		p.UpdatedAt = now
+		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
 		_, err = tx.Exec(`UPDATE purposes SET name = $2, name_key = $3, legal_basis = $4, description = $5, retention_days = $6,
 			default_selected = $7, current_version = $8, updated_at = $9 WHERE id = $1`,
 			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.TextVersion, store.Micros(now))
@@ -186,6 +187,41 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 		return nil
 	})
 	return out, err
+}
+
+// currentTextsKey keeps, in a write transaction, the current consent texts
+// CurrentTextTx has read, by purpose id. UpdatePurpose, which makes new
+// versions, drops them.
+type currentTextsKey struct{}
+
+// CurrentTextTx returns the purpose's current consent text inside tx. It
+// reads each purpose once per transaction: the writes of a group commit
+// share it, and on PostgreSQL a read is a round trip they all wait for.
+// It returns a not-found error (field "purpose") when there is no such
+// purpose.
+func CurrentTextTx(tx *store.Tx, purposeID string) (PurposeText, error) {
+	kept, _ := tx.Local(currentTextsKey{}).(map[string]PurposeText)
+	if t, ok := kept[purposeID]; ok {
+		return t, nil
+	}
+	var t PurposeText
+	var at int64
+	err := tx.Row(`SELECT t.version, t.text, t.created_at FROM purposes p
+		JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version WHERE p.id = $1`, purposeID).Scan(&t.Version, &t.Text, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, errs.NotFound("purpose", "purpose")
+	}
+	if err != nil {
+		return t, fmt.Errorf("consent: read consent text: %w", err)
+	}
+	t.CreatedAt = store.FromMicros(at)
+	next := make(map[string]PurposeText, len(kept)+1) // a copy: a savepoint's rewind restores the old map
+	for k, v := range kept {
+		next[k] = v
+	}
+	next[purposeID] = t
+	tx.SetLocal(currentTextsKey{}, next)
+	return t, nil
 }
 
 const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected,

@@ -3,6 +3,7 @@ package contact_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -109,6 +110,57 @@ func TestCustomFields(t *testing.T) {
 		}
 		if _, has := up.Fields["score"]; has || up.Stage != "ready to buy" || up.Email != "p@example.com" {
 			t.Fatalf("after update: %+v", up)
+		}
+	})
+}
+
+// TestUpsertOfAnAddressTakenMeanwhile prepares an upsert of a free address,
+// lets another write take the address before the upsert's write, and
+// checks that the write fails with the conflict Retry recognises, that
+// nothing of it was kept, and that running it again updates the contact
+// that took the address.
+func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		people.Vault = vaulttest.New(t)
+		up, err := people.PrepareUpsert(ctx, contact.Input{Email: ptr("ann@example.com"), FirstName: ptr("Ann")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("ANN@example.com"), LastName: ptr("Lind")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got contact.UpsertResult
+		write := func(tx *store.Tx) error {
+			var err error
+			got, err = up.Apply(tx, time.Now())
+			return err
+		}
+		err = db.Write(ctx, write)
+		if !up.Retry(err) {
+			t.Fatalf("first write: got %v, want the email_taken conflict", err)
+		}
+		if up.Retry(err) {
+			t.Fatal("Retry said yes twice: a caller would loop")
+		}
+		if err := db.Write(ctx, write); err != nil {
+			t.Fatal(err)
+		}
+		if got.Created || got.Key.ID != taken.ID {
+			t.Fatalf("the second write created %v (contact %s), want an update of %s", got.Created, got.Key.ID, taken.ID)
+		}
+		c, err := people.Get(ctx, taken.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.FirstName != "Ann" || c.LastName != "Lind" || c.Email != "ANN@example.com" {
+			t.Fatalf("contact after the upsert: %q %q <%s>", c.FirstName, c.LastName, c.Email)
+		}
+		var n int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d contacts (%v), want 1", n, err)
 		}
 	})
 }

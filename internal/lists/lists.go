@@ -257,6 +257,21 @@ func setInOneStatement(tx *store.Tx, contactID, listID, status, source string, n
 	return changed, nil
 }
 
+// SetLater is SetTx for a write that needs no answer: whether the
+// subscription changed is not reported, and a list deleted since the
+// caller looked it up is skipped rather than failing the write (a webform
+// shown before the list was deleted, say). On PostgreSQL the statement is
+// queued for the transaction's next round trip (store.Tx.ExecLater).
+func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.Time) error {
+	if status != Subscribed && status != Unsubscribed {
+		return errs.Invalid("status", "must be subscribed or unsubscribed")
+	}
+	return tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
+		SELECT id, $2, $3, $4, $5 FROM lists WHERE id = $1
+		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
+		WHERE list_subscriptions.status <> excluded.status`, listID, contactID, status, source, store.Micros(now))
+}
+
 // Set changes one subscription in its own transaction. The contact and the
 // list (id or name) must exist.
 func (s *Service) Set(ctx context.Context, contactID, list, status, source string) (*Subscription, error) {

@@ -91,6 +91,29 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 				t.Fatalf("in memory, contact %d in list: %v", i, got)
 			}
 		}
+		// SetLater: the same change without an answer; a list deleted
+		// since it was looked up is skipped, and the rest of the write
+		// commits.
+		gone, err := ls.Create(ctx, lists.Input{Name: ptr("Gone")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ls.Delete(ctx, gone.ID); err != nil {
+			t.Fatal(err)
+		}
+		err = db.Write(ctx, func(tx *store.Tx) error {
+			if err := lists.SetLater(tx, ids[1], gone.ID, lists.Subscribed, lists.SourceWebform, time.Now()); err != nil {
+				return err
+			}
+			return lists.SetLater(tx, ids[1], news.ID, lists.Subscribed, lists.SourceWebform, time.Now())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs, err := lists.Subscriptions(ctx, db.Read, ids[1])
+		if err != nil || len(subs) != 1 || subs[0].ListID != news.ID || subs[0].Status != lists.Subscribed || subs[0].Source != lists.SourceWebform {
+			t.Fatalf("after SetLater: %+v (%v)", subs, err)
+		}
 		if err := ls.Delete(ctx, news.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -185,9 +185,37 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case r == nil:
+	if r == nil {
 		return SkipNotFound, nil
+	}
+	return s.invite(tx, r, trigger, now)
+}
+
+// NewContact is a contact created earlier in the same transaction, as its
+// creator wrote it.
+type NewContact struct {
+	ID, Email, FirstName, Language string
+	OptIn                          string // the opt-in status it has now
+}
+
+// InviteCreatedTx is InviteTx for a contact created earlier in tx. What
+// InviteTx reads about the contact is known here (no invitations yet, not
+// stopped, not erased, deliverable), so only the E-marketing consent text
+// is read, once per transaction: on PostgreSQL that saves a round trip
+// per webform submission in the group commit.
+func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, now time.Time) (string, error) {
+	t, err := consent.CurrentTextTx(tx, EMarketing)
+	if err != nil {
+		return "", fmt.Errorf("optin: read the E-marketing consent text: %w", err)
+	}
+	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: i18n.Match(c.Language, ""),
+		optIn: c.OptIn, deliverability: "ok"}, text: t.Text, version: t.Version}
+	return s.invite(tx, r, trigger, now)
+}
+
+// invite is InviteTx once the invitee is known.
+func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time) (string, error) {
+	switch {
 	case r.erased:
 		return SkipErased, nil
 	case r.stopped:
@@ -209,7 +237,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 		return "", err
 	}
 	if r.open > 0 {
-		if err := endOpen(tx, contactID, now); err != nil {
+		if err := endOpen(tx, r.id, now); err != nil {
 			return "", err
 		}
 	}
@@ -217,7 +245,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
 	if err := tx.ExecLater(store.Prefix("optin: open invitation"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
 		status, trigger, invited_at, expires_at) VALUES ($1, $2, $3, $4, 'invited', $5, $6, $7)`,
-		inv, contactID, EMarketing, r.version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
+		inv, r.id, EMarketing, r.version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
 		return "", err
 	}
 	return "", s.sendLink(tx, r.recipient, inv, r.text, expires, false, now)

@@ -400,8 +400,8 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 		}
 	}
 	for _, l := range p.Change.Lists {
-		if _, err := lists.SetTx(tx, p.ContactID, l.ListID, l.Status, lists.SourcePreferences, now); err != nil && !errs.Is(err, errs.KindNotFound) {
-			return err // a list deleted meanwhile is simply gone
+		if err := lists.SetLater(tx, p.ContactID, l.ListID, l.Status, lists.SourcePreferences, now); err != nil {
+			return err // (a list deleted meanwhile is simply gone)
 		}
 	}
 	if p.Change.OptOut || p.Change.StopProcessing {

@@ -21,12 +21,14 @@ import (
 // answer, before the write function is considered done, and before
 // COMMIT.
 //
-// Errors stay with the write function that caused them: a failed statement
-// aborts the PostgreSQL transaction, the Tx remembers its error (as wrapped
-// by the caller), every later call on the Tx returns it, and the batcher
-// takes it as that function's outcome whatever the function returned. The
-// pipeline is always sent before the function returns, so a failure can
-// never be blamed on the next function of the group.
+// Statements may wait past the end of the function that queued them, to go
+// with the next function's first read or with COMMIT (see batcher.attempt).
+// Errors still stay with the write function that caused them: every queued
+// statement remembers which function queued it; a failed statement aborts
+// the PostgreSQL transaction, the Tx remembers its error (as wrapped by the
+// caller) and its function, every later call on the Tx returns that error,
+// and the batcher takes it as that function's outcome, whatever the
+// function returned, and runs the others again.
 
 // laterStmt is a statement waiting to be sent, or, with dest, the query
 // that ends a pipeline and whose row is read into dest.
@@ -36,6 +38,7 @@ type laterStmt struct {
 	wrap  func(error) error
 	dest  []any
 	ofTx  bool // the transaction's own, such as its write lock
+	owner int  // the write function that queued it (Tx.fn)
 }
 
 // ExecLater runs a statement whose result the caller does not need, such
@@ -59,7 +62,7 @@ func (t *Tx) ExecLater(wrap func(error) error, query string, args ...any) error 
 	if t.failed != nil {
 		return t.failed
 	}
-	t.later = append(t.later, laterStmt{query: query, args: args, wrap: wrap})
+	t.later = append(t.later, laterStmt{query: query, args: args, wrap: wrap, owner: t.fn})
 	return nil
 }
 
@@ -130,6 +133,10 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 			if err != nil {
 				br.Close()
 				t.broken = s.ofTx
+				t.failedBy = -1
+				if !s.ofTx && !lastFailed {
+					t.failedBy = s.owner
+				}
 				if s.wrap != nil {
 					err = s.wrap(err)
 				}

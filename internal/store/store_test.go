@@ -186,13 +186,7 @@ func TestFailuresCostOneRerun(t *testing.T) {
 // writes of the group commit.
 func TestExecLaterErrorsStayWithTheirWrite(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		insert := `INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $1, $1, TRUE, 0)`
-		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			_, err := tx.Exec(insert, "s-taken")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		insert := takeSource(t, db)
 		const n = 60
 		errTaken := errors.New("taken")
 		wrap := func(error) error { return errTaken }
@@ -226,6 +220,59 @@ func TestExecLaterErrorsStayWithTheirWrite(t *testing.T) {
 			t.Fatalf("%d rows, want %d", got, want)
 		}
 	})
+}
+
+// TestQueuedFailureFoundLaterStaysWithItsWrite has writes whose queued
+// statement fails only when a later write of the group reads (or the group
+// commits), and checks that the failure still reaches the write that
+// queued it, not the one whose read sent it, and that the reading writes
+// commit.
+func TestQueuedFailureFoundLaterStaysWithItsWrite(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		insert := takeSource(t, db)
+		const n = 90
+		errTaken := errors.New("taken")
+		wrap := func(error) error { return errTaken }
+		results := writeAll(db, n, func(i int, tx *store.Tx) error {
+			if i%3 == 0 {
+				return tx.ExecLater(wrap, insert, "s-taken") // fails when sent, whoever sends it
+			}
+			var seen int
+			if err := tx.Row(`SELECT count(*) FROM sources WHERE id = $1`, "s-taken").Scan(&seen); err != nil {
+				return err
+			}
+			if seen != 1 {
+				return fmt.Errorf("write %d read %d rows", i, seen)
+			}
+			return tx.ExecLater(nil, insert, fmt.Sprint("s", i))
+		})
+		want := 1
+		for i, err := range results {
+			if fails := i%3 == 0; fails != errors.Is(err, errTaken) || (!fails && err != nil) {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			if i%3 != 0 {
+				want++
+			}
+		}
+		if got := count(t, db); got != want {
+			t.Fatalf("%d rows, want %d", got, want)
+		}
+	})
+}
+
+// takeSource writes the source "s-taken", and returns the statement that
+// inserts a source by id, which fails for that one.
+func takeSource(t testing.TB, db *store.DB) (insert string) {
+	t.Helper()
+	insert = `INSERT INTO sources (id, name, name_key, active, created_at) VALUES ($1, $1, $1, TRUE, 0)`
+	if err := db.Write(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.Exec(insert, "s-taken")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return insert
 }
 
 // writeAll runs n writes at once, write i running fn(i, tx), and returns

@@ -33,10 +33,12 @@ type Tx struct {
 	// PostgreSQL only: the connection the transaction runs on, the
 	// statements queued by ExecLater and the error that aborted the
 	// transaction while sending them (see pipeline.go).
-	conn   *sql.Conn
-	later  []laterStmt
-	failed error
-	broken bool // failed is the transaction's, not a function's
+	conn     *sql.Conn
+	later    []laterStmt
+	failed   error
+	broken   bool // failed is the transaction's, not a function's
+	fn       int  // the write function running, by its place in the group; -1 outside them
+	failedBy int  // the function whose statement failed, or -1
 }
 
 // Dialect is the database engine the transaction runs on.
@@ -246,6 +248,12 @@ func (b *batcher) run(batch []*writeReq) {
 // attempt runs reqs in one transaction. It returns the index of the first
 // function that failed and its error, or err for a failure of the
 // transaction itself, or (-1, nil, nil) once committed.
+//
+// On PostgreSQL the statements a function queued with ExecLater may still
+// be waiting when it returns: they go with the next function's first read,
+// or with COMMIT, so that a group of writes costs few round trips, not a
+// few per write. A queued statement knows which function queued it, so its
+// failure, whenever it comes to light, is that function's outcome.
 func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 	tx, err := b.begin()
 	if err != nil {
@@ -253,15 +261,26 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 	}
 	defer tx.end()
 	for i, r := range reqs {
-		if err := runFn(r.fn, tx); err != nil {
+		tx.fn = i
+		if err := runFn(r.fn, tx, false); err != nil {
 			tx.tx.Rollback()
-			if tx.broken {
+			switch {
+			case tx.broken:
 				return -1, nil, err // not the function's doing
+			case tx.failedBy >= 0:
+				return tx.failedBy, tx.failed, nil // perhaps queued by an earlier function
 			}
 			return i, err, nil
 		}
 	}
-	return -1, nil, tx.commit()
+	tx.fn = -1
+	if err := tx.commit(); err != nil {
+		if tx.failedBy >= 0 && !tx.broken {
+			return tx.failedBy, tx.failed, nil // commit sent the statement, and rolled back
+		}
+		return -1, nil, err
+	}
+	return -1, nil, nil
 }
 
 // attemptIsolated runs each request inside a savepoint, rolling back to it
@@ -281,7 +300,8 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 			return nil, fmt.Errorf("store: savepoint: %w", err)
 		}
 		m := tx.mark()
-		if errs[i] = runFn(r.fn, tx); errs[i] != nil {
+		tx.fn = i
+		if errs[i] = runFn(r.fn, tx, true); errs[i] != nil {
 			if tx.broken {
 				tx.tx.Rollback()
 				return nil, errs[i]
@@ -297,12 +317,13 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 			return nil, fmt.Errorf("store: release savepoint: %w", err)
 		}
 	}
+	tx.fn = -1
 	return errs, tx.commit()
 }
 
 func (b *batcher) begin() (*Tx, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t := &Tx{db: b.db, ctx: ctx, cancel: cancel}
+	t := &Tx{db: b.db, ctx: ctx, cancel: cancel, fn: -1, failedBy: -1}
 	var err error
 	if b.db.Dialect == Postgres {
 		// A connection of our own, so that ExecLater can reach pgx's
@@ -401,14 +422,15 @@ func (t *Tx) rewind(m txMark) {
 		t.locals[k].(Rewinder).Rewind(mark)
 	}
 	t.before, t.after = t.before[:m.before], t.after[:m.after]
-	t.later, t.failed = nil, nil // the savepoint's rollback undoes what was sent
+	t.later, t.failed, t.failedBy = nil, nil, -1 // the savepoint's rollback undoes what was sent
 }
 
-// runFn runs a write function and sends the statements it queued, so that
-// their errors are its own (see ExecLater). It turns a panic into that
-// caller's error, so one bad change cannot take the writer, and every other
-// caller, down with it.
-func runFn(fn func(*Tx) error, tx *Tx) (err error) {
+// runFn runs a write function and, with send, the statements it queued, so
+// that their errors are known before the next function starts (inside a
+// savepoint, which must be released or rolled back). It turns a panic into
+// that caller's error, so one bad change cannot take the writer, and every
+// other caller, down with it.
+func runFn(fn func(*Tx) error, tx *Tx, send bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: write function panicked: %v", p)
@@ -418,8 +440,11 @@ func runFn(fn func(*Tx) error, tx *Tx) (err error) {
 		}
 	}()
 	if err = fn(tx); err != nil {
-		tx.later = nil // the function failed: what it queued goes with it
+		tx.later = nil // the transaction rolls back: what was queued goes with it
 		return err
+	}
+	if !send {
+		return nil
 	}
 	return tx.sendPending()
 }

@@ -256,7 +256,7 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	if sub.AllowAddress != nil && !sub.AllowAddress(strings.ToLower(*in.Email)) {
 		return res, nil
 	}
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+	write := func(tx *store.Tx) error {
 		now := s.now()
 		u, err := up.Apply(tx, now)
 		if err != nil || u.Key.ProcessingStopped {
@@ -268,21 +268,37 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 			}
 		}
 		if marketing {
-			if _, err := consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: consent.SingleOptInWebform, Channel: consent.ChannelWebform,
-				Actor: actor, Evidence: ev}, now); err != nil {
+			ch, err := consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: consent.SingleOptInWebform, Channel: consent.ChannelWebform,
+				Actor: actor, Evidence: ev}, now)
+			if err != nil {
 				return err
 			}
-			if _, err := s.OptIn.InviteTx(tx, u.Key.ID, optin.TriggerWebform, now); err != nil {
+			if u.Created {
+				// A lead written just now: nothing to read back about it.
+				c, status := u.Contact, u.Key.OptIn
+				if ch != nil {
+					status = ch.To
+				}
+				_, err = s.OptIn.InviteCreatedTx(tx, optin.NewContact{ID: c.ID, Email: c.Email, FirstName: c.FirstName,
+					Language: c.Language, OptIn: status}, optin.TriggerWebform, now)
+			} else {
+				_, err = s.OptIn.InviteTx(tx, u.Key.ID, optin.TriggerWebform, now)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		for _, id := range subscribe {
-			if _, err := lists.SetTx(tx, u.Key.ID, id, lists.Subscribed, lists.SourceWebform, now); err != nil {
+			if err := lists.SetLater(tx, u.Key.ID, id, lists.Subscribed, lists.SourceWebform, now); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+	err = s.DB.Write(ctx, write)
+	if up.Retry(err) {
+		err = s.DB.Write(ctx, write) // the address was taken meanwhile: update that contact instead
+	}
 	if err != nil {
 		return nil, fmt.Errorf("webform: submit: %w", err)
 	}

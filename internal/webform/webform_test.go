@@ -327,4 +327,52 @@ func TestTextVersionShown(t *testing.T) {
 	})
 }
 
+// TestInvitationOfANewLead: the double opt-in email of a lead the
+// submission created (written without reading the lead back) goes to its
+// contact, in the form's language, with the E-marketing text current when
+// it is written, and its invitation records that text's version; a known
+// contact's invitation is the same.
+func TestInvitationOfANewLead(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s := webformtest.New(db)
+		w := webformtest.Form(t, s)
+		ctx := context.Background()
+		text := "Nyheter och erbjudanden från oss, högst en gång i veckan."
+		if _, err := s.Consent.UpdatePurpose(ctx, optin.EMarketing, consent.PurposeInput{Text: &text}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com")}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, email := range []string{"Nils@Example.com", "known@example.com"} {
+			if _, err := s.Submit(ctx, w.ID, webform.Submission{Lang: "sv", Form: post(email, "first_name", "Nils",
+				"marketing.checked", "yes", "marketing.version", "1")}); err != nil {
+				t.Fatal(err)
+			}
+			people, _, err := s.Contacts.List(ctx, contactListQuery(strings.ToLower(email)))
+			if err != nil || len(people) != 1 {
+				t.Fatalf("%s: %v %v", email, people, err)
+			}
+			c := people[0]
+			invs, err := s.OptIn.Invitations(ctx, c.ID)
+			if err != nil || len(invs) != 1 || invs[0].TextVersion != 2 || invs[0].Status != optin.StatusInvited {
+				t.Fatalf("%s: invitations %+v %v", email, invs, err)
+			}
+			var lang, body string
+			if err := db.Read.QueryRow(`SELECT language, text_body FROM outbox WHERE contact_id = $1 AND kind = 'double_opt_in'`, c.ID).
+				Scan(&lang, &body); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(body, text) || !strings.Contains(body, "Nils") || !strings.Contains(body, "/confirm/") {
+				t.Fatalf("%s: email in %s:\n%s", email, lang, body)
+			}
+			if c.Email == "Nils@Example.com" && lang != "sv" {
+				t.Fatalf("the new lead's email is in %q, want the form's sv", lang)
+			}
+		}
+	})
+}
+
 func contactListQuery(email string) contact.ListQuery { return contact.ListQuery{Email: email} }
+
+func ptr[T any](v T) *T { return &v }
