@@ -83,16 +83,13 @@ func (s *Service) AfterCreate(tx *store.Tx, c *contact.Contact, now time.Time) e
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("informed: read purposes: %w", err)
 	}
-	link, err := preferences.IssueLink(tx, s.BaseURL, c.ID, st, now)
-	if err != nil {
-		return err
-	}
+	url, link := preferences.PageLink(s.BaseURL, st, now)
 	text, html, err := mail.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
-		"Purposes": purposes, "Link": link, "Sender": s.Sender})
+		"Purposes": purposes, "Link": url, "Sender": s.Sender})
 	if err != nil {
 		return fmt.Errorf("informed: render email: %w", err)
 	}
 	_, err = mail.Enqueue(tx, mail.Message{ContactID: c.ID, Kind: mail.KindInformed, Language: lang,
-		Subject: i18n.T(lang, "email.informed.subject"), Text: text, HTML: html}, now)
+		Subject: i18n.T(lang, "email.informed.subject"), Text: text, HTML: html, Links: []mail.Link{link}}, now)
 	return err
 }

@@ -134,7 +134,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
 				ORDER BY run_at LIMIT $3`+skip+`)
-			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, conversation_id, attempts, created_at`,
+			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at`,
 			now+d.Lease.Microseconds(), now, d.Batch, d.claimID())
 		if err != nil {
 			return fmt.Errorf("mail: claim: %w", err)
@@ -143,19 +143,24 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			c            claimed
 			contactID    sql.NullString
 			conversation string
+			links        []Link
 		}
 		var rs []row
 		for rows.Next() {
 			var r row
-			var headers string
+			var headers, links string
 			var created int64
 			r.c.env = &Envelope{From: d.From}
 			if err := rows.Scan(&r.c.env.OutboxID, &r.contactID, &r.c.kind, &r.c.env.Subject, &r.c.env.Text, &r.c.env.HTML,
-				&headers, &r.conversation, &r.c.attempt, &created); err != nil {
+				&headers, &links, &r.conversation, &r.c.attempt, &created); err != nil {
 				rows.Close()
 				return fmt.Errorf("mail: claim: %w", err)
 			}
 			json.Unmarshal([]byte(headers), &r.c.env.Headers)
+			if err := json.Unmarshal([]byte(links), &r.links); err != nil {
+				rows.Close()
+				return fmt.Errorf("mail: claim: read the links of %s: %w", r.c.env.OutboxID, err)
+			}
 			r.c.env.MessageID = r.c.env.OutboxID + "@" + d.Domain
 			r.c.env.Date = d.Now()
 			rs = append(rs, r)
@@ -202,6 +207,9 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				continue
 			}
 			r.c.env.To = rc.email
+			if err := d.addLinks(tx, r.c.env, r.contactID.String, r.links); err != nil {
+				return err
+			}
 			if IsMarketing(r.c.kind) {
 				if err := d.addUnsubscribe(tx, r.c.env, r.contactID.String); err != nil {
 					return err
@@ -225,6 +233,23 @@ const unsubscribeDays = 90
 // IsMarketing reports whether email of kind is marketing, which carries an
 // unsubscribe link and the List-Unsubscribe headers.
 func IsMarketing(kind string) bool { return kind == KindCampaign }
+
+// addLinks issues, inside the claim, the token of each of the message's
+// personal links and writes it where the bodies hold the link's
+// placeholder. A message claimed again (its sending was cut short) gets
+// new tokens; those of the attempt before reached nobody, or are the
+// same contact's, and expire in their time.
+func (d *Deliverer) addLinks(tx *store.Tx, env *Envelope, contactID string, links []Link) error {
+	for _, l := range links {
+		secret, _, err := auth.IssueContactToken(tx, l.Purpose, contactID, l.SubjectID, l.Expires, d.Now())
+		if err != nil {
+			return err
+		}
+		env.Text = strings.ReplaceAll(env.Text, l.Placeholder, secret)
+		env.HTML = strings.ReplaceAll(env.HTML, l.Placeholder, secret)
+	}
+	return nil
+}
 
 // addUnsubscribe gives a marketing email its unsubscribe link: a token
 // issued inside the claim, the List-Unsubscribe header with the

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/mail"
@@ -240,6 +241,65 @@ func TestRefusedAddressIsAHardBounce(t *testing.T) {
 		d.RunDue(context.Background())
 		if status, reason, _ := outboxRow(t, db, second); status != mail.StatusSuppressed || reason != mail.ReasonBounced {
 			t.Fatalf("next message: %s %q", status, reason)
+		}
+	})
+}
+
+// TestPersonalLinksAreMadeAsTheyAreSent: a message with a personal link is
+// queued with the link's placeholder only; the token is issued when the
+// message is sent, the link arrives over SMTP in both bodies and works for
+// its purpose, and the outbox never holds it. A message with links needs a
+// contact.
+func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		to := addContact(t, people, "lena@example.com", "")
+		expires := time.Now().Add(48 * time.Hour)
+		link := mail.NewLink(auth.PurposePreferencesChange, "change-1", expires)
+		url := "https://consent.example/p/confirm/" + link.Placeholder
+		id := enqueue(t, db, mail.Message{ContactID: to, Kind: mail.KindConfirmation, Subject: "Confirm", Text: "Open " + url + " now",
+			HTML: `<p><a href="` + url + `">Confirm</a></p>`, SubjectID: "change-1", Links: []mail.Link{link}})
+		var tokens int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&tokens); err != nil || tokens != 0 {
+			t.Fatalf("%d tokens before sending (%v)", tokens, err)
+		}
+		srv := mailtest.Start(t)
+		tr, err := mail.NewSMTP(srv.URL(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		if n, err := newDeliverer(db, tr, time.Now).RunDue(ctx); err != nil || n != 1 {
+			t.Fatalf("RunDue: %d, %v", n, err)
+		}
+		got := srv.Wait(t, 1)[0]
+		links := got.Links()
+		if len(links) != 1 || !strings.HasPrefix(links[0], "https://consent.example/p/confirm/") || strings.Contains(links[0], link.Placeholder) {
+			t.Fatalf("received links %v in %q", links, got.Text)
+		}
+		secret := strings.TrimPrefix(links[0], "https://consent.example/p/confirm/")
+		if !strings.Contains(got.HTML, `href="`+links[0]+`"`) {
+			t.Fatalf("the HTML body does not carry the link: %s", got.HTML)
+		}
+		tok, err := auth.FindContactToken(db.Read, auth.PurposePreferencesChange, secret, time.Now())
+		if err != nil || tok.ContactID != to || tok.SubjectID != "change-1" || !tok.ExpiresAt.Equal(expires.UTC().Truncate(time.Microsecond)) {
+			t.Fatalf("token %+v, %v", tok, err)
+		}
+		if _, err := auth.FindContactToken(db.Read, auth.PurposePreferences, secret, time.Now()); err == nil {
+			t.Fatal("the link works for another purpose")
+		}
+		var held int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM outbox WHERE id = $1 AND (text_body LIKE '%' || $2 || '%' OR html_body LIKE '%' || $2 || '%')`,
+			id, secret).Scan(&held); err != nil || held != 0 {
+			t.Fatalf("the outbox holds the link (%v)", err)
+		}
+		err = db.Write(ctx, func(tx *store.Tx) error {
+			_, err := mail.Enqueue(tx, mail.Message{Kind: mail.KindAdHoc, Subject: "x", Text: link.Placeholder, Links: []mail.Link{link}}, time.Now())
+			return err
+		})
+		if err == nil {
+			t.Fatal("a message with links and no contact was queued")
 		}
 	})
 }

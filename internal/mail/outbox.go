@@ -10,7 +10,9 @@ package mail
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -63,6 +65,33 @@ type Message struct {
 	// SubjectID names what the message is about (a double opt-in
 	// invitation, say), so that it can be cancelled when that ends.
 	SubjectID string
+	// Links are the personal links in the bodies, each written there as
+	// its placeholder (see NewLink). A message with links needs a
+	// ContactID: the links are the contact's.
+	Links []Link
+}
+
+// Link is a personal link in an email: a link whose token lets the contact
+// act (confirm a double opt-in, open their preferences page). Its token is
+// issued as the email is sent, and the bodies hold a placeholder where the
+// token goes until then, so that the outbox, which keeps messages after
+// they are sent, never holds a working link: tokens are stored only as
+// hashes.
+type Link struct {
+	Placeholder string    `json:"placeholder"`
+	Purpose     string    `json:"purpose"` // the token's (auth.Purpose...)
+	SubjectID   string    `json:"subject_id,omitempty"`
+	Expires     time.Time `json:"expires"`
+}
+
+// NewLink returns a link whose token will be for purpose and subjectID and
+// work until expires. Its Placeholder, which the caller writes into the
+// bodies where the token goes (BaseURL + "/confirm/" + l.Placeholder, say),
+// is random, and made of characters no template escapes.
+func NewLink(purpose, subjectID string, expires time.Time) Link {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return Link{Placeholder: "link-" + hex.EncodeToString(b), Purpose: purpose, SubjectID: subjectID, Expires: expires.UTC()}
 }
 
 // Enqueue writes m to the outbox inside tx and returns its id. The address
@@ -75,6 +104,16 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mail: encode headers: %w", err)
 	}
+	if len(m.Links) > 0 && m.ContactID == "" {
+		return "", fmt.Errorf("mail: a message with personal links needs a contact")
+	}
+	if m.Links == nil {
+		m.Links = []Link{}
+	}
+	links, err := json.Marshal(m.Links)
+	if err != nil {
+		return "", fmt.Errorf("mail: encode links: %w", err)
+	}
 	if m.Language == "" {
 		m.Language = "en"
 	}
@@ -82,9 +121,9 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	// Queued on PostgreSQL for the transaction's next round trip
 	// (store.Tx.ExecLater): the caller gets the id it needs from here.
 	err = tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
-		html_body, headers, conversation_id, subject_id, status, run_at, created_at)
-		VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11)`,
-		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), m.ConversationID, m.SubjectID, store.Micros(now))
+		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at)
+		VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12)`,
+		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID, m.SubjectID, store.Micros(now))
 	if err != nil {
 		return "", err
 	}

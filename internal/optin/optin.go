@@ -206,7 +206,8 @@ type NewContact struct {
 func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, now time.Time) (string, error) {
 	t, err := consent.CurrentTextTx(tx, EMarketing)
 	if err != nil {
-		return "", fmt.Errorf("optin: read the E-marketing consent text: %w", err)
+		// %v: a missing built-in purpose is a fault, not a not-found answer.
+		return "", fmt.Errorf("optin: read the E-marketing consent text: %v", err)
 	}
 	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: i18n.Match(c.Language, ""),
 		optIn: c.OptIn, deliverability: "ok"}, text: t.Text, version: t.Version}
@@ -284,15 +285,13 @@ func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {
 	return mail.Cancel(tx, id, "invitation_"+status)
 }
 
-// sendLink issues a confirmation token for the invitation and queues the
-// email that carries it: the invitation, or its reminder.
+// sendLink queues the email that carries the invitation's confirmation
+// link: the invitation, or its reminder. The link's token is issued as the
+// email is sent (mail.Link).
 func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText string, expires time.Time, reminder bool, now time.Time) error {
-	secret, _, err := auth.IssueContactToken(tx, auth.PurposeDoubleOptIn, r.id, invitation, expires, now)
-	if err != nil {
-		return err
-	}
+	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
 	data := map[string]any{"Lang": r.lang, "Name": r.name, "Reminder": reminder, "ConsentText": consentText,
-		"Link": s.BaseURL + "/confirm/" + secret, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
+		"Link": s.BaseURL + "/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
 	text, html, err := mail.Render("double_opt_in", data)
 	if err != nil {
 		return fmt.Errorf("optin: render email: %w", err)
@@ -302,7 +301,7 @@ func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText s
 		subject = i18n.T(r.lang, "email.reminder.subject")
 	}
 	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject,
-		Text: text, HTML: html, SubjectID: invitation}, now)
+		Text: text, HTML: html, SubjectID: invitation, Links: []mail.Link{link}}, now)
 	return err
 }
 

@@ -41,11 +41,11 @@ func TestReplacedLinkShowsTheNeutralPage(t *testing.T) {
 		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
 			t.Fatal(err)
 		}
+		old := f.links(t, id)[0] // sent, then replaced
 		f.now = f.now.Add(time.Hour)
 		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
 			t.Fatal(err)
 		}
-		old := f.links(t, id)[0]
 		if ok, _ := f.svc.Pending(ctx, old); ok {
 			t.Error("a replaced link shows the confirm button")
 		}
@@ -93,6 +93,33 @@ func TestRenamedSourceStillConfirms(t *testing.T) {
 		off := false
 		if _, err := f.svc.Consent.UpdateSource(ctx, consent.SourceDoubleOptInEmail, consent.SourceInput{Active: &off}); err == nil {
 			t.Error("the double opt-in source was deactivated")
+		}
+	})
+}
+
+// An invitation replaced before its email went out never had a working
+// link: its email is not sent, and no token was ever made for it.
+func TestReplacedBeforeSendingNeverHadALink(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "q@example.com", "")
+		ctx := context.Background()
+		for range 2 {
+			if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
+				t.Fatal(err)
+			}
+			f.now = f.now.Add(time.Hour)
+		}
+		links := f.links(t, id)
+		var tokens int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM tokens WHERE contact_id = $1`, id).Scan(&tokens); err != nil {
+			t.Fatal(err)
+		}
+		if len(links) != 1 || tokens != 1 {
+			t.Fatalf("%d links received, %d tokens made; want one of each, for the newer invitation", len(links), tokens)
+		}
+		if _, err := f.svc.Confirm(ctx, links[0], optin.Evidence{}); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -73,16 +73,13 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 					continue
 				}
 				lang := i18n.Match(w.lang, "")
-				link, err := s.link(tx, w.id, st, now)
-				if err != nil {
-					return err
-				}
-				text, html, err := mail.Render("preferences_access", map[string]any{"Lang": lang, "Name": w.name, "Link": link, "Sender": s.Sender})
+				url, link := PageLink(s.BaseURL, st, now)
+				text, html, err := mail.Render("preferences_access", map[string]any{"Lang": lang, "Name": w.name, "Link": url, "Sender": s.Sender})
 				if err != nil {
 					return fmt.Errorf("preferences: render email: %w", err)
 				}
 				if _, err := mail.Enqueue(tx, mail.Message{ContactID: w.id, Kind: mail.KindNotification, Language: lang,
-					Subject: i18n.T(lang, "email.prefs_access.subject"), Text: text, HTML: html}, now); err != nil {
+					Subject: i18n.T(lang, "email.prefs_access.subject"), Text: text, HTML: html, Links: []mail.Link{link}}, now); err != nil {
 					return err
 				}
 			}
@@ -95,13 +92,19 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 	}
 }
 
-// link issues a personal link to the page, valid for the configured time.
-func (s *Service) link(tx *store.Tx, contactID string, st settings.Settings, now time.Time) (string, error) {
-	return IssueLink(tx, s.BaseURL, contactID, st, now)
+// PageLink returns a personal link to the contact's page under baseURL,
+// valid for the configured preferences_link_hours, for an email: the URL to
+// write in it, with the link's placeholder where the token goes, and the
+// link to queue with the email (mail.Message.Links), whose token is issued
+// as the email is sent.
+func PageLink(baseURL string, st settings.Settings, now time.Time) (url string, link mail.Link) {
+	link = mail.NewLink(auth.PurposePreferences, "", now.Add(time.Duration(st.PreferencesLinkHours)*time.Hour))
+	return baseURL + "/p/" + link.Placeholder, link
 }
 
 // IssueLink issues, inside tx, a personal link to the contact's page under
-// baseURL, valid for the configured preferences_link_hours, for an email.
+// baseURL, valid for the configured preferences_link_hours, for a caller
+// that sends it itself (an integrator's own email).
 func IssueLink(tx *store.Tx, baseURL, contactID string, st settings.Settings, now time.Time) (string, error) {
 	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
 	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, contactID, "", expires, now)
@@ -146,23 +149,22 @@ func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEm
 		}
 		now := s.now()
 		text := e.Text
+		var links []mail.Link
 		if cfg.Footer.Enabled {
 			st, err := settings.InTx(tx)
 			if err != nil {
 				return err
 			}
-			link, err := s.link(tx, contactID, st, now)
-			if err != nil {
-				return err
-			}
+			url, link := PageLink(s.BaseURL, st, now)
+			links = append(links, link)
 			text = strings.TrimRight(text, "\n") + "\n\n-- \n"
 			if cfg.Footer.Text != "" {
 				text += cfg.Footer.Text + "\n"
 			}
-			text += cfg.Footer.LinkText + ": " + link + "\n"
+			text += cfg.Footer.LinkText + ": " + url + "\n"
 		}
 		id, err = mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindAdHoc, Language: i18n.Match(lang, ""),
-			Subject: e.Subject, Text: text}, now)
+			Subject: e.Subject, Text: text, Links: links}, now)
 		return err
 	})
 	return id, err
@@ -185,7 +187,7 @@ func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time
 		}
 		now := s.now()
 		expires = now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
-		link, err = s.link(tx, contactID, st, now)
+		link, err = IssueLink(tx, s.BaseURL, contactID, st, now)
 		return err
 	})
 	return link, expires, err

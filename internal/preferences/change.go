@@ -188,22 +188,18 @@ func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang
 		if err != nil {
 			return fmt.Errorf("preferences: save change: %w", err)
 		}
-		expires := now.Add(ConfirmHours * time.Hour)
-		secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferencesChange, contactID, id, expires, now)
-		if err != nil {
-			return err
-		}
+		link := mail.NewLink(auth.PurposePreferencesChange, id, now.Add(ConfirmHours*time.Hour))
 		var first string
 		if err := tx.QueryRow(`SELECT first_name FROM contacts WHERE id = $1`, contactID).Scan(&first); err != nil {
 			return fmt.Errorf("preferences: read contact: %w", err)
 		}
 		text, html, err := mail.Render("preferences_change", map[string]any{"Lang": lang, "Name": first, "Lines": c.Lines(lang),
-			"Link": s.BaseURL + "/p/confirm/" + secret, "Hours": ConfirmHours, "Sender": s.Sender})
+			"Link": s.BaseURL + "/p/confirm/" + link.Placeholder, "Hours": ConfirmHours, "Sender": s.Sender})
 		if err != nil {
 			return fmt.Errorf("preferences: render email: %w", err)
 		}
 		_, err = mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindConfirmation, Language: lang,
-			Subject: i18n.T(lang, "email.prefs_change.subject"), Text: text, HTML: html, SubjectID: id}, now)
+			Subject: i18n.T(lang, "email.prefs_change.subject"), Text: text, HTML: html, SubjectID: id, Links: []mail.Link{link}}, now)
 		return err
 	})
 	if err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -18,8 +20,8 @@ import (
 // answers nobody reads. ExecLater lets such statements wait in the
 // transaction and go to the server together, as one pgx batch (one
 // pipeline, one round trip), just before the next statement that needs an
-// answer, before the write function is considered done, and before
-// COMMIT.
+// answer and before COMMIT (and, inside a savepoint, before the write
+// function is considered done).
 //
 // Statements may wait past the end of the function that queued them, to go
 // with the next function's first read or with COMMIT (see batcher.attempt).
@@ -132,9 +134,15 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 			tag, err := br.Exec()
 			if err != nil {
 				br.Close()
-				t.broken = s.ofTx
+				// Only the server's answer to this statement is its
+				// function's doing. pgx reports a batch it could not send
+				// (a statement that would not prepare or encode, a broken
+				// connection) at the first statement, whoever queued it:
+				// that is the transaction's failure.
+				var pgErr *pgconn.PgError
+				t.broken = !lastFailed && (s.ofTx || !errors.As(err, &pgErr))
 				t.failedBy = -1
-				if !s.ofTx && !lastFailed {
+				if !lastFailed && !t.broken {
 					t.failedBy = s.owner
 				}
 				if s.wrap != nil {

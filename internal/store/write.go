@@ -30,6 +30,8 @@ type Tx struct {
 	before []func(*Tx) error
 	after  []func()
 
+	fn int // the write function running, by its place in the group; -1 outside them
+
 	// PostgreSQL only: the connection the transaction runs on, the
 	// statements queued by ExecLater and the error that aborted the
 	// transaction while sending them (see pipeline.go).
@@ -37,7 +39,6 @@ type Tx struct {
 	later    []laterStmt
 	failed   error
 	broken   bool // failed is the transaction's, not a function's
-	fn       int  // the write function running, by its place in the group; -1 outside them
 	failedBy int  // the function whose statement failed, or -1
 }
 
@@ -119,13 +120,15 @@ func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 // Concurrent calls are grouped: one writer takes every call waiting, runs
 // their functions one after another in one transaction and commits once, so
 // a burst of changes shares a single fsync. Each change is still all or
-// nothing. When a function returns an error, the transaction is rolled back,
-// that caller gets its error, and the others run again once, each inside its
-// own savepoint, so that further failures cost one ROLLBACK TO each rather
-// than another run of the whole group. So fn may run more than once, and
-// must have no effects outside tx beyond setting its own results; it must
-// return every SQL error it gets, since on PostgreSQL a swallowed error
-// leaves the transaction unusable.
+// nothing. When a change fails (its function returns an error, or, on
+// PostgreSQL, a statement it queued with ExecLater fails, perhaps while a
+// later function runs), the transaction is rolled back, that caller gets
+// its error, and the others run again once, each inside its own savepoint,
+// so that further failures cost one ROLLBACK TO each rather than another
+// run of the whole group. So fn may run more than once, and must have no
+// effects outside tx beyond setting its own results; it must return every
+// SQL error it gets, since on PostgreSQL a swallowed error leaves the
+// transaction unusable.
 //
 // If ctx ends before fn has started, fn never runs and Write returns ctx's
 // error. Once fn has started, Write waits for the real outcome, so that what
