@@ -144,6 +144,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			contactID    sql.NullString
 			conversation string
 			links        []Link
+			badLinks     bool
 		}
 		var rs []row
 		for rows.Next() {
@@ -157,10 +158,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				return fmt.Errorf("mail: claim: %w", err)
 			}
 			json.Unmarshal([]byte(headers), &r.c.env.Headers)
-			if err := json.Unmarshal([]byte(links), &r.links); err != nil {
-				rows.Close()
-				return fmt.Errorf("mail: claim: read the links of %s: %w", r.c.env.OutboxID, err)
-			}
+			r.badLinks = json.Unmarshal([]byte(links), &r.links) != nil
 			r.c.env.MessageID = r.c.env.OutboxID + "@" + d.Domain
 			r.c.env.Date = d.Now()
 			rs = append(rs, r)
@@ -198,7 +196,15 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		for _, r := range rs {
 			rc := recipients[r.contactID.String]
 			rc.StartedConversation = started[r.conversation] == r.contactID.String && r.conversation != ""
-			if reason := Gate(r.c.kind, rc.Recipient, campaign); reason != "" {
+			reason := Gate(r.c.kind, rc.Recipient, campaign)
+			switch {
+			case reason != "":
+			case r.badLinks:
+				reason = ReasonLinksUnreadable
+			case linkExpired(r.links, d.Now()):
+				reason = ReasonLinkExpired
+			}
+			if reason != "" {
 				if _, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2, locked_until = 0 WHERE id = $1`,
 					r.c.env.OutboxID, reason); err != nil {
 					return fmt.Errorf("mail: suppress: %w", err)
@@ -234,11 +240,23 @@ const unsubscribeDays = 90
 // unsubscribe link and the List-Unsubscribe headers.
 func IsMarketing(kind string) bool { return kind == KindCampaign }
 
+// linkExpired reports whether one of links has expired by now.
+func linkExpired(links []Link, now time.Time) bool {
+	for _, l := range links {
+		if !l.Expires.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // addLinks issues, inside the claim, the token of each of the message's
 // personal links and writes it where the bodies hold the link's
 // placeholder. A message claimed again (its sending was cut short) gets
 // new tokens; those of the attempt before reached nobody, or are the
-// same contact's, and expire in their time.
+// same contact's, and expire in their time. What a link does is checked
+// when it is used (an invitation still open, a change still pending), so
+// a link made for a message whose subject ended meanwhile does nothing.
 func (d *Deliverer) addLinks(tx *store.Tx, env *Envelope, contactID string, links []Link) error {
 	for _, l := range links {
 		secret, _, err := auth.IssueContactToken(tx, l.Purpose, contactID, l.SubjectID, l.Expires, d.Now())

@@ -258,8 +258,20 @@ func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
 		expires := time.Now().Add(48 * time.Hour)
 		link := mail.NewLink(auth.PurposePreferencesChange, "change-1", expires)
 		url := "https://consent.example/p/confirm/" + link.Placeholder
-		id := enqueue(t, db, mail.Message{ContactID: to, Kind: mail.KindConfirmation, Subject: "Confirm", Text: "Open " + url + " now",
-			HTML: `<p><a href="` + url + `">Confirm</a></p>`, SubjectID: "change-1", Links: []mail.Link{link}})
+		// The real templates, so that the placeholder is seen as their
+		// escaping leaves it, in text and in an HTML attribute.
+		text, html, err := mail.Render("preferences_change", map[string]any{"Lang": "sv", "Name": "Lena", "Link": url, "Hours": 48, "Sender": "Acme"})
+		if err != nil || !strings.Contains(html, `href="`+url+`"`) || !strings.Contains(text, url) {
+			t.Fatalf("rendered (%v):\n%s\n%s", err, text, html)
+		}
+		id := enqueue(t, db, mail.Message{ContactID: to, Kind: mail.KindConfirmation, Subject: "Confirm", Text: text,
+			HTML: html, SubjectID: "change-1", Links: []mail.Link{link}})
+		// Two that cannot go: a link that expired while the message waited,
+		// and links that cannot be read; neither holds up the first.
+		late := enqueue(t, db, mail.Message{ContactID: to, Kind: mail.KindConfirmation, Subject: "Late", Text: "x",
+			Links: []mail.Link{mail.NewLink(auth.PurposePreferencesChange, "change-0", time.Now().Add(-time.Minute))}})
+		broken := enqueue(t, db, mail.Message{ContactID: to, Kind: mail.KindConfirmation, Subject: "Broken", Text: "x"})
+		exec(t, db, `UPDATE outbox SET links = 'not json' WHERE id = $1`, broken)
 		var tokens int
 		if err := db.Read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&tokens); err != nil || tokens != 0 {
 			t.Fatalf("%d tokens before sending (%v)", tokens, err)
@@ -270,10 +282,15 @@ func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tr.Close()
-		if n, err := newDeliverer(db, tr, time.Now).RunDue(ctx); err != nil || n != 1 {
+		if n, err := newDeliverer(db, tr, time.Now).RunDue(ctx); err != nil || n != 3 {
 			t.Fatalf("RunDue: %d, %v", n, err)
 		}
 		got := srv.Wait(t, 1)[0]
+		for msg, want := range map[string]string{late: mail.ReasonLinkExpired, broken: mail.ReasonLinksUnreadable, id: ""} {
+			if status, reason, _ := outboxRow(t, db, msg); reason != want || (want != "") != (status == mail.StatusSuppressed) {
+				t.Errorf("message %s: %s %q, want reason %q", msg, status, reason, want)
+			}
+		}
 		links := got.Links()
 		if len(links) != 1 || !strings.HasPrefix(links[0], "https://consent.example/p/confirm/") || strings.Contains(links[0], link.Placeholder) {
 			t.Fatalf("received links %v in %q", links, got.Text)
@@ -281,6 +298,9 @@ func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
 		secret := strings.TrimPrefix(links[0], "https://consent.example/p/confirm/")
 		if !strings.Contains(got.HTML, `href="`+links[0]+`"`) {
 			t.Fatalf("the HTML body does not carry the link: %s", got.HTML)
+		}
+		if err := db.Read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&tokens); err != nil || tokens != 1 {
+			t.Fatalf("%d tokens after sending (%v), want the sent link's only", tokens, err)
 		}
 		tok, err := auth.FindContactToken(db.Read, auth.PurposePreferencesChange, secret, time.Now())
 		if err != nil || tok.ContactID != to || tok.SubjectID != "change-1" || !tok.ExpiresAt.Equal(expires.UTC().Truncate(time.Microsecond)) {

@@ -10,6 +10,13 @@ const (
 	ReasonBlocklisted       = "blocklisted"
 	ReasonOptedOut          = "opted_out"
 	ReasonNotOptedIn        = "not_opted_in_for_campaigns"
+	// The message's personal link expired before it could be sent (the
+	// mail server was out of reach for longer than the link lives): it
+	// would lead nowhere.
+	ReasonLinkExpired = "link_expired"
+	// The message's links could not be read; it is set aside rather than
+	// holding up the rest of the outbox.
+	ReasonLinksUnreadable = "links_unreadable"
 )
 
 // Recipient is what the gate knows about a contact at send time.

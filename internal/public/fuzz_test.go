@@ -178,9 +178,11 @@ func FuzzPreferencesPost(f *testing.F) {
 		// Each email carries its change's link, whose token is issued when
 		// it is sent (none is here), never before.
 		var links, tokens int
-		fs.db.Read.QueryRow(`SELECT (SELECT count(*) FROM outbox o JOIN preference_changes c ON o.subject_id = c.id
-			WHERE o.kind = 'confirmation' AND o.links LIKE '%' || $1 || '%'), (SELECT count(*) FROM tokens WHERE purpose = $1)`,
-			auth.PurposePreferencesChange).Scan(&links, &tokens)
+		if err := fs.db.Read.QueryRow(`SELECT (SELECT count(*) FROM outbox o JOIN preference_changes c ON o.subject_id = c.id
+			WHERE o.kind = 'confirmation' AND o.links LIKE '%' || $1 || '%' AND o.text_body LIKE '%/p/confirm/link-%'),
+			(SELECT count(*) FROM tokens WHERE purpose = $1)`, auth.PurposePreferencesChange).Scan(&links, &tokens); err != nil {
+			t.Fatal(err)
+		}
 		if optInsAfter != optIns || changes != confirmations || changes != links || tokens != 0 {
 			t.Fatalf("POST %q: %d opt-in changes (was %d), %d pending changes, %d emails, %d with a link, %d tokens", form, optInsAfter, optIns, changes,
 				confirmations, links, tokens)

@@ -140,7 +140,8 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 				// connection) at the first statement, whoever queued it:
 				// that is the transaction's failure.
 				var pgErr *pgconn.PgError
-				t.broken = !lastFailed && (s.ofTx || !errors.As(err, &pgErr))
+				var unsent pgx.ErrPreprocessingBatch
+				t.broken = !lastFailed && (s.ofTx || errors.As(err, &unsent) || !errors.As(err, &pgErr))
 				t.failedBy = -1
 				if !lastFailed && !t.broken {
 					t.failedBy = s.owner
