@@ -81,7 +81,7 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 // after PrepareUpsert looked. Apply then looks the address up inside the
 // transaction from now on, so the caller can run the write again, once.
 func (u *Upsert) Retry(err error) bool {
-	if e := errs.As(err); u.known || e == nil || e.Code != "email_taken" {
+	if e := errs.As(err); u.known || e == nil || e.Code != codeEmailTaken {
 		return false
 	}
 	u.known = true
@@ -196,9 +196,12 @@ func updateRow(tx *store.Tx, c *Contact) error {
 	return rowError(err, "update")
 }
 
+// codeEmailTaken is the conflict of an address another contact has.
+const codeEmailTaken = "email_taken"
+
 func rowError(err error, what string) error {
 	if store.IsUniqueViolation(err) {
-		return errs.Conflict("email_taken", "email", "a contact with this email address already exists")
+		return errs.Conflict(codeEmailTaken, "email", "a contact with this email address already exists")
 	}
 	if err != nil {
 		return fmt.Errorf("contact: %s: %w", what, err)

@@ -98,20 +98,14 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 // link to queue with the email (mail.Message.Links), whose token is issued
 // as the email is sent.
 func PageLink(baseURL string, st settings.Settings, now time.Time) (url string, link mail.Link) {
-	link = mail.NewLink(auth.PurposePreferences, "", now.Add(time.Duration(st.PreferencesLinkHours)*time.Hour))
+	link = mail.NewLink(auth.PurposePreferences, "", pageLinkExpires(st, now))
 	return baseURL + "/p/" + link.Placeholder, link
 }
 
-// IssueLink issues, inside tx, a personal link to the contact's page under
-// baseURL, valid for the configured preferences_link_hours, for a caller
-// that sends it itself (an integrator's own email).
-func IssueLink(tx *store.Tx, baseURL, contactID string, st settings.Settings, now time.Time) (string, error) {
-	expires := now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
-	secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, contactID, "", expires, now)
-	if err != nil {
-		return "", err
-	}
-	return baseURL + "/p/" + secret, nil
+// pageLinkExpires is when a personal link to the page made now stops
+// working: after the configured preferences_link_hours.
+func pageLinkExpires(st settings.Settings, now time.Time) time.Time {
+	return now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
 }
 
 // UserEmail is an email a user writes to one contact.
@@ -185,9 +179,12 @@ func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time
 		if err != nil {
 			return err
 		}
+		// Issued at once: the caller sends the link itself (an
+		// integrator's own email), so there is no outbox to fill it in.
 		now := s.now()
-		expires = now.Add(time.Duration(st.PreferencesLinkHours) * time.Hour)
-		link, err = IssueLink(tx, s.BaseURL, contactID, st, now)
+		expires = pageLinkExpires(st, now)
+		secret, _, err := auth.IssueContactToken(tx, auth.PurposePreferences, contactID, "", expires, now)
+		link = s.BaseURL + "/p/" + secret
 		return err
 	})
 	return link, expires, err
