@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -30,7 +31,7 @@ func TestRecordConsentAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.OptInStatus != consent.OptInNone || c.Kind != contact.KindLead {
+		if c.OptInStatus != contactstate.OptInNone || c.Kind != contact.KindLead {
 			t.Fatalf("new contact: %+v", c)
 		}
 		r, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: "e-marketing", State: consent.StateGranted, Source: "Web form",

@@ -3,21 +3,9 @@ package consent
 import (
 	"fmt"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 )
-
-// Email opt-in statuses, one per contact.
-const (
-	OptInNone          = "none"
-	SingleOptInUser    = "single_opt_in_user"
-	SingleOptInWebform = "single_opt_in_webform"
-	DoubleOptIn        = "double_opt_in"
-	OptOutUser         = "opt_out_user"
-	OptOutContact      = "opt_out_contact"
-)
-
-// OptInStatuses lists the six statuses.
-var OptInStatuses = []string{OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn, OptOutUser, OptOutContact}
 
 // Channel is the way an opt-in change arrives. The rules depend on it, not on
 // what the caller claims about itself.
@@ -53,8 +41,8 @@ const (
 //     the contact.
 //   - R6: new contacts start at none.
 func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
-	if !validOneOf(to, OptInStatuses) {
-		return false, errs.Invalid("status", "must be one of %v", OptInStatuses)
+	if !validOneOf(to, contactstate.OptInStatuses) {
+		return false, errs.Invalid("status", "must be one of %v", contactstate.OptInStatuses)
 	}
 	refuse := func(code, format string, args ...any) (bool, error) {
 		return false, errs.Refused(code, "status", format, args...)
@@ -62,63 +50,63 @@ func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
 	// Who may set what comes first, so that asking for a status one may not
 	// set is refused even when the contact already has it.
 	switch {
-	case to == DoubleOptIn && ch != ChannelConfirmation:
-		return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", DoubleOptIn)
-	case to == SingleOptInUser && ch != ChannelUserCreate:
-		return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", SingleOptInUser)
-	case to == SingleOptInWebform && ch != ChannelWebform:
-		return refuse("webform_only", "%s is set only by a webform submission", SingleOptInWebform)
-	case to == OptOutContact && ch != ChannelContact:
-		return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", OptOutContact, OptOutUser)
-	case to == OptOutUser && ch != ChannelUser && ch != ChannelUserCreate:
-		return refuse("transition_not_allowed", "%s is set only by users", OptOutUser)
-	case ch == ChannelUserCreate && from != OptInNone:
+	case to == contactstate.DoubleOptIn && ch != ChannelConfirmation:
+		return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", contactstate.DoubleOptIn)
+	case to == contactstate.SingleOptInUser && ch != ChannelUserCreate:
+		return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", contactstate.SingleOptInUser)
+	case to == contactstate.SingleOptInWebform && ch != ChannelWebform:
+		return refuse("webform_only", "%s is set only by a webform submission", contactstate.SingleOptInWebform)
+	case to == contactstate.OptOutContact && ch != ChannelContact:
+		return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", contactstate.OptOutContact, contactstate.OptOutUser)
+	case to == contactstate.OptOutUser && ch != ChannelUser && ch != ChannelUserCreate:
+		return refuse("transition_not_allowed", "%s is set only by users", contactstate.OptOutUser)
+	case ch == ChannelUserCreate && from != contactstate.OptInNone:
 		return refuse("starting_status_on_create_only", "a starting opt-in status is set only when a contact is created or imported")
 	}
 	if from == to {
 		return false, nil
 	}
 	switch to {
-	case OptInNone:
-		if ch == ChannelUser && (from == OptOutUser || from == SingleOptInUser) {
+	case contactstate.OptInNone:
+		if ch == ChannelUser && (from == contactstate.OptOutUser || from == contactstate.SingleOptInUser) {
 			return true, nil
 		}
-		if from == OptOutContact {
+		if from == contactstate.OptOutContact {
 			return refuse("contact_opt_out_irreversible", "the contact opted out themselves; only the contact can opt back in, by submitting a webform")
 		}
-		return refuse("transition_not_allowed", "a user can reset the opt-in status to none only from %s or %s", OptOutUser, SingleOptInUser)
-	case SingleOptInUser:
+		return refuse("transition_not_allowed", "a user can reset the opt-in status to none only from %s or %s", contactstate.OptOutUser, contactstate.SingleOptInUser)
+	case contactstate.SingleOptInUser:
 		if ch != ChannelUserCreate {
-			return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", SingleOptInUser)
+			return refuse("single_opt_in_user_on_create_only", "%s is set only by users when they create or import a contact", contactstate.SingleOptInUser)
 		}
 		return true, nil
-	case SingleOptInWebform:
+	case contactstate.SingleOptInWebform:
 		if ch != ChannelWebform {
-			return refuse("webform_only", "%s is set only by a webform submission", SingleOptInWebform)
+			return refuse("webform_only", "%s is set only by a webform submission", contactstate.SingleOptInWebform)
 		}
-		if from == DoubleOptIn {
+		if from == contactstate.DoubleOptIn {
 			return false, nil // a confirmed contact stays confirmed
 		}
 		return true, nil
-	case DoubleOptIn:
+	case contactstate.DoubleOptIn:
 		if ch != ChannelConfirmation {
-			return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", DoubleOptIn)
+			return refuse("double_opt_in_needs_confirmation", "%s is set only when the contact clicks the confirmation link of a double opt-in email", contactstate.DoubleOptIn)
 		}
-		if from == OptOutUser || from == OptOutContact {
+		if from == contactstate.OptOutUser || from == contactstate.OptOutContact {
 			return refuse("opted_out", "the contact is opted out (%s); a confirmation link does not override an opt-out", from)
 		}
 		return true, nil
-	case OptOutUser:
+	case contactstate.OptOutUser:
 		if ch != ChannelUser && ch != ChannelUserCreate {
-			return refuse("transition_not_allowed", "%s is set only by users", OptOutUser)
+			return refuse("transition_not_allowed", "%s is set only by users", contactstate.OptOutUser)
 		}
-		if from == OptOutContact {
+		if from == contactstate.OptOutContact {
 			return refuse("contact_opt_out_irreversible", "the contact opted out themselves; a user cannot change that")
 		}
 		return true, nil
-	case OptOutContact:
+	case contactstate.OptOutContact:
 		if ch != ChannelContact {
-			return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", OptOutContact, OptOutUser)
+			return refuse("contact_only", "%s is set only by the contact (preferences page or unsubscribe link); use %s to opt a contact out", contactstate.OptOutContact, contactstate.OptOutUser)
 		}
 		return true, nil
 	}

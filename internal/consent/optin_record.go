@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
@@ -38,7 +39,7 @@ type OptInInput struct {
 // ApplyOptIn checks and applies an opt-in change for contact k inside tx,
 // with its history entry and ledger event. It returns nil and no error when
 // the rules leave the status as it is (see CheckOptIn).
-func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptInChange, error) {
+func ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time) (*OptInChange, error) {
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
 		return nil, err
 	}
@@ -47,8 +48,8 @@ func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptI
 		return nil, err
 	}
 	// A locked record takes opt-outs only: the contact stopped processing.
-	if k.ProcessingStopped && in.Status != OptOutUser && in.Status != OptOutContact {
-		return nil, ErrProcessingStopped()
+	if k.ProcessingStopped && in.Status != contactstate.OptOutUser && in.Status != contactstate.OptOutContact {
+		return nil, contactstate.ErrProcessingStopped()
 	}
 	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: in.Status,
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
@@ -57,10 +58,7 @@ func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptI
 	if err != nil {
 		return nil, err
 	}
-	// Queued on PostgreSQL, for the transaction's next round trip: nothing
-	// here reads what they return (store.Tx.ExecLater).
-	if err := tx.ExecLater(store.Prefix("consent: set opt-in status"), `UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`,
-		k.ID, c.To, store.Micros(now)); err != nil {
+	if err := contactstate.SetOptInTx(tx, k.ID, c.To, now); err != nil {
 		return nil, err
 	}
 	err = tx.ExecLater(store.Prefix("consent: record opt-in change"), `INSERT INTO opt_in_changes (id, contact_id, from_status, to_status,
@@ -81,7 +79,7 @@ func (s *Service) SetOptIn(ctx context.Context, contactID string, in OptInInput)
 	}
 	var out *OptInChange
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := LoadContact(tx, contactID)
+		k, err := contactstate.Load(tx, contactID)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 )
 
@@ -23,41 +24,41 @@ func TestOptInRules(t *testing.T) {
 		}
 	}
 	// Users creating a contact may start it single opt-in or opted out (R5, R6).
-	allow(ChannelUserCreate, SingleOptInUser, OptInNone)
-	allow(ChannelUserCreate, OptOutUser, OptInNone)
+	allow(ChannelUserCreate, contactstate.SingleOptInUser, contactstate.OptInNone)
+	allow(ChannelUserCreate, contactstate.OptOutUser, contactstate.OptInNone)
 	// Users may opt a contact out unless the contact already did, and lift
 	// their own opt-out (R1).
-	allow(ChannelUser, OptOutUser, OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn)
-	allow(ChannelUser, OptInNone, OptOutUser, SingleOptInUser)
+	allow(ChannelUser, contactstate.OptOutUser, contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.SingleOptInWebform, contactstate.DoubleOptIn)
+	allow(ChannelUser, contactstate.OptInNone, contactstate.OptOutUser, contactstate.SingleOptInUser)
 	// Only a confirmation link sets double opt-in, never over an opt-out (R3).
-	allow(ChannelConfirmation, DoubleOptIn, OptInNone, SingleOptInUser, SingleOptInWebform)
+	allow(ChannelConfirmation, contactstate.DoubleOptIn, contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.SingleOptInWebform)
 	// A webform opts in, and is the one way back from the contact's own
 	// opt-out (R1, R4).
-	allow(ChannelWebform, SingleOptInWebform, OptInNone, SingleOptInUser, OptOutUser, OptOutContact)
+	allow(ChannelWebform, contactstate.SingleOptInWebform, contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.OptOutUser, contactstate.OptOutContact)
 	// The contact may always opt out.
-	allow(ChannelContact, OptOutContact, OptInNone, SingleOptInUser, SingleOptInWebform, DoubleOptIn, OptOutUser)
+	allow(ChannelContact, contactstate.OptOutContact, contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.SingleOptInWebform, contactstate.DoubleOptIn, contactstate.OptOutUser)
 
 	unchanged := map[key]bool{
-		{DoubleOptIn, SingleOptInWebform, ChannelWebform}: true, // a confirmed contact stays confirmed
+		{contactstate.DoubleOptIn, contactstate.SingleOptInWebform, ChannelWebform}: true, // a confirmed contact stays confirmed
 	}
 	// Which statuses each channel may ask for at all; asking for another is
 	// refused even when the contact already has it.
 	mayAsk := map[Channel][]string{
-		ChannelUserCreate:   {OptInNone, SingleOptInUser, OptOutUser},
-		ChannelUser:         {OptInNone, OptOutUser},
-		ChannelConfirmation: {DoubleOptIn, OptInNone},
-		ChannelWebform:      {SingleOptInWebform, OptInNone},
-		ChannelContact:      {OptOutContact, OptInNone},
+		ChannelUserCreate:   {contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.OptOutUser},
+		ChannelUser:         {contactstate.OptInNone, contactstate.OptOutUser},
+		ChannelConfirmation: {contactstate.DoubleOptIn, contactstate.OptInNone},
+		ChannelWebform:      {contactstate.SingleOptInWebform, contactstate.OptInNone},
+		ChannelContact:      {contactstate.OptOutContact, contactstate.OptInNone},
 	}
 	channels := []Channel{ChannelUserCreate, ChannelUser, ChannelConfirmation, ChannelWebform, ChannelContact}
-	for _, from := range OptInStatuses {
-		for _, to := range OptInStatuses {
+	for _, from := range contactstate.OptInStatuses {
+		for _, to := range contactstate.OptInStatuses {
 			for _, ch := range channels {
 				k := key{from, to, ch}
 				t.Run(fmt.Sprintf("%s->%s/%s", from, to, ch), func(t *testing.T) {
 					changed, err := CheckOptIn(from, to, ch)
 					switch {
-					case (from == to && slices.Contains(mayAsk[ch], to) && (ch != ChannelUserCreate || from == OptInNone)) || unchanged[k]:
+					case (from == to && slices.Contains(mayAsk[ch], to) && (ch != ChannelUserCreate || from == contactstate.OptInNone)) || unchanged[k]:
 						if changed || err != nil {
 							t.Fatalf("want unchanged, got changed=%v err=%v", changed, err)
 						}
@@ -75,7 +76,7 @@ func TestOptInRules(t *testing.T) {
 			}
 		}
 	}
-	if _, err := CheckOptIn(OptInNone, "subscribed", ChannelUser); !errs.Is(err, errs.KindInvalid) {
+	if _, err := CheckOptIn(contactstate.OptInNone, "subscribed", ChannelUser); !errs.Is(err, errs.KindInvalid) {
 		t.Fatalf("unknown status: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
@@ -157,38 +158,6 @@ func checkActor(a Actor, ev Evidence) error {
 	return errs.PlainText("evidence.user_agent", ev.UserAgent)
 }
 
-// ContactKey identifies a contact inside a write: its id and its ledger
-// reference.
-type ContactKey struct {
-	ID    string
-	Ref   string
-	OptIn string
-	// ProcessingStopped is set once the contact asked to stop processing
-	// (R9): no new grant may be recorded for them then.
-	ProcessingStopped bool
-}
-
-// ErrProcessingStopped is what a change refused on a locked record returns.
-func ErrProcessingStopped() error {
-	return errs.Locked("processing_stopped", "the contact asked to stop processing; their record is locked")
-}
-
-// LoadContact reads the contact's ledger reference, opt-in status and
-// processing lock inside tx, locking the row on PostgreSQL. It returns a
-// not-found error (field "contact") when the contact does not exist.
-func LoadContact(tx *store.Tx, id string) (ContactKey, error) {
-	k := ContactKey{ID: id}
-	err := tx.QueryRow("SELECT ref, opt_in_status, processing_stopped_at IS NOT NULL FROM contacts WHERE id = $1"+tx.ForUpdate(), id).
-		Scan(&k.Ref, &k.OptIn, &k.ProcessingStopped)
-	if errors.Is(err, sql.ErrNoRows) {
-		return k, errs.NotFound("contact", "")
-	}
-	if err != nil {
-		return k, fmt.Errorf("consent: read contact: %w", err)
-	}
-	return k, nil
-}
-
 // newRecord is the record p describes for the contact, at ledger position seq.
 func (p *Prepared) newRecord(contactID string, now time.Time, seq int64) *Record {
 	in := p.in
@@ -236,9 +205,9 @@ func (r *Record) event(ref string) *ledger.Event {
 
 // Apply writes the prepared consent record for contact k inside tx, moves the
 // contact's current state for the purpose, and appends the ledger event.
-func (p *Prepared) Apply(tx *store.Tx, k ContactKey, now time.Time) (*Record, error) {
+func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Record, error) {
 	if k.ProcessingStopped && p.in.State == StateGranted {
-		return nil, ErrProcessingStopped()
+		return nil, contactstate.ErrProcessingStopped()
 	}
 	seq, err := ledger.NextSeq(tx)
 	if err != nil {
@@ -308,7 +277,7 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 		return nil, fmt.Errorf("consent: record consent: %w", err)
 	}
 	if stopped && r.State == StateGranted {
-		return nil, ErrProcessingStopped()
+		return nil, contactstate.ErrProcessingStopped()
 	}
 	if err := r.appendEvent(tx, ref); err != nil {
 		return nil, err
@@ -329,7 +298,7 @@ func (s *Service) Record(ctx context.Context, contactID string, in RecordInput) 
 			out, err = p.applyInOneStatement(tx, contactID, s.now())
 			return err
 		}
-		k, err := LoadContact(tx, contactID)
+		k, err := contactstate.Load(tx, contactID)
 		if err != nil {
 			return err
 		}

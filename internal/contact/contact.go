@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/ledger"
@@ -259,14 +260,14 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		return nil, err
 	}
 	now := s.now()
-	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: consent.OptInNone,
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
 		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
 	secrets, err := in.Input.apply(c, defs)
 	if err != nil {
 		return nil, err
 	}
 	if in.OptInStatus != "" {
-		if _, err := consent.CheckOptIn(consent.OptInNone, in.OptInStatus, consent.ChannelUserCreate); err != nil {
+		if _, err := consent.CheckOptIn(contactstate.OptInNone, in.OptInStatus, consent.ChannelUserCreate); err != nil {
 			return nil, withField(err, optInField)
 		}
 	}
@@ -279,10 +280,10 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		prepared[i] = p
 	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		if err := insertRow(tx, c); err != nil {
+		if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
 			return err
 		}
-		k := consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: consent.OptInNone}
+		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
 		if in.OptInStatus != "" {
 			ch, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
 				Actor: in.Actor, Evidence: in.Evidence}, now)
@@ -400,7 +401,7 @@ func checkNotLocked(tx *store.Tx, id string) error {
 		return fmt.Errorf("contact: read lock: %w", err)
 	}
 	if stopped {
-		return consent.ErrProcessingStopped()
+		return contactstate.ErrProcessingStopped()
 	}
 	return nil
 }
@@ -432,7 +433,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 			return err
 		}
 		c.UpdatedAt = s.now()
-		if err := updateRow(tx, c); err != nil {
+		if err := contactstate.UpdateProfileTx(tx, c.profile(), c.UpdatedAt); err != nil {
 			return err
 		}
 		out = c
@@ -451,7 +452,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 // such contact.
 func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := consent.LoadContact(tx, id)
+		k, err := contactstate.Load(tx, id)
 		if err != nil {
 			return err
 		}

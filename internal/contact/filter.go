@@ -7,11 +7,13 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/store"
@@ -30,7 +32,7 @@ var coreConditionFields = []*filter.Field{
 	{Name: "stage", Type: filter.String, Column: "stage"},
 	{Name: "owner", Type: filter.String, Column: "owner"},
 	{Name: "kind", Type: filter.String, Column: "kind", Values: []string{KindLead, KindContact}},
-	{Name: "opt_in_status", Type: filter.String, Column: "opt_in_status", Values: consent.OptInStatuses},
+	{Name: "opt_in_status", Type: filter.String, Column: "opt_in_status", Values: contactstate.OptInStatuses},
 	{Name: "created_at", Type: filter.Time, Column: "created_at"},
 	{Name: "updated_at", Type: filter.Time, Column: "updated_at"},
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/vault"
@@ -195,22 +196,9 @@ func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
 		if _, err := tx.Exec(`DELETE FROM sensitive_values WHERE contact_id = $1 AND field = $2`, r.ContactID, n); err != nil {
 			return fmt.Errorf("contact: erase %s: %w", n, err)
 		}
-		if err := removeFromFields(tx, r.ContactID, n); err != nil {
+		if err := contactstate.RemoveFieldTx(tx, r.ContactID, n); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// removeFromFields deletes one key from a contact's custom fields.
-func removeFromFields(tx *store.Tx, contactID, field string) error {
-	q := `UPDATE contacts SET fields = json_remove(fields, $2) WHERE id = $1`
-	arg := "$." + field
-	if tx.Dialect() == store.Postgres {
-		q, arg = `UPDATE contacts SET fields = fields - $2::text WHERE id = $1`, field
-	}
-	if _, err := tx.Exec(q, contactID, arg); err != nil {
-		return fmt.Errorf("contact: remove %s: %w", field, err)
 	}
 	return nil
 }
@@ -400,7 +388,7 @@ func (s *Service) EncryptExisting(ctx context.Context, field string) (int, error
 				if err := s.storeSecrets(tx, r.id, map[string]*string{field: &v}, defs, now); err != nil {
 					return err
 				}
-				if err := removeFromFields(tx, r.id, field); err != nil {
+				if err := contactstate.RemoveFieldTx(tx, r.id, field); err != nil {
 					return err
 				}
 				n++

@@ -2,14 +2,13 @@ package contact
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -39,7 +38,7 @@ type Upsert struct {
 // created. When Key.ProcessingStopped is set the contact asked to stop
 // processing (R9) and nothing was written.
 type UpsertResult struct {
-	Key     consent.ContactKey
+	Key     contactstate.State
 	Created bool
 	// Contact is the contact as written, with its sensitive values left
 	// out; nil when nothing was written.
@@ -81,7 +80,7 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 // after PrepareUpsert looked. Apply then looks the address up inside the
 // transaction from now on, so the caller can run the write again, once.
 func (u *Upsert) Retry(err error) bool {
-	if e := errs.As(err); u.known || e == nil || e.Code != codeEmailTaken {
+	if e := errs.As(err); u.known || e == nil || e.Code != contactstate.CodeEmailTaken {
 		return false
 	}
 	u.known = true
@@ -113,7 +112,7 @@ func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if err != nil {
 		return UpsertResult{}, err
 	}
-	k := consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: c.OptInStatus}
+	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: c.OptInStatus}
 	if err := checkNotLocked(tx, c.ID); errs.Is(err, errs.KindLocked) {
 		k.ProcessingStopped = true
 		return UpsertResult{Key: k}, nil
@@ -141,11 +140,11 @@ func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 		return UpsertResult{}, err
 	}
 	c.UpdatedAt = now
-	return UpsertResult{Key: k, Contact: c}, updateRow(tx, c)
+	return UpsertResult{Key: k, Contact: c}, contactstate.UpdateProfileTx(tx, c.profile(), c.UpdatedAt)
 }
 
 func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
-	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: consent.OptInNone,
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
 		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
 	secrets, err := u.in.apply(c, u.defs)
 	if err != nil {
@@ -154,7 +153,7 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if c.Language == "" {
 		c.Language = u.Language
 	}
-	if err := insertRow(tx, c); err != nil {
+	if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
 		return UpsertResult{}, err
 	}
 	if err := u.s.storeSecrets(tx, c.ID, secrets, u.defs, now); err != nil {
@@ -163,50 +162,14 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if err := u.s.afterCreate(tx, c, now); err != nil {
 		return UpsertResult{}, err
 	}
-	return UpsertResult{Key: consent.ContactKey{ID: c.ID, Ref: c.LedgerRef, OptIn: consent.OptInNone}, Created: true, Contact: c}, nil
+	return UpsertResult{Key: contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}, Created: true, Contact: c}, nil
 }
 
-// insertRow stores a new contact with opt-in status none (R6). An email
-// already in use, in any case, is a conflict on "email".
-func insertRow(tx *store.Tx, c *Contact) error {
-	fieldsJSON, err := json.Marshal(c.Fields)
-	if err != nil {
-		return fmt.Errorf("contact: encode fields: %w", err)
-	}
-	// Queued on PostgreSQL for the transaction's next round trip
-	// (store.Tx.ExecLater); a taken address is still a conflict, as the
-	// write's outcome.
-	return tx.ExecLater(func(err error) error { return rowError(err, "create") }, `INSERT INTO contacts (id, ref, kind, email, email_key,
-		first_name, last_name, phone, country, region, language, stage, owner, fields, opt_in_status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'none', $15, $15)`,
-		c.ID, c.LedgerRef, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country,
-		c.Region, c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.CreatedAt))
-}
-
-// updateRow writes c's fields (not its opt-in status) to its row.
-func updateRow(tx *store.Tx, c *Contact) error {
-	fieldsJSON, err := json.Marshal(c.Fields)
-	if err != nil {
-		return fmt.Errorf("contact: encode fields: %w", err)
-	}
-	_, err = tx.Exec(`UPDATE contacts SET kind = $2, email = $3, email_key = $4, first_name = $5, last_name = $6, phone = $7,
-		country = $8, region = $9, language = $10, stage = $11, owner = $12, fields = $13, updated_at = $14 WHERE id = $1`,
-		c.ID, c.Kind, c.Email, strings.ToLower(c.Email), c.FirstName, c.LastName, c.Phone, c.Country, c.Region,
-		c.Language, c.Stage, c.Owner, string(fieldsJSON), store.Micros(c.UpdatedAt))
-	return rowError(err, "update")
-}
-
-// codeEmailTaken is the conflict of an address another contact has.
-const codeEmailTaken = "email_taken"
-
-func rowError(err error, what string) error {
-	if store.IsUniqueViolation(err) {
-		return errs.Conflict(codeEmailTaken, "email", "a contact with this email address already exists")
-	}
-	if err != nil {
-		return fmt.Errorf("contact: %s: %w", what, err)
-	}
-	return nil
+// profile is c as the contacts row holds it.
+func (c *Contact) profile() *contactstate.Profile {
+	return &contactstate.Profile{ID: c.ID, Ref: c.LedgerRef, Kind: c.Kind, Email: c.Email, FirstName: c.FirstName,
+		LastName: c.LastName, Phone: c.Phone, Country: c.Country, Region: c.Region, Language: c.Language, Stage: c.Stage,
+		Owner: c.Owner, Fields: c.Fields}
 }
 
 // afterCreate runs the AfterCreate hooks for a contact just inserted.

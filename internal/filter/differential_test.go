@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -69,7 +70,7 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 			Fields:    fields,
 		}
 		nc := contact.NewContact{Input: in, Actor: api, Evidence: consent.Evidence{Method: consent.MethodAPI}}
-		nc.OptInStatus = pick(r, "", consent.SingleOptInUser, consent.OptOutUser)
+		nc.OptInStatus = pick(r, "", contactstate.SingleOptInUser, contactstate.OptOutUser)
 		for _, p := range []string{"E-marketing", "Share with partners", "Sales and service"} {
 			if st := pick(r, "", "", consent.StateGranted, consent.StateWithdrawn); st != "" {
 				nc.Consents = append(nc.Consents, consent.RecordInput{Purpose: p, State: st, Source: "API", Actor: api,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -66,7 +67,7 @@ func setUp(t testing.TB, db *store.DB) *fixture {
 		}
 	}
 	rec(0, "E-marketing", consent.StateGranted)
-	if _, err := f.consent.SetOptIn(ctx, f.ids[0], consent.OptInInput{Status: consent.OptOutUser, Channel: consent.ChannelUser,
+	if _, err := f.consent.SetOptIn(ctx, f.ids[0], consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser,
 		Actor: actor, Evidence: consent.Evidence{Method: consent.MethodAPI}}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -57,9 +58,10 @@ func (d *Deliverer) claimID() string {
 }
 
 type claimed struct {
-	env     *Envelope
-	kind    string
-	attempt int
+	env       *Envelope
+	contactID string // empty for a message to no contact
+	kind      string
+	attempt   int
 }
 
 // RunDue delivers every message due now and returns how many it handled
@@ -180,7 +182,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				convs = append(convs, r.conversation)
 			}
 		}
-		recipients, err := loadRecipients(tx, ids)
+		recipients, err := contactstate.LoadMany(tx, ids)
 		if err != nil {
 			return err
 		}
@@ -194,9 +196,9 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		}
 		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
 		for _, r := range rs {
-			rc := recipients[r.contactID.String]
-			rc.StartedConversation = started[r.conversation] == r.contactID.String && r.conversation != ""
-			reason := Gate(r.c.kind, rc.Recipient, campaign)
+			rc, exists := recipients[r.contactID.String]
+			reason := Gate(r.c.kind, Recipient{Exists: exists, State: rc,
+				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)
 			switch {
 			case reason != "":
 			case r.badLinks:
@@ -212,7 +214,8 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				suppressed++
 				continue
 			}
-			r.c.env.To = rc.email
+			r.c.env.To = rc.Email
+			r.c.contactID = rc.ID
 			if err := d.addLinks(tx, r.c.env, r.contactID.String, r.links); err != nil {
 				return err
 			}
@@ -290,47 +293,6 @@ func (d *Deliverer) addUnsubscribe(tx *store.Tx, env *Envelope, contactID string
 	return nil
 }
 
-type recipient struct {
-	Recipient
-	email string
-}
-
-func inList(n, first int) string {
-	ph := make([]string, n)
-	for i := range ph {
-		ph[i] = "$" + strconv.Itoa(first+i)
-	}
-	return strings.Join(ph, ", ")
-}
-
-// loadRecipients reads the gate's view of each contact; a contact that is
-// gone is absent, which the gate reads as erased.
-func loadRecipients(tx *store.Tx, ids []string) (map[string]recipient, error) {
-	out := map[string]recipient{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := tx.Query(`SELECT id, email, opt_in_status, deliverability, processing_stopped_at IS NOT NULL, erased_at IS NOT NULL
-		FROM contacts WHERE id IN (`+inList(len(ids), 1)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("mail: read recipients: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		r := recipient{Recipient: Recipient{Exists: true}}
-		if err := rows.Scan(&id, &r.email, &r.OptIn, &r.Deliverability, &r.ProcessingStopped, &r.Erased); err != nil {
-			return nil, fmt.Errorf("mail: read recipients: %w", err)
-		}
-		out[id] = r
-	}
-	return out, rows.Err()
-}
-
 // contactConversations maps each of the conversations that a contact
 // started to that contact.
 func contactConversations(tx *store.Tx, ids []string) (map[string]string, error) {
@@ -342,7 +304,7 @@ func contactConversations(tx *store.Tx, ids []string) (map[string]string, error)
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.Query(`SELECT id, contact_id FROM conversations WHERE started_by = 'contact' AND id IN (`+inList(len(ids), 1)+`)`, args...)
+	rows, err := tx.Query(`SELECT id, contact_id FROM conversations WHERE started_by = 'contact' AND id IN (`+store.Placeholders(1, len(ids))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mail: read conversations: %w", err)
 	}
@@ -374,9 +336,8 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 			if IsBounce(err) {
 				// The server refused the address itself: a hard bounce, as
 				// if reported, so nothing more is sent to it.
-				if _, err := tx.Exec(`UPDATE contacts SET deliverability = 'bounced'
-					WHERE id = (SELECT contact_id FROM outbox WHERE id = $1) AND deliverability = 'ok'`, c.env.OutboxID); err != nil {
-					return fmt.Errorf("mail: record bounce: %w", err)
+				if err := d.recordBounce(tx, c.contactID, now); err != nil {
+					return err
 				}
 			}
 			if IsPermanent(err) || c.attempt >= d.MaxAttempts {
@@ -412,6 +373,22 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 		}
 		return nil
 	})
+}
+
+// recordBounce notes a hard bounce for the contact, as one reported through
+// the API would be. A contact deleted since the claim needs nothing.
+func (d *Deliverer) recordBounce(tx *store.Tx, contactID string, now time.Time) error {
+	if contactID == "" {
+		return nil
+	}
+	st, err := contactstate.Load(tx, contactID)
+	if errs.Is(err, errs.KindNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return contactstate.RecordBounceTx(tx, &st, true, 0, now)
 }
 
 var addressRE = regexp.MustCompile(`[^\s<>"'@]+@[^\s<>"']+`)

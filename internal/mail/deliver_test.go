@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
@@ -71,7 +72,7 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		ctx := context.Background()
 		people := contact.NewService(db, consent.NewService(db))
 		fine := addContact(t, people, "fine@example.com", "")
-		out := addContact(t, people, "out@example.com", consent.OptOutUser)
+		out := addContact(t, people, "out@example.com", contactstate.OptOutUser)
 		bounced := addContact(t, people, "bounced@example.com", "")
 		stopped := addContact(t, people, "stopped@example.com", "")
 		gone := addContact(t, people, "gone@example.com", "")

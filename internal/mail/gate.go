@@ -1,6 +1,10 @@
 package mail
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/consentry/consentry/internal/contactstate"
+)
 
 // Reasons a message is not sent.
 const (
@@ -21,11 +25,8 @@ const (
 
 // Recipient is what the gate knows about a contact at send time.
 type Recipient struct {
-	Exists            bool // false once the contact is deleted
-	Erased            bool // personal data erased; a remainder is kept
-	ProcessingStopped bool
-	OptIn             string // the email opt-in status
-	Deliverability    string // ok, bounced or blocklisted
+	Exists bool // false once the contact is deleted
+	contactstate.State
 	// StartedConversation is set for a reply whose conversation the
 	// contact started.
 	StartedConversation bool
@@ -52,13 +53,12 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 		// withdrawal) still goes: stopping processing must not stop them
 		// exercising their other rights.
 		return ReasonProcessingStopped
-	case r.Deliverability == "bounced":
+	case r.Deliverability == contactstate.DeliverabilityBounced:
 		return ReasonBounced
-	case r.Deliverability == "blocklisted":
+	case r.Deliverability == contactstate.DeliverabilityBlocklisted:
 		return ReasonBlocklisted
 	}
-	optedOut := r.OptIn == "opt_out_user" || r.OptIn == "opt_out_contact"
-	if optedOut {
+	if contactstate.OptedOut(r.OptIn) {
 		exempt := (kind == KindReply && r.StartedConversation) || kind == KindConfirmation
 		if !exempt {
 			return ReasonOptedOut

@@ -3,6 +3,8 @@ package mail
 import (
 	"fmt"
 	"testing"
+
+	"github.com/consentry/consentry/internal/contactstate"
 )
 
 // TestGate covers every kind of email against every state a contact can be
@@ -12,7 +14,7 @@ func TestGate(t *testing.T) {
 		name string
 		r    Recipient
 	}
-	ok := Recipient{Exists: true, OptIn: "double_opt_in", Deliverability: "ok"}
+	ok := Recipient{Exists: true, State: contactstate.State{OptIn: "double_opt_in", Deliverability: "ok"}}
 	with := func(f func(*Recipient)) Recipient { r := ok; f(&r); return r }
 	states := []state{
 		{"double opt-in", ok},

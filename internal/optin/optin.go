@@ -21,6 +21,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
@@ -221,9 +222,9 @@ func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time
 		return SkipErased, nil
 	case r.stopped:
 		return SkipProcessingStopped, nil
-	case r.optIn == consent.OptOutUser || r.optIn == consent.OptOutContact:
+	case r.optIn == contactstate.OptOutUser || r.optIn == contactstate.OptOutContact:
 		return SkipOptedOut, nil
-	case r.optIn == consent.DoubleOptIn:
+	case r.optIn == contactstate.DoubleOptIn:
 		return SkipAlreadyConfirmed, nil
 	case r.deliverability == "bounced":
 		return SkipBounced, nil
@@ -462,11 +463,11 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		if err := closeInvitation(tx, tok.SubjectID, StatusConfirmed, now); err != nil {
 			return err
 		}
-		k, err := consent.LoadContact(tx, tok.ContactID)
+		k, err := contactstate.Load(tx, tok.ContactID)
 		if err != nil {
 			return ErrNotConfirmed
 		}
-		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.DoubleOptIn, Channel: consent.ChannelConfirmation,
+		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.DoubleOptIn, Channel: consent.ChannelConfirmation,
 			Actor: actor, Evidence: evidence}, now); err != nil {
 			if errs.Is(err, errs.KindRefused) {
 				return ErrNotConfirmed // opted out since the email was sent

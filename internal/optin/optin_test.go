@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
@@ -108,8 +109,8 @@ func TestInviteSkipsAndSaysWhy(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := setUp(t, db)
 		fresh := f.contact(t, "fresh@example.com", "")
-		single := f.contact(t, "single@example.com", consent.SingleOptInUser)
-		out := f.contact(t, "out@example.com", consent.OptOutUser)
+		single := f.contact(t, "single@example.com", contactstate.SingleOptInUser)
+		out := f.contact(t, "out@example.com", contactstate.OptOutUser)
 		bounced := f.contact(t, "bounced@example.com", "")
 		confirmed := f.contact(t, "confirmed@example.com", "")
 		f.exec(t, `UPDATE contacts SET deliverability = 'bounced' WHERE id = $1`, bounced)
@@ -235,7 +236,7 @@ func TestOptOutAfterInvitationWins(t *testing.T) {
 		id := f.contact(t, "anna@example.com", "")
 		f.svc.Invite(ctx, []string{id}, optin.TriggerAPI)
 		link := f.links(t, id)[0] // sent before the opt-out
-		if _, err := f.svc.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: consent.OptOutUser, Channel: consent.ChannelUser,
+		if _, err := f.svc.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser,
 			Actor: consent.Actor{Kind: consent.ActorUser}, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +245,7 @@ func TestOptOutAfterInvitationWins(t *testing.T) {
 		}
 		var status string
 		db.Read.QueryRow(`SELECT opt_in_status FROM contacts WHERE id = $1`, id).Scan(&status)
-		if status != consent.OptOutUser {
+		if status != contactstate.OptOutUser {
 			t.Fatalf("status %s", status)
 		}
 	})

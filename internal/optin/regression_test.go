@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/consent"
-	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -25,7 +25,7 @@ func TestUnblocklistKeepsABounce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Deliverability != contact.DeliverabilityBounced {
+		if d.Deliverability != contactstate.DeliverabilityBounced {
 			t.Errorf("after DELETE blocklist on a bounced contact: %s", d.Deliverability)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
@@ -132,7 +133,7 @@ func (p *Page) Diff(f Form) (*Change, error) {
 			return nil, errs.Invalid("consent."+ch.PurposeID, "must be granted or withdrawn")
 		}
 		if want == consent.StateGranted && p.ProcessingStopped {
-			return nil, consent.ErrProcessingStopped()
+			return nil, contactstate.ErrProcessingStopped()
 		}
 		if v := f.Versions[ch.PurposeID]; v != ch.TextVersion {
 			return nil, errs.Conflict("consent_text_changed", "consent."+ch.PurposeID, "the consent text changed while the page was open; please read it again")
@@ -386,7 +387,7 @@ func (s *Service) prepare(ctx context.Context, contactID string, c *Change, ev c
 // processing was stopped after the change was asked for is refused, and
 // then nothing of the change is applied.
 func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consent.Evidence, prepared []*consent.Prepared, now time.Time) error {
-	k, err := consent.LoadContact(tx, p.ContactID)
+	k, err := contactstate.Load(tx, p.ContactID)
 	if err != nil {
 		return err
 	}
@@ -401,21 +402,19 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 		}
 	}
 	if p.Change.OptOut || p.Change.StopProcessing {
-		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
 			Actor: actor, Evidence: ev}, now); err != nil {
 			return err
 		}
 	}
 	if p.Change.StopProcessing {
-		if _, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = $2, updated_at = $2 WHERE id = $1 AND processing_stopped_at IS NULL`,
-			p.ContactID, store.Micros(now)); err != nil {
-			return fmt.Errorf("preferences: stop processing: %w", err)
+		if err := contactstate.StopProcessingTx(tx, p.ContactID, now); err != nil {
+			return err
 		}
 	}
 	if p.Change.Erasure {
-		if _, err := tx.Exec(`UPDATE contacts SET erasure_requested_at = $2, updated_at = $2 WHERE id = $1 AND erasure_requested_at IS NULL`,
-			p.ContactID, store.Micros(now)); err != nil {
-			return fmt.Errorf("preferences: request erasure: %w", err)
+		if err := contactstate.RequestErasureTx(tx, p.ContactID, now); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
@@ -112,7 +113,7 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		}
 	}
 	subject := contact.Subject(c, states, lists.SubscribedIDs(subs))
-	p := &Page{Contact: c, OptedOut: c.OptInStatus == consent.OptOutContact, OptedOutByUser: c.OptInStatus == consent.OptOutUser,
+	p := &Page{Contact: c, OptedOut: c.OptInStatus == contactstate.OptOutContact, OptedOutByUser: c.OptInStatus == contactstate.OptOutUser,
 		ProcessingStopped: c.ProcessingStoppedAt != nil, ErasureRequested: c.ErasureRequestedAt != nil,
 		AllowStop: cfg.AllowStopProcessing, AllowErasure: cfg.AllowErasure, Statement: cfg.Statement, Policies: cfg.Policies}
 	p.Full, err = s.matches(ctx, cfg.AccessCondition, subject)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -88,14 +89,14 @@ func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) erro
 		return err
 	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := consent.LoadContact(tx, t.ContactID)
+		k, err := contactstate.Load(tx, t.ContactID)
 		if errs.Is(err, errs.KindNotFound) {
 			return nil // deleted meanwhile
 		}
 		if err != nil {
 			return err
 		}
-		_, err = consent.ApplyOptIn(tx, k, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+		_, err = consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
 			Actor:    consent.Actor{Kind: consent.ActorContact, ID: t.ContactID},
 			Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}}, s.now())
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -44,7 +45,7 @@ func newFuzzSite(f *testing.F) *fuzzSite {
 	s.limiter = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
 	ctx := context.Background()
 	email := "fuzz@example.com"
-	c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email}, OptInStatus: consent.SingleOptInUser,
+	c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email}, OptInStatus: contactstate.SingleOptInUser,
 		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
 	if err != nil {
 		f.Fatal(err)
@@ -149,7 +150,7 @@ func FuzzOneClick(f *testing.F) {
 		fs.db.Read.QueryRow(`SELECT opt_in_status FROM contacts WHERE id = $1`, fs.contact).Scan(&status)
 		// The contact began single_opt_in_user with one change in the
 		// ledger; an opt-out adds exactly one change and one event.
-		if optIns != ledger || (status == consent.OptOutContact) != (optIns == 2) || optIns > 2 {
+		if optIns != ledger || (status == contactstate.OptOutContact) != (optIns == 2) || optIns > 2 {
 			t.Fatalf("half-written opt-out: status %s, %d changes, %d events", status, optIns, ledger)
 		}
 	})

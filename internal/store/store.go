@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -325,4 +326,14 @@ func QueryAll[T any](ctx context.Context, q Querier, scan func(Scanner) (T, erro
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// Placeholders returns n numbered placeholders from $first on, separated by
+// commas, for an IN list: Placeholders(2, 3) is "$2, $3, $4".
+func Placeholders(first, n int) string {
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = "$" + strconv.Itoa(first+i)
+	}
+	return strings.Join(ph, ", ")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
@@ -171,8 +172,8 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	slices.Reverse(p.OptIn)
-	for _, to := range consent.OptInStatuses {
-		if p.Locked && to != consent.OptOutUser {
+	for _, to := range contactstate.OptInStatuses {
+		if p.Locked && to != contactstate.OptOutUser {
 			continue // a locked record takes opt-outs only
 		}
 		if ok, err := consent.CheckOptIn(c.OptInStatus, to, consent.ChannelUser); ok && err == nil {

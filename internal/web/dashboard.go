@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/consentry/consentry/internal/auth"
-	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 )
 
 // chart is a horizontal bar chart drawn as inline SVG by the "bars"
@@ -57,7 +57,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User)
 			Text: fmt.Sprintf("%s granted (%d of %d), %d withdrawn", percent(c.Granted, c.Contacts), c.Granted, c.Contacts, c.Withdrawn)})
 	}
 	dist := chart{Title: "Email opt-in status"}
-	for _, st := range consent.OptInStatuses {
+	for _, st := range contactstate.OptInStatuses {
 		dist.Bars = append(dist.Bars, bar{Label: optInLabel(st), Width: barWidth(optIns[st], total),
 			Text: fmt.Sprintf("%d (%s)", optIns[st], percent(optIns[st], total))})
 	}

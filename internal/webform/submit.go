@@ -13,6 +13,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -268,7 +269,7 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 			}
 		}
 		if marketing {
-			ch, err := consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: consent.SingleOptInWebform, Channel: consent.ChannelWebform,
+			ch, err := consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: contactstate.SingleOptInWebform, Channel: consent.ChannelWebform,
 				Actor: actor, Evidence: ev}, now)
 			if err != nil {
 				return err

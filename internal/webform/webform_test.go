@@ -9,6 +9,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -152,7 +153,7 @@ func TestSubmission(t *testing.T) {
 			t.Fatalf("contacts: %v %v", people, err)
 		}
 		c := people[0]
-		if c.Kind != "lead" || c.FirstName != "Anna" || c.Language != "en" || c.OptInStatus != consent.SingleOptInWebform {
+		if c.Kind != "lead" || c.FirstName != "Anna" || c.Language != "en" || c.OptInStatus != contactstate.SingleOptInWebform {
 			t.Fatalf("lead: %+v", c)
 		}
 		hist, err := s.Consent.History(ctx, c.ID)
@@ -207,7 +208,7 @@ func TestSubmissionLiftsTheContactsOwnOptOut(t *testing.T) {
 		}
 		people, _, _ := s.Contacts.List(ctx, contactListQuery("bo@example.com"))
 		id := people[0].ID
-		if _, err := s.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: consent.OptOutContact, Channel: consent.ChannelContact,
+		if _, err := s.Consent.SetOptIn(ctx, id, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
 			Actor: consent.Actor{Kind: consent.ActorContact}, Evidence: consent.Evidence{Method: consent.MethodPreferencesPage}}); err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func TestSubmissionLiftsTheContactsOwnOptOut(t *testing.T) {
 		}
 		c, _ := s.Contacts.Get(ctx, id)
 		invs, _ := s.OptIn.Invitations(ctx, id)
-		if c.OptInStatus != consent.SingleOptInWebform || len(invs) != 1 {
+		if c.OptInStatus != contactstate.SingleOptInWebform || len(invs) != 1 {
 			t.Fatalf("after opting back in: %s, %d invitations", c.OptInStatus, len(invs))
 		}
 	})
