@@ -2,29 +2,26 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 )
 
 // keep is how long finished work is kept before housekeeping deletes it.
 const keep = 30 * 24 * time.Hour
 
-// housekeeping deletes what has served its purpose: finished jobs, link
-// tokens that expired or were used, and dev-mailbox messages, once they
-// are older than keep. A link token's hash alone names nobody, but a used
-// token has no reason to stay.
+// housekeeping deletes what has served its purpose, once older than keep:
+// finished jobs, link tokens that expired or were used, and dev-mailbox
+// messages. Each package deletes its own.
 func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
-	before := store.Micros(now.Add(-keep))
+	before := now.Add(-keep)
 	return db.Write(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM jobs WHERE status IN ('done', 'failed') AND finished_at < $1`,
-			`DELETE FROM tokens WHERE expires_at < $1 OR used_at < $1`,
-			`DELETE FROM mailbox WHERE delivered_at < $1`,
-		} {
-			if _, err := tx.Exec(q, before); err != nil {
-				return fmt.Errorf("housekeeping: %w", err)
+		for _, purge := range []func(*store.Tx, time.Time) error{jobs.PurgeTx, auth.PurgeContactTokensTx, mail.PurgeMailboxTx} {
+			if err := purge(tx, before); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -107,3 +107,21 @@ func UseContactToken(tx *store.Tx, id string, now time.Time) error {
 	}
 	return nil
 }
+
+// EndContactTokensTx uses up every open token of purpose for the subject
+// (an invitation or a change that was replaced or ended), so that its links
+// stop working at once. The statement is queued (store.Tx.ExecLater).
+func EndContactTokensTx(tx *store.Tx, subjectID, purpose string, now time.Time) error {
+	return tx.ExecLater(store.Prefix("auth: end links"), `UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
+		subjectID, store.Micros(now), purpose)
+}
+
+// PurgeContactTokensTx deletes the tokens that expired or were used before
+// before. A token's hash alone names nobody, but a spent token has no
+// reason to stay.
+func PurgeContactTokensTx(tx *store.Tx, before time.Time) error {
+	if _, err := tx.Exec(`DELETE FROM tokens WHERE expires_at < $1 OR used_at < $1`, store.Micros(before)); err != nil {
+		return fmt.Errorf("auth: purge tokens: %w", err)
+	}
+	return nil
+}

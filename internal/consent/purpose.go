@@ -159,7 +159,7 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 	}
 	var out *Purpose
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		p, err := scanPurpose(tx.QueryRow(purposeSelect+" WHERE p.id = $1"+tx.ForUpdate(), id))
+		p, err := scanPurpose(tx.QueryRow(purposeSelect+" WHERE p.id = $1", id))
 		if err != nil {
 			return err
 		}

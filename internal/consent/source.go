@@ -75,7 +75,7 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 	}
 	var out *Source
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		src, err := scanSource(tx.QueryRow(sourceSelect+" WHERE id = $1"+tx.ForUpdate(), id))
+		src, err := scanSource(tx.QueryRow(sourceSelect+" WHERE id = $1", id))
 		if err != nil {
 			return err
 		}

@@ -415,7 +415,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 	}
 	var out *Contact
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		c, err := scanContact(tx.QueryRow(contactSelect+" WHERE id = $1"+tx.ForUpdate(), id))
+		c, err := scanContact(tx.QueryRow(contactSelect+" WHERE id = $1", id))
 		if err != nil {
 			return err
 		}

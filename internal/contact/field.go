@@ -191,7 +191,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 	}
 	var out *FieldDefinition
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		f, err := scanField(tx.QueryRow(fieldSelect+" WHERE name = $1"+tx.ForUpdate(), name))
+		f, err := scanField(tx.QueryRow(fieldSelect+" WHERE name = $1", name))
 		if err != nil {
 			return err
 		}

@@ -105,7 +105,7 @@ func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	}
 	// Row: on PostgreSQL, the first read of a write transaction carries
 	// its write lock along in one round trip.
-	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1"+tx.ForUpdate(), u.emailKey))
+	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1", u.emailKey))
 	if errs.Is(err, errs.KindNotFound) {
 		return u.create(tx, now)
 	}

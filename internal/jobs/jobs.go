@@ -26,10 +26,10 @@ import (
 	"github.com/consentry/consentry/internal/store"
 )
 
-// Job statuses.
+// Job statuses. A job is "running" while a runner holds its lease; the
+// claim sets that in SQL.
 const (
 	StatusPending = "pending"
-	StatusRunning = "running"
 	StatusDone    = "done"
 	StatusFailed  = "failed"
 )
@@ -222,18 +222,12 @@ func (r *Runner) claim(ctx context.Context) ([]*Job, error) {
 			args = append(args, k)
 			ph[i] = "$" + strconv.Itoa(len(args))
 		}
-		// SKIP LOCKED lets claims pass rows another claim holds instead of
-		// waiting for them. The store's write lock already makes writers
-		// take turns, so today it only guards against that lock being
-		// relaxed; the test with two runners holds either way.
-		skip := ""
-		if tx.Dialect() == store.Postgres {
-			skip = " FOR UPDATE SKIP LOCKED"
-		}
+		// No SKIP LOCKED: the store's write lock makes claims take turns
+		// (see package store), so each sees the one before it committed.
 		rows, err := tx.Query(`UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1
 			WHERE id IN (SELECT id FROM jobs
 				WHERE ((status = 'pending' AND run_at <= $3) OR (status = 'running' AND locked_until < $3))
-				AND kind IN (`+strings.Join(ph, ", ")+`) ORDER BY run_at LIMIT $4`+skip+`)
+				AND kind IN (`+strings.Join(ph, ", ")+`) ORDER BY run_at LIMIT $4)
 			RETURNING id, kind, payload, attempts, max_attempts`, args...)
 		if err != nil {
 			return fmt.Errorf("jobs: claim: %w", err)
@@ -348,21 +342,10 @@ func Loop(ctx context.Context, wakes <-chan struct{}, poll time.Duration, log *s
 	}
 }
 
-// Counts returns how many jobs are in each status, for status pages.
-func Counts(ctx context.Context, db *store.DB) (map[string]int, error) {
-	rows, err := db.Read.QueryContext(ctx, `SELECT status, count(*) FROM jobs GROUP BY status`)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: count: %w", err)
+// PurgeTx deletes the jobs that finished (done or failed) before before.
+func PurgeTx(tx *store.Tx, before time.Time) error {
+	if _, err := tx.Exec(`DELETE FROM jobs WHERE status IN ($1, $2) AND finished_at < $3`, StatusDone, StatusFailed, store.Micros(before)); err != nil {
+		return fmt.Errorf("jobs: purge: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		out[s] = n
-	}
-	return out, rows.Err()
+	return nil
 }

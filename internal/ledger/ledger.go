@@ -170,7 +170,7 @@ func head(tx *store.Tx) (*chain, error) {
 	}
 	c := &chain{}
 	// Row: on PostgreSQL, the writes queued before go in its round trip.
-	err := tx.Row("SELECT seq, hash FROM ledger_head WHERE id = 1"+tx.ForUpdate()).Scan(&c.seq, &c.hash)
+	err := tx.Row("SELECT seq, hash FROM ledger_head WHERE id = 1").Scan(&c.seq, &c.hash)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read head: %w", err)
 	}

@@ -29,11 +29,9 @@ const (
 
 // Where a subscription change came from.
 const (
-	SourceUser        = "user"
 	SourceAPI         = "api"
 	SourceWebform     = "webform"
 	SourcePreferences = "preferences_page"
-	SourceUnsubscribe = "unsubscribe_link"
 )
 
 // List is an email list.

@@ -129,13 +129,9 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 	err := d.DB.Write(ctx, func(tx *store.Tx) error {
 		out, suppressed = out[:0], 0
 		now := store.Micros(d.Now())
-		skip := ""
-		if tx.Dialect() == store.Postgres {
-			skip = " FOR UPDATE SKIP LOCKED"
-		}
 		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
-				ORDER BY run_at LIMIT $3`+skip+`)
+				ORDER BY run_at LIMIT $3)
 			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at`,
 			now+d.Lease.Microseconds(), now, d.Batch, d.claimID())
 		if err != nil {

@@ -312,3 +312,11 @@ func MailboxMessages(ctx context.Context, db *store.DB, limit int) ([]MailboxMes
 	}, `SELECT id, to_address, from_address, subject, text_body, html_body, headers, delivered_at FROM mailbox
 		ORDER BY delivered_at DESC, id DESC LIMIT $1`, limit)
 }
+
+// PurgeMailboxTx deletes the dev-mailbox messages delivered before before.
+func PurgeMailboxTx(tx *store.Tx, before time.Time) error {
+	if _, err := tx.Exec(`DELETE FROM mailbox WHERE delivered_at < $1`, store.Micros(before)); err != nil {
+		return fmt.Errorf("mail: purge mailbox: %w", err)
+	}
+	return nil
+}

@@ -279,8 +279,7 @@ func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {
 		id, status, store.Micros(now)); err != nil {
 		return err
 	}
-	if err := tx.ExecLater(store.Prefix("optin: end links"), `UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
-		id, store.Micros(now), auth.PurposeDoubleOptIn); err != nil {
+	if err := auth.EndContactTokensTx(tx, id, auth.PurposeDoubleOptIn, now); err != nil {
 		return err
 	}
 	return mail.Cancel(tx, id, "invitation_"+status)

@@ -230,9 +230,8 @@ func supersede(tx *store.Tx, contactID string, now time.Time) error {
 		if _, err := tx.Exec(`UPDATE preference_changes SET status = $2, ended_at = $3 WHERE id = $1`, id, StatusSuperseded, store.Micros(now)); err != nil {
 			return fmt.Errorf("preferences: supersede change: %w", err)
 		}
-		if _, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
-			id, store.Micros(now), auth.PurposePreferencesChange); err != nil {
-			return fmt.Errorf("preferences: end link: %w", err)
+		if err := auth.EndContactTokensTx(tx, id, auth.PurposePreferencesChange, now); err != nil {
+			return err
 		}
 		if err := mail.Cancel(tx, id, "superseded"); err != nil {
 			return err

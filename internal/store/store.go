@@ -8,9 +8,16 @@
 // Every state change goes through [DB.Write]. Writes from concurrent callers
 // are grouped into one database transaction (group commit), so that many
 // changes share one fsync while each change stays atomic with everything it
-// causes. On PostgreSQL, write transactions of every instance take one
-// advisory lock first, so writers behave as SQLite's single writer does. See
-// [DB.Write] for the exact guarantees.
+// causes. See [DB.Write] for the exact guarantees.
+//
+// Locking: there is one writer at a time, on both databases. SQLite has a
+// single writer connection. On PostgreSQL, every write transaction of every
+// instance takes one advisory lock first (pg_advisory_xact_lock, sent with
+// its first statement), so writers take turns as SQLite's do. Nothing reads
+// rows FOR UPDATE or claims with SKIP LOCKED: a write always sees the state
+// the previous write committed, which is what the domain packages' checks
+// (the opt-in rules, the ledger head, the outbox claim) rely on. Reads go to
+// the read pool and never wait for a writer.
 package store
 
 import (
@@ -203,16 +210,6 @@ func (db *DB) DropSchema(ctx context.Context) error {
 	}
 	_, err := db.Read.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+db.schema+" CASCADE")
 	return err
-}
-
-// ForUpdate is the row-lock clause for a SELECT inside a write: "FOR UPDATE"
-// on PostgreSQL, where several instances may write at once, and nothing on
-// SQLite, where the one writer already excludes every other.
-func (db *DB) ForUpdate() string {
-	if db.Dialect == Postgres {
-		return " FOR UPDATE"
-	}
-	return ""
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint failure on

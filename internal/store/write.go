@@ -45,9 +45,6 @@ type Tx struct {
 // Dialect is the database engine the transaction runs on.
 func (t *Tx) Dialect() Dialect { return t.db.Dialect }
 
-// ForUpdate is DB.ForUpdate for this transaction's database.
-func (t *Tx) ForUpdate() string { return t.db.ForUpdate() }
-
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	if len(t.later) > 0 || t.failed != nil {
