@@ -4,10 +4,16 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/settings"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of the route table, with schemas
@@ -75,6 +81,36 @@ func (s *Server) OpenAPI() map[string]any {
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
 		},
 	}
+}
+
+// namedEnums are the value lists that types name with enum:"@name", so that
+// the document lists exactly the values the code checks against.
+var namedEnums = map[string][]string{
+	"opt_in_status":           contactstate.OptInStatuses,
+	"opt_in_status_on_create": consent.StatusesThrough(consent.ChannelUserCreate),
+	"opt_in_status_by_user":   consent.StatusesThrough(consent.ChannelUser),
+	"deliverability":          contactstate.Deliverabilities,
+	"legal_basis":             consent.LegalBases,
+	"consent_state":           consent.RecordStates,
+	"current_consent_state":   append(slices.Clone(consent.RecordStates), consent.StateNone),
+	"user_method":             consent.UserMethods,
+	"campaign_opt_in_policy":  settings.Policies,
+	"role":                    auth.Roles,
+}
+
+// enumValues reads an enum tag: a comma-separated list, or @name for one of
+// namedEnums. An unknown name is a programming error, caught by the test
+// that builds the document.
+func enumValues(tag string) []string {
+	name, named := strings.CutPrefix(tag, "@")
+	if !named {
+		return strings.Split(tag, ",")
+	}
+	vals, ok := namedEnums[name]
+	if !ok {
+		panic("api: no enum named " + name)
+	}
+	return vals
 }
 
 var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -169,7 +205,7 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any) {
 			sc["description"] = doc
 		}
 		if enum := f.Tag.Get("enum"); enum != "" {
-			sc["enum"] = strings.Split(enum, ",")
+			sc["enum"] = enumValues(enum)
 		}
 		props[name] = sc
 	}

@@ -202,7 +202,7 @@ func (s *Server) countContacts(r *http.Request, caller consent.Actor) (int, any,
 
 // EvidenceRequest is how an integrator passes on how a consent was collected.
 type EvidenceRequest struct {
-	Method    string `json:"method" enum:"api,entered_by_user,import" doc:"default api"`
+	Method    string `json:"method" enum:"@user_method" doc:"default api"`
 	IP        string `json:"ip" doc:"the contact's IP address when they gave it, if relayed"`
 	UserAgent string `json:"user_agent" doc:"the contact's browser when they gave it, if relayed"`
 }
@@ -221,7 +221,7 @@ func (e *EvidenceRequest) evidence() consent.Evidence {
 // ConsentRequest records a consent.
 type ConsentRequest struct {
 	Purpose     string           `json:"purpose" doc:"purpose name or id"`
-	State       string           `json:"state" enum:"granted,withdrawn"`
+	State       string           `json:"state" enum:"@consent_state"`
 	Source      string           `json:"source" doc:"source name or id"`
 	LegalBasis  string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
 	TextVersion int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
@@ -241,7 +241,7 @@ const maxConsentsPerRequest = 50
 // CreateContactRequest creates a contact.
 type CreateContactRequest struct {
 	contact.Input
-	OptInStatus string           `json:"opt_in_status" enum:"none,single_opt_in_user,opt_out_user" doc:"default none"`
+	OptInStatus string           `json:"opt_in_status" enum:"@opt_in_status_on_create" doc:"default none"`
 	Consents    []ConsentRequest `json:"consents" doc:"consents recorded with the contact, in the same transaction"`
 	Evidence    *EvidenceRequest `json:"evidence" doc:"how the opt-in status was obtained"`
 }
@@ -330,7 +330,7 @@ func (s *Server) recordConsent(r *http.Request, caller consent.Actor) (int, any,
 
 // OptInRequest changes the email opt-in status.
 type OptInRequest struct {
-	Status   string           `json:"status" enum:"none,opt_out_user"`
+	Status   string           `json:"status" enum:"@opt_in_status_by_user"`
 	Evidence *EvidenceRequest `json:"evidence"`
 }
 

@@ -71,7 +71,7 @@ type User struct {
 	ID         string     `json:"id"`
 	Email      string     `json:"email"`
 	Name       string     `json:"name"`
-	Role       string     `json:"role" enum:"admin,privacy_officer,agent,billing"`
+	Role       string     `json:"role" enum:"@role"`
 	CreatedAt  time.Time  `json:"created_at"`
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 }

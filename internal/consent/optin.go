@@ -112,3 +112,19 @@ func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
 	}
 	panic(fmt.Sprintf("consent: opt-in status %q has no rule", to))
 }
+
+// StatusesThrough lists the opt-in statuses that a change through ch may
+// ask for from some status, in the order of contactstate.OptInStatuses. The
+// API's documented enums come from it, so they say what CheckOptIn allows.
+func StatusesThrough(ch Channel) []string {
+	var out []string
+	for _, to := range contactstate.OptInStatuses {
+		for _, from := range contactstate.OptInStatuses {
+			if _, err := CheckOptIn(from, to, ch); err == nil {
+				out = append(out, to)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -20,7 +20,7 @@ import (
 type Purpose struct {
 	ID              string    `json:"id"`
 	Name            string    `json:"name"`
-	LegalBasis      string    `json:"legal_basis" enum:"consent,contract,legal_obligation,vital_interests,public_task,legitimate_interests"`
+	LegalBasis      string    `json:"legal_basis" enum:"@legal_basis"`
 	Description     string    `json:"description"`
 	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
 	DefaultSelected bool      `json:"default_selected" doc:"whether the purpose is preselected where contacts are asked (never on webforms)"`
@@ -42,7 +42,7 @@ type PurposeText struct {
 // (on create: name, legal basis and text are required).
 type PurposeInput struct {
 	Name            *string `json:"name"`
-	LegalBasis      *string `json:"legal_basis" enum:"consent,contract,legal_obligation,vital_interests,public_task,legitimate_interests"`
+	LegalBasis      *string `json:"legal_basis" enum:"@legal_basis"`
 	Description     *string `json:"description"`
 	RetentionDays   *int    `json:"retention_days"`
 	DefaultSelected *bool   `json:"default_selected"`

@@ -25,7 +25,7 @@ type Record struct {
 	ContactID   string     `json:"contact_id"`
 	PurposeID   string     `json:"purpose_id"`
 	PurposeName string     `json:"purpose"`
-	State       string     `json:"state" enum:"granted,withdrawn"`
+	State       string     `json:"state" enum:"@consent_state"`
 	LegalBasis  string     `json:"legal_basis"`
 	Source      string     `json:"source" doc:"the source's name when the record was written"`
 	SourceID    string     `json:"source_id"`
@@ -314,7 +314,7 @@ func (s *Service) Record(ctx context.Context, contactID string, in RecordInput) 
 type Current struct {
 	PurposeID   string     `json:"purpose_id"`
 	PurposeName string     `json:"purpose"`
-	State       string     `json:"state" enum:"granted,withdrawn,none"`
+	State       string     `json:"state" enum:"@current_consent_state"`
 	Expired     bool       `json:"expired,omitempty" doc:"the consent was granted but has expired; state is none"`
 	LegalBasis  string     `json:"legal_basis" doc:"the record's legal basis, or the purpose's when there is no record"`
 	Source      string     `json:"source,omitempty"`

@@ -48,7 +48,7 @@ type Contact struct {
 	Stage       string         `json:"stage"`
 	Owner       string         `json:"owner"`
 	Fields      map[string]any `json:"fields" doc:"custom fields by name; sensitive values are masked"`
-	OptInStatus string         `json:"opt_in_status" enum:"none,single_opt_in_user,single_opt_in_webform,double_opt_in,opt_out_user,opt_out_contact"`
+	OptInStatus string         `json:"opt_in_status" enum:"@opt_in_status"`
 	LedgerRef   string         `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
 	CreatedAt   time.Time      `json:"created_at"`
 	UpdatedAt   time.Time      `json:"updated_at"`
@@ -188,16 +188,12 @@ func (in *Input) applyCore(c *Contact) error {
 		}
 		c.Email = e
 	}
-	for _, f := range []struct {
-		name string
-		p    *string
-		dst  *string
-		max  int
-	}{
-		{"first_name", in.FirstName, &c.FirstName, 200}, {"last_name", in.LastName, &c.LastName, 200},
-		{"region", in.Region, &c.Region, 100}, {"stage", in.Stage, &c.Stage, 100}, {"owner", in.Owner, &c.Owner, 200},
-	} {
-		if err := text(f.name, f.p, f.dst, f.max); err != nil {
+	for _, f := range CoreFields {
+		switch f.Name {
+		case "email", "phone", "country", "language": // checked by their own rules
+			continue
+		}
+		if err := text(f.Name, *f.input(in), f.field(c), f.MaxLength); err != nil {
 			return err
 		}
 	}

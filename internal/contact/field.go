@@ -34,11 +34,6 @@ const (
 // FieldTypes lists the custom field types.
 var FieldTypes = []string{TypeText, TypeNumber, TypeBoolean, TypeDate, TypeEmail}
 
-// CoreFields are the fields every contact has. Custom fields cannot reuse
-// these names, so a name means one thing in the API and in conditions.
-var CoreFields = []string{"id", "kind", "email", "first_name", "last_name", "phone", "country", "region", "language",
-	"stage", "owner", "opt_in_status", "created_at", "updated_at", "fields", "ledger_ref"}
-
 // FieldDefinition describes a custom field.
 type FieldDefinition struct {
 	Name      string `json:"name" doc:"lower case letters, digits and _, starting with a letter"`
@@ -133,7 +128,7 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 		return nil, errs.Required("name")
 	case !fieldNameRE.MatchString(*in.Name):
 		return nil, errs.Invalid("name", "must be lower case letters, digits and _, starting with a letter, at most 63 characters")
-	case slices.Contains(CoreFields, *in.Name):
+	case slices.Contains(ReservedFieldNames(), *in.Name):
 		return nil, errs.Conflict("field_name_reserved", "name", "%q is a core field", *in.Name)
 	case slices.Contains(conditionWords, *in.Name):
 		return nil, errs.Conflict("field_name_reserved", "name", "%q is a word of the condition language; a field so named could not be used in conditions", *in.Name)

@@ -12,15 +12,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
 // Campaign opt-in policies: which opt-in statuses campaigns may reach.
 const (
-	PolicyDoubleOnly            = "double_only"
-	PolicyDoubleAndUser         = "double_and_user"
-	PolicyDoubleUserAndWebform  = "double_user_and_webform"
+	PolicyDoubleOnly           = "double_only"
+	PolicyDoubleAndUser        = "double_and_user"
+	PolicyDoubleUserAndWebform = "double_user_and_webform"
+
 	defaultReminderDays         = 3
 	defaultExpiryDays           = 14
 	defaultSoftBounceLimit      = 3
@@ -31,13 +33,16 @@ const (
 	defaultPreferencesLinkHours = 24 * 30
 )
 
+// Policies lists the campaign opt-in policies, strictest first.
+var Policies = []string{PolicyDoubleOnly, PolicyDoubleAndUser, PolicyDoubleUserAndWebform}
+
 // Settings are the operator's choices. The zero value is never used: Get
 // fills in defaults.
 type Settings struct {
 	DoubleOptInReminderDays int    `json:"double_opt_in_reminder_days" doc:"days after a double opt-in email before a reminder is sent"`
 	DoubleOptInExpiryDays   int    `json:"double_opt_in_expiry_days" doc:"days after which an unconfirmed double opt-in invitation expires"`
 	RightToBeInformed       bool   `json:"right_to_be_informed" doc:"email each newly registered contact what is stored and why, with a link to their preferences page"`
-	CampaignOptInPolicy     string `json:"campaign_opt_in_policy" enum:"double_only,double_and_user,double_user_and_webform"`
+	CampaignOptInPolicy     string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
 	SoftBounceLimit         int    `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
 	PreferencesLinkHours    int    `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
 }
@@ -54,7 +59,7 @@ type Patch struct {
 	DoubleOptInReminderDays *int    `json:"double_opt_in_reminder_days"`
 	DoubleOptInExpiryDays   *int    `json:"double_opt_in_expiry_days"`
 	RightToBeInformed       *bool   `json:"right_to_be_informed"`
-	CampaignOptInPolicy     *string `json:"campaign_opt_in_policy" enum:"double_only,double_and_user,double_user_and_webform"`
+	CampaignOptInPolicy     *string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
 	SoftBounceLimit         *int    `json:"soft_bounce_limit"`
 	PreferencesLinkHours    *int    `json:"preferences_link_hours"`
 }
@@ -174,9 +179,9 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 func CampaignStatuses(policy string) []string {
 	switch policy {
 	case PolicyDoubleAndUser:
-		return []string{"double_opt_in", "single_opt_in_user"}
+		return []string{contactstate.DoubleOptIn, contactstate.SingleOptInUser}
 	case PolicyDoubleUserAndWebform:
-		return []string{"double_opt_in", "single_opt_in_user", "single_opt_in_webform"}
+		return []string{contactstate.DoubleOptIn, contactstate.SingleOptInUser, contactstate.SingleOptInWebform}
 	}
-	return []string{"double_opt_in"}
+	return []string{contactstate.DoubleOptIn}
 }

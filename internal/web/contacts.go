@@ -225,9 +225,12 @@ func contactInput(r *http.Request, defs []*contact.FieldDefinition) contact.Inpu
 		v := f.Get(k)
 		return &v
 	}
-	in := contact.Input{Kind: str("kind"), Email: str("email"), FirstName: str("first_name"), LastName: str("last_name"),
-		Phone: str("phone"), Country: str("country"), Region: str("region"), Language: str("language"), Stage: str("stage"),
-		Owner: str("owner"), Fields: map[string]any{}}
+	in := contact.Input{Kind: str("kind"), Fields: map[string]any{}}
+	for _, cf := range contact.CoreFields {
+		if v := str(cf.Name); v != nil {
+			cf.Set(&in, *v)
+		}
+	}
 	for _, d := range defs {
 		k := "fields." + d.Name
 		if _, ok := f[k]; !ok {

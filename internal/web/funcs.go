@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 )
 
 var funcs = template.FuncMap{
@@ -30,6 +33,7 @@ var funcs = template.FuncMap{
 	"policy":     func(p string) string { return policyLabels[p] },
 	"perm":       func(p auth.Permission) string { return permLabels[p] },
 	"label":      fieldLabel,
+	"coreFields": func() []contact.CoreField { return contact.CoreFields },
 	"barsHeight": func(n int) string { return fmt.Sprintf("%.1fem", float64(n)*1.8) },
 	"stateOf": func(states map[string]map[string]string, contactID, purposeID string) string {
 		if st := states[contactID][purposeID]; st != "" {
@@ -48,8 +52,11 @@ func roleLabel(r string) string {
 	return r
 }
 
-var optInLabels = map[string]string{"none": "None", "single_opt_in_user": "Single opt-in (user)", "single_opt_in_webform": "Single opt-in (webform)",
-	"double_opt_in": "Double opt-in", "opt_out_user": "Opted out (user)", "opt_out_contact": "Opted out (contact)"}
+// optInLabels names every status of contactstate.OptInStatuses (a test
+// checks none is missing).
+var optInLabels = map[string]string{contactstate.OptInNone: "None", contactstate.SingleOptInUser: "Single opt-in (user)",
+	contactstate.SingleOptInWebform: "Single opt-in (webform)", contactstate.DoubleOptIn: "Double opt-in",
+	contactstate.OptOutUser: "Opted out (user)", contactstate.OptOutContact: "Opted out (contact)"}
 
 func optInLabel(s string) string {
 	if l, ok := optInLabels[s]; ok {
@@ -58,8 +65,11 @@ func optInLabel(s string) string {
 	return s
 }
 
-var basisLabels = map[string]string{"consent": "Consent", "contract": "Contract", "legal_obligation": "Legal obligation",
-	"vital_interests": "Vital interests", "public_task": "Public task", "legitimate_interests": "Legitimate interests"}
+// basisLabels names every legal basis of consent.LegalBases (a test checks
+// none is missing).
+var basisLabels = map[string]string{consent.BasisConsent: "Consent", consent.BasisContract: "Contract",
+	consent.BasisLegalObligation: "Legal obligation", consent.BasisVitalInterests: "Vital interests",
+	consent.BasisPublicTask: "Public task", consent.BasisLegitimateInterests: "Legitimate interests"}
 
 func basisLabel(b string) string {
 	if l, ok := basisLabels[b]; ok {
@@ -107,13 +117,11 @@ func actorLabel(kind, id string, users map[string]string) string {
 	return kind
 }
 
-var fieldLabels = map[string]string{"email": "Email address", "first_name": "First name", "last_name": "Last name", "phone": "Phone",
-	"country": "Country (ISO code)", "region": "Region", "language": "Language (en, sv, nl, ...)", "stage": "Stage", "owner": "Owner"}
-
-// fieldLabel is a core field's label in forms.
+// fieldLabel is a core field's label in forms, or the name itself for any
+// other field.
 func fieldLabel(name string) string {
-	if l, ok := fieldLabels[name]; ok {
-		return l
+	if f, ok := contact.LookupCoreField(name); ok {
+		return f.Label
 	}
 	return name
 }

@@ -86,7 +86,7 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: settingsView{Settings: st, Policies: []string{settings.PolicyDoubleOnly, settings.PolicyDoubleAndUser, settings.PolicyDoubleUserAndWebform}}})
+		Data: settingsView{Settings: st, Policies: settings.Policies}})
 }
 
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {

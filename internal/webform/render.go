@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,10 +150,8 @@ func (s *Service) loadFresh(ctx context.Context, idOrName string) (*loaded, erro
 // inputName is the name a field is posted under: the core field's name, or
 // fields.NAME for a custom field, as the API names them.
 func inputName(name string) string {
-	for _, c := range CoreFields {
-		if c == name {
-			return name
-		}
+	if slices.Contains(coreFields, name) {
+		return name
 	}
 	return "fields." + name
 }
@@ -190,20 +189,9 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 		}
 		fv := FieldView{Name: name, ID: id(name), Label: label, Type: "text", Required: fd.Required, Value: posted.Get(name),
 			Error: msg(name), MaxLength: 200}
-		switch fd.Name {
-		case "email":
-			fv.Type, fv.Autocomplete, fv.MaxLength = "email", "email", 254
-		case "first_name":
-			fv.Autocomplete = "given-name"
-		case "last_name":
-			fv.Autocomplete = "family-name"
-		case "phone":
-			fv.Type, fv.Autocomplete, fv.MaxLength = "tel", "tel", 40
-		case "country":
-			fv.Autocomplete, fv.MaxLength = "country", 2
-		case "region":
-			fv.Autocomplete, fv.MaxLength = "address-level1", 100
-		default:
+		if cf, core := contact.LookupCoreField(fd.Name); core {
+			fv.Type, fv.Autocomplete, fv.MaxLength = cf.InputType, cf.Autocomplete, cf.MaxLength
+		} else {
 			fv.MaxLength = 1000
 			if d := f.defs[fd.Name]; d != nil {
 				switch d.Type {

@@ -46,9 +46,9 @@ import (
 // nothing here.
 const SourceWebForm = "01930000-0000-7000-8001-000000000001"
 
-// CoreFields are the contact fields a form can ask for besides custom
+// coreFields are the contact fields a form can ask for besides custom
 // fields. The email address is always asked for, and always required.
-var CoreFields = []string{"email", "first_name", "last_name", "phone", "country", "region"}
+var coreFields = contact.WebformFields()
 
 // Limits on what one form holds, so that a form stays a form.
 const (
@@ -232,10 +232,10 @@ func (s *Service) validateFields(ctx context.Context, d *Definition) error {
 			return errs.Required(path + ".name")
 		case seen[f.Name]:
 			return errs.Invalid(path+".name", "%s is on the form twice", f.Name)
-		case slices.Contains(CoreFields, f.Name):
+		case slices.Contains(coreFields, f.Name):
 		case custom[f.Name] != nil:
-		case slices.Contains(contact.CoreFields, f.Name):
-			return errs.Invalid(path+".name", "%s cannot be set from a webform; use one of %s or a custom field", f.Name, strings.Join(CoreFields, ", "))
+		case slices.Contains(contact.ReservedFieldNames(), f.Name):
+			return errs.Invalid(path+".name", "%s cannot be set from a webform; use one of %s or a custom field", f.Name, strings.Join(coreFields, ", "))
 		default:
 			return errs.Invalid(path+".name", "%q is not a contact field; define custom fields under /api/v1/fields first", f.Name)
 		}
