@@ -19,7 +19,6 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/filter"
-	"github.com/consentry/consentry/internal/informed"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
@@ -97,18 +96,15 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Consent = consent.NewService(db)
-	a.Contacts = contact.NewService(db, a.Consent)
+	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage)
+	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
-	a.Consent.AfterRecord = append(a.Consent.AfterRecord, contact.EraseWithdrawnStorage)
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
-	inform := &informed.Service{BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
-	a.Contacts.AfterCreate = append(a.Contacts.AfterCreate, inform.AfterCreate)
 
 	var transport mail.Transport = &mail.Mailbox{DB: db, Now: time.Now}
 	if cfg.SMTPURL != "" {

@@ -223,11 +223,17 @@ func TestInformedBouncesAndBlocklist(t *testing.T) {
 		e := start(t, db)
 		e.api("PATCH", "/api/v1/settings", `{"double_opt_in_reminder_days": 20}`, 400, nil) // must stay under the expiry days
 		e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed": true, "soft_bounce_limit": 2}`, 200, nil)
+		// A purpose on consent that Bo is not asked about must not be
+		// listed to him; one on another legal basis applies to everyone.
+		e.api("POST", "/api/v1/purposes", `{"name":"Share with partners","legal_basis":"consent","text":"We may share your details with partners."}`, 201, nil)
 		var c struct{ ID string }
-		e.api("POST", "/api/v1/contacts", `{"email":"bo@example.com","first_name":"Bo","language":"nl","country":"NL"}`, 201, &c)
+		e.api("POST", "/api/v1/contacts", `{"email":"bo@example.com","first_name":"Bo","language":"nl","country":"NL",
+			"consents":[{"purpose":"E-marketing","state":"granted","source":"Web form"}]}`, 201, &c)
 		msg := e.smtp.Wait(t, 1)[0]
 		if msg.Subject != "Wat wij over u bewaren, en waarom" || len(msg.Links()) != 1 || !strings.Contains(msg.Links()[0], "/p/") ||
-			!strings.Contains(msg.Text, "E-marketing (uw toestemming)") || !strings.Contains(msg.Text, "land") {
+			!strings.Contains(msg.Text, "E-marketing (uw toestemming)") || !strings.Contains(msg.Text, "Sales and service (") ||
+			strings.Contains(msg.Text, "Share with partners") || !strings.Contains(msg.Text, "land") ||
+			!strings.Contains(msg.Text, "Acme heeft uw gegevens geregistreerd") {
 			t.Fatalf("informed email: %q\n%s", msg.Subject, msg.Text)
 		}
 

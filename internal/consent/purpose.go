@@ -52,16 +52,21 @@ type PurposeInput struct {
 // Service reads and changes purposes, sources, consent records and opt-in
 // statuses.
 type Service struct {
-	DB  *store.DB
-	Now Clock
-	// AfterRecord hooks run inside the transaction of every consent record,
-	// for what the change causes (withdrawing a storage consent erases the
-	// fields tied to it).
-	AfterRecord []func(tx *store.Tx, r *Record) error
+	DB          *store.DB
+	Now         Clock
+	afterRecord []RecordHook
 }
 
-// NewService returns a Service on db using the wall clock.
-func NewService(db *store.DB) *Service { return &Service{DB: db, Now: time.Now} }
+// RecordHook runs inside the transaction of every consent record, for what
+// the change causes (withdrawing a storage consent erases the fields tied
+// to it: contact.EraseWithdrawnStorage). An error aborts the change.
+type RecordHook func(tx *store.Tx, r *Record) error
+
+// NewService returns a Service on db using the wall clock, running
+// afterRecord with every consent record it writes.
+func NewService(db *store.DB, afterRecord ...RecordHook) *Service {
+	return &Service{DB: db, Now: time.Now, afterRecord: afterRecord}
+}
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 

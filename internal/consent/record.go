@@ -55,7 +55,7 @@ type Prepared struct {
 	purpose  *Purpose
 	sourceID string
 	in       RecordInput
-	hooks    []func(tx *store.Tx, r *Record) error
+	hooks    []RecordHook
 }
 
 // check validates what an input says on its own, without reading.
@@ -130,7 +130,7 @@ func (s *Service) resolved(in RecordInput, p *Purpose, src *Source) (*Prepared, 
 	case in.TextVersion < 0 || in.TextVersion > p.TextVersion:
 		return nil, errs.Invalid("text_version", "purpose %q has consent text versions 1 to %d", p.Name, p.TextVersion)
 	}
-	return &Prepared{purpose: p, sourceID: src.ID, in: in, hooks: s.AfterRecord}, nil
+	return &Prepared{purpose: p, sourceID: src.ID, in: in, hooks: s.afterRecord}, nil
 }
 
 // checkActor refuses evidence that the actor cannot have collected: users and

@@ -100,19 +100,24 @@ type Service struct {
 	DB      *store.DB
 	Consent *consent.Service
 	Now     func() time.Time
-	// AfterCreate hooks run inside the transaction that creates a contact,
-	// for what the creation causes (such as the right-to-be-informed email).
-	AfterCreate []func(tx *store.Tx, c *Contact, now time.Time) error
 	// Vault encrypts sensitive values; nil when no keyset is configured, and
 	// then sensitive values cannot be stored.
 	Vault *vault.Vault
 	// Lists resolves list names in conditions (inList); nil refuses inList.
 	Lists func(ctx context.Context) (filter.Lists, error)
+
+	createHooks []CreateHook
 }
 
-// NewService returns a Service on db using the wall clock.
-func NewService(db *store.DB, c *consent.Service) *Service {
-	return &Service{DB: db, Consent: c, Now: time.Now}
+// CreateHook runs inside the transaction that creates a contact, for what
+// the creation causes (the right-to-be-informed email:
+// preferences.InformOnCreate). An error aborts the creation.
+type CreateHook func(tx *store.Tx, c *Contact, now time.Time) error
+
+// NewService returns a Service on db using the wall clock, running
+// afterCreate for every contact it creates.
+func NewService(db *store.DB, c *consent.Service, afterCreate ...CreateHook) *Service {
+	return &Service{DB: db, Consent: c, Now: time.Now, createHooks: afterCreate}
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }

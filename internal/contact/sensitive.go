@@ -188,10 +188,16 @@ func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
 	var names []string
 	for rows.Next() {
 		var n string
-		rows.Scan(&n)
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+		}
 		names = append(names, n)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+	}
 	for _, n := range names {
 		if _, err := tx.Exec(`DELETE FROM sensitive_values WHERE contact_id = $1 AND field = $2`, r.ContactID, n); err != nil {
 			return fmt.Errorf("contact: erase %s: %w", n, err)

@@ -89,7 +89,7 @@ func (u *Upsert) Retry(err error) bool {
 
 // Apply finds the contact by email inside tx (emails are unique regardless
 // of case) and creates them as a lead, with opt-in status none, when there
-// is none; the contact's AfterCreate hooks run as for any new contact.
+// is none; the creation hooks run as for any new contact.
 // An address that was free when PrepareUpsert looked is not looked up
 // again: the contact is created, and should another write have taken the
 // address since, the write fails with the email_taken conflict, which
@@ -172,9 +172,9 @@ func (c *Contact) profile() *contactstate.Profile {
 		Owner: c.Owner, Fields: c.Fields}
 }
 
-// afterCreate runs the AfterCreate hooks for a contact just inserted.
+// afterCreate runs the creation hooks for a contact just inserted.
 func (s *Service) afterCreate(tx *store.Tx, c *Contact, now time.Time) error {
-	for _, hook := range s.AfterCreate {
+	for _, hook := range s.createHooks {
 		if err := hook(tx, c, now); err != nil {
 			return err
 		}
