@@ -38,8 +38,11 @@ type OptInInput struct {
 
 // ApplyOptIn checks and applies an opt-in change for contact k inside tx,
 // with its history entry and ledger event. It returns nil and no error when
-// the rules leave the status as it is (see CheckOptIn).
-func ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time) (*OptInChange, error) {
+// the rules leave the status as it is (see CheckOptIn). The contact's own
+// opt-out also withdraws their consent to every purpose that governs
+// marketing email, with the same evidence: unsubscribing is saying no to
+// marketing, and the consent records must say so too.
+func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time) (*OptInChange, error) {
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
 		return nil, err
 	}
@@ -47,11 +50,17 @@ func ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time
 	if err != nil || !changed {
 		return nil, err
 	}
+	to := in.Status
+	if k.OptIn == contactstate.OptOutUser && to == contactstate.OptInNone {
+		if to, err = statusBeforeUserOptOut(tx, k.ID, now); err != nil {
+			return nil, err
+		}
+	}
 	// A locked record takes opt-outs only: the contact stopped processing.
-	if k.ProcessingStopped && in.Status != contactstate.OptOutUser && in.Status != contactstate.OptOutContact {
+	if k.ProcessingStopped && !contactstate.OptedOut(in.Status) {
 		return nil, contactstate.ErrProcessingStopped()
 	}
-	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: in.Status,
+	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: to,
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
 	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindOptIn, ContactRef: k.Ref,
 		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID})
@@ -68,7 +77,35 @@ func ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time
 	if err != nil {
 		return nil, err
 	}
+	if c.To == contactstate.OptOutContact {
+		if _, err := s.withdrawGrantedTx(tx, k, marketingConsents, in.Actor, in.Evidence, now); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// statusBeforeUserOptOut is the status that lifting a user's opt-out
+// restores: the double opt-in it replaced, when the contact still has a
+// granted consent to a purpose that governs marketing email (their
+// confirmation still stands and nothing they did since took it back), and
+// none otherwise. A status set by a user or a webform is not restored: it
+// would need confirming anew.
+func statusBeforeUserOptOut(tx *store.Tx, contactID string, now time.Time) (string, error) {
+	var before string
+	var backed bool
+	err := tx.QueryRow(`SELECT COALESCE((SELECT from_status FROM opt_in_changes WHERE contact_id = $1 AND to_status = $2
+			ORDER BY ledger_seq DESC LIMIT 1), ''),
+		EXISTS (SELECT 1 FROM consent_current cc JOIN purposes p ON p.id = cc.purpose_id
+			WHERE cc.contact_id = $1 AND cc.state = $3 AND p.marketing_email AND (cc.expires_at IS NULL OR cc.expires_at > $4))`,
+		contactID, contactstate.OptOutUser, StateGranted, store.Micros(now)).Scan(&before, &backed)
+	if err != nil {
+		return "", fmt.Errorf("consent: read the status before the opt-out: %w", err)
+	}
+	if before == contactstate.DoubleOptIn && backed {
+		return contactstate.DoubleOptIn, nil
+	}
+	return contactstate.OptInNone, nil
 }
 
 // SetOptIn changes a contact's opt-in status in its own transaction. It
@@ -83,7 +120,7 @@ func (s *Service) SetOptIn(ctx context.Context, contactID string, in OptInInput)
 		if err != nil {
 			return err
 		}
-		out, err = ApplyOptIn(tx, k, in, s.now())
+		out, err = s.ApplyOptIn(tx, k, in, s.now())
 		return err
 	})
 	return out, err

@@ -24,6 +24,7 @@ type Purpose struct {
 	Description     string    `json:"description"`
 	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
 	DefaultSelected bool      `json:"default_selected" doc:"whether the purpose is preselected where contacts are asked (never on webforms)"`
+	MarketingEmail  bool      `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
 	TextVersion     int       `json:"text_version" doc:"the current consent text version"`
 	Text            string    `json:"text" doc:"the current consent text"`
 	CreatedAt       time.Time `json:"created_at"`
@@ -46,6 +47,7 @@ type PurposeInput struct {
 	Description     *string `json:"description"`
 	RetentionDays   *int    `json:"retention_days"`
 	DefaultSelected *bool   `json:"default_selected"`
+	MarketingEmail  *bool   `json:"marketing_email"`
 	Text            *string `json:"text" doc:"a changed text becomes a new version"`
 }
 
@@ -119,6 +121,9 @@ func (in *PurposeInput) mergeInto(p *Purpose) {
 	if in.DefaultSelected != nil {
 		p.DefaultSelected = *in.DefaultSelected
 	}
+	if in.MarketingEmail != nil {
+		p.MarketingEmail = *in.MarketingEmail
+	}
 }
 
 // CreatePurpose adds a purpose with version 1 of its consent text.
@@ -130,9 +135,10 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(p)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected, current_version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`,
-			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, store.Micros(now))
+		_, err := tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected,
+			marketing_email, current_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)`,
+			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.MarketingEmail,
+			store.Micros(now))
 		if store.IsUniqueViolation(err) {
 			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
 		}
@@ -180,8 +186,9 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 		p.UpdatedAt = now
 		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
 		_, err = tx.Exec(`UPDATE purposes SET name = $2, name_key = $3, legal_basis = $4, description = $5, retention_days = $6,
-			default_selected = $7, current_version = $8, updated_at = $9 WHERE id = $1`,
-			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.TextVersion, store.Micros(now))
+			default_selected = $7, current_version = $8, updated_at = $9, marketing_email = $10 WHERE id = $1`,
+			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.TextVersion,
+			store.Micros(now), p.MarketingEmail)
 		if store.IsUniqueViolation(err) {
 			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
 		}
@@ -229,7 +236,7 @@ func CurrentTextTx(tx *store.Tx, purposeID string) (PurposeText, error) {
 	return t, nil
 }
 
-const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected,
+const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected, p.marketing_email,
 	p.current_version, t.text, p.created_at, p.updated_at
 	FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version`
 
@@ -237,7 +244,7 @@ const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.rete
 func scanPurpose(row store.Scanner) (*Purpose, error) {
 	var p Purpose
 	var created, updated int64
-	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected,
+	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected, &p.MarketingEmail,
 		&p.TextVersion, &p.Text, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("purpose", "purpose")

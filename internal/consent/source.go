@@ -63,10 +63,17 @@ func (s *Service) CreateSource(ctx context.Context, in SourceInput) (*Source, er
 	return src, nil
 }
 
-// SourceDoubleOptInEmail is the built-in "Double opt-in email" source, which
-// every double opt-in confirmation records. It can be renamed, not
-// deactivated.
-const SourceDoubleOptInEmail = "01930000-0000-7000-8001-00000000000a"
+// Built-in sources that flows record by id, so that renaming them changes
+// nothing there. They can be renamed, not deactivated.
+const (
+	// SourceDoubleOptInEmail: every double opt-in confirmation.
+	SourceDoubleOptInEmail = "01930000-0000-7000-8001-00000000000a"
+	// SourcePreferencesPage: changes confirmed from the preferences page.
+	SourcePreferencesPage = "01930000-0000-7000-8001-000000000009"
+	// SourceEmail: what the contact did through a link in an email, such
+	// as unsubscribing.
+	SourceEmail = "01930000-0000-7000-8001-000000000004"
+)
 
 // UpdateSource renames, deactivates or reactivates a source.
 func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (*Source, error) {
@@ -85,8 +92,8 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 		if in.Active != nil {
 			src.Active = *in.Active
 		}
-		if src.ID == SourceDoubleOptInEmail && !src.Active {
-			return errs.Refused("source_in_use", "active", "this source is recorded by every double opt-in confirmation; rename it if you like, but it stays active")
+		if (src.ID == SourceDoubleOptInEmail || src.ID == SourcePreferencesPage || src.ID == SourceEmail) && !src.Active {
+			return errs.Refused("source_in_use", "active", "this source is recorded by the contact's own actions (confirmations, the preferences page, unsubscribing); rename it if you like, but it stays active")
 		}
 		_, err = tx.Exec(`UPDATE sources SET name = $2, name_key = $3, active = $4 WHERE id = $1`,
 			src.ID, src.Name, strings.ToLower(src.Name), src.Active)

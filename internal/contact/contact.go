@@ -49,9 +49,12 @@ type Contact struct {
 	Owner       string         `json:"owner"`
 	Fields      map[string]any `json:"fields" doc:"custom fields by name; sensitive values are masked"`
 	OptInStatus string         `json:"opt_in_status" enum:"@opt_in_status"`
-	LedgerRef   string         `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	// Deliverability is whether email can reach the address (bounces and
+	// the blocklist).
+	Deliverability string    `json:"deliverability" enum:"@deliverability"`
+	LedgerRef      string    `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 	// ProcessingStoppedAt is when the contact asked to stop processing
 	// (R9); the record is locked from then on.
 	ProcessingStoppedAt *time.Time `json:"processing_stopped_at,omitempty" doc:"when the contact asked to stop processing; the record is locked"`
@@ -262,7 +265,8 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	}
 	now := s.now()
 	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
-		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
+		Deliverability: contactstate.DeliverabilityOK,
+		LedgerRef:      newRef(), CreatedAt: now, UpdatedAt: now}
 	secrets, err := in.Input.apply(c, defs)
 	if err != nil {
 		return nil, err
@@ -286,7 +290,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
 		if in.OptInStatus != "" {
-			ch, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
+			ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
 				Actor: in.Actor, Evidence: in.Evidence}, now)
 			if err != nil {
 				return withField(err, optInField)
@@ -347,7 +351,7 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at FROM contacts c`
+	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
@@ -356,7 +360,7 @@ func scanContact(row store.Scanner) (*Contact, error) {
 	var created, updated int64
 	var stopped, erasure sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
-		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure)
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}

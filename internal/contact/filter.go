@@ -33,6 +33,9 @@ var coreConditionFields = []*filter.Field{
 	{Name: "owner", Type: filter.String, Column: "owner"},
 	{Name: "kind", Type: filter.String, Column: "kind", Values: []string{KindLead, KindContact}},
 	{Name: "opt_in_status", Type: filter.String, Column: "opt_in_status", Values: contactstate.OptInStatuses},
+	{Name: "deliverability", Type: filter.String, Column: "deliverability", Values: contactstate.Deliverabilities},
+	{Name: "processing_stopped", Type: filter.Bool, Column: "processing_stopped_at", Presence: true},
+	{Name: "erasure_requested", Type: filter.Bool, Column: "erasure_requested_at", Presence: true},
 	{Name: "created_at", Type: filter.Time, Column: "created_at"},
 	{Name: "updated_at", Type: filter.Time, Column: "updated_at"},
 }
@@ -192,7 +195,8 @@ func Subject(c *Contact, consents map[string]string, lists map[string]bool) *fil
 	v := map[string]any{
 		"email": c.Email, "first_name": c.FirstName, "last_name": c.LastName, "phone": c.Phone, "country": c.Country,
 		"region": c.Region, "language": c.Language, "stage": c.Stage, "owner": c.Owner, "kind": c.Kind,
-		"opt_in_status": c.OptInStatus, "created_at": c.CreatedAt.Truncate(time.Microsecond), "updated_at": c.UpdatedAt.Truncate(time.Microsecond),
+		"opt_in_status": c.OptInStatus, "deliverability": c.Deliverability, "processing_stopped": c.ProcessingStoppedAt != nil,
+		"erasure_requested": c.ErasureRequestedAt != nil, "created_at": c.CreatedAt.Truncate(time.Microsecond), "updated_at": c.UpdatedAt.Truncate(time.Microsecond),
 	}
 	for k, x := range c.Fields {
 		v[k] = x

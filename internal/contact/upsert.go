@@ -144,7 +144,7 @@ func (u *Upsert) Apply(tx *store.Tx, now time.Time) (UpsertResult, error) {
 }
 
 func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
-	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone, Deliverability: contactstate.DeliverabilityOK,
 		LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
 	secrets, err := u.in.apply(c, u.defs)
 	if err != nil {

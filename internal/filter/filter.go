@@ -60,6 +60,9 @@ type Field struct {
 	// masked value only (contains, startsWith, endsWith), when the schema
 	// has a BlindIndex; otherwise they are refused.
 	Sensitive bool
+	// Presence makes a Bool field of a nullable Column: true when the
+	// column holds a value (a time something happened), false when NULL.
+	Presence bool
 }
 
 // Lists resolves list names for inList(...). Campaign lists provide it; a

@@ -47,6 +47,8 @@ func (b *sqlBuilder) operand(o operand) (string, bool) {
 	nullable := f.Column == ""
 	if f.Sensitive { // only the masked value can be searched
 		x = "(SELECT sv.masked FROM sensitive_values sv WHERE sv.contact_id = c.id AND sv.field = " + b.arg(f.Name) + ")"
+	} else if f.Presence {
+		x, nullable = "(c."+f.Column+" IS NOT NULL)", false
 	} else if !nullable {
 		x = "c." + f.Column
 	} else if b.pg() {

@@ -466,7 +466,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		if err != nil {
 			return ErrNotConfirmed
 		}
-		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.DoubleOptIn, Channel: consent.ChannelConfirmation,
+		if _, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.DoubleOptIn, Channel: consent.ChannelConfirmation,
 			Actor: actor, Evidence: evidence}, now); err != nil {
 			if errs.Is(err, errs.KindRefused) {
 				return ErrNotConfirmed // opted out since the email was sent

@@ -20,9 +20,6 @@ import (
 	"github.com/consentry/consentry/internal/store"
 )
 
-// SourcePreferencesPage is the built-in "Preferences page" source that
-// consents changed on the page are recorded with.
-const SourcePreferencesPage = "01930000-0000-7000-8001-000000000009"
 
 // ConfirmHours is how long the link confirming a change works.
 const ConfirmHours = 48
@@ -374,7 +371,7 @@ func (s *Service) prepare(ctx context.Context, contactID string, c *Change, ev c
 	for i, cc := range c.Consents {
 		var err error
 		out[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: cc.PurposeID, State: cc.State,
-			Source: SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: ev})
+			Source: consent.SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: ev})
 		if err != nil {
 			return nil, err
 		}
@@ -400,14 +397,14 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 			return err // (a list deleted meanwhile is simply gone)
 		}
 	}
-	if p.Change.OptOut || p.Change.StopProcessing {
-		if _, err := consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
-			Actor: actor, Evidence: ev}, now); err != nil {
+	switch {
+	case p.Change.StopProcessing:
+		if err := s.Consent.StopProcessingTx(tx, k, actor, ev, now); err != nil {
 			return err
 		}
-	}
-	if p.Change.StopProcessing {
-		if err := contactstate.StopProcessingTx(tx, p.ContactID, now); err != nil {
+	case p.Change.OptOut:
+		if _, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
+			Actor: actor, Evidence: ev}, now); err != nil {
 			return err
 		}
 	}

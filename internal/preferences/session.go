@@ -96,7 +96,7 @@ func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) erro
 		if err != nil {
 			return err
 		}
-		_, err = consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
+		_, err = s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
 			Actor:    consent.Actor{Kind: consent.ActorContact, ID: t.ContactID},
 			Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}}, s.now())
 		return err

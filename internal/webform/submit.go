@@ -269,7 +269,7 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 			}
 		}
 		if marketing {
-			ch, err := consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: contactstate.SingleOptInWebform, Channel: consent.ChannelWebform,
+			ch, err := s.Consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: contactstate.SingleOptInWebform, Channel: consent.ChannelWebform,
 				Actor: actor, Evidence: ev}, now)
 			if err != nil {
 				return err

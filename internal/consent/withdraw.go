@@ -1,0 +1,89 @@
+package consent
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Which granted consents a contact's choice withdraws.
+type withdrawal int
+
+const (
+	// marketingConsents: the purposes that govern marketing email
+	// (Purpose.MarketingEmail), withdrawn by the contact's own opt-out.
+	marketingConsents withdrawal = iota
+	// everyConsent: every consent granted on the legal basis of consent,
+	// withdrawn when the contact stops processing.
+	everyConsent
+)
+
+// withdrawGrantedTx writes a withdrawn consent record for each purpose of
+// which the contact has a granted consent, with the actor and evidence of
+// the choice that causes it, and returns the records written (none when
+// nothing was granted). The source follows the evidence: an unsubscribe
+// link is the Email source, anything else the Preferences page.
+func (s *Service) withdrawGrantedTx(tx *store.Tx, k contactstate.State, which withdrawal, actor Actor, ev Evidence, now time.Time) ([]*Record, error) {
+	cond := "p.marketing_email"
+	if which == everyConsent {
+		cond = "r.legal_basis = '" + BasisConsent + "'"
+	}
+	sourceID := SourcePreferencesPage
+	if ev.Method == MethodUnsubscribeLink {
+		sourceID = SourceEmail
+	}
+	type granted struct {
+		purpose Purpose
+		source  string
+	}
+	// Query: on PostgreSQL, changes queued earlier in the transaction (a
+	// consent just recorded) are sent first, so this sees them.
+	rows, err := tx.Query(`SELECT p.id, p.name, r.legal_basis, r.text_version, (SELECT name FROM sources WHERE id = $2)
+		FROM consent_current cc JOIN purposes p ON p.id = cc.purpose_id JOIN consent_records r ON r.id = cc.record_id
+		WHERE cc.contact_id = $1 AND cc.state = $3 AND `+cond+` ORDER BY p.name_key`, k.ID, sourceID, StateGranted)
+	if err != nil {
+		return nil, fmt.Errorf("consent: read granted consents: %w", err)
+	}
+	var list []granted
+	for rows.Next() {
+		var g granted
+		if err := rows.Scan(&g.purpose.ID, &g.purpose.Name, &g.purpose.LegalBasis, &g.purpose.TextVersion, &g.source); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("consent: read granted consents: %w", err)
+		}
+		list = append(list, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("consent: read granted consents: %w", err)
+	}
+	out := make([]*Record, 0, len(list))
+	for _, g := range list {
+		p := &Prepared{purpose: &g.purpose, sourceID: sourceID, hooks: s.afterRecord, in: RecordInput{Purpose: g.purpose.ID,
+			State: StateWithdrawn, Source: g.source, LegalBasis: g.purpose.LegalBasis, TextVersion: g.purpose.TextVersion,
+			Actor: actor, Evidence: ev}}
+		r, err := p.Apply(tx, k, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// StopProcessingTx carries out the contact's request to stop processing
+// (R9) in the caller's transaction: their own opt-out of all email, a
+// withdrawal of every consent they gave on the legal basis of consent, and
+// the lock on their record, each recorded with actor and evidence.
+func (s *Service) StopProcessingTx(tx *store.Tx, k contactstate.State, actor Actor, ev Evidence, now time.Time) error {
+	if _, err := s.ApplyOptIn(tx, k, OptInInput{Status: contactstate.OptOutContact, Channel: ChannelContact,
+		Actor: actor, Evidence: ev}, now); err != nil {
+		return err
+	}
+	if _, err := s.withdrawGrantedTx(tx, k, everyConsent, actor, ev, now); err != nil {
+		return err
+	}
+	return contactstate.StopProcessingTx(tx, k.ID, now)
+}
