@@ -30,6 +30,23 @@ func newWithConsents(t testing.TB, cs *consent.Service, people *contact.Service,
 	return c
 }
 
+// addSharePurpose adds a purpose on the legal basis of consent that does
+// not govern marketing email.
+func addSharePurpose(t testing.TB, cs *consent.Service) {
+	t.Helper()
+	if _, err := cs.CreatePurpose(context.Background(), consent.PurposeInput{Name: ptr("Share with partners"),
+		LegalBasis: ptr(consent.BasisConsent), Text: ptr("We may share your details with partners.")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ledgerVerifies(t testing.TB, cs *consent.Service) {
+	t.Helper()
+	if rep, err := cs.VerifyLedger(context.Background()); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
 func currentStates(t testing.TB, cs *consent.Service, id string) map[string]consent.Current {
 	t.Helper()
 	cur, err := cs.CurrentConsents(context.Background(), id)
@@ -53,10 +70,7 @@ func TestTheContactsOptOutWithdrawsMarketingConsent(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		cs, people := services(db)
-		if _, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr(consent.BasisConsent),
-			Text: ptr("We may share your details with partners.")}); err != nil {
-			t.Fatal(err)
-		}
+		addSharePurpose(t, cs)
 		anna := newWithConsents(t, cs, people, "anna@example.com", "E-marketing", "Share with partners")
 		bo := newWithConsents(t, cs, people, "bo@example.com", "E-marketing")
 
@@ -89,9 +103,7 @@ func TestTheContactsOptOutWithdrawsMarketingConsent(t *testing.T) {
 		if err != nil || !slices.Equal(ids, []string{bo.ID}) {
 			t.Fatalf("granted E-marketing after the opt-out: %v %v", ids, err)
 		}
-		if rep, err := cs.VerifyLedger(ctx); err != nil || !rep.OK {
-			t.Fatalf("verify: %v %+v", err, rep.Problem)
-		}
+		ledgerVerifies(t, cs)
 	})
 }
 
@@ -102,10 +114,7 @@ func TestStopProcessingWithdrawsEveryConsent(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		cs, people := services(db)
-		if _, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr(consent.BasisConsent),
-			Text: ptr("We may share your details with partners.")}); err != nil {
-			t.Fatal(err)
-		}
+		addSharePurpose(t, cs)
 		c := newWithConsents(t, cs, people, "cai@example.com", "E-marketing", "Share with partners", "Sales and service")
 		ev := consent.Evidence{Method: consent.MethodPreferencesPage, IP: "203.0.113.9"}
 		err := db.Write(ctx, func(tx *store.Tx) error {
@@ -131,9 +140,7 @@ func TestStopProcessingWithdrawsEveryConsent(t *testing.T) {
 		if err != nil || !slices.Equal(ids, []string{c.ID}) {
 			t.Fatalf("the condition language sees the lock: %v %v", ids, err)
 		}
-		if rep, err := cs.VerifyLedger(ctx); err != nil || !rep.OK {
-			t.Fatalf("verify: %v %+v", err, rep.Problem)
-		}
+		ledgerVerifies(t, cs)
 	})
 }
 
@@ -172,9 +179,7 @@ func TestLiftingAUsersOptOut(t *testing.T) {
 		if got := set(withdrawn.ID, contactstate.OptInNone, consent.ChannelUser); got != contactstate.OptInNone {
 			t.Fatalf("lifting after a withdrawal gives %s", got)
 		}
-		if rep, err := cs.VerifyLedger(ctx); err != nil || !rep.OK {
-			t.Fatalf("verify: %v %+v", err, rep.Problem)
-		}
+		ledgerVerifies(t, cs)
 	})
 }
 

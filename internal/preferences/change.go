@@ -20,7 +20,6 @@ import (
 	"github.com/consentry/consentry/internal/store"
 )
 
-
 // ConfirmHours is how long the link confirming a change works.
 const ConfirmHours = 48
 
