@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -164,12 +165,9 @@ func (s *Server) listContacts(r *http.Request, caller consent.Actor) (int, any, 
 		}
 		lq.Filter = strings.Join(lookups, " && ")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
-		}
-		lq.Limit = n
+	var err error
+	if lq.Limit, err = queryLimit(q, 0); err != nil {
+		return 0, nil, err
 	}
 	items, next, err := s.Contacts.List(r.Context(), lq)
 	if err != nil {
@@ -527,12 +525,9 @@ func (s *Server) accessLog(r *http.Request, _ consent.Actor) (int, any, error) {
 			*p.dst = t
 		}
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
-		}
-		aq.Limit = n
+	var err error
+	if aq.Limit, err = queryLimit(q, 0); err != nil {
+		return 0, nil, err
 	}
 	items, next, err := s.Contacts.AccessLog(r.Context(), aq)
 	if err != nil {
@@ -630,13 +625,9 @@ func (s *Server) unblocklist(r *http.Request, _ consent.Actor) (int, any, error)
 }
 
 func (s *Server) mailbox(r *http.Request, _ consent.Actor) (int, any, error) {
-	limit := 50
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			return 0, nil, errs.Invalid("limit", "must be a whole number from 1 to 500")
-		}
-		limit = n
+	limit, err := queryLimit(r.URL.Query(), 50)
+	if err != nil {
+		return 0, nil, err
 	}
 	m, err := mail.MailboxMessages(r.Context(), s.DB, limit)
 	return 200, m, err
@@ -656,13 +647,25 @@ func (s *Server) patchSettings(r *http.Request, _ consent.Actor) (int, any, erro
 	return 200, st, err
 }
 
+// queryLimit reads the page size in the query's "limit": a whole number
+// from 1 to 500, or def when it is not given.
+func queryLimit(q url.Values, def int) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errs.Invalid("limit", "must be a whole number from 1 to 500")
+	}
+	return n, nil
+}
+
 // inPath turns a not-found error into one about the URL (a 404), for look-ups
 // of the resource the path names.
 func inPath(err error) error {
-	if e := errs.As(err); e != nil && e.Kind == errs.KindNotFound {
-		out := *e
-		out.Field = ""
-		return &out
+	if errs.Is(err, errs.KindNotFound) {
+		return errs.WithField(err, errs.Field(""))
 	}
 	return err
 }

@@ -72,7 +72,7 @@ func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time, sc
 			return "", nil, errs.Invalid("scope", "unknown scope %q; known: %s", s, strings.Join(Scopes, ", "))
 		}
 	}
-	now := t.Now().UTC().Truncate(time.Microsecond)
+	now := store.Now(t.Now)
 	if expires != nil && !expires.After(now) {
 		return "", nil, errs.Invalid("expires", "must be in the future")
 	}

@@ -93,7 +93,7 @@ type Users struct {
 	Now func() time.Time
 }
 
-func (s *Users) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Users) now() time.Time { return store.Now(s.Now) }
 
 // Password hashing: argon2id with the parameters OWASP recommends as a
 // minimum (19 MiB, 2 passes, 1 lane), in the PHC string format so that the

@@ -55,7 +55,7 @@ type PurposeInput struct {
 // statuses.
 type Service struct {
 	DB          *store.DB
-	Now         Clock
+	Now         func() time.Time // the clock; tests set their own
 	afterRecord []RecordHook
 }
 
@@ -70,7 +70,7 @@ func NewService(db *store.DB, afterRecord ...RecordHook) *Service {
 	return &Service{DB: db, Now: time.Now, afterRecord: afterRecord}
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 func (in *PurposeInput) validate(create bool) error {
 	if create {

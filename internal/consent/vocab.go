@@ -8,7 +8,6 @@ package consent
 
 import (
 	"slices"
-	"time"
 )
 
 // Legal bases of GDPR Art. 6(1).
@@ -84,8 +83,5 @@ type Evidence struct {
 	UserAgent string `json:"user_agent,omitempty"`
 	TokenID   string `json:"confirmation_token_id,omitempty" doc:"the confirmation link's token id, for changes confirmed by email"`
 }
-
-// Clock returns the current time; services take one so tests can fix it.
-type Clock func() time.Time
 
 func validOneOf(v string, list []string) bool { return slices.Contains(list, v) }

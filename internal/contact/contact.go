@@ -123,7 +123,7 @@ func NewService(db *store.DB, c *consent.Service, afterCreate ...CreateHook) *Se
 	return &Service{DB: db, Consent: c, Now: time.Now, createHooks: afterCreate}
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 var countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
 var phoneRE = regexp.MustCompile(`^[0-9+()./ -]{3,40}$`)
@@ -273,14 +273,14 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	}
 	if in.OptInStatus != "" {
 		if _, err := consent.CheckOptIn(contactstate.OptInNone, in.OptInStatus, consent.ChannelUserCreate); err != nil {
-			return nil, withField(err, optInField)
+			return nil, errs.WithField(err, optInField)
 		}
 	}
 	prepared := make([]*consent.Prepared, len(in.Consents))
 	for i, ci := range in.Consents {
 		p, err := s.Consent.Prepare(ctx, ci)
 		if err != nil {
-			return nil, withField(err, under(fmt.Sprintf("consents[%d]", i)))
+			return nil, errs.WithField(err, under(fmt.Sprintf("consents[%d]", i)))
 		}
 		prepared[i] = p
 	}
@@ -293,7 +293,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 			ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
 				Actor: in.Actor, Evidence: in.Evidence}, now)
 			if err != nil {
-				return withField(err, optInField)
+				return errs.WithField(err, optInField)
 			}
 			if ch != nil {
 				c.OptInStatus = ch.To
@@ -306,7 +306,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		for i, p := range prepared {
 			if _, err := p.Apply(tx, k, now); err != nil {
-				return withField(err, under(fmt.Sprintf("consents[%d]", i)))
+				return errs.WithField(err, under(fmt.Sprintf("consents[%d]", i)))
 			}
 		}
 		return s.afterCreate(tx, c, now)
@@ -316,19 +316,6 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	}
 	maskFields(c, defs)
 	return c, s.attachMasked(ctx, []*Contact{c})
-}
-
-// withField rewrites the field a domain error names, so that an error from a
-// nested input says where it is in the request ("consents[1].source",
-// "opt_in_status"). Other errors are returned as they are.
-func withField(err error, rename func(field string) string) error {
-	e := errs.As(err)
-	if e == nil {
-		return err
-	}
-	out := *e
-	out.Field = rename(e.Field)
-	return &out
 }
 
 // under puts every field of an error from item i of a list under that item.

@@ -172,3 +172,21 @@ func (e *Error) HTTPStatus() int {
 	}
 	return http.StatusInternalServerError
 }
+
+// WithField returns err with the field it names rewritten by rename, so that
+// an error from a nested input says where it is in the request
+// ("consents[1].source", "opt_in_status"). An error that is not an *Error is
+// returned as it is.
+func WithField(err error, rename func(field string) string) error {
+	e := As(err)
+	if e == nil {
+		return err
+	}
+	out := *e
+	out.Field = rename(e.Field)
+	return &out
+}
+
+// Field is the rename for WithField that names one field whatever the error
+// named.
+func Field(name string) func(string) string { return func(string) string { return name } }

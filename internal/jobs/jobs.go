@@ -134,7 +134,7 @@ func (r *Runner) Every(kind string, interval time.Duration, h Handler) {
 	r.every[kind] = interval
 }
 
-func (r *Runner) now() time.Time { return r.Now().UTC().Truncate(time.Microsecond) }
+func (r *Runner) now() time.Time { return store.Now(r.Now) }
 
 // SchedulePeriodic makes sure each sweep has a waiting job. Run calls it
 // once at start; after that each sweep schedules its own next run.

@@ -67,7 +67,7 @@ type Service struct {
 	Now func() time.Time
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 func (in *Input) validate(create bool) error {
 	if create && in.Name == nil {

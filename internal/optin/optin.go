@@ -78,7 +78,7 @@ type Service struct {
 	Sender string
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 // Result says how many contacts were invited and why the others were not.
 type Result struct {

@@ -99,7 +99,7 @@ func GetConfig(ctx context.Context, q store.Querier) (Config, error) {
 func (s *Service) validate(ctx context.Context, c *Config) error {
 	if c.AccessCondition != "" {
 		if _, err := s.compile(ctx, c.AccessCondition); err != nil {
-			return renamed(err, "access_condition")
+			return errs.WithField(err, errs.Field("access_condition"))
 		}
 	}
 	seen := map[string]bool{}
@@ -120,7 +120,7 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 		o.Purpose = p.ID
 		if o.Condition != "" {
 			if _, err := s.compile(ctx, o.Condition); err != nil {
-				return renamed(err, at+".condition")
+				return errs.WithField(err, errs.Field(at+".condition"))
 			}
 		}
 	}
@@ -171,16 +171,6 @@ func checkURL(field, raw string) error {
 	return nil
 }
 
-// renamed moves a condition error onto the settings field it came from.
-func renamed(err error, field string) error {
-	if e := errs.As(err); e != nil {
-		out := *e
-		out.Field = field
-		return &out
-	}
-	return err
-}
-
 // SetConfig replaces the page's settings with c after validating it, and
 // returns what was stored. When access emails are on, contacts who now
 // have access are emailed by the next access sweep, which this change
@@ -210,4 +200,4 @@ func (s *Service) SetConfig(ctx context.Context, c Config) (Config, error) {
 	return c, err
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }

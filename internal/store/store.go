@@ -239,6 +239,11 @@ func IsForeignKeyViolation(err error) bool {
 // both databases, which the condition language relies on.
 func Micros(t time.Time) int64 { return t.UnixMicro() }
 
+// Now reads clock as the database keeps times: in UTC, to the microsecond.
+// A time read back from a row then equals the one written. Services take a
+// clock (func() time.Time) so that tests can set the time.
+func Now(clock func() time.Time) time.Time { return clock().UTC().Truncate(time.Microsecond) }
+
 // FromMicros is the inverse of Micros, in UTC.
 func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 

@@ -127,7 +127,7 @@ type Service struct {
 	cache sync.Map // form id or name → cached
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 // validate checks d and puts it in its stored form: ids for purposes and
 // lists, default labels, the email field first and required. The error
