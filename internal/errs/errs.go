@@ -1,13 +1,12 @@
 // Package errs holds the error kinds that domain packages return and that the
-// HTTP layer maps to status codes. Domain code never speaks HTTP; it says what
-// went wrong (invalid input, not found, conflict, refused, locked) and, for
-// invalid input, which field.
+// HTTP front ends map to status codes (httpx.Status). Domain code never
+// speaks HTTP; it says what went wrong (invalid input, not found, conflict,
+// refused, locked) and, for invalid input, which field.
 package errs
 
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"unicode/utf8"
 )
@@ -144,31 +143,4 @@ func OptionalText(field string, p *string, max int) error {
 		return nil
 	}
 	return TrimText(field, p, max)
-}
-
-// HTTPStatus is the status the HTTP layers (the API and the public pages)
-// answer an error with. A not-found error about a
-// field of the body (an unknown purpose, say) is a 422: the URL was right,
-// the body refers to something that does not exist.
-func (e *Error) HTTPStatus() int {
-	switch e.Kind {
-	case KindInvalid:
-		return http.StatusBadRequest
-	case KindNotFound:
-		if e.Field != "" {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusNotFound
-	case KindConflict:
-		return http.StatusConflict
-	case KindRefused:
-		return http.StatusUnprocessableEntity
-	case KindLocked:
-		return http.StatusLocked
-	case KindUnauthorized:
-		return http.StatusUnauthorized
-	case KindForbidden:
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/preferences"
 )
@@ -189,7 +190,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l 
 	if msg == "prefs.refused."+e.Code {
 		msg = i18n.T(l, "prefs.refused")
 	}
-	s.showPage(w, r, contactID, e.HTTPStatus(), map[string]string{field: msg}, "")
+	s.showPage(w, r, contactID, httpx.Status(err), map[string]string{field: msg}, "")
 }
 
 func (s *Server) evidence(r *http.Request) preferences.Evidence {
@@ -233,7 +234,7 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, preferences.ErrNoChange):
 			s.invalid(w, l)
 		case e != nil:
-			s.render(w, e.HTTPStatus(), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
+			s.render(w, httpx.Status(err), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
 				"Text": i18n.T(l, "prefs.not_applied.text")})
 		default:
 			s.Log.Error("confirm preferences change", "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 )
@@ -323,7 +324,7 @@ func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.showContact(w, r, u, e.HTTPStatus(), "", fieldErrors(err), nil)
+	s.showContact(w, r, u, httpx.Status(err), "", fieldErrors(err), nil)
 }
 
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.User) {

@@ -10,7 +10,13 @@ import (
 )
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /admin/static/", http.StripPrefix("/admin/", http.FileServerFS(files)))
+	static := http.StripPrefix("/admin/", http.FileServerFS(files))
+	s.mux.Handle("GET /admin/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Del("Cache-Control") // the stylesheet is the same for everyone
+		static.ServeHTTP(w, r)
+	}))
+	// The front door of the whole site leads to the admin UI.
+	s.mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther))
 	s.mux.HandleFunc("GET /admin/setup/{token}", s.setupPage)
 	s.mux.HandleFunc("POST /admin/setup/{token}", s.setup)
 	s.mux.HandleFunc("GET /admin/login", s.loginPage)
