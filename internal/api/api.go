@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -241,18 +242,23 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 
 const maxBody = 1 << 20
 
-// decode reads a JSON body into v, refusing unknown fields, trailing data and
-// bodies over 1 MiB, with an error that names the field where it can.
+// decode reads a JSON body into v, refusing unknown fields, a key given
+// twice in one object, a body of null, the absence of a field tagged
+// required:"true", trailing data and bodies over 1 MiB, with an error that
+// names the field where it can. Every handler reads its body through it.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	dec.UseNumber() // custom number fields are checked as written, not as rounded
-	err := dec.Decode(v)
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err == nil {
-		if dec.More() {
-			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		dec.UseNumber() // custom number fields are checked as written, not as rounded
+		err = dec.Decode(v)
+		if err == nil {
+			if dec.More() {
+				return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
+			}
+			return checkShape(data, v)
 		}
-		return nil
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
