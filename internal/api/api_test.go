@@ -1034,3 +1034,43 @@ func TestBodyShapeIsChecked(t *testing.T) {
 		}
 	})
 }
+
+// TestSingleLineFields: names, subjects and labels are one line: a line
+// break, a tab or an invisible formatting character (a bidi override, a
+// zero-width space) is refused naming the field, and nothing is written.
+// Multi-line text (a description, a consent text) keeps its line breaks.
+func TestSingleLineFields(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		r := e.do(t, "POST", "/api/v1/contacts", `{"email":"ann@example.com"}`, "")
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		e.vars["c1"] = decodeAs[contact.Contact](t, r.body).ID
+		if r := e.do(t, "POST", "/api/v1/fields", `{"name":"nickname","type":"text"}`, ""); r.status != 201 {
+			t.Fatalf("field: %d %s", r.status, r.body)
+		}
+		page := `{"access_condition":"","offers":[],"statement":"Line one.\nLine two.","policies":[{"title":"Privacy\npolicy","url":"https://acme.example/p"}],
+			"footer":{"enabled":false},"access_email":false,"allow_stop_processing":true,"allow_erasure":true}`
+		bad := func(name, method, url, body, code, field string) scenario {
+			return scenario{name: name, method: method, url: url, body: body, status: 400, errCode: code, errField: field}
+		}
+		e.run(t, []scenario{
+			bad("first name", "POST", "/api/v1/contacts", `{"email":"eve@example.com","first_name":"Eve\n\nClick https://evil.example"}`, "line_break", "first_name"),
+			bad("last name", "PATCH", "/api/v1/contacts/{{c1}}", `{"last_name":"Berg\u202egnp.exe"}`, "invisible_character", "last_name"),
+			bad("stage", "PATCH", "/api/v1/contacts/{{c1}}", `{"stage":"lead\tx"}`, "invalid", "stage"),
+			bad("custom text field", "PATCH", "/api/v1/contacts/{{c1}}", `{"fields":{"nickname":"A\r\nB"}}`, "line_break", "fields.nickname"),
+			bad("list name", "POST", "/api/v1/lists", `{"name":"News\nletter","description":"Two\nlines are fine here"}`, "line_break", "name"),
+			bad("purpose name", "POST", "/api/v1/purposes", `{"name":"Share\u200b","legal_basis":"consent","text":"We share.\n\nWith partners."}`, "invisible_character", "name"),
+			bad("source name", "POST", "/api/v1/sources", `{"name":"Fair\r\n2026"}`, "line_break", "name"),
+			bad("field label", "POST", "/api/v1/fields", `{"name":"note","label":"No\nte","type":"text"}`, "line_break", "label"),
+			bad("webform title", "POST", "/api/v1/webforms", `{"name":"w","title":"Sign\nup","privacy_policy_url":"https://acme.example/p"}`, "line_break", "title"),
+			bad("webform label", "POST", "/api/v1/webforms", `{"name":"w","title":"Sign up","privacy_policy_url":"https://acme.example/p",
+				"fields":[{"name":"first_name","label":"First\u2066 name"}]}`, "invisible_character", "fields[0].label"),
+			bad("email subject", "POST", "/api/v1/contacts/{{c1}}/emails", `{"subject":"Hello\nBcc: all@example.com","text":"Two\nlines"}`, "line_break", "subject"),
+			bad("policy title", "PUT", "/api/v1/settings/preferences-page", page, "line_break", "policies[0].title"),
+			{name: "multi-line text stays allowed", method: "POST", url: "/api/v1/purposes", body: `{"name":"Share","legal_basis":"consent",
+				"description":"One.\nTwo.","text":"We share.\n\nWith partners."}`, status: 201},
+		})
+	})
+}

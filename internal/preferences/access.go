@@ -119,7 +119,7 @@ type UserEmail struct {
 // it on (R15). The send gate decides when it goes whether it may (an
 // opted-out contact gets nothing, R2). It returns the outbox id.
 func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEmail) (string, error) {
-	if err := errs.TrimText("subject", &e.Subject, 200); err != nil {
+	if err := errs.TrimLine("subject", &e.Subject, 200); err != nil {
 		return "", err
 	}
 	if e.Subject == "" {

@@ -132,7 +132,7 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 	for i := range c.Policies {
 		l := &c.Policies[i]
 		at := fmt.Sprintf("policies[%d]", i)
-		if err := errs.OptionalText(at+".title", &l.Title, 200); err != nil {
+		if err := errs.OptionalLine(at+".title", &l.Title, 200); err != nil {
 			return err
 		}
 		if l.Title == "" {
@@ -145,7 +145,7 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 	if err := errs.OptionalText("footer.text", &c.Footer.Text, 1000); err != nil {
 		return err
 	}
-	if err := errs.OptionalText("footer.link_text", &c.Footer.LinkText, 200); err != nil {
+	if err := errs.OptionalLine("footer.link_text", &c.Footer.LinkText, 200); err != nil {
 		return err
 	}
 	if c.Footer.Enabled && c.Footer.LinkText == "" {
