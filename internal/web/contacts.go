@@ -53,11 +53,18 @@ func searchCondition(q string) string {
 }
 
 // mayLookUp reports whether the list may compare sensitive values with a
-// value for this request: the user may reveal, and the request did not
-// come from another site, which could otherwise make their browser write
-// look-ups to the access log in their name.
+// value for this request: the user may reveal, and the request came from
+// this UI itself (Sec-Fetch-Site same-origin) or from a client that does
+// not say (an old browser, a script). Any other site, including another
+// one under the same registrable domain (same-site), and a link opened from
+// outside the browser (none), could otherwise make the user's browser
+// write look-ups to the access log in their name.
 func mayLookUp(r *http.Request, u *auth.User) bool {
-	return u.Can(auth.PermReveal) && r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin":
+		return u.Can(auth.PermReveal)
+	}
+	return false
 }
 
 func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
