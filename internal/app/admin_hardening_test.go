@@ -56,3 +56,37 @@ func TestSensitiveLookUpOnlyFromTheAdminUI(t *testing.T) {
 		}
 	})
 }
+
+// TestSuccessfulSignInsDoNotCount: only failed sign-ins count against the
+// limits, so thirty correct sign-ins in a row from one address all
+// succeed; parallel wrong guesses are still cut off, since each counts
+// before its password is checked.
+func TestSuccessfulSignInsDoNotCount(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		e.firstAdmin()
+		for i := range 30 {
+			v := e.visitor()
+			code, _ := v.post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"correct horse battery"}})
+			if code != 200 || v.last.Request.URL.Path != "/admin/" {
+				t.Fatalf("correct sign-in %d: %d at %s", i+1, code, v.last.Request.URL)
+			}
+		}
+		codes := make(chan int, 30)
+		for range 30 {
+			go func() {
+				code, _ := e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"not the password!"}})
+				codes <- code
+			}()
+		}
+		refused := 0
+		for range 30 {
+			if c := <-codes; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
+				refused++
+			}
+		}
+		if refused < 20 {
+			t.Fatalf("only %d of 30 parallel wrong passwords were refused", refused)
+		}
+	})
+}

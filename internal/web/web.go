@@ -39,6 +39,11 @@ import (
 //go:embed templates static
 var files embed.FS
 
+// maxSignInAccounts is how many addresses the sign-in limit per account
+// keeps at most: past it, the address seen least recently is forgotten.
+// Ten thousand addresses of at most 254 bytes take a few megabytes.
+const maxSignInAccounts = 10_000
+
 // sessionCookie holds the signed-in user's session.
 const sessionCookie = "consentry_session"
 
@@ -92,9 +97,10 @@ func New(s *Server) (*Server, error) {
 	// Failed sign-ins per client address: ten in a burst, then one every
 	// six seconds; per account, ten, then one a minute from anywhere:
 	// enough for mistyped passwords, too few to guess one. Successful
-	// sign-ins are not counted, so a busy office is not held up.
+	// sign-ins are not counted, so a busy office is not held up. Each
+	// limiter holds a bounded number of keys (see clientip.Limiter).
 	s.logins = clientip.NewLimiter(10, 10, 15*time.Minute)
-	s.accounts = clientip.NewLimiter(1, 10, time.Hour)
+	s.accounts = clientip.NewLimiter(1, 10, time.Hour).WithMaxKeys(maxSignInAccounts)
 	s.hashing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	s.cop = http.NewCrossOriginProtection()
 	s.mux = http.NewServeMux()
