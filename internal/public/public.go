@@ -54,7 +54,7 @@ var pages = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done"} {
+	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 }
@@ -78,6 +78,7 @@ type Server struct {
 
 	Webforms *webform.Service // hosted webforms and their posts (webform.go)
 	webform  *webformLimits
+	newLink  *newLinkLimits // asking for a new preferences link (preferences.go)
 }
 
 // New builds the server and its routes.

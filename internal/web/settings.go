@@ -98,7 +98,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
-		PreferencesLinkHours: formInt(f, "preferences_link_hours")}, time.Now())
+		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days")}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
