@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -24,6 +24,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -47,6 +48,7 @@ type Server struct {
 
 	routes []Route
 	mux    *http.ServeMux
+	root   http.Handler // mux with the headers and the request log
 }
 
 // handlerFunc handles one route. It returns the success status and the body
@@ -89,7 +91,6 @@ func New(s *Server) *Server {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		setHeaders(w)
 		if allow := s.allowed(r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{ErrorDetail{Code: "method_not_allowed",
@@ -99,8 +100,13 @@ func New(s *Server) *Server {
 		writeError(w, &errs.Error{Kind: errs.KindNotFound, Code: "route_not_found",
 			Message: fmt.Sprintf("no route %s %s; see /api/openapi.json", r.Method, r.URL.Path)})
 	})
+	s.root = httpx.Headers(apiPolicy, httpx.LogRequests(s.Log, "request", s.mux))
 	return s
 }
+
+// apiPolicy: an API response is data, never a page; nothing in it may
+// load or be framed, and no referrer leaves.
+var apiPolicy = httpx.Policy{CSP: "default-src 'none'; frame-ancestors 'none'", Referrer: "no-referrer"}
 
 // allowed returns the methods that have a route for r's path, for a 405.
 func (s *Server) allowed(r *http.Request) []string {
@@ -118,16 +124,14 @@ func (s *Server) allowed(r *http.Request) []string {
 // Routes returns the route table.
 func (s *Server) Routes() []Route { return s.routes }
 
-// ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API, every response with the headers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.root.ServeHTTP(w, r) }
 
 // Mux exposes the router, so tests can check which pattern serves a request.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		setHeaders(w)
 		var caller consent.Actor
 		status, body, err := 0, any(nil), error(nil)
 		if !rt.Public {
@@ -147,9 +151,6 @@ func (s *Server) wrap(rt Route) http.Handler {
 		} else {
 			writeJSON(w, status, body)
 		}
-		// The path only: query strings can hold an email address.
-		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
-			"ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
 
@@ -168,14 +169,6 @@ func checkParams(r *http.Request, rt Route) error {
 		}
 	}
 	return nil
-}
-
-// setHeaders marks every API response as not to be cached (it holds
-// personal data) and not to be sniffed as another content type.
-func setHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 func (s *Server) authenticate(r *http.Request) (consent.Actor, error) {
@@ -217,9 +210,6 @@ type ErrorDetail struct {
 	Position int `json:"position,omitempty"`
 }
 
-// statusOf maps a domain error to its HTTP status (see errs.HTTPStatus).
-func statusOf(e *errs.Error) int { return e.HTTPStatus() }
-
 func writeError(w http.ResponseWriter, err error) int {
 	e := errs.As(err)
 	if e == nil {
@@ -230,7 +220,7 @@ func writeError(w http.ResponseWriter, err error) int {
 			return http.StatusInternalServerError
 		}
 	}
-	status := statusOf(e)
+	status := httpx.Status(e)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="consentry"`)
 	}
@@ -252,18 +242,23 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 
 const maxBody = 1 << 20
 
-// decode reads a JSON body into v, refusing unknown fields, trailing data and
-// bodies over 1 MiB, with an error that names the field where it can.
+// decode reads a JSON body into v, refusing unknown fields, a key given
+// twice in one object, a body of null, the absence of a field tagged
+// required:"true", trailing data and bodies over 1 MiB, with an error that
+// names the field where it can. Every handler reads its body through it.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	dec.UseNumber() // custom number fields are checked as written, not as rounded
-	err := dec.Decode(v)
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err == nil {
-		if dec.More() {
-			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		dec.UseNumber() // custom number fields are checked as written, not as rounded
+		err = dec.Decode(v)
+		if err == nil {
+			if dec.More() {
+				return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
+			}
+			return checkShape(data, v)
 		}
-		return nil
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError

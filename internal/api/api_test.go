@@ -202,10 +202,15 @@ func (e *env) run(t testing.TB, list []scenario) {
 					t.Errorf("body holds %q: %s", e.expand(s), r.body)
 				}
 			}
-			// The catch-all for unknown routes does not go through the
-			// wrapper that sets the headers (see the report).
-			if got := r.header.Get("Cache-Control"); got != "no-store" && sc.errCode != "route_not_found" {
+			// Every answer, the catch-all for unknown routes included.
+			if got := r.header.Get("Cache-Control"); got != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", got)
+			}
+			if got := r.header.Get("Content-Security-Policy"); got != "default-src 'none'; frame-ancestors 'none'" {
+				t.Errorf("Content-Security-Policy %q", got)
+			}
+			if r.header.Get("Referrer-Policy") != "no-referrer" || r.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("headers %v", r.header)
 			}
 			if r.status >= 400 {
 				checkError(t, r, sc.errCode, sc.errField)
@@ -986,5 +991,86 @@ func TestDecodeErrorNamesJSONField(t *testing.T) {
 				t.Errorf("refused request wrote something: %+v -> %+v", before, after)
 			}
 		}
+	})
+}
+
+// TestBodyShapeIsChecked: a key given twice in one object (in any case) is
+// refused with its path, as is a body of null; the preferences page's
+// settings, which a PUT replaces as a whole, are refused when a part is
+// missing, naming it, and are left as they were.
+func TestBodyShapeIsChecked(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		page := `{"access_condition":"","offers":[],"statement":"We are Acme.","policies":[{"title":"Privacy","url":"https://acme.example/p"}],
+			"footer":{"enabled":true,"text":"","link_text":"Your preferences"},"access_email":false,"allow_stop_processing":true,"allow_erasure":false}`
+		if r := e.do(t, "PUT", "/api/v1/settings/preferences-page", page, ""); r.status != 200 {
+			t.Fatalf("a whole body: %d %s", r.status, r.body)
+		}
+		stored := string(e.get(t, "/api/v1/settings/preferences-page"))
+		e.run(t, []scenario{
+			{name: "duplicate key", method: "POST", url: "/api/v1/contacts", body: `{"email":"a@example.com","email":"b@example.com"}`,
+				status: 400, errCode: "duplicate_key", errField: "email"},
+			{name: "duplicate key in another case", method: "POST", url: "/api/v1/contacts", body: `{"email":"a@example.com","Email":"b@example.com"}`,
+				status: 400, errCode: "duplicate_key", errField: "Email"},
+			{name: "duplicate key nested", method: "POST", url: "/api/v1/contacts",
+				body:   `{"email":"a@example.com","consents":[{"purpose":"E-marketing","state":"granted","source":"API"},{"purpose":"Newsletter","state":"granted","state":"withdrawn","source":"API"}]}`,
+				status: 400, errCode: "duplicate_key", errField: "consents[1].state"},
+			{name: "same key in two objects is fine", method: "POST", url: "/api/v1/lists", body: `{"name":"News","description":"n"}`, status: 201},
+			{name: "null body", method: "PUT", url: "/api/v1/settings/preferences-page", body: `null`, status: 400, errCode: "malformed_json"},
+			{name: "empty object", method: "PUT", url: "/api/v1/settings/preferences-page", body: `{}`, status: 400, errCode: "required", errField: "access_condition"},
+			{name: "a part left out", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"statement":"We are Acme.",`, "", 1),
+				status: 400, errCode: "required", errField: "statement"},
+			{name: "a part null", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"offers":[]`, `"offers":null`, 1),
+				status: 400, errCode: "required", errField: "offers"},
+			{name: "a nested part left out", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"enabled":true,`, "", 1),
+				status: 400, errCode: "required", errField: "footer.enabled"},
+			{name: "a policy without its address", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `,"url":"https://acme.example/p"`, "", 1),
+				status: 400, errCode: "required", errField: "policies[0].url"},
+			{name: "duplicate in the settings", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"allow_erasure":false`, `"allow_erasure":false,"allow_erasure":true`, 1),
+				status: 400, errCode: "duplicate_key", errField: "allow_erasure"},
+		})
+		if got := string(e.get(t, "/api/v1/settings/preferences-page")); got != stored {
+			t.Fatalf("refused requests changed the settings:\n%s\n%s", stored, got)
+		}
+	})
+}
+
+// TestSingleLineFields: names, subjects and labels are one line: a line
+// break, a tab or an invisible formatting character (a bidi override, a
+// zero-width space) is refused naming the field, and nothing is written.
+// Multi-line text (a description, a consent text) keeps its line breaks.
+func TestSingleLineFields(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		r := e.do(t, "POST", "/api/v1/contacts", `{"email":"ann@example.com"}`, "")
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		e.vars["c1"] = decodeAs[contact.Contact](t, r.body).ID
+		if r := e.do(t, "POST", "/api/v1/fields", `{"name":"nickname","type":"text"}`, ""); r.status != 201 {
+			t.Fatalf("field: %d %s", r.status, r.body)
+		}
+		page := `{"access_condition":"","offers":[],"statement":"Line one.\nLine two.","policies":[{"title":"Privacy\npolicy","url":"https://acme.example/p"}],
+			"footer":{"enabled":false},"access_email":false,"allow_stop_processing":true,"allow_erasure":true}`
+		bad := func(name, method, url, body, code, field string) scenario {
+			return scenario{name: name, method: method, url: url, body: body, status: 400, errCode: code, errField: field}
+		}
+		e.run(t, []scenario{
+			bad("first name", "POST", "/api/v1/contacts", `{"email":"eve@example.com","first_name":"Eve\n\nClick https://evil.example"}`, "line_break", "first_name"),
+			bad("last name", "PATCH", "/api/v1/contacts/{{c1}}", `{"last_name":"Berg\u202egnp.exe"}`, "invisible_character", "last_name"),
+			bad("stage", "PATCH", "/api/v1/contacts/{{c1}}", `{"stage":"lead\tx"}`, "invalid", "stage"),
+			bad("custom text field", "PATCH", "/api/v1/contacts/{{c1}}", `{"fields":{"nickname":"A\r\nB"}}`, "line_break", "fields.nickname"),
+			bad("list name", "POST", "/api/v1/lists", `{"name":"News\nletter","description":"Two\nlines are fine here"}`, "line_break", "name"),
+			bad("purpose name", "POST", "/api/v1/purposes", `{"name":"Share\u200b","legal_basis":"consent","text":"We share.\n\nWith partners."}`, "invisible_character", "name"),
+			bad("source name", "POST", "/api/v1/sources", `{"name":"Fair\r\n2026"}`, "line_break", "name"),
+			bad("field label", "POST", "/api/v1/fields", `{"name":"note","label":"No\nte","type":"text"}`, "line_break", "label"),
+			bad("webform title", "POST", "/api/v1/webforms", `{"name":"w","title":"Sign\nup","privacy_policy_url":"https://acme.example/p"}`, "line_break", "title"),
+			bad("webform label", "POST", "/api/v1/webforms", `{"name":"w","title":"Sign up","privacy_policy_url":"https://acme.example/p",
+				"fields":[{"name":"first_name","label":"First\u2066 name"}]}`, "invisible_character", "fields[0].label"),
+			bad("email subject", "POST", "/api/v1/contacts/{{c1}}/emails", `{"subject":"Hello\nBcc: all@example.com","text":"Two\nlines"}`, "line_break", "subject"),
+			bad("policy title", "PUT", "/api/v1/settings/preferences-page", page, "line_break", "policies[0].title"),
+			{name: "multi-line text stays allowed", method: "POST", url: "/api/v1/purposes", body: `{"name":"Share","legal_basis":"consent",
+				"description":"One.\nTwo.","text":"We share.\n\nWith partners."}`, status: 201},
+		})
 	})
 }

@@ -172,19 +172,26 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		if _, done := g.components[name]; !done {
 			g.components[name] = map[string]any{} // guards recursion
 			props := map[string]any{}
-			g.fields(t, props)
-			g.components[name] = map[string]any{"type": "object", "properties": props}
+			required := g.fields(t, props)
+			sc := map[string]any{"type": "object", "properties": props}
+			if len(required) > 0 {
+				sc["required"] = required
+			}
+			g.components[name] = sc
 		}
 		return map[string]any{"$ref": "#/components/schemas/" + name}
 	}
 	return map[string]any{}
 }
 
-func (g *schemaGen) fields(t reflect.Type, props map[string]any) {
+// fields adds the properties of struct t to props, and returns the names
+// of those tagged required:"true", which a request must give (see decode).
+func (g *schemaGen) fields(t reflect.Type, props map[string]any) []string {
+	var required []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			g.fields(f.Type, props)
+			required = append(required, g.fields(f.Type, props)...)
 			continue
 		}
 		if !f.IsExported() {
@@ -208,7 +215,11 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any) {
 			sc["enum"] = enumValues(enum)
 		}
 		props[name] = sc
+		if f.Tag.Get("required") == "true" {
+			required = append(required, name)
+		}
 	}
+	return required
 }
 
 // schemaName names a struct after its package and type, without repeating

@@ -150,7 +150,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return nil, fmt.Errorf("admin pages: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther)) // the front door leads to the admin UI
+	mux.Handle("GET /{$}", a.Admin) // the front door leads to the admin UI
 	mux.Handle("/admin/", a.Admin)
 	mux.Handle("/admin", a.Admin)
 	mux.Handle("/api/", a.API)

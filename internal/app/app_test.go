@@ -45,7 +45,9 @@ type env struct {
 
 // start runs the whole service, workers included, with email going over
 // SMTP to a real server in the test, and links pointing at the test server.
-func start(t testing.TB, db *store.DB) *env {
+// Each of before runs on the built service before its workers start (to
+// give the services a clock of the test's, say).
+func start(t testing.TB, db *store.DB, before ...func(*app.App)) *env {
 	e := &env{t: t, smtp: mailtest.Start(t), log: &syncBuffer{}}
 	var handler http.Handler
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -58,6 +60,9 @@ func start(t testing.TB, db *store.DB) *env {
 		t.Fatal(err)
 	}
 	handler = a.Handler()
+	for _, f := range before {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.Start(ctx)
 	t.Cleanup(func() { cancel(); a.Wait() })

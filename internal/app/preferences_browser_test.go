@@ -28,7 +28,8 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 			e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed":true}`, 200, nil)
 			c := cardOnFile(e, "maja@example.com", "granted")
 			e.api("PATCH", "/api/v1/contacts/"+c.ID, `{"language":"`+tc.lang+`"}`, 200, nil)
-			e.api("PUT", "/api/v1/settings/preferences-page", `{"offers":[{"purpose":"Card on file"}]}`, 200, nil)
+			e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"","offers":[{"purpose":"Card on file"}],"statement":"","policies":[],"footer":{"enabled":false},
+				"access_email":false,"allow_stop_processing":false,"allow_erasure":false}`, 200, nil)
 			card := purposeID(e, "Card on file")
 
 			var link string

@@ -83,8 +83,9 @@ func pageSetUp(e *env) (string, string) {
 	c := cardOnFile(e, "lena@example.com", "granted")
 	e.api("POST", "/api/v1/lists", `{"name":"Newsletter","description":"Monthly news"}`, 201, nil)
 	e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/Newsletter", `{"status":"subscribed"}`, 200, nil)
-	e.api("PUT", "/api/v1/settings/preferences-page", `{"offers":[{"purpose":"Card on file"}],"statement":"We are Acme. See https://acme.example/privacy",
-		"policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"allow_stop_processing":true,"allow_erasure":true}`, 200, nil)
+	e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"","offers":[{"purpose":"Card on file"}],"statement":"We are Acme. See https://acme.example/privacy",
+		"policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"footer":{"enabled":false},"access_email":false,
+		"allow_stop_processing":true,"allow_erasure":true}`, 200, nil)
 	var link struct{ URL string }
 	e.api("POST", "/api/v1/contacts/"+c.ID+"/preferences-link", "", 201, &link)
 	return c.ID, link.URL
@@ -394,8 +395,10 @@ func TestPageAccessAndOffersFollowConditions(t *testing.T) {
 		e.api("POST", "/api/v1/contacts", `{"email":"us@example.com","region":"US"}`, 201, &us)
 		e.api("POST", "/api/v1/contacts", `{"email":"buyer@example.com","region":"EU","stage":"ready to buy"}`, 201, &buyer)
 		e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"region == \"EU\"","access_email":true,
-			"offers":[{"purpose":"Card on file","condition":"stage == \"ready to buy\""},{"purpose":"Share with partners","default_selected":true}]}`, 200, nil)
-		e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"regoin == \"EU\""}`, 400, nil)
+			"offers":[{"purpose":"Card on file","condition":"stage == \"ready to buy\""},{"purpose":"Share with partners","default_selected":true}],
+			"statement":"","policies":[],"footer":{"enabled":false},"allow_stop_processing":false,"allow_erasure":false}`, 200, nil)
+		e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"regoin == \"EU\"","access_email":true,"offers":[],"statement":"","policies":[],
+			"footer":{"enabled":false},"allow_stop_processing":false,"allow_erasure":false}`, 400, nil)
 
 		// Access emails go to the two EU contacts, once, in their language.
 		msgs := e.smtp.Wait(t, 2)
@@ -531,7 +534,8 @@ func TestUserEmailCarriesTheFooter(t *testing.T) {
 		e := start(t, db)
 		var c struct{ ID string }
 		e.api("POST", "/api/v1/contacts", `{"email":"per@example.com"}`, 201, &c)
-		e.api("PUT", "/api/v1/settings/preferences-page", `{"footer":{"enabled":true,"text":"See what we keep about you.","link_text":"Your privacy preferences"}}`, 200, nil)
+		e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"","offers":[],"statement":"","policies":[],"access_email":false,"allow_stop_processing":false,"allow_erasure":false,
+			"footer":{"enabled":true,"text":"See what we keep about you.","link_text":"Your privacy preferences"}}`, 200, nil)
 		e.api("POST", "/api/v1/contacts/"+c.ID+"/emails", `{"subject":"Your order","text":"It ships today."}`, 202, nil)
 		e.api("POST", "/api/v1/contacts/"+c.ID+"/emails", `{"subject":"","text":"x"}`, 400, nil)
 		msg := e.smtp.Wait(t, 1)[0]

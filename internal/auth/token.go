@@ -64,7 +64,7 @@ func hashSecret(secret string) string {
 // Create makes a token named name, valid until expires (nil: until revoked),
 // and returns the secret, which is shown this once.
 func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time, scopes ...string) (string, *Token, error) {
-	if err := errs.TrimText("name", &name, 100); err != nil {
+	if err := errs.TrimLine("name", &name, 100); err != nil {
 		return "", nil, err
 	}
 	for _, s := range scopes {

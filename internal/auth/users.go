@@ -155,7 +155,7 @@ func (in *NewUser) validate() error {
 	if at < 1 || at == len(in.Email)-1 || strings.ContainsAny(in.Email, " \t\r\n<>") || len(in.Email) > 254 {
 		return errs.Invalid("email", "is not a valid email address")
 	}
-	if err := errs.OptionalText("name", &in.Name, 100); err != nil {
+	if err := errs.OptionalLine("name", &in.Name, 100); err != nil {
 		return err
 	}
 	if !slices.Contains(Roles, in.Role) {

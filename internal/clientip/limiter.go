@@ -1,78 +1,124 @@
 package clientip
 
 import (
+	"container/list"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
-// Limiter gives each client address its own token bucket, and forgets the
-// addresses it has not seen for a while so that memory stays bounded.
+// DefaultMaxKeys is how many keys a Limiter holds unless told otherwise
+// (WithMaxKeys): some 10 MB at most, whatever clients send.
+const DefaultMaxKeys = 50_000
+
+// Limiter gives each key (a client address, an account) its own token
+// bucket, and holds a bounded number of keys, so that memory stays bounded
+// whatever clients send: keys idle for longer than idle are forgotten, and
+// past the maximum the key seen least recently is. A forgotten key starts
+// again with a full bucket, as a key idle that long would have.
+//
+// It is a bucket of its own rather than golang.org/x/time/rate because a
+// sign-in must count before its password is checked (so that parallel
+// guesses cannot slip through) and be given back when it succeeds; a
+// rate.Reservation cancelled after the moment it acted at restores
+// nothing.
 type Limiter struct {
-	mu      sync.Mutex
-	perMin  rate.Limit
-	burst   int
-	idle    time.Duration
-	clients map[string]*client
-	swept   time.Time
+	mu     sync.Mutex
+	perSec float64
+	burst  float64
+	idle   time.Duration
+	max    int
+	keys   map[string]*list.Element // of *bucket
+	recent *list.List               // most recently seen first
+	// Now is the clock, for tests; time.Now unless set before first use.
+	Now func() time.Time
 }
 
-type client struct {
-	l    *rate.Limiter
-	seen time.Time
+type bucket struct {
+	key    string
+	tokens float64
+	at     time.Time // when tokens was last brought up to date; also when the key was last seen
 }
 
 // NewLimiter allows each key perMinute requests a minute on average, in
-// bursts of up to burst, and forgets keys idle for longer than idle.
+// bursts of up to burst, forgets keys idle for longer than idle, and holds
+// at most DefaultMaxKeys keys.
 func NewLimiter(perMinute, burst int, idle time.Duration) *Limiter {
-	return &Limiter{perMin: rate.Limit(float64(perMinute) / 60), burst: burst, idle: idle, clients: map[string]*client{}}
+	return &Limiter{perSec: float64(perMinute) / 60, burst: float64(burst), idle: idle, max: DefaultMaxKeys,
+		keys: map[string]*list.Element{}, recent: list.New(), Now: time.Now}
+}
+
+// WithMaxKeys sets how many keys l holds at most, and returns l.
+func (l *Limiter) WithMaxKeys(n int) *Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.max = max(n, 1)
+	return l
 }
 
 // Allow reports whether a request of key may go ahead now, and counts it.
 func (l *Limiter) Allow(key string) bool {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bucket(key, now).AllowN(now, 1)
+	ok, _ := l.Reserve(key)
+	return ok
 }
 
 // Reserve counts a request of key now, if allowed, and returns a function
-// that takes the count back: for limits that should count only failures
-// but must count an attempt before its outcome is known (a sign-in that
-// takes a while), so that parallel attempts cannot slip through.
-func (l *Limiter) Reserve(key string) (ok bool, undo func()) {
-	now := time.Now()
+// that gives the count back, once: for limits that should count only
+// failures but must count an attempt before its outcome is known (a
+// sign-in that takes a while), so that parallel attempts cannot slip
+// through. When the request is not allowed nothing is counted and the
+// function does nothing.
+func (l *Limiter) Reserve(key string) (ok bool, giveBack func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.bucket(key, now).ReserveN(now, 1)
-	if !r.OK() || r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
+	now := l.Now()
+	b := l.bucket(key, now)
+	if b.tokens < 1 {
 		return false, func() {}
 	}
+	b.tokens--
+	var once sync.Once
 	return true, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		r.CancelAt(time.Now())
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			// A bucket forgotten meanwhile was full or idle; giving back
+			// to it changes nothing anyone sees.
+			b.tokens = min(b.tokens+1, l.burst)
+		})
 	}
 }
 
-// bucket returns key's bucket, forgetting idle keys now and then; l.mu is
-// held.
-func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
-	if now.Sub(l.swept) > l.idle {
-		for k, c := range l.clients {
-			if now.Sub(c.seen) > l.idle {
-				delete(l.clients, k)
-			}
+// Len is how many keys l holds now.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys)
+}
+
+// bucket returns key's bucket brought up to now, forgetting idle keys and,
+// to make room, the least recently seen; l.mu is held.
+func (l *Limiter) bucket(key string, now time.Time) *bucket {
+	for e := l.recent.Back(); e != nil && now.Sub(e.Value.(*bucket).at) > l.idle; e = l.recent.Back() {
+		l.forget(e)
+	}
+	if e, ok := l.keys[key]; ok {
+		b := e.Value.(*bucket)
+		if elapsed := now.Sub(b.at); elapsed > 0 {
+			b.tokens = min(b.tokens+elapsed.Seconds()*l.perSec, l.burst)
+			b.at = now
 		}
-		l.swept = now
+		l.recent.MoveToFront(e)
+		return b
 	}
-	c := l.clients[key]
-	if c == nil {
-		c = &client{l: rate.NewLimiter(l.perMin, l.burst)}
-		l.clients[key] = c
+	for len(l.keys) >= l.max {
+		l.forget(l.recent.Back())
 	}
-	c.seen = now
-	return c.l
+	b := &bucket{key: key, tokens: l.burst, at: now}
+	l.keys[key] = l.recent.PushFront(b)
+	return b
+}
+
+func (l *Limiter) forget(e *list.Element) {
+	l.recent.Remove(e)
+	delete(l.keys, e.Value.(*bucket).key)
 }

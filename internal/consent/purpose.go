@@ -83,7 +83,7 @@ func (in *PurposeInput) validate(create bool) error {
 			return errs.Required("text")
 		}
 	}
-	if err := errs.TrimText("name", in.Name, 100); err != nil {
+	if err := errs.TrimLine("name", in.Name, 100); err != nil {
 		return err
 	}
 	if in.LegalBasis != nil && !validOneOf(*in.LegalBasis, LegalBases) {

@@ -34,7 +34,7 @@ func (in *SourceInput) validate(create bool) error {
 	if in.Name == nil && create {
 		return errs.Required("name")
 	}
-	return errs.TrimText("name", in.Name, 100)
+	return errs.TrimLine("name", in.Name, 100)
 }
 
 // CreateSource adds a source, active unless the input says otherwise.

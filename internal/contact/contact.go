@@ -177,7 +177,7 @@ func (in *Input) applyCore(c *Contact) error {
 		if utf8.RuneCountInString(v) > max {
 			return errs.Invalid(field, "must be at most %d characters", max)
 		}
-		if err := errs.PlainText(field, v); err != nil {
+		if err := errs.SingleLine(field, v); err != nil {
 			return err
 		}
 		*dst = v

@@ -72,7 +72,7 @@ var conditionWords = []string{"in", "not", "and", "or", "contains", "matches", "
 var maskRE = regexp.MustCompile(`^(none|(last|first):([1-9]|1[0-9]|20))$`)
 
 func (in *FieldInput) validateCommon() error {
-	if err := errs.TrimText("label", in.Label, 100); err != nil {
+	if err := errs.TrimLine("label", in.Label, 100); err != nil {
 		return err
 	}
 	if in.Mask != nil && *in.Mask != "" && !maskRE.MatchString(*in.Mask) {
@@ -280,7 +280,7 @@ func (f *FieldDefinition) checkValue(v any) (any, error) {
 		if utf8.RuneCountInString(s) > 10000 {
 			return nil, errs.Invalid(name, "must be at most 10000 characters")
 		}
-		return s, errs.PlainText(name, s)
+		return s, errs.SingleLine(name, s) // a text field is one line, as its inputs are
 	case TypeNumber:
 		switch n := v.(type) {
 		case json.Number:

@@ -1,14 +1,14 @@
 // Package errs holds the error kinds that domain packages return and that the
-// HTTP layer maps to status codes. Domain code never speaks HTTP; it says what
-// went wrong (invalid input, not found, conflict, refused, locked) and, for
-// invalid input, which field.
+// HTTP front ends map to status codes (httpx.Status). Domain code never
+// speaks HTTP; it says what went wrong (invalid input, not found, conflict,
+// refused, locked) and, for invalid input, which field.
 package errs
 
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -115,10 +115,61 @@ func PlainText(field, s string) error {
 	return nil
 }
 
+// SingleLine checks that s is valid UTF-8 on one line, as a name, a
+// subject or a label must be: no line break, tab or other control
+// character, and none of the invisible characters that change how the text
+// around them reads: bidirectional embeddings, overrides, isolates and
+// marks (U+202A-U+202E, U+2066-U+2069, U+061C), zero-width spaces, joiners
+// and direction marks (U+200B-U+200F) and the byte order mark (U+FEFF).
+// Such a value is written into email greetings and subjects and onto
+// pages: a line break there starts a paragraph of someone else's words (a
+// first name from a public form in a double opt-in email), an override
+// makes a name or an address read backwards.
+func SingleLine(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalid(field, "is not valid UTF-8 text")
+	}
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			return &Error{Kind: KindInvalid, Code: "line_break", Field: field,
+				Message: fmt.Sprintf("must be a single line; it contains a line break (U+%04X)", r)}
+		case unicode.IsControl(r):
+			return Invalid(field, "contains a control character (U+%04X)", r)
+		case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, r == 0x061C,
+			r >= 0x200B && r <= 0x200F, r == 0xFEFF:
+			return &Error{Kind: KindInvalid, Code: "invisible_character", Field: field,
+				Message: fmt.Sprintf("contains an invisible formatting character (U+%04X)", r)}
+		}
+	}
+	return nil
+}
+
 // TrimText trims the text *p points at in place and checks that it is not
-// empty and has at most max characters, naming field in the error. A nil p
-// (the field was not given) is left alone and is not an error.
+// empty, is plain text (PlainText) and has at most max characters, naming
+// field in the error. A nil p (the field was not given) is left alone and
+// is not an error.
 func TrimText(field string, p *string, max int) error {
+	return trimmed(field, p, max, PlainText)
+}
+
+// OptionalText is TrimText for text that may be empty.
+func OptionalText(field string, p *string, max int) error {
+	return optional(field, p, max, PlainText)
+}
+
+// TrimLine is TrimText for text that must be one line (SingleLine): names,
+// subjects, labels.
+func TrimLine(field string, p *string, max int) error {
+	return trimmed(field, p, max, SingleLine)
+}
+
+// OptionalLine is TrimLine for a line that may be empty.
+func OptionalLine(field string, p *string, max int) error {
+	return optional(field, p, max, SingleLine)
+}
+
+func trimmed(field string, p *string, max int, check func(field, s string) error) error {
 	if p == nil {
 		return nil
 	}
@@ -126,7 +177,7 @@ func TrimText(field string, p *string, max int) error {
 	if *p == "" {
 		return Required(field)
 	}
-	if err := PlainText(field, *p); err != nil {
+	if err := check(field, *p); err != nil {
 		return err
 	}
 	if utf8.RuneCountInString(*p) > max {
@@ -135,42 +186,14 @@ func TrimText(field string, p *string, max int) error {
 	return nil
 }
 
-// OptionalText is TrimText for text that may be empty.
-func OptionalText(field string, p *string, max int) error {
+func optional(field string, p *string, max int, check func(field, s string) error) error {
 	if p == nil || strings.TrimSpace(*p) == "" {
 		if p != nil {
 			*p = ""
 		}
 		return nil
 	}
-	return TrimText(field, p, max)
-}
-
-// HTTPStatus is the status the HTTP layers (the API and the public pages)
-// answer an error with. A not-found error about a
-// field of the body (an unknown purpose, say) is a 422: the URL was right,
-// the body refers to something that does not exist.
-func (e *Error) HTTPStatus() int {
-	switch e.Kind {
-	case KindInvalid:
-		return http.StatusBadRequest
-	case KindNotFound:
-		if e.Field != "" {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusNotFound
-	case KindConflict:
-		return http.StatusConflict
-	case KindRefused:
-		return http.StatusUnprocessableEntity
-	case KindLocked:
-		return http.StatusLocked
-	case KindUnauthorized:
-		return http.StatusUnauthorized
-	case KindForbidden:
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
+	return trimmed(field, p, max, check)
 }
 
 // WithField returns err with the field it names rewritten by rename, so that

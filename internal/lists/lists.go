@@ -73,7 +73,7 @@ func (in *Input) validate(create bool) error {
 	if create && in.Name == nil {
 		return errs.Required("name")
 	}
-	if err := errs.TrimText("name", in.Name, 100); err != nil {
+	if err := errs.TrimLine("name", in.Name, 100); err != nil {
 		return err
 	}
 	if in.Name != nil && *in.Name == "" {

@@ -216,7 +216,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				return err
 			}
 			if IsMarketing(r.c.kind) {
-				if err := d.addUnsubscribe(tx, r.c.env, r.contactID.String); err != nil {
+				if err := d.addUnsubscribe(tx, r.c.env, r.contactID.String, st.UnsubscribeLinkDays); err != nil {
 					return err
 				}
 			}
@@ -231,9 +231,6 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 // the recipient's unsubscribe link goes; it is filled in as the message is
 // sent, so the outbox never holds the link.
 const UnsubscribeURL = "{{unsubscribe_url}}"
-
-// unsubscribeDays is how long an unsubscribe link works.
-const unsubscribeDays = 90
 
 // IsMarketing reports whether email of kind is marketing, which carries an
 // unsubscribe link and the List-Unsubscribe headers.
@@ -269,12 +266,13 @@ func (d *Deliverer) addLinks(tx *store.Tx, env *Envelope, contactID string, link
 }
 
 // addUnsubscribe gives a marketing email its unsubscribe link: a token
-// issued inside the claim, the List-Unsubscribe header with the
+// issued inside the claim, valid for the given days (the setting
+// unsubscribe_link_days), the List-Unsubscribe header with the
 // List-Unsubscribe-Post header of RFC 8058 (one-click), and the link in the
 // bodies where they hold UnsubscribeURL.
-func (d *Deliverer) addUnsubscribe(tx *store.Tx, env *Envelope, contactID string) error {
+func (d *Deliverer) addUnsubscribe(tx *store.Tx, env *Envelope, contactID string, days int) error {
 	now := d.Now()
-	secret, _, err := auth.IssueContactToken(tx, auth.PurposeUnsubscribe, contactID, env.OutboxID, now.Add(unsubscribeDays*24*time.Hour), now)
+	secret, _, err := auth.IssueContactToken(tx, auth.PurposeUnsubscribe, contactID, env.OutboxID, now.Add(time.Duration(days)*24*time.Hour), now)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,14 @@ package preferences
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
@@ -119,7 +122,7 @@ type UserEmail struct {
 // it on (R15). The send gate decides when it goes whether it may (an
 // opted-out contact gets nothing, R2). It returns the outbox id.
 func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEmail) (string, error) {
-	if err := errs.TrimText("subject", &e.Subject, 200); err != nil {
+	if err := errs.TrimLine("subject", &e.Subject, 200); err != nil {
 		return "", err
 	}
 	if e.Subject == "" {
@@ -188,4 +191,51 @@ func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time
 		return err
 	})
 	return link, expires, err
+}
+
+// SendLink emails a fresh personal link to the preferences page to the
+// contact with this address, who asked for it on the page an unsubscribe
+// link that no longer works shows; there they can unsubscribe. It returns
+// nil whether or not the address is a contact's, and the same way, so that
+// the answer never tells: an unknown or erased address gets nothing. An
+// address that cannot be one is an invalid error on "email". The email is
+// a confirmation (mail.KindConfirmation): the contact asked for it, so it
+// reaches them even after an opt-out or a stop of processing, while a
+// bounced or blocklisted address still gets nothing (the send gate). The
+// caller limits how often one address and one client may ask.
+func (s *Service) SendLink(ctx context.Context, email, lang string) error {
+	email, err := contact.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		var id, name, contactLang string
+		err := tx.QueryRow(`SELECT id, first_name, language FROM contacts WHERE email_key = $1 AND erased_at IS NULL`,
+			strings.ToLower(email)).Scan(&id, &name, &contactLang)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("preferences: find contact by address: %w", err)
+		}
+		st, err := settings.InTx(tx)
+		if err != nil {
+			return err
+		}
+		if contactLang != "" {
+			lang = i18n.Match(contactLang, "")
+		} else {
+			lang = i18n.Match(lang, "")
+		}
+		now := s.now()
+		url, link := PageLink(s.BaseURL, st, now)
+		text, html, err := mail.Render("preferences_link", map[string]any{"Lang": lang, "Name": name, "Link": url, "Sender": s.Sender,
+			"Hours": st.PreferencesLinkHours})
+		if err != nil {
+			return fmt.Errorf("preferences: render email: %w", err)
+		}
+		_, err = mail.Enqueue(tx, mail.Message{ContactID: id, Kind: mail.KindConfirmation, Language: lang,
+			Subject: i18n.T(lang, "email.prefs_link.subject"), Text: text, HTML: html, Links: []mail.Link{link}}, now)
+		return err
+	})
 }

@@ -18,35 +18,37 @@ import (
 // configKey is the row of the settings table the page's settings live in.
 const configKey = "preferences_page"
 
-// Config is how the operator set up the preferences page (R15, R16).
+// Config is how the operator set up the preferences page (R15, R16). It is
+// replaced as a whole, so every part is required (tag required), and a
+// request that leaves one out is refused rather than emptying it.
 type Config struct {
 	// AccessCondition selects the contacts who may use the whole page, e.g.
 	// region == "EU". Empty lets every contact in. The others see only the
 	// email section (R17).
-	AccessCondition string `json:"access_condition" doc:"a condition on the profile (docs/conditions.md); empty lets every contact use the page"`
+	AccessCondition string `json:"access_condition" required:"true" doc:"a condition on the profile (docs/conditions.md); empty lets every contact use the page"`
 	// Offers are the consents the page asks for, each to the contacts its
 	// condition selects.
-	Offers []Offer `json:"offers"`
+	Offers []Offer `json:"offers" required:"true"`
 	// Statement is the operator's text at the top of the page, shown as
 	// plain text with its links made clickable.
-	Statement string `json:"statement" doc:"plain text; links become clickable"`
+	Statement string `json:"statement" required:"true" doc:"plain text; links become clickable"`
 	// Policies are links to the operator's privacy policy and the like.
-	Policies []Link `json:"policies"`
+	Policies []Link `json:"policies" required:"true"`
 	// Footer is added to emails written by users, with the contact's
 	// personal link to the page (R15).
-	Footer Footer `json:"footer"`
+	Footer Footer `json:"footer" required:"true"`
 	// AccessEmail sends every contact who gains access to the page an email
 	// with a link to it (R15).
-	AccessEmail bool `json:"access_email" doc:"email each contact who gains access to the page a link to it"`
+	AccessEmail bool `json:"access_email" required:"true" doc:"email each contact who gains access to the page a link to it"`
 	// AllowStopProcessing and AllowErasure show the "Stop processing" and
 	// "Erase my data" buttons.
-	AllowStopProcessing bool `json:"allow_stop_processing"`
-	AllowErasure        bool `json:"allow_erasure"`
+	AllowStopProcessing bool `json:"allow_stop_processing" required:"true"`
+	AllowErasure        bool `json:"allow_erasure" required:"true"`
 }
 
 // Offer is one consent the page asks for.
 type Offer struct {
-	Purpose string `json:"purpose" doc:"purpose id (a name is accepted and stored as the id)"`
+	Purpose string `json:"purpose" required:"true" doc:"purpose id (a name is accepted and stored as the id)"`
 	// Condition selects who is asked; empty asks everyone with access.
 	Condition string `json:"condition" doc:"e.g. stage == \"ready to buy\"; empty asks everyone with access"`
 	// DefaultSelected overrides the purpose's default selection for a
@@ -56,14 +58,14 @@ type Offer struct {
 
 // Link is a titled link on the page.
 type Link struct {
-	Title string `json:"title"`
-	URL   string `json:"url"`
+	Title string `json:"title" required:"true"`
+	URL   string `json:"url" required:"true"`
 }
 
 // Footer is the text added to emails written by users, followed by the
 // contact's link to the page.
 type Footer struct {
-	Enabled  bool   `json:"enabled"`
+	Enabled  bool   `json:"enabled" required:"true"`
 	Text     string `json:"text" doc:"e.g. \"You can see and change what we keep about you:\""`
 	LinkText string `json:"link_text" doc:"the text of the link, e.g. \"Your privacy preferences\""`
 }
@@ -130,7 +132,7 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 	for i := range c.Policies {
 		l := &c.Policies[i]
 		at := fmt.Sprintf("policies[%d]", i)
-		if err := errs.OptionalText(at+".title", &l.Title, 200); err != nil {
+		if err := errs.OptionalLine(at+".title", &l.Title, 200); err != nil {
 			return err
 		}
 		if l.Title == "" {
@@ -143,7 +145,7 @@ func (s *Service) validate(ctx context.Context, c *Config) error {
 	if err := errs.OptionalText("footer.text", &c.Footer.Text, 1000); err != nil {
 		return err
 	}
-	if err := errs.OptionalText("footer.link_text", &c.Footer.LinkText, 200); err != nil {
+	if err := errs.OptionalLine("footer.link_text", &c.Footer.LinkText, 200); err != nil {
 		return err
 	}
 	if c.Footer.Enabled && c.Footer.LinkText == "" {

@@ -77,13 +77,16 @@ func (s *Service) EndSession(ctx context.Context, secret string) error {
 // OneClick opts out the contact whose unsubscribe link this is, at once and
 // without a page (RFC 8058): the mail client posts
 // List-Unsubscribe=One-Click to the link. The opt-out is the contact's own
-// (opt_out_contact, R1), recorded with the link's token as evidence. An
-// unusable link, or a contact already opted out, changes nothing; both
-// return nil, so the answer never tells whether the link meant anything.
+// (opt_out_contact, R1), recorded with the link's token as evidence. A
+// contact already opted out, or deleted, is left as it is, and that is not
+// an error. A link that cannot be used (expired after the setting
+// unsubscribe_link_days, or unknown) changes nothing and returns
+// ErrNoSession, so that the contact is told it did not work rather than
+// that they are unsubscribed.
 func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) error {
 	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, auth.PurposeUnsubscribe, secret, s.now())
 	if errors.Is(err, auth.ErrNoToken) {
-		return nil
+		return ErrNoSession
 	}
 	if err != nil {
 		return err

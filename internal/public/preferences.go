@@ -5,9 +5,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/preferences"
 )
@@ -21,15 +25,36 @@ const sessionCookie = "consentry_prefs"
 // cookie and a redirect to /p, so that the token never stays in the
 // address bar, the history, or a Referer header.
 func (s *Server) preferenceRoutes() {
+	s.newLink = &newLinkLimits{ip: newLimiter(newLinkPerMinute, newLinkBurst, time.Hour),
+		address: newAddressLimiter(newLinkPerAddress, newLinkAddressWindow)}
 	s.mux.HandleFunc("GET /p/{token}", s.openPage(auth.PurposePreferences, "/p"))
 	s.mux.HandleFunc("GET /u/{token}", s.openPage(auth.PurposeUnsubscribe, "/p#email"))
 	s.mux.HandleFunc("POST /u/{token}", s.oneClick)
+	s.mux.HandleFunc("POST /u", s.askNewLink)
+	s.mux.HandleFunc("GET /u/sent", s.newLinkSent)
 	s.mux.HandleFunc("GET /p", s.preferencesPage)
 	s.mux.HandleFunc("POST /p", s.savePreferences)
 	s.mux.HandleFunc("POST /p/end", s.endSession)
 	s.mux.HandleFunc("GET /p/confirm/{token}", s.confirmChangePage)
 	s.mux.HandleFunc("POST /p/confirm/{token}", s.confirmChange)
 }
+
+// newLinkLimits bound how often a new preferences link may be asked for:
+// each one sends an email. Per client address, a few a minute; per email
+// address, a few an hour, past which a request is answered as any other
+// and sends nothing. Both live in this process, as the webform's do.
+type newLinkLimits struct {
+	ip      *limiter
+	address *addressLimiter
+}
+
+const (
+	newLinkPerMinute      = 1
+	newLinkBurst          = 5
+	newLinkPerAddress     = 3
+	newLinkAddressWindow  = time.Hour
+	maxNewLinkRequestBody = 4 << 10
+)
 
 // crossOriginBypasses are the posts that cross-origin protection lets
 // through: each is authorised by the token in its address, which no other
@@ -44,6 +69,10 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 		if err != nil {
 			if !errors.Is(err, preferences.ErrNoSession) {
 				s.Log.Error("open preferences session", "err", err)
+			}
+			if purpose == auth.PurposeUnsubscribe {
+				s.linkExpired(w, r, http.StatusGone, "", "")
+				return
 			}
 			s.invalid(w, lang(r, ""))
 			return
@@ -189,7 +218,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l 
 	if msg == "prefs.refused."+e.Code {
 		msg = i18n.T(l, "prefs.refused")
 	}
-	s.showPage(w, r, contactID, e.HTTPStatus(), map[string]string{field: msg}, "")
+	s.showPage(w, r, contactID, httpx.Status(err), map[string]string{field: msg}, "")
 }
 
 func (s *Server) evidence(r *http.Request) preferences.Evidence {
@@ -233,7 +262,7 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, preferences.ErrNoChange):
 			s.invalid(w, l)
 		case e != nil:
-			s.render(w, e.HTTPStatus(), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
+			s.render(w, httpx.Status(err), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
 				"Text": i18n.T(l, "prefs.not_applied.text")})
 		default:
 			s.Log.Error("confirm preferences change", "err", err)
@@ -247,7 +276,9 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 
 // oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is
 // List-Unsubscribe=One-Click opts the contact out, with no page, login or
-// redirect. The answer is the same whether or not the link was valid.
+// redirect. A link that no longer works (older than the setting
+// unsubscribe_link_days, or unknown) answers 410 with the page that says
+// so and offers a new link, never "unsubscribed" for a change not made.
 func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	// RFC 8058 asks senders to post multipart/form-data; many post
@@ -262,11 +293,73 @@ func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)
 		return
 	}
-	if err := s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r)); err != nil {
+	err = s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r))
+	if errors.Is(err, preferences.ErrNoSession) {
+		s.linkExpired(w, r, http.StatusGone, "", "")
+		return
+	}
+	if err != nil {
 		s.Log.Error("one-click unsubscribe", "err", err)
 		http.Error(w, "The unsubscribe could not be saved; try again.", http.StatusServiceUnavailable)
 		return
 	}
 	l := lang(r, "")
 	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.unsubscribed.title"), "Text": i18n.T(l, "prefs.unsubscribed.text")})
+}
+
+// linkExpired shows the page for an unsubscribe link that no longer works:
+// it says so, and offers to email a new link to the preferences page.
+// email and problem refill the form after a refused request.
+func (s *Server) linkExpired(w http.ResponseWriter, r *http.Request, status int, email, problem string) {
+	l := lang(r, "")
+	action := "/u"
+	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
+		action += "?lang=" + strings.ToLower(q)
+	}
+	s.render(w, status, "link_expired", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_expired.title"),
+		"Action": action, "Email": email, "Error": problem})
+}
+
+// askNewLink takes the form of the expired-link page: it emails a new
+// preferences link to the address when it is a contact's, and redirects
+// to the same page whether it is or not, whether the address was over its
+// limit or not, so the answer tells nothing about the address.
+func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
+	l := lang(r, "")
+	if !s.newLink.ip.Allow(clientip.LimitKey(s.IPs.IP(r))) {
+		w.Header().Set("Retry-After", "60")
+		s.linkExpired(w, r, http.StatusTooManyRequests, "", i18n.T(l, "prefs.link_expired.too_many"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxNewLinkRequestBody)
+	if err := r.ParseForm(); err != nil {
+		s.linkExpired(w, r, http.StatusBadRequest, "", i18n.T(l, "prefs.link_expired.invalid"))
+		return
+	}
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	if len(email) > 254 {
+		email = ""
+	}
+	if _, err := contact.NormalizeEmail(email); err != nil {
+		s.linkExpired(w, r, http.StatusBadRequest, email, i18n.T(l, "prefs.link_expired.invalid"))
+		return
+	}
+	if s.newLink.address.allow(strings.ToLower(email)) {
+		if err := s.Prefs.SendLink(r.Context(), email, l); err != nil {
+			s.Log.Error("send a new preferences link", "err", err)
+			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+			return
+		}
+	}
+	to := "/u/sent"
+	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
+		to += "?lang=" + strings.ToLower(q)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// newLinkSent is where askNewLink leads, whatever the address.
+func (s *Server) newLinkSent(w http.ResponseWriter, r *http.Request) {
+	l := lang(r, "")
+	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_sent.title"), "Text": i18n.T(l, "prefs.link_sent.text")})
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
@@ -53,7 +54,7 @@ var pages = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done"} {
+	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 }
@@ -72,9 +73,12 @@ type Server struct {
 	oneClickLimit *limiter
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
+	logged        http.Handler // mux, with each request logged
+	root          http.Handler // everything, with the headers
 
 	Webforms *webform.Service // hosted webforms and their posts (webform.go)
 	webform  *webformLimits
+	newLink  *newLinkLimits // asking for a new preferences link (preferences.go)
 }
 
 // New builds the server and its routes.
@@ -98,17 +102,24 @@ func New(s *Server) *Server {
 		s.cop.AddInsecureBypassPattern(p)
 	}
 	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections
+	s.logged = httpx.LogRequests(s.Log, "page", s.mux)
+	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
 	return s
+}
+
+// publicPolicy lets pages use their own inline styles and nothing else,
+// post forms only here, and be framed by no one; no referrer leaves, so a
+// token in the address never reaches another site.
+var publicPolicy = httpx.Policy{
+	CSP:      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	Referrer: "no-referrer",
 }
 
 // ServeHTTP applies the headers, the rate limit and cross-origin protection
 // to every page.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.root.ServeHTTP(w, r) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.limited(r) {
 		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
 		return
@@ -117,12 +128,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Cross-origin request refused.", http.StatusForbidden)
 		return
 	}
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	s.mux.ServeHTTP(rec, r)
-	_, pattern := s.mux.Handler(r)
-	// The pattern, never the path: the path of a link holds its token.
-	s.Log.Info("page", "method", r.Method, "route", pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
+	s.logged.ServeHTTP(w, r)
 }
 
 // limited applies the per-client rate limit that fits the request: webform
@@ -140,16 +146,6 @@ func (s *Server) limited(r *http.Request) bool {
 		}
 	}
 	return !s.limiter.Allow(key)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }
 
 func lang(r *http.Request, contactLang string) string {

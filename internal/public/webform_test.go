@@ -184,3 +184,44 @@ func TestWebformRateLimitPerIP(t *testing.T) {
 		t.Fatalf("the form page for the limited address: %d", rec.Code)
 	}
 }
+
+// TestWebformRefusesMultiLineNames: a first name from a public form is
+// written into the double opt-in email sent to whatever address the form
+// gave; one with a line break (a paragraph with a link of the sender's
+// choosing) or an invisible bidi override is refused next to its field,
+// and nothing is written or emailed.
+func TestWebformRefusesMultiLineNames(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s, w := webformServer(t, db)
+		path := "/f/" + w.ID
+		rows := webformtest.Rows(t, db)
+		oneLine, invisible := "Please write this on one line, without line breaks.", "This answer contains invisible or control characters."
+		for name, c := range map[string]struct{ first, says string }{
+			"paragraph":     {"Ann\r\n\r\nYour account will be closed. Keep it at https://evil.example/login\r\n\r\nRegards", oneLine},
+			"line feed":     {"Ann\nBerg", oneLine},
+			"bidi override": {"Ann\u202egnp.exe", invisible},
+			"zero width":    {"A\u200bnn", invisible},
+			"tab":           {"Ann\tBerg", invisible},
+		} {
+			form := url.Values{"email": {"victim@example.com"}, "first_name": {c.first}, "marketing.checked": {"yes"}, "marketing.version": {"1"}}
+			code, body, _ := send(s, path, "198.51.100.1", form)
+			if code != 400 || !strings.Contains(body, `id="wf`+w.ID[len(w.ID)-8:]+`-first_name-error" role="alert">`+c.says) {
+				t.Fatalf("%s: %d\n%s", name, code, body)
+			}
+			if strings.Contains(body, "Thank you") {
+				t.Fatalf("%s: the post was taken", name)
+			}
+		}
+		if webformtest.Rows(t, db) != rows {
+			t.Fatal("a refused post wrote something")
+		}
+		var queued int
+		if err := db.Read.QueryRowContext(context.Background(), `SELECT count(*) FROM outbox`).Scan(&queued); err != nil || queued != 0 {
+			t.Fatalf("emails queued: %d %v", queued, err)
+		}
+		// A name on one line, with letters beyond A to Z, is taken.
+		if code, body, _ := send(s, path, "198.51.100.1", url.Values{"email": {"asa@example.com"}, "first_name": {"Åsa-Lena O'Brien"}}); code != 200 {
+			t.Fatalf("a plain name: %d %s", code, body)
+		}
+	})
+}

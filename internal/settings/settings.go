@@ -31,6 +31,12 @@ const (
 	defaultCampaignOptInPolicy  = PolicyDoubleOnly
 	defaultRightToBeInformed    = false
 	defaultPreferencesLinkHours = 24 * 30
+	// An unsubscribe link keeps working for at least a year: people
+	// unsubscribe from old email, and a link that stops working while
+	// saying nothing leaves them subscribed.
+	minUnsubscribeLinkDays     = 365
+	maxUnsubscribeLinkDays     = 3650
+	defaultUnsubscribeLinkDays = minUnsubscribeLinkDays
 )
 
 // Policies lists the campaign opt-in policies, strictest first.
@@ -45,13 +51,15 @@ type Settings struct {
 	CampaignOptInPolicy     string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
 	SoftBounceLimit         int    `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
 	PreferencesLinkHours    int    `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
+	UnsubscribeLinkDays     int    `json:"unsubscribe_link_days" doc:"how long the unsubscribe link of a marketing email keeps working, one-click included: 365 to 3650 days"`
 }
 
 // Defaults are the settings of a new installation.
 func Defaults() Settings {
 	return Settings{DoubleOptInReminderDays: defaultReminderDays, DoubleOptInExpiryDays: defaultExpiryDays,
 		RightToBeInformed: defaultRightToBeInformed, CampaignOptInPolicy: defaultCampaignOptInPolicy,
-		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours}
+		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours,
+		UnsubscribeLinkDays: defaultUnsubscribeLinkDays}
 }
 
 // Patch changes some settings; nil fields stay as they are.
@@ -62,6 +70,7 @@ type Patch struct {
 	CampaignOptInPolicy     *string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
 	SoftBounceLimit         *int    `json:"soft_bounce_limit"`
 	PreferencesLinkHours    *int    `json:"preferences_link_hours"`
+	UnsubscribeLinkDays     *int    `json:"unsubscribe_link_days"`
 }
 
 // Get returns the current settings, with defaults for any never set.
@@ -142,6 +151,12 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 				return errs.Invalid("preferences_link_hours", "must be between 1 and %d", 24*maxDays)
 			}
 			s.PreferencesLinkHours = *p.PreferencesLinkHours
+		}
+		if v := p.UnsubscribeLinkDays; v != nil {
+			if *v < minUnsubscribeLinkDays || *v > maxUnsubscribeLinkDays {
+				return errs.Invalid("unsubscribe_link_days", "must be between %d (a year) and %d", minUnsubscribeLinkDays, maxUnsubscribeLinkDays)
+			}
+			s.UnsubscribeLinkDays = *v
 		}
 		if s.DoubleOptInReminderDays >= s.DoubleOptInExpiryDays {
 			return errs.Invalid("double_opt_in_reminder_days", "must be fewer than double_opt_in_expiry_days (%d)", s.DoubleOptInExpiryDays)

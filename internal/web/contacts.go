@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 )
@@ -53,11 +54,18 @@ func searchCondition(q string) string {
 }
 
 // mayLookUp reports whether the list may compare sensitive values with a
-// value for this request: the user may reveal, and the request did not
-// come from another site, which could otherwise make their browser write
-// look-ups to the access log in their name.
+// value for this request: the user may reveal, and the request came from
+// this UI itself (Sec-Fetch-Site same-origin) or from a client that does
+// not say (an old browser, a script). Any other site, including another
+// one under the same registrable domain (same-site), and a link opened from
+// outside the browser (none), could otherwise make the user's browser
+// write look-ups to the access log in their name.
 func mayLookUp(r *http.Request, u *auth.User) bool {
-	return u.Can(auth.PermReveal) && r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin":
+		return u.Can(auth.PermReveal)
+	}
+	return false
 }
 
 func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -327,7 +335,7 @@ func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.showContact(w, r, u, e.HTTPStatus(), "", fieldErrors(err), nil)
+	s.showContact(w, r, u, httpx.Status(err), "", fieldErrors(err), nil)
 }
 
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.User) {

@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/settings"
 )
@@ -97,9 +98,9 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
-		PreferencesLinkHours: formInt(f, "preferences_link_hours")}, time.Now())
+		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days")}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
-		s.showSettings(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
 	}
 	if err != nil {
@@ -165,7 +166,7 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if id == "" {
 		p, err := s.Consent.CreatePurpose(r.Context(), in)
 		if fe := fieldErrors(err); fe != nil {
-			s.showPurposes(w, r, u, errs.As(err).HTTPStatus(), fe)
+			s.showPurposes(w, r, u, httpx.Status(err), fe)
 			return
 		}
 		if err != nil {
@@ -177,7 +178,7 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	_, err := s.Consent.UpdatePurpose(r.Context(), id, in)
 	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind != errs.KindNotFound {
-		s.showPurpose(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		s.showPurpose(w, r, u, httpx.Status(err), "", fe)
 		return
 	}
 	if err != nil {
@@ -213,7 +214,7 @@ func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User
 		_, err = s.Consent.UpdateSource(r.Context(), id, in)
 	}
 	if fe := fieldErrors(err); fe != nil {
-		s.showSources(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		s.showSources(w, r, u, httpx.Status(err), "", fe)
 		return
 	}
 	if err != nil {
@@ -263,7 +264,7 @@ func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User)
 		_, err = s.Contacts.UpdateField(r.Context(), name, in)
 	}
 	if fe := fieldErrors(err); fe != nil {
-		s.showFields(w, r, u, errs.As(err).HTTPStatus(), "", fe)
+		s.showFields(w, r, u, httpx.Status(err), "", fe)
 		return
 	}
 	if err != nil {
@@ -346,7 +347,7 @@ func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *aut
 	}
 	saved, err := s.Prefs.SetConfig(r.Context(), cfg)
 	if fe := fieldErrors(err); fe != nil {
-		s.showPageSettings(w, r, u, errs.As(err).HTTPStatus(), "", fe, cfg)
+		s.showPageSettings(w, r, u, httpx.Status(err), "", fe, cfg)
 		return
 	}
 	if err != nil {
@@ -389,7 +390,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	secret, tok, err := s.Tokens.Create(r.Context(), r.PostForm.Get("name"), expires, scopes...)
 	if fe := fieldErrors(err); fe != nil {
-		s.showTokens(w, r, u, errs.As(err).HTTPStatus(), "", fe, "")
+		s.showTokens(w, r, u, httpx.Status(err), "", fe, "")
 		return
 	}
 	if err != nil {

@@ -10,7 +10,13 @@ import (
 )
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /admin/static/", http.StripPrefix("/admin/", http.FileServerFS(files)))
+	static := http.StripPrefix("/admin/", http.FileServerFS(files))
+	s.mux.Handle("GET /admin/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Del("Cache-Control") // the stylesheet is the same for everyone
+		static.ServeHTTP(w, r)
+	}))
+	// The front door of the whole site leads to the admin UI.
+	s.mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther))
 	s.mux.HandleFunc("GET /admin/setup/{token}", s.setupPage)
 	s.mux.HandleFunc("POST /admin/setup/{token}", s.setup)
 	s.mux.HandleFunc("GET /admin/login", s.loginPage)
@@ -36,6 +42,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "The form could not be read.", http.StatusBadRequest)
 		return
@@ -76,41 +83,74 @@ type loginForm struct {
 	Next  string
 }
 
+// Bounds of the sign-in form. No account has a longer address or password
+// (auth refuses them when a user is made), so a longer one is a wrong
+// sign-in, refused before the address is used as a key or the password is
+// hashed; the body as a whole is bounded before it is read.
+const (
+	maxLoginBody     = 16 << 10
+	maxLoginEmail    = 254
+	maxLoginPassword = 1024
+	maxLoginNext     = 2048
+)
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		status := http.StatusBadRequest
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "The form could not be read.", status)
 		return
 	}
-	f := loginForm{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
-	// An attempt counts against the client address and the account before
-	// the password is checked, so that parallel guesses cannot slip
-	// through; a successful sign-in takes its count back.
-	okAddr, undoAddr := s.logins.Reserve(clientip.LimitKey(s.IPs.IP(r)))
-	okAcct, undoAcct := s.accounts.Reserve(strings.ToLower(f.Email))
+	email, password, next := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password"), r.PostForm.Get("next")
+	if len(next) > maxLoginNext {
+		next = ""
+	}
+	f := loginForm{Email: email, Next: safeNext(next)}
+	tooLong := len(email) > maxLoginEmail || len(password) > maxLoginPassword
+	if tooLong {
+		f.Email = ""
+	}
+	// An attempt counts against the client address, then the account,
+	// before the password is checked, so that parallel guesses cannot slip
+	// through; a successful sign-in gives its counts back, so only
+	// failures add up. The account is not counted (nor kept as a key)
+	// when the address is already refused, or cannot be an account's.
+	okAddr, giveBackAddr := s.logins.Reserve(clientip.LimitKey(s.IPs.IP(r)))
+	okAcct, giveBackAcct := okAddr, func() {}
+	if okAddr && !tooLong {
+		okAcct, giveBackAcct = s.accounts.Reserve(strings.ToLower(email))
+	}
 	if !okAddr || !okAcct {
-		undoAddr()
-		undoAcct()
+		giveBackAddr()
+		giveBackAcct()
 		w.Header().Set("Retry-After", "60")
 		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Too many failed sign-ins. Wait a minute and try again."}})
 		return
 	}
-	// Password hashing takes memory and time: only so many at once.
-	select {
-	case s.hashing <- struct{}{}:
-	default:
-		undoAddr()
-		undoAcct()
-		w.Header().Set("Retry-After", "5")
-		s.render(w, http.StatusServiceUnavailable, "login", page{Title: "Sign in", Data: f,
-			Errors: map[string]string{"form": "Too many sign-ins at this moment. Try again in a few seconds."}})
-		return
+	var u *auth.User
+	err := auth.ErrBadLogin
+	if !tooLong {
+		// Password hashing takes memory and time: only so many at once.
+		select {
+		case s.hashing <- struct{}{}:
+		default:
+			giveBackAddr()
+			giveBackAcct()
+			w.Header().Set("Retry-After", "5")
+			s.render(w, http.StatusServiceUnavailable, "login", page{Title: "Sign in", Data: f,
+				Errors: map[string]string{"form": "Too many sign-ins at this moment. Try again in a few seconds."}})
+			return
+		}
+		u, err = s.Users.Authenticate(r.Context(), email, password)
+		<-s.hashing
 	}
-	u, err := s.Users.Authenticate(r.Context(), f.Email, r.PostForm.Get("password"))
-	<-s.hashing
 	if err == nil {
-		undoAddr()
-		undoAcct()
+		giveBackAddr()
+		giveBackAcct()
 	}
 	if errors.Is(err, auth.ErrBadLogin) {
 		s.Log.Info("sign-in refused")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 )
 
 func (s *Server) userRoutes() {
@@ -64,7 +65,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.
 	c, _ := r.Cookie(sessionCookie)
 	err := s.Users.ChangePassword(r.Context(), u.ID, r.PostForm.Get("current_password"), next, c.Value)
 	if fe := fieldErrors(err); fe != nil {
-		s.render(w, errs.As(err).HTTPStatus(), "account", page{Title: "Your account", User: u, Errors: fe})
+		s.render(w, httpx.Status(err), "account", page{Title: "Your account", User: u, Errors: fe})
 		return
 	}
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -37,6 +38,11 @@ import (
 
 //go:embed templates static
 var files embed.FS
+
+// maxSignInAccounts is how many addresses the sign-in limit per account
+// keeps at most: past it, the address seen least recently is forgotten.
+// Ten thousand addresses of at most 254 bytes take a few megabytes.
+const maxSignInAccounts = 10_000
 
 // sessionCookie holds the signed-in user's session.
 const sessionCookie = "consentry_session"
@@ -58,6 +64,8 @@ type Server struct {
 
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	logged   http.Handler // mux, with each request logged
+	root     http.Handler // everything, with the headers
 	cop      *http.CrossOriginProtection
 	logins   *clientip.Limiter
 	accounts *clientip.Limiter
@@ -89,45 +97,35 @@ func New(s *Server) (*Server, error) {
 	// Failed sign-ins per client address: ten in a burst, then one every
 	// six seconds; per account, ten, then one a minute from anywhere:
 	// enough for mistyped passwords, too few to guess one. Successful
-	// sign-ins are not counted, so a busy office is not held up.
+	// sign-ins are not counted, so a busy office is not held up. Each
+	// limiter holds a bounded number of keys (see clientip.Limiter).
 	s.logins = clientip.NewLimiter(10, 10, 15*time.Minute)
-	s.accounts = clientip.NewLimiter(1, 10, time.Hour)
+	s.accounts = clientip.NewLimiter(1, 10, time.Hour).WithMaxKeys(maxSignInAccounts)
 	s.hashing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	s.cop = http.NewCrossOriginProtection()
 	s.mux = http.NewServeMux()
 	s.routes()
+	s.logged = httpx.LogRequests(s.Log, "admin", s.mux)
+	s.root = httpx.Headers(adminPolicy, http.HandlerFunc(s.serve))
 	return s, nil
 }
 
+// adminPolicy lets pages load nothing but this site's own stylesheet and
+// images, post forms only here, and be framed by no one.
+var adminPolicy = httpx.Policy{
+	CSP:      "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	Referrer: "same-origin",
+}
+
 // ServeHTTP applies the headers and cross-origin protection to every page.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if !strings.HasPrefix(r.URL.Path, "/admin/static/") {
-		h.Set("Cache-Control", "no-store")
-	}
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.root.ServeHTTP(w, r) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err := s.cop.Check(r); err != nil {
 		http.Error(w, "Cross-origin request refused.", http.StatusForbidden)
 		return
 	}
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	s.mux.ServeHTTP(rec, r)
-	_, pattern := s.mux.Handler(r)
-	// The pattern, never the path: set-up links carry a secret.
-	s.Log.Info("admin", "method", r.Method, "route", pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
+	s.logged.ServeHTTP(w, r)
 }
 
 // page is what every template gets.
@@ -200,7 +198,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 // shown as a plain failure.
 func (s *Server) fail(w http.ResponseWriter, err error, u *auth.User) {
 	if e := errs.As(err); e != nil {
-		s.render(w, e.HTTPStatus(), "message", page{Title: "Not done", User: u, Data: e.Message})
+		s.render(w, httpx.Status(err), "message", page{Title: "Not done", User: u, Data: e.Message})
 		return
 	}
 	if errors.Is(err, context.Canceled) {

@@ -306,6 +306,10 @@ var messages = []struct {
 	match func(e *errs.Error) bool
 }{
 	{"required", func(e *errs.Error) bool { return e.Code == "required" }},
+	{"one_line", func(e *errs.Error) bool { return e.Code == "line_break" }},
+	{"invisible", func(e *errs.Error) bool {
+		return e.Code == "invisible_character" || strings.Contains(e.Message, "control character")
+	}},
 	{"version", func(e *errs.Error) bool { return strings.HasSuffix(e.Field, ".version") }},
 	{"repeated", func(e *errs.Error) bool { return strings.Contains(e.Message, "more than once") }},
 	{"too_long", func(e *errs.Error) bool { return strings.Contains(e.Message, "at most") }},

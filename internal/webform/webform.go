@@ -133,10 +133,10 @@ func (s *Service) now() time.Time { return store.Now(s.Now) }
 // lists, default labels, the email field first and required. The error
 // names the field by its path in the definition ("consents[1].checked").
 func (s *Service) validate(ctx context.Context, d *Definition) error {
-	if err := errs.TrimText("name", &d.Name, maxFormName); err != nil {
+	if err := errs.TrimLine("name", &d.Name, maxFormName); err != nil {
 		return err
 	}
-	if err := errs.TrimText("title", &d.Title, maxTitle); err != nil {
+	if err := errs.TrimLine("title", &d.Title, maxTitle); err != nil {
 		return err
 	}
 	if d.Language == "" {
@@ -146,7 +146,7 @@ func (s *Service) validate(ctx context.Context, d *Definition) error {
 		return errs.Invalid("language", "must be one of %s", strings.Join(i18n.Languages, ", "))
 	}
 	if d.SubmitLabel != "" {
-		if err := errs.TrimText("submit_label", &d.SubmitLabel, maxLabel); err != nil {
+		if err := errs.TrimLine("submit_label", &d.SubmitLabel, maxLabel); err != nil {
 			return err
 		}
 	}
@@ -264,7 +264,7 @@ func optionalLabel(field string, label *string) error {
 	if *label == "" {
 		return nil
 	}
-	return errs.TrimText(field, label, maxLabel)
+	return errs.TrimLine(field, label, maxLabel)
 }
 
 func (s *Service) validateBoxes(ctx context.Context, d *Definition) error {
@@ -313,7 +313,7 @@ func (s *Service) validateBoxes(ctx context.Context, d *Definition) error {
 		if b.Label == "" {
 			b.Label = p.Name
 		}
-		if err := errs.TrimText(path+".label", &b.Label, maxLabel); err != nil {
+		if err := errs.TrimLine(path+".label", &b.Label, maxLabel); err != nil {
 			return err
 		}
 	}
@@ -349,7 +349,7 @@ func (s *Service) validateLists(ctx context.Context, d *Definition) error {
 		if b.Label == "" {
 			b.Label = l.Name
 		}
-		if err := errs.TrimText(path+".label", &b.Label, maxLabel); err != nil {
+		if err := errs.TrimLine(path+".label", &b.Label, maxLabel); err != nil {
 			return err
 		}
 	}

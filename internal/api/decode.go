@@ -1,0 +1,201 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// checkShape refuses what decoding lets through silently, in a body that
+// decoded into v: a body of null (which leaves v as it was), a key given
+// twice in one object (the decoder keeps the last, so the client and the
+// server could read different requests; keys are compared regardless of
+// case, as the decoder matches them), and a field tagged required:"true"
+// that is absent or null (a request that replaces a whole object would
+// otherwise empty what it leaves out).
+func checkShape(data []byte, v any) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body must be a JSON object, not null"}
+	}
+	if path := duplicateKey(data); path != "" {
+		return &errs.Error{Kind: errs.KindInvalid, Code: "duplicate_key", Field: path, Message: "is given more than once in its object (keys are compared regardless of case)"}
+	}
+	if path := missingRequired(reflect.TypeOf(v), data, ""); path != "" {
+		return errs.Required(path)
+	}
+	return nil
+}
+
+// duplicateKey returns the path ("footer.enabled", "offers[1].purpose") of
+// the first key that appears twice in one object of data, which must be
+// valid JSON, or "" when none does. It walks the tokens with a stack of
+// its own, so that deep nesting costs memory in proportion, not recursion.
+func duplicateKey(data []byte) string {
+	type level struct {
+		object  bool
+		path    string
+		keys    map[string]bool
+		wantKey bool
+		key     string // the key whose value comes next, in an object
+		index   int    // the index of the next value, in an array
+	}
+	var stack []*level
+	child := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		top := stack[len(stack)-1]
+		if top.object {
+			top.wantKey = true
+			if top.path == "" {
+				return top.key
+			}
+			return top.path + "." + top.key
+		}
+		top.index++
+		return fmt.Sprintf("%s[%d]", top.path, top.index-1)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return "" // the end, or an error the decoder has already reported
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			top := stack[n-1]
+			if d, ok := t.(json.Delim); ok && d == '}' {
+				stack = stack[:n-1]
+				continue
+			}
+			k, _ := t.(string)
+			folded := strings.ToLower(k)
+			if top.keys[folded] {
+				if top.path == "" {
+					return k
+				}
+				return top.path + "." + k
+			}
+			top.keys[folded] = true
+			top.key, top.wantKey = k, false
+			continue
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, &level{object: true, path: child(), keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &level{path: child()})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			child()
+		}
+	}
+}
+
+// requiredTypes caches, per type, whether any field in it (or in the types
+// it holds) is tagged required:"true", so that bodies of the other types
+// are not read twice.
+var requiredTypes sync.Map // reflect.Type → bool
+
+func hasRequired(t reflect.Type) bool {
+	if v, ok := requiredTypes.Load(t); ok {
+		return v.(bool)
+	}
+	found := tagged(t, map[reflect.Type]bool{})
+	requiredTypes.Store(t, found)
+	return found
+}
+
+// tagged is hasRequired without the cache; seen guards recursive types.
+func tagged(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return tagged(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); f.Tag.Get("required") == "true" || tagged(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// missingRequired returns the path of the first field of type t tagged
+// required:"true" that data, the JSON of a t, leaves out or gives as null,
+// looking into the objects and arrays it gives; "" when nothing is missing.
+func missingRequired(t reflect.Type, data []byte, path string) string {
+	if !hasRequired(t) {
+		return ""
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(data, &items) != nil {
+			return ""
+		}
+		for i, item := range items {
+			if p := missingRequired(t.Elem(), item, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil || obj == nil {
+			return ""
+		}
+		given := make(map[string]json.RawMessage, len(obj))
+		for k, v := range obj {
+			given[strings.ToLower(k)] = v
+		}
+		return missingInStruct(t, given, path)
+	}
+	return ""
+}
+
+func missingInStruct(t reflect.Type, given map[string]json.RawMessage, path string) string {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if p := missingInStruct(f.Type, given, path); p != "" {
+				return p
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		at := name
+		if path != "" {
+			at = path + "." + name
+		}
+		raw, ok := given[strings.ToLower(name)]
+		if !ok || string(bytes.TrimSpace(raw)) == "null" {
+			if f.Tag.Get("required") == "true" {
+				return at
+			}
+			continue
+		}
+		if p := missingRequired(f.Type, raw, at); p != "" {
+			return p
+		}
+	}
+	return ""
+}

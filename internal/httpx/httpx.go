@@ -1,0 +1,107 @@
+// Package httpx holds what the three HTTP front ends (the API, the admin
+// pages and the public pages) share, so that each is written once: the
+// security headers every response carries, redirects and errors included;
+// the request log; and the status code that answers each kind of domain
+// error (package errs names kinds, and knows nothing of HTTP).
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// Policy is the headers a front end gives every response it sends.
+type Policy struct {
+	// CSP is the Content-Security-Policy: what the front end's pages may
+	// load, and that no other site may frame them.
+	CSP string
+	// Referrer is the Referrer-Policy.
+	Referrer string
+}
+
+// Headers wraps next so that every response carries p's policies,
+// X-Content-Type-Options nosniff and Cache-Control no-store (front ends
+// answer with personal data or a token's effect; a handler that serves
+// something cacheable, such as a stylesheet, removes it). The headers are
+// set before next runs, so that its redirects and errors carry them too.
+func Headers(p Policy, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", p.CSP)
+		h.Set("Referrer-Policy", p.Referrer)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// LogRequests serves each request with mux and then logs it as msg: its
+// method, the route pattern that served it, the status and the time it
+// took. The pattern, never the path: a path can hold a token or an
+// address.
+func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		mux.ServeHTTP(rec, r)
+		_, pattern := mux.Handler(r)
+		log.Info(msg, "method", r.Method, "route", pattern, "status", rec.status,
+			"ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// statusRecorder keeps the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Status is the status that answers err: for a domain error the one its
+// kind calls for, 500 for anything else. A not-found error about a field
+// of the input (an unknown purpose in a body, say) is a 422: the address
+// was right, the input refers to something that does not exist.
+func Status(err error) int {
+	e := errs.As(err)
+	if e == nil {
+		return http.StatusInternalServerError
+	}
+	switch e.Kind {
+	case errs.KindInvalid:
+		return http.StatusBadRequest
+	case errs.KindNotFound:
+		if e.Field != "" {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusNotFound
+	case errs.KindConflict:
+		return http.StatusConflict
+	case errs.KindRefused:
+		return http.StatusUnprocessableEntity
+	case errs.KindLocked:
+		return http.StatusLocked
+	case errs.KindUnauthorized:
+		return http.StatusUnauthorized
+	case errs.KindForbidden:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,64 @@
+package httpx
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+func TestStatus(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{errs.Invalid("email", "bad"), 400},
+		{errs.Required("email"), 400},
+		{errs.NotFound("contact", ""), 404},
+		{errs.NotFound("purpose", "purpose"), 422},
+		{errs.Conflict("email_taken", "email", "taken"), 409},
+		{errs.Refused("transition", "status", "no"), 422},
+		{errs.Locked("locked", "locked"), 423},
+		{&errs.Error{Kind: errs.KindUnauthorized}, 401},
+		{&errs.Error{Kind: errs.KindForbidden}, 403},
+		{errors.New("disk on fire"), 500},
+		{&errs.Error{}, 500},
+	}
+	for _, c := range cases {
+		if got := Status(c.err); got != c.want {
+			t.Errorf("%v: %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestHeadersAndLog: the headers are on every answer, redirects and errors
+// included, and the log names the route, never the path.
+func TestHeadersAndLog(t *testing.T) {
+	var logged bytes.Buffer
+	mux := http.NewServeMux()
+	mux.Handle("GET /go/{secret}", http.RedirectHandler("/there", http.StatusSeeOther))
+	mux.HandleFunc("GET /fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusTeapot) })
+	h := Headers(Policy{CSP: "default-src 'none'", Referrer: "no-referrer"}, LogRequests(slog.New(slog.NewTextHandler(&logged, nil)), "page", mux))
+	for path, status := range map[string]int{"/go/s3cr3t": 303, "/fail": 418, "/nothing": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != status {
+			t.Fatalf("%s: %d", path, rec.Code)
+		}
+		for k, v := range map[string]string{"Content-Security-Policy": "default-src 'none'", "Referrer-Policy": "no-referrer",
+			"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+			if got := rec.Header().Get(k); got != v {
+				t.Errorf("%s: %s is %q", path, k, got)
+			}
+		}
+	}
+	if strings.Contains(logged.String(), "s3cr3t") || !strings.Contains(logged.String(), `route="GET /go/{secret}" status=303`) ||
+		!strings.Contains(logged.String(), "status=418") {
+		t.Fatalf("log: %s", logged.String())
+	}
+}
