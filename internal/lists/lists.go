@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -208,61 +209,26 @@ func Subscriptions(ctx context.Context, q store.Querier, contactID string) ([]Su
 		WHERE s.contact_id = $1 ORDER BY l.name_key`, contactID)
 }
 
-// SetTx sets the contact's subscription to a list inside tx and reports
-// whether it changed. The list must exist: a missing one is a not-found
-// error on field "list".
-func SetTx(tx *store.Tx, contactID, listID, status, source string, now time.Time) (bool, error) {
-	if status != Subscribed && status != Unsubscribed {
-		return false, errs.Invalid("status", "must be subscribed or unsubscribed")
+// checkStatus refuses a subscription status other than the two there are.
+func checkStatus(status string) error {
+	if status == "" {
+		return errs.Required("status")
 	}
-	if tx.Dialect() == store.Postgres {
-		return setInOneStatement(tx, contactID, listID, status, source, now)
-	}
-	var exists int
-	if err := tx.QueryRow(`SELECT 1 FROM lists WHERE id = $1`, listID).Scan(&exists); errors.Is(err, sql.ErrNoRows) {
-		return false, errs.NotFound("list", "list")
-	} else if err != nil {
-		return false, fmt.Errorf("lists: read list: %w", err)
-	}
-	res, err := tx.Exec(`INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
-		WHERE list_subscriptions.status <> excluded.status`, listID, contactID, status, source, store.Micros(now))
-	if err != nil {
-		return false, fmt.Errorf("lists: set subscription: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
-}
-
-// setInOneStatement is SetTx in a single PostgreSQL statement: a round
-// trip there costs more than the work, and the writes grouped into one
-// transaction wait for one another's; Row sends it with the writes
-// queued before it. (SQLite, in-process, runs the two statements for next
-// to nothing.)
-func setInOneStatement(tx *store.Tx, contactID, listID, status, source string, now time.Time) (bool, error) {
-	var found, changed bool
-	err := tx.Row(`WITH l AS (SELECT id FROM lists WHERE id = $1),
-		s AS (INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at) SELECT id, $2, $3, $4, $5 FROM l
-			ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
-			WHERE list_subscriptions.status <> excluded.status RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM s)`, listID, contactID, status, source, store.Micros(now)).Scan(&found, &changed)
-	if err != nil {
-		return false, fmt.Errorf("lists: set subscription: %w", err)
-	}
-	if !found {
-		return false, errs.NotFound("list", "list")
-	}
-	return changed, nil
-}
-
-// SetLater is SetTx for a write that needs no answer: whether the
-// subscription changed is not reported, and a list deleted since the
-// caller looked it up is skipped rather than failing the write (a webform
-// shown before the list was deleted, say). On PostgreSQL the statement is
-// queued for the transaction's next round trip (store.Tx.ExecLater).
-func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.Time) error {
 	if status != Subscribed && status != Unsubscribed {
 		return errs.Invalid("status", "must be subscribed or unsubscribed")
+	}
+	return nil
+}
+
+// SetLater sets the contact's subscription to a list inside tx. A list
+// deleted since the caller looked it up is skipped rather than failing the
+// write (a webform shown before the list was deleted, say), and a status
+// that is already the contact's keeps its source and time. Nothing is read
+// back, so on PostgreSQL the statement is queued for the transaction's next
+// round trip (store.Tx.ExecLater).
+func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.Time) error {
+	if err := checkStatus(status); err != nil {
+		return err
 	}
 	return tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
 		SELECT id, $2, $3, $4, $5 FROM lists WHERE id = $1
@@ -273,11 +239,8 @@ func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.T
 // Set changes one subscription in its own transaction. The contact and the
 // list (id or name) must exist.
 func (s *Service) Set(ctx context.Context, contactID, list, status, source string) (*Subscription, error) {
-	if status == "" {
-		return nil, errs.Required("status")
-	}
-	if status != Subscribed && status != Unsubscribed {
-		return nil, errs.Invalid("status", "must be subscribed or unsubscribed")
+	if err := checkStatus(status); err != nil {
+		return nil, err
 	}
 	var out *Subscription
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -285,14 +248,11 @@ func (s *Service) Set(ctx context.Context, contactID, list, status, source strin
 		if err != nil {
 			return err
 		}
-		var exists int
-		if err := tx.QueryRow(`SELECT 1 FROM contacts WHERE id = $1`, contactID).Scan(&exists); errors.Is(err, sql.ErrNoRows) {
-			return errs.NotFound("contact", "")
-		} else if err != nil {
+		if _, err := contactstate.Load(tx, contactID); err != nil {
 			return err
 		}
 		now := s.now()
-		if _, err := SetTx(tx, contactID, l.ID, status, source, now); err != nil {
+		if err := SetLater(tx, contactID, l.ID, status, source, now); err != nil {
 			return err
 		}
 		out = &Subscription{ListID: l.ID, List: l.Name, Status: status, Source: source, ChangedAt: now}
