@@ -211,7 +211,7 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 		return "", fmt.Errorf("optin: read the E-marketing consent text: %v", err)
 	}
 	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: i18n.Match(c.Language, ""),
-		optIn: c.OptIn, deliverability: "ok"}, text: t.Text, version: t.Version}
+		optIn: c.OptIn, deliverability: contactstate.DeliverabilityOK}, text: t.Text, version: t.Version}
 	return s.invite(tx, r, trigger, now)
 }
 
@@ -222,13 +222,13 @@ func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time
 		return SkipErased, nil
 	case r.stopped:
 		return SkipProcessingStopped, nil
-	case r.optIn == contactstate.OptOutUser || r.optIn == contactstate.OptOutContact:
+	case contactstate.OptedOut(r.optIn):
 		return SkipOptedOut, nil
 	case r.optIn == contactstate.DoubleOptIn:
 		return SkipAlreadyConfirmed, nil
-	case r.deliverability == "bounced":
+	case r.deliverability == contactstate.DeliverabilityBounced:
 		return SkipBounced, nil
-	case r.deliverability == "blocklisted":
+	case r.deliverability == contactstate.DeliverabilityBlocklisted:
 		return SkipBlocklisted, nil
 	}
 	if trigger == TriggerWebform && r.recent > 0 {
