@@ -53,7 +53,8 @@ func ApplyOptIn(tx *store.Tx, k ContactKey, in OptInInput, now time.Time) (*OptI
 	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: in.Status,
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
 	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindOptIn, ContactRef: k.Ref,
-		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID})
+		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID,
+		Details: &ledger.Details{IP: c.Evidence.IP, UserAgent: c.Evidence.UserAgent, TokenID: c.Evidence.TokenID}})
 	if err != nil {
 		return nil, err
 	}

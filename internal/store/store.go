@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -49,6 +50,7 @@ type DB struct {
 	batcher *batcher
 	schema  string
 	signals signals
+	kept    sync.Map // see Keep
 }
 
 // Options tunes Open. The zero value is what serve uses.
