@@ -218,18 +218,19 @@ func (e *EvidenceRequest) evidence() consent.Evidence {
 
 // ConsentRequest records a consent.
 type ConsentRequest struct {
-	Purpose     string           `json:"purpose" doc:"purpose name or id"`
-	State       string           `json:"state" enum:"@consent_state"`
-	Source      string           `json:"source" doc:"source name or id"`
-	LegalBasis  string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
-	TextVersion int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
-	ExpiresAt   *time.Time       `json:"expires_at"`
-	Evidence    *EvidenceRequest `json:"evidence"`
+	Purpose      string           `json:"purpose" doc:"purpose name or id"`
+	State        string           `json:"state" enum:"@consent_state"`
+	Source       string           `json:"source" doc:"source name or id"`
+	LegalBasis   string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
+	TextVersion  int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
+	TextLanguage string           `json:"text_language" doc:"the language the consent text was shown in, such as en or sv, if known"`
+	ExpiresAt    *time.Time       `json:"expires_at"`
+	Evidence     *EvidenceRequest `json:"evidence"`
 }
 
 func (c *ConsentRequest) input(caller consent.Actor) consent.RecordInput {
 	return consent.RecordInput{Purpose: c.Purpose, State: c.State, Source: c.Source, LegalBasis: c.LegalBasis,
-		TextVersion: c.TextVersion, ExpiresAt: c.ExpiresAt, Actor: caller, Evidence: c.Evidence.evidence()}
+		TextVersion: c.TextVersion, TextLanguage: c.TextLanguage, ExpiresAt: c.ExpiresAt, Actor: caller, Evidence: c.Evidence.evidence()}
 }
 
 // maxConsentsPerRequest bounds the work one request can put into a single

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
@@ -445,6 +446,79 @@ func TestAdminEdgeCases(t *testing.T) {
 		}
 		if code, _ := admin.get(e.srv.URL + "/admin/contacts"); code != 200 {
 			t.Fatal("the session that changed the password ended")
+		}
+	})
+}
+
+// consentRowOf returns the Consents block's row of a purpose on a record
+// page, failing the test when there is none.
+func consentRowOf(t testing.TB, body, purpose string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(body, `<th scope="row">`+purpose+`</th>`)
+	if !ok {
+		t.Fatalf("no Consents row for %s: %s", purpose, body)
+	}
+	row, _, _ := strings.Cut(rest, "</tr>")
+	return row
+}
+
+// TestConsentsBlockNamesEachRecordsActor: two purposes granted by different
+// actors, a user on the page and an API token through the API, each show
+// their own actor in the Consents block, the token by its name.
+func TestConsentsBlockNamesEachRecordsActor(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		var c struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"mia@example.com","kind":"lead"}`, 201, &c)
+		record := e.srv.URL + "/admin/contacts/" + c.ID
+		if code, body := admin.post(record+"/consents", url.Values{"purpose": {purposeID(e, "E-marketing")}, "state": {"granted"}, "source": {"Phone"}}); code != 200 {
+			t.Fatalf("record consent: %d %s", code, body)
+		}
+		e.api("POST", "/api/v1/contacts/"+c.ID+"/consents", `{"purpose":"Sales and service","state":"granted","source":"API"}`, 201, nil)
+		_, body := admin.get(record)
+		if row := consentRowOf(t, body, "E-marketing"); !strings.Contains(row, "<td>Ada Admin</td>") {
+			t.Fatalf("the E-marketing row does not name the user who granted it: %s", row)
+		}
+		if row := consentRowOf(t, body, "Sales and service"); !strings.Contains(row, "<td>API client “test”</td>") {
+			t.Fatalf("the Sales and service row does not name the API token that granted it: %s", row)
+		}
+	})
+}
+
+// TestDoubleOptInLineShowsWhenConfirmed: a confirmed double opt-in shows
+// the time of the confirmation as confirmed, and the invitation's time as
+// invited.
+func TestDoubleOptInLineShowsWhenConfirmed(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		var c struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"noor@example.com","kind":"lead"}`, 201, &c)
+		e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)
+		link := e.smtp.Wait(t, 1)[0].Links()[0]
+		// The invitation went out two hours before the click.
+		invited := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Minute)
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE optin_invitations SET invited_at = $1 WHERE contact_id = $2`, store.Micros(invited), c.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := e.page("POST", link, "en"); code != 200 {
+			t.Fatalf("confirming: %d %s", code, body)
+		}
+		var ended int64
+		if err := db.Read.QueryRow(`SELECT ended_at FROM optin_invitations WHERE contact_id = $1 AND status = 'confirmed'`, c.ID).Scan(&ended); err != nil {
+			t.Fatal(err)
+		}
+		minute := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+		_, body := admin.get(e.srv.URL + "/admin/contacts/" + c.ID)
+		_, line, _ := strings.Cut(body, `id="double-opt-in">`)
+		line, _, _ = strings.Cut(line, "</p>")
+		want := "Double opt-in: invited " + minute(invited) + ", confirmed " + minute(store.FromMicros(ended))
+		if line != want {
+			t.Fatalf("double opt-in line = %q, want %q", line, want)
 		}
 	})
 }

@@ -171,7 +171,8 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 			Current []struct{ Purpose, State, Source string }
 			History []struct {
 				Purpose, State, Source string
-				TextVersion            int `json:"text_version"`
+				TextVersion            int    `json:"text_version"`
+				TextLanguage           string `json:"text_language"`
 				Actor                  struct{ Kind string }
 				Evidence               struct {
 					Method, IP          string
@@ -185,7 +186,7 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 			t.Fatalf("history: %+v", consents.History)
 		}
 		h := consents.History[0]
-		if h.Purpose != "E-marketing" || h.State != "granted" || h.Source != "Double opt-in email" || h.TextVersion != 1 ||
+		if h.Purpose != "E-marketing" || h.State != "granted" || h.Source != "Double opt-in email" || h.TextVersion != 1 || h.TextLanguage != "sv" ||
 			h.Actor.Kind != "contact" || h.Evidence.Method != "double_opt_in_link" || h.Evidence.IP != "127.0.0.1" ||
 			h.Evidence.UserAgent != "Mozilla/5.0 (test)" || h.Evidence.ConfirmationTokenID == "" {
 			t.Fatalf("consent record: %+v", h)

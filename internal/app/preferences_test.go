@@ -173,6 +173,7 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		var consents struct {
 			History []struct {
 				Purpose, State, Source string
+				TextLanguage           string `json:"text_language"`
 				Actor                  struct{ Kind string }
 				Evidence               struct {
 					Method, IP          string
@@ -183,7 +184,7 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		}
 		e.api("GET", "/api/v1/contacts/"+id+"/consents", "", 200, &consents)
 		h := consents.History[len(consents.History)-1]
-		if h.Purpose != "Card on file" || h.State != "withdrawn" || h.Source != "Preferences page" || h.Actor.Kind != "contact" ||
+		if h.Purpose != "Card on file" || h.State != "withdrawn" || h.Source != "Preferences page" || h.Actor.Kind != "contact" || h.TextLanguage != "en" ||
 			h.Evidence.Method != "preferences_page" || h.Evidence.IP != "127.0.0.1" || h.Evidence.ConfirmationTokenID == "" {
 			t.Fatalf("consent record: %+v", h)
 		}

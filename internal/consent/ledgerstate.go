@@ -52,29 +52,33 @@ func (ledgerState) EachContact(ctx context.Context, q store.Querier, fn func(led
 }
 
 // Rows returns the consent records and opt-in changes that claim ledger
-// positions in [from, to), each as the event it was written with.
+// positions in [from, to), each as the event it was written with and the
+// evidence its commitment covers.
 func (ledgerState) Rows(ctx context.Context, q store.Querier, from, to int64) ([]ledger.Event, error) {
 	records, err := store.QueryAll(ctx, q, func(row store.Scanner) (ledger.Event, error) {
-		var e ledger.Event
+		e := ledger.Event{Details: &ledger.Details{}}
 		var at int64
 		var expires sql.NullInt64
 		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
-			&e.TextVersion, &expires, &e.ActorKind, &e.ActorID, &e.Method, &at)
+			&e.TextVersion, &expires, &e.ActorKind, &e.ActorID, &e.Method, &at,
+			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID, &e.Details.TextLanguage)
 		e.Kind, e.RecordedAt, e.ExpiresAt = ledger.KindConsent, store.FromMicros(at), expires.Int64
 		return e, err
 	}, `SELECT r.ledger_seq, r.id, c.ref, r.purpose_id, r.state, r.legal_basis, r.source_id, r.text_version, r.expires_at,
-		r.actor_kind, r.actor_id, r.method, r.recorded_at
+		r.actor_kind, r.actor_id, r.method, r.recorded_at, r.ip, r.user_agent, r.token_id, r.text_language
 		FROM consent_records r JOIN contacts c ON c.id = r.contact_id WHERE r.ledger_seq >= $1 AND r.ledger_seq < $2`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read consent records: %w", err)
 	}
 	changes, err := store.QueryAll(ctx, q, func(row store.Scanner) (ledger.Event, error) {
-		var e ledger.Event
+		e := ledger.Event{Details: &ledger.Details{}}
 		var at int64
-		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.Value, &e.ActorKind, &e.ActorID, &e.Method, &at)
+		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.Value, &e.ActorKind, &e.ActorID, &e.Method, &at,
+			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID)
 		e.Kind, e.RecordedAt = ledger.KindOptIn, store.FromMicros(at)
 		return e, err
-	}, `SELECT o.ledger_seq, o.id, c.ref, o.to_status, o.actor_kind, o.actor_id, o.method, o.recorded_at
+	}, `SELECT o.ledger_seq, o.id, c.ref, o.to_status, o.actor_kind, o.actor_id, o.method, o.recorded_at,
+		o.ip, o.user_agent, o.token_id
 		FROM opt_in_changes o JOIN contacts c ON c.id = o.contact_id WHERE o.ledger_seq >= $1 AND o.ledger_seq < $2`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read opt-in changes: %w", err)

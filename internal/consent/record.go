@@ -21,32 +21,34 @@ import (
 // moment on, with where it came from and the evidence for it. Records are
 // appended, never changed.
 type Record struct {
-	ID          string     `json:"id"`
-	ContactID   string     `json:"contact_id"`
-	PurposeID   string     `json:"purpose_id"`
-	PurposeName string     `json:"purpose"`
-	State       string     `json:"state" enum:"@consent_state"`
-	LegalBasis  string     `json:"legal_basis"`
-	Source      string     `json:"source" doc:"the source's name when the record was written"`
-	SourceID    string     `json:"source_id"`
-	TextVersion int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
-	RecordedAt  time.Time  `json:"recorded_at"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	Actor       Actor      `json:"actor"`
-	Evidence    Evidence   `json:"evidence"`
-	LedgerSeq   int64      `json:"ledger_seq" doc:"the position of this change in the consent ledger"`
+	ID           string     `json:"id"`
+	ContactID    string     `json:"contact_id"`
+	PurposeID    string     `json:"purpose_id"`
+	PurposeName  string     `json:"purpose"`
+	State        string     `json:"state" enum:"@consent_state"`
+	LegalBasis   string     `json:"legal_basis"`
+	Source       string     `json:"source" doc:"the source's name when the record was written"`
+	SourceID     string     `json:"source_id"`
+	TextVersion  int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
+	TextLanguage string     `json:"text_language,omitempty" doc:"the language the consent text was shown in, such as en or sv; empty when not known"`
+	RecordedAt   time.Time  `json:"recorded_at"`
+	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	Actor        Actor      `json:"actor"`
+	Evidence     Evidence   `json:"evidence"`
+	LedgerSeq    int64      `json:"ledger_seq" doc:"the position of this change in the consent ledger"`
 }
 
 // RecordInput asks to record a consent state for a contact and purpose.
 type RecordInput struct {
-	Purpose     string     // name or id
-	State       string     // granted or withdrawn
-	Source      string     // name or id of an active source
-	LegalBasis  string     // empty: the purpose's legal basis
-	TextVersion int        // 0: the purpose's current consent text
-	ExpiresAt   *time.Time // optional, granted only
-	Actor       Actor
-	Evidence    Evidence
+	Purpose      string     // name or id
+	State        string     // granted or withdrawn
+	Source       string     // name or id of an active source
+	LegalBasis   string     // empty: the purpose's legal basis
+	TextVersion  int        // 0: the purpose's current consent text
+	TextLanguage string     `json:"text_language,omitempty"` // the language the consent text was shown in (en, sv, ...); empty: not known
+	ExpiresAt    *time.Time // optional, granted only
+	Actor        Actor
+	Evidence     Evidence
 }
 
 // Prepared is a consent change that has been validated against the current
@@ -77,6 +79,9 @@ func (s *Service) check(in *RecordInput) error {
 	}
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
 		return err
+	}
+	if !validLanguage(in.TextLanguage) {
+		return errs.Invalid("text_language", "must be a language tag such as en, sv or pt-BR")
 	}
 	if in.ExpiresAt != nil {
 		if in.State != StateGranted {
@@ -163,8 +168,8 @@ func (p *Prepared) newRecord(contactID string, now time.Time, seq int64) *Record
 	in := p.in
 	return &Record{ID: uuid.Must(uuid.NewV7()).String(), ContactID: contactID, PurposeID: p.purpose.ID,
 		PurposeName: p.purpose.Name, State: in.State, LegalBasis: in.LegalBasis, Source: in.Source, SourceID: p.sourceID,
-		TextVersion: in.TextVersion, RecordedAt: now, ExpiresAt: in.ExpiresAt, Actor: in.Actor, Evidence: in.Evidence,
-		LedgerSeq: seq}
+		TextVersion: in.TextVersion, TextLanguage: in.TextLanguage, RecordedAt: now, ExpiresAt: in.ExpiresAt, Actor: in.Actor,
+		Evidence: in.Evidence, LedgerSeq: seq}
 }
 
 // expires is the record's expiry as stored: microseconds, or NULL.
@@ -179,11 +184,11 @@ func (r *Record) expires() any {
 func (r *Record) args() []any {
 	return []any{r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.SourceID, r.Source, r.TextVersion,
 		store.Micros(r.RecordedAt), r.expires(), r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP,
-		r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq}
+		r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq, r.TextLanguage}
 }
 
 const recordColumns = `id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version, recorded_at,
-	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq`
+	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq, text_language`
 
 // appendEvent appends the ledger event of r for the contact with ledger
 // reference ref, at the position r already holds.
@@ -192,7 +197,7 @@ func (r *Record) appendEvent(tx *store.Tx, ref string) error {
 	return err
 }
 
-// event is the ledger event r is written with.
+// event is the ledger event r is written with, committing to its evidence.
 func (r *Record) event(ref string) *ledger.Event {
 	var expires int64
 	if r.ExpiresAt != nil {
@@ -200,7 +205,9 @@ func (r *Record) event(ref string) *ledger.Event {
 	}
 	return &ledger.Event{Seq: r.LedgerSeq, RecordedAt: r.RecordedAt, Kind: ledger.KindConsent, ContactRef: ref,
 		PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, TextVersion: r.TextVersion,
-		ExpiresAt: expires, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID}
+		ExpiresAt: expires, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID,
+		Details: &ledger.Details{IP: r.Evidence.IP, UserAgent: r.Evidence.UserAgent, TokenID: r.Evidence.TokenID,
+			TextLanguage: r.TextLanguage}}
 }
 
 // Apply writes the prepared consent record for contact k inside tx, moves the
@@ -222,7 +229,7 @@ func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Re
 		}
 		return fmt.Errorf("consent: insert consent record: %w", err)
 	}, `INSERT INTO consent_records (`+recordColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, r.args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +272,7 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped FROM contacts WHERE id = $2),
 		ok AS (SELECT id FROM c WHERE NOT (c.stopped AND $4 = 'granted')),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
-			SELECT $1, ok.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM ok),
+			SELECT $1, ok.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM ok),
 		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT ok.id, $3, $1, $4, $10 FROM ok
 			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 			expires_at = excluded.expires_at)
@@ -377,7 +384,7 @@ func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Curr
 func (s *Service) History(ctx context.Context, contactID string) ([]Record, error) {
 	out, err := store.QueryAll(ctx, s.DB.Read, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
 		r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
-		r.ip, r.user_agent, r.token_id, r.ledger_seq
+		r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language
 		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id
 		WHERE r.contact_id = $1 ORDER BY r.ledger_seq`, contactID)
 	if err != nil {
@@ -392,7 +399,7 @@ func scanRecord(row store.Scanner) (Record, error) {
 	var expires sql.NullInt64
 	err := row.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.SourceID, &r.Source,
 		&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
-		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq)
+		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq, &r.TextLanguage)
 	r.RecordedAt = store.FromMicros(at)
 	if expires.Valid {
 		e := store.FromMicros(expires.Int64)

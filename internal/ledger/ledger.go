@@ -9,12 +9,12 @@
 //
 // The ledger holds no personal data: a contact appears only as a random
 // reference (contacts.ref), and evidence such as IP addresses stays in the
-// consent records. Erasing a contact therefore never breaks verification.
+// consent records, the ledger keeping only a keyed hash of it (evidence.go).
+// Erasing a contact therefore never breaks verification.
 package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -33,6 +33,13 @@ const (
 	// KindContactDeleted: the contact and its history were deleted; its
 	// state replays to nothing.
 	KindContactDeleted = "contact_deleted"
+	// KindEvidenceErased: the personal evidence (IP address and user agent)
+	// of the contact's consent records and opt-in changes written before
+	// this event was erased. Their commitments can no longer be
+	// recomputed, so verification accepts those rows with both blank,
+	// still comparing every field the event holds in clear. The contact's
+	// state does not change.
+	KindEvidenceErased = "evidence_erased"
 )
 
 // GenesisHash is the previous hash of event 1.
@@ -55,8 +62,13 @@ type Event struct {
 	ActorID     string    `json:"actor_id,omitempty"`
 	Method      string    `json:"method,omitempty"`
 	RecordID    string    `json:"record_id,omitempty"`
+	Evidence    string    `json:"evidence,omitempty" doc:"the commitment to the evidence of the consent record or opt-in change (CommitEvidence); empty in events written before evidence was committed to"`
 	PrevHash    string    `json:"prev_hash"`
 	Hash        string    `json:"hash"`
+
+	// Details, given to Append for a consent or opt-in event, are the
+	// evidence that Evidence commits to; they are not stored in the ledger.
+	Details *Details `json:"-"`
 }
 
 // ComputeHash returns the hex SHA-256 that chains e to prevHash. The encoding
@@ -64,20 +76,25 @@ type Event struct {
 // this program: a domain tag, the previous hash's 32 bytes, then each field in
 // a fixed order as an unsigned varint length followed by its bytes, integers
 // and times written as decimal (times in microseconds since the Unix epoch).
+//
+// An event with an evidence commitment is hashed under the tag
+// consentry-ledger-v2, with the commitment as a last field; one without,
+// under consentry-ledger-v1 as events were before commitments existed, so
+// that those still verify. Blanking the commitment of a v2 event therefore
+// changes its hash.
 func ComputeHash(prevHash string, e *Event) (string, error) {
 	prev, err := hex.DecodeString(prevHash)
 	if err != nil || len(prev) != sha256.Size {
 		return "", fmt.Errorf("ledger: previous hash %q is not 32 bytes of hex", prevHash)
 	}
 	h := sha256.New()
-	h.Write([]byte("consentry-ledger-v1\x00"))
-	h.Write(prev)
-	var lenBuf [binary.MaxVarintLen64]byte
-	field := func(s string) {
-		n := binary.PutUvarint(lenBuf[:], uint64(len(s)))
-		h.Write(lenBuf[:n])
-		h.Write([]byte(s))
+	if e.Evidence == "" {
+		h.Write([]byte("consentry-ledger-v1\x00"))
+	} else {
+		h.Write([]byte("consentry-ledger-v2\x00"))
 	}
+	h.Write(prev)
+	field := fieldWriter(h)
 	field(strconv.FormatInt(e.Seq, 10))
 	field(strconv.FormatInt(store.Micros(e.RecordedAt), 10))
 	field(e.Kind)
@@ -92,6 +109,9 @@ func ComputeHash(prevHash string, e *Event) (string, error) {
 	field(e.ActorID)
 	field(e.Method)
 	field(e.RecordID)
+	if e.Evidence != "" {
+		field(e.Evidence)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -133,6 +153,9 @@ func (c *chain) Rewind(m any) {
 // A caller that must store the position before it appends (in the row the
 // event belongs to) gets it from NextSeq and sets e.Seq; Append then checks
 // that nothing was appended in between.
+//
+// An event with Details gets its evidence commitment (CommitEvidence) under
+// the installation's evidence key, which the first such append creates.
 func Append(tx *store.Tx, e *Event) (int64, error) {
 	c, err := head(tx)
 	if err != nil {
@@ -140,6 +163,14 @@ func Append(tx *store.Tx, e *Event) (int64, error) {
 	}
 	if e.Seq != 0 && e.Seq != c.seq+1 {
 		return 0, fmt.Errorf("ledger: event expected position %d, but the next position is %d", e.Seq, c.seq+1)
+	}
+	e.Evidence = ""
+	if e.Details != nil {
+		key, err := evidenceKey(tx)
+		if err != nil {
+			return 0, err
+		}
+		e.Evidence = CommitEvidence(key, e)
 	}
 	e.Seq = c.seq + 1
 	e.RecordedAt = e.RecordedAt.Truncate(time.Microsecond)
@@ -179,7 +210,7 @@ func head(tx *store.Tx) (*chain, error) {
 	return c, nil
 }
 
-const eventColumns = "seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source_id, text_version, expires_at, actor_kind, actor_id, method, record_id, prev_hash, hash"
+const eventColumns = "seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source_id, text_version, expires_at, actor_kind, actor_id, method, record_id, evidence, prev_hash, hash"
 
 // flush inserts the pending events, in chunks that stay under both
 // databases' limits on bound parameters, and moves the head.
@@ -187,7 +218,7 @@ func (c *chain) flush(tx *store.Tx) error {
 	// PostgreSQL gets the events in statements of up to 50 rows, to save
 	// round trips; SQLite, in-process, one row at a time, which its
 	// writer keeps compiled (store's statement cache) and binds fastest.
-	const cols = 16
+	const cols = 17
 	chunk := 50
 	if tx.Dialect() == store.SQLite {
 		chunk = 1
@@ -211,7 +242,7 @@ func (c *chain) flush(tx *store.Tx) error {
 			}
 			sb.WriteByte(')')
 			args = append(args, e.Seq, store.Micros(e.RecordedAt), e.Kind, e.ContactRef, e.PurposeID, e.Value,
-				e.LegalBasis, e.SourceID, e.TextVersion, e.ExpiresAt, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.PrevHash, e.Hash)
+				e.LegalBasis, e.SourceID, e.TextVersion, e.ExpiresAt, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.Evidence, e.PrevHash, e.Hash)
 		}
 		if err := tx.ExecLater(store.Prefix("ledger: insert events"), sb.String(), args...); err != nil {
 			return err

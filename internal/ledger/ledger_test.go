@@ -45,6 +45,9 @@ type fixture struct {
 
 var actor = consent.Actor{Kind: consent.ActorAPIToken, ID: "tok"}
 
+// fixtureUA is the user agent of the fixture's evidence.
+const fixtureUA = "Mozilla/5.0 (fixture)"
+
 // setUp makes three contacts and six ledger events:
 // 1 granted(c0) 2 opt-out(c0) 3 granted(c1) 4 withdrawn(c1) 5 granted(c2) 6 granted(c2, sales)
 func setUp(t testing.TB, db *store.DB) *fixture {
@@ -62,13 +65,13 @@ func setUp(t testing.TB, db *store.DB) *fixture {
 	rec := func(i int, purpose, state string) {
 		t.Helper()
 		if _, err := f.consent.Record(ctx, f.ids[i], consent.RecordInput{Purpose: purpose, State: state, Source: "API",
-			Actor: actor, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.7"}}); err != nil {
+			TextLanguage: "en", Actor: actor, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.7", UserAgent: fixtureUA}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rec(0, "E-marketing", consent.StateGranted)
 	if _, err := f.consent.SetOptIn(ctx, f.ids[0], consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser,
-		Actor: actor, Evidence: consent.Evidence{Method: consent.MethodAPI}}); err != nil {
+		Actor: actor, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.8", UserAgent: fixtureUA}}); err != nil {
 		t.Fatal(err)
 	}
 	rec(1, "E-marketing", consent.StateGranted)
@@ -187,6 +190,47 @@ func TestTamperingIsDetected(t *testing.T) {
 		{"forge a record far beyond the head", func(f *fixture, exec func(string, ...any)) {
 			exec(`UPDATE consent_records SET ledger_seq = 123456789 WHERE ledger_seq = 5`)
 		}, ledger.ProblemRowExtra, 123456789},
+
+		// The evidence, which the ledger holds only as a commitment.
+		{"change a record's IP address", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET ip = '198.51.100.9' WHERE ledger_seq = 1`)
+		}, ledger.ProblemEvidence, 1},
+		{"change a record's user agent", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET user_agent = 'Mozilla/5.0 (forged)' WHERE ledger_seq = 3`)
+		}, ledger.ProblemEvidence, 3},
+		{"give a record a confirmation token", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET token_id = '01930000-0000-7000-8000-00000000beef' WHERE ledger_seq = 4`)
+		}, ledger.ProblemEvidence, 4},
+		{"change a record's evidence method", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET method = 'import' WHERE ledger_seq = 5`)
+		}, ledger.ProblemEvidence, 5},
+		{"change the language of a record's consent text", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET text_language = 'sv' WHERE ledger_seq = 6`)
+		}, ledger.ProblemEvidence, 6},
+		{"change a record's consent text version", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET text_version = 2 WHERE ledger_seq = 1`)
+		}, ledger.ProblemEvidence, 1},
+		{"change a record's actor", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET actor_id = 'another-token' WHERE ledger_seq = 3`)
+		}, ledger.ProblemEvidence, 3},
+		{"change a record's actor kind", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE consent_records SET actor_kind = 'user' WHERE ledger_seq = 4`)
+		}, ledger.ProblemEvidence, 4},
+		{"change an opt-in change's IP address", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE opt_in_changes SET ip = '198.51.100.9'`)
+		}, ledger.ProblemEvidence, 2},
+		{"blank an opt-in change's user agent", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE opt_in_changes SET user_agent = ''`)
+		}, ledger.ProblemEvidence, 2},
+		{"blank an event's evidence commitment", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE ledger_events SET evidence = '' WHERE seq = 3`)
+		}, ledger.ProblemHash, 3},
+		{"replace the evidence key", func(f *fixture, exec func(string, ...any)) {
+			exec(`UPDATE ledger_keys SET key = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'`)
+		}, ledger.ProblemEvidence, 1},
+		{"delete the evidence key", func(f *fixture, exec func(string, ...any)) {
+			exec(`DELETE FROM ledger_keys`)
+		}, ledger.ProblemEvidence, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ const (
 	ProblemRowMissing   = "history_row_missing"     // an event's consent record or opt-in change is gone
 	ProblemRowMismatch  = "history_row_mismatch"    // a consent record or opt-in change differs from its event
 	ProblemRowExtra     = "history_row_unbacked"    // a consent record or opt-in change has no event of its own
+	ProblemEvidence     = "evidence_mismatch"       // the evidence of a consent record or opt-in change no longer gives its event's commitment
 )
 
 // Problem is the first thing verification found wrong. Seq is the ledger
@@ -71,7 +73,7 @@ type State interface {
 	EachContact(ctx context.Context, q store.Querier, fn func(ContactState) error) error
 	// Rows returns the history rows (consent records and opt-in changes)
 	// that claim ledger positions in [from, to), each as the event it says
-	// it was written with.
+	// it was written with, with its evidence in Details.
 	Rows(ctx context.Context, q store.Querier, from, to int64) ([]Event, error)
 }
 
@@ -80,6 +82,7 @@ type replayed struct {
 	consents map[string]Current
 	lastSeq  int64
 	deleted  bool
+	erasedAt int64 // the last evidence_erased event, or 0
 }
 
 // Verify recomputes the chain from the first event, checks it ends at the
@@ -98,7 +101,11 @@ func Verify(ctx context.Context, db *store.DB, st State, now time.Time) (*Report
 		if err := compare(ctx, q, st, state, rep); err != nil || rep.Problem != nil {
 			return err
 		}
-		return checkRows(ctx, q, st, state, rep)
+		key, err := readEvidenceKey(ctx, q)
+		if err != nil {
+			return err
+		}
+		return checkRows(ctx, q, st, state, key, rep)
 	})
 	if err != nil {
 		return nil, err
@@ -111,7 +118,7 @@ func scanEvent(row store.Scanner) (Event, error) {
 	var e Event
 	var at int64
 	err := row.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
-		&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.PrevHash, &e.Hash)
+		&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence, &e.PrevHash, &e.Hash)
 	e.RecordedAt = store.FromMicros(at)
 	return e, err
 }
@@ -185,6 +192,8 @@ func apply(state map[string]*replayed, e *Event) {
 		r.deleted = true
 		r.optIn = "none"
 		clear(r.consents)
+	case KindEvidenceErased:
+		r.erasedAt = e.Seq
 	}
 }
 
@@ -239,9 +248,10 @@ func compare(ctx context.Context, q store.Querier, st State, state map[string]*r
 const rowChunk = 5000
 
 // checkRows compares every consent and opt-in event of a contact that still
-// exists with the history row written with it, and finds rows that claim a
-// position no such event has.
-func checkRows(ctx context.Context, q store.Querier, st State, state map[string]*replayed, rep *Report) error {
+// exists with the history row written with it, recomputing the evidence
+// commitment under key (nil when there is none), and finds rows that claim
+// a position no such event has.
+func checkRows(ctx context.Context, q store.Querier, st State, state map[string]*replayed, key []byte, rep *Report) error {
 	for _, r := range [][2]int64{{math.MinInt64, 1}, {rep.HeadSeq + 1, math.MaxInt64}} {
 		outside, err := st.Rows(ctx, q, r[0], r[1])
 		if err != nil {
@@ -285,9 +295,8 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 					Message: fmt.Sprintf("the %s history row of event %d is missing", e.Kind, e.Seq)}
 				return nil
 			}
-			if field := differs(&e, &r); field != "" {
-				rep.Problem = &Problem{Code: ProblemRowMismatch, Seq: e.Seq, ContactRef: e.ContactRef,
-					Message: fmt.Sprintf("the history row of event %d differs from the event in %s", e.Seq, field)}
+			if p := checkRow(&e, &r, state[e.ContactRef], key); p != nil {
+				rep.Problem = p
 				return nil
 			}
 		}
@@ -300,8 +309,41 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 	return nil
 }
 
-// differs names the first field in which a history row differs from its
-// event, or returns "".
+// checkRow compares history row r with its event e: first the fields the
+// event holds in clear outside the evidence, then the evidence commitment,
+// then the evidence fields the event also holds in clear (which decide
+// alone for events written before commitments, and for rows whose evidence
+// was erased). It returns the problem found, or nil.
+func checkRow(e, r *Event, contact *replayed, key []byte) *Problem {
+	mismatch := func(field string) *Problem {
+		return &Problem{Code: ProblemRowMismatch, Seq: e.Seq, ContactRef: e.ContactRef,
+			Message: fmt.Sprintf("the history row of event %d differs from the event in %s", e.Seq, field)}
+	}
+	if field := differs(e, r); field != "" {
+		return mismatch(field)
+	}
+	// After an evidence_erased event, the contact's earlier rows may have
+	// their personal evidence blanked; what they were cannot be checked.
+	erased := contact.erasedAt > e.Seq && r.Details != nil && r.Details.erased()
+	if e.Evidence != "" && !erased {
+		switch {
+		case key == nil:
+			return &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
+				Message: fmt.Sprintf("the evidence key is missing or malformed, so the evidence of event %d cannot be checked", e.Seq)}
+		case !hmac.Equal([]byte(CommitEvidence(key, r)), []byte(e.Evidence)):
+			return &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
+				Message: fmt.Sprintf("the evidence of the %s history row of event %d was changed (IP address, user agent, method, "+
+					"confirmation token, consent text version or language, or actor): it no longer gives the event's commitment", e.Kind, e.Seq)}
+		}
+	}
+	if field := evidenceDiffers(e, r); field != "" {
+		return mismatch(field)
+	}
+	return nil
+}
+
+// differs names the first field outside the evidence in which a history row
+// differs from its event, or returns "".
 func differs(e, r *Event) string {
 	switch {
 	case e.Kind != r.Kind:
@@ -320,10 +362,18 @@ func differs(e, r *Event) string {
 		return "legal basis"
 	case e.SourceID != r.SourceID:
 		return "source"
-	case e.TextVersion != r.TextVersion:
-		return "consent text version"
 	case e.ExpiresAt != r.ExpiresAt:
 		return "expiry"
+	}
+	return ""
+}
+
+// evidenceDiffers names the first evidence field the event holds in clear
+// in which a history row differs from it, or returns "".
+func evidenceDiffers(e, r *Event) string {
+	switch {
+	case e.TextVersion != r.TextVersion:
+		return "consent text version"
 	case e.ActorKind != r.ActorKind || e.ActorID != r.ActorID:
 		return "actor"
 	case e.Method != r.Method:

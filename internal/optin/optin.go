@@ -427,14 +427,17 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 	if err != nil {
 		return "", ErrNotConfirmed
 	}
+	// The email quoted the consent text in the contact's language.
 	var version int
-	if err := s.DB.Read.QueryRowContext(ctx, `SELECT text_version FROM optin_invitations WHERE id = $1`, t.SubjectID).Scan(&version); err != nil {
+	var shownIn string
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT i.text_version, c.language FROM optin_invitations i JOIN contacts c ON c.id = i.contact_id
+		WHERE i.id = $1`, t.SubjectID).Scan(&version, &shownIn); err != nil {
 		return "", ErrNotConfirmed
 	}
 	actor := consent.Actor{Kind: consent.ActorContact}
 	evidence := consent.Evidence{Method: consent.MethodDoubleOptInLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}
 	prepared, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: EMarketing, State: consent.StateGranted,
-		Source: SourceDoubleOptIn, TextVersion: version, Actor: actor, Evidence: evidence})
+		Source: SourceDoubleOptIn, TextVersion: version, TextLanguage: i18n.Match(shownIn, ""), Actor: actor, Evidence: evidence})
 	if err != nil {
 		return "", err
 	}

@@ -68,6 +68,9 @@ type ConsentChange struct {
 	State       string   `json:"state"`
 	TextVersion int      `json:"text_version"`
 	Fields      []string `json:"fields,omitempty"` // fields a withdrawal erases
+	// TextLanguage is the language of the page that showed the text; Request
+	// sets it.
+	TextLanguage string `json:"text_language,omitempty"`
 }
 
 // Empty reports whether the change changes nothing.
@@ -156,11 +159,15 @@ type Evidence struct {
 
 // Request saves the change as pending, ends any earlier pending change of
 // the contact, and emails the address on file a link that confirms it, all
-// in one transaction. Nothing changes until the link is used (R7). It
-// returns the pending change's id.
+// in one transaction. Nothing changes until the link is used (R7). lang is
+// the language the page was shown in, which the consent records will name
+// as the language of the consent texts. It returns the pending change's id.
 func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang string, ev Evidence) (string, error) {
 	if c.Empty() {
 		return "", errs.Invalid("change", "nothing was changed")
+	}
+	for i := range c.Consents {
+		c.Consents[i].TextLanguage = lang // the page showed the consent texts in lang
 	}
 	// What will be recorded on confirmation must be recordable now: a
 	// change that could never be confirmed is refused before it is emailed.
@@ -370,7 +377,7 @@ func (s *Service) prepare(ctx context.Context, contactID string, c *Change, ev c
 	for i, cc := range c.Consents {
 		var err error
 		out[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: cc.PurposeID, State: cc.State,
-			Source: consent.SourcePreferencesPage, TextVersion: cc.TextVersion, Actor: actor, Evidence: ev})
+			Source: consent.SourcePreferencesPage, TextVersion: cc.TextVersion, TextLanguage: cc.TextLanguage, Actor: actor, Evidence: ev})
 		if err != nil {
 			return nil, err
 		}

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -57,6 +58,7 @@ type DB struct {
 	batcher *batcher
 	schema  string
 	signals signals
+	kept    sync.Map // see Keep
 }
 
 // Options tunes Open. The zero value is what serve uses.

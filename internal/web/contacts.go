@@ -128,7 +128,7 @@ type recordPage struct {
 	Lists       []lists.Subscription
 	Purposes    []*consent.Purpose
 	Sources     []*consent.Source
-	Users       map[string]string // user id: name, for "by whom"
+	Actors      map[string]string // user or API token id: its name, for "by whom"
 	Locked      bool
 }
 
@@ -153,7 +153,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Users: map[string]string{}}
+	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Actors: map[string]string{}}
 	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
 		return
@@ -167,14 +167,16 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	byID := map[string]*consent.Record{}
+	slices.Reverse(p.History) // newest first
+	// Pointers into History are taken after the reverse, which moves the
+	// records they point at.
+	byID := make(map[string]*consent.Record, len(p.History))
 	for i := range p.History {
 		byID[p.History[i].ID] = &p.History[i]
 	}
 	for _, cur := range current {
 		p.Consents = append(p.Consents, consentRow{Current: cur, Record: byID[cur.RecordID]})
 	}
-	slices.Reverse(p.History) // newest first
 	if p.OptIn, err = s.Consent.OptInHistory(ctx, id); err != nil {
 		s.fail(w, err, u)
 		return
@@ -210,10 +212,18 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	for _, x := range users {
-		p.Users[x.ID] = x.Email
+		p.Actors[x.ID] = x.Email
 		if x.Name != "" {
-			p.Users[x.ID] = x.Name
+			p.Actors[x.ID] = x.Name
 		}
+	}
+	tokens, err := s.Tokens.List(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	for _, t := range tokens {
+		p.Actors[t.ID] = t.Name
 	}
 	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
 	if name == "" {

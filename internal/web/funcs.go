@@ -98,18 +98,21 @@ func when(v any) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
-// actorLabel says who made a change: a user, the contact, the system or an
-// API token.
-func actorLabel(kind, id string, users map[string]string) string {
+// actorLabel says who made a change: a user or an API token by the name
+// names holds for its id, the contact or the system.
+func actorLabel(kind, id string, names map[string]string) string {
 	switch kind {
 	case "user":
-		if name := users[id]; name != "" {
+		if name := names[id]; name != "" {
 			return name
 		}
 		return "a user"
 	case "contact":
 		return "the contact"
 	case "api_token":
+		if name := names[id]; name != "" {
+			return "API client “" + name + "”"
+		}
 		return "API client"
 	case "system":
 		return "the system"

@@ -206,7 +206,7 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	actor := consent.Actor{Kind: consent.ActorContact}
 	grant := func(name string, purpose *consent.Purpose, version int) *consent.Prepared {
 		pr, err := s.Consent.PrepareResolved(consent.RecordInput{Purpose: purpose.ID, State: consent.StateGranted, Source: SourceWebForm,
-			TextVersion: version, Actor: actor, Evidence: ev}, purpose, f.source)
+			TextVersion: version, TextLanguage: lang, Actor: actor, Evidence: ev}, purpose, f.source)
 		if err != nil {
 			field := name + ".checked"
 			if e := errs.As(err); e != nil && e.Field == "text_version" {

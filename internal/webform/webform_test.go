@@ -162,7 +162,7 @@ func TestSubmission(t *testing.T) {
 		}
 		for _, r := range hist {
 			if r.State != consent.StateGranted || r.Source != "Web form" || r.Evidence.Method != consent.MethodWebform ||
-				r.Evidence.IP != "203.0.113.7" || r.Evidence.UserAgent != "Mozilla/5.0 (test)" || r.Actor.Kind != consent.ActorContact || r.TextVersion != 1 {
+				r.Evidence.IP != "203.0.113.7" || r.Evidence.UserAgent != "Mozilla/5.0 (test)" || r.Actor.Kind != consent.ActorContact || r.TextVersion != 1 || r.TextLanguage != "en" {
 				t.Fatalf("record: %+v", r)
 			}
 		}
