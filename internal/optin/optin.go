@@ -274,6 +274,14 @@ func endOpen(tx *store.Tx, contactID string, now time.Time) error {
 	return nil
 }
 
+// SupersedeTx ends the contact's open invitations inside tx as
+// superseded, when the contact confirmed email marketing by other means
+// (the link of a webform post about their address): their links stop
+// working and their emails not yet sent are not sent.
+func SupersedeTx(tx *store.Tx, contactID string, now time.Time) error {
+	return endOpen(tx, contactID, now)
+}
+
 // closeInvitation ends an invitation with status, uses up its links and
 // cancels its emails not yet sent.
 func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {

@@ -39,7 +39,8 @@ type Page struct {
 	// see only the email section (R17).
 	Full bool
 	// OptedOut is set when the contact opted out themselves; it cannot be
-	// undone here (R1), only by submitting a webform.
+	// undone here (R1), only by a webform post the contact confirms by the
+	// link emailed to them.
 	OptedOut bool
 	// OptedOutByUser is set when a user opted the contact out.
 	OptedOutByUser    bool

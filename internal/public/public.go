@@ -98,6 +98,9 @@ func New(s *Server) *Server {
 		s.cop.AddInsecureBypassPattern(p)
 	}
 	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections
+	// The button confirming a held webform post, authorised by the token
+	// in its address as POST /confirm/{token} is.
+	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
 	return s
 }
 
