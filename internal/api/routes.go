@@ -91,7 +91,7 @@ func (s *Server) routeTable() []Route {
 			Summary: "Send the double opt-in email to contacts (by id or by condition), skipping those who opted out; says who was skipped and why",
 			handle:  s.invite},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/double-opt-in", Tag: "email", Status: 200, Response: []optin.Invitation{},
-			Summary: "The contact's double opt-in invitations: invited, reminded, expired or confirmed", handle: s.invitations},
+			Summary: "The contact's double opt-in invitations: invited, reminded, expired, superseded or confirmed", handle: s.invitations},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/emails", Tag: "email", Status: 200, Response: []mail.Entry{},
 			Summary: "Every email queued for the contact: sent, waiting, or suppressed and why", handle: s.contactEmails},
 		{Method: "POST", Path: "/api/v1/bounces", Tag: "email", Status: 200, Request: BounceRequest{}, Response: contact.Deliverability{},

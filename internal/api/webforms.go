@@ -24,7 +24,17 @@ func (s *Server) webformRoutes() []Route {
 			Summary: "Delete a webform; what its submissions recorded stays", handle: s.deleteWebform},
 		{Method: "GET", Path: "/api/v1/webforms/{id}/snippet", Tag: "webforms", Status: 200, Response: Snippet{},
 			Summary: "The HTML to paste into a website, and the address of the hosted form", handle: s.webformSnippet},
+		{Method: "GET", Path: "/api/v1/contacts/{id}/webform-posts", Tag: "webforms", Status: 200, Response: []webform.HeldPost{},
+			Summary: "Webform posts about the contact's address, held until confirmed by the link emailed to it, then applied", handle: s.heldWebformPosts},
 	}
+}
+
+func (s *Server) heldWebformPosts(r *http.Request, _ consent.Actor) (int, any, error) {
+	if _, err := s.Contacts.Get(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.Webforms.HeldPosts(r.Context(), r.PathValue("id"))
+	return 200, p, err
 }
 
 // Snippet is a webform's embeddable HTML.

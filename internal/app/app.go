@@ -137,7 +137,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 
-	forms := &webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Now: time.Now}
+	forms := &webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, BaseURL: cfg.BaseURL,
+		Sender: cfg.Sender(), Now: time.Now}
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
 	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),

@@ -8,14 +8,17 @@ import (
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 // keep is how long finished work is kept before housekeeping deletes it.
 const keep = 30 * 24 * time.Hour
 
 // housekeeping deletes what has served its purpose, once older than keep:
-// finished jobs, link tokens that expired or were used, and dev-mailbox
-// messages. Each package deletes its own.
+// finished jobs, link tokens that expired or were used, dev-mailbox
+// messages, and webform posts held for confirmation that were applied,
+// superseded or whose link expired (a held post holds personal data). Each
+// package deletes its own.
 func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
 	before := now.Add(-keep)
 	return db.Write(ctx, func(tx *store.Tx) error {
@@ -24,6 +27,7 @@ func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
 				return err
 			}
 		}
-		return nil
+		_, err := webform.DeleteEndedTx(tx, now.Add(-keep))
+		return err
 	})
 }

@@ -23,6 +23,9 @@ func TestHousekeepingDeletesOnlyWhatIsOld(t *testing.T) {
 				{`INSERT INTO jobs (id, kind, status, run_at, max_attempts, created_at, finished_at) VALUES ('j1', 'x', 'done', 0, 1, 0, $1), ('j2', 'x', 'done', 0, 1, 0, $2), ('j3', 'x', 'pending', 0, 1, 0, NULL)`, []any{old, recent}},
 				{`INSERT INTO tokens (id, purpose, contact_id, hash, expires_at, created_at) VALUES ('t1', 'p', 'c', 'h1', $1, 0), ('t2', 'p', 'c', 'h2', $2, 0)`, []any{old, store.Micros(now.Add(time.Hour))}},
 				{`INSERT INTO mailbox (id, outbox_id, to_address, from_address, subject, text_body, delivered_at) VALUES ('m1', 'o', 'a', 'b', 's', 't', $1), ('m2', 'o2', 'a', 'b', 's', 't', $2)`, []any{old, recent}},
+				{`INSERT INTO webform_confirmations (id, contact_id, webform_id, submission, status, requested_at, expires_at, ended_at)
+					VALUES ('w1', 'c', 'f', '{}', 'confirmed', $1, $2, $1), ('w2', 'c', 'f', '{}', 'pending', $1, $1, NULL),
+					('w3', 'c', 'f', '{}', 'pending', $2, $3, NULL)`, []any{old, recent, store.Micros(now.Add(time.Hour))}},
 			} {
 				if _, err := tx.Exec(q.sql, q.args...); err != nil {
 					return err
@@ -37,9 +40,10 @@ func TestHousekeepingDeletesOnlyWhatIsOld(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		db.Read.QueryRow(`SELECT (SELECT count(*) FROM jobs) * 100 + (SELECT count(*) FROM tokens) * 10 + (SELECT count(*) FROM mailbox)`).Scan(&n)
-		if n != 211 { // two jobs, one token, one message left
-			t.Fatalf("left %d (jobs*100 + tokens*10 + mailbox)", n)
+		db.Read.QueryRow(`SELECT (SELECT count(*) FROM jobs) * 1000 + (SELECT count(*) FROM tokens) * 100 + (SELECT count(*) FROM mailbox) * 10
+			+ (SELECT count(*) FROM webform_confirmations)`).Scan(&n)
+		if n != 2111 { // two jobs, one token, one message, one held post (still pending, its link working) left
+			t.Fatalf("left %d (jobs*1000 + tokens*100 + mailbox*10 + held posts)", n)
 		}
 	})
 }

@@ -430,19 +430,53 @@ func TestPageAccessAndOffersFollowConditions(t *testing.T) {
 		if !strings.Contains(buyerPage, "Card on file") {
 			t.Fatalf("buyer page lacks the card consent: %s", buyerPage)
 		}
-		// The default selection preselects "yes" for a contact with no record.
+		// No answer is preselected (R12), whatever the default: it only
+		// puts "Yes" first.
 		share := purposeID(e, "Share with partners")
-		if !strings.Contains(euPage, `id="c-`+share+`-yes" name="consent.`+share+`" value="granted" checked`) {
-			t.Fatalf("default selection not shown: %s", euPage)
+		yes, no := `id="c-`+share+`-yes"`, `id="c-`+share+`-no"`
+		if !strings.Contains(euPage, yes) || !strings.Contains(euPage, no) || strings.Index(euPage, yes) > strings.Index(euPage, no) {
+			t.Fatalf("the answers of a purpose offered with default yes, yes first: %s", euPage)
 		}
-		// Saving with the preselected answer left as it was gives no
-		// consent: only answers the contact changed count.
+		if regexp.MustCompile(`name="consent\.` + share + `" value="[a-z]+" checked`).MatchString(euPage) {
+			t.Fatalf("an answer is preselected for a contact with no record: %s", euPage)
+		}
+		// Choosing "yes" is a change, confirmed by email, that records the
+		// grant.
 		var link struct{ URL string }
 		e.api("POST", "/api/v1/contacts/"+eu.ID+"/preferences-link", "", 201, &link)
 		v := e.visitor()
 		v.get(link.URL)
-		if _, body := v.post(e.srv.URL+"/p", url.Values{"consent." + share: {"granted"}, "v." + share: {"1"}}); !strings.Contains(body, "Du ändrade ingenting") {
-			t.Fatalf("a preselected answer was taken as a change: %s", body)
+		if _, body := v.post(e.srv.URL+"/p", url.Values{"consent." + share: {"granted"}, "v." + share: {"1"}}); !strings.Contains(body, "Titta i din e-post") {
+			t.Fatalf("choosing yes where the default is yes: %s", body)
+		}
+		confirm := confirmLinkRE.FindString(e.smtp.Wait(t, 3)[2].Text)
+		if confirm == "" {
+			t.Fatal("no confirmation link")
+		}
+		if code, body := e.page("POST", e.srv.URL+confirm, "sv"); code != 200 {
+			t.Fatalf("confirming: %d %s", code, body)
+		}
+		var consents struct {
+			Current []struct{ Purpose, State string }
+		}
+		e.api("GET", "/api/v1/contacts/"+eu.ID+"/consents", "", 200, &consents)
+		granted := false
+		for _, c := range consents.Current {
+			granted = granted || c.Purpose == "Share with partners" && c.State == "granted"
+		}
+		if !granted {
+			t.Fatalf("no grant after confirming: %+v", consents.Current)
+		}
+		// Now the contact's own answer shows as chosen.
+		_, again := v.get(e.srv.URL + "/p")
+		if !strings.Contains(again, yes+` name="consent.`+share+`" value="granted" checked`) {
+			t.Fatalf("the current state is not shown chosen: %s", again)
+		}
+		// A purpose without a default lists "No" first, and nothing chosen.
+		card := purposeID(e, "Card on file")
+		if i, j := strings.Index(buyerPage, `id="c-`+card+`-no"`), strings.Index(buyerPage, `id="c-`+card+`-yes"`); i < 0 || j < i ||
+			regexp.MustCompile(`name="consent\.`+card+`" value="[a-z]+" checked`).MatchString(buyerPage) {
+			t.Fatalf("a purpose without a default: %s", buyerPage)
 		}
 	})
 }

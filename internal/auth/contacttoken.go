@@ -28,6 +28,9 @@ const (
 	// PurposeUnsubscribe is the unsubscribe link and RFC 8058 one-click
 	// address of a marketing email.
 	PurposeUnsubscribe = "unsubscribe"
+	// PurposeWebformConfirmation confirms, once, a webform post about a
+	// known address: what the form carried is applied only then.
+	PurposeWebformConfirmation = "webform_confirmation"
 )
 
 // ContactToken is a link token's record: who it is for, what for, until when.

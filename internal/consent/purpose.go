@@ -23,7 +23,7 @@ type Purpose struct {
 	LegalBasis      string    `json:"legal_basis" enum:"@legal_basis"`
 	Description     string    `json:"description"`
 	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
-	DefaultSelected bool      `json:"default_selected" doc:"whether the purpose is preselected where contacts are asked (never on webforms)"`
+	DefaultSelected bool      `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
 	MarketingEmail  bool      `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
 	TextVersion     int       `json:"text_version" doc:"the current consent text version"`
 	Text            string    `json:"text" doc:"the current consent text"`

@@ -58,8 +58,12 @@ const (
 	MethodSystem          = "system"
 )
 
+// MethodWebformConfirmed: a webform post about a known address, applied
+// only when the owner of the address followed the link emailed to it.
+const MethodWebformConfirmed = "webform_confirmed"
+
 // Methods lists every evidence method.
-var Methods = []string{MethodDoubleOptInLink, MethodPreferencesPage, MethodUnsubscribeLink, MethodWebform, MethodEnteredByUser, MethodImport, MethodAPI, MethodSystem}
+var Methods = []string{MethodDoubleOptInLink, MethodPreferencesPage, MethodUnsubscribeLink, MethodWebform, MethodWebformConfirmed, MethodEnteredByUser, MethodImport, MethodAPI, MethodSystem}
 
 // UserMethods are the methods a user or an API client may claim. The others
 // are recorded only by the flows that carry them out (a confirmation link, a

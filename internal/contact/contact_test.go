@@ -2,6 +2,8 @@ package contact_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,14 +119,19 @@ func TestCustomFields(t *testing.T) {
 // TestUpsertOfAnAddressTakenMeanwhile prepares an upsert of a free address,
 // lets another write take the address before the upsert's write, and
 // checks that the write fails with the conflict Retry recognises, that
-// nothing of it was kept, and that running it again updates the contact
-// that took the address.
+// nothing of it was kept, and that running it again finds the contact that
+// took the address and changes nothing of it: the values are only held,
+// sensitive ones sealed, until ApplyHeld writes them.
 func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		people := contact.NewService(db, consent.NewService(db))
 		people.Vault = vaulttest.New(t)
-		up, err := people.PrepareUpsert(ctx, contact.Input{Email: ptr("ann@example.com"), FirstName: ptr("Ann")})
+		if _, err := people.CreateField(ctx, contact.FieldInput{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		up, err := people.PrepareUpsert(ctx, contact.Input{Email: ptr("ann@example.com"), FirstName: ptr("Ann"),
+			Fields: map[string]any{"national_id": "198501011234"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,9 +140,13 @@ func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got contact.UpsertResult
+		var held contact.Held
 		write := func(tx *store.Tx) error {
 			var err error
-			got, err = up.Apply(tx, time.Now())
+			if got, err = up.CreateOrFind(tx, time.Now()); err != nil || got.Created {
+				return err
+			}
+			held, err = up.Hold(tx, got.Key.ID, "hold-1", time.Now())
 			return err
 		}
 		err = db.Write(ctx, write)
@@ -148,15 +159,35 @@ func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
 		if err := db.Write(ctx, write); err != nil {
 			t.Fatal(err)
 		}
-		if got.Created || got.Key.ID != taken.ID {
-			t.Fatalf("the second write created %v (contact %s), want an update of %s", got.Created, got.Key.ID, taken.ID)
+		if got.Created || got.Key.ID != taken.ID || got.Contact.LastName != "Lind" {
+			t.Fatalf("the second write created %v (contact %s), want to find %s", got.Created, got.Key.ID, taken.ID)
+		}
+		raw, _ := json.Marshal(held)
+		if strings.Contains(string(raw), "198501011234") || held.Sealed["national_id"] == "" || *held.Input.FirstName != "Ann" || held.Input.Email != nil {
+			t.Fatalf("held: %s", raw)
 		}
 		c, err := people.Get(ctx, taken.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.FirstName != "Ann" || c.LastName != "Lind" || c.Email != "ANN@example.com" {
-			t.Fatalf("contact after the upsert: %q %q <%s>", c.FirstName, c.LastName, c.Email)
+		if c.FirstName != "" || c.Fields["national_id"] != nil {
+			t.Fatalf("the contact changed before the held values were applied: %+v", c)
+		}
+		// A sealed value opens for its own hold only.
+		if err := db.Write(ctx, func(tx *store.Tx) error { return people.ApplyHeld(tx, taken.ID, "hold-2", held, time.Now()) }); err == nil {
+			t.Fatal("a held value opened under another hold")
+		}
+		if err := db.Write(ctx, func(tx *store.Tx) error { return people.ApplyHeld(tx, taken.ID, "hold-1", held, time.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+		if c, err = people.Get(ctx, taken.ID); err != nil {
+			t.Fatal(err)
+		}
+		if c.FirstName != "Ann" || c.LastName != "Lind" || c.Email != "ANN@example.com" || c.Fields["national_id"] != "••••••••1234" {
+			t.Fatalf("contact after the held values: %q %q <%s> %v", c.FirstName, c.LastName, c.Email, c.Fields)
+		}
+		if v, err := people.Reveal(ctx, taken.ID, "national_id", consent.Actor{Kind: consent.ActorSystem}, ""); err != nil || v != "198501011234" {
+			t.Fatalf("the sensitive value: %q %v", v, err)
 		}
 		var n int
 		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts`).Scan(&n); err != nil || n != 1 {

@@ -37,12 +37,15 @@ const EMarketing = "01930000-0000-7000-8000-000000000002"
 // to by id so that renaming it changes nothing here.
 const SourceDoubleOptIn = consent.SourceDoubleOptInEmail
 
-// Invitation statuses.
+// Invitation statuses: an invitation is invited, perhaps reminded, and
+// ends confirmed, expired (its time ran out) or superseded (a newer
+// invitation, or a confirmation by other means, replaced it).
 const (
-	StatusInvited   = "invited"
-	StatusReminded  = "reminded"
-	StatusExpired   = "expired"
-	StatusConfirmed = "confirmed"
+	StatusInvited    = "invited"
+	StatusReminded   = "reminded"
+	StatusExpired    = "expired"
+	StatusSuperseded = "superseded"
+	StatusConfirmed  = "confirmed"
 )
 
 // Triggers: what asked for the invitation. Public triggers (webforms) are
@@ -253,9 +256,9 @@ func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time
 	return "", s.sendLink(tx, r.recipient, inv, r.text, expires, false, now)
 }
 
-// endOpen ends the contact's open invitations inside tx, as a new one
-// replaces them: their links stop working and their emails not yet sent
-// are not sent.
+// endOpen ends the contact's open invitations inside tx as superseded, as
+// a new one replaces them: their links stop working and their emails not
+// yet sent are not sent.
 func endOpen(tx *store.Tx, contactID string, now time.Time) error {
 	open, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
 		var id string
@@ -265,11 +268,19 @@ func endOpen(tx *store.Tx, contactID string, now time.Time) error {
 		return fmt.Errorf("optin: read open invitations: %w", err)
 	}
 	for _, id := range open {
-		if err := closeInvitation(tx, id, StatusExpired, now); err != nil {
+		if err := closeInvitation(tx, id, StatusSuperseded, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SupersedeTx ends the contact's open invitations inside tx as
+// superseded, when the contact confirmed email marketing by other means
+// (the link of a webform post about their address): their links stop
+// working and their emails not yet sent are not sent.
+func SupersedeTx(tx *store.Tx, contactID string, now time.Time) error {
+	return endOpen(tx, contactID, now)
 }
 
 // closeInvitation ends an invitation with status, uses up its links and
@@ -487,7 +498,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 // Invitation is a double opt-in invitation's state, for the API.
 type Invitation struct {
 	ID          string     `json:"id"`
-	Status      string     `json:"status" enum:"invited,reminded,expired,confirmed"`
+	Status      string     `json:"status" enum:"invited,reminded,expired,superseded,confirmed"`
 	Trigger     string     `json:"trigger"`
 	TextVersion int        `json:"text_version"`
 	InvitedAt   time.Time  `json:"invited_at"`

@@ -123,3 +123,39 @@ func TestReplacedBeforeSendingNeverHadALink(t *testing.T) {
 		}
 	})
 }
+
+// An invitation replaced by a newer one ends superseded, not expired: its
+// time did not run out. Its email not yet sent is suppressed with that
+// reason, and the newer invitation is the one open.
+func TestReplacedInvitationIsSuperseded(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		id := f.contact(t, "r@example.com", "")
+		ctx := context.Background()
+		for range 2 {
+			if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
+				t.Fatal(err)
+			}
+			f.now = f.now.Add(time.Hour)
+		}
+		invs, err := f.svc.Invitations(ctx, id)
+		if err != nil || len(invs) != 2 {
+			t.Fatalf("invitations: %+v %v", invs, err)
+		}
+		if invs[0].Status != optin.StatusInvited || invs[1].Status != optin.StatusSuperseded || invs[1].EndedAt == nil {
+			t.Fatalf("newest first: %s, then %s (ended %v); want invited, then superseded", invs[0].Status, invs[1].Status, invs[1].EndedAt)
+		}
+		var reason string
+		if err := db.Read.QueryRow(`SELECT reason FROM outbox WHERE subject_id = $1`, invs[1].ID).Scan(&reason); err != nil || reason != "invitation_superseded" {
+			t.Fatalf("the replaced invitation's email: reason %q (%v)", reason, err)
+		}
+		// Expiry is still expiry.
+		f.now = f.now.Add(15 * 24 * time.Hour)
+		if _, err := f.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if invs, _ = f.svc.Invitations(ctx, id); invs[0].Status != optin.StatusExpired || invs[1].Status != optin.StatusSuperseded {
+			t.Fatalf("after the expiry days: %s, %s", invs[0].Status, invs[1].Status)
+		}
+	})
+}

@@ -121,11 +121,11 @@ func (p *Page) Diff(f Form) (*Change, error) {
 	asked := map[string]bool{}
 	for _, ch := range p.Consents {
 		asked[ch.PurposeID] = true
-		// Only an answer the contact changed counts: a preselected default
-		// left as it was records nothing, so no consent is ever given by a
-		// pre-ticked answer.
+		// Only an answer that differs from the contact's current state
+		// counts. No answer is preselected (R12), so every answer sent is
+		// one the contact chose.
 		want := f.Consents[ch.PurposeID]
-		if want == "" || want == ch.State || want == ch.Selected {
+		if want == "" || want == ch.State {
 			continue
 		}
 		if want != consent.StateGranted && want != consent.StateWithdrawn {

@@ -51,9 +51,10 @@ type Offer struct {
 	Purpose string `json:"purpose" required:"true" doc:"purpose id (a name is accepted and stored as the id)"`
 	// Condition selects who is asked; empty asks everyone with access.
 	Condition string `json:"condition" doc:"e.g. stage == \"ready to buy\"; empty asks everyone with access"`
-	// DefaultSelected overrides the purpose's default selection for a
-	// contact with no record for it; nil keeps the purpose's.
-	DefaultSelected *bool `json:"default_selected,omitempty"`
+	// DefaultSelected overrides the purpose's default, which decides only
+	// whether "Yes" is listed before "No": no answer is ever preselected
+	// (R12). Nil keeps the purpose's.
+	DefaultSelected *bool `json:"default_selected,omitempty" doc:"true lists \"Yes\" first, false \"No\" first; no answer is ever preselected; absent: as the purpose"`
 }
 
 // Link is a titled link on the page.

@@ -40,7 +40,8 @@ type Page struct {
 	// see only the email section (R17).
 	Full bool
 	// OptedOut is set when the contact opted out themselves; it cannot be
-	// undone here (R1), only by submitting a webform.
+	// undone here (R1), only by a webform post the contact confirms by the
+	// link emailed to them.
 	OptedOut bool
 	// OptedOutByUser is set when a user opted the contact out.
 	OptedOutByUser    bool
@@ -71,9 +72,13 @@ type ConsentChoice struct {
 	TextVersion int
 	// State is the current state: granted, withdrawn or none.
 	State string
-	// Selected is what the page shows chosen: the state, or for a contact
-	// with no record the offer's default ("granted", "withdrawn" or "").
+	// Selected is the answer the page shows chosen: the contact's current
+	// state (granted or withdrawn), or "" for a contact with no record.
+	// No answer is ever preselected (R12): a default does not choose.
 	Selected string
+	// YesFirst lists "Yes" before "No": the offer's default decides only
+	// the order of the answers, never which one is chosen.
+	YesFirst bool
 	// Fields are the labels of sensitive fields this consent covers:
 	// withdrawing it erases them (R8).
 	Fields []string
@@ -151,19 +156,12 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		}
 		cur := byPurpose[pur.ID]
 		ch := ConsentChoice{PurposeID: pur.ID, Name: pur.Name, Description: pur.Description, Text: pur.Text,
-			TextVersion: pur.TextVersion, State: cur.State, Selected: cur.State, Fields: storage[pur.ID]}
-		if ch.State == "" {
-			ch.State = consent.StateNone
+			TextVersion: pur.TextVersion, State: cur.State, Selected: cur.State, YesFirst: pur.DefaultSelected, Fields: storage[pur.ID]}
+		if o.DefaultSelected != nil {
+			ch.YesFirst = *o.DefaultSelected
 		}
-		if ch.State == consent.StateNone {
-			def := pur.DefaultSelected
-			if o.DefaultSelected != nil {
-				def = *o.DefaultSelected
-			}
-			ch.Selected = ""
-			if def {
-				ch.Selected = consent.StateGranted
-			}
+		if ch.State == "" || ch.State == consent.StateNone {
+			ch.State, ch.Selected = consent.StateNone, ""
 		}
 		p.Consents = append(p.Consents, ch)
 	}

@@ -195,13 +195,41 @@ func FuzzPreferencesPost(f *testing.F) {
 // error, and never half a submission. A post that is not taken writes
 // nothing; one that is taken leaves the ledger matching the consent state,
 // and every contact it set to single_opt_in_webform with an invitation and
-// its email.
+// its email. A post about a known address (a contact who opted out) writes
+// nothing to the contact, whatever it carries: only a held post with its
+// confirmation email, whose link is made as it is sent.
 func FuzzWebformPost(f *testing.F) {
 	db := storetest.OpenSQLite(f)
 	s, w := webformServer(f, db)
 	s.webform.ip = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
 	s.webform.address = newAddressLimiter(1<<30, time.Hour)
+	ctx := context.Background()
+	known, err := s.Webforms.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com"), FirstName: ptr("Kim")},
+		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := s.Webforms.Consent.SetOptIn(ctx, known.ID, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
+		Actor: consent.Actor{Kind: consent.ActorContact}, Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink}}); err != nil {
+		f.Fatal(err)
+	}
+	// knownState is everything a post could change about the known contact.
+	knownState := func(t testing.TB) string {
+		var st string
+		if err := db.Read.QueryRow(`SELECT c.first_name || '|' || c.last_name || '|' || c.opt_in_status || '|' || c.updated_at || '|' ||
+			(SELECT count(*) FROM consent_records WHERE contact_id = c.id) || '|' || (SELECT count(*) FROM opt_in_changes WHERE contact_id = c.id) || '|' ||
+			(SELECT count(*) FROM list_subscriptions WHERE contact_id = c.id) || '|' || (SELECT count(*) FROM optin_invitations WHERE contact_id = c.id) || '|' ||
+			(SELECT count(*) FROM sensitive_values WHERE contact_id = c.id)
+			FROM contacts c WHERE c.id = $1`, known.ID).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	knownBefore := knownState(f)
 	for _, seed := range []string{
+		"email=known%40example.com&first_name=Mallory&marketing.checked=yes&marketing.version=1&consents%5B0%5D.checked=yes&lists%5B0%5D.checked=yes",
+		"email=KNOWN%40example.com&last_name=X",
+		"email=known%40example.com",
 		"email=a%40example.com&marketing.checked=yes&marketing.version=1&consents%5B0%5D.checked=yes&lists%5B0%5D.checked=yes&first_name=A",
 		"email=A%40EXAMPLE.com&last_name=B&consents%5B0%5D.version=1",
 		"email=b%40example.com&website=x",
@@ -221,7 +249,6 @@ func FuzzWebformPost(f *testing.F) {
 	}
 	f.Add("--x\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nj@example.com\r\n--x--\r\n", "multipart/form-data; boundary=x")
 	f.Add(`{"email": "k@example.com"}`, "application/json")
-	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, body, contentType string) {
 		before := webformtest.Rows(t, db)
 		req := httptest.NewRequest("POST", "/f/"+w.ID, strings.NewReader(body))
@@ -234,6 +261,22 @@ func FuzzWebformPost(f *testing.F) {
 		after := webformtest.Rows(t, db)
 		if rec.Code != 200 && after != before {
 			t.Fatalf("%q: answered %d and wrote %d rows", body, rec.Code, after-before)
+		}
+		if st := knownState(t); st != knownBefore {
+			t.Fatalf("%q: the known contact changed: %s, was %s", body, st, knownBefore)
+		}
+		// At most one held post pending per contact, each with its email.
+		var twice, held, emails, tokens int
+		if err := db.Read.QueryRow(`SELECT (SELECT count(*) FROM (SELECT contact_id FROM webform_confirmations WHERE status = 'pending'
+				GROUP BY contact_id HAVING count(*) > 1) AS more),
+			(SELECT count(*) FROM webform_confirmations WHERE status = 'pending'),
+			(SELECT count(*) FROM outbox o JOIN webform_confirmations h ON o.subject_id = h.id WHERE h.status = 'pending' AND o.status = 'queued'
+				AND o.kind = 'confirmation' AND o.links LIKE '%' || $1 || '%' AND o.text_body LIKE '%/f/confirm/link-%'),
+			(SELECT count(*) FROM tokens WHERE purpose = $1)`, auth.PurposeWebformConfirmation).Scan(&twice, &held, &emails, &tokens); err != nil {
+			t.Fatal(err)
+		}
+		if twice != 0 || held != emails || tokens != 0 {
+			t.Fatalf("%q: %d contacts with two held posts pending, %d pending, %d with their email, %d tokens", body, twice, held, emails, tokens)
 		}
 		if after == before {
 			return

@@ -102,6 +102,9 @@ func New(s *Server) *Server {
 		s.cop.AddInsecureBypassPattern(p)
 	}
 	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections
+	// The button confirming a held webform post, authorised by the token
+	// in its address as POST /confirm/{token} is.
+	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
 	s.logged = httpx.LogRequests(s.Log, "page", s.mux)
 	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
 	return s

@@ -62,14 +62,61 @@ type webformLimits struct {
 
 func init() {
 	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	pages["webform"] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/webform.html"))
+	for _, name := range []string{"webform", "webform_confirm", "webform_done"} {
+		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
 }
 
-// webformRoutes adds the webform pages and posts to the public mux.
+// webformRoutes adds the webform pages and posts to the public mux, and the
+// link that confirms a post about a known address (its button is posted
+// past cross-origin protection, authorised by the token in its address).
 func (s *Server) webformRoutes() {
 	s.webform = &webformLimits{ip: newLimiter(webformPerMinute, webformBurst, time.Minute), address: newAddressLimiter(addressPosts, addressWindow)}
 	s.mux.HandleFunc("GET /f/{form}", s.webformPage)
 	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
+	s.mux.HandleFunc("GET /f/confirm/{token}", s.webformConfirmPage)
+	s.mux.HandleFunc("POST /f/confirm/{token}", s.webformConfirm)
+}
+
+// webformConfirmPage shows what a confirmation link would apply, with a
+// button, and changes nothing: mail scanners open links.
+func (s *Server) webformConfirmPage(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Webforms.Pending(r.Context(), r.PathValue("token"))
+	if err != nil {
+		if !errors.Is(err, webform.ErrNoConfirmation) {
+			s.Log.Error("read held webform post", "err", err)
+		}
+		s.invalid(w, lang(r, ""))
+		return
+	}
+	l := lang(r, c.Lang)
+	s.render(w, http.StatusOK, "webform_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirm.title"), "Lines": c.Lines(l)})
+}
+
+// webformConfirm applies the post behind a confirmation link.
+func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
+	ip := ""
+	if a := s.IPs.IP(r); a.IsValid() {
+		ip = a.String()
+	}
+	c, err := s.Webforms.Confirm(r.Context(), r.PathValue("token"), webform.Evidence{IP: ip, UserAgent: r.UserAgent()})
+	switch {
+	case errors.Is(err, webform.ErrNoConfirmation):
+		s.invalid(w, lang(r, ""))
+		return
+	case errors.Is(err, webform.ErrNotApplied):
+		l := lang(r, "")
+		s.render(w, http.StatusConflict, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.not_applied.title"),
+			"Text": i18n.T(l, "webform.not_applied.text")})
+		return
+	case err != nil:
+		s.Log.Error("confirm webform post", "err", err)
+		l := lang(r, "")
+		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+		return
+	}
+	l := lang(r, c.Lang)
+	s.render(w, http.StatusOK, "webform_done", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)})
 }
 
 // formLang is the language a ?lang= parameter asks for, or "" for the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webform"
@@ -42,6 +43,13 @@ func send(s *Server, path, ip string, form url.Values) (int, string, http.Header
 func TestWebformPage(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s, w := webformServer(t, db)
+		// A purpose's default never pre-checks a box on a form (R12).
+		yes := true
+		for _, p := range []string{w.Consents[0].Purpose, w.Marketing.Purpose} {
+			if _, err := s.Webforms.Consent.UpdatePurpose(context.Background(), p, consent.PurposeInput{DefaultSelected: &yes}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, c := range []struct{ path, lang, want string }{
 			{"/f/" + w.ID, "", `<label for="wf`},
 			{"/f/signup?lang=sv", "", "E-postadress"},

@@ -133,14 +133,19 @@ func (p *post) version(name string) int {
 }
 
 // Submit takes a post of the form: it validates it and writes, in one
-// transaction, the contact (a new lead, or the fields the form carries on a
-// known one), a granted consent record for each checked consent box and
-// the marketing box with the evidence (actor the contact, method webform,
-// IP, user agent, source "Web form", the text version shown), the opt-in
-// status single_opt_in_webform and the double opt-in email for a checked
-// marketing box, and the subscriptions of the checked lists. Unchecked
-// boxes record nothing. A contact whose processing is stopped is left as it
-// is.
+// transaction, what it causes.
+//
+// A new address becomes a lead, with a granted consent record for each
+// checked consent box and the marketing box with the evidence (actor the
+// contact, method webform, IP, user agent, source "Web form", the text
+// version shown), for a checked marketing box the opt-in status
+// single_opt_in_webform and the double opt-in email, and the subscriptions
+// of the checked lists. Unchecked boxes record nothing.
+//
+// A known address is not changed: anyone could have posted it. What the
+// post carried is held, and the address is emailed a link that applies it
+// (see Confirm). A contact whose processing is stopped is left as it is.
+// The result is the same in every case.
 //
 // It returns a not-found error (field "webform") when there is no such
 // form, and *Invalid, with nothing written, for a post with errors.
@@ -217,25 +222,27 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 		return pr
 	}
 	var grants []*consent.Prepared
-	var marketing bool
+	var boxes []box // the checked consent boxes, for a post held for confirmation
+	var marketing *box
 	if w.Marketing != nil && p.checked("marketing.checked") {
 		v := p.version("marketing.version")
 		if pr := grant("marketing", f.marketing, v); pr != nil {
-			grants, marketing = append(grants, pr), true
+			grants, marketing = append(grants, pr), &box{f.marketing, v}
 		}
 	}
 	for i := range w.Consents {
 		name := consentName(i)
 		if p.checked(name + ".checked") {
-			if pr := grant(name, f.consents[i], p.version(name+".version")); pr != nil {
-				grants = append(grants, pr)
+			v := p.version(name + ".version")
+			if pr := grant(name, f.consents[i], v); pr != nil {
+				grants, boxes = append(grants, pr), append(boxes, box{f.consents[i], v})
 			}
 		}
 	}
-	var subscribe []string
+	var subscribe []*lists.List
 	for i := range w.Lists {
 		if p.checked(listName(i)+".checked") && f.lists[i] != nil {
-			subscribe = append(subscribe, f.lists[i].ID)
+			subscribe = append(subscribe, f.lists[i])
 		}
 	}
 	var up *contact.Upsert
@@ -257,40 +264,46 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	if sub.AllowAddress != nil && !sub.AllowAddress(strings.ToLower(*in.Email)) {
 		return res, nil
 	}
+	var marketingText string // as the form showed it, for the email of a held post
+	if marketing != nil {
+		if marketingText, err = s.textShown(ctx, f.marketing, marketing.version); err != nil {
+			return nil, err
+		}
+	}
 	write := func(tx *store.Tx) error {
 		now := s.now()
-		u, err := up.Apply(tx, now)
+		u, err := up.CreateOrFind(tx, now)
 		if err != nil || u.Key.ProcessingStopped {
 			return err // a stopped contact is not changed, and the page says the same as ever
+		}
+		if !u.Created {
+			// Anyone could have posted this address: nothing changes
+			// until its owner confirms, and the page says the same as ever.
+			return s.hold(tx, f, &sub, up, u, marketing, marketingText, boxes, subscribe, lang, now)
 		}
 		for _, g := range grants {
 			if _, err := g.Apply(tx, u.Key, now); err != nil {
 				return err
 			}
 		}
-		if marketing {
+		if marketing != nil {
 			ch, err := s.Consent.ApplyOptIn(tx, u.Key, consent.OptInInput{Status: contactstate.SingleOptInWebform, Channel: consent.ChannelWebform,
 				Actor: actor, Evidence: ev}, now)
 			if err != nil {
 				return err
 			}
-			if u.Created {
-				// A lead written just now: nothing to read back about it.
-				c, status := u.Contact, u.Key.OptIn
-				if ch != nil {
-					status = ch.To
-				}
-				_, err = s.OptIn.InviteCreatedTx(tx, optin.NewContact{ID: c.ID, Email: c.Email, FirstName: c.FirstName,
-					Language: c.Language, OptIn: status}, optin.TriggerWebform, now)
-			} else {
-				_, err = s.OptIn.InviteTx(tx, u.Key.ID, optin.TriggerWebform, now)
+			// A lead written just now: nothing to read back about it.
+			c, status := u.Contact, u.Key.OptIn
+			if ch != nil {
+				status = ch.To
 			}
-			if err != nil {
+			if _, err = s.OptIn.InviteCreatedTx(tx, optin.NewContact{ID: c.ID, Email: c.Email, FirstName: c.FirstName,
+				Language: c.Language, OptIn: status}, optin.TriggerWebform, now); err != nil {
 				return err
 			}
 		}
-		for _, id := range subscribe {
-			if err := lists.SetLater(tx, u.Key.ID, id, lists.Subscribed, lists.SourceWebform, now); err != nil {
+		for _, l := range subscribe {
+			if err := lists.SetLater(tx, u.Key.ID, l.ID, lists.Subscribed, lists.SourceWebform, now); err != nil {
 				return err
 			}
 		}

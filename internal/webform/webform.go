@@ -9,13 +9,15 @@
 // must be an active choice, and the person must be able to read what they
 // agree to (R12).
 //
-// A submission is written in one transaction with everything it causes: the
-// lead created or the contact's fields updated, a consent record for each
-// checked box with its evidence (IP address, user agent, the consent text
-// version the form showed), for the marketing box the opt-in status
+// A submission with a new address is written in one transaction with
+// everything it causes: the lead, a consent record for each checked box
+// with its evidence (IP address, user agent, the consent text version the
+// form showed), for the marketing box the opt-in status
 // single_opt_in_webform and the double opt-in email (R4), and the list
-// subscriptions. The package knows nothing of HTTP: the public pages decode
-// the post and render what this package returns.
+// subscriptions. A submission about a known address changes nothing: it is
+// held, and applied only by the link emailed to the address (confirm.go).
+// The package knows nothing of HTTP: the public pages decode the post and
+// render what this package returns.
 package webform
 
 import (
@@ -120,9 +122,12 @@ type Service struct {
 	Contacts *contact.Service
 	Lists    *lists.Service
 	OptIn    *optin.Service
-	// BaseURL is where the snippet posts to: BaseURL/f/{id}.
+	// BaseURL is where the snippet posts to: BaseURL/f/{id}, and where the
+	// links confirming a post about a known address point.
 	BaseURL string
-	Now     func() time.Time
+	// Sender names the sender in emails.
+	Sender string
+	Now    func() time.Time
 
 	cache sync.Map // form id or name → cached
 }

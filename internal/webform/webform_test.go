@@ -135,8 +135,8 @@ func post(email string, extra ...string) url.Values {
 
 // TestSubmission writes the lead, the consent records with their evidence,
 // the opt-in status, the double opt-in email and the subscription in one
-// go; a known address gets the same result and only its non-empty fields
-// changed.
+// go; a known address gets the same result, and nothing of it changes the
+// contact: it is held, and the address is emailed a link to confirm it.
 func TestSubmission(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s := webformtest.New(db)
@@ -176,8 +176,13 @@ func TestSubmission(t *testing.T) {
 		if queued != 1 || len(subs) != 1 || subs[0].Status != lists.Subscribed || subs[0].Source != lists.SourceWebform {
 			t.Fatalf("queued %d, subscriptions %+v", queued, subs)
 		}
+		if held, err := s.HeldPosts(ctx, c.ID); err != nil || len(held) != 0 {
+			t.Fatalf("a new address's post was held: %+v %v", held, err)
+		}
 
-		// The same person again, in another case, with only a last name.
+		// The same address again, in another case, with only a last name:
+		// held, and the contact as it was.
+		before := webformtest.Rows(t, db)
 		again := webform.Submission{Form: post("ANNA@example.com", "first_name", "", "last_name", "Berg"), IP: "203.0.113.8"}
 		second, err := s.Submit(ctx, w.ID, again)
 		if err != nil {
@@ -187,18 +192,36 @@ func TestSubmission(t *testing.T) {
 			t.Fatalf("known address answered %+v, new one %+v", second, first)
 		}
 		c2, _ := s.Contacts.Get(ctx, c.ID)
-		if c2.FirstName != "Anna" || c2.LastName != "Berg" || c2.Email != "Anna@Example.com" {
+		if c2.FirstName != "Anna" || c2.LastName != "" || c2.Email != "Anna@Example.com" || !c2.UpdatedAt.Equal(c.UpdatedAt) {
 			t.Fatalf("after the second post: %+v", c2)
 		}
 		if hist, _ := s.Consent.History(ctx, c.ID); len(hist) != 2 {
-			t.Fatalf("unchecked boxes recorded something: %d records", len(hist))
+			t.Fatalf("the second post recorded something: %d records", len(hist))
+		}
+		held, err := s.HeldPosts(ctx, c.ID)
+		if err != nil || len(held) != 1 || held[0].Status != webform.StatusPending || held[0].Webform != w.ID {
+			t.Fatalf("held posts: %+v %v", held, err)
+		}
+		// The held post and its email, nothing else.
+		if after := webformtest.Rows(t, db); after != before+2 {
+			t.Fatalf("the known address's post wrote %d rows, want 2", after-before)
+		}
+		var kind, body, links string
+		if err := db.Read.QueryRow(`SELECT kind, text_body, links FROM outbox WHERE subject_id = $1`, held[0].ID).Scan(&kind, &body, &links); err != nil {
+			t.Fatal(err)
+		}
+		if kind != "confirmation" || !strings.Contains(body, "https://consent.example/f/confirm/link-") || !strings.Contains(body, "Last name") ||
+			strings.Contains(body, "Berg") || !strings.Contains(body, "Hello Anna,") || !strings.Contains(links, "webform_confirmation") {
+			t.Fatalf("confirmation email (%s):\n%s", kind, body)
 		}
 	})
 }
 
-// TestSubmissionLiftsTheContactsOwnOptOut: R1, a contact who opted out
-// themselves can opt back in through a webform.
-func TestSubmissionLiftsTheContactsOwnOptOut(t *testing.T) {
+// TestKnownAddressPostHoldsTheOptOutLift: R1 now means the contact, by the
+// link emailed to them: a post with the marketing box about a contact who
+// opted out changes nothing, invites nothing, and emails the double opt-in
+// email with the link that would apply it.
+func TestKnownAddressPostHoldsTheOptOutLift(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s := webformtest.New(db)
 		w := webformtest.Form(t, s)
@@ -217,8 +240,15 @@ func TestSubmissionLiftsTheContactsOwnOptOut(t *testing.T) {
 		}
 		c, _ := s.Contacts.Get(ctx, id)
 		invs, _ := s.OptIn.Invitations(ctx, id)
-		if c.OptInStatus != contactstate.SingleOptInWebform || len(invs) != 1 {
-			t.Fatalf("after opting back in: %s, %d invitations", c.OptInStatus, len(invs))
+		if c.OptInStatus != contactstate.OptOutContact || len(invs) != 0 {
+			t.Fatalf("after a post with the marketing box: %s, %d invitations", c.OptInStatus, len(invs))
+		}
+		var subject, body string
+		if err := db.Read.QueryRow(`SELECT subject, text_body FROM outbox WHERE contact_id = $1 AND kind = 'confirmation'`, id).Scan(&subject, &body); err != nil {
+			t.Fatal(err)
+		}
+		if subject != "Please confirm your subscription" || !strings.Contains(body, "/f/confirm/link-") {
+			t.Fatalf("email %q:\n%s", subject, body)
 		}
 	})
 }
@@ -332,7 +362,8 @@ func TestTextVersionShown(t *testing.T) {
 // submission created (written without reading the lead back) goes to its
 // contact, in the form's language, with the E-marketing text current when
 // it is written, and its invitation records that text's version; a known
-// contact's invitation is the same.
+// contact gets the double opt-in email of a held post instead, in their own
+// language, with the text the form showed, and no invitation.
 func TestInvitationOfANewLead(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s := webformtest.New(db)
@@ -342,12 +373,13 @@ func TestInvitationOfANewLead(t *testing.T) {
 		if _, err := s.Consent.UpdatePurpose(ctx, optin.EMarketing, consent.PurposeInput{Text: &text}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com")}}); err != nil {
+		if _, err := s.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com"), FirstName: ptr("Kim"),
+			Language: ptr("nl")}}); err != nil {
 			t.Fatal(err)
 		}
 		for _, email := range []string{"Nils@Example.com", "known@example.com"} {
 			if _, err := s.Submit(ctx, w.ID, webform.Submission{Lang: "sv", Form: post(email, "first_name", "Nils",
-				"marketing.checked", "yes", "marketing.version", "1")}); err != nil {
+				"marketing.checked", "yes", "marketing.version", "2")}); err != nil {
 				t.Fatal(err)
 			}
 			people, _, err := s.Contacts.List(ctx, contactListQuery(strings.ToLower(email)))
@@ -356,19 +388,27 @@ func TestInvitationOfANewLead(t *testing.T) {
 			}
 			c := people[0]
 			invs, err := s.OptIn.Invitations(ctx, c.ID)
-			if err != nil || len(invs) != 1 || invs[0].TextVersion != 2 || invs[0].Status != optin.StatusInvited {
-				t.Fatalf("%s: invitations %+v %v", email, invs, err)
+			if err != nil {
+				t.Fatal(err)
 			}
 			var lang, body string
-			if err := db.Read.QueryRow(`SELECT language, text_body FROM outbox WHERE contact_id = $1 AND kind = 'double_opt_in'`, c.ID).
+			if err := db.Read.QueryRow(`SELECT language, text_body FROM outbox WHERE contact_id = $1 AND kind IN ('double_opt_in', 'confirmation')`, c.ID).
 				Scan(&lang, &body); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(body, text) || !strings.Contains(body, "Nils") || !strings.Contains(body, "/confirm/") {
+			if !strings.Contains(body, text) {
 				t.Fatalf("%s: email in %s:\n%s", email, lang, body)
 			}
-			if c.Email == "Nils@Example.com" && lang != "sv" {
-				t.Fatalf("the new lead's email is in %q, want the form's sv", lang)
+			if c.Email == "Nils@Example.com" {
+				if len(invs) != 1 || invs[0].TextVersion != 2 || invs[0].Status != optin.StatusInvited || lang != "sv" ||
+					!strings.Contains(body, "Nils") || !strings.Contains(body, "/confirm/") {
+					t.Fatalf("the new lead: invitations %+v, email in %q:\n%s", invs, lang, body)
+				}
+				continue
+			}
+			// Greeted by the name on file, not the one posted.
+			if len(invs) != 0 || lang != "nl" || !strings.Contains(body, "Beste Kim,") || strings.Contains(body, "Nils") || !strings.Contains(body, "/f/confirm/") {
+				t.Fatalf("the known contact: invitations %+v, email in %q:\n%s", invs, lang, body)
 			}
 		}
 	})

@@ -25,7 +25,7 @@ func New(db *store.DB) *webform.Service {
 	return &webform.Service{DB: db, Consent: cs, Contacts: people, Lists: &lists.Service{DB: db, Now: time.Now},
 		OptIn: &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: time.Now,
 			BaseURL: "https://consent.example", Sender: "Acme"},
-		BaseURL: "https://consent.example", Now: time.Now}
+		BaseURL: "https://consent.example", Sender: "Acme", Now: time.Now}
 }
 
 // Form creates a list "Newsletter" and a purpose "Share with partners",
@@ -56,14 +56,14 @@ func Form(t testing.TB, s *webform.Service) *webform.Webform {
 
 // Rows counts every row a submission can write: contacts, consent records
 // and current state, opt-in changes, invitations, tokens, emails, list
-// subscriptions and ledger events.
+// subscriptions, ledger events and posts held for confirmation.
 func Rows(t testing.TB, db *store.DB) int {
 	t.Helper()
 	var n int
 	err := db.Read.QueryRowContext(context.Background(), `SELECT (SELECT count(*) FROM contacts) + (SELECT count(*) FROM consent_records)
 		+ (SELECT count(*) FROM consent_current) + (SELECT count(*) FROM opt_in_changes) + (SELECT count(*) FROM optin_invitations)
 		+ (SELECT count(*) FROM tokens) + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM list_subscriptions)
-		+ (SELECT count(*) FROM ledger_events)`).Scan(&n)
+		+ (SELECT count(*) FROM ledger_events) + (SELECT count(*) FROM webform_confirmations)`).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
