@@ -96,14 +96,18 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	tmpl, err := mail.NewTemplates()
+	if err != nil {
+		return nil, err
+	}
 	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage)
-	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(cfg.BaseURL, cfg.Sender()))
+	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
-	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
-	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now,
+	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl}
+	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 
 	var transport mail.Transport = &mail.Mailbox{DB: db, Now: time.Now}
@@ -137,12 +141,18 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 
-	forms := &webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, BaseURL: cfg.BaseURL,
-		Sender: cfg.Sender(), Now: time.Now}
+	forms, err := webform.New(&webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, Mail: tmpl, BaseURL: cfg.BaseURL,
+		Sender: cfg.Sender(), Now: time.Now})
+	if err != nil {
+		return nil, err
+	}
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
-	a.Public = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
+	a.Public, err = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
+	if err != nil {
+		return nil, fmt.Errorf("public pages: %w", err)
+	}
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens,

@@ -261,7 +261,11 @@ func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
 		url := "https://consent.example/p/confirm/" + link.Placeholder
 		// The real templates, so that the placeholder is seen as their
 		// escaping leaves it, in text and in an HTML attribute.
-		text, html, err := mail.Render("preferences_change", map[string]any{"Lang": "sv", "Name": "Lena", "Link": url, "Hours": 48, "Sender": "Acme"})
+		tmpl, err := mail.NewTemplates()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, html, err := tmpl.Render("preferences_change", map[string]any{"Lang": "sv", "Name": "Lena", "Link": url, "Hours": 48, "Sender": "Acme"})
 		if err != nil || !strings.Contains(html, `href="`+url+`"`) || !strings.Contains(text, url) {
 			t.Fatalf("rendered (%v):\n%s\n%s", err, text, html)
 		}

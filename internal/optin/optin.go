@@ -79,6 +79,8 @@ type Service struct {
 	BaseURL string
 	// Sender names the sender in emails.
 	Sender string
+	// Mail renders the invitation email.
+	Mail *mail.Templates
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
@@ -303,7 +305,7 @@ func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText s
 	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
 	data := map[string]any{"Lang": r.lang, "Name": r.name, "Reminder": reminder, "ConsentText": consentText,
 		"Link": s.BaseURL + "/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
-	text, html, err := mail.Render("double_opt_in", data)
+	text, html, err := s.Mail.Render("double_opt_in", data)
 	if err != nil {
 		return fmt.Errorf("optin: render email: %w", err)
 	}

@@ -32,7 +32,12 @@ func setUp(t testing.TB, db *store.DB) *fixture {
 	cs.Now = func() time.Time { return f.now }
 	f.people = contact.NewService(db, cs)
 	f.people.Now = cs.Now
-	f.svc = &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: cs.Now, BaseURL: "https://consent.example", Sender: "Acme"}
+	tmpl, err := mail.NewTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: cs.Now, BaseURL: "https://consent.example",
+		Sender: "Acme", Mail: tmpl}
 	f.sent = &sentMail{}
 	f.outbox = &mail.Deliverer{DB: db, Transport: f.sent, Log: slog.New(slog.DiscardHandler), From: "Acme <news@acme.example>",
 		Domain: "acme.example", Now: cs.Now, Batch: 50, Lease: time.Minute, MaxAttempts: 3, Poll: time.Second, BaseURL: "https://consent.example"}

@@ -197,7 +197,7 @@ func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang
 		if err := tx.QueryRow(`SELECT first_name FROM contacts WHERE id = $1`, contactID).Scan(&first); err != nil {
 			return fmt.Errorf("preferences: read contact: %w", err)
 		}
-		text, html, err := mail.Render("preferences_change", map[string]any{"Lang": lang, "Name": first, "Lines": c.Lines(lang),
+		text, html, err := s.Mail.Render("preferences_change", map[string]any{"Lang": lang, "Name": first, "Lines": c.Lines(lang),
 			"Link": s.BaseURL + "/p/confirm/" + link.Placeholder, "Hours": ConfirmHours, "Sender": s.Sender})
 		if err != nil {
 			return fmt.Errorf("preferences: render email: %w", err)

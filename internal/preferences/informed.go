@@ -23,18 +23,18 @@ type informedPurpose struct{ Name, Basis, Description string }
 // page. The email is composed just before the creating transaction commits,
 // so that consents recorded with the contact, after the hook ran, are
 // included.
-func InformOnCreate(baseURL, sender string) func(tx *store.Tx, c *contact.Contact, now time.Time) error {
+func InformOnCreate(tmpl *mail.Templates, baseURL, sender string) func(tx *store.Tx, c *contact.Contact, now time.Time) error {
 	return func(tx *store.Tx, c *contact.Contact, now time.Time) error {
 		st, err := settings.InTx(tx)
 		if err != nil || !st.RightToBeInformed {
 			return err
 		}
-		tx.BeforeCommit(func(tx *store.Tx) error { return queueInformed(tx, c, st, baseURL, sender, now) })
+		tx.BeforeCommit(func(tx *store.Tx) error { return queueInformed(tx, tmpl, c, st, baseURL, sender, now) })
 		return nil
 	}
 }
 
-func queueInformed(tx *store.Tx, c *contact.Contact, st settings.Settings, baseURL, sender string, now time.Time) error {
+func queueInformed(tx *store.Tx, tmpl *mail.Templates, c *contact.Contact, st settings.Settings, baseURL, sender string, now time.Time) error {
 	lang := i18n.Match(c.Language, "")
 	fields := []string{i18n.T(lang, "field.email")}
 	for _, f := range []struct{ name, value string }{{"first_name", c.FirstName}, {"last_name", c.LastName}, {"phone", c.Phone},
@@ -95,7 +95,7 @@ func queueInformed(tx *store.Tx, c *contact.Contact, st settings.Settings, baseU
 		return fmt.Errorf("preferences: read purposes: %w", err)
 	}
 	url, link := PageLink(baseURL, st, now)
-	text, html, err := mail.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
+	text, html, err := tmpl.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
 		"Purposes": purposes, "Link": url, "Sender": sender})
 	if err != nil {
 		return fmt.Errorf("preferences: render the right-to-be-informed email: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -31,6 +32,7 @@ type Service struct {
 	Now      func() time.Time
 	BaseURL  string
 	Sender   string
+	Mail     *mail.Templates // renders the access, link and confirmation emails
 }
 
 // Page is what one contact sees on their preferences page.

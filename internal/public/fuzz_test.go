@@ -16,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/store"
@@ -39,9 +40,16 @@ func newFuzzSite(f *testing.F) *fuzzSite {
 	people := contact.NewService(db, cs)
 	ls := &lists.Service{DB: db, Now: time.Now}
 	people.Lists = func(ctx context.Context) (filter.Lists, error) { return ls.Names(ctx) }
-	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x"}
-	s := New(&Server{DB: db, Log: log, Prefs: prefs,
-		OptIn: &optin.Service{DB: db, Consent: cs, Log: log, Now: time.Now, BaseURL: "http://x"}})
+	tmpl, err := mail.NewTemplates()
+	if err != nil {
+		f.Fatal(err)
+	}
+	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl}
+	s, err := New(&Server{DB: db, Log: log, Prefs: prefs,
+		OptIn: &optin.Service{DB: db, Consent: cs, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	s.limiter = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
 	ctx := context.Background()
 	email := "fuzz@example.com"

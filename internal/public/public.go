@@ -14,6 +14,7 @@ package public
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -50,13 +51,24 @@ func linkify(s string) template.HTML {
 	return template.HTML(b.String())
 }
 
-var pages = map[string]*template.Template{}
+// pageNames are the public pages, each a template of its own inside the
+// shared layout.
+var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired",
+	"webform", "webform_confirm", "webform_done"}
 
-func init() {
+// parsePages parses every page with the layout; a broken template is an
+// error at start-up, not on the first request that needs it.
+func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	for _, name := range []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired"} {
-		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	pages := make(map[string]*template.Template, len(pageNames))
+	for _, name := range pageNames {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("public: page %s: %w", name, err)
+		}
+		pages[name] = t
 	}
+	return pages, nil
 }
 
 // Server serves the public pages.
@@ -73,6 +85,7 @@ type Server struct {
 	oneClickLimit *limiter
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
+	pages         map[string]*template.Template
 	logged        http.Handler // mux, with each request logged
 	root          http.Handler // everything, with the headers
 
@@ -81,8 +94,12 @@ type Server struct {
 	newLink  *newLinkLimits // asking for a new preferences link (preferences.go)
 }
 
-// New builds the server and its routes.
-func New(s *Server) *Server {
+// New builds the server and its routes, and parses its pages.
+func New(s *Server) (*Server, error) {
+	var err error
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
 	s.limiter = newLimiter(20, 40, time.Minute)
 	// Mail providers post one-click unsubscribes for many recipients from
 	// few addresses; each is authorised by its token, and is cheap.
@@ -107,7 +124,7 @@ func New(s *Server) *Server {
 	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
 	s.logged = httpx.LogRequests(s.Log, "page", s.mux)
 	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
-	return s
+	return s, nil
 }
 
 // publicPolicy lets pages use their own inline styles and nothing else,
@@ -168,7 +185,7 @@ func lang(r *http.Request, contactLang string) string {
 func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pages[page].Execute(w, data); err != nil {
+	if err := s.pages[page].Execute(w, data); err != nil {
 		s.Log.Error("render page", "page", page, "err", err)
 	}
 }

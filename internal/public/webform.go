@@ -3,7 +3,6 @@ package public
 import (
 	"crypto/sha256"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,13 +57,6 @@ const (
 type webformLimits struct {
 	ip      *limiter
 	address *addressLimiter
-}
-
-func init() {
-	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
-	for _, name := range []string{"webform", "webform_confirm", "webform_done"} {
-		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
-	}
 }
 
 // webformRoutes adds the webform pages and posts to the public mux, and the

@@ -22,7 +22,10 @@ import (
 func webformServer(t testing.TB, db *store.DB) (*Server, *webform.Webform) {
 	forms := webformtest.New(db)
 	w := webformtest.Form(t, forms)
-	s := New(&Server{DB: db, OptIn: forms.OptIn, Webforms: forms, Log: slog.New(slog.DiscardHandler)})
+	s, err := New(&Server{DB: db, OptIn: forms.OptIn, Webforms: forms, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s, w
 }
 

@@ -219,7 +219,7 @@ func (s *Service) sendConfirmation(tx *store.Tx, c *contact.Contact, h *held, ho
 	if h.Marketing != nil {
 		subject = i18n.T(lang, "email.doi.subject")
 	}
-	text, html, err := mail.Render("webform_confirm", map[string]any{"Lang": lang, "Name": c.FirstName,
+	text, html, err := s.Mail.Render("webform_confirm", map[string]any{"Lang": lang, "Name": c.FirstName,
 		"Marketing": h.Marketing != nil, "ConsentText": consentText, "Lines": h.lines(lang, false, h.Marketing == nil),
 		"Link": strings.TrimRight(s.BaseURL, "/") + "/f/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"),
 		"Sender": s.Sender})

@@ -21,7 +21,14 @@ import (
 //go:embed templates/form.html
 var templateFS embed.FS
 
-var formTemplate = template.Must(template.New("form.html").Funcs(template.FuncMap{"t": i18n.T}).ParseFS(templateFS, "templates/form.html"))
+// parseForm parses the form's markup template.
+func parseForm() (*template.Template, error) {
+	t, err := template.New("form.html").Funcs(template.FuncMap{"t": i18n.T}).ParseFS(templateFS, "templates/form.html")
+	if err != nil {
+		return nil, fmt.Errorf("webform: form template: %w", err)
+	}
+	return t, nil
+}
 
 // Honeypot is the name of the field that people never see and bots fill.
 const Honeypot = "website"
@@ -46,6 +53,8 @@ type View struct {
 	// Errors is set when the form is shown again after a post with errors;
 	// each field's own error is in its view.
 	Errors bool
+
+	tmpl *template.Template // the form's markup, from the service
 }
 
 // FieldView is one contact field on a form.
@@ -72,6 +81,7 @@ type loaded struct {
 	consents  []*consent.Purpose
 	source    *consent.Source // "Web form", which submissions are recorded with
 	lists     []*lists.List
+	tmpl      *template.Template // the service's form template
 }
 
 // cacheFor is how long this instance shows and takes a form as it read
@@ -111,7 +121,7 @@ func (s *Service) loadFresh(ctx context.Context, idOrName string) (*loaded, erro
 	if err != nil {
 		return nil, err
 	}
-	f := &loaded{w: w, defs: map[string]*contact.FieldDefinition{}}
+	f := &loaded{w: w, defs: map[string]*contact.FieldDefinition{}, tmpl: s.form}
 	defs, err := s.Contacts.Fields(ctx)
 	if err != nil {
 		return nil, err
@@ -173,7 +183,7 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 		}
 		return ""
 	}
-	v := &View{Action: action, Lang: lang, Title: w.Title, PrivacyURL: w.PrivacyPolicyURL, SubmitLabel: w.SubmitLabel,
+	v := &View{tmpl: f.tmpl, Action: action, Lang: lang, Title: w.Title, PrivacyURL: w.PrivacyPolicyURL, SubmitLabel: w.SubmitLabel,
 		HoneypotID: prefix + Honeypot, Errors: len(problems) > 0}
 	if v.SubmitLabel == "" {
 		v.SubmitLabel = i18n.T(lang, "webform.submit")
@@ -238,7 +248,7 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 // script and no pre-checked box.
 func (v *View) HTML() (template.HTML, error) {
 	var b bytes.Buffer
-	if err := formTemplate.Execute(&b, v); err != nil {
+	if err := v.tmpl.Execute(&b, v); err != nil {
 		return "", fmt.Errorf("webform: render form: %w", err)
 	}
 	return template.HTML(b.String()), nil

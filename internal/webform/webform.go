@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,6 +40,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -127,9 +129,19 @@ type Service struct {
 	BaseURL string
 	// Sender names the sender in emails.
 	Sender string
+	Mail   *mail.Templates // renders the email confirming a post about a known address
 	Now    func() time.Time
 
 	cache sync.Map // form id or name → cached
+	form  *template.Template
+}
+
+// New completes s, parsing the form's markup template: a broken template
+// is an error at start-up.
+func New(s *Service) (*Service, error) {
+	var err error
+	s.form, err = parseForm()
+	return s, err
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }

@@ -12,20 +12,30 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
 )
 
 // New returns a webform service on db with the wall clock, its links on
-// https://consent.example.
+// https://consent.example. It panics if the email templates do not parse,
+// which every test would catch.
 func New(db *store.DB) *webform.Service {
+	tmpl, err := mail.NewTemplates()
+	if err != nil {
+		panic(err)
+	}
 	cs := consent.NewService(db)
 	people := contact.NewService(db, cs)
-	return &webform.Service{DB: db, Consent: cs, Contacts: people, Lists: &lists.Service{DB: db, Now: time.Now},
+	s, err := webform.New(&webform.Service{DB: db, Consent: cs, Contacts: people, Lists: &lists.Service{DB: db, Now: time.Now},
 		OptIn: &optin.Service{DB: db, Consent: cs, Log: slog.New(slog.DiscardHandler), Now: time.Now,
-			BaseURL: "https://consent.example", Sender: "Acme"},
-		BaseURL: "https://consent.example", Sender: "Acme", Now: time.Now}
+			BaseURL: "https://consent.example", Sender: "Acme", Mail: tmpl},
+		BaseURL: "https://consent.example", Sender: "Acme", Mail: tmpl, Now: time.Now})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // Form creates a list "Newsletter" and a purpose "Share with partners",
