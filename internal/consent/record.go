@@ -213,8 +213,8 @@ func (r *Record) event(ref string) *ledger.Event {
 // Apply writes the prepared consent record for contact k inside tx, moves the
 // contact's current state for the purpose, and appends the ledger event.
 func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Record, error) {
-	if k.ProcessingStopped && p.in.State == StateGranted {
-		return nil, contactstate.ErrProcessingStopped()
+	if err := p.allowedFor(k); err != nil {
+		return nil, err
 	}
 	seq, err := ledger.NextSeq(tx)
 	if err != nil {
@@ -245,6 +245,16 @@ func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Re
 	return r, p.runHooks(tx, r)
 }
 
+// allowedFor is the one precondition of a consent change on the contact's
+// state: a locked record (the contact stopped processing, R9) takes
+// withdrawals, never a new grant. Both ways of writing a record check it.
+func (p *Prepared) allowedFor(k contactstate.State) error {
+	if k.ProcessingStopped && p.in.State == StateGranted {
+		return contactstate.ErrProcessingStopped()
+	}
+	return nil
+}
+
 func (p *Prepared) runHooks(tx *store.Tx, r *Record) error {
 	for _, h := range p.hooks {
 		if err := h(tx, r); err != nil {
@@ -254,11 +264,15 @@ func (p *Prepared) runHooks(tx *store.Tx, r *Record) error {
 	return nil
 }
 
-// applyInOneStatement does what LoadContact and Apply do together in a single
-// PostgreSQL statement. Each statement is a network round trip to
+// applyInOneStatement does what contactstate.Load and Apply do together in
+// a single PostgreSQL statement. Each statement is a network round trip to
 // PostgreSQL, and the writes of a group commit wait for one another's, so
 // this is what lets concurrent consent changes reach thousands per second
-// there. (SQLite runs in-process, where three statements cost next to nothing.)
+// there. (SQLite runs in-process, where three statements cost next to
+// nothing.) The statement writes the record whatever the contact's state,
+// and returns that state; the precondition (allowedFor) is then checked as
+// Apply checks it, and a refusal fails the write, which rolls back what the
+// statement wrote.
 func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.Time) (*Record, error) {
 	seq, err := ledger.NextSeq(tx)
 	if err != nil {
@@ -267,13 +281,11 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	r := p.newRecord(contactID, now, seq)
 	var ref string
 	var stopped bool
-	// A locked record (processing stopped) takes no new grant: c then
-	// yields no row to insert, and the caller learns why.
+	// A missing contact yields no row to insert, and no answer.
 	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped FROM contacts WHERE id = $2),
-		ok AS (SELECT id FROM c WHERE NOT (c.stopped AND $4 = 'granted')),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
-			SELECT $1, ok.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM ok),
-		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT ok.id, $3, $1, $4, $10 FROM ok
+			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM c),
+		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT c.id, $3, $1, $4, $10 FROM c
 			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 			expires_at = excluded.expires_at)
 		SELECT ref, stopped FROM c`, r.args()...).Scan(&ref, &stopped)
@@ -283,8 +295,8 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	if err != nil {
 		return nil, fmt.Errorf("consent: record consent: %w", err)
 	}
-	if stopped && r.State == StateGranted {
-		return nil, contactstate.ErrProcessingStopped()
+	if err := p.allowedFor(contactstate.State{ID: contactID, Ref: ref, ProcessingStopped: stopped}); err != nil {
+		return nil, err
 	}
 	if err := r.appendEvent(tx, ref); err != nil {
 		return nil, err

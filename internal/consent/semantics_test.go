@@ -8,6 +8,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -139,6 +140,24 @@ func TestStopProcessingWithdrawsEveryConsent(t *testing.T) {
 		ids, err := people.MatchingIDs(ctx, `processing_stopped == true && opt_in_status == "opt_out_contact"`, 10)
 		if err != nil || !slices.Equal(ids, []string{c.ID}) {
 			t.Fatalf("the condition language sees the lock: %v %v", ids, err)
+		}
+		// The locked record takes withdrawals, never a grant; a refused
+		// grant leaves nothing behind (on PostgreSQL the one-statement
+		// write is rolled back).
+		before, err := cs.History(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted, Source: "Phone",
+			Actor: apiActor, Evidence: apiEvidence}); !errs.Is(err, errs.KindLocked) {
+			t.Fatalf("a grant on a locked record: %v", err)
+		}
+		if after, _ := cs.History(ctx, c.ID); len(after) != len(before) {
+			t.Fatalf("a refused grant wrote %d records", len(after)-len(before))
+		}
+		if _, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: "Sales and service", State: consent.StateWithdrawn, Source: "Phone",
+			Actor: apiActor, Evidence: apiEvidence}); err != nil {
+			t.Fatalf("a withdrawal on a locked record: %v", err)
 		}
 		ledgerVerifies(t, cs)
 	})
