@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -245,8 +246,7 @@ func TestContactRecordAndConsentsBlock(t *testing.T) {
 		// A record locked by the contact says so and refuses edits.
 		id := record[strings.LastIndexByte(record, '/')+1:]
 		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, id)
-			return err
+			return contactstate.StopProcessingTx(tx, id, time.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -397,8 +397,7 @@ func TestAdminEdgeCases(t *testing.T) {
 		// Locked: only opt-outs.
 		e.api("POST", "/api/v1/contacts/"+c.ID+"/opt-in", `{"status":"opt_out_user"}`, 200, nil)
 		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, c.ID)
-			return err
+			return contactstate.StopProcessingTx(tx, c.ID, time.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}

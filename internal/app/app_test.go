@@ -15,6 +15,7 @@ import (
 
 	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/config"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -274,8 +275,11 @@ func TestInformedBouncesAndBlocklist(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = tx.Exec(`UPDATE contacts SET deliverability = 'blocklisted' WHERE id = $1`, c.ID)
-			return err
+			st, err := contactstate.Load(tx, c.ID)
+			if err != nil {
+				return err
+			}
+			return contactstate.SetBlocklistedTx(tx, &st, true, time.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}

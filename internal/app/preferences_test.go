@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -490,7 +491,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		var c struct{ ID string }
 		e.api("POST", "/api/v1/contacts", `{"email":"ola@example.com"}`, 201, &c)
 		err := db.Write(context.Background(), func(tx *store.Tx) error {
-			if _, err := tx.Exec(`UPDATE contacts SET opt_in_status = 'double_opt_in' WHERE id = $1`, c.ID); err != nil {
+			if err := contactstate.SetOptInTx(tx, c.ID, contactstate.DoubleOptIn, time.Now()); err != nil {
 				return err
 			}
 			_, err := mail.Enqueue(tx, mail.Message{ContactID: c.ID, Kind: mail.KindCampaign, Subject: "News",

@@ -196,3 +196,14 @@ func SetBlocklistedTx(tx *store.Tx, s *State, on bool, now time.Time) error {
 	}
 	return nil
 }
+
+// MarkErasedTx notes that the contact's personal data was erased and a
+// non-identifying remainder kept (R10); the send gate then sends them
+// nothing. A contact already marked keeps the first time.
+func MarkErasedTx(tx *store.Tx, id string, now time.Time) error {
+	if _, err := tx.Exec(`UPDATE contacts SET erased_at = $2, updated_at = $2 WHERE id = $1 AND erased_at IS NULL`,
+		id, store.Micros(now)); err != nil {
+		return fmt.Errorf("contactstate: mark erased: %w", err)
+	}
+	return nil
+}

@@ -77,18 +77,16 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 					Evidence: consent.Evidence{Method: consent.MethodAPI}})
 			}
 		}
+		// Spread creation times over the last 90 days, and let a quarter of
+		// the grants have expired an hour ago.
+		at := now.Add(-time.Duration(r.IntN(91*24)) * time.Hour)
+		people.Now = func() time.Time { return at }
 		c, err := people.Create(ctx, nc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Spread creation times over the last 90 days, and let a quarter of
-		// the grants have expired an hour ago.
-		at := store.Micros(now.Add(-time.Duration(r.IntN(91*24)) * time.Hour))
 		expired := r.IntN(4) == 0
 		if err := db.Write(ctx, func(tx *store.Tx) error {
-			if _, err := tx.Exec(`UPDATE contacts SET created_at = $2 WHERE id = $1`, c.ID, at); err != nil {
-				return err
-			}
 			if !expired {
 				return nil
 			}

@@ -151,7 +151,13 @@ func TestTamperingIsDetected(t *testing.T) {
 			exec(`UPDATE consent_current SET state = 'granted' WHERE contact_id = $1`, f.ids[1])
 		}, ledger.ProblemState, 4},
 		{"change an opt-in status", func(f *fixture, exec func(string, ...any)) {
-			exec(`UPDATE contacts SET opt_in_status = 'double_opt_in' WHERE id = $1`, f.ids[0])
+			// Through the state's owner, but without the opt-in rules and
+			// the ledger event that consent.ApplyOptIn writes with it.
+			if err := f.db.Write(context.Background(), func(tx *store.Tx) error {
+				return contactstate.SetOptInTx(tx, f.ids[0], contactstate.DoubleOptIn, time.Now())
+			}); err != nil {
+				panic(err)
+			}
 		}, ledger.ProblemState, 2},
 		{"delete a contact behind the ledger's back", func(f *fixture, exec func(string, ...any)) {
 			exec(`DELETE FROM contacts WHERE id = $1`, f.ids[2])

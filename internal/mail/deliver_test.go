@@ -38,7 +38,12 @@ func addContact(t testing.TB, people *contact.Service, email, optIn string) stri
 
 func exec(t testing.TB, db *store.DB, q string, args ...any) {
 	t.Helper()
-	if err := db.Write(context.Background(), func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
+	write(t, db, func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err })
+}
+
+func write(t testing.TB, db *store.DB, fn func(tx *store.Tx) error) {
+	t.Helper()
+	if err := db.Write(context.Background(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -76,8 +81,16 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		bounced := addContact(t, people, "bounced@example.com", "")
 		stopped := addContact(t, people, "stopped@example.com", "")
 		gone := addContact(t, people, "gone@example.com", "")
-		exec(t, db, `UPDATE contacts SET deliverability = 'bounced' WHERE id = $1`, bounced)
-		exec(t, db, `UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, stopped)
+		write(t, db, func(tx *store.Tx) error {
+			st, err := contactstate.Load(tx, bounced)
+			if err != nil {
+				return err
+			}
+			if err := contactstate.RecordBounceTx(tx, &st, true, 0, time.Now()); err != nil {
+				return err
+			}
+			return contactstate.StopProcessingTx(tx, stopped, time.Now())
+		})
 		exec(t, db, `INSERT INTO conversations (id, contact_id, started_by, created_at) VALUES ('conv1', $1, 'contact', 0)`, out)
 
 		ids := map[string]string{
@@ -96,7 +109,7 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		if _, err := people.Update(ctx, fine, contact.Input{Email: ptr("fine.new@example.com")}); err != nil {
 			t.Fatal(err)
 		}
-		exec(t, db, `UPDATE contacts SET erased_at = 1 WHERE id = $1`, gone) // erased: a remainder is kept
+		write(t, db, func(tx *store.Tx) error { return contactstate.MarkErasedTx(tx, gone, time.Now()) }) // a remainder is kept
 
 		srv := mailtest.Start(t)
 		tr, err := mail.NewSMTP(srv.URL(), 2)

@@ -56,7 +56,12 @@ func (f *fixture) contact(t testing.TB, email, optIn string) string {
 
 func (f *fixture) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
-	if err := f.db.Write(context.Background(), func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
+	f.write(t, func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err })
+}
+
+func (f *fixture) write(t testing.TB, fn func(tx *store.Tx) error) {
+	t.Helper()
+	if err := f.db.Write(context.Background(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -118,8 +123,16 @@ func TestInviteSkipsAndSaysWhy(t *testing.T) {
 		out := f.contact(t, "out@example.com", contactstate.OptOutUser)
 		bounced := f.contact(t, "bounced@example.com", "")
 		confirmed := f.contact(t, "confirmed@example.com", "")
-		f.exec(t, `UPDATE contacts SET deliverability = 'bounced' WHERE id = $1`, bounced)
-		f.exec(t, `UPDATE contacts SET opt_in_status = 'double_opt_in' WHERE id = $1`, confirmed)
+		f.write(t, func(tx *store.Tx) error {
+			st, err := contactstate.Load(tx, bounced)
+			if err != nil {
+				return err
+			}
+			if err := contactstate.RecordBounceTx(tx, &st, true, 0, f.now); err != nil {
+				return err
+			}
+			return contactstate.SetOptInTx(tx, confirmed, contactstate.DoubleOptIn, f.now)
+		})
 		res, err := f.svc.Invite(context.Background(), []string{fresh, single, out, bounced, confirmed, "no-such-id"}, optin.TriggerAPI)
 		if err != nil {
 			t.Fatal(err)

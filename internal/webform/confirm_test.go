@@ -116,8 +116,7 @@ func TestConfirmAfterProcessingStopped(t *testing.T) {
 		}
 		link := newOutbox(db).links(t, "lo@example.com")[0]
 		if err := db.Write(ctx, func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE id = $1`, id)
-			return err
+			return contactstate.StopProcessingTx(tx, id, time.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}

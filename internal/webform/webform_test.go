@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -266,8 +267,11 @@ func TestSubmissionsThatWriteNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := db.Write(ctx, func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = 1 WHERE email_key = 'cy@example.com'`)
-			return err
+			k, err := contactstate.LoadByEmail(tx, "cy@example.com")
+			if err != nil {
+				return err
+			}
+			return contactstate.StopProcessingTx(tx, k.ID, time.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}
