@@ -19,16 +19,16 @@ import (
 // Purpose is what data is used for, with its legal basis and the current
 // version of its consent text.
 type Purpose struct {
-	ID              string    `json:"id"`
-	Name            string    `json:"name"`
-	LegalBasis      string    `json:"legal_basis" enum:"@legal_basis"`
-	Description     string    `json:"description"`
-	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
-	DefaultSelected bool      `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
-	MarketingEmail  bool      `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
-	TextVersion     int       `json:"text_version" doc:"the current consent text version"`
-	Text            string    `json:"text" doc:"the current consent text"`
-	TextLanguage    string    `json:"text_language" enum:"@language" doc:"the language text is written in: the operator's default language when the version was made"`
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	LegalBasis      string `json:"legal_basis" enum:"@legal_basis"`
+	Description     string `json:"description"`
+	RetentionDays   int    `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
+	DefaultSelected bool   `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
+	MarketingEmail  bool   `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
+	TextVersion     int    `json:"text_version" doc:"the current consent text version"`
+	Text            string `json:"text" doc:"the current consent text"`
+	TextLanguage    string `json:"text_language" enum:"@language" doc:"the language text is written in: the operator's default language when the version was made"`
 	// Translations and MissingTranslations are about the current version.
 	Translations        map[string]string `json:"translations" doc:"the current version's text in other languages, by language"`
 	MissingTranslations []string          `json:"missing_translations" doc:"the supported languages the current version has no text in: a page or email in one of them shows text, in text_language, and its consent records say so"`
