@@ -82,7 +82,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "PUT", Path: "/api/v1/purposes/{id}/texts/{version}/translations/{language}", Tag: "purposes", Status: 200,
 			Request: TranslationInput{}, Response: consent.PurposeText{},
 			Summary: "Translate the current consent text version into a language; as a version never changes, this makes a new version with the text and the other translations (the same translation again changes nothing)",
-			handle: s.setTranslation},
+			handle:  s.setTranslation},
 
 		{Method: "GET", Path: "/api/v1/sources", Tag: "sources", Status: 200, Response: []consent.Source{},
 			Summary: "List sources", handle: s.listSources},
