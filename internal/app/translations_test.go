@@ -266,3 +266,42 @@ func TestTranslationInputErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestHeldPostEmailQuotesTheContactsLanguage: a post about a known Swedish
+// contact from an English form is confirmed by an email in Swedish, which
+// quotes the Swedish text of the version the form showed; confirming
+// records that the marketing consent was to the Swedish text, and the
+// other box to the English text the form showed.
+func TestHeldPostEmailQuotesTheContactsLanguage(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		form := signupForm(e, "")
+		e.api("PUT", "/api/v1/purposes/E-marketing/texts/1/translations/sv", `{"text":"`+marketingSV+`"}`, 200, nil)
+		var kim struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"kim@example.com","first_name":"Kim","language":"sv"}`, 201, &kim)
+		post := everything("kim@example.com", "Kim")
+		post.Set("marketing.version", "2")
+		if a := postForm(e, form, post); a.status != 200 {
+			t.Fatalf("post: %d %s", a.status, a.body)
+		}
+		msg := e.smtp.Wait(t, 1)[0]
+		if !strings.Contains(msg.Text, marketingSV) || strings.Contains(msg.Text, marketingEN) {
+			t.Fatalf("the Swedish email does not quote the Swedish text:\n%s", msg.Text)
+		}
+		if code, _ := e.page("POST", e.srv.URL+webformConfirmRE.FindString(msg.Text), ""); code != 200 {
+			t.Fatalf("confirming: %d", code)
+		}
+		var consents struct{ History []consentRecord }
+		e.api("GET", "/api/v1/contacts/"+kim.ID+"/consents", "", 200, &consents)
+		got := map[string]consentRecord{}
+		for _, r := range consents.History {
+			got[r.Purpose] = r
+		}
+		if r := got["E-marketing"]; r.TextVersion != 2 || r.TextLanguage != "sv" {
+			t.Fatalf("marketing record: %+v", r)
+		}
+		if r := got["Share with partners"]; r.TextVersion != 1 || r.TextLanguage != "en" {
+			t.Fatalf("consent box record: %+v", r)
+		}
+	})
+}
