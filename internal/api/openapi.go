@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/settings"
 )
 
@@ -96,6 +97,7 @@ var namedEnums = map[string][]string{
 	"user_method":             consent.UserMethods,
 	"campaign_opt_in_policy":  settings.Policies,
 	"role":                    auth.Roles,
+	"language":                i18n.Languages,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

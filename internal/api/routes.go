@@ -78,7 +78,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "PATCH", Path: "/api/v1/purposes/{id}", Tag: "purposes", Status: 200, Request: consent.PurposeInput{}, Response: consent.Purpose{},
 			Summary: "Change a purpose; a changed consent text becomes a new version", handle: s.updatePurpose},
 		{Method: "GET", Path: "/api/v1/purposes/{id}/texts", Tag: "purposes", Status: 200, Response: []consent.PurposeText{},
-			Summary: "Every version of the purpose's consent text", handle: s.purposeTexts},
+			Summary: "Every version of the purpose's consent text, with its translations", handle: s.purposeTexts},
+		{Method: "PUT", Path: "/api/v1/purposes/{id}/texts/{version}/translations/{language}", Tag: "purposes", Status: 200,
+			Request: TranslationInput{}, Response: consent.PurposeText{},
+			Summary: "Translate the current consent text version into a language; as a version never changes, this makes a new version with the text and the other translations (the same translation again changes nothing)",
+			handle:  s.setTranslation},
 
 		{Method: "GET", Path: "/api/v1/sources", Tag: "sources", Status: 200, Response: []consent.Source{},
 			Summary: "List sources", handle: s.listSources},
@@ -435,6 +439,28 @@ func (s *Server) updatePurpose(r *http.Request, _ consent.Actor) (int, any, erro
 func (s *Server) purposeTexts(r *http.Request, _ consent.Actor) (int, any, error) {
 	t, err := s.Consent.PurposeTexts(r.Context(), r.PathValue("id"))
 	return pathResult(200, t, err)
+}
+
+// TranslationInput is a consent text's translation into the language the
+// path names.
+type TranslationInput struct {
+	Text string `json:"text" doc:"the consent text in the language of the path"`
+}
+
+func (s *Server) setTranslation(r *http.Request, _ consent.Actor) (int, any, error) {
+	var in TranslationInput
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	v, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || v < 1 {
+		return 0, nil, errs.Invalid("version", "must be a consent text version number")
+	}
+	t, err := s.Consent.SetTranslation(r.Context(), r.PathValue("id"), v, r.PathValue("language"), in.Text)
+	if e := errs.As(err); e != nil && e.Kind == errs.KindNotFound && e.Field == "purpose" {
+		return 0, nil, inPath(err)
+	}
+	return 200, t, err
 }
 
 func (s *Server) listSources(r *http.Request, _ consent.Actor) (int, any, error) {

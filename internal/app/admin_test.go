@@ -314,6 +314,16 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		}
 		purpose := admin.last.Request.URL.Path
 		post(purpose, url.Values{"name": {"Share with partners"}, "legal_basis": {"consent"}, "text": {"Share my details with named partners"}}, 200, "Purpose saved.", "v2", "v1")
+		// The current version's translations: missing ones marked, with the
+		// fallback stated; saving one makes a new version.
+		page(purpose, "No translation yet into: Swedish (sv), Dutch (nl)", "Swedish (sv): missing, English (en) is shown")
+		post(purpose+"/translations/sv", url.Values{"version": {"2"}, "text": {""}}, 400, `id="translation-sv-error"`)
+		post(purpose+"/translations/sv", url.Values{"version": {"1"}, "text": {"Dela mina uppgifter"}}, 409, `id="translation-sv-error"`)
+		post(purpose+"/translations/sv", url.Values{"version": {"2"}, "text": {"Dela mina uppgifter med namngivna partner"}}, 200,
+			"the current consent text is version 3", "No translation yet into: Dutch (nl)", "Dela mina uppgifter med namngivna partner")
+		post("/admin/settings", url.Values{"default_language": {"de"}}, 400, `id="default_language-error"`)
+		post("/admin/settings", url.Values{"default_language": {"sv"}}, 200, `<option value="sv" selected>`)
+		post("/admin/settings", url.Values{"default_language": {"en"}}, 200, "Settings saved.")
 
 		page("/admin/settings/sources", "Web form")
 		post("/admin/settings/sources", url.Values{"name": {"Trade fair"}}, 200, "Trade fair")

@@ -12,31 +12,40 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
 
 // Purpose is what data is used for, with its legal basis and the current
 // version of its consent text.
 type Purpose struct {
-	ID              string    `json:"id"`
-	Name            string    `json:"name"`
-	LegalBasis      string    `json:"legal_basis" enum:"@legal_basis"`
-	Description     string    `json:"description"`
-	RetentionDays   int       `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
-	DefaultSelected bool      `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
-	MarketingEmail  bool      `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
-	TextVersion     int       `json:"text_version" doc:"the current consent text version"`
-	Text            string    `json:"text" doc:"the current consent text"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	LegalBasis      string `json:"legal_basis" enum:"@legal_basis"`
+	Description     string `json:"description"`
+	RetentionDays   int    `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
+	DefaultSelected bool   `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
+	MarketingEmail  bool   `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
+	TextVersion     int    `json:"text_version" doc:"the current consent text version"`
+	Text            string `json:"text" doc:"the current consent text"`
+	TextLanguage    string `json:"text_language" enum:"@language" doc:"the language text is written in: the operator's default language when the version was made"`
+	// Translations and MissingTranslations are about the current version.
+	Translations        map[string]string `json:"translations" doc:"the current version's text in other languages, by language"`
+	MissingTranslations []string          `json:"missing_translations" doc:"the supported languages the current version has no text in: a page or email in one of them shows text, in text_language, and its consent records say so"`
+	CreatedAt           time.Time         `json:"created_at"`
+	UpdatedAt           time.Time         `json:"updated_at"`
 }
 
-// PurposeText is one version of a purpose's consent text. Versions are never
-// changed or removed, so a consent record can always show what was agreed to.
+// PurposeText is one version of a purpose's consent text with its
+// translations. Versions are never changed or removed, translations
+// included, so a consent record's version and language always show what
+// was agreed to.
 type PurposeText struct {
-	Version   int       `json:"version"`
-	Text      string    `json:"text"`
-	CreatedAt time.Time `json:"created_at"`
+	Version      int               `json:"version"`
+	Text         string            `json:"text"`
+	Language     string            `json:"language" enum:"@language" doc:"the language text is written in"`
+	Translations map[string]string `json:"translations" doc:"text in other languages, by language"`
+	CreatedAt    time.Time         `json:"created_at"`
 }
 
 // PurposeInput creates or changes a purpose. Nil fields are left as they are
@@ -48,7 +57,7 @@ type PurposeInput struct {
 	RetentionDays   *int    `json:"retention_days"`
 	DefaultSelected *bool   `json:"default_selected"`
 	MarketingEmail  *bool   `json:"marketing_email"`
-	Text            *string `json:"text" doc:"a changed text becomes a new version"`
+	Text            *string `json:"text" doc:"a changed text becomes a new version, in the operator's default language and with no translations"`
 }
 
 // Service reads and changes purposes, sources, consent records and opt-in
@@ -135,7 +144,12 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(p)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected,
+		st, err := settings.InTx(tx)
+		if err != nil {
+			return err
+		}
+		p.TextLanguage = st.DefaultLanguage
+		_, err = tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected,
 			marketing_email, current_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)`,
 			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.MarketingEmail,
 			store.Micros(now))
@@ -145,17 +159,18 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 		if err != nil {
 			return fmt.Errorf("consent: create purpose: %w", err)
 		}
-		return insertText(tx, p.ID, 1, p.Text, now)
+		return insertText(tx, p.ID, 1, p.Text, p.TextLanguage, now)
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.setTranslations(nil)
 	return p, nil
 }
 
-func insertText(tx *store.Tx, purposeID string, version int, text string, at time.Time) error {
-	_, err := tx.Exec(`INSERT INTO purpose_texts (purpose_id, version, text, created_at) VALUES ($1, $2, $3, $4)`,
-		purposeID, version, text, store.Micros(at))
+func insertText(tx *store.Tx, purposeID string, version int, text, lang string, at time.Time) error {
+	_, err := tx.Exec(`INSERT INTO purpose_texts (purpose_id, version, text, language, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		purposeID, version, text, lang, store.Micros(at))
 	if err != nil {
 		return fmt.Errorf("consent: add consent text version: %w", err)
 	}
@@ -177,11 +192,20 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 		now := s.now()
 		in.mergeInto(p)
 		if in.Text != nil && *in.Text != p.Text {
-			p.TextVersion++
-			p.Text = *in.Text
-			if err := insertText(tx, p.ID, p.TextVersion, p.Text, now); err != nil {
+			// A new text is a new version, written in the default language:
+			// the translations were of the old text, so it has none yet.
+			st, err := settings.InTx(tx)
+			if err != nil {
 				return err
 			}
+			p.TextVersion++
+			p.Text, p.TextLanguage = *in.Text, st.DefaultLanguage
+			if err := insertText(tx, p.ID, p.TextVersion, p.Text, p.TextLanguage, now); err != nil {
+				return err
+			}
+			p.setTranslations(nil)
+		} else if err := s.loadTranslations(context.Background(), tx, p); err != nil {
+			return err
 		}
 		p.UpdatedAt = now
 		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
@@ -201,43 +225,8 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 	return out, err
 }
 
-// currentTextsKey keeps, in a write transaction, the current consent texts
-// CurrentTextTx has read, by purpose id. UpdatePurpose, which makes new
-// versions, drops them.
-type currentTextsKey struct{}
-
-// CurrentTextTx returns the purpose's current consent text inside tx. It
-// reads each purpose once per transaction: the writes of a group commit
-// share it, and on PostgreSQL a read is a round trip they all wait for.
-// It returns a not-found error (field "purpose") when there is no such
-// purpose.
-func CurrentTextTx(tx *store.Tx, purposeID string) (PurposeText, error) {
-	kept, _ := tx.Local(currentTextsKey{}).(map[string]PurposeText)
-	if t, ok := kept[purposeID]; ok {
-		return t, nil
-	}
-	var t PurposeText
-	var at int64
-	err := tx.Row(`SELECT t.version, t.text, t.created_at FROM purposes p
-		JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version WHERE p.id = $1`, purposeID).Scan(&t.Version, &t.Text, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, errs.NotFound("purpose", "purpose")
-	}
-	if err != nil {
-		return t, fmt.Errorf("consent: read consent text: %w", err)
-	}
-	t.CreatedAt = store.FromMicros(at)
-	next := make(map[string]PurposeText, len(kept)+1) // a copy: a savepoint's rewind restores the old map
-	for k, v := range kept {
-		next[k] = v
-	}
-	next[purposeID] = t
-	tx.SetLocal(currentTextsKey{}, next)
-	return t, nil
-}
-
 const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected, p.marketing_email,
-	p.current_version, t.text, p.created_at, p.updated_at
+	p.current_version, t.text, t.language, p.created_at, p.updated_at
 	FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version`
 
 // scanPurpose returns a not-found error when the row is missing.
@@ -245,7 +234,7 @@ func scanPurpose(row store.Scanner) (*Purpose, error) {
 	var p Purpose
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected, &p.MarketingEmail,
-		&p.TextVersion, &p.Text, &created, &updated)
+		&p.TextVersion, &p.Text, &p.TextLanguage, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("purpose", "purpose")
 	}
@@ -257,18 +246,51 @@ func scanPurpose(row store.Scanner) (*Purpose, error) {
 }
 
 // Purpose finds a purpose by id or, failing that, by name regardless of
-// case. It returns a not-found error (field "purpose") when neither matches.
+// case, with the translations of its current consent text. It returns a
+// not-found error (field "purpose") when neither matches.
 func (s *Service) Purpose(ctx context.Context, idOrName string) (*Purpose, error) {
-	p, err := scanPurpose(s.DB.Read.QueryRowContext(ctx, purposeSelect+" WHERE p.id = $1 OR p.name_key = $2 ORDER BY p.id = $1 DESC LIMIT 1",
-		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
-	return p, err
+	p, err := s.findPurpose(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadTranslations(ctx, s.DB.Read, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-// Purposes lists every purpose by name.
+// findPurpose is Purpose without the translations, for a consent record,
+// which needs none.
+func (s *Service) findPurpose(ctx context.Context, idOrName string) (*Purpose, error) {
+	return scanPurpose(s.DB.Read.QueryRowContext(ctx, purposeSelect+" WHERE p.id = $1 OR p.name_key = $2 ORDER BY p.id = $1 DESC LIMIT 1",
+		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
+}
+
+// Purposes lists every purpose by name, with the translations of their
+// current consent texts.
 func (s *Service) Purposes(ctx context.Context) ([]*Purpose, error) {
 	out, err := store.QueryAll(ctx, s.DB.Read, scanPurpose, purposeSelect+" ORDER BY p.name_key")
 	if err != nil {
 		return nil, fmt.Errorf("consent: list purposes: %w", err)
+	}
+	type tr struct{ purpose, lang, text string }
+	trs, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (tr, error) {
+		var t tr
+		return t, row.Scan(&t.purpose, &t.lang, &t.text)
+	}, `SELECT tr.purpose_id, tr.language, tr.text FROM purpose_text_translations tr
+		JOIN purposes p ON p.id = tr.purpose_id AND p.current_version = tr.version`)
+	if err != nil {
+		return nil, fmt.Errorf("consent: list consent text translations: %w", err)
+	}
+	byPurpose := map[string]map[string]string{}
+	for _, t := range trs {
+		if byPurpose[t.purpose] == nil {
+			byPurpose[t.purpose] = map[string]string{}
+		}
+		byPurpose[t.purpose][t.lang] = t.text
+	}
+	for _, p := range out {
+		p.setTranslations(byPurpose[p.ID])
 	}
 	return out, nil
 }
@@ -281,14 +303,30 @@ func (s *Service) PurposeTexts(ctx context.Context, purposeID string) ([]Purpose
 		return nil, err
 	}
 	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (PurposeText, error) {
-		var t PurposeText
+		t := PurposeText{Translations: map[string]string{}}
 		var at int64
-		err := row.Scan(&t.Version, &t.Text, &at)
+		err := row.Scan(&t.Version, &t.Text, &t.Language, &at)
 		t.CreatedAt = store.FromMicros(at)
 		return t, err
-	}, `SELECT version, text, created_at FROM purpose_texts WHERE purpose_id = $1 ORDER BY version`, p.ID)
+	}, `SELECT version, text, language, created_at FROM purpose_texts WHERE purpose_id = $1 ORDER BY version`, p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: list consent texts: %w", err)
+	}
+	type tr struct {
+		version    int
+		lang, text string
+	}
+	trs, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (tr, error) {
+		var t tr
+		return t, row.Scan(&t.version, &t.lang, &t.text)
+	}, `SELECT version, language, text FROM purpose_text_translations WHERE purpose_id = $1`, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("consent: list consent text translations: %w", err)
+	}
+	for _, t := range trs {
+		if t.version >= 1 && t.version <= len(out) && out[t.version-1].Version == t.version {
+			out[t.version-1].Translations[t.lang] = t.text
+		}
 	}
 	return out, nil
 }

@@ -102,7 +102,7 @@ func (s *Service) Prepare(ctx context.Context, in RecordInput) (*Prepared, error
 	if err := s.check(&in); err != nil {
 		return nil, err
 	}
-	p, err := s.Purpose(ctx, in.Purpose)
+	p, err := s.findPurpose(ctx, in.Purpose)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,7 @@
 //
 // A confirmation sets the opt-in status to double_opt_in and records an
 // E-marketing consent with its evidence (time, IP, user agent, the link's
-// token id and the consent text version the email showed), with its ledger
+// token id and the consent text version and language the email quoted), with its ledger
 // events, in one transaction. Following the link only shows a page with a
 // button; mail scanners open links, and must not confirm anything.
 package optin
@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -141,13 +142,39 @@ func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 
 // invitee is what InviteTx needs to know about a contact: the recipient,
 // how many invitations went out in the last day, whether one is open, and
-// the current E-marketing consent text the email shows.
+// the current E-marketing consent text the email shows, in the contact's
+// language.
 type invitee struct {
 	*recipient
 	recent, open int
-	text         string
-	version      int
+	text         consent.ShownText
 }
+
+// inviteeQuery reads a contact, their invitations and the current
+// E-marketing consent text with its translation into each supported
+// language (a column each), so that the text in the contact's language,
+// which only i18n.Match can tell from the language they have, is there
+// without another round trip.
+var inviteeQuery = func() string {
+	var cols, joins strings.Builder
+	for i, l := range i18n.Languages {
+		fmt.Fprintf(&cols, ", tr%d.text AS tr%d", i, i)
+		fmt.Fprintf(&joins, "\n\t\t\tLEFT JOIN purpose_text_translations tr%[1]d ON tr%[1]d.purpose_id = t.purpose_id AND tr%[1]d.version = t.version AND tr%[1]d.language = '%[2]s'", i, l)
+	}
+	var trs strings.Builder
+	for i := range i18n.Languages {
+		fmt.Fprintf(&trs, ", pt.tr%d", i)
+	}
+	return `SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $2 OR i.reminded_at > $2)),
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
+		pt.text, pt.version, pt.language` + trs.String() + `
+		FROM contacts c LEFT JOIN (SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
+			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
+			WHERE p.id = $3) pt ON TRUE
+		WHERE c.id = $1`
+}()
 
 // loadInvitee reads an invitee in one query, nil when there is no such
 // contact. One query rather than one per question: on PostgreSQL each is a
@@ -156,19 +183,16 @@ type invitee struct {
 func loadInvitee(tx *store.Tx, id string, since time.Time) (*invitee, error) {
 	r := &recipient{id: id}
 	inv := &invitee{recipient: r}
-	var text sql.NullString
+	var text, lang sql.NullString
 	var version sql.NullInt64
+	trs := make([]sql.NullString, len(i18n.Languages))
+	dest := []any{&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open, &text, &version, &lang}
+	for i := range trs {
+		dest = append(dest, &trs[i])
+	}
 	// Row: on PostgreSQL the writes queued before (an opt-in change, say)
 	// go to the server with this query, in one round trip.
-	err := tx.Row(`SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
-		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $2 OR i.reminded_at > $2)),
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
-		pt.text, pt.version
-		FROM contacts c LEFT JOIN (SELECT t.text, t.version FROM purposes p
-			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version WHERE p.id = $3) pt ON TRUE
-		WHERE c.id = $1`, id, store.Micros(since), EMarketing).
-		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open, &text, &version)
+	err := tx.Row(inviteeQuery, id, store.Micros(since), EMarketing).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -179,7 +203,13 @@ func loadInvitee(tx *store.Tx, id string, since time.Time) (*invitee, error) {
 		return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
 	}
 	r.lang = i18n.Match(r.lang, "")
-	inv.text, inv.version = text.String, int(version.Int64)
+	t := consent.PurposeText{Version: int(version.Int64), Text: text.String, Language: lang.String, Translations: map[string]string{}}
+	for i, l := range i18n.Languages {
+		if trs[i].Valid {
+			t.Translations[l] = trs[i].String
+		}
+	}
+	inv.text = t.In(r.lang)
 	return inv, nil
 }
 
@@ -207,16 +237,18 @@ type NewContact struct {
 // InviteCreatedTx is InviteTx for a contact created earlier in tx. What
 // InviteTx reads about the contact is known here (no invitations yet, not
 // stopped, not erased, deliverable), so only the E-marketing consent text
-// is read, once per transaction: on PostgreSQL that saves a round trip
-// per webform submission in the group commit.
+// in the contact's language is read, once per transaction and language:
+// on PostgreSQL that saves a round trip per webform submission in the
+// group commit.
 func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, now time.Time) (string, error) {
-	t, err := consent.CurrentTextTx(tx, EMarketing)
+	lang := i18n.Match(c.Language, "")
+	t, err := consent.CurrentTextTx(tx, EMarketing, lang)
 	if err != nil {
 		// %v: a missing built-in purpose is a fault, not a not-found answer.
 		return "", fmt.Errorf("optin: read the E-marketing consent text: %v", err)
 	}
-	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: i18n.Match(c.Language, ""),
-		optIn: c.OptIn, deliverability: contactstate.DeliverabilityOK}, text: t.Text, version: t.Version}
+	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: lang,
+		optIn: c.OptIn, deliverability: contactstate.DeliverabilityOK}, text: t}
 	return s.invite(tx, r, trigger, now)
 }
 
@@ -250,12 +282,14 @@ func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time
 	}
 	inv := uuid.Must(uuid.NewV7()).String()
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
+	// The invitation keeps the version and language its email quotes: the
+	// reminder quotes the same, and the confirmation records them.
 	if err := tx.ExecLater(store.Prefix("optin: open invitation"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
-		status, trigger, invited_at, expires_at) VALUES ($1, $2, $3, $4, 'invited', $5, $6, $7)`,
-		inv, r.id, EMarketing, r.version, trigger, store.Micros(now), store.Micros(expires)); err != nil {
+		text_language, status, trigger, invited_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'invited', $6, $7, $8)`,
+		inv, r.id, EMarketing, r.text.Version, r.text.Language, trigger, store.Micros(now), store.Micros(expires)); err != nil {
 		return "", err
 	}
-	return "", s.sendLink(tx, r.recipient, inv, r.text, expires, false, now)
+	return "", s.sendLink(tx, r.recipient, inv, r.text.Text, expires, false, now)
 }
 
 // endOpen ends the contact's open invitations inside tx as superseded, as
@@ -358,8 +392,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			invs, err := store.QueryAll(ctx, tx, func(row store.Scanner) (inv, error) {
 				var i inv
 				return i, row.Scan(&i.id, &i.contact, &i.text, &i.expires)
-			}, `SELECT i.id, i.contact_id, t.text, i.expires_at FROM optin_invitations i
+			}, `SELECT i.id, i.contact_id, COALESCE(tr.text, t.text), i.expires_at FROM optin_invitations i
 				JOIN purpose_texts t ON t.purpose_id = i.purpose_id AND t.version = i.text_version
+				LEFT JOIN purpose_text_translations tr ON tr.purpose_id = i.purpose_id AND tr.version = i.text_version
+					AND tr.language = i.text_language
 				WHERE i.status = 'invited' AND i.invited_at <= $1 AND i.expires_at > $2 ORDER BY i.invited_at LIMIT 100`,
 				due, store.Micros(now))
 			if err != nil {
@@ -440,17 +476,20 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 	if err != nil {
 		return "", ErrNotConfirmed
 	}
-	// The email quoted the consent text in the contact's language.
+	// The email quoted the consent text in the version and language the
+	// invitation keeps; one made before it kept a language quoted the
+	// version's own text.
 	var version int
 	var shownIn string
-	if err := s.DB.Read.QueryRowContext(ctx, `SELECT i.text_version, c.language FROM optin_invitations i JOIN contacts c ON c.id = i.contact_id
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT i.text_version, COALESCE(NULLIF(i.text_language, ''), t.language)
+		FROM optin_invitations i JOIN purpose_texts t ON t.purpose_id = i.purpose_id AND t.version = i.text_version
 		WHERE i.id = $1`, t.SubjectID).Scan(&version, &shownIn); err != nil {
 		return "", ErrNotConfirmed
 	}
 	actor := consent.Actor{Kind: consent.ActorContact}
 	evidence := consent.Evidence{Method: consent.MethodDoubleOptInLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}
 	prepared, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: EMarketing, State: consent.StateGranted,
-		Source: SourceDoubleOptIn, TextVersion: version, TextLanguage: i18n.Match(shownIn, ""), Actor: actor, Evidence: evidence})
+		Source: SourceDoubleOptIn, TextVersion: version, TextLanguage: shownIn, Actor: actor, Evidence: evidence})
 	if err != nil {
 		return "", err
 	}
@@ -499,14 +538,15 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 
 // Invitation is a double opt-in invitation's state, for the API.
 type Invitation struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status" enum:"invited,reminded,expired,superseded,confirmed"`
-	Trigger     string     `json:"trigger"`
-	TextVersion int        `json:"text_version"`
-	InvitedAt   time.Time  `json:"invited_at"`
-	RemindedAt  *time.Time `json:"reminded_at,omitempty"`
-	ExpiresAt   time.Time  `json:"expires_at"`
-	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	ID           string     `json:"id"`
+	Status       string     `json:"status" enum:"invited,reminded,expired,superseded,confirmed"`
+	Trigger      string     `json:"trigger"`
+	TextVersion  int        `json:"text_version"`
+	TextLanguage string     `json:"text_language,omitempty" doc:"the language of the consent text the email quoted"`
+	InvitedAt    time.Time  `json:"invited_at"`
+	RemindedAt   *time.Time `json:"reminded_at,omitempty"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+	EndedAt      *time.Time `json:"ended_at,omitempty"`
 }
 
 // Invitations lists a contact's invitations, newest first; an empty list
@@ -516,7 +556,7 @@ func (s *Service) Invitations(ctx context.Context, contactID string) ([]Invitati
 		var i Invitation
 		var invited, expires int64
 		var reminded, ended sql.NullInt64
-		err := row.Scan(&i.ID, &i.Status, &i.Trigger, &i.TextVersion, &invited, &reminded, &expires, &ended)
+		err := row.Scan(&i.ID, &i.Status, &i.Trigger, &i.TextVersion, &i.TextLanguage, &invited, &reminded, &expires, &ended)
 		i.InvitedAt, i.ExpiresAt = store.FromMicros(invited), store.FromMicros(expires)
 		if reminded.Valid {
 			t := store.FromMicros(reminded.Int64)
@@ -527,7 +567,7 @@ func (s *Service) Invitations(ctx context.Context, contactID string) ([]Invitati
 			i.EndedAt = &t
 		}
 		return i, err
-	}, `SELECT id, status, trigger, text_version, invited_at, reminded_at, expires_at, ended_at FROM optin_invitations
+	}, `SELECT id, status, trigger, text_version, text_language, invited_at, reminded_at, expires_at, ended_at FROM optin_invitations
 		WHERE contact_id = $1 ORDER BY invited_at DESC`, contactID)
 }
 

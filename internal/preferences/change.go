@@ -68,8 +68,8 @@ type ConsentChange struct {
 	State       string   `json:"state"`
 	TextVersion int      `json:"text_version"`
 	Fields      []string `json:"fields,omitempty"` // fields a withdrawal erases
-	// TextLanguage is the language of the page that showed the text; Request
-	// sets it.
+	// TextLanguage is the language of the text the page showed: Diff
+	// takes it from the page (Page.Localize).
 	TextLanguage string `json:"text_language,omitempty"`
 }
 
@@ -137,7 +137,7 @@ func (p *Page) Diff(f Form) (*Change, error) {
 		if v := f.Versions[ch.PurposeID]; v != ch.TextVersion {
 			return nil, errs.Conflict("consent_text_changed", "consent."+ch.PurposeID, "the consent text changed while the page was open; please read it again")
 		}
-		cc := ConsentChange{PurposeID: ch.PurposeID, Name: ch.Name, State: want, TextVersion: ch.TextVersion}
+		cc := ConsentChange{PurposeID: ch.PurposeID, Name: ch.Name, State: want, TextVersion: ch.TextVersion, TextLanguage: ch.TextLanguage}
 		if want == consent.StateWithdrawn {
 			cc.Fields = ch.Fields
 		}
@@ -160,14 +160,12 @@ type Evidence struct {
 // Request saves the change as pending, ends any earlier pending change of
 // the contact, and emails the address on file a link that confirms it, all
 // in one transaction. Nothing changes until the link is used (R7). lang is
-// the language the page was shown in, which the consent records will name
-// as the language of the consent texts. It returns the pending change's id.
+// the language the page was shown in, for the email; the consent records
+// will name the language each consent text was shown in, as Diff took it
+// from the page. It returns the pending change's id.
 func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang string, ev Evidence) (string, error) {
 	if c.Empty() {
 		return "", errs.Invalid("change", "nothing was changed")
-	}
-	for i := range c.Consents {
-		c.Consents[i].TextLanguage = lang // the page showed the consent texts in lang
 	}
 	// What will be recorded on confirmation must be recordable now: a
 	// change that could never be confirmed is refused before it is emailed.

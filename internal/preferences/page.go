@@ -72,6 +72,11 @@ type ConsentChoice struct {
 	Description string
 	Text        string // the consent text shown
 	TextVersion int
+	// TextLanguage is the language of Text: the page's language when the
+	// version has a translation into it, else the version's own (see
+	// Page.Localize).
+	TextLanguage string
+	texts        consent.PurposeText
 	// State is the current state: granted, withdrawn or none.
 	State string
 	// Selected is the answer the page shows chosen: the contact's current
@@ -158,7 +163,8 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		}
 		cur := byPurpose[pur.ID]
 		ch := ConsentChoice{PurposeID: pur.ID, Name: pur.Name, Description: pur.Description, Text: pur.Text,
-			TextVersion: pur.TextVersion, State: cur.State, Selected: cur.State, YesFirst: pur.DefaultSelected, Fields: storage[pur.ID]}
+			TextVersion: pur.TextVersion, TextLanguage: pur.TextLanguage, State: cur.State,
+			texts: consent.PurposeText{Version: pur.TextVersion, Text: pur.Text, Language: pur.TextLanguage, Translations: pur.Translations}, Selected: cur.State, YesFirst: pur.DefaultSelected, Fields: storage[pur.ID]}
 		if o.DefaultSelected != nil {
 			ch.YesFirst = *o.DefaultSelected
 		}
@@ -168,6 +174,16 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		p.Consents = append(p.Consents, ch)
 	}
 	return p, nil
+}
+
+// Localize shows the consent texts in lang: each in its translation into
+// lang, or in its own language when its version has none (the page then
+// shows that text, and the consent records name its language).
+func (p *Page) Localize(lang string) {
+	for i := range p.Consents {
+		t := p.Consents[i].texts.In(lang)
+		p.Consents[i].Text, p.Consents[i].TextLanguage = t.Text, t.Language
+	}
 }
 
 // matches evaluates a condition of the settings for one contact; empty

@@ -124,6 +124,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 		return
 	}
 	l := lang(r, p.Contact.Language)
+	p.Localize(l)
 	action := "/p"
 	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
 		action += "?lang=" + strings.ToLower(q) // the choice stays on the page's own posts
@@ -185,6 +186,7 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, p.Contact.Language)
+	p.Localize(l) // the texts the page showed, in the language it showed them
 	change, err := p.Diff(f)
 	if err != nil {
 		s.pageError(w, r, id, l, err)

@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -52,6 +55,7 @@ type Settings struct {
 	SoftBounceLimit         int    `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
 	PreferencesLinkHours    int    `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
 	UnsubscribeLinkDays     int    `json:"unsubscribe_link_days" doc:"how long the unsubscribe link of a marketing email keeps working, one-click included: 365 to 3650 days"`
+	DefaultLanguage         string `json:"default_language" enum:"@language" doc:"the language consent texts are written in; a new version of a consent text is in it, and a page or email in a language the version has no translation into shows it"`
 }
 
 // Defaults are the settings of a new installation.
@@ -59,7 +63,7 @@ func Defaults() Settings {
 	return Settings{DoubleOptInReminderDays: defaultReminderDays, DoubleOptInExpiryDays: defaultExpiryDays,
 		RightToBeInformed: defaultRightToBeInformed, CampaignOptInPolicy: defaultCampaignOptInPolicy,
 		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours,
-		UnsubscribeLinkDays: defaultUnsubscribeLinkDays}
+		UnsubscribeLinkDays: defaultUnsubscribeLinkDays, DefaultLanguage: i18n.Languages[0]}
 }
 
 // Patch changes some settings; nil fields stay as they are.
@@ -71,6 +75,7 @@ type Patch struct {
 	SoftBounceLimit         *int    `json:"soft_bounce_limit"`
 	PreferencesLinkHours    *int    `json:"preferences_link_hours"`
 	UnsubscribeLinkDays     *int    `json:"unsubscribe_link_days"`
+	DefaultLanguage         *string `json:"default_language" enum:"@language"`
 }
 
 // Get returns the current settings, with defaults for any never set.
@@ -160,6 +165,12 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 		}
 		if s.DoubleOptInReminderDays >= s.DoubleOptInExpiryDays {
 			return errs.Invalid("double_opt_in_reminder_days", "must be fewer than double_opt_in_expiry_days (%d)", s.DoubleOptInExpiryDays)
+		}
+		if v := p.DefaultLanguage; v != nil {
+			if !slices.Contains(i18n.Languages, *v) {
+				return errs.Invalid("default_language", "must be one of %s", strings.Join(i18n.Languages, ", "))
+			}
+			s.DefaultLanguage = *v
 		}
 		if p.RightToBeInformed != nil {
 			s.RightToBeInformed = *p.RightToBeInformed

@@ -12,6 +12,10 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 )
 
+// languageLabels name the supported languages (i18n.Languages) for the
+// operator.
+var languageLabels = map[string]string{"en": "English (en)", "sv": "Swedish (sv)", "nl": "Dutch (nl)"}
+
 var funcs = template.FuncMap{
 	"role":   roleLabel,
 	"optin":  optInLabel,
@@ -31,6 +35,7 @@ var funcs = template.FuncMap{
 	"list":       func(v ...string) []string { return v },
 	"add":        func(a, b int) int { return a + b },
 	"policy":     func(p string) string { return policyLabels[p] },
+	"language":   func(l string) string { return languageLabels[l] },
 	"perm":       func(p auth.Permission) string { return permLabels[p] },
 	"label":      fieldLabel,
 	"coreFields": func() []contact.CoreField { return contact.CoreFields },

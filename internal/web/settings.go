@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/settings"
 )
@@ -25,6 +27,7 @@ func (s *Server) settingsRoutes() {
 	s.mux.HandleFunc("POST /admin/settings/purposes", set(s.savePurpose))
 	s.mux.HandleFunc("GET /admin/settings/purposes/{id}", set(s.purposePage))
 	s.mux.HandleFunc("POST /admin/settings/purposes/{id}", set(s.savePurpose))
+	s.mux.HandleFunc("POST /admin/settings/purposes/{id}/translations/{language}", set(s.saveTranslation))
 	s.mux.HandleFunc("GET /admin/settings/sources", set(s.sourcesPage))
 	s.mux.HandleFunc("POST /admin/settings/sources", set(s.saveSource))
 	s.mux.HandleFunc("POST /admin/settings/sources/{id}", set(s.saveSource))
@@ -72,8 +75,9 @@ func formText(f url.Values, k string) *string {
 
 // settingsView is what the settings page shows.
 type settingsView struct {
-	Settings settings.Settings
-	Policies []string
+	Settings  settings.Settings
+	Policies  []string
+	Languages []string
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -87,7 +91,7 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: settingsView{Settings: st, Policies: settings.Policies}})
+		Data: settingsView{Settings: st, Policies: settings.Policies, Languages: i18n.Languages}})
 }
 
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -98,7 +102,8 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
-		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days")}, time.Now())
+		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
+		DefaultLanguage: formText(f, "default_language")}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -149,8 +154,47 @@ func (s *Server) showPurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
+	// The current version's text in each language, newest version first
+	// in the list below.
+	type translation struct {
+		Language, Text string
+		Missing        bool
+	}
+	var trs []translation
+	for _, l := range i18n.Languages {
+		if l == p.TextLanguage {
+			continue
+		}
+		t, ok := p.Translations[l]
+		trs = append(trs, translation{Language: l, Text: t, Missing: !ok})
+	}
+	slices.Reverse(texts)
 	s.render(w, status, "purpose", page{Title: p.Name, User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: map[string]any{"Purpose": p, "Texts": texts, "Bases": consent.LegalBases}})
+		Data: map[string]any{"Purpose": p, "Texts": texts, "Bases": consent.LegalBases, "Translations": trs}})
+}
+
+// saveTranslation sets the translation of the current consent text
+// version into one language, which makes a new version.
+func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	lang := r.PathValue("language")
+	version := formInt(r.PostForm, "version")
+	if version == nil {
+		s.showPurpose(w, r, u, http.StatusBadRequest, "", map[string]string{"translation-" + lang: "The form lacks the version it translates; reload the page."})
+		return
+	}
+	t, err := s.Consent.SetTranslation(r.Context(), r.PathValue("id"), *version, lang, r.PostForm.Get("text"))
+	if e := errs.As(err); e != nil && !(e.Kind == errs.KindNotFound && e.Field == "purpose") {
+		s.showPurpose(w, r, u, httpx.Status(err), "", map[string]string{"translation-" + lang: e.Message})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showPurpose(w, r, u, http.StatusOK, fmt.Sprintf("Translation saved: the current consent text is version %d.", t.Version), nil)
 }
 
 // savePurpose creates a purpose (no id in the path) or changes one; a

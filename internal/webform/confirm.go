@@ -77,11 +77,13 @@ type heldField struct {
 }
 
 // heldConsent is a checked consent box: its purpose and the text version
-// the form showed.
+// and language the form showed; for the marketing box, the language its
+// confirmation email quotes the text in, which the link confirms.
 type heldConsent struct {
-	PurposeID   string `json:"purpose_id"`
-	Name        string `json:"name"`
-	TextVersion int    `json:"text_version"`
+	PurposeID    string `json:"purpose_id"`
+	Name         string `json:"name"`
+	TextVersion  int    `json:"text_version"`
+	TextLanguage string `json:"text_language,omitempty"` // "" in posts held before texts had languages: the version's own
 }
 
 // heldList is a checked list box.
@@ -90,28 +92,32 @@ type heldList struct {
 	Name   string `json:"name"`
 }
 
-// box is a checked consent box of a post: the purpose as the form read it
-// and the text version the form showed (0: the current one).
+// box is a checked consent box of a post: the purpose as the form read it,
+// the text version the form showed (0: the current one) and the language
+// of the text shown.
 type box struct {
 	purpose *consent.Purpose
 	version int
+	lang    string
 }
 
+// held is the box as a held post keeps it.
 func (b box) held() heldConsent {
 	v := b.version
 	if v == 0 {
 		v = b.purpose.TextVersion
 	}
-	return heldConsent{PurposeID: b.purpose.ID, Name: b.purpose.Name, TextVersion: v}
+	return heldConsent{PurposeID: b.purpose.ID, Name: b.purpose.Name, TextVersion: v, TextLanguage: b.lang}
 }
 
 // hold keeps, inside tx, what a post carried for the known contact u,
 // supersedes the post held for them before, and queues the email with the
-// link that confirms it; consentText is the marketing box's text as the
-// form showed it. A post that carries nothing but the address, or
-// one past MaxHeldPerDay, writes nothing.
+// link that confirms it; consentText is the version of the marketing
+// box's text the form showed, with its translations, which the email
+// quotes in its own language. A post that carries nothing but the address,
+// or one past MaxHeldPerDay, writes nothing.
 func (s *Service) hold(tx *store.Tx, f *loaded, sub *Submission, up *contact.Upsert, u contact.UpsertResult, marketing *box,
-	consentText string, consents []box, subscribe []*lists.List, lang string, now time.Time) error {
+	consentText *consent.PurposeText, consents []box, subscribe []*lists.List, lang string, now time.Time) error {
 	h := held{Form: f.w.ID, Lang: lang}
 	for _, fd := range f.w.Fields {
 		if fd.Name == "email" {
@@ -133,8 +139,13 @@ func (s *Service) hold(tx *store.Tx, f *loaded, sub *Submission, up *contact.Ups
 		}
 		h.Fields = append(h.Fields, hf)
 	}
+	var quoted string
 	if marketing != nil {
+		// The email quotes the text in its own language, and its link
+		// confirms what it quoted.
 		m := marketing.held()
+		t := consentText.In(emailLang(u.Contact, &h))
+		m.TextLanguage, quoted = t.Language, t.Text
 		h.Marketing = &m
 	}
 	for _, b := range consents {
@@ -180,26 +191,40 @@ func (s *Service) hold(tx *store.Tx, f *loaded, sub *Submission, up *contact.Ups
 		holdID, id, f.w.ID, string(raw), StatusPending, store.Micros(now), store.Micros(expires), cleanIP(sub.IP), cleanUA(sub.UserAgent)); err != nil {
 		return err
 	}
-	return s.sendConfirmation(tx, u.Contact, &h, holdID, consentText, expires, now)
+	return s.sendConfirmation(tx, u.Contact, &h, holdID, quoted, expires, now)
 }
 
-// textShown is the consent text of version of purpose p, as the form
-// showed it: the one the form read, or an older one (the text changed
-// while the form was open).
-func (s *Service) textShown(ctx context.Context, p *consent.Purpose, version int) (string, error) {
+// versionShown is version of purpose p's consent text, with its
+// translations, as the form showed it: the one the form read (version 0
+// or the current one), or an older one (the text changed while the form
+// was open), read from the database. It returns nil when p has no such
+// version, which the consent record then refuses.
+func (s *Service) versionShown(ctx context.Context, p *consent.Purpose, version int) (*consent.PurposeText, error) {
 	if version == 0 || version == p.TextVersion {
-		return p.Text, nil
+		return &consent.PurposeText{Version: p.TextVersion, Text: p.Text, Language: p.TextLanguage, Translations: p.Translations}, nil
+	}
+	if version < 0 || version > p.TextVersion {
+		return nil, nil
 	}
 	texts, err := s.Consent.PurposeTexts(ctx, p.ID)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for _, t := range texts {
 		if t.Version == version {
-			return t.Text, nil
+			return &t, nil
 		}
 	}
-	return "", fmt.Errorf("webform: purpose %s has no consent text version %d", p.ID, version)
+	return nil, nil
+}
+
+// emailLang is the language of the email that confirms a held post: the
+// contact's, or the form's for a contact without one.
+func emailLang(c *contact.Contact, h *held) string {
+	if c.Language == "" {
+		return h.Lang
+	}
+	return i18n.Match(c.Language, "")
 }
 
 // sendConfirmation queues the email to the contact c that carries the
@@ -210,10 +235,7 @@ func (s *Service) textShown(ctx context.Context, p *consent.Purpose, version int
 // a contact who opted out, following it is the only way back in (R1).
 // The link's token is issued as the email is sent (mail.Link).
 func (s *Service) sendConfirmation(tx *store.Tx, c *contact.Contact, h *held, holdID, consentText string, expires, now time.Time) error {
-	lang := i18n.Match(c.Language, "")
-	if c.Language == "" {
-		lang = h.Lang
-	}
+	lang := emailLang(c, h)
 	link := mail.NewLink(auth.PurposeWebformConfirmation, holdID, expires)
 	subject := i18n.T(lang, "email.webform_confirm.subject")
 	if h.Marketing != nil {
@@ -380,7 +402,8 @@ type Evidence struct {
 // held and once, in one transaction: a granted consent record for each
 // checked box (actor the contact, source "Web form", method
 // webform_confirmed, this click's IP address and user agent, the link's
-// token id, the text version the form showed) with its ledger event; the
+// token id, the text version and language the form showed, or for the
+// marketing box the email quoted) with its ledger event; the
 // fields; for the marketing box the opt-in status single_opt_in_webform,
 // which lifts an opt-out (R1), then double_opt_in, as the link is the
 // double opt-in email's (R3), with the contact's open invitations
@@ -400,8 +423,19 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Con
 	}
 	prepared := make([]*consent.Prepared, len(boxes))
 	for i, b := range boxes {
+		shownIn := b.TextLanguage
+		if shownIn == "" { // held before texts had languages: the form showed the version's own text
+			t, err := s.Consent.TextIn(ctx, b.PurposeID, b.TextVersion, "")
+			if errs.As(err) != nil {
+				return nil, ErrNotApplied
+			}
+			if err != nil {
+				return nil, fmt.Errorf("webform: confirm: %w", err)
+			}
+			shownIn = t.Language
+		}
 		prepared[i], err = s.Consent.Prepare(ctx, consent.RecordInput{Purpose: b.PurposeID, State: consent.StateGranted, Source: SourceWebForm,
-			TextVersion: b.TextVersion, Actor: actor, Evidence: evidence})
+			TextVersion: b.TextVersion, TextLanguage: shownIn, Actor: actor, Evidence: evidence})
 		if errs.As(err) != nil {
 			return nil, ErrNotApplied // the purpose or the "Web form" source is gone since
 		}

@@ -72,7 +72,7 @@ type BoxView struct {
 }
 
 // loaded is a stored form with what it shows now: each box's purpose with
-// its current consent text, and each list, nil once it is gone or no
+// its current consent text and that text's translations, and each list, nil once it is gone or no
 // longer public (it is then left off the form).
 type loaded struct {
 	w         *Webform
@@ -227,12 +227,14 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 		if label == "" {
 			label = i18n.T(lang, "webform.marketing.label")
 		}
-		b := box("marketing", label, f.marketing.Text, f.marketing.TextVersion)
+		t := f.marketing.TextIn(lang)
+		b := box("marketing", label, t.Text, t.Version)
 		v.Marketing = &b
 	}
 	for i, b := range w.Consents {
 		p := f.consents[i]
-		v.Consents = append(v.Consents, box(consentName(i), b.Label, p.Text, p.TextVersion))
+		t := p.TextIn(lang)
+		v.Consents = append(v.Consents, box(consentName(i), b.Label, t.Text, t.Version))
 	}
 	for i, b := range w.Lists {
 		if l := f.lists[i]; l != nil {

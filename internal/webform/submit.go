@@ -209,9 +209,19 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	}
 	ev := consent.Evidence{Method: consent.MethodWebform, IP: cleanIP(sub.IP), UserAgent: cleanUA(sub.UserAgent)}
 	actor := consent.Actor{Kind: consent.ActorContact}
-	grant := func(name string, purpose *consent.Purpose, version int) *consent.Prepared {
+	var failed error // a fault reading a consent text, not the post's
+	grant := func(name string, purpose *consent.Purpose, version int) (*consent.Prepared, string) {
+		shownIn := lang
+		t, err := s.versionShown(ctx, purpose, version)
+		if err != nil {
+			failed = err
+			return nil, ""
+		}
+		if t != nil {
+			shownIn = t.In(lang).Language // the translation, or the text the box fell back to
+		}
 		pr, err := s.Consent.PrepareResolved(consent.RecordInput{Purpose: purpose.ID, State: consent.StateGranted, Source: SourceWebForm,
-			TextVersion: version, TextLanguage: lang, Actor: actor, Evidence: ev}, purpose, f.source)
+			TextVersion: version, TextLanguage: shownIn, Actor: actor, Evidence: ev}, purpose, f.source)
 		if err != nil {
 			field := name + ".checked"
 			if e := errs.As(err); e != nil && e.Field == "text_version" {
@@ -219,25 +229,28 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 			}
 			p.fail(field, rename(err, field))
 		}
-		return pr
+		return pr, shownIn
 	}
 	var grants []*consent.Prepared
 	var boxes []box // the checked consent boxes, for a post held for confirmation
 	var marketing *box
 	if w.Marketing != nil && p.checked("marketing.checked") {
 		v := p.version("marketing.version")
-		if pr := grant("marketing", f.marketing, v); pr != nil {
-			grants, marketing = append(grants, pr), &box{f.marketing, v}
+		if pr, shownIn := grant("marketing", f.marketing, v); pr != nil {
+			grants, marketing = append(grants, pr), &box{f.marketing, v, shownIn}
 		}
 	}
 	for i := range w.Consents {
 		name := consentName(i)
 		if p.checked(name + ".checked") {
 			v := p.version(name + ".version")
-			if pr := grant(name, f.consents[i], v); pr != nil {
-				grants, boxes = append(grants, pr), append(boxes, box{f.consents[i], v})
+			if pr, shownIn := grant(name, f.consents[i], v); pr != nil {
+				grants, boxes = append(grants, pr), append(boxes, box{f.consents[i], v, shownIn})
 			}
 		}
+	}
+	if failed != nil {
+		return nil, failed
 	}
 	var subscribe []*lists.List
 	for i := range w.Lists {
@@ -264,10 +277,13 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	if sub.AllowAddress != nil && !sub.AllowAddress(strings.ToLower(*in.Email)) {
 		return res, nil
 	}
-	var marketingText string // as the form showed it, for the email of a held post
+	var marketingText *consent.PurposeText // as the form showed it, for the email of a held post
 	if marketing != nil {
-		if marketingText, err = s.textShown(ctx, f.marketing, marketing.version); err != nil {
+		if marketingText, err = s.versionShown(ctx, f.marketing, marketing.version); err != nil {
 			return nil, err
+		}
+		if marketingText == nil {
+			return nil, fmt.Errorf("webform: purpose %s has no consent text version %d", f.marketing.ID, marketing.version)
 		}
 	}
 	write := func(tx *store.Tx) error {
