@@ -62,13 +62,21 @@ type State struct {
 	SoftBounces       int
 }
 
-const stateColumns = `id, ref, email, opt_in_status, processing_stopped_at IS NOT NULL, erasure_requested_at IS NOT NULL,
+// stateColumns are what every write may need; addressedColumns add the id
+// and address, for look-ups by address and for the send gate.
+const (
+	stateColumns = `ref, opt_in_status, processing_stopped_at IS NOT NULL, erasure_requested_at IS NOT NULL,
 	erased_at IS NOT NULL, deliverability, soft_bounces`
+	addressedColumns = `id, email, ` + stateColumns
+)
 
-func scanState(row store.Scanner) (State, error) {
+func (s *State) fields() []any {
+	return []any{&s.Ref, &s.OptIn, &s.ProcessingStopped, &s.ErasureRequested, &s.Erased, &s.Deliverability, &s.SoftBounces}
+}
+
+func scanAddressed(row store.Scanner) (State, error) {
 	var s State
-	err := row.Scan(&s.ID, &s.Ref, &s.Email, &s.OptIn, &s.ProcessingStopped, &s.ErasureRequested, &s.Erased,
-		&s.Deliverability, &s.SoftBounces)
+	err := row.Scan(append([]any{&s.ID, &s.Email}, s.fields()...)...)
 	return s, err
 }
 
@@ -77,11 +85,14 @@ func ErrProcessingStopped() error {
 	return errs.Locked("processing_stopped", "the contact asked to stop processing; their record is locked")
 }
 
-// Load reads the contact's state inside tx. It returns a not-found error
-// (field "contact") when the contact does not exist.
+// Load reads the contact's state inside tx, without the address (Email is
+// empty): the writes that call it on every consent change need only the
+// state. It returns a not-found error (field "contact") when the contact
+// does not exist.
 func Load(tx *store.Tx, id string) (State, error) {
+	s := State{ID: id}
 	// Row: on PostgreSQL, writes queued before go in the same round trip.
-	s, err := scanState(tx.Row("SELECT "+stateColumns+" FROM contacts WHERE id = $1", id))
+	err := tx.Row("SELECT "+stateColumns+" FROM contacts WHERE id = $1", id).Scan(s.fields()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, errs.NotFound("contact", "")
 	}
@@ -91,10 +102,11 @@ func Load(tx *store.Tx, id string) (State, error) {
 	return s, nil
 }
 
-// LoadByEmail is Load for the contact with this address, in any case. It
-// returns a not-found error (field "email") for an unknown address.
+// LoadByEmail is Load for the contact with this address, in any case, with
+// its id and address. It returns a not-found error (field "email") for an
+// unknown address.
 func LoadByEmail(tx *store.Tx, email string) (State, error) {
-	s, err := scanState(tx.Row("SELECT "+stateColumns+" FROM contacts WHERE email_key = $1", strings.ToLower(strings.TrimSpace(email))))
+	s, err := scanAddressed(tx.Row("SELECT "+addressedColumns+" FROM contacts WHERE email_key = $1", strings.ToLower(strings.TrimSpace(email))))
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, errs.NotFound("contact", "email")
 	}
@@ -104,8 +116,8 @@ func LoadByEmail(tx *store.Tx, email string) (State, error) {
 	return s, nil
 }
 
-// LoadMany reads the state of each contact in ids, by id. A contact that
-// does not exist is absent from the map.
+// LoadMany reads the state and address of each contact in ids, by id. A
+// contact that does not exist is absent from the map.
 func LoadMany(tx *store.Tx, ids []string) (map[string]State, error) {
 	out := make(map[string]State, len(ids))
 	if len(ids) == 0 {
@@ -115,13 +127,13 @@ func LoadMany(tx *store.Tx, ids []string) (map[string]State, error) {
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.Query("SELECT "+stateColumns+" FROM contacts WHERE id IN ("+store.Placeholders(1, len(ids))+")", args...)
+	rows, err := tx.Query("SELECT "+addressedColumns+" FROM contacts WHERE id IN ("+store.Placeholders(1, len(ids))+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("contactstate: read: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		s, err := scanState(rows)
+		s, err := scanAddressed(rows)
 		if err != nil {
 			return nil, fmt.Errorf("contactstate: read: %w", err)
 		}

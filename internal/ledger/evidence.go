@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/consentry/consentry/internal/store"
@@ -55,7 +56,9 @@ func CommitEvidence(key []byte, e *Event) string {
 	if e.Details != nil {
 		d = *e.Details
 	}
-	m := hmac.New(sha256.New, key)
+	mac := takeMAC(key)
+	defer macs.Put(mac)
+	m := mac.h
 	m.Write([]byte("consentry-evidence-v1\x00"))
 	field := fieldWriter(m)
 	field(e.Kind)
@@ -69,6 +72,25 @@ func CommitEvidence(key []byte, e *Event) string {
 	field(e.ActorKind)
 	field(e.ActorID)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// keyedMAC is an HMAC-SHA256 under key, kept for reuse: setting up the key
+// costs as much as hashing a record's evidence, and every consent write
+// commits to one.
+type keyedMAC struct {
+	key string
+	h   hash.Hash
+}
+
+var macs sync.Pool // of *keyedMAC
+
+// takeMAC returns a reset HMAC under key; the caller puts it back in macs.
+func takeMAC(key []byte) *keyedMAC {
+	if m, _ := macs.Get().(*keyedMAC); m != nil && m.key == string(key) {
+		m.h.Reset()
+		return m
+	}
+	return &keyedMAC{key: string(key), h: hmac.New(sha256.New, key)}
 }
 
 // fieldWriter returns a function that writes one field to h: its length as
