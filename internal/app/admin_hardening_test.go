@@ -72,20 +72,7 @@ func TestSuccessfulSignInsDoNotCount(t *testing.T) {
 				t.Fatalf("correct sign-in %d: %d at %s", i+1, code, v.last.Request.URL)
 			}
 		}
-		codes := make(chan int, 30)
-		for range 30 {
-			go func() {
-				code, _ := e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {"ada@acme.example"}, "password": {"not the password!"}})
-				codes <- code
-			}()
-		}
-		refused := 0
-		for range 30 {
-			if c := <-codes; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
-				refused++
-			}
-		}
-		if refused < 20 {
+		if refused := parallelWrongPasswords(e, "ada@acme.example"); refused < 20 {
 			t.Fatalf("only %d of 30 parallel wrong passwords were refused", refused)
 		}
 	})

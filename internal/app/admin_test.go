@@ -423,20 +423,7 @@ func TestAdminEdgeCases(t *testing.T) {
 		}
 
 		// Parallel wrong passwords are cut off, not let through.
-		codes := make(chan int, 30)
-		for range 30 {
-			go func() {
-				code, _ := e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {"agent@acme.example"}, "password": {"not the password!"}})
-				codes <- code
-			}()
-		}
-		refused := 0
-		for range 30 {
-			if c := <-codes; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
-				refused++
-			}
-		}
-		if refused < 20 {
+		if refused := parallelWrongPasswords(e, "agent@acme.example"); refused < 20 {
 			t.Fatalf("only %d of 30 parallel wrong passwords were refused", refused)
 		}
 
@@ -530,4 +517,24 @@ func TestDoubleOptInLineShowsWhenConfirmed(t *testing.T) {
 			t.Fatalf("double opt-in line = %q, want %q", line, want)
 		}
 	})
+}
+
+// parallelWrongPasswords signs in to the account 30 times at once with a
+// wrong password, each from a new visitor, and returns how many attempts
+// were refused (too many, or too many at once).
+func parallelWrongPasswords(e *env, email string) int {
+	codes := make(chan int, 30)
+	for range 30 {
+		go func() {
+			code, _ := e.visitor().post(e.srv.URL+"/admin/login", url.Values{"email": {email}, "password": {"not the password!"}})
+			codes <- code
+		}()
+	}
+	refused := 0
+	for range 30 {
+		if c := <-codes; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
+			refused++
+		}
+	}
+	return refused
 }

@@ -76,6 +76,20 @@ func start(t testing.TB, db *store.DB, before ...func(*app.App)) *env {
 	return e
 }
 
+// ledgerVerifies checks the ledger through the API, failing the test when
+// it does not verify.
+func (e *env) ledgerVerifies() {
+	e.t.Helper()
+	var rep struct {
+		OK      bool
+		Problem any
+	}
+	e.api("GET", "/api/v1/ledger/verify", "", 200, &rep)
+	if !rep.OK {
+		e.t.Fatalf("the ledger does not verify: %+v", rep.Problem)
+	}
+}
+
 // api calls the REST API and decodes the answer into out.
 func (e *env) api(method, path, body string, want int, out any) {
 	e.t.Helper()

@@ -200,11 +200,7 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		if len(changes) != 2 || changes[0].Status != "applied" || changes[1].Status != "superseded" {
 			t.Fatalf("changes: %+v", changes)
 		}
-		var rep struct{ OK bool }
-		e.api("GET", "/api/v1/ledger/verify", "", 200, &rep)
-		if !rep.OK {
-			t.Fatal("ledger does not verify")
-		}
+		e.ledgerVerifies()
 		for _, secret := range []string{link[strings.LastIndexByte(link, '/')+1:], secondLink[strings.LastIndexByte(secondLink, '/')+1:]} {
 			if strings.Contains(e.log.String(), secret) {
 				t.Fatal("the log holds a link token")

@@ -117,11 +117,7 @@ func TestDoubleOptInQuotesTheContactsLanguage(t *testing.T) {
 		if r := lastRecord(e, eva); r.TextVersion != 3 || r.TextLanguage != "en" {
 			t.Fatalf("fallback confirmation: %+v", r)
 		}
-		var rep struct{ OK bool }
-		e.api("GET", "/api/v1/ledger/verify", "", 200, &rep)
-		if !rep.OK {
-			t.Fatal("ledger does not verify")
-		}
+		e.ledgerVerifies()
 	})
 }
 

@@ -202,11 +202,7 @@ func TestKnownAddressPostWaitsForItsOwner(t *testing.T) {
 		if again := stateOf(e, kim.ID); !same(again, after) {
 			t.Fatalf("the second click changed something: %+v", again)
 		}
-		var rep struct{ OK bool }
-		e.api("GET", "/api/v1/ledger/verify", "", 200, &rep)
-		if !rep.OK {
-			t.Fatal("the ledger does not verify")
-		}
+		e.ledgerVerifies()
 	})
 }
 
