@@ -178,7 +178,17 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(2)
+	a.workers.Add(3)
+	go func() {
+		defer a.workers.Done()
+		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.Log.Error("withdraw the marketing consents of opted-out contacts", "err", err)
+		case n > 0:
+			a.Log.Info("marketing consents withdrawn for contacts who had opted out", "contacts", n)
+		}
+	}()
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
 }

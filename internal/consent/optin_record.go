@@ -47,8 +47,17 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 		return nil, err
 	}
 	changed, err := CheckOptIn(k.OptIn, in.Status, in.Channel)
-	if err != nil || !changed {
+	if err != nil {
 		return nil, err
+	}
+	if !changed {
+		// Unsubscribing again withdraws what was granted since (or before
+		// opt-outs withdrew consent): the contact's no stands each time.
+		if in.Status == contactstate.OptOutContact {
+			_, err := s.withdrawGrantedTx(tx, k, marketingConsents, in.Actor, in.Evidence, now)
+			return nil, err
+		}
+		return nil, nil
 	}
 	to := in.Status
 	if k.OptIn == contactstate.OptOutUser && to == contactstate.OptInNone {

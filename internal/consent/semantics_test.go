@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -229,6 +230,56 @@ func TestDeliverabilityInTheContactAndConditions(t *testing.T) {
 		}
 		if _, err := people.MatchingIDs(ctx, `deliverability == "bouncd"`, 10); err == nil {
 			t.Fatal("a misspelt deliverability is an error")
+		}
+	})
+}
+
+// TestUnsubscribingAgainWithdrawsWhatWasGrantedSince: a contact already
+// opted out who unsubscribes again has any marketing consent granted since
+// withdrawn; and opt-outs recorded before opt-outs withdrew consent get
+// their withdrawal once, by the system.
+func TestUnsubscribingAgainWithdrawsWhatWasGrantedSince(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		cs, people := services(db)
+		optOut := func(id string) {
+			t.Helper()
+			if _, err := cs.SetOptIn(ctx, id, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
+				Actor: contactActor, Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		grant := func(id string) {
+			t.Helper()
+			if _, err := cs.Record(ctx, id, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted, Source: "API",
+				Actor: apiActor, Evidence: apiEvidence}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again := newWithConsents(t, cs, people, "hal@example.com", "E-marketing")
+		optOut(again.ID)
+		grant(again.ID)
+		optOut(again.ID)
+		if st := currentStates(t, cs, again.ID); st["E-marketing"].State != consent.StateWithdrawn {
+			t.Fatalf("after unsubscribing again: %+v", st["E-marketing"])
+		}
+
+		// An opt-out written as it was before this rule: the status only.
+		old := newWithConsents(t, cs, people, "ida@example.com", "E-marketing")
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			return contactstate.SetOptInTx(tx, old.ID, contactstate.OptOutContact, time.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := cs.WithdrawMarketingOfOptedOut(ctx); err != nil || n != 1 {
+			t.Fatalf("first run: %d %v", n, err)
+		}
+		st := currentStates(t, cs, old.ID)
+		if st["E-marketing"].State != consent.StateWithdrawn || st["E-marketing"].Source != "Email" {
+			t.Fatalf("after the system's withdrawal: %+v", st["E-marketing"])
+		}
+		if n, err := cs.WithdrawMarketingOfOptedOut(ctx); err != nil || n != 0 {
+			t.Fatalf("second run: %d %v", n, err)
 		}
 	})
 }

@@ -1,10 +1,12 @@
 package consent
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -24,14 +26,15 @@ const (
 // which the contact has a granted consent, with the actor and evidence of
 // the choice that causes it, and returns the records written (none when
 // nothing was granted). The source follows the evidence: an unsubscribe
-// link is the Email source, anything else the Preferences page.
+// link (or the system, applying an opt-out made by one before) is the
+// Email source, anything else the Preferences page.
 func (s *Service) withdrawGrantedTx(tx *store.Tx, k contactstate.State, which withdrawal, actor Actor, ev Evidence, now time.Time) ([]*Record, error) {
 	cond := "p.marketing_email"
 	if which == everyConsent {
 		cond = "r.legal_basis = '" + BasisConsent + "'"
 	}
 	sourceID := SourcePreferencesPage
-	if ev.Method == MethodUnsubscribeLink {
+	if ev.Method == MethodUnsubscribeLink || ev.Method == MethodSystem {
 		sourceID = SourceEmail
 	}
 	type granted struct {
@@ -71,6 +74,47 @@ func (s *Service) withdrawGrantedTx(tx *store.Tx, k contactstate.State, which wi
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// WithdrawMarketingOfOptedOut writes, for each contact who opted out
+// themselves yet still has a granted consent to a purpose that governs
+// marketing email (an opt-out recorded before opt-outs withdrew consent),
+// the withdrawal the opt-out implies, by the system. It returns how many
+// contacts it changed: run at every start, it finds none once done. Each
+// contact is one transaction, checked again inside it.
+func (s *Service) WithdrawMarketingOfOptedOut(ctx context.Context) (int, error) {
+	ids, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT DISTINCT cc.contact_id FROM consent_current cc JOIN purposes p ON p.id = cc.purpose_id
+		JOIN contacts c ON c.id = cc.contact_id
+		WHERE c.opt_in_status = $1 AND cc.state = $2 AND p.marketing_email`, contactstate.OptOutContact, StateGranted)
+	if err != nil {
+		return 0, fmt.Errorf("consent: find opted-out contacts with marketing consent: %w", err)
+	}
+	changed := 0
+	for _, id := range ids {
+		wrote := false
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			k, err := contactstate.Load(tx, id)
+			if err != nil || k.OptIn != contactstate.OptOutContact {
+				return err
+			}
+			recs, err := s.withdrawGrantedTx(tx, k, marketingConsents, Actor{Kind: ActorSystem}, Evidence{Method: MethodSystem}, s.now())
+			wrote = len(recs) > 0
+			return err
+		})
+		if errs.Is(err, errs.KindNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return changed, err
+		}
+		if wrote {
+			changed++
+		}
+	}
+	return changed, nil
 }
 
 // StopProcessingTx carries out the contact's request to stop processing

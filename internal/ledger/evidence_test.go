@@ -109,27 +109,36 @@ func TestLedgerHoldsNoEvidenceInClear(t *testing.T) {
 // rewriteWithoutEvidence turns the ledger into one written before events
 // committed to evidence: no commitments, every hash recomputed the old way.
 func rewriteWithoutEvidence(t testing.TB, db *store.DB) {
+	rewriteEvidence(t, db, func(int64) bool { return true })
+}
+
+// rewriteEvidence drops the evidence commitment of the events drop picks
+// and chains every event anew, as someone rewriting the ledger would.
+func rewriteEvidence(t testing.TB, db *store.DB, drop func(seq int64) bool) {
 	t.Helper()
 	err := db.Write(context.Background(), func(tx *store.Tx) error {
 		events, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (ledger.Event, error) {
 			var e ledger.Event
 			var at int64
 			err := row.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
-				&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID)
+				&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence)
 			e.RecordedAt = store.FromMicros(at)
 			return e, err
 		}, `SELECT seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source_id, text_version, expires_at,
-			actor_kind, actor_id, method, record_id FROM ledger_events ORDER BY seq`)
+			actor_kind, actor_id, method, record_id, evidence FROM ledger_events ORDER BY seq`)
 		if err != nil {
 			return err
 		}
 		prev := ledger.GenesisHash
 		for _, e := range events {
+			if drop(e.Seq) {
+				e.Evidence = ""
+			}
 			h, err := ledger.ComputeHash(prev, &e)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`UPDATE ledger_events SET evidence = '', prev_hash = $2, hash = $3 WHERE seq = $1`, e.Seq, prev, h); err != nil {
+			if _, err := tx.Exec(`UPDATE ledger_events SET evidence = $2, prev_hash = $3, hash = $4 WHERE seq = $1`, e.Seq, e.Evidence, prev, h); err != nil {
 				return err
 			}
 			prev = h
@@ -140,6 +149,20 @@ func rewriteWithoutEvidence(t testing.TB, db *store.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNoDowngradeToEventsWithoutEvidence: an event without a commitment
+// after one with a commitment is found, even when the chain was rewritten
+// around it, so evidence cannot be freed from the ledger by turning its
+// events back into the old format.
+func TestNoDowngradeToEventsWithoutEvidence(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		rewriteEvidence(t, db, func(seq int64) bool { return seq == 4 })
+		if rep := f.verify(t); rep.OK || rep.Problem.Code != ledger.ProblemEvidence || rep.Problem.Seq != 4 {
+			t.Fatalf("event 4 turned old-format: %+v %+v", rep, rep.Problem)
+		}
+	})
 }
 
 // TestEventsWithoutEvidenceStillVerify: a ledger written before events

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,11 +141,13 @@ func TestTamperingIsDetected(t *testing.T) {
 			var ref, prev string
 			f.db.Read.QueryRow(`SELECT ref FROM contacts WHERE id = $1`, f.ids[1]).Scan(&ref)
 			f.db.Read.QueryRow(`SELECT hash FROM ledger_head`).Scan(&prev)
+			// (An event without an evidence commitment would be caught
+			// sooner: TestNoDowngradeToEventsWithoutEvidence.)
 			e := &ledger.Event{Seq: 7, RecordedAt: time.Now().UTC().Truncate(time.Microsecond), Kind: ledger.KindConsent, ContactRef: ref,
-				PurposeID: "01930000-0000-7000-8000-000000000002", Value: "granted", PrevHash: prev}
+				PurposeID: "01930000-0000-7000-8000-000000000002", Value: "granted", PrevHash: prev, Evidence: strings.Repeat("ab", 32)}
 			h, _ := ledger.ComputeHash(prev, e)
-			exec(`INSERT INTO ledger_events (seq, recorded_at, kind, contact_ref, purpose_id, value, prev_hash, hash)
-				VALUES (7, $1, $2, $3, $4, $5, $6, $7)`, store.Micros(e.RecordedAt), e.Kind, ref, e.PurposeID, e.Value, prev, h)
+			exec(`INSERT INTO ledger_events (seq, recorded_at, kind, contact_ref, purpose_id, value, evidence, prev_hash, hash)
+				VALUES (7, $1, $2, $3, $4, $5, $6, $7, $8)`, store.Micros(e.RecordedAt), e.Kind, ref, e.PurposeID, e.Value, e.Evidence, prev, h)
 			exec(`UPDATE ledger_head SET seq = 7, hash = $1`, h)
 		}, ledger.ProblemState, 7},
 		{"change a current consent state", func(f *fixture, exec func(string, ...any)) {

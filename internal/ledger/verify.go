@@ -139,6 +139,7 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 	defer rows.Close()
 	state := map[string]*replayed{}
 	prev, want := GenesisHash, int64(1)
+	var committedSince int64 // the first event with an evidence commitment
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
@@ -157,6 +158,19 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 			if err != nil || h != e.Hash {
 				rep.Problem = &Problem{Code: ProblemHash, Seq: e.Seq,
 					Message: fmt.Sprintf("event %d was altered: its fields no longer give its hash", e.Seq)}
+				break
+			}
+			// Once one consent or opt-in event commits to its evidence,
+			// every later one does: an event without a commitment after
+			// that is an old-format event forged into a newer ledger.
+			if e.Kind == KindConsent || e.Kind == KindOptIn {
+				switch {
+				case e.Evidence != "" && committedSince == 0:
+					committedSince = e.Seq
+				case e.Evidence == "" && committedSince != 0:
+					rep.Problem = &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
+						Message: fmt.Sprintf("event %d has no evidence commitment, though every consent and opt-in event since event %d has one", e.Seq, committedSince)}
+				}
 			}
 		}
 		if rep.Problem != nil {
