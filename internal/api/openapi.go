@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/settings"
 )
 
@@ -98,6 +99,10 @@ var namedEnums = map[string][]string{
 	"campaign_opt_in_policy":  settings.Policies,
 	"role":                    auth.Roles,
 	"language":                i18n.Languages,
+	"request_kind":            requests.Kinds,
+	"request_channel":         requests.Channels,
+	"request_status":          requests.Statuses,
+	"kept_after_erasure":      settings.KeepableAfterErasure,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

@@ -40,6 +40,10 @@ const (
 	// still comparing every field the event holds in clear. The contact's
 	// state does not change.
 	KindEvidenceErased = "evidence_erased"
+	// KindRequest: a data subject request was received or moved on;
+	// RecordID is the request, Value its new status and Method its kind
+	// (access, erasure, ...). The contact's state does not change.
+	KindRequest = "request"
 )
 
 // GenesisHash is the previous hash of event 1.

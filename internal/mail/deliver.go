@@ -132,7 +132,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
 				ORDER BY run_at LIMIT $3)
-			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at`,
+			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at, to_address`,
 			now+d.Lease.Microseconds(), now, d.Batch, d.claimID())
 		if err != nil {
 			return fmt.Errorf("mail: claim: %w", err)
@@ -141,6 +141,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			c            claimed
 			contactID    sql.NullString
 			conversation string
+			fixedTo      string // a message to the operator's own address
 			links        []Link
 			badLinks     bool
 		}
@@ -151,7 +152,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			var created int64
 			r.c.env = &Envelope{From: d.From}
 			if err := rows.Scan(&r.c.env.OutboxID, &r.contactID, &r.c.kind, &r.c.env.Subject, &r.c.env.Text, &r.c.env.HTML,
-				&headers, &links, &r.conversation, &r.c.attempt, &created); err != nil {
+				&headers, &links, &r.conversation, &r.c.attempt, &created, &r.fixedTo); err != nil {
 				rows.Close()
 				return fmt.Errorf("mail: claim: %w", err)
 			}
@@ -192,6 +193,13 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		}
 		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
 		for _, r := range rs {
+			if !r.contactID.Valid && r.fixedTo != "" && r.c.kind == KindOperator && len(r.links) == 0 {
+				// To the operator, not to a contact: no contact's
+				// choices apply.
+				r.c.env.To = r.fixedTo
+				out = append(out, r.c)
+				continue
+			}
 			rc, exists := recipients[r.contactID.String]
 			reason := Gate(r.c.kind, Recipient{Exists: exists, State: rc,
 				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)

@@ -33,10 +33,11 @@ const (
 	KindAdHoc        = "adhoc"                // written by a user
 	KindReply        = "reply"                // a user's reply in a conversation
 	KindCampaign     = "campaign"             // marketing to many
+	KindOperator     = "operator"             // to the operator's own address (Message.To), e.g. a data subject request arrived
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign}
+var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign, KindOperator}
 
 // Outbox statuses.
 const (
@@ -50,14 +51,20 @@ const (
 // wakeTopic is the store signal that messages are waiting.
 const wakeTopic = "outbox"
 
-// Message is an email to queue for a contact.
+// Message is an email to queue for a contact, or, with To, for the
+// operator.
 type Message struct {
 	ContactID string
-	Kind      string
-	Language  string
-	Subject   string
-	Text      string
-	HTML      string
+	// To, for a message of KindOperator, is the address it goes to: one
+	// of the operator's own (the privacy address), not a contact's, so
+	// the contact gate does not apply. Such a message has no ContactID
+	// and no personal links.
+	To       string
+	Kind     string
+	Language string
+	Subject  string
+	Text     string
+	HTML     string
 	// Headers are added to the email as they are (List-Unsubscribe, say).
 	Headers map[string]string
 	// ConversationID, for a reply, is the conversation it answers.
@@ -107,6 +114,13 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	if len(m.Links) > 0 && m.ContactID == "" {
 		return "", fmt.Errorf("mail: a message with personal links needs a contact")
 	}
+	if (m.Kind == KindOperator) != (m.To != "") || (m.To != "" && m.ContactID != "") {
+		return "", fmt.Errorf("mail: a message to a fixed address is of kind %s and has no contact", KindOperator)
+	}
+	var contactID any = m.ContactID
+	if m.ContactID == "" {
+		contactID = nil
+	}
 	if m.Links == nil {
 		m.Links = []Link{}
 	}
@@ -122,8 +136,8 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	// (store.Tx.ExecLater): the caller gets the id it needs from here.
 	err = tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
 		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at)
-		VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12)`,
-		id, m.ContactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID, m.SubjectID, store.Micros(now))
+		VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12)`,
+		id, contactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID, m.SubjectID, store.Micros(now), m.To)
 	if err != nil {
 		return "", err
 	}

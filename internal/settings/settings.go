@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -40,6 +42,8 @@ const (
 	minUnsubscribeLinkDays     = 365
 	maxUnsubscribeLinkDays     = 3650
 	defaultUnsubscribeLinkDays = minUnsubscribeLinkDays
+	defaultRetentionGraceDays  = 30
+	maxErasureKeywords         = 20
 )
 
 // Policies lists the campaign opt-in policies, strictest first.
@@ -48,34 +52,52 @@ var Policies = []string{PolicyDoubleOnly, PolicyDoubleAndUser, PolicyDoubleUserA
 // Settings are the operator's choices. The zero value is never used: Get
 // fills in defaults.
 type Settings struct {
-	DoubleOptInReminderDays int    `json:"double_opt_in_reminder_days" doc:"days after a double opt-in email before a reminder is sent"`
-	DoubleOptInExpiryDays   int    `json:"double_opt_in_expiry_days" doc:"days after which an unconfirmed double opt-in invitation expires"`
-	RightToBeInformed       bool   `json:"right_to_be_informed" doc:"email each newly registered contact what is stored and why, with a link to their preferences page"`
-	CampaignOptInPolicy     string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
-	SoftBounceLimit         int    `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
-	PreferencesLinkHours    int    `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
-	UnsubscribeLinkDays     int    `json:"unsubscribe_link_days" doc:"how long the unsubscribe link of a marketing email keeps working, one-click included: 365 to 3650 days"`
-	DefaultLanguage         string `json:"default_language" enum:"@language" doc:"the language consent texts are written in; a new version of a consent text is in it, and a page or email in a language the version has no translation into shows it"`
+	DoubleOptInReminderDays int      `json:"double_opt_in_reminder_days" doc:"days after a double opt-in email before a reminder is sent"`
+	DoubleOptInExpiryDays   int      `json:"double_opt_in_expiry_days" doc:"days after which an unconfirmed double opt-in invitation expires"`
+	RightToBeInformed       bool     `json:"right_to_be_informed" doc:"email each newly registered contact what is stored and why, with a link to their preferences page"`
+	CampaignOptInPolicy     string   `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
+	SoftBounceLimit         int      `json:"soft_bounce_limit" doc:"soft bounces after which an address counts as bounced"`
+	PreferencesLinkHours    int      `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
+	UnsubscribeLinkDays     int      `json:"unsubscribe_link_days" doc:"how long the unsubscribe link of a marketing email keeps working, one-click included: 365 to 3650 days"`
+	DefaultLanguage         string   `json:"default_language" enum:"@language" doc:"the language consent texts are written in; a new version of a consent text is in it, and a page or email in a language the version has no translation into shows it"`
+	PrivacyAddress          string   `json:"privacy_address" doc:"the operator's privacy address: it is told of every data subject request, and requests emailed to it are read (empty: no one is told)"`
+	ErasureKeywords         []string `json:"erasure_keywords" doc:"words that make an email to the privacy address an erasure request when its subject holds one, in any case"`
+	RetentionGraceDays      int      `json:"retention_grace_days" doc:"days a contact stays flagged retention_due, for review, before retention erases them"`
+	KeptAfterErasure        []string `json:"kept_after_erasure" enum:"@kept_after_erasure" doc:"the core fields the operator marks non-identifying, kept in an erased contact's remainder (country, region)"`
 }
+
+// KeepableAfterErasure are the core fields an operator may keep in an
+// erased contact's remainder: coarse enough, alone, to identify no one.
+var KeepableAfterErasure = []string{"country", "region"}
+
+// DefaultErasureKeywords are the subject words, in English, Dutch and
+// Swedish, that make an email an erasure request.
+var DefaultErasureKeywords = []string{"DELETE", "ERASE", "VERWIJDER", "RADERA"}
 
 // Defaults are the settings of a new installation.
 func Defaults() Settings {
 	return Settings{DoubleOptInReminderDays: defaultReminderDays, DoubleOptInExpiryDays: defaultExpiryDays,
 		RightToBeInformed: defaultRightToBeInformed, CampaignOptInPolicy: defaultCampaignOptInPolicy,
 		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours,
-		UnsubscribeLinkDays: defaultUnsubscribeLinkDays, DefaultLanguage: i18n.Languages[0]}
+		UnsubscribeLinkDays: defaultUnsubscribeLinkDays, DefaultLanguage: i18n.Languages[0],
+		ErasureKeywords: slices.Clone(DefaultErasureKeywords), RetentionGraceDays: defaultRetentionGraceDays,
+		KeptAfterErasure: []string{}}
 }
 
 // Patch changes some settings; nil fields stay as they are.
 type Patch struct {
-	DoubleOptInReminderDays *int    `json:"double_opt_in_reminder_days"`
-	DoubleOptInExpiryDays   *int    `json:"double_opt_in_expiry_days"`
-	RightToBeInformed       *bool   `json:"right_to_be_informed"`
-	CampaignOptInPolicy     *string `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
-	SoftBounceLimit         *int    `json:"soft_bounce_limit"`
-	PreferencesLinkHours    *int    `json:"preferences_link_hours"`
-	UnsubscribeLinkDays     *int    `json:"unsubscribe_link_days"`
-	DefaultLanguage         *string `json:"default_language" enum:"@language"`
+	DoubleOptInReminderDays *int      `json:"double_opt_in_reminder_days"`
+	DoubleOptInExpiryDays   *int      `json:"double_opt_in_expiry_days"`
+	RightToBeInformed       *bool     `json:"right_to_be_informed"`
+	CampaignOptInPolicy     *string   `json:"campaign_opt_in_policy" enum:"@campaign_opt_in_policy"`
+	SoftBounceLimit         *int      `json:"soft_bounce_limit"`
+	PreferencesLinkHours    *int      `json:"preferences_link_hours"`
+	UnsubscribeLinkDays     *int      `json:"unsubscribe_link_days"`
+	DefaultLanguage         *string   `json:"default_language" enum:"@language"`
+	PrivacyAddress          *string   `json:"privacy_address"`
+	ErasureKeywords         *[]string `json:"erasure_keywords"`
+	RetentionGraceDays      *int      `json:"retention_grace_days"`
+	KeptAfterErasure        *[]string `json:"kept_after_erasure" enum:"@kept_after_erasure"`
 }
 
 // Get returns the current settings, with defaults for any never set.
@@ -172,6 +194,12 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 			}
 			s.DefaultLanguage = *v
 		}
+		if err := days("retention_grace_days", p.RetentionGraceDays, &s.RetentionGraceDays, 0); err != nil {
+			return err
+		}
+		if err := p.applyErasure(&s); err != nil {
+			return err
+		}
 		if p.RightToBeInformed != nil {
 			s.RightToBeInformed = *p.RightToBeInformed
 		}
@@ -210,4 +238,47 @@ func CampaignStatuses(policy string) []string {
 		return []string{contactstate.DoubleOptIn, contactstate.SingleOptInUser, contactstate.SingleOptInWebform}
 	}
 	return []string{contactstate.DoubleOptIn}
+}
+
+// applyErasure checks and applies the data subject rights settings.
+func (p *Patch) applyErasure(s *Settings) error {
+	if v := p.PrivacyAddress; v != nil {
+		a := strings.TrimSpace(*v)
+		if a != "" {
+			addr, err := mail.ParseAddress(a)
+			if err != nil || addr.Name != "" || addr.Address != a || len(a) > 254 {
+				return errs.Invalid("privacy_address", "must be a plain email address such as privacy@example.com, or empty")
+			}
+		}
+		s.PrivacyAddress = a
+	}
+	if v := p.ErasureKeywords; v != nil {
+		if len(*v) == 0 || len(*v) > maxErasureKeywords {
+			return errs.Invalid("erasure_keywords", "must hold 1 to %d words", maxErasureKeywords)
+		}
+		out := make([]string, 0, len(*v))
+		for _, w := range *v {
+			w = strings.ToUpper(strings.TrimSpace(w))
+			if w == "" || len(w) > 40 || strings.ContainsFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' }) {
+				return errs.Invalid("erasure_keywords", "each word must be 1 to 40 letters, digits or hyphens, got %q", w)
+			}
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+		s.ErasureKeywords = out
+	}
+	if v := p.KeptAfterErasure; v != nil {
+		out := []string{}
+		for _, f := range *v {
+			if !slices.Contains(KeepableAfterErasure, f) {
+				return errs.Invalid("kept_after_erasure", "may name only %s, got %q", strings.Join(KeepableAfterErasure, " and "), f)
+			}
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+		s.KeptAfterErasure = out
+	}
+	return nil
 }
