@@ -99,6 +99,7 @@ var namedEnums = map[string][]string{
 	"campaign_opt_in_policy":  settings.Policies,
 	"role":                    auth.Roles,
 	"language":                i18n.Languages,
+	"retention_action":        consent.RetentionActions,
 	"request_kind":            requests.Kinds,
 	"request_channel":         requests.Channels,
 	"request_status":          requests.Statuses,

@@ -24,6 +24,7 @@ type Purpose struct {
 	LegalBasis      string `json:"legal_basis" enum:"@legal_basis"`
 	Description     string `json:"description"`
 	RetentionDays   int    `json:"retention_days" doc:"how long data kept for this purpose may be kept, in days; 0 means no fixed period"`
+	RetentionAction string `json:"retention_action" enum:"@retention_action" doc:"what retention does once the period has passed for every purpose of a contact: erase (personal data erased, the consent records kept as proof) or anonymise (the record and its history removed too)"`
 	DefaultSelected bool   `json:"default_selected" doc:"whether the preferences page lists \"Yes\" before \"No\" for this purpose; no answer is ever preselected (R12), and webforms ignore it"`
 	MarketingEmail  bool   `json:"marketing_email" doc:"the purpose governs marketing email: a contact's own opt-out (unsubscribe, preferences page) withdraws their consent to it"`
 	TextVersion     int    `json:"text_version" doc:"the current consent text version"`
@@ -55,6 +56,7 @@ type PurposeInput struct {
 	LegalBasis      *string `json:"legal_basis" enum:"@legal_basis"`
 	Description     *string `json:"description"`
 	RetentionDays   *int    `json:"retention_days"`
+	RetentionAction *string `json:"retention_action" enum:"@retention_action"`
 	DefaultSelected *bool   `json:"default_selected"`
 	MarketingEmail  *bool   `json:"marketing_email"`
 	Text            *string `json:"text" doc:"a changed text becomes a new version, in the operator's default language and with no translations"`
@@ -109,6 +111,9 @@ func (in *PurposeInput) validate(create bool) error {
 	if in.RetentionDays != nil && (*in.RetentionDays < 0 || *in.RetentionDays > 36500) {
 		return errs.Invalid("retention_days", "must be between 0 (no fixed period) and 36500")
 	}
+	if in.RetentionAction != nil && !validOneOf(*in.RetentionAction, RetentionActions) {
+		return errs.Invalid("retention_action", "must be one of %s", strings.Join(RetentionActions, ", "))
+	}
 	return errs.TrimText("text", in.Text, 10000)
 }
 
@@ -127,6 +132,9 @@ func (in *PurposeInput) mergeInto(p *Purpose) {
 	if in.RetentionDays != nil {
 		p.RetentionDays = *in.RetentionDays
 	}
+	if in.RetentionAction != nil {
+		p.RetentionAction = *in.RetentionAction
+	}
 	if in.DefaultSelected != nil {
 		p.DefaultSelected = *in.DefaultSelected
 	}
@@ -141,7 +149,7 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 		return nil, err
 	}
 	now := s.now()
-	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Text: *in.Text, TextVersion: 1, CreatedAt: now, UpdatedAt: now}
+	p := &Purpose{ID: uuid.Must(uuid.NewV7()).String(), Text: *in.Text, TextVersion: 1, RetentionAction: RetentionErase, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(p)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		st, err := settings.InTx(tx)
@@ -150,9 +158,9 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 		}
 		p.TextLanguage = st.DefaultLanguage
 		_, err = tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected,
-			marketing_email, current_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)`,
+			marketing_email, current_version, created_at, updated_at, retention_action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10)`,
 			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.MarketingEmail,
-			store.Micros(now))
+			store.Micros(now), p.RetentionAction)
 		if store.IsUniqueViolation(err) {
 			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
 		}
@@ -210,9 +218,9 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 		p.UpdatedAt = now
 		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
 		_, err = tx.Exec(`UPDATE purposes SET name = $2, name_key = $3, legal_basis = $4, description = $5, retention_days = $6,
-			default_selected = $7, current_version = $8, updated_at = $9, marketing_email = $10 WHERE id = $1`,
+			default_selected = $7, current_version = $8, updated_at = $9, marketing_email = $10, retention_action = $11 WHERE id = $1`,
 			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.TextVersion,
-			store.Micros(now), p.MarketingEmail)
+			store.Micros(now), p.MarketingEmail, p.RetentionAction)
 		if store.IsUniqueViolation(err) {
 			return errs.Conflict("purpose_name_taken", "name", "a purpose named %q already exists", p.Name)
 		}
@@ -225,7 +233,7 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 	return out, err
 }
 
-const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.default_selected, p.marketing_email,
+const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.retention_days, p.retention_action, p.default_selected, p.marketing_email,
 	p.current_version, t.text, t.language, p.created_at, p.updated_at
 	FROM purposes p JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version`
 
@@ -233,7 +241,7 @@ const purposeSelect = `SELECT p.id, p.name, p.legal_basis, p.description, p.rete
 func scanPurpose(row store.Scanner) (*Purpose, error) {
 	var p Purpose
 	var created, updated int64
-	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.DefaultSelected, &p.MarketingEmail,
+	err := row.Scan(&p.ID, &p.Name, &p.LegalBasis, &p.Description, &p.RetentionDays, &p.RetentionAction, &p.DefaultSelected, &p.MarketingEmail,
 		&p.TextVersion, &p.Text, &p.TextLanguage, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("purpose", "purpose")

@@ -35,6 +35,23 @@ const (
 // RecordStates are the states a consent record can have.
 var RecordStates = []string{StateGranted, StateWithdrawn}
 
+// Retention actions, chosen per purpose: what happens to a contact once
+// every purpose they have a record for has passed its retention period
+// (package retention).
+const (
+	// RetentionErase erases the personal data and keeps the
+	// non-identifying remainder with the consent records, as an erasure
+	// request does.
+	RetentionErase = "erase"
+	// RetentionAnonymise removes the record and its history too: what
+	// stays is the ledger's events under a reference nothing links to
+	// anyone any more, the suppression entry and the erasure log.
+	RetentionAnonymise = "anonymise"
+)
+
+// RetentionActions lists the retention actions.
+var RetentionActions = []string{RetentionErase, RetentionAnonymise}
+
 // Actor kinds: who made a change.
 const (
 	ActorUser     = "user"

@@ -219,3 +219,32 @@ func MarkErasedTx(tx *store.Tx, id string, now time.Time) error {
 	}
 	return nil
 }
+
+// SetRetentionDueTx flags the contacts in ids as due for retention (every
+// purpose has passed its retention period), keeping the time a contact was
+// first flagged: the grace period counts from it. Flagging is derived
+// state, so the row's updated_at stays.
+func SetRetentionDueTx(tx *store.Tx, ids []string, now time.Time) error {
+	return retentionDue(tx, ids, "$1", `retention_due_at IS NULL`, store.Micros(now))
+}
+
+// ClearRetentionDueTx takes the retention flag off the contacts in ids: a
+// new consent, a hold or a longer period made them no longer due.
+func ClearRetentionDueTx(tx *store.Tx, ids []string) error {
+	return retentionDue(tx, ids, "NULL", `retention_due_at IS NOT NULL`)
+}
+
+func retentionDue(tx *store.Tx, ids []string, value, unless string, args ...any) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	first := len(args) - len(ids) + 1
+	if _, err := tx.Exec(`UPDATE contacts SET retention_due_at = `+value+` WHERE `+unless+` AND id IN (`+
+		store.Placeholders(first, len(ids))+`)`, args...); err != nil {
+		return fmt.Errorf("contactstate: retention flag: %w", err)
+	}
+	return nil
+}

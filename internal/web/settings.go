@@ -205,7 +205,7 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	f := r.PostForm
 	in := consent.PurposeInput{Name: formText(f, "name"), LegalBasis: formText(f, "legal_basis"), Description: formText(f, "description"),
-		RetentionDays: formInt(f, "retention_days"), DefaultSelected: formBool(f, "default_selected"), Text: formText(f, "text")}
+		RetentionDays: formInt(f, "retention_days"), RetentionAction: formText(f, "retention_action"), DefaultSelected: formBool(f, "default_selected"), Text: formText(f, "text")}
 	id := r.PathValue("id")
 	if id == "" {
 		p, err := s.Consent.CreatePurpose(r.Context(), in)
