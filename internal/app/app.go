@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
@@ -42,6 +43,7 @@ type App struct {
 	OptIn     *optin.Service
 	Lists     *lists.Service
 	Prefs     *preferences.Service
+	Retention *retention.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	API       *api.Server
@@ -153,9 +155,10 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
+	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now}
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
-		Prefs: a.Prefs, Tokens: a.Tokens,
+		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention,
 		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)

@@ -61,6 +61,10 @@ type Contact struct {
 	// ErasureRequestedAt is when the contact asked for their data to be
 	// erased (R10).
 	ErasureRequestedAt *time.Time `json:"erasure_requested_at,omitempty" doc:"when the contact asked for their data to be erased"`
+	// RetentionDueAt is when every purpose of the contact had passed its
+	// retention period (package retention); retention erases them once
+	// the grace period has passed.
+	RetentionDueAt *time.Time `json:"retention_due_at,omitempty" doc:"when every purpose of the contact had passed its retention period; the contact is erased after the grace period unless that changes"`
 }
 
 func optionalTime(v sql.NullInt64) *time.Time {
@@ -338,23 +342,23 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability FROM contacts c`
+	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
-	var stopped, erasure sql.NullInt64
+	var stopped, erasure, retentionDue sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
-		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability)
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("contact: read: %w", err)
 	}
-	c.ProcessingStoppedAt, c.ErasureRequestedAt = optionalTime(stopped), optionalTime(erasure)
+	c.ProcessingStoppedAt, c.ErasureRequestedAt, c.RetentionDueAt = optionalTime(stopped), optionalTime(erasure), optionalTime(retentionDue)
 	c.Fields = map[string]any{}
 	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
 		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)

@@ -32,6 +32,25 @@ type Eraser func(tx *store.Tx, contactID, action, rule string, now time.Time) er
 // Rule is what the erasure log names as the cause of a retention erasure.
 const Rule = "retention"
 
+// RunInterval is how often the scheduled job flags and erases.
+const RunInterval = time.Hour
+
+// Job is the name of the scheduled job that flags due contacts and erases
+// those whose grace period has passed.
+const Job = "retention"
+
+// FlagAndRun is the scheduled job's work: flag, then erase what is due.
+func (s *Service) FlagAndRun(ctx context.Context) error {
+	if _, _, err := s.Flag(ctx); err != nil {
+		return err
+	}
+	n, err := s.Run(ctx)
+	if n > 0 && s.Log != nil {
+		s.Log.Info("retention erased contacts", "contacts", n)
+	}
+	return err
+}
+
 // Service flags and erases due contacts.
 type Service struct {
 	DB    *store.DB

@@ -33,6 +33,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -57,8 +58,10 @@ type Server struct {
 	Lists    *lists.Service
 	Prefs    *preferences.Service
 	Tokens   *auth.Tokens
-	Log      *slog.Logger
-	IPs      clientip.Resolver
+	// Retention flags and erases contacts past their retention periods.
+	Retention *retention.Service
+	Log       *slog.Logger
+	IPs       clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
