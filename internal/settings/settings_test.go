@@ -1,0 +1,63 @@
+package settings_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestDataSubjectRightsSettings: the privacy address, the erasure keywords,
+// the fields kept after erasure and the retention grace period are
+// checked, normalised and stored; a bad value names its field and changes
+// nothing.
+func TestDataSubjectRightsSettings(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		def, err := settings.Get(ctx, db.Read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if def.PrivacyAddress != "" || !slices.Equal(def.ErasureKeywords, settings.DefaultErasureKeywords) || def.RetentionGraceDays != 30 ||
+			len(def.KeptAfterErasure) != 0 {
+			t.Fatalf("defaults: %+v", def)
+		}
+		for _, bad := range []struct {
+			p     settings.Patch
+			field string
+		}{
+			{settings.Patch{PrivacyAddress: ptr("Privacy <privacy@example.com>")}, "privacy_address"},
+			{settings.Patch{PrivacyAddress: ptr("not an address")}, "privacy_address"},
+			{settings.Patch{ErasureKeywords: &[]string{}}, "erasure_keywords"},
+			{settings.Patch{ErasureKeywords: &[]string{"DELETE", "two words"}}, "erasure_keywords"},
+			{settings.Patch{KeptAfterErasure: &[]string{"country", "email"}}, "kept_after_erasure"},
+			{settings.Patch{RetentionGraceDays: ptr(-1)}, "retention_grace_days"},
+			{settings.Patch{RetentionGraceDays: ptr(366)}, "retention_grace_days"},
+		} {
+			_, err := settings.Update(ctx, db, bad.p, time.Now())
+			if e := errs.As(err); e == nil || e.Field != bad.field {
+				t.Errorf("%+v: want an error on %s, got %v", bad.p, bad.field, err)
+			}
+		}
+		if got, err := settings.Get(ctx, db.Read); err != nil || got.PrivacyAddress != "" {
+			t.Fatalf("a refused change was stored: %+v %v", got, err)
+		}
+		got, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr(" privacy@example.com "),
+			ErasureKeywords: &[]string{"delete", "Radera", "DELETE", "glöm"}, KeptAfterErasure: &[]string{"region", "region"},
+			RetentionGraceDays: ptr(0)}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.PrivacyAddress != "privacy@example.com" || !slices.Equal(got.ErasureKeywords, []string{"DELETE", "RADERA", "GLÖM"}) ||
+			!slices.Equal(got.KeptAfterErasure, []string{"region"}) || got.RetentionGraceDays != 0 {
+			t.Fatalf("stored: %+v", got)
+		}
+	})
+}
