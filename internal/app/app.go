@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/web"
@@ -110,7 +111,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
-		BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender())}
 
 	var transport mail.Transport = &mail.Mailbox{DB: db, Now: time.Now}
 	if cfg.SMTPURL != "" {

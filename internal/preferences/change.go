@@ -6,17 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -42,6 +45,10 @@ type Form struct {
 	// Stop and Erase are the buttons, each a change of its own.
 	Stop  bool
 	Erase bool
+	// Correct is the "Correct my details" form, a change of its own;
+	// Profile holds its fields as posted, by core field name.
+	Correct bool
+	Profile map[string]string
 }
 
 // Change is exactly what the contact asked for and will confirm: only what
@@ -52,6 +59,14 @@ type Change struct {
 	Consents       []ConsentChange `json:"consents,omitempty"`
 	StopProcessing bool            `json:"stop_processing,omitempty"`
 	Erasure        bool            `json:"erasure,omitempty"`
+	// Profile are corrections of the contact's own details (GDPR Art. 16).
+	Profile []Correction `json:"profile,omitempty"`
+}
+
+// Correction sets one core field to a new value ("" removes it).
+type Correction struct {
+	Field string `json:"field"`
+	Value string `json:"value"`
 }
 
 // ListChange subscribes to or unsubscribes from one list.
@@ -75,7 +90,7 @@ type ConsentChange struct {
 
 // Empty reports whether the change changes nothing.
 func (c *Change) Empty() bool {
-	return !c.OptOut && len(c.Lists) == 0 && len(c.Consents) == 0 && !c.StopProcessing && !c.Erasure
+	return !c.OptOut && len(c.Lists) == 0 && len(c.Consents) == 0 && !c.StopProcessing && !c.Erasure && len(c.Profile) == 0
 }
 
 // Diff turns the submitted form into the change it asks for against the page
@@ -83,6 +98,9 @@ func (c *Change) Empty() bool {
 // the field named, so nothing can be changed that the contact could not see.
 func (p *Page) Diff(f Form) (*Change, error) {
 	c := &Change{}
+	if f.Correct {
+		return p.corrections(f.Profile)
+	}
 	if f.Stop || f.Erase {
 		if f.Stop {
 			if !p.Full || !p.AllowStop {
@@ -146,6 +164,37 @@ func (p *Page) Diff(f Form) (*Change, error) {
 	for id := range f.Consents {
 		if !asked[id] {
 			return nil, errs.Invalid("consent."+id, "is not a consent on this page")
+		}
+	}
+	return c, nil
+}
+
+// corrections turns the posted "Correct my details" form into the fields
+// that differ from what is on file, each checked as it would be stored. A
+// field the page does not offer for correction is refused, named.
+func (p *Page) corrections(posted map[string]string) (*Change, error) {
+	if !p.Full {
+		return nil, errs.Invalid("profile", "is not offered")
+	}
+	c := &Change{}
+	offered := map[string]bool{}
+	for _, f := range contact.CorrectableFields() {
+		offered[f.Name] = true
+		v, ok := posted[f.Name]
+		if !ok {
+			continue
+		}
+		norm, err := contact.CheckCorrection(f.Name, v)
+		if err != nil {
+			return nil, err
+		}
+		if norm != f.Value(p.Contact) {
+			c.Profile = append(c.Profile, Correction{Field: f.Name, Value: norm})
+		}
+	}
+	for name := range posted {
+		if !offered[name] {
+			return nil, errs.Invalid("profile."+name, "is not a detail you can correct here")
 		}
 	}
 	return c, nil
@@ -253,6 +302,14 @@ func (c *Change) Lines(lang string) []string {
 	}
 	if c.OptOut {
 		out = append(out, i18n.T(lang, "prefs.line.opt_out"))
+	}
+	for _, pc := range c.Profile {
+		label := i18n.T(lang, "prefs.field."+pc.Field)
+		if pc.Value == "" {
+			out = append(out, i18n.T(lang, "prefs.line.profile_remove", label))
+		} else {
+			out = append(out, i18n.T(lang, "prefs.line.profile", label, pc.Value))
+		}
 	}
 	for _, l := range c.Lists {
 		out = append(out, i18n.T(lang, "prefs.line.list_"+l.Status, l.Name))
@@ -417,7 +474,34 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 			return err
 		}
 	}
+	if len(p.Change.Profile) > 0 {
+		return s.correct(tx, p, actor, now)
+	}
 	return nil
+}
+
+// correct applies the contact's corrections and records them as a
+// rectification request, done at once: the contact confirmed it by the
+// link, and the operator sees that it happened and when.
+func (s *Service) correct(tx *store.Tx, p *Pending, actor consent.Actor, now time.Time) error {
+	values := make(map[string]string, len(p.Change.Profile))
+	fields := make([]string, 0, len(p.Change.Profile))
+	for _, pc := range p.Change.Profile {
+		values[pc.Field] = pc.Value
+		fields = append(fields, pc.Field)
+	}
+	if err := s.Contacts.CorrectTx(tx, p.ContactID, values, now); err != nil {
+		return err
+	}
+	r, err := requests.CreateTx(tx, requests.New{Kind: requests.KindRectification, Channel: requests.ChannelPreferences,
+		ContactID: p.ContactID, Verified: true, Actor: actor,
+		Note: "Corrected by the contact on the preferences page: " + strings.Join(fields, ", ") + "."}, s.Notify, now)
+	if err != nil {
+		return err
+	}
+	done := requests.StatusDone
+	_, err = requests.UpdateTx(tx, r.ID, requests.Change{Status: &done}, actor, now)
+	return err
 }
 
 // ChangeEntry is a change asked for on the page, for the operator.

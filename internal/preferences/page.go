@@ -9,6 +9,7 @@ package preferences
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -33,6 +35,9 @@ type Service struct {
 	BaseURL  string
 	Sender   string
 	Mail     *mail.Templates // renders the access, link and confirmation emails
+	// Notify tells the operator of the requests the page records
+	// (requests.NotifyOperator); nil tells no one.
+	Notify requests.Notifier
 }
 
 // Page is what one contact sees on their preferences page.
@@ -55,6 +60,25 @@ type Page struct {
 	AllowErasure      bool
 	Statement         string
 	Policies          []Link
+	// Data is the personal data held about the contact, sensitive values
+	// masked (GDPR Art. 15); Correctable the details they may correct
+	// themselves (Art. 16). Both are empty on a page that is not Full.
+	Data        []DataItem
+	Correctable []CorrectableItem
+}
+
+// DataItem is one piece of personal data shown to the contact: a core
+// field (Name set, labelled in the page's language) or a custom field
+// (Label, the operator's words).
+type DataItem struct {
+	Name, Label, Value string
+}
+
+// CorrectableItem is a core field the contact may correct, with its value
+// and the form input's attributes.
+type CorrectableItem struct {
+	Name, Value, InputType, Autocomplete string
+	MaxLength                            int
 }
 
 // ListChoice is a public list with the contact's subscription.
@@ -145,6 +169,9 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 	if !p.Full {
 		return p, nil
 	}
+	if err := s.addData(ctx, p); err != nil {
+		return nil, err
+	}
 	storage, err := s.storageFields(ctx)
 	if err != nil {
 		return nil, err
@@ -203,6 +230,33 @@ func (s *Service) matches(ctx context.Context, src string, subject *filter.Subje
 
 // storageFields maps purpose ids to the labels of the fields whose storage
 // they cover.
+// dataFields are the core fields the page shows the contact.
+var dataFields = []string{"email", "first_name", "last_name", "phone", "country", "region", "language"}
+
+// addData fills in the personal data the page shows and the details the
+// contact may correct. Custom fields come in the order they were defined;
+// sensitive ones are masked (Contact is read masked).
+func (s *Service) addData(ctx context.Context, p *Page) error {
+	for _, name := range dataFields {
+		f, _ := contact.LookupCoreField(name)
+		p.Data = append(p.Data, DataItem{Name: name, Value: f.Value(p.Contact)})
+	}
+	defs, err := s.Contacts.Fields(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if v, ok := p.Contact.Fields[d.Name]; ok {
+			p.Data = append(p.Data, DataItem{Label: d.Label, Value: fmt.Sprint(v)})
+		}
+	}
+	for _, f := range contact.CorrectableFields() {
+		p.Correctable = append(p.Correctable, CorrectableItem{Name: f.Name, Value: f.Value(p.Contact), InputType: f.InputType,
+			Autocomplete: f.Autocomplete, MaxLength: f.MaxLength})
+	}
+	return nil
+}
+
 func (s *Service) storageFields(ctx context.Context) (map[string][]string, error) {
 	defs, err := s.Contacts.Fields(ctx)
 	if err != nil {

@@ -143,6 +143,9 @@ func placeErrors(p *preferences.Page, fieldErrs map[string]string) map[string]st
 	for _, c := range p.Consents {
 		shown["consent."+c.PurposeID] = true
 	}
+	for _, c := range p.Correctable {
+		shown["profile."+c.Name] = true
+	}
 	out := map[string]string{}
 	for k, v := range fieldErrs {
 		if !shown[k] {
@@ -165,7 +168,12 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	f := preferences.Form{OptOut: r.PostForm.Get("optout") == "1", Shown: map[string]bool{}, Lists: map[string]bool{},
 		Consents: map[string]string{}, Versions: map[string]int{}, Stop: r.PostForm.Get("action") == "stop",
-		Erase: r.PostForm.Get("action") == "erase"}
+		Erase: r.PostForm.Get("action") == "erase", Correct: r.PostForm.Get("action") == "correct", Profile: map[string]string{}}
+	for k, v := range r.PostForm {
+		if field, ok := strings.CutPrefix(k, "profile."); ok && len(v) > 0 && f.Correct {
+			f.Profile[field] = v[0]
+		}
+	}
 	for _, l := range r.PostForm["shown"] {
 		f.Shown[l] = true
 	}
