@@ -117,12 +117,14 @@ func TestAdminInABrowser(t *testing.T) {
 	pages := map[string]string{"/admin/": "Dashboard", "/admin/contacts": "Contacts", "/admin/users": "Users", "/admin/contacts/new": "New contact",
 		"/admin/contacts/" + ids[0]: "", "/admin/settings": "Settings", "/admin/settings/purposes": "Purposes", "/admin/settings/fields": "Fields",
 		"/admin/settings/preferences-page": "Preferences page", "/admin/settings/tokens": "API tokens", "/admin/outbox": "Outbox",
-		"/admin/access-log": "Access log", "/admin/ledger": "Consent ledger"}
+		"/admin/access-log": "Access log", "/admin/ledger": "Consent ledger", "/admin/retention": "Retention"}
+	do(chromedp.EmulateViewport(1280, 900))
 	for path, h1 := range pages {
 		do(chromedp.Navigate(e.srv.URL + path))
 		if got := text("h1"); h1 != "" && got != h1 {
 			t.Fatalf("%s shows %q", path, got)
 		}
+		browsertest.Axe(t, browser, path+" at 1280 px")
 	}
 	// At a phone's width no page scrolls sideways: wide tables scroll in
 	// their own box.
@@ -136,5 +138,6 @@ func TestAdminInABrowser(t *testing.T) {
 		if !fits {
 			t.Errorf("%s is wider than a phone's screen", path)
 		}
+		browsertest.Axe(t, browser, path+" at 375 px")
 	}
 }

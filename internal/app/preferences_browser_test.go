@@ -59,6 +59,7 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 			if location != e.srv.URL+"/p" || text("h1") != tc.title {
 				t.Fatalf("after opening the link: %s, %q", location, text("h1"))
 			}
+			browsertest.Axe(t, browser, "the preferences page")
 			if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS("#c-"+card+"-no")), chromedp.Click(chromedp.CSS("#save")),
 				chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`))); err != nil {
 				t.Fatal(err)
@@ -101,6 +102,7 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 			if err != nil || !fits {
 				t.Fatalf("the preferences page is wider than a phone (%v)", err)
 			}
+			browsertest.Axe(t, browser, "the preferences page at 360 px")
 		})
 	}
 }
