@@ -171,7 +171,9 @@ func FuzzOneClick(f *testing.F) {
 func FuzzPreferencesPost(f *testing.F) {
 	fs := newFuzzSite(f)
 	for _, seed := range []string{"action=save&optout=1", "action=stop", "action=erase", "consent.01930000-0000-7000-8000-000000000002=withdrawn&v.01930000-0000-7000-8000-000000000002=1",
-		"consent.01930000-0000-7000-8000-000000000002=granted&v.01930000-0000-7000-8000-000000000002=99", "list=x", "consent.=&v.=", "%", "optout=1&list=" + strings.Repeat("z", 300), ""} {
+		"consent.01930000-0000-7000-8000-000000000002=granted&v.01930000-0000-7000-8000-000000000002=99", "list=x", "consent.=&v.=", "%", "optout=1&list=" + strings.Repeat("z", 300), "",
+		"action=correct&profile.first_name=Kim&profile.country=se", "action=correct&profile.email=x%40y.z", "action=correct&profile.phone=%0a",
+		"action=correct&profile.=&profile.last_name=" + strings.Repeat("é", 300)} {
 		f.Add(seed)
 	}
 	session := fs.links[auth.PurposePreferencesSession]
