@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/vault/vaulttest"
@@ -67,7 +68,7 @@ func fuzzTargets(f *testing.F) []*fuzzTarget {
 		if err != nil {
 			f.Fatal(err)
 		}
-		out = append(out, &fuzzTarget{db: db, srv: New(&Server{DB: db, Consent: cs, Contacts: people, Tokens: tokens}),
+		out = append(out, &fuzzTarget{db: db, srv: New(&Server{DB: db, Consent: cs, Contacts: people, Tokens: tokens, Requests: &requests.Service{DB: db}}),
 			secret: secret, seedID: seed.ID})
 	}
 	return out
@@ -112,7 +113,7 @@ func (ft *fuzzTarget) send(t *testing.T, method, target, body string) int {
 func FuzzWriteRoutes(f *testing.F) {
 	targets := fuzzTargets(f)
 	routes := []string{"/api/v1/contacts", "/api/v1/contacts/{seed}/consents", "/api/v1/contacts/{seed}/opt-in",
-		"/api/v1/purposes", "/api/v1/sources", "/api/v1/fields", "/api/v1/contacts/count"}
+		"/api/v1/purposes", "/api/v1/sources", "/api/v1/fields", "/api/v1/contacts/count", "/api/v1/requests"}
 	for _, s := range []string{
 		`{"email":"anna@example.com","kind":"lead"}`,
 		`{"email":"b@example.com","opt_in_status":"single_opt_in_user","consents":[{"purpose":"E-marketing","state":"granted","source":"web form"}]}`,
@@ -120,6 +121,7 @@ func FuzzWriteRoutes(f *testing.F) {
 		`{"purpose":"E-marketing","state":"granted","source":"API","evidence":{"method":"import","ip":"192.0.2.1"}}`,
 		`{"status":"opt_out_user"}`, `{"status":"double_opt_in"}`, `{"filter":"region == \"EU\""}`,
 		`{"name":"Share with partners","legal_basis":"consent","text":"Yes"}`, `{"email":"n@example.com","first_name":"a\u0000b"}`,
+		`{"kind":"erasure","contact_id":"{seed}","note":"by phone"}`, `{"kind":"access","address":"a@example.com"}`,
 		`{"name":"score","type":"number"}`, `{"email":"x@example.com","fields":{"score":"x"}}`, `{"name":"x\u0000y"}`,
 		`{`, `[]`, `null`, `{"email":1}`, `{"email":"a@example.com"} trailing`, "",
 	} {
@@ -131,6 +133,7 @@ func FuzzWriteRoutes(f *testing.F) {
 		for _, ft := range targets {
 			before := ft.counts(t)
 			path := strings.ReplaceAll(routes[int(route)%len(routes)], "{seed}", ft.seedID)
+			body := strings.ReplaceAll(body, "{seed}", ft.seedID)
 			if code := ft.send(t, "POST", path, body); code >= 400 {
 				if after := ft.counts(t); after != before {
 					t.Fatalf("%s: refused request (%d) changed counts %v -> %v: %q", ft.db.Dialect, code, before, after, body)
@@ -153,11 +156,14 @@ func FuzzPathsAndQueries(f *testing.F) {
 		for _, ft := range targets {
 			for _, target := range []string{"/api/v1/contacts/" + esc, "/api/v1/contacts/" + esc + "/consents", "/api/v1/purposes/" + esc,
 				"/api/v1/purposes/" + esc + "/texts", "/api/v1/fields/" + esc, "/api/v1/contacts?after=" + q,
-				"/api/v1/contacts?email=" + q, "/api/v1/contacts?filter=" + q, "/api/v1/contacts?limit=" + q} {
+				"/api/v1/contacts?email=" + q, "/api/v1/contacts?filter=" + q, "/api/v1/contacts?limit=" + q,
+				"/api/v1/requests/" + esc, "/api/v1/requests?kind=" + q + "&status=" + q, "/api/v1/requests?contact=" + q + "&open=" + q,
+				"/api/v1/requests?offset=" + q} {
 				ft.send(t, "GET", target, "")
 			}
 			ft.send(t, "DELETE", "/api/v1/contacts/"+esc, "")
 			ft.send(t, "PATCH", "/api/v1/sources/"+esc, `{"active":true}`)
+			ft.send(t, "PATCH", "/api/v1/requests/"+esc, `{"status":"done"}`)
 		}
 	})
 }

@@ -52,13 +52,15 @@ const (
 	PermUsers Permission = "users"
 	// PermDelete: delete a contact with their consent records.
 	PermDelete Permission = "delete_contacts"
+	// PermRequests: see and handle data subject requests.
+	PermRequests Permission = "requests"
 )
 
 // permissions is the permission table: what each role may do. Only billing
 // and admin may reveal sensitive values (SPEC: who uses it).
 var permissions = map[string][]Permission{
-	RoleAdmin:          {PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers},
-	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermDelete, PermSettings, PermAudit},
+	RoleAdmin:          {PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests},
+	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermDelete, PermSettings, PermAudit, PermRequests},
 	RoleAgent:          {PermViewContacts, PermEditContacts},
 	RoleBilling:        {PermViewContacts, PermReveal},
 }
@@ -256,7 +258,7 @@ func (s *Users) Authenticate(ctx context.Context, email, password string) (*User
 }
 
 // Permissions lists every permission, in the order of the docs' table.
-var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers}
+var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests}
 
 // Disable stops a user from signing in and ends their sessions, in one
 // transaction. It returns a not-found error for an unknown user.

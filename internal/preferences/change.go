@@ -463,6 +463,10 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 		if err := s.Consent.StopProcessingTx(tx, k, actor, ev, now); err != nil {
 			return err
 		}
+		// The lock applied above fulfils the restriction at once.
+		if err := s.recordRequest(tx, p.ContactID, requests.KindRestriction, "", true, actor, now); err != nil {
+			return err
+		}
 	case p.Change.OptOut:
 		if _, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
 			Actor: actor, Evidence: ev}, now); err != nil {
@@ -471,6 +475,9 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 	}
 	if p.Change.Erasure {
 		if err := contactstate.RequestErasureTx(tx, p.ContactID, now); err != nil {
+			return err
+		}
+		if err := s.recordRequest(tx, p.ContactID, requests.KindErasure, "", false, actor, now); err != nil {
 			return err
 		}
 	}
@@ -493,14 +500,22 @@ func (s *Service) correct(tx *store.Tx, p *Pending, actor consent.Actor, now tim
 	if err := s.Contacts.CorrectTx(tx, p.ContactID, values, now); err != nil {
 		return err
 	}
-	r, err := requests.CreateTx(tx, requests.New{Kind: requests.KindRectification, Channel: requests.ChannelPreferences,
-		ContactID: p.ContactID, Verified: true, Actor: actor,
-		Note: "Corrected by the contact on the preferences page: " + strings.Join(fields, ", ") + "."}, s.Notify, now)
-	if err != nil {
+	return s.recordRequest(tx, p.ContactID, requests.KindRectification,
+		"Corrected by the contact on the preferences page: "+strings.Join(fields, ", ")+".", true, actor, now)
+}
+
+// recordRequest records the data subject request a confirmed change makes,
+// as verified, since the contact proved who they are by confirming from
+// their own inbox; done closes it at once, when the change itself
+// fulfilled it.
+func (s *Service) recordRequest(tx *store.Tx, contactID, kind, note string, done bool, actor consent.Actor, now time.Time) error {
+	r, err := requests.CreateTx(tx, requests.New{Kind: kind, Channel: requests.ChannelPreferences, ContactID: contactID,
+		Verified: true, Actor: actor, Note: note}, s.Notify, now)
+	if err != nil || !done {
 		return err
 	}
-	done := requests.StatusDone
-	_, err = requests.UpdateTx(tx, r.ID, requests.Change{Status: &done}, actor, now)
+	status := requests.StatusDone
+	_, err = requests.UpdateTx(tx, r.ID, requests.Change{Status: &status}, actor, now)
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -145,6 +146,12 @@ func (in *New) validate() error {
 	if in.ContactID == "" && in.Address == "" {
 		return errs.Required("contact_id")
 	}
+	if in.ContactID == "" {
+		in.Address = strings.TrimSpace(in.Address)
+		if a, err := mail.ParseAddress(in.Address); err != nil || a.Name != "" || a.Address != in.Address || len(in.Address) > 254 {
+			return errs.Invalid("address", "must be a plain email address such as anna@example.com")
+		}
+	}
 	if err := errs.OptionalText("note", &in.Note, 2000); err != nil {
 		return err
 	}
@@ -269,6 +276,7 @@ type Query struct {
 	Status    string
 	ContactID string
 	Open      bool // only open requests
+	Closed    bool // only closed requests
 	Limit     int  // 1 to 500; 0 means 100
 	Offset    int
 }
@@ -299,6 +307,9 @@ func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Requ
 	}
 	if f.Open {
 		where = append(where, "closed_at IS NULL")
+	}
+	if f.Closed {
+		where = append(where, "closed_at IS NOT NULL")
 	}
 	if f.Limit == 0 {
 		f.Limit = 100

@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/requests"
 )
 
 func (s *Server) contactRoutes() {
@@ -130,6 +131,7 @@ type recordPage struct {
 	Sources     []*consent.Source
 	Actors      map[string]string // user or API token id: its name, for "by whom"
 	Locked      bool
+	Requests    []*requests.Request // the contact's data subject requests, for a user who handles them
 }
 
 // consentRow is a line of the Consents block: a purpose with its current
@@ -153,7 +155,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Actors: map[string]string{}}
+	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil}
 	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
 		return
@@ -206,24 +208,15 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	users, err := s.Users.List(ctx)
-	if err != nil {
+	if p.Actors, err = s.actorNames(ctx); err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	for _, x := range users {
-		p.Actors[x.ID] = x.Email
-		if x.Name != "" {
-			p.Actors[x.ID] = x.Name
+	if u.Can(auth.PermRequests) {
+		if p.Requests, err = s.Requests.List(ctx, requests.Query{ContactID: id, Limit: 20}); err != nil {
+			s.fail(w, err, u)
+			return
 		}
-	}
-	tokens, err := s.Tokens.List(ctx)
-	if err != nil {
-		s.fail(w, err, u)
-		return
-	}
-	for _, t := range tokens {
-		p.Actors[t.ID] = t.Name
 	}
 	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
 	if name == "" {

@@ -66,8 +66,16 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User)
 	for _, st := range []struct{ key, label string }{{"invited", "Invited"}, {"reminded", "Reminded"}} {
 		pending.Bars = append(pending.Bars, bar{Label: st.label, Width: barWidth(open[st.key], waiting), Text: fmt.Sprint(open[st.key])})
 	}
-	s.render(w, http.StatusOK, "dashboard", page{Title: "Dashboard", User: u, Nav: "dashboard",
-		Data: map[string]any{"Contacts": total, "Charts": []chart{cov, dist, pending}}})
+	data := map[string]any{"Contacts": total, "Charts": []chart{cov, dist, pending}}
+	if u.Can(auth.PermRequests) {
+		var rq struct{ Open, Overdue int }
+		if rq.Open, rq.Overdue, err = s.Requests.CountOpen(ctx); err != nil {
+			s.fail(w, err, u)
+			return
+		}
+		data["Requests"] = rq
+	}
+	s.render(w, http.StatusOK, "dashboard", page{Title: "Dashboard", User: u, Nav: "dashboard", Data: data})
 }
 
 func percent(n, total int64) string {

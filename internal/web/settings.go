@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
@@ -73,11 +74,32 @@ func formText(f url.Values, k string) *string {
 	return &v
 }
 
+// formWords reads a list typed into one box, split at commas and white
+// space; nil when the box is not on the form.
+func formWords(f url.Values, k string) *[]string {
+	if _, ok := f[k]; !ok {
+		return nil
+	}
+	words := strings.FieldsFunc(f.Get(k), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	return &words
+}
+
+// formChoices reads a group of checkboxes named k: the values ticked, or
+// nil when the group is not on the form (a hidden k_shown says it is).
+func formChoices(f url.Values, k string) *[]string {
+	if _, ok := f[k+"_shown"]; !ok {
+		return nil
+	}
+	v := append([]string{}, f[k]...)
+	return &v
+}
+
 // settingsView is what the settings page shows.
 type settingsView struct {
 	Settings  settings.Settings
 	Policies  []string
 	Languages []string
+	Keepable  []string // the core fields that may be kept after erasure
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -91,7 +113,7 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: settingsView{Settings: st, Policies: settings.Policies, Languages: i18n.Languages}})
+		Data: settingsView{Settings: st, Policies: settings.Policies, Languages: i18n.Languages, Keepable: settings.KeepableAfterErasure}})
 }
 
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -103,7 +125,9 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
 		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
-		DefaultLanguage: formText(f, "default_language")}, time.Now())
+		DefaultLanguage: formText(f, "default_language"), PrivacyAddress: formText(f, "privacy_address"),
+		ErasureKeywords: formWords(f, "erasure_keywords"), RetentionGraceDays: formInt(f, "retention_grace_days"),
+		KeptAfterErasure: formChoices(f, "kept_after_erasure")}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return

@@ -33,6 +33,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -58,6 +59,7 @@ type Server struct {
 	Lists    *lists.Service
 	Prefs    *preferences.Service
 	Tokens   *auth.Tokens
+	Requests  *requests.Service
 	// Retention flags and erases contacts past their retention periods.
 	Retention *retention.Service
 	Log       *slog.Logger

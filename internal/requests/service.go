@@ -1,0 +1,57 @@
+package requests
+
+import (
+	"context"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Service records and moves requests on for the API and the admin pages,
+// each in a transaction of its own, telling Notify of every new one.
+type Service struct {
+	DB *store.DB
+	// Notify is told of each request recorded (NotifyOperator); nil tells
+	// no one.
+	Notify Notifier
+	Now    func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Create records a request and returns it; see CreateTx.
+func (s *Service) Create(ctx context.Context, in New) (*Request, error) {
+	var out *Request
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = CreateTx(tx, in, s.Notify, s.now())
+		return err
+	})
+	return out, err
+}
+
+// Get returns the request with this id, or a not-found error.
+func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
+	return Get(ctx, s.DB.Read, id, s.now())
+}
+
+// List returns the requests q selects; see List.
+func (s *Service) List(ctx context.Context, q Query) ([]*Request, error) {
+	return List(ctx, s.DB.Read, q, s.now())
+}
+
+// Update applies c as actor; see Update.
+func (s *Service) Update(ctx context.Context, id string, c Change, actor consent.Actor) (*Request, error) {
+	return Update(ctx, s.DB, id, c, actor, s.now())
+}
+
+// CountOpen counts the open and overdue requests; see CountOpen.
+func (s *Service) CountOpen(ctx context.Context) (open, overdue int, err error) {
+	return CountOpen(ctx, s.DB.Read, s.now())
+}
