@@ -151,7 +151,11 @@ func (s *Server) changeRequest(w http.ResponseWriter, r *http.Request, u *auth.U
 			s.fail(w, err, u)
 			return
 		}
-		s.showRequest(w, r, u, httpx.Status(err), "", requestFieldErrors(err))
+		fe := requestFieldErrors(err)
+		if e := errs.As(err); e.Kind == errs.KindConflict {
+			fe = map[string]string{"form": e.Message} // its form is gone from the page (closed, or extended)
+		}
+		s.showRequest(w, r, u, httpx.Status(err), "", fe)
 		return
 	}
 	http.Redirect(w, r, "/admin/requests/"+url.PathEscape(r.PathValue("id"))+"?done="+action, http.StatusSeeOther)
@@ -161,7 +165,7 @@ func (s *Server) changeRequest(w http.ResponseWriter, r *http.Request, u *auth.U
 // holds it.
 func requestFieldErrors(err error) map[string]string {
 	fe := fieldErrors(err)
-	for from, to := range map[string]string{"extend": "months", "extend.months": "months", "extend.reason": "extend_reason", "contact_id": "contact"} {
+	for from, to := range map[string]string{"extend.months": "months", "extend.reason": "extend_reason", "contact_id": "contact"} {
 		if msg, ok := fe[from]; ok {
 			delete(fe, from)
 			fe[to] = msg
