@@ -85,6 +85,8 @@ func TestRequestLifecycle(t *testing.T) {
 			{requests.New{Kind: requests.KindErasure, Channel: "fax", ContactID: c.ID, Actor: user}, "channel"},
 			{requests.New{Kind: requests.KindErasure, Channel: requests.ChannelAPI, Actor: user}, "contact_id"},
 			{requests.New{Kind: requests.KindErasure, Channel: requests.ChannelAPI, ContactID: "nobody", Actor: user}, "contact_id"},
+			{requests.New{Kind: requests.KindErasure, Channel: requests.ChannelAPI, Address: "Anna <anna@example.com>", Actor: user}, "address"},
+			{requests.New{Kind: requests.KindErasure, Channel: requests.ChannelAPI, Address: "not an address", Actor: user}, "address"},
 		} {
 			if _, err := create(bad.in); errs.As(err) == nil || errs.As(err).Field != bad.field {
 				t.Errorf("%+v: want an error on %s, got %v", bad.in, bad.field, err)
@@ -159,6 +161,9 @@ func TestRequestLifecycle(t *testing.T) {
 		}
 		if _, err := update(unknown.ID, requests.Change{Status: ptr(requests.StatusDone)}); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("a closed request changed: %v", err)
+		}
+		if closed, err := requests.List(ctx, db.Read, requests.Query{Closed: true}, at); err != nil || len(closed) != 1 || closed[0].ID != unknown.ID {
+			t.Fatalf("closed requests: %+v %v", closed, err)
 		}
 		var addr string
 		if err := db.Read.QueryRowContext(ctx, `SELECT address FROM subject_requests WHERE id = $1`, unknown.ID).Scan(&addr); err != nil || addr != "" {
