@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -282,6 +283,9 @@ func decode(r *http.Request, v any) error {
 		return &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: "request body is larger than 1 MiB"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if path := unknownKey(reflect.TypeOf(v), data, "", name); path != "" {
+			name = path // the decoder names the key alone, not where it is
+		}
 		return &errs.Error{Kind: errs.KindInvalid, Code: "unknown_field", Field: name, Message: "is not a field of this request"}
 	}
 	return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body could not be read: " + err.Error()}

@@ -688,7 +688,7 @@ func TestAPIScenarios(t *testing.T) {
 			{name: "bad state inside create", method: "POST", url: "/api/v1/contacts",
 				body: `{"email":"new@example.com","consents":[{"purpose":"E-marketing","state":"yes","source":"API"}]}`, status: 400, errCode: "invalid", errField: "consents[0].state"},
 			{name: "unknown field inside create consents", method: "POST", url: "/api/v1/contacts",
-				body: `{"email":"new@example.com","consents":[{"purpose":"E-marketing","state":"granted","source":"API","note":"x"}]}`, status: 400, errCode: "unknown_field", errField: "note"},
+				body: `{"email":"new@example.com","consents":[{"purpose":"E-marketing","state":"granted","source":"API","note":"x"}]}`, status: 400, errCode: "unknown_field", errField: "consents[0].note"},
 			{name: "double opt-in at create is refused", method: "POST", url: "/api/v1/contacts", body: `{"email":"new@example.com","opt_in_status":"double_opt_in"}`,
 				status: 422, errCode: "double_opt_in_needs_confirmation", errField: "opt_in_status"},
 			{name: "webform opt-in at create is refused", method: "POST", url: "/api/v1/contacts", body: `{"email":"new@example.com","opt_in_status":"single_opt_in_webform"}`,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -143,15 +144,7 @@ func missingRequired(t reflect.Type, data []byte, path string) string {
 	}
 	switch t.Kind() {
 	case reflect.Slice, reflect.Array:
-		var items []json.RawMessage
-		if json.Unmarshal(data, &items) != nil {
-			return ""
-		}
-		for i, item := range items {
-			if p := missingRequired(t.Elem(), item, fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
-			}
-		}
+		return firstItem(data, path, func(item []byte, at string) string { return missingRequired(t.Elem(), item, at) })
 	case reflect.Struct:
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(data, &obj) != nil || obj == nil {
@@ -194,6 +187,85 @@ func missingInStruct(t reflect.Type, given map[string]json.RawMessage, path stri
 			continue
 		}
 		if p := missingRequired(f.Type, raw, at); p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+// unknownKey returns the path ("extend.weeks", "consents[0].note") of the
+// key name in data, the JSON of a t, where it names no field of its
+// object, looking into the objects and arrays data gives; "" when there is
+// none. Keys are compared regardless of case, as the decoder matches them.
+func unknownKey(t reflect.Type, data []byte, path, name string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return firstItem(data, path, func(item []byte, at string) string { return unknownKey(t.Elem(), item, at, name) })
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil {
+			return ""
+		}
+		fields := map[string]reflect.Type{}
+		jsonFields(t, fields)
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			at := k
+			if path != "" {
+				at = path + "." + k
+			}
+			ft, ok := fields[strings.ToLower(k)]
+			if !ok {
+				if strings.EqualFold(k, name) {
+					return at
+				}
+				continue
+			}
+			if p := unknownKey(ft, obj[k], at, name); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// jsonFields maps the lower-case JSON names of t's fields, those of
+// embedded structs included, to their types.
+func jsonFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && name == "" {
+			jsonFields(f.Type, out)
+			continue
+		}
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[strings.ToLower(name)] = f.Type
+	}
+}
+
+// firstItem calls f with each item of data, a JSON array at path, and its
+// path ("offers[1]"), and returns the first path f returns; "" when f
+// returns none or data is no array.
+func firstItem(data []byte, path string, f func(item []byte, at string) string) string {
+	var items []json.RawMessage
+	if json.Unmarshal(data, &items) != nil {
+		return ""
+	}
+	for i, item := range items {
+		if p := f(item, fmt.Sprintf("%s[%d]", path, i)); p != "" {
 			return p
 		}
 	}

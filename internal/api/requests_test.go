@@ -112,7 +112,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 			{name: "extend without reason", method: "PATCH", url: "/api/v1/requests/{{r1}}", body: `{"extend":{"months":1}}`,
 				status: 400, errCode: "required", errField: "extend.reason"},
 			{name: "extend unknown key", method: "PATCH", url: "/api/v1/requests/{{r1}}", body: `{"extend":{"months":1,"reason":"x","weeks":2}}`,
-				status: 400, errCode: "unknown_field", errField: "weeks"},
+				status: 400, errCode: "unknown_field", errField: "extend.weeks"},
 			{name: "link to unknown contact", method: "PATCH", url: "/api/v1/requests/{{r2}}", body: `{"contact_id":"nope"}`,
 				status: 422, errCode: "contact_not_found", errField: "contact_id"},
 			{name: "patch unknown", method: "PATCH", url: "/api/v1/requests/nope", body: `{"note":"x"}`, status: 404, errCode: "request_not_found"},
