@@ -324,8 +324,16 @@ func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Requ
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += fmt.Sprintf(` ORDER BY CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END, CASE WHEN closed_at IS NULL THEN due_at ELSE -closed_at END, id
-		LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+	// Open or closed alone are ordered by a column the index on (closed_at,
+	// due_at) serves; both together need the two-part order.
+	order := `CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END, CASE WHEN closed_at IS NULL THEN due_at ELSE -closed_at END, id`
+	switch {
+	case f.Open && !f.Closed:
+		order = `due_at, id`
+	case f.Closed && !f.Open:
+		order = `closed_at DESC, id`
+	}
+	query += fmt.Sprintf(` ORDER BY %s LIMIT %d OFFSET %d`, order, f.Limit, f.Offset)
 	out, err := store.QueryAll(ctx, q, scan, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("requests: list: %w", err)
