@@ -59,7 +59,7 @@ type Server struct {
 	Lists    *lists.Service
 	Prefs    *preferences.Service
 	Tokens   *auth.Tokens
-	Requests  *requests.Service
+	Requests *requests.Service
 	// Retention flags and erases contacts past their retention periods.
 	Retention *retention.Service
 	Log       *slog.Logger
