@@ -20,9 +20,11 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -65,6 +67,12 @@ type Contact struct {
 	// retention period (package retention); retention erases them once
 	// the grace period has passed.
 	RetentionDueAt *time.Time `json:"retention_due_at,omitempty" doc:"when every purpose of the contact had passed its retention period; the contact is erased after the grace period unless that changes"`
+	// ErasedAt is when the contact's personal data was erased (R10); the
+	// record is the non-identifying remainder.
+	ErasedAt *time.Time `json:"erased_at,omitempty" doc:"when the contact's personal data was erased; what is left identifies no one"`
+	// PreviouslyErasedAt is when this contact's address was erased before:
+	// it came back with a new explicit consent.
+	PreviouslyErasedAt *time.Time `json:"previously_erased_at,omitempty" doc:"when this address was erased before; it came back with a new explicit consent"`
 }
 
 func optionalTime(v sql.NullInt64) *time.Time {
@@ -288,8 +296,19 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		prepared[i] = p
 	}
+	explicit := false
+	for _, p := range prepared {
+		explicit = explicit || p.ExplicitConsent()
+	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		erased, err := checkSuppressed(tx, c, explicit)
+		if err != nil {
+			return err
+		}
 		if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
+			return err
+		}
+		if err := notePreviouslyErased(tx, c, erased); err != nil {
 			return err
 		}
 		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
@@ -342,16 +361,18 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at FROM contacts c`
+	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at,
+	erased_at, previously_erased_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
-	var stopped, erasure, retentionDue sql.NullInt64
+	var stopped, erasure, retentionDue, erased, previously sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
-		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue)
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue,
+		&erased, &previously)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
@@ -359,6 +380,7 @@ func scanContact(row store.Scanner) (*Contact, error) {
 		return nil, fmt.Errorf("contact: read: %w", err)
 	}
 	c.ProcessingStoppedAt, c.ErasureRequestedAt, c.RetentionDueAt = optionalTime(stopped), optionalTime(erasure), optionalTime(retentionDue)
+	c.ErasedAt, c.PreviouslyErasedAt = optionalTime(erased), optionalTime(previously)
 	c.Fields = map[string]any{}
 	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
 		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)
@@ -444,8 +466,10 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 
 // Delete removes the contact with its consent records and opt-in history,
 // and appends a deletion event to the ledger so that verification knows the
-// contact is gone on purpose. It returns a not-found error when there is no
-// such contact.
+// contact is gone on purpose. Like an erasure, it leaves a suppression
+// entry for the address (so that it cannot come back silently) and a line
+// in the erasure log. It returns a not-found error when there is no such
+// contact, and a refusal naming the hold while a legal hold is active.
 func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		k, err := contactstate.Load(tx, id)
@@ -453,6 +477,25 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 			return err
 		}
 		now := s.now()
+		active, err := holds.ActiveTx(tx, id, now)
+		if err != nil {
+			return err
+		}
+		if len(active) > 0 {
+			return holds.ErrHeld(active[0])
+		}
+		var email string
+		if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
+			return fmt.Errorf("contact: read: %w", err)
+		}
+		if !k.Erased {
+			if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
+				return err
+			}
+		}
+		if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
+			return err
+		}
 		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 			ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
 			return err
@@ -465,6 +508,33 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 		}
 		return nil
 	})
+}
+
+// checkSuppressed refuses, inside tx, a new contact whose address was
+// erased or deleted before, unless the same request grants a new explicit
+// consent (explicit). It returns when the address was erased, or nil when
+// it never was. The refusal (field "email", code "address_erased") tells
+// an operator's client why; the public webform says nothing of it.
+func checkSuppressed(tx *store.Tx, c *Contact, explicit bool) (*time.Time, error) {
+	erased, err := suppression.CheckTx(tx, c.Email)
+	if err != nil || erased == nil {
+		return nil, err
+	}
+	if !explicit {
+		return nil, errs.Refused("address_erased", "email", "this address was erased on %s; it can be added again only with a new explicit consent "+
+			"(a consent granted on the legal basis consent) in the same request", erased.Format(time.DateOnly))
+	}
+	return erased, nil
+}
+
+// notePreviouslyErased marks a contact just inserted whose address was
+// erased before, at erased (nil: it never was).
+func notePreviouslyErased(tx *store.Tx, c *Contact, erased *time.Time) error {
+	if erased == nil {
+		return nil
+	}
+	c.PreviouslyErasedAt = erased
+	return contactstate.SetPreviouslyErasedTx(tx, c.ID, *erased)
 }
 
 // ListQuery selects a page of contacts in creation order.

@@ -38,9 +38,11 @@ type Details struct {
 	TextLanguage string // the language of the consent text shown
 }
 
-// erased reports whether the personal evidence (IP address and user agent)
-// is blank, as erasing a contact's evidence leaves it.
-func (d *Details) erased() bool { return d.IP == "" && d.UserAgent == "" }
+// erased reports whether the personal evidence (IP address, user agent and
+// the confirmation token that links to the contact) is blank, as erasing a
+// contact's evidence leaves it. A row with a token left is not erased, and
+// its commitment is checked.
+func (d *Details) erased() bool { return d.IP == "" && d.UserAgent == "" && d.TokenID == "" }
 
 // evidenceKeyID names the evidence key's row in ledger_keys.
 const evidenceKeyID = "evidence"

@@ -533,3 +533,11 @@ func (s *Service) Changes(ctx context.Context, contactID string) ([]ChangeEntry,
 		return e, json.Unmarshal([]byte(raw), &e.Change)
 	}, `SELECT id, status, change, requested_at, ended_at FROM preference_changes WHERE contact_id = $1 ORDER BY requested_at DESC, id DESC`, contactID)
 }
+
+// ForgetContactTx deletes, inside tx, the contact's preference changes,
+// pending or ended, when their personal data is erased: they carry the
+// values asked for and the IP address and user agent of the request. The
+// consent records the applied ones wrote stay, as the proof.
+func ForgetContactTx(tx *store.Tx, contactID string) error {
+	return tx.ExecLater(store.Prefix("preferences: forget changes"), `DELETE FROM preference_changes WHERE contact_id = $1`, contactID)
+}

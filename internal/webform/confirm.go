@@ -564,3 +564,10 @@ func DeleteEndedTx(tx *store.Tx, before time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// ForgetContactTx deletes, inside tx, every post held for the contact,
+// when their personal data is erased: what they carried is personal and
+// will never be applied.
+func ForgetContactTx(tx *store.Tx, contactID string) error {
+	return tx.ExecLater(store.Prefix("webform: forget held posts"), `DELETE FROM webform_confirmations WHERE contact_id = $1`, contactID)
+}

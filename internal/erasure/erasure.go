@@ -1,0 +1,260 @@
+// Package erasure erases a contact's personal data and keeps a remainder
+// that identifies no one (R10, B3): the contact id and kind, country and
+// region when the operator marks them non-identifying, and the consent
+// records' purpose, state, legal basis, source, text version and times,
+// so that the ledger still verifies and shows that consent was given and
+// when, and that the erasure happened. docs/erasure.md says exactly what
+// goes and what stays.
+//
+// Everything an erasure does is one transaction (EraseTx), which the
+// retention job, the API and the admin pages share. A legal hold (package
+// holds) stops the full erasure: what the hold does not need goes, the
+// rest waits until no hold is active and then goes by itself (Service.
+// ResumeReleased).
+package erasure
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/holds"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/requests"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
+	"github.com/consentry/consentry/internal/webform"
+)
+
+// Why says who or what erases a contact: a user, an API client or the
+// system, for a request (RequestID) or a retention rule (Rule), or neither
+// (an erasure a user decided on). It is written to the erasure log; it
+// holds no personal data.
+type Why struct {
+	Actor     consent.Actor
+	RequestID string
+	Rule      string
+}
+
+// Statuses of an erasure.
+const (
+	StatusErased        = "erased"         // the personal data is gone; the remainder stays
+	StatusAlreadyErased = "already_erased" // nothing left to erase
+	StatusPartlyErased  = "partly_erased"  // a legal hold keeps part; the rest waits for it to end
+)
+
+// Outcome is what an erasure did.
+type Outcome struct {
+	ContactID string    `json:"contact_id"`
+	Status    string    `json:"status" enum:"erased,already_erased,partly_erased"`
+	At        time.Time `json:"at"`
+	// Hold is the active hold that kept part of the record, for a partly
+	// erased contact.
+	Hold    *holds.Hold `json:"hold,omitempty"`
+	Message string      `json:"message"`
+}
+
+// EraseTx erases the contact's personal data inside tx, with everything it
+// causes: the remainder (contact.EraseTx), the consent evidence
+// (consent.EraseEvidenceTx), the ledger event contact_erased, email copies
+// and bodies, tokens, preference changes, held webform posts, open double
+// opt-in invitations, the addresses on the contact's requests, the
+// suppression entry of the address, the erasure log, the erased mark, and
+// the contact's open erasure requests moved to done.
+//
+// An already erased contact is left as it is (StatusAlreadyErased) but its
+// open erasure requests are still closed as done. While a legal hold is
+// active, only what no hold needs is erased (holdTx) and the outcome is
+// StatusPartlyErased. A contact that does not exist is a not-found error.
+func EraseTx(tx *store.Tx, contactID string, why Why, now time.Time) (*Outcome, error) {
+	k, err := contactstate.Load(tx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{ContactID: contactID, At: now}
+	if k.Erased {
+		out.Status, out.Message = StatusAlreadyErased, "the contact's personal data was already erased"
+		if err := holds.ClearWaitingTx(tx, contactID); err != nil {
+			return nil, err
+		}
+		_, err := requests.SetStatusTx(tx, contactID, requests.KindErasure, requests.StatusDone, "", why.Actor, now)
+		return out, err
+	}
+	active, err := holds.ActiveTx(tx, contactID, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(active) > 0 {
+		return holdTx(tx, k, active[0], why, now)
+	}
+	set, err := settings.InTx(tx)
+	if err != nil {
+		return nil, err
+	}
+	found, err := contact.EraseTx(tx, contactID, set.KeptAfterErasure, now)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := consent.EraseEvidenceTx(tx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactErased, ContactRef: k.Ref,
+		ActorKind: why.Actor.Kind, ActorID: why.Actor.ID, Erased: rows}); err != nil {
+		return nil, err
+	}
+	if err := forgetTx(tx, contactID, now); err != nil {
+		return nil, err
+	}
+	if err := requests.ForgetAddressesTx(tx, contactID); err != nil {
+		return nil, err
+	}
+	if err := suppression.AddTx(tx, found.Email, suppression.Erased, now); err != nil {
+		return nil, err
+	}
+	if err := logTx(tx, contactID, suppression.Erased, why, now); err != nil {
+		return nil, err
+	}
+	if err := contactstate.MarkErasedTx(tx, contactID, now); err != nil {
+		return nil, err
+	}
+	if err := holds.ClearWaitingTx(tx, contactID); err != nil {
+		return nil, err
+	}
+	if _, err := requests.SetStatusTx(tx, contactID, requests.KindErasure, requests.StatusDone, "", why.Actor, now); err != nil {
+		return nil, err
+	}
+	out.Status, out.Message = StatusErased, "the contact's personal data was erased; a non-identifying remainder is kept"
+	return out, nil
+}
+
+// forgetTx erases what other packages hold about the contact that is not
+// part of the record itself, also under a legal hold: no hold needs a
+// pending change, a held post, a link or a copy of an email.
+func forgetTx(tx *store.Tx, contactID string, now time.Time) error {
+	if err := optin.SupersedeTx(tx, contactID, now); err != nil {
+		return err
+	}
+	if err := mail.EraseContactTx(tx, contactID); err != nil {
+		return err
+	}
+	if err := auth.DeleteContactTokensTx(tx, contactID); err != nil {
+		return err
+	}
+	if err := preferences.ForgetContactTx(tx, contactID); err != nil {
+		return err
+	}
+	return webform.ForgetContactTx(tx, contactID)
+}
+
+// holdTx is the erasure of a contact under hold h: the sensitive values
+// and the data key go, and what forgetTx erases; the core fields, the
+// other custom fields and the consent evidence stay, as the hold's duty
+// (bookkeeping, a dispute) may need them. Marketing stops (the contact is
+// marked as asking for erasure, which the send gate honours), the
+// contact's open erasure requests become partly done with the hold's
+// reason, and the hold remembers the erasure, which proceeds when no hold
+// is active any more.
+func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time.Time) (*Outcome, error) {
+	id := k.ID
+	if err := contact.ShredFieldsTx(tx, id, now); err != nil {
+		return nil, err
+	}
+	if err := forgetTx(tx, id, now); err != nil {
+		return nil, err
+	}
+	if err := contactstate.RequestErasureTx(tx, id, now); err != nil {
+		return nil, err
+	}
+	if err := holds.MarkWaitingTx(tx, id, why.RequestID, now); err != nil {
+		return nil, err
+	}
+	if err := logTx(tx, id, suppression.PartlyErased, why, now); err != nil {
+		return nil, err
+	}
+	msg := holdMessage(h)
+	if _, err := requests.SetStatusTx(tx, id, requests.KindErasure, requests.StatusPartlyDone, msg, why.Actor, now); err != nil {
+		return nil, err
+	}
+	return &Outcome{ContactID: id, Status: StatusPartlyErased, At: now, Hold: h, Message: msg}, nil
+}
+
+// holdMessage says why an erasure stopped part-way, in at most 1000
+// characters (a request's reason).
+func holdMessage(h *holds.Hold) string {
+	reason := h.Reason
+	if len(reason) > 600 {
+		reason = reason[:600] + "…"
+	}
+	until := "until it is lifted"
+	if h.Until != nil {
+		until = "until " + h.Until.Format(time.DateOnly)
+	}
+	return fmt.Sprintf("a legal hold (%s: %s) keeps the contact's core fields and consent evidence %s; the rest was erased, "+
+		"and the erasure completes by itself when the hold ends", h.LegalBasis, reason, until)
+}
+
+func logTx(tx *store.Tx, contactID, action string, why Why, now time.Time) error {
+	return suppression.LogTx(tx, &suppression.Entry{ContactID: contactID, At: now, Action: action, Rule: why.Rule,
+		RequestID: why.RequestID, Actor: why.Actor})
+}
+
+// EraseManyTx erases each contact in ids inside tx, as EraseTx does, for
+// a batch (retention erases 100 to 500 contacts a transaction). It returns
+// one outcome per id, in order; a contact that does not exist is skipped
+// (no outcome), any other error stops the batch.
+func EraseManyTx(tx *store.Tx, ids []string, why Why, now time.Time) ([]*Outcome, error) {
+	out := make([]*Outcome, 0, len(ids))
+	for _, id := range ids {
+		o, err := EraseTx(tx, id, why, now)
+		if errs.Is(err, errs.KindNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("erasure: contact %s: %w", id, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Service runs erasures and holds in their own transactions, for the API,
+// the admin pages and the periodic job.
+type Service struct {
+	DB  *store.DB
+	Now func() time.Time
+}
+
+// New returns a Service on db using the wall clock.
+func New(db *store.DB) *Service { return &Service{DB: db, Now: time.Now} }
+
+func (s *Service) now() time.Time { return store.Now(s.Now) }
+
+// Erase erases the contact as EraseTx does, in one transaction. A
+// requestID that is not an erasure request about this contact is an
+// invalid-input error on "request_id".
+func (s *Service) Erase(ctx context.Context, contactID string, why Why) (*Outcome, error) {
+	var out *Outcome
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		if why.RequestID != "" {
+			r, err := requests.Get(ctx, tx, why.RequestID, now)
+			if err != nil || r.ContactID != contactID || r.Kind != requests.KindErasure {
+				return errs.Invalid("request_id", "must be an erasure request about this contact")
+			}
+		}
+		var err error
+		out, err = EraseTx(tx, contactID, why, now)
+		return err
+	})
+	return out, err
+}

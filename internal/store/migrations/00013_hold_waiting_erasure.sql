@@ -1,0 +1,16 @@
+-- A legal hold that stopped an erasure remembers it: erasure_waiting_at is
+-- when the erasure was refused because of the hold (the part the hold does
+-- not need was erased then), and waiting_request_id the request it was
+-- fulfilling, if any. When the hold is lifted or its until date passes and
+-- no other hold is active, the waiting erasure proceeds by itself and the
+-- mark is cleared.
+
+-- +goose Up
+ALTER TABLE legal_holds ADD COLUMN erasure_waiting_at BIGINT;
+ALTER TABLE legal_holds ADD COLUMN waiting_request_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX legal_holds_waiting ON legal_holds (erasure_waiting_at);
+
+-- +goose Down
+DROP INDEX legal_holds_waiting;
+ALTER TABLE legal_holds DROP COLUMN waiting_request_id;
+ALTER TABLE legal_holds DROP COLUMN erasure_waiting_at;
