@@ -16,6 +16,7 @@ package erasure
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -43,6 +44,9 @@ type Why struct {
 	Actor     consent.Actor
 	RequestID string
 	Rule      string
+	// Note is the operator's note on why, for the erasure log; it must
+	// name no one (at most 500 characters).
+	Note string
 }
 
 // Statuses of an erasure.
@@ -205,7 +209,7 @@ func holdMessage(h *holds.Hold) string {
 
 func logTx(tx *store.Tx, contactID, action string, why Why, now time.Time) error {
 	return suppression.LogTx(tx, &suppression.Entry{ContactID: contactID, At: now, Action: action, Rule: why.Rule,
-		RequestID: why.RequestID, Actor: why.Actor})
+		RequestID: why.RequestID, Note: why.Note, Actor: why.Actor})
 }
 
 // EraseManyTx erases each contact in ids inside tx, as EraseTx does, for
@@ -243,6 +247,9 @@ func (s *Service) now() time.Time { return store.Now(s.Now) }
 // requestID that is not an erasure request about this contact is an
 // invalid-input error on "request_id".
 func (s *Service) Erase(ctx context.Context, contactID string, why Why) (*Outcome, error) {
+	if err := errs.OptionalText("note", &why.Note, 500); err != nil {
+		return nil, err
+	}
 	var out *Outcome
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		now := s.now()
@@ -256,5 +263,19 @@ func (s *Service) Erase(ctx context.Context, contactID string, why Why) (*Outcom
 		out, err = EraseTx(tx, contactID, why, now)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.checkpoint(ctx)
+	return out, nil
+}
+
+// checkpoint empties SQLite's write-ahead log after an erasure, so that the
+// erased values do not linger there until the next automatic checkpoint.
+// The erasure has committed either way; a failure (a long reader holding
+// the log) is only logged, and the next checkpoint does it.
+func (s *Service) checkpoint(ctx context.Context) {
+	if err := s.DB.Checkpoint(ctx); err != nil {
+		slog.Warn("erasure: checkpoint after erasure", "err", err)
+	}
 }

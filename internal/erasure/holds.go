@@ -42,6 +42,9 @@ func (s *Service) LiftHold(ctx context.Context, contactID, holdID, reason string
 		out, err = resumeTx(tx, contactID, now)
 		return err
 	})
+	if err == nil && out != nil {
+		s.checkpoint(ctx)
+	}
 	return h, out, err
 }
 
@@ -91,6 +94,7 @@ func (s *Service) ResumeReleased(ctx context.Context, batch int) (int, error) {
 		if err != nil {
 			return total, err
 		}
+		s.checkpoint(ctx)
 		if len(waiting) < batch {
 			return total, nil
 		}

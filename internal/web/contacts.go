@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -139,6 +140,30 @@ type consentRow struct {
 	Record *consent.Record
 }
 
+// actorNames returns the names of users and API clients by id, for "by
+// whom" on a page.
+func (s *Server) actorNames(ctx context.Context) (map[string]string, error) {
+	names := map[string]string{}
+	users, err := s.Users.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range users {
+		names[x.ID] = x.Email
+		if x.Name != "" {
+			names[x.ID] = x.Name
+		}
+	}
+	tokens, err := s.Tokens.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tokens {
+		names[t.ID] = t.Name
+	}
+	return names, nil
+}
+
 func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	s.showContact(w, r, u, http.StatusOK, "", nil, nil)
 }
@@ -153,7 +178,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Actors: map[string]string{}}
+	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil}
 	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
 		return
@@ -206,24 +231,9 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	users, err := s.Users.List(ctx)
-	if err != nil {
+	if p.Actors, err = s.actorNames(ctx); err != nil {
 		s.fail(w, err, u)
 		return
-	}
-	for _, x := range users {
-		p.Actors[x.ID] = x.Email
-		if x.Name != "" {
-			p.Actors[x.ID] = x.Name
-		}
-	}
-	tokens, err := s.Tokens.List(ctx)
-	if err != nil {
-		s.fail(w, err, u)
-		return
-	}
-	for _, t := range tokens {
-		p.Actors[t.ID] = t.Name
 	}
 	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
 	if name == "" {

@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	s.settingsRoutes()
 	s.auditRoutes()
 	s.retentionRoutes()
+	s.erasureRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -4,13 +4,19 @@
 -- fulfilling, if any. When the hold is lifted or its until date passes and
 -- no other hold is active, the waiting erasure proceeds by itself and the
 -- mark is cleared.
+--
+-- erasure_log.note: the operator's note on why a contact was erased (the
+-- API's and the admin page's note), which, like the rest of the log, must
+-- name no one.
 
 -- +goose Up
 ALTER TABLE legal_holds ADD COLUMN erasure_waiting_at BIGINT;
 ALTER TABLE legal_holds ADD COLUMN waiting_request_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX legal_holds_waiting ON legal_holds (erasure_waiting_at);
+ALTER TABLE erasure_log ADD COLUMN note TEXT NOT NULL DEFAULT '';
 
 -- +goose Down
+ALTER TABLE erasure_log DROP COLUMN note;
 DROP INDEX legal_holds_waiting;
 ALTER TABLE legal_holds DROP COLUMN waiting_request_id;
 ALTER TABLE legal_holds DROP COLUMN erasure_waiting_at;
