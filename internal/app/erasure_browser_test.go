@@ -59,7 +59,9 @@ func TestErasureInABrowser(t *testing.T) {
 		t.Fatalf("holds after setting one: %q", holds)
 	}
 	check("the erasure page with an active hold")
-	do(chromedp.Click(chromedp.CSS("#confirm-erase")), chromedp.Click(chromedp.CSS("#erase")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	// The page before has a notice too: wait for what only the next one
+	// shows.
+	do(chromedp.Click(chromedp.CSS("#confirm-erase")), chromedp.Click(chromedp.CSS("#erase")), chromedp.WaitVisible(chromedp.CSS(".waiting")))
 	if flash := text(".flash"); !strings.Contains(flash, "legal hold is active") {
 		t.Fatalf("after erasing under a hold: %q", flash)
 	}

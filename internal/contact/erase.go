@@ -1,6 +1,7 @@
 package contact
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -9,13 +10,6 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/store"
 )
-
-// Erasure is what erasing a contact's personal data (R10) found of it.
-type Erasure struct {
-	// Email is the address the contact had before, for its suppression
-	// entry; empty when it was already erased.
-	Email string
-}
 
 type fieldDefsMemo struct{}
 
@@ -33,53 +27,66 @@ func fieldDefsTx(tx *store.Tx) (map[string]*FieldDefinition, error) {
 	return m, nil
 }
 
-// EraseTx erases, inside tx, the personal data of the contact that this
-// package holds. The core fields go (the address becomes a placeholder,
-// contactstate.ErasedEmail), except country and region when keep names
-// them (settings.KeptAfterErasure); custom fields go unless a definition
-// says they are neither personal nor sensitive (a field without a
-// definition counts as personal); the sensitive values and the contact's
-// data key are deleted, so that a copy of them anywhere, such as a backup,
-// can no longer be decrypted with this key (crypto-shredding). A contact
-// that does not exist is a not-found error.
-func EraseTx(tx *store.Tx, id string, keep []string, now time.Time) (Erasure, error) {
-	c, err := scanContact(tx.Row(contactSelect+" WHERE id = $1", id))
-	if err != nil {
-		return Erasure{}, err
+// EraseTx erases, inside tx, the personal data that this package holds of
+// the contacts in ids. The core fields go (the address becomes a
+// placeholder, contactstate.ErasedEmail), except country and region when
+// keep names them (settings.KeptAfterErasure); custom fields go unless a
+// definition says they are neither personal nor sensitive (a field without
+// a definition counts as personal); the sensitive values and the
+// contacts' data keys are deleted, so that a copy of them anywhere, such
+// as a backup, can no longer be decrypted with these keys
+// (crypto-shredding). The contacts are marked erased. It returns the
+// address each contact had, by id, for its suppression entry: empty for a
+// contact already erased, absent for one that does not exist.
+func EraseTx(tx *store.Tx, ids []string, keep []string, now time.Time) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
 	defs, err := fieldDefsTx(tx)
 	if err != nil {
-		return Erasure{}, err
+		return nil, err
 	}
-	out := Erasure{}
-	if c.Email != contactstate.ErasedEmail(id) {
-		out.Email = c.Email
+	ph, args := store.In(1, ids)
+	found, err := store.QueryAll(context.Background(), tx, scanContact, contactSelect+` WHERE id IN (`+ph+`)`, args...)
+	if err != nil {
+		return nil, err
 	}
-	kept := map[string]any{}
-	for name, v := range c.Fields {
-		if d := defs[name]; d != nil && !d.Personal && !d.Sensitive {
-			kept[name] = v
+	for _, c := range found {
+		out[c.ID] = c.Email
+		if c.Email == contactstate.ErasedEmail(c.ID) {
+			out[c.ID] = ""
+		}
+		kept := map[string]any{}
+		for name, v := range c.Fields {
+			if d := defs[name]; d != nil && !d.Personal && !d.Sensitive {
+				kept[name] = v
+			}
+		}
+		country, region := "", ""
+		if slices.Contains(keep, "country") {
+			country = c.Country
+		}
+		if slices.Contains(keep, "region") {
+			region = c.Region
+		}
+		if err := contactstate.EraseProfileTx(tx, c.ID, country, region, kept, now); err != nil {
+			return nil, err
 		}
 	}
-	country, region := "", ""
-	if slices.Contains(keep, "country") {
-		country = c.Country
-	}
-	if slices.Contains(keep, "region") {
-		region = c.Region
-	}
-	if err := contactstate.EraseProfileTx(tx, id, country, region, kept, now); err != nil {
-		return Erasure{}, err
-	}
-	return out, ShredTx(tx, id)
+	return out, ShredTx(tx, ids)
 }
 
-// ShredTx deletes the contact's sensitive values and its data key inside
-// tx. The rest of the record stays: a legal hold keeps it, but never needs
-// what was classed sensitive.
-func ShredTx(tx *store.Tx, id string) error {
-	for _, q := range []string{`DELETE FROM sensitive_values WHERE contact_id = $1`, `DELETE FROM contact_keys WHERE contact_id = $1`} {
-		if err := tx.ExecLater(store.Prefix("contact: shred"), q, id); err != nil {
+// ShredTx deletes the sensitive values and the data keys of the contacts
+// in ids inside tx. The rest of the records stay: a legal hold keeps them,
+// but never needs what was classed sensitive.
+func ShredTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	for _, table := range []string{"sensitive_values", "contact_keys"} {
+		if err := tx.ExecLater(store.Prefix("contact: shred"), `DELETE FROM `+table+` WHERE contact_id IN (`+ph+`)`, args...); err != nil {
 			return err
 		}
 	}
@@ -109,5 +116,5 @@ func ShredFieldsTx(tx *store.Tx, id string, now time.Time) error {
 			}
 		}
 	}
-	return ShredTx(tx, id)
+	return ShredTx(tx, []string{id})
 }

@@ -80,84 +80,132 @@ type Outcome struct {
 // active, only what no hold needs is erased (holdTx) and the outcome is
 // StatusPartlyErased. A contact that does not exist is a not-found error.
 func EraseTx(tx *store.Tx, contactID string, why Why, now time.Time) (*Outcome, error) {
-	k, err := contactstate.Load(tx, contactID)
+	out, err := EraseManyTx(tx, []string{contactID}, why, now)
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{ContactID: contactID, At: now}
-	if k.Erased {
-		out.Status, out.Message = StatusAlreadyErased, "the contact's personal data was already erased"
-		if err := holds.ClearWaitingTx(tx, contactID); err != nil {
-			return nil, err
+	if len(out) == 0 {
+		return nil, errs.NotFound("contact", "")
+	}
+	return out[0], nil
+}
+
+// EraseManyTx erases each contact in ids inside tx as EraseTx does, for a
+// batch (retention erases a few hundred contacts a transaction): each step
+// is one statement for the whole batch where it can be, so that a batch
+// costs little more than one erasure. It returns one outcome per contact,
+// in the order of ids; a contact that does not exist is skipped (no
+// outcome), as is a repeated id.
+func EraseManyTx(tx *store.Tx, ids []string, why Why, now time.Time) ([]*Outcome, error) {
+	states, err := contactstate.LoadMany(tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	present := make([]string, 0, len(states))
+	seen := make(map[string]bool, len(states))
+	for _, id := range ids {
+		if _, ok := states[id]; ok && !seen[id] {
+			present, seen[id] = append(present, id), true
 		}
-		_, err := requests.SetStatusTx(tx, contactID, requests.KindErasure, requests.StatusDone, "", why.Actor, now)
-		return out, err
 	}
-	active, err := holds.ActiveTx(tx, contactID, now)
+	held, err := holds.FirstActiveTx(tx, present, now)
 	if err != nil {
 		return nil, err
 	}
-	if len(active) > 0 {
-		return holdTx(tx, k, active[0], why, now)
+	outcomes := make(map[string]*Outcome, len(present))
+	var full, done []string // to erase now; to close the erasure requests of
+	for _, id := range present {
+		switch k, h := states[id], held[id]; {
+		case k.Erased:
+			outcomes[id] = &Outcome{ContactID: id, At: now, Status: StatusAlreadyErased, Message: "the contact's personal data was already erased"}
+			done = append(done, id)
+		case h != nil:
+			if outcomes[id], err = holdTx(tx, k, h, why, now); err != nil {
+				return nil, err
+			}
+		default:
+			outcomes[id] = &Outcome{ContactID: id, At: now, Status: StatusErased,
+				Message: "the contact's personal data was erased; a non-identifying remainder is kept"}
+			full = append(full, id)
+		}
 	}
-	set, err := settings.InTx(tx)
+	if err := eraseTx(tx, full, states, why, now); err != nil {
+		return nil, err
+	}
+	done = append(done, full...)
+	if err := holds.ClearWaitingTx(tx, done); err != nil {
+		return nil, err
+	}
+	withRequests, err := requests.WithOpenTx(tx, done, requests.KindErasure)
 	if err != nil {
 		return nil, err
 	}
-	found, err := contact.EraseTx(tx, contactID, set.KeptAfterErasure, now)
-	if err != nil {
-		return nil, err
+	for _, id := range done {
+		if withRequests[id] {
+			if _, err := requests.SetStatusTx(tx, id, requests.KindErasure, requests.StatusDone, "", why.Actor, now); err != nil {
+				return nil, err
+			}
+		}
 	}
-	rows, err := consent.EraseEvidenceTx(tx, contactID)
-	if err != nil {
-		return nil, err
+	out := make([]*Outcome, 0, len(present))
+	for _, id := range present {
+		out = append(out, outcomes[id])
 	}
-	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactErased, ContactRef: k.Ref,
-		ActorKind: why.Actor.Kind, ActorID: why.Actor.ID, Erased: rows}); err != nil {
-		return nil, err
-	}
-	if err := forgetTx(tx, contactID, now); err != nil {
-		return nil, err
-	}
-	if err := requests.ForgetAddressesTx(tx, contactID); err != nil {
-		return nil, err
-	}
-	if err := suppression.AddTx(tx, found.Email, suppression.Erased, now); err != nil {
-		return nil, err
-	}
-	if err := logTx(tx, contactID, suppression.Erased, why, now); err != nil {
-		return nil, err
-	}
-	if err := contactstate.MarkErasedTx(tx, contactID, now); err != nil {
-		return nil, err
-	}
-	if err := holds.ClearWaitingTx(tx, contactID); err != nil {
-		return nil, err
-	}
-	if _, err := requests.SetStatusTx(tx, contactID, requests.KindErasure, requests.StatusDone, "", why.Actor, now); err != nil {
-		return nil, err
-	}
-	out.Status, out.Message = StatusErased, "the contact's personal data was erased; a non-identifying remainder is kept"
 	return out, nil
 }
 
-// forgetTx erases what other packages hold about the contact that is not
-// part of the record itself, also under a legal hold: no hold needs a
-// pending change, a held post, a link or a copy of an email.
-func forgetTx(tx *store.Tx, contactID string, now time.Time) error {
-	if err := optin.SupersedeTx(tx, contactID, now); err != nil {
+// eraseTx erases the contacts in ids, none erased or held, in full.
+func eraseTx(tx *store.Tx, ids []string, states map[string]contactstate.State, why Why, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	set, err := settings.InTx(tx)
+	if err != nil {
 		return err
 	}
-	if err := mail.EraseContactTx(tx, contactID); err != nil {
+	emails, err := contact.EraseTx(tx, ids, set.KeptAfterErasure, now)
+	if err != nil {
 		return err
 	}
-	if err := auth.DeleteContactTokensTx(tx, contactID); err != nil {
+	rows, err := consent.EraseEvidenceTx(tx, ids)
+	if err != nil {
 		return err
 	}
-	if err := preferences.ForgetContactTx(tx, contactID); err != nil {
+	for _, id := range ids {
+		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactErased, ContactRef: states[id].Ref,
+			ActorKind: why.Actor.Kind, ActorID: why.Actor.ID, Erased: rows[id]}); err != nil {
+			return err
+		}
+		if err := suppression.AddTx(tx, emails[id], suppression.Erased, now); err != nil {
+			return err
+		}
+		if err := logTx(tx, id, suppression.Erased, why, now); err != nil {
+			return err
+		}
+	}
+	if err := forgetTx(tx, ids, now); err != nil {
 		return err
 	}
-	return webform.ForgetContactTx(tx, contactID)
+	return requests.ForgetAddressesManyTx(tx, ids)
+}
+
+// forgetTx erases what other packages hold about the contacts in ids that
+// is not part of the record itself, also under a legal hold: no hold needs
+// a pending change, a held post, a link or a copy of an email.
+func forgetTx(tx *store.Tx, ids []string, now time.Time) error {
+	if err := optin.EndForErasureTx(tx, ids, now); err != nil {
+		return err
+	}
+	if err := mail.EraseContactsTx(tx, ids); err != nil {
+		return err
+	}
+	if err := auth.DeleteContactTokensTx(tx, ids); err != nil {
+		return err
+	}
+	if err := preferences.ForgetContactsTx(tx, ids); err != nil {
+		return err
+	}
+	return webform.ForgetContactsTx(tx, ids)
 }
 
 // holdTx is the erasure of a contact under hold h: the sensitive values
@@ -173,7 +221,7 @@ func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time
 	if err := contact.ShredFieldsTx(tx, id, now); err != nil {
 		return nil, err
 	}
-	if err := forgetTx(tx, id, now); err != nil {
+	if err := forgetTx(tx, []string{id}, now); err != nil {
 		return nil, err
 	}
 	if err := contactstate.RequestErasureTx(tx, id, now); err != nil {
@@ -210,25 +258,6 @@ func holdMessage(h *holds.Hold) string {
 func logTx(tx *store.Tx, contactID, action string, why Why, now time.Time) error {
 	return suppression.LogTx(tx, &suppression.Entry{ContactID: contactID, At: now, Action: action, Rule: why.Rule,
 		RequestID: why.RequestID, Note: why.Note, Actor: why.Actor})
-}
-
-// EraseManyTx erases each contact in ids inside tx, as EraseTx does, for
-// a batch (retention erases 100 to 500 contacts a transaction). It returns
-// one outcome per id, in order; a contact that does not exist is skipped
-// (no outcome), any other error stops the batch.
-func EraseManyTx(tx *store.Tx, ids []string, why Why, now time.Time) ([]*Outcome, error) {
-	out := make([]*Outcome, 0, len(ids))
-	for _, id := range ids {
-		o, err := EraseTx(tx, id, why, now)
-		if errs.Is(err, errs.KindNotFound) {
-			continue
-		}
-		if err != nil {
-			return out, fmt.Errorf("erasure: contact %s: %w", id, err)
-		}
-		out = append(out, o)
-	}
-	return out, nil
 }
 
 // Service runs erasures and holds in their own transactions, for the API,

@@ -200,8 +200,33 @@ func List(ctx context.Context, q store.Querier, contactID string, now time.Time)
 // ActiveTx returns the contact's holds active at now, inside tx, the one
 // set first first; none is an empty slice.
 func ActiveTx(tx *store.Tx, contactID string, now time.Time) ([]*Hold, error) {
+	return active(tx, []string{contactID}, now)
+}
+
+// FirstActiveTx returns, for each contact in ids that has a hold active at
+// now, the one set first, inside tx; a contact without one is absent.
+func FirstActiveTx(tx *store.Tx, ids []string, now time.Time) (map[string]*Hold, error) {
+	list, err := active(tx, ids, now)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*Hold{}
+	for _, h := range list {
+		if out[h.ContactID] == nil {
+			out[h.ContactID] = h
+		}
+	}
+	return out, nil
+}
+
+func active(tx *store.Tx, ids []string, now time.Time) ([]*Hold, error) {
+	if len(ids) == 0 {
+		return []*Hold{}, nil
+	}
+	ph, args := store.In(2, ids)
 	out, err := store.QueryAll(context.Background(), tx, scan(now), `SELECT `+columns+` FROM legal_holds
-		WHERE contact_id = $1 AND lifted_at IS NULL AND (until_at IS NULL OR until_at > $2) ORDER BY set_at, id`, contactID, store.Micros(now))
+		WHERE contact_id IN (`+ph+`) AND lifted_at IS NULL AND (until_at IS NULL OR until_at > $1) ORDER BY set_at, id`,
+		append([]any{store.Micros(now)}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("holds: read active: %w", err)
 	}
@@ -230,13 +255,15 @@ func MarkWaitingTx(tx *store.Tx, contactID, requestID string, now time.Time) err
 	return nil
 }
 
-// ClearWaitingTx forgets the contact's waiting erasure, once it has
-// proceeded.
-func ClearWaitingTx(tx *store.Tx, contactID string) error {
-	if _, err := tx.Exec(`UPDATE legal_holds SET erasure_waiting_at = NULL WHERE contact_id = $1 AND erasure_waiting_at IS NOT NULL`, contactID); err != nil {
-		return fmt.Errorf("holds: clear waiting erasure: %w", err)
+// ClearWaitingTx forgets the waiting erasure of the contacts in ids, once
+// it has proceeded.
+func ClearWaitingTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	return nil
+	ph, args := store.In(1, ids)
+	return tx.ExecLater(store.Prefix("holds: clear waiting erasure"), `UPDATE legal_holds SET erasure_waiting_at = NULL
+		WHERE contact_id IN (`+ph+`) AND erasure_waiting_at IS NOT NULL`, args...)
 }
 
 // Waiting is a contact whose erasure a hold stopped and no hold stops any
