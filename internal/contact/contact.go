@@ -465,49 +465,53 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 }
 
 // Delete removes the contact with its consent records and opt-in history,
-// and appends a deletion event to the ledger so that verification knows the
-// contact is gone on purpose. Like an erasure, it leaves a suppression
-// entry for the address (so that it cannot come back silently) and a line
-// in the erasure log. It returns a not-found error when there is no such
-// contact, and a refusal naming the hold while a legal hold is active.
+// as DeleteTx does, in one transaction.
 func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
-	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := contactstate.Load(tx, id)
-		if err != nil {
+	return s.DB.Write(ctx, func(tx *store.Tx) error { return DeleteTx(tx, id, actor, s.now()) })
+}
+
+// DeleteTx removes the contact with its consent records and opt-in
+// history inside tx, and appends a deletion event to the ledger so that
+// verification knows the contact is gone on purpose. Like an erasure, it
+// leaves a suppression entry for the address (so that it cannot come back
+// silently) and a line in the erasure log. It returns a not-found error
+// when there is no such contact, and a refusal naming the hold while a
+// legal hold is active.
+func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
+	k, err := contactstate.Load(tx, id)
+	if err != nil {
+		return err
+	}
+	active, err := holds.ActiveTx(tx, id, now)
+	if err != nil {
+		return err
+	}
+	if len(active) > 0 {
+		return holds.ErrHeld(active[0])
+	}
+	var email string
+	if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
+		return fmt.Errorf("contact: read: %w", err)
+	}
+	if !k.Erased {
+		if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
 			return err
 		}
-		now := s.now()
-		active, err := holds.ActiveTx(tx, id, now)
-		if err != nil {
-			return err
-		}
-		if len(active) > 0 {
-			return holds.ErrHeld(active[0])
-		}
-		var email string
-		if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
-			return fmt.Errorf("contact: read: %w", err)
-		}
-		if !k.Erased {
-			if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
-				return err
-			}
-		}
-		if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
-			return err
-		}
-		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
-			ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
-			return err
-		}
-		if err := mail.ForgetContact(tx, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("contact: delete: %w", err)
-		}
-		return nil
-	})
+	}
+	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
+		return err
+	}
+	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
+		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+		return err
+	}
+	if err := mail.ForgetContact(tx, id); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("contact: delete: %w", err)
+	}
+	return nil
 }
 
 // checkSuppressed refuses, inside tx, a new contact whose address was

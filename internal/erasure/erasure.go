@@ -230,8 +230,12 @@ func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time
 	if err := holds.MarkWaitingTx(tx, id, why.RequestID, now); err != nil {
 		return nil, err
 	}
-	if err := logTx(tx, id, suppression.PartlyErased, why, now); err != nil {
-		return nil, err
+	// A second erasure under the same hold (retention trying again, say)
+	// erases what came since but is not logged again.
+	if h.ErasureWaiting == nil {
+		if err := logTx(tx, id, suppression.PartlyErased, why, now); err != nil {
+			return nil, err
+		}
 	}
 	msg := holdMessage(h)
 	if _, err := requests.SetStatusTx(tx, id, requests.KindErasure, requests.StatusPartlyDone, msg, why.Actor, now); err != nil {

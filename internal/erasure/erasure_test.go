@@ -449,3 +449,40 @@ func TestEraseMany(t *testing.T) {
 		w.verify()
 	})
 }
+
+// TestForRetention: retention's two actions, and a hold that keeps part.
+func TestForRetention(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		a, b, c := w.person("a@example.com"), w.person("b@example.com"), w.person("c@example.com")
+		if _, err := w.erase.SetHold(ctx, c.ID, holds.New{Reason: "audit", LegalBasis: holds.BasisLegalObligation}, user); err != nil {
+			t.Fatal(err)
+		}
+		err := db.Write(ctx, func(tx *store.Tx) error {
+			for _, step := range []struct{ id, action string }{{a.ID, erasure.RetentionErase}, {b.ID, erasure.RetentionAnonymise},
+				{c.ID, erasure.RetentionErase}, {c.ID, erasure.RetentionErase}} {
+				if err := erasure.ForRetention(tx, step.id, step.action, "retention", w.now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := w.people.Get(ctx, a.ID); got.ErasedAt == nil {
+			t.Error("erase: not erased")
+		}
+		if _, err := w.people.Get(ctx, b.ID); !errs.Is(err, errs.KindNotFound) {
+			t.Errorf("anonymise: %v", err)
+		}
+		if n := w.count(`SELECT count(*) FROM erasure_log WHERE contact_id = $1 AND action = 'partly_erased'`, c.ID); n != 1 {
+			t.Errorf("held contact: %d partial erasures logged, want one however often retention tries", n)
+		}
+		if n := w.count(`SELECT count(*) FROM suppressions`); n != 2 {
+			t.Errorf("%d suppression entries", n)
+		}
+		w.verify()
+	})
+}

@@ -132,7 +132,7 @@ type Entry struct {
 	ContactID string        `json:"contact_id"`
 	At        time.Time     `json:"at"`
 	Action    string        `json:"action" enum:"erased,partly_erased,deleted"`
-	Rule      string        `json:"rule,omitempty" doc:"the retention rule that erased the contact"`
+	Rule      string        `json:"rule,omitempty" doc:"the rule that erased the contact: retention, or legal_hold_ended for an erasure that waited on a hold"`
 	RequestID string        `json:"request_id,omitempty" doc:"the request the erasure fulfilled"`
 	Note      string        `json:"note,omitempty" doc:"the operator's note on why; it names no one"`
 	Actor     consent.Actor `json:"actor"`
