@@ -412,11 +412,14 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 }
 
 // checkNotLocked refuses, with a 423, any edit of a contact who asked to
-// stop processing (R9).
+// stop processing (R9) or whose personal data was erased (R10).
 func checkNotLocked(tx *store.Tx, id string) error {
-	var stopped bool
-	if err := tx.QueryRow(`SELECT processing_stopped_at IS NOT NULL FROM contacts WHERE id = $1`, id).Scan(&stopped); err != nil {
+	var stopped, erased bool
+	if err := tx.QueryRow(`SELECT processing_stopped_at IS NOT NULL, erased_at IS NOT NULL FROM contacts WHERE id = $1`, id).Scan(&stopped, &erased); err != nil {
 		return fmt.Errorf("contact: read lock: %w", err)
+	}
+	if erased {
+		return contactstate.ErrErased()
 	}
 	if stopped {
 		return contactstate.ErrProcessingStopped()

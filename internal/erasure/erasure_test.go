@@ -486,3 +486,33 @@ func TestForRetention(t *testing.T) {
 		w.verify()
 	})
 }
+
+// TestErasedContactTakesNoNewData: an erased record refuses field edits,
+// consents and opt-in changes.
+func TestErasedContactTakesNoNewData(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		c := w.person(address)
+		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.people.Update(ctx, c.ID, contact.Input{FirstName: ptr("Anna")})
+		if e := errs.As(err); e == nil || e.Kind != errs.KindLocked || e.Code != "contact_erased" {
+			t.Errorf("edit: %v", err)
+		}
+		for _, state := range []string{consent.StateGranted, consent.StateWithdrawn} {
+			_, err = w.consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: state, Source: "api", Actor: api,
+				Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "203.0.113.9"}})
+			if !errs.Is(err, errs.KindLocked) {
+				t.Errorf("consent %s: %v", state, err)
+			}
+		}
+		_, err = w.consent.SetOptIn(ctx, c.ID, consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser, Actor: user,
+			Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+		if !errs.Is(err, errs.KindLocked) {
+			t.Errorf("opt-in: %v", err)
+		}
+		w.verify()
+	})
+}
