@@ -164,7 +164,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
-	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now}
+	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now, Erase: erasure.ForRetention}
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Erasure: a.Erasure,

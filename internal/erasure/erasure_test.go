@@ -460,8 +460,8 @@ func TestForRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := db.Write(ctx, func(tx *store.Tx) error {
-			for _, step := range []struct{ id, action string }{{a.ID, erasure.RetentionErase}, {b.ID, erasure.RetentionAnonymise},
-				{c.ID, erasure.RetentionErase}, {c.ID, erasure.RetentionErase}} {
+			for _, step := range []struct{ id, action string }{{a.ID, consent.RetentionErase}, {b.ID, consent.RetentionAnonymise},
+				{c.ID, consent.RetentionErase}, {c.ID, consent.RetentionErase}} {
 				if err := erasure.ForRetention(tx, step.id, step.action, "retention", w.now); err != nil {
 					return err
 				}
