@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/requests"
 
@@ -149,5 +150,78 @@ func TestWebformPostOfAnErasedAddress(t *testing.T) {
 			t.Fatalf("after a post with consent: %+v", list)
 		}
 		e.ledgerVerifies()
+	})
+}
+
+// TestErasureRefusals: what the erasure and hold routes refuse, and that a
+// refusal writes nothing: a request of another contact, a note too long,
+// an unknown contact or hold, a hold's bad dates; on the admin pages, a
+// role without the Delete permission, and an erasure not confirmed.
+func TestErasureRefusals(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		var a, b struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"a@example.com"}`, 201, &a)
+		e.api("POST", "/api/v1/contacts", `{"email":"b@example.com"}`, 201, &b)
+		var reqB *requests.Request
+		if err := db.Write(context.Background(), func(tx *store.Tx) (err error) {
+			reqB, err = requests.CreateTx(tx, requests.New{Kind: requests.KindErasure, Channel: requests.ChannelAPI, ContactID: b.ID,
+				Actor: consent.Actor{Kind: consent.ActorAPIToken}}, nil, time.Now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			path, body string
+			status     int
+			field      string
+		}{
+			{"/api/v1/contacts/" + a.ID + "/erase", `{"request_id":"` + reqB.ID + `"}`, 400, "request_id"},
+			{"/api/v1/contacts/" + a.ID + "/erase", `{"note":"` + strings.Repeat("x", 501) + `"}`, 400, "note"},
+			{"/api/v1/contacts/" + a.ID + "/erase", `{"reason":"x"}`, 400, "reason"},
+			{"/api/v1/contacts/" + a.ID + "/holds", `{"reason":"audit","legal_basis":"contract","until":"2001-01-01T00:00:00Z"}`, 400, "until"},
+			{"/api/v1/contacts/" + a.ID + "/holds", `{"reason":"  ","legal_basis":"contract"}`, 400, "reason"},
+			{"/api/v1/contacts/" + a.ID + "/holds", `{"reason":"audit"}`, 400, "legal_basis"},
+			{"/api/v1/contacts/no-such/holds", `{"reason":"audit","legal_basis":"contract"}`, 404, ""},
+			{"/api/v1/contacts/" + a.ID + "/holds/no-such/lift", `{"reason":"done"}`, 404, ""},
+		} {
+			var problem struct{ Error struct{ Field string } }
+			e.api("POST", c.path, c.body, c.status, &problem)
+			if problem.Error.Field != c.field {
+				t.Errorf("POST %s %s: field %q, want %q", c.path, c.body, problem.Error.Field, c.field)
+			}
+		}
+		e.api("GET", "/api/v1/contacts/no-such/holds", "", 404, nil)
+		if n := count(t, db, `SELECT count(*) FROM legal_holds`) + count(t, db, `SELECT count(*) FROM erasure_log`) +
+			count(t, db, `SELECT count(*) FROM contacts WHERE erased_at IS NOT NULL`); n != 0 {
+			t.Fatalf("a refused request wrote %d rows", n)
+		}
+
+		admin := e.firstAdmin()
+		agent := e.signIn(admin, "agent@acme.example", auth.RoleAgent)
+		page := e.srv.URL + "/admin/contacts/" + a.ID
+		if code, body := agent.get(page + "/erasure"); code != 200 || strings.Contains(body, `id="erase"`) || strings.Contains(body, `id="set-hold"`) {
+			t.Fatalf("an agent sees the erasure forms: %d", code)
+		}
+		for _, path := range []string{"/erase", "/holds"} {
+			if code, _ := agent.post(page+path, url.Values{"confirm": {"yes"}, "reason": {"x"}, "legal_basis": {"contract"}}); code != 403 {
+				t.Errorf("agent POST %s: %d", path, code)
+			}
+		}
+		if code, body := admin.post(page+"/erase", url.Values{}); code != 400 || !strings.Contains(body, `id="confirm-error"`) {
+			t.Fatalf("erase without confirming: %d", code)
+		}
+		if code, body := admin.post(page+"/holds", url.Values{"reason": {"audit"}, "legal_basis": {"contract"}, "until": {"soon"}}); code != 400 ||
+			!strings.Contains(body, `id="until-error"`) || !strings.Contains(body, `value="audit"`) {
+			t.Fatalf("a hold with a bad date: %d", code)
+		}
+		if n := count(t, db, `SELECT count(*) FROM legal_holds`) + count(t, db, `SELECT count(*) FROM erasure_log`); n != 0 {
+			t.Fatalf("a refused form wrote %d rows", n)
+		}
+		// A good form redirects to the page, which says what happened.
+		if code, body := admin.post(page+"/holds", url.Values{"reason": {"audit"}, "legal_basis": {"contract"}, "until": {"2099-12-31"}}); code != 200 ||
+			admin.last.Request.URL.Query().Get("done") != "hold_set" || !strings.Contains(body, "Legal hold set.") {
+			t.Fatalf("setting a hold: %d at %s", code, admin.last.Request.URL)
+		}
 	})
 }

@@ -135,7 +135,7 @@ func fieldLabel(name string) string {
 	return name
 }
 
-var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete contacts",
+var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete and erase contacts, legal holds",
 	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
 	auth.PermUsers: "Users and API tokens"}
 
