@@ -39,17 +39,14 @@ func CommitRemainder(key []byte, rows []ErasedRow) string {
 }
 
 func addRemainder(acc *[32]byte, key []byte, r *ErasedRow) {
-	mac := takeMAC(key)
+	mac, field := tagged(key, "consentry-remainder-v1")
 	defer macs.Put(mac)
-	m := mac.h
-	m.Write([]byte("consentry-remainder-v1\x00"))
-	field := fieldWriter(m)
 	field(r.Kind)
 	field(r.RecordID)
 	field("")
 	field(r.TextLanguage)
 	var sum [32]byte
-	subtle.XORBytes(acc[:], acc[:], m.Sum(sum[:0]))
+	subtle.XORBytes(acc[:], acc[:], mac.h.Sum(sum[:0]))
 }
 
 // remainderOf is what history row r keeps after an erasure.
