@@ -235,11 +235,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
-	if name == "" {
-		name = c.Email
-	}
-	s.render(w, status, "contact", page{Title: name, User: u, Nav: "contacts", Flash: flash, Errors: fieldErrs, Data: p})
+	s.render(w, status, "contact", page{Title: contactLabel(c), User: u, Nav: "contacts", Flash: flash, Errors: fieldErrs, Data: p})
 }
 
 // contactInput reads the record form: core fields, and custom fields as

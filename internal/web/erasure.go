@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -85,8 +86,16 @@ func (s *Server) showErasure(w http.ResponseWriter, r *http.Request, u *auth.Use
 			d.Form[k] = r.PostForm.Get(k)
 		}
 	}
-	s.render(w, status, "erasure", page{Title: "Erasure and legal holds", User: u, Nav: "contacts", Flash: flash,
+	s.render(w, status, "erasure", page{Title: "Erasure and legal holds: " + contactLabel(c), User: u, Nav: "contacts", Flash: flash,
 		Errors: fieldErrors(failed), Data: d})
+}
+
+// contactLabel names a contact in a title: their name, else their address.
+func contactLabel(c *contact.Contact) string {
+	if name := strings.TrimSpace(c.FirstName + " " + c.LastName); name != "" {
+		return name
+	}
+	return c.Email
 }
 
 // afterErasureForm redirects to the page with the notice named done, or
