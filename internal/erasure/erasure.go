@@ -245,11 +245,11 @@ func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time
 }
 
 // holdMessage says why an erasure stopped part-way, in at most 1000
-// characters (a request's reason).
+// characters (a request's reason): the hold's reason is cut at 500.
 func holdMessage(h *holds.Hold) string {
 	reason := h.Reason
-	if len(reason) > 600 {
-		reason = reason[:600] + "…"
+	if r := []rune(reason); len(r) > 500 {
+		reason = string(r[:500]) + "…"
 	}
 	until := "until it is lifted"
 	if h.Until != nil {
