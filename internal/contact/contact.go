@@ -300,8 +300,12 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 	for _, p := range prepared {
 		explicit = explicit || p.ExplicitConsent()
 	}
+	armed, err := suppression.Armed(ctx, s.DB)
+	if err != nil {
+		return nil, err
+	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		erased, err := checkSuppressed(tx, c, explicit)
+		erased, err := checkSuppressed(tx, c, armed, explicit)
 		if err != nil {
 			return err
 		}
@@ -520,9 +524,13 @@ func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error
 // checkSuppressed refuses, inside tx, a new contact whose address was
 // erased or deleted before, unless the same request grants a new explicit
 // consent (explicit). It returns when the address was erased, or nil when
-// it never was. The refusal (field "email", code "address_erased") tells
-// an operator's client why; the public webform says nothing of it.
-func checkSuppressed(tx *store.Tx, c *Contact, explicit bool) (*time.Time, error) {
+// it never was or nothing can be suppressed yet (armed false:
+// suppression.Armed). The refusal (field "email", code "address_erased")
+// tells an operator's client why; the public webform says nothing of it.
+func checkSuppressed(tx *store.Tx, c *Contact, armed, explicit bool) (*time.Time, error) {
+	if !armed {
+		return nil, nil
+	}
 	erased, err := suppression.CheckTx(tx, c.Email)
 	if err != nil || erased == nil {
 		return nil, err

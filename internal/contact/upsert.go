@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -40,6 +41,8 @@ type Upsert struct {
 	// without reading, which on PostgreSQL saves the group commit a round
 	// trip.
 	known bool
+	// armed: an address may be suppressed (suppression.Armed).
+	armed bool
 }
 
 // UpsertResult says which contact a submission is about and whether it was
@@ -83,6 +86,9 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 	u := &Upsert{s: s, in: in, defs: defs, emailKey: strings.ToLower(email)}
 	if err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE email_key = $1)`, u.emailKey).Scan(&u.known); err != nil {
 		return nil, fmt.Errorf("contact: look up email: %w", err)
+	}
+	if u.armed, err = suppression.Armed(ctx, s.DB); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -266,7 +272,7 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if c.Language == "" {
 		c.Language = u.Language
 	}
-	erased, err := checkSuppressed(tx, c, u.NewConsent)
+	erased, err := checkSuppressed(tx, c, u.armed, u.NewConsent)
 	if errs.Is(err, errs.KindRefused) {
 		return UpsertResult{Suppressed: true}, nil
 	}

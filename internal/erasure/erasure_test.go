@@ -516,3 +516,21 @@ func TestErasedContactTakesNoNewData(t *testing.T) {
 		w.verify()
 	})
 }
+
+// TestSuppressionAcrossInstances: an address erased through one instance
+// is refused by another sharing the database.
+func TestSuppressionAcrossInstances(t *testing.T) {
+	first, second := storetest.OpenPostgresTwice(t)
+	ctx := context.Background()
+	w := newWorld(t, first)
+	c := w.person(address)
+	if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+		t.Fatal(err)
+	}
+	other := contact.NewService(second, consent.NewService(second))
+	_, err := other.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(address)}, Actor: api,
+		Evidence: consent.Evidence{Method: consent.MethodAPI}})
+	if !errs.Is(err, errs.KindRefused) {
+		t.Fatalf("the other instance re-created an erased address: %v", err)
+	}
+}

@@ -45,6 +45,9 @@ const keyID = "suppression"
 
 type keyMemo struct{}
 
+// absentMemo keeps, for a moment, that there is no erasure key (Armed).
+type absentMemo struct{}
+
 // key returns the erasure key for a write in tx, making it (32 random
 // bytes) on first use. Like the ledger's evidence key, it is kept in memory
 // once its transaction commits, and instances starting together agree on
@@ -74,9 +77,9 @@ func key(tx *store.Tx, create bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("suppression: read key: %w", err)
 	}
-	k, err := hex.DecodeString(stored)
-	if err != nil || len(k) != 32 {
-		return nil, fmt.Errorf("suppression: the stored erasure key is not 32 bytes of hex")
+	k, err := decodeKey(stored)
+	if err != nil {
+		return nil, err
 	}
 	tx.SetLocal(keyMemo{}, k)
 	tx.KeepAfterCommit(keyMemo{}, k)
@@ -104,6 +107,47 @@ func AddTx(tx *store.Tx, address, reason string, now time.Time) error {
 	}
 	return tx.ExecLater(store.Prefix("suppression: add entry"), `INSERT INTO suppressions (address_hash, reason, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (address_hash) DO NOTHING`, Hash(k, address), reason, store.Micros(now))
+}
+
+// Armed reports whether any address may be suppressed, that is whether
+// the erasure key exists, reading outside any write. Once it does, the key
+// is kept in memory and this stays true without reading; its absence is
+// remembered for a second, so that a burst of creations reads once. A
+// creation that finds it false skips CheckTx: until the first erasure of
+// an installation there is nothing to check, and a read saved in every
+// creation's write. (An address erased for the very first time on another
+// instance while it is being created again could slip through: the one
+// second after the key appears.)
+func Armed(ctx context.Context, db *store.DB) (bool, error) {
+	if _, ok := db.Kept(keyMemo{}).([]byte); ok {
+		return true, nil
+	}
+	if until, ok := db.Kept(absentMemo{}).(time.Time); ok && time.Now().Before(until) {
+		return false, nil
+	}
+	var stored string
+	err := db.Read.QueryRowContext(ctx, `SELECT key FROM erasure_keys WHERE id = $1`, keyID).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		db.Keep(absentMemo{}, time.Now().Add(time.Second))
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("suppression: read key: %w", err)
+	}
+	k, err := decodeKey(stored)
+	if err != nil {
+		return false, err
+	}
+	db.Keep(keyMemo{}, k)
+	return true, nil
+}
+
+func decodeKey(stored string) ([]byte, error) {
+	k, err := hex.DecodeString(stored)
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("suppression: the stored erasure key is not 32 bytes of hex")
+	}
+	return k, nil
 }
 
 // CheckTx returns when address was suppressed (erased or deleted), or nil
