@@ -69,17 +69,9 @@ func key(tx *store.Tx, create bool) ([]byte, error) {
 			return nil, fmt.Errorf("suppression: store key: %w", err)
 		}
 	}
-	var stored string
-	err := tx.Row(`SELECT key FROM erasure_keys WHERE id = $1`, keyID).Scan(&stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil // nothing was ever erased: nothing is suppressed
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppression: read key: %w", err)
-	}
-	k, err := decodeKey(stored)
-	if err != nil {
-		return nil, err
+	k, err := readKey(tx.Row(keySelect, keyID))
+	if err != nil || k == nil {
+		return nil, err // none: nothing was ever erased, nothing is suppressed
 	}
 	tx.SetLocal(keyMemo{}, k)
 	tx.KeepAfterCommit(keyMemo{}, k)
@@ -125,24 +117,30 @@ func Armed(ctx context.Context, db *store.DB) (bool, error) {
 	if until, ok := db.Kept(absentMemo{}).(time.Time); ok && time.Now().Before(until) {
 		return false, nil
 	}
-	var stored string
-	err := db.Read.QueryRowContext(ctx, `SELECT key FROM erasure_keys WHERE id = $1`, keyID).Scan(&stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		db.Keep(absentMemo{}, time.Now().Add(time.Second))
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("suppression: read key: %w", err)
-	}
-	k, err := decodeKey(stored)
+	k, err := readKey(db.Read.QueryRowContext(ctx, keySelect, keyID))
 	if err != nil {
 		return false, err
+	}
+	if k == nil {
+		db.Keep(absentMemo{}, time.Now().Add(time.Second))
+		return false, nil
 	}
 	db.Keep(keyMemo{}, k)
 	return true, nil
 }
 
-func decodeKey(stored string) ([]byte, error) {
+const keySelect = `SELECT key FROM erasure_keys WHERE id = $1`
+
+// readKey scans the erasure key from row; nil when there is none.
+func readKey(row store.Scanner) ([]byte, error) {
+	var stored string
+	err := row.Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("suppression: read key: %w", err)
+	}
 	k, err := hex.DecodeString(stored)
 	if err != nil || len(k) != 32 {
 		return nil, fmt.Errorf("suppression: the stored erasure key is not 32 bytes of hex")
