@@ -24,6 +24,7 @@ import (
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
@@ -45,6 +46,7 @@ type Server struct {
 	Prefs    *preferences.Service
 	Webforms *webform.Service
 	Requests *requests.Service
+	Erasure  *erasure.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -88,7 +90,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/settings"
@@ -104,6 +105,7 @@ var namedEnums = map[string][]string{
 	"request_channel":         requests.Channels,
 	"request_status":          requests.Statuses,
 	"kept_after_erasure":      settings.KeepableAfterErasure,
+	"hold_legal_basis":        holds.Bases,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

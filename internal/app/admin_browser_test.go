@@ -21,13 +21,8 @@ func TestAdminInABrowser(t *testing.T) {
 	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
-	text := func(css string) string { t.Helper(); return browsertest.Text(t, browser, css) }
-	do := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(browser, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := driver{t, browser}
+	text, do := d.text, d.do
 	signIn := func(email, password string) {
 		t.Helper()
 		do(chromedp.Navigate(e.srv.URL+"/admin/login"), chromedp.SendKeys(chromedp.CSS("#email"), email),
@@ -40,11 +35,7 @@ func TestAdminInABrowser(t *testing.T) {
 	}
 
 	// The first admin, from the link in the log.
-	do(chromedp.Navigate(e.setupLink()), chromedp.SendKeys(chromedp.CSS("#name"), "Ada Admin"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-		chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
-		chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
+	d.firstAdmin(e)
 	if got := text("h1"); got != "Dashboard" {
 		t.Fatalf("after set-up: %q", got)
 	}

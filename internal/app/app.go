@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -46,6 +47,7 @@ type App struct {
 	Prefs     *preferences.Service
 	Retention *retention.Service
 	Requests  *requests.Service
+	Erasure   *erasure.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	API       *api.Server
@@ -145,6 +147,12 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.OptIn.Sweep(ctx)
 		return err
 	})
+	// Erasures a legal hold kept waiting proceed once their holds run out.
+	a.Erasure = erasure.New(db)
+	a.Jobs.Every("erasure.holds_ended", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Erasure.ResumeReleased(ctx, 200)
+		return err
+	})
 
 	forms, err := webform.New(&webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, Mail: tmpl, BaseURL: cfg.BaseURL,
 		Sender: cfg.Sender(), Now: time.Now})
@@ -152,16 +160,16 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return nil, err
 	}
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure})
 	a.Public, err = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
-	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now}
+	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now, Erase: erasure.ForRetention}
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
-		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests,
+		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure,
 		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)

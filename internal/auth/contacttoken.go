@@ -128,3 +128,14 @@ func PurgeContactTokensTx(tx *store.Tx, before time.Time) error {
 	}
 	return nil
 }
+
+// DeleteContactTokensTx deletes every token of the contacts in ids inside
+// tx, when their personal data is erased: no link sent to them works any
+// more. The statement is queued (store.Tx.ExecLater).
+func DeleteContactTokensTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	return tx.ExecLater(store.Prefix("auth: delete contact tokens"), `DELETE FROM tokens WHERE contact_id IN (`+ph+`)`, args...)
+}

@@ -50,7 +50,8 @@ const (
 	PermAudit Permission = "audit"
 	// PermUsers: users and API tokens.
 	PermUsers Permission = "users"
-	// PermDelete: delete a contact with their consent records.
+	// PermDelete: delete a contact with their consent records, erase a
+	// contact's personal data, set and lift legal holds.
 	PermDelete Permission = "delete_contacts"
 	// PermRequests: see and handle data subject requests.
 	PermRequests Permission = "requests"

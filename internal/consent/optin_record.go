@@ -43,6 +43,9 @@ type OptInInput struct {
 // marketing email, with the same evidence: unsubscribing is saying no to
 // marketing, and the consent records must say so too.
 func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, now time.Time) (*OptInChange, error) {
+	if k.Erased {
+		return nil, contactstate.ErrErased()
+	}
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
 		return nil, err
 	}

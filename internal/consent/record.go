@@ -247,8 +247,13 @@ func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Re
 
 // allowedFor is the one precondition of a consent change on the contact's
 // state: a locked record (the contact stopped processing, R9) takes
-// withdrawals, never a new grant. Both ways of writing a record check it.
+// withdrawals, never a new grant; an erased one takes nothing, as its
+// evidence would be personal data on a remainder that identifies no one.
+// Both ways of writing a record check it.
 func (p *Prepared) allowedFor(k contactstate.State) error {
+	if k.Erased {
+		return contactstate.ErrErased()
+	}
 	if k.ProcessingStopped && p.in.State == StateGranted {
 		return contactstate.ErrProcessingStopped()
 	}
@@ -280,22 +285,23 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	}
 	r := p.newRecord(contactID, now, seq)
 	var ref string
-	var stopped bool
+	var stopped, erased bool
 	// A missing contact yields no row to insert, and no answer.
-	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped FROM contacts WHERE id = $2),
+	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped, erased_at IS NOT NULL AS erased
+		FROM contacts WHERE id = $2),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
 			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM c),
 		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT c.id, $3, $1, $4, $10 FROM c
 			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 			expires_at = excluded.expires_at)
-		SELECT ref, stopped FROM c`, r.args()...).Scan(&ref, &stopped)
+		SELECT ref, stopped, erased FROM c`, r.args()...).Scan(&ref, &stopped, &erased)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consent: record consent: %w", err)
 	}
-	if err := p.allowedFor(contactstate.State{ID: contactID, Ref: ref, ProcessingStopped: stopped}); err != nil {
+	if err := p.allowedFor(contactstate.State{ID: contactID, Ref: ref, ProcessingStopped: stopped, Erased: erased}); err != nil {
 		return nil, err
 	}
 	if err := r.appendEvent(tx, ref); err != nil {

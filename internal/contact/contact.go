@@ -20,9 +20,11 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -65,6 +67,12 @@ type Contact struct {
 	// retention period (package retention); retention erases them once
 	// the grace period has passed.
 	RetentionDueAt *time.Time `json:"retention_due_at,omitempty" doc:"when every purpose of the contact had passed its retention period; the contact is erased after the grace period unless that changes"`
+	// ErasedAt is when the contact's personal data was erased (R10); the
+	// record is the non-identifying remainder.
+	ErasedAt *time.Time `json:"erased_at,omitempty" doc:"when the contact's personal data was erased; what is left identifies no one"`
+	// PreviouslyErasedAt is when this contact's address was erased before:
+	// it came back with a new explicit consent.
+	PreviouslyErasedAt *time.Time `json:"previously_erased_at,omitempty" doc:"when this address was erased before; it came back with a new explicit consent"`
 }
 
 func optionalTime(v sql.NullInt64) *time.Time {
@@ -288,8 +296,23 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		}
 		prepared[i] = p
 	}
+	explicit := false
+	for _, p := range prepared {
+		explicit = explicit || p.ExplicitConsent()
+	}
+	armed, err := suppression.Armed(ctx, s.DB)
+	if err != nil {
+		return nil, err
+	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		erased, err := checkSuppressed(tx, c, armed, explicit)
+		if err != nil {
+			return err
+		}
 		if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
+			return err
+		}
+		if err := notePreviouslyErased(tx, c, erased); err != nil {
 			return err
 		}
 		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
@@ -342,16 +365,18 @@ func optInField(field string) string {
 }
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
-	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at FROM contacts c`
+	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at,
+	erased_at, previously_erased_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
-	var stopped, erasure, retentionDue sql.NullInt64
+	var stopped, erasure, retentionDue, erased, previously sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
-		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue)
+		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue,
+		&erased, &previously)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
@@ -359,6 +384,7 @@ func scanContact(row store.Scanner) (*Contact, error) {
 		return nil, fmt.Errorf("contact: read: %w", err)
 	}
 	c.ProcessingStoppedAt, c.ErasureRequestedAt, c.RetentionDueAt = optionalTime(stopped), optionalTime(erasure), optionalTime(retentionDue)
+	c.ErasedAt, c.PreviouslyErasedAt = optionalTime(erased), optionalTime(previously)
 	c.Fields = map[string]any{}
 	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
 		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)
@@ -390,11 +416,14 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 }
 
 // checkNotLocked refuses, with a 423, any edit of a contact who asked to
-// stop processing (R9).
+// stop processing (R9) or whose personal data was erased (R10).
 func checkNotLocked(tx *store.Tx, id string) error {
-	var stopped bool
-	if err := tx.QueryRow(`SELECT processing_stopped_at IS NOT NULL FROM contacts WHERE id = $1`, id).Scan(&stopped); err != nil {
+	var stopped, erased bool
+	if err := tx.QueryRow(`SELECT processing_stopped_at IS NOT NULL, erased_at IS NOT NULL FROM contacts WHERE id = $1`, id).Scan(&stopped, &erased); err != nil {
 		return fmt.Errorf("contact: read lock: %w", err)
+	}
+	if erased {
+		return contactstate.ErrErased()
 	}
 	if stopped {
 		return contactstate.ErrProcessingStopped()
@@ -443,28 +472,84 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 }
 
 // Delete removes the contact with its consent records and opt-in history,
-// and appends a deletion event to the ledger so that verification knows the
-// contact is gone on purpose. It returns a not-found error when there is no
-// such contact.
+// as DeleteTx does, in one transaction.
 func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
-	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := contactstate.Load(tx, id)
-		if err != nil {
+	return s.DB.Write(ctx, func(tx *store.Tx) error { return DeleteTx(tx, id, actor, s.now()) })
+}
+
+// DeleteTx removes the contact with its consent records and opt-in
+// history inside tx, and appends a deletion event to the ledger so that
+// verification knows the contact is gone on purpose. Like an erasure, it
+// leaves a suppression entry for the address (so that it cannot come back
+// silently) and a line in the erasure log. It returns a not-found error
+// when there is no such contact, and a refusal naming the hold while a
+// legal hold is active.
+func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
+	k, err := contactstate.Load(tx, id)
+	if err != nil {
+		return err
+	}
+	active, err := holds.ActiveTx(tx, id, now)
+	if err != nil {
+		return err
+	}
+	if len(active) > 0 {
+		return holds.ErrHeld(active[0])
+	}
+	var email string
+	if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
+		return fmt.Errorf("contact: read: %w", err)
+	}
+	if !k.Erased {
+		if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
 			return err
 		}
-		now := s.now()
-		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
-			ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
-			return err
-		}
-		if err := mail.ForgetContact(tx, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("contact: delete: %w", err)
-		}
+	}
+	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
+		return err
+	}
+	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
+		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+		return err
+	}
+	if err := mail.ForgetContact(tx, id); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("contact: delete: %w", err)
+	}
+	return nil
+}
+
+// checkSuppressed refuses, inside tx, a new contact whose address was
+// erased or deleted before, unless the same request grants a new explicit
+// consent (explicit). It returns when the address was erased, or nil when
+// it never was or nothing can be suppressed yet (armed false:
+// suppression.Armed). The refusal (field "email", code "address_erased")
+// tells an operator's client why; the public webform says nothing of it.
+func checkSuppressed(tx *store.Tx, c *Contact, armed, explicit bool) (*time.Time, error) {
+	if !armed {
+		return nil, nil
+	}
+	erased, err := suppression.CheckTx(tx, c.Email)
+	if err != nil || erased == nil {
+		return nil, err
+	}
+	if !explicit {
+		return nil, errs.Refused("address_erased", "email", "this address was erased on %s; it can be added again only with a new explicit consent "+
+			"(a consent granted on the legal basis consent) in the same request", erased.Format(time.DateOnly))
+	}
+	return erased, nil
+}
+
+// notePreviouslyErased marks a contact just inserted whose address was
+// erased before, at erased (nil: it never was).
+func notePreviouslyErased(tx *store.Tx, c *Contact, erased *time.Time) error {
+	if erased == nil {
 		return nil
-	})
+	}
+	c.PreviouslyErasedAt = erased
+	return contactstate.SetPreviouslyErasedTx(tx, c.ID, *erased)
 }
 
 // ListQuery selects a page of contacts in creation order.

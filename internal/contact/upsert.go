@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -25,6 +26,10 @@ type Upsert struct {
 	// creates (the language of the form they filled in, so that their
 	// emails are in it); a known contact's language is left as it is.
 	Language string
+	// NewConsent says the submission grants a consent on the legal basis
+	// consent (consent.Prepared.ExplicitConsent): only then may an erased
+	// address come back (R10).
+	NewConsent bool
 
 	s        *Service
 	in       Input
@@ -36,6 +41,8 @@ type Upsert struct {
 	// without reading, which on PostgreSQL saves the group commit a round
 	// trip.
 	known bool
+	// armed: an address may be suppressed (suppression.Armed).
+	armed bool
 }
 
 // UpsertResult says which contact a submission is about and whether it was
@@ -47,6 +54,10 @@ type UpsertResult struct {
 	// Contact is the contact as written when Created, or as read when
 	// known (unchanged), with its sensitive values left out.
 	Contact *Contact
+	// Suppressed: the address was erased before and the submission
+	// carried no new explicit consent; nothing was written, and the
+	// caller writes nothing either.
+	Suppressed bool
 }
 
 // PrepareUpsert validates in, which must carry an email, against the field
@@ -75,6 +86,9 @@ func (s *Service) PrepareUpsert(ctx context.Context, in Input) (*Upsert, error) 
 	u := &Upsert{s: s, in: in, defs: defs, emailKey: strings.ToLower(email)}
 	if err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE email_key = $1)`, u.emailKey).Scan(&u.known); err != nil {
 		return nil, fmt.Errorf("contact: look up email: %w", err)
+	}
+	if u.armed, err = suppression.Armed(ctx, s.DB); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -196,7 +210,7 @@ func (s *Service) ApplyHeld(tx *store.Tx, contactID, holdID string, h Held, now 
 	if c.ProcessingStoppedAt != nil {
 		return contactstate.ErrProcessingStopped()
 	}
-	defs, err := s.fieldMapTx(tx)
+	defs, err := fieldMapTx(tx)
 	if err != nil {
 		return err
 	}
@@ -258,7 +272,17 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if c.Language == "" {
 		c.Language = u.Language
 	}
+	erased, err := checkSuppressed(tx, c, u.armed, u.NewConsent)
+	if errs.Is(err, errs.KindRefused) {
+		return UpsertResult{Suppressed: true}, nil
+	}
+	if err != nil {
+		return UpsertResult{}, err
+	}
 	if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
+		return UpsertResult{}, err
+	}
+	if err := notePreviouslyErased(tx, c, erased); err != nil {
 		return UpsertResult{}, err
 	}
 	if err := u.s.storeSecrets(tx, c.ID, secrets, u.defs, now); err != nil {
@@ -288,7 +312,7 @@ func (s *Service) afterCreate(tx *store.Tx, c *Contact, now time.Time) error {
 }
 
 // fieldMapTx reads the field definitions inside tx, by name.
-func (s *Service) fieldMapTx(tx *store.Tx) (map[string]*FieldDefinition, error) {
+func fieldMapTx(tx *store.Tx) (map[string]*FieldDefinition, error) {
 	list, err := store.QueryAll(context.Background(), tx, scanField, fieldSelect)
 	if err != nil {
 		return nil, fmt.Errorf("contact: read fields: %w", err)

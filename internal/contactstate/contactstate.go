@@ -85,6 +85,13 @@ func ErrProcessingStopped() error {
 	return errs.Locked("processing_stopped", "the contact asked to stop processing; their record is locked")
 }
 
+// ErrErased is what a change refused on an erased contact returns: what is
+// left of them is a remainder that identifies no one, and takes no new
+// data.
+func ErrErased() error {
+	return errs.Locked("contact_erased", "the contact's personal data was erased; the record takes no new data")
+}
+
 // Load reads the contact's state inside tx, without the address (Email is
 // empty): the writes that call it on every consent change need only the
 // state. It returns a not-found error (field "contact") when the contact

@@ -75,3 +75,32 @@ func rowError(err error, what string) error {
 	}
 	return nil
 }
+
+// ErasedEmail is the placeholder an erased contact's address becomes: not
+// an address, unique per contact so that the address column stays unique.
+func ErasedEmail(id string) string { return "erased-" + id }
+
+// EraseProfileTx replaces the contact's core fields with the remainder of
+// an erasure (R10) and marks the contact erased, as MarkErasedTx does, in
+// one statement: the address becomes ErasedEmail, names, phone, language,
+// stage and owner are blanked, country and region are set to the given
+// values (blank unless the operator keeps them), and the custom fields
+// become fields (those that identify no one). The statement is queued
+// (store.Tx.ExecLater).
+func EraseProfileTx(tx *store.Tx, id, country, region string, fields map[string]any, now time.Time) error {
+	fieldsJSON, err := json.Marshal(fields)
+	if err != nil {
+		return fmt.Errorf("contactstate: encode fields: %w", err)
+	}
+	email := ErasedEmail(id)
+	return tx.ExecLater(store.Prefix("contactstate: erase profile"), `UPDATE contacts SET email = $2, email_key = $2, first_name = '',
+		last_name = '', phone = '', country = $3, region = $4, language = '', stage = '', owner = '', fields = $5, updated_at = $6,
+		erased_at = COALESCE(erased_at, $6) WHERE id = $1`, id, email, country, region, string(fieldsJSON), store.Micros(now))
+}
+
+// SetPreviouslyErasedTx notes that the contact's address was erased
+// before, at at, and came back with a new explicit consent.
+func SetPreviouslyErasedTx(tx *store.Tx, id string, at time.Time) error {
+	return tx.ExecLater(store.Prefix("contactstate: note earlier erasure"),
+		`UPDATE contacts SET previously_erased_at = $2 WHERE id = $1`, id, store.Micros(at))
+}

@@ -38,9 +38,11 @@ type Details struct {
 	TextLanguage string // the language of the consent text shown
 }
 
-// erased reports whether the personal evidence (IP address and user agent)
-// is blank, as erasing a contact's evidence leaves it.
-func (d *Details) erased() bool { return d.IP == "" && d.UserAgent == "" }
+// erased reports whether the personal evidence (IP address, user agent and
+// the confirmation token that links to the contact) is blank, as erasing a
+// contact's evidence leaves it. A row with a token left is not erased, and
+// its commitment is checked.
+func (d *Details) erased() bool { return d.IP == "" && d.UserAgent == "" && d.TokenID == "" }
 
 // evidenceKeyID names the evidence key's row in ledger_keys.
 const evidenceKeyID = "evidence"
@@ -56,11 +58,8 @@ func CommitEvidence(key []byte, e *Event) string {
 	if e.Details != nil {
 		d = *e.Details
 	}
-	mac := takeMAC(key)
+	mac, field := tagged(key, "consentry-evidence-v1")
 	defer macs.Put(mac)
-	m := mac.h
-	m.Write([]byte("consentry-evidence-v1\x00"))
-	field := fieldWriter(m)
 	field(e.Kind)
 	field(e.RecordID)
 	field(e.Method)
@@ -71,7 +70,7 @@ func CommitEvidence(key []byte, e *Event) string {
 	field(d.TextLanguage)
 	field(e.ActorKind)
 	field(e.ActorID)
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(mac.h.Sum(nil))
 }
 
 // keyedMAC is an HMAC-SHA256 under key, kept for reuse: setting up the key
@@ -91,6 +90,16 @@ func takeMAC(key []byte) *keyedMAC {
 		return m
 	}
 	return &keyedMAC{key: string(key), h: hmac.New(sha256.New, key)}
+}
+
+// tagged returns a reset HMAC under key that has taken the domain tag and
+// a zero byte, and the function that writes one field to it (fieldWriter);
+// the caller puts the HMAC back in macs.
+func tagged(key []byte, tag string) (*keyedMAC, func(string)) {
+	mac := takeMAC(key)
+	mac.h.Write([]byte(tag))
+	mac.h.Write([]byte{0})
+	return mac, fieldWriter(mac.h)
 }
 
 // fieldWriter returns a function that writes one field to h: its length as

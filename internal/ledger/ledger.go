@@ -44,6 +44,19 @@ const (
 	// RecordID is the request, Value its new status and Method its kind
 	// (access, erasure, ...). The contact's state does not change.
 	KindRequest = "request"
+	// KindContactErased: the contact's personal data was erased (R10) and
+	// a non-identifying remainder kept. Like evidence_erased, the
+	// contact's earlier consent records and opt-in changes may then have
+	// their IP address, user agent and confirmation token blanked; unlike
+	// it, the event commits (Evidence) to what those rows keep of their
+	// evidence (CommitRemainder), so that the rest can still be checked.
+	// The contact's state does not change.
+	KindContactErased = "contact_erased"
+	// KindLegalHold: a legal hold was set on the contact or lifted;
+	// RecordID is the hold, Value "set" or "lifted", LegalBasis the hold's
+	// legal basis. The hold's reason is operator text and stays out. The
+	// contact's state does not change.
+	KindLegalHold = "legal_hold"
 )
 
 // GenesisHash is the previous hash of event 1.
@@ -73,6 +86,10 @@ type Event struct {
 	// Details, given to Append for a consent or opt-in event, are the
 	// evidence that Evidence commits to; they are not stored in the ledger.
 	Details *Details `json:"-"`
+	// Erased, given to Append for a contact_erased event, are the rows
+	// whose evidence the erasure blanked, as they remain; the event
+	// commits to them (CommitRemainder).
+	Erased []ErasedRow `json:"-"`
 }
 
 // ComputeHash returns the hex SHA-256 that chains e to prevHash. The encoding
@@ -169,12 +186,16 @@ func Append(tx *store.Tx, e *Event) (int64, error) {
 		return 0, fmt.Errorf("ledger: event expected position %d, but the next position is %d", e.Seq, c.seq+1)
 	}
 	e.Evidence = ""
-	if e.Details != nil {
+	if e.Details != nil || e.Kind == KindContactErased {
 		key, err := evidenceKey(tx)
 		if err != nil {
 			return 0, err
 		}
-		e.Evidence = CommitEvidence(key, e)
+		if e.Kind == KindContactErased {
+			e.Evidence = CommitRemainder(key, e.Erased)
+		} else {
+			e.Evidence = CommitEvidence(key, e)
+		}
 	}
 	e.Seq = c.seq + 1
 	e.RecordedAt = e.RecordedAt.Truncate(time.Microsecond)

@@ -82,7 +82,11 @@ type replayed struct {
 	consents map[string]Current
 	lastSeq  int64
 	deleted  bool
-	erasedAt int64 // the last evidence_erased event, or 0
+	erasedAt int64 // the last evidence_erased or contact_erased event, or 0
+	// erasedSeq and remainder: the last contact_erased event and its
+	// commitment to what the erased rows keep (CommitRemainder).
+	erasedSeq int64
+	remainder string
 }
 
 // Verify recomputes the chain from the first event, checks it ends at the
@@ -208,6 +212,8 @@ func apply(state map[string]*replayed, e *Event) {
 		clear(r.consents)
 	case KindEvidenceErased:
 		r.erasedAt = e.Seq
+	case KindContactErased:
+		r.erasedAt, r.erasedSeq, r.remainder = e.Seq, e.Seq, e.Evidence
 	}
 }
 
@@ -277,6 +283,7 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 			return nil
 		}
 	}
+	remainders := remainderCheck{}
 	for from := int64(1); from <= rep.HeadSeq; from += rowChunk {
 		to := from + rowChunk
 		rows, err := st.Rows(ctx, q, from, to)
@@ -309,9 +316,13 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 					Message: fmt.Sprintf("the %s history row of event %d is missing", e.Kind, e.Seq)}
 				return nil
 			}
-			if p := checkRow(&e, &r, state[e.ContactRef], key); p != nil {
+			contact := state[e.ContactRef]
+			if p := checkRow(&e, &r, contact, key); p != nil {
 				rep.Problem = p
 				return nil
+			}
+			if contact.remainder != "" && contact.erasedAt > e.Seq && r.Details != nil && r.Details.erased() && key != nil {
+				remainders.add(e.ContactRef, key, &r)
 			}
 		}
 		for seq, r := range bySeq {
@@ -320,6 +331,7 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 			return nil
 		}
 	}
+	rep.Problem = remainders.problem(state, key)
 	return nil
 }
 
@@ -336,8 +348,11 @@ func checkRow(e, r *Event, contact *replayed, key []byte) *Problem {
 	if field := differs(e, r); field != "" {
 		return mismatch(field)
 	}
-	// After an evidence_erased event, the contact's earlier rows may have
-	// their personal evidence blanked; what they were cannot be checked.
+	// After an evidence_erased or contact_erased event, the contact's
+	// earlier rows may have their personal evidence blanked; what they
+	// were cannot be checked. What they keep (the text language) is
+	// checked against the contact_erased event's commitment instead
+	// (remainderCheck), and the fields the event holds in clear below.
 	erased := contact.erasedAt > e.Seq && r.Details != nil && r.Details.erased()
 	if e.Evidence != "" && !erased {
 		switch {

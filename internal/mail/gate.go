@@ -14,6 +14,10 @@ const (
 	ReasonBlocklisted       = "blocklisted"
 	ReasonOptedOut          = "opted_out"
 	ReasonNotOptedIn        = "not_opted_in_for_campaigns"
+	// The contact asked for their data to be erased (an erasure that a
+	// legal hold keeps waiting, or one not yet carried out): marketing and
+	// workflow email stop at once.
+	ReasonErasureRequested = "erasure_requested"
 	// The message's personal link expired before it could be sent (the
 	// mail server was out of reach for longer than the link lives): it
 	// would lead nowhere.
@@ -39,7 +43,8 @@ type Recipient struct {
 //
 // The rules, in order: an erased or deleted contact, one who stopped
 // processing (except the confirmation of a change they asked for), a
-// bounced or blocklisted address get nothing. An opt-out
+// bounced or blocklisted address get nothing. A contact who asked to be
+// erased gets no campaign or workflow email. An opt-out
 // (by the contact or a user) stops every new email (R2) except a reply in a
 // conversation the contact started, and a confirmation link for a change
 // the contact asked for, which is part of the same exchange. Campaigns also
@@ -57,6 +62,8 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 		return ReasonBounced
 	case r.Deliverability == contactstate.DeliverabilityBlocklisted:
 		return ReasonBlocklisted
+	case r.ErasureRequested && (kind == KindCampaign || kind == KindWorkflow):
+		return ReasonErasureRequested
 	}
 	if contactstate.OptedOut(r.OptIn) {
 		exempt := (kind == KindReply && r.StartedConversation) || kind == KindConfirmation

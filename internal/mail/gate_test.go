@@ -28,6 +28,8 @@ func TestGate(t *testing.T) {
 		{"blocklisted", with(func(r *Recipient) { r.Deliverability = "blocklisted" })},
 		{"processing stopped", with(func(r *Recipient) { r.ProcessingStopped = true })},
 		{"erased", with(func(r *Recipient) { r.Erased = true })},
+		{"erasure requested", with(func(r *Recipient) { r.ErasureRequested = true })},
+		{"erasure requested and opted out", with(func(r *Recipient) { r.ErasureRequested = true; r.OptIn = "opt_out_contact" })},
 		{"deleted", Recipient{}},
 		{"bounced and opted out", with(func(r *Recipient) { r.Deliverability = "bounced"; r.OptIn = "opt_out_contact" })},
 	}
@@ -60,8 +62,13 @@ func TestGate(t *testing.T) {
 		"blocklisted":                          stopAll(ReasonBlocklisted),
 		"processing stopped":                   stoppedButConfirmations,
 		"erased":                               stopAll(ReasonErased),
-		"deleted":                              stopAll(ReasonErased),
-		"bounced and opted out":                stopAll(ReasonBounced),
+		// Marketing and workflow email stop at once; what the contact
+		// needs to exercise their rights still goes.
+		"erasure requested": {KindWorkflow: ReasonErasureRequested, KindCampaign: ReasonErasureRequested},
+		"erasure requested and opted out": {KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
+			KindWorkflow: ReasonErasureRequested, KindAdHoc: ReasonOptedOut, KindReply: ReasonOptedOut, KindCampaign: ReasonErasureRequested},
+		"deleted":               stopAll(ReasonErased),
+		"bounced and opted out": stopAll(ReasonBounced),
 	}
 	for _, s := range states {
 		for _, kind := range Kinds {

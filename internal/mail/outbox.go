@@ -166,6 +166,32 @@ func ForgetContact(tx *store.Tx, contactID string) error {
 	return nil
 }
 
+// EraseContactsTx erases, inside tx, what the outbox and the dev mailbox
+// hold about the contacts in ids, whose personal data is erased: the dev
+// mailbox's copies go, and each outbox row keeps only what identifies no
+// one (kind, status, dates), its address, subject, bodies, headers and
+// links blanked. Messages not yet sent are suppressed (ReasonErased). The
+// contacts' conversations go too: their subjects are the contacts' words.
+func EraseContactsTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	for _, q := range []string{
+		`DELETE FROM mailbox WHERE outbox_id IN (SELECT id FROM outbox WHERE contact_id IN (` + ph + `))`,
+		`UPDATE outbox SET status = CASE WHEN status IN ('queued', 'sending') THEN 'suppressed' ELSE status END,
+			reason = CASE WHEN status IN ('queued', 'sending') THEN '` + ReasonErased + `' ELSE reason END,
+			to_address = '', subject = '', text_body = '', html_body = '', headers = '{}', links = '[]', locked_until = 0
+			WHERE contact_id IN (` + ph + `) AND (to_address <> '' OR subject <> '' OR text_body <> '')`,
+		`DELETE FROM conversations WHERE contact_id IN (` + ph + `)`,
+	} {
+		if err := tx.ExecLater(store.Prefix("mail: erase contacts"), q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Entry is a message in the outbox, for the API and status pages.
 type Entry struct {
 	ID        string     `json:"id"`

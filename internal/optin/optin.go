@@ -319,6 +319,19 @@ func SupersedeTx(tx *store.Tx, contactID string, now time.Time) error {
 	return endOpen(tx, contactID, now)
 }
 
+// EndForErasureTx ends, inside tx, the open invitations of the contacts in
+// ids, whose personal data is erased, as superseded. Their links and
+// emails go with the erasure (auth.DeleteContactTokensTx,
+// mail.EraseContactsTx); the invitations themselves hold nothing personal.
+func EndForErasureTx(tx *store.Tx, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(2, ids)
+	return tx.ExecLater(store.Prefix("optin: end invitations"), `UPDATE optin_invitations SET status = '`+StatusSuperseded+`', ended_at = $1
+		WHERE status IN ('`+StatusInvited+`', '`+StatusReminded+`') AND contact_id IN (`+ph+`)`, append([]any{store.Micros(now)}, args...)...)
+}
+
 // closeInvitation ends an invitation with status, uses up its links and
 // cancels its emails not yet sent.
 func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {

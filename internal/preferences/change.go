@@ -548,3 +548,16 @@ func (s *Service) Changes(ctx context.Context, contactID string) ([]ChangeEntry,
 		return e, json.Unmarshal([]byte(raw), &e.Change)
 	}, `SELECT id, status, change, requested_at, ended_at FROM preference_changes WHERE contact_id = $1 ORDER BY requested_at DESC, id DESC`, contactID)
 }
+
+// ForgetContactsTx deletes, inside tx, the preference changes of the
+// contacts in ids, pending or ended, when their personal data is erased:
+// they carry the values asked for and the IP address and user agent of
+// the request. The consent records the applied ones wrote stay, as the
+// proof.
+func ForgetContactsTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	return tx.ExecLater(store.Prefix("preferences: forget changes"), `DELETE FROM preference_changes WHERE contact_id IN (`+ph+`)`, args...)
+}

@@ -341,3 +341,13 @@ func Placeholders(first, n int) string {
 	}
 	return strings.Join(ph, ", ")
 }
+
+// In returns the placeholders $first, $first+1, ... for values and the
+// values as arguments, for a statement on a batch: "id IN (" + ph + ")".
+func In(first int, values []string) (ph string, args []any) {
+	args = make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return Placeholders(first, len(values)), args
+}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -141,6 +142,30 @@ type consentRow struct {
 	Record *consent.Record
 }
 
+// actorNames returns the names of users and API clients by id, for "by
+// whom" on a page.
+func (s *Server) actorNames(ctx context.Context) (map[string]string, error) {
+	names := map[string]string{}
+	users, err := s.Users.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range users {
+		names[x.ID] = x.Email
+		if x.Name != "" {
+			names[x.ID] = x.Name
+		}
+	}
+	tokens, err := s.Tokens.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tokens {
+		names[t.ID] = t.Name
+	}
+	return names, nil
+}
+
 func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	s.showContact(w, r, u, http.StatusOK, "", nil, nil)
 }
@@ -218,11 +243,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 			return
 		}
 	}
-	name := strings.TrimSpace(c.FirstName + " " + c.LastName)
-	if name == "" {
-		name = c.Email
-	}
-	s.render(w, status, "contact", page{Title: name, User: u, Nav: "contacts", Flash: flash, Errors: fieldErrs, Data: p})
+	s.render(w, status, "contact", page{Title: contactLabel(c), User: u, Nav: "contacts", Flash: flash, Errors: fieldErrs, Data: p})
 }
 
 // contactInput reads the record form: core fields, and custom fields as

@@ -17,13 +17,14 @@ import (
 var languageLabels = map[string]string{"en": "English (en)", "sv": "Swedish (sv)", "nl": "Dutch (nl)"}
 
 var funcs = template.FuncMap{
-	"role":   roleLabel,
-	"optin":  optInLabel,
-	"when":   when,
-	"can":    func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
-	"actor":  actorLabel,
-	"basis":  basisLabel,
-	"method": func(m string) string { return strings.ReplaceAll(m, "_", " ") },
+	"role":      roleLabel,
+	"optin":     optInLabel,
+	"when":      when,
+	"can":       func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
+	"actor":     actorLabel,
+	"basis":     basisLabel,
+	"holdBasis": holdBasisLabel,
+	"method":    func(m string) string { return strings.ReplaceAll(m, "_", " ") },
 	// dict passes several values to a shared template.
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
@@ -134,7 +135,7 @@ func fieldLabel(name string) string {
 	return name
 }
 
-var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete contacts",
+var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete and erase contacts, legal holds",
 	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
 	auth.PermUsers: "Users and API tokens", auth.PermRequests: "Data subject requests"}
 

@@ -6,6 +6,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/holds"
 )
 
 // TestEveryValueHasALabel keeps the pages' labels in step with the
@@ -18,6 +19,7 @@ func TestEveryValueHasALabel(t *testing.T) {
 		"opt-in status": {contactstate.OptInStatuses, optInLabels},
 		"legal basis":   {consent.LegalBases, basisLabels},
 		"role":          {auth.Roles, roleLabels},
+		"hold basis":    {holds.Bases, holdBasisLabels},
 	} {
 		for _, v := range c.values {
 			if c.labels[v] == "" {

@@ -234,30 +234,6 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, u *auth.U
 	http.Redirect(w, r, "/admin/requests/"+req.ID+"?done=created", http.StatusSeeOther)
 }
 
-// actorNames maps the ids of users and API tokens to their names, for "by
-// whom".
-func (s *Server) actorNames(ctx context.Context) (map[string]string, error) {
-	names := map[string]string{}
-	users, err := s.Users.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, x := range users {
-		names[x.ID] = x.Email
-		if x.Name != "" {
-			names[x.ID] = x.Name
-		}
-	}
-	tokens, err := s.Tokens.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range tokens {
-		names[t.ID] = t.Name
-	}
-	return names, nil
-}
-
 var requestKindLabels = map[string]string{requests.KindAccess: "Access", requests.KindErasure: "Erasure",
 	requests.KindRectification: "Rectification", requests.KindRestriction: "Restriction of processing", requests.KindObjection: "Objection"}
 

@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	s.auditRoutes()
 	s.retentionRoutes()
 	s.requestRoutes()
+	s.erasureRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
@@ -62,6 +63,7 @@ type Server struct {
 	Requests *requests.Service
 	// Retention flags and erases contacts past their retention periods.
 	Retention *retention.Service
+	Erasure   *erasure.Service
 	Log       *slog.Logger
 	IPs       clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.

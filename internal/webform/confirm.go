@@ -564,3 +564,14 @@ func DeleteEndedTx(tx *store.Tx, before time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// ForgetContactsTx deletes, inside tx, every post held for the contacts in
+// ids, when their personal data is erased: what they carried is personal
+// and will never be applied.
+func ForgetContactsTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	return tx.ExecLater(store.Prefix("webform: forget held posts"), `DELETE FROM webform_confirmations WHERE contact_id IN (`+ph+`)`, args...)
+}

@@ -270,6 +270,9 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	}
 	if up != nil {
 		up.Language = lang
+		for _, g := range grants {
+			up.NewConsent = up.NewConsent || g.ExplicitConsent()
+		}
 	}
 	if len(p.problems) > 0 {
 		return nil, &Invalid{Errors: p.problems, View: f.view(s.action(w.ID, sub.Lang, w.Language, false), lang, sub.Form, p.problems)}
@@ -289,8 +292,11 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 	write := func(tx *store.Tx) error {
 		now := s.now()
 		u, err := up.CreateOrFind(tx, now)
-		if err != nil || u.Key.ProcessingStopped {
-			return err // a stopped contact is not changed, and the page says the same as ever
+		if err != nil || u.Key.ProcessingStopped || u.Suppressed {
+			// A stopped contact is not changed; an erased address without a
+			// new explicit consent is not stored. Either way the page says
+			// the same as ever.
+			return err
 		}
 		if !u.Created {
 			// Anyone could have posted this address: nothing changes

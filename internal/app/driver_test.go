@@ -1,0 +1,38 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/internal/browsertest"
+)
+
+// driver drives one browser tab for a test, failing it on any error.
+type driver struct {
+	t   testing.TB
+	ctx context.Context
+}
+
+// do runs the actions in order.
+func (d driver) do(actions ...chromedp.Action[chromedp.Void]) {
+	d.t.Helper()
+	if err := chromedp.Do(d.ctx, actions...); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// text is the text of the first element css selects.
+func (d driver) text(css string) string { d.t.Helper(); return browsertest.Text(d.t, d.ctx, css) }
+
+// firstAdmin creates the first admin, Ada, from the start-up link, and
+// leaves her signed in on the dashboard.
+func (d driver) firstAdmin(e *env) {
+	d.t.Helper()
+	d.do(chromedp.Navigate(e.setupLink()), chromedp.SendKeys(chromedp.CSS("#name"), "Ada Admin"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
+		chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
+}

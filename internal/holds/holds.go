@@ -1,0 +1,303 @@
+// Package holds keeps legal holds: a duty (bookkeeping, a dispute, a
+// contract) that keeps a contact's data from being erased while it lasts.
+// A hold has a reason, a legal basis from a short list, who set it and
+// optionally until when. It is never deleted: lifting it records who, when
+// and why, and both steps are ledger events (kind legal_hold, with no
+// personal data and not the reason, which is operator text).
+//
+// A hold that stopped an erasure remembers it (MarkWaitingTx); once no hold
+// of the contact is active any more, the erasure package lets the waiting
+// erasure proceed (Released).
+package holds
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Legal bases of a hold: why the data must be kept although its owner
+// asked for erasure (GDPR Art. 17(3)(b) and (e)).
+const (
+	BasisLegalObligation = "legal_obligation" // a legal duty to keep it, such as bookkeeping
+	BasisLegalClaims     = "legal_claims"     // establishing, exercising or defending legal claims
+	BasisContract        = "contract"         // a contract still being performed
+)
+
+// Bases lists the legal bases of a hold.
+var Bases = []string{BasisLegalObligation, BasisLegalClaims, BasisContract}
+
+// Hold is a legal hold on a contact.
+type Hold struct {
+	ID         string        `json:"id"`
+	ContactID  string        `json:"contact_id"`
+	Reason     string        `json:"reason"`
+	LegalBasis string        `json:"legal_basis" enum:"@hold_legal_basis"`
+	SetBy      consent.Actor `json:"set_by"`
+	SetAt      time.Time     `json:"set_at"`
+	Until      *time.Time    `json:"until,omitempty" doc:"when the hold ends by itself; absent: until lifted"`
+	LiftedAt   *time.Time    `json:"lifted_at,omitempty"`
+	LiftedBy   string        `json:"lifted_by,omitempty" doc:"the id of who lifted it"`
+	LiftReason string        `json:"lift_reason,omitempty"`
+	// Active: not lifted and not past its until date, as of the read.
+	Active bool `json:"active"`
+	// ErasureWaiting is when an erasure was refused because of this hold;
+	// it proceeds once no hold of the contact is active.
+	ErasureWaiting *time.Time `json:"erasure_waiting_since,omitempty" doc:"when an erasure was refused because of this hold; it proceeds by itself once no hold is active"`
+
+	ref string
+}
+
+// New is a hold to set.
+type New struct {
+	Reason     string     `json:"reason"`
+	LegalBasis string     `json:"legal_basis" enum:"@hold_legal_basis"`
+	Until      *time.Time `json:"until" doc:"optional: when the hold ends by itself"`
+}
+
+// ActiveAt reports whether h holds at now.
+func (h *Hold) ActiveAt(now time.Time) bool {
+	return h.LiftedAt == nil && (h.Until == nil || h.Until.After(now))
+}
+
+// SetTx sets a hold on the contact inside tx, as actor, and appends its
+// ledger event. A contact that does not exist is a not-found error
+// (field "contact").
+func SetTx(tx *store.Tx, contactID string, in New, actor consent.Actor, now time.Time) (*Hold, error) {
+	if err := errs.TrimText("reason", &in.Reason, 1000); err != nil {
+		return nil, err
+	}
+	if in.LegalBasis == "" {
+		return nil, errs.Required("legal_basis")
+	}
+	if !slices.Contains(Bases, in.LegalBasis) {
+		return nil, errs.Invalid("legal_basis", "must be one of %s", strings.Join(Bases, ", "))
+	}
+	if in.Until != nil && !in.Until.After(now) {
+		return nil, errs.Invalid("until", "must be in the future")
+	}
+	k, err := contactstate.Load(tx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	if k.Erased {
+		return nil, errs.Conflict("contact_erased", "contact", "the contact's personal data is already erased; there is nothing left to hold")
+	}
+	h := &Hold{ID: uuid.Must(uuid.NewV7()).String(), ContactID: contactID, Reason: in.Reason, LegalBasis: in.LegalBasis,
+		SetBy: actor, SetAt: now, Until: in.Until, ref: k.Ref}
+	var until any
+	if h.Until != nil {
+		until = store.Micros(*h.Until)
+	}
+	if _, err := tx.Exec(`INSERT INTO legal_holds (id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, h.ID, contactID, h.Reason, h.LegalBasis, actor.Kind, actor.ID, store.Micros(now), until); err != nil {
+		return nil, fmt.Errorf("holds: set: %w", err)
+	}
+	h.Active = true
+	return h, appendEvent(tx, h, "set", actor, now)
+}
+
+func appendEvent(tx *store.Tx, h *Hold, value string, actor consent.Actor, now time.Time) error {
+	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
+		Value: value, LegalBasis: h.LegalBasis, ActorKind: actor.Kind, ActorID: actor.ID})
+	return err
+}
+
+// LiftTx lifts the contact's hold inside tx, as actor, with the reason, and
+// appends its ledger event. An unknown hold, or one of another contact, is
+// a not-found error (field "hold"); one already lifted is a conflict.
+func LiftTx(tx *store.Tx, contactID, holdID, reason string, actor consent.Actor, now time.Time) (*Hold, error) {
+	if err := errs.TrimText("reason", &reason, 1000); err != nil {
+		return nil, err
+	}
+	h, err := get(tx, contactID, holdID, now)
+	if err != nil {
+		return nil, err
+	}
+	if h.LiftedAt != nil {
+		return nil, errs.Conflict("hold_lifted", "hold", "the hold was already lifted on %s", h.LiftedAt.Format(time.DateOnly))
+	}
+	if _, err := tx.Exec(`UPDATE legal_holds SET lifted_at = $2, lifted_by_id = $3, lift_reason = $4 WHERE id = $1`,
+		h.ID, store.Micros(now), actor.ID, reason); err != nil {
+		return nil, fmt.Errorf("holds: lift: %w", err)
+	}
+	h.LiftedAt, h.LiftedBy, h.LiftReason, h.Active = &now, actor.ID, reason, false
+	k, err := contactstate.Load(tx, contactID)
+	if err != nil {
+		return nil, err
+	}
+	h.ref = k.Ref
+	return h, appendEvent(tx, h, "lifted", actor, now)
+}
+
+const columns = `id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at, lifted_at, lifted_by_id, lift_reason, erasure_waiting_at`
+
+func scan(now time.Time) func(store.Scanner) (*Hold, error) {
+	return func(row store.Scanner) (*Hold, error) {
+		h := &Hold{}
+		var set int64
+		var until, lifted, waiting sql.NullInt64
+		if err := row.Scan(&h.ID, &h.ContactID, &h.Reason, &h.LegalBasis, &h.SetBy.Kind, &h.SetBy.ID, &set, &until, &lifted,
+			&h.LiftedBy, &h.LiftReason, &waiting); err != nil {
+			return nil, err
+		}
+		h.SetAt = store.FromMicros(set)
+		h.Until, h.LiftedAt, h.ErasureWaiting = optional(until), optional(lifted), optional(waiting)
+		h.Active = h.ActiveAt(now)
+		return h, nil
+	}
+}
+
+func optional(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.FromMicros(v.Int64)
+	return &t
+}
+
+func get(tx *store.Tx, contactID, holdID string, now time.Time) (*Hold, error) {
+	list, err := store.QueryAll(context.Background(), tx, scan(now), `SELECT `+columns+` FROM legal_holds WHERE id = $1 AND contact_id = $2`, holdID, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("holds: read: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, errs.NotFound("hold", "hold")
+	}
+	return list[0], nil
+}
+
+// List returns the contact's holds as of now, active ones first, then the
+// newest first; none is an empty slice.
+func List(ctx context.Context, q store.Querier, contactID string, now time.Time) ([]*Hold, error) {
+	out, err := store.QueryAll(ctx, q, scan(now), `SELECT `+columns+` FROM legal_holds WHERE contact_id = $1 ORDER BY set_at DESC, id DESC`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("holds: list: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b *Hold) int {
+		switch {
+		case a.Active == b.Active:
+			return 0
+		case a.Active:
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
+
+// ActiveTx returns the contact's holds active at now, inside tx, the one
+// set first first; none is an empty slice.
+func ActiveTx(tx *store.Tx, contactID string, now time.Time) ([]*Hold, error) {
+	return active(tx, []string{contactID}, now)
+}
+
+// FirstActiveTx returns, for each contact in ids that has a hold active at
+// now, the one set first, inside tx; a contact without one is absent.
+func FirstActiveTx(tx *store.Tx, ids []string, now time.Time) (map[string]*Hold, error) {
+	list, err := active(tx, ids, now)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*Hold{}
+	for _, h := range list {
+		if out[h.ContactID] == nil {
+			out[h.ContactID] = h
+		}
+	}
+	return out, nil
+}
+
+func active(tx *store.Tx, ids []string, now time.Time) ([]*Hold, error) {
+	if len(ids) == 0 {
+		return []*Hold{}, nil
+	}
+	ph, args := store.In(2, ids)
+	out, err := store.QueryAll(context.Background(), tx, scan(now), `SELECT `+columns+` FROM legal_holds
+		WHERE contact_id IN (`+ph+`) AND lifted_at IS NULL AND (until_at IS NULL OR until_at > $1) ORDER BY set_at, id`,
+		append([]any{store.Micros(now)}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("holds: read active: %w", err)
+	}
+	return out, nil
+}
+
+// ErrHeld is the error of a change a hold refuses: it names the hold and
+// its reason.
+func ErrHeld(h *Hold) error {
+	until := "until lifted"
+	if h.Until != nil {
+		until = "until " + h.Until.Format(time.DateOnly)
+	}
+	return errs.Refused("legal_hold", "hold", "a legal hold (%s: %s, %s) keeps this contact's data", h.LegalBasis, h.Reason, until)
+}
+
+// MarkWaitingTx notes on the contact's active holds that an erasure was
+// refused because of them (for request requestID, or none), so that it
+// proceeds once they end. A hold already marked keeps its first time.
+func MarkWaitingTx(tx *store.Tx, contactID, requestID string, now time.Time) error {
+	if _, err := tx.Exec(`UPDATE legal_holds SET erasure_waiting_at = COALESCE(erasure_waiting_at, $2),
+		waiting_request_id = CASE WHEN waiting_request_id = '' THEN $3 ELSE waiting_request_id END
+		WHERE contact_id = $1 AND lifted_at IS NULL AND (until_at IS NULL OR until_at > $2)`, contactID, store.Micros(now), requestID); err != nil {
+		return fmt.Errorf("holds: mark waiting erasure: %w", err)
+	}
+	return nil
+}
+
+// ClearWaitingTx forgets the waiting erasure of the contacts in ids, once
+// it has proceeded.
+func ClearWaitingTx(tx *store.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, ids)
+	return tx.ExecLater(store.Prefix("holds: clear waiting erasure"), `UPDATE legal_holds SET erasure_waiting_at = NULL
+		WHERE contact_id IN (`+ph+`) AND erasure_waiting_at IS NOT NULL`, args...)
+}
+
+// Waiting is a contact whose erasure a hold stopped and no hold stops any
+// more: the request it was fulfilling, if any.
+type Waiting struct {
+	ContactID string
+	RequestID string
+}
+
+// Released returns up to limit contacts whose erasure waits on holds none
+// of which is active at now, for their erasure to proceed; none is an empty
+// slice.
+func Released(ctx context.Context, q store.Querier, now time.Time, limit int) ([]Waiting, error) {
+	out, err := store.QueryAll(ctx, q, func(row store.Scanner) (Waiting, error) {
+		var w Waiting
+		return w, row.Scan(&w.ContactID, &w.RequestID)
+	}, `SELECT contact_id, MAX(waiting_request_id) FROM legal_holds h WHERE erasure_waiting_at IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM legal_holds a WHERE a.contact_id = h.contact_id AND a.lifted_at IS NULL
+			AND (a.until_at IS NULL OR a.until_at > $1))
+		GROUP BY contact_id ORDER BY contact_id LIMIT $2`, store.Micros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("holds: read released: %w", err)
+	}
+	return out, nil
+}
+
+// WaitingTx reports whether an erasure of the contact waits on holds, and
+// the request it was fulfilling ("" for none).
+func WaitingTx(tx *store.Tx, contactID string) (waiting bool, requestID string, err error) {
+	var n int
+	var id sql.NullString
+	if err := tx.Row(`SELECT count(*), MAX(waiting_request_id) FROM legal_holds WHERE contact_id = $1 AND erasure_waiting_at IS NOT NULL`,
+		contactID).Scan(&n, &id); err != nil {
+		return false, "", fmt.Errorf("holds: read waiting erasure: %w", err)
+	}
+	return n > 0, id.String, nil
+}
