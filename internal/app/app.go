@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -25,6 +26,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
@@ -42,6 +44,7 @@ type App struct {
 	OptIn     *optin.Service
 	Lists     *lists.Service
 	Prefs     *preferences.Service
+	Export    *export.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	API       *api.Server
@@ -110,6 +113,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 
+	a.Export = &export.Service{DB: db, Contacts: a.Contacts, Now: time.Now}
+	a.Prefs.Exports, a.Prefs.NotifyRequest = a.Export, requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender())
+
 	var transport mail.Transport = &mail.Mailbox{DB: db, Now: time.Now}
 	if cfg.SMTPURL != "" {
 		smtp, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPConnections)
@@ -147,7 +153,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return nil, err
 	}
 	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
 	if err != nil {
@@ -155,7 +161,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	}
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
-		Prefs: a.Prefs, Tokens: a.Tokens,
+		Prefs: a.Prefs, Tokens: a.Tokens, Export: a.Export,
 		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)

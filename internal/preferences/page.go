@@ -15,9 +15,11 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -33,6 +35,10 @@ type Service struct {
 	BaseURL  string
 	Sender   string
 	Mail     *mail.Templates // renders the access, link and confirmation emails
+	// Exports builds the download a contact asks for (export.go), and
+	// NotifyRequest tells the operator of the access request (may be nil).
+	Exports       *export.Service
+	NotifyRequest requests.Notifier
 }
 
 // Page is what one contact sees on their preferences page.

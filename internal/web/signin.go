@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	s.userRoutes()
 	s.settingsRoutes()
 	s.auditRoutes()
+	s.exportRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -57,6 +58,7 @@ type Server struct {
 	Lists    *lists.Service
 	Prefs    *preferences.Service
 	Tokens   *auth.Tokens
+	Export   *export.Service
 	Log      *slog.Logger
 	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
