@@ -162,7 +162,8 @@ func (e *Export) writeXLSX(w io.Writer) error {
 			return fmt.Errorf("export: sheet %s: %w", t.name, err)
 		}
 	}
-	f.SetActiveSheet(0)
+	// The first sheet is the active one already. (Setting it would read
+	// every streamed sheet back in.)
 	return f.Write(w)
 }
 
