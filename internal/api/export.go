@@ -1,13 +1,13 @@
 package api
 
 import (
-	"mime"
 	"net/http"
 	"strconv"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/export"
+	"github.com/consentry/consentry/internal/httpx"
 )
 
 func (s *Server) exportRoutes() []Route {
@@ -40,8 +40,7 @@ type exportFile struct {
 }
 
 func (x exportFile) writeFile(w http.ResponseWriter, status int) error {
-	w.Header().Set("Content-Type", x.f.ContentType())
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": x.e.FileName(x.f)}))
+	httpx.Attachment(w, x.f.ContentType(), x.e.FileName(x.f))
 	w.Header().Set("X-Export-Schema", export.SchemaVersion)
 	w.Header().Set("X-Export-Masked", strconv.FormatBool(x.e.Masked))
 	w.WriteHeader(status)

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -22,14 +21,7 @@ import (
 // comes as an attachment of the content type.
 func (e *env) download(path, contentType string) []byte {
 	e.t.Helper()
-	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	res, b := e.call("GET", path, "")
 	checkAttachment(e.t, res, contentType, b)
 	return b
 }
@@ -224,18 +216,11 @@ func TestDownloadMyData(t *testing.T) {
 }
 
 // press posts a download button's form, as a browser does, and returns
-// the answer and its body.
+// the answer (its body read) and the body.
 func (v *visitor) press(u string, form url.Values) (*http.Response, []byte) {
 	v.e.t.Helper()
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := v.client.Do(req)
-	if err != nil {
-		v.e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, b
+	_, body := v.post(u, form)
+	return v.last, []byte(body)
 }
 
 // TestAdminDownload: the record offers the download; a user who may

@@ -2,13 +2,13 @@ package public
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/preferences"
 )
@@ -66,11 +66,16 @@ func (s *Server) askExport(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, id, l, err)
 		return
 	}
-	to := "/p/export/sent"
+	redirectKeepingLang(w, r, "/p/export/sent")
+}
+
+// redirectKeepingLang answers a post with a redirect to the page at path,
+// in the language the request chose with ?lang=, if any.
+func redirectKeepingLang(w http.ResponseWriter, r *http.Request, path string) {
 	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
-		to += "?lang=" + strings.ToLower(q)
+		path += "?lang=" + strings.ToLower(q)
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 func (s *Server) exportSent(w http.ResponseWriter, r *http.Request) {
@@ -117,8 +122,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, l)
 		return
 	}
-	w.Header().Set("Content-Type", f.ContentType())
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": e.FileName(f)}))
+	httpx.Attachment(w, f.ContentType(), e.FileName(f))
 	if err := e.Write(w, f); err != nil {
 		s.Log.Warn("export download not completed", "err", err)
 	}

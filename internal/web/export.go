@@ -1,11 +1,11 @@
 package web
 
 import (
-	"mime"
 	"net/http"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/export"
+	"github.com/consentry/consentry/internal/httpx"
 )
 
 func (s *Server) exportRoutes() {
@@ -33,8 +33,7 @@ func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.fail(w, err, u)
 		return
 	}
-	w.Header().Set("Content-Type", f.ContentType())
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": e.FileName(f)}))
+	httpx.Attachment(w, f.ContentType(), e.FileName(f))
 	if err := e.Write(w, f); err != nil {
 		s.Log.Warn("export download not completed", "err", err)
 	}
