@@ -26,6 +26,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -47,6 +48,7 @@ type Server struct {
 	Webforms *webform.Service
 	Requests *requests.Service
 	Erasure  *erasure.Service
+	Export   *export.Service
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -72,7 +74,10 @@ type Route struct {
 	Response any     // a value of the success body's type, or nil
 	Status   int     // success status
 	Query    []Param // query parameters
-	handle   handlerFunc
+	// Files are the media types of a success body sent as a file (a
+	// handler's fileBody) besides JSON.
+	Files  []string
+	handle handlerFunc
 }
 
 // Param is a query parameter.
@@ -90,7 +95,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
@@ -153,10 +158,21 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if status >= 500 {
 				s.Log.Error("request failed", "method", r.Method, "route", rt.Path, "err", err)
 			}
+		} else if f, ok := body.(fileBody); ok {
+			if err := f.writeFile(w, status); err != nil {
+				s.Log.Warn("file response not completed", "route", rt.Path, "err", err)
+			}
 		} else {
 			writeJSON(w, status, body)
 		}
 	})
+}
+
+// fileBody is a success body written as a file rather than encoded as
+// JSON: it sets its own headers. Everything that can fail before the
+// first byte fails in the handler, which still answers with an error.
+type fileBody interface {
+	writeFile(w http.ResponseWriter, status int) error
 }
 
 // checkParams refuses path and query values that are not plain text before
@@ -191,9 +207,15 @@ func (s *Server) authenticate(r *http.Request) (consent.Actor, error) {
 
 type tokenKey struct{}
 
+// hasScope reports whether the request's token has the scope.
+func hasScope(r *http.Request, scope string) bool {
+	tok, _ := r.Context().Value(tokenKey{}).(*auth.Token)
+	return tok != nil && tok.Has(scope)
+}
+
 // requireScope refuses a request whose token lacks the scope.
 func requireScope(r *http.Request, scope string) error {
-	if tok, _ := r.Context().Value(tokenKey{}).(*auth.Token); tok != nil && tok.Has(scope) {
+	if hasScope(r, scope) {
 		return nil
 	}
 	return &errs.Error{Kind: errs.KindForbidden, Code: "forbidden", Message: "this token may not do this; it needs the " + scope + " scope"}

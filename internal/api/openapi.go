@@ -45,7 +45,11 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		ok := map[string]any{"description": http.StatusText(rt.Status)}
 		if rt.Response != nil {
-			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
+			content := map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
+			for _, media := range rt.Files {
+				content[media] = map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": media}}
+			}
+			ok["content"] = content
 		}
 		responses := map[string]any{strconv.Itoa(rt.Status): ok}
 		errResp := func(code int, why string) {

@@ -93,14 +93,7 @@ func (e *env) ledgerVerifies() {
 // api calls the REST API and decodes the answer into out.
 func (e *env) api(method, path, body string, want int, out any) {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	res, b := e.call(method, path, body)
 	if res.StatusCode != want {
 		e.t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
 	}
@@ -109,6 +102,21 @@ func (e *env) api(method, path, body string, want int, out any) {
 			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 		}
 	}
+}
+
+// call sends an API request with e's token and returns the answer, its
+// body read.
+func (e *env) call(method, path, body string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
 }
 
 // page fetches a public page as a browser would.

@@ -31,6 +31,10 @@ const (
 	// PurposeWebformConfirmation confirms, once, a webform post about a
 	// known address: what the form carried is applied only then.
 	PurposeWebformConfirmation = "webform_confirmation"
+	// PurposeExport downloads the contact's own data (an access request
+	// made on the preferences page); it works, for each format, until it
+	// expires.
+	PurposeExport = "export"
 )
 
 // ContactToken is a link token's record: who it is for, what for, until when.

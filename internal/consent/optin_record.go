@@ -142,7 +142,12 @@ func (s *Service) SetOptIn(ctx context.Context, contactID string, in OptInInput)
 // OptInHistory returns the contact's opt-in changes, oldest first; an empty
 // list when there are none.
 func (s *Service) OptInHistory(ctx context.Context, contactID string) ([]OptInChange, error) {
-	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (OptInChange, error) {
+	return OptInHistoryIn(ctx, s.DB.Read, contactID)
+}
+
+// OptInHistoryIn is OptInHistory reading through q, a snapshot say.
+func OptInHistoryIn(ctx context.Context, q store.Querier, contactID string) ([]OptInChange, error) {
+	out, err := store.QueryAll(ctx, q, func(row store.Scanner) (OptInChange, error) {
 		var c OptInChange
 		var at int64
 		err := row.Scan(&c.ID, &c.ContactID, &c.From, &c.To, &at, &c.Actor.Kind, &c.Actor.ID, &c.Evidence.Method,

@@ -400,7 +400,12 @@ func (s *Service) CurrentConsents(ctx context.Context, contactID string) ([]Curr
 // History returns every consent record of the contact, oldest first; an
 // empty list when there are none (the caller checks the contact exists).
 func (s *Service) History(ctx context.Context, contactID string) ([]Record, error) {
-	out, err := store.QueryAll(ctx, s.DB.Read, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
+	return HistoryIn(ctx, s.DB.Read, contactID)
+}
+
+// HistoryIn is History reading through q, a snapshot say.
+func HistoryIn(ctx context.Context, q store.Querier, contactID string) ([]Record, error) {
+	out, err := store.QueryAll(ctx, q, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
 		r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
 		r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language
 		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id

@@ -111,7 +111,14 @@ func scanShown(row store.Scanner, lang string) (ShownText, error) {
 // translation into lang. It returns a not-found error (field
 // "text_version") when the purpose has no such version.
 func (s *Service) TextIn(ctx context.Context, purposeID string, version int, lang string) (ShownText, error) {
-	t, err := scanShown(s.DB.Read.QueryRowContext(ctx, textInQuery, purposeID, version, lang), lang)
+	return TextInVia(ctx, s.DB.Read, purposeID, version, lang)
+}
+
+// TextInVia is TextIn reading through q, a snapshot say. An empty lang
+// (a record that does not know the language shown) gives the version's
+// own text.
+func TextInVia(ctx context.Context, q store.Querier, purposeID string, version int, lang string) (ShownText, error) {
+	t, err := scanShown(q.QueryRowContext(ctx, textInQuery, purposeID, version, lang), lang)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errs.NotFound("text_version", "text_version")
 	}

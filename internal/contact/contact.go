@@ -403,16 +403,8 @@ func maskFields(c *Contact, defs map[string]*FieldDefinition) {
 
 // Get returns one contact with sensitive fields masked, or a not-found error.
 func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
-	c, err := scanContact(s.DB.Read.QueryRowContext(ctx, contactSelect+" WHERE id = $1", id))
-	if err != nil {
-		return nil, err
-	}
-	defs, err := s.fieldMap(ctx)
-	if err != nil {
-		return nil, err
-	}
-	maskFields(c, defs)
-	return c, s.attachMasked(ctx, []*Contact{c})
+	c, _, err := ReadIn(ctx, s.DB.Read, id)
+	return c, err
 }
 
 // checkNotLocked refuses, with a 423, any edit of a contact who asked to

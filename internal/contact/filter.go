@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -156,9 +154,8 @@ func (s *Service) logLookups(ctx context.Context, cond *filter.Condition, who As
 	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		for _, f := range fields {
-			if _, err := tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, '', $5, $6)`,
-				uuid.Must(uuid.NewV7()).String(), store.Micros(s.now()), who.Actor.Kind, who.Actor.ID, f, who.IP); err != nil {
-				return fmt.Errorf("contact: write access log: %w", err)
+			if err := LogAccessTx(tx, AccessEntry{At: s.now(), Actor: who.Actor, Field: f, IP: who.IP}); err != nil {
+				return err
 			}
 		}
 		return nil

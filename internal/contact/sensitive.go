@@ -126,6 +126,11 @@ func (s *Service) storeSecrets(tx *store.Tx, contactID string, secrets map[strin
 // attachMasked puts the masked sensitive values into the contacts' fields,
 // with one query for the whole page.
 func (s *Service) attachMasked(ctx context.Context, cs []*Contact) error {
+	return attachMaskedIn(ctx, s.DB.Read, cs)
+}
+
+// attachMaskedIn is attachMasked reading through q.
+func attachMaskedIn(ctx context.Context, q store.Querier, cs []*Contact) error {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -137,7 +142,7 @@ func (s *Service) attachMasked(ctx context.Context, cs []*Contact) error {
 		args[i] = c.ID
 		ph[i] = "$" + strconv.Itoa(i+1)
 	}
-	rows, err := s.DB.Read.QueryContext(ctx, `SELECT contact_id, field, masked FROM sensitive_values WHERE contact_id IN (`+
+	rows, err := q.QueryContext(ctx, `SELECT contact_id, field, masked FROM sensitive_values WHERE contact_id IN (`+
 		strings.Join(ph, ", ")+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("contact: read masked values: %w", err)
@@ -254,12 +259,7 @@ func (s *Service) Reveal(ctx context.Context, contactID, field string, actor con
 				return fmt.Errorf("contact: decrypt %s of %s: %w", field, contactID, err)
 			}
 		}
-		_, err = tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			uuid.Must(uuid.NewV7()).String(), store.Micros(s.now()), actor.Kind, actor.ID, contactID, field, ip)
-		if err != nil {
-			return fmt.Errorf("contact: write access log: %w", err)
-		}
-		return nil
+		return LogAccessTx(tx, AccessEntry{At: s.now(), Actor: actor, ContactID: contactID, Field: field, IP: ip})
 	})
 	if err != nil {
 		return "", err
@@ -275,6 +275,18 @@ type AccessEntry struct {
 	ContactID string        `json:"contact_id"`
 	Field     string        `json:"field"`
 	IP        string        `json:"ip,omitempty"`
+}
+
+// LogAccessTx writes an access-log entry inside tx, with a new id. Whoever
+// shows a clear value writes its entry in the transaction that reads it,
+// or before showing it: if the entry cannot be written, nothing is shown.
+func LogAccessTx(tx *store.Tx, e AccessEntry) error {
+	_, err := tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		uuid.Must(uuid.NewV7()).String(), store.Micros(e.At), e.Actor.Kind, e.Actor.ID, e.ContactID, e.Field, e.IP)
+	if err != nil {
+		return fmt.Errorf("contact: write access log: %w", err)
+	}
+	return nil
 }
 
 // AccessQuery selects access-log entries; empty fields match everything.
@@ -315,19 +327,13 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 	if q.After != "" {
 		add("id < ?", q.After)
 	}
-	query := `SELECT id, at, actor_kind, actor_id, contact_id, field, ip FROM access_log`
+	query := accessSelect
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, q.Limit+1)
 	query += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
-	out, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (AccessEntry, error) {
-		var e AccessEntry
-		var at int64
-		err := row.Scan(&e.ID, &at, &e.Actor.Kind, &e.Actor.ID, &e.ContactID, &e.Field, &e.IP)
-		e.At = store.FromMicros(at)
-		return e, err
-	}, query, args...)
+	out, err := store.QueryAll(ctx, s.DB.Read, scanAccess, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("contact: read access log: %w", err)
 	}
@@ -337,6 +343,26 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 		next = out[len(out)-1].ID
 	}
 	return out, next, nil
+}
+
+const accessSelect = `SELECT id, at, actor_kind, actor_id, contact_id, field, ip FROM access_log`
+
+func scanAccess(row store.Scanner) (AccessEntry, error) {
+	var e AccessEntry
+	var at int64
+	err := row.Scan(&e.ID, &at, &e.Actor.Kind, &e.Actor.ID, &e.ContactID, &e.Field, &e.IP)
+	e.At = store.FromMicros(at)
+	return e, err
+}
+
+// AccessLogOf returns every access-log entry about the contact, oldest
+// first, read through q; none is an empty slice.
+func AccessLogOf(ctx context.Context, q store.Querier, contactID string) ([]AccessEntry, error) {
+	out, err := store.QueryAll(ctx, q, scanAccess, accessSelect+` WHERE contact_id = $1 ORDER BY at, id`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("contact: read access log: %w", err)
+	}
+	return out, nil
 }
 
 // idAndText is a row of an id and one text column.

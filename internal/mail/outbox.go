@@ -208,7 +208,12 @@ type Entry struct {
 // ContactEntries lists the messages queued for a contact, newest first; an
 // empty list when there are none.
 func ContactEntries(ctx context.Context, db *store.DB, contactID string) ([]Entry, error) {
-	return store.QueryAll(ctx, db.Read, scanEntry, entrySelect+` WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
+	return ContactEntriesIn(ctx, db.Read, contactID)
+}
+
+// ContactEntriesIn is ContactEntries reading through q, a snapshot say.
+func ContactEntriesIn(ctx context.Context, q store.Querier, contactID string) ([]Entry, error) {
+	return store.QueryAll(ctx, q, scanEntry, entrySelect+` WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
 }
 
 const entrySelect = `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at FROM outbox`

@@ -16,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
@@ -38,6 +39,8 @@ type Service struct {
 	// Notify tells the operator of the requests the page records
 	// (requests.NotifyOperator); nil tells no one.
 	Notify requests.Notifier
+	// Exports builds the download a contact asks for (export.go).
+	Exports *export.Service
 }
 
 // Page is what one contact sees on their preferences page.

@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
@@ -44,7 +45,8 @@ func newFuzzSite(f *testing.F) *fuzzSite {
 	if err != nil {
 		f.Fatal(err)
 	}
-	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl}
+	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl,
+		Exports: &export.Service{DB: db, Contacts: people, Now: time.Now}}
 	s, err := New(&Server{DB: db, Log: log, Prefs: prefs,
 		OptIn: &optin.Service{DB: db, Consent: cs, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl}})
 	if err != nil {
@@ -66,7 +68,7 @@ func newFuzzSite(f *testing.F) *fuzzSite {
 	}
 	site := &fuzzSite{db: db, s: s, contact: c.ID, links: map[string]string{}}
 	err = db.Write(ctx, func(tx *store.Tx) error {
-		for _, p := range []string{auth.PurposePreferences, auth.PurposeUnsubscribe, auth.PurposePreferencesSession} {
+		for _, p := range []string{auth.PurposePreferences, auth.PurposeUnsubscribe, auth.PurposePreferencesSession, auth.PurposeExport} {
 			secret, _, err := auth.IssueContactToken(tx, p, c.ID, "", time.Now().Add(time.Hour), time.Now())
 			if err != nil {
 				return err
@@ -103,7 +105,7 @@ func (fs *fuzzSite) serve(req *http.Request) *httptest.ResponseRecorder {
 	return rec
 }
 
-var fuzzRoutes = []string{"/confirm/", "/p/", "/u/", "/p/confirm/"}
+var fuzzRoutes = []string{"/confirm/", "/p/", "/u/", "/p/confirm/", "/p/export/"}
 
 // FuzzTokenRoutes sends arbitrary tokens to every route that takes one:
 // never a server error, and an unknown token writes nothing.

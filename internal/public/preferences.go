@@ -361,11 +361,7 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	to := "/u/sent"
-	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
-		to += "?lang=" + strings.ToLower(q)
-	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	redirectKeepingLang(w, r, "/u/sent")
 }
 
 // newLinkSent is where askNewLink leads, whatever the address.

@@ -54,7 +54,7 @@ func linkify(s string) template.HTML {
 // pageNames are the public pages, each a template of its own inside the
 // shared layout.
 var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired",
-	"webform", "webform_confirm", "webform_done"}
+	"webform", "webform_confirm", "webform_done", "export"}
 
 // parsePages parses every page with the layout; a broken template is an
 // error at start-up, not on the first request that needs it.
@@ -92,6 +92,9 @@ type Server struct {
 	Webforms *webform.Service // hosted webforms and their posts (webform.go)
 	webform  *webformLimits
 	newLink  *newLinkLimits // asking for a new preferences link (preferences.go)
+	// exportLinks limits how often a contact asks for a download link
+	// (export.go).
+	exportLinks *addressLimiter
 }
 
 // New builds the server and its routes, and parses its pages.
@@ -110,12 +113,13 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
 	s.webformRoutes()
 	s.preferenceRoutes()
+	s.exportRoutes()
 	s.cop = http.NewCrossOriginProtection()
 	// The confirmation post is authorised by the token in its address, which
 	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site
 	// and, with no-referrer, an Origin of "null" must still get through.
 	s.cop.AddInsecureBypassPattern("POST /confirm/{token}")
-	for _, p := range crossOriginBypasses {
+	for _, p := range append(crossOriginBypasses, exportBypasses...) {
 		s.cop.AddInsecureBypassPattern(p)
 	}
 	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections

@@ -33,6 +33,7 @@ func (s *Server) routes() {
 	s.retentionRoutes()
 	s.requestRoutes()
 	s.erasureRoutes()
+	s.exportRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -64,6 +65,7 @@ type Server struct {
 	// Retention flags and erases contacts past their retention periods.
 	Retention *retention.Service
 	Erasure   *erasure.Service
+	Export    *export.Service
 	Log       *slog.Logger
 	IPs       clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.

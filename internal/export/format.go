@@ -1,0 +1,213 @@
+package export
+
+import (
+	"archive/zip"
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// Format is a file format of the export.
+type Format string
+
+// The formats.
+const (
+	JSON Format = "json"
+	CSV  Format = "csv"
+	XLSX Format = "xlsx"
+)
+
+// Formats lists the formats.
+var Formats = []string{string(JSON), string(CSV), string(XLSX)}
+
+// ParseFormat reads a format's name; empty is JSON. Anything else is an
+// invalid-input error on "format".
+func ParseFormat(s string) (Format, error) {
+	if s == "" {
+		return JSON, nil
+	}
+	if !slices.Contains(Formats, s) {
+		return "", errs.Invalid("format", "must be one of %s", strings.Join(Formats, ", "))
+	}
+	return Format(s), nil
+}
+
+// ContentType is the media type of a file in the format.
+func (f Format) ContentType() string {
+	switch f {
+	case CSV:
+		return "application/zip"
+	case XLSX:
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	return "application/json"
+}
+
+// extension is the file name's ending: the CSV files come in a zip.
+func (f Format) extension() string {
+	if f == CSV {
+		return "csv.zip"
+	}
+	return string(f)
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9-]+`)
+
+// FileName is the name to offer the export's file under: only letters,
+// digits, hyphens and dots, whatever the contact id holds.
+func (e *Export) FileName(f Format) string {
+	id := unsafeName.ReplaceAllString(e.Contact.ID, "")
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return "consentry-export-" + id + "-" + e.GeneratedAt.Format("20060102-150405") + "." + f.extension()
+}
+
+// Write writes the export to w in format f. Errors come from w, or from a
+// format that cannot be written; nothing is read here.
+func (e *Export) Write(w io.Writer, f Format) error {
+	switch f {
+	case JSON:
+		bw := bufio.NewWriterSize(w, 64<<10)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+		return bw.Flush()
+	case CSV:
+		return e.writeCSV(w)
+	case XLSX:
+		return e.writeXLSX(w)
+	}
+	return fmt.Errorf("export: unknown format %q", f)
+}
+
+// utf8BOM starts each CSV file, so that spreadsheet programs read it as
+// UTF-8 (å, ö and ë stay themselves).
+const utf8BOM = "\ufeff"
+
+// writeCSV writes a zip with one CSV file per section.
+func (e *Export) writeCSV(w io.Writer) error {
+	zw := zip.NewWriter(w)
+	for _, t := range e.tables() {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: t.name + ".csv", Method: zip.Deflate, Modified: e.GeneratedAt})
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(fw, utf8BOM); err != nil {
+			return err
+		}
+		cw := csv.NewWriter(fw)
+		if err := cw.Write(t.header); err != nil {
+			return err
+		}
+		for row := range t.rows {
+			for i, v := range row {
+				row[i] = defuse(v)
+			}
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		if cw.Flush(); cw.Error() != nil {
+			return cw.Error()
+		}
+	}
+	return zw.Close()
+}
+
+// defuse keeps a spreadsheet program from running a cell as a formula: a
+// value starting with = + - @ or a tab or carriage return gets an
+// apostrophe in front (docs/export.md says so). A contact's name typed
+// into a webform must not become a formula on the operator's machine.
+func defuse(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+// writeXLSX writes a workbook with one sheet per section, each written by
+// a stream writer, so that its rows are not held as cells in memory.
+// Cells are text, never formulas.
+func (e *Export) writeXLSX(w io.Writer) error {
+	f := excelize.NewFile()
+	defer f.Close()
+	bold, err := f.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true}})
+	if err != nil {
+		return err
+	}
+	first := f.GetSheetName(0)
+	for i, t := range e.tables() {
+		if i == 0 {
+			if err := f.SetSheetName(first, t.name); err != nil {
+				return err
+			}
+		} else if _, err := f.NewSheet(t.name); err != nil {
+			return err
+		}
+		if err := writeSheet(f, t, bold); err != nil {
+			return fmt.Errorf("export: sheet %s: %w", t.name, err)
+		}
+	}
+	// The first sheet is the active one already. (Setting it would read
+	// every streamed sheet back in.)
+	return f.Write(w)
+}
+
+func writeSheet(f *excelize.File, t table, headerStyle int) error {
+	sw, err := f.NewStreamWriter(t.name)
+	if err != nil {
+		return err
+	}
+	if err := sw.SetColWidth(1, len(t.header), 22); err != nil {
+		return err
+	}
+	// The header row stays in sight while scrolling.
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return err
+	}
+	cells := make([]any, len(t.header))
+	set := func(n int, row []string, opts ...excelize.RowOpts) error {
+		for i, v := range row {
+			cells[i] = v
+		}
+		name, err := excelize.CoordinatesToCellName(1, n)
+		if err != nil {
+			return err
+		}
+		return sw.SetRow(name, cells[:len(row)], opts...)
+	}
+	if err := set(1, t.header, excelize.RowOpts{StyleID: headerStyle}); err != nil {
+		return err
+	}
+	n := 2
+	for row := range t.rows {
+		if err := set(n, row); err != nil {
+			return err
+		}
+		n++
+	}
+	return sw.Flush()
+}
+
+// timeText writes a time as the JSON does: RFC 3339 in UTC, to the
+// microsecond.
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
