@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -42,6 +43,7 @@ type Server struct {
 	Lists    *lists.Service
 	Prefs    *preferences.Service
 	Webforms *webform.Service
+	Inbound  *inbound.Service // requests by email (inbound.go)
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -85,7 +87,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.inboundRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
@@ -136,6 +138,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		status, body, err := 0, any(nil), error(nil)
 		if !rt.Public {
 			caller, err = s.authenticate(r)
+		}
+		if err == nil && !rt.Public {
+			err = inboundOnly(r, rt)
 		}
 		if err == nil {
 			err = checkParams(r, rt)

@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/settings"
 )
@@ -104,6 +105,7 @@ var namedEnums = map[string][]string{
 	"request_channel":         requests.Channels,
 	"request_status":          requests.Statuses,
 	"kept_after_erasure":      settings.KeepableAfterErasure,
+	"inbound_outcome":         inbound.Outcomes,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

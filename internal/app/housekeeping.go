@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
@@ -22,10 +23,13 @@ const keep = 30 * 24 * time.Hour
 func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
 	before := now.Add(-keep)
 	return db.Write(ctx, func(tx *store.Tx) error {
-		for _, purge := range []func(*store.Tx, time.Time) error{jobs.PurgeTx, auth.PurgeContactTokensTx, mail.PurgeMailboxTx} {
+		for _, purge := range []func(*store.Tx, time.Time) error{jobs.PurgeTx, auth.PurgeContactTokensTx, auth.PurgeRequestTokensTx, mail.PurgeMailboxTx} {
 			if err := purge(tx, before); err != nil {
 				return err
 			}
+		}
+		if err := inbound.PurgeTx(tx, now); err != nil {
+			return err
 		}
 		_, err := webform.DeleteEndedTx(tx, now.Add(-keep))
 		return err
