@@ -21,7 +21,6 @@ package inbound
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -207,20 +206,20 @@ func (s *Service) sendConfirmation(tx *store.Tx, requestID, contactID, address, 
 // and if so records that one does: at most one an address per
 // ConfirmationInterval. The address is kept only as a hash.
 func takeConfirmation(tx *store.Tx, address string, now time.Time) (bool, error) {
-	key := addressKey(address)
-	var last int64
-	err := tx.QueryRow(`SELECT sent_at FROM inbound_confirmations WHERE address_hash = $1`, key).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("inbound: read limit: %w", err)
+	// One statement: the row is written only when there was none or it
+	// is a day old, and returned only when written.
+	rows, err := tx.Query(`INSERT INTO inbound_confirmations (address_hash, sent_at) VALUES ($1, $2)
+		ON CONFLICT (address_hash) DO UPDATE SET sent_at = excluded.sent_at WHERE inbound_confirmations.sent_at <= $3
+		RETURNING sent_at`, addressKey(address), store.Micros(now), store.Micros(now.Add(-ConfirmationInterval)))
+	if err != nil {
+		return false, fmt.Errorf("inbound: limit: %w", err)
 	}
-	if err == nil && store.FromMicros(last).Add(ConfirmationInterval).After(now) {
-		return false, nil
+	defer rows.Close()
+	taken := rows.Next()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("inbound: limit: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO inbound_confirmations (address_hash, sent_at) VALUES ($1, $2)
-		ON CONFLICT (address_hash) DO UPDATE SET sent_at = excluded.sent_at`, key, store.Micros(now)); err != nil {
-		return false, fmt.Errorf("inbound: record limit: %w", err)
-	}
-	return true, nil
+	return taken, nil
 }
 
 // addressKey is what inbound_confirmations keeps of an address.
