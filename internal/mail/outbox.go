@@ -193,6 +193,22 @@ func ForgetContact(tx *store.Tx, contactID string) error {
 	return nil
 }
 
+// PurgeRequestConfirmationsTx deletes, inside tx, the request
+// confirmations to addresses that were no contact's (KindRequestConfirmation)
+// queued before before and done with (sent, suppressed or failed), with
+// their dev-mailbox copies: they hold a stranger's address, which the
+// request keeps itself for as long as it needs it.
+func PurgeRequestConfirmationsTx(tx *store.Tx, before time.Time) error {
+	const done = `SELECT id FROM outbox WHERE kind = '` + KindRequestConfirmation + `' AND status IN ('sent', 'suppressed', 'failed') AND created_at < $1`
+	if _, err := tx.Exec(`DELETE FROM mailbox WHERE outbox_id IN (`+done+`)`, store.Micros(before)); err != nil {
+		return fmt.Errorf("mail: purge request confirmations: %w", err)
+	}
+	if _, err := tx.Exec(`DELETE FROM outbox WHERE id IN (`+done+`)`, store.Micros(before)); err != nil {
+		return fmt.Errorf("mail: purge request confirmations: %w", err)
+	}
+	return nil
+}
+
 // Entry is a message in the outbox, for the API and status pages.
 type Entry struct {
 	ID        string     `json:"id"`
