@@ -66,6 +66,7 @@ type Route struct {
 	Tag      string
 	Public   bool    // served without a token
 	Request  any     // a value of the request body's type, or nil
+	RawBody  string  // the media type of a body read as it is, not JSON (message/rfc822), or ""
 	Response any     // a value of the success body's type, or nil
 	Status   int     // success status
 	Query    []Param // query parameters

@@ -17,7 +17,7 @@ const inboundPath = "/api/v1/inbound-email"
 
 func (s *Server) inboundRoutes() []Route {
 	return []Route{
-		{Method: "POST", Path: inboundPath, Tag: "requests", Status: 202, Response: InboundResult{},
+		{Method: "POST", Path: inboundPath, Tag: "requests", Status: 202, RawBody: "message/rfc822", Response: InboundResult{},
 			Summary: "Hand over an email sent to the privacy address, as the raw RFC 5322 message (Content-Type: message/rfc822, at most 1 MiB), " +
 				"for a mail provider's inbound route; needs a token with the inbound scope. A subject with an erasure keyword records an erasure " +
 				"request and emails its sender a confirmation link (docs/inbound-email.md)",

@@ -43,6 +43,10 @@ func (s *Server) OpenAPI() map[string]any {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}
 		}
+		if rt.RawBody != "" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				rt.RawBody: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+		}
 		ok := map[string]any{"description": http.StatusText(rt.Status)}
 		if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
@@ -52,7 +56,7 @@ func (s *Server) OpenAPI() map[string]any {
 			responses[strconv.Itoa(code)] = map[string]any{"description": why,
 				"content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
 		}
-		if rt.Request != nil || len(rt.Query) > 0 {
+		if rt.Request != nil || rt.RawBody != "" || len(rt.Query) > 0 {
 			errResp(400, "The input is malformed or invalid; error.field names the field")
 		}
 		if !rt.Public {
