@@ -182,13 +182,22 @@ func (c *Config) Sender() string {
 	return a.Address
 }
 
-// MailDomain is the domain of MailFrom, for Message-IDs.
-func (c *Config) MailDomain() string {
+// MailAddress is the address of MailFrom, without the name.
+func (c *Config) MailAddress() string {
 	a, err := mail.ParseAddress(c.MailFrom)
 	if err != nil {
+		return ""
+	}
+	return a.Address
+}
+
+// MailDomain is the domain of MailFrom, for Message-IDs.
+func (c *Config) MailDomain() string {
+	a := c.MailAddress()
+	if a == "" {
 		return "localhost"
 	}
-	return a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+	return a[strings.LastIndexByte(a, '@')+1:]
 }
 
 // RedactedSMTP is the SMTP setting safe to log: no password.

@@ -52,8 +52,8 @@ const (
 	// ConfirmationInterval ago; nothing was recorded.
 	OutcomeLimited = "limited"
 	// OutcomeIgnored: no keyword in the subject, the privacy address not
-	// in To or Cc, an automatic reply, or mail from the privacy address
-	// itself; nothing was recorded.
+	// in To or Cc, an automatic reply, or mail from the privacy address or
+	// Consentry's own address; nothing was recorded.
 	OutcomeIgnored = "ignored"
 )
 
@@ -87,7 +87,11 @@ type Service struct {
 	Notify  requests.Notifier
 	BaseURL string
 	Sender  string
-	Now     func() time.Time
+	// OwnAddress is the address Consentry's own email comes from
+	// (CONSENTRY_MAIL_FROM): a message from it is ignored, so that the
+	// operator's notifications never come back as requests.
+	OwnAddress string
+	Now        func() time.Time
 
 	counts [3]atomic.Int64 // by index in Outcomes
 }
@@ -150,7 +154,7 @@ func (s *Service) handleTx(tx *store.Tx, m *Message, now time.Time) (string, err
 		return "", ErrOff
 	}
 	privacy := Normalize(st.PrivacyAddress)
-	if !slices.Contains(m.Recipients, privacy) || m.AutoReplied || m.From == privacy {
+	if !slices.Contains(m.Recipients, privacy) || m.AutoReplied || m.From == privacy || m.From == Normalize(s.OwnAddress) {
 		return OutcomeIgnored, nil
 	}
 	keyword, ok := Keyword(m.Subject, st.ErasureKeywords)

@@ -53,7 +53,7 @@ func setup(t testing.TB, db *store.DB) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, db: db, clock: newClock()}
-	f.svc = &inbound.Service{DB: db, Mail: tmpl, BaseURL: "https://consent.acme.example", Sender: "Acme", Now: f.clock.Now,
+	f.svc = &inbound.Service{DB: db, Mail: tmpl, BaseURL: "https://consent.acme.example", Sender: "Acme", OwnAddress: "consentry@acme.example", Now: f.clock.Now,
 		Notify: func(_ *store.Tx, r *requests.Request, _ time.Time) error { f.told = append(f.told, r.ID); return nil }}
 	f.d = &mail.Deliverer{DB: db, Transport: &mail.Mailbox{DB: db, Now: f.clock.Now}, Log: slog.New(slog.DiscardHandler),
 		From: "Acme <privacy@acme.example>", Domain: "acme.example", Now: f.clock.Now, Batch: 50, Lease: time.Minute, MaxAttempts: 3,
@@ -244,6 +244,7 @@ func TestWhatIsNotARequest(t *testing.T) {
 			"not addressed":  rawTo("a@example.com", "someone@acme.example", "DELETE"),
 			"auto reply":     []byte("From: a@example.com\r\nTo: " + privacy + "\r\nSubject: DELETE\r\nAuto-Submitted: auto-replied\r\n\r\nx"),
 			"from ourselves": raw(privacy, "DELETE"),
+			"from Consentry": raw("Acme <Consentry@acme.example>", "Data subject request: DELETE"),
 		} {
 			if o := f.handle(m); o != inbound.OutcomeIgnored {
 				t.Errorf("%s: %s", name, o)
@@ -252,7 +253,7 @@ func TestWhatIsNotARequest(t *testing.T) {
 		if n := len(f.requests()); n != 0 {
 			t.Fatalf("%d requests", n)
 		}
-		if c := f.svc.Counts(); c[inbound.OutcomeIgnored] != 4 {
+		if c := f.svc.Counts(); c[inbound.OutcomeIgnored] != 5 {
 			t.Fatalf("counts %v", c)
 		}
 		if ok, _ := f.svc.Accepts(context.Background(), "PRIVACY@acme.example"); !ok {
