@@ -169,7 +169,7 @@ func (s *Service) handleTx(tx *store.Tx, m *Message, now time.Time) (string, err
 		return "", err
 	}
 	in := requests.New{Kind: requests.KindErasure, Channel: requests.ChannelEmail, ContactID: known.ID, Address: m.From,
-		Note:  "Emailed to the privacy address with the keyword " + keyword + "; waiting for the sender to confirm.",
+		Note:  "Emailed to the privacy address (subject keyword " + keyword + "). The sender's address is proven only once the request is verified through the link emailed back to it.",
 		Actor: consent.Actor{Kind: consent.ActorSystem, ID: "inbound_email"}}
 	r, err := requests.CreateTx(tx, in, nil, now)
 	if err != nil {
