@@ -187,5 +187,12 @@ func TestRequestByEmailThroughTheAPI(t *testing.T) {
 		if msg := e.smtp.Wait(t, 1)[0]; msg.To[0] != "joost@example.nl" || msg.Subject != "Bevestig uw verzoek tot verwijdering" {
 			t.Fatalf("%v %q", msg.To, msg.Subject)
 		}
+		if code, body := post(provider, "message/rfc822", rawMessage("q@example.org", "A question")); code != 202 || !strings.Contains(body, `"outcome":"ignored"`) {
+			t.Fatalf("no keyword: %d %s", code, body)
+		}
+		e.api("PATCH", "/api/v1/settings", `{"privacy_address":""}`, 200, nil)
+		if code, body := post(provider, "message/rfc822", rawMessage("r@example.org", "DELETE")); code != 422 || !strings.Contains(body, "inbound_off") {
+			t.Fatalf("off: %d %s", code, body)
+		}
 	})
 }
