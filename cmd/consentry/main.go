@@ -130,6 +130,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		workers, stopWorkers := context.WithCancel(ctx)
 		defer stopWorkers()
 		a.Start(workers)
+		if err := a.InboundSMTPError(); err != nil {
+			return err
+		}
 		if cfg.SMTPURL == "" {
 			log.Info("email goes to the dev mailbox, not to anyone's inbox; set CONSENTRY_SMTP_URL to send real email",
 				"mailbox", cfg.BaseURL+"/dev/mailbox")

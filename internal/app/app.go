@@ -56,8 +56,9 @@ type App struct {
 	Inbound     *inbound.Service
 	InboundSMTP *inbound.Listener
 
-	handler http.Handler
-	workers sync.WaitGroup
+	handler    http.Handler
+	workers    sync.WaitGroup
+	inboundErr error // from starting the inbound SMTP listener
 }
 
 // Version is the module version the binary was built from, or "dev".
@@ -205,6 +206,11 @@ func (a *App) Start(ctx context.Context) {
 	a.startInboundSMTP(ctx)
 }
 
+// InboundSMTPError is why the SMTP listener for requests by email did not
+// start, or nil (also when none is configured): the command stops on it
+// rather than run without the listener it was asked for.
+func (a *App) InboundSMTPError() error { return a.inboundErr }
+
 // startInboundSMTP starts the SMTP listener for requests by email, when
 // configured, and stops it when ctx ends.
 func (a *App) startInboundSMTP(ctx context.Context) {
@@ -214,6 +220,7 @@ func (a *App) startInboundSMTP(ctx context.Context) {
 	a.InboundSMTP = &inbound.Listener{Service: a.Inbound, Addr: a.Config.InboundSMTPAddr, Domain: a.Config.MailDomain(), Log: a.Log}
 	addr, err := a.InboundSMTP.Start()
 	if err != nil {
+		a.inboundErr = fmt.Errorf("listen on %s (CONSENTRY_INBOUND_SMTP_ADDR): %w", a.Config.InboundSMTPAddr, err)
 		a.Log.Error("requests by email: the SMTP listener did not start", "err", err)
 		return
 	}
