@@ -157,6 +157,10 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	}
 	a.Inbound = &inbound.Service{DB: db, Mail: tmpl, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()),
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), OwnAddress: cfg.MailAddress(), Now: time.Now}
+	a.Jobs.Every("inbound.unconfirmed", time.Hour, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Inbound.RefuseUnconfirmed(ctx)
+		return err
+	})
 	a.API = api.New(&api.Server{Inbound: a.Inbound, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),

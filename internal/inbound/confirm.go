@@ -92,3 +92,22 @@ func (s *Service) Confirm(ctx context.Context, secret string) error {
 		return nil
 	})
 }
+
+// UnconfirmedReason is why a request by email is refused when its sender
+// never confirmed it.
+const UnconfirmedReason = "Not confirmed: nobody followed the confirmation link emailed to the sender's address within 7 days, so the sender could not be identified (GDPR Art. 12(6))."
+
+// RefuseUnconfirmed refuses the requests by email whose confirmation link
+// has expired unused, so that forged requests do not wait on the
+// operator's list until they are overdue. It returns how many it refused
+// (at most 500 a call).
+func (s *Service) RefuseUnconfirmed(ctx context.Context) (int, error) {
+	var n int
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := store.Now(s.Now)
+		var err error
+		n, err = requests.RefuseUnconfirmedTx(tx, requests.ChannelEmail, actor, now.Add(-LinkValidity), UnconfirmedReason, now)
+		return err
+	})
+	return n, err
+}

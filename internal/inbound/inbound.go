@@ -67,6 +67,9 @@ const ConfirmationInterval = 24 * time.Hour
 // LinkValidity is how long a confirmation link works.
 const LinkValidity = 7 * 24 * time.Hour
 
+// actor records requests by email and refuses those never confirmed.
+var actor = consent.Actor{Kind: consent.ActorSystem, ID: "inbound_email"}
+
 // ErrOff is returned while requests by email are off: the privacy_address
 // setting is empty.
 var ErrOff = &errs.Error{Kind: errs.KindRefused, Code: "inbound_off", Field: "privacy_address",
@@ -170,7 +173,7 @@ func (s *Service) handleTx(tx *store.Tx, m *Message, now time.Time) (string, err
 	}
 	in := requests.New{Kind: requests.KindErasure, Channel: requests.ChannelEmail, ContactID: known.ID, Address: m.From,
 		Note:  "Emailed to the privacy address (subject keyword " + keyword + "). The sender's address is proven only once the request is verified through the link emailed back to it.",
-		Actor: consent.Actor{Kind: consent.ActorSystem, ID: "inbound_email"}}
+		Actor: actor}
 	r, err := requests.CreateTx(tx, in, nil, now)
 	if err != nil {
 		return "", err

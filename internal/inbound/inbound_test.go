@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/inbound"
@@ -339,7 +340,8 @@ func TestGateKeepsItsProtections(t *testing.T) {
 }
 
 // TestConfirmationLinksExpire: a link followed after LinkValidity does
-// nothing.
+// nothing, and the request it would have confirmed is then refused as
+// unconfirmed (its address forgotten, as for any closed request).
 func TestConfirmationLinksExpire(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := setup(t, db)
@@ -351,6 +353,30 @@ func TestConfirmationLinksExpire(t *testing.T) {
 		}
 		if r := f.requests()[0]; r.Status != requests.StatusReceived {
 			t.Fatalf("%+v", r)
+		}
+		// A request entered by someone else, of the same channel, is not
+		// this package's to refuse.
+		err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := requests.CreateTx(tx, requests.New{Kind: requests.KindErasure, Channel: requests.ChannelEmail, Address: "letter@example.com",
+				Actor: consent.Actor{Kind: consent.ActorUser, ID: "u1"}}, nil, f.clock.Now().Add(-30*24*time.Hour))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []int{1, 0} { // the second run finds nothing left
+			n, err := f.svc.RefuseUnconfirmed(context.Background())
+			if err != nil || n != want {
+				t.Fatalf("refused %d, want %d (%v)", n, want, err)
+			}
+		}
+		for _, r := range f.requests() {
+			if r.Address == "" && (r.Status != requests.StatusRefused || r.Reason != inbound.UnconfirmedReason) {
+				t.Fatalf("unconfirmed request: %+v", r)
+			}
+			if r.Address == "letter@example.com" && r.Status != requests.StatusReceived {
+				t.Fatalf("another's request: %+v", r)
+			}
 		}
 	})
 }
