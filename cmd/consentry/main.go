@@ -130,6 +130,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		workers, stopWorkers := context.WithCancel(ctx)
 		defer stopWorkers()
 		a.Start(workers)
+		if err := a.InboundSMTPError(); err != nil {
+			return err
+		}
 		if cfg.SMTPURL == "" {
 			log.Info("email goes to the dev mailbox, not to anyone's inbox; set CONSENTRY_SMTP_URL to send real email",
 				"mailbox", cfg.BaseURL+"/dev/mailbox")
@@ -192,7 +195,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 		name := fs.String("name", "", "what the token is for, e.g. \"website\" (required)")
 		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; without it the token lasts until revoked")
 		var scopes []string
-		fs.Func("scope", "an extra permission: reveal (may reveal sensitive values); repeat for more", func(s string) error {
+		fs.Func("scope", "an extra permission: reveal (may reveal sensitive values); repeat for more. inbound makes a token for a mail provider's inbound route, which may post inbound email and nothing else", func(s string) error {
 			scopes = append(scopes, s)
 			return nil
 		})

@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -49,6 +50,7 @@ type Server struct {
 	Requests *requests.Service
 	Erasure  *erasure.Service
 	Export   *export.Service
+	Inbound  *inbound.Service // requests by email (inbound.go)
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -71,6 +73,7 @@ type Route struct {
 	Tag      string
 	Public   bool    // served without a token
 	Request  any     // a value of the request body's type, or nil
+	RawBody  string  // the media type of a body read as it is, not JSON (message/rfc822), or ""
 	Response any     // a value of the success body's type, or nil
 	Status   int     // success status
 	Query    []Param // query parameters
@@ -95,7 +98,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
@@ -146,6 +149,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		status, body, err := 0, any(nil), error(nil)
 		if !rt.Public {
 			caller, err = s.authenticate(r)
+		}
+		if err == nil && !rt.Public {
+			err = inboundOnly(r, rt)
 		}
 		if err == nil {
 			err = checkParams(r, rt)

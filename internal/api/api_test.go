@@ -838,8 +838,8 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 					t.Errorf("%s has operationId %q, also used by %s", want, op.OperationID, prev)
 				}
 				ids[op.OperationID] = want
-				if (op.RequestBody != nil) != (rt.Request != nil) {
-					t.Errorf("%s: requestBody documented %v, route takes a body %v", want, op.RequestBody != nil, rt.Request != nil)
+				if takes := rt.Request != nil || rt.RawBody != ""; (op.RequestBody != nil) != takes {
+					t.Errorf("%s: requestBody documented %v, route takes a body %v", want, op.RequestBody != nil, takes)
 				}
 				for _, name := range pathParamRE.FindAllString(path, -1) {
 					name = strings.Trim(name, "{}")

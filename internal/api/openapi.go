@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/settings"
 )
@@ -43,6 +44,10 @@ func (s *Server) OpenAPI() map[string]any {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}
 		}
+		if rt.RawBody != "" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				rt.RawBody: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+		}
 		ok := map[string]any{"description": http.StatusText(rt.Status)}
 		if rt.Response != nil {
 			content := map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
@@ -56,7 +61,7 @@ func (s *Server) OpenAPI() map[string]any {
 			responses[strconv.Itoa(code)] = map[string]any{"description": why,
 				"content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
 		}
-		if rt.Request != nil || len(rt.Query) > 0 {
+		if rt.Request != nil || rt.RawBody != "" || len(rt.Query) > 0 {
 			errResp(400, "The input is malformed or invalid; error.field names the field")
 		}
 		if !rt.Public {
@@ -110,6 +115,7 @@ var namedEnums = map[string][]string{
 	"request_status":          requests.Statuses,
 	"kept_after_erasure":      settings.KeepableAfterErasure,
 	"hold_legal_basis":        holds.Bases,
+	"inbound_outcome":         inbound.Outcomes,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

@@ -21,6 +21,7 @@ import (
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
@@ -55,9 +56,14 @@ type App struct {
 	API       *api.Server
 	Public    *public.Server
 	Admin     *web.Server
+	// Inbound reads requests emailed to the privacy address; InboundSMTP
+	// receives them when CONSENTRY_INBOUND_SMTP_ADDR is set (after Start).
+	Inbound     *inbound.Service
+	InboundSMTP *inbound.Listener
 
-	handler http.Handler
-	workers sync.WaitGroup
+	handler    http.Handler
+	workers    sync.WaitGroup
+	inboundErr error // from starting the inbound SMTP listener
 }
 
 // Version is the module version the binary was built from, or "dev".
@@ -164,9 +170,15 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.API = api.New(&api.Server{DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	a.Inbound = &inbound.Service{DB: db, Mail: tmpl, Notify: a.Requests.Notify,
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), OwnAddress: cfg.MailAddress(), Now: time.Now}
+	a.Jobs.Every("inbound.unconfirmed", time.Hour, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Inbound.RefuseUnconfirmed(ctx)
+		return err
+	})
+	a.API = api.New(&api.Server{Inbound: a.Inbound, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
-	a.Public, err = public.New(&public.Server{DB: db, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
+	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
@@ -210,6 +222,34 @@ func (a *App) Start(ctx context.Context) {
 	}()
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+	a.startInboundSMTP(ctx)
+}
+
+// InboundSMTPError is why the SMTP listener for requests by email did not
+// start, or nil (also when none is configured): the command stops on it
+// rather than run without the listener it was asked for.
+func (a *App) InboundSMTPError() error { return a.inboundErr }
+
+// startInboundSMTP starts the SMTP listener for requests by email, when
+// configured, and stops it when ctx ends.
+func (a *App) startInboundSMTP(ctx context.Context) {
+	if a.Config.InboundSMTPAddr == "" {
+		return
+	}
+	a.InboundSMTP = &inbound.Listener{Service: a.Inbound, Addr: a.Config.InboundSMTPAddr, Domain: a.Config.MailDomain(), Log: a.Log}
+	addr, err := a.InboundSMTP.Start()
+	if err != nil {
+		a.inboundErr = fmt.Errorf("listen on %s (CONSENTRY_INBOUND_SMTP_ADDR): %w", a.Config.InboundSMTPAddr, err)
+		a.Log.Error("requests by email: the SMTP listener did not start", "err", err)
+		return
+	}
+	a.Log.Info("requests by email: SMTP listener started", "addr", addr.String())
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		<-ctx.Done()
+		a.InboundSMTP.Close()
+	}()
 }
 
 // announceSetup prints, while no user exists, a one-time link that creates

@@ -50,20 +50,29 @@ type ContactToken struct {
 // contact, inside tx, and returns the secret for the link. Only its SHA-256
 // is stored.
 func IssueContactToken(tx *store.Tx, purpose, contactID, subjectID string, expires, now time.Time) (string, *ContactToken, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", nil, fmt.Errorf("auth: random token: %w", err)
+	secret, err := newLinkSecret()
+	if err != nil {
+		return "", nil, err
 	}
-	secret := base64.RawURLEncoding.EncodeToString(raw)
 	t := &ContactToken{ID: uuid.Must(uuid.NewV7()).String(), Purpose: purpose, ContactID: contactID, SubjectID: subjectID, ExpiresAt: expires}
 	// Queued on PostgreSQL for the transaction's next round trip
 	// (store.Tx.ExecLater): the token is made here, not read back.
-	err := tx.ExecLater(store.Prefix("auth: issue token"), `INSERT INTO tokens (id, purpose, contact_id, hash, subject_id, expires_at, created_at)
+	err = tx.ExecLater(store.Prefix("auth: issue token"), `INSERT INTO tokens (id, purpose, contact_id, hash, subject_id, expires_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, purpose, contactID, hashSecret(secret), subjectID, store.Micros(expires), store.Micros(now))
 	if err != nil {
 		return "", nil, err
 	}
 	return secret, t, nil
+}
+
+// newLinkSecret returns the secret of a link token: 256 random bits,
+// URL-safe.
+func newLinkSecret() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("auth: random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
 // ErrNoToken means a link's token is unknown, used, expired or made for
@@ -89,27 +98,43 @@ func FindContactToken(q interface {
 		return nil, ErrNoToken
 	}
 	var t ContactToken
-	var expires int64
-	err := q.QueryRow(`SELECT id, purpose, contact_id, subject_id, expires_at FROM tokens
-		WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, hashSecret(secret), purpose, store.Micros(now)).
-		Scan(&t.ID, &t.Purpose, &t.ContactID, &t.SubjectID, &expires)
+	err := scanLinkToken(q.QueryRow(`SELECT id, purpose, contact_id, subject_id, expires_at FROM tokens
+		WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, hashSecret(secret), purpose, store.Micros(now)),
+		&t.ExpiresAt, &t.ID, &t.Purpose, &t.ContactID, &t.SubjectID)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// scanLinkToken reads a link token's row, whose last column is its
+// expiry, into dest and expires: no row is ErrNoToken.
+func scanLinkToken(row *sql.Row, expires *time.Time, dest ...any) error {
+	var us int64
+	err := row.Scan(append(dest, &us)...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoToken
+		return ErrNoToken
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: read token: %w", err)
+		return fmt.Errorf("auth: read token: %w", err)
 	}
-	t.ExpiresAt = store.FromMicros(expires)
-	return &t, nil
+	*expires = store.FromMicros(us)
+	return nil
 }
 
 // UseContactToken marks a token used inside tx, so it works once.
 func UseContactToken(tx *store.Tx, id string, now time.Time) error {
-	res, err := tx.Exec(`UPDATE tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, store.Micros(now))
+	return useLinkTokens(tx, `UPDATE tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, now)
+}
+
+// useLinkTokens runs the statement that marks tokens used (by key, at
+// now); none marked is ErrNoToken.
+func useLinkTokens(tx *store.Tx, query, key string, now time.Time) error {
+	res, err := tx.Exec(query, key, store.Micros(now))
 	if err != nil {
 		return fmt.Errorf("auth: use token: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNoToken
 	}
 	return nil

@@ -32,10 +32,14 @@ const (
 	// ScopeReveal allows revealing the clear value of sensitive fields,
 	// each reveal logged.
 	ScopeReveal = "reveal"
+	// ScopeInbound is for a mail provider's inbound route: such a token
+	// may post inbound email (POST /api/v1/inbound-email) and do nothing
+	// else, so that the provider holds no key to the contacts.
+	ScopeInbound = "inbound"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeReveal}
+var Scopes = []string{ScopeReveal, ScopeInbound}
 
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {

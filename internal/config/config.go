@@ -43,6 +43,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed.
 	TrustedProxies clientip.Resolver
+	// InboundSMTPAddr is host:port of the SMTP listener that receives
+	// requests emailed to the privacy address; empty means none.
+	InboundSMTPAddr string
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -69,6 +72,7 @@ var Settings = []Setting{
 	{"CONSENTRY_KEYSET_FILE", "<data directory>/keyset.json with SQLite", "the keyset that encrypts sensitive fields (make one with consentry keys create)"},
 	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
 	{"CONSENTRY_TRUSTED_PROXIES", "", "reverse proxies whose X-Forwarded-For gives the client address, e.g. 127.0.0.1 or 10.0.0.0/8"},
+	{"CONSENTRY_INBOUND_SMTP_ADDR", "", "host:port of an SMTP listener that receives requests emailed to the privacy address, e.g. :2525 (docs/inbound-email.md); off when empty"},
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -150,6 +154,13 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	} else {
 		c.TrustedProxies = r
 	}
+	if c.InboundSMTPAddr = get("CONSENTRY_INBOUND_SMTP_ADDR", ""); c.InboundSMTPAddr != "" {
+		if _, p, err := net.SplitHostPort(c.InboundSMTPAddr); err != nil {
+			bad("CONSENTRY_INBOUND_SMTP_ADDR", "must be host:port, e.g. :25 or 127.0.0.1:2525")
+		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			bad("CONSENTRY_INBOUND_SMTP_ADDR", "port %q must be a number from 0 to 65535", p)
+		}
+	}
 	if (c.KeysetFile == "") != (c.MasterKey == "") {
 		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")
 	}
@@ -171,13 +182,22 @@ func (c *Config) Sender() string {
 	return a.Address
 }
 
-// MailDomain is the domain of MailFrom, for Message-IDs.
-func (c *Config) MailDomain() string {
+// MailAddress is the address of MailFrom, without the name.
+func (c *Config) MailAddress() string {
 	a, err := mail.ParseAddress(c.MailFrom)
 	if err != nil {
+		return ""
+	}
+	return a.Address
+}
+
+// MailDomain is the domain of MailFrom, for Message-IDs.
+func (c *Config) MailDomain() string {
+	a := c.MailAddress()
+	if a == "" {
 		return "localhost"
 	}
-	return a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+	return a[strings.LastIndexByte(a, '@')+1:]
 }
 
 // RedactedSMTP is the SMTP setting safe to log: no password.

@@ -20,15 +20,16 @@ func TestDefaults(t *testing.T) {
 
 func TestValidSettings(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
-		"CONSENTRY_DATABASE_URL": "postgres://app:secret@db.internal:5432/consentry?sslmode=require",
-		"CONSENTRY_HTTP_ADDR":    ":9000",
-		"CONSENTRY_BASE_URL":     "https://consent.example.com/",
-		"CONSENTRY_LOG_FORMAT":   "JSON",
+		"CONSENTRY_DATABASE_URL":      "postgres://app:secret@db.internal:5432/consentry?sslmode=require",
+		"CONSENTRY_HTTP_ADDR":         ":9000",
+		"CONSENTRY_BASE_URL":          "https://consent.example.com/",
+		"CONSENTRY_LOG_FORMAT":        "JSON",
+		"CONSENTRY_INBOUND_SMTP_ADDR": ":2525",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" {
+	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" || c.InboundSMTPAddr != ":2525" {
 		t.Fatalf("%+v", c)
 	}
 	if r := c.RedactedDatabase(); strings.Contains(r, "secret") {
@@ -42,11 +43,12 @@ func TestValidSettings(t *testing.T) {
 
 func TestInvalidSettingsNameTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"CONSENTRY_DATABASE_URL": "host=db password=hunter2 dbname=consentry",
-		"CONSENTRY_HTTP_ADDR":    "8080",
-		"CONSENTRY_BASE_URL":     "consent.example.com",
-		"CONSENTRY_LOG_LEVEL":    "loud",
-		"CONSENTRY_LOG_FORMAT":   "xml",
+		"CONSENTRY_DATABASE_URL":      "host=db password=hunter2 dbname=consentry",
+		"CONSENTRY_HTTP_ADDR":         "8080",
+		"CONSENTRY_BASE_URL":          "consent.example.com",
+		"CONSENTRY_LOG_LEVEL":         "loud",
+		"CONSENTRY_LOG_FORMAT":        "xml",
+		"CONSENTRY_INBOUND_SMTP_ADDR": "2525",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

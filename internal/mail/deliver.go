@@ -193,27 +193,34 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		}
 		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
 		for _, r := range rs {
-			if !r.contactID.Valid && r.fixedTo != "" && r.c.kind == KindOperator && len(r.links) == 0 {
-				// To the operator, not to a contact: no contact's
-				// choices apply.
+			if !r.contactID.Valid && r.fixedTo != "" && fixedAddress(r.c.kind) {
+				reason, err := fixedGate(tx, r.c.kind, r.fixedTo, r.links, r.badLinks, d.Now())
+				if err != nil {
+					return err
+				}
+				if reason != "" {
+					if err := suppress(tx, r.c.env.OutboxID, reason); err != nil {
+						return err
+					}
+					suppressed++
+					continue
+				}
 				r.c.env.To = r.fixedTo
+				if err := d.addLinks(tx, r.c.env, "", r.links); err != nil {
+					return err
+				}
 				out = append(out, r.c)
 				continue
 			}
 			rc, exists := recipients[r.contactID.String]
 			reason := Gate(r.c.kind, Recipient{Exists: exists, State: rc,
 				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)
-			switch {
-			case reason != "":
-			case r.badLinks:
-				reason = ReasonLinksUnreadable
-			case linkExpired(r.links, d.Now()):
-				reason = ReasonLinkExpired
+			if reason == "" {
+				reason = linksProblem(r.links, r.badLinks, d.Now())
 			}
 			if reason != "" {
-				if _, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2, locked_until = 0 WHERE id = $1`,
-					r.c.env.OutboxID, reason); err != nil {
-					return fmt.Errorf("mail: suppress: %w", err)
+				if err := suppress(tx, r.c.env.OutboxID, reason); err != nil {
+					return err
 				}
 				suppressed++
 				continue
@@ -233,6 +240,54 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		return nil
 	})
 	return out, suppressed, err
+}
+
+// suppress sets a claimed message aside, with the reason.
+func suppress(tx *store.Tx, id, reason string) error {
+	if _, err := tx.Exec(`UPDATE outbox SET status = 'suppressed', reason = $2, locked_until = 0 WHERE id = $1`, id, reason); err != nil {
+		return fmt.Errorf("mail: suppress: %w", err)
+	}
+	return nil
+}
+
+// linksProblem returns why a message's links keep it from being sent
+// (unreadable, or one expired), or "".
+func linksProblem(links []Link, bad bool, now time.Time) string {
+	switch {
+	case bad:
+		return ReasonLinksUnreadable
+	case linkExpired(links, now):
+		return ReasonLinkExpired
+	}
+	return ""
+}
+
+// fixedGate is the gate of a message to a fixed address: a message to the
+// operator goes, if it carries no personal link. A request confirmation
+// goes to an address that was no contact's when it was queued; if the
+// address has become a contact's since, that contact's state decides as
+// for any confirmation (a bounced or blocklisted address gets nothing).
+func fixedGate(tx *store.Tx, kind, to string, links []Link, badLinks bool, now time.Time) (string, error) {
+	switch kind {
+	case KindOperator:
+		if len(links) > 0 || badLinks {
+			return ReasonLinksUnreadable, nil
+		}
+		return "", nil
+	case KindRequestConfirmation:
+		if reason := linksProblem(links, badLinks, now); reason != "" {
+			return reason, nil
+		}
+		st, err := contactstate.LoadByEmail(tx, to)
+		if errs.Is(err, errs.KindNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return Gate(KindConfirmation, Recipient{Exists: true, State: st}, nil), nil
+	}
+	return ReasonErased, nil
 }
 
 // UnsubscribeURL is the placeholder a marketing email's bodies carry where
@@ -263,7 +318,14 @@ func linkExpired(links []Link, now time.Time) bool {
 // a link made for a message whose subject ended meanwhile does nothing.
 func (d *Deliverer) addLinks(tx *store.Tx, env *Envelope, contactID string, links []Link) error {
 	for _, l := range links {
-		secret, _, err := auth.IssueContactToken(tx, l.Purpose, contactID, l.SubjectID, l.Expires, d.Now())
+		var secret string
+		var err error
+		if l.Purpose == auth.PurposeRequestConfirmation {
+			// Bound to the request, whose sender may be no contact.
+			secret, err = auth.IssueRequestToken(tx, l.SubjectID, l.Expires, d.Now())
+		} else {
+			secret, _, err = auth.IssueContactToken(tx, l.Purpose, contactID, l.SubjectID, l.Expires, d.Now())
+		}
 		if err != nil {
 			return err
 		}

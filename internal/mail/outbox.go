@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -34,10 +35,16 @@ const (
 	KindReply        = "reply"                // a user's reply in a conversation
 	KindCampaign     = "campaign"             // marketing to many
 	KindOperator     = "operator"             // to the operator's own address (Message.To), e.g. a data subject request arrived
+	// KindRequestConfirmation is the link confirming a request emailed to
+	// the privacy address from an address that is no contact's: it goes
+	// to Message.To, and its one link is bound to the request
+	// (auth.PurposeRequestConfirmation). A request from a contact's
+	// address is confirmed by a KindConfirmation message to the contact.
+	KindRequestConfirmation = "request_confirmation"
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign, KindOperator}
+var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign, KindOperator, KindRequestConfirmation}
 
 // Outbox statuses.
 const (
@@ -58,7 +65,9 @@ type Message struct {
 	// To, for a message of KindOperator, is the address it goes to: one
 	// of the operator's own (the privacy address), not a contact's, so
 	// the contact gate does not apply. Such a message has no ContactID
-	// and no personal links.
+	// and no personal links. For KindRequestConfirmation it is the
+	// sender of an emailed request, who is no contact (as the message was
+	// queued); its only links are request confirmations.
 	To       string
 	Kind     string
 	Language string
@@ -74,7 +83,8 @@ type Message struct {
 	SubjectID string
 	// Links are the personal links in the bodies, each written there as
 	// its placeholder (see NewLink). A message with links needs a
-	// ContactID: the links are the contact's.
+	// ContactID, the links being the contact's, except a request
+	// confirmation, whose link is the request's.
 	Links []Link
 }
 
@@ -101,6 +111,26 @@ func NewLink(purpose, subjectID string, expires time.Time) Link {
 	return Link{Placeholder: "link-" + hex.EncodeToString(b), Purpose: purpose, SubjectID: subjectID, Expires: expires.UTC()}
 }
 
+// fixedAddress reports whether messages of kind go to Message.To rather
+// than to a contact.
+func fixedAddress(kind string) bool { return kind == KindOperator || kind == KindRequestConfirmation }
+
+// checkAddressing refuses a message whose recipient and links do not fit
+// its kind: a fixed address only for the kinds that have one, never with a
+// contact; personal links only for a contact, or a request confirmation's
+// own link.
+func (m *Message) checkAddressing() error {
+	if fixedAddress(m.Kind) != (m.To != "") || (m.To != "" && m.ContactID != "") {
+		return fmt.Errorf("mail: a message to a fixed address is of kind %s or %s and has no contact", KindOperator, KindRequestConfirmation)
+	}
+	for _, l := range m.Links {
+		if m.ContactID == "" && (m.Kind != KindRequestConfirmation || l.Purpose != auth.PurposeRequestConfirmation) {
+			return fmt.Errorf("mail: a message with personal links needs a contact")
+		}
+	}
+	return nil
+}
+
 // Enqueue writes m to the outbox inside tx and returns its id. The address
 // is read when the message is sent, so it goes to the address on file then.
 func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
@@ -111,11 +141,8 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mail: encode headers: %w", err)
 	}
-	if len(m.Links) > 0 && m.ContactID == "" {
-		return "", fmt.Errorf("mail: a message with personal links needs a contact")
-	}
-	if (m.Kind == KindOperator) != (m.To != "") || (m.To != "" && m.ContactID != "") {
-		return "", fmt.Errorf("mail: a message to a fixed address is of kind %s and has no contact", KindOperator)
+	if err := m.checkAddressing(); err != nil {
+		return "", err
 	}
 	var contactID any = m.ContactID
 	if m.ContactID == "" {
@@ -188,6 +215,22 @@ func EraseContactsTx(tx *store.Tx, ids []string) error {
 		if err := tx.ExecLater(store.Prefix("mail: erase contacts"), q, args...); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// PurgeRequestConfirmationsTx deletes, inside tx, the request
+// confirmations to addresses that were no contact's (KindRequestConfirmation)
+// queued before before and done with (sent, suppressed or failed), with
+// their dev-mailbox copies: they hold a stranger's address, which the
+// request keeps itself for as long as it needs it.
+func PurgeRequestConfirmationsTx(tx *store.Tx, before time.Time) error {
+	const done = `SELECT id FROM outbox WHERE kind = '` + KindRequestConfirmation + `' AND status IN ('sent', 'suppressed', 'failed') AND created_at < $1`
+	if _, err := tx.Exec(`DELETE FROM mailbox WHERE outbox_id IN (`+done+`)`, store.Micros(before)); err != nil {
+		return fmt.Errorf("mail: purge request confirmations: %w", err)
+	}
+	if _, err := tx.Exec(`DELETE FROM outbox WHERE id IN (`+done+`)`, store.Micros(before)); err != nil {
+		return fmt.Errorf("mail: purge request confirmations: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
@@ -47,7 +48,7 @@ func newFuzzSite(f *testing.F) *fuzzSite {
 	}
 	prefs := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl,
 		Exports: &export.Service{DB: db, Contacts: people, Now: time.Now}}
-	s, err := New(&Server{DB: db, Log: log, Prefs: prefs,
+	s, err := New(&Server{DB: db, Log: log, Prefs: prefs, Inbound: &inbound.Service{DB: db, Mail: tmpl, Now: time.Now},
 		OptIn: &optin.Service{DB: db, Consent: cs, Log: log, Now: time.Now, BaseURL: "http://x", Mail: tmpl}})
 	if err != nil {
 		f.Fatal(err)
@@ -89,7 +90,8 @@ func ptr[T any](v T) *T { return &v }
 func (fs *fuzzSite) state(t testing.TB) (writes, optIns, ledger, changes, confirmations int) {
 	err := fs.db.Read.QueryRow(`SELECT (SELECT count(*) FROM tokens) + (SELECT count(*) FROM tokens WHERE used_at IS NOT NULL)
 		+ (SELECT count(*) FROM consent_records) + (SELECT count(*) FROM opt_in_changes) + (SELECT count(*) FROM preference_changes)
-		+ (SELECT count(*) FROM outbox) + (SELECT count(*) FROM list_subscriptions),
+		+ (SELECT count(*) FROM outbox) + (SELECT count(*) FROM list_subscriptions)
+		+ (SELECT count(*) FROM subject_requests) + (SELECT count(*) FROM request_tokens WHERE used_at IS NOT NULL),
 		(SELECT count(*) FROM opt_in_changes), (SELECT count(*) FROM ledger_events),
 		(SELECT count(*) FROM preference_changes), (SELECT count(*) FROM outbox WHERE kind = 'confirmation')`).
 		Scan(&writes, &optIns, &ledger, &changes, &confirmations)
@@ -105,7 +107,7 @@ func (fs *fuzzSite) serve(req *http.Request) *httptest.ResponseRecorder {
 	return rec
 }
 
-var fuzzRoutes = []string{"/confirm/", "/p/", "/u/", "/p/confirm/", "/p/export/"}
+var fuzzRoutes = []string{"/confirm/", "/p/", "/u/", "/p/confirm/", "/p/export/", "/r/"}
 
 // FuzzTokenRoutes sends arbitrary tokens to every route that takes one:
 // never a server error, and an unknown token writes nothing.

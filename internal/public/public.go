@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -59,16 +60,25 @@ var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_
 // parsePages parses every page with the layout; a broken template is an
 // error at start-up, not on the first request that needs it.
 func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"t": i18n.T, "linkify": linkify}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := parsePage(name)
 		if err != nil {
-			return nil, fmt.Errorf("public: page %s: %w", name, err)
+			return nil, err
 		}
 		pages[name] = t
 	}
 	return pages, nil
+}
+
+// parsePage parses the page templates/NAME.html with the layout.
+func parsePage(name string) (*template.Template, error) {
+	t, err := template.New("layout.html").Funcs(template.FuncMap{"t": i18n.T, "linkify": linkify}).
+		ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	if err != nil {
+		return nil, fmt.Errorf("public: page %s: %w", name, err)
+	}
+	return t, nil
 }
 
 // Server serves the public pages.
@@ -95,6 +105,8 @@ type Server struct {
 	// exportLinks limits how often a contact asks for a download link
 	// (export.go).
 	exportLinks *addressLimiter
+
+	Inbound *inbound.Service // confirming requests emailed to the privacy address (inbound.go)
 }
 
 // New builds the server and its routes, and parses its pages.
@@ -114,6 +126,9 @@ func New(s *Server) (*Server, error) {
 	s.webformRoutes()
 	s.preferenceRoutes()
 	s.exportRoutes()
+	if err := s.inboundRoutes(); err != nil {
+		return nil, err
+	}
 	s.cop = http.NewCrossOriginProtection()
 	// The confirmation post is authorised by the token in its address, which
 	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site
@@ -126,6 +141,7 @@ func New(s *Server) (*Server, error) {
 	// The button confirming a held webform post, authorised by the token
 	// in its address as POST /confirm/{token} is.
 	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
+	s.cop.AddInsecureBypassPattern("POST /r/{token}") // the same, for a request emailed to the privacy address
 	s.logged = httpx.LogRequests(s.Log, "page", s.mux)
 	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
 	return s, nil

@@ -447,6 +447,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if r.PostForm.Get("reveal") == "on" {
 		scopes = append(scopes, auth.ScopeReveal)
 	}
+	if r.PostForm.Get("inbound") == "on" {
+		scopes = append(scopes, auth.ScopeInbound)
+	}
 	var expires *time.Time
 	if days := formInt(r.PostForm, "days"); days != nil {
 		if *days < 1 || *days > 3650 {

@@ -1,0 +1,61 @@
+package app_test
+
+import (
+	"fmt"
+	"net/smtp"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/requests"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// TestRequestConfirmationInABrowser follows the confirmation link of a
+// request emailed to the privacy address in Chromium, at a phone's and a
+// desktop's width: the page and the answer fit the screen and pass axe
+// with no violation, and the button confirms the request.
+func TestRequestConfirmationInABrowser(t *testing.T) {
+	browser := browsertest.New(t)
+	e, addr := startInbound(t, storetest.OpenSQLite(t))
+	do := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browser, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, width int) {
+		t.Helper()
+		fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+		if err != nil || !fits {
+			t.Errorf("%s at %d px is wider than the screen (%v)", what, width, err)
+		}
+		browsertest.Axe(t, browser, fmt.Sprintf("%s at %d px", what, width))
+	}
+	senders := []string{"wim@example.nl", "lea@example.se"}
+	for i, width := range []int{375, 1280} {
+		if err := smtp.SendMail(addr, nil, senders[i], []string{privacyAddress}, []byte(rawMessage(senders[i], "Please DELETE my data"))); err != nil {
+			t.Fatal(err)
+		}
+		link := e.smtp.Wait(t, 2*i+1)[2*i].Links()[0]
+		do(chromedp.EmulateViewport(int64(width), 800), chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("form button")))
+		if title, button := browsertest.Text(t, browser, "h1"), browsertest.Text(t, browser, "form button"); title != "Confirm your erasure request" ||
+			button != "Confirm my erasure request" {
+			t.Fatalf("page: %q %q", title, button)
+		}
+		check("the confirmation page", width)
+		do(chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`)))
+		if after := browsertest.Text(t, browser, `p[role="status"]`); !strings.Contains(after, "Within one month") {
+			t.Fatalf("answer: %q", after)
+		}
+		check("the answer", width)
+		e.smtp.Wait(t, 2*i+2) // the operator is told
+	}
+	for _, r := range e.openRequests() {
+		if r.Status != requests.StatusVerified {
+			t.Fatalf("not confirmed: %+v", r)
+		}
+	}
+}
