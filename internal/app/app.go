@@ -183,7 +183,10 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
-	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now, Erase: erasure.ForRetention}
+	a.Retention = &retention.Service{DB: db, Log: log, Now: time.Now, Erase: erasure.ForRetentionMany}
+	a.Jobs.Every(retention.Job, retention.RunInterval, func(ctx context.Context, _ *jobs.Job) error {
+		return a.Retention.FlagAndRun(ctx)
+	})
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,

@@ -462,7 +462,7 @@ func TestForRetention(t *testing.T) {
 		err := db.Write(ctx, func(tx *store.Tx) error {
 			for _, step := range []struct{ id, action string }{{a.ID, consent.RetentionErase}, {b.ID, consent.RetentionAnonymise},
 				{c.ID, consent.RetentionErase}, {c.ID, consent.RetentionErase}} {
-				if err := erasure.ForRetention(tx, step.id, step.action, "retention", w.now); err != nil {
+				if err := erasure.ForRetentionMany(tx, []string{step.id}, step.action, "retention", w.now); err != nil {
 					return err
 				}
 			}

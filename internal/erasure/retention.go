@@ -10,24 +10,21 @@ import (
 	"github.com/consentry/consentry/internal/store"
 )
 
-// ForRetention erases one contact inside tx as retention decided, as the
-// system, with rule in the erasure log: action consent.RetentionErase
-// erases the personal data and keeps the remainder;
-// consent.RetentionAnonymise deletes the
-// record, leaving the same suppression entry and a ledger tombstone. A
-// contact under a legal hold is erased only as far as the hold allows
-// (StatusPartlyErased), and the rest waits for the hold to end; deleting
-// one is refused with the hold's error. It has the shape of the retention
-// package's Eraser (retention.Service.Erase); a run over many contacts is faster with EraseManyTx.
-func ForRetention(tx *store.Tx, contactID, action, rule string, now time.Time) error {
-	return ForRetentionMany(tx, []string{contactID}, action, rule, now)
-}
-
-// ForRetentionMany is ForRetention for every contact in ids, with one
-// action: erasing a batch costs about a third of erasing its contacts one
-// by one (BenchmarkErase). A contact that does not exist is skipped.
+// ForRetentionMany erases the contacts in ids inside tx as retention
+// decided, as the system, with rule in the erasure log: action
+// consent.RetentionErase erases the personal data and keeps the remainder
+// (one batch, about a third of the cost of erasing the contacts one by
+// one, BenchmarkErase); consent.RetentionAnonymise deletes each record,
+// leaving the same suppression entry and a ledger tombstone. A contact
+// under a legal hold is erased only as far as the hold allows and the rest
+// waits for the hold to end; deleting one is refused with the hold's error
+// (retention leaves held contacts out). A contact that does not exist is
+// skipped. It is the retention package's Eraser.
 func ForRetentionMany(tx *store.Tx, ids []string, action, rule string, now time.Time) error {
 	system := consent.Actor{Kind: consent.ActorSystem}
+	if len(ids) == 0 {
+		return nil
+	}
 	switch action {
 	case consent.RetentionErase:
 		_, err := EraseManyTx(tx, ids, Why{Actor: system, Rule: rule}, now)

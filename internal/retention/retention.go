@@ -25,9 +25,10 @@ import (
 	"github.com/consentry/consentry/internal/store"
 )
 
-// Eraser erases one contact inside tx as retention decided (action is one
-// of consent.RetentionActions), writing the erasure log entry with rule.
-type Eraser func(tx *store.Tx, contactID, action, rule string, now time.Time) error
+// Eraser erases the contacts in ids inside tx as retention decided, all
+// with one action (one of consent.RetentionActions), writing their erasure
+// log entries with rule (erasure.ForRetentionMany).
+type Eraser func(tx *store.Tx, ids []string, action, rule string, now time.Time) error
 
 // Rule is what the erasure log names as the cause of a retention erasure.
 const Rule = "retention"
@@ -62,6 +63,9 @@ type Service struct {
 	// a transaction holds the writer for about Budget.
 	Chunk, Batch int
 	Budget       time.Duration
+	// Longest is the longest an erasing transaction of the last Run took,
+	// from its start to its commit, for the log and the benchmark.
+	Longest time.Duration
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
@@ -184,6 +188,7 @@ func (s *Service) Run(ctx context.Context) (int, error) {
 	}
 	total := 0
 	after := ""
+	s.Longest = 0
 	for {
 		now := s.now()
 		cut := now.AddDate(0, 0, -st.RetentionGraceDays)
@@ -212,16 +217,20 @@ func (s *Service) Run(ctx context.Context) (int, error) {
 				return err
 			}
 			var saved []string
+			byAction := map[string][]string{}
 			for _, id := range ids {
 				action, ok := still[id]
 				if !ok {
 					saved = append(saved, id)
 					continue
 				}
-				if err := s.Erase(tx, id, action, Rule, now); err != nil {
-					return fmt.Errorf("retention: erase %s: %w", id, err)
-				}
+				byAction[action] = append(byAction[action], id)
 				n++
+			}
+			for _, action := range consent.RetentionActions {
+				if err := s.Erase(tx, byAction[action], action, Rule, now); err != nil {
+					return fmt.Errorf("retention: %s: %w", action, err)
+				}
 			}
 			return contactstate.ClearRetentionDueTx(tx, saved)
 		})
@@ -229,7 +238,9 @@ func (s *Service) Run(ctx context.Context) (int, error) {
 			return total, err
 		}
 		total += n
-		batch = adapt(batch, time.Since(start), budget)
+		took := time.Since(start)
+		s.Longest = max(s.Longest, took)
+		batch = adapt(batch, took, budget)
 	}
 }
 

@@ -20,12 +20,17 @@ func ptr[T any](v T) *T { return &v }
 // erased as the real eraser does.
 type erased map[string]string
 
-func (e erased) erase(tx *store.Tx, id, action, rule string, now time.Time) error {
+func (e erased) erase(tx *store.Tx, ids []string, action, rule string, now time.Time) error {
 	if rule != retention.Rule {
 		panic("rule " + rule)
 	}
-	e[id] = action
-	return contactstate.MarkErasedTx(tx, id, now)
+	for _, id := range ids {
+		e[id] = action
+		if err := contactstate.MarkErasedTx(tx, id, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TestRetention: a contact is flagged once every purpose they have a

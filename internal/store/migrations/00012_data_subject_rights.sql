@@ -90,6 +90,7 @@ CREATE INDEX erasure_log_by_contact ON erasure_log (contact_id);
 -- retention job).
 ALTER TABLE contacts ADD COLUMN previously_erased_at BIGINT;
 ALTER TABLE contacts ADD COLUMN retention_due_at BIGINT;
+CREATE INDEX contacts_retention_due ON contacts (id) WHERE retention_due_at IS NOT NULL;
 
 -- What retention does once a purpose's period has passed: erase the
 -- personal data (as an erasure request would) or anonymise.
@@ -97,6 +98,7 @@ ALTER TABLE purposes ADD COLUMN retention_action TEXT NOT NULL DEFAULT 'erase';
 
 -- +goose Down
 ALTER TABLE purposes DROP COLUMN retention_action;
+DROP INDEX contacts_retention_due;
 ALTER TABLE contacts DROP COLUMN retention_due_at;
 ALTER TABLE contacts DROP COLUMN previously_erased_at;
 DROP TABLE erasure_log;
