@@ -106,7 +106,7 @@ func TestRequestsInABrowser(t *testing.T) {
 			!strings.Contains(got, "Ada Admin") || !strings.Contains(got, "mira@example.com") {
 			t.Fatalf("recorded by phone: %q", got)
 		}
-		if href, err := chromedp.Run(browser, chromedp.AttributeValue(chromedp.CSS("#fulfil"), "href")); err != nil || !strings.HasSuffix(href.Value, "/admin/contacts/"+c.ID+"#erase") {
+		if href, err := chromedp.Run(browser, chromedp.AttributeValue(chromedp.CSS("#fulfil"), "href")); err != nil || !strings.HasSuffix(href.Value, "/admin/contacts/"+c.ID+"/erasure") {
 			t.Fatalf("fulfil link %q: %v", href.Value, err)
 		}
 		newPage := e.srv.URL + strings.TrimPrefix(mustLocation(t, browser), e.srv.URL)

@@ -258,7 +258,7 @@ type fulfilment struct{ Href, Label string }
 
 var fulfilments = map[string]fulfilment{
 	requests.KindAccess:        {"#export", "Export their data"},
-	requests.KindErasure:       {"#erase", "Erase their data"},
+	requests.KindErasure:       {"/erasure", "Erase their data, or see the legal holds"},
 	requests.KindRectification: {"#fields-h", "Correct their fields"},
 	requests.KindRestriction:   {"#consents", "Review their consents and processing"},
 	requests.KindObjection:     {"#consents", "Withdraw the consents they object to"},
