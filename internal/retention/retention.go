@@ -181,10 +181,10 @@ func (s *Service) Run(ctx context.Context) (int, error) {
 	}
 	batch, budget := s.Batch, s.Budget
 	if batch <= 0 {
-		batch = 100
+		batch = 25 // the first transaction finds the caches cold
 	}
 	if budget <= 0 {
-		budget = 50 * time.Millisecond
+		budget = 40 * time.Millisecond
 	}
 	total := 0
 	after := ""
