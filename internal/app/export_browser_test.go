@@ -71,12 +71,7 @@ func TestDownloadMyDataInABrowser(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
 	id, link := pageSetUp(e)
-	do := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	do := driver{t, ctx}.do
 	do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#ask-export")))
 	checkLayouts(t, ctx, "preferences page", chromedp.Navigate(e.srv.URL+"/p"))
 	do(chromedp.Click(chromedp.CSS("#ask-export")), chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`)))
@@ -113,17 +108,8 @@ func TestAdminDownloadInABrowser(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
 	c := cardOnFile(e, "rec@example.com", "granted")
-	do := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do(chromedp.Navigate(e.setupLink()), chromedp.SendKeys(chromedp.CSS("#name"), "Ada Admin"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-		chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
-		chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
+	do := driver{t, ctx}.do
+	driver{t, ctx}.firstAdmin(e)
 	record := e.srv.URL + "/admin/contacts/" + c.ID
 	checkLayouts(t, ctx, "contact record", chromedp.Navigate(record))
 	if note := browsertest.Text(t, ctx, "#export-masking"); !strings.Contains(note, "in the clear") {

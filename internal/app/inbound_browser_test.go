@@ -20,12 +20,7 @@ import (
 func TestRequestConfirmationInABrowser(t *testing.T) {
 	browser := browsertest.New(t)
 	e, addr := startInbound(t, storetest.OpenSQLite(t))
-	do := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(browser, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	do := driver{t, browser}.do
 	check := func(what string, width int) {
 		t.Helper()
 		fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))

@@ -27,18 +27,9 @@ func TestRequestsInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		browser := browsertest.New(t)
 		e := start(t, db)
-		text := func(css string) string { t.Helper(); return browsertest.Text(t, browser, css) }
-		do := func(actions ...chromedp.Action[chromedp.Void]) {
-			t.Helper()
-			if err := chromedp.Do(browser, actions...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		do(chromedp.Navigate(e.setupLink()), chromedp.SendKeys(chromedp.CSS("#name"), "Ada Admin"),
-			chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"),
-			chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-			chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
-			chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
+		d := driver{t, browser}
+		text, do := d.text, d.do
+		d.firstAdmin(e)
 
 		var c struct{ ID string }
 		e.api("POST", "/api/v1/contacts", `{"email":"mira@example.com","first_name":"Mira"}`, 201, &c)
