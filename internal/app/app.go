@@ -15,6 +15,7 @@ import (
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -53,9 +54,14 @@ type App struct {
 	Export    *export.Service
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
-	API       *api.Server
-	Public    *public.Server
-	Admin     *web.Server
+	// Campaigns keeps campaigns; CampaignSender sends them, and
+	// CampaignLinks makes and checks the links in their messages.
+	Campaigns      *campaign.Service
+	CampaignSender *campaign.Sender
+	CampaignLinks  *campaign.Links
+	API            *api.Server
+	Public         *public.Server
+	Admin          *web.Server
 	// Inbound reads requests emailed to the privacy address; InboundSMTP
 	// receives them when CONSENTRY_INBOUND_SMTP_ADDR is set (after Start).
 	Inbound     *inbound.Service
@@ -138,6 +144,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	}
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, Domain: cfg.MailDomain(),
 		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
+	a.Campaigns = &campaign.Service{DB: db, Now: time.Now, Purposes: a.Consent, Lists: a.Lists,
+		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
+			return a.Contacts.Condition(ctx, src, false)
+		}}
+	a.CampaignLinks = &campaign.Links{DB: db, BaseURL: cfg.BaseURL}
+	a.CampaignSender = &campaign.Sender{Service: a.Campaigns, Links: a.CampaignLinks, Transport: transport, Log: log,
+		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: 2 * time.Minute, Budget: 25 * time.Millisecond, Poll: 2 * time.Second}
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
 		return housekeeping(ctx, db, time.Now())
@@ -212,7 +225,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(3)
+	a.workers.Add(4)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -225,6 +238,7 @@ func (a *App) Start(ctx context.Context) {
 	}()
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
 	a.startInboundSMTP(ctx)
 }
 

@@ -507,6 +507,7 @@ func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error
 	if err := mail.ForgetContact(tx, id); err != nil {
 		return err
 	}
+	tx.Fence() // no campaign message goes to a deleted contact
 	if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("contact: delete: %w", err)
 	}

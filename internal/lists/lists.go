@@ -230,6 +230,9 @@ func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.T
 	if err := checkStatus(status); err != nil {
 		return err
 	}
+	if status == Unsubscribed {
+		tx.Fence() // no campaign to the list reaches them once committed
+	}
 	return tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
 		SELECT id, $2, $3, $4, $5 FROM lists WHERE id = $1
 		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at

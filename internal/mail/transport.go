@@ -27,6 +27,9 @@ type Envelope struct {
 	Headers   map[string]string
 	MessageID string // without angle brackets
 	Date      time.Time
+	// ReturnPath, when set, is the envelope sender (MAIL FROM), where
+	// bounces go; otherwise From's address is.
+	ReturnPath string
 }
 
 // Transport hands messages to the world (or, in development, to the
@@ -221,6 +224,9 @@ func buildMsg(e *Envelope) *gomail.Msg {
 	m.SetAddrHeaderIgnoreInvalid(gomail.HeaderTo, e.To)
 	m.Subject(e.Subject)
 	m.SetMessageIDWithValue(e.MessageID)
+	if e.ReturnPath != "" {
+		m.EnvelopeFrom(e.ReturnPath)
+	}
 	m.SetDateWithValue(e.Date)
 	for k, v := range e.Headers {
 		m.SetGenHeader(gomail.Header(k), v)

@@ -64,6 +64,7 @@ type Settings struct {
 	ErasureKeywords         []string `json:"erasure_keywords" doc:"words that make an email to the privacy address an erasure request when its subject holds one, in any case"`
 	RetentionGraceDays      int      `json:"retention_grace_days" doc:"days a contact stays flagged retention_due, for review, before retention erases them"`
 	KeptAfterErasure        []string `json:"kept_after_erasure" enum:"@kept_after_erasure" doc:"the core fields the operator marks non-identifying, kept in an erased contact's remainder (country, region)"`
+	Campaigns
 }
 
 // KeepableAfterErasure are the core fields an operator may keep in an
@@ -81,7 +82,7 @@ func Defaults() Settings {
 		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours,
 		UnsubscribeLinkDays: defaultUnsubscribeLinkDays, DefaultLanguage: i18n.Languages[0],
 		ErasureKeywords: slices.Clone(DefaultErasureKeywords), RetentionGraceDays: defaultRetentionGraceDays,
-		KeptAfterErasure: []string{}}
+		KeptAfterErasure: []string{}, Campaigns: defaultCampaigns()}
 }
 
 // Patch changes some settings; nil fields stay as they are.
@@ -98,6 +99,7 @@ type Patch struct {
 	ErasureKeywords         *[]string `json:"erasure_keywords"`
 	RetentionGraceDays      *int      `json:"retention_grace_days"`
 	KeptAfterErasure        *[]string `json:"kept_after_erasure" enum:"@kept_after_erasure"`
+	CampaignsPatch
 }
 
 // Get returns the current settings, with defaults for any never set.
@@ -198,6 +200,9 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 			return err
 		}
 		if err := p.applyErasure(&s); err != nil {
+			return err
+		}
+		if err := p.applyCampaigns(&s.Campaigns); err != nil {
 			return err
 		}
 		if p.RightToBeInformed != nil {

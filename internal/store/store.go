@@ -58,7 +58,8 @@ type DB struct {
 	batcher *batcher
 	schema  string
 	signals signals
-	kept    sync.Map // see Keep
+	kept    sync.Map     // see Keep
+	fence   sync.RWMutex // the send fence on SQLite; see fence.go
 }
 
 // Options tunes Open. The zero value is what serve uses.

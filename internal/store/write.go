@@ -29,6 +29,7 @@ type Tx struct {
 	locals map[any]any
 	before []func(*Tx) error
 	after  []func()
+	fenced bool // see Fence
 
 	fn int // the write function running, by its place in the group; -1 outside them
 
@@ -371,6 +372,8 @@ func (t *Tx) commit() error {
 			return err
 		}
 	}
+	t.lockFence()
+	defer t.unlockFence()
 	if err := t.sendPending(); err != nil {
 		t.tx.Rollback()
 		return err

@@ -1,0 +1,344 @@
+package campaign
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Reasons a contact in a campaign's audience does not get it, in the order
+// they are tested: a contact is counted under the first that applies.
+const (
+	ReasonErased            = mail.ReasonErased
+	ReasonDeleted           = "contact_deleted"
+	ReasonProcessingStopped = mail.ReasonProcessingStopped
+	ReasonErasureRequested  = mail.ReasonErasureRequested
+	ReasonHeld              = "held"
+	ReasonBounced           = mail.ReasonBounced
+	ReasonBlocklisted       = mail.ReasonBlocklisted
+	ReasonOptedOutContact   = "opted_out_by_contact"
+	ReasonOptedOutUser      = "opted_out_by_user"
+	ReasonListUnsubscribed  = "unsubscribed_from_list"
+	ReasonSuppressedAddress = "suppressed_address"
+	ReasonNoConsent         = "no_consent_for_purpose"
+	ReasonNotOptedIn        = mail.ReasonNotOptedIn
+	ReasonDuplicateAddress  = "duplicate_address"
+)
+
+// Reasons lists every exclusion reason in the order reports show them.
+var Reasons = []string{ReasonOptedOutContact, ReasonOptedOutUser, ReasonNotOptedIn, ReasonNoConsent, ReasonBounced,
+	ReasonBlocklisted, ReasonProcessingStopped, ReasonErasureRequested, ReasonHeld, ReasonSuppressedAddress,
+	ReasonListUnsubscribed, ReasonDuplicateAddress, ReasonErased, ReasonDeleted}
+
+// Audience is who a campaign reaches: the contacts its lists and condition
+// select, how many of them get it, and how many do not, by reason.
+type Audience struct {
+	Resolved   bool             `json:"resolved" doc:"false for a preview, which writes nothing; true once the campaign's recipients are fixed"`
+	Selected   int64            `json:"selected" doc:"contacts the lists and condition select"`
+	Recipients int64            `json:"recipients" doc:"of those, the contacts who get the campaign (at sending, each is checked again)"`
+	Excluded   map[string]int64 `json:"excluded" doc:"the others, by reason"`
+	At         time.Time        `json:"at"`
+}
+
+func newAudience(at time.Time) *Audience {
+	a := &Audience{Excluded: map[string]int64{}, At: at}
+	for _, r := range Reasons {
+		a.Excluded[r] = 0
+	}
+	return a
+}
+
+func (a *Audience) add(reason string, n int64) {
+	a.Selected += n
+	if reason == "" {
+		a.Recipients += n
+		return
+	}
+	a.Excluded[reason] += n
+}
+
+// gate is a campaign's rules as SQL over the contacts alias c: which
+// contacts its audience selects, and why one of them may not get it. The
+// same expression counts the audience, fixes the recipients and, under
+// the send fence, checks each recipient again just before sending.
+type gate struct {
+	c        *Campaign
+	basis    string            // the purpose's legal basis
+	statuses []string          // the opt-in statuses the policy reaches
+	cond     *filter.Condition // or nil
+	dialect  store.Dialect
+	tracking string // the engagement tracking setting
+	trackPur string // the tracking purpose's name, lower case
+	now      time.Time
+}
+
+// policyStatuses returns the opt-in statuses both the setting and the
+// campaign's own policy accept: a campaign can only be stricter.
+func policyStatuses(setting, own string) []string {
+	out := settings.CampaignStatuses(setting)
+	if own == "" {
+		return out
+	}
+	mine := settings.CampaignStatuses(own)
+	var both []string
+	for _, s := range out {
+		for _, m := range mine {
+			if s == m {
+				both = append(both, s)
+			}
+		}
+	}
+	return both
+}
+
+// newGate prepares c's rules. A campaign with neither lists nor condition
+// has no audience: that is an error on "lists".
+func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*gate, error) {
+	if len(c.ListIDs) == 0 && c.Condition == "" {
+		return nil, errs.Invalid("lists", "choose the lists or give a condition: the campaign has no audience")
+	}
+	p, err := s.Purposes.Purpose(ctx, c.PurposeID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := settings.Get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{c: c, basis: p.LegalBasis, statuses: policyStatuses(st.CampaignOptInPolicy, c.OptInPolicy),
+		tracking: st.EngagementTracking, trackPur: strings.ToLower(st.TrackingPurpose), now: s.now()}
+	if c.Condition != "" {
+		cond, err := s.Condition(ctx, c.Condition)
+		if err != nil {
+			return nil, errs.WithField(err, errs.Field("condition"))
+		}
+		g.cond = cond
+	}
+	g.dialect = s.DB.Dialect
+	return g, nil
+}
+
+// sqlArgs collects a statement's parameters as its fragments are written.
+type sqlArgs struct{ args []any }
+
+func (a *sqlArgs) p(v any) string {
+	a.args = append(a.args, v)
+	return fmt.Sprintf("$%d", len(a.args))
+}
+
+func quoteList(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// selects is the WHERE fragment of the contacts the audience selects.
+func (g *gate) selects(a *sqlArgs) string {
+	var parts []string
+	if len(g.c.ListIDs) > 0 {
+		parts = append(parts, `EXISTS (SELECT 1 FROM list_subscriptions ls WHERE ls.contact_id = c.id AND ls.list_id IN (`+g.lists(a)+`))`)
+	}
+	if g.cond != nil {
+		frag, args := g.cond.SQL(g.dialect, len(a.args)+1)
+		a.args = append(a.args, args...)
+		parts = append(parts, "("+frag+")")
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func (g *gate) lists(a *sqlArgs) string {
+	ph := make([]string, len(g.c.ListIDs))
+	for i, id := range g.c.ListIDs {
+		ph[i] = a.p(id)
+	}
+	return strings.Join(ph, ", ")
+}
+
+// reason is the SQL expression of why contact c may not get the campaign,
+// ” when they may. The order is the order of Reasons' tests; the send
+// gate of other email (mail.Gate) applies the same first rules.
+func (g *gate) reason(a *sqlArgs) string {
+	now := a.p(store.Micros(g.now))
+	purpose := a.p(g.c.PurposeID)
+	var b strings.Builder
+	w := func(cond, reason string) { b.WriteString(" WHEN " + cond + " THEN '" + reason + "'") }
+	b.WriteString("CASE")
+	w("c.erased_at IS NOT NULL", ReasonErased)
+	w("c.processing_stopped_at IS NOT NULL", ReasonProcessingStopped)
+	w("c.erasure_requested_at IS NOT NULL", ReasonErasureRequested)
+	w(`EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = c.id AND h.lifted_at IS NULL AND (h.until_at IS NULL OR h.until_at > `+now+`))`, ReasonHeld)
+	w("c.deliverability = '"+contactstate.DeliverabilityBounced+"'", ReasonBounced)
+	w("c.deliverability = '"+contactstate.DeliverabilityBlocklisted+"'", ReasonBlocklisted)
+	w("c.opt_in_status = '"+contactstate.OptOutContact+"'", ReasonOptedOutContact)
+	w("c.opt_in_status = '"+contactstate.OptOutUser+"'", ReasonOptedOutUser)
+	if len(g.c.ListIDs) > 0 {
+		w(`NOT EXISTS (SELECT 1 FROM list_subscriptions ls WHERE ls.contact_id = c.id AND ls.status = 'subscribed' AND ls.list_id IN (`+g.lists(a)+`))`, ReasonListUnsubscribed)
+	}
+	// An erased address came back for another purpose: it gets no
+	// campaign until the contact consents to this one again.
+	w(`c.previously_erased_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_records r WHERE r.contact_id = c.id AND r.purpose_id = `+purpose+`
+		AND r.state = 'granted' AND r.recorded_at >= c.previously_erased_at)`, ReasonSuppressedAddress)
+	granted := `SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = ` + purpose
+	if g.basis == consent.BasisConsent {
+		w(`NOT EXISTS (`+granted+` AND cc.state = 'granted' AND (cc.expires_at IS NULL OR cc.expires_at > `+now+`))`, ReasonNoConsent)
+	} else {
+		// Another legal basis: the contact may object, which is recorded
+		// as a withdrawal.
+		w(`EXISTS (`+granted+` AND cc.state = 'withdrawn')`, ReasonNoConsent)
+	}
+	w("c.opt_in_status NOT IN ("+quoteList(g.statuses)+")", ReasonNotOptedIn)
+	b.WriteString(" ELSE '' END")
+	return b.String()
+}
+
+// tracked is the SQL expression of whether contact c's opens and clicks
+// may be tracked.
+func (g *gate) tracked(a *sqlArgs) string {
+	switch g.tracking {
+	case settings.TrackingLegitimate:
+		return "TRUE"
+	case settings.TrackingConsent:
+		return `EXISTS (SELECT 1 FROM consent_current cc JOIN purposes tp ON tp.id = cc.purpose_id WHERE cc.contact_id = c.id
+			AND tp.name_key = ` + a.p(g.trackPur) + ` AND cc.state = 'granted' AND (cc.expires_at IS NULL OR cc.expires_at > ` + a.p(store.Micros(g.now)) + `))`
+	}
+	return "FALSE"
+}
+
+// Preview counts the campaign's audience as it would be now, writing
+// nothing. A campaign already resolved returns what was fixed then.
+func (s *Service) Preview(ctx context.Context, id string) (*Audience, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Audience != nil {
+		return c.Audience, nil
+	}
+	g, err := s.newGate(ctx, s.DB.Read, c)
+	if err != nil {
+		return nil, err
+	}
+	a := &sqlArgs{}
+	reason := g.reason(a)
+	q := `SELECT r, count(*) FROM (SELECT ` + reason + ` AS r FROM contacts c WHERE ` + g.selects(a) + `) x GROUP BY r`
+	counts, err := store.CountBy(ctx, s.DB.Read, q, a.args...)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: preview audience: %w", err)
+	}
+	out := newAudience(g.now)
+	for r, n := range counts {
+		out.add(r, n)
+	}
+	return out, nil
+}
+
+// resolveChunk is how many contacts one step of resolving reads: a short
+// write, so consent changes never wait long behind it.
+const resolveChunk = 4000
+
+// resolveStep fixes the recipients of the next chunk of contacts (by id)
+// in one transaction, with the cursor and the running counts, and reports
+// whether the audience is complete. Run again after a crash, it goes on
+// from the cursor: no contact is added twice.
+func (s *Service) resolveStep(ctx context.Context, g *gate) (done bool, err error) {
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		var after, audience string
+		var resolved bool
+		if err := tx.QueryRow(`SELECT resolved_through, audience, resolved FROM campaigns WHERE id = $1`, g.c.ID).Scan(&after, &audience, &resolved); err != nil {
+			return fmt.Errorf("campaign: resolve: %w", err)
+		}
+		if resolved {
+			done = true
+			return nil
+		}
+		aud := newAudience(g.now)
+		json.Unmarshal([]byte(audience), aud)
+		var upto string
+		err := tx.QueryRow(`SELECT id FROM contacts WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2`, after, resolveChunk-1).Scan(&upto)
+		last := errors.Is(err, sql.ErrNoRows)
+		if err != nil && !last {
+			return fmt.Errorf("campaign: resolve: %w", err)
+		}
+		a := &sqlArgs{}
+		reason := g.reason(a)
+		bound := `c.id > ` + a.p(after)
+		if !last {
+			bound += ` AND c.id <= ` + a.p(upto)
+		}
+		q := `INSERT INTO campaign_recipients (campaign_no, contact_id, status, reason)
+			SELECT ` + a.p(g.c.no) + `, id, CASE WHEN r = '' THEN 'queued' ELSE 'excluded' END, r
+			FROM (SELECT c.id, ` + reason + ` AS r FROM contacts c WHERE ` + bound + ` AND ` + g.selects(a) + ` ORDER BY c.id) x
+			RETURNING reason`
+		rows, err := tx.Query(q, a.args...)
+		if err != nil {
+			return fmt.Errorf("campaign: resolve: %w", err)
+		}
+		counts := map[string]int64{}
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return fmt.Errorf("campaign: resolve: %w", err)
+			}
+			counts[r]++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("campaign: resolve: %w", err)
+		}
+		for r, n := range counts {
+			aud.add(r, n)
+		}
+		aud.Resolved = last
+		aud.At = g.now
+		enc, _ := json.Marshal(aud)
+		if _, err := tx.Exec(`UPDATE campaigns SET resolved_through = $2, audience = $3, resolved = $4 WHERE id = $1`,
+			g.c.ID, upto, string(enc), last); err != nil {
+			return fmt.Errorf("campaign: resolve: %w", err)
+		}
+		done = last
+		return nil
+	})
+	return done, err
+}
+
+// Resolve fixes the audience of a campaign that is sending or paused, if
+// that is not done yet, and returns it. Sending does this by itself; an
+// operator may do it while paused, to see the final counts first.
+func (s *Service) Resolve(ctx context.Context, id string) (*Audience, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status != StatusSending && c.Status != StatusPaused {
+		return nil, errs.Conflict("campaign_"+c.Status, "status", "the audience is fixed once the campaign starts sending; it is %s", c.Status)
+	}
+	g, err := s.newGate(ctx, s.DB.Read, c)
+	if err != nil {
+		return nil, err
+	}
+	for done := c.Audience != nil && c.Audience.Resolved; !done; {
+		if done, err = s.resolveStep(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	c, err = s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c.Audience, nil
+}

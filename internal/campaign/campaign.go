@@ -1,0 +1,417 @@
+// Package campaign holds email campaigns: their content in each language,
+// their audience with the contacts it excludes and why, and their sending
+// through the send gate at scale.
+//
+// A campaign's bodies are stored once per language; each recipient has a
+// small row (who, the outcome, when) and nothing more. Sending re-reads
+// every recipient's state under the send fence (store.DB.HoldFence) just
+// before handing their message to the mail server, so no message leaves
+// after a change that stops it (an opt-out, a withdrawal, an unsubscribe)
+// has committed.
+package campaign
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Campaign statuses.
+const (
+	StatusDraft     = "draft"
+	StatusScheduled = "scheduled"
+	StatusSending   = "sending"
+	StatusPaused    = "paused"
+	StatusSent      = "sent"
+	StatusCancelled = "cancelled"
+)
+
+// Statuses lists the campaign statuses in the order a campaign passes them.
+var Statuses = []string{StatusDraft, StatusScheduled, StatusSending, StatusPaused, StatusSent, StatusCancelled}
+
+// DefaultPurpose is the purpose a new campaign serves unless told.
+const DefaultPurpose = "E-marketing"
+
+// Campaign is an email to an audience.
+type Campaign struct {
+	ID              string     `json:"id"`
+	Name            string     `json:"name"`
+	Status          string     `json:"status" enum:"draft,scheduled,sending,paused,sent,cancelled"`
+	PurposeID       string     `json:"purpose_id" doc:"the purpose the campaign serves: a contact without consent to it (or who objected, for another legal basis) is excluded"`
+	Purpose         string     `json:"purpose"`
+	TemplateID      string     `json:"template_id" doc:"the layout around the body; empty: the built-in one"`
+	ListIDs         []string   `json:"list_ids" doc:"the lists whose subscribers are the audience; unsubscribing from the campaign's email unsubscribes from these lists only"`
+	Condition       string     `json:"condition" doc:"a condition in the condition language: the audience, or with lists, narrows it"`
+	OptInPolicy     string     `json:"opt_in_policy" doc:"empty: the setting campaign_opt_in_policy; or a policy as strict or stricter"`
+	DefaultLanguage string     `json:"default_language" enum:"@language" doc:"the variant for contacts whose language has none"`
+	Variants        []Variant  `json:"variants"`
+	Audience        *Audience  `json:"audience,omitempty" doc:"who the campaign reached and who it excluded, by reason, once sending started"`
+	ScheduledAt     *time.Time `json:"scheduled_at"`
+	StartedAt       *time.Time `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	CreatedBy       string     `json:"created_by"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+
+	no int64 // the number recipient rows and links carry
+}
+
+// Variant is a campaign's content in one language.
+type Variant struct {
+	Language string `json:"language" enum:"@language"`
+	Subject  string `json:"subject"`
+	HTML     string `json:"html" doc:"the body as HTML; tags: {{first_name}}, {{last_name}}, {{unsubscribe_url}}, {{preferences_url}}, {{view_in_browser_url}}"`
+	Text     string `json:"text" doc:"the plain-text part; empty: made from the HTML"`
+}
+
+// Input creates or changes a campaign; nil fields stay as they are.
+type Input struct {
+	Name            *string    `json:"name"`
+	Purpose         *string    `json:"purpose" doc:"the purpose's id or name; default E-marketing"`
+	TemplateID      *string    `json:"template_id"`
+	Lists           *[]string  `json:"lists" doc:"list ids or names"`
+	Condition       *string    `json:"condition"`
+	OptInPolicy     *string    `json:"opt_in_policy"`
+	DefaultLanguage *string    `json:"default_language" enum:"@language"`
+	Variants        *[]Variant `json:"variants"`
+}
+
+// Service keeps campaigns.
+type Service struct {
+	DB       *store.DB
+	Now      func() time.Time
+	Purposes *consent.Service
+	Lists    *lists.Service
+	// Condition compiles an audience condition; an invalid one is an
+	// errs.Error on the field "filter".
+	Condition func(ctx context.Context, src string) (*filter.Condition, error)
+}
+
+func (s *Service) now() time.Time { return store.Now(s.Now) }
+
+const (
+	maxName    = 200
+	maxSubject = 250
+	maxBody    = 512 << 10
+)
+
+// check validates in against c (the campaign as it would be) and fills in
+// the ids it resolves. Every problem names its field.
+func (s *Service) check(ctx context.Context, c *Campaign, in Input) error {
+	if in.Name != nil {
+		if err := errs.TrimLine("name", in.Name, maxName); err != nil {
+			return err
+		}
+		c.Name = *in.Name
+	}
+	if c.Name == "" {
+		return errs.Required("name")
+	}
+	if in.Purpose != nil || c.PurposeID == "" {
+		name := DefaultPurpose
+		if in.Purpose != nil && strings.TrimSpace(*in.Purpose) != "" {
+			name = strings.TrimSpace(*in.Purpose)
+		}
+		p, err := s.Purposes.Purpose(ctx, name)
+		if errs.Is(err, errs.KindNotFound) {
+			return errs.Invalid("purpose", "no purpose %q", name)
+		}
+		if err != nil {
+			return err
+		}
+		c.PurposeID, c.Purpose = p.ID, p.Name
+	}
+	if in.TemplateID != nil {
+		c.TemplateID = strings.TrimSpace(*in.TemplateID)
+		if c.TemplateID != "" {
+			if _, err := s.Template(ctx, c.TemplateID); errs.Is(err, errs.KindNotFound) {
+				return errs.Invalid("template_id", "no template %q", c.TemplateID)
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	if in.Lists != nil {
+		c.ListIDs = []string{}
+		for _, name := range *in.Lists {
+			l, err := s.Lists.Get(ctx, strings.TrimSpace(name))
+			if errs.Is(err, errs.KindNotFound) {
+				return errs.Invalid("lists", "no list %q", name)
+			}
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(c.ListIDs, l.ID) {
+				c.ListIDs = append(c.ListIDs, l.ID)
+			}
+		}
+	}
+	if in.Condition != nil {
+		c.Condition = strings.TrimSpace(*in.Condition)
+		if c.Condition != "" {
+			if _, err := s.Condition(ctx, c.Condition); err != nil {
+				return errs.WithField(err, errs.Field("condition"))
+			}
+		}
+	}
+	if in.OptInPolicy != nil {
+		c.OptInPolicy = strings.TrimSpace(*in.OptInPolicy)
+		if c.OptInPolicy != "" && !slices.Contains(settings.Policies, c.OptInPolicy) {
+			return errs.Invalid("opt_in_policy", "must be empty (the setting) or one of %s", strings.Join(settings.Policies, ", "))
+		}
+	}
+	if in.DefaultLanguage != nil {
+		c.DefaultLanguage = *in.DefaultLanguage
+	}
+	if !slices.Contains(i18n.Languages, c.DefaultLanguage) {
+		return errs.Invalid("default_language", "must be one of %s", strings.Join(i18n.Languages, ", "))
+	}
+	if in.Variants != nil {
+		c.Variants = slices.Clone(*in.Variants)
+	}
+	return checkVariants(c)
+}
+
+// checkVariants checks each language's content, and that the default
+// language has one.
+func checkVariants(c *Campaign) error {
+	if len(c.Variants) == 0 {
+		return errs.Invalid("variants", "give the content in at least the default language")
+	}
+	seen := map[string]bool{}
+	for i := range c.Variants {
+		v := &c.Variants[i]
+		field := fmt.Sprintf("variants[%d]", i)
+		if !slices.Contains(i18n.Languages, v.Language) {
+			return errs.Invalid(field+".language", "must be one of %s", strings.Join(i18n.Languages, ", "))
+		}
+		if seen[v.Language] {
+			return errs.Invalid(field+".language", "%s is given twice", v.Language)
+		}
+		seen[v.Language] = true
+		if err := errs.TrimLine(field+".subject", &v.Subject, maxSubject); err != nil {
+			return err
+		}
+		if v.Subject == "" {
+			return errs.Required(field + ".subject")
+		}
+		if strings.TrimSpace(v.HTML) == "" {
+			return errs.Required(field + ".html")
+		}
+		if len(v.HTML) > maxBody || len(v.Text) > maxBody {
+			return errs.Invalid(field, "a body may be at most %d KiB", maxBody>>10)
+		}
+		for _, f := range []struct{ name, src string }{{"subject", v.Subject}, {"html", v.HTML}, {"text", v.Text}} {
+			if err := checkTags(field+"."+f.name, f.src, BodyTags); err != nil {
+				return err
+			}
+		}
+	}
+	if !seen[c.DefaultLanguage] {
+		return errs.Invalid("variants", "there is no variant in the default language (%s)", c.DefaultLanguage)
+	}
+	return nil
+}
+
+// Create saves a new campaign as a draft.
+func (s *Service) Create(ctx context.Context, in Input, createdBy string) (*Campaign, error) {
+	now := s.now()
+	st, err := settings.Get(ctx, s.DB.Read)
+	if err != nil {
+		return nil, err
+	}
+	c := &Campaign{ID: uuid.Must(uuid.NewV7()).String(), Status: StatusDraft, ListIDs: []string{},
+		DefaultLanguage: st.DefaultLanguage, CreatedBy: createdBy, CreatedAt: now, UpdatedAt: now}
+	if err := s.check(ctx, c, in); err != nil {
+		return nil, err
+	}
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.QueryRow(`SELECT COALESCE(MAX(no), 0) + 1 FROM campaigns`).Scan(&c.no); err != nil {
+			return fmt.Errorf("campaign: number: %w", err)
+		}
+		lists, _ := json.Marshal(c.ListIDs)
+		if _, err := tx.Exec(`INSERT INTO campaigns (id, no, name, status, purpose_id, template_id, list_ids, condition, opt_in_policy,
+			default_language, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			c.ID, c.no, c.Name, c.Status, c.PurposeID, nullable(c.TemplateID), string(lists), c.Condition, c.OptInPolicy,
+			c.DefaultLanguage, c.CreatedBy, store.Micros(now)); err != nil {
+			return fmt.Errorf("campaign: create: %w", err)
+		}
+		return writeVariants(tx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func writeVariants(tx *store.Tx, c *Campaign) error {
+	if _, err := tx.Exec(`DELETE FROM campaign_variants WHERE campaign_id = $1`, c.ID); err != nil {
+		return fmt.Errorf("campaign: save variants: %w", err)
+	}
+	for _, v := range c.Variants {
+		if _, err := tx.Exec(`INSERT INTO campaign_variants (campaign_id, language, subject, html, text) VALUES ($1, $2, $3, $4, $5)`,
+			c.ID, v.Language, v.Subject, v.HTML, v.Text); err != nil {
+			return fmt.Errorf("campaign: save variants: %w", err)
+		}
+	}
+	return nil
+}
+
+// Update changes a draft or scheduled campaign; one that is sending or
+// done is a conflict. It returns a not-found error (field "campaign") for
+// an unknown id.
+func (s *Service) Update(ctx context.Context, id string, in Input) (*Campaign, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx, c, in); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		lists, _ := json.Marshal(c.ListIDs)
+		res, err := tx.Exec(`UPDATE campaigns SET name = $2, purpose_id = $3, template_id = $4, list_ids = $5, condition = $6,
+			opt_in_policy = $7, default_language = $8, updated_at = $9 WHERE id = $1 AND status IN ('draft', 'scheduled')`,
+			c.ID, c.Name, c.PurposeID, nullable(c.TemplateID), string(lists), c.Condition, c.OptInPolicy, c.DefaultLanguage, store.Micros(now))
+		if err != nil {
+			return fmt.Errorf("campaign: update: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.Conflict("campaign_not_editable", "status", "a campaign can be changed only as a draft or while scheduled")
+		}
+		return writeVariants(tx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.UpdatedAt = now
+	return c, nil
+}
+
+// Delete removes a draft. Anything sent or sending is kept as proof of
+// what went to whom: cancel it instead.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(`DELETE FROM campaigns WHERE id = $1 AND status = 'draft'`, id)
+		if err != nil {
+			return fmt.Errorf("campaign: delete: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := get(tx, id); err != nil {
+				return err
+			}
+			return errs.Conflict("campaign_not_deletable", "status", "only a draft can be deleted; cancel a campaign instead")
+		}
+		return nil
+	})
+}
+
+const campaignColumns = `c.id, c.no, c.name, c.status, c.purpose_id, p.name, COALESCE(c.template_id, ''), c.list_ids, c.condition,
+	c.opt_in_policy, c.default_language, c.audience, c.scheduled_at, c.started_at, c.finished_at, c.created_by, c.created_at, c.updated_at`
+
+const campaignSelect = `SELECT ` + campaignColumns + ` FROM campaigns c JOIN purposes p ON p.id = c.purpose_id`
+
+func scanCampaign(row store.Scanner) (*Campaign, error) {
+	c := &Campaign{}
+	var listIDs, audience string
+	var scheduled, started, finished sql.NullInt64
+	var created, updated int64
+	if err := row.Scan(&c.ID, &c.no, &c.Name, &c.Status, &c.PurposeID, &c.Purpose, &c.TemplateID, &listIDs, &c.Condition,
+		&c.OptInPolicy, &c.DefaultLanguage, &audience, &scheduled, &started, &finished, &c.CreatedBy, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(listIDs), &c.ListIDs); err != nil || c.ListIDs == nil {
+		c.ListIDs = []string{}
+	}
+	var a Audience
+	if json.Unmarshal([]byte(audience), &a) == nil && a.Resolved {
+		c.Audience = &a
+	}
+	c.ScheduledAt, c.StartedAt, c.FinishedAt = optTime(scheduled), optTime(started), optTime(finished)
+	c.CreatedAt, c.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return c, nil
+}
+
+func optTime(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.FromMicros(v.Int64)
+	return &t
+}
+
+// get reads one campaign, without its variants, through q. It returns a
+// not-found error (field "campaign") for an unknown id.
+func get(q store.Querier, id string) (*Campaign, error) {
+	c, err := scanCampaign(q.QueryRowContext(context.Background(), campaignSelect+` WHERE c.id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.NotFound("campaign", "campaign")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("campaign: read: %w", err)
+	}
+	return c, nil
+}
+
+// Get returns a campaign with its variants, or a not-found error (field
+// "campaign").
+func (s *Service) Get(ctx context.Context, id string) (*Campaign, error) {
+	c, err := get(s.DB.Read, id)
+	if err != nil {
+		return nil, err
+	}
+	c.Variants, err = variants(ctx, s.DB.Read, c.ID)
+	return c, err
+}
+
+func variants(ctx context.Context, q store.Querier, id string) ([]Variant, error) {
+	return store.QueryAll(ctx, q, func(row store.Scanner) (Variant, error) {
+		var v Variant
+		err := row.Scan(&v.Language, &v.Subject, &v.HTML, &v.Text)
+		return v, err
+	}, `SELECT language, subject, html, text FROM campaign_variants WHERE campaign_id = $1 ORDER BY language`, id)
+}
+
+// List returns the campaigns, newest first, without their variants; none
+// is an empty slice.
+func (s *Service) List(ctx context.Context) ([]*Campaign, error) {
+	return store.QueryAll(ctx, s.DB.Read, scanCampaign, campaignSelect+` ORDER BY c.no DESC`)
+}
+
+// variant returns the content for a contact whose language is lang: theirs
+// if the campaign has it, else the default language's.
+func (c *Campaign) variant(lang string) *Variant {
+	var def *Variant
+	for i := range c.Variants {
+		if c.Variants[i].Language == lang {
+			return &c.Variants[i]
+		}
+		if c.Variants[i].Language == c.DefaultLanguage {
+			def = &c.Variants[i]
+		}
+	}
+	return def
+}

@@ -1,0 +1,555 @@
+package campaign
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Recipient statuses. A recipient is queued once the audience is fixed,
+// sending while a sender has their message, and then sent, suppressed (the
+// gate stopped it at the last moment, with the reason), failed, retry (a
+// temporary failure, tried again), or unknown: their sender died while
+// handing messages over, so the mail server may or may not have the
+// message. Unknown is never sent again by itself. Excluded recipients were
+// never queued; cancelled ones were queued when the campaign was
+// cancelled.
+const (
+	RecipientQueued     = "queued"
+	RecipientSending    = "sending"
+	RecipientSent       = "sent"
+	RecipientSuppressed = "suppressed"
+	RecipientFailed     = "failed"
+	RecipientRetry      = "retry"
+	RecipientUnknown    = "unknown"
+	RecipientExcluded   = "excluded"
+	RecipientCancelled  = "cancelled"
+)
+
+// wakeTopic is the store signal that a campaign has work.
+const wakeTopic = "campaigns"
+
+const maxAttempts = 5
+
+// notBegun is the reason of a retry whose message was never begun: it
+// does not count as an attempt.
+const notBegun = "not begun"
+
+// Sender sends the campaigns that are due, in batches: take a batch of
+// recipients (a write), then under the send fence read their state, apply
+// the gate and hand the allowed messages to the transport, then record
+// each outcome (a write).
+type Sender struct {
+	Service   *Service
+	Links     *Links
+	Transport mail.Transport
+	Log       *slog.Logger
+	// From is the sender when the settings give none: "Name <address>".
+	From string
+	// Domain names message ids and lists.
+	Domain string
+	// Lease is how long a batch stays this sender's; one whose sender died
+	// is declared unknown once it runs out.
+	Lease time.Duration
+	// Budget is how long a batch may hold the send fence: writes that can
+	// stop email wait for it at most that long.
+	Budget time.Duration
+	// Poll is how often to look for work other instances started.
+	Poll time.Duration
+
+	idOnce  sync.Once
+	id      string
+	perMsg  time.Duration // moving average of a message's hand-over
+	limiter *rate.Limiter
+	rateSet int
+	cache   map[string]*prepared
+}
+
+func (x *Sender) claimID() string {
+	x.idOnce.Do(func() {
+		b := make([]byte, 8)
+		rand.Read(b)
+		x.id = hex.EncodeToString(b)
+	})
+	return x.id
+}
+
+// Run sends until ctx ends.
+func (x *Sender) Run(ctx context.Context) {
+	jobs.Loop(ctx, x.Service.DB.Wakes(wakeTopic), x.Poll, x.Log, "sending campaigns", x.RunDue)
+}
+
+// RunDue starts the scheduled campaigns that are due, declares the batches
+// of dead senders unknown, and sends every sending campaign until it is
+// done or paused. It returns how many recipients it handled.
+func (x *Sender) RunDue(ctx context.Context) (int, error) {
+	s := x.Service
+	if err := x.recoverLost(ctx); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`UPDATE campaigns SET status = 'sending', started_at = COALESCE(started_at, $1), updated_at = $1
+			WHERE status = 'scheduled' AND scheduled_at <= $1`, store.Micros(now))
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("campaign: start scheduled: %w", err)
+	}
+	ids, err := store.QueryAll(ctx, s.DB.Read, func(r store.Scanner) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `SELECT id FROM campaigns WHERE status = 'sending' ORDER BY no`)
+	if err != nil {
+		return 0, fmt.Errorf("campaign: find work: %w", err)
+	}
+	total := 0
+	for _, id := range ids {
+		n, err := x.sendCampaign(ctx, id)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sendCampaign fixes the audience if that is not done, then sends batches
+// until none is left or the campaign stops sending.
+func (x *Sender) sendCampaign(ctx context.Context, id string) (int, error) {
+	s := x.Service
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	p, err := x.prepare(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	for done := c.Audience != nil && c.Audience.Resolved; !done; {
+		if done, err = s.resolveStep(ctx, p.gate); err != nil {
+			return 0, err
+		}
+	}
+	total := 0
+	for ctx.Err() == nil {
+		b, more, err := x.claim(ctx, p)
+		if err != nil || !more {
+			return total, err
+		}
+		if len(b.rows) == 0 {
+			continue
+		}
+		if err := x.send(ctx, p, b); err != nil {
+			return total, err
+		}
+		total += len(b.rows)
+	}
+	return total, ctx.Err()
+}
+
+// batch is a run of recipients a sender took.
+type batch struct {
+	first, last int64
+	rows        []*outcome
+}
+
+type outcome struct {
+	id        int64
+	contactID string
+	attempts  int
+	status    string
+	reason    string
+	tracked   bool
+	env       *mail.Envelope
+	bounced   bool
+}
+
+// batchSize is how many messages fit in the fence budget at the pace
+// measured so far.
+func (x *Sender) batchSize() int {
+	if x.perMsg <= 0 {
+		return 50
+	}
+	return max(10, min(1000, int(x.Budget/x.perMsg)))
+}
+
+// claim takes the next batch: retries first, then the queued recipients
+// after the campaign's cursor. With nothing left and no batch of another
+// sender open, the campaign is sent. more is false when the campaign is
+// no longer sending or is done.
+func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, err error) {
+	s := x.Service
+	n := x.batchSize()
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		b, more = &batch{}, false
+		var status string
+		var cursor int64
+		if err := tx.QueryRow(`SELECT status, claimed_through FROM campaigns WHERE id = $1`, p.c.ID).Scan(&status, &cursor); err != nil {
+			return fmt.Errorf("campaign: claim: %w", err)
+		}
+		if status != StatusSending {
+			return nil
+		}
+		rows, err := tx.Query(`SELECT id, contact_id, attempts FROM campaign_recipients WHERE campaign_no = $1 AND status = 'retry' ORDER BY id LIMIT $2`, p.c.no, n)
+		if err != nil {
+			return fmt.Errorf("campaign: claim: %w", err)
+		}
+		retries, err := scanClaim(rows)
+		if err != nil {
+			return err
+		}
+		fresh := []*outcome{}
+		if len(retries) < n {
+			rows, err := tx.Query(`SELECT id, contact_id, attempts FROM campaign_recipients WHERE campaign_no = $1 AND id > $2 AND status = 'queued'
+				ORDER BY id LIMIT $3`, p.c.no, cursor, n-len(retries))
+			if err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+			if fresh, err = scanClaim(rows); err != nil {
+				return err
+			}
+		}
+		b.rows = append(retries, fresh...)
+		if len(b.rows) == 0 {
+			var open int
+			if err := tx.QueryRow(`SELECT count(*) FROM campaign_batches WHERE campaign_no = $1`, p.c.no).Scan(&open); err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+			if open == 0 {
+				now := store.Micros(s.now())
+				if _, err := tx.Exec(`UPDATE campaigns SET status = 'sent', finished_at = $2, updated_at = $2 WHERE id = $1`, p.c.ID, now); err != nil {
+					return fmt.Errorf("campaign: finish: %w", err)
+				}
+			}
+			return nil
+		}
+		more = true
+		b.first, b.last = b.rows[0].id, b.rows[0].id
+		for _, r := range b.rows {
+			b.first, b.last = min(b.first, r.id), max(b.last, r.id)
+		}
+		if len(fresh) > 0 {
+			hi := fresh[len(fresh)-1].id
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id > $2 AND id <= $3 AND status = 'queued'`,
+				p.c.no, cursor, hi); err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+			if _, err := tx.Exec(`UPDATE campaigns SET claimed_through = $2 WHERE id = $1`, p.c.ID, hi); err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+		}
+		if len(retries) > 0 {
+			ph, args := inInts(2, retries)
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id IN (`+ph+`)`,
+				append([]any{p.c.no}, args...)...); err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+		}
+		_, err = tx.Exec(`INSERT INTO campaign_batches (campaign_no, first_id, last_id, claimed_by, lease_until) VALUES ($1, $2, $3, $4, $5)`,
+			p.c.no, b.first, b.last, x.claimID(), store.Micros(s.now().Add(x.Lease)))
+		if err != nil {
+			return fmt.Errorf("campaign: claim: %w", err)
+		}
+		return nil
+	})
+	return b, more, err
+}
+
+func scanClaim(rows interface {
+	Next() bool
+	Scan(...any) error
+	Close() error
+	Err() error
+}) ([]*outcome, error) {
+	defer rows.Close()
+	var out []*outcome
+	for rows.Next() {
+		o := &outcome{}
+		if err := rows.Scan(&o.id, &o.contactID, &o.attempts); err != nil {
+			return nil, fmt.Errorf("campaign: claim: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+func inInts(first int, rows []*outcome) (string, []any) {
+	args := make([]any, len(rows))
+	for i, r := range rows {
+		args[i] = r.id
+	}
+	return store.Placeholders(first, len(rows)), args
+}
+
+// send hands a batch over: under the send fence, each recipient's state is
+// read again and the gate applied; the allowed messages go to the
+// transport before the fence is let go. Then each outcome is recorded.
+func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
+	s := x.Service
+	if err := x.wait(ctx, len(b.rows)); err != nil {
+		return err
+	}
+	started := time.Now()
+	var handed int
+	err := s.DB.HoldFence(ctx, func(q store.Querier) error {
+		recips, err := p.read(ctx, q, b.rows)
+		if err != nil {
+			return err
+		}
+		var envs []*mail.Envelope
+		var sending []*outcome
+		for _, o := range b.rows {
+			r, ok := recips[o.contactID]
+			switch {
+			case !ok:
+				o.status, o.reason = RecipientSuppressed, ReasonDeleted
+			case r.reason != "":
+				o.status, o.reason = RecipientSuppressed, r.reason
+			default:
+				o.tracked = r.tracked
+				o.env = p.envelope(o.id, r)
+				envs = append(envs, o.env)
+				sending = append(sending, o)
+			}
+		}
+		if len(envs) == 0 {
+			return nil
+		}
+		// Messages not begun within the budget are left for the next
+		// batch; one begun is always finished.
+		sendCtx, cancel := context.WithTimeout(ctx, x.Budget)
+		errs := x.Transport.Send(sendCtx, envs)
+		cancel()
+		handed = len(envs)
+		for i, o := range sending {
+			o.classify(errs[i], ctx)
+		}
+		return nil
+	})
+	if handed > 0 {
+		per := time.Since(started) / time.Duration(handed)
+		if x.perMsg == 0 {
+			x.perMsg = per
+		} else {
+			x.perMsg = (x.perMsg*3 + per) / 4
+		}
+	}
+	// Outcomes are recorded even while shutting down: what went out must
+	// not end as unknown.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if ferr := x.finish(fctx, p, b); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// classify turns the transport's answer for one message into its outcome.
+func (o *outcome) classify(err error, ctx context.Context) {
+	switch {
+	case err == nil:
+		o.status = RecipientSent
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, errors.Is(err, context.Canceled):
+		// Not begun: the budget ran out, or the sender is stopping.
+		o.status, o.reason = RecipientRetry, notBegun
+	case mail.IsBounce(err):
+		o.status, o.reason, o.bounced = RecipientFailed, truncate(err.Error()), true
+	case mail.IsPermanent(err) || o.attempts+1 >= maxAttempts:
+		o.status, o.reason = RecipientFailed, truncate(err.Error())
+	default:
+		// Refused for now: again later.
+		o.status, o.reason = RecipientRetry, truncate(err.Error())
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 300 {
+		return s[:300]
+	}
+	return s
+}
+
+// wait keeps to the setting campaign_rate.
+func (x *Sender) wait(ctx context.Context, n int) error {
+	st, err := settings.Get(ctx, x.Service.DB.Read)
+	if err != nil {
+		return err
+	}
+	if st.CampaignRate != x.rateSet || x.limiter == nil {
+		x.rateSet = st.CampaignRate
+		if st.CampaignRate <= 0 {
+			x.limiter = rate.NewLimiter(rate.Inf, 0)
+		} else {
+			x.limiter = rate.NewLimiter(rate.Limit(st.CampaignRate), max(st.CampaignRate, 1000))
+		}
+	}
+	return x.limiter.WaitN(ctx, min(n, x.limiter.Burst()))
+}
+
+// finish records each outcome of a batch and closes it.
+func (x *Sender) finish(ctx context.Context, p *prepared, b *batch) error {
+	s := x.Service
+	now := s.now()
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		groups := map[[2]string][]*outcome{}
+		var tracked []*outcome
+		for _, o := range b.rows {
+			if o.status == "" {
+				o.status, o.reason = RecipientRetry, notBegun
+			}
+			if o.status == RecipientSent && o.tracked {
+				tracked = append(tracked, o)
+				continue
+			}
+			k := [2]string{o.status, o.reason}
+			groups[k] = append(groups[k], o)
+		}
+		for k, rows := range groups {
+			if err := setStatus(tx, p.c.no, k[0], k[1], false, rows, now); err != nil {
+				return err
+			}
+		}
+		if err := setStatus(tx, p.c.no, RecipientSent, "", true, tracked, now); err != nil {
+			return err
+		}
+		for _, o := range b.rows {
+			if !o.bounced {
+				continue
+			}
+			st, err := contactstate.Load(tx, o.contactID)
+			if errs.Is(err, errs.KindNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := contactstate.RecordBounceTx(tx, &st, true, 0, now); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(`DELETE FROM campaign_batches WHERE campaign_no = $1 AND first_id = $2`, p.c.no, b.first)
+		if err != nil {
+			return fmt.Errorf("campaign: close batch: %w", err)
+		}
+		return nil
+	})
+}
+
+// setStatus records one outcome for rows, in statements of a few hundred.
+func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows []*outcome, now time.Time) error {
+	var sentAt any
+	if status == RecipientSent {
+		sentAt = store.Micros(now)
+	}
+	attempt := "attempts"
+	if (status == RecipientRetry && reason != notBegun) || status == RecipientFailed {
+		attempt = "attempts + 1"
+	}
+	for start := 0; start < len(rows); start += 500 {
+		part := rows[start:min(start+500, len(rows))]
+		ph, args := inInts(6, part)
+		if _, err := tx.Exec(`UPDATE campaign_recipients SET status = $2, reason = $3, tracked = $4, sent_at = $5, attempts = `+attempt+`
+			WHERE campaign_no = $1 AND id IN (`+ph+`)`, append([]any{no, status, reason, tracked, sentAt}, args...)...); err != nil {
+			return fmt.Errorf("campaign: record outcome: %w", err)
+		}
+	}
+	return nil
+}
+
+// recoverLost declares the recipients of every batch whose lease ran out
+// (its sender died, or lost the database for longer than the lease)
+// unknown: their message may have reached the mail server. They are not
+// sent again unless the operator asks.
+func (x *Sender) recoverLost(ctx context.Context) error {
+	s := x.Service
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		type lost struct{ no, first, last int64 }
+		rows, err := tx.Query(`SELECT campaign_no, first_id, last_id FROM campaign_batches WHERE lease_until < $1`, store.Micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("campaign: find lost batches: %w", err)
+		}
+		var all []lost
+		for rows.Next() {
+			var l lost
+			if err := rows.Scan(&l.no, &l.first, &l.last); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, l := range all {
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'unknown', reason = 'the sender stopped while handing messages over'
+				WHERE campaign_no = $1 AND id >= $2 AND id <= $3 AND status = 'sending'`, l.no, l.first, l.last); err != nil {
+				return fmt.Errorf("campaign: recover batch: %w", err)
+			}
+			if _, err := tx.Exec(`DELETE FROM campaign_batches WHERE campaign_no = $1 AND first_id = $2`, l.no, l.first); err != nil {
+				return fmt.Errorf("campaign: recover batch: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// recipient is what a message needs of its contact, read under the fence.
+type recipient struct {
+	id, email, first, last, lang string
+	reason                       string
+	tracked                      bool
+}
+
+// read loads the state of rows' contacts through q with the gate's reason
+// and whether they are tracked. A contact deleted since is absent.
+func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (map[string]*recipient, error) {
+	a := &sqlArgs{}
+	reason := p.gate.reason(a)
+	tracked := p.gate.tracked(a)
+	ids := make([]string, len(rows))
+	for i, o := range rows {
+		ids[i] = a.p(o.contactID)
+	}
+	rs, err := q.QueryContext(ctx, `SELECT c.id, c.email, c.first_name, c.last_name, c.language, `+reason+`, `+tracked+`
+		FROM contacts c WHERE c.id IN (`+strings.Join(ids, ", ")+`)`, a.args...)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: read recipients: %w", err)
+	}
+	defer rs.Close()
+	out := make(map[string]*recipient, len(rows))
+	for rs.Next() {
+		r := &recipient{}
+		if err := rs.Scan(&r.id, &r.email, &r.first, &r.last, &r.lang, &r.reason, &r.tracked); err != nil {
+			return nil, fmt.Errorf("campaign: read recipients: %w", err)
+		}
+		out[r.id] = r
+	}
+	return out, rs.Err()
+}
+
+// returnPath is the bounce address with the recipient's number after a +,
+// so a bounce names the message it is about.
+func returnPath(bounce string, no, id int64) string {
+	at := strings.LastIndexByte(bounce, '@')
+	if at < 0 {
+		return ""
+	}
+	return bounce[:at] + "+c" + strconv.FormatInt(no, 10) + "-" + strconv.FormatInt(id, 10) + bounce[at:]
+}
