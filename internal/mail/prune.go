@@ -23,7 +23,7 @@ const (
 // small enough that a transaction holds the single writer for a few tens
 // of milliseconds, large enough that a backlog of a few hundred thousand
 // messages goes in minutes.
-const defaultPruneBatch = 250
+const defaultPruneBatch = 500
 
 // Pruner removes the content of messages done with (sent, suppressed or
 // failed) once they were queued longer ago than the setting
@@ -39,7 +39,7 @@ const defaultPruneBatch = 250
 type Pruner struct {
 	DB  *store.DB
 	Now func() time.Time
-	// Batch is how many messages one transaction empties; 0 means 250.
+	// Batch is how many messages one transaction empties; 0 means 500.
 	Batch int
 	// Longest is the longest one transaction of the last Run took, from
 	// its start to its commit, for the log and the benchmark.
