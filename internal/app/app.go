@@ -200,6 +200,16 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Jobs.Every(retention.Job, retention.RunInterval, func(ctx context.Context, _ *jobs.Job) error {
 		return a.Retention.FlagAndRun(ctx)
 	})
+	// Sent email keeps its content for the setting sent_body_days, then
+	// only what proof and reports need.
+	pruner := &mail.Pruner{DB: db, Now: time.Now}
+	a.Jobs.Every(mail.PruneJob, mail.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
+		n, err := pruner.Run(ctx)
+		if n > 0 {
+			log.Info("content of old email removed", "emails", n, "longest_tx", pruner.Longest)
+		}
+		return err
+	})
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,

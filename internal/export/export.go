@@ -170,14 +170,16 @@ type Subscription struct {
 
 // Email is one email queued for the contact: what, when and whether it
 // went. Bodies are not exported; what they said is in the subject and
-// kind.
+// kind. An email whose content was removed (the setting sent_body_days)
+// has an empty subject and says when it was removed.
 type Email struct {
-	ID        string     `json:"id"`
-	Kind      string     `json:"kind"`
-	Subject   string     `json:"subject"`
-	Status    string     `json:"status"`
-	CreatedAt time.Time  `json:"created_at"`
-	SentAt    *time.Time `json:"sent_at,omitempty"`
+	ID               string     `json:"id"`
+	Kind             string     `json:"kind"`
+	Subject          string     `json:"subject"`
+	Status           string     `json:"status"`
+	CreatedAt        time.Time  `json:"created_at"`
+	SentAt           *time.Time `json:"sent_at,omitempty"`
+	ContentRemovedAt *time.Time `json:"content_removed_at,omitempty"`
 }
 
 // Access is one access-log entry: who saw which value of the contact, or

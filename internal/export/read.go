@@ -50,7 +50,8 @@ func (e *Export) read(ctx context.Context, q store.Querier, contactID string, no
 	}
 	e.Emails = make([]Email, len(emails))
 	for i, m := range emails {
-		e.Emails[i] = Email{ID: m.ID, Kind: m.Kind, Subject: m.Subject, Status: m.Status, CreatedAt: m.CreatedAt, SentAt: m.SentAt}
+		e.Emails[i] = Email{ID: m.ID, Kind: m.Kind, Subject: m.Subject, Status: m.Status, CreatedAt: m.CreatedAt, SentAt: m.SentAt,
+			ContentRemovedAt: m.ContentRemovedAt}
 	}
 	access, err := contact.AccessLogOf(ctx, q, contactID)
 	if err != nil {

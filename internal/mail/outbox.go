@@ -246,6 +246,9 @@ type Entry struct {
 	Attempts  int        `json:"attempts"`
 	CreatedAt time.Time  `json:"created_at"`
 	SentAt    *time.Time `json:"sent_at,omitempty"`
+	// ContentRemovedAt is set once the subject and bodies were removed
+	// (see Pruner); the rest of the entry stays as it was.
+	ContentRemovedAt *time.Time `json:"content_removed_at,omitempty" doc:"when the subject and bodies were removed, the setting sent_body_days after the email was queued; the rest stays"`
 }
 
 // ContactEntries lists the messages queued for a contact, newest first; an
@@ -259,17 +262,21 @@ func ContactEntriesIn(ctx context.Context, q store.Querier, contactID string) ([
 	return store.QueryAll(ctx, q, scanEntry, entrySelect+` WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
 }
 
-const entrySelect = `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at FROM outbox`
+const entrySelect = `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at, content_removed_at FROM outbox`
 
 func scanEntry(row store.Scanner) (Entry, error) {
 	var e Entry
 	var created int64
-	var sent sql.NullInt64
-	err := row.Scan(&e.ID, &e.Kind, &e.Subject, &e.Status, &e.Reason, &e.To, &e.Attempts, &created, &sent)
+	var sent, removed sql.NullInt64
+	err := row.Scan(&e.ID, &e.Kind, &e.Subject, &e.Status, &e.Reason, &e.To, &e.Attempts, &created, &sent, &removed)
 	e.CreatedAt = store.FromMicros(created)
 	if sent.Valid {
 		t := store.FromMicros(sent.Int64)
 		e.SentAt = &t
+	}
+	if removed.Valid {
+		t := store.FromMicros(removed.Int64)
+		e.ContentRemovedAt = &t
 	}
 	return e, err
 }

@@ -43,7 +43,12 @@ const (
 	maxUnsubscribeLinkDays     = 3650
 	defaultUnsubscribeLinkDays = minUnsubscribeLinkDays
 	defaultRetentionGraceDays  = 30
-	maxErasureKeywords         = 20
+	// Sent email keeps its content a month by default: long enough to
+	// answer "what did you send me?" about recent email, short enough
+	// that the outbox stays small.
+	defaultSentBodyDays = 30
+	maxSentBodyDays     = 3650
+	maxErasureKeywords  = 20
 )
 
 // Policies lists the campaign opt-in policies, strictest first.
@@ -64,6 +69,7 @@ type Settings struct {
 	ErasureKeywords         []string `json:"erasure_keywords" doc:"words that make an email to the privacy address an erasure request when its subject holds one, in any case"`
 	RetentionGraceDays      int      `json:"retention_grace_days" doc:"days a contact stays flagged retention_due, for review, before retention erases them"`
 	KeptAfterErasure        []string `json:"kept_after_erasure" enum:"@kept_after_erasure" doc:"the core fields the operator marks non-identifying, kept in an erased contact's remainder (country, region)"`
+	SentBodyDays            int      `json:"sent_body_days" doc:"days an email keeps its subject and bodies after it was queued, once sent, suppressed or failed; then only who, what kind, when and whether it went remain: 1 to 3650 days"`
 	Campaigns
 }
 
@@ -82,7 +88,7 @@ func Defaults() Settings {
 		SoftBounceLimit: defaultSoftBounceLimit, PreferencesLinkHours: defaultPreferencesLinkHours,
 		UnsubscribeLinkDays: defaultUnsubscribeLinkDays, DefaultLanguage: i18n.Languages[0],
 		ErasureKeywords: slices.Clone(DefaultErasureKeywords), RetentionGraceDays: defaultRetentionGraceDays,
-		KeptAfterErasure: []string{}, Campaigns: defaultCampaigns()}
+		KeptAfterErasure: []string{}, SentBodyDays: defaultSentBodyDays, Campaigns: defaultCampaigns()}
 }
 
 // Patch changes some settings; nil fields stay as they are.
@@ -99,6 +105,7 @@ type Patch struct {
 	ErasureKeywords         *[]string `json:"erasure_keywords"`
 	RetentionGraceDays      *int      `json:"retention_grace_days"`
 	KeptAfterErasure        *[]string `json:"kept_after_erasure" enum:"@kept_after_erasure"`
+	SentBodyDays            *int      `json:"sent_body_days"`
 	CampaignsPatch
 }
 
@@ -156,23 +163,23 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 		if err != nil {
 			return err
 		}
-		days := func(field string, v *int, dst *int, min int) error {
+		days := func(field string, v *int, dst *int, min, max int) error {
 			if v == nil {
 				return nil
 			}
-			if *v < min || *v > maxDays {
-				return errs.Invalid(field, "must be between %d and %d", min, maxDays)
+			if *v < min || *v > max {
+				return errs.Invalid(field, "must be between %d and %d", min, max)
 			}
 			*dst = *v
 			return nil
 		}
-		if err := days("double_opt_in_reminder_days", p.DoubleOptInReminderDays, &s.DoubleOptInReminderDays, 1); err != nil {
+		if err := days("double_opt_in_reminder_days", p.DoubleOptInReminderDays, &s.DoubleOptInReminderDays, 1, maxDays); err != nil {
 			return err
 		}
-		if err := days("double_opt_in_expiry_days", p.DoubleOptInExpiryDays, &s.DoubleOptInExpiryDays, 1); err != nil {
+		if err := days("double_opt_in_expiry_days", p.DoubleOptInExpiryDays, &s.DoubleOptInExpiryDays, 1, maxDays); err != nil {
 			return err
 		}
-		if err := days("soft_bounce_limit", p.SoftBounceLimit, &s.SoftBounceLimit, 1); err != nil {
+		if err := days("soft_bounce_limit", p.SoftBounceLimit, &s.SoftBounceLimit, 1, maxDays); err != nil {
 			return err
 		}
 		if p.PreferencesLinkHours != nil {
@@ -196,7 +203,10 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 			}
 			s.DefaultLanguage = *v
 		}
-		if err := days("retention_grace_days", p.RetentionGraceDays, &s.RetentionGraceDays, 0); err != nil {
+		if err := days("retention_grace_days", p.RetentionGraceDays, &s.RetentionGraceDays, 0, maxDays); err != nil {
+			return err
+		}
+		if err := days("sent_body_days", p.SentBodyDays, &s.SentBodyDays, 1, maxSentBodyDays); err != nil {
 			return err
 		}
 		if err := p.applyErasure(&s); err != nil {

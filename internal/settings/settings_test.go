@@ -3,6 +3,7 @@ package settings_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,32 @@ func TestDataSubjectRightsSettings(t *testing.T) {
 		if got.PrivacyAddress != "privacy@example.com" || !slices.Equal(got.ErasureKeywords, []string{"DELETE", "RADERA", "GLÖM"}) ||
 			!slices.Equal(got.KeptAfterErasure, []string{"region"}) || got.RetentionGraceDays != 0 {
 			t.Fatalf("stored: %+v", got)
+		}
+	})
+}
+
+// TestSentBodyDays: sent email keeps its content 30 days by default; the
+// setting takes 1 to 3650 days, and a value outside is refused by name
+// with nothing stored.
+func TestSentBodyDays(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		if def, err := settings.Get(ctx, db.Read); err != nil || def.SentBodyDays != 30 {
+			t.Fatalf("default: %d %v", def.SentBodyDays, err)
+		}
+		for _, bad := range []int{0, -5, 3651} {
+			_, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(bad), RetentionGraceDays: ptr(7)}, time.Now())
+			if e := errs.As(err); e == nil || e.Field != "sent_body_days" || !strings.Contains(e.Message, "between 1 and 3650") {
+				t.Errorf("%d: want an error on sent_body_days, got %v", bad, err)
+			}
+		}
+		if got, err := settings.Get(ctx, db.Read); err != nil || got.SentBodyDays != 30 || got.RetentionGraceDays != 30 {
+			t.Fatalf("a refused change was stored: %+v %v", got, err)
+		}
+		for _, good := range []int{1, 3650} {
+			if got, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(good)}, time.Now()); err != nil || got.SentBodyDays != good {
+				t.Fatalf("%d: %d %v", good, got.SentBodyDays, err)
+			}
 		}
 	})
 }

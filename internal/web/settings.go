@@ -127,7 +127,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
 		DefaultLanguage: formText(f, "default_language"), PrivacyAddress: formText(f, "privacy_address"),
 		ErasureKeywords: formWords(f, "erasure_keywords"), RetentionGraceDays: formInt(f, "retention_grace_days"),
-		KeptAfterErasure: formChoices(f, "kept_after_erasure")}, time.Now())
+		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days")}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
