@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -142,7 +141,7 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	return ids[0], nil
 }
 
-// enqueueRows is how many messages one INSERT writes: 13 parameters each,
+// enqueueRows is how many messages one INSERT writes: 14 parameters each,
 // well under the parameter limits of both databases.
 const enqueueRows = 500
 
@@ -160,19 +159,15 @@ func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) 
 	}
 	for start := 0; start < len(rows); start += enqueueRows {
 		part := rows[start:min(start+enqueueRows, len(rows))]
-		values := make([]string, len(part))
-		args := make([]any, 0, len(part)*13)
-		for i, r := range part {
-			k := len(args)
-			// The columns of the INSERT below, run_at and created_at both now.
-			values[i] = fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'queued', $%d, $%d)",
-				k+1, k+2, k+3, k+13, k+4, k+5, k+6, k+7, k+8, k+9, k+10, k+11, k+12, k+12)
+		args := make([]any, 0, len(part)*14)
+		for _, r := range part {
 			args = append(args, r...)
 		}
 		// Queued on PostgreSQL for the transaction's next round trip
 		// (store.Tx.ExecLater): the caller gets the ids it needs from here.
 		err := tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
-		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at) VALUES `+strings.Join(values, ", "), args...)
+		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at) VALUES `+
+			store.Rows(tx.Dialect(), len(part), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"), args...)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +179,7 @@ func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) 
 }
 
 // outboxRow checks m and returns its new id and the values of its outbox
-// row, in the order EnqueueMany numbers them.
+// row, in the order of EnqueueMany's columns.
 func outboxRow(m Message, now time.Time) (string, []any, error) {
 	if !slices.Contains(Kinds, m.Kind) {
 		return "", nil, fmt.Errorf("mail: unknown kind %q", m.Kind)
@@ -211,8 +206,8 @@ func outboxRow(m Message, now time.Time) (string, []any, error) {
 		m.Language = "en"
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	return id, []any{id, contactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID,
-		m.SubjectID, store.Micros(now), m.To}, nil
+	return id, []any{id, contactID, m.Kind, m.To, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID,
+		m.SubjectID, store.Micros(now), store.Micros(now)}, nil
 }
 
 // Cancel suppresses, inside tx, the messages about subjectID that have not

@@ -209,7 +209,11 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 			return err
 		}
 		b = next
-		batch = resize(batch, len(part), time.Since(start))
+		took := time.Since(start)
+		if s.batchDone != nil {
+			s.batchDone(len(part), took)
+		}
+		batch = resize(batch, len(part), took)
 	}
 	return nil
 }
