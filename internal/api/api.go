@@ -79,8 +79,13 @@ type Route struct {
 	Query    []Param // query parameters
 	// Files are the media types of a success body sent as a file (a
 	// handler's fileBody) besides JSON.
-	Files  []string
-	handle handlerFunc
+	Files []string
+	// Accepted, when not nil, is the body of a 202 Accepted the route
+	// answers instead of Status when the work goes on as a job.
+	Accepted any
+	// Idempotent routes accept an Idempotency-Key header (idempotent.go).
+	Idempotent bool
+	handle     handlerFunc
 }
 
 // Param is a query parameter.
@@ -279,8 +284,12 @@ const maxBody = 1 << 20
 // twice in one object, a body of null, the absence of a field tagged
 // required:"true", trailing data and bodies over 1 MiB, with an error that
 // names the field where it can. Every handler reads its body through it.
-func decode(r *http.Request, v any) error {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+func decode(r *http.Request, v any) error { return decodeUpTo(r, v, maxBody) }
+
+// decodeUpTo is decode for a body of up to limit bytes, for a route whose
+// requests may name many things (contacts by id, say).
+func decodeUpTo(r *http.Request, v any, limit int64) error {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
@@ -310,7 +319,7 @@ func decode(r *http.Request, v any) error {
 		}
 		return &errs.Error{Kind: errs.KindInvalid, Code: "invalid", Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}
 	case errors.As(err, &tooBig):
-		return &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: "request body is larger than 1 MiB"}
+		return &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		if path := unknownKey(reflect.TypeOf(v), data, "", name); path != "" {

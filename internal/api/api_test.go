@@ -40,11 +40,14 @@ type env struct {
 	vars map[string]string
 }
 
-func newEnv(t testing.TB, db *store.DB) *env {
+func newEnv(t testing.TB, db *store.DB) *env { return newEnvSMTP(t, db, "") }
+
+// newEnvSMTP is newEnv with email sent to smtpURL ("": the dev mailbox).
+func newEnvSMTP(t testing.TB, db *store.DB, smtpURL string) *env {
 	t.Helper()
 	keyset, master := vaulttest.Files(t)
-	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>", KeysetFile: keyset, MasterKey: master},
-		slog.New(slog.DiscardHandler), db)
+	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>", KeysetFile: keyset, MasterKey: master,
+		SMTPURL: smtpURL}, slog.New(slog.DiscardHandler), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,11 @@ func (s *Server) OpenAPI() map[string]any {
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Doc, "schema": map[string]any{"type": q.Type}})
 		}
+		if rt.Idempotent {
+			params = append(params, map[string]any{"name": "Idempotency-Key", "in": "header", "schema": map[string]any{"type": "string", "maxLength": maxIdempotencyKey},
+				"description": "makes a retry safe: the same key with the same request answers as the first time, without doing the work again; " +
+					"kept 24 hours per API token. A key used for a different request is refused (422), one whose request is still being processed is a conflict (409)"})
+		}
 		if params != nil {
 			op["parameters"] = params
 		}
@@ -57,6 +62,10 @@ func (s *Server) OpenAPI() map[string]any {
 			ok["content"] = content
 		}
 		responses := map[string]any{strconv.Itoa(rt.Status): ok}
+		if rt.Accepted != nil {
+			responses["202"] = map[string]any{"description": "Accepted: the work goes on as a job; follow it by its id",
+				"content": map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Accepted))}}}
+		}
 		errResp := func(code int, why string) {
 			responses[strconv.Itoa(code)] = map[string]any{"description": why,
 				"content": map[string]any{"application/json": map[string]any{"schema": errRef}}}

@@ -17,6 +17,7 @@ import (
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
 )
 
 func (s *Server) routeTable() []Route {
@@ -92,8 +93,14 @@ func (s *Server) routeTable() []Route {
 			Summary: "Rename, deactivate or reactivate a source", handle: s.updateSource},
 
 		{Method: "POST", Path: "/api/v1/double-opt-in", Tag: "email", Status: 200, Request: InviteRequest{}, Response: optin.Result{},
-			Summary: "Send the double opt-in email to contacts (by id or by condition), skipping those who opted out; says who was skipped and why",
-			handle:  s.invite},
+			Accepted: optin.Bulk{}, Idempotent: true,
+			Summary: "Send the double opt-in email to contacts (by id or by condition), skipping those who opted out. Up to 1,000 contacts are " +
+				"invited at once and the answer says who was skipped and why (200); more run as a job, answered at once (202) with the run " +
+				"to follow at GET /api/v1/double-opt-in/runs/{id}",
+			handle: s.invite},
+		{Method: "GET", Path: "/api/v1/double-opt-in/runs/{id}", Tag: "email", Status: 200, Response: optin.Bulk{},
+			Summary: "A double opt-in run for many contacts: its status, how many contacts it has processed, invited and skipped (by reason)",
+			handle:  s.bulkRun},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/double-opt-in", Tag: "email", Status: 200, Response: []optin.Invitation{},
 			Summary: "The contact's double opt-in invitations: invited, reminded, expired, superseded or confirmed", handle: s.invitations},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/emails", Tag: "email", Status: 200, Response: []mail.Entry{},
@@ -565,35 +572,54 @@ func (s *Server) accessLog(r *http.Request, _ consent.Actor) (int, any, error) {
 
 // InviteRequest names the contacts to invite: by id, or by a condition.
 type InviteRequest struct {
-	ContactIDs []string `json:"contact_ids"`
-	Filter     string   `json:"filter" doc:"a condition (docs/conditions.md) selecting the contacts instead"`
+	ContactIDs []string `json:"contact_ids" doc:"at most 100,000; for more, select them with filter"`
+	Filter     string   `json:"filter" doc:"a condition (docs/conditions.md) selecting the contacts instead, e.g. inList(\"Newsletter\")"`
 }
 
-// maxInvite bounds the contacts one request can invite.
-const maxInvite = 10000
+// Bounds of one double opt-in request: the ids a body may list (the body
+// is read up to maxInviteBody, room for them), and the contacts a
+// condition may select (one run holds their ids).
+const (
+	maxInviteIDs  = 100_000
+	maxInviteBody = 8 << 20
+	maxAudience   = 1_000_000
+)
 
-func (s *Server) invite(r *http.Request, _ consent.Actor) (int, any, error) {
-	var req InviteRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	ids := req.ContactIDs
-	switch {
-	case len(ids) > 0 && req.Filter != "":
-		return 0, nil, errs.Invalid("filter", "give contact_ids or filter, not both")
-	case req.Filter != "":
-		var err error
-		if ids, err = s.Contacts.MatchingIDs(r.Context(), req.Filter, maxInvite+1); err != nil {
+func (s *Server) invite(r *http.Request, caller consent.Actor) (int, any, error) {
+	return s.idempotent(r, caller, maxInviteBody, func(finish finishFunc) (int, any, error) {
+		var req InviteRequest
+		if err := decodeUpTo(r, &req, maxInviteBody); err != nil {
 			return 0, nil, err
 		}
-	case len(ids) == 0:
-		return 0, nil, errs.Required("contact_ids")
-	}
-	if len(ids) > maxInvite {
-		return 0, nil, errs.Invalid("contact_ids", "at most %d contacts at a time; more were selected", maxInvite)
-	}
-	res, err := s.OptIn.Invite(r.Context(), ids, optin.TriggerAPI)
-	return 200, res, err
+		ids := req.ContactIDs
+		switch {
+		case len(ids) > 0 && req.Filter != "":
+			return 0, nil, errs.Invalid("filter", "give contact_ids or filter, not both")
+		case req.Filter != "":
+			var err error
+			if ids, err = s.Contacts.MatchingIDs(r.Context(), req.Filter, maxAudience+1); err != nil {
+				return 0, nil, err
+			}
+			if len(ids) > maxAudience {
+				return 0, nil, errs.Invalid("filter", "selects more than %d contacts; narrow it and invite in parts", maxAudience)
+			}
+		case len(ids) == 0:
+			return 0, nil, errs.Required("contact_ids")
+		case len(ids) > maxInviteIDs:
+			return 0, nil, errs.Invalid("contact_ids", "at most %d contacts by id; select more with filter", maxInviteIDs)
+		}
+		if len(ids) > optin.MaxInline {
+			b, err := s.OptIn.StartBulk(r.Context(), ids, optin.TriggerAPI, func(tx *store.Tx, b *optin.Bulk) error { return finish(tx, 202, b) })
+			return 202, b, err
+		}
+		res, err := s.OptIn.InviteThen(r.Context(), ids, optin.TriggerAPI, func(tx *store.Tx, res *optin.Result) error { return finish(tx, 200, res) })
+		return 200, res, err
+	})
+}
+
+func (s *Server) bulkRun(r *http.Request, _ consent.Actor) (int, any, error) {
+	b, err := s.OptIn.GetBulk(r.Context(), r.PathValue("id"))
+	return 200, b, err
 }
 
 // contactExists is a 404 for an unknown contact in the path.

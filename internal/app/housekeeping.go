@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/idempotency"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/mail"
@@ -20,8 +21,8 @@ const keep = 30 * 24 * time.Hour
 // messages, request confirmations sent to strangers' addresses, and
 // webform posts held for confirmation that were applied, superseded or
 // whose link expired (a held post holds personal data); and the daily
-// limits of requests by email once their day is over. Each package
-// deletes its own.
+// limits of requests by email once their day is over, and idempotency keys
+// once expired. Each package deletes its own.
 func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
 	before := now.Add(-keep)
 	return db.Write(ctx, func(tx *store.Tx) error {
@@ -32,6 +33,9 @@ func housekeeping(ctx context.Context, db *store.DB, now time.Time) error {
 			}
 		}
 		if err := inbound.PurgeTx(tx, now); err != nil {
+			return err
+		}
+		if err := idempotency.PurgeTx(tx, now); err != nil {
 			return err
 		}
 		_, err := webform.DeleteEndedTx(tx, now.Add(-keep))

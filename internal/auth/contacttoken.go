@@ -144,8 +144,18 @@ func useLinkTokens(tx *store.Tx, query, key string, now time.Time) error {
 // (an invitation or a change that was replaced or ended), so that its links
 // stop working at once. The statement is queued (store.Tx.ExecLater).
 func EndContactTokensTx(tx *store.Tx, subjectID, purpose string, now time.Time) error {
-	return tx.ExecLater(store.Prefix("auth: end links"), `UPDATE tokens SET used_at = $2 WHERE subject_id = $1 AND purpose = $3 AND used_at IS NULL`,
-		subjectID, store.Micros(now), purpose)
+	return EndContactTokensManyTx(tx, []string{subjectID}, purpose, now)
+}
+
+// EndContactTokensManyTx is EndContactTokensTx for the tokens issued for
+// any of subjectIDs, in one statement.
+func EndContactTokensManyTx(tx *store.Tx, subjectIDs []string, purpose string, now time.Time) error {
+	if len(subjectIDs) == 0 {
+		return nil
+	}
+	ph, args := store.In(3, subjectIDs)
+	return tx.ExecLater(store.Prefix("auth: end links"), `UPDATE tokens SET used_at = $1 WHERE subject_id IN (`+ph+`) AND purpose = $2 AND used_at IS NULL`,
+		append([]any{store.Micros(now), purpose}, args...)...)
 }
 
 // PurgeContactTokensTx deletes the tokens that expired or were used before

@@ -134,15 +134,62 @@ func (m *Message) checkAddressing() error {
 // Enqueue writes m to the outbox inside tx and returns its id. The address
 // is read when the message is sent, so it goes to the address on file then.
 func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
+	ids, err := EnqueueMany(tx, []Message{m}, now)
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// enqueueRows is how many messages one INSERT writes: 14 parameters each,
+// well under the parameter limits of both databases.
+const enqueueRows = 500
+
+// EnqueueMany is Enqueue for many messages, a few hundred to a statement,
+// for work done in bulk (double opt-in for many contacts, say). It returns
+// the ids in the order of msgs; nothing is written when one is refused.
+func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) {
+	rows := make([][]any, len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		var err error
+		if ids[i], rows[i], err = outboxRow(m, now); err != nil {
+			return nil, err
+		}
+	}
+	for start := 0; start < len(rows); start += enqueueRows {
+		part := rows[start:min(start+enqueueRows, len(rows))]
+		args := make([]any, 0, len(part)*14)
+		for _, r := range part {
+			args = append(args, r...)
+		}
+		// Queued on PostgreSQL for the transaction's next round trip
+		// (store.Tx.ExecLater): the caller gets the ids it needs from here.
+		err := tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
+		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at) VALUES `+
+			store.Rows(tx.Dialect(), len(part), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"), args...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(msgs) > 0 {
+		tx.WakeAfterCommit(wakeTopic)
+	}
+	return ids, nil
+}
+
+// outboxRow checks m and returns its new id and the values of its outbox
+// row, in the order of EnqueueMany's columns.
+func outboxRow(m Message, now time.Time) (string, []any, error) {
 	if !slices.Contains(Kinds, m.Kind) {
-		return "", fmt.Errorf("mail: unknown kind %q", m.Kind)
+		return "", nil, fmt.Errorf("mail: unknown kind %q", m.Kind)
 	}
 	headers, err := json.Marshal(m.Headers)
 	if err != nil {
-		return "", fmt.Errorf("mail: encode headers: %w", err)
+		return "", nil, fmt.Errorf("mail: encode headers: %w", err)
 	}
 	if err := m.checkAddressing(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var contactID any = m.ContactID
 	if m.ContactID == "" {
@@ -153,31 +200,32 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	}
 	links, err := json.Marshal(m.Links)
 	if err != nil {
-		return "", fmt.Errorf("mail: encode links: %w", err)
+		return "", nil, fmt.Errorf("mail: encode links: %w", err)
 	}
 	if m.Language == "" {
 		m.Language = "en"
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	// Queued on PostgreSQL for the transaction's next round trip
-	// (store.Tx.ExecLater): the caller gets the id it needs from here.
-	err = tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
-		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at)
-		VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12)`,
-		id, contactID, m.Kind, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID, m.SubjectID, store.Micros(now), m.To)
-	if err != nil {
-		return "", err
-	}
-	tx.WakeAfterCommit(wakeTopic)
-	return id, nil
+	return id, []any{id, contactID, m.Kind, m.To, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID,
+		m.SubjectID, store.Micros(now), store.Micros(now)}, nil
 }
 
 // Cancel suppresses, inside tx, the messages about subjectID that have not
 // gone out yet, with the reason: a reminder for an invitation that was
 // confirmed meanwhile, say.
 func Cancel(tx *store.Tx, subjectID, reason string) error {
-	return tx.ExecLater(store.Prefix("mail: cancel messages"), `UPDATE outbox SET status = 'suppressed', reason = $2
-		WHERE subject_id = $1 AND status = 'queued'`, subjectID, reason)
+	return CancelMany(tx, []string{subjectID}, reason)
+}
+
+// CancelMany is Cancel for the messages about any of subjectIDs, in one
+// statement.
+func CancelMany(tx *store.Tx, subjectIDs []string, reason string) error {
+	if len(subjectIDs) == 0 {
+		return nil
+	}
+	ph, args := store.In(2, subjectIDs)
+	return tx.ExecLater(store.Prefix("mail: cancel messages"), `UPDATE outbox SET status = 'suppressed', reason = $1
+		WHERE subject_id IN (`+ph+`) AND status = 'queued'`, append([]any{reason}, args...)...)
 }
 
 // ForgetContact deletes, inside tx, every message to or about a contact

@@ -82,6 +82,8 @@ type Service struct {
 	Sender string
 	// Mail renders the invitation email.
 	Mail *mail.Templates
+
+	batchDone func(contacts int, took time.Duration) // a bulk run's batch committed, for benchmarks
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
@@ -92,32 +94,63 @@ type Result struct {
 	Skipped map[string]int `json:"skipped" doc:"contacts not invited, by reason"`
 }
 
-// Invite sends the double opt-in email to each contact, one transaction
-// per contact, and reports who was skipped and why.
+// Invite sends the double opt-in email to each contact, up to MaxInline
+// contacts to a transaction, and reports who was skipped and why. A
+// contact named twice gets one email.
 func (s *Service) Invite(ctx context.Context, contactIDs []string, trigger string) (*Result, error) {
 	res := &Result{Skipped: map[string]int{}}
-	seen := make(map[string]bool, len(contactIDs))
-	for _, id := range contactIDs {
-		if seen[id] {
-			continue // one email per contact, however often it is named
-		}
-		seen[id] = true
-		var skip string
-		err := s.DB.Write(ctx, func(tx *store.Tx) error {
-			var err error
-			skip, err = s.InviteTx(tx, id, trigger, s.now())
-			return err
-		})
+	ids := distinct(contactIDs)
+	for start := 0; start < len(ids); start += MaxInline {
+		part, err := s.InviteThen(ctx, ids[start:min(start+MaxInline, len(ids))], trigger, nil)
 		if err != nil {
 			return nil, err
 		}
-		if skip != "" {
-			res.Skipped[skip]++
-		} else {
-			res.Invited++
-		}
+		res.add(part)
 	}
 	return res, nil
+}
+
+// InviteThen invites up to MaxInline contacts in one transaction, as
+// Invite does, and runs then (when not nil) inside that transaction with
+// the result, so that what the caller records about the request (its
+// idempotency key, say) commits with the invitations or not at all.
+func (s *Service) InviteThen(ctx context.Context, contactIDs []string, trigger string, then func(*store.Tx, *Result) error) (*Result, error) {
+	ids := distinct(contactIDs)
+	if len(ids) > MaxInline {
+		return nil, fmt.Errorf("optin: %d contacts in one transaction; at most %d", len(ids), MaxInline)
+	}
+	var res *Result
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		if res, err = s.inviteAll(tx, ids, trigger, s.now()); err != nil || then == nil {
+			return err
+		}
+		return then(tx, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (r *Result) add(o *Result) {
+	r.Invited += o.Invited
+	for k, n := range o.Skipped {
+		r.Skipped[k] += n
+	}
+}
+
+// distinct returns ids without repeats, in the order first named.
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 type recipient struct {
@@ -140,21 +173,25 @@ func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 	return r, nil
 }
 
-// invitee is what InviteTx needs to know about a contact: the recipient,
-// how many invitations went out in the last day, whether one is open, and
-// the current E-marketing consent text the email shows, in the contact's
-// language.
+// invitee is what an invitation needs to know about a contact: the
+// recipient, how many invitations went out in the last day, whether one is
+// open, and the current E-marketing consent text the email shows, in the
+// contact's language.
 type invitee struct {
 	*recipient
 	recent, open int
 	text         consent.ShownText
 }
 
-// inviteeQuery reads a contact, their invitations and the current
+// inviteeQuery reads contacts, their invitations and the current
 // E-marketing consent text with its translation into each supported
-// language (a column each), so that the text in the contact's language,
+// language (a column each), so that the text in each contact's language,
 // which only i18n.Match can tell from the language they have, is there
-// without another round trip.
+// without another round trip. $1 is the start of the last day, $2 the
+// purpose; the contacts' ids follow from $3, in an IN list put where the
+// query ends. Each contact's invitations are found through the indexes by
+// contact: the open ones through the partial index of open invitations,
+// so that no contact's look-up reads other contacts' invitations.
 var inviteeQuery = func() string {
 	var cols, joins strings.Builder
 	for i, l := range i18n.Languages {
@@ -165,66 +202,104 @@ var inviteeQuery = func() string {
 	for i := range i18n.Languages {
 		fmt.Fprintf(&trs, ", pt.tr%d", i)
 	}
-	return `SELECT c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
 		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $2 OR i.reminded_at > $2)),
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1)),
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
 		pt.text, pt.version, pt.language` + trs.String() + `
 		FROM contacts c LEFT JOIN (SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
 			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
-			WHERE p.id = $3) pt ON TRUE
-		WHERE c.id = $1`
+			WHERE p.id = $2) pt ON TRUE
+		WHERE c.id IN `
 }()
 
-// loadInvitee reads an invitee in one query, nil when there is no such
-// contact. One query rather than one per question: on PostgreSQL each is a
-// round trip inside the writer's transaction, which the other writes of
-// the group wait for.
-func loadInvitee(tx *store.Tx, id string, since time.Time) (*invitee, error) {
-	r := &recipient{id: id}
-	inv := &invitee{recipient: r}
-	var text, lang sql.NullString
-	var version sql.NullInt64
-	trs := make([]sql.NullString, len(i18n.Languages))
-	dest := []any{&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open, &text, &version, &lang}
-	for i := range trs {
-		dest = append(dest, &trs[i])
+// loadInvitees reads the contacts in ids in one query, by id; a contact
+// that does not exist is absent from the map. One query for the batch
+// rather than one per contact or per question: inside the writer's
+// transaction every statement holds up the writes waiting behind it.
+func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invitee, error) {
+	out := make(map[string]*invitee, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
-	// Row: on PostgreSQL the writes queued before (an opt-in change, say)
-	// go to the server with this query, in one round trip.
-	err := tx.Row(inviteeQuery, id, store.Micros(since), EMarketing).Scan(dest...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	ph, args := store.In(3, ids)
+	rows, err := tx.Query(inviteeQuery+"("+ph+")", append([]any{store.Micros(since), EMarketing}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("optin: read contact: %w", err)
+		return nil, fmt.Errorf("optin: read contacts: %w", err)
 	}
-	if !text.Valid {
-		return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
-	}
-	r.lang = i18n.Match(r.lang, "")
-	t := consent.PurposeText{Version: int(version.Int64), Text: text.String, Language: lang.String, Translations: map[string]string{}}
-	for i, l := range i18n.Languages {
-		if trs[i].Valid {
-			t.Translations[l] = trs[i].String
+	defer rows.Close()
+	for rows.Next() {
+		r := &recipient{}
+		inv := &invitee{recipient: r}
+		var text, lang sql.NullString
+		var version sql.NullInt64
+		trs := make([]sql.NullString, len(i18n.Languages))
+		dest := []any{&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open,
+			&text, &version, &lang}
+		for i := range trs {
+			dest = append(dest, &trs[i])
 		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("optin: read contacts: %w", err)
+		}
+		if !text.Valid {
+			return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
+		}
+		r.lang = i18n.Match(r.lang, "")
+		t := consent.PurposeText{Version: int(version.Int64), Text: text.String, Language: lang.String, Translations: map[string]string{}}
+		for i, l := range i18n.Languages {
+			if trs[i].Valid {
+				t.Translations[l] = trs[i].String
+			}
+		}
+		inv.text = t.In(r.lang)
+		out[r.id] = inv
 	}
-	inv.text = t.In(r.lang)
-	return inv, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("optin: read contacts: %w", err)
+	}
+	return out, nil
 }
 
 // InviteTx invites one contact inside tx: it ends any open invitation,
 // opens a new one and queues the email with its link. It returns the reason
 // when the contact is not invited.
 func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Time) (string, error) {
-	r, err := loadInvitee(tx, contactID, now.Add(-24*time.Hour))
+	res, err := s.inviteAll(tx, []string{contactID}, trigger, now)
 	if err != nil {
 		return "", err
 	}
-	if r == nil {
-		return SkipNotFound, nil
+	for reason := range res.Skipped {
+		return reason, nil
 	}
-	return s.invite(tx, r, trigger, now)
+	return "", nil
+}
+
+// inviteAll invites the contacts in ids (no repeats) inside tx, set-based:
+// one query reads them all, each is checked against the one rule of who
+// may be invited (invitee.skip), and the invitations and emails of those
+// who may are written a few hundred to a statement.
+func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time) (*Result, error) {
+	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Skipped: map[string]int{}}
+	todo := make([]*invitee, 0, len(found))
+	for _, id := range ids {
+		r := found[id]
+		skip := SkipNotFound
+		if r != nil {
+			skip = r.skip(trigger)
+		}
+		if skip != "" {
+			res.Skipped[skip]++
+			continue
+		}
+		todo = append(todo, r)
+	}
+	res.Invited = len(todo)
+	return res, s.open(tx, todo, trigger, now)
 }
 
 // NewContact is a contact created earlier in the same transaction, as its
@@ -249,66 +324,98 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 	}
 	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: lang,
 		optIn: c.OptIn, deliverability: contactstate.DeliverabilityOK}, text: t}
-	return s.invite(tx, r, trigger, now)
+	if skip := r.skip(trigger); skip != "" {
+		return skip, nil
+	}
+	return "", s.open(tx, []*invitee{r}, trigger, now)
 }
 
-// invite is InviteTx once the invitee is known.
-func (s *Service) invite(tx *store.Tx, r *invitee, trigger string, now time.Time) (string, error) {
+// skip returns why the contact may not be invited now by trigger, or "".
+func (r *invitee) skip(trigger string) string {
 	switch {
 	case r.erased:
-		return SkipErased, nil
+		return SkipErased
 	case r.stopped:
-		return SkipProcessingStopped, nil
+		return SkipProcessingStopped
 	case contactstate.OptedOut(r.optIn):
-		return SkipOptedOut, nil
+		return SkipOptedOut
 	case r.optIn == contactstate.DoubleOptIn:
-		return SkipAlreadyConfirmed, nil
+		return SkipAlreadyConfirmed
 	case r.deliverability == contactstate.DeliverabilityBounced:
-		return SkipBounced, nil
+		return SkipBounced
 	case r.deliverability == contactstate.DeliverabilityBlocklisted:
-		return SkipBlocklisted, nil
+		return SkipBlocklisted
+	case trigger == TriggerWebform && r.recent > 0:
+		return SkipRecentlyInvited
 	}
-	if trigger == TriggerWebform && r.recent > 0 {
-		return SkipRecentlyInvited, nil
+	return ""
+}
+
+// insertRows is how many invitations one INSERT writes: 8 parameters
+// each, well under the parameter limits of both databases.
+const insertRows = 500
+
+// open invites each of invitees inside tx: it ends their open
+// invitations, opens a new one each and queues its email with its link,
+// a few hundred to a statement.
+func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now time.Time) error {
+	if len(invitees) == 0 {
+		return nil
 	}
 	st, err := settings.InTx(tx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if r.open > 0 {
-		if err := endOpen(tx, r.id, now); err != nil {
-			return "", err
+	var reopen []string
+	for _, r := range invitees {
+		if r.open > 0 {
+			reopen = append(reopen, r.id)
 		}
 	}
-	inv := uuid.Must(uuid.NewV7()).String()
+	if err := endOpen(tx, reopen, now); err != nil {
+		return err
+	}
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
-	// The invitation keeps the version and language its email quotes: the
-	// reminder quotes the same, and the confirmation records them.
-	if err := tx.ExecLater(store.Prefix("optin: open invitation"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
-		text_language, status, trigger, invited_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'invited', $6, $7, $8)`,
-		inv, r.id, EMarketing, r.text.Version, r.text.Language, trigger, store.Micros(now), store.Micros(expires)); err != nil {
-		return "", err
-	}
-	return "", s.sendLink(tx, r.recipient, inv, r.text.Text, expires, false, now)
-}
-
-// endOpen ends the contact's open invitations inside tx as superseded, as
-// a new one replaces them: their links stop working and their emails not
-// yet sent are not sent.
-func endOpen(tx *store.Tx, contactID string, now time.Time) error {
-	open, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
-		var id string
-		return id, row.Scan(&id)
-	}, `SELECT id FROM optin_invitations WHERE contact_id = $1 AND status IN ('invited', 'reminded')`, contactID)
-	if err != nil {
-		return fmt.Errorf("optin: read open invitations: %w", err)
-	}
-	for _, id := range open {
-		if err := closeInvitation(tx, id, StatusSuperseded, now); err != nil {
+	msgs := make([]mail.Message, len(invitees))
+	for start := 0; start < len(invitees); start += insertRows {
+		part := invitees[start:min(start+insertRows, len(invitees))]
+		args := make([]any, 0, 8*len(part))
+		for i, r := range part {
+			inv := uuid.Must(uuid.NewV7()).String()
+			// The invitation keeps the version and language its email
+			// quotes: the reminder quotes the same, and the confirmation
+			// records them.
+			args = append(args, inv, r.id, EMarketing, r.text.Version, r.text.Language, trigger, store.Micros(now), store.Micros(expires))
+			if msgs[start+i], err = s.linkMessage(r.recipient, inv, r.text.Text, expires, false); err != nil {
+				return err
+			}
+		}
+		if err := tx.ExecLater(store.Prefix("optin: open invitations"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
+			text_language, status, trigger, invited_at, expires_at) VALUES `+store.Rows(tx.Dialect(), len(part), "(?, ?, ?, ?, ?, 'invited', ?, ?, ?)"),
+			args...); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err = mail.EnqueueMany(tx, msgs, now)
+	return err
+}
+
+// endOpen ends the open invitations of the contacts in contactIDs inside
+// tx as superseded, as new ones replace them: their links stop working and
+// their emails not yet sent are not sent.
+func endOpen(tx *store.Tx, contactIDs []string, now time.Time) error {
+	if len(contactIDs) == 0 {
+		return nil
+	}
+	ph, args := store.In(1, contactIDs)
+	open, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT id FROM optin_invitations WHERE contact_id IN (`+ph+`) AND status IN ('invited', 'reminded')`, args...)
+	if err != nil {
+		return fmt.Errorf("optin: read open invitations: %w", err)
+	}
+	return closeInvitations(tx, open, StatusSuperseded, now)
 }
 
 // SupersedeTx ends the contact's open invitations inside tx as
@@ -316,7 +423,7 @@ func endOpen(tx *store.Tx, contactID string, now time.Time) error {
 // (the link of a webform post about their address): their links stop
 // working and their emails not yet sent are not sent.
 func SupersedeTx(tx *store.Tx, contactID string, now time.Time) error {
-	return endOpen(tx, contactID, now)
+	return endOpen(tx, []string{contactID}, now)
 }
 
 // EndForErasureTx ends, inside tx, the open invitations of the contacts in
@@ -332,37 +439,40 @@ func EndForErasureTx(tx *store.Tx, ids []string, now time.Time) error {
 		WHERE status IN ('`+StatusInvited+`', '`+StatusReminded+`') AND contact_id IN (`+ph+`)`, append([]any{store.Micros(now)}, args...)...)
 }
 
-// closeInvitation ends an invitation with status, uses up its links and
-// cancels its emails not yet sent.
-func closeInvitation(tx *store.Tx, id, status string, now time.Time) error {
-	if err := tx.ExecLater(store.Prefix("optin: end invitation"), `UPDATE optin_invitations SET status = $2, ended_at = $3 WHERE id = $1`,
-		id, status, store.Micros(now)); err != nil {
+// closeInvitations ends the invitations in ids with status, uses up their
+// links and cancels their emails not yet sent, a statement each for all.
+func closeInvitations(tx *store.Tx, ids []string, status string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ph, args := store.In(3, ids)
+	if err := tx.ExecLater(store.Prefix("optin: end invitations"), `UPDATE optin_invitations SET status = $1, ended_at = $2 WHERE id IN (`+ph+`)`,
+		append([]any{status, store.Micros(now)}, args...)...); err != nil {
 		return err
 	}
-	if err := auth.EndContactTokensTx(tx, id, auth.PurposeDoubleOptIn, now); err != nil {
+	if err := auth.EndContactTokensManyTx(tx, ids, auth.PurposeDoubleOptIn, now); err != nil {
 		return err
 	}
-	return mail.Cancel(tx, id, "invitation_"+status)
+	return mail.CancelMany(tx, ids, "invitation_"+status)
 }
 
-// sendLink queues the email that carries the invitation's confirmation
-// link: the invitation, or its reminder. The link's token is issued as the
-// email is sent (mail.Link).
-func (s *Service) sendLink(tx *store.Tx, r *recipient, invitation, consentText string, expires time.Time, reminder bool, now time.Time) error {
+// linkMessage renders the email that carries the invitation's
+// confirmation link: the invitation, or its reminder. The link's token is
+// issued as the email is sent (mail.Link).
+func (s *Service) linkMessage(r *recipient, invitation, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
 	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
 	data := map[string]any{"Lang": r.lang, "Name": r.name, "Reminder": reminder, "ConsentText": consentText,
 		"Link": s.BaseURL + "/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
 	text, html, err := s.Mail.Render("double_opt_in", data)
 	if err != nil {
-		return fmt.Errorf("optin: render email: %w", err)
+		return mail.Message{}, fmt.Errorf("optin: render email: %w", err)
 	}
 	subject := i18n.T(r.lang, "email.doi.subject")
 	if reminder {
 		subject = i18n.T(r.lang, "email.reminder.subject")
 	}
-	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject,
-		Text: text, HTML: html, SubjectID: invitation, Links: []mail.Link{link}}, now)
-	return err
+	return mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject,
+		Text: text, HTML: html, SubjectID: invitation, Links: []mail.Link{link}}, nil
 }
 
 // Sweep sends the reminders that are due and expires the invitations whose
@@ -379,13 +489,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return fmt.Errorf("optin: find expired invitations: %w", err)
 		}
-		for _, id := range due {
-			if err := closeInvitation(tx, id, StatusExpired, now); err != nil {
-				return err
-			}
-		}
 		total = len(due)
-		return nil
+		return closeInvitations(tx, due, StatusExpired, now)
 	})
 	if err != nil {
 		return 0, err
@@ -426,7 +531,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				if r == nil {
 					continue // the contact is gone with their invitation
 				}
-				if err := s.sendLink(tx, r, i.id, i.text, store.FromMicros(i.expires), true, now); err != nil {
+				m, err := s.linkMessage(r, i.id, i.text, store.FromMicros(i.expires), true)
+				if err != nil {
+					return err
+				}
+				if _, err := mail.Enqueue(tx, m, now); err != nil {
 					return err
 				}
 			}
@@ -527,7 +636,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		if r == nil || r.erased || r.stopped {
 			return ErrNotConfirmed // nothing is processed for this contact any more
 		}
-		if err := closeInvitation(tx, tok.SubjectID, StatusConfirmed, now); err != nil {
+		if err := closeInvitations(tx, []string{tok.SubjectID}, StatusConfirmed, now); err != nil {
 			return err
 		}
 		k, err := contactstate.Load(tx, tok.ContactID)

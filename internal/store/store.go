@@ -352,3 +352,27 @@ func In(first int, values []string) (ph string, args []any) {
 	}
 	return Placeholders(first, len(values)), args
 }
+
+// Rows returns the VALUES list of a multi-row INSERT of n rows shaped as
+// row, in which each ? is a parameter, "(?, ?, 'queued', ?)" say; the
+// arguments go row after row. On PostgreSQL the parameters are numbered
+// $1, $2, ...; on SQLite they stay ?, which it binds in order: SQLite
+// looks a numbered parameter's name up in a list, which for the thousands
+// of parameters of a big INSERT costs more than the INSERT itself.
+func Rows(d Dialect, n int, row string) string {
+	rows := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	if d != Postgres {
+		return rows
+	}
+	var b strings.Builder
+	k := 0
+	for _, c := range rows {
+		if c == '?' {
+			k++
+			b.WriteString("$" + strconv.Itoa(k))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
