@@ -19,8 +19,8 @@ type Bar struct {
 const (
 	barSpan      = width - 74 // the longest bar; the figure goes after it
 	barHeight    = 14
-	labelChars   = 52 // what fits on a line at the label's size
-	noteChars    = 56
+	labelChars   = 44 // what fits on a line at the label's size
+	noteChars    = 50
 	rowWithNote  = 56
 	rowPlain     = 40
 	chartPadding = 4
@@ -33,8 +33,8 @@ type barRow struct {
 }
 
 type barChart struct {
-	Title, Desc, Height, Span string
-	Rows                      []barRow
+	Title, Desc, Height, Span, Width string
+	Rows                             []barRow
 }
 
 // Bars draws bars as long as their values against the largest one, each
@@ -52,7 +52,7 @@ func Bars(title string, bars []Bar) template.HTML {
 // contacts), so that a full bar is all of it; a value above whole draws a
 // full bar. A whole of 0 or less draws no bar, only the figures.
 func BarsOf(title string, whole int64, bars []Bar) template.HTML {
-	c := barChart{Title: title, Span: num(barSpan)}
+	c := barChart{Title: title, Span: num(barSpan), Width: num(width)}
 	row := float64(rowPlain)
 	for _, b := range bars {
 		if b.Note != "" {

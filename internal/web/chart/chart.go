@@ -33,7 +33,7 @@ const NoFigure int64 = -1
 
 // width is the charts' width in user units; the viewBox scales it to the
 // container, so that sizes below are relative to it.
-const width = 360
+const width = 320
 
 // palette are the colours of the lines and their legend, each with at
 // least 3:1 contrast against white, paired with dash patterns so that two

@@ -44,13 +44,13 @@ type dayRow struct {
 }
 
 type lineChart struct {
-	Title, Desc, Height string
-	Ticks               []tick
-	Days                []dayLabel
-	Lines               []line
-	Legend              []legendEntry
-	Labels              []string
-	Table               []dayRow
+	Title, Desc, Height, Width, PlotRight string
+	Ticks                                 []tick
+	Days                                  []dayLabel
+	Lines                                 []line
+	Legend                                []legendEntry
+	Labels                                []string
+	Table                                 []dayRow
 }
 
 // Lines draws one line per series over days, the first day being first,
@@ -58,7 +58,7 @@ type lineChart struct {
 // every day's figures under the chart (folded away, for whoever wants the
 // numbers). No series or no days draws the title and "No figures yet."
 func Lines(title string, first time.Time, series []Series) template.HTML {
-	c := lineChart{Title: title}
+	c := lineChart{Title: title, Width: num(width), PlotRight: num(plotRight)}
 	days := 0
 	var most int64
 	for _, s := range series {
