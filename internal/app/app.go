@@ -32,6 +32,7 @@ import (
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
 )
@@ -52,6 +53,7 @@ type App struct {
 	Requests  *requests.Service
 	Erasure   *erasure.Service
 	Export    *export.Service
+	Tally     *tally.Service // the dashboard's daily figures
 	Jobs      *jobs.Runner
 	Deliverer *mail.Deliverer
 	// Campaigns keeps campaigns; CampaignSender sends them, and
@@ -211,10 +213,14 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		}
 		return err
 	})
+	a.Tally = &tally.Service{DB: db, Consent: a.Consent, Now: time.Now}
+	a.Jobs.Every(tally.Job, tally.Interval, func(ctx context.Context, _ *jobs.Job) error {
+		return a.Tally.Count(ctx)
+	})
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
-		Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
+		Tally: a.Tally, Log: log, IPs: cfg.TrustedProxies, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)
 	}

@@ -1,43 +1,37 @@
 package web
 
 import (
-	"fmt"
+	"html/template"
 	"net/http"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/tally"
+	"github.com/consentry/consentry/internal/web/chart"
 )
 
-// chart is a horizontal bar chart drawn as inline SVG by the "bars"
-// template: no script, no chart library.
-type chart struct {
-	Title string
-	Bars  []bar
-}
+// historyPeriods are the periods, in days, the opt-in statuses over time
+// can be shown for; the first is the default.
+var historyPeriods = []int{30, 90}
 
-type bar struct {
-	Label string
-	Text  string  // the figure shown after the bar
-	Width float64 // percent of the chart's width
-}
-
-// barWidth is n against total in percent, with a sliver for a non-zero n so
-// that it stays visible.
-func barWidth(n, total int64) float64 {
-	if total <= 0 || n <= 0 {
-		return 0
-	}
-	return max(float64(n)*100/float64(total), 0.5)
-}
-
+// dashboard shows the latest daily figures (package tally), counted every
+// tally.Interval, so that it reads a few rows whatever the number of
+// contacts; before the first count it counts them itself.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	ctx := r.Context()
-	coverage, err := s.Consent.CoverageByPurpose(ctx)
+	latest, found, err := s.Tally.Latest(ctx)
+	if err == nil && !found {
+		if err = s.Tally.Count(ctx); err == nil {
+			latest, _, err = s.Tally.Latest(ctx)
+		}
+	}
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	optIns, err := s.Consent.OptInCounts(ctx)
+	purposes, err := s.Consent.Purposes(ctx)
 	if err != nil {
 		s.fail(w, err, u)
 		return
@@ -47,26 +41,24 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User)
 		s.fail(w, err, u)
 		return
 	}
-	var total int64
-	for _, n := range optIns {
-		total += n
+	days := historyPeriods[0]
+	for _, p := range historyPeriods {
+		if r.URL.Query().Get("days") == chart.Figure(int64(p)) {
+			days = p
+		}
 	}
-	cov := chart{Title: "Consent coverage per purpose"}
-	for _, c := range coverage {
-		cov.Bars = append(cov.Bars, bar{Label: c.Purpose, Width: barWidth(c.Granted, c.Contacts),
-			Text: fmt.Sprintf("%s granted (%d of %d), %d withdrawn", percent(c.Granted, c.Contacts), c.Granted, c.Contacts, c.Withdrawn)})
+	first := latest.Day.AddDate(0, 0, 1-days)
+	history, err := s.Tally.Since(ctx, tally.MeasureOptIn, first)
+	if err != nil {
+		s.fail(w, err, u)
+		return
 	}
-	dist := chart{Title: "Email opt-in status"}
-	for _, st := range contactstate.OptInStatuses {
-		dist.Bars = append(dist.Bars, bar{Label: optInLabel(st), Width: barWidth(optIns[st], total),
-			Text: fmt.Sprintf("%d (%s)", optIns[st], percent(optIns[st], total))})
-	}
-	pending := chart{Title: "Double opt-in invitations waiting"}
-	waiting := open["invited"] + open["reminded"]
-	for _, st := range []struct{ key, label string }{{"invited", "Invited"}, {"reminded", "Reminded"}} {
-		pending.Bars = append(pending.Bars, bar{Label: st.label, Width: barWidth(open[st.key], waiting), Text: fmt.Sprint(open[st.key])})
-	}
-	data := map[string]any{"Contacts": total, "Charts": []chart{cov, dist, pending}}
+	total := latest.Contacts()
+	waiting := chart.Bars("Double opt-in invitations waiting", []chart.Bar{
+		{Label: "Invited", Value: open["invited"]}, {Label: "Reminded", Value: open["reminded"]}})
+	data := map[string]any{"Contacts": chart.Figure(total), "CountedAt": latest.CountedAt, "Every": tally.Interval.String(),
+		"Charts":  []template.HTML{coverageChart(latest, purposes), optInChart(latest), waiting},
+		"History": optInHistory(history, first, days), "Days": days, "Periods": historyPeriods}
 	if u.Can(auth.PermRequests) {
 		var rq struct{ Open, Overdue int }
 		if rq.Open, rq.Overdue, err = s.Requests.CountOpen(ctx); err != nil {
@@ -78,9 +70,64 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User)
 	s.render(w, http.StatusOK, "dashboard", page{Title: "Dashboard", User: u, Nav: "dashboard", Data: data})
 }
 
-func percent(n, total int64) string {
-	if total == 0 {
-		return "0%"
+// coverageChart has a bar per purpose: the contacts who granted it, out of
+// all. A purpose on another legal basis needs no consent, so it gets no
+// bar and no share, only its basis (and withdrawals, if any were
+// recorded); one made since the last count has no figure yet.
+func coverageChart(f *tally.Figures, purposes []*consent.Purpose) template.HTML {
+	total := f.Contacts()
+	var bars []chart.Bar
+	for _, p := range purposes {
+		granted, counted := f.Counts[tally.MeasureGranted][p.ID]
+		withdrawn := f.Count(tally.MeasureWithdrawn, p.ID)
+		b := chart.Bar{Label: p.Name, Value: granted}
+		switch {
+		case p.LegalBasis != consent.BasisConsent:
+			b.Value = chart.NoFigure
+			b.Note = "Legal basis: " + basisLabel(p.LegalBasis) + ", no consent needed"
+			if withdrawn > 0 {
+				b.Note += "; " + chart.Figure(withdrawn) + " withdrawn"
+			}
+		case !counted:
+			b.Value = chart.NoFigure
+			b.Note = "Not counted yet"
+		default:
+			b.Note = chart.Percent(granted, total) + " of " + chart.Figure(total) + " contacts granted; " + chart.Figure(withdrawn) + " withdrawn"
+		}
+		bars = append(bars, b)
 	}
-	return fmt.Sprintf("%.0f%%", float64(n)*100/float64(total))
+	return chart.BarsOf("Consent coverage per purpose", total, bars)
+}
+
+// optInChart has a bar per opt-in status, out of all contacts.
+func optInChart(f *tally.Figures) template.HTML {
+	total := f.Contacts()
+	var bars []chart.Bar
+	for _, st := range contactstate.OptInStatuses {
+		n := f.Count(tally.MeasureOptIn, st)
+		bars = append(bars, chart.Bar{Label: optInLabel(st), Value: n, Note: chart.Percent(n, total) + " of contacts"})
+	}
+	return chart.BarsOf("Email opt-in status", total, bars)
+}
+
+// optInHistory draws a line per opt-in status over the days from first;
+// a day without figures is a gap.
+func optInHistory(history []*tally.Figures, first time.Time, days int) template.HTML {
+	series := make([]chart.Series, len(contactstate.OptInStatuses))
+	for i, st := range contactstate.OptInStatuses {
+		series[i] = chart.Series{Label: optInLabel(st), Values: make([]int64, days)}
+		for d := range series[i].Values {
+			series[i].Values[d] = chart.NoFigure
+		}
+	}
+	for _, f := range history {
+		d := int(f.Day.Sub(first).Hours() / 24)
+		if d < 0 || d >= days {
+			continue
+		}
+		for i, st := range contactstate.OptInStatuses {
+			series[i].Values[d] = f.Count(tally.MeasureOptIn, st)
+		}
+	}
+	return chart.Lines("Email opt-in status per day, last "+chart.Figure(int64(days))+" days", first, series)
 }

@@ -40,7 +40,6 @@ var funcs = template.FuncMap{
 	"perm":       func(p auth.Permission) string { return permLabels[p] },
 	"label":      fieldLabel,
 	"coreFields": func() []contact.CoreField { return contact.CoreFields },
-	"barsHeight": func(n int) string { return fmt.Sprintf("%.1fem", float64(n)*1.8) },
 	"stateOf": func(states map[string]map[string]string, contactID, purposeID string) string {
 		if st := states[contactID][purposeID]; st != "" {
 			return st

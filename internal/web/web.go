@@ -38,6 +38,7 @@ import (
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/tally"
 )
 
 //go:embed templates static
@@ -66,8 +67,10 @@ type Server struct {
 	Retention *retention.Service
 	Erasure   *erasure.Service
 	Export    *export.Service
-	Log       *slog.Logger
-	IPs       clientip.Resolver
+	// Tally keeps the dashboard's daily figures.
+	Tally *tally.Service
+	Log   *slog.Logger
+	IPs   clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
