@@ -79,6 +79,7 @@ type Sender struct {
 
 	idOnce  sync.Once
 	id      string
+	started bool // the first recovery is done
 	perMsg  time.Duration // moving average of a message's hand-over
 	limiter *rate.Limiter
 	rateSet int
@@ -482,9 +483,15 @@ func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows
 // sent again unless the operator asks.
 func (x *Sender) recoverLost(ctx context.Context) error {
 	s := x.Service
-	return s.DB.Write(ctx, func(tx *store.Tx) error {
+	before := s.now()
+	if !x.started && s.DB.Dialect == store.SQLite {
+		// On SQLite this process is the only sender: a batch open when it
+		// starts was left by the one before, which is gone.
+		before = time.Unix(1<<40, 0)
+	}
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		type lost struct{ no, first, last int64 }
-		rows, err := tx.Query(`SELECT campaign_no, first_id, last_id FROM campaign_batches WHERE lease_until < $1`, store.Micros(s.now()))
+		rows, err := tx.Query(`SELECT campaign_no, first_id, last_id FROM campaign_batches WHERE lease_until < $1`, store.Micros(before))
 		if err != nil {
 			return fmt.Errorf("campaign: find lost batches: %w", err)
 		}
@@ -512,6 +519,10 @@ func (x *Sender) recoverLost(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err == nil {
+		x.started = true
+	}
+	return err
 }
 
 // recipient is what a message needs of its contact, read under the fence.
