@@ -68,6 +68,10 @@ func (s *Server) OpenAPI() map[string]any {
 			errResp(401, "Missing or invalid API token")
 			op["security"] = []any{map[string]any{"bearer": []string{}}}
 		}
+		if rt.Scope != "" {
+			op["description"] = "Needs a token with the " + rt.Scope + " scope."
+			errResp(403, "The token lacks the "+rt.Scope+" scope")
+		}
 		if len(pathParams(rt.Path)) > 0 {
 			errResp(404, "Not found")
 		}
