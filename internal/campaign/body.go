@@ -143,7 +143,8 @@ func (c *compiled) render(sb *strings.Builder, v values, isHTML bool) {
 
 var (
 	blockRE   = regexp.MustCompile(`(?is)<(script|style|head)\b.*?</(script|style|head)>`)
-	breakRE   = regexp.MustCompile(`(?i)<(br|/p|/div|/h[1-6]|/li|/tr|/table|hr)\b[^>]*>`)
+	paraRE    = regexp.MustCompile(`(?i)<(/p|/h[1-6]|/ul|/ol|/table|hr)\b[^>]*>`)
+	breakRE   = regexp.MustCompile(`(?i)<(br|/div|/tr)\b[^>]*>`)
 	itemRE    = regexp.MustCompile(`(?i)<li\b[^>]*>`)
 	anchorRE  = regexp.MustCompile(`(?is)<a\b[^>]*?\bhref\s*=\s*("([^"]*)"|'([^']*)')[^>]*>(.*?)</a>`)
 	anyTagRE  = regexp.MustCompile(`(?s)<[^>]*>`)
@@ -168,6 +169,7 @@ func PlainText(src string) string {
 		return text + " (" + addr + ")"
 	})
 	s = itemRE.ReplaceAllString(s, "\n- ")
+	s = paraRE.ReplaceAllString(s, "\n\n")
 	s = breakRE.ReplaceAllString(s, "\n")
 	s = anyTagRE.ReplaceAllString(s, "")
 	s = html.UnescapeString(s)

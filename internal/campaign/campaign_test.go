@@ -246,3 +246,35 @@ func TestCampaignGateAtSendTime(t *testing.T) {
 		_ = anna
 	})
 }
+
+// TestCampaignReport: the report counts what was sent, what the mail
+// server refused as a bounce, and why recipients were suppressed.
+func TestCampaignReport(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		f.smtp.Unknown = map[string]bool{"gone@example.com": true}
+		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
+		gone := f.person("gone@example.com", "Gone", "en", contactstate.DoubleOptIn, true)
+		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.run()
+		r, err := f.svc.Report(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Sent != 1 || r.Bounced != 1 || r.Delivered != 1 || r.Campaign.Status != campaign.StatusSent {
+			t.Fatalf("report: %+v", r)
+		}
+		var deliverability string
+		if err := db.Read.QueryRowContext(ctx, `SELECT deliverability FROM contacts WHERE id = $1`, gone).Scan(&deliverability); err != nil || deliverability != "bounced" {
+			t.Fatalf("the refused address is %q (%v)", deliverability, err)
+		}
+	})
+}

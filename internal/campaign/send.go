@@ -47,6 +47,10 @@ const wakeTopic = "campaigns"
 
 const maxAttempts = 5
 
+// bouncePrefix starts the reason of a message whose address the mail
+// server refused: a hard bounce.
+const bouncePrefix = "bounced: "
+
 // notBegun is the reason of a retry whose message was never begun: it
 // does not count as an attempt.
 const notBegun = "not begun"
@@ -369,7 +373,7 @@ func (o *outcome) classify(err error, ctx context.Context) {
 		// Not begun: the budget ran out, or the sender is stopping.
 		o.status, o.reason = RecipientRetry, notBegun
 	case mail.IsBounce(err):
-		o.status, o.reason, o.bounced = RecipientFailed, truncate(err.Error()), true
+		o.status, o.reason, o.bounced = RecipientFailed, truncate(bouncePrefix+err.Error()), true
 	case mail.IsPermanent(err) || o.attempts+1 >= maxAttempts:
 		o.status, o.reason = RecipientFailed, truncate(err.Error())
 	default:

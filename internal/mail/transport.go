@@ -181,6 +181,13 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 				}
 				msg := buildMsg(envs[i])
 				err = c.Send(msg)
+				if err != nil && msg.IsDelivered() {
+					// The server took the message; only what came after
+					// (the reset for the next one) failed. Counting it as
+					// not sent would send it twice.
+					c.Close()
+					c, err = nil, nil
+				}
 				var se *gomail.SendError
 				if err != nil && pooled && !(errors.As(err, &se) && !se.IsTemp()) {
 					// An idle pooled connection may have been closed by the
