@@ -49,8 +49,8 @@ func (s *Server) campaignRoutes() []Route {
 			Summary: "Count who the campaign would reach now and who it would exclude, by reason; writes nothing", handle: s.campaignAudience},
 		{Method: "GET", Path: id + "/progress", Tag: tag, Scope: sc, Status: 200, Response: campaign.Progress{},
 			Summary: "The campaign's recipients by status", handle: s.campaignProgress},
-		{Method: "GET", Path: id + "/report", Tag: tag, Scope: sc, Status: 200, Response: CampaignReport{},
-			Summary: "The campaign, its recipients by status and its audience with the exclusions by reason", handle: s.campaignReport},
+		{Method: "GET", Path: id + "/report", Tag: tag, Scope: sc, Status: 200, Response: campaign.Report{},
+			Summary: "What became of the campaign: its audience with the exclusions by reason, its recipients by status, deliveries, bounces, opens, clicks and unsubscribes", handle: s.campaignReport},
 
 		{Method: "GET", Path: t, Tag: tag, Scope: sc, Status: 200, Response: []campaign.Template{},
 			Summary: "List the campaign templates", handle: s.allTemplates},
@@ -78,15 +78,6 @@ type TestRequest struct {
 // RetryResult says how many recipients were queued again.
 type RetryResult struct {
 	Queued int64 `json:"queued"`
-}
-
-// CampaignReport is a campaign's outcome so far: its recipients by status
-// and its audience. Before the recipients are fixed, the audience is a
-// preview of who it would reach now.
-type CampaignReport struct {
-	Campaign *campaign.Campaign `json:"campaign"`
-	Progress *campaign.Progress `json:"progress"`
-	Audience *campaign.Audience `json:"audience"`
 }
 
 func (s *Server) allCampaigns(r *http.Request, _ consent.Actor) (int, any, error) {
@@ -172,21 +163,8 @@ func (s *Server) campaignProgress(r *http.Request, _ consent.Actor) (int, any, e
 }
 
 func (s *Server) campaignReport(r *http.Request, _ consent.Actor) (int, any, error) {
-	c, err := s.Campaigns.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return pathResult[any](0, nil, err)
-	}
-	p, err := s.Campaigns.Progress(r.Context(), c.ID)
-	if err != nil {
-		return 0, nil, err
-	}
-	rep := &CampaignReport{Campaign: c, Progress: p, Audience: p.Audience}
-	if rep.Audience == nil {
-		if rep.Audience, err = s.Campaigns.Preview(r.Context(), c.ID); err != nil {
-			return 0, nil, err
-		}
-	}
-	return 200, rep, nil
+	rep, err := s.Campaigns.Report(r.Context(), r.PathValue("id"))
+	return pathResult(200, rep, err)
 }
 
 func (s *Server) allTemplates(r *http.Request, _ consent.Actor) (int, any, error) {

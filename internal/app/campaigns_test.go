@@ -126,13 +126,9 @@ func TestCampaignsAPI(t *testing.T) {
 		if p.Recipients[campaign.RecipientSent] != 2 || p.Done != 2 || p.Total != 2 {
 			t.Fatalf("progress: %+v", p)
 		}
-		var rep struct {
-			Campaign campaign.Campaign
-			Progress campaign.Progress
-			Audience campaign.Audience
-		}
+		var rep campaign.Report
 		e.api("GET", "/api/v1/campaigns/"+c.ID+"/report", "", 200, &rep)
-		if !rep.Audience.Resolved || rep.Audience.Excluded[campaign.ReasonNoConsent] != 1 || rep.Progress.Recipients[campaign.RecipientSent] != 2 {
+		if a := rep.Campaign.Audience; a == nil || !a.Resolved || a.Excluded[campaign.ReasonNoConsent] != 1 || rep.Sent != 2 || rep.Delivered != 2 {
 			t.Fatalf("report: %+v", rep)
 		}
 		var conflict struct{ Error struct{ Code, Field string } }
