@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -55,6 +56,11 @@ type Server struct {
 	Log      *slog.Logger
 	Version  string
 
+	// Campaigns keeps campaigns; CampaignSender previews and tests them
+	// (campaigns.go).
+	Campaigns      *campaign.Service
+	CampaignSender *campaign.Sender
+
 	routes []Route
 	mux    *http.ServeMux
 	root   http.Handler // mux with the headers and the request log
@@ -72,6 +78,7 @@ type Route struct {
 	Summary  string
 	Tag      string
 	Public   bool    // served without a token
+	Scope    string  // the scope the token needs beyond the ordinary API, or ""
 	Request  any     // a value of the request body's type, or nil
 	RawBody  string  // the media type of a body read as it is, not JSON (message/rfc822), or ""
 	Response any     // a value of the success body's type, or nil
@@ -103,7 +110,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
@@ -157,6 +164,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		if err == nil && !rt.Public {
 			err = inboundOnly(r, rt)
+		}
+		if err == nil && rt.Scope != "" {
+			err = requireScope(r, rt.Scope)
 		}
 		if err == nil {
 			err = checkParams(r, rt)

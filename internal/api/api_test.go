@@ -814,6 +814,13 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		if doc.Components.SecuritySchemes["bearer"] == nil {
 			t.Errorf("no bearer security scheme")
 		}
+		// Embedded structs are flattened as encoding/json flattens them: the
+		// campaign settings are properties of the settings themselves.
+		if st, _ := doc.Components.Schemas["Settings"].(map[string]any); st == nil {
+			t.Errorf("no Settings schema")
+		} else if props, _ := st["properties"].(map[string]any); props["sender_name"] == nil || props["Campaigns"] != nil {
+			t.Errorf("the campaign settings are not flattened into Settings: %v", props)
+		}
 
 		routes := map[string]api.Route{}
 		for _, rt := range srv.Routes() {

@@ -77,6 +77,10 @@ func (s *Server) OpenAPI() map[string]any {
 			errResp(401, "Missing or invalid API token")
 			op["security"] = []any{map[string]any{"bearer": []string{}}}
 		}
+		if rt.Scope != "" {
+			op["description"] = "Needs a token with the " + rt.Scope + " scope."
+			errResp(403, "The token lacks the "+rt.Scope+" scope")
+		}
 		if len(pathParams(rt.Path)) > 0 {
 			errResp(404, "Not found")
 		}
@@ -219,9 +223,14 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any) []string {
 	var required []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			required = append(required, g.fields(f.Type, props)...)
-			continue
+		if et := f.Type; f.Anonymous && f.Tag.Get("json") == "" {
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct { // flattened, as encoding/json does
+				required = append(required, g.fields(et, props)...)
+				continue
+			}
 		}
 		if !f.IsExported() {
 			continue

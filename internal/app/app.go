@@ -192,7 +192,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Inbound.RefuseUnconfirmed(ctx)
 		return err
 	})
-	a.API = api.New(&api.Server{Inbound: a.Inbound, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	a.API = api.New(&api.Server{Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})

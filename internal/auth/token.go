@@ -36,10 +36,14 @@ const (
 	// may post inbound email (POST /api/v1/inbound-email) and do nothing
 	// else, so that the provider holds no key to the contacts.
 	ScopeInbound = "inbound"
+	// ScopeCampaigns allows keeping and sending campaigns: email to an
+	// audience of contacts is more than a token that syncs contacts
+	// should be able to start.
+	ScopeCampaigns = "campaigns"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeReveal, ScopeInbound}
+var Scopes = []string{ScopeReveal, ScopeInbound, ScopeCampaigns}
 
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {

@@ -450,6 +450,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if r.PostForm.Get("inbound") == "on" {
 		scopes = append(scopes, auth.ScopeInbound)
 	}
+	if r.PostForm.Get("campaigns") == "on" {
+		scopes = append(scopes, auth.ScopeCampaigns)
+	}
 	var expires *time.Time
 	if days := formInt(r.PostForm, "days"); days != nil {
 		if *days < 1 || *days > 3650 {
