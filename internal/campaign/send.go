@@ -79,7 +79,7 @@ type Sender struct {
 
 	idOnce  sync.Once
 	id      string
-	started bool // the first recovery is done
+	started bool          // the first recovery is done
 	perMsg  time.Duration // moving average of a message's hand-over
 	limiter *rate.Limiter
 	rateSet int
