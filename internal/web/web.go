@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -66,6 +67,9 @@ type Server struct {
 	Retention *retention.Service
 	Erasure   *erasure.Service
 	Export    *export.Service
+	// Campaigns keeps campaigns; CampaignSender previews and tests them.
+	Campaigns      *campaign.Service
+	CampaignSender *campaign.Sender
 	Log       *slog.Logger
 	IPs       clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
@@ -144,6 +148,8 @@ type page struct {
 	Nav    string // the menu entry to mark as current
 	Flash  string
 	Errors map[string]string // field: message, shown next to the field
+	// Refresh, when not 0, reloads the page after so many seconds.
+	Refresh int
 	Data   any
 }
 
