@@ -70,8 +70,8 @@ type Server struct {
 	// Campaigns keeps campaigns; CampaignSender previews and tests them.
 	Campaigns      *campaign.Service
 	CampaignSender *campaign.Sender
-	Log       *slog.Logger
-	IPs       clientip.Resolver
+	Log            *slog.Logger
+	IPs            clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
@@ -150,7 +150,7 @@ type page struct {
 	Errors map[string]string // field: message, shown next to the field
 	// Refresh, when not 0, reloads the page after so many seconds.
 	Refresh int
-	Data   any
+	Data    any
 }
 
 // handler is a page that needs a signed-in user with a permission.
