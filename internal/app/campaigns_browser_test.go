@@ -53,24 +53,7 @@ func TestCampaignsInABrowser(t *testing.T) {
 
 		pages := []string{"/admin/campaigns", "/admin/campaigns/new", strings.TrimPrefix(page, e.srv.URL), preview,
 			strings.TrimPrefix(page, e.srv.URL) + "/edit", "/admin/campaign-templates", "/admin/campaign-templates/new"}
-		checkPages := func(pages []string) {
-			t.Helper()
-			for _, width := range []int64{1280, 375} {
-				do(chromedp.EmulateViewport(width, 800))
-				for _, p := range pages {
-					do(chromedp.Navigate(e.srv.URL + p))
-					browsertest.Axe(t, browser, p)
-					fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !fits {
-						t.Errorf("%s is wider than %d pixels", p, width)
-					}
-				}
-			}
-		}
-		checkPages(pages)
+		d.pagesPass(e.srv.URL, pages...)
 
 		do(chromedp.Navigate(page), chromedp.Click(chromedp.CSS("#send-now")), chromedp.WaitVisible(chromedp.CSS(".flash")))
 		if got := text(".flash"); got != "Sending started." {
@@ -83,6 +66,6 @@ func TestCampaignsInABrowser(t *testing.T) {
 		if got := text("#progress-text"); got != "2 of 2 done" {
 			t.Fatalf("progress: %q", got)
 		}
-		checkPages([]string{strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns"})
+		d.pagesPass(e.srv.URL, strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns")
 	})
 }
