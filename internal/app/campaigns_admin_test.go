@@ -62,7 +62,7 @@ func TestCampaignPages(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
 		admin := e.firstAdmin()
-		ana := campaignAudience(e, db)
+		campaignAudience(e, db)
 		base := e.srv.URL + "/admin/campaigns"
 
 		if code, body := admin.get(base); code != 200 || !strings.Contains(body, "No campaign yet.") || !strings.Contains(body, `href="/admin/campaigns/new"`) {
@@ -158,7 +158,6 @@ func TestCampaignPages(t *testing.T) {
 				}
 				break
 			}
-			e.a.Campaigns.Progress(context.Background(), ana) // a read, to yield between looks
 		}
 		if _, body := admin.get(base); !strings.Contains(body, "2 recipients of 4 selected") {
 			t.Fatalf("list after sending: %s", body)
@@ -178,6 +177,27 @@ func TestCampaignPages(t *testing.T) {
 		}
 		if code, body := admin.post(tp+"/"+tid, url.Values{"name": {"Plainer"}, "html": {"<div>{{content}}</div>"}}); code != 200 || !strings.Contains(body, ">Plainer</a>") {
 			t.Fatalf("template edit: %d %s", code, body)
+		}
+		// A campaign on a list, with the template: the form keeps both, and
+		// the template cannot be deleted while the campaign uses it.
+		var list struct{ ID string }
+		e.api("POST", "/api/v1/lists", `{"name":"Newsletter"}`, 201, &list)
+		f = campaignForm("Autumn news")
+		f.Set("condition", "")
+		f["lists"] = []string{list.ID}
+		f.Set("template_id", tid)
+		if code, body := admin.post(base, f); code != 200 || !strings.Contains(body, "<dd>Newsletter</dd>") || !strings.Contains(body, "<dd>Plainer</dd>") {
+			t.Fatalf("campaign on a list: %d %s", code, body)
+		}
+		autumn := strings.Split(admin.last.Request.URL.String(), "?")[0]
+		if _, body := admin.get(autumn + "/edit"); !strings.Contains(body, `value="`+list.ID+`" checked`) || !strings.Contains(body, `value="`+tid+`" selected`) {
+			t.Fatalf("edit form of a campaign on a list: %s", body)
+		}
+		if code, body := admin.post(tp+"/"+tid+"/delete", nil); code != 409 || !strings.Contains(body, "1 campaign(s) use this template") {
+			t.Fatalf("deleting a template in use: %d %s", code, body)
+		}
+		if code, body := admin.post(autumn+"/delete", nil); code != 200 || !strings.Contains(body, "Draft deleted.") || strings.Contains(body, "Autumn news") {
+			t.Fatalf("deleting the draft: %d %s", code, body)
 		}
 		if code, body := admin.post(tp+"/"+tid+"/delete", nil); code != 200 || !strings.Contains(body, "Template deleted.") {
 			t.Fatalf("template delete: %d %s", code, body)

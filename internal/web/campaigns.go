@@ -47,12 +47,19 @@ const maxCampaignForm = 4 << 20
 
 func (s *Server) campaignsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	cs, err := s.Campaigns.List(r.Context())
+	s.showCampaignList(w, r, u, "campaigns", "Campaigns", cs, err, http.StatusOK, nil)
+}
+
+// showCampaignList renders a list page of the campaign pages, with the
+// notice of the form that redirected to it, or the error that stopped
+// reading the list.
+func (s *Server) showCampaignList(w http.ResponseWriter, r *http.Request, u *auth.User, name, title string, data any, err error, status int, fe map[string]string) {
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	s.render(w, http.StatusOK, "campaigns", page{Title: "Campaigns", User: u, Nav: "campaigns",
-		Flash: campaignDone[r.URL.Query().Get("done")], Data: cs})
+	s.render(w, status, name, page{Title: title, User: u, Nav: "campaigns", Errors: fe,
+		Flash: campaignDone[r.URL.Query().Get("done")], Data: data})
 }
 
 // campaignForm is the new and edit page of a campaign.
@@ -328,13 +335,12 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 }
 
 func (s *Server) campaignTemplatesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showTemplates(w, r, u, http.StatusOK, nil)
+}
+
+func (s *Server) showTemplates(w http.ResponseWriter, r *http.Request, u *auth.User, status int, fe map[string]string) {
 	ts, err := s.Campaigns.Templates(r.Context())
-	if err != nil {
-		s.fail(w, err, u)
-		return
-	}
-	s.render(w, http.StatusOK, "campaign_templates", page{Title: "Campaign templates", User: u, Nav: "campaigns",
-		Flash: campaignDone[r.URL.Query().Get("done")], Data: ts})
+	s.showCampaignList(w, r, u, "campaign_templates", "Campaign templates", ts, err, status, fe)
 }
 
 // campaignTemplatePage is the form of a new template, or of one to change.
@@ -386,13 +392,7 @@ func (s *Server) saveCampaignTemplate(w http.ResponseWriter, r *http.Request, u 
 func (s *Server) deleteCampaignTemplate(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	if err := s.Campaigns.DeleteTemplate(r.Context(), r.PathValue("id")); err != nil {
 		if errs.Is(err, errs.KindConflict) {
-			ts, lerr := s.Campaigns.Templates(r.Context())
-			if lerr != nil {
-				s.fail(w, lerr, u)
-				return
-			}
-			s.render(w, http.StatusConflict, "campaign_templates", page{Title: "Campaign templates", User: u, Nav: "campaigns",
-				Errors: map[string]string{"form": errs.As(err).Message}, Data: ts})
+			s.showTemplates(w, r, u, http.StatusConflict, map[string]string{"form": errs.As(err).Message})
 			return
 		}
 		s.fail(w, err, u)
