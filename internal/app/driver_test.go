@@ -36,3 +36,23 @@ func (d driver) firstAdmin(e *env) {
 		chromedp.SendKeys(chromedp.CSS("#password2"), "correct horse battery"),
 		chromedp.Submit(chromedp.CSS("#password2")), chromedp.WaitVisible(chromedp.CSS(".charts")))
 }
+
+// pagesPass opens each page at 1280 and at 375 pixels and fails the test
+// on any axe-core violation, or where a page scrolls sideways.
+func (d driver) pagesPass(base string, pages ...string) {
+	d.t.Helper()
+	for _, width := range []int64{1280, 375} {
+		d.do(chromedp.EmulateViewport(width, 800))
+		for _, p := range pages {
+			d.do(chromedp.Navigate(base + p))
+			browsertest.Axe(d.t, d.ctx, p)
+			fits, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			if !fits {
+				d.t.Errorf("%s is wider than %d pixels", p, width)
+			}
+		}
+	}
+}

@@ -55,13 +55,16 @@ const (
 	PermDelete Permission = "delete_contacts"
 	// PermRequests: see and handle data subject requests.
 	PermRequests Permission = "requests"
+	// PermCampaigns: write, preview, test and send campaigns, and keep
+	// their templates.
+	PermCampaigns Permission = "campaigns"
 )
 
 // permissions is the permission table: what each role may do. Only billing
 // and admin may reveal sensitive values (SPEC: who uses it).
 var permissions = map[string][]Permission{
-	RoleAdmin:          {PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests},
-	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermDelete, PermSettings, PermAudit, PermRequests},
+	RoleAdmin:          {PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests, PermCampaigns},
+	RolePrivacyOfficer: {PermViewContacts, PermEditContacts, PermDelete, PermSettings, PermAudit, PermRequests, PermCampaigns},
 	RoleAgent:          {PermViewContacts, PermEditContacts},
 	RoleBilling:        {PermViewContacts, PermReveal},
 }
@@ -259,7 +262,7 @@ func (s *Users) Authenticate(ctx context.Context, email, password string) (*User
 }
 
 // Permissions lists every permission, in the order of the docs' table.
-var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests}
+var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests, PermCampaigns}
 
 // Disable stops a user from signing in and ends their sessions, in one
 // transaction. It returns a not-found error for an unknown user.

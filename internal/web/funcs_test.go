@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/holds"
@@ -16,10 +17,12 @@ func TestEveryValueHasALabel(t *testing.T) {
 		values []string
 		labels map[string]string
 	}{
-		"opt-in status": {contactstate.OptInStatuses, optInLabels},
-		"legal basis":   {consent.LegalBases, basisLabels},
-		"role":          {auth.Roles, roleLabels},
-		"hold basis":    {holds.Bases, holdBasisLabels},
+		"opt-in status":    {contactstate.OptInStatuses, optInLabels},
+		"legal basis":      {consent.LegalBases, basisLabels},
+		"role":             {auth.Roles, roleLabels},
+		"hold basis":       {holds.Bases, holdBasisLabels},
+		"campaign status":  {campaign.Statuses, campaignStatusLabels},
+		"exclusion reason": {campaign.Reasons, reasonLabels},
 	} {
 		for _, v := range c.values {
 			if c.labels[v] == "" {

@@ -140,8 +140,11 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.
-func parse(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
+func parse(w http.ResponseWriter, r *http.Request) bool { return parseUpTo(w, r, 256<<10) }
+
+// parseUpTo reads a form of at most n bytes; false when it answered.
+func parseUpTo(w http.ResponseWriter, r *http.Request, n int64) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, n)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "The form could not be read.", http.StatusBadRequest)
 		return false

@@ -34,6 +34,7 @@ func (s *Server) routes() {
 	s.requestRoutes()
 	s.erasureRoutes()
 	s.exportRoutes()
+	s.campaignRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

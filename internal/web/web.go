@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -69,8 +70,11 @@ type Server struct {
 	Export    *export.Service
 	// Tally keeps the dashboard's daily figures.
 	Tally *tally.Service
-	Log   *slog.Logger
-	IPs   clientip.Resolver
+	// Campaigns keeps campaigns; CampaignSender previews and tests them.
+	Campaigns      *campaign.Service
+	CampaignSender *campaign.Sender
+	Log            *slog.Logger
+	IPs            clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
@@ -147,7 +151,9 @@ type page struct {
 	Nav    string // the menu entry to mark as current
 	Flash  string
 	Errors map[string]string // field: message, shown next to the field
-	Data   any
+	// Refresh, when not 0, reloads the page after so many seconds.
+	Refresh int
+	Data    any
 }
 
 // handler is a page that needs a signed-in user with a permission.
