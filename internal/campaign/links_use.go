@@ -43,8 +43,8 @@ type Target struct {
 
 // Target reads the recipient row rid (from a link Links.Check accepted).
 // It returns ErrBadLink when there is no such row or its message was never
-// sent, and ErrLinkExpired when the setting unsubscribe_link_days has
-// passed since it was.
+// sent, and ErrLinkExpired with the target (without its lists) when the
+// setting unsubscribe_link_days has passed since it was.
 func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	t := &Target{Recipient: rid}
 	var at *int64
@@ -59,7 +59,7 @@ func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 		return nil, err
 	}
 	if s.now().After(t.SentAt.AddDate(0, 0, st.UnsubscribeLinkDays)) {
-		return nil, ErrLinkExpired
+		return t, ErrLinkExpired
 	}
 	c, err := get(s.DB.Read, t.CampaignID)
 	if err != nil {
@@ -203,4 +203,3 @@ func ForgetContactsTx(tx *store.Tx, ids []string) error {
 	ph, args := store.In(1, ids)
 	return tx.ExecLater(store.Prefix("campaign: forget contacts"), `DELETE FROM campaign_events WHERE contact_id IN (`+ph+`)`, args...)
 }
-
