@@ -42,18 +42,24 @@ type Target struct {
 }
 
 // Target reads the recipient row rid (from a link Links.Check accepted).
-// It returns ErrBadLink when there is no such row or its message was never
-// sent, and ErrLinkExpired with the target (without its lists) when the
-// setting unsubscribe_link_days has passed since it was.
+// It returns ErrBadLink when there is no such row, and ErrLinkExpired
+// with the target (without its lists) when the setting
+// unsubscribe_link_days has passed since the message was sent.
 func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	t := &Target{Recipient: rid}
 	var at *int64
 	err := s.DB.Read.QueryRowContext(ctx, `SELECT r.campaign_no, r.contact_id, r.tracked, r.sent_at, c.id FROM campaign_recipients r
 		JOIN campaigns c ON c.no = r.campaign_no WHERE r.id = $1`, rid).Scan(&t.CampaignNo, &t.ContactID, &t.Tracked, &at, &t.CampaignID)
-	if err != nil || at == nil {
+	if err != nil {
 		return nil, ErrBadLink
 	}
-	t.SentAt = store.FromMicros(*at)
+	// A link has a valid signature only if its message was made; one
+	// followed while the sender has not yet recorded the outcome counts
+	// from now (and is not tracked yet).
+	t.SentAt = s.now()
+	if at != nil {
+		t.SentAt = store.FromMicros(*at)
+	}
 	st, err := settings.Get(ctx, s.DB.Read)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ type event struct {
 
 // NewTracker returns a tracker that flushes every 200 ms or 1,000 events.
 func NewTracker(db *store.DB, log *slog.Logger) *Tracker {
-	return &Tracker{DB: db, Log: log, Every: 200 * time.Millisecond, Batch: 1000, in: make(chan event, 100_000)}
+	return &Tracker{DB: db, Log: log, Now: time.Now, Every: 200 * time.Millisecond, Batch: 1000, in: make(chan event, 100_000)}
 }
 
 // Record keeps an open (link -1) or a click on link n of recipient t for
