@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -323,4 +327,57 @@ func attr(t testing.TB, html, prefix string) string {
 		t.Fatal(err)
 	}
 	return u.String()
+}
+
+// BenchmarkCampaignTrackingEvents records opens through HTTP, from
+// parallel clients, for a tracked recipient; events/s counts the events
+// written to the database, the flush included.
+func BenchmarkCampaignTrackingEvents(b *testing.B) {
+	storetest.Each(b, func(t testing.TB, db *store.DB) {
+		b := t.(*testing.B)
+		// The clients come through a trusted proxy, each request from its
+		// own address, so that the per-client limit (which mail providers'
+		// image proxies also meet) stays out of the measurement.
+		e := start(b, db, func(a *app.App) {
+			a.Public.IPs = clientip.Resolver{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+		})
+		ctx := context.Background()
+		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingLegitimate)}}, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		id := campaignPerson(b, e, "cleo@example.com", "E-marketing")
+		if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI); err != nil {
+			b.Fatal(err)
+		}
+		m := sendCampaign(b, e, "Bench", []string{"News"}, "", 1)[0]
+		pix := attr(b, m.HTML, `src="`+e.srv.URL+"/m/o/")
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.ResetTimer()
+		start := time.Now()
+		b.SetParallelism(16) // many clients at once, as proxies are
+		var seq atomic.Uint32
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest("GET", pix, nil)
+				n := seq.Add(1)
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255))
+				res, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					b.Errorf("pixel: %d", res.StatusCode)
+					return
+				}
+			}
+		})
+		waitFor(b, func() bool { return events(b, e, id, campaign.EventOpen) >= b.N })
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	})
 }

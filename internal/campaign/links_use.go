@@ -41,10 +41,9 @@ type Target struct {
 	SentAt     time.Time
 }
 
-// Target reads the recipient row rid (from a link Links.Check accepted).
-// It returns ErrBadLink when there is no such row, and ErrLinkExpired
-// with the target (without its lists) when the setting
-// unsubscribe_link_days has passed since the message was sent.
+// Target reads the recipient row rid (from a link Links.Check accepted)
+// with its campaign: one query, as opens and clicks need. It returns
+// ErrBadLink when there is no such row.
 func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	t := &Target{Recipient: rid}
 	var at *int64
@@ -60,12 +59,24 @@ func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	if at != nil {
 		t.SentAt = store.FromMicros(*at)
 	}
+	return t, nil
+}
+
+// Lasting is Target for the links that expire (unsubscribe, preferences,
+// view): it returns ErrLinkExpired when the setting unsubscribe_link_days
+// has passed since the message was sent, and fills in the campaign's
+// lists.
+func (s *Service) Lasting(ctx context.Context, rid int64) (*Target, error) {
+	t, err := s.Target(ctx, rid)
+	if err != nil {
+		return nil, err
+	}
 	st, err := settings.Get(ctx, s.DB.Read)
 	if err != nil {
 		return nil, err
 	}
 	if s.now().After(t.SentAt.AddDate(0, 0, st.UnsubscribeLinkDays)) {
-		return t, ErrLinkExpired
+		return nil, ErrLinkExpired
 	}
 	c, err := get(s.DB.Read, t.CampaignID)
 	if err != nil {

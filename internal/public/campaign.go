@@ -45,16 +45,16 @@ func (s *Server) campaignRoutes() {
 func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind string, expires bool) (*campaign.Target, int, bool) {
 	rid, n, err := s.CampaignLinks.Check(r.Context(), kind, r.PathValue("rid"), r.PathValue("n"), r.PathValue("sig"))
 	var t *campaign.Target
-	if err == nil {
+	if err == nil && expires {
+		t, err = s.Campaigns.Lasting(r.Context(), rid)
+	} else if err == nil {
 		t, err = s.Campaigns.Target(r.Context(), rid)
 	}
 	switch {
 	case err == nil:
 		return t, n, true
-	case errors.Is(err, campaign.ErrLinkExpired) && expires:
-		s.linkExpired(w, r, http.StatusGone, "", "")
 	case errors.Is(err, campaign.ErrLinkExpired):
-		return t, n, true
+		s.linkExpired(w, r, http.StatusGone, "", "")
 	case errors.Is(err, campaign.ErrBadLink):
 		s.invalid(w, lang(r, ""))
 	default:
@@ -165,7 +165,7 @@ var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\
 func (s *Server) campaignOpen(w http.ResponseWriter, r *http.Request) {
 	rid, _, err := s.CampaignLinks.Check(r.Context(), campaign.LinkOpen, r.PathValue("rid"), "", r.PathValue("sig"))
 	if err == nil {
-		if t, _ := s.Campaigns.Target(r.Context(), rid); t != nil {
+		if t, err := s.Campaigns.Target(r.Context(), rid); err == nil {
 			s.Tracker.Record(t, campaign.EventOpen, -1)
 		}
 	}
