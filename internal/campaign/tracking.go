@@ -94,23 +94,70 @@ func (k *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// write inserts events in one statement.
+// write inserts events in one statement. Events of a contact erased or
+// deleted since they happened are not written: the erasure, in the same
+// writer, came first and must not be undone.
 func (k *Tracker) write(ctx context.Context, evs []event) error {
 	return k.DB.Write(ctx, func(tx *store.Tx) error {
+		live, err := liveContacts(tx, evs)
+		if err != nil {
+			return err
+		}
 		var sb strings.Builder
 		args := make([]any, 0, len(evs)*6)
-		for i, e := range evs {
-			if i > 0 {
+		for _, e := range evs {
+			if !live[e.t.ContactID] {
+				continue
+			}
+			if len(args) > 0 {
 				sb.WriteString(", ")
 			}
 			n := len(args)
 			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
 			args = append(args, e.t.CampaignNo, e.t.Recipient, e.t.ContactID, e.kind, e.link, store.Micros(e.at))
 		}
-		_, err := tx.Exec(`INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at) VALUES `+sb.String(), args...)
+		if len(args) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(`INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at) VALUES `+sb.String(), args...)
 		if err != nil {
 			return fmt.Errorf("campaign: record events: %w", err)
 		}
 		return nil
 	})
+}
+
+// liveContacts returns which of the events' contacts exist and are not
+// erased.
+func liveContacts(tx *store.Tx, evs []event) (map[string]bool, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, e := range evs {
+		if !seen[e.t.ContactID] {
+			seen[e.t.ContactID] = true
+			ids = append(ids, e.t.ContactID)
+		}
+	}
+	live := map[string]bool{}
+	for start := 0; start < len(ids); start += 500 {
+		part := ids[start:min(start+500, len(ids))]
+		ph, args := store.In(1, part)
+		rows, err := tx.Query(`SELECT id FROM contacts WHERE erased_at IS NULL AND id IN (`+ph+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("campaign: record events: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			live[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
 }
