@@ -236,6 +236,25 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		if got := optInStatus(t, e, bo); got != contactstate.OptOutContact {
 			t.Errorf("opt-in status %s after the one-click of a campaign without lists", got)
 		}
+
+		// Past the setting unsubscribe_link_days (365 by default), the
+		// links answer with the expired-link page and change nothing.
+		old := store.Micros(time.Now().AddDate(0, 0, -400))
+		if err := e.a.DB.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE campaign_recipients SET sent_at = $1`, old)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := e.page("GET", link, "en"); status != http.StatusGone {
+			t.Errorf("expired unsubscribe page: %d", status)
+		}
+		if got := oneClick(t, link); got != http.StatusGone {
+			t.Errorf("expired one-click: %d", got)
+		}
+		if n := events(t, e, anna, campaign.EventUnsubscribe); n != 1 {
+			t.Errorf("%d unsubscribe events after an expired link, want 1", n)
+		}
 	})
 }
 
