@@ -174,13 +174,12 @@ type linkCache struct {
 	m  map[string]map[string][]string // campaign id → language → links
 }
 
-var clickLinks = &linkCache{m: map[string]map[string][]string{}}
-
 func (x *Sender) links(ctx context.Context, t *Target) ([]string, error) {
 	var lang string
 	if err := x.Service.DB.Read.QueryRowContext(ctx, `SELECT language FROM contacts WHERE id = $1`, t.ContactID).Scan(&lang); err != nil {
 		lang = ""
 	}
+	clickLinks := &x.clicks
 	clickLinks.mu.Lock()
 	byLang, ok := clickLinks.m[t.CampaignID]
 	clickLinks.mu.Unlock()
@@ -198,8 +197,8 @@ func (x *Sender) links(ctx context.Context, t *Target) ([]string, error) {
 			byLang[l] = v.html.links
 		}
 		clickLinks.mu.Lock()
-		if len(clickLinks.m) > 100 {
-			clear(clickLinks.m)
+		if clickLinks.m == nil || len(clickLinks.m) > 100 {
+			clickLinks.m = map[string]map[string][]string{}
 		}
 		clickLinks.m[t.CampaignID] = byLang
 		clickLinks.mu.Unlock()
