@@ -61,9 +61,11 @@ type App struct {
 	Campaigns      *campaign.Service
 	CampaignSender *campaign.Sender
 	CampaignLinks  *campaign.Links
-	API            *api.Server
-	Public         *public.Server
-	Admin          *web.Server
+	// CampaignTracker records the opens and clicks of tracked recipients.
+	CampaignTracker *campaign.Tracker
+	API             *api.Server
+	Public          *public.Server
+	Admin           *web.Server
 	// Inbound reads requests emailed to the privacy address; InboundSMTP
 	// receives them when CONSENTRY_INBOUND_SMTP_ADDR is set (after Start).
 	Inbound     *inbound.Service
@@ -153,6 +155,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.CampaignLinks = &campaign.Links{DB: db, BaseURL: cfg.BaseURL}
 	a.CampaignSender = &campaign.Sender{Service: a.Campaigns, Links: a.CampaignLinks, Transport: transport, Log: log,
 		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: 2 * time.Minute, Budget: 25 * time.Millisecond, Poll: 2 * time.Second}
+	a.CampaignTracker = campaign.NewTracker(db, log)
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
 		return housekeeping(ctx, db, time.Now())
@@ -195,7 +198,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.API = api.New(&api.Server{Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
-		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms})
+		Log: log, Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
+		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
@@ -243,7 +247,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(4)
+	a.workers.Add(5)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -257,6 +261,7 @@ func (a *App) Start(ctx context.Context) {
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	a.startInboundSMTP(ctx)
 }
 

@@ -84,6 +84,7 @@ type Sender struct {
 	limiter *rate.Limiter
 	rateSet int
 	cache   map[string]*prepared
+	clicks  linkCache // the operator's links of sent campaigns (links_use.go)
 }
 
 func (x *Sender) claimID() string {

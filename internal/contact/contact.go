@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/text/language"
 
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -502,6 +503,9 @@ func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error
 	}
 	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+		return err
+	}
+	if err := campaign.ForgetContactsTx(tx, []string{id}); err != nil {
 		return err
 	}
 	if err := mail.ForgetContact(tx, id); err != nil {

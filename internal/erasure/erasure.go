@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -200,6 +201,9 @@ func forgetTx(tx *store.Tx, ids []string, now time.Time) error {
 		return err
 	}
 	if err := auth.DeleteContactTokensTx(tx, ids); err != nil {
+		return err
+	}
+	if err := campaign.ForgetContactsTx(tx, ids); err != nil {
 		return err
 	}
 	if err := preferences.ForgetContactsTx(tx, ids); err != nil {

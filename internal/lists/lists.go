@@ -33,6 +33,8 @@ const (
 	SourceAPI         = "api"
 	SourceWebform     = "webform"
 	SourcePreferences = "preferences_page"
+	// SourceCampaign: the unsubscribe link of a campaign sent to the list.
+	SourceCampaign = "campaign"
 )
 
 // List is an email list.

@@ -36,11 +36,18 @@ func (s *Service) OpenSession(ctx context.Context, purpose, secret string) (stri
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	return s.issueSession(ctx, t.ContactID, t.ID)
+}
+
+// issueSession opens a session for contactID; subjectID is the link's
+// token, or empty.
+func (s *Service) issueSession(ctx context.Context, contactID, subjectID string) (string, time.Time, error) {
 	var session string
 	now := s.now()
 	expires := now.Add(SessionMinutes * time.Minute)
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		session, _, err = auth.IssueContactToken(tx, auth.PurposePreferencesSession, t.ContactID, t.ID, expires, now)
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		session, _, err = auth.IssueContactToken(tx, auth.PurposePreferencesSession, contactID, subjectID, expires, now)
 		return err
 	})
 	return session, expires, err
@@ -92,16 +99,37 @@ func (s *Service) OneClick(ctx context.Context, secret string, ev Evidence) erro
 		return err
 	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		k, err := contactstate.Load(tx, t.ContactID)
-		if errs.Is(err, errs.KindNotFound) {
-			return nil // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		_, err = s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
-			Actor:    consent.Actor{Kind: consent.ActorContact, ID: t.ContactID},
-			Evidence: consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}}, s.now())
-		return err
+		return s.OptOutTx(tx, t.ContactID, consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}, s.now())
 	})
+}
+
+// OptOutTx opts the contact out inside tx as their own choice
+// (opt_out_contact, R1), with ev as the evidence. A contact already opted
+// out, or deleted, is left as it is, and that is not an error.
+func (s *Service) OptOutTx(tx *store.Tx, contactID string, ev consent.Evidence, now time.Time) error {
+	k, err := contactstate.Load(tx, contactID)
+	if errs.Is(err, errs.KindNotFound) {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutContact, Channel: consent.ChannelContact,
+		Actor: consent.Actor{Kind: consent.ActorContact, ID: contactID}, Evidence: ev}, now)
+	return err
+}
+
+// OpenSessionFor opens a preferences page session for a contact whose
+// link was checked elsewhere (a campaign message's signed link), and
+// returns its secret and expiry as OpenSession does. An unknown contact
+// is ErrNoSession.
+func (s *Service) OpenSessionFor(ctx context.Context, contactID string) (string, time.Time, error) {
+	var n int
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE id = $1`, contactID).Scan(&n); err != nil {
+		return "", time.Time{}, err
+	}
+	if n == 0 {
+		return "", time.Time{}, ErrNoSession
+	}
+	return s.issueSession(ctx, contactID, "")
 }

@@ -77,13 +77,18 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 			s.invalid(w, lang(r, ""))
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/p", Expires: expires,
-			HttpOnly: true, Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
-		if q := r.URL.Query().Get("lang"); q != "" && i18n.Supported(q) {
-			to = strings.Replace(to, "/p", "/p?lang="+q, 1)
-		}
-		http.Redirect(w, r, to, http.StatusSeeOther)
+		s.toSession(w, r, secret, expires, to)
 	}
+}
+
+// toSession sets the session cookie and redirects to the page.
+func (s *Server) toSession(w http.ResponseWriter, r *http.Request, secret string, expires time.Time, to string) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/p", Expires: expires,
+		HttpOnly: true, Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+	if q := r.URL.Query().Get("lang"); q != "" && i18n.Supported(q) {
+		to = strings.Replace(to, "/p", "/p?lang="+q, 1)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // session returns the contact of the request's session, or "" after
@@ -290,20 +295,10 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 // unsubscribe_link_days, or unknown) answers 410 with the page that says
 // so and offers a new link, never "unsubscribed" for a change not made.
 func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	// RFC 8058 asks senders to post multipart/form-data; many post
-	// urlencoded. Both are read.
-	var err error
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
-		err = r.ParseMultipartForm(16 << 10)
-	} else {
-		err = r.ParseForm()
-	}
-	if err != nil || r.PostFormValue("List-Unsubscribe") != "One-Click" {
-		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)
+	if !oneClickForm(w, r) {
 		return
 	}
-	err = s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r))
+	err := s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r))
 	if errors.Is(err, preferences.ErrNoSession) {
 		s.linkExpired(w, r, http.StatusGone, "", "")
 		return
@@ -368,4 +363,23 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 func (s *Server) newLinkSent(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_sent.title"), "Text": i18n.T(l, "prefs.link_sent.text")})
+}
+
+// oneClickForm reads an RFC 8058 one-click post; it reports false after
+// answering 400 when the body is not List-Unsubscribe=One-Click.
+func oneClickForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	// RFC 8058 asks senders to post multipart/form-data; many post
+	// urlencoded. Both are read.
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(16 << 10)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil || r.PostFormValue("List-Unsubscribe") != "One-Click" {
+		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)
+		return false
+	}
+	return true
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
@@ -55,7 +56,7 @@ func linkify(s string) template.HTML {
 // pageNames are the public pages, each a template of its own inside the
 // shared layout.
 var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired",
-	"webform", "webform_confirm", "webform_done", "export"}
+	"webform", "webform_confirm", "webform_done", "export", "campaign_unsub"}
 
 // parsePages parses every page with the layout; a broken template is an
 // error at start-up, not on the first request that needs it.
@@ -107,6 +108,13 @@ type Server struct {
 	exportLinks *addressLimiter
 
 	Inbound *inbound.Service // confirming requests emailed to the privacy address (inbound.go)
+
+	// The links in campaign messages (campaign.go); without them, those
+	// addresses are not served.
+	Campaigns      *campaign.Service
+	CampaignSender *campaign.Sender
+	CampaignLinks  *campaign.Links
+	Tracker        *campaign.Tracker
 }
 
 // New builds the server and its routes, and parses its pages.
@@ -126,6 +134,7 @@ func New(s *Server) (*Server, error) {
 	s.webformRoutes()
 	s.preferenceRoutes()
 	s.exportRoutes()
+	s.campaignRoutes()
 	if err := s.inboundRoutes(); err != nil {
 		return nil, err
 	}
@@ -134,7 +143,7 @@ func New(s *Server) (*Server, error) {
 	// a cross-site page cannot know; browsers that send no Sec-Fetch-Site
 	// and, with no-referrer, an Origin of "null" must still get through.
 	s.cop.AddInsecureBypassPattern("POST /confirm/{token}")
-	for _, p := range append(crossOriginBypasses, exportBypasses...) {
+	for _, p := range append(append(crossOriginBypasses, exportBypasses...), campaignBypasses...) {
 		s.cop.AddInsecureBypassPattern(p)
 	}
 	s.cop.AddInsecureBypassPattern("POST /f/{form}") // posted from other sites; see webform.go for its protections
@@ -181,9 +190,14 @@ func (s *Server) limited(r *http.Request) bool {
 		switch _, pattern := s.mux.Handler(r); pattern {
 		case "POST /f/{form}":
 			return false
-		case "POST /u/{token}":
+		case "POST /u/{token}", "POST /m/u/{rid}/{sig}":
 			return !s.oneClickLimit.Allow(key)
 		}
+	}
+	if strings.HasPrefix(r.URL.Path, "/m/o/") || strings.HasPrefix(r.URL.Path, "/m/c/") {
+		// Opens and clicks come through mail providers' image proxies
+		// and link scanners, many recipients from few addresses.
+		return !s.oneClickLimit.Allow(key)
 	}
 	return !s.limiter.Allow(key)
 }
