@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/store"
@@ -27,10 +26,10 @@ type Tracker struct {
 }
 
 type event struct {
-	t    *Target
-	kind string
-	link int
-	at   time.Time
+	recipient int64
+	kind      string
+	link      int
+	at        time.Time
 }
 
 // NewTracker returns a tracker that flushes every 200 ms or 1,000 events.
@@ -38,15 +37,14 @@ func NewTracker(db *store.DB, log *slog.Logger) *Tracker {
 	return &Tracker{DB: db, Log: log, Now: time.Now, Every: 200 * time.Millisecond, Batch: 1000, in: make(chan event, 100_000)}
 }
 
-// Record keeps an open (link -1) or a click on link n of recipient t for
-// the next flush, when t is tracked; otherwise it does nothing. When the
-// buffer is full the event is dropped rather than the request held.
-func (k *Tracker) Record(t *Target, kind string, link int) {
-	if !t.Tracked {
-		return
-	}
+// Record keeps an open (link -1) or a click on link n of a recipient (its
+// row's id, from a link whose signature was checked) for the next flush,
+// which writes it only if the recipient is tracked. Nothing is read here,
+// so an open costs the request no database round trip. When the buffer is
+// full the event is dropped rather than the request held.
+func (k *Tracker) Record(recipient int64, kind string, link int) {
 	select {
-	case k.in <- event{t: t, kind: kind, link: link, at: store.Now(k.Now)}:
+	case k.in <- event{recipient: recipient, kind: kind, link: link, at: store.Now(k.Now)}:
 	default:
 		k.Log.Warn("engagement event dropped: the buffer is full")
 	}
@@ -94,70 +92,29 @@ func (k *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// write inserts events in one statement. Events of a contact erased or
-// deleted since they happened are not written: the erasure, in the same
+// write inserts events in one statement, each with its recipient's
+// campaign and contact. Only tracked recipients' events are written, and
+// none of a contact erased or deleted since: the erasure, in the same
 // writer, came first and must not be undone.
 func (k *Tracker) write(ctx context.Context, evs []event) error {
 	return k.DB.Write(ctx, func(tx *store.Tx) error {
-		live, err := liveContacts(tx, evs)
-		if err != nil {
-			return err
-		}
-		var sb strings.Builder
-		args := make([]any, 0, len(evs)*6)
-		for _, e := range evs {
-			if !live[e.t.ContactID] {
-				continue
+		for start := 0; start < len(evs); start += 1000 {
+			part := evs[start:min(start+1000, len(evs))]
+			args := make([]any, 0, len(part)*4)
+			for _, e := range part {
+				args = append(args, e.recipient, e.kind, e.link, store.Micros(e.at))
 			}
-			if len(args) > 0 {
-				sb.WriteString(", ")
+			values := store.Rows(tx.Dialect(), len(part), "(CAST(? AS BIGINT), ?, CAST(? AS INTEGER), CAST(? AS BIGINT))")
+			_, err := tx.Exec(`WITH v(rid, kind, link, at) AS (VALUES `+values+`)
+				INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at)
+				SELECT r.campaign_no, r.id, r.contact_id, v.kind, v.link, v.at FROM v
+				JOIN campaign_recipients r ON r.id = v.rid
+				JOIN contacts c ON c.id = r.contact_id
+				WHERE r.tracked AND c.erased_at IS NULL`, args...)
+			if err != nil {
+				return fmt.Errorf("campaign: record events: %w", err)
 			}
-			n := len(args)
-			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-			args = append(args, e.t.CampaignNo, e.t.Recipient, e.t.ContactID, e.kind, e.link, store.Micros(e.at))
-		}
-		if len(args) == 0 {
-			return nil
-		}
-		_, err = tx.Exec(`INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at) VALUES `+sb.String(), args...)
-		if err != nil {
-			return fmt.Errorf("campaign: record events: %w", err)
 		}
 		return nil
 	})
-}
-
-// liveContacts returns which of the events' contacts exist and are not
-// erased.
-func liveContacts(tx *store.Tx, evs []event) (map[string]bool, error) {
-	seen := map[string]bool{}
-	var ids []string
-	for _, e := range evs {
-		if !seen[e.t.ContactID] {
-			seen[e.t.ContactID] = true
-			ids = append(ids, e.t.ContactID)
-		}
-	}
-	live := map[string]bool{}
-	for start := 0; start < len(ids); start += 500 {
-		part := ids[start:min(start+500, len(ids))]
-		ph, args := store.In(1, part)
-		rows, err := tx.Query(`SELECT id FROM contacts WHERE erased_at IS NULL AND id IN (`+ph+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("campaign: record events: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			live[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return live, nil
 }

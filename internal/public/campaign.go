@@ -165,9 +165,7 @@ var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\
 func (s *Server) campaignOpen(w http.ResponseWriter, r *http.Request) {
 	rid, _, err := s.CampaignLinks.Check(r.Context(), campaign.LinkOpen, r.PathValue("rid"), "", r.PathValue("sig"))
 	if err == nil {
-		if t, err := s.Campaigns.Target(r.Context(), rid); err == nil {
-			s.Tracker.Record(t, campaign.EventOpen, -1)
-		}
+		s.Tracker.Record(rid, campaign.EventOpen, -1)
 	}
 	w.Header().Set("Content-Type", "image/gif")
 	w.Header().Set("Cache-Control", "no-store")
@@ -189,6 +187,6 @@ func (s *Server) campaignClick(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, lang(r, ""))
 		return
 	}
-	s.Tracker.Record(t, campaign.EventClick, n)
+	s.Tracker.Record(t.Recipient, campaign.EventClick, n)
 	http.Redirect(w, r, to, http.StatusFound)
 }
