@@ -261,7 +261,7 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 			}
 		}
 		if len(retries) > 0 {
-			ph, args := inInts(2, retries)
+			ph, args := inInts(tx.Dialect(), 2, retries)
 			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id IN (`+ph+`)`,
 				append([]any{p.c.no}, args...)...); err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
@@ -295,12 +295,12 @@ func scanClaim(rows interface {
 	return out, rows.Err()
 }
 
-func inInts(first int, rows []*outcome) (string, []any) {
-	args := make([]any, len(rows))
+func inInts(d store.Dialect, first int, rows []*outcome) (string, []any) {
+	ids := make([]int64, len(rows))
 	for i, r := range rows {
-		args[i] = r.id
+		ids[i] = r.id
 	}
-	return store.Placeholders(first, len(rows)), args
+	return store.InList(d, first, ids)
 }
 
 // send hands a batch over: under the send fence, each recipient's state is
@@ -469,7 +469,7 @@ func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows
 	}
 	for start := 0; start < len(rows); start += 500 {
 		part := rows[start:min(start+500, len(rows))]
-		ph, args := inInts(6, part)
+		ph, args := inInts(tx.Dialect(), 6, part)
 		if _, err := tx.Exec(`UPDATE campaign_recipients SET status = $2, reason = $3, tracked = $4, sent_at = $5, attempts = `+attempt+`
 			WHERE campaign_no = $1 AND id IN (`+ph+`)`, append([]any{no, status, reason, tracked, sentAt}, args...)...); err != nil {
 			return fmt.Errorf("campaign: record outcome: %w", err)
@@ -541,10 +541,11 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 	tracked := p.gate.tracked(a)
 	ids := make([]string, len(rows))
 	for i, o := range rows {
-		ids[i] = a.p(o.contactID)
+		ids[i] = o.contactID
 	}
+	in, args := store.InList(p.gate.dialect, len(a.args)+1, ids)
 	rs, err := q.QueryContext(ctx, `SELECT c.id, c.email, c.first_name, c.last_name, c.language, `+reason+`, `+tracked+`
-		FROM contacts c WHERE c.id IN (`+strings.Join(ids, ", ")+`)`, a.args...)
+		FROM contacts c WHERE c.id IN (`+in+`)`, append(a.args, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: read recipients: %w", err)
 	}

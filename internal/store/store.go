@@ -23,6 +23,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -375,4 +376,21 @@ func Rows(d Dialect, n int, row string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// InList returns what goes between the parentheses of "x IN (...)" for
+// values, as parameters numbered from first, and their arguments. On
+// SQLite the values go as one JSON array read by json_each: SQLite looks
+// each numbered parameter's name up in a list, which for hundreds of them
+// costs more than the query. Values must be strings or integers.
+func InList[T string | int64](d Dialect, first int, values []T) (string, []any) {
+	if d == SQLite {
+		b, _ := json.Marshal(values)
+		return fmt.Sprintf("SELECT value FROM json_each($%d)", first), []any{string(b)}
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return Placeholders(first, len(values)), args
 }
