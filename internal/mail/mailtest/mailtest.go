@@ -28,6 +28,9 @@ type Message struct {
 	Text    string // the text/plain part
 	HTML    string // the text/html part, if any
 	Raw     []byte
+	// At is when the server had the whole message, before it answered
+	// the client that it accepted it.
+	At time.Time
 }
 
 // Links returns the http(s) links in the text part, in order.
@@ -48,7 +51,12 @@ type Server struct {
 	// Unknown lists recipients the server refuses as non-existent
 	// (550 5.1.1), as a mail server refuses an address that bounces.
 	Unknown map[string]bool
-	n       int
+	// OnData, when set, is called for every message the server accepts,
+	// in Count mode too, with its recipients and the time the server had
+	// the whole message, before it answers the client. Tests that order
+	// deliveries against other events use it. Set it before sending.
+	OnData func(to []string, at time.Time)
+	n      int
 }
 
 // Start runs a server until the test ends.
@@ -126,14 +134,18 @@ func (x *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	at := time.Now()
 	s := x.s
+	if s.OnData != nil {
+		s.OnData(x.to, at)
+	}
 	if s.Count {
 		s.mu.Lock()
 		s.n++
 		s.mu.Unlock()
 	} else {
 		m := parse(raw)
-		m.From, m.To = x.from, x.to
+		m.From, m.To, m.At = x.from, x.to, at
 		s.mu.Lock()
 		s.msgs = append(s.msgs, m)
 		s.n++

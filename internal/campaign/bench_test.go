@@ -1,0 +1,122 @@
+package campaign_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/contact/contacttest"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// benchContacts is how many contacts the campaign benchmarks seed:
+// CONSENTRY_BENCH_CONTACTS, or 100,000 so that go test -bench finishes
+// in minutes. The figure does not depend on b.N.
+func benchContacts(b *testing.B) int {
+	if v := os.Getenv("CONSENTRY_BENCH_CONTACTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("CONSENTRY_BENCH_CONTACTS: %v", err)
+		}
+		return n
+	}
+	return 100_000
+}
+
+// BenchmarkCampaignSend sends a campaign to every seeded contact through
+// a real SMTP server that only counts, from Send to the last message
+// accepted, audience resolution included. It reports messages a second,
+// the peak resident memory of the process and how much the database grew.
+func BenchmarkCampaignSend(b *testing.B) {
+	storetest.Each(b, func(tb testing.TB, db *store.DB) {
+		b := tb.(*testing.B)
+		ctx := context.Background()
+		n := benchContacts(b)
+		f := newFixture(b, db)
+		f.smtp.Count = true
+		contacttest.SeedReachable(b, db, n)
+		before := dbSize(b, db)
+		b.ResetTimer()
+		var took time.Duration
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All " + strconv.Itoa(i)), Condition: ptr(`email != ""`),
+				Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{first_name}}", HTML: `<p>Hi {{first_name}}, see <a href="https://acme.example/x">this</a>.</p>`}}}, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start := time.Now()
+			if _, err := f.svc.Send(ctx, c.ID); err != nil {
+				b.Fatal(err)
+			}
+			f.run()
+			f.smtp.Wait(b, n*(i+1))
+			took += time.Since(start)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(n*b.N)/took.Seconds(), "msgs/s")
+		b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(dbSize(b, db)-before)/(1<<20)/float64(b.N), "db-growth-MiB/campaign")
+	})
+}
+
+// BenchmarkAudiencePreview counts a campaign's audience by reason over
+// the seeded contacts.
+func BenchmarkAudiencePreview(b *testing.B) {
+	storetest.Each(b, func(tb testing.TB, db *store.DB) {
+		b := tb.(*testing.B)
+		ctx := context.Background()
+		n := benchContacts(b)
+		f := newFixture(b, db)
+		contacttest.SeedReachable(b, db, n)
+		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			a, err := f.svc.Preview(ctx, c.ID)
+			if err != nil || a.Recipients != int64(n) {
+				b.Fatalf("preview: %+v %v", a, err)
+			}
+		}
+	})
+}
+
+// peakRSS is the process's peak resident memory in bytes (VmHWM), or 0
+// where /proc does not give it.
+func peakRSS(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// dbSize is the size of the database in bytes: the SQLite file with its
+// write-ahead log, or on PostgreSQL the campaign tables with their indexes.
+func dbSize(b *testing.B, db *store.DB) int64 {
+	ctx := context.Background()
+	var size int64
+	q := `SELECT pg_total_relation_size('campaign_recipients') + pg_total_relation_size('campaign_batches') + pg_total_relation_size('campaigns')`
+	if db.Dialect == store.SQLite {
+		q = `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`
+	}
+	if err := db.Read.QueryRowContext(ctx, q).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	return size
+}
