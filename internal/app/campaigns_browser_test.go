@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/consentry/consentry/internal/browsertest"
@@ -26,7 +28,7 @@ func TestCampaignsInABrowser(t *testing.T) {
 		d := driver{t, browser}
 		text, do := d.text, d.do
 		d.firstAdmin(e)
-		campaignAudience(e, db)
+		ana := campaignAudience(e, db)
 
 		do(chromedp.Navigate(e.srv.URL+"/admin/"), chromedp.Click(chromedp.CSS(`nav a[href="/admin/campaigns"]`)),
 			chromedp.WaitVisible(chromedp.CSS("#new-campaign")), chromedp.Click(chromedp.CSS("#new-campaign")),
@@ -52,6 +54,9 @@ func TestCampaignsInABrowser(t *testing.T) {
 			t.Fatalf("preview subject: %q", got)
 		}
 		preview := strings.TrimPrefix(mustLocation(t, browser), e.srv.URL)
+		if !framed(t, browser, "/preview/"+ana+"/html") {
+			t.Fatal("the preview's frame did not load the message")
+		}
 
 		pages := []string{"/admin/campaigns", "/admin/campaigns/new", strings.TrimPrefix(page, e.srv.URL), preview,
 			strings.TrimPrefix(page, e.srv.URL) + "/edit", "/admin/campaign-templates", "/admin/campaign-templates/new"}
@@ -79,10 +84,28 @@ func TestCampaignsInABrowser(t *testing.T) {
 		do(chromedp.Navigate(e.srv.URL+"/admin/settings"), chromedp.WaitVisible(chromedp.CSS("#campaigns-h")),
 			chromedp.SendKeys(chromedp.CSS("#sender_address"), "news@acme.example"),
 			chromedp.Click(chromedp.CSS("#tracking-consent")), chromedp.Submit(chromedp.CSS("#sender_address")),
-			chromedp.WaitVisible(chromedp.CSS(".flash")))
-		if got := text(".flash"); got != "Settings saved." {
+			chromedp.WaitVisible(chromedp.CSS(".flash, .error")))
+		if got := text(".flash, .error"); got != "Settings saved." {
 			t.Fatalf("settings: %q", got)
 		}
 		d.pagesPass(e.srv.URL, strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns", "/admin/settings")
 	})
+}
+
+// framed reports whether the browser shows a frame at a URL ending in
+// suffix: a frame blocked by a policy, or sent to sign in, has another.
+// The sandboxed preview runs in its own process, so it is a target of
+// its own rather than a frame of the page.
+func framed(t testing.TB, ctx context.Context, suffix string) bool {
+	t.Helper()
+	ts, err := chromedp.Call(ctx, target.GetTargets, target.GetTargetsParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts.TargetInfos {
+		if x.Type == "iframe" && strings.HasSuffix(x.URL, suffix) {
+			return true
+		}
+	}
+	return false
 }
