@@ -106,7 +106,7 @@ func TestCampaignPages(t *testing.T) {
 			}
 		}
 		if _, body := admin.get(page + "?contact=ana@example.com"); !strings.Contains(body, `<dd id="preview-subject">News for An</dd>`) ||
-			!strings.Contains(body, `<iframe sandbox="" srcdoc="`) || !strings.Contains(body, "This contact would get it") {
+			!strings.Contains(body, `<iframe sandbox="" src="/admin/campaigns/`) || !strings.Contains(body, "This contact would get it") {
 			t.Fatalf("preview as ana: %s", body)
 		}
 		if _, body := admin.get(page + "?contact=cy@example.com"); !strings.Contains(body, "would not get it:</strong> No consent to the purpose") {

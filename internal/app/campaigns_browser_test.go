@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/consentry/consentry/internal/browsertest"
@@ -14,7 +16,9 @@ import (
 // TestCampaignsInABrowser drives the campaign pages in Chromium on both
 // databases: a campaign made through the form shows its audience with
 // the exclusions by reason, previews as a contact, and is sent with the
-// Send now button until its page says Sent with a full progress bar.
+// Send now button until its page says Sent with a full progress bar and
+// its report drawn as charts; the campaign settings are saved from the
+// settings page.
 // Every page passes axe-core with no violation at 1280 and at 375
 // pixels, and none scrolls sideways on a phone.
 func TestCampaignsInABrowser(t *testing.T) {
@@ -24,7 +28,7 @@ func TestCampaignsInABrowser(t *testing.T) {
 		d := driver{t, browser}
 		text, do := d.text, d.do
 		d.firstAdmin(e)
-		campaignAudience(e, db)
+		ana := campaignAudience(e, db)
 
 		do(chromedp.Navigate(e.srv.URL+"/admin/"), chromedp.Click(chromedp.CSS(`nav a[href="/admin/campaigns"]`)),
 			chromedp.WaitVisible(chromedp.CSS("#new-campaign")), chromedp.Click(chromedp.CSS("#new-campaign")),
@@ -50,6 +54,9 @@ func TestCampaignsInABrowser(t *testing.T) {
 			t.Fatalf("preview subject: %q", got)
 		}
 		preview := strings.TrimPrefix(mustLocation(t, browser), e.srv.URL)
+		if !framed(t, browser, "/preview/"+ana+"/html") {
+			t.Fatal("the preview's frame did not load the message")
+		}
 
 		pages := []string{"/admin/campaigns", "/admin/campaigns/new", strings.TrimPrefix(page, e.srv.URL), preview,
 			strings.TrimPrefix(page, e.srv.URL) + "/edit", "/admin/campaign-templates", "/admin/campaign-templates/new"}
@@ -66,6 +73,39 @@ func TestCampaignsInABrowser(t *testing.T) {
 		if got := text("#progress-text"); got != "2 of 2 done" {
 			t.Fatalf("progress: %q", got)
 		}
-		d.pagesPass(e.srv.URL, strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns")
+		if got := text("#report-summary"); !strings.HasPrefix(got, "2 sent, 2 delivered, 0 bounced.") || !strings.Contains(got, "of 0 tracked recipients") {
+			t.Fatalf("report: %q", got)
+		}
+		if got := text("#report") + text("#audience-chart"); !strings.Contains(got, "Opens and clicks") || !strings.Contains(got, "Left out: No consent") {
+			t.Fatalf("report charts: %q", got)
+		}
+
+		// The campaign settings, saved through their section of the settings page.
+		do(chromedp.Navigate(e.srv.URL+"/admin/settings"), chromedp.WaitVisible(chromedp.CSS("#campaigns-h")),
+			chromedp.SendKeys(chromedp.CSS("#sender_address"), "news@acme.example"),
+			chromedp.Click(chromedp.CSS("#tracking-consent")), chromedp.Submit(chromedp.CSS("#sender_address")),
+			chromedp.WaitVisible(chromedp.CSS(".flash, .error")))
+		if got := text(".flash, .error"); got != "Settings saved." {
+			t.Fatalf("settings: %q", got)
+		}
+		d.pagesPass(e.srv.URL, strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns", "/admin/settings")
 	})
+}
+
+// framed reports whether the browser shows a frame at a URL ending in
+// suffix: a frame blocked by a policy, or sent to sign in, has another.
+// The sandboxed preview runs in its own process, so it is a target of
+// its own rather than a frame of the page.
+func framed(t testing.TB, ctx context.Context, suffix string) bool {
+	t.Helper()
+	ts, err := chromedp.Call(ctx, target.GetTargets, target.GetTargetsParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts.TargetInfos {
+		if x.Type == "iframe" && strings.HasSuffix(x.URL, suffix) {
+			return true
+		}
+	}
+	return false
 }

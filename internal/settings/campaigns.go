@@ -51,8 +51,9 @@ func defaultCampaigns() Campaigns {
 	return Campaigns{EngagementTracking: TrackingOff, TrackingPurpose: defaultTrackingPurpose}
 }
 
+// address checks an optional address setting: empty, or a bare address.
 func address(field string, p *string) error {
-	if err := errs.TrimLine(field, p, 254); err != nil {
+	if err := errs.OptionalLine(field, p, 254); err != nil {
 		return err
 	}
 	if *p == "" {
@@ -68,7 +69,7 @@ func address(field string, p *string) error {
 // applyCampaigns checks and applies the campaign settings.
 func (p *CampaignsPatch) applyCampaigns(s *Campaigns) error {
 	if v := p.SenderName; v != nil {
-		if err := errs.TrimLine("sender_name", v, 100); err != nil {
+		if err := errs.OptionalLine("sender_name", v, 100); err != nil {
 			return err
 		}
 		s.SenderName = *v
@@ -87,7 +88,7 @@ func (p *CampaignsPatch) applyCampaigns(s *Campaigns) error {
 		*f.dst = *f.in
 	}
 	if v := p.PostalAddress; v != nil {
-		if err := errs.TrimText("postal_address", v, 300); err != nil {
+		if err := errs.OptionalText("postal_address", v, 300); err != nil {
 			return err
 		}
 		s.PostalAddress = *v

@@ -88,3 +88,28 @@ func TestSentBodyDays(t *testing.T) {
 		}
 	})
 }
+
+// TestCampaignSettingsClear: the optional campaign settings (sender name
+// and address, postal address, bounce address) can be set and emptied
+// again, which means their defaults; a bad address is refused by name.
+func TestCampaignSettingsClear(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		set := func(v string) (settings.Settings, error) {
+			return settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr(v + "Acme"),
+				SenderAddress: ptr(v + "news@acme.example"), PostalAddress: ptr(v + "1 Main Street"), BounceAddress: ptr(v + "b@acme.example")}}, time.Now())
+		}
+		if _, err := set("x "); errs.As(err) == nil || errs.As(err).Field != "sender_address" {
+			t.Fatalf("bad address: %v", err)
+		}
+		if got, err := set(""); err != nil || got.SenderAddress != "news@acme.example" || got.PostalAddress != "1 Main Street" {
+			t.Fatalf("set: %+v %v", got.Campaigns, err)
+		}
+		empty := ptr("")
+		got, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: empty,
+			SenderAddress: empty, PostalAddress: empty, BounceAddress: empty}}, time.Now())
+		if err != nil || got.SenderName != "" || got.SenderAddress != "" || got.PostalAddress != "" || got.BounceAddress != "" {
+			t.Fatalf("emptied: %+v %v", got.Campaigns, err)
+		}
+	})
+}

@@ -1,9 +1,13 @@
 package web
 
 import (
+	"html/template"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/web/chart"
 )
 
 func (s *Server) campaignRoutes() {
@@ -24,6 +29,7 @@ func (s *Server) campaignRoutes() {
 	s.mux.HandleFunc("POST /admin/campaigns", c(s.saveCampaign))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}", c(s.campaignPage))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/edit", c(s.editCampaignPage))
+	s.mux.HandleFunc("GET /admin/campaigns/{id}/preview/{contact}/html", c(s.campaignPreviewHTML))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/edit", c(s.saveCampaign))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/{action}", c(s.campaignAction))
 	s.mux.HandleFunc("GET /admin/campaign-templates", c(s.campaignTemplatesPage))
@@ -39,6 +45,7 @@ func (s *Server) campaignRoutes() {
 var campaignDone = map[string]string{"created": "Campaign saved as a draft.", "saved": "Campaign saved.",
 	"send": "Sending started.", "schedule": "Campaign scheduled.", "unschedule": "Back to draft.", "pause": "Sending paused.",
 	"resume": "Sending resumed.", "cancel": "Campaign cancelled.", "test": "Test message sent.",
+	"resolve": "The audience is fixed.", "retry-unknown": "The recipients whose outcome was unknown are queued again.",
 	"deleted": "Draft deleted.", "template_saved": "Template saved.", "template_deleted": "Template deleted."}
 
 // maxCampaignForm bounds a campaign form: three languages of HTML and
@@ -203,6 +210,13 @@ type campaignView struct {
 	AudienceError string
 	Reasons       []string
 	Progress      *campaign.Progress
+	// Report and its Charts, once the campaign has started: what became
+	// of it, drawn as bars, and its audience with who was left out.
+	Report        *campaign.Report
+	Charts        []template.HTML
+	AudienceChart template.HTML
+	// CanResolve offers to fix the audience of a paused campaign now.
+	CanResolve bool
 	// Preview is the campaign as the contact in PreviewOf would get it.
 	PreviewOf string
 	Preview   *campaign.Rendered
@@ -254,6 +268,17 @@ func (s *Server) showCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
+	if c.StartedAt != nil {
+		if v.Report, err = s.Campaigns.Report(ctx, c.ID); err != nil {
+			s.fail(w, err, u)
+			return
+		}
+		v.Charts = reportCharts(v.Report)
+		if v.Audience != nil {
+			v.AudienceChart = audienceChart(v.Audience)
+		}
+	}
+	v.CanResolve = c.Status == campaign.StatusPaused && (c.Audience == nil || !c.Audience.Resolved)
 	if v.PreviewOf != "" {
 		id, err := s.contactRef(ctx, u, v.PreviewOf)
 		if err == nil {
@@ -269,6 +294,10 @@ func (s *Server) showCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 			s.fail(w, err, u)
 			return
 		}
+	}
+	if v.Preview != nil {
+		// The preview's frame loads the message from its own URL here.
+		w.Header().Set("Content-Security-Policy", adminPolicy.CSP+"; frame-src 'self'")
 	}
 	p := page{Title: "Campaign: " + c.Name, User: u, Nav: "campaigns", Flash: flash, Errors: fe, Data: v}
 	if v.Follow {
@@ -304,6 +333,10 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		_, err = s.Campaigns.Resume(ctx, id)
 	case "cancel":
 		_, err = s.Campaigns.Cancel(ctx, id)
+	case "resolve":
+		_, err = s.Campaigns.Resolve(ctx, id)
+	case "retry-unknown":
+		_, err = s.Campaigns.RetryUnknown(ctx, id)
 	case "test":
 		err = s.CampaignSender.Test(ctx, id, strings.FieldsFunc(r.PostForm.Get("to"), func(r rune) bool { return r == ',' || r == ' ' }))
 	case "delete":
@@ -332,6 +365,78 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	http.Redirect(w, r, "/admin/campaigns/"+url.PathEscape(id)+"?done="+action, http.StatusSeeOther)
+}
+
+// previewPolicy is the Content-Security-Policy of a campaign message
+// shown in the preview's frame: its inline styles and https images, no
+// script, no form, no other framing than by the campaign page, and
+// sandboxed even when opened on its own.
+const previewPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'; sandbox"
+
+// campaignPreviewHTML serves the HTML of campaign id as contact would get
+// it, for the preview's frame; an unknown campaign or contact is a
+// not-found page.
+func (s *Server) campaignPreviewHTML(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	rd, err := s.CampaignSender.Render(r.Context(), r.PathValue("id"), r.PathValue("contact"))
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", previewPolicy)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, rd.HTML)
+}
+
+// reportCharts draws what became of a started campaign: its messages,
+// the opens and clicks of the tracked recipients, and those stopped at
+// sending, by reason.
+func reportCharts(r *campaign.Report) []template.HTML {
+	total := r.Progress.Total
+	var stopped int64
+	var byReason []chart.Bar
+	// The known reasons in their order, then any other recorded.
+	reasons := slices.Clone(campaign.Reasons)
+	for _, k := range slices.Sorted(maps.Keys(r.Suppressed)) {
+		if !slices.Contains(reasons, k) {
+			reasons = append(reasons, k)
+		}
+	}
+	for _, reason := range reasons {
+		if n := r.Suppressed[reason]; n > 0 {
+			stopped += n
+			byReason = append(byReason, chart.Bar{Label: labelOr(reasonLabels, reason), Value: n})
+		}
+	}
+	of := func(n int64) string { return chart.Percent(n, total) + " of " + chart.Figure(total) + " recipients" }
+	out := []template.HTML{chart.BarsOf("Messages", total, []chart.Bar{
+		{Label: "Sent", Value: r.Sent, Note: of(r.Sent)},
+		{Label: "Delivered", Value: r.Delivered, Note: of(r.Delivered)},
+		{Label: "Bounced", Value: r.Bounced, Note: of(r.Bounced)},
+		{Label: "Stopped at sending", Value: stopped, Note: of(stopped)},
+		{Label: "Unsubscribed", Value: r.Unsubscribes, Note: of(r.Unsubscribes)}})}
+	tracked := func(n int64) string {
+		return chart.Percent(n, r.Tracked) + " of " + chart.Figure(r.Tracked) + " tracked recipients"
+	}
+	out = append(out, chart.BarsOf("Opens and clicks", r.Tracked, []chart.Bar{
+		{Label: "Opened", Value: r.UniqueOpens, Note: tracked(r.UniqueOpens)},
+		{Label: "Clicked a link", Value: r.UniqueClicks, Note: tracked(r.UniqueClicks)}}))
+	if len(byReason) > 0 {
+		out = append(out, chart.Bars("Stopped at sending, by reason", byReason))
+	}
+	return out
+}
+
+// audienceChart draws a started campaign's audience: out of the contacts
+// selected, those who get it and those left out, by reason.
+func audienceChart(a *campaign.Audience) template.HTML {
+	bars := []chart.Bar{{Label: "Get it", Value: a.Recipients}}
+	for _, reason := range campaign.Reasons {
+		if n := a.Excluded[reason]; n > 0 {
+			bars = append(bars, chart.Bar{Label: "Left out: " + labelOr(reasonLabels, reason), Value: n})
+		}
+	}
+	return chart.BarsOf(chart.Figure(a.Selected)+" contacts selected by the lists and condition", a.Selected, bars)
 }
 
 func (s *Server) campaignTemplatesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {

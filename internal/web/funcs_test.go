@@ -8,6 +8,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/holds"
+	"github.com/consentry/consentry/internal/settings"
 )
 
 // TestEveryValueHasALabel keeps the pages' labels in step with the
@@ -23,6 +24,7 @@ func TestEveryValueHasALabel(t *testing.T) {
 		"hold basis":       {holds.Bases, holdBasisLabels},
 		"campaign status":  {campaign.Statuses, campaignStatusLabels},
 		"exclusion reason": {campaign.Reasons, reasonLabels},
+		"tracking choice":  {settings.TrackingChoices, trackingLabels},
 	} {
 		for _, v := range c.values {
 			if c.labels[v] == "" {

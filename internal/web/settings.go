@@ -100,10 +100,29 @@ type settingsView struct {
 	Policies  []string
 	Languages []string
 	Keepable  []string // the core fields that may be kept after erasure
+	// Tracking are the engagement tracking choices; Purposes the names
+	// of the purposes the tracking purpose may be.
+	Tracking []string
+	Purposes []string
+	// Form is what was posted when it was refused, shown again instead of
+	// the saved settings; nil otherwise.
+	Form url.Values
+}
+
+// Val is field k as posted when the form was refused, or else saved.
+func (v settingsView) Val(k, saved string) string {
+	if vs, ok := v.Form[k]; ok && len(vs) > 0 {
+		return vs[0]
+	}
+	return saved
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showSettings(w, r, u, http.StatusOK, "", nil)
+	flash := ""
+	if r.URL.Query().Get("done") == "saved" {
+		flash = "Settings saved."
+	}
+	s.showSettings(w, r, u, http.StatusOK, flash, nil)
 }
 
 func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
@@ -112,8 +131,23 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: settingsView{Settings: st, Policies: settings.Policies, Languages: i18n.Languages, Keepable: settings.KeepableAfterErasure}})
+	ps, err := s.Consent.Purposes(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	v := settingsView{Settings: st, Policies: settings.Policies, Languages: i18n.Languages, Keepable: settings.KeepableAfterErasure,
+		Tracking: settings.TrackingChoices}
+	for _, p := range ps {
+		v.Purposes = append(v.Purposes, p.Name)
+	}
+	if !slices.Contains(v.Purposes, st.TrackingPurpose) {
+		v.Purposes = append(v.Purposes, st.TrackingPurpose)
+	}
+	if fe != nil {
+		v.Form = r.PostForm
+	}
+	s.render(w, status, "settings", page{Title: "Settings", User: u, Nav: "settings", Flash: flash, Errors: fe, Data: v})
 }
 
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -127,7 +161,11 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
 		DefaultLanguage: formText(f, "default_language"), PrivacyAddress: formText(f, "privacy_address"),
 		ErasureKeywords: formWords(f, "erasure_keywords"), RetentionGraceDays: formInt(f, "retention_grace_days"),
-		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days")}, time.Now())
+		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days"),
+		CampaignsPatch: settings.CampaignsPatch{SenderName: formText(f, "sender_name"), SenderAddress: formText(f, "sender_address"),
+			PostalAddress: formText(f, "postal_address"), BounceAddress: formText(f, "bounce_address"),
+			CampaignRate: formInt(f, "campaign_rate"), EngagementTracking: formText(f, "engagement_tracking"),
+			TrackingPurpose: formText(f, "tracking_purpose")}}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -136,7 +174,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	s.showSettings(w, r, u, http.StatusOK, "Settings saved.", nil)
+	http.Redirect(w, r, "/admin/settings?done=saved", http.StatusSeeOther)
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.
@@ -486,3 +524,15 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	s.Log.Info("api token revoked", "token", r.PathValue("id"), "by", u.ID)
 	s.showTokens(w, r, u, http.StatusOK, "Token revoked.", nil, "")
 }
+
+// trackingLabels explain every choice of settings.TrackingChoices (a test
+// checks none is missing).
+var trackingLabels = map[string]string{
+	settings.TrackingOff: "Off: no opens or clicks are recorded for anyone",
+	settings.TrackingConsent: "Only for contacts who consented to the tracking purpose below; " +
+		"for everyone else no opens or clicks are recorded",
+	settings.TrackingLegitimate: "Everyone, on legitimate interests: opens and clicks are recorded for every recipient; " +
+		"choose this only once you have weighed tracking against your contacts' interests and recorded why",
+}
+
+func init() { funcs["tracking"] = func(t string) string { return labelOr(trackingLabels, t) } }
