@@ -35,7 +35,13 @@ func (s *Service) transition(ctx context.Context, id, status string, from []stri
 			return errs.Conflict("campaign_"+cur.Status, "status", "the campaign is %s; this needs it %s", cur.Status, strings.Join(from, " or "))
 		}
 		if status == StatusCancelled {
-			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'cancelled' WHERE campaign_no = $1 AND status IN ('queued', 'retry')`, c.no); err != nil {
+			// Rows of a batch in flight stay as they are: its outcome, or
+			// "unknown", is the truth about them.
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'cancelled' WHERE campaign_no = $1 AND status IN ('queued', 'retry')
+				AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.campaign_no = $1 AND campaign_recipients.id BETWEEN b.first_id AND b.last_id)`, c.no); err != nil {
+				return fmt.Errorf("campaign: cancel: %w", err)
+			}
+			if _, err := tx.Exec(`DELETE FROM campaign_retries WHERE campaign_no = $1`, c.no); err != nil {
 				return fmt.Errorf("campaign: cancel: %w", err)
 			}
 		}
@@ -120,6 +126,10 @@ func (s *Service) RetryUnknown(ctx context.Context, id string) (int64, error) {
 	}
 	var n int64
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id) SELECT campaign_no, id FROM campaign_recipients
+			WHERE campaign_no = $1 AND status = 'unknown' ON CONFLICT DO NOTHING`, c.no); err != nil {
+			return fmt.Errorf("campaign: retry unknown: %w", err)
+		}
 		res, err := tx.Exec(`UPDATE campaign_recipients SET status = 'retry', reason = 'sent again at the operator''s word' WHERE campaign_no = $1 AND status = 'unknown'`, c.no)
 		if err != nil {
 			return fmt.Errorf("campaign: retry unknown: %w", err)

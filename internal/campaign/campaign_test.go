@@ -46,7 +46,7 @@ func newFixture(t testing.TB, db *store.DB) *fixture {
 		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
 			return f.people.Condition(ctx, src, false)
 		}}
-	tr, err := mail.NewSMTP(f.smtp.URL(), 2)
+	tr, err := mail.NewSMTP(f.smtp.URL(), 4) // the default of CONSENTRY_SMTP_CONNECTIONS
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,21 +152,70 @@ func (x *Sender) sendCampaign(ctx context.Context, id string) (int, error) {
 			return 0, err
 		}
 	}
+	return x.pipeline(ctx, p)
+}
+
+// pipeline overlaps the three steps of sending, which wait on different
+// things: while one batch is handed to the mail server, the next is
+// claimed and the one before is recorded. Batches are handed over one at a
+// time, in order. A batch claimed but not handed over when sending stops
+// (an error, shutting down) is recorded as not begun, so it goes in a
+// later batch. It returns how many recipients it handled.
+func (x *Sender) pipeline(ctx context.Context, p *prepared) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	claimed := make(chan *batch, 1)
+	handed := make(chan *batch, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // claim ahead
+		defer wg.Done()
+		defer close(claimed)
+		for ctx.Err() == nil {
+			b, more, err := x.claim(ctx, p)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			if !more {
+				return
+			}
+			if len(b.rows) > 0 {
+				claimed <- b
+			}
+		}
+	}()
 	total := 0
-	for ctx.Err() == nil {
-		b, more, err := x.claim(ctx, p)
-		if err != nil || !more {
-			return total, err
+	go func() { // record behind
+		defer wg.Done()
+		// Outcomes are recorded even while shutting down: what went out
+		// must not end as unknown.
+		fctx := context.WithoutCancel(ctx)
+		for b := range handed {
+			if err := x.finish(fctx, p, b); err != nil {
+				cancel(err) // the batch's lease runs out: unknown
+				continue
+			}
+			total += len(b.rows)
 		}
-		if len(b.rows) == 0 {
-			continue
+	}()
+	for b := range claimed {
+		if ctx.Err() == nil {
+			if err := x.send(ctx, p, b); err != nil {
+				cancel(err)
+			}
 		}
-		if err := x.send(ctx, p, b); err != nil {
-			return total, err
-		}
-		total += len(b.rows)
+		handed <- b // recorded as handed over, or as not begun
 	}
-	return total, ctx.Err()
+	close(handed)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return total, err
+	}
+	// The last batches are recorded now: one more claim finds nothing
+	// left and no batch open, and marks the campaign sent.
+	_, _, err := x.claim(ctx, p)
+	return total, err
 }
 
 // batch is a run of recipients a sender took.
@@ -212,26 +261,25 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 		if status != StatusSending {
 			return nil
 		}
-		rows, err := tx.Query(`SELECT id, contact_id, attempts FROM campaign_recipients WHERE campaign_no = $1 AND status = 'retry' ORDER BY id LIMIT $2`, p.c.no, n)
+		rows, err := tx.Query(`SELECT r.id, r.contact_id, r.attempts FROM campaign_retries q JOIN campaign_recipients r ON r.id = q.recipient_id
+			WHERE q.campaign_no = $1 ORDER BY q.recipient_id LIMIT $2`, p.c.no, n)
 		if err != nil {
 			return fmt.Errorf("campaign: claim: %w", err)
 		}
-		retries, err := scanClaim(rows)
-		if err != nil {
+		if b.rows, err = scanClaim(rows); err != nil {
 			return err
 		}
-		fresh := []*outcome{}
-		if len(retries) < n {
+		fresh := len(b.rows) == 0
+		if fresh {
 			rows, err := tx.Query(`SELECT id, contact_id, attempts FROM campaign_recipients WHERE campaign_no = $1 AND id > $2 AND status = 'queued'
-				ORDER BY id LIMIT $3`, p.c.no, cursor, n-len(retries))
+				ORDER BY id LIMIT $3`, p.c.no, cursor, n)
 			if err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
-			if fresh, err = scanClaim(rows); err != nil {
+			if b.rows, err = scanClaim(rows); err != nil {
 				return err
 			}
 		}
-		b.rows = append(retries, fresh...)
 		if len(b.rows) == 0 {
 			var open int
 			if err := tx.QueryRow(`SELECT count(*) FROM campaign_batches WHERE campaign_no = $1`, p.c.no).Scan(&open); err != nil {
@@ -250,25 +298,23 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 		for _, r := range b.rows {
 			b.first, b.last = min(b.first, r.id), max(b.last, r.id)
 		}
-		if len(fresh) > 0 {
-			hi := fresh[len(fresh)-1].id
-			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id > $2 AND id <= $3 AND status = 'queued'`,
-				p.c.no, cursor, hi); err != nil {
+		if fresh {
+			// The rows stay queued: the batch's range says they are taken.
+			if _, err := tx.Exec(`UPDATE campaigns SET claimed_through = $2 WHERE id = $1`, p.c.ID, b.last); err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
-			if _, err := tx.Exec(`UPDATE campaigns SET claimed_through = $2 WHERE id = $1`, p.c.ID, hi); err != nil {
+		} else {
+			ph, args := inInts(tx.Dialect(), 2, b.rows)
+			args = append([]any{p.c.no}, args...)
+			if _, err := tx.Exec(`DELETE FROM campaign_retries WHERE campaign_no = $1 AND recipient_id IN (`+ph+`)`, args...); err != nil {
+				return fmt.Errorf("campaign: claim: %w", err)
+			}
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id IN (`+ph+`)`, args...); err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
 		}
-		if len(retries) > 0 {
-			ph, args := inInts(tx.Dialect(), 2, retries)
-			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id IN (`+ph+`)`,
-				append([]any{p.c.no}, args...)...); err != nil {
-				return fmt.Errorf("campaign: claim: %w", err)
-			}
-		}
-		_, err = tx.Exec(`INSERT INTO campaign_batches (campaign_no, first_id, last_id, claimed_by, lease_until) VALUES ($1, $2, $3, $4, $5)`,
-			p.c.no, b.first, b.last, x.claimID(), store.Micros(s.now().Add(x.Lease)))
+		_, err = tx.Exec(`INSERT INTO campaign_batches (campaign_no, first_id, last_id, fresh, claimed_by, lease_until) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.c.no, b.first, b.last, fresh, x.claimID(), store.Micros(s.now().Add(x.Lease)))
 		if err != nil {
 			return fmt.Errorf("campaign: claim: %w", err)
 		}
@@ -355,13 +401,6 @@ func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 		} else {
 			x.perMsg = (x.perMsg*3 + per) / 4
 		}
-	}
-	// Outcomes are recorded even while shutting down: what went out must
-	// not end as unknown.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if ferr := x.finish(fctx, p, b); ferr != nil {
-		return ferr
 	}
 	return err
 }
@@ -474,6 +513,13 @@ func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows
 			WHERE campaign_no = $1 AND id IN (`+ph+`)`, append([]any{no, status, reason, tracked, sentAt}, args...)...); err != nil {
 			return fmt.Errorf("campaign: record outcome: %w", err)
 		}
+		if status == RecipientRetry {
+			ph, args := inInts(tx.Dialect(), 2, part)
+			if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id) SELECT campaign_no, id FROM campaign_recipients
+				WHERE campaign_no = $1 AND id IN (`+ph+`) ON CONFLICT DO NOTHING`, append([]any{no}, args...)...); err != nil {
+				return fmt.Errorf("campaign: record outcome: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -491,15 +537,18 @@ func (x *Sender) recoverLost(ctx context.Context) error {
 		before = time.Unix(1<<40, 0)
 	}
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		type lost struct{ no, first, last int64 }
-		rows, err := tx.Query(`SELECT campaign_no, first_id, last_id FROM campaign_batches WHERE lease_until < $1`, store.Micros(before))
+		type lost struct {
+			no, first, last int64
+			fresh           bool
+		}
+		rows, err := tx.Query(`SELECT campaign_no, first_id, last_id, fresh FROM campaign_batches WHERE lease_until < $1`, store.Micros(before))
 		if err != nil {
 			return fmt.Errorf("campaign: find lost batches: %w", err)
 		}
 		var all []lost
 		for rows.Next() {
 			var l lost
-			if err := rows.Scan(&l.no, &l.first, &l.last); err != nil {
+			if err := rows.Scan(&l.no, &l.first, &l.last, &l.fresh); err != nil {
 				rows.Close()
 				return err
 			}
@@ -510,8 +559,12 @@ func (x *Sender) recoverLost(ctx context.Context) error {
 			return err
 		}
 		for _, l := range all {
+			taken := "'sending'"
+			if l.fresh {
+				taken = "'queued', 'sending'"
+			}
 			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'unknown', reason = 'the sender stopped while handing messages over'
-				WHERE campaign_no = $1 AND id >= $2 AND id <= $3 AND status = 'sending'`, l.no, l.first, l.last); err != nil {
+				WHERE campaign_no = $1 AND id >= $2 AND id <= $3 AND status IN (`+taken+`)`, l.no, l.first, l.last); err != nil {
 				return fmt.Errorf("campaign: recover batch: %w", err)
 			}
 			if _, err := tx.Exec(`DELETE FROM campaign_batches WHERE campaign_no = $1 AND first_id = $2`, l.no, l.first); err != nil {

@@ -19,7 +19,13 @@
 -- campaign_keys), so no token is stored per recipient.
 --
 -- campaign_batches: the recipient rows a sender took and has not finished;
--- a batch left behind by a sender that died ends as "outcome unknown".
+-- a batch left behind by a sender that died ends as "outcome unknown". A
+-- fresh batch is every queued row of its range, left queued while in
+-- flight, so that a recipient row is written twice in all (queued, then
+-- its outcome) and PostgreSQL can update it in place.
+--
+-- campaign_retries: the recipients to try again, apart from their rows so
+-- that no index covers the status.
 --
 -- campaign_events: opens, clicks and unsubscribes of tracked recipients,
 -- erased with the contact.
@@ -77,7 +83,6 @@ CREATE TABLE campaign_recipients (
     attempts    INTEGER NOT NULL DEFAULT 0,
     sent_at     BIGINT
 ) {{.Churn}};
-CREATE INDEX campaign_recipients_retry ON campaign_recipients (campaign_no, id) WHERE status = 'retry';
 CREATE INDEX campaign_recipients_by_campaign ON campaign_recipients (campaign_no, id);
 CREATE INDEX campaign_recipients_by_contact ON campaign_recipients (contact_id);
 
@@ -85,9 +90,16 @@ CREATE TABLE campaign_batches (
     campaign_no BIGINT NOT NULL,
     first_id    BIGINT NOT NULL,
     last_id     BIGINT NOT NULL,
+    fresh       BOOLEAN NOT NULL,
     claimed_by  TEXT NOT NULL,
     lease_until BIGINT NOT NULL,
     PRIMARY KEY (campaign_no, first_id)
+);
+
+CREATE TABLE campaign_retries (
+    campaign_no  BIGINT NOT NULL,
+    recipient_id BIGINT NOT NULL,
+    PRIMARY KEY (campaign_no, recipient_id)
 );
 
 CREATE TABLE campaign_keys (
@@ -111,6 +123,7 @@ CREATE INDEX campaign_events_by_contact ON campaign_events (contact_id);
 -- +goose Down
 DROP TABLE campaign_events;
 DROP TABLE campaign_keys;
+DROP TABLE campaign_retries;
 DROP TABLE campaign_batches;
 DROP TABLE campaign_recipients;
 DROP TABLE campaign_variants;
