@@ -53,7 +53,7 @@ func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Cleanup(func() { tr.Close() })
 	f.sender = &campaign.Sender{Service: f.svc, Links: &campaign.Links{DB: db, BaseURL: "https://consent.example"}, Transport: tr,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), From: "Acme <news@acme.example>", Domain: "acme.example",
-		Lease: time.Minute, Budget: 50 * time.Millisecond, Poll: time.Second}
+		Lease: time.Minute, Budget: 25 * time.Millisecond, Poll: time.Second} // as the app
 	return f
 }
 
