@@ -15,6 +15,6 @@ func FenceWaited(ctx context.Context, db *DB) (bool, error) {
 	}
 	var waiting bool
 	err := db.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-		AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)`, fenceLockKey).Scan(&waiting)
+		AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)`, db.fenceKey).Scan(&waiting)
 	return waiting, err
 }

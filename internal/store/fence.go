@@ -20,10 +20,8 @@ import (
 // short. Everything else, reads and other writes, ignores the fence.
 //
 // On SQLite every writer is this process, so the fence is a read-write
-// lock. On PostgreSQL it is an advisory lock, so it holds across instances.
-
-// fenceLockKey is the advisory lock of the fence on PostgreSQL.
-const fenceLockKey = writeLockKey + 1
+// lock. On PostgreSQL it is an advisory lock (keyed by the schema), so it
+// holds across instances.
 
 // Fence makes the transaction take the send fence before it commits: call
 // it from every change that can stop email to a contact. Calling it more
@@ -44,7 +42,7 @@ func (t *Tx) lockFence() {
 		return
 	}
 	if t.db.Dialect == Postgres {
-		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{fenceLockKey},
+		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{t.db.fenceKey},
 			wrap: Prefix("store: take send fence"), ofTx: true})
 		return
 	}
@@ -72,7 +70,7 @@ func (db *DB) HoldFence(ctx context.Context, fn func(q Querier) error) error {
 		return fmt.Errorf("store: hold send fence: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared($1)", fenceLockKey); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared($1)", db.fenceKey); err != nil {
 		return fmt.Errorf("store: hold send fence: %w", err)
 	}
 	if err := fn(tx); err != nil {

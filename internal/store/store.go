@@ -13,7 +13,8 @@
 // Locking: there is one writer at a time, on both databases. SQLite has a
 // single writer connection. On PostgreSQL, every write transaction of every
 // instance takes one advisory lock first (pg_advisory_xact_lock, sent with
-// its first statement), so writers take turns as SQLite's do. Nothing reads
+// its first statement, keyed by the schema), so writers take turns as
+// SQLite's do. Nothing reads
 // rows FOR UPDATE or claims with SKIP LOCKED: a write always sees the state
 // the previous write committed, which is what the domain packages' checks
 // (the opt-in rules, the ledger head, the outbox claim) rely on. Reads go to
@@ -26,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,6 +63,9 @@ type DB struct {
 	signals signals
 	kept    sync.Map     // see Keep
 	fence   sync.RWMutex // the send fence on SQLite; see fence.go
+	// writeKey and fenceKey are the advisory locks of writes and of the
+	// send fence on PostgreSQL.
+	writeKey, fenceKey int64
 }
 
 // Options tunes Open. The zero value is what serve uses.
@@ -177,7 +182,24 @@ func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to postgres: %w", err)
 	}
-	return &DB{Dialect: Postgres, Read: db, write: db, schema: schema}, nil
+	out := &DB{Dialect: Postgres, Read: db, write: db, schema: schema}
+	// The write lock and the send fence are advisory locks, which hold
+	// across a whole database: keyed by the schema, installations in
+	// different schemas of one database do not wait for each other.
+	var current string
+	if err := db.QueryRowContext(pingCtx, "SELECT current_schema()").Scan(&current); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: read the schema: %w", err)
+	}
+	out.writeKey, out.fenceKey = lockKey("write", current), lockKey("fence", current)
+	return out, nil
+}
+
+// lockKey is the advisory lock key of what ("write" or "fence") in schema.
+func lockKey(what, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("consentry " + what + " " + schema))
+	return int64(h.Sum64())
 }
 
 func validIdent(s string) bool {

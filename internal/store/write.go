@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// writeLockKey is the PostgreSQL advisory lock that write transactions hold
-// ("consentry" in ASCII, so it does not clash with other users' keys by
-// chance).
-const writeLockKey int64 = 0x636f6e73656e7472
 
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("store: closed")
@@ -349,7 +345,7 @@ func (b *batcher) begin() (*Tx, error) {
 		// The lock is queued to go ahead of the transaction's first
 		// statement, in its round trip; its failure is the transaction's,
 		// not that statement's function's.
-		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{writeLockKey},
+		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{b.db.writeKey},
 			wrap: Prefix("store: take write lock"), ofTx: true})
 	}
 	return t, nil
