@@ -10,7 +10,6 @@ import (
 	"time"
 )
 
-
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("store: closed")
 
