@@ -79,6 +79,9 @@ type gate struct {
 	statuses []string          // the opt-in statuses the policy reaches
 	cond     *filter.Condition // or nil
 	dialect  store.Dialect
+	// holds is whether any legal hold is in force: most installations
+	// have none, and the test is then left out of the expression.
+	holds    bool
 	tracking string // the engagement tracking setting
 	trackPur string // the tracking purpose's name, lower case
 	now      time.Time
@@ -127,6 +130,11 @@ func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*g
 		g.cond = cond
 	}
 	g.dialect = s.DB.Dialect
+	// A hold set after this read is still seen at sending: the sender's
+	// read under the fence always tests holds (see prepared.read).
+	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM legal_holds WHERE lifted_at IS NULL)`).Scan(&g.holds); err != nil {
+		return nil, fmt.Errorf("campaign: look for legal holds: %w", err)
+	}
 	return g, nil
 }
 
@@ -180,7 +188,9 @@ func (g *gate) reason(a *sqlArgs) string {
 	w("c.erased_at IS NOT NULL", ReasonErased)
 	w("c.processing_stopped_at IS NOT NULL", ReasonProcessingStopped)
 	w("c.erasure_requested_at IS NOT NULL", ReasonErasureRequested)
-	w(`EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = c.id AND h.lifted_at IS NULL AND (h.until_at IS NULL OR h.until_at > `+now+`))`, ReasonHeld)
+	if g.holds {
+		w(`EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = c.id AND h.lifted_at IS NULL AND (h.until_at IS NULL OR h.until_at > `+now+`))`, ReasonHeld)
+	}
 	w("c.deliverability = '"+contactstate.DeliverabilityBounced+"'", ReasonBounced)
 	w("c.deliverability = '"+contactstate.DeliverabilityBlocklisted+"'", ReasonBlocklisted)
 	w("c.opt_in_status = '"+contactstate.OptOutContact+"'", ReasonOptedOutContact)

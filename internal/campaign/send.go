@@ -590,8 +590,12 @@ type recipient struct {
 // and whether they are tracked. A contact deleted since is absent.
 func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (map[string]*recipient, error) {
 	a := &sqlArgs{}
-	reason := p.gate.reason(a)
-	tracked := p.gate.tracked(a)
+	// Under the fence every rule is tested, the legal holds included,
+	// whatever the gate found when the campaign was prepared.
+	g := *p.gate
+	g.holds = true
+	reason := g.reason(a)
+	tracked := g.tracked(a)
 	ids := make([]string, len(rows))
 	for i, o := range rows {
 		ids[i] = o.contactID
