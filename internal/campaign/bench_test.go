@@ -2,13 +2,16 @@ package campaign_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact/contacttest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -43,6 +46,7 @@ func BenchmarkCampaignSend(b *testing.B) {
 		before := dbSize(b, db)
 		b.ResetTimer()
 		var took time.Duration
+		var latencies []time.Duration
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All " + strconv.Itoa(i)), Condition: ptr(`email != ""`),
@@ -55,15 +59,55 @@ func BenchmarkCampaignSend(b *testing.B) {
 			if _, err := f.svc.Send(ctx, c.ID); err != nil {
 				b.Fatal(err)
 			}
+			stop := make(chan struct{})
+			lat := make(chan []time.Duration)
+			go func() { lat <- consentChanges(b, f, n, stop) }()
 			f.run()
-			f.smtp.Wait(b, n*(i+1))
 			took += time.Since(start)
+			close(stop)
+			latencies = append(latencies, <-lat...)
 		}
 		b.StopTimer()
+		if got := f.smtp.Received(); got > n*b.N {
+			b.Fatalf("%d messages for %d recipients", got, n*b.N)
+		}
+		slices.Sort(latencies)
+		if len(latencies) > 0 {
+			b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "consent-change-p99-ms")
+		}
 		b.ReportMetric(float64(n*b.N)/took.Seconds(), "msgs/s")
 		b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MiB")
 		b.ReportMetric(float64(dbSize(b, db)-before)/(1<<20)/float64(b.N), "db-growth-MiB/campaign")
 	})
+}
+
+// consentChanges records consent changes of random contacts, one every
+// 10 ms, until stop, and returns how long each took: what an operator or a
+// contact waits for while a campaign sends. Half are withdrawals, which
+// take the send fence and so wait for the batch being handed over.
+func consentChanges(b *testing.B, f *fixture, n int, stop <-chan struct{}) []time.Duration {
+	var out []time.Duration
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return out
+		case <-tick.C:
+		}
+		state := consent.StateGranted
+		if i%2 == 0 {
+			state = consent.StateWithdrawn
+		}
+		start := time.Now()
+		_, err := f.cs.Record(context.Background(), "c"+strconv.Itoa(1+rand.IntN(n)), consent.RecordInput{Purpose: "E-marketing", State: state,
+			Source: "API", Actor: consent.Actor{Kind: consent.ActorSystem}, Evidence: consent.Evidence{Method: "api"}})
+		if err != nil {
+			b.Error(err)
+			return out
+		}
+		out = append(out, time.Since(start))
+	}
 }
 
 // BenchmarkAudiencePreview counts a campaign's audience by reason over
