@@ -153,8 +153,12 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 			return a.Contacts.Condition(ctx, src, false)
 		}}
 	a.CampaignLinks = &campaign.Links{DB: db, BaseURL: cfg.BaseURL}
+	lease := cfg.CampaignLease
+	if lease <= 0 {
+		lease = 2 * time.Minute
+	}
 	a.CampaignSender = &campaign.Sender{Service: a.Campaigns, Links: a.CampaignLinks, Transport: transport, Log: log,
-		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: 2 * time.Minute, Budget: 25 * time.Millisecond, Poll: 2 * time.Second}
+		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: lease, Budget: 25 * time.Millisecond, Poll: 2 * time.Second}
 	a.CampaignTracker = campaign.NewTracker(db, log)
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/clientip"
 )
@@ -46,6 +47,10 @@ type Config struct {
 	// InboundSMTPAddr is host:port of the SMTP listener that receives
 	// requests emailed to the privacy address; empty means none.
 	InboundSMTPAddr string
+	// CampaignLease is how long a campaign batch stays its sender's; the
+	// recipients of a batch whose sender died are declared unknown once
+	// it runs out (PostgreSQL; on SQLite at once on restart).
+	CampaignLease time.Duration
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -73,6 +78,7 @@ var Settings = []Setting{
 	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
 	{"CONSENTRY_TRUSTED_PROXIES", "", "reverse proxies whose X-Forwarded-For gives the client address, e.g. 127.0.0.1 or 10.0.0.0/8"},
 	{"CONSENTRY_INBOUND_SMTP_ADDR", "", "host:port of an SMTP listener that receives requests emailed to the privacy address, e.g. :2525 (docs/inbound-email.md); off when empty"},
+	{"CONSENTRY_CAMPAIGN_LEASE", "2m", "PostgreSQL: how long after an instance died its campaign batch in flight is declared unknown; at least 1s, and longer than a batch takes to hand over"},
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -160,6 +166,11 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 			bad("CONSENTRY_INBOUND_SMTP_ADDR", "port %q must be a number from 0 to 65535", p)
 		}
+	}
+	if d, err := time.ParseDuration(get("CONSENTRY_CAMPAIGN_LEASE", "2m")); err != nil || d < time.Second {
+		bad("CONSENTRY_CAMPAIGN_LEASE", "must be a duration of at least 1s, e.g. 2m")
+	} else {
+		c.CampaignLease = d
 	}
 	if (c.KeysetFile == "") != (c.MasterKey == "") {
 		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")

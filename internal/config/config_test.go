@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -13,7 +14,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != DefaultDatabase || c.HTTPAddr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" ||
-		c.LogLevel != "info" || c.LogFormat != "text" {
+		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -49,6 +50,7 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_LOG_LEVEL":         "loud",
 		"CONSENTRY_LOG_FORMAT":        "xml",
 		"CONSENTRY_INBOUND_SMTP_ADDR": "2525",
+		"CONSENTRY_CAMPAIGN_LEASE":    "10ms",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

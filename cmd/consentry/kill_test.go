@@ -1,0 +1,462 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// largestBatch bounds the recipients of one campaign batch: at most this
+// many can become unknown per kill.
+const largestBatch = 1000
+
+// killPlan is how many contacts the kill test seeds and after what share
+// of them arrived at the mail server it kills the service: 3,000 contacts
+// and three kills, or with CONSENTRY_LONG=1 50,000 contacts and nine.
+func killPlan() (contacts int, at []float64) {
+	if os.Getenv("CONSENTRY_LONG") == "1" {
+		return 50_000, []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9}
+	}
+	return 3_000, []float64{0.1, 0.4, 0.7}
+}
+
+// TestCampaignSurvivesKill9 runs the built binary as a child process,
+// sends a campaign through the API and kills the process with SIGKILL
+// several times while it hands messages to a real SMTP server, starting
+// it again each time. The campaign must still end sent, nobody may get it
+// twice, everyone sent to got exactly one message, and only the batches
+// in flight at the kills may be unknown.
+func TestCampaignSurvivesKill9(t *testing.T) {
+	switch runtime.GOOS {
+	case "windows", "plan9", "js", "wasip1":
+		t.Skipf("no SIGKILL on %s", runtime.GOOS)
+	}
+	if testing.Short() {
+		t.Skip("builds the binary and sends thousands of messages; skipped with -short")
+	}
+	bin := buildBinary(t)
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "data", "consentry.db")
+		db, err := store.Open(context.Background(), path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		killRun(t, bin, db, []string{"CONSENTRY_DATABASE_URL=" + path})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db := storetest.OpenPostgres(t)
+		u, err := url.Parse(storetest.PostgresURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", db.Schema())
+		u.RawQuery = q.Encode()
+		keyset := filepath.Join(t.TempDir(), "keyset.json")
+		code, master, stderr := runBinary(t, bin, nil, "keys", "create", "--file", keyset)
+		if code != 0 {
+			t.Fatalf("keys create: %d %s", code, stderr)
+		}
+		// A short lease, so that the batch in flight at a kill is
+		// declared unknown seconds after the restart, not minutes.
+		killRun(t, bin, db, []string{"CONSENTRY_DATABASE_URL=" + u.String(), "CONSENTRY_KEYSET_FILE=" + keyset,
+			"CONSENTRY_MASTER_KEY=" + strings.TrimSpace(master), "CONSENTRY_CAMPAIGN_LEASE=3s"})
+	})
+}
+
+// killRun seeds db, runs the campaign with kills through the binary bin
+// configured by env, and checks the outcome.
+func killRun(t *testing.T, bin string, db *store.DB, env []string) {
+	ctx := context.Background()
+	n, at := killPlan()
+	seedReachable(t, db, n)
+
+	smtp := mailtest.Start(t)
+	smtp.Count = true
+	got := &arrivals{to: map[string]int{}, more: make(chan struct{}, 1)}
+	smtp.OnData = got.add
+	env = append(env, "CONSENTRY_SMTP_URL="+smtp.URL(), "CONSENTRY_LOG_LEVEL=warn")
+	code, secret, stderr := runBinary(t, bin, env, "token", "create", "--name", "kill test", "--scope", "campaigns")
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, stderr)
+	}
+	api := &apiClient{t: t, token: strings.TrimSpace(secret)}
+
+	start := time.Now()
+	child := startChild(t, bin, env)
+	api.base = "http://" + child.addr
+	var c struct{ ID string }
+	api.do("POST", "/api/v1/campaigns", map[string]any{"name": "Everyone", "condition": `email != ""`,
+		"variants": []map[string]string{{"language": "en", "subject": "Hi {{first_name}}", "html": "<p>Hi {{first_name}}.</p>"}}}, &c)
+	api.do("POST", "/api/v1/campaigns/"+c.ID+"/send", nil, nil)
+
+	for _, share := range at {
+		want := int(share * float64(n))
+		for got.count() < want {
+			child.waitMore(t, got)
+		}
+		child.kill(t)
+		t.Logf("killed after %d of %d messages arrived", got.count(), n)
+		child = startChild(t, bin, env)
+		api.base = "http://" + child.addr
+	}
+
+	var p struct {
+		Status     string
+		Recipients map[string]int
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for api.do("GET", "/api/v1/campaigns/"+c.ID+"/progress", nil, &p); p.Status != "sent"; api.do("GET", "/api/v1/campaigns/"+c.ID+"/progress", nil, &p) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the campaign did not end: %+v", p)
+		}
+		child.waitMore(t, got)
+	}
+	took := time.Since(start)
+	child.stop(t)
+
+	// The outcome, from the database, against what the mail server got.
+	byStatus := map[string]int{}
+	unknownReceived := 0
+	rows, err := db.Read.QueryContext(ctx, `SELECT k.email, r.status FROM campaign_recipients r
+		JOIN campaigns c ON c.no = r.campaign_no JOIN contacts k ON k.id = r.contact_id WHERE c.id = $1`, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var addr, status string
+		if err := rows.Scan(&addr, &status); err != nil {
+			t.Fatal(err)
+		}
+		seen[addr] = true
+		byStatus[status]++
+		switch status {
+		case "sent":
+			if got.to[addr] != 1 {
+				t.Errorf("%s is sent but received %d messages", addr, got.to[addr])
+			}
+		case "unknown":
+			unknownReceived += min(got.to[addr], 1)
+		case "suppressed", "excluded":
+			if got.to[addr] != 0 {
+				t.Errorf("%s is %s but received %d messages", addr, status, got.to[addr])
+			}
+		default:
+			t.Errorf("%s ended %s", addr, status)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for addr, k := range got.to {
+		if k > 1 {
+			t.Errorf("%s received %d messages", addr, k)
+		}
+		if !seen[addr] {
+			t.Errorf("%s received a message but is no recipient", addr)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d recipients, want %d", len(seen), n)
+	}
+	if byStatus["unknown"] > len(at)*largestBatch {
+		t.Errorf("%d unknown after %d kills, want at most %d", byStatus["unknown"], len(at), len(at)*largestBatch)
+	}
+	t.Logf("%d contacts, %d kills, %s: %v; %d of the unknown received the message", n, len(at), took.Round(time.Millisecond), byStatus, unknownReceived)
+
+	code, out, stderr := runBinary(t, bin, env, "ledger", "verify")
+	var rep struct{ OK bool }
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK {
+		t.Fatalf("ledger verify: %d %s %s", code, out, stderr)
+	}
+}
+
+// seedReachable creates n contacts c<i>@example.com through the contact
+// service, so that the consent ledger holds them: opted in by a user, and
+// E-marketing granted. The campaign opt-in policy is set to accept that
+// status. Contacts are created from many goroutines, whose writes share
+// transactions.
+func seedReachable(t *testing.T, db *store.DB, n int) {
+	ctx := context.Background()
+	p := settings.PolicyDoubleAndUser
+	if _, err := settings.Update(ctx, db, settings.Patch{CampaignOptInPolicy: &p}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	people := contact.NewService(db, consent.NewService(db))
+	api := consent.Actor{Kind: consent.ActorSystem}
+	next := make(chan int)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				email := fmt.Sprintf("c%d@example.com", i)
+				_, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email},
+					OptInStatus: contactstate.SingleOptInUser, Actor: api, Evidence: consent.Evidence{Method: "api"},
+					Consents: []consent.RecordInput{{Purpose: "E-marketing", State: consent.StateGranted, Source: "API",
+						Actor: api, Evidence: consent.Evidence{Method: "api"}}}})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range n {
+		select {
+		case next <- i + 1:
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			t.Fatalf("seed: %v", err)
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("seed: %v", err)
+	default:
+	}
+}
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds this command once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "consentry-bin")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "consentry")
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+// childEnv is the environment of a child process: this one's without
+// its Consentry settings, then env.
+func childEnv(env []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CONSENTRY_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// runBinary runs a command of the binary to its end.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv(env)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// child is `consentry serve` running as a separate process.
+type child struct {
+	cmd    *exec.Cmd
+	addr   string
+	log    string // the file with its output
+	exited chan struct{}
+}
+
+// startChild starts serve on a free port and waits until /healthz answers.
+func startChild(t *testing.T, bin string, env []string) *child {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{addr: ln.Addr().String(), log: filepath.Join(t.TempDir(), "serve.log"), exited: make(chan struct{})}
+	ln.Close()
+	log, err := os.Create(c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	c.cmd = exec.Command(bin, "serve")
+	c.cmd.Env = childEnv(append(env, "CONSENTRY_HTTP_ADDR="+c.addr))
+	c.cmd.Stdout, c.cmd.Stderr = log, log
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.cmd.Wait(); close(c.exited) }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.exited
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		select {
+		case <-c.exited:
+			t.Fatalf("serve exited with %v before answering:\n%s", c.cmd.ProcessState, c.output())
+		case <-time.After(20 * time.Millisecond): // back off between polls
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer /healthz:\n%s", c.output())
+		}
+	}
+}
+
+// arrivals counts the messages the SMTP server accepted, by recipient.
+type arrivals struct {
+	mu    sync.Mutex
+	to    map[string]int
+	total int
+	more  chan struct{}
+}
+
+func (a *arrivals) add(to []string, _ time.Time) {
+	a.mu.Lock()
+	for _, addr := range to {
+		a.to[addr]++
+	}
+	a.total++
+	a.mu.Unlock()
+	select {
+	case a.more <- struct{}{}:
+	default:
+	}
+}
+
+func (a *arrivals) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.total
+}
+
+// waitMore returns once a message arrived or a poll interval passed, so
+// that the caller looks again, and fails the test if the child died on
+// its own meanwhile.
+func (c *child) waitMore(t *testing.T, got *arrivals) {
+	t.Helper()
+	select {
+	case <-got.more:
+	case <-c.exited:
+		t.Fatalf("serve exited with %v:\n%s", c.cmd.ProcessState, c.output())
+	case <-time.After(100 * time.Millisecond): // let the caller look again
+	}
+}
+
+// output is what the child wrote so far.
+func (c *child) output() string {
+	b, _ := os.ReadFile(c.log)
+	return string(b)
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+}
+
+// stop asks the child to shut down and wants it to exit 0.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("serve exited with %d:\n%s", code, c.output())
+	}
+}
+
+// apiClient calls the API with a bearer token.
+type apiClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+// do sends body as JSON and decodes a 2xx answer into out; any other
+// answer fails the test.
+func (a *apiClient) do(method, path string, body, out any) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+path, r)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		a.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
