@@ -1,0 +1,47 @@
+package app_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// TestCampaignUnsubscribeInABrowser opens a campaign message's
+// unsubscribe link in Chromium as its recipient would: the page names the
+// list and passes axe-core at 1280 and 375 pixels; its button unsubscribes
+// from that list only and leads to a page that says so, which passes too.
+func TestCampaignUnsubscribeInABrowser(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		browser := browsertest.New(t)
+		e := start(t, db)
+		d := driver{t, browser}
+		ctx := context.Background()
+		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+			t.Fatal(err)
+		}
+		anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
+		if _, err := e.a.Lists.Set(ctx, anna, "News", lists.Subscribed, lists.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		link := unsubscribeLink(sendCampaign(t, e, "Spring", []string{"News"}, "", 1)[0])
+		page := strings.TrimPrefix(link, e.srv.URL)
+		d.pagesPass(e.srv.URL, page)
+		if got := d.text("main"); !strings.Contains(got, "News") {
+			t.Fatalf("the page does not name the list: %q", got)
+		}
+		d.do(chromedp.Navigate(link), chromedp.Click(chromedp.CSS(`form button[type="submit"]`)), chromedp.WaitNotPresent(chromedp.CSS(`form button[type="submit"]`)))
+		done := strings.TrimPrefix(mustLocation(t, browser), e.srv.URL)
+		d.pagesPass(e.srv.URL, done)
+		subs, err := lists.Subscriptions(ctx, e.a.DB.Read, anna)
+		if err != nil || len(subs) != 1 || subs[0].Status != lists.Unsubscribed {
+			t.Fatalf("subscriptions: %+v %v", subs, err)
+		}
+	})
+}
