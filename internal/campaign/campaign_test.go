@@ -88,6 +88,22 @@ func (f *fixture) subscribe(contactID, list, status string) {
 	}
 }
 
+// startAll creates a campaign to every contact with an address and starts
+// sending it; f.run then sends it.
+func (f *fixture) startAll() *campaign.Campaign {
+	f.t.Helper()
+	ctx := context.Background()
+	c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
+		Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
 func (f *fixture) run() {
 	f.t.Helper()
 	if _, err := f.sender.RunDue(context.Background()); err != nil {
@@ -199,14 +215,7 @@ func TestCampaignGateAtSendTime(t *testing.T) {
 		f := newFixture(t, db)
 		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
 		bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
+		c := f.startAll()
 		if _, err := f.svc.Pause(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -253,14 +262,7 @@ func TestCampaignReport(t *testing.T) {
 		f.smtp.Unknown = map[string]bool{"gone@example.com": true}
 		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
 		gone := f.person("gone@example.com", "Gone", "en", contactstate.DoubleOptIn, true)
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
+		c := f.startAll()
 		f.run()
 		r, err := f.svc.Report(ctx, c.ID)
 		if err != nil {
@@ -285,14 +287,7 @@ func TestCampaignHoldSetWhileSending(t *testing.T) {
 		f := newFixture(t, db)
 		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
 		bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
+		c := f.startAll()
 		if _, err := f.svc.Pause(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}

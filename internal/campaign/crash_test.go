@@ -39,14 +39,7 @@ func TestCampaignSenderDiesMidBatch(t *testing.T) {
 		f := newFixture(t, db)
 		contacttest.SeedReachable(t, db, n)
 		got := f.deliveries()
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
+		c := f.startAll()
 
 		d := &dying{Transport: f.sender.Transport}
 		first := &campaign.Sender{Service: f.svc, Links: f.sender.Links, Transport: d, Log: f.sender.Log, From: f.sender.From,

@@ -72,14 +72,7 @@ func TestCampaignGateOrdersRevocations(t *testing.T) {
 		f := newFixture(t, db)
 		contacttest.SeedReachable(t, db, n)
 		got := f.deliveries()
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{first_name}}", HTML: "<p>Hi</p>"}}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
+		c := f.startAll()
 
 		sent := make(chan error, 1)
 		go func() {
@@ -138,7 +131,7 @@ func TestCampaignGateOrdersRevocations(t *testing.T) {
 				}
 			})
 		}
-		err = <-sent
+		err := <-sent
 		close(stop)
 		wg.Wait()
 		if err != nil {
