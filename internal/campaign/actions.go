@@ -126,7 +126,7 @@ func (s *Service) RetryUnknown(ctx context.Context, id string) (int64, error) {
 	}
 	var n int64
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id) SELECT campaign_no, id FROM campaign_recipients
+		if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id, run_at) SELECT campaign_no, id, 0 FROM campaign_recipients
 			WHERE campaign_no = $1 AND status = 'unknown' ON CONFLICT DO NOTHING`, c.no); err != nil {
 			return fmt.Errorf("campaign: retry unknown: %w", err)
 		}

@@ -152,7 +152,58 @@ func (x *Sender) sendCampaign(ctx context.Context, id string) (int, error) {
 			return 0, err
 		}
 	}
-	return x.pipeline(ctx, p)
+	total := 0
+	for {
+		n, err := x.pipeline(ctx, p)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		more, err := x.settle(ctx, p)
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// settle marks the campaign sent once nothing is left to send and no batch
+// is open, and reports whether there is more to send: retries that the
+// last batches left. A batch still open is another sender's to finish,
+// after which that sender settles the campaign.
+func (x *Sender) settle(ctx context.Context, p *prepared) (more bool, err error) {
+	s := x.Service
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		more = false
+		var status string
+		var cursor int64
+		if err := tx.QueryRow(`SELECT status, claimed_through FROM campaigns WHERE id = $1`, p.c.ID).Scan(&status, &cursor); err != nil {
+			return fmt.Errorf("campaign: settle: %w", err)
+		}
+		if status != StatusSending {
+			return nil
+		}
+		var queued, due, waiting, open bool
+		if err := tx.QueryRow(`SELECT
+			EXISTS (SELECT 1 FROM campaign_recipients WHERE campaign_no = $1 AND id > $2 AND status = 'queued'),
+			EXISTS (SELECT 1 FROM campaign_retries WHERE campaign_no = $1 AND run_at <= $3),
+			EXISTS (SELECT 1 FROM campaign_retries WHERE campaign_no = $1),
+			EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_no = $1)`, p.c.no, cursor, store.Micros(s.now())).Scan(&queued, &due, &waiting, &open); err != nil {
+			return fmt.Errorf("campaign: settle: %w", err)
+		}
+		if queued || due {
+			more = true
+			return nil
+		}
+		if waiting || open {
+			return nil // a later run sends the retries; the other sender settles
+		}
+		now := store.Micros(s.now())
+		if _, err := tx.Exec(`UPDATE campaigns SET status = 'sent', finished_at = $2, updated_at = $2 WHERE id = $1`, p.c.ID, now); err != nil {
+			return fmt.Errorf("campaign: finish: %w", err)
+		}
+		return nil
+	})
+	return more, err
 }
 
 // pipeline overlaps the three steps of sending, which wait on different
@@ -209,13 +260,7 @@ func (x *Sender) pipeline(ctx context.Context, p *prepared) (int, error) {
 	}
 	close(handed)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return total, err
-	}
-	// The last batches are recorded now: one more claim finds nothing
-	// left and no batch open, and marks the campaign sent.
-	_, _, err := x.claim(ctx, p)
-	return total, err
+	return total, context.Cause(ctx)
 }
 
 // batch is a run of recipients a sender took.
@@ -244,10 +289,10 @@ func (x *Sender) batchSize() int {
 	return max(10, min(1000, int(x.Budget/x.perMsg)))
 }
 
-// claim takes the next batch: retries first, then the queued recipients
-// after the campaign's cursor. With nothing left and no batch of another
-// sender open, the campaign is sent. more is false when the campaign is
-// no longer sending or is done.
+// claim takes the next batch: retries that are due first, then the queued
+// recipients after the campaign's cursor. more is false when the campaign
+// is no longer sending or nothing is left to take (settle then decides
+// whether it is sent).
 func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, err error) {
 	s := x.Service
 	n := x.batchSize()
@@ -262,7 +307,7 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 			return nil
 		}
 		rows, err := tx.Query(`SELECT r.id, r.contact_id, r.attempts FROM campaign_retries q JOIN campaign_recipients r ON r.id = q.recipient_id
-			WHERE q.campaign_no = $1 ORDER BY q.recipient_id LIMIT $2`, p.c.no, n)
+			WHERE q.campaign_no = $1 AND q.run_at <= $3 ORDER BY q.recipient_id LIMIT $2`, p.c.no, n, store.Micros(s.now()))
 		if err != nil {
 			return fmt.Errorf("campaign: claim: %w", err)
 		}
@@ -281,17 +326,7 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 			}
 		}
 		if len(b.rows) == 0 {
-			var open int
-			if err := tx.QueryRow(`SELECT count(*) FROM campaign_batches WHERE campaign_no = $1`, p.c.no).Scan(&open); err != nil {
-				return fmt.Errorf("campaign: claim: %w", err)
-			}
-			if open == 0 {
-				now := store.Micros(s.now())
-				if _, err := tx.Exec(`UPDATE campaigns SET status = 'sent', finished_at = $2, updated_at = $2 WHERE id = $1`, p.c.ID, now); err != nil {
-					return fmt.Errorf("campaign: finish: %w", err)
-				}
-			}
-			return nil
+			return nil // settle decides whether the campaign is sent
 		}
 		more = true
 		b.first, b.last = b.rows[0].id, b.rows[0].id
@@ -514,9 +549,15 @@ func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows
 			return fmt.Errorf("campaign: record outcome: %w", err)
 		}
 		if status == RecipientRetry {
-			ph, args := inInts(tx.Dialect(), 2, part)
-			if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id) SELECT campaign_no, id FROM campaign_recipients
-				WHERE campaign_no = $1 AND id IN (`+ph+`) ON CONFLICT DO NOTHING`, append([]any{no}, args...)...); err != nil {
+			// A message not begun goes in the next batch; one refused for
+			// now waits, longer after each refusal.
+			runAt := now
+			if reason != notBegun {
+				runAt = now.Add(jobs.Backoff(part[0].attempts + 1))
+			}
+			ph, args := inInts(tx.Dialect(), 3, part)
+			if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id, run_at) SELECT campaign_no, id, $2 FROM campaign_recipients
+				WHERE campaign_no = $1 AND id IN (`+ph+`) ON CONFLICT DO NOTHING`, append([]any{no, store.Micros(runAt)}, args...)...); err != nil {
 				return fmt.Errorf("campaign: record outcome: %w", err)
 			}
 		}

@@ -24,8 +24,9 @@
 -- flight, so that a recipient row is written twice in all (queued, then
 -- its outcome) and PostgreSQL can update it in place.
 --
--- campaign_retries: the recipients to try again, apart from their rows so
--- that no index covers the status.
+-- campaign_retries: the recipients to try again, and from when (a backoff
+-- after a temporary refusal), apart from their rows so that no index
+-- covers the status.
 --
 -- campaign_events: opens, clicks and unsubscribes of tracked recipients,
 -- erased with the contact.
@@ -99,6 +100,7 @@ CREATE TABLE campaign_batches (
 CREATE TABLE campaign_retries (
     campaign_no  BIGINT NOT NULL,
     recipient_id BIGINT NOT NULL,
+    run_at       BIGINT NOT NULL,
     PRIMARY KEY (campaign_no, recipient_id)
 );
 
