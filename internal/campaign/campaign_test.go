@@ -313,3 +313,40 @@ func TestCampaignHoldSetWhileSending(t *testing.T) {
 		}
 	})
 }
+
+// TestCampaignRetriesWithBackoff: a recipient the mail server refuses for
+// now is tried again after a backoff, not at once; the campaign is sent
+// only once they have their message.
+func TestCampaignRetriesWithBackoff(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		clock := time.Now()
+		f.svc.Now = func() time.Time { return clock }
+		f.smtp.SetBusy("bo@example.com", true)
+		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
+		f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
+		c := f.startAll()
+		f.run()
+		if msgs := f.smtp.Wait(t, 1); len(msgs) != 1 || msgs[0].To[0] != "anna@example.com" {
+			t.Fatalf("first run sent %v", msgs)
+		}
+		p, err := f.svc.Progress(ctx, c.ID)
+		if err != nil || p.Status != campaign.StatusSending || p.Recipients[campaign.RecipientRetry] != 1 {
+			t.Fatalf("after a refusal: %+v %v", p, err)
+		}
+		f.run() // the backoff has not passed: nothing more
+		if n := f.smtp.Received(); n != 1 {
+			t.Fatalf("retried at once: %d messages", n)
+		}
+		f.smtp.SetBusy("bo@example.com", false)
+		clock = clock.Add(time.Hour)
+		f.run()
+		if msgs := f.smtp.Wait(t, 2); msgs[1].To[0] != "bo@example.com" {
+			t.Fatalf("retry sent %v", msgs)
+		}
+		if p, err := f.svc.Progress(ctx, c.ID); err != nil || p.Status != campaign.StatusSent || p.Recipients[campaign.RecipientSent] != 2 {
+			t.Fatalf("after the retry: %+v %v", p, err)
+		}
+	})
+}

@@ -51,6 +51,7 @@ type Server struct {
 	// Unknown lists recipients the server refuses as non-existent
 	// (550 5.1.1), as a mail server refuses an address that bounces.
 	Unknown map[string]bool
+	busy    map[string]bool
 	// OnData, when set, is called for every message the server accepts,
 	// in Count mode too, with its recipients and the time the server had
 	// the whole message, before it answers the client. Tests that order
@@ -74,6 +75,17 @@ func Start(t testing.TB) *Server {
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Close() })
 	return s
+}
+
+// SetBusy makes the server refuse the recipient for now (451 4.3.0), as a
+// server under load does, until it is called again with false.
+func (s *Server) SetBusy(to string, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy == nil {
+		s.busy = map[string]bool{}
+	}
+	s.busy[to] = busy
 }
 
 // URL is the CONSENTRY_SMTP_URL that reaches this server.
@@ -122,6 +134,12 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if x.s.Unknown[to] {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
+	x.s.mu.Lock()
+	busy := x.s.busy[to]
+	x.s.mu.Unlock()
+	if busy {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	}
 	x.to = append(x.to, to)
 	return nil
