@@ -138,6 +138,14 @@ func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*g
 	return g, nil
 }
 
+// from is the FROM clause the reason and tracked expressions need: the
+// contacts, each with their current consent to the campaign's purpose (pc)
+// joined rather than looked up in a subquery per contact, which on a
+// million contacts is most of a count's time.
+func (g *gate) from(a *sqlArgs) string {
+	return `contacts c LEFT JOIN consent_current pc ON pc.contact_id = c.id AND pc.purpose_id = ` + a.p(g.c.PurposeID)
+}
+
 // sqlArgs collects a statement's parameters as its fragments are written.
 type sqlArgs struct{ args []any }
 
@@ -202,13 +210,13 @@ func (g *gate) reason(a *sqlArgs) string {
 	// campaign until the contact consents to this one again.
 	w(`c.previously_erased_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_records r WHERE r.contact_id = c.id AND r.purpose_id = `+purpose+`
 		AND r.state = 'granted' AND r.recorded_at >= c.previously_erased_at)`, ReasonSuppressedAddress)
-	granted := `SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = ` + purpose
+	// pc is the contact's current consent to the purpose (see from).
 	if g.basis == consent.BasisConsent {
-		w(`NOT EXISTS (`+granted+` AND cc.state = 'granted' AND (cc.expires_at IS NULL OR cc.expires_at > `+now+`))`, ReasonNoConsent)
+		w(`pc.state IS NULL OR pc.state <> 'granted' OR pc.expires_at <= `+now, ReasonNoConsent)
 	} else {
 		// Another legal basis: the contact may object, which is recorded
 		// as a withdrawal.
-		w(`EXISTS (`+granted+` AND cc.state = 'withdrawn')`, ReasonNoConsent)
+		w(`pc.state = 'withdrawn'`, ReasonNoConsent)
 	}
 	w("c.opt_in_status NOT IN ("+quoteList(g.statuses)+")", ReasonNotOptedIn)
 	b.WriteString(" ELSE '' END")
@@ -243,8 +251,9 @@ func (s *Service) Preview(ctx context.Context, id string) (*Audience, error) {
 		return nil, err
 	}
 	a := &sqlArgs{}
+	from := g.from(a)
 	reason := g.reason(a)
-	q := `SELECT r, count(*) FROM (SELECT ` + reason + ` AS r FROM contacts c WHERE ` + g.selects(a) + `) x GROUP BY r`
+	q := `SELECT r, count(*) FROM (SELECT ` + reason + ` AS r FROM ` + from + ` WHERE ` + g.selects(a) + `) x GROUP BY r`
 	counts, err := store.CountBy(ctx, s.DB.Read, q, a.args...)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: preview audience: %w", err)
@@ -284,6 +293,7 @@ func (s *Service) resolveStep(ctx context.Context, g *gate) (done bool, err erro
 			return fmt.Errorf("campaign: resolve: %w", err)
 		}
 		a := &sqlArgs{}
+		from := g.from(a)
 		reason := g.reason(a)
 		bound := `c.id > ` + a.p(after)
 		if !last {
@@ -291,7 +301,7 @@ func (s *Service) resolveStep(ctx context.Context, g *gate) (done bool, err erro
 		}
 		q := `INSERT INTO campaign_recipients (campaign_no, contact_id, status, reason)
 			SELECT ` + a.p(g.c.no) + `, id, CASE WHEN r = '' THEN 'queued' ELSE 'excluded' END, r
-			FROM (SELECT c.id, ` + reason + ` AS r FROM contacts c WHERE ` + bound + ` AND ` + g.selects(a) + ` ORDER BY c.id) x
+			FROM (SELECT c.id, ` + reason + ` AS r FROM ` + from + ` WHERE ` + bound + ` AND ` + g.selects(a) + ` ORDER BY c.id) x
 			RETURNING reason`
 		rows, err := tx.Query(q, a.args...)
 		if err != nil {

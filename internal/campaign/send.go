@@ -635,6 +635,7 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 	// whatever the gate found when the campaign was prepared.
 	g := *p.gate
 	g.holds = true
+	from := g.from(a)
 	reason := g.reason(a)
 	tracked := g.tracked(a)
 	ids := make([]string, len(rows))
@@ -643,7 +644,7 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 	}
 	in, args := store.InList(p.gate.dialect, len(a.args)+1, ids)
 	rs, err := q.QueryContext(ctx, `SELECT c.id, c.email, c.first_name, c.last_name, c.language, `+reason+`, `+tracked+`
-		FROM contacts c WHERE c.id IN (`+in+`)`, append(a.args, args...)...)
+		FROM `+from+` WHERE c.id IN (`+in+`)`, append(a.args, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: read recipients: %w", err)
 	}
