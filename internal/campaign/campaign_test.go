@@ -104,6 +104,29 @@ func (f *fixture) startAll() *campaign.Campaign {
 	return c
 }
 
+// pausedWithAudience makes Anna and Bo, reachable, starts a campaign to
+// everyone, pauses it (checking a paused campaign sends nothing) and fixes
+// its audience, so that a test can change Bo between the audience and the
+// sending. It returns the campaign and Bo's id.
+func (f *fixture) pausedWithAudience() (*campaign.Campaign, string) {
+	f.t.Helper()
+	ctx := context.Background()
+	f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
+	bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
+	c := f.startAll()
+	if _, err := f.svc.Pause(ctx, c.ID); err != nil {
+		f.t.Fatal(err)
+	}
+	f.run()
+	if n := f.smtp.Received(); n != 0 {
+		f.t.Fatalf("a paused campaign sent %d", n)
+	}
+	if a, err := f.svc.Resolve(ctx, c.ID); err != nil || a.Recipients != 2 {
+		f.t.Fatalf("resolve: %+v %v", a, err)
+	}
+	return c, bo
+}
+
 func (f *fixture) run() {
 	f.t.Helper()
 	if _, err := f.sender.RunDue(context.Background()); err != nil {
@@ -213,19 +236,7 @@ func TestCampaignGateAtSendTime(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
-		bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
-		c := f.startAll()
-		if _, err := f.svc.Pause(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
-		f.run() // paused: nothing goes
-		if n := f.smtp.Received(); n != 0 {
-			t.Fatalf("a paused campaign sent %d", n)
-		}
-		if a, err := f.svc.Resolve(ctx, c.ID); err != nil || a.Recipients != 2 {
-			t.Fatalf("resolve: %+v %v", a, err)
-		}
+		c, bo := f.pausedWithAudience()
 		if _, err := f.svc.Resume(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -285,15 +296,7 @@ func TestCampaignHoldSetWhileSending(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
-		bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
-		c := f.startAll()
-		if _, err := f.svc.Pause(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
-		if a, err := f.svc.Resolve(ctx, c.ID); err != nil || a.Recipients != 2 {
-			t.Fatalf("resolve: %+v %v", a, err)
-		}
+		c, bo := f.pausedWithAudience()
 		if err := db.Write(ctx, func(tx *store.Tx) error {
 			_, err := holds.SetTx(tx, bo, holds.New{Reason: "A dispute", LegalBasis: "legal_claims"}, consent.Actor{Kind: consent.ActorSystem}, time.Now())
 			return err
