@@ -231,6 +231,7 @@ func (x *Sender) pipeline(ctx context.Context, p *prepared) (int, error) {
 			if !more {
 				return
 			}
+			x.renderAhead(ctx, p, b)
 			if len(b.rows) > 0 {
 				claimed <- b
 			}
@@ -277,7 +278,27 @@ type outcome struct {
 	reason    string
 	tracked   bool
 	env       *mail.Envelope
-	bounced   bool
+	// renderedFor is the state env was rendered for ahead of the fence; a
+	// recipient whose state changed since is rendered again.
+	renderedFor recipient
+	bounced     bool
+}
+
+// renderAhead renders the messages of a claimed batch while the batch
+// before is handed over, so that under the send fence only the gate is
+// read again. A message is rendered for the state read now; send renders
+// it again if that state changed by the time the fence is held, and
+// renders all of them there if the read here fails.
+func (x *Sender) renderAhead(ctx context.Context, p *prepared, b *batch) {
+	recips, err := p.read(ctx, x.Service.DB.Read, b.rows)
+	if err != nil {
+		return
+	}
+	for _, o := range b.rows {
+		if r, ok := recips[o.contactID]; ok && r.reason == "" {
+			o.env, o.renderedFor = p.envelope(o.id, r), *r
+		}
+	}
 }
 
 // batchSize is how many messages fit in the fence budget at the pace
@@ -410,7 +431,9 @@ func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 				o.status, o.reason = RecipientSuppressed, r.reason
 			default:
 				o.tracked = r.tracked
-				o.env = p.envelope(o.id, r)
+				if o.env == nil || o.renderedFor != *r {
+					o.env = p.envelope(o.id, r)
+				}
 				envs = append(envs, o.env)
 				sending = append(sending, o)
 			}

@@ -1,17 +1,18 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/consentry/consentry/internal/store"
 )
@@ -68,12 +69,17 @@ func IsPermanent(err error) bool {
 }
 
 // SMTP sends through an SMTP server, over a small pool of connections kept
-// open between batches.
+// open between batches. go-mail dials, greets, starts TLS and
+// authenticates, and writes each message's MIME; the mail transaction
+// itself is ours (smtp_send.go), because go-mail waits for a reply to each
+// command and resets the session after each message, which costs a
+// campaign two round trips per recipient that PIPELINING (RFC 2920) saves.
 type SMTP struct {
-	host  string
-	opts  []gomail.Option
-	conns int
-	idle  chan *gomail.Client
+	host    string
+	opts    []gomail.Option
+	timeout time.Duration
+	conns   int
+	idle    chan *smtp.Client
 }
 
 // NewSMTP reads an smtp:// (STARTTLS, required; ?tls=opportunistic uses it
@@ -85,7 +91,8 @@ func NewSMTP(raw string, conns int) (*SMTP, error) {
 	if err != nil || u.Hostname() == "" {
 		return nil, fmt.Errorf("not an smtp:// or smtps:// URL with a host")
 	}
-	opts := []gomail.Option{gomail.WithTimeout(10 * time.Second), gomail.WithoutNoop()} // a step, so one message ends well within the lease
+	const timeout = 10 * time.Second // a step, so one message ends well within the lease
+	opts := []gomail.Option{gomail.WithTimeout(timeout), gomail.WithoutNoop()}
 	port := u.Port()
 	switch u.Scheme {
 	case "smtp":
@@ -122,13 +129,13 @@ func NewSMTP(raw string, conns int) (*SMTP, error) {
 	if conns < 1 {
 		conns = 1
 	}
-	return &SMTP{host: u.Hostname(), opts: opts, conns: conns, idle: make(chan *gomail.Client, conns)}, nil
+	return &SMTP{host: u.Hostname(), opts: opts, timeout: timeout, conns: conns, idle: make(chan *smtp.Client, conns)}, nil
 }
 
 // Name is "smtp host:port" without credentials.
 func (s *SMTP) Name() string { return "smtp " + s.host }
 
-func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
+func (s *SMTP) client(ctx context.Context) (*smtp.Client, error) {
 	select {
 	case c := <-s.idle:
 		return c, nil
@@ -137,22 +144,21 @@ func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
 	return s.dial(ctx)
 }
 
-func (s *SMTP) dial(ctx context.Context) (*gomail.Client, error) {
+// dial opens a connection that has greeted the server, started TLS as
+// the URL asks and authenticated.
+func (s *SMTP) dial(ctx context.Context) (*smtp.Client, error) {
 	c, err := gomail.NewClient(s.host, s.opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.DialWithContext(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c.DialToSMTPClientWithContext(ctx)
 }
 
-func (s *SMTP) release(c *gomail.Client) {
+func (s *SMTP) release(c *smtp.Client) {
 	select {
 	case s.idle <- c:
 	default:
-		c.Close()
+		c.Quit()
 	}
 }
 
@@ -165,7 +171,8 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var c *gomail.Client
+			var c *smtp.Client
+			var buf bytes.Buffer
 			for i := range work {
 				if err := ctx.Err(); err != nil {
 					errs[i] = err // not handed over; tried again later
@@ -179,32 +186,17 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 						continue
 					}
 				}
-				msg := buildMsg(envs[i])
-				err = c.Send(msg)
-				if err != nil && msg.IsDelivered() {
-					// The server took the message; only what came after
-					// (the reset for the next one) failed. Counting it as
-					// not sent would send it twice.
-					c.Close()
-					c, err = nil, nil
-				}
-				var se *gomail.SendError
-				if err != nil && pooled && !(errors.As(err, &se) && !se.IsTemp()) {
+				err = s.transact(c, envs[i], &buf)
+				var sent afterData
+				if err != nil && pooled && !isReply(err) && !errors.As(err, &sent) {
 					// An idle pooled connection may have been closed by the
 					// server: one more try on a fresh one.
 					c.Close()
 					if c, err = s.dial(ctx); err == nil {
-						err = c.Send(msg)
+						err = s.transact(c, envs[i], &buf)
 					}
 				}
-				if err != nil {
-					if errors.As(err, &se) && !se.IsTemp() {
-						if se.Reason == gomail.ErrSMTPRcptTo && strings.HasPrefix(se.EnhancedStatusCode(), "5.1.") {
-							err = bouncedError{permanentError{err}}
-						} else {
-							err = Permanent(err)
-						}
-					}
+				if err != nil && !isReply(err) {
 					if c != nil {
 						c.Close() // the connection's state is unknown now
 					}
@@ -250,7 +242,7 @@ func (s *SMTP) Close() error {
 	for {
 		select {
 		case c := <-s.idle:
-			c.Close()
+			c.Quit()
 		default:
 			return nil
 		}
