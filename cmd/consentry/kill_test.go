@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,28 +71,15 @@ func TestCampaignSurvivesKill9(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := storetest.OpenPostgres(t)
-		u, err := url.Parse(storetest.PostgresURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", db.Schema())
-		u.RawQuery = q.Encode()
-		keyset := filepath.Join(t.TempDir(), "keyset.json")
-		code, master, stderr := runBinary(t, bin, nil, "keys", "create", "--file", keyset)
-		if code != 0 {
-			t.Fatalf("keys create: %d %s", code, stderr)
-		}
 		// A short lease, so that the batch in flight at a kill is
 		// declared unknown seconds after the restart, not minutes.
-		killRun(t, bin, db, []string{"CONSENTRY_DATABASE_URL=" + u.String(), "CONSENTRY_KEYSET_FILE=" + keyset,
-			"CONSENTRY_MASTER_KEY=" + strings.TrimSpace(master), "CONSENTRY_CAMPAIGN_LEASE=3s"})
+		killRun(t, bin, db, append(postgresEnv(t, bin, db), "CONSENTRY_CAMPAIGN_LEASE=3s"))
 	})
 }
 
 // killRun seeds db, runs the campaign with kills through the binary bin
 // configured by env, and checks the outcome.
-func killRun(t *testing.T, bin string, db *store.DB, env []string) {
+func killRun(t testing.TB, bin string, db *store.DB, env []string) {
 	ctx := context.Background()
 	n, at := killPlan()
 	seedReachable(t, db, n)
@@ -207,7 +193,7 @@ func killRun(t *testing.T, bin string, db *store.DB, env []string) {
 // E-marketing granted. The campaign opt-in policy is set to accept that
 // status. Contacts are created from many goroutines, whose writes share
 // transactions.
-func seedReachable(t *testing.T, db *store.DB, n int) {
+func seedReachable(t testing.TB, db *store.DB, n int) {
 	ctx := context.Background()
 	p := settings.PolicyDoubleAndUser
 	if _, err := settings.Update(ctx, db, settings.Patch{CampaignOptInPolicy: &p}, time.Now()); err != nil {
@@ -260,7 +246,7 @@ var built struct {
 }
 
 // buildBinary builds this command once per test run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		dir, err := os.MkdirTemp("", "consentry-bin")
@@ -293,7 +279,7 @@ func childEnv(env []string) []string {
 }
 
 // runBinary runs a command of the binary to its end.
-func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+func runBinary(t testing.TB, bin string, env []string, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = childEnv(env)
@@ -315,7 +301,7 @@ type child struct {
 }
 
 // startChild starts serve on a free port and waits until /healthz answers.
-func startChild(t *testing.T, bin string, env []string) *child {
+func startChild(t testing.TB, bin string, env []string) *child {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -389,7 +375,7 @@ func (a *arrivals) count() int {
 // waitMore returns once a message arrived or a poll interval passed, so
 // that the caller looks again, and fails the test if the child died on
 // its own meanwhile.
-func (c *child) waitMore(t *testing.T, got *arrivals) {
+func (c *child) waitMore(t testing.TB, got *arrivals) {
 	t.Helper()
 	select {
 	case <-got.more:
@@ -406,7 +392,7 @@ func (c *child) output() string {
 }
 
 // kill sends SIGKILL and waits until the process is gone.
-func (c *child) kill(t *testing.T) {
+func (c *child) kill(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -415,7 +401,7 @@ func (c *child) kill(t *testing.T) {
 }
 
 // stop asks the child to shut down and wants it to exit 0.
-func (c *child) stop(t *testing.T) {
+func (c *child) stop(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -428,7 +414,7 @@ func (c *child) stop(t *testing.T) {
 
 // apiClient calls the API with a bearer token.
 type apiClient struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }

@@ -47,8 +47,12 @@ func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux) http.Handler 
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		mux.ServeHTTP(rec, r)
-		_, pattern := mux.Handler(r)
-		log.Info(msg, "method", r.Method, "route", pattern, "status", rec.status,
+		if !log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		// The mux sets the pattern on the request it served; a request
+		// no route matched has none.
+		log.Info(msg, "method", r.Method, "route", r.Pattern, "status", rec.status,
 			"ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }

@@ -88,6 +88,13 @@ func (s *Server) SetBusy(to string, busy bool) {
 	s.busy[to] = busy
 }
 
+// SetCount switches Count mode on or off while the server runs.
+func (s *Server) SetCount(count bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Count = count
+}
+
 // URL is the CONSENTRY_SMTP_URL that reaches this server.
 func (s *Server) URL() string { return "smtp://" + s.Addr + "?tls=none" }
 
@@ -157,7 +164,10 @@ func (x *session) Data(r io.Reader) error {
 	if s.OnData != nil {
 		s.OnData(x.to, at)
 	}
-	if s.Count {
+	s.mu.Lock()
+	count := s.Count
+	s.mu.Unlock()
+	if count {
 		s.mu.Lock()
 		s.n++
 		s.mu.Unlock()
