@@ -57,17 +57,8 @@ func TestCampaignSurvivesKill9(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	t.Run("sqlite", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "data", "consentry.db")
-		db, err := store.Open(context.Background(), path, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		killRun(t, bin, db, []string{"CONSENTRY_DATABASE_URL=" + path})
+		db, env := sqliteEnv(t)
+		killRun(t, bin, db, env)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := storetest.OpenPostgres(t)
@@ -75,6 +66,21 @@ func TestCampaignSurvivesKill9(t *testing.T) {
 		// declared unknown seconds after the restart, not minutes.
 		killRun(t, bin, db, append(postgresEnv(t, bin, db), "CONSENTRY_CAMPAIGN_LEASE=3s"))
 	})
+}
+
+// sqliteEnv opens a new migrated SQLite database for the binary, and the
+// environment that runs the binary on it.
+func sqliteEnv(t testing.TB) (*store.DB, []string) {
+	path := filepath.Join(t.TempDir(), "data", "consentry.db")
+	db, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db, []string{"CONSENTRY_DATABASE_URL=" + path}
 }
 
 // killRun seeds db, runs the campaign with kills through the binary bin

@@ -38,16 +38,8 @@ import (
 func BenchmarkTrackingFromOutside(b *testing.B) {
 	bin := buildBinary(b)
 	b.Run("sqlite", func(b *testing.B) {
-		path := filepath.Join(b.TempDir(), "data", "consentry.db")
-		db, err := store.Open(context.Background(), path, store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		trackingRun(b, bin, db, []string{"CONSENTRY_DATABASE_URL=" + path})
+		db, env := sqliteEnv(b)
+		trackingRun(b, bin, db, env)
 	})
 	b.Run("postgres", func(b *testing.B) {
 		db := storetest.OpenPostgres(b)
