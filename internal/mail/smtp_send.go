@@ -61,34 +61,23 @@ func classify(r replyError) error {
 // or any other error, after which the connection must be closed and the
 // message was not taken.
 func (s *SMTP) transact(c *smtp.Client, e *Envelope, buf *bytes.Buffer) error {
-	msg := buildMsg(e)
-	from, err := msg.GetSender(false)
+	buf.Reset()
+	from, to, err := compose(buf, e)
 	if err != nil {
-		return Permanent(fmt.Errorf("smtp: sender: %w", err))
+		return Permanent(fmt.Errorf("smtp: %w", err))
 	}
-	rcpts, err := msg.GetRecipients()
-	if err != nil {
-		return Permanent(fmt.Errorf("smtp: recipient: %w", err))
-	}
-	mailCmd := "MAIL FROM:" + from
-	if !ascii(from, rcpts) {
+	mailCmd := "MAIL FROM:<" + from + ">"
+	if !ascii(from, to) {
 		if ok, _ := c.Extension("SMTPUTF8"); !ok {
 			return Permanent(errors.New("smtp: the server takes no address outside ASCII (no SMTPUTF8)"))
 		}
 		mailCmd += " SMTPUTF8"
 	}
-	steps := []step{{"MAIL FROM", mailCmd, 250}}
-	for _, r := range rcpts {
-		steps = append(steps, step{"RCPT TO", "RCPT TO:" + r, 25})
-	}
+	steps := []step{{"MAIL FROM", mailCmd, 250}, {"RCPT TO", "RCPT TO:<" + to + ">", 25}}
 	for _, st := range steps {
 		if strings.ContainsAny(st.cmd, "\r\n") {
 			return Permanent(errors.New("smtp: an address holds a line break"))
 		}
-	}
-	buf.Reset()
-	if _, err := msg.WriteTo(buf); err != nil {
-		return Permanent(fmt.Errorf("smtp: write message: %w", err))
 	}
 	if err := c.UpdateDeadline(s.timeout); err != nil {
 		return err
@@ -217,8 +206,8 @@ func isTextproto(err error) bool {
 
 // ascii reports whether every address is plain ASCII, which any server
 // takes without SMTPUTF8.
-func ascii(from string, rcpts []string) bool {
-	for _, a := range append([]string{from}, rcpts...) {
+func ascii(addrs ...string) bool {
+	for _, a := range addrs {
 		for i := 0; i < len(a); i++ {
 			if a[i] >= 0x80 {
 				return false

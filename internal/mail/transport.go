@@ -217,26 +217,6 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 	return errs
 }
 
-func buildMsg(e *Envelope) *gomail.Msg {
-	m := gomail.NewMsg()
-	m.SetAddrHeaderIgnoreInvalid(gomail.HeaderFrom, e.From)
-	m.SetAddrHeaderIgnoreInvalid(gomail.HeaderTo, e.To)
-	m.Subject(e.Subject)
-	m.SetMessageIDWithValue(e.MessageID)
-	if e.ReturnPath != "" {
-		m.EnvelopeFrom(e.ReturnPath)
-	}
-	m.SetDateWithValue(e.Date)
-	for k, v := range e.Headers {
-		m.SetGenHeader(gomail.Header(k), v)
-	}
-	m.SetBodyString(gomail.TypeTextPlain, e.Text)
-	if e.HTML != "" {
-		m.AddAlternativeString(gomail.TypeTextHTML, e.HTML)
-	}
-	return m
-}
-
 // Close closes the idle connections.
 func (s *SMTP) Close() error {
 	for {
