@@ -107,7 +107,7 @@ func TestRequestsInABrowser(t *testing.T) {
 		}
 
 		pages := []string{"/admin/", "/admin/requests", "/admin/requests?status=refused", "/admin/requests/new", "/admin/requests/" + fresh.ID,
-			strings.TrimPrefix(newPage, e.srv.URL), "/admin/requests/" + late.ID, "/admin/contacts/" + c.ID, "/admin/settings"}
+			strings.TrimPrefix(newPage, e.srv.URL), "/admin/requests/" + late.ID, "/admin/contacts/" + c.ID, "/admin/settings", "/admin/docs/conditions"}
 		d.pagesPass(e.srv.URL, pages...)
 	})
 }

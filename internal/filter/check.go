@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -133,9 +134,9 @@ func (c *checker) compile(src string) (p pred, err error) {
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, &Error{Position: fe.From + 1, Message: fe.Message}
+			return nil, &Error{Position: fe.From + 1, Message: readable(fe.Message)}
 		}
-		return nil, &Error{Position: 1, Message: err.Error()}
+		return nil, &Error{Position: 1, Message: readable(err.Error())}
 	}
 	it, err := c.check(tree.Node)
 	if err != nil {
@@ -216,7 +217,7 @@ func (c *checker) check(n ast.Node) (item, error) {
 	case *ast.ConditionalNode:
 		return item{}, errAt(n, "the ? : operator is not supported; combine conditions with && and ||")
 	}
-	return item{}, errAt(n, "this is not part of the condition language (see docs/conditions.md)")
+	return item{}, errAt(n, "this is not part of the condition language (see the guide at /admin/docs/conditions)")
 }
 
 var aliases = map[string]string{"optin": "opt_in_status"}
@@ -811,4 +812,44 @@ func distance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// tokenRE matches the parser's name for a token, such as Operator("=").
+var tokenRE = regexp.MustCompile(`^unexpected token (\w+)(?:\("(.*)"\))?$`)
+
+// readable says a parser error in the words of the condition language
+// rather than the parser's own: "unexpected token Operator("=")" becomes
+// advice to write ==.
+func readable(msg string) string {
+	switch {
+	case msg == "unexpected end of expression":
+		return "the condition ends too soon: something is missing at the end"
+	case msg == "literal not terminated":
+		return "a quoted text is not closed: add the closing quote"
+	case strings.HasPrefix(msg, "unrecognized character: "):
+		return "this character is not part of the condition language (see the guide at /admin/docs/conditions)"
+	}
+	m := tokenRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	v := strings.ReplaceAll(m[2], `\"`, `"`)
+	switch m[1] {
+	case "EOF":
+		return "the condition ends too soon: something is missing at the end"
+	case "Operator":
+		if v == "=" {
+			return `"=" does not compare: write == to compare`
+		}
+		return fmt.Sprintf("%q cannot stand here", v)
+	case "Bracket":
+		return fmt.Sprintf("%q cannot stand here: check that every bracket is closed, and closed once", v)
+	case "Identifier":
+		return fmt.Sprintf("%q cannot stand here: join two conditions with && or ||", v)
+	case "String":
+		return fmt.Sprintf("the text %q cannot stand here: compare a field with it, e.g. region == %q", v, v)
+	case "Number":
+		return fmt.Sprintf("the number %s cannot stand here: compare a field with it, e.g. score > %s", v, v)
+	}
+	return fmt.Sprintf("%q cannot stand here", v)
 }

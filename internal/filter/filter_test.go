@@ -41,7 +41,13 @@ func TestErrorsNamePositionAndSuggestion(t *testing.T) {
 		{`score == "7"`, 10, "score is a number and cannot be compared with a string"},
 		{`created_at > "2026-01-01"`, 14, `write date("2026-01-31")`},
 		{`optin == "double"`, 10, `opt_in_status is never "double"`},
-		{`region ==`, 9, "unexpected token EOF"},
+		{`region ==`, 9, "the condition ends too soon"},
+		{`region = "EU"`, 8, "write == to compare"},
+		{`region == "EU" stage == "x"`, 16, `"stage" cannot stand here: join two conditions with && or ||`},
+		{`(region == "EU"`, 15, "ends too soon"},
+		{`region == "EU")`, 15, "check that every bracket is closed"},
+		{`region == "EU`, 14, "add the closing quote"},
+		{`region == "EU" "x"`, 16, `the text "x" cannot stand here`},
 		{`region`, 1, "field region is not a condition"},
 		{`region == stage`, 8, "compare a field with a value"},
 		{`lowr(region) == "eu"`, 1, "unknown function lowr, did you mean lower?"},
@@ -61,6 +67,9 @@ func TestErrorsNamePositionAndSuggestion(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: got %v, want a filter.Error", c.src, err)
 			continue
+		}
+		if strings.Contains(fe.Message, "token") {
+			t.Errorf("%s: the message %q names a parser token", c.src, fe.Message)
 		}
 		if fe.Position != c.pos || !strings.Contains(fe.Message, c.want) {
 			t.Errorf("%s: got position %d %q, want %d containing %q", c.src, fe.Position, fe.Message, c.pos, c.want)

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	s.userRoutes()
 	s.settingsRoutes()
 	s.auditRoutes()
+	s.guideRoutes()
 	s.retentionRoutes()
 	s.requestRoutes()
 	s.erasureRoutes()

@@ -79,6 +79,7 @@ type Server struct {
 	SecureCookies bool
 
 	pages    map[string]*template.Template
+	guides   map[string]*guide
 	mux      *http.ServeMux
 	logged   http.Handler // mux, with each request logged
 	root     http.Handler // everything, with the headers
@@ -99,6 +100,9 @@ func New(s *Server) (*Server, error) {
 		return nil, err
 	}
 	s.pages = map[string]*template.Template{}
+	if s.guides, err = loadGuides(); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
 		if name == "layout" || name == "partials" {
