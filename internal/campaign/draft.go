@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/settings"
 )
 
@@ -24,7 +25,7 @@ const (
 //
 // Only what rendering needs is checked, as Create checks it: the purpose,
 // template, audience rules and default language, and each variant's size
-// and tags. An unknown tag is an invalid error on variants[i].subject,
+// and tags; no variant at all is an invalid error on "variants". An unknown tag is an invalid error on variants[i].subject,
 // .html or .text, naming the tag. A name, a subject or a body may still
 // be missing; a contact, though, needs the audience rules (lists or a
 // condition) to be read by. An unknown contact is a not-found error
@@ -41,6 +42,9 @@ func (x *Sender) RenderDraft(ctx context.Context, in Input, lang, contactID stri
 	}
 	if in.Variants != nil {
 		c.Variants = slices.Clone(*in.Variants)
+	}
+	if len(c.Variants) == 0 {
+		return nil, errs.Invalid("variants", "nothing to show yet: give a subject or an HTML body")
 	}
 	for i := range c.Variants {
 		if err := checkContent(fmt.Sprintf("variants[%d]", i), &c.Variants[i]); err != nil {
