@@ -9,7 +9,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -19,7 +18,7 @@ import (
 const previewShows = `(want) => {
 	const s = document.getElementById("preview-status");
 	return !s.classList.contains("error") && document.getElementById("preview-text").textContent.includes(want) &&
-		document.getElementById("preview-frame").src.endsWith("/html") && document.getElementById("preview-frame").src;
+		document.getElementById("preview-frame").getAttribute("data-posted");
 }`
 
 // waitPreview waits until the editor's preview shows a message whose
@@ -61,20 +60,24 @@ func waitPreview(t testing.TB, ctx context.Context, want string) string {
 // pixels, without scrolling sideways.
 func TestCampaignEditorLivePreviewInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		d.firstAdmin(e)
-		campaignAudience(e, db)
+		e, d, _ := campaignBrowser(t, db)
+		browser, text, do := d.ctx, d.text, d.do
 
 		do(chromedp.Navigate(e.srv.URL+"/admin/campaigns/new"), chromedp.WaitVisible(chromedp.CSS("#live-preview")),
-			chromedp.Poll[chromedp.Void](`document.getElementById("preview-status").textContent.startsWith("Content: nothing to show yet")`),
-			chromedp.SendKeys(chromedp.CSS("#condition"), `lower(email) endsWith "@example.com"`),
+			chromedp.Poll[chromedp.Void](`document.getElementById("preview-status").textContent.startsWith("Content: nothing to show yet")`))
+		pages, err := chromedp.Run(browser, chromedp.Evaluate[int](`history.length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(chromedp.SendKeys(chromedp.CSS("#condition"), `lower(email) endsWith "@example.com"`),
 			chromedp.SendKeys(chromedp.CSS("#subject_en"), "Hi {{first_name}}"),
 			chromedp.SendKeys(chromedp.CSS("#html_en"), "<p>Hello {{ first_name }} {{last_name}}, typed here</p>"))
 		if got := waitPreview(t, browser, "Hello Alex Example, typed here"); !strings.Contains(got, "Unsubscribe") {
 			t.Fatalf("frame text: %q", got)
+		}
+		// Each preview took a new frame's first page: Back still leads off the editor.
+		if n, err := chromedp.Run(browser, chromedp.Evaluate[int](`history.length`)); err != nil || n != pages {
+			t.Fatalf("history: %d entries after the previews, %d before (%v)", n, pages, err)
 		}
 		if got := text("#preview-subject"); got != "Hi Alex" {
 			t.Fatalf("preview subject: %q", got)

@@ -1,12 +1,9 @@
 package web
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
@@ -15,13 +12,15 @@ import (
 )
 
 // The campaign editor's live preview. A script of this site (its only
-// one, static/campaign-preview.js) posts the editor's form as it is
-// typed to previewDraft, which renders it with the code that sends and
-// answers with the subject, the plain text and the address of the HTML;
-// the page's sandboxed frame then loads that address, served by
-// draftFrame with the preview's own restrictive policy. The HTML is not
-// written into the frame (srcdoc) because such a document inherits the
-// editor's policy, which blocks the message's inline styles and images.
+// one, static/campaign-preview.js) posts the editor's form, as it is
+// typed, to previewDraft, which renders it with the code that sends and
+// answers with the subject, the plain text and who it is made out to, or
+// the error; then it posts the same form into a new sandboxed frame, to
+// previewDraftHTML, which answers with the HTML under the preview's own
+// policy. The HTML is not written into the frame (srcdoc) because such a
+// document inherits the editor's policy, which blocks the message's
+// inline styles and images; and it is not kept on the server for the
+// frame to load, since the next request may reach another instance.
 // Without the script the editor is as before: save, then preview on the
 // campaign's page.
 
@@ -29,112 +28,47 @@ import (
 const editorScript = "campaign-preview.js"
 
 // editorPolicy is the admin policy with what the editor's preview needs:
-// its script, the post it makes, and the frame it loads.
+// its script, the post it makes, and the frame it fills.
 var editorPolicy = adminPolicy.CSP + "; script-src 'self'; connect-src 'self'; frame-src 'self'"
-
-// draftFrames keeps the HTML of the editor's latest previews for a few
-// minutes, for their frames to load; in memory only, as nothing of a
-// draft is saved. Each user has a few at most, and all users together a
-// bounded number, the oldest forgotten first.
-type draftFrames struct {
-	mu sync.Mutex
-	m  map[string]draftFrame // by token
-}
-
-type draftFrame struct {
-	user, html string
-	at         time.Time
-}
-
-const (
-	draftFrameLife    = 10 * time.Minute
-	draftFramesByUser = 4
-	maxDraftFrames    = 200
-)
-
-// put keeps html for user and returns the token that reads it back.
-func (d *draftFrames) put(user, html string, now time.Time) string {
-	token := rand.Text()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.m == nil {
-		d.m = map[string]draftFrame{}
-	}
-	mine := 0
-	for k, f := range d.m {
-		if now.Sub(f.at) > draftFrameLife {
-			delete(d.m, k)
-		} else if f.user == user {
-			mine++
-		}
-	}
-	for mine >= draftFramesByUser || len(d.m) >= maxDraftFrames {
-		// The user's own oldest goes when they have too many; otherwise
-		// the oldest of all.
-		oldest := ""
-		for k, f := range d.m {
-			if mine >= draftFramesByUser && f.user != user {
-				continue
-			}
-			if oldest == "" || f.at.Before(d.m[oldest].at) {
-				oldest = k
-			}
-		}
-		if d.m[oldest].user == user {
-			mine--
-		}
-		delete(d.m, oldest)
-	}
-	d.m[token] = draftFrame{user: user, html: html, at: now}
-	return token
-}
-
-// get returns the HTML token was given for, if user was given it and it
-// is still kept.
-func (d *draftFrames) get(user, token string, now time.Time) (string, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f, ok := d.m[token]
-	if !ok || f.user != user || now.Sub(f.at) > draftFrameLife {
-		return "", false
-	}
-	return f.html, true
-}
 
 // draftPreview is the answer to the editor's preview post: the message,
 // with a note of who it is made out to, or the error that stops it.
 type draftPreview struct {
 	Subject string `json:"subject"`
 	Text    string `json:"text"`
-	// Frame is the address of the HTML, for the sandboxed frame.
-	Frame string `json:"frame,omitempty"`
-	Note  string `json:"note,omitempty"`
+	Note    string `json:"note,omitempty"`
 	// Field is the form's field the Error is about, such as html_en.
 	Field string `json:"field,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
-// previewDraft renders the editor's form, posted as the editor holds it,
+// renderDraft renders the editor's form, posted as the editor holds it,
 // as the contact in preview_contact (an id or an address) would receive
 // it, or, with none, as the example contact Alex Example would in the
-// language preview_language. It saves nothing. It answers JSON: the
-// message, or, with the status of the error, the field and what is
-// wrong (an unknown tag is a 400 naming the field and the tag).
+// language preview_language. It saves nothing. It returns the contact's
+// id ("" for the example) and the languages of the form's variants, which
+// name the fields of an error.
+func (s *Server) renderDraft(r *http.Request, u *auth.User) (rd *campaign.Rendered, contactID string, langs []string, err error) {
+	ctx, f := r.Context(), r.PostForm
+	in, langs := campaignInput(f)
+	if ref := strings.TrimSpace(f.Get("preview_contact")); ref != "" {
+		if contactID, err = s.contactRef(ctx, u, ref); err != nil {
+			return nil, "", langs, err
+		}
+	}
+	rd, err = s.CampaignSender.RenderDraft(ctx, in, f.Get("preview_language"), contactID)
+	return rd, contactID, langs, err
+}
+
+// previewDraft answers the editor's preview post (see renderDraft) with
+// JSON: the subject, plain text and who it is made out to, or, with the
+// status of the error, the field and what is wrong (an unknown tag is a
+// 400 naming the field and the tag).
 func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	if !parseUpTo(w, r, maxCampaignForm) {
 		return
 	}
-	ctx, f := r.Context(), r.PostForm
-	in, langs := campaignInput(f)
-	var contactID string
-	var err error
-	if ref := strings.TrimSpace(f.Get("preview_contact")); ref != "" {
-		contactID, err = s.contactRef(ctx, u, ref)
-	}
-	var rd *campaign.Rendered
-	if err == nil {
-		rd, err = s.CampaignSender.RenderDraft(ctx, in, f.Get("preview_language"), contactID)
-	}
+	rd, contactID, langs, err := s.renderDraft(r, u)
 	if err != nil {
 		e := errs.As(err)
 		if e == nil {
@@ -153,8 +87,7 @@ func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.Us
 		writePreview(w, httpx.Status(err), draftPreview{Field: field, Error: msg})
 		return
 	}
-	out := draftPreview{Subject: rd.Subject, Text: rd.Text,
-		Frame: "/admin/campaigns/preview/" + s.drafts.put(u.ID, rd.HTML, time.Now()) + "/html"}
+	out := draftPreview{Subject: rd.Subject, Text: rd.Text}
 	lang := languageLabels[rd.Language]
 	switch {
 	case contactID == "":
@@ -167,6 +100,27 @@ func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.Us
 		out.Note = "As this contact would get it, in " + lang + "."
 	}
 	writePreview(w, http.StatusOK, out)
+}
+
+// previewDraftHTML answers the same post (see renderDraft), made into the
+// preview's frame, with the message's HTML, under the policy of
+// campaignPreviewHTML; an error is its message as plain text.
+func (s *Server) previewDraftHTML(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parseUpTo(w, r, maxCampaignForm) {
+		return
+	}
+	rd, _, _, err := s.renderDraft(r, u)
+	if err != nil {
+		msg := "The server could not show the preview; the log says why."
+		if e := errs.As(err); e != nil {
+			msg = "No preview: " + e.Error()
+		} else {
+			s.Log.Error("campaign preview", "err", err)
+		}
+		http.Error(w, msg, httpx.Status(err))
+		return
+	}
+	writeMessageHTML(w, rd.HTML)
 }
 
 func writePreview(w http.ResponseWriter, status int, p draftPreview) {
@@ -188,16 +142,4 @@ func previewFieldLabel(field string) string {
 	return map[string]string{"name": "Name", "purpose": "Purpose", "lists": "Lists", "condition": "Condition",
 		"opt_in_policy": "Opt-in policy", "template_id": "Template", "default_language": "Default language",
 		"variants": "Content", "contact": "Preview as"}[field]
-}
-
-// draftFrame serves the HTML of a preview that previewDraft made for this
-// user, for the editor's frame, with the policy of campaignPreviewHTML;
-// one that is gone, or another user's, is a 404.
-func (s *Server) draftFrame(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	html, ok := s.drafts.get(u.ID, r.PathValue("token"), time.Now())
-	if !ok {
-		http.Error(w, "This preview is gone; change the form to see it again.", http.StatusNotFound)
-		return
-	}
-	writeMessageHTML(w, html)
 }

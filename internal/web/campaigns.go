@@ -32,7 +32,7 @@ func (s *Server) campaignRoutes() {
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/preview/{contact}/html", c(s.campaignPreviewHTML))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/edit", c(s.saveCampaign))
 	s.mux.HandleFunc("POST /admin/campaigns/preview", c(s.previewDraft))
-	s.mux.HandleFunc("GET /admin/campaigns/preview/{token}/html", c(s.draftFrame))
+	s.mux.HandleFunc("POST /admin/campaigns/preview/html", c(s.previewDraftHTML))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/{action}", c(s.campaignAction))
 	s.mux.HandleFunc("GET /admin/campaign-templates", c(s.campaignTemplatesPage))
 	s.mux.HandleFunc("GET /admin/campaign-templates/new", c(s.campaignTemplatePage))

@@ -87,7 +87,6 @@ type Server struct {
 	logins   *clientip.Limiter
 	accounts *clientip.Limiter
 	hashing  chan struct{} // a slot per password check running
-	drafts   *draftFrames  // the campaign editor's previews
 }
 
 // New builds the server, parsing every template at once so that a broken
@@ -125,7 +124,6 @@ func New(s *Server) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.drafts = &draftFrames{}
 	s.mux = http.NewServeMux()
 	s.routes(static)
 	s.logged = httpx.LogRequests(s.Log, "admin", s.mux)

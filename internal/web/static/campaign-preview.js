@@ -2,10 +2,11 @@
 // changed, and after a short pause, the draft is posted as the form would
 // be (nothing is saved) and the message is shown as the chosen contact,
 // or an example contact, would get it: the subject and plain text here,
-// the HTML in a sandboxed frame that loads it from the server, under the
-// preview's own policy. Errors, such as an unknown tag, go to the status
-// line, which screen readers announce. Without this script the editor
-// works as before: save, then preview on the campaign's page.
+// and the HTML in a sandboxed frame, into which the same draft is posted,
+// so that the HTML comes with the preview's own policy. Errors, such as an
+// unknown tag, go to the status line, which screen readers announce.
+// Without this script the editor works as before: save, then preview on
+// the campaign's page.
 (function () {
   "use strict";
   var section = document.getElementById("live-preview");
@@ -22,6 +23,7 @@
   var language = form.elements.default_language ? form.elements.default_language.value : "";
   var timer = 0;
   var pending = null;
+  var seq = 0;
 
   function say(message, isError) {
     if (status.textContent !== message) {
@@ -30,13 +32,29 @@
     status.classList.toggle("error", isError);
   }
 
-  // show loads the message's HTML in a new frame rather than moving the
-  // old one, so that the preview adds nothing to the page's history.
-  function show(url) {
+  // show posts the draft into a new frame that takes the old one's place:
+  // a frame's first page adds nothing to the page's history.
+  function show(body) {
+    seq += 1;
     var next = frame.cloneNode(false);
-    next.src = url;
+    next.name = "preview-frame-" + seq;
+    var post = document.createElement("form");
+    post.method = "post";
+    post.action = endpoint + "/html?n=" + seq;
+    post.target = next.name;
+    post.hidden = true;
+    body.forEach(function (value, key) {
+      var field = document.createElement("textarea");
+      field.name = key;
+      field.value = value;
+      post.appendChild(field);
+    });
+    next.setAttribute("data-posted", post.action);
     frame.replaceWith(next);
     frame = next;
+    document.body.appendChild(post);
+    post.submit();
+    post.remove();
   }
 
   function update() {
@@ -67,7 +85,7 @@
         }
         subject.textContent = d.subject;
         text.textContent = d.text;
-        show(d.frame);
+        show(body);
         say(d.note, false);
       })
       .catch(function (err) {
