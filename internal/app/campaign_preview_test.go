@@ -84,9 +84,9 @@ func TestCampaignEditorPreview(t *testing.T) {
 		agent := e.signIn(admin, "agent@acme.example", "agent")
 		base := e.srv.URL + "/admin/campaigns"
 
-		// The editor, and it only, runs its script.
+		// The editor, and it only, runs its script; without it the preview is hidden.
 		if code, body := admin.get(base + "/new"); code != 200 || !strings.Contains(body, `<script src="/admin/static/campaign-preview.js" defer></script>`) ||
-			!strings.Contains(body, `id="live-preview"`) || !strings.Contains(body, `<iframe sandbox="" title=`) {
+			!strings.Contains(body, `data-endpoint="/admin/campaigns/preview" hidden>`) || !strings.Contains(body, `<iframe sandbox="" title=`) {
 			t.Fatalf("editor: %d %s", code, body)
 		}
 		if csp := admin.last.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") ||
