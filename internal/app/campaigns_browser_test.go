@@ -23,12 +23,8 @@ import (
 // pixels, and none scrolls sideways on a phone.
 func TestCampaignsInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		d.firstAdmin(e)
-		ana := campaignAudience(e, db)
+		e, d, ana := campaignBrowser(t, db)
+		browser, text, do := d.ctx, d.text, d.do
 
 		do(chromedp.Navigate(e.srv.URL+"/admin/"), chromedp.Click(chromedp.CSS(`nav a[href="/admin/campaigns"]`)),
 			chromedp.WaitVisible(chromedp.CSS("#new-campaign")), chromedp.Click(chromedp.CSS("#new-campaign")),
@@ -90,6 +86,17 @@ func TestCampaignsInABrowser(t *testing.T) {
 		}
 		d.pagesPass(e.srv.URL, strings.TrimPrefix(page, e.srv.URL), "/admin/campaigns", "/admin/settings")
 	})
+}
+
+// campaignBrowser starts the service on db with the contacts of
+// campaignAudience, and Chromium signed in as the first admin; it returns
+// the service, the browser's driver and the first contact's id.
+func campaignBrowser(t testing.TB, db *store.DB) (*env, driver, string) {
+	t.Helper()
+	e := start(t, db)
+	d := driver{t, browsertest.New(t)}
+	d.firstAdmin(e)
+	return e, d, campaignAudience(e, db)
 }
 
 // framed reports whether the browser shows a frame at a URL ending in

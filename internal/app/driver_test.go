@@ -41,10 +41,20 @@ func (d driver) firstAdmin(e *env) {
 // on any axe-core violation, or where a page scrolls sideways.
 func (d driver) pagesPass(base string, pages ...string) {
 	d.t.Helper()
+	d.pagesPassOnceReady(base, "", pages...)
+}
+
+// pagesPassOnceReady is pagesPass for pages that change after loading:
+// each is checked once the JavaScript expression ready is true on it.
+func (d driver) pagesPassOnceReady(base, ready string, pages ...string) {
+	d.t.Helper()
 	for _, width := range []int64{1280, 375} {
 		d.do(chromedp.EmulateViewport(width, 800))
 		for _, p := range pages {
 			d.do(chromedp.Navigate(base + p))
+			if ready != "" {
+				d.do(chromedp.Poll[chromedp.Void](ready))
+			}
 			browsertest.Axe(d.t, d.ctx, p)
 			fits, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
 			if err != nil {

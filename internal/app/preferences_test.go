@@ -44,6 +44,21 @@ func (v *visitor) post(u string, form url.Values) (int, string) {
 	return v.do("POST", u, form)
 }
 
+// crossSitePost posts form as another site's page would (Sec-Fetch-Site
+// cross-site), with v's cookies, and returns the status.
+func (v *visitor) crossSitePost(u string, form url.Values) int {
+	v.e.t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := v.client.Do(req)
+	if err != nil {
+		v.e.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
 func (v *visitor) do(method, u string, form url.Values) (int, string) {
 	v.e.t.Helper()
 	var body io.Reader
@@ -358,16 +373,8 @@ func TestRefusedChoicesWriteNothing(t *testing.T) {
 			}
 		}
 		// A post from another site is refused by cross-origin protection.
-		req, _ := http.NewRequest("POST", e.srv.URL+"/p", strings.NewReader("optout=1"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Sec-Fetch-Site", "cross-site")
-		res, err := v.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 403 {
-			t.Fatalf("cross-site post: %d", res.StatusCode)
+		if code := v.crossSitePost(e.srv.URL+"/p", url.Values{"optout": {"1"}}); code != 403 {
+			t.Fatalf("cross-site post: %d", code)
 		}
 		// Without a session there is no page to post to.
 		if code, body := e.visitor().post(e.srv.URL+"/p", url.Values{"optout": {"1"}}); code != 200 || !strings.Contains(body, "Open the link in your email") {

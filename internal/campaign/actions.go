@@ -207,7 +207,14 @@ func (x *Sender) Render(ctx context.Context, id, contactID string) (*Rendered, e
 	if err != nil {
 		return nil, err
 	}
-	rs, err := p.read(ctx, x.Service.DB.Read, []*outcome{{contactID: contactID}})
+	return p.renderFor(ctx, x.Service.DB.Read, contactID)
+}
+
+// renderFor reads contactID through q as the gate sees them and renders
+// p for them, with links that lead nowhere. An unknown contact is a
+// not-found error (field "contact").
+func (p *prepared) renderFor(ctx context.Context, q store.Querier, contactID string) (*Rendered, error) {
+	rs, err := p.read(ctx, q, []*outcome{{contactID: contactID}})
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +222,18 @@ func (x *Sender) Render(ctx context.Context, id, contactID string) (*Rendered, e
 	if !ok {
 		return nil, errs.NotFound("contact", "contact")
 	}
-	out := &Rendered{ContactID: contactID, Reason: r.reason, Tracked: r.tracked, Language: p.variantFor(r.lang).lang}
+	return p.rendered(r)
+}
+
+// rendered renders p for r, as recipient 0, whose links lead nowhere. A
+// draft may have no content in r's language nor in its default one: that
+// is an error on "variants".
+func (p *prepared) rendered(r *recipient) (*Rendered, error) {
+	v := p.variantFor(r.lang)
+	if v == nil {
+		return nil, errs.Invalid("variants", "there is no content in %s or in the default language (%s) yet", r.lang, p.c.DefaultLanguage)
+	}
+	out := &Rendered{ContactID: r.id, Reason: r.reason, Tracked: r.tracked, Language: v.lang}
 	out.Subject, out.Text, out.HTML = p.content(0, r)
 	return out, nil
 }
@@ -247,7 +265,7 @@ func (x *Sender) Test(ctx context.Context, id string, to []string) error {
 	}
 	var envs []*mail.Envelope
 	for _, addr := range to {
-		env := p.envelope(0, &recipient{email: strings.TrimSpace(addr), first: "Alex", last: "Example", lang: c.DefaultLanguage})
+		env := p.envelope(0, &recipient{email: strings.TrimSpace(addr), first: SampleFirstName, last: SampleLastName, lang: c.DefaultLanguage})
 		env.Subject = "[Test] " + env.Subject
 		env.OutboxID = "test"
 		env.MessageID = fmt.Sprintf("test.c%d.%d@%s", c.no, s.now().UnixNano(), x.Domain)

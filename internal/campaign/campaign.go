@@ -122,6 +122,19 @@ func (s *Service) check(ctx context.Context, c *Campaign, in Input) error {
 	if c.Name == "" {
 		return errs.Required("name")
 	}
+	if err := s.checkRules(ctx, c, in); err != nil {
+		return err
+	}
+	if in.Variants != nil {
+		c.Variants = slices.Clone(*in.Variants)
+	}
+	return checkVariants(c)
+}
+
+// checkRules is check without the name and the content: it validates the
+// purpose, template, audience, opt-in policy and default language of in
+// against c and fills in the ids it resolves.
+func (s *Service) checkRules(ctx context.Context, c *Campaign, in Input) error {
 	if in.Purpose != nil || c.PurposeID == "" {
 		name := DefaultPurpose
 		if in.Purpose != nil && strings.TrimSpace(*in.Purpose) != "" {
@@ -181,10 +194,7 @@ func (s *Service) check(ctx context.Context, c *Campaign, in Input) error {
 	if !slices.Contains(i18n.Languages, c.DefaultLanguage) {
 		return errs.Invalid("default_language", "must be one of %s", strings.Join(i18n.Languages, ", "))
 	}
-	if in.Variants != nil {
-		c.Variants = slices.Clone(*in.Variants)
-	}
-	return checkVariants(c)
+	return nil
 }
 
 // checkVariants checks each language's content, and that the default
@@ -213,17 +223,26 @@ func checkVariants(c *Campaign) error {
 		if strings.TrimSpace(v.HTML) == "" {
 			return errs.Required(field + ".html")
 		}
-		if len(v.HTML) > maxBody || len(v.Text) > maxBody {
-			return errs.Invalid(field, "a body may be at most %d KiB", maxBody>>10)
-		}
-		for _, f := range []struct{ name, src string }{{"subject", v.Subject}, {"html", v.HTML}, {"text", v.Text}} {
-			if err := checkTags(field+"."+f.name, f.src, BodyTags); err != nil {
-				return err
-			}
+		if err := checkContent(field, v); err != nil {
+			return err
 		}
 	}
 	if !seen[c.DefaultLanguage] {
 		return errs.Invalid("variants", "there is no variant in the default language (%s)", c.DefaultLanguage)
+	}
+	return nil
+}
+
+// checkContent checks what a variant's subject and bodies may hold: their
+// size, and no tag but BodyTags. field is the variant's, variants[i].
+func checkContent(field string, v *Variant) error {
+	if len(v.HTML) > maxBody || len(v.Text) > maxBody {
+		return errs.Invalid(field, "a body may be at most %d KiB", maxBody>>10)
+	}
+	for _, f := range []struct{ name, src string }{{"subject", v.Subject}, {"html", v.HTML}, {"text", v.Text}} {
+		if err := checkTags(field+"."+f.name, f.src, BodyTags); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -353,3 +353,76 @@ func TestCampaignRetriesWithBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestRenderDraftIsWhatIsSaved: a draft that is not saved renders, for
+// each contact, exactly as the same content renders once saved (subject,
+// both bodies, language, reason and tracking); for the example contact in
+// the language being edited; without an audience for the example only;
+// and an unknown tag is refused naming the variant's field. Nothing is
+// written.
+func TestRenderDraftIsWhatIsSaved(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := newFixture(t, db)
+		anna := f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
+		sven := f.person("sven@example.com", "Sven", "sv", contactstate.DoubleOptIn, false)
+		ctx := context.Background()
+		in := campaign.Input{Name: ptr("Spring"), Condition: ptr(`email != ""`), Variants: &[]campaign.Variant{
+			{Language: "en", Subject: "Hi {{first_name}}", HTML: `<p>Hi {{ first_name }}, <a href="https://acme.example/spring">spring</a></p>`},
+			{Language: "sv", Subject: "Hej {{first_name}}", HTML: "<p>Hej {{first_name}}</p>", Text: "Hej {{first_name}}, {{preferences_url}}"}}}
+		c, err := f.svc.Create(ctx, in, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		campaigns := func() int {
+			var n int
+			if err := db.Read.QueryRow(`SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM campaign_variants) + (SELECT count(*) FROM campaign_recipients)`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := campaigns()
+		for _, id := range []string{anna, sven} {
+			saved, err := f.sender.Render(ctx, c.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			draft, err := f.sender.RenderDraft(ctx, in, "nl", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *draft != *saved {
+				t.Fatalf("as %s, the draft renders\n%+v\nand the saved campaign\n%+v", id, draft, saved)
+			}
+		}
+		if r, _ := f.sender.Render(ctx, c.ID, sven); r.Reason != campaign.ReasonNoConsent || r.Language != "sv" || r.Subject != "Hej Sven" {
+			t.Fatalf("as sven: %+v", r)
+		}
+		ex, err := f.sender.RenderDraft(ctx, in, "sv", "")
+		if err != nil || ex.Subject != "Hej Alex" || ex.Language != "sv" || ex.ContactID != "" || ex.Reason != "" {
+			t.Fatalf("as the example in Swedish: %+v %v", ex, err)
+		}
+		// No audience yet: the example renders, a contact cannot be read by the rules.
+		none := in
+		none.Condition = ptr("")
+		if ex, err := f.sender.RenderDraft(ctx, none, "en", ""); err != nil || ex.Subject != "Hi Alex" {
+			t.Fatalf("the example without an audience: %+v %v", ex, err)
+		}
+		if _, err := f.sender.RenderDraft(ctx, none, "en", anna); errs.As(err) == nil || errs.As(err).Field != "lists" {
+			t.Fatalf("a contact without an audience: %v", err)
+		}
+		bad := in
+		bad.Variants = &[]campaign.Variant{(*in.Variants)[0], {Language: "sv", Subject: "Hej", HTML: "<p>{{fornamn}}</p>"}}
+		if _, err := f.sender.RenderDraft(ctx, bad, "en", ""); errs.As(err) == nil || errs.As(err).Field != "variants[1].html" || errs.As(err).Code != "unknown_tag" {
+			t.Fatalf("an unknown tag: %v", err)
+		}
+		if _, err := f.sender.RenderDraft(ctx, campaign.Input{Condition: ptr(`email != ""`)}, "en", ""); errs.As(err) == nil || errs.As(err).Field != "variants" {
+			t.Fatalf("no content: %v", err)
+		}
+		if _, err := f.sender.RenderDraft(ctx, in, "en", "no-such-contact"); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("an unknown contact: %v", err)
+		}
+		if n := campaigns(); n != before {
+			t.Fatalf("the drafts wrote: %d rows, then %d", before, n)
+		}
+	})
+}

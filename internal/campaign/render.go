@@ -43,6 +43,19 @@ func (s *Service) prepare(ctx context.Context, c *Campaign, links *Links, defaul
 	if err != nil {
 		return nil, err
 	}
+	p, err := s.compose(ctx, c, links, defaultFrom, domain)
+	if err != nil {
+		return nil, err
+	}
+	p.gate = g
+	return p, nil
+}
+
+// compose is prepare without the audience's gate: c's content compiled,
+// and what every message shares. It is enough to render for a recipient
+// given rather than read, as the editor's preview does for its example
+// contact before the campaign has an audience.
+func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaultFrom, domain string) (*prepared, error) {
 	st, err := settings.Get(ctx, s.DB.Read)
 	if err != nil {
 		return nil, err
@@ -55,7 +68,7 @@ func (s *Service) prepare(ctx context.Context, c *Campaign, links *Links, defaul
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{c: c, gate: g, variants: map[string]*compiledVariant{}, links: links, key: key, domain: domain, now: s.now}
+	p := &prepared{c: c, variants: map[string]*compiledVariant{}, links: links, key: key, domain: domain, now: s.now}
 	p.from = defaultFrom
 	if st.SenderAddress != "" {
 		p.from = (&mail.Address{Name: st.SenderName, Address: st.SenderAddress}).String()

@@ -31,6 +31,8 @@ func (s *Server) campaignRoutes() {
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/edit", c(s.editCampaignPage))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/preview/{contact}/html", c(s.campaignPreviewHTML))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/edit", c(s.saveCampaign))
+	s.mux.HandleFunc("POST /admin/campaigns/preview", c(s.previewDraft))
+	s.mux.HandleFunc("POST /admin/campaigns/preview/html", c(s.previewDraftHTML))
 	s.mux.HandleFunc("POST /admin/campaigns/{id}/{action}", c(s.campaignAction))
 	s.mux.HandleFunc("GET /admin/campaign-templates", c(s.campaignTemplatesPage))
 	s.mux.HandleFunc("GET /admin/campaign-templates/new", c(s.campaignTemplatePage))
@@ -81,6 +83,8 @@ type campaignForm struct {
 	Tags      []string
 	// ConditionCaret points at where the condition is wrong.
 	ConditionCaret string
+	// Sample is the example contact the live preview is made out to.
+	Sample string
 }
 
 func (s *Server) newCampaignPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -111,7 +115,8 @@ func (s *Server) editCampaignPage(w http.ResponseWriter, r *http.Request, u *aut
 
 func (s *Server) showCampaignForm(w http.ResponseWriter, r *http.Request, u *auth.User, status int, id string, f url.Values, fe map[string]string, pos int) {
 	ctx := r.Context()
-	p := campaignForm{ID: id, Form: f, Policies: settings.Policies, Languages: i18n.Languages, Tags: campaign.BodyTags}
+	p := campaignForm{ID: id, Form: f, Policies: settings.Policies, Languages: i18n.Languages, Tags: campaign.BodyTags,
+		Sample: campaign.SampleFirstName + " " + campaign.SampleLastName}
 	ps, err := s.Consent.Purposes(ctx)
 	if err != nil {
 		s.fail(w, err, u)
@@ -134,24 +139,21 @@ func (s *Server) showCampaignForm(w http.ResponseWriter, r *http.Request, u *aut
 	if id != "" {
 		title = "Edit campaign"
 	}
-	s.render(w, status, "campaign_edit", page{Title: title, User: u, Nav: "campaigns", Errors: fe, Data: p})
+	w.Header().Set("Content-Security-Policy", editorPolicy)
+	s.render(w, status, "campaign_edit", page{Title: title, User: u, Nav: "campaigns", Errors: fe, Data: p, Script: editorScript})
 }
 
 // variantField is a variant's field as errs names it, variants[i].subject.
 var variantField = regexp.MustCompile(`^variants\[(\d+)\]\.(\w+)$`)
 
-// saveCampaign creates a campaign, or changes one from its edit page, and
-// redirects to it; an error shows the form again, next to its field.
-func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, maxCampaignForm) {
-		return
-	}
-	f := r.PostForm
+// campaignInput reads the campaign form, the editor's, into what the
+// campaign package takes, with the languages of its variants in order. A
+// language's content is taken only when its subject or body is given.
+func campaignInput(f url.Values) (campaign.Input, []string) {
 	listIDs := f["lists"]
 	in := campaign.Input{Name: formText(f, "name"), Purpose: formText(f, "purpose"), TemplateID: formText(f, "template_id"),
 		Lists: &listIDs, Condition: formText(f, "condition"), OptInPolicy: formText(f, "opt_in_policy"),
 		DefaultLanguage: formText(f, "default_language")}
-	// A language's content is saved only when its subject or body is given.
 	var langs []string
 	vs := []campaign.Variant{}
 	for _, l := range i18n.Languages {
@@ -162,6 +164,33 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 		}
 	}
 	in.Variants = &vs
+	return in, langs
+}
+
+// campaignField is the field of the campaign form that e is about: a
+// variant's, variants[i].html, is html_ and the language of the i-th of
+// langs; "form" when it is about no field, or a conflict of the whole.
+func campaignField(e *errs.Error, langs []string) string {
+	field := e.Field
+	if m := variantField.FindStringSubmatch(field); m != nil {
+		if i, _ := strconv.Atoi(m[1]); i < len(langs) {
+			field = m[2] + "_" + langs[i]
+		}
+	}
+	if field == "" || e.Kind == errs.KindConflict {
+		field = "form"
+	}
+	return field
+}
+
+// saveCampaign creates a campaign, or changes one from its edit page, and
+// redirects to it; an error shows the form again, next to its field.
+func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parseUpTo(w, r, maxCampaignForm) {
+		return
+	}
+	f := r.PostForm
+	in, langs := campaignInput(f)
 	id := r.PathValue("id")
 	var c *campaign.Campaign
 	var err error
@@ -176,15 +205,7 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 			s.fail(w, err, u)
 			return
 		}
-		field := e.Field
-		if m := variantField.FindStringSubmatch(field); m != nil {
-			if i, _ := strconv.Atoi(m[1]); i < len(langs) {
-				field = m[2] + "_" + langs[i]
-			}
-		}
-		if field == "" || e.Kind == errs.KindConflict {
-			field = "form"
-		}
+		field := campaignField(e, langs)
 		pos := 0
 		if field == "condition" {
 			pos = e.Position
@@ -382,10 +403,16 @@ func (s *Server) campaignPreviewHTML(w http.ResponseWriter, r *http.Request, u *
 		s.fail(w, err, u)
 		return
 	}
+	writeMessageHTML(w, rd.HTML)
+}
+
+// writeMessageHTML answers with a message's HTML for a preview's frame,
+// under previewPolicy.
+func writeMessageHTML(w http.ResponseWriter, html string) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", previewPolicy)
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	io.WriteString(w, rd.HTML)
+	io.WriteString(w, html)
 }
 
 // reportCharts draws what became of a started campaign: its messages,

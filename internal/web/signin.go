@@ -9,12 +9,8 @@ import (
 	"github.com/consentry/consentry/internal/clientip"
 )
 
-func (s *Server) routes() {
-	static := http.StripPrefix("/admin/", http.FileServerFS(files))
-	s.mux.Handle("GET /admin/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Del("Cache-Control") // the stylesheet is the same for everyone
-		static.ServeHTTP(w, r)
-	}))
+func (s *Server) routes(static http.Handler) {
+	s.mux.Handle("GET /admin/static/", static)
 	// The front door of the whole site leads to the admin UI.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther))
 	s.mux.HandleFunc("GET /admin/setup/{token}", s.setupPage)

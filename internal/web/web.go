@@ -4,9 +4,10 @@
 // JavaScript.
 //
 // Every page has a Content-Security-Policy that allows nothing but this
-// site's own stylesheet, no caching, and no framing. Forms are protected
-// from cross-site posts by http.CrossOriginProtection and the SameSite
-// session cookie. What a user may see and do follows their role
+// site's own stylesheet, no caching, and no framing; the campaign editor
+// alone also runs a script of this site, for its live preview, and works
+// without it. Forms are protected from cross-site posts by
+// http.CrossOriginProtection and the SameSite session cookie. What a user may see and do follows their role
 // (auth.Can); handlers check the permission before they read anything.
 package web
 
@@ -123,8 +124,12 @@ func New(s *Server) (*Server, error) {
 	s.accounts = clientip.NewLimiter(1, 10, time.Hour).WithMaxKeys(maxSignInAccounts)
 	s.hashing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	s.cop = http.NewCrossOriginProtection()
+	static, err := staticFiles()
+	if err != nil {
+		return nil, err
+	}
 	s.mux = http.NewServeMux()
-	s.routes()
+	s.routes(static)
 	s.logged = httpx.LogRequests(s.Log, "admin", s.mux)
 	s.root = httpx.Headers(adminPolicy, http.HandlerFunc(s.serve))
 	return s, nil
@@ -157,7 +162,11 @@ type page struct {
 	Errors map[string]string // field: message, shown next to the field
 	// Refresh, when not 0, reloads the page after so many seconds.
 	Refresh int
-	Data    any
+	// Script, when set, is the file under static/ the page loads; its
+	// handler allows it in the page's Content-Security-Policy. Pages
+	// work without it.
+	Script string
+	Data   any
 }
 
 // handler is a page that needs a signed-in user with a permission.
