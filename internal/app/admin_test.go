@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -359,8 +360,16 @@ func TestSettingsAndAuditPages(t *testing.T) {
 			t.Fatalf("bad date: %d %s", code, body)
 		}
 		page("/admin/ledger", "Not verified yet")
-		post("/admin/ledger/verify", url.Values{}, 200, "Intact")
-		page("/admin/ledger", "Intact")
+		post("/admin/ledger/verify", url.Values{}, 200, "intact</strong> up to event", "Verified.", "No event was added since.")
+		if req := admin.last.Request; req.Method != "GET" || req.URL.Path != "/admin/ledger" {
+			t.Fatalf("verifying ends on %s %s, want a redirect to the ledger page", req.Method, req.URL)
+		}
+		// A change after the verification is shown as not verified yet.
+		if _, err := e.a.Consent.Record(context.Background(), ids[0], consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted,
+			Source: "API", Actor: consent.Actor{Kind: consent.ActorSystem}, Evidence: consent.Evidence{Method: "api"}}); err != nil {
+			t.Fatal(err)
+		}
+		page("/admin/ledger", "intact</strong> up to event", "1 event was added since and is not verified yet.")
 	})
 }
 

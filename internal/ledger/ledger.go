@@ -14,6 +14,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -217,6 +218,17 @@ func NextSeq(tx *store.Tx) (int64, error) {
 		return 0, err
 	}
 	return c.seq + 1, nil
+}
+
+// Head returns the position of the ledger's last event, 0 when it has
+// none: what a verification that stopped at an earlier position has not
+// seen yet.
+func Head(ctx context.Context, q store.Querier) (int64, error) {
+	var seq int64
+	if err := q.QueryRowContext(ctx, "SELECT seq FROM ledger_head WHERE id = 1").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("ledger: read head: %w", err)
+	}
+	return seq, nil
 }
 
 // head returns the chain as seen by tx, reading the head on first use.

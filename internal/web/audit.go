@@ -7,6 +7,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 )
 
@@ -87,20 +88,33 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 	s.render(w, http.StatusOK, "access_log", page{Title: "Access log", User: u, Nav: "audit", Data: data})
 }
 
+// ledgerPage shows the last verification of the ledger with its time and
+// how many events were added since, so an old result is not taken for the
+// state of today.
 func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showLedger(w, r, u, "")
-}
-
-func (s *Server) showLedger(w http.ResponseWriter, r *http.Request, u *auth.User, flash string) {
 	rep, ok, err := s.Consent.LastVerification(r.Context())
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	s.render(w, http.StatusOK, "ledger", page{Title: "Consent ledger", User: u, Nav: "audit", Flash: flash,
-		Data: map[string]any{"Report": rep, "Verified": ok}})
+	head, err := ledger.Head(r.Context(), s.DB.Read)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	data := map[string]any{"Report": rep, "Verified": ok, "Head": head}
+	if ok {
+		data["Since"] = head - rep.HeadSeq
+	}
+	flash := ""
+	if r.URL.Query().Get("done") == "verified" {
+		flash = "Verified."
+	}
+	s.render(w, http.StatusOK, "ledger", page{Title: "Consent ledger", User: u, Nav: "audit", Flash: flash, Data: data})
 }
 
+// verifyLedger verifies the whole ledger now (the result is kept) and
+// goes back to the ledger page, which shows it.
 func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	rep, err := s.Consent.VerifyLedger(r.Context())
 	if err != nil {
@@ -108,5 +122,5 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	s.Log.Info("ledger verified", "ok", rep.OK, "events", rep.Events, "by", u.ID)
-	s.showLedger(w, r, u, "Verified just now.")
+	http.Redirect(w, r, "/admin/ledger?done=verified", http.StatusSeeOther)
 }
