@@ -348,8 +348,30 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		if code != 200 || secret == "" {
 			t.Fatalf("create token: %d %s", code, body)
 		}
-		if body := page("/admin/settings/tokens"); strings.Contains(body, secret) {
-			t.Fatal("the token is shown twice")
+		crmRow := func() string {
+			t.Helper()
+			body := page("/admin/settings/tokens")
+			if strings.Contains(body, secret) {
+				t.Fatal("the token is shown twice")
+			}
+			row := regexp.MustCompile(`<tr><td>crm</td>.*?</tr>`).FindString(strings.ReplaceAll(body, "\n", ""))
+			if !strings.Contains(row, "use the contacts API, reveal sensitive values") {
+				t.Fatalf("the token's row: %q", row)
+			}
+			return row
+		}
+		if row := crmRow(); strings.Count(row, "<td>never</td>") != 2 {
+			t.Fatalf("a new token without expiry: %q", row)
+		}
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/contacts", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+			t.Fatalf("use the token: %v %v", res, err)
+		} else {
+			res.Body.Close()
+		}
+		if row := crmRow(); strings.Count(row, "<td>never</td>") != 1 {
+			t.Fatalf("a used token's row: %q", row)
 		}
 
 		page("/admin/outbox")

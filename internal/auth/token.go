@@ -53,7 +53,15 @@ type Token struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastUsedAt is when the token last authenticated a request, to the
+	// minute; nil when it never did.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
+
+// usedGranularity is how precisely a token's last use is kept: a token
+// used for every request writes its time at most once in that span, so
+// that busy integrations do not queue on the writer.
+const usedGranularity = time.Minute
 
 // Tokens creates, checks and revokes API tokens.
 type Tokens struct {
@@ -128,7 +136,25 @@ func (t *Tokens) Authenticate(ctx context.Context, secret string) (*Token, error
 	if tok.RevokedAt != nil || (tok.ExpiresAt != nil && !tok.ExpiresAt.After(now)) {
 		return nil, ErrBadToken
 	}
+	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) >= usedGranularity {
+		t.markUsed(ctx, tok, now)
+	}
 	return tok, nil
+}
+
+// markUsed records that tok was used at now. The time is a convenience
+// for the operator, not a record: when writing it fails, the request goes
+// on and a later one writes it.
+func (t *Tokens) markUsed(ctx context.Context, tok *Token, now time.Time) {
+	at := store.Micros(now)
+	err := t.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)`,
+			tok.ID, at, store.Micros(now.Add(-usedGranularity)))
+		return err
+	})
+	if err == nil {
+		tok.LastUsedAt = &now
+	}
 }
 
 // List returns every token, newest first, revoked ones included.
@@ -155,7 +181,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 	})
 }
 
-const tokenSelect = `SELECT id, name, scopes, created_at, expires_at, revoked_at FROM api_tokens`
+const tokenSelect = `SELECT id, name, scopes, created_at, expires_at, revoked_at, last_used_at FROM api_tokens`
 
 // Has reports whether the token carries the scope.
 func (t *Token) Has(scope string) bool { return slices.Contains(t.Scopes, scope) }
@@ -164,8 +190,8 @@ func scanToken(row store.Scanner) (*Token, error) {
 	var tok Token
 	var created int64
 	var scopes string
-	var expires, revoked sql.NullInt64
-	err := row.Scan(&tok.ID, &tok.Name, &scopes, &created, &expires, &revoked)
+	var expires, revoked, used sql.NullInt64
+	err := row.Scan(&tok.ID, &tok.Name, &scopes, &created, &expires, &revoked, &used)
 	tok.Scopes = strings.Fields(scopes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("token", "")
@@ -181,6 +207,10 @@ func scanToken(row store.Scanner) (*Token, error) {
 	if revoked.Valid {
 		r := store.FromMicros(revoked.Int64)
 		tok.RevokedAt = &r
+	}
+	if used.Valid {
+		u := store.FromMicros(used.Int64)
+		tok.LastUsedAt = &u
 	}
 	return &tok, nil
 }
