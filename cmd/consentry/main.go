@@ -139,7 +139,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		} else {
 			log.Info("email goes out over SMTP", "server", cfg.RedactedSMTP(), "connections", cfg.SMTPConnections)
 		}
-		log.Info("consentry is ready", "version", app.Version(), "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
+		log.Info("consentry is ready", "version", app.Version(), "addr", ln.Addr().String(), "admin", cfg.BaseURL+"/admin/", "base_url", cfg.BaseURL,
 			"database", a.DB.Dialect, "location", cfg.RedactedDatabase())
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()

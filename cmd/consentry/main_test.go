@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -59,6 +60,30 @@ func TestCommands(t *testing.T) {
 // SQLite database, waits until /healthz answers, and returns the address and
 // the database path. The server stops, and must exit 0, when the test ends.
 func startServer(t *testing.T) (addr, dbPath string) {
+	addr, dbPath, _ = startServerLogged(t)
+	return addr, dbPath
+}
+
+// lockedBuffer is a log that a test reads while the server writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServerLogged runs serve as startServer does and returns its log.
+func startServerLogged(t *testing.T) (addr, dbPath string, log *lockedBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +96,8 @@ func startServer(t *testing.T) (addr, dbPath string) {
 	t.Setenv("CONSENTRY_HTTP_ADDR", addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, io.Discard, io.Discard) }()
+	log = &lockedBuffer{}
+	go func() { done <- run(ctx, []string{"serve"}, io.Discard, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
@@ -87,7 +113,7 @@ func startServer(t *testing.T) (addr, dbPath string) {
 			if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"ok"`) {
 				t.Fatalf("healthz: %d %s", resp.StatusCode, body)
 			}
-			return addr, dbPath
+			return addr, dbPath, log
 		}
 		select {
 		case code := <-done:
@@ -100,6 +126,14 @@ func startServer(t *testing.T) (addr, dbPath string) {
 	}
 }
 
+// TestServe: serve answers, and its log says where the admin UI is and,
+// while no user exists, how to create the first admin.
 func TestServe(t *testing.T) {
-	startServer(t)
+	_, _, log := startServerLogged(t)
+	out := log.String()
+	for _, want := range []string{"consentry is ready", "admin=http://", "/admin/setup/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -27,7 +27,11 @@ func TestReadmeQuickStart(t *testing.T) {
 	block = strings.TrimSuffix(block, "```")
 
 	addr, _ := startServer(t)
-	script := strings.ReplaceAll(block, "127.0.0.1:8080", addr)
+	script := block
+	if strings.Count(block, "127.0.0.1:8080") != 1 {
+		t.Errorf("the quick start names the address %d times, want once, in ADDR", strings.Count(block, "127.0.0.1:8080"))
+	}
+	script = strings.ReplaceAll(block, "127.0.0.1:8080", addr)
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = "../.." // the commands are run from the repository root
 	cmd.Env = os.Environ()
@@ -35,7 +39,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("quick start failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"email":"anna@example.com"`, `"state":"withdrawn"`, `"purpose":"Sales and service","state":"none"`, `"ok":true`} {
+	for _, want := range []string{`"email":"anna@example.com"`, `"consents":[{`, `"state":"withdrawn"`, `"purpose":"Sales and service","state":"none"`, `"ok":true`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %s:\n%s", want, out)
 		}

@@ -58,6 +58,10 @@ type Contact struct {
 	LedgerRef      string    `json:"ledger_ref" doc:"the random reference that stands for this contact in the consent ledger"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// Consents are the consent records the request that created the
+	// contact made, so its caller sees what was recorded; other reads
+	// leave it out (GET .../consents has them all).
+	Consents []*consent.Record `json:"consents,omitempty" doc:"on create only: the consent records made with the contact"`
 	// ProcessingStoppedAt is when the contact asked to stop processing
 	// (R9); the record is locked from then on.
 	ProcessingStoppedAt *time.Time `json:"processing_stopped_at,omitempty" doc:"when the contact asked to stop processing; the record is locked"`
@@ -332,9 +336,14 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
 			return err
 		}
+		c.Consents = nil // a retried transaction starts again
 		for i, p := range prepared {
-			if _, err := p.Apply(tx, k, now); err != nil {
+			r, err := p.Apply(tx, k, now)
+			if err != nil {
 				return errs.WithField(err, under(fmt.Sprintf("consents[%d]", i)))
+			}
+			if r != nil {
+				c.Consents = append(c.Consents, r)
 			}
 		}
 		return s.afterCreate(tx, c, now)
