@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentry/consentry/internal/logtest"
 )
 
 // runCmd runs the command with an SQLite database in a temporary directory.
@@ -64,26 +65,8 @@ func startServer(t *testing.T) (addr, dbPath string) {
 	return addr, dbPath
 }
 
-// lockedBuffer is a log that a test reads while the server writes it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startServerLogged runs serve as startServer does and returns its log.
-func startServerLogged(t *testing.T) (addr, dbPath string, log *lockedBuffer) {
+func startServerLogged(t *testing.T) (addr, dbPath string, log *logtest.Buffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +79,7 @@ func startServerLogged(t *testing.T) (addr, dbPath string, log *lockedBuffer) {
 	t.Setenv("CONSENTRY_HTTP_ADDR", addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	log = &lockedBuffer{}
+	log = &logtest.Buffer{}
 	go func() { done <- run(ctx, []string{"serve"}, io.Discard, log) }()
 	t.Cleanup(func() {
 		cancel()
