@@ -1086,3 +1086,34 @@ func TestSingleLineFields(t *testing.T) {
 		})
 	})
 }
+
+// TestSubscriptionStateIsConsentsWord: a list subscription's state is
+// called state, as a consent's is, in requests and answers; the former
+// name status is still read, and both at once with different values are
+// refused, naming the field, and change nothing.
+func TestSubscriptionStateIsConsentsWord(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		if r := e.do(t, "POST", "/api/v1/lists", `{"name":"News"}`, ""); r.status != 201 {
+			t.Fatalf("create list: %d %s", r.status, r.body)
+		}
+		r := e.do(t, "POST", "/api/v1/contacts", `{"email":"lena@example.com"}`, "")
+		id := decodeAs[contact.Contact](t, r.body).ID
+		r = e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{"state":"subscribed"}`, "")
+		if r.status != 200 || !strings.Contains(string(r.body), `"state":"subscribed"`) || strings.Contains(string(r.body), `"status"`) {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		r = e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{"state":"unsubscribed","status":"subscribed"}`, "")
+		if r.status != http.StatusBadRequest {
+			t.Fatalf("both names, different values: %d %s", r.status, r.body)
+		}
+		checkError(t, r, "invalid", "status")
+		r = e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{"status":"unsubscribed"}`, "")
+		if r.status != 200 || !strings.Contains(string(r.body), `"state":"unsubscribed"`) {
+			t.Fatalf("the former name: %d %s", r.status, r.body)
+		}
+		if body := e.get(t, "/api/v1/contacts/"+id+"/lists"); !strings.Contains(string(body), `"state":"unsubscribed"`) {
+			t.Fatalf("the contact's lists: %s", body)
+		}
+	})
+}

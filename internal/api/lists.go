@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
 )
 
@@ -28,7 +29,10 @@ func (s *Server) listRoutes() []Route {
 
 // SubscriptionRequest sets a contact's subscription to a list.
 type SubscriptionRequest struct {
-	Status string `json:"status" enum:"subscribed,unsubscribed"`
+	State string `json:"state" enum:"subscribed,unsubscribed" doc:"the same word as a consent's state"`
+	// Status is the name this field had before; it is still read, so
+	// that integrations written then keep working.
+	Status string `json:"status,omitempty" enum:"subscribed,unsubscribed" doc:"deprecated: the former name of state"`
 }
 
 func (s *Server) allLists(r *http.Request, _ consent.Actor) (int, any, error) {
@@ -76,6 +80,13 @@ func (s *Server) setContactList(r *http.Request, _ consent.Actor) (int, any, err
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	sub, err := s.Lists.Set(r.Context(), r.PathValue("id"), r.PathValue("list"), in.Status, lists.SourceAPI)
+	state := in.State
+	switch {
+	case state == "":
+		state = in.Status
+	case in.Status != "" && in.Status != state:
+		return 0, nil, errs.Invalid("status", "is the former name of state; give one of them")
+	}
+	sub, err := s.Lists.Set(r.Context(), r.PathValue("id"), r.PathValue("list"), state, lists.SourceAPI)
 	return pathResult(200, sub, err)
 }

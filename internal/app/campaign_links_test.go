@@ -198,8 +198,8 @@ func TestCampaignUnsubscribe(t *testing.T) {
 					t.Errorf("News: source %q", s.Source)
 				}
 			}
-			if s.Status != want {
-				t.Errorf("%s: %s, want %s", s.List, s.Status, want)
+			if s.State != want {
+				t.Errorf("%s: %s, want %s", s.List, s.State, want)
 			}
 		}
 		if got := optInStatus(t, e, anna); got != contactstate.DoubleOptIn {

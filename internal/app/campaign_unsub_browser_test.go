@@ -40,7 +40,7 @@ func TestCampaignUnsubscribeInABrowser(t *testing.T) {
 		done := strings.TrimPrefix(mustLocation(t, browser), e.srv.URL)
 		d.pagesPass(e.srv.URL, done)
 		subs, err := lists.Subscriptions(ctx, e.a.DB.Read, anna)
-		if err != nil || len(subs) != 1 || subs[0].Status != lists.Unsubscribed {
+		if err != nil || len(subs) != 1 || subs[0].State != lists.Unsubscribed {
 			t.Fatalf("subscriptions: %+v %v", subs, err)
 		}
 	})

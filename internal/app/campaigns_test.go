@@ -55,7 +55,7 @@ func TestCampaignsAPI(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/News", `{"status":"subscribed"}`, 200, nil)
+			e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/News", `{"state":"subscribed"}`, 200, nil)
 			return c.ID
 		}
 		anna := person("anna@example.com", "Anna", true)

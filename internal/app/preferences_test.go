@@ -98,7 +98,7 @@ var confirmLinkRE = regexp.MustCompile(`/p/confirm/[A-Za-z0-9_-]{43}`)
 func pageSetUp(e *env) (string, string) {
 	c := cardOnFile(e, "lena@example.com", "granted")
 	e.api("POST", "/api/v1/lists", `{"name":"Newsletter","description":"Monthly news"}`, 201, nil)
-	e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/Newsletter", `{"status":"subscribed"}`, 200, nil)
+	e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/Newsletter", `{"state":"subscribed"}`, 200, nil)
 	e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"","offers":[{"purpose":"Card on file"}],"statement":"We are Acme. See https://acme.example/privacy",
 		"policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"footer":{"enabled":false},"access_email":false,
 		"allow_stop_processing":true,"allow_erasure":true}`, 200, nil)
@@ -236,7 +236,7 @@ func TestListsAndOptOutFromThePage(t *testing.T) {
 		// A list made public while the page was open was not shown, so
 		// saving leaves its subscription alone.
 		e.api("POST", "/api/v1/lists", `{"name":"Offers"}`, 201, nil)
-		e.api("PUT", "/api/v1/contacts/"+id+"/lists/Offers", `{"status":"subscribed"}`, 200, nil)
+		e.api("PUT", "/api/v1/contacts/"+id+"/lists/Offers", `{"status":"subscribed"}`, 200, nil) // the former name of state still works
 		form := url.Values{"action": {"save"}, "optout": {"1"}, "shown": {listID(e, "Newsletter")}}
 		if code, body := v.post(e.srv.URL+"/p", form); code != 200 || !strings.Contains(body, "Please check your email") {
 			t.Fatalf("saving: %d %s", code, body)
@@ -255,10 +255,10 @@ func TestListsAndOptOutFromThePage(t *testing.T) {
 		if c.OptInStatus != "opt_out_contact" {
 			t.Fatalf("opt-in status %s", c.OptInStatus)
 		}
-		var subs []struct{ List, Status, Source string }
+		var subs []struct{ List, State, Source string }
 		e.api("GET", "/api/v1/contacts/"+id+"/lists", "", 200, &subs)
-		if len(subs) != 2 || subs[0].List != "Newsletter" || subs[0].Status != "unsubscribed" || subs[0].Source != "preferences_page" ||
-			subs[1].List != "Offers" || subs[1].Status != "subscribed" {
+		if len(subs) != 2 || subs[0].List != "Newsletter" || subs[0].State != "unsubscribed" || subs[0].Source != "preferences_page" ||
+			subs[1].List != "Offers" || subs[1].State != "subscribed" {
 			t.Fatalf("subscriptions: %+v", subs)
 		}
 		e.api("POST", "/api/v1/contacts/"+id+"/opt-in", `{"status":"none"}`, 422, nil)

@@ -101,9 +101,9 @@ func TestWebformInABrowser(t *testing.T) {
 	if len(optIn.History) != 2 || optIn.History[0].To != "single_opt_in_webform" || optIn.History[1].To != "double_opt_in" {
 		t.Fatalf("opt-in history: %+v", optIn.History)
 	}
-	var subs []struct{ List, Status, Source string }
+	var subs []struct{ List, State, Source string }
 	e.api("GET", "/api/v1/contacts/"+c.ID+"/lists", "", 200, &subs)
-	if len(subs) != 1 || subs[0].Status != "subscribed" || subs[0].Source != "webform" {
+	if len(subs) != 1 || subs[0].State != "subscribed" || subs[0].Source != "webform" {
 		t.Fatalf("subscriptions: %+v", subs)
 	}
 }

@@ -92,7 +92,7 @@ func stateOf(e *env, id string) contactState {
 		}
 	}
 	e.api("GET", "/api/v1/contacts/"+id+"/consents", "", 200, &consents)
-	var subs []struct{ List, Status string }
+	var subs []struct{ List, State string }
 	e.api("GET", "/api/v1/contacts/"+id+"/lists", "", 200, &subs)
 	var invs []struct{ Status string }
 	e.api("GET", "/api/v1/contacts/"+id+"/double-opt-in", "", 200, &invs)
@@ -103,7 +103,7 @@ func stateOf(e *env, id string) contactState {
 		st.Consents = append(st.Consents, h.Purpose+"/"+h.State+"/"+h.Evidence.Method)
 	}
 	for _, s := range subs {
-		st.Lists = append(st.Lists, s.List+"/"+s.Status)
+		st.Lists = append(st.Lists, s.List+"/"+s.State)
 	}
 	return st
 }

@@ -41,7 +41,7 @@ func (e *Export) read(ctx context.Context, q store.Querier, contactID string, no
 	}
 	e.Lists = make([]Subscription, len(subs))
 	for i, s := range subs {
-		e.Lists[i] = Subscription{List: s.List, Status: s.Status, Source: s.Source, ChangedAt: s.ChangedAt}
+		e.Lists[i] = Subscription{List: s.List, Status: s.State, Source: s.Source, ChangedAt: s.ChangedAt}
 	}
 	e.setSources(history, subs)
 	emails, err := mail.ContactEntriesIn(ctx, q, contactID)

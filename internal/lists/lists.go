@@ -59,7 +59,7 @@ type Input struct {
 type Subscription struct {
 	ListID    string    `json:"list_id"`
 	List      string    `json:"list"`
-	Status    string    `json:"status" enum:"subscribed,unsubscribed"`
+	State     string    `json:"state" enum:"subscribed,unsubscribed" doc:"the same word as a consent's state"`
 	Source    string    `json:"source"`
 	ChangedAt time.Time `json:"changed_at"`
 }
@@ -204,7 +204,7 @@ func Subscriptions(ctx context.Context, q store.Querier, contactID string) ([]Su
 	return store.QueryAll(ctx, q, func(row store.Scanner) (Subscription, error) {
 		var sub Subscription
 		var at int64
-		err := row.Scan(&sub.ListID, &sub.List, &sub.Status, &sub.Source, &at)
+		err := row.Scan(&sub.ListID, &sub.List, &sub.State, &sub.Source, &at)
 		sub.ChangedAt = store.FromMicros(at)
 		return sub, err
 	}, `SELECT l.id, l.name, s.status, s.source, s.changed_at FROM list_subscriptions s JOIN lists l ON l.id = s.list_id
@@ -260,7 +260,7 @@ func (s *Service) Set(ctx context.Context, contactID, list, status, source strin
 		if err := SetLater(tx, contactID, l.ID, status, source, now); err != nil {
 			return err
 		}
-		out = &Subscription{ListID: l.ID, List: l.Name, Status: status, Source: source, ChangedAt: now}
+		out = &Subscription{ListID: l.ID, List: l.Name, State: status, Source: source, ChangedAt: now}
 		return nil
 	})
 	return out, err
@@ -302,7 +302,7 @@ func (m Members) MemberSQL(param string) string {
 func SubscribedIDs(subs []Subscription) map[string]bool {
 	m := map[string]bool{}
 	for _, s := range subs {
-		if s.Status == Subscribed {
+		if s.State == Subscribed {
 			m[s.ListID] = true
 		}
 	}

@@ -64,7 +64,7 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 			return lists.SetLater(tx, ids[1], news.ID, lists.Unsubscribed, lists.SourceAPI, t0.Add(time.Hour))
 		})
 		subs, _ := lists.Subscriptions(ctx, db.Read, ids[1])
-		if err != nil || len(subs) != 1 || subs[0].Status != lists.Unsubscribed || subs[0].Source != lists.SourceWebform ||
+		if err != nil || len(subs) != 1 || subs[0].State != lists.Unsubscribed || subs[0].Source != lists.SourceWebform ||
 			!subs[0].ChangedAt.Equal(t0.Add(time.Second)) {
 			t.Fatalf("after a repeated status: %+v (%v)", subs, err)
 		}
@@ -112,7 +112,7 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 			t.Fatal(err)
 		}
 		subs, err = lists.Subscriptions(ctx, db.Read, ids[1])
-		if err != nil || len(subs) != 1 || subs[0].ListID != news.ID || subs[0].Status != lists.Subscribed || subs[0].Source != lists.SourceWebform {
+		if err != nil || len(subs) != 1 || subs[0].ListID != news.ID || subs[0].State != lists.Subscribed || subs[0].Source != lists.SourceWebform {
 			t.Fatalf("after SetLater: %+v (%v)", subs, err)
 		}
 		if err := ls.Delete(ctx, news.ID); err != nil {

@@ -174,7 +174,7 @@ func TestSubmission(t *testing.T) {
 		var queued int
 		db.Read.QueryRow(`SELECT count(*) FROM outbox WHERE contact_id = $1 AND kind = 'double_opt_in' AND status = 'queued'`, c.ID).Scan(&queued)
 		subs, _ := lists.Subscriptions(ctx, db.Read, c.ID)
-		if queued != 1 || len(subs) != 1 || subs[0].Status != lists.Subscribed || subs[0].Source != lists.SourceWebform {
+		if queued != 1 || len(subs) != 1 || subs[0].State != lists.Subscribed || subs[0].Source != lists.SourceWebform {
 			t.Fatalf("queued %d, subscriptions %+v", queued, subs)
 		}
 		if held, err := s.HeldPosts(ctx, c.ID); err != nil || len(held) != 0 {
