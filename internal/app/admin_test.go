@@ -211,6 +211,15 @@ func TestContactRecordAndConsentsBlock(t *testing.T) {
 				t.Fatalf("the Consents block lacks %q: %s", want, body)
 			}
 		}
+		// The post redirected to the record: reloading it records nothing.
+		if req := admin.last.Request; req.Method != "GET" || req.URL.Path != strings.TrimPrefix(record, e.srv.URL) {
+			t.Fatalf("recording a consent ends on %s %s, want a redirect to the record", req.Method, req.URL)
+		}
+		before := count(t, db, `SELECT count(*) FROM ledger_events`)
+		if _, body := admin.get(admin.last.Request.URL.String()); !strings.Contains(body, "Full history (1 records)") ||
+			count(t, db, `SELECT count(*) FROM ledger_events`) != before {
+			t.Fatalf("reloading after recording a consent: %s", body)
+		}
 		// The dashboard counts her, once the day's figures are counted.
 		if err := e.a.Tally.Count(context.Background()); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,7 +168,26 @@ func (s *Server) actorNames(ctx context.Context) (map[string]string, error) {
 }
 
 func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showContact(w, r, u, http.StatusOK, "", nil, nil)
+	s.showContact(w, r, u, http.StatusOK, contactNotice(r.URL.Query().Get("done")), nil, nil)
+}
+
+// contactDone are the notices a change on a contact's record redirects
+// with, by the key in ?done=.
+var contactDone = map[string]string{"saved": "Saved.", "consent": "Consent recorded.", "optin": "Opt-in status changed.",
+	"invited": "Double opt-in email queued."}
+
+// notInvited starts the done key of a double opt-in email not sent,
+// followed by the reason.
+const notInvited = "not_invited:"
+
+// contactNotice is the notice for a done key; "" for none or an unknown
+// one.
+func contactNotice(done string) string {
+	if reason, ok := strings.CutPrefix(done, notInvited); ok && reason != "" && len(reason) <= 40 &&
+		strings.Trim(reason, "abcdefghijklmnopqrstuvwxyz_") == "" {
+		return "No email sent: " + strings.ReplaceAll(reason, "_", " ") + "."
+	}
+	return contactDone[done]
 }
 
 // showContact renders the record, with a notice, errors next to fields and
@@ -344,14 +364,16 @@ func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.afterAction(w, r, u, err, "")
 		return
 	}
-	s.afterAction(w, r, u, nil, "Saved.")
+	s.afterAction(w, r, u, nil, "saved")
 }
 
-// afterAction shows the record again after a form on it: the error next
-// to its field, or the notice.
-func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.User, err error, notice string) {
+// afterAction ends a form on a contact's record: a change made redirects
+// to the record with the done key of its notice (see contactDone); an
+// error shows the record again with the error next to its field.
+func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.User, err error, done string) {
 	if err == nil {
-		s.showContact(w, r, u, http.StatusOK, notice, nil, nil)
+		// Back to the record, so that reloading it changes nothing.
+		http.Redirect(w, r, "/admin/contacts/"+url.PathEscape(r.PathValue("id"))+"?done="+url.QueryEscape(done), http.StatusSeeOther)
 		return
 	}
 	e := errs.As(err)
@@ -370,7 +392,7 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.U
 	_, err := s.Consent.Record(r.Context(), r.PathValue("id"), consent.RecordInput{Purpose: r.PostForm.Get("purpose"),
 		State: r.PostForm.Get("state"), Source: r.PostForm.Get("source"), Actor: actor(u),
 		Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
-	s.afterAction(w, r, u, err, "Consent recorded.")
+	s.afterAction(w, r, u, err, "consent")
 }
 
 func (s *Server) setOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -380,7 +402,7 @@ func (s *Server) setOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) 
 	}
 	_, err := s.Consent.SetOptIn(r.Context(), r.PathValue("id"), consent.OptInInput{Status: r.PostForm.Get("status"),
 		Channel: consent.ChannelUser, Actor: actor(u), Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
-	s.afterAction(w, r, u, err, "Opt-in status changed.")
+	s.afterAction(w, r, u, err, "optin")
 }
 
 func (s *Server) sendDoubleOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -389,11 +411,11 @@ func (s *Server) sendDoubleOptIn(w http.ResponseWriter, r *http.Request, u *auth
 		s.afterAction(w, r, u, err, "")
 		return
 	}
-	notice := "Double opt-in email queued."
+	done := "invited"
 	for reason := range res.Skipped {
-		notice = "No email sent: " + strings.ReplaceAll(reason, "_", " ") + "."
+		done = notInvited + reason
 	}
-	s.afterAction(w, r, u, nil, notice)
+	s.afterAction(w, r, u, nil, done)
 }
 
 func (s *Server) reveal(w http.ResponseWriter, r *http.Request, u *auth.User) {
