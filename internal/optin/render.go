@@ -44,8 +44,10 @@ type bodyKey struct {
 	reminder                            bool
 }
 
+// body is a rendered email, its bodies cut where the stand-in was.
 type body struct {
-	subject, text, html string
+	subject    string
+	text, html []string
 }
 
 // maxBodies bounds the renderings kept: those of two bulk batches (the
@@ -76,7 +78,7 @@ func (b *bodies) linkMessage(r *recipient, invitation, consentText string, expir
 		}
 	}
 	return mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: got.subject,
-		Text: strings.ReplaceAll(got.text, b.stand, link.Placeholder), HTML: strings.ReplaceAll(got.html, b.stand, link.Placeholder),
+		Text: strings.Join(got.text, link.Placeholder), HTML: strings.Join(got.html, link.Placeholder),
 		SubjectID: invitation, Links: []mail.Link{link}}, nil
 }
 
@@ -96,7 +98,7 @@ func (b *bodies) render(k bodyKey) (*body, error) {
 	if k.reminder {
 		subject = i18n.T(k.lang, "email.reminder.subject")
 	}
-	out := &body{subject: subject, text: text, html: html}
+	out := &body{subject: subject, text: strings.Split(text, b.stand), html: strings.Split(html, b.stand)}
 	b.mu.Lock()
 	if len(b.memo) >= maxBodies {
 		clear(b.memo)

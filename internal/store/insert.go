@@ -51,11 +51,7 @@ func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, row
 				return err
 			}
 		}
-		if text {
-			cols[c] = strs
-		} else {
-			cols[c] = ints
-		}
+		cols[c] = column(strs, ints, text)
 	}
 	if t.Dialect() == Postgres {
 		ph := make([]string, len(types))
@@ -76,6 +72,30 @@ func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, row
 		}
 	}
 	return nil
+}
+
+// column returns a column's values as the argument of its array: plain
+// strings or integers when none is NULL, which pgx encodes without
+// reflection, pointers otherwise.
+func column(strs []*string, ints []*int64, text bool) any {
+	if text {
+		plain := make([]string, len(strs))
+		for i, v := range strs {
+			if v == nil {
+				return strs
+			}
+			plain[i] = *v
+		}
+		return plain
+	}
+	plain := make([]int64, len(ints))
+	for i, v := range ints {
+		if v == nil {
+			return ints
+		}
+		plain[i] = *v
+	}
+	return plain
 }
 
 func textValue(v any) (*string, error) {
