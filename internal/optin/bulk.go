@@ -173,7 +173,7 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 	}
 	begun := time.Now()
 	batch := bulkFirst
-	bodies := s.newBodies()
+	emails := s.newBodies()
 	for b.Status != BulkDone && b.Status != BulkFailed {
 		if time.Since(begun) > bulkSlice {
 			return s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -188,13 +188,13 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 		warmed := make(chan struct{})
 		go func() {
 			defer close(warmed)
-			bodies.warm(ctx, ahead)
+			emails.warm(ctx, ahead)
 		}()
 		start := time.Now()
 		var next *Bulk
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			now := s.now()
-			res, err := s.inviteAll(tx, part, trigger, now, bodies)
+			res, err := s.inviteAll(tx, part, trigger, now, emails)
 			if err != nil {
 				return err
 			}

@@ -213,6 +213,11 @@ var inviteeQuery = func() string {
 		WHERE c.id `
 }()
 
+// jitFreeContacts is how many contacts loadInvitees reads without turning
+// off PostgreSQL's JIT compilation: well under the count whose estimate
+// reaches jit_above_cost.
+const jitFreeContacts = 100
+
 // loadInvitees reads the contacts in ids in one query, by id; a contact
 // that does not exist is absent from the map. One query for the batch
 // rather than one per contact or per question: inside the writer's
@@ -222,12 +227,13 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 	if len(ids) == 0 {
 		return out, nil
 	}
-	if tx.Dialect() == store.Postgres {
-		// The planner's estimate of the invitation look-ups, from
-		// statistics that lag behind a table a bulk run fills fast,
-		// crosses the threshold of JIT compilation, which then costs
-		// more than the query: tens of milliseconds of the writer's
-		// time per batch.
+	if tx.Dialect() == store.Postgres && len(ids) > jitFreeContacts {
+		// The planner's estimate of the invitation look-ups for a
+		// batch, from statistics that lag behind a table a bulk run
+		// fills fast, crosses the threshold of JIT compilation, which
+		// then costs more than the query: tens of milliseconds of the
+		// writer's time per batch. For a few contacts (a webform post)
+		// the estimate stays low, and the SET would cost a round trip.
 		if err := tx.ExecLater(store.Prefix("optin: read contacts"), `SET LOCAL jit = off`); err != nil {
 			return nil, err
 		}
@@ -288,7 +294,8 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // inviteAll invites the contacts in ids (no repeats) inside tx, set-based:
 // one query reads them all, each is checked against the one rule of who
 // may be invited (invitee.skip), and the invitations and emails of those
-// who may are written a few hundred to a statement.
+// who may are written a statement or a few for all, the emails copied
+// from b's renderings.
 func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time, b *bodies) (*Result, error) {
 	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour))
 	if err != nil {
