@@ -183,35 +183,33 @@ type invitee struct {
 	text         consent.ShownText
 }
 
-// inviteeQuery reads contacts, their invitations and the current
-// E-marketing consent text with its translation into each supported
-// language (a column each), so that the text in each contact's language,
-// which only i18n.Match can tell from the language they have, is there
-// without another round trip. $1 is the start of the last day, $2 the
-// purpose; the contacts' ids are $3, in the condition put where the query
-// ends (store.Among). Each contact's invitations are found through the indexes by
-// contact: the open ones through the partial index of open invitations,
-// so that no contact's look-up reads other contacts' invitations.
-var inviteeQuery = func() string {
+// textQuery reads the current E-marketing consent text with its
+// translation into each supported language (a column each), so that the
+// text in each contact's language, which only i18n.Match can tell from
+// the language they have, is there from one row. $1 is the purpose.
+var textQuery = func() string {
 	var cols, joins strings.Builder
 	for i, l := range i18n.Languages {
-		fmt.Fprintf(&cols, ", tr%d.text AS tr%d", i, i)
-		fmt.Fprintf(&joins, "\n\t\t\tLEFT JOIN purpose_text_translations tr%[1]d ON tr%[1]d.purpose_id = t.purpose_id AND tr%[1]d.version = t.version AND tr%[1]d.language = '%[2]s'", i, l)
+		fmt.Fprintf(&cols, ", tr%d.text", i)
+		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN purpose_text_translations tr%[1]d ON tr%[1]d.purpose_id = t.purpose_id AND tr%[1]d.version = t.version AND tr%[1]d.language = '%[2]s'", i, l)
 	}
-	var trs strings.Builder
-	for i := range i18n.Languages {
-		fmt.Fprintf(&trs, ", pt.tr%d", i)
-	}
-	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+	return `SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
+		JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
+		WHERE p.id = $1`
+}()
+
+// inviteeQuery reads contacts and their invitations. $1 is the start of
+// the last day; the contacts' ids are $2, in the condition put where the
+// query ends (store.Among). Each contact's invitations are found through
+// the indexes by contact: the open ones through the partial index of open
+// invitations, so that no contact's look-up reads other contacts'
+// invitations. The consent text is read once (textQuery), not with every
+// contact: a batch's rows would carry it a few thousand times.
+const inviteeQuery = `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
 		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1)),
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
-		pt.text, pt.version, pt.language` + trs.String() + `
-		FROM contacts c LEFT JOIN (SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
-			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
-			WHERE p.id = $2) pt ON TRUE
-		WHERE c.id `
-}()
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded'))
+		FROM contacts c WHERE c.id `
 
 // jitFreeContacts is how many contacts loadInvitees reads without turning
 // off PostgreSQL's JIT compilation: well under the count whose estimate
@@ -238,8 +236,24 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 			return nil, err
 		}
 	}
-	cond, args := store.Among(tx.Dialect(), 3, ids)
-	rows, err := tx.Query(inviteeQuery+cond, append([]any{store.Micros(since), EMarketing}, args...)...)
+	// With the statements queued before it, in one round trip.
+	t := consent.PurposeText{Translations: map[string]string{}}
+	trs := make([]sql.NullString, len(i18n.Languages))
+	dest := []any{&t.Text, &t.Version, &t.Language}
+	for i := range trs {
+		dest = append(dest, &trs[i])
+	}
+	if err := tx.Row(textQuery, EMarketing).Scan(dest...); err != nil {
+		// %v: a missing built-in purpose is a fault, not a not-found answer.
+		return nil, fmt.Errorf("optin: read the E-marketing consent text: %v", err)
+	}
+	for i, l := range i18n.Languages {
+		if trs[i].Valid {
+			t.Translations[l] = trs[i].String
+		}
+	}
+	cond, args := store.Among(tx.Dialect(), 2, ids)
+	rows, err := tx.Query(inviteeQuery+cond, append([]any{store.Micros(since)}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("optin: read contacts: %w", err)
 	}
@@ -247,27 +261,10 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 	for rows.Next() {
 		r := &recipient{}
 		inv := &invitee{recipient: r}
-		var text, lang sql.NullString
-		var version sql.NullInt64
-		trs := make([]sql.NullString, len(i18n.Languages))
-		dest := []any{&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open,
-			&text, &version, &lang}
-		for i := range trs {
-			dest = append(dest, &trs[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open); err != nil {
 			return nil, fmt.Errorf("optin: read contacts: %w", err)
 		}
-		if !text.Valid {
-			return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
-		}
 		r.lang = i18n.Match(r.lang, "")
-		t := consent.PurposeText{Version: int(version.Int64), Text: text.String, Language: lang.String, Translations: map[string]string{}}
-		for i, l := range i18n.Languages {
-			if trs[i].Valid {
-				t.Translations[l] = trs[i].String
-			}
-		}
 		inv.text = t.In(r.lang)
 		out[r.id] = inv
 	}
