@@ -183,13 +183,18 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 		part := ids[b.Processed:min(b.Processed+batch, len(ids))]
 		// The next batch's emails are rendered while this one's
 		// transaction runs, as many as the next batch can hold (at most
-		// twice this one); what is not ready then is rendered in it.
+		// twice this one), while that finds emails not rendered yet;
+		// what is not ready then is rendered in it.
 		ahead := ids[b.Processed+len(part) : min(b.Processed+len(part)+min(2*batch, bulkMaxAtOnce), len(ids))]
 		warmed := make(chan struct{})
-		go func() {
-			defer close(warmed)
-			emails.warm(ctx, ahead)
-		}()
+		if emails.worthWarming() {
+			go func() {
+				defer close(warmed)
+				emails.warm(ctx, ahead)
+			}()
+		} else {
+			close(warmed)
+		}
 		start := time.Now()
 		var next *Bulk
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {

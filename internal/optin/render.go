@@ -37,6 +37,9 @@ type bodies struct {
 	// consent text shown in each language and the expiry date.
 	texts      map[string]string
 	validUntil time.Time
+	// Renderings made since the last call of worthWarming, in a
+	// transaction (missed) and ahead of one (ahead).
+	missed, ahead int
 }
 
 type bodyKey struct {
@@ -76,6 +79,9 @@ func (b *bodies) linkMessage(r *recipient, invitation, consentText string, expir
 		if got, err = b.render(k); err != nil {
 			return mail.Message{}, err
 		}
+		b.mu.Lock()
+		b.missed++
+		b.mu.Unlock()
 	}
 	return mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: got.subject,
 		Text: strings.Join(got.text, link.Placeholder), HTML: strings.Join(got.html, link.Placeholder),
@@ -106,6 +112,18 @@ func (b *bodies) render(k bodyKey) (*body, error) {
 	b.memo[k] = out
 	b.mu.Unlock()
 	return out, nil
+}
+
+// worthWarming reports whether rendering ahead is worth its query: it is
+// unless the last batch found every email it needed already rendered and
+// the last rendering ahead rendered nothing new (every first name on the
+// list seen already, say). A batch that renders again turns it back on.
+func (b *bodies) worthWarming() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	worth := b.missed > 0 || b.ahead > 0
+	b.missed, b.ahead = 0, 0
+	return worth
 }
 
 // warm renders ahead the invitations of the contacts in ids, reading
@@ -147,6 +165,9 @@ func (b *bodies) warm(ctx context.Context, ids []string) {
 			if _, err := b.render(k); err != nil {
 				return
 			}
+			b.mu.Lock()
+			b.ahead++
+			b.mu.Unlock()
 		}
 	}
 }

@@ -82,6 +82,16 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 		strings.Contains(m2.Text, m1.Links[0].Placeholder) || strings.Contains(m2.HTML, b.stand) {
 		t.Fatal("two invitations share a link")
 	}
+
+	// Rendering ahead stops while every email is found rendered, and
+	// starts again when one is not.
+	b.worthWarming()
+	if _, err := b.linkMessage(r, "inv-3", texts[0], expires, false); err != nil || b.worthWarming() {
+		t.Fatalf("worth rendering ahead after a batch that found everything rendered (%v)", err)
+	}
+	if _, err := b.linkMessage(&recipient{id: "c2", name: "Britta", lang: "en"}, "inv-4", texts[0], expires, false); err != nil || !b.worthWarming() {
+		t.Fatalf("not worth rendering ahead after a batch that rendered (%v)", err)
+	}
 }
 
 // TestRenderedAheadIsOnlyAHint: emails rendered ahead of a batch, outside
