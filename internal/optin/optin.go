@@ -198,18 +198,25 @@ var textQuery = func() string {
 		WHERE p.id = $1`
 }()
 
-// inviteeQuery reads contacts and their invitations. $1 is the start of
-// the last day; the contacts' ids are $2, in the condition put where the
-// query ends (store.Among). Each contact's invitations are found through
+// inviteeQuery reads contacts and their invitations: the invitations
+// of the last day only when recent (as only webforms need them, see
+// invitee.skip), each contact's open ones always. With recent, $1 is the
+// start of the last day; the contacts' ids follow (from $2, or from $1
+// without), in the condition put where the query ends (store.Among). Each contact's invitations are found through
 // the indexes by contact: the open ones through the partial index of open
 // invitations, so that no contact's look-up reads other contacts'
 // invitations. The consent text is read once (textQuery), not with every
 // contact: a batch's rows would carry it a few thousand times.
-const inviteeQuery = `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
-		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1)),
+func inviteeQuery(recent bool) string {
+	last := `0`
+	if recent {
+		last = `(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1))`
+	}
+	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL, ` + last + `,
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded'))
 		FROM contacts c WHERE c.id `
+}
 
 // jitFreeContacts is how many contacts loadInvitees reads without turning
 // off PostgreSQL's JIT compilation: well under the count whose estimate
@@ -220,7 +227,7 @@ const jitFreeContacts = 100
 // that does not exist is absent from the map. One query for the batch
 // rather than one per contact or per question: inside the writer's
 // transaction every statement holds up the writes waiting behind it.
-func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invitee, error) {
+func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map[string]*invitee, error) {
 	out := make(map[string]*invitee, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -252,8 +259,12 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 			t.Translations[l] = trs[i].String
 		}
 	}
-	cond, args := store.Among(tx.Dialect(), 2, ids)
-	rows, err := tx.Query(inviteeQuery+cond, append([]any{store.Micros(since)}, args...)...)
+	var before []any
+	if recent {
+		before = []any{store.Micros(since)}
+	}
+	cond, args := store.Among(tx.Dialect(), len(before)+1, ids)
+	rows, err := tx.Query(inviteeQuery(recent)+cond, append(before, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("optin: read contacts: %w", err)
 	}
@@ -294,7 +305,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // who may are written a statement or a few for all, the emails copied
 // from b's renderings.
 func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time, b *bodies) (*Result, error) {
-	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour))
+	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour), trigger == TriggerWebform)
 	if err != nil {
 		return nil, err
 	}
