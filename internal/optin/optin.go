@@ -223,10 +223,12 @@ func inviteeQuery(recent bool) string {
 // reaches jit_above_cost.
 const jitFreeContacts = 100
 
-// loadInvitees reads the contacts in ids in one query, by id; a contact
-// that does not exist is absent from the map. One query for the batch
-// rather than one per contact or per question: inside the writer's
-// transaction every statement holds up the writes waiting behind it.
+// loadInvitees reads the contacts in ids in one query, by id, with their
+// invitations of the last day (since) when recent, and the consent text
+// in another; a contact that does not exist is absent from the map. One
+// query for the batch rather than one per contact or per question: inside
+// the writer's transaction every statement holds up the writes waiting
+// behind it.
 func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map[string]*invitee, error) {
 	out := make(map[string]*invitee, len(ids))
 	if len(ids) == 0 {
