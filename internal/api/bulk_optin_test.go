@@ -72,7 +72,8 @@ func (e *env) count(t testing.TB, q string) int {
 // TestBulkDoubleOptInIsAJobAndRetriesAreSafe invites more contacts than
 // one request invites at once: the request answers 202 with a run, the job
 // invites everyone, the run says so, and every email arrives at a real SMTP
-// server once. The same request again with its Idempotency-Key answers the
+// server once, each to its contact with a confirmation link of its own
+// that confirms. The same request again with its Idempotency-Key answers the
 // same run and sends nothing more; the key with another body is refused.
 func TestBulkDoubleOptInIsAJobAndRetriesAreSafe(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
@@ -106,7 +107,29 @@ func TestBulkDoubleOptInIsAJobAndRetriesAreSafe(t *testing.T) {
 				break
 			}
 		}
-		smtp.Wait(t, n)
+		got := smtp.Wait(t, n)
+		links, to := map[string]bool{}, map[string]bool{}
+		for _, m := range got {
+			var link string
+			for _, l := range m.Links() {
+				if strings.HasPrefix(l, "http://test/confirm/") {
+					link = strings.TrimPrefix(l, "http://test/confirm/")
+				}
+			}
+			if len(link) != 43 || links[link] || len(m.To) != 1 || to[m.To[0]] || !strings.Contains(m.HTML, link) {
+				t.Fatalf("email to %v: link %q (of %d seen), want a link of its own in both parts", m.To, link, len(links))
+			}
+			links[link], to[m.To[0]] = true, true
+		}
+		for link := range links {
+			if _, err := e.a.OptIn.Confirm(ctx, link, optin.Evidence{IP: "192.0.2.1", UserAgent: "test"}); err != nil {
+				t.Fatalf("a link from the bulk run does not confirm: %v", err)
+			}
+			break
+		}
+		if got := e.count(t, `SELECT count(*) FROM contacts WHERE opt_in_status = 'double_opt_in'`); got != 1 {
+			t.Fatalf("%d contacts confirmed, want 1", got)
+		}
 
 		again := e.postKey(t, "/api/v1/double-opt-in", body, `"bulk-1"`)
 		if again.status != 202 || decodeAs[optin.Bulk](t, again.body).ID != run.ID {

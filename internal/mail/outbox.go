@@ -141,13 +141,17 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 	return ids[0], nil
 }
 
-// enqueueRows is how many messages one INSERT writes: 14 parameters each,
-// well under the parameter limits of both databases.
-const enqueueRows = 500
+// outboxColumns are the columns EnqueueMany writes, and outboxTypes their
+// types, in the order of outboxRow's values.
+const outboxColumns = `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body, html_body, headers, links,
+	conversation_id, subject_id, status, run_at, created_at)`
 
-// EnqueueMany is Enqueue for many messages, a few hundred to a statement,
-// for work done in bulk (double opt-in for many contacts, say). It returns
-// the ids in the order of msgs; nothing is written when one is refused.
+var outboxTypes = []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint"}
+
+// EnqueueMany is Enqueue for many messages, for work done in bulk (double
+// opt-in for many contacts, say), in as few statements as the database
+// allows (store.Tx.InsertRows). It returns the ids in the order of msgs;
+// nothing is written when one is refused.
 func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) {
 	rows := make([][]any, len(msgs))
 	ids := make([]string, len(msgs))
@@ -157,20 +161,10 @@ func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) 
 			return nil, err
 		}
 	}
-	for start := 0; start < len(rows); start += enqueueRows {
-		part := rows[start:min(start+enqueueRows, len(rows))]
-		args := make([]any, 0, len(part)*14)
-		for _, r := range part {
-			args = append(args, r...)
-		}
-		// Queued on PostgreSQL for the transaction's next round trip
-		// (store.Tx.ExecLater): the caller gets the ids it needs from here.
-		err := tx.ExecLater(store.Prefix("mail: enqueue"), `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body,
-		html_body, headers, links, conversation_id, subject_id, status, run_at, created_at) VALUES `+
-			store.Rows(tx.Dialect(), len(part), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"), args...)
-		if err != nil {
-			return nil, err
-		}
+	// Queued on PostgreSQL for the transaction's next round trip
+	// (store.Tx.ExecLater): the caller gets the ids it needs from here.
+	if err := tx.InsertRows(store.Prefix("mail: enqueue"), outboxColumns, outboxTypes, rows); err != nil {
+		return nil, err
 	}
 	if len(msgs) > 0 {
 		tx.WakeAfterCommit(wakeTopic)
@@ -207,7 +201,7 @@ func outboxRow(m Message, now time.Time) (string, []any, error) {
 	}
 	id := uuid.Must(uuid.NewV7()).String()
 	return id, []any{id, contactID, m.Kind, m.To, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID,
-		m.SubjectID, store.Micros(now), store.Micros(now)}, nil
+		m.SubjectID, StatusQueued, store.Micros(now), store.Micros(now)}, nil
 }
 
 // Cancel suppresses, inside tx, the messages about subjectID that have not

@@ -130,13 +130,15 @@ func readBulk(ctx context.Context, q store.Querier, id string, work bool) (*Bulk
 }
 
 // Batch sizing of bulk runs: each batch is one write transaction, sized
-// so that it holds the writer for about bulkBudget; the first is small, as
-// it finds the caches cold.
+// so that it holds the writer for about bulkBudget, so that a consent
+// change waits behind it for no longer than that; the first is small, as
+// it finds the caches cold. Each transaction costs a commit (a WAL flush)
+// besides its contacts, so batches are as big as the budget allows.
 const (
-	bulkBudget    = 40 * time.Millisecond
+	bulkBudget    = 50 * time.Millisecond
 	bulkFirst     = 50
 	bulkSlice     = time.Minute // a job run stops after this and queues its continuation
-	bulkMaxAtOnce = MaxInline
+	bulkMaxAtOnce = 4 * MaxInline
 )
 
 // RunBulk is the handler of BulkJob: it invites the run's contacts from
@@ -171,6 +173,7 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 	}
 	begun := time.Now()
 	batch := bulkFirst
+	emails := s.newBodies()
 	for b.Status != BulkDone && b.Status != BulkFailed {
 		if time.Since(begun) > bulkSlice {
 			return s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -178,11 +181,25 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 			})
 		}
 		part := ids[b.Processed:min(b.Processed+batch, len(ids))]
+		// The next batch's emails are rendered while this one's
+		// transaction runs, as many as the next batch can hold (at most
+		// twice this one), while that finds emails not rendered yet;
+		// what is not ready then is rendered in it.
+		ahead := ids[b.Processed+len(part) : min(b.Processed+len(part)+min(2*batch, bulkMaxAtOnce), len(ids))]
+		warmed := make(chan struct{})
+		if emails.worthWarming() {
+			go func() {
+				defer close(warmed)
+				emails.warm(ctx, ahead)
+			}()
+		} else {
+			close(warmed)
+		}
 		start := time.Now()
 		var next *Bulk
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
 			now := s.now()
-			res, err := s.inviteAll(tx, part, trigger, now)
+			res, err := s.inviteAll(tx, part, trigger, now, emails)
 			if err != nil {
 				return err
 			}
@@ -205,6 +222,7 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 			}
 			return nil
 		})
+		<-warmed
 		if err != nil {
 			return err
 		}

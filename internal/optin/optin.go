@@ -122,7 +122,7 @@ func (s *Service) InviteThen(ctx context.Context, contactIDs []string, trigger s
 	var res *Result
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		var err error
-		if res, err = s.inviteAll(tx, ids, trigger, s.now()); err != nil || then == nil {
+		if res, err = s.inviteAll(tx, ids, trigger, s.now(), s.newBodies()); err != nil || then == nil {
 			return err
 		}
 		return then(tx, res)
@@ -183,47 +183,90 @@ type invitee struct {
 	text         consent.ShownText
 }
 
-// inviteeQuery reads contacts, their invitations and the current
-// E-marketing consent text with its translation into each supported
-// language (a column each), so that the text in each contact's language,
-// which only i18n.Match can tell from the language they have, is there
-// without another round trip. $1 is the start of the last day, $2 the
-// purpose; the contacts' ids follow from $3, in an IN list put where the
-// query ends. Each contact's invitations are found through the indexes by
-// contact: the open ones through the partial index of open invitations,
-// so that no contact's look-up reads other contacts' invitations.
-var inviteeQuery = func() string {
+// textQuery reads the current E-marketing consent text with its
+// translation into each supported language (a column each), so that the
+// text in each contact's language, which only i18n.Match can tell from
+// the language they have, is there from one row. $1 is the purpose.
+var textQuery = func() string {
 	var cols, joins strings.Builder
 	for i, l := range i18n.Languages {
-		fmt.Fprintf(&cols, ", tr%d.text AS tr%d", i, i)
-		fmt.Fprintf(&joins, "\n\t\t\tLEFT JOIN purpose_text_translations tr%[1]d ON tr%[1]d.purpose_id = t.purpose_id AND tr%[1]d.version = t.version AND tr%[1]d.language = '%[2]s'", i, l)
+		fmt.Fprintf(&cols, ", tr%d.text", i)
+		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN purpose_text_translations tr%[1]d ON tr%[1]d.purpose_id = t.purpose_id AND tr%[1]d.version = t.version AND tr%[1]d.language = '%[2]s'", i, l)
 	}
-	var trs strings.Builder
-	for i := range i18n.Languages {
-		fmt.Fprintf(&trs, ", pt.tr%d", i)
-	}
-	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
-		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1)),
-		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded')),
-		pt.text, pt.version, pt.language` + trs.String() + `
-		FROM contacts c LEFT JOIN (SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
-			JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
-			WHERE p.id = $2) pt ON TRUE
-		WHERE c.id IN `
+	return `SELECT t.text, t.version, t.language` + cols.String() + ` FROM purposes p
+		JOIN purpose_texts t ON t.purpose_id = p.id AND t.version = p.current_version` + joins.String() + `
+		WHERE p.id = $1`
 }()
 
-// loadInvitees reads the contacts in ids in one query, by id; a contact
-// that does not exist is absent from the map. One query for the batch
-// rather than one per contact or per question: inside the writer's
-// transaction every statement holds up the writes waiting behind it.
-func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invitee, error) {
+// inviteeQuery reads contacts and their invitations: the invitations
+// of the last day only when recent (as only webforms need them, see
+// invitee.skip), each contact's open ones always. With recent, $1 is the
+// start of the last day; the contacts' ids follow (from $2, or from $1
+// without), in the condition put where the query ends (store.Among). Each contact's invitations are found through
+// the indexes by contact: the open ones through the partial index of open
+// invitations, so that no contact's look-up reads other contacts'
+// invitations. The consent text is read once (textQuery), not with every
+// contact: a batch's rows would carry it a few thousand times.
+func inviteeQuery(recent bool) string {
+	last := `0`
+	if recent {
+		last = `(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1))`
+	}
+	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
+		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL, ` + last + `,
+		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded'))
+		FROM contacts c WHERE c.id `
+}
+
+// jitFreeContacts is how many contacts loadInvitees reads without turning
+// off PostgreSQL's JIT compilation: well under the count whose estimate
+// reaches jit_above_cost.
+const jitFreeContacts = 100
+
+// loadInvitees reads the contacts in ids in one query, by id, with their
+// invitations of the last day (since) when recent, and the consent text
+// in another; a contact that does not exist is absent from the map. One
+// query for the batch rather than one per contact or per question: inside
+// the writer's transaction every statement holds up the writes waiting
+// behind it.
+func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map[string]*invitee, error) {
 	out := make(map[string]*invitee, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	ph, args := store.In(3, ids)
-	rows, err := tx.Query(inviteeQuery+"("+ph+")", append([]any{store.Micros(since), EMarketing}, args...)...)
+	if tx.Dialect() == store.Postgres && len(ids) > jitFreeContacts {
+		// The planner's estimate of the invitation look-ups for a
+		// batch, from statistics that lag behind a table a bulk run
+		// fills fast, crosses the threshold of JIT compilation, which
+		// then costs more than the query: tens of milliseconds of the
+		// writer's time per batch. For a few contacts (a webform post)
+		// the estimate stays low, and the SET would cost a round trip.
+		if err := tx.ExecLater(store.Prefix("optin: read contacts"), `SET LOCAL jit = off`); err != nil {
+			return nil, err
+		}
+	}
+	// With the statements queued before it, in one round trip.
+	t := consent.PurposeText{Translations: map[string]string{}}
+	trs := make([]sql.NullString, len(i18n.Languages))
+	dest := []any{&t.Text, &t.Version, &t.Language}
+	for i := range trs {
+		dest = append(dest, &trs[i])
+	}
+	if err := tx.Row(textQuery, EMarketing).Scan(dest...); err != nil {
+		// %v: a missing built-in purpose is a fault, not a not-found answer.
+		return nil, fmt.Errorf("optin: read the E-marketing consent text: %v", err)
+	}
+	for i, l := range i18n.Languages {
+		if trs[i].Valid {
+			t.Translations[l] = trs[i].String
+		}
+	}
+	var before []any
+	if recent {
+		before = []any{store.Micros(since)}
+	}
+	cond, args := store.Among(tx.Dialect(), len(before)+1, ids)
+	rows, err := tx.Query(inviteeQuery(recent)+cond, append(before, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("optin: read contacts: %w", err)
 	}
@@ -231,27 +274,10 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 	for rows.Next() {
 		r := &recipient{}
 		inv := &invitee{recipient: r}
-		var text, lang sql.NullString
-		var version sql.NullInt64
-		trs := make([]sql.NullString, len(i18n.Languages))
-		dest := []any{&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open,
-			&text, &version, &lang}
-		for i := range trs {
-			dest = append(dest, &trs[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open); err != nil {
 			return nil, fmt.Errorf("optin: read contacts: %w", err)
 		}
-		if !text.Valid {
-			return nil, errors.New("optin: read the E-marketing consent text: the purpose has none")
-		}
 		r.lang = i18n.Match(r.lang, "")
-		t := consent.PurposeText{Version: int(version.Int64), Text: text.String, Language: lang.String, Translations: map[string]string{}}
-		for i, l := range i18n.Languages {
-			if trs[i].Valid {
-				t.Translations[l] = trs[i].String
-			}
-		}
 		inv.text = t.In(r.lang)
 		out[r.id] = inv
 	}
@@ -265,7 +291,7 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time) (map[string]*invi
 // opens a new one and queues the email with its link. It returns the reason
 // when the contact is not invited.
 func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Time) (string, error) {
-	res, err := s.inviteAll(tx, []string{contactID}, trigger, now)
+	res, err := s.inviteAll(tx, []string{contactID}, trigger, now, s.newBodies())
 	if err != nil {
 		return "", err
 	}
@@ -278,9 +304,10 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // inviteAll invites the contacts in ids (no repeats) inside tx, set-based:
 // one query reads them all, each is checked against the one rule of who
 // may be invited (invitee.skip), and the invitations and emails of those
-// who may are written a few hundred to a statement.
-func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time) (*Result, error) {
-	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour))
+// who may are written a statement or a few for all, the emails copied
+// from b's renderings.
+func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time, b *bodies) (*Result, error) {
+	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour), trigger == TriggerWebform)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +326,7 @@ func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time
 		todo = append(todo, r)
 	}
 	res.Invited = len(todo)
-	return res, s.open(tx, todo, trigger, now)
+	return res, s.open(tx, todo, trigger, now, b)
 }
 
 // NewContact is a contact created earlier in the same transaction, as its
@@ -327,7 +354,7 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 	if skip := r.skip(trigger); skip != "" {
 		return skip, nil
 	}
-	return "", s.open(tx, []*invitee{r}, trigger, now)
+	return "", s.open(tx, []*invitee{r}, trigger, now, s.newBodies())
 }
 
 // skip returns why the contact may not be invited now by trigger, or "".
@@ -351,14 +378,18 @@ func (r *invitee) skip(trigger string) string {
 	return ""
 }
 
-// insertRows is how many invitations one INSERT writes: 8 parameters
-// each, well under the parameter limits of both databases.
-const insertRows = 500
+// invitationColumns are the columns open writes, and invitationTypes
+// their types.
+const invitationColumns = `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version, text_language, status, trigger,
+	invited_at, expires_at)`
+
+var invitationTypes = []string{"text", "text", "text", "integer", "text", "text", "text", "bigint", "bigint"}
 
 // open invites each of invitees inside tx: it ends their open
 // invitations, opens a new one each and queues its email with its link,
-// a few hundred to a statement.
-func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now time.Time) error {
+// in a statement or a few for all (store.Tx.InsertRows). The emails come
+// from b, which renders each distinct one once.
+func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now time.Time, b *bodies) error {
 	if len(invitees) == 0 {
 		return nil
 	}
@@ -377,24 +408,19 @@ func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now ti
 	}
 	expires := now.Add(time.Duration(st.DoubleOptInExpiryDays) * 24 * time.Hour)
 	msgs := make([]mail.Message, len(invitees))
-	for start := 0; start < len(invitees); start += insertRows {
-		part := invitees[start:min(start+insertRows, len(invitees))]
-		args := make([]any, 0, 8*len(part))
-		for i, r := range part {
-			inv := uuid.Must(uuid.NewV7()).String()
-			// The invitation keeps the version and language its email
-			// quotes: the reminder quotes the same, and the confirmation
-			// records them.
-			args = append(args, inv, r.id, EMarketing, r.text.Version, r.text.Language, trigger, store.Micros(now), store.Micros(expires))
-			if msgs[start+i], err = s.linkMessage(r.recipient, inv, r.text.Text, expires, false); err != nil {
-				return err
-			}
-		}
-		if err := tx.ExecLater(store.Prefix("optin: open invitations"), `INSERT INTO optin_invitations (id, contact_id, purpose_id, text_version,
-			text_language, status, trigger, invited_at, expires_at) VALUES `+store.Rows(tx.Dialect(), len(part), "(?, ?, ?, ?, ?, 'invited', ?, ?, ?)"),
-			args...); err != nil {
+	rows := make([][]any, len(invitees))
+	for i, r := range invitees {
+		inv := uuid.Must(uuid.NewV7()).String()
+		// The invitation keeps the version and language its email
+		// quotes: the reminder quotes the same, and the confirmation
+		// records them.
+		rows[i] = []any{inv, r.id, EMarketing, r.text.Version, r.text.Language, StatusInvited, trigger, store.Micros(now), store.Micros(expires)}
+		if msgs[i], err = b.linkMessage(r.recipient, inv, r.text.Text, expires, false); err != nil {
 			return err
 		}
+	}
+	if err := tx.InsertRows(store.Prefix("optin: open invitations"), invitationColumns, invitationTypes, rows); err != nil {
+		return err
 	}
 	_, err = mail.EnqueueMany(tx, msgs, now)
 	return err
@@ -456,25 +482,6 @@ func closeInvitations(tx *store.Tx, ids []string, status string, now time.Time) 
 	return mail.CancelMany(tx, ids, "invitation_"+status)
 }
 
-// linkMessage renders the email that carries the invitation's
-// confirmation link: the invitation, or its reminder. The link's token is
-// issued as the email is sent (mail.Link).
-func (s *Service) linkMessage(r *recipient, invitation, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
-	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
-	data := map[string]any{"Lang": r.lang, "Name": r.name, "Reminder": reminder, "ConsentText": consentText,
-		"Link": s.BaseURL + "/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"), "Sender": s.Sender}
-	text, html, err := s.Mail.Render("double_opt_in", data)
-	if err != nil {
-		return mail.Message{}, fmt.Errorf("optin: render email: %w", err)
-	}
-	subject := i18n.T(r.lang, "email.doi.subject")
-	if reminder {
-		subject = i18n.T(r.lang, "email.reminder.subject")
-	}
-	return mail.Message{ContactID: r.id, Kind: mail.KindDoubleOptIn, Language: r.lang, Subject: subject,
-		Text: text, HTML: html, SubjectID: invitation, Links: []mail.Link{link}}, nil
-}
-
 // Sweep sends the reminders that are due and expires the invitations whose
 // time is up. It runs as a periodic job, and returns how many invitations
 // it changed.
@@ -495,6 +502,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	reminders := s.newBodies()
 	for {
 		var done int
 		err := s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -531,7 +539,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				if r == nil {
 					continue // the contact is gone with their invitation
 				}
-				m, err := s.linkMessage(r, i.id, i.text, store.FromMicros(i.expires), true)
+				m, err := reminders.linkMessage(r, i.id, i.text, store.FromMicros(i.expires), true)
 				if err != nil {
 					return err
 				}
