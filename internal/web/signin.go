@@ -27,6 +27,7 @@ func (s *Server) routes() {
 		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
 	})
 	s.contactRoutes()
+	s.proofRoutes()
 	s.userRoutes()
 	s.settingsRoutes()
 	s.auditRoutes()
