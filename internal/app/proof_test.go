@@ -83,6 +83,18 @@ func TestConsentProofView(t *testing.T) {
 				t.Fatalf("the contact page does not link record %s to its proof: %s", r.ID, body)
 			}
 		}
+		// The Consents block and the history say the same of a record.
+		for i, purpose := range []string{"E-marketing", "Sales and service"} {
+			row := consentRowOf(t, body, purpose)
+			_, hist, _ := strings.Cut(body, `<tr id="record-`+h[i].ID+`">`)
+			hist, _, _ = strings.Cut(hist, "</tr>")
+			for _, fact := range []string{`/consents/` + h[i].ID + `"`, []string{"Ada Admin", "API client “test”"}[i],
+				[]string{"entered by user", "api"}[i], "/texts/1\">v1</a>"} {
+				if !strings.Contains(row, fact) || !strings.Contains(hist, fact) {
+					t.Fatalf("%q is not in both the Consents row and the history row of %s:\n%s\n%s", fact, purpose, row, hist)
+				}
+			}
+		}
 		if !strings.Contains(body, `<a href="/admin/purposes/`+marketing+`/texts/1">v1</a>`) {
 			t.Fatalf("v1 links nowhere: %s", body)
 		}
@@ -122,6 +134,8 @@ func TestConsentProofView(t *testing.T) {
 		if code, body := e.page("POST", msg.Links()[0], "en"); code != 200 {
 			t.Fatalf("confirming: %d %s", code, body)
 		}
+		// The worker marks the email sent just after the server took it.
+		waitFor(t, func() bool { return count(t, db, `SELECT count(*) FROM outbox WHERE contact_id = $1 AND status = 'sent'`, noor.ID) == 1 })
 		h = historyOf(e, noor.ID)
 		if len(h) != 1 || h[0].Evidence.TokenID == "" {
 			t.Fatalf("history after double opt-in: %+v", h)
