@@ -135,7 +135,9 @@ func TestConsentProofView(t *testing.T) {
 			t.Fatalf("confirming: %d %s", code, body)
 		}
 		// The worker marks the email sent just after the server took it.
-		waitFor(t, func() bool { return count(t, db, `SELECT count(*) FROM outbox WHERE contact_id = $1 AND status = 'sent'`, noor.ID) == 1 })
+		waitFor(t, func() bool {
+			return count(t, db, `SELECT count(*) FROM outbox WHERE contact_id = $1 AND status = 'sent'`, noor.ID) == 1
+		})
 		h = historyOf(e, noor.ID)
 		if len(h) != 1 || h[0].Evidence.TokenID == "" {
 			t.Fatalf("history after double opt-in: %+v", h)
