@@ -181,6 +181,19 @@ func TestConsentProofView(t *testing.T) {
 		wantFacts(t, body, map[string]string{"proof-who": "the contact", "proof-method": "webform", "proof-webform": "not recorded",
 			"proof-ua": "Mozilla/5.0 (someone)", "proof-not-email": "Not by email", "proof-verified": "Verifies"})
 
+		// Tokens are purged some time after use: the record keeps the id,
+		// the email and webform can no longer be named, and the ledger
+		// still verifies.
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.Exec(`DELETE FROM tokens WHERE contact_id = $1`, kim.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, body = admin.get(e.srv.URL + "/admin/contacts/" + kim.ID + "/consents/" + historyOf(e, kim.ID)[0].ID)
+		wantFacts(t, body, map[string]string{"proof-token": historyOf(e, kim.ID)[0].Evidence.TokenID,
+			"proof-email-gone": "no longer kept", "proof-webform": "no longer known", "proof-verified": "Verifies"})
+
 		// Not the contact's record: unknown, or another contact's.
 		for _, path := range []string{contactPage + "/consents/no-such-record", contactPage + "/consents/" + h[0].ID} {
 			if code, body := admin.get(path); code != 404 || !strings.Contains(body, "Consent record not found") || !strings.Contains(body, "This contact has no such consent record") {

@@ -32,10 +32,11 @@ type proof struct {
 	// was not confirmed by email.
 	Link *optin.LinkEvidence
 	// WebformID and WebformName name the webform of a post confirmed by
-	// email; WebformUnknown says a direct webform post does not keep it.
-	WebformID, WebformName string
-	WebformUnknown         bool
-	Ledger                 *ledger.Position
+	// email; WebformUnknown says a direct webform post does not keep it,
+	// WebformGone that a confirmed post's link or held post is gone.
+	WebformID, WebformName      string
+	WebformUnknown, WebformGone bool
+	Ledger                      *ledger.Position
 }
 
 // proofPage shows one consent record's proof. A record that is not the
@@ -73,8 +74,10 @@ func (s *Server) proofPage(w http.ResponseWriter, r *http.Request, u *auth.User)
 			s.fail(w, err, u)
 			return
 		}
-		p.WebformUnknown = p.WebformID == ""
-	case rec.Evidence.Method == consent.MethodWebform || rec.Evidence.Method == consent.MethodWebformConfirmed:
+		p.WebformGone = p.WebformID == ""
+	case rec.Evidence.Method == consent.MethodWebformConfirmed:
+		p.WebformGone = true
+	case rec.Evidence.Method == consent.MethodWebform:
 		p.WebformUnknown = true
 	}
 	if p.Ledger, err = s.Consent.VerifyEntry(ctx, rec.LedgerSeq); err != nil {
