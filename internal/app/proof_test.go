@@ -150,6 +150,15 @@ func TestConsentProofView(t *testing.T) {
 			t.Errorf("the email's sent time: %q", sent)
 		}
 
+		// Erased: the evidence says so, and the ledger still verifies.
+		e.api("POST", "/api/v1/contacts/"+noor.ID+"/erase", "", 200, nil)
+		_, body = admin.get(e.srv.URL + "/admin/contacts/" + noor.ID + "/consents/" + h[0].ID)
+		wantFacts(t, body, map[string]string{"proof-ip": "erased", "proof-ua": "erased", "proof-not-email": "Erased",
+			"proof-method": "double opt in link", "proof-verified": "Verifies"})
+		if !strings.Contains(body, "its personal evidence was erased after it") {
+			t.Fatalf("an erased record does not verify: %s", body)
+		}
+
 		// By the contact, through a webform post confirmed by email, and
 		// through one that made a new contact.
 		form := signupForm(e, "")
