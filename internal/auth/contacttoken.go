@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
@@ -177,4 +178,41 @@ func DeleteContactTokensTx(tx *store.Tx, ids []string) error {
 	}
 	ph, args := store.In(1, ids)
 	return tx.ExecLater(store.Prefix("auth: delete contact tokens"), `DELETE FROM tokens WHERE contact_id IN (`+ph+`)`, args...)
+}
+
+// IssuedToken is what a consent record's proof says of the link token that
+// confirmed it: what it was for, what it was about and when it was made
+// (when the email carrying it was handed to the mail server) and used.
+type IssuedToken struct {
+	ID        string
+	Purpose   string
+	ContactID string
+	SubjectID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// IssuedContactToken returns the link token id of contactID, used or not,
+// reading through q. It returns ErrNoToken when there is none: the id is
+// unknown, the token is another contact's, or it was purged
+// (PurgeContactTokensTx) after it expired or was used.
+func IssuedContactToken(ctx context.Context, q store.Querier, contactID, id string) (*IssuedToken, error) {
+	t := IssuedToken{ID: id}
+	var created, expires int64
+	var used sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT purpose, contact_id, subject_id, created_at, expires_at, used_at FROM tokens
+		WHERE id = $1 AND contact_id = $2`, id, contactID).Scan(&t.Purpose, &t.ContactID, &t.SubjectID, &created, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: read token: %w", err)
+	}
+	t.CreatedAt, t.ExpiresAt = store.FromMicros(created), store.FromMicros(expires)
+	if used.Valid {
+		u := store.FromMicros(used.Int64)
+		t.UsedAt = &u
+	}
+	return &t, nil
 }

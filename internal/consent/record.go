@@ -415,16 +415,19 @@ func (s *Service) History(ctx context.Context, contactID string) ([]Record, erro
 
 // HistoryIn is History reading through q, a snapshot say.
 func HistoryIn(ctx context.Context, q store.Querier, contactID string) ([]Record, error) {
-	out, err := store.QueryAll(ctx, q, scanRecord, `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
-		r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
-		r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language
-		FROM consent_records r JOIN purposes p ON p.id = r.purpose_id
-		WHERE r.contact_id = $1 ORDER BY r.ledger_seq`, contactID)
+	out, err := store.QueryAll(ctx, q, scanRecord, recordSelect+` WHERE r.contact_id = $1 ORDER BY r.ledger_seq`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read history: %w", err)
 	}
 	return out, nil
 }
+
+// recordSelect reads consent records with their purpose's name, for
+// scanRecord.
+const recordSelect = `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
+	r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
+	r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language
+	FROM consent_records r JOIN purposes p ON p.id = r.purpose_id`
 
 func scanRecord(row store.Scanner) (Record, error) {
 	var r Record

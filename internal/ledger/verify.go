@@ -150,33 +150,7 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 			return nil, fmt.Errorf("ledger: read event: %w", err)
 		}
 		rep.Events++
-		switch {
-		case e.Seq != want:
-			rep.Problem = &Problem{Code: ProblemSequence, Seq: want,
-				Message: fmt.Sprintf("expected event %d, found event %d", want, e.Seq)}
-		case e.PrevHash != prev:
-			rep.Problem = &Problem{Code: ProblemPrevHash, Seq: e.Seq,
-				Message: fmt.Sprintf("event %d does not point at the hash of event %d", e.Seq, e.Seq-1)}
-		default:
-			h, err := ComputeHash(e.PrevHash, &e)
-			if err != nil || h != e.Hash {
-				rep.Problem = &Problem{Code: ProblemHash, Seq: e.Seq,
-					Message: fmt.Sprintf("event %d was altered: its fields no longer give its hash", e.Seq)}
-				break
-			}
-			// Once one consent or opt-in event commits to its evidence,
-			// every later one does: an event without a commitment after
-			// that is an old-format event forged into a newer ledger.
-			if e.Kind == KindConsent || e.Kind == KindOptIn {
-				switch {
-				case e.Evidence != "" && committedSince == 0:
-					committedSince = e.Seq
-				case e.Evidence == "" && committedSince != 0:
-					rep.Problem = &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
-						Message: fmt.Sprintf("event %d has no evidence commitment, though every consent and opt-in event since event %d has one", e.Seq, committedSince)}
-				}
-			}
-		}
+		rep.Problem = checkLink(&e, prev, want, &committedSince)
 		if rep.Problem != nil {
 			return nil, nil
 		}
@@ -192,6 +166,38 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 		return nil, nil
 	}
 	return state, nil
+}
+
+// checkLink checks event e as the one at position want after an event
+// whose hash is prev: its position, its link, its hash, and that it commits
+// to its evidence if an earlier event (committedSince, updated here) did.
+// It returns the problem found, or nil.
+func checkLink(e *Event, prev string, want int64, committedSince *int64) *Problem {
+	switch {
+	case e.Seq != want:
+		return &Problem{Code: ProblemSequence, Seq: want,
+			Message: fmt.Sprintf("expected event %d, found event %d", want, e.Seq)}
+	case e.PrevHash != prev:
+		return &Problem{Code: ProblemPrevHash, Seq: e.Seq,
+			Message: fmt.Sprintf("event %d does not point at the hash of event %d", e.Seq, e.Seq-1)}
+	}
+	if h, err := ComputeHash(e.PrevHash, e); err != nil || h != e.Hash {
+		return &Problem{Code: ProblemHash, Seq: e.Seq,
+			Message: fmt.Sprintf("event %d was altered: its fields no longer give its hash", e.Seq)}
+	}
+	// Once one consent or opt-in event commits to its evidence, every
+	// later one does: an event without a commitment after that is an
+	// old-format event forged into a newer ledger.
+	if e.Kind == KindConsent || e.Kind == KindOptIn {
+		switch {
+		case e.Evidence != "" && *committedSince == 0:
+			*committedSince = e.Seq
+		case e.Evidence == "" && *committedSince != 0:
+			return &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
+				Message: fmt.Sprintf("event %d has no evidence commitment, though every consent and opt-in event since event %d has one", e.Seq, *committedSince)}
+		}
+	}
+	return nil
 }
 
 func apply(state map[string]*replayed, e *Event) {

@@ -20,6 +20,7 @@ var funcs = template.FuncMap{
 	"role":      roleLabel,
 	"optin":     optInLabel,
 	"when":      when,
+	"exact":     exact,
 	"can":       func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
 	"actor":     actorLabel,
 	"basis":     basisLabel,
@@ -84,7 +85,13 @@ func basisLabel(b string) string {
 }
 
 // when shows a time in UTC to the minute; a nil or zero time shows as "".
-func when(v any) string {
+func when(v any) string { return timeAs(v, "2006-01-02 15:04 UTC") }
+
+// exact shows a time in UTC to the microsecond, as stored, for evidence;
+// a nil or zero time shows as "".
+func exact(v any) string { return timeAs(v, "2006-01-02 15:04:05.000000 UTC") }
+
+func timeAs(v any, layout string) string {
 	var t time.Time
 	switch x := v.(type) {
 	case time.Time:
@@ -100,7 +107,7 @@ func when(v any) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
+	return t.UTC().Format(layout)
 }
 
 // actorLabel says who made a change: a user or an API token by the name

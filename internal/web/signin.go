@@ -23,6 +23,7 @@ func (s *Server) routes(static http.Handler) {
 		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
 	})
 	s.contactRoutes()
+	s.proofRoutes()
 	s.userRoutes()
 	s.settingsRoutes()
 	s.auditRoutes()
