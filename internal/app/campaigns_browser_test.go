@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
@@ -105,14 +106,26 @@ func campaignBrowser(t testing.TB, db *store.DB) (*env, driver, string) {
 // its own rather than a frame of the page.
 func framed(t testing.TB, ctx context.Context, suffix string) bool {
 	t.Helper()
-	ts, err := chromedp.Call(ctx, target.GetTargets, target.GetTargetsParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range ts.TargetInfos {
-		if x.Type == "iframe" && strings.HasSuffix(x.URL, suffix) {
-			return true
+	// The frame loads after the page that holds it: look until it is
+	// there, or for a generous while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts, err := chromedp.Call(ctx, target.GetTargets, target.GetTargetsParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ts.TargetInfos {
+			if x.Type == "iframe" && strings.HasSuffix(x.URL, suffix) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond): // back off between looks
 		}
 	}
-	return false
 }
