@@ -8,6 +8,7 @@ package httpx
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/consentry/consentry/internal/errs"
@@ -41,18 +42,25 @@ func Headers(p Policy, next http.Handler) http.Handler {
 // LogRequests serves each request with mux and then logs it as msg: its
 // method, the route pattern that served it, the status and the time it
 // took. The pattern, never the path: a path can hold a token or an
-// address.
-func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux) http.Handler {
+// address. Requests to the quiet patterns are logged at debug level only,
+// unless they fail: routes hit thousands of times a second whose every
+// answer is counted elsewhere (a campaign's open pixel) would otherwise
+// fill the log and cost more than they serve.
+func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux, quiet ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		mux.ServeHTTP(rec, r)
-		if !log.Enabled(r.Context(), slog.LevelInfo) {
+		level := slog.LevelInfo
+		if rec.status < 400 && slices.Contains(quiet, r.Pattern) {
+			level = slog.LevelDebug
+		}
+		if !log.Enabled(r.Context(), level) {
 			return
 		}
 		// The mux sets the pattern on the request it served; a request
 		// no route matched has none.
-		log.Info(msg, "method", r.Method, "route", r.Pattern, "status", rec.status,
+		log.Log(r.Context(), level, msg, "method", r.Method, "route", r.Pattern, "status", rec.status,
 			"ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }

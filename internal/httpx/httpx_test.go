@@ -62,3 +62,28 @@ func TestHeadersAndLog(t *testing.T) {
 		t.Fatalf("log: %s", logged.String())
 	}
 }
+
+// TestQuietRoutesLogAtDebug: a quiet route's answers are logged at debug
+// level only, unless it fails; other routes stay at info.
+func TestQuietRoutesLogAtDebug(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /pixel/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "bad" {
+			http.Error(w, "no", http.StatusNotFound)
+		}
+	})
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {})
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logged bytes.Buffer
+		h := LogRequests(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: level})), "page", mux, "GET /pixel/{id}")
+		for _, path := range []string{"/pixel/1", "/pixel/bad", "/page"} {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+		}
+		out := logged.String()
+		quietOK := strings.Contains(out, `level=DEBUG msg=page method=GET route="GET /pixel/{id}" status=200`)
+		if quietOK != (level == slog.LevelDebug) || !strings.Contains(out, `level=INFO msg=page method=GET route="GET /pixel/{id}" status=404`) ||
+			!strings.Contains(out, `level=INFO msg=page method=GET route="GET /page" status=200`) {
+			t.Errorf("at level %s:\n%s", level, out)
+		}
+	}
+}

@@ -34,8 +34,8 @@ func (s *Server) campaignRoutes() {
 	s.mux.HandleFunc("GET /m/u/done", s.campaignUnsubscribed)
 	s.mux.HandleFunc("GET /m/p/{rid}/{sig}", s.campaignPreferences)
 	s.mux.HandleFunc("GET /m/v/{rid}/{sig}", s.campaignView)
-	s.mux.HandleFunc("GET /m/o/{rid}/{sig}", s.campaignOpen)
-	s.mux.HandleFunc("GET /m/c/{rid}/{n}/{sig}", s.campaignClick)
+	s.mux.HandleFunc(trackingRoutes[0], s.campaignOpen)
+	s.mux.HandleFunc(trackingRoutes[1], s.campaignClick)
 }
 
 // campaignTarget checks the request's link of kind and reads what it is
@@ -156,6 +156,10 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write([]byte(html))
 }
+
+// trackingRoutes are the open pixel and the click redirect: each hit is
+// an engagement event, so the request log keeps them at debug level.
+var trackingRoutes = []string{"GET /m/o/{rid}/{sig}", "GET /m/c/{rid}/{n}/{sig}"}
 
 // pixel is a transparent 1x1 GIF.
 var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")

@@ -151,7 +151,7 @@ func New(s *Server) (*Server, error) {
 	// in its address as POST /confirm/{token} is.
 	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
 	s.cop.AddInsecureBypassPattern("POST /r/{token}") // the same, for a request emailed to the privacy address
-	s.logged = httpx.LogRequests(s.Log, "page", s.mux)
+	s.logged = httpx.LogRequests(s.Log, "page", s.mux, trackingRoutes...)
 	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
 	return s, nil
 }
