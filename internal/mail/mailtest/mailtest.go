@@ -155,18 +155,24 @@ func (x *session) Reset()        { x.from, x.to = "", nil }
 func (x *session) Logout() error { return nil }
 
 func (x *session) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
+	s := x.s
+	s.mu.Lock()
+	count := s.Count
+	s.mu.Unlock()
+	var raw []byte
+	var err error
+	if count {
+		_, err = io.Copy(io.Discard, r) // nothing is kept
+	} else {
+		raw, err = io.ReadAll(r)
+	}
 	if err != nil {
 		return err
 	}
 	at := time.Now()
-	s := x.s
 	if s.OnData != nil {
 		s.OnData(x.to, at)
 	}
-	s.mu.Lock()
-	count := s.Count
-	s.mu.Unlock()
 	if count {
 		s.mu.Lock()
 		s.n++
