@@ -551,6 +551,18 @@ func TestDoubleOptInLineShowsWhenConfirmed(t *testing.T) {
 		if line != want {
 			t.Fatalf("double opt-in line = %q, want %q", line, want)
 		}
+		// A confirmed contact is not offered another invitation, and is
+		// told why; a contact who can be invited is offered the button.
+		if strings.Contains(body, "Send double opt-in email") ||
+			!strings.Contains(body, "No double opt-in email can be sent: the contact has already confirmed their address.") {
+			t.Fatalf("a confirmed contact's record: %s", body)
+		}
+		var other struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"omar@example.com","kind":"lead"}`, 201, &other)
+		if _, body := admin.get(e.srv.URL + "/admin/contacts/" + other.ID); !strings.Contains(body, "Send double opt-in email") ||
+			strings.Contains(body, "No double opt-in email can be sent") {
+			t.Fatalf("an unconfirmed contact's record: %s", body)
+		}
 	})
 }
 

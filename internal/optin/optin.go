@@ -357,6 +357,15 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 	return "", s.open(tx, []*invitee{r}, trigger, now, s.newBodies())
 }
 
+// WhyNot returns why a user asking now would not get a double opt-in
+// email sent to a contact (one of the Skip reasons), or "" when one would
+// go out: the contact's page offers the button only then, and says why
+// not otherwise. It reads nothing; the invitation itself checks again.
+func WhyNot(optIn, deliverability string, stopped, erased bool) string {
+	r := &invitee{recipient: &recipient{optIn: optIn, deliverability: deliverability, stopped: stopped, erased: erased}}
+	return r.skip(TriggerUser)
+}
+
 // skip returns why the contact may not be invited now by trigger, or "".
 func (r *invitee) skip(trigger string) string {
 	switch {

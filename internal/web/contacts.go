@@ -128,12 +128,15 @@ type recordPage struct {
 	OptIn       []consent.OptInChange
 	Transitions []string // the opt-in statuses a user may set now
 	Invitations []optin.Invitation
-	Lists       []lists.Subscription
-	Purposes    []*consent.Purpose
-	Sources     []*consent.Source
-	Actors      map[string]string // user or API token id: its name, for "by whom"
-	Locked      bool
-	Requests    []*requests.Request // the contact's data subject requests, for a user who handles them
+	// NoInvite is why a double opt-in email would not go out now (an
+	// optin Skip reason); "" when the button does something.
+	NoInvite string
+	Lists    []lists.Subscription
+	Purposes []*consent.Purpose
+	Sources  []*consent.Source
+	Actors   map[string]string // user or API token id: its name, for "by whom"
+	Locked   bool
+	Requests []*requests.Request // the contact's data subject requests, for a user who handles them
 }
 
 // consentRow is a line of the Consents block: a purpose with its current
@@ -241,6 +244,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
+	p.NoInvite = optin.WhyNot(c.OptInStatus, c.Deliverability, c.ProcessingStoppedAt != nil, c.ErasedAt != nil)
 	if p.Lists, err = lists.Subscriptions(ctx, s.DB.Read, id); err != nil {
 		s.fail(w, err, u)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/optin"
 )
 
 // languageLabels name the supported languages (i18n.Languages) for the
@@ -19,6 +20,7 @@ var languageLabels = map[string]string{"en": "English (en)", "sv": "Swedish (sv)
 var funcs = template.FuncMap{
 	"role":      roleLabel,
 	"optin":     optInLabel,
+	"noInvite":  noInviteLabel,
 	"when":      when,
 	"exact":     exact,
 	"can":       func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
@@ -149,4 +151,24 @@ var policyLabels = map[string]string{
 	"double_only":             "Double opt-in only (recommended): campaigns reach only contacts who confirmed by email",
 	"double_and_user":         "Double opt-in, and single opt-ins entered by users",
 	"double_user_and_webform": "Double opt-in, single opt-ins by users, and single opt-ins from webforms",
+}
+
+// noInviteLabel says in words why no double opt-in email can go out (an
+// optin Skip reason).
+func noInviteLabel(reason string) string {
+	switch reason {
+	case optin.SkipOptedOut:
+		return "the contact is opted out"
+	case optin.SkipAlreadyConfirmed:
+		return "the contact has already confirmed their address"
+	case optin.SkipBounced:
+		return "the address bounced"
+	case optin.SkipBlocklisted:
+		return "the address is blocklisted"
+	case optin.SkipProcessingStopped:
+		return "the contact asked to stop processing"
+	case optin.SkipErased:
+		return "the contact's data was erased"
+	}
+	return strings.ReplaceAll(reason, "_", " ")
 }
