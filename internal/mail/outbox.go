@@ -304,6 +304,28 @@ func ContactEntriesIn(ctx context.Context, q store.Querier, contactID string) ([
 	return store.QueryAll(ctx, q, scanEntry, entrySelect+` WHERE contact_id = $1 ORDER BY created_at DESC, id DESC`, contactID)
 }
 
+// ContactEntryIn returns the message id queued for contactID, reading
+// through q; nil when there is none.
+func ContactEntryIn(ctx context.Context, q store.Querier, contactID, id string) (*Entry, error) {
+	return oneEntry(ctx, q, entrySelect+` WHERE contact_id = $1 AND id = $2`, contactID, id)
+}
+
+// LastContactEntryIn returns the newest message of kind queued for
+// contactID no later than notAfter, reading through q; nil when there is
+// none.
+func LastContactEntryIn(ctx context.Context, q store.Querier, contactID, kind string, notAfter time.Time) (*Entry, error) {
+	return oneEntry(ctx, q, entrySelect+` WHERE contact_id = $1 AND kind = $2 AND created_at <= $3
+		ORDER BY created_at DESC, id DESC LIMIT 1`, contactID, kind, store.Micros(notAfter))
+}
+
+func oneEntry(ctx context.Context, q store.Querier, query string, args ...any) (*Entry, error) {
+	out, err := store.QueryAll(ctx, q, scanEntry, query, args...)
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return &out[0], nil
+}
+
 const entrySelect = `SELECT id, kind, subject, status, reason, to_address, attempts, created_at, sent_at, content_removed_at FROM outbox`
 
 func scanEntry(row store.Scanner) (Entry, error) {

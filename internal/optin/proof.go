@@ -59,26 +59,15 @@ func EvidenceOfLink(ctx context.Context, db *store.DB, contactID, tokenID string
 			return err
 		}
 		out.Token = t
-		entries, err := mail.ContactEntriesIn(ctx, q, contactID) // newest first
-		if err != nil {
+		if t.Purpose == auth.PurposeUnsubscribe {
+			out.Email, err = mail.ContactEntryIn(ctx, q, contactID, t.SubjectID)
+			out.Exact = out.Email != nil
 			return err
 		}
-		kind := tokenEmailKind[t.Purpose]
-		for i := range entries {
-			e := &entries[i]
-			if t.Purpose == auth.PurposeUnsubscribe {
-				if e.ID == t.SubjectID {
-					out.Email, out.Exact = e, true
-					return nil
-				}
-				continue
-			}
-			if kind != "" && e.Kind == kind && !e.CreatedAt.After(t.CreatedAt) {
-				out.Email = e
-				return nil
-			}
+		if kind := tokenEmailKind[t.Purpose]; kind != "" {
+			out.Email, err = mail.LastContactEntryIn(ctx, q, contactID, kind, t.CreatedAt)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
