@@ -15,6 +15,7 @@ import (
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/busy"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
@@ -72,6 +73,7 @@ type App struct {
 	InboundSMTP *inbound.Listener
 
 	handler    http.Handler
+	requests   *busy.Meter // every request, for the campaign sender to give way (package busy)
 	workers    sync.WaitGroup
 	inboundErr error // from starting the inbound SMTP listener
 }
@@ -157,8 +159,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if lease <= 0 {
 		lease = 2 * time.Minute
 	}
+	// Campaigns give way to people: while requests wait for the CPU,
+	// sending slows, down to 200 messages a second.
+	a.requests = &busy.Meter{}
 	a.CampaignSender = &campaign.Sender{Service: a.Campaigns, Links: a.CampaignLinks, Transport: transport, Log: log,
-		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: lease, Budget: 25 * time.Millisecond, Poll: 2 * time.Second}
+		From: cfg.MailFrom, Domain: cfg.MailDomain(), Lease: lease, Budget: 25 * time.Millisecond, Poll: 2 * time.Second,
+		GiveWay: busy.NewGovernor(a.requests, 200)}
+	a.CampaignSender.GiveWay.Log, a.CampaignSender.GiveWay.What = log, "campaign sending"
 	a.CampaignTracker = campaign.NewTracker(db, log)
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
@@ -240,7 +247,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)
 	mux.Handle("/", a.Public)
-	a.handler = mux
+	a.handler = a.requests.Count(mux)
 	return a, nil
 }
 
@@ -251,7 +258,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(5)
+	a.workers.Add(6)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -266,6 +273,7 @@ func (a *App) Start(ctx context.Context) {
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()
 	a.startInboundSMTP(ctx)
 }
 

@@ -267,8 +267,7 @@ func (s *Service) Preview(ctx context.Context, id string) (*Audience, error) {
 	var group errgroup.Group
 	for _, span := range spans {
 		group.Go(func() error {
-			q := `SELECT r, count(*) FROM (SELECT ` + reason + ` AS r FROM ` + from + ` WHERE ` + where + span + `) x GROUP BY r`
-			counts, err := store.CountBy(ctx, s.DB.Read, q, a.args...)
+			counts, err := countReasons(ctx, s.DB, `SELECT `+reason+` AS r FROM `+from+` WHERE `+where+span, a.args)
 			if err != nil {
 				return fmt.Errorf("campaign: preview audience: %w", err)
 			}
@@ -281,6 +280,37 @@ func (s *Service) Preview(ctx context.Context, id string) (*Audience, error) {
 		})
 	}
 	return out, group.Wait()
+}
+
+// countReasons counts the rows of rows (a query of one column r, a reason
+// or ” for a recipient) by reason. On SQLite, a GROUP BY would sort every
+// row first; instead one pass adds up a column per reason, over a
+// subquery that LIMIT keeps from being merged into the sums (which would
+// evaluate the reason once per sum). PostgreSQL groups by hashing.
+func countReasons(ctx context.Context, db *store.DB, rows string, args []any) (map[string]int64, error) {
+	if db.Dialect != store.SQLite {
+		return store.CountBy(ctx, db.Read, `SELECT r, count(*) FROM (`+rows+`) x GROUP BY r`, args...)
+	}
+	all := append([]string{""}, Reasons...)
+	sums := make([]string, len(all))
+	for i, r := range all {
+		sums[i] = "coalesce(sum(r = '" + r + "'), 0)"
+	}
+	n := make([]int64, len(all))
+	dest := make([]any, len(all))
+	for i := range n {
+		dest[i] = &n[i]
+	}
+	if err := db.Read.QueryRowContext(ctx, `SELECT `+strings.Join(sums, ", ")+` FROM (`+rows+` LIMIT -1) x`, args...).Scan(dest...); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(all))
+	for i, r := range all {
+		if n[i] > 0 {
+			out[r] = n[i]
+		}
+	}
+	return out, nil
 }
 
 // spans splits the contacts for counting in parallel: on SQLite, where a

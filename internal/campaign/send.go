@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/consentry/consentry/internal/busy"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
@@ -76,6 +77,9 @@ type Sender struct {
 	Budget time.Duration
 	// Poll is how often to look for work other instances started.
 	Poll time.Duration
+	// GiveWay slows sending while people's requests wait for the CPU
+	// (see package busy); nil never slows it.
+	GiveWay *busy.Governor
 
 	idOnce  sync.Once
 	id      string
@@ -408,50 +412,70 @@ func inInts(d store.Dialect, first int, rows []*outcome) (string, []any) {
 // send hands a batch over: under the send fence, each recipient's state is
 // read again and the gate applied; the allowed messages go to the
 // transport before the fence is let go. Then each outcome is recorded.
+//
+// When a change that can stop email waits for the fence, the sender begins
+// no more messages and lets go, so that the change waits only for the
+// messages in flight; then it takes the fence again and goes on with the
+// rest of the batch, whose state it reads again. Messages not begun within
+// the budget are left for the next batch; one begun is always finished.
 func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 	s := x.Service
 	if err := x.wait(ctx, len(b.rows)); err != nil {
 		return err
 	}
 	started := time.Now()
+	budget, cancel := context.WithTimeout(ctx, x.Budget)
+	defer cancel()
 	var handed int
-	err := s.DB.HoldFence(ctx, func(q store.Querier) error {
-		recips, err := p.read(ctx, q, b.rows)
+	rest := b.rows
+	for len(rest) > 0 && budget.Err() == nil {
+		err := s.DB.HoldFence(ctx, func(q store.Querier, wanted context.Context) error {
+			recips, err := p.read(ctx, q, rest)
+			if err != nil {
+				return err
+			}
+			var envs []*mail.Envelope
+			var sending []*outcome
+			for _, o := range rest {
+				r, ok := recips[o.contactID]
+				switch {
+				case !ok:
+					o.status, o.reason = RecipientSuppressed, ReasonDeleted
+				case r.reason != "":
+					o.status, o.reason = RecipientSuppressed, r.reason
+				default:
+					o.tracked = r.tracked
+					if o.env == nil || o.renderedFor != *r {
+						o.env, o.renderedFor = p.envelope(o.id, r), *r
+					}
+					envs = append(envs, o.env)
+					sending = append(sending, o)
+				}
+			}
+			rest = nil
+			if len(envs) == 0 {
+				return nil
+			}
+			sendCtx, stop := context.WithCancel(budget)
+			defer stop()
+			context.AfterFunc(wanted, stop)
+			errs := x.Transport.Send(sendCtx, envs)
+			for i, o := range sending {
+				if errs[i] != nil && wanted.Err() != nil && budget.Err() == nil && errors.Is(errs[i], context.Canceled) {
+					rest = append(rest, o) // not begun: after the change commits
+					continue
+				}
+				if !errors.Is(errs[i], context.Canceled) && !errors.Is(errs[i], context.DeadlineExceeded) {
+					handed++
+				}
+				o.classify(errs[i], ctx)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		var envs []*mail.Envelope
-		var sending []*outcome
-		for _, o := range b.rows {
-			r, ok := recips[o.contactID]
-			switch {
-			case !ok:
-				o.status, o.reason = RecipientSuppressed, ReasonDeleted
-			case r.reason != "":
-				o.status, o.reason = RecipientSuppressed, r.reason
-			default:
-				o.tracked = r.tracked
-				if o.env == nil || o.renderedFor != *r {
-					o.env = p.envelope(o.id, r)
-				}
-				envs = append(envs, o.env)
-				sending = append(sending, o)
-			}
-		}
-		if len(envs) == 0 {
-			return nil
-		}
-		// Messages not begun within the budget are left for the next
-		// batch; one begun is always finished.
-		sendCtx, cancel := context.WithTimeout(ctx, x.Budget)
-		errs := x.Transport.Send(sendCtx, envs)
-		cancel()
-		handed = len(envs)
-		for i, o := range sending {
-			o.classify(errs[i], ctx)
-		}
-		return nil
-	})
+	}
 	if handed > 0 {
 		per := time.Since(started) / time.Duration(handed)
 		if x.perMsg == 0 {
@@ -460,7 +484,7 @@ func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 			x.perMsg = (x.perMsg*3 + per) / 4
 		}
 	}
-	return err
+	return nil
 }
 
 // classify turns the transport's answer for one message into its outcome.
@@ -502,7 +526,10 @@ func (x *Sender) wait(ctx context.Context, n int) error {
 			x.limiter = rate.NewLimiter(rate.Limit(st.CampaignRate), max(st.CampaignRate, 1000))
 		}
 	}
-	return x.limiter.WaitN(ctx, min(n, x.limiter.Burst()))
+	if err := x.limiter.WaitN(ctx, min(n, x.limiter.Burst())); err != nil {
+		return err
+	}
+	return x.GiveWay.Wait(ctx, n)
 }
 
 // finish records each outcome of a batch and closes it.

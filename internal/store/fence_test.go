@@ -15,13 +15,8 @@ import (
 func TestFenceOrdersCommitsAndSends(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
-		write := func(n int) error {
-			return db.Write(ctx, func(tx *store.Tx) error {
-				tx.Fence()
-				_, err := tx.Exec(`INSERT INTO fence_probe (n) VALUES ($1)`, n)
-				return err
-			})
-		}
+		insert := probe(t, db)
+		write := func(n int) error { return insert(n, true) }
 		count := func(q store.Querier) int {
 			t.Helper()
 			var n int
@@ -30,15 +25,9 @@ func TestFenceOrdersCommitsAndSends(t *testing.T) {
 			}
 			return n
 		}
-		if err := db.Write(ctx, func(tx *store.Tx) error {
-			_, err := tx.Exec(`CREATE TABLE fence_probe (n integer NOT NULL)`)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
 
 		committed := make(chan error, 1)
-		err := db.HoldFence(ctx, func(q store.Querier) error {
+		err := db.HoldFence(ctx, func(q store.Querier, _ context.Context) error {
 			go func() { committed <- write(1) }()
 			waitFor(t, func() bool {
 				w, err := store.FenceWaited(ctx, db)
@@ -70,7 +59,7 @@ func TestFenceOrdersCommitsAndSends(t *testing.T) {
 		if err := write(2); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.HoldFence(ctx, func(q store.Querier) error {
+		if err := db.HoldFence(ctx, func(q store.Querier, _ context.Context) error {
 			if n := count(q); n != 2 {
 				t.Fatalf("under the fence after a fenced commit: %d rows, want 2", n)
 			}
@@ -91,5 +80,76 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not reached in 30s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFenceHolderIsAskedToLetGo: a holder's wanted context is done once a
+// fenced write of this instance waits for the fence, and not before; a
+// holder that takes the fence while such a write waits is asked at once.
+func TestFenceHolderIsAskedToLetGo(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		insert := probe(t, db)
+		committed := make(chan error, 1)
+		err := db.HoldFence(ctx, func(q store.Querier, wanted context.Context) error {
+			if wanted.Err() != nil {
+				t.Fatal("wanted is done with no fenced write waiting")
+			}
+			// An unfenced write does not ask.
+			if err := insert(0, false); err != nil {
+				t.Fatal(err)
+			}
+			if wanted.Err() != nil {
+				t.Fatal("wanted is done after an unfenced write")
+			}
+			go func() { committed <- insert(1, true) }()
+			<-wanted.Done()
+			if cause := context.Cause(wanted); cause != store.ErrFenceWanted {
+				t.Fatalf("cause %v, want ErrFenceWanted", cause)
+			}
+			select {
+			case err := <-committed:
+				t.Fatalf("the fenced write returned while the fence was held: %v", err)
+			default:
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-committed; err != nil {
+			t.Fatal(err)
+		}
+		// Once the write has committed, a new holder is not asked.
+		if err := db.HoldFence(ctx, func(q store.Querier, wanted context.Context) error {
+			if wanted.Err() != nil {
+				t.Fatal("wanted is done after the fenced write committed")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// probe creates the table fence_probe and returns a function that inserts
+// a row into it, in a fenced write or not.
+func probe(t testing.TB, db *store.DB) func(n int, fenced bool) error {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`CREATE TABLE fence_probe (n integer NOT NULL)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return func(n int, fenced bool) error {
+		return db.Write(ctx, func(tx *store.Tx) error {
+			if fenced {
+				tx.Fence()
+			}
+			_, err := tx.Exec(`INSERT INTO fence_probe (n) VALUES ($1)`, n)
+			return err
+		})
 	}
 }

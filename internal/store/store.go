@@ -63,6 +63,8 @@ type DB struct {
 	signals signals
 	kept    sync.Map     // see Keep
 	fence   sync.RWMutex // the send fence on SQLite; see fence.go
+	// fenceWant asks this instance's fence holders to let go early.
+	fenceWant fenceWant
 	// writeKey and fenceKey are the advisory locks of writes and of the
 	// send fence on PostgreSQL.
 	writeKey, fenceKey int64
