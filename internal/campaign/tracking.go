@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -92,29 +91,24 @@ func (k *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// write inserts events in one statement, each with its recipient's
-// campaign and contact. Only tracked recipients' events are written, and
-// none of a contact erased or deleted since: the erasure, in the same
-// writer, came first and must not be undone.
+// write inserts events, each with its recipient's campaign and contact,
+// in one statement (a few on SQLite). Only tracked recipients' events are
+// written, and none of a contact erased or deleted since: the erasure, in
+// the same writer, came first and must not be undone.
 func (k *Tracker) write(ctx context.Context, evs []event) error {
+	rows := make([][]any, len(evs))
+	for i, e := range evs {
+		rows[i] = []any{e.recipient, e.kind, int64(e.link), store.Micros(e.at)}
+	}
 	return k.DB.Write(ctx, func(tx *store.Tx) error {
-		for start := 0; start < len(evs); start += 1000 {
-			part := evs[start:min(start+1000, len(evs))]
-			args := make([]any, 0, len(part)*4)
-			for _, e := range part {
-				args = append(args, e.recipient, e.kind, e.link, store.Micros(e.at))
-			}
-			values := store.Rows(tx.Dialect(), len(part), "(CAST(? AS BIGINT), ?, CAST(? AS INTEGER), CAST(? AS BIGINT))")
-			_, err := tx.Exec(`WITH v(rid, kind, link, at) AS (VALUES `+values+`)
-				INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at)
-				SELECT r.campaign_no, r.id, r.contact_id, v.kind, v.link, v.at FROM v
-				JOIN campaign_recipients r ON r.id = v.rid
-				JOIN contacts c ON c.id = r.contact_id
-				WHERE r.tracked AND c.erased_at IS NULL`, args...)
-			if err != nil {
-				return fmt.Errorf("campaign: record events: %w", err)
-			}
-		}
-		return nil
+		return tx.ExecRows(store.Prefix("campaign: record events"), `WITH v(rid, kind, link, at) AS (`+store.RowsHere+`)
+			INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at)
+			SELECT r.campaign_no, r.id, r.contact_id, v.kind, v.link, v.at FROM v
+			JOIN campaign_recipients r ON r.id = v.rid
+			JOIN contacts c ON c.id = r.contact_id
+			WHERE r.tracked AND c.erased_at IS NULL`, eventTypes, rows)
 	})
 }
+
+// eventTypes are the columns of the events write passes.
+var eventTypes = []string{"bigint", "text", "integer", "bigint"}

@@ -14,14 +14,25 @@ const insertRowsSQLite = 500
 // wrap as ExecLater does (it is queued on PostgreSQL). types are the
 // PostgreSQL types of the columns ("text", "bigint", "integer"); a value
 // is a string, an integer or nil (NULL).
+func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, rows [][]any) error {
+	return t.ExecRows(wrap, head+" "+RowsHere, types, rows)
+}
+
+// RowsHere marks where ExecRows puts the rows in its statement.
+const RowsHere = "{rows}"
+
+// ExecRows runs query, where RowsHere stands for rows as a source of their
+// own (a SELECT or VALUES, whose columns are types), queued as ExecLater
+// does: for example "WITH v(a, b) AS ({rows}) INSERT ... SELECT ... FROM v
+// JOIN ...". It runs nothing when there are no rows.
 //
 // On SQLite the rows go as multi-row VALUES, a few hundred to a statement.
 // On PostgreSQL they go as one array per column, read back by unnest, in
 // one statement whose text is the same for any number of rows: parsed and
 // planned once per connection, where VALUES of thousands of parameters is
 // a new statement for each batch size, and parsing and binding it cost
-// more than inserting the rows.
-func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, rows [][]any) error {
+// more than the work itself.
+func (t *Tx) ExecRows(wrap func(error) error, query string, types []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -58,7 +69,7 @@ func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, row
 		for c, typ := range types {
 			ph[c] = fmt.Sprintf("$%d::%s[]", c+1, typ)
 		}
-		return t.ExecLater(wrap, head+" SELECT * FROM unnest("+strings.Join(ph, ", ")+")", cols...)
+		return t.ExecLater(wrap, strings.Replace(query, RowsHere, "SELECT * FROM unnest("+strings.Join(ph, ", ")+")", 1), cols...)
 	}
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(types)), ", ") + ")"
 	for start := 0; start < len(rows); start += insertRowsSQLite {
@@ -67,7 +78,7 @@ func (t *Tx) InsertRows(wrap func(error) error, head string, types []string, row
 		for _, r := range part {
 			args = append(args, r...)
 		}
-		if err := t.ExecLater(wrap, head+" VALUES "+Rows(SQLite, len(part), row), args...); err != nil {
+		if err := t.ExecLater(wrap, strings.Replace(query, RowsHere, "VALUES "+Rows(SQLite, len(part), row), 1), args...); err != nil {
 			return err
 		}
 	}
