@@ -479,6 +479,22 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	if err := DecodeDefinition(b, &d); err != nil {
 		return nil, err
 	}
+	return s.replace(ctx, w, d)
+}
+
+// Replace validates d as a new definition would be and stores it in place
+// of the form's whole definition: what d leaves out (the marketing box, the
+// redirect URL) is removed. The admin pages post a form's every part at
+// once. It returns a not-found error when there is no such form.
+func (s *Service) Replace(ctx context.Context, idOrName string, d Definition) (*Webform, error) {
+	w, err := s.Get(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	return s.replace(ctx, w, d)
+}
+
+func (s *Service) replace(ctx context.Context, w *Webform, d Definition) (*Webform, error) {
 	if err := s.validate(ctx, &d); err != nil {
 		return nil, err
 	}
@@ -505,6 +521,10 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	w.Definition, w.UpdatedAt = d, now
 	return w, nil
 }
+
+// URL is the address of the hosted form with id, for a link instead of
+// the snippet.
+func (s *Service) URL(id string) string { return strings.TrimRight(s.BaseURL, "/") + "/f/" + id }
 
 // DecodeDefinition reads a definition strictly: an unknown key or a value
 // of the wrong type is an error naming the field.
