@@ -84,6 +84,12 @@ func TestListPages(t *testing.T) {
 		if code, _ := agent.post(base, url.Values{"name": {"Agents"}}); code != 403 {
 			t.Fatalf("an agent's new list: %d", code)
 		}
+		if _, body := agent.get(e.srv.URL + "/admin/"); strings.Contains(body, `href="/admin/lists"`) || strings.Contains(body, `href="/admin/webforms"`) {
+			t.Fatal("an agent's menu offers lists or webforms")
+		}
+		if _, body := admin.get(e.srv.URL + "/admin/"); !strings.Contains(body, `<a href="/admin/lists">Lists</a>`) || !strings.Contains(body, `<a href="/admin/webforms">Webforms</a>`) {
+			t.Fatal("the admin's menu lacks lists or webforms")
+		}
 
 		code, body = admin.post(page+"/delete", url.Values{})
 		if code != 200 || !strings.Contains(body, "List deleted.") || !strings.Contains(body, "No list yet.") {
