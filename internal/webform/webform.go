@@ -98,14 +98,14 @@ type ListBox struct {
 // ConsentBox asks for consent to a purpose.
 type ConsentBox struct {
 	Purpose string `json:"purpose" doc:"purpose id or name; stored as the id"`
-	Label   string `json:"label,omitempty" doc:"default: the purpose's name"`
+	Label   string `json:"label,omitempty" doc:"names the box with the form; default: the purpose's name. The box shows one sentence, its purpose's consent text, and this label only for a purpose without one"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: consent boxes are never pre-checked (R12)"`
 }
 
 // MarketingBox asks for email marketing.
 type MarketingBox struct {
 	Purpose string `json:"purpose,omitempty" doc:"purpose id or name; default E-marketing"`
-	Label   string `json:"label,omitempty" doc:"default: \"Yes, send me news and offers by email\" in the language the form is shown in"`
+	Label   string `json:"label,omitempty" doc:"names the box with the form. The box shows one sentence, its purpose's consent text; this label (default: \"Yes, send me news and offers by email\" in the language the form is shown in) only for a purpose without one"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: the box is never pre-checked (R12)"`
 }
 
