@@ -209,6 +209,9 @@ func definitionForm(d webform.Definition) url.Values {
 		f.Add("consent_on", b.Purpose)
 		f.Set("consent_label."+b.Purpose, b.Label)
 	}
+	// A form without the marketing box offers it with E-marketing, should
+	// it be ticked.
+	f.Set("marketing_purpose", optin.EMarketing)
 	if m := d.Marketing; m != nil {
 		f.Set("marketing", "on")
 		f.Set("marketing_purpose", m.Purpose)
