@@ -143,11 +143,6 @@ func (s *Server) deleteWebform(w http.ResponseWriter, r *http.Request, u *auth.U
 	http.Redirect(w, r, "/admin/webforms?done=deleted", http.StatusSeeOther)
 }
 
-// The editor posts a form's parts under these names: the rows of fields,
-// lists and purposes in their order (field, list, consent), those ticked
-// (field_on, list_on, consent_on, field_required) and each row's label
-// (field_label.NAME, list_label.ID, consent_label.ID).
-
 // webformEditor is the new and edit page of a webform.
 type webformEditor struct {
 	ID        string // empty for a new one
@@ -221,6 +216,11 @@ func definitionForm(d webform.Definition) url.Values {
 }
 
 // formDefinition reads the editor's post: the ticked rows in their order.
+// The editor posts the rows of fields, lists and purposes in their order
+// (field, list, consent), those ticked (field_on, list_on, consent_on,
+// field_required) and each row's label (field_label.NAME, list_label.ID,
+// consent_label.ID), and the marketing box as marketing, marketing_purpose
+// and marketing_label.
 func formDefinition(f url.Values) webform.Definition {
 	d := webform.Definition{Name: f.Get("name"), Title: f.Get("title"), Language: f.Get("language"), SubmitLabel: f.Get("submit_label"),
 		PrivacyPolicyURL: f.Get("privacy_policy_url"), RedirectURL: f.Get("redirect_url")}
