@@ -12,7 +12,8 @@ import (
 )
 
 // TestWebformAndListPagesInABrowser drives the Lists and Webforms pages in
-// Chromium on both databases: a list is made on the Lists page, a webform
+// Chromium on both databases: a list is made on the Lists page (a second
+// one named alike refused next to its field, the name kept), a webform
 // offering it in the editor (a missing privacy link refused next to its
 // field first, with what was typed kept); the hosted form's address is
 // copied from the form's page and the form filled in there, first with
@@ -61,6 +62,14 @@ func TestWebformAndListPagesInABrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A list's page refuses a name already taken next to the field,
+		// keeping what was typed.
+		do(chromedp.SendKeys(chromedp.CSS("#name"), "newsletter"), chromedp.Submit(chromedp.CSS("#name")),
+			chromedp.WaitVisible(chromedp.CSS("#name-error")))
+		if got := text("#name-error"); !strings.Contains(got, "already exists") || value("#name") != "newsletter" {
+			t.Fatalf("a taken name: %q, kept %q", got, value("#name"))
+		}
+		passesHere("the lists page with an error")
 
 		do(chromedp.Click(chromedp.CSS(`nav a[href="/admin/webforms"]`)), chromedp.WaitVisible(chromedp.CSS("#new-webform")),
 			chromedp.Click(chromedp.CSS("#new-webform")), chromedp.WaitVisible(chromedp.CSS("#webform-form")),
