@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/webform"
@@ -84,5 +83,5 @@ func (s *Server) webformSnippet(r *http.Request, _ consent.Actor) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	return 200, Snippet{HTML: html, URL: strings.TrimRight(s.Webforms.BaseURL, "/") + "/f/" + w.ID}, nil
+	return 200, Snippet{HTML: html, URL: s.Webforms.URL(w.ID)}, nil
 }

@@ -44,7 +44,7 @@ const (
 	// PermReveal: reveal the clear value of a sensitive field, logged.
 	PermReveal Permission = "reveal"
 	// PermSettings: purposes, sources, fields, the preferences page, email
-	// settings.
+	// settings, and the webforms that ask for consent to the purposes.
 	PermSettings Permission = "settings"
 	// PermAudit: the access log, the ledger, the outbox and mailbox.
 	PermAudit Permission = "audit"
@@ -56,7 +56,7 @@ const (
 	// PermRequests: see and handle data subject requests.
 	PermRequests Permission = "requests"
 	// PermCampaigns: write, preview, test and send campaigns, and keep
-	// their templates.
+	// their templates and the lists they go to.
 	PermCampaigns Permission = "campaigns"
 )
 

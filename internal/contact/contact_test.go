@@ -3,6 +3,7 @@ package contact_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,25 @@ func TestNormalizeEmail(t *testing.T) {
 		if e := errs.As(err); e == nil || e.Field != "email" {
 			t.Errorf("%q accepted or error without field: %v", in, err)
 		}
+	}
+}
+
+// TestProblemsNamesEveryBadField: each field is checked on its own, so
+// that every bad one is named at once, and good ones are not.
+func TestProblemsNamesEveryBadField(t *testing.T) {
+	defs := map[string]*contact.FieldDefinition{"size": {Name: "size", Type: contact.TypeNumber}}
+	in := contact.Input{Email: ptr("nope"), FirstName: ptr("Ann"), Phone: ptr("call me"), Country: ptr("Sweden"),
+		Fields: map[string]any{"size": "big"}}
+	var got []string
+	for _, e := range contact.Problems(in, defs) {
+		got = append(got, e.Field)
+	}
+	slices.Sort(got)
+	if strings.Join(got, " ") != "country email fields.size phone" {
+		t.Fatalf("problems named: %v", got)
+	}
+	if p := contact.Problems(contact.Input{Email: ptr("ann@example.com"), FirstName: ptr("Ann")}, defs); p != nil {
+		t.Fatalf("good fields: %v", p)
 	}
 }
 

@@ -1,5 +1,7 @@
 package contact
 
+import "github.com/consentry/consentry/internal/errs"
+
 // CoreField is a field every contact has, with what checks it, what a form
 // asks for it with and how a posted value reaches an Input. Pages, webforms,
 // the API's checks and custom-field names all read this one table.
@@ -75,6 +77,32 @@ func ReservedFieldNames() []string {
 		"created_at", "updated_at", "fields", "ledger_ref"}
 	for _, f := range CoreFields {
 		out = append(out, f.Name)
+	}
+	return out
+}
+
+// Problems checks each field that in sets on its own, against defs, and
+// returns the error of every field that fails rather than the first, so
+// that a form can show them all at once. None fails: nil. The kind and
+// the fields in is silent about are not checked.
+func Problems(in Input, defs map[string]*FieldDefinition) []*errs.Error {
+	var out []*errs.Error
+	check := func(one Input) {
+		if _, err := one.apply(&Contact{Fields: map[string]any{}}, defs); err != nil {
+			if e := errs.As(err); e != nil {
+				out = append(out, e)
+			}
+		}
+	}
+	for _, f := range CoreFields {
+		if v := *f.input(&in); v != nil {
+			var one Input
+			*f.input(&one) = v
+			check(one)
+		}
+	}
+	for name, v := range in.Fields {
+		check(Input{Fields: map[string]any{name: v}})
 	}
 	return out
 }

@@ -197,6 +197,29 @@ func (s *Service) All(ctx context.Context) ([]*List, error) {
 	return store.QueryAll(ctx, s.DB.Read, scanList, listSelect+" ORDER BY name_key")
 }
 
+// SubscriberCounts returns how many contacts are subscribed to each list,
+// by list id, counted in one query for every list at once. A list no one
+// is subscribed to is not in the map (its count is 0).
+func (s *Service) SubscriberCounts(ctx context.Context) (map[string]int64, error) {
+	type count struct {
+		list string
+		n    int64
+	}
+	rows, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (count, error) {
+		var c count
+		err := row.Scan(&c.list, &c.n)
+		return c, err
+	}, `SELECT list_id, COUNT(*) FROM list_subscriptions WHERE status = 'subscribed' GROUP BY list_id`)
+	if err != nil {
+		return nil, fmt.Errorf("lists: count subscribers: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, c := range rows {
+		out[c.list] = c.n
+	}
+	return out, nil
+}
+
 // Subscriptions returns the contact's subscriptions by list name, read
 // through q (a transaction sees its own writes). A contact with none gets an
 // empty slice.

@@ -123,3 +123,40 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 		}
 	})
 }
+
+// TestSubscriberCounts counts the subscribed contacts of every list in
+// one query: an unsubscribed contact is not counted, and a list without
+// subscribers is absent (0).
+func TestSubscriberCounts(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		ls := &lists.Service{DB: db, Now: time.Now}
+		people := contact.NewService(db, consent.NewService(db))
+		news, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		empty, err := ls.Create(ctx, lists.Input{Name: ptr("Offers")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)},
+				Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := lists.Subscribed
+			if i == 2 {
+				state = lists.Unsubscribed
+			}
+			if _, err := ls.Set(ctx, c.ID, news.ID, state, lists.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts, err := ls.SubscriberCounts(ctx)
+		if err != nil || counts[news.ID] != 2 || counts[empty.ID] != 0 || len(counts) != 1 {
+			t.Fatalf("counts: %v %v", counts, err)
+		}
+	})
+}

@@ -236,3 +236,46 @@ func TestWebformRefusesMultiLineNames(t *testing.T) {
 		}
 	})
 }
+
+// TestWebformShowsEveryErrorAtOnce: a post with several bad answers is
+// shown again with every error at once, each next to its field and tied
+// to it (aria-describedby, aria-invalid), with what was typed and ticked
+// kept; each consent box says one sentence, its consent text, and nothing
+// is written.
+func TestWebformShowsEveryErrorAtOnce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		s, w := webformServer(t, db)
+		if _, err := s.Webforms.Update(context.Background(), w.ID, []byte(`{"fields":[{"name":"email"},{"name":"first_name","required":true},
+			{"name":"last_name"},{"name":"phone"}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		rows := webformtest.Rows(t, db)
+		code, body, _ := send(s, "/f/"+w.ID, "198.51.100.1", url.Values{"email": {"nope"}, "first_name": {""}, "last_name": {"Berg"},
+			"phone": {"call me"}, "consents[0].checked": {"yes"}, "consents[0].version": {"1"}})
+		if code != 400 {
+			t.Fatalf("bad post: %d %s", code, body)
+		}
+		id := "wf" + w.ID[len(w.ID)-8:] + "-"
+		for field, says := range map[string]string{"email": "Please enter a valid email address", "first_name": "Please fill in this field.",
+			"phone": "Please enter a phone number"} {
+			for _, want := range []string{`aria-invalid="true" aria-describedby="` + id + field + `-error"`,
+				`<span class="consentry-error" id="` + id + field + `-error" role="alert">` + says} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("%s: the page lacks %s:\n%s", field, want, body)
+				}
+			}
+		}
+		for _, want := range []string{`value="nope"`, `value="Berg"`, `value="call me"`, `name="consents[0].checked" value="yes" checked`,
+			`<label for="` + id + `consents0">We may share your name and address with our partners.</label>`} {
+			if !strings.Contains(body, want) {
+				t.Fatalf("the page lacks %s:\n%s", want, body)
+			}
+		}
+		if strings.Contains(body, ">Share with partners<") || strings.Contains(body, "Yes, send me news and offers by email") {
+			t.Fatalf("a consent box says more than its consent text:\n%s", body)
+		}
+		if webformtest.Rows(t, db) != rows {
+			t.Fatal("a bad post wrote something")
+		}
+	})
+}

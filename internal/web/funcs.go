@@ -144,8 +144,8 @@ func fieldLabel(name string) string {
 }
 
 var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete and erase contacts, legal holds",
-	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings", auth.PermAudit: "Access log, ledger, outbox",
-	auth.PermUsers: "Users and API tokens", auth.PermRequests: "Data subject requests", auth.PermCampaigns: "Campaigns and their templates"}
+	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings and webforms", auth.PermAudit: "Access log, ledger, outbox",
+	auth.PermUsers: "Users and API tokens", auth.PermRequests: "Data subject requests", auth.PermCampaigns: "Campaigns, their templates and lists"}
 
 var policyLabels = map[string]string{
 	"double_only":             "Double opt-in only (recommended): campaigns reach only contacts who confirmed by email",

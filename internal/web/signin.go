@@ -33,6 +33,8 @@ func (s *Server) routes(static http.Handler) {
 	s.erasureRoutes()
 	s.exportRoutes()
 	s.campaignRoutes()
+	s.listRoutes()
+	s.webformRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

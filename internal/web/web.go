@@ -41,6 +41,7 @@ import (
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/tally"
+	"github.com/consentry/consentry/internal/webform"
 )
 
 //go:embed templates static
@@ -74,8 +75,11 @@ type Server struct {
 	// Campaigns keeps campaigns; CampaignSender previews and tests them.
 	Campaigns      *campaign.Service
 	CampaignSender *campaign.Sender
-	Log            *slog.Logger
-	IPs            clientip.Resolver
+	// Webforms keeps webforms and renders their preview and snippet as
+	// the public page does.
+	Webforms *webform.Service
+	Log      *slog.Logger
+	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 

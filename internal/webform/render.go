@@ -66,9 +66,17 @@ type FieldView struct {
 
 // BoxView is one checkbox: a consent, the marketing box or a list.
 type BoxView struct {
-	Name, ID, Label, Text, VersionName, Error string
-	Version                                   int
-	Checked                                   bool
+	Name, ID, Label, Error string
+	// Text is a consent box's consent text, in the language shown, or a
+	// list's description.
+	Text string
+	// Consent is set on the consent and marketing boxes: they show one
+	// sentence, their consent text (the words the record keeps), as the
+	// box's label; the operator's label only when the purpose has no text.
+	Consent     bool
+	VersionName string
+	Version     int
+	Checked     bool
 }
 
 // loaded is a stored form with what it shows now: each box's purpose with
@@ -219,7 +227,7 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 		v.Fields = append(v.Fields, fv)
 	}
 	box := func(name, label, text string, version int) BoxView {
-		return BoxView{Name: name + ".checked", ID: id(name), Label: label, Text: text, VersionName: name + ".version",
+		return BoxView{Name: name + ".checked", ID: id(name), Label: label, Text: text, Consent: true, VersionName: name + ".version",
 			Version: version, Checked: posted.Get(name+".checked") != "", Error: msg(name+".checked") + msg(name+".version")}
 	}
 	if w.Marketing != nil && f.marketing != nil {
@@ -239,7 +247,7 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 	for i, b := range w.Lists {
 		if l := f.lists[i]; l != nil {
 			bv := box(listName(i), b.Label, l.Description, 0)
-			bv.VersionName = ""
+			bv.VersionName, bv.Consent = "", false
 			v.Lists = append(v.Lists, bv)
 		}
 	}
@@ -280,7 +288,7 @@ func pageLang(lang, formLang string) string {
 func (s *Service) action(id, lang, formLang string, absolute bool) string {
 	a := "/f/" + id
 	if absolute {
-		a = strings.TrimRight(s.BaseURL, "/") + a
+		a = s.URL(id)
 	}
 	if l := pageLang(lang, formLang); l != formLang {
 		a += "?lang=" + l

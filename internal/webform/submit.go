@@ -207,6 +207,11 @@ func (s *Service) submit(ctx context.Context, f *loaded, sub Submission) (*Resul
 			}
 		}
 	}
+	// Every field's own problem, not only the first: the form shows them
+	// all at once.
+	for _, e := range contact.Problems(in, f.defs) {
+		p.fail(inputName(strings.TrimPrefix(e.Field, "fields.")), e)
+	}
 	ev := consent.Evidence{Method: consent.MethodWebform, IP: cleanIP(sub.IP), UserAgent: cleanUA(sub.UserAgent)}
 	actor := consent.Actor{Kind: consent.ActorContact}
 	var failed error // a fault reading a consent text, not the post's

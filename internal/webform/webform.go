@@ -98,14 +98,14 @@ type ListBox struct {
 // ConsentBox asks for consent to a purpose.
 type ConsentBox struct {
 	Purpose string `json:"purpose" doc:"purpose id or name; stored as the id"`
-	Label   string `json:"label,omitempty" doc:"default: the purpose's name"`
+	Label   string `json:"label,omitempty" doc:"names the box with the form; default: the purpose's name. The box shows one sentence, its purpose's consent text, and this label only for a purpose without one"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: consent boxes are never pre-checked (R12)"`
 }
 
 // MarketingBox asks for email marketing.
 type MarketingBox struct {
 	Purpose string `json:"purpose,omitempty" doc:"purpose id or name; default E-marketing"`
-	Label   string `json:"label,omitempty" doc:"default: \"Yes, send me news and offers by email\" in the language the form is shown in"`
+	Label   string `json:"label,omitempty" doc:"names the box with the form. The box shows one sentence, its purpose's consent text; this label (default: \"Yes, send me news and offers by email\" in the language the form is shown in) only for a purpose without one"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: the box is never pre-checked (R12)"`
 }
 
@@ -479,6 +479,22 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	if err := DecodeDefinition(b, &d); err != nil {
 		return nil, err
 	}
+	return s.replace(ctx, w, d)
+}
+
+// Replace validates d as a new definition would be and stores it in place
+// of the form's whole definition: what d leaves out (the marketing box, the
+// redirect URL) is removed. The admin pages post a form's every part at
+// once. It returns a not-found error when there is no such form.
+func (s *Service) Replace(ctx context.Context, idOrName string, d Definition) (*Webform, error) {
+	w, err := s.Get(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	return s.replace(ctx, w, d)
+}
+
+func (s *Service) replace(ctx context.Context, w *Webform, d Definition) (*Webform, error) {
 	if err := s.validate(ctx, &d); err != nil {
 		return nil, err
 	}
@@ -505,6 +521,10 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	w.Definition, w.UpdatedAt = d, now
 	return w, nil
 }
+
+// URL is the address of the hosted form with id, for a link instead of
+// the snippet.
+func (s *Service) URL(id string) string { return strings.TrimRight(s.BaseURL, "/") + "/f/" + id }
 
 // DecodeDefinition reads a definition strictly: an unknown key or a value
 // of the wrong type is an error naming the field.
