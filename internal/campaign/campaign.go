@@ -73,15 +73,15 @@ type Campaign struct {
 
 // Variant is a campaign's content in one language.
 type Variant struct {
-	Language string `json:"language" enum:"@language"`
-	Subject  string `json:"subject"`
-	HTML     string `json:"html" doc:"the body as HTML; tags: {{first_name}}, {{last_name}}, {{unsubscribe_url}}, {{preferences_url}}, {{view_in_browser_url}}"`
+	Language string `json:"language" required:"true" enum:"@language"`
+	Subject  string `json:"subject" required:"true"`
+	HTML     string `json:"html" required:"true" doc:"the body as HTML; tags: {{first_name}}, {{last_name}}, {{unsubscribe_url}}, {{preferences_url}}, {{view_in_browser_url}}"`
 	Text     string `json:"text" doc:"the plain-text part; empty: made from the HTML"`
 }
 
 // Input creates or changes a campaign; nil fields stay as they are.
 type Input struct {
-	Name            *string    `json:"name"`
+	Name            *string    `json:"name" required:"create"`
 	Purpose         *string    `json:"purpose" doc:"the purpose's id or name; default E-marketing"`
 	TemplateID      *string    `json:"template_id"`
 	Lists           *[]string  `json:"lists" doc:"list ids or names"`
