@@ -400,21 +400,52 @@ func (g *schemaGen) schema(t reflect.Type, u use) map[string]any {
 // property is the schema of field f, with its doc and enum tags.
 func (g *schemaGen) property(f reflect.StructField, u use) map[string]any {
 	sc := g.schema(f.Type, u)
-	if _, isRef := sc["$ref"]; isRef && (f.Tag.Get("doc") != "" || f.Tag.Get("enum") != "") {
-		sc = map[string]any{"allOf": []any{sc}}
+	if enum := f.Tag.Get("enum"); enum != "" {
+		// A named list is a schema of its own, so that a generated client
+		// has one type for it wherever it is used. The values of an array
+		// are its items'.
+		ref := g.namedEnum(enum)
+		items, isList := sc["items"].(map[string]any)
+		switch {
+		case isList && ref != nil:
+			sc["items"] = ref
+		case isList:
+			items["enum"] = enumValues(enum)
+		case ref != nil:
+			sc = ref
+		default:
+			sc["enum"] = enumValues(enum)
+		}
 	}
 	if doc := f.Tag.Get("doc"); doc != "" {
+		if _, isRef := sc["$ref"]; isRef {
+			sc = map[string]any{"allOf": []any{sc}}
+		}
 		sc["description"] = doc
 	}
-	if enum := f.Tag.Get("enum"); enum != "" {
-		// The values of a list are its items'.
-		target := sc
-		if items, ok := sc["items"].(map[string]any); ok && sc["type"] == "array" {
-			target = items
-		}
-		target["enum"] = enumValues(enum)
-	}
 	return sc
+}
+
+// namedEnum returns a reference to the schema of the named enum an enum
+// tag (@name) gives, adding it to the components; nil for a tag that
+// lists its values.
+func (g *schemaGen) namedEnum(tag string) map[string]any {
+	key, named := strings.CutPrefix(tag, "@")
+	if !named {
+		return nil
+	}
+	var b strings.Builder
+	for _, w := range strings.Split(key, "_") {
+		b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+	}
+	name := b.String()
+	if m, done := g.made[name]; done && m.t != nil {
+		panic("api: the enum " + key + " and " + m.t.String() + " make the schema " + name)
+	} else if !done {
+		g.made[name] = made{}
+		g.components[name] = map[string]any{"type": "string", "enum": enumValues(tag)}
+	}
+	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
 // eachField calls fn with each field of struct t that encoding/json

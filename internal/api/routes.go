@@ -451,7 +451,7 @@ func (s *Server) purposeTexts(r *http.Request, _ consent.Actor) (int, any, error
 // TranslationInput is a consent text's translation into the language the
 // path names.
 type TranslationInput struct {
-	Text string `json:"text" doc:"the consent text in the language of the path"`
+	Text string `json:"text" required:"true" doc:"the consent text in the language of the path"`
 }
 
 func (s *Server) setTranslation(r *http.Request, _ consent.Actor) (int, any, error) {

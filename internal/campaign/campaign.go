@@ -59,7 +59,7 @@ type Campaign struct {
 	Condition       string     `json:"condition" doc:"a condition in the condition language: the audience, or with lists, narrows it"`
 	OptInPolicy     string     `json:"opt_in_policy" doc:"empty: the setting campaign_opt_in_policy; or a policy as strict or stricter"`
 	DefaultLanguage string     `json:"default_language" enum:"@language" doc:"the variant for contacts whose language has none"`
-	Variants        []Variant  `json:"variants"`
+	Variants        []Variant  `json:"variants,omitempty" doc:"the content per language; absent in the list of campaigns"`
 	Audience        *Audience  `json:"audience,omitempty" doc:"who the campaign reached and who it excluded, by reason, once sending started"`
 	ScheduledAt     *time.Time `json:"scheduled_at"`
 	StartedAt       *time.Time `json:"started_at"`
@@ -88,7 +88,7 @@ type Input struct {
 	Condition       *string    `json:"condition"`
 	OptInPolicy     *string    `json:"opt_in_policy"`
 	DefaultLanguage *string    `json:"default_language" enum:"@language"`
-	Variants        *[]Variant `json:"variants"`
+	Variants        *[]Variant `json:"variants" required:"create"`
 }
 
 // Service keeps campaigns.

@@ -61,7 +61,7 @@ type Hold struct {
 
 // New is a hold to set.
 type New struct {
-	Reason     string     `json:"reason"`
+	Reason     string     `json:"reason" required:"true"`
 	LegalBasis string     `json:"legal_basis" required:"true" enum:"@hold_legal_basis"`
 	Until      *time.Time `json:"until" doc:"optional: when the hold ends by itself"`
 }

@@ -66,8 +66,8 @@ const (
 
 // Definition is what an operator says a form is.
 type Definition struct {
-	Name     string `json:"name" doc:"unique regardless of case"`
-	Title    string `json:"title" doc:"the heading of the hosted form"`
+	Name     string `json:"name" required:"create" doc:"unique regardless of case"`
+	Title    string `json:"title" required:"create" doc:"the heading of the hosted form"`
 	Language string `json:"language" enum:"en,sv,nl" doc:"the language of the form's own texts; default en"`
 	// Fields are the contact fields asked for, in order. The email address
 	// is added first when missing and is always required.
