@@ -102,6 +102,9 @@ func (s *Server) OpenAPI() map[string]any {
 			errResp(409, "Conflicts with the current state, e.g. an email already in use")
 			errResp(422, "Refused by a rule, or refers to something that does not exist")
 		}
+		if rt.Method != "GET" && strings.HasPrefix(rt.Path, "/api/v1/contacts/{id}") {
+			errResp(423, "Locked: the contact asked to stop processing or was erased, or withdrew consent to storing the field")
+		}
 		errResp(500, "Internal error, such as the database not answering; the server log has the cause")
 		op["responses"] = responses
 		item, _ := paths[rt.Path].(map[string]any)
