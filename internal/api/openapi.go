@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -299,9 +300,13 @@ func structOf(t reflect.Type) reflect.Type {
 
 // required reports whether a property of field f is required in a body of
 // use u. A response always has a field that is neither a pointer nor an
-// interface (which may be null) nor omitted when empty; a request must give
-// the fields decode refuses to go without. within says f is in an embedded
-// pointer, whose fields a response leaves out when it is nil.
+// interface (which may be null) nor omitted when empty. Its slices and maps
+// count as always there: lists are read as empty slices, not nil, when
+// there is nothing (TestResponsesHaveRequiredProperties checks the answers
+// of the GET routes).
+// A request must give the fields decode refuses to go without. within says
+// f is in an embedded pointer, whose fields a response leaves out when it
+// is nil.
 func required(f reflect.StructField, u use, within bool) bool {
 	if u != inResponse {
 		return requiredIn(f, u == inCreate)
@@ -377,7 +382,7 @@ func (g *schemaGen) schema(t reflect.Type, u use) map[string]any {
 	case reflect.Struct:
 		name := g.name(t, u)
 		if m, done := g.made[name]; done && (m.t != t || !same(t, m.u, u, map[reflect.Type]bool{})) {
-			panic("api: two schemas named " + name + ", of " + m.t.String() + " and " + t.String())
+			panic(fmt.Sprintf("api: two schemas named %s, of %v (nil: a named enum) and %v", name, m.t, t))
 		} else if !done {
 			g.made[name] = made{t, u}
 			g.components[name] = map[string]any{} // guards recursion

@@ -262,13 +262,37 @@ func TestRequiredRequestFieldsAreRefused(t *testing.T) {
 // TestResponsesHaveRequiredProperties: what the document says a response
 // always has, it has, and not as null: every answer of every GET route
 // without a path parameter, and of a contact's own routes, on a database
-// with a contact, consents, a webform and a list, against the schema the
-// document gives for its status.
+// with a contact, consents, a webform, a list and a campaign, and the
+// answers of the requests that made them and of a few others, errors
+// included, each against the schema the document gives for its status.
 func TestResponsesHaveRequiredProperties(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := newEnv(t, db)
 		d := servedDoc(t, e)
 		scoped := scopedAuth(t, e)
+		// check checks an answer against the schema the document gives for
+		// its status.
+		check := func(method, path string, r response) {
+			t.Helper()
+			_, pattern := e.a.API.Mux().Handler(mustRequest(t, method, path))
+			op := d.Paths[strings.TrimPrefix(pattern, method+" ")][strings.ToLower(method)]
+			resp, ok := op.Responses[strconv.Itoa(r.status)]
+			switch {
+			case !ok:
+				t.Errorf("%s %s answered %d, which the document does not list: %s", method, path, r.status, r.body)
+				return
+			case r.header.Get("Content-Type") != "application/json":
+				return // a file
+			}
+			var v any
+			if err := json.Unmarshal(r.body, &v); err != nil {
+				t.Errorf("%s %s: %v", method, path, err)
+				return
+			}
+			for _, p := range d.missing(resp.Content["application/json"].Schema, v, "") {
+				t.Errorf("%s %s (%d): %s", method, path, r.status, p)
+			}
+		}
 		var contactID string
 		for _, c := range []struct{ method, path, body string }{
 			{"POST", "/api/v1/contacts", `{"email":"shape@example.com","first_name":"Ada","consents":[{"purpose":"E-marketing","state":"granted","source":"Web form"}]}`},
@@ -282,11 +306,21 @@ func TestResponsesHaveRequiredProperties(t *testing.T) {
 			if r.status != http.StatusCreated {
 				t.Fatalf("%s %s: %d %s", c.method, c.path, r.status, r.body)
 			}
+			check(c.method, c.path, r)
 			if contactID == "" {
 				contactID = decodeAs[struct {
 					ID string `json:"id"`
 				}](t, r.body).ID
 			}
+		}
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/api/v1/double-opt-in", `{"contact_ids":["` + contactID + `"]}`},
+			{"POST", "/api/v1/contacts/" + contactID + "/opt-in", `{"status":"opt_out_user"}`},
+			{"POST", "/api/v1/contacts/" + contactID + "/consents", `{"purpose":"E-marketing","state":"withdrawn","source":"Phone"}`},
+			{"POST", "/api/v1/contacts/count", `{}`},
+			{"POST", "/api/v1/contacts", `{"email":"not an address"}`},
+		} {
+			check(c.method, c.path, e.do(t, c.method, c.path, c.body, scoped))
 		}
 		paths := []string{"/api/v1/purposes/E-marketing", "/api/v1/purposes/E-marketing/texts", "/api/v1/webforms/Signup",
 			"/api/v1/fields/national_id", "/api/v1/contacts/nobody/consents"}
@@ -303,26 +337,7 @@ func TestResponsesHaveRequiredProperties(t *testing.T) {
 			t.Errorf("only %d paths to check: %v", len(paths), paths)
 		}
 		for _, path := range paths {
-			r := e.do(t, "GET", path, "", scoped)
-			t.Logf("GET %s: %d", path, r.status)
-			_, pattern := e.a.API.Mux().Handler(mustRequest(t, "GET", path))
-			op := d.Paths[strings.TrimPrefix(pattern, "GET ")]["get"]
-			resp, ok := op.Responses[strconv.Itoa(r.status)]
-			if !ok {
-				t.Errorf("GET %s answered %d, which the document does not list: %s", path, r.status, r.body)
-				continue
-			}
-			if r.header.Get("Content-Type") != "application/json" {
-				continue // a file
-			}
-			var v any
-			if err := json.Unmarshal(r.body, &v); err != nil {
-				t.Errorf("GET %s: %v", path, err)
-				continue
-			}
-			for _, p := range d.missing(resp.Content["application/json"].Schema, v, "") {
-				t.Errorf("GET %s (%d): %s", path, r.status, p)
-			}
+			check("GET", path, e.do(t, "GET", path, "", scoped))
 		}
 	})
 }
