@@ -250,12 +250,12 @@ type ErrorBody struct {
 // ErrorDetail says what went wrong: a stable code, a message for people and
 // the field it concerns, if any.
 type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Code    string `json:"code" doc:"stable, for programs: invalid, required, unknown_field, not_found, email_taken, invalid_condition, ..."`
+	Message string `json:"message" doc:"for people: the reason, e.g. is not a valid email address"`
+	Field   string `json:"field,omitempty" doc:"the input the error is about, as a path in the request (consents[0].purpose) or a query parameter; absent when it is about no one input"`
 	// Position is set for an error in a condition: where in it, counted in
 	// characters from 1.
-	Position int `json:"position,omitempty"`
+	Position int `json:"position,omitempty" doc:"where in the condition the error is, counted in characters from 1"`
 }
 
 func writeError(w http.ResponseWriter, err error) int {
@@ -291,9 +291,10 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 const maxBody = 1 << 20
 
 // decode reads a JSON body into v, refusing unknown fields, a key given
-// twice in one object, a body of null, the absence of a field tagged
-// required:"true", trailing data and bodies over 1 MiB, with an error that
-// names the field where it can. Every handler reads its body through it.
+// twice in one object, a body of null, the absence of a required field
+// (requiredIn: in a POST, those required on create too), trailing data and
+// bodies over 1 MiB, with an error that names the field where it can.
+// Every handler reads its body through it.
 func decode(r *http.Request, v any) error { return decodeUpTo(r, v, maxBody) }
 
 // decodeUpTo is decode for a body of up to limit bytes, for a route whose
@@ -309,7 +310,7 @@ func decodeUpTo(r *http.Request, v any, limit int64) error {
 			if dec.More() {
 				return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body has data after the JSON value"}
 			}
-			return checkShape(data, v)
+			return checkShape(data, v, r.Method == http.MethodPost)
 		}
 	}
 	var syn *json.SyntaxError

@@ -16,17 +16,19 @@ import (
 // decoded into v: a body of null (which leaves v as it was), a key given
 // twice in one object (the decoder keeps the last, so the client and the
 // server could read different requests; keys are compared regardless of
-// case, as the decoder matches them), and a field tagged required:"true"
+// case, as the decoder matches them), and a required field (requiredIn)
 // that is absent or null (a request that replaces a whole object would
-// otherwise empty what it leaves out).
-func checkShape(data []byte, v any) error {
+// otherwise empty what it leaves out). create says the body makes a new
+// thing (a POST), where the fields tagged required:"create" are required
+// too.
+func checkShape(data []byte, v any, create bool) error {
 	if string(bytes.TrimSpace(data)) == "null" {
 		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body must be a JSON object, not null"}
 	}
 	if path := duplicateKey(data); path != "" {
 		return &errs.Error{Kind: errs.KindInvalid, Code: "duplicate_key", Field: path, Message: "is given more than once in its object (keys are compared regardless of case)"}
 	}
-	if path := missingRequired(reflect.TypeOf(v), data, ""); path != "" {
+	if path := missingRequired(reflect.TypeOf(v), data, "", create); path != "" {
 		return errs.Required(path)
 	}
 	return nil
@@ -99,9 +101,24 @@ func duplicateKey(data []byte) string {
 	}
 }
 
+// requiredIn reports whether a request body must give field f: always
+// when it is tagged required:"true", and in a body that creates (a POST)
+// when it is tagged required:"create", for the types a POST creates and a
+// PATCH changes. The OpenAPI document's required lists come from the same
+// tags, so they say what decode refuses.
+func requiredIn(f reflect.StructField, create bool) bool {
+	switch f.Tag.Get("required") {
+	case "true":
+		return true
+	case "create":
+		return create
+	}
+	return false
+}
+
 // requiredTypes caches, per type, whether any field in it (or in the types
-// it holds) is tagged required:"true", so that bodies of the other types
-// are not read twice.
+// it holds) is tagged required, so that bodies of the other types are not
+// read twice.
 var requiredTypes sync.Map // reflect.Type → bool
 
 func hasRequired(t reflect.Type) bool {
@@ -124,7 +141,7 @@ func tagged(t reflect.Type, seen map[reflect.Type]bool) bool {
 		return tagged(t.Elem(), seen)
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); f.Tag.Get("required") == "true" || tagged(f.Type, seen) {
+			if f := t.Field(i); f.Tag.Get("required") != "" || tagged(f.Type, seen) {
 				return true
 			}
 		}
@@ -132,10 +149,10 @@ func tagged(t reflect.Type, seen map[reflect.Type]bool) bool {
 	return false
 }
 
-// missingRequired returns the path of the first field of type t tagged
-// required:"true" that data, the JSON of a t, leaves out or gives as null,
+// missingRequired returns the path of the first required field of type t
+// (requiredIn) that data, the JSON of a t, leaves out or gives as null,
 // looking into the objects and arrays it gives; "" when nothing is missing.
-func missingRequired(t reflect.Type, data []byte, path string) string {
+func missingRequired(t reflect.Type, data []byte, path string, create bool) string {
 	if !hasRequired(t) {
 		return ""
 	}
@@ -144,7 +161,7 @@ func missingRequired(t reflect.Type, data []byte, path string) string {
 	}
 	switch t.Kind() {
 	case reflect.Slice, reflect.Array:
-		return firstItem(data, path, func(item []byte, at string) string { return missingRequired(t.Elem(), item, at) })
+		return firstItem(data, path, func(item []byte, at string) string { return missingRequired(t.Elem(), item, at, create) })
 	case reflect.Struct:
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(data, &obj) != nil || obj == nil {
@@ -154,16 +171,16 @@ func missingRequired(t reflect.Type, data []byte, path string) string {
 		for k, v := range obj {
 			given[strings.ToLower(k)] = v
 		}
-		return missingInStruct(t, given, path)
+		return missingInStruct(t, given, path, create)
 	}
 	return ""
 }
 
-func missingInStruct(t reflect.Type, given map[string]json.RawMessage, path string) string {
+func missingInStruct(t reflect.Type, given map[string]json.RawMessage, path string, create bool) string {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if p := missingInStruct(f.Type, given, path); p != "" {
+			if p := missingInStruct(f.Type, given, path, create); p != "" {
 				return p
 			}
 			continue
@@ -181,12 +198,12 @@ func missingInStruct(t reflect.Type, given map[string]json.RawMessage, path stri
 		}
 		raw, ok := given[strings.ToLower(name)]
 		if !ok || string(bytes.TrimSpace(raw)) == "null" {
-			if f.Tag.Get("required") == "true" {
+			if requiredIn(f, create) {
 				return at
 			}
 			continue
 		}
-		if p := missingRequired(f.Type, raw, at); p != "" {
+		if p := missingRequired(f.Type, raw, at, create); p != "" {
 			return p
 		}
 	}

@@ -23,8 +23,8 @@ func TestEnumsComeFromTheRules(t *testing.T) {
 			t.Errorf("enum %s = %v, want %v", name, got, want)
 		}
 	}
-	g := &schemaGen{components: map[string]any{}}
+	g := newSchemaGen()
 	for _, typ := range []any{CreateContactRequest{}, OptInRequest{}, consent.Record{}, consent.Current{}} {
-		g.schema(reflect.TypeOf(typ)) // panics on an unknown enum name
+		g.schema(reflect.TypeOf(typ), inResponse) // panics on an unknown enum name
 	}
 }

@@ -14,7 +14,7 @@ func (s *Server) preferenceRoutes() []Route {
 			Summary: "The preferences page's settings: who may use it, the consents it asks for, the statement, the email footer", handle: s.getPageConfig},
 		{Method: "PUT", Path: "/api/v1/settings/preferences-page", Tag: "preferences page", Status: 200, Request: preferences.Config{}, Response: preferences.Config{},
 			Summary: "Replace the preferences page's settings; conditions are checked, purpose names are stored as ids", handle: s.setPageConfig},
-		{Method: "POST", Path: "/api/v1/contacts/{id}/preferences-link", Tag: "preferences page", Status: 201, Response: PreferencesLink{},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/preferences-link", Tag: "preferences page", Status: 201, Response: PersonalLink{},
 			Summary: "Issue a personal link to the contact's preferences page, for an email of your own", handle: s.preferencesLink},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/preference-changes", Tag: "preferences page", Status: 200, Response: []preferences.ChangeEntry{},
 			Summary: "The changes the contact asked for on the preferences page: pending until confirmed by email, then applied", handle: s.preferenceChanges},
@@ -23,8 +23,10 @@ func (s *Server) preferenceRoutes() []Route {
 	}
 }
 
-// PreferencesLink is a personal link to a contact's preferences page.
-type PreferencesLink struct {
+// PersonalLink is a personal link to a contact's preferences page (named
+// apart from preferences.Link, a titled link on the page, whose schema
+// would have the same name).
+type PersonalLink struct {
 	URL       string    `json:"url"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -50,7 +52,7 @@ func (s *Server) setPageConfig(r *http.Request, _ consent.Actor) (int, any, erro
 
 func (s *Server) preferencesLink(r *http.Request, _ consent.Actor) (int, any, error) {
 	url, expires, err := s.Prefs.Link(r.Context(), r.PathValue("id"))
-	return pathResult(201, PreferencesLink{URL: url, ExpiresAt: expires}, err)
+	return pathResult(201, PersonalLink{URL: url, ExpiresAt: expires}, err)
 }
 
 func (s *Server) preferenceChanges(r *http.Request, _ consent.Actor) (int, any, error) {

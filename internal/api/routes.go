@@ -229,9 +229,9 @@ func (e *EvidenceRequest) evidence() consent.Evidence {
 
 // ConsentRequest records a consent.
 type ConsentRequest struct {
-	Purpose      string           `json:"purpose" doc:"purpose name or id"`
-	State        string           `json:"state" enum:"@consent_state"`
-	Source       string           `json:"source" doc:"source name or id"`
+	Purpose      string           `json:"purpose" required:"true" doc:"purpose name or id"`
+	State        string           `json:"state" required:"true" enum:"@consent_state"`
+	Source       string           `json:"source" required:"true" doc:"source name or id"`
 	LegalBasis   string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
 	TextVersion  int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
 	TextLanguage string           `json:"text_language" doc:"the language the consent text was shown in, such as en or sv, if known"`
@@ -340,7 +340,7 @@ func (s *Server) recordConsent(r *http.Request, caller consent.Actor) (int, any,
 
 // OptInRequest changes the email opt-in status.
 type OptInRequest struct {
-	Status   string           `json:"status" enum:"@opt_in_status_by_user"`
+	Status   string           `json:"status" required:"true" enum:"@opt_in_status_by_user"`
 	Evidence *EvidenceRequest `json:"evidence"`
 }
 
@@ -451,7 +451,7 @@ func (s *Server) purposeTexts(r *http.Request, _ consent.Actor) (int, any, error
 // TranslationInput is a consent text's translation into the language the
 // path names.
 type TranslationInput struct {
-	Text string `json:"text" doc:"the consent text in the language of the path"`
+	Text string `json:"text" required:"true" doc:"the consent text in the language of the path"`
 }
 
 func (s *Server) setTranslation(r *http.Request, _ consent.Actor) (int, any, error) {
@@ -651,8 +651,8 @@ func (s *Server) contactEmails(r *http.Request, _ consent.Actor) (int, any, erro
 
 // BounceRequest reports a bounce from the mail system.
 type BounceRequest struct {
-	Email string `json:"email"`
-	Type  string `json:"type" enum:"hard,soft"`
+	Email string `json:"email" required:"true"`
+	Type  string `json:"type" required:"true" enum:"hard,soft"`
 }
 
 func (s *Server) bounce(r *http.Request, _ consent.Actor) (int, any, error) {

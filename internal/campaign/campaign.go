@@ -59,7 +59,7 @@ type Campaign struct {
 	Condition       string     `json:"condition" doc:"a condition in the condition language: the audience, or with lists, narrows it"`
 	OptInPolicy     string     `json:"opt_in_policy" doc:"empty: the setting campaign_opt_in_policy; or a policy as strict or stricter"`
 	DefaultLanguage string     `json:"default_language" enum:"@language" doc:"the variant for contacts whose language has none"`
-	Variants        []Variant  `json:"variants"`
+	Variants        []Variant  `json:"variants,omitempty" doc:"the content per language; absent in the list of campaigns"`
 	Audience        *Audience  `json:"audience,omitempty" doc:"who the campaign reached and who it excluded, by reason, once sending started"`
 	ScheduledAt     *time.Time `json:"scheduled_at"`
 	StartedAt       *time.Time `json:"started_at"`
@@ -73,22 +73,22 @@ type Campaign struct {
 
 // Variant is a campaign's content in one language.
 type Variant struct {
-	Language string `json:"language" enum:"@language"`
-	Subject  string `json:"subject"`
-	HTML     string `json:"html" doc:"the body as HTML; tags: {{first_name}}, {{last_name}}, {{unsubscribe_url}}, {{preferences_url}}, {{view_in_browser_url}}"`
+	Language string `json:"language" required:"true" enum:"@language"`
+	Subject  string `json:"subject" required:"true"`
+	HTML     string `json:"html" required:"true" doc:"the body as HTML; tags: {{first_name}}, {{last_name}}, {{unsubscribe_url}}, {{preferences_url}}, {{view_in_browser_url}}"`
 	Text     string `json:"text" doc:"the plain-text part; empty: made from the HTML"`
 }
 
 // Input creates or changes a campaign; nil fields stay as they are.
 type Input struct {
-	Name            *string    `json:"name"`
+	Name            *string    `json:"name" required:"create"`
 	Purpose         *string    `json:"purpose" doc:"the purpose's id or name; default E-marketing"`
 	TemplateID      *string    `json:"template_id"`
 	Lists           *[]string  `json:"lists" doc:"list ids or names"`
 	Condition       *string    `json:"condition"`
 	OptInPolicy     *string    `json:"opt_in_policy"`
 	DefaultLanguage *string    `json:"default_language" enum:"@language"`
-	Variants        *[]Variant `json:"variants"`
+	Variants        *[]Variant `json:"variants" required:"create"`
 }
 
 // Service keeps campaigns.

@@ -25,8 +25,8 @@ type Template struct {
 
 // TemplateInput creates or changes a template; nil fields stay.
 type TemplateInput struct {
-	Name *string `json:"name"`
-	HTML *string `json:"html"`
+	Name *string `json:"name" required:"create"`
+	HTML *string `json:"html" required:"create"`
 }
 
 // DefaultLayout is the layout of a campaign without a template: the body,

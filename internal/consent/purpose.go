@@ -52,14 +52,14 @@ type PurposeText struct {
 // PurposeInput creates or changes a purpose. Nil fields are left as they are
 // (on create: name, legal basis and text are required).
 type PurposeInput struct {
-	Name            *string `json:"name"`
-	LegalBasis      *string `json:"legal_basis" enum:"@legal_basis"`
+	Name            *string `json:"name" required:"create"`
+	LegalBasis      *string `json:"legal_basis" required:"create" enum:"@legal_basis"`
 	Description     *string `json:"description"`
 	RetentionDays   *int    `json:"retention_days"`
 	RetentionAction *string `json:"retention_action" enum:"@retention_action"`
 	DefaultSelected *bool   `json:"default_selected"`
 	MarketingEmail  *bool   `json:"marketing_email"`
-	Text            *string `json:"text" doc:"a changed text becomes a new version, in the operator's default language and with no translations"`
+	Text            *string `json:"text" required:"create" doc:"a changed text becomes a new version, in the operator's default language and with no translations"`
 }
 
 // Service reads and changes purposes, sources, consent records and opt-in

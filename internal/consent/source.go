@@ -26,7 +26,7 @@ type Source struct {
 
 // SourceInput creates or changes a source; nil fields are left as they are.
 type SourceInput struct {
-	Name   *string `json:"name"`
+	Name   *string `json:"name" required:"create"`
 	Active *bool   `json:"active"`
 }
 

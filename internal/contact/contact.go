@@ -93,7 +93,7 @@ func optionalTime(v sql.NullInt64) *time.Time {
 // the custom field.
 type Input struct {
 	Kind      *string        `json:"kind" enum:"lead,contact"`
-	Email     *string        `json:"email"`
+	Email     *string        `json:"email" required:"create"`
 	FirstName *string        `json:"first_name"`
 	LastName  *string        `json:"last_name"`
 	Phone     *string        `json:"phone"`

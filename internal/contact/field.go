@@ -53,9 +53,9 @@ type FieldDefinition struct {
 // FieldInput creates or changes a field definition; nil fields are left as
 // they are. Name and type cannot change once created.
 type FieldInput struct {
-	Name      *string `json:"name"`
+	Name      *string `json:"name" required:"create"`
 	Label     *string `json:"label"`
-	Type      *string `json:"type" enum:"text,number,boolean,date,email"`
+	Type      *string `json:"type" required:"create" enum:"text,number,boolean,date,email"`
 	Personal  *bool   `json:"personal"`
 	Sensitive *bool   `json:"sensitive"`
 	Mask      *string `json:"mask"`

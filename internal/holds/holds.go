@@ -61,8 +61,8 @@ type Hold struct {
 
 // New is a hold to set.
 type New struct {
-	Reason     string     `json:"reason"`
-	LegalBasis string     `json:"legal_basis" enum:"@hold_legal_basis"`
+	Reason     string     `json:"reason" required:"true"`
+	LegalBasis string     `json:"legal_basis" required:"true" enum:"@hold_legal_basis"`
 	Until      *time.Time `json:"until" doc:"optional: when the hold ends by itself"`
 }
 

@@ -50,7 +50,7 @@ type List struct {
 // Input creates or changes a list; nil fields stay as they are (on create,
 // name is required and public defaults to true).
 type Input struct {
-	Name        *string `json:"name"`
+	Name        *string `json:"name" required:"create"`
 	Description *string `json:"description"`
 	Public      *bool   `json:"public"`
 }

@@ -113,8 +113,8 @@ func pageLinkExpires(st settings.Settings, now time.Time) time.Time {
 
 // UserEmail is an email a user writes to one contact.
 type UserEmail struct {
-	Subject string `json:"subject"`
-	Text    string `json:"text" doc:"plain text"`
+	Subject string `json:"subject" required:"true"`
+	Text    string `json:"text" required:"true" doc:"plain text"`
 }
 
 // QueueUserEmail queues an email written by a user to the contact, with the

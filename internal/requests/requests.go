@@ -359,8 +359,8 @@ type Change struct {
 // Extension extends a request's due date once, by one or two months, with
 // the reason the law asks for (the request's complexity or number).
 type Extension struct {
-	Months int    `json:"months" doc:"1 or 2"`
-	Reason string `json:"reason"`
+	Months int    `json:"months" required:"true" doc:"1 or 2"`
+	Reason string `json:"reason" required:"true"`
 }
 
 // Update applies c to the request as actor and returns it. A closed

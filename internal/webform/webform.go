@@ -66,8 +66,8 @@ const (
 
 // Definition is what an operator says a form is.
 type Definition struct {
-	Name     string `json:"name" doc:"unique regardless of case"`
-	Title    string `json:"title" doc:"the heading of the hosted form"`
+	Name     string `json:"name" required:"create" doc:"unique regardless of case"`
+	Title    string `json:"title" required:"create" doc:"the heading of the hosted form"`
 	Language string `json:"language" enum:"en,sv,nl" doc:"the language of the form's own texts; default en"`
 	// Fields are the contact fields asked for, in order. The email address
 	// is added first when missing and is always required.
@@ -76,28 +76,28 @@ type Definition struct {
 	Consents  []ConsentBox  `json:"consents,omitempty" doc:"consent boxes; each shows its purpose's current consent text"`
 	Marketing *MarketingBox `json:"marketing,omitempty" doc:"the box that asks for email marketing: sets single_opt_in_webform and sends the double opt-in email"`
 	// PrivacyPolicyURL is required (R12): https, or http on localhost.
-	PrivacyPolicyURL string `json:"privacy_policy_url" doc:"required; https, or http only for localhost"`
+	PrivacyPolicyURL string `json:"privacy_policy_url" required:"create" doc:"https, or http only for localhost"`
 	RedirectURL      string `json:"redirect_url,omitempty" doc:"where to send the person after a submission, instead of the thank-you page"`
 	SubmitLabel      string `json:"submit_label,omitempty" doc:"the submit button's text; default a translation of Submit"`
 }
 
 // Field is a contact field on a form.
 type Field struct {
-	Name     string `json:"name"`
+	Name     string `json:"name" required:"true"`
 	Label    string `json:"label,omitempty" doc:"default: a custom field's label, or the core field's name in the language the form is shown in"`
 	Required bool   `json:"required,omitempty" doc:"always true for email"`
 }
 
 // ListBox offers a public list as a checkbox.
 type ListBox struct {
-	List    string `json:"list" doc:"list id or name; stored as the id"`
+	List    string `json:"list" required:"true" doc:"list id or name; stored as the id"`
 	Label   string `json:"label,omitempty" doc:"default: the list's name"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: boxes are never pre-checked"`
 }
 
 // ConsentBox asks for consent to a purpose.
 type ConsentBox struct {
-	Purpose string `json:"purpose" doc:"purpose id or name; stored as the id"`
+	Purpose string `json:"purpose" required:"true" doc:"purpose id or name; stored as the id"`
 	Label   string `json:"label,omitempty" doc:"names the box with the form; default: the purpose's name. The box shows one sentence, its purpose's consent text, and this label only for a purpose without one"`
 	Checked bool   `json:"checked,omitempty" doc:"refused when true: consent boxes are never pre-checked (R12)"`
 }
