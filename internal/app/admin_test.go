@@ -161,7 +161,7 @@ func TestRolesDecideWhatShows(t *testing.T) {
 		if n := count(t, db, `SELECT count(*) FROM access_log`); n != 0 {
 			t.Fatalf("a refused reveal was logged: %d", n)
 		}
-		code, body := billing.post(reveal, url.Values{})
+		code, body := billing.post(reveal, url.Values{"reason": {"Customer called about an invoice"}})
 		if code != 200 || !strings.Contains(body, "198501011234") {
 			t.Fatalf("billing reveal: %d %s", code, body)
 		}
