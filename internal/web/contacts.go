@@ -142,7 +142,9 @@ type recordPage struct {
 	Locked   bool
 	// Erased are the fields erased and locked because the contact withdrew
 	// consent to storing them (R8), with when they withdrew it.
-	Erased   map[string]time.Time
+	Erased map[string]time.Time
+	// EditOpen opens the edit form: an error is about one of its fields.
+	EditOpen bool
 	Requests []*requests.Request // the contact's data subject requests, for a user who handles them
 }
 
@@ -235,6 +237,10 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		p.Consents = append(p.Consents, consentRow{Current: cur, Record: byID[cur.RecordID]})
 	}
 	p.Erased = contact.StorageLocks(p.Fields, current)
+	for k := range fieldErrs {
+		// A reveal's reason has its own form.
+		p.EditOpen = p.EditOpen || !strings.HasPrefix(k, "reason.")
+	}
 	if p.OptIn, err = s.Consent.OptInHistory(ctx, id); err != nil {
 		s.fail(w, err, u)
 		return
