@@ -88,7 +88,9 @@ func TestAdminInABrowser(t *testing.T) {
 	record := e.srv.URL + "/admin/contacts/" + ids[0]
 	signOut()
 	signIn("billing@acme.example", "a long enough password")
-	do(chromedp.Navigate(record), chromedp.Click(chromedp.CSS("#reveal-national_id")), chromedp.WaitVisible(chromedp.CSS(".revealed")))
+	do(chromedp.Navigate(record), chromedp.Click(chromedp.CSS("#reveal-open-national_id")),
+		chromedp.SendKeys(chromedp.CSS("#reason-national_id"), "Invoice query"), chromedp.Click(chromedp.CSS("#reveal-national_id")),
+		chromedp.WaitVisible(chromedp.CSS(".revealed")))
 	if v := text(".revealed"); v != "198501011234" {
 		t.Fatalf("revealed %q", v)
 	}

@@ -161,7 +161,7 @@ func TestRolesDecideWhatShows(t *testing.T) {
 		if n := count(t, db, `SELECT count(*) FROM access_log`); n != 0 {
 			t.Fatalf("a refused reveal was logged: %d", n)
 		}
-		code, body := billing.post(reveal, url.Values{})
+		code, body := billing.post(reveal, url.Values{"reason": {"Customer called about an invoice"}})
 		if code != 200 || !strings.Contains(body, "198501011234") {
 			t.Fatalf("billing reveal: %d %s", code, body)
 		}
@@ -272,7 +272,7 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		e := start(t, db)
 		admin := e.firstAdmin()
 		ids := withSensitive(e)
-		admin.post(e.srv.URL+"/admin/contacts/"+ids[0]+"/reveal/national_id", url.Values{})
+		admin.post(e.srv.URL+"/admin/contacts/"+ids[0]+"/reveal/national_id", url.Values{"reason": {"Checking the import"}})
 		page := func(path string, want ...string) string {
 			t.Helper()
 			code, body := admin.get(e.srv.URL + path)
@@ -385,7 +385,7 @@ func TestSettingsAndAuditPages(t *testing.T) {
 
 		page("/admin/outbox")
 		page("/admin/mailbox")
-		page("/admin/access-log", "national_id", "ada@acme.example")
+		page("/admin/access-log", "Revealed national_id", "Checking the import", "Ada Admin")
 		code, body = admin.get(e.srv.URL + "/admin/access-log?from=yesterday")
 		if code != 400 || !strings.Contains(body, `id="from-error"`) {
 			t.Fatalf("bad date: %d %s", code, body)

@@ -417,6 +417,27 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 	return c, err
 }
 
+// Named returns the contacts of ids by id, for a page that names them
+// (the access log): the core fields only, Fields left empty so that no
+// sensitive value is read. An id with no contact (deleted) is absent from
+// the map; no ids is an empty map.
+func (s *Service) Named(ctx context.Context, ids []string) (map[string]*Contact, error) {
+	out := make(map[string]*Contact, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ph, args := store.In(1, ids)
+	found, err := store.QueryAll(ctx, s.DB.Read, scanContact, contactSelect+` WHERE id IN (`+ph+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range found {
+		c.Fields = map[string]any{}
+		out[c.ID] = c
+	}
+	return out, nil
+}
+
 // checkNotLocked refuses, with a 423, any edit of a contact who asked to
 // stop processing (R9) or whose personal data was erased (R10).
 func checkNotLocked(tx *store.Tx, id string) error {

@@ -171,12 +171,39 @@ func checkStorageTx(tx *store.Tx, contactID string, fields map[string]any, defs 
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("contact: read storage consent: %w", err)
 		}
-		if state == consent.StateWithdrawn {
+		if locksStorage(state) {
 			return &errs.Error{Kind: errs.KindLocked, Code: "field_locked", Field: "fields." + name,
 				Message: "is locked: the contact withdrew consent to storing it; it can be set again once they grant it"}
 		}
 	}
 	return nil
+}
+
+// locksStorage reports whether a storage purpose's consent state locks
+// the fields tied to it: withdrawn (R8). None recorded does not: a field
+// may be filled before its consent is asked for.
+func locksStorage(state string) bool { return state == consent.StateWithdrawn }
+
+// StorageLocks returns the fields locked for a contact because they
+// withdrew consent to storing them (R8), by name, each with when the
+// consent was withdrawn: the same rule that refuses a value on save, for a
+// page to show the field as erased and locked rather than empty. current
+// is the contact's current consents (consent.Service.CurrentConsents);
+// none locked is an empty map.
+func StorageLocks(defs []*FieldDefinition, current []consent.Current) map[string]time.Time {
+	withdrawn := map[string]time.Time{}
+	for _, c := range current {
+		if locksStorage(c.State) && c.RecordedAt != nil {
+			withdrawn[c.PurposeID] = *c.RecordedAt
+		}
+	}
+	out := map[string]time.Time{}
+	for _, d := range defs {
+		if at, ok := withdrawn[d.StoragePurpose]; ok && d.StoragePurpose != "" {
+			out[d.Name] = at
+		}
+	}
+	return out
 }
 
 // EraseWithdrawnStorage is a consent hook: when consent for a purpose is
@@ -219,15 +246,55 @@ func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
 // written, nothing is revealed. It returns a not-found error when the
 // contact has no value for the field.
 func (s *Service) Reveal(ctx context.Context, contactID, field string, actor consent.Actor, ip string) (string, error) {
+	return s.RevealFor(ctx, RevealRequest{ContactID: contactID, Field: field, Actor: actor, IP: ip})
+}
+
+// RevealRequest asks for the clear value of a contact's sensitive field.
+type RevealRequest struct {
+	ContactID, Field string
+	Actor            consent.Actor
+	IP               string
+	// Reason is why the value is revealed, kept with the access-log entry;
+	// empty when none was asked for.
+	Reason string
+	// Claim, when set, runs first inside the reveal's transaction and
+	// returns the reason, replacing Reason: the admin UI claims its
+	// one-time grant there, so that the grant is used up exactly when the
+	// reveal is logged, and an error from it (a grant used already)
+	// reveals and logs nothing.
+	Claim func(tx *store.Tx) (reason string, err error)
+}
+
+// CheckRevealable returns nil when field is a sensitive field, whose
+// value can be revealed; a not-found error for an unknown field and an
+// invalid one for a field that is not sensitive.
+func (s *Service) CheckRevealable(ctx context.Context, field string) error {
 	def, err := s.Field(ctx, field)
 	if err != nil {
-		return "", errs.NotFound("field", "")
+		return errs.NotFound("field", "")
 	}
 	if !def.Sensitive {
-		return "", errs.Invalid("field", "%s is not a sensitive field; its value is in the contact", field)
+		return errs.Invalid("field", "%s is not a sensitive field; its value is in the contact", field)
 	}
+	return nil
+}
+
+// RevealFor is Reveal with a reason, or a claim to make first (see
+// RevealRequest).
+func (s *Service) RevealFor(ctx context.Context, r RevealRequest) (string, error) {
+	if err := s.CheckRevealable(ctx, r.Field); err != nil {
+		return "", err
+	}
+	contactID, field := r.ContactID, r.Field
 	var value string
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		reason := r.Reason
+		if r.Claim != nil {
+			var err error
+			if reason, err = r.Claim(tx); err != nil {
+				return err
+			}
+		}
 		var sealed, wrapped string
 		err := tx.QueryRow(`SELECT v.ciphertext, k.wrapped FROM sensitive_values v JOIN contact_keys k ON k.contact_id = v.contact_id
 			WHERE v.contact_id = $1 AND v.field = $2`, contactID, field).Scan(&sealed, &wrapped)
@@ -259,7 +326,7 @@ func (s *Service) Reveal(ctx context.Context, contactID, field string, actor con
 				return fmt.Errorf("contact: decrypt %s of %s: %w", field, contactID, err)
 			}
 		}
-		return LogAccessTx(tx, AccessEntry{At: s.now(), Actor: actor, ContactID: contactID, Field: field, IP: ip})
+		return LogAccessTx(tx, AccessEntry{At: s.now(), Actor: r.Actor, ContactID: contactID, Field: field, IP: r.IP, Reason: reason})
 	})
 	if err != nil {
 		return "", err
@@ -275,14 +342,17 @@ type AccessEntry struct {
 	ContactID string        `json:"contact_id"`
 	Field     string        `json:"field"`
 	IP        string        `json:"ip,omitempty"`
+	// Reason is why a user revealed the value, as they typed it in the
+	// admin UI; empty for reveals by API clients, exports and look-ups.
+	Reason string `json:"reason,omitempty"`
 }
 
 // LogAccessTx writes an access-log entry inside tx, with a new id. Whoever
 // shows a clear value writes its entry in the transaction that reads it,
 // or before showing it: if the entry cannot be written, nothing is shown.
 func LogAccessTx(tx *store.Tx, e AccessEntry) error {
-	_, err := tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		uuid.Must(uuid.NewV7()).String(), store.Micros(e.At), e.Actor.Kind, e.Actor.ID, e.ContactID, e.Field, e.IP)
+	_, err := tx.Exec(`INSERT INTO access_log (id, at, actor_kind, actor_id, contact_id, field, ip, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		uuid.Must(uuid.NewV7()).String(), store.Micros(e.At), e.Actor.Kind, e.Actor.ID, e.ContactID, e.Field, e.IP, e.Reason)
 	if err != nil {
 		return fmt.Errorf("contact: write access log: %w", err)
 	}
@@ -345,12 +415,12 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 	return out, next, nil
 }
 
-const accessSelect = `SELECT id, at, actor_kind, actor_id, contact_id, field, ip FROM access_log`
+const accessSelect = `SELECT id, at, actor_kind, actor_id, contact_id, field, ip, reason FROM access_log`
 
 func scanAccess(row store.Scanner) (AccessEntry, error) {
 	var e AccessEntry
 	var at int64
-	err := row.Scan(&e.ID, &at, &e.Actor.Kind, &e.Actor.ID, &e.ContactID, &e.Field, &e.IP)
+	err := row.Scan(&e.ID, &at, &e.Actor.Kind, &e.Actor.ID, &e.ContactID, &e.Field, &e.IP, &e.Reason)
 	e.At = store.FromMicros(at)
 	return e, err
 }

@@ -2,11 +2,14 @@ package web
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 )
@@ -41,9 +44,69 @@ func (s *Server) mailboxPage(w http.ResponseWriter, r *http.Request, u *auth.Use
 	s.render(w, http.StatusOK, "mailbox", page{Title: "Dev mailbox", User: u, Nav: "audit", Data: msgs})
 }
 
-// accessLogPage searches the log of reveals by who, whose record, which
-// field and when (dates as YYYY-MM-DD, the "to" day included).
+// accessRow is an access-log entry as the page says it: in words, with
+// the contact named and the field by its label.
+type accessRow struct {
+	contact.AccessEntry
+	// What says what happened: a reveal, a look-up or a download.
+	What string
+	// Contact names the contact as the viewer may see them; "" for a
+	// look-up, which concerns no one contact.
+	Contact string
+}
+
+// accessWhat says an access-log entry in words: fields names each field
+// by its label.
+func accessWhat(e contact.AccessEntry, fields map[string]string) string {
+	label := fields[e.Field]
+	if label == "" {
+		label = e.Field
+	}
+	switch {
+	case e.ContactID == "":
+		return "Looked up contacts by " + label + ": a search or filter compared a value with it; no value was shown"
+	case e.Field == export.AccessField:
+		return "Downloaded the contact's data (access export)"
+	}
+	return "Revealed " + label
+}
+
+// accessContact names the contact of an entry for the viewer: by name or
+// address, masked for a viewer who may not see contacts, and saying so
+// when the contact was deleted or erased.
+func accessContact(c *contact.Contact, mayView bool) string {
+	switch {
+	case c == nil:
+		return "a deleted contact"
+	case c.ErasedAt != nil:
+		return "an erased contact"
+	case !mayView:
+		return maskName(contactLabel(c))
+	}
+	return contactLabel(c)
+}
+
+// maskName keeps the first letter of each word of a name, and an email
+// address's domain: enough to tell entries apart, not to know who.
+func maskName(name string) string {
+	local, domain, isEmail := strings.Cut(name, "@")
+	words := strings.Fields(local)
+	for i, w := range words {
+		r := []rune(w)
+		words[i] = string(r[0]) + "…"
+	}
+	out := strings.Join(words, " ")
+	if isEmail {
+		out += "@" + domain
+	}
+	return out
+}
+
+// accessLogPage searches the log of reveals, look-ups and downloads by
+// who, whose record, which field and when (dates as YYYY-MM-DD, the "to"
+// day included), and says each entry in words.
 func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	ctx := r.Context()
 	v := r.URL.Query()
 	q := contact.AccessQuery{Actor: v.Get("actor"), Contact: v.Get("contact"), Field: v.Get("field"), After: v.Get("after"), Limit: 100}
 	var fe map[string]string
@@ -61,21 +124,35 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 	if !q.To.IsZero() {
 		q.To = q.To.Add(24 * time.Hour)
 	}
-	users, err := s.Users.List(r.Context())
+	users, err := s.Users.List(ctx)
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	names := map[string]string{}
-	for _, x := range users {
-		names[x.ID] = x.Email
+	names, err := s.actorNames(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
 	}
-	data := map[string]any{"Query": v, "Users": users, "Names": names}
+	defs, err := s.Contacts.Fields(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	fields := map[string]string{}
+	var sensitive []*contact.FieldDefinition
+	for _, d := range defs {
+		fields[d.Name] = d.Label
+		if d.Sensitive {
+			sensitive = append(sensitive, d)
+		}
+	}
+	data := map[string]any{"Query": v, "Users": users, "Names": names, "Sensitive": sensitive, "ExportField": export.AccessField}
 	if fe != nil {
 		s.render(w, http.StatusBadRequest, "access_log", page{Title: "Access log", User: u, Nav: "audit", Errors: fe, Data: data})
 		return
 	}
-	entries, next, err := s.Contacts.AccessLog(r.Context(), q)
+	entries, next, err := s.Contacts.AccessLog(ctx, q)
 	if e := errs.As(err); e != nil && e.Kind == errs.KindInvalid {
 		s.render(w, http.StatusBadRequest, "access_log", page{Title: "Access log", User: u, Nav: "audit", Errors: fieldErrors(err), Data: data})
 		return
@@ -84,7 +161,25 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.fail(w, err, u)
 		return
 	}
-	data["Entries"], data["Next"] = entries, next
+	var ids []string
+	for _, e := range entries {
+		if e.ContactID != "" && !slices.Contains(ids, e.ContactID) {
+			ids = append(ids, e.ContactID)
+		}
+	}
+	contacts, err := s.Contacts.Named(ctx, ids)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	rows := make([]accessRow, len(entries))
+	for i, e := range entries {
+		rows[i] = accessRow{AccessEntry: e, What: accessWhat(e, fields)}
+		if e.ContactID != "" {
+			rows[i].Contact = accessContact(contacts[e.ContactID], u.Can(auth.PermViewContacts))
+		}
+	}
+	data["Entries"], data["Next"] = rows, next
 	s.render(w, http.StatusOK, "access_log", page{Title: "Access log", User: u, Nav: "audit", Data: data})
 }
 

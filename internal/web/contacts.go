@@ -2,11 +2,13 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
@@ -18,6 +20,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/requests"
+	"github.com/consentry/consentry/internal/store"
 )
 
 func (s *Server) contactRoutes() {
@@ -29,7 +32,8 @@ func (s *Server) contactRoutes() {
 	s.mux.HandleFunc("POST /admin/contacts/{id}/consents", s.need(auth.PermEditContacts, s.recordConsent))
 	s.mux.HandleFunc("POST /admin/contacts/{id}/opt-in", s.need(auth.PermEditContacts, s.setOptIn))
 	s.mux.HandleFunc("POST /admin/contacts/{id}/double-opt-in", s.need(auth.PermEditContacts, s.sendDoubleOptIn))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/reveal/{field}", s.need(auth.PermReveal, s.reveal))
+	s.mux.HandleFunc("POST /admin/contacts/{id}/reveal/{field}", s.need(auth.PermReveal, s.askReveal))
+	s.mux.HandleFunc("GET /admin/contacts/{id}/reveal/{field}/{grant}", s.need(auth.PermReveal, s.showRevealed))
 	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermDelete, s.deleteContact))
 }
 
@@ -136,6 +140,11 @@ type recordPage struct {
 	Sources  []*consent.Source
 	Actors   map[string]string // user or API token id: its name, for "by whom"
 	Locked   bool
+	// Erased are the fields erased and locked because the contact withdrew
+	// consent to storing them (R8), with when they withdrew it.
+	Erased map[string]time.Time
+	// EditOpen opens the edit form: an error is about one of its fields.
+	EditOpen bool
 	Requests []*requests.Request // the contact's data subject requests, for a user who handles them
 }
 
@@ -176,8 +185,8 @@ func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, u *auth.Use
 
 // contactDone are the notices a change on a contact's record redirects
 // with, by the key in ?done=.
-var contactDone = map[string]string{"saved": "Saved.", "consent": "Consent recorded.", "optin": "Opt-in status changed.",
-	"invited": "Double opt-in email queued."}
+var contactDone = map[string]string{"created": "Contact created.", "saved": "Saved.", "consent": "Consent recorded.", "optin": "Opt-in status changed.",
+	"invited": "Double opt-in email queued.", "shown_once": "That value was shown once. To see it again, reveal it again with a reason."}
 
 // notInvited starts the done key of a double opt-in email not sent,
 // followed by the reason.
@@ -227,6 +236,11 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 	for _, cur := range current {
 		p.Consents = append(p.Consents, consentRow{Current: cur, Record: byID[cur.RecordID]})
 	}
+	p.Erased = contact.StorageLocks(p.Fields, current)
+	for k := range fieldErrs {
+		// A reveal's reason has its own form.
+		p.EditOpen = p.EditOpen || !strings.HasPrefix(k, "reason.")
+	}
 	if p.OptIn, err = s.Consent.OptInHistory(ctx, id); err != nil {
 		s.fail(w, err, u)
 		return
@@ -249,11 +263,7 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	if p.Purposes, err = s.Consent.Purposes(ctx); err != nil {
-		s.fail(w, err, u)
-		return
-	}
-	if p.Sources, err = s.Consent.Sources(ctx); err != nil {
+	if p.Purposes, p.Sources, err = s.consentChoices(ctx); err != nil {
 		s.fail(w, err, u)
 		return
 	}
@@ -320,38 +330,133 @@ func contactInput(r *http.Request, defs []*contact.FieldDefinition) contact.Inpu
 	return in
 }
 
-func (s *Server) newContactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	defs, err := s.Contacts.Fields(r.Context())
+// consentChoices returns the purposes and sources a consent form offers.
+func (s *Server) consentChoices(ctx context.Context) ([]*consent.Purpose, []*consent.Source, error) {
+	ps, err := s.Consent.Purposes(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	srcs, err := s.Consent.Sources(ctx)
+	return ps, srcs, err
+}
+
+// newContactForm is the new contact page: the fields, the starting opt-in
+// status and a consent line per purpose.
+type newContactForm struct {
+	Fields   []*contact.FieldDefinition
+	Purposes []*consent.Purpose
+	Sources  []*consent.Source
+	// OptIn are the statuses a user may start a contact at (R5, R6).
+	OptIn []string
+	Bases []string
+	// Form is what was posted when it was refused, shown again; nil on a
+	// fresh page.
+	Form url.Values
+}
+
+func (s *Server) newContactPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	s.showNewContact(w, r, u, http.StatusOK, nil, nil)
+}
+
+func (s *Server) showNewContact(w http.ResponseWriter, r *http.Request, u *auth.User, status int, fe map[string]string, form url.Values) {
+	ctx := r.Context()
+	p := newContactForm{OptIn: consent.StatusesThrough(consent.ChannelUserCreate), Bases: consent.LegalBases, Form: form}
+	var err error
+	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	s.render(w, http.StatusOK, "contact_new", page{Title: "New contact", User: u, Nav: "contacts", Data: map[string]any{"Fields": defs}})
+	if p.Purposes, p.Sources, err = s.consentChoices(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.render(w, status, "contact_new", page{Title: "New contact", User: u, Nav: "contacts", Errors: fe, Data: p})
 }
 
+// consentKey is the form name of a part of a purpose's consent line on
+// the new contact page.
+func consentKey(purposeID, part string) string { return "consent." + purposeID + "." + part }
+
+// initialConsents reads the consent lines of the new contact page: one
+// record for each purpose given a state, in the order of purposes, with
+// the purpose id of each, to name a refused one's fields as the form does.
+func initialConsents(f url.Values, purposes []*consent.Purpose, by consent.Actor, ev consent.Evidence) ([]consent.RecordInput, []string) {
+	var ins []consent.RecordInput
+	var ids []string
+	for _, p := range purposes {
+		state := f.Get(consentKey(p.ID, "state"))
+		if state == "" {
+			continue // not recorded
+		}
+		ins = append(ins, consent.RecordInput{Purpose: p.ID, State: state, Source: f.Get(consentKey(p.ID, "source")),
+			LegalBasis: f.Get(consentKey(p.ID, "legal_basis")), Actor: by, Evidence: ev})
+		ids = append(ids, p.ID)
+	}
+	return ins, ids
+}
+
+// consentFormField names the field of a refused consent, consents[i].part
+// as the contact package names it, as the form does; any other field as it
+// is.
+func consentFormField(field string, ids []string) string {
+	rest, ok := strings.CutPrefix(field, "consents[")
+	if !ok {
+		return field
+	}
+	n, part, _ := strings.Cut(rest, "]")
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 0 || i >= len(ids) {
+		return field
+	}
+	// The line shows its source and legal basis; anything else about the
+	// consent (its purpose, the state, the evidence) is said at its state.
+	part = strings.TrimPrefix(part, ".")
+	if part != "source" && part != "legal_basis" {
+		part = "state"
+	}
+	return consentKey(ids[i], part)
+}
+
+// createContact creates a contact with its starting opt-in status and
+// consents in one transaction (contact.Service.Create, as the API does),
+// and goes to the new record; a refusal writes nothing and shows the form
+// again as typed, with the error next to its field.
 func (s *Server) createContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	defs, err := s.Contacts.Fields(r.Context())
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
-		return
-	}
-	in := contactInput(r, defs)
-	c, err := s.Contacts.Create(r.Context(), contact.NewContact{Input: in, Actor: actor(u),
-		Evidence: consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}})
+	purposes, err := s.Consent.Purposes(r.Context())
 	if err != nil {
-		if fe := fieldErrors(err); fe != nil {
-			s.render(w, http.StatusBadRequest, "contact_new", page{Title: "New contact", User: u, Nav: "contacts", Errors: fe,
-				Data: map[string]any{"Fields": defs, "Form": r.PostForm}})
-			return
-		}
 		s.fail(w, err, u)
 		return
 	}
-	http.Redirect(w, r, "/admin/contacts/"+c.ID, http.StatusSeeOther)
+	if !parse(w, r) {
+		return
+	}
+	ev := consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}
+	nc := contact.NewContact{Input: contactInput(r, defs), Actor: actor(u), Evidence: ev}
+	if st := r.PostForm.Get("opt_in_status"); st != contactstate.OptInNone {
+		nc.OptInStatus = st
+	}
+	var ids []string
+	nc.Consents, ids = initialConsents(r.PostForm, purposes, actor(u), ev)
+	c, err := s.Contacts.Create(r.Context(), nc)
+	if err != nil {
+		e := errs.As(err)
+		if e == nil || e.Kind == errs.KindNotFound && e.Field == "" {
+			s.fail(w, err, u)
+			return
+		}
+		field := consentFormField(e.Field, ids)
+		if field == "" {
+			field = "form"
+		}
+		s.showNewContact(w, r, u, httpx.Status(err), map[string]string{field: e.Message}, r.PostForm)
+		return
+	}
+	http.Redirect(w, r, "/admin/contacts/"+url.PathEscape(c.ID)+"?done=created", http.StatusSeeOther)
 }
 
 func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -422,14 +527,64 @@ func (s *Server) sendDoubleOptIn(w http.ResponseWriter, r *http.Request, u *auth
 	s.afterAction(w, r, u, nil, done)
 }
 
-func (s *Server) reveal(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	field := r.PathValue("field")
-	v, err := s.Contacts.Reveal(r.Context(), r.PathValue("id"), field, actor(u), s.clientIP(r))
+// maxRevealReason bounds the reason typed for a reveal: a sentence.
+const maxRevealReason = 200
+
+// revealSubject is what a reveal's one-time grant is about: one field of
+// one contact.
+func revealSubject(contactID, field string) string { return "reveal " + contactID + " " + field }
+
+// askReveal takes the reason for revealing a sensitive value and
+// redirects to the page that shows it once (showRevealed), through a
+// one-time grant that carries the reason: the post shows nothing, so
+// reloading a page never reveals, nor logs, a value again.
+func (s *Server) askReveal(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	if !parse(w, r) {
+		return
+	}
+	id, field := r.PathValue("id"), r.PathValue("field")
+	reason := r.PostForm.Get("reason")
+	if err := errs.TrimLine("reason", &reason, maxRevealReason); err != nil {
+		s.showContact(w, r, u, http.StatusBadRequest, "", map[string]string{"reason." + field: errs.As(err).Message}, nil)
+		return
+	}
+	if err := s.Contacts.CheckRevealable(r.Context(), field); err != nil {
+		s.afterAction(w, r, u, err, "")
+		return
+	}
+	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	grant, err := s.grants.Issue(r.Context(), u.ID, revealSubject(id, field), reason)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	http.Redirect(w, r, "/admin/contacts/"+url.PathEscape(id)+"/reveal/"+url.PathEscape(field)+"/"+grant, http.StatusSeeOther)
+}
+
+// showRevealed shows a sensitive value once: it claims the grant that
+// askReveal made, in the transaction that decrypts the value and writes
+// the access-log entry with the reason. Once claimed (a reload, the
+// address used again), it goes back to the record and says so.
+func (s *Server) showRevealed(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	id, field, grant := r.PathValue("id"), r.PathValue("field"), r.PathValue("grant")
+	v, err := s.Contacts.RevealFor(r.Context(), contact.RevealRequest{ContactID: id, Field: field, Actor: actor(u), IP: s.clientIP(r),
+		Claim: func(tx *store.Tx) (string, error) { return s.grants.ClaimTx(tx, grant, u.ID, revealSubject(id, field)) }})
+	if errors.Is(err, auth.ErrNoGrant) {
+		http.Redirect(w, r, "/admin/contacts/"+url.PathEscape(id)+"?done=shown_once", http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		s.afterAction(w, r, u, err, "")
 		return
 	}
-	s.showContact(w, r, u, http.StatusOK, "Revealed "+field+"; this is in the access log.", nil, map[string]string{field: v})
+	label := field
+	if d, err := s.Contacts.Field(r.Context(), field); err == nil {
+		label = d.Label
+	}
+	s.showContact(w, r, u, http.StatusOK, "Revealed "+label+", shown this once; the reveal is in the access log with your reason.", nil, map[string]string{field: v})
 }
 
 func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request, u *auth.User) {

@@ -1,7 +1,7 @@
 package web
 
 import (
-	"fmt"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -39,6 +39,7 @@ func (s *Server) settingsRoutes() {
 	s.mux.HandleFunc("POST /admin/settings/preferences-page", set(s.savePageSettings))
 	s.mux.HandleFunc("GET /admin/settings/tokens", s.need(auth.PermUsers, s.tokensPage))
 	s.mux.HandleFunc("POST /admin/settings/tokens", s.need(auth.PermUsers, s.createToken))
+	s.mux.HandleFunc("GET /admin/settings/tokens/{id}/created/{grant}", s.need(auth.PermUsers, s.newTokenPage))
 	s.mux.HandleFunc("POST /admin/settings/tokens/{id}/revoke", s.need(auth.PermUsers, s.revokeToken))
 }
 
@@ -204,8 +205,21 @@ func (s *Server) showPurposes(w http.ResponseWriter, r *http.Request, u *auth.Us
 		Data: map[string]any{"Purposes": ps, "Bases": consent.LegalBases}})
 }
 
+// settingsDone are the notices the settings pages show after a change, by
+// the key their form's redirect puts in ?done=.
+var settingsDone = map[string]string{"purpose_saved": "Purpose saved.", "source_saved": "Source saved.", "field_saved": "Field saved.",
+	"page_saved": "Preferences page saved.", "token_revoked": "Token revoked.", "translated": "Translation saved: the current consent text is a new version.",
+	"shown_once": "That token was shown once and cannot be shown again; if it was not copied, revoke it and create another."}
+
+// settingsNotice is the notice for the request's ?done= key; "" for none.
+func settingsNotice(r *http.Request) string { return settingsDone[r.URL.Query().Get("done")] }
+
 func (s *Server) purposePage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showPurpose(w, r, u, http.StatusOK, "", nil)
+	flash := settingsNotice(r)
+	if v, err := strconv.Atoi(r.URL.Query().Get("version")); err == nil && r.URL.Query().Get("done") == "translated" {
+		flash = "Translation saved: the current consent text is version " + strconv.Itoa(v) + "."
+	}
+	s.showPurpose(w, r, u, http.StatusOK, flash, nil)
 }
 
 func (s *Server) showPurpose(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
@@ -259,7 +273,8 @@ func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth
 		s.fail(w, err, u)
 		return
 	}
-	s.showPurpose(w, r, u, http.StatusOK, fmt.Sprintf("Translation saved: the current consent text is version %d.", t.Version), nil)
+	s.Log.Info("consent text translated", "purpose", r.PathValue("id"), "language", lang, "version", t.Version, "by", u.ID)
+	http.Redirect(w, r, "/admin/settings/purposes/"+url.PathEscape(r.PathValue("id"))+"?done=translated&version="+strconv.Itoa(t.Version), http.StatusSeeOther)
 }
 
 // savePurpose creates a purpose (no id in the path) or changes one; a
@@ -294,11 +309,11 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.showPurpose(w, r, u, http.StatusOK, "Purpose saved.", nil)
+	http.Redirect(w, r, "/admin/settings/purposes/"+url.PathEscape(id)+"?done=purpose_saved", http.StatusSeeOther)
 }
 
 func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showSources(w, r, u, http.StatusOK, "", nil)
+	s.showSources(w, r, u, http.StatusOK, settingsNotice(r), nil)
 }
 
 func (s *Server) showSources(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
@@ -330,11 +345,11 @@ func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.fail(w, err, u)
 		return
 	}
-	s.showSources(w, r, u, http.StatusOK, "Source saved.", nil)
+	http.Redirect(w, r, "/admin/settings/sources?done=source_saved", http.StatusSeeOther)
 }
 
 func (s *Server) fieldsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showFields(w, r, u, http.StatusOK, "", nil)
+	s.showFields(w, r, u, http.StatusOK, settingsNotice(r), nil)
 }
 
 func (s *Server) showFields(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string) {
@@ -380,7 +395,7 @@ func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User)
 		s.fail(w, err, u)
 		return
 	}
-	s.showFields(w, r, u, http.StatusOK, "Field saved.", nil)
+	http.Redirect(w, r, "/admin/settings/fields?done=field_saved", http.StatusSeeOther)
 }
 
 // offerRow is one purpose on the preferences page settings form.
@@ -397,7 +412,7 @@ func (s *Server) pageSettingsPage(w http.ResponseWriter, r *http.Request, u *aut
 		s.fail(w, err, u)
 		return
 	}
-	s.showPageSettings(w, r, u, http.StatusOK, "", nil, cfg)
+	s.showPageSettings(w, r, u, http.StatusOK, settingsNotice(r), nil, cfg)
 }
 
 func (s *Server) showPageSettings(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, cfg preferences.Config) {
@@ -454,7 +469,7 @@ func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *aut
 		}
 		cfg.Policies = append(cfg.Policies, preferences.Link{Title: strings.TrimSpace(title), URL: strings.TrimSpace(link)})
 	}
-	saved, err := s.Prefs.SetConfig(r.Context(), cfg)
+	_, err := s.Prefs.SetConfig(r.Context(), cfg)
 	if fe := fieldErrors(err); fe != nil {
 		s.showPageSettings(w, r, u, httpx.Status(err), "", fe, cfg)
 		return
@@ -463,11 +478,31 @@ func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *aut
 		s.fail(w, err, u)
 		return
 	}
-	s.showPageSettings(w, r, u, http.StatusOK, "Preferences page saved.", nil, saved)
+	http.Redirect(w, r, "/admin/settings/preferences-page?done=page_saved", http.StatusSeeOther)
 }
 
 func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showTokens(w, r, u, http.StatusOK, "", nil, "")
+	s.showTokens(w, r, u, http.StatusOK, settingsNotice(r), nil, "")
+}
+
+// tokenSubject is what the one-time grant of a new token's secret is
+// about.
+func tokenSubject(tokenID string) string { return "api token " + tokenID }
+
+// newTokenPage shows a new token's secret once: it claims the grant that
+// createToken made; once claimed (a reload), it goes to the tokens page and
+// says that the secret cannot be shown again.
+func (s *Server) newTokenPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	secret, err := s.grants.Claim(r.Context(), r.PathValue("grant"), u.ID, tokenSubject(r.PathValue("id")))
+	if errors.Is(err, auth.ErrNoGrant) {
+		http.Redirect(w, r, "/admin/settings/tokens?done=shown_once", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	s.showTokens(w, r, u, http.StatusOK, "Token created. Copy it now: it is not shown again.", nil, secret)
 }
 
 func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, secret string) {
@@ -513,7 +548,14 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	s.Log.Info("api token created", "token", tok.ID, "by", u.ID)
-	s.showTokens(w, r, u, http.StatusOK, "Token created. Copy it now: it is not shown again.", nil, secret)
+	// The secret is shown by the page the redirect leads to, once, so
+	// that neither a reload nor the browser's history shows it again.
+	grant, err := s.grants.Issue(r.Context(), u.ID, tokenSubject(tok.ID), secret)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	http.Redirect(w, r, "/admin/settings/tokens/"+url.PathEscape(tok.ID)+"/created/"+grant, http.StatusSeeOther)
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -522,7 +564,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	s.Log.Info("api token revoked", "token", r.PathValue("id"), "by", u.ID)
-	s.showTokens(w, r, u, http.StatusOK, "Token revoked.", nil, "")
+	http.Redirect(w, r, "/admin/settings/tokens?done=token_revoked", http.StatusSeeOther)
 }
 
 // trackingLabels explain every choice of settings.TrackingChoices (a test

@@ -25,7 +25,7 @@ func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User
 		return
 	}
 	s.Log.Info("user enabled", "user", r.PathValue("id"), "by", u.ID)
-	s.showUsers(w, r, u, http.StatusOK, "User enabled.", nil, auth.NewUser{})
+	http.Redirect(w, r, "/admin/users?done=enabled", http.StatusSeeOther)
 }
 
 func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -46,11 +46,17 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
 		return
 	}
 	s.Log.Info("user role changed", "user", r.PathValue("id"), "role", r.PostForm.Get("role"), "by", u.ID)
-	s.showUsers(w, r, u, http.StatusOK, "Role changed.", nil, auth.NewUser{})
+	http.Redirect(w, r, "/admin/users?done=role", http.StatusSeeOther)
 }
 
+// usersDone are the notices the users and account pages show after a
+// change, by the key their form's redirect puts in ?done=.
+var usersDone = map[string]string{"created": "User created; give them their password in person or by phone.",
+	"enabled": "User enabled.", "disabled": "User disabled; their sessions have ended.", "role": "Role changed.",
+	"password": "Password changed; your other sessions have ended."}
+
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.render(w, http.StatusOK, "account", page{Title: "Your account", User: u})
+	s.render(w, http.StatusOK, "account", page{Title: "Your account", User: u, Flash: usersDone[r.URL.Query().Get("done")]})
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -73,7 +79,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	s.Log.Info("password changed", "user", u.ID)
-	s.render(w, http.StatusOK, "account", page{Title: "Your account", User: u, Flash: "Password changed; your other sessions have ended."})
+	http.Redirect(w, r, "/admin/account?done=password", http.StatusSeeOther)
 }
 
 // roleRow is a line of the permission table shown on the users page.
@@ -83,7 +89,7 @@ type roleRow struct {
 }
 
 func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showUsers(w, r, u, http.StatusOK, "", nil, auth.NewUser{})
+	s.showUsers(w, r, u, http.StatusOK, usersDone[r.URL.Query().Get("done")], nil, auth.NewUser{})
 }
 
 func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, form auth.NewUser) {
@@ -121,7 +127,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *auth.User
 		return
 	}
 	s.Log.Info("user created", "user", created.ID, "role", created.Role, "by", u.ID)
-	s.showUsers(w, r, u, http.StatusOK, "User "+created.Email+" created; give them their password in person or by phone.", nil, auth.NewUser{})
+	http.Redirect(w, r, "/admin/users?done=created", http.StatusSeeOther)
 }
 
 func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -135,5 +141,5 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	s.Log.Info("user disabled", "user", id, "by", u.ID)
-	s.showUsers(w, r, u, http.StatusOK, "User disabled; their sessions have ended.", nil, auth.NewUser{})
+	http.Redirect(w, r, "/admin/users?done=disabled", http.StatusSeeOther)
 }

@@ -83,6 +83,9 @@ type Server struct {
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
+	// grants carry what a post makes to the one page that may show it
+	// (a revealed value's reason, a new API token's secret).
+	grants   *auth.Grants
 	pages    map[string]*template.Template
 	guides   map[string]*guide
 	mux      *http.ServeMux
@@ -105,6 +108,7 @@ func New(s *Server) (*Server, error) {
 		return nil, err
 	}
 	s.pages = map[string]*template.Template{}
+	s.grants = auth.NewGrants(s.DB)
 	if s.guides, err = loadGuides(); err != nil {
 		return nil, err
 	}

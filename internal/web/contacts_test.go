@@ -1,0 +1,66 @@
+package web
+
+import (
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/export"
+)
+
+// TestConsentFormField: an error about the i-th consent of a new contact
+// is put next to that purpose's line, at its source or legal basis, or
+// else at its state; other fields keep their names.
+func TestConsentFormField(t *testing.T) {
+	ids := []string{"p1", "p2"}
+	for in, want := range map[string]string{
+		"consents[1].source":          "consent.p2.source",
+		"consents[0].legal_basis":     "consent.p1.legal_basis",
+		"consents[0].state":           "consent.p1.state",
+		"consents[1].purpose":         "consent.p2.state",
+		"consents[0]":                 "consent.p1.state",
+		"consents[0].evidence.method": "consent.p1.state",
+		"consents[2].source":          "consents[2].source", // no such line
+		"consents[x].source":          "consents[x].source",
+		"opt_in_status":               "opt_in_status",
+		"email":                       "email",
+	} {
+		if got := consentFormField(in, ids); got != want {
+			t.Errorf("consentFormField(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestAccessLogInWords: each kind of access-log entry is said in words,
+// with the field's label; a contact is named, masked for a viewer who may
+// not see contacts, and a deleted or erased one says so.
+func TestAccessLogInWords(t *testing.T) {
+	labels := map[string]string{"national_id": "National ID"}
+	for want, e := range map[string]contact.AccessEntry{
+		"Revealed National ID":                          {ContactID: "c1", Field: "national_id"},
+		"Revealed shoe_size":                            {ContactID: "c1", Field: "shoe_size"},
+		"Downloaded the contact's data (access export)": {ContactID: "c1", Field: export.AccessField},
+		"Looked up contacts by National ID: a search or filter compared a value with it; no value was shown": {Field: "national_id"},
+	} {
+		if got := accessWhat(e, labels); got != want {
+			t.Errorf("accessWhat(%+v) = %q, want %q", e, got, want)
+		}
+	}
+	now := time.Now()
+	lisa := &contact.Contact{FirstName: "Lisa", LastName: "Larsson", Email: "lisa@example.com"}
+	for _, c := range []struct {
+		c       *contact.Contact
+		mayView bool
+		want    string
+	}{
+		{lisa, true, "Lisa Larsson"},
+		{lisa, false, "L… L…"},
+		{&contact.Contact{Email: "lisa@example.com"}, false, "l…@example.com"},
+		{nil, true, "a deleted contact"},
+		{&contact.Contact{Email: "x", ErasedAt: &now}, true, "an erased contact"},
+	} {
+		if got := accessContact(c.c, c.mayView); got != c.want {
+			t.Errorf("accessContact(%+v, %v) = %q, want %q", c.c, c.mayView, got, c.want)
+		}
+	}
+}
