@@ -36,6 +36,10 @@ type Config struct {
 	SMTPConnections int
 	// MailFrom is the sender of every email, "Name <address>".
 	MailFrom string
+	// MailFromNamed is set when CONSENTRY_MAIL_FROM gives a name: the
+	// operator chose it. Otherwise the organisation name in the settings,
+	// once set, names the sender instead of the default.
+	MailFromNamed bool
 	// KeysetFile is the keyset that encrypts sensitive fields, and MasterKey
 	// the key it is encrypted under. Both empty: generated next to the
 	// embedded database on first run (not for PostgreSQL).
@@ -150,8 +154,10 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		baseHost = u.Hostname()
 	}
 	c.MailFrom = get("CONSENTRY_MAIL_FROM", "Consentry <consentry@"+baseHost+">")
-	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+	if a, err := mail.ParseAddress(c.MailFrom); err != nil {
 		bad("CONSENTRY_MAIL_FROM", "must be an address, optionally with a name: Acme <privacy@acme.example>")
+	} else {
+		c.MailFromNamed = a.Name != "" && strings.TrimSpace(getenv("CONSENTRY_MAIL_FROM")) != ""
 	}
 	c.KeysetFile = get("CONSENTRY_KEYSET_FILE", "")
 	c.MasterKey = get("CONSENTRY_MASTER_KEY", "")

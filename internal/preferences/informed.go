@@ -96,7 +96,7 @@ func queueInformed(tx *store.Tx, tmpl *mail.Templates, c *contact.Contact, st se
 	}
 	url, link := PageLink(baseURL, st, now)
 	text, html, err := tmpl.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
-		"Purposes": purposes, "Link": url, "Sender": sender})
+		"Purposes": purposes, "Link": url, "Sender": st.Controller(sender)})
 	if err != nil {
 		return fmt.Errorf("preferences: render the right-to-be-informed email: %w", err)
 	}

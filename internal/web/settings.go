@@ -1,7 +1,9 @@
 package web
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +26,7 @@ func (s *Server) settingsRoutes() {
 	set := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/settings", set(s.settingsPage))
 	s.mux.HandleFunc("POST /admin/settings", set(s.saveSettings))
+	s.mux.HandleFunc("POST /admin/settings/organisation", set(s.saveOrganisation))
 	s.mux.HandleFunc("GET /admin/settings/purposes", set(s.purposesPage))
 	s.mux.HandleFunc("POST /admin/settings/purposes", set(s.savePurpose))
 	s.mux.HandleFunc("GET /admin/settings/purposes/{id}", set(s.purposePage))
@@ -119,8 +122,13 @@ func (v settingsView) Val(k, saved string) string {
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	flash := ""
-	if r.URL.Query().Get("done") == "saved" {
+	switch r.URL.Query().Get("done") {
+	case "saved":
 		flash = "Settings saved."
+	case "organisation":
+		flash = "Your organisation saved."
+	case "logo_removed":
+		flash = "Logo removed."
 	}
 	s.showSettings(w, r, u, http.StatusOK, flash, nil)
 }
@@ -163,9 +171,13 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		ErasureKeywords: formWords(f, "erasure_keywords"), RetentionGraceDays: formInt(f, "retention_grace_days"),
 		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days"),
 		CampaignsPatch: settings.CampaignsPatch{SenderName: formText(f, "sender_name"), SenderAddress: formText(f, "sender_address"),
-			PostalAddress: formText(f, "postal_address"), BounceAddress: formText(f, "bounce_address"),
+			BounceAddress: formText(f, "bounce_address"),
 			CampaignRate: formInt(f, "campaign_rate"), EngagementTracking: formText(f, "engagement_tracking"),
-			TrackingPurpose: formText(f, "tracking_purpose")}}, time.Now())
+			TrackingPurpose: formText(f, "tracking_purpose")},
+		// The privacy and postal addresses are on the organisation form
+		// (saveOrganisation); a post of this form that has them still
+		// saves them.
+		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")}}, time.Now())
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -175,6 +187,61 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	http.Redirect(w, r, "/admin/settings?done=saved", http.StatusSeeOther)
+}
+
+// maxOrganisationForm bounds the organisation form, logo included: well
+// over the logo's limit, so that a logo too large is refused by the
+// settings, by name, rather than as a form that cannot be read.
+const maxOrganisationForm = 4 << 20
+
+// saveOrganisation saves the operator's identity: name, postal address,
+// privacy contact, and the logo, uploaded in the same form or removed with
+// remove_logo. The logo's type is the settings' to judge, by its content;
+// a refusal changes nothing, the other fields included, and shows the
+// form again as it was filled in.
+func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxOrganisationForm)
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.showSettings(w, r, u, http.StatusRequestEntityTooLarge, "", map[string]string{"logo": fmt.Sprintf("must be at most %d KiB", settings.MaxLogoBytes>>10)})
+			return
+		}
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	p := settings.Patch{PrivacyAddress: formText(f, "privacy_address"), IdentityPatch: settings.IdentityPatch{
+		OrganisationName: formText(f, "organisation_name"), PostalAddress: formText(f, "postal_address"),
+		PrivacyContactName: formText(f, "privacy_contact_name")}}
+	done := "organisation"
+	var err error
+	if f.Get("remove_logo") != "" {
+		p.Logo, done = &[]byte{}, "logo_removed"
+	} else if file, _, ferr := r.FormFile("logo"); ferr == nil {
+		data, rerr := io.ReadAll(io.LimitReader(file, settings.MaxLogoBytes+1))
+		file.Close()
+		switch {
+		case rerr != nil:
+			err = rerr
+		case len(data) == 0:
+			err = errs.Invalid("logo", "the file chosen is empty")
+		default:
+			p.Logo = &data
+		}
+	}
+	if err == nil {
+		_, err = settings.Update(r.Context(), s.DB, p, time.Now())
+	}
+	if fe := fieldErrors(err); fe != nil {
+		s.showSettings(w, r, u, httpx.Status(err), "", fe)
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	http.Redirect(w, r, "/admin/settings?done="+done+"#organisation-h", http.StatusSeeOther)
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.
