@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )

@@ -94,7 +94,7 @@ type Server struct {
 	// Sender names the operator on pages when the settings give no
 	// organisation name: the name of the server's CONSENTRY_MAIL_FROM.
 	Sender string
-	Prefs   *preferences.Service
+	Prefs  *preferences.Service
 	// SecureCookies marks cookies Secure; set when the base URL is https.
 	SecureCookies bool
 	IPs           clientip.Resolver
