@@ -172,8 +172,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days"),
 		CampaignsPatch: settings.CampaignsPatch{SenderName: formText(f, "sender_name"), SenderAddress: formText(f, "sender_address"),
 			BounceAddress: formText(f, "bounce_address"), CampaignRate: formInt(f, "campaign_rate"),
-			EngagementTracking: formText(f, "engagement_tracking"),
-			TrackingPurpose: formText(f, "tracking_purpose")},
+			EngagementTracking: formText(f, "engagement_tracking"), TrackingPurpose: formText(f, "tracking_purpose")},
 		// The privacy and postal addresses are on the organisation form
 		// (saveOrganisation); a post of this form that has them still
 		// saves them.
