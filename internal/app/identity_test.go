@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"image"
 	"image/png"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -130,6 +132,84 @@ func TestOperatorIdentityInEmail(t *testing.T) {
 		e.api("PATCH", "/api/v1/settings", `{"logo":""}`, 200, &st)
 		if res, _ := get("/logo"); res.StatusCode != 404 || st.LogoURL != "" {
 			t.Fatalf("a removed logo: %d %q", res.StatusCode, st.LogoURL)
+		}
+	})
+}
+
+// postMultipart posts fields and a file named logo as the organisation
+// form does, with v's cookies, and returns the status and body.
+func (v *visitor) postMultipart(u string, fields map[string]string, logo []byte) (int, string) {
+	v.e.t.Helper()
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	for k, val := range fields {
+		w.WriteField(k, val)
+	}
+	if logo != nil {
+		f, _ := w.CreateFormFile("logo", "logo.png")
+		f.Write(logo)
+	}
+	w.Close()
+	req, _ := http.NewRequest("POST", u, &b)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	res, err := v.client.Do(req)
+	if err != nil {
+		v.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// TestOrganisationFormRefusals: the organisation form refuses a logo over
+// 256 KiB (a little over, and far over the form's own limit), and a bad
+// privacy address with a good logo, each next to its field, keeping what
+// was typed and saving nothing, the logo included.
+func TestOrganisationFormRefusals(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		logo := logoPNG(t)
+		form := e.srv.URL + "/admin/settings/organisation"
+		fields := map[string]string{"organisation_name": "Acme Ltd", "privacy_address": "dpo@acme.example"}
+		big := append(append([]byte{}, logo...), make([]byte, 300<<10)...)
+		for _, c := range []struct {
+			name  string
+			logo  []byte
+			field string
+			code  int
+			msg   string
+		}{
+			{"a logo a little over the limit", big, "logo", 400, "must be at most 256 KiB"},
+			{"a logo far over the form's limit", make([]byte, 5<<20), "logo", 413, "must be at most 256 KiB"},
+			{"a bad privacy address", logo, "privacy_address", 400, "must be a plain email address"},
+		} {
+			f := fields
+			if c.field == "privacy_address" {
+				f = map[string]string{"organisation_name": "Acme Ltd", "privacy_address": "dpo at acme"}
+			}
+			code, body := admin.postMultipart(form, f, c.logo)
+			if code != c.code || !strings.Contains(body, `id="`+c.field+`-error"`) || !strings.Contains(body, c.msg) {
+				t.Fatalf("%s: %d %s", c.name, code, body)
+			}
+			if c.code == 400 && !strings.Contains(body, `id="organisation_name" name="organisation_name" value="Acme Ltd"`) {
+				t.Errorf("%s: the name typed is not kept", c.name)
+			}
+			var st struct {
+				OrganisationName string `json:"organisation_name"`
+				PrivacyAddress   string `json:"privacy_address"`
+				LogoURL          string `json:"logo_url"`
+			}
+			e.api("GET", "/api/v1/settings", "", 200, &st)
+			if st.OrganisationName != "" || st.PrivacyAddress != "" || st.LogoURL != "" {
+				t.Fatalf("%s: saved %+v", c.name, st)
+			}
+			if code, _ := e.page("GET", e.srv.URL+"/logo", ""); code != 404 {
+				t.Fatalf("%s: a logo is served", c.name)
+			}
+		}
+		if code, body := admin.postMultipart(form, fields, logo); code != 200 || !strings.Contains(body, "Your organisation saved.") || !strings.Contains(body, `class="logo-preview"`) {
+			t.Fatalf("saving: %d %s", code, body)
 		}
 	})
 }
