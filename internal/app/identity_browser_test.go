@@ -62,15 +62,7 @@ func TestOperatorIdentityInABrowser(t *testing.T) {
 
 		e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed":true}`, 200, nil)
 		e.api("POST", "/api/v1/contacts", `{"email":"maja@example.com","first_name":"Maja"}`, 201, nil)
-		var link string
-		for _, l := range e.smtp.Wait(t, 1)[0].Links() {
-			if strings.HasPrefix(l, e.srv.URL+"/p/") {
-				link = l
-			}
-		}
-		if link == "" {
-			t.Fatal("the right-to-be-informed email has no preferences link")
-		}
+		link := e.preferencesLinkIn(e.smtp.Wait(t, 1)[0])
 		do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#save")),
 			chromedp.Poll[chromedp.Void](strings.Replace(loaded, "%q", `"header.operator img"`, 1)))
 		if got := text("header.operator"); got != "Acme Ltd" {

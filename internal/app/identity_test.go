@@ -13,9 +13,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
+
+// preferencesLinkIn is the preferences page link in the right-to-be-informed
+// email m; the test fails when it has none.
+func (e *env) preferencesLinkIn(m mailtest.Message) string {
+	e.t.Helper()
+	for _, l := range m.Links() {
+		if strings.HasPrefix(l, e.srv.URL+"/p/") {
+			return l
+		}
+	}
+	e.t.Fatal("the right-to-be-informed email has no preferences link")
+	return ""
+}
 
 // logoPNG is a small PNG image for the operator's logo.
 func logoPNG(t testing.TB) []byte {

@@ -163,7 +163,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	f := r.PostForm
-	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
+	s.updateSettings(w, r, u, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
 		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
@@ -176,7 +176,17 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		// The privacy and postal addresses are on the organisation form
 		// (saveOrganisation); a post of this form that has them still
 		// saves them.
-		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")}}, time.Now())
+		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")}}, nil, "/admin/settings?done=saved")
+}
+
+// updateSettings applies p unless refused is already an error, and then
+// redirects to done; a refusal shows the settings page again with the
+// form as posted and the error next to its field.
+func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, u *auth.User, p settings.Patch, refused error, done string) {
+	err := refused
+	if err == nil {
+		_, err = settings.Update(r.Context(), s.DB, p, time.Now())
+	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -185,7 +195,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	http.Redirect(w, r, "/admin/settings?done=saved", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
 }
 
 // maxOrganisationForm bounds the organisation form, logo included: well
@@ -229,18 +239,7 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 			p.Logo = &data
 		}
 	}
-	if err == nil {
-		_, err = settings.Update(r.Context(), s.DB, p, time.Now())
-	}
-	if fe := fieldErrors(err); fe != nil {
-		s.showSettings(w, r, u, httpx.Status(err), "", fe)
-		return
-	}
-	if err != nil {
-		s.fail(w, err, u)
-		return
-	}
-	http.Redirect(w, r, "/admin/settings?done="+done+"#organisation-h", http.StatusSeeOther)
+	s.updateSettings(w, r, u, p, err, "/admin/settings?done="+done+"#organisation-h")
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.
