@@ -85,7 +85,8 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 		}
 	}
 	p.listID = fmt.Sprintf("%s <c%d.%s>", strings.NewReplacer("<", "", ">", "", "\"", "").Replace(c.Name), c.no, domain)
-	identity := strings.NewReplacer("{{"+TagSenderName+"}}", htmlEscape(sender), "{{"+TagPostalAddress+"}}", htmlEscape(st.PostalAddress))
+	identity := strings.NewReplacer("{{"+TagSenderName+"}}", htmlEscape(sender), "{{"+TagPostalAddress+"}}", htmlEscape(st.PostalAddress),
+		"{{"+TagPrivacyContact+"}}", htmlEscape(privacyLine(st)))
 	for _, v := range c.Variants {
 		body := strings.Replace(normalizeTags(layout), "{{"+TagContent+"}}", v.HTML, 1)
 		cv := &compiledVariant{lang: v.Language, subject: compile(v.Subject, false), html: compile(identity.Replace(body), true)}
@@ -120,11 +121,20 @@ func textFooter(st settings.Settings) string {
 	if st.PostalAddress != "" {
 		b.WriteString(st.PostalAddress + "\n")
 	}
-	if c := st.Controller("").PrivacyContact(); c != "" {
-		b.WriteString("Privacy: " + c + "\n")
+	if l := privacyLine(st); l != "" {
+		b.WriteString(l + "\n")
 	}
 	b.WriteString("Unsubscribe: {{" + TagUnsubscribeURL + "}}\nYour preferences: {{" + TagPreferencesURL + "}}\n")
 	return b.String()
+}
+
+// privacyLine names the operator's privacy contact in a campaign footer;
+// empty when none is set.
+func privacyLine(st settings.Settings) string {
+	if c := st.Controller("").PrivacyContact(); c != "" {
+		return "Privacy contact: " + c
+	}
+	return ""
 }
 
 // variantFor returns the compiled content for a contact's language.
