@@ -239,7 +239,7 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 			p.Logo = &data
 		}
 	}
-	s.updateSettings(w, r, u, p, err, "/admin/settings?done="+done+"#organisation-h")
+	s.updateSettings(w, r, u, p, err, "/admin/settings?done="+done)
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.
