@@ -374,6 +374,9 @@ func (g *schemaGen) schema(t reflect.Type, u use) map[string]any {
 	case reflect.Float64, reflect.Float32:
 		return map[string]any{"type": "number"}
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 { // encoding/json writes bytes in base64
+			return map[string]any{"type": "string", "format": "byte"}
+		}
 		return map[string]any{"type": "array", "items": g.schema(t.Elem(), u)}
 	case reflect.Map:
 		return map[string]any{"type": "object", "additionalProperties": true}

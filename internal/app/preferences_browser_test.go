@@ -32,15 +32,7 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 				"access_email":false,"allow_stop_processing":false,"allow_erasure":false}`, 200, nil)
 			card := purposeID(e, "Card on file")
 
-			var link string
-			for _, l := range e.smtp.Wait(t, 1)[0].Links() {
-				if strings.HasPrefix(l, e.srv.URL+"/p/") {
-					link = l
-				}
-			}
-			if link == "" {
-				t.Fatal("the right-to-be-informed email has no preferences link")
-			}
+			link := e.preferencesLinkIn(e.smtp.Wait(t, 1)[0])
 			text := func(css string) string {
 				t.Helper()
 				v, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(css)))

@@ -22,6 +22,9 @@ const (
 	TagContent       = "content"
 	TagSenderName    = "sender_name"
 	TagPostalAddress = "postal_address"
+	// TagPrivacyContact is "Privacy contact: " and the operator's privacy
+	// contact (name and address), or nothing when none is set.
+	TagPrivacyContact = "privacy_contact"
 )
 
 // BodyTags are the tags a campaign's subject and bodies may hold.
@@ -29,7 +32,7 @@ var BodyTags = []string{TagFirstName, TagLastName, TagUnsubscribeURL, TagPrefere
 
 // TemplateTags are the tags a template may hold: the body tags, where the
 // body goes and the operator's identity.
-var TemplateTags = append([]string{TagContent, TagSenderName, TagPostalAddress}, BodyTags...)
+var TemplateTags = append([]string{TagContent, TagSenderName, TagPostalAddress, TagPrivacyContact}, BodyTags...)
 
 var tagRE = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -423,6 +424,44 @@ func TestRenderDraftIsWhatIsSaved(t *testing.T) {
 		}
 		if n := campaigns(); n != before {
 			t.Fatalf("the drafts wrote: %d rows, then %d", before, n)
+		}
+	})
+}
+
+// TestCampaignFooterNamesTheOperator: the built-in layout's footer and the
+// plain-text part name the operator: the organisation while no campaign
+// sender name is set, then the sender name, with the postal address and
+// the privacy contact; with none of it set, no empty label is left.
+func TestCampaignFooterNamesTheOperator(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		in := campaign.Input{Name: ptr("Spring"), Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}
+		render := func() *campaign.Rendered {
+			t.Helper()
+			r, err := f.sender.RenderDraft(ctx, in, "en", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := render(); strings.Contains(r.Text, "Privacy contact") || strings.Contains(r.HTML, "Privacy contact") {
+			t.Fatalf("with no identity set: %s", r.Text)
+		}
+		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("dpo@acme.example"), IdentityPatch: settings.IdentityPatch{
+			OrganisationName: ptr("Acme Ltd"), PostalAddress: ptr("1 Main Street"), PrivacyContactName: ptr("Dana Protector")}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r := render()
+		if !strings.Contains(r.HTML, "<p>Acme Ltd<br>1 Main Street</p>\n<p>Privacy contact: Dana Protector &lt;dpo@acme.example&gt;</p>") ||
+			!strings.Contains(r.Text, "--\nAcme Ltd\n1 Main Street\nPrivacy contact: Dana Protector <dpo@acme.example>\n") {
+			t.Fatalf("footer:\n%s\n%s", r.HTML, r.Text)
+		}
+		if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr("Acme News")}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if r := render(); !strings.Contains(r.HTML, "<p>Acme News<br>1 Main Street</p>") || !strings.Contains(r.Text, "--\nAcme News\n") {
+			t.Fatalf("with a sender name:\n%s\n%s", r.HTML, r.Text)
 		}
 	})
 }

@@ -70,11 +70,12 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 	}
 	p := &prepared{c: c, variants: map[string]*compiledVariant{}, links: links, key: key, domain: domain, now: s.now}
 	p.from = defaultFrom
+	sender := st.CampaignSenderName()
 	if st.SenderAddress != "" {
-		p.from = (&mail.Address{Name: st.SenderName, Address: st.SenderAddress}).String()
-	} else if st.SenderName != "" {
+		p.from = (&mail.Address{Name: sender, Address: st.SenderAddress}).String()
+	} else if sender != "" {
 		if a, err := mail.ParseAddress(defaultFrom); err == nil {
-			p.from = (&mail.Address{Name: st.SenderName, Address: a.Address}).String()
+			p.from = (&mail.Address{Name: sender, Address: a.Address}).String()
 		}
 	}
 	p.bounce = st.BounceAddress
@@ -84,7 +85,8 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 		}
 	}
 	p.listID = fmt.Sprintf("%s <c%d.%s>", strings.NewReplacer("<", "", ">", "", "\"", "").Replace(c.Name), c.no, domain)
-	identity := strings.NewReplacer("{{"+TagSenderName+"}}", htmlEscape(st.SenderName), "{{"+TagPostalAddress+"}}", htmlEscape(st.PostalAddress))
+	identity := strings.NewReplacer("{{"+TagSenderName+"}}", htmlEscape(sender), "{{"+TagPostalAddress+"}}", htmlEscape(st.PostalAddress),
+		"{{"+TagPrivacyContact+"}}", htmlEscape(privacyLine(st)))
 	for _, v := range c.Variants {
 		body := strings.Replace(normalizeTags(layout), "{{"+TagContent+"}}", v.HTML, 1)
 		cv := &compiledVariant{lang: v.Language, subject: compile(v.Subject, false), html: compile(identity.Replace(body), true)}
@@ -109,18 +111,30 @@ func htmlEscape(s string) string {
 }
 
 // textFooter is the plain-text part's footer: who sends, their postal
-// address, and the links to leave.
+// address, their privacy contact, and the links to leave.
 func textFooter(st settings.Settings) string {
 	var b strings.Builder
 	b.WriteString("\n--\n")
-	if st.SenderName != "" {
-		b.WriteString(st.SenderName + "\n")
+	if name := st.CampaignSenderName(); name != "" {
+		b.WriteString(name + "\n")
 	}
 	if st.PostalAddress != "" {
 		b.WriteString(st.PostalAddress + "\n")
 	}
+	if l := privacyLine(st); l != "" {
+		b.WriteString(l + "\n")
+	}
 	b.WriteString("Unsubscribe: {{" + TagUnsubscribeURL + "}}\nYour preferences: {{" + TagPreferencesURL + "}}\n")
 	return b.String()
+}
+
+// privacyLine names the operator's privacy contact in a campaign footer;
+// empty when none is set.
+func privacyLine(st settings.Settings) string {
+	if c := st.Controller("").PrivacyContact(); c != "" {
+		return "Privacy contact: " + c
+	}
+	return ""
 }
 
 // variantFor returns the compiled content for a contact's language.

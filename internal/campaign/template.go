@@ -18,7 +18,7 @@ import (
 type Template struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
-	HTML      string    `json:"html" doc:"HTML with {{content}} where the campaign's body goes, and optionally {{sender_name}}, {{postal_address}} and the body tags"`
+	HTML      string    `json:"html" doc:"HTML with {{content}} where the campaign's body goes, and optionally {{sender_name}}, {{postal_address}}, {{privacy_contact}} and the body tags"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -30,8 +30,8 @@ type TemplateInput struct {
 }
 
 // DefaultLayout is the layout of a campaign without a template: the body,
-// then a footer that names the sender, gives their postal address and the
-// links to unsubscribe and to the preferences page.
+// then a footer that names the sender, gives their postal address, their
+// privacy contact and the links to unsubscribe and to the preferences page.
 const DefaultLayout = `<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="margin:0;padding:0;background:#f4f4f4">
@@ -40,6 +40,7 @@ const DefaultLayout = `<!doctype html>
 </div>
 <div style="max-width:600px;margin:0 auto;padding:16px 24px;font-family:Arial,sans-serif;font-size:12px;line-height:1.5;color:#555555">
 <p>{{sender_name}}<br>{{postal_address}}</p>
+<p>{{privacy_contact}}</p>
 <p><a href="{{unsubscribe_url}}">Unsubscribe</a> | <a href="{{preferences_url}}">Your preferences</a> | <a href="{{view_in_browser_url}}">View in your browser</a></p>
 </div>
 </body></html>`

@@ -36,6 +36,10 @@ type Config struct {
 	SMTPConnections int
 	// MailFrom is the sender of every email, "Name <address>".
 	MailFrom string
+	// MailFromNamed is set when CONSENTRY_MAIL_FROM gives a name: the
+	// operator chose it. Otherwise the organisation name in the settings,
+	// once set, names the sender instead of the default.
+	MailFromNamed bool
 	// KeysetFile is the keyset that encrypts sensitive fields, and MasterKey
 	// the key it is encrypted under. Both empty: generated next to the
 	// embedded database on first run (not for PostgreSQL).
@@ -73,7 +77,7 @@ var Settings = []Setting{
 	{"CONSENTRY_LOG_FORMAT", "text", "text or json"},
 	{"CONSENTRY_SMTP_URL", "", "smtp://[user:password@]host[:587] (STARTTLS required; ?tls=opportunistic or ?tls=none for a relay on the same machine) or smtps://host[:465]; without it email goes to the dev mailbox at /dev/mailbox"},
 	{"CONSENTRY_SMTP_CONNECTIONS", "4", "connections to the SMTP server, 1 to 64"},
-	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email"},
+	{"CONSENTRY_MAIL_FROM", "Consentry <consentry@<host of CONSENTRY_BASE_URL>>", "the sender of every email; unless it gives a name of its own, email is sent in the organisation name set in the settings"},
 	{"CONSENTRY_KEYSET_FILE", "<data directory>/keyset.json with SQLite", "the keyset that encrypts sensitive fields (make one with consentry keys create)"},
 	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
 	{"CONSENTRY_TRUSTED_PROXIES", "", "reverse proxies whose X-Forwarded-For gives the client address, e.g. 127.0.0.1 or 10.0.0.0/8"},
@@ -150,8 +154,10 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		baseHost = u.Hostname()
 	}
 	c.MailFrom = get("CONSENTRY_MAIL_FROM", "Consentry <consentry@"+baseHost+">")
-	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+	if a, err := mail.ParseAddress(c.MailFrom); err != nil {
 		bad("CONSENTRY_MAIL_FROM", "must be an address, optionally with a name: Acme <privacy@acme.example>")
+	} else {
+		c.MailFromNamed = a.Name != "" && strings.TrimSpace(getenv("CONSENTRY_MAIL_FROM")) != ""
 	}
 	c.KeysetFile = get("CONSENTRY_KEYSET_FILE", "")
 	c.MasterKey = get("CONSENTRY_MASTER_KEY", "")

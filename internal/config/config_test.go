@@ -72,3 +72,15 @@ func TestUnknownVariables(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestMailFromNamed: only a name the operator gave CONSENTRY_MAIL_FROM
+// counts as theirs; the default's "Consentry" and a bare address leave the
+// sender to be named by the organisation name in the settings.
+func TestMailFromNamed(t *testing.T) {
+	for from, named := range map[string]bool{"": false, "news@acme.example": false, "Acme News <news@acme.example>": true} {
+		c, err := FromEnv(env(map[string]string{"CONSENTRY_MAIL_FROM": from}))
+		if err != nil || c.MailFromNamed != named {
+			t.Errorf("%q: named %v, want %v (%v)", from, c.MailFromNamed, named, err)
+		}
+	}
+}

@@ -194,7 +194,11 @@ func (s *Service) handleTx(tx *store.Tx, m *Message, now time.Time) (string, err
 func (s *Service) sendConfirmation(tx *store.Tx, requestID, contactID, address, lang string, now time.Time) error {
 	expires := now.Add(LinkValidity)
 	link := mail.NewLink(auth.PurposeRequestConfirmation, requestID, expires)
-	text, html, err := s.Mail.Render("request_confirm", map[string]any{"Lang": lang, "Sender": s.Sender,
+	from, err := settings.ControllerInTx(tx, s.Sender)
+	if err != nil {
+		return err
+	}
+	text, html, err := s.Mail.Render("request_confirm", map[string]any{"Lang": lang, "Sender": from,
 		"Link":       strings.TrimRight(s.BaseURL, "/") + "/r/" + link.Placeholder + "?lang=" + lang,
 		"ValidUntil": expires.Format(time.DateOnly)})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ type Deliverer struct {
 	Log       *slog.Logger
 	// From is the sender, "Name <address>" or an address.
 	From string
+	// FromNamed says the operator chose From's name; otherwise the
+	// organisation name in the settings, when set, names the sender.
+	FromNamed bool
 	// Domain is used in Message-IDs.
 	Domain string
 	// Now is the clock; tests set it.
@@ -106,6 +110,19 @@ func (d *Deliverer) RunDue(ctx context.Context) (int, error) {
 		}
 		total += len(batch)
 	}
+}
+
+// from is the sender of the messages: From, named by the organisation when
+// the operator gave From no name of their own.
+func (d *Deliverer) from(st settings.Settings) string {
+	if d.FromNamed || st.OrganisationName == "" {
+		return d.From
+	}
+	a, err := mail.ParseAddress(d.From)
+	if err != nil {
+		return d.From
+	}
+	return (&mail.Address{Name: st.OrganisationName, Address: a.Address}).String()
 }
 
 // anyDue looks, without writing, whether a claim would find anything.
@@ -192,6 +209,11 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			return err
 		}
 		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
+		if from := d.from(st); from != d.From {
+			for _, r := range rs {
+				r.c.env.From = from
+			}
+		}
 		for _, r := range rs {
 			if !r.contactID.Valid && r.fixedTo != "" && fixedAddress(r.c.kind) {
 				reason, err := fixedGate(tx, r.c.kind, r.fixedTo, r.links, r.badLinks, d.Now())

@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -278,7 +279,7 @@ func TestPersonalLinksAreMadeAsTheyAreSent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text, html, err := tmpl.Render("preferences_change", map[string]any{"Lang": "sv", "Name": "Lena", "Link": url, "Hours": 48, "Sender": "Acme"})
+		text, html, err := tmpl.Render("preferences_change", map[string]any{"Lang": "sv", "Name": "Lena", "Link": url, "Hours": 48, "Sender": settings.Controller{Name: "Acme"}})
 		if err != nil || !strings.Contains(html, `href="`+url+`"`) || !strings.Contains(text, url) {
 			t.Fatalf("rendered (%v):\n%s\n%s", err, text, html)
 		}

@@ -424,7 +424,7 @@ func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now ti
 		// quotes: the reminder quotes the same, and the confirmation
 		// records them.
 		rows[i] = []any{inv, r.id, EMarketing, r.text.Version, r.text.Language, StatusInvited, trigger, store.Micros(now), store.Micros(expires)}
-		if msgs[i], err = b.linkMessage(r.recipient, inv, r.text.Text, expires, false); err != nil {
+		if msgs[i], err = b.linkMessage(r.recipient, st.Controller(s.Sender), inv, r.text.Text, expires, false); err != nil {
 			return err
 		}
 	}
@@ -548,7 +548,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				if r == nil {
 					continue // the contact is gone with their invitation
 				}
-				m, err := reminders.linkMessage(r, i.id, i.text, store.FromMicros(i.expires), true)
+				m, err := reminders.linkMessage(r, st.Controller(s.Sender), i.id, i.text, store.FromMicros(i.expires), true)
 				if err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -37,6 +38,7 @@ type bodies struct {
 	// consent text shown in each language and the expiry date.
 	texts      map[string]string
 	validUntil time.Time
+	from       settings.Controller
 	// Renderings made since the last call of worthWarming, in a
 	// transaction (missed) and ahead of one (ahead).
 	missed, ahead int
@@ -45,6 +47,7 @@ type bodies struct {
 type bodyKey struct {
 	lang, name, consentText, validUntil string
 	reminder                            bool
+	from                                settings.Controller // who the email names as sender and controller
 }
 
 // body is a rendered email, its bodies cut where the stand-in was.
@@ -65,13 +68,13 @@ func (s *Service) newBodies() *bodies {
 // linkMessage returns the email that carries the invitation's
 // confirmation link to r: the invitation, or its reminder. The link's
 // token is issued as the email is sent (mail.Link).
-func (b *bodies) linkMessage(r *recipient, invitation, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
+func (b *bodies) linkMessage(r *recipient, from settings.Controller, invitation, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
 	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
-	k := bodyKey{lang: r.lang, name: r.name, consentText: consentText, validUntil: expires.Format("2006-01-02"), reminder: reminder}
+	k := bodyKey{lang: r.lang, name: r.name, consentText: consentText, validUntil: expires.Format("2006-01-02"), reminder: reminder, from: from}
 	b.mu.Lock()
 	got := b.memo[k]
 	if !reminder {
-		b.texts[r.lang], b.validUntil = consentText, expires
+		b.texts[r.lang], b.validUntil, b.from = consentText, expires, from
 	}
 	b.mu.Unlock()
 	if got == nil {
@@ -92,7 +95,7 @@ func (b *bodies) linkMessage(r *recipient, invitation, consentText string, expir
 func (b *bodies) render(k bodyKey) (*body, error) {
 	s := b.s
 	data := map[string]any{"Lang": k.lang, "Name": k.name, "Reminder": k.reminder, "ConsentText": k.consentText,
-		"Link": s.BaseURL + "/confirm/" + b.stand, "ValidUntil": k.validUntil, "Sender": s.Sender}
+		"Link": s.BaseURL + "/confirm/" + b.stand, "ValidUntil": k.validUntil, "Sender": k.from}
 	text, html, err := s.Mail.Render("double_opt_in", data)
 	if err != nil {
 		return nil, fmt.Errorf("optin: render email: %w", err)
@@ -138,7 +141,7 @@ func (b *bodies) warm(ctx context.Context, ids []string) {
 	for l, t := range b.texts {
 		texts[l] = t
 	}
-	validUntil := b.validUntil.Format("2006-01-02")
+	validUntil, from := b.validUntil.Format("2006-01-02"), b.from
 	b.mu.Unlock()
 	if len(texts) == 0 || len(ids) == 0 {
 		return
@@ -157,7 +160,7 @@ func (b *bodies) warm(ctx context.Context, ids []string) {
 		if !ok {
 			continue
 		}
-		k := bodyKey{lang: lang, name: p[0], consentText: text, validUntil: validUntil}
+		k := bodyKey{lang: lang, name: p[0], consentText: text, validUntil: validUntil, from: from}
 		b.mu.Lock()
 		done := b.memo[k] != nil
 		b.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -32,6 +33,7 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 	s := newTestService(t, nil)
 	b := s.newBodies()
 	expires := time.Date(2026, 12, 24, 9, 0, 0, 0, time.UTC)
+	from := settings.Controller{Name: s.Sender, PostalAddress: "1 <Main> Street\nSpringfield", PrivacyEmail: "dpo@acme.example"}
 	names := []string{"", "Anna", `Zoë <b>"O'Hara"</b> & +%s`, b.stand}
 	texts := []string{"I agree to receive news.", `Nyheter & <erbjudanden> "per e-post" %d`}
 	for _, lang := range i18n.Languages {
@@ -40,7 +42,7 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 				for _, reminder := range []bool{false, true} {
 					for range 2 { // the second time from what the first kept
 						r := &recipient{id: "c1", name: name, lang: lang}
-						m, err := b.linkMessage(r, "inv-1", text, expires, reminder)
+						m, err := b.linkMessage(r, from, "inv-1", text, expires, reminder)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -48,7 +50,7 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 							t.Fatalf("links %+v", m.Links)
 						}
 						data := map[string]any{"Lang": lang, "Name": name, "Reminder": reminder, "ConsentText": text,
-							"Link": s.BaseURL + "/confirm/" + m.Links[0].Placeholder, "ValidUntil": "2026-12-24", "Sender": s.Sender}
+							"Link": s.BaseURL + "/confirm/" + m.Links[0].Placeholder, "ValidUntil": "2026-12-24", "Sender": from}
 						text, html, err := s.Mail.Render("double_opt_in", data)
 						if err != nil {
 							t.Fatal(err)
@@ -76,8 +78,8 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 	}
 	// Each copy has its own link.
 	r := &recipient{id: "c1", name: "Anna", lang: "en"}
-	m1, _ := b.linkMessage(r, "inv-1", texts[0], expires, false)
-	m2, _ := b.linkMessage(r, "inv-2", texts[0], expires, false)
+	m1, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-1", texts[0], expires, false)
+	m2, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-2", texts[0], expires, false)
 	if m1.Links[0].Placeholder == m2.Links[0].Placeholder || !strings.Contains(m2.Text, m2.Links[0].Placeholder) ||
 		strings.Contains(m2.Text, m1.Links[0].Placeholder) || strings.Contains(m2.HTML, b.stand) {
 		t.Fatal("two invitations share a link")
@@ -86,10 +88,10 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 	// Rendering ahead stops while every email is found rendered, and
 	// starts again when one is not.
 	b.worthWarming()
-	if _, err := b.linkMessage(r, "inv-3", texts[0], expires, false); err != nil || b.worthWarming() {
+	if _, err := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-3", texts[0], expires, false); err != nil || b.worthWarming() {
 		t.Fatalf("worth rendering ahead after a batch that found everything rendered (%v)", err)
 	}
-	if _, err := b.linkMessage(&recipient{id: "c2", name: "Britta", lang: "en"}, "inv-4", texts[0], expires, false); err != nil || !b.worthWarming() {
+	if _, err := b.linkMessage(&recipient{id: "c2", name: "Britta", lang: "en"}, settings.Controller{Name: "Acme"}, "inv-4", texts[0], expires, false); err != nil || !b.worthWarming() {
 		t.Fatalf("not worth rendering ahead after a batch that rendered (%v)", err)
 	}
 }

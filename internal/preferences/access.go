@@ -77,7 +77,7 @@ func (s *Service) AccessSweep(ctx context.Context) (int, error) {
 				}
 				lang := i18n.Match(w.lang, "")
 				url, link := PageLink(s.BaseURL, st, now)
-				text, html, err := s.Mail.Render("preferences_access", map[string]any{"Lang": lang, "Name": w.name, "Link": url, "Sender": s.Sender})
+				text, html, err := s.Mail.Render("preferences_access", map[string]any{"Lang": lang, "Name": w.name, "Link": url, "Sender": st.Controller(s.Sender)})
 				if err != nil {
 					return fmt.Errorf("preferences: render email: %w", err)
 				}
@@ -229,7 +229,7 @@ func (s *Service) SendLink(ctx context.Context, email, lang string) error {
 		}
 		now := s.now()
 		url, link := PageLink(s.BaseURL, st, now)
-		text, html, err := s.Mail.Render("preferences_link", map[string]any{"Lang": lang, "Name": name, "Link": url, "Sender": s.Sender,
+		text, html, err := s.Mail.Render("preferences_link", map[string]any{"Lang": lang, "Name": name, "Link": url, "Sender": st.Controller(s.Sender),
 			"Hours": st.PreferencesLinkHours})
 		if err != nil {
 			return fmt.Errorf("preferences: render email: %w", err)

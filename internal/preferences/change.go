@@ -20,6 +20,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/requests"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -244,8 +245,12 @@ func (s *Service) Request(ctx context.Context, contactID string, c *Change, lang
 		if err := tx.QueryRow(`SELECT first_name FROM contacts WHERE id = $1`, contactID).Scan(&first); err != nil {
 			return fmt.Errorf("preferences: read contact: %w", err)
 		}
+		from, err := settings.ControllerInTx(tx, s.Sender)
+		if err != nil {
+			return err
+		}
 		text, html, err := s.Mail.Render("preferences_change", map[string]any{"Lang": lang, "Name": first, "Lines": c.Lines(lang),
-			"Link": s.BaseURL + "/p/confirm/" + link.Placeholder, "Hours": ConfirmHours, "Sender": s.Sender})
+			"Link": s.BaseURL + "/p/confirm/" + link.Placeholder, "Hours": ConfirmHours, "Sender": from})
 		if err != nil {
 			return fmt.Errorf("preferences: render email: %w", err)
 		}

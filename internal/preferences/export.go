@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/requests"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -60,8 +61,12 @@ func (s *Service) RequestExport(ctx context.Context, contactID, lang string) (st
 			return fmt.Errorf("preferences: read contact: %w", err)
 		}
 		link := mail.NewLink(auth.PurposeExport, id, now.Add(ExportLinkHours*time.Hour))
+		from, err := settings.ControllerInTx(tx, s.Sender)
+		if err != nil {
+			return err
+		}
 		text, html, err := s.Mail.Render("export_link", map[string]any{"Lang": lang, "Name": first,
-			"Link": s.BaseURL + "/p/export/" + link.Placeholder, "Hours": ExportLinkHours, "Sender": s.Sender})
+			"Link": s.BaseURL + "/p/export/" + link.Placeholder, "Hours": ExportLinkHours, "Sender": from})
 		if err != nil {
 			return fmt.Errorf("preferences: render email: %w", err)
 		}

@@ -19,8 +19,9 @@ type informedPurpose struct{ Name, Basis, Description string }
 // "right to be informed" email (R14) to a newly registered contact: what is
 // stored about them, the purposes that apply to them (those they consented
 // to, and those whose legal basis is not consent) each with its legal
-// basis, who the controller is (sender), and a link to their preferences
-// page. The email is composed just before the creating transaction commits,
+// basis, who the controller is with their postal address and privacy
+// contact (GDPR Art. 13; the settings' organisation, else sender), and a
+// link to their preferences page. The email is composed just before the creating transaction commits,
 // so that consents recorded with the contact, after the hook ran, are
 // included.
 func InformOnCreate(tmpl *mail.Templates, baseURL, sender string) func(tx *store.Tx, c *contact.Contact, now time.Time) error {
@@ -96,7 +97,7 @@ func queueInformed(tx *store.Tx, tmpl *mail.Templates, c *contact.Contact, st se
 	}
 	url, link := PageLink(baseURL, st, now)
 	text, html, err := tmpl.Render("right_to_be_informed", map[string]any{"Lang": lang, "Name": c.FirstName, "Fields": fields,
-		"Purposes": purposes, "Link": url, "Sender": sender})
+		"Purposes": purposes, "Link": url, "Sender": st.Controller(sender)})
 	if err != nil {
 		return fmt.Errorf("preferences: render the right-to-be-informed email: %w", err)
 	}

@@ -56,10 +56,10 @@ func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind str
 	case errors.Is(err, campaign.ErrLinkExpired):
 		s.linkExpired(w, r, http.StatusGone, "", "")
 	case errors.Is(err, campaign.ErrBadLink):
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 	default:
 		s.Log.Error("campaign link", "err", err)
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 	}
 	return nil, 0, false
 }
@@ -77,10 +77,10 @@ func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request)
 	manage, err := s.CampaignLinks.URL(r.Context(), campaign.LinkPreferences, t.Recipient, 0)
 	if err != nil {
 		s.Log.Error("campaign preferences link", "err", err)
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
-	s.render(w, http.StatusOK, "campaign_unsub", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.title"),
+	s.render(w, r, http.StatusOK, "campaign_unsub", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.title"),
 		"Question": q, "Manage": strings.TrimPrefix(manage, s.CampaignLinks.BaseURL)})
 }
 
@@ -113,7 +113,7 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) campaignUnsubscribed(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.done.title"),
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.done.title"),
 		"Text": i18n.T(l, "campaign.unsub.done.text")})
 }
 
@@ -129,7 +129,7 @@ func (s *Server) campaignPreferences(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, preferences.ErrNoSession) {
 			s.Log.Error("open preferences session", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	s.toSession(w, r, secret, expires, "/p#email")
@@ -149,7 +149,7 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, campaign.ErrBadLink) {
 			s.Log.Error("campaign view", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	w.Header().Set("Content-Security-Policy", viewPolicy)
@@ -188,7 +188,7 @@ func (s *Server) campaignClick(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, campaign.ErrBadLink) {
 			s.Log.Error("campaign click", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	s.Tracker.Record(t.Recipient, campaign.EventClick, n)

@@ -49,7 +49,7 @@ func (s *Server) askExport(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.Prefs.Build(r.Context(), id)
 	if err != nil {
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, p.Contact.Language)
@@ -80,7 +80,7 @@ func redirectKeepingLang(w http.ResponseWriter, r *http.Request, path string) {
 
 func (s *Server) exportSent(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.export.sent.title"),
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.export.sent.title"),
 		"Text": i18n.T(l, "prefs.export.sent.text", preferences.ExportLinkHours)})
 }
 
@@ -92,11 +92,11 @@ func (s *Server) exportPage(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, preferences.ErrNoExport) {
 			s.Log.Error("read export link", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, contactLang)
-	s.render(w, http.StatusOK, "export", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.export.title"), "Formats": export.Formats})
+	s.render(w, r, http.StatusOK, "export", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.export.title"), "Formats": export.Formats})
 }
 
 // download sends the contact their own data in the format posted.
@@ -119,7 +119,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 			return
 		}
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
 	httpx.Attachment(w, f.ContentType(), e.FileName(f))

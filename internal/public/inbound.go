@@ -38,10 +38,10 @@ func (s *Server) requestConfirmPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ok {
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
-	s.render(w, http.StatusOK, "request_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request.title")})
+	s.render(w, r, http.StatusOK, "request_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request.title")})
 }
 
 // requestConfirm confirms and redirects to the page that says so, so that
@@ -56,7 +56,7 @@ func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, inbound.ErrNotConfirmed) {
 			s.Log.Error("confirm request", "err", err)
 		}
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
 	http.Redirect(w, r, "/r/confirmed?"+url.Values{"lang": {l}}.Encode(), http.StatusSeeOther)
@@ -64,6 +64,6 @@ func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) requestConfirmed(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request_done.title"),
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request_done.title"),
 		"Text": i18n.T(l, "page.request_done.text")})
 }

@@ -74,7 +74,7 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 				s.linkExpired(w, r, http.StatusGone, "", "")
 				return
 			}
-			s.invalid(w, lang(r, ""))
+			s.invalid(w, r, lang(r, ""))
 			return
 		}
 		s.toSession(w, r, secret, expires, to)
@@ -105,7 +105,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) string {
 		}
 	}
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended.title"), "Text": i18n.T(l, "prefs.ended.text")})
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended.title"), "Text": i18n.T(l, "prefs.ended.text")})
 	return ""
 }
 
@@ -125,7 +125,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 		if !errs.Is(err, errs.KindNotFound) {
 			s.Log.Error("build preferences page", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, p.Contact.Language)
@@ -134,7 +134,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
 		action += "?lang=" + strings.ToLower(q) // the choice stays on the page's own posts
 	}
-	s.render(w, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
+	s.render(w, r, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
 		"Errors": placeErrors(p, fieldErrs), "Notice": notice, "Action": action})
 }
 
@@ -195,7 +195,7 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.Prefs.Build(r.Context(), id)
 	if err != nil {
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, p.Contact.Language)
@@ -213,7 +213,7 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, id, l, err)
 		return
 	}
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
 		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours)})
 }
 
@@ -253,7 +253,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/p", MaxAge: -1, HttpOnly: true,
 		Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended_by_you.title"), "Text": i18n.T(l, "prefs.ended_by_you.text")})
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended_by_you.title"), "Text": i18n.T(l, "prefs.ended_by_you.text")})
 }
 
 func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
@@ -262,11 +262,11 @@ func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, preferences.ErrNoChange) {
 			s.Log.Error("read pending preferences change", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, p.Lang)
-	s.render(w, http.StatusOK, "prefs_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.confirm.title"), "Lines": p.Change.Lines(l)})
+	s.render(w, r, http.StatusOK, "prefs_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.confirm.title"), "Lines": p.Change.Lines(l)})
 }
 
 func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
@@ -275,9 +275,9 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		l := lang(r, "")
 		switch e := errs.As(err); {
 		case errors.Is(err, preferences.ErrNoChange):
-			s.invalid(w, l)
+			s.invalid(w, r, l)
 		case e != nil:
-			s.render(w, httpx.Status(err), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
+			s.render(w, r, httpx.Status(err), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
 				"Text": i18n.T(l, "prefs.not_applied.text")})
 		default:
 			s.Log.Error("confirm preferences change", "err", err)
@@ -286,7 +286,7 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, p.Lang)
-	s.render(w, http.StatusOK, "prefs_done", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)})
+	s.render(w, r, http.StatusOK, "prefs_done", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)})
 }
 
 // oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is
@@ -309,7 +309,7 @@ func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.unsubscribed.title"), "Text": i18n.T(l, "prefs.unsubscribed.text")})
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.unsubscribed.title"), "Text": i18n.T(l, "prefs.unsubscribed.text")})
 }
 
 // linkExpired shows the page for an unsubscribe link that no longer works:
@@ -321,7 +321,7 @@ func (s *Server) linkExpired(w http.ResponseWriter, r *http.Request, status int,
 	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
 		action += "?lang=" + strings.ToLower(q)
 	}
-	s.render(w, status, "link_expired", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_expired.title"),
+	s.render(w, r, status, "link_expired", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_expired.title"),
 		"Action": action, "Email": email, "Error": problem})
 }
 
@@ -362,7 +362,7 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 // newLinkSent is where askNewLink leads, whatever the address.
 func (s *Server) newLinkSent(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_sent.title"), "Text": i18n.T(l, "prefs.link_sent.text")})
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_sent.title"), "Text": i18n.T(l, "prefs.link_sent.text")})
 }
 
 // oneClickForm reads an RFC 8058 one-click post; it reports false after

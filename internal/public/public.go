@@ -12,6 +12,7 @@
 package public
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -24,12 +25,14 @@ import (
 
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
 )
@@ -88,7 +91,10 @@ type Server struct {
 	OptIn   *optin.Service
 	Log     *slog.Logger
 	Mailbox bool // the dev mailbox is the transport, so show it
-	Prefs   *preferences.Service
+	// Sender names the operator on pages when the settings give no
+	// organisation name: the name of the server's CONSENTRY_MAIL_FROM.
+	Sender string
+	Prefs  *preferences.Service
 	// SecureCookies marks cookies Secure; set when the base URL is https.
 	SecureCookies bool
 	IPs           clientip.Resolver
@@ -131,6 +137,7 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
+	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
 	s.webformRoutes()
 	s.preferenceRoutes()
 	s.exportRoutes()
@@ -156,11 +163,12 @@ func New(s *Server) (*Server, error) {
 	return s, nil
 }
 
-// publicPolicy lets pages use their own inline styles and nothing else,
+// publicPolicy lets pages use their own inline styles and images (the
+// operator's logo) and nothing else,
 // post forms only here, and be framed by no one; no referrer leaves, so a
 // token in the address never reaches another site.
 var publicPolicy = httpx.Policy{
-	CSP:      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	CSP:      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 	Referrer: "no-referrer",
 }
 
@@ -216,7 +224,16 @@ func lang(r *http.Request, contactLang string) string {
 	return i18n.Match("", r.Header.Get("Accept-Language"))
 }
 
-func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
+// render writes page with data, and with the operator (Operator) for the
+// header and footer that name the controller on every page. Settings that
+// cannot be read leave the configured sender name, so the page still
+// names someone.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+	st, err := settings.Get(r.Context(), s.DB.Read)
+	if err != nil {
+		s.Log.Error("render page: read settings", "page", page, "err", err)
+	}
+	data["Operator"] = st.Controller(s.Sender)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := s.pages[page].Execute(w, data); err != nil {
@@ -224,20 +241,48 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, data map
 	}
 }
 
+// logo serves the operator's logo with the type its content was
+// recognised as when uploaded (never SVG), and nosniff so that no browser
+// takes it for anything else. Its address with the current version
+// (settings LogoURL, which the pages use) is cached for a day, as a new
+// logo has a new address; the bare address is checked each time, by its
+// ETag.
+func (s *Server) logo(w http.ResponseWriter, r *http.Request) {
+	l, err := settings.GetLogo(r.Context(), s.DB.Read)
+	if errs.As(err) != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.Log.Error("serve logo", "err", err)
+		http.Error(w, "The logo could not be read.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", l.ContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", l.ETag)
+	h.Set("Cache-Control", "no-cache")
+	if r.URL.Query().Get("v") == l.Version() {
+		h.Set("Cache-Control", "public, max-age=86400")
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(l.Data))
+}
+
 // invalid is the one page for every link that cannot be used, so that it
 // tells nothing about whether an address or a token exists.
-func (s *Server) invalid(w http.ResponseWriter, l string) {
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
+func (s *Server) invalid(w http.ResponseWriter, r *http.Request, l string) {
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
 }
 
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 	ok, contactLang := s.OptIn.Pending(r.Context(), r.PathValue("token"))
 	l := lang(r, contactLang)
 	if !ok {
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
-	s.render(w, http.StatusOK, "confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirm.title")})
+	s.render(w, r, http.StatusOK, "confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirm.title")})
 }
 
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
@@ -251,10 +296,10 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
 			s.Log.Error("confirm double opt-in", "err", err)
 		}
-		s.invalid(w, l)
+		s.invalid(w, r, l)
 		return
 	}
-	s.render(w, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
 }
 
 // truncateUA keeps a user agent within what evidence stores.
@@ -280,5 +325,5 @@ func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, "")
-	s.render(w, http.StatusOK, "mailbox", map[string]any{"Lang": l, "Title": i18n.T(l, "page.mailbox.title"), "Messages": msgs})
+	s.render(w, r, http.StatusOK, "mailbox", map[string]any{"Lang": l, "Title": i18n.T(l, "page.mailbox.title"), "Messages": msgs})
 }

@@ -78,11 +78,11 @@ func (s *Server) webformConfirmPage(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, webform.ErrNoConfirmation) {
 			s.Log.Error("read held webform post", "err", err)
 		}
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
 	l := lang(r, c.Lang)
-	s.render(w, http.StatusOK, "webform_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirm.title"), "Lines": c.Lines(l)})
+	s.render(w, r, http.StatusOK, "webform_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirm.title"), "Lines": c.Lines(l)})
 }
 
 // webformConfirm applies the post behind a confirmation link.
@@ -94,11 +94,11 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Webforms.Confirm(r.Context(), r.PathValue("token"), webform.Evidence{IP: ip, UserAgent: r.UserAgent()})
 	switch {
 	case errors.Is(err, webform.ErrNoConfirmation):
-		s.invalid(w, lang(r, ""))
+		s.invalid(w, r, lang(r, ""))
 		return
 	case errors.Is(err, webform.ErrNotApplied):
 		l := lang(r, "")
-		s.render(w, http.StatusConflict, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.not_applied.title"),
+		s.render(w, r, http.StatusConflict, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.not_applied.title"),
 			"Text": i18n.T(l, "webform.not_applied.text")})
 		return
 	case err != nil:
@@ -108,7 +108,7 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, c.Lang)
-	s.render(w, http.StatusOK, "webform_done", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)})
+	s.render(w, r, http.StatusOK, "webform_done", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)})
 }
 
 // formLang is the language a ?lang= parameter asks for, or "" for the
@@ -141,7 +141,7 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, v 
 		csp := w.Header().Get("Content-Security-Policy")
 		w.Header().Set("Content-Security-Policy", strings.Replace(csp, "form-action 'self'", "form-action 'self' "+v.RedirectOrigin, 1))
 	}
-	s.render(w, status, "webform", map[string]any{"Lang": v.Lang, "Title": v.Title, "Form": h})
+	s.render(w, r, status, "webform", map[string]any{"Lang": v.Lang, "Title": v.Title, "Form": h})
 }
 
 // webformError answers a form that does not exist with a 404 page and
@@ -149,15 +149,15 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, status int, v 
 func (s *Server) webformError(w http.ResponseWriter, r *http.Request, err error) {
 	l := lang(r, "")
 	if errs.Is(err, errs.KindNotFound) {
-		s.message(w, http.StatusNotFound, l, "webform.not_found")
+		s.message(w, r, http.StatusNotFound, l, "webform.not_found")
 		return
 	}
 	s.Log.Error("webform", "err", err)
 	http.Error(w, "The form could not be handled; please try again later.", http.StatusInternalServerError)
 }
 
-func (s *Server) message(w http.ResponseWriter, status int, l, key string) {
-	s.render(w, status, "message", map[string]any{"Lang": l, "Title": i18n.T(l, key+".title"), "Text": i18n.T(l, key+".text")})
+func (s *Server) message(w http.ResponseWriter, r *http.Request, status int, l, key string) {
+	s.render(w, r, status, "message", map[string]any{"Lang": l, "Title": i18n.T(l, key+".title"), "Text": i18n.T(l, key+".text")})
 }
 
 func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
@@ -165,14 +165,14 @@ func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 	ip := s.IPs.IP(r)
 	if !s.webform.ip.Allow(clientip.LimitKey(ip)) {
 		w.Header().Set("Retry-After", "60")
-		s.message(w, http.StatusTooManyRequests, l, "webform.too_many")
+		s.message(w, r, http.StatusTooManyRequests, l, "webform.too_many")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxWebformBody)
 	form, err := readForm(r)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		s.message(w, http.StatusRequestEntityTooLarge, l, "webform.too_large")
+		s.message(w, r, http.StatusRequestEntityTooLarge, l, "webform.too_large")
 		return
 	}
 	if err != nil {
@@ -198,7 +198,7 @@ func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, res.Redirect, http.StatusSeeOther)
 		return
 	}
-	s.message(w, http.StatusOK, res.Lang, "webform.thanks")
+	s.message(w, r, http.StatusOK, res.Lang, "webform.thanks")
 }
 
 // readForm reads a url-encoded body, and nothing from the query string. A

@@ -20,8 +20,9 @@ func NotifyOperator(tmpl *mail.Templates, baseURL, sender string) Notifier {
 			return err
 		}
 		data := struct {
-			Lang, Sender, Kind, Channel, Received, Due, Link string
-		}{Lang: "en", Sender: sender, Kind: r.Kind, Channel: r.Channel, Received: r.ReceivedAt.Format(time.DateOnly),
+			Lang, Kind, Channel, Received, Due, Link string
+			Sender                                   settings.Controller
+		}{Lang: "en", Sender: st.Controller(sender), Kind: r.Kind, Channel: r.Channel, Received: r.ReceivedAt.Format(time.DateOnly),
 			Due: r.DueAt.Format(time.DateOnly), Link: baseURL + "/admin/requests/" + r.ID}
 		text, html, err := tmpl.Render("request_received", data)
 		if err != nil {

@@ -25,11 +25,11 @@ const (
 	maxCampaignRate        = 100000
 )
 
-// Campaigns are the settings of campaign email: who sends it, and how.
+// Campaigns are the settings of campaign email: who sends it, and how. The
+// postal address in every campaign's footer is the operator's (Identity).
 type Campaigns struct {
 	SenderName         string `json:"sender_name" doc:"the name campaign email comes from"`
 	SenderAddress      string `json:"sender_address" doc:"the address campaign email comes from; empty: the server's CONSENTRY_MAIL_FROM"`
-	PostalAddress      string `json:"postal_address" doc:"the operator's postal address, in every campaign's footer"`
 	BounceAddress      string `json:"bounce_address" doc:"where bounces go: each campaign message's Return-Path is this address with the recipient's number after a +, so a bounce maps back; empty: the sender address"`
 	CampaignRate       int    `json:"campaign_rate" doc:"campaign messages per second at most, per instance; 0: as fast as the mail server takes them"`
 	EngagementTracking string `json:"engagement_tracking" enum:"off,consent,legitimate_interests" doc:"opens and clicks: off for everyone; consent: only for contacts who granted the tracking purpose; legitimate_interests: for everyone, on that legal basis"`
@@ -40,7 +40,6 @@ type Campaigns struct {
 type CampaignsPatch struct {
 	SenderName         *string `json:"sender_name"`
 	SenderAddress      *string `json:"sender_address"`
-	PostalAddress      *string `json:"postal_address"`
 	BounceAddress      *string `json:"bounce_address"`
 	CampaignRate       *int    `json:"campaign_rate"`
 	EngagementTracking *string `json:"engagement_tracking" enum:"off,consent,legitimate_interests"`
@@ -86,12 +85,6 @@ func (p *CampaignsPatch) applyCampaigns(s *Campaigns) error {
 			return err
 		}
 		*f.dst = *f.in
-	}
-	if v := p.PostalAddress; v != nil {
-		if err := errs.OptionalText("postal_address", v, 300); err != nil {
-			return err
-		}
-		s.PostalAddress = *v
 	}
 	if v := p.CampaignRate; v != nil {
 		if *v < 0 || *v > maxCampaignRate {

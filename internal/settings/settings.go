@@ -65,11 +65,12 @@ type Settings struct {
 	PreferencesLinkHours    int      `json:"preferences_link_hours" doc:"how long a preferences page link in an email stays valid"`
 	UnsubscribeLinkDays     int      `json:"unsubscribe_link_days" doc:"how long the unsubscribe link of a marketing email keeps working, one-click included: 365 to 3650 days"`
 	DefaultLanguage         string   `json:"default_language" enum:"@language" doc:"the language consent texts are written in; a new version of a consent text is in it, and a page or email in a language the version has no translation into shows it"`
-	PrivacyAddress          string   `json:"privacy_address" doc:"the operator's privacy address: it is told of every data subject request, and requests emailed to it are read (empty: no one is told)"`
+	PrivacyAddress          string   `json:"privacy_address" doc:"the operator's privacy address: it is told of every data subject request, requests emailed to it are read, and pages and email give it to contacts as the privacy contact's (empty: no one is told)"`
 	ErasureKeywords         []string `json:"erasure_keywords" doc:"words that make an email to the privacy address an erasure request when its subject holds one, in any case"`
 	RetentionGraceDays      int      `json:"retention_grace_days" doc:"days a contact stays flagged retention_due, for review, before retention erases them"`
 	KeptAfterErasure        []string `json:"kept_after_erasure" enum:"@kept_after_erasure" doc:"the core fields the operator marks non-identifying, kept in an erased contact's remainder (country, region)"`
 	SentBodyDays            int      `json:"sent_body_days" doc:"days an email keeps its subject and bodies after it was queued, once sent, suppressed or failed; then only who, what kind, when and whether it went remain: 1 to 3650 days"`
+	Identity
 	Campaigns
 }
 
@@ -106,6 +107,7 @@ type Patch struct {
 	RetentionGraceDays      *int      `json:"retention_grace_days"`
 	KeptAfterErasure        *[]string `json:"kept_after_erasure" enum:"@kept_after_erasure"`
 	SentBodyDays            *int      `json:"sent_body_days"`
+	IdentityPatch
 	CampaignsPatch
 }
 
@@ -212,6 +214,10 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 		if err := p.applyErasure(&s); err != nil {
 			return err
 		}
+		logo, err := p.applyIdentity(&s.Identity)
+		if err != nil {
+			return err
+		}
 		if err := p.applyCampaigns(&s.Campaigns); err != nil {
 			return err
 		}
@@ -224,6 +230,11 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 				s.CampaignOptInPolicy = *p.CampaignOptInPolicy
 			default:
 				return errs.Invalid("campaign_opt_in_policy", "must be double_only, double_and_user or double_user_and_webform")
+			}
+		}
+		if logo != nil {
+			if err := saveLogo(tx, logo, store.Micros(now)); err != nil {
+				return err
 			}
 		}
 		raw, err := json.Marshal(s)

@@ -2,6 +2,8 @@ package web
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +26,7 @@ func (s *Server) settingsRoutes() {
 	set := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/settings", set(s.settingsPage))
 	s.mux.HandleFunc("POST /admin/settings", set(s.saveSettings))
+	s.mux.HandleFunc("POST /admin/settings/organisation", set(s.saveOrganisation))
 	s.mux.HandleFunc("GET /admin/settings/purposes", set(s.purposesPage))
 	s.mux.HandleFunc("POST /admin/settings/purposes", set(s.savePurpose))
 	s.mux.HandleFunc("GET /admin/settings/purposes/{id}", set(s.purposePage))
@@ -120,8 +123,13 @@ func (v settingsView) Val(k, saved string) string {
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	flash := ""
-	if r.URL.Query().Get("done") == "saved" {
+	switch r.URL.Query().Get("done") {
+	case "saved":
 		flash = "Settings saved."
+	case "organisation":
+		flash = "Your organisation saved."
+	case "logo_removed":
+		flash = "Logo removed."
 	}
 	s.showSettings(w, r, u, http.StatusOK, flash, nil)
 }
@@ -156,7 +164,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	f := r.PostForm
-	_, err := settings.Update(r.Context(), s.DB, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
+	s.updateSettings(w, r, u, settings.Patch{DoubleOptInReminderDays: formInt(f, "double_opt_in_reminder_days"),
 		DoubleOptInExpiryDays: formInt(f, "double_opt_in_expiry_days"), RightToBeInformed: formBool(f, "right_to_be_informed"),
 		CampaignOptInPolicy: formText(f, "campaign_opt_in_policy"), SoftBounceLimit: formInt(f, "soft_bounce_limit"),
 		PreferencesLinkHours: formInt(f, "preferences_link_hours"), UnsubscribeLinkDays: formInt(f, "unsubscribe_link_days"),
@@ -164,9 +172,22 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		ErasureKeywords: formWords(f, "erasure_keywords"), RetentionGraceDays: formInt(f, "retention_grace_days"),
 		KeptAfterErasure: formChoices(f, "kept_after_erasure"), SentBodyDays: formInt(f, "sent_body_days"),
 		CampaignsPatch: settings.CampaignsPatch{SenderName: formText(f, "sender_name"), SenderAddress: formText(f, "sender_address"),
-			PostalAddress: formText(f, "postal_address"), BounceAddress: formText(f, "bounce_address"),
-			CampaignRate: formInt(f, "campaign_rate"), EngagementTracking: formText(f, "engagement_tracking"),
-			TrackingPurpose: formText(f, "tracking_purpose")}}, time.Now())
+			BounceAddress: formText(f, "bounce_address"), CampaignRate: formInt(f, "campaign_rate"),
+			EngagementTracking: formText(f, "engagement_tracking"), TrackingPurpose: formText(f, "tracking_purpose")},
+		// The privacy and postal addresses are on the organisation form
+		// (saveOrganisation); a post of this form that has them still
+		// saves them.
+		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")}}, nil, "/admin/settings?done=saved")
+}
+
+// updateSettings applies p unless refused is already an error, and then
+// redirects to done; a refusal shows the settings page again with the
+// form as posted and the error next to its field.
+func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, u *auth.User, p settings.Patch, refused error, done string) {
+	err := refused
+	if err == nil {
+		_, err = settings.Update(r.Context(), s.DB, p, time.Now())
+	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -175,7 +196,51 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	http.Redirect(w, r, "/admin/settings?done=saved", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
+}
+
+// maxOrganisationForm bounds the organisation form, logo included: well
+// over the logo's limit, so that a logo too large is refused by the
+// settings, by name, rather than as a form that cannot be read.
+const maxOrganisationForm = 4 << 20
+
+// saveOrganisation saves the operator's identity: name, postal address,
+// privacy contact, and the logo, uploaded in the same form or removed with
+// remove_logo. The logo's type is the settings' to judge, by its content;
+// a refusal changes nothing, the other fields included, and shows the
+// form again as it was filled in.
+func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxOrganisationForm)
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.showSettings(w, r, u, http.StatusRequestEntityTooLarge, "", map[string]string{"logo": fmt.Sprintf("must be at most %d KiB", settings.MaxLogoBytes>>10)})
+			return
+		}
+		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	p := settings.Patch{PrivacyAddress: formText(f, "privacy_address"), IdentityPatch: settings.IdentityPatch{
+		OrganisationName: formText(f, "organisation_name"), PostalAddress: formText(f, "postal_address"),
+		PrivacyContactName: formText(f, "privacy_contact_name")}}
+	done := "organisation"
+	var err error
+	if f.Get("remove_logo") != "" {
+		p.Logo, done = &[]byte{}, "logo_removed"
+	} else if file, _, ferr := r.FormFile("logo"); ferr == nil {
+		data, rerr := io.ReadAll(io.LimitReader(file, settings.MaxLogoBytes+1))
+		file.Close()
+		switch {
+		case rerr != nil:
+			err = rerr
+		case len(data) == 0:
+			err = errs.Invalid("logo", "the file chosen is empty")
+		default:
+			p.Logo = &data
+		}
+	}
+	s.updateSettings(w, r, u, p, err, "/admin/settings?done="+done)
 }
 
 // parse reads a posted form, answering 400 itself when it cannot.

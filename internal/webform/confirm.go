@@ -241,10 +241,14 @@ func (s *Service) sendConfirmation(tx *store.Tx, c *contact.Contact, h *held, ho
 	if h.Marketing != nil {
 		subject = i18n.T(lang, "email.doi.subject")
 	}
+	from, err := settings.ControllerInTx(tx, s.Sender)
+	if err != nil {
+		return err
+	}
 	text, html, err := s.Mail.Render("webform_confirm", map[string]any{"Lang": lang, "Name": c.FirstName,
 		"Marketing": h.Marketing != nil, "ConsentText": consentText, "Lines": h.lines(lang, false, h.Marketing == nil),
 		"Link": strings.TrimRight(s.BaseURL, "/") + "/f/confirm/" + link.Placeholder, "ValidUntil": expires.Format("2006-01-02"),
-		"Sender": s.Sender})
+		"Sender": from})
 	if err != nil {
 		return fmt.Errorf("webform: render email: %w", err)
 	}
