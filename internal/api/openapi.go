@@ -118,7 +118,8 @@ func (s *Server) OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Consentry API", "version": s.Version,
-			"description": "GDPR consent and privacy service: contacts, purposes, consent records, opt-in status and the consent ledger."},
+			"description": "GDPR consent and privacy service: contacts, purposes, consent records, opt-in status and the consent ledger.",
+			"license":     map[string]any{"name": "Apache 2.0", "identifier": "Apache-2.0"}},
 		// Relative: the document is served by the API it describes.
 		"servers":  []any{map[string]any{"url": "/", "description": "this server"}},
 		"security": []any{map[string]any{"bearer": []string{}}},

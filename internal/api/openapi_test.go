@@ -385,10 +385,9 @@ func (d *openAPIDoc) missing(s jsonSchema, v any, at string) []string {
 const redocly = "@redocly/cli@1.34.20"
 
 // lintWarnings are the warnings of Redocly's recommended rules the
-// document keeps, each for a reason: the project has no licence to name
-// yet, and the two public operations cannot answer with a 4XX.
+// document keeps, each for a reason: the two public operations cannot
+// answer with a 4XX.
 var lintWarnings = map[string][]string{
-	"info-license":           {"#/info"},
 	"operation-4xx-response": {"#/paths/~1healthz/get/responses", "#/paths/~1api~1openapi.json/get/responses"},
 }
 
