@@ -339,15 +339,38 @@ func (s *Service) spans(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// resolveChunk is how many contacts one step of resolving reads: a short
-// write, so consent changes never wait long behind it.
-const resolveChunk = 4000
+// Resolving goes in steps of a few thousand contacts at most, each a
+// transaction of about resolveStepTime: every write waits behind the step
+// in progress, consent changes too, so a step is kept short. The step
+// size follows the pace measured.
+const (
+	resolveStepTime = 10 * time.Millisecond
+	resolveFirst    = 500
+	resolveMin      = 100
+	resolveMax      = 4000
+)
 
-// resolveStep fixes the recipients of the next chunk of contacts (by id)
-// in one transaction, with the cursor and the running counts, and reports
+// resolveAll fixes the audience's recipients step by step until it is
+// complete. Run again after a crash, it goes on from where the last step
+// committed.
+func (s *Service) resolveAll(ctx context.Context, g *gate) error {
+	chunk := resolveFirst
+	for {
+		start := time.Now()
+		done, err := s.resolveStep(ctx, g, chunk)
+		if err != nil || done {
+			return err
+		}
+		took := max(time.Since(start), time.Microsecond)
+		chunk = min(resolveMax, max(resolveMin, int(float64(chunk)*float64(resolveStepTime)/float64(took))))
+	}
+}
+
+// resolveStep fixes the recipients of the next chunk contacts (by id) in
+// one transaction, with the cursor and the running counts, and reports
 // whether the audience is complete. Run again after a crash, it goes on
 // from the cursor: no contact is added twice.
-func (s *Service) resolveStep(ctx context.Context, g *gate) (done bool, err error) {
+func (s *Service) resolveStep(ctx context.Context, g *gate, chunk int) (done bool, err error) {
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		var after, audience string
 		var resolved bool
@@ -361,7 +384,7 @@ func (s *Service) resolveStep(ctx context.Context, g *gate) (done bool, err erro
 		aud := newAudience(g.now)
 		json.Unmarshal([]byte(audience), aud)
 		var upto string
-		err := tx.QueryRow(`SELECT id FROM contacts WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2`, after, resolveChunk-1).Scan(&upto)
+		err := tx.QueryRow(`SELECT id FROM contacts WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2`, after, chunk-1).Scan(&upto)
 		last := errors.Is(err, sql.ErrNoRows)
 		if err != nil && !last {
 			return fmt.Errorf("campaign: resolve: %w", err)
@@ -425,8 +448,8 @@ func (s *Service) Resolve(ctx context.Context, id string) (*Audience, error) {
 	if err != nil {
 		return nil, err
 	}
-	for done := c.Audience != nil && c.Audience.Resolved; !done; {
-		if done, err = s.resolveStep(ctx, g); err != nil {
+	if c.Audience == nil || !c.Audience.Resolved {
+		if err := s.resolveAll(ctx, g); err != nil {
 			return nil, err
 		}
 	}

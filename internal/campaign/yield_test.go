@@ -55,13 +55,16 @@ func (s *steppedTransport) Send(ctx context.Context, envs []*mail.Envelope) []er
 	return errs
 }
 
-// TestSenderLetsGoOfTheFenceForAWaitingChange: a withdrawal that comes
+// TestSenderLetsGoOfTheFenceForAWaitingChange: on PostgreSQL, a withdrawal that comes
 // while a batch is being handed over waits for the message in flight
 // only, not for the rest of the batch; the sender then reads the rest
 // again, so the contact who withdrew gets nothing, and the others get
 // their messages.
 func TestSenderLetsGoOfTheFenceForAWaitingChange(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		if db.Dialect != store.Postgres {
+			t.Skip("on SQLite the sender finishes its batch (see Sender.send)")
+		}
 		ctx := context.Background()
 		f := newFixture(t, db)
 		const n = 40
