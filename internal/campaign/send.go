@@ -364,12 +364,12 @@ func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, e
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
 		} else {
-			ph, args := inInts(tx.Dialect(), 2, b.rows)
+			among, args := amongIDs(tx.Dialect(), 2, b.rows)
 			args = append([]any{p.c.no}, args...)
-			if _, err := tx.Exec(`DELETE FROM campaign_retries WHERE campaign_no = $1 AND recipient_id IN (`+ph+`)`, args...); err != nil {
+			if _, err := tx.Exec(`DELETE FROM campaign_retries WHERE campaign_no = $1 AND recipient_id `+among, args...); err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
-			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id IN (`+ph+`)`, args...); err != nil {
+			if _, err := tx.Exec(`UPDATE campaign_recipients SET status = 'sending' WHERE campaign_no = $1 AND id `+among, args...); err != nil {
 				return fmt.Errorf("campaign: claim: %w", err)
 			}
 		}
@@ -401,12 +401,15 @@ func scanClaim(rows interface {
 	return out, rows.Err()
 }
 
-func inInts(d store.Dialect, first int, rows []*outcome) (string, []any) {
+// amongIDs is the condition that a recipient id is one of rows', for
+// "WHERE id " + cond, with the ids as one parameter numbered first (see
+// store.Among: the statement is the same for any number of rows).
+func amongIDs(d store.Dialect, first int, rows []*outcome) (string, []any) {
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
 		ids[i] = r.id
 	}
-	return store.InList(d, first, ids)
+	return store.Among(d, first, ids)
 }
 
 // send hands a batch over: under the send fence, each recipient's state is
@@ -588,7 +591,7 @@ func (x *Sender) finish(ctx context.Context, p *prepared, b *batch) error {
 	})
 }
 
-// setStatus records one outcome for rows, in statements of a few hundred.
+// setStatus records one outcome for rows, in one statement.
 func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows []*outcome, now time.Time) error {
 	var sentAt any
 	if status == RecipientSent {
@@ -598,25 +601,25 @@ func setStatus(tx *store.Tx, no int64, status, reason string, tracked bool, rows
 	if (status == RecipientRetry && reason != notBegun) || status == RecipientFailed {
 		attempt = "attempts + 1"
 	}
-	for start := 0; start < len(rows); start += 500 {
-		part := rows[start:min(start+500, len(rows))]
-		ph, args := inInts(tx.Dialect(), 6, part)
-		if _, err := tx.Exec(`UPDATE campaign_recipients SET status = $2, reason = $3, tracked = $4, sent_at = $5, attempts = `+attempt+`
-			WHERE campaign_no = $1 AND id IN (`+ph+`)`, append([]any{no, status, reason, tracked, sentAt}, args...)...); err != nil {
-			return fmt.Errorf("campaign: record outcome: %w", err)
+	if len(rows) == 0 {
+		return nil
+	}
+	among, args := amongIDs(tx.Dialect(), 6, rows)
+	if _, err := tx.Exec(`UPDATE campaign_recipients SET status = $2, reason = $3, tracked = $4, sent_at = $5, attempts = `+attempt+`
+		WHERE campaign_no = $1 AND id `+among, append([]any{no, status, reason, tracked, sentAt}, args...)...); err != nil {
+		return fmt.Errorf("campaign: record outcome: %w", err)
+	}
+	if status == RecipientRetry {
+		// A message not begun goes in the next batch; one refused for
+		// now waits, longer after each refusal.
+		runAt := now
+		if reason != notBegun {
+			runAt = now.Add(jobs.Backoff(rows[0].attempts + 1))
 		}
-		if status == RecipientRetry {
-			// A message not begun goes in the next batch; one refused for
-			// now waits, longer after each refusal.
-			runAt := now
-			if reason != notBegun {
-				runAt = now.Add(jobs.Backoff(part[0].attempts + 1))
-			}
-			ph, args := inInts(tx.Dialect(), 3, part)
-			if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id, run_at) SELECT campaign_no, id, $2 FROM campaign_recipients
-				WHERE campaign_no = $1 AND id IN (`+ph+`) ON CONFLICT DO NOTHING`, append([]any{no, store.Micros(runAt)}, args...)...); err != nil {
-				return fmt.Errorf("campaign: record outcome: %w", err)
-			}
+		among, args := amongIDs(tx.Dialect(), 3, rows)
+		if _, err := tx.Exec(`INSERT INTO campaign_retries (campaign_no, recipient_id, run_at) SELECT campaign_no, id, $2 FROM campaign_recipients
+			WHERE campaign_no = $1 AND id `+among+` ON CONFLICT DO NOTHING`, append([]any{no, store.Micros(runAt)}, args...)...); err != nil {
+			return fmt.Errorf("campaign: record outcome: %w", err)
 		}
 	}
 	return nil
