@@ -595,32 +595,54 @@ type ListQuery struct {
 // on the last page. Paging is by key, not offset, so every page costs the
 // same however deep it is.
 func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, error) {
+	out, next, _, err := s.list(ctx, q, false)
+	return out, next, err
+}
+
+// ListCounted is List with the number of contacts the query matches on
+// every page, not only this one, counted from the same reading of its
+// condition, so that a look-up of a sensitive value is logged once.
+func (s *Service) ListCounted(ctx context.Context, q ListQuery) ([]*Contact, string, int64, error) {
+	return s.list(ctx, q, true)
+}
+
+func (s *Service) list(ctx context.Context, q ListQuery, count bool) ([]*Contact, string, int64, error) {
 	switch {
 	case q.Limit == 0:
 		q.Limit = 50
 	case q.Limit < 1 || q.Limit > 500:
-		return nil, "", errs.Invalid("limit", "must be between 1 and 500")
+		return nil, "", 0, errs.Invalid("limit", "must be between 1 and 500")
 	}
 	var where []string
 	var args []any
 	if strings.TrimSpace(q.Filter) != "" {
 		cond, err := s.Condition(ctx, q.Filter, q.Asker.MayReveal)
 		if err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
 		if err := s.logLookups(ctx, cond, q.Asker); err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
 		w, a := cond.SQL(s.DB.Dialect, 1)
 		where, args = append(where, w), a
 	}
-	if q.After != "" {
-		args = append(args, q.After)
-		where = append(where, fmt.Sprintf("id > $%d", len(args)))
-	}
 	if q.Email != "" {
 		args = append(args, strings.ToLower(strings.TrimSpace(q.Email)))
 		where = append(where, fmt.Sprintf("email_key = $%d", len(args)))
+	}
+	var total int64
+	if count {
+		query := "SELECT count(*) FROM contacts c"
+		if len(where) > 0 {
+			query += " WHERE " + strings.Join(where, " AND ")
+		}
+		if err := s.DB.Read.QueryRowContext(ctx, query, args...).Scan(&total); err != nil {
+			return nil, "", 0, fmt.Errorf("contact: count: %w", err)
+		}
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		where = append(where, fmt.Sprintf("id > $%d", len(args)))
 	}
 	query := contactSelect
 	if len(where) > 0 {
@@ -630,7 +652,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	query += fmt.Sprintf(" ORDER BY id LIMIT $%d", len(args))
 	out, err := store.QueryAll(ctx, s.DB.Read, scanContact, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("contact: list: %w", err)
+		return nil, "", 0, fmt.Errorf("contact: list: %w", err)
 	}
 	next := ""
 	if len(out) > q.Limit {
@@ -639,10 +661,10 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*Contact, string, er
 	}
 	defs, err := s.fieldMap(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	for _, c := range out {
 		maskFields(c, defs)
 	}
-	return out, next, s.attachMasked(ctx, out)
+	return out, next, total, s.attachMasked(ctx, out)
 }

@@ -44,9 +44,49 @@ type listPage struct {
 	Purposes      []*consent.Purpose
 	States        map[string]map[string]string
 	Next          string
+	// After is the page shown: the id of the last contact of the one before.
+	After string
+	// Total is how many contacts match, on every page.
+	Total int64
 	// FilterError and Caret show where a condition is wrong.
 	FilterError string
 	Caret       string
+}
+
+// ListQuery is the list's query string as the user asked for it (search,
+// condition and page), which a contact's record keeps to lead back to it.
+func (p listPage) ListQuery() string {
+	return listQuery(url.Values{"q": {p.Query}, "filter": {p.Filter}, "after": {p.After}})
+}
+
+// listQuery keeps of a contact list's query only what selects the list,
+// for a link back to it.
+func listQuery(v url.Values) string {
+	keep := url.Values{}
+	for _, k := range []string{"q", "filter", "after"} {
+		if x := v.Get(k); x != "" {
+			keep.Set(k, x)
+		}
+	}
+	return keep.Encode()
+}
+
+// listBack is the contact list a record was opened from, as listQuery
+// keeps it ("" for the whole list): the record's own "list" parameter or,
+// for a form posted from the record, the one of the address it was posted
+// from, so that the way back survives the redirect after the post.
+func listBack(r *http.Request) string {
+	v := r.URL.Query().Get("list")
+	if v == "" && r.Method == http.MethodPost {
+		if ref, err := url.Parse(r.Referer()); err == nil {
+			v = ref.Query().Get("list")
+		}
+	}
+	q, err := url.ParseQuery(v)
+	if err != nil {
+		return ""
+	}
+	return listQuery(q)
 }
 
 // searchCondition turns a search box's text into a condition on the names
@@ -77,7 +117,7 @@ func mayLookUp(r *http.Request, u *auth.User) bool {
 
 func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	ctx := r.Context()
-	p := listPage{Query: r.URL.Query().Get("q"), Filter: r.URL.Query().Get("filter")}
+	p := listPage{Query: r.URL.Query().Get("q"), Filter: r.URL.Query().Get("filter"), After: r.URL.Query().Get("after")}
 	var conds []string
 	if c := searchCondition(p.Query); c != "" {
 		conds = append(conds, c)
@@ -100,7 +140,7 @@ func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.Use
 		}
 		conds = append(conds, "("+p.Filter+")")
 	}
-	contacts, next, err := s.Contacts.List(ctx, contact.ListQuery{Limit: 50, After: r.URL.Query().Get("after"),
+	contacts, next, total, err := s.Contacts.ListCounted(ctx, contact.ListQuery{Limit: 50, After: p.After,
 		Filter: strings.Join(conds, " && "), Asker: contact.Asker{Actor: actor(u), MayReveal: mayLookUp(r, u), IP: s.clientIP(r)}})
 	if err != nil {
 		s.fail(w, err, u)
@@ -118,7 +158,7 @@ func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p.Contacts, p.Next = contacts, next
+	p.Contacts, p.Next, p.Total = contacts, next, total
 	s.render(w, http.StatusOK, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
 }
 
@@ -146,6 +186,10 @@ type recordPage struct {
 	// EditOpen opens the edit form: an error is about one of its fields.
 	EditOpen bool
 	Requests []*requests.Request // the contact's data subject requests, for a user who handles them
+	// Back is the contact list as the user left it (search, condition,
+	// page), and Filtered whether it was narrowed by a search or condition.
+	Back     string
+	Filtered bool
 }
 
 // consentRow is a line of the Consents block: a purpose with its current
@@ -212,7 +256,12 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil}
+	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Back: "/admin/contacts"}
+	if q := listBack(r); q != "" {
+		p.Back += "?" + q
+		v, _ := url.ParseQuery(q) // listBack encoded it
+		p.Filtered = v.Get("q") != "" || v.Get("filter") != ""
+	}
 	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
 		return
@@ -482,7 +531,11 @@ func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, u *auth.U
 func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.User, err error, done string) {
 	if err == nil {
 		// Back to the record, so that reloading it changes nothing.
-		http.Redirect(w, r, "/admin/contacts/"+url.PathEscape(r.PathValue("id"))+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+		to := "/admin/contacts/" + url.PathEscape(r.PathValue("id")) + "?done=" + url.QueryEscape(done)
+		if back := listBack(r); back != "" {
+			to += "&list=" + url.QueryEscape(back)
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
 	e := errs.As(err)

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -61,6 +63,27 @@ func TestAccessLogInWords(t *testing.T) {
 	} {
 		if got := accessContact(c.c, c.mayView); got != c.want {
 			t.Errorf("accessContact(%+v, %v) = %q, want %q", c.c, c.mayView, got, c.want)
+		}
+	}
+}
+
+// TestListBack: the way back from a record keeps only what selects the
+// list (search, condition, page), from the record's address or, for a form
+// posted from the record, from the address it was posted from; anything
+// else leads to the whole list.
+func TestListBack(t *testing.T) {
+	for _, c := range []struct{ method, target, referer, want string }{
+		{"GET", "/admin/contacts/c1?list=" + url.QueryEscape("q=ann&filter=region+%3D%3D+%22EU%22&after=c9&evil=x"), "",
+			"after=c9&filter=region+%3D%3D+%22EU%22&q=ann"},
+		{"GET", "/admin/contacts/c1", "", ""},
+		{"GET", "/admin/contacts/c1?list=%zz", "", ""},
+		{"POST", "/admin/contacts/c1/consents", "http://x/admin/contacts/c1?list=" + url.QueryEscape("q=ann"), "q=ann"},
+		{"GET", "/admin/contacts/c1", "http://x/admin/contacts/c1?list=" + url.QueryEscape("q=ann"), ""},
+	} {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		r.Header.Set("Referer", c.referer)
+		if got := listBack(r); got != c.want {
+			t.Errorf("%s %s (from %q): %q, want %q", c.method, c.target, c.referer, got, c.want)
 		}
 	}
 }

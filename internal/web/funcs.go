@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/web/chart"
 )
 
 // languageLabels name the supported languages (i18n.Languages) for the
@@ -38,6 +39,7 @@ var funcs = template.FuncMap{
 	},
 	"list":       func(v ...string) []string { return v },
 	"add":        func(a, b int) int { return a + b },
+	"figure":     chart.Figure,
 	"policy":     func(p string) string { return policyLabels[p] },
 	"language":   func(l string) string { return languageLabels[l] },
 	"perm":       func(p auth.Permission) string { return permLabels[p] },

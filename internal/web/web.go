@@ -163,9 +163,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // page is what every template gets.
 type page struct {
-	Title  string
-	User   *auth.User
-	Nav    string // the menu entry to mark as current
+	Title string
+	User  *auth.User
+	Nav   string // the menu entry to mark as current
+	// Page is the template's name, set by render: a section's
+	// sub-navigation marks the page it is on with it.
+	Page   string
 	Flash  string
 	Errors map[string]string // field: message, shown next to the field
 	// Refresh, when not 0, reloads the page after so many seconds.
@@ -225,6 +228,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	p.Page = name
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := t.Execute(w, p); err != nil {
