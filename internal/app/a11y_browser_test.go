@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -103,7 +102,11 @@ func (a *a11y) press(route, css string) {
 	if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		a.t.Fatal(err)
 	}
-	res, err := chromedp.RunResponse(a.ctx, chromedp.Click(chromedp.CSS(css)))
+	// A click that leads nowhere fails here rather than at the test's
+	// deadline.
+	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	defer cancel()
+	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(css)))
 	if err != nil {
 		a.t.Fatalf("%s: click %s: %v", route, css, err)
 	}
@@ -197,14 +200,11 @@ func TestEveryPageIsAccessible(t *testing.T) {
 	browser := browsertest.NewFor(t, 10*time.Minute)
 	routes := append(getRoutes(t, "web"), getRoutes(t, "public")...)
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		tab, cancel := chromedp.NewContext(browser)
+		// Each database in a tab of its own, with its own cookies: both
+		// services are on 127.0.0.1, and cookies do not tell ports apart.
+		t.(*testing.T).Parallel()
+		tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 		defer cancel()
-		if err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{})
-			return err
-		})); err != nil {
-			t.Fatal(err)
-		}
 		e := start(t, db, func(a *app.App) {
 			a.Config.InboundSMTPAddr = "127.0.0.1:0"
 			a.Public.Mailbox = true
@@ -296,8 +296,18 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		a.visit("/admin/settings/tokens", "/admin/settings/tokens")
 		d.do(chromedp.SendKeys(chromedp.CSS("#name"), "CRM"))
 		a.press("/admin/settings/tokens/{id}/created/{grant}", `form[action="/admin/settings/tokens"] button[type="submit"]`)
-		// A page for a contact that does not exist.
+		// A page for a contact that does not exist, and forms sent
+		// empty, with their errors.
 		a.visit("/admin/contacts/{id}", "/admin/contacts/no-such-contact")
+		for route, action := range map[string]string{"/admin/contacts/new": "/admin/contacts", "/admin/account": "/admin/account",
+			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests"} {
+			d.do(chromedp.Navigate(e.srv.URL+route),
+				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="`+action+`"]').noValidate = true`))
+			a.press(route, `form[action="`+action+`"] button[type="submit"]`)
+			if n, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll(".error").length`)); err != nil || n == 0 {
+				t.Errorf("%s sent empty shows no error (%v)", route, err)
+			}
+		}
 
 		// The public pages: the double opt-in link and its answer.
 		a.visit("/confirm/{token}", mailLink(e, "/confirm/"))
