@@ -157,7 +157,7 @@ func (a *a11y) check(route string, res *network.Response) {
 // with go test -artifacts) and logs where.
 func (a *a11y) screenshot(where string, width int64) {
 	a.t.Helper()
-	png, err := chromedp.Run(a.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(a.ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG
 	if err != nil {
 		a.t.Fatal(err)
 	}
