@@ -44,9 +44,16 @@ func Axe(t testing.TB, ctx context.Context, where string) {
 func AxeViolations(t testing.TB, ctx context.Context) []Violation {
 	t.Helper()
 	// Evaluated through the DevTools protocol, the script is not subject
-	// to the page's Content-Security-Policy, which allows no script.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
-		t.Fatalf("inject axe-core: %v", err)
+	// to the page's Content-Security-Policy, which allows no script. A
+	// page checked again (at another width) has it already.
+	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof axe !== "undefined"`))
+	if err != nil {
+		t.Fatalf("look for axe-core: %v", err)
+	}
+	if !loaded {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
+			t.Fatalf("inject axe-core: %v", err)
+		}
 	}
 	found, err := chromedp.Run(ctx, chromedp.Evaluate[[]Violation](`axe.run(document, {runOnly: {type: "tag",
 		values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}).then(r => r.violations.map(v => ({

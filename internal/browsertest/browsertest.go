@@ -22,6 +22,12 @@ const Path = "/usr/bin/chromium"
 // hanging it.
 func New(t testing.TB) context.Context {
 	t.Helper()
+	return NewFor(t, 60*time.Second)
+}
+
+// NewFor is New with a deadline of d, for a test that drives many pages.
+func NewFor(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
 	if _, err := exec.LookPath(Path); err != nil {
 		if os.Getenv("CONSENTRY_REQUIRE_BROWSER") == "1" {
 			t.Fatalf("CONSENTRY_REQUIRE_BROWSER=1 but %s is missing: apt-get install -y chromium", Path)
@@ -41,7 +47,7 @@ func New(t testing.TB) context.Context {
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, d)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)

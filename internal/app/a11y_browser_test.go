@@ -1,0 +1,375 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/consentry/consentry/docs"
+	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// getRoutes returns the GET routes the Go files of dir (a package of this
+// module) register, as written after "GET ": a pattern, or the name of the
+// constant it is built from.
+func getRoutes(t testing.TB, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`"GET ([^"]*)"(?:\s*\+\s*([\w.]+))?`)
+	var routes []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			routes = append(routes, m[1]+m[2])
+		}
+	}
+	if len(routes) == 0 {
+		t.Fatalf("no GET routes found in %s", dir)
+	}
+	return routes
+}
+
+// skippedPages are the GET routes that are not pages a person reads, each
+// with the reason it is not checked.
+var skippedPages = map[string]string{
+	"/admin/static/": "the stylesheet and scripts",
+	"/{$}":           "redirects to the dashboard",
+	"/admin":         "redirects to the dashboard",
+	"/admin/campaigns/{id}/preview/{contact}/html": "the operator's own message, in a sandboxed frame of the campaign page",
+	"/m/v/{rid}/{sig}":     "the operator's own message, as sent",
+	"/m/o/{rid}/{sig}":     "the open pixel, an image",
+	"/m/c/{rid}/{n}/{sig}": "a click's redirect to the operator's link",
+	"settings.LogoPath":    "the operator's logo, an image",
+}
+
+// a11y checks pages in one browser tab: each at 1280 and then at 375
+// pixels with axe-core, that it fits the width, and that it came with a
+// Content-Security-Policy; it counts the routes it saw.
+type a11y struct {
+	t     testing.TB
+	ctx   context.Context
+	base  string
+	seen  map[string]bool
+	shots int
+}
+
+// visit opens url (a path of the service, or a whole link), which route
+// serves, and checks the page it ends on.
+func (a *a11y) visit(route, url string) {
+	a.t.Helper()
+	if strings.HasPrefix(url, "/") {
+		url = a.base + url
+	}
+	if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		a.t.Fatal(err)
+	}
+	res, err := chromedp.Run(a.ctx, chromedp.NavigateResponse(url))
+	if err != nil {
+		a.t.Fatalf("%s: %v", url, err)
+	}
+	a.check(route, res)
+}
+
+// press clicks the button css selects, which leads to a page of route,
+// and checks that page.
+func (a *a11y) press(route, css string) {
+	a.t.Helper()
+	if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		a.t.Fatal(err)
+	}
+	// A click that leads nowhere fails here rather than at the test's
+	// deadline.
+	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	defer cancel()
+	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(css)))
+	if err != nil {
+		a.t.Fatalf("%s: click %s: %v", route, css, err)
+	}
+	a.check(route, res)
+}
+
+// check checks the page showing now, which res brought.
+func (a *a11y) check(route string, res *network.Response) {
+	a.t.Helper()
+	a.seen[route] = true
+	where := strings.TrimPrefix(res.URL, a.base)
+	if res.Status >= 500 {
+		a.t.Errorf("%s: status %d", where, res.Status)
+	}
+	csp := ""
+	for k, v := range res.Headers {
+		if strings.EqualFold(k, "Content-Security-Policy") {
+			csp, _ = v.(string)
+		}
+	}
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		a.t.Errorf("%s: Content-Security-Policy %q", where, csp)
+	}
+	for _, width := range []int64{1280, 375} {
+		if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(width, 800)); err != nil {
+			a.t.Fatal(err)
+		}
+		bad := false
+		for _, v := range browsertest.AxeViolations(a.t, a.ctx) {
+			a.t.Errorf("%s at %d px: accessibility: %s", where, width, v)
+			bad = true
+		}
+		fits, err := chromedp.Run(a.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if !fits {
+			a.t.Errorf("%s is wider than %d pixels", where, width)
+			bad = true
+		}
+		if bad {
+			a.screenshot(where, width)
+		}
+	}
+}
+
+// screenshot saves the whole page in the test's artifact directory (kept
+// with go test -artifacts) and logs where.
+func (a *a11y) screenshot(where string, width int64) {
+	a.t.Helper()
+	png, err := chromedp.Run(a.ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.shots++
+	name := fmt.Sprintf("%02d-%s-%d.png", a.shots, strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(where, "-"), "-"), width)
+	if len(name) > 100 {
+		name = name[:96] + ".png"
+	}
+	path := filepath.Join(a.t.ArtifactDir(), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Logf("screenshot of %s at %d px: %s", where, width, path)
+}
+
+// mailLink waits for an email with a link to the service starting with
+// path, and returns the link.
+func mailLink(e *env, path string) string {
+	e.t.Helper()
+	re := regexp.MustCompile(regexp.QuoteMeta(e.srv.URL+path) + `[^\s<>"]+`)
+	for n := 1; ; n++ {
+		for _, m := range e.smtp.Wait(e.t, n) {
+			if l := re.FindString(m.Text + " " + m.HTML + " " + m.Header.Get("List-Unsubscribe")); l != "" {
+				return l
+			}
+		}
+	}
+}
+
+// TestEveryPageIsAccessible opens every page of the admin UI and of the
+// public pages in Chromium, on both databases, with data on each: a
+// contact with consents and a sensitive value, purposes, a list, a
+// webform, a campaign draft and a sent one, requests, an API token. Each
+// page passes axe-core with no violation at 1280 and 375 pixels, fits the
+// width, and has a Content-Security-Policy; a failing page is saved as a
+// screenshot whose path the log gives. Every GET route of the admin UI
+// and of the public pages is visited or listed in skippedPages with a
+// reason, so a new page cannot go unchecked.
+func TestEveryPageIsAccessible(t *testing.T) {
+	browser := browsertest.NewFor(t, 10*time.Minute)
+	routes := append(getRoutes(t, "web"), getRoutes(t, "public")...)
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		// Each database in a tab of its own, with its own cookies: both
+		// services are on 127.0.0.1, and cookies do not tell ports apart.
+		t.(*testing.T).Parallel()
+		tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		defer cancel()
+		e := start(t, db, func(a *app.App) {
+			a.Config.InboundSMTPAddr = "127.0.0.1:0"
+			a.Public.Mailbox = true
+		})
+		e.api("PATCH", "/api/v1/settings", `{"privacy_address":"`+privacyAddress+`"}`, 200, nil)
+		a := &a11y{t: t, ctx: tab, base: e.srv.URL, seen: map[string]bool{}}
+		d := driver{t, tab}
+		ctx := context.Background()
+
+		// Before anyone signs in.
+		a.visit("/admin/setup/{token}", e.setupLink())
+		d.firstAdmin(e)
+
+		// The data the pages show.
+		id, prefs := pageSetUp(e)
+		var dsr struct{ ID string }
+		e.api("POST", "/api/v1/requests", `{"kind":"access","contact_id":"`+id+`","note":"asked by phone"}`, 201, &dsr)
+		anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
+		if _, err := e.a.Lists.Set(ctx, anna, "Newsletter", lists.Subscribed, lists.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", 1)
+		tpl, err := e.a.Campaigns.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr("<div>{{content}}</div>")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		draft, err := e.a.Campaigns.Create(ctx, campaign.Input{Name: ptr("Autumn"), Lists: &[]string{"Newsletter"}, TemplateID: ptr(tpl.ID),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Autumn news", HTML: "<p>Hello {{first_name}}</p>"}}}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var form struct{ ID string }
+		e.api("POST", "/api/v1/webforms", `{"name":"signup","title":"Sign up","fields":[{"name":"email"},{"name":"first_name","label":"First name"}],
+			"lists":[{"list":"Newsletter","label":"Monthly news"}],"consents":[{"purpose":"Card on file","label":"Keep my card"}],
+			"marketing":{},"privacy_policy_url":"https://acme.example/privacy"}`, 201, &form)
+		var c struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"bea@example.com","first_name":"Bea"}`, 201, &c)
+		e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)
+
+		// The admin UI.
+		record := "/admin/contacts/" + id
+		for route, url := range map[string]string{
+			"/admin/{$}": "/admin/", "/admin/contacts": "/admin/contacts", "/admin/contacts/new": "/admin/contacts/new",
+			"/admin/contacts/{id}/erasure": record + "/erasure",
+			"/admin/outbox":                "/admin/outbox", "/admin/mailbox": "/admin/mailbox", "/admin/access-log": "/admin/access-log",
+			"/admin/ledger": "/admin/ledger", "/admin/campaigns": "/admin/campaigns", "/admin/campaigns/new": "/admin/campaigns/new",
+			"/admin/campaigns/{id}/edit": "/admin/campaigns/" + draft.ID + "/edit", "/admin/campaign-templates": "/admin/campaign-templates",
+			"/admin/campaign-templates/new": "/admin/campaign-templates/new", "/admin/campaign-templates/{id}": "/admin/campaign-templates/" + tpl.ID,
+			"/admin/lists": "/admin/lists", "/admin/lists/{id}": "/admin/lists/" + listID(e, "Newsletter"),
+			"/admin/requests": "/admin/requests", "/admin/requests/new": "/admin/requests/new", "/admin/requests/{id}": "/admin/requests/" + dsr.ID,
+			"/admin/retention": "/admin/retention", "/admin/settings": "/admin/settings", "/admin/settings/purposes": "/admin/settings/purposes",
+			"/admin/settings/purposes/{id}": "/admin/settings/purposes/" + purposeID(e, "Card on file"), "/admin/settings/sources": "/admin/settings/sources",
+			"/admin/settings/fields": "/admin/settings/fields", "/admin/settings/preferences-page": "/admin/settings/preferences-page",
+			"/admin/users": "/admin/users", "/admin/account": "/admin/account", "/admin/webforms": "/admin/webforms",
+			"/admin/webforms/new": "/admin/webforms/new", "/admin/webforms/{id}": "/admin/webforms/" + form.ID,
+			"/admin/webforms/{id}/edit": "/admin/webforms/" + form.ID + "/edit",
+		} {
+			a.visit(route, url)
+		}
+		var sent string
+		if err := db.Read.QueryRowContext(ctx, `SELECT id FROM campaigns WHERE name = 'Spring'`).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+sent)
+		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+draft.ID)
+		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+draft.ID+"?contact=anna%40example.com")
+		guides, err := fs.Glob(docs.Guides, "*.md")
+		if err != nil || len(guides) == 0 {
+			t.Fatalf("guides: %v %v", guides, err)
+		}
+		for _, g := range guides {
+			a.visit("/admin/docs/{name}", "/admin/docs/"+strings.TrimSuffix(g, ".md"))
+		}
+		a.visit("/admin/contacts/{id}", record)
+		proof, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("a.proof-link").getAttribute("href")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.visit("/admin/contacts/{id}/consents/{record}", proof)
+		text, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#proof-text-link").getAttribute("href")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.visit("/admin/purposes/{id}/texts/{version}", text)
+		// A revealed value, and a new token's secret: each shown once.
+		d.do(chromedp.Navigate(e.srv.URL+record), chromedp.Click(chromedp.CSS("#reveal-open-card_number")),
+			chromedp.SendKeys(chromedp.CSS("#reason-card_number"), "Card query"))
+		a.press("/admin/contacts/{id}/reveal/{field}/{grant}", "#reveal-card_number")
+		a.visit("/admin/settings/tokens", "/admin/settings/tokens")
+		d.do(chromedp.SendKeys(chromedp.CSS("#name"), "CRM"))
+		a.press("/admin/settings/tokens/{id}/created/{grant}", `form[action="/admin/settings/tokens"] button[type="submit"]`)
+		// A page for a contact that does not exist, and forms sent
+		// empty, with their errors.
+		a.visit("/admin/contacts/{id}", "/admin/contacts/no-such-contact")
+		for route, action := range map[string]string{"/admin/contacts/new": "/admin/contacts", "/admin/account": "/admin/account",
+			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests"} {
+			d.do(chromedp.Navigate(e.srv.URL+route),
+				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="`+action+`"]').noValidate = true`))
+			a.press(route, `form[action="`+action+`"] button[type="submit"]`)
+			if n, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll(".error").length`)); err != nil || n == 0 {
+				t.Errorf("%s sent empty shows no error (%v)", route, err)
+			}
+		}
+
+		// The public pages: the double opt-in link and its answer.
+		a.visit("/confirm/{token}", mailLink(e, "/confirm/"))
+		a.press("/confirm/{token}", "form button")
+		// The hosted webform, filled in with a known address, and the
+		// confirmation that asks.
+		a.visit("/f/{form}", "/f/"+form.ID)
+		d.do(chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), "bea@example.com"), chromedp.Click(chromedp.CSS(`input[name="marketing.checked"]`)))
+		a.press("/f/{form}", `form button[type="submit"]`)
+		a.visit("/f/confirm/{token}", mailLink(e, "/f/confirm/"))
+		a.press("/f/confirm/{token}", "form button")
+		// A request emailed to the privacy address, and its confirmation.
+		if err := smtp.SendMail(e.a.InboundSMTP.BoundAddr().String(), nil, "wim@example.nl", []string{privacyAddress},
+			[]byte(rawMessage("wim@example.nl", "Please DELETE my data"))); err != nil {
+			t.Fatal(err)
+		}
+		a.visit("/r/{token}", mailLink(e, "/r/"))
+		a.press("/r/confirmed", "form button")
+		// The campaign's unsubscribe page, its answer, and its link to
+		// the preferences page.
+		a.visit("/m/u/{rid}/{sig}", mailLink(e, "/m/u/"))
+		a.press("/m/u/done", `form button[type="submit"]`)
+		a.visit("/m/p/{rid}/{sig}", mailLink(e, "/m/p/"))
+		// The preferences page through its link: a change, its
+		// confirmation, and a download of one's data.
+		a.visit("/p/{token}", prefs)
+		a.visit("/p", "/p")
+		d.do(chromedp.Click(chromedp.CSS("#c-" + purposeID(e, "Card on file") + "-no")))
+		a.press("/p", "#save")
+		a.visit("/p/confirm/{token}", mailLink(e, "/p/confirm/"))
+		a.press("/p/confirm/{token}", "form button")
+		a.visit("/p", "/p")
+		a.press("/p/export/sent", "#ask-export")
+		a.visit("/p/export/{token}", mailLink(e, "/p/export/"))
+		a.visit("/u/sent", "/u/sent")
+		// Links that are not (or no longer) valid.
+		for route, url := range map[string]string{"/p/{token}": "/p/not-a-link", "/u/{token}": "/u/not-a-link", "/confirm/{token}": "/confirm/not-a-link",
+			"/f/{form}": "/f/no-such-form", "/r/{token}": "/r/not-a-link", "/p/export/{token}": "/p/export/not-a-link"} {
+			a.visit(route, url)
+		}
+		a.visit("/dev/mailbox", "/dev/mailbox")
+
+		// Signed out: the sign-in page, and one with an error.
+		d.do(chromedp.Navigate(e.srv.URL+"/admin/"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")))
+		a.visit("/admin/login", "/admin/login")
+		d.do(chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"), chromedp.SendKeys(chromedp.CSS("#password"), "wrong password"))
+		a.press("/admin/login", `form button[type="submit"]`)
+
+		for _, r := range routes {
+			if _, skip := skippedPages[r]; !a.seen[r] && !skip {
+				t.Errorf("GET %s is neither visited nor listed in skippedPages with a reason", r)
+			}
+		}
+		for r := range a.seen {
+			if !slices.Contains(routes, r) {
+				t.Errorf("visited %s, which is not a GET route", r)
+			}
+		}
+	})
+	for r := range skippedPages {
+		if !slices.Contains(routes, r) {
+			t.Errorf("skippedPages lists %s, which is not a GET route", r)
+		}
+	}
+}
