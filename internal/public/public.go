@@ -305,16 +305,20 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	if a := s.IPs.IP(r); a.IsValid() {
 		ip = a.String()
 	}
-	contactLang, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
-	l := lang(r, contactLang)
+	done, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
 	if err != nil {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
 			s.Log.Error("confirm double opt-in", "err", err)
 		}
-		s.invalid(w, r, l)
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
-	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
+	l := lang(r, done.Language)
+	data := map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")}
+	if s.openSessionFor(w, r, done.ContactID) {
+		data["Back"] = backToPage(r, l, "/p")
+	}
+	s.render(w, r, http.StatusOK, "message", data)
 }
 
 // truncateUA keeps a user agent within what evidence stores.
