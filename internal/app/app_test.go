@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -173,8 +174,14 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 			t.Fatalf("opening the link changed the status to %s", c.OptInStatus)
 		}
 
-		if code, body := e.page("POST", link, ""); code != 200 || !strings.Contains(body, "Din prenumeration är bekräftad") {
+		v := e.visitor()
+		if code, body := v.post(link, url.Values{}); code != 200 || !strings.Contains(body, "Din prenumeration är bekräftad") ||
+			!strings.Contains(body, `<a href="/p" id="back">Tillbaka till dina inställningar</a>`) {
 			t.Fatalf("confirming: %d %s", code, body)
+		}
+		// The page that says so leads to the contact's preferences.
+		if code, body := v.get(e.srv.URL + "/p"); code != 200 || !strings.Contains(body, `id="save"`) {
+			t.Fatalf("back from the confirmed page: %d %s", code, body)
 		}
 		e.api("GET", "/api/v1/contacts/"+c.ID, "", 200, &c)
 		if c.OptInStatus != "double_opt_in" {
@@ -201,7 +208,7 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 		h := consents.History[0]
 		if h.Purpose != "E-marketing" || h.State != "granted" || h.Source != "Double opt-in email" || h.TextVersion != 1 || h.TextLanguage != "en" ||
 			h.Actor.Kind != "contact" || h.Evidence.Method != "double_opt_in_link" || h.Evidence.IP != "127.0.0.1" ||
-			h.Evidence.UserAgent != "Mozilla/5.0 (test)" || h.Evidence.ConfirmationTokenID == "" {
+			h.Evidence.UserAgent != "Mozilla/5.0 (visitor)" || h.Evidence.ConfirmationTokenID == "" {
 			t.Fatalf("consent record: %+v", h)
 		}
 		var inv []struct{ Status string }

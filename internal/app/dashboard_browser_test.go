@@ -25,8 +25,8 @@ import (
 // words, a purpose on another legal basis says so instead of a share, a
 // hostile purpose name stays text, the opt-in statuses over time have a
 // line per status, a gap for a day without figures and a table of every
-// day, 30 or 90 of them; no page scrolls sideways, and axe-core finds
-// nothing.
+// day, 30 or 90 of them; every chart text is drawn large enough to read
+// and whole; no page scrolls sideways, and axe-core finds nothing.
 func TestDashboardChartsInABrowser(t *testing.T) {
 	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
@@ -75,7 +75,7 @@ func TestDashboardChartsInABrowser(t *testing.T) {
 	}
 	coverage := content(".charts figure:nth-child(1) svg")
 	for _, want := range []string{"E-marketing", "6", "50% of 12 contacts granted; 3 withdrawn",
-		"Sales and service", "Legal basis: Contract, no consent needed", name, "0% of 12 contacts granted; 0 withdrawn"} {
+		"Sales and service", "Legal basis: contract", "0 objections, no consent asked", name, "0% of 12 contacts granted; 0 withdrawn"} {
 		if !strings.Contains(coverage, want) {
 			t.Errorf("the coverage chart lacks %q: %q", want, coverage)
 		}
@@ -108,6 +108,7 @@ func TestDashboardChartsInABrowser(t *testing.T) {
 	if len(r) != 30 || !strings.Contains(r[27], "9") || !strings.Contains(r[28], "no figure") || !strings.HasSuffix(r[29], "1") {
 		t.Fatalf("30 days: %d rows, the last %q", len(r), r[max(0, len(r)-3):])
 	}
+	readable(t, browser, "1280 px")
 	screenshot(t, browser, "dashboard-1280.png")
 	browsertest.Axe(t, browser, "dashboard at 1280 px")
 
@@ -123,8 +124,27 @@ func TestDashboardChartsInABrowser(t *testing.T) {
 	if err != nil || !fits {
 		t.Errorf("the dashboard is wider than a phone's screen (%v)", err)
 	}
+	readable(t, browser, "375 px")
 	screenshot(t, browser, "dashboard-375.png")
 	browsertest.Axe(t, browser, "dashboard at 375 px")
+}
+
+// readable fails unless every label, figure and note of the bar charts is
+// drawn on screen at 11 px or more and whole inside its chart, so that it
+// is read without hovering.
+func readable(t *testing.T, browser context.Context, width string) {
+	t.Helper()
+	bad, err := chromedp.Run(browser, chromedp.Evaluate[[]string](`[...document.querySelectorAll(".charts svg text")].flatMap(el => {
+		const px = parseFloat(el.getAttribute("font-size")) * el.getScreenCTM().a, box = el.getBBox();
+		const vb = el.ownerSVGElement.viewBox.baseVal;
+		return px < 11 || box.x + box.width > vb.width + 0.5 ? [el.textContent + " (" + px.toFixed(1) + " px)"] : [];
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) > 0 {
+		t.Errorf("at %s, chart texts too small or cut off: %q", width, bad)
+	}
 }
 
 // screenshot saves the whole page under CONSENTRY_SCREENSHOTS, when set,

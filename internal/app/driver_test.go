@@ -55,14 +55,33 @@ func (d driver) pagesPassOnceReady(base, ready string, pages ...string) {
 			if ready != "" {
 				d.do(chromedp.Poll[chromedp.Void](ready))
 			}
-			browsertest.Axe(d.t, d.ctx, p)
-			fits, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
-			if err != nil {
-				d.t.Fatal(err)
-			}
-			if !fits {
-				d.t.Errorf("%s is wider than %d pixels", p, width)
-			}
+			d.passes(p, width)
 		}
+	}
+}
+
+// herePasses checks the page the browser shows, which a form post led to
+// and so cannot be opened again by its address, as pagesPass does: at
+// 1280 and at 375 pixels.
+func (d driver) herePasses(name string) {
+	d.t.Helper()
+	for _, width := range []int64{1280, 375} {
+		d.do(chromedp.EmulateViewport(width, 800))
+		d.passes(name, width)
+	}
+	d.do(chromedp.EmulateViewport(1280, 800))
+}
+
+// passes fails the test on any axe-core violation on the page shown, or
+// when it scrolls sideways at width.
+func (d driver) passes(name string, width int64) {
+	d.t.Helper()
+	browsertest.Axe(d.t, d.ctx, name)
+	fits, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if !fits {
+		d.t.Errorf("%s is wider than %d pixels", name, width)
 	}
 }

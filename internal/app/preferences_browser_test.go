@@ -98,3 +98,49 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 		})
 	}
 }
+
+// TestPreferencesWaitingAndWayBackInABrowser: after saving, the page that
+// says to check the email leads back to the page, which shows the change
+// waiting for its confirmation; the page that says it is done leads back
+// too; a contact the page is off for, and one whose link expired, still
+// read the operator's statement and policy links. Each page passes
+// axe-core at 1280 and 375 pixels and fits a phone.
+func TestPreferencesWaitingAndWayBackInABrowser(t *testing.T) {
+	browser := browsertest.New(t)
+	e := start(t, storetest.OpenSQLite(t))
+	d := driver{t, browser}
+	_, link := pageSetUp(e)
+	card := purposeID(e, "Card on file")
+
+	d.do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#save")),
+		chromedp.Click(chromedp.CSS("#c-"+card+"-no")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#back")))
+	d.herePasses("the check-your-email page")
+	d.do(chromedp.Click(chromedp.CSS("#back")), chromedp.WaitVisible(chromedp.CSS("#waiting")))
+	if got := d.text("#waiting"); !strings.Contains(got, "We emailed you a link to confirm this change at ") || !strings.Contains(got, "Withdraw consent to “Card on file”") {
+		t.Fatalf("the waiting change: %q", got)
+	}
+	d.pagesPass(e.srv.URL, "/p")
+
+	confirm := e.srv.URL + confirmLinkRE.FindString(e.smtp.Wait(t, 1)[0].Text)
+	d.do(chromedp.Navigate(confirm), chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS("#back")))
+	d.herePasses("the done page")
+	d.do(chromedp.Click(chromedp.CSS("#back")), chromedp.WaitVisible(chromedp.CSS("#save")))
+	if n, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll("#waiting").length`)); err != nil || n != 0 {
+		t.Fatalf("a confirmed change still waits: %d %v", n, err)
+	}
+
+	// The page is turned off for her: the email section, with the
+	// statement and the policies.
+	e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"region == \"EU\"","offers":[],"statement":"We are Acme. See https://acme.example/privacy",
+		"policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"footer":{"enabled":false},"access_email":false,
+		"allow_stop_processing":false,"allow_erasure":false}`, 200, nil)
+	d.do(chromedp.Navigate(e.srv.URL+"/p"), chromedp.WaitVisible(chromedp.CSS("#about")))
+	if got := d.text("main"); !strings.Contains(got, "We are Acme.") || !strings.Contains(got, "Privacy policy") || strings.Contains(got, "Download your data") {
+		t.Fatalf("the page without access: %q", got)
+	}
+	d.pagesPass(e.srv.URL, "/p", "/u/"+strings.Repeat("A", 43))
+	d.do(chromedp.Click(chromedp.CSS("#privacy-statement summary")), chromedp.WaitVisible(chromedp.CSS("#privacy-statement p")))
+	if got := d.text("footer"); !strings.Contains(got, "We are Acme.") || !strings.Contains(got, "Privacy policy") {
+		t.Fatalf("the expired link's page: %q", got)
+	}
+}

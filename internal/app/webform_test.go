@@ -154,9 +154,13 @@ func TestKnownAddressPostWaitsForItsOwner(t *testing.T) {
 			t.Fatalf("opening the link changed the contact: %+v", after)
 		}
 
-		code, page = e.page("POST", e.srv.URL+link, "")
-		if code != 200 || !strings.Contains(page, "This is now in effect") {
+		v := e.visitor()
+		code, page = v.post(e.srv.URL+link, url.Values{})
+		if code != 200 || !strings.Contains(page, "This is now in effect") || !strings.Contains(page, `<a href="/p" id="back">Back to your preferences</a>`) {
 			t.Fatalf("confirming: %d %s", code, page)
+		}
+		if code, page := v.get(e.srv.URL + "/p"); code != 200 || !strings.Contains(page, "kim@example.com") {
+			t.Fatalf("back from the done page: %d %s", code, page)
 		}
 		after := stateOf(e, kim.ID)
 		want := contactState{FirstName: "Mallory", OptIn: contactstate.DoubleOptIn, Lists: []string{"Newsletter/subscribed"}, OptInSteps: 2,
@@ -179,7 +183,7 @@ func TestKnownAddressPostWaitsForItsOwner(t *testing.T) {
 		e.api("GET", "/api/v1/contacts/"+kim.ID+"/consents", "", 200, &consents)
 		for _, h := range consents.History {
 			if h.Source != "Web form" || h.TextVersion != 1 || h.Actor.Kind != "contact" || h.Evidence.IP != "127.0.0.1" ||
-				h.Evidence.UserAgent != "Mozilla/5.0 (test)" || h.Evidence.ConfirmationTokenID == "" {
+				h.Evidence.UserAgent != "Mozilla/5.0 (visitor)" || h.Evidence.ConfirmationTokenID == "" {
 				t.Fatalf("consent record: %+v", h)
 			}
 		}

@@ -604,16 +604,23 @@ type Evidence struct {
 // used or expired, its invitation ended, or the contact opted out since.
 var ErrNotConfirmed = errors.New("optin: the link does not confirm anything")
 
+// Confirmed is whose opt-in a link confirmed: the page that says so is in
+// their language and leads to their preferences.
+type Confirmed struct {
+	ContactID string
+	Language  string
+}
+
 // Confirm uses the link's token: the contact's opt-in status becomes
 // double_opt_in and an E-marketing consent is recorded with the evidence and
 // the consent text version the email showed, with the ledger events, the
 // invitation marked confirmed and the token used, all in one transaction.
-// It returns the contact's language for the page.
-func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (string, error) {
+// It returns whose opt-in it confirmed, or ErrNotConfirmed.
+func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Confirmed, error) {
 	now := s.now()
 	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, now)
 	if err != nil {
-		return "", ErrNotConfirmed
+		return nil, ErrNotConfirmed
 	}
 	// The email quoted the consent text in the version and language the
 	// invitation keeps; one made before it kept a language quoted the
@@ -623,16 +630,16 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 	if err := s.DB.Read.QueryRowContext(ctx, `SELECT i.text_version, COALESCE(NULLIF(i.text_language, ''), t.language)
 		FROM optin_invitations i JOIN purpose_texts t ON t.purpose_id = i.purpose_id AND t.version = i.text_version
 		WHERE i.id = $1`, t.SubjectID).Scan(&version, &shownIn); err != nil {
-		return "", ErrNotConfirmed
+		return nil, ErrNotConfirmed
 	}
 	actor := consent.Actor{Kind: consent.ActorContact}
 	evidence := consent.Evidence{Method: consent.MethodDoubleOptInLink, IP: ev.IP, UserAgent: ev.UserAgent, TokenID: t.ID}
 	prepared, err := s.Consent.Prepare(ctx, consent.RecordInput{Purpose: EMarketing, State: consent.StateGranted,
 		Source: SourceDoubleOptIn, TextVersion: version, TextLanguage: shownIn, Actor: actor, Evidence: evidence})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var lang string
+	done := &Confirmed{ContactID: t.ContactID}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		tok, err := auth.FindContactToken(tx, auth.PurposeDoubleOptIn, secret, now) // again, inside the write
 		if err != nil {
@@ -670,9 +677,12 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (stri
 		if _, err := prepared.Apply(tx, k, now); err != nil {
 			return err
 		}
-		return tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&lang)
+		return tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&done.Language)
 	})
-	return lang, err
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // Invitation is a double opt-in invitation's state, for the API.

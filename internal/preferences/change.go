@@ -554,6 +554,30 @@ func (s *Service) Changes(ctx context.Context, contactID string) ([]ChangeEntry,
 	}, `SELECT id, status, change, requested_at, ended_at FROM preference_changes WHERE contact_id = $1 ORDER BY requested_at DESC, id DESC`, contactID)
 }
 
+// waiting returns the contact's pending change whose confirmation link
+// still works (Request leaves at most one), or nil when there is none: a
+// change older than ConfirmHours can no longer be confirmed, so it no
+// longer waits.
+func (s *Service) waiting(ctx context.Context, contactID string) (*Waiting, error) {
+	since := s.now().Add(-ConfirmHours * time.Hour)
+	var raw string
+	var at int64
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT change, requested_at FROM preference_changes
+		WHERE contact_id = $1 AND status = $2 AND requested_at > $3 ORDER BY requested_at DESC, id DESC LIMIT 1`,
+		contactID, StatusPending, store.Micros(since)).Scan(&raw, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("preferences: read waiting change: %w", err)
+	}
+	w := &Waiting{SentAt: store.FromMicros(at)}
+	if err := json.Unmarshal([]byte(raw), &w.Change); err != nil {
+		return nil, fmt.Errorf("preferences: decode change: %w", err)
+	}
+	return w, nil
+}
+
 // ForgetContactsTx deletes, inside tx, the preference changes of the
 // contacts in ids, pending or ended, when their personal data is erased:
 // they carry the values asked for and the IP address and user agent of

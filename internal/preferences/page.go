@@ -68,6 +68,18 @@ type Page struct {
 	// themselves (Art. 16). Both are empty on a page that is not Full.
 	Data        []DataItem
 	Correctable []CorrectableItem
+	// Waiting is the change the contact asked for whose confirmation link
+	// still works, shown on the page so that a second save is not taken
+	// for a lost one; nil when none waits.
+	Waiting *Waiting
+}
+
+// Waiting is a change asked for on the page and not yet confirmed.
+type Waiting struct {
+	Change Change
+	// SentAt is when it was asked for, which is when its confirmation
+	// email was queued.
+	SentAt time.Time
 }
 
 // DataItem is one piece of personal data shown to the contact: a core
@@ -157,6 +169,9 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 		AllowStop: cfg.AllowStopProcessing, AllowErasure: cfg.AllowErasure, Statement: cfg.Statement, Policies: cfg.Policies}
 	p.Full, err = s.matches(ctx, cfg.AccessCondition, subject)
 	if err != nil {
+		return nil, err
+	}
+	if p.Waiting, err = s.waiting(ctx, contactID); err != nil {
 		return nil, err
 	}
 	all, err := s.Lists.All(ctx)

@@ -3,6 +3,7 @@ package public
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -105,16 +106,34 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostFormValue("page") == "1" {
-		redirectKeepingLang(w, r, "/m/u/done")
+		// A person clicked the page's button: the done page leads back to
+		// their preferences, as the message's preferences link would.
+		q := url.Values{}
+		if s.openSessionFor(w, r, t.ContactID) {
+			q.Set("back", "1")
+		}
+		if l := r.URL.Query().Get("lang"); i18n.Supported(l) {
+			q.Set("lang", strings.ToLower(l))
+		}
+		done := "/m/u/done"
+		if len(q) > 0 {
+			done += "?" + q.Encode()
+		}
+		http.Redirect(w, r, done, http.StatusSeeOther)
 		return
 	}
 	s.campaignUnsubscribed(w, r)
 }
 
+// campaignUnsubscribed says the unsubscribe is done; back=1 (set after a
+// page session was opened) adds the way to the preferences page.
 func (s *Server) campaignUnsubscribed(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.done.title"),
-		"Text": i18n.T(l, "campaign.unsub.done.text")})
+	data := map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.done.title"), "Text": i18n.T(l, "campaign.unsub.done.text")}
+	if r.URL.Query().Get("back") == "1" {
+		data["Back"] = backToPage(r, l, "/p#email")
+	}
+	s.render(w, r, http.StatusOK, "message", data)
 }
 
 // campaignPreferences opens the preferences page at its email section,

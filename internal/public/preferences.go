@@ -83,12 +83,48 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 
 // toSession sets the session cookie and redirects to the page.
 func (s *Server) toSession(w http.ResponseWriter, r *http.Request, secret string, expires time.Time, to string) {
+	s.setSession(w, secret, expires)
+	http.Redirect(w, r, pageAddress(r, to), http.StatusSeeOther)
+}
+
+func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/p", Expires: expires,
 		HttpOnly: true, Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+// pageAddress is to (an address on the page, /p or /p#email) with the
+// request's choice of language kept.
+func pageAddress(r *http.Request, to string) string {
 	if q := r.URL.Query().Get("lang"); q != "" && i18n.Supported(q) {
-		to = strings.Replace(to, "/p", "/p?lang="+q, 1)
+		to = strings.Replace(to, "/p", "/p?lang="+strings.ToLower(q), 1)
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	return to
+}
+
+// backLink is the way back from a page that says something is done.
+type backLink struct{ URL, Text string }
+
+// backToPage leads a done page back to the preferences page (at to: /p
+// or /p#email), for a contact who has a session: the session cookie goes
+// only to the page's addresses, so the link works as long as it lasts.
+func backToPage(r *http.Request, l, to string) backLink {
+	return backLink{URL: pageAddress(r, to), Text: i18n.T(l, "prefs.back")}
+}
+
+// openSessionFor gives the contact a page session after they used a link
+// emailed to them (a confirmation or an unsubscribe link proves the same
+// as a link to the page), so that the done page leads back to the page.
+// It reports false, having logged why, when no session was opened.
+func (s *Server) openSessionFor(w http.ResponseWriter, r *http.Request, contactID string) bool {
+	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), contactID)
+	if err != nil {
+		if !errors.Is(err, preferences.ErrNoSession) {
+			s.Log.Error("open preferences session", "err", err)
+		}
+		return false
+	}
+	s.setSession(w, secret, expires)
+	return true
 }
 
 // session returns the contact of the request's session, or "" after
@@ -135,7 +171,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 		action += "?lang=" + strings.ToLower(q) // the choice stays on the page's own posts
 	}
 	s.render(w, r, status, "preferences", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.title"), "Page": p,
-		"Errors": placeErrors(p, fieldErrs), "Notice": notice, "Action": action})
+		"Errors": placeErrors(p, fieldErrs), "Notice": notice, "Action": action, "PrivacyShown": true})
 }
 
 // placeErrors keeps each error next to the choice it is about, and moves
@@ -214,7 +250,7 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
-		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours)})
+		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours), "Back": backToPage(r, l, "/p")})
 }
 
 // pageError shows the page again with a refused choice's reason next to it.
@@ -286,7 +322,11 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, p.Lang)
-	s.render(w, r, http.StatusOK, "prefs_done", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)})
+	data := map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)}
+	if s.openSessionFor(w, r, p.ContactID) {
+		data["Back"] = backToPage(r, l, "/p")
+	}
+	s.render(w, r, http.StatusOK, "prefs_done", data)
 }
 
 // oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is

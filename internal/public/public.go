@@ -56,6 +56,9 @@ func linkify(s string) template.HTML {
 	return template.HTML(b.String())
 }
 
+// utc shows a time in UTC to the minute, as the admin pages do.
+func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
 // pageNames are the public pages, each a template of its own inside the
 // shared layout.
 var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired",
@@ -77,7 +80,7 @@ func parsePages() (map[string]*template.Template, error) {
 
 // parsePage parses the page templates/NAME.html with the layout.
 func parsePage(name string) (*template.Template, error) {
-	t, err := template.New("layout.html").Funcs(template.FuncMap{"t": i18n.T, "linkify": linkify}).
+	t, err := template.New("layout.html").Funcs(template.FuncMap{"t": i18n.T, "linkify": linkify, "utc": utc}).
 		ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 	if err != nil {
 		return nil, fmt.Errorf("public: page %s: %w", name, err)
@@ -224,8 +227,9 @@ func lang(r *http.Request, contactLang string) string {
 	return i18n.Match("", r.Header.Get("Accept-Language"))
 }
 
-// render writes page with data, and with the operator (Operator) for the
-// header and footer that name the controller on every page. Settings that
+// render writes page with data, and with the operator (Operator) and
+// their privacy statement and policy links (Privacy) for the header and
+// footer that name the controller on every page. Settings that
 // cannot be read leave the configured sender name, so the page still
 // names someone.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
@@ -234,6 +238,17 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		s.Log.Error("render page: read settings", "page", page, "err", err)
 	}
 	data["Operator"] = st.Controller(s.Sender)
+	// The privacy statement and policy links are the operator's, not the
+	// contact's: every page shows them, so that a contact the page is off
+	// for, or whose link expired, still reads them (GDPR Art. 13). The
+	// preferences page shows them at its top instead (PrivacyShown).
+	if shown, _ := data["PrivacyShown"].(bool); !shown {
+		cfg, err := preferences.GetConfig(r.Context(), s.DB.Read)
+		if err != nil {
+			s.Log.Error("render page: read preferences settings", "page", page, "err", err)
+		}
+		data["Privacy"] = cfg
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := s.pages[page].Execute(w, data); err != nil {
@@ -290,16 +305,20 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	if a := s.IPs.IP(r); a.IsValid() {
 		ip = a.String()
 	}
-	contactLang, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
-	l := lang(r, contactLang)
+	done, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
 	if err != nil {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
 			s.Log.Error("confirm double opt-in", "err", err)
 		}
-		s.invalid(w, r, l)
+		s.invalid(w, r, lang(r, ""))
 		return
 	}
-	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")})
+	l := lang(r, done.Language)
+	data := map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")}
+	if s.openSessionFor(w, r, done.ContactID) {
+		data["Back"] = backToPage(r, l, "/p")
+	}
+	s.render(w, r, http.StatusOK, "message", data)
 }
 
 // truncateUA keeps a user agent within what evidence stores.

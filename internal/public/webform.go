@@ -108,7 +108,11 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := lang(r, c.Lang)
-	s.render(w, r, http.StatusOK, "webform_done", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)})
+	data := map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)}
+	if s.openSessionFor(w, r, c.ContactID) {
+		data["Back"] = backToPage(r, l, "/p")
+	}
+	s.render(w, r, http.StatusOK, "webform_done", data)
 }
 
 // formLang is the language a ?lang= parameter asks for, or "" for the

@@ -3,6 +3,7 @@ package web
 import (
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -71,9 +72,11 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *auth.User)
 }
 
 // coverageChart has a bar per purpose: the contacts who granted it, out of
-// all. A purpose on another legal basis needs no consent, so it gets no
-// bar and no share, only its basis (and withdrawals, if any were
-// recorded); one made since the last count has no figure yet.
+// all, with its share and the withdrawals beside it. A purpose on another
+// legal basis needs no consent, so it gets no bar and no share, which
+// would read as a poor consent rate: only its basis and the contacts who
+// objected (a withdrawal recorded for it). One made since the last count
+// has no figure yet.
 func coverageChart(f *tally.Figures, purposes []*consent.Purpose) template.HTML {
 	total := f.Contacts()
 	var bars []chart.Bar
@@ -84,10 +87,8 @@ func coverageChart(f *tally.Figures, purposes []*consent.Purpose) template.HTML 
 		switch {
 		case p.LegalBasis != consent.BasisConsent:
 			b.Value = chart.NoFigure
-			b.Note = "Legal basis: " + basisLabel(p.LegalBasis) + ", no consent needed"
-			if withdrawn > 0 {
-				b.Note += "; " + chart.Figure(withdrawn) + " withdrawn"
-			}
+			b.Note = "Legal basis: " + strings.ToLower(basisLabel(p.LegalBasis))
+			b.Detail = countOf(withdrawn, "objection", "objections") + ", no consent asked"
 		case !counted:
 			b.Value = chart.NoFigure
 			b.Note = "Not counted yet"
@@ -130,4 +131,13 @@ func optInHistory(history []*tally.Figures, first time.Time, days int) template.
 		}
 	}
 	return chart.Lines("Email opt-in status per day, last "+chart.Figure(int64(days))+" days", first, series)
+}
+
+// countOf writes n with the noun in the singular for one, else in the
+// plural: "1 objection", "12 objections".
+func countOf(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return chart.Figure(n) + " " + many
 }

@@ -6,13 +6,16 @@ import (
 )
 
 // Bar is one bar of a bar chart. Value is its figure, shown beside the
-// bar; NoFigure draws no bar and no figure, only the note (say, a purpose
-// whose legal basis is not consent). Note is shown under the bar: a share,
-// a second figure, a reason.
+// bar; NoFigure draws no bar and no figure, only the note on the bar's
+// line (say, a purpose whose legal basis is not consent), and Detail under
+// it. Note is shown under the bar: a share, a second figure, a reason.
+// Detail is for bars without a figure only: a drawn bar's line under it
+// is its Note's.
 type Bar struct {
-	Label string
-	Value int64
-	Note  string
+	Label  string
+	Value  int64
+	Note   string
+	Detail string
 }
 
 // Bar geometry, in user units of a chart width units wide.
@@ -27,9 +30,10 @@ const (
 )
 
 type barRow struct {
-	Label, Figure, Note, Whole                        string
-	LabelY, BarY, FigureX, FigureY, NoteY, Width, Top string
-	Drawn                                             bool
+	Label, Figure, Note, Detail, Whole             string
+	LabelY, BarY, FigureX, FigureY, NoteY, DetailY string
+	Width, Top                                     string
+	Drawn                                          bool
 }
 
 type barChart struct {
@@ -55,7 +59,7 @@ func BarsOf(title string, whole int64, bars []Bar) template.HTML {
 	c := barChart{Title: title, Span: num(barSpan), Width: num(width)}
 	row := float64(rowPlain)
 	for _, b := range bars {
-		if b.Note != "" {
+		if b.Note != "" || b.Detail != "" {
 			row = rowWithNote
 		}
 	}
@@ -75,11 +79,17 @@ func BarsOf(title string, whole int64, bars []Bar) template.HTML {
 			}
 			r.FigureX = num(w + 6)
 		} else {
-			// No bar: the note takes the bar's line.
+			// No bar: the note takes the bar's line, the detail the note's.
+			r.Detail = fit(b.Detail, noteChars)
+			r.DetailY = r.NoteY
 			r.NoteY = r.FigureY
 		}
 		if b.Note != "" {
-			line += " (" + b.Note + ")"
+			line += " (" + b.Note
+			if !r.Drawn && b.Detail != "" {
+				line += ", " + b.Detail
+			}
+			line += ")"
 		}
 		desc = append(desc, line)
 		c.Rows = append(c.Rows, r)

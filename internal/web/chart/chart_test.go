@@ -61,6 +61,21 @@ func TestBarsShowLabelsFiguresAndNotes(t *testing.T) {
 	}
 }
 
+func TestBarWithoutFigureHasItsDetailUnderItsNote(t *testing.T) {
+	out := chart.BarsOf("Coverage", 10, []chart.Bar{
+		{Label: "Analytics", Value: chart.NoFigure, Note: "Legal basis: legitimate interests", Detail: "12 objections, no consent asked"},
+		{Label: "News", Value: 5, Note: "50% of 10 contacts granted; 1 withdrawn", Detail: "never drawn"},
+	})
+	wellFormed(t, out)
+	// The note takes the bar's line (30), the detail the note's (47).
+	has(t, out, `<text x="0" y="34" font-size="12" fill="#4b5563">Legal basis: legitimate interests</text>`,
+		`<text x="0" y="51" font-size="12" fill="#4b5563">12 objections, no consent asked</text>`,
+		`<desc>Analytics (Legal basis: legitimate interests, 12 objections, no consent asked); News: 5 (50% of 10 contacts granted; 1 withdrawn).</desc>`)
+	if strings.Contains(string(out), "never drawn") {
+		t.Errorf("a drawn bar shows a detail:\n%s", out)
+	}
+}
+
 func TestBarsScaleToTheLargest(t *testing.T) {
 	out := chart.Bars("Opt-in", []chart.Bar{{Label: "A", Value: 500}, {Label: "B", Value: 1000}, {Label: "C", Value: 1}})
 	wellFormed(t, out)
