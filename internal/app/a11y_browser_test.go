@@ -336,7 +336,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		a.visit("/p/{token}", prefs)
 		a.visit("/p", "/p")
 		d.do(chromedp.Click(chromedp.CSS("#c-" + purposeID(e, "Card on file") + "-no")))
-		a.press("/p", "#save")
+		a.press("/p/sent", "#save")
 		a.visit("/p/confirm/{token}", mailLink(e, "/p/confirm/"))
 		a.press("/p/confirm/{token}", "form button")
 		a.visit("/p", "/p")

@@ -31,11 +31,22 @@ func TestPendingChangeIsShownAndDonePagesLeadBack(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "Please check your email") || !strings.Contains(body, `<a href="/p" id="back">Back to your preferences</a>`) {
 			t.Fatalf("saving: %d %s", code, body)
 		}
+		// The post redirected to a page of its own, whose reload asks
+		// nothing again: one change, one email.
+		if got := v.last.Request.URL.Path; got != "/p/sent" {
+			t.Fatalf("saving ended at %s, want the redirect to /p/sent", got)
+		}
+		if code, body := v.get(e.srv.URL + "/p/sent"); code != 200 || !strings.Contains(body, "Please check your email") {
+			t.Fatalf("reloading the check-your-email page: %d %s", code, body)
+		}
 		var changes []struct {
 			Status      string
 			RequestedAt time.Time `json:"requested_at"`
 		}
 		e.api("GET", "/api/v1/contacts/"+id+"/preference-changes", "", 200, &changes)
+		if len(changes) != 1 {
+			t.Fatalf("%d preference changes after a save and a reload, want 1", len(changes))
+		}
 		sent := changes[0].RequestedAt.UTC().Format("2006-01-02 15:04 UTC")
 		_, body = v.get(e.srv.URL + "/p")
 		for _, want := range []string{`id="waiting"`, "Waiting for your confirmation", "We emailed you a link to confirm this change at " + sent,

@@ -34,6 +34,7 @@ func (s *Server) preferenceRoutes() {
 	s.mux.HandleFunc("GET /u/sent", s.newLinkSent)
 	s.mux.HandleFunc("GET /p", s.preferencesPage)
 	s.mux.HandleFunc("POST /p", s.savePreferences)
+	s.mux.HandleFunc("GET /p/sent", s.changeSent)
 	s.mux.HandleFunc("POST /p/end", s.endSession)
 	s.mux.HandleFunc("GET /p/confirm/{token}", s.confirmChangePage)
 	s.mux.HandleFunc("POST /p/confirm/{token}", s.confirmChange)
@@ -249,6 +250,24 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, id, l, err)
 		return
 	}
+	// Post/redirect/get: reloading the page that says so must not ask
+	// again (a second email, the pending change replaced).
+	redirectKeepingLang(w, r, "/p/sent")
+}
+
+// changeSent says a change waits for the contact's confirmation by email,
+// in the page's language; without a session, that the session ended.
+func (s *Server) changeSent(w http.ResponseWriter, r *http.Request) {
+	id := s.session(w, r)
+	if id == "" {
+		return
+	}
+	p, err := s.Prefs.Build(r.Context(), id)
+	if err != nil {
+		s.invalid(w, r, lang(r, ""))
+		return
+	}
+	l := lang(r, p.Contact.Language)
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
 		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours), "Back": backToPage(r, l, "/p")})
 }
