@@ -43,16 +43,10 @@ func (s *Server) exportRoutes() {
 // askExport takes the page's "Download my data" button: it records the
 // access request and emails the link, then redirects.
 func (s *Server) askExport(w http.ResponseWriter, r *http.Request) {
-	id := s.session(w, r)
-	if id == "" {
+	id, p, l, ok := s.sessionPage(w, r)
+	if !ok {
 		return
 	}
-	p, err := s.Prefs.Build(r.Context(), id)
-	if err != nil {
-		s.invalid(w, r, lang(r, ""))
-		return
-	}
-	l := lang(r, p.Contact.Language)
 	if !p.Full {
 		s.showPage(w, r, id, http.StatusForbidden, map[string]string{"page": i18n.T(l, "prefs.refused")}, "")
 		return

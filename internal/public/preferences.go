@@ -146,6 +146,21 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) string {
 	return ""
 }
 
+// sessionPage reads the page of the contact whose session the request
+// carries, and the language to answer in. ok is false, after a page that
+// says why was shown, when there is no session or no page.
+func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request) (id string, p *preferences.Page, l string, ok bool) {
+	if id = s.session(w, r); id == "" {
+		return "", nil, "", false
+	}
+	p, err := s.Prefs.Build(r.Context(), id)
+	if err != nil {
+		s.invalid(w, r, lang(r, ""))
+		return "", nil, "", false
+	}
+	return id, p, lang(r, p.Contact.Language), true
+}
+
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	id := s.session(w, r)
 	if id == "" {
@@ -258,16 +273,10 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 // changeSent says a change waits for the contact's confirmation by email,
 // in the page's language; without a session, that the session ended.
 func (s *Server) changeSent(w http.ResponseWriter, r *http.Request) {
-	id := s.session(w, r)
-	if id == "" {
+	_, _, l, ok := s.sessionPage(w, r)
+	if !ok {
 		return
 	}
-	p, err := s.Prefs.Build(r.Context(), id)
-	if err != nil {
-		s.invalid(w, r, lang(r, ""))
-		return
-	}
-	l := lang(r, p.Contact.Language)
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.check_email.title"),
 		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours), "Back": backToPage(r, l, "/p")})
 }
