@@ -111,7 +111,11 @@ func killRun(t testing.TB, bin string, db *store.DB, env []string) {
 
 	for _, share := range at {
 		want := int(share * float64(n))
+		stalled := time.Now().Add(2 * time.Minute)
 		for got.count() < want {
+			if time.Now().After(stalled) {
+				t.Fatalf("%d of %d messages arrived, waiting for %d; the service's goroutines:\n%s", got.count(), n, want, child.dump())
+			}
 			child.waitMore(t, got)
 		}
 		child.kill(t)
@@ -127,7 +131,7 @@ func killRun(t testing.TB, bin string, db *store.DB, env []string) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for api.do("GET", "/api/v1/campaigns/"+c.ID+"/progress", nil, &p); p.Status != "sent"; api.do("GET", "/api/v1/campaigns/"+c.ID+"/progress", nil, &p) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the campaign did not end: %+v", p)
+			t.Fatalf("the campaign did not end: %+v; the service's goroutines:\n%s", p, child.dump())
 		}
 		child.waitMore(t, got)
 	}
@@ -406,17 +410,36 @@ func (c *child) kill(t testing.TB) {
 	<-c.exited
 }
 
-// stop asks the child to shut down and wants it to exit 0.
+// dump makes a child that stalled print its goroutines (SIGQUIT) and
+// returns its output, for the test's failure message.
+func (c *child) dump() string {
+	c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
+	}
+	return c.output()
+}
+
+// stop asks the child to shut down and wants it to exit 0 within 30 s.
 func (c *child) stop(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-c.exited
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM; its goroutines:\n%s", c.dump())
+	}
 	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("serve exited with %d:\n%s", code, c.output())
 	}
 }
+
+// apiHTTP bounds each API call, so that a service that stopped answering
+// fails the test rather than hanging it.
+var apiHTTP = &http.Client{Timeout: 30 * time.Second}
 
 // apiClient calls the API with a bearer token.
 type apiClient struct {
@@ -437,7 +460,7 @@ func (a *apiClient) do(method, path string, body, out any) {
 	req, _ := http.NewRequest(method, a.base+path, r)
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiHTTP.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

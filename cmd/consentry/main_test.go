@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -83,8 +84,14 @@ func startServerLogged(t *testing.T) (addr, dbPath string, log *logtest.Buffer) 
 	go func() { done <- run(ctx, []string{"serve"}, io.Discard, log) }()
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited with %d", code)
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited with %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			buf := make([]byte, 1<<20)
+			t.Fatalf("serve did not stop within 30 s; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReadmeQuickStart runs the README's quick start, as written, against a
@@ -32,7 +34,9 @@ func TestReadmeQuickStart(t *testing.T) {
 		t.Errorf("the quick start names the address %d times, want once, in ADDR", strings.Count(block, "127.0.0.1:8080"))
 	}
 	script = strings.ReplaceAll(block, "127.0.0.1:8080", addr)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a stalled call fails the test
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = "../.." // the commands are run from the repository root
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
