@@ -150,6 +150,21 @@ func (g *gate) from(a *sqlArgs) string {
 	return `contacts c LEFT JOIN consent_current pc ON pc.contact_id = c.id AND pc.purpose_id = ` + a.p(g.c.PurposeID)
 }
 
+// fromEach is from for a bounded set of contacts (a range or a list of
+// ids): each contact's consent is looked up by its key. On PostgreSQL the
+// lookup is a LATERAL subquery the planner cannot turn into a join, since
+// a join lets it read the whole consent_current table whenever it guesses
+// the set large; it guessed a range of 700 string ids at 9,000 rows and
+// took 120 ms for a step meant to take 10, while every consent change
+// waited behind it. SQLite looks each contact up by key anyway.
+func (g *gate) fromEach(a *sqlArgs) string {
+	if g.dialect == store.Postgres {
+		return `contacts c LEFT JOIN LATERAL (SELECT state, expires_at FROM consent_current
+			WHERE contact_id = c.id AND purpose_id = ` + a.p(g.c.PurposeID) + ` LIMIT 1) pc ON true`
+	}
+	return g.from(a)
+}
+
 // sqlArgs collects a statement's parameters as its fragments are written.
 type sqlArgs struct{ args []any }
 
@@ -353,14 +368,29 @@ const (
 // resolveAll fixes the audience's recipients step by step until it is
 // complete. Run again after a crash, it goes on from where the last step
 // committed.
+//
+// On PostgreSQL the recipients' table is analysed once a step added any:
+// until autovacuum gets to it, seconds later, the planner still counts
+// the table as it was and read a million new rows for each batch the
+// sender claimed (260 ms a claim, with every consent change waiting).
 func (s *Service) resolveAll(ctx context.Context, g *gate) error {
 	chunk := resolveFirst
+	added := false
 	for {
 		start := time.Now()
 		done, err := s.resolveStep(ctx, g, chunk)
-		if err != nil || done {
+		if err != nil {
 			return err
 		}
+		if done {
+			if added && s.DB.Dialect == store.Postgres {
+				if _, err := s.DB.Read.ExecContext(ctx, `ANALYZE campaign_recipients`); err != nil {
+					return fmt.Errorf("campaign: analyse the recipients: %w", err)
+				}
+			}
+			return nil
+		}
+		added = true
 		took := max(time.Since(start), time.Microsecond)
 		chunk = min(resolveMax, max(resolveMin, int(float64(chunk)*float64(resolveStepTime)/float64(took))))
 	}
@@ -390,7 +420,7 @@ func (s *Service) resolveStep(ctx context.Context, g *gate, chunk int) (done boo
 			return fmt.Errorf("campaign: resolve: %w", err)
 		}
 		a := &sqlArgs{}
-		from := g.from(a)
+		from := g.fromEach(a)
 		reason := g.reason(a)
 		bound := `c.id > ` + a.p(after)
 		if !last {

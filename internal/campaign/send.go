@@ -695,7 +695,7 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 	// whatever the gate found when the campaign was prepared.
 	g := *p.gate
 	g.holds = true
-	from := g.from(a)
+	from := g.fromEach(a)
 	reason := g.reason(a)
 	tracked := g.tracked(a)
 	ids := make([]string, len(rows))

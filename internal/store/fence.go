@@ -170,7 +170,7 @@ func (db *DB) HoldFence(ctx context.Context, fn func(q Querier, wanted context.C
 		return fmt.Errorf("store: hold send fence: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared($1)", db.fenceKey); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared($1), "+noJIT, db.fenceKey); err != nil {
 		return fmt.Errorf("store: hold send fence: %w", err)
 	}
 	wanted, done := db.fenceWant.hold(ctx)

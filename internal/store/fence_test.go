@@ -153,3 +153,37 @@ func probe(t testing.TB, db *store.DB) func(n int, fenced bool) error {
 		})
 	}
 }
+
+// TestShortTransactionsRunWithoutJIT: on PostgreSQL, write transactions
+// and the send fence's reads run with JIT compilation off, which would
+// add its compile time to a statement the planner overestimates; other
+// reads keep the server's setting.
+func TestShortTransactionsRunWithoutJIT(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	jit := func(q store.Querier) string {
+		t.Helper()
+		var v string
+		if err := q.QueryRowContext(ctx, `SELECT current_setting('jit')`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var inWrite, inFence string
+	if err := db.Write(ctx, func(tx *store.Tx) error { inWrite = jit(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.HoldFence(ctx, func(q store.Querier, _ context.Context) error { inFence = jit(q); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var server string
+	if err := db.Read.QueryRowContext(ctx, `SELECT reset_val FROM pg_settings WHERE name = 'jit'`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if inWrite != "off" || inFence != "off" {
+		t.Errorf("jit in a write %q, under the fence %q; want off", inWrite, inFence)
+	}
+	if got := jit(db.Read); got != server {
+		t.Errorf("jit outside them %q, want the server's %q", got, server)
+	}
+}

@@ -197,6 +197,15 @@ func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
 	return out, nil
 }
 
+// noJIT is the select-list item that turns PostgreSQL's JIT compilation
+// off for the rest of the transaction, for the write transactions and the
+// send fence's reads, which must stay short: a statement whose estimated
+// cost passes jit_above_cost is compiled first, about 100 ms here, and an
+// audience step over a range of ids the planner overestimated was, while
+// every consent change waited behind it. Reads elsewhere keep the
+// server's setting.
+const noJIT = "set_config('jit', 'off', true)"
+
 // lockKey is the advisory lock key of what ("write" or "fence") in schema.
 func lockKey(what, schema string) int64 {
 	h := fnv.New64a()

@@ -344,7 +344,10 @@ func (b *batcher) begin() (*Tx, error) {
 		// The lock is queued to go ahead of the transaction's first
 		// statement, in its round trip; its failure is the transaction's,
 		// not that statement's function's.
-		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1)", args: []any{b.db.writeKey},
+		//
+		// The same statement turns JIT compilation off for the
+		// transaction (see noJIT).
+		t.later = append(t.later, laterStmt{query: "SELECT pg_advisory_xact_lock($1), " + noJIT, args: []any{b.db.writeKey},
 			wrap: Prefix("store: take write lock"), ofTx: true})
 	}
 	return t, nil
