@@ -20,14 +20,17 @@ func (s *Server) inboundRoutes() []Route {
 		{Method: "POST", Path: inboundPath, Tag: "requests", Status: 202, RawBody: "message/rfc822", Response: InboundResult{},
 			Summary: "Hand over an email sent to the privacy address, as the raw RFC 5322 message (Content-Type: message/rfc822, at most 1 MiB), " +
 				"for a mail provider's inbound route; needs a token with the inbound scope. A subject with an erasure keyword records an erasure " +
-				"request and emails its sender a confirmation link (docs/inbound-email.md)",
+				"request and emails its sender a confirmation link (docs/inbound-email.md). A bounce sent to a campaign message's Return-Path " +
+				"(named in To or Cc) is recorded for its contact (docs/campaigns.md)",
 			handle: s.inboundEmail},
 	}
 }
 
 // InboundResult says what became of a message: requested (a request was
 // recorded and its confirmation queued), limited (the sender's address got
-// a confirmation within the last day) or ignored (not a request).
+// a confirmation within the last day), ignored (not a request, or a reply
+// to a Return-Path that reports no failure) or bounced (a bounce of a
+// campaign message was recorded).
 type InboundResult struct {
 	Outcome string `json:"outcome" enum:"@inbound_outcome"`
 }

@@ -201,7 +201,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return nil, err
 	}
 	a.Inbound = &inbound.Service{DB: db, Mail: tmpl, Notify: a.Requests.Notify,
-		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), OwnAddress: cfg.MailAddress(), Now: time.Now}
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), OwnAddress: cfg.MailAddress(), Now: time.Now,
+		Bounces: &campaign.Bounces{Service: a.Campaigns, Links: a.CampaignLinks}}
 	a.Jobs.Every("inbound.unconfirmed", time.Hour, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.Inbound.RefuseUnconfirmed(ctx)
 		return err

@@ -188,7 +188,7 @@ func (p *prepared) envelope(id int64, r *recipient) *cmail.Envelope {
 		From:     p.from, To: r.email, Subject: subject, Text: text, HTML: html,
 		MessageID:  "c" + strconv.FormatInt(p.c.no, 10) + "." + strconv.FormatInt(id, 10) + "@" + p.domain,
 		Date:       p.now(),
-		ReturnPath: returnPath(p.bounce, p.c.no, id),
+		ReturnPath: returnPath(p.bounce, p.c.no, id, bounceTag(p.key, id)),
 		Headers: map[string]string{
 			"List-Id":               p.listID,
 			"List-Unsubscribe":      "<" + unsub + ">",

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -718,14 +716,4 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 		out[r.id] = r
 	}
 	return out, rs.Err()
-}
-
-// returnPath is the bounce address with the recipient's number after a +,
-// so a bounce names the message it is about.
-func returnPath(bounce string, no, id int64) string {
-	at := strings.LastIndexByte(bounce, '@')
-	if at < 0 {
-		return ""
-	}
-	return bounce[:at] + "+c" + strconv.FormatInt(no, 10) + "-" + strconv.FormatInt(id, 10) + bounce[at:]
 }

@@ -15,14 +15,7 @@ import (
 // normalised sender address; the keyword search never panics on what it
 // decoded. Seeds: testdata/*.eml and the shapes below.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.eml")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addSeeds(f)
 	for _, s := range []string{
 		"From: a@b.example\r\nTo: p@acme.example\r\nSubject: DELETE\r\n\r\nx",
 		"From: a@b.example\nFrom: c@d.example\n\n",
@@ -57,4 +50,16 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("keyword %q", k)
 		}
 	})
+}
+
+// addSeeds adds the messages in testdata/*.eml to f's corpus.
+func addSeeds(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.eml")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }

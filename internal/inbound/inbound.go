@@ -55,10 +55,13 @@ const (
 	// in To or Cc, an automatic reply, or mail from the privacy address or
 	// Consentry's own address; nothing was recorded.
 	OutcomeIgnored = "ignored"
+	// OutcomeBounced: a bounce of a campaign message came back to its
+	// Return-Path and was recorded for its contact (see Bounces).
+	OutcomeBounced = "bounced"
 )
 
 // Outcomes lists the outcomes, for counting.
-var Outcomes = []string{OutcomeRequested, OutcomeLimited, OutcomeIgnored}
+var Outcomes = []string{OutcomeRequested, OutcomeLimited, OutcomeIgnored, OutcomeBounced}
 
 // ConfirmationInterval is how long after a confirmation email the same
 // address gets no other.
@@ -94,9 +97,49 @@ type Service struct {
 	// (CONSENTRY_MAIL_FROM): a message from it is ignored, so that the
 	// operator's notifications never come back as requests.
 	OwnAddress string
-	Now        func() time.Time
+	// Bounces, when set, maps the Return-Path a bounce is sent to back to
+	// the campaign message it is about, and records the bounce.
+	Bounces Bounces
+	Now     func() time.Time
 
-	counts [3]atomic.Int64 // by index in Outcomes
+	counts [4]atomic.Int64 // by index in Outcomes
+}
+
+// Bounces maps a campaign message's Return-Path back to the message and
+// records what its bounce says (campaign.Bounces).
+type Bounces interface {
+	// Recipient returns the message an address names, and false for an
+	// address that is not a Return-Path this installation made.
+	Recipient(ctx context.Context, address string) (int64, bool, error)
+	// Record records a bounce of the message for its contact, and
+	// returns false when there is no such message or contact any more.
+	Record(ctx context.Context, message int64, hard bool) (bool, error)
+}
+
+// HandleBounce reads a message sent to the Return-Path of the campaign
+// messages given (from Bounces.Recipient) and records the bounce it
+// reports for each (OutcomeBounced); a message that reports no failure
+// is OutcomeIgnored. A message that does not parse is an invalid-input
+// error, and nothing is written.
+func (s *Service) HandleBounce(ctx context.Context, raw []byte, messages []int64) (string, error) {
+	b, err := ReadBounce(raw)
+	if err != nil {
+		return "", err
+	}
+	outcome := OutcomeIgnored
+	if b != NotABounce && s.Bounces != nil {
+		for _, m := range messages {
+			found, err := s.Bounces.Record(ctx, m, b == HardBounce)
+			if err != nil {
+				return "", err
+			}
+			if found {
+				outcome = OutcomeBounced
+			}
+		}
+	}
+	s.counts[slices.Index(Outcomes, outcome)].Add(1)
+	return outcome, nil
 }
 
 // Counts returns how many messages had each outcome since start.
@@ -118,13 +161,31 @@ func (s *Service) Accepts(ctx context.Context, address string) (bool, error) {
 	return st.PrivacyAddress != "" && Normalize(address) == Normalize(st.PrivacyAddress), nil
 }
 
-// Handle reads a raw RFC 5322 message and acts on it (HandleMessage). A
-// message that does not parse is an invalid-input error naming the part
-// (ErrTooLarge for one over MaxMessageBytes), and nothing is written.
+// Handle reads a raw RFC 5322 message and acts on it: a bounce whose To
+// or Cc names campaign messages' Return-Paths (as a mail provider's
+// inbound route passes it on, without the envelope) goes to HandleBounce,
+// anything else to HandleMessage. A message that does not parse is an
+// invalid-input error naming the part (ErrTooLarge for one over
+// MaxMessageBytes), and nothing is written.
 func (s *Service) Handle(ctx context.Context, raw []byte) (string, error) {
 	m, err := Parse(raw)
 	if err != nil {
 		return "", err
+	}
+	if s.Bounces != nil {
+		var bounced []int64
+		for _, r := range m.Recipients {
+			id, ok, err := s.Bounces.Recipient(ctx, r)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				bounced = append(bounced, id)
+			}
+		}
+		if len(bounced) > 0 {
+			return s.HandleBounce(ctx, raw, bounced)
+		}
 	}
 	return s.HandleMessage(ctx, m)
 }

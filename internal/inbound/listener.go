@@ -16,13 +16,14 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 )
 
-// Listener receives mail for the privacy address over SMTP
-// (CONSENTRY_INBOUND_SMTP_ADDR), for an MX record or a relay that forwards
-// it, and hands each message to the Service. It accepts only the privacy
-// address as recipient, needs no AUTH (it relays nothing: every message
-// ends here), and answers in SMTP's terms: 552 for a message over
-// MaxMessageBytes, 550 for one that does not parse, 421 for a client over
-// its limit, 451 when the database fails.
+// Listener receives mail for the privacy address, and bounces sent to
+// campaign messages' Return-Paths, over SMTP (CONSENTRY_INBOUND_SMTP_ADDR),
+// for an MX record or a relay that forwards it, and hands each message to
+// the Service. It accepts only those recipients, needs no AUTH (it relays
+// nothing: every message ends here), and answers in SMTP's terms: 550 for
+// another recipient, 552 for a message over MaxMessageBytes, 550 for one
+// that does not parse, 421 for a client over its limit, 451 when the
+// database fails.
 type Listener struct {
 	Service *Service
 	// Addr is host:port to listen on.
@@ -119,14 +120,18 @@ func (l *Listener) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{l: l, key: key}, nil
 }
 
-// session is one SMTP connection; it counts the messages delivered.
+// session is one SMTP connection; it counts the messages delivered. A
+// message's recipients are the privacy address (privacy), campaign
+// messages' Return-Paths (bounces), or both.
 type session struct {
 	l        *Listener
 	key      string // the client address's key in the limiter
 	messages int
+	privacy  bool
+	bounces  []int64
 }
 
-func (s *session) Reset()        {}
+func (s *session) Reset()        { s.privacy, s.bounces = false, nil }
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(string, *smtp.MailOptions) error { return nil }
@@ -139,10 +144,22 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.l.Log.Error("inbound SMTP: read settings", "err", err)
 		return errTempo
 	}
-	if !ok {
-		return errNoSuch
+	if ok {
+		s.privacy = true
+		return nil
 	}
-	return nil
+	if s.l.Service.Bounces != nil && len(s.bounces) < maxAddresses {
+		id, ok, err := s.l.Service.Bounces.Recipient(ctx, to)
+		if err != nil {
+			s.l.Log.Error("inbound SMTP: read a Return-Path", "err", err)
+			return errTempo
+		}
+		if ok {
+			s.bounces = append(s.bounces, id)
+			return nil
+		}
+	}
+	return errNoSuch
 }
 
 func (s *session) Data(r io.Reader) error {
@@ -153,11 +170,21 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if s.messages++; s.messages > s.l.PerConnection || !s.l.Limit.Allow(s.key) {
+	// A bounce to a Return-Path this installation made (which a forger
+	// cannot make) is not counted against the client's limit: a mail
+	// relay returns a large campaign's bounces from one address.
+	bounceOnly := len(s.bounces) > 0 && !s.privacy
+	if s.messages++; s.messages > s.l.PerConnection || (!bounceOnly && !s.l.Limit.Allow(s.key)) {
 		return errTooMany
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if len(s.bounces) > 0 {
+		// The envelope says which messages bounced; a bounce is never a
+		// request, even if it went to the privacy address too.
+		_, err = s.l.Service.HandleBounce(ctx, raw, s.bounces)
+		return smtpError(err, s.l.Log)
+	}
 	_, err = s.l.Service.Handle(ctx, raw)
 	return smtpError(err, s.l.Log)
 }

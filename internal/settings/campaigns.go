@@ -30,7 +30,7 @@ const (
 type Campaigns struct {
 	SenderName         string `json:"sender_name" doc:"the name campaign email comes from"`
 	SenderAddress      string `json:"sender_address" doc:"the address campaign email comes from; empty: the server's CONSENTRY_MAIL_FROM"`
-	BounceAddress      string `json:"bounce_address" doc:"where bounces go: each campaign message's Return-Path is this address with the recipient's number after a +, so a bounce maps back; empty: the sender address"`
+	BounceAddress      string `json:"bounce_address" doc:"where bounces go: each campaign message's Return-Path is this address with the message's number and a tag after a +, so a bounce that reaches the inbound SMTP listener maps back (docs/campaigns.md); empty: the sender address"`
 	CampaignRate       int    `json:"campaign_rate" doc:"campaign messages per second at most, per instance; 0: as fast as the mail server takes them"`
 	EngagementTracking string `json:"engagement_tracking" enum:"off,consent,legitimate_interests" doc:"opens and clicks: off for everyone; consent: only for contacts who granted the tracking purpose; legitimate_interests: for everyone, on that legal basis"`
 	TrackingPurpose    string `json:"tracking_purpose" doc:"the purpose whose consent allows engagement tracking, when engagement_tracking is consent"`
