@@ -75,7 +75,7 @@ func (s *Server) contactLists(r *http.Request, _ consent.Actor) (int, any, error
 	return 200, subs, err
 }
 
-func (s *Server) setContactList(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) setContactList(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in SubscriptionRequest
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -87,6 +87,9 @@ func (s *Server) setContactList(r *http.Request, _ consent.Actor) (int, any, err
 	case in.Status != "" && in.Status != state:
 		return 0, nil, errs.Invalid("status", "is the former name of state; give one of them")
 	}
-	sub, err := s.Lists.Set(r.Context(), r.PathValue("id"), r.PathValue("list"), state, lists.SourceAPI)
+	// Unsubscribing from a list bound to a purpose withdraws that consent,
+	// recorded as this client's doing.
+	withdraw := s.Consent.PurposeWithdrawal(caller, consent.Evidence{Method: consent.MethodAPI})
+	sub, err := s.Lists.Set(r.Context(), r.PathValue("id"), r.PathValue("list"), state, lists.SourceAPI, withdraw)
 	return pathResult(200, sub, err)
 }

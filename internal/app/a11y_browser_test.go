@@ -223,7 +223,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		var dsr struct{ ID string }
 		e.api("POST", "/api/v1/requests", `{"kind":"access","contact_id":"`+id+`","note":"asked by phone"}`, 201, &dsr)
 		anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
-		if _, err := e.a.Lists.Set(ctx, anna, "Newsletter", lists.Subscribed, lists.SourceAPI); err != nil {
+		if _, err := e.a.Lists.Set(ctx, anna, "Newsletter", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 			t.Fatal(err)
 		}
 		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", 1)

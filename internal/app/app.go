@@ -130,7 +130,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Tokens = auth.NewTokens(db)
-	a.Lists = &lists.Service{DB: db, Now: time.Now}
+	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
+		p, err := a.Consent.Purpose(ctx, nameOrID)
+		if err != nil {
+			return "", "", err
+		}
+		return p.ID, p.Name, nil
+	}}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}

@@ -145,7 +145,7 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		}
 		anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
 		for _, l := range []string{"News", "Other"} {
-			if _, err := e.a.Lists.Set(ctx, anna, l, lists.Subscribed, lists.SourceAPI); err != nil {
+			if _, err := e.a.Lists.Set(ctx, anna, l, lists.Subscribed, lists.SourceAPI, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -276,7 +276,7 @@ func TestCampaignTracking(t *testing.T) {
 		cleo := campaignPerson(t, e, "cleo@example.com", "E-marketing", "Engagement tracking")
 		dan := campaignPerson(t, e, "dan@example.com", "E-marketing")
 		for _, id := range []string{cleo, dan} {
-			if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI); err != nil {
+			if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -368,7 +368,7 @@ func BenchmarkCampaignTrackingEvents(b *testing.B) {
 			b.Fatal(err)
 		}
 		id := campaignPerson(b, e, "cleo@example.com", "E-marketing")
-		if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI); err != nil {
+		if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 			b.Fatal(err)
 		}
 		m := sendCampaign(b, e, "Bench", []string{"News"}, "", 1)[0]

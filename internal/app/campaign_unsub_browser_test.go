@@ -55,7 +55,7 @@ func newsCampaign(t testing.TB, e *env) (string, string) {
 		t.Fatal(err)
 	}
 	anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
-	if _, err := e.a.Lists.Set(ctx, anna, "News", lists.Subscribed, lists.SourceAPI); err != nil {
+	if _, err := e.a.Lists.Set(ctx, anna, "News", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 		t.Fatal(err)
 	}
 	return anna, unsubscribeLink(sendCampaign(t, e, "Spring", []string{"News"}, "", 1)[0])

@@ -84,7 +84,7 @@ func (f *fixture) person(email, first, lang, status string, marketing bool) stri
 
 func (f *fixture) subscribe(contactID, list, status string) {
 	f.t.Helper()
-	if _, err := f.lists.Set(context.Background(), contactID, list, status, lists.SourceAPI); err != nil {
+	if _, err := f.lists.Set(context.Background(), contactID, list, status, lists.SourceAPI, nil); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -94,10 +95,13 @@ func (s *Service) Lasting(ctx context.Context, rid int64) (*Target, error) {
 }
 
 // Unsubscribe unsubscribes t's contact from the campaign's lists, and only
-// those; for a campaign without lists, optOut (the contact's own opt-out,
-// inside the same transaction) is applied instead. The event is recorded
-// in the same transaction. A contact deleted since changes nothing.
-func (s *Service) Unsubscribe(ctx context.Context, t *Target, optOut func(tx *store.Tx, contactID string, now time.Time) error) error {
+// those, withdrawing the consent to the purpose a list is bound to (as
+// the contact's doing, with evidence ev); for a campaign without lists,
+// optOut (the contact's own opt-out, inside the same transaction) is
+// applied instead. The event is recorded in the same transaction. A
+// contact deleted since changes nothing.
+func (s *Service) Unsubscribe(ctx context.Context, t *Target, ev consent.Evidence, optOut func(tx *store.Tx, contactID string, now time.Time) error) error {
+	withdraw := s.Purposes.PurposeWithdrawal(consent.Actor{Kind: consent.ActorContact}, ev)
 	now := s.now()
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		var n int
@@ -113,7 +117,7 @@ func (s *Service) Unsubscribe(ctx context.Context, t *Target, optOut func(tx *st
 			}
 		}
 		for _, id := range t.ListIDs {
-			if err := lists.SetLater(tx, t.ContactID, id, lists.Unsubscribed, lists.SourceCampaign, now); err != nil {
+			if err := lists.UnsubscribeTx(tx, t.ContactID, id, lists.SourceCampaign, now, withdraw); err != nil {
 				return err
 			}
 		}

@@ -73,6 +73,8 @@ const (
 	// SourceEmail: what the contact did through a link in an email, such
 	// as unsubscribing.
 	SourceEmail = "01930000-0000-7000-8001-000000000004"
+	// SourceAPI: what an API client recorded or relayed.
+	SourceAPI = "01930000-0000-7000-8001-000000000008"
 )
 
 // UpdateSource renames, deactivates or reactivates a source.

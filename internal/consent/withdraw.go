@@ -20,6 +20,9 @@ const (
 	// everyConsent: every consent granted on the legal basis of consent,
 	// withdrawn when the contact stops processing.
 	everyConsent
+	// onePurpose: the consent to one purpose, withdrawn when the contact
+	// unsubscribes from a list bound to it (WithdrawPurposeTx).
+	onePurpose
 )
 
 // withdrawGrantedTx writes a withdrawn consent record for each purpose of
@@ -27,15 +30,61 @@ const (
 // the choice that causes it, and returns the records written (none when
 // nothing was granted). The source follows the evidence: an unsubscribe
 // link (or the system, applying an opt-out made by one before) is the
-// Email source, anything else the Preferences page.
+// Email source, an API client the API source, anything else the
+// Preferences page.
 func (s *Service) withdrawGrantedTx(tx *store.Tx, k contactstate.State, which withdrawal, actor Actor, ev Evidence, now time.Time) ([]*Record, error) {
+	return s.withdrawTx(tx, k, which, "", actor, ev, now)
+}
+
+// WithdrawPurposeTx writes a withdrawn consent record for the purpose, in
+// the caller's transaction, with the actor and evidence of the choice
+// that causes it (an unsubscribe from a list bound to the purpose), and
+// returns it; nil when the contact's consent to it is not granted.
+func (s *Service) WithdrawPurposeTx(tx *store.Tx, k contactstate.State, purposeID string, actor Actor, ev Evidence, now time.Time) (*Record, error) {
+	recs, err := s.withdrawTx(tx, k, onePurpose, purposeID, actor, ev, now)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+// PurposeWithdrawal returns what withdraws a contact's consent to a
+// purpose inside a transaction (WithdrawPurposeTx), with actor and
+// evidence, for a choice made elsewhere: an unsubscribe from a list bound
+// to the purpose (lists.Withdrawal). A contact actor without an id is the
+// contact concerned; a contact deleted meanwhile is skipped.
+func (s *Service) PurposeWithdrawal(actor Actor, ev Evidence) func(tx *store.Tx, contactID, purposeID string, now time.Time) error {
+	return func(tx *store.Tx, contactID, purposeID string, now time.Time) error {
+		k, err := contactstate.Load(tx, contactID)
+		if errs.Is(err, errs.KindNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		a := actor
+		if a.Kind == ActorContact && a.ID == "" {
+			a.ID = contactID
+		}
+		_, err = s.WithdrawPurposeTx(tx, k, purposeID, a, ev, now)
+		return err
+	}
+}
+
+func (s *Service) withdrawTx(tx *store.Tx, k contactstate.State, which withdrawal, purposeID string, actor Actor, ev Evidence, now time.Time) ([]*Record, error) {
 	cond := "p.marketing_email"
-	if which == everyConsent {
+	switch which {
+	case everyConsent:
 		cond = "r.legal_basis = '" + BasisConsent + "'"
+	case onePurpose:
+		cond = "p.id = $4"
 	}
 	sourceID := SourcePreferencesPage
-	if ev.Method == MethodUnsubscribeLink || ev.Method == MethodSystem {
+	switch ev.Method {
+	case MethodUnsubscribeLink, MethodSystem:
 		sourceID = SourceEmail
+	case MethodAPI:
+		sourceID = SourceAPI
 	}
 	type granted struct {
 		purpose Purpose
@@ -45,7 +94,7 @@ func (s *Service) withdrawGrantedTx(tx *store.Tx, k contactstate.State, which wi
 	// consent just recorded) are sent first, so this sees them.
 	rows, err := tx.Query(`SELECT p.id, p.name, r.legal_basis, r.text_version, (SELECT name FROM sources WHERE id = $2)
 		FROM consent_current cc JOIN purposes p ON p.id = cc.purpose_id JOIN consent_records r ON r.id = cc.record_id
-		WHERE cc.contact_id = $1 AND cc.state = $3 AND `+cond+` ORDER BY p.name_key`, k.ID, sourceID, StateGranted)
+		WHERE cc.contact_id = $1 AND cc.state = $3 AND `+cond+` ORDER BY p.name_key`, append([]any{k.ID, sourceID, StateGranted}, purposeArg(which, purposeID)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read granted consents: %w", err)
 	}
@@ -130,4 +179,12 @@ func (s *Service) StopProcessingTx(tx *store.Tx, k contactstate.State, actor Act
 		return err
 	}
 	return contactstate.StopProcessingTx(tx, k.ID, now)
+}
+
+// purposeArg is the query argument $4 of withdrawTx: the purpose, for one.
+func purposeArg(which withdrawal, purposeID string) []any {
+	if which == onePurpose {
+		return []any{purposeID}
+	}
+	return nil
 }

@@ -90,7 +90,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 	if _, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ls.Set(ctx, c.ID, "Newsletter", lists.Subscribed, lists.SourceWebform); err != nil {
+	if _, err := ls.Set(ctx, c.ID, "Newsletter", lists.Subscribed, lists.SourceWebform, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := people.Reveal(ctx, c.ID, "national_id", billing, "198.51.100.9"); err != nil {

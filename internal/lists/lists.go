@@ -43,8 +43,11 @@ type List struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description" doc:"shown to contacts on the preferences page"`
 	Public      bool      `json:"public" doc:"whether contacts see the list on their preferences page and webforms can offer it"`
+	Purpose     string    `json:"purpose" doc:"the purpose the list is bound to, by name: unsubscribing from the list withdraws the contact's consent to it; empty: none"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+
+	purposeID string
 }
 
 // Input creates or changes a list; nil fields stay as they are (on create,
@@ -53,6 +56,9 @@ type Input struct {
 	Name        *string `json:"name" required:"create"`
 	Description *string `json:"description"`
 	Public      *bool   `json:"public"`
+	Purpose     *string `json:"purpose" doc:"a purpose's name or id to bind the list to; empty unbinds it"`
+
+	purposeID, purposeName string // Purpose resolved, by validate
 }
 
 // Subscription is a contact's choice for one list.
@@ -68,9 +74,39 @@ type Subscription struct {
 type Service struct {
 	DB  *store.DB
 	Now func() time.Time
+	// Purpose resolves a purpose's name or id to its id and name; it
+	// returns a not-found error for none. Without it lists cannot be
+	// bound to purposes.
+	Purpose func(ctx context.Context, nameOrID string) (id, name string, err error)
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
+
+func (s *Service) validate(ctx context.Context, in *Input, create bool) error {
+	if err := in.validate(create); err != nil {
+		return err
+	}
+	if in.Purpose == nil {
+		return nil
+	}
+	want := strings.TrimSpace(*in.Purpose)
+	if want == "" {
+		in.purposeID, in.purposeName = "", ""
+		return nil
+	}
+	if s.Purpose == nil {
+		return errs.Invalid("purpose", "lists cannot be bound to purposes here")
+	}
+	id, name, err := s.Purpose(ctx, want)
+	if errs.Is(err, errs.KindNotFound) {
+		return errs.Invalid("purpose", "there is no purpose %q", want)
+	}
+	if err != nil {
+		return err
+	}
+	in.purposeID, in.purposeName = id, name
+	return nil
+}
 
 func (in *Input) validate(create bool) error {
 	if create && in.Name == nil {
@@ -88,15 +124,15 @@ func (in *Input) validate(create bool) error {
 // Create makes a list. A name already taken, regardless of case, is a
 // conflict on "name".
 func (s *Service) Create(ctx context.Context, in Input) (*List, error) {
-	if err := in.validate(true); err != nil {
+	if err := s.validate(ctx, &in, true); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	l := &List{ID: uuid.Must(uuid.NewV7()).String(), Public: true, CreatedAt: now, UpdatedAt: now}
 	in.mergeInto(l)
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO lists (id, name, name_key, description, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, store.Micros(now))
+		_, err := tx.Exec(`INSERT INTO lists (id, name, name_key, description, public, purpose_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, nullable(l.purposeID), store.Micros(now))
 		return nameTaken(err, l.Name)
 	})
 	if err != nil {
@@ -125,12 +161,23 @@ func (in *Input) mergeInto(l *List) {
 	if in.Public != nil {
 		l.Public = *in.Public
 	}
+	if in.Purpose != nil {
+		l.Purpose, l.purposeID = in.purposeName, in.purposeID
+	}
+}
+
+// nullable is id, or NULL for none.
+func nullable(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
 }
 
 // Update changes a list. It returns a not-found error (field "list") when
 // there is no list with that id or name.
 func (s *Service) Update(ctx context.Context, idOrName string, in Input) (*List, error) {
-	if err := in.validate(false); err != nil {
+	if err := s.validate(ctx, &in, false); err != nil {
 		return nil, err
 	}
 	var out *List
@@ -141,8 +188,8 @@ func (s *Service) Update(ctx context.Context, idOrName string, in Input) (*List,
 		}
 		in.mergeInto(l)
 		l.UpdatedAt = s.now()
-		_, err = tx.Exec(`UPDATE lists SET name = $2, name_key = $3, description = $4, public = $5, updated_at = $6 WHERE id = $1`,
-			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, store.Micros(l.UpdatedAt))
+		_, err = tx.Exec(`UPDATE lists SET name = $2, name_key = $3, description = $4, public = $5, purpose_id = $6, updated_at = $7 WHERE id = $1`,
+			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, nullable(l.purposeID), store.Micros(l.UpdatedAt))
 		out = l
 		return nameTaken(err, l.Name)
 	})
@@ -162,12 +209,13 @@ func (s *Service) Delete(ctx context.Context, idOrName string) error {
 	})
 }
 
-const listSelect = `SELECT id, name, description, public, created_at, updated_at FROM lists`
+const listSelect = `SELECT l.id, l.name, l.description, l.public, COALESCE(l.purpose_id, ''), COALESCE(p.name, ''), l.created_at, l.updated_at
+	FROM lists l LEFT JOIN purposes p ON p.id = l.purpose_id`
 
 func scanList(row store.Scanner) (*List, error) {
 	var l List
 	var created, updated int64
-	err := row.Scan(&l.ID, &l.Name, &l.Description, &l.Public, &created, &updated)
+	err := row.Scan(&l.ID, &l.Name, &l.Description, &l.Public, &l.purposeID, &l.Purpose, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("list", "list")
 	}
@@ -181,20 +229,20 @@ func scanList(row store.Scanner) (*List, error) {
 func find(q interface {
 	QueryRow(string, ...any) *sql.Row
 }, idOrName string) (*List, error) {
-	return scanList(q.QueryRow(listSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+	return scanList(q.QueryRow(listSelect+" WHERE l.id = $1 OR l.name_key = $2 ORDER BY l.id = $1 DESC LIMIT 1",
 		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
 }
 
 // Get finds a list by id or, failing that, by name regardless of case. It
 // returns a not-found error (field "list") when neither matches.
 func (s *Service) Get(ctx context.Context, idOrName string) (*List, error) {
-	return scanList(s.DB.Read.QueryRowContext(ctx, listSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+	return scanList(s.DB.Read.QueryRowContext(ctx, listSelect+" WHERE l.id = $1 OR l.name_key = $2 ORDER BY l.id = $1 DESC LIMIT 1",
 		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
 }
 
 // All returns every list by name; none is an empty slice.
 func (s *Service) All(ctx context.Context) ([]*List, error) {
-	return store.QueryAll(ctx, s.DB.Read, scanList, listSelect+" ORDER BY name_key")
+	return store.QueryAll(ctx, s.DB.Read, scanList, listSelect+" ORDER BY l.name_key")
 }
 
 // SubscriberCounts returns how many contacts are subscribed to each list,
@@ -264,9 +312,39 @@ func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.T
 		WHERE list_subscriptions.status <> excluded.status`, listID, contactID, status, source, store.Micros(now))
 }
 
+// Withdrawal writes, inside the unsubscribe's transaction, the withdrawal
+// of the contact's consent to the purpose a list is bound to, with the
+// actor and evidence of the choice (consent.Service.PurposeWithdrawal).
+type Withdrawal func(tx *store.Tx, contactID, purposeID string, now time.Time) error
+
+// UnsubscribeTx unsubscribes the contact from the list inside tx (as
+// SetLater does) and, when the list is bound to a purpose, withdraws the
+// contact's consent to it through withdraw, as an opt-out withdraws the
+// consents that govern marketing email: the list's email went out on the
+// strength of that consent. A list deleted since is skipped.
+func UnsubscribeTx(tx *store.Tx, contactID, listID, source string, now time.Time, withdraw Withdrawal) error {
+	if err := SetLater(tx, contactID, listID, Unsubscribed, source, now); err != nil {
+		return err
+	}
+	var purpose sql.NullString
+	err := tx.QueryRow(`SELECT purpose_id FROM lists WHERE id = $1`, listID).Scan(&purpose)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !purpose.Valid) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lists: read the list's purpose: %w", err)
+	}
+	if withdraw == nil {
+		return fmt.Errorf("lists: list %s is bound to a purpose, and the unsubscribe cannot withdraw it", listID)
+	}
+	return withdraw(tx, contactID, purpose.String, now)
+}
+
 // Set changes one subscription in its own transaction. The contact and the
-// list (id or name) must exist.
-func (s *Service) Set(ctx context.Context, contactID, list, status, source string) (*Subscription, error) {
+// list (id or name) must exist. Unsubscribing from a list bound to a
+// purpose withdraws the contact's consent to it through withdraw (see
+// UnsubscribeTx).
+func (s *Service) Set(ctx context.Context, contactID, list, status, source string, withdraw Withdrawal) (*Subscription, error) {
 	if err := checkStatus(status); err != nil {
 		return nil, err
 	}
@@ -280,7 +358,12 @@ func (s *Service) Set(ctx context.Context, contactID, list, status, source strin
 			return err
 		}
 		now := s.now()
-		if err := SetLater(tx, contactID, l.ID, status, source, now); err != nil {
+		if status == Unsubscribed {
+			err = UnsubscribeTx(tx, contactID, l.ID, source, now, withdraw)
+		} else {
+			err = SetLater(tx, contactID, l.ID, status, source, now)
+		}
+		if err != nil {
 			return err
 		}
 		out = &Subscription{ListID: l.ID, List: l.Name, State: status, Source: source, ChangedAt: now}

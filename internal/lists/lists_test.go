@@ -44,13 +44,13 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 			}
 			ids = append(ids, c.ID)
 		}
-		if _, err := ls.Set(ctx, ids[0], "newsletter", lists.Subscribed, lists.SourceAPI); err != nil {
+		if _, err := ls.Set(ctx, ids[0], "newsletter", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ls.Set(ctx, ids[1], "newsletter", "maybe", lists.SourceAPI); errs.As(err) == nil || errs.As(err).Field != "status" {
+		if _, err := ls.Set(ctx, ids[1], "newsletter", "maybe", lists.SourceAPI, nil); errs.As(err) == nil || errs.As(err).Field != "status" {
 			t.Fatalf("a bad status: %v", err)
 		}
-		if _, err := ls.Set(ctx, ids[1], "No such list", lists.Subscribed, lists.SourceAPI); !errs.Is(err, errs.KindNotFound) {
+		if _, err := ls.Set(ctx, ids[1], "No such list", lists.Subscribed, lists.SourceAPI, nil); !errs.Is(err, errs.KindNotFound) {
 			t.Fatalf("an unknown list: %v", err)
 		}
 		// A status the contact already has keeps its source and time.
@@ -68,7 +68,7 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 			!subs[0].ChangedAt.Equal(t0.Add(time.Second)) {
 			t.Fatalf("after a repeated status: %+v (%v)", subs, err)
 		}
-		if _, err := ls.Set(ctx, ids[1], news.ID, lists.Unsubscribed, lists.SourceAPI); err != nil {
+		if _, err := ls.Set(ctx, ids[1], news.ID, lists.Unsubscribed, lists.SourceAPI, nil); err != nil {
 			t.Fatal(err)
 		}
 		n, err := people.Count(ctx, `inList("Newsletter")`, contact.Asker{})
@@ -150,7 +150,7 @@ func TestSubscriberCounts(t *testing.T) {
 			if i == 2 {
 				state = lists.Unsubscribed
 			}
-			if _, err := ls.Set(ctx, c.ID, news.ID, state, lists.SourceAPI); err != nil {
+			if _, err := ls.Set(ctx, c.ID, news.ID, state, lists.SourceAPI, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

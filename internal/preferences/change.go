@@ -459,7 +459,15 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 		}
 	}
 	for _, l := range p.Change.Lists {
-		if err := lists.SetLater(tx, p.ContactID, l.ListID, l.Status, lists.SourcePreferences, now); err != nil {
+		// Unsubscribing from a list bound to a purpose withdraws that
+		// consent too, with this change's actor and evidence.
+		var err error
+		if l.Status == lists.Unsubscribed {
+			err = lists.UnsubscribeTx(tx, p.ContactID, l.ListID, lists.SourcePreferences, now, s.Consent.PurposeWithdrawal(actor, ev))
+		} else {
+			err = lists.SetLater(tx, p.ContactID, l.ListID, l.Status, lists.SourcePreferences, now)
+		}
+		if err != nil {
 			return err // (a list deleted meanwhile is simply gone)
 		}
 	}

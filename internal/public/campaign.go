@@ -97,8 +97,9 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := s.evidence(r)
-	err := s.Campaigns.Unsubscribe(r.Context(), t, func(tx *store.Tx, contactID string, now time.Time) error {
-		return s.Prefs.OptOutTx(tx, contactID, consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent}, now)
+	linkEv := consent.Evidence{Method: consent.MethodUnsubscribeLink, IP: ev.IP, UserAgent: ev.UserAgent}
+	err := s.Campaigns.Unsubscribe(r.Context(), t, linkEv, func(tx *store.Tx, contactID string, now time.Time) error {
+		return s.Prefs.OptOutTx(tx, contactID, linkEv, now)
 	})
 	if err != nil {
 		s.Log.Error("campaign unsubscribe", "err", err)

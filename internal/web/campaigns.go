@@ -117,13 +117,10 @@ func (s *Server) showCampaignForm(w http.ResponseWriter, r *http.Request, u *aut
 	ctx := r.Context()
 	p := campaignForm{ID: id, Form: f, Policies: settings.Policies, Languages: i18n.Languages, Tags: campaign.BodyTags,
 		Sample: campaign.SampleFirstName + " " + campaign.SampleLastName}
-	ps, err := s.Consent.Purposes(ctx)
-	if err != nil {
+	var err error
+	if p.Purposes, err = s.purposeNames(ctx); err != nil {
 		s.fail(w, err, u)
 		return
-	}
-	for _, x := range ps {
-		p.Purposes = append(p.Purposes, x.Name)
 	}
 	if p.Lists, err = s.Lists.All(ctx); err == nil {
 		p.Templates, err = s.Campaigns.Templates(ctx)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -52,8 +53,13 @@ func (s *Server) showLists(w http.ResponseWriter, r *http.Request, u *auth.User,
 	for i, l := range all {
 		rows[i] = listRow{l, counts[l.ID]}
 	}
+	purposes, err := s.purposeNames(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
 	s.render(w, status, "lists", page{Title: "Lists", User: u, Nav: "lists", Errors: fe,
-		Flash: listDone[r.URL.Query().Get("done")], Data: map[string]any{"Lists": rows, "Form": f}})
+		Flash: listDone[r.URL.Query().Get("done")], Data: map[string]any{"Lists": rows, "Form": f, "Purposes": purposes}})
 }
 
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -62,16 +68,34 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		s.fail(w, err, u)
 		return
 	}
-	f := url.Values{"name": {l.Name}, "description": {l.Description}}
+	f := url.Values{"name": {l.Name}, "description": {l.Description}, "purpose": {l.Purpose}}
 	if l.Public {
 		f.Set("public", "on")
 	}
-	s.showList(w, u, http.StatusOK, l, f, nil)
+	s.showList(w, r, u, http.StatusOK, l, f, nil)
 }
 
-func (s *Server) showList(w http.ResponseWriter, u *auth.User, status int, l *lists.List, f url.Values, fe map[string]string) {
+func (s *Server) showList(w http.ResponseWriter, r *http.Request, u *auth.User, status int, l *lists.List, f url.Values, fe map[string]string) {
+	purposes, err := s.purposeNames(r.Context())
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
 	s.render(w, status, "list", page{Title: "List: " + l.Name, User: u, Nav: "lists", Errors: fe,
-		Data: map[string]any{"List": l, "Form": f}})
+		Data: map[string]any{"List": l, "Form": f, "Purposes": purposes}})
+}
+
+// purposeNames are the names of the purposes a list can be bound to.
+func (s *Server) purposeNames(ctx context.Context) ([]string, error) {
+	ps, err := s.Consent.Purposes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return names, nil
 }
 
 // saveList creates a list (no id in the path) or changes one, and
@@ -82,7 +106,7 @@ func (s *Server) saveList(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		return
 	}
 	f := r.PostForm
-	in := lists.Input{Name: formText(f, "name"), Description: formText(f, "description"), Public: formBool(f, "public")}
+	in := lists.Input{Name: formText(f, "name"), Description: formText(f, "description"), Public: formBool(f, "public"), Purpose: formText(f, "purpose")}
 	done := "created"
 	var err error
 	id := r.PathValue("id")
@@ -102,7 +126,7 @@ func (s *Server) saveList(w http.ResponseWriter, r *http.Request, u *auth.User) 
 			s.fail(w, gerr, u)
 			return
 		}
-		s.showList(w, u, httpx.Status(err), l, f, fieldErrors(err))
+		s.showList(w, r, u, httpx.Status(err), l, f, fieldErrors(err))
 		return
 	}
 	if err != nil {
