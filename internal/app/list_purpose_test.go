@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -92,5 +93,34 @@ func TestListBoundToAPurpose(t *testing.T) {
 		if r.State != consent.StateWithdrawn || r.Actor.Kind != consent.ActorContact || r.Actor.ID != anna || r.Evidence.Method != consent.MethodUnsubscribeLink {
 			t.Fatalf("after the one-click unsubscribe: %+v", r)
 		}
+	})
+}
+
+// TestBoundListLeftOnThePreferencesPage: unsubscribing on the preferences
+// page from a list bound to a purpose withdraws that consent once the
+// change is confirmed, as the contact's doing with the page's evidence.
+func TestBoundListLeftOnThePreferencesPage(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		id, link := pageSetUp(e)
+		e.api("POST", "/api/v1/contacts/"+id+"/consents", `{"purpose":"E-marketing","state":"granted","source":"Web form"}`, 201, nil)
+		e.api("PATCH", "/api/v1/lists/Newsletter", `{"purpose":"E-marketing"}`, 200, nil)
+		v := e.visitor()
+		v.get(link)
+		if code, body := v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "shown": {listID(e, "Newsletter")}}); code != 200 || !strings.Contains(body, "Please check your email") {
+			t.Fatalf("saving: %d %s", code, body)
+		}
+		msg := e.smtp.Wait(t, 1)[0]
+		e.page("POST", e.srv.URL+confirmLinkRE.FindString(msg.Text), "en")
+		h, err := e.a.Consent.History(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := h[len(h)-1]
+		if last.PurposeName != "E-marketing" || last.State != consent.StateWithdrawn || last.Actor.Kind != consent.ActorContact ||
+			last.Source != "Preferences page" || last.Evidence.Method != consent.MethodPreferencesPage {
+			t.Fatalf("last consent record: %+v", last)
+		}
+		e.ledgerVerifies()
 	})
 }
