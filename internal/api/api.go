@@ -92,7 +92,10 @@ type Route struct {
 	Accepted any
 	// Idempotent routes accept an Idempotency-Key header (idempotent.go).
 	Idempotent bool
-	handle     handlerFunc
+	// OptionalBody marks Request as one a client may leave out (an empty
+	// body); the handler reads it with decodeOptional.
+	OptionalBody bool
+	handle       handlerFunc
 }
 
 // Param is a query parameter.
@@ -297,6 +300,18 @@ const maxBody = 1 << 20
 // Every handler reads its body through it.
 func decode(r *http.Request, v any) error { return decodeUpTo(r, v, maxBody) }
 
+// decodeOptional is decode for a route whose body may be left out
+// (Route.OptionalBody): an empty body leaves v as it is.
+func decodeOptional(r *http.Request, v any) error {
+	if err := decode(r, v); err != errEmptyBody {
+		return err
+	}
+	return nil
+}
+
+// errEmptyBody answers a request that has no body where one is required.
+var errEmptyBody = &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body is empty; a JSON object is required"}
+
 // decodeUpTo is decode for a body of up to limit bytes, for a route whose
 // requests may name many things (contacts by id, say).
 func decodeUpTo(r *http.Request, v any, limit int64) error {
@@ -318,7 +333,7 @@ func decodeUpTo(r *http.Request, v any, limit int64) error {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.Is(err, io.EOF):
-		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body is empty; a JSON object is required"}
+		return errEmptyBody
 	case errors.As(err, &syn):
 		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: fmt.Sprintf("request body is not valid JSON at byte %d: %v", syn.Offset, syn)}
 	case errors.Is(err, io.ErrUnexpectedEOF):

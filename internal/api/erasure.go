@@ -10,7 +10,7 @@ import (
 
 func (s *Server) erasureRoutes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/v1/contacts/{id}/erase", Tag: "erasure", Status: 200, Request: EraseRequest{}, Response: erasure.Outcome{},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/erase", Tag: "erasure", Status: 200, Request: EraseRequest{}, OptionalBody: true, Response: erasure.Outcome{},
 			Summary: "Erase the contact's personal data, keeping a non-identifying remainder and the proof of consent (docs/erasure.md); " +
 				"the address gets a suppression entry. Under an active legal hold, only what the hold does not need is erased " +
 				"(status partly_erased) and the rest follows when the hold ends. The body is optional", handle: s.eraseContact},
@@ -43,10 +43,8 @@ type LiftResponse struct {
 
 func (s *Server) eraseContact(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in EraseRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &in); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeOptional(r, &in); err != nil {
+		return 0, nil, err
 	}
 	out, err := s.Erasure.Erase(r.Context(), r.PathValue("id"), erasure.Why{Actor: caller, RequestID: in.RequestID, Note: in.Note})
 	return pathResult(200, out, err)

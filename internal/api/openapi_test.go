@@ -153,6 +153,41 @@ func TestOpenAPIRequiredProperties(t *testing.T) {
 	}
 }
 
+// TestOpenAPIOptionalBodies: the routes whose body may be left out (the
+// reason of a reveal, the note of an erasure) say so, so that a generated
+// client does not make the caller send one; the others require theirs.
+func TestOpenAPIOptionalBodies(t *testing.T) {
+	doc := api.New(&api.Server{Version: "test"}).OpenAPI()
+	paths := doc["paths"].(map[string]any)
+	body := func(method, path string) map[string]any {
+		op, _ := paths[path].(map[string]any)[method].(map[string]any)
+		b, _ := op["requestBody"].(map[string]any)
+		return b
+	}
+	for _, c := range []struct {
+		method, path string
+		required     bool
+	}{
+		{"post", "/api/v1/contacts/{id}/fields/{field}/reveal", false},
+		{"post", "/api/v1/contacts/{id}/erase", false},
+		{"post", "/api/v1/contacts", true},
+	} {
+		b := body(c.method, c.path)
+		if b == nil || b["required"] != c.required {
+			t.Errorf("%s %s: request body %v, want required %v", c.method, c.path, b, c.required)
+		}
+	}
+	raw, _ := json.Marshal(doc)
+	var d openAPIDoc
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	reveal := d.resolve(d.requestSchema("POST", "/api/v1/contacts/{id}/fields/{field}/reveal"))
+	if _, ok := reveal.Properties["reason"]; !ok || len(reveal.Required) != 0 {
+		t.Errorf("the reveal's body: %+v", reveal)
+	}
+}
+
 // TestOpenAPIEnumTypeNames: a client generator names the type of an
 // enum written in a property after the schema and the property
 // (oapi-codegen: ConsentPurpose + text_language), so two such names must

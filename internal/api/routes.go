@@ -34,8 +34,10 @@ func (s *Server) routeTable() []Route {
 				{"filter", "a condition, e.g. region == \"EU\" && consent(\"E-marketing\") == \"granted\" (docs/conditions.md)", "string"},
 				{"field.NAME", "exact look-up of a field's value, e.g. field.national_id=198501011234; sensitive fields are matched through their blind index, without decrypting", "string"}},
 			handle: s.listContacts},
-		{Method: "POST", Path: "/api/v1/contacts/{id}/fields/{field}/reveal", Tag: "contacts", Status: 200, Response: RevealResponse{},
-			Summary: "Reveal the clear value of a sensitive field; needs a token with the reveal scope, and writes an access-log entry", handle: s.reveal},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/fields/{field}/reveal", Tag: "contacts", Status: 200,
+			Request: RevealRequest{}, OptionalBody: true, Response: RevealResponse{},
+			Summary: "Reveal the clear value of a sensitive field; needs a token with the reveal scope, and writes an access-log entry " +
+				"with the reason, when the optional body gives one", handle: s.reveal},
 		{Method: "GET", Path: "/api/v1/access-log", Tag: "contacts", Status: 200, Response: AccessLogPage{},
 			Query: []Param{{"actor", "the id of the user or token that revealed", "string"}, {"contact", "contact id", "string"},
 				{"field", "field name", "string"}, {"from", "RFC 3339 time, inclusive", "string"}, {"to", "RFC 3339 time, exclusive", "string"},
@@ -500,6 +502,14 @@ func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error
 
 var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
+// RevealRequest is the optional body of a reveal: why the value is
+// needed. A reason is not required, so that a CRM syncing values through a
+// token with the reveal scope keeps working; the admin UI always asks for
+// one.
+type RevealRequest struct {
+	Reason string `json:"reason" doc:"why the value is needed, kept in the access log: one line of at most 200 characters, without control characters; optional"`
+}
+
 // RevealResponse is a sensitive field's clear value.
 type RevealResponse struct {
 	ContactID string `json:"contact_id"`
@@ -511,11 +521,15 @@ func (s *Server) reveal(r *http.Request, caller consent.Actor) (int, any, error)
 	if err := requireScope(r, auth.ScopeReveal); err != nil {
 		return 0, nil, err
 	}
+	var in RevealRequest
+	if err := decodeOptional(r, &in); err != nil {
+		return 0, nil, err
+	}
 	id, field := r.PathValue("id"), r.PathValue("field")
 	if _, err := s.Contacts.Get(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
-	v, err := s.Contacts.Reveal(r.Context(), id, field, caller, s.ip(r))
+	v, err := s.Contacts.RevealFor(r.Context(), contact.RevealRequest{ContactID: id, Field: field, Actor: caller, IP: s.ip(r), Reason: in.Reason})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -58,6 +58,7 @@ func getRoutes(t testing.TB, dir string) []string {
 // with the reason it is not checked.
 var skippedPages = map[string]string{
 	"/admin/static/": "the stylesheet and scripts",
+	"staticPrefix":   "the public pages' stylesheet, which every public page loads (see check)",
 	"/{$}":           "redirects to the dashboard",
 	"/admin":         "redirects to the dashboard",
 	"/admin/campaigns/{id}/preview/{contact}/html": "the operator's own message, in a sandboxed frame of the campaign page",
@@ -130,6 +131,23 @@ func (a *a11y) check(route string, res *network.Response) {
 	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		a.t.Errorf("%s: Content-Security-Policy %q", where, csp)
 	}
+	// Styles come from the service's stylesheet, which the policy lets
+	// load and which did: no inline style is allowed, and none is there
+	// to be blocked (emails keep theirs; they are not served as pages).
+	if strings.Contains(csp, "'unsafe-inline'") || !strings.Contains(csp, "style-src 'self'") {
+		a.t.Errorf("%s: Content-Security-Policy %q allows inline styles, or not the stylesheet", where, csp)
+	}
+	styled, err := chromedp.Run(a.ctx, chromedp.Evaluate[string](`(() => {
+		if (document.querySelector("style, [style]")) return "an inline style: " + document.querySelector("style, [style]").outerHTML.slice(0, 120);
+		const sheets = [...document.styleSheets].filter(s => s.href && s.cssRules.length > 0);
+		return sheets.length > 0 ? "" : "no stylesheet loaded";
+	})()`))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if styled != "" {
+		a.t.Errorf("%s: %s", where, styled)
+	}
 	for _, width := range []int64{1280, 375} {
 		if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(width, 800)); err != nil {
 			a.t.Fatal(err)
@@ -192,7 +210,8 @@ func mailLink(e *env, path string) string {
 // contact with consents and a sensitive value, purposes, a list, a
 // webform, a campaign draft and a sent one, requests, an API token. Each
 // page passes axe-core with no violation at 1280 and 375 pixels, fits the
-// width, and has a Content-Security-Policy; a failing page is saved as a
+// width, has a Content-Security-Policy that allows no inline style, and
+// is styled by its stylesheet, with no inline style; a failing page is saved as a
 // screenshot whose path the log gives. Every GET route of the admin UI
 // and of the public pages is visited or listed in skippedPages with a
 // reason, so a new page cannot go unchecked.

@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -55,6 +57,76 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 			if h.Get("Referrer-Policy") == "" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" {
 				t.Errorf("%s: headers %v", tc.name, h)
 			}
+		}
+	})
+}
+
+// stylesheetLink finds a page's stylesheet link.
+var stylesheetLink = regexp.MustCompile(`<link rel="stylesheet" href="([^"]+)">`)
+
+// TestPublicPagesLoadTheirStylesheet: every kind of public page (a hosted
+// webform, a page that answers a link, one that answers a bad link, a 404)
+// has a Content-Security-Policy that allows the service's stylesheet and
+// no inline style, holds no inline style, and links the stylesheet, which
+// is served as CSS that the browser keeps and revalidates (ETag,
+// no-cache, 304), without counting against the pages' rate limit.
+func TestPublicPagesLoadTheirStylesheet(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		var form struct{ ID string }
+		e.api("POST", "/api/v1/webforms", `{"name":"signup","title":"Sign up","fields":[{"name":"email"}],
+			"privacy_policy_url":"https://acme.example/privacy"}`, 201, &form)
+		var css string
+		for _, path := range []string{"/f/" + form.ID, "/u/sent", "/p/not-a-link", "/confirm/not-a-link", "/f/no-such-form"} {
+			res, err := http.Get(e.srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			body := string(b)
+			csp := res.Header.Get("Content-Security-Policy")
+			if res.StatusCode >= 500 || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "style-src 'self'") {
+				t.Errorf("%s: %d, Content-Security-Policy %q", path, res.StatusCode, csp)
+			}
+			if strings.Contains(body, "<style") || strings.Contains(body, " style=") {
+				t.Errorf("%s has an inline style: %s", path, body)
+			}
+			m := stylesheetLink.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("%s links no stylesheet: %s", path, body)
+			}
+			if css != "" && m[1] != css {
+				t.Errorf("%s links %s, another page %s", path, m[1], css)
+			}
+			css = m[1]
+		}
+		res, err := http.Get(e.srv.URL + css)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		etag := res.Header.Get("ETag")
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/css; charset=utf-8" || etag == "" ||
+			res.Header.Get("Cache-Control") != "no-cache" || !strings.Contains(string(b), ".consentry-webform") {
+			t.Fatalf("%s: %d %v", css, res.StatusCode, res.Header)
+		}
+		// More than the pages' limit allows in a burst: each is answered.
+		for i := range 60 {
+			req, _ := http.NewRequest("GET", e.srv.URL+css, nil)
+			req.Header.Set("If-None-Match", etag)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotModified {
+				t.Fatalf("request %d for the unchanged stylesheet: %d", i+1, res.StatusCode)
+			}
+		}
+		if res, err := http.Get(e.srv.URL + "/static/nothing.css"); err != nil || res.StatusCode != 404 {
+			t.Fatalf("an unknown file: %v %v", res, err)
 		}
 	})
 }

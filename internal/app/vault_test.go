@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -148,6 +149,68 @@ func TestRevealNeedsTheScopeAndIsLogged(t *testing.T) {
 		e.api("GET", "/api/v1/contacts?filter="+strings.ReplaceAll(`national_id contains "0061"`, " ", "%20"), "", 200, &page)
 		if len(page.Items) != 0 {
 			t.Fatal("a search matched hidden characters")
+		}
+	})
+}
+
+// TestRevealReasonOverTheAPI: an API reveal may give a reason in its
+// body, which the access log and the contact's export keep; without a
+// body it still works (a CRM that syncs values does not break). A bad
+// reason is refused, naming the field, and reveals and logs nothing.
+func TestRevealReasonOverTheAPI(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		ids := withSensitive(e)
+		billing := e.revealer()
+		reveal := "/api/v1/contacts/" + ids[0] + "/fields/national_id/reveal"
+		for _, c := range []struct{ name, body, code string }{
+			{"too long", `{"reason":"` + strings.Repeat("x", 201) + `"}`, "invalid"},
+			{"a line break", `{"reason":"first line\nsecond line"}`, "line_break"},
+			{"a control character", `{"reason":"bell \u0007"}`, "invalid"},
+			{"not text", `{"reason":42}`, "invalid"},
+			{"an unknown field", `{"why":"support ticket"}`, "unknown_field"},
+		} {
+			res, b := billing.call("POST", reveal, c.body)
+			var body struct {
+				Error struct{ Code, Field, Message string }
+			}
+			json.Unmarshal(b, &body)
+			wantField := "reason"
+			if c.code == "unknown_field" {
+				wantField = "why"
+			}
+			if res.StatusCode != 400 || body.Error.Code != c.code || body.Error.Field != wantField || strings.Contains(string(b), "198501011234") {
+				t.Errorf("a reason with %s: %d %s", c.name, res.StatusCode, b)
+			}
+		}
+		if n := accessEntries(e, ""); n != 0 {
+			t.Fatalf("refused reveals wrote %d entries", n)
+		}
+		var r struct{ Value string }
+		billing.api("POST", reveal, `{"reason":"  Invoice dispute, ticket 4711  "}`, 200, &r)
+		billing.api("POST", reveal, "", 200, &r)
+		billing.api("POST", reveal, `{"reason":"   "}`, 200, &r)
+		billing.api("POST", reveal, `{}`, 200, &r)
+		if r.Value != "198501011234" {
+			t.Fatalf("revealed %q", r.Value)
+		}
+		var page struct{ Items []struct{ Reason string } }
+		billing.api("GET", "/api/v1/access-log?contact="+ids[0], "", 200, &page)
+		var reasons []string
+		for _, it := range page.Items {
+			reasons = append(reasons, it.Reason)
+		}
+		if got := strings.Join(reasons, "|"); got != "|||Invoice dispute, ticket 4711" { // newest first
+			t.Fatalf("reasons in the access log: %q", got)
+		}
+		var x struct {
+			AccessLog []struct{ Field, What, Reason string } `json:"access_log"`
+		}
+		if err := json.Unmarshal(billing.download("/api/v1/contacts/"+ids[0]+"/export", "application/json"), &x); err != nil {
+			t.Fatal(err)
+		}
+		if len(x.AccessLog) < 1 || x.AccessLog[0].What != "Revealed national_id" || x.AccessLog[0].Reason != "Invoice dispute, ticket 4711" {
+			t.Fatalf("the export's access log: %+v", x.AccessLog)
 		}
 	})
 }

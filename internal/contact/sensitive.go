@@ -255,7 +255,8 @@ type RevealRequest struct {
 	Actor            consent.Actor
 	IP               string
 	// Reason is why the value is revealed, kept with the access-log entry;
-	// empty when none was asked for.
+	// empty when none was given. RevealFor trims it and refuses one that
+	// is longer than MaxRevealReason or not a single line.
 	Reason string
 	// Claim, when set, runs first inside the reveal's transaction and
 	// returns the reason, replacing Reason: the admin UI claims its
@@ -263,6 +264,17 @@ type RevealRequest struct {
 	// reveal is logged, and an error from it (a grant used already)
 	// reveals and logs nothing.
 	Claim func(tx *store.Tx) (reason string, err error)
+}
+
+// MaxRevealReason bounds the reason given for a reveal: a sentence.
+const MaxRevealReason = 200
+
+// CheckRevealReason trims *reason and checks it as the reason for a
+// reveal: one line of at most MaxRevealReason characters, without control
+// or invisible formatting characters. Empty is allowed (the API asks for
+// no reason); the error names the field "reason".
+func CheckRevealReason(reason *string) error {
+	return errs.OptionalLine("reason", reason, MaxRevealReason)
 }
 
 // CheckRevealable returns nil when field is a sensitive field, whose
@@ -282,6 +294,9 @@ func (s *Service) CheckRevealable(ctx context.Context, field string) error {
 // RevealFor is Reveal with a reason, or a claim to make first (see
 // RevealRequest).
 func (s *Service) RevealFor(ctx context.Context, r RevealRequest) (string, error) {
+	if err := CheckRevealReason(&r.Reason); err != nil {
+		return "", err
+	}
 	if err := s.CheckRevealable(ctx, r.Field); err != nil {
 		return "", err
 	}
@@ -342,9 +357,10 @@ type AccessEntry struct {
 	ContactID string        `json:"contact_id"`
 	Field     string        `json:"field"`
 	IP        string        `json:"ip,omitempty"`
-	// Reason is why a user revealed the value, as they typed it in the
-	// admin UI; empty for reveals by API clients, exports and look-ups.
-	Reason string `json:"reason,omitempty"`
+	// Reason is why the value was revealed, as the user typed it in the
+	// admin UI or the API client sent it; empty when an API client gave
+	// none, and for exports and look-ups.
+	Reason string `json:"reason,omitempty" doc:"why the value was revealed, as given by the user or API client; absent when none was given"`
 }
 
 // LogAccessTx writes an access-log entry inside tx, with a new id. Whoever

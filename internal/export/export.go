@@ -183,13 +183,38 @@ type Email struct {
 }
 
 // Access is one access-log entry: who saw which value of the contact, or
-// exported their data, and when. The viewer's network address is theirs,
-// not the contact's, and is left out.
+// exported their data, when, and why. The viewer's network address is
+// theirs, not the contact's, and is left out.
 type Access struct {
 	At        time.Time `json:"at"`
 	ActorKind string    `json:"actor_kind"`
 	ActorID   string    `json:"actor_id"`
 	Field     string    `json:"field" doc:"the field revealed, or (export)"`
+	What      string    `json:"what" doc:"what happened, in words: Revealed National ID, Downloaded the contact's data (access export)"`
+	Reason    string    `json:"reason" doc:"why the value was revealed, as the user or API client gave it; empty when none was given, and for exports"`
+}
+
+// AccessWhat says an access-log entry in words, for the admin's access
+// log and the export alike: a reveal names the field by label (its name
+// when labels has none, as for a field since deleted), an export says so,
+// and a look-up, which concerns no one contact, says what it compared.
+func AccessWhat(e contact.AccessEntry, labels map[string]string) string {
+	label := labels[e.Field]
+	if label == "" {
+		label = e.Field
+	}
+	switch {
+	case e.ContactID == "":
+		return "Looked up contacts by " + label + ": a search or filter compared a value with it; no value was shown"
+	case e.Field == AccessField:
+		return "Downloaded the contact's data (access export)"
+	}
+	return "Revealed " + label
+}
+
+// accessOf is an access-log entry as the export shows it.
+func accessOf(e contact.AccessEntry, labels map[string]string) Access {
+	return Access{At: e.At, ActorKind: e.Actor.Kind, ActorID: e.Actor.ID, Field: e.Field, What: AccessWhat(e, labels), Reason: e.Reason}
 }
 
 // Request is one data subject request.
@@ -250,6 +275,7 @@ func (s *Service) Build(ctx context.Context, contactID string, v Viewer) (*Expor
 	now := s.now()
 	e := &Export{Schema: SchemaVersion, GeneratedAt: now, Masked: !v.Clear}
 	var clear map[string]string
+	labels := map[string]string{}
 	err := s.DB.Snapshot(ctx, func(q store.Querier) error {
 		c, defs, err := contact.ReadIn(ctx, q, contactID)
 		if err != nil {
@@ -260,21 +286,24 @@ func (s *Service) Build(ctx context.Context, contactID string, v Viewer) (*Expor
 				return err
 			}
 		}
+		for _, d := range defs {
+			labels[d.Name] = d.Label
+		}
 		e.setContact(c, defs, clear)
-		return e.read(ctx, q, contactID, now)
+		return e.read(ctx, q, contactID, now, labels)
 	})
 	if err != nil {
 		return nil, err
 	}
-	logged := []Access{{At: now, ActorKind: v.Actor.Kind, ActorID: v.Actor.ID, Field: AccessField}}
+	logged := []contact.AccessEntry{{At: now, Actor: v.Actor, ContactID: contactID, Field: AccessField, IP: v.IP}}
 	for _, f := range e.Fields {
 		if _, ok := clear[f.Name]; ok {
-			logged = append(logged, Access{At: now, ActorKind: v.Actor.Kind, ActorID: v.Actor.ID, Field: f.Name})
+			logged = append(logged, contact.AccessEntry{At: now, Actor: v.Actor, ContactID: contactID, Field: f.Name, IP: v.IP})
 		}
 	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		for _, a := range logged {
-			if err := contact.LogAccessTx(tx, contact.AccessEntry{At: a.At, Actor: v.Actor, ContactID: contactID, Field: a.Field, IP: v.IP}); err != nil {
+			if err := contact.LogAccessTx(tx, a); err != nil {
 				return err
 			}
 		}
@@ -286,7 +315,9 @@ func (s *Service) Build(ctx context.Context, contactID string, v Viewer) (*Expor
 	if err != nil {
 		return nil, fmt.Errorf("export: log access: %w", err)
 	}
-	e.AccessLog = append(e.AccessLog, logged...) // the export shows its own entries
+	for _, a := range logged { // the export shows its own entries
+		e.AccessLog = append(e.AccessLog, accessOf(a, labels))
+	}
 	return e, nil
 }
 

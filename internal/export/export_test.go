@@ -34,6 +34,9 @@ var (
 	evidence = consent.Evidence{Method: consent.MethodAPI}
 )
 
+// revealReason is why the fixture's value was revealed, as a user typed it.
+const revealReason = "Checking the invoice address, ticket 4711"
+
 // fixture is a contact with something in every section.
 type fixture struct {
 	svc       *export.Service
@@ -93,7 +96,8 @@ func setUp(t testing.TB, db *store.DB) fixture {
 	if _, err := ls.Set(ctx, c.ID, "Newsletter", lists.Subscribed, lists.SourceWebform, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := people.Reveal(ctx, c.ID, "national_id", billing, "198.51.100.9"); err != nil {
+	if _, err := people.RevealFor(ctx, contact.RevealRequest{ContactID: c.ID, Field: "national_id", Actor: billing, IP: "198.51.100.9",
+		Reason: revealReason}); err != nil {
 		t.Fatal(err)
 	}
 	err = db.Write(ctx, func(tx *store.Tx) error {
@@ -237,6 +241,17 @@ func TestMaskingAndReveal(t *testing.T) {
 		if got := accessFields(masked, billing.ID); len(got) != 1 || got[0] != "national_id" {
 			t.Fatalf("the earlier reveal is not in the export's access log: %v", got)
 		}
+		// Each entry says in words what happened, and why.
+		for _, a := range masked.AccessLog {
+			want := export.Access{At: a.At, ActorKind: a.ActorKind, ActorID: a.ActorID, Field: a.Field,
+				What: "Revealed National id", Reason: revealReason}
+			if a.Field == export.AccessField {
+				want.What, want.Reason = "Downloaded the contact's data (access export)", ""
+			}
+			if a != want {
+				t.Errorf("access log entry %+v, want %+v", a, want)
+			}
+		}
 		var buf bytes.Buffer
 		masked.Write(&buf, export.JSON)
 		if strings.Contains(buf.String(), "198501011234") {
@@ -362,6 +377,10 @@ func TestCSV(t *testing.T) {
 		if at, err := time.Parse(time.RFC3339Nano, h[1][1]); err != nil || !at.Equal(e.ConsentHistory[0].RecordedAt) {
 			t.Fatalf("recorded_at %q: %v", h[1][1], err)
 		}
+		if f := files["access_log.csv"]; len(f) != 3 || strings.Join(f[0], ",") != "at,actor_kind,actor_id,field,what,reason" ||
+			f[1][4] != "Revealed National id" || f[1][5] != revealReason || f[2][5] != "" {
+			t.Fatalf("access_log.csv: %v", f)
+		}
 		if f := files["holds.csv"]; len(f) != 2 || f[1][1] != "unpaid invoice" {
 			t.Fatalf("holds.csv: %v", f)
 		}
@@ -449,5 +468,21 @@ func TestFormatAndFileName(t *testing.T) {
 	}
 	if export.XLSX.ContentType() != "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" || export.CSV.ContentType() != "application/zip" {
 		t.Error("content types")
+	}
+}
+
+// TestAccessInWords: each kind of access-log entry is said in words, with
+// the field's label, or its name when the field has no label any more.
+func TestAccessInWords(t *testing.T) {
+	labels := map[string]string{"national_id": "National ID"}
+	for want, e := range map[string]contact.AccessEntry{
+		"Revealed National ID":                          {ContactID: "c1", Field: "national_id"},
+		"Revealed shoe_size":                            {ContactID: "c1", Field: "shoe_size"},
+		"Downloaded the contact's data (access export)": {ContactID: "c1", Field: export.AccessField},
+		"Looked up contacts by National ID: a search or filter compared a value with it; no value was shown": {Field: "national_id"},
+	} {
+		if got := export.AccessWhat(e, labels); got != want {
+			t.Errorf("AccessWhat(%+v) = %q, want %q", e, got, want)
+		}
 	}
 }

@@ -16,8 +16,9 @@ import (
 )
 
 // read fills every section but the contact's own fields through q, one
-// snapshot, with the reads of the packages that own the tables.
-func (e *Export) read(ctx context.Context, q store.Querier, contactID string, now time.Time) error {
+// snapshot, with the reads of the packages that own the tables; labels
+// are the fields' labels by name, for the access log in words.
+func (e *Export) read(ctx context.Context, q store.Querier, contactID string, now time.Time, labels map[string]string) error {
 	history, err := consent.HistoryIn(ctx, q, contactID)
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func (e *Export) read(ctx context.Context, q store.Querier, contactID string, no
 	}
 	e.AccessLog = make([]Access, len(access))
 	for i, a := range access {
-		e.AccessLog[i] = Access{At: a.At, ActorKind: a.Actor.Kind, ActorID: a.Actor.ID, Field: a.Field}
+		e.AccessLog[i] = accessOf(a, labels)
 	}
 	if e.Requests, err = readRequests(ctx, q, contactID, now); err != nil {
 		return err

@@ -55,22 +55,6 @@ type accessRow struct {
 	Contact string
 }
 
-// accessWhat says an access-log entry in words: fields names each field
-// by its label.
-func accessWhat(e contact.AccessEntry, fields map[string]string) string {
-	label := fields[e.Field]
-	if label == "" {
-		label = e.Field
-	}
-	switch {
-	case e.ContactID == "":
-		return "Looked up contacts by " + label + ": a search or filter compared a value with it; no value was shown"
-	case e.Field == export.AccessField:
-		return "Downloaded the contact's data (access export)"
-	}
-	return "Revealed " + label
-}
-
 // accessContact names the contact of an entry for the viewer: by name or
 // address, masked for a viewer who may not see contacts, and saying so
 // when the contact was deleted or erased.
@@ -174,7 +158,7 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 	}
 	rows := make([]accessRow, len(entries))
 	for i, e := range entries {
-		rows[i] = accessRow{AccessEntry: e, What: accessWhat(e, fields)}
+		rows[i] = accessRow{AccessEntry: e, What: export.AccessWhat(e, fields)}
 		if e.ContactID != "" {
 			rows[i].Contact = accessContact(contacts[e.ContactID], u.Can(auth.PermViewContacts))
 		}

@@ -580,9 +580,6 @@ func (s *Server) sendDoubleOptIn(w http.ResponseWriter, r *http.Request, u *auth
 	s.afterAction(w, r, u, nil, done)
 }
 
-// maxRevealReason bounds the reason typed for a reveal: a sentence.
-const maxRevealReason = 200
-
 // revealSubject is what a reveal's one-time grant is about: one field of
 // one contact.
 func revealSubject(contactID, field string) string { return "reveal " + contactID + " " + field }
@@ -597,7 +594,8 @@ func (s *Server) askReveal(w http.ResponseWriter, r *http.Request, u *auth.User)
 	}
 	id, field := r.PathValue("id"), r.PathValue("field")
 	reason := r.PostForm.Get("reason")
-	if err := errs.TrimLine("reason", &reason, maxRevealReason); err != nil {
+	// The admin UI always asks why; the API may not (contact.CheckRevealReason).
+	if err := errs.TrimLine("reason", &reason, contact.MaxRevealReason); err != nil {
 		s.showContact(w, r, u, http.StatusBadRequest, "", map[string]string{"reason." + field: errs.As(err).Message}, nil)
 		return
 	}

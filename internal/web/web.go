@@ -132,7 +132,11 @@ func New(s *Server) (*Server, error) {
 	s.accounts = clientip.NewLimiter(1, 10, time.Hour).WithMaxKeys(maxSignInAccounts)
 	s.hashing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	s.cop = http.NewCrossOriginProtection()
-	static, err := staticFiles()
+	staticDir, err := fs.Sub(files, "static")
+	if err != nil {
+		return nil, err
+	}
+	static, err := httpx.StaticFiles(staticDir, "/admin/static/")
 	if err != nil {
 		return nil, err
 	}
