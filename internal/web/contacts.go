@@ -190,6 +190,20 @@ type recordPage struct {
 	// page), and Filtered whether it was narrowed by a search or condition.
 	Back     string
 	Filtered bool
+	// Posted is the form on the record whose post was refused ("edit",
+	// "consents", "opt-in", "reveal/FIELD"), and Form what was typed in
+	// it, which the form shows again; "" and nil on a plain visit.
+	Posted string
+	Form   url.Values
+}
+
+// Typed is what was typed in field name of form when its post was
+// refused, else stored: a refused form shows what was typed.
+func (p recordPage) Typed(form, name, stored string) string {
+	if p.Posted == form && p.Form != nil {
+		return p.Form.Get(name)
+	}
+	return stored
 }
 
 // consentRow is a line of the Consents block: a purpose with its current
@@ -257,6 +271,13 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Back: "/admin/contacts"}
+	if r.Method == http.MethodPost {
+		p.Posted = strings.Trim(strings.TrimPrefix(r.URL.Path, "/admin/contacts/"+id), "/")
+		if p.Posted == "" {
+			p.Posted = "edit"
+		}
+		p.Form = r.PostForm
+	}
 	if q := listBack(r); q != "" {
 		p.Back += "?" + q
 		v, _ := url.ParseQuery(q) // listBack encoded it
