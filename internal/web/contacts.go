@@ -37,6 +37,22 @@ func (s *Server) contactRoutes() {
 	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermDelete, s.deleteContact))
 }
 
+// listTotal is the line above a list that says how many entries match
+// its search or filter, on every page, and whether this page shows them
+// all (the partial "total").
+type listTotal struct {
+	ID        string // the line's element id
+	One, Many string // what is counted, one and more: "contact", "contacts"
+	Total     int64
+	Shown     int  // on this page
+	Paged     bool // the list has other pages
+}
+
+// Totals is the contact list's total line.
+func (p listPage) Totals() listTotal {
+	return listTotal{ID: "contacts-total", One: "contact", Many: "contacts", Total: p.Total, Shown: len(p.Contacts), Paged: p.Next != "" || p.After != ""}
+}
+
 // listPage is the contact list: one page found by key, never by offset.
 type listPage struct {
 	Query, Filter string
