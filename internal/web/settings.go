@@ -227,7 +227,7 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 	f := r.PostForm
 	p := settings.Patch{PrivacyAddress: formText(f, "privacy_address"), IdentityPatch: settings.IdentityPatch{
 		OrganisationName: formText(f, "organisation_name"), PostalAddress: formText(f, "postal_address"),
-		PrivacyContactName: formText(f, "privacy_contact_name")}}
+		PrivacyContactName: formText(f, "privacy_contact_name"), Website: formText(f, "website")}}
 	done := "organisation"
 	var err error
 	if f.Get("remove_logo") != "" {
