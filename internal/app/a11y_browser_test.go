@@ -330,7 +330,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 
 		// The public pages: the double opt-in link and its answer.
 		a.visit("/confirm/{token}", mailLink(e, "/confirm/"))
-		a.press("/confirm/{token}", "form button")
+		a.press("/p/confirmed", "form button")
 		// The hosted webform, filled in with a known address, and the
 		// confirmation that asks.
 		a.visit("/f/{form}", "/f/"+form.ID)
@@ -357,13 +357,14 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		d.do(chromedp.Click(chromedp.CSS("#c-" + purposeID(e, "Card on file") + "-no")))
 		a.press("/p/sent", "#save")
 		a.visit("/p/confirm/{token}", mailLink(e, "/p/confirm/"))
-		a.press("/p/confirm/{token}", "form button")
+		a.press("/p/done", "form button")
 		a.visit("/p", "/p")
 		a.press("/p/export/sent", "#ask-export")
 		a.visit("/p/export/{token}", mailLink(e, "/p/export/"))
 		a.visit("/u/sent", "/u/sent")
 		// Links that are not (or no longer) valid.
 		for route, url := range map[string]string{"/p/{token}": "/p/not-a-link", "/u/{token}": "/u/not-a-link", "/confirm/{token}": "/confirm/not-a-link",
+			"/p/link-invalid": "/p/link-invalid", "/p/not-applied": "/p/not-applied",
 			"/f/{form}": "/f/no-such-form", "/r/{token}": "/r/not-a-link", "/p/export/{token}": "/p/export/not-a-link"} {
 			a.visit(route, url)
 		}

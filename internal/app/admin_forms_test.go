@@ -34,6 +34,7 @@ func (v *visitor) redirectOf(u string, form url.Values) string {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (visitor)")
 	res, err := client.Do(req)
 	if err != nil {
 		v.e.t.Fatal(err)

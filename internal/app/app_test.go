@@ -174,10 +174,22 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 			t.Fatalf("opening the link changed the status to %s", c.OptInStatus)
 		}
 
+		// Confirming redirects (post/redirect/get) to a page with no
+		// token in its address, which a reload shows again and which
+		// confirms nothing more.
 		v := e.visitor()
-		if code, body := v.post(link, url.Values{}); code != 200 || !strings.Contains(body, "Din prenumeration är bekräftad") ||
-			!strings.Contains(body, `<a href="/p" id="back">Tillbaka till dina inställningar</a>`) {
-			t.Fatalf("confirming: %d %s", code, body)
+		if to := v.redirectOf(link, url.Values{}); to != e.srv.URL+"/p/confirmed" {
+			t.Fatalf("confirming redirects to %s", to)
+		}
+		for range 2 {
+			if code, body := v.get(e.srv.URL + "/p/confirmed"); code != 200 || !strings.Contains(body, "Din prenumeration är bekräftad") ||
+				!strings.Contains(body, `<a href="/p" id="back">Tillbaka till dina inställningar</a>`) {
+				t.Fatalf("confirmed: %d %s", code, body)
+			}
+		}
+		// Another browser's session says nothing about this confirmation.
+		if _, body := e.visitor().get(e.srv.URL + "/p/confirmed"); strings.Contains(body, "bekräftad") {
+			t.Fatalf("the confirmed page without the session: %s", body)
 		}
 		// The page that says so leads to the contact's preferences.
 		if code, body := v.get(e.srv.URL + "/p"); code != 200 || !strings.Contains(body, `id="save"`) {
@@ -227,6 +239,9 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 
 		// The link works once; a used, an unknown and a malformed link all
 		// get the same neutral page.
+		if to := e.visitor().redirectOf(link, url.Values{}); to != e.srv.URL+"/p/link-invalid" {
+			t.Fatalf("a used link redirects to %s", to)
+		}
 		_, used := e.page("POST", link, "en")
 		_, unknown := e.page("GET", e.srv.URL+"/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en")
 		_, malformed := e.page("GET", e.srv.URL+"/confirm/x", "en")

@@ -43,6 +43,23 @@ func TestDoubleOptInInABrowser(t *testing.T) {
 	if title != "Bevestig uw inschrijving" || button != "Bevestig mijn inschrijving" || !strings.Contains(after, "bevestigd") {
 		t.Fatalf("pages: %q, %q, %q", title, button, after)
 	}
+	// The answer is a page of its own (post/redirect/get), with no token
+	// in its address: reloading it shows it again and confirms nothing
+	// more.
+	records := count(t, db, `SELECT count(*) FROM consent_records WHERE contact_id = $1`, c.ID)
+	where, err := chromedp.Run(browser, chromedp.Evaluate[string](`location.href`))
+	if err != nil || where != e.srv.URL+"/p/confirmed" {
+		t.Fatalf("after confirming the browser is at %q (%v)", where, err)
+	}
+	if err := chromedp.Do(browser, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if again := text(`p[role="status"]`); again != after {
+		t.Fatalf("reloaded: %q, first %q", again, after)
+	}
+	if n := count(t, db, `SELECT count(*) FROM consent_records WHERE contact_id = $1`, c.ID); n != records || n != 1 {
+		t.Fatalf("reloading wrote consent records: %d, %d before", n, records)
+	}
 	var got struct {
 		OptInStatus string `json:"opt_in_status"`
 	}

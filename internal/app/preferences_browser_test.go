@@ -107,7 +107,8 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 // axe-core at 1280 and 375 pixels and fits a phone.
 func TestPreferencesWaitingAndWayBackInABrowser(t *testing.T) {
 	browser := browsertest.New(t)
-	e := start(t, storetest.OpenSQLite(t))
+	db := storetest.OpenSQLite(t)
+	e := start(t, db)
 	d := driver{t, browser}
 	_, link := pageSetUp(e)
 	card := purposeID(e, "Card on file")
@@ -124,6 +125,19 @@ func TestPreferencesWaitingAndWayBackInABrowser(t *testing.T) {
 	confirm := e.srv.URL + confirmLinkRE.FindString(e.smtp.Wait(t, 1)[0].Text)
 	d.do(chromedp.Navigate(confirm), chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS("#back")))
 	d.herePasses("the done page")
+	// The done page is a page of its own (post/redirect/get), with no
+	// token in its address; a reload shows it again and applies nothing.
+	if where, err := chromedp.Run(browser, chromedp.Evaluate[string](`location.href`)); err != nil || where != e.srv.URL+"/p/done" {
+		t.Fatalf("after confirming the browser is at %q (%v)", where, err)
+	}
+	done := d.text("main")
+	d.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#back")))
+	if again := d.text("main"); again != done || !strings.Contains(done, "Withdraw consent to “Card on file”") {
+		t.Fatalf("the reloaded done page: %q, first %q", again, done)
+	}
+	if n := count(t, db, `SELECT count(*) FROM preference_changes WHERE status = 'applied'`); n != 1 {
+		t.Fatalf("%d changes applied", n)
+	}
 	d.do(chromedp.Click(chromedp.CSS("#back")), chromedp.WaitVisible(chromedp.CSS("#save")))
 	if n, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll("#waiting").length`)); err != nil || n != 0 {
 		t.Fatalf("a confirmed change still waits: %d %v", n, err)

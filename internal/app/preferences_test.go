@@ -178,8 +178,25 @@ func TestPreferencesChangeTakesEffectOnlyWhenConfirmed(t *testing.T) {
 		if n := count(t, db, `SELECT count(*) FROM consent_records WHERE contact_id = $1`, id); n != 1 {
 			t.Fatalf("opening the link recorded something: %d records", n)
 		}
-		if code, body := e.page("POST", secondLink, "en"); code != 200 || !strings.Contains(body, "Your choices are saved") {
-			t.Fatalf("confirming: %d %s", code, body)
+		// Confirming redirects (post/redirect/get) to a page with no token
+		// in its address, which says what was done and which a reload
+		// shows again without applying anything more.
+		w := e.visitor()
+		if to := w.redirectOf(secondLink, url.Values{}); to != e.srv.URL+"/p/done" {
+			t.Fatalf("confirming redirects to %s", to)
+		}
+		records := count(t, db, `SELECT count(*) FROM consent_records WHERE contact_id = $1`, id)
+		for range 2 {
+			if code, body := w.get(e.srv.URL + "/p/done"); code != 200 || !strings.Contains(body, "Your choices are saved") ||
+				!strings.Contains(body, "Withdraw consent to “Card on file”") {
+				t.Fatalf("done: %d %s", code, body)
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM consent_records WHERE contact_id = $1`, id); n != records {
+			t.Fatalf("reloading the done page recorded again: %d records, %d before", n, records)
+		}
+		if to := e.visitor().redirectOf(secondLink, url.Values{}); to != e.srv.URL+"/p/link-invalid" {
+			t.Fatalf("a used link redirects to %s", to)
 		}
 		c.Fields = nil
 		e.api("GET", "/api/v1/contacts/"+id, "", 200, &c)

@@ -118,6 +118,9 @@ func textFooter(st settings.Settings) string {
 	if name := st.CampaignSenderName(); name != "" {
 		b.WriteString(name + "\n")
 	}
+	if st.Website != "" {
+		b.WriteString(st.Website + "\n")
+	}
 	if st.PostalAddress != "" {
 		b.WriteString(st.PostalAddress + "\n")
 	}

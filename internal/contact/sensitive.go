@@ -383,12 +383,20 @@ type AccessQuery struct {
 	After                 string // the id of the last entry of the previous page
 }
 
-// AccessLog returns matching entries, newest first, and the cursor of the
-// next page, empty on the last.
-func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, string, error) {
-	if q.Limit == 0 {
-		q.Limit = 100
+// AccessLogCount counts the entries q selects, on every page: the total
+// the access log page shows.
+func (s *Service) AccessLogCount(ctx context.Context, q AccessQuery) (int64, error) {
+	where, args := q.where(false)
+	var n int64
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM access_log`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("contact: count access log: %w", err)
 	}
+	return n, nil
+}
+
+// where is the WHERE clause q selects entries by ("" for all), with its
+// arguments; page adds the start of the page (After).
+func (q AccessQuery) where(page bool) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -410,13 +418,23 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 	if !q.To.IsZero() {
 		add("at < ?", store.Micros(q.To))
 	}
-	if q.After != "" {
+	if page && q.After != "" {
 		add("id < ?", q.After)
 	}
-	query := accessSelect
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", nil
 	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// AccessLog returns matching entries, newest first, and the cursor of the
+// next page, empty on the last.
+func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, string, error) {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	where, args := q.where(true)
+	query := accessSelect + where
 	args = append(args, q.Limit+1)
 	query += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
 	out, err := store.QueryAll(ctx, s.DB.Read, scanAccess, query, args...)

@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -97,6 +98,35 @@ func As(err error) *Error {
 func Is(err error, k Kind) bool {
 	e := As(err)
 	return e != nil && e.Kind == k
+}
+
+// WebAddress checks an address of a web page that contacts are sent to:
+// absolute, https (http only for localhost, a site under development), no
+// user name or password, at most max characters; example shows one in the
+// error. It returns the address as parsed; an empty one is "" and no
+// error, for the caller to require or not.
+func WebAddress(field, raw string, max int, example string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	if len(raw) > max {
+		return "", Invalid(field, "must be at most %d characters", max)
+	}
+	if err := PlainText(field, raw); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || strings.ContainsAny(raw, " \t\r\n") {
+		return "", Invalid(field, "must be an absolute URL such as %s", example)
+	}
+	switch h := u.Hostname(); {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (h == "localhost" || h == "127.0.0.1" || h == "::1"):
+	default:
+		return "", Invalid(field, "must use https (http only for localhost)")
+	}
+	return u.String(), nil
 }
 
 // PlainText checks that s is valid UTF-8 without control characters other

@@ -352,21 +352,39 @@ type OutboxQuery struct {
 	After  string // the id of the last entry of the previous page
 }
 
+// CountEntries counts the outbox entries q selects, on every page: the
+// total the outbox page shows.
+func CountEntries(ctx context.Context, db *store.DB, q OutboxQuery) (int64, error) {
+	where, args := q.where(false)
+	var n int64
+	if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE `+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("mail: count outbox: %w", err)
+	}
+	return n, nil
+}
+
+// where is the condition q selects entries by, with its arguments; page
+// adds the start of the page (After).
+func (q OutboxQuery) where(page bool) (string, []any) {
+	where, args := "TRUE", []any{}
+	if q.Status != "" {
+		args = append(args, q.Status)
+		where += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if page && q.After != "" {
+		args = append(args, q.After)
+		where += fmt.Sprintf(" AND id < $%d", len(args))
+	}
+	return where, args
+}
+
 // Entries lists outbox messages newest first, one page at a time by key,
 // with the cursor of the next page (empty on the last).
 func Entries(ctx context.Context, db *store.DB, q OutboxQuery) ([]Entry, string, error) {
 	if q.Limit <= 0 || q.Limit > 500 {
 		q.Limit = 100
 	}
-	where, args := "TRUE", []any{}
-	if q.Status != "" {
-		args = append(args, q.Status)
-		where += fmt.Sprintf(" AND status = $%d", len(args))
-	}
-	if q.After != "" {
-		args = append(args, q.After)
-		where += fmt.Sprintf(" AND id < $%d", len(args))
-	}
+	where, args := q.where(true)
 	args = append(args, q.Limit+1)
 	out, err := store.QueryAll(ctx, db.Read, scanEntry, entrySelect+` WHERE `+where+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
 	if err != nil {

@@ -607,8 +607,26 @@ var ErrNotConfirmed = errors.New("optin: the link does not confirm anything")
 // Confirmed is whose opt-in a link confirmed: the page that says so is in
 // their language and leads to their preferences.
 type Confirmed struct {
-	ContactID string
-	Language  string
+	ContactID    string
+	InvitationID string
+	Language     string
+}
+
+// ConfirmedInvitation returns the contact's invitation invitationID once
+// its link confirmed it, for the page that says so after the confirmation
+// redirected to it; one that is not the contact's, or not confirmed, is
+// ErrNotConfirmed.
+func (s *Service) ConfirmedInvitation(ctx context.Context, contactID, invitationID string) (*Confirmed, error) {
+	done := &Confirmed{ContactID: contactID, InvitationID: invitationID}
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT c.language FROM optin_invitations i JOIN contacts c ON c.id = i.contact_id
+		WHERE i.id = $1 AND i.contact_id = $2 AND i.status = $3`, invitationID, contactID, StatusConfirmed).Scan(&done.Language)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotConfirmed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("optin: read confirmed invitation: %w", err)
+	}
+	return done, nil
 }
 
 // Confirm uses the link's token: the contact's opt-in status becomes
@@ -639,7 +657,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Con
 	if err != nil {
 		return nil, err
 	}
-	done := &Confirmed{ContactID: t.ContactID}
+	done := &Confirmed{ContactID: t.ContactID, InvitationID: t.SubjectID}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		tok, err := auth.FindContactToken(tx, auth.PurposeDoubleOptIn, secret, now) // again, inside the write
 		if err != nil {

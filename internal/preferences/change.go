@@ -379,11 +379,34 @@ func (s *Service) pending(ctx context.Context, q rowQuerier, secret string) (*Pe
 	if err != nil {
 		return nil, fmt.Errorf("preferences: read change: %w", err)
 	}
+	return p, p.decode(raw, lang)
+}
+
+// decode sets the change from its stored JSON, and the language of the
+// contact's pages.
+func (p *Pending) decode(raw, lang string) error {
 	p.Lang = i18n.Match(lang, "")
 	if err := json.Unmarshal([]byte(raw), &p.Change); err != nil {
-		return nil, fmt.Errorf("preferences: decode change: %w", err)
+		return fmt.Errorf("preferences: decode change: %w", err)
 	}
-	return p, nil
+	return nil
+}
+
+// AppliedChange returns the change changeID of the contact once it was
+// applied, for the page that says so after the confirmation redirected to
+// it; a change that is not the contact's, or not applied, is ErrNoChange.
+func (s *Service) AppliedChange(ctx context.Context, contactID, changeID string) (*Pending, error) {
+	p := &Pending{ID: changeID, ContactID: contactID}
+	var raw, lang string
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT pc.change, c.language FROM preference_changes pc JOIN contacts c ON c.id = pc.contact_id
+		WHERE pc.id = $1 AND pc.contact_id = $2 AND pc.status = $3`, changeID, contactID, StatusApplied).Scan(&raw, &lang)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoChange
+	}
+	if err != nil {
+		return nil, fmt.Errorf("preferences: read applied change: %w", err)
+	}
+	return p, p.decode(raw, lang)
 }
 
 // Confirm applies the change behind a confirmation link, exactly as it was

@@ -53,17 +53,19 @@ func (s *Service) issueSession(ctx context.Context, contactID, subjectID string)
 	return session, expires, err
 }
 
-// Session returns the contact whose session secret this is, or
-// ErrNoSession.
-func (s *Service) Session(ctx context.Context, secret string) (string, error) {
+// Session returns the contact whose session secret this is, and what the
+// session was opened after (subjectID: the link's token, the change or the
+// invitation a confirmation link applied, or ""), so that the page a
+// confirmation redirects to can say what was done; or ErrNoSession.
+func (s *Service) Session(ctx context.Context, secret string) (contactID, subjectID string, err error) {
 	t, err := auth.FindContactToken(dbQuerier{ctx, s.DB.Read}, auth.PurposePreferencesSession, secret, s.now())
 	if errors.Is(err, auth.ErrNoToken) {
-		return "", ErrNoSession
+		return "", "", ErrNoSession
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return t.ContactID, nil
+	return t.ContactID, t.SubjectID, nil
 }
 
 // EndSession makes a session secret unusable; an unknown one is ignored.
@@ -121,9 +123,9 @@ func (s *Service) OptOutTx(tx *store.Tx, contactID string, ev consent.Evidence, 
 
 // OpenSessionFor opens a preferences page session for a contact whose
 // link was checked elsewhere (a campaign message's signed link), and
-// returns its secret and expiry as OpenSession does. An unknown contact
-// is ErrNoSession.
-func (s *Service) OpenSessionFor(ctx context.Context, contactID string) (string, time.Time, error) {
+// returns its secret and expiry as OpenSession does. subjectID is what
+// the link did (see Session), or "". An unknown contact is ErrNoSession.
+func (s *Service) OpenSessionFor(ctx context.Context, contactID, subjectID string) (string, time.Time, error) {
 	var n int
 	if err := s.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE id = $1`, contactID).Scan(&n); err != nil {
 		return "", time.Time{}, err
@@ -131,5 +133,5 @@ func (s *Service) OpenSessionFor(ctx context.Context, contactID string) (string,
 	if n == 0 {
 		return "", time.Time{}, ErrNoSession
 	}
-	return s.issueSession(ctx, contactID, "")
+	return s.issueSession(ctx, contactID, subjectID)
 }

@@ -110,7 +110,7 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		// A person clicked the page's button: the done page leads back to
 		// their preferences, as the message's preferences link would.
 		q := url.Values{}
-		if s.openSessionFor(w, r, t.ContactID) {
+		if s.openSessionFor(w, r, t.ContactID, "") {
 			q.Set("back", "1")
 		}
 		if l := r.URL.Query().Get("lang"); i18n.Supported(l) {
@@ -144,7 +144,7 @@ func (s *Server) campaignPreferences(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), t.ContactID)
+	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), t.ContactID, "")
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoSession) {
 			s.Log.Error("open preferences session", "err", err)

@@ -1,6 +1,7 @@
 package public
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -38,6 +39,9 @@ func (s *Server) preferenceRoutes() {
 	s.mux.HandleFunc("POST /p/end", s.endSession)
 	s.mux.HandleFunc("GET /p/confirm/{token}", s.confirmChangePage)
 	s.mux.HandleFunc("POST /p/confirm/{token}", s.confirmChange)
+	s.mux.HandleFunc("GET /p/done", s.changeDone)
+	s.mux.HandleFunc("GET /p/not-applied", s.changeNotApplied)
+	s.mux.HandleFunc("GET /p/link-invalid", s.linkInvalid)
 }
 
 // newLinkLimits bound how often a new preferences link may be asked for:
@@ -115,9 +119,11 @@ func backToPage(r *http.Request, l, to string) backLink {
 // openSessionFor gives the contact a page session after they used a link
 // emailed to them (a confirmation or an unsubscribe link proves the same
 // as a link to the page), so that the done page leads back to the page.
+// subjectID is what the link did (the change or invitation it confirmed),
+// which the page a confirmation redirects to reads back; or "".
 // It reports false, having logged why, when no session was opened.
-func (s *Server) openSessionFor(w http.ResponseWriter, r *http.Request, contactID string) bool {
-	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), contactID)
+func (s *Server) openSessionFor(w http.ResponseWriter, r *http.Request, contactID, subjectID string) bool {
+	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), contactID, subjectID)
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoSession) {
 			s.Log.Error("open preferences session", "err", err)
@@ -131,11 +137,18 @@ func (s *Server) openSessionFor(w http.ResponseWriter, r *http.Request, contactI
 // session returns the contact of the request's session, or "" after
 // showing the page that says the session ended.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) string {
+	id, _ := s.sessionOf(w, r)
+	return id
+}
+
+// sessionOf is session, with what the session was opened after (see
+// preferences.Service.Session).
+func (s *Server) sessionOf(w http.ResponseWriter, r *http.Request) (id, subjectID string) {
 	c, err := r.Cookie(sessionCookie)
 	if err == nil {
-		id, err := s.Prefs.Session(r.Context(), c.Value)
+		id, subjectID, err := s.Prefs.Session(r.Context(), c.Value)
 		if err == nil {
-			return id
+			return id, subjectID
 		}
 		if !errors.Is(err, preferences.ErrNoSession) {
 			s.Log.Error("read preferences session", "err", err)
@@ -143,7 +156,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) string {
 	}
 	l := lang(r, "")
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended.title"), "Text": i18n.T(l, "prefs.ended.text")})
-	return ""
+	return "", ""
 }
 
 // sessionPage reads the page of the contact whose session the request
@@ -333,28 +346,56 @@ func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "prefs_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.confirm.title"), "Lines": p.Change.Lines(l)})
 }
 
+// confirmChange applies the change behind the link, and redirects
+// (post/redirect/get) to the page that says what was done, which a reload
+// shows again without applying anything: /p/done, whose session says which
+// change (the token never goes into an address); /p/not-applied for a
+// change refused as it was applied; /p/link-invalid for a link unknown,
+// used or expired, alike.
 func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 	p, err := s.Prefs.Confirm(r.Context(), r.PathValue("token"), s.evidence(r))
 	if err != nil {
-		l := lang(r, "")
 		switch e := errs.As(err); {
 		case errors.Is(err, preferences.ErrNoChange):
-			s.invalid(w, r, l)
+			redirectKeepingLang(w, r, "/p/link-invalid")
 		case e != nil:
-			s.render(w, r, httpx.Status(err), "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
-				"Text": i18n.T(l, "prefs.not_applied.text")})
+			redirectKeepingLang(w, r, "/p/not-applied")
 		default:
 			s.Log.Error("confirm preferences change", "err", err)
-			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+			http.Error(w, i18n.T(lang(r, ""), "prefs.error"), http.StatusInternalServerError)
 		}
 		return
 	}
-	l := lang(r, p.Lang)
-	data := map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)}
-	if s.openSessionFor(w, r, p.ContactID) {
-		data["Back"] = backToPage(r, l, "/p")
-	}
-	s.render(w, r, http.StatusOK, "prefs_done", data)
+	s.openSessionFor(w, r, p.ContactID, p.ID)
+	redirectKeepingLang(w, r, "/p/done")
+}
+
+// changeDone says which change the confirmation applied, in the
+// contact's language, and leads back to the page (afterConfirmation).
+func (s *Server) changeDone(w http.ResponseWriter, r *http.Request) {
+	s.afterConfirmation(w, r, "prefs_done", preferences.ErrNoChange, func(ctx context.Context, contactID, subjectID string) (string, pageData, error) {
+		p, err := s.Prefs.AppliedChange(ctx, contactID, subjectID)
+		if err != nil {
+			return "", nil, err
+		}
+		return p.Lang, func(l string) map[string]any {
+			return map[string]any{"Title": i18n.T(l, "prefs.done.title"), "Lines": p.Change.Lines(l)}
+		}, nil
+	})
+}
+
+// changeNotApplied says a confirmed change could not be applied (what it
+// asked for is no longer allowed).
+func (s *Server) changeNotApplied(w http.ResponseWriter, r *http.Request) {
+	l := lang(r, "")
+	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.not_applied.title"),
+		"Text": i18n.T(l, "prefs.not_applied.text")})
+}
+
+// linkInvalid is where a confirmation post with a link that cannot be used
+// leads: the one page for every such link (invalid).
+func (s *Server) linkInvalid(w http.ResponseWriter, r *http.Request) {
+	s.invalid(w, r, lang(r, ""))
 }
 
 // oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is

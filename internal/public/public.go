@@ -14,6 +14,7 @@ package public
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -155,6 +156,7 @@ func New(s *Server) (*Server, error) {
 	s.mux.Handle("GET "+staticPrefix, static)
 	s.mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
+	s.mux.HandleFunc("GET /p/confirmed", s.confirmed)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
 	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
 	s.webformRoutes()
@@ -325,6 +327,11 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirm.title")})
 }
 
+// confirm confirms the double opt-in behind the link, and redirects
+// (post/redirect/get) to /p/confirmed, whose session says which invitation
+// was confirmed (the token never goes into an address), or, for a link
+// unknown, used or expired alike, to /p/link-invalid. A reload of either
+// confirms nothing.
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	ip := ""
 	if a := s.IPs.IP(r); a.IsValid() {
@@ -335,15 +342,54 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
 			s.Log.Error("confirm double opt-in", "err", err)
 		}
+		redirectKeepingLang(w, r, "/p/link-invalid")
+		return
+	}
+	s.openSessionFor(w, r, done.ContactID, done.InvitationID)
+	redirectKeepingLang(w, r, "/p/confirmed")
+}
+
+// confirmed says the opt-in is confirmed, in the contact's language, and
+// leads to their page (afterConfirmation).
+func (s *Server) confirmed(w http.ResponseWriter, r *http.Request) {
+	s.afterConfirmation(w, r, "message", optin.ErrNotConfirmed, func(ctx context.Context, contactID, subjectID string) (string, pageData, error) {
+		done, err := s.OptIn.ConfirmedInvitation(ctx, contactID, subjectID)
+		if err != nil {
+			return "", nil, err
+		}
+		return done.Language, func(l string) map[string]any {
+			return map[string]any{"Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")}
+		}, nil
+	})
+}
+
+// pageData is a page's data in language l.
+type pageData func(l string) map[string]any
+
+// afterConfirmation shows page, where a confirmation link's post
+// redirected: the session opened then says whose and what (openSessionFor),
+// and read returns that contact's language and the page's data, or
+// notFound when the session was opened after something else, which shows
+// the page that says the link cannot be used. The page leads back to the
+// preferences page, and a reload writes nothing.
+func (s *Server) afterConfirmation(w http.ResponseWriter, r *http.Request, page string, notFound error,
+	read func(ctx context.Context, contactID, subjectID string) (string, pageData, error)) {
+	id, subjectID := s.sessionOf(w, r)
+	if id == "" {
+		return
+	}
+	contactLang, data, err := read(r.Context(), id, subjectID)
+	if err != nil {
+		if !errors.Is(err, notFound) {
+			s.Log.Error("read what a confirmation did", "page", page, "err", err)
+		}
 		s.invalid(w, r, lang(r, ""))
 		return
 	}
-	l := lang(r, done.Language)
-	data := map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirmed.title"), "Text": i18n.T(l, "page.confirmed.text")}
-	if s.openSessionFor(w, r, done.ContactID) {
-		data["Back"] = backToPage(r, l, "/p")
-	}
-	s.render(w, r, http.StatusOK, "message", data)
+	l := lang(r, contactLang)
+	d := data(l)
+	d["Lang"], d["Back"] = l, backToPage(r, l, "/p")
+	s.render(w, r, http.StatusOK, page, d)
 }
 
 // truncateUA keeps a user agent within what evidence stores.

@@ -109,7 +109,7 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	l := lang(r, c.Lang)
 	data := map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)}
-	if s.openSessionFor(w, r, c.ContactID) {
+	if s.openSessionFor(w, r, c.ContactID, "") {
 		data["Back"] = backToPage(r, l, "/p")
 	}
 	s.render(w, r, http.StatusOK, "webform_done", data)

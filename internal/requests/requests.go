@@ -281,9 +281,27 @@ type Query struct {
 	Offset    int
 }
 
-// List returns the requests Query selects, as of now; none is an empty
-// slice. An unknown kind or status is an invalid-input error naming it.
-func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Request, error) {
+// Count counts the requests that f selects, whatever its limit and
+// offset: the total a list of them shows.
+func Count(ctx context.Context, q store.Querier, f Query) (int64, error) {
+	where, args, err := f.where()
+	if err != nil {
+		return 0, err
+	}
+	query := `SELECT count(*) FROM subject_requests`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int64
+	if err := q.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("requests: count: %w", err)
+	}
+	return n, nil
+}
+
+// where is the condition f selects requests by, with its arguments; an
+// unknown kind or status is refused by name.
+func (f Query) where() ([]string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -292,13 +310,13 @@ func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Requ
 	}
 	if f.Kind != "" {
 		if !slices.Contains(Kinds, f.Kind) {
-			return nil, errs.Invalid("kind", "must be one of %s", strings.Join(Kinds, ", "))
+			return nil, nil, errs.Invalid("kind", "must be one of %s", strings.Join(Kinds, ", "))
 		}
 		add("kind = $%d", f.Kind)
 	}
 	if f.Status != "" {
 		if !slices.Contains(Statuses, f.Status) {
-			return nil, errs.Invalid("status", "must be one of %s", strings.Join(Statuses, ", "))
+			return nil, nil, errs.Invalid("status", "must be one of %s", strings.Join(Statuses, ", "))
 		}
 		add("status = $%d", f.Status)
 	}
@@ -310,6 +328,16 @@ func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Requ
 	}
 	if f.Closed {
 		where = append(where, "closed_at IS NOT NULL")
+	}
+	return where, args, nil
+}
+
+// List returns the requests Query selects, as of now; none is an empty
+// slice. An unknown kind or status is an invalid-input error naming it.
+func List(ctx context.Context, q store.Querier, f Query, now time.Time) ([]*Request, error) {
+	where, args, err := f.where()
+	if err != nil {
+		return nil, err
 	}
 	if f.Limit == 0 {
 		f.Limit = 100

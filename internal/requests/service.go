@@ -46,6 +46,11 @@ func (s *Service) List(ctx context.Context, q Query) ([]*Request, error) {
 	return List(ctx, s.DB.Read, q, s.now())
 }
 
+// Count counts the requests f selects; see Count.
+func (s *Service) Count(ctx context.Context, f Query) (int64, error) {
+	return Count(ctx, s.DB.Read, f)
+}
+
 // Update applies c as actor; see Update.
 func (s *Service) Update(ctx context.Context, id string, c Change, actor consent.Actor) (*Request, error) {
 	return Update(ctx, s.DB, id, c, actor, s.now())

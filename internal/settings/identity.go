@@ -18,6 +18,9 @@ import (
 // origin, so that pages keep a Content-Security-Policy of img-src 'self'.
 const LogoPath = "/logo"
 
+// maxWebsite bounds the operator's website address.
+const maxWebsite = 500
+
 // MaxLogoBytes bounds the logo: a header image, not a photograph.
 const MaxLogoBytes = 256 << 10
 
@@ -35,6 +38,7 @@ type Identity struct {
 	OrganisationName   string `json:"organisation_name" doc:"the operator's name, the controller of contacts' data: in the header and footer of public pages, and the sender and footer of email (empty: the name of the server's CONSENTRY_MAIL_FROM)"`
 	PostalAddress      string `json:"postal_address" doc:"the operator's postal address: in the footer of public pages, email and every campaign"`
 	PrivacyContactName string `json:"privacy_contact_name" doc:"the privacy contact or data protection officer named to contacts, reached at privacy_address (empty: the address alone)"`
+	Website            string `json:"website" doc:"the operator's own website, an https address: linked from the header of public pages and the footer of email, by the organisation name (empty: no link)"`
 	LogoURL            string `json:"logo_url" doc:"read only: where the operator's logo is served on this server (/logo, with its version), shown in the header of public pages; empty: no logo. Set it with logo in a PATCH"`
 }
 
@@ -43,6 +47,11 @@ type IdentityPatch struct {
 	OrganisationName   *string `json:"organisation_name"`
 	PostalAddress      *string `json:"postal_address"`
 	PrivacyContactName *string `json:"privacy_contact_name"`
+	Website            *string `json:"website"`
+	// LogoURL is read only: it is accepted, and ignored, when it is the
+	// current value, so that a client may send back the settings it read
+	// whole; the logo changes with Logo.
+	LogoURL *string `json:"logo_url" doc:"read only: accepted when it equals the current value (ignored), so that the settings read can be sent back whole; to change the logo, send logo"`
 	// Logo is a PNG, JPEG or WebP image of at most 256 KiB, recognised by
 	// its content; empty removes the logo.
 	Logo *[]byte `json:"logo" doc:"a PNG, JPEG or WebP image of at most 256 KiB, in base64; an empty string removes the logo"`
@@ -75,6 +84,17 @@ func (p *IdentityPatch) applyIdentity(s *Identity) (*Logo, error) {
 			return nil, err
 		}
 		s.PrivacyContactName = *v
+	}
+	if v := p.Website; v != nil {
+		w, err := errs.WebAddress("website", *v, maxWebsite, "https://example.org")
+		if err != nil {
+			return nil, err
+		}
+		s.Website = w
+	}
+	if v := p.LogoURL; v != nil && *v != s.LogoURL {
+		return nil, errs.Invalid("logo_url", "is read only: it is where this server serves the logo (now %q); "+
+			"to change the logo send the image, in base64, as logo, or an empty logo to remove it", s.LogoURL)
 	}
 	if p.Logo == nil {
 		return nil, nil
@@ -142,6 +162,7 @@ type Controller struct {
 	PrivacyName   string
 	PrivacyEmail  string
 	LogoURL       string
+	Website       string // the operator's own site, or ""
 }
 
 // Controller returns the operator as contacts meet them; fallback, the
@@ -153,7 +174,7 @@ func (s Settings) Controller(fallback string) Controller {
 		name = fallback
 	}
 	return Controller{Name: name, PostalAddress: s.PostalAddress, PrivacyName: s.PrivacyContactName,
-		PrivacyEmail: s.PrivacyAddress, LogoURL: s.LogoURL}
+		PrivacyEmail: s.PrivacyAddress, LogoURL: s.LogoURL, Website: s.Website}
 }
 
 // CampaignSenderName is the name campaign email comes from: the campaign

@@ -155,6 +155,9 @@ func TestIdentitySettings(t *testing.T) {
 			{settings.IdentityPatch{Logo: &huge}, nil, "logo", "at most 256 KiB"},
 			{settings.IdentityPatch{Logo: &logo}, ptr("privacy at acme"), "privacy_address", "email address"},
 			{settings.IdentityPatch{OrganisationName: ptr("Acme\nLtd"), Logo: &logo}, nil, "organisation_name", ""},
+			{settings.IdentityPatch{Website: ptr("http://acme.example"), Logo: &logo}, nil, "website", "https"},
+			{settings.IdentityPatch{Website: ptr("javascript:alert(1)"), Logo: &logo}, nil, "website", "absolute URL"},
+			{settings.IdentityPatch{LogoURL: ptr("https://cdn.example/logo.png"), Logo: &logo}, nil, "logo_url", "as logo"},
 		} {
 			p := settings.Patch{IdentityPatch: bad.p, PrivacyAddress: bad.priv}
 			if bad.p.OrganisationName == nil {

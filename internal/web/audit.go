@@ -30,8 +30,14 @@ func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.fail(w, err, u)
 		return
 	}
+	total, err := mail.CountEntries(r.Context(), s.DB, q)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
 	s.render(w, http.StatusOK, "outbox", page{Title: "Outbox", User: u, Nav: "audit",
 		Data: map[string]any{"Entries": entries, "Next": next, "Status": q.Status,
+			"Total":    listTotal{ID: "outbox-total", One: "email", Many: "emails", Total: total, Shown: len(entries), Paged: next != "" || q.After != ""},
 			"Statuses": []string{mail.StatusQueued, mail.StatusSending, mail.StatusSent, mail.StatusSuppressed, mail.StatusFailed}}})
 }
 
@@ -145,6 +151,11 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.fail(w, err, u)
 		return
 	}
+	total, err := s.Contacts.AccessLogCount(ctx, q)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
 	var ids []string
 	for _, e := range entries {
 		if e.ContactID != "" && !slices.Contains(ids, e.ContactID) {
@@ -164,6 +175,7 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 		}
 	}
 	data["Entries"], data["Next"] = rows, next
+	data["Total"] = listTotal{ID: "access-total", One: "entry", Many: "entries", Total: total, Shown: len(rows), Paged: next != "" || q.After != ""}
 	s.render(w, http.StatusOK, "access_log", page{Title: "Access log", User: u, Nav: "audit", Data: data})
 }
 

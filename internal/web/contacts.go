@@ -37,6 +37,22 @@ func (s *Server) contactRoutes() {
 	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermDelete, s.deleteContact))
 }
 
+// listTotal is the line above a list that says how many entries match
+// its search or filter, on every page, and whether this page shows them
+// all (the partial "total").
+type listTotal struct {
+	ID        string // the line's element id
+	One, Many string // what is counted, one and more: "contact", "contacts"
+	Total     int64
+	Shown     int  // on this page
+	Paged     bool // the list has other pages
+}
+
+// Totals is the contact list's total line.
+func (p listPage) Totals() listTotal {
+	return listTotal{ID: "contacts-total", One: "contact", Many: "contacts", Total: p.Total, Shown: len(p.Contacts), Paged: p.Next != "" || p.After != ""}
+}
+
 // listPage is the contact list: one page found by key, never by offset.
 type listPage struct {
 	Query, Filter string
@@ -190,6 +206,20 @@ type recordPage struct {
 	// page), and Filtered whether it was narrowed by a search or condition.
 	Back     string
 	Filtered bool
+	// Posted is the form on the record whose post was refused ("edit",
+	// "consents", "opt-in", "reveal/FIELD"), and Form what was typed in
+	// it, which the form shows again; "" and nil on a plain visit.
+	Posted string
+	Form   url.Values
+}
+
+// Typed is what was typed in field name of form when its post was
+// refused, else stored: a refused form shows what was typed.
+func (p recordPage) Typed(form, name, stored string) string {
+	if p.Posted == form && p.Form != nil {
+		return p.Form.Get(name)
+	}
+	return stored
 }
 
 // consentRow is a line of the Consents block: a purpose with its current
@@ -257,6 +287,13 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	p := recordPage{Contact: c, Revealed: revealed, Locked: c.ProcessingStoppedAt != nil, Back: "/admin/contacts"}
+	if r.Method == http.MethodPost {
+		p.Posted = strings.Trim(strings.TrimPrefix(r.URL.Path, "/admin/contacts/"+id), "/")
+		if p.Posted == "" {
+			p.Posted = "edit"
+		}
+		p.Form = r.PostForm
+	}
 	if q := listBack(r); q != "" {
 		p.Back += "?" + q
 		v, _ := url.ParseQuery(q) // listBack encoded it

@@ -38,6 +38,7 @@ var funcs = template.FuncMap{
 		return m
 	},
 	"list":       func(v ...string) []string { return v },
+	"on":         checkboxOn,
 	"add":        func(a, b int) int { return a + b },
 	"figure":     chart.Figure,
 	"policy":     func(p string) string { return policyLabels[p] },

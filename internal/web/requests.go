@@ -36,6 +36,7 @@ type requestsView struct {
 	Kinds        []string
 	Statuses     []string
 	Open, Closed []*requests.Request
+	Total        listTotal // of either, with the kind and status chosen
 }
 
 func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -46,6 +47,11 @@ func (s *Server) requestsPage(w http.ResponseWriter, r *http.Request, u *auth.Us
 	if p.Open, err = s.Requests.List(r.Context(), q); err == nil {
 		q.Open, q.Closed, q.Limit = false, true, 50
 		p.Closed, err = s.Requests.List(r.Context(), q)
+	}
+	if err == nil {
+		p.Total = listTotal{ID: "requests-total", One: "request", Many: "requests", Shown: len(p.Open) + len(p.Closed)}
+		p.Total.Total, err = s.Requests.Count(r.Context(), requests.Query{Kind: p.Kind, Status: p.Status})
+		p.Total.Paged = int64(p.Total.Shown) < p.Total.Total
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.render(w, httpx.Status(err), "requests", page{Title: "Requests", User: u, Nav: "requests", Errors: fe,

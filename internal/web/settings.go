@@ -66,9 +66,13 @@ func formBool(f url.Values, k string) *bool {
 	if _, ok := f[k]; !ok {
 		return nil
 	}
-	v := slices.Contains(f[k], "on")
+	v := checkboxOn(f, k)
 	return &v
 }
+
+// checkboxOn reports whether checkbox k was ticked: one of its values is
+// "on" (a hidden "off" may come with it).
+func checkboxOn(f url.Values, k string) bool { return slices.Contains(f[k], "on") }
 
 func formText(f url.Values, k string) *string {
 	if _, ok := f[k]; !ok {
@@ -223,7 +227,7 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 	f := r.PostForm
 	p := settings.Patch{PrivacyAddress: formText(f, "privacy_address"), IdentityPatch: settings.IdentityPatch{
 		OrganisationName: formText(f, "organisation_name"), PostalAddress: formText(f, "postal_address"),
-		PrivacyContactName: formText(f, "privacy_contact_name")}}
+		PrivacyContactName: formText(f, "privacy_contact_name"), Website: formText(f, "website")}}
 	done := "organisation"
 	var err error
 	if f.Get("remove_logo") != "" {
@@ -266,8 +270,12 @@ func (s *Server) showPurposes(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
+	var typed *consent.Purpose // the new purpose form, as typed when refused
+	if fe != nil {
+		typed = typedPurpose(nil, r.PostForm)
+	}
 	s.render(w, status, "purposes", page{Title: "Purposes", User: u, Nav: "settings", Errors: fe,
-		Data: map[string]any{"Purposes": ps, "Bases": consent.LegalBases}})
+		Data: map[string]any{"Purposes": ps, "Bases": consent.LegalBases, "Typed": typed}})
 }
 
 // settingsDone are the notices the settings pages show after a change, by
@@ -313,8 +321,34 @@ func (s *Server) showPurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 		trs = append(trs, translation{Language: l, Text: t, Missing: !ok})
 	}
 	slices.Reverse(texts)
+	form := p // the purpose form: as typed when its post was refused
+	if lang, ok := strings.CutPrefix(r.URL.Path, "/admin/settings/purposes/"+p.ID+"/translations/"); ok && fe != nil {
+		for i := range trs {
+			if trs[i].Language == lang {
+				trs[i].Text = r.PostForm.Get("text")
+			}
+		}
+	} else if fe != nil {
+		form = typedPurpose(p, r.PostForm)
+	}
 	s.render(w, status, "purpose", page{Title: p.Name, User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: map[string]any{"Purpose": p, "Texts": texts, "Bases": consent.LegalBases, "Translations": trs}})
+		Data: map[string]any{"Purpose": p, "Form": form, "Texts": texts, "Bases": consent.LegalBases, "Translations": trs}})
+}
+
+// typedPurpose is p (nil for a new purpose) with what was typed in the
+// purpose form over it, for the form shown again after a refusal; a number
+// that is not one shows as 0, next to its error.
+func typedPurpose(p *consent.Purpose, f url.Values) *consent.Purpose {
+	t := &consent.Purpose{}
+	if p != nil {
+		c := *p
+		t = &c
+	}
+	t.Name, t.LegalBasis, t.Description, t.RetentionAction, t.Text = f.Get("name"), f.Get("legal_basis"), f.Get("description"),
+		f.Get("retention_action"), f.Get("text")
+	t.RetentionDays, _ = strconv.Atoi(strings.TrimSpace(f.Get("retention_days")))
+	t.DefaultSelected = checkboxOn(f, "default_selected")
+	return t
 }
 
 // saveTranslation sets the translation of the current consent text
@@ -387,7 +421,12 @@ func (s *Server) showSources(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.render(w, status, "sources", page{Title: "Sources", User: u, Nav: "settings", Flash: flash, Errors: fe, Data: srcs})
+	typed := "" // the new source's name, as typed when refused
+	if fe != nil && r.PathValue("id") == "" {
+		typed = r.PostForm.Get("name")
+	}
+	s.render(w, status, "sources", page{Title: "Sources", User: u, Nav: "settings", Flash: flash, Errors: fe,
+		Data: map[string]any{"Sources": srcs, "Typed": typed}})
 }
 
 // saveSource creates a source, or renames or (de)activates one.
@@ -428,8 +467,37 @@ func (s *Server) showFields(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.fail(w, err, u)
 		return
 	}
+	// A refused form shows again as typed: the new field's (New), or the
+	// field's own, opened (Open).
+	var typed url.Values
+	open := ""
+	if fe != nil {
+		if open = r.PathValue("name"); open == "" {
+			typed = r.PostForm
+		} else {
+			defs = typedField(defs, open, r.PostForm)
+		}
+	}
 	s.render(w, status, "fields", page{Title: "Fields", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: map[string]any{"Fields": defs, "Types": contact.FieldTypes, "Purposes": ps}})
+		Data: map[string]any{"Fields": defs, "Types": contact.FieldTypes, "Purposes": ps, "New": typed, "Open": open}})
+}
+
+// typedField is defs with field name as typed in its form, for the form
+// shown again after a refusal; the definitions themselves are not changed.
+func typedField(defs []*contact.FieldDefinition, name string, f url.Values) []*contact.FieldDefinition {
+	defs = slices.Clone(defs)
+	for i, d := range defs {
+		if d.Name != name {
+			continue
+		}
+		t := *d
+		t.Label, t.StoragePurpose, t.Personal = f.Get("label"), f.Get("storage_purpose"), checkboxOn(f, "personal")
+		if t.Sensitive {
+			t.Mask = f.Get("mask")
+		}
+		defs[i] = &t
+	}
+	return defs
 }
 
 // saveField creates a field definition or changes one. Turning on
@@ -547,7 +615,7 @@ func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *aut
 }
 
 func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	s.showTokens(w, r, u, http.StatusOK, settingsNotice(r), nil, "")
+	s.showTokens(w, r, u, http.StatusOK, settingsNotice(r), nil, nil, "")
 }
 
 // tokenSubject is what the one-time grant of a new token's secret is
@@ -567,17 +635,19 @@ func (s *Server) newTokenPage(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	s.showTokens(w, r, u, http.StatusOK, "Token created. Copy it now: it is not shown again.", nil, secret)
+	s.showTokens(w, r, u, http.StatusOK, "Token created. Copy it now: it is not shown again.", nil, nil, secret)
 }
 
-func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, secret string) {
+// showTokens shows the tokens and the form for a new one, refilled with
+// form (what was typed, after a refusal; nil for an empty form).
+func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, u *auth.User, status int, flash string, fe map[string]string, form url.Values, secret string) {
 	toks, err := s.Tokens.List(r.Context())
 	if err != nil {
 		s.fail(w, err, u)
 		return
 	}
 	s.render(w, status, "tokens", page{Title: "API tokens", User: u, Nav: "settings", Flash: flash, Errors: fe,
-		Data: map[string]any{"Tokens": toks, "Secret": secret}})
+		Data: map[string]any{"Tokens": toks, "Secret": secret, "Form": form}})
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -597,7 +667,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	var expires *time.Time
 	if days := formInt(r.PostForm, "days"); days != nil {
 		if *days < 1 || *days > 3650 {
-			s.showTokens(w, r, u, http.StatusBadRequest, "", map[string]string{"days": "must be between 1 and 3650"}, "")
+			s.showTokens(w, r, u, http.StatusBadRequest, "", map[string]string{"days": "must be between 1 and 3650"}, r.PostForm, "")
 			return
 		}
 		t := time.Now().Add(time.Duration(*days) * 24 * time.Hour)
@@ -605,7 +675,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	secret, tok, err := s.Tokens.Create(r.Context(), r.PostForm.Get("name"), expires, scopes...)
 	if fe := fieldErrors(err); fe != nil {
-		s.showTokens(w, r, u, httpx.Status(err), "", fe, "")
+		s.showTokens(w, r, u, httpx.Status(err), "", fe, r.PostForm, "")
 		return
 	}
 	if err != nil {

@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -199,32 +198,12 @@ func (s *Service) validate(ctx context.Context, d *Definition) error {
 }
 
 // checkURL accepts an absolute https URL, or http for localhost (a site
-// under development). An empty optional URL is fine.
+// under development) (errs.WebAddress). An empty optional URL is fine.
 func checkURL(field, raw string, required bool) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		if required {
-			return "", errs.Invalid(field, "is required: a webform must link to the privacy policy (R12)")
-		}
-		return "", nil
+	if strings.TrimSpace(raw) == "" && required {
+		return "", errs.Invalid(field, "is required: a webform must link to the privacy policy (R12)")
 	}
-	if len(raw) > maxURL {
-		return "", errs.Invalid(field, "must be at most %d characters", maxURL)
-	}
-	if err := errs.PlainText(field, raw); err != nil {
-		return "", err
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || strings.ContainsAny(raw, " \t\r\n") {
-		return "", errs.Invalid(field, "must be an absolute URL such as https://example.com/privacy")
-	}
-	switch h := u.Hostname(); {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (h == "localhost" || h == "127.0.0.1" || h == "::1"):
-	default:
-		return "", errs.Invalid(field, "must use https (http only for localhost)")
-	}
-	return u.String(), nil
+	return errs.WebAddress(field, raw, maxURL, "https://example.com/privacy")
 }
 
 func (s *Service) validateFields(ctx context.Context, d *Definition) error {
