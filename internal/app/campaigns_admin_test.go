@@ -138,6 +138,28 @@ func TestCampaignPages(t *testing.T) {
 		if code, body := admin.post(page+"/schedule", url.Values{"scheduled_at": {"2001-01-01T10:00"}}); code != 400 || !strings.Contains(body, `id="scheduled_at-error"`) {
 			t.Fatalf("schedule in the past: %d %s", code, body)
 		}
+		// The time is read on the clock of the zone given, and a refused
+		// form shows what was typed.
+		if code, body := admin.post(page+"/schedule", url.Values{"scheduled_at": {"2030-01-31T09:00"}, "timezone": {"Mars/Olympus"}}); code != 400 ||
+			!strings.Contains(body, `id="timezone-error"`) || !strings.Contains(body, `value="Mars/Olympus"`) || !strings.Contains(body, `value="2030-01-31T09:00"`) {
+			t.Fatalf("an unknown time zone: %d %s", code, body)
+		}
+		if code, body := admin.post(page+"/schedule", url.Values{"scheduled_at": {"2030-03-31T02:30"}, "timezone": {"Europe/Stockholm"}}); code != 400 || !strings.Contains(body, "the clocks move forward") {
+			t.Fatalf("a time the zone skips: %d %s", code, body)
+		}
+		if code, body := admin.post(page+"/schedule", url.Values{"scheduled_at": {"2030-01-31T09:00"}, "timezone": {"Europe/Stockholm"}}); code != 200 || !strings.Contains(body, "Campaign scheduled.") {
+			t.Fatalf("schedule: %d %s", code, body)
+		}
+		scheduled, err := e.a.Campaigns.Get(context.Background(), page[strings.LastIndexByte(page, '/')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scheduled.ScheduledAt == nil || !scheduled.ScheduledAt.Equal(time.Date(2030, 1, 31, 8, 0, 0, 0, time.UTC)) {
+			t.Fatalf("scheduled at %v, want 08:00 UTC", scheduled.ScheduledAt)
+		}
+		if code, body := admin.post(page+"/unschedule", nil); code != 200 || !strings.Contains(body, "Back to draft.") {
+			t.Fatalf("unschedule: %d %s", code, body)
+		}
 		if code, body := admin.post(page+"/pause", nil); code != 409 || !strings.Contains(body, "the campaign is draft") {
 			t.Fatalf("pause a draft: %d %s", code, body)
 		}

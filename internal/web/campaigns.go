@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // time zones for the schedule form, whatever the host has
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
@@ -241,6 +242,7 @@ type campaignView struct {
 	TestTo    string
 	Follow    bool
 	Form      url.Values
+	TimeZones []string
 }
 
 func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -256,7 +258,10 @@ func (s *Server) showCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 	}
 	q := r.URL.Query()
 	v := campaignView{Campaign: c, Reasons: campaign.Reasons, TestTo: u.Email, PreviewOf: strings.TrimSpace(q.Get("contact")),
-		Follow: q.Get("follow") == "1" && c.Status == campaign.StatusSending, Form: r.PostForm}
+		Follow: q.Get("follow") == "1" && c.Status == campaign.StatusSending, Form: r.PostForm, TimeZones: TimeZones}
+	if r.PostForm.Has("to") {
+		v.TestTo = r.PostForm.Get("to") // a refused test keeps what was typed
+	}
 	if fe == nil {
 		fe = map[string]string{}
 	}
@@ -338,9 +343,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		_, err = s.Campaigns.Send(ctx, id)
 	case "schedule":
 		var at time.Time
-		if at, err = time.ParseInLocation("2006-01-02T15:04", r.PostForm.Get("scheduled_at"), time.UTC); err != nil {
-			err = errs.Invalid("scheduled_at", "give a date and time, such as 2030-01-31 09:00")
-		} else {
+		if at, err = scheduleTime(r.PostForm.Get("scheduled_at"), r.PostForm.Get("timezone")); err == nil {
 			_, err = s.Campaigns.Schedule(ctx, id, at)
 		}
 	case "unschedule":
@@ -374,7 +377,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		}
 		field := "form"
 		switch {
-		case e.Field == "scheduled_at" || e.Field == "to":
+		case e.Field == "scheduled_at" || e.Field == "timezone" || e.Field == "to":
 			field = e.Field
 		case strings.HasPrefix(e.Field, "to["):
 			field = "to"
@@ -383,6 +386,34 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	http.Redirect(w, r, "/admin/campaigns/"+url.PathEscape(id)+"?done="+action, http.StatusSeeOther)
+}
+
+// TimeZones are offered on the schedule form; any IANA name is taken.
+var TimeZones = []string{"UTC", "Europe/Amsterdam", "Europe/Berlin", "Europe/Brussels", "Europe/Copenhagen", "Europe/Dublin",
+	"Europe/Helsinki", "Europe/Lisbon", "Europe/London", "Europe/Madrid", "Europe/Oslo", "Europe/Paris", "Europe/Stockholm",
+	"Europe/Warsaw", "America/New_York", "America/Chicago", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"}
+
+// scheduleTime reads the schedule form: a date and time (as a
+// datetime-local input sends it) on the clock of an IANA time zone,
+// UTC when none is given. A time that the zone skips (a clock moved
+// forward) is refused, rather than moved.
+func scheduleTime(local, zone string) (time.Time, error) {
+	zone = strings.TrimSpace(zone)
+	if zone == "" {
+		zone = "UTC"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil || zone == "Local" {
+		return time.Time{}, errs.Invalid("timezone", "is not a time zone; give a name such as Europe/Stockholm, or UTC")
+	}
+	at, err := time.ParseInLocation("2006-01-02T15:04", strings.TrimSpace(local), loc)
+	if err != nil {
+		return time.Time{}, errs.Invalid("scheduled_at", "give a date and time, such as 2030-01-31 09:00")
+	}
+	if at.Format("2006-01-02T15:04") != strings.TrimSpace(local) {
+		return time.Time{}, errs.Invalid("scheduled_at", "does not exist in %s: the clocks move forward then", zone)
+	}
+	return at, nil
 }
 
 // previewPolicy is the Content-Security-Policy of a campaign message
