@@ -267,7 +267,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a.Config.TrustedProxies = proxy
+			a.Public.IPs = proxy
 		})
 		e.api("PATCH", "/api/v1/settings", `{"privacy_address":"`+privacyAddress+`"}`, 200, nil)
 		a := &a11y{t: t, ctx: tab, base: e.srv.URL, seen: map[string]bool{}, checked: map[[sha256.Size]byte]bool{}}

@@ -22,7 +22,8 @@ func allowDownloads(t *testing.T, ctx context.Context, dir string) func() string
 	progress := chromedp.Events(ctx, browser.DownloadProgress)
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: ptr(true)})
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: ptr(true),
+			BrowserContextID: chromedp.FromContext(ctx).BrowserContextID})
 		return err
 	})); err != nil {
 		t.Fatal(err)
