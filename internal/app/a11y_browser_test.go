@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -18,8 +20,11 @@ import (
 
 	"github.com/consentry/consentry/docs"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -69,19 +74,27 @@ var skippedPages = map[string]string{
 }
 
 // a11y checks pages in one browser tab: each at 1280 and then at 375
-// pixels with axe-core, that it fits the width, and that it came with a
-// Content-Security-Policy; it counts the routes it saw.
+// pixels with axe-core, that it fits the width, that it came with a
+// Content-Security-Policy, and that a public page is in the language the
+// tab asks for; it counts the routes it saw.
 type a11y struct {
-	t     testing.TB
-	ctx   context.Context
-	base  string
-	seen  map[string]bool
-	shots int
+	t    testing.TB
+	ctx  context.Context
+	base string
+	// lang is the language the tab asks for (Accept-Language), which
+	// every public page must be in.
+	lang string
+	seen map[string]bool
+	// checked holds the documents checked already: a route that serves
+	// one again (the page that refuses a role, say) is not checked twice,
+	// as axe-core would find the same in it.
+	checked map[[sha256.Size]byte]bool
+	shots   int
 }
 
 // visit opens url (a path of the service, or a whole link), which route
-// serves, and checks the page it ends on.
-func (a *a11y) visit(route, url string) {
+// serves, checks the page it ends on and returns its HTTP status.
+func (a *a11y) visit(route, url string) int {
 	a.t.Helper()
 	if strings.HasPrefix(url, "/") {
 		url = a.base + url
@@ -93,7 +106,7 @@ func (a *a11y) visit(route, url string) {
 	if err != nil {
 		a.t.Fatalf("%s: %v", url, err)
 	}
-	a.check(route, res)
+	return a.check(route, res)
 }
 
 // press clicks the button css selects, which leads to a page of route,
@@ -114,8 +127,25 @@ func (a *a11y) press(route, css string) {
 	a.check(route, res)
 }
 
-// check checks the page showing now, which res brought.
-func (a *a11y) check(route string, res *network.Response) {
+// speak makes the tab ask for pages in lang, as a browser set to that
+// language does, and, unless from is "", come from that address through
+// the service's trusted proxy: the public pages' rate limit counts each
+// address's requests.
+func (a *a11y) speak(lang, from string) {
+	a.t.Helper()
+	h := network.Headers{"Accept-Language": lang}
+	if from != "" {
+		h["X-Forwarded-For"] = from
+	}
+	if _, err := chromedp.Call(a.ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h}); err != nil {
+		a.t.Fatal(err)
+	}
+	a.lang = lang
+}
+
+// check checks the page showing now, which res brought, and returns its
+// HTTP status.
+func (a *a11y) check(route string, res *network.Response) int {
 	a.t.Helper()
 	a.seen[route] = true
 	where := strings.TrimPrefix(res.URL, a.base)
@@ -148,6 +178,18 @@ func (a *a11y) check(route string, res *network.Response) {
 	if styled != "" {
 		a.t.Errorf("%s: %s", where, styled)
 	}
+	doc, err := chromedp.Run(a.ctx, chromedp.Evaluate[[]string](`[document.documentElement.lang, document.documentElement.outerHTML]`))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if !strings.HasPrefix(route, "/admin") && doc[0] != a.lang {
+		a.t.Errorf("%s: a page in %q, asked for in %q", where, doc[0], a.lang)
+	}
+	key := sha256.Sum256([]byte(doc[1]))
+	if a.checked[key] {
+		return int(res.Status)
+	}
+	a.checked[key] = true
 	for _, width := range []int64{1280, 375} {
 		if err := chromedp.Do(a.ctx, chromedp.EmulateViewport(width, 800)); err != nil {
 			a.t.Fatal(err)
@@ -169,6 +211,7 @@ func (a *a11y) check(route string, res *network.Response) {
 			a.screenshot(where, width)
 		}
 	}
+	return int(res.Status)
 }
 
 // screenshot saves the whole page in the test's artifact directory (kept
@@ -180,7 +223,7 @@ func (a *a11y) screenshot(where string, width int64) {
 		a.t.Fatal(err)
 	}
 	a.shots++
-	name := fmt.Sprintf("%02d-%s-%d.png", a.shots, strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(where, "-"), "-"), width)
+	name := fmt.Sprintf("%02d-%s-%s-%d.png", a.shots, a.lang, strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(where, "-"), "-"), width)
 	if len(name) > 100 {
 		name = name[:96] + ".png"
 	}
@@ -191,19 +234,29 @@ func (a *a11y) screenshot(where string, width int64) {
 	a.t.Logf("screenshot of %s at %d px: %s", where, width, path)
 }
 
-// mailLink waits for an email with a link to the service starting with
-// path, and returns the link.
-func mailLink(e *env, path string) string {
+// mailLink waits for an email to the address to with a link to the
+// service starting with path, and returns the link.
+func mailLink(e *env, to, path string) string {
 	e.t.Helper()
 	re := regexp.MustCompile(regexp.QuoteMeta(e.srv.URL+path) + `[^\s<>"]+`)
 	for n := 1; ; n++ {
 		for _, m := range e.smtp.Wait(e.t, n) {
+			if !slices.Contains(m.To, to) {
+				continue
+			}
 			if l := re.FindString(m.Text + " " + m.HTML + " " + m.Header.Get("List-Unsubscribe")); l != "" {
 				return l
 			}
 		}
 	}
 }
+
+// erasureAsked is a subject asking for erasure in each language, which the
+// confirmation is then written in.
+var erasureAsked = map[string]string{"en": "Please DELETE my data", "sv": "RADERA mina uppgifter", "nl": "Verwijder mijn gegevens"}
+
+// pageAt is a page to check: the route that serves it, and its address.
+type pageAt struct{ route, url string }
 
 // TestEveryPageIsAccessible opens every page of the admin UI and of the
 // public pages in Chromium, on both databases, with data on each: a
@@ -212,40 +265,70 @@ func mailLink(e *env, path string) string {
 // page passes axe-core with no violation at 1280 and 375 pixels, fits the
 // width, has a Content-Security-Policy that allows no inline style, and
 // is styled by its stylesheet, with no inline style; a failing page is saved as a
-// screenshot whose path the log gives. Every GET route of the admin UI
-// and of the public pages is visited or listed in skippedPages with a
-// reason, so a new page cannot go unchecked.
+// screenshot whose path the log gives. The admin UI is checked as the
+// admin sees it and as each other role does, the pages it may open and
+// the one that refuses it the others; the public pages are checked in
+// every language the product speaks, each page in the language the
+// browser asks for. Every GET route of the admin UI and of the public
+// pages is visited or listed in skippedPages with a reason, so a new page
+// cannot go unchecked.
 func TestEveryPageIsAccessible(t *testing.T) {
-	browser := browsertest.NewFor(t, 10*time.Minute)
 	routes := append(getRoutes(t, "web"), getRoutes(t, "public")...)
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		// Each database in a tab of its own, with its own cookies: both
 		// services are on 127.0.0.1, and cookies do not tell ports apart.
 		t.(*testing.T).Parallel()
-		tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-		defer cancel()
+		tab := browsertest.Tab(t, 20*time.Minute)
 		e := start(t, db, func(a *app.App) {
 			a.Config.InboundSMTPAddr = "127.0.0.1:0"
 			a.Public.Mailbox = true
+			proxy, err := clientip.Parse("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Public.IPs = proxy
 		})
 		e.api("PATCH", "/api/v1/settings", `{"privacy_address":"`+privacyAddress+`"}`, 200, nil)
-		a := &a11y{t: t, ctx: tab, base: e.srv.URL, seen: map[string]bool{}}
+		a := &a11y{t: t, ctx: tab, base: e.srv.URL, seen: map[string]bool{}, checked: map[[sha256.Size]byte]bool{}}
 		d := driver{t, tab}
 		ctx := context.Background()
 
 		// Before anyone signs in.
+		a.speak(i18n.Languages[0], "")
 		a.visit("/admin/setup/{token}", e.setupLink())
 		d.firstAdmin(e)
 
-		// The data the pages show.
+		// The data the pages show, with what the public pages need in
+		// each language: a preferences link, a campaign's recipient, a
+		// contact asked to confirm, a webform.
 		id, prefs := pageSetUp(e)
+		prefsLinks := map[string]string{i18n.Languages[0]: prefs}
 		var dsr struct{ ID string }
 		e.api("POST", "/api/v1/requests", `{"kind":"access","contact_id":"`+id+`","note":"asked by phone"}`, 201, &dsr)
-		anna := campaignPerson(t, e, "anna@example.com", "E-marketing")
-		if _, err := e.a.Lists.Set(ctx, anna, "Newsletter", lists.Subscribed, lists.SourceAPI, nil); err != nil {
-			t.Fatal(err)
+		forms := map[string]string{}
+		for _, lang := range i18n.Languages {
+			if lang != i18n.Languages[0] {
+				var c struct{ ID string }
+				e.api("POST", "/api/v1/contacts", `{"email":"lena.`+lang+`@example.com","language":"`+lang+`","fields":{"card_number":"4111111111111111"},
+					"consents":[{"purpose":"Card on file","state":"granted","source":"Web form"}]}`, 201, &c)
+				e.api("PUT", "/api/v1/contacts/"+c.ID+"/lists/Newsletter", `{"state":"subscribed"}`, 200, nil)
+				var link struct{ URL string }
+				e.api("POST", "/api/v1/contacts/"+c.ID+"/preferences-link", "", 201, &link)
+				prefsLinks[lang] = link.URL
+			}
+			anna := campaignPerson(t, e, "anna."+lang+"@example.com", "E-marketing")
+			e.api("PATCH", "/api/v1/contacts/"+anna, `{"language":"`+lang+`"}`, 200, nil)
+			if _, err := e.a.Lists.Set(ctx, anna, "Newsletter", lists.Subscribed, lists.SourceAPI, nil); err != nil {
+				t.Fatal(err)
+			}
+			var form struct{ ID string }
+			e.api("POST", "/api/v1/webforms", `{"name":"signup-`+lang+`","title":"Sign up","language":"`+lang+`",
+				"fields":[{"name":"email"},{"name":"first_name","label":"First name"}],
+				"lists":[{"list":"Newsletter","label":"Monthly news"}],"consents":[{"purpose":"Card on file","label":"Keep my card"}],
+				"marketing":{},"privacy_policy_url":"https://acme.example/privacy"}`, 201, &form)
+			forms[lang] = form.ID
 		}
-		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", 1)
+		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", len(i18n.Languages))
 		tpl, err := e.a.Campaigns.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr("<div>{{content}}</div>")})
 		if err != nil {
 			t.Fatal(err)
@@ -255,49 +338,49 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var form struct{ ID string }
-		e.api("POST", "/api/v1/webforms", `{"name":"signup","title":"Sign up","fields":[{"name":"email"},{"name":"first_name","label":"First name"}],
-			"lists":[{"list":"Newsletter","label":"Monthly news"}],"consents":[{"purpose":"Card on file","label":"Keep my card"}],
-			"marketing":{},"privacy_policy_url":"https://acme.example/privacy"}`, 201, &form)
-		var c struct{ ID string }
-		e.api("POST", "/api/v1/contacts", `{"email":"bea@example.com","first_name":"Bea"}`, 201, &c)
-		e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)
+		for _, lang := range i18n.Languages {
+			var c struct{ ID string }
+			e.api("POST", "/api/v1/contacts", `{"email":"bea.`+lang+`@example.com","first_name":"Bea","language":"`+lang+`"}`, 201, &c)
+			e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)
+		}
 
 		// The admin UI.
-		record := "/admin/contacts/" + id
-		for route, url := range map[string]string{
-			"/admin/{$}": "/admin/", "/admin/contacts": "/admin/contacts", "/admin/contacts/new": "/admin/contacts/new",
-			"/admin/contacts/{id}/erasure": record + "/erasure",
-			"/admin/outbox":                "/admin/outbox", "/admin/mailbox": "/admin/mailbox", "/admin/access-log": "/admin/access-log",
-			"/admin/ledger": "/admin/ledger", "/admin/campaigns": "/admin/campaigns", "/admin/campaigns/new": "/admin/campaigns/new",
-			"/admin/campaigns/{id}/edit": "/admin/campaigns/" + draft.ID + "/edit", "/admin/campaign-templates": "/admin/campaign-templates",
-			"/admin/campaign-templates/new": "/admin/campaign-templates/new", "/admin/campaign-templates/{id}": "/admin/campaign-templates/" + tpl.ID,
-			"/admin/lists": "/admin/lists", "/admin/lists/{id}": "/admin/lists/" + listID(e, "Newsletter"),
-			"/admin/requests": "/admin/requests", "/admin/requests/new": "/admin/requests/new", "/admin/requests/{id}": "/admin/requests/" + dsr.ID,
-			"/admin/retention": "/admin/retention", "/admin/settings": "/admin/settings", "/admin/settings/purposes": "/admin/settings/purposes",
-			"/admin/settings/purposes/{id}": "/admin/settings/purposes/" + purposeID(e, "Card on file"), "/admin/settings/sources": "/admin/settings/sources",
-			"/admin/settings/fields": "/admin/settings/fields", "/admin/settings/preferences-page": "/admin/settings/preferences-page",
-			"/admin/users": "/admin/users", "/admin/account": "/admin/account", "/admin/webforms": "/admin/webforms",
-			"/admin/webforms/new": "/admin/webforms/new", "/admin/webforms/{id}": "/admin/webforms/" + form.ID,
-			"/admin/webforms/{id}/edit": "/admin/webforms/" + form.ID + "/edit",
-		} {
-			a.visit(route, url)
-		}
+		record, form := "/admin/contacts/"+id, forms[i18n.Languages[0]]
 		var sent string
 		if err := db.Read.QueryRowContext(ctx, `SELECT id FROM campaigns WHERE name = 'Spring'`).Scan(&sent); err != nil {
 			t.Fatal(err)
 		}
-		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+sent)
-		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+draft.ID)
-		a.visit("/admin/campaigns/{id}", "/admin/campaigns/"+draft.ID+"?contact=anna%40example.com")
+		pages := []pageAt{{"/admin/{$}", "/admin/"}, {"/admin/contacts", "/admin/contacts"}, {"/admin/contacts/new", "/admin/contacts/new"},
+			{"/admin/contacts/{id}", record}, {"/admin/contacts/{id}/erasure", record + "/erasure"},
+			{"/admin/outbox", "/admin/outbox"}, {"/admin/mailbox", "/admin/mailbox"}, {"/admin/access-log", "/admin/access-log"},
+			{"/admin/ledger", "/admin/ledger"}, {"/admin/campaigns", "/admin/campaigns"}, {"/admin/campaigns/new", "/admin/campaigns/new"},
+			{"/admin/campaigns/{id}", "/admin/campaigns/" + sent}, {"/admin/campaigns/{id}", "/admin/campaigns/" + draft.ID},
+			{"/admin/campaigns/{id}", "/admin/campaigns/" + draft.ID + "?contact=anna.en%40example.com"},
+			{"/admin/campaigns/{id}/edit", "/admin/campaigns/" + draft.ID + "/edit"}, {"/admin/campaign-templates", "/admin/campaign-templates"},
+			{"/admin/campaign-templates/new", "/admin/campaign-templates/new"}, {"/admin/campaign-templates/{id}", "/admin/campaign-templates/" + tpl.ID},
+			{"/admin/lists", "/admin/lists"}, {"/admin/lists/{id}", "/admin/lists/" + listID(e, "Newsletter")},
+			{"/admin/requests", "/admin/requests"}, {"/admin/requests/new", "/admin/requests/new"}, {"/admin/requests/{id}", "/admin/requests/" + dsr.ID},
+			{"/admin/retention", "/admin/retention"}, {"/admin/settings", "/admin/settings"}, {"/admin/settings/purposes", "/admin/settings/purposes"},
+			{"/admin/settings/purposes/{id}", "/admin/settings/purposes/" + purposeID(e, "Card on file")}, {"/admin/settings/sources", "/admin/settings/sources"},
+			{"/admin/settings/fields", "/admin/settings/fields"}, {"/admin/settings/preferences-page", "/admin/settings/preferences-page"},
+			{"/admin/settings/tokens", "/admin/settings/tokens"}, {"/admin/users", "/admin/users"}, {"/admin/account", "/admin/account"},
+			{"/admin/webforms", "/admin/webforms"}, {"/admin/webforms/new", "/admin/webforms/new"}, {"/admin/webforms/{id}", "/admin/webforms/" + form},
+			{"/admin/webforms/{id}/edit", "/admin/webforms/" + form + "/edit"},
+			// A page for a contact that does not exist.
+			{"/admin/contacts/{id}", "/admin/contacts/no-such-contact"},
+		}
 		guides, err := fs.Glob(docs.Guides, "*.md")
 		if err != nil || len(guides) == 0 {
 			t.Fatalf("guides: %v %v", guides, err)
 		}
 		for _, g := range guides {
-			a.visit("/admin/docs/{name}", "/admin/docs/"+strings.TrimSuffix(g, ".md"))
+			pages = append(pages, pageAt{"/admin/docs/{name}", "/admin/docs/" + strings.TrimSuffix(g, ".md")})
 		}
-		a.visit("/admin/contacts/{id}", record)
+		for _, p := range pages {
+			a.visit(p.route, p.url)
+		}
+		// A consent's proof, and the text it was given to.
+		d.do(chromedp.Navigate(e.srv.URL + record))
 		proof, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("a.proof-link").getAttribute("href")`))
 		if err != nil {
 			t.Fatal(err)
@@ -308,16 +391,14 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.visit("/admin/purposes/{id}/texts/{version}", text)
+		pages = append(pages, pageAt{"/admin/contacts/{id}/consents/{record}", proof}, pageAt{"/admin/purposes/{id}/texts/{version}", text})
 		// A revealed value, and a new token's secret: each shown once.
 		d.do(chromedp.Navigate(e.srv.URL+record), chromedp.Click(chromedp.CSS("#reveal-open-card_number")),
 			chromedp.SendKeys(chromedp.CSS("#reason-card_number"), "Card query"))
 		a.press("/admin/contacts/{id}/reveal/{field}/{grant}", "#reveal-card_number")
-		a.visit("/admin/settings/tokens", "/admin/settings/tokens")
-		d.do(chromedp.SendKeys(chromedp.CSS("#name"), "CRM"))
+		d.do(chromedp.Navigate(e.srv.URL+"/admin/settings/tokens"), chromedp.SendKeys(chromedp.CSS("#name"), "CRM"))
 		a.press("/admin/settings/tokens/{id}/created/{grant}", `form[action="/admin/settings/tokens"] button[type="submit"]`)
-		// A page for a contact that does not exist, and forms sent
-		// empty, with their errors.
-		a.visit("/admin/contacts/{id}", "/admin/contacts/no-such-contact")
+		// Forms sent empty, with their errors.
 		for route, action := range map[string]string{"/admin/contacts/new": "/admin/contacts", "/admin/account": "/admin/account",
 			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests"} {
 			d.do(chromedp.Navigate(e.srv.URL+route),
@@ -328,50 +409,93 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			}
 		}
 
-		// The public pages: the double opt-in link and its answer.
-		a.visit("/confirm/{token}", mailLink(e, "/confirm/"))
-		a.press("/p/confirmed", "form button")
-		// The hosted webform, filled in with a known address, and the
-		// confirmation that asks.
-		a.visit("/f/{form}", "/f/"+form.ID)
-		d.do(chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), "bea@example.com"), chromedp.Click(chromedp.CSS(`input[name="marketing.checked"]`)))
-		a.press("/f/{form}", `form button[type="submit"]`)
-		a.visit("/f/confirm/{token}", mailLink(e, "/f/confirm/"))
-		a.press("/f/confirm/{token}", "form button")
-		// A request emailed to the privacy address, and its confirmation.
-		if err := smtp.SendMail(e.a.InboundSMTP.BoundAddr().String(), nil, "wim@example.nl", []string{privacyAddress},
-			[]byte(rawMessage("wim@example.nl", "Please DELETE my data"))); err != nil {
-			t.Fatal(err)
+		// The admin UI as each other role sees it: the pages it may open,
+		// and the one that refuses it the others. The other roles and
+		// languages show the same data in other words, so they are
+		// checked on SQLite only: each check takes seconds.
+		roles, languages := auth.Roles, i18n.Languages
+		if db.Dialect != store.SQLite {
+			roles, languages = nil, languages[:1]
 		}
-		a.visit("/r/{token}", mailLink(e, "/r/"))
-		a.press("/r/confirmed", "form button")
-		// The campaign's unsubscribe page, its answer, and its link to
-		// the preferences page.
-		a.visit("/m/u/{rid}/{sig}", mailLink(e, "/m/u/"))
-		a.press("/m/u/done", `form button[type="submit"]`)
-		a.visit("/m/p/{rid}/{sig}", mailLink(e, "/m/p/"))
-		// The preferences page through its link: a change, its
-		// confirmation, and a download of one's data.
-		a.visit("/p/{token}", prefs)
-		a.visit("/p", "/p")
-		d.do(chromedp.Click(chromedp.CSS("#c-" + purposeID(e, "Card on file") + "-no")))
-		a.press("/p/sent", "#save")
-		a.visit("/p/confirm/{token}", mailLink(e, "/p/confirm/"))
-		a.press("/p/done", "form button")
-		a.visit("/p", "/p")
-		a.press("/p/export/sent", "#ask-export")
-		a.visit("/p/export/{token}", mailLink(e, "/p/export/"))
-		a.visit("/u/sent", "/u/sent")
-		// Links that are not (or no longer) valid.
-		for route, url := range map[string]string{"/p/{token}": "/p/not-a-link", "/u/{token}": "/u/not-a-link", "/confirm/{token}": "/confirm/not-a-link",
-			"/p/link-invalid": "/p/link-invalid", "/p/not-applied": "/p/not-applied",
-			"/f/{form}": "/f/no-such-form", "/r/{token}": "/r/not-a-link", "/p/export/{token}": "/p/export/not-a-link"} {
-			a.visit(route, url)
+		for _, role := range roles {
+			if role == auth.RoleAdmin {
+				continue
+			}
+			email := strings.ReplaceAll(role, "_", ".") + "@acme.example"
+			if _, err := e.a.Users.Create(ctx, auth.NewUser{Email: email, Name: role, Role: role, Password: "a long enough password"}); err != nil {
+				t.Fatal(err)
+			}
+			d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")),
+				chromedp.SendKeys(chromedp.CSS("#email"), email), chromedp.SendKeys(chromedp.CSS("#password"), "a long enough password"),
+				chromedp.Submit(chromedp.CSS("#password")), chromedp.WaitVisible(chromedp.CSS(".signout")))
+			refused := 0
+			for _, p := range pages {
+				if a.visit(p.route, p.url) == http.StatusForbidden {
+					refused++
+				}
+			}
+			if refused == 0 {
+				t.Errorf("the %s role may open every page, so the page that refuses was not checked", role)
+			}
 		}
+
+		// The public pages, in each language, each asked for by a person
+		// of their own.
+		for i, lang := range languages {
+			a.speak(lang, fmt.Sprintf("192.0.2.%d", 10+i))
+			bea, wim, anna := "bea."+lang+"@example.com", "wim."+lang+"@example.nl", "anna."+lang+"@example.com"
+			lena := "lena@example.com"
+			if lang != i18n.Languages[0] {
+				lena = "lena." + lang + "@example.com"
+			}
+			// The double opt-in link and its answer.
+			a.visit("/confirm/{token}", mailLink(e, bea, "/confirm/"))
+			a.press("/p/confirmed", "form button")
+			// The hosted webform, filled in with a known address, and the
+			// confirmation that asks.
+			a.visit("/f/{form}", "/f/"+forms[lang])
+			d.do(chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), bea), chromedp.Click(chromedp.CSS(`input[name="marketing.checked"]`)))
+			a.press("/f/{form}", `form button[type="submit"]`)
+			a.visit("/f/confirm/{token}", mailLink(e, bea, "/f/confirm/"))
+			a.press("/f/confirm/{token}", "form button")
+			// A request emailed to the privacy address, and its
+			// confirmation.
+			if err := smtp.SendMail(e.a.InboundSMTP.BoundAddr().String(), nil, wim, []string{privacyAddress},
+				[]byte(rawMessage(wim, erasureAsked[lang]))); err != nil {
+				t.Fatal(err)
+			}
+			a.visit("/r/{token}", mailLink(e, wim, "/r/"))
+			a.press("/r/confirmed", "form button")
+			// The campaign's unsubscribe page, its answer, and its link to
+			// the preferences page.
+			a.visit("/m/u/{rid}/{sig}", mailLink(e, anna, "/m/u/"))
+			a.press("/m/u/done", `form button[type="submit"]`)
+			a.visit("/m/p/{rid}/{sig}", mailLink(e, anna, "/m/p/"))
+			// The preferences page through its link: a change, its
+			// confirmation, and a download of one's data.
+			a.visit("/p/{token}", prefsLinks[lang])
+			a.visit("/p", "/p")
+			d.do(chromedp.Click(chromedp.CSS("#c-" + purposeID(e, "Card on file") + "-no")))
+			a.press("/p/sent", "#save")
+			a.visit("/p/confirm/{token}", mailLink(e, lena, "/p/confirm/"))
+			a.press("/p/done", "form button")
+			a.visit("/p", "/p")
+			a.press("/p/export/sent", "#ask-export")
+			a.visit("/p/export/{token}", mailLink(e, lena, "/p/export/"))
+			a.visit("/u/sent", "/u/sent")
+			// Links that are not (or no longer) valid.
+			for route, url := range map[string]string{"/p/{token}": "/p/not-a-link", "/u/{token}": "/u/not-a-link", "/confirm/{token}": "/confirm/not-a-link",
+				"/p/link-invalid": "/p/link-invalid", "/p/not-applied": "/p/not-applied",
+				"/f/{form}": "/f/no-such-form", "/r/{token}": "/r/not-a-link", "/p/export/{token}": "/p/export/not-a-link"} {
+				a.visit(route, url)
+			}
+		}
+		// The development mailbox, shown only to this machine.
+		a.speak(i18n.Languages[0], "")
 		a.visit("/dev/mailbox", "/dev/mailbox")
 
 		// Signed out: the sign-in page, and one with an error.
-		d.do(chromedp.Navigate(e.srv.URL+"/admin/"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")))
+		d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")))
 		a.visit("/admin/login", "/admin/login")
 		d.do(chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"), chromedp.SendKeys(chromedp.CSS("#password"), "wrong password"))
 		a.press("/admin/login", `form button[type="submit"]`)

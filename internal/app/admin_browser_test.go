@@ -18,11 +18,9 @@ import (
 // list is filtered with a condition; billing reveals a sensitive value
 // (logged) where an agent has no Reveal button; every main page renders.
 func TestAdminInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
-	e := start(t, db)
-	d := driver{t, browser}
-	text, do := d.text, d.do
+	e, d := signedIn(t, db)
+	browser, text, do := d.ctx, d.text, d.do
 	signIn := func(email, password string) {
 		t.Helper()
 		do(chromedp.Navigate(e.srv.URL+"/admin/login"), chromedp.SendKeys(chromedp.CSS("#email"), email),
@@ -35,7 +33,6 @@ func TestAdminInABrowser(t *testing.T) {
 	}
 
 	// The first admin, from the link in the log.
-	d.firstAdmin(e)
 	if got := text("h1"); got != "Dashboard" {
 		t.Fatalf("after set-up: %q", got)
 	}

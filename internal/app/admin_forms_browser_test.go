@@ -6,7 +6,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -20,31 +19,14 @@ import (
 // a desktop's width without scrolling sideways.
 func TestAdminFormsInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		// check runs axe-core on the page as it is, at both widths.
-		check := func(where string) {
-			t.Helper()
-			for _, width := range []int64{375, 1280} {
-				do(chromedp.EmulateViewport(width, 900))
-				browsertest.Axe(t, browser, where)
-				fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !fits {
-					t.Errorf("%s is wider than %d px", where, width)
-				}
-			}
-		}
+		e, d := signedIn(t, db)
+		browser, text, do := d.ctx, d.text, d.do
+		check := d.herePasses
 		// flashSays waits until the page's notice holds want.
 		flashSays := func(want string) {
 			t.Helper()
 			do(chromedp.Poll[chromedp.Void](`(document.querySelector(".flash")?.textContent || "").includes(` + jsString(want) + `)`))
 		}
-		d.firstAdmin(e)
 		marketing, phone := purposeID(e, "E-marketing"), sourceID(e, "Phone")
 
 		// A new contact with a consent: refused without a source, with the

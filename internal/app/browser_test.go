@@ -6,7 +6,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
@@ -15,9 +14,9 @@ import (
 // confirms (through the page's own CSP, referrer policy and cross-origin
 // protection), and the contact is confirmed.
 func TestDoubleOptInInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
+	browser := newDriver(t).ctx
 	var c struct{ ID string }
 	e.api("POST", "/api/v1/contacts", `{"email":"bea@example.com","first_name":"Bea","language":"nl"}`, 201, &c)
 	e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)

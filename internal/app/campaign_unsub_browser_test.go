@@ -7,7 +7,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -20,9 +19,9 @@ import (
 // and leads back to the preferences page.
 func TestCampaignUnsubscribeInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
 		e := start(t, db)
-		d := driver{t, browser}
+		d := newDriver(t)
+		browser := d.ctx
 		ctx := context.Background()
 		anna, link := newsCampaign(t, e)
 		page := strings.TrimPrefix(link, e.srv.URL)

@@ -9,7 +9,6 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -94,9 +93,7 @@ func TestCampaignsInABrowser(t *testing.T) {
 // the service, the browser's driver and the first contact's id.
 func campaignBrowser(t testing.TB, db *store.DB) (*env, driver, string) {
 	t.Helper()
-	e := start(t, db)
-	d := driver{t, browsertest.New(t)}
-	d.firstAdmin(e)
+	e, d := signedIn(t, db)
 	return e, d, campaignAudience(e, db)
 }
 

@@ -28,11 +28,9 @@ import (
 // day, 30 or 90 of them; every chart text is drawn large enough to read
 // and whole; no page scrolls sideways, and axe-core finds nothing.
 func TestDashboardChartsInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
-	e := start(t, db)
-	d := driver{t, browser}
-	d.firstAdmin(e)
+	e, d := signedIn(t, db)
+	browser := d.ctx
 	ctx := context.Background()
 
 	// Twelve contacts (3 of every 4 with an E-marketing record, half of

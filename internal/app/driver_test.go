@@ -3,16 +3,47 @@ package app_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/store"
 )
+
+// TestMain ends the browser the package's browser tests share.
+func TestMain(m *testing.M) {
+	defer browsertest.Close()
+	m.Run()
+}
+
+// tabDeadline bounds a browser test's tab, so that a stuck page fails the
+// test instead of hanging it.
+const tabDeadline = 5 * time.Minute
 
 // driver drives one browser tab for a test, failing it on any error.
 type driver struct {
 	t   testing.TB
 	ctx context.Context
+}
+
+// newDriver drives a new tab, with cookies of its own, of the browser the
+// package's tests share.
+func newDriver(t testing.TB) driver {
+	t.Helper()
+	return driver{t, browsertest.Tab(t, tabDeadline)}
+}
+
+// signedIn is how the admin UI's browser tests begin: it starts the
+// service on db (changed by before), opens a tab and creates the first
+// admin, Ada, who is left signed in on the dashboard there.
+func signedIn(t testing.TB, db *store.DB, before ...func(*app.App)) (*env, driver) {
+	t.Helper()
+	e := start(t, db, before...)
+	d := newDriver(t)
+	d.firstAdmin(e)
+	return e, d
 }
 
 // do runs the actions in order.

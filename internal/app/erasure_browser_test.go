@@ -6,7 +6,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
@@ -16,27 +15,9 @@ import (
 // erased. Every state of the pages passes axe-core at a phone's and a
 // desktop's width, and no page scrolls sideways on the phone.
 func TestErasureInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
-	e := start(t, db)
-	d := driver{t, browser}
-	text, do := d.text, d.do
-	// check runs axe-core on the page as it is, at both widths.
-	check := func(where string) {
-		t.Helper()
-		for _, width := range []int64{375, 1280} {
-			do(chromedp.EmulateViewport(width, 900))
-			browsertest.Axe(t, browser, where)
-			fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !fits {
-				t.Errorf("%s is wider than %d px", where, width)
-			}
-		}
-	}
-	d.firstAdmin(e)
+	e, d := signedIn(t, db)
+	text, do, check := d.text, d.do, d.herePasses
 	var c struct{ ID string }
 	e.api("POST", "/api/v1/contacts", `{"email":"held@example.com","first_name":"Hedda","consents":[{"purpose":"E-marketing",
 		"state":"granted","source":"api","evidence":{"ip":"198.51.100.9"}}]}`, 201, &c)

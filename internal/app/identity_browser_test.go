@@ -6,7 +6,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -21,11 +20,8 @@ import (
 // 375 pixels; removing the logo takes it off the pages.
 func TestOperatorIdentityInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		d.firstAdmin(e)
+		e, d := signedIn(t, db)
+		browser, text, do := d.ctx, d.text, d.do
 
 		svg := logoFile(t, "logo.png", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`))
 		do(chromedp.Navigate(e.srv.URL+"/admin/settings"),

@@ -18,17 +18,9 @@ import (
 // desktop's width: the page and the answer fit the screen and pass axe
 // with no violation, and the button confirms the request.
 func TestRequestConfirmationInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	e, addr := startInbound(t, storetest.OpenSQLite(t))
-	do := driver{t, browser}.do
-	check := func(what string, width int) {
-		t.Helper()
-		fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
-		if err != nil || !fits {
-			t.Errorf("%s at %d px is wider than the screen (%v)", what, width, err)
-		}
-		browsertest.Axe(t, browser, fmt.Sprintf("%s at %d px", what, width))
-	}
+	d := newDriver(t)
+	browser, do := d.ctx, d.do
 	senders := []string{"wim@example.nl", "lea@example.se"}
 	for i, width := range []int{375, 1280} {
 		if err := smtp.SendMail(addr, nil, senders[i], []string{privacyAddress}, []byte(rawMessage(senders[i], "Please DELETE my data"))); err != nil {
@@ -40,12 +32,12 @@ func TestRequestConfirmationInABrowser(t *testing.T) {
 			button != "Confirm my erasure request" {
 			t.Fatalf("page: %q %q", title, button)
 		}
-		check("the confirmation page", width)
+		d.passes(fmt.Sprintf("the confirmation page at %d px", width), int64(width))
 		do(chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`)))
 		if after := browsertest.Text(t, browser, `p[role="status"]`); !strings.Contains(after, "Within one month") {
 			t.Fatalf("answer: %q", after)
 		}
-		check("the answer", width)
+		d.passes(fmt.Sprintf("the answer at %d px", width), int64(width))
 		e.smtp.Wait(t, 2*i+2) // the operator is told
 	}
 	for _, r := range e.openRequests() {

@@ -23,11 +23,8 @@ import (
 // sideways at neither a phone's nor a desktop's width and pass axe-core.
 func TestLookAndNavigationInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		d.firstAdmin(e)
+		e, d := signedIn(t, db)
+		browser, text, do := d.ctx, d.text, d.do
 		contacttest.SeedMillion(t, db, 120)
 		const long = "maximilian.alexander.worthington-smythe@research-department.example.com"
 		var lisa struct{ ID string }

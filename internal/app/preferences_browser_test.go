@@ -23,8 +23,8 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 		{"sv", "Dina integritetsinställningar", "Titta i din e-post", "Dina val är sparade", "Återkalla samtycket till ”Card on file”"},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {
-			browser := browsertest.New(t)
 			e := start(t, storetest.OpenSQLite(t))
+			browser := newDriver(t).ctx
 			e.api("PATCH", "/api/v1/settings", `{"right_to_be_informed":true}`, 200, nil)
 			c := cardOnFile(e, "maja@example.com", "granted")
 			e.api("PATCH", "/api/v1/contacts/"+c.ID, `{"language":"`+tc.lang+`"}`, 200, nil)
@@ -106,10 +106,10 @@ func TestPreferencesPageInABrowser(t *testing.T) {
 // read the operator's statement and policy links. Each page passes
 // axe-core at 1280 and 375 pixels and fits a phone.
 func TestPreferencesWaitingAndWayBackInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
-	d := driver{t, browser}
+	d := newDriver(t)
+	browser := d.ctx
 	_, link := pageSetUp(e)
 	card := purposeID(e, "Card on file")
 

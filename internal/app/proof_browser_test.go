@@ -9,7 +9,6 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
@@ -28,11 +27,9 @@ func emulateMedia(media string) chromedp.Action[chromedp.Void] {
 // and is black on white; the contact page, the proof, the text version
 // and the page for a missing record pass axe-core at 1280 and 375 pixels.
 func TestConsentProofInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
-	e := start(t, db)
-	d := driver{t, browser}
-	d.firstAdmin(e)
+	e, d := signedIn(t, db)
+	browser := d.ctx
 
 	var noor struct{ ID string }
 	e.api("POST", "/api/v1/contacts", `{"email":"noor@example.com","first_name":"Noor","kind":"lead"}`, 201, &noor)

@@ -25,11 +25,8 @@ import (
 // phone.
 func TestRequestsInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		browser := browsertest.New(t)
-		e := start(t, db)
-		d := driver{t, browser}
-		text, do := d.text, d.do
-		d.firstAdmin(e)
+		e, d := signedIn(t, db)
+		browser, text, do := d.ctx, d.text, d.do
 
 		var c struct{ ID string }
 		e.api("POST", "/api/v1/contacts", `{"email":"mira@example.com","first_name":"Mira"}`, 201, &c)

@@ -16,9 +16,9 @@ import (
 // arrives over SMTP: the contact ends at double_opt_in with the records of
 // both steps.
 func TestWebformInABrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	db := storetest.OpenSQLite(t)
 	e := start(t, db)
+	browser := newDriver(t).ctx
 	e.api("POST", "/api/v1/lists", `{"name":"Newsletter"}`, 201, nil)
 	var form struct{ ID string }
 	e.api("POST", "/api/v1/webforms", `{"name":"signup","title":"Inschrijven","language":"nl",

@@ -6,7 +6,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -24,9 +23,7 @@ import (
 // scroll sideways.
 func TestWebformAndListPagesInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		e := start(t, db)
-		d := driver{t, browsertest.New(t)}
-		d.firstAdmin(e)
+		e, d := signedIn(t, db)
 		do, text, browser := d.do, d.text, d.ctx
 		value := func(css string) string {
 			t.Helper()
@@ -36,18 +33,7 @@ func TestWebformAndListPagesInABrowser(t *testing.T) {
 			}
 			return v
 		}
-		// passesHere checks the page as it is, errors shown, at both widths.
-		passesHere := func(where string) {
-			t.Helper()
-			for _, width := range []int64{1280, 375} {
-				do(chromedp.EmulateViewport(width, 800))
-				browsertest.Axe(t, browser, where)
-				if fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`)); err != nil || !fits {
-					t.Errorf("%s is wider than %d pixels (%v)", where, width, err)
-				}
-			}
-			do(chromedp.EmulateViewport(1280, 800))
-		}
+		passesHere := d.herePasses
 
 		do(chromedp.Click(chromedp.CSS(`nav a[href="/admin/lists"]`)), chromedp.WaitVisible(chromedp.CSS("#new-list-h")),
 			chromedp.SendKeys(chromedp.CSS("#name"), "Newsletter"), chromedp.SendKeys(chromedp.CSS("#description"), "Monthly news"),
