@@ -62,6 +62,15 @@ func postForm(e *env, formID string, form url.Values) answer {
 		e.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/f/sent?") {
+		// The thanks is a page of its own (post/redirect/get): the
+		// answer is the page the redirect leads to.
+		res.Body.Close()
+		if res, err = client.Get(e.srv.URL + loc); err != nil {
+			e.t.Fatal(err)
+		}
+		defer res.Body.Close()
+	}
 	b, _ := io.ReadAll(res.Body)
 	res.Header.Del("Date")
 	return answer{res.StatusCode, res.Header, string(b)}

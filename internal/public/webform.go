@@ -66,6 +66,7 @@ func (s *Server) webformRoutes() {
 	s.webform = &webformLimits{ip: newLimiter(webformPerMinute, webformBurst, time.Minute), address: newAddressLimiter(addressPosts, addressWindow)}
 	s.mux.HandleFunc("GET /f/{form}", s.webformPage)
 	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
+	s.mux.HandleFunc("GET /f/sent", s.webformSent)
 	s.mux.HandleFunc("GET /f/confirm/{token}", s.webformConfirmPage)
 	s.mux.HandleFunc("POST /f/confirm/{token}", s.webformConfirm)
 }
@@ -202,7 +203,16 @@ func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, res.Redirect, http.StatusSeeOther)
 		return
 	}
-	s.message(w, r, http.StatusOK, res.Lang, "webform.thanks")
+	// Post/redirect/get: a reload shows the thanks again and posts
+	// nothing. The page says the same for every post, so the address
+	// carries nothing but the form's language.
+	http.Redirect(w, r, "/f/sent?lang="+url.QueryEscape(res.Lang), http.StatusSeeOther)
+}
+
+// webformSent thanks whoever sent a webform, in the language the post's
+// redirect names: the same page for every post (see webformPost).
+func (s *Server) webformSent(w http.ResponseWriter, r *http.Request) {
+	s.message(w, r, http.StatusOK, lang(r, ""), "webform.thanks")
 }
 
 // readForm reads a url-encoded body, and nothing from the query string. A

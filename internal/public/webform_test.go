@@ -40,6 +40,12 @@ func send(s *Server, path, ip string, form url.Values) (int, string, http.Header
 	req.RemoteAddr = ip + ":40000"
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
+	if loc := rec.Header().Get("Location"); rec.Code == http.StatusSeeOther && strings.HasPrefix(loc, "/f/sent?") {
+		// The thanks is a page of its own (post/redirect/get): what the
+		// browser shows is what the redirect leads to.
+		rec = httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", loc, nil))
+	}
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
@@ -109,6 +115,16 @@ func TestWebformPostAnswersAlike(t *testing.T) {
 		code, want, _ := send(s, path, "198.51.100.1", full("new@example.com"))
 		if code != 200 || !strings.Contains(want, "Thank you") {
 			t.Fatalf("new address: %d %s", code, want)
+		}
+		// The post itself redirects to the thanks, so a reload posts
+		// nothing again.
+		req := httptest.NewRequest("POST", path, strings.NewReader(full("other@example.com").Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = "198.51.100.3:40000"
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/f/sent?lang=en" {
+			t.Fatalf("the post answered %d, Location %q", rec.Code, rec.Header().Get("Location"))
 		}
 		rows := webformtest.Rows(t, db)
 		for i := 0; i < addressPosts-1; i++ { // the limit counts the first post too
