@@ -457,7 +457,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			d.do(chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), bea), chromedp.Click(chromedp.CSS(`input[name="marketing.checked"]`)))
 			a.press("/f/sent", `form button[type="submit"]`)
 			a.visit("/f/confirm/{token}", mailLink(e, bea, "/f/confirm/"))
-			a.press("/f/confirm/{token}", "form button")
+			a.press("/p/form-confirmed", "form button")
 			// A request emailed to the privacy address, and its
 			// confirmation.
 			if err := smtp.SendMail(e.a.InboundSMTP.BoundAddr().String(), nil, wim, []string{privacyAddress},

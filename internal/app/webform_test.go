@@ -168,6 +168,15 @@ func TestKnownAddressPostWaitsForItsOwner(t *testing.T) {
 		if code != 200 || !strings.Contains(page, "This is now in effect") || !strings.Contains(page, `<a href="/p" id="back">Back to your preferences</a>`) {
 			t.Fatalf("confirming: %d %s", code, page)
 		}
+		// The done page is a page of its own (post/redirect/get): a
+		// reload shows it again and applies nothing more.
+		applied := stateOf(e, kim.ID)
+		if again, page2 := v.get(e.srv.URL + "/p/form-confirmed"); again != 200 || page2 != page {
+			t.Fatalf("the reloaded done page: %d %s", again, page2)
+		}
+		if now := stateOf(e, kim.ID); !same(applied, now) {
+			t.Fatalf("a reload changed the contact: %+v, was %+v", now, applied)
+		}
 		if code, page := v.get(e.srv.URL + "/p"); code != 200 || !strings.Contains(page, "kim@example.com") {
 			t.Fatalf("back from the done page: %d %s", code, page)
 		}

@@ -1,6 +1,7 @@
 package public
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"net/http"
@@ -69,6 +70,7 @@ func (s *Server) webformRoutes() {
 	s.mux.HandleFunc("GET /f/sent", s.webformSent)
 	s.mux.HandleFunc("GET /f/confirm/{token}", s.webformConfirmPage)
 	s.mux.HandleFunc("POST /f/confirm/{token}", s.webformConfirm)
+	s.mux.HandleFunc("GET /p/form-confirmed", s.webformConfirmed)
 }
 
 // webformConfirmPage shows what a confirmation link would apply, with a
@@ -86,7 +88,11 @@ func (s *Server) webformConfirmPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "webform_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirm.title"), "Lines": c.Lines(l)})
 }
 
-// webformConfirm applies the post behind a confirmation link.
+// webformConfirm applies the post behind a confirmation link and
+// redirects (post/redirect/get) to /p/form-confirmed (under the session cookie's path), whose session says which
+// post was confirmed (the token never goes into an address), or, for a
+// link unknown, used or expired alike, to /p/link-invalid. A reload of
+// either applies nothing.
 func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 	ip := ""
 	if a := s.IPs.IP(r); a.IsValid() {
@@ -95,7 +101,7 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Webforms.Confirm(r.Context(), r.PathValue("token"), webform.Evidence{IP: ip, UserAgent: r.UserAgent()})
 	switch {
 	case errors.Is(err, webform.ErrNoConfirmation):
-		s.invalid(w, r, lang(r, ""))
+		redirectKeepingLang(w, r, "/p/link-invalid")
 		return
 	case errors.Is(err, webform.ErrNotApplied):
 		l := lang(r, "")
@@ -108,12 +114,22 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 		return
 	}
-	l := lang(r, c.Lang)
-	data := map[string]any{"Lang": l, "Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)}
-	if s.openSessionFor(w, r, c.ContactID, "") {
-		data["Back"] = backToPage(r, l, "/p")
-	}
-	s.render(w, r, http.StatusOK, "webform_done", data)
+	s.openSessionFor(w, r, c.ContactID, c.ID)
+	redirectKeepingLang(w, r, "/p/form-confirmed")
+}
+
+// webformConfirmed lists what the confirmed post applied, in the
+// contact's language, and leads to their page (afterConfirmation).
+func (s *Server) webformConfirmed(w http.ResponseWriter, r *http.Request) {
+	s.afterConfirmation(w, r, "webform_done", webform.ErrNoConfirmation, func(ctx context.Context, contactID, subjectID string) (string, pageData, error) {
+		c, err := s.Webforms.Confirmed(ctx, contactID, subjectID)
+		if err != nil {
+			return "", nil, err
+		}
+		return c.Lang, func(l string) map[string]any {
+			return map[string]any{"Title": i18n.T(l, "webform.confirmed.title"), "Lines": c.Lines(l)}
+		}, nil
+	})
 }
 
 // formLang is the language a ?lang= parameter asks for, or "" for the

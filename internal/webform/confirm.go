@@ -353,6 +353,28 @@ func (s *Service) Pending(ctx context.Context, secret string) (*Confirmation, er
 	return s.pending(readQuerier{ctx, s.DB.Read}, secret)
 }
 
+// Confirmed returns the post of the contact confirmed as confirmation id,
+// for the page a confirmation redirects to (which the confirmation's
+// session names); ErrNoConfirmation when the contact confirmed no such
+// post, or it was purged since.
+func (s *Service) Confirmed(ctx context.Context, contactID, id string) (*Confirmation, error) {
+	c := &Confirmation{ID: id, ContactID: contactID}
+	var raw, lang string
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT w.submission, c.language FROM webform_confirmations w JOIN contacts c ON c.id = w.contact_id
+		WHERE w.id = $1 AND w.contact_id = $2 AND w.status = $3`, id, contactID, StatusConfirmed).Scan(&raw, &lang)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoConfirmation
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webform: read confirmed post: %w", err)
+	}
+	if err := json.Unmarshal([]byte(raw), &c.held); err != nil {
+		return nil, fmt.Errorf("webform: decode confirmed post: %w", err)
+	}
+	c.Lang = i18n.Match(lang, "")
+	return c, nil
+}
+
 type rowQuerier interface {
 	QueryRow(string, ...any) *sql.Row
 }
