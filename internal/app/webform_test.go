@@ -337,7 +337,7 @@ func TestNewerPostSupersedesTheHeldOne(t *testing.T) {
 		if st := stateOf(e, kim.ID); st.FirstName != "Kim" || len(st.Lists) != 0 {
 			t.Fatalf("before confirming: %+v", st)
 		}
-		if code, page := e.page("POST", e.srv.URL+secondLink, ""); code != 200 || !strings.Contains(page, "Förnamn: Second") {
+		if code, page := e.visitor().post(e.srv.URL+secondLink, url.Values{}); code != 200 || !strings.Contains(page, "Förnamn: Second") {
 			t.Fatalf("confirming the second: %d %s", code, page)
 		}
 		if st := stateOf(e, kim.ID); st.FirstName != "Second" || len(st.Lists) != 0 || st.OptIn != contactstate.OptInNone || len(st.Consents) != 0 {

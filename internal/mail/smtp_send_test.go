@@ -2,6 +2,7 @@ package mail_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/textproto"
@@ -246,5 +247,37 @@ func TestTransactionFitsWhatTheServerOffers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDialCutShortIsNotBegun: a server that accepts the connection but
+// never greets holds the dial until the sender's time runs out; the
+// message is then reported as not begun (the context's error), to be
+// tried again at once, not as the server refusing it.
+func TestDialCutShortIsNotBegun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent until the test ends
+		}
+	}()
+	tr, err := mail.NewSMTP("smtp://"+ln.Addr().String(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	errs := tr.Send(ctx, []*mail.Envelope{{From: "news@acme.example", To: "anna@example.com", Subject: "Hi", Text: "Hi"}})
+	if !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Fatalf("a dial cut short: %v, want the context's error", errs[0])
 	}
 }

@@ -182,6 +182,11 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 				pooled := c == nil
 				if c == nil {
 					if c, err = s.client(ctx); err != nil {
+						if ctx.Err() != nil {
+							// The dial ran out of time: the message was
+							// not begun, whatever the dialer says.
+							err = ctx.Err()
+						}
 						errs[i], c = err, nil
 						continue
 					}
