@@ -359,20 +359,40 @@ func (s *Service) Pending(ctx context.Context, secret string) (*Confirmation, er
 // post, or it was purged since.
 func (s *Service) Confirmed(ctx context.Context, contactID, id string) (*Confirmation, error) {
 	c := &Confirmation{ID: id, ContactID: contactID}
+	if err := c.load(readQuerier{ctx, s.DB.Read}, StatusConfirmed, s.now()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load reads c's post and its contact's language through q, from the row
+// in status (a pending one only while unexpired by now), and returns
+// ErrNoConfirmation when there is no such row. A contact without a
+// language gets the form's.
+func (c *Confirmation) load(q rowQuerier, status string, now time.Time) error {
+	query := `SELECT w.submission, c.language FROM webform_confirmations w JOIN contacts c ON c.id = w.contact_id
+		WHERE w.id = $1 AND w.contact_id = $2 AND w.status = $3`
+	args := []any{c.ID, c.ContactID, status}
+	if status == StatusPending {
+		query += ` AND w.expires_at > $4`
+		args = append(args, store.Micros(now))
+	}
 	var raw, lang string
-	err := s.DB.Read.QueryRowContext(ctx, `SELECT w.submission, c.language FROM webform_confirmations w JOIN contacts c ON c.id = w.contact_id
-		WHERE w.id = $1 AND w.contact_id = $2 AND w.status = $3`, id, contactID, StatusConfirmed).Scan(&raw, &lang)
+	err := q.QueryRow(query, args...).Scan(&raw, &lang)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoConfirmation
+		return ErrNoConfirmation
 	}
 	if err != nil {
-		return nil, fmt.Errorf("webform: read confirmed post: %w", err)
+		return fmt.Errorf("webform: read held post: %w", err)
 	}
 	if err := json.Unmarshal([]byte(raw), &c.held); err != nil {
-		return nil, fmt.Errorf("webform: decode confirmed post: %w", err)
+		return fmt.Errorf("webform: decode held post: %w", err)
 	}
 	c.Lang = i18n.Match(lang, "")
-	return c, nil
+	if lang == "" {
+		c.Lang = c.held.Lang
+	}
+	return nil
 }
 
 type rowQuerier interface {
@@ -398,22 +418,8 @@ func (s *Service) pending(q rowQuerier, secret string) (*Confirmation, error) {
 		return nil, err
 	}
 	c := &Confirmation{ID: t.SubjectID, ContactID: t.ContactID, token: t}
-	var raw, lang string
-	err = q.QueryRow(`SELECT w.submission, c.language FROM webform_confirmations w JOIN contacts c ON c.id = w.contact_id
-		WHERE w.id = $1 AND w.contact_id = $2 AND w.status = $3 AND w.expires_at > $4`, t.SubjectID, t.ContactID, StatusPending, store.Micros(now)).
-		Scan(&raw, &lang)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoConfirmation
-	}
-	if err != nil {
-		return nil, fmt.Errorf("webform: read held post: %w", err)
-	}
-	if err := json.Unmarshal([]byte(raw), &c.held); err != nil {
-		return nil, fmt.Errorf("webform: decode held post: %w", err)
-	}
-	c.Lang = i18n.Match(lang, "")
-	if lang == "" {
-		c.Lang = c.held.Lang
+	if err := c.load(q, StatusPending, now); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
