@@ -1,0 +1,149 @@
+// Package events writes an event for every state change, in the change's
+// own transaction, and lets consumers (webhook deliveries, workflow rules)
+// read them in order, exactly once per consumer.
+//
+// An event is a type ("consent.granted"), the contact it is about, when it
+// happened, and a small JSON document of ids and references: what a
+// receiver needs to act or to fetch more through the API, never a
+// sensitive value and no more personal data than that (docs/events.md).
+// The shape of each type is versioned: a change that could break a
+// receiver gets a new version number, and the old shape is kept until
+// receivers have moved.
+//
+// Writers take turns on both databases (package store), so events commit in
+// the order of their sequence number. A consumer keeps its position in
+// event_cursors and moves it in the same transaction that acts on what it
+// read (Next): a crash before that commit leaves the events unread, one
+// after leaves them acted on, and none is skipped.
+package events
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Event is one stored event.
+type Event struct {
+	Seq        int64           `json:"seq"`
+	Type       string          `json:"type"`
+	Version    int             `json:"version"`
+	ContactID  string          `json:"contact_id,omitempty"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// ID is the event's public id, "evt_" and its sequence number: the
+// webhook-id of every delivery of it, so that a receiver can drop a
+// repeat.
+func (e Event) ID() string { return "evt_" + strconv.FormatInt(e.Seq, 10) }
+
+// wakeTopic is the store signal that new events were committed.
+const wakeTopic = "events"
+
+// Wakes returns the channel on which this process's commits of new events
+// are signalled, for consumers that would rather not wait for their poll.
+func Wakes(db *store.DB) <-chan struct{} { return db.Wakes(wakeTopic) }
+
+// Emit writes the event typ about contactID (empty for none) inside tx, so
+// that it exists exactly when the change commits. data is encoded as JSON;
+// typ must be one of Types. Consumers in this process are woken after the
+// commit.
+func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
+	t, ok := typeByName[typ]
+	if !ok {
+		return fmt.Errorf("events: unknown event type %q", typ)
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("events: encode %s: %w", typ, err)
+	}
+	var contact any
+	if contactID != "" {
+		contact = contactID
+	}
+	if err := tx.ExecLater(store.Prefix("events: write "+typ),
+		`INSERT INTO events (type, version, contact_id, occurred_at, data) VALUES ($1, $2, $3, $4, $5)`,
+		typ, t.Version, contact, store.Micros(now), string(body)); err != nil {
+		return err
+	}
+	if tx.Local(wakeTopic) == nil {
+		tx.SetLocal(wakeTopic, true)
+		tx.WakeAfterCommit(wakeTopic)
+	}
+	return nil
+}
+
+const columns = `seq, type, version, COALESCE(contact_id, ''), occurred_at, data`
+
+func scan(row store.Scanner) (Event, error) {
+	var e Event
+	var at int64
+	var data string
+	if err := row.Scan(&e.Seq, &e.Type, &e.Version, &e.ContactID, &at, &data); err != nil {
+		return e, err
+	}
+	e.OccurredAt = store.FromMicros(at)
+	e.Data = json.RawMessage(data)
+	return e, nil
+}
+
+// Next returns up to limit events after consumer's position, oldest first,
+// and moves the position past them inside tx: whatever the caller writes in
+// tx about these events commits with the move. A consumer never seen
+// before starts after the newest event, so that it acts only on what
+// happens from now on. It returns an empty slice when nothing is new.
+func Next(tx *store.Tx, consumer string, limit int) ([]Event, error) {
+	pos, err := Position(tx, consumer)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(`SELECT `+columns+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, pos, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events: read for %s: %w", consumer, err)
+	}
+	var out []Event
+	for rows.Next() {
+		e, err := scan(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("events: read for %s: %w", consumer, err)
+		}
+		out = append(out, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events: read for %s: %w", consumer, err)
+	}
+	if len(out) > 0 {
+		if _, err := tx.Exec(`UPDATE event_cursors SET position = $2 WHERE consumer = $1`, consumer, out[len(out)-1].Seq); err != nil {
+			return nil, fmt.Errorf("events: move %s: %w", consumer, err)
+		}
+	}
+	return out, nil
+}
+
+// Position returns consumer's position inside tx, creating it after the
+// newest event when the consumer is new.
+func Position(tx *store.Tx, consumer string) (int64, error) {
+	var pos int64
+	err := tx.QueryRow(`SELECT position FROM event_cursors WHERE consumer = $1`, consumer).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRow(`SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&pos); err != nil {
+			return 0, fmt.Errorf("events: start %s: %w", consumer, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO event_cursors (consumer, position) VALUES ($1, $2)`, consumer, pos); err != nil {
+			return 0, fmt.Errorf("events: start %s: %w", consumer, err)
+		}
+		return pos, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("events: position of %s: %w", consumer, err)
+	}
+	return pos, nil
+}

@@ -1,0 +1,106 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+func emit(t testing.TB, db *store.DB, typ, contact string, data any) {
+	t.Helper()
+	if err := db.Write(context.Background(), func(tx *store.Tx) error {
+		return events.Emit(tx, typ, contact, data, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func next(t testing.TB, db *store.DB, consumer string, limit int) []events.Event {
+	t.Helper()
+	var got []events.Event
+	if err := db.Write(context.Background(), func(tx *store.Tx) (err error) {
+		got, err = events.Next(tx, consumer, limit)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A consumer reads each committed event once, in order, starting with what
+// happens after it first looked; a rolled-back change leaves no event.
+func TestConsumersReadEachEventOnceInOrder(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		emit(t, db, events.ContactCreated, "c0", map[string]string{"contact_id": "c0"})
+		if got := next(t, db, "a", 10); len(got) != 0 {
+			t.Fatalf("a new consumer read %d old events, want none", len(got))
+		}
+		emit(t, db, events.ContactCreated, "c1", map[string]string{"contact_id": "c1"})
+		boom := errors.New("boom")
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			if err := events.Emit(tx, events.ContactUpdated, "c1", map[string]any{}, time.Now()); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Fatalf("got %v, want boom", err)
+		}
+		emit(t, db, events.ConsentGranted, "c1", map[string]string{"purpose": "Newsletter"})
+		emit(t, db, events.ContactDeleted, "", map[string]string{})
+
+		got := next(t, db, "a", 2)
+		if len(got) != 2 || got[0].Type != events.ContactCreated || got[1].Type != events.ConsentGranted {
+			t.Fatalf("first read: %+v", got)
+		}
+		if got[0].ContactID != "c1" || got[0].Version != 1 || got[0].Seq >= got[1].Seq {
+			t.Fatalf("first event: %+v", got[0])
+		}
+		var data map[string]string
+		if err := json.Unmarshal(got[1].Data, &data); err != nil || data["purpose"] != "Newsletter" {
+			t.Fatalf("data %s: %v", got[1].Data, err)
+		}
+		rest := next(t, db, "a", 10)
+		if len(rest) != 1 || rest[0].Type != events.ContactDeleted || rest[0].ContactID != "" {
+			t.Fatalf("second read: %+v", rest)
+		}
+		if again := next(t, db, "a", 10); len(again) != 0 {
+			t.Fatalf("read %d events twice", len(again))
+		}
+	})
+}
+
+// A consumer whose transaction fails reads the same events again.
+func TestAFailedConsumerReadsAgain(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		next(t, db, "a", 1)
+		emit(t, db, events.ContactCreated, "c1", map[string]string{})
+		boom := errors.New("boom")
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			if _, err := events.Next(tx, "a", 10); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Fatalf("got %v, want boom", err)
+		}
+		if got := next(t, db, "a", 10); len(got) != 1 {
+			t.Fatalf("read %d events after a failed read, want 1", len(got))
+		}
+	})
+}
+
+func TestUnknownTypeIsRefused(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	err := db.Write(context.Background(), func(tx *store.Tx) error {
+		return events.Emit(tx, "consent.maybe", "", nil, time.Now())
+	})
+	if err == nil {
+		t.Fatal("an unknown event type was written")
+	}
+}
