@@ -30,10 +30,13 @@ import (
 
 // Event is one stored event.
 type Event struct {
-	Seq        int64           `json:"seq"`
-	Type       string          `json:"type"`
-	Version    int             `json:"version"`
-	ContactID  string          `json:"contact_id,omitempty"`
+	Seq       int64  `json:"seq"`
+	Type      string `json:"type"`
+	Version   int    `json:"version"`
+	ContactID string `json:"contact_id,omitempty"`
+	// Depth counts the workflow actions that led to the event: 0 for a
+	// change made by a person, the API or the service itself.
+	Depth      int             `json:"-"`
 	OccurredAt time.Time       `json:"occurred_at"`
 	Data       json.RawMessage `json:"data"`
 }
@@ -67,9 +70,10 @@ func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
 	if contactID != "" {
 		contact = contactID
 	}
+	depth, _ := tx.Local(depthKey{}).(int)
 	if err := tx.ExecLater(store.Prefix("events: write "+typ),
-		`INSERT INTO events (type, version, contact_id, occurred_at, data) VALUES ($1, $2, $3, $4, $5)`,
-		typ, t.Version, contact, store.Micros(now), string(body)); err != nil {
+		`INSERT INTO events (type, version, contact_id, depth, occurred_at, data) VALUES ($1, $2, $3, $4, $5, $6)`,
+		typ, t.Version, contact, depth, store.Micros(now), string(body)); err != nil {
 		return err
 	}
 	if tx.Local(wakeTopic) == nil {
@@ -79,13 +83,20 @@ func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
 	return nil
 }
 
-const columns = `seq, type, version, COALESCE(contact_id, ''), occurred_at, data`
+type depthKey struct{}
+
+// SetDepth makes the events tx writes from now on count depth workflow
+// actions behind them; a workflow sets it to its event's depth + 1 before
+// it acts, and back after.
+func SetDepth(tx *store.Tx, depth int) { tx.SetLocal(depthKey{}, depth) }
+
+const columns = `seq, type, version, COALESCE(contact_id, ''), depth, occurred_at, data`
 
 func scan(row store.Scanner) (Event, error) {
 	var e Event
 	var at int64
 	var data string
-	if err := row.Scan(&e.Seq, &e.Type, &e.Version, &e.ContactID, &at, &data); err != nil {
+	if err := row.Scan(&e.Seq, &e.Type, &e.Version, &e.ContactID, &e.Depth, &at, &data); err != nil {
 		return e, err
 	}
 	e.OccurredAt = store.FromMicros(at)

@@ -213,7 +213,7 @@ func (c *checker) check(n ast.Node) (item, error) {
 	case *ast.BuiltinNode:
 		return c.call(n, n.Name, n.Arguments)
 	case *ast.MemberNode:
-		return item{}, errAt(n, "fields have no members; custom fields are used by their name alone, e.g. segment == \"b2b\"")
+		return c.member(n)
 	case *ast.ConditionalNode:
 		return item{}, errAt(n, "the ? : operator is not supported; combine conditions with && and ||")
 	}
@@ -239,6 +239,28 @@ func (c *checker) identifier(n *ast.IdentifierNode) (item, error) {
 		return item{}, errAt(n, "unknown field %s%s", n.Value, suggest(n.Value, names))
 	}
 
+	return item{field: &operand{field: f}, pos: n.Location().From + 1}, nil
+}
+
+// member checks event.NAME, a fact of the event that triggered a workflow
+// rule; any other member access is an error.
+func (c *checker) member(n *ast.MemberNode) (item, error) {
+	id, _ := n.Node.(*ast.IdentifierNode)
+	prop, _ := n.Property.(*ast.StringNode)
+	if id == nil || id.Value != "event" || prop == nil || n.Method || n.Optional {
+		return item{}, errAt(n, "fields have no members; custom fields are used by their name alone, e.g. segment == \"b2b\"")
+	}
+	if c.schema.EventFacts == nil {
+		return item{}, errAt(n, "event.%s is known only in a workflow rule's condition", prop.Value)
+	}
+	f := c.schema.EventFacts[prop.Value]
+	if f == nil {
+		names := make([]string, 0, len(c.schema.EventFacts))
+		for k := range c.schema.EventFacts {
+			names = append(names, k)
+		}
+		return item{}, errAt(n, "the event has no fact %s%s", prop.Value, suggest(prop.Value, names))
+	}
 	return item{field: &operand{field: f}, pos: n.Location().From + 1}, nil
 }
 

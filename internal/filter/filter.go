@@ -63,6 +63,11 @@ type Field struct {
 	// Presence makes a Bool field of a nullable Column: true when the
 	// column holds a value (a time something happened), false when NULL.
 	Presence bool
+	// Event marks a fact of the event that triggered a workflow rule,
+	// written event.NAME and read from Subject.Values under
+	// "event.NAME". Such a condition is evaluated in memory only; it has
+	// no SQL.
+	Event bool
 }
 
 // Lists resolves list names for inList(...). Campaign lists provide it; a
@@ -84,6 +89,11 @@ type Schema struct {
 	// BlindIndex computes the keyed index of a sensitive field's value;
 	// nil when no keyset is configured.
 	BlindIndex func(field, value string) string
+	// EventFacts, keyed by their name without the "event." prefix, are
+	// the facts a workflow rule's condition may read from its event
+	// (event.purpose, event.state). Nil everywhere else: event.x is then
+	// an error.
+	EventFacts map[string]*Field
 }
 
 // Subject is one contact as the in-memory evaluation sees it.

@@ -117,3 +117,54 @@ func TestMatchInMemory(t *testing.T) {
 		}
 	}
 }
+
+// A workflow rule's condition reads the facts of its event as event.NAME;
+// everywhere else event.x is an error that says where it belongs.
+func TestEventFacts(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	schema := testSchema()
+	schema.EventFacts = map[string]*filter.Field{
+		"purpose": {Name: "event.purpose", Type: filter.String, Event: true},
+		"state":   {Name: "event.state", Type: filter.String, Event: true, Values: []string{"granted", "withdrawn"}},
+	}
+	s := &filter.Subject{Values: map[string]any{"region": "EU", "event.purpose": "Share with partners", "event.state": "granted"}}
+	cases := map[string]bool{
+		`event.purpose == "Share with partners" && event.state == "granted"`: true,
+		`event.state == "withdrawn"`:                                         false,
+		`event.purpose in ["A", "Share with partners"] && region == "EU"`:    true,
+		`lower(event.purpose) contains "partners"`:                           true,
+	}
+	for src, want := range cases {
+		c, err := filter.Compile(src, schema, now)
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		if got := c.Match(s); got != want {
+			t.Errorf("%s = %v, want %v", src, got, want)
+		}
+	}
+	for src, wantErr := range map[string]string{
+		`event.purpos == "x"`:      `the event has no fact purpos, did you mean purpose?`,
+		`event.state == "granded"`: `granded`,
+		`region.x == "x"`:          `fields have no members`,
+		`event["purpose"] == "x"`:  ``, // the same member access, written with brackets
+		`event.purpose() == "x"`:   `only the functions`,
+		`event == "x"`:             `unknown field event`,
+	} {
+		_, err := filter.Compile(src, schema, now)
+		if wantErr == "" {
+			if err != nil {
+				t.Errorf("%s: %v", src, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: got %v, want an error containing %q", src, err, wantErr)
+		}
+	}
+	if _, err := filter.Compile(`event.purpose == "x"`, testSchema(), now); err == nil ||
+		!strings.Contains(err.Error(), "only in a workflow rule") {
+		t.Errorf("event.x outside a workflow: %v", err)
+	}
+}

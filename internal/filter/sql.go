@@ -43,6 +43,9 @@ func (b *sqlBuilder) pg() bool { return b.d == store.Postgres }
 // NULL (a custom field that is missing or of another type).
 func (b *sqlBuilder) operand(o operand) (string, bool) {
 	f := o.field
+	if f.Event {
+		panic("filter: a condition on event facts has no SQL; evaluate it with Match")
+	}
 	var x string
 	nullable := f.Column == ""
 	if f.Sensitive { // only the masked value can be searched

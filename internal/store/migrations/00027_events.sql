@@ -11,12 +11,18 @@
 -- retry sends the same bytes. contact_id has no foreign key: the events of
 -- a deleted contact stay, the last of them saying it was deleted.
 
+-- depth counts the workflow actions that led to the event: 0 for a change
+-- made by a person or the API, 1 for one made by a workflow rule acting on
+-- such an event, and so on; rules stop at a limit, so that a rule cannot
+-- trigger itself without bound.
+
 -- +goose Up
 CREATE TABLE events (
     seq         {{.Serial}},
     type        TEXT NOT NULL,
     version     INTEGER NOT NULL,
     contact_id  TEXT,
+    depth       INTEGER NOT NULL DEFAULT 0,
     occurred_at BIGINT NOT NULL,
     data        TEXT NOT NULL
 );
