@@ -104,3 +104,38 @@ func TestUnknownTypeIsRefused(t *testing.T) {
 		t.Fatal("an unknown event type was written")
 	}
 }
+
+// Peek reads outside the writer; Advance writes the move and refuses one
+// from a stale position, so two instances never both act on an event.
+func TestPeekThenAdvance(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		advance := func(from, to int64) error {
+			return db.Write(ctx, func(tx *store.Tx) error { return events.Advance(tx, "w", from, to) })
+		}
+		emit(t, db, events.ContactCreated, "c0", map[string]string{})
+		pos, got, err := events.Peek(ctx, db.Read, "w", 10)
+		if err != nil || pos != -1 || len(got) != 0 {
+			t.Fatalf("new consumer: %d %v %v", pos, got, err)
+		}
+		if err := advance(pos, 0); err != nil {
+			t.Fatal(err)
+		}
+		emit(t, db, events.ContactCreated, "c1", map[string]string{})
+		emit(t, db, events.ContactCreated, "c2", map[string]string{})
+		pos, got, err = events.Peek(ctx, db.Read, "w", 1)
+		if err != nil || len(got) != 1 || got[0].ContactID != "c1" {
+			t.Fatalf("peek: %d %+v %v", pos, got, err)
+		}
+		if err := advance(pos, got[0].Seq); err != nil {
+			t.Fatal(err)
+		}
+		if err := advance(pos, got[0].Seq); !errors.Is(err, events.ErrMoved) {
+			t.Fatalf("a second advance from the same position: %v, want ErrMoved", err)
+		}
+		_, rest, err := events.Peek(ctx, db.Read, "w", 10)
+		if err != nil || len(rest) != 1 || rest[0].ContactID != "c2" {
+			t.Fatalf("after advance: %+v %v", rest, err)
+		}
+	})
+}
