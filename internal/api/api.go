@@ -113,7 +113,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/inbound"
@@ -37,6 +38,9 @@ func (s *Server) OpenAPI() map[string]any {
 		if rt.Request != nil {
 			g.note(reflect.TypeOf(rt.Request), bodyUse(rt))
 		}
+	}
+	for _, t := range events.Types {
+		g.note(reflect.TypeOf(t.Data), inResponse)
 	}
 	errRef := g.schema(errType, inResponse)
 	paths := map[string]any{}
@@ -125,12 +129,41 @@ func (s *Server) OpenAPI() map[string]any {
 		"security": []any{map[string]any{"bearer": []string{}}},
 		"tags":     docTags(s.routes),
 		"paths":    paths,
+		"webhooks": webhooks(g),
 		"components": map[string]any{
 			"schemas": g.components,
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
 				"description": "an API token, made on the admin UI's API tokens page"}},
 		},
 	}
+}
+
+// webhooks describes what a webhook endpoint receives: one entry per event
+// type (events.Types), the envelope with that type's data.
+func webhooks(g *schemaGen) map[string]any {
+	out := make(map[string]any, len(events.Types))
+	for _, t := range events.Types {
+		envelope := map[string]any{"type": "object", "required": []string{"id", "type", "version", "timestamp", "data"},
+			"properties": map[string]any{
+				"id":        map[string]any{"type": "string", "description": "evt_ and the event's sequence number; the same in every delivery of the event"},
+				"type":      map[string]any{"type": "string", "const": t.Name},
+				"version":   map[string]any{"type": "integer", "const": t.Version},
+				"timestamp": map[string]any{"type": "string", "format": "date-time", "description": "when the change happened"},
+				"data":      g.schema(reflect.TypeOf(t.Data), inResponse),
+			}}
+		out[t.Name] = map[string]any{"post": map[string]any{
+			"summary":     t.Description,
+			"description": "Sent to the webhook endpoints subscribed to " + t.Name + " (docs/events.md).",
+			"operationId": "event" + operationID(Route{Path: t.Name}),
+			"tags":        []string{"events"},
+			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": envelope}}},
+			"responses": map[string]any{
+				"2XX":     map[string]any{"description": "Received; the event is not sent again"},
+				"default": map[string]any{"description": "Not received; the delivery is tried again later"},
+			},
+		}}
+	}
+	return out
 }
 
 // tagDocs describes the routes' tags; a tag missing here is caught by the
@@ -151,6 +184,7 @@ var tagDocs = map[string]string{
 	"requests":         "Data subject requests and their due dates",
 	"erasure":          "Erasing a contact's personal data, and legal holds",
 	"campaigns":        "Campaigns and their templates",
+	"events":           "Events of every state change, in commit order; the webhooks section describes each type (docs/events.md)",
 }
 
 // docTags lists the routes' tags, with their descriptions, in the order

@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/busy"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
@@ -203,7 +204,7 @@ func (x *Sender) settle(ctx context.Context, p *prepared) (more bool, err error)
 		if _, err := tx.Exec(`UPDATE campaigns SET status = 'sent', finished_at = $2, updated_at = $2 WHERE id = $1`, p.c.ID, now); err != nil {
 			return fmt.Errorf("campaign: finish: %w", err)
 		}
-		return nil
+		return emitSent(tx, p.c, store.FromMicros(now))
 	})
 	return more, err
 }
@@ -716,4 +717,15 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 		out[r.id] = r
 	}
 	return out, rs.Err()
+}
+
+// emitSent writes campaign.sent for c, which has just finished sending,
+// with its recipients counted by status: once per campaign (and again
+// should recipients whose outcome was unknown be sent again).
+func emitSent(tx *store.Tx, c *Campaign, now time.Time) error {
+	counts, err := store.CountBy(context.Background(), tx, `SELECT status, count(*) FROM campaign_recipients WHERE campaign_no = $1 GROUP BY status`, c.no)
+	if err != nil {
+		return fmt.Errorf("campaign: count recipients: %w", err)
+	}
+	return events.Emit(tx, events.CampaignSent, "", events.CampaignSentData{CampaignID: c.ID, Name: c.Name, Recipients: counts}, now)
 }

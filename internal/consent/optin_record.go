@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -53,7 +54,15 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 	if err != nil {
 		return nil, err
 	}
+	confirmed := in.Channel == ChannelConfirmation && in.Status == contactstate.DoubleOptIn
 	if !changed {
+		if confirmed {
+			// A second invitation confirmed: the status stands, the
+			// confirmation is still news.
+			if err := emitConfirmed(tx, k.ID, "", in.Evidence.Method, now); err != nil {
+				return nil, err
+			}
+		}
 		// Unsubscribing again withdraws what was granted since (or before
 		// opt-outs withdrew consent): the contact's no stands each time.
 		if in.Status == contactstate.OptOutContact {
@@ -90,12 +99,29 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 	if err != nil {
 		return nil, err
 	}
+	if err := events.Emit(tx, events.OptInChanged, k.ID, events.OptInChangedData{ContactID: k.ID, ChangeID: c.ID, From: c.From,
+		To: c.To, Method: c.Evidence.Method, ActorKind: c.Actor.Kind}, now); err != nil {
+		return nil, err
+	}
+	if confirmed {
+		if err := emitConfirmed(tx, k.ID, c.ID, in.Evidence.Method, now); err != nil {
+			return nil, err
+		}
+	}
 	if c.To == contactstate.OptOutContact {
 		if _, err := s.withdrawGrantedTx(tx, k, marketingConsents, in.Actor, in.Evidence, now); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// emitConfirmed writes double_opt_in.confirmed: every confirmation of an
+// address, by an invitation's link or a webform's, changes the opt-in
+// status here, through ChannelConfirmation.
+func emitConfirmed(tx *store.Tx, contactID, changeID, method string, now time.Time) error {
+	return events.Emit(tx, events.DoubleOptInConfirmed, contactID, events.DoubleOptInConfirmedData{ContactID: contactID,
+		ChangeID: changeID, Method: method}, now)
 }
 
 // statusBeforeUserOptOut is the status that lifting a user's opt-out

@@ -13,6 +13,7 @@ import (
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -199,10 +200,20 @@ const recordColumns = `id, contact_id, purpose_id, state, legal_basis, source_id
 	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq, text_language`
 
 // appendEvent appends the ledger event of r for the contact with ledger
-// reference ref, at the position r already holds.
+// reference ref, at the position r already holds, and writes its event
+// (consent.granted or consent.withdrawn): both ways of writing a record
+// end here.
 func (r *Record) appendEvent(tx *store.Tx, ref string) error {
-	_, err := ledger.Append(tx, r.event(ref))
-	return err
+	if _, err := ledger.Append(tx, r.event(ref)); err != nil {
+		return err
+	}
+	typ := events.ConsentGranted
+	if r.State == StateWithdrawn {
+		typ = events.ConsentWithdrawn
+	}
+	return events.Emit(tx, typ, r.ContactID, events.ConsentData{ContactID: r.ContactID, RecordID: r.ID, PurposeID: r.PurposeID,
+		Purpose: r.PurposeName, State: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, Source: r.Source,
+		TextVersion: r.TextVersion, Method: r.Evidence.Method, ActorKind: r.Actor.Kind, ExpiresAt: r.ExpiresAt}, r.RecordedAt)
 }
 
 // event is the ledger event r is written with, committing to its evidence.

@@ -20,6 +20,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/ledger"
@@ -314,10 +315,7 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		if err != nil {
 			return err
 		}
-		if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
-			return err
-		}
-		if err := notePreviouslyErased(tx, c, erased); err != nil {
+		if err := insertTx(tx, c, erased, in.Actor, in.Evidence.Method); err != nil {
 			return err
 		}
 		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
@@ -470,6 +468,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 		if err := checkNotLocked(tx, c.ID); err != nil {
 			return err
 		}
+		before := snapshotOf(c)
 		secrets, err := in.apply(c, defs)
 		if err != nil {
 			return err
@@ -481,7 +480,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 			return err
 		}
 		c.UpdatedAt = s.now()
-		if err := contactstate.UpdateProfileTx(tx, c.profile(), c.UpdatedAt); err != nil {
+		if err := updateTx(tx, before, c, secrets, c.UpdatedAt); err != nil {
 			return err
 		}
 		out = c
@@ -502,7 +501,8 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 
 // DeleteTx removes the contact with its consent records and opt-in
 // history inside tx, and appends a deletion event to the ledger so that
-// verification knows the contact is gone on purpose. Like an erasure, it
+// verification knows the contact is gone on purpose, and writes the
+// contact.deleted event. Like an erasure, it
 // leaves a suppression entry for the address (so that it cannot come back
 // silently) and a line in the erasure log. It returns a not-found error
 // when there is no such contact, and a refusal naming the hold while a
@@ -533,6 +533,9 @@ func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error
 	}
 	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+		return err
+	}
+	if err := events.Emit(tx, events.ContactDeleted, id, events.ContactDeletedData{ContactID: id, ActorKind: actor.Kind}, now); err != nil {
 		return err
 	}
 	if err := campaign.ForgetContactsTx(tx, []string{id}); err != nil {

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -62,8 +61,9 @@ func (s *Service) CorrectTx(tx *store.Tx, id string, values map[string]string, n
 		f, _ := LookupCoreField(field)
 		f.Set(&in, v)
 	}
+	before := snapshotOf(c)
 	if err := in.applyCore(c); err != nil {
 		return err
 	}
-	return contactstate.UpdateProfileTx(tx, c.profile(), now)
+	return updateTx(tx, before, c, nil, now)
 }

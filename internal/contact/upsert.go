@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
@@ -251,6 +252,7 @@ func (s *Service) ApplyHeld(tx *store.Tx, contactID, holdID string, h Held, now 
 		}
 		in.Fields[name] = v
 	}
+	before := snapshotOf(c)
 	secrets, err := in.apply(c, defs)
 	if err != nil {
 		return err
@@ -259,7 +261,7 @@ func (s *Service) ApplyHeld(tx *store.Tx, contactID, holdID string, h Held, now 
 		return err
 	}
 	c.UpdatedAt = now
-	return contactstate.UpdateProfileTx(tx, c.profile(), c.UpdatedAt)
+	return updateTx(tx, before, c, secrets, c.UpdatedAt)
 }
 
 func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
@@ -279,10 +281,7 @@ func (u *Upsert) create(tx *store.Tx, now time.Time) (UpsertResult, error) {
 	if err != nil {
 		return UpsertResult{}, err
 	}
-	if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
-		return UpsertResult{}, err
-	}
-	if err := notePreviouslyErased(tx, c, erased); err != nil {
+	if err := insertTx(tx, c, erased, consent.Actor{Kind: consent.ActorContact}, consent.MethodWebform); err != nil {
 		return UpsertResult{}, err
 	}
 	if err := u.s.storeSecrets(tx, c.ID, secrets, u.defs, now); err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -161,15 +162,20 @@ func SetOptInTx(tx *store.Tx, id, status string, now time.Time) error {
 		`UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`, id, status, store.Micros(now))
 }
 
-// StopProcessingTx locks the contact's record (R9). A record already locked
-// keeps the time it was first locked.
+// StopProcessingTx locks the contact's record (R9) and writes the
+// processing.stopped event. A record already locked keeps the time it was
+// first locked, and no event is written again.
 func StopProcessingTx(tx *store.Tx, id string, now time.Time) error {
 	tx.Fence() // it can stop email: see store.Tx.Fence
-	if _, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = $2, updated_at = $2 WHERE id = $1 AND processing_stopped_at IS NULL`,
-		id, store.Micros(now)); err != nil {
+	res, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = $2, updated_at = $2 WHERE id = $1 AND processing_stopped_at IS NULL`,
+		id, store.Micros(now))
+	if err != nil {
 		return fmt.Errorf("contactstate: stop processing: %w", err)
 	}
-	return nil
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return events.Emit(tx, events.ProcessingStopped, id, events.ProcessingStoppedData{ContactID: id}, now)
 }
 
 // RequestErasureTx notes that the contact asked to be erased (R10). A

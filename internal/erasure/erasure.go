@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
@@ -175,6 +176,10 @@ func eraseTx(tx *store.Tx, ids []string, states map[string]contactstate.State, w
 	for _, id := range ids {
 		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactErased, ContactRef: states[id].Ref,
 			ActorKind: why.Actor.Kind, ActorID: why.Actor.ID, Erased: rows[id]}); err != nil {
+			return err
+		}
+		if err := events.Emit(tx, events.ContactErased, id, events.ContactErasedData{ContactID: id, ActorKind: why.Actor.Kind,
+			RequestID: why.RequestID}, now); err != nil {
 			return err
 		}
 		if err := suppression.AddTx(tx, emails[id], suppression.Erased, now); err != nil {

@@ -18,13 +18,16 @@
 package events
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -55,12 +58,16 @@ func Wakes(db *store.DB) <-chan struct{} { return db.Wakes(wakeTopic) }
 
 // Emit writes the event typ about contactID (empty for none) inside tx, so
 // that it exists exactly when the change commits. data is encoded as JSON;
-// typ must be one of Types. Consumers in this process are woken after the
-// commit.
+// typ must be one of Types, and data of its Data type, so that what is
+// written is what docs/events.md and the OpenAPI document describe.
+// Consumers in this process are woken after the commit.
 func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
 	t, ok := typeByName[typ]
 	if !ok {
 		return fmt.Errorf("events: unknown event type %q", typ)
+	}
+	if reflect.TypeOf(data) != reflect.TypeOf(t.Data) {
+		return fmt.Errorf("events: %s takes %T, not %T", typ, t.Data, data)
 	}
 	body, err := json.Marshal(data)
 	if err != nil {
@@ -157,4 +164,67 @@ func Position(tx *store.Tx, consumer string) (int64, error) {
 		return 0, fmt.Errorf("events: position of %s: %w", consumer, err)
 	}
 	return pos, nil
+}
+
+// Query selects events for List: those after a sequence number, of one type
+// and about one contact when set, oldest first.
+type Query struct {
+	After     int64
+	Type      string
+	ContactID string
+	Limit     int // 1 to 500
+}
+
+// MaxList is the most events one List returns.
+const MaxList = 500
+
+// List returns up to q.Limit events after q.After that match q, oldest
+// first, read through rq, and the sequence number to pass as After for the
+// next page: the last one returned, or q.After when none was. It reads
+// without moving any consumer's position. An unknown type or a limit out of
+// range is an invalid-input error naming the field.
+func List(ctx context.Context, rq store.Querier, q Query) ([]Event, int64, error) {
+	if q.Limit < 1 || q.Limit > MaxList {
+		return nil, 0, errs.Invalid("limit", "must be 1 to %d", MaxList)
+	}
+	if q.After < 0 {
+		return nil, 0, errs.Invalid("after", "must be a sequence number, 0 or more")
+	}
+	if q.Type != "" && !Known(q.Type) {
+		return nil, 0, errs.Invalid("type", "is not an event type; see docs/events.md")
+	}
+	where, args := "seq > $1", []any{q.After}
+	if q.Type != "" {
+		args = append(args, q.Type)
+		where += fmt.Sprintf(" AND type = $%d", len(args))
+	}
+	if q.ContactID != "" {
+		args = append(args, q.ContactID)
+		where += fmt.Sprintf(" AND contact_id = $%d", len(args))
+	}
+	args = append(args, q.Limit)
+	out, err := store.QueryAll(ctx, rq, scan, fmt.Sprintf(`SELECT `+columns+` FROM events WHERE %s ORDER BY seq LIMIT $%d`, where, len(args)), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("events: list: %w", err)
+	}
+	next := q.After
+	if len(out) > 0 {
+		next = out[len(out)-1].Seq
+	}
+	return out, next, nil
+}
+
+// Envelope is an event as it is delivered to a receiver: its public id,
+// type, version of the data's shape, time, and data (docs/events.md).
+type Envelope struct {
+	ID        string    `json:"id" doc:"evt_ and the event's sequence number; the same in every delivery of the event"`
+	Type      string    `json:"type"`
+	Version   int       `json:"version" doc:"the version of the data's shape for this type"`
+	Timestamp time.Time `json:"timestamp" doc:"when the change happened (RFC 3339)"`
+	Data      any       `json:"data"`
+}
+
+// Envelope returns e as it is delivered, with its data as stored.
+func (e Event) Envelope() Envelope {
+	return Envelope{ID: e.ID(), Type: e.Type, Version: e.Version, Timestamp: e.OccurredAt, Data: e.Data}
 }

@@ -20,31 +20,33 @@ const (
 	CampaignSent         = "campaign.sent"
 )
 
-// Type describes one event type: its name, the version of its data's shape
-// and what it means, for the documentation and the OpenAPI document.
+// Type describes one event type: its name, the version of its data's shape,
+// what it means, and the Go type of its data (a zero value), from which the
+// OpenAPI document describes it. Emit refuses data of another type.
 type Type struct {
 	Name        string
 	Version     int
 	Description string
+	Data        any
 }
 
 // Types lists every event type, in the order the documentation gives them.
 var Types = []Type{
-	{ContactCreated, 1, "A contact was created, through the API, a webform, an import or the admin pages."},
-	{ContactUpdated, 1, "A contact's fields changed; the data names the fields, not their values."},
-	{ContactErased, 1, "The contact's personal data was erased; a remainder that identifies no one is kept."},
-	{ContactDeleted, 1, "The contact and their history were deleted."},
-	{ConsentGranted, 1, "A consent record granting a purpose was written."},
-	{ConsentWithdrawn, 1, "A consent record withdrawing a purpose was written."},
-	{OptInChanged, 1, "The contact's email opt-in status changed."},
-	{DoubleOptInConfirmed, 1, "The contact confirmed their address by the link in a double opt-in email."},
-	{ListSubscribed, 1, "The contact was subscribed to a list."},
-	{ListUnsubscribed, 1, "The contact was unsubscribed from a list."},
-	{PreferencesConfirmed, 1, "The contact confirmed a change made on their preferences page."},
-	{ProcessingStopped, 1, "The contact asked to stop processing; their record is locked."},
-	{RequestCreated, 1, "A data subject request was received."},
-	{RequestDone, 1, "A data subject request was completed or refused."},
-	{CampaignSent, 1, "A campaign finished sending."},
+	{ContactCreated, 1, "A contact was created, through the API, a webform, an import or the admin pages.", ContactCreatedData{}},
+	{ContactUpdated, 1, "A contact's fields changed; the data names the fields, not their values.", ContactUpdatedData{}},
+	{ContactErased, 1, "The contact's personal data was erased; a remainder that identifies no one is kept.", ContactErasedData{}},
+	{ContactDeleted, 1, "The contact and their history were deleted.", ContactDeletedData{}},
+	{ConsentGranted, 1, "A consent record granting a purpose was written.", ConsentData{}},
+	{ConsentWithdrawn, 1, "A consent record withdrawing a purpose was written.", ConsentData{}},
+	{OptInChanged, 1, "The contact's email opt-in status changed.", OptInChangedData{}},
+	{DoubleOptInConfirmed, 1, "The contact confirmed their address by the link in a double opt-in email.", DoubleOptInConfirmedData{}},
+	{ListSubscribed, 1, "The contact was subscribed to a list.", ListData{}},
+	{ListUnsubscribed, 1, "The contact was unsubscribed from a list.", ListData{}},
+	{PreferencesConfirmed, 1, "The contact confirmed a change made on their preferences page.", PreferencesConfirmedData{}},
+	{ProcessingStopped, 1, "The contact asked to stop processing; their record is locked.", ProcessingStoppedData{}},
+	{RequestCreated, 1, "A data subject request was received.", RequestData{}},
+	{RequestDone, 1, "A data subject request was completed or refused.", RequestData{}},
+	{CampaignSent, 1, "A campaign finished sending.", CampaignSentData{}},
 }
 
 var typeByName = func() map[string]Type {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -293,23 +294,52 @@ func checkStatus(status string) error {
 	return nil
 }
 
-// SetLater sets the contact's subscription to a list inside tx. A list
-// deleted since the caller looked it up is skipped rather than failing the
-// write (a webform shown before the list was deleted, say), and a status
-// that is already the contact's keeps its source and time. Nothing is read
-// back, so on PostgreSQL the statement is queued for the transaction's next
-// round trip (store.Tx.ExecLater).
+// SetLater sets the contact's subscription to a list inside tx, with its
+// event (list.subscribed or list.unsubscribed). A list deleted since the
+// caller looked it up is skipped rather than failing the write (a webform
+// shown before the list was deleted, say), and a status that is already
+// the contact's is left as it is, with its source and time, and no event.
+// The write itself is queued for the transaction's next round trip on
+// PostgreSQL (store.Tx.ExecLater); the read before it carries what was
+// queued earlier.
 func SetLater(tx *store.Tx, contactID, listID, status, source string, now time.Time) error {
+	_, _, err := set(tx, contactID, listID, status, source, now)
+	return err
+}
+
+// set is SetLater, reporting whether the list exists and its purpose.
+func set(tx *store.Tx, contactID, listID, status, source string, now time.Time) (found bool, purpose sql.NullString, err error) {
 	if err := checkStatus(status); err != nil {
-		return err
+		return false, purpose, err
 	}
 	if status == Unsubscribed {
 		tx.Fence() // no campaign to the list reaches them once committed
 	}
-	return tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
-		SELECT id, $2, $3, $4, $5 FROM lists WHERE id = $1
-		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at
-		WHERE list_subscriptions.status <> excluded.status`, listID, contactID, status, source, store.Micros(now))
+	var name string
+	var current sql.NullString
+	err = tx.Row(`SELECT l.name, l.purpose_id, s.status FROM lists l
+		LEFT JOIN list_subscriptions s ON s.list_id = l.id AND s.contact_id = $2 WHERE l.id = $1`, listID, contactID).Scan(&name, &purpose, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, purpose, nil
+	}
+	if err != nil {
+		return false, purpose, fmt.Errorf("lists: read subscription: %w", err)
+	}
+	if current.Valid && current.String == status {
+		return true, purpose, nil
+	}
+	if err := tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at`,
+		listID, contactID, status, source, store.Micros(now)); err != nil {
+		return true, purpose, err
+	}
+	typ := events.ListSubscribed
+	if status == Unsubscribed {
+		typ = events.ListUnsubscribed
+	}
+	return true, purpose, events.Emit(tx, typ, contactID, events.ListData{ContactID: contactID, ListID: listID, List: name,
+		State: status, Source: source}, now)
 }
 
 // Withdrawal writes, inside the unsubscribe's transaction, the withdrawal
@@ -323,16 +353,9 @@ type Withdrawal func(tx *store.Tx, contactID, purposeID string, now time.Time) e
 // consents that govern marketing email: the list's email went out on the
 // strength of that consent. A list deleted since is skipped.
 func UnsubscribeTx(tx *store.Tx, contactID, listID, source string, now time.Time, withdraw Withdrawal) error {
-	if err := SetLater(tx, contactID, listID, Unsubscribed, source, now); err != nil {
+	found, purpose, err := set(tx, contactID, listID, Unsubscribed, source, now)
+	if err != nil || !found || !purpose.Valid {
 		return err
-	}
-	var purpose sql.NullString
-	err := tx.QueryRow(`SELECT purpose_id FROM lists WHERE id = $1`, listID).Scan(&purpose)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !purpose.Valid) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("lists: read the list's purpose: %w", err)
 	}
 	if withdraw == nil {
 		return fmt.Errorf("lists: list %s is bound to a purpose, and the unsubscribe cannot withdraw it", listID)

@@ -16,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
@@ -445,12 +446,33 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Pen
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNoChange
 		}
-		return s.apply(tx, p, actor, evidence, prepared, now)
+		if err := s.apply(tx, p, actor, evidence, prepared, now); err != nil {
+			return err
+		}
+		return emitConfirmed(tx, p, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// emitConfirmed writes preferences.confirmed for the change p: what it
+// covered, by id and name, never a value.
+func emitConfirmed(tx *store.Tx, p *Pending, now time.Time) error {
+	c := p.Change
+	d := events.PreferencesConfirmedData{ContactID: p.ContactID, ChangeID: p.ID, PurposeIDs: []string{}, ListIDs: []string{},
+		OptOut: c.OptOut, StopProcessing: c.StopProcessing, Erasure: c.Erasure, Fields: []string{}}
+	for _, cc := range c.Consents {
+		d.PurposeIDs = append(d.PurposeIDs, cc.PurposeID)
+	}
+	for _, l := range c.Lists {
+		d.ListIDs = append(d.ListIDs, l.ListID)
+	}
+	for _, pc := range c.Profile {
+		d.Fields = append(d.Fields, pc.Field)
+	}
+	return events.Emit(tx, events.PreferencesConfirmed, p.ContactID, d, now)
 }
 
 // prepare validates the consent records a change will write.

@@ -29,6 +29,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -193,6 +194,9 @@ func CreateTx(tx *store.Tx, in New, notify Notifier, now time.Time) (*Request, e
 	if err := appendEvent(tx, r, r.Actor, now); err != nil {
 		return nil, err
 	}
+	if err := emit(tx, events.RequestCreated, r, now); err != nil {
+		return nil, err
+	}
 	if notify != nil {
 		if err := notify(tx, r, now); err != nil {
 			return nil, err
@@ -205,10 +209,22 @@ func CreateTx(tx *store.Tx, in New, notify Notifier, now time.Time) (*Request, e
 // appendEvent writes the request's current status to the ledger: kind
 // request, the request id as the record, its status as the value and its
 // kind as the method. The contact appears only as its random reference.
+// Every change of status comes here, so a request closing (done, refused
+// or partly done) writes request.done here too.
 func appendEvent(tx *store.Tx, r *Request, actor consent.Actor, now time.Time) error {
 	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindRequest, ContactRef: r.ref, RecordID: r.ID,
 		Value: r.Status, Method: r.Kind, ActorKind: actor.Kind, ActorID: actor.ID})
-	return err
+	if err != nil || !Closed(r.Status) {
+		return err
+	}
+	return emit(tx, events.RequestDone, r, now)
+}
+
+// emit writes the event typ about r: ids, kind, channel and status, never
+// the sender's address or the note.
+func emit(tx *store.Tx, typ string, r *Request, now time.Time) error {
+	return events.Emit(tx, typ, r.ContactID, events.RequestData{RequestID: r.ID, ContactID: r.ContactID, Kind: r.Kind,
+		Channel: r.Channel, Status: r.Status}, now)
 }
 
 func randomRef() string {

@@ -66,14 +66,14 @@ func Form(t testing.TB, s *webform.Service) *webform.Webform {
 
 // Rows counts every row a submission can write: contacts, consent records
 // and current state, opt-in changes, invitations, tokens, emails, list
-// subscriptions, ledger events and posts held for confirmation.
+// subscriptions, ledger events, posts held for confirmation and events.
 func Rows(t testing.TB, db *store.DB) int {
 	t.Helper()
 	var n int
 	err := db.Read.QueryRowContext(context.Background(), `SELECT (SELECT count(*) FROM contacts) + (SELECT count(*) FROM consent_records)
 		+ (SELECT count(*) FROM consent_current) + (SELECT count(*) FROM opt_in_changes) + (SELECT count(*) FROM optin_invitations)
 		+ (SELECT count(*) FROM tokens) + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM list_subscriptions)
-		+ (SELECT count(*) FROM ledger_events) + (SELECT count(*) FROM webform_confirmations)`).Scan(&n)
+		+ (SELECT count(*) FROM ledger_events) + (SELECT count(*) FROM webform_confirmations) + (SELECT count(*) FROM events)`).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

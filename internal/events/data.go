@@ -1,0 +1,117 @@
+package events
+
+import "time"
+
+// The data of each event type. Every shape carries ids and references
+// (what a receiver needs to act, or to fetch more through the API), the
+// product's own words for what happened, and names rather than values: no
+// email address, no field value, never a sensitive value. Names are flat,
+// so that a workflow rule reads event.purpose == "Newsletter" &&
+// event.state == "granted". A field is added without a new version; one
+// removed, renamed or given another meaning makes a new version.
+
+// ContactCreatedData is the data of contact.created.
+type ContactCreatedData struct {
+	ContactID string `json:"contact_id"`
+	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token" doc:"who created the contact: a user of the admin pages, the contact (a webform), the system or an API client"`
+	Method    string `json:"method" doc:"how the contact came in: entered_by_user, api, webform, import"`
+}
+
+// ContactUpdatedData is the data of contact.updated.
+type ContactUpdatedData struct {
+	ContactID string   `json:"contact_id"`
+	Fields    []string `json:"fields" doc:"the names of the core and custom fields that changed, sorted; never their values. A sensitive field is named whenever a value was written to it or removed"`
+}
+
+// ContactErasedData is the data of contact.erased.
+type ContactErasedData struct {
+	ContactID string `json:"contact_id"`
+	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token"`
+	RequestID string `json:"request_id,omitempty" doc:"the erasure request it fulfilled, if any"`
+}
+
+// ContactDeletedData is the data of contact.deleted.
+type ContactDeletedData struct {
+	ContactID string `json:"contact_id"`
+	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token" doc:"system: deleted by the retention rules"`
+}
+
+// ConsentData is the data of consent.granted and consent.withdrawn: the
+// consent record written, as references.
+type ConsentData struct {
+	ContactID   string     `json:"contact_id"`
+	RecordID    string     `json:"record_id" doc:"the consent record; GET /api/v1/contacts/{id}/consents/history has it with its evidence"`
+	PurposeID   string     `json:"purpose_id"`
+	Purpose     string     `json:"purpose" doc:"the purpose's name"`
+	State       string     `json:"state" enum:"granted,withdrawn"`
+	LegalBasis  string     `json:"legal_basis" enum:"@legal_basis"`
+	SourceID    string     `json:"source_id"`
+	Source      string     `json:"source" doc:"the source's name"`
+	TextVersion int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
+	Method      string     `json:"method" doc:"how it was collected: double_opt_in_link, preferences_page, unsubscribe_link, webform, webform_confirmed, entered_by_user, import, api, system"`
+	ActorKind   string     `json:"actor_kind" enum:"user,contact,system,api_token"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty" doc:"when a granted consent expires; absent when it does not"`
+}
+
+// OptInChangedData is the data of opt_in.changed.
+type OptInChangedData struct {
+	ContactID string `json:"contact_id"`
+	ChangeID  string `json:"change_id" doc:"the opt-in change; GET /api/v1/contacts/{id}/opt-in/history has it with its evidence"`
+	From      string `json:"from" enum:"@opt_in_status"`
+	To        string `json:"to" enum:"@opt_in_status"`
+	Method    string `json:"method"`
+	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token"`
+}
+
+// DoubleOptInConfirmedData is the data of double_opt_in.confirmed.
+type DoubleOptInConfirmedData struct {
+	ContactID string `json:"contact_id"`
+	ChangeID  string `json:"change_id,omitempty" doc:"the opt-in change to double_opt_in; absent when the contact's status already was double_opt_in"`
+	Method    string `json:"method" doc:"double_opt_in_link (an invitation email) or webform_confirmed (a webform's confirmation email)"`
+}
+
+// ListData is the data of list.subscribed and list.unsubscribed.
+type ListData struct {
+	ContactID string `json:"contact_id"`
+	ListID    string `json:"list_id"`
+	List      string `json:"list" doc:"the list's name"`
+	State     string `json:"state" enum:"subscribed,unsubscribed"`
+	Source    string `json:"source" enum:"api,webform,preferences_page,campaign" doc:"where the change came from; campaign: the unsubscribe link of a campaign"`
+}
+
+// PreferencesConfirmedData is the data of preferences.confirmed: what the
+// confirmed change covered. Each part also writes its own events (consent,
+// list, opt-in, request, contact.updated).
+type PreferencesConfirmedData struct {
+	ContactID      string   `json:"contact_id"`
+	ChangeID       string   `json:"change_id"`
+	PurposeIDs     []string `json:"purpose_ids" doc:"the purposes whose consent the change granted or withdrew"`
+	ListIDs        []string `json:"list_ids" doc:"the lists the change subscribed to or unsubscribed from"`
+	OptOut         bool     `json:"opt_out" doc:"the contact opted out of all email"`
+	StopProcessing bool     `json:"stop_processing"`
+	Erasure        bool     `json:"erasure" doc:"the contact asked to be erased"`
+	Fields         []string `json:"fields" doc:"the names of the details the contact corrected"`
+}
+
+// ProcessingStoppedData is the data of processing.stopped.
+type ProcessingStoppedData struct {
+	ContactID string `json:"contact_id"`
+}
+
+// RequestData is the data of request.created and request.done.
+type RequestData struct {
+	RequestID string `json:"request_id"`
+	ContactID string `json:"contact_id,omitempty" doc:"the contact it is about; absent while the sender is not a known contact"`
+	Kind      string `json:"kind" enum:"@request_kind"`
+	Channel   string `json:"channel" enum:"@request_channel"`
+	Status    string `json:"status" enum:"@request_status"`
+}
+
+// CampaignSentData is the data of campaign.sent.
+type CampaignSentData struct {
+	CampaignID string `json:"campaign_id"`
+	Name       string `json:"name"`
+	// Recipients counts the campaign's recipients by status (sent,
+	// skipped, failed, ...).
+	Recipients map[string]int64 `json:"recipients" doc:"the campaign's recipients by status, such as sent, skipped and failed"`
+}
