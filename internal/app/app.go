@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/workflow"
 )
 
 // App is a running Consentry: its database, services and workers.
@@ -71,6 +72,10 @@ type App struct {
 	// receives them when CONSENTRY_INBOUND_SMTP_ADDR is set (after Start).
 	Inbound     *inbound.Service
 	InboundSMTP *inbound.Listener
+	// Workflows keeps the workflow rules and their run log;
+	// WorkflowRunner runs them on events (R21).
+	Workflows      *workflow.Service
+	WorkflowRunner *workflow.Runner
 
 	handler    http.Handler
 	requests   *busy.Meter // every request, for the campaign sender to give way (package busy)
@@ -235,6 +240,14 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		}
 		return err
 	})
+	a.Workflows = &workflow.Service{DB: db, Contacts: a.Contacts, Lists: a.Lists, Now: time.Now}
+	// Webhook calls are not connected yet: a rule's webhook action fails
+	// with its reason until package webhook provides them.
+	a.WorkflowRunner = &workflow.Runner{DB: db, Rules: a.Workflows, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Log: log, Now: time.Now,
+		Poll: time.Minute, Withdraw: a.Consent.PurposeWithdrawal(consent.Actor{Kind: consent.ActorSystem}, consent.Evidence{Method: consent.MethodSystem})}
+	a.Jobs.Every(workflow.PruneJob, workflow.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
+		return a.Workflows.Prune(ctx, time.Now())
+	})
 	a.Tally = &tally.Service{DB: db, Consent: a.Consent, Now: time.Now}
 	a.Jobs.Every(tally.Job, tally.Interval, func(ctx context.Context, _ *jobs.Job) error {
 		return a.Tally.Count(ctx)
@@ -265,7 +278,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(6)
+	a.workers.Add(7)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -281,6 +294,7 @@ func (a *App) Start(ctx context.Context) {
 	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.WorkflowRunner.Run(ctx) }()
 	a.startInboundSMTP(ctx)
 }
 

@@ -420,20 +420,11 @@ func (s *Service) Get(ctx context.Context, id string) (*Contact, error) {
 // sensitive value is read. An id with no contact (deleted) is absent from
 // the map; no ids is an empty map.
 func (s *Service) Named(ctx context.Context, ids []string) (map[string]*Contact, error) {
-	out := make(map[string]*Contact, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	ph, args := store.In(1, ids)
-	found, err := store.QueryAll(ctx, s.DB.Read, scanContact, contactSelect+` WHERE id IN (`+ph+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range found {
+	out, err := s.byID(ctx, ids)
+	for _, c := range out {
 		c.Fields = map[string]any{}
-		out[c.ID] = c
 	}
-	return out, nil
+	return out, err
 }
 
 // checkNotLocked refuses, with a 423, any edit of a contact who asked to

@@ -31,6 +31,11 @@ func TestEnqueueAddressing(t *testing.T) {
 			{"operator with a link", mail.Message{Kind: mail.KindOperator, To: "privacy@acme.example", Links: []mail.Link{reqLink}}, false},
 			{"fixed address of another kind", mail.Message{Kind: mail.KindConfirmation, To: "x@example.org"}, false},
 			{"request confirmation without an address", mail.Message{Kind: mail.KindRequestConfirmation, Links: []mail.Link{reqLink}}, false},
+			// A partner's email is about a contact, to the partner, and never
+			// carries the contact's personal links.
+			{"partner without a contact", mail.Message{Kind: mail.KindPartner, To: "leads@partner.example"}, false},
+			{"partner without an address", mail.Message{Kind: mail.KindPartner, ContactID: "c1"}, false},
+			{"partner with a link", mail.Message{Kind: mail.KindPartner, To: "leads@partner.example", ContactID: "c1", Links: []mail.Link{prefsLink}}, false},
 		} {
 			err := db.Write(context.Background(), func(tx *store.Tx) error {
 				c.m.Subject, c.m.Text = "s", "t"

@@ -247,6 +247,13 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				suppressed++
 				continue
 			}
+			if r.c.kind == KindPartner {
+				// To the partner's address: no links, and a bounce there
+				// says nothing of the contact's own address.
+				r.c.env.To = r.fixedTo
+				out = append(out, r.c)
+				continue
+			}
 			r.c.env.To = rc.Email
 			r.c.contactID = rc.ID
 			if err := d.addLinks(tx, r.c.env, r.contactID.String, r.links); err != nil {
@@ -319,7 +326,8 @@ const UnsubscribeURL = "{{unsubscribe_url}}"
 
 // IsMarketing reports whether email of kind is marketing, which carries an
 // unsubscribe link and the List-Unsubscribe headers.
-func IsMarketing(kind string) bool { return kind == KindCampaign }
+// A workflow email is an autoresponder, so it carries them too.
+func IsMarketing(kind string) bool { return kind == KindCampaign || kind == KindWorkflow }
 
 // linkExpired reports whether one of links has expired by now.
 func linkExpired(links []Link, now time.Time) bool {

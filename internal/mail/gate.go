@@ -50,6 +50,9 @@ type Recipient struct {
 // the contact asked for, which is part of the same exchange. Campaigns also
 // need an opt-in status the policy accepts.
 func Gate(kind string, r Recipient, campaignStatuses []string) string {
+	if kind == KindPartner {
+		return GatePartner(r)
+	}
 	switch {
 	case !r.Exists || r.Erased:
 		return ReasonErased
@@ -73,6 +76,24 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 	}
 	if kind == KindCampaign && !slices.Contains(campaignStatuses, r.OptIn) {
 		return ReasonNotOptedIn
+	}
+	return ""
+}
+
+// GatePartner decides whether an email about contact r to a partner's
+// address (KindPartner) may go: not once the contact was erased or
+// deleted, stopped processing or asked to be erased. Their opt-in status
+// and their address's deliverability do not matter: the email is not to
+// them, and sharing rests on their consent, which the rule that queued it
+// checked.
+func GatePartner(r Recipient) string {
+	switch {
+	case !r.Exists || r.Erased:
+		return ReasonErased
+	case r.ProcessingStopped:
+		return ReasonProcessingStopped
+	case r.ErasureRequested:
+		return ReasonErasureRequested
 	}
 	return ""
 }

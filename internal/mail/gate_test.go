@@ -50,6 +50,9 @@ func TestGate(t *testing.T) {
 	// change they asked for, such as erasure.
 	stoppedButConfirmations := stopAll(ReasonProcessingStopped)
 	delete(stoppedButConfirmations, KindConfirmation)
+	// An email about the contact to a partner does not go to the
+	// contact's address, so its deliverability does not stop it.
+	notPartner := func(m map[string]string) map[string]string { delete(m, KindPartner); return m }
 	want := map[string]map[string]string{
 		"double opt-in":                        {},
 		"none":                                 notOptedIn,
@@ -58,17 +61,18 @@ func TestGate(t *testing.T) {
 		"opted out by user":                    optedOut,
 		"opted out by contact":                 optedOut,
 		"opted out, conversation of their own": ownConversation,
-		"bounced":                              stopAll(ReasonBounced),
-		"blocklisted":                          stopAll(ReasonBlocklisted),
+		"bounced":                              notPartner(stopAll(ReasonBounced)),
+		"blocklisted":                          notPartner(stopAll(ReasonBlocklisted)),
 		"processing stopped":                   stoppedButConfirmations,
 		"erased":                               stopAll(ReasonErased),
 		// Marketing and workflow email stop at once; what the contact
 		// needs to exercise their rights still goes.
-		"erasure requested": {KindWorkflow: ReasonErasureRequested, KindCampaign: ReasonErasureRequested},
+		"erasure requested": {KindWorkflow: ReasonErasureRequested, KindCampaign: ReasonErasureRequested, KindPartner: ReasonErasureRequested},
 		"erasure requested and opted out": {KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
-			KindWorkflow: ReasonErasureRequested, KindAdHoc: ReasonOptedOut, KindReply: ReasonOptedOut, KindCampaign: ReasonErasureRequested},
+			KindWorkflow: ReasonErasureRequested, KindAdHoc: ReasonOptedOut, KindReply: ReasonOptedOut, KindCampaign: ReasonErasureRequested,
+			KindPartner: ReasonErasureRequested},
 		"deleted":               stopAll(ReasonErased),
-		"bounced and opted out": stopAll(ReasonBounced),
+		"bounced and opted out": notPartner(stopAll(ReasonBounced)),
 	}
 	for _, s := range states {
 		for _, kind := range Kinds {

@@ -41,10 +41,16 @@ const (
 	// (auth.PurposeRequestConfirmation). A request from a contact's
 	// address is confirmed by a KindConfirmation message to the contact.
 	KindRequestConfirmation = "request_confirmation"
+	// KindPartner is an email about a contact to a fixed address
+	// (Message.To), a partner's, with the contact's details that a
+	// workflow rule picked: it has both To and ContactID, and never
+	// personal links. The gate stops it once the contact stopped
+	// processing, asked to be erased or was erased (GatePartner).
+	KindPartner = "partner"
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign, KindOperator, KindRequestConfirmation}
+var Kinds = []string{KindDoubleOptIn, KindConfirmation, KindInformed, KindNotification, KindWorkflow, KindAdHoc, KindReply, KindCampaign, KindOperator, KindRequestConfirmation, KindPartner}
 
 // Outbox statuses.
 const (
@@ -120,6 +126,12 @@ func fixedAddress(kind string) bool { return kind == KindOperator || kind == Kin
 // contact; personal links only for a contact, or a request confirmation's
 // own link.
 func (m *Message) checkAddressing() error {
+	if m.Kind == KindPartner {
+		if m.To == "" || m.ContactID == "" || len(m.Links) > 0 {
+			return fmt.Errorf("mail: a message of kind %s has an address and a contact, and no personal links", KindPartner)
+		}
+		return nil
+	}
 	if fixedAddress(m.Kind) != (m.To != "") || (m.To != "" && m.ContactID != "") {
 		return fmt.Errorf("mail: a message to a fixed address is of kind %s or %s and has no contact", KindOperator, KindRequestConfirmation)
 	}

@@ -56,6 +56,10 @@ const (
 	TriggerUser    = "user"
 	TriggerAPI     = "api"
 	TriggerWebform = "webform"
+	// TriggerWorkflow is a workflow rule's action: automatic, so limited
+	// as a public trigger is, lest a rule set off by every change flood
+	// the contact.
+	TriggerWorkflow = "workflow"
 )
 
 // Reasons a contact is not invited.
@@ -307,7 +311,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // who may are written a statement or a few for all, the emails copied
 // from b's renderings.
 func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time, b *bodies) (*Result, error) {
-	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour), trigger == TriggerWebform)
+	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour), limited(trigger))
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +370,10 @@ func WhyNot(optIn, deliverability string, stopped, erased bool) string {
 	return r.skip(TriggerUser)
 }
 
+// limited reports whether invitations by trigger are limited to one per
+// address per day.
+func limited(trigger string) bool { return trigger == TriggerWebform || trigger == TriggerWorkflow }
+
 // skip returns why the contact may not be invited now by trigger, or "".
 func (r *invitee) skip(trigger string) string {
 	switch {
@@ -381,7 +389,7 @@ func (r *invitee) skip(trigger string) string {
 		return SkipBounced
 	case r.deliverability == contactstate.DeliverabilityBlocklisted:
 		return SkipBlocklisted
-	case trigger == TriggerWebform && r.recent > 0:
+	case limited(trigger) && r.recent > 0:
 		return SkipRecentlyInvited
 	}
 	return ""

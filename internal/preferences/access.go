@@ -145,20 +145,9 @@ func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEm
 			return errs.NotFound("contact", "")
 		}
 		now := s.now()
-		text := e.Text
-		var links []mail.Link
-		if cfg.Footer.Enabled {
-			st, err := settings.InTx(tx)
-			if err != nil {
-				return err
-			}
-			url, link := PageLink(s.BaseURL, st, now)
-			links = append(links, link)
-			text = strings.TrimRight(text, "\n") + "\n\n-- \n"
-			if cfg.Footer.Text != "" {
-				text += cfg.Footer.Text + "\n"
-			}
-			text += cfg.Footer.LinkText + ": " + url + "\n"
+		text, links, err := AppendFooterTx(tx, s.BaseURL, cfg.Footer, e.Text, now)
+		if err != nil {
+			return err
 		}
 		id, err = mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindAdHoc, Language: i18n.Match(lang, ""),
 			Subject: e.Subject, Text: text, Links: links}, now)

@@ -1,0 +1,213 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/consentry/consentry/internal/campaign"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// WebhookCall calls the webhook endpoint endpointID with event e inside tx:
+// it queues a delivery in the run's transaction, so that the call is made
+// exactly when the run commits. Package webhook provides it; the app
+// passes it to the Runner. An errs.Error (an endpoint deleted or turned
+// off) fails the run; any other error fails the whole transaction.
+type WebhookCall func(tx *store.Tx, endpointID string, e events.Event) error
+
+// act carries out rule's actions for run inside tx, in order, and records
+// on run what was done and how it ended. The events the actions write
+// count one more workflow action behind them (events.SetDepth). An action
+// refused for a reason of the domain (errs.Error: a locked record, a
+// webhook endpoint gone) ends the run as failed with that reason, keeping
+// what the actions before it did; any other error is returned, and the
+// transaction fails.
+func (r *Runner) act(tx *store.Tx, rule *Rule, run *Run, now time.Time) error {
+	var exists int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM contacts WHERE id = $1`, run.ContactID).Scan(&exists); err != nil {
+		return fmt.Errorf("workflow: read contact: %w", err)
+	}
+	if exists == 0 {
+		run.Status, run.Outcome = StatusSkipped, "the contact no longer exists"
+		return nil
+	}
+	events.SetDepth(tx, run.depth+1)
+	defer events.SetDepth(tx, 0)
+	for i, a := range rule.Actions {
+		d, err := r.perform(tx, a, run, now)
+		if e := errs.As(err); e != nil {
+			run.Status, run.Outcome = StatusFailed, fmt.Sprintf("actions[%d] (%s): %s", i, a.Type, e.Error())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d.Action, d.Type = i, a.Type
+		run.Done = append(run.Done, d)
+	}
+	run.Status, run.Outcome = StatusDone, fmt.Sprintf("%d of %d actions done", len(run.Done), len(rule.Actions))
+	return nil
+}
+
+// perform carries out one action.
+func (r *Runner) perform(tx *store.Tx, a Action, run *Run, now time.Time) (Done, error) {
+	id := run.ContactID
+	switch a.Type {
+	case EmailContact:
+		email, err := r.emailContact(tx, a, id, now)
+		return Done{EmailID: email}, err
+	case EmailAddress:
+		email, err := emailPartner(tx, a, id, now)
+		return Done{EmailID: email}, err
+	case Webhook:
+		if r.Webhook == nil {
+			return Done{}, errs.Refused("webhooks_off", "endpoint_id", "webhook endpoints cannot be called here")
+		}
+		return Done{EndpointID: a.EndpointID}, r.Webhook(tx, a.EndpointID, run.event())
+	case ListAdd:
+		return Done{ListID: a.List}, lists.SetLater(tx, id, a.List, lists.Subscribed, lists.SourceWorkflow, now)
+	case ListRemove:
+		return Done{ListID: a.List}, lists.UnsubscribeTx(tx, id, a.List, lists.SourceWorkflow, now, r.Withdraw)
+	case SetField:
+		return Done{Field: a.Field}, contact.SetFieldTx(tx, id, a.Field, a.Value, now)
+	case DoubleOptIn:
+		skip, err := r.OptIn.InviteTx(tx, id, optin.TriggerWorkflow, now)
+		if skip != "" {
+			return Done{Note: "not invited: " + skip}, err
+		}
+		return Done{}, err
+	case NotifyUsers:
+		return r.notifyUsers(tx, a, id, now)
+	}
+	return Done{}, fmt.Errorf("workflow: unknown action type %q", a.Type)
+}
+
+// emailContact queues the email of an email_contact action, as
+// mail.KindWorkflow: the send gate decides when it goes whether it may
+// (R2). The names are merged now; the preferences link is a personal link
+// whose token is issued as the email is sent, and the unsubscribe link and
+// List-Unsubscribe headers are added then (mail.IsMarketing). A text that
+// does not hold the unsubscribe link gets it at the end, after the
+// preferences footer when the operator turned that on (as email written by
+// users has it).
+func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, now time.Time) (string, error) {
+	c, _, err := contact.ReadIn(context.Background(), tx, contactID)
+	if err != nil {
+		return "", err
+	}
+	st, err := settings.InTx(tx)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := preferences.GetConfig(context.Background(), tx)
+	if err != nil {
+		return "", err
+	}
+	prefURL, prefLink := preferences.PageLink(r.BaseURL, st, now)
+	tag := func(name string) string { return "{{" + name + "}}" }
+	plain := strings.NewReplacer(tag(campaign.TagFirstName), c.FirstName, tag(campaign.TagLastName), c.LastName,
+		tag(campaign.TagPreferencesURL), prefURL)
+	escaped := strings.NewReplacer(tag(campaign.TagFirstName), html.EscapeString(c.FirstName), tag(campaign.TagLastName),
+		html.EscapeString(c.LastName), tag(campaign.TagPreferencesURL), prefURL)
+	subject := plain.Replace(campaign.NormalizeTags(a.Subject))
+	text := plain.Replace(campaign.NormalizeTags(a.Text))
+	body := escaped.Replace(campaign.NormalizeTags(a.HTML))
+	var links []mail.Link
+	if strings.Contains(text, prefURL) || strings.Contains(body, prefURL) {
+		links = append(links, prefLink)
+	}
+	text, footer, err := preferences.AppendFooterTx(tx, r.BaseURL, cfg.Footer, text, now)
+	if err != nil {
+		return "", err
+	}
+	links = append(links, footer...)
+	if !strings.Contains(text, mail.UnsubscribeURL) {
+		text = strings.TrimRight(text, "\n") + "\n\nUnsubscribe: " + mail.UnsubscribeURL + "\n"
+	}
+	if body != "" && !strings.Contains(body, mail.UnsubscribeURL) {
+		body += `<p><a href="` + mail.UnsubscribeURL + `">Unsubscribe</a></p>`
+	}
+	return mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindWorkflow, Language: i18n.Match(c.Language, ""),
+		Subject: subject, Text: text, HTML: body, Links: links}, now)
+}
+
+// emailPartner queues the email of an email_address action: the
+// introduction, then each picked field as "label: value", a sensitive one
+// masked as the contact package shows it. A field deleted since the rule
+// was saved is left out. The email is mail.KindPartner, to the action's
+// address and about the contact, so the send gate stops it if the contact
+// stops processing or asks to be erased before it goes.
+func emailPartner(tx *store.Tx, a Action, contactID string, now time.Time) (string, error) {
+	c, defs, err := contact.ReadIn(context.Background(), tx, contactID)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if a.Text != "" {
+		b.WriteString(strings.TrimRight(a.Text, "\n") + "\n\n")
+	}
+	for _, name := range a.Fields {
+		if f, ok := contact.LookupCoreField(name); ok {
+			b.WriteString(f.Label + ": " + f.Value(c) + "\n")
+			continue
+		}
+		for _, d := range defs {
+			if d.Name == name {
+				b.WriteString(labelOf(d) + ": " + valueText(c.Fields[name]) + "\n")
+			}
+		}
+	}
+	return mail.Enqueue(tx, mail.Message{Kind: mail.KindPartner, To: a.To, ContactID: contactID, Language: "en",
+		Subject: a.Subject, Text: b.String()}, now)
+}
+
+// valueText writes a custom field's value as a person reads it; a value
+// never set is empty.
+func valueText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		if v {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprint(v)
+}
+
+// notifyUsers emails the operator's privacy address the action's subject
+// and text and a link to the contact in the admin pages: no personal data,
+// since the address may be a shared mailbox. With no privacy address set,
+// nobody is emailed and the run notes it.
+func (r *Runner) notifyUsers(tx *store.Tx, a Action, contactID string, now time.Time) (Done, error) {
+	st, err := settings.InTx(tx)
+	if err != nil {
+		return Done{}, err
+	}
+	if st.PrivacyAddress == "" {
+		return Done{Note: "no privacy address is set"}, nil
+	}
+	text := a.Text
+	if text != "" {
+		text = strings.TrimRight(text, "\n") + "\n\n"
+	}
+	text += "Contact: " + r.BaseURL + "/admin/contacts/" + contactID + "\n"
+	id, err := mail.Enqueue(tx, mail.Message{Kind: mail.KindOperator, To: st.PrivacyAddress, Language: "en", Subject: a.Subject, Text: text}, now)
+	return Done{EmailID: id}, err
+}
