@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -71,6 +70,7 @@ func SetFieldTx(tx *store.Tx, id, name string, value any, now time.Time) error {
 	if err := checkNotLocked(tx, id); err != nil {
 		return err
 	}
+	before := snapshotOf(c)
 	if f, ok := LookupCoreField(name); ok {
 		*f.field(c) = v.(string)
 	} else {
@@ -79,7 +79,7 @@ func SetFieldTx(tx *store.Tx, id, name string, value any, now time.Time) error {
 		}
 		c.Fields[name] = v
 	}
-	if err := contactstate.UpdateProfileTx(tx, c.profile(), now); err != nil {
+	if err := updateTx(tx, before, c, nil, now); err != nil {
 		return fmt.Errorf("contact: set %s: %w", name, err)
 	}
 	return nil

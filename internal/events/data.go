@@ -76,7 +76,7 @@ type ListData struct {
 	ListID    string `json:"list_id"`
 	List      string `json:"list" doc:"the list's name"`
 	State     string `json:"state" enum:"subscribed,unsubscribed"`
-	Source    string `json:"source" enum:"api,webform,preferences_page,campaign" doc:"where the change came from; campaign: the unsubscribe link of a campaign"`
+	Source    string `json:"source" enum:"api,webform,preferences_page,campaign,workflow" doc:"where the change came from; campaign: the unsubscribe link of a campaign; workflow: a workflow rule's action"`
 }
 
 // PreferencesConfirmedData is the data of preferences.confirmed: what the

@@ -2,13 +2,15 @@ package workflow
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/filter"
-	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/requests"
 )
 
 // fact is one top-level scalar key of an event type's data, which a rule's
@@ -19,54 +21,66 @@ type fact struct {
 	values []string // the only values it can have, when they are few
 }
 
-// oneOf is f with the only values it can have: a condition comparing it
-// with another value is refused as a likely typo.
-func oneOf(f fact, values ...string) fact { f.values = values; return f }
+// namedValues are the vocabularies the events' enum tags name (@name)
+// whose values a condition may be held to.
+var namedValues = map[string][]string{
+	"opt_in_status":   contactstate.OptInStatuses,
+	"legal_basis":     consent.LegalBases,
+	"request_kind":    requests.Kinds,
+	"request_channel": requests.Channels,
+	"request_status":  requests.Statuses,
+}
 
-func text(names ...string) []fact {
-	out := make([]fact, len(names))
-	for i, n := range names {
-		out[i] = fact{name: n, typ: filter.String}
+// factsOf reads the facts of an event type from its data's Go type, so
+// that the facts are what docs/events.md and the OpenAPI document
+// describe: each string, number or boolean field under its JSON name,
+// with the values its enum tag gives. Lists, times and maps are not facts.
+func factsOf(data any) []fact {
+	t := reflect.TypeOf(data)
+	var out []fact
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		var typ filter.Type
+		switch f.Type.Kind() {
+		case reflect.String:
+			typ = filter.String
+		case reflect.Int, reflect.Int64, reflect.Float64:
+			typ = filter.Number
+		case reflect.Bool:
+			typ = filter.Bool
+		default:
+			continue
+		}
+		x := fact{name: name, typ: typ}
+		if enum := f.Tag.Get("enum"); enum != "" {
+			if key, named := strings.CutPrefix(enum, "@"); named {
+				x.values = namedValues[key]
+			} else {
+				x.values = strings.Split(enum, ",")
+			}
+		}
+		out = append(out, x)
 	}
 	return out
 }
 
-var consentFacts = append(text("contact_id", "record_id", "purpose_id", "purpose", "legal_basis", "source_id", "source",
-	"method", "actor_kind"), oneOf(fact{name: "state", typ: filter.String}, consent.StateGranted, consent.StateWithdrawn),
-	fact{name: "text_version", typ: filter.Number})
-
-var listFacts = append(text("contact_id", "list_id", "list", "source"),
-	oneOf(fact{name: "state", typ: filter.String}, lists.Subscribed, lists.Unsubscribed))
-
-var optInFacts = append(text("contact_id", "change_id", "method", "actor_kind"),
-	oneOf(fact{name: "from", typ: filter.String}, contactstate.OptInStatuses...),
-	oneOf(fact{name: "to", typ: filter.String}, contactstate.OptInStatuses...))
-
-var requestFacts = text("contact_id", "request_id", "kind", "channel", "status")
-
 // eventFacts are the facts of each event type a rule may be triggered by:
-// the top-level scalar keys of the type's data (docs/events.md). Arrays
-// and objects (the names of the fields that changed, say) are not facts.
-// It mirrors the data shapes of package events, from which it is to be
-// derived once they are declared there as types; campaign.sent is
-// missing because it is about no contact, so no rule could act on it.
-var eventFacts = map[string][]fact{
-	events.ContactCreated:       text("contact_id", "actor_kind", "method"),
-	events.ContactUpdated:       text("contact_id"),
-	events.ContactErased:        text("contact_id", "actor_kind", "request_id"),
-	events.ContactDeleted:       text("contact_id", "actor_kind"),
-	events.ConsentGranted:       consentFacts,
-	events.ConsentWithdrawn:     consentFacts,
-	events.OptInChanged:         optInFacts,
-	events.DoubleOptInConfirmed: text("contact_id", "change_id", "method"),
-	events.ListSubscribed:       listFacts,
-	events.ListUnsubscribed:     listFacts,
-	events.PreferencesConfirmed: append(text("contact_id", "change_id"),
-		fact{name: "opt_out", typ: filter.Bool}, fact{name: "stop_processing", typ: filter.Bool}, fact{name: "erasure", typ: filter.Bool}),
-	events.ProcessingStopped: text("contact_id"),
-	events.RequestCreated:    requestFacts,
-	events.RequestDone:       requestFacts,
-}
+// every type whose data names a contact (campaign.sent is about none, so
+// no rule could act on it).
+var eventFacts = func() map[string][]fact {
+	out := map[string][]fact{}
+	for _, t := range events.Types {
+		facts := factsOf(t.Data)
+		if slices.ContainsFunc(facts, func(f fact) bool { return f.name == "contact_id" }) {
+			out[t.Name] = facts
+		}
+	}
+	return out
+}()
 
 // Triggers returns the event types a rule may be triggered by, in the
 // order of events.Types.
