@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/workflow"
 )
 
 // Server holds what the handlers call.
@@ -60,6 +61,9 @@ type Server struct {
 	// (campaigns.go).
 	Campaigns      *campaign.Service
 	CampaignSender *campaign.Sender
+
+	// Workflows keeps workflow rules and their run log (workflows.go).
+	Workflows *workflow.Service
 
 	routes []Route
 	mux    *http.ServeMux
@@ -113,7 +117,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

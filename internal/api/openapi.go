@@ -185,6 +185,7 @@ var tagDocs = map[string]string{
 	"erasure":          "Erasing a contact's personal data, and legal holds",
 	"campaigns":        "Campaigns and their templates",
 	"events":           "Events of every state change, in commit order; the webhooks section describes each type (docs/events.md)",
+	"workflows":        "Workflow rules: act on a contact the moment an event happens (docs/workflows.md); needs the automation scope",
 }
 
 // docTags lists the routes' tags, with their descriptions, in the order

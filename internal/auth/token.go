@@ -40,10 +40,14 @@ const (
 	// audience of contacts is more than a token that syncs contacts
 	// should be able to start.
 	ScopeCampaigns = "campaigns"
+	// ScopeAutomation allows keeping workflow rules and webhook
+	// endpoints: they send email and data on their own, whenever a
+	// contact changes, which is more than syncing contacts needs.
+	ScopeAutomation = "automation"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeReveal, ScopeInbound, ScopeCampaigns}
+var Scopes = []string{ScopeReveal, ScopeInbound, ScopeCampaigns, ScopeAutomation}
 
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {

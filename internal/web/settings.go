@@ -664,6 +664,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if r.PostForm.Get("campaigns") == "on" {
 		scopes = append(scopes, auth.ScopeCampaigns)
 	}
+	if r.PostForm.Get("automation") == "on" {
+		scopes = append(scopes, auth.ScopeAutomation)
+	}
 	var expires *time.Time
 	if days := formInt(r.PostForm, "days"); days != nil {
 		if *days < 1 || *days > 3650 {

@@ -167,7 +167,7 @@ func oneRow(res sql.Result, err error) error {
 		return fmt.Errorf("workflow: write rule: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return errs.NotFound("workflow rule", "")
+		return errs.NotFound("workflow_rule", "")
 	}
 	return nil
 }
@@ -215,7 +215,7 @@ func scanRule(row store.Scanner) (*Rule, error) {
 	var created, updated int64
 	err := row.Scan(&r.ID, &r.Name, &r.Trigger, &r.Condition, &actions, &r.DelayMinutes, &on, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errs.NotFound("workflow rule", "")
+		return nil, errs.NotFound("workflow_rule", "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("workflow: read rule: %w", err)

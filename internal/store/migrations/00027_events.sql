@@ -33,6 +33,9 @@ CREATE TABLE event_cursors (
     consumer TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+-- The product's own consumers start at the first event, so that nothing
+-- written before they first run is passed over.
+INSERT INTO event_cursors (consumer, position) VALUES ('webhooks', 0), ('workflows', 0);
 
 -- +goose Down
 DROP TABLE event_cursors;
