@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/webhook"
 )
 
 // App is a running Consentry: its database, services and workers.
@@ -71,6 +72,10 @@ type App struct {
 	// receives them when CONSENTRY_INBOUND_SMTP_ADDR is set (after Start).
 	Inbound     *inbound.Service
 	InboundSMTP *inbound.Listener
+	// Webhooks keeps webhook endpoints and their deliveries;
+	// WebhookWorker makes the deliveries from events and sends them.
+	Webhooks      *webhook.Service
+	WebhookWorker *webhook.Worker
 
 	handler    http.Handler
 	requests   *busy.Meter // every request, for the campaign sender to give way (package busy)
@@ -235,6 +240,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		}
 		return err
 	})
+	a.Webhooks = &webhook.Service{DB: db, Now: time.Now, Log: log, Policy: webhook.Policy{AllowHTTPLocalhost: cfg.WebhooksAllowHTTPLocalhost},
+		Mail: tmpl, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	a.WebhookWorker = webhook.NewWorker(a.Webhooks)
+	a.Jobs.Every(webhook.PruneJob, webhook.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Webhooks.Prune(ctx, time.Now().Add(-webhook.KeepFor))
+		return err
+	})
 	a.Tally = &tally.Service{DB: db, Consent: a.Consent, Now: time.Now}
 	a.Jobs.Every(tally.Job, tally.Interval, func(ctx context.Context, _ *jobs.Job) error {
 		return a.Tally.Count(ctx)
@@ -261,11 +273,11 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 // Handler serves everything the service answers over HTTP.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Start runs the background workers (jobs and email delivery) until ctx
+// Start runs the background workers (jobs, email and webhook delivery) until ctx
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(6)
+	a.workers.Add(7)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -278,6 +290,7 @@ func (a *App) Start(ctx context.Context) {
 	}()
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.WebhookWorker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()

@@ -1,0 +1,163 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/consentry/consentry/internal/store"
+)
+
+// UserAgent names Consentry to receivers.
+const UserAgent = "Consentry-Webhooks/1 (+https://github.com/consentry/consentry)"
+
+// Limits on what is read of a response, and kept of it in the log.
+const (
+	readLimit = 64 << 10
+	keepLimit = 1 << 10
+)
+
+// NewClient returns the HTTP client of webhook attempts: every connection
+// checked against p where it is dialled, no proxy (one would dial for
+// us, past the check), redirects not followed (a 3xx is a failure) and
+// each attempt bounded by timeout.
+func NewClient(p Policy, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext:           p.dial(&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}),
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   DefaultPerEndpoint * 2,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// result is what one attempt came to.
+type result struct {
+	status   int    // the HTTP status, 0 when none came
+	err      string // why it failed, "" when it succeeded
+	latency  time.Duration
+	response string // the first KiB of the response body, as text
+}
+
+func (r result) ok() bool { return r.err == "" }
+
+// attempt POSTs c's envelope, signed for this attempt's time at.
+func (w *Worker) attempt(ctx context.Context, c claimed, at time.Time) result {
+	body := Envelope(c.event)
+	sig, err := Sign(c.secrets, c.event.ID(), at, body)
+	if err != nil {
+		return result{err: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return result{err: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("webhook-id", c.event.ID())
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(at.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+	start := time.Now()
+	resp, err := w.Client.Do(req)
+	if err != nil {
+		return result{err: describe(err), latency: time.Since(start)}
+	}
+	read, rerr := io.ReadAll(io.LimitReader(resp.Body, readLimit))
+	resp.Body.Close()
+	r := result{status: resp.StatusCode, latency: time.Since(start), response: keep(read)}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		r.err = fmt.Sprintf("HTTP %d: redirect to %q not followed", resp.StatusCode, resp.Header.Get("Location"))
+	case resp.StatusCode < 200 || resp.StatusCode >= 300:
+		r.err = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	case rerr != nil && !errors.Is(rerr, io.EOF):
+		r.err = "reading the response: " + describe(rerr)
+	}
+	return r
+}
+
+// describe is an error's text without the url.Error wrapping, which
+// repeats the method and the URL the log already shows.
+func describe(err error) string {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
+		if inner := ue.Unwrap(); inner != nil {
+			err = inner
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within the time allowed"
+	}
+	return err.Error()
+}
+
+// keep is the first KiB of b as text, cut at a character boundary.
+func keep(b []byte) string {
+	if len(b) > keepLimit {
+		b = b[:keepLimit]
+		for len(b) > 0 && !utf8.Valid(b) && len(b) > keepLimit-4 {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// finish records c's attempt at, and moves the delivery on: delivered,
+// tried again later, or failed once GiveUpAfter has passed since its first
+// attempt. A worker that lost its lease meanwhile records the attempt
+// only. A failure may turn the endpoint off (disableIfFailing).
+func (w *Worker) finish(ctx context.Context, c claimed, at time.Time, r result) error {
+	return w.DB.Write(ctx, func(tx *store.Tx) error {
+		now := w.now()
+		if err := tx.ExecLater(store.Prefix("webhook: record an attempt"), `INSERT INTO webhook_attempts
+			(delivery_id, attempted_at, status_code, error, latency_us, response) VALUES ($1, $2, $3, $4, $5, $6)`,
+			c.id, store.Micros(at), r.status, truncate(r.err), r.latency.Microseconds(), r.response); err != nil {
+			return err
+		}
+		first := at
+		if c.first.Valid {
+			first = store.FromMicros(c.first.Int64)
+		}
+		status, next, finished := StatusDelivered, now, any(store.Micros(now))
+		if !r.ok() {
+			status = StatusFailed
+			if t, again := nextTry(c.attempts+1, first, now); again {
+				status, next, finished = StatusPending, t, nil
+			}
+		}
+		res, err := tx.Exec(`UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, first_attempt_at = $4, next_at = $5,
+			last_status = $6, last_error = $7, finished_at = $8, locked_by = '', locked_until = 0
+			WHERE id = $1 AND locked_by = $2 AND status = 'pending'`,
+			c.id, w.id, status, store.Micros(first), store.Micros(next), r.status, truncate(r.err), finished)
+		if err != nil {
+			return fmt.Errorf("webhook: record delivery %d: %w", c.id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another worker took it over
+		}
+		if r.ok() {
+			return w.succeeded(tx, c.endpointID, now)
+		}
+		return w.failed(tx, c.endpointID, now, r.err)
+	})
+}
+
+func truncate(s string) string {
+	if len(s) > 2000 {
+		return strings.ToValidUTF8(s[:2000], "")
+	}
+	return s
+}
