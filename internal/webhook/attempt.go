@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/consentry/consentry/internal/store"
 )
 
 // UserAgent names Consentry to receivers.
@@ -113,46 +112,6 @@ func keep(b []byte) string {
 		}
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
-}
-
-// finish records c's attempt at, and moves the delivery on: delivered,
-// tried again later, or failed once GiveUpAfter has passed since its first
-// attempt. A worker that lost its lease meanwhile records the attempt
-// only. A failure may turn the endpoint off (disableIfFailing).
-func (w *Worker) finish(ctx context.Context, c claimed, at time.Time, r result) error {
-	return w.DB.Write(ctx, func(tx *store.Tx) error {
-		now := w.now()
-		if err := tx.ExecLater(store.Prefix("webhook: record an attempt"), `INSERT INTO webhook_attempts
-			(delivery_id, attempted_at, status_code, error, latency_us, response) VALUES ($1, $2, $3, $4, $5, $6)`,
-			c.id, store.Micros(at), r.status, truncate(r.err), r.latency.Microseconds(), r.response); err != nil {
-			return err
-		}
-		first := at
-		if c.first.Valid {
-			first = store.FromMicros(c.first.Int64)
-		}
-		status, next, finished := StatusDelivered, now, any(store.Micros(now))
-		if !r.ok() {
-			status = StatusFailed
-			if t, again := nextTry(c.attempts+1, first, now); again {
-				status, next, finished = StatusPending, t, nil
-			}
-		}
-		res, err := tx.Exec(`UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, first_attempt_at = $4, next_at = $5,
-			last_status = $6, last_error = $7, finished_at = $8, locked_by = '', locked_until = 0
-			WHERE id = $1 AND locked_by = $2 AND status = 'pending'`,
-			c.id, w.id, status, store.Micros(first), store.Micros(next), r.status, truncate(r.err), finished)
-		if err != nil {
-			return fmt.Errorf("webhook: record delivery %d: %w", c.id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // another worker took it over
-		}
-		if r.ok() {
-			return w.succeeded(tx, c.endpointID, now)
-		}
-		return w.failed(tx, c.endpointID, now, r.err)
-	})
 }
 
 func truncate(s string) string {

@@ -25,12 +25,12 @@ func Backoff(n int) time.Duration {
 // nextTry returns when to try a delivery again after its nth failure at
 // now, its first attempt having been at first, or false once GiveUpAfter
 // has passed. The last try is at first+GiveUpAfter, whatever the schedule.
-func nextTry(n int, first, now time.Time) (time.Time, bool) {
+func nextTry(n int, first, now time.Time, backoff func(int) time.Duration) (time.Time, bool) {
 	end := first.Add(GiveUpAfter)
 	if !now.Before(end) {
 		return time.Time{}, false
 	}
-	next := now.Add(Backoff(n))
+	next := now.Add(backoff(n))
 	if next.After(end) {
 		next = end
 	}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/consentry/consentry/internal/events"
@@ -17,10 +19,11 @@ import (
 
 // Worker defaults.
 const (
-	DefaultLease       = time.Minute
+	DefaultLease       = 2 * time.Minute
 	DefaultTimeout     = 10 * time.Second
-	DefaultConcurrency = 32
+	DefaultConcurrency = 1024
 	DefaultPerEndpoint = 8
+	claimGap           = 2 * time.Millisecond
 )
 
 // Worker makes deliveries from events and sends them. Several may run,
@@ -36,15 +39,22 @@ type Worker struct {
 	Lease time.Duration
 	// Timeout bounds one attempt, connection to last byte read.
 	Timeout time.Duration
-	// Concurrency bounds the attempts under way in this worker, and
-	// PerEndpoint those to one endpoint across all workers.
+	// Concurrency bounds the deliveries this worker holds at once.
+	// PerEndpoint bounds its requests under way to one endpoint; every
+	// instance holds at most heldPerSlot times that many deliveries to
+	// one endpoint, counted in the database.
 	Concurrency int
 	PerEndpoint int
 	// Poll is how often to look for work that other instances wrote or
 	// that came due.
 	Poll time.Duration
+	// Backoff is the wait after a delivery's nth failure (Backoff, the
+	// function, unless a test wants retries sooner).
+	Backoff func(failures int) time.Duration
 
-	id string
+	id  string
+	mu  sync.Mutex
+	eps map[string]*endpointState
 }
 
 // NewWorker returns a worker for s with the defaults.
@@ -52,9 +62,47 @@ func NewWorker(s *Service) *Worker {
 	b := make([]byte, 6)
 	rand.Read(b)
 	w := &Worker{Service: s, Lease: DefaultLease, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency,
-		PerEndpoint: DefaultPerEndpoint, Poll: time.Second, id: hex.EncodeToString(b)}
+		PerEndpoint: DefaultPerEndpoint, Poll: time.Second, Backoff: Backoff, id: hex.EncodeToString(b)}
 	w.Client = NewClient(s.Policy, w.Timeout)
 	return w
+}
+
+// endpointState is what a worker knows of an endpoint between claims.
+type endpointState struct {
+	slots   chan struct{} // PerEndpoint requests at a time
+	latency atomic.Int64  // of recent attempts, smoothed, in ns
+}
+
+func (w *Worker) endpoint(id string) *endpointState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.eps == nil {
+		w.eps = map[string]*endpointState{}
+	}
+	e, ok := w.eps[id]
+	if !ok {
+		e = &endpointState{slots: make(chan struct{}, w.PerEndpoint)}
+		e.latency.Store(int64(100 * time.Millisecond)) // a guess, soon replaced by what it measures
+		w.eps[id] = e
+	}
+	return e
+}
+
+// held is how many deliveries to the endpoint may be held at once (by
+// all workers, as counted in the database): as many as its PerEndpoint
+// requests can send, at its recent latency, within half a lease, and at
+// least four for each request. A fast receiver then has hundreds on
+// their way, each write claiming or finishing many, and a slow one few,
+// so that none waits past its lease (deliver lets go of one that would).
+func (e *endpointState) held(w *Worker) int {
+	per := int(w.Lease / 2 / time.Duration(max(e.latency.Load(), 1)))
+	return w.PerEndpoint * min(max(per, 4), 64)
+}
+
+// observe folds an attempt's latency into the endpoint's.
+func (e *endpointState) observe(d time.Duration) {
+	old := e.latency.Load()
+	e.latency.Store(old + (int64(d)-old)/8)
 }
 
 // claimed is a delivery this worker holds, with what sending it needs.
@@ -69,18 +117,26 @@ type claimed struct {
 }
 
 // claim takes up to want due deliveries: pending, due, not held by a live
-// lease, to an enabled endpoint with fewer than PerEndpoint attempts under
-// way, and with no earlier delivery to the same endpoint about the same
+// lease, to an enabled endpoint to which fewer than its held() deliveries
+// are held, and with no earlier delivery to the same endpoint about the same
 // contact still pending.
 func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 	var out []claimed
 	err := w.DB.Write(ctx, func(tx *store.Tx) error {
 		out = out[:0]
 		now := store.Micros(w.now())
-		busy, err := store.CountBy(ctx, tx, `SELECT endpoint_id, count(*) FROM webhook_deliveries
-			WHERE status = 'pending' AND locked_until >= $1 GROUP BY endpoint_id`, now)
+		// Read row by row, so that the index on locked_until finds the
+		// few held ones (a GROUP BY would walk the index by endpoint).
+		held, err := store.QueryAll(ctx, tx, func(row store.Scanner) (string, error) {
+			var id string
+			return id, row.Scan(&id)
+		}, `SELECT endpoint_id FROM webhook_deliveries WHERE locked_until >= $1`, now) // only pending ones are held
 		if err != nil {
-			return fmt.Errorf("webhook: count attempts under way: %w", err)
+			return fmt.Errorf("webhook: count deliveries held: %w", err)
+		}
+		busy := map[string]int{}
+		for _, id := range held {
+			busy[id]++
 		}
 		rows, err := tx.Query(`SELECT d.id, d.endpoint_id, d.attempts, d.first_attempt_at, e.url, e.secret, e.previous_secret, e.previous_until,
 				v.seq, v.type, v.version, COALESCE(v.contact_id, ''), v.occurred_at, v.data
@@ -88,7 +144,7 @@ func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 			WHERE d.status = 'pending' AND d.next_at <= $1 AND d.locked_until < $1 AND e.enabled
 			AND (d.contact_id = '' OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id
 				AND p.contact_id = d.contact_id AND p.event_seq < d.event_seq AND p.status = 'pending'))
-			ORDER BY d.next_at, d.id LIMIT $2`, now, want*4)
+			ORDER BY d.next_at, d.id LIMIT $2`, now, min(want, 256))
 		if err != nil {
 			return fmt.Errorf("webhook: claim: %w", err)
 		}
@@ -102,7 +158,7 @@ func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 				&c.event.Seq, &c.event.Type, &c.event.Version, &c.event.ContactID, &at, &data); err != nil {
 				return fmt.Errorf("webhook: claim: %w", err)
 			}
-			if len(out) == want || busy[c.endpointID] >= int64(w.PerEndpoint) {
+			if len(out) == want || busy[c.endpointID] >= w.endpoint(c.endpointID).held(w) {
 				continue
 			}
 			busy[c.endpointID]++
@@ -117,6 +173,7 @@ func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("webhook: claim: %w", err)
 		}
+
 		rows.Close()
 		if len(ids) == 0 {
 			return nil
@@ -131,22 +188,43 @@ func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 	return out, err
 }
 
-// deliver attempts c and records the outcome. An attempt cut short
-// because the worker is stopping is not counted: the delivery is let go,
-// to be sent by whichever worker comes next.
-func (w *Worker) deliver(ctx context.Context, c claimed) {
+// deliver attempts c, once one of its endpoint's PerEndpoint requests is
+// free, and returns the outcome to record; or nil when it let c go
+// without an attempt: because the worker is stopping, or because c waited
+// so long that its attempt might outlast the lease. An attempt cut short
+// by the worker stopping is let go too, not counted.
+func (w *Worker) deliver(ctx context.Context, c claimed) *outcome {
+	claimedAt := time.Now()
+	ep := w.endpoint(c.endpointID)
+	select {
+	case ep.slots <- struct{}{}:
+	case <-ctx.Done():
+		w.letGo(c.id)
+		return nil
+	}
+	if time.Since(claimedAt) > w.Lease/2 {
+		<-ep.slots
+		w.letGo(c.id)
+		return nil
+	}
 	at := w.now()
 	r := w.attempt(ctx, c, at)
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	var err error
+	<-ep.slots
+	ep.observe(r.latency)
 	if ctx.Err() != nil && !r.ok() {
-		err = w.release(fctx, c.id)
-	} else {
-		err = w.finish(fctx, c, at, r)
+		w.letGo(c.id)
+		return nil
 	}
-	if err != nil {
-		w.log().Error("webhook: record an attempt", "delivery", c.id, "err", err)
+	return &outcome{c: c, at: at, r: r}
+}
+
+// letGo releases a delivery, logging a failure to (its lease then runs
+// out instead).
+func (w *Worker) letGo(id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.release(ctx, id); err != nil {
+		w.log().Error("webhook: let a delivery go", "delivery", id, "err", err)
 	}
 }
 
@@ -168,14 +246,20 @@ func (w *Worker) SendDue(ctx context.Context) (int, error) {
 		if err != nil || len(cs) == 0 {
 			return total, err
 		}
-		done := make(chan struct{}, len(cs))
+		outs := make(chan *outcome, len(cs))
 		for _, c := range cs {
-			go func() { w.deliver(ctx, c); done <- struct{}{} }()
+			go func() { outs <- w.deliver(ctx, c) }()
 		}
+		var batch []outcome
 		for range cs {
-			<-done
+			if o := <-outs; o != nil {
+				batch = append(batch, *o)
+			}
 		}
-		total += len(cs)
+		if err := w.record(context.WithoutCancel(ctx), batch); err != nil {
+			return total, err
+		}
+		total += len(batch)
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
@@ -185,51 +269,88 @@ func (w *Worker) SendDue(ctx context.Context) (int, error) {
 // Run makes deliveries from events (at once when this process commits
 // one, and every Poll for those of other instances) and sends them, up to
 // Concurrency at a time, until ctx ends; then it waits for the attempts
-// under way.
+// under way and records them. Outcomes are recorded as they come, those
+// that came meanwhile together, in one write.
 func (w *Worker) Run(ctx context.Context) {
 	dispatcher := make(chan struct{})
 	go func() {
 		defer close(dispatcher)
 		jobs.Loop(ctx, events.Wakes(w.DB), w.Poll, w.log(), "webhook: make deliveries", w.DispatchAll)
 	}()
+	outs := make(chan *outcome, w.Concurrency)
+	done := make(chan int, w.Concurrency)
+	go w.recordAll(outs, done)
 	wakes := w.DB.Wakes(wakeTopic)
-	done := make(chan struct{}, w.Concurrency)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	inflight, look := 0, false
+	var last time.Time
 	for {
-		if look && inflight < w.Concurrency {
+		// At most one claim every claimGap: each claim is a write, and
+		// one per delivery ended would be most of the work.
+		if wait := claimGap - time.Since(last); look && inflight < w.Concurrency && wait > 0 {
+			poll.Reset(wait)
+		} else if look && inflight < w.Concurrency {
+			last = time.Now()
 			cs, err := w.claim(ctx, w.Concurrency-inflight)
 			if err != nil && ctx.Err() == nil {
 				w.log().Error("webhook: claim deliveries", "err", err)
 			}
 			for _, c := range cs {
 				inflight++
-				go func() { w.deliver(ctx, c); done <- struct{}{} }()
+				go func() { outs <- w.deliver(ctx, c) }()
 			}
 			look = false
+			poll.Reset(w.Poll)
 		}
 		select {
 		case <-ctx.Done():
-			for ; inflight > 0; inflight-- {
-				<-done
+			for inflight > 0 {
+				inflight -= <-done
 			}
+			close(outs)
 			<-dispatcher
 			return
-		case <-done:
-			inflight--
-			for drained := false; !drained; { // one claim for every attempt that ended meanwhile
-				select {
-				case <-done:
-					inflight--
-				default:
-					drained = true
-				}
-			}
+		case n := <-done:
+			inflight -= n
 		case <-wakes:
 		case <-poll.C:
-			poll.Reset(w.Poll)
 		}
 		look = true
+	}
+}
+
+// recordAll records the outcomes that come on outs, all those waiting in
+// one write, and says on done how many deliveries each write ended, until
+// outs is closed.
+func (w *Worker) recordAll(outs <-chan *outcome, done chan<- int) {
+	for o := range outs {
+		n, batch := 1, []outcome{}
+		if o != nil {
+			batch = append(batch, *o)
+		}
+		for more := true; more && n < 1000; {
+			select {
+			case o, ok := <-outs:
+				if !ok {
+					more = false
+					break
+				}
+				n++
+				if o != nil {
+					batch = append(batch, *o)
+				}
+			default:
+				more = false
+			}
+		}
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := w.record(ctx, batch); err != nil {
+				w.log().Error("webhook: record attempts; they will be made again when their lease runs out", "attempts", len(batch), "err", err)
+			}
+			cancel()
+		}
+		done <- n
 	}
 }
