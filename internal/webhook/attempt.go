@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
 )
 
 // UserAgent names Consentry to receivers.
