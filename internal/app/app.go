@@ -243,6 +243,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Webhooks = &webhook.Service{DB: db, Now: time.Now, Log: log, Policy: webhook.Policy{AllowHTTPLocalhost: cfg.WebhooksAllowHTTPLocalhost},
 		Mail: tmpl, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
 	a.WebhookWorker = webhook.NewWorker(a.Webhooks)
+	if cfg.WebhooksLease > 0 {
+		a.WebhookWorker.Lease = cfg.WebhooksLease
+	}
 	a.Jobs.Every(webhook.PruneJob, webhook.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.Webhooks.Prune(ctx, time.Now().Add(-webhook.KeepFor))
 		return err

@@ -14,7 +14,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != DefaultDatabase || c.HTTPAddr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" ||
-		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute || c.WebhooksAllowHTTPLocalhost {
+		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute || c.WebhooksAllowHTTPLocalhost || c.WebhooksLease != 2*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -53,6 +53,7 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_INBOUND_SMTP_ADDR":             "2525",
 		"CONSENTRY_CAMPAIGN_LEASE":                "10ms",
 		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "sometimes",
+		"CONSENTRY_WEBHOOKS_LEASE":                "0s",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

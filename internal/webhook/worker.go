@@ -191,8 +191,9 @@ func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
 // deliver attempts c, once one of its endpoint's PerEndpoint requests is
 // free, and returns the outcome to record; or nil when it let c go
 // without an attempt: because the worker is stopping, or because c waited
-// so long that its attempt might outlast the lease. An attempt cut short
-// by the worker stopping is let go too, not counted.
+// so long that its attempt might outlast the lease. An attempt under way
+// when the worker stops is carried to its end (Timeout at most), so that
+// a restart repeats nothing.
 func (w *Worker) deliver(ctx context.Context, c claimed) *outcome {
 	claimedAt := time.Now()
 	ep := w.endpoint(c.endpointID)
@@ -208,13 +209,9 @@ func (w *Worker) deliver(ctx context.Context, c claimed) *outcome {
 		return nil
 	}
 	at := w.now()
-	r := w.attempt(ctx, c, at)
+	r := w.attempt(context.WithoutCancel(ctx), c, at)
 	<-ep.slots
 	ep.observe(r.latency)
-	if ctx.Err() != nil && !r.ok() {
-		w.letGo(c.id)
-		return nil
-	}
 	return &outcome{c: c, at: at, r: r}
 }
 
