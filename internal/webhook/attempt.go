@@ -102,7 +102,9 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// keep is the first KiB of b as text, cut at a character boundary.
+// keep is the first KiB of b as text, cut at a character boundary, with
+// what is not text (invalid UTF-8, NUL, which PostgreSQL's text refuses)
+// replaced.
 func keep(b []byte) string {
 	if len(b) > keepLimit {
 		b = b[:keepLimit]
@@ -110,12 +112,12 @@ func keep(b []byte) string {
 			b = b[:len(b)-1]
 		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func truncate(s string) string {
 	if len(s) > 2000 {
-		return strings.ToValidUTF8(s[:2000], "")
+		s = strings.ToValidUTF8(s[:2000], "")
 	}
-	return s
+	return strings.ReplaceAll(s, "\x00", "")
 }

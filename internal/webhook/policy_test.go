@@ -85,7 +85,7 @@ func TestANameResolvingToLoopbackIsRefusedWhenCalled(t *testing.T) {
 	})
 }
 
-func TestRedirectsAreNotFollowedAndBigAnswersAreCut(t *testing.T) {
+func TestRedirectsAreNotFollowedAndAnswersAreCutAndKeptAsText(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := newFixture(t, db)
 		target := newReceiver(t, nil)
@@ -103,8 +103,13 @@ func TestRedirectsAreNotFollowedAndBigAnswersAreCut(t *testing.T) {
 			}
 		}))
 		t.Cleanup(huge.Close)
+		binary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("\x00\xffok"))
+		}))
+		t.Cleanup(binary.Close)
 		r, _ := f.endpoint(t, redirect.URL)
 		h, _ := f.endpoint(t, huge.URL)
+		b, _ := f.endpoint(t, binary.URL)
 		f.emit(t, events.ConsentGranted, "c1")
 		f.send(t)
 		if n := len(target.all()); n != 0 {
@@ -118,6 +123,11 @@ func TestRedirectsAreNotFollowedAndBigAnswersAreCut(t *testing.T) {
 		as, err := f.svc.Attempts(context.Background(), d.ID, webhook.Page{})
 		if err != nil || d.Status != webhook.StatusDelivered || len(as) != 1 {
 			t.Fatalf("huge answer: %+v %+v %v", d, as, err)
+		}
+		d = f.deliveries(t, b.ID)[0]
+		if bs, err := f.svc.Attempts(context.Background(), d.ID, webhook.Page{}); err != nil || d.Status != webhook.StatusDelivered ||
+			len(bs) != 1 || bs[0].Response != "\uFFFD\uFFFDok" {
+			t.Fatalf("an answer that is not text: %+v %+v %v", d, bs, err)
 		}
 		if n := len(as[0].Response); n > 1024 || n < 1020 || !strings.HasPrefix(as[0].Response, "éé") || strings.ContainsRune(as[0].Response, '\uFFFD') {
 			t.Fatalf("kept %d bytes of the answer: %q", n, as[0].Response[max(0, n-10):])
