@@ -3,11 +3,9 @@ package webhook
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,16 +31,17 @@ const (
 // taken over when the lease runs out, and sent again with the same id.
 type Worker struct {
 	*Service
-	// Client sends the requests; nil means NewClient(Policy, Timeout).
+	// Client sends the requests: NewClient(Policy, Timeout) as NewWorker
+	// makes it, so one that changes either makes the client again.
 	Client *http.Client
 	// Lease is how long a claimed delivery stays this worker's.
 	Lease time.Duration
 	// Timeout bounds one attempt, connection to last byte read.
 	Timeout time.Duration
 	// Concurrency bounds the deliveries this worker holds at once.
-	// PerEndpoint bounds its requests under way to one endpoint; every
-	// instance holds at most heldPerSlot times that many deliveries to
-	// one endpoint, counted in the database.
+	// PerEndpoint bounds its requests under way to one endpoint; how many
+	// deliveries to one endpoint all workers hold at once is bounded too,
+	// in the database, by what those requests can send (held).
 	Concurrency int
 	PerEndpoint int
 	// Poll is how often to look for work that other instances wrote or
@@ -71,6 +70,26 @@ func NewWorker(s *Service) *Worker {
 type endpointState struct {
 	slots   chan struct{} // PerEndpoint requests at a time
 	latency atomic.Int64  // of recent attempts, smoothed, in ns
+	// idleUntil (unix ns) passes the endpoint over in claims: its last
+	// claim found nothing to take (all due deliveries waiting behind
+	// earlier ones, say), and looking again at every claim would read
+	// them all each time.
+	idleUntil atomic.Int64
+}
+
+func (e *endpointState) idle() bool              { return time.Now().UnixNano() < e.idleUntil.Load() }
+func (e *endpointState) setIdle(until time.Time) { e.idleUntil.Store(until.UnixNano()) }
+
+// busyAgain ends the idle time of the endpoints ids, or of all of them
+// when none is given: they may have something to take.
+func (w *Worker) busyAgain(ids ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, e := range w.eps {
+		if len(ids) == 0 || slices.Contains(ids, id) {
+			e.idleUntil.Store(0)
+		}
+	}
 }
 
 func (w *Worker) endpoint(id string) *endpointState {
@@ -103,89 +122,6 @@ func (e *endpointState) held(w *Worker) int {
 func (e *endpointState) observe(d time.Duration) {
 	old := e.latency.Load()
 	e.latency.Store(old + (int64(d)-old)/8)
-}
-
-// claimed is a delivery this worker holds, with what sending it needs.
-type claimed struct {
-	id         int64
-	endpointID string
-	url        string
-	secrets    []string // the current secret, then the previous while it still signs
-	attempts   int
-	first      sql.NullInt64
-	event      events.Event
-}
-
-// claim takes up to want due deliveries: pending, due, not held by a live
-// lease, to an enabled endpoint to which fewer than its held() deliveries
-// are held, and with no earlier delivery to the same endpoint about the same
-// contact still pending.
-func (w *Worker) claim(ctx context.Context, want int) ([]claimed, error) {
-	var out []claimed
-	err := w.DB.Write(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		now := store.Micros(w.now())
-		// Read row by row, so that the index on locked_until finds the
-		// few held ones (a GROUP BY would walk the index by endpoint).
-		held, err := store.QueryAll(ctx, tx, func(row store.Scanner) (string, error) {
-			var id string
-			return id, row.Scan(&id)
-		}, `SELECT endpoint_id FROM webhook_deliveries WHERE locked_until >= $1`, now) // only pending ones are held
-		if err != nil {
-			return fmt.Errorf("webhook: count deliveries held: %w", err)
-		}
-		busy := map[string]int{}
-		for _, id := range held {
-			busy[id]++
-		}
-		rows, err := tx.Query(`SELECT d.id, d.endpoint_id, d.attempts, d.first_attempt_at, e.url, e.secret, e.previous_secret, e.previous_until,
-				v.seq, v.type, v.version, COALESCE(v.contact_id, ''), v.occurred_at, v.data
-			FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events v ON v.seq = d.event_seq
-			WHERE d.status = 'pending' AND d.next_at <= $1 AND d.locked_until < $1 AND e.enabled
-			AND (d.contact_id = '' OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id
-				AND p.contact_id = d.contact_id AND p.event_seq < d.event_seq AND p.status = 'pending'))
-			ORDER BY d.next_at, d.id LIMIT $2`, now, min(want, 256))
-		if err != nil {
-			return fmt.Errorf("webhook: claim: %w", err)
-		}
-		defer rows.Close()
-		var ids []int64
-		for rows.Next() {
-			var c claimed
-			var secret, previous, data string
-			var until, at int64
-			if err := rows.Scan(&c.id, &c.endpointID, &c.attempts, &c.first, &c.url, &secret, &previous, &until,
-				&c.event.Seq, &c.event.Type, &c.event.Version, &c.event.ContactID, &at, &data); err != nil {
-				return fmt.Errorf("webhook: claim: %w", err)
-			}
-			if len(out) == want || busy[c.endpointID] >= w.endpoint(c.endpointID).held(w) {
-				continue
-			}
-			busy[c.endpointID]++
-			c.secrets = []string{secret}
-			if previous != "" && until > now {
-				c.secrets = append(c.secrets, previous)
-			}
-			c.event.OccurredAt, c.event.Data = store.FromMicros(at), json.RawMessage(data)
-			out = append(out, c)
-			ids = append(ids, c.id)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("webhook: claim: %w", err)
-		}
-
-		rows.Close()
-		if len(ids) == 0 {
-			return nil
-		}
-		in, args := store.InList(tx.Dialect(), 3, ids)
-		if _, err := tx.Exec(`UPDATE webhook_deliveries SET locked_by = $1, locked_until = $2 WHERE id IN (`+in+`)`,
-			append([]any{w.id, now + w.Lease.Microseconds()}, args...)...); err != nil {
-			return fmt.Errorf("webhook: claim: %w", err)
-		}
-		return nil
-	})
-	return out, err
 }
 
 // deliver attempts c, once one of its endpoint's PerEndpoint requests is
@@ -239,6 +175,7 @@ func (w *Worker) release(ctx context.Context, id int64) error {
 func (w *Worker) SendDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
+		w.busyAgain()
 		cs, err := w.claim(ctx, w.Concurrency)
 		if err != nil || len(cs) == 0 {
 			return total, err
@@ -311,6 +248,7 @@ func (w *Worker) Run(ctx context.Context) {
 		case n := <-done:
 			inflight -= n
 		case <-wakes:
+			w.busyAgain()
 		case <-poll.C:
 		}
 		look = true
@@ -343,11 +281,24 @@ func (w *Worker) recordAll(outs <-chan *outcome, done chan<- int) {
 		}
 		if len(batch) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := w.record(ctx, batch); err != nil {
+			if err := w.record(ctx, batch); err == nil {
+				w.busyAgain(endpointsOf(batch)...) // the next delivery about a contact may go
+			} else {
 				w.log().Error("webhook: record attempts; they will be made again when their lease runs out", "attempts", len(batch), "err", err)
 			}
 			cancel()
 		}
 		done <- n
 	}
+}
+
+// endpointsOf lists the endpoints of the outcomes, once each.
+func endpointsOf(batch []outcome) []string {
+	var ids []string
+	for _, o := range batch {
+		if !slices.Contains(ids, o.c.endpointID) {
+			ids = append(ids, o.c.endpointID)
+		}
+	}
+	return ids
 }

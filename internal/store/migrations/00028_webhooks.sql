@@ -52,7 +52,7 @@ CREATE TABLE webhook_deliveries (
     finished_at      BIGINT
 ) {{.Churn}};
 CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (endpoint_id, event_seq);
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at, id);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, status, next_at, id);
 CREATE INDEX webhook_deliveries_held ON webhook_deliveries (locked_until);
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, contact_id, status, event_seq);
 CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at);
