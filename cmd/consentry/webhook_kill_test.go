@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
-	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
 )
 
@@ -29,22 +27,7 @@ import (
 // may arrive more than once (with the same id), and those about one
 // contact first arrive in order.
 func TestWebhooksSurviveKill9(t *testing.T) {
-	switch runtime.GOOS {
-	case "windows", "plan9", "js", "wasip1":
-		t.Skipf("no SIGKILL on %s", runtime.GOOS)
-	}
-	if testing.Short() {
-		t.Skip("builds the binary and sends thousands of webhooks; skipped with -short")
-	}
-	bin := buildBinary(t)
-	t.Run("sqlite", func(t *testing.T) {
-		db, env := sqliteEnv(t)
-		webhookKillRun(t, bin, db, env)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		db := storetest.OpenPostgres(t)
-		webhookKillRun(t, bin, db, postgresEnv(t, bin, db))
-	})
+	eachKillRun(t, "sends thousands of webhooks", webhookKillRun)
 }
 
 // hookArrivals counts the deliveries a receiver got, by webhook-id, and
