@@ -48,23 +48,35 @@ func killPlan() (contacts int, at []float64) {
 // twice, everyone sent to got exactly one message, and only the batches
 // in flight at the kills may be unknown.
 func TestCampaignSurvivesKill9(t *testing.T) {
+	eachKillRun(t, "sends thousands of messages", func(t *testing.T, bin string, db *store.DB, env []string) {
+		// A short lease, so that the batch in flight at a kill is
+		// declared unknown seconds after the restart, not minutes
+		// (PostgreSQL; on SQLite at once).
+		killRun(t, bin, db, append(env, "CONSENTRY_CAMPAIGN_LEASE=3s"))
+	})
+}
+
+// eachKillRun runs run, a test that kills the built binary, on a fresh
+// SQLite database and on a fresh PostgreSQL schema, each with the
+// environment that runs the binary on it. It skips where there is no
+// SIGKILL, and with -short, since it builds the binary and does what
+// does says.
+func eachKillRun(t *testing.T, does string, run func(t *testing.T, bin string, db *store.DB, env []string)) {
 	switch runtime.GOOS {
 	case "windows", "plan9", "js", "wasip1":
 		t.Skipf("no SIGKILL on %s", runtime.GOOS)
 	}
 	if testing.Short() {
-		t.Skip("builds the binary and sends thousands of messages; skipped with -short")
+		t.Skip("builds the binary and " + does + "; skipped with -short")
 	}
 	bin := buildBinary(t)
 	t.Run("sqlite", func(t *testing.T) {
 		db, env := sqliteEnv(t)
-		killRun(t, bin, db, env)
+		run(t, bin, db, env)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := storetest.OpenPostgres(t)
-		// A short lease, so that the batch in flight at a kill is
-		// declared unknown seconds after the restart, not minutes.
-		killRun(t, bin, db, append(postgresEnv(t, bin, db), "CONSENTRY_CAMPAIGN_LEASE=3s"))
+		run(t, bin, db, postgresEnv(t, bin, db))
 	})
 }
 

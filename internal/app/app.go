@@ -37,6 +37,7 @@ import (
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
 	"github.com/consentry/consentry/internal/workflow"
+	"github.com/consentry/consentry/internal/webhook"
 )
 
 // App is a running Consentry: its database, services and workers.
@@ -76,6 +77,10 @@ type App struct {
 	// WorkflowRunner runs them on events (R21).
 	Workflows      *workflow.Service
 	WorkflowRunner *workflow.Runner
+	// Webhooks keeps webhook endpoints and their deliveries;
+	// WebhookWorker makes the deliveries from events and sends them.
+	Webhooks      *webhook.Service
+	WebhookWorker *webhook.Worker
 
 	handler    http.Handler
 	requests   *busy.Meter // every request, for the campaign sender to give way (package busy)
@@ -241,6 +246,16 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		}
 		return err
 	})
+	a.Webhooks = &webhook.Service{DB: db, Now: time.Now, Log: log, Policy: webhook.Policy{AllowHTTPLocalhost: cfg.WebhooksAllowHTTPLocalhost},
+		Mail: tmpl, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	a.WebhookWorker = webhook.NewWorker(a.Webhooks)
+	if cfg.WebhooksLease > 0 {
+		a.WebhookWorker.Lease = cfg.WebhooksLease
+	}
+	a.Jobs.Every(webhook.PruneJob, webhook.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Webhooks.Prune(ctx, time.Now().Add(-webhook.KeepFor))
+		return err
+	})
 	// Webhook calls are not connected yet: a rule's webhook action fails
 	// with its reason until package webhook provides them.
 	a.WorkflowRunner = &workflow.Runner{DB: db, Rules: a.Workflows, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Log: log, Now: time.Now,
@@ -274,7 +289,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 // Handler serves everything the service answers over HTTP.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Start runs the background workers (jobs and email delivery) until ctx
+// Start runs the background workers (jobs, email and webhook delivery) until ctx
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
@@ -291,6 +306,7 @@ func (a *App) Start(ctx context.Context) {
 	}()
 	go func() { defer a.workers.Done(); a.Jobs.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.Deliverer.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.WebhookWorker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()

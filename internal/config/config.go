@@ -55,6 +55,14 @@ type Config struct {
 	// recipients of a batch whose sender died are declared unknown once
 	// it runs out (PostgreSQL; on SQLite at once on restart).
 	CampaignLease time.Duration
+	// WebhooksAllowHTTPLocalhost lets webhook endpoints be plain http://
+	// addresses on this machine (localhost, loopback addresses), for
+	// development and tests; otherwise every endpoint is https:// and no
+	// loopback address is called.
+	WebhooksAllowHTTPLocalhost bool
+	// WebhooksLease is how long a webhook delivery being sent stays its
+	// instance's; one whose instance died is sent again once it runs out.
+	WebhooksLease time.Duration
 }
 
 // Setting describes one environment variable, for validation and the docs.
@@ -82,6 +90,8 @@ var Settings = []Setting{
 	{"CONSENTRY_MASTER_KEY", "<data directory>/master.key with SQLite", "the key the keyset file is encrypted under: 32 bytes in base64"},
 	{"CONSENTRY_TRUSTED_PROXIES", "", "reverse proxies whose X-Forwarded-For gives the client address, e.g. 127.0.0.1 or 10.0.0.0/8"},
 	{"CONSENTRY_INBOUND_SMTP_ADDR", "", "host:port of an SMTP listener that receives requests emailed to the privacy address, e.g. :2525 (docs/inbound-email.md); off when empty"},
+	{"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "false", "true lets webhook endpoints be http:// addresses on this machine (localhost, 127.0.0.1, ::1), for development; never in production"},
+	{"CONSENTRY_WEBHOOKS_LEASE", "2m", "how long after an instance died the webhook deliveries it was sending are sent again; at least 1s, and longer than an attempt takes (10s)"},
 	{"CONSENTRY_CAMPAIGN_LEASE", "2m", "PostgreSQL: how long after an instance died its campaign batch in flight is declared unknown; at least 1s, and longer than a batch takes to hand over"},
 }
 
@@ -177,6 +187,18 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		bad("CONSENTRY_CAMPAIGN_LEASE", "must be a duration of at least 1s, e.g. 2m")
 	} else {
 		c.CampaignLease = d
+	}
+	if d, err := time.ParseDuration(get("CONSENTRY_WEBHOOKS_LEASE", "2m")); err != nil || d < time.Second {
+		bad("CONSENTRY_WEBHOOKS_LEASE", "must be a duration of at least 1s, e.g. 2m")
+	} else {
+		c.WebhooksLease = d
+	}
+	switch v := strings.ToLower(get("CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "false")); v {
+	case "true", "1", "yes":
+		c.WebhooksAllowHTTPLocalhost = true
+	case "false", "0", "no":
+	default:
+		bad("CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "must be true or false, not %q", v)
 	}
 	if (c.KeysetFile == "") != (c.MasterKey == "") {
 		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")

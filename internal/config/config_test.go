@@ -14,23 +14,24 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != DefaultDatabase || c.HTTPAddr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" ||
-		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute {
+		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute || c.WebhooksAllowHTTPLocalhost || c.WebhooksLease != 2*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
 
 func TestValidSettings(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
-		"CONSENTRY_DATABASE_URL":      "postgres://app:secret@db.internal:5432/consentry?sslmode=require",
-		"CONSENTRY_HTTP_ADDR":         ":9000",
-		"CONSENTRY_BASE_URL":          "https://consent.example.com/",
-		"CONSENTRY_LOG_FORMAT":        "JSON",
-		"CONSENTRY_INBOUND_SMTP_ADDR": ":2525",
+		"CONSENTRY_DATABASE_URL":                  "postgres://app:secret@db.internal:5432/consentry?sslmode=require",
+		"CONSENTRY_HTTP_ADDR":                     ":9000",
+		"CONSENTRY_BASE_URL":                      "https://consent.example.com/",
+		"CONSENTRY_LOG_FORMAT":                    "JSON",
+		"CONSENTRY_INBOUND_SMTP_ADDR":             ":2525",
+		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" || c.InboundSMTPAddr != ":2525" {
+	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" || c.InboundSMTPAddr != ":2525" || !c.WebhooksAllowHTTPLocalhost {
 		t.Fatalf("%+v", c)
 	}
 	if r := c.RedactedDatabase(); strings.Contains(r, "secret") {
@@ -44,13 +45,15 @@ func TestValidSettings(t *testing.T) {
 
 func TestInvalidSettingsNameTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"CONSENTRY_DATABASE_URL":      "host=db password=hunter2 dbname=consentry",
-		"CONSENTRY_HTTP_ADDR":         "8080",
-		"CONSENTRY_BASE_URL":          "consent.example.com",
-		"CONSENTRY_LOG_LEVEL":         "loud",
-		"CONSENTRY_LOG_FORMAT":        "xml",
-		"CONSENTRY_INBOUND_SMTP_ADDR": "2525",
-		"CONSENTRY_CAMPAIGN_LEASE":    "10ms",
+		"CONSENTRY_DATABASE_URL":                  "host=db password=hunter2 dbname=consentry",
+		"CONSENTRY_HTTP_ADDR":                     "8080",
+		"CONSENTRY_BASE_URL":                      "consent.example.com",
+		"CONSENTRY_LOG_LEVEL":                     "loud",
+		"CONSENTRY_LOG_FORMAT":                    "xml",
+		"CONSENTRY_INBOUND_SMTP_ADDR":             "2525",
+		"CONSENTRY_CAMPAIGN_LEASE":                "10ms",
+		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "sometimes",
+		"CONSENTRY_WEBHOOKS_LEASE":                "0s",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,62 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/consentry/consentry/internal/app"
+	evt "github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webhook"
+)
+
+// TestServeDeliversWebhooks: the running service makes a delivery of a
+// committed change and sends it, signed, to a receiver; and schedules the
+// pruning of the delivery log.
+func TestServeDeliversWebhooks(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		var mu sync.Mutex
+		var bodies [][]byte
+		var headers []http.Header
+		rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			bodies, headers = append(bodies, body), append(headers, r.Header.Clone())
+			mu.Unlock()
+		}))
+		t.Cleanup(rc.Close)
+		e := start(t, db, func(a *app.App) {
+			// As CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST=true does, for a
+			// receiver on this machine.
+			a.Webhooks.Policy.AllowHTTPLocalhost = true
+			a.WebhookWorker.Client = webhook.NewClient(a.Webhooks.Policy, webhook.DefaultTimeout)
+		})
+		_, secret, err := e.a.Webhooks.Create(context.Background(), webhook.EndpointInput{URL: rc.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			return evt.Emit(tx, evt.ConsentGranted, "c1", map[string]string{"contact_id": "c1"}, time.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) > 0 })
+		wh, _ := standardwebhooks.NewWebhook(secret)
+		mu.Lock()
+		defer mu.Unlock()
+		if err := wh.Verify(bodies[0], headers[0]); err != nil {
+			t.Fatalf("the delivery does not verify: %v: %s", err, bodies[0])
+		}
+		waitFor(t, func() bool {
+			return count(t, db, `SELECT count(*) FROM jobs WHERE kind = $1`, webhook.PruneJob) > 0
+		})
+	})
+}

@@ -1,0 +1,66 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// wakeTopic is the store signal that deliveries are due.
+const wakeTopic = "webhooks"
+
+// dispatchBatch is how many events one Dispatch reads.
+const dispatchBatch = 500
+
+var deliveryTypes = []string{"text", "bigint", "text", "text", "text", "bigint", "bigint"}
+
+// Dispatch reads the next events for the webhooks consumer and writes a
+// delivery of each to every enabled endpoint that wants its type and
+// existed when it happened, in the transaction that moves the consumer's
+// cursor: each event is dispatched exactly once, whichever instance reads
+// it. It returns how many events it read (0 when none was new).
+func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	var n int
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		evs, err := events.Next(tx, Consumer, dispatchBatch)
+		n = len(evs)
+		if err != nil || n == 0 {
+			return err
+		}
+		eps, err := store.QueryAll(ctx, tx, scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE enabled`)
+		if err != nil {
+			return fmt.Errorf("webhook: read endpoints: %w", err)
+		}
+		now := store.Micros(s.now())
+		var rows [][]any
+		for _, e := range evs {
+			for _, ep := range eps {
+				if ep.Wants(e.Type) && !ep.CreatedAt.After(e.OccurredAt) {
+					rows = append(rows, []any{ep.ID, e.Seq, e.Type, e.ContactID, StatusPending, now, now})
+				}
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		tx.WakeAfterCommit(wakeTopic)
+		return tx.InsertRows(store.Prefix("webhook: write deliveries"),
+			`INSERT INTO webhook_deliveries (endpoint_id, event_seq, event_type, contact_id, status, next_at, created_at)`, deliveryTypes, rows)
+	})
+	return n, err
+}
+
+// DispatchAll runs Dispatch until no event is new, and returns how many
+// events it read.
+func (s *Service) DispatchAll(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.Dispatch(ctx)
+		total += n
+		if err != nil || n < dispatchBatch {
+			return total, err
+		}
+	}
+}
