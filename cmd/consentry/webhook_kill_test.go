@@ -93,7 +93,7 @@ func webhookKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 		if err := db.Write(ctx, func(tx *store.Tx) error {
 			for j := i; j < i+200; j++ {
 				c := fmt.Sprintf("contact-%02d", j%contacts)
-				if err := events.Emit(tx, events.ConsentGranted, c, map[string]string{"contact_id": c}, time.Now()); err != nil {
+				if err := events.Emit(tx, events.ConsentGranted, c, events.ConsentData{ContactID: c}, time.Now()); err != nil {
 					return err
 				}
 			}

@@ -21,6 +21,8 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/erasure"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/inbound"
@@ -36,8 +38,8 @@ import (
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/web"
 	"github.com/consentry/consentry/internal/webform"
-	"github.com/consentry/consentry/internal/workflow"
 	"github.com/consentry/consentry/internal/webhook"
+	"github.com/consentry/consentry/internal/workflow"
 )
 
 // App is a running Consentry: its database, services and workers.
@@ -256,10 +258,20 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Webhooks.Prune(ctx, time.Now().Add(-webhook.KeepFor))
 		return err
 	})
-	// Webhook calls are not connected yet: a rule's webhook action fails
-	// with its reason until package webhook provides them.
+	// A rule's webhook action queues a delivery of its event in the run's
+	// transaction; a rule is saved only with endpoints that exist.
+	a.Workflows.Endpoint = func(ctx context.Context, id string) (bool, error) {
+		_, err := a.Webhooks.Get(ctx, id)
+		if errs.Is(err, errs.KindNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 	a.WorkflowRunner = &workflow.Runner{DB: db, Rules: a.Workflows, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Log: log, Now: time.Now,
-		Poll: time.Minute, Withdraw: a.Consent.PurposeWithdrawal(consent.Actor{Kind: consent.ActorSystem}, consent.Evidence{Method: consent.MethodSystem})}
+		Poll: time.Minute, Withdraw: a.Consent.PurposeWithdrawal(consent.Actor{Kind: consent.ActorSystem}, consent.Evidence{Method: consent.MethodSystem}),
+		Webhook: func(tx *store.Tx, endpointID string, e events.Event) error {
+			return webhook.QueueTx(tx, endpointID, e, store.Now(time.Now))
+		}}
 	a.Jobs.Every(workflow.PruneJob, workflow.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
 		return a.Workflows.Prune(ctx, time.Now())
 	})
@@ -293,7 +305,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(7)
+	a.workers.Add(8)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)

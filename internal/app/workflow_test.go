@@ -2,60 +2,106 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
-	"github.com/consentry/consentry/internal/consent"
-	"github.com/consentry/consentry/internal/contact"
-	"github.com/consentry/consentry/internal/contactstate"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/consentry/consentry/internal/app"
 	evt "github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webhook"
 	"github.com/consentry/consentry/internal/workflow"
 )
 
-// The running service acts on a rule as soon as its event commits: the
-// runner is woken by the commit, and the partner's email leaves over SMTP
-// with the picked fields, the sensitive one masked.
-func TestWorkflowRunsInTheService(t *testing.T) {
+// The seed's example, end to end in the running service: a contact grants
+// "Share with partners" on their preferences page and confirms by email;
+// the moment that consent is recorded, a workflow rule emails the partner
+// the fields the operator picked over SMTP (the card number masked) and
+// calls the CRM's webhook endpoint, whose delivery verifies with the
+// Standard Webhooks reference library.
+func TestSharingWithPartnersReachesThePartnerAtOnce(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		e := start(t, db)
+		var mu sync.Mutex
+		var bodies [][]byte
+		var headers []http.Header
+		crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			bodies, headers = append(bodies, body), append(headers, r.Header.Clone())
+			mu.Unlock()
+		}))
+		t.Cleanup(crm.Close)
+		e := start(t, db, func(a *app.App) {
+			a.Webhooks.Policy.AllowHTTPLocalhost = true // as CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST=true does
+			a.WebhookWorker.Client = webhook.NewClient(a.Webhooks.Policy, webhook.DefaultTimeout)
+		})
 		ctx := context.Background()
-		if _, err := e.a.WorkflowRunner.RunDue(ctx); err != nil { // the runner reads from here on
-			t.Fatal(err)
-		}
-		if _, err := e.a.Contacts.CreateField(ctx, contact.FieldInput{Name: ptr("card_number"), Label: ptr("Card number"), Type: ptr("text"),
-			Sensitive: ptr(true)}); err != nil {
+		_, link := pageSetUp(e)
+		e.api("POST", "/api/v1/purposes", `{"name":"Share with partners","legal_basis":"consent","text":"Share my details with named partners"}`, 201, nil)
+		share := purposeID(e, "Share with partners")
+		e.api("PUT", "/api/v1/settings/preferences-page", `{"access_condition":"","offers":[{"purpose":"Card on file"},{"purpose":"Share with partners"}],
+			"statement":"We are Acme.","policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"footer":{"enabled":false},
+			"access_email":false,"allow_stop_processing":true,"allow_erasure":true}`, 200, nil)
+		// The endpoint takes only deletions: what it gets here, the rule sends.
+		ep, secret, err := e.a.Webhooks.Create(ctx, webhook.EndpointInput{URL: crm.URL, EventTypes: []string{evt.ContactDeleted}})
+		if err != nil {
 			t.Fatal(err)
 		}
 		d, err := workflow.ParseDefinition([]byte(`{"name": "Partner", "trigger": "consent.granted",
-			"condition": "event.purpose == \"Share with partners\"",
-			"actions": [{"type": "email_address", "to": "leads@partner.example", "subject": "A new lead", "fields": ["first_name", "card_number"]}]}`))
+			"condition": "event.purpose == \"Share with partners\" && event.state == \"granted\"",
+			"actions": [{"type": "email_address", "to": "leads@partner.example", "subject": "A new lead", "fields": ["email", "card_number"]},
+				{"type": "webhook", "endpoint_id": "` + ep.ID + `"}]}`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.a.Workflows.Create(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		email, name := "anna@example.com", "Anna"
-		c, err := e.a.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email, FirstName: &name,
-			Fields: map[string]any{"card_number": "4111111111111111"}}, OptInStatus: contactstate.SingleOptInUser,
-			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
-		if err != nil {
-			t.Fatal(err)
+
+		v := e.visitor()
+		if code, _ := v.get(link); code != 200 {
+			t.Fatalf("opening the page: %d", code)
 		}
-		if err := db.Write(ctx, func(tx *store.Tx) error {
-			return evt.Emit(tx, evt.ConsentGranted, c.ID, map[string]any{"contact_id": c.ID, "purpose": "Share with partners", "state": "granted"}, time.Now())
-		}); err != nil {
-			t.Fatal(err)
+		if code, body := v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "consent." + share: {"granted"}, "v." + share: {"1"}}); code != 200 ||
+			!strings.Contains(body, "Please check your email") {
+			t.Fatalf("saving: %d %s", code, body)
 		}
-		for _, m := range e.smtp.Wait(t, 1) {
-			text := strings.ReplaceAll(m.Text, "\r\n", "\n")
-			if strings.Join(m.To, ",") != "leads@partner.example" || !strings.Contains(text, "First name: Anna\n") ||
-				!strings.Contains(text, "Card number: ••••••••••••1111\n") || strings.Contains(string(m.Raw), "4111111111111111") {
-				t.Fatalf("%v:\n%s", m.To, m.Raw)
-			}
+		confirm := confirmLinkRE.FindString(e.smtp.Wait(t, 1)[0].Text)
+		if n := count(t, db, `SELECT count(*) FROM outbox WHERE kind = 'partner'`); n != 0 || confirm == "" {
+			t.Fatalf("before confirming: %d partner emails, link %q", n, confirm)
+		}
+		if to := e.visitor().redirectOf(e.srv.URL+confirm, url.Values{}); to != e.srv.URL+"/p/done" {
+			t.Fatalf("confirming redirects to %s", to)
+		}
+
+		partner := e.smtp.Wait(t, 2)[1]
+		text := strings.ReplaceAll(partner.Text, "\r\n", "\n")
+		if strings.Join(partner.To, ",") != "leads@partner.example" || !strings.Contains(text, "lena@example.com") ||
+			!strings.Contains(text, "1111\n") || strings.Contains(string(partner.Raw), "4111111111111111") {
+			t.Fatalf("the partner's email, to %v:\n%s", partner.To, partner.Raw)
+		}
+		waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) > 0 })
+		mu.Lock()
+		defer mu.Unlock()
+		wh, _ := standardwebhooks.NewWebhook(secret)
+		if err := wh.Verify(bodies[0], headers[0]); err != nil {
+			t.Fatalf("the delivery does not verify: %v: %s", err, bodies[0])
+		}
+		var got struct {
+			Type string
+			Data evt.ConsentData
+		}
+		if err := json.Unmarshal(bodies[0], &got); err != nil || got.Type != evt.ConsentGranted || got.Data.Purpose != "Share with partners" ||
+			got.Data.Method != "preferences_page" {
+			t.Fatalf("delivered %s (%v)", bodies[0], err)
 		}
 	})
 }

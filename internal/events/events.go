@@ -52,9 +52,11 @@ func (e Event) ID() string { return "evt_" + strconv.FormatInt(e.Seq, 10) }
 // wakeTopic is the store signal that new events were committed.
 const wakeTopic = "events"
 
-// Wakes returns the channel on which this process's commits of new events
-// are signalled, for consumers that would rather not wait for their poll.
-func Wakes(db *store.DB) <-chan struct{} { return db.Wakes(wakeTopic) }
+// Wakes returns a channel of the caller's own on which this process's
+// commits of new events are signalled, for a consumer that would rather
+// not wait for its poll. Every consumer gets every signal; call it once
+// per consumer.
+func Wakes(db *store.DB) <-chan struct{} { return db.Subscribe(wakeTopic) }
 
 // Emit writes the event typ about contactID (empty for none) inside tx, so
 // that it exists exactly when the change commits. data is encoded as JSON;

@@ -290,3 +290,18 @@ func writeAll(db *store.DB, n int, fn func(i int, tx *store.Tx) error) []error {
 	wg.Wait()
 	return results
 }
+
+// Every subscriber of a topic is woken by each wake-up, however many there
+// are; Wakes' one channel is woken too.
+func TestEverySubscriberIsWoken(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	a, b, one := db.Subscribe("t"), db.Subscribe("t"), db.Wakes("t")
+	db.Wake("t")
+	for name, c := range map[string]<-chan struct{}{"a": a, "b": b, "wakes": one} {
+		select {
+		case <-c:
+		default:
+			t.Errorf("%s was not woken", name)
+		}
+	}
+}

@@ -3,7 +3,9 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -46,10 +48,34 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 			return nil
 		}
 		tx.WakeAfterCommit(wakeTopic)
-		return tx.InsertRows(store.Prefix("webhook: write deliveries"),
-			`INSERT INTO webhook_deliveries (endpoint_id, event_seq, event_type, contact_id, status, next_at, created_at)`, deliveryTypes, rows)
+		// A workflow rule may have queued the same event to an endpoint
+		// already (QueueTx): it is delivered once.
+		return tx.ExecRows(store.Prefix("webhook: write deliveries"), insertDeliveries, deliveryTypes, rows)
 	})
 	return n, err
+}
+
+const insertDeliveries = `INSERT INTO webhook_deliveries (endpoint_id, event_seq, event_type, contact_id, status, next_at, created_at) ` +
+	store.RowsHere + ` ON CONFLICT (endpoint_id, event_seq) DO NOTHING`
+
+// QueueTx queues a delivery of e to the endpoint endpointID inside tx, as a
+// workflow rule's webhook action does: whatever event types the endpoint
+// takes, it gets this one. An event already queued to it is delivered
+// once. It returns a not-found error (field "endpoint_id") for an endpoint
+// that does not exist, and a locked error for one that is turned off,
+// whose deliveries would wait until it is turned on again.
+func QueueTx(tx *store.Tx, endpointID string, e events.Event, now time.Time) error {
+	ep, err := getEndpoint(context.Background(), tx, endpointID)
+	if err != nil {
+		return err
+	}
+	if !ep.Enabled {
+		return errs.Locked("endpoint_disabled", "the webhook endpoint is turned off")
+	}
+	at := store.Micros(now)
+	tx.WakeAfterCommit(wakeTopic)
+	return tx.ExecRows(store.Prefix("webhook: queue delivery"), insertDeliveries, deliveryTypes,
+		[][]any{{ep.ID, e.Seq, e.Type, e.ContactID, StatusPending, at, at}})
 }
 
 // DispatchAll runs Dispatch until no event is new, and returns how many

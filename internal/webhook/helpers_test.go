@@ -13,6 +13,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/events/eventstest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webhook"
 )
@@ -139,7 +140,7 @@ func (f *fixture) emit(t testing.TB, typ string, contacts ...string) {
 	t.Helper()
 	for _, c := range contacts {
 		if err := f.db.Write(context.Background(), func(tx *store.Tx) error {
-			return events.Emit(tx, typ, c, map[string]string{"contact_id": c}, f.clock.Now())
+			return events.Emit(tx, typ, c, eventstest.About(typ, c), f.clock.Now())
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -52,20 +52,17 @@ func Sign(secrets []string, msgID string, ts time.Time, body []byte) (string, er
 	return strings.Join(sigs, " "), nil
 }
 
-// Envelope returns the body of every delivery of e: its id, type, version,
-// time (RFC 3339, UTC) and data, the data as stored. It depends on nothing
-// but the stored event, so every retry and replay sends the same bytes.
+// Envelope returns the body of every delivery of e: events.Envelope, its
+// data as stored. It depends on nothing but the stored event, so every
+// retry and replay sends the same bytes.
 func Envelope(e events.Event) []byte {
-	id, _ := json.Marshal(e.ID())
-	typ, _ := json.Marshal(e.Type)
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("null")
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("null")
 	}
-	var b strings.Builder
-	b.WriteString(`{"id":` + string(id) + `,"type":` + string(typ) + `,"version":` + strconv.Itoa(e.Version) +
-		`,"timestamp":"` + e.OccurredAt.UTC().Format(time.RFC3339Nano) + `","data":`)
-	b.Write(data)
-	b.WriteString("}")
-	return []byte(b.String())
+	body, err := json.Marshal(e.Envelope())
+	if err != nil { // stored data that is no JSON: a bug, sent as null rather than not at all
+		e.Data = json.RawMessage("null")
+		body, _ = json.Marshal(e.Envelope())
+	}
+	return body
 }

@@ -188,9 +188,9 @@ func TestDeliveriesAboutOneContactArriveInOrderUnderFailures(t *testing.T) {
 		contacts := []string{"a", "b", "c", "d", "e", "f"}
 		for round := 0; round < 5; round++ {
 			for _, c := range contacts {
-				data := map[string]string{"contact_id": c}
+				data := events.ContactUpdatedData{ContactID: c}
 				if round == 0 {
-					data["first"] = "yes"
+					data.Fields = []string{"first"}
 				}
 				if err := db.Write(context.Background(), func(tx *store.Tx) error {
 					return events.Emit(tx, events.ContactUpdated, c, data, f.clock.Now())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestInstancesShareTheWorkWithoutSendingTwice(t *testing.T) {
 				defer emitters.Done()
 				for i := 0; i < each; i++ {
 					if err := db.Write(ctx, func(tx *store.Tx) error {
-						return events.Emit(tx, events.ContactUpdated, fmt.Sprintf("c%02d", c), map[string]any{"contact_id": fmt.Sprintf("c%02d", c), "n": i}, now())
+						return events.Emit(tx, events.ContactUpdated, fmt.Sprintf("c%02d", c), events.ContactUpdatedData{ContactID: fmt.Sprintf("c%02d", c), Fields: []string{strconv.Itoa(i)}}, now())
 					}); err != nil {
 						t.Error(err)
 					}
@@ -100,15 +101,16 @@ func TestInstancesShareTheWorkWithoutSendingTwice(t *testing.T) {
 				continue
 			}
 			seen[r.Envelope.ID]++
-			var data struct {
-				Contact string `json:"contact_id"`
-				N       int    `json:"n"`
-			}
+			var data events.ContactUpdatedData
 			json.Unmarshal(r.Envelope.Data, &data)
-			if data.N != next[data.Contact] {
-				t.Errorf("contact %s: change %d arrived when %d was next", data.Contact, data.N, next[data.Contact])
+			n := -1
+			if len(data.Fields) == 1 {
+				n, _ = strconv.Atoi(data.Fields[0]) // the change's number, written there by the emitter
 			}
-			next[data.Contact] = data.N + 1
+			if n != next[data.ContactID] {
+				t.Errorf("contact %s: change %d arrived when %d was next", data.ContactID, n, next[data.ContactID])
+			}
+			next[data.ContactID] = n + 1
 		}
 		for id, n := range seen {
 			if n != 1 {

@@ -4,6 +4,7 @@ package eventstest
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/consentry/consentry/internal/events"
@@ -58,4 +59,19 @@ func Data[T any](t testing.TB, e events.Event) T {
 		t.Fatalf("%s data %s: %v", e.Type, e.Data, err)
 	}
 	return v
+}
+
+// About returns the data of an event of type typ about contactID, every
+// other field empty: for tests that write events themselves.
+func About(typ, contactID string) any {
+	for _, t := range events.Types {
+		if t.Name == typ {
+			v := reflect.New(reflect.TypeOf(t.Data)).Elem()
+			if f := v.FieldByName("ContactID"); f.IsValid() {
+				f.SetString(contactID)
+			}
+			return v.Interface()
+		}
+	}
+	panic("eventstest: no event type " + typ)
 }
