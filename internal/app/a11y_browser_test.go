@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/workflow"
 )
 
 // getRoutes returns the GET routes the Go files of dir (a package of this
@@ -303,6 +304,16 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		// contact asked to confirm, a webform.
 		id, prefs := pageSetUp(e)
 		prefsLinks := map[string]string{i18n.Languages[0]: prefs}
+		// A workflow rule that acts on the request below, so that its
+		// run log has a run.
+		if _, err := e.a.WorkflowRunner.RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rule, err := e.a.Workflows.Create(ctx, workflow.Definition{Name: "Stage on request", Trigger: "request.created",
+			Condition: `event.kind == "access"`, Actions: []workflow.Action{{Type: workflow.SetField, Field: "stage", Value: "Asked"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		var dsr struct{ ID string }
 		e.api("POST", "/api/v1/requests", `{"kind":"access","contact_id":"`+id+`","note":"asked by phone"}`, 201, &dsr)
 		forms := map[string]string{}
@@ -350,6 +361,10 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		if err := db.Read.QueryRowContext(ctx, `SELECT id FROM campaigns WHERE name = 'Spring'`).Scan(&sent); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, func() bool {
+			runs, _, err := e.a.Workflows.Runs(ctx, workflow.RunQuery{RuleID: rule.ID})
+			return err == nil && len(runs) == 1
+		})
 		pages := []pageAt{{"/admin/{$}", "/admin/"}, {"/admin/contacts", "/admin/contacts"}, {"/admin/contacts/new", "/admin/contacts/new"},
 			{"/admin/contacts/{id}", record}, {"/admin/contacts/{id}/erasure", record + "/erasure"},
 			{"/admin/outbox", "/admin/outbox"}, {"/admin/mailbox", "/admin/mailbox"}, {"/admin/access-log", "/admin/access-log"},
@@ -366,6 +381,8 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			{"/admin/settings/tokens", "/admin/settings/tokens"}, {"/admin/users", "/admin/users"}, {"/admin/account", "/admin/account"},
 			{"/admin/webforms", "/admin/webforms"}, {"/admin/webforms/new", "/admin/webforms/new"}, {"/admin/webforms/{id}", "/admin/webforms/" + form},
 			{"/admin/webforms/{id}/edit", "/admin/webforms/" + form + "/edit"},
+			{"/admin/workflows", "/admin/workflows"}, {"/admin/workflows/new", "/admin/workflows/new"}, {"/admin/workflows/{id}", "/admin/workflows/" + rule.ID},
+			{"/admin/workflows/{id}/runs", "/admin/workflows/" + rule.ID + "/runs"}, {"/admin/workflows/runs", "/admin/workflows/runs?contact=" + id},
 			// A page for a contact that does not exist.
 			{"/admin/contacts/{id}", "/admin/contacts/no-such-contact"},
 		}
@@ -400,7 +417,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		a.press("/admin/settings/tokens/{id}/created/{grant}", `form[action="/admin/settings/tokens"] button[type="submit"]`)
 		// Forms sent empty, with their errors.
 		for route, action := range map[string]string{"/admin/contacts/new": "/admin/contacts", "/admin/account": "/admin/account",
-			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests"} {
+			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests", "/admin/workflows/new": "/admin/workflows"} {
 			d.do(chromedp.Navigate(e.srv.URL+route),
 				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="`+action+`"]').noValidate = true`))
 			a.press(route, `form[action="`+action+`"] button[type="submit"]`)

@@ -57,6 +57,16 @@ func (d driver) do(actions ...chromedp.Action[chromedp.Void]) {
 // text is the text of the first element css selects.
 func (d driver) text(css string) string { d.t.Helper(); return browsertest.Text(d.t, d.ctx, css) }
 
+// value is the value of the form control css selects.
+func (d driver) value(css string) string {
+	d.t.Helper()
+	v, err := chromedp.Run(d.ctx, chromedp.Value(chromedp.CSS(css)))
+	if err != nil {
+		d.t.Fatalf("value of %s: %v", css, err)
+	}
+	return v
+}
+
 // firstAdmin creates the first admin, Ada, from the start-up link, and
 // leaves her signed in on the dashboard.
 func (d driver) firstAdmin(e *env) {

@@ -25,14 +25,7 @@ func TestWebformAndListPagesInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e, d := signedIn(t, db)
 		do, text, browser := d.do, d.text, d.ctx
-		value := func(css string) string {
-			t.Helper()
-			v, err := chromedp.Run(browser, chromedp.Value(chromedp.CSS(css)))
-			if err != nil {
-				t.Fatalf("value of %s: %v", css, err)
-			}
-			return v
-		}
+		value := d.value
 		passesHere := d.herePasses
 
 		do(chromedp.Click(chromedp.CSS(`nav a[href="/admin/lists"]`)), chromedp.WaitVisible(chromedp.CSS("#new-list-h")),

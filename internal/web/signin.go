@@ -35,6 +35,7 @@ func (s *Server) routes(static http.Handler) {
 	s.campaignRoutes()
 	s.listRoutes()
 	s.webformRoutes()
+	s.workflowRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,7 @@ import (
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/workflow"
 )
 
 //go:embed templates static
@@ -78,8 +79,10 @@ type Server struct {
 	// Webforms keeps webforms and renders their preview and snippet as
 	// the public page does.
 	Webforms *webform.Service
-	Log      *slog.Logger
-	IPs      clientip.Resolver
+	// Workflows keeps the workflow rules and their run log.
+	Workflows *workflow.Service
+	Log       *slog.Logger
+	IPs       clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 

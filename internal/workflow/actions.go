@@ -95,6 +95,30 @@ func (a *Action) given() []string {
 	return out
 }
 
+// Trim clears the fields a's type does not take, so that a form that
+// shows every field for every type (the admin editor) makes a valid
+// action from what it posts. An unknown type takes none; checking the
+// action then names the type.
+func (a *Action) Trim() {
+	t := takes[a.Type]
+	keep := func(name string) bool { return slices.Contains(t.allowed, name) }
+	for _, f := range []struct {
+		name string
+		p    *string
+	}{{"subject", &a.Subject}, {"text", &a.Text}, {"html", &a.HTML}, {"to", &a.To}, {"endpoint_id", &a.EndpointID},
+		{"list", &a.List}, {"field", &a.Field}} {
+		if !keep(f.name) {
+			*f.p = ""
+		}
+	}
+	if !keep("fields") {
+		a.Fields = nil
+	}
+	if !keep("value") {
+		a.Value = nil
+	}
+}
+
 // checkShape checks a's type, that it has the fields its type needs and
 // no other, and their lengths; at names it ("actions[2]").
 func (a *Action) checkShape(at string) error {

@@ -592,3 +592,22 @@ func TestNotifyUsers(t *testing.T) {
 		}
 	})
 }
+
+// An action with every field filled in, trimmed, has the fields of its
+// type and no other, so an editor that shows every field makes a valid
+// action; an unknown type keeps none, and is refused by its type.
+func TestTrimKeepsWhatTheTypeTakes(t *testing.T) {
+	for _, typ := range append([]string{"fax"}, workflow.ActionTypes...) {
+		a := workflow.Action{Type: typ, Subject: "s", Text: "t", HTML: "<p>h</p>", To: "partner@example.com", Fields: []string{"email"},
+			EndpointID: "e1", List: "Newsletter", Field: "company", Value: "Acme"}
+		a.Trim()
+		js, err := json.Marshal(workflow.Definition{Name: "R", Trigger: "consent.granted", Actions: []workflow.Action{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = workflow.ParseDefinition(js)
+		if e := errs.As(err); typ == "fax" && (e == nil || e.Field != "actions[0].type") || typ != "fax" && err != nil {
+			t.Errorf("%s trimmed to %+v: %v", typ, a, err)
+		}
+	}
+}
