@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/webhook"
 	"github.com/consentry/consentry/internal/workflow"
 )
 
@@ -62,8 +63,11 @@ type Server struct {
 	Campaigns      *campaign.Service
 	CampaignSender *campaign.Sender
 
-	// Workflows keeps workflow rules and their run log (workflows.go).
+	// Workflows keeps workflow rules and their run log (workflows.go);
+	// Webhooks keeps webhook endpoints and their delivery log
+	// (webhooks.go).
 	Workflows *workflow.Service
+	Webhooks  *webhook.Service
 
 	routes []Route
 	mux    *http.ServeMux
@@ -117,7 +121,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -185,6 +185,7 @@ var tagDocs = map[string]string{
 	"erasure":          "Erasing a contact's personal data, and legal holds",
 	"campaigns":        "Campaigns and their templates",
 	"events":           "Events of every state change, in commit order; the webhooks section describes each type (docs/events.md)",
+	"webhooks":         "Webhook endpoints, their delivery log and replay; deliveries are signed after Standard Webhooks (docs/webhooks.md); needs the automation scope",
 	"workflows":        "Workflow rules: act on a contact the moment an event happens (docs/workflows.md); needs the automation scope",
 }
 

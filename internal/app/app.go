@@ -225,8 +225,14 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Inbound.RefuseUnconfirmed(ctx)
 		return err
 	})
+	a.Webhooks = &webhook.Service{DB: db, Now: time.Now, Log: log, Policy: webhook.Policy{AllowHTTPLocalhost: cfg.WebhooksAllowHTTPLocalhost},
+		Mail: tmpl, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
+	a.WebhookWorker = webhook.NewWorker(a.Webhooks)
+	if cfg.WebhooksLease > 0 {
+		a.WebhookWorker.Lease = cfg.WebhooksLease
+	}
 	a.Workflows = &workflow.Service{DB: db, Contacts: a.Contacts, Lists: a.Lists, Now: time.Now}
-	a.API = api.New(&api.Server{Workflows: a.Workflows, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	a.API = api.New(&api.Server{Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
@@ -248,12 +254,6 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		}
 		return err
 	})
-	a.Webhooks = &webhook.Service{DB: db, Now: time.Now, Log: log, Policy: webhook.Policy{AllowHTTPLocalhost: cfg.WebhooksAllowHTTPLocalhost},
-		Mail: tmpl, BaseURL: cfg.BaseURL, Sender: cfg.Sender()}
-	a.WebhookWorker = webhook.NewWorker(a.Webhooks)
-	if cfg.WebhooksLease > 0 {
-		a.WebhookWorker.Lease = cfg.WebhooksLease
-	}
 	a.Jobs.Every(webhook.PruneJob, webhook.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.Webhooks.Prune(ctx, time.Now().Add(-webhook.KeepFor))
 		return err
