@@ -31,7 +31,7 @@ func (s *Server) webhookRoutes() []Route {
 			Summary: "Delete an endpoint with its delivery log", handle: s.deleteWebhook},
 		{Method: "POST", Path: id + "/rotate-secret", Tag: tag, Scope: sc, Status: 200, Response: RotatedSecret{},
 			Summary: "Give the endpoint a new signing secret, in the answer this once; the old one keeps signing beside it for 24 hours",
-			handle: s.rotateWebhookSecret},
+			handle:  s.rotateWebhookSecret},
 		{Method: "GET", Path: id + "/deliveries", Tag: tag, Scope: sc, Status: 200, Response: DeliveryPage{}, Query: page,
 			Summary: "The endpoint's delivery log, newest first", handle: s.webhookDeliveries},
 		{Method: "GET", Path: id + "/deliveries/{delivery}", Tag: tag, Scope: sc, Status: 200, Response: DeliveryDetail{},
