@@ -71,7 +71,7 @@ func (d *openAPIDoc) requestSchema(method, path string) jsonSchema {
 // some routes need (not inbound, which closes the others).
 func scopedAuth(t testing.TB, e *env) string {
 	t.Helper()
-	secret, _, err := e.a.Tokens.Create(context.Background(), "scoped", nil, auth.ScopeReveal, auth.ScopeCampaigns)
+	secret, _, err := e.a.Tokens.Create(context.Background(), "scoped", nil, auth.ScopeReveal, auth.ScopeCampaigns, auth.ScopeAutomation)
 	if err != nil {
 		t.Fatal(err)
 	}

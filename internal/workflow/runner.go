@@ -44,6 +44,7 @@ type Runner struct {
 	Batch    int           // events or due runs read at a time; 0 means 100
 	Poll     time.Duration // how often due runs are looked for without a wake
 	MaxDepth int           // 0 means DefaultMaxDepth
+	Settle   time.Duration // the wait after each pass; 0 means DefaultSettle
 }
 
 func (r *Runner) now() time.Time { return store.Now(r.Now) }
@@ -64,9 +65,31 @@ func (r *Runner) maxDepth() int {
 
 // Run runs rules until ctx ends, woken by every commit of events and
 // every Poll for due runs.
+//
+// After each pass it waits Settle before the next, so that
+// a burst of changes (a thousand a second) is read in a few batches
+// rather than one small batch per commit: each batch costs reads and a
+// write of its own, which the changes share the writer with.
 func (r *Runner) Run(ctx context.Context) {
-	jobs.Loop(ctx, events.Wakes(r.DB), r.Poll, r.Log, "running workflow rules", r.RunDue)
+	settle := r.Settle
+	if settle == 0 {
+		settle = DefaultSettle
+	}
+	jobs.Loop(ctx, events.Wakes(r.DB), r.Poll, r.Log, "running workflow rules", func(ctx context.Context) (int, error) {
+		n, err := r.RunDue(ctx)
+		t := time.NewTimer(settle)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return n, err
+	})
 }
+
+// DefaultSettle is how long the runner waits after a pass, when
+// Runner.Settle is 0.
+const DefaultSettle = 50 * time.Millisecond
 
 // RunDue acts on every event committed since the last call and on every
 // waiting run that is due, and returns how many runs it logged. The first
