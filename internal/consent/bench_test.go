@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,41 +36,21 @@ func BenchmarkConsentChanges16Writers(b *testing.B) {
 		cs, people := services(db)
 		ids := createContacts(b, people, nContacts, writers)
 
-		var next atomic.Int64
-		var failed atomic.Pointer[error]
-		var wg sync.WaitGroup
 		b.ResetTimer()
-		start := time.Now()
-		for range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(b.N) || failed.Load() != nil {
-						return
-					}
-					// Every contact's changes alternate granted, withdrawn,
-					// granted, ... as the changes sweep over the contacts.
-					state := consent.StateGranted
-					if (i/nContacts)%2 == 1 {
-						state = consent.StateWithdrawn
-					}
-					_, err := cs.Record(ctx, ids[i%nContacts], consent.RecordInput{Purpose: "E-marketing", State: state,
-						Source: "API", Actor: apiActor, Evidence: apiEvidence})
-					if err != nil {
-						err = fmt.Errorf("change %d: %w", i, err)
-						failed.CompareAndSwap(nil, &err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
+		elapsed, err := storetest.Concurrently(int64(b.N), writers, func(i int64) error {
+			// Every contact's changes alternate granted, withdrawn,
+			// granted, ... as the changes sweep over the contacts.
+			state := consent.StateGranted
+			if (i/nContacts)%2 == 1 {
+				state = consent.StateWithdrawn
+			}
+			_, err := cs.Record(ctx, ids[i%nContacts], consent.RecordInput{Purpose: "E-marketing", State: state,
+				Source: "API", Actor: apiActor, Evidence: apiEvidence})
+			return err
+		})
 		b.StopTimer()
-		if p := failed.Load(); p != nil {
-			b.Fatal(*p)
+		if err != nil {
+			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "changes/s")
 

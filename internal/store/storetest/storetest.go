@@ -7,9 +7,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/store"
 )
@@ -96,4 +100,37 @@ func OpenPostgresTwice(t testing.TB) (*store.DB, *store.DB) {
 	}
 	t.Cleanup(func() { second.Close() })
 	return first, second
+}
+
+// Concurrently calls fn(0) ... fn(n-1) from workers goroutines, each
+// taking the next i, and returns how long they took and the first error;
+// after an error no new call starts. Benchmarks of many callers use it.
+func Concurrently(n int64, workers int, fn func(i int64) error) (time.Duration, error) {
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= n || failed.Load() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					err = fmt.Errorf("call %d: %w", i, err)
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if p := failed.Load(); p != nil {
+		return elapsed, *p
+	}
+	return elapsed, nil
 }
