@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/webhook"
 	"github.com/consentry/consentry/internal/workflow"
 )
 
@@ -280,7 +281,8 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		// services are on 127.0.0.1, and cookies do not tell ports apart.
 		t.(*testing.T).Parallel()
 		tab := browsertest.Tab(t, 20*time.Minute)
-		e := start(t, db, func(a *app.App) {
+		rc := newReceiver(t)
+		e := start(t, db, localWebhooks, func(a *app.App) {
 			a.Config.InboundSMTPAddr = "127.0.0.1:0"
 			a.Public.Mailbox = true
 			proxy, err := clientip.Parse("127.0.0.1")
@@ -415,9 +417,37 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		a.press("/admin/contacts/{id}/reveal/{field}/{grant}", "#reveal-card_number")
 		d.do(chromedp.Navigate(e.srv.URL+"/admin/settings/tokens"), chromedp.SendKeys(chromedp.CSS("#name"), "CRM"))
 		a.press("/admin/settings/tokens/{id}/created/{grant}", `form[action="/admin/settings/tokens"] button[type="submit"]`)
+		// A webhook endpoint's secret, shown once when it is added and when
+		// it is rotated, and its delivery of a contact created since.
+		d.do(chromedp.Navigate(e.srv.URL+"/admin/webhooks"), chromedp.SendKeys(chromedp.CSS("#url"), rc.URL))
+		a.press("/admin/webhooks/{id}/created/{grant}", "#add-webhook")
+		endpoints, err := e.a.Webhooks.List(ctx)
+		if err != nil || len(endpoints) != 1 {
+			t.Fatalf("webhook endpoints: %v %v", endpoints, err)
+		}
+		hook := "/admin/webhooks/" + endpoints[0].ID
+		e.api("POST", "/api/v1/contacts", `{"email":"hooked@example.com"}`, 201, nil)
+		var delivery string
+		waitFor(t, func() bool {
+			ds, err := e.a.Webhooks.Deliveries(ctx, endpoints[0].ID, webhook.Page{})
+			if err != nil || len(ds) == 0 || ds[0].Status != webhook.StatusDelivered {
+				return false
+			}
+			delivery = hook + "/deliveries/" + itoa(ds[0].ID)
+			return true
+		})
+		hookPages := []pageAt{{"/admin/webhooks", "/admin/webhooks"}, {"/admin/webhooks/{id}", hook},
+			{"/admin/webhooks/{id}/deliveries/{delivery}", delivery}, {"/admin/webhooks/{id}", "/admin/webhooks/no-such-endpoint"}}
+		for _, p := range hookPages {
+			a.visit(p.route, p.url)
+		}
+		pages = append(pages, hookPages...)
+		d.do(chromedp.Navigate(e.srv.URL + hook))
+		a.press("/admin/webhooks/{id}/rotated/{grant}", "#rotate-secret")
 		// Forms sent empty, with their errors.
 		for route, action := range map[string]string{"/admin/contacts/new": "/admin/contacts", "/admin/account": "/admin/account",
-			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests", "/admin/workflows/new": "/admin/workflows"} {
+			"/admin/settings/purposes": "/admin/settings/purposes", "/admin/requests/new": "/admin/requests", "/admin/workflows/new": "/admin/workflows",
+			"/admin/webhooks": "/admin/webhooks"} {
 			d.do(chromedp.Navigate(e.srv.URL+route),
 				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="`+action+`"]').noValidate = true`))
 			a.press(route, `form[action="`+action+`"] button[type="submit"]`)

@@ -10,7 +10,6 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
@@ -31,12 +30,7 @@ func TestServeDeliversWebhooks(t *testing.T) {
 			mu.Unlock()
 		}))
 		t.Cleanup(rc.Close)
-		e := start(t, db, func(a *app.App) {
-			// As CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST=true does, for a
-			// receiver on this machine.
-			a.Webhooks.Policy.AllowHTTPLocalhost = true
-			a.WebhookWorker.Client = webhook.NewClient(a.Webhooks.Policy, webhook.DefaultTimeout)
-		})
+		e := startWithLocalWebhooks(t, db)
 		_, secret, err := e.a.Webhooks.Create(context.Background(), webhook.EndpointInput{URL: rc.URL})
 		if err != nil {
 			t.Fatal(err)

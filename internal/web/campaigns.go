@@ -343,7 +343,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		_, err = s.Campaigns.Send(ctx, id)
 	case "schedule":
 		var at time.Time
-		if at, err = scheduleTime(r.PostForm.Get("scheduled_at"), r.PostForm.Get("timezone")); err == nil {
+		if at, err = localTime("scheduled_at", r.PostForm.Get("scheduled_at"), r.PostForm.Get("timezone")); err == nil {
 			_, err = s.Campaigns.Schedule(ctx, id, at)
 		}
 	case "unschedule":
@@ -393,11 +393,12 @@ var TimeZones = []string{"UTC", "Europe/Amsterdam", "Europe/Berlin", "Europe/Bru
 	"Europe/Helsinki", "Europe/Lisbon", "Europe/London", "Europe/Madrid", "Europe/Oslo", "Europe/Paris", "Europe/Stockholm",
 	"Europe/Warsaw", "America/New_York", "America/Chicago", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"}
 
-// scheduleTime reads the schedule form: a date and time (as a
-// datetime-local input sends it) on the clock of an IANA time zone,
-// UTC when none is given. A time that the zone skips (a clock moved
-// forward) is refused, rather than moved.
-func scheduleTime(local, zone string) (time.Time, error) {
+// localTime reads a date and time (as a datetime-local input sends it)
+// on the clock of an IANA time zone, UTC when none is given, such as the
+// campaign schedule form's. A time that the zone skips (a clock moved
+// forward) is refused, rather than moved. An error names field, or
+// "timezone" for the zone.
+func localTime(field, local, zone string) (time.Time, error) {
 	zone = strings.TrimSpace(zone)
 	if zone == "" {
 		zone = "UTC"
@@ -408,10 +409,10 @@ func scheduleTime(local, zone string) (time.Time, error) {
 	}
 	at, err := time.ParseInLocation("2006-01-02T15:04", strings.TrimSpace(local), loc)
 	if err != nil {
-		return time.Time{}, errs.Invalid("scheduled_at", "give a date and time, such as 2030-01-31 09:00")
+		return time.Time{}, errs.Invalid(field, "give a date and time, such as 2030-01-31 09:00")
 	}
 	if at.Format("2006-01-02T15:04") != strings.TrimSpace(local) {
-		return time.Time{}, errs.Invalid("scheduled_at", "does not exist in %s: the clocks move forward then", zone)
+		return time.Time{}, errs.Invalid(field, "does not exist in %s: the clocks move forward then", zone)
 	}
 	return at, nil
 }

@@ -36,6 +36,7 @@ func (s *Server) routes(static http.Handler) {
 	s.listRoutes()
 	s.webformRoutes()
 	s.workflowRoutes()
+	s.webhookRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,7 @@ import (
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/webform"
+	"github.com/consentry/consentry/internal/webhook"
 	"github.com/consentry/consentry/internal/workflow"
 )
 
@@ -81,13 +82,16 @@ type Server struct {
 	Webforms *webform.Service
 	// Workflows keeps the workflow rules and their run log.
 	Workflows *workflow.Service
-	Log       *slog.Logger
-	IPs       clientip.Resolver
+	// Webhooks keeps the webhook endpoints and their delivery log.
+	Webhooks *webhook.Service
+	Log      *slog.Logger
+	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
 	// grants carry what a post makes to the one page that may show it
-	// (a revealed value's reason, a new API token's secret).
+	// (a revealed value's reason, a new API token's or webhook endpoint's
+	// secret).
 	grants   *auth.Grants
 	pages    map[string]*template.Template
 	guides   map[string]*guide

@@ -254,7 +254,46 @@ type workflowEditor struct {
 	Lists    []*lists.List
 	Fields   []ruleField // every core and custom field, for a partner email
 	Settable []ruleField // those set_field may set
-	MaxRows  int
+	// Endpoints are the webhook endpoints a webhook action may call.
+	Endpoints []endpointChoice
+	MaxRows   int
+}
+
+// endpointChoice is a webhook endpoint as the editor offers it: by its
+// URL and description. One a rule names that no longer exists is offered
+// as such, so that saving the rule again keeps it and the API's check
+// names it.
+type endpointChoice struct {
+	ID, Label string
+}
+
+// endpointChoices are the webhook endpoints, and the ids rf names that
+// are not among them.
+func (s *Server) endpointChoices(ctx context.Context, rf ruleForm) ([]endpointChoice, error) {
+	all, err := s.Webhooks.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []endpointChoice
+	known := map[string]bool{}
+	for _, e := range all {
+		label := e.URL
+		if e.Description != "" {
+			label += " (" + e.Description + ")"
+		}
+		if !e.Enabled {
+			label += ", off"
+		}
+		out = append(out, endpointChoice{ID: e.ID, Label: label})
+		known[e.ID] = true
+	}
+	for _, a := range rf.Actions {
+		if a.EndpointID != "" && !known[a.EndpointID] {
+			out = append(out, endpointChoice{ID: a.EndpointID, Label: "no such endpoint: " + a.EndpointID})
+			known[a.EndpointID] = true
+		}
+	}
+	return out, nil
 }
 
 // editorRow is an action row of the editor; New is the empty row.
@@ -325,6 +364,10 @@ func (s *Server) showWorkflowEditor(w http.ResponseWriter, r *http.Request, u *a
 		return
 	}
 	if v.Fields, _, err = s.ruleFields(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	if v.Endpoints, err = s.endpointChoices(ctx, rf); err != nil {
 		s.fail(w, err, u)
 		return
 	}
