@@ -144,6 +144,40 @@ func (c *Condition) ValueLookups() []string {
 	return out
 }
 
+// Needs says what of a contact a condition reads beyond its fields, so
+// that a caller evaluating it in memory reads only that: consent states
+// (consent(...)), list memberships (inList(...)).
+type Needs struct{ Consents, Lists bool }
+
+// Or is what n and m need together.
+func (n Needs) Or(m Needs) Needs {
+	return Needs{Consents: n.Consents || m.Consents, Lists: n.Lists || m.Lists}
+}
+
+// Needs returns what the condition reads beyond the contact's fields.
+func (c *Condition) Needs() Needs {
+	var n Needs
+	var walk func(p pred)
+	walk = func(p pred) {
+		switch p := p.(type) {
+		case andPred:
+			walk(p.l)
+			walk(p.r)
+		case orPred:
+			walk(p.l)
+			walk(p.r)
+		case notPred:
+			walk(p.x)
+		case consentPred:
+			n.Consents = true
+		case listPred:
+			n.Lists = true
+		}
+	}
+	walk(c.root)
+	return n
+}
+
 // Error is a problem in a condition, at a position counted in characters
 // from 1.
 type Error struct {

@@ -168,3 +168,20 @@ func TestEventFacts(t *testing.T) {
 		t.Errorf("event.x outside a workflow: %v", err)
 	}
 }
+
+// Needs names what a condition reads beyond the contact's fields.
+func TestNeeds(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for src, want := range map[string]filter.Needs{
+		`region == "EU"`: {},
+		`region == "EU" || !(consent("E-marketing") == "granted")`: {Consents: true},
+	} {
+		c, err := filter.Compile(src, testSchema(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Needs(); got != want {
+			t.Errorf("%s: %+v, want %+v", src, got, want)
+		}
+	}
+}

@@ -41,7 +41,7 @@ type Runner struct {
 	BaseURL  string
 	Log      *slog.Logger
 	Now      func() time.Time
-	Batch    int           // events or due runs read at a time; 0 means 100
+	Batch    int           // events or due runs read at a time; 0 means 500
 	Poll     time.Duration // how often due runs are looked for without a wake
 	MaxDepth int           // 0 means DefaultMaxDepth
 	Settle   time.Duration // the wait after each pass; 0 means DefaultSettle
@@ -53,7 +53,7 @@ func (r *Runner) batch() int {
 	if r.Batch > 0 {
 		return r.Batch
 	}
-	return 100
+	return 500
 }
 
 func (r *Runner) maxDepth() int {
@@ -227,11 +227,17 @@ func (r *Runner) decide(ctx context.Context, evs []events.Event) ([]plan, error)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	subjects, err := r.subjects(ctx, ids)
+	conds, err := r.conditions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conds, err := r.conditions(ctx)
+	var needs filter.Needs
+	for _, e := range evs {
+		for _, rule := range rules[e.Type] {
+			needs = needs.Or(conds.needs(rule))
+		}
+	}
+	subjects, err := r.subjects(ctx, ids, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -239,11 +245,12 @@ func (r *Runner) decide(ctx context.Context, evs []events.Event) ([]plan, error)
 	var out []plan
 	for _, e := range evs {
 		s := subjects[e.ContactID]
-		if s == nil {
+		if s == nil || len(rules[e.Type]) == 0 {
 			continue
 		}
+		s = withFacts(s, e) // once per event, for all its rules
 		for _, rule := range rules[e.Type] {
-			holds, why := conds.holds(rule, e, s)
+			holds, why := conds.holds(rule, s)
 			switch {
 			case why != "":
 				out = append(out, plan{rule: rule, run: newRun(rule, e, StatusFailed, why, now)})
@@ -267,19 +274,26 @@ func (r *Runner) decide(ctx context.Context, evs []events.Event) ([]plan, error)
 // subjects reads the contacts of ids as the condition language sees them,
 // with their consents and lists, a few queries for them all. A contact
 // that no longer exists is absent.
-func (r *Runner) subjects(ctx context.Context, ids []string) (map[string]*filter.Subject, error) {
+//
+// Consent states and lists are read only when needs says a condition reads
+// them: a batch of a thousand events costs a query less for each.
+func (r *Runner) subjects(ctx context.Context, ids []string, needs filter.Needs) (map[string]*filter.Subject, error) {
 	people := r.Rules.Contacts
 	cs, err := people.Many(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	states, err := people.Consent.StatesOf(ctx, ids)
-	if err != nil {
-		return nil, err
+	var states map[string]map[string]string
+	if needs.Consents {
+		if states, err = people.Consent.StatesOf(ctx, ids); err != nil {
+			return nil, err
+		}
 	}
-	subs, err := lists.SubscribedIDsOf(ctx, r.DB.Read, ids)
-	if err != nil {
-		return nil, err
+	var subs map[string]map[string]bool
+	if needs.Lists {
+		if subs, err = lists.SubscribedIDsOf(ctx, r.DB.Read, ids); err != nil {
+			return nil, err
+		}
 	}
 	out := make(map[string]*filter.Subject, len(cs))
 	for id, c := range cs {
@@ -312,12 +326,11 @@ func (r *Runner) conditions(ctx context.Context) (*conditionSet, error) {
 	return &conditionSet{schema: schema, now: r.now(), byRule: map[string]*filter.Condition{}, errs: map[string]string{}}, nil
 }
 
-// holds reports whether rule's condition holds on s with e's facts. why
-// is set when the condition no longer compiles (a field or purpose it
-// names was deleted since the rule was saved).
-func (cs *conditionSet) holds(rule *Rule, e events.Event, s *filter.Subject) (ok bool, why string) {
+// condition returns rule's condition compiled, once per set, or nil with
+// why it no longer compiles; nil and "" for a rule without a condition.
+func (cs *conditionSet) condition(rule *Rule) (*filter.Condition, string) {
 	if rule.Condition == "" {
-		return true, ""
+		return nil, ""
 	}
 	cond, seen := cs.byRule[rule.ID]
 	if !seen {
@@ -328,15 +341,41 @@ func (cs *conditionSet) holds(rule *Rule, e events.Event, s *filter.Subject) (ok
 		}
 		cs.byRule[rule.ID] = cond
 	}
-	if cond == nil {
-		return false, cs.errs[rule.ID]
+	return cond, cs.errs[rule.ID]
+}
+
+// needs says what rule's condition reads beyond the contact's fields.
+func (cs *conditionSet) needs(rule *Rule) filter.Needs {
+	if cond, _ := cs.condition(rule); cond != nil {
+		return cond.Needs()
 	}
-	values := make(map[string]any, len(s.Values)+8)
+	return filter.Needs{}
+}
+
+// holds reports whether rule's condition holds on s, a subject with its
+// event's facts (withFacts). why is set when the condition no longer
+// compiles (a field or purpose it names was deleted since the rule was
+// saved).
+func (cs *conditionSet) holds(rule *Rule, s *filter.Subject) (ok bool, why string) {
+	if rule.Condition == "" {
+		return true, ""
+	}
+	cond, why := cs.condition(rule)
+	if cond == nil {
+		return false, why
+	}
+	return cond.Match(s), ""
+}
+
+// withFacts returns s with the facts of e among its values, as
+// "event.NAME"; s itself is left as it is, for the contact's other events.
+func withFacts(s *filter.Subject, e events.Event) *filter.Subject {
+	values := make(map[string]any, len(s.Values)+16)
 	for k, v := range s.Values {
 		values[k] = v
 	}
 	factValues(e.Type, e.Data, values)
 	with := *s
 	with.Values = values
-	return cond.Match(&with), ""
+	return &with
 }

@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"github.com/consentry/consentry/internal/filter"
 
 	"github.com/consentry/consentry/internal/store"
 )
@@ -34,11 +35,17 @@ func (r *Runner) sweep(ctx context.Context, limit int) (int, bool, error) {
 			rules[run.RuleID] = rule
 		}
 	}
-	subjects, err := r.subjects(ctx, ids)
+	conds, err := r.conditions(ctx)
 	if err != nil {
 		return 0, false, err
 	}
-	conds, err := r.conditions(ctx)
+	var needs filter.Needs
+	for _, rule := range rules {
+		if rule != nil {
+			needs = needs.Or(conds.needs(rule))
+		}
+	}
+	subjects, err := r.subjects(ctx, ids, needs)
 	if err != nil {
 		return 0, false, err
 	}
@@ -54,7 +61,7 @@ func (r *Runner) sweep(ctx context.Context, limit int) (int, bool, error) {
 		case s == nil:
 			run.Status, run.Outcome = StatusSkipped, "the contact no longer exists"
 		default:
-			holds, why := conds.holds(rule, run.event(), s)
+			holds, why := conds.holds(rule, withFacts(s, run.event()))
 			switch {
 			case why != "":
 				run.Status, run.Outcome = StatusFailed, why
