@@ -28,7 +28,7 @@ func countingReceiver(b testing.TB, at []atomic.Int64) (*httptest.Server, *atomi
 		if at != nil {
 			var env struct {
 				Data struct {
-					N int `json:"n"`
+					N int `json:"text_version"` // the change's number, written there by the benchmark
 				} `json:"data"`
 			}
 			json.Unmarshal(body, &env)
@@ -72,7 +72,7 @@ func BenchmarkDeliveries(b *testing.B) {
 				defer ready.Done()
 				if err := db.Write(ctx, func(tx *store.Tx) error {
 					for j := i; j < min(i+500, bb.N); j++ {
-						if err := events.Emit(tx, events.ConsentGranted, fmt.Sprintf("contact-%d", j), map[string]int{"n": j}, time.Now()); err != nil {
+						if err := events.Emit(tx, events.ConsentGranted, fmt.Sprintf("contact-%d", j), events.ConsentData{ContactID: fmt.Sprintf("contact-%d", j), TextVersion: j}, time.Now()); err != nil {
 							return err
 						}
 					}
@@ -118,7 +118,7 @@ func BenchmarkChangeToDelivery(b *testing.B) {
 					defer wg.Done()
 					began := time.Now()
 					if err := db.Write(ctx, func(tx *store.Tx) error {
-						return events.Emit(tx, events.ConsentGranted, fmt.Sprintf("contact-%d", i%300), map[string]int{"n": i}, time.Now())
+						return events.Emit(tx, events.ConsentGranted, fmt.Sprintf("contact-%d", i%300), events.ConsentData{ContactID: fmt.Sprintf("contact-%d", i%300), TextVersion: i}, time.Now())
 					}); err != nil {
 						b.Error(err)
 					}
