@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,12 @@ type Service struct {
 	// DisableAfter is how long an endpoint may go without a success while
 	// its deliveries fail before it is turned off (0: DefaultDisableAfter).
 	DisableAfter time.Duration
+
+	analyzed struct { // see analyzeAfter
+		mu            sync.Mutex
+		written, base int64
+		at            time.Time
+	}
 }
 
 func (s *Service) now() time.Time {
