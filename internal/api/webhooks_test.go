@@ -2,12 +2,9 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,33 +14,8 @@ import (
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
+	"github.com/consentry/consentry/internal/webhook/webhooktest"
 )
-
-// receiver is a webhook receiver on this machine that keeps what it got.
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	bodies  [][]byte
-	headers []http.Header
-}
-
-func newReceiver(t testing.TB) *receiver {
-	rc := &receiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.bodies, rc.headers = append(rc.bodies, body), append(rc.headers, r.Header.Clone())
-		rc.mu.Unlock()
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *receiver) got() ([][]byte, []http.Header) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.bodies, rc.headers
-}
 
 // Webhook endpoints through the API: the automation scope keeps them; a
 // URL the policy refuses names the field and saves nothing; the secret is
@@ -67,7 +39,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rc := newReceiver(t)
+		rc := webhooktest.NewReceiver(t)
 
 		checkError(t, e.do(t, "GET", "/api/v1/webhooks", "", ""), "forbidden", "")
 		for _, bad := range []struct{ body, field string }{
@@ -99,7 +71,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 		}
 		e.do(t, "POST", "/api/v1/contacts", `{"email":"hook@example.com"}`, "")
 		send()
-		bodies, headers := rc.got()
+		bodies, headers := rc.All()
 		old, _ := standardwebhooks.NewWebhook(ep.Secret)
 		if len(bodies) != 1 || old.Verify(bodies[0], headers[0]) != nil || !strings.Contains(string(bodies[0]), `"type":"contact.created"`) {
 			t.Fatalf("received %d: %q", len(bodies), bodies)
@@ -121,7 +93,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 			t.Fatalf("replay: %d %s", r.status, r.body)
 		}
 		send()
-		if bodies, headers := rc.got(); len(bodies) != 2 || headers[1].Get("webhook-id") != headers[0].Get("webhook-id") || string(bodies[1]) != string(bodies[0]) {
+		if bodies, headers := rc.All(); len(bodies) != 2 || headers[1].Get("webhook-id") != headers[0].Get("webhook-id") || string(bodies[1]) != string(bodies[0]) {
 			t.Fatalf("the replay is not the same delivery: %q", bodies)
 		}
 		since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
@@ -137,7 +109,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 		}
 		e.do(t, "POST", "/api/v1/contacts", `{"email":"hook2@example.com"}`, "")
 		send()
-		bodies, headers = rc.got()
+		bodies, headers = rc.All()
 		fresh, _ := standardwebhooks.NewWebhook(rot.Secret)
 		last := len(bodies) - 1
 		if old.Verify(bodies[last], headers[last]) != nil || fresh.Verify(bodies[last], headers[last]) != nil {

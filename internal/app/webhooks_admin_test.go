@@ -3,14 +3,10 @@ package app_test
 import (
 	"context"
 	"html"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,40 +17,11 @@ import (
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
+	"github.com/consentry/consentry/internal/webhook/webhooktest"
 )
 
-// receiver is a webhook receiver on this machine that answers every
-// delivery with 200 and a short body, and keeps what it got.
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	bodies  [][]byte
-	headers []http.Header
-}
-
-func newReceiver(t testing.TB) *receiver {
-	rc := &receiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.bodies, rc.headers = append(rc.bodies, body), append(rc.headers, r.Header.Clone())
-		rc.mu.Unlock()
-		io.WriteString(w, "thanks <b>received</b>")
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-// got returns how many deliveries came, and the last one's body and
-// headers.
-func (rc *receiver) got() (int, []byte, http.Header) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if len(rc.bodies) == 0 {
-		return 0, nil, nil
-	}
-	return len(rc.bodies), rc.bodies[len(rc.bodies)-1], rc.headers[len(rc.headers)-1]
-}
+// newReceiver starts a webhook receiver on this machine (webhooktest).
+func newReceiver(t testing.TB) *webhooktest.Receiver { return webhooktest.NewReceiver(t) }
 
 // localWebhooks lets a's webhook endpoints be on this machine over http,
 // as CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST=true does, for a receiver in
@@ -156,7 +123,7 @@ func TestWebhookPages(t *testing.T) {
 			d = ds[0]
 			return true
 		})
-		n, got, headers := rc.got()
+		n, got, headers := rc.Last()
 		wh, _ := standardwebhooks.NewWebhook(secret)
 		if err := wh.Verify(got, headers); n != 1 || err != nil {
 			t.Fatalf("%d deliveries; the last does not verify with the secret shown: %v", n, err)
@@ -180,8 +147,8 @@ func TestWebhookPages(t *testing.T) {
 		if code != 200 || admin.last.Request.URL.String() != delivery+"?done=replayed" || !strings.Contains(body, "Delivery queued to be sent again.") {
 			t.Fatalf("replay: %d at %s: %s", code, admin.last.Request.URL, body)
 		}
-		waitFor(t, func() bool { n, _, _ := rc.got(); return n == 2 })
-		if _, _, h := rc.got(); h.Get("webhook-id") != d.EventID {
+		waitFor(t, func() bool { n, _, _ := rc.Last(); return n == 2 })
+		if _, _, h := rc.Last(); h.Get("webhook-id") != d.EventID {
 			t.Fatalf("the replay's webhook-id is %q, want %s", h.Get("webhook-id"), d.EventID)
 		}
 		// Replayed since a time: a time that cannot be read is refused
@@ -200,7 +167,7 @@ func TestWebhookPages(t *testing.T) {
 		if code != 200 || admin.last.Request.URL.String() != page+"?done=replayed&n=1" || !strings.Contains(body, "1 delivery queued to be sent again.") {
 			t.Fatalf("replay since: %d at %s: %s", code, admin.last.Request.URL, body)
 		}
-		waitFor(t, func() bool { n, _, _ := rc.got(); return n == 3 })
+		waitFor(t, func() bool { n, _, _ := rc.Last(); return n == 3 })
 		code, body = admin.post(page+"/replay", url.Values{"since": {time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02T15:04")}, "timezone": {"Europe/Stockholm"}})
 		if code != 200 || !strings.Contains(body, "0 deliveries queued to be sent again.") {
 			t.Fatalf("replay since later: %d %s", code, body)

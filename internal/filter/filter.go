@@ -123,6 +123,17 @@ type Condition struct {
 // like reveals.
 func (c *Condition) ValueLookups() []string {
 	var out []string
+	c.eachLeaf(func(p pred) {
+		if b, ok := p.(blindPred); ok && !slices.Contains(out, b.field) {
+			out = append(out, b.field)
+		}
+	})
+	return out
+}
+
+// eachLeaf calls fn with each predicate of the condition that is not an
+// and, or or not of others.
+func (c *Condition) eachLeaf(fn func(pred)) {
 	var walk func(p pred)
 	walk = func(p pred) {
 		switch p := p.(type) {
@@ -134,14 +145,11 @@ func (c *Condition) ValueLookups() []string {
 			walk(p.r)
 		case notPred:
 			walk(p.x)
-		case blindPred:
-			if !slices.Contains(out, p.field) {
-				out = append(out, p.field)
-			}
+		default:
+			fn(p)
 		}
 	}
 	walk(c.root)
-	return out
 }
 
 // Needs says what of a contact a condition reads beyond its fields, so
@@ -157,24 +165,14 @@ func (n Needs) Or(m Needs) Needs {
 // Needs returns what the condition reads beyond the contact's fields.
 func (c *Condition) Needs() Needs {
 	var n Needs
-	var walk func(p pred)
-	walk = func(p pred) {
-		switch p := p.(type) {
-		case andPred:
-			walk(p.l)
-			walk(p.r)
-		case orPred:
-			walk(p.l)
-			walk(p.r)
-		case notPred:
-			walk(p.x)
+	c.eachLeaf(func(p pred) {
+		switch p.(type) {
 		case consentPred:
 			n.Consents = true
 		case listPred:
 			n.Lists = true
 		}
-	}
-	walk(c.root)
+	})
 	return n
 }
 
