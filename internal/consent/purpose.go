@@ -270,7 +270,7 @@ func (s *Service) Purpose(ctx context.Context, idOrName string) (*Purpose, error
 // findPurpose is Purpose without the translations, for a consent record,
 // which needs none.
 func (s *Service) findPurpose(ctx context.Context, idOrName string) (*Purpose, error) {
-	return scanPurpose(s.DB.Read.QueryRowContext(ctx, purposeSelect+" WHERE p.id = $1 OR p.name_key = $2 ORDER BY p.id = $1 DESC LIMIT 1",
+	return scanPurpose(s.DB.ReadRow(ctx, purposeSelect+" WHERE p.id = $1 OR p.name_key = $2 ORDER BY p.id = $1 DESC LIMIT 1",
 		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
 }
 

@@ -141,7 +141,7 @@ func (s *Service) Sources(ctx context.Context) ([]*Source, error) {
 // It returns a not-found error (field "source") when there is none, and a
 // refused error when the source exists but was deactivated.
 func (s *Service) ActiveSource(ctx context.Context, idOrName string) (*Source, error) {
-	src, err := scanSource(s.DB.Read.QueryRowContext(ctx, sourceSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
+	src, err := scanSource(s.DB.ReadRow(ctx, sourceSelect+" WHERE id = $1 OR name_key = $2 ORDER BY id = $1 DESC LIMIT 1",
 		idOrName, strings.ToLower(strings.TrimSpace(idOrName))))
 	if err != nil {
 		return nil, err

@@ -74,7 +74,13 @@ func eval(p pred, s *Subject) bool {
 // value returns the operand's value for s and whether it is set. A value of
 // the wrong type counts as missing, as it does in SQL.
 func value(o operand, s *Subject) (any, bool) {
-	v, ok := s.Values[o.field.Name]
+	var v any
+	var ok bool
+	if o.field.Event {
+		v, ok = s.Facts[o.field.Name]
+	} else {
+		v, ok = s.Values[o.field.Name]
+	}
 	if !ok || v == nil {
 		return nil, false
 	}

@@ -64,8 +64,7 @@ type Field struct {
 	// column holds a value (a time something happened), false when NULL.
 	Presence bool
 	// Event marks a fact of the event that triggered a workflow rule,
-	// written event.NAME and read from Subject.Values under
-	// "event.NAME". Such a condition is evaluated in memory only; it has
+	// written event.NAME and read from Subject.Facts. Such a condition is evaluated in memory only; it has
 	// no SQL.
 	Event bool
 }
@@ -109,6 +108,11 @@ type Subject struct {
 	// Blind holds the blind index of each sensitive field that is set;
 	// Values holds those fields' masked values.
 	Blind map[string]string
+	// Facts holds the facts of the event that set a workflow rule off,
+	// under their names as conditions write them, "event.NAME"
+	// (Field.Event); a fact the event lacks is absent. Kept apart from Values so that one
+	// contact's values serve each of its events unchanged.
+	Facts map[string]any
 }
 
 // Condition is a checked condition, ready to evaluate or compile.
@@ -152,25 +156,42 @@ func (c *Condition) eachLeaf(fn func(pred)) {
 	walk(c.root)
 }
 
-// Needs says what of a contact a condition reads beyond its fields, so
-// that a caller evaluating it in memory reads only that: consent states
-// (consent(...)), list memberships (inList(...)).
-type Needs struct{ Consents, Lists bool }
+// Needs says what of a contact a condition reads beyond its plain fields,
+// so that a caller evaluating it in memory reads only that: consent states
+// (consent(...)), list memberships (inList(...)), the masked values of
+// sensitive fields.
+type Needs struct{ Consents, Lists, Sensitive bool }
 
 // Or is what n and m need together.
 func (n Needs) Or(m Needs) Needs {
-	return Needs{Consents: n.Consents || m.Consents, Lists: n.Lists || m.Lists}
+	return Needs{Consents: n.Consents || m.Consents, Lists: n.Lists || m.Lists, Sensitive: n.Sensitive || m.Sensitive}
 }
 
-// Needs returns what the condition reads beyond the contact's fields.
+// Needs returns what the condition reads beyond the contact's plain fields.
 func (c *Condition) Needs() Needs {
 	var n Needs
 	c.eachLeaf(func(p pred) {
-		switch p.(type) {
+		var lhs operand
+		switch p := p.(type) {
 		case consentPred:
 			n.Consents = true
 		case listPred:
 			n.Lists = true
+		case blindPred:
+			n.Sensitive = true
+		case comparePred:
+			lhs = p.lhs
+		case memberPred:
+			lhs = p.lhs
+		case matchPred:
+			lhs = p.lhs
+		case presentPred:
+			lhs = p.lhs
+		case truthPred:
+			lhs = p.lhs
+		}
+		if lhs.field != nil && lhs.field.Sensitive {
+			n.Sensitive = true
 		}
 	})
 	return n

@@ -127,7 +127,7 @@ func TestEventFacts(t *testing.T) {
 		"purpose": {Name: "event.purpose", Type: filter.String, Event: true},
 		"state":   {Name: "event.state", Type: filter.String, Event: true, Values: []string{"granted", "withdrawn"}},
 	}
-	s := &filter.Subject{Values: map[string]any{"region": "EU", "event.purpose": "Share with partners", "event.state": "granted"}}
+	s := &filter.Subject{Values: map[string]any{"region": "EU"}, Facts: map[string]any{"event.purpose": "Share with partners", "event.state": "granted"}}
 	cases := map[string]bool{
 		`event.purpose == "Share with partners" && event.state == "granted"`: true,
 		`event.state == "withdrawn"`:                                         false,
@@ -174,7 +174,9 @@ func TestNeeds(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	for src, want := range map[string]filter.Needs{
 		`region == "EU"`: {},
-		`region == "EU" || !(consent("E-marketing") == "granted")`: {Consents: true},
+		`region == "EU" || !(consent("E-marketing") == "granted")`:        {Consents: true},
+		`region == "EU" && national_id endsWith "12"`:                     {Sensitive: true},
+		`national_id contains "1212" || consent("E-marketing") == "none"`: {Consents: true, Sensitive: true},
 	} {
 		c, err := filter.Compile(src, testSchema(), now)
 		if err != nil {

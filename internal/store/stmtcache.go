@@ -96,3 +96,42 @@ func (t *Tx) stmt(query string) *sql.Stmt {
 	}
 	return t.tx.StmtContext(t.ctx, st)
 }
+
+// ReadRow runs query on the read pool and returns its one row, as
+// Read.QueryRowContext does, for the few reads on the path of every change
+// (a purpose or a source looked up by its name). On SQLite the statement
+// is compiled once for each read connection and kept, rather than once
+// for each call; compiling costs more than running a lookup this small.
+// query must be a constant: every distinct query is kept until Close. An
+// error preparing it is returned by the row's Scan.
+func (db *DB) ReadRow(ctx context.Context, query string, args ...any) Scanner {
+	if db.Dialect != SQLite {
+		return db.Read.QueryRowContext(ctx, query, args...)
+	}
+	if st, ok := db.readStmts.Load(query); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := db.Read.PrepareContext(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	if kept, loaded := db.readStmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		st = kept.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// errRow is a row whose Scan returns err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// closeReadStmts releases the statements ReadRow kept.
+func (db *DB) closeReadStmts() {
+	db.readStmts.Range(func(k, st any) bool {
+		st.(*sql.Stmt).Close()
+		db.readStmts.Delete(k)
+		return true
+	})
+}

@@ -56,13 +56,15 @@ type DB struct {
 	// pool of read-only connections, so readers never wait for the writer.
 	Read *sql.DB
 
-	write   *sql.DB
-	stmts   *stmtCache // SQLite only
-	batcher *batcher
-	schema  string
-	signals signals
-	kept    sync.Map     // see Keep
-	fence   sync.RWMutex // the send fence on SQLite; see fence.go
+	write *sql.DB
+	stmts *stmtCache // SQLite only
+	// readStmts holds the statements ReadRow compiled, by query (SQLite).
+	readStmts sync.Map
+	batcher   *batcher
+	schema    string
+	signals   signals
+	kept      sync.Map     // see Keep
+	fence     sync.RWMutex // the send fence on SQLite; see fence.go
 	// fenceWant asks this instance's fence holders to let go early.
 	fenceWant fenceWant
 	// writeKey and fenceKey are the advisory locks of writes and of the
@@ -232,6 +234,7 @@ func (db *DB) Close() error {
 	if db.stmts != nil {
 		db.stmts.close()
 	}
+	db.closeReadStmts()
 	err := db.Read.Close()
 	if db.write != db.Read {
 		err = errors.Join(err, db.write.Close())

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -304,4 +305,31 @@ func TestEverySubscriberIsWoken(t *testing.T) {
 			t.Errorf("%s was not woken", name)
 		}
 	}
+}
+
+// ReadRow reads what was written since its statement was kept, reports no
+// row as sql.ErrNoRows, and a query that does not compile as an error.
+func TestReadRow(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		const q = `SELECT name FROM sources WHERE name_key = $1`
+		var name string
+		if err := db.ReadRow(ctx, q, "nobody").Scan(&name); !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("no row: %v", err)
+		}
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`INSERT INTO sources (id, name, name_key, active, created_at) VALUES ('s1', 'Fair', 'fair', TRUE, 0)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := db.ReadRow(ctx, q, "fair").Scan(&name); err != nil || name != "Fair" {
+				t.Fatalf("got %q, %v", name, err)
+			}
+		}
+		if err := db.ReadRow(ctx, `SELECT nothing FROM nowhere`).Scan(&name); err == nil {
+			t.Fatal("a query that does not compile scanned")
+		}
+	})
 }

@@ -275,11 +275,12 @@ func (r *Runner) decide(ctx context.Context, evs []events.Event) ([]plan, error)
 // with their consents and lists, a few queries for them all. A contact
 // that no longer exists is absent.
 //
-// Consent states and lists are read only when needs says a condition reads
-// them: a batch of a thousand events costs a query less for each.
+// Consent states, lists and the masked values of sensitive fields are read
+// only when needs says a condition reads them: a batch of a thousand
+// events costs a query less for each.
 func (r *Runner) subjects(ctx context.Context, ids []string, needs filter.Needs) (map[string]*filter.Subject, error) {
 	people := r.Rules.Contacts
-	cs, err := people.Many(ctx, ids)
+	cs, err := people.Many(ctx, ids, needs.Sensitive)
 	if err != nil {
 		return nil, err
 	}
@@ -367,15 +368,10 @@ func (cs *conditionSet) holds(rule *Rule, s *filter.Subject) (ok bool, why strin
 	return cond.Match(s), ""
 }
 
-// withFacts returns s with the facts of e among its values, as
-// "event.NAME"; s itself is left as it is, for the contact's other events.
+// withFacts returns s with the facts of e; s itself is left as it is, for
+// the contact's other events.
 func withFacts(s *filter.Subject, e events.Event) *filter.Subject {
-	values := make(map[string]any, len(s.Values)+16)
-	for k, v := range s.Values {
-		values[k] = v
-	}
-	factValues(e.Type, e.Data, values)
 	with := *s
-	with.Values = values
+	with.Facts = factValues(e.Type, e.Data)
 	return &with
 }

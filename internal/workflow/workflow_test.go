@@ -273,6 +273,30 @@ func TestSendGateStopsWorkflowEmail(t *testing.T) {
 	})
 }
 
+// A condition on a sensitive field reads its masked value, as a search
+// does; a rule that reads none still holds for contacts that have one.
+func TestConditionOnASensitiveField(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		w.rule(`{"name": "Card 4242", "trigger": "consent.granted", "condition": "card_number endsWith \"4242\"",
+			"actions": [{"type": "set_field", "field": "company", "value": "card"}]}`)
+		w.rule(`{"name": "Any", "trigger": "consent.granted", "condition": "email contains \"@\"",
+			"actions": [{"type": "set_field", "field": "company", "value": "any"}]}`)
+		card := w.person("card@example.com", contactstate.SingleOptInUser, map[string]any{"card_number": "4000 0000 0000 4242"})
+		other := w.person("other@example.com", contactstate.SingleOptInUser, map[string]any{"card_number": "4000 0000 0000 1111"})
+		w.record(card, "Share with partners", consent.StateGranted)
+		w.record(other, "Share with partners", consent.StateGranted)
+		if n := w.runDue(); n != 3 {
+			t.Fatalf("logged %d runs, want 3 (both rules for the card ending 4242, one for the other)", n)
+		}
+		for id, want := range map[string]int{card: 2, other: 1} {
+			if got := len(w.runs(workflow.RunQuery{ContactID: id})); got != want {
+				t.Errorf("%s: %d runs, want %d", id, got, want)
+			}
+		}
+	})
+}
+
 // A rule with a delay waits, then checks its condition again: the contact
 // who withdrew meanwhile is skipped, the other gets the email, and nothing
 // acts before it is due.
