@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/consentry/consentry/internal/auth"
@@ -29,6 +30,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
@@ -69,6 +71,9 @@ type Server struct {
 	Workflows *workflow.Service
 	Webhooks  *webhook.Service
 
+	// Imports brings contacts in from files (imports.go).
+	Imports *imports.Service
+
 	routes []Route
 	mux    *http.ServeMux
 	root   http.Handler // mux with the headers and the request log
@@ -103,7 +108,10 @@ type Route struct {
 	// OptionalBody marks Request as one a client may leave out (an empty
 	// body); the handler reads it with decodeOptional.
 	OptionalBody bool
-	handle       handlerFunc
+	// LongBody routes take a body that may take long to arrive (a file
+	// upload): the server's read deadline is moved out for them.
+	LongBody bool
+	handle   handlerFunc
 }
 
 // Param is a query parameter.
@@ -121,7 +129,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
@@ -182,6 +190,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if err == nil {
 			err = checkParams(r, rt)
 		}
+		if err == nil && rt.LongBody {
+			// Past the server's ReadTimeout, which keeps ordinary requests short.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(longBodyTime))
+		}
 		if err == nil {
 			status, body, err = rt.handle(r, caller)
 		}
@@ -199,6 +211,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 	})
 }
+
+// longBodyTime is how long a LongBody route may take to read its body.
+const longBodyTime = 30 * time.Minute
 
 // fileBody is a success body written as a file rather than encoded as
 // JSON: it sets its own headers. Everything that can fail before the

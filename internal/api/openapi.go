@@ -187,6 +187,7 @@ var tagDocs = map[string]string{
 	"events":           "Events of every state change, in commit order; the webhooks section describes each type (docs/events.md)",
 	"webhooks":         "Webhook endpoints, their delivery log and replay; deliveries are signed after Standard Webhooks (docs/webhooks.md); needs the automation scope",
 	"workflows":        "Workflow rules: act on a contact the moment an event happens (docs/workflows.md); needs the automation scope",
+	"imports":          "Imports of contacts from CSV and Excel files, each row with where it came from and on what basis (docs/imports.md)",
 }
 
 // docTags lists the routes' tags, with their descriptions, in the order

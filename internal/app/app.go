@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -79,6 +80,7 @@ type App struct {
 	// WorkflowRunner runs them on events (R21).
 	Workflows      *workflow.Service
 	WorkflowRunner *workflow.Runner
+	Imports        *imports.Service
 	// Webhooks keeps webhook endpoints and their deliveries;
 	// WebhookWorker makes the deliveries from events and sends them.
 	Webhooks      *webhook.Service
@@ -232,7 +234,15 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		a.WebhookWorker.Lease = cfg.WebhooksLease
 	}
 	a.Workflows = &workflow.Service{DB: db, Contacts: a.Contacts, Lists: a.Lists, Now: time.Now}
-	a.API = api.New(&api.Server{Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	// Imports bring contacts in from files, as jobs (R24).
+	a.Imports = &imports.Service{DB: db, Contacts: a.Contacts, Consent: a.Consent, Lists: a.Lists, Log: log, Now: time.Now}
+	a.Jobs.Handle(imports.JobKind, a.Imports.Handle)
+	a.Jobs.Handle(imports.UndoJobKind, a.Imports.HandleUndo)
+	a.Jobs.Every(imports.PruneJob, imports.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Imports.Prune(ctx, imports.KeepFor)
+		return err
+	})
+	a.API = api.New(&api.Server{Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,

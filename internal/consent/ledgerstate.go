@@ -58,14 +58,17 @@ func (ledgerState) Rows(ctx context.Context, q store.Querier, from, to int64) ([
 	records, err := store.QueryAll(ctx, q, func(row store.Scanner) (ledger.Event, error) {
 		e := ledger.Event{Details: &ledger.Details{}}
 		var at int64
-		var expires sql.NullInt64
+		var expires, collected sql.NullInt64
 		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
 			&e.TextVersion, &expires, &e.ActorKind, &e.ActorID, &e.Method, &at,
-			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID, &e.Details.TextLanguage)
+			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID, &e.Details.TextLanguage, &e.Details.ImportID, &collected,
+			&e.Details.Notice)
 		e.Kind, e.RecordedAt, e.ExpiresAt = ledger.KindConsent, store.FromMicros(at), expires.Int64
+		e.Details.CollectedAt = collected.Int64
 		return e, err
 	}, `SELECT r.ledger_seq, r.id, c.ref, r.purpose_id, r.state, r.legal_basis, r.source_id, r.text_version, r.expires_at,
-		r.actor_kind, r.actor_id, r.method, r.recorded_at, r.ip, r.user_agent, r.token_id, r.text_language
+		r.actor_kind, r.actor_id, r.method, r.recorded_at, r.ip, r.user_agent, r.token_id, r.text_language,
+		r.import_id, r.collected_at, r.notice
 		FROM consent_records r JOIN contacts c ON c.id = r.contact_id WHERE r.ledger_seq >= $1 AND r.ledger_seq < $2`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read consent records: %w", err)

@@ -30,7 +30,7 @@ type Record struct {
 	LegalBasis   string     `json:"legal_basis"`
 	Source       string     `json:"source" doc:"the source's name when the record was written"`
 	SourceID     string     `json:"source_id"`
-	TextVersion  int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown"`
+	TextVersion  int        `json:"text_version" doc:"the version of the purpose's consent text the contact was shown; 0 for an imported record whose evidence.notice describes the notice shown instead"`
 	TextLanguage string     `json:"text_language,omitempty" doc:"the language the consent text was shown in, such as en or sv; empty when not known"`
 	RecordedAt   time.Time  `json:"recorded_at"`
 	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
@@ -131,6 +131,9 @@ func (s *Service) resolved(in RecordInput, p *Purpose, src *Source) (*Prepared, 
 		in.LegalBasis = p.LegalBasis
 	}
 	switch {
+	case in.TextVersion == 0 && in.Evidence.Notice != "":
+		// Not one of the purpose's texts: the notice describes what the
+		// person was shown (an import's provenance), and version 0 says so.
 	case in.TextVersion == 0:
 		in.TextVersion = p.TextVersion
 	case in.TextVersion < 0 || in.TextVersion > p.TextVersion:
@@ -193,11 +196,12 @@ func (r *Record) expires() any {
 func (r *Record) args() []any {
 	return []any{r.ID, r.ContactID, r.PurposeID, r.State, r.LegalBasis, r.SourceID, r.Source, r.TextVersion,
 		store.Micros(r.RecordedAt), r.expires(), r.Actor.Kind, r.Actor.ID, r.Evidence.Method, r.Evidence.IP,
-		r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq, r.TextLanguage}
+		r.Evidence.UserAgent, r.Evidence.TokenID, r.LedgerSeq, r.TextLanguage, r.Evidence.ImportID, r.Evidence.collectedAt(),
+		r.Evidence.Notice}
 }
 
 const recordColumns = `id, contact_id, purpose_id, state, legal_basis, source_id, source, text_version, recorded_at,
-	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq, text_language`
+	expires_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq, text_language, import_id, collected_at, notice`
 
 // appendEvent appends the ledger event of r for the contact with ledger
 // reference ref, at the position r already holds, and writes its event
@@ -226,7 +230,8 @@ func (r *Record) event(ref string) *ledger.Event {
 		PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, TextVersion: r.TextVersion,
 		ExpiresAt: expires, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID,
 		Details: &ledger.Details{IP: r.Evidence.IP, UserAgent: r.Evidence.UserAgent, TokenID: r.Evidence.TokenID,
-			TextLanguage: r.TextLanguage}}
+			TextLanguage: r.TextLanguage, ImportID: r.Evidence.ImportID, CollectedAt: r.Evidence.collectedAtMicros(),
+			Notice: r.Evidence.Notice}}
 }
 
 // Apply writes the prepared consent record for contact k inside tx, moves the
@@ -249,7 +254,7 @@ func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Re
 		}
 		return fmt.Errorf("consent: insert consent record: %w", err)
 	}, `INSERT INTO consent_records (`+recordColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`, r.args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +316,7 @@ func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.
 	err = tx.QueryRow(`WITH c AS (SELECT id, ref, processing_stopped_at IS NOT NULL AS stopped, erased_at IS NOT NULL AS erased
 		FROM contacts WHERE id = $2),
 		r AS (INSERT INTO consent_records (`+recordColumns+`)
-			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM c),
+			SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM c),
 		u AS (INSERT INTO consent_current (contact_id, purpose_id, record_id, state, expires_at) SELECT c.id, $3, $1, $4, $10 FROM c
 			ON CONFLICT (contact_id, purpose_id) DO UPDATE SET record_id = excluded.record_id, state = excluded.state,
 			expires_at = excluded.expires_at)
@@ -437,20 +442,45 @@ func HistoryIn(ctx context.Context, q store.Querier, contactID string) ([]Record
 // scanRecord.
 const recordSelect = `SELECT r.id, r.contact_id, r.purpose_id, p.name, r.state,
 	r.legal_basis, r.source_id, r.source, r.text_version, r.recorded_at, r.expires_at, r.actor_kind, r.actor_id, r.method,
-	r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language
+	r.ip, r.user_agent, r.token_id, r.ledger_seq, r.text_language, r.import_id, r.collected_at, r.notice
 	FROM consent_records r JOIN purposes p ON p.id = r.purpose_id`
 
 func scanRecord(row store.Scanner) (Record, error) {
 	var r Record
 	var at int64
-	var expires sql.NullInt64
+	var expires, collected sql.NullInt64
 	err := row.Scan(&r.ID, &r.ContactID, &r.PurposeID, &r.PurposeName, &r.State, &r.LegalBasis, &r.SourceID, &r.Source,
 		&r.TextVersion, &at, &expires, &r.Actor.Kind, &r.Actor.ID, &r.Evidence.Method, &r.Evidence.IP,
-		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq, &r.TextLanguage)
+		&r.Evidence.UserAgent, &r.Evidence.TokenID, &r.LedgerSeq, &r.TextLanguage, &r.Evidence.ImportID, &collected, &r.Evidence.Notice)
 	r.RecordedAt = store.FromMicros(at)
+	if collected.Valid {
+		c := store.FromMicros(collected.Int64)
+		r.Evidence.CollectedAt = &c
+	}
 	if expires.Valid {
 		e := store.FromMicros(expires.Int64)
 		r.ExpiresAt = &e
 	}
 	return r, err
+}
+
+// CurrentTx returns the contact's current consent state for the purpose
+// inside tx, and when it was given: the time its record says it was
+// collected (an import's provenance), else when it was recorded. ok is
+// false when the contact has no consent record for the purpose.
+func CurrentTx(tx *store.Tx, contactID, purposeID string) (state string, givenAt time.Time, ok bool, err error) {
+	var recorded int64
+	var collected sql.NullInt64
+	err = tx.Row(`SELECT r.state, r.recorded_at, r.collected_at FROM consent_current c JOIN consent_records r ON r.id = c.record_id
+		WHERE c.contact_id = $1 AND c.purpose_id = $2`, contactID, purposeID).Scan(&state, &recorded, &collected)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("consent: read current consent: %w", err)
+	}
+	if collected.Valid {
+		return state, store.FromMicros(collected.Int64), true, nil
+	}
+	return state, store.FromMicros(recorded), true, nil
 }

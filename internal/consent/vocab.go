@@ -8,6 +8,9 @@ package consent
 
 import (
 	"slices"
+	"time"
+
+	"github.com/consentry/consentry/internal/store"
 )
 
 // Legal bases of GDPR Art. 6(1).
@@ -103,6 +106,28 @@ type Evidence struct {
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
 	TokenID   string `json:"confirmation_token_id,omitempty" doc:"the confirmation link's token id, for changes confirmed by email"`
+	// The provenance of a record brought in by an import (R24): the import
+	// it came with, when the consent was collected by the file's account,
+	// and the notice the person was shown when no text version says it.
+	ImportID    string     `json:"import_id,omitempty" doc:"the import this record came with"`
+	CollectedAt *time.Time `json:"collected_at,omitempty" doc:"when the consent was collected, as the imported file says; the record itself is dated when it was written"`
+	Notice      string     `json:"notice,omitempty" doc:"how the consent was collected and the notice shown, as the import described it"`
+}
+
+// collectedAt is CollectedAt as stored: microseconds, or NULL.
+func (e Evidence) collectedAt() any {
+	if e.CollectedAt == nil {
+		return nil
+	}
+	return store.Micros(*e.CollectedAt)
+}
+
+// collectedAtMicros is CollectedAt in microseconds, 0 when not known.
+func (e Evidence) collectedAtMicros() int64 {
+	if e.CollectedAt == nil {
+		return 0
+	}
+	return store.Micros(*e.CollectedAt)
 }
 
 func validOneOf(v string, list []string) bool { return slices.Contains(list, v) }

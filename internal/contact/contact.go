@@ -499,6 +499,18 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 // when there is no such contact, and a refusal naming the hold while a
 // legal hold is active.
 func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
+	return deleteTx(tx, id, actor, now, true)
+}
+
+// RemoveImportedTx removes a contact an import created, as DeleteTx does
+// (the ledger and the erasure log record it), but leaves no suppression
+// entry: undoing an import takes back a mistake, and the corrected file
+// may bring the address in again.
+func RemoveImportedTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
+	return deleteTx(tx, id, actor, now, false)
+}
+
+func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppress bool) error {
 	k, err := contactstate.Load(tx, id)
 	if err != nil {
 		return err
@@ -514,7 +526,7 @@ func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error
 	if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
 		return fmt.Errorf("contact: read: %w", err)
 	}
-	if !k.Erased {
+	if !k.Erased && suppress {
 		if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
 			return err
 		}

@@ -36,7 +36,16 @@ type Details struct {
 	UserAgent    string
 	TokenID      string // the confirmation link's token, for changes confirmed by email
 	TextLanguage string // the language of the consent text shown
+	// The provenance of an imported record: the import's id, when the
+	// consent was collected (microseconds, 0 when not known) and the
+	// notice shown.
+	ImportID    string
+	CollectedAt int64
+	Notice      string
 }
+
+// provenance reports whether d carries an import's provenance.
+func (d *Details) provenance() bool { return d.ImportID != "" || d.CollectedAt != 0 || d.Notice != "" }
 
 // erased reports whether the personal evidence (IP address, user agent and
 // the confirmation token that links to the contact) is blank, as erasing a
@@ -51,8 +60,10 @@ const evidenceKeyID = "evidence"
 // evidence e describes: the domain tag "consentry-evidence-v1" and a zero
 // byte, then, each as an unsigned LEB128 varint length followed by the
 // UTF-8 bytes, kind, record_id, method, ip, user_agent, token_id,
-// text_version (decimal), text_language, actor_kind and actor_id. An event
-// without Details commits to blank details.
+// text_version (decimal), text_language, actor_kind and actor_id; then,
+// only for a record with an import's provenance, import_id, collected_at
+// (decimal microseconds, 0 when not known) and notice. An event without
+// Details commits to blank details.
 func CommitEvidence(key []byte, e *Event) string {
 	var d Details
 	if e.Details != nil {
@@ -70,6 +81,11 @@ func CommitEvidence(key []byte, e *Event) string {
 	field(d.TextLanguage)
 	field(e.ActorKind)
 	field(e.ActorID)
+	if d.provenance() {
+		field(d.ImportID)
+		field(strconv.FormatInt(d.CollectedAt, 10))
+		field(d.Notice)
+	}
 	return hex.EncodeToString(mac.h.Sum(nil))
 }
 

@@ -437,3 +437,23 @@ func SubscribedIDs(subs []Subscription) map[string]bool {
 	}
 	return m
 }
+
+// JoinLater subscribes the contact to the list inside tx, as SetLater
+// does, unless the contact unsubscribed from it before: an import or a
+// bulk action never undoes someone's choice to leave. It reports whether
+// the contact is subscribed now (false also for a list deleted since).
+func JoinLater(tx *store.Tx, contactID, listID, source string, now time.Time) (bool, error) {
+	var current string
+	err := tx.Row(`SELECT status FROM list_subscriptions WHERE list_id = $1 AND contact_id = $2`, listID, contactID).Scan(&current)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, fmt.Errorf("lists: read subscription: %w", err)
+	case current == Unsubscribed:
+		return false, nil
+	case current == Subscribed:
+		return true, nil
+	}
+	found, _, err := set(tx, contactID, listID, Subscribed, source, now)
+	return found, err
+}

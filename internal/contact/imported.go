@@ -1,0 +1,254 @@
+package contact
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// What an import does with a row whose address is already a contact's.
+const (
+	DuplicateSkip      = "skip"      // leave the contact as it is
+	DuplicateFill      = "fill"      // set only the fields the contact has empty
+	DuplicateOverwrite = "overwrite" // set every field the row has a value for
+)
+
+// DuplicatePolicies lists the policies, in the order forms offer them.
+var DuplicatePolicies = []string{DuplicateSkip, DuplicateFill, DuplicateOverwrite}
+
+// Why an imported row changed nothing (ImportOutcome.Skipped).
+const (
+	SkipErasedAddress = "erased_address"     // erased before, and the row carries no new explicit consent
+	SkipDuplicate     = "duplicate"          // the address is a contact's, and the policy is skip
+	SkipLocked        = "processing_stopped" // the contact asked to stop processing (R9), or was erased
+)
+
+// Incoming is one contact as an import row brings it, checked by
+// CheckIncoming.
+type Incoming struct {
+	// Input holds the fields the row has a value for; an empty cell is
+	// left out, so it never clears a value.
+	Input Input
+	// OptInStatus is the status the row asks for: "" (none given), none,
+	// single_opt_in_user or opt_out_user (R5, R6). A new contact starts at
+	// it; a known contact only ever takes an opt-out from an import.
+	OptInStatus string
+	// NewConsent says the row grants a consent on the legal basis consent,
+	// so that an erased address may come back (R10).
+	NewConsent bool
+
+	emailKey string
+	scratch  *Contact // what the row sets, applied to an empty contact
+}
+
+// ImportOutcome says what ImportTx did with a row.
+type ImportOutcome struct {
+	Key     contactstate.State // the contact the row is about; zero when skipped
+	Created bool
+	Updated bool   // a known contact's fields or opt-in status changed
+	Skipped string // why nothing was written (Skip...); "" otherwise
+}
+
+// FieldMap returns the field definitions by name, for a caller that
+// checks many rows against them (CheckIncoming).
+func (s *Service) FieldMap(ctx context.Context) (map[string]*FieldDefinition, error) {
+	return s.fieldMap(ctx)
+}
+
+// CheckIncoming validates in against defs without reading or writing:
+// the address, every field value and the opt-in status an import may set.
+// The error names the field and says why.
+func CheckIncoming(in *Incoming, defs map[string]*FieldDefinition) error {
+	if in.Input.Email == nil {
+		return errs.Required("email")
+	}
+	email, err := NormalizeEmail(*in.Input.Email)
+	if err != nil {
+		return err
+	}
+	in.Input.Email, in.emailKey = &email, strings.ToLower(email)
+	switch in.OptInStatus {
+	case "", contactstate.OptInNone, contactstate.SingleOptInUser, contactstate.OptOutUser:
+	default:
+		return errs.Invalid("opt_in_status", "an import sets only %s, %s or %s", contactstate.OptInNone, contactstate.SingleOptInUser,
+			contactstate.OptOutUser)
+	}
+	in.scratch = &Contact{Fields: map[string]any{}}
+	_, err = in.Input.apply(in.scratch, defs)
+	return err
+}
+
+// ImportTx writes one row of an import inside tx, after CheckIncoming:
+// a new address becomes a contact (unless it was erased and the row
+// carries no new explicit consent); a known one is left, filled in or
+// overwritten as policy says. A contact who stopped processing or was
+// erased is never changed. The contact's creation hooks run for a new
+// contact, as for any other.
+func (s *Service) ImportTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDefinition, policy string, armed bool,
+	actor consent.Actor, ev consent.Evidence, now time.Time) (ImportOutcome, error) {
+	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1", in.emailKey))
+	if errs.Is(err, errs.KindNotFound) {
+		return s.importNewTx(tx, in, defs, armed, actor, ev, now)
+	}
+	if err != nil {
+		return ImportOutcome{}, err
+	}
+	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
+		ProcessingStopped: c.ProcessingStoppedAt != nil, Erased: c.ErasedAt != nil}
+	if k.ProcessingStopped || k.Erased {
+		return ImportOutcome{Skipped: SkipLocked}, nil
+	}
+	if policy == DuplicateSkip {
+		return ImportOutcome{Key: k, Skipped: SkipDuplicate}, nil
+	}
+	input := in.Input
+	if policy == DuplicateFill {
+		if input, err = emptyOnly(tx, c, input, defs); err != nil {
+			return ImportOutcome{}, err
+		}
+	}
+	before := snapshotOf(c)
+	secrets, err := input.apply(c, defs)
+	if err != nil {
+		return ImportOutcome{}, err
+	}
+	if err := checkStorageTx(tx, c.ID, input.Fields, defs); err != nil {
+		return ImportOutcome{}, err
+	}
+	if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
+		return ImportOutcome{}, err
+	}
+	updated := len(changedFields(before, c, secrets)) > 0
+	if updated {
+		c.UpdatedAt = now
+		if err := updateTx(tx, before, c, secrets, now); err != nil {
+			return ImportOutcome{}, err
+		}
+	}
+	if in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn) {
+		ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser,
+			Actor: actor, Evidence: ev}, now)
+		if err != nil {
+			return ImportOutcome{}, errs.WithField(err, optInField)
+		}
+		if ch != nil {
+			k.OptIn, updated = ch.To, true
+		}
+	}
+	return ImportOutcome{Key: k, Updated: updated}, nil
+}
+
+func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDefinition, armed bool,
+	actor consent.Actor, ev consent.Evidence, now time.Time) (ImportOutcome, error) {
+	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
+		Deliverability: contactstate.DeliverabilityOK, LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
+	secrets, err := in.Input.apply(c, defs)
+	if err != nil {
+		return ImportOutcome{}, err
+	}
+	erased, err := checkSuppressed(tx, c, armed, in.NewConsent)
+	if errs.Is(err, errs.KindRefused) {
+		return ImportOutcome{Skipped: SkipErasedAddress}, nil
+	}
+	if err != nil {
+		return ImportOutcome{}, err
+	}
+	if err := insertTx(tx, c, erased, actor, ev.Method); err != nil {
+		return ImportOutcome{}, err
+	}
+	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: contactstate.OptInNone}
+	if in.OptInStatus != "" && in.OptInStatus != contactstate.OptInNone {
+		ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
+			Actor: actor, Evidence: ev}, now)
+		if err != nil {
+			return ImportOutcome{}, errs.WithField(err, optInField)
+		}
+		if ch != nil {
+			c.OptInStatus, k.OptIn = ch.To, ch.To
+		}
+	}
+	if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
+		return ImportOutcome{}, err
+	}
+	if err := s.afterCreate(tx, c, now); err != nil {
+		return ImportOutcome{}, err
+	}
+	return ImportOutcome{Key: k, Created: true}, nil
+}
+
+// emptyOnly returns the part of in that sets what c has empty: core
+// fields that are blank, custom fields never set, sensitive fields with no
+// value stored. The address is the contact's already.
+func emptyOnly(tx *store.Tx, c *Contact, in Input, defs map[string]*FieldDefinition) (Input, error) {
+	out := Input{}
+	for _, f := range []struct {
+		have string
+		from *string
+		to   **string
+	}{
+		{c.FirstName, in.FirstName, &out.FirstName}, {c.LastName, in.LastName, &out.LastName}, {c.Phone, in.Phone, &out.Phone},
+		{c.Country, in.Country, &out.Country}, {c.Region, in.Region, &out.Region}, {c.Language, in.Language, &out.Language},
+		{c.Stage, in.Stage, &out.Stage}, {c.Owner, in.Owner, &out.Owner},
+	} {
+		if f.have == "" {
+			*f.to = f.from
+		}
+	}
+	if len(in.Fields) == 0 {
+		return out, nil
+	}
+	stored := map[string]bool{}
+	rows, err := tx.Query(`SELECT field FROM sensitive_values WHERE contact_id = $1`, c.ID)
+	if err != nil {
+		return out, fmt.Errorf("contact: read stored values: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return out, err
+		}
+		stored[f] = true
+	}
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	out.Fields = map[string]any{}
+	for name, v := range in.Fields {
+		_, set := c.Fields[name]
+		if d := defs[name]; d != nil && d.Sensitive {
+			set = stored[name]
+		}
+		if !set {
+			out.Fields[name] = v
+		}
+	}
+	return out, nil
+}
+
+// Values returns what the row sets as it would be stored, by field name,
+// after CheckIncoming: core fields and custom fields in their checked
+// form. Sensitive values are left out: a preview never shows them.
+func (in *Incoming) Values() map[string]string {
+	out := map[string]string{}
+	if in.scratch == nil {
+		return out
+	}
+	for _, f := range CoreFields {
+		if v := f.Value(in.scratch); v != "" {
+			out[f.Name] = v
+		}
+	}
+	for name, v := range in.scratch.Fields {
+		out[name] = valueText(v)
+	}
+	return out
+}

@@ -1,0 +1,523 @@
+package imports_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/vault/vaulttest"
+)
+
+var user = consent.Actor{Kind: consent.ActorUser, ID: "u1"}
+
+type world struct {
+	t       testing.TB
+	db      *store.DB
+	now     time.Time
+	consent *consent.Service
+	people  *contact.Service
+	lists   *lists.Service
+	imports *imports.Service
+	jobs    *jobs.Runner
+	news    *lists.List
+}
+
+func newWorld(t testing.TB, db *store.DB) *world {
+	w := &world{t: t, db: db, now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	clock := func() time.Time { return w.now }
+	ctx := context.Background()
+	w.consent = consent.NewService(db)
+	w.consent.Now = clock
+	w.people = contact.NewService(db, w.consent)
+	w.people.Now = clock
+	w.people.Vault = vaulttest.New(t)
+	w.lists = &lists.Service{DB: db, Now: clock}
+	w.imports = &imports.Service{DB: db, Contacts: w.people, Consent: w.consent, Lists: w.lists, Log: slog.New(slog.DiscardHandler), Now: clock}
+	w.jobs = jobs.NewRunner(db, slog.New(slog.DiscardHandler))
+	w.jobs.Now = clock
+	w.jobs.Handle(imports.JobKind, w.imports.Handle)
+	w.jobs.Handle(imports.UndoJobKind, w.imports.HandleUndo)
+	for _, p := range []struct{ name, basis string }{{"Share with partners", consent.BasisConsent}} {
+		if _, err := w.consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr(p.name), LegalBasis: ptr(p.basis),
+			Text: ptr("May we email you about " + p.name + "?")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.consent.CreateSource(ctx, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []contact.FieldInput{
+		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
+		{Name: ptr("national_id"), Label: ptr("National id"), Type: ptr("text"), Sensitive: ptr(true), Mask: ptr("last:4")},
+	} {
+		if _, err := w.people.CreateField(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if w.news, err = w.lists.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// csvFile writes records as CSV with delimiter d.
+func csvFile(d rune, records ...[]string) []byte {
+	var b bytes.Buffer
+	cw := csv.NewWriter(&b)
+	cw.Comma = d
+	cw.WriteAll(records)
+	return b.Bytes()
+}
+
+func (w *world) upload(name string, data []byte) *imports.Import {
+	w.t.Helper()
+	imp, err := w.imports.Upload(context.Background(), name, bytes.NewReader(data), user)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return imp
+}
+
+// run starts the import with d and runs its jobs until none is due.
+func (w *world) run(id string, d imports.Definition, dryRun bool) *imports.Import {
+	w.t.Helper()
+	ctx := context.Background()
+	if _, err := w.imports.Start(ctx, id, d, dryRun); err != nil {
+		w.t.Fatal(err)
+	}
+	w.drain()
+	imp, err := w.imports.Get(ctx, id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return imp
+}
+
+func (w *world) drain() {
+	w.t.Helper()
+	for range 1000 {
+		n, err := w.jobs.RunDue(context.Background())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	w.t.Fatal("jobs never ran out")
+}
+
+func (w *world) contact(email string) *contact.Contact {
+	w.t.Helper()
+	cs, _, err := w.people.List(context.Background(), contact.ListQuery{Email: email})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if len(cs) != 1 {
+		return nil
+	}
+	return cs[0]
+}
+
+func (w *world) history(id string) []consent.Record {
+	w.t.Helper()
+	h, err := w.consent.History(context.Background(), id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return h
+}
+
+func (w *world) verify() {
+	w.t.Helper()
+	rep, err := w.consent.VerifyLedger(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if !rep.OK {
+		w.t.Fatalf("the ledger does not verify: %+v", rep.Problem)
+	}
+}
+
+// fairDefinition maps the Swedish columns of fairFile.
+func fairDefinition() imports.Definition {
+	return imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateFill,
+		Columns: []imports.Column{{Column: "E-post", Field: "email"}, {Column: "Förnamn", Field: "first_name"},
+			{Column: "Företag", Field: "company"}, {Column: "Personnummer", Field: "national_id"}},
+		OptIn: &imports.OptIn{Value: contactstate.SingleOptInUser},
+		Consents: []imports.Consent{
+			{Purpose: "E-marketing", Column: "Nyhetsbrev", LegalBasis: consent.BasisConsent, CollectedAtColumn: "Datum", TextVersion: 1},
+			{Purpose: "Share with partners", State: consent.StateGranted, LegalBasis: consent.BasisConsent, CollectedAt: "2026-10-15",
+				Notice: "Paper form at the fair: 'Partner AB may contact me'"},
+		},
+		Lists: []imports.List{{List: "Newsletter", Column: "Nyhetsbrev"}}}
+}
+
+var fairFile = [][]string{
+	{"E-post", "Förnamn", "Företag", "Personnummer", "Nyhetsbrev", "Datum"},
+	{"anna@example.com", "Anna", "=HYPERLINK(\"x\")", "19800101-1234", "ja", "2026-10-14"},
+	{"bo@example.com", "Bo", "Bo AB", "", "nej", "14-10-2026"},
+	{"not an address", "Cecilia", "", "", "ja", "2026-10-14"},
+	{"dan@example.com", "Dan", "", "", "kanske", "2026-10-14"},
+	{"ANNA@example.com", "", "Anna AB", "", "", "2026-10-14"},
+	{"BO@example.com", "", "Bo Ltd", "19900101-9999", "", "2026-10-14"},
+}
+
+// An import writes each row's contact, consents with their provenance,
+// opt-in status and lists; rows it cannot write are reported with their
+// number and reason, and the ledger verifies, evidence and all.
+func TestImportWritesProvenance(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		imp := w.upload("fair.csv", csvFile(';', fairFile...))
+		if imp.Format != "csv" || imp.Delimiter != ";" || imp.TotalRows != 6 || len(imp.Header) != 6 {
+			t.Fatalf("upload: %+v", imp)
+		}
+		if got := imports.Suggest(imp.Header, map[string]string{"company": "Företag"}); strings.Join(got, ",") != "email,first_name,company,,," {
+			t.Fatalf("suggested %q", got)
+		}
+		imp = w.run(imp.ID, fairDefinition(), false)
+		if imp.Status != imports.StatusDone || imp.Created != 2 || imp.Updated != 1 || imp.Unchanged != 1 || imp.Failed != 2 || imp.Position != 6 {
+			rows, _ := w.imports.ReportRows(context.Background(), imp.ID, 0, 10)
+			t.Fatalf("import: %+v; report %+v", imp, rows)
+		}
+		anna := w.contact("anna@example.com")
+		if anna == nil || anna.FirstName != "Anna" || anna.Fields["company"] != "=HYPERLINK(\"x\")" || anna.OptInStatus != contactstate.SingleOptInUser {
+			t.Fatalf("anna: %+v", anna)
+		}
+		h := w.history(anna.ID)
+		if len(h) != 2 {
+			t.Fatalf("anna has %d consent records, want 2", len(h))
+		}
+		for _, r := range h {
+			ev := r.Evidence
+			if ev.Method != consent.MethodImport || ev.ImportID != imp.ID || ev.CollectedAt == nil || r.Source != "Trade fair 2026" {
+				t.Errorf("record %+v", r)
+			}
+			switch r.PurposeName {
+			case "E-marketing":
+				if r.TextVersion != 1 || !ev.CollectedAt.Equal(time.Date(2026, 10, 14, 0, 0, 0, 0, time.UTC)) || ev.Notice != "" {
+					t.Errorf("e-marketing: %+v %+v", r, ev)
+				}
+			case "Share with partners":
+				if r.TextVersion != 0 || !strings.Contains(ev.Notice, "Paper form") || !ev.CollectedAt.Equal(time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("partners: %+v %+v", r, ev)
+				}
+			}
+		}
+		bo := w.contact("bo@example.com")
+		if bo == nil || bo.Fields["company"] != "Bo AB" || bo.Fields["national_id"] != "•••••••••9999" {
+			t.Fatalf("bo, filled in by row 7: %+v", bo)
+		}
+		if states := stateOf(w.history(bo.ID)); states["E-marketing"] != consent.StateWithdrawn || states["Share with partners"] != consent.StateGranted {
+			t.Errorf("bo's consents: %v", states)
+		}
+		subs, err := lists.Subscriptions(context.Background(), db.Read, anna.ID)
+		if err != nil || len(subs) != 1 || subs[0].ListID != w.news.ID {
+			t.Errorf("anna's lists: %+v %v", subs, err)
+		}
+		if subs, _ := lists.Subscriptions(context.Background(), db.Read, bo.ID); len(subs) != 0 {
+			t.Errorf("bo said no to the newsletter, and is on %+v", subs)
+		}
+		var report bytes.Buffer
+		if err := w.imports.WriteReport(context.Background(), imp.ID, &report); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&report).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 3 || recs[1][0] != "4" || recs[1][3] != "email" || recs[2][0] != "5" || recs[2][3] != "consents[0]" ||
+			!strings.Contains(recs[2][4], "kanske") || recs[1][5] != "not an address" {
+			t.Fatalf("report: %q", recs)
+		}
+		w.verify()
+	})
+}
+
+func stateOf(h []consent.Record) map[string]string {
+	out := map[string]string{}
+	for _, r := range h {
+		out[r.PurposeName] = r.State
+	}
+	return out
+}
+
+// An import never lifts an opt-out, never sets single_opt_in_user on a
+// known contact, never overwrites a consent given after the file's date,
+// leaves a locked record alone, and skips an erased address unless the row
+// carries a new explicit consent.
+func TestImportRules(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		mk := func(email, optIn string) string {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, OptInStatus: optIn, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		mk("out@example.com", contactstate.OptOutUser)
+		newer := mk("newer@example.com", "")
+		if _, err := w.consent.Record(ctx, newer, consent.RecordInput{Purpose: "E-marketing", State: consent.StateWithdrawn, Source: "Trade fair 2026",
+			Actor: user, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
+			t.Fatal(err)
+		}
+		stopped := mk("stopped@example.com", "")
+		if err := db.Write(ctx, func(tx *store.Tx) error { return contactstate.StopProcessingTx(tx, stopped, w.now) }); err != nil {
+			t.Fatal(err)
+		}
+		gone := mk("gone@example.com", "")
+		back := mk("back@example.com", "")
+		for _, id := range []string{gone, back} {
+			if err := w.people.Delete(ctx, id, user); err != nil {
+				t.Fatal(err)
+			}
+		}
+		imp := w.upload("list.csv", csvFile(',',
+			[]string{"email", "marketing", "date"},
+			[]string{"out@example.com", "yes", "2026-11-01"},
+			[]string{"newer@example.com", "yes", "2026-11-01"},
+			[]string{"stopped@example.com", "yes", "2026-11-01"},
+			[]string{"gone@example.com", "", "2026-11-01"},
+			[]string{"back@example.com", "yes", "2026-11-01"},
+		))
+		d := imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateOverwrite,
+			Columns: []imports.Column{{Column: "email", Field: "email"}},
+			OptIn:   &imports.OptIn{Value: contactstate.SingleOptInUser},
+			Consents: []imports.Consent{{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent,
+				CollectedAtColumn: "date", TextVersion: 1}}}
+		imp = w.run(imp.ID, d, false)
+		if imp.Status != imports.StatusDone || imp.Created != 1 || imp.Skipped != 2 || imp.SkippedBy[contact.SkipErasedAddress] != 1 ||
+			imp.SkippedBy[contact.SkipLocked] != 1 || imp.SkippedBy[imports.KeptNewerConsent] != 1 {
+			t.Fatalf("import: %+v", imp)
+		}
+		if c := w.contact("out@example.com"); c.OptInStatus != contactstate.OptOutUser {
+			t.Errorf("the opt-out was lifted: %s", c.OptInStatus)
+		}
+		if states := stateOf(w.history(newer)); states["E-marketing"] != consent.StateWithdrawn {
+			t.Errorf("the later withdrawal was overwritten: %v", states)
+		}
+		if len(w.history(stopped)) != 0 {
+			t.Error("a locked record took a consent")
+		}
+		if w.contact("gone@example.com") != nil {
+			t.Error("an erased address came back without a new consent")
+		}
+		if c := w.contact("back@example.com"); c == nil || c.PreviouslyErasedAt == nil {
+			t.Errorf("an erased address with a new explicit consent: %+v", c)
+		}
+		w.verify()
+	})
+}
+
+// A definition without its provenance, or that does not fit the file, is
+// refused with the field and why, and the import stays as uploaded.
+func TestDefinitionNeedsProvenance(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		imp := w.upload("fair.csv", csvFile(';', fairFile...))
+		for field, change := range map[string]func(d *imports.Definition){
+			"source":                          func(d *imports.Definition) { d.Source = "" },
+			"consents[0].legal_basis":         func(d *imports.Definition) { d.Consents[0].LegalBasis = "" },
+			"consents[1].collected_at":        func(d *imports.Definition) { d.Consents[1].CollectedAt = "" },
+			"consents[1].notice":              func(d *imports.Definition) { d.Consents[1].Notice = "" },
+			"consents[0].text_version":        func(d *imports.Definition) { d.Consents[0].TextVersion = 7 },
+			"consents[0].collected_at_column": func(d *imports.Definition) { d.Consents[0].CollectedAtColumn = "When" },
+			"columns":                         func(d *imports.Definition) { d.Columns = d.Columns[1:] },
+			"columns[1].field":                func(d *imports.Definition) { d.Columns[1].Field = "shoe_size" },
+			"duplicates":                      func(d *imports.Definition) { d.Duplicates = "merge" },
+			"opt_in_status.value":             func(d *imports.Definition) { d.OptIn.Value = contactstate.DoubleOptIn },
+			"lists[0].list":                   func(d *imports.Definition) { d.Lists[0].List = "Nope" },
+		} {
+			d := fairDefinition()
+			change(&d)
+			_, err := w.imports.Start(context.Background(), imp.ID, d, false)
+			if e := errs.As(err); e == nil || e.Field != field {
+				t.Errorf("%s: got %v", field, err)
+			}
+		}
+		got, err := w.imports.Get(context.Background(), imp.ID)
+		if err != nil || got.Status != imports.StatusUploaded || got.Definition != nil {
+			t.Fatalf("after refusals: %+v %v", got, err)
+		}
+		if n, _ := w.jobs.RunDue(context.Background()); n != 0 {
+			t.Fatalf("%d jobs ran after refusals", n)
+		}
+	})
+}
+
+// A file that cannot be read is refused at upload with the reason, and
+// nothing of it is kept.
+func TestUnreadableFilesAreRefused(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		oneLine := io.MultiReader(strings.NewReader("email;name\n"), io.LimitReader(repeat('a'), 50<<20))
+		for name, r := range map[string]io.Reader{
+			"empty":          strings.NewReader(""),
+			"header only":    strings.NewReader("email;name\n"),
+			"binary":         bytes.NewReader([]byte{0, 1, 2, 0xff, 0xfe, 0, 0, 0x81, 0x8d}),
+			"one 50 MB line": oneLine,
+		} {
+			_, err := w.imports.Upload(context.Background(), name, r, user)
+			if e := errs.As(err); e == nil || e.Field != "file" {
+				t.Errorf("%s: got %v", name, err)
+			}
+		}
+		var n int
+		if err := db.Read.QueryRow(`SELECT (SELECT count(*) FROM imports) + (SELECT count(*) FROM import_file_chunks)`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d rows kept of refused uploads (%v)", n, err)
+		}
+	})
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+func repeat(b byte) io.Reader { return repeatReader(b) }
+
+// A dry run reports what the import would do, and the rows that would
+// fail, writing no contact; the import can run after it.
+func TestDryRunWritesNothing(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		imp := w.upload("fair.csv", csvFile(';', fairFile...))
+		dry := w.run(imp.ID, fairDefinition(), true)
+		if !dry.DryRun || dry.Status != imports.StatusUploaded || dry.Created != 2 || dry.Updated != 2 || dry.Failed != 2 {
+			t.Fatalf("dry run: %+v", dry)
+		}
+		var contacts int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts`).Scan(&contacts); err != nil || contacts != 0 {
+			t.Fatalf("a dry run wrote %d contacts (%v)", contacts, err)
+		}
+		rows, err := w.imports.ReportRows(context.Background(), imp.ID, 0, 10)
+		if err != nil || len(rows) != 2 || rows[0].Row != 4 || rows[1].Row != 5 {
+			t.Fatalf("dry run report: %+v %v", rows, err)
+		}
+		done := w.run(imp.ID, fairDefinition(), false)
+		if done.DryRun || done.Status != imports.StatusDone || done.Created != 2 {
+			t.Fatalf("the import after the dry run: %+v", done)
+		}
+	})
+}
+
+// An import taken up again by a new job (a restart, or the next slice)
+// resumes at the first row not written: each row is written once.
+func TestImportResumes(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		w.imports.Chunk, w.imports.Slice = 3, time.Nanosecond // a chunk per job
+		records := [][]string{{"email", "company"}}
+		for i := range 20 {
+			records = append(records, []string{fmt.Sprintf("p%02d@example.com", i), fmt.Sprintf("Co %d", i)})
+		}
+		imp := w.upload("people.csv", csvFile(',', records...))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}, {Column: "company", Field: "company"}}}
+		if _, err := w.imports.Start(context.Background(), imp.ID, d, false); err != nil {
+			t.Fatal(err)
+		}
+		w.drain()
+		var runs int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM jobs WHERE kind = $1`, imports.JobKind).Scan(&runs); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.imports.Get(context.Background(), imp.ID)
+		if runs < 7 || got.Status != imports.StatusDone || got.Created != 20 || got.Position != 20 {
+			t.Fatalf("after %d runs: %+v", runs, got)
+		}
+		var contacts int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts`).Scan(&contacts); err != nil || contacts != 20 {
+			t.Fatalf("%d contacts (%v), want 20", contacts, err)
+		}
+	})
+}
+
+// A cancelled import stops between chunks and keeps what it wrote; undo
+// then removes the contacts it created that nobody changed since, and
+// leaves the one someone did.
+func TestCancelAndUndo(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		w.imports.Chunk, w.imports.Slice = 2, time.Nanosecond
+		records := [][]string{{"email"}}
+		for i := range 10 {
+			records = append(records, []string{fmt.Sprintf("p%02d@example.com", i)})
+		}
+		imp := w.upload("people.csv", csvFile(',', records...))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
+		runs := 0
+		w.jobs.Handle(imports.JobKind, func(ctx context.Context, j *jobs.Job) error {
+			err := w.imports.Handle(ctx, j)
+			if runs++; runs == 2 { // a user cancels while the import runs
+				if _, err := w.imports.Cancel(ctx, imp.ID); err != nil {
+					t.Error(err)
+				}
+			}
+			return err
+		})
+		if _, err := w.imports.Start(ctx, imp.ID, d, false); err != nil {
+			t.Fatal(err)
+		}
+		w.drain()
+		got, _ := w.imports.Get(ctx, imp.ID)
+		if got.Status != imports.StatusCancelled || got.Created != 4 {
+			t.Fatalf("cancelled: %+v", got)
+		}
+		if _, err := w.imports.Cancel(ctx, imp.ID); errs.As(err) == nil {
+			t.Fatalf("cancelling an ended import: %v", err)
+		}
+		w.now = w.now.Add(time.Hour)
+		kept := w.contact("p01@example.com")
+		if _, err := w.people.Update(ctx, kept.ID, contact.Input{FirstName: ptr("Kept")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.imports.Undo(ctx, imp.ID, user); err != nil {
+			t.Fatal(err)
+		}
+		w.drain()
+		got, _ = w.imports.Get(ctx, imp.ID)
+		if got.Status != imports.StatusUndone || got.Removed != 3 || got.UndoneAt == nil {
+			t.Fatalf("undone: %+v", got)
+		}
+		var contacts int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM contacts`).Scan(&contacts); err != nil || contacts != 1 || w.contact("p01@example.com") == nil {
+			t.Fatalf("%d contacts left (%v), want the one changed since", contacts, err)
+		}
+		if _, err := w.imports.Undo(ctx, imp.ID, user); errs.As(err) == nil {
+			t.Fatalf("undoing twice: %v", err)
+		}
+		// Undo leaves no suppression entry: the corrected file brings them in.
+		again := w.upload("people.csv", csvFile(',', records...))
+		if got := w.run(again.ID, d, false); got.Created != 9 || got.Skipped != 1 {
+			t.Fatalf("the file again: %+v", got)
+		}
+		w.verify()
+	})
+}

@@ -1,0 +1,448 @@
+package imports
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
+	"github.com/consentry/consentry/internal/tabular"
+)
+
+// KeptNewerConsent counts, in Import.SkippedBy, the consents a file had
+// for a contact who gave a later one since: the import leaves those.
+const KeptNewerConsent = "kept_newer_consent"
+
+type jobPayload struct {
+	ImportID string `json:"import_id"`
+}
+
+// errStop ends a run that another instance, a cancel or an end has
+// overtaken; nothing is wrong.
+var errStop = errors.New("imports: stop")
+
+// Handle is the job handler: it reads the import's rows from where it
+// stands, a chunk per transaction, for at most Slice, then hands over to a
+// new job so that no run outlives its lease. A run finds the import
+// cancelled, or ended, and stops.
+func (s *Service) Handle(ctx context.Context, j *jobs.Job) error {
+	var p jobPayload
+	if err := j.Decode(&p); err != nil {
+		return err
+	}
+	imp, err := s.Get(ctx, p.ImportID)
+	if err != nil {
+		return nil // deleted since
+	}
+	if imp.Status != StatusQueued && imp.Status != StatusRunning {
+		return nil
+	}
+	err = s.run(ctx, imp)
+	switch {
+	case errors.Is(err, errStop):
+		return nil
+	case err != nil && ctx.Err() == nil:
+		s.Log.Error("imports: an import stopped", "import", imp.ID, "err", err)
+		return s.end(context.WithoutCancel(ctx), imp.ID, StatusFailed, err.Error())
+	}
+	return err
+}
+
+// run is one run of an import's job.
+func (s *Service) run(ctx context.Context, imp *Import) error {
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`UPDATE imports SET status = $2 WHERE id = $1 AND status = $3`, imp.ID, StatusRunning, StatusQueued)
+		return err
+	}); err != nil {
+		return err
+	}
+	r, err := s.check(ctx, *imp.Definition, imp.Header)
+	if err != nil {
+		return fmt.Errorf("the definition no longer holds: %w", err)
+	}
+	if imp.DryRun && imp.Position > 0 {
+		// A dry run keeps the addresses it met in memory only: after a
+		// restart it reads the file again from the start.
+		if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE imports SET position = 0, created = 0, updated = 0, unchanged = 0, skipped = 0, failed = 0,
+				skipped_by = '{}' WHERE id = $1`, imp.ID)
+			if err == nil {
+				_, err = tx.Exec(`DELETE FROM import_rows WHERE import_id = $1`, imp.ID)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		imp.Position = 0
+	}
+	tr, err := s.open(ctx, imp.ID)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	for i := int64(0); i < imp.Position; i++ {
+		if _, err := tr.Next(); err != nil && !rowFailure(err) {
+			return fmt.Errorf("imports: skip to row %d: %w", imp.Position, err)
+		}
+	}
+	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[string]bool{}}
+	if w.armed, err = suppression.Armed(ctx, s.DB); err != nil {
+		return err
+	}
+	slice := s.Slice
+	if slice <= 0 {
+		slice = time.Minute
+	}
+	until := time.Now().Add(slice)
+	for {
+		rows, end, err := w.read(s.chunk())
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			if err := w.write(ctx, rows); err != nil {
+				return err
+			}
+		}
+		if end {
+			return s.end(ctx, imp.ID, StatusDone, "")
+		}
+		if !imp.DryRun && time.Now().After(until) { // a dry run keeps what it met in memory: it runs in one go
+			return s.DB.Write(ctx, func(tx *store.Tx) error {
+				return jobs.Enqueue(tx, jobs.Spec{Kind: JobKind, Payload: jobPayload{ImportID: imp.ID}}, s.now())
+			})
+		}
+	}
+}
+
+// rowFailure reports whether err is one row's, after which reading goes on.
+func rowFailure(err error) bool {
+	var re *tabular.RowError
+	return errors.As(err, &re) && !re.Fatal
+}
+
+// end marks the import ended with status, and lets its file go.
+func (s *Service) end(ctx context.Context, id, status, why string) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(`UPDATE imports SET status = $2, error = $3, finished_at = $4 WHERE id = $1 AND status IN ($5, $6)`,
+			id, status, why, store.Micros(s.now()), StatusQueued, StatusRunning); err != nil {
+			return fmt.Errorf("imports: end: %w", err)
+		}
+		return s.dropFileUnlessDryRunTx(tx, id)
+	})
+}
+
+// dropFileUnlessDryRunTx deletes the file of an import that will not be
+// read again: after a dry run it stays, for the import that follows.
+func (s *Service) dropFileUnlessDryRunTx(tx *store.Tx, id string) error {
+	_, err := tx.Exec(`DELETE FROM import_file_chunks WHERE import_id = $1
+		AND NOT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND dry_run AND status = $2)`, id, StatusDone)
+	if err != nil {
+		return fmt.Errorf("imports: drop file: %w", err)
+	}
+	_, err = tx.Exec(`UPDATE imports SET status = $2 WHERE id = $1 AND dry_run AND status = $3`, id, StatusUploaded, StatusDone)
+	return err
+}
+
+// writer carries one run through the file.
+type writer struct {
+	s     *Service
+	imp   *Import
+	r     *resolved
+	tr    *tabular.Reader
+	pos   int64 // data rows taken so far
+	armed bool
+	held  *readRow        // a row read but left for the next chunk
+	seen  map[string]bool // a dry run's addresses so far
+}
+
+// readRow is a data row as read, or why it could not be.
+type readRow struct {
+	number int
+	cells  []string
+	plan   *rowPlan
+	fail   *rowError
+}
+
+// read takes up to n rows, planned. A chunk ends before a row whose
+// address an earlier row of the chunk has, so that the earlier one is
+// written, and the later one meets it as a contact, as it would in a
+// file written row by row. end reports the end of the file.
+func (w *writer) read(n int) (rows []*readRow, end bool, err error) {
+	keys := map[string]bool{}
+	now := w.s.now()
+	for len(rows) < n {
+		row := w.held
+		w.held = nil
+		if row == nil {
+			r, err := w.tr.Next()
+			switch {
+			case err == io.EOF:
+				return rows, true, nil
+			case rowFailure(err):
+				var re *tabular.RowError
+				errors.As(err, &re)
+				row = &readRow{number: re.Row, fail: &rowError{reason: re.Reason}}
+			case err != nil:
+				return nil, false, err
+			default:
+				row = &readRow{number: r.Number, cells: append([]string(nil), r.Cells...)}
+				plan, fail := w.r.plan(w.s, w.imp.ID, w.imp.Actor, r.Number, row.cells, now)
+				row.plan, row.fail = plan, fail
+			}
+		}
+		if row.plan != nil {
+			k := row.plan.emailKey()
+			if keys[k] {
+				w.held = row
+				return rows, false, nil
+			}
+			keys[k] = true
+		}
+		rows = append(rows, row)
+	}
+	return rows, false, nil
+}
+
+// tally is what a chunk did, added to the import's counts as it commits.
+type tally struct {
+	created, updated, unchanged, skipped, failed int64
+	skippedBy                                    map[string]int64
+	report                                       [][]any // import_rows
+	touched                                      [][]any // import_contacts
+}
+
+func (t *tally) skip(row *readRow, importID, code, reason string) {
+	t.skipped++
+	t.skippedBy[code]++
+	t.report = append(t.report, reportRow(importID, row, OutcomeSkipped, code, "", reason))
+}
+
+func (t *tally) fail(row *readRow, importID string, e *rowError) {
+	t.failed++
+	t.report = append(t.report, reportRow(importID, row, OutcomeFailed, "invalid", e.field, e.reason))
+}
+
+func reportRow(importID string, row *readRow, outcome, code, field, reason string) []any {
+	cells, _ := json.Marshal(row.cells)
+	if row.cells == nil {
+		cells = []byte("[]")
+	}
+	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells)}
+}
+
+// write writes a chunk in one transaction with the import's new position
+// and counts. Should that fail for one row's sake, the chunk is written
+// again a row per transaction, and the row that fails alone is reported
+// failed with its reason.
+func (w *writer) write(ctx context.Context, rows []*readRow) error {
+	err := w.commit(ctx, rows)
+	if err == nil || errors.Is(err, errStop) || ctx.Err() != nil || len(rows) == 1 {
+		if err != nil && !errors.Is(err, errStop) && ctx.Err() == nil && len(rows) == 1 {
+			row := rows[0]
+			return w.commit(ctx, []*readRow{{number: row.number, cells: row.cells, fail: asRowError(err)}})
+		}
+		return err
+	}
+	for _, row := range rows {
+		if err := w.write(ctx, []*readRow{row}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit writes rows, moving the position past them, in one transaction.
+// A dry run writes only the counts and the report.
+func (w *writer) commit(ctx context.Context, rows []*readRow) error {
+	var t tally
+	from, cancelled := w.pos, false
+	err := w.s.DB.Write(ctx, func(tx *store.Tx) error {
+		t, cancelled = tally{skippedBy: map[string]int64{}}, false
+		var pos int64
+		var status string
+		var cancel bool
+		if err := tx.Row(`SELECT position, status, cancel_requested FROM imports WHERE id = $1`, w.imp.ID).Scan(&pos, &status, &cancel); err != nil {
+			return fmt.Errorf("imports: read position: %w", err)
+		}
+		if cancel {
+			if _, err := tx.Exec(`UPDATE imports SET status = $2, finished_at = $3 WHERE id = $1`, w.imp.ID, StatusCancelled,
+				store.Micros(w.s.now())); err != nil {
+				return err
+			}
+			cancelled = true
+			return w.s.dropFileUnlessDryRunTx(tx, w.imp.ID)
+		}
+		if status != StatusRunning || pos != from {
+			return errStop // another run has it
+		}
+		now := w.s.now()
+		for _, row := range rows {
+			if err := w.row(tx, &t, row, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.InsertRows(store.Prefix("imports: report rows"), `INSERT INTO import_rows (import_id, row_number, outcome, code, field, reason, cells)`,
+			[]string{"text", "bigint", "text", "text", "text", "text", "text"}, t.report); err != nil {
+			return err
+		}
+		// A contact the import created and a later row changed stays
+		// created, as of the later write (undo compares with it).
+		if err := tx.ExecRows(store.Prefix("imports: note contacts"), `INSERT INTO import_contacts (import_id, contact_id, created, written_at)
+			`+store.RowsHere+` ON CONFLICT (import_id, contact_id) DO UPDATE SET written_at = excluded.written_at`,
+			[]string{"text", "text", "integer", "bigint"}, t.touched); err != nil {
+			return err
+		}
+		return w.moveTx(tx, from+int64(len(rows)), &t)
+	})
+	if err != nil {
+		return err
+	}
+	if cancelled {
+		return errStop
+	}
+	w.pos = from + int64(len(rows))
+	return nil
+}
+
+// moveTx moves the import's position to pos and adds t to its counts.
+func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
+	var raw string
+	if err := tx.Row(`SELECT skipped_by FROM imports WHERE id = $1`, w.imp.ID).Scan(&raw); err != nil {
+		return err
+	}
+	by := map[string]int64{}
+	if err := json.Unmarshal([]byte(raw), &by); err != nil {
+		return fmt.Errorf("imports: decode counts: %w", err)
+	}
+	for k, v := range t.skippedBy {
+		by[k] += v
+	}
+	enc, _ := json.Marshal(by)
+	_, err := tx.Exec(`UPDATE imports SET position = $2, created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
+		skipped = skipped + $6, failed = failed + $7, skipped_by = $8 WHERE id = $1`,
+		w.imp.ID, pos, t.created, t.updated, t.unchanged, t.skipped, t.failed, string(enc))
+	if err != nil {
+		return fmt.Errorf("imports: move position: %w", err)
+	}
+	return nil
+}
+
+// row writes one row inside tx and counts it in t; a dry run counts it as
+// it would be written, reading only.
+func (w *writer) row(tx *store.Tx, t *tally, row *readRow, now time.Time) error {
+	id := w.imp.ID
+	if row.fail != nil {
+		t.fail(row, id, row.fail)
+		return nil
+	}
+	p := row.plan
+	if w.imp.DryRun {
+		return w.dryRow(tx, t, row)
+	}
+	ev := consent.Evidence{Method: consent.MethodImport, ImportID: id}
+	out, err := w.s.Contacts.ImportTx(tx, &p.incoming, w.r.defs, w.r.def.Duplicates, w.armed, w.imp.Actor, ev, now)
+	if err != nil {
+		return err
+	}
+	switch out.Skipped {
+	case "":
+	case contact.SkipDuplicate:
+		code, why := contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped"
+		var mine bool
+		if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM import_contacts WHERE import_id = $1 AND contact_id = $2)`, id, out.Key.ID).Scan(&mine); err != nil {
+			return err
+		}
+		if mine {
+			code, why = SkipDuplicateInFile, "an earlier row of the file has the address"
+		}
+		t.skip(row, id, code, why)
+		return nil
+	case contact.SkipErasedAddress:
+		t.skip(row, id, out.Skipped, "the address was erased; it comes back only with a new explicit consent in the row")
+		return nil
+	default:
+		t.skip(row, id, out.Skipped, "the contact asked to stop processing, or was erased: their record is locked")
+		return nil
+	}
+	changed := out.Created || out.Updated
+	k := out.Key
+	for _, c := range p.consents {
+		if !out.Created {
+			state, given, ok, err := consent.CurrentTx(tx, k.ID, c.purposeID)
+			if err != nil {
+				return err
+			}
+			if ok && state == c.state {
+				continue // the record says so already
+			}
+			if ok && given.After(c.collected) {
+				t.skippedBy[KeptNewerConsent]++
+				continue
+			}
+		}
+		if _, err := c.prepared.Apply(tx, k, now); err != nil {
+			return err
+		}
+		changed = true
+	}
+	for _, l := range p.lists {
+		joined, err := lists.JoinLater(tx, k.ID, l, "import", now)
+		if err != nil {
+			return err
+		}
+		changed = changed || joined
+	}
+	switch {
+	case out.Created:
+		t.created++
+	case changed:
+		t.updated++
+	default:
+		t.unchanged++
+	}
+	if changed {
+		created := 0
+		if out.Created {
+			created = 1
+		}
+		t.touched = append(t.touched, []any{id, k.ID, created, store.Micros(now)})
+	}
+	return nil
+}
+
+// dryRow counts a row as the import would, from what can be known without
+// writing: an address met earlier in the file, or already a contact's.
+func (w *writer) dryRow(tx *store.Tx, t *tally, row *readRow) error {
+	k := row.plan.emailKey()
+	if w.seen[k] {
+		if w.r.def.Duplicates == contact.DuplicateSkip {
+			t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
+		} else {
+			t.updated++
+		}
+		return nil
+	}
+	w.seen[k] = true
+	var known bool
+	if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM contacts WHERE email_key = $1)`, k).Scan(&known); err != nil {
+		return err
+	}
+	switch {
+	case !known:
+		t.created++
+	case w.r.def.Duplicates == contact.DuplicateSkip:
+		t.skip(row, w.imp.ID, contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped")
+	default:
+		t.updated++
+	}
+	return nil
+}
