@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xuri/excelize/v2"
+	"golang.org/x/text/encoding/charmap"
+
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -519,5 +522,39 @@ func TestCancelAndUndo(t *testing.T) {
 			t.Fatalf("the file again: %+v", got)
 		}
 		w.verify()
+	})
+}
+
+// An Excel workbook and a Windows-1252 CSV import as a UTF-8 CSV does:
+// the same contacts, letters and all.
+func TestExcelAndWindows1252(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		f := excelize.NewFile()
+		for i, row := range [][]any{{"E-mail", "Voornaam"}, {"joost@example.com", "Joëlle"}, {"saga@example.com", "Åsa"}} {
+			if err := f.SetSheetRow("Sheet1", fmt.Sprintf("A%d", i+1), &row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var xlsx bytes.Buffer
+		if err := f.Write(&xlsx); err != nil {
+			t.Fatal(err)
+		}
+		cp1252, err := charmap.Windows1252.NewEncoder().String("E-mail;Voornaam\r\nzoe@example.com;Zoë\r\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "E-mail", Field: "email"}, {Column: "Voornaam", Field: "first_name"}}}
+		for name, data := range map[string][]byte{"leads.xlsx": xlsx.Bytes(), "leads.csv": []byte(cp1252)} {
+			imp := w.upload(name, data)
+			if got := w.run(imp.ID, d, false); got.Status != imports.StatusDone || got.Failed != 0 {
+				t.Fatalf("%s: %+v", name, got)
+			}
+		}
+		for email, name := range map[string]string{"joost@example.com": "Joëlle", "saga@example.com": "Åsa", "zoe@example.com": "Zoë"} {
+			if c := w.contact(email); c == nil || c.FirstName != name {
+				t.Errorf("%s: %+v", email, c)
+			}
+		}
 	})
 }
