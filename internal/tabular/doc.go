@@ -1,0 +1,104 @@
+// Package tabular reads the rows of an imported spreadsheet, a CSV file or an
+// Excel workbook, one row at a time, so that a file of a million contacts is
+// read in a few megabytes of memory. It knows nothing of contacts: it turns
+// bytes into a header and rows of trimmed text, and says precisely which row
+// is wrong and why, in words a spreadsheet user can act on.
+//
+// # Formats
+//
+// The format is told from the content, never from a file name:
+//
+//   - An Excel workbook (.xlsx, a zip archive starting with "PK\x03\x04"):
+//     the upload is copied to a temporary file, unpacked by excelize, and the
+//     first sheet (in tab order) is read through excelize's streaming row
+//     iterator. Cells read as their formatted text, as Excel shows them: a
+//     date reads as the date in the cell's number format, a number as the
+//     number. A formula cell reads as the value Excel saved with it (its
+//     cached value); formulas are never evaluated, so a workbook cannot make
+//     the import compute anything, and a formula saved without a value reads
+//     as empty.
+//   - Text (CSV, or tab-separated text): everything else that is text in one
+//     of the encodings below.
+//
+// Old Excel workbooks (.xls) and password-protected workbooks, which are OLE
+// compound files, are refused with a message asking for .xlsx or CSV; so
+// are other zip archives (OpenDocument, a zip of CSV files).
+//
+// # Encodings of text files
+//
+// What spreadsheet programs write when asked for CSV or text: UTF-8 with or
+// without a byte order mark ("CSV UTF-8"), UTF-16 little or big endian with a
+// byte order mark ("Unicode text"), and Windows-1252 ("CSV" on Windows in
+// Western Europe, Sweden and the Netherlands included; Latin-1 files read
+// the same). The encoding is decided from the first 64 KiB:
+//
+//   - a byte order mark decides it;
+//   - a NUL byte without a byte order mark (UTF-16 without a BOM, or a binary
+//     file) is refused;
+//   - valid UTF-8 is UTF-8;
+//   - anything else is Windows-1252, unless it holds a byte Windows-1252
+//     leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D), which is refused.
+//
+// When the first 64 KiB are plain ASCII, which both UTF-8 and Windows-1252
+// read the same, the first row with other bytes decides: valid UTF-8 makes
+// the file UTF-8, anything else Windows-1252. A row that is not valid text
+// in the encoding once decided (UTF-8 turning into something else half way,
+// a NUL byte, an undefined Windows-1252 byte) ends the reading with an error
+// on that row: guessing again would import misspelt names. Other encodings
+// (Mac Roman, ISO-8859-2, Shift JIS...) cannot be told apart from these by
+// their bytes alone, so they are refused rather than imported garbled; the
+// error names the supported encodings. In UTF-16 an unpaired surrogate
+// reads as U+FFFD.
+//
+// # Delimiters
+//
+// A text file's delimiter is ";", "," or tab, whichever occurs most often
+// outside quotes in the header line (the first line with any text). A tie,
+// no delimiter at all included, goes to ";" before "," before tab: ";" is
+// what Excel writes in the locales with a decimal comma (Swedish, Dutch,
+// German), and a lone header name such as "Name, first" is likelier than one
+// with a semicolon. A first line "sep=X", which Excel writes and reads, sets
+// the delimiter to X and is not a row. Options.Delimiter overrides both.
+// Quoting follows RFC 4180 (encoding/csv): a cell holding the delimiter, a
+// quote or a line break is enclosed in quotes, and a quote inside is
+// doubled. Lines may end in CRLF, LF, or CR alone (old Mac files).
+//
+// # Rows
+//
+// The header is the first row with any text; its names are trimmed, must be
+// non-empty and unique (ignoring case), and empty names after the last named
+// column are dropped. Every row read has exactly as many cells as the header
+// has names, each trimmed of surrounding white space. Rows are numbered as a
+// spreadsheet program shows them: from 1, blank rows counted, a cell with
+// line breaks still one row (so a CSV row's number is not its line number
+// once a cell holds a line break). Blank rows (no cell with text) are
+// skipped.
+//
+// A row with more or fewer cells than the header (empty cells after the
+// header's last column aside, and for a workbook empty cells at the end,
+// which the format does not store) or with a quote in the wrong place is a
+// *RowError for that row, and reading goes on with the next one. A problem
+// that leaves the rest of the file in doubt (a line longer than
+// Options.MaxLineBytes, text that is not in the file's encoding, a file
+// larger than Options.MaxBytes, a read error) is a *RowError with Fatal
+// set, and every later Next returns it again.
+//
+// # Limits
+//
+// Memory is bounded by Options.MaxLineBytes (default 1 MiB) per line of
+// text: a file with a 50 MB line fails on that line after reading a little
+// more than the limit. Options.MaxBytes (default 2 GiB) bounds the bytes
+// read from the file and, for a workbook, the total size of its unpacked
+// parts, which guards against zip bombs. A workbook's parts above 8 MiB are
+// unpacked to temporary files rather than memory; a workbook's single cell
+// is bounded only by those limits.
+//
+// # Errors
+//
+// Open returns an *errs.Error of kind errs.KindInvalid on the field "file"
+// with one of the Code... codes when the file itself cannot be read as a
+// spreadsheet (empty, unsupported encoding or format, too large, a bad
+// header), and other errors (wrapped) for failures of the reader given or of
+// the temporary files. Next returns io.EOF at the end and otherwise only
+// *RowError.
+package tabular

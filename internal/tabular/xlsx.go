@@ -1,0 +1,172 @@
+package tabular
+
+import (
+	"archive/zip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// unpackedInMemory is the size above which excelize unpacks a worksheet or
+// the shared strings to a temporary file instead of memory. Its default is
+// 16 MiB; the shared strings in memory take several times their size.
+const unpackedInMemory = 8 << 20
+
+// xlsxSource reads the first sheet of a workbook with excelize's
+// streaming row iterator.
+type xlsxSource struct {
+	f    *excelize.File
+	rows *excelize.Rows
+	row  int
+	err  error
+}
+
+// openXLSX copies the workbook to a temporary file, which excelize needs
+// to read a zip, and opens its first sheet. The copy is removed as soon as
+// excelize has unpacked it: the parts it reads later are in memory or in
+// its own temporary files, which Close removes.
+func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
+	spool, err := os.CreateTemp(opts.TempDir, "tabular-*.xlsx")
+	if err != nil {
+		return nil, fmt.Errorf("tabular: copy the workbook: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	_, err = io.Copy(spool, in)
+	if cerr := spool.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, tooLarge(opts.MaxBytes)
+	case err != nil:
+		return nil, fmt.Errorf("tabular: copy the workbook: %w", err)
+	}
+	if err := checkZip(spool.Name(), opts.MaxBytes); err != nil {
+		return nil, err
+	}
+	s := &xlsxSource{}
+	err = recovered(func() error {
+		var err error
+		s.f, err = excelize.OpenFile(spool.Name(), excelize.Options{
+			UnzipSizeLimit:    opts.MaxBytes,
+			UnzipXMLSizeLimit: min(opts.MaxBytes, unpackedInMemory),
+			TmpDir:            opts.TempDir,
+		})
+		if err != nil {
+			return unreadable(err)
+		}
+		sheets := s.f.GetSheetList()
+		if len(sheets) == 0 {
+			return notWorkbook()
+		}
+		s.rows, err = s.f.Rows(sheets[0])
+		if err != nil {
+			return unreadable(err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkZip checks that name is a zip archive whose parts unpack to at most
+// max bytes. archive/zip fails a part that unpacks to more than its
+// directory says, so the sum is a true bound.
+func checkZip(name string, max int64) error {
+	z, err := zip.OpenReader(name)
+	if err != nil {
+		return unreadable(err)
+	}
+	defer z.Close()
+	var total uint64
+	for _, f := range z.File {
+		total += f.UncompressedSize64
+		if total > uint64(max) {
+			return fileError(CodeTooLarge, "the workbook unpacks to more than %s, the most that is read", sizeText(max))
+		}
+	}
+	return nil
+}
+
+func unreadable(err error) error {
+	return fileError(CodeFormat, "the file is not an Excel workbook that can be read (%v); save it again as an Excel workbook (.xlsx) or as CSV UTF-8", err)
+}
+
+func notWorkbook() error {
+	return fileError(CodeFormat, "the file is a zip archive but not an Excel workbook; save it as an Excel workbook (.xlsx) or as CSV UTF-8")
+}
+
+// recovered runs fn and returns a panic in it as an error: a workbook is
+// untrusted input to a large parser.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = unreadable(fmt.Errorf("%v", p))
+		}
+	}()
+	return fn()
+}
+
+// read returns the next row with text. excelize numbers rows by their
+// place in the sheet: each Next moves one row on, a missing (empty) row
+// included.
+func (s *xlsxSource) read() ([]string, int, error) {
+	if s.err != nil {
+		return nil, 0, s.err
+	}
+	for {
+		var cells []string
+		more := false
+		err := recovered(func() error {
+			var err error
+			if more = s.rows.Next(); more {
+				cells, err = s.rows.Columns()
+			} else {
+				err = s.rows.Error()
+			}
+			return err
+		})
+		if more {
+			s.row++
+		}
+		if err != nil {
+			row := s.row
+			if !more {
+				row++
+			}
+			s.err = &RowError{Row: row, Fatal: true, Err: err, Reason: "the workbook cannot be read from here on: " + err.Error()}
+			return nil, row, s.err
+		}
+		if !more {
+			return nil, 0, io.EOF
+		}
+		blank := true
+		for i, c := range cells {
+			c = strings.TrimSpace(c)
+			cells[i] = c
+			blank = blank && c == ""
+		}
+		if !blank {
+			return cells, s.row, nil
+		}
+	}
+}
+
+func (s *xlsxSource) close() error {
+	if s.rows != nil {
+		// Its error is the iterator's, already reported, or the closing of
+		// a file only read.
+		_ = s.rows.Close()
+	}
+	if s.f != nil {
+		return s.f.Close()
+	}
+	return nil
+}
