@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/xuri/excelize/v2"
 )
@@ -95,8 +94,11 @@ func checkZip(name string, max int64) error {
 	return nil
 }
 
-func unreadable(err error) error {
-	return fileError(CodeFormat, "the file is not an Excel workbook that can be read (%v); save it again as an Excel workbook (.xlsx) or as CSV UTF-8", err)
+// unreadable reports a workbook that excelize or archive/zip cannot read.
+// Their errors name temporary files and parts of the zip, nothing the
+// person importing can act on, so the message leaves them out.
+func unreadable(error) error {
+	return fileError(CodeFormat, "the file begins as an Excel workbook (.xlsx) does but cannot be read as one: it is damaged, or another kind of zip archive; save it again as an Excel workbook (.xlsx) or as CSV UTF-8")
 }
 
 func notWorkbook() error {
@@ -147,13 +149,7 @@ func (s *xlsxSource) read() ([]string, int, error) {
 		if !more {
 			return nil, 0, io.EOF
 		}
-		blank := true
-		for i, c := range cells {
-			c = strings.TrimSpace(c)
-			cells[i] = c
-			blank = blank && c == ""
-		}
-		if !blank {
+		if !trimBlank(cells) {
 			return cells, s.row, nil
 		}
 	}

@@ -138,8 +138,8 @@ func TestXLSXLargeSheetUnpackedToDisk(t *testing.T) {
 	if err := sw.SetRow("A1", []any{"email", "note"}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 60000
-	note := strings.Repeat("n", 100)
+	const n = 20000
+	note := strings.Repeat("n", 450)
 	for i := 2; i <= n; i++ {
 		cell, _ := excelize.CoordinatesToCellName(1, i)
 		if err := sw.SetRow(cell, []any{"someone@example.com", note}); err != nil {
@@ -173,8 +173,13 @@ func TestXLSXLargeSheetUnpackedToDisk(t *testing.T) {
 	}
 	noFilesIn(t, dir)
 
-	// The same workbook unpacks to more than a small MaxBytes.
-	openError(t, b.Bytes(), Options{TempDir: dir, MaxBytes: int64(b.Len()) + 1}, CodeTooLarge)
+	// The same workbook is larger than a small MaxBytes, or unpacks to more.
+	openError(t, b.Bytes(), Options{TempDir: dir, MaxBytes: int64(b.Len()) - 1}, CodeTooLarge)
+	noFilesIn(t, dir)
+	msg := openError(t, b.Bytes(), Options{TempDir: dir, MaxBytes: int64(b.Len()) + 1}, CodeTooLarge)
+	if !strings.Contains(msg, "unpacks") {
+		t.Errorf("message %q", msg)
+	}
 	noFilesIn(t, dir)
 }
 
