@@ -13,7 +13,11 @@
 //     first sheet (in tab order) is read through excelize's streaming row
 //     iterator. Cells read as their formatted text, as Excel shows them: a
 //     date reads as the date in the cell's number format, a number as the
-//     number. A formula cell reads as the value Excel saved with it (its
+//     number. A date in Excel's built-in short date format, which follows
+//     the region of the computer showing it and which Excel gives a date
+//     typed in, reads as ISO 8601 (2026-12-01, with " 13:05" when the
+//     format has the time): the workbook does not say which region, and
+//     03-07-84 could be March or July. A formula cell reads as the value Excel saved with it (its
 //     cached value); formulas are never evaluated, so a workbook cannot make
 //     the import compute anything, and a formula saved without a value reads
 //     as empty.

@@ -15,6 +15,14 @@ import (
 // 16 MiB; the shared strings in memory take several times their size.
 const unpackedInMemory = 8 << 20
 
+// isoDate is how a date reads whose format is Excel's built-in short date
+// (number format 14, and 22 with the time), which Excel gives a typed
+// date. Excel shows it in the short date of the computer's region, which
+// the workbook does not record; excelize would read it as American
+// mm-dd-yy, which cannot be told from dd-mm-yy. ISO 8601 is unambiguous,
+// and is what Excel shows in Sweden.
+const isoDate = "yyyy-mm-dd"
+
 // xlsxSource reads the first sheet of a workbook with excelize's
 // streaming row iterator.
 type xlsxSource struct {
@@ -54,6 +62,7 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 			UnzipSizeLimit:    opts.MaxBytes,
 			UnzipXMLSizeLimit: min(opts.MaxBytes, unpackedInMemory),
 			TmpDir:            opts.TempDir,
+			ShortDatePattern:  isoDate,
 		})
 		if err != nil {
 			return unreadable(err)

@@ -60,14 +60,26 @@ func TestXLSX(t *testing.T) {
 		set(t, f, s, map[string]any{
 			"A1": " E-post ", "B1": "Förnamn", "C1": "Född", "D1": "Poäng", "E1": "Dubbelt",
 			"A2": "anna@example.se", "B2": "  Åsa ", "C2": time.Date(1984, 3, 7, 0, 0, 0, 0, time.UTC), "D2": 42, "E2": 99,
-			// Row 3 is blank; row 4 has its last cells empty, which the
-			// format does not store.
+			// Row 3 is blank; rows 4, 5 and 7 have their last cells empty,
+			// which the format does not store.
 			"A4": "bo@example.se", "B4": "Bo",
 			"A5": "cia@example.se", "D5": 3.5,
 			// Row 6 has a value in a column without a name.
 			"A6": "dan@example.se", "F6": "stray",
 			"A7": "eva@example.se",
+			// A typed date and a date and time have the built-in,
+			// regional formats: they read in ISO 8601.
+			"C4": time.Date(2026, 12, 1, 13, 5, 0, 0, time.UTC), "C5": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 		})
+		for cell, id := range map[string]int{"C4": 22, "C5": 14} {
+			style, err := f.NewStyle(&excelize.Style{NumFmt: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.SetCellStyle(s, cell, cell, style); err != nil {
+				t.Fatal(err)
+			}
+		}
 		style, err := f.NewStyle(&excelize.Style{CustomNumFmt: new("yyyy-mm-dd")})
 		if err != nil {
 			t.Fatal(err)
@@ -111,8 +123,8 @@ func TestXLSX(t *testing.T) {
 	}
 	want := []row{
 		{2, []string{"anna@example.se", "Åsa", "1984-03-07", "42", "99"}},
-		{4, []string{"bo@example.se", "Bo", "", "", ""}},
-		{5, []string{"cia@example.se", "", "", "3.5", ""}},
+		{4, []string{"bo@example.se", "Bo", "2026-12-01 13:05", "", ""}},
+		{5, []string{"cia@example.se", "", "2026-12-01", "3.5", ""}},
 		{7, []string{"eva@example.se", "", "", "", ""}},
 	}
 	if !reflect.DeepEqual(got, want) {
