@@ -52,25 +52,7 @@ func BenchmarkReadCSV(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		src := &generated{rows: rows}
-		r, err := Open(src, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != rows {
-			b.Fatalf("read %d rows", n)
-		}
-		r.Close()
+		readRows(b, src, Options{}, rows)
 		total += src.bytes
 	}
 	s := b.Elapsed().Seconds()
@@ -110,27 +92,32 @@ func BenchmarkReadXLSX(b *testing.B) {
 
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := Open(bytes.NewReader(book.Bytes()), Options{TempDir: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != rows {
-			b.Fatalf("read %d rows", n)
-		}
-		r.Close()
+		readRows(b, bytes.NewReader(book.Bytes()), Options{TempDir: dir}, rows)
 	}
 	s := b.Elapsed().Seconds()
 	b.ReportMetric(float64(rows*b.N)/s, "rows/s")
 	b.ReportMetric(float64(book.Len()*b.N)/s/1e6, "MB/s")
+}
+
+// readRows reads in to the end and fails unless it has rows rows.
+func readRows(b *testing.B, in io.Reader, opts Options, rows int) {
+	r, err := Open(in, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if n != rows {
+		b.Fatalf("read %d rows", n)
+	}
 }
