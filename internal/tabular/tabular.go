@@ -228,7 +228,8 @@ func (r *Reader) Delimiter() rune {
 }
 
 // Next returns the next row with text. At the end it returns io.EOF; for a
-// row that cannot be read, a *RowError (see RowError.Fatal).
+// row that cannot be read, a *RowError (see RowError.Fatal). After Close
+// it returns an error.
 func (r *Reader) Next() (Row, error) {
 	if r.err != nil {
 		return Row{}, r.err
@@ -270,6 +271,18 @@ func (r *Reader) Close() error {
 		r.closeErr = r.src.close()
 	}
 	return r.closeErr
+}
+
+// trimBlank trims the cells of a row in place and reports whether the row
+// is blank: no cell has text.
+func trimBlank(cells []string) bool {
+	blank := true
+	for i, c := range cells {
+		c = strings.TrimSpace(c)
+		cells[i] = c
+		blank = blank && c == ""
+	}
+	return blank
 }
 
 // columnName names the column with index i (from 0) as a spreadsheet user

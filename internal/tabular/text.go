@@ -284,13 +284,7 @@ func (s *textSource) read() ([]string, int, error) {
 		if reason := s.decode(rec); reason != "" {
 			return nil, s.row, &RowError{Row: s.row, Reason: reason, Fatal: true}
 		}
-		blank := true
-		for i, c := range rec {
-			c = strings.TrimSpace(c)
-			rec[i] = c
-			blank = blank && c == ""
-		}
-		if !blank {
+		if !trimBlank(rec) {
 			return rec, s.row, nil
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/xuri/excelize/v2"
 )
@@ -15,6 +14,14 @@ import (
 // the shared strings to a temporary file instead of memory. Its default is
 // 16 MiB; the shared strings in memory take several times their size.
 const unpackedInMemory = 8 << 20
+
+// isoDate is how a date reads whose format is Excel's built-in short date
+// (number format 14, and 22 with the time), which Excel gives a typed
+// date. Excel shows it in the short date of the computer's region, which
+// the workbook does not record; excelize would read it as American
+// mm-dd-yy, which cannot be told from dd-mm-yy. ISO 8601 is unambiguous,
+// and is what Excel shows in Sweden.
+const isoDate = "yyyy-mm-dd"
 
 // xlsxSource reads the first sheet of a workbook with excelize's
 // streaming row iterator.
@@ -55,6 +62,7 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 			UnzipSizeLimit:    opts.MaxBytes,
 			UnzipXMLSizeLimit: min(opts.MaxBytes, unpackedInMemory),
 			TmpDir:            opts.TempDir,
+			ShortDatePattern:  isoDate,
 		})
 		if err != nil {
 			return unreadable(err)
@@ -95,8 +103,11 @@ func checkZip(name string, max int64) error {
 	return nil
 }
 
-func unreadable(err error) error {
-	return fileError(CodeFormat, "the file is not an Excel workbook that can be read (%v); save it again as an Excel workbook (.xlsx) or as CSV UTF-8", err)
+// unreadable reports a workbook that excelize or archive/zip cannot read.
+// Their errors name temporary files and parts of the zip, nothing the
+// person importing can act on, so the message leaves them out.
+func unreadable(error) error {
+	return fileError(CodeFormat, "the file begins as an Excel workbook (.xlsx) does but cannot be read as one: it is damaged, or another kind of zip archive; save it again as an Excel workbook (.xlsx) or as CSV UTF-8")
 }
 
 func notWorkbook() error {
@@ -147,13 +158,7 @@ func (s *xlsxSource) read() ([]string, int, error) {
 		if !more {
 			return nil, 0, io.EOF
 		}
-		blank := true
-		for i, c := range cells {
-			c = strings.TrimSpace(c)
-			cells[i] = c
-			blank = blank && c == ""
-		}
-		if !blank {
+		if !trimBlank(cells) {
 			return cells, s.row, nil
 		}
 	}
