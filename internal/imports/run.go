@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
@@ -49,7 +50,10 @@ func (s *Service) Handle(ctx context.Context, j *jobs.Job) error {
 	switch {
 	case errors.Is(err, errStop):
 		return nil
-	case err != nil && ctx.Err() == nil:
+	case err != nil && (j.Attempt >= j.MaxAttempts || errs.As(err) != nil):
+		// A definition that no longer holds (a purpose deleted since) fails
+		// at once; anything else runs again with backoff, from the position
+		// the last chunk committed, so a database restarting fails no import.
 		s.Log.Error("imports: an import stopped", "import", imp.ID, "err", err)
 		return s.end(context.WithoutCancel(ctx), imp.ID, StatusFailed, err.Error())
 	}
