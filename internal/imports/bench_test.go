@@ -101,4 +101,3 @@ func peakRSS() float64 {
 	}
 	return 0
 }
-
