@@ -105,8 +105,12 @@ type Service struct {
 	Lists    *lists.Service
 	Log      *slog.Logger
 	Now      func() time.Time
-	// Chunk is how many rows one transaction writes; 0 means 500.
+	// Chunk is how many rows one transaction writes; 0 lets the import
+	// size its chunks so that each holds the writer about Budget.
 	Chunk int
+	// Budget is how long a chunk's transaction should hold the writer,
+	// which every other change waits for; 0 means 25 ms.
+	Budget time.Duration
 	// Slice is how long one run of the job reads before it hands over to
 	// a new one (the job's lease bounds a run); 0 means one minute.
 	Slice time.Duration
@@ -114,11 +118,11 @@ type Service struct {
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
 
-func (s *Service) chunk() int {
-	if s.Chunk > 0 {
-		return s.Chunk
+func (s *Service) budget() time.Duration {
+	if s.Budget > 0 {
+		return s.Budget
 	}
-	return 500
+	return 25 * time.Millisecond
 }
 
 // Upload keeps the file r holds, under name, as a new import, and returns

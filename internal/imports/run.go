@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"time"
 
@@ -97,7 +98,10 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 			return fmt.Errorf("imports: skip to row %d: %w", imp.Position, err)
 		}
 	}
-	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[string]bool{}}
+	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[uint64]bool{}, seed: maphash.MakeSeed(), size: s.Chunk}
+	if w.size <= 0 {
+		w.size = 50
+	}
 	if w.armed, err = suppression.Armed(ctx, s.DB); err != nil {
 		return err
 	}
@@ -107,14 +111,16 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 	}
 	until := time.Now().Add(slice)
 	for {
-		rows, end, err := w.read(s.chunk())
+		rows, end, err := w.read(w.size)
 		if err != nil {
 			return err
 		}
 		if len(rows) > 0 {
+			began := time.Now()
 			if err := w.write(ctx, rows); err != nil {
 				return err
 			}
+			w.resize(time.Since(began))
 		}
 		if end {
 			return s.end(ctx, imp.ID, StatusDone, "")
@@ -164,8 +170,28 @@ type writer struct {
 	tr    *tabular.Reader
 	pos   int64 // data rows taken so far
 	armed bool
-	held  *readRow        // a row read but left for the next chunk
-	seen  map[string]bool // a dry run's addresses so far
+	held  *readRow // a row read but left for the next chunk
+	size  int      // rows in the next chunk
+	// seen holds a dry run's addresses so far, as 64-bit hashes under
+	// seed: a million addresses in a few tens of megabytes.
+	seen map[uint64]bool
+	seed maphash.Seed
+}
+
+// Bounds of the chunk size the budget moves between.
+const minChunk, maxChunk = 10, 1000
+
+// resize sets the next chunk's size from how long the last one took, so
+// that a chunk holds the writer about Budget: other changes wait for it,
+// and an import should not make a contact's click wait. A size set in
+// Service.Chunk stays.
+func (w *writer) resize(took time.Duration) {
+	if w.s.Chunk > 0 || took <= 0 {
+		return
+	}
+	n := int(float64(w.size) * float64(w.s.budget()) / float64(took))
+	n = max(min(n, 2*w.size, maxChunk), minChunk, w.size/2)
+	w.size = n
 }
 
 // readRow is a data row as read, or why it could not be.
@@ -427,7 +453,8 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, now time.Time) error 
 // writing: an address met earlier in the file, or already a contact's.
 func (w *writer) dryRow(tx *store.Tx, t *tally, row *readRow) error {
 	k := row.plan.emailKey()
-	if w.seen[k] {
+	h := maphash.String(w.seed, k)
+	if w.seen[h] {
 		if w.r.def.Duplicates == contact.DuplicateSkip {
 			t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
 		} else {
@@ -435,7 +462,7 @@ func (w *writer) dryRow(tx *store.Tx, t *tally, row *readRow) error {
 		}
 		return nil
 	}
-	w.seen[k] = true
+	w.seen[h] = true
 	var known bool
 	if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM contacts WHERE email_key = $1)`, k).Scan(&known); err != nil {
 		return err
