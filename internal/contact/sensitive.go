@@ -359,8 +359,11 @@ type AccessEntry struct {
 	IP        string        `json:"ip,omitempty"`
 	// Reason is why the value was revealed, as the user typed it in the
 	// admin UI or the API client sent it; empty when an API client gave
-	// none, and for exports and look-ups.
-	Reason string `json:"reason,omitempty" doc:"why the value was revealed, as given by the user or API client; absent when none was given"`
+	// none, and for a contact's exports and look-ups. For an export of
+	// the contact list (field "(contact list)") it says what was
+	// exported: the format, how many contacts, the columns and the
+	// condition.
+	Reason string `json:"reason,omitempty" doc:"why the value was revealed, as given by the user or API client; absent when none was given. For an export of the contact list (field (contact list)): what was exported"`
 }
 
 // LogAccessTx writes an access-log entry inside tx, with a new id. Whoever
