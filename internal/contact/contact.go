@@ -623,7 +623,7 @@ func (s *Service) list(ctx context.Context, q ListQuery, count bool) ([]*Contact
 			return nil, "", 0, err
 		}
 	}
-	out, err := sel.page(ctx, q.After, q.Limit+1, nil)
+	out, err := sel.page(ctx, q.After, q.Limit+1, nil, false)
 	if err != nil {
 		return nil, "", 0, err
 	}

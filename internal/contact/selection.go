@@ -92,8 +92,12 @@ func (sel *Selection) Count(ctx context.Context) (int64, error) {
 
 // page reads up to limit contacts of the selection after the id after
 // ("" from the start), in id order, with sensitive values masked, and
-// the field definitions to mask them with (nil: read them).
-func (sel *Selection) page(ctx context.Context, after string, limit int, defs map[string]*FieldDefinition) ([]*Contact, error) {
+// the field definitions to mask them with (nil: read them). spans reads
+// the masked values of the range of ids the page spans, for a reader that
+// reads every page (Pages: the ranges do not overlap, so it reads each
+// value once in all), rather than of the page's ids, for one page of a
+// selection that may be spread thin over many contacts.
+func (sel *Selection) page(ctx context.Context, after string, limit int, defs map[string]*FieldDefinition, spans bool) ([]*Contact, error) {
 	where, args := sel.where[:len(sel.where):len(sel.where)], sel.args[:len(sel.args):len(sel.args)]
 	if after != "" {
 		args = append(args, after)
@@ -117,6 +121,9 @@ func (sel *Selection) page(ctx context.Context, after string, limit int, defs ma
 	for _, c := range out {
 		maskFields(c, defs)
 	}
+	if spans {
+		return out, attachMaskedBetween(ctx, sel.s.DB.Read, out, after)
+	}
 	return out, sel.s.attachMasked(ctx, out)
 }
 
@@ -134,7 +141,7 @@ func (sel *Selection) Pages(ctx context.Context, size int, fn func([]*Contact) e
 	}
 	after := ""
 	for {
-		cs, err := sel.page(ctx, after, size, defs)
+		cs, err := sel.page(ctx, after, size, defs, true)
 		if err != nil {
 			return err
 		}

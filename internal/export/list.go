@@ -359,11 +359,13 @@ func (x *ListExport) Write(ctx context.Context, w io.Writer, progress func()) er
 	var readErr error
 	rows := func(yield func([]string) bool) {
 		row := make([]string, len(x.Columns)) // the writers are done with a row when yield returns
+		after := ""                           // the last id of the page before
 		readErr = x.sel.Pages(ctx, listPageSize, func(cs []*contact.Contact) error {
-			states, err := x.states(ctx, cs)
+			states, err := x.states(ctx, after, cs)
 			if err != nil {
 				return err
 			}
+			after = cs[len(cs)-1].ID
 			for _, c := range cs {
 				for i, col := range x.Columns {
 					row[i] = cells.Defuse(col.value(c, states[c.ID]))
@@ -388,15 +390,12 @@ func (x *ListExport) Write(ctx context.Context, w io.Writer, progress func()) er
 	return writeCSVTable(w, t)
 }
 
-// states returns the current consent states of the page's contacts by
-// contact and purpose id, when a column shows them; nil otherwise.
-func (x *ListExport) states(ctx context.Context, cs []*contact.Contact) (map[string]map[string]string, error) {
+// states returns the current consent states of a page of contacts, the
+// first after the id after, by contact and purpose id, when a column
+// shows them; nil otherwise.
+func (x *ListExport) states(ctx context.Context, after string, cs []*contact.Contact) (map[string]map[string]string, error) {
 	if !x.withStates {
 		return nil, nil
 	}
-	ids := make([]string, len(cs))
-	for i, c := range cs {
-		ids[i] = c.ID
-	}
-	return x.svc.Contacts.Consent.StatesOf(ctx, ids)
+	return x.svc.Contacts.Consent.StatesBetween(ctx, after, cs[len(cs)-1].ID)
 }
