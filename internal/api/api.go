@@ -205,6 +205,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		} else if f, ok := body.(fileBody); ok {
 			if err := f.writeFile(w, status); err != nil {
 				s.Log.Warn("file response not completed", "route", rt.Path, "err", err)
+				// Cut the connection: a client must not take the part of a
+				// file it got for the whole of it.
+				panic(http.ErrAbortHandler)
 			}
 		} else {
 			writeJSON(w, status, body)

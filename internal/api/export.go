@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
@@ -18,6 +19,17 @@ func (s *Server) exportRoutes() []Route {
 			Summary: "Export everything held about the contact, for an access request (GDPR Art. 15 and 20; docs/export.md), as a file: " +
 				"sensitive values are masked unless the token has the reveal scope, and then each value is written to the access log, as is the export itself",
 			handle: s.exportContact},
+		{Method: "GET", Path: "/api/v1/contacts/export", Tag: "contacts", Status: 200,
+			Files: []string{"text/csv", export.XLSX.ContentType()},
+			Query: []Param{{"format", "csv (the default) or xlsx (an Excel workbook with one sheet, at most 1,048,575 contacts)", "string"},
+				{"filter", "a condition selecting the contacts, as for GET /api/v1/contacts (docs/conditions.md); empty exports every contact", "string"},
+				{"columns", "the columns, in order, separated by commas: core fields (email, first_name, last_name, kind, opt_in_status, deliverability, " +
+					"phone, country, region, language, stage, owner, id, created_at, updated_at), custom fields by name, and consent.<purpose name or id> " +
+					"for the current consent state; default: the columns the contact list shows", "string"}},
+			Summary: "Export the contact list, or the contacts a condition selects, as a CSV file or an Excel workbook, one row per contact " +
+				"(docs/export.md): sensitive values are masked, whatever the token's scopes; cells that a spreadsheet would run as a formula " +
+				"get an apostrophe in front; the rows are written as they are read. The export is written to the access log (field \"(contact list)\")",
+			handle: s.exportContactList},
 	}
 }
 
@@ -45,4 +57,29 @@ func (x exportFile) writeFile(w http.ResponseWriter, status int) error {
 	w.Header().Set("X-Export-Masked", strconv.FormatBool(x.e.Masked))
 	w.WriteHeader(status)
 	return x.e.Write(w, x.f)
+}
+
+func (s *Server) exportContactList(r *http.Request, caller consent.Actor) (int, any, error) {
+	q := r.URL.Query()
+	x, err := s.Export.PrepareList(r.Context(), export.ListRequest{Format: q.Get("format"), Filter: q.Get("filter"),
+		Columns: export.SplitColumns(q["columns"]), Asker: s.asker(r, caller)})
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, listFile{x, r}, nil
+}
+
+// listFile is the contact list's export, streamed as it is read.
+type listFile struct {
+	x *export.ListExport
+	r *http.Request
+}
+
+// writeFile sends the headers with the first byte, not before: an Excel
+// export is written to w only once every row is in the workbook.
+func (f listFile) writeFile(w http.ResponseWriter, _ int) error {
+	httpx.Attachment(w, f.x.ContentType(), f.x.FileName())
+	keep := httpx.KeepWriting(w, time.Minute)
+	keep()
+	return f.x.Write(f.r.Context(), w, keep)
 }

@@ -71,8 +71,11 @@ func (s *Server) OpenAPI() map[string]any {
 				rt.RawBody: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
 		}
 		ok := map[string]any{"description": http.StatusText(rt.Status)}
-		if rt.Response != nil {
-			content := map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response), inResponse)}}
+		if rt.Response != nil || len(rt.Files) > 0 {
+			content := map[string]any{}
+			if rt.Response != nil {
+				content["application/json"] = map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response), inResponse)}
+			}
 			for _, media := range rt.Files {
 				content[media] = map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": media}}
 			}

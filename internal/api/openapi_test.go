@@ -494,3 +494,48 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestOpenAPIContactListExport: the contact list's export is described as
+// a file, CSV or Excel and never JSON, with its three query parameters
+// and the 400 that names a bad one.
+func TestOpenAPIContactListExport(t *testing.T) {
+	b, err := json.Marshal(api.New(&api.Server{Version: "test"}).OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name, In string } `json:"parameters"`
+			Responses  map[string]struct {
+				Content map[string]json.RawMessage `json:"content"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	op, ok := doc.Paths["/api/v1/contacts/export"]["get"]
+	if !ok {
+		t.Fatal("the document lacks GET /api/v1/contacts/export")
+	}
+	var media []string
+	for m := range op.Responses["200"].Content {
+		media = append(media, m)
+	}
+	slices.Sort(media)
+	if !slices.Equal(media, []string{"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "text/csv"}) {
+		t.Errorf("200 answers with %v", media)
+	}
+	var params []string
+	for _, p := range op.Parameters {
+		if p.In == "query" {
+			params = append(params, p.Name)
+		}
+	}
+	if !slices.Equal(params, []string{"format", "filter", "columns"}) {
+		t.Errorf("query parameters %v", params)
+	}
+	if _, ok := op.Responses["400"]; !ok {
+		t.Error("no 400 response")
+	}
+}

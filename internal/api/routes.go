@@ -42,7 +42,7 @@ func (s *Server) routeTable() []Route {
 			Query: []Param{{"actor", "the id of the user or token that revealed", "string"}, {"contact", "contact id", "string"},
 				{"field", "field name", "string"}, {"from", "RFC 3339 time, inclusive", "string"}, {"to", "RFC 3339 time, exclusive", "string"},
 				{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"}},
-			Summary: "Search the log of reveals of sensitive values and of exports (field \"(export)\")", handle: s.accessLog},
+			Summary: "Search the log of reveals of sensitive values, of a contact's exports (field \"(export)\") and of exports of the contact list (field \"(contact list)\", with what was exported as the reason)", handle: s.accessLog},
 		{Method: "POST", Path: "/api/v1/contacts/count", Tag: "contacts", Status: 200, Request: CountRequest{}, Response: CountResponse{},
 			Summary: "Count the contacts that match a condition", handle: s.countContacts},
 		{Method: "POST", Path: "/api/v1/contacts", Tag: "contacts", Status: 201, Request: CreateContactRequest{}, Response: contact.Contact{},

@@ -619,58 +619,30 @@ func (s *Service) list(ctx context.Context, q ListQuery, count bool) ([]*Contact
 	case q.Limit < 1 || q.Limit > 500:
 		return nil, "", 0, errs.Invalid("limit", "must be between 1 and 500")
 	}
-	var where []string
-	var args []any
-	if strings.TrimSpace(q.Filter) != "" {
-		cond, err := s.Condition(ctx, q.Filter, q.Asker.MayReveal)
-		if err != nil {
-			return nil, "", 0, err
-		}
-		if err := s.logLookups(ctx, cond, q.Asker); err != nil {
-			return nil, "", 0, err
-		}
-		w, a := cond.SQL(s.DB.Dialect, 1)
-		where, args = append(where, w), a
+	sel, err := s.Select(ctx, q.Filter, q.Asker)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if err := sel.logLookups(ctx); err != nil {
+		return nil, "", 0, err
 	}
 	if q.Email != "" {
-		args = append(args, strings.ToLower(strings.TrimSpace(q.Email)))
-		where = append(where, fmt.Sprintf("email_key = $%d", len(args)))
+		sel.and("email_key = $N", strings.ToLower(strings.TrimSpace(q.Email)))
 	}
 	var total int64
 	if count {
-		query := "SELECT count(*) FROM contacts c"
-		if len(where) > 0 {
-			query += " WHERE " + strings.Join(where, " AND ")
-		}
-		if err := s.DB.Read.QueryRowContext(ctx, query, args...).Scan(&total); err != nil {
-			return nil, "", 0, fmt.Errorf("contact: count: %w", err)
+		if total, err = sel.Count(ctx); err != nil {
+			return nil, "", 0, err
 		}
 	}
-	if q.After != "" {
-		args = append(args, q.After)
-		where = append(where, fmt.Sprintf("id > $%d", len(args)))
-	}
-	query := contactSelect
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, q.Limit+1)
-	query += fmt.Sprintf(" ORDER BY id LIMIT $%d", len(args))
-	out, err := store.QueryAll(ctx, s.DB.Read, scanContact, query, args...)
+	out, err := sel.page(ctx, q.After, q.Limit+1, nil, false)
 	if err != nil {
-		return nil, "", 0, fmt.Errorf("contact: list: %w", err)
+		return nil, "", 0, err
 	}
 	next := ""
 	if len(out) > q.Limit {
 		out = out[:q.Limit]
 		next = out[len(out)-1].ID
 	}
-	defs, err := s.fieldMap(ctx)
-	if err != nil {
-		return nil, "", 0, err
-	}
-	for _, c := range out {
-		maskFields(c, defs)
-	}
-	return out, next, total, s.attachMasked(ctx, out)
+	return out, next, total, nil
 }

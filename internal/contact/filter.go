@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
-	"github.com/consentry/consentry/internal/store"
 )
 
 // coreConditionFields is the allow-list of core fields conditions may use,
@@ -144,46 +142,17 @@ type Asker struct {
 	IP        string
 }
 
-// logLookups writes an access-log entry for each sensitive field the
-// condition compares with a value, before the question is answered: if the
-// entries cannot be written, nothing is answered.
-func (s *Service) logLookups(ctx context.Context, cond *filter.Condition, who Asker) error {
-	fields := cond.ValueLookups()
-	if len(fields) == 0 {
-		return nil
-	}
-	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		for _, f := range fields {
-			if err := LogAccessTx(tx, AccessEntry{At: s.now(), Actor: who.Actor, Field: f, IP: who.IP}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // Count returns how many contacts match the condition; all contacts when it
 // is empty. A condition that compares a sensitive value is logged first.
 func (s *Service) Count(ctx context.Context, condition string, who Asker) (int64, error) {
-	query := "SELECT count(*) FROM contacts c"
-	var args []any
-	if strings.TrimSpace(condition) != "" {
-		cond, err := s.Condition(ctx, condition, who.MayReveal)
-		if err != nil {
-			return 0, err
-		}
-		if err := s.logLookups(ctx, cond, who); err != nil {
-			return 0, err
-		}
-		var where string
-		where, args = cond.SQL(s.DB.Dialect, 1)
-		query += " WHERE " + where
+	sel, err := s.Select(ctx, condition, who)
+	if err != nil {
+		return 0, err
 	}
-	var n int64
-	if err := s.DB.Read.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("contact: count: %w", err)
+	if err := sel.logLookups(ctx); err != nil {
+		return 0, err
 	}
-	return n, nil
+	return sel.Count(ctx)
 }
 
 // Subject is the contact as the condition language sees it in memory, with

@@ -13,8 +13,13 @@
 // together with an entry for the export itself, before a byte of the
 // export is returned. If the entries cannot be written, nothing is shown.
 //
+// It also writes the contact list's export (list.go): the contacts a
+// condition selects, one row each in chosen columns, as CSV or Excel,
+// sensitive values masked, read a page at a time and written as they are
+// read; each such export is one access-log entry (ListAccessField).
+//
 // The package knows nothing of HTTP: the API, the admin pages and the
-// preferences page call Build and Write.
+// preferences page call Build and Write, PrepareList and ListExport.Write.
 package export
 
 import (
@@ -197,13 +202,16 @@ type Access struct {
 // AccessWhat says an access-log entry in words, for the admin's access
 // log and the export alike: a reveal names the field by label (its name
 // when labels has none, as for a field since deleted), an export says so,
-// and a look-up, which concerns no one contact, says what it compared.
+// an export of the contact list says what it held (its reason), and a
+// look-up, which concerns no one contact, says what it compared.
 func AccessWhat(e contact.AccessEntry, labels map[string]string) string {
 	label := labels[e.Field]
 	if label == "" {
 		label = e.Field
 	}
 	switch {
+	case e.Field == ListAccessField:
+		return "Exported the contact list: " + e.Reason
 	case e.ContactID == "":
 		return "Looked up contacts by " + label + ": a search or filter compared a value with it; no value was shown"
 	case e.Field == AccessField:
@@ -334,14 +342,23 @@ func (e *Export) setContact(c *contact.Contact, defs []*contact.FieldDefinition,
 		if !ok || v == nil {
 			continue
 		}
-		f := Field{Name: d.Name, Label: d.Label, Type: d.Type, Personal: d.Personal, Sensitive: d.Sensitive, Value: fmt.Sprint(v),
+		f := Field{Name: d.Name, Label: d.Label, Type: d.Type, Personal: d.Personal, Sensitive: d.Sensitive, Value: fieldText(v),
 			Masked: d.Sensitive}
-		if x, ok := v.(float64); ok {
-			f.Value = formatNumber(x)
-		}
 		if cv, ok := clear[d.Name]; ok {
 			f.Value, f.Masked = cv, false
 		}
 		e.Fields = append(e.Fields, f)
 	}
+}
+
+// fieldText writes a custom field's value as text: a number in digits
+// (never 1e+06), true or false, a string as it is; no value is empty.
+func fieldText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return formatNumber(x)
+	}
+	return fmt.Sprint(v)
 }

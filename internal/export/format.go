@@ -14,6 +14,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/consentry/consentry/internal/cells"
 	"github.com/consentry/consentry/internal/errs"
 )
 
@@ -106,43 +107,49 @@ func (e *Export) writeCSV(w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(fw, utf8BOM); err != nil {
+		if err := writeCSVTable(fw, t); err != nil {
 			return err
-		}
-		cw := csv.NewWriter(fw)
-		if err := cw.Write(t.header); err != nil {
-			return err
-		}
-		for row := range t.rows {
-			for i, v := range row {
-				row[i] = defuse(v)
-			}
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		}
-		if cw.Flush(); cw.Error() != nil {
-			return cw.Error()
 		}
 	}
 	return zw.Close()
 }
 
-// defuse keeps a spreadsheet program from running a cell as a formula: a
-// value starting with = + - @ or a tab or carriage return gets an
-// apostrophe in front (docs/export.md says so). A contact's name typed
-// into a webform must not become a formula on the operator's machine.
-func defuse(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
+// writeCSVTable writes t as one CSV file: a byte order mark, the header
+// and the rows, each cell defused (cells.Defuse: docs/export.md says so),
+// buffered so that a long table reaches w in large writes. It returns
+// w's error, or the one reading the rows ended with (t.err).
+func writeCSVTable(w io.Writer, t table) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.WriteString(utf8BOM); err != nil {
+		return err
 	}
-	return v
+	cw := csv.NewWriter(bw) // writes into bw itself: it is a bufio.Writer already
+	if err := cw.Write(t.header); err != nil {
+		return err
+	}
+	for row := range t.rows {
+		for i, v := range row {
+			row[i] = cells.Defuse(v)
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	if cw.Flush(); cw.Error() != nil {
+		return cw.Error()
+	}
+	return t.failed()
 }
 
-// writeXLSX writes a workbook with one sheet per section, each written by
-// a stream writer, so that its rows are not held as cells in memory.
-// Cells are text, never formulas.
-func (e *Export) writeXLSX(w io.Writer) error {
+// writeXLSX writes a workbook with one sheet per section.
+func (e *Export) writeXLSX(w io.Writer) error { return writeWorkbook(w, e.tables()) }
+
+// writeWorkbook writes a workbook with a sheet per table, each written by
+// a stream writer, so that its rows are not held as cells in memory
+// (excelize keeps a long sheet in a temporary file instead). Cells are
+// text, never formulas. Nothing reaches w until every sheet is written:
+// a table whose rows fail to read (t.err) writes nothing at all.
+func writeWorkbook(w io.Writer, tables []table) error {
 	f := excelize.NewFile()
 	defer f.Close()
 	bold, err := f.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true}})
@@ -150,7 +157,7 @@ func (e *Export) writeXLSX(w io.Writer) error {
 		return err
 	}
 	first := f.GetSheetName(0)
-	for i, t := range e.tables() {
+	for i, t := range tables {
 		if i == 0 {
 			if err := f.SetSheetName(first, t.name); err != nil {
 				return err
@@ -179,16 +186,16 @@ func writeSheet(f *excelize.File, t table, headerStyle int) error {
 	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
 		return err
 	}
-	cells := make([]any, len(t.header))
+	vals := make([]any, len(t.header))
 	set := func(n int, row []string, opts ...excelize.RowOpts) error {
 		for i, v := range row {
-			cells[i] = v
+			vals[i] = v
 		}
 		name, err := excelize.CoordinatesToCellName(1, n)
 		if err != nil {
 			return err
 		}
-		return sw.SetRow(name, cells[:len(row)], opts...)
+		return sw.SetRow(name, vals[:len(row)], opts...)
 	}
 	if err := set(1, t.header, excelize.RowOpts{StyleID: headerStyle}); err != nil {
 		return err
@@ -199,6 +206,9 @@ func writeSheet(f *excelize.File, t table, headerStyle int) error {
 			return err
 		}
 		n++
+	}
+	if err := t.failed(); err != nil {
+		return err
 	}
 	return sw.Flush()
 }

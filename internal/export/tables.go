@@ -15,6 +15,18 @@ type table struct {
 	name   string
 	header []string
 	rows   iter.Seq[[]string]
+	// err, when set, is the error reading the rows ended with, asked once
+	// they are all written: rows read from the database as they are
+	// written can fail midway, and the file must not pass for whole.
+	err func() error
+}
+
+// failed is the error reading t's rows ended with; nil when there was none.
+func (t table) failed() error {
+	if t.err == nil {
+		return nil
+	}
+	return t.err()
 }
 
 // tables returns the sections in the order of the JSON: "about" (the

@@ -3,6 +3,7 @@ package httpx
 import (
 	"mime"
 	"net/http"
+	"time"
 )
 
 // Attachment sets the headers of a file to save rather than show: its
@@ -11,4 +12,15 @@ import (
 func Attachment(w http.ResponseWriter, contentType, filename string) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+}
+
+// KeepWriting returns a function that moves the response's write deadline
+// d ahead, for a long download to call as it makes progress: the server's
+// WriteTimeout suits ordinary answers and would cut an export of a
+// million contacts midway, while a client that stops reading is still
+// cut once nothing has moved for d. On a writer without deadlines (a
+// test's recorder) it does nothing.
+func KeepWriting(w http.ResponseWriter, d time.Duration) func() {
+	rc := http.NewResponseController(w)
+	return func() { _ = rc.SetWriteDeadline(time.Now().Add(d)) }
 }

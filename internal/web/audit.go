@@ -137,7 +137,8 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 			sensitive = append(sensitive, d)
 		}
 	}
-	data := map[string]any{"Query": v, "Users": users, "Names": names, "Sensitive": sensitive, "ExportField": export.AccessField}
+	data := map[string]any{"Query": v, "Users": users, "Names": names, "Sensitive": sensitive, "ExportField": export.AccessField,
+		"ListExportField": export.ListAccessField}
 	if fe != nil {
 		s.render(w, http.StatusBadRequest, "access_log", page{Title: "Access log", User: u, Nav: "audit", Errors: fe, Data: data})
 		return
@@ -170,6 +171,9 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, u *auth.U
 	rows := make([]accessRow, len(entries))
 	for i, e := range entries {
 		rows[i] = accessRow{AccessEntry: e, What: export.AccessWhat(e, fields)}
+		if e.Field == export.ListAccessField {
+			rows[i].Reason = "" // what the export held is in What; no one gave a reason
+		}
 		if e.ContactID != "" {
 			rows[i].Contact = accessContact(contacts[e.ContactID], u.Can(auth.PermViewContacts))
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/lists"
@@ -67,6 +68,21 @@ type listPage struct {
 	// FilterError and Caret show where a condition is wrong.
 	FilterError string
 	Caret       string
+	// Columns are what the export of the list can hold; Chosen the
+	// columns ticked in an export that was refused (nil: the defaults
+	// are ticked), and ExportErrors why it was refused, by field.
+	Columns      []export.Column
+	Chosen       []string
+	ExportErrors map[string]string
+}
+
+// Ticked says whether the export form ticks the column: as it was sent
+// when the export was refused, else when it is a default one.
+func (p listPage) Ticked(c export.Column) bool {
+	if p.Chosen != nil {
+		return slices.Contains(p.Chosen, c.Key)
+	}
+	return c.Default
 }
 
 // ListQuery is the list's query string as the user asked for it (search,
@@ -132,32 +148,48 @@ func mayLookUp(r *http.Request, u *auth.User) bool {
 }
 
 func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	ctx := r.Context()
-	p := listPage{Query: r.URL.Query().Get("q"), Filter: r.URL.Query().Get("filter"), After: r.URL.Query().Get("after")}
+	v := r.URL.Query()
+	s.showContactList(w, r, u, listPage{Query: v.Get("q"), Filter: v.Get("filter"), After: v.Get("after")}, http.StatusOK)
+}
+
+// listCondition is the condition the contact list shows: its search's
+// and its typed condition's, both. A typed condition that is wrong is
+// its error, checked on its own so that the position points into what
+// the user typed.
+func (s *Server) listCondition(ctx context.Context, query, cond string, mayReveal bool) (string, error) {
 	var conds []string
-	if c := searchCondition(p.Query); c != "" {
+	if c := searchCondition(query); c != "" {
 		conds = append(conds, c)
 	}
-	if strings.TrimSpace(p.Filter) != "" {
-		// The filter is checked on its own first, so that an error's
-		// position points into what the user typed.
-		if _, err := s.Contacts.Condition(ctx, p.Filter, mayLookUp(r, u)); err != nil {
-			e := errs.As(err)
-			if e == nil {
-				s.fail(w, err, u)
-				return
-			}
-			p.FilterError = e.Message
-			if e.Position > 0 {
-				p.Caret = strings.Repeat(" ", e.Position-1) + "^"
-			}
-			s.render(w, http.StatusBadRequest, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
-			return
+	if strings.TrimSpace(cond) != "" {
+		if _, err := s.Contacts.Condition(ctx, cond, mayReveal); err != nil {
+			return "", err
 		}
-		conds = append(conds, "("+p.Filter+")")
+		conds = append(conds, "("+cond+")")
+	}
+	return strings.Join(conds, " && "), nil
+}
+
+// showContactList renders the page of the contact list p asks for (its
+// search, condition and page), with the export's columns; status is not
+// 200 when the export of the list was refused (p.ExportErrors).
+func (s *Server) showContactList(w http.ResponseWriter, r *http.Request, u *auth.User, p listPage, status int) {
+	ctx := r.Context()
+	cond, err := s.listCondition(ctx, p.Query, p.Filter, mayLookUp(r, u))
+	if e := errs.As(err); e != nil {
+		p.FilterError = e.Message
+		if e.Position > 0 {
+			p.Caret = strings.Repeat(" ", e.Position-1) + "^"
+		}
+		s.render(w, http.StatusBadRequest, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
 	}
 	contacts, next, total, err := s.Contacts.ListCounted(ctx, contact.ListQuery{Limit: 50, After: p.After,
-		Filter: strings.Join(conds, " && "), Asker: contact.Asker{Actor: actor(u), MayReveal: mayLookUp(r, u), IP: s.clientIP(r)}})
+		Filter: cond, Asker: contact.Asker{Actor: actor(u), MayReveal: mayLookUp(r, u), IP: s.clientIP(r)}})
 	if err != nil {
 		s.fail(w, err, u)
 		return
@@ -174,8 +206,12 @@ func (s *Server) contactList(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
+	if p.Columns, err = s.Export.ListColumns(ctx); err != nil {
+		s.fail(w, err, u)
+		return
+	}
 	p.Contacts, p.Next, p.Total = contacts, next, total
-	s.render(w, http.StatusOK, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Data: p})
+	s.render(w, status, "contacts", page{Title: "Contacts", User: u, Nav: "contacts", Errors: p.ExportErrors, Data: p})
 }
 
 // recordPage is one contact's record.

@@ -1,0 +1,25 @@
+// Package cells keeps text written into a file that people open in a
+// spreadsheet program from running there as a formula (CSV or formula
+// injection): a contact types their own name into a webform, and an
+// operator opens the export on their machine. Every file Consentry writes
+// for a spreadsheet (the access export, the contact list's export) writes
+// its cells through Defuse, so that the rule is one function.
+package cells
+
+import "strings"
+
+// triggers are the first characters that make a spreadsheet program read
+// a cell as a formula (=, +, -, @) or that some of them strip before
+// doing so (tab, carriage return).
+const triggers = "=+-@\t\r"
+
+// Defuse returns v with an apostrophe in front when it starts with = + -
+// @, a tab or a carriage return, so that a spreadsheet program shows it
+// as text ('=HYPERLINK(...), '+46 70 123 45 67); any other value comes
+// back unchanged. Defusing a defused value changes nothing more.
+func Defuse(v string) string {
+	if v != "" && strings.IndexByte(triggers, v[0]) >= 0 {
+		return "'" + v
+	}
+	return v
+}
