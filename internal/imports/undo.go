@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/cells"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -156,9 +156,9 @@ func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error
 			return err
 		}
 		for _, r := range rows {
-			rec := []string{strconv.FormatInt(r.Row, 10), r.Outcome, r.Code, r.Field, defuse(r.Reason)}
+			rec := []string{strconv.FormatInt(r.Row, 10), r.Outcome, r.Code, r.Field, cells.Defuse(r.Reason)}
 			for _, c := range r.Cells {
-				rec = append(rec, defuse(c))
+				rec = append(rec, cells.Defuse(c))
 			}
 			if err := cw.Write(rec); err != nil {
 				return err
@@ -212,12 +212,4 @@ func (s *Service) Prune(ctx context.Context, keep time.Duration) (int64, error) 
 		return nil
 	})
 	return n, err
-}
-
-// defuse keeps a spreadsheet program from running a cell as a formula.
-func defuse(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }
