@@ -87,8 +87,8 @@ type Server struct {
 	Webhooks *webhook.Service
 	// Imports brings contacts in from CSV and Excel files.
 	Imports *imports.Service
-	Log      *slog.Logger
-	IPs      clientip.Resolver
+	Log     *slog.Logger
+	IPs     clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
