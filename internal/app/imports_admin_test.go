@@ -205,6 +205,19 @@ func TestImportPages(t *testing.T) {
 		if ms, err := e.a.Imports.Mappings(ctx); err != nil || len(ms) != 1 || ms[0].Name != "Leads" || len(ms[0].Definition.Consents) != 1 {
 			t.Fatalf("saved mappings: %+v %v", ms, err)
 		}
+		// The next file of the kind loads the saved mapping by its column
+		// names, whatever their order.
+		admin.upload(base, "more.csv", "Nieuwsbrief,Aangemeld,E-mail,Voornaam\nja,2026-11-03,dora@example.com,Dora\n")
+		next := strings.TrimPrefix(admin.last.Request.URL.Path, "/admin/imports/")
+		code, body = admin.get(base + "/" + next + "?mapping=" + url.QueryEscape(ms0(t, e).ID))
+		if code != 200 || !strings.Contains(body, `<option value="email" selected>`) || !strings.Contains(body, `value="Leads"`) ||
+			!strings.Contains(body, `<option value="col:Nieuwsbrief" selected>`) || !strings.Contains(body, `<option value="consent" selected>`) {
+			t.Fatalf("a saved mapping loaded: %d %s", code, body)
+		}
+		if code, body = admin.get(base + "/" + next + "?mapping=nothing"); code != 404 || !strings.Contains(body, `id="mapping-error"`) {
+			t.Fatalf("an unknown mapping: %d %s", code, body)
+		}
+
 		res, err := admin.client.Get(page + "/report.csv")
 		if err != nil {
 			t.Fatal(err)
@@ -245,8 +258,44 @@ func TestImportPages(t *testing.T) {
 		if n := count(t, db, `SELECT COUNT(*) FROM contacts`); n != 0 {
 			t.Fatalf("%d contacts left after undo", n)
 		}
+		// The next import, held in its queue, is cancelled: it ends as
+		// cancelled, with its report, and can be undone.
+		clock.lag.Store(int64(time.Hour))
+		second := url.Values{"col-0": {""}, "col-1": {""}, "col-2": {"email"}, "col-3": {"first_name"}, "source": {src.ID}, "duplicates": {"skip"},
+			k + "use": {"on"}, k + "answer": {"col:Nieuwsbrief"}, k + "legal_basis": {"consent"}, k + "date_column": {"Aangemeld"},
+			k + "text_version": {"1"}, "action": {"start"}}
+		if to := admin.redirectOf(base+"/"+next+"/start", second); to != base+"/"+next+"?done=started" {
+			t.Fatalf("the second import's start leads to %s", to)
+		}
+		code, body = admin.post(base+"/"+next+"/cancel", url.Values{})
+		if code != 200 || !strings.Contains(body, "Cancel requested") || !strings.Contains(body, `id="import-progress"`) {
+			t.Fatalf("cancel: %d %s", code, body)
+		}
+		clock.release()
+		runJobsUntil(t, e, func() bool {
+			got, err := e.a.Imports.Get(ctx, next)
+			return err == nil && got.Status == imports.StatusCancelled
+		})
+		if _, body = admin.get(base + "/" + next); !strings.Contains(body, "cancelled") || !strings.Contains(body, `id="undo"`) ||
+			strings.Contains(body, `id="cancel-import"`) {
+			t.Fatalf("the cancelled import: %s", body)
+		}
+		if code, _ := admin.post(base+"/"+next+"/cancel", url.Values{}); code != 409 {
+			t.Fatalf("cancelling an ended import: %d", code)
+		}
+
 		if code, _ := admin.get(base + "/no-such-import"); code != 404 {
 			t.Fatalf("an unknown import: %d", code)
 		}
 	})
+}
+
+// ms0 is the one saved mapping.
+func ms0(t testing.TB, e *env) *imports.Mapping {
+	t.Helper()
+	ms, err := e.a.Imports.Mappings(context.Background())
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("saved mappings: %v %v", ms, err)
+	}
+	return ms[0]
 }
