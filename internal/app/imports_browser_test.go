@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -99,4 +102,37 @@ func TestImportPagesInABrowser(t *testing.T) {
 		page := strings.TrimPrefix(mustLocation(t, d.ctx), e.srv.URL)
 		d.pagesPass(e.srv.URL, "/admin/imports", strings.Split(page, "?")[0])
 	})
+}
+
+// importsToCheck uploads importFile twice, runs the second import to its
+// end, and returns the import pages TestEveryPageIsAccessible checks: the
+// list, the mapping form, its preview, the report and an unknown import.
+func importsToCheck(t testing.TB, e *env) []pageAt {
+	t.Helper()
+	ctx := context.Background()
+	system := consent.Actor{Kind: consent.ActorSystem}
+	waiting, err := e.a.Imports.Upload(ctx, "leads.csv", strings.NewReader(importFile), system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(importFile), system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := purposeID(e, "E-marketing")
+	def := imports.Definition{Source: "API", Columns: []imports.Column{{Column: "E-mail", Field: "email"}, {Column: "Voornaam", Field: "first_name"}},
+		Consents: []imports.Consent{{Purpose: pid, Column: "Nieuwsbrief", LegalBasis: consent.BasisConsent, CollectedAtColumn: "Aangemeld", TextVersion: 1}}}
+	if _, err := e.a.Imports.Start(ctx, ran.ID, def, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		got, err := e.a.Imports.Get(ctx, ran.ID)
+		return err == nil && got.Status == imports.StatusDone
+	})
+	k := "p-" + pid + "-"
+	preview := url.Values{"col-0": {"email"}, "col-1": {"first_name"}, "source": {"API"}, k + "use": {"on"}, k + "answer": {"col:Nieuwsbrief"},
+		k + "legal_basis": {"consent"}, k + "date_column": {"Aangemeld"}, k + "text_version": {"1"}}
+	return []pageAt{{"/admin/imports", "/admin/imports"}, {"/admin/imports/{id}", "/admin/imports/" + waiting.ID},
+		{"/admin/imports/{id}/preview", "/admin/imports/" + waiting.ID + "/preview?" + preview.Encode()},
+		{"/admin/imports/{id}", "/admin/imports/" + ran.ID}, {"/admin/imports/{id}", "/admin/imports/no-such-import"}}
 }
