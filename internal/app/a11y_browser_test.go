@@ -69,10 +69,12 @@ var skippedPages = map[string]string{
 	"/{$}":           "redirects to the dashboard",
 	"/admin":         "redirects to the dashboard",
 	"/admin/campaigns/{id}/preview/{contact}/html": "the operator's own message, in a sandboxed frame of the campaign page",
-	"/m/v/{rid}/{sig}":     "the operator's own message, as sent",
-	"/m/o/{rid}/{sig}":     "the open pixel, an image",
-	"/m/c/{rid}/{n}/{sig}": "a click's redirect to the operator's link",
-	"settings.LogoPath":    "the operator's logo, an image",
+	"/m/v/{rid}/{sig}":               "the operator's own message, as sent",
+	"/m/o/{rid}/{sig}":               "the open pixel, an image",
+	"/m/c/{rid}/{n}/{sig}":           "a click's redirect to the operator's link",
+	"settings.LogoPath":              "the operator's logo, an image",
+	"/admin/imports/{id}/progress":   "the progress a running import's page polls, as JSON",
+	"/admin/imports/{id}/report.csv": "an import's report, a CSV file",
 }
 
 // a11y checks pages in one browser tab: each at 1280 and then at 375
@@ -442,6 +444,13 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			a.visit(p.route, p.url)
 		}
 		pages = append(pages, hookPages...)
+		// An import waiting for its mapping, with a preview, and one that
+		// ran, with its report.
+		importPages := importsToCheck(t, e)
+		for _, p := range importPages {
+			a.visit(p.route, p.url)
+		}
+		pages = append(pages, importPages...)
 		d.do(chromedp.Navigate(e.srv.URL + hook))
 		a.press("/admin/webhooks/{id}/rotated/{grant}", "#rotate-secret")
 		// Forms sent empty, with their errors.

@@ -146,7 +146,7 @@ func fieldLabel(name string) string {
 	return name
 }
 
-var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents", auth.PermDelete: "Delete and erase contacts, legal holds",
+var permLabels = map[auth.Permission]string{auth.PermViewContacts: "See contacts", auth.PermEditContacts: "Edit contacts and consents, import files", auth.PermDelete: "Delete and erase contacts, legal holds, undo imports",
 	auth.PermReveal: "Reveal sensitive values", auth.PermSettings: "Settings, webforms, workflows and webhooks", auth.PermAudit: "Access log, ledger, outbox",
 	auth.PermUsers: "Users and API tokens", auth.PermRequests: "Data subject requests", auth.PermCampaigns: "Campaigns, their templates and lists"}
 

@@ -37,6 +37,7 @@ func (s *Server) routes(static http.Handler) {
 	s.webformRoutes()
 	s.workflowRoutes()
 	s.webhookRoutes()
+	s.importRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

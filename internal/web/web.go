@@ -5,8 +5,8 @@
 //
 // Every page has a Content-Security-Policy that allows nothing but this
 // site's own stylesheet, no caching, and no framing; the campaign editor
-// alone also runs a script of this site, for its live preview, and works
-// without it. Forms are protected from cross-site posts by
+// also runs a script of this site, for its live preview, and the page of
+// a running import one that follows its progress; both work without it. Forms are protected from cross-site posts by
 // http.CrossOriginProtection and the SameSite session cookie. What a user may see and do follows their role
 // (auth.Can); handlers check the permission before they read anything.
 package web
@@ -34,6 +34,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -84,8 +85,10 @@ type Server struct {
 	Workflows *workflow.Service
 	// Webhooks keeps the webhook endpoints and their delivery log.
 	Webhooks *webhook.Service
-	Log      *slog.Logger
-	IPs      clientip.Resolver
+	// Imports brings contacts in from CSV and Excel files.
+	Imports *imports.Service
+	Log     *slog.Logger
+	IPs     clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 

@@ -1,0 +1,301 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// jobClock holds a's jobs back: the job runner's clock runs an hour
+// late until released, so a queued import stays queued for its page to
+// be seen, then runs when the test says.
+type jobClock struct{ lag atomic.Int64 }
+
+func holdJobs(c *jobClock) func(*app.App) {
+	c.lag.Store(int64(time.Hour))
+	return func(a *app.App) {
+		a.Jobs.Now = func() time.Time { return time.Now().Add(-time.Duration(c.lag.Load())) }
+	}
+}
+
+func (c *jobClock) release() { c.lag.Store(0) }
+
+// runJobsUntil runs the due jobs until cond holds.
+func runJobsUntil(t testing.TB, e *env, cond func() bool) {
+	t.Helper()
+	waitFor(t, func() bool {
+		if _, err := e.a.Jobs.RunDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return cond()
+	})
+}
+
+// upload posts a file as the imports page's upload form does, following
+// the redirect, and returns the status and body.
+func (v *visitor) upload(u, name, content string) (int, string) {
+	v.e.t.Helper()
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	f, _ := w.CreateFormFile("file", name)
+	io.WriteString(f, content)
+	w.Close()
+	req, _ := http.NewRequest("POST", u, &b)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	res, err := v.client.Do(req)
+	if err != nil {
+		v.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	v.last = res
+	return res.StatusCode, string(body)
+}
+
+// importFile is the file the import pages' tests upload: three rows, the
+// second with an address that is not one.
+const importFile = "E-mail,Voornaam,Nieuwsbrief,Aangemeld\nanna@example.com,Anna,ja,2026-11-01\nnot-an-address,Bo,nee,2026-11-01\ncarl@example.com,Carl,nee,2026-11-02\n"
+
+// TestImportPages drives an import through the admin pages: a file that
+// cannot be read is refused next to the file input and nothing is kept;
+// a good one leads to its mapping form, its columns suggested. A mapping
+// without a legal basis is refused next to that purpose's legal basis,
+// keeping what was chosen; the preview shows the rows as they would be
+// stored, and the row in error. A dry run shows its progress while
+// queued, then its counts above the form, filled in as it ran. The
+// import, its mapping saved, ends with a report of its counts and the
+// failed row, downloadable as CSV; undo asks for confirmation and removes
+// the contacts it created. A billing user may not see the pages; an agent
+// may not undo.
+func TestImportPages(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		var clock jobClock
+		e := start(t, db, holdJobs(&clock))
+		ctx := context.Background()
+		admin := e.firstAdmin()
+		base := e.srv.URL + "/admin/imports"
+
+		code, body := admin.get(base)
+		if code != 200 || !strings.Contains(body, "No import yet.") || !strings.Contains(body, `href="/admin/imports" aria-current="page"`) ||
+			!strings.Contains(body, `enctype="multipart/form-data"`) || !strings.Contains(body, `accept=".csv,.txt,.xlsx`) {
+			t.Fatalf("no imports: %d %s", code, body)
+		}
+		code, body = admin.upload(base, "empty.csv", "E-mail\n")
+		if code != 400 || !strings.Contains(body, `id="file-error" role="alert"`) || !strings.Contains(body, "has a header and no rows") ||
+			!strings.Contains(body, `aria-describedby="file-error"`) {
+			t.Fatalf("a header-only file: %d %s", code, body)
+		}
+		if all, err := e.a.Imports.List(ctx, 10); err != nil || len(all) != 0 {
+			t.Fatalf("a refused file was kept: %v %v", all, err)
+		}
+
+		code, body = admin.upload(base, "leads.csv", importFile)
+		all, err := e.a.Imports.List(ctx, 10)
+		if err != nil || len(all) != 1 {
+			t.Fatalf("imports: %v %v", all, err)
+		}
+		imp := all[0]
+		page := base + "/" + imp.ID
+		if code != 200 || admin.last.Request.URL.String() != page || !strings.Contains(body, `id="mapping-form"`) ||
+			!strings.Contains(body, `<option value="email" selected>`) || !strings.Contains(body, `<option value="first_name" selected>`) {
+			t.Fatalf("the upload leads to %s: %d %s", admin.last.Request.URL, code, body)
+		}
+		if _, body := admin.get(base); !strings.Contains(body, `<a href="/admin/imports/`+imp.ID+`">leads.csv</a>`) {
+			t.Fatalf("the list: %s", body)
+		}
+
+		p, err := e.a.Consent.Purpose(ctx, "E-marketing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := e.a.Consent.ActiveSource(ctx, "API")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := "p-" + p.ID + "-"
+		form := url.Values{"col-0": {"email"}, "col-1": {"first_name"}, "col-2": {""}, "col-3": {""}, "source": {src.ID},
+			"duplicates": {"skip"}, "optin": {""}, k + "use": {"off", "on"}, k + "answer": {"col:Nieuwsbrief"}, k + "legal_basis": {""},
+			k + "date_column": {"Aangemeld"}, k + "text_version": {"1"}, k + "notice": {""}, "action": {"start"}}
+		code, body = admin.post(page+"/start", form)
+		if code != 400 || !strings.Contains(body, `id="`+k+`legal_basis-error" role="alert"`) ||
+			!strings.Contains(body, `aria-describedby="`+k+`legal_basis-error"`) || !strings.Contains(body, "is required: on what legal basis") ||
+			!strings.Contains(body, `<option value="col:Nieuwsbrief" selected>`) || !strings.Contains(body, `<option value="Aangemeld" selected>`) {
+			t.Fatalf("no legal basis: %d %s", code, body)
+		}
+		if got, _ := e.a.Imports.Get(ctx, imp.ID); got.Status != imports.StatusUploaded || got.Definition != nil {
+			t.Fatalf("a refused mapping started the import: %+v", got)
+		}
+
+		form.Set(k+"legal_basis", "consent")
+		form.Del("action")
+		code, body = admin.get(page + "/preview?" + form.Encode())
+		if code != 200 || !strings.Contains(body, `id="preview-rows"`) || !strings.Contains(body, "<code>first_name</code> Anna") ||
+			!strings.Contains(body, `<span class="state-granted">granted</span>`) || !strings.Contains(body, `<code>email</code>: `) ||
+			!strings.Contains(body, `<option value="consent" selected>`) {
+			t.Fatalf("preview: %d %s", code, body)
+		}
+
+		// A dry run: queued, its page shows the progress and follows it.
+		form.Set("action", "dry_run")
+		if to := admin.redirectOf(page+"/start", form); to != page+"?done=dry_run" {
+			t.Fatalf("a dry run leads to %s", to)
+		}
+		code, body = admin.get(page + "?done=dry_run")
+		if code != 200 || !strings.Contains(body, `<progress id="import-progress" max="3" value="0"`) ||
+			!strings.Contains(body, `<script src="/admin/static/import-progress.js" defer></script>`) || !strings.Contains(body, `id="cancel-import"`) ||
+			!strings.Contains(admin.last.Header.Get("Content-Security-Policy"), "script-src 'self'; connect-src 'self'") {
+			t.Fatalf("the queued dry run: %d %s", code, body)
+		}
+		var prog struct {
+			Status          string
+			Position, Total int64
+		}
+		if code, body = admin.get(page + "/progress"); code != 200 || json.Unmarshal([]byte(body), &prog) != nil ||
+			prog.Status != imports.StatusQueued || prog.Total != 3 {
+			t.Fatalf("progress: %d %s", code, body)
+		}
+		if _, body = admin.get(page + "?follow=1"); !strings.Contains(body, `<meta http-equiv="refresh" content="5">`) {
+			t.Fatalf("following without JavaScript: %s", body)
+		}
+		clock.release()
+		runJobsUntil(t, e, func() bool {
+			got, err := e.a.Imports.Get(ctx, imp.ID)
+			return err == nil && got.Status == imports.StatusUploaded && got.FinishedAt != nil
+		})
+		code, body = admin.get(page)
+		if code != 200 || !strings.Contains(body, "Dry run: what the import would do") || !strings.Contains(body, `<dd id="count-created">2</dd>`) ||
+			!strings.Contains(body, `<dd id="count-failed">1</dd>`) || !strings.Contains(body, `id="mapping-form"`) ||
+			!strings.Contains(body, `<option value="consent" selected>`) || strings.Contains(body, `id="undo"`) {
+			t.Fatalf("after the dry run: %d %s", code, body)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM contacts`); n != 0 {
+			t.Fatalf("the dry run wrote %d contacts", n)
+		}
+
+		// The import, its mapping saved.
+		form.Set("action", "start")
+		form.Set("save_as", "Leads")
+		if to := admin.redirectOf(page+"/start", form); to != page+"?done=started" {
+			t.Fatalf("start leads to %s", to)
+		}
+		runJobsUntil(t, e, func() bool {
+			got, err := e.a.Imports.Get(ctx, imp.ID)
+			return err == nil && got.Status == imports.StatusDone
+		})
+		code, body = admin.get(page)
+		if code != 200 || !strings.Contains(body, `<h2 id="report-h">Report</h2>`) || !strings.Contains(body, `<dd id="count-created">2</dd>`) ||
+			!strings.Contains(body, `<dd id="count-failed">1</dd>`) || !strings.Contains(body, `<tr class="outcome-failed"><th scope="row">3</th><td>failed</td><td><code>email</code></td>`) ||
+			!strings.Contains(body, `href="/admin/imports/`+imp.ID+`/report.csv"`) || !strings.Contains(body, `id="undo"`) || strings.Contains(body, `id="mapping-form"`) {
+			t.Fatalf("the report: %d %s", code, body)
+		}
+		if ms, err := e.a.Imports.Mappings(ctx); err != nil || len(ms) != 1 || ms[0].Name != "Leads" || len(ms[0].Definition.Consents) != 1 {
+			t.Fatalf("saved mappings: %+v %v", ms, err)
+		}
+		// The next file of the kind loads the saved mapping by its column
+		// names, whatever their order.
+		admin.upload(base, "more.csv", "Nieuwsbrief,Aangemeld,E-mail,Voornaam\nja,2026-11-03,dora@example.com,Dora\n")
+		next := strings.TrimPrefix(admin.last.Request.URL.Path, "/admin/imports/")
+		code, body = admin.get(base + "/" + next + "?mapping=" + url.QueryEscape(ms0(t, e).ID))
+		if code != 200 || !strings.Contains(body, `<option value="email" selected>`) || !strings.Contains(body, `value="Leads"`) ||
+			!strings.Contains(body, `<option value="col:Nieuwsbrief" selected>`) || !strings.Contains(body, `<option value="consent" selected>`) {
+			t.Fatalf("a saved mapping loaded: %d %s", code, body)
+		}
+		if code, body = admin.get(base + "/" + next + "?mapping=nothing"); code != 404 || !strings.Contains(body, `id="mapping-error"`) {
+			t.Fatalf("an unknown mapping: %d %s", code, body)
+		}
+
+		res, err := admin.client.Get(page + "/report.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(res.Body).ReadAll()
+		res.Body.Close()
+		if err != nil || len(recs) != 2 || recs[1][0] != "3" || recs[1][5] != "not-an-address" ||
+			!strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
+			t.Fatalf("the report's CSV: %q %v %v", recs, err, res.Header)
+		}
+
+		// Undo: only once confirmed.
+		agent := e.signIn(admin, "agent@acme.example", "agent")
+		if code, _ := agent.get(page); code != 200 {
+			t.Fatalf("an agent's import page: %d", code)
+		}
+		if code, _ := agent.post(page+"/undo", url.Values{"confirm": {"on"}}); code != 403 {
+			t.Fatalf("an agent's undo: %d", code)
+		}
+		billing := e.signIn(admin, "bill@acme.example", "billing")
+		if code, body := billing.get(base); code != 403 || strings.Contains(body, `href="/admin/imports"`) {
+			t.Fatalf("billing's imports page: %d", code)
+		}
+		code, body = admin.post(page+"/undo", url.Values{})
+		if code != 400 || !strings.Contains(body, `id="confirm-error" role="alert"`) {
+			t.Fatalf("undo unconfirmed: %d %s", code, body)
+		}
+		if to := admin.redirectOf(page+"/undo", url.Values{"confirm": {"on"}}); to != page+"?done=undoing" {
+			t.Fatalf("undo leads to %s", to)
+		}
+		runJobsUntil(t, e, func() bool {
+			got, err := e.a.Imports.Get(ctx, imp.ID)
+			return err == nil && got.Status == imports.StatusUndone
+		})
+		if _, body = admin.get(page); !strings.Contains(body, `<dd id="count-removed">2</dd>`) || strings.Contains(body, `id="undo"`) {
+			t.Fatalf("undone: %s", body)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM contacts`); n != 0 {
+			t.Fatalf("%d contacts left after undo", n)
+		}
+		// The next import, held in its queue, is cancelled: it ends as
+		// cancelled, with its report, and can be undone.
+		clock.lag.Store(int64(time.Hour))
+		second := url.Values{"col-0": {""}, "col-1": {""}, "col-2": {"email"}, "col-3": {"first_name"}, "source": {src.ID}, "duplicates": {"skip"},
+			k + "use": {"on"}, k + "answer": {"col:Nieuwsbrief"}, k + "legal_basis": {"consent"}, k + "date_column": {"Aangemeld"},
+			k + "text_version": {"1"}, "action": {"start"}}
+		if to := admin.redirectOf(base+"/"+next+"/start", second); to != base+"/"+next+"?done=started" {
+			t.Fatalf("the second import's start leads to %s", to)
+		}
+		code, body = admin.post(base+"/"+next+"/cancel", url.Values{})
+		if code != 200 || !strings.Contains(body, "Cancel requested") || !strings.Contains(body, `id="import-progress"`) {
+			t.Fatalf("cancel: %d %s", code, body)
+		}
+		clock.release()
+		runJobsUntil(t, e, func() bool {
+			got, err := e.a.Imports.Get(ctx, next)
+			return err == nil && got.Status == imports.StatusCancelled
+		})
+		if _, body = admin.get(base + "/" + next); !strings.Contains(body, "cancelled") || !strings.Contains(body, `id="undo"`) ||
+			strings.Contains(body, `id="cancel-import"`) {
+			t.Fatalf("the cancelled import: %s", body)
+		}
+		if code, _ := admin.post(base+"/"+next+"/cancel", url.Values{}); code != 409 {
+			t.Fatalf("cancelling an ended import: %d", code)
+		}
+
+		if code, _ := admin.get(base + "/no-such-import"); code != 404 {
+			t.Fatalf("an unknown import: %d", code)
+		}
+	})
+}
+
+// ms0 is the one saved mapping.
+func ms0(t testing.TB, e *env) *imports.Mapping {
+	t.Helper()
+	ms, err := e.a.Imports.Mappings(context.Background())
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("saved mappings: %v %v", ms, err)
+	}
+	return ms[0]
+}
