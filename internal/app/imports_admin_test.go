@@ -94,6 +94,9 @@ func TestImportPages(t *testing.T) {
 			!strings.Contains(body, `enctype="multipart/form-data"`) || !strings.Contains(body, `accept=".csv,.txt,.xlsx`) {
 			t.Fatalf("no imports: %d %s", code, body)
 		}
+		if code, body := admin.get(e.srv.URL + "/admin/docs/imports"); code != 200 || !strings.Contains(body, `<h2 id="in-the-admin-ui">`) {
+			t.Fatalf("the guide's admin section, which the page links to: %d", code)
+		}
 		code, body = admin.upload(base, "empty.csv", "E-mail\n")
 		if code != 400 || !strings.Contains(body, `id="file-error" role="alert"`) || !strings.Contains(body, "has a header and no rows") ||
 			!strings.Contains(body, `aria-describedby="file-error"`) {
