@@ -384,7 +384,7 @@ func (s *Service) Start(ctx context.Context, id string, d Definition, dryRun boo
 	def, _ := json.Marshal(r.def)
 	now := s.now()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE imports SET definition = $2, dry_run = $3, status = $4, position = 0, created = 0, updated = 0,
+		res, err := tx.Exec(`UPDATE imports SET definition = $2, dry_run = $3, status = $4, cancel_requested = FALSE, position = 0, created = 0, updated = 0,
 			unchanged = 0, skipped = 0, failed = 0, skipped_by = '{}', error = '', started_at = $5, finished_at = NULL
 			WHERE id = $1 AND status = $6`, id, string(def), dryRun, StatusQueued, store.Micros(now), StatusUploaded)
 		if err != nil {

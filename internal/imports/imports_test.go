@@ -558,3 +558,37 @@ func TestExcelAndWindows1252(t *testing.T) {
 		}
 	})
 }
+
+// A dry run cancelled halfway goes back to uploaded with its file, says
+// it was cancelled, and the import can run after it.
+func TestCancelledDryRunKeepsTheFile(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		w.imports.Chunk, w.imports.Slice = 2, time.Nanosecond
+		records := [][]string{{"email"}}
+		for i := range 10 {
+			records = append(records, []string{fmt.Sprintf("p%02d@example.com", i)})
+		}
+		imp := w.upload("people.csv", csvFile(',', records...))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
+		w.jobs.Handle(imports.JobKind, func(ctx context.Context, j *jobs.Job) error {
+			if _, err := w.imports.Cancel(ctx, imp.ID); err != nil { // before the first chunk commits
+				t.Error(err)
+			}
+			return w.imports.Handle(ctx, j)
+		})
+		if _, err := w.imports.Start(ctx, imp.ID, d, true); err != nil {
+			t.Fatal(err)
+		}
+		w.drain()
+		got, _ := w.imports.Get(ctx, imp.ID)
+		if got.Status != imports.StatusUploaded || got.Error != "the dry run was cancelled" || !got.DryRun {
+			t.Fatalf("cancelled dry run: %+v", got)
+		}
+		w.jobs.Handle(imports.JobKind, w.imports.Handle)
+		if done := w.run(imp.ID, d, false); done.Status != imports.StatusDone || done.Created != 10 || done.Error != "" {
+			t.Fatalf("the import after it: %+v", done)
+		}
+	})
+}

@@ -150,15 +150,19 @@ func (s *Service) end(ctx context.Context, id, status, why string) error {
 	})
 }
 
-// dropFileUnlessDryRunTx deletes the file of an import that will not be
-// read again: after a dry run it stays, for the import that follows.
+// dropFileUnlessDryRunTx lets go of the file of an import that will not
+// be read again. A dry run, however it ended, keeps it and goes back to
+// uploaded, for the import (or another dry run) that follows; one that
+// failed or was cancelled says so in its error.
 func (s *Service) dropFileUnlessDryRunTx(tx *store.Tx, id string) error {
 	_, err := tx.Exec(`DELETE FROM import_file_chunks WHERE import_id = $1
-		AND NOT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND dry_run AND status = $2)`, id, StatusDone)
+		AND NOT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND dry_run)`, id)
 	if err != nil {
 		return fmt.Errorf("imports: drop file: %w", err)
 	}
-	_, err = tx.Exec(`UPDATE imports SET status = $2 WHERE id = $1 AND dry_run AND status = $3`, id, StatusUploaded, StatusDone)
+	_, err = tx.Exec(`UPDATE imports SET status = $2, cancel_requested = FALSE,
+		error = CASE WHEN status = $3 THEN 'the dry run was cancelled' ELSE error END
+		WHERE id = $1 AND dry_run AND status IN ($4, $3, $5)`, id, StatusUploaded, StatusCancelled, StatusDone, StatusFailed)
 	return err
 }
 
