@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
@@ -118,6 +119,9 @@ func (s *Server) showImports(w http.ResponseWriter, r *http.Request, u *auth.Use
 // file input, and nothing is kept.
 func (s *Server) uploadImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	r.Body = http.MaxBytesReader(w, r.Body, imports.MaxFileBytes+1<<20)
+	// A large file takes longer to arrive than the server's ReadTimeout,
+	// which keeps ordinary requests short.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
 	imp, err := s.receiveUpload(r, u)
 	if fe := fieldErrors(err); fe != nil {
 		s.showImports(w, r, u, httpx.Status(err), fe)
