@@ -80,7 +80,7 @@ type Import struct {
 	// Definition is what the import runs, or ran, with; nil before.
 	Definition *Definition      `json:"definition,omitempty"`
 	DryRun     bool             `json:"dry_run" doc:"the last run wrote nothing; its counts say what an import would do"`
-	Status     string           `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undone"`
+	Status     string           `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undoing,undone"`
 	Position   int64            `json:"position" doc:"data rows read so far"`
 	Created    int64            `json:"created"`
 	Updated    int64            `json:"updated"`
