@@ -461,6 +461,15 @@ func TestImportResumes(t *testing.T) {
 	})
 }
 
+// peopleFile is a file of n addresses, and the definition that imports it.
+func peopleFile(n int) ([][]string, imports.Definition) {
+	records := [][]string{{"email"}}
+	for i := range n {
+		records = append(records, []string{fmt.Sprintf("p%02d@example.com", i)})
+	}
+	return records, imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
+}
+
 // A cancelled import stops between chunks and keeps what it wrote; undo
 // then removes the contacts it created that nobody changed since, and
 // leaves the one someone did.
@@ -469,12 +478,8 @@ func TestCancelAndUndo(t *testing.T) {
 		w := newWorld(t, db)
 		ctx := context.Background()
 		w.imports.Chunk, w.imports.Slice = 2, time.Nanosecond
-		records := [][]string{{"email"}}
-		for i := range 10 {
-			records = append(records, []string{fmt.Sprintf("p%02d@example.com", i)})
-		}
+		records, d := peopleFile(10)
 		imp := w.upload("people.csv", csvFile(',', records...))
-		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
 		runs := 0
 		w.jobs.Handle(imports.JobKind, func(ctx context.Context, j *jobs.Job) error {
 			err := w.imports.Handle(ctx, j)
@@ -566,12 +571,8 @@ func TestCancelledDryRunKeepsTheFile(t *testing.T) {
 		w := newWorld(t, db)
 		ctx := context.Background()
 		w.imports.Chunk, w.imports.Slice = 2, time.Nanosecond
-		records := [][]string{{"email"}}
-		for i := range 10 {
-			records = append(records, []string{fmt.Sprintf("p%02d@example.com", i)})
-		}
+		records, d := peopleFile(10)
 		imp := w.upload("people.csv", csvFile(',', records...))
-		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
 		w.jobs.Handle(imports.JobKind, func(ctx context.Context, j *jobs.Job) error {
 			if _, err := w.imports.Cancel(ctx, imp.ID); err != nil { // before the first chunk commits
 				t.Error(err)

@@ -41,8 +41,11 @@ func (s *Service) Handle(ctx context.Context, j *jobs.Job) error {
 		return err
 	}
 	imp, err := s.Get(ctx, p.ImportID)
-	if err != nil {
+	if errs.Is(err, errs.KindNotFound) {
 		return nil // deleted since
+	}
+	if err != nil {
+		return err
 	}
 	if imp.Status != StatusQueued && imp.Status != StatusRunning {
 		return nil
@@ -279,12 +282,12 @@ func reportRow(importID string, row *readRow, outcome, code, field, reason strin
 // failed with its reason.
 func (w *writer) write(ctx context.Context, rows []*readRow) error {
 	err := w.commit(ctx, rows)
-	if err == nil || errors.Is(err, errStop) || ctx.Err() != nil || len(rows) == 1 {
-		if err != nil && !errors.Is(err, errStop) && ctx.Err() == nil && len(rows) == 1 {
-			row := rows[0]
-			return w.commit(ctx, []*readRow{{number: row.number, cells: row.cells, fail: asRowError(err)}})
-		}
+	switch {
+	case err == nil, errors.Is(err, errStop), ctx.Err() != nil:
 		return err
+	case len(rows) == 1: // the row fails alone: it is reported failed
+		row := rows[0]
+		return w.commit(ctx, []*readRow{{number: row.number, cells: row.cells, fail: asRowError(err)}})
 	}
 	for _, row := range rows {
 		if err := w.write(ctx, []*readRow{row}); err != nil {
