@@ -551,7 +551,9 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		a.visit("/dev/mailbox", "/dev/mailbox")
 
 		// Signed out: the sign-in page, and one with an error.
-		d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")))
+		d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")),
+			// The account page has a #password too: wait for the sign-in form's own.
+			chromedp.WaitVisible(chromedp.CSS(`#password[autocomplete="current-password"]`)))
 		a.visit("/admin/login", "/admin/login")
 		d.do(chromedp.SendKeys(chromedp.CSS("#email"), "ada@acme.example"), chromedp.SendKeys(chromedp.CSS("#password"), "wrong password"))
 		a.press("/admin/login", `form button[type="submit"]`)
