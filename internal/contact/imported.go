@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 )
 
 // What an import does with a row whose address is already a contact's.
@@ -86,21 +87,81 @@ func CheckIncoming(in *Incoming, defs map[string]*FieldDefinition) error {
 	return err
 }
 
+// Lookup is what an import knows of a chunk's addresses before it writes
+// the chunk: the contacts that have them and, of the others, the time
+// each was erased. It lets the chunk's new contacts be written without a
+// read between them (store.Tx.Gather).
+type Lookup struct {
+	known  map[string]*Contact  // by email key
+	erased map[string]time.Time // by email key, the unknown addresses only
+}
+
+// LookupTx reads, in two statements, the contacts that have the addresses
+// of ins (checked by CheckIncoming) and, when suppression is armed, the
+// suppression entries of the others.
+func LookupTx(tx *store.Tx, ins []*Incoming, armed bool) (*Lookup, error) {
+	l := &Lookup{known: map[string]*Contact{}, erased: map[string]time.Time{}}
+	if len(ins) == 0 {
+		return l, nil
+	}
+	keys := make([]string, len(ins))
+	for i, in := range ins {
+		keys[i] = in.emailKey
+	}
+	cond, args := store.Among(tx.Dialect(), 1, keys)
+	found, err := store.QueryAll(context.Background(), tx, scanContact, contactSelect+" WHERE email_key "+cond, args...)
+	if err != nil {
+		return nil, fmt.Errorf("contact: look up addresses: %w", err)
+	}
+	for _, c := range found {
+		l.known[strings.ToLower(c.Email)] = c
+	}
+	if !armed {
+		return l, nil
+	}
+	var unknown []string
+	for _, in := range ins {
+		if l.known[in.emailKey] == nil {
+			unknown = append(unknown, in.emailKey)
+		}
+	}
+	if l.erased, err = suppression.CheckManyTx(tx, unknown); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Known reports whether in's address was a contact's when the lookup was
+// made.
+func (l *Lookup) Known(in *Incoming) bool { return l.known[in.emailKey] != nil }
+
 // ImportTx writes one row of an import inside tx, after CheckIncoming:
 // a new address becomes a contact (unless it was erased and the row
 // carries no new explicit consent); a known one is left, filled in or
 // overwritten as policy says. A contact who stopped processing or was
 // erased is never changed. The contact's creation hooks run for a new
 // contact, as for any other.
-func (s *Service) ImportTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDefinition, policy string, armed bool,
+//
+// look, from LookupTx for a chunk that holds in, stands in for reading the
+// contact and the suppression entry of in's address: a new contact is
+// then written without a read. Nil reads them.
+func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[string]*FieldDefinition, policy string, armed bool,
 	actor consent.Actor, ev consent.Evidence, now time.Time) (ImportOutcome, error) {
-	c, err := scanContact(tx.Row(contactSelect+" WHERE email_key = $1", in.emailKey))
-	if errs.Is(err, errs.KindNotFound) {
-		return s.importNewTx(tx, in, defs, armed, actor, ev, now)
+	if look == nil {
+		var err error
+		if look, err = LookupTx(tx, []*Incoming{in}, armed); err != nil {
+			return ImportOutcome{}, err
+		}
 	}
-	if err != nil {
-		return ImportOutcome{}, err
+	c := look.known[in.emailKey]
+	if c == nil {
+		var erased *time.Time
+		if at, ok := look.erased[in.emailKey]; ok {
+			erased = &at
+		}
+		return s.importNewTx(tx, in, defs, erased, actor, ev, now)
 	}
+	var err error
 	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
 		ProcessingStopped: c.ProcessingStoppedAt != nil, Erased: c.ErasedAt != nil}
 	if k.ProcessingStopped || k.Erased {
@@ -146,7 +207,9 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDef
 	return ImportOutcome{Key: k, Updated: updated}, nil
 }
 
-func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDefinition, armed bool,
+// importNewTx writes a row whose address is no contact's; erased is when
+// the address was erased, nil if it never was.
+func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*FieldDefinition, erased *time.Time,
 	actor consent.Actor, ev consent.Evidence, now time.Time) (ImportOutcome, error) {
 	c := &Contact{ID: uuid.Must(uuid.NewV7()).String(), Kind: KindLead, Fields: map[string]any{}, OptInStatus: contactstate.OptInNone,
 		Deliverability: contactstate.DeliverabilityOK, LedgerRef: newRef(), CreatedAt: now, UpdatedAt: now}
@@ -154,12 +217,8 @@ func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*Field
 	if err != nil {
 		return ImportOutcome{}, err
 	}
-	erased, err := checkSuppressed(tx, c, armed, in.NewConsent)
-	if errs.Is(err, errs.KindRefused) {
+	if erased != nil && !in.NewConsent {
 		return ImportOutcome{Skipped: SkipErasedAddress}, nil
-	}
-	if err != nil {
-		return ImportOutcome{}, err
 	}
 	if err := insertTx(tx, c, erased, actor, ev.Method); err != nil {
 		return ImportOutcome{}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
 )
 
 // Definition is how an import reads its file and on what account it
@@ -125,7 +126,7 @@ type consentColumn struct {
 }
 
 type listColumn struct {
-	id    string
+	list  *lists.List
 	index int // -1: every row
 }
 
@@ -216,7 +217,7 @@ func (s *Service) check(ctx context.Context, d Definition, header []string) (*re
 		if err != nil {
 			return nil, errs.WithField(err, func(string) string { return at + ".list" })
 		}
-		lc := listColumn{id: found.ID, index: -1}
+		lc := listColumn{list: found, index: -1}
 		if l.Column != "" {
 			if lc.index, err = col(at+".column", l.Column); err != nil {
 				return nil, err

@@ -91,7 +91,10 @@ func (s *Service) Preview(ctx context.Context, id string, d Definition, n int) (
 
 // preview is the row as PreviewRow shows it.
 func (p *rowPlan) preview() PreviewRow {
-	pr := PreviewRow{Row: p.number, Fields: p.incoming.Values(), OptInStatus: p.incoming.OptInStatus, Lists: p.lists}
+	pr := PreviewRow{Row: p.number, Fields: p.incoming.Values(), OptInStatus: p.incoming.OptInStatus}
+	for _, l := range p.lists {
+		pr.Lists = append(pr.Lists, l.ID)
+	}
 	for _, c := range p.consents {
 		pr.Consents = append(pr.Consents, PreviewConsent{PurposeID: c.purposeID, State: c.state, CollectedAt: c.collected})
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/lists"
 )
 
 // rowPlan is one data row read as the import will write it.
@@ -16,7 +17,7 @@ type rowPlan struct {
 	cells    []string
 	incoming contact.Incoming
 	consents []plannedConsent
-	lists    []string // ids of the lists the row joins
+	lists    []*lists.List // the lists the row joins
 }
 
 type plannedConsent struct {
@@ -134,7 +135,7 @@ func (r *resolved) plan(s *Service, importID string, actor consent.Actor, number
 				continue
 			}
 		}
-		p.lists = append(p.lists, l.id)
+		p.lists = append(p.lists, l.list)
 	}
 	return p, nil
 }

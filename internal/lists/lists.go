@@ -328,18 +328,31 @@ func set(tx *store.Tx, contactID, listID, status, source string, now time.Time) 
 	if current.Valid && current.String == status {
 		return true, purpose, nil
 	}
+	return true, purpose, writeTx(tx, contactID, listID, name, status, source, now)
+}
+
+// writeTx writes the contact's subscription to the list (its id and name)
+// and its event, reading nothing.
+func writeTx(tx *store.Tx, contactID, listID, name, status, source string, now time.Time) error {
 	if err := tx.ExecLater(store.Prefix("lists: set subscription"), `INSERT INTO list_subscriptions (list_id, contact_id, status, source, changed_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, source = excluded.source, changed_at = excluded.changed_at`,
 		listID, contactID, status, source, store.Micros(now)); err != nil {
-		return true, purpose, err
+		return err
 	}
 	typ := events.ListSubscribed
 	if status == Unsubscribed {
 		typ = events.ListUnsubscribed
 	}
-	return true, purpose, events.Emit(tx, typ, contactID, events.ListData{ContactID: contactID, ListID: listID, List: name,
+	return events.Emit(tx, typ, contactID, events.ListData{ContactID: contactID, ListID: listID, List: name,
 		State: status, Source: source}, now)
+}
+
+// JoinNewTx subscribes a contact created in tx to l, reading nothing, for
+// a bulk writer that gathers its statements (store.Tx.Gather): a new
+// contact has no subscription, and so no choice to leave to respect.
+func JoinNewTx(tx *store.Tx, contactID string, l *List, source string, now time.Time) error {
+	return writeTx(tx, contactID, l.ID, l.Name, Subscribed, source, now)
 }
 
 // Withdrawal writes, inside the unsubscribe's transaction, the withdrawal

@@ -41,6 +41,9 @@ type laterStmt struct {
 	dest  []any
 	ofTx  bool // the transaction's own, such as its write lock
 	owner int  // the write function that queued it (Tx.fn)
+	// gatherRow is the row of a Gather that queued it (see gather.go),
+	// 0 outside Gather.
+	gatherRow int
 }
 
 // ExecLater runs a statement whose result the caller does not need, such
@@ -54,6 +57,10 @@ type laterStmt struct {
 // Use it only where nothing in the write function depends on whether the
 // statement succeeded other than by returning its error.
 func (t *Tx) ExecLater(wrap func(error) error, query string, args ...any) error {
+	if t.conn == nil && t.gathering {
+		t.held = append(t.held, laterStmt{query: query, args: args, wrap: wrap, owner: t.fn, gatherRow: t.gatherRow})
+		return nil
+	}
 	if t.conn == nil {
 		_, err := t.Exec(query, args...)
 		if err != nil && wrap != nil {
@@ -64,7 +71,11 @@ func (t *Tx) ExecLater(wrap func(error) error, query string, args ...any) error 
 	if t.failed != nil {
 		return t.failed
 	}
-	t.later = append(t.later, laterStmt{query: query, args: args, wrap: wrap, owner: t.fn})
+	later := laterStmt{query: query, args: args, wrap: wrap, owner: t.fn}
+	if t.gathering {
+		later.gatherRow = t.gatherRow
+	}
+	t.later = append(t.later, later)
 	return nil
 }
 
@@ -105,7 +116,7 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 	if len(t.later) == 0 && last == nil {
 		return nil, nil
 	}
-	queue := t.later
+	queue := merge(t.later, Postgres)
 	t.later = nil
 	if last != nil {
 		queue = append(queue, *last)
@@ -164,6 +175,9 @@ func (t *Tx) flush(last *laterStmt) (sql.Result, error) {
 // pending reports whether statements are waiting, and sends them first if
 // so. It returns the error that ends the transaction, if any.
 func (t *Tx) sendPending() error {
+	if t.conn == nil {
+		return t.sendHeld()
+	}
 	if len(t.later) == 0 && t.failed == nil {
 		return nil
 	}

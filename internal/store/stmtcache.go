@@ -94,7 +94,7 @@ func (t *Tx) stmt(query string) *sql.Stmt {
 	if st == nil {
 		return nil
 	}
-	return t.tx.StmtContext(t.ctx, st)
+	return t.tx.StmtContext(t.sctx, st)
 }
 
 // ReadRow runs query on the read pool and returns its one row, as

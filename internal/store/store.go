@@ -126,8 +126,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// than fail while another process holds a lock. synchronous=FULL makes
 	// an acknowledged consent survive power loss, not only a crash.
 	// secure_delete zeroes what is deleted or overwritten, so an erased
-	// value does not linger in free pages of the file.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)"
+	// value does not linger in free pages of the file. temp_store keeps
+	// statement journals (the pages a multi-row statement or a savepoint
+	// would roll back) in memory: written to a temporary file they cost a
+	// system call per page, and would hold copies of personal data on disk.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)" +
+		"&_pragma=temp_store(MEMORY)"
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
 	w, err := sql.Open("sqlite", base+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {

@@ -21,6 +21,11 @@ type Tx struct {
 	tx     *sql.Tx
 	ctx    context.Context
 	cancel context.CancelFunc
+	// sctx is the context statements run with: on SQLite, ctx without
+	// its deadline, as the driver watches a context that can end with a
+	// goroutine per statement, which costs more than many statements; the
+	// deadline is checked before each one instead (checkDeadline).
+	sctx   context.Context
 	locals map[any]any
 	before []func(*Tx) error
 	after  []func()
@@ -36,6 +41,12 @@ type Tx struct {
 	failed   error
 	broken   bool // failed is the transaction's, not a function's
 	failedBy int  // the function whose statement failed, or -1
+
+	// Gather (gather.go): whether a write function is gathering, and on
+	// SQLite the statements it holds.
+	gathering bool
+	gatherRow int // counts the rows gathered in the transaction
+	held      []laterStmt
 }
 
 // Dialect is the database engine the transaction runs on.
@@ -46,10 +57,21 @@ func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	if len(t.later) > 0 || t.failed != nil {
 		return t.flush(&laterStmt{query: query, args: args}) // in the same round trip
 	}
-	if st := t.stmt(query); st != nil {
-		return st.ExecContext(t.ctx, args...)
+	if err := t.sendHeld(); err != nil {
+		return nil, err
 	}
-	return t.tx.ExecContext(t.ctx, query, args...)
+	return t.exec(query, args)
+}
+
+// exec runs a statement now.
+func (t *Tx) exec(query string, args []any) (sql.Result, error) {
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if st := t.stmt(query); st != nil {
+		return st.ExecContext(t.sctx, args...)
+	}
+	return t.tx.ExecContext(t.sctx, query, args...)
 }
 
 // Query runs a query in the transaction.
@@ -57,10 +79,13 @@ func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
 	if err := t.sendPending(); err != nil {
 		return nil, err
 	}
-	if st := t.stmt(query); st != nil {
-		return st.QueryContext(t.ctx, args...)
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
 	}
-	return t.tx.QueryContext(t.ctx, query, args...)
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.sctx, args...)
+	}
+	return t.tx.QueryContext(t.sctx, query, args...)
 }
 
 // QueryContext and QueryRowContext make a Tx a Querier, so read helpers
@@ -76,13 +101,17 @@ func (t *Tx) QueryRowContext(_ context.Context, query string, args ...any) *sql.
 
 // QueryRow runs a query expected to return at most one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
-	if err := t.sendPending(); err != nil {
+	err := t.sendPending()
+	if err == nil {
+		err = t.ctx.Err()
+	}
+	if err != nil {
 		return t.tx.QueryRowContext(failedCtx{t.ctx, err}, query, args...) // a Row holding err
 	}
 	if st := t.stmt(query); st != nil {
-		return st.QueryRowContext(t.ctx, args...)
+		return st.QueryRowContext(t.sctx, args...)
 	}
-	return t.tx.QueryRowContext(t.ctx, query, args...)
+	return t.tx.QueryRowContext(t.sctx, query, args...)
 }
 
 // Local returns the value a package stored under key in this transaction,
@@ -319,7 +348,10 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 
 func (b *batcher) begin() (*Tx, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t := &Tx{db: b.db, ctx: ctx, cancel: cancel, fn: -1, failedBy: -1}
+	t := &Tx{db: b.db, ctx: ctx, sctx: ctx, cancel: cancel, fn: -1, failedBy: -1}
+	if b.db.Dialect == SQLite {
+		t.sctx = context.WithoutCancel(ctx)
+	}
 	var err error
 	if b.db.Dialect == Postgres {
 		// A connection of our own, so that ExecLater can reach pgx's
@@ -423,7 +455,7 @@ func (t *Tx) rewind(m txMark) {
 		t.locals[k].(Rewinder).Rewind(mark)
 	}
 	t.before, t.after = t.before[:m.before], t.after[:m.after]
-	t.later, t.failed, t.failedBy = nil, nil, -1 // the savepoint's rollback undoes what was sent
+	t.later, t.held, t.failed, t.failedBy = nil, nil, nil, -1 // the savepoint's rollback undoes what was sent
 }
 
 // runFn runs a write function and, with send, the statements it queued, so
@@ -441,7 +473,7 @@ func runFn(fn func(*Tx) error, tx *Tx, send bool) (err error) {
 		}
 	}()
 	if err = fn(tx); err != nil {
-		tx.later = nil // the transaction rolls back: what was queued goes with it
+		tx.later, tx.held = nil, nil // the transaction rolls back: what was queued goes with it
 		return err
 	}
 	if !send {

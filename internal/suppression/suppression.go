@@ -167,6 +167,40 @@ func CheckTx(tx *store.Tx, address string) (*time.Time, error) {
 	return &t, nil
 }
 
+// CheckManyTx is CheckTx for many addresses in one statement: the time
+// each address that has a suppression entry was erased, by the address as
+// given. Addresses without an entry are left out; so are all when there
+// are no entries at all (no key yet).
+func CheckManyTx(tx *store.Tx, addresses []string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	k, err := key(tx, false)
+	if err != nil || k == nil || len(addresses) == 0 {
+		return out, err
+	}
+	byHash := make(map[string]string, len(addresses))
+	hashes := make([]string, 0, len(addresses))
+	for _, a := range addresses {
+		h := Hash(k, a)
+		byHash[h] = a
+		hashes = append(hashes, h)
+	}
+	cond, args := store.Among(tx.Dialect(), 1, hashes)
+	rows, err := tx.Query(`SELECT address_hash, created_at FROM suppressions WHERE address_hash `+cond, args...)
+	if err != nil {
+		return nil, fmt.Errorf("suppression: check: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		var at int64
+		if err := rows.Scan(&h, &at); err != nil {
+			return nil, fmt.Errorf("suppression: check: %w", err)
+		}
+		out[byHash[h]] = store.FromMicros(at)
+	}
+	return out, rows.Err()
+}
+
 // Entry is one line of the erasure log: which contact (by id only), when,
 // what was done, and the rule, request or user that did it.
 type Entry struct {
