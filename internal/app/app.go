@@ -35,6 +35,7 @@ import (
 	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
+	"github.com/consentry/consentry/internal/signing"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/tally"
 	"github.com/consentry/consentry/internal/web"
@@ -45,11 +46,13 @@ import (
 
 // App is a running Consentry: its database, services and workers.
 type App struct {
-	Config    *config.Config
-	Log       *slog.Logger
-	DB        *store.DB
-	Consent   *consent.Service
-	Contacts  *contact.Service
+	Config   *config.Config
+	Log      *slog.Logger
+	DB       *store.DB
+	Consent  *consent.Service
+	Contacts *contact.Service
+	// Signing holds the key that signs receipts and ledger checkpoints.
+	Signing   *signing.Service
 	Tokens    *auth.Tokens
 	Users     *auth.Users
 	OptIn     *optin.Service
@@ -143,6 +146,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage)
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
+	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
 		p, err := a.Consent.Purpose(ctx, nameOrID)
