@@ -209,6 +209,8 @@ func (s *Service) audience(ctx context.Context, in Input, now time.Time) ([]audi
 	switch {
 	case imp.DryRun:
 		return nil, errs.Refused("import_dry_run", "import_id", "the import was a dry run: it wrote no contact")
+	case imp.Status == imports.StatusUndone || imp.Status == imports.StatusUndoing:
+		return nil, errs.Refused("import_undone", "import_id", "the import was undone: the contacts it created are removed")
 	case imp.Status != imports.StatusDone && imp.Status != imports.StatusCancelled && imp.Status != imports.StatusFailed:
 		return nil, errs.Refused("import_not_ended", "import_id", "the import is %s; ask once it has ended", imp.Status)
 	}
