@@ -489,3 +489,41 @@ func TestBadInputWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestConfirmedByAWebform: a webform's confirmation link confirms the
+// address through the same rule as an invitation's (consent.ApplyOptIn on
+// the confirmation channel, which the webform's confirmation calls), and
+// answers the run that asked the contact, in its transaction.
+func TestConfirmedByAWebform(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		ctx := context.Background()
+		id := f.contact(t, "wendy@example.com", "")
+		run, err := f.svc.Start(ctx, repermission.Input{Condition: `email == "wendy@example.com"`}, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.runJobs(t)
+		f.now = f.now.Add(time.Hour)
+		actor := consent.Actor{Kind: consent.ActorContact, ID: id}
+		ev := consent.Evidence{Method: consent.MethodWebformConfirmed, IP: "192.0.2.7", UserAgent: "test"}
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			k, err := contactstate.Load(tx, id)
+			if err != nil {
+				return err
+			}
+			_, err = f.consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.DoubleOptIn, Channel: consent.ChannelConfirmation,
+				Actor: actor, Evidence: ev}, f.now)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := f.get(t, run.ID)
+		if got.Confirmed != 1 || got.Status != repermission.StatusDone {
+			t.Fatalf("the run: %+v", got)
+		}
+		if rep := f.report(t, run.ID); rep["wendy@example.com"][8] != f.now.Format(time.RFC3339) {
+			t.Fatalf("confirmed at %q, want %s", rep["wendy@example.com"][8], f.now.Format(time.RFC3339))
+		}
+	})
+}
