@@ -33,6 +33,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/signing"
@@ -84,6 +85,8 @@ type App struct {
 	Workflows      *workflow.Service
 	WorkflowRunner *workflow.Runner
 	Imports        *imports.Service
+	// Repermission asks contacts for their marketing consent again.
+	Repermission *repermission.Service
 	// Webhooks keeps webhook endpoints and their deliveries;
 	// WebhookWorker makes the deliveries from events and sends them.
 	Webhooks      *webhook.Service
@@ -143,7 +146,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage)
+	// A double opt-in confirmation answers the re-permission runs that
+	// asked the contact, in its transaction.
+	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage).OnConfirm(repermission.ConfirmedTx)
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
@@ -156,7 +161,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return p.ID, p.Name, nil
 	}}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
-	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl}
+	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl,
+		AfterBatch: repermission.BatchTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}
@@ -246,7 +252,17 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Imports.Prune(ctx, imports.KeepFor)
 		return err
 	})
-	a.API = api.New(&api.Server{Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	// Re-permission asks contacts without a valid marketing consent again
+	// (R24), and lapses those who do not confirm in time.
+	a.Repermission = &repermission.Service{DB: db, OptIn: a.OptIn, Imports: a.Imports, Log: log, Now: time.Now,
+		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
+			return a.Contacts.Condition(ctx, src, false)
+		}}
+	a.Jobs.Every(repermission.SweepJob, repermission.SweepInterval, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Repermission.Sweep(ctx)
+		return err
+	})
+	a.API = api.New(&api.Server{Repermission: a.Repermission, Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
@@ -297,7 +313,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
 		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Log: log, IPs: cfg.TrustedProxies,
-		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
+		Repermission: a.Repermission, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)
 	}
