@@ -28,6 +28,7 @@ import (
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
@@ -53,19 +54,21 @@ type App struct {
 	Consent  *consent.Service
 	Contacts *contact.Service
 	// Signing holds the key that signs receipts and ledger checkpoints.
-	Signing   *signing.Service
-	Tokens    *auth.Tokens
-	Users     *auth.Users
-	OptIn     *optin.Service
-	Lists     *lists.Service
-	Prefs     *preferences.Service
-	Retention *retention.Service
-	Requests  *requests.Service
-	Erasure   *erasure.Service
-	Export    *export.Service
-	Tally     *tally.Service // the dashboard's daily figures
-	Jobs      *jobs.Runner
-	Deliverer *mail.Deliverer
+	Signing *signing.Service
+	// LedgerTree keeps the Merkle tree over the ledger and its checkpoints.
+	LedgerTree *ledgertree.Service
+	Tokens     *auth.Tokens
+	Users      *auth.Users
+	OptIn      *optin.Service
+	Lists      *lists.Service
+	Prefs      *preferences.Service
+	Retention  *retention.Service
+	Requests   *requests.Service
+	Erasure    *erasure.Service
+	Export     *export.Service
+	Tally      *tally.Service // the dashboard's daily figures
+	Jobs       *jobs.Runner
+	Deliverer  *mail.Deliverer
 	// Campaigns keeps campaigns; CampaignSender sends them, and
 	// CampaignLinks makes and checks the links in their messages.
 	Campaigns      *campaign.Service
@@ -152,6 +155,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
+	a.LedgerTree = &ledgertree.Service{DB: db, Signing: a.Signing, Log: log, Every: cfg.CheckpointEvery, Publish: checkpointCopies(cfg)}
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
 		p, err := a.Consent.Purpose(ctx, nameOrID)
@@ -266,7 +270,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
-		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker})
+		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker,
+		Tree: a.LedgerTree})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
@@ -328,6 +333,22 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	return a, nil
 }
 
+// checkpointCopies is where the configuration sends a copy of every
+// checkpoint; nil for nowhere.
+func checkpointCopies(cfg *config.Config) func(context.Context, *ledgertree.Checkpoint) error {
+	var to []func(context.Context, *ledgertree.Checkpoint) error
+	if cfg.CheckpointFile != "" {
+		to = append(to, ledgertree.ToFile(cfg.CheckpointFile))
+	}
+	if cfg.CheckpointURL != "" {
+		to = append(to, ledgertree.ToURL(cfg.CheckpointURL))
+	}
+	if len(to) == 0 {
+		return nil
+	}
+	return ledgertree.Both(to...)
+}
+
 // Handler serves everything the service answers over HTTP.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -335,7 +356,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(8)
+	a.workers.Add(9)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -353,6 +374,7 @@ func (a *App) Start(ctx context.Context) {
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.WorkflowRunner.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.LedgerTree.Run(ctx, 10*time.Second) }()
 	a.startInboundSMTP(ctx)
 }
 

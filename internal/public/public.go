@@ -32,6 +32,7 @@ import (
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/inbound"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -126,6 +127,8 @@ type Server struct {
 
 	Inbound *inbound.Service // confirming requests emailed to the privacy address (inbound.go)
 
+	Tree *ledgertree.Service // the ledger's checkpoints, proofs and keys (ledger.go)
+
 	// The links in campaign messages (campaign.go); without them, those
 	// addresses are not served.
 	Campaigns      *campaign.Service
@@ -163,6 +166,7 @@ func New(s *Server) (*Server, error) {
 	s.preferenceRoutes()
 	s.exportRoutes()
 	s.campaignRoutes()
+	s.ledgerRoutes()
 	if err := s.inboundRoutes(); err != nil {
 		return nil, err
 	}
