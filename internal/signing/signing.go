@@ -72,6 +72,23 @@ func (k PublicKey) VerifierKey() string {
 	return v
 }
 
+// ParseVerifierKey reads a note verifier key ("name+hash+base64", as
+// VerifierKey writes it and /ledger/key serves it) back into a public
+// key, for a check made with nothing but the key: an offline receipt
+// check. It fails on anything but an Ed25519 verifier key.
+func ParseVerifierKey(vkey string) (PublicKey, error) {
+	vkey = strings.TrimSpace(vkey)
+	if _, err := note.NewVerifier(vkey); err != nil {
+		return PublicKey{}, fmt.Errorf("signing: verifier key %q: %w", vkey, err)
+	}
+	parts := strings.SplitN(vkey, "+", 3)
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 1 {
+		return PublicKey{}, fmt.Errorf("signing: verifier key %q is not an Ed25519 key", vkey)
+	}
+	return PublicKey{ID: parts[1], Name: parts[0], Public: ed25519.PublicKey(raw[1:])}, nil
+}
+
 // Verifier is the key as a note verifier.
 func (k PublicKey) Verifier() (note.Verifier, error) { return note.NewVerifier(k.VerifierKey()) }
 

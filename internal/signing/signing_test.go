@@ -44,6 +44,13 @@ func TestKeySignsNotesAndRotates(t *testing.T) {
 		if _, err := note.Open(signed, note.VerifierList(v)); err != nil {
 			t.Fatalf("the note does not open with the key's verifier: %v", err)
 		}
+		parsed, err := signing.ParseVerifierKey(ka.VerifierKey() + "\n")
+		if err != nil || parsed.ID != ka.ID || parsed.Name != ka.Name || !parsed.Public.Equal(ka.Public) {
+			t.Fatalf("the verifier key reads back as %+v, %v", parsed, err)
+		}
+		if _, err := signing.ParseVerifierKey("example.org/ledger+00000000+AAAA"); err == nil {
+			t.Fatal("a key that is no key was read")
+		}
 		msg := []byte("receipt")
 		sig, _ := ka.Sign(msg)
 		if !ed25519.Verify(ka.Public, msg, sig) {
