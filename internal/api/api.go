@@ -35,6 +35,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
@@ -73,6 +74,9 @@ type Server struct {
 
 	// Imports brings contacts in from files (imports.go).
 	Imports *imports.Service
+
+	// Receipts issues consent receipts (receipts.go).
+	Receipts *receipts.Service
 
 	routes []Route
 	mux    *http.ServeMux
@@ -129,7 +133,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.receiptRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -33,6 +33,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/signing"
@@ -52,7 +53,9 @@ type App struct {
 	Consent  *consent.Service
 	Contacts *contact.Service
 	// Signing holds the key that signs receipts and ledger checkpoints.
-	Signing   *signing.Service
+	Signing *signing.Service
+	// Receipts issues signed consent receipts with that key.
+	Receipts  *receipts.Service
 	Tokens    *auth.Tokens
 	Users     *auth.Users
 	OptIn     *optin.Service
@@ -147,6 +150,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
+	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Now: time.Now}
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
 		p, err := a.Consent.Purpose(ctx, nameOrID)
@@ -247,10 +251,10 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 	a.API = api.New(&api.Server{Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
-		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker})
+		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker, Receipts: a.Receipts})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
@@ -296,7 +300,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
-		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Log: log, IPs: cfg.TrustedProxies,
+		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Receipts: a.Receipts, Log: log, IPs: cfg.TrustedProxies,
 		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)

@@ -35,6 +35,7 @@ import (
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
@@ -126,6 +127,10 @@ type Server struct {
 
 	Inbound *inbound.Service // confirming requests emailed to the privacy address (inbound.go)
 
+	// Receipts gives the public keys that check consent receipts
+	// (jwks.go); without it, they are not served.
+	Receipts *receipts.Service
+
 	// The links in campaign messages (campaign.go); without them, those
 	// addresses are not served.
 	Campaigns      *campaign.Service
@@ -159,6 +164,9 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("GET /p/confirmed", s.confirmed)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
 	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
+	if s.Receipts != nil {
+		s.mux.HandleFunc("GET "+JWKSPath, s.jwks)
+	}
 	s.webformRoutes()
 	s.preferenceRoutes()
 	s.exportRoutes()

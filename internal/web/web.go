@@ -38,6 +38,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
@@ -87,8 +88,10 @@ type Server struct {
 	Webhooks *webhook.Service
 	// Imports brings contacts in from CSV and Excel files.
 	Imports *imports.Service
-	Log     *slog.Logger
-	IPs     clientip.Resolver
+	// Receipts issues the consent receipts the proof view offers.
+	Receipts *receipts.Service
+	Log      *slog.Logger
+	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 

@@ -1,0 +1,37 @@
+package public
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// JWKSPath is where the public halves of the installation's signing keys
+// are served, as RFC 8615 well-known address: what checks a consent
+// receipt.
+const JWKSPath = "/.well-known/jwks.json"
+
+// jwks serves every signing key's public half, retired ones too, so that
+// a receipt signed before a key rotation still verifies after it. It is
+// no one's personal data: any site may read it (CORS) and caches may keep
+// it a few minutes, short enough that a new key is found soon after a
+// rotation (a receipt signed under it names a kid the cached set lacks,
+// and a verifier fetches again).
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	set, err := s.Receipts.JWKS(r.Context())
+	if err != nil {
+		s.Log.Error("serve the signing keys", "err", err)
+		http.Error(w, "The signing keys could not be read.", http.StatusInternalServerError)
+		return
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		s.Log.Error("encode the signing keys", "err", err)
+		http.Error(w, "The signing keys could not be read.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	w.Write(body)
+}
