@@ -145,7 +145,12 @@ type Service struct {
 	Now    func() time.Time
 }
 
-func (s *Service) now() time.Time { return store.Now(s.Now) }
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return store.Now(time.Now)
+	}
+	return store.Now(s.Now)
+}
 
 // Issue builds and signs the receipt of consent record recordID. It
 // returns a not-found error (code consent_record_not_found) when there is
@@ -257,8 +262,7 @@ func (s *Service) Sign(ctx context.Context, p *Receipt) (*Issued, error) {
 }
 
 // JWKS is every signing key's public half, retired ones too, as a JSON
-// Web Key Set: what /.well-known/jwks.json serves. An installation that
-// has signed nothing yet has an empty set.
+// Web Key Set: what /.well-known/jwks.json serves.
 func JWKS(keys []signing.PublicKey) jose.JSONWebKeySet {
 	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
 	for _, k := range keys {
@@ -267,8 +271,14 @@ func JWKS(keys []signing.PublicKey) jose.JSONWebKeySet {
 	return set
 }
 
-// JWKS reads every public key as a JSON Web Key Set.
+// JWKS reads every public key as a JSON Web Key Set. It makes the first
+// key when there is none yet, so that the set served never starts empty
+// and a verifier that fetched it before the first receipt need not
+// fetch it again.
 func (s *Service) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
+	if _, err := s.Signing.Current(ctx); err != nil {
+		return jose.JSONWebKeySet{}, err
+	}
 	keys, err := s.Signing.Public(ctx)
 	if err != nil {
 		return jose.JSONWebKeySet{}, fmt.Errorf("receipts: read keys: %w", err)
