@@ -287,11 +287,15 @@ func TestChangedReceiptDoesNotVerify(t *testing.T) {
 			"consentTimestamp": func(p map[string]any) { p["consentTimestamp"] = p["consentTimestamp"].(float64) - 86400 },
 			"consent text":     func(p map[string]any) { p["consentText"].(map[string]any)["text"] = "Yes, sell my data." },
 			"text hash":        func(p map[string]any) { p["consentText"].(map[string]any)["sha256"] = strings.Repeat("0", 64) },
-			"ledger seq":       func(p map[string]any) { p["ledger"].(map[string]any)["seq"] = 1.0 + p["ledger"].(map[string]any)["seq"].(float64) },
+			"ledger seq": func(p map[string]any) {
+				p["ledger"].(map[string]any)["seq"] = 1.0 + p["ledger"].(map[string]any)["seq"].(float64)
+			},
 			"legal basis": func(p map[string]any) {
 				p["services"].([]any)[0].(map[string]any)["purposes"].([]any)[0].(map[string]any)["legalBasis"] = "legitimate_interests"
 			},
-			"controller": func(p map[string]any) { p["piiControllers"].([]any)[0].(map[string]any)["piiController"] = "Someone Else Ltd" },
+			"controller": func(p map[string]any) {
+				p["piiControllers"].([]any)[0].(map[string]any)["piiController"] = "Someone Else Ltd"
+			},
 		}
 		parts := strings.Split(issued.JWS, ".")
 		for name, change := range changes {
