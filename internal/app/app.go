@@ -150,7 +150,6 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
-	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Now: time.Now}
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
 		p, err := a.Consent.Purpose(ctx, nameOrID)
@@ -160,7 +159,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return p.ID, p.Name, nil
 	}}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
-	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl}
+	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl, Now: time.Now}
+	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl,
+		Confirmed: a.Receipts.EmailTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}

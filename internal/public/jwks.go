@@ -2,7 +2,11 @@ package public
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/receipts"
 )
 
 // JWKSPath is where the public halves of the installation's signing keys
@@ -34,4 +38,29 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(body)
+}
+
+// receiptDownload gives the signed consent receipt a receipt email links
+// to, as a file. Opening the link changes nothing (mail scanners open
+// links); a link that gives no receipt is the one page for every link
+// that cannot be used.
+func (s *Server) receiptDownload(w http.ResponseWriter, r *http.Request) {
+	issued, err := s.Receipts.ByLink(r.Context(), r.PathValue("token"))
+	if errors.Is(err, receipts.ErrNoLink) {
+		s.invalid(w, r, lang(r, ""))
+		return
+	}
+	if err != nil {
+		s.Log.Error("issue a receipt from its link", "err", err)
+		http.Error(w, "The receipt could not be made; try again later.", http.StatusInternalServerError)
+		return
+	}
+	body, err := json.MarshalIndent(issued, "", "  ")
+	if err != nil {
+		s.Log.Error("encode a receipt", "err", err)
+		http.Error(w, "The receipt could not be made; try again later.", http.StatusInternalServerError)
+		return
+	}
+	httpx.Attachment(w, "application/json", "receipt-"+issued.Payload.RecordID+".json")
+	w.Write(append(body, '\n'))
 }

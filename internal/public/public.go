@@ -166,6 +166,7 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
 	if s.Receipts != nil {
 		s.mux.HandleFunc("GET "+JWKSPath, s.jwks)
+		s.mux.HandleFunc("GET "+receipts.LinkPath+"{token}", s.receiptDownload)
 	}
 	s.webformRoutes()
 	s.preferenceRoutes()

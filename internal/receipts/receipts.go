@@ -28,6 +28,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/signing"
 	"github.com/consentry/consentry/internal/store"
@@ -142,7 +143,9 @@ type Service struct {
 	// Sender names the operator when the settings give no organisation
 	// name: the name of the server's CONSENTRY_MAIL_FROM.
 	Sender string
-	Now    func() time.Time
+	// Mail renders the email that summarises a receipt (EmailTx).
+	Mail *mail.Templates
+	Now  func() time.Time
 }
 
 func (s *Service) now() time.Time {
