@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -157,4 +159,84 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestReceiptEmailAfterDoubleOptIn: with email_receipts on, confirming a
+// double opt-in sends a summary in the contact's language with a link
+// that downloads the signed receipt of the consent record the
+// confirmation wrote; the receipt verifies with the served key set. With
+// the setting off (the default), no such email goes.
+func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		// confirm invites a new contact, waits for the invitation, the
+		// seen'th message, and follows its link.
+		confirm := func(email string, seen int) (contactID string) {
+			var c struct{ ID string }
+			e.api("POST", "/api/v1/contacts", `{"email":"`+email+`","kind":"lead","first_name":"Nils","language":"sv"}`, 201, &c)
+			e.api("POST", "/api/v1/double-opt-in", `{"contact_ids":["`+c.ID+`"]}`, 200, nil)
+			var link string
+			for _, m := range e.smtp.Wait(t, seen) {
+				if m.To[0] == email && strings.HasPrefix(m.Subject, "Bekräfta") {
+					link = m.Links()[0]
+				}
+			}
+			if to := e.visitor().redirectOf(link, url.Values{}); to != e.srv.URL+"/p/confirmed" {
+				t.Fatalf("confirming redirects to %s", to)
+			}
+			return c.ID
+		}
+
+		// Off by default: the confirmation queues nothing more.
+		off := confirm("off@example.com", 1)
+		var emails []struct{ Kind string }
+		e.api("GET", "/api/v1/contacts/"+off+"/emails", "", 200, &emails)
+		if len(emails) != 1 || emails[0].Kind != "double_opt_in" {
+			t.Fatalf("emails with email_receipts off: %+v", emails)
+		}
+		e.api("PATCH", "/api/v1/settings", `{"email_receipts":true,"receipt_jurisdiction":"se","privacy_policy_url":"https://acme.example/privacy"}`, 200, nil)
+		on := confirm("nils@example.com", 2)
+		var m *mailtest.Message
+		for _, got := range e.smtp.Wait(t, 3) { // two invitations and one receipt
+			if got.Subject == "Ditt samtyckeskvitto" {
+				if m != nil || got.To[0] != "nils@example.com" {
+					t.Fatalf("a second receipt email, to %v", got.To)
+				}
+				m = &got
+			}
+		}
+		if m == nil {
+			t.Fatal("no receipt email")
+		}
+		var hist struct{ History []apiRecord }
+		e.api("GET", "/api/v1/contacts/"+on+"/consents", "", 200, &hist)
+		rec := hist.History[0]
+		if !strings.Contains(m.Text, "Ändamål: E-marketing") || !strings.Contains(m.Text, "Yes, I would like to receive") ||
+			!strings.Contains(m.Text, "urn:uuid:"+rec.ID) || len(m.Links()) != 1 || !strings.HasPrefix(m.Links()[0], e.srv.URL+"/receipt/") {
+			t.Fatalf("receipt email: %s %v", m.Text, m.Links())
+		}
+		res, err := http.Get(m.Links()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Content-Disposition") != "attachment; filename=receipt-"+rec.ID+".json" {
+			t.Fatalf("receipt link: %d %v %s", res.StatusCode, res.Header, body)
+		}
+		var got struct{ Receipt string }
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		p := verifyWithJWKS(t, got.Receipt, fetchJWKS(e))
+		if p["recordId"] != rec.ID || p["collectionMethod"] != "double_opt_in_link" || p["jurisdiction"] != "SE" ||
+			p["policyUrl"] != "https://acme.example/privacy" || p["language"] != "en" {
+			t.Fatalf("receipt from the email: %v", p)
+		}
+		// A link that is not one gives the neutral page, not a receipt.
+		if code, page := e.page("GET", e.srv.URL+"/receipt/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en"); code != 200 ||
+			!strings.Contains(page, "This link cannot be used") {
+			t.Fatalf("unknown receipt link: %d %s", code, page)
+		}
+	})
 }
