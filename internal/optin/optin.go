@@ -86,11 +86,11 @@ type Service struct {
 	Sender string
 	// Mail renders the invitation email.
 	Mail *mail.Templates
-	// Confirmed, when set, runs inside the transaction of each
+	// AfterConfirm, when set, runs inside the transaction of each
 	// confirmation with the consent record it wrote and the contact's
 	// language, for what the consent causes (a receipt email,
 	// receipts.Service.EmailTx). An error aborts the confirmation.
-	Confirmed func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
+	AfterConfirm func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
 
 	batchDone func(contacts int, took time.Duration) // a bulk run's batch committed, for benchmarks
 }
@@ -712,8 +712,8 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Con
 		if err := tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&done.Language); err != nil {
 			return err
 		}
-		if s.Confirmed != nil {
-			return s.Confirmed(tx, rec, done.Language, now)
+		if s.AfterConfirm != nil {
+			return s.AfterConfirm(tx, rec, done.Language, now)
 		}
 		return nil
 	})
