@@ -20,6 +20,8 @@ import (
 
 	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/config"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -28,7 +30,8 @@ const usage = `consentry: GDPR consent and privacy service
 Usage:
   consentry serve                 start the HTTP server (migrates first)
   consentry migrate               apply database migrations and exit
-  consentry ledger verify         check the consent ledger; exit status 1 if broken
+  consentry ledger verify         check the consent ledger and its tree; exit status 1 if broken
+  consentry ledger checkpoint     sign a checkpoint of the ledger now and print it
   consentry token create --name NAME [--expires 720h]
                                   create an API token and print it once
   consentry token list            list API tokens (never their secrets)
@@ -74,11 +77,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "migrate":
 		cmdErr = withApp(ctx, cfg, log, func(a *app.App) error { log.Info("database is up to date"); return nil })
 	case "ledger":
-		if len(args) < 2 || args[1] != "verify" {
-			fmt.Fprint(stderr, "usage: consentry ledger verify\n")
-			return 2
+		switch {
+		case len(args) >= 2 && args[1] == "verify":
+			return ledgerVerify(ctx, cfg, log, stdout, stderr)
+		case len(args) >= 2 && args[1] == "checkpoint":
+			return ledgerCheckpoint(ctx, cfg, log, stdout, stderr)
 		}
-		return ledgerVerify(ctx, cfg, log, stdout, stderr)
+		fmt.Fprint(stderr, "usage: consentry ledger verify | ledger checkpoint\n")
+		return 2
 	case "token":
 		return token(ctx, cfg, log, args[1:], stdout, stderr)
 	case "keys":
@@ -166,11 +172,29 @@ func ledgerVerify(ctx context.Context, cfg *config.Config, log *slog.Logger, std
 		if err != nil {
 			return err
 		}
+		// The tree is checked over every event that was committed when
+		// the chain's check ended.
+		if _, err := a.LedgerTree.CatchUp(ctx); err != nil {
+			return err
+		}
+		tree, err := a.LedgerTree.Verify(ctx)
+		if err != nil {
+			return err
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-		if !rep.OK {
+		ok := rep.OK
+		rep.OK = rep.OK && tree.OK()
+		enc.Encode(struct {
+			*ledger.Report
+			Tree *ledgertree.Report `json:"tree"`
+		}{rep, tree})
+		if !ok {
 			fmt.Fprintf(stderr, "ledger verification FAILED at event %d: %s\n", rep.Problem.Seq, rep.Problem.Message)
+			status = 1
+		}
+		if !tree.OK() {
+			fmt.Fprintf(stderr, "ledger tree verification FAILED: %s\n", tree.Problem)
 			status = 1
 		}
 		return nil
@@ -180,6 +204,27 @@ func ledgerVerify(ctx context.Context, cfg *config.Config, log *slog.Logger, std
 		return 1
 	}
 	return status
+}
+
+// ledgerCheckpoint makes a checkpoint of the ledger as it is now (or
+// finds the one already made at its size) and prints it.
+func ledgerCheckpoint(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	err := withApp(ctx, cfg, log, func(a *app.App) error {
+		c, err := a.LedgerTree.MakeCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			return fmt.Errorf("the ledger is empty: there is nothing to sign yet")
+		}
+		fmt.Fprint(stdout, c.Note)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdout, stderr io.Writer) int {

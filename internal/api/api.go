@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/receipts"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
@@ -72,8 +73,10 @@ type Server struct {
 	Workflows *workflow.Service
 	Webhooks  *webhook.Service
 
-	// Imports brings contacts in from files (imports.go).
-	Imports *imports.Service
+	// Imports brings contacts in from files (imports.go); Repermission
+	// asks contacts for their marketing consent again (repermission.go).
+	Imports      *imports.Service
+	Repermission *repermission.Service
 
 	// Receipts issues consent receipts (receipts.go).
 	Receipts *receipts.Service
@@ -133,7 +136,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.receiptRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.repermissionRoutes(), s.receiptRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -75,6 +75,7 @@ var skippedPages = map[string]string{
 	"settings.LogoPath":                              "the operator's logo, an image",
 	"/admin/imports/{id}/progress":                   "the progress a running import's page polls, as JSON",
 	"/admin/imports/{id}/report.csv":                 "an import's report, a CSV file",
+	"/admin/repermission/{id}/report.csv":            "a re-permission run's report, a CSV file",
 	"/admin/contacts/{id}/consents/{record}/receipt": "a consent receipt, a JSON file",
 	"JWKSPath":          "the signing keys, a JSON key set",
 	"receipts.LinkPath": "a receipt email's download, a JSON file (an unusable link gets the neutral page /confirm/{token} gets)",

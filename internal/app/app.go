@@ -28,12 +28,14 @@ import (
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
 	"github.com/consentry/consentry/internal/receipts"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/signing"
@@ -54,6 +56,8 @@ type App struct {
 	Contacts *contact.Service
 	// Signing holds the key that signs receipts and ledger checkpoints.
 	Signing *signing.Service
+	// LedgerTree keeps the Merkle tree over the ledger and its checkpoints.
+	LedgerTree *ledgertree.Service
 	// Receipts issues signed consent receipts with that key.
 	Receipts  *receipts.Service
 	Tokens    *auth.Tokens
@@ -87,6 +91,8 @@ type App struct {
 	Workflows      *workflow.Service
 	WorkflowRunner *workflow.Runner
 	Imports        *imports.Service
+	// Repermission asks contacts for their marketing consent again.
+	Repermission *repermission.Service
 	// Webhooks keeps webhook endpoints and their deliveries;
 	// WebhookWorker makes the deliveries from events and sends them.
 	Webhooks      *webhook.Service
@@ -146,10 +152,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage)
+	// A double opt-in confirmation answers the re-permission runs that
+	// asked the contact, in its transaction.
+	a.Consent = consent.NewService(db, contact.EraseWithdrawnStorage).OnConfirm(repermission.ConfirmedTx)
 	a.Contacts = contact.NewService(db, a.Consent, preferences.InformOnCreate(tmpl, cfg.BaseURL, cfg.Sender()))
 	a.Contacts.Vault = v
 	a.Signing = &signing.Service{DB: db, Vault: v, Name: signing.NameFor(cfg.BaseURL)}
+	a.LedgerTree = &ledgertree.Service{DB: db, Signing: a.Signing, Log: log, Every: cfg.CheckpointEvery, Publish: checkpointCopies(cfg)}
 	a.Tokens = auth.NewTokens(db)
 	a.Lists = &lists.Service{DB: db, Now: time.Now, Purpose: func(ctx context.Context, nameOrID string) (string, string, error) {
 		p, err := a.Consent.Purpose(ctx, nameOrID)
@@ -161,7 +170,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
 	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl, Now: time.Now}
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl,
-		AfterConfirm: a.Receipts.EmailTx}
+		AfterBatch: repermission.BatchTx, AfterConfirm: a.Receipts.EmailTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}
@@ -251,11 +260,22 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.Imports.Prune(ctx, imports.KeepFor)
 		return err
 	})
-	a.API = api.New(&api.Server{Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
+	// Re-permission asks contacts without a valid marketing consent again
+	// (R24), and lapses those who do not confirm in time.
+	a.Repermission = &repermission.Service{DB: db, OptIn: a.OptIn, Imports: a.Imports, Log: log, Now: time.Now,
+		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
+			return a.Contacts.Condition(ctx, src, false)
+		}}
+	a.Jobs.Every(repermission.SweepJob, repermission.SweepInterval, func(ctx context.Context, _ *jobs.Job) error {
+		_, err := a.Repermission.Sweep(ctx)
+		return err
+	})
+	a.API = api.New(&api.Server{Repermission: a.Repermission, Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
-		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker, Receipts: a.Receipts})
+		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker,
+		Tree: a.LedgerTree, Receipts: a.Receipts})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
@@ -301,8 +321,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Users = &auth.Users{DB: db, Now: time.Now}
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
-		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Receipts: a.Receipts, Log: log, IPs: cfg.TrustedProxies,
-		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
+		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Log: log, IPs: cfg.TrustedProxies,
+		Repermission: a.Repermission, Receipts: a.Receipts, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)
 	}
@@ -317,6 +337,22 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	return a, nil
 }
 
+// checkpointCopies is where the configuration sends a copy of every
+// checkpoint; nil for nowhere.
+func checkpointCopies(cfg *config.Config) func(context.Context, *ledgertree.Checkpoint) error {
+	var to []func(context.Context, *ledgertree.Checkpoint) error
+	if cfg.CheckpointFile != "" {
+		to = append(to, ledgertree.ToFile(cfg.CheckpointFile))
+	}
+	if cfg.CheckpointURL != "" {
+		to = append(to, ledgertree.ToURL(cfg.CheckpointURL))
+	}
+	if len(to) == 0 {
+		return nil
+	}
+	return ledgertree.Both(to...)
+}
+
 // Handler serves everything the service answers over HTTP.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -324,7 +360,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // ends; Close waits for them.
 func (a *App) Start(ctx context.Context) {
 	a.announceSetup(ctx)
-	a.workers.Add(8)
+	a.workers.Add(9)
 	go func() {
 		defer a.workers.Done()
 		n, err := a.Consent.WithdrawMarketingOfOptedOut(ctx)
@@ -342,6 +378,7 @@ func (a *App) Start(ctx context.Context) {
 	go func() { defer a.workers.Done(); a.CampaignTracker.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.CampaignSender.GiveWay.Run(ctx) }()
 	go func() { defer a.workers.Done(); a.WorkflowRunner.Run(ctx) }()
+	go func() { defer a.workers.Done(); a.LedgerTree.Run(ctx, 10*time.Second) }()
 	a.startInboundSMTP(ctx)
 }
 

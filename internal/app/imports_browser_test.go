@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -105,8 +106,10 @@ func TestImportPagesInABrowser(t *testing.T) {
 }
 
 // importsToCheck uploads importFile twice, runs the second import to its
-// end, and returns the import pages TestEveryPageIsAccessible checks: the
-// list, the mapping form, its preview, the report and an unknown import.
+// end, asks its contacts again (re-permission), and returns the import
+// and re-permission pages TestEveryPageIsAccessible checks: the
+// list, the mapping form, its preview, the report and an unknown import;
+// the runs, the run and an unknown run.
 func importsToCheck(t testing.TB, e *env) []pageAt {
 	t.Helper()
 	ctx := context.Background()
@@ -132,7 +135,19 @@ func importsToCheck(t testing.TB, e *env) []pageAt {
 	k := "p-" + pid + "-"
 	preview := url.Values{"col-0": {"email"}, "col-1": {"first_name"}, "source": {"API"}, k + "use": {"on"}, k + "answer": {"col:Nieuwsbrief"},
 		k + "legal_basis": {"consent"}, k + "date_column": {"Aangemeld"}, k + "text_version": {"1"}}
+	// A re-permission run asked the import's contacts, and waits for
+	// their answers.
+	run, err := e.a.Repermission.Start(ctx, repermission.Input{ImportID: ran.ID}, system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		got, err := e.a.Repermission.Get(ctx, run.ID)
+		return err == nil && got.Status == repermission.StatusWaiting
+	})
 	return []pageAt{{"/admin/imports", "/admin/imports"}, {"/admin/imports/{id}", "/admin/imports/" + waiting.ID},
 		{"/admin/imports/{id}/preview", "/admin/imports/" + waiting.ID + "/preview?" + preview.Encode()},
-		{"/admin/imports/{id}", "/admin/imports/" + ran.ID}, {"/admin/imports/{id}", "/admin/imports/no-such-import"}}
+		{"/admin/imports/{id}", "/admin/imports/" + ran.ID}, {"/admin/imports/{id}", "/admin/imports/no-such-import"},
+		{"/admin/repermission", "/admin/repermission"}, {"/admin/repermission/{id}", "/admin/repermission/" + run.ID},
+		{"/admin/repermission/{id}", "/admin/repermission/no-such-run"}}
 }

@@ -45,6 +45,13 @@ type Config struct {
 	// embedded database on first run (not for PostgreSQL).
 	KeysetFile string
 	MasterKey  string
+	// CheckpointFile and CheckpointURL, when set, receive a copy of every
+	// signed ledger checkpoint (written in place; posted as text/plain),
+	// so that one lives outside the database. CheckpointEvery is how often
+	// a checkpoint is made while the ledger grows.
+	CheckpointFile  string
+	CheckpointURL   string
+	CheckpointEvery time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed.
 	TrustedProxies clientip.Resolver
@@ -168,6 +175,18 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		bad("CONSENTRY_MAIL_FROM", "must be an address, optionally with a name: Acme <privacy@acme.example>")
 	} else {
 		c.MailFromNamed = a.Name != "" && strings.TrimSpace(getenv("CONSENTRY_MAIL_FROM")) != ""
+	}
+	c.CheckpointFile = get("CONSENTRY_LEDGER_CHECKPOINT_FILE", "")
+	c.CheckpointURL = get("CONSENTRY_LEDGER_CHECKPOINT_URL", "")
+	if c.CheckpointURL != "" {
+		if u, err := url.Parse(c.CheckpointURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("CONSENTRY_LEDGER_CHECKPOINT_URL", "must be an absolute http:// or https:// URL")
+		}
+	}
+	if every, err := time.ParseDuration(get("CONSENTRY_LEDGER_CHECKPOINT_EVERY", "5m")); err != nil || every < time.Second || every > 24*time.Hour {
+		bad("CONSENTRY_LEDGER_CHECKPOINT_EVERY", "must be a duration from 1s to 24h, e.g. 5m")
+	} else {
+		c.CheckpointEvery = every
 	}
 	c.KeysetFile = get("CONSENTRY_KEYSET_FILE", "")
 	c.MasterKey = get("CONSENTRY_MASTER_KEY", "")

@@ -17,6 +17,9 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledgertree"
+	"github.com/consentry/consentry/internal/signing"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -29,39 +32,88 @@ import (
 // Target: at least 5,000 changes/s on SQLite and 3,000/s on PostgreSQL on a
 // 2-core machine.
 func BenchmarkConsentChanges16Writers(b *testing.B) {
-	storetest.Each(b, func(t testing.TB, db *store.DB) {
-		b := t.(*testing.B)
-		const writers, nContacts = 16, 1000
-		ctx := context.Background()
-		cs, people := services(db)
-		ids := createContacts(b, people, nContacts, writers)
+	storetest.Each(b, func(t testing.TB, db *store.DB) { consentChanges(t.(*testing.B), db, nil) })
+}
 
-		b.ResetTimer()
-		elapsed, err := storetest.Concurrently(int64(b.N), writers, func(i int64) error {
-			// Every contact's changes alternate granted, withdrawn,
-			// granted, ... as the changes sweep over the contacts.
-			state := consent.StateGranted
-			if (i/nContacts)%2 == 1 {
-				state = consent.StateWithdrawn
-			}
-			_, err := cs.Record(ctx, ids[i%nContacts], consent.RecordInput{Purpose: "E-marketing", State: state,
-				Source: "API", Actor: apiActor, Evidence: apiEvidence})
-			return err
+// BenchmarkConsentChangesWithTree is BenchmarkConsentChanges16Writers
+// with the ledger's Merkle tree kept current beside the changes, as the
+// service runs it (ledgertree.Service.Run, woken by every append), and
+// without. Target: with the tree, within 10% of without. Compare the two
+// in alternating runs: one run varies more than that on a 2-core machine.
+//
+//	go test -c -o /tmp/consent.test ./internal/consent && cd internal/consent
+//	for i in 1 2 3; do for t in off on; do /tmp/consent.test -test.run XXX -test.bench "WithTree/tree=$t/sqlite" -test.benchtime 60000x; done; done
+func BenchmarkConsentChangesWithTree(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "tree=off"
+		if on {
+			name = "tree=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			storetest.Each(b, func(t testing.TB, db *store.DB) {
+				if !on {
+					consentChanges(t.(*testing.B), db, nil)
+					return
+				}
+				tree := &ledgertree.Service{DB: db, Signing: &signing.Service{DB: db, Name: "bench.example/ledger"}}
+				consentChanges(t.(*testing.B), db, func(ctx context.Context) func() {
+					ctx, cancel := context.WithCancel(ctx)
+					done := make(chan struct{})
+					go func() { defer close(done); tree.Run(ctx, time.Second) }()
+					return func() {
+						cancel()
+						<-done
+						size, err := tree.CatchUp(context.Background())
+						head, _ := ledger.Head(context.Background(), db.Read)
+						if err != nil || size != head {
+							t.Fatalf("the tree covers %d events (%v), want %d", size, err, head)
+						}
+					}
+				})
+			})
 		})
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "changes/s")
+	}
+}
 
-		rep, err := cs.VerifyLedger(ctx)
-		if err != nil {
-			b.Fatal(err)
+// consentChanges times b.N consent changes from 16 writers; beside, when
+// not nil, starts what runs beside them and returns what stops it, which
+// is called once the changes are done, inside the timing.
+func consentChanges(b *testing.B, db *store.DB, beside func(context.Context) func()) {
+	const writers, nContacts = 16, 1000
+	ctx := context.Background()
+	cs, people := services(db)
+	ids := createContacts(b, people, nContacts, writers)
+
+	b.ResetTimer()
+	stop := func() {}
+	if beside != nil {
+		stop = beside(ctx)
+	}
+	elapsed, err := storetest.Concurrently(int64(b.N), writers, func(i int64) error {
+		// Every contact's changes alternate granted, withdrawn,
+		// granted, ... as the changes sweep over the contacts.
+		state := consent.StateGranted
+		if (i/nContacts)%2 == 1 {
+			state = consent.StateWithdrawn
 		}
-		if !rep.OK || rep.Events != int64(b.N) {
-			b.Fatalf("ledger after %d changes: ok=%v events=%d problem=%+v", b.N, rep.OK, rep.Events, rep.Problem)
-		}
+		_, err := cs.Record(ctx, ids[i%nContacts], consent.RecordInput{Purpose: "E-marketing", State: state,
+			Source: "API", Actor: apiActor, Evidence: apiEvidence})
+		return err
 	})
+	stop()
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "changes/s")
+
+	rep, err := cs.VerifyLedger(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !rep.OK || rep.Events != int64(b.N) {
+		b.Fatalf("ledger after %d changes: ok=%v events=%d problem=%+v", b.N, rep.OK, rep.Events, rep.Problem)
+	}
 }
 
 // createContacts creates n contacts through the contact service from several

@@ -59,7 +59,7 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 		if confirmed {
 			// A second invitation confirmed: the status stands, the
 			// confirmation is still news.
-			if err := emitConfirmed(tx, k.ID, "", in.Evidence.Method, now); err != nil {
+			if err := s.emitConfirmed(tx, k.ID, "", in.Evidence.Method, now); err != nil {
 				return nil, err
 			}
 		}
@@ -104,7 +104,7 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 		return nil, err
 	}
 	if confirmed {
-		if err := emitConfirmed(tx, k.ID, c.ID, in.Evidence.Method, now); err != nil {
+		if err := s.emitConfirmed(tx, k.ID, c.ID, in.Evidence.Method, now); err != nil {
 			return nil, err
 		}
 	}
@@ -119,9 +119,18 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 // emitConfirmed writes double_opt_in.confirmed: every confirmation of an
 // address, by an invitation's link or a webform's, changes the opt-in
 // status here, through ChannelConfirmation.
-func emitConfirmed(tx *store.Tx, contactID, changeID, method string, now time.Time) error {
-	return events.Emit(tx, events.DoubleOptInConfirmed, contactID, events.DoubleOptInConfirmedData{ContactID: contactID,
-		ChangeID: changeID, Method: method}, now)
+// The confirm hooks run with it.
+func (s *Service) emitConfirmed(tx *store.Tx, contactID, changeID, method string, now time.Time) error {
+	if err := events.Emit(tx, events.DoubleOptInConfirmed, contactID, events.DoubleOptInConfirmedData{ContactID: contactID,
+		ChangeID: changeID, Method: method}, now); err != nil {
+		return err
+	}
+	for _, h := range s.confirmed {
+		if err := h(tx, contactID, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // statusBeforeUserOptOut is the status that lifting a user's opt-out

@@ -68,6 +68,21 @@ type Service struct {
 	DB          *store.DB
 	Now         func() time.Time // the clock; tests set their own
 	afterRecord []RecordHook
+	confirmed   []ConfirmHook
+}
+
+// ConfirmHook runs inside the transaction of every double opt-in
+// confirmation of a contact's address (an invitation's link or a
+// webform's), for what the confirmation settles elsewhere: a re-permission
+// email answered (repermission.ConfirmedTx). An error aborts the
+// confirmation.
+type ConfirmHook func(tx *store.Tx, contactID string, now time.Time) error
+
+// OnConfirm adds hooks that run with every double opt-in confirmation,
+// and returns s: it is called where the service is built.
+func (s *Service) OnConfirm(hooks ...ConfirmHook) *Service {
+	s.confirmed = append(s.confirmed, hooks...)
+	return s
 }
 
 // RecordHook runs inside the transaction of every consent record, for what

@@ -73,6 +73,10 @@ type Contact struct {
 	// retention period (package retention); retention erases them once
 	// the grace period has passed.
 	RetentionDueAt *time.Time `json:"retention_due_at,omitempty" doc:"when every purpose of the contact had passed its retention period; the contact is erased after the grace period unless that changes"`
+	// RepermissionLapsedAt is when the contact, sent a re-permission
+	// email (package repermission), let its days pass without
+	// confirming; cleared when they confirm a double opt-in.
+	RepermissionLapsedAt *time.Time `json:"repermission_lapsed_at,omitempty" doc:"when the contact let a re-permission email's days pass without confirming; retention counts their marketing consent as ended from then"`
 	// ErasedAt is when the contact's personal data was erased (R10); the
 	// record is the non-identifying remainder.
 	ErasedAt *time.Time `json:"erased_at,omitempty" doc:"when the contact's personal data was erased; what is left identifies no one"`
@@ -374,17 +378,17 @@ func optInField(field string) string {
 
 const contactSelect = `SELECT id, ref, kind, email, first_name, last_name, phone, country, region, language, stage, owner,
 	fields, opt_in_status, created_at, updated_at, processing_stopped_at, erasure_requested_at, deliverability, retention_due_at,
-	erased_at, previously_erased_at FROM contacts c`
+	erased_at, previously_erased_at, repermission_lapsed_at FROM contacts c`
 
 // scanContact returns a not-found error when the row is missing.
 func scanContact(row store.Scanner) (*Contact, error) {
 	var c Contact
 	var fields string
 	var created, updated int64
-	var stopped, erasure, retentionDue, erased, previously sql.NullInt64
+	var stopped, erasure, retentionDue, erased, previously, lapsed sql.NullInt64
 	err := row.Scan(&c.ID, &c.LedgerRef, &c.Kind, &c.Email, &c.FirstName, &c.LastName, &c.Phone, &c.Country, &c.Region,
 		&c.Language, &c.Stage, &c.Owner, &fields, &c.OptInStatus, &created, &updated, &stopped, &erasure, &c.Deliverability, &retentionDue,
-		&erased, &previously)
+		&erased, &previously, &lapsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("contact", "")
 	}
@@ -392,7 +396,7 @@ func scanContact(row store.Scanner) (*Contact, error) {
 		return nil, fmt.Errorf("contact: read: %w", err)
 	}
 	c.ProcessingStoppedAt, c.ErasureRequestedAt, c.RetentionDueAt = optionalTime(stopped), optionalTime(erasure), optionalTime(retentionDue)
-	c.ErasedAt, c.PreviouslyErasedAt = optionalTime(erased), optionalTime(previously)
+	c.ErasedAt, c.PreviouslyErasedAt, c.RepermissionLapsedAt = optionalTime(erased), optionalTime(previously), optionalTime(lapsed)
 	c.Fields = map[string]any{}
 	if err := json.Unmarshal([]byte(fields), &c.Fields); err != nil {
 		return nil, fmt.Errorf("contact: decode fields of %s: %w", c.ID, err)

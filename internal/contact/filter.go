@@ -33,6 +33,7 @@ var coreConditionFields = []*filter.Field{
 	{Name: "processing_stopped", Type: filter.Bool, Column: "processing_stopped_at", Presence: true},
 	{Name: "erasure_requested", Type: filter.Bool, Column: "erasure_requested_at", Presence: true},
 	{Name: "retention_due", Type: filter.Bool, Column: "retention_due_at", Presence: true},
+	{Name: "repermission_lapsed", Type: filter.Bool, Column: "repermission_lapsed_at", Presence: true},
 	{Name: "created_at", Type: filter.Time, Column: "created_at"},
 	{Name: "updated_at", Type: filter.Time, Column: "updated_at"},
 }
@@ -163,7 +164,8 @@ func Subject(c *Contact, consents map[string]string, lists map[string]bool) *fil
 		"email": c.Email, "first_name": c.FirstName, "last_name": c.LastName, "phone": c.Phone, "country": c.Country,
 		"region": c.Region, "language": c.Language, "stage": c.Stage, "owner": c.Owner, "kind": c.Kind,
 		"opt_in_status": c.OptInStatus, "deliverability": c.Deliverability, "processing_stopped": c.ProcessingStoppedAt != nil,
-		"erasure_requested": c.ErasureRequestedAt != nil, "retention_due": c.RetentionDueAt != nil, "created_at": c.CreatedAt.Truncate(time.Microsecond), "updated_at": c.UpdatedAt.Truncate(time.Microsecond),
+		"erasure_requested": c.ErasureRequestedAt != nil, "retention_due": c.RetentionDueAt != nil,
+		"repermission_lapsed": c.RepermissionLapsedAt != nil, "created_at": c.CreatedAt.Truncate(time.Microsecond), "updated_at": c.UpdatedAt.Truncate(time.Microsecond),
 	}
 	for k, x := range c.Fields {
 		v[k] = x

@@ -244,26 +244,47 @@ func MarkErasedTx(tx *store.Tx, id string, now time.Time) error {
 // first flagged: the grace period counts from it. Flagging is derived
 // state, so the row's updated_at stays.
 func SetRetentionDueTx(tx *store.Tx, ids []string, now time.Time) error {
-	return retentionDue(tx, ids, "$1", `retention_due_at IS NULL`, store.Micros(now))
+	return flag(tx, "retention_due_at", ids, store.Micros(now))
 }
 
 // ClearRetentionDueTx takes the retention flag off the contacts in ids: a
 // new consent, a hold or a longer period made them no longer due.
 func ClearRetentionDueTx(tx *store.Tx, ids []string) error {
-	return retentionDue(tx, ids, "NULL", `retention_due_at IS NOT NULL`)
+	return flag(tx, "retention_due_at", ids, nil)
 }
 
-func retentionDue(tx *store.Tx, ids []string, value, unless string, args ...any) error {
+// flag sets the flag column (a time, NULL when off) of the contacts in ids
+// to at, keeping the time of a contact flagged already; a nil at takes
+// the flag off.
+func flag(tx *store.Tx, column string, ids []string, at any) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	value, unless, args := "$1", column+" IS NULL", []any{at}
+	if at == nil {
+		value, unless, args = "NULL", column+" IS NOT NULL", nil
 	}
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	first := len(args) - len(ids) + 1
-	if _, err := tx.Exec(`UPDATE contacts SET retention_due_at = `+value+` WHERE `+unless+` AND id IN (`+
+	if _, err := tx.Exec(`UPDATE contacts SET `+column+` = `+value+` WHERE `+unless+` AND id IN (`+
 		store.Placeholders(first, len(ids))+`)`, args...); err != nil {
-		return fmt.Errorf("contactstate: retention flag: %w", err)
+		return fmt.Errorf("contactstate: set %s: %w", column, err)
 	}
 	return nil
+}
+
+// SetRepermissionLapsedTx flags the contacts in ids as not having confirmed
+// a re-permission email within its days (package repermission), keeping
+// the time a contact was first flagged: retention counts the contact's
+// marketing consent as ended from it. Derived state, so updated_at stays.
+func SetRepermissionLapsedTx(tx *store.Tx, ids []string, now time.Time) error {
+	return flag(tx, "repermission_lapsed_at", ids, store.Micros(now))
+}
+
+// ClearRepermissionLapsedTx takes the re-permission flag off the contacts
+// in ids: they confirmed a double opt-in since.
+func ClearRepermissionLapsedTx(tx *store.Tx, ids []string) error {
+	return flag(tx, "repermission_lapsed_at", ids, nil)
 }

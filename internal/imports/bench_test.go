@@ -1,57 +1,18 @@
 package imports_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
-	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/imports/importstest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
-
-// benchFile streams a CSV of n rows of 10 columns: an address, names,
-// phone, country, region, company, two consent answers and a date.
-func benchFile(n int) io.Reader {
-	pr, pw := io.Pipe()
-	go func() {
-		w := bufio.NewWriterSize(pw, 1<<16)
-		fmt.Fprintln(w, "email,first_name,last_name,phone,country,region,company,newsletter,partners,signed_up")
-		for i := range n {
-			yes := [2]string{"yes", "no"}
-			fmt.Fprintf(w, "person%07d@example.com,Anna%d,Lind%d,+46 70 %07d,SE,Region %d,Company %d,%s,%s,2026-%02d-%02d\n",
-				i, i%1000, i%997, i, i%21, i%5000, yes[i%2], yes[(i/2)%2], 1+i%11, 1+i%28)
-		}
-		w.Flush()
-		pw.Close()
-	}()
-	return pr
-}
-
-// benchDefinition maps benchFile's columns: seven fields, consents for
-// two purposes dated by a column, and the newsletter list.
-func benchDefinition() imports.Definition {
-	return imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateSkip,
-		Columns: []imports.Column{{Column: "email", Field: "email"}, {Column: "first_name", Field: "first_name"},
-			{Column: "last_name", Field: "last_name"}, {Column: "phone", Field: "phone"}, {Column: "country", Field: "country"},
-			{Column: "region", Field: "region"}, {Column: "company", Field: "company"}},
-		OptIn: &imports.OptIn{Value: contactstate.SingleOptInUser},
-		Consents: []imports.Consent{
-			{Purpose: "E-marketing", Column: "newsletter", LegalBasis: consent.BasisConsent, CollectedAtColumn: "signed_up", TextVersion: 1},
-			{Purpose: "Share with partners", Column: "partners", LegalBasis: consent.BasisConsent, CollectedAtColumn: "signed_up",
-				Notice: "Sign-up form of the 2026 fair"},
-		},
-		Lists: []imports.List{{List: "Newsletter", Column: "newsletter"}}}
-}
 
 // BenchmarkImport imports a CSV of b.N rows (10 columns, consents for two
 // purposes, a list), as an operator's import runs: uploaded (read through
@@ -73,12 +34,12 @@ func BenchmarkImport(b *testing.B) {
 		ctx := context.Background()
 		b.ResetTimer()
 		start := time.Now()
-		imp, err := w.imports.Upload(ctx, "bench.csv", benchFile(b.N), user)
+		imp, err := w.imports.Upload(ctx, "bench.csv", importstest.File(b.N), user)
 		if err != nil {
 			b.Fatal(err)
 		}
 		uploaded := time.Now()
-		d := benchDefinition()
+		d := importstest.Definition()
 		// Beside the import, a contact changes a consent every 10 ms, as
 		// the API or the preferences page would: its latency is what an
 		// import makes others wait.
@@ -122,25 +83,8 @@ func BenchmarkImport(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/done.Sub(uploaded).Seconds(), "rows/s")
 		b.ReportMetric(float64(b.N)/done.Sub(start).Seconds(), "rows/s-with-upload")
-		if mb := peakRSS(); mb > 0 {
+		if mb := importstest.PeakRSS("self"); mb > 0 {
 			b.ReportMetric(mb, "peak-RSS-MB")
 		}
 	})
-}
-
-// peakRSS is the process's peak resident set in MB, from /proc; 0 where
-// there is none.
-func peakRSS() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -426,3 +426,22 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Import, error) {
 	}
 	return s.Get(ctx, id)
 }
+
+// Written returns the import with the ids of the contacts it created or
+// changed (import_contacts), in id order, for a re-permission email to
+// them (package repermission). An import that does not exist is a
+// not-found error; one that wrote nothing, or a dry run, an empty list.
+func (s *Service) Written(ctx context.Context, id string) (*Import, []string, error) {
+	imp, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT contact_id FROM import_contacts WHERE import_id = $1 ORDER BY contact_id`, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imports: read written contacts: %w", err)
+	}
+	return imp, ids, nil
+}

@@ -119,11 +119,11 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 			return err
 		}
 		if len(rows) > 0 {
-			began := time.Now()
+			w.writing = 0
 			if err := w.write(ctx, rows); err != nil {
 				return err
 			}
-			w.resize(time.Since(began))
+			w.resize(w.writing)
 		}
 		if end {
 			return s.end(ctx, imp.ID, StatusDone, "")
@@ -178,7 +178,12 @@ type writer struct {
 	pos   int64 // data rows taken so far
 	armed bool
 	held  *readRow // a row read but left for the next chunk
-	size  int      // rows in the next chunk
+	// writing is how long the last chunk's transactions held the writer,
+	// from the start of its write function to its commit: what the
+	// budget is about. Waiting for the writer, behind others, is not the
+	// chunk's doing, and must not shrink it.
+	writing time.Duration
+	size    int // rows in the next chunk
 	// seen holds a dry run's addresses so far, as 64-bit hashes under
 	// seed: a million addresses in a few tens of megabytes.
 	seen map[uint64]bool
@@ -282,6 +287,11 @@ func reportRow(importID string, row *readRow, outcome, code, field, reason strin
 // failed with its reason.
 func (w *writer) write(ctx context.Context, rows []*readRow) error {
 	err := w.commit(ctx, rows)
+	if err != nil && len(rows) > 1 && !errors.Is(err, errStop) && ctx.Err() == nil {
+		// Worth knowing: the rows now go one per transaction, which is
+		// slower, until the one at fault is found.
+		w.s.Log.Warn("imports: a chunk failed; writing its rows one by one", "import", w.imp.ID, "rows", len(rows), "err", err)
+	}
 	switch {
 	case err == nil, errors.Is(err, errStop), ctx.Err() != nil:
 		return err
@@ -302,7 +312,14 @@ func (w *writer) write(ctx context.Context, rows []*readRow) error {
 func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 	var t tally
 	from, cancelled := w.pos, false
+	var began time.Time
+	defer func() {
+		if !began.IsZero() {
+			w.writing += time.Since(began)
+		}
+	}()
 	err := w.s.DB.Write(ctx, func(tx *store.Tx) error {
+		began = time.Now()
 		t, cancelled = tally{skippedBy: map[string]int64{}}, false
 		var pos int64
 		var status string

@@ -60,6 +60,10 @@ const (
 	KindLegalHold = "legal_hold"
 )
 
+// AppendedTopic is woken (store.DB.Wake) after a transaction that
+// appended events commits, for the tree that follows the ledger.
+const AppendedTopic = "ledger.appended"
+
 // GenesisHash is the previous hash of event 1.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -244,6 +248,7 @@ func head(tx *store.Tx) (*chain, error) {
 	}
 	tx.SetLocal(chainKey{}, c)
 	tx.BeforeCommit(c.flush)
+	tx.WakeAfterCommit(AppendedTopic)
 	return c, nil
 }
 

@@ -204,6 +204,11 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 				return err
 			}
 			next = b.advance(res, len(part), now)
+			if s.AfterBatch != nil {
+				if err := s.AfterBatch(tx, id, res.outcomes, next.Status == BulkDone, now); err != nil {
+					return err
+				}
+			}
 			skipped, _ := json.Marshal(next.Skipped)
 			var finished any
 			if next.FinishedAt != nil {

@@ -60,6 +60,9 @@ const (
 	// as a public trigger is, lest a rule set off by every change flood
 	// the contact.
 	TriggerWorkflow = "workflow"
+	// TriggerRepermission is a re-permission run (package repermission),
+	// started by a user or an API call: not limited.
+	TriggerRepermission = "repermission"
 )
 
 // Reasons a contact is not invited.
@@ -92,6 +95,13 @@ type Service struct {
 	// receipts.Service.EmailTx). An error aborts the confirmation.
 	AfterConfirm func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
 
+	// AfterBatch, when not nil, runs inside the transaction of each batch
+	// of a bulk run (StartBulk), with the run's id and each contact of the
+	// batch with why it was skipped ("" when invited), and done when the
+	// batch was the run's last: whoever keeps something about the run's
+	// contacts (repermission.BatchTx) moves with the run exactly.
+	AfterBatch func(tx *store.Tx, run string, outcomes map[string]string, done bool, now time.Time) error
+
 	batchDone func(contacts int, took time.Duration) // a bulk run's batch committed, for benchmarks
 }
 
@@ -101,6 +111,8 @@ func (s *Service) now() time.Time { return store.Now(s.Now) }
 type Result struct {
 	Invited int            `json:"invited"`
 	Skipped map[string]int `json:"skipped" doc:"contacts not invited, by reason"`
+
+	outcomes map[string]string // each contact: why it was skipped, "" when invited
 }
 
 // Invite sends the double opt-in email to each contact, up to MaxInline
@@ -320,7 +332,7 @@ func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Skipped: map[string]int{}}
+	res := &Result{Skipped: map[string]int{}, outcomes: make(map[string]string, len(ids))}
 	todo := make([]*invitee, 0, len(found))
 	for _, id := range ids {
 		r := found[id]
@@ -328,6 +340,7 @@ func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time
 		if r != nil {
 			skip = r.skip(trigger)
 		}
+		res.outcomes[id] = skip
 		if skip != "" {
 			res.Skipped[skip]++
 			continue

@@ -32,6 +32,7 @@ import (
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/inbound"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -127,6 +128,8 @@ type Server struct {
 
 	Inbound *inbound.Service // confirming requests emailed to the privacy address (inbound.go)
 
+	Tree *ledgertree.Service // the ledger's checkpoints, proofs and keys (ledger.go)
+
 	// Receipts gives the public keys that check consent receipts
 	// (jwks.go); without it, they are not served.
 	Receipts *receipts.Service
@@ -172,6 +175,7 @@ func New(s *Server) (*Server, error) {
 	s.preferenceRoutes()
 	s.exportRoutes()
 	s.campaignRoutes()
+	s.ledgerRoutes()
 	if err := s.inboundRoutes(); err != nil {
 		return nil, err
 	}

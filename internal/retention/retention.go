@@ -4,7 +4,9 @@
 // (a grant or a withdrawal), or the end of a contract or of a consent's
 // validity when that is later. A contact is due once every purpose they
 // have a record for has a period and has passed it, and no legal hold
-// keeps them.
+// keeps them. A contact who let a re-permission email's days pass without
+// confirming (repermission_lapsed) is no longer kept by the records of
+// purposes that govern marketing email written before that.
 //
 // Due contacts are first flagged (retention_due, usable in conditions)
 // and listed for review; after the grace period (the setting
@@ -72,21 +74,33 @@ func (s *Service) now() time.Time { return store.Now(s.Now) }
 
 const dayMicros = int64(24 * time.Hour / time.Microsecond)
 
+// lapsedMarketing holds, in dueQuery, for a record of a purpose that
+// governs marketing email written no later than the contact's
+// re-permission lapsed (contacts.repermission_lapsed_at, package
+// repermission): the contact was asked to confirm it again and let the
+// days pass, so the record keeps them no longer; its purpose counts as
+// passed from the lapse, whatever its period. A record written after the
+// lapse (a new consent) counts as any other.
+const lapsedMarketing = `p.marketing_email AND c.repermission_lapsed_at IS NOT NULL AND r.recorded_at <= c.repermission_lapsed_at`
+
 // dueQuery selects, among the contacts the subquery ids names, those due
 // at $1, with whether every purpose of theirs says anonymise. A purpose with
-// no period (0 days) keeps a contact for as long as it has a record for it.
+// no period (0 days) keeps a contact for as long as it has a record for it,
+// unless the record lapsed with a re-permission (lapsedMarketing).
 func dueQuery(ids string) string {
 	return `SELECT cc.contact_id, MIN(CASE WHEN p.retention_action = '` + consent.RetentionAnonymise + `' THEN 1 ELSE 0 END)
 		FROM consent_current cc
 		JOIN consent_records r ON r.id = cc.record_id
 		JOIN purposes p ON p.id = cc.purpose_id
+		JOIN contacts c ON c.id = cc.contact_id
 		WHERE cc.contact_id IN (` + ids + `)
 		AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = cc.contact_id AND h.lifted_at IS NULL
 			AND (h.until_at IS NULL OR h.until_at > $1))
 		GROUP BY cc.contact_id
-		HAVING MIN(p.retention_days) > 0
-		AND MAX(CASE WHEN r.expires_at IS NOT NULL AND r.expires_at > r.recorded_at THEN r.expires_at ELSE r.recorded_at END
-			+ p.retention_days * ` + fmt.Sprint(dayMicros) + `) <= $1`
+		HAVING MIN(CASE WHEN ` + lapsedMarketing + ` THEN 1 ELSE p.retention_days END) > 0
+		AND MAX(CASE WHEN ` + lapsedMarketing + ` THEN c.repermission_lapsed_at
+			WHEN r.expires_at IS NOT NULL AND r.expires_at > r.recorded_at THEN r.expires_at + p.retention_days * ` + fmt.Sprint(dayMicros) + `
+			ELSE r.recorded_at + p.retention_days * ` + fmt.Sprint(dayMicros) + ` END) <= $1`
 }
 
 // due returns, of the contacts ids names (a subquery over $2...), those due

@@ -22,6 +22,7 @@ import (
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/lists"
+	"github.com/consentry/consentry/internal/repermission"
 )
 
 // Imports bring contacts in from a CSV or Excel file (docs/imports.md):
@@ -170,6 +171,11 @@ func (s *Server) receiveUpload(r *http.Request, u *auth.User) (*imports.Import, 
 // importView is an import's page.
 type importView struct {
 	Import *imports.Import
+	// CanAsk: the import has ended, so its contacts can be asked for
+	// their marketing consent again; Repermissions are the runs that
+	// asked them.
+	CanAsk        bool
+	Repermissions []*repermission.Run
 	// Live is true while the import, or its undo, runs: the page shows
 	// its progress. Follow asks it to reload itself (without JavaScript).
 	Live, Follow bool
@@ -268,6 +274,13 @@ func (s *Server) showImport(w http.ResponseWriter, r *http.Request, u *auth.User
 	}
 	v.CanUndo = u.Can(auth.PermDelete) && !imp.DryRun &&
 		slices.Contains([]string{imports.StatusDone, imports.StatusCancelled, imports.StatusFailed}, imp.Status)
+	v.CanAsk = !imp.DryRun && slices.Contains([]string{imports.StatusDone, imports.StatusCancelled, imports.StatusFailed}, imp.Status)
+	if v.CanAsk && s.Repermission != nil {
+		if v.Repermissions, err = s.Repermission.ForImport(ctx, imp.ID); err != nil {
+			s.importFail(w, err, u)
+			return
+		}
+	}
 	if imp.Status == imports.StatusUploaded {
 		if err := s.mappingChoices(ctx, &v); err != nil {
 			s.importFail(w, err, u)

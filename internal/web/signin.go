@@ -38,6 +38,7 @@ func (s *Server) routes(static http.Handler) {
 	s.workflowRoutes()
 	s.webhookRoutes()
 	s.importRoutes()
+	s.repermissionRoutes()
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/receipts"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
 	"github.com/consentry/consentry/internal/store"
@@ -88,6 +89,8 @@ type Server struct {
 	Webhooks *webhook.Service
 	// Imports brings contacts in from CSV and Excel files.
 	Imports *imports.Service
+	// Repermission asks contacts for their marketing consent again.
+	Repermission *repermission.Service
 	// Receipts issues the consent receipts the proof view offers.
 	Receipts *receipts.Service
 	Log      *slog.Logger

@@ -1,0 +1,212 @@
+// Package ledgertree keeps a Merkle tree over the consent ledger, in the
+// style of RFC 6962 and Certificate Transparency, and signed checkpoints of
+// it, so that the ledger can be checked by anyone, offline, without
+// trusting the database it lives in.
+//
+// Leaf n of the tree is tlog.RecordHash of the chain hash of ledger event
+// n+1 (ledger.ComputeHash), which covers every field of the event and,
+// through the previous hash, all of the ledger before it. A checkpoint is
+// the tree's size and root hash as a signed note (golang.org/x/mod/sumdb
+// /note) by the installation's signing key. An inclusion proof shows that
+// an event is in the tree a checkpoint names; a consistency proof, that a
+// later checkpoint's tree extends an earlier one's: the ledger only grew.
+// golang.org/x/mod/sumdb/tlog does the hashing and the proofs.
+//
+// The tree is extended after events commit, in batches (Extend, run by
+// Run), so that appending to the ledger costs no more than before; it
+// holds no personal data, and erasure leaves it as it is.
+package ledgertree
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/consentry/consentry/internal/jobs"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/signing"
+	"github.com/consentry/consentry/internal/store"
+)
+
+// Service extends the tree, makes checkpoints and answers proofs.
+type Service struct {
+	DB      *store.DB
+	Signing *signing.Service
+	Log     *slog.Logger
+	Now     func() time.Time
+	// Batch is how many events one extending transaction adds; 0: 2000.
+	Batch int
+	// Every is how often Run makes a checkpoint when the tree has grown;
+	// 0: 5 minutes.
+	Every time.Duration
+	// Publish, when set, is given every new checkpoint once it is stored,
+	// to keep a copy outside the database (a file, a URL).
+	Publish func(ctx context.Context, c *Checkpoint) error
+}
+
+func (s *Service) now() time.Time { return store.Now(s.clock) }
+
+func (s *Service) clock() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Size returns how many events the tree covers.
+func (s *Service) Size(ctx context.Context, q store.Querier) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT size FROM ledger_tree WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledgertree: read size: %w", err)
+	}
+	return n, nil
+}
+
+// Extend adds up to Batch committed events to the tree in one write, and
+// returns the tree's size after it. It reads the size inside the write, so
+// that instances extending together never add an event twice.
+func (s *Service) Extend(ctx context.Context) (int64, error) {
+	batch := s.Batch
+	if batch <= 0 {
+		batch = 2000
+	}
+	var size int64
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		if size, err = s.Size(ctx, tx); err != nil {
+			return err
+		}
+		leaves, err := store.QueryAll(ctx, tx, func(row store.Scanner) (string, error) {
+			var h string
+			return h, row.Scan(&h)
+		}, `SELECT hash FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2`, size, batch)
+		if err != nil {
+			return fmt.Errorf("ledgertree: read events: %w", err)
+		}
+		if len(leaves) == 0 {
+			return nil
+		}
+		r := s.hashes(ctx, tx)
+		var rows [][]any
+		for i, h := range leaves {
+			n := size + int64(i)
+			data, err := hex.DecodeString(h)
+			if err != nil {
+				return fmt.Errorf("ledgertree: event %d: its hash is not hex", n+1)
+			}
+			hashes, err := tlog.StoredHashes(n, data, r)
+			if err != nil {
+				return fmt.Errorf("ledgertree: hash event %d: %w", n+1, err)
+			}
+			at := tlog.StoredHashIndex(0, n)
+			for j, sh := range hashes {
+				r.known[at+int64(j)] = sh
+				rows = append(rows, []any{at + int64(j), sh[:]})
+			}
+		}
+		if err := tx.Gather(len(rows), func(i int) error {
+			return tx.ExecLater(store.Prefix("ledgertree: store hashes"), `INSERT INTO ledger_tree_hashes (idx, hash) VALUES ($1, $2)`, rows[i]...)
+		}); err != nil {
+			return err
+		}
+		size += int64(len(leaves))
+		_, err = tx.Exec(`UPDATE ledger_tree SET size = $1 WHERE id = 1`, size)
+		return err
+	})
+	return size, err
+}
+
+// CatchUp extends the tree until it covers every committed event, and
+// returns its size.
+func (s *Service) CatchUp(ctx context.Context) (int64, error) {
+	for {
+		before, err := s.Size(ctx, s.DB.Read)
+		if err != nil {
+			return 0, err
+		}
+		after, err := s.Extend(ctx)
+		if err != nil || after == before {
+			return after, err
+		}
+	}
+}
+
+// Run keeps the tree current, woken after every ledger append and at
+// least every poll, and makes a checkpoint every Every when the tree grew,
+// until ctx ends.
+func (s *Service) Run(ctx context.Context, poll time.Duration) {
+	log := s.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	jobs.Loop(ctx, s.DB.Subscribe(ledger.AppendedTopic), poll, log, "ledgertree: keep the tree", s.step)
+}
+
+// step extends the tree over every committed event and makes a
+// checkpoint if one is due; it returns the tree's size.
+func (s *Service) step(ctx context.Context) (int, error) {
+	size, err := s.CatchUp(ctx)
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.checkpointIfDue(ctx)
+	return int(size), err
+}
+
+// hashes returns a tlog.HashReader over the stored tree, read through q.
+func (s *Service) hashes(ctx context.Context, q store.Querier) *txHashes {
+	return &txHashes{ctx: ctx, d: s.DB.Dialect, q: q, known: map[int64]tlog.Hash{}}
+}
+
+// txHashes reads stored hashes through q, keeping those already read or
+// just computed.
+type txHashes struct {
+	ctx   context.Context
+	d     store.Dialect
+	q     store.Querier
+	known map[int64]tlog.Hash
+}
+
+func (r *txHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var missing []int64
+	for _, i := range indexes {
+		if _, ok := r.known[i]; !ok {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		cond, args := store.Among(r.d, 1, missing)
+		rows, err := r.q.QueryContext(r.ctx, `SELECT idx, hash FROM ledger_tree_hashes WHERE idx `+cond, args...)
+		if err != nil {
+			return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var i int64
+			var h []byte
+			if err := rows.Scan(&i, &h); err != nil {
+				return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
+			}
+			if len(h) != tlog.HashSize {
+				return nil, fmt.Errorf("ledgertree: stored hash %d is not a hash", i)
+			}
+			r.known[i] = tlog.Hash(h)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for k, i := range indexes {
+		h, ok := r.known[i]
+		if !ok {
+			return nil, fmt.Errorf("ledgertree: hash %d is not stored", i)
+		}
+		out[k] = h
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package public
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/consentry/consentry/internal/errs"
+)
+
+// The ledger's public face: what anyone needs to check a receipt or the
+// ledger without an account and without trusting the database. None of
+// it is personal data: checkpoints and proofs are hashes.
+//
+//	GET /ledger/checkpoint           the latest signed checkpoint (?size=N: the one of that size)
+//	GET /ledger/consistency?from=N   a proof that the tree grew from size N to the latest (or &to=M)
+//	GET /ledger/key                  the verifier keys, current first, one per line
+func (s *Server) ledgerRoutes() {
+	if s.Tree == nil {
+		return
+	}
+	s.mux.HandleFunc("GET /ledger/checkpoint", s.ledgerCheckpoint)
+	s.mux.HandleFunc("GET /ledger/consistency", s.ledgerConsistency)
+	s.mux.HandleFunc("GET /ledger/key", s.ledgerKey)
+}
+
+func (s *Server) ledgerCheckpoint(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var size int64
+	if v := r.URL.Query().Get("size"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			ledgerError(w, errs.Invalid("size", "a tree size is a whole number from 1"))
+			return
+		}
+		size = n
+	}
+	c, err := s.Tree.Latest(ctx)
+	if size > 0 {
+		c, err = s.Tree.CheckpointAt(ctx, size)
+	} else if errs.Is(err, errs.KindNotFound) {
+		c, err = s.Tree.MakeCheckpoint(ctx) // the first, on demand
+		if err == nil && c == nil {
+			err = errs.NotFound("checkpoint", "")
+		}
+	}
+	if err != nil {
+		s.ledgerFail(w, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	if size > 0 {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable") // a checkpoint never changes
+	}
+	w.Write([]byte(c.Note))
+}
+
+func (s *Server) ledgerConsistency(w http.ResponseWriter, r *http.Request) {
+	var from, to int64
+	for _, p := range []struct {
+		name string
+		to   *int64
+	}{{"from", &from}, {"to", &to}} {
+		v := r.URL.Query().Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			ledgerError(w, errs.Invalid(p.name, "a tree size is a whole number"))
+			return
+		}
+		*p.to = n
+	}
+	if from == 0 {
+		ledgerError(w, errs.Required("from"))
+		return
+	}
+	proof, err := s.Tree.Consistency(r.Context(), from, to)
+	if err != nil {
+		s.ledgerFail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(proof)
+}
+
+func (s *Server) ledgerKey(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.Tree.Signing.Public(r.Context())
+	if err != nil {
+		s.ledgerFail(w, err)
+		return
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k.VerifierKey() + "\n")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write([]byte(b.String()))
+}
+
+// ledgerFail answers err: the input's fault as a 4xx naming the field,
+// anything else as a 500 that tells nothing.
+func (s *Server) ledgerFail(w http.ResponseWriter, err error) {
+	if errs.As(err) != nil {
+		ledgerError(w, err)
+		return
+	}
+	s.Log.Error("ledger: answer a request", "err", err)
+	http.Error(w, "The ledger could not be read.", http.StatusInternalServerError)
+}
+
+func ledgerError(w http.ResponseWriter, err error) {
+	e := errs.As(err)
+	status := http.StatusBadRequest
+	if e.Kind == errs.KindNotFound {
+		status = http.StatusNotFound
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"field": e.Field, "message": e.Message}})
+}
