@@ -174,7 +174,9 @@ func (s *Service) Issue(ctx context.Context, recordID string) (*Issued, error) {
 func (s *Service) Build(ctx context.Context, r *consent.Record) (*Receipt, error) {
 	ev, err := ledger.EventAt(ctx, s.DB.Read, r.LedgerSeq)
 	if err != nil {
-		return nil, fmt.Errorf("receipts: record %s: %w", r.ID, err)
+		// Not a missing receipt but a ledger that lost an event, which
+		// the ledger's verification reports: an internal error here.
+		return nil, fmt.Errorf("receipts: record %s: %v", r.ID, err)
 	}
 	if ev.RecordID != r.ID {
 		return nil, fmt.Errorf("receipts: record %s: its ledger event %d is of %q", r.ID, r.LedgerSeq, ev.RecordID)
