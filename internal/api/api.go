@@ -35,6 +35,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
@@ -76,6 +77,9 @@ type Server struct {
 	// asks contacts for their marketing consent again (repermission.go).
 	Imports      *imports.Service
 	Repermission *repermission.Service
+
+	// Receipts issues consent receipts (receipts.go).
+	Receipts *receipts.Service
 
 	routes []Route
 	mux    *http.ServeMux
@@ -132,7 +136,7 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
-	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.repermissionRoutes())
+	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.repermissionRoutes(), s.receiptRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))

@@ -69,13 +69,16 @@ var skippedPages = map[string]string{
 	"/{$}":           "redirects to the dashboard",
 	"/admin":         "redirects to the dashboard",
 	"/admin/campaigns/{id}/preview/{contact}/html": "the operator's own message, in a sandboxed frame of the campaign page",
-	"/m/v/{rid}/{sig}":                    "the operator's own message, as sent",
-	"/m/o/{rid}/{sig}":                    "the open pixel, an image",
-	"/m/c/{rid}/{n}/{sig}":                "a click's redirect to the operator's link",
-	"settings.LogoPath":                   "the operator's logo, an image",
-	"/admin/imports/{id}/progress":        "the progress a running import's page polls, as JSON",
-	"/admin/imports/{id}/report.csv":      "an import's report, a CSV file",
-	"/admin/repermission/{id}/report.csv": "a re-permission run's report, a CSV file",
+	"/m/v/{rid}/{sig}":                               "the operator's own message, as sent",
+	"/m/o/{rid}/{sig}":                               "the open pixel, an image",
+	"/m/c/{rid}/{n}/{sig}":                           "a click's redirect to the operator's link",
+	"settings.LogoPath":                              "the operator's logo, an image",
+	"/admin/imports/{id}/progress":                   "the progress a running import's page polls, as JSON",
+	"/admin/imports/{id}/report.csv":                 "an import's report, a CSV file",
+	"/admin/repermission/{id}/report.csv":            "a re-permission run's report, a CSV file",
+	"/admin/contacts/{id}/consents/{record}/receipt": "a consent receipt, a JSON file",
+	"JWKSPath":          "the signing keys, a JSON key set",
+	"receipts.LinkPath": "a receipt email's download, a JSON file (an unusable link gets the neutral page /confirm/{token} gets)",
 }
 
 // a11y checks pages in one browser tab: each at 1280 and then at 375

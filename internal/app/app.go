@@ -34,6 +34,7 @@ import (
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
@@ -57,18 +58,20 @@ type App struct {
 	Signing *signing.Service
 	// LedgerTree keeps the Merkle tree over the ledger and its checkpoints.
 	LedgerTree *ledgertree.Service
-	Tokens     *auth.Tokens
-	Users      *auth.Users
-	OptIn      *optin.Service
-	Lists      *lists.Service
-	Prefs      *preferences.Service
-	Retention  *retention.Service
-	Requests   *requests.Service
-	Erasure    *erasure.Service
-	Export     *export.Service
-	Tally      *tally.Service // the dashboard's daily figures
-	Jobs       *jobs.Runner
-	Deliverer  *mail.Deliverer
+	// Receipts issues signed consent receipts with that key.
+	Receipts  *receipts.Service
+	Tokens    *auth.Tokens
+	Users     *auth.Users
+	OptIn     *optin.Service
+	Lists     *lists.Service
+	Prefs     *preferences.Service
+	Retention *retention.Service
+	Requests  *requests.Service
+	Erasure   *erasure.Service
+	Export    *export.Service
+	Tally     *tally.Service // the dashboard's daily figures
+	Jobs      *jobs.Runner
+	Deliverer *mail.Deliverer
 	// Campaigns keeps campaigns; CampaignSender sends them, and
 	// CampaignLinks makes and checks the links in their messages.
 	Campaigns      *campaign.Service
@@ -165,8 +168,9 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return p.ID, p.Name, nil
 	}}
 	a.Contacts.Lists = func(ctx context.Context) (filter.Lists, error) { return a.Lists.Names(ctx) }
+	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl, Now: time.Now}
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl,
-		AfterBatch: repermission.BatchTx}
+		AfterBatch: repermission.BatchTx, AfterConfirm: a.Receipts.EmailTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}
@@ -267,11 +271,11 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 	a.API = api.New(&api.Server{Repermission: a.Repermission, Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export})
+		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
 		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker,
-		Tree: a.LedgerTree})
+		Tree: a.LedgerTree, Receipts: a.Receipts})
 	if err != nil {
 		return nil, fmt.Errorf("public pages: %w", err)
 	}
@@ -318,7 +322,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
 		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Log: log, IPs: cfg.TrustedProxies,
-		Repermission: a.Repermission, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
+		Repermission: a.Repermission, Receipts: a.Receipts, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)
 	}

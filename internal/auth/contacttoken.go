@@ -36,6 +36,10 @@ const (
 	// made on the preferences page); it works, for each format, until it
 	// expires.
 	PurposeExport = "export"
+	// PurposeReceipt downloads the consent receipt of one consent record
+	// (the subject), from the email that summarises it; it works until
+	// it expires.
+	PurposeReceipt = "receipt"
 )
 
 // ContactToken is a link token's record: who it is for, what for, until when.

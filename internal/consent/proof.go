@@ -61,3 +61,17 @@ func (s *Service) PurposeText(ctx context.Context, purposeID string, version int
 func (s *Service) VerifyEntry(ctx context.Context, seq int64) (*ledger.Position, error) {
 	return ledger.VerifyUpTo(ctx, s.DB, ledgerState{}, seq, s.Now())
 }
+
+// RecordByID returns the consent record id, whoever's it is, for what
+// names a record by its id alone (its receipt). It returns a not-found
+// error (code consent_record_not_found) when there is no such record.
+func (s *Service) RecordByID(ctx context.Context, id string) (*Record, error) {
+	r, err := scanRecord(s.DB.Read.QueryRowContext(ctx, recordSelect+` WHERE r.id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &errs.Error{Kind: errs.KindNotFound, Code: "consent_record_not_found", Message: "there is no consent record " + id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consent: read record: %w", err)
+	}
+	return &r, nil
+}

@@ -2,9 +2,12 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -119,4 +122,18 @@ func checkRowAt(ctx context.Context, q store.Querier, st State, e *Event, pos *P
 	pos.EvidenceErased = contact.erasedAt > e.Seq && r.Details != nil && r.Details.erased()
 	pos.Problem = checkRow(e, r, contact, key)
 	return nil
+}
+
+// EventAt returns the event at position seq, as stored, without checking
+// the chain (VerifyUpTo does). It returns a not-found error when the
+// ledger has no event there.
+func EventAt(ctx context.Context, q store.Querier, seq int64) (*Event, error) {
+	e, err := scanEvent(q.QueryRowContext(ctx, "SELECT "+eventColumns+" FROM ledger_events WHERE seq = $1", seq))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &errs.Error{Kind: errs.KindNotFound, Code: "ledger_event_not_found", Message: fmt.Sprintf("the ledger has no event %d", seq)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read event %d: %w", seq, err)
+	}
+	return &e, nil
 }

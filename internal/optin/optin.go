@@ -89,6 +89,11 @@ type Service struct {
 	Sender string
 	// Mail renders the invitation email.
 	Mail *mail.Templates
+	// AfterConfirm, when set, runs inside the transaction of each
+	// confirmation with the consent record it wrote and the contact's
+	// language, for what the consent causes (a receipt email,
+	// receipts.Service.EmailTx). An error aborts the confirmation.
+	AfterConfirm func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
 
 	// AfterBatch, when not nil, runs inside the transaction of each batch
 	// of a bulk run (StartBulk), with the run's id and each contact of the
@@ -713,10 +718,17 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Con
 			}
 			return err
 		}
-		if _, err := prepared.Apply(tx, k, now); err != nil {
+		rec, err := prepared.Apply(tx, k, now)
+		if err != nil {
 			return err
 		}
-		return tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&done.Language)
+		if err := tx.QueryRow(`SELECT language FROM contacts WHERE id = $1`, k.ID).Scan(&done.Language); err != nil {
+			return err
+		}
+		if s.AfterConfirm != nil {
+			return s.AfterConfirm(tx, rec, done.Language, now)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

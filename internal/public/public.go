@@ -36,6 +36,7 @@ import (
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
@@ -129,6 +130,10 @@ type Server struct {
 
 	Tree *ledgertree.Service // the ledger's checkpoints, proofs and keys (ledger.go)
 
+	// Receipts gives the public keys that check consent receipts
+	// (jwks.go); without it, they are not served.
+	Receipts *receipts.Service
+
 	// The links in campaign messages (campaign.go); without them, those
 	// addresses are not served.
 	Campaigns      *campaign.Service
@@ -162,6 +167,10 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("GET /p/confirmed", s.confirmed)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
 	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
+	if s.Receipts != nil {
+		s.mux.HandleFunc("GET "+JWKSPath, s.jwks)
+		s.mux.HandleFunc("GET "+receipts.LinkPath+"{token}", s.receiptDownload)
+	}
 	s.webformRoutes()
 	s.preferenceRoutes()
 	s.exportRoutes()

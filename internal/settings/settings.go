@@ -72,6 +72,7 @@ type Settings struct {
 	SentBodyDays            int      `json:"sent_body_days" doc:"days an email keeps its subject and bodies after it was queued, once sent, suppressed or failed; then only who, what kind, when and whether it went remain: 1 to 3650 days"`
 	Identity
 	Campaigns
+	Receipts
 }
 
 // KeepableAfterErasure are the core fields an operator may keep in an
@@ -109,6 +110,7 @@ type Patch struct {
 	SentBodyDays            *int      `json:"sent_body_days"`
 	IdentityPatch
 	CampaignsPatch
+	ReceiptsPatch
 }
 
 // Get returns the current settings, with defaults for any never set.
@@ -219,6 +221,9 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 			return err
 		}
 		if err := p.applyCampaigns(&s.Campaigns); err != nil {
+			return err
+		}
+		if err := p.applyReceipts(&s.Receipts); err != nil {
 			return err
 		}
 		if p.RightToBeInformed != nil {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/webform"
@@ -15,6 +17,7 @@ import (
 
 func (s *Server) proofRoutes() {
 	s.mux.HandleFunc("GET /admin/contacts/{id}/consents/{record}", s.need(auth.PermViewContacts, s.proofPage))
+	s.mux.HandleFunc("GET /admin/contacts/{id}/consents/{record}/receipt", s.need(auth.PermViewContacts, s.receiptDownload))
 	s.mux.HandleFunc("GET /admin/purposes/{id}/texts/{version}", s.need(auth.PermViewContacts, s.textVersionPage))
 }
 
@@ -113,4 +116,38 @@ func (s *Server) textVersionPage(w http.ResponseWriter, r *http.Request, u *auth
 	}
 	s.render(w, http.StatusOK, "text_version", page{Title: p.Name + ": consent text v" + strconv.Itoa(v), User: u, Nav: "contacts",
 		Data: map[string]any{"Purpose": p, "Text": t}})
+}
+
+// receiptDownload gives the consent record's receipt as a file,
+// receipt-RECORD.json, with the same JSON as the API's
+// GET /api/v1/consents/{record}/receipt. A record that is not the
+// contact's is the proof view's 404 page.
+func (s *Server) receiptDownload(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	ctx := r.Context()
+	c, err := s.Contacts.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	rec, err := s.Consent.RecordOf(ctx, c.ID, r.PathValue("record"))
+	if errs.Is(err, errs.KindNotFound) {
+		s.render(w, http.StatusNotFound, "proof_missing", page{Title: "Consent record not found", User: u, Nav: "contacts", Data: c})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	issued, err := s.Receipts.Issue(ctx, rec.ID)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	body, err := json.MarshalIndent(issued, "", "  ")
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	httpx.Attachment(w, "application/json", "receipt-"+rec.ID+".json")
+	w.Write(append(body, '\n'))
 }

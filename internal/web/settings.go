@@ -181,7 +181,8 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 		// The privacy and postal addresses are on the organisation form
 		// (saveOrganisation); a post of this form that has them still
 		// saves them.
-		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")}}, nil, "/admin/settings?done=saved")
+		IdentityPatch: settings.IdentityPatch{PostalAddress: formText(f, "postal_address")},
+		ReceiptsPatch: settings.ReceiptsPatch{EmailReceipts: formBool(f, "email_receipts")}}, nil, "/admin/settings?done=saved")
 }
 
 // updateSettings applies p unless refused is already an error, and then
@@ -227,7 +228,8 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 	f := r.PostForm
 	p := settings.Patch{PrivacyAddress: formText(f, "privacy_address"), IdentityPatch: settings.IdentityPatch{
 		OrganisationName: formText(f, "organisation_name"), PostalAddress: formText(f, "postal_address"),
-		PrivacyContactName: formText(f, "privacy_contact_name"), Website: formText(f, "website")}}
+		PrivacyContactName: formText(f, "privacy_contact_name"), Website: formText(f, "website")},
+		ReceiptsPatch: settings.ReceiptsPatch{PrivacyPolicyURL: formText(f, "privacy_policy_url"), ReceiptJurisdiction: formText(f, "receipt_jurisdiction")}}
 	done := "organisation"
 	var err error
 	if f.Get("remove_logo") != "" {

@@ -38,6 +38,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/retention"
@@ -90,8 +91,10 @@ type Server struct {
 	Imports *imports.Service
 	// Repermission asks contacts for their marketing consent again.
 	Repermission *repermission.Service
-	Log          *slog.Logger
-	IPs          clientip.Resolver
+	// Receipts issues the consent receipts the proof view offers.
+	Receipts *receipts.Service
+	Log      *slog.Logger
+	IPs      clientip.Resolver
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
