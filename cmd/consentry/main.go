@@ -22,6 +22,7 @@ import (
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/ledgertree"
+	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/vault"
 )
 
@@ -32,6 +33,8 @@ Usage:
   consentry migrate               apply database migrations and exit
   consentry ledger verify         check the consent ledger and its tree; exit status 1 if broken
   consentry ledger checkpoint     sign a checkpoint of the ledger now and print it
+  consentry ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY
+                                  check a downloaded consent receipt offline, with no database
   consentry token create --name NAME [--expires 720h]
                                   create an API token and print it once
   consentry token list            list API tokens (never their secrets)
@@ -61,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "consentry", app.Version())
 		return 0
 	}
+	if len(args) >= 2 && args[0] == "ledger" && args[1] == "verify-receipt" {
+		return verifyReceipt(args[2:], stdout, stderr) // offline: no configuration, no database
+	}
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "consentry: configuration:\n%v\n", err)
@@ -83,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case len(args) >= 2 && args[1] == "checkpoint":
 			return ledgerCheckpoint(ctx, cfg, log, stdout, stderr)
 		}
-		fmt.Fprint(stderr, "usage: consentry ledger verify | ledger checkpoint\n")
+		fmt.Fprint(stderr, "usage: consentry ledger verify | ledger checkpoint | ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY\n")
 		return 2
 	case "token":
 		return token(ctx, cfg, log, args[1:], stdout, stderr)
@@ -204,6 +210,55 @@ func ledgerVerify(ctx context.Context, cfg *config.Config, log *slog.Logger, std
 		return 1
 	}
 	return status
+}
+
+// verifyReceipt checks a downloaded receipt with a checkpoint and the
+// verifier keys alone (receipts.CheckOffline), and says what it proves.
+func verifyReceipt(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ledger verify-receipt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	checkpoint := fs.String("checkpoint", "", "a signed checkpoint, as /ledger/checkpoint serves it (required)")
+	keyFile := fs.String("key", "", "the verifier keys, as /ledger/key serves them (required)")
+	// The receipt may come before or after the flags.
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(files) != 1 || *checkpoint == "" || *keyFile == "" {
+		fmt.Fprint(stderr, "usage: consentry ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY\n")
+		return 2
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "consentry: %v\n", err)
+		}
+		return b
+	}
+	doc, cp, keys := read(files[0]), read(*checkpoint), read(*keyFile)
+	if doc == nil || cp == nil || keys == nil {
+		return 1
+	}
+	c, err := receipts.CheckOffline(doc, cp, string(keys))
+	if err != nil {
+		fmt.Fprintf(stderr, "receipt verification FAILED: %v\n", err)
+		return 1
+	}
+	r := c.Receipt
+	purpose := ""
+	if len(r.Services) > 0 {
+		purpose = r.Services[0].Service
+	}
+	fmt.Fprintf(stdout, "receipt OK: consent record %s, %q %s on %s, signed by key %s;\n"+
+		"its ledger event %d is in the tree of %d events the checkpoint signed by key %s names\n",
+		r.RecordID, purpose, r.State, r.RecordedAt, c.KeyID, r.Ledger.Seq, c.TreeSize, c.Checkpoint)
+	return 0
 }
 
 // ledgerCheckpoint makes a checkpoint of the ledger as it is now (or

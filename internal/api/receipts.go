@@ -2,8 +2,10 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/receipts"
 )
 
@@ -12,12 +14,21 @@ func (s *Server) receiptRoutes() []Route {
 		{Method: "GET", Path: "/api/v1/consents/{record}/receipt", Tag: "consents", Status: 200, Response: receipts.Issued{},
 			Summary: "The consent receipt of a consent record (docs/receipts.md): a compact JWS signed with the installation's Ed25519 key " +
 				"(alg EdDSA, kid the key, typ JWT), which anyone can check with the keys at /.well-known/jwks.json, and its payload decoded. " +
-				"An unknown record is a 404 (consent_record_not_found)",
+				"An unknown record is a 404 (consent_record_not_found). ledger_proof proves the record's ledger event is in the tree of a signed checkpoint: " +
+				"the latest, or with ?checkpoint=N the one made at tree size N (docs/ledger.md)",
 			handle: s.receipt},
 	}
 }
 
 func (s *Server) receipt(r *http.Request, _ consent.Actor) (int, any, error) {
-	issued, err := s.Receipts.Issue(r.Context(), r.PathValue("record"))
+	var at int64
+	if v := r.URL.Query().Get("checkpoint"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return 0, nil, errs.Invalid("checkpoint", "a checkpoint is named by its tree size, a whole number from 1")
+		}
+		at = n
+	}
+	issued, err := s.Receipts.IssueAt(r.Context(), r.PathValue("record"), at)
 	return pathResult(200, issued, err)
 }

@@ -27,7 +27,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/signing"
@@ -124,6 +126,11 @@ type LedgerPosition struct {
 	Seq       int64  `json:"seq"`
 	EventHash string `json:"event_hash"`
 	PrevHash  string `json:"prev_hash"`
+	// Event is the ledger event itself, every field its hash covers, so
+	// that a check needs no copy of the ledger: recompute event_hash from
+	// it (docs/ledger.md has the encoding) and compare its fields with
+	// the receipt's.
+	Event *ledger.Event `json:"event"`
 }
 
 // Issued is a receipt as served: the compact JWS and its payload decoded.
@@ -131,6 +138,10 @@ type LedgerPosition struct {
 type Issued struct {
 	JWS     string   `json:"receipt" doc:"the receipt as a compact JWS (alg EdDSA, kid the signing key, typ JWT); check it with the keys at /.well-known/jwks.json"`
 	Payload *Receipt `json:"payload" doc:"the receipt's payload, decoded: the same as the JWS carries"`
+	// LedgerProof shows the receipt's ledger event is in the tree of a
+	// signed checkpoint (docs/ledger.md); absent where the service keeps
+	// no tree.
+	LedgerProof *ledgertree.InclusionProof `json:"ledger_proof,omitempty" doc:"the inclusion proof of the record's ledger event in the tree a signed checkpoint names, with the checkpoint"`
 }
 
 // Service issues receipts.
@@ -138,6 +149,9 @@ type Service struct {
 	DB      *store.DB
 	Consent *consent.Service
 	Signing *signing.Service
+	// Tree proves each receipt's ledger event (Issued.LedgerProof); nil
+	// issues receipts without a proof.
+	Tree *ledgertree.Service
 	// Issuer is the installation's base URL, the receipts' iss.
 	Issuer string
 	// Sender names the operator when the settings give no organisation
@@ -159,6 +173,14 @@ func (s *Service) now() time.Time {
 // returns a not-found error (code consent_record_not_found) when there is
 // no such record.
 func (s *Service) Issue(ctx context.Context, recordID string) (*Issued, error) {
+	return s.IssueAt(ctx, recordID, 0)
+}
+
+// IssueAt is Issue with the ledger proof made against the checkpoint of
+// tree size at (0: the latest, made first when none covers the record's
+// event yet). An at with no checkpoint, or one that does not cover the
+// event, is an error naming the field checkpoint.
+func (s *Service) IssueAt(ctx context.Context, recordID string, at int64) (*Issued, error) {
 	r, err := s.Consent.RecordByID(ctx, recordID)
 	if err != nil {
 		return nil, err
@@ -167,7 +189,15 @@ func (s *Service) Issue(ctx context.Context, recordID string) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Sign(ctx, p)
+	issued, err := s.Sign(ctx, p)
+	if err != nil || s.Tree == nil {
+		return issued, err
+	}
+	issued.LedgerProof, err = s.Tree.Inclusion(ctx, p.Ledger.Seq, at)
+	if e := errs.As(err); e != nil && e.Field == "at" {
+		return nil, errs.Invalid("checkpoint", "%s", e.Message)
+	}
+	return issued, err
 }
 
 // Build gathers the receipt of r, unsigned.
@@ -215,7 +245,7 @@ func (s *Service) Build(ctx context.Context, r *consent.Record) (*Receipt, error
 		Services: []ConsentService{{Service: r.PurposeName, Purposes: []Purpose{{Purpose: r.PurposeName, PurposeID: r.PurposeID,
 			LegalBasis: r.LegalBasis, ConsentType: consentType, PrimaryPurpose: true, Termination: termination}}}},
 		RecordID: r.ID, State: r.State, ConsentText: text,
-		Ledger: LedgerPosition{Seq: ev.Seq, EventHash: ev.Hash, PrevHash: ev.PrevHash},
+		Ledger: LedgerPosition{Seq: ev.Seq, EventHash: ev.Hash, PrevHash: ev.PrevHash, Event: ev},
 	}, nil
 }
 

@@ -1,0 +1,246 @@
+package app_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/receipts"
+	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/store/storetest"
+)
+
+// outsider checks a downloaded receipt as someone who trusts neither the
+// database nor this program: with go-jose and the served key set, tlog,
+// note and the served verifier key, and the ledger's hash encoding as
+// docs/ledger.md writes it down, implemented here anew. It returns why
+// the receipt does not hold, or "".
+func outsider(t testing.TB, doc, jwks []byte, vkey, checkpoint string) string {
+	t.Helper()
+	var d struct {
+		Receipt string `json:"receipt"`
+		Proof   struct {
+			LeafIndex int64    `json:"leaf_index"`
+			TreeSize  int64    `json:"tree_size"`
+			Hashes    []string `json:"hashes"`
+		} `json:"ledger_proof"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return "not JSON: " + err.Error()
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := jose.ParseSigned(d.Receipt, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		return "not a JWS: " + err.Error()
+	}
+	keys := set.Key(obj.Signatures[0].Header.KeyID)
+	if len(keys) != 1 {
+		return "no key " + obj.Signatures[0].Header.KeyID
+	}
+	payload, err := obj.Verify(keys[0].Key)
+	if err != nil {
+		return "signature: " + err.Error()
+	}
+	var p struct {
+		RecordID string `json:"recordId"`
+		State    string `json:"state"`
+		Ref      string `json:"piiPrincipalId"`
+		Ledger   struct {
+			Seq       int64           `json:"seq"`
+			EventHash string          `json:"event_hash"`
+			Event     json.RawMessage `json:"event"`
+		} `json:"ledger"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return "payload: " + err.Error()
+	}
+	var e struct {
+		Seq              int64
+		RecordedAt       time.Time `json:"recorded_at"`
+		Kind             string
+		ContactRef       string `json:"contact_ref"`
+		PurposeID        string `json:"purpose_id"`
+		Value            string
+		LegalBasis       string `json:"legal_basis"`
+		SourceID         string `json:"source_id"`
+		TextVersion      int    `json:"text_version"`
+		ExpiresAt        int64  `json:"expires_at"`
+		ActorKind        string `json:"actor_kind"`
+		ActorID          string `json:"actor_id"`
+		Method, Evidence string
+		RecordID         string `json:"record_id"`
+		PrevHash         string `json:"prev_hash"`
+	}
+	if err := json.Unmarshal(p.Ledger.Event, &e); err != nil {
+		return "event: " + err.Error()
+	}
+	// The chain hash, as docs/ledger.md encodes it.
+	prev, _ := hex.DecodeString(e.PrevHash)
+	h := sha256.New()
+	h.Write([]byte("consentry-ledger-v2\x00"))
+	h.Write(prev)
+	for _, f := range []string{strconv.FormatInt(e.Seq, 10), strconv.FormatInt(e.RecordedAt.UnixMicro(), 10), e.Kind, e.ContactRef,
+		e.PurposeID, e.Value, e.LegalBasis, e.SourceID, strconv.Itoa(e.TextVersion), strconv.FormatInt(e.ExpiresAt, 10),
+		e.ActorKind, e.ActorID, e.Method, e.RecordID, e.Evidence} {
+		h.Write(binary.AppendUvarint(nil, uint64(len(f))))
+		h.Write([]byte(f))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.Ledger.EventHash {
+		return "the event does not hash to the receipt's event hash"
+	}
+	if e.RecordID != p.RecordID || e.Value != p.State || e.ContactRef != p.Ref || e.Seq != p.Ledger.Seq {
+		return "the event says otherwise than the receipt"
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open([]byte(checkpoint), note.VerifierList(v))
+	if err != nil {
+		return "checkpoint: " + err.Error()
+	}
+	lines := strings.Split(n.Text, "\n")
+	size, _ := strconv.ParseInt(lines[1], 10, 64)
+	rootRaw, _ := base64.StdEncoding.DecodeString(lines[2])
+	var proof tlog.RecordProof
+	for _, s := range d.Proof.Hashes {
+		raw, _ := base64.StdEncoding.DecodeString(s)
+		proof = append(proof, tlog.Hash(raw))
+	}
+	leaf, _ := hex.DecodeString(p.Ledger.EventHash)
+	if d.Proof.TreeSize != size {
+		return "the proof is for another checkpoint"
+	}
+	if err := tlog.CheckRecord(proof, size, tlog.Hash(rootRaw), p.Ledger.Seq-1, tlog.RecordHash(leaf)); err != nil {
+		return "inclusion: " + err.Error()
+	}
+	return ""
+}
+
+// TestReceiptsCheckFromOutside downloads a consent receipt through the
+// API, the key set, the verifier key and a checkpoint from the public
+// addresses, and checks it as an outsider would (outsider) and as
+// `consentry ledger verify-receipt` does (receipts.CheckOffline). Then
+// each way of lying is caught: a receipt field changed, the ledger event
+// changed behind the receipt, and the event rewritten with its hash, which
+// the checkpoint kept from before no longer includes.
+func TestReceiptsCheckFromOutside(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		ctx := context.Background()
+		nc := newContact("receipt@example.com")
+		nc.Input.Fields = nil
+		c, err := e.a.Contacts.Create(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := e.a.Consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted, Source: "API",
+			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.4"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		download := func(query string) []byte {
+			t.Helper()
+			res, body := e.call("GET", "/api/v1/consents/"+rec.ID+"/receipt"+query, "")
+			if res.StatusCode != 200 {
+				t.Fatalf("receipt: %d %s", res.StatusCode, body)
+			}
+			return body
+		}
+		get := func(path string) string {
+			t.Helper()
+			code, body := e.page("GET", e.srv.URL+path, "")
+			if code != 200 {
+				t.Fatalf("GET %s: %d", path, code)
+			}
+			return body
+		}
+		doc := download("")
+		jwks := []byte(get("/.well-known/jwks.json"))
+		vkey := strings.TrimSpace(strings.Split(get("/ledger/key"), "\n")[0])
+		var issued receipts.Issued
+		if err := json.Unmarshal(doc, &issued); err != nil || issued.LedgerProof == nil {
+			t.Fatalf("receipt without a proof: %s", doc)
+		}
+		checkpoint := issued.LedgerProof.Checkpoint
+		if got := get("/ledger/checkpoint?size=" + strconv.FormatInt(issued.LedgerProof.TreeSize, 10)); got != checkpoint {
+			t.Fatal("the receipt's checkpoint is not the one served")
+		}
+		if why := outsider(t, doc, jwks, vkey, checkpoint); why != "" {
+			t.Fatalf("an outsider cannot check the receipt: %s", why)
+		}
+		if _, err := receipts.CheckOffline(doc, []byte(checkpoint), vkey); err != nil {
+			t.Fatalf("CheckOffline: %v", err)
+		}
+		if res, body := e.call("GET", "/api/v1/consents/"+rec.ID+"/receipt?checkpoint=zero", ""); res.StatusCode/100 != 4 ||
+			!strings.Contains(string(body), "checkpoint") {
+			t.Errorf("a bad checkpoint: %d %s", res.StatusCode, body)
+		}
+
+		// 1. A field of the receipt changed: the signature breaks.
+		parts := strings.Split(issued.JWS, ".")
+		raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		changed := strings.Replace(string(raw), `"state":"granted"`, `"state":"withdrawn"`, 1)
+		if changed == string(raw) {
+			t.Fatal("the payload has no state to change")
+		}
+		forged := strings.Replace(string(doc), issued.JWS, parts[0]+"."+base64.RawURLEncoding.EncodeToString([]byte(changed))+"."+parts[2], 1)
+		if why := outsider(t, []byte(forged), jwks, vkey, checkpoint); !strings.HasPrefix(why, "signature") {
+			t.Errorf("a changed receipt: %q", why)
+		}
+		if _, err := receipts.CheckOffline([]byte(forged), []byte(checkpoint), vkey); err == nil {
+			t.Error("CheckOffline took a changed receipt")
+		}
+
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if err := db.Write(ctx, func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq := issued.Payload.Ledger.Seq
+		// 2. The event changed behind the receipt: a new download carries
+		// an event that no longer hashes to its hash.
+		exec(`UPDATE ledger_events SET value = 'withdrawn' WHERE seq = $1`, seq)
+		if why := outsider(t, download(""), jwks, vkey, checkpoint); why == "" {
+			t.Error("a changed ledger event went unnoticed")
+		}
+		// 3. The record and its event rewritten, with a hash to match: the
+		// service now signs a receipt that agrees with itself, and only the
+		// checkpoint kept from before, which does not include the event,
+		// tells.
+		exec(`UPDATE consent_records SET state = 'withdrawn' WHERE id = $1`, rec.ID)
+		ev, err := ledger.EventAt(ctx, db.Read, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rehashed, err := ledger.ComputeHash(ev.PrevHash, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(`UPDATE ledger_events SET hash = $1 WHERE seq = $2`, rehashed, seq)
+		rewritten := download("?checkpoint=" + strconv.FormatInt(issued.LedgerProof.TreeSize, 10))
+		if why := outsider(t, rewritten, jwks, vkey, checkpoint); !strings.HasPrefix(why, "inclusion") {
+			t.Errorf("a rewritten event: %q", why)
+		}
+		if _, err := receipts.CheckOffline(rewritten, []byte(checkpoint), vkey); err == nil {
+			t.Error("CheckOffline took a rewritten event")
+		}
+	})
+}
