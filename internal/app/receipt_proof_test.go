@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/store"
@@ -133,6 +137,29 @@ func outsider(t testing.TB, doc, jwks []byte, vkey, checkpoint string) string {
 	return ""
 }
 
+// consented creates a contact and records E-marketing in each of states,
+// in turn, through the API's path (an API token's evidence).
+func (e *env) consented(email string, states ...string) (*contact.Contact, []*consent.Record) {
+	e.t.Helper()
+	ctx := context.Background()
+	nc := newContact(email)
+	nc.Input.Fields = nil
+	c, err := e.a.Contacts.Create(ctx, nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var recs []*consent.Record
+	for _, state := range states {
+		rec, err := e.a.Consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: state, Source: "API",
+			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.4"}})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	return c, recs
+}
+
 // TestReceiptsCheckFromOutside downloads a consent receipt through the
 // API, the key set, the verifier key and a checkpoint from the public
 // addresses, and checks it as an outsider would (outsider) and as
@@ -144,17 +171,8 @@ func TestReceiptsCheckFromOutside(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
 		ctx := context.Background()
-		nc := newContact("receipt@example.com")
-		nc.Input.Fields = nil
-		c, err := e.a.Contacts.Create(ctx, nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := e.a.Consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted, Source: "API",
-			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.4"}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, recs := e.consented("receipt@example.com", consent.StateGranted)
+		rec := recs[0]
 		download := func(query string) []byte {
 			t.Helper()
 			res, body := e.call("GET", "/api/v1/consents/"+rec.ID+"/receipt"+query, "")
@@ -241,6 +259,58 @@ func TestReceiptsCheckFromOutside(t *testing.T) {
 		}
 		if _, err := receipts.CheckOffline(rewritten, []byte(checkpoint), vkey); err == nil {
 			t.Error("CheckOffline took a rewritten event")
+		}
+	})
+}
+
+// TestAuditBundle downloads a contact's audit bundle through the API and
+// checks what is in it: the README, the records, and each receipt, which
+// holds against the bundle's own checkpoint and keys.
+func TestAuditBundle(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		c, _ := e.consented("bundle@example.com", consent.StateGranted, consent.StateWithdrawn, consent.StateGranted)
+		res, body := e.call("GET", "/api/v1/contacts/"+c.ID+"/audit-bundle", "")
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/zip" {
+			t.Fatalf("bundle: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		z, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string][]byte{}
+		for _, f := range z.File {
+			r, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[f.Name], _ = io.ReadAll(r)
+			r.Close()
+		}
+		for _, name := range []string{"README.md", "records.json", "checkpoint.txt", "key.txt", "jwks.json"} {
+			if len(files[name]) == 0 {
+				t.Errorf("the bundle has no %s", name)
+			}
+		}
+		receiptsIn := 0
+		for name, doc := range files {
+			if !strings.HasPrefix(name, "receipts/") {
+				continue
+			}
+			receiptsIn++
+			if why := outsider(t, doc, files["jwks.json"], strings.Split(string(files["key.txt"]), "\n")[0], string(files["checkpoint.txt"])); why != "" {
+				t.Errorf("%s: %s", name, why)
+			}
+		}
+		if receiptsIn != 3 {
+			t.Errorf("%d receipts in the bundle, want 3", receiptsIn)
+		}
+		other, _ := e.consented("none@example.com")
+		if res, _ := e.call("GET", "/api/v1/contacts/"+other.ID+"/audit-bundle", ""); res.StatusCode != 404 {
+			t.Errorf("a contact without consent records: %d", res.StatusCode)
+		}
+		if res, _ := e.call("GET", "/api/v1/contacts/nobody/audit-bundle", ""); res.StatusCode != 404 {
+			t.Errorf("no such contact: %d", res.StatusCode)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 func (s *Server) proofRoutes() {
 	s.mux.HandleFunc("GET /admin/contacts/{id}/consents/{record}", s.need(auth.PermViewContacts, s.proofPage))
 	s.mux.HandleFunc("GET /admin/contacts/{id}/consents/{record}/receipt", s.need(auth.PermViewContacts, s.receiptDownload))
+	s.mux.HandleFunc("GET /admin/contacts/{id}/audit-bundle", s.need(auth.PermViewContacts, s.auditBundle))
 	s.mux.HandleFunc("GET /admin/purposes/{id}/texts/{version}", s.need(auth.PermViewContacts, s.textVersionPage))
 }
 
@@ -116,6 +118,28 @@ func (s *Server) textVersionPage(w http.ResponseWriter, r *http.Request, u *auth
 	}
 	s.render(w, http.StatusOK, "text_version", page{Title: p.Name + ": consent text v" + strconv.Itoa(v), User: u, Nav: "contacts",
 		Data: map[string]any{"Purpose": p, "Text": t}})
+}
+
+// auditBundle gives the contact's audit bundle (receipts.Service.Bundle)
+// as a zip file; a contact without consent records has none.
+func (s *Server) auditBundle(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	ctx := r.Context()
+	c, err := s.Contacts.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	var buf bytes.Buffer
+	if err := s.Receipts.Bundle(ctx, c.ID, &buf); err != nil {
+		if errs.Is(err, errs.KindNotFound) {
+			s.render(w, http.StatusNotFound, "proof_missing", page{Title: "No consent records", User: u, Nav: "contacts", Data: c})
+			return
+		}
+		s.fail(w, err, u)
+		return
+	}
+	httpx.Attachment(w, "application/zip", "audit-bundle-"+c.ID+".zip")
+	w.Write(buf.Bytes())
 }
 
 // receiptDownload gives the consent record's receipt as a file,
