@@ -32,6 +32,7 @@ import (
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
@@ -80,6 +81,8 @@ type Server struct {
 
 	// Receipts issues consent receipts (receipts.go).
 	Receipts *receipts.Service
+	// Tree is the ledger's Merkle tree, checked with the chain.
+	Tree *ledgertree.Service
 
 	routes []Route
 	mux    *http.ServeMux

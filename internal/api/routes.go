@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/settings"
@@ -121,8 +122,9 @@ func (s *Server) routeTable() []Route {
 		{Method: "PATCH", Path: "/api/v1/settings", Tag: "settings", Status: 200, Request: settings.Patch{}, Response: settings.Settings{},
 			Summary: "Change settings; absent fields stay", handle: s.patchSettings},
 
-		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: ledger.Report{},
-			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state", handle: s.verifyLedger},
+		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: LedgerReport{},
+			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state; rebuild its Merkle tree " +
+				"and check every stored hash and signed checkpoint (tree). ok is false when either finds a problem", handle: s.verifyLedger},
 	}
 }
 
@@ -495,9 +497,27 @@ func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error
 	return pathResult(200, src, err)
 }
 
+// LedgerReport is the chain's report (ledger.Report) with the tree's.
+type LedgerReport struct {
+	*ledger.Report
+	Tree *ledgertree.Report `json:"tree,omitempty" doc:"the Merkle tree and its checkpoints, rebuilt from the events and compared"`
+}
+
 func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error) {
-	rep, err := s.Consent.VerifyLedger(r.Context())
-	return 200, rep, err
+	ctx := r.Context()
+	rep, err := s.Consent.VerifyLedger(ctx)
+	if err != nil || s.Tree == nil {
+		return 200, LedgerReport{Report: rep}, err
+	}
+	if _, err := s.Tree.CatchUp(ctx); err != nil {
+		return 0, nil, err
+	}
+	tree, err := s.Tree.Verify(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	rep.OK = rep.OK && tree.OK()
+	return 200, LedgerReport{Report: rep, Tree: tree}, nil
 }
 
 var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
