@@ -77,11 +77,8 @@ var skippedPages = map[string]string{
 	"/admin/imports/{id}/report.csv":                 "an import's report, a CSV file",
 	"/admin/repermission/{id}/report.csv":            "a re-permission run's report, a CSV file",
 	"/admin/contacts/{id}/consents/{record}/receipt": "a consent receipt, a JSON file",
-	"/ledger/checkpoint":                             "the ledger's signed checkpoint, plain text",
-	"/ledger/consistency":                            "a consistency proof, JSON",
-	"/ledger/key":                                    "the ledger's verifier keys, plain text",
-	"JWKSPath":                                       "the signing keys, a JSON key set",
-	"receipts.LinkPath":                              "a receipt email's download, a JSON file (an unusable link gets the neutral page /confirm/{token} gets)",
+	"JWKSPath":          "the signing keys, a JSON key set",
+	"receipts.LinkPath": "a receipt email's download, a JSON file (an unusable link gets the neutral page /confirm/{token} gets)",
 }
 
 // a11y checks pages in one browser tab: each at 1280 and then at 375
