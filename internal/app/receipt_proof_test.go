@@ -21,6 +21,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/receipts"
 	"github.com/consentry/consentry/internal/store"
@@ -312,5 +313,49 @@ func TestAuditBundle(t *testing.T) {
 		if res, _ := e.call("GET", "/api/v1/contacts/nobody/audit-bundle", ""); res.StatusCode != 404 {
 			t.Errorf("no such contact: %d", res.StatusCode)
 		}
+	})
+}
+
+// TestReceiptsHoldAfterErasure: erasing a contact changes nothing the
+// tree covers, so the receipt issued before still checks against the
+// checkpoint kept from before, one issued after checks too, and the
+// ledger, tree included, still verifies.
+func TestReceiptsHoldAfterErasure(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		ctx := context.Background()
+		c, recs := e.consented("erased@example.com", consent.StateGranted)
+		res, before := e.call("GET", "/api/v1/consents/"+recs[0].ID+"/receipt", "")
+		if res.StatusCode != 200 {
+			t.Fatalf("receipt: %d %s", res.StatusCode, before)
+		}
+		var issued receipts.Issued
+		if err := json.Unmarshal(before, &issued); err != nil {
+			t.Fatal(err)
+		}
+		kept := issued.LedgerProof.Checkpoint
+		if _, err := e.a.Erasure.Erase(ctx, c.ID, erasure.Why{Actor: consent.Actor{Kind: consent.ActorSystem}, Note: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		code, jwks := e.page("GET", e.srv.URL+"/.well-known/jwks.json", "")
+		_, keys := e.page("GET", e.srv.URL+"/ledger/key", "")
+		if code != 200 {
+			t.Fatal(code)
+		}
+		vkey := strings.Split(keys, "\n")[0]
+		if why := outsider(t, before, []byte(jwks), vkey, kept); why != "" {
+			t.Errorf("the receipt from before the erasure: %s", why)
+		}
+		res, after := e.call("GET", "/api/v1/consents/"+recs[0].ID+"/receipt?checkpoint="+strconv.FormatInt(issued.LedgerProof.TreeSize, 10), "")
+		if res.StatusCode != 200 {
+			t.Fatalf("receipt after the erasure: %d %s", res.StatusCode, after)
+		}
+		if why := outsider(t, after, []byte(jwks), vkey, kept); why != "" {
+			t.Errorf("the receipt from after the erasure: %s", why)
+		}
+		if strings.Contains(string(after), "erased@example.com") {
+			t.Error("the receipt names the erased address")
+		}
+		e.ledgerVerifies()
 	})
 }
