@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -162,10 +163,12 @@ func must[T any](v T, err error) T {
 }
 
 // TestReceiptEmailAfterDoubleOptIn: with email_receipts on, confirming a
-// double opt-in sends a summary in the contact's language with a link
-// that downloads the signed receipt of the consent record the
-// confirmation wrote; the receipt verifies with the served key set. With
-// the setting off (the default), no such email goes.
+// double opt-in sends a summary in the contact's language with the
+// signed receipt of the consent record the confirmation wrote attached,
+// and a link that downloads it again with its ledger proof; both verify
+// with the served key set and name the same ledger event. Erasing the
+// contact deletes the attachment the outbox kept. With the setting off
+// (the default), no such email goes.
 func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
@@ -215,6 +218,22 @@ func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
 			!strings.Contains(m.Text, "urn:uuid:"+rec.ID) || len(m.Links()) != 1 || !strings.HasPrefix(m.Links()[0], e.srv.URL+"/receipt/") {
 			t.Fatalf("receipt email: %s %v", m.Text, m.Links())
 		}
+		if len(m.Attachments) != 1 || m.Attachments[0].Filename != "consent-receipt-"+rec.ID+".json" || m.Attachments[0].ContentType != "application/json" {
+			t.Fatalf("receipt email's attachments: %+v", m.Attachments)
+		}
+		var attached struct {
+			Receipt     string
+			Payload     map[string]any
+			LedgerProof json.RawMessage `json:"ledger_proof"`
+		}
+		if err := json.Unmarshal(m.Attachments[0].Data, &attached); err != nil {
+			t.Fatalf("attached receipt: %v %s", err, m.Attachments[0].Data)
+		}
+		q := verifyWithJWKS(t, attached.Receipt, fetchJWKS(e))
+		if q["recordId"] != rec.ID || q["collectionMethod"] != "double_opt_in_link" || q["jurisdiction"] != "SE" ||
+			attached.Payload["recordId"] != rec.ID || attached.LedgerProof != nil {
+			t.Fatalf("attached receipt: %v, ledger proof %s", q, attached.LedgerProof)
+		}
 		res, err := http.Get(m.Links()[0])
 		if err != nil {
 			t.Fatal(err)
@@ -224,7 +243,10 @@ func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
 		if res.StatusCode != 200 || res.Header.Get("Content-Disposition") != "attachment; filename=receipt-"+rec.ID+".json" {
 			t.Fatalf("receipt link: %d %v %s", res.StatusCode, res.Header, body)
 		}
-		var got struct{ Receipt string }
+		var got struct {
+			Receipt     string
+			LedgerProof *struct{ Seq int64 } `json:"ledger_proof"`
+		}
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatal(err)
 		}
@@ -233,10 +255,22 @@ func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
 			p["policyUrl"] != "https://acme.example/privacy" || p["language"] != "en" {
 			t.Fatalf("receipt from the email: %v", p)
 		}
+		if !reflect.DeepEqual(p["ledger"], q["ledger"]) || got.LedgerProof == nil || float64(got.LedgerProof.Seq) != p["ledger"].(map[string]any)["seq"] {
+			t.Fatalf("the linked receipt's ledger event or proof: %v, %+v; the attached one's: %v", p["ledger"], got.LedgerProof, q["ledger"])
+		}
 		// A link that is not one gives the neutral page, not a receipt.
 		if code, page := e.page("GET", e.srv.URL+"/receipt/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en"); code != 200 ||
 			!strings.Contains(page, "This link cannot be used") {
 			t.Fatalf("unknown receipt link: %d %s", code, page)
+		}
+
+		var kept int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM outbox_attachments`).Scan(&kept); err != nil || kept != 1 {
+			t.Fatalf("before the erasure the outbox keeps %d attachments: %v", kept, err)
+		}
+		e.api("POST", "/api/v1/contacts/"+on+"/erase", "", 200, nil)
+		if err := db.Read.QueryRow(`SELECT count(*) FROM outbox_attachments`).Scan(&kept); err != nil || kept != 0 {
+			t.Fatalf("after the erasure the outbox keeps %d attachments: %v", kept, err)
 		}
 	})
 }

@@ -137,3 +137,22 @@ func EventAt(ctx context.Context, q store.Querier, seq int64) (*Event, error) {
 	}
 	return &e, nil
 }
+
+// EventIn is EventAt inside tx, seeing the events appended in tx and not
+// yet inserted (they are, just before commit): what a receipt signed in
+// the transaction of its consent record needs. The event is as EventAt
+// would read it after the commit. It returns a not-found error when
+// neither tx nor the ledger has an event at seq.
+func EventIn(tx *store.Tx, seq int64) (*Event, error) {
+	if c, ok := tx.Local(chainKey{}).(*chain); ok {
+		for _, e := range c.pending {
+			if e.Seq == seq {
+				out := *e
+				out.RecordedAt = store.FromMicros(store.Micros(e.RecordedAt))
+				out.Details, out.Erased = nil, nil
+				return &out, nil
+			}
+		}
+	}
+	return EventAt(context.Background(), tx, seq)
+}

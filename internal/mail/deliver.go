@@ -266,9 +266,38 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			}
 			out = append(out, r.c)
 		}
-		return nil
+		return loadAttachments(tx, out)
 	})
 	return out, suppressed, err
+}
+
+// loadAttachments reads, inside the claim, the attachments of the
+// messages going out.
+func loadAttachments(tx *store.Tx, batch []claimed) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	byID := make(map[string]*Envelope, len(batch))
+	ids := make([]string, len(batch))
+	for i, c := range batch {
+		byID[c.env.OutboxID], ids[i] = c.env, c.env.OutboxID
+	}
+	ph, args := store.In(1, ids)
+	rows, err := tx.Query(`SELECT outbox_id, filename, content_type, data FROM outbox_attachments
+		WHERE outbox_id IN (`+ph+`) ORDER BY outbox_id, n`, args...)
+	if err != nil {
+		return fmt.Errorf("mail: read attachments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var a Attachment
+		if err := rows.Scan(&id, &a.Filename, &a.ContentType, &a.Data); err != nil {
+			return fmt.Errorf("mail: read attachments: %w", err)
+		}
+		byID[id].Attachments = append(byID[id].Attachments, a)
+	}
+	return rows.Err()
 }
 
 // suppress sets a claimed message aside, with the reason.

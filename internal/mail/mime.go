@@ -2,7 +2,9 @@ package mail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -15,7 +17,8 @@ import (
 
 // compose writes e into buf as an Internet message (RFC 5322, MIME) with
 // CRLF line ends, ready for SMTP: a text/plain part and, when e has HTML,
-// a text/html alternative, both quoted-printable in UTF-8. Header values
+// a text/html alternative, both quoted-printable in UTF-8, and after
+// them, all in a multipart/mixed, e's attachments. Header values
 // outside ASCII are encoded as RFC 2047 words, and a line break in a value
 // becomes a space, so no value can add a header. It returns the envelope
 // sender and recipient for MAIL FROM and RCPT TO, or an error naming the
@@ -61,32 +64,91 @@ func compose(buf *bytes.Buffer, e *Envelope) (from, to string, err error) {
 		header(buf, textproto.CanonicalMIMEHeaderKey(k), encodeValue(e.Headers[k]))
 	}
 	header(buf, "MIME-Version", "1.0")
-	if e.HTML == "" {
-		header(buf, "Content-Type", "text/plain; charset=UTF-8")
-		header(buf, "Content-Transfer-Encoding", "quoted-printable")
+	typ, write := body(e)
+	if len(e.Attachments) == 0 {
+		header(buf, "Content-Type", typ.Get("Content-Type"))
+		if cte := typ.Get("Content-Transfer-Encoding"); cte != "" {
+			header(buf, "Content-Transfer-Encoding", cte)
+		}
 		buf.WriteString("\r\n")
-		return from, toAddr.Address, quoted(buf, e.Text)
+		return from, toAddr.Address, write(buf)
 	}
-	mw := multipart.NewWriter(buf)
-	header(buf, "Content-Type", `multipart/alternative; boundary="`+mw.Boundary()+`"`)
+	mixed := multipart.NewWriter(buf)
+	header(buf, "Content-Type", `multipart/mixed; boundary="`+mixed.Boundary()+`"`)
 	buf.WriteString("\r\n")
-	for _, part := range []struct{ typ, body string }{{"text/plain", e.Text}, {"text/html", e.HTML}} {
-		w, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {part.typ + "; charset=UTF-8"},
-			"Content-Transfer-Encoding": {"quoted-printable"},
-		})
-		if err != nil {
-			return "", "", err
-		}
-		if err := quoted(w, part.body); err != nil {
+	w, err := mixed.CreatePart(typ)
+	if err != nil {
+		return "", "", err
+	}
+	if err := write(w); err != nil {
+		return "", "", err
+	}
+	for _, a := range e.Attachments {
+		if err := attach(mixed, a); err != nil {
 			return "", "", err
 		}
 	}
-	return from, toAddr.Address, mw.Close()
+	return from, toAddr.Address, mixed.Close()
+}
+
+// body returns the headers of e's bodies as one part, and what writes
+// them: a text/plain part or, when e has HTML, a multipart/alternative of
+// text and HTML, each quoted-printable in UTF-8.
+func body(e *Envelope) (textproto.MIMEHeader, func(io.Writer) error) {
+	if e.HTML == "" {
+		return textproto.MIMEHeader{"Content-Type": {"text/plain; charset=UTF-8"}, "Content-Transfer-Encoding": {"quoted-printable"}},
+			func(w io.Writer) error { return quoted(w, e.Text) }
+	}
+	boundary := multipart.NewWriter(io.Discard).Boundary()
+	return textproto.MIMEHeader{"Content-Type": {`multipart/alternative; boundary="` + boundary + `"`}}, func(w io.Writer) error {
+		mw := multipart.NewWriter(w)
+		if err := mw.SetBoundary(boundary); err != nil {
+			return err
+		}
+		for _, part := range []struct{ typ, body string }{{"text/plain", e.Text}, {"text/html", e.HTML}} {
+			pw, err := mw.CreatePart(textproto.MIMEHeader{
+				"Content-Type":              {part.typ + "; charset=UTF-8"},
+				"Content-Transfer-Encoding": {"quoted-printable"},
+			})
+			if err != nil {
+				return err
+			}
+			if err := quoted(pw, part.body); err != nil {
+				return err
+			}
+		}
+		return mw.Close()
+	}
+}
+
+// attach writes a as a part of mw: base64 in lines of 76 characters,
+// named by its file name (RFC 2231-encoded when not ASCII).
+func attach(mw *multipart.Writer, a Attachment) error {
+	typ := mime.FormatMediaType(a.ContentType, map[string]string{"name": a.Filename})
+	if typ == "" {
+		typ = mime.FormatMediaType("application/octet-stream", map[string]string{"name": a.Filename})
+	}
+	w, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type":              {typ},
+		"Content-Disposition":       {mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})},
+		"Content-Transfer-Encoding": {"base64"},
+	})
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(a.Data)
+	for len(enc) > 0 {
+		n := min(76, len(enc))
+		if _, err := io.WriteString(w, enc[:n]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[n:]
+	}
+	return nil
 }
 
 // quoted writes s quoted-printable, with CRLF line ends.
-func quoted(w interface{ Write([]byte) (int, error) }, s string) error {
+func quoted(w io.Writer, s string) error {
 	qp := quotedprintable.NewWriter(w)
 	if _, err := qp.Write([]byte(s)); err != nil {
 		return err

@@ -9,13 +9,16 @@
 package mail
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -92,7 +95,21 @@ type Message struct {
 	// ContactID, the links being the contact's, except a request
 	// confirmation, whose link is the request's.
 	Links []Link
+	// Attachments go with the message beside its bodies, in order. They
+	// are content: removed with the subject and bodies (Pruner,
+	// EraseContactsTx) and deleted with the message.
+	Attachments []Attachment
 }
+
+// Attachment is a file an email carries.
+type Attachment struct {
+	Filename    string // as the recipient sees it; required
+	ContentType string // a media type; empty: application/octet-stream
+	Data        []byte
+}
+
+// defaultContentType is an attachment's when its message names none.
+const defaultContentType = "application/octet-stream"
 
 // Link is a personal link in an email: a link whose token lets the contact
 // act (confirm a double opt-in, open their preferences page). Its token is
@@ -178,6 +195,14 @@ func EnqueueMany(tx *store.Tx, msgs []Message, now time.Time) ([]string, error) 
 	if err := tx.InsertRows(store.Prefix("mail: enqueue"), outboxColumns, outboxTypes, rows); err != nil {
 		return nil, err
 	}
+	for i, m := range msgs {
+		for n, a := range m.Attachments {
+			if err := tx.ExecLater(store.Prefix("mail: enqueue attachment"), `INSERT INTO outbox_attachments (outbox_id, n, filename, content_type, data)
+				VALUES ($1, $2, $3, $4, $5)`, ids[i], n, a.Filename, cmp.Or(a.ContentType, defaultContentType), a.Data); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if len(msgs) > 0 {
 		tx.WakeAfterCommit(wakeTopic)
 	}
@@ -196,6 +221,14 @@ func outboxRow(m Message, now time.Time) (string, []any, error) {
 	}
 	if err := m.checkAddressing(); err != nil {
 		return "", nil, err
+	}
+	for i, a := range m.Attachments {
+		if a.Filename == "" || strings.ContainsAny(a.Filename, "\r\n") {
+			return "", nil, fmt.Errorf("mail: attachment %d has no file name, or one of several lines", i)
+		}
+		if _, _, err := mime.ParseMediaType(cmp.Or(a.ContentType, defaultContentType)); err != nil {
+			return "", nil, fmt.Errorf("mail: attachment %q: content type %q: %w", a.Filename, a.ContentType, err)
+		}
 	}
 	var contactID any = m.ContactID
 	if m.ContactID == "" {
@@ -236,7 +269,8 @@ func CancelMany(tx *store.Tx, subjectIDs []string, reason string) error {
 
 // ForgetContact deletes, inside tx, every message to or about a contact
 // from the outbox and the dev mailbox, when the contact is deleted: their
-// address and the text written to them go with them.
+// address and the text written to them go with them, and the messages'
+// attachments with the messages (ON DELETE CASCADE).
 func ForgetContact(tx *store.Tx, contactID string) error {
 	if _, err := tx.Exec(`DELETE FROM mailbox WHERE outbox_id IN (SELECT id FROM outbox WHERE contact_id = $1)`, contactID); err != nil {
 		return fmt.Errorf("mail: forget contact: %w", err)
@@ -251,8 +285,9 @@ func ForgetContact(tx *store.Tx, contactID string) error {
 // hold about the contacts in ids, whose personal data is erased: the dev
 // mailbox's copies go, and each outbox row keeps only what identifies no
 // one (kind, status, dates), its address, subject, bodies, headers and
-// links blanked. Messages not yet sent are suppressed (ReasonErased). The
-// contacts' conversations go too: their subjects are the contacts' words.
+// links blanked, its attachments deleted. Messages not yet sent are
+// suppressed (ReasonErased). The contacts' conversations go too: their
+// subjects are the contacts' words.
 func EraseContactsTx(tx *store.Tx, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -260,6 +295,7 @@ func EraseContactsTx(tx *store.Tx, ids []string) error {
 	ph, args := store.In(1, ids)
 	for _, q := range []string{
 		`DELETE FROM mailbox WHERE outbox_id IN (SELECT id FROM outbox WHERE contact_id IN (` + ph + `))`,
+		`DELETE FROM outbox_attachments WHERE outbox_id IN (SELECT id FROM outbox WHERE contact_id IN (` + ph + `))`,
 		`UPDATE outbox SET status = CASE WHEN status IN ('queued', 'sending') THEN 'suppressed' ELSE status END,
 			reason = CASE WHEN status IN ('queued', 'sending') THEN '` + ReasonErased + `' ELSE reason END,
 			to_address = '', subject = '', text_body = '', html_body = '', headers = '{}', links = '[]', locked_until = 0

@@ -28,11 +28,12 @@ const defaultPruneBatch = 500
 // Pruner removes the content of messages done with (sent, suppressed or
 // failed) once they were queued longer ago than the setting
 // sent_body_days: their subject, bodies, headers and link placeholders
-// are blanked and content_removed_at set. The row stays, with who it was
-// for, its kind, its status and reason, its times and the address it
-// went to: what proof of a double opt-in, the contact's history and
-// export, and reports need. No reader needs the bodies (the export never
-// held them), and kept for every message they are most of the outbox.
+// are blanked, their attachments deleted and content_removed_at set.
+// The row stays, with who it was for, its kind, its status and reason,
+// its times and the address it went to: what proof of a double opt-in,
+// the contact's history and export, and reports need. No reader needs the
+// bodies (the export never held them), and kept for every message they
+// are most of the outbox.
 //
 // Messages not yet done (queued, sending) keep their content whatever
 // their age: the deliverer still needs it.
@@ -72,8 +73,10 @@ func (p *Pruner) Run(ctx context.Context) (int, error) {
 			if err != nil {
 				return fmt.Errorf("mail: remove old content: %w", err)
 			}
-			n, err = res.RowsAffected()
-			return err
+			if n, err = res.RowsAffected(); err != nil || n == 0 {
+				return err
+			}
+			return p.removeAttachments(tx)
 		})
 		if err != nil {
 			return total, err
@@ -105,6 +108,19 @@ var (
 const pruneDue = `SELECT %s FROM outbox WHERE content_removed_at IS NULL AND created_at < $2
 	AND status IN ('sent', 'suppressed', 'failed') ORDER BY created_at LIMIT $3`
 
+// removeAttachments deletes, after a batch was emptied, the attachments
+// of the messages whose content is gone. It reads outbox_attachments,
+// which holds only the attachments of messages whose content is kept,
+// and each one's message by its key: never the whole outbox.
+func (p *Pruner) removeAttachments(tx *store.Tx) error {
+	_, err := tx.Exec(`DELETE FROM outbox_attachments WHERE outbox_id IN (SELECT a.outbox_id FROM outbox_attachments a
+		JOIN outbox o ON o.id = a.outbox_id WHERE o.content_removed_at IS NOT NULL)`)
+	if err != nil {
+		return fmt.Errorf("mail: remove old attachments: %w", err)
+	}
+	return nil
+}
+
 // statement is the statement that empties one batch. On PostgreSQL an
 // UPDATE: the old row versions, with their TOAST, are dead and VACUUM
 // (autovacuum) makes their space reusable. On SQLite an UPDATE would
@@ -112,8 +128,9 @@ const pruneDue = `SELECT %s FROM outbox WHERE content_removed_at IS NULL AND cre
 // nothing else is ever written to again (rows go at the end of the
 // table); INSERT OR REPLACE instead deletes each row, which frees its
 // pages for new rows, and writes the row's remainder again, densely, at
-// the end (no table refers to outbox rows by a foreign key, so deleting
-// one touches nothing else).
+// the end. Only outbox_attachments refers to outbox rows, and a batch
+// deletes the attachments of the rows it emptied (removeAttachments)
+// whether or not the replacement's delete cascaded to them.
 func (p *Pruner) statement() string {
 	if p.DB.Dialect == store.Postgres {
 		set := make([]string, 0, len(pruneBlanked))

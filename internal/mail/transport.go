@@ -28,6 +28,8 @@ type Envelope struct {
 	Headers   map[string]string
 	MessageID string // without angle brackets
 	Date      time.Time
+	// Attachments go after the bodies, each a part of its own.
+	Attachments []Attachment
 	// ReturnPath, when set, is the envelope sender (MAIL FROM), where
 	// bounces go; otherwise From's address is.
 	ReturnPath string

@@ -3,6 +3,7 @@ package receipts
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,18 +23,24 @@ const LinkDays = 30
 // LinkPath is where the link in a receipt email points, the token after it.
 const LinkPath = "/receipt/"
 
-// The email is a summary with a link to download the signed receipt, not
-// the receipt as an attachment: the outbox keeps text and HTML bodies
-// only, and attachments would need a column of their own, kept and pruned
-// with the rest. The link's token is issued as the email is sent (mail.Link),
-// so the outbox never holds a working link.
+// The email is a readable summary with the signed receipt attached
+// (AttachmentName) and a link to download it again. The attachment is
+// signed in the transaction that writes the consent record, before the
+// record's ledger event is committed, so no checkpoint covers the event
+// yet and the attached receipt has no ledger_proof; the link gives the
+// receipt with its proof (ByLink). The link's token is issued as the email
+// is sent (mail.Link), so the outbox never holds a working link.
+
+// AttachmentName is the file name of the receipt a receipt email carries.
+func AttachmentName(recordID string) string { return "consent-receipt-" + recordID + ".json" }
 
 // EmailTx queues, inside tx, the email that summarises consent record r
-// to its contact, in lang, with a link to download the signed receipt,
-// when the setting email_receipts is on; otherwise it does nothing. The
-// double opt-in confirmation calls it in its own transaction, so the
-// email exists exactly when the consent does. The send gate decides at
-// send time whether it still goes (mail.Gate).
+// to its contact, in lang, with the signed receipt attached and a link to
+// download it with its ledger proof, when the setting email_receipts is
+// on; otherwise it does nothing. The double opt-in confirmation calls it
+// in its own transaction, so the email exists exactly when the consent
+// does. The send gate decides at send time whether it still goes
+// (mail.Gate).
 func (s *Service) EmailTx(tx *store.Tx, r *consent.Record, lang string, now time.Time) error {
 	st, err := settings.InTx(tx)
 	if err != nil || !st.EmailReceipts {
@@ -59,8 +66,21 @@ func (s *Service) EmailTx(tx *store.Tx, r *consent.Record, lang string, now time
 	if err != nil {
 		return fmt.Errorf("receipts: render email: %w", err)
 	}
+	p, err := s.BuildTx(tx, r)
+	if err != nil {
+		return err
+	}
+	issued, err := s.SignTx(tx, p)
+	if err != nil {
+		return err
+	}
+	file, err := json.Marshal(issued)
+	if err != nil {
+		return fmt.Errorf("receipts: encode receipt of record %s: %w", r.ID, err)
+	}
 	_, err = mail.Enqueue(tx, mail.Message{ContactID: r.ContactID, Kind: mail.KindNotification, Language: lang,
-		Subject: i18n.T(lang, "email.receipt.subject"), Text: textBody, HTML: html, SubjectID: r.ID, Links: []mail.Link{link}}, now)
+		Subject: i18n.T(lang, "email.receipt.subject"), Text: textBody, HTML: html, SubjectID: r.ID, Links: []mail.Link{link},
+		Attachments: []mail.Attachment{{Filename: AttachmentName(r.ID), ContentType: "application/json", Data: file}}}, now)
 	return err
 }
 
@@ -68,9 +88,11 @@ func (s *Service) EmailTx(tx *store.Tx, r *consent.Record, lang string, now time
 // unknown or expired, or whose record is gone.
 var ErrNoLink = errors.New("receipts: the link gives no receipt")
 
-// ByLink issues the receipt a receipt email's link names, changing
-// nothing: mail scanners open links, and the link works until it expires.
-// It returns ErrNoLink for a link that cannot be used.
+// ByLink issues the receipt a receipt email's link names, with its ledger
+// proof when the service keeps a tree (as IssueAt, making the checkpoint
+// that covers the record's event when none does yet). It changes nothing
+// of the contact's: mail scanners open links, and the link works until it
+// expires. It returns ErrNoLink for a link that cannot be used.
 func (s *Service) ByLink(ctx context.Context, secret string) (*Issued, error) {
 	t, err := auth.FindContactToken(readRow{ctx, s.DB}, auth.PurposeReceipt, secret, s.now())
 	if errors.Is(err, auth.ErrNoToken) {
@@ -86,11 +108,7 @@ func (s *Service) ByLink(ctx context.Context, secret string) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.Build(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return s.Sign(ctx, p)
+	return s.IssueAt(ctx, r.ID, 0)
 }
 
 // readRow gives auth's token look-up a row from the read pool.

@@ -203,6 +203,19 @@ func (s *Service) IssueAt(ctx context.Context, recordID string, at int64) (*Issu
 // Build gathers the receipt of r, unsigned.
 func (s *Service) Build(ctx context.Context, r *consent.Record) (*Receipt, error) {
 	ev, err := ledger.EventAt(ctx, s.DB.Read, r.LedgerSeq)
+	return s.build(ctx, s.DB.Read, r, ev, err)
+}
+
+// BuildTx is Build inside tx, which may be the transaction that wrote r
+// and its ledger event.
+func (s *Service) BuildTx(tx *store.Tx, r *consent.Record) (*Receipt, error) {
+	ev, err := ledger.EventIn(tx, r.LedgerSeq)
+	return s.build(context.Background(), tx, r, ev, err)
+}
+
+// build gathers the receipt of r, with its ledger event ev (or the error
+// reading it gave), reading the rest through q.
+func (s *Service) build(ctx context.Context, q store.Querier, r *consent.Record, ev *ledger.Event, err error) (*Receipt, error) {
 	if err != nil {
 		// Not a missing receipt but a ledger that lost an event, which
 		// the ledger's verification reports: an internal error here.
@@ -211,11 +224,11 @@ func (s *Service) Build(ctx context.Context, r *consent.Record) (*Receipt, error
 	if ev.RecordID != r.ID {
 		return nil, fmt.Errorf("receipts: record %s: its ledger event %d is of %q", r.ID, r.LedgerSeq, ev.RecordID)
 	}
-	st, err := settings.Get(ctx, s.DB.Read)
+	st, err := settings.Get(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	text, err := s.textOf(ctx, r)
+	text, err := textOf(ctx, q, r)
 	if err != nil {
 		return nil, err
 	}
@@ -252,11 +265,11 @@ func (s *Service) Build(ctx context.Context, r *consent.Record) (*Receipt, error
 // textOf is the consent text r says was shown: the version in the
 // language shown, or, for an imported record without a version, the
 // import's notice.
-func (s *Service) textOf(ctx context.Context, r *consent.Record) (ConsentText, error) {
+func textOf(ctx context.Context, q store.Querier, r *consent.Record) (ConsentText, error) {
 	if r.TextVersion == 0 {
 		return hashed(ConsentText{Version: 0, Language: r.TextLanguage, Text: r.Evidence.Notice}), nil
 	}
-	t, err := s.Consent.ShownTextOf(ctx, r)
+	t, err := consent.TextInVia(ctx, q, r.PurposeID, r.TextVersion, r.TextLanguage)
 	if err != nil {
 		return ConsentText{}, fmt.Errorf("receipts: record %s: consent text: %w", r.ID, err)
 	}
@@ -275,6 +288,19 @@ func (s *Service) Sign(ctx context.Context, p *Receipt) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.signWith(key, p)
+}
+
+// SignTx is Sign inside tx (signing.Service.CurrentIn).
+func (s *Service) SignTx(tx *store.Tx, p *Receipt) (*Issued, error) {
+	key, err := s.Signing.CurrentIn(tx)
+	if err != nil {
+		return nil, err
+	}
+	return s.signWith(key, p)
+}
+
+func (s *Service) signWith(key *signing.Key, p *Receipt) (*Issued, error) {
 	p.IssuedAt = s.now().Unix()
 	payload, err := json.Marshal(p)
 	if err != nil {

@@ -158,6 +158,28 @@ func (s *Service) Current(ctx context.Context) (*Key, error) {
 	return k, nil
 }
 
+// CurrentIn is Current inside tx, for what is signed in the transaction
+// of what it signs (a receipt emailed with its consent record): the key is
+// read, or the first one made, through tx, as another transaction would
+// wait for tx's own. A first key made here is kept by the process only
+// once another Current reads it after the commit.
+func (s *Service) CurrentIn(tx *store.Tx) (*Key, error) {
+	s.mu.Lock()
+	k, fresh := s.current, time.Since(s.checked) < recheck
+	s.mu.Unlock()
+	if k != nil && fresh {
+		return k, nil
+	}
+	k, err := s.loadVia(context.Background(), tx)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.storeNew(tx, false); err != nil {
+			return nil, err
+		}
+		k, err = s.loadVia(context.Background(), tx)
+	}
+	return k, err
+}
+
 // Rotate makes a new current key and retires the others: their private
 // halves are deleted, their public halves kept.
 func (s *Service) Rotate(ctx context.Context) (*Key, error) {
@@ -229,8 +251,12 @@ func (s *Service) Unwrapped(ctx context.Context, primary uint32) (int, error) {
 	return n, err
 }
 
-func (s *Service) load(ctx context.Context) (*Key, error) {
-	row := s.DB.Read.QueryRowContext(ctx, `SELECT id, name, public_key, private_key, wrapped_by, created_at, retired_at
+func (s *Service) load(ctx context.Context) (*Key, error) { return s.loadVia(ctx, s.DB.Read) }
+
+// loadVia reads the current key through q; sql.ErrNoRows when there is
+// none.
+func (s *Service) loadVia(ctx context.Context, q store.Querier) (*Key, error) {
+	row := q.QueryRowContext(ctx, `SELECT id, name, public_key, private_key, wrapped_by, created_at, retired_at
 		FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1`)
 	pub, private, by, err := scanKey(row)
 	if err != nil {
@@ -247,49 +273,51 @@ func (s *Service) load(ctx context.Context) (*Key, error) {
 // without retire, it is stored only if there is still no current key, and
 // the one stored is returned: instances starting together agree.
 func (s *Service) create(ctx context.Context, retire bool) (*Key, error) {
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error { return s.storeNew(tx, retire) }); err != nil {
+		return nil, err
+	}
+	return s.load(ctx)
+}
+
+// storeNew makes a key and stores it inside tx, as create says.
+func (s *Service) storeNew(tx *store.Tx, retire bool) error {
 	name := s.Name
 	if name == "" {
 		name = "consentry/ledger"
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("signing: make key: %w", err)
+		return fmt.Errorf("signing: make key: %w", err)
 	}
 	vkey, err := note.NewEd25519VerifierKey(name, pub)
 	if err != nil {
-		return nil, fmt.Errorf("signing: key name %q: %w", name, err)
+		return fmt.Errorf("signing: key name %q: %w", name, err)
 	}
 	id := strings.Split(vkey, "+")[1]
 	stored, wrappedBy, err := s.seal(id, priv.Seed())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := s.now()
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		if retire {
-			if _, err := tx.Exec(`UPDATE signing_keys SET retired_at = $1, private_key = '' WHERE retired_at IS NULL`, store.Micros(now)); err != nil {
-				return fmt.Errorf("signing: retire keys: %w", err)
-			}
-		} else {
-			var n int
-			if err := tx.QueryRow(`SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n); err != nil {
-				return fmt.Errorf("signing: read keys: %w", err)
-			}
-			if n > 0 {
-				return nil // another instance made it
-			}
+	if retire {
+		if _, err := tx.Exec(`UPDATE signing_keys SET retired_at = $1, private_key = '' WHERE retired_at IS NULL`, store.Micros(now)); err != nil {
+			return fmt.Errorf("signing: retire keys: %w", err)
 		}
-		_, err := tx.Exec(`INSERT INTO signing_keys (id, name, public_key, private_key, wrapped_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			id, name, base64.StdEncoding.EncodeToString(pub), stored, wrappedBy, store.Micros(now))
-		if err != nil {
-			return fmt.Errorf("signing: store key: %w", err)
+	} else {
+		var n int
+		if err := tx.QueryRow(`SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n); err != nil {
+			return fmt.Errorf("signing: read keys: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if n > 0 {
+			return nil // another instance made it
+		}
 	}
-	return s.load(ctx)
+	_, err = tx.Exec(`INSERT INTO signing_keys (id, name, public_key, private_key, wrapped_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		id, name, base64.StdEncoding.EncodeToString(pub), stored, wrappedBy, store.Micros(now))
+	if err != nil {
+		return fmt.Errorf("signing: store key: %w", err)
+	}
+	return nil
 }
 
 // seal returns a private key's seed as stored, and the keyset key that

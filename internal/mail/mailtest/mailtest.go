@@ -27,10 +27,20 @@ type Message struct {
 	Header  mail.Header
 	Text    string // the text/plain part
 	HTML    string // the text/html part, if any
-	Raw     []byte
+	// Attachments are the parts whose Content-Disposition is attachment,
+	// decoded, in order.
+	Attachments []Attachment
+	Raw         []byte
 	// At is when the server had the whole message, before it answered
 	// the client that it accepted it.
 	At time.Time
+}
+
+// Attachment is a file a message carries.
+type Attachment struct {
+	Filename    string // the Content-Disposition's filename
+	ContentType string // the media type, without parameters
+	Data        []byte
 }
 
 // Links returns the http(s) links in the text part, in order.
@@ -203,11 +213,11 @@ func parse(raw []byte) Message {
 	if s, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err == nil {
 		m.Subject = s
 	}
-	walk(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body, &m)
+	walk(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), "", msg.Body, &m)
 	return m
 }
 
-func walk(contentType, encoding string, body io.Reader, m *Message) {
+func walk(contentType, encoding, disposition string, body io.Reader, m *Message) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		mt = "text/plain"
@@ -219,10 +229,14 @@ func walk(contentType, encoding string, body io.Reader, m *Message) {
 			if err != nil {
 				return
 			}
-			walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p, m)
+			walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p.Header.Get("Content-Disposition"), p, m)
 		}
 	}
 	text := decode(encoding, body)
+	if d, dp, err := mime.ParseMediaType(disposition); err == nil && d == "attachment" {
+		m.Attachments = append(m.Attachments, Attachment{Filename: dp["filename"], ContentType: mt, Data: []byte(text)})
+		return
+	}
 	switch mt {
 	case "text/plain":
 		m.Text = text
