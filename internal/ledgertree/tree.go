@@ -43,6 +43,12 @@ type Service struct {
 	// Every is how often Run makes a checkpoint when the tree has grown;
 	// 0: 5 minutes.
 	Every time.Duration
+	// Gap is the least time between two of Run's extensions: appends
+	// come in bursts, each waking Run, and one extension per burst adds
+	// a write per group commit, where one every Gap adds a few a second
+	// that each take a batch. 0: 250 ms, so the tree trails the ledger
+	// by at most about that.
+	Gap time.Duration
 	// Publish, when set, is given every new checkpoint once it is stored,
 	// to keep a copy outside the database (a file, a URL).
 	Publish func(ctx context.Context, c *Checkpoint) error
@@ -143,7 +149,24 @@ func (s *Service) Run(ctx context.Context, poll time.Duration) {
 	if log == nil {
 		log = slog.Default()
 	}
-	jobs.Loop(ctx, s.DB.Subscribe(ledger.AppendedTopic), poll, log, "ledgertree: keep the tree", s.step)
+	gap := s.Gap
+	if gap <= 0 {
+		gap = 250 * time.Millisecond
+	}
+	var last time.Time
+	jobs.Loop(ctx, s.DB.Subscribe(ledger.AppendedTopic), poll, log, "ledgertree: keep the tree", func(ctx context.Context) (int, error) {
+		if wait := gap - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			case <-t.C:
+			}
+		}
+		last = time.Now()
+		return s.step(ctx)
+	})
 }
 
 // step extends the tree over every committed event and makes a
