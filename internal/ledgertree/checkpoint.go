@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -189,15 +190,10 @@ func scanCheckpoint(row store.Scanner) (*Checkpoint, error) {
 	return &c, nil
 }
 
-func (s *Service) log() interface {
-	Error(msg string, args ...any)
-} {
+// log is the service's logger, the default one when none is set.
+func (s *Service) log() *slog.Logger {
 	if s.Log != nil {
 		return s.Log
 	}
-	return discard{}
+	return slog.Default()
 }
-
-type discard struct{}
-
-func (discard) Error(string, ...any) {}

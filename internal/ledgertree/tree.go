@@ -145,16 +145,12 @@ func (s *Service) CatchUp(ctx context.Context) (int64, error) {
 // least every poll, and makes a checkpoint every Every when the tree grew,
 // until ctx ends.
 func (s *Service) Run(ctx context.Context, poll time.Duration) {
-	log := s.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	gap := s.Gap
 	if gap <= 0 {
 		gap = 250 * time.Millisecond
 	}
 	var last time.Time
-	jobs.Loop(ctx, s.DB.Subscribe(ledger.AppendedTopic), poll, log, "ledgertree: keep the tree", func(ctx context.Context) (int, error) {
+	jobs.Loop(ctx, s.DB.Subscribe(ledger.AppendedTopic), poll, s.log(), "ledgertree: keep the tree", func(ctx context.Context) (int, error) {
 		if wait := gap - time.Since(last); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
