@@ -153,7 +153,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		log.Info("consentry is ready", "version", app.Version(), "addr", ln.Addr().String(), "admin", cfg.BaseURL+"/admin/", "base_url", cfg.BaseURL,
 			"database", a.DB.Dialect, "location", cfg.RedactedDatabase())
-		errc := make(chan error, 1)
+		errc := make(chan error, 2)
+		if cfg.MetricsAddr != "" {
+			mln, err := net.Listen("tcp", cfg.MetricsAddr)
+			if err != nil {
+				return fmt.Errorf("listen on %s (CONSENTRY_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+			}
+			msrv := &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second,
+				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+			defer msrv.Close()
+			go func() { errc <- msrv.Serve(mln) }()
+			log.Info("metrics, /healthz and /readyz served on a listener of their own", "addr", mln.Addr().String())
+		}
 		go func() { errc <- srv.Serve(ln) }()
 		select {
 		case err := <-errc:

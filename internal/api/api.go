@@ -62,6 +62,11 @@ type Server struct {
 	IPs      clientip.Resolver
 	Log      *slog.Logger
 	Version  string
+	// RequestLog says which requests are logged (CONSENTRY_LOG_REQUESTS).
+	RequestLog httpx.RequestLog
+	// Ready, when set, is asked by GET /readyz what keeps the service
+	// from being ready (see Readiness).
+	Ready func(context.Context) Readiness
 
 	// Campaigns keeps campaigns; CampaignSender previews and tests them
 	// (campaigns.go).
@@ -110,6 +115,9 @@ type Route struct {
 	// Files are the media types of a success body sent as a file (a
 	// handler's fileBody) besides JSON.
 	Files []string
+	// Unavailable, when not nil, is the body of a 503 Service Unavailable
+	// the route answers when the service is not ready.
+	Unavailable any
 	// Accepted, when not nil, is the body of a 202 Accepted the route
 	// answers instead of Status when the work goes on as a job.
 	Accepted any
@@ -154,7 +162,7 @@ func New(s *Server) *Server {
 		writeError(w, &errs.Error{Kind: errs.KindNotFound, Code: "route_not_found",
 			Message: fmt.Sprintf("no route %s %s; see /api/openapi.json", r.Method, r.URL.Path)})
 	})
-	s.root = httpx.Headers(apiPolicy, httpx.LogRequests(s.Log, "request", s.mux))
+	s.root = httpx.Headers(apiPolicy, httpx.LogRequests(s.Log, "request", s.RequestLog, s.mux))
 	return s
 }
 

@@ -86,6 +86,10 @@ func (s *Server) OpenAPI() map[string]any {
 			responses["202"] = map[string]any{"description": "Accepted: the work goes on as a job; follow it by its id",
 				"content": map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Accepted), inResponse)}}}
 		}
+		if rt.Unavailable != nil {
+			responses["503"] = map[string]any{"description": "Not ready: the body names the checks that failed",
+				"content": map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Unavailable), inResponse)}}}
+		}
 		errResp := func(code int, why string) {
 			responses[strconv.Itoa(code)] = map[string]any{"description": why,
 				"content": map[string]any{"application/json": map[string]any{"schema": errRef}}}

@@ -25,6 +25,9 @@ func (s *Server) routeTable() []Route {
 	return []Route{
 		{Method: "GET", Path: "/healthz", Tag: "service", Public: true, Status: 200, Response: Health{},
 			Summary: "Whether the service is up and its database answers", handle: s.health},
+		{Method: "GET", Path: "/readyz", Tag: "service", Public: true, Status: 200, Response: Readiness{}, Unavailable: Readiness{},
+			Summary: "Whether the service is ready for traffic: its database answers, every migration is applied and the configured keyset is loaded; " +
+				"503 names what is not ready", handle: s.readiness},
 		{Method: "GET", Path: "/api/openapi.json", Tag: "service", Public: true, Status: 200, Response: map[string]any{},
 			Summary: "This OpenAPI document", handle: s.openapi},
 
@@ -140,6 +143,38 @@ func (s *Server) health(r *http.Request, _ consent.Actor) (int, any, error) {
 		return 0, nil, err
 	}
 	return 200, Health{Status: "ok", Database: string(s.DB.Dialect), Version: s.Version}, nil
+}
+
+// Readiness is the /readyz body.
+type Readiness struct {
+	Status string `json:"status" doc:"ready, or not_ready"`
+	// Checks are the checks that ran, each "ok" or what is wrong.
+	Checks map[string]string `json:"checks" doc:"each check (database, migrations, keyset) with ok or what is wrong"`
+	// NotReady names the checks that failed.
+	NotReady []string `json:"not_ready,omitempty" doc:"the checks that failed"`
+}
+
+// Ready reports whether every check passed.
+func (r Readiness) Ready() bool { return len(r.NotReady) == 0 }
+
+// readiness answers 200 when the service is ready and 503 with what is
+// not otherwise; without Ready, only the database is checked.
+func (s *Server) readiness(r *http.Request, _ consent.Actor) (int, any, error) {
+	var rd Readiness
+	if s.Ready != nil {
+		rd = s.Ready(r.Context())
+	} else {
+		rd = Readiness{Checks: map[string]string{"database": "ok"}}
+		if err := s.DB.Read.PingContext(r.Context()); err != nil {
+			rd.Checks["database"], rd.NotReady = "not reachable", []string{"database"}
+		}
+	}
+	if !rd.Ready() {
+		rd.Status = "not_ready"
+		return http.StatusServiceUnavailable, rd, nil
+	}
+	rd.Status = "ready"
+	return 200, rd, nil
 }
 
 func (s *Server) openapi(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -25,12 +25,14 @@ import (
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/metrics"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/preferences"
 	"github.com/consentry/consentry/internal/public"
@@ -97,6 +99,9 @@ type App struct {
 	// WebhookWorker makes the deliveries from events and sends them.
 	Webhooks      *webhook.Service
 	WebhookWorker *webhook.Worker
+	// Metrics counts requests and message outcomes and reads the rest from
+	// the database when scraped (docs/metrics.md).
+	Metrics *metrics.Metrics
 
 	handler    http.Handler
 	requests   *busy.Meter // every request, for the campaign sender to give way (package busy)
@@ -143,6 +148,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 // New builds the services on an open, migrated database. Email goes over
 // SMTP when CONSENTRY_SMTP_URL is set, and to the dev mailbox otherwise.
 func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
+	// Every log line of a request carries its id (httpx.RequestID), and a
+	// client that went away is no error.
+	log = slog.New(httpx.LogHandler(log.Handler()))
 	a := &App{Config: cfg, Log: log, DB: db}
 	v, err := openVault(context.Background(), cfg, db)
 	if err != nil {
@@ -205,6 +213,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		GiveWay: busy.NewGovernor(a.requests, 200)}
 	a.CampaignSender.GiveWay.Log, a.CampaignSender.GiveWay.What = log, "campaign sending"
 	a.CampaignTracker = campaign.NewTracker(db, log)
+	a.Metrics = metrics.New(metrics.Sources{DB: db, LastVerification: a.Consent.LastVerification, Log: log}, Version())
+	a.Deliverer.Observe, a.CampaignSender.Observe = a.Metrics.Message, a.Metrics.Message
 	a.Jobs = jobs.NewRunner(db, log)
 	a.Jobs.Every("housekeeping", 6*time.Hour, func(ctx context.Context, _ *jobs.Job) error {
 		return housekeeping(ctx, db, time.Now())
@@ -271,10 +281,11 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 	a.API = api.New(&api.Server{Repermission: a.Repermission, Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
-		IPs: cfg.TrustedProxies, Log: log, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts,
+		IPs: cfg.TrustedProxies, Log: log, RequestLog: httpx.RequestLog(cfg.LogRequests["api"]), Ready: a.ready, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts,
 		Tree: a.LedgerTree})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
-		Log: log, Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
+		Log: log, RequestLog: httpx.RequestLog(cfg.LogRequests["public"]), Limits: limits(cfg.Rates),
+		Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,
 		Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, CampaignLinks: a.CampaignLinks, Tracker: a.CampaignTracker,
 		Tree: a.LedgerTree, Receipts: a.Receipts})
 	if err != nil {
@@ -323,6 +334,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Admin, err = web.New(&web.Server{DB: db, Users: a.Users, Consent: a.Consent, Contacts: a.Contacts, OptIn: a.OptIn, Lists: a.Lists,
 		Prefs: a.Prefs, Tokens: a.Tokens, Retention: a.Retention, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export,
 		Tally: a.Tally, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, Webforms: forms, Workflows: a.Workflows, Webhooks: a.Webhooks, Imports: a.Imports, Log: log, IPs: cfg.TrustedProxies,
+		RequestLog: httpx.RequestLog(cfg.LogRequests["admin"]),
 		Repermission: a.Repermission, Receipts: a.Receipts, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://")})
 	if err != nil {
 		return nil, fmt.Errorf("admin pages: %w", err)
@@ -333,9 +345,74 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	mux.Handle("/admin", a.Admin)
 	mux.Handle("/api/", a.API)
 	mux.Handle("/healthz", a.API)
+	mux.Handle("/readyz", a.API)
+	if cfg.MetricsToken != "" {
+		// On the public listener only behind the token: the figures say
+		// how busy the service is and what its email does.
+		mux.Handle("GET "+metrics.Path, a.Metrics.Handler(cfg.MetricsToken))
+	}
 	mux.Handle("/", a.Public)
-	a.handler = a.requests.Count(mux)
+	a.handler = httpx.RequestID(a.Metrics.Count(a.requests.Count(mux)))
 	return a, nil
+}
+
+// MetricsHandler serves what the listener of CONSENTRY_METRICS_ADDR
+// answers: the metrics (behind the token when one is set), /healthz and
+// /readyz.
+func (a *App) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, a.Metrics.Handler(a.Config.MetricsToken))
+	mux.Handle("/healthz", a.API)
+	mux.Handle("/readyz", a.API)
+	return httpx.RequestID(mux)
+}
+
+// limits are the public pages' rate limits as configured.
+func limits(r config.Rates) public.Limits {
+	return public.Limits{Pages: r.Pages, OneClick: r.OneClick, Webform: r.Webform, WebformPerAddress: r.WebformPerAddress,
+		NewLink: r.NewLink, NewLinkPerAddress: r.NewLinkPerAddress}
+}
+
+// ready is what GET /readyz reports: whether the database answers, every
+// migration this binary knows is applied, and the configured keyset is
+// loaded. Each check is bounded, so that a probe gets an answer while the
+// database hangs.
+func (a *App) ready(ctx context.Context) api.Readiness {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	rd := api.Readiness{Checks: map[string]string{}}
+	check := func(name, problem string) {
+		if problem == "" {
+			rd.Checks[name] = "ok"
+			return
+		}
+		rd.Checks[name], rd.NotReady = problem, append(rd.NotReady, name)
+	}
+	if err := a.DB.Read.PingContext(ctx); err != nil {
+		a.Log.WarnContext(ctx, "readiness: the database does not answer", "err", err)
+		check("database", "not reachable")
+		check("migrations", "unknown: the database does not answer")
+	} else {
+		check("database", "")
+		switch n, err := a.DB.MigrationsBehind(ctx); {
+		case err != nil:
+			a.Log.WarnContext(ctx, "readiness: read the migration version", "err", err)
+			check("migrations", "the migration version cannot be read")
+		case n > 0:
+			check("migrations", fmt.Sprintf("%d not applied", n))
+		default:
+			check("migrations", "")
+		}
+	}
+	switch {
+	case a.Config.KeysetFile == "":
+		rd.Checks["keyset"] = "not configured"
+	case a.Contacts.Vault == nil:
+		check("keyset", "configured but not loaded")
+	default:
+		check("keyset", "")
+	}
+	return rd
 }
 
 // checkpointCopies is where the configuration sends a copy of every

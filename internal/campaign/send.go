@@ -79,6 +79,9 @@ type Sender struct {
 	// GiveWay slows sending while people's requests wait for the CPU
 	// (see package busy); nil never slows it.
 	GiveWay *busy.Governor
+	// Observe, when set, is told what became of each recipient's message
+	// once that is recorded (for the metrics), as mail.Deliverer's is.
+	Observe func(mail.Outcome)
 
 	idOnce  sync.Once
 	id      string
@@ -251,6 +254,7 @@ func (x *Sender) pipeline(ctx context.Context, p *prepared) (int, error) {
 				cancel(err) // the batch's lease runs out: unknown
 				continue
 			}
+			x.observe(b)
 			total += len(b.rows)
 		}
 	}()
@@ -265,6 +269,20 @@ func (x *Sender) pipeline(ctx context.Context, p *prepared) (int, error) {
 	close(handed)
 	wg.Wait()
 	return total, context.Cause(ctx)
+}
+
+// observe tells Observe what became of a recorded batch's messages.
+func (x *Sender) observe(b *batch) {
+	if x.Observe == nil {
+		return
+	}
+	for _, o := range b.rows {
+		out := mail.Outcome{Kind: mail.KindCampaign, Status: o.status}
+		if o.status == RecipientSuppressed {
+			out.Reason = o.reason
+		}
+		x.Observe(out)
+	}
 }
 
 // batch is a run of recipients a sender took.

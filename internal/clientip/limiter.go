@@ -2,6 +2,9 @@ package clientip
 
 import (
 	"container/list"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -122,3 +125,34 @@ func (l *Limiter) forget(e *list.Element) {
 	l.recent.Remove(e)
 	delete(l.keys, e.Value.(*bucket).key)
 }
+
+// Rate is a limit per key: PerMinute requests a minute on average, in
+// bursts of up to Burst.
+type Rate struct {
+	PerMinute int
+	Burst     int
+}
+
+// ParseRate reads a rate written "PER_MINUTE" or "PER_MINUTE:BURST" (a
+// burst of PER_MINUTE when left out), each from 1 to 1,000,000.
+func ParseRate(s string) (Rate, error) {
+	per, burst, hasBurst := strings.Cut(strings.TrimSpace(s), ":")
+	r := Rate{}
+	var err error
+	if r.PerMinute, err = strconv.Atoi(strings.TrimSpace(per)); err != nil || r.PerMinute < 1 || r.PerMinute > 1_000_000 {
+		return Rate{}, fmt.Errorf("%q is not PER_MINUTE or PER_MINUTE:BURST with numbers from 1 to 1000000", s)
+	}
+	r.Burst = r.PerMinute
+	if hasBurst {
+		if r.Burst, err = strconv.Atoi(strings.TrimSpace(burst)); err != nil || r.Burst < 1 || r.Burst > 1_000_000 {
+			return Rate{}, fmt.Errorf("%q is not PER_MINUTE or PER_MINUTE:BURST with numbers from 1 to 1000000", s)
+		}
+	}
+	return r, nil
+}
+
+// String writes r as ParseRate reads it.
+func (r Rate) String() string { return fmt.Sprintf("%d:%d", r.PerMinute, r.Burst) }
+
+// Limiter returns a limiter of r for keys idle at most idle.
+func (r Rate) Limiter(idle time.Duration) *Limiter { return NewLimiter(r.PerMinute, r.Burst, idle) }

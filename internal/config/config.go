@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,7 +71,28 @@ type Config struct {
 	// WebhooksLease is how long a webhook delivery being sent stays its
 	// instance's; one whose instance died is sent again once it runs out.
 	WebhooksLease time.Duration
+	// MetricsToken, when set, is the bearer token GET /metrics needs; on
+	// the main listener, /metrics is served only then. MetricsAddr, when
+	// set, is host:port of a listener of its own for /metrics, /healthz
+	// and /readyz (the token applies there too when set).
+	MetricsToken string
+	MetricsAddr  string
+	// LogRequests says, for each route class (api, admin, public), which
+	// requests are logged: all, errors or none.
+	LogRequests map[string]string
+	// Rates are the rate limits of the public pages (see public.Limits).
+	Rates Rates
 }
+
+// Rates are the public pages' rate limits: per client address a rate,
+// per email address a number an hour.
+type Rates struct {
+	Pages, OneClick, Webform, NewLink    clientip.Rate
+	WebformPerAddress, NewLinkPerAddress int
+}
+
+// RouteClasses are the classes of routes whose request log is set apart.
+var RouteClasses = []string{"api", "admin", "public"}
 
 // Setting describes one environment variable, for validation and the docs.
 type Setting struct {
@@ -100,6 +122,25 @@ var Settings = []Setting{
 	{"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "false", "true lets webhook endpoints be http:// addresses on this machine (localhost, 127.0.0.1, ::1), for development; never in production"},
 	{"CONSENTRY_WEBHOOKS_LEASE", "2m", "how long after an instance died the webhook deliveries it was sending are sent again; at least 1s, and longer than an attempt takes (10s)"},
 	{"CONSENTRY_CAMPAIGN_LEASE", "2m", "PostgreSQL: how long after an instance died its campaign batch in flight is declared unknown; at least 1s, and longer than a batch takes to hand over"},
+	{"CONSENTRY_METRICS_TOKEN", "", "bearer token GET /metrics needs; without it (and without CONSENTRY_METRICS_ADDR) no metrics are served; at least 16 characters"},
+	{"CONSENTRY_METRICS_ADDR", "", "host:port of a separate listener for /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; off when empty"},
+	{"CONSENTRY_LOG_REQUESTS", "all", "which requests are logged: all, errors (status 400 and above) or none, for every route class or per class, e.g. public=errors,api=all,admin=all"},
+	{"CONSENTRY_RATE_PAGES", "20:40", "public pages per client address: requests a minute, and the burst (PER_MINUTE:BURST)"},
+	{"CONSENTRY_RATE_ONE_CLICK", "600:600", "one-click unsubscribes and campaign opens and clicks per client address (PER_MINUTE:BURST)"},
+	{"CONSENTRY_RATE_WEBFORM", "20:40", "webform posts per client address (PER_MINUTE:BURST)"},
+	{"CONSENTRY_RATE_WEBFORM_PER_ADDRESS", "5", "webform posts an hour about one email address; past it, posts write nothing"},
+	{"CONSENTRY_RATE_NEW_LINK", "1:5", "requests for a new preferences link per client address (PER_MINUTE:BURST)"},
+	{"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS", "3", "new preferences links an hour for one email address; past it, requests send nothing"},
+}
+
+// defaultOf is the default of the setting name.
+func defaultOf(name string) string {
+	for _, st := range Settings {
+		if st.Name == name {
+			return st.Default
+		}
+	}
+	return ""
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in the program,
@@ -219,6 +260,8 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	default:
 		bad("CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "must be true or false, not %q", v)
 	}
+	c.readObservability(get, bad)
+	c.readRates(get, bad)
 	if (c.KeysetFile == "") != (c.MasterKey == "") {
 		bad("CONSENTRY_MASTER_KEY", "CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY are set together or not at all")
 	}
@@ -226,6 +269,78 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		return nil, errors.Join(problems...)
 	}
 	return c, nil
+}
+
+// readObservability reads the metrics' access and the request log.
+func (c *Config) readObservability(get func(string, string) string, bad func(string, string, ...any)) {
+	if c.MetricsToken = get("CONSENTRY_METRICS_TOKEN", ""); c.MetricsToken != "" && (len(c.MetricsToken) < 16 || strings.ContainsAny(c.MetricsToken, " \t")) {
+		bad("CONSENTRY_METRICS_TOKEN", "must be at least 16 characters without spaces, e.g. from openssl rand -hex 24")
+	}
+	if c.MetricsAddr = get("CONSENTRY_METRICS_ADDR", ""); c.MetricsAddr != "" {
+		if _, p, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("CONSENTRY_METRICS_ADDR", "must be host:port, e.g. 127.0.0.1:9090")
+		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			bad("CONSENTRY_METRICS_ADDR", "port %q must be a number from 0 to 65535", p)
+		}
+	}
+	logs, err := parseRequestLog(get("CONSENTRY_LOG_REQUESTS", "all"))
+	if err != nil {
+		bad("CONSENTRY_LOG_REQUESTS", "%v", err)
+	}
+	c.LogRequests = logs
+}
+
+// parseRequestLog reads CONSENTRY_LOG_REQUESTS: one mode for every class,
+// or class=mode pairs separated by commas (classes left out log all).
+func parseRequestLog(v string) (map[string]string, error) {
+	modes := []string{"all", "errors", "none"}
+	out := map[string]string{}
+	if !strings.Contains(v, "=") {
+		v = strings.ToLower(v)
+		if !slices.Contains(modes, v) {
+			return nil, fmt.Errorf("must be all, errors or none, or class=mode pairs such as public=errors,api=all, not %q", v)
+		}
+		for _, class := range RouteClasses {
+			out[class] = v
+		}
+		return out, nil
+	}
+	for _, class := range RouteClasses {
+		out[class] = "all"
+	}
+	for _, pair := range strings.Split(v, ",") {
+		class, mode, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		class, mode = strings.ToLower(strings.TrimSpace(class)), strings.ToLower(strings.TrimSpace(mode))
+		if !slices.Contains(RouteClasses, class) {
+			return nil, fmt.Errorf("class %q is not one of %s", class, strings.Join(RouteClasses, ", "))
+		}
+		if !slices.Contains(modes, mode) {
+			return nil, fmt.Errorf("mode %q for %s must be all, errors or none", mode, class)
+		}
+		out[class] = mode
+	}
+	return out, nil
+}
+
+// readRates reads the public pages' rate limits.
+func (c *Config) readRates(get func(string, string) string, bad func(string, string, ...any)) {
+	rate := func(name string) clientip.Rate {
+		r, err := clientip.ParseRate(get(name, defaultOf(name)))
+		if err != nil {
+			bad(name, "%v; e.g. %s", err, defaultOf(name))
+		}
+		return r
+	}
+	perHour := func(name string) int {
+		n, err := strconv.Atoi(get(name, defaultOf(name)))
+		if err != nil || n < 1 || n > 1_000_000 {
+			bad(name, "must be a number from 1 to 1000000 (an hour per email address)")
+		}
+		return n
+	}
+	c.Rates = Rates{Pages: rate("CONSENTRY_RATE_PAGES"), OneClick: rate("CONSENTRY_RATE_ONE_CLICK"), Webform: rate("CONSENTRY_RATE_WEBFORM"),
+		NewLink: rate("CONSENTRY_RATE_NEW_LINK"), WebformPerAddress: perHour("CONSENTRY_RATE_WEBFORM_PER_ADDRESS"),
+		NewLinkPerAddress: perHour("CONSENTRY_RATE_NEW_LINK_PER_ADDRESS")}
 }
 
 // Sender returns the display name of MailFrom, or its address.

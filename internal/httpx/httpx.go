@@ -39,18 +39,38 @@ func Headers(p Policy, next http.Handler) http.Handler {
 	})
 }
 
+// RequestLog says which requests a front end logs.
+type RequestLog string
+
+const (
+	LogAll    RequestLog = "all"    // every request (the quiet patterns at debug level)
+	LogErrors RequestLog = "errors" // requests answered with a status of 400 or above
+	LogNone   RequestLog = "none"   // none; errors the handlers log are still logged
+)
+
+// RequestLogs lists the values of RequestLog, for the setting's check.
+var RequestLogs = []RequestLog{LogAll, LogErrors, LogNone}
+
 // LogRequests serves each request with mux and then logs it as msg: its
 // method, the route pattern that served it, the status and the time it
-// took. The pattern, never the path: a path can hold a token or an
-// address. Requests to the quiet patterns are logged at debug level only,
-// unless they fail: routes hit thousands of times a second whose every
-// answer is counted elsewhere (a campaign's open pixel) would otherwise
-// fill the log and cost more than they serve.
-func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux, quiet ...string) http.Handler {
+// took, as mode says (the zero value logs all). The pattern, never the
+// path: a path can hold a token or an address. Requests to the quiet
+// patterns are logged at debug level only, unless they fail: routes hit
+// thousands of times a second whose every answer is counted elsewhere (a
+// campaign's open pixel) would otherwise fill the log and cost more than
+// they serve. A request whose client went away before its answer was
+// complete says so (client_gone), at info level like any other.
+func LogRequests(log *slog.Logger, msg string, mode RequestLog, mux *http.ServeMux, quiet ...string) http.Handler {
+	if mode == LogNone {
+		return mux
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		mux.ServeHTTP(rec, r)
+		if mode == LogErrors && rec.status < 400 {
+			return
+		}
 		level := slog.LevelInfo
 		if rec.status < 400 && slices.Contains(quiet, r.Pattern) {
 			level = slog.LevelDebug
@@ -60,8 +80,12 @@ func LogRequests(log *slog.Logger, msg string, mux *http.ServeMux, quiet ...stri
 		}
 		// The mux sets the pattern on the request it served; a request
 		// no route matched has none.
-		log.Log(r.Context(), level, msg, "method", r.Method, "route", r.Pattern, "status", rec.status,
-			"ms", float64(time.Since(start).Microseconds())/1000)
+		attrs := []any{"method", r.Method, "route", r.Pattern, "status", rec.status,
+			"ms", float64(time.Since(start).Microseconds()) / 1000}
+		if r.Context().Err() != nil {
+			attrs = append(attrs, "client_gone", true)
+		}
+		log.Log(r.Context(), level, msg, attrs...)
 	})
 }
 

@@ -43,7 +43,7 @@ func TestHeadersAndLog(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /go/{secret}", http.RedirectHandler("/there", http.StatusSeeOther))
 	mux.HandleFunc("GET /fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusTeapot) })
-	h := Headers(Policy{CSP: "default-src 'none'", Referrer: "no-referrer"}, LogRequests(slog.New(slog.NewTextHandler(&logged, nil)), "page", mux))
+	h := Headers(Policy{CSP: "default-src 'none'", Referrer: "no-referrer"}, LogRequests(slog.New(slog.NewTextHandler(&logged, nil)), "page", LogAll, mux))
 	for path, status := range map[string]int{"/go/s3cr3t": 303, "/fail": 418, "/nothing": 404} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -75,7 +75,7 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {})
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		var logged bytes.Buffer
-		h := LogRequests(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: level})), "page", mux, "GET /pixel/{id}")
+		h := LogRequests(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: level})), "page", LogAll, mux, "GET /pixel/{id}")
 		for _, path := range []string{"/pixel/1", "/pixel/bad", "/page"} {
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
 		}

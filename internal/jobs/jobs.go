@@ -9,6 +9,7 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -348,4 +349,17 @@ func PurgeTx(tx *store.Tx, before time.Time) error {
 		return fmt.Errorf("jobs: purge: %w", err)
 	}
 	return nil
+}
+
+// Lag returns how many pending jobs are due at now, and how long the one
+// due longest has waited (0 when none is due): a runner that keeps up
+// keeps it near its poll interval. It reads the jobs_due index only.
+func Lag(ctx context.Context, q store.Querier, now time.Time) (due int64, lag time.Duration, err error) {
+	var oldest sql.NullInt64
+	err = q.QueryRowContext(ctx, `SELECT count(*), min(run_at) FROM jobs WHERE status = 'pending' AND run_at <= $1`,
+		store.Micros(now)).Scan(&due, &oldest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobs: read lag: %w", err)
+	}
+	return due, store.Age(now, oldest), nil
 }

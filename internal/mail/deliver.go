@@ -47,6 +47,9 @@ type Deliverer struct {
 	Poll time.Duration
 	// BaseURL is where the unsubscribe links of marketing email point.
 	BaseURL string
+	// Observe, when set, is told what became of each message once that
+	// is committed (for the metrics): see Outcome.
+	Observe func(Outcome)
 
 	idOnce sync.Once
 	id     string // this deliverer's claims carry it
@@ -59,6 +62,28 @@ func (d *Deliverer) claimID() string {
 		d.id = hex.EncodeToString(b)
 	})
 	return d.id
+}
+
+// Outcome is what became of one message: its kind, and its status (sent,
+// suppressed, failed, or OutcomeRetry when it is to be tried again);
+// Reason is the gate's reason for a suppressed message (a word from a
+// fixed list), "" otherwise.
+type Outcome struct {
+	Kind, Status, Reason string
+}
+
+// OutcomeRetry is the Outcome status of a message refused for now and
+// queued to be tried again.
+const OutcomeRetry = "retry"
+
+// observe tells Observe about outcomes that were committed.
+func (d *Deliverer) observe(outcomes []Outcome) {
+	if d.Observe == nil {
+		return
+	}
+	for _, o := range outcomes {
+		d.Observe(o)
+	}
 }
 
 type claimed struct {
@@ -142,9 +167,9 @@ func (d *Deliverer) anyDue(ctx context.Context) (bool, error) {
 // (with the reason) and returns the rest with the address on file now.
 func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 	var out []claimed
-	suppressed := 0
+	var stopped []Outcome
 	err := d.DB.Write(ctx, func(tx *store.Tx) error {
-		out, suppressed = out[:0], 0
+		out, stopped = out[:0], stopped[:0]
 		now := store.Micros(d.Now())
 		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
@@ -224,7 +249,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 					if err := suppress(tx, r.c.env.OutboxID, reason); err != nil {
 						return err
 					}
-					suppressed++
+					stopped = append(stopped, Outcome{r.c.kind, StatusSuppressed, reason})
 					continue
 				}
 				r.c.env.To = r.fixedTo
@@ -244,7 +269,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				if err := suppress(tx, r.c.env.OutboxID, reason); err != nil {
 					return err
 				}
-				suppressed++
+				stopped = append(stopped, Outcome{r.c.kind, StatusSuppressed, reason})
 				continue
 			}
 			if r.c.kind == KindPartner {
@@ -268,7 +293,10 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		}
 		return loadAttachments(tx, out)
 	})
-	return out, suppressed, err
+	if err == nil {
+		d.observe(stopped)
+	}
+	return out, len(stopped), err
 }
 
 // loadAttachments reads, inside the claim, the attachments of the
@@ -445,13 +473,16 @@ func contactConversations(tx *store.Tx, ids []string) (map[string]string, error)
 // finish records what happened to each message sent: sent, to be retried
 // after a backoff, or failed for good.
 func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) error {
-	return d.DB.Write(ctx, func(tx *store.Tx) error {
+	var outcomes []Outcome
+	err := d.DB.Write(ctx, func(tx *store.Tx) error {
 		now := d.Now()
+		outcomes = outcomes[:0]
 		var sent []claimed
 		for i, c := range batch {
 			err := errs[i]
 			if err == nil {
 				sent = append(sent, c)
+				outcomes = append(outcomes, Outcome{Kind: c.kind, Status: StatusSent})
 				continue
 			}
 			// The log gets the error without addresses; the outbox row,
@@ -469,6 +500,7 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 					WHERE id = $1 AND claimed_by = $3 AND status = 'sending'`, c.env.OutboxID, truncate(err.Error()), d.claimID()); err != nil {
 					return fmt.Errorf("mail: record failure: %w", err)
 				}
+				outcomes = append(outcomes, Outcome{Kind: c.kind, Status: StatusFailed})
 				continue
 			}
 			if _, err := tx.Exec(`UPDATE outbox SET status = 'queued', reason = $2, run_at = $3, locked_until = 0
@@ -476,6 +508,7 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 				c.env.OutboxID, truncate(err.Error()), store.Micros(now.Add(jobs.Backoff(c.attempt))), d.claimID()); err != nil {
 				return fmt.Errorf("mail: schedule retry: %w", err)
 			}
+			outcomes = append(outcomes, Outcome{Kind: c.kind, Status: OutcomeRetry})
 		}
 		// Sent messages are marked in one statement per chunk, keeping the
 		// address each went to.
@@ -496,6 +529,10 @@ func (d *Deliverer) finish(ctx context.Context, batch []claimed, errs []error) e
 		}
 		return nil
 	})
+	if err == nil {
+		d.observe(outcomes)
+	}
+	return err
 }
 
 // recordBounce notes a hard bounce for the contact, as one reported through

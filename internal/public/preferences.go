@@ -26,8 +26,8 @@ const sessionCookie = "consentry_prefs"
 // cookie and a redirect to /p, so that the token never stays in the
 // address bar, the history, or a Referer header.
 func (s *Server) preferenceRoutes() {
-	s.newLink = &newLinkLimits{ip: newLimiter(newLinkPerMinute, newLinkBurst, time.Hour),
-		address: newAddressLimiter(newLinkPerAddress, newLinkAddressWindow)}
+	s.newLink = &newLinkLimits{ip: s.Limits.NewLink.Limiter(time.Hour),
+		address: newAddressLimiter(s.Limits.NewLinkPerAddress, newLinkAddressWindow)}
 	s.mux.HandleFunc("GET /p/{token}", s.openPage(auth.PurposePreferences, "/p"))
 	s.mux.HandleFunc("GET /u/{token}", s.openPage(auth.PurposeUnsubscribe, "/p#email"))
 	s.mux.HandleFunc("POST /u/{token}", s.oneClick)

@@ -100,9 +100,14 @@ func parsePage(name string) (*template.Template, error) {
 
 // Server serves the public pages.
 type Server struct {
-	DB      *store.DB
-	OptIn   *optin.Service
-	Log     *slog.Logger
+	DB    *store.DB
+	OptIn *optin.Service
+	Log   *slog.Logger
+	// RequestLog says which requests are logged (CONSENTRY_LOG_REQUESTS).
+	RequestLog httpx.RequestLog
+	// Limits are the rate limits of the pages; zero fields take
+	// DefaultLimits' values.
+	Limits  Limits
 	Mailbox bool // the dev mailbox is the transport, so show it
 	// Sender names the operator on pages when the settings give no
 	// organisation name: the name of the server's CONSENTRY_MAIL_FROM.
@@ -148,10 +153,11 @@ func New(s *Server) (*Server, error) {
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	s.limiter = newLimiter(20, 40, time.Minute)
+	s.Limits = s.Limits.orDefault()
+	s.limiter = s.Limits.Pages.Limiter(time.Minute)
 	// Mail providers post one-click unsubscribes for many recipients from
 	// few addresses; each is authorised by its token, and is cheap.
-	s.oneClickLimit = newLimiter(600, 600, time.Minute)
+	s.oneClickLimit = s.Limits.OneClick.Limiter(time.Minute)
 	staticDir, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -192,7 +198,7 @@ func New(s *Server) (*Server, error) {
 	// in its address as POST /confirm/{token} is.
 	s.cop.AddInsecureBypassPattern("POST /f/confirm/{token}")
 	s.cop.AddInsecureBypassPattern("POST /r/{token}") // the same, for a request emailed to the privacy address
-	s.logged = httpx.LogRequests(s.Log, "page", s.mux, trackingRoutes...)
+	s.logged = httpx.LogRequests(s.Log, "page", s.RequestLog, s.mux, trackingRoutes...)
 	s.root = httpx.Headers(publicPolicy, http.HandlerFunc(s.serve))
 	return s, nil
 }

@@ -42,11 +42,12 @@ import (
 //     plain text only, checkboxes only as the markup sends them.
 const (
 	maxWebformBody = 64 << 10
-	// Per client address: a form is filled in by people, a few a minute
-	// even from one office.
+	// Per client address by default (Limits.Webform): a form is filled
+	// in by people, a few a minute even from one office.
 	webformPerMinute = 20
 	webformBurst     = 40
-	// Per email address.
+	// Per email address by default (Limits.WebformPerAddress), in
+	// addressWindow.
 	addressPosts  = 5
 	addressWindow = time.Hour
 )
@@ -64,7 +65,7 @@ type webformLimits struct {
 // link that confirms a post about a known address (its button is posted
 // past cross-origin protection, authorised by the token in its address).
 func (s *Server) webformRoutes() {
-	s.webform = &webformLimits{ip: newLimiter(webformPerMinute, webformBurst, time.Minute), address: newAddressLimiter(addressPosts, addressWindow)}
+	s.webform = &webformLimits{ip: s.Limits.Webform.Limiter(time.Minute), address: newAddressLimiter(s.Limits.WebformPerAddress, addressWindow)}
 	s.mux.HandleFunc("GET /f/{form}", s.webformPage)
 	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
 	s.mux.HandleFunc("GET /f/sent", s.webformSent)

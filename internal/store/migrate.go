@@ -84,3 +84,33 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	}
 	return len(res), nil
 }
+
+// MigrationsBehind returns how many of this binary's migrations the
+// database has not applied: 0 when it is up to date. A database migrated
+// by a newer binary is not behind. It reads through the read pool and
+// takes no lock, so it does not wait for an instance migrating.
+func (db *DB) MigrationsBehind(ctx context.Context) (int, error) {
+	gd := goose.DialectSQLite3
+	if db.Dialect == Postgres {
+		gd = goose.DialectPostgres
+	}
+	fsys, err := Migrations(db.Dialect)
+	if err != nil {
+		return 0, err
+	}
+	p, err := goose.NewProvider(gd, db.Read, fsys)
+	if err != nil {
+		return 0, fmt.Errorf("store: migrations: %w", err)
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: migration version: %w", err)
+	}
+	n := 0
+	for _, s := range p.ListSources() {
+		if s.Version > current {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -95,6 +95,8 @@ type Server struct {
 	Receipts *receipts.Service
 	Log      *slog.Logger
 	IPs      clientip.Resolver
+	// RequestLog says which requests are logged (CONSENTRY_LOG_REQUESTS).
+	RequestLog httpx.RequestLog
 	// SecureCookies marks the session cookie Secure; set under https.
 	SecureCookies bool
 
@@ -158,7 +160,7 @@ func New(s *Server) (*Server, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.routes(static)
-	s.logged = httpx.LogRequests(s.Log, "admin", s.mux)
+	s.logged = httpx.LogRequests(s.Log, "admin", s.RequestLog, s.mux)
 	s.root = httpx.Headers(adminPolicy, http.HandlerFunc(s.serve))
 	return s, nil
 }
