@@ -218,11 +218,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if err != nil {
 			status = writeError(w, err)
 			if status >= 500 {
-				s.Log.Error("request failed", "method", r.Method, "route", rt.Path, "err", err)
+				s.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", rt.Path, "err", err)
 			}
 		} else if f, ok := body.(fileBody); ok {
 			if err := f.writeFile(w, status); err != nil {
-				s.Log.Warn("file response not completed", "route", rt.Path, "err", err)
+				s.Log.WarnContext(r.Context(), "file response not completed", "route", rt.Path, "err", err)
 				// Cut the connection: a client must not take the part of a
 				// file it got for the whole of it.
 				panic(http.ErrAbortHandler)

@@ -63,7 +63,7 @@ func (s *Server) idempotent(r *http.Request, caller consent.Actor, maxBody int64
 	ctx := context.WithoutCancel(r.Context()) // the key's fate is recorded even if the client left
 	if err != nil {
 		if rerr := keys.Release(ctx, req); rerr != nil {
-			s.Log.Error("releasing an idempotency key", "err", rerr)
+			s.Log.ErrorContext(r.Context(), "releasing an idempotency key", "err", rerr)
 		}
 		return 0, nil, err
 	}

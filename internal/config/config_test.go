@@ -54,6 +54,15 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_CAMPAIGN_LEASE":                "10ms",
 		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "sometimes",
 		"CONSENTRY_WEBHOOKS_LEASE":                "0s",
+		"CONSENTRY_METRICS_TOKEN":                 "short",
+		"CONSENTRY_METRICS_ADDR":                  "9090",
+		"CONSENTRY_LOG_REQUESTS":                  "some",
+		"CONSENTRY_RATE_PAGES":                    "20:0",
+		"CONSENTRY_RATE_ONE_CLICK":                "fast",
+		"CONSENTRY_RATE_WEBFORM":                  "-1",
+		"CONSENTRY_RATE_NEW_LINK":                 "1:5:6",
+		"CONSENTRY_RATE_WEBFORM_PER_ADDRESS":      "0",
+		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS":     "many",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -84,6 +93,42 @@ func TestMailFromNamed(t *testing.T) {
 		c, err := FromEnv(env(map[string]string{"CONSENTRY_MAIL_FROM": from}))
 		if err != nil || c.MailFromNamed != named {
 			t.Errorf("%q: named %v, want %v (%v)", from, c.MailFromNamed, named, err)
+		}
+	}
+}
+
+// TestObservabilitySettings: the metrics' access, the request log per
+// route class and the public rate limits are read, with today's limits as
+// defaults.
+func TestObservabilitySettings(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsToken != "" || c.MetricsAddr != "" || c.LogRequests["public"] != "all" || c.LogRequests["api"] != "all" ||
+		c.Rates.Pages.PerMinute != 20 || c.Rates.Pages.Burst != 40 || c.Rates.OneClick.Burst != 600 || c.Rates.WebformPerAddress != 5 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = FromEnv(env(map[string]string{
+		"CONSENTRY_METRICS_TOKEN": "0123456789abcdef0123", "CONSENTRY_METRICS_ADDR": "127.0.0.1:9090",
+		"CONSENTRY_LOG_REQUESTS": "public=errors, admin=none", "CONSENTRY_RATE_PAGES": "100", "CONSENTRY_RATE_WEBFORM": "5:10",
+		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS": "10",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsToken != "0123456789abcdef0123" || c.MetricsAddr != "127.0.0.1:9090" ||
+		c.LogRequests["public"] != "errors" || c.LogRequests["admin"] != "none" || c.LogRequests["api"] != "all" ||
+		c.Rates.Pages.PerMinute != 100 || c.Rates.Pages.Burst != 100 || c.Rates.Webform.PerMinute != 5 || c.Rates.Webform.Burst != 10 ||
+		c.Rates.NewLinkPerAddress != 10 {
+		t.Fatalf("%+v", c)
+	}
+	if c, err := FromEnv(env(map[string]string{"CONSENTRY_LOG_REQUESTS": "ERRORS"})); err != nil || c.LogRequests["admin"] != "errors" {
+		t.Fatalf("one mode for every class: %v %+v", err, c)
+	}
+	for _, bad := range []string{"web=all", "public=loud", "public"} {
+		if _, err := FromEnv(env(map[string]string{"CONSENTRY_LOG_REQUESTS": bad})); err == nil || !strings.HasPrefix(err.Error(), "CONSENTRY_LOG_REQUESTS: ") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

@@ -2,11 +2,15 @@ package httpx
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/consentry/consentry/internal/errs"
@@ -84,6 +88,70 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 		if quietOK != (level == slog.LevelDebug) || !strings.Contains(out, `level=INFO msg=page method=GET route="GET /pixel/{id}" status=404`) ||
 			!strings.Contains(out, `level=INFO msg=page method=GET route="GET /page" status=200`) {
 			t.Errorf("at level %s:\n%s", level, out)
+		}
+	}
+}
+
+// TestRequestIDs: a safe incoming id is kept, anything else replaced by a
+// fresh one; the handler's context and the response carry it.
+func TestRequestIDs(t *testing.T) {
+	var inCtx string
+	h := RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { inCtx = RequestIDFrom(r.Context()) }))
+	for sent, keep := range map[string]bool{"abc-123_X.y": true, "": false, "a b": false, strings.Repeat("x", 65): false, "é": false, "<script>": false} {
+		req := httptest.NewRequest("GET", "/", nil)
+		if sent != "" {
+			req.Header.Set(RequestIDHeader, sent)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		got := rec.Header().Get(RequestIDHeader)
+		if got != inCtx || !SafeRequestID(got) || (got == sent) != keep {
+			t.Errorf("sent %q: header %q, context %q", sent, got, inCtx)
+		}
+	}
+}
+
+// TestLogHandler: records logged with a request's context carry its id;
+// an error that only says the client went away is logged at info level.
+func TestLogHandler(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(LogHandler(slog.NewTextHandler(&logged, nil))).With("part", "x")
+	ctx := WithRequestID(t.Context(), "req-1")
+	log.InfoContext(ctx, "deep down")
+	log.Error("no context", "err", errors.New("disk on fire"))
+	log.ErrorContext(ctx, "gone", "err", fmt.Errorf("read: %w", context.Canceled))
+	log.Error("broken pipe", "err", &net.OpError{Op: "write", Err: syscall.EPIPE})
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	log.ErrorContext(gone, "canceled context", "err", errors.New("something"))
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	want := []string{`level=INFO msg="deep down" part=x request_id=req-1`, `level=ERROR msg="no context" part=x err="disk on fire"`,
+		`level=INFO msg=gone part=x err="read: context canceled" client_gone=true request_id=req-1`,
+		`level=INFO msg="broken pipe" part=x err="write: broken pipe" client_gone=true`,
+		`level=INFO msg="canceled context" part=x err=something client_gone=true request_id=req-1`}
+	if len(lines) != len(want) {
+		t.Fatalf("logged:\n%s", logged.String())
+	}
+	for i, w := range want {
+		if _, rest, _ := strings.Cut(lines[i], " "); rest != w {
+			t.Errorf("line %d: %s\nwant: %s", i, rest, w)
+		}
+	}
+}
+
+// TestRequestLogModes: errors logs only failed requests, none nothing.
+func TestRequestLogModes(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusBadRequest) })
+	for mode, want := range map[RequestLog]int{LogAll: 2, LogErrors: 1, LogNone: 0} {
+		var logged bytes.Buffer
+		h := LogRequests(slog.New(slog.NewTextHandler(&logged, nil)), "page", mode, mux)
+		for _, p := range []string{"/ok", "/fail"} {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+		}
+		if got := strings.Count(logged.String(), "msg=page"); got != want {
+			t.Errorf("%s: %d lines, want %d:\n%s", mode, got, want, logged.String())
 		}
 	}
 }

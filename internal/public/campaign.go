@@ -59,7 +59,7 @@ func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind str
 	case errors.Is(err, campaign.ErrBadLink):
 		s.invalid(w, r, lang(r, ""))
 	default:
-		s.Log.Error("campaign link", "err", err)
+		s.Log.ErrorContext(r.Context(), "campaign link", "err", err)
 		s.invalid(w, r, lang(r, ""))
 	}
 	return nil, 0, false
@@ -77,7 +77,7 @@ func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request)
 	}
 	manage, err := s.CampaignLinks.URL(r.Context(), campaign.LinkPreferences, t.Recipient, 0)
 	if err != nil {
-		s.Log.Error("campaign preferences link", "err", err)
+		s.Log.ErrorContext(r.Context(), "campaign preferences link", "err", err)
 		s.invalid(w, r, l)
 		return
 	}
@@ -102,7 +102,7 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		return s.Prefs.OptOutTx(tx, contactID, linkEv, now)
 	})
 	if err != nil {
-		s.Log.Error("campaign unsubscribe", "err", err)
+		s.Log.ErrorContext(r.Context(), "campaign unsubscribe", "err", err)
 		http.Error(w, "The unsubscribe could not be saved; try again.", http.StatusServiceUnavailable)
 		return
 	}
@@ -147,7 +147,7 @@ func (s *Server) campaignPreferences(w http.ResponseWriter, r *http.Request) {
 	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), t.ContactID, "")
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoSession) {
-			s.Log.Error("open preferences session", "err", err)
+			s.Log.ErrorContext(r.Context(), "open preferences session", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -167,7 +167,7 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) {
 	_, html, err := s.CampaignSender.View(r.Context(), t)
 	if err != nil {
 		if !errors.Is(err, campaign.ErrBadLink) {
-			s.Log.Error("campaign view", "err", err)
+			s.Log.ErrorContext(r.Context(), "campaign view", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -206,7 +206,7 @@ func (s *Server) campaignClick(w http.ResponseWriter, r *http.Request) {
 	to, err := s.CampaignSender.ClickTarget(r.Context(), t, n)
 	if err != nil {
 		if !errors.Is(err, campaign.ErrBadLink) {
-			s.Log.Error("campaign click", "err", err)
+			s.Log.ErrorContext(r.Context(), "campaign click", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return

@@ -84,7 +84,7 @@ func (s *Server) exportPage(w http.ResponseWriter, r *http.Request) {
 	_, contactLang, err := s.Prefs.ExportLink(r.Context(), r.PathValue("token"))
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoExport) {
-			s.Log.Error("read export link", "err", err)
+			s.Log.ErrorContext(r.Context(), "read export link", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -109,7 +109,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	e, err := s.Prefs.Export(r.Context(), r.PathValue("token"), s.evidence(r))
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoExport) && !errs.Is(err, errs.KindNotFound) {
-			s.Log.Error("export a contact's own data", "err", err)
+			s.Log.ErrorContext(r.Context(), "export a contact's own data", "err", err)
 			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 			return
 		}
@@ -118,6 +118,6 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	}
 	httpx.Attachment(w, f.ContentType(), e.FileName(f))
 	if err := e.Write(w, f); err != nil {
-		s.Log.Warn("export download not completed", "err", err)
+		s.Log.WarnContext(r.Context(), "export download not completed", "err", err)
 	}
 }

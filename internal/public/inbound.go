@@ -34,7 +34,7 @@ func (s *Server) requestConfirmPage(w http.ResponseWriter, r *http.Request) {
 	if s.Inbound != nil {
 		var err error
 		if ok, err = s.Inbound.Pending(r.Context(), r.PathValue("token")); err != nil {
-			s.Log.Error("read request confirmation", "err", err)
+			s.Log.ErrorContext(r.Context(), "read request confirmation", "err", err)
 		}
 	}
 	if !ok {
@@ -54,7 +54,7 @@ func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if !errors.Is(err, inbound.ErrNotConfirmed) {
-			s.Log.Error("confirm request", "err", err)
+			s.Log.ErrorContext(r.Context(), "confirm request", "err", err)
 		}
 		s.invalid(w, r, l)
 		return

@@ -23,13 +23,13 @@ const JWKSPath = "/.well-known/jwks.json"
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	set, err := s.Receipts.JWKS(r.Context())
 	if err != nil {
-		s.Log.Error("serve the signing keys", "err", err)
+		s.Log.ErrorContext(r.Context(), "serve the signing keys", "err", err)
 		http.Error(w, "The signing keys could not be read.", http.StatusInternalServerError)
 		return
 	}
 	body, err := json.Marshal(set)
 	if err != nil {
-		s.Log.Error("encode the signing keys", "err", err)
+		s.Log.ErrorContext(r.Context(), "encode the signing keys", "err", err)
 		http.Error(w, "The signing keys could not be read.", http.StatusInternalServerError)
 		return
 	}
@@ -51,13 +51,13 @@ func (s *Server) receiptDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.Log.Error("issue a receipt from its link", "err", err)
+		s.Log.ErrorContext(r.Context(), "issue a receipt from its link", "err", err)
 		http.Error(w, "The receipt could not be made; try again later.", http.StatusInternalServerError)
 		return
 	}
 	body, err := json.MarshalIndent(issued, "", "  ")
 	if err != nil {
-		s.Log.Error("encode a receipt", "err", err)
+		s.Log.ErrorContext(r.Context(), "encode a receipt", "err", err)
 		http.Error(w, "The receipt could not be made; try again later.", http.StatusInternalServerError)
 		return
 	}

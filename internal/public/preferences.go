@@ -73,7 +73,7 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 		secret, expires, err := s.Prefs.OpenSession(r.Context(), purpose, r.PathValue("token"))
 		if err != nil {
 			if !errors.Is(err, preferences.ErrNoSession) {
-				s.Log.Error("open preferences session", "err", err)
+				s.Log.ErrorContext(r.Context(), "open preferences session", "err", err)
 			}
 			if purpose == auth.PurposeUnsubscribe {
 				s.linkExpired(w, r, http.StatusGone, "", "")
@@ -126,7 +126,7 @@ func (s *Server) openSessionFor(w http.ResponseWriter, r *http.Request, contactI
 	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), contactID, subjectID)
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoSession) {
-			s.Log.Error("open preferences session", "err", err)
+			s.Log.ErrorContext(r.Context(), "open preferences session", "err", err)
 		}
 		return false
 	}
@@ -151,7 +151,7 @@ func (s *Server) sessionOf(w http.ResponseWriter, r *http.Request) (id, subjectI
 			return id, subjectID
 		}
 		if !errors.Is(err, preferences.ErrNoSession) {
-			s.Log.Error("read preferences session", "err", err)
+			s.Log.ErrorContext(r.Context(), "read preferences session", "err", err)
 		}
 	}
 	l := lang(r, "")
@@ -188,7 +188,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 	p, err := s.Prefs.Build(r.Context(), contactID)
 	if err != nil {
 		if !errs.Is(err, errs.KindNotFound) {
-			s.Log.Error("build preferences page", "err", err)
+			s.Log.ErrorContext(r.Context(), "build preferences page", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -298,7 +298,7 @@ func (s *Server) changeSent(w http.ResponseWriter, r *http.Request) {
 func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l string, err error) {
 	e := errs.As(err)
 	if e == nil {
-		s.Log.Error("save preferences", "err", err)
+		s.Log.ErrorContext(r.Context(), "save preferences", "err", err)
 		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 		return
 	}
@@ -324,7 +324,7 @@ func (s *Server) evidence(r *http.Request) preferences.Evidence {
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if err := s.Prefs.EndSession(r.Context(), c.Value); err != nil {
-			s.Log.Error("end preferences session", "err", err)
+			s.Log.ErrorContext(r.Context(), "end preferences session", "err", err)
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/p", MaxAge: -1, HttpOnly: true,
@@ -337,7 +337,7 @@ func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
 	p, err := s.Prefs.PendingChange(r.Context(), r.PathValue("token"))
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoChange) {
-			s.Log.Error("read pending preferences change", "err", err)
+			s.Log.ErrorContext(r.Context(), "read pending preferences change", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -361,7 +361,7 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		case e != nil:
 			redirectKeepingLang(w, r, "/p/not-applied")
 		default:
-			s.Log.Error("confirm preferences change", "err", err)
+			s.Log.ErrorContext(r.Context(), "confirm preferences change", "err", err)
 			http.Error(w, i18n.T(lang(r, ""), "prefs.error"), http.StatusInternalServerError)
 		}
 		return
@@ -413,7 +413,7 @@ func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.Log.Error("one-click unsubscribe", "err", err)
+		s.Log.ErrorContext(r.Context(), "one-click unsubscribe", "err", err)
 		http.Error(w, "The unsubscribe could not be saved; try again.", http.StatusServiceUnavailable)
 		return
 	}
@@ -460,7 +460,7 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.newLink.address.allow(strings.ToLower(email)) {
 		if err := s.Prefs.SendLink(r.Context(), email, l); err != nil {
-			s.Log.Error("send a new preferences link", "err", err)
+			s.Log.ErrorContext(r.Context(), "send a new preferences link", "err", err)
 			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 			return
 		}

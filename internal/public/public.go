@@ -281,7 +281,7 @@ func lang(r *http.Request, contactLang string) string {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	st, err := settings.Get(r.Context(), s.DB.Read)
 	if err != nil {
-		s.Log.Error("render page: read settings", "page", page, "err", err)
+		s.Log.ErrorContext(r.Context(), "render page: read settings", "page", page, "err", err)
 	}
 	data["Operator"] = st.Controller(s.Sender)
 	// The privacy statement and policy links are the operator's, not the
@@ -291,14 +291,14 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	if shown, _ := data["PrivacyShown"].(bool); !shown {
 		cfg, err := preferences.GetConfig(r.Context(), s.DB.Read)
 		if err != nil {
-			s.Log.Error("render page: read preferences settings", "page", page, "err", err)
+			s.Log.ErrorContext(r.Context(), "render page: read preferences settings", "page", page, "err", err)
 		}
 		data["Privacy"] = cfg
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := s.pages[page].Execute(w, data); err != nil {
-		s.Log.Error("render page", "page", page, "err", err)
+		s.Log.ErrorContext(r.Context(), "render page", "page", page, "err", err)
 	}
 }
 
@@ -315,7 +315,7 @@ func (s *Server) logo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.Log.Error("serve logo", "err", err)
+		s.Log.ErrorContext(r.Context(), "serve logo", "err", err)
 		http.Error(w, "The logo could not be read.", http.StatusInternalServerError)
 		return
 	}
@@ -359,7 +359,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	done, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
 	if err != nil {
 		if !errors.Is(err, optin.ErrNotConfirmed) {
-			s.Log.Error("confirm double opt-in", "err", err)
+			s.Log.ErrorContext(r.Context(), "confirm double opt-in", "err", err)
 		}
 		redirectKeepingLang(w, r, "/p/link-invalid")
 		return
@@ -400,7 +400,7 @@ func (s *Server) afterConfirmation(w http.ResponseWriter, r *http.Request, page 
 	contactLang, data, err := read(r.Context(), id, subjectID)
 	if err != nil {
 		if !errors.Is(err, notFound) {
-			s.Log.Error("read what a confirmation did", "page", page, "err", err)
+			s.Log.ErrorContext(r.Context(), "read what a confirmation did", "page", page, "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -429,7 +429,7 @@ func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, err := mail.MailboxMessages(r.Context(), s.DB, 100)
 	if err != nil {
-		s.Log.Error("read mailbox", "err", err)
+		s.Log.ErrorContext(r.Context(), "read mailbox", "err", err)
 		http.Error(w, "The mailbox could not be read.", http.StatusInternalServerError)
 		return
 	}

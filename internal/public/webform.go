@@ -80,7 +80,7 @@ func (s *Server) webformConfirmPage(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Webforms.Pending(r.Context(), r.PathValue("token"))
 	if err != nil {
 		if !errors.Is(err, webform.ErrNoConfirmation) {
-			s.Log.Error("read held webform post", "err", err)
+			s.Log.ErrorContext(r.Context(), "read held webform post", "err", err)
 		}
 		s.invalid(w, r, lang(r, ""))
 		return
@@ -110,7 +110,7 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 			"Text": i18n.T(l, "webform.not_applied.text")})
 		return
 	case err != nil:
-		s.Log.Error("confirm webform post", "err", err)
+		s.Log.ErrorContext(r.Context(), "confirm webform post", "err", err)
 		l := lang(r, "")
 		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
 		return
@@ -174,7 +174,7 @@ func (s *Server) webformError(w http.ResponseWriter, r *http.Request, err error)
 		s.message(w, r, http.StatusNotFound, l, "webform.not_found")
 		return
 	}
-	s.Log.Error("webform", "err", err)
+	s.Log.ErrorContext(r.Context(), "webform", "err", err)
 	http.Error(w, "The form could not be handled; please try again later.", http.StatusInternalServerError)
 }
 

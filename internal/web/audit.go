@@ -216,6 +216,6 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("ledger verified", "ok", rep.OK, "events", rep.Events, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "ledger verified", "ok", rep.OK, "events", rep.Events, "by", u.ID)
 	http.Redirect(w, r, "/admin/ledger?done=verified", http.StatusSeeOther)
 }

@@ -72,7 +72,7 @@ func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.Us
 	if err != nil {
 		e := errs.As(err)
 		if e == nil {
-			s.Log.Error("campaign preview", "err", err)
+			s.Log.ErrorContext(r.Context(), "campaign preview", "err", err)
 			writePreview(w, http.StatusInternalServerError, draftPreview{Error: "The server could not show the preview; the log says why."})
 			return
 		}
@@ -115,7 +115,7 @@ func (s *Server) previewDraftHTML(w http.ResponseWriter, r *http.Request, u *aut
 		if e := errs.As(err); e != nil {
 			msg = "No preview: " + e.Error()
 		} else {
-			s.Log.Error("campaign preview", "err", err)
+			s.Log.ErrorContext(r.Context(), "campaign preview", "err", err)
 		}
 		http.Error(w, msg, httpx.Status(err))
 		return

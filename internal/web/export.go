@@ -41,7 +41,7 @@ func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.U
 	}
 	httpx.Attachment(w, f.ContentType(), e.FileName(f))
 	if err := e.Write(w, f); err != nil {
-		s.Log.Warn("export download not completed", "err", err)
+		s.Log.WarnContext(r.Context(), "export download not completed", "err", err)
 	}
 }
 
@@ -85,7 +85,7 @@ func (s *Server) exportContactList(w http.ResponseWriter, r *http.Request, u *au
 	keep := httpx.KeepWriting(w, time.Minute)
 	keep()
 	if err := x.Write(r.Context(), w, keep); err != nil {
-		s.Log.Warn("contact list export not completed", "err", err)
+		s.Log.WarnContext(r.Context(), "contact list export not completed", "err", err)
 		panic(http.ErrAbortHandler) // cut the connection: part of the file must not pass for all of it
 	}
 }

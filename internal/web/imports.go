@@ -137,7 +137,7 @@ func (s *Server) uploadImport(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.importFail(w, err, u)
 		return
 	}
-	s.Log.Info("import uploaded", "import", imp.ID, "rows", imp.TotalRows, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "import uploaded", "import", imp.ID, "rows", imp.TotalRows, "by", u.ID)
 	http.Redirect(w, r, "/admin/imports/"+url.PathEscape(imp.ID), http.StatusSeeOther)
 }
 
@@ -612,7 +612,7 @@ func (s *Server) startImport(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if dryRun {
 		done = "dry_run"
 	}
-	s.Log.Info("import started", "import", id, "dry_run", dryRun, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "import started", "import", id, "dry_run", dryRun, "by", u.ID)
 	http.Redirect(w, r, "/admin/imports/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
 }
 
@@ -622,7 +622,7 @@ func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.importFail(w, err, u)
 		return
 	}
-	s.Log.Info("import cancel requested", "import", id, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "import cancel requested", "import", id, "by", u.ID)
 	http.Redirect(w, r, "/admin/imports/"+url.PathEscape(id)+"?done=cancelled", http.StatusSeeOther)
 }
 
@@ -642,7 +642,7 @@ func (s *Server) undoImport(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.importFail(w, err, u)
 		return
 	}
-	s.Log.Info("import undo started", "import", id, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "import undo started", "import", id, "by", u.ID)
 	http.Redirect(w, r, "/admin/imports/"+url.PathEscape(id)+"?done=undoing", http.StatusSeeOther)
 }
 
@@ -683,6 +683,6 @@ func (s *Server) importReport(w http.ResponseWriter, r *http.Request, u *auth.Us
 	}
 	httpx.Attachment(w, "text/csv; charset=utf-8", "import-report-"+imp.ID+".csv")
 	if err := s.Imports.WriteReport(r.Context(), imp.ID, w); err != nil {
-		s.Log.Warn("import report download not completed", "import", imp.ID, "err", err)
+		s.Log.WarnContext(r.Context(), "import report download not completed", "import", imp.ID, "err", err)
 	}
 }

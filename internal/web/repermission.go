@@ -75,7 +75,7 @@ func (s *Server) startRun(r *http.Request, u *auth.User, in repermission.Input) 
 
 // runStarted leads to the run's page after a form started it.
 func (s *Server) runStarted(w http.ResponseWriter, r *http.Request, u *auth.User, run *repermission.Run) {
-	s.Log.Info("re-permission run started", "run", run.ID, "import", run.ImportID, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "re-permission run started", "run", run.ID, "import", run.ImportID, "by", u.ID)
 	http.Redirect(w, r, "/admin/repermission/"+url.PathEscape(run.ID)+"?done=started", http.StatusSeeOther)
 }
 
@@ -177,6 +177,6 @@ func (s *Server) repermissionReport(w http.ResponseWriter, r *http.Request, u *a
 	}
 	httpx.Attachment(w, "text/csv; charset=utf-8", "repermission-"+run.ID+".csv")
 	if err := s.Repermission.WriteReport(r.Context(), run.ID, w); err != nil {
-		s.Log.Warn("re-permission report download not completed", "run", run.ID, "err", err)
+		s.Log.WarnContext(r.Context(), "re-permission report download not completed", "run", run.ID, "err", err)
 	}
 }

@@ -68,6 +68,6 @@ func (s *Server) checkRetention(w http.ResponseWriter, r *http.Request, u *auth.
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("retention checked", "flagged", flagged, "cleared", cleared, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "retention checked", "flagged", flagged, "cleared", cleared, "by", u.ID)
 	http.Redirect(w, r, "/admin/retention?flagged="+strconv.Itoa(flagged)+"&cleared="+strconv.Itoa(cleared), http.StatusSeeOther)
 }

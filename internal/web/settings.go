@@ -374,7 +374,7 @@ func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("consent text translated", "purpose", r.PathValue("id"), "language", lang, "version", t.Version, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "consent text translated", "purpose", r.PathValue("id"), "language", lang, "version", t.Version, "by", u.ID)
 	http.Redirect(w, r, "/admin/settings/purposes/"+url.PathEscape(r.PathValue("id"))+"?done=translated&version="+strconv.Itoa(t.Version), http.StatusSeeOther)
 }
 
@@ -687,7 +687,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("api token created", "token", tok.ID, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "api token created", "token", tok.ID, "by", u.ID)
 	// The secret is shown by the page the redirect leads to, once, so
 	// that neither a reload nor the browser's history shows it again.
 	grant, err := s.grants.Issue(r.Context(), u.ID, tokenSubject(tok.ID), secret)
@@ -703,7 +703,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("api token revoked", "token", r.PathValue("id"), "by", u.ID)
+	s.Log.InfoContext(r.Context(), "api token revoked", "token", r.PathValue("id"), "by", u.ID)
 	http.Redirect(w, r, "/admin/settings/tokens?done=token_revoked", http.StatusSeeOther)
 }
 

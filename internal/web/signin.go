@@ -75,7 +75,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err, nil)
 		return
 	}
-	s.Log.Info("first admin created", "user", u.ID)
+	s.Log.InfoContext(r.Context(), "first admin created", "user", u.ID)
 	s.signIn(w, r, u, "/admin/")
 }
 
@@ -162,7 +162,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		giveBackAcct()
 	}
 	if errors.Is(err, auth.ErrBadLogin) {
-		s.Log.Info("sign-in refused")
+		s.Log.InfoContext(r.Context(), "sign-in refused")
 		s.render(w, http.StatusUnauthorized, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Wrong email address or password."}})
 		return
@@ -195,7 +195,7 @@ func safeNext(next string) string {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if err := s.Users.EndSession(r.Context(), c.Value); err != nil {
-			s.Log.Error("end session", "err", err)
+			s.Log.ErrorContext(r.Context(), "end session", "err", err)
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true,

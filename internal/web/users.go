@@ -24,7 +24,7 @@ func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("user enabled", "user", r.PathValue("id"), "by", u.ID)
+	s.Log.InfoContext(r.Context(), "user enabled", "user", r.PathValue("id"), "by", u.ID)
 	http.Redirect(w, r, "/admin/users?done=enabled", http.StatusSeeOther)
 }
 
@@ -45,7 +45,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("user role changed", "user", r.PathValue("id"), "role", r.PostForm.Get("role"), "by", u.ID)
+	s.Log.InfoContext(r.Context(), "user role changed", "user", r.PathValue("id"), "role", r.PostForm.Get("role"), "by", u.ID)
 	http.Redirect(w, r, "/admin/users?done=role", http.StatusSeeOther)
 }
 
@@ -78,7 +78,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("password changed", "user", u.ID)
+	s.Log.InfoContext(r.Context(), "password changed", "user", u.ID)
 	http.Redirect(w, r, "/admin/account?done=password", http.StatusSeeOther)
 }
 
@@ -126,7 +126,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *auth.User
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("user created", "user", created.ID, "role", created.Role, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "user created", "user", created.ID, "role", created.Role, "by", u.ID)
 	http.Redirect(w, r, "/admin/users?done=created", http.StatusSeeOther)
 }
 
@@ -140,6 +140,6 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	s.Log.Info("user disabled", "user", id, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "user disabled", "user", id, "by", u.ID)
 	http.Redirect(w, r, "/admin/users?done=disabled", http.StatusSeeOther)
 }

@@ -236,7 +236,7 @@ func (s *Server) user(r *http.Request) *auth.User {
 	u, err := s.Users.Session(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, auth.ErrNoSession) {
-			s.Log.Error("read session", "err", err)
+			s.Log.ErrorContext(r.Context(), "read session", "err", err)
 		}
 		return nil
 	}

@@ -158,7 +158,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.webhookFail(w, err, u)
 		return
 	}
-	s.Log.Info("webhook endpoint created", "endpoint", e.ID, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "webhook endpoint created", "endpoint", e.ID, "by", u.ID)
 	s.showSecretOnce(w, r, u, e.ID, "created", secret)
 }
 
@@ -285,7 +285,7 @@ func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.webhookFail(w, err, u)
 		return
 	}
-	s.Log.Info("webhook secret rotated", "endpoint", id, "by", u.ID)
+	s.Log.InfoContext(r.Context(), "webhook secret rotated", "endpoint", id, "by", u.ID)
 	s.showSecretOnce(w, r, u, id, "rotated", secret)
 }
 
@@ -304,7 +304,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.webhookFail(w, err, u)
 		return
 	}
-	s.Log.Info("webhook endpoint deleted", "endpoint", r.PathValue("id"), "by", u.ID)
+	s.Log.InfoContext(r.Context(), "webhook endpoint deleted", "endpoint", r.PathValue("id"), "by", u.ID)
 	http.Redirect(w, r, "/admin/webhooks?done=deleted", http.StatusSeeOther)
 }
 
