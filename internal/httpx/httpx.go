@@ -39,7 +39,8 @@ func Headers(p Policy, next http.Handler) http.Handler {
 	})
 }
 
-// RequestLog says which requests a front end logs.
+// RequestLog says which requests a front end logs: the values of
+// CONSENTRY_LOG_REQUESTS (package config checks them).
 type RequestLog string
 
 const (
@@ -47,9 +48,6 @@ const (
 	LogErrors RequestLog = "errors" // requests answered with a status of 400 or above
 	LogNone   RequestLog = "none"   // none; errors the handlers log are still logged
 )
-
-// RequestLogs lists the values of RequestLog, for the setting's check.
-var RequestLogs = []RequestLog{LogAll, LogErrors, LogNone}
 
 // LogRequests serves each request with mux and then logs it as msg: its
 // method, the route pattern that served it, the status and the time it
@@ -64,15 +62,12 @@ func LogRequests(log *slog.Logger, msg string, mode RequestLog, mux *http.ServeM
 	if mode == LogNone {
 		return mux
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		mux.ServeHTTP(rec, r)
-		if mode == LogErrors && rec.status < 400 {
+	return Observe(mux, func(r *http.Request, status int, took time.Duration) {
+		if mode == LogErrors && status < 400 {
 			return
 		}
 		level := slog.LevelInfo
-		if rec.status < 400 && slices.Contains(quiet, r.Pattern) {
+		if status < 400 && slices.Contains(quiet, r.Pattern) {
 			level = slog.LevelDebug
 		}
 		if !log.Enabled(r.Context(), level) {
@@ -80,12 +75,24 @@ func LogRequests(log *slog.Logger, msg string, mode RequestLog, mux *http.ServeM
 		}
 		// The mux sets the pattern on the request it served; a request
 		// no route matched has none.
-		attrs := []any{"method", r.Method, "route", r.Pattern, "status", rec.status,
-			"ms", float64(time.Since(start).Microseconds()) / 1000}
+		attrs := []any{"method", r.Method, "route", r.Pattern, "status", status, "ms", float64(took.Microseconds()) / 1000}
 		if r.Context().Err() != nil {
 			attrs = append(attrs, "client_gone", true)
 		}
 		log.Log(r.Context(), level, msg, attrs...)
+	})
+}
+
+// Observe serves each request with next, then calls done with the
+// request, the status it was answered with and the time that took. A
+// ServeMux inside next sets the route pattern on the request it is given:
+// done sees it as long as nothing between replaced the request.
+func Observe(next http.Handler, done func(r *http.Request, status int, took time.Duration)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		done(r, rec.status, time.Since(start))
 	})
 }
 

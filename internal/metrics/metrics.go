@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
@@ -116,40 +117,15 @@ func (m *Metrics) Message(o mail.Outcome) {
 // replace the request). Never the path, which can hold a token or an id;
 // a request no route matched is counted under "none".
 func (m *Metrics) Count(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &status{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(rec, r)
+	return httpx.Observe(next, func(r *http.Request, status int, took time.Duration) {
 		route := r.Pattern
 		if route == "" {
 			route = "none"
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(rec.code/100)+"xx").Inc()
-		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(route, strconv.Itoa(status/100)+"xx").Inc()
+		m.latency.WithLabelValues(route).Observe(took.Seconds())
 	})
 }
-
-// status keeps the status a handler answered with.
-type status struct {
-	http.ResponseWriter
-	code  int
-	wrote bool
-}
-
-func (s *status) WriteHeader(code int) {
-	if !s.wrote {
-		s.code, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *status) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (s *status) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Handler serves the metrics in the Prometheus text format. With a token,
 // a request must carry it as "Authorization: Bearer TOKEN" and is
