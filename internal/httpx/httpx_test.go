@@ -112,7 +112,8 @@ func TestRequestIDs(t *testing.T) {
 }
 
 // TestLogHandler: records logged with a request's context carry its id;
-// an error that only says the client went away is logged at info level.
+// a warning or error that only says the client went away is logged at
+// info level.
 func TestLogHandler(t *testing.T) {
 	var logged bytes.Buffer
 	log := slog.New(LogHandler(slog.NewTextHandler(&logged, nil))).With("part", "x")
@@ -120,7 +121,7 @@ func TestLogHandler(t *testing.T) {
 	log.InfoContext(ctx, "deep down")
 	log.Error("no context", "err", errors.New("disk on fire"))
 	log.ErrorContext(ctx, "gone", "err", fmt.Errorf("read: %w", context.Canceled))
-	log.Error("broken pipe", "err", &net.OpError{Op: "write", Err: syscall.EPIPE})
+	log.Warn("broken pipe", "err", &net.OpError{Op: "write", Err: syscall.EPIPE})
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	log.ErrorContext(gone, "canceled context", "err", errors.New("something"))

@@ -78,23 +78,23 @@ func ClientGone(err error) bool {
 
 // LogHandler wraps h so that every record logged with a request's context
 // (the *Context methods of slog.Logger) carries the request's id as
-// request_id, and so that an error that only says the client went away
-// (ClientGone, in an attribute holding an error, or a record logged with
-// a context already canceled) is logged at info rather than error level.
+// request_id, and so that a warning or error that only says the client
+// went away (ClientGone, in an attribute holding an error, or a record
+// logged with a context already canceled) is logged at info level.
 func LogHandler(h slog.Handler) slog.Handler { return &logHandler{next: h} }
 
 type logHandler struct{ next slog.Handler }
 
 func (h *logHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	// An error may be lowered to info: ask for the lower of the two.
-	if level >= slog.LevelError {
+	// A warning or an error may be lowered to info: ask for either.
+	if level > slog.LevelInfo {
 		return h.next.Enabled(ctx, slog.LevelInfo) || h.next.Enabled(ctx, level)
 	}
 	return h.next.Enabled(ctx, level)
 }
 
 func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && (errors.Is(ctx.Err(), context.Canceled) || goneAttr(r)) {
+	if r.Level > slog.LevelInfo && (errors.Is(ctx.Err(), context.Canceled) || goneAttr(r)) {
 		lowered := slog.NewRecord(r.Time, slog.LevelInfo, r.Message, r.PC)
 		r.Attrs(func(a slog.Attr) bool { lowered.AddAttrs(a); return true })
 		lowered.AddAttrs(slog.Bool("client_gone", true))
