@@ -127,3 +127,37 @@ func TestServe(t *testing.T) {
 		}
 	}
 }
+
+// TestServeMetricsListener: with CONSENTRY_METRICS_ADDR, the metrics and
+// the health endpoints are served on a listener of their own, and the
+// main listener serves no metrics (no token is set).
+func TestServeMetricsListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("CONSENTRY_METRICS_ADDR", maddr)
+	addr, _ := startServer(t)
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("http://" + maddr + "/metrics"); code != 200 || !strings.Contains(body, "consentry_build_info") ||
+		!strings.Contains(body, "consentry_metrics_database_up 1") {
+		t.Fatalf("metrics listener: %d %.300s", code, body)
+	}
+	if code, body := get("http://" + maddr + "/readyz"); code != 200 || !strings.Contains(body, `"status":"ready"`) {
+		t.Fatalf("readyz on the metrics listener: %d %s", code, body)
+	}
+	if code, _ := get("http://" + addr + "/metrics"); code != http.StatusNotFound {
+		t.Fatalf("metrics on the main listener without a token: %d", code)
+	}
+}
