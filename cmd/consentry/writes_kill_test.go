@@ -47,10 +47,13 @@ type ack struct {
 // writeLoad is the writers' shared view of the service: its address, and
 // a channel closed while it is up, replaced before each kill.
 type writeLoad struct {
-	mu   sync.Mutex
-	base string
-	up   chan struct{}
-	acks chan struct{} // a token per acknowledged write, for the killer
+	mu      sync.Mutex
+	base    string
+	up      chan struct{}
+	acks    chan struct{} // a token per acknowledged write, for the killer
+	writers []*loadWriter
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
 }
 
 func (l *writeLoad) current() (string, chan struct{}) {
@@ -79,66 +82,115 @@ func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	env = append(env, "CONSENTRY_LOG_LEVEL=warn")
-	code, secret, stderr := runBinary(t, bin, env, "token", "create", "--name", "kill test")
-	if code != 0 {
-		t.Fatalf("token create: %d %s", code, stderr)
-	}
-	load := &writeLoad{up: make(chan struct{}), acks: make(chan struct{}, 1024)}
 	child := startChild(t, bin, env)
-	load.base = "http://" + child.addr
-	close(load.up)
-	(&apiClient{t: t, base: load.base, token: strings.TrimSpace(secret)}).do("POST", "/api/v1/sources", map[string]any{"name": "Kill test"}, nil)
-
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	writers := make([]*loadWriter, 8)
-	for i := range writers {
-		w := &loadWriter{n: i, token: strings.TrimSpace(secret), client: &http.Client{Timeout: 20 * time.Second},
-			last: map[string]string{}, cut: map[string]bool{}}
-		writers[i] = w
-		wg.Add(1)
-		go func() { defer wg.Done(); w.run(ctx, load) }()
-	}
+	load := startLoad(t, bin, env, child)
 
 	kills := writesKillPlan()
 	start := time.Now()
-	for k := 0; k < kills; k++ {
-		// A random moment: after 5 to 80 more acknowledged writes.
-		for range 5 + rng.IntN(76) {
-			select {
-			case <-load.acks:
-			case <-child.exited:
-				t.Fatalf("serve exited by itself with %v:\n%s", child.cmd.ProcessState, child.output())
-			case <-time.After(time.Minute):
-				for _, w := range writers {
-					w.mu.Lock()
-					t.Logf("writer %d: last failure: %s", w.n, w.failure)
-					w.mu.Unlock()
-				}
-				t.Fatalf("no write was acknowledged for a minute; the service's goroutines:\n%s", child.dump())
-			}
-		}
-		load.mu.Lock()
-		load.up = make(chan struct{})
-		load.mu.Unlock()
+	for range kills {
+		load.waitAcks(t, child, 5+rng.IntN(76)) // a random moment
+		load.pause()
 		child.kill(t)
 		child = startChild(t, bin, env)
-		load.mu.Lock()
-		load.base = "http://" + child.addr
-		close(load.up)
-		load.mu.Unlock()
+		load.resume(child)
 	}
-	// A last stretch after the last kill, then the writers stop.
-	for range 50 {
-		<-load.acks
-	}
-	stop()
-	wg.Wait()
+	load.waitAcks(t, child, 50) // a last stretch after the last kill
+	load.stop()
 	child.stop(t)
-	took := time.Since(start)
+	load.check(t, db, fmt.Sprintf("%d kills in %s", kills, time.Since(start).Round(time.Millisecond)))
+	verifyLedger(t, bin, env)
+}
 
+// startLoad makes an API token and a source, and starts eight writers
+// against child.
+func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad {
+	code, secret, stderr := runBinary(t, bin, env, "token", "create", "--name", "load")
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, stderr)
+	}
+	token := strings.TrimSpace(secret)
+	load := &writeLoad{base: "http://" + child.addr, up: make(chan struct{}), acks: make(chan struct{}, 1024)}
+	close(load.up)
+	(&apiClient{t: t, base: load.base, token: token}).do("POST", "/api/v1/sources", map[string]any{"name": "Kill test"}, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	load.cancel = stop
+	load.writers = make([]*loadWriter, 8)
+	for i := range load.writers {
+		w := &loadWriter{n: i, token: token, client: &http.Client{Timeout: 20 * time.Second},
+			last: map[string]string{}, cut: map[string]bool{}}
+		load.writers[i] = w
+		load.wg.Add(1)
+		go func() { defer load.wg.Done(); w.run(ctx, load) }()
+	}
+	t.Cleanup(load.stop)
+	return load
+}
+
+// waitAcks returns after n more writes were acknowledged.
+func (l *writeLoad) waitAcks(t *testing.T, child *child, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-l.acks:
+		case <-child.exited:
+			t.Fatalf("serve exited by itself with %v:\n%s", child.cmd.ProcessState, child.output())
+		case <-time.After(time.Minute):
+			for _, w := range l.writers {
+				w.mu.Lock()
+				t.Logf("writer %d: last failure: %s", w.n, w.failure)
+				w.mu.Unlock()
+			}
+			t.Fatalf("no write was acknowledged for a minute; the service's goroutines:\n%s", child.dump())
+		}
+	}
+}
+
+// pause makes writers whose write fails wait for resume.
+func (l *writeLoad) pause() {
+	l.mu.Lock()
+	l.up = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// drain forgets the acknowledgements not waited for yet.
+func (l *writeLoad) drain() {
+	for {
+		select {
+		case <-l.acks:
+		default:
+			return
+		}
+	}
+}
+
+// resume sends the writers to child.
+func (l *writeLoad) resume(child *child) {
+	l.mu.Lock()
+	l.base = "http://" + child.addr
+	close(l.up)
+	l.mu.Unlock()
+}
+
+// stop ends the writers and waits for them.
+func (l *writeLoad) stop() {
+	l.cancel()
+	l.mu.Lock()
+	select {
+	case <-l.up:
+	default:
+		close(l.up)
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// check wants every acknowledged write in db, and each contact's current
+// consent the last one acknowledged, unless a later write of the contact
+// got no answer. what says what the writers went through, for the log.
+func (l *writeLoad) check(t *testing.T, db *store.DB, what string) {
+	t.Helper()
 	var acked, cut, tries int
-	for _, w := range writers {
+	for _, w := range l.writers {
 		acked += len(w.acked)
 		tries += w.tries
 		cut += len(w.cut)
@@ -165,9 +217,12 @@ func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 	if acked == 0 {
 		t.Fatal("no write was acknowledged")
 	}
-	t.Logf("%d kills in %s: %d writes tried, %d acknowledged and all present; %d contacts had a write cut off", kills,
-		took.Round(time.Millisecond), tries, acked, cut)
+	t.Logf("%s: %d writes tried, %d acknowledged and all present; %d contacts had a write cut off", what, tries, acked, cut)
+}
 
+// verifyLedger runs `consentry ledger verify` and wants it to pass.
+func verifyLedger(t *testing.T, bin string, env []string) {
+	t.Helper()
 	code, out, stderr := runBinary(t, bin, env, "ledger", "verify")
 	var rep struct{ OK bool }
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK {
