@@ -51,6 +51,7 @@ type writeLoad struct {
 	base    string
 	up      chan struct{}
 	acks    chan struct{} // a token per acknowledged write, for the killer
+	fails   chan string   // the answers that were no acknowledgement, as far as there is room
 	writers []*loadWriter
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
@@ -75,6 +76,7 @@ type loadWriter struct {
 	tries    int
 	mu       sync.Mutex
 	failure  string // the last answer that was no acknowledgement
+	load     *writeLoad
 }
 
 func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
@@ -109,7 +111,7 @@ func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad 
 		t.Fatalf("token create: %d %s", code, stderr)
 	}
 	token := strings.TrimSpace(secret)
-	load := &writeLoad{base: "http://" + child.addr, up: make(chan struct{}), acks: make(chan struct{}, 1024)}
+	load := &writeLoad{base: "http://" + child.addr, up: make(chan struct{}), acks: make(chan struct{}, 1024), fails: make(chan string, 64)}
 	close(load.up)
 	(&apiClient{t: t, base: load.base, token: token}).do("POST", "/api/v1/sources", map[string]any{"name": "Kill test"}, nil)
 	ctx, stop := context.WithCancel(context.Background())
@@ -117,7 +119,7 @@ func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad 
 	load.writers = make([]*loadWriter, 8)
 	for i := range load.writers {
 		w := &loadWriter{n: i, token: token, client: &http.Client{Timeout: 20 * time.Second},
-			last: map[string]string{}, cut: map[string]bool{}}
+			last: map[string]string{}, cut: map[string]bool{}, load: load}
 		load.writers[i] = w
 		load.wg.Add(1)
 		go func() { defer load.wg.Done(); w.run(ctx, load) }()
@@ -323,4 +325,8 @@ func (w *loadWriter) failed(why string) {
 	w.mu.Lock()
 	w.failure = why
 	w.mu.Unlock()
+	select {
+	case w.load.fails <- why:
+	default:
+	}
 }
