@@ -187,7 +187,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		transport = smtp
 	}
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, FromNamed: cfg.MailFromNamed, Domain: cfg.MailDomain(),
-		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
+		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: mailAttempts, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
 	a.Campaigns = &campaign.Service{DB: db, Now: time.Now, Purposes: a.Consent, Lists: a.Lists,
 		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
 			return a.Contacts.Condition(ctx, src, false)
@@ -337,6 +337,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.handler = a.requests.Count(mux)
 	return a, nil
 }
+
+// mailAttempts bounds the tries of a message the mail server keeps
+// turning away for now (unreachable, timing out, 4xx): with the jobs
+// backoff (10 s doubling to an hour) 56 tries span about two days, as a
+// mail server keeps a message queued, so that a relay down over a weekend
+// night loses nothing.
+const mailAttempts = 56
 
 // checkpointCopies is where the configuration sends a copy of every
 // checkpoint; nil for nowhere.
