@@ -76,7 +76,7 @@ func TestDiskFullThenFreed(t *testing.T) {
 	disk := smallDisk(t, "64m")
 	bin := buildBinary(t)
 	path := filepath.Join(disk, "consentry.db")
-	env := []string{"CONSENTRY_DATABASE_URL=" + path, "CONSENTRY_LOG_LEVEL=warn"}
+	env := append([]string{"CONSENTRY_DATABASE_URL=" + path}, loadEnv...)
 	if code, _, stderr := runBinary(t, bin, env, "migrate"); code != 0 {
 		t.Fatalf("migrate: %d %s", code, stderr)
 	}

@@ -130,7 +130,7 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"CONSENTRY_DATABASE_URL=" + pg.url(), "CONSENTRY_LOG_LEVEL=warn"}
+	env := append([]string{"CONSENTRY_DATABASE_URL=" + pg.url()}, loadEnv...)
 	child := startChild(t, bin, env)
 	load := startLoad(t, bin, env, child)
 	probe := load.writers[0]

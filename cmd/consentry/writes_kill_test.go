@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 
 // ack is one write the service acknowledged.
 type ack struct {
+	email   string // a webform post's address; the rest is then empty
 	contact string // the contact created or changed
 	record  string // the consent record written; "" for a new contact's
 	state   string
@@ -53,6 +55,7 @@ type writeLoad struct {
 	acks    chan struct{} // a token per acknowledged write, for the killer
 	fails   chan string   // the answers that were no acknowledgement, as far as there is room
 	writers []*loadWriter
+	form    string // the webform the writers post to
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 }
@@ -66,24 +69,26 @@ func (l *writeLoad) current() (string, chan struct{}) {
 // loadWriter is one of the concurrent writers: its contacts, what the service
 // acknowledged, and the contacts whose last write was cut off.
 type loadWriter struct {
-	n        int
-	token    string
-	client   *http.Client
-	contacts []string
-	acked    []ack
-	last     map[string]string // contact → state last acknowledged
-	cut      map[string]bool   // contact → a later write got no answer
-	tries    int
-	mu       sync.Mutex
-	failure  string // the last answer that was no acknowledgement
-	load     *writeLoad
+	n      int
+	token  string
+	client *http.Client
+	// noRedirect is client without following redirects, for webforms.
+	noRedirect *http.Client
+	contacts   []string
+	acked      []ack
+	last       map[string]string // contact → state last acknowledged
+	cut        map[string]bool   // contact → a later write got no answer
+	tries      int
+	mu         sync.Mutex
+	failure    string // the last answer that was no acknowledgement
+	load       *writeLoad
 }
 
 func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	env = append(env, "CONSENTRY_LOG_LEVEL=warn")
+	env = append(env, loadEnv...)
 	child := startChild(t, bin, env)
 	load := startLoad(t, bin, env, child)
 
@@ -103,6 +108,11 @@ func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 	verifyLedger(t, bin, env)
 }
 
+// loadEnv is the settings of a service under the writers' load: quiet
+// logs, and the test trusted as a proxy, so that each webform post comes
+// from a client address of its own, as many visitors' posts do.
+var loadEnv = []string{"CONSENTRY_LOG_LEVEL=warn", "CONSENTRY_TRUSTED_PROXIES=127.0.0.1"}
+
 // startLoad makes an API token and a source, and starts eight writers
 // against child.
 func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad {
@@ -113,13 +123,20 @@ func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad 
 	token := strings.TrimSpace(secret)
 	load := &writeLoad{base: "http://" + child.addr, up: make(chan struct{}), acks: make(chan struct{}, 1024), fails: make(chan string, 64)}
 	close(load.up)
-	(&apiClient{t: t, base: load.base, token: token}).do("POST", "/api/v1/sources", map[string]any{"name": "Kill test"}, nil)
+	api := &apiClient{t: t, base: load.base, token: token}
+	api.do("POST", "/api/v1/sources", map[string]any{"name": "Kill test"}, nil)
+	api.do("POST", "/api/v1/purposes", map[string]any{"name": "Share with partners", "legal_basis": "consent", "text": "Share my details with partners"}, nil)
+	var form struct{ ID string }
+	api.do("POST", "/api/v1/webforms", map[string]any{"name": "signup", "title": "Sign up", "fields": []any{map[string]any{"name": "email"}},
+		"consents": []any{map[string]any{"purpose": "Share with partners"}}, "privacy_policy_url": "https://acme.example/privacy"}, &form)
+	load.form = form.ID
 	ctx, stop := context.WithCancel(context.Background())
 	load.cancel = stop
 	load.writers = make([]*loadWriter, 8)
 	for i := range load.writers {
 		w := &loadWriter{n: i, token: token, client: &http.Client{Timeout: 20 * time.Second},
-			last: map[string]string{}, cut: map[string]bool{}, load: load}
+			noRedirect: &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+			last:       map[string]string{}, cut: map[string]bool{}, load: load}
 		load.writers[i] = w
 		load.wg.Add(1)
 		go func() { defer load.wg.Done(); w.run(ctx, load) }()
@@ -191,12 +208,23 @@ func (l *writeLoad) stop() {
 // got no answer. what says what the writers went through, for the log.
 func (l *writeLoad) check(t *testing.T, db *store.DB, what string) {
 	t.Helper()
-	var acked, cut, tries int
+	var acked, posts, cut, tries int
 	for _, w := range l.writers {
 		acked += len(w.acked)
 		tries += w.tries
 		cut += len(w.cut)
 		for _, a := range w.acked {
+			if a.email != "" {
+				posts++
+				var n int
+				err := db.Read.QueryRow(`SELECT count(*) FROM consent_records r JOIN contacts c ON c.id = r.contact_id
+					JOIN purposes p ON p.id = r.purpose_id WHERE c.email_key = $1 AND p.name = 'Share with partners' AND r.state = 'granted'`,
+					a.email).Scan(&n)
+				if err != nil || n != 1 {
+					t.Errorf("acknowledged webform post of %s: %d consent records (%v), want 1", a.email, n, err)
+				}
+				continue
+			}
 			var n int
 			err := db.Read.QueryRow(`SELECT count(*) FROM consent_records WHERE contact_id = $1 AND state = $2 AND ($3 = '' OR id = $3)`,
 				a.contact, a.state, a.record).Scan(&n)
@@ -219,7 +247,11 @@ func (l *writeLoad) check(t *testing.T, db *store.DB, what string) {
 	if acked == 0 {
 		t.Fatal("no write was acknowledged")
 	}
-	t.Logf("%s: %d writes tried, %d acknowledged and all present; %d contacts had a write cut off", what, tries, acked, cut)
+	if posts == 0 {
+		t.Error("no webform post was acknowledged")
+	}
+	t.Logf("%s: %d writes tried, %d acknowledged (%d of them webform posts) and all present; %d contacts had a write cut off", what, tries,
+		acked, posts, cut)
 }
 
 // verifyLedger runs `consentry ledger verify` and wants it to pass.
@@ -247,6 +279,24 @@ func (w *loadWriter) run(ctx context.Context, load *writeLoad) {
 			state   = states[i%2]
 		)
 		consent := map[string]any{"purpose": "E-marketing", "state": state, "source": "Kill test"}
+		if i%4 == 2 {
+			email := fmt.Sprintf("f%d-%d@example.org", w.n, i)
+			w.tries++
+			if w.postForm(ctx, base, load.form, email, i) {
+				w.acked = append(w.acked, ack{email: email})
+				select {
+				case load.acks <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			_, up = load.current()
+			select {
+			case <-up:
+			case <-ctx.Done():
+			}
+			continue
+		}
 		if len(w.contacts) == 0 || i%4 == 0 {
 			path = "/api/v1/contacts"
 			body = map[string]any{"email": fmt.Sprintf("w%d-%d@example.org", w.n, i), "consents": []any{consent}}
@@ -319,6 +369,32 @@ func (w *loadWriter) post(ctx context.Context, url string, body any) ([]byte, bo
 		return nil, false
 	}
 	return got, true
+}
+
+// postForm posts the webform as a browser on another site does, from a
+// client address of its own (the service trusts the test's X-Forwarded-For,
+// as it would a proxy's), and reports whether the service acknowledged it
+// with its redirect to the thanks.
+func (w *loadWriter) postForm(ctx context.Context, base, form, email string, i int) bool {
+	body := url.Values{"email": {email}, "consents[0].checked": {"yes"}, "consents[0].version": {"1"}}
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/f/"+form, strings.NewReader(body.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://acme.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (load)")
+	req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", w.n, i/250%250, i%250))
+	resp, err := w.noRedirect.Do(req)
+	if err != nil {
+		w.failed(err.Error())
+		return false
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/f/sent") {
+		w.failed(fmt.Sprintf("webform %d %s", resp.StatusCode, got))
+		return false
+	}
+	return true
 }
 
 func (w *loadWriter) failed(why string) {
