@@ -173,7 +173,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		AfterBatch: repermission.BatchTx, AfterConfirm: a.Receipts.EmailTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
-		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify, AfterGrant: a.Receipts.EmailTx}
 
 	a.Export = &export.Service{DB: db, Contacts: a.Contacts, Now: time.Now}
 	a.Prefs.Exports = a.Export
@@ -234,7 +234,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	})
 
 	forms, err := webform.New(&webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, Mail: tmpl, BaseURL: cfg.BaseURL,
-		Sender: cfg.Sender(), Now: time.Now})
+		Sender: cfg.Sender(), Now: time.Now, AfterGrant: a.Receipts.EmailTx})
 	if err != nil {
 		return nil, err
 	}
