@@ -27,9 +27,9 @@ func SQLitePath(dsn string) string {
 // commands that copy and check a database outside a running service.
 // mode=rw never creates the file; busy_timeout lets it wait for a
 // running service's writer rather than fail; temp_store keeps any
-// temporary copies of rows in memory, as Open does. (VACUUM INTO copies
-// tables and indexes in order: backing up 1,000,000 contacts, the whole
-// process peaked at 31 MB of RSS, BenchmarkBackupMillion.)
+// temporary copies of rows in memory, as Open does (backing up
+// 1,000,000 contacts, the whole process peaked at 31 MB of RSS:
+// BenchmarkBackupMillion).
 func openFile(ctx context.Context, file string) (*sql.DB, error) {
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("there is no database at %s", file)
