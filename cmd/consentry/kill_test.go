@@ -98,7 +98,6 @@ func sqliteEnv(t testing.TB) (*store.DB, []string) {
 // killRun seeds db, runs the campaign with kills through the binary bin
 // configured by env, and checks the outcome.
 func killRun(t testing.TB, bin string, db *store.DB, env []string) {
-	ctx := context.Background()
 	n, at := killPlan()
 	seedReachable(t, db, n)
 
@@ -150,58 +149,8 @@ func killRun(t testing.TB, bin string, db *store.DB, env []string) {
 	took := time.Since(start)
 	child.stop(t)
 
-	// The outcome, from the database, against what the mail server got.
-	byStatus := map[string]int{}
-	unknownReceived := 0
-	rows, err := db.Read.QueryContext(ctx, `SELECT k.email, r.status FROM campaign_recipients r
-		JOIN campaigns c ON c.no = r.campaign_no JOIN contacts k ON k.id = r.contact_id WHERE c.id = $1`, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got.mu.Lock()
-	defer got.mu.Unlock()
-	seen := map[string]bool{}
-	for rows.Next() {
-		var addr, status string
-		if err := rows.Scan(&addr, &status); err != nil {
-			t.Fatal(err)
-		}
-		seen[addr] = true
-		byStatus[status]++
-		switch status {
-		case "sent":
-			if got.to[addr] != 1 {
-				t.Errorf("%s is sent but received %d messages", addr, got.to[addr])
-			}
-		case "unknown":
-			unknownReceived += min(got.to[addr], 1)
-		case "suppressed", "excluded":
-			if got.to[addr] != 0 {
-				t.Errorf("%s is %s but received %d messages", addr, status, got.to[addr])
-			}
-		default:
-			t.Errorf("%s ended %s", addr, status)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for addr, k := range got.to {
-		if k > 1 {
-			t.Errorf("%s received %d messages", addr, k)
-		}
-		if !seen[addr] {
-			t.Errorf("%s received a message but is no recipient", addr)
-		}
-	}
-	if len(seen) != n {
-		t.Errorf("%d recipients, want %d", len(seen), n)
-	}
-	if byStatus["unknown"] > len(at)*largestBatch {
-		t.Errorf("%d unknown after %d kills, want at most %d", byStatus["unknown"], len(at), len(at)*largestBatch)
-	}
-	t.Logf("%d contacts, %d kills, %s: %v; %d of the unknown received the message", n, len(at), took.Round(time.Millisecond), byStatus, unknownReceived)
+	checkCampaignOutcome(t, db, c.ID, got, n, len(at))
+	t.Logf("%d contacts, %d kills, %s", n, len(at), took.Round(time.Millisecond))
 
 	code, out, stderr := runBinary(t, bin, env, "ledger", "verify")
 	var rep struct{ OK bool }
@@ -486,4 +435,65 @@ func (a *apiClient) do(method, path string, body, out any) {
 			a.t.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
+}
+
+// checkCampaignOutcome checks campaign id's recipients in db against what
+// the mail server got: each sent recipient received exactly one message,
+// nobody received two or is not a recipient, the suppressed and excluded
+// received none, and at most kills batches' worth ended unknown.
+func checkCampaignOutcome(t testing.TB, db *store.DB, id string, got *arrivals, n, kills int) {
+	t.Helper()
+	ctx := context.Background()
+	// The outcome, from the database, against what the mail server got.
+	byStatus := map[string]int{}
+	unknownReceived := 0
+	rows, err := db.Read.QueryContext(ctx, `SELECT k.email, r.status FROM campaign_recipients r
+		JOIN campaigns c ON c.no = r.campaign_no JOIN contacts k ON k.id = r.contact_id WHERE c.id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var addr, status string
+		if err := rows.Scan(&addr, &status); err != nil {
+			t.Fatal(err)
+		}
+		seen[addr] = true
+		byStatus[status]++
+		switch status {
+		case "sent":
+			if got.to[addr] != 1 {
+				t.Errorf("%s is sent but received %d messages", addr, got.to[addr])
+			}
+		case "unknown":
+			unknownReceived += min(got.to[addr], 1)
+		case "suppressed", "excluded":
+			if got.to[addr] != 0 {
+				t.Errorf("%s is %s but received %d messages", addr, status, got.to[addr])
+			}
+		default:
+			t.Errorf("%s ended %s", addr, status)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for addr, k := range got.to {
+		if k > 1 {
+			t.Errorf("%s received %d messages", addr, k)
+		}
+		if !seen[addr] {
+			t.Errorf("%s received a message but is no recipient", addr)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d recipients, want %d", len(seen), n)
+	}
+	if byStatus["unknown"] > kills*largestBatch {
+		t.Errorf("%d unknown after %d kills, want at most %d", byStatus["unknown"], kills, kills*largestBatch)
+	}
+	t.Logf("%v; %d of the unknown received the message", byStatus, unknownReceived)
 }

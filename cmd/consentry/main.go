@@ -43,6 +43,9 @@ Usage:
                                   make a keyset for encrypted fields; prints its master key once
   consentry keys rotate           add a keyset key and put every data key under it
   consentry keys retire           destroy the old keyset keys once nothing uses them
+  consentry backup [--force] FILE
+                                  copy the SQLite database, while it is in use, to FILE and its keyset to FILE.keyset
+  consentry restore FILE          restore a backup into an empty data directory
   consentry version               print the version
 
 Configuration comes from environment variables; see README.md.
@@ -95,6 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return token(ctx, cfg, log, args[1:], stdout, stderr)
 	case "keys":
 		return keys(ctx, cfg, log, args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, cfg, args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, cfg, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "consentry: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -230,16 +237,9 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	checkpoint := fs.String("checkpoint", "", "a signed checkpoint, as /ledger/checkpoint serves it (required)")
 	keyFile := fs.String("key", "", "the verifier keys, as /ledger/key serves them (required)")
-	// The receipt may come before or after the flags.
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+	files, ok := parseArgs(fs, args)
+	if !ok {
+		return 2
 	}
 	if len(files) != 1 || *checkpoint == "" || *keyFile == "" {
 		fmt.Fprint(stderr, "usage: consentry ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY\n")
@@ -270,6 +270,22 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 		"its ledger event %d is in the tree of %d events the checkpoint signed by key %s names\n",
 		r.RecordID, purpose, r.State, r.RecordedAt, c.KeyID, r.Ledger.Seq, c.TreeSize, c.Checkpoint)
 	return 0
+}
+
+// parseArgs parses args with fs, flags and the other arguments in any
+// order, and returns the other arguments; ok is false when a flag is
+// wrong, which fs has reported.
+func parseArgs(fs *flag.FlagSet, args []string) (rest []string, ok bool) {
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	}
+	return rest, true
 }
 
 // ledgerCheckpoint makes a checkpoint of the ledger as it is now (or

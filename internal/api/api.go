@@ -217,7 +217,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		if err != nil {
 			status = writeError(w, err)
-			if status >= 500 {
+			if status == http.StatusServiceUnavailable {
+				s.Log.WarnContext(r.Context(), "request refused: the database is unavailable", "method", r.Method, "route", rt.Path, "err", err)
+			} else if status >= 500 {
 				s.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", rt.Path, "err", err)
 			}
 		} else if f, ok := body.(fileBody); ok {
@@ -306,7 +308,7 @@ type ErrorDetail struct {
 }
 
 func writeError(w http.ResponseWriter, err error) int {
-	e := errs.As(err)
+	e := errs.As(store.Unavailable(err))
 	if e == nil {
 		if errors.Is(err, context.Canceled) {
 			e = &errs.Error{Kind: errs.KindInvalid, Code: "canceled", Message: "the request was canceled"}
@@ -316,8 +318,11 @@ func writeError(w http.ResponseWriter, err error) int {
 		}
 	}
 	status := httpx.Status(e)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="consentry"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", httpx.RetryAfter)
 	}
 	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field, Position: e.Position}})
 	return status

@@ -181,7 +181,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		AfterBatch: repermission.BatchTx, AfterConfirm: a.Receipts.EmailTx}
 	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
-		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify}
+		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify, AfterGrant: a.Receipts.EmailTx}
 
 	a.Export = &export.Service{DB: db, Contacts: a.Contacts, Now: time.Now}
 	a.Prefs.Exports = a.Export
@@ -195,7 +195,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		transport = smtp
 	}
 	a.Deliverer = &mail.Deliverer{DB: db, Transport: transport, Log: log, From: cfg.MailFrom, FromNamed: cfg.MailFromNamed, Domain: cfg.MailDomain(),
-		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: 8, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
+		Now: time.Now, Batch: 200, Lease: 5 * time.Minute, MaxAttempts: mailAttempts, Poll: 2 * time.Second, BaseURL: cfg.BaseURL}
 	a.Campaigns = &campaign.Service{DB: db, Now: time.Now, Purposes: a.Consent, Lists: a.Lists,
 		Condition: func(ctx context.Context, src string) (*filter.Condition, error) {
 			return a.Contacts.Condition(ctx, src, false)
@@ -244,7 +244,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	})
 
 	forms, err := webform.New(&webform.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, OptIn: a.OptIn, Mail: tmpl, BaseURL: cfg.BaseURL,
-		Sender: cfg.Sender(), Now: time.Now})
+		Sender: cfg.Sender(), Now: time.Now, AfterGrant: a.Receipts.EmailTx})
 	if err != nil {
 		return nil, err
 	}
@@ -414,6 +414,13 @@ func (a *App) ready(ctx context.Context) api.Readiness {
 	}
 	return rd
 }
+
+// mailAttempts bounds the tries of a message the mail server keeps
+// turning away for now (unreachable, timing out, 4xx): with the jobs
+// backoff (10 s doubling to an hour) 56 tries span about two days, as a
+// mail server keeps a message queued, so that a relay down over a weekend
+// night loses nothing.
+const mailAttempts = 56
 
 // checkpointCopies is where the configuration sends a copy of every
 // checkpoint; nil for nowhere.

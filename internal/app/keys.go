@@ -15,13 +15,33 @@ import (
 	"github.com/consentry/consentry/internal/vault"
 )
 
+// DefaultKeyFiles are the keyset and master key files used with the
+// embedded database when neither CONSENTRY_KEYSET_FILE nor
+// CONSENTRY_MASTER_KEY is set: keyset.json and master.key in the
+// database's directory.
+func DefaultKeyFiles(databaseURL string) (keyset, master string) {
+	dir := filepath.Dir(store.SQLitePath(databaseURL))
+	return filepath.Join(dir, "keyset.json"), filepath.Join(dir, "master.key")
+}
+
+// KeysetFile is the keyset file the configuration uses: the one set, or
+// with SQLite the default one (DefaultKeyFiles), which exists once the
+// service has run; "" for PostgreSQL without a keyset.
+func KeysetFile(cfg *config.Config) string {
+	if cfg.KeysetFile != "" || store.IsPostgresURL(cfg.DatabaseURL) {
+		return cfg.KeysetFile
+	}
+	keyset, _ := DefaultKeyFiles(cfg.DatabaseURL)
+	return keyset
+}
+
 // defaultKeys uses, or on first run makes, a keyset and master key in the
 // embedded database's directory, readable by this user only. It is for
 // trying Consentry out: the keys sit beside the data they protect, so the
 // log says production must supply its own.
 func defaultKeys(cfg *config.Config, log *slog.Logger) error {
-	dir := filepath.Dir(strings.TrimPrefix(strings.TrimPrefix(cfg.DatabaseURL, "sqlite://"), "file:"))
-	keyset, masterFile := filepath.Join(dir, "keyset.json"), filepath.Join(dir, "master.key")
+	keyset, masterFile := DefaultKeyFiles(cfg.DatabaseURL)
+	dir := filepath.Dir(keyset)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}

@@ -33,6 +33,10 @@ const (
 	KindUnauthorized
 	// KindForbidden: the credentials lack the permission.
 	KindForbidden
+	// KindUnavailable: the database cannot take the request now (it
+	// cannot be reached, or its disk is full). Nothing was written;
+	// the same request may succeed later.
+	KindUnavailable
 )
 
 // Error is a domain error with a stable machine-readable code, a message for
@@ -45,9 +49,15 @@ type Error struct {
 	// Position, for an error in a condition, is where in it the problem is,
 	// counted in characters from 1.
 	Position int
+	// Cause, for an unavailable database, is the driver's error: for the
+	// log, never for the caller.
+	Cause error
 }
 
 func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s", e.Field, e.Message)
 	}
@@ -83,6 +93,15 @@ func Refused(code, field, format string, args ...any) *Error {
 // Locked reports that a record cannot be edited and why.
 func Locked(code, format string, args ...any) *Error {
 	return &Error{Kind: KindLocked, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Unavailable reports that the database cannot take the request now, with
+// message for the caller and cause for the log.
+func Unavailable(message string, cause error) *Error {
+	return &Error{Kind: KindUnavailable, Code: "database_unavailable", Message: message, Cause: cause}
 }
 
 // As returns the domain error inside err, or nil when err is not one.

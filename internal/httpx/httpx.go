@@ -118,6 +118,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// RetryAfter is the Retry-After, in seconds, of a 503 for an unavailable
+// database: one that restarts is usually back within that time.
+const RetryAfter = "5"
+
 // Status is the status that answers err: for a domain error the one its
 // kind calls for, 500 for anything else. A not-found error about a field
 // of the input (an unknown purpose in a body, say) is a 422: the address
@@ -145,6 +149,8 @@ func Status(err error) int {
 		return http.StatusUnauthorized
 	case errs.KindForbidden:
 		return http.StatusForbidden
+	case errs.KindUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

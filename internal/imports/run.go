@@ -124,6 +124,9 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 				return err
 			}
 			w.resize(w.writing)
+			if err := w.restat(ctx); err != nil {
+				return err
+			}
 		}
 		if end {
 			return s.end(ctx, imp.ID, StatusDone, "")
@@ -188,6 +191,30 @@ type writer struct {
 	// seed: a million addresses in a few tens of megabytes.
 	seen map[uint64]bool
 	seed maphash.Seed
+	// created counts the contacts this run created; statsAt is the count
+	// at which restat next refreshes the planner's statistics.
+	created, statsAt int64
+}
+
+// restat refreshes the database's statistics of the contacts table each
+// time the run has quadrupled the contacts it created, from a thousand
+// on (store.DB.Analyze): the address lookup of every chunk must go on
+// using the address index as the table grows. Six refreshes cover a
+// million rows.
+func (w *writer) restat(ctx context.Context) error {
+	if w.statsAt == 0 {
+		w.statsAt = 1000
+	}
+	if w.created < w.statsAt {
+		return nil
+	}
+	for w.statsAt <= w.created {
+		w.statsAt *= 4
+	}
+	if err := w.s.DB.Analyze(ctx, "contacts"); err != nil {
+		return fmt.Errorf("imports: refresh statistics: %w", err)
+	}
+	return nil
 }
 
 // Bounds of the chunk size the budget moves between.
@@ -361,6 +388,7 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 		return errStop
 	}
 	w.pos = from + int64(len(rows))
+	w.created += t.created
 	return nil
 }
 

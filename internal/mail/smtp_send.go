@@ -120,9 +120,12 @@ func (s *SMTP) transact(c *smtp.Client, e *Envelope, buf *bytes.Buffer) error {
 		if err := t.W.Flush(); err != nil {
 			return err
 		}
+		// The whole message went out with its commands: from here on, a
+		// broken connection may have left it with the server, even while
+		// the replies to the commands are still being read.
 		for _, st := range steps {
 			if err := reply(st); err != nil {
-				return err
+				return afterData{err}
 			}
 		}
 		if err := reply(step{name: "message", want: 250}); err != nil {

@@ -87,13 +87,21 @@ type SMTP struct {
 // NewSMTP reads an smtp:// (STARTTLS, required; ?tls=opportunistic uses it
 // when offered, ?tls=none never, for a relay on the same machine) or
 // smtps:// (TLS from the start) URL, with optional user:password for
-// authentication, and keeps up to conns connections.
+// authentication and ?timeout= (how long one step of the conversation may
+// take, 10s by default, 100ms to 2m), and keeps up to conns connections.
 func NewSMTP(raw string, conns int) (*SMTP, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
 		return nil, fmt.Errorf("not an smtp:// or smtps:// URL with a host")
 	}
-	const timeout = 10 * time.Second // a step, so one message ends well within the lease
+	timeout := 10 * time.Second // a step, so one message ends well within the lease
+	if v := u.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 2*time.Minute {
+			return nil, fmt.Errorf("timeout= must be a duration from 100ms to 2m, such as 30s")
+		}
+		timeout = d
+	}
 	opts := []gomail.Option{gomail.WithTimeout(timeout), gomail.WithoutNoop()}
 	port := u.Port()
 	switch u.Scheme {

@@ -499,8 +499,14 @@ func (s *Service) apply(tx *store.Tx, p *Pending, actor consent.Actor, ev consen
 		return err
 	}
 	for _, pr := range prepared {
-		if _, err := pr.Apply(tx, k, now); err != nil {
+		r, err := pr.Apply(tx, k, now)
+		if err != nil {
 			return err
+		}
+		if s.AfterGrant != nil && r != nil && r.State == consent.StateGranted {
+			if err := s.AfterGrant(tx, r, p.Lang, now); err != nil {
+				return err
+			}
 		}
 	}
 	for _, l := range p.Change.Lists {

@@ -46,8 +46,18 @@ func TestConfirmedChangeWritesItsEvents(t *testing.T) {
 		}
 		svc := &preferences.Service{DB: db, Consent: cs, Contacts: people, Lists: ls, Log: slog.New(slog.DiscardHandler), Now: time.Now,
 			BaseURL: "https://consent.example", Sender: "Acme", Mail: tmpl}
+		// What a confirmed grant causes (a receipt email) runs in the
+		// confirming transaction, for grants only.
+		var granted []*consent.Record
+		svc.AfterGrant = func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error {
+			if lang != "sv" {
+				t.Errorf("AfterGrant in %q, want the contact's language", lang)
+			}
+			granted = append(granted, r)
+			return nil
+		}
 		email := "pia@example.com"
-		c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email, LastName: ptr("Old")},
+		c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: &email, LastName: ptr("Old"), Language: ptr("sv")},
 			Consents: []consent.RecordInput{{Purpose: "E-marketing", State: consent.StateGranted, Source: "Phone",
 				Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}}},
 			Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
@@ -77,7 +87,7 @@ func TestConfirmedChangeWritesItsEvents(t *testing.T) {
 			Lists:    []preferences.ListChange{{ListID: l.ID, Name: "News", Status: lists.Unsubscribed}},
 			Profile:  []preferences.Correction{{Field: "last_name", Value: "New"}},
 		}
-		changeID, err := svc.Request(ctx, c.ID, change, "en", preferences.Evidence{IP: "192.0.2.1"})
+		changeID, err := svc.Request(ctx, c.ID, change, "sv", preferences.Evidence{IP: "192.0.2.1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +139,35 @@ func TestConfirmedChangeWritesItsEvents(t *testing.T) {
 		}
 		if got := ev.Next(t); len(got) != 0 {
 			t.Fatalf("the used link wrote %v", eventstest.Types(got))
+		}
+		if len(granted) != 0 {
+			t.Fatalf("a withdrawal ran AfterGrant: %+v", granted)
+		}
+
+		// Granting it again, confirmed, runs AfterGrant with the record.
+		grant := &preferences.Change{Consents: []preferences.ConsentChange{{PurposeID: marketing, Name: "E-marketing", State: consent.StateGranted, TextVersion: 1}}}
+		if _, err := svc.Request(ctx, c.ID, grant, "sv", preferences.Evidence{IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		box.envs = nil
+		if _, err := d.RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		link = ""
+		for _, e := range box.envs {
+			if m := confirmRE.FindStringSubmatch(e.Text); m != nil {
+				link = m[1]
+			}
+		}
+		if _, err := svc.Confirm(ctx, link, preferences.Evidence{IP: "192.0.2.2"}); err != nil {
+			t.Fatal(err)
+		}
+		var current string
+		if err := db.Read.QueryRow(`SELECT record_id FROM consent_current WHERE contact_id = $1 AND purpose_id = $2`, c.ID, marketing).Scan(&current); err != nil {
+			t.Fatal(err)
+		}
+		if len(granted) != 1 || granted[0].ID != current || granted[0].State != consent.StateGranted {
+			t.Fatalf("AfterGrant ran with %+v, want the granted record %s", granted, current)
 		}
 	})
 }

@@ -41,6 +41,11 @@ type Service struct {
 	Notify requests.Notifier
 	// Exports builds the download a contact asks for (export.go).
 	Exports *export.Service
+	// AfterGrant, when set, runs inside the transaction of each confirmed
+	// change for every consent it grants, with the record and the
+	// contact's language, for what a confirmed consent causes (a receipt
+	// email, receipts.Service.EmailTx). An error aborts the change.
+	AfterGrant func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
 }
 
 // Page is what one contact sees on their preferences page.

@@ -12,7 +12,9 @@ import (
 
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webform"
 )
 
@@ -172,6 +174,13 @@ func (s *Server) webformError(w http.ResponseWriter, r *http.Request, err error)
 	l := lang(r, "")
 	if errs.Is(err, errs.KindNotFound) {
 		s.message(w, r, http.StatusNotFound, l, "webform.not_found")
+		return
+	}
+	if errs.Is(store.Unavailable(err), errs.KindUnavailable) {
+		// Said plainly: the visitor can send the form again shortly.
+		s.Log.WarnContext(r.Context(), "webform: the database is unavailable", "err", err)
+		w.Header().Set("Retry-After", httpx.RetryAfter)
+		http.Error(w, "The form could not be saved just now; nothing was kept. Please send it again in a minute.", http.StatusServiceUnavailable)
 		return
 	}
 	s.Log.ErrorContext(r.Context(), "webform", "err", err)

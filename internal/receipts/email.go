@@ -37,9 +37,10 @@ func AttachmentName(recordID string) string { return "consent-receipt-" + record
 // EmailTx queues, inside tx, the email that summarises consent record r
 // to its contact, in lang, with the signed receipt attached and a link to
 // download it with its ledger proof, when the setting email_receipts is
-// on; otherwise it does nothing. The double opt-in confirmation calls it
-// in its own transaction, so the email exists exactly when the consent
-// does. The send gate decides at send time whether it still goes
+// on; otherwise it does nothing. Each way a contact confirms a consent
+// calls it in the transaction that writes the record (a double opt-in
+// confirmation, a webform post they confirmed, a change on their
+// preferences page), so the email exists exactly when the consent does. The send gate decides at send time whether it still goes
 // (mail.Gate).
 func (s *Service) EmailTx(tx *store.Tx, r *consent.Record, lang string, now time.Time) error {
 	st, err := settings.InTx(tx)

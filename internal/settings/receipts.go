@@ -17,7 +17,7 @@ const DefaultJurisdiction = "EU"
 type Receipts struct {
 	ReceiptJurisdiction string `json:"receipt_jurisdiction" doc:"the jurisdiction a consent receipt names: where the operator is established, as an ISO 3166 country code (SE, NL) or EU (empty: EU)"`
 	PrivacyPolicyURL    string `json:"privacy_policy_url" doc:"the operator's privacy policy, an https address, named as policyUrl in every consent receipt (empty: none named)"`
-	EmailReceipts       bool   `json:"email_receipts" doc:"after a contact confirms a consent by double opt-in, email them a summary of their consent receipt with a link to download it"`
+	EmailReceipts       bool   `json:"email_receipts" doc:"after a contact confirms a consent (double opt-in, a webform post they confirmed, or their preferences page), email them a summary of their consent receipt, the signed receipt attached and a link to download it with its ledger proof"`
 }
 
 // ReceiptsPatch changes some receipt settings; nil fields stay.

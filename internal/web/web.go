@@ -262,8 +262,13 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 // the page that the caller renders again; anything else is logged and
 // shown as a plain failure.
 func (s *Server) fail(w http.ResponseWriter, err error, u *auth.User) {
-	if e := errs.As(err); e != nil {
-		s.render(w, httpx.Status(err), "message", page{Title: "Not done", User: u, Data: e.Message})
+	if e := errs.As(store.Unavailable(err)); e != nil {
+		status := httpx.Status(e)
+		if status == http.StatusServiceUnavailable {
+			s.Log.Warn("admin page: the database is unavailable", "err", err)
+			w.Header().Set("Retry-After", httpx.RetryAfter)
+		}
+		s.render(w, status, "message", page{Title: "Not done", User: u, Data: e.Message})
 		return
 	}
 	if errors.Is(err, context.Canceled) {

@@ -517,8 +517,14 @@ func (s *Service) apply(tx *store.Tx, c *Confirmation, actor consent.Actor, ev c
 		return contactstate.ErrProcessingStopped()
 	}
 	for _, pr := range prepared {
-		if _, err := pr.Apply(tx, k, now); err != nil {
+		r, err := pr.Apply(tx, k, now)
+		if err != nil {
 			return err
+		}
+		if s.AfterGrant != nil && r != nil && r.State == consent.StateGranted {
+			if err := s.AfterGrant(tx, r, c.Lang, now); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.Contacts.ApplyHeld(tx, c.ContactID, c.ID, c.held.Values, now); err != nil {

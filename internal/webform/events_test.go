@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/events"
@@ -21,6 +22,13 @@ import (
 func TestWebformWritesItsEvents(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s := webformtest.New(db)
+		// A confirmed grant's consequences (a receipt email) run in the
+		// confirming transaction; a post nobody confirmed has none.
+		var granted []*consent.Record
+		s.AfterGrant = func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error {
+			granted = append(granted, r)
+			return nil
+		}
 		w := webformtest.Form(t, s)
 		ctx := context.Background()
 		ev := eventstest.From(t, db)
@@ -52,10 +60,13 @@ func TestWebformWritesItsEvents(t *testing.T) {
 			}
 		}
 
+		if len(granted) != 0 {
+			t.Fatalf("a post nobody confirmed ran AfterGrant: %+v", granted)
+		}
 		id := known(t, s, "kim@example.com")
 		ev.Next(t)
 		if _, err := s.Submit(ctx, w.ID, webform.Submission{Form: post("kim@example.com", "first_name", "Kim", "last_name", "Berg",
-			"marketing.checked", "yes")}); err != nil {
+			"marketing.checked", "yes", "consents[0].checked", "yes", "consents[0].version", "1")}); err != nil {
 			t.Fatal(err)
 		}
 		if got := ev.Next(t); len(got) != 0 {
@@ -76,6 +87,15 @@ func TestWebformWritesItsEvents(t *testing.T) {
 		if d := eventstest.Data[events.DoubleOptInConfirmedData](t, byType[events.DoubleOptInConfirmed]); d.ContactID != id || d.ChangeID == "" ||
 			d.Method != consent.MethodWebformConfirmed {
 			t.Errorf("double_opt_in.confirmed %+v (of %v)", d, eventstest.Types(got))
+		}
+		// The marketing box and the consent box: a record each.
+		if len(granted) != 2 || granted[0].PurposeID == granted[1].PurposeID {
+			t.Fatalf("confirming ran AfterGrant %d times, want once for each box", len(granted))
+		}
+		for _, r := range granted {
+			if r.ContactID != id || r.State != consent.StateGranted {
+				t.Errorf("AfterGrant with %+v, want a granted record of %s", r, id)
+			}
 		}
 	})
 }

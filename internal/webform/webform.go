@@ -130,6 +130,11 @@ type Service struct {
 	Sender string
 	Mail   *mail.Templates // renders the email confirming a post about a known address
 	Now    func() time.Time
+	// AfterGrant, when set, runs inside the transaction of each confirmed
+	// post for every consent it grants, with the record and the
+	// contact's language, for what a confirmed consent causes (a receipt
+	// email, receipts.Service.EmailTx). An error aborts the change.
+	AfterGrant func(tx *store.Tx, r *consent.Record, lang string, now time.Time) error
 
 	cache sync.Map // form id or name → cached
 	form  *template.Template
