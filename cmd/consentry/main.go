@@ -33,6 +33,7 @@ Usage:
   consentry migrate               apply database migrations and exit
   consentry ledger verify         check the consent ledger and its tree; exit status 1 if broken
   consentry ledger checkpoint     sign a checkpoint of the ledger now and print it
+  consentry ledger rotate-key     make a new key for receipts and checkpoints; print its verifier key
   consentry ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY
                                   check a downloaded consent receipt offline, with no database
   consentry token create --name NAME [--expires 720h]
@@ -91,8 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ledgerVerify(ctx, cfg, log, stdout, stderr)
 		case len(args) >= 2 && args[1] == "checkpoint":
 			return ledgerCheckpoint(ctx, cfg, log, stdout, stderr)
+		case len(args) >= 2 && args[1] == "rotate-key":
+			return ledgerRotateKey(ctx, cfg, log, stdout, stderr)
 		}
-		fmt.Fprint(stderr, "usage: consentry ledger verify | ledger checkpoint | ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY\n")
+		fmt.Fprint(stderr, "usage: consentry ledger verify | ledger checkpoint | ledger rotate-key | ledger verify-receipt RECEIPT --checkpoint FILE --key PUBKEY\n")
 		return 2
 	case "token":
 		return token(ctx, cfg, log, args[1:], stdout, stderr)
@@ -300,6 +303,29 @@ func ledgerCheckpoint(ctx context.Context, cfg *config.Config, log *slog.Logger,
 			return fmt.Errorf("the ledger is empty: there is nothing to sign yet")
 		}
 		fmt.Fprint(stdout, c.Note)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// ledgerRotateKey makes a new signing key for receipts and checkpoints and
+// prints its verifier key. The old keys' private halves are deleted; their
+// public halves stay published (/.well-known/jwks.json, and every
+// checkpoint is still checked against them), so what they signed still
+// verifies. Running instances take the new key within a minute.
+func ledgerRotateKey(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	err := withApp(ctx, cfg, log, func(a *app.App) error {
+		k, err := a.Signing.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", k.VerifierKey())
+		fmt.Fprint(stderr, "a new signing key signs receipts and checkpoints from now on; give its verifier key (above) to whoever checks them. "+
+			"The old keys can no longer sign; what they signed still verifies with their public keys, which stay published.\n")
 		return nil
 	})
 	if err != nil {
