@@ -63,19 +63,19 @@ func chainUpTo(ctx context.Context, q store.Querier, seq int64, pos *Position) (
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
 	defer rows.Close()
-	prev, want := GenesisHash, int64(1)
-	var committedSince int64
-	var e Event
+	link := newLinkCheck()
+	var es eventScanner
 	for rows.Next() {
-		if e, err = scanEvent(rows); err != nil {
+		e, err := es.scan(rows)
+		if err != nil {
 			return nil, fmt.Errorf("ledger: read event: %w", err)
 		}
 		pos.Events++
-		if pos.Problem = checkLink(&e, prev, want, &committedSince); pos.Problem != nil {
+		if pos.Problem = link.check(e); pos.Problem != nil {
 			return nil, nil
 		}
-		prev, want = e.Hash, e.Seq+1
 	}
+	want := link.want
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
@@ -84,7 +84,8 @@ func chainUpTo(ctx context.Context, q store.Querier, seq int64, pos *Position) (
 			Message: fmt.Sprintf("the ledger has no event %d: its events end at %d", seq, want-1)}
 		return nil, nil
 	}
-	return &e, nil
+	last := es.e
+	return &last, nil
 }
 
 // checkRowAt compares the history row of event e with it, as Verify does

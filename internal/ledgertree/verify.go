@@ -2,6 +2,7 @@ package ledgertree
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 
@@ -74,9 +75,10 @@ func (s *Service) Verify(ctx context.Context) (*Report, error) {
 	defer stored.Close()
 	var tree compact
 	var want int64 = 1
+	var seq int64
+	var h, got sql.RawBytes // reused: the drivers' bytes are copied into them
+	var leaf [tlog.HashSize]byte
 	for events.Next() {
-		var seq int64
-		var h string
 		if err := events.Scan(&seq, &h); err != nil {
 			return nil, fmt.Errorf("ledgertree: read events: %w", err)
 		}
@@ -85,19 +87,21 @@ func (s *Service) Verify(ctx context.Context) (*Report, error) {
 			return rep, nil
 		}
 		want++
-		data, err := hex.DecodeString(h)
-		if err != nil {
+		if len(h) != hex.EncodedLen(len(leaf)) {
 			rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
 			return rep, nil
 		}
-		for _, computed := range tree.add(tlog.RecordHash(data)) {
+		if _, err := hex.Decode(leaf[:], h); err != nil {
+			rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
+			return rep, nil
+		}
+		for _, computed := range tree.add(tlog.RecordHash(leaf[:])) {
 			idx := rep.Hashes
 			if !stored.Next() {
 				rep.Problem = fmt.Sprintf("the tree lacks hash %d (event %d)", idx, seq)
 				return rep, stored.Err()
 			}
 			var at int64
-			var got []byte
 			if err := stored.Scan(&at, &got); err != nil {
 				return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
 			}
@@ -127,12 +131,14 @@ func (s *Service) Verify(ctx context.Context) (*Report, error) {
 type compact struct {
 	levels []int
 	hashes []tlog.Hash
+	out    []tlog.Hash // add's result, reused
 }
 
 // add appends a leaf and returns the hashes tlog stores for it, in its
-// order: the leaf, then each subtree the leaf completes.
+// order: the leaf, then each subtree the leaf completes. The slice is
+// valid until the next add.
 func (c *compact) add(leaf tlog.Hash) []tlog.Hash {
-	out := []tlog.Hash{leaf}
+	out := append(c.out[:0], leaf)
 	h, level := leaf, 0
 	for n := len(c.levels); n > 0 && c.levels[n-1] == level; n = len(c.levels) {
 		h = tlog.NodeHash(c.hashes[n-1], h)
@@ -141,6 +147,7 @@ func (c *compact) add(leaf tlog.Hash) []tlog.Hash {
 		out = append(out, h)
 	}
 	c.levels, c.hashes = append(c.levels, level), append(c.hashes, h)
+	c.out = out
 	return out
 }
 
