@@ -62,29 +62,25 @@ func chainUpTo(ctx context.Context, q store.Querier, seq int64, pos *Position) (
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
-	defer rows.Close()
 	link := newLinkCheck()
-	var es eventScanner
-	for rows.Next() {
-		e, err := es.scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: read event: %w", err)
-		}
+	var last Event
+	err = eachEvent(rows, func(e *Event) bool {
 		pos.Events++
 		if pos.Problem = link.check(e); pos.Problem != nil {
-			return nil, nil
+			return false
 		}
+		last = *e
+		return true
+	})
+	if err != nil || pos.Problem != nil {
+		return nil, err
 	}
 	want := link.want
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: read events: %w", err)
-	}
 	if want-1 != seq || seq < 1 {
 		pos.Problem = &Problem{Code: ProblemSequence, Seq: seq,
 			Message: fmt.Sprintf("the ledger has no event %d: its events end at %d", seq, want-1)}
 		return nil, nil
 	}
-	last := es.e
 	return &last, nil
 }
 

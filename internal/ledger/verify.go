@@ -153,6 +153,69 @@ func (s *eventScanner) scan(row store.Scanner) (*Event, error) {
 	return &s.e, nil
 }
 
+// eachEvent calls fn with each event of rows (of eventColumns), in order,
+// until fn returns false, and closes rows. The events are read in a
+// goroutine of their own, a batch ahead, so that reading them (the
+// driver's work) and checking them take a core each. fn's event is valid
+// until fn returns. The error is the reading's.
+func eachEvent(rows *sql.Rows, fn func(e *Event) bool) error {
+	const batch = 256
+	full, free := make(chan []Event, 2), make(chan []Event, 4)
+	for range cap(free) {
+		free <- make([]Event, 0, batch)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(done)
+		defer close(full)
+		var es eventScanner
+		for more := true; more; {
+			var b []Event
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			b = b[:0]
+			for len(b) < batch {
+				if more = rows.Next(); !more {
+					break
+				}
+				e, err := es.scan(rows)
+				if err != nil {
+					readErr = fmt.Errorf("ledger: read event: %w", err)
+					return
+				}
+				b = append(b, *e)
+			}
+			select {
+			case full <- b:
+			case <-stop:
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			readErr = fmt.Errorf("ledger: read events: %w", err)
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+		rows.Close()
+	}()
+	for b := range full {
+		for i := range b {
+			if !fn(&b[i]) {
+				return nil
+			}
+		}
+		free <- b
+	}
+	<-done
+	return readErr
+}
+
 func scan(ctx context.Context, q store.Querier, rep *Report) (*replay, error) {
 	err := q.QueryRowContext(ctx, "SELECT seq, hash FROM ledger_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -166,25 +229,20 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (*replay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
-	defer rows.Close()
 	state := &replay{byRef: map[string]*replayed{}}
 	link := newLinkCheck()
-	var es eventScanner
-	for rows.Next() {
-		e, err := es.scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: read event: %w", err)
-		}
+	err = eachEvent(rows, func(e *Event) bool {
 		rep.Events++
 		if rep.Problem = link.check(e); rep.Problem != nil {
-			return nil, nil
+			return false
 		}
 		state.apply(e)
+		return true
+	})
+	if err != nil || rep.Problem != nil {
+		return nil, err
 	}
 	prev, want := link.prev, link.want
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: read events: %w", err)
-	}
 	if want-1 != rep.HeadSeq || prev != rep.HeadHash {
 		rep.Problem = &Problem{Code: ProblemHead, Seq: want,
 			Message: fmt.Sprintf("the chain ends at event %d but the head records event %d", want-1, rep.HeadSeq)}

@@ -7,6 +7,9 @@ import (
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/consentry/consentry/internal/ledger"
 )
 
 // Report is the outcome of Verify.
@@ -161,4 +164,34 @@ func (c *compact) root() tlog.Hash {
 		h = tlog.NodeHash(c.hashes[i], h)
 	}
 	return h
+}
+
+// VerifyWithChain is what `consentry ledger verify` checks: it catches the
+// tree up with the ledger, then runs chain (the chain's check,
+// ledger.Verify through the service that owns the state it replays to)
+// and Verify at the same time. Each reads the database on its own, read
+// only, so on two cores the tree's check adds little to the chain's. The
+// tree's check covers the events committed when it starts, all of which
+// the chain's check, starting after the catching up, covers too. It
+// returns both reports, or the first error (the other check is then
+// cancelled).
+func (s *Service) VerifyWithChain(ctx context.Context, chain func(context.Context) (*ledger.Report, error)) (*ledger.Report, *Report, error) {
+	if _, err := s.CatchUp(ctx); err != nil {
+		return nil, nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var crep *ledger.Report
+	var trep *Report
+	g.Go(func() (err error) {
+		crep, err = chain(gctx)
+		return err
+	})
+	g.Go(func() (err error) {
+		trep, err = s.Verify(gctx)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return crep, trep, nil
 }
