@@ -195,16 +195,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 func ledgerVerify(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
 	status := 0
 	err := withApp(ctx, cfg, log, func(a *app.App) error {
-		rep, err := a.Consent.VerifyLedger(ctx)
-		if err != nil {
-			return err
-		}
-		// The tree is checked over every event that was committed when
-		// the chain's check ended.
-		if _, err := a.LedgerTree.CatchUp(ctx); err != nil {
-			return err
-		}
-		tree, err := a.LedgerTree.Verify(ctx)
+		rep, tree, err := a.LedgerTree.VerifyWithChain(ctx, a.Consent.VerifyLedger)
 		if err != nil {
 			return err
 		}

@@ -540,14 +540,11 @@ type LedgerReport struct {
 
 func (s *Server) verifyLedger(r *http.Request, _ consent.Actor) (int, any, error) {
 	ctx := r.Context()
-	rep, err := s.Consent.VerifyLedger(ctx)
-	if err != nil || s.Tree == nil {
+	if s.Tree == nil {
+		rep, err := s.Consent.VerifyLedger(ctx)
 		return 200, LedgerReport{Report: rep}, err
 	}
-	if _, err := s.Tree.CatchUp(ctx); err != nil {
-		return 0, nil, err
-	}
-	tree, err := s.Tree.Verify(ctx)
+	rep, tree, err := s.Tree.VerifyWithChain(ctx, s.Consent.VerifyLedger)
 	if err != nil {
 		return 0, nil, err
 	}

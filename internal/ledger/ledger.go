@@ -16,6 +16,7 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -109,36 +110,58 @@ type Event struct {
 // that those still verify. Blanking the commitment of a v2 event therefore
 // changes its hash.
 func ComputeHash(prevHash string, e *Event) (string, error) {
-	prev, err := hex.DecodeString(prevHash)
-	if err != nil || len(prev) != sha256.Size {
+	var prev [sha256.Size]byte
+	if len(prevHash) != hex.EncodedLen(sha256.Size) {
 		return "", fmt.Errorf("ledger: previous hash %q is not 32 bytes of hex", prevHash)
 	}
-	h := sha256.New()
+	if _, err := hex.Decode(prev[:], []byte(prevHash)); err != nil {
+		return "", fmt.Errorf("ledger: previous hash %q is not 32 bytes of hex", prevHash)
+	}
+	sum := sha256.Sum256(appendHashInput(nil, &prev, e))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// appendHashInput appends to buf what ComputeHash hashes for e after an
+// event whose hash is prev, and returns the extended buffer: verification
+// hashes a million events through one buffer this way.
+func appendHashInput(buf []byte, prev *[sha256.Size]byte, e *Event) []byte {
 	if e.Evidence == "" {
-		h.Write([]byte("consentry-ledger-v1\x00"))
+		buf = append(buf, "consentry-ledger-v1\x00"...)
 	} else {
-		h.Write([]byte("consentry-ledger-v2\x00"))
+		buf = append(buf, "consentry-ledger-v2\x00"...)
 	}
-	h.Write(prev)
-	field := fieldWriter(h)
-	field(strconv.FormatInt(e.Seq, 10))
-	field(strconv.FormatInt(store.Micros(e.RecordedAt), 10))
-	field(e.Kind)
-	field(e.ContactRef)
-	field(e.PurposeID)
-	field(e.Value)
-	field(e.LegalBasis)
-	field(e.SourceID)
-	field(strconv.Itoa(e.TextVersion))
-	field(strconv.FormatInt(e.ExpiresAt, 10))
-	field(e.ActorKind)
-	field(e.ActorID)
-	field(e.Method)
-	field(e.RecordID)
+	buf = append(buf, prev[:]...)
+	buf = appendIntField(buf, e.Seq)
+	buf = appendIntField(buf, store.Micros(e.RecordedAt))
+	buf = appendField(buf, e.Kind)
+	buf = appendField(buf, e.ContactRef)
+	buf = appendField(buf, e.PurposeID)
+	buf = appendField(buf, e.Value)
+	buf = appendField(buf, e.LegalBasis)
+	buf = appendField(buf, e.SourceID)
+	buf = appendIntField(buf, int64(e.TextVersion))
+	buf = appendIntField(buf, e.ExpiresAt)
+	buf = appendField(buf, e.ActorKind)
+	buf = appendField(buf, e.ActorID)
+	buf = appendField(buf, e.Method)
+	buf = appendField(buf, e.RecordID)
 	if e.Evidence != "" {
-		field(e.Evidence)
+		buf = appendField(buf, e.Evidence)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return buf
+}
+
+// appendField appends one field as fieldWriter writes it: its length as an
+// unsigned varint, then its bytes.
+func appendField(buf []byte, s string) []byte {
+	return append(binary.AppendUvarint(buf, uint64(len(s))), s...)
+}
+
+// appendIntField appends an integer field, written as decimal.
+func appendIntField(buf []byte, n int64) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], n, 10)
+	return append(binary.AppendUvarint(buf, uint64(len(d))), d...)
 }
 
 // chain is the head as seen inside one write transaction, with the events

@@ -62,29 +62,26 @@ func chainUpTo(ctx context.Context, q store.Querier, seq int64, pos *Position) (
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
-	defer rows.Close()
-	prev, want := GenesisHash, int64(1)
-	var committedSince int64
-	var e Event
-	for rows.Next() {
-		if e, err = scanEvent(rows); err != nil {
-			return nil, fmt.Errorf("ledger: read event: %w", err)
-		}
+	link := newLinkCheck()
+	var last Event
+	err = eachEvent(rows, func(e *Event) bool {
 		pos.Events++
-		if pos.Problem = checkLink(&e, prev, want, &committedSince); pos.Problem != nil {
-			return nil, nil
+		if pos.Problem = link.check(e); pos.Problem != nil {
+			return false
 		}
-		prev, want = e.Hash, e.Seq+1
+		last = *e
+		return true
+	})
+	if err != nil || pos.Problem != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: read events: %w", err)
-	}
+	want := link.want
 	if want-1 != seq || seq < 1 {
 		pos.Problem = &Problem{Code: ProblemSequence, Seq: seq,
 			Message: fmt.Sprintf("the ledger has no event %d: its events end at %d", seq, want-1)}
 		return nil, nil
 	}
-	return &e, nil
+	return &last, nil
 }
 
 // checkRowAt compares the history row of event e with it, as Verify does

@@ -3,7 +3,9 @@ package ledger
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -87,6 +89,7 @@ type replayed struct {
 	// commitment to what the erased rows keep (CommitRemainder).
 	erasedSeq int64
 	remainder string
+	seen      bool // compare met the contact
 }
 
 // Verify recomputes the chain from the first event, checks it ends at the
@@ -102,7 +105,7 @@ func Verify(ctx context.Context, db *store.DB, st State, now time.Time) (*Report
 		if err != nil || rep.Problem != nil {
 			return err
 		}
-		if err := compare(ctx, q, st, state, rep); err != nil || rep.Problem != nil {
+		if err := compare(ctx, q, st, state.byRef, rep); err != nil || rep.Problem != nil {
 			return err
 		}
 		key, err := readEvidenceKey(ctx, q)
@@ -127,7 +130,93 @@ func scanEvent(row store.Scanner) (Event, error) {
 	return e, err
 }
 
-func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replayed, error) {
+// eventScanner reads rows of eventColumns into one Event, reused from row
+// to row, so that reading a million events allocates only their strings.
+type eventScanner struct {
+	e    Event
+	at   int64
+	dest []any
+}
+
+// scan reads row into the scanner's Event and returns it; the next scan
+// overwrites it.
+func (s *eventScanner) scan(row store.Scanner) (*Event, error) {
+	if s.dest == nil {
+		e := &s.e
+		s.dest = []any{&e.Seq, &s.at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
+			&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence, &e.PrevHash, &e.Hash}
+	}
+	if err := row.Scan(s.dest...); err != nil {
+		return nil, err
+	}
+	s.e.RecordedAt = store.FromMicros(s.at)
+	return &s.e, nil
+}
+
+// eachEvent calls fn with each event of rows (of eventColumns), in order,
+// until fn returns false, and closes rows. The events are read in a
+// goroutine of their own, a batch ahead, so that reading them (the
+// driver's work) and checking them take a core each. fn's event is valid
+// until fn returns. The error is the reading's.
+func eachEvent(rows *sql.Rows, fn func(e *Event) bool) error {
+	const batch = 256
+	full, free := make(chan []Event, 2), make(chan []Event, 4)
+	for range cap(free) {
+		free <- make([]Event, 0, batch)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(done)
+		defer close(full)
+		var es eventScanner
+		for more := true; more; {
+			var b []Event
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			b = b[:0]
+			for len(b) < batch {
+				if more = rows.Next(); !more {
+					break
+				}
+				e, err := es.scan(rows)
+				if err != nil {
+					readErr = fmt.Errorf("ledger: read event: %w", err)
+					return
+				}
+				b = append(b, *e)
+			}
+			select {
+			case full <- b:
+			case <-stop:
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			readErr = fmt.Errorf("ledger: read events: %w", err)
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+		rows.Close()
+	}()
+	for b := range full {
+		for i := range b {
+			if !fn(&b[i]) {
+				return nil
+			}
+		}
+		free <- b
+	}
+	<-done
+	return readErr
+}
+
+func scan(ctx context.Context, q store.Querier, rep *Report) (*replay, error) {
 	err := q.QueryRowContext(ctx, "SELECT seq, hash FROM ledger_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		rep.Problem = &Problem{Code: ProblemHead, Message: "the ledger head is missing"}
@@ -140,26 +229,20 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read events: %w", err)
 	}
-	defer rows.Close()
-	state := map[string]*replayed{}
-	prev, want := GenesisHash, int64(1)
-	var committedSince int64 // the first event with an evidence commitment
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: read event: %w", err)
-		}
+	state := &replay{byRef: map[string]*replayed{}}
+	link := newLinkCheck()
+	err = eachEvent(rows, func(e *Event) bool {
 		rep.Events++
-		rep.Problem = checkLink(&e, prev, want, &committedSince)
-		if rep.Problem != nil {
-			return nil, nil
+		if rep.Problem = link.check(e); rep.Problem != nil {
+			return false
 		}
-		apply(state, &e)
-		prev, want = e.Hash, e.Seq+1
+		state.apply(e)
+		return true
+	})
+	if err != nil || rep.Problem != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: read events: %w", err)
-	}
+	prev, want := link.prev, link.want
 	if want-1 != rep.HeadSeq || prev != rep.HeadHash {
 		rep.Problem = &Problem{Code: ProblemHead, Seq: want,
 			Message: fmt.Sprintf("the chain ends at event %d but the head records event %d", want-1, rep.HeadSeq)}
@@ -168,20 +251,45 @@ func scan(ctx context.Context, q store.Querier, rep *Report) (map[string]*replay
 	return state, nil
 }
 
-// checkLink checks event e as the one at position want after an event
-// whose hash is prev: its position, its link, its hash, and that it commits
-// to its evidence if an earlier event (committedSince, updated here) did.
-// It returns the problem found, or nil.
-func checkLink(e *Event, prev string, want int64, committedSince *int64) *Problem {
+// linkCheck checks the chain one event at a time: prev is the hash of the
+// last event checked (prevSum, its bytes), want the position the next
+// event must have, committedSince the first event with an evidence
+// commitment (0 until one). buf is reused for every event's hash input.
+type linkCheck struct {
+	prev           string
+	prevSum        [sha256.Size]byte
+	want           int64
+	committedSince int64
+	buf            []byte
+}
+
+// newLinkCheck returns the check of a chain from its first event.
+func newLinkCheck() *linkCheck {
+	c := &linkCheck{prev: GenesisHash, want: 1}
+	hex.Decode(c.prevSum[:], []byte(GenesisHash))
+	return c
+}
+
+// check checks event e as the next one: its position, its link, its hash,
+// and that it commits to its evidence if an earlier event did. It returns
+// the problem found, or nil, and on nil moves on past e.
+func (c *linkCheck) check(e *Event) *Problem {
 	switch {
-	case e.Seq != want:
-		return &Problem{Code: ProblemSequence, Seq: want,
-			Message: fmt.Sprintf("expected event %d, found event %d", want, e.Seq)}
-	case e.PrevHash != prev:
+	case e.Seq != c.want:
+		return &Problem{Code: ProblemSequence, Seq: c.want,
+			Message: fmt.Sprintf("expected event %d, found event %d", c.want, e.Seq)}
+	case e.PrevHash != c.prev:
 		return &Problem{Code: ProblemPrevHash, Seq: e.Seq,
 			Message: fmt.Sprintf("event %d does not point at the hash of event %d", e.Seq, e.Seq-1)}
 	}
-	if h, err := ComputeHash(e.PrevHash, e); err != nil || h != e.Hash {
+	// ComputeHash without its allocations: prevSum is the hash e.PrevHash
+	// spells (the hash of the event before, checked against its fields,
+	// or the genesis hash), and the sum is compared as ComputeHash's hex.
+	c.buf = appendHashInput(c.buf[:0], &c.prevSum, e)
+	sum := sha256.Sum256(c.buf)
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	if string(hexSum[:]) != e.Hash {
 		return &Problem{Code: ProblemHash, Seq: e.Seq,
 			Message: fmt.Sprintf("event %d was altered: its fields no longer give its hash", e.Seq)}
 	}
@@ -190,25 +298,53 @@ func checkLink(e *Event, prev string, want int64, committedSince *int64) *Proble
 	// old-format event forged into a newer ledger.
 	if e.Kind == KindConsent || e.Kind == KindOptIn {
 		switch {
-		case e.Evidence != "" && *committedSince == 0:
-			*committedSince = e.Seq
-		case e.Evidence == "" && *committedSince != 0:
+		case e.Evidence != "" && c.committedSince == 0:
+			c.committedSince = e.Seq
+		case e.Evidence == "" && c.committedSince != 0:
 			return &Problem{Code: ProblemEvidence, Seq: e.Seq, ContactRef: e.ContactRef,
-				Message: fmt.Sprintf("event %d has no evidence commitment, though every consent and opt-in event since event %d has one", e.Seq, *committedSince)}
+				Message: fmt.Sprintf("event %d has no evidence commitment, though every consent and opt-in event since event %d has one", e.Seq, c.committedSince)}
 		}
 	}
+	c.prev, c.prevSum, c.want = e.Hash, sum, e.Seq+1
 	return nil
 }
 
-func apply(state map[string]*replayed, e *Event) {
-	r := state[e.ContactRef]
+// replay is every contact's state as the events replay to, by contact
+// reference. The states are allocated in slabs, and a contact's consents
+// map only once it has one, so that a ledger of a million contacts costs
+// a few allocations per thousand.
+type replay struct {
+	byRef map[string]*replayed
+	slab  []replayed
+	// rowEvents counts the consent and opt-in events, which have history
+	// rows, in each rowChunk of positions: checkRows reads the events of
+	// a chunk again only when it has some.
+	rowEvents []int32
+}
+
+func (s *replay) apply(e *Event) {
+	r := s.byRef[e.ContactRef]
 	if r == nil {
-		r = &replayed{optIn: "none", consents: map[string]Current{}}
-		state[e.ContactRef] = r
+		if len(s.slab) == 0 {
+			s.slab = make([]replayed, 1024)
+		}
+		r, s.slab = &s.slab[0], s.slab[1:]
+		r.optIn = "none"
+		s.byRef[e.ContactRef] = r
 	}
 	r.lastSeq = e.Seq
+	if e.Kind == KindConsent || e.Kind == KindOptIn {
+		chunk := int((e.Seq - 1) / rowChunk)
+		for len(s.rowEvents) <= chunk {
+			s.rowEvents = append(s.rowEvents, 0)
+		}
+		s.rowEvents[chunk]++
+	}
 	switch e.Kind {
 	case KindConsent:
+		if r.consents == nil {
+			r.consents = map[string]Current{}
+		}
 		r.consents[e.PurposeID] = Current{State: e.Value, RecordID: e.RecordID}
 	case KindOptIn:
 		r.optIn = e.Value
@@ -224,14 +360,13 @@ func apply(state map[string]*replayed, e *Event) {
 }
 
 func compare(ctx context.Context, q store.Querier, st State, state map[string]*replayed, rep *Report) error {
-	seen := make(map[string]bool, len(state))
 	err := st.EachContact(ctx, q, func(cs ContactState) error {
 		rep.ContactsChecked++
-		seen[cs.Ref] = true
 		r := state[cs.Ref]
 		if r == nil {
-			r = &replayed{optIn: "none", consents: map[string]Current{}}
+			r = &replayed{optIn: "none"}
 		}
+		r.seen = true
 		switch {
 		case r.deleted:
 			rep.Problem = &Problem{Code: ProblemDeletedAlive, Seq: r.lastSeq, ContactRef: cs.Ref,
@@ -255,7 +390,7 @@ func compare(ctx context.Context, q store.Querier, st State, state map[string]*r
 		return nil
 	}
 	for ref, r := range state {
-		if seen[ref] || r.deleted {
+		if r.seen || r.deleted {
 			continue
 		}
 		if r.optIn != "none" || len(r.consents) > 0 {
@@ -277,7 +412,8 @@ const rowChunk = 5000
 // exists with the history row written with it, recomputing the evidence
 // commitment under key (nil when there is none), and finds rows that claim
 // a position no such event has.
-func checkRows(ctx context.Context, q store.Querier, st State, state map[string]*replayed, key []byte, rep *Report) error {
+func checkRows(ctx context.Context, q store.Querier, st State, rs *replay, key []byte, rep *Report) error {
+	state := rs.byRef
 	for _, r := range [][2]int64{{math.MinInt64, 1}, {rep.HeadSeq + 1, math.MaxInt64}} {
 		outside, err := st.Rows(ctx, q, r[0], r[1])
 		if err != nil {
@@ -305,10 +441,13 @@ func checkRows(ctx context.Context, q store.Querier, st State, state map[string]
 			}
 			bySeq[r.Seq] = r
 		}
-		events, err := store.QueryAll(ctx, q, scanEvent, "SELECT "+eventColumns+
-			" FROM ledger_events WHERE seq >= $1 AND seq < $2 AND kind IN ('consent', 'opt_in') ORDER BY seq", from, to)
-		if err != nil {
-			return fmt.Errorf("ledger: read events: %w", err)
+		var events []Event
+		if chunk := int((from - 1) / rowChunk); chunk < len(rs.rowEvents) && rs.rowEvents[chunk] > 0 {
+			events, err = store.QueryAll(ctx, q, scanEvent, "SELECT "+eventColumns+
+				" FROM ledger_events WHERE seq >= $1 AND seq < $2 AND kind IN ('consent', 'opt_in') ORDER BY seq", from, to)
+			if err != nil {
+				return fmt.Errorf("ledger: read events: %w", err)
+			}
 		}
 		for _, e := range events {
 			if state[e.ContactRef].deleted {

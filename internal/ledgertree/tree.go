@@ -22,6 +22,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -52,6 +54,9 @@ type Service struct {
 	// Publish, when set, is given every new checkpoint once it is stored,
 	// to keep a copy outside the database (a file, a URL).
 	Publish func(ctx context.Context, c *Checkpoint) error
+
+	edgeMu sync.Mutex
+	edge   edge
 }
 
 func (s *Service) now() time.Time { return store.Now(s.clock) }
@@ -73,70 +78,142 @@ func (s *Service) Size(ctx context.Context, q store.Querier) (int64, error) {
 }
 
 // Extend adds up to Batch committed events to the tree in one write, and
-// returns the tree's size after it. It reads the size inside the write, so
-// that instances extending together never add an event twice.
+// returns the tree's size after it.
+//
+// The events and the stored hashes it needs are read, and the new hashes
+// computed, before the write, through the read pool: the write, which
+// the changes of the moment share (store.DB.Write groups them), then only
+// inserts. Committed events and hashes never change, so what was computed
+// holds as long as the tree's size is still the one it was computed
+// from, which the write checks: when another instance extended the tree
+// in between, this extension adds nothing and the tree's size is
+// returned as it is now, so that no event is ever added twice.
 func (s *Service) Extend(ctx context.Context) (int64, error) {
+	size, _, err := s.extend(ctx)
+	return size, err
+}
+
+// extend is Extend, and also reports whether there may be more to add: a
+// full batch was added, or another instance moved the tree.
+func (s *Service) extend(ctx context.Context) (int64, bool, error) {
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 2000
 	}
 	var size int64
-	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		var err error
-		if size, err = s.Size(ctx, tx); err != nil {
+	if err := s.DB.ReadRow(ctx, `SELECT size FROM ledger_tree WHERE id = 1`).Scan(&size); err != nil {
+		return 0, false, fmt.Errorf("ledgertree: read size: %w", err)
+	}
+	rows, r, err := s.newHashes(ctx, size, batch)
+	if err != nil || len(rows) == 0 {
+		return size, false, err
+	}
+	added := rows[len(rows)-1].leaves
+	var after int64 // set by the write, which may run more than once
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		now, err := s.Size(ctx, tx)
+		if after = now; err != nil || now != size {
 			return err
 		}
-		leaves, err := store.QueryAll(ctx, tx, func(row store.Scanner) (string, error) {
-			var h string
-			return h, row.Scan(&h)
-		}, `SELECT hash FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2`, size, batch)
-		if err != nil {
-			return fmt.Errorf("ledgertree: read events: %w", err)
-		}
-		if len(leaves) == 0 {
-			return nil
-		}
-		r := s.hashes(ctx, tx)
-		var rows [][]any
-		for i, h := range leaves {
-			n := size + int64(i)
-			data, err := hex.DecodeString(h)
-			if err != nil {
-				return fmt.Errorf("ledgertree: event %d: its hash is not hex", n+1)
-			}
-			hashes, err := tlog.StoredHashes(n, data, r)
-			if err != nil {
-				return fmt.Errorf("ledgertree: hash event %d: %w", n+1, err)
-			}
-			at := tlog.StoredHashIndex(0, n)
-			for j, sh := range hashes {
-				r.known[at+int64(j)] = sh
-				rows = append(rows, []any{at + int64(j), sh[:]})
-			}
-		}
 		if err := tx.Gather(len(rows), func(i int) error {
-			return tx.ExecLater(store.Prefix("ledgertree: store hashes"), `INSERT INTO ledger_tree_hashes (idx, hash) VALUES ($1, $2)`, rows[i]...)
+			return tx.ExecLater(store.Prefix("ledgertree: store hashes"), `INSERT INTO ledger_tree_hashes (idx, hash) VALUES ($1, $2)`, rows[i].idx, rows[i].hash[:])
 		}); err != nil {
 			return err
 		}
-		size += int64(len(leaves))
-		_, err = tx.Exec(`UPDATE ledger_tree SET size = $1 WHERE id = 1`, size)
+		after = size + added
+		_, err = tx.Exec(`UPDATE ledger_tree SET size = $1 WHERE id = 1`, after)
 		return err
 	})
-	return size, err
+	if err != nil {
+		return 0, false, err
+	}
+	if after == size+added {
+		s.keepEdge(after, r.known)
+	}
+	return after, after != size+added || added == int64(batch), nil
+}
+
+// edge is the tree's right edge as last extended: the stored hashes, by
+// index, of the complete subtrees a tree of size events is made of, those
+// that adding the next events reads. Kept between extensions, it spares
+// reading them back; a hash not kept is read from the database.
+type edge struct {
+	size   int64
+	hashes map[int64]tlog.Hash
+}
+
+// keepEdge keeps, of known, the hashes of the right edge of the tree of
+// size events.
+func (s *Service) keepEdge(size int64, known map[int64]tlog.Hash) {
+	e := edge{size: size, hashes: map[int64]tlog.Hash{}}
+	var start int64
+	for level := 62; level >= 0; level-- {
+		if size&(1<<level) == 0 {
+			continue
+		}
+		idx := tlog.StoredHashIndex(level, start>>level)
+		if h, ok := known[idx]; ok {
+			e.hashes[idx] = h
+		}
+		start += 1 << level
+	}
+	s.edgeMu.Lock()
+	s.edge = e
+	s.edgeMu.Unlock()
+}
+
+// storedHash is a hash to store at index idx; leaves is how many events
+// the tree covers once it and those before it are stored.
+type storedHash struct {
+	idx    int64
+	hash   tlog.Hash
+	leaves int64
+}
+
+// newHashes reads up to batch committed events after the first size and
+// returns the hashes that adding them to a tree of size events stores,
+// in order; none when there are no new events.
+func (s *Service) newHashes(ctx context.Context, size int64, batch int) ([]storedHash, *txHashes, error) {
+	leaves, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (string, error) {
+		var h string
+		return h, row.Scan(&h)
+	}, `SELECT hash FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2`, size, batch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledgertree: read events: %w", err)
+	}
+	r := s.hashes(ctx, s.DB.Read)
+	s.edgeMu.Lock()
+	if s.edge.size == size {
+		maps.Copy(r.known, s.edge.hashes)
+	}
+	s.edgeMu.Unlock()
+	var out []storedHash
+	for i, h := range leaves {
+		n := size + int64(i)
+		data, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledgertree: event %d: its hash is not hex", n+1)
+		}
+		hashes, err := tlog.StoredHashes(n, data, r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledgertree: hash event %d: %w", n+1, err)
+		}
+		at := tlog.StoredHashIndex(0, n)
+		for j, sh := range hashes {
+			r.known[at+int64(j)] = sh
+			out = append(out, storedHash{idx: at + int64(j), hash: sh, leaves: int64(i) + 1})
+		}
+	}
+	return out, r, nil
 }
 
 // CatchUp extends the tree until it covers every committed event, and
 // returns its size.
 func (s *Service) CatchUp(ctx context.Context) (int64, error) {
 	for {
-		before, err := s.Size(ctx, s.DB.Read)
-		if err != nil {
-			return 0, err
-		}
-		after, err := s.Extend(ctx)
-		if err != nil || after == before {
-			return after, err
+		size, more, err := s.extend(ctx)
+		if err != nil || !more {
+			return size, err
 		}
 	}
 }
