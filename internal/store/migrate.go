@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -54,16 +55,26 @@ func Migrations(d Dialect) (fs.FS, error) {
 	return out, nil
 }
 
-// Migrate applies every migration not yet applied and returns how many ran.
-func (db *DB) Migrate(ctx context.Context) (int, error) {
+// migrations is the goose provider of this binary's migrations for db's
+// dialect, working through conn.
+func (db *DB) migrations(conn *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	gd := goose.DialectSQLite3
 	if db.Dialect == Postgres {
 		gd = goose.DialectPostgres
 	}
 	fsys, err := Migrations(db.Dialect)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	p, err := goose.NewProvider(gd, conn, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Migrate applies every migration not yet applied and returns how many ran.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
 	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
 		// Instances starting together take turns: the first migrates, the
@@ -74,9 +85,9 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(gd, db.write, fsys, opts...)
+	p, err := db.migrations(db.write, opts...)
 	if err != nil {
-		return 0, fmt.Errorf("store: migrations: %w", err)
+		return 0, err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
@@ -90,17 +101,9 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 // by a newer binary is not behind. It reads through the read pool and
 // takes no lock, so it does not wait for an instance migrating.
 func (db *DB) MigrationsBehind(ctx context.Context) (int, error) {
-	gd := goose.DialectSQLite3
-	if db.Dialect == Postgres {
-		gd = goose.DialectPostgres
-	}
-	fsys, err := Migrations(db.Dialect)
+	p, err := db.migrations(db.Read)
 	if err != nil {
 		return 0, err
-	}
-	p, err := goose.NewProvider(gd, db.Read, fsys)
-	if err != nil {
-		return 0, fmt.Errorf("store: migrations: %w", err)
 	}
 	current, err := p.GetDBVersion(ctx)
 	if err != nil {
