@@ -161,6 +161,7 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 		if err != nil {
 			return fmt.Errorf("contact: create field: %w", err)
 		}
+		tx.SetLocal(storageFieldsMemo{}, nil)
 		return nil
 	})
 	if err != nil {
@@ -213,6 +214,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 		if err != nil {
 			return fmt.Errorf("contact: update field: %w", err)
 		}
+		tx.SetLocal(storageFieldsMemo{}, nil)
 		if f.Sensitive && !wasSensitive {
 			// Values stored in the clear until now are encrypted by a job,
 			// in batches, so that a large table does not hold one long

@@ -234,22 +234,9 @@ func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
 	if r.State != consent.StateWithdrawn {
 		return nil
 	}
-	rows, err := tx.Query(`SELECT name FROM field_definitions WHERE storage_purpose_id = $1`, r.PurposeID)
+	names, err := storageFields(tx, r.PurposeID)
 	if err != nil {
-		return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+		return err
 	}
 	for _, n := range names {
 		if _, err := tx.Exec(`DELETE FROM sensitive_values WHERE contact_id = $1 AND field = $2`, r.ContactID, n); err != nil {
@@ -260,6 +247,40 @@ func EraseWithdrawnStorage(tx *store.Tx, r *consent.Record) error {
 		}
 	}
 	return nil
+}
+
+// storageFieldsMemo keys, among a transaction's values (store.Tx.Local),
+// the names of the fields tied to each purpose, as read in it: a
+// transaction that withdraws many consents, such as an import's chunk,
+// reads them once rather than once a consent, and its gathered writes are
+// not cut short by a read between every two of them. CreateField and
+// UpdateField, the only writes of those ties, drop it.
+type storageFieldsMemo struct{}
+
+// storageFields returns the names of the fields whose values are kept on
+// the consent for purposeID; none when no field is tied to it.
+func storageFields(tx *store.Tx, purposeID string) ([]string, error) {
+	byPurpose, ok := tx.Local(storageFieldsMemo{}).(map[string][]string)
+	if !ok {
+		rows, err := tx.Query(`SELECT storage_purpose_id, name FROM field_definitions WHERE storage_purpose_id IS NOT NULL ORDER BY name`)
+		if err != nil {
+			return nil, fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+		}
+		defer rows.Close()
+		byPurpose = map[string][]string{}
+		for rows.Next() {
+			var purpose, name string
+			if err := rows.Scan(&purpose, &name); err != nil {
+				return nil, fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+			}
+			byPurpose[purpose] = append(byPurpose[purpose], name)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("contact: read fields tied to a purpose: %w", err)
+		}
+		tx.SetLocal(storageFieldsMemo{}, byPurpose)
+	}
+	return byPurpose[purposeID], nil
 }
 
 // Reveal returns the clear value of a contact's sensitive field and writes

@@ -44,7 +44,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 	w := &world{t: t, db: db, now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	clock := func() time.Time { return w.now }
 	ctx := context.Background()
-	w.consent = consent.NewService(db)
+	w.consent = consent.NewService(db, contact.EraseWithdrawnStorage) // as the app wires it
 	w.consent.Now = clock
 	w.people = contact.NewService(db, w.consent)
 	w.people.Now = clock
@@ -591,5 +591,63 @@ func TestCancelledDryRunKeepsTheFile(t *testing.T) {
 		if done := w.run(imp.ID, d, false); done.Status != imports.StatusDone || done.Created != 10 || done.Error != "" {
 			t.Fatalf("the import after it: %+v", done)
 		}
+	})
+}
+
+// An import that withdraws the consent a field's values are kept on erases
+// those values, for every row of a chunk: the fields tied to the purpose
+// are read once for the chunk, not missed after the first row.
+func TestImportWithdrawingStorageConsentErasesTiedValues(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		if _, err := w.consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Card on file"), LegalBasis: ptr(consent.BasisConsent),
+			Text: ptr("Keep my card number")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.people.CreateField(ctx, contact.FieldInput{Name: ptr("card"), Type: ptr("text"), Sensitive: ptr(true),
+			StoragePurpose: ptr("Card on file")}); err != nil {
+			t.Fatal(err)
+		}
+		records := [][]string{{"email", "card consent"}}
+		var ids []string
+		now := w.now
+		w.now = now.AddDate(0, -2, 0) // given before the file's consents were collected
+		for i := range 5 {
+			email := fmt.Sprintf("card%d@example.com", i)
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email), Fields: map[string]any{"card": "4111111111111111"}},
+				Consents: []consent.RecordInput{{Purpose: "Card on file", State: consent.StateGranted, Source: "Trade fair 2026", Actor: user,
+					Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}},
+				Actor: user, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.ID)
+			state := "no"
+			if i == 4 {
+				state = "yes" // kept: the consent stands
+			}
+			records = append(records, []string{email, state})
+		}
+		w.now = now
+		imp := w.upload("cards.csv", csvFile(',', records...))
+		imp = w.run(imp.ID, imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateFill,
+			Columns: []imports.Column{{Column: "email", Field: "email"}},
+			Consents: []imports.Consent{{Purpose: "Card on file", Column: "card consent", LegalBasis: consent.BasisConsent,
+				CollectedAt: "2026-11-01", Notice: "Asked at the counter"}}}, false)
+		if imp.Status != imports.StatusDone || imp.Updated != 4 || imp.Unchanged != 1 {
+			t.Fatalf("import: %+v", imp)
+		}
+		for i, id := range ids {
+			c, err := w.people.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, has := c.Fields["card"]
+			if want := i == 4; has != want {
+				t.Errorf("contact %d: card kept %v, want %v (%v)", i, has, want, c.Fields)
+			}
+		}
+		w.verify()
 	})
 }
