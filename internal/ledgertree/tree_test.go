@@ -92,6 +92,19 @@ func openedRoot(t testing.TB, signed string, vs note.Verifiers) (int64, tlog.Has
 	return size, tlog.Hash(h)
 }
 
+// signed makes a checkpoint and opens it with only the note package and
+// the installation's public key, as an outsider holds it; it returns the
+// checkpoint, its size and its root.
+func signed(t testing.TB, tree *ledgertree.Service) (*ledgertree.Checkpoint, int64, tlog.Hash) {
+	t.Helper()
+	c, err := tree.MakeCheckpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, root := openedRoot(t, c.Note, verifier(t, tree))
+	return c, size, root
+}
+
 func hashes(t testing.TB, in []string) []tlog.Hash {
 	t.Helper()
 	out, err := ledgertree.DecodeHashes(in)
@@ -110,12 +123,8 @@ func TestProofsCheckWithTlogAlone(t *testing.T) {
 		ctx := context.Background()
 		tree := newTree(db)
 		appendEvents(t, db, 300)
-		first, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		first, size, root := signed(t, tree)
 		vs := verifier(t, tree)
-		size, root := openedRoot(t, first.Note, vs)
 		if size != 300 {
 			t.Fatalf("the first checkpoint covers %d events, want 300", size)
 		}
@@ -222,12 +231,7 @@ func TestTamperingIsFound(t *testing.T) {
 		tree := newTree(db)
 		const events = 300 // tiles 0/0 (full), 0/1 (44 hashes) and 1/0 (1)
 		appendEvents(t, db, events)
-		kept, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs := verifier(t, tree)
-		keptSize, keptRoot := openedRoot(t, kept.Note, vs)
+		kept, keptSize, keptRoot := signed(t, tree)
 		exec := func(q string, args ...any) {
 			t.Helper()
 			if err := db.Write(ctx, func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
@@ -319,11 +323,7 @@ func TestTamperingIsFound(t *testing.T) {
 		}
 		exec(`UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1`, seq, head)
 		appendEvents(t, db, events)
-		forkedCheckpoint, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		forkSize, forkRoot := openedRoot(t, forkedCheckpoint.Note, vs) // the real key signed it
+		_, forkSize, forkRoot := signed(t, tree) // the real key signed it
 		if rep, err := tree.Verify(ctx); err != nil || !rep.OK() || rep.TreeSize != events+20 {
 			t.Fatalf("the forked tree, as stored, is the tree of the forked ledger: %+v %v", rep, err)
 		}
@@ -347,18 +347,9 @@ func TestUpgradeRebuildsTheTree(t *testing.T) {
 		ctx := context.Background()
 		before := newTree(db)
 		appendEvents(t, db, 300)
-		c1, err := before.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, size1, root1 := signed(t, before)
 		appendEvents(t, db, 250)
-		c2, err := before.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs := verifier(t, before)
-		size1, root1 := openedRoot(t, c1.Note, vs)
-		size2, root2 := openedRoot(t, c2.Note, vs)
+		c2, size2, root2 := signed(t, before)
 		upgrade := func() *ledgertree.Service {
 			t.Helper()
 			if err := db.Write(ctx, func(tx *store.Tx) error {
