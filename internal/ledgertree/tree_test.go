@@ -484,3 +484,41 @@ func cutTree(t testing.TB, db *store.DB, size int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestInstancesExtendTogether: two instances, each with its own right
+// edge in memory, extend one tree while events are appended; each adds
+// only what the other has not, and the tree is the tree of the events.
+func TestInstancesExtendTogether(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		a, b := newTree(db), newTree(db)
+		a.Batch, b.Batch = 29, 41 // batches that end within tiles, unlike each other
+		appendEvents(t, db, 100)
+		done := make(chan error, 2)
+		for _, s := range []*ledgertree.Service{a, b} {
+			go func() {
+				var err error
+				for range 20 {
+					if _, err = s.CatchUp(ctx); err != nil {
+						break
+					}
+				}
+				done <- err
+			}()
+		}
+		appendEvents(t, db, 600)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range []*ledgertree.Service{b, a} {
+			if size, err := s.CatchUp(ctx); err != nil || size != 700 {
+				t.Fatalf("caught up to %d (%v), want 700", size, err)
+			}
+		}
+		if rep, err := a.Verify(ctx); err != nil || !rep.OK() || rep.Hashes != 700+2 {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	})
+}

@@ -106,83 +106,36 @@ func (s *Service) verify(ctx context.Context, q store.Querier) (*Report, error) 
 		}
 	}
 
-	var tree compact
-	var want int64 = 1
-	var h sql.RawBytes // reused: the driver's bytes are copied into it
-	var leaf [tlog.HashSize]byte
-	lower := make([][]byte, verifyChunk) // the chunk's tiles of level 0
+	c := &treeCheck{rep: rep, roots: roots, upper: upper, lower: make([][]byte, verifyChunk), want: 1}
 	for first := int64(0); first < size; first += verifyChunk * tileWidth {
 		t0 := first / tileWidth
 		read, err := store.QueryAll(ctx, q, scanTile, `SELECT level, idx, hashes FROM ledger_tree_tiles WHERE level = 0 AND idx >= $1 AND idx < $2`, t0, t0+verifyChunk)
 		if err != nil {
 			return nil, err
 		}
-		clear(lower)
+		c.t0 = t0
+		clear(c.lower)
 		for _, t := range read {
 			if rep.Problem = tileProblem(size, t.key, t.data); rep.Problem != "" {
 				return rep, nil
 			}
-			lower[t.key.n-t0] = t.data
+			c.lower[t.key.n-t0] = t.data
 		}
 		for n := t0; n < t0+verifyChunk && tileWidthAt(size, 0, n) > 0; n++ {
-			if lower[n-t0] == nil {
+			if c.lower[n-t0] == nil {
 				rep.Problem = fmt.Sprintf("the tree lacks tile 0/%d", n)
 				return rep, nil
 			}
 		}
-		if err := func() error {
-			events, err := q.QueryContext(ctx, `SELECT seq, hash FROM ledger_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, first, min(size, first+verifyChunk*tileWidth))
-			if err != nil {
-				return fmt.Errorf("ledgertree: read events: %w", err)
-			}
-			defer events.Close()
-			var seq int64
-			for events.Next() {
-				if err := events.Scan(&seq, &h); err != nil {
-					return fmt.Errorf("ledgertree: read events: %w", err)
-				}
-				if seq != want {
-					rep.Problem = fmt.Sprintf("the ledger has no event %d", want)
-					return nil
-				}
-				want++
-				if len(h) != hex.EncodedLen(len(leaf)) {
-					rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
-					return nil
-				}
-				if _, err := hex.Decode(leaf[:], h); err != nil {
-					rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
-					return nil
-				}
-				for level, computed := range tree.add(tlog.RecordHash(leaf[:])) {
-					if level%tileHeight != 0 {
-						continue // not stored: computed from the tile below
-					}
-					n := seq>>level - 1
-					k := tileKey{level / tileHeight, n / tileWidth}
-					tile := upper[k]
-					if k.level == 0 {
-						tile = lower[k.n-t0]
-					}
-					at := n % tileWidth * tlog.HashSize
-					if tlog.Hash(tile[at:at+tlog.HashSize]) != computed {
-						rep.Problem = fmt.Sprintf("tile %d/%d: hash %d does not match event %d and those before it", k.level, k.n, n%tileWidth, seq)
-						return nil
-					}
-					rep.Hashes++
-				}
-				if root, ok := roots[seq]; ok && root != tree.root() {
-					rep.Problem = fmt.Sprintf("checkpoint %d: its root is not the root of the ledger's first %d events", seq, seq)
-					return nil
-				}
-			}
-			return events.Err()
-		}(); err != nil || rep.Problem != "" {
-			return rep, err
+		if err := c.events(ctx, q, first, min(size, first+verifyChunk*tileWidth)); err != nil {
+			return nil, err
+		}
+		if rep.Problem != "" {
+			return rep, nil
 		}
 	}
-	if want-1 != size {
-		rep.Problem = fmt.Sprintf("the tree covers %d events, the ledger has %d", size, want-1)
+	if c.want-1 != size {
+		rep.Problem = fmt.Sprintf("the tree covers %d events, the ledger has %d", size, c.want-1)
 		return rep, nil
 	}
 	var beyond int64
@@ -194,6 +147,73 @@ func (s *Service) verify(ctx context.Context, q store.Querier) (*Report, error) 
 		return nil, fmt.Errorf("ledgertree: read tiles: %w", err)
 	}
 	return rep, nil
+}
+
+// treeCheck is Verify's rebuilding of the tree, a chunk of events at a
+// time, against the stored tiles.
+type treeCheck struct {
+	rep   *Report
+	roots map[int64]tlog.Hash // the checkpoints' roots, by size
+	upper map[tileKey][]byte  // the tiles above level 0
+	lower [][]byte            // the chunk's tiles of level 0, from tile t0 on
+	t0    int64
+	tree  compact
+	want  int64        // the next event's seq
+	h     sql.RawBytes // reused: the driver's bytes are copied into it
+}
+
+// events adds the events after the first first, up to last, to the
+// tree and compares every hash the tiles hold for them, and the root of
+// every checkpoint made at their sizes. What is wrong goes in the
+// report; the error is a failure to read.
+func (c *treeCheck) events(ctx context.Context, q store.Querier, first, last int64) error {
+	events, err := q.QueryContext(ctx, `SELECT seq, hash FROM ledger_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, first, last)
+	if err != nil {
+		return fmt.Errorf("ledgertree: read events: %w", err)
+	}
+	defer events.Close()
+	var seq int64
+	var leaf [tlog.HashSize]byte
+	for events.Next() {
+		if err := events.Scan(&seq, &c.h); err != nil {
+			return fmt.Errorf("ledgertree: read events: %w", err)
+		}
+		if seq != c.want {
+			c.rep.Problem = fmt.Sprintf("the ledger has no event %d", c.want)
+			return nil
+		}
+		c.want++
+		if len(c.h) != hex.EncodedLen(len(leaf)) {
+			c.rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
+			return nil
+		}
+		if _, err := hex.Decode(leaf[:], c.h); err != nil {
+			c.rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
+			return nil
+		}
+		for level, computed := range c.tree.add(tlog.RecordHash(leaf[:])) {
+			if level%tileHeight != 0 {
+				continue // not stored: computed from the tile below
+			}
+			n := seq>>level - 1 // the hash's number in its level
+			k := tileKey{level / tileHeight, n / tileWidth}
+			tile := c.upper[k]
+			if k.level == 0 {
+				tile = c.lower[k.n-c.t0]
+			}
+			at := n % tileWidth * tlog.HashSize
+			if tlog.Hash(tile[at:at+tlog.HashSize]) != computed {
+				c.rep.Problem = fmt.Sprintf("tile %d/%d: hash %d does not match event %d and those before it", k.level, k.n, n%tileWidth, seq)
+				return nil
+			}
+			c.rep.Hashes++
+		}
+		if root, ok := c.roots[seq]; ok && root != c.tree.root() {
+			c.rep.Problem = fmt.Sprintf("checkpoint %d: its root is not the root of the ledger's first %d events", seq, seq)
+			return nil
+		}
+	}
+	return events.Err()
 }
 
 // storedTile is a tile as stored: its key and its data.
