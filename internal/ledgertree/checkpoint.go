@@ -80,17 +80,29 @@ func OpenCheckpoint(signed []byte, verifierKeys ...string) (*Checkpoint, error) 
 }
 
 // MakeCheckpoint extends the tree over every committed event and signs a
-// checkpoint of it; when one of that size exists, it is returned. Nil,
-// and no error, when the ledger is empty.
+// checkpoint of it; when one of that size exists, it is returned, and so
+// is the latest when it is larger (signed meanwhile by another instance):
+// no checkpoint is ever smaller than one kept. Nil, and no error, when
+// the ledger is empty.
 func (s *Service) MakeCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	size, err := s.CatchUp(ctx)
 	if err != nil || size == 0 {
 		return nil, err
 	}
-	if c, err := s.CheckpointAt(ctx, size); err == nil {
-		return c, nil
-	} else if !errs.Is(err, errs.KindNotFound) {
+	switch latest, err := s.Latest(ctx); {
+	case errs.Is(err, errs.KindNotFound):
+	case err != nil:
 		return nil, err
+	case latest.Size == size:
+		return latest, nil
+	case latest.Size > size:
+		// Never a checkpoint smaller than one kept: that would be a
+		// fork. Another instance may have extended the tree and signed
+		// since; if not, the ledger lost events.
+		if err := s.cover(ctx, latest.Size); err != nil {
+			return nil, err
+		}
+		return latest, nil
 	}
 	root, err := tlog.TreeHash(size, s.hashes(ctx, s.DB.Read))
 	if err != nil {

@@ -37,7 +37,7 @@ type ConsistencyProof struct {
 
 // Inclusion proves event seq against the checkpoint of size at, or, with
 // at 0, against the latest checkpoint, making one first when none covers
-// the event yet. The error names the field at fault: seq for an event
+// the event yet. A tree behind the checkpoint is caught up first. The error names the field at fault: seq for an event
 // that does not exist, at for a size no checkpoint was made at or that
 // does not cover the event.
 func (s *Service) Inclusion(ctx context.Context, seq, at int64) (*InclusionProof, error) {
@@ -63,6 +63,9 @@ func (s *Service) Inclusion(ctx context.Context, seq, at int64) (*InclusionProof
 			return nil, errs.Invalid("at", "the checkpoint of size %d does not cover event %d", at, seq)
 		}
 	}
+	if err == nil {
+		err = s.cover(ctx, c.Size)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +78,8 @@ func (s *Service) Inclusion(ctx context.Context, seq, at int64) (*InclusionProof
 
 // Consistency proves that the tree of size to extends the tree of size
 // from; to 0 means the latest checkpoint's size. Sizes must be within the
-// tree: the error names from or to and says why.
+// tree, caught up with the ledger first when to is beyond it: the error
+// names from or to and says why.
 func (s *Service) Consistency(ctx context.Context, from, to int64) (*ConsistencyProof, error) {
 	var c *Checkpoint
 	if to == 0 {
@@ -89,6 +93,9 @@ func (s *Service) Consistency(ctx context.Context, from, to int64) (*Consistency
 		to = c.Size
 	}
 	size, err := s.Size(ctx, s.DB.Read)
+	if err == nil && to > size {
+		size, err = s.CatchUp(ctx) // the tree may be behind a checkpoint
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +128,25 @@ func (s *Service) Consistency(ctx context.Context, from, to int64) (*Consistency
 		out.Checkpoint = c.Note
 	}
 	return out, nil
+}
+
+// cover makes sure that the tree covers at least need events, catching
+// it up with the ledger when it does not: after an upgrade the tree is
+// rebuilt from the events, in the background, and until then it is
+// behind the checkpoints kept from before. It fails when even then the
+// tree covers fewer.
+func (s *Service) cover(ctx context.Context, need int64) error {
+	size, err := s.Size(ctx, s.DB.Read)
+	if err != nil || size >= need {
+		return err
+	}
+	if size, err = s.CatchUp(ctx); err != nil {
+		return err
+	}
+	if size < need {
+		return fmt.Errorf("ledgertree: the tree covers %d events, fewer than the checkpoint of %d: the ledger has lost events", size, need)
+	}
+	return nil
 }
 
 func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,14 +82,16 @@ func (s *Service) Size(ctx context.Context, q store.Querier) (int64, error) {
 // Extend adds up to Batch committed events to the tree in one write, and
 // returns the tree's size after it.
 //
-// The events and the stored hashes it needs are read, and the new hashes
-// computed, before the write, through the read pool: the write, which
-// the changes of the moment share (store.DB.Write groups them), then only
-// inserts. Committed events and hashes never change, so what was computed
-// holds as long as the tree's size is still the one it was computed
-// from, which the write checks: when another instance extended the tree
-// in between, this extension adds nothing and the tree's size is
-// returned as it is now, so that no event is ever added twice.
+// The tree is stored as tiles (tlog.Tile, of height tileHeight): the
+// events and the stored data it needs are read, and the new hashes and
+// the tiles they change computed, before the write, through the read
+// pool: the write, which the changes of the moment share (store.DB.Write
+// groups them), then only stores a few tiles. Committed events and
+// hashes never change, and a tile only grows, so what was computed holds
+// as long as the tree's size is still the one it was computed from,
+// which the write checks: when another instance extended the tree in
+// between, this extension adds nothing and the tree's size is returned
+// as it is now, so that no event is ever added twice.
 func (s *Service) Extend(ctx context.Context) (int64, error) {
 	size, _, err := s.extend(ctx)
 	return size, err
@@ -104,19 +108,19 @@ func (s *Service) extend(ctx context.Context) (int64, bool, error) {
 	if err := s.DB.ReadRow(ctx, `SELECT size FROM ledger_tree WHERE id = 1`).Scan(&size); err != nil {
 		return 0, false, fmt.Errorf("ledgertree: read size: %w", err)
 	}
-	rows, r, err := s.newHashes(ctx, size, batch)
-	if err != nil || len(rows) == 0 {
+	tiles, added, err := s.newTiles(ctx, size, batch)
+	if err != nil || added == 0 {
 		return size, false, err
 	}
-	added := rows[len(rows)-1].leaves
 	var after int64 // set by the write, which may run more than once
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		now, err := s.Size(ctx, tx)
 		if after = now; err != nil || now != size {
 			return err
 		}
-		if err := tx.Gather(len(rows), func(i int) error {
-			return tx.ExecLater(store.Prefix("ledgertree: store hashes"), `INSERT INTO ledger_tree_hashes (idx, hash) VALUES ($1, $2)`, rows[i].idx, rows[i].hash[:])
+		if err := tx.Gather(len(tiles), func(i int) error {
+			return tx.ExecLater(store.Prefix("ledgertree: store tiles"), `INSERT INTO ledger_tree_tiles (level, idx, hashes) VALUES ($1, $2, $3)
+				ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`, tiles[i].L, tiles[i].N, tiles[i].data)
 		}); err != nil {
 			return err
 		}
@@ -128,83 +132,114 @@ func (s *Service) extend(ctx context.Context) (int64, bool, error) {
 		return 0, false, err
 	}
 	if after == size+added {
-		s.keepEdge(after, r.known)
+		s.keepEdge(size, after, tiles)
 	}
 	return after, after != size+added || added == int64(batch), nil
 }
 
-// edge is the tree's right edge as last extended: the stored hashes, by
-// index, of the complete subtrees a tree of size events is made of, those
-// that adding the next events reads. Kept between extensions, it spares
-// reading them back; a hash not kept is read from the database.
+// tileHeight is the height of the tiles the tree is stored in: a tile
+// holds up to 256 hashes of one level of the tree, 8 KB.
+const tileHeight = 8
+
+// tileWidth is how many hashes a full tile holds.
+const tileWidth = 1 << tileHeight
+
+// tileKey names a stored tile: its level (tlog.Tile.L) and number within
+// the level (tlog.Tile.N).
+type tileKey struct {
+	level int
+	n     int64
+}
+
+// tileData is a tile and its data, W hashes concatenated.
+type tileData struct {
+	tlog.Tile
+	data []byte
+}
+
+// edge is the tree's right edge as last extended: the data of the
+// partial tiles, the last of each level, of the tree of size events,
+// which hold every hash that adding the next events reads. Kept between
+// extensions, it spares reading them back; a tile not kept is read from
+// the database.
 type edge struct {
-	size   int64
-	hashes map[int64]tlog.Hash
+	size  int64
+	tiles map[tileKey][]byte
 }
 
-// keepEdge keeps, of known, the hashes of the right edge of the tree of
-// size events.
-func (s *Service) keepEdge(size int64, known map[int64]tlog.Hash) {
-	e := edge{size: size, hashes: map[int64]tlog.Hash{}}
-	var start int64
-	for level := 62; level >= 0; level-- {
-		if size&(1<<level) == 0 {
-			continue
-		}
-		idx := tlog.StoredHashIndex(level, start>>level)
-		if h, ok := known[idx]; ok {
-			e.hashes[idx] = h
-		}
-		start += 1 << level
-	}
+// keepEdge keeps the right edge of the tree of size after events, which
+// an extension from size wrote tiles to: the tiles it wrote and, for the
+// levels it did not change, those kept before.
+func (s *Service) keepEdge(size, after int64, wrote []tileData) {
 	s.edgeMu.Lock()
+	defer s.edgeMu.Unlock()
+	have := map[tileKey][]byte{}
+	if s.edge.size == size {
+		maps.Copy(have, s.edge.tiles)
+	}
+	for _, t := range wrote {
+		have[tileKey{t.L, t.N}] = t.data
+	}
+	e := edge{size: after, tiles: map[tileKey][]byte{}}
+	for level := 0; after>>(tileHeight*level) > 0; level++ {
+		hashes := after >> (tileHeight * level) // of the tiles' level of the tree
+		if hashes%tileWidth == 0 {
+			continue // no partial tile: the next events start a new one
+		}
+		k := tileKey{level, hashes / tileWidth}
+		if d, ok := have[k]; ok && int64(len(d)) == hashes%tileWidth*tlog.HashSize {
+			e.tiles[k] = d
+		}
+	}
 	s.edge = e
-	s.edgeMu.Unlock()
 }
 
-// storedHash is a hash to store at index idx; leaves is how many events
-// the tree covers once it and those before it are stored.
-type storedHash struct {
-	idx    int64
-	hash   tlog.Hash
-	leaves int64
-}
-
-// newHashes reads up to batch committed events after the first size and
-// returns the hashes that adding them to a tree of size events stores,
-// in order; none when there are no new events.
-func (s *Service) newHashes(ctx context.Context, size int64, batch int) ([]storedHash, *txHashes, error) {
+// newTiles reads up to batch committed events after the first size and
+// returns the tiles that adding them to a tree of size events changes,
+// with their data, and how many events were added; none when there are
+// no new events.
+func (s *Service) newTiles(ctx context.Context, size int64, batch int) ([]tileData, int64, error) {
 	leaves, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (string, error) {
 		var h string
 		return h, row.Scan(&h)
 	}, `SELECT hash FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2`, size, batch)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ledgertree: read events: %w", err)
+	if err != nil || len(leaves) == 0 {
+		if err != nil {
+			err = fmt.Errorf("ledgertree: read events: %w", err)
+		}
+		return nil, 0, err
 	}
 	r := s.hashes(ctx, s.DB.Read)
 	s.edgeMu.Lock()
 	if s.edge.size == size {
-		maps.Copy(r.known, s.edge.hashes)
+		maps.Copy(r.tiles, s.edge.tiles)
 	}
 	s.edgeMu.Unlock()
-	var out []storedHash
 	for i, h := range leaves {
 		n := size + int64(i)
 		data, err := hex.DecodeString(h)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ledgertree: event %d: its hash is not hex", n+1)
+			return nil, 0, fmt.Errorf("ledgertree: event %d: its hash is not hex", n+1)
 		}
 		hashes, err := tlog.StoredHashes(n, data, r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ledgertree: hash event %d: %w", n+1, err)
+			return nil, 0, fmt.Errorf("ledgertree: hash event %d: %w", n+1, err)
 		}
 		at := tlog.StoredHashIndex(0, n)
 		for j, sh := range hashes {
 			r.known[at+int64(j)] = sh
-			out = append(out, storedHash{idx: at + int64(j), hash: sh, leaves: int64(i) + 1})
 		}
 	}
-	return out, r, nil
+	added := int64(len(leaves))
+	var out []tileData
+	for _, t := range tlog.NewTiles(tileHeight, size, size+added) {
+		data, err := tlog.ReadTileData(t, r)
+		if err != nil {
+			return nil, 0, fmt.Errorf("ledgertree: tile %d/%d: %w", t.L, t.N, err)
+		}
+		out = append(out, tileData{t, data})
+	}
+	return out, added, nil
 }
 
 // CatchUp extends the tree until it covers every committed event, and
@@ -255,54 +290,93 @@ func (s *Service) step(ctx context.Context) (int, error) {
 
 // hashes returns a tlog.HashReader over the stored tree, read through q.
 func (s *Service) hashes(ctx context.Context, q store.Querier) *txHashes {
-	return &txHashes{ctx: ctx, d: s.DB.Dialect, q: q, known: map[int64]tlog.Hash{}}
+	return &txHashes{ctx: ctx, d: s.DB.Dialect, q: q, known: map[int64]tlog.Hash{}, tiles: map[tileKey][]byte{}}
 }
 
-// txHashes reads stored hashes through q, keeping those already read or
-// just computed.
+// txHashes reads stored hashes from the tiles, read through q, keeping
+// the tiles it read; known are hashes just computed, not stored yet.
 type txHashes struct {
 	ctx   context.Context
 	d     store.Dialect
 	q     store.Querier
 	known map[int64]tlog.Hash
+	tiles map[tileKey][]byte
 }
 
+// ReadHashes returns the hashes at indexes (tlog.StoredHashIndex), each
+// read from the tile that holds it or computed from the tile's hashes
+// below it (tlog.HashFromTile). The tiles not yet at hand are read in one
+// query. An index no stored tile covers is an error.
 func (r *txHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
-	var missing []int64
+	var missing map[int][]int64 // tile numbers to read, by level
 	for _, i := range indexes {
-		if _, ok := r.known[i]; !ok {
-			missing = append(missing, i)
+		if _, ok := r.known[i]; ok {
+			continue
+		}
+		t := tlog.TileForIndex(tileHeight, i)
+		if len(r.tiles[tileKey{t.L, t.N}]) >= t.W*tlog.HashSize {
+			continue
+		}
+		if missing == nil {
+			missing = map[int][]int64{}
+		}
+		if ns := missing[t.L]; !slices.Contains(ns, t.N) {
+			missing[t.L] = append(ns, t.N)
 		}
 	}
 	if len(missing) > 0 {
-		cond, args := store.Among(r.d, 1, missing)
-		rows, err := r.q.QueryContext(r.ctx, `SELECT idx, hash FROM ledger_tree_hashes WHERE idx `+cond, args...)
-		if err != nil {
-			return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var i int64
-			var h []byte
-			if err := rows.Scan(&i, &h); err != nil {
-				return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
-			}
-			if len(h) != tlog.HashSize {
-				return nil, fmt.Errorf("ledgertree: stored hash %d is not a hash", i)
-			}
-			r.known[i] = tlog.Hash(h)
-		}
-		if err := rows.Err(); err != nil {
+		if err := r.readTiles(missing); err != nil {
 			return nil, err
 		}
 	}
 	for k, i := range indexes {
-		h, ok := r.known[i]
-		if !ok {
+		if h, ok := r.known[i]; ok {
+			out[k] = h
+			continue
+		}
+		t := tlog.TileForIndex(tileHeight, i)
+		data := r.tiles[tileKey{t.L, t.N}]
+		if len(data) < t.W*tlog.HashSize {
 			return nil, fmt.Errorf("ledgertree: hash %d is not stored", i)
+		}
+		h, err := tlog.HashFromTile(t, data[:t.W*tlog.HashSize], i)
+		if err != nil {
+			return nil, fmt.Errorf("ledgertree: hash %d: %w", i, err)
 		}
 		out[k] = h
 	}
 	return out, nil
+}
+
+// readTiles reads the tiles numbered ns at each level, in one query, and
+// keeps them; a tile not stored is left out.
+func (r *txHashes) readTiles(ns map[int][]int64) error {
+	var parts []string
+	var args []any
+	for _, level := range slices.Sorted(maps.Keys(ns)) {
+		cond, a := store.Among(r.d, len(args)+2, ns[level])
+		parts = append(parts, fmt.Sprintf(`SELECT level, idx, hashes FROM ledger_tree_tiles WHERE level = $%d AND idx %s`, len(args)+1, cond))
+		args = append(append(args, level), a...)
+	}
+	rows, err := r.q.QueryContext(r.ctx, strings.Join(parts, " UNION ALL "), args...)
+	if err != nil {
+		return fmt.Errorf("ledgertree: read tiles: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k tileKey
+		var data []byte
+		if err := rows.Scan(&k.level, &k.n, &data); err != nil {
+			return fmt.Errorf("ledgertree: read tiles: %w", err)
+		}
+		if len(data)%tlog.HashSize != 0 || len(data) > tileWidth*tlog.HashSize {
+			return fmt.Errorf("ledgertree: tile %d/%d is not a tile (%d bytes)", k.level, k.n, len(data))
+		}
+		r.tiles[k] = data
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ledgertree: read tiles: %w", err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,19 @@ func openedRoot(t testing.TB, signed string, vs note.Verifiers) (int64, tlog.Has
 	return size, tlog.Hash(h)
 }
 
+// signed makes a checkpoint and opens it with only the note package and
+// the installation's public key, as an outsider holds it; it returns the
+// checkpoint, its size and its root.
+func signed(t testing.TB, tree *ledgertree.Service) (*ledgertree.Checkpoint, int64, tlog.Hash) {
+	t.Helper()
+	c, err := tree.MakeCheckpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, root := openedRoot(t, c.Note, verifier(t, tree))
+	return c, size, root
+}
+
 func hashes(t testing.TB, in []string) []tlog.Hash {
 	t.Helper()
 	out, err := ledgertree.DecodeHashes(in)
@@ -109,21 +123,25 @@ func TestProofsCheckWithTlogAlone(t *testing.T) {
 		ctx := context.Background()
 		tree := newTree(db)
 		appendEvents(t, db, 300)
-		first, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		first, size, root := signed(t, tree)
 		vs := verifier(t, tree)
-		size, root := openedRoot(t, first.Note, vs)
 		if size != 300 {
 			t.Fatalf("the first checkpoint covers %d events, want 300", size)
 		}
-		var stored int64
-		if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM ledger_tree_hashes`).Scan(&stored); err != nil {
-			t.Fatal(err)
+		// Stored as tlog's tiles of height 8: of level 0, a full one and
+		// one of 44 hashes; of level 1, one of 1.
+		stored := storedTiles(t, db)
+		want := map[[2]int64]int{}
+		for _, tile := range tlog.NewTiles(8, 0, 300) {
+			want[[2]int64{int64(tile.L), tile.N}] = tile.W * tlog.HashSize
 		}
-		if stored != tlog.StoredHashCount(300) {
-			t.Fatalf("%d stored hashes, want %d", stored, tlog.StoredHashCount(300))
+		if len(stored) != 3 || len(want) != 3 {
+			t.Fatalf("stored tiles %v, want %v", len(stored), want)
+		}
+		for k, w := range want {
+			if len(stored[k]) != w {
+				t.Fatalf("tile %v holds %d bytes, want %d", k, len(stored[k]), w)
+			}
 		}
 		for _, seq := range []int64{1, 2, 64, 65, 199, 300} {
 			p, err := tree.Inclusion(ctx, seq, 0)
@@ -179,7 +197,7 @@ func TestProofsCheckWithTlogAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !rep.OK() || rep.TreeSize != 423 || rep.Checkpoints != 2 || rep.Hashes != tlog.StoredHashCount(423) {
+		if !rep.OK() || rep.TreeSize != 423 || rep.Checkpoints != 2 || rep.Hashes != 423+1 {
 			t.Fatalf("verify: %+v", rep)
 		}
 
@@ -202,36 +220,40 @@ func TestProofsCheckWithTlogAlone(t *testing.T) {
 	})
 }
 
-// TestTamperingIsFound: an event changed after it was added, a stored
-// tree hash changed, or a checkpoint signed by another key, and Verify
-// names it; a ledger forked (rewritten from some event on) signs a
-// checkpoint no consistency proof can tie to the one an outsider kept.
+// TestTamperingIsFound: an event changed after it was added, a hash in
+// a stored tile changed, a tile cut short, made longer, removed or added,
+// or a checkpoint signed by another key, and Verify names it; a ledger
+// forked (rewritten from some event on) signs a checkpoint no consistency
+// proof can tie to the one an outsider kept.
 func TestTamperingIsFound(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		tree := newTree(db)
-		appendEvents(t, db, 40)
-		kept, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs := verifier(t, tree)
-		keptSize, keptRoot := openedRoot(t, kept.Note, vs)
+		const events = 300 // tiles 0/0 (full), 0/1 (44 hashes) and 1/0 (1)
+		appendEvents(t, db, events)
+		kept, keptSize, keptRoot := signed(t, tree)
 		exec := func(q string, args ...any) {
 			t.Helper()
 			if err := db.Write(ctx, func(tx *store.Tx) error { _, err := tx.Exec(q, args...); return err }); err != nil {
 				t.Fatal(err)
 			}
 		}
-		check := func(want string) {
+		check := func(what, problem string) {
 			t.Helper()
 			rep, err := tree.Verify(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if rep.OK() {
-				t.Fatalf("%s went unnoticed", want)
+				t.Fatalf("%s went unnoticed", what)
 			}
+			if !strings.Contains(rep.Problem, problem) {
+				t.Errorf("%s: the problem named is %q, want one about %q", what, rep.Problem, problem)
+			}
+		}
+		setTile := func(level, idx int64, data []byte) {
+			t.Helper()
+			exec(`UPDATE ledger_tree_tiles SET hashes = $1 WHERE level = $2 AND idx = $3`, data, level, idx)
 		}
 
 		var h string
@@ -239,18 +261,32 @@ func TestTamperingIsFound(t *testing.T) {
 			t.Fatal(err)
 		}
 		exec(`UPDATE ledger_events SET hash = $1 WHERE seq = 17`, "00"+h[2:])
-		check("an event's hash changed")
+		check("an event's hash changed", "event 17")
 		exec(`UPDATE ledger_events SET hash = $1 WHERE seq = 17`, h)
 
-		var stored []byte
-		if err := db.Read.QueryRowContext(ctx, `SELECT hash FROM ledger_tree_hashes WHERE idx = 5`).Scan(&stored); err != nil {
-			t.Fatal(err)
+		tiles := storedTiles(t, db)
+		for _, k := range [][2]int64{{0, 0}, {0, 1}, {1, 0}} {
+			data := tiles[k]
+			at := (len(data)/tlog.HashSize - 1) * tlog.HashSize // the tile's last hash
+			changed := append([]byte(nil), data...)
+			changed[at+3] ^= 1
+			setTile(k[0], k[1], changed)
+			check(fmt.Sprintf("a hash in tile %d/%d changed", k[0], k[1]), fmt.Sprintf("tile %d/%d", k[0], k[1]))
+			setTile(k[0], k[1], data)
 		}
-		changed := append([]byte(nil), stored...)
-		changed[0] ^= 1
-		exec(`UPDATE ledger_tree_hashes SET hash = $1 WHERE idx = 5`, changed)
-		check("a stored tree hash changed")
-		exec(`UPDATE ledger_tree_hashes SET hash = $1 WHERE idx = 5`, stored)
+		setTile(0, 1, tiles[[2]int64{0, 1}][:43*tlog.HashSize])
+		check("a tile cut short", "tile 0/1 lacks hashes")
+		setTile(0, 1, append(append([]byte(nil), tiles[[2]int64{0, 1}]...), make([]byte, tlog.HashSize)...))
+		check("a tile longer than the tree", "tile 0/1 holds more than the tree")
+		setTile(0, 1, tiles[[2]int64{0, 1}])
+		exec(`DELETE FROM ledger_tree_tiles WHERE level = 0 AND idx = 0`)
+		check("a tile removed", "lacks tile 0/0")
+		exec(`INSERT INTO ledger_tree_tiles (level, idx, hashes) VALUES (0, 0, $1)`, tiles[[2]int64{0, 0}])
+		for _, k := range [][2]int64{{0, 2}, {1, 1}, {2, 0}} {
+			exec(`INSERT INTO ledger_tree_tiles (level, idx, hashes) VALUES ($1, $2, $3)`, k[0], k[1], make([]byte, tlog.HashSize))
+			check("a tile beyond the tree", fmt.Sprintf("tile %d/%d is beyond the tree", k[0], k[1]))
+			exec(`DELETE FROM ledger_tree_tiles WHERE level = $1 AND idx = $2`, k[0], k[1])
+		}
 
 		// A forger with the database but not the key signs with a key of
 		// their own: the checkpoint no longer checks.
@@ -262,23 +298,23 @@ func TestTamperingIsFound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, err := note.Sign(&note.Note{Text: ledgertree.FormatCheckpoint("ledger.example.org/ledger", 40, keptRoot)}, signer)
+		forged, err := note.Sign(&note.Note{Text: ledgertree.FormatCheckpoint("ledger.example.org/ledger", events, keptRoot)}, signer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		exec(`UPDATE ledger_checkpoints SET note = $1 WHERE size = 40`, string(forged))
-		check("a checkpoint signed by another key")
-		exec(`UPDATE ledger_checkpoints SET note = $1 WHERE size = 40`, kept.Note)
-		if rep, err := tree.Verify(ctx); err != nil || !rep.OK() {
+		exec(`UPDATE ledger_checkpoints SET note = $1 WHERE size = $2`, string(forged), events)
+		check("a checkpoint signed by another key", fmt.Sprintf("checkpoint %d", events))
+		exec(`UPDATE ledger_checkpoints SET note = $1 WHERE size = $2`, kept.Note, events)
+		if rep, err := tree.Verify(ctx); err != nil || !rep.OK() || rep.Hashes != events+1 {
 			t.Fatalf("after putting everything back: %+v %v", rep, err)
 		}
 
 		// The fork: the operator rewrites the ledger from event 21 on (a
-		// consent that was withdrawn made to look granted), rebuilds the
-		// tree and signs a new checkpoint with the real key.
+		// consent that was withdrawn made to look granted), cuts the tree
+		// back to 20 events, extends it over the new ones and signs a new
+		// checkpoint with the real key.
 		exec(`DELETE FROM ledger_events WHERE seq > 20`)
-		exec(`DELETE FROM ledger_tree_hashes WHERE idx >= $1`, tlog.StoredHashCount(20))
-		exec(`UPDATE ledger_tree SET size = 20 WHERE id = 1`)
+		cutTree(t, db, 20)
 		exec(`DELETE FROM ledger_checkpoints`)
 		var seq int64
 		var head string
@@ -286,18 +322,203 @@ func TestTamperingIsFound(t *testing.T) {
 			t.Fatal(err)
 		}
 		exec(`UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1`, seq, head)
-		appendEvents(t, db, 30)
-		forkedCheckpoint, err := tree.MakeCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
+		appendEvents(t, db, events)
+		_, forkSize, forkRoot := signed(t, tree) // the real key signed it
+		if rep, err := tree.Verify(ctx); err != nil || !rep.OK() || rep.TreeSize != events+20 {
+			t.Fatalf("the forked tree, as stored, is the tree of the forked ledger: %+v %v", rep, err)
 		}
-		forkSize, forkRoot := openedRoot(t, forkedCheckpoint.Note, vs) // the real key signed it
 		proof, err := tree.Consistency(ctx, keptSize, forkSize)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if tlog.CheckTree(hashes(t, proof.Hashes), forkSize, forkRoot, keptSize, keptRoot) == nil {
 			t.Fatal("the forked ledger proved consistent with the checkpoint kept before the fork")
+		}
+	})
+}
+
+// TestUpgradeRebuildsTheTree: the upgrade to tiles empties the tree
+// (size 0, no tiles) and keeps the checkpoints. Proofs asked for before
+// the background step has caught up catch the tree up first, and check
+// against the checkpoints signed before the upgrade; no checkpoint is
+// made smaller than the latest.
+func TestUpgradeRebuildsTheTree(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		before := newTree(db)
+		appendEvents(t, db, 300)
+		_, size1, root1 := signed(t, before)
+		appendEvents(t, db, 250)
+		c2, size2, root2 := signed(t, before)
+		upgrade := func() *ledgertree.Service {
+			t.Helper()
+			if err := db.Write(ctx, func(tx *store.Tx) error {
+				if _, err := tx.Exec(`DELETE FROM ledger_tree_tiles`); err != nil {
+					return err
+				}
+				_, err := tx.Exec(`UPDATE ledger_tree SET size = 0 WHERE id = 1`)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			after := newTree(db)
+			after.Batch = 37 // batches that end within tiles
+			return after
+		}
+		caughtUp := func() {
+			t.Helper()
+			if size, err := before.Size(ctx, db.Read); err != nil || size != 550 {
+				t.Fatalf("the tree covers %d events after catching up, want 550 (%v)", size, err)
+			}
+		}
+
+		p, err := upgrade().Inclusion(ctx, 17, size1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(hashes(t, p.Hashes), size1, root1, 16, leaf(t, db, 17)); err != nil {
+			t.Errorf("event 17 against the checkpoint of %d from before: %v", size1, err)
+		}
+		caughtUp()
+
+		p, err = upgrade().Inclusion(ctx, 420, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.TreeSize != size2 || p.Checkpoint != c2.Note {
+			t.Fatalf("event 420 proved against %d, want the latest checkpoint, of %d", p.TreeSize, size2)
+		}
+		if err := tlog.CheckRecord(hashes(t, p.Hashes), size2, root2, 419, leaf(t, db, 420)); err != nil {
+			t.Errorf("event 420 against the checkpoint of %d from before: %v", size2, err)
+		}
+
+		c, err := upgrade().Consistency(ctx, size1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(hashes(t, c.Hashes), size2, root2, size1, root1); err != nil {
+			t.Errorf("the checkpoints from before, after the upgrade: %v", err)
+		}
+
+		made, err := upgrade().MakeCheckpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if made.Note != c2.Note {
+			t.Errorf("a checkpoint made after the upgrade covers %d, want the latest from before, of %d", made.Size, size2)
+		}
+
+		// The service that ran before the upgrade, its right edge kept,
+		// catches up too, and the rebuilt tree is the tree of the events.
+		upgrade()
+		if _, err := before.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp()
+		if rep, err := before.Verify(ctx); err != nil || !rep.OK() || rep.Hashes != 550+2 {
+			t.Fatalf("the rebuilt tree: %+v %v", rep, err)
+		}
+
+		// A ledger that lost events since the latest checkpoint gets no
+		// smaller checkpoint.
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`DELETE FROM ledger_events WHERE seq > 500`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if made, err := upgrade().MakeCheckpoint(ctx); err == nil {
+			t.Fatalf("a ledger of 500 events, its latest checkpoint of %d: made %+v", size2, made)
+		}
+		if latest, err := before.Latest(ctx); err != nil || latest.Size != size2 {
+			t.Fatalf("latest checkpoint %+v %v", latest, err)
+		}
+	})
+}
+
+// storedTiles returns the stored tiles' data by level and number.
+func storedTiles(t testing.TB, db *store.DB) map[[2]int64][]byte {
+	t.Helper()
+	rows, err := db.Read.QueryContext(context.Background(), `SELECT level, idx, hashes FROM ledger_tree_tiles`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[[2]int64][]byte{}
+	for rows.Next() {
+		var k [2]int64
+		var data []byte
+		if err := rows.Scan(&k[0], &k[1], &data); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = data
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// cutTree cuts the stored tree back to its first size events: tiles
+// beyond them deleted, the tiles at the new right edge cut short.
+func cutTree(t testing.TB, db *store.DB, size int64) {
+	t.Helper()
+	tiles := storedTiles(t, db)
+	if err := db.Write(context.Background(), func(tx *store.Tx) error {
+		for k, data := range tiles {
+			w := min(256, size>>(8*k[0])-256*k[1])
+			var err error
+			switch {
+			case w <= 0:
+				_, err = tx.Exec(`DELETE FROM ledger_tree_tiles WHERE level = $1 AND idx = $2`, k[0], k[1])
+			case int(w)*tlog.HashSize < len(data):
+				_, err = tx.Exec(`UPDATE ledger_tree_tiles SET hashes = $1 WHERE level = $2 AND idx = $3`, data[:w*tlog.HashSize], k[0], k[1])
+			}
+			if err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(`UPDATE ledger_tree SET size = $1 WHERE id = 1`, size)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInstancesExtendTogether: two instances, each with its own right
+// edge in memory, extend one tree while events are appended; each adds
+// only what the other has not, and the tree is the tree of the events.
+func TestInstancesExtendTogether(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		a, b := newTree(db), newTree(db)
+		a.Batch, b.Batch = 29, 41 // batches that end within tiles, unlike each other
+		appendEvents(t, db, 100)
+		done := make(chan error, 2)
+		for _, s := range []*ledgertree.Service{a, b} {
+			go func() {
+				var err error
+				for range 20 {
+					if _, err = s.CatchUp(ctx); err != nil {
+						break
+					}
+				}
+				done <- err
+			}()
+		}
+		appendEvents(t, db, 600)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range []*ledgertree.Service{b, a} {
+			if size, err := s.CatchUp(ctx); err != nil || size != 700 {
+				t.Fatalf("caught up to %d (%v), want 700", size, err)
+			}
+		}
+		if rep, err := a.Verify(ctx); err != nil || !rep.OK() || rep.Hashes != 700+2 {
+			t.Fatalf("verify: %+v %v", rep, err)
 		}
 	})
 }

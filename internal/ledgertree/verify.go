@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/store"
 )
 
 // Report is the outcome of Verify.
@@ -25,22 +27,38 @@ type Report struct {
 func (r *Report) OK() bool { return r.Problem == "" }
 
 // Verify rebuilds the tree from the ledger's events, in memory and
-// independently of what is stored, and compares: every stored hash, and
-// every checkpoint's root and signature (against every signing key the
-// installation ever had). The chain itself, that each event's hash covers
-// its fields and the one before, is ledger.Verify's to check.
+// independently of what is stored, and compares: every hash the tiles
+// hold, that no tile is missing, short or longer than the tree, and every
+// checkpoint's root and signature (against every signing key the
+// installation ever had). It reads one snapshot of the database, so that
+// the tree growing meanwhile is no fault. The chain itself, that each
+// event's hash covers its fields and the one before, is ledger.Verify's
+// to check.
 func (s *Service) Verify(ctx context.Context) (*Report, error) {
-	size, err := s.Size(ctx, s.DB.Read)
+	var rep *Report
+	err := s.DB.Snapshot(ctx, func(q store.Querier) (err error) {
+		rep, err = s.verify(ctx, q)
+		return err
+	})
+	return rep, err
+}
+
+// verifyChunk is how many level-0 tiles Verify reads at a time, before
+// the events they cover.
+const verifyChunk = 64
+
+func (s *Service) verify(ctx context.Context, q store.Querier) (*Report, error) {
+	size, err := s.Size(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{TreeSize: size}
-	checkpoints, err := s.Checkpoints(ctx)
+	checkpoints, err := store.QueryAll(ctx, q, scanCheckpoint, `SELECT `+checkpointColumns+` FROM ledger_checkpoints ORDER BY size`)
 	if err != nil {
 		return nil, err
 	}
 	rep.Checkpoints = len(checkpoints)
-	keys, err := s.Signing.Public(ctx)
+	keys, err := s.Signing.Public(ctx) // read after the checkpoints: every key that signed one
 	if err != nil {
 		return nil, err
 	}
@@ -66,66 +84,171 @@ func (s *Service) Verify(ctx context.Context) (*Report, error) {
 		roots[c.Size] = c.Root
 	}
 
-	events, err := s.DB.Read.QueryContext(ctx, `SELECT seq, hash FROM ledger_events WHERE seq <= $1 ORDER BY seq`, size)
+	// The tiles above level 0 are few (one hash in them for 256 events)
+	// and read at once; those of level 0 a chunk at a time.
+	read, err := store.QueryAll(ctx, q, scanTile, `SELECT level, idx, hashes FROM ledger_tree_tiles WHERE level > 0`)
 	if err != nil {
-		return nil, fmt.Errorf("ledgertree: read events: %w", err)
-	}
-	defer events.Close()
-	stored, err := s.DB.Read.QueryContext(ctx, `SELECT idx, hash FROM ledger_tree_hashes ORDER BY idx`)
-	if err != nil {
-		return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
-	}
-	defer stored.Close()
-	var tree compact
-	var want int64 = 1
-	var seq int64
-	var h, got sql.RawBytes // reused: the drivers' bytes are copied into them
-	var leaf [tlog.HashSize]byte
-	for events.Next() {
-		if err := events.Scan(&seq, &h); err != nil {
-			return nil, fmt.Errorf("ledgertree: read events: %w", err)
-		}
-		if seq != want {
-			rep.Problem = fmt.Sprintf("the ledger has no event %d", want)
-			return rep, nil
-		}
-		want++
-		if len(h) != hex.EncodedLen(len(leaf)) {
-			rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
-			return rep, nil
-		}
-		if _, err := hex.Decode(leaf[:], h); err != nil {
-			rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
-			return rep, nil
-		}
-		for _, computed := range tree.add(tlog.RecordHash(leaf[:])) {
-			idx := rep.Hashes
-			if !stored.Next() {
-				rep.Problem = fmt.Sprintf("the tree lacks hash %d (event %d)", idx, seq)
-				return rep, stored.Err()
-			}
-			var at int64
-			if err := stored.Scan(&at, &got); err != nil {
-				return nil, fmt.Errorf("ledgertree: read hashes: %w", err)
-			}
-			if at != idx || len(got) != tlog.HashSize || tlog.Hash(got) != computed {
-				rep.Problem = fmt.Sprintf("tree hash %d does not match event %d and those before it", idx, seq)
-				return rep, nil
-			}
-			rep.Hashes++
-		}
-		if root, ok := roots[seq]; ok && root != tree.root() {
-			rep.Problem = fmt.Sprintf("checkpoint %d: its root is not the root of the ledger's first %d events", seq, seq)
-			return rep, nil
-		}
-	}
-	if err := events.Err(); err != nil {
 		return nil, err
 	}
-	if want-1 != size {
-		rep.Problem = fmt.Sprintf("the tree covers %d events, the ledger has %d", size, want-1)
+	upper := map[tileKey][]byte{}
+	for _, t := range read {
+		if rep.Problem = tileProblem(size, t.key, t.data); rep.Problem != "" {
+			return rep, nil
+		}
+		upper[t.key] = t.data
+	}
+	for level := 1; size>>(tileHeight*level) > 0; level++ {
+		for n := int64(0); tileWidthAt(size, level, n) > 0; n++ {
+			if _, ok := upper[tileKey{level, n}]; !ok {
+				rep.Problem = fmt.Sprintf("the tree lacks tile %d/%d", level, n)
+				return rep, nil
+			}
+		}
+	}
+
+	c := &treeCheck{rep: rep, roots: roots, upper: upper, lower: make([][]byte, verifyChunk), want: 1}
+	for first := int64(0); first < size; first += verifyChunk * tileWidth {
+		t0 := first / tileWidth
+		read, err := store.QueryAll(ctx, q, scanTile, `SELECT level, idx, hashes FROM ledger_tree_tiles WHERE level = 0 AND idx >= $1 AND idx < $2`, t0, t0+verifyChunk)
+		if err != nil {
+			return nil, err
+		}
+		c.t0 = t0
+		clear(c.lower)
+		for _, t := range read {
+			if rep.Problem = tileProblem(size, t.key, t.data); rep.Problem != "" {
+				return rep, nil
+			}
+			c.lower[t.key.n-t0] = t.data
+		}
+		for n := t0; n < t0+verifyChunk && tileWidthAt(size, 0, n) > 0; n++ {
+			if c.lower[n-t0] == nil {
+				rep.Problem = fmt.Sprintf("the tree lacks tile 0/%d", n)
+				return rep, nil
+			}
+		}
+		if err := c.events(ctx, q, first, min(size, first+verifyChunk*tileWidth)); err != nil {
+			return nil, err
+		}
+		if rep.Problem != "" {
+			return rep, nil
+		}
+	}
+	if c.want-1 != size {
+		rep.Problem = fmt.Sprintf("the tree covers %d events, the ledger has %d", size, c.want-1)
+		return rep, nil
+	}
+	var beyond int64
+	switch err := q.QueryRowContext(ctx, `SELECT idx FROM ledger_tree_tiles WHERE level = 0 AND idx >= $1 ORDER BY idx LIMIT 1`,
+		(size+tileWidth-1)/tileWidth).Scan(&beyond); {
+	case err == nil:
+		rep.Problem = fmt.Sprintf("tile 0/%d is beyond the tree (%d events)", beyond, size)
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("ledgertree: read tiles: %w", err)
 	}
 	return rep, nil
+}
+
+// treeCheck is Verify's rebuilding of the tree, a chunk of events at a
+// time, against the stored tiles.
+type treeCheck struct {
+	rep   *Report
+	roots map[int64]tlog.Hash // the checkpoints' roots, by size
+	upper map[tileKey][]byte  // the tiles above level 0
+	lower [][]byte            // the chunk's tiles of level 0, from tile t0 on
+	t0    int64
+	tree  compact
+	want  int64        // the next event's seq
+	h     sql.RawBytes // reused: the driver's bytes are copied into it
+}
+
+// events adds the events after the first first, up to last, to the
+// tree and compares every hash the tiles hold for them, and the root of
+// every checkpoint made at their sizes. What is wrong goes in the
+// report; the error is a failure to read.
+func (c *treeCheck) events(ctx context.Context, q store.Querier, first, last int64) error {
+	events, err := q.QueryContext(ctx, `SELECT seq, hash FROM ledger_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, first, last)
+	if err != nil {
+		return fmt.Errorf("ledgertree: read events: %w", err)
+	}
+	defer events.Close()
+	var seq int64
+	var leaf [tlog.HashSize]byte
+	for events.Next() {
+		if err := events.Scan(&seq, &c.h); err != nil {
+			return fmt.Errorf("ledgertree: read events: %w", err)
+		}
+		if seq != c.want {
+			c.rep.Problem = fmt.Sprintf("the ledger has no event %d", c.want)
+			return nil
+		}
+		c.want++
+		if len(c.h) != hex.EncodedLen(len(leaf)) {
+			c.rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
+			return nil
+		}
+		if _, err := hex.Decode(leaf[:], c.h); err != nil {
+			c.rep.Problem = fmt.Sprintf("event %d: its hash is not hex", seq)
+			return nil
+		}
+		for level, computed := range c.tree.add(tlog.RecordHash(leaf[:])) {
+			if level%tileHeight != 0 {
+				continue // not stored: computed from the tile below
+			}
+			n := seq>>level - 1 // the hash's number in its level
+			k := tileKey{level / tileHeight, n / tileWidth}
+			tile := c.upper[k]
+			if k.level == 0 {
+				tile = c.lower[k.n-c.t0]
+			}
+			at := n % tileWidth * tlog.HashSize
+			if tlog.Hash(tile[at:at+tlog.HashSize]) != computed {
+				c.rep.Problem = fmt.Sprintf("tile %d/%d: hash %d does not match event %d and those before it", k.level, k.n, n%tileWidth, seq)
+				return nil
+			}
+			c.rep.Hashes++
+		}
+		if root, ok := c.roots[seq]; ok && root != c.tree.root() {
+			c.rep.Problem = fmt.Sprintf("checkpoint %d: its root is not the root of the ledger's first %d events", seq, seq)
+			return nil
+		}
+	}
+	return events.Err()
+}
+
+// storedTile is a tile as stored: its key and its data.
+type storedTile struct {
+	key  tileKey
+	data []byte
+}
+
+func scanTile(row store.Scanner) (storedTile, error) {
+	var t storedTile
+	if err := row.Scan(&t.key.level, &t.key.n, &t.data); err != nil {
+		return t, fmt.Errorf("ledgertree: read tiles: %w", err)
+	}
+	return t, nil
+}
+
+// tileWidthAt is how many hashes tile n of level holds in the tree of
+// size events: 256, but for the last of its level; none or less beyond.
+func tileWidthAt(size int64, level int, n int64) int64 {
+	return min(tileWidth, size>>(tileHeight*level)-n*tileWidth)
+}
+
+// tileProblem says what is wrong with data as tile k of the tree of size
+// events; "" when it is as long as it should be.
+func tileProblem(size int64, k tileKey, data []byte) string {
+	w := tileWidthAt(size, k.level, k.n)
+	switch {
+	case w <= 0:
+		return fmt.Sprintf("tile %d/%d is beyond the tree (%d events)", k.level, k.n, size)
+	case int64(len(data)) < w*tlog.HashSize:
+		return fmt.Sprintf("tile %d/%d lacks hashes: %d bytes, where its %d hashes take %d", k.level, k.n, len(data), w, w*tlog.HashSize)
+	case int64(len(data)) > w*tlog.HashSize:
+		return fmt.Sprintf("tile %d/%d holds more than the tree: %d bytes, where its %d hashes take %d", k.level, k.n, len(data), w, w*tlog.HashSize)
+	}
+	return ""
 }
 
 // compact is a Merkle tree kept as the roots of its complete subtrees,
