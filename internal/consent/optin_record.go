@@ -35,6 +35,11 @@ type OptInInput struct {
 	Channel  Channel
 	Actor    Actor
 	Evidence Evidence
+	// Stored says that the contact's row, inserted in this transaction,
+	// holds Status already (a contact created with it): the change's
+	// history entry, ledger event and event are written, and the row is
+	// not written a second time.
+	Stored bool
 }
 
 // ApplyOptIn checks and applies an opt-in change for contact k inside tx,
@@ -89,8 +94,10 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 	if err != nil {
 		return nil, err
 	}
-	if err := contactstate.SetOptInTx(tx, k.ID, c.To, now); err != nil {
-		return nil, err
+	if !in.Stored || c.To != in.Status {
+		if err := contactstate.SetOptInTx(tx, k.ID, c.To, now); err != nil {
+			return nil, err
+		}
 	}
 	err = tx.ExecLater(store.Prefix("consent: record opt-in change"), `INSERT INTO opt_in_changes (id, contact_id, from_status, to_status,
 		recorded_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,

@@ -319,13 +319,17 @@ func (s *Service) Create(ctx context.Context, in NewContact) (*Contact, error) {
 		if err != nil {
 			return err
 		}
+		c.OptInStatus = contactstate.OptInNone
+		if in.OptInStatus != "" {
+			c.OptInStatus = in.OptInStatus // checked below, with the change's history; a refusal undoes the insert
+		}
 		if err := insertTx(tx, c, erased, in.Actor, in.Evidence.Method); err != nil {
 			return err
 		}
 		k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, OptIn: contactstate.OptInNone}
 		if in.OptInStatus != "" {
 			ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
-				Actor: in.Actor, Evidence: in.Evidence}, now)
+				Actor: in.Actor, Evidence: in.Evidence, Stored: true}, now)
 			if err != nil {
 				return errs.WithField(err, optInField)
 			}

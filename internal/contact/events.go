@@ -17,7 +17,7 @@ import (
 // contact is created comes here; actor and method say who created it and
 // how.
 func insertTx(tx *store.Tx, c *Contact, erased *time.Time, actor consent.Actor, method string) error {
-	if err := contactstate.InsertTx(tx, c.profile(), c.CreatedAt); err != nil {
+	if err := contactstate.InsertTx(tx, c.profile(), c.OptInStatus, c.CreatedAt); err != nil {
 		return err
 	}
 	if err := notePreviouslyErased(tx, c, erased); err != nil {

@@ -220,13 +220,17 @@ func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*Field
 	if erased != nil && !in.NewConsent {
 		return ImportOutcome{Skipped: SkipErasedAddress}, nil
 	}
+	setOptIn := in.OptInStatus != "" && in.OptInStatus != contactstate.OptInNone
+	if setOptIn {
+		c.OptInStatus = in.OptInStatus // checked below, with the change's history; a refusal undoes the insert
+	}
 	if err := insertTx(tx, c, erased, actor, ev.Method); err != nil {
 		return ImportOutcome{}, err
 	}
 	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: contactstate.OptInNone}
-	if in.OptInStatus != "" && in.OptInStatus != contactstate.OptInNone {
+	if setOptIn {
 		ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: in.OptInStatus, Channel: consent.ChannelUserCreate,
-			Actor: actor, Evidence: ev}, now)
+			Actor: actor, Evidence: ev, Stored: true}, now)
 		if err != nil {
 			return ImportOutcome{}, errs.WithField(err, optInField)
 		}

@@ -23,20 +23,22 @@ type Profile struct {
 // CodeEmailTaken is the conflict of an address another contact has.
 const CodeEmailTaken = "email_taken"
 
-// InsertTx stores a new contact with opt-in status none (R6) and
-// deliverability ok. An address already in use, in any case, is a conflict
+// InsertTx stores a new contact with opt-in status optIn and
+// deliverability ok. optIn is none (R6) unless the caller records, in the
+// same transaction, the change that sets it (consent.ApplyOptIn with
+// Stored): the row is then written once. An address already in use, in any case, is a conflict
 // on "email" (CodeEmailTaken), reported as the write's outcome: on
 // PostgreSQL the statement is queued for the transaction's next round trip.
-func InsertTx(tx *store.Tx, p *Profile, now time.Time) error {
+func InsertTx(tx *store.Tx, p *Profile, optIn string, now time.Time) error {
 	fieldsJSON, err := json.Marshal(p.Fields)
 	if err != nil {
 		return fmt.Errorf("contactstate: encode fields: %w", err)
 	}
 	return tx.ExecLater(func(err error) error { return rowError(err, "create") }, `INSERT INTO contacts (id, ref, kind, email, email_key,
 		first_name, last_name, phone, country, region, language, stage, owner, fields, opt_in_status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '`+OptInNone+`', $15, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`,
 		p.ID, p.Ref, p.Kind, p.Email, strings.ToLower(p.Email), p.FirstName, p.LastName, p.Phone, p.Country,
-		p.Region, p.Language, p.Stage, p.Owner, string(fieldsJSON), store.Micros(now))
+		p.Region, p.Language, p.Stage, p.Owner, string(fieldsJSON), optIn, store.Micros(now))
 }
 
 // UpdateProfileTx writes p's core and custom fields to its row; the state

@@ -71,7 +71,7 @@ func ptr[T any](v T) *T { return &v }
 func (f *fixture) contact(email string) string {
 	id := uuid.NewString()
 	err := f.db.Write(context.Background(), func(tx *store.Tx) error {
-		return contactstate.InsertTx(tx, &contactstate.Profile{ID: id, Ref: uuid.NewString(), Kind: "contact", Email: email, Fields: map[string]any{}}, f.clock.Now())
+		return contactstate.InsertTx(tx, &contactstate.Profile{ID: id, Ref: uuid.NewString(), Kind: "contact", Email: email, Fields: map[string]any{}}, contactstate.OptInNone, f.clock.Now())
 	})
 	if err != nil {
 		f.t.Fatal(err)
