@@ -156,6 +156,21 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 			t.Errorf("a write while the database is down: %d %s (Retry-After %q), want 503 naming the database", resp.StatusCode, got,
 				resp.Header.Get("Retry-After"))
 		}
+		// Pages that read the database say so too, with a time to try
+		// again, rather than failing as if broken.
+		for _, path := range []string{"/ledger/checkpoint", "/confirm/" + strings.Repeat("ab", 32), "/.well-known/jwks.json",
+			"/p/" + strings.Repeat("cd", 32), "/u/" + strings.Repeat("ef", 32)} {
+			resp, err := probe.client.Get(load.base + path)
+			if err != nil {
+				t.Fatalf("GET %s while the database is down got no answer: %v", path, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 && (resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "") {
+				t.Errorf("GET %s while the database is down: %d (Retry-After %q), want a 503 with a time to try again", path,
+					resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+		}
 		load.drain() // what was acknowledged before
 		pg.start(t)
 		back := time.Now()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/store"
 )
 
 // Policy is the headers a front end gives every response it sends.
@@ -123,11 +124,13 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 const RetryAfter = "5"
 
 // Status is the status that answers err: for a domain error the one its
-// kind calls for, 500 for anything else. A not-found error about a field
-// of the input (an unknown purpose in a body, say) is a 422: the address
-// was right, the input refers to something that does not exist.
+// kind calls for, 503 for a database that cannot be reached or whose disk
+// is full (store.Unavailable), 500 for anything else. A not-found error
+// about a field of the input (an unknown purpose in a body, say) is a 422:
+// the address was right, the input refers to something that does not
+// exist.
 func Status(err error) int {
-	e := errs.As(err)
+	e := errs.As(store.Unavailable(err))
 	if e == nil {
 		return http.StatusInternalServerError
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/consentry/consentry/internal/errs"
 )
 
@@ -32,6 +34,11 @@ func TestStatus(t *testing.T) {
 		{&errs.Error{Kind: errs.KindForbidden}, 403},
 		{errors.New("disk on fire"), 500},
 		{&errs.Error{}, 500},
+		// A database that cannot be reached, or whose disk is full, as the
+		// driver says it: a 503 to try again, not a failure of ours.
+		{fmt.Errorf("read contact: %w", &pgconn.PgError{Code: "53100"}), 503},
+		{fmt.Errorf("read contact: %w", &pgconn.PgError{Code: "57P01"}), 503},
+		{errs.Unavailable("down", nil), 503},
 	}
 	for _, c := range cases {
 		if got := Status(c.err); got != c.want {

@@ -109,8 +109,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	e, err := s.Prefs.Export(r.Context(), r.PathValue("token"), s.evidence(r))
 	if err != nil {
 		if !errors.Is(err, preferences.ErrNoExport) && !errs.Is(err, errs.KindNotFound) {
-			s.Log.ErrorContext(r.Context(), "export a contact's own data", "err", err)
-			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+			s.fault(w, r, "export a contact's own data", err, i18n.T(l, "prefs.error"))
 			return
 		}
 		s.invalid(w, r, l)

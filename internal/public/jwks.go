@@ -23,8 +23,7 @@ const JWKSPath = "/.well-known/jwks.json"
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	set, err := s.Receipts.JWKS(r.Context())
 	if err != nil {
-		s.Log.ErrorContext(r.Context(), "serve the signing keys", "err", err)
-		http.Error(w, "The signing keys could not be read.", http.StatusInternalServerError)
+		s.ledgerFail(w, err)
 		return
 	}
 	body, err := json.Marshal(set)
@@ -51,8 +50,7 @@ func (s *Server) receiptDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.Log.ErrorContext(r.Context(), "issue a receipt from its link", "err", err)
-		http.Error(w, "The receipt could not be made; try again later.", http.StatusInternalServerError)
+		s.fault(w, r, "issue a receipt from its link", err, "The receipt could not be made; try again later.")
 		return
 	}
 	body, err := json.MarshalIndent(issued, "", "  ")

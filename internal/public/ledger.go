@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
+	"github.com/consentry/consentry/internal/store"
 )
 
 // The ledger's public face: what anyone needs to check a receipt or the
@@ -109,11 +111,12 @@ func (s *Server) ledgerKey(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(b.String()))
 }
 
-// ledgerFail answers err: the input's fault as a 4xx naming the field,
-// anything else as a 500 that tells nothing.
+// ledgerFail answers err: the input's fault as a 4xx naming the field, a
+// database that cannot be reached as a 503 to try again, anything else as
+// a 500 that tells nothing.
 func (s *Server) ledgerFail(w http.ResponseWriter, err error) {
-	if errs.As(err) != nil {
-		ledgerError(w, err)
+	if errs.As(store.Unavailable(err)) != nil {
+		ledgerError(w, store.Unavailable(err))
 		return
 	}
 	s.Log.Error("ledger: answer a request", "err", err)
@@ -123,8 +126,12 @@ func (s *Server) ledgerFail(w http.ResponseWriter, err error) {
 func ledgerError(w http.ResponseWriter, err error) {
 	e := errs.As(err)
 	status := http.StatusBadRequest
-	if e.Kind == errs.KindNotFound {
+	switch e.Kind {
+	case errs.KindNotFound:
 		status = http.StatusNotFound
+	case errs.KindUnavailable:
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", httpx.RetryAfter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

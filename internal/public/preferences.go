@@ -298,8 +298,7 @@ func (s *Server) changeSent(w http.ResponseWriter, r *http.Request) {
 func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l string, err error) {
 	e := errs.As(err)
 	if e == nil {
-		s.Log.ErrorContext(r.Context(), "save preferences", "err", err)
-		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+		s.fault(w, r, "save preferences", err, i18n.T(l, "prefs.error"))
 		return
 	}
 	field := e.Field
@@ -361,8 +360,7 @@ func (s *Server) confirmChange(w http.ResponseWriter, r *http.Request) {
 		case e != nil:
 			redirectKeepingLang(w, r, "/p/not-applied")
 		default:
-			s.Log.ErrorContext(r.Context(), "confirm preferences change", "err", err)
-			http.Error(w, i18n.T(lang(r, ""), "prefs.error"), http.StatusInternalServerError)
+			s.fault(w, r, "confirm preferences change", err, i18n.T(lang(r, ""), "prefs.error"))
 		}
 		return
 	}
@@ -460,8 +458,7 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.newLink.address.allow(strings.ToLower(email)) {
 		if err := s.Prefs.SendLink(r.Context(), email, l); err != nil {
-			s.Log.ErrorContext(r.Context(), "send a new preferences link", "err", err)
-			http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+			s.fault(w, r, "send a new preferences link", err, i18n.T(l, "prefs.error"))
 			return
 		}
 	}

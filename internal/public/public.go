@@ -296,6 +296,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		data["Privacy"] = cfg
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", httpx.RetryAfter)
+	}
 	w.WriteHeader(status)
 	if err := s.pages[page].Execute(w, data); err != nil {
 		s.Log.ErrorContext(r.Context(), "render page", "page", page, "err", err)
@@ -435,4 +438,19 @@ func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
 	}
 	l := lang(r, "")
 	s.render(w, r, http.StatusOK, "mailbox", map[string]any{"Lang": l, "Title": i18n.T(l, "page.mailbox.title"), "Messages": msgs})
+}
+
+// fault answers an error that is not the request's fault: a database that
+// cannot be reached, or whose disk is full, as a 503 with a time to try
+// again; anything else as a 500. Either way it is logged, and the person
+// reads msg, which tells nothing about the cause.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request, what string, err error, msg string) {
+	if errs.Is(store.Unavailable(err), errs.KindUnavailable) {
+		s.Log.WarnContext(r.Context(), what+": the database is unavailable", "err", err)
+		w.Header().Set("Retry-After", httpx.RetryAfter)
+		http.Error(w, msg, http.StatusServiceUnavailable)
+		return
+	}
+	s.Log.ErrorContext(r.Context(), what, "err", err)
+	http.Error(w, msg, http.StatusInternalServerError)
 }

@@ -252,6 +252,9 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	}
 	p.Page = name
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", httpx.RetryAfter)
+	}
 	w.WriteHeader(status)
 	if err := t.Execute(w, p); err != nil {
 		s.Log.Error("render page", "page", name, "err", err)
@@ -266,7 +269,6 @@ func (s *Server) fail(w http.ResponseWriter, err error, u *auth.User) {
 		status := httpx.Status(e)
 		if status == http.StatusServiceUnavailable {
 			s.Log.Warn("admin page: the database is unavailable", "err", err)
-			w.Header().Set("Retry-After", httpx.RetryAfter)
 		}
 		s.render(w, status, "message", page{Title: "Not done", User: u, Data: e.Message})
 		return
