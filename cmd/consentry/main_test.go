@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/logtest"
+	"github.com/consentry/consentry/internal/store"
 )
 
 // runCmd runs the command with an SQLite database in a temporary directory.
@@ -55,6 +56,33 @@ func TestCommands(t *testing.T) {
 	t.Setenv("CONSENTRY_HTTP_ADDR", "nope")
 	if code, _, stderr := runCmd(t, db, "migrate"); code != 2 || !strings.Contains(stderr, "CONSENTRY_HTTP_ADDR") {
 		t.Fatalf("bad configuration: %d %q", code, stderr)
+	}
+}
+
+// TestOlderBinaryRefusesNewerDatabase: a database a newer version migrated
+// is refused at start, by serve and migrate alike, saying why.
+func TestOlderBinaryRefusesNewerDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "consentry.db")
+	if code, _, _ := runCmd(t, path, "migrate"); code != 0 {
+		t.Fatalf("migrate: %d", code)
+	}
+	db, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, TRUE)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	t.Setenv("CONSENTRY_HTTP_ADDR", "127.0.0.1:0") // should serve start after all, it does not take a port in use
+	for _, cmd := range []string{"migrate", "serve"} {
+		code, _, stderr := runCmd(t, path, cmd)
+		if code == 0 || !strings.Contains(stderr, "newer version of Consentry") || !strings.Contains(stderr, "99999") {
+			t.Errorf("%s on a newer database: %d %q", cmd, code, stderr)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"testing/fstest"
@@ -74,6 +75,9 @@ func (db *DB) migrations(conn *sql.DB, opts ...goose.ProviderOption) (*goose.Pro
 }
 
 // Migrate applies every migration not yet applied and returns how many ran.
+// A database that a newer binary migrated is refused (ErrNewerDatabase),
+// with nothing changed: this binary does not know its tables, and would
+// write where the newer one no longer reads.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
 	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
@@ -89,11 +93,41 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := refuseNewer(ctx, p); err != nil {
+		return 0, err
+	}
 	res, err := p.Up(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: migrate: %w", err)
 	}
 	return len(res), nil
+}
+
+// ErrNewerDatabase is what Migrate returns for a database that a newer
+// binary migrated.
+var ErrNewerDatabase = errors.New("the database was migrated by a newer version of Consentry")
+
+// refuseNewer returns ErrNewerDatabase, naming both versions, when the
+// database has a migration p does not know of. A database with no
+// migration table yet is new, not newer.
+func refuseNewer(ctx context.Context, p *goose.Provider) error {
+	has, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migration version: %w", err)
+	}
+	if has {
+		return nil // behind, or new: Up brings it to this binary's version
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migration version: %w", err)
+	}
+	sources := p.ListSources()
+	if known := sources[len(sources)-1].Version; current > known {
+		return fmt.Errorf("store: %w (schema version %d; this one knows up to %d): run that version, or restore a backup made by this one",
+			ErrNewerDatabase, current, known)
+	}
+	return nil
 }
 
 // MigrationsBehind returns how many of this binary's migrations the

@@ -54,6 +54,28 @@ func count(t testing.TB, db *store.DB) int {
 // TestWriteIsolatesFailures runs many concurrent writes, some of which fail
 // after writing or panic, and checks that exactly the others committed, each
 // caller got its own outcome, and no failed write left anything behind.
+// TestNewerDatabaseRefused: a database that a newer Consentry migrated
+// is refused, by name, rather than used by a binary that does not know
+// its tables; nothing is changed.
+func TestNewerDatabaseRefused(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, TRUE)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.Migrate(ctx)
+		if err == nil || !strings.Contains(err.Error(), "newer") || !strings.Contains(err.Error(), "99999") {
+			t.Fatalf("migrating a newer database: %d, %v", n, err)
+		}
+		if behind, err := db.MigrationsBehind(ctx); err != nil || behind != 0 {
+			t.Fatalf("a newer database is not behind: %d, %v", behind, err)
+		}
+	})
+}
+
 func TestWriteIsolatesFailures(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		const n = 200
