@@ -39,6 +39,10 @@ func TestStatus(t *testing.T) {
 		{fmt.Errorf("read contact: %w", &pgconn.PgError{Code: "53100"}), 503},
 		{fmt.Errorf("read contact: %w", &pgconn.PgError{Code: "57P01"}), 503},
 		{errs.Unavailable("down", nil), 503},
+		{fmt.Errorf("read contact: %w", syscall.ECONNREFUSED), 503},
+		// A request out of time, or gone, is not a database that is down.
+		{fmt.Errorf("read contact: %w", context.DeadlineExceeded), 500},
+		{fmt.Errorf("read contact: %w", context.Canceled), 500},
 	}
 	for _, c := range cases {
 		if got := Status(c.err); got != c.want {

@@ -117,10 +117,15 @@ func (s *Service) MakeCheckpoint(ctx context.Context) (*Checkpoint, error) {
 		return nil, fmt.Errorf("ledgertree: sign checkpoint: %w", err)
 	}
 	c := &Checkpoint{Size: size, Root: root, Note: string(signed), KeyID: key.ID, CreatedAt: s.now()}
+	// Stored only if no checkpoint of this size or larger was kept
+	// meanwhile, which the write, one at a time, checks: a request and
+	// the background step, or two instances, signing at once never store
+	// (and publish) a smaller checkpoint after a larger one.
 	var made bool
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`INSERT INTO ledger_checkpoints (size, root, note, key_id, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (size) DO NOTHING`, c.Size, base64.StdEncoding.EncodeToString(root[:]), c.Note, c.KeyID, store.Micros(c.CreatedAt))
+		res, err := tx.Exec(`INSERT INTO ledger_checkpoints (size, root, note, key_id, created_at) SELECT $1, $2, $3, $4, $5
+			WHERE NOT EXISTS (SELECT 1 FROM ledger_checkpoints WHERE size >= CAST($1 AS BIGINT))`,
+			c.Size, base64.StdEncoding.EncodeToString(root[:]), c.Note, c.KeyID, store.Micros(c.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("ledgertree: store checkpoint: %w", err)
 		}
@@ -131,15 +136,40 @@ func (s *Service) MakeCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !made { // another instance signed this size first
-		return s.CheckpointAt(ctx, size)
+	if !made { // this size, or a larger one, was signed first
+		latest, err := s.Latest(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.cover(ctx, latest.Size); err != nil {
+			return nil, err
+		}
+		return latest, nil
 	}
-	if s.Publish != nil {
-		if err := s.Publish(ctx, c); err != nil {
-			s.log().Error("ledgertree: publish checkpoint", "size", c.Size, "err", err)
+	s.publishLatest(ctx)
+	return c, nil
+}
+
+// publishLatest gives Publish the latest kept checkpoint, unless this
+// process published one as large already: checkpoints made at once (a
+// request's and the background step's) are stored in the order of their
+// sizes, but may finish in another, and a copy outside the database must
+// never go back to a smaller tree.
+func (s *Service) publishLatest(ctx context.Context) {
+	if s.Publish == nil {
+		return
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	c, err := s.Latest(ctx)
+	if err == nil && c.Size > s.published {
+		if err = s.Publish(ctx, c); err == nil {
+			s.published = c.Size
 		}
 	}
-	return c, nil
+	if err != nil {
+		s.log().Error("ledgertree: publish checkpoint", "err", err)
+	}
 }
 
 // checkpointIfDue makes a checkpoint when the tree has grown since the

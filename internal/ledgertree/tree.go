@@ -20,6 +20,7 @@ package ledgertree
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/ledger"
@@ -57,8 +59,11 @@ type Service struct {
 	// to keep a copy outside the database (a file, a URL).
 	Publish func(ctx context.Context, c *Checkpoint) error
 
-	edgeMu sync.Mutex
-	edge   edge
+	edgeMu     sync.Mutex
+	edge       edge
+	catchingUp singleflight.Group
+	publishMu  sync.Mutex
+	published  int64 // the size of the checkpoint last given to Publish
 }
 
 func (s *Service) now() time.Time { return store.Now(s.clock) }
@@ -243,8 +248,22 @@ func (s *Service) newTiles(ctx context.Context, size int64, batch int) ([]tileDa
 }
 
 // CatchUp extends the tree until it covers every committed event, and
-// returns its size.
+// returns its size. Callers at the same time share one catch-up: after an
+// upgrade rebuilds the tree, the requests that need it caught up and the
+// background step would otherwise each compute the same batches, of which
+// all but one are thrown away.
 func (s *Service) CatchUp(ctx context.Context) (int64, error) {
+	for {
+		v, err, _ := s.catchingUp.Do("", func() (any, error) { return s.catchUp(ctx) })
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue // the caller whose catch-up it was went away; this one goes on
+		}
+		size, _ := v.(int64)
+		return size, err
+	}
+}
+
+func (s *Service) catchUp(ctx context.Context) (int64, error) {
 	for {
 		size, more, err := s.extend(ctx)
 		if err != nil || !more {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,6 +288,11 @@ func TestTamperingIsFound(t *testing.T) {
 			check("a tile beyond the tree", fmt.Sprintf("tile %d/%d is beyond the tree", k[0], k[1]))
 			exec(`DELETE FROM ledger_tree_tiles WHERE level = $1 AND idx = $2`, k[0], k[1])
 		}
+		for _, k := range [][2]int64{{0, -1}, {1, -1}, {-1, 0}} {
+			exec(`INSERT INTO ledger_tree_tiles (level, idx, hashes) VALUES ($1, $2, $3)`, k[0], k[1], make([]byte, 256*tlog.HashSize))
+			check("a tile at no place in the tree", fmt.Sprintf("tile %d/%d is not a place in the tree", k[0], k[1]))
+			exec(`DELETE FROM ledger_tree_tiles WHERE level = $1 AND idx = $2`, k[0], k[1])
+		}
 
 		// A forger with the database but not the key signs with a key of
 		// their own: the checkpoint no longer checks.
@@ -518,6 +524,59 @@ func TestInstancesExtendTogether(t *testing.T) {
 			}
 		}
 		if rep, err := a.Verify(ctx); err != nil || !rep.OK() || rep.Hashes != 700+2 {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	})
+}
+
+// TestCheckpointsOnlyGrow: checkpoints made at once, while events are
+// added, as requests and the background step make them, are published
+// in growing sizes only, and each is kept.
+func TestCheckpointsOnlyGrow(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		tree := newTree(db)
+		var mu sync.Mutex
+		var published []int64
+		tree.Publish = func(_ context.Context, c *ledgertree.Checkpoint) error {
+			mu.Lock()
+			defer mu.Unlock()
+			published = append(published, c.Size)
+			return nil
+		}
+		appendEvents(t, db, 5)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 15 {
+					if w == 0 {
+						appendEvents(t, db, 3)
+					}
+					if _, err := tree.MakeCheckpoint(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if len(published) < 2 {
+			t.Fatalf("published %v", published)
+		}
+		for i := 1; i < len(published); i++ {
+			if published[i] <= published[i-1] {
+				t.Fatalf("published %v: %d after %d", published, published[i], published[i-1])
+			}
+		}
+		for _, size := range published {
+			if _, err := tree.CheckpointAt(ctx, size); err != nil {
+				t.Errorf("published checkpoint %d is not kept: %v", size, err)
+			}
+		}
+		rep, err := tree.Verify(ctx)
+		if err != nil || !rep.OK() {
 			t.Fatalf("verify: %+v %v", rep, err)
 		}
 	})

@@ -143,6 +143,14 @@ func (s *Service) verify(ctx context.Context, q store.Querier) (*Report, error) 
 		(size+tileWidth-1)/tileWidth).Scan(&beyond); {
 	case err == nil:
 		rep.Problem = fmt.Sprintf("tile 0/%d is beyond the tree (%d events)", beyond, size)
+		return rep, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("ledgertree: read tiles: %w", err)
+	}
+	var level int
+	switch err := q.QueryRowContext(ctx, `SELECT level, idx FROM ledger_tree_tiles WHERE level < 0 OR idx < 0 LIMIT 1`).Scan(&level, &beyond); {
+	case err == nil:
+		rep.Problem = fmt.Sprintf("tile %d/%d is not a place in the tree", level, beyond)
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("ledgertree: read tiles: %w", err)
 	}

@@ -23,7 +23,7 @@ const JWKSPath = "/.well-known/jwks.json"
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	set, err := s.Receipts.JWKS(r.Context())
 	if err != nil {
-		s.ledgerFail(w, err)
+		s.fault(w, r, "serve the signing keys", err, "The signing keys could not be read.")
 		return
 	}
 	body, err := json.Marshal(set)

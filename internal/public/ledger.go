@@ -132,6 +132,7 @@ func ledgerError(w http.ResponseWriter, err error) {
 	case errs.KindUnavailable:
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", httpx.RetryAfter)
+		e = &errs.Error{Message: "the ledger cannot be read just now; try again shortly"} // not why: that is the operator's
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -100,6 +100,11 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: migrate: %w", err)
 	}
+	// Again, now that Up has waited its turn: a newer instance starting at
+	// the same moment may have migrated past this binary meanwhile.
+	if err := refuseNewer(ctx, p); err != nil {
+		return 0, err
+	}
 	return len(res), nil
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql/driver"
 	"errors"
 	"net"
@@ -43,6 +44,12 @@ func diskFull(err error) bool {
 }
 
 func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// A request that ran out of time, or whose caller went away, is
+		// not a database that is down (though a context error is a
+		// net.Error): a slow query stays a failure to look into.
+		return false
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {

@@ -117,7 +117,11 @@ func (s *Server) previewDraftHTML(w http.ResponseWriter, r *http.Request, u *aut
 		} else {
 			s.Log.ErrorContext(r.Context(), "campaign preview", "err", err)
 		}
-		http.Error(w, msg, httpx.Status(err))
+		status := httpx.Status(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", httpx.RetryAfter)
+		}
+		http.Error(w, msg, status)
 		return
 	}
 	writeMessageHTML(w, rd.HTML)
