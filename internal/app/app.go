@@ -263,7 +263,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	}
 	a.Workflows = &workflow.Service{DB: db, Contacts: a.Contacts, Lists: a.Lists, Now: time.Now}
 	// Imports bring contacts in from files, as jobs (R24).
-	a.Imports = &imports.Service{DB: db, Contacts: a.Contacts, Consent: a.Consent, Lists: a.Lists, Log: log, Now: time.Now}
+	a.Imports = &imports.Service{DB: db, Contacts: a.Contacts, Consent: a.Consent, Lists: a.Lists, Log: log, Now: time.Now,
+		Budget: cfg.ImportChunkTime}
 	a.Jobs.Handle(imports.JobKind, a.Imports.Handle)
 	a.Jobs.Handle(imports.UndoJobKind, a.Imports.HandleUndo)
 	a.Jobs.Every(imports.PruneJob, imports.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {

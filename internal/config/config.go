@@ -59,6 +59,9 @@ type Config struct {
 	// InboundSMTPAddr is host:port of the SMTP listener that receives
 	// requests emailed to the privacy address; empty means none.
 	InboundSMTPAddr string
+	// ImportChunkTime is how long one chunk of an import may hold the
+	// writer (imports.Service.Budget): other changes wait behind it.
+	ImportChunkTime time.Duration
 	// CampaignLease is how long a campaign batch stays its sender's; the
 	// recipients of a batch whose sender died are declared unknown once
 	// it runs out (PostgreSQL; on SQLite at once on restart).
@@ -121,6 +124,7 @@ var Settings = []Setting{
 	{"CONSENTRY_INBOUND_SMTP_ADDR", "", "host:port of an SMTP listener that receives requests emailed to the privacy address, e.g. :2525 (docs/inbound-email.md); off when empty"},
 	{"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST", "false", "true lets webhook endpoints be http:// addresses on this machine (localhost, 127.0.0.1, ::1), for development; never in production"},
 	{"CONSENTRY_WEBHOOKS_LEASE", "2m", "how long after an instance died the webhook deliveries it was sending are sent again; at least 1s, and longer than an attempt takes (10s)"},
+	{"CONSENTRY_IMPORT_CHUNK_TIME", "25ms", "how long one chunk of an import may hold the database's writer, 5ms to 1s: longer imports faster, and makes other changes wait longer meanwhile (docs/imports.md)"},
 	{"CONSENTRY_CAMPAIGN_LEASE", "2m", "PostgreSQL: how long after an instance died its campaign batch in flight is declared unknown; at least 1s, and longer than a batch takes to hand over"},
 	{"CONSENTRY_METRICS_TOKEN", "", "bearer token GET /metrics needs; without it (and without CONSENTRY_METRICS_ADDR) no metrics are served; at least 16 characters"},
 	{"CONSENTRY_METRICS_ADDR", "", "host:port of a separate listener for /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; off when empty"},
@@ -242,6 +246,11 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 			bad("CONSENTRY_INBOUND_SMTP_ADDR", "port %q must be a number from 0 to 65535", p)
 		}
+	}
+	if d, err := time.ParseDuration(get("CONSENTRY_IMPORT_CHUNK_TIME", "25ms")); err != nil || d < 5*time.Millisecond || d > time.Second {
+		bad("CONSENTRY_IMPORT_CHUNK_TIME", "must be a duration from 5ms to 1s, e.g. 25ms")
+	} else {
+		c.ImportChunkTime = d
 	}
 	if d, err := time.ParseDuration(get("CONSENTRY_CAMPAIGN_LEASE", "2m")); err != nil || d < time.Second {
 		bad("CONSENTRY_CAMPAIGN_LEASE", "must be a duration of at least 1s, e.g. 2m")

@@ -14,7 +14,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != DefaultDatabase || c.HTTPAddr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" ||
-		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute || c.WebhooksAllowHTTPLocalhost || c.WebhooksLease != 2*time.Minute {
+		c.LogLevel != "info" || c.LogFormat != "text" || c.CampaignLease != 2*time.Minute || c.ImportChunkTime != 25*time.Millisecond || c.WebhooksAllowHTTPLocalhost || c.WebhooksLease != 2*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -27,11 +27,13 @@ func TestValidSettings(t *testing.T) {
 		"CONSENTRY_LOG_FORMAT":                    "JSON",
 		"CONSENTRY_INBOUND_SMTP_ADDR":             ":2525",
 		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "true",
+		"CONSENTRY_IMPORT_CHUNK_TIME":             "100ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" || c.InboundSMTPAddr != ":2525" || !c.WebhooksAllowHTTPLocalhost {
+	if c.BaseURL != "https://consent.example.com" || c.LogFormat != "json" || c.InboundSMTPAddr != ":2525" || !c.WebhooksAllowHTTPLocalhost ||
+		c.ImportChunkTime != 100*time.Millisecond {
 		t.Fatalf("%+v", c)
 	}
 	if r := c.RedactedDatabase(); strings.Contains(r, "secret") {
@@ -52,6 +54,7 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_LOG_FORMAT":                    "xml",
 		"CONSENTRY_INBOUND_SMTP_ADDR":             "2525",
 		"CONSENTRY_CAMPAIGN_LEASE":                "10ms",
+		"CONSENTRY_IMPORT_CHUNK_TIME":             "2s",
 		"CONSENTRY_WEBHOOKS_ALLOW_HTTP_LOCALHOST": "sometimes",
 		"CONSENTRY_WEBHOOKS_LEASE":                "0s",
 		"CONSENTRY_METRICS_TOKEN":                 "short",
