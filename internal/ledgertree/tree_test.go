@@ -529,6 +529,25 @@ func TestInstancesExtendTogether(t *testing.T) {
 	})
 }
 
+// publishLog records the sizes of the checkpoints a Service publishes, in
+// the order Publish got them.
+type publishLog struct {
+	mu    sync.Mutex
+	sizes []int64
+}
+
+func (l *publishLog) add(size int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sizes = append(l.sizes, size)
+}
+
+func (l *publishLog) got() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int64(nil), l.sizes...)
+}
+
 // TestCheckpointsOnlyGrow: checkpoints made at once, while events are
 // added, as requests and the background step make them, are published
 // in growing sizes only, and each is kept.
@@ -536,12 +555,9 @@ func TestCheckpointsOnlyGrow(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		tree := newTree(db)
-		var mu sync.Mutex
-		var published []int64
+		var log publishLog
 		tree.Publish = func(_ context.Context, c *ledgertree.Checkpoint) error {
-			mu.Lock()
-			defer mu.Unlock()
-			published = append(published, c.Size)
+			log.add(c.Size)
 			return nil
 		}
 		appendEvents(t, db, 5)
@@ -562,6 +578,7 @@ func TestCheckpointsOnlyGrow(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		published := log.got()
 		if len(published) < 2 {
 			t.Fatalf("published %v", published)
 		}
@@ -578,6 +595,58 @@ func TestCheckpointsOnlyGrow(t *testing.T) {
 		rep, err := tree.Verify(ctx)
 		if err != nil || !rep.OK() {
 			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	})
+}
+
+// TestLargerCheckpointPublishedAfter forces the interleaving where a
+// larger checkpoint is made and stored while a smaller one is still being
+// published, as a request and the background step can: the copy outside
+// the database gets the smaller one first and the larger one after it,
+// never the other way round.
+func TestLargerCheckpointPublishedAfter(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		tree := newTree(db)
+		var log publishLog
+		var other chan error
+		tree.Publish = func(ctx context.Context, c *ledgertree.Checkpoint) error {
+			if other == nil {
+				other = make(chan error, 1)
+				go func() {
+					other <- func() error {
+						if err := db.Write(ctx, func(tx *store.Tx) error {
+							_, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted, ContactRef: "later"})
+							return err
+						}); err != nil {
+							return err
+						}
+						_, err := tree.MakeCheckpoint(ctx)
+						return err
+					}()
+				}()
+				for { // until the larger checkpoint is stored
+					latest, err := tree.Latest(ctx)
+					if err != nil {
+						return err
+					}
+					if latest.Size > c.Size {
+						break
+					}
+				}
+			}
+			log.add(c.Size)
+			return nil
+		}
+		appendEvents(t, db, 5)
+		if c, err := tree.MakeCheckpoint(ctx); err != nil || c.Size != 5 {
+			t.Fatalf("checkpoint: %+v %v", c, err)
+		}
+		if err := <-other; err != nil {
+			t.Fatal(err)
+		}
+		if published := log.got(); len(published) != 2 || published[0] != 5 || published[1] != 6 {
+			t.Fatalf("published %v, want [5 6]", published)
 		}
 	})
 }
