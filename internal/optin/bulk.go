@@ -51,19 +51,10 @@ type Bulk struct {
 // queued, so that what the caller records about the request commits with
 // the run or not at all. It returns at once; GetBulk follows the run.
 func (s *Service) StartBulk(ctx context.Context, ids []string, trigger string, then func(*store.Tx, *Bulk) error) (*Bulk, error) {
-	ids = distinct(ids)
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("optin: encode run: %w", err)
-	}
-	now := s.now()
-	b := &Bulk{ID: uuid.Must(uuid.NewV7()).String(), Status: BulkQueued, Total: len(ids), Skipped: map[string]int{}, CreatedAt: now}
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		if err := tx.ExecLater(store.Prefix("optin: record run"), `INSERT INTO optin_bulk (id, status, trigger, contact_ids, total, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, b.ID, BulkQueued, trigger, string(list), b.Total, store.Micros(now)); err != nil {
-			return err
-		}
-		if err := jobs.Enqueue(tx, jobs.Spec{Kind: BulkJob, Payload: bulkPayload{ID: b.ID}, MaxAttempts: 5}, now); err != nil {
+	var b *Bulk
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		if b, err = s.StartBulkTx(tx, ids, trigger); err != nil {
 			return err
 		}
 		if then != nil {
@@ -72,6 +63,26 @@ func (s *Service) StartBulk(ctx context.Context, ids []string, trigger string, t
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// StartBulkTx is StartBulk inside the caller's transaction, for a caller
+// who decides in that transaction whom the run invites.
+func (s *Service) StartBulkTx(tx *store.Tx, ids []string, trigger string) (*Bulk, error) {
+	ids = distinct(ids)
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("optin: encode run: %w", err)
+	}
+	now := s.now()
+	b := &Bulk{ID: uuid.Must(uuid.NewV7()).String(), Status: BulkQueued, Total: len(ids), Skipped: map[string]int{}, CreatedAt: now}
+	if err := tx.ExecLater(store.Prefix("optin: record run"), `INSERT INTO optin_bulk (id, status, trigger, contact_ids, total, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, b.ID, BulkQueued, trigger, string(list), b.Total, store.Micros(now)); err != nil {
+		return nil, err
+	}
+	if err := jobs.Enqueue(tx, jobs.Spec{Kind: BulkJob, Payload: bulkPayload{ID: b.ID}, MaxAttempts: 5}, now); err != nil {
 		return nil, err
 	}
 	return b, nil

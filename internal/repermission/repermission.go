@@ -235,6 +235,11 @@ var contactTypes = []string{"text", "text", "text"}
 // may be asked are invited by a double opt-in run (a job), the others are
 // counted as skipped by reason. The run, its contacts and the double
 // opt-in run are written in one transaction; on any error nothing is.
+//
+// Whether another run already awaits a contact's answer is decided again
+// inside that transaction: writes take turns (package store), so of runs
+// started at the same time for the same contacts, each contact is asked
+// by the first to write and counted as SkipAlreadyAsked by the others.
 func (s *Service) Start(ctx context.Context, in Input, by consent.Actor) (*Run, error) {
 	days, err := in.check()
 	if err != nil {
@@ -246,24 +251,47 @@ func (s *Service) Start(ctx context.Context, in Input, by consent.Actor) (*Run, 
 		return nil, err
 	}
 	actor, _ := json.Marshal(by)
-	run := &Run{ID: uuid.Must(uuid.NewV7()).String(), ImportID: in.ImportID, Condition: in.Condition, Days: days, Status: StatusInviting,
-		Total: int64(len(members)), Skipped: map[string]int64{}, CreatedBy: by, CreatedAt: now}
-	rows := make([][]any, len(members))
-	var ask []string
-	for i, m := range members {
-		reason := m.skip()
-		rows[i] = []any{run.ID, m.id, reason}
-		if reason != "" {
-			run.Skipped[reason]++
-			continue
+	var run *Run
+	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		run = &Run{ID: uuid.Must(uuid.NewV7()).String(), ImportID: in.ImportID, Condition: in.Condition, Days: days, Status: StatusInviting,
+			Total: int64(len(members)), Skipped: map[string]int64{}, CreatedBy: by, CreatedAt: now}
+		var ask []string
+		for _, m := range members {
+			if m.skip() == "" {
+				ask = append(ask, m.id)
+			}
 		}
-		ask = append(ask, m.id)
-	}
-	record := func(tx *store.Tx) error {
+		asked, err := awaited(tx, ask)
+		if err != nil {
+			return err
+		}
+		rows := make([][]any, len(members))
+		ask = ask[:0]
+		for i, m := range members {
+			reason := m.skip()
+			if reason == "" && asked[m.id] {
+				reason = SkipAlreadyAsked
+			}
+			rows[i] = []any{run.ID, m.id, reason}
+			if reason != "" {
+				run.Skipped[reason]++
+				continue
+			}
+			ask = append(ask, m.id)
+		}
+		if len(ask) == 0 {
+			run.Status, run.FinishedAt = StatusDone, &now
+		} else {
+			b, err := s.OptIn.StartBulkTx(tx, ask, optin.TriggerRepermission)
+			if err != nil {
+				return err
+			}
+			run.bulkID = b.ID
+		}
 		skipped, _ := json.Marshal(run.Skipped)
 		var finished any
 		if run.FinishedAt != nil {
-			finished = store.Micros(*run.FinishedAt)
+			finished = store.Micros(now)
 		}
 		if _, err := tx.Exec(`INSERT INTO repermission_runs (id, import_id, condition, days, bulk_id, status, total, skipped, created_by,
 			created_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, run.ID, run.ImportID, run.Condition, run.Days,
@@ -271,22 +299,34 @@ func (s *Service) Start(ctx context.Context, in Input, by consent.Actor) (*Run, 
 			return fmt.Errorf("repermission: record run: %w", err)
 		}
 		return tx.InsertRows(store.Prefix("repermission: record contacts"), contactColumns, contactTypes, rows)
-	}
-	if len(ask) == 0 {
-		run.Status, run.FinishedAt = StatusDone, &now
-		if err := s.DB.Write(ctx, record); err != nil {
-			return nil, err
-		}
-		return run, nil
-	}
-	if _, err := s.OptIn.StartBulk(ctx, ask, optin.TriggerRepermission, func(tx *store.Tx, b *optin.Bulk) error {
-		run.bulkID = b.ID
-		return record(tx)
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.Log.Info("re-permission run started", "run", run.ID, "contacts", run.Total, "to_invite", len(ask))
+	s.Log.Info("re-permission run started", "run", run.ID, "contacts", run.Total, "skipped", run.SkippedCount())
 	return run, nil
+}
+
+// awaited returns which of ids a run has asked and still awaits the
+// answer of (neither confirmed nor lapsed); none is an empty map.
+func awaited(tx *store.Tx, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cond, args := store.Among(tx.Dialect(), 1, ids)
+	list, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT DISTINCT contact_id FROM repermission_contacts WHERE contact_id `+cond+`
+		AND skip_reason = '' AND confirmed_at IS NULL AND lapsed_at IS NULL`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("repermission: read contacts already asked: %w", err)
+	}
+	for _, id := range list {
+		out[id] = true
+	}
+	return out, nil
 }
 
 const runSelect = `SELECT id, import_id, condition, days, bulk_id, status, total, invited, skipped, confirmed, lapsed, created_by,

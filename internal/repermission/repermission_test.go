@@ -527,3 +527,66 @@ func TestConfirmedByAWebform(t *testing.T) {
 		}
 	})
 }
+
+// TestRunsStartedTogetherAskOnce starts several runs for the same contacts
+// at once: each contact is asked by one run only, and the others count it
+// as already asked, however their reads of the audience and their writes
+// interleave.
+func TestRunsStartedTogetherAskOnce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		ctx := context.Background()
+		const people, runs = 40, 6
+		for i := range people {
+			f.contact(t, "p"+strings.Repeat("x", i%3)+string(rune('a'+i%26))+string(rune('a'+i/26))+"@example.com", "")
+		}
+		type result struct {
+			run *repermission.Run
+			err error
+		}
+		start := make(chan struct{})
+		out := make(chan result, runs)
+		for range runs {
+			go func() {
+				<-start
+				r, err := f.svc.Start(ctx, repermission.Input{Condition: `email endsWith "@example.com"`}, user)
+				out <- result{r, err}
+			}()
+		}
+		close(start)
+		var asked, already int64
+		for range runs {
+			r := <-out
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.run.Total != people {
+				t.Fatalf("a run's audience: %+v", r.run)
+			}
+			asked += r.run.Total - r.run.SkippedCount()
+			already += r.run.Skipped[repermission.SkipAlreadyAsked]
+		}
+		if asked != people || already != people*(runs-1) {
+			t.Fatalf("%d contacts asked and %d counted as already asked; want %d and %d", asked, already, people, people*(runs-1))
+		}
+		f.runJobs(t)
+		if n := f.count(t, `SELECT COUNT(*) FROM repermission_contacts WHERE invited_at IS NOT NULL`); n != people {
+			t.Fatalf("%d invitations recorded, want %d", n, people)
+		}
+		if n := f.count(t, `SELECT COUNT(DISTINCT contact_id) FROM repermission_contacts WHERE skip_reason = ''`); n != people {
+			t.Fatalf("%d contacts awaited, want %d", n, people)
+		}
+		for {
+			n, err := f.outbox.RunDue(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if n := len(f.sent.envs); n != people {
+			t.Fatalf("%d emails sent, want %d", n, people)
+		}
+	})
+}
