@@ -167,9 +167,16 @@ func (s *Service) RunBulk(ctx context.Context, j *jobs.Job) error {
 	if err != nil && j.Attempt >= j.MaxAttempts {
 		s.Log.Error("double opt-in run failed", "run", p.ID, "err", err)
 		if ferr := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE optin_bulk SET status = $2, error = $3, finished_at = $4 WHERE id = $1 AND status <> $5`,
-				p.ID, BulkFailed, err.Error(), store.Micros(s.now()), BulkDone)
-			return err
+			now := s.now()
+			res, ferr := tx.Exec(`UPDATE optin_bulk SET status = $2, error = $3, finished_at = $4 WHERE id = $1 AND status <> $5`,
+				p.ID, BulkFailed, err.Error(), store.Micros(now), BulkDone)
+			if ferr != nil {
+				return ferr
+			}
+			if n, _ := res.RowsAffected(); n == 0 || s.AfterFailed == nil {
+				return nil
+			}
+			return s.AfterFailed(tx, p.ID, now)
 		}); ferr != nil {
 			return errors.Join(err, ferr)
 		}

@@ -102,6 +102,11 @@ type Service struct {
 	// contacts (repermission.BatchTx) moves with the run exactly.
 	AfterBatch func(tx *store.Tx, run string, outcomes map[string]string, done bool, now time.Time) error
 
+	// AfterFailed, when not nil, runs inside the transaction that marks a
+	// bulk run failed, with the run's id: the contacts it had not reached
+	// will not be invited by it (repermission.FailedTx).
+	AfterFailed func(tx *store.Tx, run string, now time.Time) error
+
 	batchDone func(contacts int, took time.Duration) // a bulk run's batch committed, for benchmarks
 }
 

@@ -64,6 +64,9 @@ const (
 	// SkipAlreadyAsked: another run asked the contact and waits for their
 	// answer; a second email would supersede the first's link.
 	SkipAlreadyAsked = "already_asked"
+	// SkipRunFailed: the run's double opt-in run failed before it reached
+	// the contact, who was not asked and may be asked by a later run.
+	SkipRunFailed = "run_failed"
 )
 
 // Days bounds and default: how long a contact has to confirm.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -587,6 +589,51 @@ func TestRunsStartedTogetherAskOnce(t *testing.T) {
 		}
 		if n := len(f.sent.envs); n != people {
 			t.Fatalf("%d emails sent, want %d", n, people)
+		}
+	})
+}
+
+// TestFailedRunReleasesContacts fails a run's double opt-in run before it
+// reaches anyone: the run shows failed, its contacts count as not asked
+// because of it, and a later run asks them.
+func TestFailedRunReleasesContacts(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		f.optin.AfterFailed = repermission.FailedTx
+		ctx := context.Background()
+		for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			f.contact(t, e, "")
+		}
+		in := repermission.Input{Condition: `email endsWith "@example.com"`}
+		run, err := f.svc.Start(ctx, in, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bulk string
+		if err := db.Read.QueryRow(`SELECT bulk_id FROM repermission_runs WHERE id = $1`, run.ID).Scan(&bulk); err != nil {
+			t.Fatal(err)
+		}
+		broken := errors.New("the batch broke")
+		f.optin.AfterBatch = func(*store.Tx, string, map[string]string, bool, time.Time) error { return broken }
+		payload, _ := json.Marshal(map[string]string{"id": bulk})
+		if err := f.optin.RunBulk(ctx, &jobs.Job{Kind: optin.BulkJob, Payload: payload, Attempt: 5, MaxAttempts: 5}); !errors.Is(err, broken) {
+			t.Fatalf("the last attempt: %v", err)
+		}
+		got := f.get(t, run.ID)
+		if got.Status != repermission.StatusFailed || got.Invited != 0 || got.Skipped[repermission.SkipRunFailed] != 3 {
+			t.Fatalf("the failed run: %+v", got)
+		}
+		f.optin.AfterBatch = repermission.BatchTx
+		again, err := f.svc.Start(ctx, in, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Skipped[repermission.SkipAlreadyAsked] != 0 || again.SkippedCount() != 0 {
+			t.Fatalf("the second run: %+v", again)
+		}
+		f.runJobs(t)
+		if got := f.get(t, again.ID); got.Invited != 3 || got.Status != repermission.StatusWaiting {
+			t.Fatalf("the second run after sending: %+v", got)
 		}
 	})
 }

@@ -72,6 +72,42 @@ func BatchTx(tx *store.Tx, bulk string, outcomes map[string]string, done bool, n
 	return settle(tx, id, now)
 }
 
+// FailedTx records, inside the transaction that marks the double opt-in
+// run bulk failed (optin.Service.AfterFailed), that the contacts of the
+// re-permission run it belongs to whom it had not invited yet are not
+// asked (SkipRunFailed), so that a later run may ask them; those it
+// invited still confirm or lapse. A double opt-in run that is not a
+// re-permission run's changes nothing here.
+func FailedTx(tx *store.Tx, bulk string, now time.Time) error {
+	var id, skippedJSON string
+	err := tx.QueryRow(`SELECT id, skipped FROM repermission_runs WHERE bulk_id = $1`, bulk).Scan(&id, &skippedJSON)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("repermission: read run: %w", err)
+	}
+	skipped := map[string]int{}
+	if err := json.Unmarshal([]byte(skippedJSON), &skipped); err != nil {
+		return fmt.Errorf("repermission: read run: %w", err)
+	}
+	res, err := tx.Exec(`UPDATE repermission_contacts SET skip_reason = $2 WHERE run_id = $1 AND skip_reason = '' AND invited_at IS NULL`,
+		id, SkipRunFailed)
+	if err != nil {
+		return fmt.Errorf("repermission: release contacts not asked: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return err
+	}
+	skipped[SkipRunFailed] += int(n)
+	sj, _ := json.Marshal(skipped)
+	if _, err := tx.Exec(`UPDATE repermission_runs SET skipped = $2 WHERE id = $1`, id, string(sj)); err != nil {
+		return fmt.Errorf("repermission: record progress: %w", err)
+	}
+	return nil
+}
+
 // settle ends a waiting run once every contact it invited has confirmed
 // or lapsed.
 func settle(tx *store.Tx, id string, now time.Time) error {
