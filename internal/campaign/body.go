@@ -25,6 +25,9 @@ const (
 	// TagPrivacyContact is "Privacy contact: " and the operator's privacy
 	// contact (name and address), or nothing when none is set.
 	TagPrivacyContact = "privacy_contact"
+	// TagWebsite is a link to the operator's own website, or nothing when
+	// none is set.
+	TagWebsite = "website"
 )
 
 // BodyTags are the tags a campaign's subject and bodies may hold.
@@ -32,7 +35,7 @@ var BodyTags = []string{TagFirstName, TagLastName, TagUnsubscribeURL, TagPrefere
 
 // TemplateTags are the tags a template may hold: the body tags, where the
 // body goes and the operator's identity.
-var TemplateTags = append([]string{TagContent, TagSenderName, TagPostalAddress, TagPrivacyContact}, BodyTags...)
+var TemplateTags = append([]string{TagContent, TagSenderName, TagPostalAddress, TagPrivacyContact, TagWebsite}, BodyTags...)
 
 var tagRE = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 

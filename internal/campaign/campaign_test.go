@@ -430,8 +430,8 @@ func TestRenderDraftIsWhatIsSaved(t *testing.T) {
 
 // TestCampaignFooterNamesTheOperator: the built-in layout's footer and the
 // plain-text part name the operator: the organisation while no campaign
-// sender name is set, then the sender name, with the postal address and
-// the privacy contact; with none of it set, no empty label is left.
+// sender name is set, then the sender name, with the postal address, the
+// website and the privacy contact; with none of it set, no empty label is left.
 func TestCampaignFooterNamesTheOperator(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := newFixture(t, db)
@@ -453,15 +453,25 @@ func TestCampaignFooterNamesTheOperator(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := render()
-		if !strings.Contains(r.HTML, "<p>Acme Ltd<br>1 Main Street</p>\n<p>Privacy contact: Dana Protector &lt;dpo@acme.example&gt;</p>") ||
+		if !strings.Contains(r.HTML, "<p>Acme Ltd<br>1 Main Street<br></p>\n<p>Privacy contact: Dana Protector &lt;dpo@acme.example&gt;</p>") ||
 			!strings.Contains(r.Text, "--\nAcme Ltd\n1 Main Street\nPrivacy contact: Dana Protector <dpo@acme.example>\n") {
 			t.Fatalf("footer:\n%s\n%s", r.HTML, r.Text)
 		}
 		if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr("Acme News")}}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if r := render(); !strings.Contains(r.HTML, "<p>Acme News<br>1 Main Street</p>") || !strings.Contains(r.Text, "--\nAcme News\n") {
+		if r := render(); !strings.Contains(r.HTML, "<p>Acme News<br>1 Main Street<br></p>") || !strings.Contains(r.Text, "--\nAcme News\n") {
 			t.Fatalf("with a sender name:\n%s\n%s", r.HTML, r.Text)
+		}
+		// The website, linked in the HTML footer and written out in the
+		// plain text; an address with markup in it stays an address.
+		if _, err := settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Website: ptr(`https://acme.example/"a<b`)}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r = render()
+		if !strings.Contains(r.HTML, `1 Main Street<br><a href="https://acme.example/%22a%3Cb">acme.example/%22a%3Cb</a></p>`) ||
+			!strings.Contains(r.Text, "--\nAcme News\nhttps://acme.example/%22a%3Cb\n1 Main Street\n") {
+			t.Fatalf("with a website:\n%s\n%s", r.HTML, r.Text)
 		}
 	})
 }

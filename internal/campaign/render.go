@@ -86,7 +86,7 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 	}
 	p.listID = fmt.Sprintf("%s <c%d.%s>", strings.NewReplacer("<", "", ">", "", "\"", "").Replace(c.Name), c.no, domain)
 	identity := strings.NewReplacer("{{"+TagSenderName+"}}", htmlEscape(sender), "{{"+TagPostalAddress+"}}", htmlEscape(st.PostalAddress),
-		"{{"+TagPrivacyContact+"}}", htmlEscape(privacyLine(st)))
+		"{{"+TagPrivacyContact+"}}", htmlEscape(privacyLine(st)), "{{"+TagWebsite+"}}", websiteLink(st.Website))
 	for _, v := range c.Variants {
 		body := strings.Replace(normalizeTags(layout), "{{"+TagContent+"}}", v.HTML, 1)
 		cv := &compiledVariant{lang: v.Language, subject: compile(v.Subject, false), html: compile(identity.Replace(body), true)}
@@ -129,6 +129,16 @@ func textFooter(st settings.Settings) string {
 	}
 	b.WriteString("Unsubscribe: {{" + TagUnsubscribeURL + "}}\nYour preferences: {{" + TagPreferencesURL + "}}\n")
 	return b.String()
+}
+
+// websiteLink is a link to the operator's website for an HTML footer,
+// showing the address without its scheme; empty when none is set.
+func websiteLink(site string) string {
+	if site == "" {
+		return ""
+	}
+	shown := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(site, "https://"), "http://"), "/")
+	return `<a href="` + htmlEscape(site) + `">` + htmlEscape(shown) + `</a>`
 }
 
 // privacyLine names the operator's privacy contact in a campaign footer;

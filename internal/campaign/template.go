@@ -30,8 +30,8 @@ type TemplateInput struct {
 }
 
 // DefaultLayout is the layout of a campaign without a template: the body,
-// then a footer that names the sender, gives their postal address, their
-// privacy contact and the links to unsubscribe and to the preferences page.
+// then a footer that names the sender, gives their postal address and
+// website, their privacy contact and the links to unsubscribe and to the preferences page.
 const DefaultLayout = `<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="margin:0;padding:0;background:#f4f4f4">
@@ -39,7 +39,7 @@ const DefaultLayout = `<!doctype html>
 {{content}}
 </div>
 <div style="max-width:600px;margin:0 auto;padding:16px 24px;font-family:Arial,sans-serif;font-size:12px;line-height:1.5;color:#555555">
-<p>{{sender_name}}<br>{{postal_address}}</p>
+<p>{{sender_name}}<br>{{postal_address}}<br>{{website}}</p>
 <p>{{privacy_contact}}</p>
 <p><a href="{{unsubscribe_url}}">Unsubscribe</a> | <a href="{{preferences_url}}">Your preferences</a> | <a href="{{view_in_browser_url}}">View in your browser</a></p>
 </div>
