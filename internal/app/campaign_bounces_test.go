@@ -30,7 +30,7 @@ func dsn(to, recipient, action, status string) string {
 // campaign message's Return-Path, over SMTP to the inbound listener,
 // marks the contact's address bounced (hard) or counts a soft bounce, and
 // the campaign's report counts it; so does a bounce a mail provider
-// posts to the inbound route. A Return-Path with a made-up tag is refused
+// posts to the inbound route, and an older server's plain-text bounce. A Return-Path with a made-up tag is refused
 // at RCPT, and an automatic reply to a Return-Path changes nothing.
 func TestCampaignBouncesComeBackByMail(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
@@ -128,9 +128,20 @@ func TestCampaignBouncesComeBackByMail(t *testing.T) {
 			t.Fatalf("after a second soft bounce: %+v", d)
 		}
 
+		// An older server's plain-text bounce (qmail's) is read too.
+		qmail := "From: MAILER-DAEMON@mx.example.com\r\nTo: " + bo + "\r\nSubject: failure notice\r\n\r\n" +
+			"Hi. This is the qmail-send program at mx.example.com.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\n" +
+			"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<bo@example.com>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n"
+		if err := smtp.SendMail(addr, nil, "", []string{bo}, []byte(qmail)); err != nil {
+			t.Fatalf("a plain-text bounce: %v", err)
+		}
+		if d := deliverability("bo@example.com"); d.Deliverability != "bounced" {
+			t.Fatalf("after a plain-text hard bounce: %+v", d)
+		}
+
 		var rep campaign.Report
 		e.api("GET", "/api/v1/campaigns/"+c.ID+"/report", "", 200, &rep)
-		if rep.Sent != 2 || rep.Bounced != 1 || rep.Delivered != 1 {
+		if rep.Sent != 2 || rep.Bounced != 2 || rep.Delivered != 0 {
 			t.Fatalf("report: sent %d, bounced %d, delivered %d", rep.Sent, rep.Bounced, rep.Delivered)
 		}
 	})

@@ -36,8 +36,9 @@ const (
 // worst of what its delivery status part says of its recipients: a
 // multipart/report whose message/delivery-status (or RFC 6533's
 // message/global-delivery-status) part has a recipient whose Action is
-// failed. Bounces in other forms, which some old mail servers still
-// send, are read as NotABounce. A message that does not parse is an
+// failed. A message in another form is read as the plain-text bounce of
+// an older mail server when the mail system wrote it (readOldBounce), and
+// is NotABounce otherwise. A message that does not parse is an
 // invalid-input error naming the part, as Parse returns.
 func ReadBounce(raw []byte) (Bounce, error) {
 	if len(raw) > MaxMessageBytes {
@@ -47,7 +48,15 @@ func ReadBounce(raw []byte) (Bounce, error) {
 	if err != nil {
 		return NotABounce, errs.Invalid("message", "is not an RFC 5322 message: %v", cleanErr(err))
 	}
-	return readReport(m.Header.Get("Content-Type"), m.Body, 0, new(int))
+	b, err := readReport(m.Header.Get("Content-Type"), m.Body, 0, new(int))
+	if err != nil || b != NotABounce {
+		return b, err
+	}
+	if mt, _, _ := mime.ParseMediaType(m.Header.Get("Content-Type")); mt == "multipart/report" {
+		return NotABounce, nil // a report that reports no failure
+	}
+	m, _ = mail.ReadMessage(bytes.NewReader(raw)) // it parsed above
+	return readOldBounce(m), nil
 }
 
 // readReport looks for the delivery status part in a part of type
