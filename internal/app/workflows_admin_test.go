@@ -21,7 +21,7 @@ func rulePost(name, trigger, condition string, rows ...map[string]string) url.Va
 	for i, row := range append(rows, map[string]string{"type": ""}) {
 		p := "a" + string(rune('0'+i)) + "-"
 		for k, v := range row {
-			if k == "fields" {
+			if k == "fields" || k == "roles" {
 				f[p+k] = strings.Split(v, ",")
 				continue
 			}
@@ -149,7 +149,7 @@ func TestWorkflowPages(t *testing.T) {
 			t.Fatalf("edit page: %s", body)
 		}
 		edit := rulePost("Welcome back", "contact.created", "", subscribe, map[string]string{"type": workflow.DoubleOptIn, "remove": "on"},
-			map[string]string{"type": workflow.NotifyUsers, "subject": "New contact"})
+			map[string]string{"type": workflow.NotifyUsers, "subject": "New contact", "roles": "admin,privacy_officer"})
 		edit.Set("delay", "2")
 		edit.Set("unit", "days")
 		if code, body := admin.post(page, edit); code != 200 || !strings.Contains(body, "Rule saved.") || !strings.Contains(body, `<option value="days" selected>`) ||
@@ -157,8 +157,12 @@ func TestWorkflowPages(t *testing.T) {
 			t.Fatalf("editing: %d %s", code, body)
 		}
 		if r, err := e.a.Workflows.Get(ctx, rule.ID); err != nil || r.Name != "Welcome back" || r.DelayMinutes != 2*24*60 || len(r.Actions) != 2 ||
-			r.Actions[1].Type != workflow.NotifyUsers {
+			r.Actions[1].Type != workflow.NotifyUsers || strings.Join(r.Actions[1].Roles, ",") != "admin,privacy_officer" {
 			t.Fatalf("edited rule: %+v %v", r, err)
+		}
+		if _, body := admin.get(page); !strings.Contains(body, `name="a1-roles" value="privacy_officer" checked`) ||
+			strings.Contains(body, `name="a1-roles" value="agent" checked`) {
+			t.Fatalf("the roles ticked are not shown again: %s", body)
 		}
 
 		// Off, then deleted.

@@ -233,6 +233,25 @@ func scanUser(row store.Scanner, extra ...any) (*User, error) {
 	return &u, nil
 }
 
+// AddressesOfRolesTx returns the addresses of the users, not disabled,
+// who have one of roles, in the order of their addresses and each once,
+// as tx sees them; none is an empty slice. A workflow's notify_users
+// action emails them.
+func AddressesOfRolesTx(tx *store.Tx, roles []string) ([]string, error) {
+	if len(roles) == 0 {
+		return []string{}, nil
+	}
+	cond, args := store.Among(tx.Dialect(), 1, roles)
+	out, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (string, error) {
+		var a string
+		return a, row.Scan(&a)
+	}, `SELECT DISTINCT email FROM users WHERE disabled_at IS NULL AND role `+cond+` ORDER BY email`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read the users of roles: %w", err)
+	}
+	return out, nil
+}
+
 // List returns every user by email; none is an empty slice.
 func (s *Users) List(ctx context.Context) ([]*User, error) {
 	return store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) (*User, error) { return scanUser(row) }, userSelect+" ORDER BY email_key")

@@ -48,7 +48,7 @@ var actionLabels = map[string]string{
 	workflow.ListRemove:   "Unsubscribe from a list",
 	workflow.SetField:     "Set a field",
 	workflow.DoubleOptIn:  "Send the double opt-in email",
-	workflow.NotifyUsers:  "Notify the privacy address",
+	workflow.NotifyUsers:  "Notify users, or the privacy address",
 }
 
 // triggerLabel is an event type in words, with its name: "Consent
@@ -134,7 +134,7 @@ type ruleForm struct {
 // which the type's own are kept (workflow.Action.Trim).
 type actionRow struct {
 	Type, Subject, Text, HTML, To, EndpointID, List, Field, Value string
-	Fields                                                        []string
+	Fields, Roles                                                 []string
 }
 
 // maxActionRows bounds the rows read from a post: the rule's actions, the
@@ -143,7 +143,8 @@ const maxActionRows = 2 * workflow.MaxActions
 
 // readRuleForm reads the editor's post. Action row N posts aN-type,
 // aN-subject, aN-text, aN-html, aN-to, aN-fields (one a ticked field),
-// aN-endpoint_id, aN-list, aN-field, aN-value and aN-remove; a row with
+// aN-roles (one a ticked role), aN-endpoint_id, aN-list, aN-field,
+// aN-value and aN-remove; a row with
 // no type, or ticked to be removed, is left out.
 func readRuleForm(f url.Values) ruleForm {
 	rf := ruleForm{Name: f.Get("name"), Trigger: f.Get("trigger"), Condition: f.Get("condition"), Delay: strings.TrimSpace(f.Get("delay")),
@@ -154,7 +155,8 @@ func readRuleForm(f url.Values) ruleForm {
 			break
 		}
 		a := actionRow{Type: in("type"), Subject: in("subject"), Text: in("text"), HTML: in("html"), To: in("to"),
-			EndpointID: in("endpoint_id"), List: in("list"), Field: in("field"), Value: in("value"), Fields: f[fmt.Sprintf("a%d-fields", i)]}
+			EndpointID: in("endpoint_id"), List: in("list"), Field: in("field"), Value: in("value"), Fields: f[fmt.Sprintf("a%d-fields", i)],
+			Roles: f[fmt.Sprintf("a%d-roles", i)]}
 		if a.Type == "" || in("remove") == "on" {
 			continue
 		}
@@ -183,7 +185,7 @@ func (rf *ruleForm) definition(boolFields map[string]bool) (workflow.Definition,
 		d.DelayMinutes = n * minutes
 	}
 	for _, row := range rf.Actions {
-		a := workflow.Action{Type: row.Type, Subject: row.Subject, Text: row.Text, HTML: row.HTML, To: row.To, Fields: row.Fields,
+		a := workflow.Action{Type: row.Type, Subject: row.Subject, Text: row.Text, HTML: row.HTML, To: row.To, Fields: row.Fields, Roles: row.Roles,
 			EndpointID: row.EndpointID, List: row.List, Field: row.Field}
 		switch {
 		case row.Value == "":
@@ -203,7 +205,7 @@ func ruleFormOf(d workflow.Definition) ruleForm {
 	rf := ruleForm{Name: d.Name, Trigger: d.Trigger, Condition: d.Condition, Enabled: d.Enabled == nil || *d.Enabled}
 	rf.Delay, rf.Unit = delayIn(d.DelayMinutes)
 	for _, a := range d.Actions {
-		row := actionRow{Type: a.Type, Subject: a.Subject, Text: a.Text, HTML: a.HTML, To: a.To, Fields: a.Fields,
+		row := actionRow{Type: a.Type, Subject: a.Subject, Text: a.Text, HTML: a.HTML, To: a.To, Fields: a.Fields, Roles: a.Roles,
 			EndpointID: a.EndpointID, List: a.List, Field: a.Field}
 		if a.Value != nil {
 			row.Value = fmt.Sprint(a.Value)
@@ -224,7 +226,7 @@ var actionPath = regexp.MustCompile(`^actions\[(\d+)\]\.(\w+)$`)
 func ruleInput(e *errs.Error) string {
 	if m := actionPath.FindStringSubmatch(e.Field); m != nil {
 		switch m[2] {
-		case "type", "subject", "text", "html", "to", "fields", "endpoint_id", "list", "field", "value":
+		case "type", "subject", "text", "html", "to", "fields", "roles", "endpoint_id", "list", "field", "value":
 			return "a" + m[1] + "-" + m[2]
 		}
 		return "form"
@@ -256,7 +258,9 @@ type workflowEditor struct {
 	Settable []ruleField // those set_field may set
 	// Endpoints are the webhook endpoints a webhook action may call.
 	Endpoints []endpointChoice
-	MaxRows   int
+	// Roles are the users' roles a notification may go to.
+	Roles   []string
+	MaxRows int
 }
 
 // endpointChoice is a webhook endpoint as the editor offers it: by its
@@ -348,7 +352,7 @@ func (s *Server) ruleFields(ctx context.Context) ([]ruleField, map[string]bool, 
 func (s *Server) showWorkflowEditor(w http.ResponseWriter, r *http.Request, u *auth.User, status int, rule *workflow.Rule, rf ruleForm, fe map[string]string) {
 	ctx := r.Context()
 	v := workflowEditor{Rule: rule, Form: rf, Triggers: workflow.Triggers(), Facts: map[string][]string{}, Types: workflow.ActionTypes,
-		MaxRows: workflow.MaxActions}
+		Roles: auth.Roles, MaxRows: workflow.MaxActions}
 	if rule != nil {
 		v.ID, v.On = rule.ID, rule.Enabled == nil || *rule.Enabled
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -34,9 +35,10 @@ const (
 	// DoubleOptIn sends the double opt-in email, to the contacts who may
 	// get one (optin.Service.InviteTx).
 	DoubleOptIn = "double_opt_in"
-	// NotifyUsers emails the operator's privacy address a subject and
-	// text, with a link to the contact in the admin pages and no personal
-	// data (the address may be a shared mailbox).
+	// NotifyUsers emails the admin users of the roles it names, or the
+	// operator's privacy address when it names none, a subject and text,
+	// with a link to the contact in the admin pages and no personal data
+	// (the privacy address may be a shared mailbox).
 	NotifyUsers = "notify_users"
 )
 
@@ -67,6 +69,8 @@ type Action struct {
 	// Field and Value are what set_field sets.
 	Field string `json:"field,omitempty" doc:"set_field: a core or custom field, not the address nor a sensitive field"`
 	Value any    `json:"value,omitempty" doc:"set_field: the value, of the field's type"`
+	// Roles are the roles of the users a notify_users action emails.
+	Roles []string `json:"roles,omitempty" doc:"notify_users: email the users, not disabled, of these roles (admin, privacy_officer, agent, billing); none: the privacy address (Settings)"`
 }
 
 // takes lists the fields each action type takes, by JSON name, and which
@@ -79,14 +83,14 @@ var takes = map[string]struct{ allowed, required []string }{
 	ListRemove:   {[]string{"list"}, []string{"list"}},
 	SetField:     {[]string{"field", "value"}, []string{"field", "value"}},
 	DoubleOptIn:  {},
-	NotifyUsers:  {[]string{"subject", "text"}, []string{"subject"}},
+	NotifyUsers:  {[]string{"subject", "text", "roles"}, []string{"subject"}},
 }
 
 // given returns the JSON names of a's fields that are set.
 func (a *Action) given() []string {
 	var out []string
 	for name, set := range map[string]bool{"subject": a.Subject != "", "text": a.Text != "", "html": a.HTML != "", "to": a.To != "",
-		"fields": len(a.Fields) > 0, "endpoint_id": a.EndpointID != "", "list": a.List != "", "field": a.Field != "", "value": a.Value != nil} {
+		"fields": len(a.Fields) > 0, "roles": len(a.Roles) > 0, "endpoint_id": a.EndpointID != "", "list": a.List != "", "field": a.Field != "", "value": a.Value != nil} {
 		if set {
 			out = append(out, name)
 		}
@@ -113,6 +117,9 @@ func (a *Action) Trim() {
 	}
 	if !keep("fields") {
 		a.Fields = nil
+	}
+	if !keep("roles") {
+		a.Roles = nil
 	}
 	if !keep("value") {
 		a.Value = nil
@@ -184,6 +191,11 @@ func (a *Action) checkOwnFields(at string) error {
 	for i, f := range a.Fields {
 		if f == "" || slices.Contains(a.Fields[:i], f) {
 			return errs.Invalid(at+".fields", "names %q twice or an empty field", f)
+		}
+	}
+	for i, r := range a.Roles {
+		if !slices.Contains(auth.Roles, r) || slices.Contains(a.Roles[:i], r) {
+			return errs.Invalid(at+".roles", "names %q, which is not a role or is named twice; the roles are %s", r, strings.Join(auth.Roles, ", "))
 		}
 	}
 	for _, f := range []struct {

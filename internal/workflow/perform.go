@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -196,6 +197,29 @@ func valueText(v any) string {
 // since the address may be a shared mailbox. With no privacy address set,
 // nobody is emailed and the run notes it.
 func (r *Runner) notifyUsers(tx *store.Tx, a Action, contactID string, now time.Time) (Done, error) {
+	text := a.Text
+	if text != "" {
+		text = strings.TrimRight(text, "\n") + "\n\n"
+	}
+	text += "Contact: " + r.BaseURL + "/admin/contacts/" + contactID + "\n"
+	if len(a.Roles) > 0 {
+		to, err := auth.AddressesOfRolesTx(tx, a.Roles)
+		if err != nil {
+			return Done{}, err
+		}
+		if len(to) == 0 {
+			return Done{Note: "no user has the roles " + strings.Join(a.Roles, ", ")}, nil
+		}
+		var d Done
+		for _, addr := range to {
+			id, err := mail.Enqueue(tx, mail.Message{Kind: mail.KindOperator, To: addr, Language: "en", Subject: a.Subject, Text: text}, now)
+			if err != nil {
+				return Done{}, err
+			}
+			d.EmailIDs = append(d.EmailIDs, id)
+		}
+		return d, nil
+	}
 	st, err := settings.InTx(tx)
 	if err != nil {
 		return Done{}, err
@@ -203,11 +227,6 @@ func (r *Runner) notifyUsers(tx *store.Tx, a Action, contactID string, now time.
 	if st.PrivacyAddress == "" {
 		return Done{Note: "no privacy address is set"}, nil
 	}
-	text := a.Text
-	if text != "" {
-		text = strings.TrimRight(text, "\n") + "\n\n"
-	}
-	text += "Contact: " + r.BaseURL + "/admin/contacts/" + contactID + "\n"
 	id, err := mail.Enqueue(tx, mail.Message{Kind: mail.KindOperator, To: st.PrivacyAddress, Language: "en", Subject: a.Subject, Text: text}, now)
 	return Done{EmailID: id}, err
 }

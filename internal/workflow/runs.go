@@ -57,10 +57,13 @@ type Done struct {
 	Type   string `json:"type"`
 	// EmailID is the outbox id of the email queued (email_contact,
 	// email_address, notify_users, double_opt_in).
-	EmailID    string `json:"email_id,omitempty"`
-	EndpointID string `json:"endpoint_id,omitempty"`
-	ListID     string `json:"list_id,omitempty"`
-	Field      string `json:"field,omitempty"`
+	EmailID string `json:"email_id,omitempty"`
+	// EmailIDs are the outbox ids of the emails a notify_users action
+	// with roles queued, one for each user.
+	EmailIDs   []string `json:"email_ids,omitempty"`
+	EndpointID string   `json:"endpoint_id,omitempty"`
+	ListID     string   `json:"list_id,omitempty"`
+	Field      string   `json:"field,omitempty"`
 	// Note says why an action did nothing: a double opt-in the contact
 	// may not get, no privacy address to notify.
 	Note string `json:"note,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -589,7 +590,8 @@ func TestFailuresStayWithTheirRun(t *testing.T) {
 
 // notify_users emails the operator's privacy address a link to the
 // contact and no personal data; with no privacy address, the run notes
-// that no one was told.
+// that no one was told. With roles, it emails the users of those roles
+// instead.
 func TestNotifyUsers(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
@@ -614,6 +616,51 @@ func TestNotifyUsers(t *testing.T) {
 			!strings.Contains(text, "https://consent.example/admin/contacts/"+anna) || strings.Contains(text, "anna@") {
 			t.Fatalf("%s %s:\n%s", to, kind, text)
 		}
+
+		// With roles, the users of those roles who are not disabled are
+		// told, each by an email of their own, and the privacy address
+		// is not.
+		users := &auth.Users{DB: db, Now: time.Now}
+		ids := map[string]string{}
+		for _, u := range []struct{ email, role string }{{"ada@acme.example", auth.RoleAdmin}, {"pia@acme.example", auth.RolePrivacyOfficer},
+			{"gone@acme.example", auth.RolePrivacyOfficer}, {"agent@acme.example", auth.RoleAgent}} {
+			made, err := users.Create(context.Background(), auth.NewUser{Email: u.email, Role: u.role, Password: "a long enough password"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[u.email] = made.ID
+		}
+		if err := users.Disable(context.Background(), ids["gone@acme.example"]); err != nil {
+			t.Fatal(err)
+		}
+		w.rule(`{"name": "Tell the officers", "trigger": "consent.granted", "actions": [{"type": "notify_users", "subject": "New consent", "roles": ["privacy_officer", "admin"]}]}`)
+		billing := w.rule(`{"name": "Tell billing", "trigger": "consent.granted", "actions": [{"type": "notify_users", "subject": "New consent", "roles": ["billing"]}]}`)
+		w.record(anna, "Share with partners", consent.StateGranted)
+		w.runDue()
+		var told []string
+		for _, run := range w.runs(workflow.RunQuery{ContactID: anna}) {
+			if run.Status != workflow.StatusDone {
+				t.Fatalf("a run: %+v", run)
+			}
+			for _, id := range run.Done[0].EmailIDs {
+				if err := db.Read.QueryRow(`SELECT to_address FROM outbox WHERE id = $1`, id).Scan(&to); err != nil {
+					t.Fatal(err)
+				}
+				told = append(told, to)
+			}
+			if run.RuleID == billing.ID && run.Done[0].Note != "no user has the roles billing" {
+				t.Fatalf("with no user of the role: %+v", run.Done[0])
+			}
+		}
+		if strings.Join(told, " ") != "ada@acme.example pia@acme.example" {
+			t.Fatalf("told %v", told)
+		}
+		for _, bad := range []string{`["owner"]`, `["admin", "admin"]`} {
+			_, err := workflow.ParseDefinition([]byte(`{"name": "R", "trigger": "consent.granted", "actions": [{"type": "notify_users", "subject": "s", "roles": ` + bad + `}]}`))
+			if e := errs.As(err); e == nil || e.Field != "actions[0].roles" {
+				t.Errorf("roles %s: %v", bad, err)
+			}
+		}
 	})
 }
 
@@ -623,7 +670,7 @@ func TestNotifyUsers(t *testing.T) {
 func TestTrimKeepsWhatTheTypeTakes(t *testing.T) {
 	for _, typ := range append([]string{"fax"}, workflow.ActionTypes...) {
 		a := workflow.Action{Type: typ, Subject: "s", Text: "t", HTML: "<p>h</p>", To: "partner@example.com", Fields: []string{"email"},
-			EndpointID: "e1", List: "Newsletter", Field: "company", Value: "Acme"}
+			EndpointID: "e1", List: "Newsletter", Field: "company", Value: "Acme", Roles: []string{"admin"}}
 		a.Trim()
 		js, err := json.Marshal(workflow.Definition{Name: "R", Trigger: "consent.granted", Actions: []workflow.Action{a}})
 		if err != nil {
