@@ -183,7 +183,7 @@ func replaceFile(path string, b []byte, was os.FileInfo, check func(tmp string) 
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("vault: replace the keyset file: %w", err)
+		return fmt.Errorf("vault: the keyset file could not be replaced, and is as it was: %w", err)
 	}
 	placed = true
 	d, err := os.Open(filepath.Dir(path))
@@ -192,7 +192,7 @@ func replaceFile(path string, b []byte, was os.FileInfo, check func(tmp string) 
 		d.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("vault: the new keyset file is in place, but its directory did not sync to disk: %w", err)
+		return fmt.Errorf("vault: the new keyset file is in place, but its directory did not sync to disk (a crash now may bring back the old one): %w", err)
 	}
 	return nil
 }
