@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/prf"
 )
 
 // ChangeMasterKey encrypts the keyset file at path, which must open with
@@ -82,17 +80,17 @@ func ChangeMasterKey(path, oldKey string, keep func(newKey string) error) error 
 // hold the same keys: the same ids, states and primary, a value wrapped
 // by the one opening with the other, and the same blind index.
 func sameKeys(wh, ph, nwh, nph *keyset.Handle) error {
-	differ := errors.New("vault: the new keyset file does not hold the same keys; nothing was changed")
+	differ := errors.New("vault: the new keyset file does not hold the same keys")
 	if describe(wh) != describe(nwh) || describe(ph) != describe(nph) {
 		return differ
 	}
 	probe := make([]byte, 32)
 	rand.Read(probe)
-	a, err := aead.New(wh)
+	a, p, err := primitives(wh, ph)
 	if err != nil {
 		return err
 	}
-	na, err := aead.New(nwh)
+	na, np, err := primitives(nwh, nph)
 	if err != nil {
 		return err
 	}
@@ -102,14 +100,6 @@ func sameKeys(wh, ph, nwh, nph *keyset.Handle) error {
 	}
 	if pt, err := na.Decrypt(ct, []byte("master-key-change")); err != nil || !bytes.Equal(pt, probe) {
 		return differ
-	}
-	p, err := prf.NewPRFSet(ph)
-	if err != nil {
-		return err
-	}
-	np, err := prf.NewPRFSet(nph)
-	if err != nil {
-		return err
 	}
 	want, err := p.ComputePrimaryPRF(probe, 16)
 	if err != nil {

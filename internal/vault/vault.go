@@ -14,7 +14,8 @@
 // anything, and without the key nothing can be learnt from the index.
 //
 // The keyset lives in a file (CONSENTRY_KEYSET_FILE), itself encrypted
-// under a master key (CONSENTRY_MASTER_KEY, 32 random bytes in base64).
+// under a master key (CONSENTRY_MASTER_KEY, 32 random bytes in base64),
+// which ChangeMasterKey replaces without changing the keys.
 package vault
 
 import (
@@ -166,12 +167,22 @@ func encode(wh, ph *keyset.Handle, master tink.AEAD) ([]byte, error) {
 	return json.MarshalIndent(file{AEAD: wb.Bytes(), PRF: pb.Bytes()}, "", "  ")
 }
 
-func (v *Vault) use(wh, ph *keyset.Handle) error {
+// primitives are what the keysets do: wh wraps data keys, ph computes
+// the blind index.
+func primitives(wh, ph *keyset.Handle) (tink.AEAD, *prf.Set, error) {
 	wrap, err := aead.New(wh)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	index, err := prf.NewPRFSet(ph)
+	if err != nil {
+		return nil, nil, err
+	}
+	return wrap, index, nil
+}
+
+func (v *Vault) use(wh, ph *keyset.Handle) error {
+	wrap, index, err := primitives(wh, ph)
 	if err != nil {
 		return err
 	}
