@@ -44,6 +44,8 @@ Usage:
                                   make a keyset for encrypted fields; prints its master key once
   consentry keys rotate           add a keyset key and put every data key under it
   consentry keys retire           destroy the old keyset keys once nothing uses them
+  consentry keys change-master-key
+                                  encrypt the keyset file under a new master key; prints it once
   consentry backup [--force] FILE
                                   copy the SQLite database, while it is in use, to FILE and its keyset to FILE.keyset
   consentry restore FILE          restore a backup into an empty data directory
@@ -406,7 +408,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 
 func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, "usage: consentry keys create --file PATH | keys rotate\n")
+		fmt.Fprint(stderr, "usage: consentry keys create --file PATH | keys rotate | keys retire | keys change-master-key\n")
 		return 2
 	}
 	switch args[0] {
@@ -463,7 +465,64 @@ func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []stri
 			return 1
 		}
 		return 0
+	case "change-master-key":
+		if len(args) != 1 {
+			fmt.Fprint(stderr, "usage: consentry keys change-master-key\n")
+			return 2
+		}
+		return changeMasterKey(cfg, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "consentry: unknown keys command %q\n", args[0])
 	return 2
+}
+
+// changeMasterKey encrypts the configured keyset file under a new master
+// key (vault.ChangeMasterKey) and prints the key, and what every instance
+// and every copy of the old file need. The keys inside, and so the
+// database, stay as they are.
+func changeMasterKey(cfg *config.Config, stdout, stderr io.Writer) int {
+	file := cfg.KeysetFile
+	if file == "" {
+		fmt.Fprint(stderr, "consentry: keys change-master-key: no keyset is configured (CONSENTRY_KEYSET_FILE and CONSENTRY_MASTER_KEY); nothing was changed\n")
+		if keyset := app.KeysetFile(cfg); keyset != "" && exists(keyset) { // the embedded database's own
+			_, master := app.DefaultKeyFiles(cfg.DatabaseURL)
+			fmt.Fprintf(stderr, "The keyset beside the database, %s, has its master key beside it too, in %s. To change it,\n"+
+				"set CONSENTRY_KEYSET_FILE=%s and CONSENTRY_MASTER_KEY to what %s holds, run this again,\n"+
+				"keep both settings from then on, and delete %s.\n", keyset, master, keyset, master, master)
+		}
+		return 1
+	}
+	printed := false
+	err := vault.ChangeMasterKey(file, cfg.MasterKey, func(key string) error {
+		if _, err := fmt.Fprintln(stdout, key); err != nil {
+			return fmt.Errorf("the new master key could not be printed: %w", err)
+		}
+		printed = true
+		if f, ok := stdout.(*os.File); ok {
+			f.Sync() // a key sent to a file is on disk before the keyset needs it; a terminal or pipe cannot sync
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "consentry: keys change-master-key: %v", err)
+		if !printed {
+			fmt.Fprint(stderr, "; nothing was changed")
+		}
+		fmt.Fprintln(stderr)
+		return 1
+	}
+	fmt.Fprintf(stderr, "%s is now encrypted under a new master key, printed on standard output and shown only this once. The keys inside\n"+
+		"are the same, so no data was encrypted anew. Now:\n"+
+		"- set CONSENTRY_MASTER_KEY to the new key on every instance, give every instance this keyset file, and restart them:\n"+
+		"  running instances keep working until then with the keys they hold; one started with the old key refuses to start;\n"+
+		"- copies of the old keyset file (beside backups as FILE.keyset, on other machines) still open with the old master key:\n"+
+		"  replace each with this file, which holds the same keys, or destroy it; then destroy the old master key;\n"+
+		"- whoever had the old master key and a copy of the keyset file could have taken the keys inside: if that may have\n"+
+		"  happened, also run consentry keys rotate and then consentry keys retire.\n", file)
+	return 0
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

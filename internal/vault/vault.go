@@ -14,7 +14,8 @@
 // anything, and without the key nothing can be learnt from the index.
 //
 // The keyset lives in a file (CONSENTRY_KEYSET_FILE), itself encrypted
-// under a master key (CONSENTRY_MASTER_KEY, 32 random bytes in base64).
+// under a master key (CONSENTRY_MASTER_KEY, 32 random bytes in base64),
+// which ChangeMasterKey replaces without changing the keys.
 package vault
 
 import (
@@ -130,27 +131,58 @@ func (v *Vault) reload() error {
 		v.modTime = fi.ModTime()
 		v.mu.Unlock()
 	}()
-	var f file
-	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("vault: %s is not a Consentry keyset file", v.path)
-	}
-	wh, err := keyset.Read(keyset.NewJSONReader(bytes.NewReader(f.AEAD)), v.master)
+	wh, ph, err := decode(v.path, b, v.master)
 	if err != nil {
-		return fmt.Errorf("vault: the keyset does not open with this master key (wrong CONSENTRY_MASTER_KEY?)")
-	}
-	ph, err := keyset.Read(keyset.NewJSONReader(bytes.NewReader(f.PRF)), v.master)
-	if err != nil {
-		return fmt.Errorf("vault: the keyset does not open with this master key (wrong CONSENTRY_MASTER_KEY?)")
+		return err
 	}
 	return v.use(wh, ph)
 }
 
-func (v *Vault) use(wh, ph *keyset.Handle) error {
+// decode opens the keyset file path's content b with master.
+func decode(path string, b []byte, master tink.AEAD) (wh, ph *keyset.Handle, err error) {
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, nil, fmt.Errorf("vault: %s is not a Consentry keyset file", path)
+	}
+	wrong := errors.New("vault: the keyset does not open with this master key " +
+		"(wrong CONSENTRY_MASTER_KEY, or the one from before consentry keys change-master-key?)")
+	if wh, err = keyset.Read(keyset.NewJSONReader(bytes.NewReader(f.AEAD)), master); err != nil {
+		return nil, nil, wrong
+	}
+	if ph, err = keyset.Read(keyset.NewJSONReader(bytes.NewReader(f.PRF)), master); err != nil {
+		return nil, nil, wrong
+	}
+	return wh, ph, nil
+}
+
+// encode is the keyset file of wh and ph, each encrypted under master.
+func encode(wh, ph *keyset.Handle, master tink.AEAD) ([]byte, error) {
+	var wb, pb bytes.Buffer
+	if err := wh.Write(keyset.NewJSONWriter(&wb), master); err != nil {
+		return nil, err
+	}
+	if err := ph.Write(keyset.NewJSONWriter(&pb), master); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(file{AEAD: wb.Bytes(), PRF: pb.Bytes()}, "", "  ")
+}
+
+// primitives are what the keysets do: wh wraps data keys, ph computes
+// the blind index.
+func primitives(wh, ph *keyset.Handle) (tink.AEAD, *prf.Set, error) {
 	wrap, err := aead.New(wh)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	index, err := prf.NewPRFSet(ph)
+	if err != nil {
+		return nil, nil, err
+	}
+	return wrap, index, nil
+}
+
+func (v *Vault) use(wh, ph *keyset.Handle) error {
+	wrap, index, err := primitives(wh, ph)
 	if err != nil {
 		return err
 	}
@@ -164,30 +196,21 @@ func (v *Vault) use(wh, ph *keyset.Handle) error {
 	return nil
 }
 
-// save writes the keyset file atomically, readable by its owner only.
+// save writes the keyset file in place of the old one (replaceFile), with
+// its permissions and owner; a new one is readable by its owner only.
 func (v *Vault) save() error {
 	v.mu.RLock()
 	wh, ph := v.handle, v.prfH
 	v.mu.RUnlock()
-	var wb, pb bytes.Buffer
-	if err := wh.Write(keyset.NewJSONWriter(&wb), v.master); err != nil {
-		return err
-	}
-	if err := ph.Write(keyset.NewJSONWriter(&pb), v.master); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(file{AEAD: wb.Bytes(), PRF: pb.Bytes()}, "", "  ")
+	b, err := encode(wh, ph, v.master)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(v.path), 0o700); err != nil {
 		return err
 	}
-	tmp := v.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, v.path); err != nil {
+	was, _ := os.Stat(v.path) // nil for a new keyset
+	if err := replaceFile(v.path, b, was, nil); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(v.path); err == nil {
@@ -218,16 +241,22 @@ func (v *Vault) NewDataKey(contactID string) (key []byte, wrapped string, keyID 
 
 // Wrap encrypts a data key for the contact under the primary keyset key.
 // It first picks up a keyset file rotated by another process, so that no
-// new data key is wrapped under a key that rotation is retiring.
+// new data key is wrapped under a key that rotation is retiring; a keyset
+// file it cannot read leaves it with the keys it holds.
 func (v *Vault) Wrap(contactID string, key []byte) (string, uint32, error) {
 	if fi, err := os.Stat(v.path); err == nil {
 		v.mu.RLock()
 		changed := !fi.ModTime().Equal(v.modTime)
 		v.mu.RUnlock()
 		if changed {
-			if err := v.reload(); err != nil {
-				return "", 0, err
-			}
+			// A file that no longer opens here was most likely encrypted
+			// under a new master key (ChangeMasterKey), which leaves its
+			// keys as they are: the ones held stay in use until a restart
+			// with the new master key. A rotation this instance cannot
+			// read is caught all the same: a new data key is checked
+			// against the database's record of the current key, and keys
+			// retire refuses while anything is under an older one.
+			v.reload()
 		}
 	}
 	v.mu.RLock()
