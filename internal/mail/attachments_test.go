@@ -9,6 +9,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/store"
@@ -140,6 +141,61 @@ func TestAttachmentsGoWithTheirMessage(t *testing.T) {
 		}
 		if attachmentsOf(t, db, recent) != 2 {
 			t.Fatal("another contact's message lost its attachments")
+		}
+	})
+}
+
+// TestMailboxShowsAttachments: a message delivered to the dev mailbox is
+// listed with its attachments' names, types and sizes, and each
+// downloads with its bytes; a message without attachments lists none,
+// and once the contact is erased the attachment is no longer found.
+func TestMailboxShowsAttachments(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		who := addContact(t, people, "asa@example.com", "")
+		withFiles := enqueue(t, db, mail.Message{ContactID: who, Kind: mail.KindNotification, Subject: "Receipt", Text: "Here",
+			Attachments: []mail.Attachment{{Filename: "consent-receipt-1.json", ContentType: "application/json", Data: []byte(`{"receipt":"a.b.c"}`)},
+				{Filename: "kvitto.bin", Data: []byte{0, 1, 2}}}})
+		plain := enqueue(t, db, mail.Message{ContactID: who, Kind: mail.KindNotification, Subject: "Plain", Text: "Words"})
+		if _, err := newDeliverer(db, &mail.Mailbox{DB: db, Now: time.Now}, time.Now).RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := mail.MailboxMessages(ctx, db, 10)
+		if err != nil || len(msgs) != 2 {
+			t.Fatalf("mailbox: %d messages, %v", len(msgs), err)
+		}
+		for _, m := range msgs {
+			switch m.ID {
+			case withFiles:
+				want := []mail.MailboxAttachment{{N: 0, Filename: "consent-receipt-1.json", ContentType: "application/json", Size: 19},
+					{N: 1, Filename: "kvitto.bin", ContentType: "application/octet-stream", Size: 3}}
+				if len(m.Attachments) != 2 || m.Attachments[0] != want[0] || m.Attachments[1] != want[1] {
+					t.Fatalf("attachments listed: %+v", m.Attachments)
+				}
+			case plain:
+				if m.Attachments == nil || len(m.Attachments) != 0 {
+					t.Fatalf("a message without attachments lists %+v", m.Attachments)
+				}
+			default:
+				t.Fatalf("a message %s in the mailbox", m.ID)
+			}
+		}
+		a, data, err := mail.MailboxFile(ctx, db, withFiles, 1)
+		if err != nil || a.Filename != "kvitto.bin" || !bytes.Equal(data, []byte{0, 1, 2}) {
+			t.Fatalf("download: %+v %v %v", a, data, err)
+		}
+		for _, c := range []struct {
+			id string
+			n  int
+		}{{withFiles, 2}, {plain, 0}, {"no-such-message", 0}} {
+			if _, _, err := mail.MailboxFile(ctx, db, c.id, c.n); !errs.Is(err, errs.KindNotFound) {
+				t.Errorf("attachment %d of %s: %v, want not found", c.n, c.id, err)
+			}
+		}
+		write(t, db, func(tx *store.Tx) error { return mail.EraseContactsTx(tx, []string{who}) })
+		if _, _, err := mail.MailboxFile(ctx, db, withFiles, 0); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("after the erasure: %v, want not found", err)
 		}
 	})
 }

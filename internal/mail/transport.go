@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
+	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -288,29 +290,84 @@ func headerJSON(h map[string]string) string {
 
 // MailboxMessage is a message in the dev mailbox.
 type MailboxMessage struct {
-	ID          string            `json:"id"`
-	To          string            `json:"to"`
-	From        string            `json:"from"`
-	Subject     string            `json:"subject"`
-	Text        string            `json:"text"`
-	HTML        string            `json:"html,omitempty"`
-	Headers     map[string]string `json:"headers"`
-	DeliveredAt time.Time         `json:"delivered_at"`
+	ID          string              `json:"id"`
+	To          string              `json:"to"`
+	From        string              `json:"from"`
+	Subject     string              `json:"subject"`
+	Text        string              `json:"text"`
+	HTML        string              `json:"html,omitempty"`
+	Headers     map[string]string   `json:"headers"`
+	Attachments []MailboxAttachment `json:"attachments" doc:"the message's attachments, while its content is kept (sent_body_days)"`
+	DeliveredAt time.Time           `json:"delivered_at"`
+}
+
+// MailboxAttachment names an attachment of a dev-mailbox message; N is
+// its place among the message's attachments, from 0.
+type MailboxAttachment struct {
+	N           int    `json:"n"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size" doc:"in bytes"`
 }
 
 // MailboxMessages returns the newest messages in the dev mailbox, at most
-// limit; an empty list when there are none.
+// limit, each with its attachments (none is an empty list); an empty list
+// when there are none.
 func MailboxMessages(ctx context.Context, db *store.DB, limit int) ([]MailboxMessage, error) {
-	return store.QueryAll(ctx, db.Read, func(row store.Scanner) (MailboxMessage, error) {
+	msgs, err := store.QueryAll(ctx, db.Read, func(row store.Scanner) (MailboxMessage, error) {
 		var m MailboxMessage
 		var headers string
 		var at int64
 		err := row.Scan(&m.ID, &m.To, &m.From, &m.Subject, &m.Text, &m.HTML, &headers, &at)
 		m.DeliveredAt = store.FromMicros(at)
 		json.Unmarshal([]byte(headers), &m.Headers)
+		m.Attachments = []MailboxAttachment{}
 		return m, err
 	}, `SELECT id, to_address, from_address, subject, text_body, html_body, headers, delivered_at FROM mailbox
 		ORDER BY delivered_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil || len(msgs) == 0 {
+		return msgs, err
+	}
+	ids := make([]string, len(msgs))
+	at := map[string]int{}
+	for i, m := range msgs {
+		ids[i], at[m.ID] = m.ID, i
+	}
+	type named struct {
+		outbox string
+		a      MailboxAttachment
+	}
+	cond, args := store.Among(db.Dialect, 1, ids)
+	list, err := store.QueryAll(ctx, db.Read, func(row store.Scanner) (named, error) {
+		var n named
+		return n, row.Scan(&n.outbox, &n.a.N, &n.a.Filename, &n.a.ContentType, &n.a.Size)
+	}, `SELECT outbox_id, n, filename, content_type, LENGTH(data) FROM outbox_attachments WHERE outbox_id `+cond+` ORDER BY outbox_id, n`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mail: read mailbox attachments: %w", err)
+	}
+	for _, n := range list {
+		m := &msgs[at[n.outbox]]
+		m.Attachments = append(m.Attachments, n.a)
+	}
+	return msgs, nil
+}
+
+// MailboxFile returns attachment n of the dev-mailbox message id, with its
+// content; an errs.KindNotFound error when the mailbox holds no such
+// message, or the message no such attachment (its content was removed).
+func MailboxFile(ctx context.Context, db *store.DB, id string, n int) (MailboxAttachment, []byte, error) {
+	a := MailboxAttachment{N: n}
+	var data []byte
+	err := db.Read.QueryRowContext(ctx, `SELECT a.filename, a.content_type, a.data FROM outbox_attachments a
+		JOIN mailbox m ON m.outbox_id = a.outbox_id WHERE m.id = $1 AND a.n = $2`, id, n).Scan(&a.Filename, &a.ContentType, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, nil, errs.NotFound("attachment", "")
+	}
+	if err != nil {
+		return a, nil, fmt.Errorf("mail: read mailbox attachment: %w", err)
+	}
+	a.Size = int64(len(data))
+	return a, data, nil
 }
 
 // PurgeMailboxTx deletes the dev-mailbox messages delivered before before.

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -172,6 +173,7 @@ func New(s *Server) (*Server, error) {
 	s.mux.HandleFunc("POST /confirm/{token}", s.confirm)
 	s.mux.HandleFunc("GET /p/confirmed", s.confirmed)
 	s.mux.HandleFunc("GET /dev/mailbox", s.mailbox)
+	s.mux.HandleFunc("GET /dev/mailbox/{id}/attachments/{n}", s.mailboxFile)
 	s.mux.HandleFunc("GET "+settings.LogoPath, s.logo)
 	if s.Receipts != nil {
 		s.mux.HandleFunc("GET "+JWKSPath, s.jwks)
@@ -432,12 +434,32 @@ func (s *Server) mailbox(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, err := mail.MailboxMessages(r.Context(), s.DB, 100)
 	if err != nil {
-		s.Log.ErrorContext(r.Context(), "read mailbox", "err", err)
-		http.Error(w, "The mailbox could not be read.", http.StatusInternalServerError)
+		s.fault(w, r, "read mailbox", err, "The mailbox could not be read.")
 		return
 	}
 	l := lang(r, "")
 	s.render(w, r, http.StatusOK, "mailbox", map[string]any{"Lang": l, "Title": i18n.T(l, "page.mailbox.title"), "Messages": msgs})
+}
+
+// mailboxFile downloads an attachment of a dev-mailbox message, to the
+// same clients as mailbox.
+func (s *Server) mailboxFile(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if !s.Mailbox || !clientip.Direct(r) || err != nil || n < 0 {
+		http.NotFound(w, r)
+		return
+	}
+	a, data, err := mail.MailboxFile(r.Context(), s.DB, r.PathValue("id"), n)
+	if errs.Is(err, errs.KindNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.fault(w, r, "read mailbox attachment", err, "The attachment could not be read.")
+		return
+	}
+	httpx.Attachment(w, a.ContentType, a.Filename)
+	_, _ = w.Write(data)
 }
 
 // fault answers an error that is not the request's fault: a database that

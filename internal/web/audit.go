@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 )
@@ -18,6 +20,7 @@ func (s *Server) auditRoutes() {
 	audit := func(h handler) http.HandlerFunc { return s.need(auth.PermAudit, h) }
 	s.mux.HandleFunc("GET /admin/outbox", audit(s.outboxPage))
 	s.mux.HandleFunc("GET /admin/mailbox", audit(s.mailboxPage))
+	s.mux.HandleFunc("GET /admin/mailbox/{id}/attachments/{n}", audit(s.mailboxFile))
 	s.mux.HandleFunc("GET /admin/access-log", audit(s.accessLogPage))
 	s.mux.HandleFunc("GET /admin/ledger", audit(s.ledgerPage))
 	s.mux.HandleFunc("POST /admin/ledger/verify", audit(s.verifyLedger))
@@ -48,6 +51,23 @@ func (s *Server) mailboxPage(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	s.render(w, http.StatusOK, "mailbox", page{Title: "Dev mailbox", User: u, Nav: "audit", Data: msgs})
+}
+
+// mailboxFile downloads an attachment of a dev-mailbox message (a signed
+// receipt, say); one whose content was removed is not found.
+func (s *Server) mailboxFile(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 0 {
+		s.fail(w, errs.NotFound("attachment", ""), u)
+		return
+	}
+	a, data, err := mail.MailboxFile(r.Context(), s.DB, r.PathValue("id"), n)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	httpx.Attachment(w, a.ContentType, a.Filename)
+	_, _ = w.Write(data)
 }
 
 // accessRow is an access-log entry as the page says it: in words, with
