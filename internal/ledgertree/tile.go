@@ -25,7 +25,8 @@ import (
 // a tile the latest checkpoint's tree holds is caught up with first.
 //
 // The error, for a tile the tree does not hold (yet), or one of another
-// height, is a not-found error on the field "tile" that says why.
+// height or of the events' data, is a not-found error on the field "tile"
+// that says why; for a width or number no tile has, an invalid one.
 func (s *Service) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	switch {
 	case t.H != tileHeight:
@@ -34,8 +35,10 @@ func (s *Service) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 		return nil, tileNotFound("the events themselves are not served as tiles, only the tree's hashes")
 	case t.L >= maxLevel:
 		return nil, tileNotFound("the tree has no tiles at level %d: its tiles are of levels 0 to %d", t.L, maxLevel-1)
-	case t.W < 1 || t.W > tileWidth || t.N < 0:
+	case t.W < 1 || t.W > tileWidth:
 		return nil, errs.Invalid("tile", "a tile holds 1 to %d hashes", tileWidth)
+	case t.N < 0:
+		return nil, errs.Invalid("tile", "tiles are numbered from 0")
 	}
 	size, data, err := s.readTile(ctx, t)
 	if err != nil {

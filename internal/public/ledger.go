@@ -52,6 +52,7 @@ func (s *Server) ledgerTile(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
 	h.Set("Cache-Control", "public, max-age=60")
 	if t.W == 1<<t.H {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")

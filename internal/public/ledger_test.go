@@ -223,7 +223,7 @@ func TestLedgerTilesMirror(t *testing.T) {
 			"tile/8/1/000.p/1":  {32, "public, max-age=60"},
 		} {
 			resp, body := get("/ledger/" + path)
-			if resp.StatusCode != 200 || len(body) != want.bytes || resp.Header.Get("Content-Type") != "application/octet-stream" ||
+			if resp.StatusCode != 200 || len(body) != want.bytes || resp.ContentLength != int64(want.bytes) || resp.Header.Get("Content-Type") != "application/octet-stream" ||
 				resp.Header.Get("Cache-Control") != want.cache {
 				t.Errorf("GET %s: %d, %d bytes, %s, %q; want 200, %d bytes of application/octet-stream, %q", path, resp.StatusCode, len(body),
 					resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), want.bytes, want.cache)
