@@ -158,7 +158,7 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 		}
 		// Pages that read the database say so too, with a time to try
 		// again, rather than failing as if broken.
-		for _, path := range []string{"/ledger/checkpoint", "/confirm/" + strings.Repeat("ab", 32), "/.well-known/jwks.json",
+		for _, path := range []string{"/ledger/checkpoint", "/ledger/tile/8/0/000.p/1", "/confirm/" + strings.Repeat("ab", 32), "/.well-known/jwks.json",
 			"/p/" + strings.Repeat("cd", 32), "/u/" + strings.Repeat("ef", 32)} {
 			resp, err := probe.client.Get(load.base + path)
 			if err != nil {

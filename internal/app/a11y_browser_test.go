@@ -81,6 +81,7 @@ var skippedPages = map[string]string{
 	"/ledger/checkpoint":                             "the ledger's signed checkpoint, plain text",
 	"/ledger/consistency":                            "a consistency proof, JSON",
 	"/ledger/key":                                    "the verifier keys, plain text",
+	"tilePrefix":                                     "the ledger tree's tiles, raw hashes",
 	"JWKSPath":                                       "the signing keys, a JSON key set",
 	"receipts.LinkPath":                              "a receipt email's download, a JSON file (an unusable link gets the neutral page /confirm/{token} gets)",
 }

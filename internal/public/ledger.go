@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/store"
@@ -18,6 +20,7 @@ import (
 //	GET /ledger/checkpoint           the latest signed checkpoint (?size=N: the one of that size)
 //	GET /ledger/consistency?from=N   a proof that the tree grew from size N to the latest (or &to=M)
 //	GET /ledger/key                  the verifier keys, current first, one per line
+//	GET /ledger/tile/8/L/N[.p/W]     a tile of the tree, as tlog.Tile.Path names it
 func (s *Server) ledgerRoutes() {
 	if s.Tree == nil {
 		return
@@ -25,6 +28,49 @@ func (s *Server) ledgerRoutes() {
 	s.mux.HandleFunc("GET /ledger/checkpoint", s.ledgerCheckpoint)
 	s.mux.HandleFunc("GET /ledger/consistency", s.ledgerConsistency)
 	s.mux.HandleFunc("GET /ledger/key", s.ledgerKey)
+	s.mux.HandleFunc("GET "+tilePrefix, s.ledgerTile)
+}
+
+// tilePrefix is where the tree's tiles are served: under it, each tile at
+// its tlog.Tile.Path, as the Go checksum database serves its own, so that
+// tlog.TileHashReader over plain HTTP fetches can mirror and check them.
+const tilePrefix = "/ledger/tile/"
+
+// ledgerTile serves a tile of the tree: the raw hashes, 32 bytes each. A
+// full tile never changes; a partial one is the start of a tile that is
+// still filling, so it is kept briefly, as the next one is longer.
+func (s *Server) ledgerTile(w http.ResponseWriter, r *http.Request) {
+	t, err := parseTilePath(strings.TrimPrefix(r.URL.Path, "/ledger/"))
+	if err != nil {
+		ledgerError(w, err)
+		return
+	}
+	data, err := s.Tree.Tile(r.Context(), t)
+	if err != nil {
+		s.ledgerFail(w, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	h.Set("Cache-Control", "public, max-age=60")
+	if t.W == 1<<t.H {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	}
+	w.Write(data)
+}
+
+// parseTilePath reads a tile's path, tile/H/L/N or tile/H/L/N.p/W, in the
+// one form tlog.Tile.Path writes it: N in groups of three digits, all but
+// the last prefixed with x (x001/x234/067). The error names the field
+// "tile" and says what the form is.
+func parseTilePath(p string) (tlog.Tile, error) {
+	t, err := tlog.ParseTilePath(p)
+	if err != nil {
+		return tlog.Tile{}, errs.Invalid("tile", "a tile's path is tile/8/L/N, or tile/8/L/N.p/W for the first W (1 to 255) hashes of a tile: "+
+			"the level L and the number N in decimal, N in groups of three digits, all but the last prefixed with x (tile/8/0/x001/234)")
+	}
+	return t, nil
 }
 
 func (s *Server) ledgerCheckpoint(w http.ResponseWriter, r *http.Request) {
