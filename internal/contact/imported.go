@@ -161,50 +161,94 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[st
 		}
 		return s.importNewTx(tx, in, defs, erased, actor, ev, now)
 	}
-	var err error
-	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
-		ProcessingStopped: c.ProcessingStoppedAt != nil, Erased: c.ErasedAt != nil}
-	if k.ProcessingStopped || k.Erased {
-		return ImportOutcome{Skipped: SkipLocked}, nil
+	p, err := planKnown(tx, in, c, defs, policy)
+	if err != nil || p.out.Skipped != "" {
+		return p.out, err
 	}
-	if policy == DuplicateSkip {
-		return ImportOutcome{Key: k, Skipped: SkipDuplicate}, nil
-	}
-	input := in.Input
-	if policy == DuplicateFill {
-		if input, err = emptyOnly(tx, c, input, defs); err != nil {
-			return ImportOutcome{}, err
-		}
-	}
-	before := snapshotOf(c)
-	secrets, err := input.apply(c, defs)
-	if err != nil {
+	k, updated := p.out.Key, p.out.Updated
+	if err := s.storeSecrets(tx, c.ID, p.secrets, defs, now); err != nil {
 		return ImportOutcome{}, err
 	}
-	if err := checkStorageTx(tx, c.ID, input.Fields, defs); err != nil {
-		return ImportOutcome{}, err
-	}
-	if err := s.storeSecrets(tx, c.ID, secrets, defs, now); err != nil {
-		return ImportOutcome{}, err
-	}
-	updated := len(changedFields(before, c, secrets)) > 0
-	if updated {
+	if p.fieldsChanged {
 		c.UpdatedAt = now
-		if err := updateTx(tx, before, c, secrets, now); err != nil {
+		if err := updateTx(tx, p.before, c, p.secrets, now); err != nil {
 			return ImportOutcome{}, err
 		}
 	}
-	if in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn) {
+	if p.optOut {
 		ch, err := s.Consent.ApplyOptIn(tx, k, consent.OptInInput{Status: contactstate.OptOutUser, Channel: consent.ChannelUser,
 			Actor: actor, Evidence: ev}, now)
 		if err != nil {
 			return ImportOutcome{}, errs.WithField(err, optInField)
 		}
 		if ch != nil {
-			k.OptIn, updated = ch.To, true
+			k.OptIn = ch.To
 		}
 	}
 	return ImportOutcome{Key: k, Updated: updated}, nil
+}
+
+// knownPlan is what a row would do to a known contact: its outcome, and
+// what ImportTx then writes.
+type knownPlan struct {
+	out           ImportOutcome
+	before        snapshot
+	secrets       map[string]*string
+	fieldsChanged bool
+	optOut        bool // the row opts the contact out
+}
+
+// planKnown decides, reading only, what in does to c, the contact that
+// has its address, under policy: locked and skip-duplicate rows are
+// skipped; otherwise c takes the row's fields as the policy allows (in
+// memory), and the plan says whether anything would change.
+func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDefinition, policy string) (knownPlan, error) {
+	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
+		ProcessingStopped: c.ProcessingStoppedAt != nil, Erased: c.ErasedAt != nil}
+	if k.ProcessingStopped || k.Erased {
+		return knownPlan{out: ImportOutcome{Skipped: SkipLocked}}, nil
+	}
+	if policy == DuplicateSkip {
+		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate}}, nil
+	}
+	input := in.Input
+	if policy == DuplicateFill {
+		var err error
+		if input, err = emptyOnly(tx, c, input, defs); err != nil {
+			return knownPlan{}, err
+		}
+	}
+	p := knownPlan{before: snapshotOf(c)}
+	var err error
+	if p.secrets, err = input.apply(c, defs); err != nil {
+		return knownPlan{}, err
+	}
+	if err := checkStorageTx(tx, c.ID, input.Fields, defs); err != nil {
+		return knownPlan{}, err
+	}
+	p.fieldsChanged = len(changedFields(p.before, c, p.secrets)) > 0
+	p.optOut = in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
+	p.out = ImportOutcome{Key: k, Updated: p.fieldsChanged || p.optOut}
+	return p, nil
+}
+
+// PlanImportTx says what ImportTx would do with in, reading only: the
+// outcome it would return (a new contact's Key is zero), or the error
+// that would refuse the row. A dry run counts rows with it.
+func (s *Service) PlanImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[string]*FieldDefinition, policy string) (ImportOutcome, error) {
+	c := look.known[in.emailKey]
+	if c == nil {
+		scratch := &Contact{Fields: map[string]any{}}
+		if _, err := in.Input.apply(scratch, defs); err != nil {
+			return ImportOutcome{}, err
+		}
+		if _, erased := look.erased[in.emailKey]; erased && !in.NewConsent {
+			return ImportOutcome{Skipped: SkipErasedAddress}, nil
+		}
+		return ImportOutcome{Created: true}, nil
+	}
+	p, err := planKnown(tx, in, c, defs, policy)
+	return p.out, err
 }
 
 // importNewTx writes a row whose address is no contact's; erased is when

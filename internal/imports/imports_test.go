@@ -310,10 +310,35 @@ func TestImportRules(t *testing.T) {
 			OptIn:   &imports.OptIn{Value: contactstate.SingleOptInUser},
 			Consents: []imports.Consent{{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent,
 				CollectedAtColumn: "date", TextVersion: 1}}}
+		// The dry run counts every row as the import then does, and
+		// reports the same rows.
+		dry := w.run(imp.ID, d, true)
+		dryReport, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
 		imp = w.run(imp.ID, d, false)
 		if imp.Status != imports.StatusDone || imp.Created != 1 || imp.Skipped != 2 || imp.SkippedBy[contact.SkipErasedAddress] != 1 ||
 			imp.SkippedBy[contact.SkipLocked] != 1 || imp.SkippedBy[imports.KeptNewerConsent] != 1 {
 			t.Fatalf("import: %+v", imp)
+		}
+		if dry.Created != imp.Created || dry.Updated != imp.Updated || dry.Unchanged != imp.Unchanged || dry.Skipped != imp.Skipped ||
+			dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) {
+			t.Fatalf("the dry run counted %+v, the import %+v", dry, imp)
+		}
+		report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(report) != fmt.Sprint(dryReport) || len(report) != 2 {
+			t.Fatalf("the dry run reported %+v, the import %+v", dryReport, report)
+		}
+		// The report keeps nothing of an erased address's row, nor of a
+		// locked contact's.
+		for _, r := range report {
+			if len(r.Cells) != 0 {
+				t.Errorf("row %d (%s) kept its cells: %q", r.Row, r.Code, r.Cells)
+			}
 		}
 		if c := w.contact("out@example.com"); c.OptInStatus != contactstate.OptOutUser {
 			t.Errorf("the opt-out was lifted: %s", c.OptInStatus)
@@ -649,5 +674,43 @@ func TestImportWithdrawingStorageConsentErasesTiedValues(t *testing.T) {
 			}
 		}
 		w.verify()
+	})
+}
+
+// The report keeps no more of a row than it must: a sensitive value is
+// masked, a huge cell is cut, and the file's header is defused in the
+// CSV as the cells are.
+func TestReportKeepsLittle(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		huge := strings.Repeat("å", 10000) // 20,000 bytes
+		imp := w.upload("ids.csv", csvFile(',',
+			[]string{"email", "Personnummer", "=HYPERLINK(\"x\")"},
+			[]string{"not an address", "19900101-8888", huge},
+		))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"},
+			{Column: "Personnummer", Field: "national_id"}, {Column: `=HYPERLINK("x")`, Field: "company"}}}
+		imp = w.run(imp.ID, d, false)
+		if imp.Failed != 1 {
+			t.Fatalf("import: %+v", imp)
+		}
+		rows, err := w.imports.ReportRows(ctx, imp.ID, 0, 10)
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("report: %+v %v", rows, err)
+		}
+		cells := rows[0].Cells
+		if len(cells) != 3 || cells[0] != "not an address" || cells[1] != "•••••••••8888" || len(cells[2]) > 4096 ||
+			!strings.HasSuffix(cells[2], "…") || !strings.HasPrefix(huge, strings.TrimSuffix(cells[2], "…")) {
+			t.Fatalf("the report's cells: %q %q, %d bytes", cells[0], cells[1], len(cells[2]))
+		}
+		var b bytes.Buffer
+		if err := w.imports.WriteReport(ctx, imp.ID, &b); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&b).ReadAll()
+		if err != nil || len(recs) != 2 || recs[0][7] != `'=HYPERLINK("x")` || strings.Contains(b.String(), "19900101") {
+			t.Fatalf("the CSV report: %q %v", recs[0], err)
+		}
 	})
 }

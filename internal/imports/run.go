@@ -287,22 +287,24 @@ type tally struct {
 	skippedBy                                    map[string]int64
 	report                                       [][]any // import_rows
 	touched                                      [][]any // import_contacts
+	// keep is what the report keeps of a row's cells (resolved.reportCells).
+	keep func(row *readRow, code string) []string
 }
 
 func (t *tally) skip(row *readRow, importID, code, reason string) {
 	t.skipped++
 	t.skippedBy[code]++
-	t.report = append(t.report, reportRow(importID, row, OutcomeSkipped, code, "", reason))
+	t.report = append(t.report, reportRow(importID, row, t.keep(row, code), OutcomeSkipped, code, "", reason))
 }
 
 func (t *tally) fail(row *readRow, importID string, e *rowError) {
 	t.failed++
-	t.report = append(t.report, reportRow(importID, row, OutcomeFailed, "invalid", e.field, e.reason))
+	t.report = append(t.report, reportRow(importID, row, t.keep(row, "invalid"), OutcomeFailed, "invalid", e.field, e.reason))
 }
 
-func reportRow(importID string, row *readRow, outcome, code, field, reason string) []any {
-	cells, _ := json.Marshal(row.cells)
-	if row.cells == nil {
+func reportRow(importID string, row *readRow, kept []string, outcome, code, field, reason string) []any {
+	cells, _ := json.Marshal(kept)
+	if kept == nil {
 		cells = []byte("[]")
 	}
 	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells)}
@@ -347,7 +349,7 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 	}()
 	err := w.s.DB.Write(ctx, func(tx *store.Tx) error {
 		began = time.Now()
-		t, cancelled = tally{skippedBy: map[string]int64{}}, false
+		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells}, false
 		var pos int64
 		var status string
 		var cancel bool
@@ -426,16 +428,15 @@ func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
 // kinds never meet.
 func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) error {
 	var ins []*contact.Incoming
+	var planned []*readRow
 	for _, row := range rows {
 		switch {
 		case row.fail != nil:
 			t.fail(row, w.imp.ID, row.fail)
-		case w.imp.DryRun:
-			if err := w.dryRow(tx, t, row); err != nil {
-				return err
-			}
+		case w.imp.DryRun && w.metBefore(t, row):
 		default:
 			ins = append(ins, &row.plan.incoming)
+			planned = append(planned, row)
 		}
 	}
 	if len(ins) == 0 {
@@ -445,13 +446,23 @@ func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) er
 	if err != nil {
 		return err
 	}
+	if w.imp.DryRun {
+		for _, row := range planned {
+			if err := w.row(tx, t, row, look, now); err != nil {
+				e := errs.As(err)
+				if e == nil {
+					return err
+				}
+				t.fail(row, w.imp.ID, asRowError(err))
+			}
+		}
+		return nil
+	}
 	var fresh, known []*readRow
-	for _, row := range rows {
-		switch {
-		case row.fail != nil:
-		case look.Known(&row.plan.incoming):
+	for _, row := range planned {
+		if look.Known(&row.plan.incoming) {
 			known = append(known, row)
-		default:
+		} else {
 			fresh = append(fresh, row)
 		}
 	}
@@ -466,12 +477,22 @@ func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) er
 	return nil
 }
 
-// row writes one planned row inside tx and counts it in t.
+// row writes one planned row inside tx and counts it in t. In a dry run
+// it writes nothing and counts the row as the import would: the same
+// decisions, made by reading (contact.Service.PlanImportTx,
+// lists.WouldJoinTx), so that a dry run's counts and report are the
+// import's.
 func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup, now time.Time) error {
-	id := w.imp.ID
+	id, dry := w.imp.ID, w.imp.DryRun
 	p := row.plan
-	ev := consent.Evidence{Method: consent.MethodImport, ImportID: id}
-	out, err := w.s.Contacts.ImportTx(tx, &p.incoming, look, w.r.defs, w.r.def.Duplicates, w.armed, w.imp.Actor, ev, now)
+	var out contact.ImportOutcome
+	var err error
+	if dry {
+		out, err = w.s.Contacts.PlanImportTx(tx, &p.incoming, look, w.r.defs, w.r.def.Duplicates)
+	} else {
+		ev := consent.Evidence{Method: consent.MethodImport, ImportID: id}
+		out, err = w.s.Contacts.ImportTx(tx, &p.incoming, look, w.r.defs, w.r.def.Duplicates, w.armed, w.imp.Actor, ev, now)
+	}
 	if err != nil {
 		return err
 	}
@@ -480,8 +501,10 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	case contact.SkipDuplicate:
 		code, why := contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped"
 		var mine bool
-		if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM import_contacts WHERE import_id = $1 AND contact_id = $2)`, id, out.Key.ID).Scan(&mine); err != nil {
-			return err
+		if !dry {
+			if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM import_contacts WHERE import_id = $1 AND contact_id = $2)`, id, out.Key.ID).Scan(&mine); err != nil {
+				return err
+			}
 		}
 		if mine {
 			code, why = SkipDuplicateInFile, "an earlier row of the file has the address"
@@ -511,19 +534,26 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 				continue
 			}
 		}
-		if _, err := c.prepared.Apply(tx, k, now); err != nil {
-			return err
+		if !dry {
+			if _, err := c.prepared.Apply(tx, k, now); err != nil {
+				return err
+			}
 		}
 		changed = true
 	}
 	for _, l := range p.lists {
-		if out.Created {
+		var joined bool
+		switch {
+		case out.Created && dry:
+		case out.Created:
 			if err := lists.JoinNewTx(tx, k.ID, l, "import", now); err != nil {
 				return err
 			}
-			continue
+		case dry:
+			joined, err = lists.WouldJoinTx(tx, k.ID, l.ID)
+		default:
+			joined, err = lists.JoinLater(tx, k.ID, l.ID, "import", now)
 		}
-		joined, err := lists.JoinLater(tx, k.ID, l.ID, "import", now)
 		if err != nil {
 			return err
 		}
@@ -537,7 +567,7 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	default:
 		t.unchanged++
 	}
-	if changed {
+	if changed && !dry {
 		created := 0
 		if out.Created {
 			created = 1
@@ -547,31 +577,22 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	return nil
 }
 
-// dryRow counts a row as the import would, from what can be known without
-// writing: an address met earlier in the file, or already a contact's.
-func (w *writer) dryRow(tx *store.Tx, t *tally, row *readRow) error {
-	k := row.plan.emailKey()
-	h := maphash.String(w.seed, k)
-	if w.seen[h] {
-		if w.r.def.Duplicates == contact.DuplicateSkip {
-			t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
-		} else {
-			t.updated++
-		}
-		return nil
+// metBefore counts, in a dry run, a row whose address an earlier row of
+// the file had, and reports whether it did: nothing was written for the
+// earlier row, so the database does not know the address, and the row is
+// counted as the import would meet it, a contact's already (a dry run
+// does not tell whether its fields would change the earlier row's). The
+// addresses met are kept in memory as 64-bit hashes.
+func (w *writer) metBefore(t *tally, row *readRow) bool {
+	h := maphash.String(w.seed, row.plan.emailKey())
+	if !w.seen[h] {
+		w.seen[h] = true
+		return false
 	}
-	w.seen[h] = true
-	var known bool
-	if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM contacts WHERE email_key = $1)`, k).Scan(&known); err != nil {
-		return err
-	}
-	switch {
-	case !known:
-		t.created++
-	case w.r.def.Duplicates == contact.DuplicateSkip:
-		t.skip(row, w.imp.ID, contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped")
-	default:
+	if w.r.def.Duplicates == contact.DuplicateSkip {
+		t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
+	} else {
 		t.updated++
 	}
-	return nil
+	return true
 }

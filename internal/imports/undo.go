@@ -139,14 +139,21 @@ type ReportRow struct {
 // WriteReport writes the import's failed and skipped rows as CSV, in file
 // order: row number, outcome, code, field, reason, then the row's own
 // cells under the file's header, so the file can be fixed and imported
-// again. Cells that a spreadsheet would run as formulas are defused.
+// again. Cells that a spreadsheet would run as formulas are defused, the
+// file's header's too. What the report keeps of the cells is
+// resolved.reportCells': sensitive values masked, none of erased or
+// locked contacts' rows.
 func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error {
 	imp, err := s.Get(ctx, id)
 	if err != nil {
 		return err
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write(append([]string{"row", "outcome", "code", "field", "reason"}, imp.Header...)); err != nil {
+	header := []string{"row", "outcome", "code", "field", "reason"}
+	for _, h := range imp.Header {
+		header = append(header, cells.Defuse(h))
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	after := int64(0)

@@ -454,19 +454,28 @@ func SubscribedIDs(subs []Subscription) map[string]bool {
 // JoinLater subscribes the contact to the list inside tx, as SetLater
 // does, unless the contact unsubscribed from it before: an import or a
 // bulk action never undoes someone's choice to leave. It reports whether
-// the contact is subscribed now (false also for a list deleted since).
+// it subscribed the contact now: false when they were subscribed already,
+// had left, or the list was deleted since.
 func JoinLater(tx *store.Tx, contactID, listID, source string, now time.Time) (bool, error) {
+	join, err := WouldJoinTx(tx, contactID, listID)
+	if err != nil || !join {
+		return false, err
+	}
+	found, _, err := set(tx, contactID, listID, Subscribed, source, now)
+	return found, err
+}
+
+// WouldJoinTx reports, reading only, whether JoinLater would subscribe
+// the contact: true when they have no subscription to the list, neither
+// current nor left.
+func WouldJoinTx(tx *store.Tx, contactID, listID string) (bool, error) {
 	var current string
 	err := tx.Row(`SELECT status FROM list_subscriptions WHERE list_id = $1 AND contact_id = $2`, listID, contactID).Scan(&current)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("lists: read subscription: %w", err)
-	case current == Unsubscribed:
-		return false, nil
-	case current == Subscribed:
-		return true, nil
 	}
-	found, _, err := set(tx, contactID, listID, Subscribed, source, now)
-	return found, err
+	return false, nil
 }
