@@ -1,9 +1,10 @@
 package api
 
 import (
-	"fmt"
+	"context"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,7 +77,21 @@ func (s *Server) uploadImport(r *http.Request, caller consent.Actor) (int, any, 
 	if err != nil || params["boundary"] == "" {
 		return 0, nil, errs.Invalid("Content-Type", "a multipart body needs its boundary")
 	}
-	var imp *imports.Import
+	imp, err := s.uploadParts(ctx, mr, name, caller)
+	return 201, imp, err
+}
+
+// uploadParts reads a multipart upload's parts: the file, and the
+// definition and dry_run that start it at once. A request refused after
+// its file was kept, for a later part or a definition that does not hold,
+// keeps nothing: the upload is discarded.
+func (s *Server) uploadParts(ctx context.Context, mr *multipart.Reader, name string, caller consent.Actor) (imp *imports.Import, err error) {
+	defer func() { // imp is the upload kept so far
+		if err != nil && imp != nil {
+			s.Imports.Discard(ctx, imp.ID)
+			imp = nil
+		}
+	}()
 	var def *imports.Definition
 	dryRun := false
 	for {
@@ -85,49 +100,49 @@ func (s *Server) uploadImport(r *http.Request, caller consent.Actor) (int, any, 
 			break
 		}
 		if err != nil {
-			return 0, nil, errs.Invalid("body", "is not a readable multipart body")
+			return imp, errs.Invalid("body", "is not a readable multipart body")
 		}
 		switch part.FormName() {
 		case "file":
 			if imp != nil {
-				return 0, nil, errs.Invalid("file", "is given twice")
+				return imp, errs.Invalid("file", "is given twice")
 			}
 			if name == "" {
 				name = part.FileName()
 			}
 			if imp, err = s.Imports.Upload(ctx, name, part, caller); err != nil {
-				return 0, nil, err
+				return imp, err
 			}
 		case "definition":
 			data, err := io.ReadAll(io.LimitReader(part, maxBody+1))
 			if err != nil || len(data) > maxBody {
-				return 0, nil, errs.Invalid("definition", "must be at most %d bytes", maxBody)
+				return imp, errs.Invalid("definition", "must be at most %d bytes", maxBody)
 			}
 			d, err := imports.ParseDefinition(data)
 			if err != nil {
-				return 0, nil, err
+				return imp, err
 			}
 			def = &d
 		case "dry_run":
 			data, _ := io.ReadAll(io.LimitReader(part, 16))
 			if dryRun, err = strconv.ParseBool(strings.TrimSpace(string(data))); err != nil {
-				return 0, nil, errs.Invalid("dry_run", "must be true or false")
+				return imp, errs.Invalid("dry_run", "must be true or false")
 			}
 		default:
-			return 0, nil, errs.Invalid(part.FormName(), "is not a part an upload takes (file, definition, dry_run)")
+			return imp, errs.Invalid(part.FormName(), "is not a part an upload takes (file, definition, dry_run)")
 		}
 	}
 	if imp == nil {
-		return 0, nil, errs.Required("file")
+		return nil, errs.Required("file")
 	}
 	if def == nil {
-		return 201, imp, nil
+		return imp, nil
 	}
 	started, err := s.Imports.Start(ctx, imp.ID, *def, dryRun)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w (the file is kept as import %s; start it again with a corrected definition)", err, imp.ID)
+		return imp, err
 	}
-	return 201, started, nil
+	return started, nil
 }
 
 func (s *Server) listImports(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -108,6 +109,46 @@ func TestImportsThroughTheAPI(t *testing.T) {
 			t.Fatalf("header only: %d %s", r.status, r.body)
 		}
 		checkError(t, r, "invalid", "file")
+
+		// A multipart upload refused after its file arrived keeps nothing:
+		// a definition that does not hold, a bad dry_run, a second file, a
+		// part it does not take.
+		for _, c := range []struct {
+			field string
+			parts func(mw *multipart.Writer)
+		}{
+			{"source", func(mw *multipart.Writer) {
+				mw.WriteField("definition", `{"columns":[{"column":"E-mail","field":"email"}]}`)
+			}},
+			{"dry_run", func(mw *multipart.Writer) { mw.WriteField("dry_run", "maybe") }},
+			{"file", func(mw *multipart.Writer) {
+				fw, _ := mw.CreateFormFile("file", "again.csv")
+				io.WriteString(fw, "E-mail\nx@example.com\n")
+			}},
+			{"color", func(mw *multipart.Writer) { mw.WriteField("color", "blue") }},
+		} {
+			var body bytes.Buffer
+			mw := multipart.NewWriter(&body)
+			fw, _ := mw.CreateFormFile("file", "refused.csv")
+			io.WriteString(fw, "E-mail,Voornaam,Nieuwsbrief\nerik@example.com,Erik,ja\n")
+			c.parts(mw)
+			mw.Close()
+			r = e.upload(t, "/api/v1/imports", mw.FormDataContentType(), &body)
+			if r.status < 400 || r.status > 499 {
+				t.Fatalf("refused on %s: %d %s", c.field, r.status, r.body)
+			}
+			var got struct{ Error struct{ Field string } }
+			if err := json.Unmarshal(r.body, &got); err != nil || got.Error.Field != c.field {
+				t.Fatalf("refused on %s names %q: %s", c.field, got.Error.Field, r.body)
+			}
+			if n := len(decodeAs[[]imports.Import](t, e.get(t, "/api/v1/imports"))); n != 2 {
+				t.Fatalf("refused on %s, the upload was kept: %d imports listed", c.field, n)
+			}
+		}
+		var chunks int
+		if err := db.Read.QueryRow(`SELECT count(*) FROM import_file_chunks`).Scan(&chunks); err != nil || chunks != 0 {
+			t.Fatalf("%d file chunks kept: %v", chunks, err)
+		}
 	})
 }
 

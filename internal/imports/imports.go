@@ -136,7 +136,7 @@ func (s *Service) Upload(ctx context.Context, name string, r io.Reader, actor co
 		name = "upload"
 	}
 	if len(name) > 255 {
-		name = name[:255]
+		name = strings.ToValidUTF8(name[:255], "")
 	}
 	now := s.now()
 	imp := &Import{ID: uuid.Must(uuid.NewV7()).String(), FileName: name, Status: StatusUploaded, Actor: actor, CreatedAt: now,
@@ -150,16 +150,24 @@ func (s *Service) Upload(ctx context.Context, name string, r io.Reader, actor co
 	}
 	err := s.receive(ctx, imp, r)
 	if err != nil {
-		// Nothing half-kept: the import and its chunks go.
-		if derr := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			_, err := tx.Exec(`DELETE FROM imports WHERE id = $1`, imp.ID)
-			return err
-		}); derr != nil {
-			s.Log.Error("imports: remove a refused upload", "import", imp.ID, "err", derr)
-		}
+		s.Discard(ctx, imp.ID) // nothing half-kept
 		return nil, err
 	}
 	return imp, nil
+}
+
+// Discard removes an upload that was never started, with its file, for a
+// request refused after its file was kept (a multipart upload whose
+// definition is refused, say): a refused request keeps nothing. An import
+// that has started, or is gone, is left alone. A failure is logged, and
+// the upload then goes with the uploads never started (Prune).
+func (s *Service) Discard(ctx context.Context, id string) {
+	if err := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		_, err := tx.Exec(`DELETE FROM imports WHERE id = $1 AND status IN ('uploading', $2) AND NOT dry_run AND position = 0`, id, StatusUploaded)
+		return err
+	}); err != nil {
+		s.Log.Error("imports: remove a refused upload", "import", id, "err", err)
+	}
 }
 
 // receive stores r in chunks while a reader counts its rows, then writes
