@@ -197,7 +197,7 @@ func (s *Server) previewImport(r *http.Request, _ consent.Actor) (int, any, erro
 		}
 	}
 	rows, err := s.Imports.Preview(r.Context(), r.PathValue("id"), d, n)
-	return pathResult(200, rows, err)
+	return 200, rows, err // an unknown import is a 404; a source, purpose or list the definition names, a 422 on its field
 }
 
 func (s *Server) dryRunImport(r *http.Request, _ consent.Actor) (int, any, error) {
@@ -214,7 +214,7 @@ func (s *Server) startWith(r *http.Request, dryRun bool) (int, any, error) {
 		return 0, nil, err
 	}
 	imp, err := s.Imports.Start(r.Context(), r.PathValue("id"), d, dryRun)
-	return pathResult(202, imp, err)
+	return 202, imp, err // as previewImport
 }
 
 func (s *Server) cancelImport(r *http.Request, _ consent.Actor) (int, any, error) {

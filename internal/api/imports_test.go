@@ -63,6 +63,24 @@ func TestImportsThroughTheAPI(t *testing.T) {
 		}
 		checkError(t, r, "invalid", "consents[0].legal_basis")
 		def := strings.Replace(noBasis, `"collected_at"`, `"legal_basis":"consent","collected_at"`, 1)
+		if r := e.do(t, "POST", "/api/v1/imports/nope/preview", def, ""); r.status != 404 {
+			t.Fatalf("preview of an import that does not exist: %d %s", r.status, r.body)
+		}
+		// A source, purpose or list that does not exist is the
+		// definition's fault, named by its field: the import exists.
+		for field, bad := range map[string]string{
+			"source":              strings.Replace(def, `"source":"API"`, `"source":"Nope"`, 1),
+			"consents[0].purpose": strings.Replace(def, `"purpose":"E-marketing"`, `"purpose":"Nope"`, 1),
+			"lists[0].list":       strings.Replace(def, `"consents"`, `"lists":[{"list":"Nope"}],"consents"`, 1),
+		} {
+			for _, action := range []string{"preview", "start", "dry-run"} {
+				r := e.do(t, "POST", "/api/v1/imports/"+imp.ID+"/"+action, bad, "")
+				var got struct{ Error struct{ Code, Field string } }
+				if err := json.Unmarshal(r.body, &got); err != nil || r.status != 422 || got.Error.Field != field {
+					t.Fatalf("%s naming an unknown %s: %d %s", action, field, r.status, r.body)
+				}
+			}
+		}
 		preview := decodeAs[[]imports.PreviewRow](t, e.do(t, "POST", "/api/v1/imports/"+imp.ID+"/preview?rows=2", def, "").body)
 		if len(preview) != 2 || preview[0].Fields["first_name"] != "Anna" || len(preview[0].Consents) != 1 ||
 			preview[1].Error == nil || preview[1].Error.Field != "email" {
@@ -164,4 +182,39 @@ func runJobs(t testing.TB, e *env) {
 		}
 	}
 	t.Fatal("jobs never ran out")
+}
+
+// A saved mapping is checked as a start checks its definition, but for
+// the file's columns: a definition that no import could start with is
+// refused naming its field, and writes nothing.
+func TestSavedMappingsAreChecked(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		good := `{"source":"API","columns":[{"column":"E-mail","field":"email"}],
+			"consents":[{"purpose":"E-marketing","column":"Nieuwsbrief","legal_basis":"consent","collected_at":"2026-11-01","text_version":1}]}`
+		for field, def := range map[string]string{
+			"definition.source":                  strings.Replace(good, `"source":"API",`, ``, 1),
+			"definition.opt_in_status.value":     strings.Replace(good, `"columns"`, `"opt_in_status":{"value":"double_opt_in"},"columns"`, 1),
+			"definition.consents[0].legal_basis": strings.Replace(good, `"legal_basis":"consent",`, ``, 1),
+			"definition.consents[0].purpose":     strings.Replace(good, `"E-marketing"`, `"Nope"`, 1),
+			"definition.columns":                 strings.Replace(good, `"field":"email"`, `"field":"first_name"`, 1),
+		} {
+			r := e.do(t, "POST", "/api/v1/import-mappings", `{"name":"Fair","definition":`+def+`}`, "")
+			var got struct{ Error struct{ Field string } }
+			if err := json.Unmarshal(r.body, &got); err != nil || r.status < 400 || r.status > 499 || got.Error.Field != field {
+				t.Fatalf("saving a mapping refused on %s: %d %s", field, r.status, r.body)
+			}
+		}
+		if n := len(decodeAs[[]imports.Mapping](t, e.get(t, "/api/v1/import-mappings"))); n != 0 {
+			t.Fatalf("refused mappings were saved: %d", n)
+		}
+		if r := e.do(t, "POST", "/api/v1/import-mappings", `{"name":"Fair","definition":`+good+`}`, ""); r.status != 200 {
+			t.Fatalf("saving a good mapping: %d %s", r.status, r.body)
+		}
+		r := e.do(t, "DELETE", "/api/v1/import-mappings/nope", "", "")
+		var got struct{ Error struct{ Code string } }
+		if json.Unmarshal(r.body, &got); r.status != 404 || got.Error.Code != "import_mapping_not_found" {
+			t.Fatalf("deleting a mapping that does not exist: %d %s", r.status, r.body)
+		}
+	})
 }

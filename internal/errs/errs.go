@@ -75,9 +75,16 @@ func Required(field string) *Error {
 }
 
 // NotFound reports that the thing named by what (for example "contact")
-// does not exist. field names the input that named it, if any.
+// does not exist. field names the input that named it, if any. The code
+// is what in snake case, then _not_found ("import_mapping_not_found").
 func NotFound(what, field string) *Error {
-	return &Error{Kind: KindNotFound, Code: what + "_not_found", Field: field, Message: what + " not found"}
+	code := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return '_'
+		}
+		return r
+	}, what)
+	return &Error{Kind: KindNotFound, Code: code + "_not_found", Field: field, Message: what + " not found"}
 }
 
 // Conflict reports a clash with the current state.

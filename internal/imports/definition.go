@@ -130,6 +130,31 @@ type listColumn struct {
 	index int // -1: every row
 }
 
+// columnsNamed returns every column d names, as the header of a file
+// that has them all, for checking d without a file.
+func (d Definition) columnsNamed() []string {
+	var out []string
+	add := func(c string) {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	for _, c := range d.Columns {
+		add(c.Column)
+	}
+	if d.OptIn != nil {
+		add(d.OptIn.Column)
+	}
+	for _, c := range d.Consents {
+		add(c.Column)
+		add(c.CollectedAtColumn)
+	}
+	for _, l := range d.Lists {
+		add(l.Column)
+	}
+	return out
+}
+
 // check resolves d against header, or refuses it with the field at fault
 // (source, duplicates, columns[2].field, consents[0].legal_basis, ...) and
 // why. Nothing is read from the file.
@@ -147,7 +172,7 @@ func (s *Service) check(ctx context.Context, d Definition, header []string) (*re
 	}
 	src, err := s.Consent.ActiveSource(ctx, d.Source)
 	if err != nil {
-		return nil, err
+		return nil, errs.WithField(err, errs.Field("source"))
 	}
 	r.source = src
 	switch d.Duplicates {
@@ -215,7 +240,7 @@ func (s *Service) check(ctx context.Context, d Definition, header []string) (*re
 		at := fmt.Sprintf("lists[%d]", i)
 		found, err := s.Lists.Get(ctx, l.List)
 		if err != nil {
-			return nil, errs.WithField(err, func(string) string { return at + ".list" })
+			return nil, errs.WithField(err, errs.Field(at+".list"))
 		}
 		lc := listColumn{list: found, index: -1}
 		if l.Column != "" {
@@ -237,7 +262,7 @@ func (s *Service) checkConsent(ctx context.Context, at string, c Consent, col fu
 	}
 	p, err := s.Consent.Purpose(ctx, c.Purpose)
 	if err != nil {
-		return cc, errs.WithField(err, func(string) string { return at + ".purpose" })
+		return cc, errs.WithField(err, errs.Field(at+".purpose"))
 	}
 	cc.purpose = p
 	switch {

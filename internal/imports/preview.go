@@ -118,8 +118,11 @@ type MappingInput struct {
 }
 
 // SaveMapping keeps in under its name, replacing a mapping of that name
-// (regardless of case). The definition is kept as given: it is checked
-// against a file when an import starts with it.
+// (regardless of case). The definition is checked as an import's start
+// checks it, but for the file: its source, purposes and lists must exist
+// and its provenance be complete, while whether a file has the columns
+// it names is checked when an import starts with it. An error names the
+// field under "definition." and why.
 func (s *Service) SaveMapping(ctx context.Context, in MappingInput) (*Mapping, error) {
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
@@ -127,6 +130,9 @@ func (s *Service) SaveMapping(ctx context.Context, in MappingInput) (*Mapping, e
 	}
 	if err := errs.TrimLine("name", &name, 200); err != nil {
 		return nil, err
+	}
+	if _, err := s.check(ctx, in.Definition, in.Definition.columnsNamed()); err != nil {
+		return nil, errs.WithField(err, func(f string) string { return "definition." + f })
 	}
 	def, err := json.Marshal(in.Definition)
 	if err != nil {
