@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
@@ -358,6 +359,19 @@ func decodeOptional(r *http.Request, v any) error {
 	return nil
 }
 
+// invalidUTF8At returns the offset of the first byte of data that is not
+// part of a valid UTF-8 sequence; len(data) when all are.
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
+}
+
 // errEmptyBody answers a request that has no body where one is required.
 var errEmptyBody = &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body is empty; a JSON object is required"}
 
@@ -365,6 +379,13 @@ var errEmptyBody = &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", M
 // requests may name many things (contacts by id, say).
 func decodeUpTo(r *http.Request, v any, limit int64) error {
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err == nil && !utf8.Valid(data) {
+		// JSON is UTF-8 (RFC 8259); the decoder would quietly put U+FFFD
+		// in place of the bad bytes, and a name or a consent's notice be
+		// stored other than it was sent.
+		return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json",
+			Message: fmt.Sprintf("request body is not valid UTF-8 at byte %d", invalidUTF8At(data))}
+	}
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()

@@ -598,6 +598,8 @@ func TestAPIScenarios(t *testing.T) {
 			{name: "malformed JSON", method: "POST", url: "/api/v1/contacts", body: `{"email":`, status: 400, errCode: "malformed_json"},
 			{name: "syntax error", method: "POST", url: "/api/v1/contacts", body: `{"email" "x@example.com"}`, status: 400, errCode: "malformed_json"},
 			{name: "empty body", method: "POST", url: "/api/v1/contacts", status: 400, errCode: "malformed_json"},
+			{name: "not UTF-8", method: "POST", url: "/api/v1/contacts", body: "{\"email\":\"nu@example.com\",\"first_name\":\"A\xffB\"}", status: 400,
+				errCode: "malformed_json"},
 			{name: "body is not an object", method: "POST", url: "/api/v1/contacts", body: `["x@example.com"]`, status: 400, errCode: "malformed_json"},
 			{name: "trailing data", method: "POST", url: "/api/v1/contacts", body: `{"email":"t@example.com"} {}`, status: 400, errCode: "malformed_json"},
 			{name: "body too large", method: "POST", url: "/api/v1/contacts",
