@@ -78,23 +78,26 @@ type Import struct {
 	FileSize  int64    `json:"file_size"`
 	TotalRows int64    `json:"total_rows" doc:"data rows in the file, the header not counted"`
 	// Definition is what the import runs, or ran, with; nil before.
-	Definition *Definition      `json:"definition,omitempty"`
-	DryRun     bool             `json:"dry_run" doc:"the last run wrote nothing; its counts say what an import would do"`
-	Status     string           `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undoing,undone"`
-	Position   int64            `json:"position" doc:"data rows read so far"`
-	Created    int64            `json:"created"`
-	Updated    int64            `json:"updated"`
-	Unchanged  int64            `json:"unchanged"`
-	Skipped    int64            `json:"skipped"`
-	SkippedBy  map[string]int64 `json:"skipped_by" doc:"skipped rows by reason; also kept_newer_consent, the consents left because the contact gave a later one"`
-	Failed     int64            `json:"failed"`
-	Removed    int64            `json:"removed" doc:"contacts removed by undo"`
-	Actor      consent.Actor    `json:"actor"`
-	Error      string           `json:"error,omitempty"`
-	CreatedAt  time.Time        `json:"created_at"`
-	StartedAt  *time.Time       `json:"started_at,omitempty"`
-	FinishedAt *time.Time       `json:"finished_at,omitempty"`
-	UndoneAt   *time.Time       `json:"undone_at,omitempty"`
+	Definition *Definition `json:"definition,omitempty"`
+	DryRun     bool        `json:"dry_run" doc:"the last run wrote nothing; its counts say what an import would do"`
+	Status     string      `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undoing,undone"`
+	// CancelRequested says a cancel was asked for: a queued or running
+	// import stops at the end of the chunk it is writing.
+	CancelRequested bool             `json:"cancel_requested,omitempty" doc:"a cancel was asked for; the import stops at the end of the chunk it is writing, and is then cancelled"`
+	Position        int64            `json:"position" doc:"data rows read so far"`
+	Created         int64            `json:"created"`
+	Updated         int64            `json:"updated"`
+	Unchanged       int64            `json:"unchanged"`
+	Skipped         int64            `json:"skipped"`
+	SkippedBy       map[string]int64 `json:"skipped_by" doc:"skipped rows by reason; also kept_newer_consent, the consents left because the contact gave a later one"`
+	Failed          int64            `json:"failed"`
+	Removed         int64            `json:"removed" doc:"contacts removed by undo"`
+	Actor           consent.Actor    `json:"actor"`
+	Error           string           `json:"error,omitempty"`
+	CreatedAt       time.Time        `json:"created_at"`
+	StartedAt       *time.Time       `json:"started_at,omitempty"`
+	FinishedAt      *time.Time       `json:"finished_at,omitempty"`
+	UndoneAt        *time.Time       `json:"undone_at,omitempty"`
 }
 
 // Service uploads, runs, reports on and undoes imports.
@@ -323,7 +326,7 @@ func (s *Service) open(ctx context.Context, id string) (*tabular.Reader, error) 
 }
 
 const importSelect = `SELECT id, file_name, format, encoding, delimiter, header, file_size, total_rows, definition, dry_run, status,
-	position, created, updated, unchanged, skipped, failed, skipped_by, removed, actor_kind, actor_id, error, created_at, started_at,
+	cancel_requested, position, created, updated, unchanged, skipped, failed, skipped_by, removed, actor_kind, actor_id, error, created_at, started_at,
 	finished_at, undone_at FROM imports`
 
 func scanImport(row store.Scanner) (*Import, error) {
@@ -332,7 +335,7 @@ func scanImport(row store.Scanner) (*Import, error) {
 	var created int64
 	var started, finished, undone sql.NullInt64
 	err := row.Scan(&imp.ID, &imp.FileName, &imp.Format, &imp.Encoding, &imp.Delimiter, &header, &imp.FileSize, &imp.TotalRows, &def,
-		&imp.DryRun, &imp.Status, &imp.Position, &imp.Created, &imp.Updated, &imp.Unchanged, &imp.Skipped, &imp.Failed, &skippedBy,
+		&imp.DryRun, &imp.Status, &imp.CancelRequested, &imp.Position, &imp.Created, &imp.Updated, &imp.Unchanged, &imp.Skipped, &imp.Failed, &skippedBy,
 		&imp.Removed, &imp.Actor.Kind, &imp.Actor.ID, &imp.Error, &created, &started, &finished, &undone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("import", "")

@@ -509,8 +509,8 @@ func TestCancelAndUndo(t *testing.T) {
 		w.jobs.Handle(imports.JobKind, func(ctx context.Context, j *jobs.Job) error {
 			err := w.imports.Handle(ctx, j)
 			if runs++; runs == 2 { // a user cancels while the import runs
-				if _, err := w.imports.Cancel(ctx, imp.ID); err != nil {
-					t.Error(err)
+				if got, err := w.imports.Cancel(ctx, imp.ID); err != nil || got.Status != imports.StatusRunning || !got.CancelRequested {
+					t.Errorf("cancelling: %+v %v", got, err)
 				}
 			}
 			return err
