@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -94,6 +95,9 @@ type Service struct {
 	Condition func(ctx context.Context, src string) (*filter.Condition, error)
 	Log       *slog.Logger
 	Now       func() time.Time
+	// StartChunk is how many contacts one transaction of Start records;
+	// 0 is startChunk.
+	StartChunk int
 }
 
 func (s *Service) now() time.Time { return store.Now(s.Now) }
@@ -236,13 +240,22 @@ var contactTypes = []string{"text", "text", "text"}
 
 // Start checks in, reads its audience and starts a run: the contacts who
 // may be asked are invited by a double opt-in run (a job), the others are
-// counted as skipped by reason. The run, its contacts and the double
-// opt-in run are written in one transaction; on any error nothing is.
+// counted as skipped by reason.
 //
 // Whether another run already awaits a contact's answer is decided again
-// inside that transaction: writes take turns (package store), so of runs
-// started at the same time for the same contacts, each contact is asked
-// by the first to write and counted as SkipAlreadyAsked by the others.
+// as the contact is recorded, inside the transaction that records it:
+// writes take turns (package store), so of runs started at the same time
+// for the same contacts, each contact is asked by the first to record
+// them and counted as SkipAlreadyAsked by the others.
+//
+// An audience of up to startChunk (StartChunk) contacts is recorded in one transaction
+// with the run and its double opt-in run; on any error nothing is
+// written. A larger one is recorded startChunk contacts to a transaction,
+// so that no transaction holds the writer long (other changes wait behind
+// it), under a run that is preparing and shown nowhere; the last
+// transaction starts the double opt-in run and shows the run. A start
+// that fails midway removes what it recorded, and one cut off (the
+// process ended) is removed by Sweep.
 func (s *Service) Start(ctx context.Context, in Input, by consent.Actor) (*Run, error) {
 	days, err := in.check()
 	if err != nil {
@@ -254,60 +267,144 @@ func (s *Service) Start(ctx context.Context, in Input, by consent.Actor) (*Run, 
 		return nil, err
 	}
 	actor, _ := json.Marshal(by)
-	var run *Run
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		run = &Run{ID: uuid.Must(uuid.NewV7()).String(), ImportID: in.ImportID, Condition: in.Condition, Days: days, Status: StatusInviting,
+	newRun := func() *Run {
+		return &Run{ID: uuid.Must(uuid.NewV7()).String(), ImportID: in.ImportID, Condition: in.Condition, Days: days, Status: statusPreparing,
 			Total: int64(len(members)), Skipped: map[string]int64{}, CreatedBy: by, CreatedAt: now}
-		var ask []string
-		for _, m := range members {
-			if m.skip() == "" {
-				ask = append(ask, m.id)
-			}
+	}
+	insertRun := func(tx *store.Tx, run *Run) error {
+		if _, err := tx.Exec(`INSERT INTO repermission_runs (id, import_id, condition, days, bulk_id, status, total, skipped, created_by,
+			created_at) VALUES ($1, $2, $3, $4, '', $5, $6, '{}', $7, $8)`, run.ID, run.ImportID, run.Condition, run.Days,
+			statusPreparing, run.Total, string(actor), store.Micros(now)); err != nil {
+			return fmt.Errorf("repermission: record run: %w", err)
 		}
-		asked, err := awaited(tx, ask)
-		if err != nil {
-			return err
-		}
-		rows := make([][]any, len(members))
-		ask = ask[:0]
-		for i, m := range members {
-			reason := m.skip()
-			if reason == "" && asked[m.id] {
-				reason = SkipAlreadyAsked
+		return nil
+	}
+	if len(members) <= s.chunk() {
+		var run *Run
+		err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			run = newRun()
+			if err := insertRun(tx, run); err != nil {
+				return err
 			}
-			rows[i] = []any{run.ID, m.id, reason}
-			if reason != "" {
-				run.Skipped[reason]++
-				continue
-			}
-			ask = append(ask, m.id)
-		}
-		if len(ask) == 0 {
-			run.Status, run.FinishedAt = StatusDone, &now
-		} else {
-			b, err := s.OptIn.StartBulkTx(tx, ask, optin.TriggerRepermission)
+			ask, err := recordTx(tx, run, members)
 			if err != nil {
 				return err
 			}
-			run.bulkID = b.ID
+			return s.launchTx(tx, run, ask, now)
+		})
+		if err != nil {
+			return nil, err
 		}
-		skipped, _ := json.Marshal(run.Skipped)
-		var finished any
-		if run.FinishedAt != nil {
-			finished = store.Micros(now)
+		s.Log.Info("re-permission run started", "run", run.ID, "contacts", run.Total, "skipped", run.SkippedCount())
+		return run, nil
+	}
+	run := newRun()
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error { return insertRun(tx, run) }); err != nil {
+		return nil, err
+	}
+	err = func() error {
+		var ask []string
+		for from := 0; from < len(members); from += s.chunk() {
+			part := members[from:min(from+s.chunk(), len(members))]
+			var got []string
+			before := maps.Clone(run.Skipped)
+			if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+				run.Skipped = maps.Clone(before) // a transaction run again starts over
+				var err error
+				got, err = recordTx(tx, run, part)
+				return err
+			}); err != nil {
+				return err
+			}
+			ask = append(ask, got...)
 		}
-		if _, err := tx.Exec(`INSERT INTO repermission_runs (id, import_id, condition, days, bulk_id, status, total, skipped, created_by,
-			created_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, run.ID, run.ImportID, run.Condition, run.Days,
-			run.bulkID, run.Status, run.Total, string(skipped), string(actor), store.Micros(now), finished); err != nil {
-			return fmt.Errorf("repermission: record run: %w", err)
-		}
-		return tx.InsertRows(store.Prefix("repermission: record contacts"), contactColumns, contactTypes, rows)
-	})
+		return s.DB.Write(ctx, func(tx *store.Tx) error { return s.launchTx(tx, run, ask, now) })
+	}()
 	if err != nil {
+		if derr := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			_, err := tx.Exec(`DELETE FROM repermission_runs WHERE id = $1 AND status = $2`, run.ID, statusPreparing)
+			return err
+		}); derr != nil {
+			s.Log.Error("repermission: remove a run that failed to start", "run", run.ID, "err", derr)
+		}
 		return nil, err
 	}
 	s.Log.Info("re-permission run started", "run", run.ID, "contacts", run.Total, "skipped", run.SkippedCount())
 	return run, nil
+}
+
+// startChunk is how many contacts of a run one transaction of Start
+// records (unless Service.StartChunk says otherwise): some tens of
+// milliseconds of the writer.
+const startChunk = 2000
+
+func (s *Service) chunk() int {
+	if s.StartChunk > 0 {
+		return s.StartChunk
+	}
+	return startChunk
+}
+
+// statusPreparing is a run whose contacts Start is still recording; it is
+// shown nowhere, and one left so (its start cut off) is removed by Sweep
+// after preparingFor.
+const (
+	statusPreparing = "preparing"
+	preparingFor    = time.Hour
+)
+
+// recordTx records members as contacts of run, each with why it is not
+// asked (its state, or another run awaiting its answer), counts the
+// skipped in run.Skipped, and returns the ids of those to ask.
+func recordTx(tx *store.Tx, run *Run, members []audienceMember) ([]string, error) {
+	var ask []string
+	for _, m := range members {
+		if m.skip() == "" {
+			ask = append(ask, m.id)
+		}
+	}
+	asked, err := awaited(tx, ask)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([][]any, len(members))
+	ask = ask[:0]
+	for i, m := range members {
+		reason := m.skip()
+		if reason == "" && asked[m.id] {
+			reason = SkipAlreadyAsked
+		}
+		rows[i] = []any{run.ID, m.id, reason}
+		if reason != "" {
+			run.Skipped[reason]++
+			continue
+		}
+		ask = append(ask, m.id)
+	}
+	return ask, tx.InsertRows(store.Prefix("repermission: record contacts"), contactColumns, contactTypes, rows)
+}
+
+// launchTx ends run's preparing: it starts the double opt-in run that
+// invites ask, or, with no one to ask, ends the run at once; and shows
+// the run with its counts.
+func (s *Service) launchTx(tx *store.Tx, run *Run, ask []string, now time.Time) error {
+	var finished any
+	run.Status = StatusInviting
+	if len(ask) == 0 {
+		run.Status, run.FinishedAt, finished = StatusDone, &now, store.Micros(now)
+	} else {
+		b, err := s.OptIn.StartBulkTx(tx, ask, optin.TriggerRepermission)
+		if err != nil {
+			return err
+		}
+		run.bulkID = b.ID
+	}
+	skipped, _ := json.Marshal(run.Skipped)
+	if _, err := tx.Exec(`UPDATE repermission_runs SET bulk_id = $2, status = $3, skipped = $4, finished_at = $5 WHERE id = $1`,
+		run.ID, run.bulkID, run.Status, string(skipped), finished); err != nil {
+		return fmt.Errorf("repermission: start run: %w", err)
+	}
+	return nil
 }
 
 // awaited returns which of ids a run has asked and still awaits the
@@ -361,7 +458,7 @@ func scanRun(row store.Scanner) (*Run, error) {
 // Get returns a run with its counts, or a not-found error. A run whose
 // double opt-in run failed is shown failed, with the reason.
 func (s *Service) Get(ctx context.Context, id string) (*Run, error) {
-	r, err := scanRun(s.DB.Read.QueryRowContext(ctx, runSelect+` WHERE id = $1`, id))
+	r, err := scanRun(s.DB.Read.QueryRowContext(ctx, runSelect+` WHERE id = $1 AND status <> '`+statusPreparing+`'`, id))
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +487,7 @@ func (s *Service) List(ctx context.Context, limit int) ([]*Run, error) {
 	if limit < 1 || limit > 200 {
 		limit = 50
 	}
-	out, err := store.QueryAll(ctx, s.DB.Read, scanRun, runSelect+` ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	out, err := store.QueryAll(ctx, s.DB.Read, scanRun, runSelect+` WHERE status <> '`+statusPreparing+`' ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("repermission: list runs: %w", err)
 	}
@@ -405,7 +502,8 @@ func (s *Service) List(ctx context.Context, limit int) ([]*Run, error) {
 // ForImport returns the runs started from the import, newest first; none
 // is an empty slice.
 func (s *Service) ForImport(ctx context.Context, importID string) ([]*Run, error) {
-	out, err := store.QueryAll(ctx, s.DB.Read, scanRun, runSelect+` WHERE import_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20`, importID)
+	out, err := store.QueryAll(ctx, s.DB.Read, scanRun, runSelect+` WHERE import_id = $1 AND status <> '`+statusPreparing+`'
+		ORDER BY created_at DESC, id DESC LIMIT 20`, importID)
 	if err != nil {
 		return nil, fmt.Errorf("repermission: list runs: %w", err)
 	}

@@ -537,6 +537,7 @@ func TestConfirmedByAWebform(t *testing.T) {
 func TestRunsStartedTogetherAskOnce(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := setUp(t, db)
+		f.svc.StartChunk = 7 // several transactions a run, which interleave
 		ctx := context.Background()
 		const people, runs = 40, 6
 		for i := range people {
@@ -634,6 +635,62 @@ func TestFailedRunReleasesContacts(t *testing.T) {
 		f.runJobs(t)
 		if got := f.get(t, again.ID); got.Invited != 3 || got.Status != repermission.StatusWaiting {
 			t.Fatalf("the second run after sending: %+v", got)
+		}
+	})
+}
+
+// A large audience is recorded in several transactions under a run that
+// shows nowhere until it starts; a start cut off midway is removed by the
+// sweep, and its contacts may be asked again.
+func TestLargeStartInChunks(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := setUp(t, db)
+		f.svc.StartChunk = 3
+		ctx := context.Background()
+		for i := range 10 {
+			f.contact(t, "c"+string(rune('a'+i))+"@example.com", "")
+		}
+		stopped := f.contact(t, "stopped@example.com", "")
+		f.exec(t, `UPDATE contacts SET processing_stopped_at = $2 WHERE id = $1`, stopped, store.Micros(f.now))
+		in := repermission.Input{Condition: `email endsWith "@example.com"`}
+		run, err := f.svc.Start(ctx, in, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.get(t, run.ID); got.Total != 11 || got.SkippedCount() != 1 || got.Status != repermission.StatusInviting {
+			t.Fatalf("the run: %+v", got)
+		}
+		if n := f.count(t, `SELECT COUNT(*) FROM repermission_contacts WHERE run_id = $1`, run.ID); n != 11 {
+			t.Fatalf("%d contacts recorded", n)
+		}
+		f.runJobs(t)
+		if got := f.get(t, run.ID); got.Invited != 10 {
+			t.Fatalf("after sending: %+v", got)
+		}
+
+		// A start cut off after recording some contacts: hidden, it holds
+		// them until the sweep removes it.
+		cut := "01900000-0000-7000-8000-000000000001"
+		f.exec(t, `INSERT INTO repermission_runs (id, days, bulk_id, status, total, skipped, created_by, created_at)
+			VALUES ($1, 30, '', 'preparing', 1, '{}', '{}', $2)`, cut, store.Micros(f.now))
+		late := f.contact(t, "late@example.com", "")
+		f.exec(t, `INSERT INTO repermission_contacts (run_id, contact_id, skip_reason) VALUES ($1, $2, '')`, cut, late)
+		if runs, err := f.svc.List(ctx, 50); err != nil || len(runs) != 1 {
+			t.Fatalf("runs listed: %d %v", len(runs), err)
+		}
+		if _, err := f.svc.Get(ctx, cut); !errs.Is(err, errs.KindNotFound) {
+			t.Fatalf("a preparing run: %v", err)
+		}
+		f.now = f.now.Add(2 * time.Hour)
+		if _, err := f.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.count(t, `SELECT COUNT(*) FROM repermission_contacts WHERE run_id = $1`, cut); n != 0 {
+			t.Fatalf("the cut-off run kept %d contacts", n)
+		}
+		again, err := f.svc.Start(ctx, repermission.Input{Condition: `email == "late@example.com"`}, user)
+		if err != nil || again.SkippedCount() != 0 {
+			t.Fatalf("asking the cut-off run's contact again: %+v %v", again, err)
 		}
 	})
 }

@@ -166,7 +166,8 @@ func ConfirmedTx(tx *store.Tx, contactID string, now time.Time) error {
 // sweepBatch is how many contacts one transaction of Sweep lapses.
 const sweepBatch = 500
 
-// Sweep lapses the invited contacts whose days ran out without a
+// Sweep removes the runs whose start was cut off (statusPreparing, after
+// preparingFor), then lapses the invited contacts whose days ran out without a
 // confirmation: each is marked lapsed, counted in its run and flagged
 // (repermission_lapsed), a batch to a transaction. A contact who has,
 // since the invitation, granted a consent to a purpose that governs
@@ -174,6 +175,13 @@ const sweepBatch = 500
 // phone, say) holds a valid consent, and counts as confirmed at that
 // consent's time instead. It returns how many contacts it lapsed.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`DELETE FROM repermission_runs WHERE status = $1 AND created_at < $2`, statusPreparing,
+			store.Micros(s.now().Add(-preparingFor)))
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("repermission: remove runs whose start was cut off: %w", err)
+	}
 	total := 0
 	for {
 		n, more, err := s.sweepOnce(ctx)
