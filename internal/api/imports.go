@@ -146,11 +146,11 @@ func (s *Server) uploadParts(ctx context.Context, mr *multipart.Reader, name str
 }
 
 func (s *Server) listImports(r *http.Request, _ consent.Actor) (int, any, error) {
-	limit, err := queryLimit(r.URL.Query(), 50)
+	limit, err := queryLimitUpTo(r.URL.Query(), 50, 200)
 	if err != nil {
 		return 0, nil, err
 	}
-	list, err := s.Imports.List(r.Context(), min(limit, 200))
+	list, err := s.Imports.List(r.Context(), limit)
 	return 200, list, err
 }
 
@@ -237,14 +237,14 @@ func (s *Server) importRows(r *http.Request, _ consent.Actor) (int, any, error) 
 		}
 		after = n
 	}
-	limit, err := queryLimit(q, 100)
+	limit, err := queryLimitUpTo(q, 100, 1000)
 	if err != nil {
 		return 0, nil, err
 	}
 	if _, err := s.Imports.Get(r.Context(), r.PathValue("id")); err != nil {
 		return 0, nil, inPath(err)
 	}
-	rows, err := s.Imports.ReportRows(r.Context(), r.PathValue("id"), after, min(limit, 1000))
+	rows, err := s.Imports.ReportRows(r.Context(), r.PathValue("id"), after, limit)
 	return 200, rows, err
 }
 

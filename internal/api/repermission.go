@@ -43,11 +43,11 @@ func (s *Server) startRepermission(r *http.Request, caller consent.Actor) (int, 
 }
 
 func (s *Server) listRepermissions(r *http.Request, _ consent.Actor) (int, any, error) {
-	limit, err := queryLimit(r.URL.Query(), 50)
+	limit, err := queryLimitUpTo(r.URL.Query(), 50, 200)
 	if err != nil {
 		return 0, nil, err
 	}
-	list, err := s.Repermission.List(r.Context(), min(limit, 200))
+	list, err := s.Repermission.List(r.Context(), limit)
 	return 200, list, err
 }
 

@@ -768,14 +768,17 @@ func (s *Server) patchSettings(r *http.Request, _ consent.Actor) (int, any, erro
 
 // queryLimit reads the page size in the query's "limit": a whole number
 // from 1 to 500, or def when it is not given.
-func queryLimit(q url.Values, def int) (int, error) {
+func queryLimit(q url.Values, def int) (int, error) { return queryLimitUpTo(q, def, 500) }
+
+// queryLimitUpTo is queryLimit for a list whose pages hold up to most.
+func queryLimitUpTo(q url.Values, def, most int) (int, error) {
 	l := q.Get("limit")
 	if l == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(l)
-	if err != nil || n < 1 || n > 500 {
-		return 0, errs.Invalid("limit", "must be a whole number from 1 to 500")
+	if err != nil || n < 1 || n > most {
+		return 0, errs.Invalid("limit", "must be a whole number from 1 to %d", most)
 	}
 	return n, nil
 }
