@@ -23,6 +23,7 @@ import (
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/tabular/tabulartest"
 	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
@@ -401,14 +402,29 @@ func TestUnreadableFilesAreRefused(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		oneLine := io.MultiReader(strings.NewReader("email;name\n"), io.LimitReader(repeat('a'), 50<<20))
-		for name, r := range map[string]io.Reader{
-			"empty":          strings.NewReader(""),
-			"header only":    strings.NewReader("email;name\n"),
-			"binary":         bytes.NewReader([]byte{0, 1, 2, 0xff, 0xfe, 0, 0, 0x81, 0x8d}),
-			"one 50 MB line": oneLine,
+		header := tabulartest.Row(1, tabulartest.Inline("A1", "email"), tabulartest.Inline("B1", "name"))
+		amplified := header
+		for r := 2; r <= 31; r++ {
+			amplified += tabulartest.Row(r, tabulartest.Inline(fmt.Sprintf("A%d", r), fmt.Sprintf("amp%d@example.com", r)), tabulartest.Shared(fmt.Sprintf("B%d", r), 0))
+		}
+		for name, tc := range map[string]struct {
+			r    io.Reader
+			want string // in the message
+		}{
+			"empty":          {strings.NewReader(""), ""},
+			"header only":    {strings.NewReader("email;name\n"), ""},
+			"binary":         {bytes.NewReader([]byte{0, 1, 2, 0xff, 0xfe, 0, 0, 0x81, 0x8d}), ""},
+			"one 50 MB line": {oneLine, ""},
+			// A workbook of 64 KB holding 64 MiB of spaces.
+			"whitespace bomb": {bytes.NewReader(tabulartest.Book{Sheet: header, Spaces: 64}.Bytes(t)), "longer than 8 MiB"},
+			// Rows each holding a shared string of 2 MiB; and one holding
+			// one of 600 KiB twice.
+			"shared strings": {bytes.NewReader(tabulartest.Book{Sheet: amplified, Shared: []string{strings.Repeat("B", 2<<20)}}.Bytes(t)), "longer than 1 MiB"},
+			"a long row": {bytes.NewReader(tabulartest.Book{Sheet: header + tabulartest.Row(2, tabulartest.Shared("A2", 0), tabulartest.Shared("B2", 0)),
+				Shared: []string{strings.Repeat("B", 600<<10)}}.Bytes(t)), "row 2: it is longer than 1 MiB"},
 		} {
-			_, err := w.imports.Upload(context.Background(), name, r, user)
-			if e := errs.As(err); e == nil || e.Field != "file" {
+			_, err := w.imports.Upload(context.Background(), name, tc.r, user)
+			if e := errs.As(err); e == nil || e.Field != "file" || !strings.Contains(e.Message, tc.want) {
 				t.Errorf("%s: got %v", name, err)
 			}
 		}

@@ -94,12 +94,28 @@
 // text: a file with a 50 MB line fails on that line after reading a little
 // more than the limit. Options.MaxBytes (default 2 GiB) bounds the bytes
 // read from the file and, for a workbook, the total size of its unpacked
-// parts, which guards against zip bombs. A workbook's worksheets and
-// shared strings above 8 MiB are unpacked to temporary files in
+// parts, which guards against zip bombs.
+//
+// A workbook's row has the same limit as a line of text: its cells, shared
+// strings expanded, at most Options.MaxLineBytes, and at most MaxColumns
+// cells; a longer row ends the reading as a text file's does. Because
+// excelize parses the XML with encoding/xml, which holds a whole token in
+// memory, and puts a row together before returning it, the workbook's
+// worksheets and shared strings are first read as a stream and the
+// workbook refused at Open (the field "file", the row when it is one row)
+// when it holds a run of text or markup without a tag longer than 8 times
+// Options.MaxLineBytes (64 MiB of spaces compress to 64 KB), more than 16
+// MiB of text outside a sheet's rows, a row or a shared string whose text
+// is longer than Options.MaxLineBytes, more than 2,000,000 shared strings,
+// a DOCTYPE, more than 32 MiB of parts held in memory, or more than
+// 250,000 elements in the parts excelize parses whole (styles, the list
+// of sheets; 1,000,000 in the list of formulas to compute). Worksheets and
+// shared strings above 1 MiB are unpacked to temporary files in
 // Options.TempDir rather than memory, its other parts (styles, the list of
-// sheets) to memory; a workbook's row is bounded only by those limits.
-// Reading a million rows of ten columns takes about 15 MB of memory from
-// CSV and 40 MB from a workbook.
+// sheets) to memory. Reading a million rows of ten columns takes about 15
+// MB of memory from CSV and 40 MB from a workbook of inline text; each
+// shared string adds about 25 bytes (excelize's index of them), 50 MB for
+// two million.
 //
 // # Errors
 //

@@ -29,8 +29,8 @@ const (
 	CodeEmpty       = "file_empty"           // no bytes, or no row with any text
 	CodeEncoding    = "unsupported_encoding" // text in none of the supported encodings, or binary
 	CodeFormat      = "unsupported_format"   // .xls, a zip that is not a workbook, a corrupt workbook
-	CodeTooLarge    = "file_too_large"       // more than Options.MaxBytes
-	CodeLineTooLong = "line_too_long"        // the header line is longer than Options.MaxLineBytes
+	CodeTooLarge    = "file_too_large"       // more than Options.MaxBytes; a workbook beyond its other limits
+	CodeLineTooLong = "line_too_long"        // the header line, or any row or text of a workbook, is longer than Options.MaxLineBytes
 	CodeText        = "invalid_text"         // the header row is not text in the file's encoding
 	CodeHeader      = "invalid_header"       // a column without a name, a name twice, a quote misplaced, too many columns
 )
@@ -51,7 +51,8 @@ type Options struct {
 	// the most its parts may unpack to; 0 is DefaultMaxBytes.
 	MaxBytes int64
 	// MaxLineBytes is the longest row of a text file, in bytes of UTF-8
-	// text; 0 is DefaultMaxLineBytes.
+	// text, and of a workbook, its cells' text together with a byte
+	// between each two; 0 is DefaultMaxLineBytes.
 	MaxLineBytes int
 	// TempDir is where a workbook is unpacked; "" is os.TempDir().
 	TempDir string
@@ -297,6 +298,12 @@ func columnName(i int) string {
 
 func fileError(code, format string, args ...any) *errs.Error {
 	return &errs.Error{Kind: errs.KindInvalid, Code: code, Field: "file", Message: fmt.Sprintf(format, args...)}
+}
+
+// rowTooLong says why a row longer than max bytes of text is refused, in
+// a text file and a workbook alike.
+func rowTooLong(max int) string {
+	return fmt.Sprintf("it is longer than %s, the most that is read for one row", sizeText(int64(max)))
 }
 
 func tooLarge(max int64) *errs.Error {

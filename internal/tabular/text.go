@@ -313,9 +313,8 @@ func (s *textSource) skipEmptyLines() {
 }
 
 func (s *textSource) tooLong() *RowError {
-	return &RowError{Row: s.row, Fatal: true, Err: errLineTooLong, Reason: fmt.Sprintf(
-		"it is longer than %s, the most that is read for one row; a quote (\") that opens a cell and is never closed makes the rest of the file one cell",
-		sizeText(int64(s.maxLine)))}
+	return &RowError{Row: s.row, Fatal: true, Err: errLineTooLong,
+		Reason: rowTooLong(s.maxLine) + `; a quote (") that opens a cell and is never closed makes the rest of the file one cell`}
 }
 
 // readError turns an error of encoding/csv into the row's error.

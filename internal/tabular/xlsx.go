@@ -1,7 +1,6 @@
 package tabular
 
 import (
-	"archive/zip"
 	"errors"
 	"fmt"
 	"io"
@@ -9,11 +8,6 @@ import (
 
 	"github.com/xuri/excelize/v2"
 )
-
-// unpackedInMemory is the size above which excelize unpacks a worksheet or
-// the shared strings to a temporary file instead of memory. Its default is
-// 16 MiB; the shared strings in memory take several times their size.
-const unpackedInMemory = 8 << 20
 
 // isoDate is how a date reads whose format is Excel's built-in short date
 // (number format 14, and 22 with the time), which Excel gives a typed
@@ -26,10 +20,11 @@ const isoDate = "yyyy-mm-dd"
 // xlsxSource reads the first sheet of a workbook with excelize's
 // streaming row iterator.
 type xlsxSource struct {
-	f    *excelize.File
-	rows *excelize.Rows
-	row  int
-	err  error
+	f       *excelize.File
+	rows    *excelize.Rows
+	row     int
+	maxLine int
+	err     error
 }
 
 // openXLSX copies the workbook to a temporary file, which excelize needs
@@ -52,10 +47,10 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 	case err != nil:
 		return nil, fmt.Errorf("tabular: copy the workbook: %w", err)
 	}
-	if err := checkZip(spool.Name(), opts.MaxBytes); err != nil {
+	if err := checkWorkbook(spool.Name(), opts); err != nil {
 		return nil, err
 	}
-	s := &xlsxSource{}
+	s := &xlsxSource{maxLine: opts.MaxLineBytes}
 	err = recovered(func() error {
 		var err error
 		s.f, err = excelize.OpenFile(spool.Name(), excelize.Options{
@@ -82,25 +77,6 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// checkZip checks that name is a zip archive whose parts unpack to at most
-// max bytes. archive/zip fails a part that unpacks to more than its
-// directory says, so the sum is a true bound.
-func checkZip(name string, max int64) error {
-	z, err := zip.OpenReader(name)
-	if err != nil {
-		return unreadable(err)
-	}
-	defer z.Close()
-	var total uint64
-	for _, f := range z.File {
-		total += f.UncompressedSize64
-		if total > uint64(max) {
-			return fileError(CodeTooLarge, "the workbook unpacks to more than %s, the most that is read", sizeText(max))
-		}
-	}
-	return nil
 }
 
 // unreadable reports a workbook that excelize or archive/zip cannot read.
@@ -157,6 +133,16 @@ func (s *xlsxSource) read() ([]string, int, error) {
 		}
 		if !more {
 			return nil, 0, io.EOF
+		}
+		// The check before excelize read the workbook bounds a row's
+		// text; this is the exact count, after number formats.
+		size := len(cells) - 1
+		for _, c := range cells {
+			size += len(c)
+		}
+		if size > s.maxLine {
+			s.err = &RowError{Row: s.row, Fatal: true, Err: errLineTooLong, Reason: rowTooLong(s.maxLine)}
+			return nil, s.row, s.err
 		}
 		if !trimBlank(cells) {
 			return cells, s.row, nil
