@@ -674,9 +674,9 @@ func unoffered(f url.Values, v *importView) (purposes, lists []string) {
 		if offered[k] {
 			continue
 		}
-		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "p-"), "-use"); ok && strings.HasPrefix(k, "p-") && checkboxOn(f, k) {
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "p-"), "-use"); ok && id != "" && strings.HasPrefix(k, "p-") && checkboxOn(f, k) {
 			purposes = append(purposes, id)
-		} else if id, ok := strings.CutPrefix(k, "l-"); ok && !strings.HasSuffix(id, columnSuffix) && f.Get(k) != "" {
+		} else if id, ok := strings.CutPrefix(k, "l-"); ok && id != "" && !strings.HasSuffix(id, columnSuffix) && f.Get(k) != "" {
 			lists = append(lists, id)
 		}
 	}
