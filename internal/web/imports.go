@@ -458,6 +458,9 @@ func columnChoice(f url.Values, name string) (string, bool) {
 	return strings.CutPrefix(f.Get(name), "col:")
 }
 
+// AddRows is how many rows for another column a wide file's form has.
+func (importView) AddRows() int { return addRows }
+
 // addControl is the name of a control of a wide file's form's row n for
 // another column: its column or its field.
 func addControl(n int, part string) string { return "add-" + strconv.Itoa(n) + "-" + part }
