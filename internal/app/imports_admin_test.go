@@ -9,13 +9,17 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -301,4 +305,190 @@ func ms0(t testing.TB, e *env) *imports.Mapping {
 		t.Fatalf("saved mappings: %v %v", ms, err)
 	}
 	return ms[0]
+}
+
+// duplicateIDs are the ids that page body gives to more than one element.
+func duplicateIDs(body string) []string {
+	seen := map[string]int{}
+	var dup []string
+	for _, m := range regexp.MustCompile(` id="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		if seen[m[1]]++; seen[m[1]] == 2 {
+			dup = append(dup, m[1])
+		}
+	}
+	return dup
+}
+
+// TestImportMappingFormAfterPreview: the mapping form shown again by a
+// preview or a refused start has each control once (each id once, each
+// source once). A form naming a source, purpose or list that does not
+// exist (a list deleted since the page was loaded) is shown again with
+// the reason next to the control, or above the form for a list it no
+// longer offers, with a 422, and nothing starts.
+func TestImportMappingFormAfterPreview(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		ctx := context.Background()
+		admin := e.firstAdmin()
+		base := e.srv.URL + "/admin/imports"
+		admin.upload(base, "leads.csv", importFile)
+		page := admin.last.Request.URL.String()
+		id := strings.TrimPrefix(admin.last.Request.URL.Path, "/admin/imports/")
+		src, err := e.a.Consent.ActiveSource(ctx, "API")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "Leads"
+		list, err := e.a.Lists.Create(ctx, lists.Input{Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := url.Values{"col-0": {"email"}, "col-1": {"first_name"}, "col-2": {""}, "col-3": {""}, "source": {src.ID},
+			"duplicates": {"skip"}, "optin": {""}, "l-" + list.ID: {"col:Nieuwsbrief"}}
+		once := func(what, body string) {
+			t.Helper()
+			if dup := duplicateIDs(body); len(dup) > 0 {
+				t.Errorf("%s: ids given twice: %v", what, dup)
+			}
+			for _, s := range []string{`id="col-0"`, `<option value="` + src.ID + `"`, `id="mapping-form"`} {
+				if n := strings.Count(body, s); n != 1 {
+					t.Errorf("%s: %s %d times", what, s, n)
+				}
+			}
+		}
+		code, body := admin.get(page + "/preview?" + form.Encode())
+		if code != 200 || !strings.Contains(body, `id="preview-rows"`) || !strings.Contains(body, `<option value="col:Nieuwsbrief" selected>The rows whose column “Nieuwsbrief” says yes`) {
+			t.Fatalf("preview: %d %s", code, body)
+		}
+		once("the preview", body)
+		refused := url.Values{"col-0": {"first_name"}, "source": {src.ID}, "action": {"start"}}
+		code, body = admin.post(page+"/start", refused)
+		if code != 400 || !strings.Contains(body, `id="columns-error"`) {
+			t.Fatalf("a start without an email column: %d %s", code, body)
+		}
+		once("the refused start", body)
+
+		// A source that does not exist.
+		for _, action := range []string{"dry_run", "start"} {
+			bad := url.Values{"col-0": {"email"}, "source": {"nope"}, "action": {action}}
+			code, body = admin.post(page+"/start", bad)
+			if code != 422 || !strings.Contains(body, `id="source-error" role="alert">there is no such source`) ||
+				!strings.Contains(body, `aria-describedby="source-error"`) || !strings.Contains(body, `id="mapping-form"`) ||
+				!strings.Contains(body, `<option value="email" selected>`) || strings.Contains(body, "no such import") {
+				t.Fatalf("%s with an unknown source: %d %s", action, code, body)
+			}
+			once("an unknown source", body)
+		}
+		if code, body = admin.get(page + "/preview?" + url.Values{"col-0": {"email"}, "source": {"nope"}}.Encode()); code != 422 ||
+			!strings.Contains(body, `id="source-error"`) {
+			t.Fatalf("a preview with an unknown source: %d %s", code, body)
+		}
+		// A list deleted after the page was loaded, and a purpose that
+		// does not exist.
+		if err := e.a.Lists.Delete(ctx, list.ID); err != nil {
+			t.Fatal(err)
+		}
+		form.Set("action", "start")
+		code, body = admin.post(page+"/start", form)
+		if code != 422 || !strings.Contains(body, "the form names a list that does not exist") || !strings.Contains(body, `id="mapping-form"`) {
+			t.Fatalf("a deleted list: %d %s", code, body)
+		}
+		form.Del("l-" + list.ID)
+		form.Set("p-nope-use", "on")
+		code, body = admin.post(page+"/start", form)
+		if code != 422 || !strings.Contains(body, "the form names a purpose that does not exist") {
+			t.Fatalf("an unknown purpose: %d %s", code, body)
+		}
+		if got, err := e.a.Imports.Get(ctx, id); err != nil || got.Status != imports.StatusUploaded || got.Definition != nil {
+			t.Fatalf("a refused form started the import: %+v %v", got, err)
+		}
+		// An unknown import is still not found.
+		if code, _ := admin.post(base+"/no-such-import/start", url.Values{"col-0": {"email"}, "source": {src.ID}}); code != 404 {
+			t.Fatalf("starting an unknown import: %d", code)
+		}
+	})
+}
+
+// wideHeader is the header of a file of n columns: E-mail, then c2 to cn.
+func wideHeader(n int) string {
+	cols := []string{"E-mail"}
+	for i := 2; i <= n; i++ {
+		cols = append(cols, "c"+strconv.Itoa(i))
+	}
+	return strings.Join(cols, ",")
+}
+
+// TestImportMappingFormOfAWideFile: the form of a file of 16,000 columns
+// lists the column mapped to a field, not every column, and names the
+// columns in text inputs sharing one list of the columns, so that its
+// page and its preview stay small. A column named in a row for another
+// is listed, mapped, after a preview; a column the file does not have is
+// refused next to its input, without every column in the message. The
+// import runs as mapped.
+func TestImportMappingFormOfAWideFile(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		ctx := context.Background()
+		admin := e.firstAdmin()
+		const n = 16000
+		row := make([]string, n)
+		row[0], row[1], row[2], row[3] = "wide@example.com", "Wendy", "ja", "2026-11-01"
+		imp, err := e.a.Imports.Upload(ctx, "wide.csv", strings.NewReader(wideHeader(n)+"\n"+strings.Join(row, ",")+"\n"),
+			consent.Actor{Kind: consent.ActorSystem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := e.srv.URL + "/admin/imports/" + imp.ID
+		src, err := e.a.Consent.ActiveSource(ctx, "API")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := purposeID(e, "E-marketing")
+		k := "p-" + pid + "-"
+		const most = 1 << 20
+		code, body := admin.get(page)
+		if code != 200 || len(body) > most || !strings.Contains(body, `<select id="col-0" name="col-0"`) || strings.Contains(body, `id="col-1"`) ||
+			strings.Count(body, `<datalist id="file-columns">`) != 1 || strings.Count(body, `<option value="c16000">`) != 1 ||
+			!strings.Contains(body, `id="add-1-column" name="add-1-column" list="file-columns"`) || !strings.Contains(body, `id="columns-wide"`) {
+			t.Fatalf("the wide file's page: %d, %d bytes", code, len(body))
+		}
+		if dup := duplicateIDs(body); len(dup) > 0 {
+			t.Fatalf("ids given twice: %v", dup)
+		}
+		form := url.Values{"col-0": {"email"}, "add-1-column": {"c2"}, "add-1-field": {"first_name"}, "source": {src.ID},
+			"duplicates": {"skip"}, k + "use": {"on"}, k + "answer": {"col"}, k + "answer_column": {"c3"}, k + "legal_basis": {"consent"},
+			k + "date_column": {"c4"}, k + "text_version": {"1"}}
+		code, body = admin.get(page + "/preview?" + form.Encode())
+		if code != 200 || len(body) > most || !strings.Contains(body, "<code>first_name</code> Wendy") ||
+			!strings.Contains(body, `<span class="state-granted">granted</span>`) || !strings.Contains(body, `<select id="col-1" name="col-1"`) ||
+			!strings.Contains(body, `<option value="first_name" selected>`) || strings.Contains(body, `id="col-2"`) ||
+			!strings.Contains(body, `name="`+k+`answer_column" list="file-columns" autocomplete="off" value="c3"`) ||
+			!strings.Contains(body, `value="c4"`) || !strings.Contains(body, `id="add-1-column" name="add-1-column" list="file-columns" autocomplete="off" value=""`) {
+			t.Fatalf("the wide file's preview: %d, %d bytes %s", code, len(body), body[:min(len(body), 4000)])
+		}
+		if dup := duplicateIDs(body); len(dup) > 0 {
+			t.Fatalf("ids given twice in the preview: %v", dup)
+		}
+		bad := url.Values{"col-0": {"email"}, "add-1-column": {"nothing"}, "add-1-field": {"last_name"}, "source": {src.ID},
+			k + "use": {"on"}, k + "answer": {"col"}, k + "answer_column": {""}, "action": {"start"}}
+		code, body = admin.post(page+"/start", bad)
+		if code != 400 || len(body) > most || !strings.Contains(body, `id="add-1-column-error" role="alert">the file has no column “nothing”`) ||
+			!strings.Contains(body, `aria-describedby="add-1-column-error"`) || !strings.Contains(body, `id="`+k+`answer_column-error"`) ||
+			!strings.Contains(body, `value="nothing"`) {
+			t.Fatalf("a column the file does not have: %d, %d bytes %s", code, len(body), body[:min(len(body), 4000)])
+		}
+		form.Set("action", "start")
+		if to := admin.redirectOf(page+"/start", form); to != page+"?done=started" {
+			t.Fatalf("start leads to %s", to)
+		}
+		waitFor(t, func() bool {
+			got, err := e.a.Imports.Get(ctx, imp.ID)
+			return err == nil && got.Status == imports.StatusDone
+		})
+		got, err := e.a.Imports.Get(ctx, imp.ID)
+		if err != nil || got.Created != 1 || got.Definition == nil || len(got.Definition.Columns) != 2 ||
+			got.Definition.Columns[1] != (imports.Column{Column: "c2", Field: "first_name"}) || got.Definition.Consents[0].Column != "c3" {
+			t.Fatalf("the wide import: %+v %v", got, err)
+		}
+	})
 }

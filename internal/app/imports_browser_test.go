@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,10 +107,12 @@ func TestImportPagesInABrowser(t *testing.T) {
 }
 
 // importsToCheck uploads importFile twice, runs the second import to its
-// end, asks its contacts again (re-permission), and returns the import
-// and re-permission pages TestEveryPageIsAccessible checks: the
-// list, the mapping form, its preview, the report and an unknown import;
-// the runs, the run and an unknown run.
+// end, uploads a file too wide to list each column, asks the second
+// import's contacts again (re-permission), and returns the import and
+// re-permission pages TestEveryPageIsAccessible checks: the list, the
+// mapping form, its preview, the report and an unknown import; the wide
+// file's form, its preview, and its preview naming a column the file does
+// not have; the runs, the run and an unknown run.
 func importsToCheck(t testing.TB, e *env) []pageAt {
 	t.Helper()
 	ctx := context.Background()
@@ -132,7 +135,20 @@ func importsToCheck(t testing.TB, e *env) []pageAt {
 		got, err := e.a.Imports.Get(ctx, ran.ID)
 		return err == nil && got.Status == imports.StatusDone
 	})
+	header := strings.SplitN(importFile, "\n", 2)[0]
+	for i := 5; i <= 250; i++ {
+		header += ",c" + strconv.Itoa(i)
+	}
+	wide, err := e.a.Imports.Upload(ctx, "wide.csv", strings.NewReader(header+"\nanna@example.com,Anna,ja,2026-11-01\n"), system)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := "p-" + pid + "-"
+	widePreview := url.Values{"col-0": {"email"}, "add-1-column": {"Voornaam"}, "add-1-field": {"first_name"}, "source": {"API"},
+		k + "use": {"on"}, k + "answer": {"col"}, k + "answer_column": {"Nieuwsbrief"}, k + "legal_basis": {"consent"},
+		k + "date_column": {"Aangemeld"}, k + "text_version": {"1"}, "optin": {"col"}, "optin_column": {"c9"}}
+	wideRefused := url.Values{"col-0": {"email"}, "add-1-column": {"nothing"}, "add-1-field": {"first_name"}, "source": {"API"},
+		k + "use": {"on"}, k + "answer": {"col"}, k + "answer_column": {"nothing"}}
 	preview := url.Values{"col-0": {"email"}, "col-1": {"first_name"}, "source": {"API"}, k + "use": {"on"}, k + "answer": {"col:Nieuwsbrief"},
 		k + "legal_basis": {"consent"}, k + "date_column": {"Aangemeld"}, k + "text_version": {"1"}}
 	// A re-permission run asked the import's contacts, and waits for
@@ -148,6 +164,8 @@ func importsToCheck(t testing.TB, e *env) []pageAt {
 	return []pageAt{{"/admin/imports", "/admin/imports"}, {"/admin/imports/{id}", "/admin/imports/" + waiting.ID},
 		{"/admin/imports/{id}/preview", "/admin/imports/" + waiting.ID + "/preview?" + preview.Encode()},
 		{"/admin/imports/{id}", "/admin/imports/" + ran.ID}, {"/admin/imports/{id}", "/admin/imports/no-such-import"},
+		{"/admin/imports/{id}", "/admin/imports/" + wide.ID}, {"/admin/imports/{id}/preview", "/admin/imports/" + wide.ID + "/preview?" + widePreview.Encode()},
+		{"/admin/imports/{id}/preview", "/admin/imports/" + wide.ID + "/preview?" + wideRefused.Encode()},
 		{"/admin/repermission", "/admin/repermission"}, {"/admin/repermission/{id}", "/admin/repermission/" + run.ID},
 		{"/admin/repermission/{id}", "/admin/repermission/no-such-run"}}
 }

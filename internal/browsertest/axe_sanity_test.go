@@ -8,11 +8,12 @@ import (
 	"github.com/consentry/consentry/internal/browsertest"
 )
 
-// TestAxeFindsViolations: a page with an image without alternative text
-// and an unlabelled input is reported.
+// TestAxeFindsViolations: a page with an image without alternative text,
+// an unlabelled input, and a label pointing at an id given twice is
+// reported.
 func TestAxeFindsViolations(t *testing.T) {
 	ctx := browsertest.New(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(`data:text/html,<html lang="en"><title>x</title><main><img src="x.png"><input type="text"></main></html>`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(`data:text/html,<html lang="en"><title>x</title><main><img src="x.png"><input type="text"><label for="d">D</label><input id="d"><input id="d" aria-label="e"></main></html>`)); err != nil {
 		t.Fatal(err)
 	}
 	got := browsertest.AxeViolations(t, ctx)
@@ -20,7 +21,7 @@ func TestAxeFindsViolations(t *testing.T) {
 	for _, v := range got {
 		ids[v.ID] = true
 	}
-	if !ids["image-alt"] || !ids["label"] {
+	if !ids["image-alt"] || !ids["label"] || !ids["duplicate-id-aria"] {
 		t.Fatalf("violations found: %v", got)
 	}
 }

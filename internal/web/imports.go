@@ -189,6 +189,13 @@ type importView struct {
 	Mapping bool
 	Form    url.Values
 	Columns []importColumn
+	// Wide: the file has more than wideFile columns. Its form lists only
+	// the columns mapped to a field (Shown), offers addRows rows to map
+	// others by name, and names a column for the opt-in status, an
+	// answer, a date or a list in a text input with the page's one list
+	// of the columns, rather than offering every column in every select.
+	Wide    bool
+	Shown   []importColumn
 	Fields  []fieldOption
 	Sources []*consent.Source
 	// Purposes and Lists are those the form offers.
@@ -207,7 +214,25 @@ type importView struct {
 	CanUndo bool
 	// load is the saved mapping to fill the form with.
 	load *imports.Mapping
+	// header holds the file's column names.
+	header map[string]bool
 }
+
+// wideFile is the most columns a file's mapping form lists one by one,
+// each with a select of every field; a select naming a column lists every
+// column. A wider file (up to tabular.MaxColumns) would make a page of
+// tens of megabytes.
+const wideFile = 200
+
+// addRows is how many columns a wide file's form can map by name at a
+// time; Preview lists them with the mapped columns and offers as many
+// again.
+const addRows = 3
+
+// columnSuffix ends the name of the text input that names a column for
+// a select of a wide file's form whose value is "col" (the column named
+// below): optin_column, p-ID-answer_column, l-ID_column.
+const columnSuffix = "_column"
 
 // importColumn is a column of the file, with the name of its control.
 type importColumn struct {
@@ -281,12 +306,15 @@ func (s *Server) showImport(w http.ResponseWriter, r *http.Request, u *auth.User
 			return
 		}
 	}
-	if imp.Status == imports.StatusUploaded {
+	// The mapping form's choices are built once: a preview or a refused
+	// start built them when it read the form.
+	if imp.Status == imports.StatusUploaded && !v.Mapping {
 		if err := s.mappingChoices(ctx, &v); err != nil {
 			s.importFail(w, err, u)
 			return
 		}
 	}
+	v.Mapping = imp.Status == imports.StatusUploaded
 	p := page{Title: "Import: " + imp.FileName, User: u, Nav: "imports", Flash: flash, Errors: fe, Data: v}
 	if v.Live {
 		w.Header().Set("Content-Security-Policy", importPolicy)
@@ -316,9 +344,12 @@ func (s *Server) mappingChoices(ctx context.Context, v *importView) error {
 		v.Fields = append(v.Fields, fieldOption{f.Name, f.Label})
 		custom[f.Name] = f.Label
 	}
+	v.header = make(map[string]bool, len(imp.Header))
 	for i, h := range imp.Header {
 		v.Columns = append(v.Columns, importColumn{Index: i, Name: h, Control: "col-" + strconv.Itoa(i)})
+		v.header[h] = true
 	}
+	v.Wide = len(v.Columns) > wideFile
 	sources, err := s.Consent.Sources(ctx)
 	if err != nil {
 		return err
@@ -348,21 +379,144 @@ func (s *Server) mappingChoices(ctx context.Context, v *importView) error {
 	}
 	switch {
 	case v.Form != nil:
-		return nil
 	case v.load != nil:
 		v.Form = formOf(v.load.Definition, v)
 		v.Form.Set("mapping", v.load.ID)
 		v.Form.Set("save_as", v.load.Name)
-		return nil
 	case imp.Definition != nil:
 		v.Form = formOf(*imp.Definition, v)
+	default:
+		v.Form = url.Values{"duplicates": {contact.DuplicateSkip}}
+		for i, f := range imports.Suggest(imp.Header, custom) {
+			v.Form.Set("col-"+strconv.Itoa(i), f)
+		}
+	}
+	v.shapeForm()
+	return nil
+}
+
+// shapeForm fits the form to the file's width: a column chosen for the
+// opt-in status, an answer or a list is "col:NAME" in a narrow file's
+// select, and "col" with NAME in the text input after it in a wide one's.
+// A wide file's form lists the columns mapped to a field, and those the
+// form's rows for another column named, which are then cleared; a row
+// naming a column the file does not have is kept, for its error.
+func (v *importView) shapeForm() {
+	f := v.Form
+	for _, name := range v.pickers() {
+		col, ok := columnChoice(f, name)
+		switch {
+		case !ok:
+			f.Del(name + columnSuffix)
+		case v.Wide:
+			f.Set(name, "col")
+			f.Set(name+columnSuffix, col)
+		default:
+			f.Set(name, "col:"+col)
+			f.Del(name + columnSuffix)
+		}
+	}
+	if !v.Wide {
+		v.Shown = v.Columns
+		return
+	}
+	for n := 1; n <= addRows; n++ {
+		col, field := addRow(f, n)
+		if i := slices.Index(v.Import.Header, col); i >= 0 && field != "" {
+			f.Set("col-"+strconv.Itoa(i), field)
+			f.Del(addControl(n, "column"))
+			f.Del(addControl(n, "field"))
+		}
+	}
+	v.Shown = nil
+	for _, c := range v.Columns {
+		if f.Get(c.Control) != "" {
+			v.Shown = append(v.Shown, c)
+		}
+	}
+}
+
+// pickers are the names of the form's selects that may name a column:
+// the opt-in status, each purpose's answer and each list.
+func (v *importView) pickers() []string {
+	names := []string{"optin"}
+	for _, p := range v.Purposes {
+		names = append(names, "p-"+p.ID+"-answer")
+	}
+	for _, l := range v.Lists {
+		names = append(names, "l-"+l.ID)
+	}
+	return names
+}
+
+// columnChoice is the column the select name of form f names, either way
+// (shapeForm); false when it names none.
+func columnChoice(f url.Values, name string) (string, bool) {
+	if f.Get(name) == "col" {
+		return strings.TrimSpace(f.Get(name + columnSuffix)), true
+	}
+	return strings.CutPrefix(f.Get(name), "col:")
+}
+
+// AddRows is how many rows for another column a wide file's form has.
+func (importView) AddRows() int { return addRows }
+
+// addControl is the name of a control of a wide file's form's row n for
+// another column: its column or its field.
+func addControl(n int, part string) string { return "add-" + strconv.Itoa(n) + "-" + part }
+
+// addRow is the column and the field of row n for another column.
+func addRow(f url.Values, n int) (column, field string) {
+	return strings.TrimSpace(f.Get(addControl(n, "column"))), f.Get(addControl(n, "field"))
+}
+
+// unknownColumns are the errors of the columns a wide file's form names in
+// its text inputs that the file does not have, by control; nil when there
+// is none. The import would refuse them too, listing every column.
+func unknownColumns(f url.Values, v *importView) map[string]string {
+	if !v.Wide {
 		return nil
 	}
-	v.Form = url.Values{"duplicates": {contact.DuplicateSkip}}
-	for i, f := range imports.Suggest(imp.Header, custom) {
-		v.Form.Set("col-"+strconv.Itoa(i), f)
+	var fe map[string]string
+	miss := func(control, col string) {
+		if col != "" && !v.header[col] {
+			if fe == nil {
+				fe = map[string]string{}
+			}
+			fe[control] = "the file has no column “" + col + "”; choose one of the list"
+		}
 	}
-	return nil
+	for _, name := range v.pickers() {
+		if strings.HasSuffix(name, "-answer") && !checkboxOn(f, strings.TrimSuffix(name, "answer")+"use") {
+			continue
+		}
+		if col, ok := columnChoice(f, name); ok {
+			miss(name+columnSuffix, col)
+			if col == "" {
+				if fe == nil {
+					fe = map[string]string{}
+				}
+				fe[name+columnSuffix] = "is required: name the column, or choose another answer above"
+			}
+		}
+	}
+	for _, p := range v.Purposes {
+		if !checkboxOn(f, "p-"+p.ID+"-use") {
+			continue
+		}
+		miss("p-"+p.ID+"-date_column", strings.TrimSpace(f.Get("p-"+p.ID+"-date_column")))
+	}
+	for n := 1; n <= addRows; n++ {
+		col, field := addRow(f, n)
+		miss(addControl(n, "column"), col)
+		if col != "" && field == "" {
+			if fe == nil {
+				fe = map[string]string{}
+			}
+			fe[addControl(n, "field")] = "is required: choose the field the column fills"
+		}
+	}
+	return fe
 }
 
 // formOf is the mapping form holding d, against the file's header and
@@ -457,7 +611,7 @@ func definitionOf(f url.Values, v *importView) (imports.Definition, map[string]s
 		controls["columns["+strconv.Itoa(len(d.Columns))+"]"] = c.Control
 		d.Columns = append(d.Columns, imports.Column{Column: c.Name, Field: field})
 	}
-	if col, ok := strings.CutPrefix(f.Get("optin"), "col:"); ok {
+	if col, ok := columnChoice(f, "optin"); ok {
 		d.OptIn = &imports.OptIn{Column: col}
 	} else if val, ok := strings.CutPrefix(f.Get("optin"), "value:"); ok {
 		d.OptIn = &imports.OptIn{Value: val}
@@ -468,12 +622,12 @@ func definitionOf(f url.Values, v *importView) (imports.Definition, map[string]s
 			continue
 		}
 		c := imports.Consent{Purpose: p.ID, LegalBasis: f.Get(k + "legal_basis"), Notice: strings.TrimSpace(f.Get(k + "notice"))}
-		if col, ok := strings.CutPrefix(f.Get(k+"answer"), "col:"); ok {
+		if col, ok := columnChoice(f, k+"answer"); ok {
 			c.Column = col
 		} else {
 			c.State = strings.TrimPrefix(f.Get(k+"answer"), "state:")
 		}
-		if col := f.Get(k + "date_column"); col != "" {
+		if col := strings.TrimSpace(f.Get(k + "date_column")); col != "" {
 			c.CollectedAtColumn = col
 		} else {
 			c.CollectedAt = strings.TrimSpace(f.Get(k + "date"))
@@ -491,12 +645,47 @@ func definitionOf(f url.Values, v *importView) (imports.Definition, map[string]s
 		}
 		controls["lists["+strconv.Itoa(len(d.Lists))+"]"] = "l-" + l.ID
 		in := imports.List{List: l.ID}
-		if how != "all" {
-			in.Column = strings.TrimPrefix(how, "col:")
+		if col, ok := columnChoice(f, "l-"+l.ID); ok {
+			in.Column = col
 		}
 		d.Lists = append(d.Lists, in)
 	}
+	// A purpose or list the form names that the page did not offer (a
+	// list deleted since the page was loaded) is kept in the definition,
+	// for the import to refuse rather than to leave it out unsaid.
+	purposes, lists := unoffered(f, v)
+	for _, id := range purposes {
+		d.Consents = append(d.Consents, imports.Consent{Purpose: id})
+	}
+	for _, id := range lists {
+		d.Lists = append(d.Lists, imports.List{List: id})
+	}
 	return d, controls
+}
+
+// unoffered are the ids of the purposes ticked, and the lists chosen, in
+// the form f that v does not offer, in order.
+func unoffered(f url.Values, v *importView) (purposes, lists []string) {
+	offered := map[string]bool{}
+	for _, p := range v.Purposes {
+		offered["p-"+p.ID+"-use"] = true
+	}
+	for _, l := range v.Lists {
+		offered["l-"+l.ID] = true
+	}
+	for k := range f {
+		if offered[k] {
+			continue
+		}
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "p-"), "-use"); ok && id != "" && strings.HasPrefix(k, "p-") && checkboxOn(f, k) {
+			purposes = append(purposes, id)
+		} else if id, ok := strings.CutPrefix(k, "l-"); ok && id != "" && !strings.HasSuffix(id, columnSuffix) && f.Get(k) != "" {
+			lists = append(lists, id)
+		}
+	}
+	slices.Sort(purposes)
+	slices.Sort(lists)
+	return purposes, lists
 }
 
 // consentControls are the controls of a purpose's block, by the part of
@@ -527,14 +716,42 @@ func controlOf(field string, controls map[string]string) string {
 	return base
 }
 
-// definitionErrors shows a refused definition's error next to its control.
-func definitionErrors(err error, controls map[string]string) map[string]string {
-	fe := fieldErrors(err)
+// missingRefs are the errors of a definition naming a source, purpose or
+// list that does not exist, by code: the field they are about when the
+// error does not name one, and what the form says of them. Such a
+// definition is the form's to put right, not a missing page.
+var missingRefs = map[string]struct{ field, message string }{
+	"source_not_found":  {"source", "there is no such source; choose one of those listed"},
+	"purpose_not_found": {"", "the form names a purpose that does not exist; the purposes are shown as they are now"},
+	"list_not_found":    {"", "the form names a list that does not exist, or no longer does; the lists are shown as they are now"},
+}
+
+// definitionErrors shows a refused definition's error next to its control
+// and returns the status to show it with. It returns nil for an error
+// that is not the form's to put right (the import is gone, the database
+// is down), for the caller to show as such.
+func definitionErrors(err error, controls map[string]string) (map[string]string, int) {
+	e := errs.As(err)
+	if e == nil || e.Kind == errs.KindUnavailable {
+		return nil, 0
+	}
+	status := httpx.Status(err)
+	if e.Kind == errs.KindNotFound {
+		ref, ok := missingRefs[e.Code]
+		if !ok {
+			return nil, 0
+		}
+		field := e.Field
+		if field == "" {
+			field = ref.field
+		}
+		return map[string]string{controlOf(field, controls): ref.message}, http.StatusUnprocessableEntity
+	}
 	out := map[string]string{}
-	for field, msg := range fe {
+	for field, msg := range fieldErrors(err) {
 		out[controlOf(field, controls)] = msg
 	}
-	return out
+	return out, status
 }
 
 // mappingForm reads the posted, or previewed, mapping form against the
@@ -550,6 +767,10 @@ func (s *Server) mappingForm(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.importFail(w, err, u)
 		return nil, imports.Definition{}, nil, false
 	}
+	if fe := unknownColumns(f, v); fe != nil {
+		s.showImport(w, r, u, http.StatusBadRequest, "", fe, *v)
+		return nil, imports.Definition{}, nil, false
+	}
 	d, controls := definitionOf(f, v)
 	return v, d, controls, true
 }
@@ -563,8 +784,8 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request, u *auth.U
 		return
 	}
 	rows, err := s.Imports.Preview(r.Context(), v.Import.ID, d, previewRows)
-	if fe := definitionErrors(err, controls); len(fe) > 0 {
-		s.showImport(w, r, u, httpx.Status(err), "", fe, *v)
+	if fe, status := definitionErrors(err, controls); fe != nil {
+		s.showImport(w, r, u, status, "", fe, *v)
 		return
 	}
 	if err != nil {
@@ -600,8 +821,8 @@ func (s *Server) startImport(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if err == nil {
 		_, err = s.Imports.Start(ctx, id, d, dryRun)
 	}
-	if fe := definitionErrors(err, controls); len(fe) > 0 && errs.As(err).Kind != errs.KindNotFound {
-		s.showImport(w, r, u, httpx.Status(err), "", fe, *v)
+	if fe, status := definitionErrors(err, controls); fe != nil {
+		s.showImport(w, r, u, status, "", fe, *v)
 		return
 	}
 	if err != nil {
