@@ -78,6 +78,8 @@ var skippedPages = map[string]string{
 	"/admin/repermission/{id}/report.csv":            "a re-permission run's report, a CSV file",
 	"/admin/contacts/{id}/consents/{record}/receipt": "a consent receipt, a JSON file",
 	"/admin/contacts/{id}/audit-bundle":              "a contact's audit bundle, a zip file",
+	"/admin/mailbox/{id}/attachments/{n}":            "a dev-mailbox message's attachment, a file to save",
+	"/dev/mailbox/{id}/attachments/{n}":              "a dev-mailbox message's attachment, a file to save",
 	"/ledger/checkpoint":                             "the ledger's signed checkpoint, plain text",
 	"/ledger/consistency":                            "a consistency proof, JSON",
 	"/ledger/key":                                    "the verifier keys, plain text",
