@@ -331,10 +331,17 @@ func (s *Service) resolve(ctx context.Context, id string, d Definition) (*Import
 	return imp, r, err
 }
 
+// quoteAll names a file's columns in an error, the first maxNamed of
+// them, then how many more there are: a file may have thousands.
 func quoteAll(names []string) string {
-	q := make([]string, len(names))
+	const maxNamed = 50
+	q := make([]string, 0, min(len(names), maxNamed+1))
 	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
+		if i == maxNamed {
+			q = append(q, fmt.Sprintf("and %d more", len(names)-maxNamed))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", n))
 	}
 	return strings.Join(q, ", ")
 }

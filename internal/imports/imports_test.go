@@ -730,3 +730,24 @@ func TestReportKeepsLittle(t *testing.T) {
 		}
 	})
 }
+
+// An error about a column the file does not have names the file's
+// columns, the first fifty of a wide file and how many more.
+func TestMissingColumnOfAWideFile(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		header := []string{"email"}
+		for i := range 999 {
+			header = append(header, fmt.Sprintf("c%d", i))
+		}
+		row := make([]string, len(header))
+		row[0] = "a@example.com"
+		imp := w.upload("wide.csv", csvFile(',', header, row))
+		_, err := w.imports.Preview(context.Background(), imp.ID, imports.Definition{Source: "Trade fair 2026",
+			Columns: []imports.Column{{Column: "E-mail", Field: "email"}}}, 1)
+		e := errs.As(err)
+		if e == nil || e.Field != "columns[0].column" || !strings.HasSuffix(e.Message, `"c48", and 950 more`) || len(e.Message) > 1000 {
+			t.Fatalf("%v", err)
+		}
+	})
+}
