@@ -15,6 +15,7 @@ import (
 
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledger/ledgertest"
 	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/signing"
 	"github.com/consentry/consentry/internal/store"
@@ -22,24 +23,7 @@ import (
 )
 
 // appendEvents appends n events, in writes of up to 7.
-func appendEvents(t testing.TB, db *store.DB, n int) {
-	t.Helper()
-	for n > 0 {
-		k := min(n, 7)
-		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			for i := range k {
-				if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted,
-					ContactRef: fmt.Sprintf("ref-%d-%d", n, i)}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		n -= k
-	}
-}
+func appendEvents(t testing.TB, db *store.DB, n int) { t.Helper(); ledgertest.Append(t, db, n, 7) }
 
 func newTree(db *store.DB) *ledgertree.Service {
 	return &ledgertree.Service{DB: db, Signing: &signing.Service{DB: db, Name: "ledger.example.org/ledger"}, Batch: 64}

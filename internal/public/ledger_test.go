@@ -19,7 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/consentry/consentry/internal/ledger"
+	"github.com/consentry/consentry/internal/ledger/ledgertest"
 	"github.com/consentry/consentry/internal/ledgertree"
 	"github.com/consentry/consentry/internal/signing"
 	"github.com/consentry/consentry/internal/store"
@@ -27,24 +27,7 @@ import (
 )
 
 // appendLedger appends n events to the ledger, a hundred to a write.
-func appendLedger(t testing.TB, db *store.DB, n int) {
-	t.Helper()
-	for n > 0 {
-		k := min(n, 100)
-		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			for i := range k {
-				if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted,
-					ContactRef: fmt.Sprintf("ref-%d-%d", n, i)}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		n -= k
-	}
-}
+func appendLedger(t testing.TB, db *store.DB, n int) { t.Helper(); ledgertest.Append(t, db, n, 100) }
 
 // ledgerSite is the public server with the ledger's endpoints only, over
 // tree; its per-client limit is the default one unless unlimited.
