@@ -46,30 +46,35 @@ type Links struct {
 	key []byte
 }
 
-// load returns the link key, making it on first use.
+// load returns the link key, making it on first use. The lock is not held
+// while the database is read or written, so that nothing waiting for the
+// writer holds it (see signing.Service.Current); two first uses agree on
+// the key the database keeps.
 func (l *Links) load(ctx context.Context) ([]byte, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.key != nil {
-		return l.key, nil
+	key := l.key
+	l.mu.Unlock()
+	if key != nil {
+		return key, nil
 	}
-	err := l.DB.Read.QueryRowContext(ctx, `SELECT secret FROM campaign_keys WHERE id = $1`, linkKeyID).Scan(&l.key)
-	if err == nil {
-		return l.key, nil
-	}
-	fresh := make([]byte, 32)
-	rand.Read(fresh)
-	err = l.DB.Write(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO campaign_keys (id, secret, created_at) VALUES ($1, $2, 0) ON CONFLICT (id) DO NOTHING`, linkKeyID, fresh); err != nil {
-			return err
-		}
-		return tx.QueryRow(`SELECT secret FROM campaign_keys WHERE id = $1`, linkKeyID).Scan(&l.key)
-	})
+	err := l.DB.Read.QueryRowContext(ctx, `SELECT secret FROM campaign_keys WHERE id = $1`, linkKeyID).Scan(&key)
 	if err != nil {
-		l.key = nil
+		fresh := make([]byte, 32)
+		rand.Read(fresh)
+		err = l.DB.Write(ctx, func(tx *store.Tx) error {
+			if _, err := tx.Exec(`INSERT INTO campaign_keys (id, secret, created_at) VALUES ($1, $2, 0) ON CONFLICT (id) DO NOTHING`, linkKeyID, fresh); err != nil {
+				return err
+			}
+			return tx.QueryRow(`SELECT secret FROM campaign_keys WHERE id = $1`, linkKeyID).Scan(&key)
+		})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("campaign: link key: %w", err)
 	}
-	return l.key, nil
+	l.mu.Lock()
+	l.key = key
+	l.mu.Unlock()
+	return key, nil
 }
 
 // macState is an HMAC keyed and ready, with a buffer for the message, kept

@@ -141,11 +141,15 @@ func (s *Service) now() time.Time {
 
 // Current returns the current signing key, making the first one when
 // there is none.
+//
+// The lock that guards the kept key is never held while the database is
+// read or written: a transaction that signs (CurrentIn) holds the writer
+// and then takes the lock, so holding the lock while waiting for the
+// writer, as making the first key or a rotation must, would leave each
+// waiting for the other.
 func (s *Service) Current(ctx context.Context) (*Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current != nil && time.Since(s.checked) < recheck {
-		return s.current, nil
+	if k := s.kept(); k != nil {
+		return k, nil
 	}
 	k, err := s.load(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -154,8 +158,30 @@ func (s *Service) Current(ctx context.Context) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.current, s.checked = k, time.Now()
+	s.keep(k)
 	return k, nil
+}
+
+// kept returns the key this process read within the last minute, or nil
+// when it must look again.
+func (s *Service) kept() *Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current != nil && time.Since(s.checked) < recheck {
+		return s.current
+	}
+	return nil
+}
+
+// keep makes k the key this process uses for the next minute, unless it
+// keeps a newer one already: a read that began before a rotation must not
+// bring back the key the rotation retired.
+func (s *Service) keep(k *Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil || !k.CreatedAt.Before(s.current.CreatedAt) {
+		s.current, s.checked = k, time.Now()
+	}
 }
 
 // CurrentIn is Current inside tx, for what is signed in the transaction
@@ -164,10 +190,7 @@ func (s *Service) Current(ctx context.Context) (*Key, error) {
 // wait for tx's own. A first key made here is kept by the process only
 // once another Current reads it after the commit.
 func (s *Service) CurrentIn(tx *store.Tx) (*Key, error) {
-	s.mu.Lock()
-	k, fresh := s.current, time.Since(s.checked) < recheck
-	s.mu.Unlock()
-	if k != nil && fresh {
+	if k := s.kept(); k != nil {
 		return k, nil
 	}
 	k, err := s.loadVia(context.Background(), tx)
@@ -183,13 +206,11 @@ func (s *Service) CurrentIn(tx *store.Tx) (*Key, error) {
 // Rotate makes a new current key and retires the others: their private
 // halves are deleted, their public halves kept.
 func (s *Service) Rotate(ctx context.Context) (*Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	k, err := s.create(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	s.current, s.checked = k, time.Now()
+	s.keep(k)
 	return k, nil
 }
 

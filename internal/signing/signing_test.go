@@ -1,9 +1,13 @@
 package signing_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -129,4 +133,64 @@ func TestKeyIsWrappedByTheKeyset(t *testing.T) {
 			t.Fatal("a process without the keyset opened a wrapped key")
 		}
 	})
+}
+
+// TestFirstKeyWhileATransactionSigns: a transaction that signs (a receipt
+// emailed with the consent record it writes) asks for the key while
+// another goroutine (the ledger's checkpoint) is making the first key and
+// waits for the writer that transaction holds. Both finish, with one key:
+// the lock on the kept key is never held while waiting for the writer.
+// It used to be, and the two waited for each other for ever.
+func TestFirstKeyWhileATransactionSigns(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		s := &signing.Service{DB: db, Name: "example.org/ledger"}
+		other := make(chan *signing.Key, 1)
+		var inTx *signing.Key
+		err := db.Write(ctx, func(tx *store.Tx) error {
+			go func() {
+				k, err := s.Current(ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				other <- k
+			}()
+			waitForGoroutineIn(t, "signing.(*Service).create(")
+			signed := make(chan error, 1)
+			go func() {
+				var err error
+				inTx, err = s.CurrentIn(tx)
+				signed <- err
+			}()
+			select {
+			case err := <-signed:
+				return err
+			case <-time.After(time.Minute):
+				return errors.New("the transaction's signing waited a minute for the key: the two wait for each other")
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := <-other; k == nil || k.ID != inTx.ID {
+			t.Fatalf("the checkpoint got key %v, the transaction %s", k, inTx.ID)
+		}
+		var n int
+		if err := db.Read.QueryRowContext(ctx, `SELECT count(*) FROM signing_keys`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d keys, %v", n, err)
+		}
+	})
+}
+
+// waitForGoroutineIn returns once a goroutine's stack holds the function
+// call fn.
+func waitForGoroutineIn(t testing.TB, fn string) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if bytes.Contains(buf[:n], []byte(fn)) {
+			return
+		}
+		runtime.Gosched()
+	}
 }
