@@ -371,7 +371,7 @@ func (a *App) MetricsHandler() http.Handler {
 // limits are the public pages' rate limits as configured.
 func limits(r config.Rates) public.Limits {
 	return public.Limits{Pages: r.Pages, OneClick: r.OneClick, Webform: r.Webform, WebformPerAddress: r.WebformPerAddress,
-		NewLink: r.NewLink, NewLinkPerAddress: r.NewLinkPerAddress}
+		NewLink: r.NewLink, NewLinkPerAddress: r.NewLinkPerAddress, Ledger: r.Ledger}
 }
 
 // ready is what GET /readyz reports: whether the database answers, every

@@ -90,8 +90,8 @@ type Config struct {
 // Rates are the public pages' rate limits: per client address a rate,
 // per email address a number an hour.
 type Rates struct {
-	Pages, OneClick, Webform, NewLink    clientip.Rate
-	WebformPerAddress, NewLinkPerAddress int
+	Pages, OneClick, Webform, NewLink, Ledger clientip.Rate
+	WebformPerAddress, NewLinkPerAddress      int
 }
 
 // RouteClasses are the classes of routes whose request log is set apart.
@@ -131,6 +131,7 @@ var Settings = []Setting{
 	{"CONSENTRY_LOG_REQUESTS", "all", "which requests are logged: all, errors (status 400 and above) or none, for every route class or per class, e.g. public=errors,api=all,admin=all"},
 	{"CONSENTRY_RATE_PAGES", "20:40", "public pages per client address: requests a minute, and the burst (PER_MINUTE:BURST)"},
 	{"CONSENTRY_RATE_ONE_CLICK", "600:600", "one-click unsubscribes and campaign opens and clicks per client address (PER_MINUTE:BURST)"},
+	{"CONSENTRY_RATE_LEDGER", "600:600", "the ledger's public endpoints (/ledger/...: checkpoints, proofs, keys and the tree's tiles) per client address (PER_MINUTE:BURST): a mirror fetches thousands of tiles"},
 	{"CONSENTRY_RATE_WEBFORM", "20:40", "webform posts per client address (PER_MINUTE:BURST)"},
 	{"CONSENTRY_RATE_WEBFORM_PER_ADDRESS", "5", "webform posts an hour about one email address; past it, posts write nothing"},
 	{"CONSENTRY_RATE_NEW_LINK", "1:5", "requests for a new preferences link per client address (PER_MINUTE:BURST)"},
@@ -348,7 +349,7 @@ func (c *Config) readRates(get func(string, string) string, bad func(string, str
 		return n
 	}
 	c.Rates = Rates{Pages: rate("CONSENTRY_RATE_PAGES"), OneClick: rate("CONSENTRY_RATE_ONE_CLICK"), Webform: rate("CONSENTRY_RATE_WEBFORM"),
-		NewLink: rate("CONSENTRY_RATE_NEW_LINK"), WebformPerAddress: perHour("CONSENTRY_RATE_WEBFORM_PER_ADDRESS"),
+		NewLink: rate("CONSENTRY_RATE_NEW_LINK"), Ledger: rate("CONSENTRY_RATE_LEDGER"), WebformPerAddress: perHour("CONSENTRY_RATE_WEBFORM_PER_ADDRESS"),
 		NewLinkPerAddress: perHour("CONSENTRY_RATE_NEW_LINK_PER_ADDRESS")}
 }
 

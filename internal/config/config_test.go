@@ -63,6 +63,7 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_RATE_PAGES":                    "20:0",
 		"CONSENTRY_RATE_ONE_CLICK":                "fast",
 		"CONSENTRY_RATE_WEBFORM":                  "-1",
+		"CONSENTRY_RATE_LEDGER":                   "0:0",
 		"CONSENTRY_RATE_NEW_LINK":                 "1:5:6",
 		"CONSENTRY_RATE_WEBFORM_PER_ADDRESS":      "0",
 		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS":     "many",
@@ -109,7 +110,7 @@ func TestObservabilitySettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.MetricsToken != "" || c.MetricsAddr != "" || c.LogRequests["public"] != "all" || c.LogRequests["api"] != "all" ||
-		c.Rates.Pages.PerMinute != 20 || c.Rates.Pages.Burst != 40 || c.Rates.OneClick.Burst != 600 || c.Rates.WebformPerAddress != 5 {
+		c.Rates.Pages.PerMinute != 20 || c.Rates.Pages.Burst != 40 || c.Rates.OneClick.Burst != 600 || c.Rates.Ledger.PerMinute != 600 || c.Rates.WebformPerAddress != 5 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = FromEnv(env(map[string]string{

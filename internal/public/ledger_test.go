@@ -290,8 +290,10 @@ func TestLedgerTilesMirror(t *testing.T) {
 	})
 }
 
-// TestLedgerTilesLimited: tiles are public and count against the
-// per-client limit of every public page.
+// TestLedgerTilesLimited: the ledger's endpoints have a per-client limit
+// of their own (a mirror fetches thousands of tiles), apart from the
+// public pages': a client past the pages' limit still gets tiles, and a
+// client past the ledger's gets a 429.
 func TestLedgerTilesLimited(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	tree := &ledgertree.Service{DB: db, Signing: &signing.Service{DB: db, Name: "ledger.example.org/ledger"}}
@@ -302,14 +304,26 @@ func TestLedgerTilesLimited(t *testing.T) {
 	s := ledgerSite(t, tree, false)
 	now := time.Now()
 	s.limiter.Now = func() time.Time { return now } // no token comes back meanwhile
-	codes := map[int]int{}
-	for range DefaultLimits().Pages.Burst + 1 {
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest("GET", "/ledger/tile/8/0/000.p/3", nil))
-		codes[rec.Code]++
+	s.ledgerLimit.Now = s.limiter.Now
+	ask := func(path string, n int) map[int]int {
+		codes := map[int]int{}
+		for range n {
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			codes[rec.Code]++
+		}
+		return codes
 	}
-	if codes[200] != DefaultLimits().Pages.Burst || codes[http.StatusTooManyRequests] != 1 {
-		t.Fatalf("answers %v; want %d tiles, then 429", codes, DefaultLimits().Pages.Burst)
+	pages := DefaultLimits().Pages.Burst
+	if codes := ask("/p/link-invalid", pages+1); codes[http.StatusTooManyRequests] != 1 {
+		t.Fatalf("public pages answered %v; want the last of %d refused", codes, pages+1)
+	}
+	ledger := DefaultLimits().Ledger.Burst
+	if ledger <= 10*pages {
+		t.Fatalf("the ledger's burst is %d, hardly more than the pages' %d", ledger, pages)
+	}
+	if codes := ask("/ledger/tile/8/0/000.p/3", ledger+1); codes[200] != ledger || codes[http.StatusTooManyRequests] != 1 {
+		t.Fatalf("tiles answered %v; want %d tiles, then 429", codes, ledger)
 	}
 }
 

@@ -119,6 +119,7 @@ type Server struct {
 	IPs           clientip.Resolver
 	limiter       *limiter
 	oneClickLimit *limiter
+	ledgerLimit   *limiter
 	cop           *http.CrossOriginProtection
 	mux           *http.ServeMux
 	pages         map[string]*template.Template
@@ -159,6 +160,7 @@ func New(s *Server) (*Server, error) {
 	// Mail providers post one-click unsubscribes for many recipients from
 	// few addresses; each is authorised by its token, and is cheap.
 	s.oneClickLimit = s.Limits.OneClick.Limiter(time.Minute)
+	s.ledgerLimit = s.Limits.Ledger.Limiter(time.Minute)
 	staticDir, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -236,8 +238,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // limited applies the per-client rate limit that fits the request: webform
 // posts have their own, in the handler (webform.go), so that a busy office
-// cannot lock itself out of its confirmation links, and one-click
-// unsubscribes a higher one; the stylesheet has none.
+// cannot lock itself out of its confirmation links, one-click
+// unsubscribes and the ledger's endpoints a higher one; the stylesheet has
+// none.
 func (s *Server) limited(r *http.Request) bool {
 	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, staticPrefix) {
 		// The stylesheet every page loads: the same file for everyone,
@@ -252,6 +255,10 @@ func (s *Server) limited(r *http.Request) bool {
 		case "POST /u/{token}", "POST /m/u/{rid}/{sig}":
 			return !s.oneClickLimit.Allow(key)
 		}
+	}
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/ledger/") {
+		// An auditor's mirror fetches thousands of tiles.
+		return !s.ledgerLimit.Allow(key)
 	}
 	if strings.HasPrefix(r.URL.Path, "/m/o/") || strings.HasPrefix(r.URL.Path, "/m/c/") {
 		// Opens and clicks come through mail providers' image proxies

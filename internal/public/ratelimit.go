@@ -31,6 +31,10 @@ type Limits struct {
 	// email address.
 	NewLink           clientip.Rate
 	NewLinkPerAddress int
+	// Ledger is per client address, for the ledger's public endpoints
+	// (/ledger/...): an auditor's mirror fetches a tile for every 256
+	// events, each a few kilobytes of hashes read by key.
+	Ledger clientip.Rate
 }
 
 // DefaultLimits are the limits unless the operator sets others.
@@ -42,6 +46,7 @@ func DefaultLimits() Limits {
 		WebformPerAddress: addressPosts,
 		NewLink:           clientip.Rate{PerMinute: newLinkPerMinute, Burst: newLinkBurst},
 		NewLinkPerAddress: newLinkPerAddress,
+		Ledger:            clientip.Rate{PerMinute: 600, Burst: 600},
 	}
 }
 
@@ -55,6 +60,7 @@ func (l Limits) orDefault() Limits {
 		return v
 	}
 	l.Pages, l.OneClick, l.Webform, l.NewLink = pick(l.Pages, d.Pages), pick(l.OneClick, d.OneClick), pick(l.Webform, d.Webform), pick(l.NewLink, d.NewLink)
+	l.Ledger = pick(l.Ledger, d.Ledger)
 	if l.WebformPerAddress <= 0 {
 		l.WebformPerAddress = d.WebformPerAddress
 	}
