@@ -79,7 +79,8 @@ const importFile = "E-mail,Voornaam,Nieuwsbrief,Aangemeld\nanna@example.com,Anna
 // a good one leads to its mapping form, its columns suggested. A mapping
 // without a legal basis is refused next to that purpose's legal basis,
 // keeping what was chosen; the preview shows the rows as they would be
-// stored, and the row in error. A dry run shows its progress while
+// stored, each with what the import would do with it, and the row in
+// error. A dry run shows its progress while
 // queued, then its counts above the form, filled in as it ran. The
 // import, its mapping saved, ends with a report of its counts and the
 // failed row, downloadable as CSV; undo asks for confirmation and removes
@@ -152,7 +153,7 @@ func TestImportPages(t *testing.T) {
 		code, body = admin.get(page + "/preview?" + form.Encode())
 		if code != 200 || !strings.Contains(body, `id="preview-rows"`) || !strings.Contains(body, "<code>first_name</code> Anna") ||
 			!strings.Contains(body, `<span class="state-granted">granted</span>`) || !strings.Contains(body, `<code>email</code>: `) ||
-			!strings.Contains(body, `<option value="consent" selected>`) {
+			!strings.Contains(body, `<option value="consent" selected>`) || strings.Count(body, `<td class="outcome-created">New contact</td>`) != 2 {
 			t.Fatalf("preview: %d %s", code, body)
 		}
 

@@ -311,6 +311,20 @@ func TestImportRules(t *testing.T) {
 			OptIn:   &imports.OptIn{Value: contactstate.SingleOptInUser},
 			Consents: []imports.Consent{{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent,
 				CollectedAtColumn: "date", TextVersion: 1}}}
+		// The preview says what the import will do with each row, as the
+		// dry run counts it.
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outcomes := map[string]int64{}
+		for _, r := range preview {
+			outcomes[r.Outcome]++
+		}
+		if len(preview) != 5 || preview[1].KeptConsents != 1 || preview[2].Outcome != imports.OutcomeSkipped || preview[2].Skip.Code != contact.SkipLocked ||
+			preview[3].Outcome != imports.OutcomeSkipped || preview[3].Skip.Code != contact.SkipErasedAddress || preview[4].Outcome != "created" {
+			t.Fatalf("preview: %+v", preview)
+		}
 		// The dry run counts every row as the import then does, and
 		// reports the same rows.
 		dry := w.run(imp.ID, d, true)
@@ -330,6 +344,10 @@ func TestImportRules(t *testing.T) {
 		report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if outcomes["created"] != imp.Created || outcomes["updated"] != imp.Updated || outcomes["unchanged"] != imp.Unchanged ||
+			outcomes[imports.OutcomeSkipped] != imp.Skipped {
+			t.Fatalf("the preview's outcomes %v, the import's counts %+v", outcomes, imp)
 		}
 		if fmt.Sprint(report) != fmt.Sprint(dryReport) || len(report) != 2 {
 			t.Fatalf("the dry run reported %+v, the import %+v", dryReport, report)

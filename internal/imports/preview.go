@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/tabular"
 )
 
@@ -25,7 +27,17 @@ type PreviewRow struct {
 	OptInStatus string            `json:"opt_in_status,omitempty"`
 	Consents    []PreviewConsent  `json:"consents,omitempty"`
 	Lists       []string          `json:"lists,omitempty" doc:"the ids of the lists the row joins"`
-	Error       *RowProblem       `json:"error,omitempty"`
+	// Outcome is what the import would do with the row, decided as the
+	// dry run decides, against the database as it stands now.
+	Outcome string `json:"outcome,omitempty" enum:"created,updated,unchanged,skipped" doc:"what the import would do with the row as the contacts stand now, decided as a dry run decides: create a contact, update one (a field, a consent, the opt-in status or a list), leave it as it is, or skip the row (skip says why); absent for a row in error"`
+	// Skip is why the row would be skipped; nil unless Outcome is
+	// skipped.
+	Skip *PreviewSkip `json:"skip,omitempty"`
+	// KeptConsents counts the row's consents the import would not write
+	// because the contact gave or withdrew that consent later than the
+	// row says.
+	KeptConsents int         `json:"kept_consents,omitempty" doc:"how many of the row's consents would not be written because the contact's own is later"`
+	Error        *RowProblem `json:"error,omitempty"`
 }
 
 // PreviewConsent is a consent record a row would write.
@@ -33,6 +45,12 @@ type PreviewConsent struct {
 	PurposeID   string    `json:"purpose_id"`
 	State       string    `json:"state"`
 	CollectedAt time.Time `json:"collected_at"`
+}
+
+// PreviewSkip is why the import would skip a row, as its report would say.
+type PreviewSkip struct {
+	Code   string `json:"code" doc:"erased_address, processing_stopped, duplicate or duplicate_in_file, as in the import's skipped_by"`
+	Reason string `json:"reason"`
 }
 
 // RowProblem is why a row would fail.
@@ -62,6 +80,7 @@ func (s *Service) Preview(ctx context.Context, id string, d Definition, n int) (
 	defer tr.Close()
 	n = min(max(n, 1), MaxPreview)
 	out := []PreviewRow{}
+	var planned []*readRow
 	now := s.now()
 	for len(out) < n {
 		row, err := tr.Next()
@@ -85,8 +104,61 @@ func (s *Service) Preview(ctx context.Context, id string, d Definition, n int) (
 			continue
 		}
 		out = append(out, p.preview())
+		planned = append(planned, &readRow{number: row.Number, cells: row.Cells, plan: p})
+	}
+	if err := s.outcomes(ctx, id, r, planned, out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// outcomes sets in out (a preview, holding a row for each of planned and
+// rows in error) what the import would do with each planned row: the dry
+// run's decisions (writer.rows), one row at a time in a transaction that
+// writes nothing, so that a row meets an earlier row of the file with its
+// address as the import would.
+func (s *Service) outcomes(ctx context.Context, id string, r *resolved, planned []*readRow, out []PreviewRow) error {
+	if len(planned) == 0 {
+		return nil
+	}
+	w := &writer{s: s, imp: &Import{ID: id, DryRun: true}, r: r, seen: map[uint64]bool{}, seed: maphash.MakeSeed()}
+	var err error
+	if w.armed, err = suppression.Armed(ctx, s.DB); err != nil {
+		return err
+	}
+	byNumber := map[int]*PreviewRow{}
+	for i := range out {
+		if out[i].Error == nil {
+			byNumber[out[i].Row] = &out[i]
+		}
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		clear(w.seen) // the function may run again
+		for _, row := range planned {
+			t := tally{skippedBy: map[string]int64{}, keep: func(*readRow, string) []string { return nil }}
+			if err := w.rows(tx, &t, []*readRow{row}, now); err != nil {
+				return err
+			}
+			pr := byNumber[row.number]
+			pr.KeptConsents = int(t.skippedBy[KeptNewerConsent])
+			switch {
+			case t.created > 0:
+				pr.Outcome = "created"
+			case t.updated > 0:
+				pr.Outcome = "updated"
+			case t.unchanged > 0:
+				pr.Outcome = "unchanged"
+			case t.skipped > 0:
+				last := t.report[len(t.report)-1] // reportRow: import, row, outcome, code, field, reason, cells
+				pr.Outcome, pr.Skip = OutcomeSkipped, &PreviewSkip{Code: last[3].(string), Reason: last[5].(string)}
+			case t.failed > 0:
+				last := t.report[len(t.report)-1]
+				pr.Error = &RowProblem{Field: last[4].(string), Reason: last[5].(string)}
+			}
+		}
+		return nil
+	})
 }
 
 // preview is the row as PreviewRow shows it.
