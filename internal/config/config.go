@@ -129,6 +129,9 @@ var Settings = []Setting{
 	{"CONSENTRY_METRICS_TOKEN", "", "bearer token GET /metrics needs; without it (and without CONSENTRY_METRICS_ADDR) no metrics are served; at least 16 characters"},
 	{"CONSENTRY_METRICS_ADDR", "", "host:port of a separate listener for /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; off when empty"},
 	{"CONSENTRY_LOG_REQUESTS", "all", "which requests are logged: all, errors (status 400 and above) or none, for every route class or per class, e.g. public=errors,api=all,admin=all"},
+	{"CONSENTRY_LEDGER_CHECKPOINT_EVERY", "5m", "how often a signed checkpoint of the ledger is made while it grows, 1s to 24h (docs/ledger.md)"},
+	{"CONSENTRY_LEDGER_CHECKPOINT_FILE", "", "a file that always holds the latest signed checkpoint, replaced whole at each new one"},
+	{"CONSENTRY_LEDGER_CHECKPOINT_URL", "", "an http(s):// address each new checkpoint is posted to as text/plain"},
 	{"CONSENTRY_RATE_PAGES", "20:40", "public pages per client address: requests a minute, and the burst (PER_MINUTE:BURST)"},
 	{"CONSENTRY_RATE_ONE_CLICK", "600:600", "one-click unsubscribes and campaign opens and clicks per client address (PER_MINUTE:BURST)"},
 	{"CONSENTRY_RATE_LEDGER", "600:600", "the ledger's public endpoints (/ledger/...: checkpoints, proofs, keys and the tree's tiles) per client address (PER_MINUTE:BURST): a mirror fetches thousands of tiles"},
@@ -229,7 +232,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			bad("CONSENTRY_LEDGER_CHECKPOINT_URL", "must be an absolute http:// or https:// URL")
 		}
 	}
-	if every, err := time.ParseDuration(get("CONSENTRY_LEDGER_CHECKPOINT_EVERY", "5m")); err != nil || every < time.Second || every > 24*time.Hour {
+	if every, err := time.ParseDuration(get("CONSENTRY_LEDGER_CHECKPOINT_EVERY", defaultOf("CONSENTRY_LEDGER_CHECKPOINT_EVERY"))); err != nil || every < time.Second || every > 24*time.Hour {
 		bad("CONSENTRY_LEDGER_CHECKPOINT_EVERY", "must be a duration from 1s to 24h, e.g. 5m")
 	} else {
 		c.CheckpointEvery = every

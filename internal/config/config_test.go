@@ -136,3 +136,23 @@ func TestObservabilitySettings(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySettingReadIsListed: every variable FromEnv reads is in
+// Settings, so that a start does not warn that a setting it applies is
+// unknown, and the docs' table can be checked against one list.
+func TestEverySettingReadIsListed(t *testing.T) {
+	var read []string
+	if _, err := FromEnv(func(k string) string { read = append(read, k); return "" }); err != nil {
+		t.Fatal(err)
+	}
+	var environ []string
+	for _, name := range read {
+		environ = append(environ, name+"=x")
+	}
+	if len(read) < len(Settings) {
+		t.Fatalf("FromEnv read %d variables, Settings lists %d", len(read), len(Settings))
+	}
+	if unknown := Unknown(environ); len(unknown) != 0 {
+		t.Fatalf("read by FromEnv but not in Settings (a start would call them unknown): %v", unknown)
+	}
+}
