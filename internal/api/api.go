@@ -423,6 +423,10 @@ func decodeUpTo(r *http.Request, v any, limit int64) error {
 		}
 		return &errs.Error{Kind: errs.KindInvalid, Code: "unknown_field", Field: name, Message: "is not a field of this request"}
 	}
+	if field := badTime(reflect.TypeOf(v), data, ""); field != "" {
+		// A time's own decoder names no field.
+		return &errs.Error{Kind: errs.KindInvalid, Code: "invalid", Field: field, Message: "must be a time in RFC 3339, e.g. 2026-11-01T09:00:00Z"}
+	}
 	return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body could not be read: " + err.Error()}
 }
 

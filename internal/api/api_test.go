@@ -1118,6 +1118,9 @@ func TestSubscriptionStateIsConsentsWord(t *testing.T) {
 			t.Fatalf("both names, different values: %d %s", r.status, r.body)
 		}
 		checkError(t, r, "invalid", "status")
+		// An error about the value names the request's field, state.
+		checkError(t, e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{}`, ""), "required", "state")
+		checkError(t, e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{"status":"maybe"}`, ""), "invalid", "state")
 		r = e.do(t, "PUT", "/api/v1/contacts/"+id+"/lists/News", `{"status":"unsubscribed"}`, "")
 		if r.status != 200 || !strings.Contains(string(r.body), `"state":"unsubscribed"`) {
 			t.Fatalf("the former name: %d %s", r.status, r.body)

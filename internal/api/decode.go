@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/consentry/consentry/internal/errs"
 )
@@ -222,33 +224,65 @@ func unknownKey(t reflect.Type, data []byte, path, name string) string {
 	case reflect.Slice, reflect.Array:
 		return firstItem(data, path, func(item []byte, at string) string { return unknownKey(t.Elem(), item, at, name) })
 	case reflect.Struct:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(data, &obj) != nil {
-			return ""
-		}
-		fields := map[string]reflect.Type{}
-		jsonFields(t, fields)
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			at := k
-			if path != "" {
-				at = path + "." + k
-			}
-			ft, ok := fields[strings.ToLower(k)]
-			if !ok {
+		return eachKey(t, data, path, func(k, at string, ft reflect.Type, raw []byte) string {
+			if ft == nil {
 				if strings.EqualFold(k, name) {
 					return at
 				}
-				continue
+				return ""
 			}
-			if p := unknownKey(ft, obj[k], at, name); p != "" {
-				return p
-			}
+			return unknownKey(ft, raw, at, name)
+		})
+	}
+	return ""
+}
+
+// eachKey calls f for each key of data, the JSON object of a struct type
+// t, in key order, with the key's path and the type of the field it names
+// (nil when it names none), and returns the first path f returns; "" when
+// f returns none, or data is no object.
+func eachKey(t reflect.Type, data []byte, path string, f func(k, at string, ft reflect.Type, raw []byte) string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	fields := map[string]reflect.Type{}
+	jsonFields(t, fields)
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		at := k
+		if path != "" {
+			at = path + "." + k
 		}
+		if p := f(k, at, fields[strings.ToLower(k)], obj[k]); p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+// badTime returns the path of the first value in data, the JSON of a t,
+// that a time field cannot take, looking into the objects and arrays data
+// gives; "" when there is none.
+func badTime(t reflect.Type, data []byte, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[time.Time]() {
+		if string(bytes.TrimSpace(data)) == "null" || json.Unmarshal(data, new(time.Time)) == nil {
+			return ""
+		}
+		return path
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return firstItem(data, path, func(item []byte, at string) string { return badTime(t.Elem(), item, at) })
+	case reflect.Struct:
+		return eachKey(t, data, path, func(_, at string, ft reflect.Type, raw []byte) string {
+			if ft == nil {
+				return ""
+			}
+			return badTime(ft, raw, at)
+		})
 	}
 	return ""
 }

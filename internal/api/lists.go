@@ -87,6 +87,14 @@ func (s *Server) setContactList(r *http.Request, caller consent.Actor) (int, any
 	case in.Status != "" && in.Status != state:
 		return 0, nil, errs.Invalid("status", "is the former name of state; give one of them")
 	}
+	// The domain names the value by its former name; the request's is state.
+	switch state {
+	case "":
+		return 0, nil, errs.Required("state")
+	case lists.Subscribed, lists.Unsubscribed:
+	default:
+		return 0, nil, errs.Invalid("state", "must be subscribed or unsubscribed")
+	}
 	// Unsubscribing from a list bound to a purpose withdraws that consent,
 	// recorded as this client's doing.
 	withdraw := s.Consent.PurposeWithdrawal(caller, consent.Evidence{Method: consent.MethodAPI})

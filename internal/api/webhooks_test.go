@@ -101,6 +101,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 			t.Fatalf("replay since queued %d", res.Queued)
 		}
 		checkError(t, e.do(t, "POST", path+"/replay", `{}`, auto), "required", "since")
+		checkError(t, e.do(t, "POST", path+"/replay", `{"since":"yesterday"}`, auto), "invalid", "since")
 		send()
 
 		rot := decodeAs[api.RotatedSecret](t, e.do(t, "POST", path+"/rotate-secret", "", auto).body)
