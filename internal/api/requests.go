@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/requests"
 )
@@ -26,7 +27,22 @@ func (s *Server) requestRoutes() []Route {
 		{Method: "PATCH", Path: "/api/v1/requests/{id}", Tag: "requests", Status: 200, Request: requests.Change{}, Response: requests.Request{},
 			Summary: "Move a request on: its status (refused and partly_done need a reason), a note, the contact it is about, or one extension of its due date by 1 or 2 months with a reason",
 			handle:  s.updateRequest},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/stop-processing", Tag: "requests", Status: 200, Response: contact.Contact{},
+			Summary: "Stop processing the contact's data (restriction, Art. 18), for a request received by phone, letter or email, as their own " +
+				"\"Stop processing\" on the preferences page does: their email opted out, every consent they gave on the legal basis of consent " +
+				"withdrawn, and the record locked (edits and new grants answer 423); their open restriction requests become done. " +
+				"Recorded as this client's doing; a locked record stays as it is. An erased contact is a 423",
+			handle: s.stopProcessing},
 	}
+}
+
+func (s *Server) stopProcessing(r *http.Request, caller consent.Actor) (int, any, error) {
+	id := r.PathValue("id")
+	if err := s.Requests.StopProcessing(r.Context(), id, caller, consent.Evidence{Method: consent.MethodAPI}); err != nil {
+		return pathResult[any](0, nil, err)
+	}
+	c, err := s.Contacts.Get(r.Context(), id)
+	return pathResult(200, c, err)
 }
 
 // RequestPage is one page of requests.

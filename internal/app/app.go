@@ -179,7 +179,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	a.Receipts = &receipts.Service{DB: db, Consent: a.Consent, Signing: a.Signing, Tree: a.LedgerTree, Issuer: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl, Now: time.Now}
 	a.OptIn = &optin.Service{DB: db, Consent: a.Consent, Log: log, Now: time.Now, BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Mail: tmpl,
 		AfterBatch: repermission.BatchTx, AfterFailed: repermission.FailedTx, AfterConfirm: a.Receipts.EmailTx}
-	a.Requests = &requests.Service{DB: db, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
+	a.Requests = &requests.Service{DB: db, Consent: a.Consent, Notify: requests.NotifyOperator(tmpl, cfg.BaseURL, cfg.Sender()), Now: time.Now}
 	a.Prefs = &preferences.Service{DB: db, Consent: a.Consent, Contacts: a.Contacts, Lists: a.Lists, Log: log, Now: time.Now, Mail: tmpl,
 		BaseURL: cfg.BaseURL, Sender: cfg.Sender(), Notify: a.Requests.Notify, AfterGrant: a.Receipts.EmailTx}
 

@@ -167,13 +167,21 @@ func (s *Service) WithdrawMarketingOfOptedOut(ctx context.Context) (int, error) 
 }
 
 // StopProcessingTx carries out the contact's request to stop processing
-// (R9) in the caller's transaction: their own opt-out of all email, a
-// withdrawal of every consent they gave on the legal basis of consent, and
-// the lock on their record, each recorded with actor and evidence.
+// (R9) in the caller's transaction: an opt-out of all email, a withdrawal
+// of every consent they gave on the legal basis of consent, and the lock
+// on their record, each recorded with actor and evidence. Asked by the
+// contact (their preferences page), the opt-out is their own; carried out
+// by an operator for a request received otherwise, it is the user's, and
+// a contact opted out already stays as they are.
 func (s *Service) StopProcessingTx(tx *store.Tx, k contactstate.State, actor Actor, ev Evidence, now time.Time) error {
-	if _, err := s.ApplyOptIn(tx, k, OptInInput{Status: contactstate.OptOutContact, Channel: ChannelContact,
-		Actor: actor, Evidence: ev}, now); err != nil {
-		return err
+	optOut := OptInInput{Status: contactstate.OptOutContact, Channel: ChannelContact, Actor: actor, Evidence: ev}
+	if actor.Kind != ActorContact {
+		optOut.Status, optOut.Channel = contactstate.OptOutUser, ChannelUser
+	}
+	if k.OptIn != contactstate.OptOutContact && k.OptIn != contactstate.OptOutUser || actor.Kind == ActorContact {
+		if _, err := s.ApplyOptIn(tx, k, optOut, now); err != nil {
+			return err
+		}
 	}
 	if _, err := s.withdrawGrantedTx(tx, k, everyConsent, actor, ev, now); err != nil {
 		return err

@@ -2,9 +2,11 @@ package requests
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -12,6 +14,9 @@ import (
 // each in a transaction of its own, telling Notify of every new one.
 type Service struct {
 	DB *store.DB
+	// Consent carries out a restriction (StopProcessing); nil refuses
+	// it.
+	Consent *consent.Service
 	// Notify is told of each request recorded (NotifyOperator); nil tells
 	// no one.
 	Notify Notifier
@@ -59,4 +64,37 @@ func (s *Service) Update(ctx context.Context, id string, c Change, actor consent
 // CountOpen counts the open and overdue requests; see CountOpen.
 func (s *Service) CountOpen(ctx context.Context) (open, overdue int, err error) {
 	return CountOpen(ctx, s.DB.Read, s.now())
+}
+
+// StopProcessing carries out a contact's restriction of processing (Art.
+// 18, R9) at an operator's hand, for a request received by phone, letter
+// or email, as the contact's own "Stop processing" does: their email
+// opted out, every consent they gave on the legal basis of consent
+// withdrawn, and their record locked (consent.Service.StopProcessingTx),
+// each recorded with actor and ev; every open restriction request of the
+// contact becomes done, in the same transaction. A record locked already
+// stays as it is, and its open restriction requests close. It returns a
+// not-found error for an unknown contact, and a locked error for an
+// erased one, writing nothing.
+func (s *Service) StopProcessing(ctx context.Context, contactID string, actor consent.Actor, ev consent.Evidence) error {
+	if s.Consent == nil {
+		return errors.New("requests: no consent service to stop processing with")
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		k, err := contactstate.Load(tx, contactID)
+		if err != nil {
+			return err
+		}
+		if k.Erased {
+			return contactstate.ErrErased()
+		}
+		if !k.ProcessingStopped {
+			if err := s.Consent.StopProcessingTx(tx, k, actor, ev, now); err != nil {
+				return err
+			}
+		}
+		_, err = SetStatusTx(tx, contactID, KindRestriction, StatusDone, "", actor, now)
+		return err
+	})
 }
