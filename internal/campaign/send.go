@@ -709,9 +709,11 @@ type recipient struct {
 func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (map[string]*recipient, error) {
 	a := &sqlArgs{}
 	// Under the fence every rule is tested, the legal holds included,
-	// whatever the gate found when the campaign was prepared.
+	// whatever the gate found when the campaign was prepared, and as of
+	// now: a consent that expired since (or a hold that began) stops the
+	// message.
 	g := *p.gate
-	g.holds = true
+	g.holds, g.now = true, p.now()
 	from := g.fromEach(a)
 	reason := g.reason(a)
 	tracked := g.tracked(a)
