@@ -29,7 +29,8 @@ func (s *Service) succeeded(tx *store.Tx, id string, now time.Time) error {
 // failed notes a failure to the endpoint id, and turns the endpoint off
 // when none has succeeded for DisableAfter while they failed, emailing
 // the operator's privacy address (the setting privacy_address) why.
-// Deliveries to it then wait, pending, until it is turned on again.
+// Deliveries to it then wait, pending, with those of the events that
+// happen meanwhile (Dispatch), until it is turned on again.
 func (s *Service) failed(tx *store.Tx, id string, now time.Time, why string) error {
 	if _, err := tx.Exec(`UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1`,
 		id, store.Micros(now)); err != nil {

@@ -1,9 +1,12 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +41,10 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 			return http.StatusOK
 		})
 		e, _ := f.endpoint(t, rc.URL)
+		// A failed delivery is tried again a day later, so that the one
+		// that turns the endpoint off is still due later when it is
+		// turned on again.
+		f.worker.Backoff = func(int) time.Duration { return 24 * time.Hour }
 		start := f.clock.Now()
 		// A change every six hours, about a new contact each time (so
 		// that none waits behind another's), each of whose deliveries
@@ -59,9 +66,12 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 			t.Fatalf("endpoint: %+v", got)
 		}
 
-		// While off, nothing is attempted.
+		// While off, nothing is attempted, but what happens is queued:
+		// a change about a contact whose delivery was being retried when
+		// the endpoint was turned off, and one about a new contact.
 		before := len(rc.all())
 		f.clock.Add(time.Hour)
+		f.emit(t, events.ConsentWithdrawn, "c20", "later")
 		f.send(t)
 		if len(rc.all()) != before {
 			t.Fatal("an endpoint turned off was called")
@@ -86,18 +96,36 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 			t.Fatalf("email: %s\n%s", m.Subject, m.Text)
 		}
 
-		// Turned on again, its waiting deliveries go, in order.
+		// Turned on again, its waiting deliveries go at once, those it
+		// was retrying included, in order: those of the events that
+		// happened while it was off too.
 		down = false
 		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 10; i++ {
-			f.send(t)
-			f.clock.Add(24 * time.Hour)
-		}
+		f.send(t)
 		got, _ = f.svc.Get(ctx, e.ID)
 		if !got.Enabled || got.FailingSince != nil || got.LastSuccessAt == nil {
 			t.Fatalf("after turning it on: %+v", got)
+		}
+		for _, d := range f.deliveries(t, e.ID) {
+			if d.Status == webhook.StatusPending {
+				t.Errorf("still pending after turning it on: %+v", d)
+			}
+		}
+		about := map[string][]string{} // the types sent about each contact, in order
+		for _, r := range rc.all()[before:] {
+			var d struct {
+				ContactID string `json:"contact_id"`
+			}
+			if err := json.Unmarshal(r.Envelope.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			about[d.ContactID] = append(about[d.ContactID], r.Envelope.Type)
+		}
+		if !slices.Equal(about["c20"], []string{events.ContactUpdated, events.ConsentWithdrawn}) ||
+			!slices.Equal(about["c21"], []string{events.ContactUpdated}) || !slices.Equal(about["later"], []string{events.ConsentWithdrawn}) {
+			t.Errorf("sent after turning it on: %v", about)
 		}
 	})
 }
@@ -140,17 +168,79 @@ func TestPruneRemovesOldDeliveriesAndTheEventsNoOneNeeds(t *testing.T) {
 		f.send(t)
 		f.clock.Add(webhook.KeepFor + webhook.GiveUpAfter)
 		f.send(t)
-		// The events' other consumer, the workflow rules, has read them
-		// too (its runner does not run here).
-		if err := db.Write(ctx, func(tx *store.Tx) error { _, err := events.Next(tx, "workflows", 100); return err }); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Prune(ctx, f.clock.Now().Add(-webhook.KeepFor)); err != nil {
-			t.Fatal(err)
-		}
+		f.prune(t)
 		db.Read.QueryRow(`SELECT count(*) FROM events`).Scan(&events_)
 		if ds := f.deliveries(t, bad.ID); len(ds) != 0 || events_ != 0 {
 			t.Fatalf("left %d events, deliveries %+v", events_, ds)
+		}
+	})
+}
+
+// An endpoint turned off still gets a delivery of every event it wants,
+// pending and sent to no one, however long it stays off (the pruning of
+// the log keeps them, and their events); turned on again, they go, in the
+// order of each contact's events.
+func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		rc := newReceiver(t, nil)
+		e, secret := f.endpoint(t, rc.URL, events.ContactCreated, events.ConsentGranted, events.ConsentWithdrawn)
+		f.emit(t, events.ContactCreated, "c1")
+		f.send(t)
+		if n := len(rc.all()); n != 1 {
+			t.Fatalf("%d requests before it was turned off, want 1", n)
+		}
+
+		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		f.emit(t, events.ConsentWithdrawn, "c1")
+		f.emit(t, events.ContactUpdated, "c1") // a type it does not want
+		f.emit(t, events.ConsentGranted, "c1", "c2")
+		f.send(t)
+		ds := f.deliveries(t, e.ID)
+		if len(ds) != 4 || len(rc.all()) != 1 {
+			t.Fatalf("while off: %d requests, deliveries %+v", len(rc.all()), ds)
+		}
+		for _, d := range ds[1:] {
+			if d.Status != webhook.StatusPending || d.Attempts != 0 {
+				t.Fatalf("a delivery made while off: %+v", d)
+			}
+		}
+
+		// Off for longer than the log keeps what is finished: the
+		// pending deliveries and their events stay.
+		f.clock.Add(webhook.KeepFor + time.Hour)
+		f.send(t)
+		f.prune(t)
+		if ds := f.deliveries(t, e.ID); len(ds) != 3 || len(rc.all()) != 1 {
+			t.Fatalf("after pruning: %d requests, deliveries %+v", len(rc.all()), ds)
+		}
+
+		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		f.send(t)
+		var c1 []string
+		types := map[string]int{}
+		for _, r := range rc.all()[1:] {
+			if err := verify(t, secret, r); err != nil {
+				t.Errorf("%s: %v", r.Envelope.ID, err)
+			}
+			types[r.Envelope.Type]++
+			if bytes.Contains(r.Envelope.Data, []byte(`"c1"`)) {
+				c1 = append(c1, r.Envelope.Type)
+			}
+		}
+		if len(rc.all()) != 4 || types[events.ConsentGranted] != 2 || types[events.ConsentWithdrawn] != 1 ||
+			!slices.Equal(c1, []string{events.ConsentWithdrawn, events.ConsentGranted}) {
+			t.Fatalf("after turning it on: %d requests, %v; about c1 %v", len(rc.all()), types, c1)
+		}
+		for _, d := range f.deliveries(t, e.ID) {
+			if d.Status != webhook.StatusDelivered {
+				t.Errorf("after turning it on: %+v", d)
+			}
 		}
 	})
 }

@@ -19,10 +19,13 @@ const dispatchBatch = 500
 var deliveryTypes = []string{"text", "bigint", "text", "text", "text", "bigint", "bigint"}
 
 // Dispatch reads the next events for the webhooks consumer and writes a
-// delivery of each to every enabled endpoint that wants its type and
-// existed when it happened, in the transaction that moves the consumer's
-// cursor: each event is dispatched exactly once, whichever instance reads
-// it. It returns how many events it read (0 when none was new).
+// delivery of each to every endpoint that wants its type and existed when
+// it happened, in the transaction that moves the consumer's cursor: each
+// event is dispatched exactly once, whichever instance reads it. An
+// endpoint that is turned off gets its deliveries too: they wait, pending
+// (claim takes only enabled endpoints'), and go in order once it is turned
+// on again; none is skipped because the endpoint was off when its event
+// was read. It returns how many events it read (0 when none was new).
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	var n, written int
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -32,7 +35,7 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 		if err != nil || n == 0 {
 			return err
 		}
-		eps, err := store.QueryAll(ctx, tx, scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE enabled`)
+		eps, err := store.QueryAll(ctx, tx, scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints`)
 		if err != nil {
 			return fmt.Errorf("webhook: read endpoints: %w", err)
 		}

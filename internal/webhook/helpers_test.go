@@ -159,6 +159,20 @@ func (f *fixture) send(t testing.TB) {
 	}
 }
 
+// prune runs the pruning of the log as its hourly job does, once the
+// events' other consumer, the workflow rules (whose runner does not run
+// here), has read them too.
+func (f *fixture) prune(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.db.Write(ctx, func(tx *store.Tx) error { _, err := events.Next(tx, "workflows", 100); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Prune(ctx, f.clock.Now().Add(-webhook.KeepFor)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // deliveries returns every delivery to the endpoint, oldest first.
 func (f *fixture) deliveries(t testing.TB, endpointID string) []webhook.Delivery {
 	t.Helper()

@@ -123,7 +123,9 @@ type EndpointInput struct {
 }
 
 // EndpointPatch changes some of an endpoint; nil fields stay. Turning an
-// endpoint on again clears why it was turned off and its failing streak.
+// endpoint on again clears why it was turned off and its failing streak,
+// and makes its pending deliveries due at once: those of the events that
+// happened while it was off, and those it was retrying.
 type EndpointPatch struct {
 	URL         *string
 	Description *string
@@ -285,11 +287,12 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpo
 		if p.EventTypes != nil {
 			e.EventTypes = *p.EventTypes
 		}
+		turnedOn := false
 		if p.Enabled != nil && *p.Enabled != e.Enabled {
 			e.Enabled = *p.Enabled
 			e.DisabledReason = ""
 			if e.Enabled {
-				e.FailingSince = nil
+				e.FailingSince, turnedOn = nil, true
 			}
 		}
 		e.UpdatedAt = s.now()
@@ -304,6 +307,15 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpo
 			return fmt.Errorf("webhook: update endpoint %s: %w", id, err)
 		}
 		out = e
+		if turnedOn {
+			// What waited while it was off goes now, in order: a delivery
+			// it was retrying when it was turned off would otherwise hold
+			// back the later ones about its contact until its next try.
+			if _, err := tx.Exec(`UPDATE webhook_deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status = 'pending' AND next_at > $2`,
+				id, store.Micros(e.UpdatedAt)); err != nil {
+				return fmt.Errorf("webhook: make the deliveries to %s due: %w", id, err)
+			}
+		}
 		if e.Enabled {
 			tx.WakeAfterCommit(wakeTopic) // its waiting deliveries may go
 		}

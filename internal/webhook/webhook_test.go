@@ -64,8 +64,11 @@ func TestDeliveriesAreSignedAfterStandardWebhooks(t *testing.T) {
 		if err := verify(t, allSecret, g); err == nil {
 			t.Error("a signature verifies under another endpoint's secret")
 		}
-		if ds := f.deliveries(t, off.ID); len(ds) != 0 {
-			t.Errorf("a disabled endpoint got deliveries: %+v", ds)
+		// A disabled endpoint is sent nothing (the receiver above would
+		// have had it, at /off); its deliveries wait, pending.
+		if ds := f.deliveries(t, off.ID); len(ds) != 2 || ds[0].Status != webhook.StatusPending || ds[0].Attempts != 0 ||
+			ds[1].Status != webhook.StatusPending || ds[1].Attempts != 0 {
+			t.Errorf("the deliveries to a disabled endpoint: %+v", ds)
 		}
 
 		// An endpoint made after an event does not get it.
