@@ -36,7 +36,7 @@ const (
 	ReasonOptedOutUser      = "opted_out_by_user"
 	ReasonListUnsubscribed  = "unsubscribed_from_list"
 	ReasonSuppressedAddress = "suppressed_address"
-	ReasonNoConsent         = "no_consent_for_purpose"
+	ReasonNoConsent         = mail.ReasonNoConsent
 	ReasonNotOptedIn        = mail.ReasonNotOptedIn
 	ReasonDuplicateAddress  = "duplicate_address"
 )

@@ -174,7 +174,8 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		rows, err := tx.Query(`UPDATE outbox SET status = 'sending', locked_until = $1, attempts = attempts + 1, claimed_by = $4
 			WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND run_at <= $2) OR (status = 'sending' AND locked_until < $2)
 				ORDER BY run_at LIMIT $3)
-			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at, to_address`,
+			RETURNING id, contact_id, kind, subject, text_body, html_body, headers, links, conversation_id, attempts, created_at, to_address,
+				consent_purpose_id, consent_state`,
 			now+d.Lease.Microseconds(), now, d.Batch, d.claimID())
 		if err != nil {
 			return fmt.Errorf("mail: claim: %w", err)
@@ -186,6 +187,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			fixedTo      string // a message to the operator's own address
 			links        []Link
 			badLinks     bool
+			rests        ConsentState // the consent the message rests on, if any
 		}
 		var rs []row
 		for rows.Next() {
@@ -194,7 +196,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			var created int64
 			r.c.env = &Envelope{From: d.From}
 			if err := rows.Scan(&r.c.env.OutboxID, &r.contactID, &r.c.kind, &r.c.env.Subject, &r.c.env.Text, &r.c.env.HTML,
-				&headers, &links, &r.conversation, &r.c.attempt, &created, &r.fixedTo); err != nil {
+				&headers, &links, &r.conversation, &r.c.attempt, &created, &r.fixedTo, &r.rests.PurposeID, &r.rests.State); err != nil {
 				rows.Close()
 				return fmt.Errorf("mail: claim: %w", err)
 			}
@@ -212,10 +214,13 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			return nil
 		}
 		ids := make([]string, 0, len(rs))
-		var convs []string
+		var convs, consenting []string
 		for _, r := range rs {
 			if r.contactID.Valid {
 				ids = append(ids, r.contactID.String)
+				if needsConsents(r.c.kind, r.rests.PurposeID) {
+					consenting = append(consenting, r.contactID.String)
+				}
 			}
 			if r.conversation != "" {
 				convs = append(convs, r.conversation)
@@ -226,6 +231,10 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			return err
 		}
 		started, err := contactConversations(tx, convs)
+		if err != nil {
+			return err
+		}
+		consents, err := consentsOf(tx, consenting, d.Now())
 		if err != nil {
 			return err
 		}
@@ -262,6 +271,9 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			rc, exists := recipients[r.contactID.String]
 			reason := Gate(r.c.kind, Recipient{Exists: exists, State: rc,
 				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)
+			if reason == "" && needsConsents(r.c.kind, r.rests.PurposeID) {
+				reason = consentGate(r.c.kind, r.rests, consents[r.contactID.String])
+			}
 			if reason == "" {
 				reason = linksProblem(r.links, r.badLinks, d.Now())
 			}

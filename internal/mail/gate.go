@@ -48,7 +48,9 @@ type Recipient struct {
 // (by the contact or a user) stops every new email (R2) except a reply in a
 // conversation the contact started, and a confirmation link for a change
 // the contact asked for, which is part of the same exchange. Campaigns also
-// need an opt-in status the policy accepts.
+// need an opt-in status the policy accepts. The contact's consents are
+// checked after (consentGate): a message resting on a consent, and
+// workflow email against the purposes that govern marketing email.
 func Gate(kind string, r Recipient, campaignStatuses []string) string {
 	if kind == KindPartner {
 		return GatePartner(r)

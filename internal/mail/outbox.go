@@ -95,10 +95,22 @@ type Message struct {
 	// ContactID, the links being the contact's, except a request
 	// confirmation, whose link is the request's.
 	Links []Link
+	// Consent, when set, is the consent the message rests on (an email a
+	// workflow rule queued on a consent event): the gate sets the message
+	// aside when the contact's consent is no longer in that state as it is
+	// taken for sending (ReasonConsentWithdrawn, ReasonConsentChanged).
+	Consent *ConsentState
 	// Attachments go with the message beside its bodies, in order. They
 	// are content: removed with the subject and bodies (Pruner,
 	// EraseContactsTx) and deleted with the message.
 	Attachments []Attachment
+}
+
+// ConsentState is a contact's consent to a purpose in one state: granted
+// (and not expired) or withdrawn.
+type ConsentState struct {
+	PurposeID string
+	State     string // "granted" or "withdrawn"
 }
 
 // Attachment is a file an email carries.
@@ -173,9 +185,10 @@ func Enqueue(tx *store.Tx, m Message, now time.Time) (string, error) {
 // outboxColumns are the columns EnqueueMany writes, and outboxTypes their
 // types, in the order of outboxRow's values.
 const outboxColumns = `INSERT INTO outbox (id, contact_id, kind, to_address, language, subject, text_body, html_body, headers, links,
-	conversation_id, subject_id, status, run_at, created_at)`
+	conversation_id, subject_id, status, run_at, created_at, consent_purpose_id, consent_state)`
 
-var outboxTypes = []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint"}
+var outboxTypes = []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint",
+	"text", "text"}
 
 // EnqueueMany is Enqueue for many messages, for work done in bulk (double
 // opt-in for many contacts, say), in as few statements as the database
@@ -244,9 +257,16 @@ func outboxRow(m Message, now time.Time) (string, []any, error) {
 	if m.Language == "" {
 		m.Language = "en"
 	}
+	var purposeID, state string
+	if c := m.Consent; c != nil {
+		if m.ContactID == "" || c.PurposeID == "" || (c.State != consentGranted && c.State != consentWithdrawn) {
+			return "", nil, fmt.Errorf("mail: a message resting on a consent needs a contact, a purpose and the state granted or withdrawn")
+		}
+		purposeID, state = c.PurposeID, c.State
+	}
 	id := uuid.Must(uuid.NewV7()).String()
 	return id, []any{id, contactID, m.Kind, m.To, m.Language, m.Subject, m.Text, m.HTML, string(headers), string(links), m.ConversationID,
-		m.SubjectID, StatusQueued, store.Micros(now), store.Micros(now)}, nil
+		m.SubjectID, StatusQueued, store.Micros(now), store.Micros(now), purposeID, state}, nil
 }
 
 // Cancel suppresses, inside tx, the messages about subjectID that have not

@@ -95,7 +95,7 @@ func (p *Pruner) Run(ctx context.Context) (int, error) {
 // added to one of them (a test checks).
 var (
 	pruneKept = []string{"id", "contact_id", "kind", "to_address", "language", "conversation_id", "status", "reason", "attempts",
-		"run_at", "locked_until", "claimed_by", "subject_id", "created_at", "sent_at", "message_id"}
+		"run_at", "locked_until", "claimed_by", "subject_id", "created_at", "sent_at", "message_id", "consent_purpose_id", "consent_state"}
 	pruneBlanked = map[string]string{"subject": "''", "text_body": "''", "html_body": "''", "headers": "'{}'", "links": "'[]'",
 		"content_removed_at": "$1"}
 )

@@ -16,12 +16,14 @@ const (
 	// EmailContact emails the contact: subject, text and optional HTML
 	// with the tags of ContactTags. It is queued as mail.KindWorkflow and
 	// goes only if the send gate allows (an opted-out, stopped or erased
-	// contact gets nothing, R2), with an unsubscribe link.
+	// contact gets nothing, R2, nor one who withdrew a purpose that
+	// governs marketing email), with an unsubscribe link.
 	EmailContact = "email_contact"
 	// EmailAddress emails a fixed address (a partner) the contact's
 	// fields the rule picked, label: value, sensitive ones masked; as
 	// mail.KindPartner, which the gate stops once the contact stopped
-	// processing or asked to be erased.
+	// processing or asked to be erased, or, queued on a consent event,
+	// withdrew that consent (mail.Message.Consent).
 	EmailAddress = "email_address"
 	// Webhook calls a webhook endpoint with the event.
 	Webhook = "webhook"

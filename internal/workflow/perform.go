@@ -45,6 +45,10 @@ func (r *Runner) act(tx *store.Tx, rule *Rule, run *Run, now time.Time) error {
 		run.Status, run.Outcome = StatusSkipped, "the contact no longer exists"
 		return nil
 	}
+	if why, err := consentGone(tx, run, now); err != nil || why != "" {
+		run.Status, run.Outcome = StatusSkipped, why
+		return err
+	}
 	events.SetDepth(tx, run.depth+1)
 	defer events.SetDepth(tx, 0)
 	for i, a := range rule.Actions {
@@ -68,10 +72,10 @@ func (r *Runner) perform(tx *store.Tx, a Action, run *Run, now time.Time) (Done,
 	id := run.ContactID
 	switch a.Type {
 	case EmailContact:
-		email, err := r.emailContact(tx, a, id, now)
+		email, err := r.emailContact(tx, a, id, restsOn(run), now)
 		return Done{EmailID: email}, err
 	case EmailAddress:
-		email, err := emailPartner(tx, a, id, now)
+		email, err := emailPartner(tx, a, id, restsOn(run), now)
 		return Done{EmailID: email}, err
 	case Webhook:
 		if r.Webhook == nil {
@@ -104,7 +108,10 @@ func (r *Runner) perform(tx *store.Tx, a Action, run *Run, now time.Time) (Done,
 // does not hold the unsubscribe link gets it at the end, after the
 // preferences footer when the operator turned that on (as email written by
 // users has it).
-func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, now time.Time) (string, error) {
+//
+// A run set off by a consent event queues the email resting on that
+// consent (restsOn): it does not go if the consent changed before.
+func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, rests *mail.ConsentState, now time.Time) (string, error) {
 	c, _, err := contact.ReadIn(context.Background(), tx, contactID)
 	if err != nil {
 		return "", err
@@ -142,7 +149,7 @@ func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, now time
 		body += `<p><a href="` + mail.UnsubscribeURL + `">Unsubscribe</a></p>`
 	}
 	return mail.Enqueue(tx, mail.Message{ContactID: contactID, Kind: mail.KindWorkflow, Language: i18n.Match(c.Language, ""),
-		Subject: subject, Text: text, HTML: body, Links: links}, now)
+		Subject: subject, Text: text, HTML: body, Links: links, Consent: rests}, now)
 }
 
 // emailPartner queues the email of an email_address action: the
@@ -150,8 +157,10 @@ func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, now time
 // masked as the contact package shows it. A field deleted since the rule
 // was saved is left out. The email is mail.KindPartner, to the action's
 // address and about the contact, so the send gate stops it if the contact
-// stops processing or asks to be erased before it goes.
-func emailPartner(tx *store.Tx, a Action, contactID string, now time.Time) (string, error) {
+// stops processing or asks to be erased before it goes; and, for a run
+// set off by a consent event, if the consent changed (restsOn): a partner
+// gets nothing about a contact who withdrew before it went.
+func emailPartner(tx *store.Tx, a Action, contactID string, rests *mail.ConsentState, now time.Time) (string, error) {
 	c, defs, err := contact.ReadIn(context.Background(), tx, contactID)
 	if err != nil {
 		return "", err
@@ -172,7 +181,7 @@ func emailPartner(tx *store.Tx, a Action, contactID string, now time.Time) (stri
 		}
 	}
 	return mail.Enqueue(tx, mail.Message{Kind: mail.KindPartner, To: a.To, ContactID: contactID, Language: "en",
-		Subject: a.Subject, Text: b.String()}, now)
+		Subject: a.Subject, Text: b.String(), Consent: rests}, now)
 }
 
 // valueText writes a custom field's value as a person reads it; a value

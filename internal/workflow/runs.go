@@ -18,7 +18,7 @@ import (
 const (
 	StatusDone    = "done"    // the actions ran
 	StatusWaiting = "waiting" // for its delay; the condition is checked again when due
-	StatusSkipped = "skipped" // when due, the condition no longer held, the rule was off, or the contact was gone
+	StatusSkipped = "skipped" // when due, the condition no longer held, the rule was off, or the contact was gone; or the consent of its consent event changed
 	StatusFailed  = "failed"  // an action was refused; the outcome says which and why
 	// StatusDepthLimit is an event caused by MaxDepth workflow actions in
 	// a row: the rule did not act on it, so that rules cannot set each
