@@ -29,7 +29,7 @@ const (
 	ReasonDeleted           = "contact_deleted"
 	ReasonProcessingStopped = mail.ReasonProcessingStopped
 	ReasonErasureRequested  = mail.ReasonErasureRequested
-	ReasonHeld              = "held"
+	ReasonHeld              = mail.ReasonHeld
 	ReasonBounced           = mail.ReasonBounced
 	ReasonBlocklisted       = mail.ReasonBlocklisted
 	ReasonOptedOutContact   = "opted_out_by_contact"

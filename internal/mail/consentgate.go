@@ -25,6 +25,11 @@ const (
 	// (on the legal basis of consent) expired: a campaign for that purpose
 	// skips them for the same reason.
 	ReasonNoConsent = "no_consent_for_purpose"
+	// ReasonHeld: marketing email that is not a campaign (a workflow
+	// rule's email to the contact) to a contact under an active legal
+	// hold: a hold keeps their data for a legal claim, and marketing to
+	// them stops, as campaigns skip them.
+	ReasonHeld = "held"
 )
 
 // The consent states, as package consent writes them (it is not imported

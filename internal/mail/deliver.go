@@ -17,6 +17,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -238,6 +239,10 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		if err != nil {
 			return err
 		}
+		held, err := holds.FirstActiveTx(tx, consenting, d.Now())
+		if err != nil {
+			return err
+		}
 		st, err := settings.InTx(tx)
 		if err != nil {
 			return err
@@ -273,6 +278,9 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)
 			if reason == "" && needsConsents(r.c.kind, r.rests.PurposeID) {
 				reason = consentGate(r.c.kind, r.rests, consents[r.contactID.String])
+			}
+			if reason == "" && r.c.kind == KindWorkflow && held[r.contactID.String] != nil {
+				reason = ReasonHeld // marketing stops under a hold, as campaigns' does
 			}
 			if reason == "" {
 				reason = linksProblem(r.links, r.badLinks, d.Now())

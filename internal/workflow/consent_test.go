@@ -9,6 +9,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -146,26 +147,39 @@ func TestWorkflowEmailSkipsWithdrawnMarketing(t *testing.T) {
 				w.record(id, "E-marketing", state)
 			}
 		}
+		// Under a legal hold, marketing stops though the consent stands.
+		held := w.person("held@example.com", contactstate.SingleOptInUser, nil)
+		w.record(held, "E-marketing", consent.StateGranted)
+		if err := db.Write(context.Background(), func(tx *store.Tx) error {
+			_, err := holds.SetTx(tx, held, holds.New{Reason: "A dispute", LegalBasis: holds.Bases[0]}, consent.Actor{Kind: consent.ActorSystem}, time.Now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		said[held] = "held"
 		w.runDue()
 		for id := range said {
 			w.emit(events.ContactUpdated, id, events.ContactUpdatedData{ContactID: id, Fields: []string{"stage"}})
 		}
-		if n := w.runDue(); n != 3 {
-			t.Fatalf("logged %d runs, want 3", n)
+		if n := w.runDue(); n != 4 {
+			t.Fatalf("logged %d runs, want 4", n)
 		}
 		srv, d := w.smtp()
 		if _, err := d.RunDue(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		srv.Wait(t, 5)
+		srv.Wait(t, 6)
 		for id, state := range said {
 			run := w.runs(workflow.RunQuery{ContactID: id})[0]
 			if run.Status != workflow.StatusDone || len(run.Done) != 2 {
 				t.Fatalf("%s: %+v", id, run)
 			}
 			want := ""
-			if state == consent.StateWithdrawn {
+			switch state {
+			case consent.StateWithdrawn:
 				want = mail.ReasonNoConsent
+			case "held":
+				want = mail.ReasonHeld
 			}
 			if status, reason := w.outbox(run.Done[0].EmailID); reason != want || (want == "") != (status == mail.StatusSent) {
 				t.Errorf("the offer to %s (E-marketing %q): %s %q, want reason %q", id, state, status, reason, want)
@@ -174,8 +188,8 @@ func TestWorkflowEmailSkipsWithdrawnMarketing(t *testing.T) {
 				t.Errorf("the partner's email about %s: %s %q", id, status, reason)
 			}
 		}
-		if srv.Received() != 5 {
-			t.Fatalf("the SMTP server received %d messages, want 5", srv.Received())
+		if srv.Received() != 6 {
+			t.Fatalf("the SMTP server received %d messages, want 6", srv.Received())
 		}
 	})
 }
