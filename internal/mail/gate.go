@@ -67,7 +67,7 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 		return ReasonBounced
 	case r.Deliverability == contactstate.DeliverabilityBlocklisted:
 		return ReasonBlocklisted
-	case r.ErasureRequested && (kind == KindCampaign || kind == KindWorkflow):
+	case r.ErasureRequested && (kind == KindCampaign || kind == KindWorkflow || kind == KindDoubleOptIn):
 		return ReasonErasureRequested
 	}
 	if contactstate.OptedOut(r.OptIn) {

@@ -65,10 +65,12 @@ func TestGate(t *testing.T) {
 		"blocklisted":                          notPartner(stopAll(ReasonBlocklisted)),
 		"processing stopped":                   stoppedButConfirmations,
 		"erased":                               stopAll(ReasonErased),
-		// Marketing and workflow email stop at once; what the contact
-		// needs to exercise their rights still goes.
-		"erasure requested": {KindWorkflow: ReasonErasureRequested, KindCampaign: ReasonErasureRequested, KindPartner: ReasonErasureRequested},
-		"erasure requested and opted out": {KindDoubleOptIn: ReasonOptedOut, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
+		// Marketing and workflow email, and asking them to subscribe,
+		// stop at once; what the contact needs to exercise their rights
+		// still goes.
+		"erasure requested": {KindWorkflow: ReasonErasureRequested, KindCampaign: ReasonErasureRequested, KindPartner: ReasonErasureRequested,
+			KindDoubleOptIn: ReasonErasureRequested},
+		"erasure requested and opted out": {KindDoubleOptIn: ReasonErasureRequested, KindInformed: ReasonOptedOut, KindNotification: ReasonOptedOut,
 			KindWorkflow: ReasonErasureRequested, KindAdHoc: ReasonOptedOut, KindReply: ReasonOptedOut, KindCampaign: ReasonErasureRequested,
 			KindPartner: ReasonErasureRequested},
 		"deleted":               stopAll(ReasonErased),

@@ -74,6 +74,7 @@ const (
 	SkipBlocklisted       = "blocklisted"
 	SkipProcessingStopped = "processing_stopped"
 	SkipErased            = "erased"
+	SkipErasureRequested  = "erasure_requested" // they asked to be erased: nobody asks them to subscribe meanwhile
 	SkipRecentlyInvited   = "invited_in_the_last_24_hours"
 )
 
@@ -182,13 +183,14 @@ func distinct(ids []string) []string {
 type recipient struct {
 	id, email, name, lang, optIn, deliverability string
 	stopped, erased                              bool
+	erasureAsked                                 bool // erasure_requested_at is set
 }
 
 func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 	r := &recipient{id: id}
 	err := tx.QueryRow(`SELECT email, first_name, language, opt_in_status, deliverability, processing_stopped_at IS NOT NULL,
-		erased_at IS NOT NULL FROM contacts WHERE id = $1`, id).
-		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased)
+		erased_at IS NOT NULL, erasure_requested_at IS NOT NULL FROM contacts WHERE id = $1`, id).
+		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &r.erasureAsked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -239,7 +241,7 @@ func inviteeQuery(recent bool) string {
 		last = `(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND (i.invited_at > $1 OR i.reminded_at > $1))`
 	}
 	return `SELECT c.id, c.email, c.first_name, c.language, c.opt_in_status, c.deliverability,
-		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL, ` + last + `,
+		c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL, c.erasure_requested_at IS NOT NULL, ` + last + `,
 		(SELECT count(*) FROM optin_invitations i WHERE i.contact_id = c.id AND i.status IN ('invited', 'reminded'))
 		FROM contacts c WHERE c.id `
 }
@@ -300,7 +302,7 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map
 	for rows.Next() {
 		r := &recipient{}
 		inv := &invitee{recipient: r}
-		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &inv.recent, &inv.open); err != nil {
+		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &r.erasureAsked, &inv.recent, &inv.open); err != nil {
 			return nil, fmt.Errorf("optin: read contacts: %w", err)
 		}
 		r.lang = i18n.Match(r.lang, "")
@@ -404,6 +406,8 @@ func (r *invitee) skip(trigger string) string {
 		return SkipErased
 	case r.stopped:
 		return SkipProcessingStopped
+	case r.erasureAsked:
+		return SkipErasureRequested
 	case contactstate.OptedOut(r.optIn):
 		return SkipOptedOut
 	case r.optIn == contactstate.DoubleOptIn:

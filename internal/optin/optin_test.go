@@ -115,6 +115,9 @@ func (f *fixture) status(t testing.TB, contactID string) string {
 	return s
 }
 
+// TestInviteSkipsAndSaysWhy: contacts who may not be asked (opted out, bounced,
+// confirmed already, unknown, or who asked to be erased) are skipped, counted
+// by reason, and get no email.
 func TestInviteSkipsAndSaysWhy(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := setUp(t, db)
@@ -123,7 +126,11 @@ func TestInviteSkipsAndSaysWhy(t *testing.T) {
 		out := f.contact(t, "out@example.com", contactstate.OptOutUser)
 		bounced := f.contact(t, "bounced@example.com", "")
 		confirmed := f.contact(t, "confirmed@example.com", "")
+		leaving := f.contact(t, "leaving@example.com", "") // asked to be erased; the erasure waits for the operator
 		f.write(t, func(tx *store.Tx) error {
+			if err := contactstate.RequestErasureTx(tx, leaving, f.now); err != nil {
+				return err
+			}
 			st, err := contactstate.Load(tx, bounced)
 			if err != nil {
 				return err
@@ -133,11 +140,12 @@ func TestInviteSkipsAndSaysWhy(t *testing.T) {
 			}
 			return contactstate.SetOptInTx(tx, confirmed, contactstate.DoubleOptIn, f.now)
 		})
-		res, err := f.svc.Invite(context.Background(), []string{fresh, single, out, bounced, confirmed, "no-such-id"}, optin.TriggerAPI)
+		res, err := f.svc.Invite(context.Background(), []string{fresh, single, out, bounced, confirmed, leaving, "no-such-id"}, optin.TriggerAPI)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int{optin.SkipOptedOut: 1, optin.SkipBounced: 1, optin.SkipAlreadyConfirmed: 1, optin.SkipNotFound: 1}
+		want := map[string]int{optin.SkipOptedOut: 1, optin.SkipBounced: 1, optin.SkipAlreadyConfirmed: 1, optin.SkipNotFound: 1,
+			optin.SkipErasureRequested: 1}
 		if res.Invited != 2 || len(res.Skipped) != len(want) {
 			t.Fatalf("result %+v", res)
 		}

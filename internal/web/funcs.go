@@ -172,6 +172,8 @@ func noInviteLabel(reason string) string {
 		return "the contact asked to stop processing"
 	case optin.SkipErased:
 		return "the contact's data was erased"
+	case optin.SkipErasureRequested:
+		return "the contact asked to be erased"
 	}
 	return strings.ReplaceAll(reason, "_", " ")
 }
