@@ -259,9 +259,10 @@ func TestCampaignUnsubscribe(t *testing.T) {
 }
 
 // TestCampaignTracking: with tracking off nothing is tracked; with
-// tracking by consent, only the contact who granted it gets the pixel and
+// tracking by consent, only the contacts who granted it get the pixel and
 // wrapped links, whose open and click are recorded, the click leading to
-// the operator's address.
+// the operator's address. Once a contact withdraws the tracking consent,
+// their opens are no longer recorded.
 func TestCampaignTracking(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
@@ -275,12 +276,13 @@ func TestCampaignTracking(t *testing.T) {
 		}
 		cleo := campaignPerson(t, e, "cleo@example.com", "E-marketing", "Engagement tracking")
 		dan := campaignPerson(t, e, "dan@example.com", "E-marketing")
-		for _, id := range []string{cleo, dan} {
+		eve := campaignPerson(t, e, "eve@example.com", "E-marketing", "Engagement tracking")
+		for _, id := range []string{cleo, dan, eve} {
 			if _, err := e.a.Lists.Set(ctx, id, "News", lists.Subscribed, lists.SourceAPI, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		msgs := sendCampaign(t, e, "Off", []string{"News"}, "", 2)
+		msgs := sendCampaign(t, e, "Off", []string{"News"}, "", 3)
 		for _, m := range msgs {
 			if strings.Contains(m.HTML, "/m/o/") || strings.Contains(m.HTML, "/m/c/") || !strings.Contains(m.HTML, `href="https://acme.example/offer?a=1&amp;b=2"`) {
 				t.Fatalf("tracking is off, yet: %s", m.HTML)
@@ -290,11 +292,11 @@ func TestCampaignTracking(t *testing.T) {
 		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingConsent)}}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		msgs = sendCampaign(t, e, "Tracked", []string{"News"}, "", 4)
-		if m := messageTo(t, msgs[2:], "dan@example.com", "News"); strings.Contains(m.HTML, "/m/o/") || strings.Contains(m.HTML, "/m/c/") {
+		msgs = sendCampaign(t, e, "Tracked", []string{"News"}, "", 6)
+		if m := messageTo(t, msgs[3:], "dan@example.com", "News"); strings.Contains(m.HTML, "/m/o/") || strings.Contains(m.HTML, "/m/c/") {
 			t.Fatalf("no consent to tracking, yet: %s", m.HTML)
 		}
-		m := messageTo(t, msgs[2:], "cleo@example.com", "News")
+		m := messageTo(t, msgs[3:], "cleo@example.com", "News")
 		pix := attr(t, m.HTML, `src="`+e.srv.URL+"/m/o/")
 		click := attr(t, m.HTML, `href="`+e.srv.URL+"/m/c/")
 
@@ -317,6 +319,26 @@ func TestCampaignTracking(t *testing.T) {
 		waitFor(t, func() bool {
 			return events(t, e, cleo, campaign.EventOpen) == 1 && events(t, e, cleo, campaign.EventClick) == 1
 		})
+
+		// Cleo withdraws the tracking consent: her next open is not
+		// recorded. Eve's, asked for after it, shows the tracker has
+		// written what came before.
+		if _, err := e.a.Consent.Record(ctx, cleo, consent.RecordInput{Purpose: "Engagement tracking", State: consent.StateWithdrawn, Source: "API",
+			Actor: consent.Actor{Kind: consent.ActorContact, ID: cleo}, Evidence: consent.Evidence{Method: "api"}}); err != nil {
+			t.Fatal(err)
+		}
+		evePix := attr(t, messageTo(t, msgs[3:], "eve@example.com", "News").HTML, `src="`+e.srv.URL+"/m/o/")
+		for _, u := range []string{pix, evePix} {
+			res, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+		}
+		waitFor(t, func() bool { return events(t, e, eve, campaign.EventOpen) == 1 })
+		if n := events(t, e, cleo, campaign.EventOpen); n != 1 {
+			t.Fatalf("%d opens of Cleo's after she withdrew the tracking consent, want the 1 before", n)
+		}
 
 		// A tampered click link leads nowhere.
 		if res, err := noFollow.Get(click[:len(click)-2] + "AA"); err != nil || res.StatusCode == http.StatusFound || res.StatusCode >= 500 {

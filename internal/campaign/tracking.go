@@ -2,9 +2,12 @@ package campaign
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -92,15 +95,26 @@ func (k *Tracker) Run(ctx context.Context) {
 }
 
 // write inserts events, each with its recipient's campaign and contact,
-// in one statement (a few on SQLite). Only tracked recipients' events are
-// written, and none of a contact erased or deleted since: the erasure, in
-// the same writer, came first and must not be undone.
+// in one statement (a few on SQLite). Only the events of recipients who
+// may still be tracked are written (trackable): none of a contact erased
+// or deleted since (the erasure, in the same writer, came first and must
+// not be undone), who stopped processing, or who withdrew the tracking
+// consent since the message went.
 func (k *Tracker) write(ctx context.Context, evs []event) error {
-	rows := make([][]any, len(evs))
-	for i, e := range evs {
-		rows[i] = []any{e.recipient, e.kind, int64(e.link), store.Micros(e.at)}
-	}
 	return k.DB.Write(ctx, func(tx *store.Tx) error {
+		ok, err := trackable(tx, evs, store.Now(k.Now))
+		if err != nil {
+			return err
+		}
+		rows := make([][]any, 0, len(evs))
+		for _, e := range evs {
+			if ok[e.recipient] {
+				rows = append(rows, []any{e.recipient, e.kind, int64(e.link), store.Micros(e.at)})
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
 		return tx.ExecRows(store.Prefix("campaign: record events"), `WITH v(rid, kind, link, at) AS (`+store.RowsHere+`)
 			INSERT INTO campaign_events (campaign_no, recipient_id, contact_id, kind, link, at)
 			SELECT r.campaign_no, r.id, r.contact_id, v.kind, v.link, v.at FROM v
@@ -108,6 +122,38 @@ func (k *Tracker) write(ctx context.Context, evs []event) error {
 			JOIN contacts c ON c.id = r.contact_id
 			WHERE r.tracked AND c.erased_at IS NULL`, eventTypes, rows)
 	})
+}
+
+// trackable returns, of the recipients of evs, those whose opens and
+// clicks may still be recorded at now: marked tracked when their message
+// went, not erased, not stopped, and, as the setting engagement_tracking
+// says now, tracked for everyone or with the tracking consent in force.
+func trackable(tx *store.Tx, evs []event, now time.Time) (map[int64]bool, error) {
+	st, err := settings.InTx(tx)
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{tracking: st.EngagementTracking, trackPur: strings.ToLower(st.TrackingPurpose), now: now}
+	a := &sqlArgs{}
+	tracked := g.tracked(a)
+	ids := make([]int64, 0, len(evs))
+	for _, e := range evs {
+		ids = append(ids, e.recipient)
+	}
+	in, args := store.InList(tx.Dialect(), len(a.args)+1, ids)
+	got, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (int64, error) {
+		var id int64
+		return id, row.Scan(&id)
+	}, `SELECT r.id FROM campaign_recipients r JOIN contacts c ON c.id = r.contact_id
+		WHERE r.id IN (`+in+`) AND r.tracked AND c.erased_at IS NULL AND c.processing_stopped_at IS NULL AND `+tracked, append(a.args, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: read tracked recipients: %w", err)
+	}
+	out := make(map[int64]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // eventTypes are the columns of the events write passes.
