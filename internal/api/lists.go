@@ -23,7 +23,7 @@ func (s *Server) listRoutes() []Route {
 		{Method: "GET", Path: "/api/v1/contacts/{id}/lists", Tag: "lists", Status: 200, Response: []lists.Subscription{},
 			Summary: "The contact's list subscriptions", handle: s.contactLists},
 		{Method: "PUT", Path: "/api/v1/contacts/{id}/lists/{list}", Tag: "lists", Status: 200, Request: SubscriptionRequest{}, Response: lists.Subscription{},
-			Summary: "Subscribe the contact to a list or unsubscribe them; whether email may be sent still depends on the opt-in status", handle: s.setContactList},
+			Summary: "Subscribe the contact to a list or unsubscribe them; whether email may be sent still depends on the opt-in status. An erased contact, or one who stopped processing, cannot be subscribed (423 contact_erased, processing_stopped), only unsubscribed", handle: s.setContactList},
 	}
 }
 

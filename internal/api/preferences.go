@@ -15,7 +15,7 @@ func (s *Server) preferenceRoutes() []Route {
 		{Method: "PUT", Path: "/api/v1/settings/preferences-page", Tag: "preferences page", Status: 200, Request: preferences.Config{}, Response: preferences.Config{},
 			Summary: "Replace the preferences page's settings; conditions are checked, purpose names are stored as ids", handle: s.setPageConfig},
 		{Method: "POST", Path: "/api/v1/contacts/{id}/preferences-link", Tag: "preferences page", Status: 201, Response: PersonalLink{},
-			Summary: "Issue a personal link to the contact's preferences page, for an email of your own", handle: s.preferencesLink},
+			Summary: "Issue a personal link to the contact's preferences page, for an email of your own; none for an erased contact (423 contact_erased)", handle: s.preferencesLink},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/preference-changes", Tag: "preferences page", Status: 200, Response: []preferences.ChangeEntry{},
 			Summary: "The changes the contact asked for on the preferences page: pending until confirmed by email, then applied", handle: s.preferenceChanges},
 		{Method: "POST", Path: "/api/v1/contacts/{id}/emails", Tag: "email", Status: 202, Request: preferences.UserEmail{}, Response: QueuedEmail{},

@@ -54,7 +54,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Response: contact.Contact{},
 			Summary: "Get a contact; sensitive fields are masked", handle: s.getContact},
 		{Method: "PATCH", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Request: UpdateContactRequest{}, Response: contact.Contact{},
-			Summary: "Change a contact's fields; absent fields stay, a null custom field is removed", handle: s.updateContact},
+			Summary: "Change a contact's fields; absent fields stay, a null custom field is removed. An erased address is refused (422 address_erased): it comes back only on a new contact with a new explicit consent", handle: s.updateContact},
 		{Method: "DELETE", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 204,
 			Summary: "Delete a contact with its history; the ledger keeps a deletion event and no personal data", handle: s.deleteContact},
 

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
+	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/requests"
 
 	"github.com/consentry/consentry/internal/store"
@@ -222,6 +224,31 @@ func TestErasureRefusals(t *testing.T) {
 		if code, body := admin.post(page+"/holds", url.Values{"reason": {"audit"}, "legal_basis": {"contract"}, "until": {"2099-12-31"}}); code != 200 ||
 			admin.last.Request.URL.Query().Get("done") != "hold_set" || !strings.Contains(body, "Legal hold set.") {
 			t.Fatalf("setting a hold: %d at %s", code, admin.last.Request.URL)
+		}
+	})
+}
+
+// TestEditToAnErasedAddressShowsTheErrorByTheAddress: the admin's edit
+// form of a contact goes through the same check as the API: changing the
+// address to one that was erased is refused, the error shows next to the
+// address field, and nothing of the edit is written.
+func TestEditToAnErasedAddressShowsTheErrorByTheAddress(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		var gone, other struct{ ID string }
+		e.api("POST", "/api/v1/contacts", `{"email":"erin@example.com","first_name":"Erin"}`, 201, &gone)
+		e.api("POST", "/api/v1/contacts/"+gone.ID+"/erase", ``, 200, nil)
+		e.api("POST", "/api/v1/contacts", `{"email":"otto@example.com","first_name":"Otto"}`, 201, &other)
+		code, body := admin.post(e.srv.URL+"/admin/contacts/"+other.ID, url.Values{"email": {"Erin@Example.com"}, "first_name": {"Changed"}})
+		if code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="email-error" role="alert"`) ||
+			!strings.Contains(body, `aria-describedby="email-error"`) || !strings.Contains(body, "was erased on") {
+			t.Fatalf("edit to an erased address: %d, no error next to the address: %s", code, body)
+		}
+		var c contact.Contact
+		e.api("GET", "/api/v1/contacts/"+other.ID, "", 200, &c)
+		if c.Email != "otto@example.com" || c.FirstName != "Otto" {
+			t.Fatalf("the refused edit was written: %+v", c)
 		}
 	})
 }

@@ -322,6 +322,26 @@ func TestStopProcessingLocksTheRecord(t *testing.T) {
 		if !strings.Contains(body, "You asked us to stop processing your data") || strings.Contains(body, `value="stop"`) {
 			t.Fatalf("page after stopping: %s", body)
 		}
+		// Nor does a locked record take a new list subscription, through
+		// the API or on the page, which does not offer it; leaving a list
+		// stays open.
+		e.api("POST", "/api/v1/lists", `{"name":"Offers"}`, 201, nil)
+		e.api("PUT", "/api/v1/contacts/"+id+"/lists/Offers", `{"state":"subscribed"}`, 423, nil)
+		news, offers := listID(e, "Newsletter"), listID(e, "Offers")
+		if _, body = v.get(e.srv.URL + "/p"); !strings.Contains(body, `name="list" value="`+offers+`" disabled`) ||
+			strings.Contains(body, `name="list" value="`+news+`" checked disabled`) {
+			t.Fatalf("the page of a locked record offers a new list, or keeps the contact on one: %s", body)
+		}
+		code, body := v.post(e.srv.URL+"/p", url.Values{"action": {"save"}, "shown": {news, offers}, "list": {news, offers}})
+		if code != http.StatusLocked || !strings.Contains(body, "we cannot record a new consent or list subscription") {
+			t.Fatalf("subscribing on the page of a locked record: %d %s", code, body)
+		}
+		var subs []struct{ List, State string }
+		e.api("GET", "/api/v1/contacts/"+id+"/lists", "", 200, &subs)
+		if len(subs) != 1 || subs[0].List != "Newsletter" || subs[0].State != "subscribed" {
+			t.Fatalf("subscriptions of the locked record: %+v", subs)
+		}
+		e.api("PUT", "/api/v1/contacts/"+id+"/lists/Newsletter", `{"state":"unsubscribed"}`, 200, nil)
 		// Stopping does not stop the contact's other rights: the
 		// confirmation of an erasure request still reaches them.
 		v.post(e.srv.URL+"/p", url.Values{"action": {"erase"}})

@@ -452,11 +452,18 @@ func checkNotLocked(tx *store.Tx, id string) error {
 }
 
 // Update applies in to the contact. The opt-in status is not changed here
-// (see consent.Service.SetOptIn).
+// (see consent.Service.SetOptIn). A new address that was erased or deleted
+// before is refused as creation refuses it (checkAddressChange).
 func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, error) {
 	defs, err := s.fieldMap(ctx)
 	if err != nil {
 		return nil, err
+	}
+	armed := false
+	if in.Email != nil {
+		if armed, err = suppression.Armed(ctx, s.DB); err != nil {
+			return nil, err
+		}
 	}
 	var out *Contact
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
@@ -470,6 +477,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 		before := snapshotOf(c)
 		secrets, err := in.apply(c, defs)
 		if err != nil {
+			return err
+		}
+		if err := checkAddressChange(tx, before.profile.Email, c.Email, armed); err != nil {
 			return err
 		}
 		if err := checkStorageTx(tx, c.ID, in.Fields, defs); err != nil {
@@ -581,6 +591,26 @@ func checkSuppressed(tx *store.Tx, c *Contact, armed, explicit bool) (*time.Time
 			"(a consent granted on the legal basis consent) in the same request", erased.Format(time.DateOnly))
 	}
 	return erased, nil
+}
+
+// checkAddressChange refuses, inside tx, changing a contact's address from
+// old to an address that was erased or deleted before, with the refusal
+// creation gives (field "email", code "address_erased"). An erased address
+// comes back only on a contact created with a new explicit consent in the
+// same request; a change of address carries no consent, so it is always
+// refused, and nothing of the change is written. Changing only the case or
+// spaces of the contact's own address is no change of address.
+func checkAddressChange(tx *store.Tx, from, to string, armed bool) error {
+	if !armed || suppression.Normalize(from) == suppression.Normalize(to) {
+		return nil
+	}
+	erased, err := suppression.CheckTx(tx, to)
+	if err != nil || erased == nil {
+		return err
+	}
+	return errs.Refused("address_erased", "email", "this address was erased on %s; it can be added again only by creating a contact "+
+		"with a new explicit consent (a consent granted on the legal basis consent) in the same request, not by changing an address",
+		erased.Format(time.DateOnly))
 }
 
 // notePreviouslyErased marks a contact just inserted whose address was

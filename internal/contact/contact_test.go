@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
+	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault/vaulttest"
 )
 
@@ -214,4 +215,75 @@ func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
 			t.Fatalf("%d contacts (%v), want 1", n, err)
 		}
 	})
+}
+
+// TestAddressChangeToAnErasedAddressIsRefused: changing a contact's
+// address to one that was erased is refused as creating a contact with it
+// is (422, code address_erased, field email), in any case and with spaces,
+// and nothing of the change is written: no field, no event. A change of
+// address carries no consent, so nothing lets it through. Changing only
+// the case of the contact's own address is no change of address, even
+// when that address was erased before (it came back with a new consent).
+func TestAddressChangeToAnErasedAddressIsRefused(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		people := contact.NewService(db, consent.NewService(db))
+		b, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("bo@example.com"), FirstName: ptr("Bo")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("back@example.com")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What an erasure or a deletion leaves: a suppression entry for
+		// the address.
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			for _, a := range []string{"gone@example.com", "back@example.com"} {
+				if err := suppression.AddTx(tx, a, suppression.Erased, time.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		events := func() int {
+			var n int
+			if err := db.Read.QueryRow(`SELECT count(*) FROM events WHERE type = 'contact.updated'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if _, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("gone@example.com")}}); !isAddressErased(err) {
+			t.Fatalf("creating with the erased address: %v", err)
+		}
+		for _, addr := range []string{"gone@example.com", " GONE@Example.com "} {
+			_, err := people.Update(ctx, b.ID, contact.Input{Email: ptr(addr), FirstName: ptr("Changed")})
+			if !isAddressErased(err) || !errs.Is(err, errs.KindRefused) {
+				t.Fatalf("changing the address to %q: %v, want the address_erased refusal on email", addr, err)
+			}
+		}
+		got, err := people.Get(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != "bo@example.com" || got.FirstName != "Bo" || got.PreviouslyErasedAt != nil {
+			t.Fatalf("a refused change was written: <%s> %q %v", got.Email, got.FirstName, got.PreviouslyErasedAt)
+		}
+		if n := events(); n != 0 {
+			t.Fatalf("%d contact.updated events after refused changes, want 0", n)
+		}
+		if _, err := people.Update(ctx, back.ID, contact.Input{Email: ptr("BACK@example.com")}); err != nil {
+			t.Fatalf("changing the case of the contact's own address: %v", err)
+		}
+		if got, err = people.Update(ctx, b.ID, contact.Input{Email: ptr("bo.new@example.com")}); err != nil || got.Email != "bo.new@example.com" {
+			t.Fatalf("changing to an address never erased: %v %+v", err, got)
+		}
+	})
+}
+
+func isAddressErased(err error) bool {
+	e := errs.As(err)
+	return e != nil && e.Code == "address_erased" && e.Field == "email"
 }

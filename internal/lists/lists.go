@@ -299,6 +299,11 @@ func checkStatus(status string) error {
 // caller looked it up is skipped rather than failing the write (a webform
 // shown before the list was deleted, say), and a status that is already
 // the contact's is left as it is, with its source and time, and no event.
+// Subscribing a contact whose personal data was erased, or who asked to
+// stop processing, is refused with the locked error of each
+// (contactstate.ErrErased, contactstate.ErrProcessingStopped), and nothing
+// is written: the record takes no new data, and a subscription is a yes.
+// Unsubscribing stays allowed: it is a no, which a lock never stops.
 // The write itself is queued for the transaction's next round trip on
 // PostgreSQL (store.Tx.ExecLater); the read before it carries what was
 // queued earlier.
@@ -317,18 +322,39 @@ func set(tx *store.Tx, contactID, listID, status, source string, now time.Time) 
 	}
 	var name string
 	var current sql.NullString
-	err = tx.Row(`SELECT l.name, l.purpose_id, s.status FROM lists l
-		LEFT JOIN list_subscriptions s ON s.list_id = l.id AND s.contact_id = $2 WHERE l.id = $1`, listID, contactID).Scan(&name, &purpose, &current)
+	var erased, stopped sql.NullBool // null: no such contact
+	err = tx.Row(`SELECT l.name, l.purpose_id, s.status,
+		(SELECT c.erased_at IS NOT NULL FROM contacts c WHERE c.id = $2), (SELECT c.processing_stopped_at IS NOT NULL FROM contacts c WHERE c.id = $2)
+		FROM lists l LEFT JOIN list_subscriptions s ON s.list_id = l.id AND s.contact_id = $2 WHERE l.id = $1`, listID, contactID).
+		Scan(&name, &purpose, &current, &erased, &stopped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, purpose, nil
 	}
 	if err != nil {
 		return false, purpose, fmt.Errorf("lists: read subscription: %w", err)
 	}
+	if err := checkMayJoin(status, erased.Bool, stopped.Bool); err != nil {
+		return true, purpose, err
+	}
 	if current.Valid && current.String == status {
 		return true, purpose, nil
 	}
 	return true, purpose, writeTx(tx, contactID, listID, name, status, source, now)
+}
+
+// checkMayJoin refuses a subscription (status subscribed) of a contact
+// whose data was erased or who asked to stop processing; an unsubscribe
+// passes.
+func checkMayJoin(status string, erased, stopped bool) error {
+	switch {
+	case status != Subscribed:
+		return nil
+	case erased:
+		return contactstate.ErrErased()
+	case stopped:
+		return contactstate.ErrProcessingStopped()
+	}
+	return nil
 }
 
 // writeTx writes the contact's subscription to the list (its id and name)
@@ -377,7 +403,8 @@ func UnsubscribeTx(tx *store.Tx, contactID, listID, source string, now time.Time
 }
 
 // Set changes one subscription in its own transaction. The contact and the
-// list (id or name) must exist. Unsubscribing from a list bound to a
+// list (id or name) must exist. Subscribing an erased or locked contact is
+// refused (see SetLater). Unsubscribing from a list bound to a
 // purpose withdraws the contact's consent to it through withdraw (see
 // UnsubscribeTx).
 func (s *Service) Set(ctx context.Context, contactID, list, status, source string, withdraw Withdrawal) (*Subscription, error) {

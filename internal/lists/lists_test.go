@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/lists"
@@ -124,22 +125,28 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 	})
 }
 
+// twoLists returns the list and contact services on db, and two lists,
+// Newsletter and Offers.
+func twoLists(t testing.TB, db *store.DB) (*lists.Service, *contact.Service, *lists.List, *lists.List) {
+	ls := &lists.Service{DB: db, Now: time.Now}
+	var made []*lists.List
+	for _, name := range []string{"Newsletter", "Offers"} {
+		l, err := ls.Create(context.Background(), lists.Input{Name: ptr(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, l)
+	}
+	return ls, contact.NewService(db, consent.NewService(db)), made[0], made[1]
+}
+
 // TestSubscriberCounts counts the subscribed contacts of every list in
 // one query: an unsubscribed contact is not counted, and a list without
 // subscribers is absent (0).
 func TestSubscriberCounts(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
-		ls := &lists.Service{DB: db, Now: time.Now}
-		people := contact.NewService(db, consent.NewService(db))
-		news, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		empty, err := ls.Create(ctx, lists.Input{Name: ptr("Offers")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ls, people, news, empty := twoLists(t, db)
 		for i, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 			c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)},
 				Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})
@@ -157,6 +164,85 @@ func TestSubscriberCounts(t *testing.T) {
 		counts, err := ls.SubscriberCounts(ctx)
 		if err != nil || counts[news.ID] != 2 || counts[empty.ID] != 0 || len(counts) != 1 {
 			t.Fatalf("counts: %v %v", counts, err)
+		}
+	})
+}
+
+// TestLockedContactsTakeNoSubscription: a contact whose data was erased,
+// or who asked to stop processing, cannot be subscribed to a list, through
+// Set or inside a write (SetLater, as webforms and workflow rules do, and
+// JoinLater): each is refused with the 423 of the lock (contact_erased,
+// processing_stopped), and nothing is written, no subscription and no
+// event. Unsubscribing a locked contact still works: it is a no.
+func TestLockedContactsTakeNoSubscription(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		ls, people, news, other := twoLists(t, db)
+		ids := map[string]string{}
+		for _, who := range []string{"erased", "stopped"} {
+			c, err := people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(who + "@example.com")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[who] = c.ID
+		}
+		// The stopped contact was on the list before the lock.
+		if _, err := ls.Set(ctx, ids["stopped"], news.ID, lists.Subscribed, lists.SourceAPI, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			if err := contactstate.MarkErasedTx(tx, ids["erased"], time.Now()); err != nil {
+				return err
+			}
+			return contactstate.StopProcessingTx(tx, ids["stopped"], time.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		count := func(query string, args ...any) int {
+			t.Helper()
+			var n int
+			if err := db.Read.QueryRow(query, args...).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		subscribedBefore := count(`SELECT count(*) FROM events WHERE type = 'list.subscribed'`)
+		for who, code := range map[string]string{"erased": "contact_erased", "stopped": "processing_stopped"} {
+			id := ids[who]
+			locked := func(how string, err error) {
+				t.Helper()
+				if e := errs.As(err); !errs.Is(err, errs.KindLocked) || e.Code != code {
+					t.Fatalf("%s contact, %s: %v, want the locked error %s", who, how, err, code)
+				}
+			}
+			for _, l := range []string{news.ID, other.ID} {
+				_, err := ls.Set(ctx, id, l, lists.Subscribed, lists.SourceAPI, nil)
+				locked("Set", err)
+				locked("SetLater", db.Write(ctx, func(tx *store.Tx) error {
+					return lists.SetLater(tx, id, l, lists.Subscribed, lists.SourceWorkflow, time.Now())
+				}))
+			}
+			// (JoinLater leaves a contact who is on the list or left it
+			// as they are: only a list they never joined is asked.)
+			locked("JoinLater", db.Write(ctx, func(tx *store.Tx) error {
+				_, err := lists.JoinLater(tx, id, other.ID, "import", time.Now())
+				return err
+			}))
+			if n := count(`SELECT count(*) FROM list_subscriptions WHERE contact_id = $1 AND list_id = $2`, id, other.ID); n != 0 {
+				t.Fatalf("%s contact: %d subscriptions written to a list it was never on", who, n)
+			}
+		}
+		if n := count(`SELECT count(*) FROM events WHERE type = 'list.subscribed'`); n != subscribedBefore {
+			t.Fatalf("%d list.subscribed events written for locked contacts", n-subscribedBefore)
+		}
+		// A no stays open to a locked record.
+		sub, err := ls.Set(ctx, ids["stopped"], news.ID, lists.Unsubscribed, lists.SourceAPI, nil)
+		if err != nil || sub.State != lists.Unsubscribed {
+			t.Fatalf("unsubscribing the stopped contact: %v %+v", err, sub)
+		}
+		subs, err := lists.Subscriptions(ctx, db.Read, ids["stopped"])
+		if err != nil || len(subs) != 1 || subs[0].State != lists.Unsubscribed {
+			t.Fatalf("the stopped contact's subscriptions: %v %+v", err, subs)
 		}
 	})
 }

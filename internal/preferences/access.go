@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
@@ -158,14 +159,20 @@ func (s *Service) QueueUserEmail(ctx context.Context, contactID string, e UserEm
 
 // Link issues a personal link to the contact's preferences page, valid for
 // the configured time, for an integrator to put in its own email. It
-// returns a not-found error when the contact does not exist.
+// returns a not-found error when the contact does not exist, and the
+// locked error contact_erased (contactstate.ErrErased) when their
+// personal data was erased: an erasure ends every link, and no new one
+// is issued.
 func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time, error) {
 	var link string
 	var expires time.Time
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		var one int
-		if err := tx.QueryRow(`SELECT 1 FROM contacts WHERE id = $1`, contactID).Scan(&one); err != nil {
+		var erased bool
+		if err := tx.QueryRow(`SELECT erased_at IS NOT NULL FROM contacts WHERE id = $1`, contactID).Scan(&erased); err != nil {
 			return errs.NotFound("contact", "")
+		}
+		if erased {
+			return contactstate.ErrErased()
 		}
 		st, err := settings.InTx(tx)
 		if err != nil {

@@ -130,6 +130,11 @@ func (p *Page) Diff(f Form) (*Change, error) {
 			if want {
 				st = lists.Subscribed
 			}
+			if want && p.ProcessingStopped {
+				// A locked record takes no new subscription (lists.SetLater);
+				// leaving a list stays open.
+				return nil, errs.WithField(contactstate.ErrProcessingStopped(), errs.Field("list."+l.ID))
+			}
 			c.Lists = append(c.Lists, ListChange{ListID: l.ID, Name: l.Name, Status: st})
 		}
 	}

@@ -2,7 +2,9 @@ package workflow_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -412,6 +414,66 @@ func TestSetFieldRespectsTheLock(t *testing.T) {
 		if run.Status != workflow.StatusFailed || !strings.HasPrefix(run.Outcome, "actions[1] (set_field):") || len(run.Done) != 1 ||
 			run.Done[0].Note != "not invited: "+optin.SkipProcessingStopped {
 			t.Errorf("run on a locked record: %+v", run)
+		}
+	})
+}
+
+// list_add subscribes the contact, and a record that is locked or erased
+// fails the run with the reason and no subscription written; list_remove
+// still unsubscribes a locked record.
+func TestListAddRespectsTheLock(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		l, err := w.lists.Create(ctx, lists.Input{Name: ptr("Partners")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone, err := w.lists.Create(ctx, lists.Input{Name: ptr("Former")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.rule(`{"name": "Join", "trigger": "consent.granted", "actions": [
+			{"type": "list_remove", "list": "Former"}, {"type": "list_add", "list": "Partners"}]}`)
+		open := w.person("open@example.com", contactstate.SingleOptInUser, nil)
+		stopped := w.person("stopped@example.com", contactstate.SingleOptInUser, nil)
+		erased := w.person("erased@example.com", contactstate.SingleOptInUser, nil)
+		if _, err := w.lists.Set(ctx, stopped, gone.ID, lists.Subscribed, lists.SourceAPI, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			if err := contactstate.StopProcessingTx(tx, stopped, w.now); err != nil {
+				return err
+			}
+			return contactstate.MarkErasedTx(tx, erased, w.now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{open, stopped, erased} {
+			w.emit(events.ConsentGranted, id, events.ConsentData{ContactID: id, Purpose: "Share with partners", State: "granted"})
+		}
+		w.runDue()
+		if run := w.runs(workflow.RunQuery{ContactID: open})[0]; run.Status != workflow.StatusDone {
+			t.Fatalf("run on an open record: %+v", run)
+		}
+		for id, code := range map[string]string{stopped: "asked to stop processing", erased: "was erased"} {
+			run := w.runs(workflow.RunQuery{ContactID: id})[0]
+			if run.Status != workflow.StatusFailed || !strings.HasPrefix(run.Outcome, "actions[1] (list_add):") ||
+				!strings.Contains(run.Outcome, code) || len(run.Done) != 1 {
+				t.Errorf("run on a locked record (%s): %+v", code, run)
+			}
+		}
+		subscribed := func(id, list string) string {
+			t.Helper()
+			var st string
+			err := db.Read.QueryRow(`SELECT status FROM list_subscriptions WHERE contact_id = $1 AND list_id = $2`, id, list).Scan(&st)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				t.Fatal(err)
+			}
+			return st
+		}
+		if got := []string{subscribed(open, l.ID), subscribed(stopped, l.ID), subscribed(erased, l.ID), subscribed(stopped, gone.ID)}; strings.Join(got, " ") != "subscribed   unsubscribed" {
+			t.Fatalf("subscriptions (open, stopped, erased to Partners; stopped to Former): %q", got)
 		}
 	})
 }
