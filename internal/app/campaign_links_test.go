@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/settings"
@@ -230,11 +231,34 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		// A campaign without lists: the one-click opts out.
 		bo := campaignPerson(t, e, "bo@example.com", "E-marketing")
 		msgs := sendCampaign(t, e, "Condition", nil, `email == "bo@example.com"`, 2)
-		if got := oneClick(t, unsubscribeLink(messageTo(t, msgs, "bo@example.com", "News for bo"))); got != 200 {
+		boLink := unsubscribeLink(messageTo(t, msgs, "bo@example.com", "News for bo"))
+		if got := oneClick(t, boLink); got != 200 {
 			t.Fatalf("one-click: %d", got)
 		}
 		if got := optInStatus(t, e, bo); got != contactstate.OptOutContact {
 			t.Errorf("opt-in status %s after the one-click of a campaign without lists", got)
+		}
+
+		// Once Bo is erased, his message's links lead to nobody's page.
+		var boRecipient int64
+		fmt.Sscan(strings.Split(strings.TrimPrefix(boLink, e.srv.URL+"/m/u/"), "/")[0], &boRecipient)
+		boPrefs, err := e.a.CampaignLinks.URL(ctx, campaign.LinkPreferences, boRecipient, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.a.Erasure.Erase(ctx, bo, erasure.Why{Actor: consent.Actor{Kind: consent.ActorSystem}}); err != nil {
+			t.Fatal(err)
+		}
+		res, err = noFollow.Get(boPrefs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusSeeOther || len(res.Cookies()) != 0 {
+			t.Fatalf("an erased contact's preferences link: %d %q, cookies %v", res.StatusCode, res.Header.Get("Location"), res.Cookies())
+		}
+		if status, body := e.page("GET", boLink, "en"); status >= 500 || strings.Contains(body, "Unsubscribe from") {
+			t.Fatalf("an erased contact's unsubscribe page: %d %s", status, body)
 		}
 
 		// Past the setting unsubscribe_link_days (365 by default), the

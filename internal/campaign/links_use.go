@@ -44,12 +44,15 @@ type Target struct {
 
 // Target reads the recipient row rid (from a link Links.Check accepted)
 // with its campaign: one query, as opens and clicks need. It returns
-// ErrBadLink when there is no such row.
+// ErrBadLink when there is no such row, or its contact was erased since:
+// every link of an erased contact stops working, as their preferences
+// links do.
 func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	t := &Target{Recipient: rid}
 	var at *int64
 	err := s.DB.Read.QueryRowContext(ctx, `SELECT r.campaign_no, r.contact_id, r.tracked, r.sent_at, c.id FROM campaign_recipients r
-		JOIN campaigns c ON c.no = r.campaign_no WHERE r.id = $1`, rid).Scan(&t.CampaignNo, &t.ContactID, &t.Tracked, &at, &t.CampaignID)
+		JOIN campaigns c ON c.no = r.campaign_no JOIN contacts ct ON ct.id = r.contact_id
+		WHERE r.id = $1 AND ct.erased_at IS NULL`, rid).Scan(&t.CampaignNo, &t.ContactID, &t.Tracked, &at, &t.CampaignID)
 	if err != nil {
 		return nil, ErrBadLink
 	}
