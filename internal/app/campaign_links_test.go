@@ -230,8 +230,13 @@ func TestCampaignUnsubscribe(t *testing.T) {
 
 		// A campaign without lists: the one-click opts out.
 		bo := campaignPerson(t, e, "bo@example.com", "E-marketing")
+		e.api("PATCH", "/api/v1/contacts/"+bo, `{"language":"nl"}`, 200, nil)
 		msgs := sendCampaign(t, e, "Condition", nil, `email == "bo@example.com"`, 2)
 		boLink := unsubscribeLink(messageTo(t, msgs, "bo@example.com", "News for bo"))
+		// His unsubscribe page is in his language, whatever the browser's.
+		if status, body := e.page("GET", boLink, "en"); status != 200 || !strings.Contains(body, `<html lang="nl"`) {
+			t.Fatalf("a Dutch contact's unsubscribe page: %d %s", status, body)
+		}
 		if got := oneClick(t, boLink); got != 200 {
 			t.Fatalf("one-click: %d", got)
 		}

@@ -140,7 +140,7 @@ func TestCampaignUnsubscribeLeadsBack(t *testing.T) {
 		v.get(link)
 		code, body := v.post(link, url.Values{"List-Unsubscribe": {"One-Click"}, "page": {"1"}})
 		if code != 200 || v.last.Request.URL.Path != "/m/u/done" || !strings.Contains(body, "You are unsubscribed") ||
-			!strings.Contains(body, `<a href="/p#email" id="back">Back to your preferences</a>`) {
+			!strings.Contains(body, `<a href="/p?lang=en#email" id="back">Back to your preferences</a>`) {
 			t.Fatalf("unsubscribed: %d at %s: %s", code, v.last.Request.URL, body)
 		}
 		if code, body := v.get(e.srv.URL + "/p"); code != 200 || !strings.Contains(body, "anna@example.com") || !strings.Contains(body, `id="email"`) {

@@ -146,7 +146,7 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
-		anna := f.person("anna@example.com", "Anna", "sv", contactstate.DoubleOptIn, true)
+		anna := f.person("anna@example.com", "Anna", "sv-SE", contactstate.DoubleOptIn, true) // reads the sv variant
 		bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
 		cleo := f.person("cleo@example.com", "Cleo", "en", contactstate.SingleOptInUser, true)
 		dan := f.person("dan@example.com", "Dan", "nl", contactstate.DoubleOptIn, false)

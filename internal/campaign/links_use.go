@@ -40,6 +40,8 @@ type Target struct {
 	Lists      []string // their names, in the same order
 	Tracked    bool
 	SentAt     time.Time
+	// Language is the contact's, for the pages their links open.
+	Language string
 }
 
 // Target reads the recipient row rid (from a link Links.Check accepted)
@@ -50,9 +52,9 @@ type Target struct {
 func (s *Service) Target(ctx context.Context, rid int64) (*Target, error) {
 	t := &Target{Recipient: rid}
 	var at *int64
-	err := s.DB.Read.QueryRowContext(ctx, `SELECT r.campaign_no, r.contact_id, r.tracked, r.sent_at, c.id FROM campaign_recipients r
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT r.campaign_no, r.contact_id, r.tracked, r.sent_at, c.id, ct.language FROM campaign_recipients r
 		JOIN campaigns c ON c.no = r.campaign_no JOIN contacts ct ON ct.id = r.contact_id
-		WHERE r.id = $1 AND ct.erased_at IS NULL`, rid).Scan(&t.CampaignNo, &t.ContactID, &t.Tracked, &at, &t.CampaignID)
+		WHERE r.id = $1 AND ct.erased_at IS NULL`, rid).Scan(&t.CampaignNo, &t.ContactID, &t.Tracked, &at, &t.CampaignID, &t.Language)
 	if err != nil {
 		return nil, ErrBadLink
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	cmail "github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -19,13 +21,16 @@ type prepared struct {
 	c        *Campaign
 	gate     *gate
 	variants map[string]*compiledVariant
-	links    *Links
-	key      []byte
-	from     string
-	bounce   string
-	listID   string
-	domain   string
-	now      func() time.Time
+	// byBase holds the variants by base language ("sv" for a variant in
+	// sv or sv-SE), the first of each in the campaign's order.
+	byBase map[language.Base]*compiledVariant
+	links  *Links
+	key    []byte
+	from   string
+	bounce string
+	listID string
+	domain string
+	now    func() time.Time
 }
 
 type compiledVariant struct {
@@ -68,7 +73,7 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{c: c, variants: map[string]*compiledVariant{}, links: links, key: key, domain: domain, now: s.now}
+	p := &prepared{c: c, variants: map[string]*compiledVariant{}, byBase: map[language.Base]*compiledVariant{}, links: links, key: key, domain: domain, now: s.now}
 	p.from = defaultFrom
 	sender := st.CampaignSenderName()
 	if st.SenderAddress != "" {
@@ -96,6 +101,11 @@ func (s *Service) compose(ctx context.Context, c *Campaign, links *Links, defaul
 		}
 		cv.text = compile(text+textFooter(st), false)
 		p.variants[v.Language] = cv
+		if t, err := language.Parse(v.Language); err == nil {
+			if b, _ := t.Base(); p.byBase[b] == nil {
+				p.byBase[b] = cv
+			}
+		}
 	}
 	return p, nil
 }
@@ -150,10 +160,18 @@ func privacyLine(st settings.Settings) string {
 	return ""
 }
 
-// variantFor returns the compiled content for a contact's language.
+// variantFor returns the compiled content for a contact's language: the
+// variant in that language, else one in the same language of another
+// region (a contact in sv-SE reads the sv variant), else the campaign's
+// default language's.
 func (p *prepared) variantFor(lang string) *compiledVariant {
 	if v, ok := p.variants[lang]; ok {
 		return v
+	}
+	if t, err := language.Parse(lang); err == nil {
+		if b, _ := t.Base(); p.byBase[b] != nil {
+			return p.byBase[b]
+		}
 	}
 	return p.variants[p.c.DefaultLanguage]
 }

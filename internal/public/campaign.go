@@ -70,7 +70,7 @@ func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	l := lang(r, "")
+	l := lang(r, t.Language)
 	q := i18n.T(l, "campaign.unsub.all")
 	if len(t.Lists) > 0 {
 		q = i18n.T(l, "campaign.unsub.lists", strings.Join(t.Lists, ", "))
@@ -113,9 +113,7 @@ func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		if s.openSessionFor(w, r, t.ContactID, "") {
 			q.Set("back", "1")
 		}
-		if l := r.URL.Query().Get("lang"); i18n.Supported(l) {
-			q.Set("lang", strings.ToLower(l))
-		}
+		q.Set("lang", lang(r, t.Language)) // the done page speaks as the page did
 		done := "/m/u/done"
 		if len(q) > 0 {
 			done += "?" + q.Encode()
