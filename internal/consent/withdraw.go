@@ -178,7 +178,7 @@ func (s *Service) StopProcessingTx(tx *store.Tx, k contactstate.State, actor Act
 	if actor.Kind != ActorContact {
 		optOut.Status, optOut.Channel = contactstate.OptOutUser, ChannelUser
 	}
-	if k.OptIn != contactstate.OptOutContact && k.OptIn != contactstate.OptOutUser || actor.Kind == ActorContact {
+	if actor.Kind == ActorContact || !contactstate.OptedOut(k.OptIn) {
 		if _, err := s.ApplyOptIn(tx, k, optOut, now); err != nil {
 			return err
 		}

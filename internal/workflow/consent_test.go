@@ -129,7 +129,8 @@ func TestQueuedEmailStopsAtWithdrawal(t *testing.T) {
 // headers): a contact who withdrew the purpose that governs marketing
 // email (E-marketing) gets none, whatever their opt-in status, as a
 // campaign for it skips them. A contact who never recorded it and one who
-// granted it get theirs, and an email to a partner about the contact is
+// granted it get theirs; a contact under a legal hold gets none though
+// their consent stands; and an email to a partner about the contact is
 // not marketing to them and goes.
 func TestWorkflowEmailSkipsWithdrawnMarketing(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
