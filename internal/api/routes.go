@@ -273,7 +273,7 @@ type ConsentRequest struct {
 	Source       string           `json:"source" required:"true" doc:"source name or id"`
 	LegalBasis   string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
 	TextVersion  int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
-	TextLanguage string           `json:"text_language" doc:"the language the consent text was shown in, such as en or sv, if known"`
+	TextLanguage string           `json:"text_language" doc:"the language the consent text was shown in, if known: a BCP 47 tag such as en, sv or pt-BR, kept in its canonical form"`
 	ExpiresAt    *time.Time       `json:"expires_at"`
 	Evidence     *EvidenceRequest `json:"evidence"`
 }

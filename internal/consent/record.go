@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -61,7 +62,8 @@ type Prepared struct {
 	hooks    []RecordHook
 }
 
-// check validates what an input says on its own, without reading.
+// check validates what an input says on its own, without reading, and
+// puts its language tag in canonical form (i18n.ParseTag).
 func (s *Service) check(in *RecordInput) error {
 	if strings.TrimSpace(in.Purpose) == "" {
 		return errs.Required("purpose")
@@ -81,9 +83,11 @@ func (s *Service) check(in *RecordInput) error {
 	if err := checkActor(in.Actor, in.Evidence); err != nil {
 		return err
 	}
-	if !validLanguage(in.TextLanguage) {
-		return errs.Invalid("text_language", "must be a language tag such as en, sv or pt-BR")
+	lang, err := i18n.ParseTag("text_language", in.TextLanguage)
+	if err != nil {
+		return err
 	}
+	in.TextLanguage = lang
 	if in.ExpiresAt != nil {
 		if in.State != StateGranted {
 			return errs.Invalid("expires_at", "only a granted consent can expire")

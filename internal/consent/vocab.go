@@ -131,21 +131,3 @@ func (e Evidence) collectedAtMicros() int64 {
 }
 
 func validOneOf(v string, list []string) bool { return slices.Contains(list, v) }
-
-// validLanguage reports whether v is empty or looks like a language tag
-// (BCP 47): letters, digits and hyphens, a letter first, at most 35
-// characters.
-func validLanguage(v string) bool {
-	if len(v) > 35 {
-		return false
-	}
-	for i, c := range v {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c == '-' || c >= '0' && c <= '9'):
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"golang.org/x/text/language"
 
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
@@ -23,6 +22,7 @@ import (
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/filter"
 	"github.com/consentry/consentry/internal/holds"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
@@ -242,13 +242,9 @@ func (in *Input) applyCore(c *Contact) error {
 		c.Country = cc
 	}
 	if in.Language != nil {
-		l := strings.TrimSpace(*in.Language)
-		if l != "" {
-			tag, err := language.Parse(l)
-			if err != nil {
-				return errs.Invalid("language", "must be a language tag such as en, sv or nl")
-			}
-			l = tag.String()
+		l, err := i18n.ParseTag("language", *in.Language)
+		if err != nil {
+			return err
 		}
 		c.Language = l
 	}

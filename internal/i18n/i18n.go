@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/language"
+
+	"github.com/consentry/consentry/internal/errs"
 )
 
 // Languages are the supported languages, the first the fallback.
@@ -105,4 +107,28 @@ func Supported(lang string) bool {
 		}
 	}
 	return false
+}
+
+// maxTag bounds a language tag read from input: RFC 5646 (4.4.1) asks
+// that storage for a tag hold at least 35 characters, which every tag of
+// a language, script, region and variant fits in.
+const maxTag = 35
+
+// ParseTag returns the canonical form of the language tag v (BCP 47, as
+// golang.org/x/text/language parses it: "pt-br" gives "pt-BR", "EN" "en",
+// "iw" "he"), so that a language read from input is stored in one form and
+// compared as such; an empty (or blank) v gives "". A v that is not a
+// well-formed tag ("english", "en-"), names a language no registry knows
+// ("xx"), or is longer than 35 characters is an invalid-input error on
+// field.
+func ParseTag(field, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	tag, err := language.Parse(v)
+	if err != nil || len(v) > maxTag {
+		return "", errs.Invalid(field, "must be a language tag (BCP 47) such as en, sv or pt-BR, of at most %d characters", maxTag)
+	}
+	return tag.String(), nil
 }

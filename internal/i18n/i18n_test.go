@@ -3,6 +3,8 @@ package i18n
 import (
 	"strings"
 	"testing"
+
+	"github.com/consentry/consentry/internal/errs"
 )
 
 // TestEveryKeyInEveryLanguage keeps the catalogs in step: the same keys,
@@ -47,5 +49,20 @@ func TestMatch(t *testing.T) {
 	}
 	if T("sv", "email.footer", "Acme") != "Skickat av Acme." || T("de", "page.confirmed.title") != "Thank you" {
 		t.Error("T")
+	}
+}
+
+func TestParseTag(t *testing.T) {
+	for in, want := range map[string]string{"": "", " ": "", "en": "en", "EN": "en", " sv-se ": "sv-SE", "pt-br": "pt-BR",
+		"iw": "he", "zh-hant-tw": "zh-Hant-TW", "de-1996": "de-1996"} {
+		if got, err := ParseTag("language", in); err != nil || got != want {
+			t.Errorf("ParseTag(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"english", "en-", "en--US", "e1", "a", "xx", "abcdefghi", "<sv>", "en-US-x-" + strings.Repeat("abcdefgh-", 4) + "a"} {
+		got, err := ParseTag("text_language", in)
+		if e := errs.As(err); e == nil || e.Kind != errs.KindInvalid || e.Field != "text_language" || got != "" {
+			t.Errorf("ParseTag(%q) = %q, %v; want an invalid-input error on text_language", in, got, err)
+		}
 	}
 }
