@@ -152,3 +152,26 @@ func TestRequestsRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestErasedAddressLeavesTheRequest: a request opened through the API for
+// an address alone keeps the address while it is open; erasing the
+// contact who has that address erases it from the request as well, and
+// the request reads on with its id, kind and status and the time its
+// address was erased.
+func TestErasedAddressLeavesTheRequest(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		e.run(t, []scenario{
+			{name: "a request from an address", method: "POST", url: "/api/v1/requests", body: `{"kind":"access","address":"Bo.Ek@example.com"}`,
+				status: 201, events: 1, contains: []string{`"address":"Bo.Ek@example.com"`},
+				check: func(t testing.TB, body []byte) { e.vars["r1"] = decodeAs[requests.Request](t, body).ID }},
+			{name: "the contact with that address", method: "POST", url: "/api/v1/contacts", body: `{"email":"bo.ek@example.com"}`, status: 201,
+				check: func(t testing.TB, body []byte) { e.vars["c1"] = decodeAs[contact.Contact](t, body).ID }},
+			{name: "erased", method: "POST", url: "/api/v1/contacts/{{c1}}/erase", status: 200, events: 1, contains: []string{`"status":"erased"`}},
+			{name: "the request without the address", method: "GET", url: "/api/v1/requests/{{r1}}", status: 200,
+				contains: []string{`"id":"{{r1}}"`, `"kind":"access"`, `"status":"verified"`, `"address_erased_at":"`},
+				absent:   []string{"@example.com", `"address":`, `"closed_at"`}},
+			{name: "nor in the list", method: "GET", url: "/api/v1/requests", status: 200, contains: []string{`"id":"{{r1}}"`}, absent: []string{"@example.com"}},
+		})
+	})
+}

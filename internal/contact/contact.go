@@ -25,6 +25,7 @@ import (
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
+	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
@@ -509,7 +510,8 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 // verification knows the contact is gone on purpose, and writes the
 // contact.deleted event. Like an erasure, it
 // leaves a suppression entry for the address (so that it cannot come back
-// silently) and a line in the erasure log. It returns a not-found error
+// silently), erases the address from the requests that hold it
+// (requests.ForgetAddressesTx), and writes a line in the erasure log. It returns a not-found error
 // when there is no such contact, and a refusal naming the hold while a
 // legal hold is active.
 func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
@@ -542,6 +544,9 @@ func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppr
 	}
 	if !k.Erased && suppress {
 		if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
+			return err
+		}
+		if err := requests.ForgetAddressesTx(tx, []string{id}, []string{email}, now); err != nil {
 			return err
 		}
 	}

@@ -73,9 +73,11 @@ type Outcome struct {
 // causes: the remainder (contact.EraseTx), the consent evidence
 // (consent.EraseEvidenceTx), the ledger event contact_erased, email copies
 // and bodies, tokens, preference changes, held webform posts, open double
-// opt-in invitations, the addresses on the contact's requests, the
-// suppression entry of the address, the erasure log, the erased mark, and
-// the contact's open erasure requests moved to done.
+// opt-in invitations, the address on the contact's requests and on the
+// requests received from it that are about no contact
+// (requests.ForgetAddressesTx), the suppression entry of the address, the
+// erasure log, the erased mark, and the contact's open erasure requests
+// moved to done.
 //
 // An already erased contact is left as it is (StatusAlreadyErased) but its
 // open erasure requests are still closed as done. While a legal hold is
@@ -192,7 +194,11 @@ func eraseTx(tx *store.Tx, ids []string, states map[string]contactstate.State, w
 	if err := forgetTx(tx, ids, now); err != nil {
 		return err
 	}
-	return requests.ForgetAddressesManyTx(tx, ids)
+	addresses := make([]string, 0, len(ids))
+	for _, id := range ids {
+		addresses = append(addresses, emails[id])
+	}
+	return requests.ForgetAddressesTx(tx, ids, addresses, now)
 }
 
 // forgetTx erases what other packages hold about the contacts in ids that

@@ -534,3 +534,74 @@ func TestSuppressionAcrossInstances(t *testing.T) {
 		t.Fatalf("the other instance re-created an erased address: %v", err)
 	}
 }
+
+// TestErasureForgetsTheAddressOnRequestsAboutNoContact: a request received
+// from an address that was no contact's keeps the address in clear while
+// it is open; erasing the contact who has that address (in any case)
+// erases it from the request too, in the erasure's transaction, and the
+// request goes on: the same id, kind, status and note, open, with the
+// time its address was erased. A request from another address keeps its
+// own, and a deletion of a contact does the same as an erasure.
+func TestErasureForgetsTheAddressOnRequestsAboutNoContact(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		open := func(from, note string) *requests.Request {
+			t.Helper()
+			var r *requests.Request
+			err := db.Write(ctx, func(tx *store.Tx) error {
+				var err error
+				r, err = requests.CreateTx(tx, requests.New{Kind: requests.KindAccess, Channel: requests.ChannelAPI, Address: from,
+					Note: note, Verified: true, Actor: api}, nil, w.now)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		// Received before the contact existed, and in another case.
+		before := open(" anna.erasable@EXAMPLE.com ", "asked by letter")
+		c := w.person(address)
+		after := open(address, "")
+		stranger := open("someone.else@example.com", "")
+		deleted := w.person("deleted@example.com")
+		fromDeleted := open("Deleted@example.com", "")
+
+		w.now = w.now.Add(time.Hour)
+		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*requests.Request{before, after} {
+			got, err := requests.Get(ctx, db.Read, r.ID, w.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Address != "" || got.AddressErasedAt == nil || !got.AddressErasedAt.Equal(w.now) {
+				t.Errorf("request %s after the erasure: address %q, erased at %v", r.ID, got.Address, got.AddressErasedAt)
+			}
+			if got.Kind != r.Kind || got.Status != r.Status || got.Note != r.Note || got.ClosedAt != nil || got.ContactID != "" {
+				t.Errorf("the request changed more than its address: %+v, was %+v", got, r)
+			}
+		}
+		if n := w.count(`SELECT count(*) FROM subject_requests WHERE lower(address) LIKE '%erasable%' OR address_key LIKE '%erasable%'`); n != 0 {
+			t.Errorf("%d requests still hold the erased address", n)
+		}
+		if got, err := requests.Get(ctx, db.Read, stranger.ID, w.now); err != nil || got.Address != "someone.else@example.com" ||
+			got.AddressErasedAt != nil {
+			t.Errorf("another address's request: %+v, %v", got, err)
+		}
+		// The request can still be answered and closed.
+		if _, err := requests.Update(ctx, db, before.ID, requests.Change{Status: ptr(requests.StatusDone)}, user, w.now); err != nil {
+			t.Fatalf("closing a request whose address was erased: %v", err)
+		}
+		w.verify()
+
+		if err := w.people.Delete(ctx, deleted.ID, user); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := requests.Get(ctx, db.Read, fromDeleted.ID, w.now); err != nil || got.Address != "" || got.AddressErasedAt == nil {
+			t.Errorf("the request from a deleted contact's address: %+v, %v", got, err)
+		}
+	})
+}

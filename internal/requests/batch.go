@@ -3,6 +3,8 @@ package requests
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/store"
 )
@@ -30,13 +32,37 @@ func WithOpenTx(tx *store.Tx, ids []string, kind string) (map[string]bool, error
 	return out, nil
 }
 
-// ForgetAddressesManyTx is ForgetAddressesTx for each contact in ids, in
-// one statement.
-func ForgetAddressesManyTx(tx *store.Tx, ids []string) error {
-	if len(ids) == 0 {
+// ForgetAddressesTx erases, inside tx, the addresses kept on requests
+// when the personal data of the contacts in ids, whose addresses were
+// addresses, is erased: on every request of theirs that still holds one
+// (an open request received from the address before it was linked to the
+// contact), and on every request from one of addresses that is about no
+// contact (received while the address was no contact's, or never linked
+// to the contact who had it). Each keeps its id, kind, status, note and
+// ledger events, and records when its address went (address_erased_at),
+// so that the operator can still answer and close it. Requests that hold
+// no address are left as they are.
+func ForgetAddressesTx(tx *store.Tx, ids, addresses []string, now time.Time) error {
+	at := store.Micros(now)
+	if len(ids) > 0 {
+		ph, args := store.In(2, ids)
+		if err := tx.ExecLater(store.Prefix("requests: forget addresses"), `UPDATE subject_requests
+			SET address = '', address_key = '', address_erased_at = $1 WHERE contact_id IN (`+ph+`) AND address <> ''`,
+			append([]any{at}, args...)...); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, 0, len(addresses))
+	for _, a := range addresses {
+		if k := strings.ToLower(strings.TrimSpace(a)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
 		return nil
 	}
-	ph, args := store.In(1, ids)
-	return tx.ExecLater(store.Prefix("requests: forget addresses"), `UPDATE subject_requests SET address = '', address_key = ''
-		WHERE contact_id IN (`+ph+`) AND address <> ''`, args...)
+	ph, args := store.In(2, keys)
+	return tx.ExecLater(store.Prefix("requests: forget addresses"), `UPDATE subject_requests
+		SET address = '', address_key = '', address_erased_at = $1 WHERE contact_id = '' AND address_key IN (`+ph+`) AND address <> ''`,
+		append([]any{at}, args...)...)
 }

@@ -90,8 +90,12 @@ type Request struct {
 	Channel   string `json:"channel" enum:"@request_channel"`
 	ContactID string `json:"contact_id,omitempty" doc:"the contact it is about; empty while the sender is unknown"`
 	// Address is the sender's address while the request is about no known
-	// contact; it is cleared when the request closes.
-	Address         string        `json:"address,omitempty" doc:"the sender's address, while the request is about no known contact"`
+	// contact; it is cleared when the request closes, and when a contact
+	// with that address is erased (AddressErasedAt).
+	Address string `json:"address,omitempty" doc:"the sender's address, while the request is about no known contact"`
+	// AddressErasedAt is when the sender's address was erased from the
+	// open request, with the contact who had it; nil when it never was.
+	AddressErasedAt *time.Time    `json:"address_erased_at,omitempty" doc:"when the sender's address was erased from the request, with the personal data of the contact who had it: the request goes on without it"`
 	Status          string        `json:"status" enum:"@request_status"`
 	Reason          string        `json:"reason,omitempty" doc:"why it was refused or only partly done"`
 	Note            string        `json:"note,omitempty" doc:"what was asked, in the operator's words or the contact's"`
@@ -249,26 +253,28 @@ func (r *Request) fill(now time.Time) {
 }
 
 const columns = `id, kind, channel, contact_id, contact_ref, address, status, reason, note, received_at, due_at, extended_at,
-	extension_reason, actor_kind, actor_id, updated_at, closed_at`
+	extension_reason, actor_kind, actor_id, updated_at, closed_at, address_erased_at`
 
 func scan(row store.Scanner) (*Request, error) {
 	r := &Request{}
 	var received, due, updated int64
-	var extended, closed sql.NullInt64
+	var extended, closed, erased sql.NullInt64
 	if err := row.Scan(&r.ID, &r.Kind, &r.Channel, &r.ContactID, &r.ref, &r.Address, &r.Status, &r.Reason, &r.Note, &received, &due,
-		&extended, &r.ExtensionReason, &r.Actor.Kind, &r.Actor.ID, &updated, &closed); err != nil {
+		&extended, &r.ExtensionReason, &r.Actor.Kind, &r.Actor.ID, &updated, &closed, &erased); err != nil {
 		return nil, err
 	}
 	r.ReceivedAt, r.DueAt, r.UpdatedAt = store.FromMicros(received), store.FromMicros(due), store.FromMicros(updated)
-	if extended.Valid {
-		t := store.FromMicros(extended.Int64)
-		r.ExtendedAt = &t
-	}
-	if closed.Valid {
-		t := store.FromMicros(closed.Int64)
-		r.ClosedAt = &t
-	}
+	r.ExtendedAt, r.ClosedAt, r.AddressErasedAt = optionalTime(extended), optionalTime(closed), optionalTime(erased)
 	return r, nil
+}
+
+// optionalTime is a time column that may be NULL: nil when it is.
+func optionalTime(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.FromMicros(v.Int64)
+	return &t
 }
 
 // Get returns the request with this id as of now, or a not-found error
@@ -551,15 +557,6 @@ func OpenTx(tx *store.Tx, contactID, kind string, now time.Time) ([]*Request, er
 		r.fill(now)
 	}
 	return out, nil
-}
-
-// ForgetAddressesTx clears the addresses kept on the contact's requests,
-// when the contact's personal data is erased.
-func ForgetAddressesTx(tx *store.Tx, contactID string) error {
-	if _, err := tx.Exec(`UPDATE subject_requests SET address = '', address_key = '' WHERE contact_id = $1 AND address <> ''`, contactID); err != nil {
-		return fmt.Errorf("requests: forget addresses: %w", err)
-	}
-	return nil
 }
 
 // CountOpen counts open requests, and of them those overdue as of now,
