@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,10 +64,11 @@ func outsider(t testing.TB, doc, jwks []byte, vkey, checkpoint string) string {
 		return "signature: " + err.Error()
 	}
 	var p struct {
-		RecordID string `json:"recordId"`
-		State    string `json:"state"`
-		Ref      string `json:"piiPrincipalId"`
-		Ledger   struct {
+		RecordID   string `json:"recordId"`
+		RecordedAt string `json:"recordedAt"`
+		State      string `json:"state"`
+		Ref        string `json:"piiPrincipalId"`
+		Ledger     struct {
 			Seq       int64           `json:"seq"`
 			EventHash string          `json:"event_hash"`
 			Event     json.RawMessage `json:"event"`
@@ -75,42 +77,53 @@ func outsider(t testing.TB, doc, jwks []byte, vkey, checkpoint string) string {
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return "payload: " + err.Error()
 	}
-	var e struct {
-		Seq              int64
-		RecordedAt       time.Time `json:"recorded_at"`
-		Kind             string
-		ContactRef       string `json:"contact_ref"`
-		PurposeID        string `json:"purpose_id"`
-		Value            string
-		LegalBasis       string `json:"legal_basis"`
-		SourceID         string `json:"source_id"`
-		TextVersion      int    `json:"text_version"`
-		ExpiresAt        int64  `json:"expires_at"`
-		ActorKind        string `json:"actor_kind"`
-		ActorID          string `json:"actor_id"`
-		Method, Evidence string
-		RecordID         string `json:"record_id"`
-		PrevHash         string `json:"prev_hash"`
-	}
-	if err := json.Unmarshal(p.Ledger.Event, &e); err != nil {
+	// The chain hash, as docs/ledger.md encodes it, from the event's
+	// fields exactly as the JSON shows them: a string's text, a number's
+	// digits; a field left out is empty, or 0 for a number.
+	var ev map[string]json.RawMessage
+	if err := json.Unmarshal(p.Ledger.Event, &ev); err != nil {
 		return "event: " + err.Error()
 	}
-	// The chain hash, as docs/ledger.md encodes it.
-	prev, _ := hex.DecodeString(e.PrevHash)
+	shown := func(name string) string {
+		raw, ok := ev[name]
+		switch {
+		case !ok && slices.Contains([]string{"seq", "recorded_at", "text_version", "expires_at"}, name):
+			return "0"
+		case !ok:
+			return ""
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		return string(raw)
+	}
+	names := []string{"seq", "recorded_at", "kind", "contact_ref", "purpose_id", "value", "legal_basis", "source_id",
+		"text_version", "expires_at", "actor_kind", "actor_id", "method", "record_id"}
+	tag := "consentry-ledger-v1\x00"
+	if shown("evidence") != "" {
+		names, tag = append(names, "evidence"), "consentry-ledger-v2\x00"
+	}
+	prev, _ := hex.DecodeString(shown("prev_hash"))
 	h := sha256.New()
-	h.Write([]byte("consentry-ledger-v2\x00"))
+	h.Write([]byte(tag))
 	h.Write(prev)
-	for _, f := range []string{strconv.FormatInt(e.Seq, 10), strconv.FormatInt(e.RecordedAt.UnixMicro(), 10), e.Kind, e.ContactRef,
-		e.PurposeID, e.Value, e.LegalBasis, e.SourceID, strconv.Itoa(e.TextVersion), strconv.FormatInt(e.ExpiresAt, 10),
-		e.ActorKind, e.ActorID, e.Method, e.RecordID, e.Evidence} {
+	for _, n := range names {
+		f := shown(n)
 		h.Write(binary.AppendUvarint(nil, uint64(len(f))))
 		h.Write([]byte(f))
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != p.Ledger.EventHash {
 		return "the event does not hash to the receipt's event hash"
 	}
-	if e.RecordID != p.RecordID || e.Value != p.State || e.ContactRef != p.Ref || e.Seq != p.Ledger.Seq {
+	if shown("record_id") != p.RecordID || shown("value") != p.State || shown("contact_ref") != p.Ref ||
+		shown("seq") != strconv.FormatInt(p.Ledger.Seq, 10) {
 		return "the event says otherwise than the receipt"
+	}
+	// The receipt's time is the event's, to the microsecond.
+	at, err := time.Parse(time.RFC3339Nano, p.RecordedAt)
+	if err != nil || strconv.FormatInt(at.UnixMicro(), 10) != shown("recorded_at") || len(p.RecordedAt) != len("2006-01-02T15:04:05.000000Z") {
+		return "the receipt's recordedAt " + p.RecordedAt + " is not its event's recorded_at " + shown("recorded_at")
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {

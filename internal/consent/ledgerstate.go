@@ -63,7 +63,7 @@ func (ledgerState) Rows(ctx context.Context, q store.Querier, from, to int64) ([
 			&e.TextVersion, &expires, &e.ActorKind, &e.ActorID, &e.Method, &at,
 			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID, &e.Details.TextLanguage, &e.Details.ImportID, &collected,
 			&e.Details.Notice)
-		e.Kind, e.RecordedAt, e.ExpiresAt = ledger.KindConsent, store.FromMicros(at), expires.Int64
+		e.Kind, e.RecordedAt, e.ExpiresAt = ledger.KindConsent, at, expires.Int64
 		e.Details.CollectedAt = collected.Int64
 		return e, err
 	}, `SELECT r.ledger_seq, r.id, c.ref, r.purpose_id, r.state, r.legal_basis, r.source_id, r.text_version, r.expires_at,
@@ -78,7 +78,7 @@ func (ledgerState) Rows(ctx context.Context, q store.Querier, from, to int64) ([
 		var at int64
 		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.Value, &e.ActorKind, &e.ActorID, &e.Method, &at,
 			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID)
-		e.Kind, e.RecordedAt = ledger.KindOptIn, store.FromMicros(at)
+		e.Kind, e.RecordedAt = ledger.KindOptIn, at
 		return e, err
 	}, `SELECT o.ledger_seq, o.id, c.ref, o.to_status, o.actor_kind, o.actor_id, o.method, o.recorded_at,
 		o.ip, o.user_agent, o.token_id

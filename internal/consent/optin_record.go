@@ -88,7 +88,7 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 	}
 	c := &OptInChange{ID: uuid.Must(uuid.NewV7()).String(), ContactID: k.ID, From: k.OptIn, To: to,
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
-	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindOptIn, ContactRef: k.Ref,
+	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindOptIn, ContactRef: k.Ref,
 		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID,
 		Details: &ledger.Details{IP: c.Evidence.IP, UserAgent: c.Evidence.UserAgent, TokenID: c.Evidence.TokenID}})
 	if err != nil {

@@ -230,7 +230,7 @@ func (r *Record) event(ref string) *ledger.Event {
 	if r.ExpiresAt != nil {
 		expires = store.Micros(*r.ExpiresAt)
 	}
-	return &ledger.Event{Seq: r.LedgerSeq, RecordedAt: r.RecordedAt, Kind: ledger.KindConsent, ContactRef: ref,
+	return &ledger.Event{Seq: r.LedgerSeq, RecordedAt: store.Micros(r.RecordedAt), Kind: ledger.KindConsent, ContactRef: ref,
 		PurposeID: r.PurposeID, Value: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, TextVersion: r.TextVersion,
 		ExpiresAt: expires, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, RecordID: r.ID,
 		Details: &ledger.Details{IP: r.Evidence.IP, UserAgent: r.Evidence.UserAgent, TokenID: r.Evidence.TokenID,

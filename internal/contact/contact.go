@@ -553,7 +553,7 @@ func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppr
 	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
 		return err
 	}
-	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
+	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
 		return err
 	}

@@ -176,7 +176,7 @@ func eraseTx(tx *store.Tx, ids []string, states map[string]contactstate.State, w
 		return err
 	}
 	for _, id := range ids {
-		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindContactErased, ContactRef: states[id].Ref,
+		if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindContactErased, ContactRef: states[id].Ref,
 			ActorKind: why.Actor.Kind, ActorID: why.Actor.ID, Erased: rows[id]}); err != nil {
 			return err
 		}

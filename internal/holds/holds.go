@@ -110,7 +110,7 @@ func SetTx(tx *store.Tx, contactID string, in New, actor consent.Actor, now time
 }
 
 func appendEvent(tx *store.Tx, h *Hold, value string, actor consent.Actor, now time.Time) error {
-	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
+	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
 		Value: value, LegalBasis: h.LegalBasis, ActorKind: actor.Kind, ActorID: actor.ID})
 	return err
 }

@@ -23,7 +23,7 @@ func TestEvidenceEncodingIsStable(t *testing.T) {
 	for i := range key {
 		key[i] = byte(i)
 	}
-	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC), Kind: ledger.KindConsent,
+	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC).UnixMicro(), Kind: ledger.KindConsent,
 		ContactRef: "0123456789abcdef0123456789abcdef", PurposeID: "p1", Value: "granted", LegalBasis: "consent",
 		SourceID: "s1", TextVersion: 2, ExpiresAt: 1800000000000000, ActorKind: "contact", ActorID: "", Method: "webform", RecordID: "r1",
 		Details: &ledger.Details{IP: "192.0.2.1", UserAgent: "Mozilla/5.0", TokenID: "t1", TextLanguage: "sv"}}
@@ -119,10 +119,8 @@ func rewriteEvidence(t testing.TB, db *store.DB, drop func(seq int64) bool) {
 	err := db.Write(context.Background(), func(tx *store.Tx) error {
 		events, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (ledger.Event, error) {
 			var e ledger.Event
-			var at int64
-			err := row.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
+			err := row.Scan(&e.Seq, &e.RecordedAt, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
 				&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence)
-			e.RecordedAt = store.FromMicros(at)
 			return e, err
 		}, `SELECT seq, recorded_at, kind, contact_ref, purpose_id, value, legal_basis, source_id, text_version, expires_at,
 			actor_kind, actor_id, method, record_id, evidence FROM ledger_events ORDER BY seq`)
@@ -210,7 +208,7 @@ func appendErasure(t testing.TB, db *store.DB, contactID string) {
 		if err := tx.QueryRow(`SELECT ref FROM contacts WHERE id = $1`, contactID).Scan(&ref); err != nil {
 			return err
 		}
-		_, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindEvidenceErased, ContactRef: ref,
+		_, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindEvidenceErased, ContactRef: ref,
 			ActorKind: consent.ActorSystem})
 		return err
 	})
@@ -266,7 +264,7 @@ func TestEvidenceKeyOfARolledBackWriteIsNeverUsed(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		failed := errors.New("fail after appending")
 		err := db.Write(context.Background(), func(tx *store.Tx) error {
-			if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindOptIn, ContactRef: "x",
+			if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindOptIn, ContactRef: "x",
 				Value: contactstate.OptOutUser, Details: &ledger.Details{IP: "192.0.2.1"}}); err != nil {
 				return err
 			}

@@ -82,7 +82,7 @@ func TestRolledBackAppendsLeaveNoTrace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				db.Write(context.Background(), func(tx *store.Tx) error {
-					if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted,
+					if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindContactDeleted,
 						ContactRef: fmt.Sprintf("ref%d", i)}); err != nil {
 						return err
 					}

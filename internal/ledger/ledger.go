@@ -14,10 +14,12 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -70,24 +72,31 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 
 // Event is one ledger entry. Only the fields that describe the change are
 // kept; who the contact is lives outside the ledger.
+//
+// Its times are what its hash covers, integers of microseconds since the
+// Unix epoch, in Go and in JSON alike: a verifier outside this program
+// hashes the decimal digits it reads, and nothing is lost or rounded on
+// the way (docs/ledger.md).
 type Event struct {
-	Seq         int64     `json:"seq"`
-	RecordedAt  time.Time `json:"recorded_at"`
-	Kind        string    `json:"kind"`
-	ContactRef  string    `json:"contact_ref"`
-	PurposeID   string    `json:"purpose_id,omitempty"`
-	Value       string    `json:"value,omitempty"`
-	LegalBasis  string    `json:"legal_basis,omitempty"`
-	SourceID    string    `json:"source_id,omitempty" doc:"the source's id; its name is operator text and stays out of the ledger"`
-	TextVersion int       `json:"text_version,omitempty"`
-	ExpiresAt   int64     `json:"expires_at,omitempty" doc:"when a granted consent expires, in microseconds since the Unix epoch; 0 for never"`
-	ActorKind   string    `json:"actor_kind,omitempty"`
-	ActorID     string    `json:"actor_id,omitempty"`
-	Method      string    `json:"method,omitempty"`
-	RecordID    string    `json:"record_id,omitempty"`
-	Evidence    string    `json:"evidence,omitempty" doc:"the commitment to the evidence of the consent record or opt-in change (CommitEvidence); empty in events written before evidence was committed to"`
-	PrevHash    string    `json:"prev_hash"`
-	Hash        string    `json:"hash"`
+	Seq int64 `json:"seq"`
+	// RecordedAt is when the change was made, in microseconds since the
+	// Unix epoch (store.Micros).
+	RecordedAt  int64  `json:"recorded_at" doc:"when the change was made, in microseconds since the Unix epoch (UTC): the integer the event's hash covers, written in decimal"`
+	Kind        string `json:"kind"`
+	ContactRef  string `json:"contact_ref"`
+	PurposeID   string `json:"purpose_id,omitempty"`
+	Value       string `json:"value,omitempty"`
+	LegalBasis  string `json:"legal_basis,omitempty"`
+	SourceID    string `json:"source_id,omitempty" doc:"the source's id; its name is operator text and stays out of the ledger"`
+	TextVersion int    `json:"text_version,omitempty"`
+	ExpiresAt   int64  `json:"expires_at,omitempty" doc:"when a granted consent expires, in microseconds since the Unix epoch; 0 for never"`
+	ActorKind   string `json:"actor_kind,omitempty"`
+	ActorID     string `json:"actor_id,omitempty"`
+	Method      string `json:"method,omitempty"`
+	RecordID    string `json:"record_id,omitempty"`
+	Evidence    string `json:"evidence,omitempty" doc:"the commitment to the evidence of the consent record or opt-in change (CommitEvidence); empty in events written before evidence was committed to"`
+	PrevHash    string `json:"prev_hash"`
+	Hash        string `json:"hash"`
 
 	// Details, given to Append for a consent or opt-in event, are the
 	// evidence that Evidence commits to; they are not stored in the ledger.
@@ -96,6 +105,38 @@ type Event struct {
 	// whose evidence the erasure blanked, as they remain; the event
 	// commits to them (CommitRemainder).
 	Erased []ErasedRow `json:"-"`
+}
+
+// UnmarshalJSON reads an event as encoding/json writes it, and also as
+// receipts signed before recorded_at was an integer carry it: RFC 3339
+// text, read back to the microsecond it stood for, so that such a receipt
+// still checks (receipts.CheckOffline).
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type fields Event // the same fields, without this method
+	v := struct {
+		*fields
+		RecordedAt json.RawMessage `json:"recorded_at"`
+	}{fields: (*fields)(e)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	raw := bytes.TrimSpace(v.RecordedAt)
+	if len(raw) == 0 {
+		return nil // absent: left as it was, as encoding/json does
+	}
+	if raw[0] != '"' {
+		return json.Unmarshal(raw, &e.RecordedAt)
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil {
+		return fmt.Errorf("ledger: recorded_at %q is neither microseconds nor RFC 3339: %w", text, err)
+	}
+	e.RecordedAt = store.Micros(t)
+	return nil
 }
 
 // ComputeHash returns the hex SHA-256 that chains e to prevHash. The encoding
@@ -132,7 +173,7 @@ func appendHashInput(buf []byte, prev *[sha256.Size]byte, e *Event) []byte {
 	}
 	buf = append(buf, prev[:]...)
 	buf = appendIntField(buf, e.Seq)
-	buf = appendIntField(buf, store.Micros(e.RecordedAt))
+	buf = appendIntField(buf, e.RecordedAt)
 	buf = appendField(buf, e.Kind)
 	buf = appendField(buf, e.ContactRef)
 	buf = appendField(buf, e.PurposeID)
@@ -191,8 +232,7 @@ func (c *chain) Rewind(m any) {
 }
 
 // Append adds e to the ledger inside tx and returns its position. Seq,
-// PrevHash and Hash are filled in; RecordedAt is truncated to microseconds,
-// the precision stored.
+// PrevHash and Hash are filled in.
 //
 // The head is read (and on PostgreSQL locked) once per transaction, and the
 // events are inserted together just before commit. Writers grouped into one
@@ -226,7 +266,6 @@ func Append(tx *store.Tx, e *Event) (int64, error) {
 		}
 	}
 	e.Seq = c.seq + 1
-	e.RecordedAt = e.RecordedAt.Truncate(time.Microsecond)
 	e.PrevHash = c.hash
 	h, err := ComputeHash(c.hash, e)
 	if err != nil {
@@ -306,7 +345,7 @@ func (c *chain) flush(tx *store.Tx) error {
 				sb.WriteString(strconv.Itoa(len(args) + j + 1))
 			}
 			sb.WriteByte(')')
-			args = append(args, e.Seq, store.Micros(e.RecordedAt), e.Kind, e.ContactRef, e.PurposeID, e.Value,
+			args = append(args, e.Seq, e.RecordedAt, e.Kind, e.ContactRef, e.PurposeID, e.Value,
 				e.LegalBasis, e.SourceID, e.TextVersion, e.ExpiresAt, e.ActorKind, e.ActorID, e.Method, e.RecordID, e.Evidence, e.PrevHash, e.Hash)
 		}
 		if err := tx.ExecLater(store.Prefix("ledger: insert events"), sb.String(), args...); err != nil {

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 // TestHashEncodingIsStable pins the canonical encoding: a change to it would
 // make every existing ledger fail verification.
 func TestHashEncodingIsStable(t *testing.T) {
-	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC), Kind: ledger.KindConsent,
+	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC).UnixMicro(), Kind: ledger.KindConsent,
 		ContactRef: "0123456789abcdef0123456789abcdef", PurposeID: "p1", Value: "granted", LegalBasis: "consent",
 		SourceID: "s1", TextVersion: 2, ExpiresAt: 1800000000000000, ActorKind: "api_token", ActorID: "t1", Method: "api", RecordID: "r1"}
 	got, err := ledger.ComputeHash(ledger.GenesisHash, e)
@@ -34,6 +35,40 @@ func TestHashEncodingIsStable(t *testing.T) {
 	}
 	if _, err := ledger.ComputeHash("zz", e); err == nil {
 		t.Fatal("a malformed previous hash was accepted")
+	}
+}
+
+// TestEventJSONShowsWhatIsHashed: an event's JSON (as a receipt carries
+// it) shows recorded_at as the integer of microseconds its hash covers,
+// and reads back to the same event; the RFC 3339 text that receipts
+// signed before carried reads back to the same microsecond, so that they
+// still check.
+func TestEventJSONShowsWhatIsHashed(t *testing.T) {
+	e := &ledger.Event{Seq: 7, RecordedAt: time.Date(2026, 5, 25, 12, 0, 0, 123456000, time.UTC).UnixMicro(), Kind: ledger.KindConsent,
+		ContactRef: "0123456789abcdef0123456789abcdef", PurposeID: "p1", Value: "granted", LegalBasis: "consent",
+		SourceID: "s1", TextVersion: 2, ExpiresAt: 1800000000000000, ActorKind: "api_token", ActorID: "t1", Method: "api", RecordID: "r1"}
+	const want = "2d562ffe9185ff52ecdeb3ba6aa7bda41ead054e22d988a0c9eacbb43c067188" // TestHashEncodingIsStable's
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"recorded_at":1779710400123456,`) {
+		t.Fatalf("recorded_at is not shown as the microseconds hashed: %s", b)
+	}
+	for _, doc := range []string{string(b), strings.Replace(string(b), `1779710400123456`, `"2026-05-25T12:00:00.123456Z"`, 1),
+		strings.Replace(string(b), `1779710400123456`, `"2026-05-25T14:00:00.123456+02:00"`, 1)} {
+		var back ledger.Event
+		if err := json.Unmarshal([]byte(doc), &back); err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		again, _ := json.Marshal(&back)
+		if h, err := ledger.ComputeHash(ledger.GenesisHash, &back); err != nil || h != want || string(again) != string(b) {
+			t.Errorf("%s reads back as %+v, hashing to %s (%v)", doc, back, h, err)
+		}
+	}
+	var bad ledger.Event
+	if err := json.Unmarshal([]byte(`{"recorded_at":"yesterday"}`), &bad); err == nil {
+		t.Error("a recorded_at that is no time was read")
 	}
 }
 
@@ -143,11 +178,11 @@ func TestTamperingIsDetected(t *testing.T) {
 			f.db.Read.QueryRow(`SELECT hash FROM ledger_head`).Scan(&prev)
 			// (An event without an evidence commitment would be caught
 			// sooner: TestNoDowngradeToEventsWithoutEvidence.)
-			e := &ledger.Event{Seq: 7, RecordedAt: time.Now().UTC().Truncate(time.Microsecond), Kind: ledger.KindConsent, ContactRef: ref,
+			e := &ledger.Event{Seq: 7, RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindConsent, ContactRef: ref,
 				PurposeID: "01930000-0000-7000-8000-000000000002", Value: "granted", PrevHash: prev, Evidence: strings.Repeat("ab", 32)}
 			h, _ := ledger.ComputeHash(prev, e)
 			exec(`INSERT INTO ledger_events (seq, recorded_at, kind, contact_ref, purpose_id, value, evidence, prev_hash, hash)
-				VALUES (7, $1, $2, $3, $4, $5, $6, $7, $8)`, store.Micros(e.RecordedAt), e.Kind, ref, e.PurposeID, e.Value, e.Evidence, prev, h)
+				VALUES (7, $1, $2, $3, $4, $5, $6, $7, $8)`, e.RecordedAt, e.Kind, ref, e.PurposeID, e.Value, e.Evidence, prev, h)
 			exec(`UPDATE ledger_head SET seq = 7, hash = $1`, h)
 		}, ledger.ProblemState, 7},
 		{"change a current consent state", func(f *fixture, exec func(string, ...any)) {

@@ -145,7 +145,6 @@ func EventIn(tx *store.Tx, seq int64) (*Event, error) {
 		for _, e := range c.pending {
 			if e.Seq == seq {
 				out := *e
-				out.RecordedAt = store.FromMicros(store.Micros(e.RecordedAt))
 				out.Details, out.Erased = nil, nil
 				return &out, nil
 			}

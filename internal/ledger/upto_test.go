@@ -83,7 +83,7 @@ func BenchmarkVerifyUpTo100k(b *testing.B) {
 			if err := db.Write(ctx, func(tx *store.Tx) error {
 				for i := 0; i < 5000 && done < n-1; i++ {
 					done++
-					e := &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindConsent, ContactRef: fmt.Sprintf("%032x", done%1000),
+					e := &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindConsent, ContactRef: fmt.Sprintf("%032x", done%1000),
 						PurposeID: "01930000-0000-7000-8000-000000000002", Value: consent.StateGranted, LegalBasis: "consent",
 						SourceID: "01930000-0000-7000-8001-000000000008", TextVersion: 1, ActorKind: "api_token", ActorID: "tok",
 						Method: consent.MethodAPI, RecordID: fmt.Sprintf("r%d", done),

@@ -123,10 +123,8 @@ func Verify(ctx context.Context, db *store.DB, st State, now time.Time) (*Report
 
 func scanEvent(row store.Scanner) (Event, error) {
 	var e Event
-	var at int64
-	err := row.Scan(&e.Seq, &at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
+	err := row.Scan(&e.Seq, &e.RecordedAt, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
 		&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence, &e.PrevHash, &e.Hash)
-	e.RecordedAt = store.FromMicros(at)
 	return e, err
 }
 
@@ -134,7 +132,6 @@ func scanEvent(row store.Scanner) (Event, error) {
 // to row, so that reading a million events allocates only their strings.
 type eventScanner struct {
 	e    Event
-	at   int64
 	dest []any
 }
 
@@ -143,13 +140,12 @@ type eventScanner struct {
 func (s *eventScanner) scan(row store.Scanner) (*Event, error) {
 	if s.dest == nil {
 		e := &s.e
-		s.dest = []any{&e.Seq, &s.at, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
+		s.dest = []any{&e.Seq, &e.RecordedAt, &e.Kind, &e.ContactRef, &e.PurposeID, &e.Value, &e.LegalBasis, &e.SourceID,
 			&e.TextVersion, &e.ExpiresAt, &e.ActorKind, &e.ActorID, &e.Method, &e.RecordID, &e.Evidence, &e.PrevHash, &e.Hash}
 	}
 	if err := row.Scan(s.dest...); err != nil {
 		return nil, err
 	}
-	s.e.RecordedAt = store.FromMicros(s.at)
 	return &s.e, nil
 }
 
@@ -526,7 +522,7 @@ func differs(e, r *Event) string {
 		return "contact"
 	case e.RecordID != r.RecordID:
 		return "record id"
-	case !e.RecordedAt.Equal(r.RecordedAt):
+	case e.RecordedAt != r.RecordedAt:
 		return "time"
 	case e.PurposeID != r.PurposeID:
 		return "purpose"

@@ -600,7 +600,7 @@ func TestLargerCheckpointPublishedAfter(t *testing.T) {
 				go func() {
 					other <- func() error {
 						if err := db.Write(ctx, func(tx *store.Tx) error {
-							_, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted, ContactRef: "later"})
+							_, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindContactDeleted, ContactRef: "later"})
 							return err
 						}); err != nil {
 							return err

@@ -41,7 +41,11 @@ checkpoint's signature; and that the event is in the tree the checkpoint
 names.
 
 With any other tools: the receipt is a JWS (alg EdDSA) to check with
-jwks.json; the checkpoint is a signed note (golang.org/x/mod/sumdb/note)
+jwks.json; its ledger.event shows every field its hash covers as the hash
+covers it (strings as text, integers such as recorded_at, microseconds
+since the Unix epoch, as their decimal digits), so event_hash is
+recomputed from it as the controller's docs/ledger.md describes; the
+checkpoint is a signed note (golang.org/x/mod/sumdb/note)
 whose text is the origin, the number of events and the base64 root hash; the
 proof is an RFC 6962 inclusion proof of the leaf SHA-256(0x00 || event
 hash) at index seq-1 (golang.org/x/mod/sumdb/tlog CheckRecord).

@@ -44,15 +44,21 @@ const (
 	// Version is the Kantara receipt version the payload follows.
 	Version = "KI-CR-v1.1.0"
 	// Schema names Consentry's own fields and their meaning; a change of
-	// their meaning gets a new one.
-	Schema = "consentry-receipt-v1"
+	// their meaning gets a new one. v2: the ledger event's recorded_at is
+	// the integer of microseconds its hash covers (v1 wrote it as RFC 3339
+	// text), and recordedAt has exactly six fractional digits.
+	Schema = "consentry-receipt-v2"
+
+	// recordedAtLayout is recordedAt's: RFC 3339 in UTC with exactly the
+	// six fractional digits of the microsecond the ledger event holds.
+	recordedAtLayout = "2006-01-02T15:04:05.000000Z07:00"
 )
 
 // Receipt is the signed payload of a consent receipt.
 type Receipt struct {
 	// Version is the Kantara specification version, Schema Consentry's.
 	Version string `json:"version" doc:"the Kantara Consent Receipt version followed, KI-CR-v1.1.0"`
-	Schema  string `json:"schema" doc:"the version of Consentry's own fields, consentry-receipt-v1"`
+	Schema  string `json:"schema" doc:"the version of Consentry's own fields, consentry-receipt-v2"`
 	// Issuer is the installation's base URL, IssuedAt when the receipt
 	// was signed (seconds since the Unix epoch), as JWT claims.
 	Issuer   string `json:"iss,omitempty" doc:"the Consentry installation that issued the receipt: its base URL"`
@@ -60,7 +66,7 @@ type Receipt struct {
 
 	Jurisdiction     string `json:"jurisdiction" doc:"where the controller is established: the receipt_jurisdiction setting, EU by default"`
 	ConsentTimestamp int64  `json:"consentTimestamp" doc:"when the consent was given or withdrawn, in seconds since the Unix epoch: when it was collected for an imported record that says so, else when it was recorded"`
-	RecordedAt       string `json:"recordedAt" doc:"when the consent record was written, RFC 3339 with microseconds, as its ledger event says"`
+	RecordedAt       string `json:"recordedAt" doc:"when the consent record was written: its ledger event's recorded_at (microseconds since the Unix epoch) as RFC 3339 in UTC with exactly six fractional digits"`
 	CollectionMethod string `json:"collectionMethod" doc:"how the consent was obtained: the record's evidence method (double_opt_in_link, webform, preferences_page, api, import, ...)"`
 	Source           string `json:"source,omitempty" doc:"the source the record names, by its name when it was written"`
 	ConsentReceiptID string `json:"consentReceiptID" doc:"the receipt's id: the same for every receipt of one consent record (urn:uuid: and the record's id)"`
@@ -251,7 +257,7 @@ func (s *Service) build(ctx context.Context, q store.Querier, r *consent.Record,
 	return &Receipt{
 		Version: Version, Schema: Schema, Issuer: s.Issuer,
 		Jurisdiction: st.Jurisdiction(), ConsentTimestamp: given.Unix(),
-		RecordedAt: r.RecordedAt.UTC().Format(time.RFC3339Nano), CollectionMethod: r.Evidence.Method, Source: r.Source,
+		RecordedAt: store.FromMicros(ev.RecordedAt).Format(recordedAtLayout), CollectionMethod: r.Evidence.Method, Source: r.Source,
 		ConsentReceiptID: "urn:uuid:" + r.ID, Language: text.Language, PIIPrincipalID: ev.ContactRef,
 		PIIControllers: []Controller{{Name: c.Name, Contact: c.PrivacyName, Address: c.PostalAddress, Email: c.PrivacyEmail, URL: c.Website}},
 		PolicyURL:      st.PrivacyPolicyURL,

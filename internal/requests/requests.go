@@ -216,7 +216,7 @@ func CreateTx(tx *store.Tx, in New, notify Notifier, now time.Time) (*Request, e
 // Every change of status comes here, so a request closing (done, refused
 // or partly done) writes request.done here too.
 func appendEvent(tx *store.Tx, r *Request, actor consent.Actor, now time.Time) error {
-	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: now, Kind: ledger.KindRequest, ContactRef: r.ref, RecordID: r.ID,
+	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindRequest, ContactRef: r.ref, RecordID: r.ID,
 		Value: r.Status, Method: r.Kind, ActorKind: actor.Kind, ActorID: actor.ID})
 	if err != nil || !Closed(r.Status) {
 		return err

@@ -20,7 +20,7 @@ func Append(t testing.TB, db *store.DB, n, per int) {
 		k := min(n, per)
 		if err := db.Write(context.Background(), func(tx *store.Tx) error {
 			for i := range k {
-				if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now(), Kind: ledger.KindContactDeleted,
+				if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: time.Now().UnixMicro(), Kind: ledger.KindContactDeleted,
 					ContactRef: fmt.Sprintf("ref-%d-%d", n, i)}); err != nil {
 					return err
 				}
