@@ -311,7 +311,8 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 	// A rule's webhook action queues a delivery of its event in the run's
-	// transaction; a rule is saved only with endpoints that exist.
+	// transaction, which waits as every other while its endpoint is turned
+	// off; a rule is saved only with endpoints that exist.
 	a.Workflows.Endpoint = func(ctx context.Context, id string) (bool, error) {
 		_, err := a.Webhooks.Get(ctx, id)
 		if errs.Is(err, errs.KindNotFound) {
@@ -321,7 +322,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	}
 	a.WorkflowRunner = &workflow.Runner{DB: db, Rules: a.Workflows, OptIn: a.OptIn, BaseURL: cfg.BaseURL, Log: log, Now: time.Now,
 		Poll: time.Minute, Withdraw: a.Consent.PurposeWithdrawal(consent.Actor{Kind: consent.ActorSystem}, consent.Evidence{Method: consent.MethodSystem}),
-		Webhook: func(tx *store.Tx, endpointID string, e events.Event) error {
+		Webhook: func(tx *store.Tx, endpointID string, e events.Event) (string, error) {
 			return webhook.QueueTx(tx, endpointID, e, store.Now(time.Now))
 		}}
 	a.Jobs.Every(workflow.PruneJob, workflow.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {

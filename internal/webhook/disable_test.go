@@ -244,3 +244,67 @@ func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
 		}
 	})
 }
+
+// A delivery a workflow rule queues (QueueTx) to an endpoint turned off
+// waits, pending, as the others to it do, and QueueTx says so; it goes
+// once the endpoint is turned on again, once, though the endpoint also
+// wants the event's type. An endpoint that does not exist is not found,
+// on endpoint_id.
+func TestAQueuedCallToAnEndpointTurnedOffWaits(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		rc := newReceiver(t, nil)
+		e, secret := f.endpoint(t, rc.URL, events.ConsentGranted)
+		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		f.emit(t, events.ConsentGranted, "c1")
+		var ev events.Event
+		if err := db.Read.QueryRowContext(ctx, `SELECT seq, type, contact_id FROM events`).Scan(&ev.Seq, &ev.Type, &ev.ContactID); err != nil {
+			t.Fatal(err)
+		}
+		queue := func(endpointID string) (string, error) {
+			var note string
+			err := db.Write(ctx, func(tx *store.Tx) error {
+				var err error
+				note, err = webhook.QueueTx(tx, endpointID, ev, f.clock.Now())
+				return err
+			})
+			return note, err
+		}
+		if note, err := queue(e.ID); err != nil || note != webhook.WaitingNote {
+			t.Fatalf("queueing to an endpoint turned off: %q, %v", note, err)
+		}
+		if _, err := queue("no-such-endpoint"); !strings.Contains(fmtErr(err), "endpoint_id") {
+			t.Fatalf("an endpoint that does not exist: %v", err)
+		}
+		f.send(t)
+		if ds := f.deliveries(t, e.ID); len(ds) != 1 || ds[0].Status != webhook.StatusPending || ds[0].Attempts != 0 || len(rc.all()) != 0 {
+			t.Fatalf("while off: %d requests, deliveries %+v", len(rc.all()), ds)
+		}
+
+		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		f.send(t)
+		got := rc.all()
+		if len(got) != 1 || got[0].Envelope.Type != events.ConsentGranted {
+			t.Fatalf("after turning it on: %+v", got)
+		}
+		if err := verify(t, secret, got[0]); err != nil {
+			t.Fatal(err)
+		}
+		if ds := f.deliveries(t, e.ID); len(ds) != 1 || ds[0].Status != webhook.StatusDelivered {
+			t.Fatalf("after turning it on: deliveries %+v", ds)
+		}
+	})
+}
+
+// fmtErr is err's text, or "" for none.
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -105,22 +105,28 @@ const insertDeliveries = `INSERT INTO webhook_deliveries (endpoint_id, event_seq
 // QueueTx queues a delivery of e to the endpoint endpointID inside tx, as a
 // workflow rule's webhook action does: whatever event types the endpoint
 // takes, it gets this one. An event already queued to it is delivered
-// once. It returns a not-found error (field "endpoint_id") for an endpoint
-// that does not exist, and a locked error for one that is turned off,
-// whose deliveries would wait until it is turned on again.
-func QueueTx(tx *store.Tx, endpointID string, e events.Event, now time.Time) error {
+// once. An endpoint that is turned off gets the delivery as Dispatch gives
+// it every other: it waits, pending, and goes in its order once the
+// endpoint is turned on again; note then says so (WaitingNote), for the
+// run log, and is empty otherwise. It returns a not-found error (field
+// "endpoint_id") for an endpoint that does not exist.
+func QueueTx(tx *store.Tx, endpointID string, e events.Event, now time.Time) (note string, err error) {
 	ep, err := getEndpoint(context.Background(), tx, endpointID)
 	if err != nil {
-		return err
-	}
-	if !ep.Enabled {
-		return errs.Locked("endpoint_disabled", "the webhook endpoint is turned off")
+		return "", errs.WithField(err, errs.Field("endpoint_id"))
 	}
 	at := store.Micros(now)
 	tx.WakeAfterCommit(wakeTopic)
-	return tx.ExecRows(store.Prefix("webhook: queue delivery"), insertDeliveries, deliveryTypes,
+	if !ep.Enabled {
+		note = WaitingNote
+	}
+	return note, tx.ExecRows(store.Prefix("webhook: queue delivery"), insertDeliveries, deliveryTypes,
 		[][]any{{ep.ID, e.Seq, e.Type, e.ContactID, StatusPending, at, at}})
 }
+
+// WaitingNote is what QueueTx says of a delivery queued to an endpoint
+// that is turned off.
+const WaitingNote = "the endpoint is turned off: the call waits, pending, and is made once the endpoint is turned on again"
 
 // DispatchAll runs Dispatch until no event is new, and returns how many
 // events it read.

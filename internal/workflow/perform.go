@@ -24,10 +24,13 @@ import (
 
 // WebhookCall calls the webhook endpoint endpointID with event e inside tx:
 // it queues a delivery in the run's transaction, so that the call is made
-// exactly when the run commits. Package webhook provides it; the app
-// passes it to the Runner. An errs.Error (an endpoint deleted or turned
-// off) fails the run; any other error fails the whole transaction.
-type WebhookCall func(tx *store.Tx, endpointID string, e events.Event) error
+// exactly when the run commits, or, to an endpoint turned off, once it is
+// turned on again, as every delivery to it waits. note, for the run log,
+// says why the call is not made at once ("" when it is). Package webhook
+// provides it (QueueTx); the app passes it to the Runner. An errs.Error (an
+// endpoint deleted) fails the run; any other error fails the whole
+// transaction.
+type WebhookCall func(tx *store.Tx, endpointID string, e events.Event) (note string, err error)
 
 // act carries out rule's actions for run inside tx, in order, and records
 // on run what was done and how it ended. The events the actions write
@@ -81,7 +84,8 @@ func (r *Runner) perform(tx *store.Tx, a Action, run *Run, now time.Time) (Done,
 		if r.Webhook == nil {
 			return Done{}, errs.Refused("webhooks_off", "endpoint_id", "webhook endpoints cannot be called here")
 		}
-		return Done{EndpointID: a.EndpointID}, r.Webhook(tx, a.EndpointID, run.event())
+		note, err := r.Webhook(tx, a.EndpointID, run.event())
+		return Done{EndpointID: a.EndpointID, Note: note}, err
 	case ListAdd:
 		return Done{ListID: a.List}, lists.SetLater(tx, id, a.List, lists.Subscribed, lists.SourceWorkflow, now)
 	case ListRemove:

@@ -64,8 +64,9 @@ type Done struct {
 	EndpointID string   `json:"endpoint_id,omitempty"`
 	ListID     string   `json:"list_id,omitempty"`
 	Field      string   `json:"field,omitempty"`
-	// Note says why an action did nothing: a double opt-in the contact
-	// may not get, no privacy address to notify.
+	// Note says why an action did nothing, or not yet: a double opt-in
+	// the contact may not get, no privacy address to notify, a webhook
+	// call that waits for its endpoint to be turned on again.
 	Note string `json:"note,omitempty"`
 }
 

@@ -67,9 +67,9 @@ func newWorld(t testing.TB, db *store.DB) *world {
 	w.rules = &workflow.Service{DB: db, Contacts: w.people, Lists: w.lists, Now: clock}
 	w.runner = &workflow.Runner{DB: db, Rules: w.rules, OptIn: in, BaseURL: "https://consent.example", Log: slog.New(slog.DiscardHandler),
 		Now: clock, Withdraw: w.consent.PurposeWithdrawal(consent.Actor{Kind: consent.ActorSystem}, consent.Evidence{Method: consent.MethodSystem}),
-		Webhook: func(tx *store.Tx, endpointID string, e events.Event) error {
+		Webhook: func(tx *store.Tx, endpointID string, e events.Event) (string, error) {
 			w.calls = append(w.calls, endpointID)
-			return nil
+			return "", nil
 		}}
 	for _, f := range []contact.FieldInput{
 		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
@@ -611,12 +611,12 @@ func TestFailuresStayWithTheirRun(t *testing.T) {
 		ids := []string{w.person("a@example.com", contactstate.SingleOptInUser, nil), w.person("b@example.com", contactstate.SingleOptInUser, nil),
 			w.person("c@example.com", contactstate.SingleOptInUser, nil)}
 		bad := ids[1]
-		w.runner.Webhook = func(tx *store.Tx, endpointID string, e events.Event) error {
+		w.runner.Webhook = func(tx *store.Tx, endpointID string, e events.Event) (string, error) {
 			if e.ContactID == bad {
 				_, err := tx.Exec(`INSERT INTO no_such_table VALUES (1)`)
-				return err
+				return "", err
 			}
-			return nil
+			return "", nil
 		}
 		for _, id := range ids {
 			w.record(id, "Share with partners", consent.StateGranted)
