@@ -938,7 +938,8 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 
 // TestOpenAPIDocumentsResponses: every operation must document its success
 // status (with the body's schema when it has one), 401 when it needs a
-// token, and its error responses with the ErrorBody schema.
+// token, 413 when it reads a body, and its error responses with the
+// ErrorBody schema.
 // Regression test: before 2478abc OpenAPI built each operation's responses
 // but never stored them, so the document had no responses at all.
 func TestOpenAPIDocumentsResponses(t *testing.T) {
@@ -956,7 +957,7 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 		if err := json.Unmarshal(e.get(t, "/api/openapi.json"), &doc); err != nil {
 			t.Fatal(err)
 		}
-		var noSuccess, noBody, no401 []string
+		var noSuccess, noBody, no401, no413 []string
 		for _, rt := range e.a.API.Routes() {
 			op := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
 			ok, has := op.Responses[strconv.Itoa(rt.Status)]
@@ -965,6 +966,10 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 				noSuccess = append(noSuccess, rt.Pattern())
 			case rt.Response != nil && ok.Content["application/json"].Schema == nil:
 				noBody = append(noBody, rt.Pattern())
+			}
+			if tooLarge, has := op.Responses["413"]; (rt.Request != nil || rt.RawBody != "") &&
+				(!has || tooLarge.Content["application/json"].Schema["$ref"] != "#/components/schemas/ErrorBody") {
+				no413 = append(no413, rt.Pattern())
 			}
 			if rt.Public {
 				continue
@@ -977,7 +982,8 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 		for _, miss := range []struct {
 			what string
 			list []string
-		}{{"their success status", noSuccess}, {"their response body", noBody}, {"401 with the ErrorBody schema", no401}} {
+		}{{"their success status", noSuccess}, {"their response body", noBody}, {"401 with the ErrorBody schema", no401},
+			{"413 for a body over its limit, with the ErrorBody schema", no413}} {
 			if len(miss.list) > 0 {
 				t.Errorf("%d of %d operations do not document %s: %s", len(miss.list), len(e.a.API.Routes()), miss.what, strings.Join(miss.list, ", "))
 			}

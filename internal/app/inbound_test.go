@@ -102,12 +102,12 @@ func TestRequestByEmailOverSMTP(t *testing.T) {
 		}
 		// A used link's button redirects, as every confirmation post does,
 		// to the page that says the link cannot be used.
-		res, err = noFollow.Post(link+"?lang=sv", "application/x-www-form-urlencoded", nil)
+		res, err = noFollow.Post(link, "application/x-www-form-urlencoded", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/p/link-invalid?lang=sv" {
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/p/link-invalid") {
 			t.Fatalf("second post: %d %s", res.StatusCode, res.Header.Get("Location"))
 		}
 		if code, body := e.page("POST", link, ""); code != 200 || !strings.Contains(body, "cannot be used") && !strings.Contains(body, "kan inte") {
