@@ -400,8 +400,9 @@ func decodeUpTo(r *http.Request, v any, limit int64) error {
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var tooBig *http.MaxBytesError
 	switch {
+	case httpx.TooLarge(err) != nil:
+		return httpx.TooLarge(err)
 	case errors.Is(err, io.EOF):
 		return errEmptyBody
 	case errors.As(err, &syn):
@@ -414,8 +415,6 @@ func decodeUpTo(r *http.Request, v any, limit int64) error {
 			return &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body must be a JSON object"}
 		}
 		return &errs.Error{Kind: errs.KindInvalid, Code: "invalid", Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}
-	case errors.As(err, &tooBig):
-		return &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		if path := unknownKey(reflect.TypeOf(v), data, "", name); path != "" {

@@ -603,7 +603,8 @@ func TestAPIScenarios(t *testing.T) {
 			{name: "body is not an object", method: "POST", url: "/api/v1/contacts", body: `["x@example.com"]`, status: 400, errCode: "malformed_json"},
 			{name: "trailing data", method: "POST", url: "/api/v1/contacts", body: `{"email":"t@example.com"} {}`, status: 400, errCode: "malformed_json"},
 			{name: "body too large", method: "POST", url: "/api/v1/contacts",
-				body: `{"email":"big@example.com","first_name":"` + strings.Repeat("a", 1<<20-10) + `"}`, status: 400, errCode: "body_too_large"},
+				body: `{"email":"big@example.com","first_name":"` + strings.Repeat("a", 1<<20-10) + `"}`, status: 413, errCode: "body_too_large",
+				contains: []string{"larger than 1 MiB"}},
 			{name: "malformed JSON on consents", method: "POST", url: "/api/v1/contacts/{{c1}}/consents", body: `{"purpose":`, status: 400, errCode: "malformed_json"},
 			{name: "unknown JSON field", method: "POST", url: "/api/v1/contacts", body: `{"email":"u@example.com","nickname":"U"}`,
 				status: 400, errCode: "unknown_field", errField: "nickname"},
@@ -937,7 +938,8 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 
 // TestOpenAPIDocumentsResponses: every operation must document its success
 // status (with the body's schema when it has one), 401 when it needs a
-// token, and its error responses with the ErrorBody schema.
+// token, 413 when it reads a body, and its error responses with the
+// ErrorBody schema.
 // Regression test: before 2478abc OpenAPI built each operation's responses
 // but never stored them, so the document had no responses at all.
 func TestOpenAPIDocumentsResponses(t *testing.T) {
@@ -955,7 +957,7 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 		if err := json.Unmarshal(e.get(t, "/api/openapi.json"), &doc); err != nil {
 			t.Fatal(err)
 		}
-		var noSuccess, noBody, no401 []string
+		var noSuccess, noBody, no401, no413 []string
 		for _, rt := range e.a.API.Routes() {
 			op := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
 			ok, has := op.Responses[strconv.Itoa(rt.Status)]
@@ -964,6 +966,10 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 				noSuccess = append(noSuccess, rt.Pattern())
 			case rt.Response != nil && ok.Content["application/json"].Schema == nil:
 				noBody = append(noBody, rt.Pattern())
+			}
+			if tooLarge, has := op.Responses["413"]; (rt.Request != nil || rt.RawBody != "") &&
+				(!has || tooLarge.Content["application/json"].Schema["$ref"] != "#/components/schemas/ErrorBody") {
+				no413 = append(no413, rt.Pattern())
 			}
 			if rt.Public {
 				continue
@@ -976,7 +982,8 @@ func TestOpenAPIDocumentsResponses(t *testing.T) {
 		for _, miss := range []struct {
 			what string
 			list []string
-		}{{"their success status", noSuccess}, {"their response body", noBody}, {"401 with the ErrorBody schema", no401}} {
+		}{{"their success status", noSuccess}, {"their response body", noBody}, {"401 with the ErrorBody schema", no401},
+			{"413 for a body over its limit, with the ErrorBody schema", no413}} {
 			if len(miss.list) > 0 {
 				t.Errorf("%d of %d operations do not document %s: %s", len(miss.list), len(e.a.API.Routes()), miss.what, strings.Join(miss.list, ", "))
 			}

@@ -17,16 +17,25 @@ import (
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
-// post sends an authenticated POST with an Idempotency-Key header.
+// postKey sends an authenticated POST with an Idempotency-Key header.
 func (e *env) postKey(t testing.TB, path, body, key string) response {
 	t.Helper()
-	req, err := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+	return e.send(t, "POST", path, "application/json", e.token, body, key)
+}
+
+// send sends a request of contentType with the token and, unless key is
+// "", an Idempotency-Key header.
+func (e *env) send(t testing.TB, method, path, contentType, token, body, key string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

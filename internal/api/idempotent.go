@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/idempotency"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -39,8 +40,11 @@ func (s *Server) idempotent(r *http.Request, caller consent.Actor, maxBody int64
 		return work(func(*store.Tx, int, any) error { return nil })
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if e := httpx.TooLarge(err); e != nil {
+		return 0, nil, e
+	}
 	if err != nil {
-		return 0, nil, &errs.Error{Kind: errs.KindInvalid, Code: "body_too_large", Message: "request body is too large"}
+		return 0, nil, &errs.Error{Kind: errs.KindInvalid, Code: "malformed_json", Message: "request body could not be read: " + err.Error()}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := idempotency.Request{Scope: caller.ID, Key: key, Fingerprint: idempotency.Fingerprint(r.Method, r.URL.Path, body)}

@@ -8,6 +8,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/inbound"
 )
 
@@ -42,7 +43,12 @@ func (s *Server) inboundEmail(r *http.Request, _ consent.Actor) (int, any, error
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "message/rfc822" {
 		return 0, nil, errs.Invalid("Content-Type", "must be message/rfc822: the body is the raw message")
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, inbound.MaxMessageBytes+1))
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, inbound.MaxMessageBytes))
+	if e := httpx.TooLarge(err); e != nil {
+		// 413, with the code and field the SMTP listener's refusal has.
+		e.Code, e.Field = inbound.ErrTooLarge.Code, inbound.ErrTooLarge.Field
+		return 0, nil, e
+	}
 	if err != nil {
 		return 0, nil, errs.Invalid("message", "could not be read")
 	}

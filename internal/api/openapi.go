@@ -97,6 +97,9 @@ func (s *Server) OpenAPI() map[string]any {
 		if rt.Request != nil || rt.RawBody != "" || len(rt.Query) > 0 {
 			errResp(400, "The input is malformed or invalid; error.field names the field")
 		}
+		if rt.Request != nil || rt.RawBody != "" {
+			errResp(413, "The body is over its limit, which error.message names")
+		}
 		if rt.Public {
 			op["security"] = []any{} // overrides the document's: no token needed
 		} else {

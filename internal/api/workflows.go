@@ -7,6 +7,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/workflow"
 )
 
@@ -67,9 +68,12 @@ func (s *Server) listWorkflows(r *http.Request, _ consent.Actor) (int, any, erro
 // own decoder, whose errors name the action they are in
 // ("actions[2].to"), and refuses a key given twice as every body is.
 func readDefinition(r *http.Request) (workflow.Definition, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, workflow.MaxDefinitionBytes+1))
-	if err != nil || len(data) > workflow.MaxDefinitionBytes {
-		return workflow.Definition{}, errs.Invalid("definition", "must be at most %d bytes", workflow.MaxDefinitionBytes)
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, workflow.MaxDefinitionBytes))
+	if e := httpx.TooLarge(err); e != nil {
+		return workflow.Definition{}, e
+	}
+	if err != nil {
+		return workflow.Definition{}, errs.Invalid("definition", "could not be read: %v", err)
 	}
 	if len(data) == 0 {
 		return workflow.Definition{}, errEmptyBody

@@ -562,6 +562,9 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			a.press("/p/export/sent", "#ask-export")
 			a.visit("/p/export/{token}", mailLink(e, lena, "/p/export/"))
 			a.visit("/u/sent", "/u/sent")
+			// Closing the page on this device, and the page that says so.
+			a.visit("/p", "/p")
+			a.press("/p/ended", `form[action="/p/end"] button`)
 			// Links that are not (or no longer) valid.
 			for route, url := range map[string]string{"/p/{token}": "/p/not-a-link", "/u/{token}": "/u/not-a-link", "/confirm/{token}": "/confirm/not-a-link",
 				"/p/link-invalid": "/p/link-invalid", "/p/not-applied": "/p/not-applied",

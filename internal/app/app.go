@@ -232,6 +232,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		return err
 	})
 	a.Jobs.Handle(optin.BulkJob, a.OptIn.RunBulk)
+	a.Jobs.HandlePersonal(preferences.SendLinkJob, a.Prefs.RunSendLink)
 	a.Jobs.Every("optin.sweep", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.OptIn.Sweep(ctx)
 		return err

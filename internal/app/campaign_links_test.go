@@ -134,7 +134,8 @@ func events(t testing.TB, e *env, contactID, kind string) int {
 // TestCampaignUnsubscribe: the one-click link of a campaign to a list
 // unsubscribes from that list only and leaves the opt-in status; the page
 // asks first and leads to the preferences; a campaign without lists opts
-// out; a tampered link changes nothing and fails no request.
+// out; a tampered link, or one of an erased contact, changes nothing and
+// is refused alike.
 func TestCampaignUnsubscribe(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
@@ -172,10 +173,27 @@ func TestCampaignUnsubscribe(t *testing.T) {
 			t.Fatalf("preferences link: %d %q", res.StatusCode, res.Header.Get("Location"))
 		}
 
-		// A tampered signature: no change, no error.
+		// A tampered signature, or a link of a recipient that does not
+		// exist: the one-click is refused (404, never the 200 of an
+		// unsubscribe done) with the page of a link that cannot be used,
+		// and changes nothing.
 		bad := link[:len(link)-2] + "AA"
-		if got := oneClick(t, bad); got >= 500 {
-			t.Fatalf("tampered one-click: %d", got)
+		refusedOneClick := func(link string) string {
+			t.Helper()
+			res, err := http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "This link cannot be used") {
+				t.Fatalf("one-click on %s: %d %s", link, res.StatusCode, b)
+			}
+			return string(b)
+		}
+		tampered := refusedOneClick(bad)
+		if nobody := refusedOneClick(e.srv.URL + "/m/u/999999/" + strings.Repeat("A", 43)); nobody != tampered {
+			t.Fatalf("a link of nobody answers otherwise than a tampered one:\n%s\n%s", nobody, tampered)
 		}
 		if status, body := e.page("GET", bad, "en"); status >= 500 || strings.Contains(body, "News") {
 			t.Fatalf("tampered page: %d %s", status, body)
@@ -264,6 +282,11 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		}
 		if status, body := e.page("GET", boLink, "en"); status >= 500 || strings.Contains(body, "Unsubscribe from") {
 			t.Fatalf("an erased contact's unsubscribe page: %d %s", status, body)
+		}
+		// Its one-click is refused as a forged link's is, so that the
+		// answer does not tell that the signature was good.
+		if erased := refusedOneClick(boLink); erased != tampered {
+			t.Fatalf("an erased contact's one-click answers otherwise than a tampered link:\n%s\n%s", erased, tampered)
 		}
 
 		// Past the setting unsubscribe_link_days (365 by default), the

@@ -100,8 +100,18 @@ func TestRequestByEmailOverSMTP(t *testing.T) {
 		if s := e.openRequests()[0].Status; s != requests.StatusVerified {
 			t.Fatalf("after the button: %s", s)
 		}
+		// A used link's button redirects, as every confirmation post does,
+		// to the page that says the link cannot be used.
+		res, err = noFollow.Post(link, "application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/p/link-invalid") {
+			t.Fatalf("second post: %d %s", res.StatusCode, res.Header.Get("Location"))
+		}
 		if code, body := e.page("POST", link, ""); code != 200 || !strings.Contains(body, "cannot be used") && !strings.Contains(body, "kan inte") {
-			t.Fatalf("second post: %d %s", code, body)
+			t.Fatalf("second post, redirect followed: %d %s", code, body)
 		}
 		// The operator is told, at the privacy address.
 		if told := e.smtp.Wait(t, 2)[1]; told.To[0] != privacyAddress || !strings.Contains(told.Subject, "erasure") {
@@ -171,7 +181,8 @@ func TestRequestByEmailThroughTheAPI(t *testing.T) {
 		if code, body := post(provider, "message/rfc822", "From: a@x.example\r\nFrom: b@x.example\r\n\r\n"); code != 400 || !strings.Contains(body, `"field":"from"`) {
 			t.Fatalf("two From: %d %s", code, body)
 		}
-		if code, body := post(provider, "message/rfc822", msg+strings.Repeat("x", inbound.MaxMessageBytes)); code != 400 || !strings.Contains(body, "message_too_large") {
+		if code, body := post(provider, "message/rfc822", msg+strings.Repeat("x", inbound.MaxMessageBytes)); code != 413 || !strings.Contains(body, "message_too_large") ||
+			!strings.Contains(body, "larger than 1 MiB") {
 			t.Fatalf("oversize: %d %s", code, body)
 		}
 		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/contacts", nil)

@@ -32,7 +32,9 @@ func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 func TestUnsubscribeLinkLifetime(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		clock := &testClock{}
-		e := start(t, db, func(a *app.App) { a.Prefs.Now = clock.Now; a.Deliverer.Now = clock.Now })
+		// The jobs too: a new link is emailed by a job, due when the
+		// request that wrote it says it is.
+		e := start(t, db, func(a *app.App) { a.Prefs.Now = clock.Now; a.Deliverer.Now = clock.Now; a.Jobs.Now = clock.Now })
 		e.api("PATCH", "/api/v1/settings", `{"campaign_opt_in_policy":"double_and_user"}`, 200, nil)
 		e.api("PATCH", "/api/v1/settings", `{"unsubscribe_link_days":364}`, 400, nil)
 		var st struct {

@@ -3,6 +3,7 @@ package clientip
 import (
 	"container/list"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,27 +61,37 @@ func (l *Limiter) WithMaxKeys(n int) *Limiter {
 
 // Allow reports whether a request of key may go ahead now, and counts it.
 func (l *Limiter) Allow(key string) bool {
-	ok, _ := l.Reserve(key)
+	ok, _ := l.Take(key)
 	return ok
+}
+
+// Take is Allow that also says, when the request may not go ahead, how
+// long until one may: the time key's bucket takes to fill to one request
+// at the limit's rate, which a refusal passes on as its Retry-After
+// (httpx.SetRetryAfter). wait is 0 when ok.
+func (l *Limiter) Take(key string) (ok bool, wait time.Duration) {
+	ok, wait, _ = l.Reserve(key)
+	return ok, wait
 }
 
 // Reserve counts a request of key now, if allowed, and returns a function
 // that gives the count back, once: for limits that should count only
 // failures but must count an attempt before its outcome is known (a
 // sign-in that takes a while), so that parallel attempts cannot slip
-// through. When the request is not allowed nothing is counted and the
-// function does nothing.
-func (l *Limiter) Reserve(key string) (ok bool, giveBack func()) {
+// through. When the request is not allowed nothing is counted, wait is
+// how long until one would be (as Take says), and the function does
+// nothing.
+func (l *Limiter) Reserve(key string) (ok bool, wait time.Duration, giveBack func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Now()
 	b := l.bucket(key, now)
 	if b.tokens < 1 {
-		return false, func() {}
+		return false, l.untilOne(b), func() {}
 	}
 	b.tokens--
 	var once sync.Once
-	return true, func() {
+	return true, 0, func() {
 		once.Do(func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
@@ -89,6 +100,15 @@ func (l *Limiter) Reserve(key string) (ok bool, giveBack func()) {
 			b.tokens = min(b.tokens+1, l.burst)
 		})
 	}
+}
+
+// untilOne is how long b, brought up to now, takes to fill to one
+// request; l.mu is held. A rate of zero never fills: an hour is said.
+func (l *Limiter) untilOne(b *bucket) time.Duration {
+	if l.perSec <= 0 {
+		return time.Hour
+	}
+	return time.Duration(math.Ceil((1 - b.tokens) / l.perSec * float64(time.Second)))
 }
 
 // Len is how many keys l holds now.

@@ -51,12 +51,38 @@ func TestLimiterBurstAndRefill(t *testing.T) {
 	}
 }
 
+// TestLimiterWait: a refused request is told how long until its key's
+// bucket holds one request again, at the limit's rate, and a request
+// that waits that long is allowed.
+func TestLimiterWait(t *testing.T) {
+	l, c := newTestLimiter(6, 2) // a request every 10 s
+	for range 2 {
+		if ok, wait := l.Take("ada"); !ok || wait != 0 {
+			t.Fatalf("within the burst: %v %s", ok, wait)
+		}
+	}
+	if ok, wait := l.Take("ada"); ok || wait != 10*time.Second {
+		t.Fatalf("past the burst: %v, wait %s, want 10s", ok, wait)
+	}
+	c.advance(7500 * time.Millisecond)
+	if ok, wait := l.Take("ada"); ok || wait != 2500*time.Millisecond {
+		t.Fatalf("7.5 s later: %v, wait %s, want 2.5s", ok, wait)
+	}
+	if ok, wait, _ := l.Reserve("ada"); ok || wait != 2500*time.Millisecond {
+		t.Fatalf("a reservation 7.5 s later: %v, wait %s, want 2.5s", ok, wait)
+	}
+	c.advance(2500 * time.Millisecond)
+	if ok, _ := l.Take("ada"); !ok {
+		t.Fatal("refused after waiting as long as told")
+	}
+}
+
 // TestLimiterGiveBack: a reservation given back leaves the bucket as it
 // was, however many follow one another, and only once each.
 func TestLimiterGiveBack(t *testing.T) {
 	l, _ := newTestLimiter(1, 10)
 	for i := range 30 {
-		ok, giveBack := l.Reserve("ada")
+		ok, _, giveBack := l.Reserve("ada")
 		if !ok {
 			t.Fatalf("reservation %d refused though each was given back", i+1)
 		}
@@ -64,16 +90,16 @@ func TestLimiterGiveBack(t *testing.T) {
 		giveBack() // a second call gives nothing more
 	}
 	for range 10 {
-		if ok, _ := l.Reserve("ada"); !ok {
+		if ok, _, _ := l.Reserve("ada"); !ok {
 			t.Fatal("the burst is not whole after reservations given back")
 		}
 	}
-	ok, giveBack := l.Reserve("ada")
+	ok, _, giveBack := l.Reserve("ada")
 	if ok {
 		t.Fatal("past the burst")
 	}
 	giveBack() // a refused reservation gives nothing back
-	if ok, _ := l.Reserve("ada"); ok {
+	if ok, _, _ := l.Reserve("ada"); ok {
 		t.Fatal("a refused reservation gave a token back")
 	}
 }
@@ -86,7 +112,7 @@ func TestLimiterParallel(t *testing.T) {
 	allowed := 0
 	for range 100 {
 		wg.Go(func() {
-			if ok, _ := l.Reserve("ada"); ok {
+			if ok, _, _ := l.Reserve("ada"); ok {
 				mu.Lock()
 				allowed++
 				mu.Unlock()

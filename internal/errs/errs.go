@@ -49,8 +49,10 @@ type Error struct {
 	// Position, for an error in a condition, is where in it the problem is,
 	// counted in characters from 1.
 	Position int
-	// Cause, for an unavailable database, is the driver's error: for the
-	// log, never for the caller.
+	// Cause is the error behind this one, for the log and for the front
+	// ends' status codes, never for the caller: the driver's error for
+	// an unavailable database, the *http.MaxBytesError of a request body
+	// over its limit.
 	Cause error
 }
 
@@ -118,6 +120,21 @@ func As(err error) *Error {
 		return e
 	}
 	return nil
+}
+
+// Size writes a size of n bytes as a message names a limit: in the
+// largest unit it is a whole number of ("1 MiB", "64 KiB", "2 GiB"), else
+// in bytes ("1500 bytes").
+func Size(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // Is reports whether err is a domain error of the given kind.

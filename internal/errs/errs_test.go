@@ -36,3 +36,11 @@ func TestSingleLine(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSize(t *testing.T) {
+	for n, want := range map[int64]string{1 << 20: "1 MiB", 64 << 10: "64 KiB", 2 << 30: "2 GiB", 1500: "1500 bytes", 1536 << 10: "1536 KiB", 0: "0 bytes"} {
+		if got := Size(n); got != want {
+			t.Errorf("Size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -128,8 +128,12 @@ const RetryAfter = "5"
 // is full (store.Unavailable), 500 for anything else. A not-found error
 // about a field of the input (an unknown purpose in a body, say) is a 422:
 // the address was right, the input refers to something that does not
-// exist.
+// exist. A body over its limit is a 413 (TooLarge), whatever error holds
+// it.
 func Status(err error) int {
+	if _, over := OverLimit(err); over {
+		return http.StatusRequestEntityTooLarge
+	}
 	e := errs.As(store.Unavailable(err))
 	if e == nil {
 		return http.StatusInternalServerError

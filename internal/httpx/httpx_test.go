@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -43,10 +44,37 @@ func TestStatus(t *testing.T) {
 		// A request out of time, or gone, is not a database that is down.
 		{fmt.Errorf("read contact: %w", context.DeadlineExceeded), 500},
 		{fmt.Errorf("read contact: %w", context.Canceled), 500},
+		// A body over its limit, however it is wrapped.
+		{fmt.Errorf("read form: %w", &http.MaxBytesError{Limit: 1 << 20}), 413},
+		{TooLarge(fmt.Errorf("read form: %w", &http.MaxBytesError{Limit: 64 << 10})), 413},
 	}
 	for _, c := range cases {
 		if got := Status(c.err); got != c.want {
 			t.Errorf("%v: %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestTooLarge: the error for a body over its limit names the limit, and
+// there is none for any other error.
+func TestTooLarge(t *testing.T) {
+	e := TooLarge(fmt.Errorf("decode: %w", &http.MaxBytesError{Limit: 16 << 10}))
+	if e == nil || e.Code != "body_too_large" || e.Message != "request body is larger than 16 KiB, the most this request may send" {
+		t.Fatalf("%+v", e)
+	}
+	if e := TooLarge(errors.New("unexpected EOF")); e != nil {
+		t.Fatalf("another error: %+v", e)
+	}
+}
+
+// TestRetryAfterSeconds: whole seconds, rounded up, at least 1.
+func TestRetryAfterSeconds(t *testing.T) {
+	for wait, want := range map[time.Duration]string{0: "1", time.Nanosecond: "1", time.Second: "1", 1001 * time.Millisecond: "2",
+		8571428572: "9", time.Hour: "3600", -time.Second: "1"} {
+		rec := httptest.NewRecorder()
+		SetRetryAfter(rec, wait)
+		if got := rec.Header().Get("Retry-After"); got != want {
+			t.Errorf("%s: Retry-After %q, want %q", wait, got, want)
 		}
 	}
 }

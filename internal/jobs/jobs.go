@@ -111,6 +111,7 @@ type Runner struct {
 	id       string
 	handlers map[string]Handler
 	every    map[string]time.Duration
+	personal map[string]bool // kinds whose payload is emptied when they finish
 	kinds    []string
 }
 
@@ -119,13 +120,23 @@ func NewRunner(db *store.DB, log *slog.Logger) *Runner {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return &Runner{DB: db, Log: log, Now: time.Now, Lease: 5 * time.Minute, Batch: 32, Poll: time.Second,
-		id: hex.EncodeToString(b), handlers: map[string]Handler{}, every: map[string]time.Duration{}}
+		id: hex.EncodeToString(b), handlers: map[string]Handler{}, every: map[string]time.Duration{}, personal: map[string]bool{}}
 }
 
 // Handle registers the handler of a job kind.
 func (r *Runner) Handle(kind string, h Handler) {
 	r.handlers[kind] = h
 	r.kinds = append(r.kinds, kind)
+}
+
+// HandlePersonal registers the handler of a job kind whose payload holds
+// personal data that is nowhere else (an address typed into a public
+// form, which may be no contact's): the payload is emptied when the job
+// finishes, done or failed for good, so that it is kept only while the
+// work needs it, not as long as finished jobs are.
+func (r *Runner) HandlePersonal(kind string, h Handler) {
+	r.Handle(kind, h)
+	r.personal[kind] = true
 }
 
 // Every registers a periodic sweep: h runs about every interval, on one
@@ -296,6 +307,11 @@ func (r *Runner) finish(ctx context.Context, claimed []*Job, results []error) er
 			}
 			if _, err := tx.Exec(q, args...); err != nil {
 				return fmt.Errorf("jobs: finish %s: %w", j.ID, err)
+			}
+			if r.personal[j.Kind] {
+				if _, err := tx.Exec(`UPDATE jobs SET payload = '{}' WHERE id = $1 AND status IN ($2, $3)`, j.ID, StatusDone, StatusFailed); err != nil {
+					return fmt.Errorf("jobs: forget the payload of %s: %w", j.ID, err)
+				}
 			}
 			if every := r.every[j.Kind]; every > 0 && err == nil {
 				if err := Enqueue(tx, Spec{Kind: j.Kind, UniqueKey: "every:" + j.Kind, RunAt: now.Add(every), Payload: struct{}{}}, now); err != nil {

@@ -111,6 +111,59 @@ func TestRetriesWithBackoffThenFails(t *testing.T) {
 	})
 }
 
+// TestPersonalPayloadIsForgotten: a job of a kind registered as personal
+// keeps its payload while it may run again, and loses it once done or
+// failed for good; other kinds keep theirs.
+func TestPersonalPayloadIsForgotten(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		c := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+		r := newRunner(db, c)
+		var failing atomic.Bool
+		failing.Store(true)
+		r.HandlePersonal("send", func(ctx context.Context, j *jobs.Job) error {
+			var p struct{ Email string }
+			if err := j.Decode(&p); err != nil || p.Email != "kim@example.com" {
+				t.Errorf("payload: %v %+v", err, p)
+			}
+			if failing.Load() {
+				return errors.New("database busy")
+			}
+			return nil
+		})
+		r.HandlePersonal("doomed", func(context.Context, *jobs.Job) error { return errors.New("never") })
+		r.Handle("plain", func(context.Context, *jobs.Job) error { return nil })
+		enqueue(t, db, c, jobs.Spec{Kind: "send", Payload: map[string]string{"Email": "kim@example.com"}, MaxAttempts: 3},
+			jobs.Spec{Kind: "doomed", Payload: map[string]string{"Email": "kim@example.com"}, MaxAttempts: 1},
+			jobs.Spec{Kind: "plain", Payload: map[string]string{"Email": "kim@example.com"}})
+		payload := func(kind string) string {
+			var p string
+			if err := db.Read.QueryRow(`SELECT payload FROM jobs WHERE kind = $1`, kind).Scan(&p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		if n := runDue(t, r); n != 3 {
+			t.Fatalf("ran %d jobs", n)
+		}
+		if p := payload("send"); p != `{"Email":"kim@example.com"}` {
+			t.Fatalf("a job to retry lost its payload: %s", p)
+		}
+		failing.Store(false)
+		c.Add(time.Minute)
+		if n := runDue(t, r); n != 1 {
+			t.Fatalf("retry: ran %d jobs", n)
+		}
+		for kind, want := range map[string]string{"send": "{}", "doomed": "{}", "plain": `{"Email":"kim@example.com"}`} {
+			if p := payload(kind); p != want {
+				t.Errorf("%s: payload %s, want %s", kind, p, want)
+			}
+		}
+		if status, _, _ := jobRow(t, db, "doomed"); status != jobs.StatusFailed {
+			t.Fatalf("doomed: %s", status)
+		}
+	})
+}
+
 func TestScheduledAndUniqueJobs(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		c := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}

@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
+	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -189,16 +190,56 @@ func (s *Service) Link(ctx context.Context, contactID string) (string, time.Time
 	return link, expires, err
 }
 
+// SendLinkJob is the job kind that emails a new link to the page to an
+// address typed in on the page an unsubscribe link that no longer works
+// shows (RequestLink). Its payload holds the address: register it with
+// jobs.Runner.HandlePersonal, so that the address is forgotten when the
+// job is done.
+const SendLinkJob = "preferences.send_link"
+
+// sendLinkPayload is what RequestLink leaves for the job.
+type sendLinkPayload struct {
+	Email string `json:"email"`
+	Lang  string `json:"lang"`
+}
+
+// RequestLink asks for a fresh personal link to the preferences page to be
+// emailed to the contact with this address (SendLink), by a job
+// (SendLinkJob, run with RunSendLink). The request writes the job and
+// nothing else whether or not the address is a contact's, and reads no
+// contact: the work that differs (finding the contact, writing the email)
+// happens later, so that neither the answer nor the time it takes tells
+// whether the address is known. An address that cannot be one is an
+// invalid error on "email", and nothing is written. The caller limits how
+// often one address and one client may ask.
+func (s *Service) RequestLink(ctx context.Context, email, lang string) error {
+	email, err := contact.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		return jobs.Enqueue(tx, jobs.Spec{Kind: SendLinkJob, Payload: sendLinkPayload{Email: email, Lang: lang}, MaxAttempts: 5}, s.now())
+	})
+}
+
+// RunSendLink does the work of a job RequestLink enqueued: SendLink.
+func (s *Service) RunSendLink(ctx context.Context, j *jobs.Job) error {
+	var p sendLinkPayload
+	if err := j.Decode(&p); err != nil {
+		return fmt.Errorf("preferences: read the job of a new link: %w", err)
+	}
+	return s.SendLink(ctx, p.Email, p.Lang)
+}
+
 // SendLink emails a fresh personal link to the preferences page to the
 // contact with this address, who asked for it on the page an unsubscribe
-// link that no longer works shows; there they can unsubscribe. It returns
-// nil whether or not the address is a contact's, and the same way, so that
-// the answer never tells: an unknown or erased address gets nothing. An
-// address that cannot be one is an invalid error on "email". The email is
-// a confirmation (mail.KindConfirmation): the contact asked for it, so it
-// reaches them even after an opt-out or a stop of processing, while a
-// bounced or blocklisted address still gets nothing (the send gate). The
-// caller limits how often one address and one client may ask.
+// link that no longer works shows (RequestLink); there they can
+// unsubscribe. It returns nil whether or not the address is a contact's:
+// an unknown or erased address gets nothing. An address that cannot be
+// one is an invalid error on "email". The email is a confirmation
+// (mail.KindConfirmation): the contact asked for it, so it reaches them
+// even after an opt-out or a stop of processing, while a bounced or
+// blocklisted address still gets nothing (the send gate).
 func (s *Service) SendLink(ctx context.Context, email, lang string) error {
 	email, err := contact.NormalizeEmail(email)
 	if err != nil {

@@ -41,8 +41,15 @@ func (s *Server) campaignRoutes() {
 
 // campaignTarget checks the request's link of kind and reads what it is
 // about. With expires, a link past the setting unsubscribe_link_days is
-// refused. ok is false after the page that says why was shown; a click
-// is the number of the link, else 0.
+// refused (410). ok is false after the page that says why was shown; a
+// click is the number of the link, else 0.
+//
+// A link that cannot be used (its signature is not ours, or its contact
+// was erased: the same answer, so that it tells nothing about an address)
+// shows the neutral page every such link gets; a post with one, the
+// one-click unsubscribe that a mail provider's server sends and judges by
+// its status alone, is refused 404 with that page, changing nothing, so
+// that a forged or damaged link never passes for an unsubscribe done.
 func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind string, expires bool) (*campaign.Target, int, bool) {
 	rid, n, err := s.CampaignLinks.Check(r.Context(), kind, r.PathValue("rid"), r.PathValue("n"), r.PathValue("sig"))
 	var t *campaign.Target
@@ -56,8 +63,12 @@ func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind str
 		return t, n, true
 	case errors.Is(err, campaign.ErrLinkExpired):
 		s.linkExpired(w, r, http.StatusGone, "", "")
+	case errors.Is(err, campaign.ErrBadLink) && r.Method == http.MethodPost:
+		s.unusable(w, r, http.StatusNotFound, lang(r, ""))
 	case errors.Is(err, campaign.ErrBadLink):
 		s.invalid(w, r, lang(r, ""))
+	case r.Method == http.MethodPost:
+		s.fault(w, r, "campaign link", err, i18n.T(lang(r, ""), "prefs.error"))
 	default:
 		s.Log.ErrorContext(r.Context(), "campaign link", "err", err)
 		s.invalid(w, r, lang(r, ""))
@@ -89,7 +100,7 @@ func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request)
 // campaign message, and the post of its page's button, which then
 // redirects to the page that says it is done.
 func (s *Server) campaignUnsubscribe(w http.ResponseWriter, r *http.Request) {
-	if !oneClickForm(w, r) {
+	if !s.oneClickForm(w, r) {
 		return
 	}
 	t, _, ok := s.campaignTarget(w, r, campaign.LinkUnsubscribe, true)

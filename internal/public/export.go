@@ -51,8 +51,8 @@ func (s *Server) askExport(w http.ResponseWriter, r *http.Request) {
 		s.showPage(w, r, id, http.StatusForbidden, map[string]string{"page": i18n.T(l, "prefs.refused")}, "")
 		return
 	}
-	if !s.exportLinks.allow(id) {
-		w.Header().Set("Retry-After", "3600")
+	if ok, wait := s.exportLinks.take(id); !ok {
+		httpx.SetRetryAfter(w, wait)
 		s.showPage(w, r, id, http.StatusTooManyRequests, map[string]string{"page": i18n.T(l, "prefs.export.too_many")}, "")
 		return
 	}
@@ -98,7 +98,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	l := lang(r, "")
 	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		if !s.tooLarge(w, r, err) {
+			http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		}
 		return
 	}
 	f, err := export.ParseFormat(r.PostForm.Get("format"))

@@ -26,8 +26,8 @@ import (
 	"github.com/consentry/consentry/internal/webform/webformtest"
 )
 
-// fuzzSite is the public server on a fresh SQLite database with one
-// contact, and a valid link of each kind for that contact.
+// fuzzSite is the public server on a database with one contact, and a
+// valid link of each kind for that contact.
 type fuzzSite struct {
 	db      *store.DB
 	s       *Server
@@ -35,8 +35,11 @@ type fuzzSite struct {
 	links   map[string]string // token purpose: secret
 }
 
-func newFuzzSite(f *testing.F) *fuzzSite {
-	db := storetest.OpenSQLite(f)
+// newFuzzSite is the site on a fresh SQLite database, for a fuzz target.
+func newFuzzSite(f *testing.F) *fuzzSite { return newSite(f, storetest.OpenSQLite(f)) }
+
+// newSite is the site on db, for a test on each database.
+func newSite(f testing.TB, db *store.DB) *fuzzSite {
 	log := slog.New(slog.DiscardHandler)
 	cs := consent.NewService(db)
 	people := contact.NewService(db, cs)

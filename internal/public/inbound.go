@@ -44,8 +44,10 @@ func (s *Server) requestConfirmPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "request_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request.title")})
 }
 
-// requestConfirm confirms and redirects to the page that says so, so that
-// reloading it posts nothing again.
+// requestConfirm confirms and redirects (post/redirect/get) to the page
+// that says so, so that reloading it posts nothing again; a link unknown,
+// used or expired alike redirects to /p/link-invalid, as every
+// confirmation post does.
 func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	err := inbound.ErrNotConfirmed
@@ -56,7 +58,7 @@ func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, inbound.ErrNotConfirmed) {
 			s.Log.ErrorContext(r.Context(), "confirm request", "err", err)
 		}
-		s.invalid(w, r, l)
+		redirectKeepingLang(w, r, "/p/link-invalid")
 		return
 	}
 	http.Redirect(w, r, "/r/confirmed?"+url.Values{"lang": {l}}.Encode(), http.StatusSeeOther)

@@ -37,6 +37,7 @@ func (s *Server) preferenceRoutes() {
 	s.mux.HandleFunc("POST /p", s.savePreferences)
 	s.mux.HandleFunc("GET /p/sent", s.changeSent)
 	s.mux.HandleFunc("POST /p/end", s.endSession)
+	s.mux.HandleFunc("GET /p/ended", s.sessionEnded)
 	s.mux.HandleFunc("GET /p/confirm/{token}", s.confirmChangePage)
 	s.mux.HandleFunc("POST /p/confirm/{token}", s.confirmChange)
 	s.mux.HandleFunc("GET /p/done", s.changeDone)
@@ -233,7 +234,9 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		if !s.tooLarge(w, r, err) {
+			http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		}
 		return
 	}
 	f := preferences.Form{OptOut: r.PostForm.Get("optout") == "1", Shown: map[string]bool{}, Lists: map[string]bool{},
@@ -320,6 +323,9 @@ func (s *Server) evidence(r *http.Request) preferences.Evidence {
 	return preferences.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())}
 }
 
+// endSession closes the page on this device: the session ends and its
+// cookie is removed, and the post redirects (post/redirect/get) to
+// /p/ended, which says so; a reload of that page posts nothing.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if err := s.Prefs.EndSession(r.Context(), c.Value); err != nil {
@@ -328,6 +334,12 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/p", MaxAge: -1, HttpOnly: true,
 		Secure: s.SecureCookies, SameSite: http.SameSiteLaxMode})
+	redirectKeepingLang(w, r, "/p/ended")
+}
+
+// sessionEnded says the page was closed on this device (endSession),
+// whoever asks: it reads no session.
+func (s *Server) sessionEnded(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.ended_by_you.title"), "Text": i18n.T(l, "prefs.ended_by_you.text")})
 }
@@ -402,7 +414,7 @@ func (s *Server) linkInvalid(w http.ResponseWriter, r *http.Request) {
 // unsubscribe_link_days, or unknown) answers 410 with the page that says
 // so and offers a new link, never "unsubscribed" for a change not made.
 func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
-	if !oneClickForm(w, r) {
+	if !s.oneClickForm(w, r) {
 		return
 	}
 	err := s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r))
@@ -432,20 +444,23 @@ func (s *Server) linkExpired(w http.ResponseWriter, r *http.Request, status int,
 		"Action": action, "Email": email, "Error": problem})
 }
 
-// askNewLink takes the form of the expired-link page: it emails a new
-// preferences link to the address when it is a contact's, and redirects
-// to the same page whether it is or not, whether the address was over its
-// limit or not, so the answer tells nothing about the address.
+// askNewLink takes the form of the expired-link page: it has a new
+// preferences link emailed to the address when it is a contact's, and
+// redirects to the same page whether it is or not, whether the address was
+// over its limit or not, so the answer tells nothing about the address;
+// nor does the time it takes, as the address is looked up later, by a job.
 func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
-	if !s.newLink.ip.Allow(clientip.LimitKey(s.IPs.IP(r))) {
-		w.Header().Set("Retry-After", "60")
+	if ok, wait := s.newLink.ip.Take(clientip.LimitKey(s.IPs.IP(r))); !ok {
+		httpx.SetRetryAfter(w, wait)
 		s.linkExpired(w, r, http.StatusTooManyRequests, "", i18n.T(l, "prefs.link_expired.too_many"))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxNewLinkRequestBody)
 	if err := r.ParseForm(); err != nil {
-		s.linkExpired(w, r, http.StatusBadRequest, "", i18n.T(l, "prefs.link_expired.invalid"))
+		if !s.tooLarge(w, r, err) {
+			s.linkExpired(w, r, http.StatusBadRequest, "", i18n.T(l, "prefs.link_expired.invalid"))
+		}
 		return
 	}
 	email := strings.TrimSpace(r.PostForm.Get("email"))
@@ -456,9 +471,14 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 		s.linkExpired(w, r, http.StatusBadRequest, email, i18n.T(l, "prefs.link_expired.invalid"))
 		return
 	}
+	// Whether the address is a contact's is not looked up here: the
+	// request writes one job, the same for any address, and the job finds
+	// the contact and writes the email later (preferences.RequestLink).
+	// Known and unknown addresses thus take the same work, and the same
+	// time, before the same redirect.
 	if s.newLink.address.allow(strings.ToLower(email)) {
-		if err := s.Prefs.SendLink(r.Context(), email, l); err != nil {
-			s.fault(w, r, "send a new preferences link", err, i18n.T(l, "prefs.error"))
+		if err := s.Prefs.RequestLink(r.Context(), email, l); err != nil {
+			s.fault(w, r, "ask for a new preferences link", err, i18n.T(l, "prefs.error"))
 			return
 		}
 	}
@@ -472,8 +492,9 @@ func (s *Server) newLinkSent(w http.ResponseWriter, r *http.Request) {
 }
 
 // oneClickForm reads an RFC 8058 one-click post; it reports false after
-// answering 400 when the body is not List-Unsubscribe=One-Click.
-func oneClickForm(w http.ResponseWriter, r *http.Request) bool {
+// answering 400 when the body is not List-Unsubscribe=One-Click, 413 when
+// it is over its limit.
+func (s *Server) oneClickForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	// RFC 8058 asks senders to post multipart/form-data; many post
 	// urlencoded. Both are read.
@@ -482,6 +503,9 @@ func oneClickForm(w http.ResponseWriter, r *http.Request) bool {
 		err = r.ParseMultipartForm(16 << 10)
 	} else {
 		err = r.ParseForm()
+	}
+	if err != nil && s.tooLarge(w, r, err) {
+		return false
 	}
 	if err != nil || r.PostFormValue("List-Unsubscribe") != "One-Click" {
 		http.Error(w, "Expected the form field List-Unsubscribe=One-Click (RFC 8058).", http.StatusBadRequest)

@@ -225,8 +225,9 @@ var publicPolicy = httpx.Policy{
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.root.ServeHTTP(w, r) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if s.limited(r) {
-		http.Error(w, "Too many requests; try again in a minute.", http.StatusTooManyRequests)
+	if ok, wait := s.allowed(r); !ok {
+		httpx.SetRetryAfter(w, wait)
+		http.Error(w, fmt.Sprintf("Too many requests; try again in %d seconds.", httpx.RetryAfterSeconds(wait)), http.StatusTooManyRequests)
 		return
 	}
 	if err := s.cop.Check(r); err != nil {
@@ -236,36 +237,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.logged.ServeHTTP(w, r)
 }
 
-// limited applies the per-client rate limit that fits the request: webform
-// posts have their own, in the handler (webform.go), so that a busy office
-// cannot lock itself out of its confirmation links, one-click
-// unsubscribes and the ledger's endpoints a higher one; the stylesheet has
-// none.
-func (s *Server) limited(r *http.Request) bool {
+// allowed applies the per-client rate limit that fits the request, and
+// says how long until a request refused would be allowed (its
+// Retry-After): webform posts have their own, in the handler
+// (webform.go), so that a busy office cannot lock itself out of its
+// confirmation links, one-click unsubscribes and the ledger's endpoints a
+// higher one; the stylesheet has none.
+func (s *Server) allowed(r *http.Request) (bool, time.Duration) {
 	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, staticPrefix) {
 		// The stylesheet every page loads: the same file for everyone,
 		// mostly answered 304, and not to halve what a contact may open.
-		return false
+		return true, 0
 	}
 	key := clientip.LimitKey(s.IPs.IP(r))
 	if r.Method == http.MethodPost {
 		switch _, pattern := s.mux.Handler(r); pattern {
 		case "POST /f/{form}":
-			return false
+			return true, 0
 		case "POST /u/{token}", "POST /m/u/{rid}/{sig}":
-			return !s.oneClickLimit.Allow(key)
+			return s.oneClickLimit.Take(key)
 		}
 	}
 	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/ledger/") {
 		// An auditor's mirror fetches thousands of tiles.
-		return !s.ledgerLimit.Allow(key)
+		return s.ledgerLimit.Take(key)
 	}
 	if strings.HasPrefix(r.URL.Path, "/m/o/") || strings.HasPrefix(r.URL.Path, "/m/c/") {
 		// Opens and clicks come through mail providers' image proxies
 		// and link scanners, many recipients from few addresses.
-		return !s.oneClickLimit.Allow(key)
+		return s.oneClickLimit.Take(key)
 	}
-	return !s.limiter.Allow(key)
+	return s.limiter.Take(key)
 }
 
 func lang(r *http.Request, contactLang string) string {
@@ -345,7 +347,28 @@ func (s *Server) logo(w http.ResponseWriter, r *http.Request) {
 // invalid is the one page for every link that cannot be used, so that it
 // tells nothing about whether an address or a token exists.
 func (s *Server) invalid(w http.ResponseWriter, r *http.Request, l string) {
-	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
+	s.unusable(w, r, http.StatusOK, l)
+}
+
+// unusable is invalid's page with status, for an answer read by a program
+// rather than a person (see campaignTarget).
+func (s *Server) unusable(w http.ResponseWriter, r *http.Request, status int, l string) {
+	s.render(w, r, status, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
+}
+
+// tooLarge answers a post whose body could not be read because it is over
+// its limit (httpx.OverLimit) with the page that says so, naming the
+// limit, and 413, and reports true; for any other error it answers
+// nothing and reports false. Nothing of such a post is used.
+func (s *Server) tooLarge(w http.ResponseWriter, r *http.Request, err error) bool {
+	limit, over := httpx.OverLimit(err)
+	if !over {
+		return false
+	}
+	l := lang(r, "")
+	s.render(w, r, http.StatusRequestEntityTooLarge, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.too_large.title"),
+		"Text": i18n.T(l, "page.too_large.text", errs.Size(limit))})
+	return true
 }
 
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {

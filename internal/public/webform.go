@@ -194,16 +194,14 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, status int, l, 
 func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	ip := s.IPs.IP(r)
-	if !s.webform.ip.Allow(clientip.LimitKey(ip)) {
-		w.Header().Set("Retry-After", "60")
+	if ok, wait := s.webform.ip.Take(clientip.LimitKey(ip)); !ok {
+		httpx.SetRetryAfter(w, wait)
 		s.message(w, r, http.StatusTooManyRequests, l, "webform.too_many")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxWebformBody)
 	form, err := readForm(r)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		s.message(w, r, http.StatusRequestEntityTooLarge, l, "webform.too_large")
+	if err != nil && s.tooLarge(w, r, err) {
 		return
 	}
 	if err != nil {
@@ -275,6 +273,13 @@ func newAddressLimiter(max int, window time.Duration) *addressLimiter {
 // allow counts a post for the (normalised) address and reports whether it
 // is within the limit.
 func (a *addressLimiter) allow(address string) bool {
+	ok, _ := a.take(address)
+	return ok
+}
+
+// take is allow that also says, when the address is over its limit, how
+// long until it is not: until its window ends.
+func (a *addressLimiter) take(address string) (ok bool, wait time.Duration) {
 	sum := sha256.Sum256([]byte(address))
 	var key [16]byte
 	copy(key[:], sum[:])
@@ -295,5 +300,8 @@ func (a *addressLimiter) allow(address string) bool {
 		a.seen[key] = c
 	}
 	c.n++
-	return c.n <= a.max
+	if c.n <= a.max {
+		return true, 0
+	}
+	return false, c.start.Add(a.window).Sub(now)
 }

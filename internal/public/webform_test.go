@@ -168,8 +168,8 @@ func TestWebformPostErrors(t *testing.T) {
 			t.Fatalf("no email: %d %s", code, body)
 		}
 		big := url.Values{"email": {"a@example.com"}, "first_name": {strings.Repeat("x", maxWebformBody)}}
-		if code, _, _ := send(s, path, "198.51.100.1", big); code != http.StatusRequestEntityTooLarge {
-			t.Fatalf("too large: %d", code)
+		if code, body, _ := send(s, path, "198.51.100.1", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "more than 64 KiB") {
+			t.Fatalf("too large: %d %s", code, body)
 		}
 		if webformtest.Rows(t, db) != rows {
 			t.Fatal("bad posts wrote something")
@@ -181,11 +181,14 @@ func TestWebformPostErrors(t *testing.T) {
 }
 
 // TestWebformRateLimitPerIP: past the limit, a client address gets a 429
-// page for webform posts, while the other pages still answer it.
+// page for webform posts, saying in Retry-After when the next post is let
+// through, while the other pages still answer it.
 func TestWebformRateLimitPerIP(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	s, w := webformServer(t, db)
-	s.webform.ip = newLimiter(1, 2, time.Minute)
+	s.webform.ip = newLimiter(4, 2, time.Minute) // a post every 15 s
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	s.webform.ip.Now = func() time.Time { return at }
 	form := func(i int) url.Values { return url.Values{"email": {string(rune('a'+i)) + "@example.com"}} }
 	for i := range 2 {
 		if code, _, _ := send(s, "/f/"+w.ID, "198.51.100.9", form(i)); code != 200 {
@@ -194,8 +197,8 @@ func TestWebformRateLimitPerIP(t *testing.T) {
 	}
 	rows := webformtest.Rows(t, db)
 	code, body, h := send(s, "/f/"+w.ID, "198.51.100.9", form(3))
-	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many submissions") || h.Get("Retry-After") == "" {
-		t.Fatalf("over the limit: %d %s", code, body)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many submissions") || h.Get("Retry-After") != "15" {
+		t.Fatalf("over the limit: %d, Retry-After %q: %s", code, h.Get("Retry-After"), body)
 	}
 	if webformtest.Rows(t, db) != rows {
 		t.Fatal("a limited post wrote something")

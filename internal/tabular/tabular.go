@@ -303,22 +303,9 @@ func fileError(code, format string, args ...any) *errs.Error {
 // rowTooLong says why a row longer than max bytes of text is refused, in
 // a text file and a workbook alike.
 func rowTooLong(max int) string {
-	return fmt.Sprintf("it is longer than %s, the most that is read for one row", sizeText(int64(max)))
+	return fmt.Sprintf("it is longer than %s, the most that is read for one row", errs.Size(int64(max)))
 }
 
 func tooLarge(max int64) *errs.Error {
-	return fileError(CodeTooLarge, "the file is larger than %s, the most that is read", sizeText(max))
-}
-
-// sizeText writes n bytes for people: "1 MiB", "2 GiB", "1500 bytes".
-func sizeText(n int64) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return fileError(CodeTooLarge, "the file is larger than %s, the most that is read", errs.Size(max))
 }

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
 	"golang.org/x/text/transform"
+
+	"github.com/consentry/consentry/internal/errs"
 )
 
 const (
@@ -335,7 +337,7 @@ func (s *textSource) readError(err error) error {
 		return s.tooLong()
 	case errors.Is(err, errTooLarge):
 		return &RowError{Row: s.row, Fatal: true, Err: err, Reason: fmt.Sprintf(
-			"the file is larger than %s, the most that is read", sizeText(s.maxSize))}
+			"the file is larger than %s, the most that is read", errs.Size(s.maxSize))}
 	}
 	return &RowError{Row: s.row, Fatal: true, Err: err, Reason: "the file could not be read from here on: " + err.Error()}
 }

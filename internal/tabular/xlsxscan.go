@@ -10,6 +10,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/consentry/consentry/internal/errs"
 )
 
 // Limits on a workbook's parts, checked before excelize reads them.
@@ -77,7 +79,7 @@ func checkWorkbook(name string, opts Options) error {
 		size := f.UncompressedSize64
 		total += size
 		if total > uint64(opts.MaxBytes) {
-			return fileError(CodeTooLarge, "the workbook unpacks to more than %s, the most that is read", sizeText(opts.MaxBytes))
+			return fileError(CodeTooLarge, "the workbook unpacks to more than %s, the most that is read", errs.Size(opts.MaxBytes))
 		}
 		// The names excelize gives its parts.
 		part := strings.ReplaceAll(f.Name, "\\", "/")
@@ -99,7 +101,7 @@ func checkWorkbook(name string, opts Options) error {
 			inMemory += size
 		}
 		if inMemory > maxInMemory {
-			return fileError(CodeTooLarge, "the workbook's parts other than its sheets and texts (styles, pictures) unpack to more than %s, the most that is read; save it as CSV UTF-8", sizeText(maxInMemory))
+			return fileError(CodeTooLarge, "the workbook's parts other than its sheets and texts (styles, pictures) unpack to more than %s, the most that is read; save it as CSV UTF-8", errs.Size(maxInMemory))
 		}
 	}
 	maxToken := int64(tokenFactor) * int64(opts.MaxLineBytes)
@@ -145,7 +147,7 @@ func scanPart(f *zip.File, maxToken int64, fn func(xml.Token) error) error {
 		tok, err := d.RawToken()
 		switch {
 		case errors.Is(g.err, errTokenTooLong):
-			return fileError(CodeTooLarge, "the workbook holds a run of text or markup longer than %s, more than a row may hold; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", sizeText(maxToken))
+			return fileError(CodeTooLarge, "the workbook holds a run of text or markup longer than %s, more than a row may hold; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", errs.Size(maxToken))
 		case err == io.EOF:
 			return nil
 		case err != nil:
@@ -210,7 +212,7 @@ func scanSharedStrings(f *zip.File, maxToken int64, maxLine int) ([]int32, error
 				// an int32 holds the rest.
 				n := int(lengths[len(lengths)-1]) + len(t)
 				if n > maxLine {
-					return fileError(CodeLineTooLong, "the workbook holds a text (shared string number %d) longer than %s, the most that is read for one row", len(lengths), sizeText(int64(maxLine)))
+					return fileError(CodeLineTooLong, "the workbook holds a text (shared string number %d) longer than %s, the most that is read for one row", len(lengths), errs.Size(int64(maxLine)))
 				}
 				lengths[len(lengths)-1] = int32(n)
 			}
@@ -277,7 +279,7 @@ func scanSheet(f *zip.File, lengths []int32, maxToken int64, maxLine int, other 
 			if !inRow {
 				outside += int64(len(t))
 				if outside > maxOutsideRows {
-					return fileError(CodeTooLarge, "a sheet of the workbook holds more than %s of text or spaces outside its rows, more than a spreadsheet program writes; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", sizeText(maxOutsideRows))
+					return fileError(CodeTooLarge, "a sheet of the workbook holds more than %s of text or spaces outside its rows, more than a spreadsheet program writes; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", errs.Size(maxOutsideRows))
 				}
 				break
 			}

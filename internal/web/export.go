@@ -24,9 +24,7 @@ func (s *Server) exportRoutes() {
 // values in the clear, each logged, for a user who may reveal them;
 // masked for anyone else, as the record page says.
 func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !parseUpTo(w, r, 4<<10) {
 		return
 	}
 	f, err := export.ParseFormat(r.PostForm.Get("format"))
@@ -51,9 +49,7 @@ func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.U
 // the list again with the reason next to the field, having written
 // nothing.
 func (s *Server) exportContactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !parseUpTo(w, r, 64<<10) {
 		return
 	}
 	f := r.PostForm

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -128,9 +127,8 @@ func (s *Server) uploadImport(w http.ResponseWriter, r *http.Request, u *auth.Us
 		s.showImports(w, r, u, httpx.Status(err), fe)
 		return
 	}
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		s.showImports(w, r, u, http.StatusRequestEntityTooLarge, map[string]string{"file": "is larger than 1 GiB"})
+	if e := httpx.TooLarge(err); e != nil {
+		s.showImports(w, r, u, httpx.Status(e), map[string]string{"file": "is larger than " + errs.Size(imports.MaxFileBytes)})
 		return
 	}
 	if err != nil {

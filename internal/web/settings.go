@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -217,12 +216,11 @@ const maxOrganisationForm = 4 << 20
 func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxOrganisationForm)
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.showSettings(w, r, u, http.StatusRequestEntityTooLarge, "", map[string]string{"logo": fmt.Sprintf("must be at most %d KiB", settings.MaxLogoBytes>>10)})
+		if e := httpx.TooLarge(err); e != nil {
+			s.showSettings(w, r, u, httpx.Status(e), "", map[string]string{"logo": "must be at most " + errs.Size(settings.MaxLogoBytes)})
 			return
 		}
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		unreadable(w, err)
 		return
 	}
 	f := r.PostForm
@@ -256,10 +254,20 @@ func parse(w http.ResponseWriter, r *http.Request) bool { return parseUpTo(w, r,
 func parseUpTo(w http.ResponseWriter, r *http.Request, n int64) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, n)
 	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+		unreadable(w, err)
 		return false
 	}
 	return true
+}
+
+// unreadable answers a form that could not be read: 413, naming the
+// limit, for one over its limit (httpx.TooLarge), 400 for anything else.
+func unreadable(w http.ResponseWriter, err error) {
+	if e := httpx.TooLarge(err); e != nil {
+		http.Error(w, "The form could not be read: its "+e.Message+".", httpx.Status(e))
+		return
+	}
+	http.Error(w, "The form could not be read.", http.StatusBadRequest)
 }
 
 func (s *Server) purposesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {

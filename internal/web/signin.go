@@ -7,6 +7,7 @@ import (
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/clientip"
+	"github.com/consentry/consentry/internal/httpx"
 )
 
 func (s *Server) routes(static http.Handler) {
@@ -51,9 +52,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !parseUpTo(w, r, maxLoginBody) {
 		return
 	}
 	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Password: r.PostForm.Get("password")}
@@ -104,13 +103,7 @@ const (
 )
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		http.Error(w, "The form could not be read.", status)
+	if !parseUpTo(w, r, maxLoginBody) {
 		return
 	}
 	email, password, next := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password"), r.PostForm.Get("next")
@@ -127,15 +120,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// through; a successful sign-in gives its counts back, so only
 	// failures add up. The account is not counted (nor kept as a key)
 	// when the address is already refused, or cannot be an account's.
-	okAddr, giveBackAddr := s.logins.Reserve(clientip.LimitKey(s.IPs.IP(r)))
+	okAddr, wait, giveBackAddr := s.logins.Reserve(clientip.LimitKey(s.IPs.IP(r)))
 	okAcct, giveBackAcct := okAddr, func() {}
 	if okAddr && !tooLong {
-		okAcct, giveBackAcct = s.accounts.Reserve(strings.ToLower(email))
+		okAcct, wait, giveBackAcct = s.accounts.Reserve(strings.ToLower(email))
 	}
 	if !okAddr || !okAcct {
 		giveBackAddr()
 		giveBackAcct()
-		w.Header().Set("Retry-After", "60")
+		httpx.SetRetryAfter(w, wait)
 		s.render(w, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: f,
 			Errors: map[string]string{"form": "Too many failed sign-ins. Wait a minute and try again."}})
 		return
