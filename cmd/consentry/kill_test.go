@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -167,7 +168,7 @@ func killRun(t testing.TB, bin string, db *store.DB, env []string) {
 func seedReachable(t testing.TB, db *store.DB, n int) {
 	ctx := context.Background()
 	p := settings.PolicyDoubleAndUser
-	if _, err := settings.Update(ctx, db, settings.Patch{CampaignOptInPolicy: &p}, time.Now()); err != nil {
+	if _, err := settings.Update(ctx, db, settings.Patch{CampaignOptInPolicy: &p}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	people := contact.NewService(db, consent.NewService(db))

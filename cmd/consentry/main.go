@@ -341,7 +341,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 		name := fs.String("name", "", "what the token is for, e.g. \"website\" (required)")
 		expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h; without it the token lasts until revoked")
 		var scopes []string
-		fs.Func("scope", "an extra permission: reveal (may reveal sensitive values); repeat for more. inbound makes a token for a mail provider's inbound route, which may post inbound email and nothing else; campaigns lets it keep and send campaigns; automation lets it keep workflow rules and webhook endpoints", func(s string) error {
+		fs.Func("scope", "an extra permission: reveal (may reveal sensitive values); repeat for more. inbound makes a token for a mail provider's inbound route, which may post inbound email and nothing else; campaigns lets it keep and send campaigns; automation lets it keep workflow rules and webhook endpoints; admin lets it change settings, purposes and legal holds; erasure lets it erase and delete contacts", func(s string) error {
 			scopes = append(scopes, s)
 			return nil
 		})

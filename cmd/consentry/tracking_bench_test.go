@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/contact/contacttest"
 	"github.com/consentry/consentry/internal/mail/mailtest"
 	"github.com/consentry/consentry/internal/settings"
@@ -80,7 +81,7 @@ func trackingRun(b *testing.B, bin string, db *store.DB, env []string) {
 	}
 	contacttest.SeedReachable(b, db, 1+others)
 	tracking := settings.TrackingLegitimate
-	if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: &tracking}}, time.Now()); err != nil {
+	if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: &tracking}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 		b.Fatal(err)
 	}
 	smtp := mailtest.Start(b)

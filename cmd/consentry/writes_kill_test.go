@@ -116,7 +116,7 @@ var loadEnv = []string{"CONSENTRY_LOG_LEVEL=warn", "CONSENTRY_TRUSTED_PROXIES=12
 // startLoad makes an API token and a source, and starts eight writers
 // against child.
 func startLoad(t *testing.T, bin string, env []string, child *child) *writeLoad {
-	code, secret, stderr := runBinary(t, bin, env, "token", "create", "--name", "load")
+	code, secret, stderr := runBinary(t, bin, env, "token", "create", "--name", "load", "--scope", "admin")
 	if code != 0 {
 		t.Fatalf("token create: %d %s", code, stderr)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -57,8 +58,14 @@ func newEnvSMTP(t testing.TB, db *store.DB, smtpURL string) *env {
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}
-	// secret, short (a prefix of it) and tok (its id) are there for scenarios.
-	vars := map[string]string{"secret": secret, "short": secret[:20], "tok": tok.ID}
+	admin, _, err := a.Tokens.Create(context.Background(), "operator", nil, auth.ScopeAdmin, auth.ScopeErasure)
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	// secret, short (a prefix of it) and tok (its id) are there for
+	// scenarios; admin is the Authorization header of a token that may
+	// change settings and purposes and erase contacts.
+	vars := map[string]string{"secret": secret, "short": secret[:20], "tok": tok.ID, "admin": "Bearer " + admin}
 	return &env{a: a, srv: srv, token: secret, tokID: tok.ID, vars: vars}
 }
 
@@ -393,10 +400,10 @@ func TestAPIScenarios(t *testing.T) {
 			{name: "look up email with paging", method: "GET", url: "/api/v1/contacts?email=P3%40example.com&limit=1", status: 200, check: lookup("p3")},
 			{name: "look up unknown email", method: "GET", url: "/api/v1/contacts?email=nobody%40example.com", status: 200,
 				contains: []string{`"items":[]`}, check: lookup("")},
-			{name: "delete contact", method: "DELETE", url: "/api/v1/contacts/{{p4}}", status: 204, events: 1},
+			{name: "delete contact", method: "DELETE", auth: "{{admin}}", url: "/api/v1/contacts/{{p4}}", status: 204, events: 1},
 			{name: "deleted contact is gone", method: "GET", url: "/api/v1/contacts/{{p4}}", status: 404, errCode: "contact_not_found"},
 			{name: "deleted contact has no consents", method: "GET", url: "/api/v1/contacts/{{p4}}/consents", status: 404, errCode: "contact_not_found"},
-			{name: "delete contact twice", method: "DELETE", url: "/api/v1/contacts/{{p4}}", status: 404, errCode: "contact_not_found"},
+			{name: "delete contact twice", method: "DELETE", auth: "{{admin}}", url: "/api/v1/contacts/{{p4}}", status: 404, errCode: "contact_not_found"},
 			{name: "deleted contact is not found by email", method: "GET", url: "/api/v1/contacts?email=p4%40example.com", status: 200, check: lookup("")},
 
 			// Custom fields.
@@ -428,12 +435,12 @@ func TestAPIScenarios(t *testing.T) {
 			// Purposes and their versioned consent texts.
 			{name: "list seeded purposes", method: "GET", url: "/api/v1/purposes", status: 200,
 				contains: []string{`"name":"E-marketing"`, `"name":"Sales and service"`, `"legal_basis":"contract"`}},
-			{name: "create purpose", method: "POST", url: "/api/v1/purposes",
+			{name: "create purpose", method: "POST", auth: "{{admin}}", url: "/api/v1/purposes",
 				body:   `{"name":"Share with partners","legal_basis":"consent","description":"Partners may contact you.","text":"Share v1","retention_days":365}`,
 				status: 201, contains: []string{`"text_version":1`, `"text":"Share v1"`, `"retention_days":365`}, check: capture("share")},
-			{name: "change purpose text makes version 2", method: "PATCH", url: "/api/v1/purposes/{{share}}", body: `{"text":"Share v2"}`,
+			{name: "change purpose text makes version 2", method: "PATCH", auth: "{{admin}}", url: "/api/v1/purposes/{{share}}", body: `{"text":"Share v2"}`,
 				status: 200, contains: []string{`"text_version":2`, `"text":"Share v2"`, `"description":"Partners may contact you."`}},
-			{name: "same text makes no new version", method: "PATCH", url: "/api/v1/purposes/{{share}}", body: `{"text":"Share v2","default_selected":false}`,
+			{name: "same text makes no new version", method: "PATCH", auth: "{{admin}}", url: "/api/v1/purposes/{{share}}", body: `{"text":"Share v2","default_selected":false}`,
 				status: 200, contains: []string{`"text_version":2`}},
 			{name: "texts keep both versions", method: "GET", url: "/api/v1/purposes/{{share}}/texts", status: 200,
 				check: func(t testing.TB, body []byte) {
@@ -612,7 +619,7 @@ func TestAPIScenarios(t *testing.T) {
 				status: 400, errCode: "unknown_field", errField: "why"},
 			{name: "wrong JSON type", method: "POST", url: "/api/v1/contacts/{{c1}}/consents", body: `{"purpose":1,"state":"granted","source":"API"}`,
 				status: 400, errCode: "invalid", errField: "purpose"},
-			{name: "wrong JSON type for a number", method: "POST", url: "/api/v1/purposes", body: `{"name":"Profiling","legal_basis":"consent","text":"x","retention_days":"30"}`,
+			{name: "wrong JSON type for a number", method: "POST", auth: "{{admin}}", url: "/api/v1/purposes", body: `{"name":"Profiling","legal_basis":"consent","text":"x","retention_days":"30"}`,
 				status: 400, errCode: "invalid", errField: "retention_days"},
 			{name: "invalid email", method: "POST", url: "/api/v1/contacts", body: `{"email":"Anna <anna@example.com>"}`, status: 400, errCode: "invalid", errField: "email"},
 			{name: "email without dotted domain", method: "POST", url: "/api/v1/contacts", body: `{"email":"anna@localhost"}`, status: 400, errCode: "invalid", errField: "email"},
@@ -646,13 +653,13 @@ func TestAPIScenarios(t *testing.T) {
 				body: `{"purpose":"E-marketing","state":"granted","source":"API","evidence":{"method":"double_opt_in_link"}}`, status: 400, errCode: "invalid", errField: "evidence.method"},
 			{name: "unknown contact", method: "GET", url: "/api/v1/contacts/no-such-contact", status: 404, errCode: "contact_not_found"},
 			{name: "patch unknown contact", method: "PATCH", url: "/api/v1/contacts/no-such-contact", body: `{"first_name":"X"}`, status: 404, errCode: "contact_not_found"},
-			{name: "delete unknown contact", method: "DELETE", url: "/api/v1/contacts/no-such-contact", status: 404, errCode: "contact_not_found"},
+			{name: "delete unknown contact", method: "DELETE", auth: "{{admin}}", url: "/api/v1/contacts/no-such-contact", status: 404, errCode: "contact_not_found"},
 			{name: "consent for unknown contact", method: "POST", url: "/api/v1/contacts/no-such-contact/consents", body: grant, status: 404, errCode: "contact_not_found"},
 			{name: "consents of unknown contact", method: "GET", url: "/api/v1/contacts/no-such-contact/consents", status: 404, errCode: "contact_not_found"},
 			{name: "opt-in of unknown contact", method: "GET", url: "/api/v1/contacts/no-such-contact/opt-in", status: 404, errCode: "contact_not_found"},
 			{name: "opt-out of unknown contact", method: "POST", url: "/api/v1/contacts/no-such-contact/opt-in", body: `{"status":"opt_out_user"}`, status: 404, errCode: "contact_not_found"},
 			{name: "unknown purpose in path", method: "GET", url: "/api/v1/purposes/no-such-purpose", status: 404, errCode: "purpose_not_found"},
-			{name: "patch unknown purpose", method: "PATCH", url: "/api/v1/purposes/no-such-purpose", body: `{"text":"x"}`, status: 404, errCode: "purpose_not_found"},
+			{name: "patch unknown purpose", method: "PATCH", auth: "{{admin}}", url: "/api/v1/purposes/no-such-purpose", body: `{"text":"x"}`, status: 404, errCode: "purpose_not_found"},
 			{name: "texts of unknown purpose", method: "GET", url: "/api/v1/purposes/no-such-purpose/texts", status: 404, errCode: "purpose_not_found"},
 			{name: "patch unknown source", method: "PATCH", url: "/api/v1/sources/no-such-source", body: `{"active":true}`, status: 404, errCode: "source_not_found"},
 			{name: "unknown field definition", method: "GET", url: "/api/v1/fields/no_such_field", status: 404, errCode: "field_not_found"},
@@ -677,11 +684,11 @@ func TestAPIScenarios(t *testing.T) {
 			{name: "field named like a core field", method: "POST", url: "/api/v1/fields", body: `{"name":"email","type":"text"}`, status: 409, errCode: "field_name_reserved", errField: "name"},
 			{name: "sensitive cannot be turned off", method: "PATCH", url: "/api/v1/fields/customer_no", body: `{"sensitive":false}`,
 				status: 422, errCode: "sensitive_irreversible", errField: "sensitive"},
-			{name: "duplicate purpose", method: "POST", url: "/api/v1/purposes", body: `{"name":"e-MARKETING","legal_basis":"consent","text":"x"}`,
+			{name: "duplicate purpose", method: "POST", auth: "{{admin}}", url: "/api/v1/purposes", body: `{"name":"e-MARKETING","legal_basis":"consent","text":"x"}`,
 				status: 409, errCode: "purpose_name_taken", errField: "name"},
-			{name: "purpose without text", method: "POST", url: "/api/v1/purposes", body: `{"name":"Profiling","legal_basis":"consent"}`,
+			{name: "purpose without text", method: "POST", auth: "{{admin}}", url: "/api/v1/purposes", body: `{"name":"Profiling","legal_basis":"consent"}`,
 				status: 400, errCode: "required", errField: "text"},
-			{name: "rename purpose onto another with a new text", method: "PATCH", url: "/api/v1/purposes/{{share}}", body: `{"name":"E-Marketing","text":"Share v3"}`,
+			{name: "rename purpose onto another with a new text", method: "PATCH", auth: "{{admin}}", url: "/api/v1/purposes/{{share}}", body: `{"name":"E-Marketing","text":"Share v3"}`,
 				status: 409, errCode: "purpose_name_taken", errField: "name"},
 			{name: "text version 3 was not kept", method: "GET", url: "/api/v1/purposes/{{share}}/texts", status: 200, absent: []string{"Share v3"}},
 			{name: "duplicate source", method: "POST", url: "/api/v1/sources", body: `{"name":"WEB FORM"}`, status: 409, errCode: "source_name_taken", errField: "name"},
@@ -1032,7 +1039,7 @@ func TestBodyShapeIsChecked(t *testing.T) {
 		e := newEnv(t, db)
 		page := `{"access_condition":"","offers":[],"statement":"We are Acme.","policies":[{"title":"Privacy","url":"https://acme.example/p"}],
 			"footer":{"enabled":true,"text":"","link_text":"Your preferences"},"access_email":false,"allow_stop_processing":true,"allow_erasure":false}`
-		if r := e.do(t, "PUT", "/api/v1/settings/preferences-page", page, ""); r.status != 200 {
+		if r := e.do(t, "PUT", "/api/v1/settings/preferences-page", page, e.vars["admin"]); r.status != 200 {
 			t.Fatalf("a whole body: %d %s", r.status, r.body)
 		}
 		stored := string(e.get(t, "/api/v1/settings/preferences-page"))
@@ -1045,17 +1052,17 @@ func TestBodyShapeIsChecked(t *testing.T) {
 				body:   `{"email":"a@example.com","consents":[{"purpose":"E-marketing","state":"granted","source":"API"},{"purpose":"Newsletter","state":"granted","state":"withdrawn","source":"API"}]}`,
 				status: 400, errCode: "duplicate_key", errField: "consents[1].state"},
 			{name: "same key in two objects is fine", method: "POST", url: "/api/v1/lists", body: `{"name":"News","description":"n"}`, status: 201},
-			{name: "null body", method: "PUT", url: "/api/v1/settings/preferences-page", body: `null`, status: 400, errCode: "malformed_json"},
-			{name: "empty object", method: "PUT", url: "/api/v1/settings/preferences-page", body: `{}`, status: 400, errCode: "required", errField: "access_condition"},
-			{name: "a part left out", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"statement":"We are Acme.",`, "", 1),
+			{name: "null body", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: `null`, status: 400, errCode: "malformed_json"},
+			{name: "empty object", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: `{}`, status: 400, errCode: "required", errField: "access_condition"},
+			{name: "a part left out", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"statement":"We are Acme.",`, "", 1),
 				status: 400, errCode: "required", errField: "statement"},
-			{name: "a part null", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"offers":[]`, `"offers":null`, 1),
+			{name: "a part null", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"offers":[]`, `"offers":null`, 1),
 				status: 400, errCode: "required", errField: "offers"},
-			{name: "a nested part left out", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"enabled":true,`, "", 1),
+			{name: "a nested part left out", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"enabled":true,`, "", 1),
 				status: 400, errCode: "required", errField: "footer.enabled"},
-			{name: "a policy without its address", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `,"url":"https://acme.example/p"`, "", 1),
+			{name: "a policy without its address", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `,"url":"https://acme.example/p"`, "", 1),
 				status: 400, errCode: "required", errField: "policies[0].url"},
-			{name: "duplicate in the settings", method: "PUT", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"allow_erasure":false`, `"allow_erasure":false,"allow_erasure":true`, 1),
+			{name: "duplicate in the settings", method: "PUT", auth: "{{admin}}", url: "/api/v1/settings/preferences-page", body: strings.Replace(page, `"allow_erasure":false`, `"allow_erasure":false,"allow_erasure":true`, 1),
 				status: 400, errCode: "duplicate_key", errField: "allow_erasure"},
 		})
 		if got := string(e.get(t, "/api/v1/settings/preferences-page")); got != stored {
@@ -1082,7 +1089,7 @@ func TestSingleLineFields(t *testing.T) {
 		page := `{"access_condition":"","offers":[],"statement":"Line one.\nLine two.","policies":[{"title":"Privacy\npolicy","url":"https://acme.example/p"}],
 			"footer":{"enabled":false},"access_email":false,"allow_stop_processing":true,"allow_erasure":true}`
 		bad := func(name, method, url, body, code, field string) scenario {
-			return scenario{name: name, method: method, url: url, body: body, status: 400, errCode: code, errField: field}
+			return scenario{name: name, method: method, auth: "{{admin}}", url: url, body: body, status: 400, errCode: code, errField: field}
 		}
 		e.run(t, []scenario{
 			bad("first name", "POST", "/api/v1/contacts", `{"email":"eve@example.com","first_name":"Eve\n\nClick https://evil.example"}`, "line_break", "first_name"),
@@ -1098,7 +1105,7 @@ func TestSingleLineFields(t *testing.T) {
 				"fields":[{"name":"first_name","label":"First\u2066 name"}]}`, "invisible_character", "fields[0].label"),
 			bad("email subject", "POST", "/api/v1/contacts/{{c1}}/emails", `{"subject":"Hello\nBcc: all@example.com","text":"Two\nlines"}`, "line_break", "subject"),
 			bad("policy title", "PUT", "/api/v1/settings/preferences-page", page, "line_break", "policies[0].title"),
-			{name: "multi-line text stays allowed", method: "POST", url: "/api/v1/purposes", body: `{"name":"Share","legal_basis":"consent",
+			{name: "multi-line text stays allowed", method: "POST", auth: "{{admin}}", url: "/api/v1/purposes", body: `{"name":"Share","legal_basis":"consent",
 				"description":"One.\nTwo.","text":"We share.\n\nWith partners."}`, status: 201},
 		})
 	})

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/holds"
@@ -10,15 +11,15 @@ import (
 
 func (s *Server) erasureRoutes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/v1/contacts/{id}/erase", Tag: "erasure", Status: 200, Request: EraseRequest{}, OptionalBody: true, Response: erasure.Outcome{},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/erase", Tag: "erasure", Scope: auth.ScopeErasure, Status: 200, Request: EraseRequest{}, OptionalBody: true, Response: erasure.Outcome{},
 			Summary: "Erase the contact's personal data, keeping a non-identifying remainder and the proof of consent (docs/erasure.md); " +
 				"the address gets a suppression entry. Under an active legal hold, only what the hold does not need is erased " +
 				"(status partly_erased) and the rest follows when the hold ends. The body is optional", handle: s.eraseContact},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/holds", Tag: "erasure", Status: 200, Response: []holds.Hold{},
 			Summary: "The contact's legal holds, active ones first", handle: s.contactHolds},
-		{Method: "POST", Path: "/api/v1/contacts/{id}/holds", Tag: "erasure", Status: 201, Request: holds.New{}, Response: holds.Hold{},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/holds", Tag: "erasure", Scope: auth.ScopeAdmin, Status: 201, Request: holds.New{}, Response: holds.Hold{},
 			Summary: "Set a legal hold: while it is active the contact cannot be erased in full or deleted", handle: s.setHold},
-		{Method: "POST", Path: "/api/v1/contacts/{id}/holds/{hold}/lift", Tag: "erasure", Status: 200, Request: LiftRequest{}, Response: LiftResponse{},
+		{Method: "POST", Path: "/api/v1/contacts/{id}/holds/{hold}/lift", Tag: "erasure", Scope: auth.ScopeAdmin, Status: 200, Request: LiftRequest{}, Response: LiftResponse{},
 			Summary: "Lift a legal hold, with the reason; an erasure waiting on it proceeds at once when no other hold is active", handle: s.liftHold},
 	}
 }

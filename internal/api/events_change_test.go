@@ -52,6 +52,9 @@ func TestEachChangeWritesItsEvent(t *testing.T) {
 				if _, ok := got["email"]; ok {
 					t.Errorf("%s: %s carries an address: %s", step, it.Type, raw)
 				}
+				if _, ok := got["reason"]; ok {
+					t.Errorf("%s: %s carries free text: %s", step, it.Type, raw)
+				}
 			}
 		}
 		do := func(method, path, body string, status int) {
@@ -109,11 +112,58 @@ func TestEachChangeWritesItsEvent(t *testing.T) {
 		do("PATCH", "/api/v1/requests/"+req, `{"status":"done"}`, 200)
 		check("request done", []map[string]any{{"type": "request.done", "request_id": req, "status": "done"}})
 
-		do("POST", c+"/erase", ``, 200)
-		check("erase", []map[string]any{{"type": "contact.erased", "contact_id": id}})
-		do("DELETE", c, ``, 204)
+		do("POST", c+"/blocklist", ``, 200)
+		check("blocklist", []map[string]any{{"type": "deliverability.changed", "contact_id": id, "from": "ok", "to": "blocklisted", "cause": "blocklisted"}})
+		do("POST", c+"/blocklist", ``, 200)
+		check("blocklist again", nil)
+		do("DELETE", c+"/blocklist", ``, 200)
+		check("off the blocklist", []map[string]any{{"type": "deliverability.changed", "contact_id": id, "from": "blocklisted", "to": "ok", "cause": "unblocklisted"}})
+		do("DELETE", c+"/blocklist", ``, 200)
+		check("off the blocklist again", nil)
+		do("POST", "/api/v1/bounces", `{"email":"steps@example.com","type":"hard"}`, 200)
+		check("hard bounce", []map[string]any{{"type": "deliverability.changed", "contact_id": id, "from": "ok", "to": "bounced", "cause": "hard_bounce"}})
+		do("POST", "/api/v1/bounces", `{"email":"steps@example.com","type":"hard"}`, 200)
+		check("bounce of a bounced address", nil)
+		do("POST", "/api/v1/bounces", `{"email":"nobody@example.com","type":"hard"}`, 422)
+		check("bounce of an address no contact has", nil)
+
+		// Legal holds, an erasure they hold back, and the erasure that
+		// follows when the last is lifted; never the hold's reason.
+		operator := e.vars["admin"]
+		as := func(method, path, body string, status int) []byte {
+			t.Helper()
+			r := e.do(t, method, path, body, operator)
+			if r.status != status {
+				t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, status, r.body)
+			}
+			return r.body
+		}
+		hold := decodeAs[struct {
+			ID string `json:"id"`
+		}](t, as("POST", c+"/holds", `{"reason":"invoice 42 to Ada","legal_basis":"legal_obligation"}`, 201)).ID
+		held := map[string]any{"contact_id": id, "hold_id": hold, "legal_basis": "legal_obligation", "actor_kind": "api_token"}
+		with := func(typ string, m map[string]any) map[string]any {
+			out := map[string]any{"type": typ}
+			for k, v := range m {
+				out[k] = v
+			}
+			return out
+		}
+		check("hold", []map[string]any{with("legal_hold.set", held)})
+		as("POST", c+"/holds", `{"reason":"","legal_basis":"legal_obligation"}`, 400)
+		check("refused hold", nil)
+		as("POST", c+"/erase", ``, 200)
+		check("erasure under the hold", []map[string]any{with("erasure.held", held)})
+		as("POST", c+"/erase", ``, 200)
+		check("erasure again under the same hold", nil)
+		as("POST", c+"/holds/"+hold+"/lift", `{"reason":"invoice 42 paid"}`, 200)
+		check("lift", []map[string]any{with("legal_hold.lifted", held), {"type": "contact.erased", "contact_id": id, "actor_kind": "system"}})
+		as("POST", c+"/holds/"+hold+"/lift", `{"reason":"again"}`, 409)
+		check("lift again", nil)
+
+		as("DELETE", c, ``, 204)
 		check("delete", []map[string]any{{"type": "contact.deleted", "contact_id": id}})
-		do("DELETE", c, ``, 404)
+		as("DELETE", c, ``, 404)
 		check("delete again", nil)
 	})
 }

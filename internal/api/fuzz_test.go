@@ -58,7 +58,8 @@ func fuzzTargets(f *testing.F) []*fuzzTarget {
 		people := contact.NewService(db, cs)
 		people.Vault = vaulttest.New(f)
 		tokens := auth.NewTokens(db)
-		secret, _, err := tokens.Create(ctx, "fuzz", nil)
+		// The scopes that open purposes and deletion, which it fuzzes too.
+		secret, _, err := tokens.Create(ctx, "fuzz", nil, auth.ScopeAdmin, auth.ScopeErasure)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/preferences"
 )
@@ -12,8 +14,8 @@ func (s *Server) preferenceRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/api/v1/settings/preferences-page", Tag: "preferences page", Status: 200, Response: preferences.Config{},
 			Summary: "The preferences page's settings: who may use it, the consents it asks for, the statement, the email footer", handle: s.getPageConfig},
-		{Method: "PUT", Path: "/api/v1/settings/preferences-page", Tag: "preferences page", Status: 200, Request: preferences.Config{}, Response: preferences.Config{},
-			Summary: "Replace the preferences page's settings; conditions are checked, purpose names are stored as ids", handle: s.setPageConfig},
+		{Method: "PUT", Path: "/api/v1/settings/preferences-page", Tag: "preferences page", Scope: auth.ScopeAdmin, Status: 200, Request: preferences.Config{}, Response: preferences.Config{},
+			Summary: "Replace the preferences page's settings; conditions are checked, purpose names are stored as ids. Each part changed gets an entry in the audit log", handle: s.setPageConfig},
 		{Method: "POST", Path: "/api/v1/contacts/{id}/preferences-link", Tag: "preferences page", Status: 201, Response: PersonalLink{},
 			Summary: "Issue a personal link to the contact's preferences page, for an email of your own; none for an erased contact (423 contact_erased)", handle: s.preferencesLink},
 		{Method: "GET", Path: "/api/v1/contacts/{id}/preference-changes", Tag: "preferences page", Status: 200, Response: []preferences.ChangeEntry{},
@@ -41,12 +43,12 @@ func (s *Server) getPageConfig(r *http.Request, _ consent.Actor) (int, any, erro
 	return 200, c, err
 }
 
-func (s *Server) setPageConfig(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) setPageConfig(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in preferences.Config
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	c, err := s.Prefs.SetConfig(r.Context(), in)
+	c, err := s.Prefs.SetConfig(r.Context(), in, audit.Actor(caller))
 	return 200, c, err
 }
 

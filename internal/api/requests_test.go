@@ -37,7 +37,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 			return n
 		}
 		e.run(t, []scenario{
-			{name: "privacy address", method: "PATCH", url: "/api/v1/settings", body: `{"privacy_address":"privacy@acme.example"}`, status: 200},
+			{name: "privacy address", method: "PATCH", auth: "{{admin}}", url: "/api/v1/settings", body: `{"privacy_address":"privacy@acme.example"}`, status: 200},
 			{name: "a contact", method: "POST", url: "/api/v1/contacts", body: `{"email":"anna@example.com"}`, status: 201,
 				check: func(t testing.TB, body []byte) { e.vars["c1"] = decodeAs[contact.Contact](t, body).ID }},
 		})

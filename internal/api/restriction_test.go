@@ -59,7 +59,7 @@ func TestOperatorStopsProcessing(t *testing.T) {
 
 		r = e.do(t, "POST", "/api/v1/contacts", `{"email":"gone@example.com"}`, "")
 		gone := decodeAs[contact.Contact](t, r.body).ID
-		if r := e.do(t, "POST", "/api/v1/contacts/"+gone+"/erase", "", ""); r.status != 200 {
+		if r := e.do(t, "POST", "/api/v1/contacts/"+gone+"/erase", "", e.vars["admin"]); r.status != 200 {
 			t.Fatalf("erase: %d %s", r.status, r.body)
 		}
 		if r := e.do(t, "POST", "/api/v1/contacts/"+gone+"/stop-processing", "", ""); r.status != http.StatusLocked {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -55,7 +56,7 @@ func (s *Server) routeTable() []Route {
 			Summary: "Get a contact; sensitive fields are masked", handle: s.getContact},
 		{Method: "PATCH", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 200, Request: UpdateContactRequest{}, Response: contact.Contact{},
 			Summary: "Change a contact's fields; absent fields stay, a null custom field is removed. An erased address is refused (422 address_erased): it comes back only on a new contact with a new explicit consent", handle: s.updateContact},
-		{Method: "DELETE", Path: "/api/v1/contacts/{id}", Tag: "contacts", Status: 204,
+		{Method: "DELETE", Path: "/api/v1/contacts/{id}", Tag: "contacts", Scope: auth.ScopeErasure, Status: 204,
 			Summary: "Delete a contact with its history; the ledger keeps a deletion event and no personal data", handle: s.deleteContact},
 
 		{Method: "GET", Path: "/api/v1/contacts/{id}/consents", Tag: "consents", Status: 200, Response: ConsentsResponse{},
@@ -78,15 +79,15 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/purposes", Tag: "purposes", Status: 200, Response: []consent.Purpose{},
 			Summary: "List purposes with their current consent text", handle: s.listPurposes},
-		{Method: "POST", Path: "/api/v1/purposes", Tag: "purposes", Status: 201, Request: consent.PurposeInput{}, Response: consent.Purpose{},
+		{Method: "POST", Path: "/api/v1/purposes", Tag: "purposes", Scope: auth.ScopeAdmin, Status: 201, Request: consent.PurposeInput{}, Response: consent.Purpose{},
 			Summary: "Create a purpose", handle: s.createPurpose},
 		{Method: "GET", Path: "/api/v1/purposes/{id}", Tag: "purposes", Status: 200, Response: consent.Purpose{},
 			Summary: "Get a purpose by id or name", handle: s.getPurpose},
-		{Method: "PATCH", Path: "/api/v1/purposes/{id}", Tag: "purposes", Status: 200, Request: consent.PurposeInput{}, Response: consent.Purpose{},
+		{Method: "PATCH", Path: "/api/v1/purposes/{id}", Tag: "purposes", Scope: auth.ScopeAdmin, Status: 200, Request: consent.PurposeInput{}, Response: consent.Purpose{},
 			Summary: "Change a purpose; a changed consent text becomes a new version", handle: s.updatePurpose},
 		{Method: "GET", Path: "/api/v1/purposes/{id}/texts", Tag: "purposes", Status: 200, Response: []consent.PurposeText{},
 			Summary: "Every version of the purpose's consent text, with its translations", handle: s.purposeTexts},
-		{Method: "PUT", Path: "/api/v1/purposes/{id}/texts/{version}/translations/{language}", Tag: "purposes", Status: 200,
+		{Method: "PUT", Path: "/api/v1/purposes/{id}/texts/{version}/translations/{language}", Tag: "purposes", Scope: auth.ScopeAdmin, Status: 200,
 			Request: TranslationInput{}, Response: consent.PurposeText{},
 			Summary: "Translate the current consent text version into a language; as a version never changes, this makes a new version with the text and the other translations (the same translation again changes nothing)",
 			handle:  s.setTranslation},
@@ -122,8 +123,12 @@ func (s *Server) routeTable() []Route {
 			Summary: "The dev mailbox: what would have been sent, when no SMTP server is configured", handle: s.mailbox},
 		{Method: "GET", Path: "/api/v1/settings", Tag: "settings", Status: 200, Response: settings.Settings{},
 			Summary: "The operator's settings", handle: s.getSettings},
-		{Method: "PATCH", Path: "/api/v1/settings", Tag: "settings", Status: 200, Request: settings.Patch{}, Response: settings.Settings{},
-			Summary: "Change settings; absent fields stay", handle: s.patchSettings},
+		{Method: "PATCH", Path: "/api/v1/settings", Tag: "settings", Scope: auth.ScopeAdmin, Status: 200, Request: settings.Patch{}, Response: settings.Settings{},
+			Summary: "Change settings; absent fields stay. Each setting changed gets an entry in the audit log", handle: s.patchSettings},
+		{Method: "GET", Path: "/api/v1/audit-log", Tag: "settings", Scope: auth.ScopeAdmin, Status: 200, Response: AuditPage{},
+			Query:   []Param{{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"}},
+			Summary: "The audit log, newest first: who changed which setting, when, and its value before and after (a secret's values are left out)",
+			handle:  s.auditLog},
 
 		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: LedgerReport{},
 			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state; rebuild its Merkle tree " +
@@ -757,13 +762,31 @@ func (s *Server) getSettings(r *http.Request, _ consent.Actor) (int, any, error)
 	return 200, st, err
 }
 
-func (s *Server) patchSettings(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) patchSettings(r *http.Request, caller consent.Actor) (int, any, error) {
 	var p settings.Patch
 	if err := decode(r, &p); err != nil {
 		return 0, nil, err
 	}
-	st, err := settings.Update(r.Context(), s.DB, p, time.Now())
+	st, err := settings.Update(r.Context(), s.DB, p, audit.Actor(caller), time.Now())
 	return 200, st, err
+}
+
+// AuditPage is one page of the audit log, newest first.
+type AuditPage struct {
+	Items []audit.Entry `json:"items"`
+	Next  string        `json:"next,omitempty" doc:"pass as after= for the next page; absent on the last page"`
+}
+
+func (s *Server) auditLog(r *http.Request, _ consent.Actor) (int, any, error) {
+	limit, err := queryLimit(r.URL.Query(), 100)
+	if err != nil {
+		return 0, nil, err
+	}
+	items, next, err := audit.List(r.Context(), s.DB.Read, r.URL.Query().Get("after"), limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	return 200, AuditPage{Items: items, Next: next}, nil
 }
 
 // queryLimit reads the page size in the query's "limit": a whole number

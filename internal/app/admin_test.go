@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -310,6 +311,31 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		if st.Reminder != 2 || !st.Informed || st.Policy != "double_and_user" {
 			t.Fatalf("settings after saving: %+v", st)
 		}
+		// The audit log has each setting saved, in the admin's name.
+		users, err := e.a.Users.List(context.Background())
+		if err != nil || len(users) != 1 {
+			t.Fatalf("users: %v %v", users, err)
+		}
+		var audited struct {
+			Items []struct {
+				Actor    struct{ Kind, ID string }
+				Subject  string
+				OldValue string `json:"old_value"`
+				NewValue string `json:"new_value"`
+			}
+		}
+		e.api("GET", "/api/v1/audit-log", "", 200, &audited)
+		changed := map[string]string{}
+		for _, en := range audited.Items {
+			if en.Actor.Kind != "user" || en.Actor.ID != users[0].ID {
+				t.Errorf("audit entry %+v, want by the admin %s", en, users[0].ID)
+			}
+			changed[en.Subject] = en.OldValue + " -> " + en.NewValue
+		}
+		if want := map[string]string{"double_opt_in_reminder_days": "3 -> 2", "right_to_be_informed": "false -> true",
+			"campaign_opt_in_policy": `"double_only" -> "double_and_user"`}; !maps.Equal(changed, want) {
+			t.Errorf("audit log %v, want %v", changed, want)
+		}
 
 		page("/admin/settings/purposes", "E-marketing", "Sales and service")
 		post("/admin/settings/purposes", url.Values{"name": {""}, "legal_basis": {"consent"}, "text": {"x"}}, 400, `id="name-error"`)
@@ -381,6 +407,31 @@ func TestSettingsAndAuditPages(t *testing.T) {
 		}
 		if row := crmRow(); strings.Count(row, "<td>never</td>") != 1 {
 			t.Fatalf("a used token's row: %q", row)
+		}
+		// The crm token may not change settings; one with the admin and
+		// erasure boxes ticked may, and its row says so.
+		patch := func(secret string) int {
+			t.Helper()
+			req, _ := http.NewRequest("PATCH", e.srv.URL+"/api/v1/settings", strings.NewReader(`{"soft_bounce_limit":4}`))
+			req.Header.Set("Authorization", "Bearer "+secret)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		if code := patch(secret); code != 403 {
+			t.Fatalf("settings changed by a token without the admin scope: %d", code)
+		}
+		_, body = admin.post(e.srv.URL+"/admin/settings/tokens", url.Values{"name": {"operator"}, "admin": {"on"}, "erasure": {"on"}})
+		operator := regexp.MustCompile(`cst_[A-Za-z0-9_-]+`).FindString(body)
+		if code := patch(operator); operator == "" || code != 200 {
+			t.Fatalf("settings changed by a token with the admin scope: %d", code)
+		}
+		if row := regexp.MustCompile(`<tr><td>operator</td>.*?</tr>`).FindString(strings.ReplaceAll(page("/admin/settings/tokens"), "\n", "")); !strings.Contains(row,
+			"use the contacts API, change settings, purposes and legal holds, erase and delete contacts") {
+			t.Fatalf("the operator token's row: %q", row)
 		}
 
 		page("/admin/outbox")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/logtest"
@@ -58,13 +59,18 @@ func start(t testing.TB, db *store.DB, before ...func(*app.App)) *env {
 	a.Start(ctx)
 	t.Cleanup(func() { cancel(); a.Wait() })
 	e.a = a
-	secret, _, err := a.Tokens.Create(context.Background(), "test", nil)
+	secret, _, err := a.Tokens.Create(context.Background(), "test", nil, operatorScopes...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.token = secret
 	return e
 }
+
+// operatorScopes are the scopes of the token the tests call the API with:
+// the operator's, who changes settings, purposes and legal holds and
+// erases contacts as well as syncing them.
+var operatorScopes = []string{auth.ScopeAdmin, auth.ScopeErasure}
 
 // ledgerVerifies checks the ledger through the API, failing the test when
 // it does not verify.

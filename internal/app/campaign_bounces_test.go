@@ -144,5 +144,19 @@ func TestCampaignBouncesComeBackByMail(t *testing.T) {
 		if rep.Sent != 2 || rep.Bounced != 2 || rep.Delivered != 0 {
 			t.Fatalf("report: sent %d, bounced %d, delivered %d", rep.Sent, rep.Bounced, rep.Delivered)
 		}
+
+		// Each address the bounces marked bounced has its event, the soft
+		// bounces under the limit none.
+		for _, email := range []string{"anna@example.com", "bo@example.com"} {
+			var page struct {
+				Items []struct {
+					Data struct{ From, To, Cause string }
+				}
+			}
+			e.api("GET", "/api/v1/events?type=deliverability.changed&contact="+ids[email], "", 200, &page)
+			if len(page.Items) != 1 || page.Items[0].Data.From != "ok" || page.Items[0].Data.To != "bounced" || page.Items[0].Data.Cause != "hard_bounce" {
+				t.Errorf("%s: deliverability events %+v, want one: ok to bounced by a hard bounce", email, page.Items)
+			}
+		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
@@ -341,7 +342,7 @@ func TestCampaignTracking(t *testing.T) {
 			}
 		}
 
-		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingConsent)}}, time.Now()); err != nil {
+		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingConsent)}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		msgs = sendCampaign(t, e, "Tracked", []string{"News"}, "", 6)
@@ -438,7 +439,7 @@ func BenchmarkCampaignTrackingEvents(b *testing.B) {
 		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingLegitimate)}}, time.Now()); err != nil {
+		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingLegitimate)}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 		id := campaignPerson(b, e, "cleo@example.com", "E-marketing")

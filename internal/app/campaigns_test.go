@@ -14,10 +14,10 @@ import (
 )
 
 // campaignToken makes e call the API with a token that has the campaigns
-// scope.
+// scope, besides the operator's.
 func (e *env) campaignToken() {
 	e.t.Helper()
-	secret, _, err := e.a.Tokens.Create(context.Background(), "campaigns", nil, auth.ScopeCampaigns)
+	secret, _, err := e.a.Tokens.Create(context.Background(), "campaigns", nil, append([]string{auth.ScopeCampaigns}, operatorScopes...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -44,10 +44,18 @@ const (
 	// endpoints: they send email and data on their own, whenever a
 	// contact changes, which is more than syncing contacts needs.
 	ScopeAutomation = "automation"
+	// ScopeAdmin allows what changes how the service treats every
+	// contact: the settings, the purposes (their legal basis and consent
+	// text) and legal holds. A token that syncs contacts needs none of it.
+	ScopeAdmin = "admin"
+	// ScopeErasure allows erasing or deleting a contact, which cannot be
+	// undone: a CRM forwarding its erasure requests gets it, a token that
+	// syncs contacts does not.
+	ScopeErasure = "erasure"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeReveal, ScopeInbound, ScopeCampaigns, ScopeAutomation}
+var Scopes = []string{ScopeReveal, ScopeInbound, ScopeCampaigns, ScopeAutomation, ScopeAdmin, ScopeErasure}
 
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {

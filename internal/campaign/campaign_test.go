@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -449,7 +450,7 @@ func TestCampaignFooterNamesTheOperator(t *testing.T) {
 			t.Fatalf("with no identity set: %s", r.Text)
 		}
 		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("dpo@acme.example"), IdentityPatch: settings.IdentityPatch{
-			OrganisationName: ptr("Acme Ltd"), PostalAddress: ptr("1 Main Street"), PrivacyContactName: ptr("Dana Protector")}}, time.Now()); err != nil {
+			OrganisationName: ptr("Acme Ltd"), PostalAddress: ptr("1 Main Street"), PrivacyContactName: ptr("Dana Protector")}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		r := render()
@@ -457,7 +458,7 @@ func TestCampaignFooterNamesTheOperator(t *testing.T) {
 			!strings.Contains(r.Text, "--\nAcme Ltd\n1 Main Street\nPrivacy contact: Dana Protector <dpo@acme.example>\n") {
 			t.Fatalf("footer:\n%s\n%s", r.HTML, r.Text)
 		}
-		if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr("Acme News")}}, time.Now()); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr("Acme News")}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if r := render(); !strings.Contains(r.HTML, "<p>Acme News<br>1 Main Street<br></p>") || !strings.Contains(r.Text, "--\nAcme News\n") {
@@ -465,7 +466,7 @@ func TestCampaignFooterNamesTheOperator(t *testing.T) {
 		}
 		// The website, linked in the HTML footer and written out in the
 		// plain text; an address with markup in it stays an address.
-		if _, err := settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Website: ptr(`https://acme.example/"a<b`)}}, time.Now()); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Website: ptr(`https://acme.example/"a<b`)}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		r = render()

@@ -191,11 +191,13 @@ func RequestErasureTx(tx *store.Tx, id string, now time.Time) error {
 
 // RecordBounceTx notes a bounce for the contact whose state s holds, and
 // updates s: a hard bounce marks the address bounced at once, soft bounces
-// once softLimit of them have been counted. A blocklisted address stays
-// blocklisted. The mail server refusing an address and a bounce reported
-// through the API are both recorded here, the same way.
+// once softLimit of them have been counted, either with the
+// deliverability.changed event. A blocklisted address stays blocklisted.
+// The mail server refusing an address and a bounce reported through the
+// API are both recorded here, the same way.
 func RecordBounceTx(tx *store.Tx, s *State, hard bool, softLimit int, now time.Time) error {
 	tx.Fence() // it can stop email: see store.Tx.Fence
+	from := s.Deliverability
 	if !hard {
 		s.SoftBounces++
 	}
@@ -206,25 +208,41 @@ func RecordBounceTx(tx *store.Tx, s *State, hard bool, softLimit int, now time.T
 		s.ID, s.Deliverability, s.SoftBounces, store.Micros(now)); err != nil {
 		return fmt.Errorf("contactstate: record bounce: %w", err)
 	}
-	return nil
+	cause := "soft_bounces"
+	if hard {
+		cause = "hard_bounce"
+	}
+	return deliverabilityChanged(tx, s, from, cause, now)
 }
 
 // SetBlocklistedTx puts the contact's address on the blocklist, or takes it
-// off again, and updates s. Taking it off does not lift a bounce: a bounced
-// address stays bounced.
+// off again, and updates s, with the deliverability.changed event when
+// that changes it. Taking it off does not lift a bounce: a bounced address
+// stays bounced.
 func SetBlocklistedTx(tx *store.Tx, s *State, on bool, now time.Time) error {
 	tx.Fence() // it can stop email: see store.Tx.Fence
+	from, cause := s.Deliverability, "blocklisted"
 	switch {
 	case on:
 		s.Deliverability = DeliverabilityBlocklisted
 	case s.Deliverability == DeliverabilityBlocklisted:
-		s.Deliverability = DeliverabilityOK
+		s.Deliverability, cause = DeliverabilityOK, "unblocklisted"
 	}
 	if _, err := tx.Exec(`UPDATE contacts SET deliverability = $2, updated_at = $3 WHERE id = $1`,
 		s.ID, s.Deliverability, store.Micros(now)); err != nil {
 		return fmt.Errorf("contactstate: blocklist: %w", err)
 	}
-	return nil
+	return deliverabilityChanged(tx, s, from, cause, now)
+}
+
+// deliverabilityChanged writes deliverability.changed when s's
+// deliverability is no longer from; nothing when it stayed.
+func deliverabilityChanged(tx *store.Tx, s *State, from, cause string, now time.Time) error {
+	if s.Deliverability == from {
+		return nil
+	}
+	return events.Emit(tx, events.DeliverabilityChanged, s.ID, events.DeliverabilityChangedData{ContactID: s.ID,
+		From: from, To: s.Deliverability, Cause: cause}, now)
 }
 
 // MarkErasedTx notes that the contact's personal data was erased and a

@@ -230,7 +230,7 @@ func forgetTx(tx *store.Tx, ids []string, now time.Time) error {
 // marked as asking for erasure, which the send gate honours), the
 // contact's open erasure requests become partly done with the hold's
 // reason, and the hold remembers the erasure, which proceeds when no hold
-// is active any more.
+// is active any more. The first erasure a hold stops writes erasure.held.
 func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time.Time) (*Outcome, error) {
 	id := k.ID
 	if err := contact.ShredFieldsTx(tx, id, now); err != nil {
@@ -249,6 +249,10 @@ func holdTx(tx *store.Tx, k contactstate.State, h *holds.Hold, why Why, now time
 	// erases what came since but is not logged again.
 	if h.ErasureWaiting == nil {
 		if err := logTx(tx, id, suppression.PartlyErased, why, now); err != nil {
+			return nil, err
+		}
+		if err := events.Emit(tx, events.ErasureHeld, id, events.ErasureHeldData{ContactID: id, HoldID: h.ID, LegalBasis: h.LegalBasis,
+			RequestID: why.RequestID, ActorKind: why.Actor.Kind}, now); err != nil {
 			return nil, err
 		}
 	}

@@ -2,15 +2,19 @@ package erasure_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/events/eventstest"
 	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
@@ -141,7 +145,7 @@ func TestEraseKeepsNonIdentifyingRemainder(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		w := newWorld(t, db)
-		if _, err := settings.Update(ctx, db, settings.Patch{KeptAfterErasure: &[]string{"country"}}, w.now); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{KeptAfterErasure: &[]string{"country"}}, audit.Actor{Kind: "user"}, w.now); err != nil {
 			t.Fatal(err)
 		}
 		c := w.person(address)
@@ -318,11 +322,22 @@ func TestSuppressedAddressNeedsNewConsent(t *testing.T) {
 // does not need, marketing stops and the request is partly done; delete is
 // refused naming the hold; lifting the hold lets the erasure finish at
 // once, and a hold that runs out lets it finish on the next run of the job.
+// Each step writes its events: the hold set and lifted, the erasure held
+// back (once per hold) and then done.
 func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		w := newWorld(t, db)
 		c := w.person(address)
+		written := eventstest.From(t, db)
+		expect := func(step string, want ...string) []events.Event {
+			t.Helper()
+			got := written.Next(t)
+			if !slices.Equal(eventstest.Types(got), want) {
+				t.Fatalf("%s wrote %v, want %v", step, eventstest.Types(got), want)
+			}
+			return got
+		}
 		if _, err := w.erase.SetHold(ctx, c.ID, holds.New{Reason: "invoice 2026-117 must be kept 7 years", LegalBasis: "tax"}, user); !errs.Is(err, errs.KindInvalid) {
 			t.Fatalf("unknown legal basis: %v", err)
 		}
@@ -333,10 +348,22 @@ func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		set := eventstest.Data[events.LegalHoldData](t, expect("set hold", events.LegalHoldSet)[0])
+		if set != (events.LegalHoldData{ContactID: c.ID, HoldID: h.ID, LegalBasis: holds.BasisLegalObligation, ActorKind: consent.ActorUser}) {
+			t.Fatalf("legal_hold.set %+v", set)
+		}
 		out, err := w.erase.Erase(ctx, c.ID, byUser)
 		if err != nil {
 			t.Fatal(err)
 		}
+		held := eventstest.Data[events.ErasureHeldData](t, expect("erasure under hold", events.ErasureHeld, events.RequestDone)[0])
+		if held != (events.ErasureHeldData{ContactID: c.ID, HoldID: h.ID, LegalBasis: holds.BasisLegalObligation, ActorKind: consent.ActorUser}) {
+			t.Fatalf("erasure.held %+v", held)
+		}
+		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+			t.Fatal(err)
+		}
+		expect("erasure again under the same hold")
 		if out.Status != erasure.StatusPartlyErased || out.Hold.ID != h.ID || !strings.Contains(out.Message, "invoice 2026-117") {
 			t.Fatalf("erasure under hold: %+v", out)
 		}
@@ -375,6 +402,7 @@ func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 		if lifted.Active || done == nil || done.Status != erasure.StatusErased {
 			t.Fatalf("lifting the hold: %+v, %+v", lifted, done)
 		}
+		expect("lift", events.LegalHoldLifted, events.ContactErased)
 		if _, _, err := w.erase.LiftHold(ctx, c.ID, h.ID, "again", user); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("lifting twice: %v", err)
 		}
@@ -389,6 +417,7 @@ func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 
 		// A hold that runs out.
 		d := w.person("bookkept@example.com")
+		written.Next(t) // its creation
 		until := w.now.Add(24 * time.Hour)
 		if _, err := w.erase.SetHold(ctx, d.ID, holds.New{Reason: "dispute", LegalBasis: holds.BasisLegalClaims, Until: &until}, user); err != nil {
 			t.Fatal(err)
@@ -400,9 +429,11 @@ func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 			t.Fatalf("resumed %d while the hold holds: %v", n, err)
 		}
 		w.now = until.Add(time.Second)
+		expect("a second contact held and erased", events.LegalHoldSet, events.ErasureHeld, events.RequestDone)
 		if n, err := w.erase.ResumeReleased(ctx, 100); err != nil || n != 1 {
 			t.Fatalf("resumed %d after the hold ran out: %v", n, err)
 		}
+		expect("the hold ran out", events.ContactErased)
 		if got, _ := w.people.Get(ctx, d.ID); got.ErasedAt == nil {
 			t.Fatal("not erased after the hold ran out")
 		}

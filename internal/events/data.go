@@ -107,6 +107,38 @@ type RequestData struct {
 	Status    string `json:"status" enum:"@request_status"`
 }
 
+// DeliverabilityChangedData is the data of deliverability.changed. The
+// address itself is never given: a receiver that needs it fetches the
+// contact.
+type DeliverabilityChangedData struct {
+	ContactID string `json:"contact_id"`
+	From      string `json:"from" enum:"@deliverability"`
+	To        string `json:"to" enum:"@deliverability"`
+	Cause     string `json:"cause" enum:"hard_bounce,soft_bounces,blocklisted,unblocklisted" doc:"hard_bounce: a hard bounce; soft_bounces: the soft bounces reached the soft_bounce_limit setting; blocklisted, unblocklisted: the address was put on the blocklist or taken off it"`
+}
+
+// LegalHoldData is the data of legal_hold.set and legal_hold.lifted. The
+// hold's reason, and the reason it was lifted, are operator text and stay
+// out; GET /api/v1/contacts/{id}/holds has them.
+type LegalHoldData struct {
+	ContactID  string     `json:"contact_id"`
+	HoldID     string     `json:"hold_id"`
+	LegalBasis string     `json:"legal_basis" enum:"@hold_legal_basis"`
+	Until      *time.Time `json:"until,omitempty" doc:"when the hold ends by itself; absent: until lifted"`
+	ActorKind  string     `json:"actor_kind" enum:"user,contact,system,api_token"`
+}
+
+// ErasureHeldData is the data of erasure.held: an erasure a legal hold
+// stopped part-way. It proceeds by itself once no hold is active, and
+// then writes contact.erased.
+type ErasureHeldData struct {
+	ContactID  string `json:"contact_id"`
+	HoldID     string `json:"hold_id" doc:"the active hold that keeps the rest (the one set first, when there are several)"`
+	LegalBasis string `json:"legal_basis" enum:"@hold_legal_basis"`
+	RequestID  string `json:"request_id,omitempty" doc:"the erasure request it was fulfilling, if any"`
+	ActorKind  string `json:"actor_kind" enum:"user,contact,system,api_token"`
+}
+
 // CampaignSentData is the data of campaign.sent.
 type CampaignSentData struct {
 	CampaignID string `json:"campaign_id"`

@@ -3,21 +3,25 @@ package events
 // Event types. The names are part of the public interface: receivers
 // subscribe to them, and they never change meaning.
 const (
-	ContactCreated       = "contact.created"
-	ContactUpdated       = "contact.updated"
-	ContactErased        = "contact.erased"
-	ContactDeleted       = "contact.deleted"
-	ConsentGranted       = "consent.granted"
-	ConsentWithdrawn     = "consent.withdrawn"
-	OptInChanged         = "opt_in.changed"
-	DoubleOptInConfirmed = "double_opt_in.confirmed"
-	ListSubscribed       = "list.subscribed"
-	ListUnsubscribed     = "list.unsubscribed"
-	PreferencesConfirmed = "preferences.confirmed"
-	ProcessingStopped    = "processing.stopped"
-	RequestCreated       = "request.created"
-	RequestDone          = "request.done"
-	CampaignSent         = "campaign.sent"
+	ContactCreated        = "contact.created"
+	ContactUpdated        = "contact.updated"
+	ContactErased         = "contact.erased"
+	ContactDeleted        = "contact.deleted"
+	ConsentGranted        = "consent.granted"
+	ConsentWithdrawn      = "consent.withdrawn"
+	OptInChanged          = "opt_in.changed"
+	DoubleOptInConfirmed  = "double_opt_in.confirmed"
+	ListSubscribed        = "list.subscribed"
+	ListUnsubscribed      = "list.unsubscribed"
+	PreferencesConfirmed  = "preferences.confirmed"
+	ProcessingStopped     = "processing.stopped"
+	RequestCreated        = "request.created"
+	RequestDone           = "request.done"
+	DeliverabilityChanged = "deliverability.changed"
+	LegalHoldSet          = "legal_hold.set"
+	LegalHoldLifted       = "legal_hold.lifted"
+	ErasureHeld           = "erasure.held"
+	CampaignSent          = "campaign.sent"
 )
 
 // Type describes one event type: its name, the version of its data's shape,
@@ -46,6 +50,10 @@ var Types = []Type{
 	{ProcessingStopped, 1, "The contact asked to stop processing; their record is locked.", ProcessingStoppedData{}},
 	{RequestCreated, 1, "A data subject request was received.", RequestData{}},
 	{RequestDone, 1, "A data subject request was completed or refused.", RequestData{}},
+	{DeliverabilityChanged, 1, "The contact's address was put on or taken off the blocklist, or marked bounced.", DeliverabilityChangedData{}},
+	{LegalHoldSet, 1, "A legal hold was set on the contact.", LegalHoldData{}},
+	{LegalHoldLifted, 1, "A legal hold on the contact was lifted.", LegalHoldData{}},
+	{ErasureHeld, 1, "An erasure of the contact was held back by a legal hold; what the hold does not need was erased.", ErasureHeldData{}},
 	{CampaignSent, 1, "A campaign finished sending.", CampaignSentData{}},
 }
 

@@ -3,7 +3,8 @@
 // A hold has a reason, a legal basis from a short list, who set it and
 // optionally until when. It is never deleted: lifting it records who, when
 // and why, and both steps are ledger events (kind legal_hold, with no
-// personal data and not the reason, which is operator text).
+// personal data and not the reason, which is operator text) with an event
+// (legal_hold.set, legal_hold.lifted) that leaves the reason out too.
 //
 // A hold that stopped an erasure remembers it (MarkWaitingTx); once no hold
 // of the contact is active any more, the erasure package lets the waiting
@@ -23,6 +24,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -106,13 +108,18 @@ func SetTx(tx *store.Tx, contactID string, in New, actor consent.Actor, now time
 		return nil, fmt.Errorf("holds: set: %w", err)
 	}
 	h.Active = true
-	return h, appendEvent(tx, h, "set", actor, now)
+	return h, appendEvent(tx, h, "set", events.LegalHoldSet, actor, now)
 }
 
-func appendEvent(tx *store.Tx, h *Hold, value string, actor consent.Actor, now time.Time) error {
-	_, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
-		Value: value, LegalBasis: h.LegalBasis, ActorKind: actor.Kind, ActorID: actor.ID})
-	return err
+// appendEvent writes the hold's step (value "set" or "lifted") to the
+// ledger and its event typ.
+func appendEvent(tx *store.Tx, h *Hold, value, typ string, actor consent.Actor, now time.Time) error {
+	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
+		Value: value, LegalBasis: h.LegalBasis, ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
+		return err
+	}
+	return events.Emit(tx, typ, h.ContactID, events.LegalHoldData{ContactID: h.ContactID, HoldID: h.ID, LegalBasis: h.LegalBasis,
+		Until: h.Until, ActorKind: actor.Kind}, now)
 }
 
 // LiftTx lifts the contact's hold inside tx, as actor, with the reason, and
@@ -139,7 +146,7 @@ func LiftTx(tx *store.Tx, contactID, holdID, reason string, actor consent.Actor,
 		return nil, err
 	}
 	h.ref = k.Ref
-	return h, appendEvent(tx, h, "lifted", actor, now)
+	return h, appendEvent(tx, h, "lifted", events.LegalHoldLifted, actor, now)
 }
 
 const columns = `id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at, lifted_at, lifted_by_id, lift_reason, erasure_waiting_at`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -59,7 +60,7 @@ func setup(t testing.TB, db *store.DB) *fixture {
 	f.d = &mail.Deliverer{DB: db, Transport: &mail.Mailbox{DB: db, Now: f.clock.Now}, Log: slog.New(slog.DiscardHandler),
 		From: "Acme <privacy@acme.example>", Domain: "acme.example", Now: f.clock.Now, Batch: 50, Lease: time.Minute, MaxAttempts: 3,
 		BaseURL: "https://consent.acme.example"}
-	if _, err := settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr(privacy)}, f.clock.Now()); err != nil {
+	if _, err := settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr(privacy)}, audit.Actor{Kind: "user"}, f.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -263,7 +264,7 @@ func TestWhatIsNotARequest(t *testing.T) {
 		if ok, _ := f.svc.Accepts(context.Background(), "other@acme.example"); ok {
 			t.Fatal("another address is accepted")
 		}
-		settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr("")}, f.clock.Now())
+		settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr("")}, audit.Actor{Kind: "user"}, f.clock.Now())
 		if _, err := f.svc.Handle(context.Background(), raw("a@example.com", "DELETE")); err != inbound.ErrOff {
 			t.Fatalf("off: %v", err)
 		}
@@ -280,7 +281,7 @@ func TestKeywordsSetting(t *testing.T) {
 		f := setup(t, db)
 		f.handle(raw("nl@example.com", "Verwijder mijn gegevens"))
 		f.handle(raw("en@example.com", "please delete"))
-		settings.Update(context.Background(), db, settings.Patch{ErasureKeywords: &[]string{"LÖSCHEN"}}, f.clock.Now())
+		settings.Update(context.Background(), db, settings.Patch{ErasureKeywords: &[]string{"LÖSCHEN"}}, audit.Actor{Kind: "user"}, f.clock.Now())
 		if o := f.handle(raw("de@example.com", "Bitte =?UTF-8?Q?l=C3=B6schen?=")); o != inbound.OutcomeRequested {
 			t.Fatalf("custom keyword: %s", o)
 		}

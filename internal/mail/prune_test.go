@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/mail"
@@ -128,7 +129,7 @@ func TestPruneRemovesOldContent(t *testing.T) {
 		if n, err := p.Run(ctx); err != nil || n != 0 {
 			t.Fatalf("a second run pruned %d: %v", n, err)
 		}
-		if _, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(7)}, now); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(7)}, audit.Actor{Kind: "user"}, now); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := p.Run(ctx); err != nil || n != 1 {

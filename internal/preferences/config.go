@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
@@ -174,11 +175,12 @@ func checkURL(field, raw string) error {
 	return nil
 }
 
-// SetConfig replaces the page's settings with c after validating it, and
-// returns what was stored. When access emails are on, contacts who now
-// have access are emailed by the next access sweep, which this change
-// schedules at once.
-func (s *Service) SetConfig(ctx context.Context, c Config) (Config, error) {
+// SetConfig replaces the page's settings with c, as by, after validating
+// it, and returns what was stored. Each part it changes gets an entry in
+// the audit log, named preferences_page.PART, in the same transaction.
+// When access emails are on, contacts who now have access are emailed by
+// the next access sweep, which this change schedules at once.
+func (s *Service) SetConfig(ctx context.Context, c Config, by audit.Actor) (Config, error) {
 	if err := s.validate(ctx, &c); err != nil {
 		return c, err
 	}
@@ -187,18 +189,29 @@ func (s *Service) SetConfig(ctx context.Context, c Config) (Config, error) {
 		return c, err
 	}
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			configKey, string(raw), store.Micros(s.now()))
+		now := s.now()
+		old, err := GetConfig(ctx, tx)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			configKey, string(raw), store.Micros(now)); err != nil {
 			return fmt.Errorf("preferences: save settings: %w", err)
+		}
+		changes := audit.Changes(old, c)
+		for i := range changes {
+			changes[i].Name = configKey + "." + changes[i].Name
+		}
+		if err := audit.WriteTx(tx, by, audit.ActionSettingChanged, changes, now); err != nil {
+			return err
 		}
 		if !c.AccessEmail {
 			return nil
 		}
 		// A sweep now, besides the periodic one, so that the contacts who
 		// gain access with this change hear of it at once.
-		return jobs.Enqueue(tx, jobs.Spec{Kind: AccessSweepJob, UniqueKey: "now:" + AccessSweepJob, Payload: struct{}{}}, s.now())
+		return jobs.Enqueue(tx, jobs.Spec{Kind: AccessSweepJob, UniqueKey: "now:" + AccessSweepJob, Payload: struct{}{}}, now)
 	})
 	return c, err
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -67,7 +68,7 @@ func newSite(f testing.TB, db *store.DB) *fuzzSite {
 	if _, err := ls.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
 		f.Fatal(err)
 	}
-	if _, err := prefs.SetConfig(ctx, preferences.Config{Offers: []preferences.Offer{{Purpose: "E-marketing"}}, AllowStopProcessing: true, AllowErasure: true}); err != nil {
+	if _, err := prefs.SetConfig(ctx, preferences.Config{Offers: []preferences.Offer{{Purpose: "E-marketing"}}, AllowStopProcessing: true, AllowErasure: true}, audit.Actor{Kind: "user"}); err != nil {
 		f.Fatal(err)
 	}
 	site := &fuzzSite{db: db, s: s, contact: c.ID, links: map[string]string{}}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -50,7 +51,7 @@ func setup(t testing.TB, db *store.DB) *fixture {
 			PrivacyContactName: ptr("Dataskyddsombud"), Website: ptr("https://example.se")},
 		PrivacyAddress: ptr("privacy@example.se"),
 		ReceiptsPatch:  settings.ReceiptsPatch{ReceiptJurisdiction: ptr("se"), PrivacyPolicyURL: ptr("https://example.se/privacy")},
-	}, time.Now())
+	}, audit.Actor{Kind: "user"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

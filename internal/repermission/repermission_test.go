@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -405,7 +406,7 @@ func TestRetentionActsOnLapse(t *testing.T) {
 				return nil
 			}}
 		grace := 0
-		if _, err := settings.Update(ctx, db, settings.Patch{RetentionGraceDays: &grace}, f.now); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{RetentionGraceDays: &grace}, audit.Actor{Kind: "user"}, f.now); err != nil {
 			t.Fatal(err)
 		}
 		lone := f.contact(t, "lone@example.com", "")

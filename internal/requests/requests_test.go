@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -59,7 +60,7 @@ func TestRequestLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("privacy@operator.example")}, time.Now()); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("privacy@operator.example")}, audit.Actor{Kind: "user"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		tmpl, err := mail.NewTemplates()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -61,7 +62,7 @@ func TestRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := settings.Update(ctx, db, settings.Patch{RetentionGraceDays: ptr(10)}, clock); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{RetentionGraceDays: ptr(10)}, audit.Actor{Kind: "user"}, clock); err != nil {
 			t.Fatal(err)
 		}
 		grant := func(id, purpose string) {

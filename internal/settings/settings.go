@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
@@ -159,14 +160,17 @@ func InTx(tx *store.Tx) (Settings, error) {
 	return s, nil
 }
 
-// Update applies p and returns the new settings.
-func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings, error) {
+// Update applies p, as by, and returns the new settings. Each setting it
+// changes gets an entry in the audit log, in the same transaction; a patch
+// that changes nothing writes none.
+func Update(ctx context.Context, db *store.DB, p Patch, by audit.Actor, now time.Time) (Settings, error) {
 	var out Settings
 	err := db.Write(ctx, func(tx *store.Tx) error {
 		s, err := InTx(tx)
 		if err != nil {
 			return err
 		}
+		before := s
 		days := func(field string, v *int, dst *int, min, max int) error {
 			if v == nil {
 				return nil
@@ -251,6 +255,11 @@ func Update(ctx context.Context, db *store.DB, p Patch, now time.Time) (Settings
 			settingsKey, string(raw), store.Micros(now))
 		if err != nil {
 			return fmt.Errorf("settings: save: %w", err)
+		}
+		// No setting is a secret (mail server credentials and keys are
+		// configuration, never settings), so every value is logged.
+		if err := audit.WriteTx(tx, by, audit.ActionSettingChanged, audit.Changes(before, s), now); err != nil {
+			return err
 		}
 		tx.SetLocal(inTxKey{}, s)
 		out = s

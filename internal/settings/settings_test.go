@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -45,7 +46,7 @@ func TestDataSubjectRightsSettings(t *testing.T) {
 			{settings.Patch{RetentionGraceDays: ptr(-1)}, "retention_grace_days"},
 			{settings.Patch{RetentionGraceDays: ptr(366)}, "retention_grace_days"},
 		} {
-			_, err := settings.Update(ctx, db, bad.p, time.Now())
+			_, err := settings.Update(ctx, db, bad.p, audit.Actor{Kind: "user"}, time.Now())
 			if e := errs.As(err); e == nil || e.Field != bad.field {
 				t.Errorf("%+v: want an error on %s, got %v", bad.p, bad.field, err)
 			}
@@ -55,7 +56,7 @@ func TestDataSubjectRightsSettings(t *testing.T) {
 		}
 		got, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr(" privacy@example.com "),
 			ErasureKeywords: &[]string{"delete", "Radera", "DELETE", "glöm"}, KeptAfterErasure: &[]string{"region", "region"},
-			RetentionGraceDays: ptr(0)}, time.Now())
+			RetentionGraceDays: ptr(0)}, audit.Actor{Kind: "user"}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +77,7 @@ func TestSentBodyDays(t *testing.T) {
 			t.Fatalf("default: %d %v", def.SentBodyDays, err)
 		}
 		for _, bad := range []int{0, -5, 3651} {
-			_, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(bad), RetentionGraceDays: ptr(7)}, time.Now())
+			_, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(bad), RetentionGraceDays: ptr(7)}, audit.Actor{Kind: "user"}, time.Now())
 			if e := errs.As(err); e == nil || e.Field != "sent_body_days" || !strings.Contains(e.Message, "between 1 and 3650") {
 				t.Errorf("%d: want an error on sent_body_days, got %v", bad, err)
 			}
@@ -85,7 +86,7 @@ func TestSentBodyDays(t *testing.T) {
 			t.Fatalf("a refused change was stored: %+v %v", got, err)
 		}
 		for _, good := range []int{1, 3650} {
-			if got, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(good)}, time.Now()); err != nil || got.SentBodyDays != good {
+			if got, err := settings.Update(ctx, db, settings.Patch{SentBodyDays: ptr(good)}, audit.Actor{Kind: "user"}, time.Now()); err != nil || got.SentBodyDays != good {
 				t.Fatalf("%d: %d %v", good, got.SentBodyDays, err)
 			}
 		}
@@ -101,7 +102,7 @@ func TestCampaignSettingsClear(t *testing.T) {
 		set := func(v string) (settings.Settings, error) {
 			return settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: ptr(v + "Acme"),
 				SenderAddress: ptr(v + "news@acme.example"), BounceAddress: ptr(v + "b@acme.example")},
-				IdentityPatch: settings.IdentityPatch{PostalAddress: ptr(v + "1 Main Street")}}, time.Now())
+				IdentityPatch: settings.IdentityPatch{PostalAddress: ptr(v + "1 Main Street")}}, audit.Actor{Kind: "user"}, time.Now())
 		}
 		if _, err := set("x "); errs.As(err) == nil || errs.As(err).Field != "sender_address" {
 			t.Fatalf("bad address: %v", err)
@@ -111,7 +112,7 @@ func TestCampaignSettingsClear(t *testing.T) {
 		}
 		empty := ptr("")
 		got, err := settings.Update(ctx, db, settings.Patch{CampaignsPatch: settings.CampaignsPatch{SenderName: empty,
-			SenderAddress: empty, BounceAddress: empty}, IdentityPatch: settings.IdentityPatch{PostalAddress: empty}}, time.Now())
+			SenderAddress: empty, BounceAddress: empty}, IdentityPatch: settings.IdentityPatch{PostalAddress: empty}}, audit.Actor{Kind: "user"}, time.Now())
 		if err != nil || got.SenderName != "" || got.SenderAddress != "" || got.PostalAddress != "" || got.BounceAddress != "" {
 			t.Fatalf("emptied: %+v %v", got.Campaigns, err)
 		}
@@ -163,7 +164,7 @@ func TestIdentitySettings(t *testing.T) {
 			if bad.p.OrganisationName == nil {
 				p.OrganisationName = ptr("Acme Ltd")
 			}
-			_, err := settings.Update(ctx, db, p, time.Now())
+			_, err := settings.Update(ctx, db, p, audit.Actor{Kind: "user"}, time.Now())
 			if e := errs.As(err); e == nil || e.Field != bad.field || !strings.Contains(e.Message, bad.msg) {
 				t.Errorf("%s: want an error on %s saying %q, got %v", bad.field, bad.field, bad.msg, err)
 			}
@@ -180,7 +181,7 @@ func TestIdentitySettings(t *testing.T) {
 
 		got, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("dpo@acme.example"), IdentityPatch: settings.IdentityPatch{
 			OrganisationName: ptr(" Acme Ltd "), PostalAddress: ptr("1 Main Street\nSpringfield"), PrivacyContactName: ptr("Dana Protector"),
-			Logo: &logo}}, time.Now())
+			Logo: &logo}}, audit.Actor{Kind: "user"}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,13 +195,13 @@ func TestIdentitySettings(t *testing.T) {
 			t.Fatalf("controller: %+v", c)
 		}
 		webp := []byte("RIFF\x00\x00\x00\x00WEBPVP8 ")
-		if got, err = settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Logo: &webp}}, time.Now()); err != nil || got.LogoURL == "" {
+		if got, err = settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Logo: &webp}}, audit.Actor{Kind: "user"}, time.Now()); err != nil || got.LogoURL == "" {
 			t.Fatalf("webp: %v", err)
 		}
 		if l2, err := settings.GetLogo(ctx, db.Read); err != nil || l2.ContentType != "image/webp" || l2.ETag == l.ETag {
 			t.Fatalf("replaced logo: %v %v", l2, err)
 		}
-		got, err = settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Logo: ptr([]byte{})}}, time.Now())
+		got, err = settings.Update(ctx, db, settings.Patch{IdentityPatch: settings.IdentityPatch{Logo: ptr([]byte{})}}, audit.Actor{Kind: "user"}, time.Now())
 		if err != nil || got.LogoURL != "" || got.OrganisationName != "Acme Ltd" {
 			t.Fatalf("removed: %+v %v", got.Identity, err)
 		}

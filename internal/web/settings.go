@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -190,7 +191,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, u *auth.User, p settings.Patch, refused error, done string) {
 	err := refused
 	if err == nil {
-		_, err = settings.Update(r.Context(), s.DB, p, time.Now())
+		_, err = settings.Update(r.Context(), s.DB, p, audit.Actor(actor(u)), time.Now())
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showSettings(w, r, u, httpx.Status(err), "", fe)
@@ -612,7 +613,7 @@ func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *aut
 		}
 		cfg.Policies = append(cfg.Policies, preferences.Link{Title: strings.TrimSpace(title), URL: strings.TrimSpace(link)})
 	}
-	_, err := s.Prefs.SetConfig(r.Context(), cfg)
+	_, err := s.Prefs.SetConfig(r.Context(), cfg, audit.Actor(actor(u)))
 	if fe := fieldErrors(err); fe != nil {
 		s.showPageSettings(w, r, u, httpx.Status(err), "", fe, cfg)
 		return
@@ -664,18 +665,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if !parse(w, r) {
 		return
 	}
-	var scopes []string
-	if r.PostForm.Get("reveal") == "on" {
-		scopes = append(scopes, auth.ScopeReveal)
-	}
-	if r.PostForm.Get("inbound") == "on" {
-		scopes = append(scopes, auth.ScopeInbound)
-	}
-	if r.PostForm.Get("campaigns") == "on" {
-		scopes = append(scopes, auth.ScopeCampaigns)
-	}
-	if r.PostForm.Get("automation") == "on" {
-		scopes = append(scopes, auth.ScopeAutomation)
+	var scopes []string // each scope's box is named after it
+	for _, sc := range auth.Scopes {
+		if r.PostForm.Get(sc) == "on" {
+			scopes = append(scopes, sc)
+		}
 	}
 	var expires *time.Time
 	if days := formInt(r.PostForm, "days"); days != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/mail/mailtest"
@@ -30,7 +31,7 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 			t.Fatal(err)
 		}
 		f.svc.Mail, f.svc.BaseURL, f.svc.Sender = tmpl, "https://consent.example.com", "Acme"
-		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("dpo@acme.example")}, f.clock.Now()); err != nil {
+		if _, err := settings.Update(ctx, db, settings.Patch{PrivacyAddress: ptr("dpo@acme.example")}, audit.Actor{Kind: "user"}, f.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		down := true

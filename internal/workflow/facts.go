@@ -10,6 +10,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/requests"
 )
 
@@ -26,11 +27,13 @@ type fact struct {
 // namedValues are the vocabularies the events' enum tags name (@name)
 // whose values a condition may be held to.
 var namedValues = map[string][]string{
-	"opt_in_status":   contactstate.OptInStatuses,
-	"legal_basis":     consent.LegalBases,
-	"request_kind":    requests.Kinds,
-	"request_channel": requests.Channels,
-	"request_status":  requests.Statuses,
+	"opt_in_status":    contactstate.OptInStatuses,
+	"deliverability":   contactstate.Deliverabilities,
+	"legal_basis":      consent.LegalBases,
+	"hold_legal_basis": holds.Bases,
+	"request_kind":     requests.Kinds,
+	"request_channel":  requests.Channels,
+	"request_status":   requests.Statuses,
 }
 
 // factsOf reads the facts of an event type from its data's Go type, so

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -664,7 +665,7 @@ func TestNotifyUsers(t *testing.T) {
 		if run := w.runs(workflow.RunQuery{ContactID: anna})[0]; run.Status != workflow.StatusDone || run.Done[0].Note != "no privacy address is set" {
 			t.Fatalf("without a privacy address: %+v", run)
 		}
-		if _, err := settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr("privacy@acme.example")}, w.now); err != nil {
+		if _, err := settings.Update(context.Background(), db, settings.Patch{PrivacyAddress: ptr("privacy@acme.example")}, audit.Actor{Kind: "user"}, w.now); err != nil {
 			t.Fatal(err)
 		}
 		w.record(anna, "Share with partners", consent.StateWithdrawn)

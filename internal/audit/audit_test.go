@@ -1,0 +1,38 @@
+package audit_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/consentry/consentry/internal/audit"
+)
+
+type inner struct {
+	Rate int `json:"rate"`
+}
+
+type shape struct {
+	Name     string   `json:"name"`
+	Words    []string `json:"words"`
+	Password string   `json:"password"`
+	Note     string   `json:"note,omitempty"`
+	Skipped  string   `json:"-"`
+	inner
+}
+
+// Changes names each field whose JSON differs, the fields of an embedded
+// struct as their own, with the values as JSON, sorted by name; a secret
+// is named with both values empty, and what is the same, or not written,
+// is left out.
+func TestChanges(t *testing.T) {
+	before := shape{Name: "Acme", Words: []string{"DELETE"}, Password: "hunter2", Skipped: "a", inner: inner{Rate: 1}}
+	after := shape{Name: "Acme", Words: []string{"DELETE", "ERASE"}, Password: "correct horse", Note: "new", Skipped: "b", inner: inner{Rate: 2}}
+	want := []audit.Change{{Name: "note", New: `"new"`}, {Name: "password"}, {Name: "rate", Old: "1", New: "2"},
+		{Name: "words", Old: `["DELETE"]`, New: `["DELETE","ERASE"]`}}
+	if got := audit.Changes(before, after, "password"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes %+v, want %+v", got, want)
+	}
+	if got := audit.Changes(before, before, "password"); len(got) != 0 {
+		t.Fatalf("no change gave %+v", got)
+	}
+}
