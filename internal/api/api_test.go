@@ -1094,6 +1094,9 @@ func TestSingleLineFields(t *testing.T) {
 		e.run(t, []scenario{
 			bad("first name", "POST", "/api/v1/contacts", `{"email":"eve@example.com","first_name":"Eve\n\nClick https://evil.example"}`, "line_break", "first_name"),
 			bad("last name", "PATCH", "/api/v1/contacts/{{c1}}", `{"last_name":"Berg\u202egnp.exe"}`, "invisible_character", "last_name"),
+			bad("address with a zero-width space", "POST", "/api/v1/contacts", `{"email":"\u200beve@example.com"}`, "invisible_character", "email"),
+			bad("address with a byte order mark", "PATCH", "/api/v1/contacts/{{c1}}", `{"email":"\ufeffeve@example.com"}`, "invisible_character", "email"),
+			bad("address with a soft hyphen", "POST", "/api/v1/contacts", `{"email":"ev\u00ade@example.com"}`, "invisible_character", "email"),
 			bad("stage", "PATCH", "/api/v1/contacts/{{c1}}", `{"stage":"lead\tx"}`, "invalid", "stage"),
 			bad("custom text field", "PATCH", "/api/v1/contacts/{{c1}}", `{"fields":{"nickname":"A\r\nB"}}`, "line_break", "fields.nickname"),
 			bad("list name", "POST", "/api/v1/lists", `{"name":"News\nletter","description":"Two\nlines are fine here"}`, "line_break", "name"),

@@ -34,6 +34,29 @@ func TestNormalizeEmail(t *testing.T) {
 	}
 }
 
+// TestNormalizeEmailRefusesInvisibleCharacters: an address with a
+// character that cannot be seen looks like another address but is not
+// equal to it, so it is refused, naming the character.
+func TestNormalizeEmailRefusesInvisibleCharacters(t *testing.T) {
+	for in, char := range map[string]string{
+		"\ufeffanna@example.com": "U+FEFF", "\u200banna@example.com": "U+200B", "anna@exam\u200bple.com": "U+200B",
+		"\u202eanna@example.com": "U+202E", "an\u2060na@example.com": "U+2060", "an\u00adna@example.com": "U+00AD",
+		"anna\u180e@example.com": "U+180E", "an\u00a0na@example.com": "U+00A0", "anna@example.com\U000E0041": "U+E0041",
+		"an\ufe0fna@example.com": "U+FE0F", "an\u3164na@example.com": "U+3164", "an\u0085na@example.com": "U+0085",
+	} {
+		_, err := contact.NormalizeEmail(in)
+		if e := errs.As(err); e == nil || e.Field != "email" || !strings.Contains(e.Message, char) {
+			t.Errorf("%+q: %v", in, err)
+		}
+	}
+	// A custom email field names itself.
+	defs := map[string]*contact.FieldDefinition{"billing": {Name: "billing", Type: contact.TypeEmail}}
+	if p := contact.Problems(contact.Input{Email: ptr("anna@example.com"), Fields: map[string]any{"billing": "\u200bb@example.com"}}, defs); len(p) != 1 ||
+		!strings.HasSuffix(p[0].Field, "billing") || p[0].Code != "invisible_character" {
+		t.Errorf("custom field: %+v", p)
+	}
+}
+
 // TestProblemsNamesEveryBadField: each field is checked on its own, so
 // that every bad one is named at once, and good ones are not.
 func TestProblemsNamesEveryBadField(t *testing.T) {

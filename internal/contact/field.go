@@ -324,9 +324,9 @@ func (f *FieldDefinition) checkValue(v any) (any, error) {
 		if !ok {
 			return nil, errs.Invalid(name, "must be a string")
 		}
-		e, err := NormalizeEmail(s)
+		e, err := normalizeEmail(name, s)
 		if err != nil {
-			return nil, errs.Invalid(name, "is not a valid email address")
+			return nil, err
 		}
 		return e, nil
 	}
@@ -334,24 +334,32 @@ func (f *FieldDefinition) checkValue(v any) (any, error) {
 }
 
 // NormalizeEmail trims an address and checks it is a plain address
-// (no display name) with a dotted domain. It returns an error naming the
-// field "email" when it is not.
-func NormalizeEmail(s string) (string, error) {
+// (no display name) with a dotted domain and no invisible character
+// (errs.Visible). It returns an error naming the field "email" when it is
+// not. Every way an address comes in (the API, webforms, imports, the
+// preference centre) goes through it.
+func NormalizeEmail(s string) (string, error) { return normalizeEmail("email", s) }
+
+// normalizeEmail is NormalizeEmail naming field in its errors.
+func normalizeEmail(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", errs.Required("email")
+		return "", errs.Required(field)
 	}
 	if len(s) > 254 {
-		return "", errs.Invalid("email", "must be at most 254 characters")
+		return "", errs.Invalid(field, "must be at most 254 characters")
+	}
+	if err := errs.Visible(field, s); err != nil {
+		return "", err
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s {
-		return "", errs.Invalid("email", "is not a valid email address")
+		return "", errs.Invalid(field, "is not a valid email address")
 	}
 	at := strings.LastIndexByte(s, '@')
 	domain := s[at+1:]
 	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
-		return "", errs.Invalid("email", "is not a valid email address")
+		return "", errs.Invalid(field, "is not a valid email address")
 	}
 	return s, nil
 }

@@ -153,6 +153,9 @@ func (in *New) validate() error {
 	}
 	if in.ContactID == "" {
 		in.Address = strings.TrimSpace(in.Address)
+		if err := errs.Visible("address", in.Address); err != nil {
+			return err
+		}
 		if a, err := mail.ParseAddress(in.Address); err != nil || a.Name != "" || a.Address != in.Address || len(in.Address) > 254 {
 			return errs.Invalid("address", "must be a plain email address such as anna@example.com")
 		}

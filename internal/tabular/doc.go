@@ -11,16 +11,19 @@
 //   - An Excel workbook (.xlsx, a zip archive starting with "PK\x03\x04"):
 //     the upload is copied to a temporary file, unpacked by excelize, and the
 //     first sheet (in tab order) is read through excelize's streaming row
-//     iterator. Cells read as their formatted text, as Excel shows them: a
-//     date reads as the date in the cell's number format, a number as the
-//     number. A date in Excel's built-in short date format, which follows
-//     the region of the computer showing it and which Excel gives a date
-//     typed in, reads as ISO 8601 (2026-12-01, with " 13:05" when the
-//     format has the time): the workbook does not say which region, and
-//     03-07-84 could be March or July. A formula cell reads as the value
-//     Excel saved with it (its cached value); formulas are never evaluated,
-//     so a workbook cannot make the import compute anything, and a formula
-//     saved without a value reads as empty.
+//     iterator. Cells read as their formatted text, as Excel shows them, a
+//     number as the number, with two exceptions. A date cell (one whose
+//     number format shows a date or a time) reads as the date it holds,
+//     from its serial number, whatever the format: 2026-03-04, or RFC 3339
+//     in UTC (2026-03-04T09:30:00Z) when it has a time of day. Its shown
+//     text could be month-first (mm/dd/yyyy), follow the region of the
+//     computer showing it (the built-in short date), or name the month
+//     (d-mmm-yy): 03-07-84 could be March or July, and the date is a
+//     consent's collection date. A number of more than 15 digits, which
+//     Excel shows with an exponent, reads as its digits. A formula cell
+//     reads as the value Excel saved with it (its cached value); formulas
+//     are never evaluated, so a workbook cannot make the import compute
+//     anything, and a formula saved without a value reads as empty.
 //   - Text (CSV, or tab-separated text): everything else that is text in one
 //     of the encodings below.
 //

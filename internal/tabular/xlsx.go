@@ -9,22 +9,16 @@ import (
 	"github.com/xuri/excelize/v2"
 )
 
-// isoDate is how a date reads whose format is Excel's built-in short date
-// (number format 14, and 22 with the time), which Excel gives a typed
-// date. Excel shows it in the short date of the computer's region, which
-// the workbook does not record; excelize would read it as American
-// mm-dd-yy, which cannot be told from dd-mm-yy. ISO 8601 is unambiguous,
-// and is what Excel shows in Sweden.
-const isoDate = "yyyy-mm-dd"
-
 // xlsxSource reads the first sheet of a workbook with excelize's
 // streaming row iterator.
 type xlsxSource struct {
-	f       *excelize.File
-	rows    *excelize.Rows
-	row     int
-	maxLine int
-	err     error
+	f        *excelize.File
+	rows     *excelize.Rows // the cells as shown
+	raw      *excelize.Rows // the same rows' stored values (exactValue)
+	date1904 bool
+	row      int
+	maxLine  int
+	err      error
 }
 
 // openXLSX copies the workbook to a temporary file, which excelize needs
@@ -57,7 +51,6 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 			UnzipSizeLimit:    opts.MaxBytes,
 			UnzipXMLSizeLimit: min(opts.MaxBytes, unpackedInMemory),
 			TmpDir:            opts.TempDir,
-			ShortDatePattern:  isoDate,
 		})
 		if err != nil {
 			return unreadable(err)
@@ -66,7 +59,17 @@ func openXLSX(in io.Reader, opts Options) (*xlsxSource, error) {
 		if len(sheets) == 0 {
 			return notWorkbook()
 		}
+		if err := markDates(s.f); err != nil {
+			return unreadable(err)
+		}
+		if p, err := s.f.GetWorkbookProps(); err == nil && p.Date1904 != nil {
+			s.date1904 = *p.Date1904
+		}
 		s.rows, err = s.f.Rows(sheets[0])
+		if err != nil {
+			return unreadable(err)
+		}
+		s.raw, err = s.f.Rows(sheets[0])
 		if err != nil {
 			return unreadable(err)
 		}
@@ -118,6 +121,13 @@ func (s *xlsxSource) read() ([]string, int, error) {
 			} else {
 				err = s.rows.Error()
 			}
+			if err != nil || !more || !s.raw.Next() {
+				return err
+			}
+			raw, err := s.raw.Columns(excelize.Options{RawCellValue: true})
+			for i := range min(len(cells), len(raw)) {
+				cells[i] = exactValue(cells[i], raw[i], s.date1904)
+			}
 			return err
 		})
 		if more {
@@ -155,6 +165,9 @@ func (s *xlsxSource) close() error {
 		// Its error is the iterator's, already reported, or the closing of
 		// a file only read.
 		_ = s.rows.Close()
+	}
+	if s.raw != nil {
+		_ = s.raw.Close()
 	}
 	if s.f != nil {
 		return s.f.Close()

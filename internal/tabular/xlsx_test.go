@@ -123,7 +123,7 @@ func TestXLSX(t *testing.T) {
 	}
 	want := []row{
 		{2, []string{"anna@example.se", "Åsa", "1984-03-07", "42", "99"}},
-		{4, []string{"bo@example.se", "Bo", "2026-12-01 13:05", "", ""}},
+		{4, []string{"bo@example.se", "Bo", "2026-12-01T13:05:00Z", "", ""}},
 		{5, []string{"cia@example.se", "", "2026-12-01", "3.5", ""}},
 		{7, []string{"eva@example.se", "", "", "", ""}},
 	}
@@ -233,5 +233,42 @@ func TestXLSXBad(t *testing.T) {
 			}
 			noFilesIn(t, dir)
 		})
+	}
+}
+
+// TestXLSXDatesAndNumbersAreExact: a date cell gives its date whatever
+// format shows it (a month-first mm/dd/yyyy is not read day-first, a
+// d-mmm-yy is not refused), from its serial number; a 16-digit number
+// gives its digits, not the 15 Excel shows with an exponent.
+func TestXLSXDatesAndNumbersAreExact(t *testing.T) {
+	march4 := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	data := workbook(t, func(f *excelize.File, s string) {
+		set(t, f, s, map[string]any{
+			"A1": "us", "B1": "short", "C1": "dotted", "D1": "with time", "E1": "id", "F1": "text", "G1": "small",
+			"A2": march4, "B2": march4, "C2": march4, "D2": time.Date(2026, 10, 14, 9, 30, 0, 0, time.UTC),
+			"E2": int64(1985010112345678), "F2": "03/04/2026", "G2": 42,
+		})
+		for cell, code := range map[string]string{"A2": "mm/dd/yyyy", "B2": "d-mmm-yy", "C2": "dd.mm.yyyy", "D2": `[$-409]m/d/yy\ h:mm\ AM/PM;@`} {
+			style, err := f.NewStyle(&excelize.Style{CustomNumFmt: &code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.SetCellStyle(s, cell, cell, style); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	r, err := Open(bytes.NewReader(data), Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	x, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2026-03-04", "2026-03-04", "2026-03-04", "2026-10-14T09:30:00Z", "1985010112345678", "03/04/2026", "42"}
+	if !reflect.DeepEqual(x.Cells, want) {
+		t.Errorf("cells %q\nwant %q", x.Cells, want)
 	}
 }

@@ -299,6 +299,8 @@ func TestSubmissionsThatWriteNothing(t *testing.T) {
 		}{
 			{"no email", url.Values{"first_name": {"Gus"}}, []string{"email"}},
 			{"bad email", post("not an address", "marketing.checked", "yes"), []string{"email"}},
+			{"email with a zero-width space", post("\u200blen@example.com", "marketing.checked", "yes"), []string{"email"}},
+			{"email with a soft hyphen", post("le\u00adn@example.com", "marketing.checked", "yes"), []string{"email"}},
 			{"version that does not exist", post("hal@example.com", "consents[0].checked", "yes", "consents[0].version", "7"), []string{"consents[0].version"}},
 			{"checkbox value", post("ida@example.com", "marketing.checked", "on"), []string{"marketing.checked"}},
 			{"field twice", post("jo@example.com", "email", "kim@example.com", "first_name", "\x00"), []string{"email", "first_name"}},
