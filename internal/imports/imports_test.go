@@ -304,8 +304,9 @@ func TestImportRules(t *testing.T) {
 			[]string{"newer@example.com", "yes", "2026-11-01"},
 			[]string{"stopped@example.com", "yes", "2026-11-01"},
 			[]string{"gone@example.com", "", "2026-11-01"},
-			[]string{"back@example.com", "yes", "2026-11-01"},
+			[]string{"back@example.com", "yes", "2026-12-02"},
 		))
+		w.now = w.now.Add(48 * time.Hour) // back's consent was collected after the erasure
 		d := imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateOverwrite,
 			Columns: []imports.Column{{Column: "email", Field: "email"}},
 			OptIn:   &imports.OptIn{Value: contactstate.SingleOptInUser},
@@ -375,6 +376,74 @@ func TestImportRules(t *testing.T) {
 			t.Errorf("an erased address with a new explicit consent: %+v", c)
 		}
 		w.verify()
+	})
+}
+
+// An erased address comes back through an import only with an explicit
+// consent collected after the erasure: a consent collected before it, by
+// the row's date or the definition's fixed date, is no new consent, and
+// the row is skipped as the erased address it is, by the preview, the dry
+// run and the import alike.
+func TestErasedAddressComesBackOnlyWithALaterConsent(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		for _, email := range []string{"old@example.com", "sameday@example.com", "fixed@example.com", "new@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.people.Delete(ctx, c.ID, user); err != nil { // at 2026-12-01 09:00
+				t.Fatal(err)
+			}
+		}
+		w.now = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+		imp := w.upload("old-crm.csv", csvFile(',',
+			[]string{"email", "marketing", "date"},
+			[]string{"old@example.com", "yes", "2019-05-01"},
+			[]string{"sameday@example.com", "yes", "2026-12-01"},
+			[]string{"fixed@example.com", "", ""},
+			[]string{"new@example.com", "yes", "2026-12-02"},
+		))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}},
+			OptIn: &imports.OptIn{Value: contactstate.SingleOptInUser},
+			Consents: []imports.Consent{
+				{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent, CollectedAtColumn: "date", TextVersion: 1},
+				{Purpose: "Share with partners", State: consent.StateGranted, LegalBasis: consent.BasisConsent, CollectedAt: "2026-11-30",
+					Notice: "Paper form"},
+			}}
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range preview {
+			code := ""
+			if r.Skip != nil {
+				code = r.Skip.Code
+			}
+			got = append(got, r.Outcome+":"+code)
+		}
+		want := "[skipped:erased_address skipped:erased_address skipped:erased_address created:]"
+		if fmt.Sprint(got) != want {
+			t.Fatalf("preview %v, want %s", got, want)
+		}
+		dry := w.run(imp.ID, d, true)
+		imp = w.run(imp.ID, d, false)
+		for _, c := range []*imports.Import{dry, imp} {
+			if c.Created != 1 || c.Skipped != 3 || c.SkippedBy[contact.SkipErasedAddress] != 3 {
+				t.Fatalf("counts (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		for _, email := range []string{"old@example.com", "sameday@example.com", "fixed@example.com"} {
+			if c := w.contact(email); c != nil {
+				t.Errorf("%s came back with a consent collected before its erasure: %+v", email, c)
+			}
+		}
+		if c := w.contact("new@example.com"); c == nil || c.PreviouslyErasedAt == nil {
+			t.Errorf("an erased address with a consent collected since: %+v", c)
+		}
 	})
 }
 

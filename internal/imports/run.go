@@ -512,7 +512,7 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 		t.skip(row, id, code, why)
 		return nil
 	case contact.SkipErasedAddress:
-		t.skip(row, id, out.Skipped, "the address was erased; it comes back only with a new explicit consent in the row")
+		t.skip(row, id, out.Skipped, "the address was erased; it comes back only with an explicit consent in the row collected after the erasure")
 		return nil
 	default:
 		t.skip(row, id, out.Skipped, "the contact asked to stop processing, or was erased: their record is locked")
