@@ -335,11 +335,20 @@ func TestImportRules(t *testing.T) {
 		}
 		imp = w.run(imp.ID, d, false)
 		if imp.Status != imports.StatusDone || imp.Created != 1 || imp.Skipped != 2 || imp.SkippedBy[contact.SkipErasedAddress] != 1 ||
-			imp.SkippedBy[contact.SkipLocked] != 1 || imp.SkippedBy[imports.KeptNewerConsent] != 1 {
+			imp.SkippedBy[contact.SkipLocked] != 1 || imp.KeptConsents != 1 {
 			t.Fatalf("import: %+v", imp)
 		}
+		// The counts add up to the rows, and the reasons to the skips: a
+		// consent kept is no row skipped.
+		var by int64
+		for _, n := range imp.SkippedBy {
+			by += n
+		}
+		if imp.Created+imp.Updated+imp.Unchanged+imp.Skipped+imp.Failed != imp.TotalRows || by != imp.Skipped {
+			t.Fatalf("the counts do not add up: %+v", imp)
+		}
 		if dry.Created != imp.Created || dry.Updated != imp.Updated || dry.Unchanged != imp.Unchanged || dry.Skipped != imp.Skipped ||
-			dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) {
+			dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) || dry.KeptConsents != imp.KeptConsents {
 			t.Fatalf("the dry run counted %+v, the import %+v", dry, imp)
 		}
 		report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)

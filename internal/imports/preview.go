@@ -141,7 +141,7 @@ func (s *Service) outcomes(ctx context.Context, id string, r *resolved, planned 
 				return err
 			}
 			pr := byNumber[row.number]
-			pr.KeptConsents = int(t.skippedBy[KeptNewerConsent])
+			pr.KeptConsents = int(t.kept)
 			switch {
 			case t.created > 0:
 				pr.Outcome = "created"

@@ -19,8 +19,9 @@ import (
 	"github.com/consentry/consentry/internal/tabular"
 )
 
-// KeptNewerConsent counts, in Import.SkippedBy, the consents a file had
-// for a contact who gave a later one since: the import leaves those.
+// KeptNewerConsent is the key under which the imports table's skipped_by
+// column keeps Import.KeptConsents: the consents a file had for a contact
+// who gave a later one since, which the import leaves.
 const KeptNewerConsent = "kept_newer_consent"
 
 type jobPayload struct {
@@ -285,6 +286,7 @@ func (w *writer) read(n int) (rows []*readRow, end bool, err error) {
 type tally struct {
 	created, updated, unchanged, skipped, failed int64
 	skippedBy                                    map[string]int64
+	kept                                         int64   // consents left for the contact's later one
 	report                                       [][]any // import_rows
 	touched                                      [][]any // import_contacts
 	// keep is what the report keeps of a row's cells (resolved.reportCells).
@@ -406,6 +408,9 @@ func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
 	}
 	for k, v := range t.skippedBy {
 		by[k] += v
+	}
+	if t.kept > 0 {
+		by[KeptNewerConsent] += t.kept
 	}
 	enc, _ := json.Marshal(by)
 	_, err := tx.Exec(`UPDATE imports SET position = $2, created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
@@ -530,7 +535,7 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 				continue // the record says so already
 			}
 			if ok && given.After(c.collected) {
-				t.skippedBy[KeptNewerConsent]++
+				t.kept++
 				continue
 			}
 		}
