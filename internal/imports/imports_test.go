@@ -245,6 +245,7 @@ func TestImportWritesProvenance(t *testing.T) {
 		if err := w.imports.WriteReport(context.Background(), imp.ID, &report); err != nil {
 			t.Fatal(err)
 		}
+		report.Next(len("\ufeff"))
 		recs, err := csv.NewReader(&report).ReadAll()
 		if err != nil {
 			t.Fatal(err)
@@ -820,6 +821,12 @@ func TestReportKeepsLittle(t *testing.T) {
 		if err := w.imports.WriteReport(ctx, imp.ID, &b); err != nil {
 			t.Fatal(err)
 		}
+		// A byte order mark first, so that a spreadsheet program reads the
+		// file as UTF-8.
+		if !bytes.HasPrefix(b.Bytes(), []byte("\ufeffrow,")) {
+			t.Fatalf("the CSV report does not start with a byte order mark: %q", b.Bytes()[:min(b.Len(), 8)])
+		}
+		b.Next(len("\ufeff"))
 		recs, err := csv.NewReader(&b).ReadAll()
 		if err != nil || len(recs) != 2 || recs[0][7] != `'=HYPERLINK("x")` || strings.Contains(b.String(), "19900101") {
 			t.Fatalf("the CSV report: %q %v", recs[0], err)
