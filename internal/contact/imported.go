@@ -28,7 +28,7 @@ var DuplicatePolicies = []string{DuplicateSkip, DuplicateFill, DuplicateOverwrit
 // Why an imported row changed nothing (ImportOutcome.Skipped).
 const (
 	SkipErasedAddress = "erased_address"     // erased before, and the row carries no explicit consent collected since
-	SkipDuplicate     = "duplicate"          // the address is a contact's, and the policy is skip
+	SkipDuplicate     = "duplicate"          // the address is a contact's, and the policy is skip: its fields are left (an opt-out is still applied)
 	SkipLocked        = "processing_stopped" // the contact asked to stop processing (R9), or was erased
 )
 
@@ -57,7 +57,9 @@ type ImportOutcome struct {
 	Key     contactstate.State // the contact the row is about; zero when skipped
 	Created bool
 	Updated bool   // a known contact's fields or opt-in status changed
-	Skipped string // why nothing was written (Skip...); "" otherwise
+	Skipped string // why the row's fields were not written (Skip...); "" otherwise
+	// With Skipped SkipDuplicate, Updated says the row's opt-out was
+	// applied all the same: the policy is about fields, not a stop.
 }
 
 // FieldMap returns the field definitions by name, for a caller that
@@ -176,10 +178,10 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[st
 		return s.importNewTx(tx, in, defs, look.erasedAt(in), actor, ev, now)
 	}
 	p, err := planKnown(tx, in, c, defs, policy)
-	if err != nil || p.out.Skipped != "" {
+	if err != nil || (p.out.Skipped != "" && !p.optOut) {
 		return p.out, err
 	}
-	k, updated := p.out.Key, p.out.Updated
+	k := p.out.Key
 	if err := s.storeSecrets(tx, c.ID, p.secrets, defs, now); err != nil {
 		return ImportOutcome{}, err
 	}
@@ -199,7 +201,8 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[st
 			k.OptIn = ch.To
 		}
 	}
-	return ImportOutcome{Key: k, Updated: updated}, nil
+	p.out.Key = k
+	return p.out, nil
 }
 
 // knownPlan is what a row would do to a known contact: its outcome, and
@@ -213,8 +216,10 @@ type knownPlan struct {
 }
 
 // planKnown decides, reading only, what in does to c, the contact that
-// has its address, under policy: locked and skip-duplicate rows are
-// skipped; otherwise c takes the row's fields as the policy allows (in
+// has its address, under policy: locked rows are skipped; a skip-duplicate
+// row leaves the fields (SkipDuplicate) but still opts the contact out
+// when it says so, as an opt-out is the person's choice whatever the
+// policy; otherwise c takes the row's fields as the policy allows (in
 // memory), and the plan says whether anything would change.
 func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDefinition, policy string) (knownPlan, error) {
 	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
@@ -222,8 +227,9 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 	if k.ProcessingStopped || k.Erased {
 		return knownPlan{out: ImportOutcome{Skipped: SkipLocked}}, nil
 	}
+	optOut := in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
 	if policy == DuplicateSkip {
-		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate}}, nil
+		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate, Updated: optOut}, optOut: optOut}, nil
 	}
 	input := in.Input
 	if policy == DuplicateFill {
@@ -241,7 +247,7 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 		return knownPlan{}, err
 	}
 	p.fieldsChanged = len(changedFields(p.before, c, p.secrets)) > 0
-	p.optOut = in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
+	p.optOut = optOut
 	p.out = ImportOutcome{Key: k, Updated: p.fieldsChanged || p.optOut}
 	return p, nil
 }

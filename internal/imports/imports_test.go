@@ -457,6 +457,70 @@ func TestErasedAddressComesBackOnlyWithALaterConsent(t *testing.T) {
 	})
 }
 
+// With the default policy (skip), a known contact's fields are left, but an
+// opt-out or a withdrawn consent in the file is still applied and counted
+// as updated: the policy is about fields, not the person's choice to stop.
+// The preview and the dry run say so too.
+func TestSkipPolicyStillAppliesOptOuts(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		ids := map[string]string{}
+		for _, email := range []string{"stop@example.com", "withdraw@example.com", "keep@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email), FirstName: ptr("Kept")}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[email] = c.ID
+			if _, err := w.consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted,
+				Source: "Trade fair 2026", TextVersion: 1, Actor: user, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.now = w.now.Add(48 * time.Hour)
+		imp := w.upload("stops.csv", csvFile(',',
+			[]string{"email", "first", "status", "marketing", "date"},
+			[]string{"stop@example.com", "Changed", "opt-out", "", "2026-12-02"},
+			[]string{"withdraw@example.com", "Changed", "", "no", "2026-12-02"},
+			[]string{"keep@example.com", "Changed", "", "yes", "2026-12-02"},
+		))
+		d := imports.Definition{Source: "Trade fair 2026",
+			Columns: []imports.Column{{Column: "email", Field: "email"}, {Column: "first", Field: "first_name"}},
+			OptIn:   &imports.OptIn{Column: "status"},
+			Consents: []imports.Consent{{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent,
+				CollectedAtColumn: "date", TextVersion: 1}}}
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range preview {
+			got = append(got, r.Outcome)
+		}
+		if fmt.Sprint(got) != "[updated updated skipped]" {
+			t.Fatalf("preview %v", got)
+		}
+		dry := w.run(imp.ID, d, true)
+		imp = w.run(imp.ID, d, false)
+		for _, c := range []*imports.Import{dry, imp} {
+			if c.Updated != 2 || c.Skipped != 1 || c.SkippedBy[contact.SkipDuplicate] != 1 {
+				t.Fatalf("counts (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		if c := w.contact("stop@example.com"); c.OptInStatus != contactstate.OptOutUser || c.FirstName != "Kept" {
+			t.Errorf("the opt-out: %s %q", c.OptInStatus, c.FirstName)
+		}
+		if states := stateOf(w.history(ids["withdraw@example.com"])); states["E-marketing"] != consent.StateWithdrawn {
+			t.Errorf("the withdrawal was dropped: %v", states)
+		}
+		if c := w.contact("withdraw@example.com"); c.FirstName != "Kept" {
+			t.Errorf("the skip policy changed a field: %q", c.FirstName)
+		}
+		w.verify()
+	})
+}
+
 // A definition without its provenance, or that does not fit the file, is
 // refused with the field and why, and the import stays as uploaded.
 func TestDefinitionNeedsProvenance(t *testing.T) {

@@ -501,6 +501,19 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	if err != nil {
 		return err
 	}
+	stopsOnly := out.Skipped == contact.SkipDuplicate
+	var withdrew bool
+	if stopsOnly {
+		// The skip policy leaves the contact's fields, not the person's
+		// choice to stop: the row's opt-out (applied by ImportTx) and its
+		// withdrawals are written all the same.
+		if withdrew, err = w.consents(tx, t, p, out, dry, true, now); err != nil {
+			return err
+		}
+		if out.Updated || withdrew {
+			out.Skipped = ""
+		}
+	}
 	switch out.Skipped {
 	case "":
 	case contact.SkipDuplicate:
@@ -523,30 +536,19 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 		t.skip(row, id, out.Skipped, "the contact asked to stop processing, or was erased: their record is locked")
 		return nil
 	}
-	changed := out.Created || out.Updated
+	changed := out.Created || out.Updated || withdrew
 	k := out.Key
-	for _, c := range p.consents {
-		if !out.Created {
-			state, given, ok, err := consent.CurrentTx(tx, k.ID, c.purposeID)
-			if err != nil {
-				return err
-			}
-			if ok && state == c.state {
-				continue // the record says so already
-			}
-			if ok && given.After(c.collected) {
-				t.kept++
-				continue
-			}
+	if !stopsOnly {
+		wrote, err := w.consents(tx, t, p, out, dry, false, now)
+		if err != nil {
+			return err
 		}
-		if !dry {
-			if _, err := c.prepared.Apply(tx, k, now); err != nil {
-				return err
-			}
-		}
-		changed = true
+		changed = changed || wrote
 	}
 	for _, l := range p.lists {
+		if stopsOnly {
+			break // joining a list is no stop
+		}
 		var joined bool
 		switch {
 		case out.Created && dry:
@@ -580,6 +582,40 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 		t.touched = append(t.touched, []any{id, k.ID, created, store.Micros(now)})
 	}
 	return nil
+}
+
+// consents writes the row's consents for the contact of out (only its
+// withdrawals when withdrawalsOnly) and reports whether any was written;
+// a dry run writes nothing and reports whether any would be. A consent
+// the contact's record says already is not written, nor one the contact
+// gave or withdrew after the row's collection date (counted in t.kept).
+func (w *writer) consents(tx *store.Tx, t *tally, p *rowPlan, out contact.ImportOutcome, dry, withdrawalsOnly bool, now time.Time) (bool, error) {
+	wrote := false
+	for _, c := range p.consents {
+		if withdrawalsOnly && c.state != consent.StateWithdrawn {
+			continue
+		}
+		if !out.Created {
+			state, given, ok, err := consent.CurrentTx(tx, out.Key.ID, c.purposeID)
+			if err != nil {
+				return false, err
+			}
+			if ok && state == c.state {
+				continue // the record says so already
+			}
+			if ok && given.After(c.collected) {
+				t.kept++
+				continue
+			}
+		}
+		if !dry {
+			if _, err := c.prepared.Apply(tx, out.Key, now); err != nil {
+				return false, err
+			}
+		}
+		wrote = true
+	}
+	return wrote, nil
 }
 
 // metBefore counts, in a dry run, a row whose address an earlier row of
