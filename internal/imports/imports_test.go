@@ -521,6 +521,73 @@ func TestSkipPolicyStillAppliesOptOuts(t *testing.T) {
 	})
 }
 
+// The dry run counts a file that repeats addresses as the import then
+// does: a known address twice is a duplicate both times (the first row
+// did not change it), a new one twice is a duplicate in the file, and an
+// erased address twice is skipped as erased both times, under skip and
+// fill alike.
+func TestDryRunCountsRepeatedAddressesAsTheImport(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		for _, email := range []string{"known@example.com", "gone@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if email == "gone@example.com" {
+				if err := w.people.Delete(ctx, c.ID, user); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, policy := range []string{contact.DuplicateSkip, contact.DuplicateFill} {
+			// Under fill, a dry run cannot tell whether a row would change
+			// the contact an earlier row created (docs/imports.md): the
+			// file repeats a new address under skip only.
+			repeat, created := policy+"-New@example.com", int64(1)
+			if policy != contact.DuplicateSkip {
+				repeat, created = policy+"-other@example.com", 2
+			}
+			file := csvFile(',',
+				[]string{"email"},
+				[]string{"known@example.com"},
+				[]string{policy + "-new@example.com"},
+				[]string{"gone@example.com"},
+				[]string{"KNOWN@example.com"},
+				[]string{repeat},
+				[]string{"Gone@example.com"},
+			)
+			d := imports.Definition{Source: "Trade fair 2026", Duplicates: policy, Columns: []imports.Column{{Column: "email", Field: "email"}}}
+			imp := w.upload(policy+".csv", file)
+			dry := w.run(imp.ID, d, true)
+			dryReport, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imp = w.run(imp.ID, d, false)
+			report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dry.Created != imp.Created || dry.Updated != imp.Updated || dry.Unchanged != imp.Unchanged || dry.Skipped != imp.Skipped ||
+				dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) {
+				t.Fatalf("%s: the dry run counted %+v, the import %+v", policy, dry, imp)
+			}
+			if fmt.Sprint(report) != fmt.Sprint(dryReport) {
+				t.Fatalf("%s: the dry run reported %+v, the import %+v", policy, dryReport, report)
+			}
+			if imp.SkippedBy[contact.SkipErasedAddress] != 2 {
+				t.Fatalf("%s: the erased address's rows: %+v", policy, imp)
+			}
+			if imp.Created != created {
+				t.Fatalf("%s: the new addresses: %+v", policy, imp)
+			}
+		}
+	})
+}
+
 // A definition without its provenance, or that does not fit the file, is
 // refused with the field and why, and the import stays as uploaded.
 func TestDefinitionNeedsProvenance(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -102,7 +103,7 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 			return fmt.Errorf("imports: skip to row %d: %w", imp.Position, err)
 		}
 	}
-	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[uint64]bool{}, seed: maphash.MakeSeed(), size: s.Chunk}
+	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[uint64]uint8{}, seed: maphash.MakeSeed(), size: s.Chunk}
 	if w.size <= 0 {
 		w.size = 50
 	}
@@ -188,9 +189,10 @@ type writer struct {
 	// chunk's doing, and must not shrink it.
 	writing time.Duration
 	size    int // rows in the next chunk
-	// seen holds a dry run's addresses so far, as 64-bit hashes under
-	// seed: a million addresses in a few tens of megabytes.
-	seen map[uint64]bool
+	// seen holds what a dry run's rows so far would have done to their
+	// addresses (met...), by the addresses' 64-bit hashes under seed: a
+	// million addresses in a few tens of megabytes.
+	seen map[uint64]uint8
 	seed maphash.Seed
 	// created counts the contacts this run created; statsAt is the count
 	// at which restat next refreshes the planner's statistics.
@@ -519,7 +521,9 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	case contact.SkipDuplicate:
 		code, why := contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped"
 		var mine bool
-		if !dry {
+		if dry {
+			mine = w.seen[w.hash(row)]&metChanged != 0 // an earlier row would have changed the contact, as import_contacts then says
+		} else {
 			if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM import_contacts WHERE import_id = $1 AND contact_id = $2)`, id, out.Key.ID).Scan(&mine); err != nil {
 				return err
 			}
@@ -574,6 +578,9 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	default:
 		t.unchanged++
 	}
+	if dry {
+		w.met(row, out.Created, changed)
+	}
 	if changed && !dry {
 		created := 0
 		if out.Created {
@@ -618,22 +625,62 @@ func (w *writer) consents(tx *store.Tx, t *tally, p *rowPlan, out contact.Import
 	return wrote, nil
 }
 
-// metBefore counts, in a dry run, a row whose address an earlier row of
-// the file had, and reports whether it did: nothing was written for the
-// earlier row, so the database does not know the address, and the row is
-// counted as the import would meet it, a contact's already (a dry run
-// does not tell whether its fields would change the earlier row's). The
-// addresses met are kept in memory as 64-bit hashes.
+// What a dry run's earlier rows would have done to an address (writer.seen).
+const (
+	metCreated  uint8 = 1 << iota // an earlier row would have created the contact
+	metChanged                    // an earlier row would have created or changed the contact (import_contacts)
+	metOptedOut                   // the contact would be opted out by an earlier row
+)
+
+func (w *writer) hash(row *readRow) uint64 { return maphash.String(w.seed, row.plan.emailKey()) }
+
+// met notes, in a dry run, what row would do to its address's contact, for
+// the later rows of the file that have the address. A row skipped, or
+// failed, leaves nothing: a later row meets the address as the database
+// has it, as in the import.
+func (w *writer) met(row *readRow, created, changed bool) {
+	h := w.hash(row)
+	if created {
+		w.seen[h] |= metCreated
+	}
+	if changed || created {
+		w.seen[h] |= metChanged
+		if row.plan.incoming.OptInStatus == contactstate.OptOutUser {
+			w.seen[h] |= metOptedOut
+		}
+	}
+}
+
+// metBefore counts, in a dry run, a row whose address an earlier row of the
+// file would have made a new contact, and reports whether it did: nothing
+// was written for the earlier row, so the database does not know the
+// contact, and the row is counted as the import would meet it, a contact's
+// already, created by this import (a dry run does not tell whether its
+// fields would change the earlier row's). Under the skip policy the row
+// is counted updated when it would opt the contact out or withdraw a
+// consent, and skipped as duplicate_in_file otherwise. A row whose
+// address an earlier row skipped, failed or met as a known contact is
+// decided against the database, as the import decides it.
 func (w *writer) metBefore(t *tally, row *readRow) bool {
-	h := maphash.String(w.seed, row.plan.emailKey())
-	if !w.seen[h] {
-		w.seen[h] = true
+	h := w.hash(row)
+	if w.seen[h]&metCreated == 0 {
 		return false
 	}
-	if w.r.def.Duplicates == contact.DuplicateSkip {
-		t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
-	} else {
+	if w.r.def.Duplicates != contact.DuplicateSkip {
 		t.updated++
+		return true
 	}
+	stops := row.plan.incoming.OptInStatus == contactstate.OptOutUser && w.seen[h]&metOptedOut == 0
+	for _, c := range row.plan.consents {
+		stops = stops || c.state == consent.StateWithdrawn
+	}
+	if !stops {
+		t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
+		return true
+	}
+	if row.plan.incoming.OptInStatus == contactstate.OptOutUser {
+		w.seen[h] |= metOptedOut
+	}
+	t.updated++
 	return true
 }
