@@ -230,8 +230,12 @@ func TestImportPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := csv.NewReader(res.Body).ReadAll()
+		raw, err := io.ReadAll(res.Body)
 		res.Body.Close()
+		if err != nil || !bytes.HasPrefix(raw, []byte("\ufeffrow,")) {
+			t.Fatalf("the report's CSV does not start with a byte order mark: %q %v", raw[:min(len(raw), 8)], err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(raw[len("\ufeff"):])).ReadAll()
 		if err != nil || len(recs) != 2 || recs[1][0] != "3" || recs[1][5] != "not-an-address" ||
 			!strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
 			t.Fatalf("the report's CSV: %q %v %v", recs, err, res.Header)

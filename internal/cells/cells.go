@@ -3,10 +3,15 @@
 // injection): a contact types their own name into a webform, and an
 // operator opens the export on their machine. Every file Consentry writes
 // for a spreadsheet (the access export, the contact list's export) writes
-// its cells through Defuse, so that the rule is one function.
+// its cells through Defuse, so that the rule is one function, and every CSV
+// file starts with NewCSV's byte order mark.
 package cells
 
-import "strings"
+import (
+	"encoding/csv"
+	"io"
+	"strings"
+)
 
 // triggers are the first characters that make a spreadsheet program read
 // a cell as a formula (=, +, -, @) or that some of them strip before
@@ -22,4 +27,18 @@ func Defuse(v string) string {
 		return "'" + v
 	}
 	return v
+}
+
+// BOM is the UTF-8 byte order mark every CSV file Consentry writes starts
+// with, so that spreadsheet programs read it as UTF-8 (å, ö and ë stay
+// themselves instead of turning into Ã¶).
+const BOM = "\ufeff"
+
+// NewCSV writes the byte order mark to w and returns a CSV writer onto
+// it: every CSV an operator downloads starts this way. The error is w's.
+func NewCSV(w io.Writer) (*csv.Writer, error) {
+	if _, err := io.WriteString(w, BOM); err != nil {
+		return nil, err
+	}
+	return csv.NewWriter(w), nil
 }

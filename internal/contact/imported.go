@@ -27,8 +27,8 @@ var DuplicatePolicies = []string{DuplicateSkip, DuplicateFill, DuplicateOverwrit
 
 // Why an imported row changed nothing (ImportOutcome.Skipped).
 const (
-	SkipErasedAddress = "erased_address"     // erased before, and the row carries no new explicit consent
-	SkipDuplicate     = "duplicate"          // the address is a contact's, and the policy is skip
+	SkipErasedAddress = "erased_address"     // erased before, and the row carries no explicit consent collected since
+	SkipDuplicate     = "duplicate"          // the address is a contact's, and the policy is skip: its fields are left (an opt-out is still applied)
 	SkipLocked        = "processing_stopped" // the contact asked to stop processing (R9), or was erased
 )
 
@@ -42,9 +42,11 @@ type Incoming struct {
 	// single_opt_in_user or opt_out_user (R5, R6). A new contact starts at
 	// it; a known contact only ever takes an opt-out from an import.
 	OptInStatus string
-	// NewConsent says the row grants a consent on the legal basis consent,
-	// so that an erased address may come back (R10).
-	NewConsent bool
+	// NewConsentAt is the latest collection date of the consents the row
+	// grants on the legal basis consent; zero when it grants none. An
+	// erased address comes back only when this is after its erasure (R10):
+	// a consent collected at or before the erasure is not a new one.
+	NewConsentAt time.Time
 
 	emailKey string
 	scratch  *Contact // what the row sets, applied to an empty contact
@@ -55,7 +57,9 @@ type ImportOutcome struct {
 	Key     contactstate.State // the contact the row is about; zero when skipped
 	Created bool
 	Updated bool   // a known contact's fields or opt-in status changed
-	Skipped string // why nothing was written (Skip...); "" otherwise
+	Skipped string // why the row's fields were not written (Skip...); "" otherwise
+	// With Skipped SkipDuplicate, Updated says the row's opt-out was
+	// applied all the same: the policy is about fields, not a stop.
 }
 
 // FieldMap returns the field definitions by name, for a caller that
@@ -135,9 +139,25 @@ func LookupTx(tx *store.Tx, ins []*Incoming, armed bool) (*Lookup, error) {
 // made.
 func (l *Lookup) Known(in *Incoming) bool { return l.known[in.emailKey] != nil }
 
+// keptOut reports whether in's address was erased, at erased, and the row
+// carries no explicit consent collected after that: the row is then
+// skipped (SkipErasedAddress). Never erased is never kept out.
+func (in *Incoming) keptOut(erased *time.Time) bool {
+	return erased != nil && !in.NewConsentAt.After(*erased)
+}
+
+// erasedAt is when in's address was erased, as the lookup found it; nil
+// when it never was (or is a contact's).
+func (l *Lookup) erasedAt(in *Incoming) *time.Time {
+	if at, ok := l.erased[in.emailKey]; ok {
+		return &at
+	}
+	return nil
+}
+
 // ImportTx writes one row of an import inside tx, after CheckIncoming:
 // a new address becomes a contact (unless it was erased and the row
-// carries no new explicit consent); a known one is left, filled in or
+// carries no explicit consent collected after the erasure); a known one is left, filled in or
 // overwritten as policy says. A contact who stopped processing or was
 // erased is never changed. The contact's creation hooks run for a new
 // contact, as for any other.
@@ -155,17 +175,13 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[st
 	}
 	c := look.known[in.emailKey]
 	if c == nil {
-		var erased *time.Time
-		if at, ok := look.erased[in.emailKey]; ok {
-			erased = &at
-		}
-		return s.importNewTx(tx, in, defs, erased, actor, ev, now)
+		return s.importNewTx(tx, in, defs, look.erasedAt(in), actor, ev, now)
 	}
 	p, err := planKnown(tx, in, c, defs, policy)
-	if err != nil || p.out.Skipped != "" {
+	if err != nil || (p.out.Skipped != "" && !p.optOut) {
 		return p.out, err
 	}
-	k, updated := p.out.Key, p.out.Updated
+	k := p.out.Key
 	if err := s.storeSecrets(tx, c.ID, p.secrets, defs, now); err != nil {
 		return ImportOutcome{}, err
 	}
@@ -185,7 +201,8 @@ func (s *Service) ImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs map[st
 			k.OptIn = ch.To
 		}
 	}
-	return ImportOutcome{Key: k, Updated: updated}, nil
+	p.out.Key = k
+	return p.out, nil
 }
 
 // knownPlan is what a row would do to a known contact: its outcome, and
@@ -199,8 +216,10 @@ type knownPlan struct {
 }
 
 // planKnown decides, reading only, what in does to c, the contact that
-// has its address, under policy: locked and skip-duplicate rows are
-// skipped; otherwise c takes the row's fields as the policy allows (in
+// has its address, under policy: locked rows are skipped; a skip-duplicate
+// row leaves the fields (SkipDuplicate) but still opts the contact out
+// when it says so, as an opt-out is the person's choice whatever the
+// policy; otherwise c takes the row's fields as the policy allows (in
 // memory), and the plan says whether anything would change.
 func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDefinition, policy string) (knownPlan, error) {
 	k := contactstate.State{ID: c.ID, Ref: c.LedgerRef, Email: c.Email, OptIn: c.OptInStatus,
@@ -208,8 +227,9 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 	if k.ProcessingStopped || k.Erased {
 		return knownPlan{out: ImportOutcome{Skipped: SkipLocked}}, nil
 	}
+	optOut := in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
 	if policy == DuplicateSkip {
-		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate}}, nil
+		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate, Updated: optOut}, optOut: optOut}, nil
 	}
 	input := in.Input
 	if policy == DuplicateFill {
@@ -227,7 +247,7 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 		return knownPlan{}, err
 	}
 	p.fieldsChanged = len(changedFields(p.before, c, p.secrets)) > 0
-	p.optOut = in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
+	p.optOut = optOut
 	p.out = ImportOutcome{Key: k, Updated: p.fieldsChanged || p.optOut}
 	return p, nil
 }
@@ -242,7 +262,7 @@ func (s *Service) PlanImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs ma
 		if _, err := in.Input.apply(scratch, defs); err != nil {
 			return ImportOutcome{}, err
 		}
-		if _, erased := look.erased[in.emailKey]; erased && !in.NewConsent {
+		if in.keptOut(look.erasedAt(in)) {
 			return ImportOutcome{Skipped: SkipErasedAddress}, nil
 		}
 		return ImportOutcome{Created: true}, nil
@@ -261,7 +281,7 @@ func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*Field
 	if err != nil {
 		return ImportOutcome{}, err
 	}
-	if erased != nil && !in.NewConsent {
+	if in.keptOut(erased) {
 		return ImportOutcome{Skipped: SkipErasedAddress}, nil
 	}
 	setOptIn := in.OptInStatus != "" && in.OptInStatus != contactstate.OptInNone

@@ -3,7 +3,6 @@ package export
 import (
 	"archive/zip"
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,10 +94,6 @@ func (e *Export) Write(w io.Writer, f Format) error {
 	return fmt.Errorf("export: unknown format %q", f)
 }
 
-// utf8BOM starts each CSV file, so that spreadsheet programs read it as
-// UTF-8 (å, ö and ë stay themselves).
-const utf8BOM = "\ufeff"
-
 // writeCSV writes a zip with one CSV file per section.
 func (e *Export) writeCSV(w io.Writer) error {
 	zw := zip.NewWriter(w)
@@ -120,10 +115,10 @@ func (e *Export) writeCSV(w io.Writer) error {
 // w's error, or the one reading the rows ended with (t.err).
 func writeCSVTable(w io.Writer, t table) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.WriteString(utf8BOM); err != nil {
+	cw, err := cells.NewCSV(bw) // writes into bw itself: it is a bufio.Writer already
+	if err != nil {
 		return err
 	}
-	cw := csv.NewWriter(bw) // writes into bw itself: it is a bufio.Writer already
 	if err := cw.Write(t.header); err != nil {
 		return err
 	}

@@ -89,15 +89,19 @@ type Import struct {
 	Updated         int64            `json:"updated"`
 	Unchanged       int64            `json:"unchanged"`
 	Skipped         int64            `json:"skipped"`
-	SkippedBy       map[string]int64 `json:"skipped_by" doc:"skipped rows by reason; also kept_newer_consent, the consents left because the contact gave a later one"`
+	SkippedBy       map[string]int64 `json:"skipped_by" doc:"skipped rows by reason; the counts add up to skipped"`
 	Failed          int64            `json:"failed"`
-	Removed         int64            `json:"removed" doc:"contacts removed by undo"`
-	Actor           consent.Actor    `json:"actor"`
-	Error           string           `json:"error,omitempty"`
-	CreatedAt       time.Time        `json:"created_at"`
-	StartedAt       *time.Time       `json:"started_at,omitempty"`
-	FinishedAt      *time.Time       `json:"finished_at,omitempty"`
-	UndoneAt        *time.Time       `json:"undone_at,omitempty"`
+	// KeptConsents counts the consents of rows written (counted updated or
+	// unchanged) that were left out because the contact gave or withdrew
+	// that consent later: not rows, so neither a skip nor in SkippedBy.
+	KeptConsents int64         `json:"kept_consents" doc:"the consents of the rows written that were left out because the contact's own is later (kept_newer_consent); consents, not rows, so not in skipped"`
+	Removed      int64         `json:"removed" doc:"contacts removed by undo"`
+	Actor        consent.Actor `json:"actor"`
+	Error        string        `json:"error,omitempty"`
+	CreatedAt    time.Time     `json:"created_at"`
+	StartedAt    *time.Time    `json:"started_at,omitempty"`
+	FinishedAt   *time.Time    `json:"finished_at,omitempty"`
+	UndoneAt     *time.Time    `json:"undone_at,omitempty"`
 }
 
 // Service uploads, runs, reports on and undoes imports.
@@ -356,6 +360,10 @@ func scanImport(row store.Scanner) (*Import, error) {
 	if err := json.Unmarshal([]byte(skippedBy), &imp.SkippedBy); err != nil {
 		return nil, fmt.Errorf("imports: decode counts of %s: %w", imp.ID, err)
 	}
+	// The kept consents are stored with the skips (column skipped_by), and
+	// shown apart: they are no rows.
+	imp.KeptConsents = imp.SkippedBy[KeptNewerConsent]
+	delete(imp.SkippedBy, KeptNewerConsent)
 	imp.CreatedAt = store.FromMicros(created)
 	imp.StartedAt, imp.FinishedAt, imp.UndoneAt = optional(started), optional(finished), optional(undone)
 	return &imp, nil

@@ -245,6 +245,7 @@ func TestImportWritesProvenance(t *testing.T) {
 		if err := w.imports.WriteReport(context.Background(), imp.ID, &report); err != nil {
 			t.Fatal(err)
 		}
+		report.Next(len("\ufeff"))
 		recs, err := csv.NewReader(&report).ReadAll()
 		if err != nil {
 			t.Fatal(err)
@@ -304,8 +305,9 @@ func TestImportRules(t *testing.T) {
 			[]string{"newer@example.com", "yes", "2026-11-01"},
 			[]string{"stopped@example.com", "yes", "2026-11-01"},
 			[]string{"gone@example.com", "", "2026-11-01"},
-			[]string{"back@example.com", "yes", "2026-11-01"},
+			[]string{"back@example.com", "yes", "2026-12-02"},
 		))
+		w.now = w.now.Add(48 * time.Hour) // back's consent was collected after the erasure
 		d := imports.Definition{Source: "Trade fair 2026", Duplicates: contact.DuplicateOverwrite,
 			Columns: []imports.Column{{Column: "email", Field: "email"}},
 			OptIn:   &imports.OptIn{Value: contactstate.SingleOptInUser},
@@ -334,11 +336,20 @@ func TestImportRules(t *testing.T) {
 		}
 		imp = w.run(imp.ID, d, false)
 		if imp.Status != imports.StatusDone || imp.Created != 1 || imp.Skipped != 2 || imp.SkippedBy[contact.SkipErasedAddress] != 1 ||
-			imp.SkippedBy[contact.SkipLocked] != 1 || imp.SkippedBy[imports.KeptNewerConsent] != 1 {
+			imp.SkippedBy[contact.SkipLocked] != 1 || imp.KeptConsents != 1 {
 			t.Fatalf("import: %+v", imp)
 		}
+		// The counts add up to the rows, and the reasons to the skips: a
+		// consent kept is no row skipped.
+		var by int64
+		for _, n := range imp.SkippedBy {
+			by += n
+		}
+		if imp.Created+imp.Updated+imp.Unchanged+imp.Skipped+imp.Failed != imp.TotalRows || by != imp.Skipped {
+			t.Fatalf("the counts do not add up: %+v", imp)
+		}
 		if dry.Created != imp.Created || dry.Updated != imp.Updated || dry.Unchanged != imp.Unchanged || dry.Skipped != imp.Skipped ||
-			dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) {
+			dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) || dry.KeptConsents != imp.KeptConsents {
 			t.Fatalf("the dry run counted %+v, the import %+v", dry, imp)
 		}
 		report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
@@ -375,6 +386,205 @@ func TestImportRules(t *testing.T) {
 			t.Errorf("an erased address with a new explicit consent: %+v", c)
 		}
 		w.verify()
+	})
+}
+
+// An erased address comes back through an import only with an explicit
+// consent collected after the erasure: a consent collected before it, by
+// the row's date or the definition's fixed date, is no new consent, and
+// the row is skipped as the erased address it is, by the preview, the dry
+// run and the import alike.
+func TestErasedAddressComesBackOnlyWithALaterConsent(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		for _, email := range []string{"old@example.com", "sameday@example.com", "fixed@example.com", "new@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.people.Delete(ctx, c.ID, user); err != nil { // at 2026-12-01 09:00
+				t.Fatal(err)
+			}
+		}
+		w.now = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+		imp := w.upload("old-crm.csv", csvFile(',',
+			[]string{"email", "marketing", "date"},
+			[]string{"old@example.com", "yes", "2019-05-01"},
+			[]string{"sameday@example.com", "yes", "2026-12-01"},
+			[]string{"fixed@example.com", "", ""},
+			[]string{"new@example.com", "yes", "2026-12-02"},
+		))
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}},
+			OptIn: &imports.OptIn{Value: contactstate.SingleOptInUser},
+			Consents: []imports.Consent{
+				{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent, CollectedAtColumn: "date", TextVersion: 1},
+				{Purpose: "Share with partners", State: consent.StateGranted, LegalBasis: consent.BasisConsent, CollectedAt: "2026-11-30",
+					Notice: "Paper form"},
+			}}
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range preview {
+			code := ""
+			if r.Skip != nil {
+				code = r.Skip.Code
+			}
+			got = append(got, r.Outcome+":"+code)
+		}
+		want := "[skipped:erased_address skipped:erased_address skipped:erased_address created:]"
+		if fmt.Sprint(got) != want {
+			t.Fatalf("preview %v, want %s", got, want)
+		}
+		dry := w.run(imp.ID, d, true)
+		imp = w.run(imp.ID, d, false)
+		for _, c := range []*imports.Import{dry, imp} {
+			if c.Created != 1 || c.Skipped != 3 || c.SkippedBy[contact.SkipErasedAddress] != 3 {
+				t.Fatalf("counts (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		for _, email := range []string{"old@example.com", "sameday@example.com", "fixed@example.com"} {
+			if c := w.contact(email); c != nil {
+				t.Errorf("%s came back with a consent collected before its erasure: %+v", email, c)
+			}
+		}
+		if c := w.contact("new@example.com"); c == nil || c.PreviouslyErasedAt == nil {
+			t.Errorf("an erased address with a consent collected since: %+v", c)
+		}
+	})
+}
+
+// With the default policy (skip), a known contact's fields are left, but an
+// opt-out or a withdrawn consent in the file is still applied and counted
+// as updated: the policy is about fields, not the person's choice to stop.
+// The preview and the dry run say so too.
+func TestSkipPolicyStillAppliesOptOuts(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		ids := map[string]string{}
+		for _, email := range []string{"stop@example.com", "withdraw@example.com", "keep@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email), FirstName: ptr("Kept")}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[email] = c.ID
+			if _, err := w.consent.Record(ctx, c.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted,
+				Source: "Trade fair 2026", TextVersion: 1, Actor: user, Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.now = w.now.Add(48 * time.Hour)
+		imp := w.upload("stops.csv", csvFile(',',
+			[]string{"email", "first", "status", "marketing", "date"},
+			[]string{"stop@example.com", "Changed", "opt-out", "", "2026-12-02"},
+			[]string{"withdraw@example.com", "Changed", "", "no", "2026-12-02"},
+			[]string{"keep@example.com", "Changed", "", "yes", "2026-12-02"},
+		))
+		d := imports.Definition{Source: "Trade fair 2026",
+			Columns: []imports.Column{{Column: "email", Field: "email"}, {Column: "first", Field: "first_name"}},
+			OptIn:   &imports.OptIn{Column: "status"},
+			Consents: []imports.Consent{{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent,
+				CollectedAtColumn: "date", TextVersion: 1}}}
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range preview {
+			got = append(got, r.Outcome)
+		}
+		if fmt.Sprint(got) != "[updated updated skipped]" {
+			t.Fatalf("preview %v", got)
+		}
+		dry := w.run(imp.ID, d, true)
+		imp = w.run(imp.ID, d, false)
+		for _, c := range []*imports.Import{dry, imp} {
+			if c.Updated != 2 || c.Skipped != 1 || c.SkippedBy[contact.SkipDuplicate] != 1 {
+				t.Fatalf("counts (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		if c := w.contact("stop@example.com"); c.OptInStatus != contactstate.OptOutUser || c.FirstName != "Kept" {
+			t.Errorf("the opt-out: %s %q", c.OptInStatus, c.FirstName)
+		}
+		if states := stateOf(w.history(ids["withdraw@example.com"])); states["E-marketing"] != consent.StateWithdrawn {
+			t.Errorf("the withdrawal was dropped: %v", states)
+		}
+		if c := w.contact("withdraw@example.com"); c.FirstName != "Kept" {
+			t.Errorf("the skip policy changed a field: %q", c.FirstName)
+		}
+		w.verify()
+	})
+}
+
+// The dry run counts a file that repeats addresses as the import then
+// does: a known address twice is a duplicate both times (the first row
+// did not change it), a new one twice is a duplicate in the file, and an
+// erased address twice is skipped as erased both times, under skip and
+// fill alike.
+func TestDryRunCountsRepeatedAddressesAsTheImport(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		for _, email := range []string{"known@example.com", "gone@example.com"} {
+			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
+				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if email == "gone@example.com" {
+				if err := w.people.Delete(ctx, c.ID, user); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, policy := range []string{contact.DuplicateSkip, contact.DuplicateFill} {
+			// Under fill, a dry run cannot tell whether a row would change
+			// the contact an earlier row created (docs/imports.md): the
+			// file repeats a new address under skip only.
+			repeat, created := policy+"-New@example.com", int64(1)
+			if policy != contact.DuplicateSkip {
+				repeat, created = policy+"-other@example.com", 2
+			}
+			file := csvFile(',',
+				[]string{"email"},
+				[]string{"known@example.com"},
+				[]string{policy + "-new@example.com"},
+				[]string{"gone@example.com"},
+				[]string{"KNOWN@example.com"},
+				[]string{repeat},
+				[]string{"Gone@example.com"},
+			)
+			d := imports.Definition{Source: "Trade fair 2026", Duplicates: policy, Columns: []imports.Column{{Column: "email", Field: "email"}}}
+			imp := w.upload(policy+".csv", file)
+			dry := w.run(imp.ID, d, true)
+			dryReport, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imp = w.run(imp.ID, d, false)
+			report, err := w.imports.ReportRows(ctx, imp.ID, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dry.Created != imp.Created || dry.Updated != imp.Updated || dry.Unchanged != imp.Unchanged || dry.Skipped != imp.Skipped ||
+				dry.Failed != imp.Failed || fmt.Sprint(dry.SkippedBy) != fmt.Sprint(imp.SkippedBy) {
+				t.Fatalf("%s: the dry run counted %+v, the import %+v", policy, dry, imp)
+			}
+			if fmt.Sprint(report) != fmt.Sprint(dryReport) {
+				t.Fatalf("%s: the dry run reported %+v, the import %+v", policy, dryReport, report)
+			}
+			if imp.SkippedBy[contact.SkipErasedAddress] != 2 {
+				t.Fatalf("%s: the erased address's rows: %+v", policy, imp)
+			}
+			if imp.Created != created {
+				t.Fatalf("%s: the new addresses: %+v", policy, imp)
+			}
+		}
 	})
 }
 
@@ -742,6 +952,12 @@ func TestReportKeepsLittle(t *testing.T) {
 		if err := w.imports.WriteReport(ctx, imp.ID, &b); err != nil {
 			t.Fatal(err)
 		}
+		// A byte order mark first, so that a spreadsheet program reads the
+		// file as UTF-8.
+		if !bytes.HasPrefix(b.Bytes(), []byte("\ufeffrow,")) {
+			t.Fatalf("the CSV report does not start with a byte order mark: %q", b.Bytes()[:min(b.Len(), 8)])
+		}
+		b.Next(len("\ufeff"))
 		recs, err := csv.NewReader(&b).ReadAll()
 		if err != nil || len(recs) != 2 || recs[0][7] != `'=HYPERLINK("x")` || strings.Contains(b.String(), "19900101") {
 			t.Fatalf("the CSV report: %q %v", recs[0], err)

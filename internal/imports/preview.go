@@ -121,7 +121,7 @@ func (s *Service) outcomes(ctx context.Context, id string, r *resolved, planned 
 	if len(planned) == 0 {
 		return nil
 	}
-	w := &writer{s: s, imp: &Import{ID: id, DryRun: true}, r: r, seen: map[uint64]bool{}, seed: maphash.MakeSeed()}
+	w := &writer{s: s, imp: &Import{ID: id, DryRun: true}, r: r, seen: map[uint64]uint8{}, seed: maphash.MakeSeed()}
 	var err error
 	if w.armed, err = suppression.Armed(ctx, s.DB); err != nil {
 		return err
@@ -141,7 +141,7 @@ func (s *Service) outcomes(ctx context.Context, id string, r *resolved, planned 
 				return err
 			}
 			pr := byNumber[row.number]
-			pr.KeptConsents = int(t.skippedBy[KeptNewerConsent])
+			pr.KeptConsents = int(t.kept)
 			switch {
 			case t.created > 0:
 				pr.Outcome = "created"

@@ -122,7 +122,9 @@ func (r *resolved) plan(s *Service, importID string, actor consent.Actor, number
 		if err != nil {
 			return nil, &rowError{field: at, reason: asRowError(err).Error()}
 		}
-		in.NewConsent = in.NewConsent || prepared.ExplicitConsent()
+		if prepared.ExplicitConsent() && collected.After(in.NewConsentAt) {
+			in.NewConsentAt = collected
+		}
 		p.consents = append(p.consents, plannedConsent{prepared: prepared, purposeID: c.purpose.ID, state: state, collected: collected})
 	}
 	for i, l := range r.lists {

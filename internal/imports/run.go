@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -19,8 +20,9 @@ import (
 	"github.com/consentry/consentry/internal/tabular"
 )
 
-// KeptNewerConsent counts, in Import.SkippedBy, the consents a file had
-// for a contact who gave a later one since: the import leaves those.
+// KeptNewerConsent is the key under which the imports table's skipped_by
+// column keeps Import.KeptConsents: the consents a file had for a contact
+// who gave a later one since, which the import leaves.
 const KeptNewerConsent = "kept_newer_consent"
 
 type jobPayload struct {
@@ -101,7 +103,7 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 			return fmt.Errorf("imports: skip to row %d: %w", imp.Position, err)
 		}
 	}
-	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[uint64]bool{}, seed: maphash.MakeSeed(), size: s.Chunk}
+	w := &writer{s: s, imp: imp, r: r, tr: tr, pos: imp.Position, seen: map[uint64]uint8{}, seed: maphash.MakeSeed(), size: s.Chunk}
 	if w.size <= 0 {
 		w.size = 50
 	}
@@ -187,9 +189,10 @@ type writer struct {
 	// chunk's doing, and must not shrink it.
 	writing time.Duration
 	size    int // rows in the next chunk
-	// seen holds a dry run's addresses so far, as 64-bit hashes under
-	// seed: a million addresses in a few tens of megabytes.
-	seen map[uint64]bool
+	// seen holds what a dry run's rows so far would have done to their
+	// addresses (met...), by the addresses' 64-bit hashes under seed: a
+	// million addresses in a few tens of megabytes.
+	seen map[uint64]uint8
 	seed maphash.Seed
 	// created counts the contacts this run created; statsAt is the count
 	// at which restat next refreshes the planner's statistics.
@@ -285,6 +288,7 @@ func (w *writer) read(n int) (rows []*readRow, end bool, err error) {
 type tally struct {
 	created, updated, unchanged, skipped, failed int64
 	skippedBy                                    map[string]int64
+	kept                                         int64   // consents left for the contact's later one
 	report                                       [][]any // import_rows
 	touched                                      [][]any // import_contacts
 	// keep is what the report keeps of a row's cells (resolved.reportCells).
@@ -407,6 +411,9 @@ func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
 	for k, v := range t.skippedBy {
 		by[k] += v
 	}
+	if t.kept > 0 {
+		by[KeptNewerConsent] += t.kept
+	}
 	enc, _ := json.Marshal(by)
 	_, err := tx.Exec(`UPDATE imports SET position = $2, created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
 		skipped = skipped + $6, failed = failed + $7, skipped_by = $8 WHERE id = $1`,
@@ -496,12 +503,27 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	if err != nil {
 		return err
 	}
+	stopsOnly := out.Skipped == contact.SkipDuplicate
+	var withdrew bool
+	if stopsOnly {
+		// The skip policy leaves the contact's fields, not the person's
+		// choice to stop: the row's opt-out (applied by ImportTx) and its
+		// withdrawals are written all the same.
+		if withdrew, err = w.consents(tx, t, p, out, dry, true, now); err != nil {
+			return err
+		}
+		if out.Updated || withdrew {
+			out.Skipped = ""
+		}
+	}
 	switch out.Skipped {
 	case "":
 	case contact.SkipDuplicate:
 		code, why := contact.SkipDuplicate, "the address is a contact's already, and duplicates are skipped"
 		var mine bool
-		if !dry {
+		if dry {
+			mine = w.seen[w.hash(row)]&metChanged != 0 // an earlier row would have changed the contact, as import_contacts then says
+		} else {
 			if err := tx.Row(`SELECT EXISTS (SELECT 1 FROM import_contacts WHERE import_id = $1 AND contact_id = $2)`, id, out.Key.ID).Scan(&mine); err != nil {
 				return err
 			}
@@ -512,36 +534,25 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 		t.skip(row, id, code, why)
 		return nil
 	case contact.SkipErasedAddress:
-		t.skip(row, id, out.Skipped, "the address was erased; it comes back only with a new explicit consent in the row")
+		t.skip(row, id, out.Skipped, "the address was erased; it comes back only with an explicit consent in the row collected after the erasure")
 		return nil
 	default:
 		t.skip(row, id, out.Skipped, "the contact asked to stop processing, or was erased: their record is locked")
 		return nil
 	}
-	changed := out.Created || out.Updated
+	changed := out.Created || out.Updated || withdrew
 	k := out.Key
-	for _, c := range p.consents {
-		if !out.Created {
-			state, given, ok, err := consent.CurrentTx(tx, k.ID, c.purposeID)
-			if err != nil {
-				return err
-			}
-			if ok && state == c.state {
-				continue // the record says so already
-			}
-			if ok && given.After(c.collected) {
-				t.skippedBy[KeptNewerConsent]++
-				continue
-			}
+	if !stopsOnly {
+		wrote, err := w.consents(tx, t, p, out, dry, false, now)
+		if err != nil {
+			return err
 		}
-		if !dry {
-			if _, err := c.prepared.Apply(tx, k, now); err != nil {
-				return err
-			}
-		}
-		changed = true
+		changed = changed || wrote
 	}
 	for _, l := range p.lists {
+		if stopsOnly {
+			break // joining a list is no stop
+		}
 		var joined bool
 		switch {
 		case out.Created && dry:
@@ -567,6 +578,9 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	default:
 		t.unchanged++
 	}
+	if dry {
+		w.met(row, out.Created, changed)
+	}
 	if changed && !dry {
 		created := 0
 		if out.Created {
@@ -577,22 +591,96 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 	return nil
 }
 
-// metBefore counts, in a dry run, a row whose address an earlier row of
-// the file had, and reports whether it did: nothing was written for the
-// earlier row, so the database does not know the address, and the row is
-// counted as the import would meet it, a contact's already (a dry run
-// does not tell whether its fields would change the earlier row's). The
-// addresses met are kept in memory as 64-bit hashes.
+// consents writes the row's consents for the contact of out (only its
+// withdrawals when withdrawalsOnly) and reports whether any was written;
+// a dry run writes nothing and reports whether any would be. A consent
+// the contact's record says already is not written, nor one the contact
+// gave or withdrew after the row's collection date (counted in t.kept).
+func (w *writer) consents(tx *store.Tx, t *tally, p *rowPlan, out contact.ImportOutcome, dry, withdrawalsOnly bool, now time.Time) (bool, error) {
+	wrote := false
+	for _, c := range p.consents {
+		if withdrawalsOnly && c.state != consent.StateWithdrawn {
+			continue
+		}
+		if !out.Created {
+			state, given, ok, err := consent.CurrentTx(tx, out.Key.ID, c.purposeID)
+			if err != nil {
+				return false, err
+			}
+			if ok && state == c.state {
+				continue // the record says so already
+			}
+			if ok && given.After(c.collected) {
+				t.kept++
+				continue
+			}
+		}
+		if !dry {
+			if _, err := c.prepared.Apply(tx, out.Key, now); err != nil {
+				return false, err
+			}
+		}
+		wrote = true
+	}
+	return wrote, nil
+}
+
+// What a dry run's earlier rows would have done to an address (writer.seen).
+const (
+	metCreated  uint8 = 1 << iota // an earlier row would have created the contact
+	metChanged                    // an earlier row would have created or changed the contact (import_contacts)
+	metOptedOut                   // the contact would be opted out by an earlier row
+)
+
+func (w *writer) hash(row *readRow) uint64 { return maphash.String(w.seed, row.plan.emailKey()) }
+
+// met notes, in a dry run, what row would do to its address's contact, for
+// the later rows of the file that have the address. A row skipped, or
+// failed, leaves nothing: a later row meets the address as the database
+// has it, as in the import.
+func (w *writer) met(row *readRow, created, changed bool) {
+	h := w.hash(row)
+	if created {
+		w.seen[h] |= metCreated
+	}
+	if changed || created {
+		w.seen[h] |= metChanged
+		if row.plan.incoming.OptInStatus == contactstate.OptOutUser {
+			w.seen[h] |= metOptedOut
+		}
+	}
+}
+
+// metBefore counts, in a dry run, a row whose address an earlier row of the
+// file would have made a new contact, and reports whether it did: nothing
+// was written for the earlier row, so the database does not know the
+// contact, and the row is counted as the import would meet it, a contact's
+// already, created by this import (a dry run does not tell whether its
+// fields would change the earlier row's). Under the skip policy the row
+// is counted updated when it would opt the contact out or withdraw a
+// consent, and skipped as duplicate_in_file otherwise. A row whose
+// address an earlier row skipped, failed or met as a known contact is
+// decided against the database, as the import decides it.
 func (w *writer) metBefore(t *tally, row *readRow) bool {
-	h := maphash.String(w.seed, row.plan.emailKey())
-	if !w.seen[h] {
-		w.seen[h] = true
+	h := w.hash(row)
+	if w.seen[h]&metCreated == 0 {
 		return false
 	}
-	if w.r.def.Duplicates == contact.DuplicateSkip {
-		t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
-	} else {
+	if w.r.def.Duplicates != contact.DuplicateSkip {
 		t.updated++
+		return true
 	}
+	stops := row.plan.incoming.OptInStatus == contactstate.OptOutUser && w.seen[h]&metOptedOut == 0
+	for _, c := range row.plan.consents {
+		stops = stops || c.state == consent.StateWithdrawn
+	}
+	if !stops {
+		t.skip(row, w.imp.ID, SkipDuplicateInFile, "an earlier row of the file has the address")
+		return true
+	}
+	if row.plan.incoming.OptInStatus == contactstate.OptOutUser {
+		w.seen[h] |= metOptedOut
+	}
+	t.updated++
 	return true
 }

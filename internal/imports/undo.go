@@ -2,7 +2,6 @@ package imports
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -148,7 +147,10 @@ func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error
 	if err != nil {
 		return err
 	}
-	cw := csv.NewWriter(w)
+	cw, err := cells.NewCSV(w)
+	if err != nil {
+		return err
+	}
 	header := []string{"row", "outcome", "code", "field", "reason"}
 	for _, h := range imp.Header {
 		header = append(header, cells.Defuse(h))

@@ -217,6 +217,12 @@ func (f *fixture) report(t testing.TB, id string) map[string][]string {
 	if err := f.svc.WriteReport(context.Background(), id, &b); err != nil {
 		t.Fatal(err)
 	}
+	// A byte order mark first, so that a spreadsheet program reads the
+	// file as UTF-8.
+	if !bytes.HasPrefix(b.Bytes(), []byte("\ufeffcontact_id,")) {
+		t.Fatalf("the report does not start with a byte order mark: %q", b.Bytes()[:min(b.Len(), 12)])
+	}
+	b.Next(len("\ufeff"))
 	recs, err := csv.NewReader(&b).ReadAll()
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package repermission
 import (
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"time"
@@ -36,7 +35,10 @@ func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error
 	if _, err := s.Get(ctx, id); err != nil {
 		return err
 	}
-	out := csv.NewWriter(w)
+	out, err := cells.NewCSV(w)
+	if err != nil {
+		return err
+	}
 	if err := out.Write(ReportHeader); err != nil {
 		return err
 	}
