@@ -82,13 +82,16 @@ type Sender struct {
 	// Observe, when set, is told what became of each recipient's message
 	// once that is recorded (for the metrics), as mail.Deliverer's is.
 	Observe func(mail.Outcome)
+	// Sleep waits d on the Service's clock (Service.Now) to keep to the
+	// setting campaign_rate, or returns ctx's error; nil waits on a
+	// timer. Tests that move the clock themselves set it.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	idOnce  sync.Once
 	id      string
 	started bool          // the first recovery is done
 	perMsg  time.Duration // moving average of a message's hand-over
-	limiter *rate.Limiter
-	rateSet int
+	pace    pacer
 	cache   map[string]*prepared
 	clicks  linkCache // the operator's links of sent campaigns (links_use.go)
 }
@@ -322,13 +325,17 @@ func (x *Sender) renderAhead(ctx context.Context, p *prepared, b *batch) {
 	}
 }
 
-// batchSize is how many messages fit in the fence budget at the pace
-// measured so far.
+// maxBatch is the most recipients a batch takes.
+const maxBatch = 1000
+
+// batchSize is how many messages fit in the budget at the pace measured
+// so far, and no more than the setting campaign_rate lets go at once.
 func (x *Sender) batchSize() int {
-	if x.perMsg <= 0 {
-		return 50
+	n := 50
+	if x.perMsg > 0 {
+		n = max(10, min(maxBatch, int(x.Budget/x.perMsg)))
 	}
-	return max(10, min(1000, int(x.Budget/x.perMsg)))
+	return min(n, x.pace.burst())
 }
 
 // claim takes the next batch: retries that are due first, then the queued
@@ -337,6 +344,11 @@ func (x *Sender) batchSize() int {
 // whether it is sent).
 func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, err error) {
 	s := x.Service
+	st, err := settings.Get(ctx, s.DB.Read)
+	if err != nil {
+		return nil, false, err
+	}
+	x.pace.set(st.CampaignRate)
 	n := x.batchSize()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		b, more = &batch{}, false
@@ -539,24 +551,91 @@ func truncate(s string) string {
 	return s
 }
 
-// wait keeps to the setting campaign_rate.
+// wait keeps to the setting campaign_rate (see pacer), on the Service's
+// clock, and gives way to people (GiveWay) before n messages are handed
+// over.
 func (x *Sender) wait(ctx context.Context, n int) error {
-	st, err := settings.Get(ctx, x.Service.DB.Read)
-	if err != nil {
-		return err
-	}
-	if st.CampaignRate != x.rateSet || x.limiter == nil {
-		x.rateSet = st.CampaignRate
-		if st.CampaignRate <= 0 {
-			x.limiter = rate.NewLimiter(rate.Inf, 0)
-		} else {
-			x.limiter = rate.NewLimiter(rate.Limit(st.CampaignRate), max(st.CampaignRate, 1000))
+	if d := x.pace.reserve(x.Service.now(), n); d > 0 {
+		sleep := x.Sleep
+		if sleep == nil {
+			sleep = sleepOn
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
 		}
 	}
-	if err := x.limiter.WaitN(ctx, min(n, x.limiter.Burst())); err != nil {
-		return err
-	}
 	return x.GiveWay.Wait(ctx, n)
+}
+
+// sleepOn waits d on a timer, or returns ctx's error.
+func sleepOn(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pacer keeps to the setting campaign_rate, messages a second per
+// instance: a token bucket that fills at that rate and holds at most a
+// tenth of a second's worth (at least one message, at most a batch). It
+// starts full, so the first messages go at once, but no more of them than
+// that burst: over any stretch of t seconds, at most rate×t + rate/10
+// messages are handed over, from the first message on. The burst is also
+// the largest batch a sender takes, so that a batch goes out as soon as
+// its messages may, and a claimed batch waits for the rate no longer than
+// a tenth of a second (one message's turn at a rate under 10), well
+// within its lease. A rate of 0 is no limit.
+type pacer struct {
+	mu      sync.Mutex
+	rate    int
+	limiter *rate.Limiter // nil: no limit
+}
+
+// set makes the rate r messages a second; a change starts a new, full
+// bucket.
+func (p *pacer) set(r int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r == p.rate && (r <= 0 || p.limiter != nil) {
+		return
+	}
+	p.rate, p.limiter = r, nil
+	if r > 0 {
+		p.limiter = rate.NewLimiter(rate.Limit(r), max(1, min(maxBatch, (r+9)/10)))
+	}
+}
+
+// burst is the most messages that may go at once: maxBatch without a
+// limit.
+func (p *pacer) burst() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limiter == nil {
+		return maxBatch
+	}
+	return p.limiter.Burst()
+}
+
+// reserve takes n messages' turn at now and returns how long to wait
+// before they go (0: at once). More than a burst is taken a burst at a
+// time, each after the one before.
+func (p *pacer) reserve(now time.Time, n int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limiter == nil {
+		return 0
+	}
+	var d time.Duration
+	for n > 0 {
+		part := min(n, p.limiter.Burst())
+		d = p.limiter.ReserveN(now, part).DelayFrom(now)
+		n -= part
+	}
+	return d
 }
 
 // finish records each outcome of a batch and closes it.
