@@ -4,10 +4,11 @@
 //
 // A campaign's bodies are stored once per language; each recipient has a
 // small row (who, the outcome, when) and nothing more. Sending re-reads
-// every recipient's state under the send fence (store.DB.HoldFence) just
-// before handing their message to the mail server, so no message leaves
-// after a change that stops it (an opt-out, a withdrawal, an unsubscribe)
-// has committed.
+// every recipient's state as it opens a hand-over for the batch
+// (store.DB.StartHandOver) and begins each message through it, so no
+// message leaves after a change that stops it (an opt-out, a withdrawal,
+// an unsubscribe) has committed, and no such change waits for the mail
+// server on another recipient's behalf.
 package campaign
 
 import (
