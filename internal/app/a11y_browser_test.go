@@ -367,7 +367,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			forms[lang] = form.ID
 		}
 		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", len(i18n.Languages))
-		tpl, err := e.a.Campaigns.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr("<div>{{content}}</div>")})
+		tpl, err := e.a.Campaigns.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr(`<div>{{content}}</div><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>`)})
 		if err != nil {
 			t.Fatal(err)
 		}

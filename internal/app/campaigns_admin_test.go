@@ -57,7 +57,9 @@ func campaignForm(name string) url.Values {
 // previews it as a contact (in a sandboxed frame) and says why another
 // would not get it, sends a test to the user, and sends it through the
 // buttons, each a post that redirects. Templates are made, refused
-// without {{content}}, and deleted. An agent may not see any of it.
+// without {{content}}, and deleted; a body without the unsubscribe link
+// in a template without it is refused next to the body. An agent may not
+// see any of it.
 func TestCampaignPages(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
@@ -190,16 +192,28 @@ func TestCampaignPages(t *testing.T) {
 		if code, body := admin.post(tp, url.Values{"name": {"Plain"}, "html": {"<div>no body</div>"}}); code != 400 || !strings.Contains(body, `id="html-error"`) {
 			t.Fatalf("template without content: %d %s", code, body)
 		}
-		if code, body := admin.post(tp, url.Values{"name": {"Plain"}, "html": {"<div>{{content}}</div>"}}); code != 200 || !strings.Contains(body, "Template saved.") || !strings.Contains(body, ">Plain</a>") {
+		const layout = `<div>{{content}}</div><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>`
+		if code, body := admin.post(tp, url.Values{"name": {"Plain"}, "html": {layout}}); code != 200 || !strings.Contains(body, "Template saved.") || !strings.Contains(body, ">Plain</a>") {
 			t.Fatalf("template: %d %s", code, body)
 		}
 		var tid string
 		if err := db.Read.QueryRow(`SELECT id FROM campaign_templates`).Scan(&tid); err != nil {
 			t.Fatal(err)
 		}
-		if code, body := admin.post(tp+"/"+tid, url.Values{"name": {"Plainer"}, "html": {"<div>{{content}}</div>"}}); code != 200 || !strings.Contains(body, ">Plainer</a>") {
+		if code, body := admin.post(tp+"/"+tid, url.Values{"name": {"Plainer"}, "html": {layout}}); code != 200 || !strings.Contains(body, ">Plainer</a>") {
 			t.Fatalf("template edit: %d %s", code, body)
 		}
+		// A template without the unsubscribe link: a body without it is
+		// refused next to the body.
+		if code, body := admin.post(tp, url.Values{"name": {"Bare"}, "html": {"<div>{{content}}</div>"}}); code != 200 || !strings.Contains(body, ">Bare</a>") {
+			t.Fatalf("template without the link: %d %s", code, body)
+		}
+		var bare string
+		if err := db.Read.QueryRow(`SELECT id FROM campaign_templates WHERE name = 'Bare'`).Scan(&bare); err != nil {
+			t.Fatal(err)
+		}
+		bad(url.Values{"template_id": {bare}}, `id="html_en-error"`)
+		bad(url.Values{"template_id": {bare}}, "{{unsubscribe_url}}")
 		// A campaign on a list, with the template: the form keeps both, and
 		// the template cannot be deleted while the campaign uses it.
 		var list struct{ ID string }

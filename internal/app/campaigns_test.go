@@ -142,8 +142,9 @@ func TestCampaignsAPI(t *testing.T) {
 }
 
 // TestCampaignTemplatesAPI: templates are kept through the API, one
-// without {{content}} is refused naming the field, and one in use cannot
-// be deleted.
+// without {{content}} is refused naming the field, a campaign whose
+// template and body lack the unsubscribe link is refused naming the
+// body, and a template in use cannot be deleted.
 func TestCampaignTemplatesAPI(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
@@ -163,7 +164,12 @@ func TestCampaignTemplatesAPI(t *testing.T) {
 		if e.api("GET", "/api/v1/campaign-templates", "", 200, &all); len(all) != 1 {
 			t.Fatalf("templates: %+v", all)
 		}
-		e.api("POST", "/api/v1/campaigns", `{"name":"Spring","template_id":"`+tpl.ID+`","condition":"email != \"\"","variants":[{"language":"en","subject":"Hi","html":"<p>x</p>"}]}`, 201, nil)
+		// The template has no unsubscribe link: the body must carry it.
+		e.api("POST", "/api/v1/campaigns", `{"name":"Spring","template_id":"`+tpl.ID+`","condition":"email != \"\"","variants":[{"language":"en","subject":"Hi","html":"<p>x</p>"}]}`, 400, &bad)
+		if bad.Error.Field != "variants[0].html" {
+			t.Fatalf("a campaign without an unsubscribe link: %+v", bad)
+		}
+		e.api("POST", "/api/v1/campaigns", `{"name":"Spring","template_id":"`+tpl.ID+`","condition":"email != \"\"","variants":[{"language":"en","subject":"Hi","html":"<p>x</p><p><a href=\"{{unsubscribe_url}}\">Leave</a></p>"}]}`, 201, nil)
 		e.api("DELETE", "/api/v1/campaign-templates/"+tpl.ID, "", 409, nil)
 		e.api("GET", "/api/v1/campaign-templates/nope", "", 404, nil)
 		e.api("DELETE", "/api/v1/campaign-templates/nope", "", 404, nil)

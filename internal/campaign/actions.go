@@ -54,9 +54,14 @@ func (s *Service) transition(ctx context.Context, id, status string, from []stri
 	return s.Get(ctx, id)
 }
 
-// ready checks that c can be sent: its content and audience hold.
+// ready checks that c can be sent: its content and audience hold, and its
+// messages carry the unsubscribe link (the template may have changed since
+// the campaign was saved).
 func (s *Service) ready(ctx context.Context, c *Campaign) error {
 	if err := checkVariants(c); err != nil {
+		return err
+	}
+	if err := s.checkUnsubscribe(ctx, c); err != nil {
 		return err
 	}
 	_, err := s.newGate(ctx, s.DB.Read, c)

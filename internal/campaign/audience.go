@@ -75,8 +75,9 @@ func (a *Audience) add(reason string, n int64) {
 
 // gate is a campaign's rules as SQL over the contacts alias c: which
 // contacts its audience selects, and why one of them may not get it. The
-// same expression counts the audience, fixes the recipients and, under
-// the send fence, checks each recipient again just before sending.
+// same expression counts the audience, fixes the recipients and, as a
+// batch's hand-over starts, checks each recipient again just before
+// sending.
 type gate struct {
 	c        *Campaign
 	basis    string            // the purpose's legal basis
@@ -134,8 +135,8 @@ func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*g
 		g.cond = cond
 	}
 	g.dialect = s.DB.Dialect
-	// A hold set after this read is still seen at sending: the sender's
-	// read under the fence always tests holds (see prepared.read).
+	// A hold set after this read is still seen at sending: the read as a
+	// batch's hand-over starts always tests holds (see prepared.read).
 	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM legal_holds WHERE lifted_at IS NULL)`).Scan(&g.holds); err != nil {
 		return nil, fmt.Errorf("campaign: look for legal holds: %w", err)
 	}

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"html"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -44,7 +45,12 @@ var tagRE = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 type part struct {
 	text string
 	tag  string
-	link int // index into compiled.links, or -1
+	// inURL marks a tag written inside a link's address, such as
+	// https://acme.example/offer?name={{first_name}}: its value is
+	// percent-encoded there, so that a name with spaces, "&" or quotes
+	// stays one value of the address.
+	inURL bool
+	link  int // index into compiled.links, or -1
 }
 
 // compiled is a subject or body split at its tags and links, so that each
@@ -80,11 +86,18 @@ func stripTags(src string) string { return tagRE.ReplaceAllString(src, "") }
 // are not wrapped: they are ours.
 var hrefRE = regexp.MustCompile(`(?i)(<a\b[^>]*?\bhref\s*=\s*)("https?://[^"]*"|'https?://[^']*')`)
 
+// textURLRE finds the addresses in a plain-text body.
+var textURLRE = regexp.MustCompile(`(?i)https?://[^\s<>"]+`)
+
 // compile splits src (already checked) at its tags, and for HTML at the
-// operator's links too.
+// operator's links too. A tag inside an address (an href, or an address
+// in plain text) is marked inURL. An operator's link whose address holds
+// a tag is personal: it is filled in for each recipient and not wrapped
+// for tracking, though it keeps its number among the links, so that the
+// numbers of the others do not depend on it.
 func compile(src string, isHTML bool) compiled {
 	var c compiled
-	add := func(s string) {
+	add := func(s string, inURL bool) {
 		for len(s) > 0 {
 			m := tagRE.FindStringSubmatchIndex(s)
 			if m == nil {
@@ -94,24 +107,37 @@ func compile(src string, isHTML bool) compiled {
 			if m[0] > 0 {
 				c.parts = append(c.parts, part{text: s[:m[0]], link: -1})
 			}
-			c.parts = append(c.parts, part{tag: s[m[2]:m[3]], link: -1})
+			c.parts = append(c.parts, part{tag: s[m[2]:m[3]], inURL: inURL, link: -1})
 			s = s[m[1]:]
 		}
 	}
 	if !isHTML {
-		add(src)
-		return c
+		src = normalizeTags(src) // an address ends at a space
+		for {
+			m := textURLRE.FindStringIndex(src)
+			if m == nil {
+				add(src, false)
+				return c
+			}
+			add(src[:m[0]], false)
+			add(src[m[0]:m[1]], true)
+			src = src[m[1]:]
+		}
 	}
 	rest := src
 	for {
 		m := hrefRE.FindStringSubmatchIndex(rest)
 		if m == nil {
-			add(rest)
+			add(rest, false)
 			return c
 		}
-		add(rest[:m[4]+1]) // through the opening quote
+		add(rest[:m[4]+1], false) // through the opening quote
 		raw := rest[m[4]+1 : m[5]-1]
-		c.parts = append(c.parts, part{link: len(c.links)})
+		if tagRE.MatchString(raw) {
+			add(raw, true)
+		} else {
+			c.parts = append(c.parts, part{link: len(c.links)})
+		}
 		c.links = append(c.links, html.UnescapeString(raw))
 		rest = rest[m[5]-1:]
 	}
@@ -125,7 +151,8 @@ type values struct {
 	link func(i int, original string) string
 }
 
-// render writes c for one recipient. In HTML, tag values are escaped.
+// render writes c for one recipient. In HTML, tag values are escaped; a
+// tag inside an address is percent-encoded first.
 func (c *compiled) render(sb *strings.Builder, v values, isHTML bool) {
 	for _, p := range c.parts {
 		switch {
@@ -136,16 +163,26 @@ func (c *compiled) render(sb *strings.Builder, v values, isHTML bool) {
 			}
 			sb.WriteString(html.EscapeString(addr))
 		case p.tag != "":
-			if isHTML {
-				sb.WriteString(html.EscapeString(v.tags[p.tag]))
-			} else {
-				sb.WriteString(v.tags[p.tag])
+			val := v.tags[p.tag]
+			if p.inURL {
+				val = inAddress(val)
 			}
+			if isHTML {
+				val = html.EscapeString(val)
+			}
+			sb.WriteString(val)
 		default:
 			sb.WriteString(p.text)
 		}
 	}
 }
+
+// inAddress percent-encodes a tag's value for its place inside an address
+// (a path or a query alike): every byte but letters, digits and "-._~".
+// A tag never begins an address there (the address begins with http), so
+// even one of our own links is a value inside another address, such as
+// https://acme.example/leave?next={{unsubscribe_url}}.
+func inAddress(v string) string { return strings.ReplaceAll(url.QueryEscape(v), "+", "%20") }
 
 var (
 	blockRE   = regexp.MustCompile(`(?is)<(script|style|head)\b.*?</(script|style|head)>`)

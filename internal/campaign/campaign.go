@@ -4,10 +4,11 @@
 //
 // A campaign's bodies are stored once per language; each recipient has a
 // small row (who, the outcome, when) and nothing more. Sending re-reads
-// every recipient's state under the send fence (store.DB.HoldFence) just
-// before handing their message to the mail server, so no message leaves
-// after a change that stops it (an opt-out, a withdrawal, an unsubscribe)
-// has committed.
+// every recipient's state as it opens a hand-over for the batch
+// (store.DB.StartHandOver) and begins each message through it, so no
+// message leaves after a change that stops it (an opt-out, a withdrawal,
+// an unsubscribe) has committed, and no such change waits for the mail
+// server on another recipient's behalf.
 package campaign
 
 import (
@@ -128,7 +129,49 @@ func (s *Service) check(ctx context.Context, c *Campaign, in Input) error {
 	if in.Variants != nil {
 		c.Variants = slices.Clone(*in.Variants)
 	}
-	return checkVariants(c)
+	if err := checkVariants(c); err != nil {
+		return err
+	}
+	return s.checkUnsubscribe(ctx, c)
+}
+
+// checkUnsubscribe makes sure that every message of c carries the
+// recipient's unsubscribe link in its HTML part, not only in the
+// List-Unsubscribe header (which some mail clients do not show): the
+// layout has it ({{unsubscribe_url}}, as the built-in one has in its
+// footer), or else every variant's HTML body must. The plain-text part
+// always ends with the link (textFooter). A body without it is an invalid
+// error on variants[i].html that says what is missing and where.
+func (s *Service) checkUnsubscribe(ctx context.Context, c *Campaign) error {
+	layout, name := DefaultLayout, "the built-in layout"
+	if c.TemplateID != "" {
+		t, err := s.Template(ctx, c.TemplateID)
+		if errs.Is(err, errs.KindNotFound) {
+			return errs.Invalid("template_id", "no template %q", c.TemplateID)
+		}
+		if err != nil {
+			return err
+		}
+		layout, name = t.HTML, fmt.Sprintf("the template %q", t.Name)
+	}
+	if countTag(layout, TagUnsubscribeURL) > 0 {
+		return nil
+	}
+	for i, v := range c.Variants {
+		if countTag(v.HTML, TagUnsubscribeURL) == 0 {
+			return errUnsubscribeMissing(fmt.Sprintf("variants[%d].html", i), "the %s HTML body has no unsubscribe link, and %s has none in its footer: put {{%s}} in the body (for example <a href=\"{{%s}}\">Unsubscribe</a>), or choose a template that has it",
+				v.Language, name, TagUnsubscribeURL, TagUnsubscribeURL)
+		}
+	}
+	return nil
+}
+
+// errUnsubscribeMissing is the invalid-input error of content that would
+// reach a recipient without their unsubscribe link.
+func errUnsubscribeMissing(field, format string, args ...any) error {
+	e := errs.Invalid(field, format, args...)
+	e.Code = "unsubscribe_link_missing"
+	return e
 }
 
 // checkRules is check without the name and the content: it validates the

@@ -56,9 +56,9 @@ const bouncePrefix = "bounced: "
 const notBegun = "not begun"
 
 // Sender sends the campaigns that are due, in batches: take a batch of
-// recipients (a write), then under the send fence read their state, apply
-// the gate and hand the allowed messages to the transport, then record
-// each outcome (a write).
+// recipients (a write), then open a hand-over for them that reads their
+// state, apply the gate and hand the allowed messages to the transport
+// through the hand-over, then record each outcome (a write).
 type Sender struct {
 	Service   *Service
 	Links     *Links
@@ -71,8 +71,8 @@ type Sender struct {
 	// Lease is how long a batch stays this sender's; one whose sender died
 	// is declared unknown once it runs out.
 	Lease time.Duration
-	// Budget is how long a batch may hold the send fence: writes that can
-	// stop email wait for it at most that long.
+	// Budget is how long a batch's hand-over may take: messages not begun
+	// by then go in the next batch. Batches are sized to it.
 	Budget time.Duration
 	// Poll is how often to look for work other instances started.
 	Poll time.Duration
@@ -82,13 +82,16 @@ type Sender struct {
 	// Observe, when set, is told what became of each recipient's message
 	// once that is recorded (for the metrics), as mail.Deliverer's is.
 	Observe func(mail.Outcome)
+	// Sleep waits d on the Service's clock (Service.Now) to keep to the
+	// setting campaign_rate, or returns ctx's error; nil waits on a
+	// timer. Tests that move the clock themselves set it.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	idOnce  sync.Once
 	id      string
 	started bool          // the first recovery is done
 	perMsg  time.Duration // moving average of a message's hand-over
-	limiter *rate.Limiter
-	rateSet int
+	pace    pacer
 	cache   map[string]*prepared
 	clicks  linkCache // the operator's links of sent campaigns (links_use.go)
 }
@@ -299,17 +302,17 @@ type outcome struct {
 	reason    string
 	tracked   bool
 	env       *mail.Envelope
-	// renderedFor is the state env was rendered for ahead of the fence; a
-	// recipient whose state changed since is rendered again.
+	// renderedFor is the state env was rendered for ahead of the
+	// hand-over; a recipient whose state changed since is rendered again.
 	renderedFor recipient
 	bounced     bool
 }
 
 // renderAhead renders the messages of a claimed batch while the batch
-// before is handed over, so that under the send fence only the gate is
-// read again. A message is rendered for the state read now; send renders
-// it again if that state changed by the time the fence is held, and
-// renders all of them there if the read here fails.
+// before is handed over, so that as its own hand-over starts only the
+// gate is read again. A message is rendered for the state read now; send
+// renders it again if that state changed by the time its hand-over reads
+// it, and renders all of them there if the read here fails.
 func (x *Sender) renderAhead(ctx context.Context, p *prepared, b *batch) {
 	recips, err := p.read(ctx, x.Service.DB.Read, b.rows)
 	if err != nil {
@@ -322,13 +325,17 @@ func (x *Sender) renderAhead(ctx context.Context, p *prepared, b *batch) {
 	}
 }
 
-// batchSize is how many messages fit in the fence budget at the pace
-// measured so far.
+// maxBatch is the most recipients a batch takes.
+const maxBatch = 1000
+
+// batchSize is how many messages fit in the budget at the pace measured
+// so far, and no more than the setting campaign_rate lets go at once.
 func (x *Sender) batchSize() int {
-	if x.perMsg <= 0 {
-		return 50
+	n := 50
+	if x.perMsg > 0 {
+		n = max(10, min(maxBatch, int(x.Budget/x.perMsg)))
 	}
-	return max(10, min(1000, int(x.Budget/x.perMsg)))
+	return min(n, x.pace.burst())
 }
 
 // claim takes the next batch: retries that are due first, then the queued
@@ -337,6 +344,11 @@ func (x *Sender) batchSize() int {
 // whether it is sent).
 func (x *Sender) claim(ctx context.Context, p *prepared) (b *batch, more bool, err error) {
 	s := x.Service
+	st, err := settings.Get(ctx, s.DB.Read)
+	if err != nil {
+		return nil, false, err
+	}
+	x.pace.set(st.CampaignRate)
 	n := x.batchSize()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		b, more = &batch{}, false
@@ -429,79 +441,76 @@ func amongIDs(d store.Dialect, first int, rows []*outcome) (string, []any) {
 	return store.Among(d, first, ids)
 }
 
-// send hands a batch over: under the send fence, each recipient's state is
-// read again and the gate applied; the allowed messages go to the
-// transport before the fence is let go. Then each outcome is recorded.
-//
-// On PostgreSQL, when a change that can stop email waits for the fence,
-// the sender begins no more messages and lets go, so that the change
-// waits only for the messages in flight; then it takes the fence again and
-// goes on with the rest of the batch, whose state it reads again. There,
-// a change's commit waits for the other writes of its instance's writer
-// and the fence wait comes on top; on SQLite a change waits for the batch
-// (the budget, 25 ms) and reading the rest again for each change cost a
-// tenth of the throughput, so the sender does not let go early. Messages
-// not begun within the budget are left for the next batch; one begun is
-// always finished.
+// send hands a batch over. It opens a hand-over for the batch's contacts
+// (store.DB.StartHandOver), which reads each recipient's state again and
+// applies the gate; the allowed messages go to the transport, which begins
+// each through the hand-over and ends it there once the mail server has
+// answered. So a change that can stop email to a recipient and commits
+// before their message begins stops it (the message is not begun, and the
+// recipient's state is read again in a later batch); one that comes while
+// their message is being handed over waits for that message only, outside
+// the database writer; and nothing waits for a mail server on another
+// recipient's behalf. Messages not begun within the budget are left for
+// the next batch; one begun is always finished. Then each outcome is
+// recorded.
 func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 	s := x.Service
 	if err := x.wait(ctx, len(b.rows)); err != nil {
 		return err
 	}
 	started := time.Now()
+	ids := make([]string, len(b.rows))
+	for i, o := range b.rows {
+		ids[i] = o.contactID
+	}
+	var recips map[string]*recipient
+	ho, err := s.DB.StartHandOver(ctx, ids, func(q store.Querier) (err error) {
+		recips, err = p.read(ctx, q, b.rows)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer ho.Close()
+	var envs []*mail.Envelope
+	var sending []*outcome
+	for _, o := range b.rows {
+		r, ok := recips[o.contactID]
+		switch {
+		case !ok:
+			o.status, o.reason = RecipientSuppressed, ReasonDeleted
+		case r.reason != "":
+			o.status, o.reason = RecipientSuppressed, r.reason
+		default:
+			o.tracked = r.tracked
+			if o.env == nil || o.renderedFor != *r {
+				o.env, o.renderedFor = p.envelope(o.id, r), *r
+			}
+			id := o.contactID
+			o.env.Begin = func() bool { return ho.Begin(id) }
+			o.env.End = func() { ho.End(id) }
+			envs = append(envs, o.env)
+			sending = append(sending, o)
+		}
+	}
+	if len(envs) == 0 {
+		return nil
+	}
 	budget, cancel := context.WithTimeout(ctx, x.Budget)
 	defer cancel()
+	errs := x.Transport.Send(budget, envs)
 	var handed int
-	rest := b.rows
-	for len(rest) > 0 && budget.Err() == nil {
-		err := s.DB.HoldFence(ctx, func(q store.Querier, wanted context.Context) error {
-			recips, err := p.read(ctx, q, rest)
-			if err != nil {
-				return err
-			}
-			var envs []*mail.Envelope
-			var sending []*outcome
-			for _, o := range rest {
-				r, ok := recips[o.contactID]
-				switch {
-				case !ok:
-					o.status, o.reason = RecipientSuppressed, ReasonDeleted
-				case r.reason != "":
-					o.status, o.reason = RecipientSuppressed, r.reason
-				default:
-					o.tracked = r.tracked
-					if o.env == nil || o.renderedFor != *r {
-						o.env, o.renderedFor = p.envelope(o.id, r), *r
-					}
-					envs = append(envs, o.env)
-					sending = append(sending, o)
-				}
-			}
-			rest = nil
-			if len(envs) == 0 {
-				return nil
-			}
-			sendCtx, stop := context.WithCancel(budget)
-			defer stop()
-			if s.DB.Dialect == store.Postgres {
-				context.AfterFunc(wanted, stop)
-			}
-			errs := x.Transport.Send(sendCtx, envs)
-			for i, o := range sending {
-				if errs[i] != nil && wanted.Err() != nil && budget.Err() == nil && errors.Is(errs[i], context.Canceled) {
-					rest = append(rest, o) // not begun: after the change commits
-					continue
-				}
-				if !errors.Is(errs[i], context.Canceled) && !errors.Is(errs[i], context.DeadlineExceeded) {
-					handed++
-				}
-				o.classify(errs[i], ctx)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	for i, o := range sending {
+		if errors.Is(errs[i], mail.ErrNotBegun) {
+			// A change to the recipient came first: their state is read
+			// again in a later batch.
+			o.status, o.reason = RecipientRetry, notBegun
+			continue
 		}
+		if !errors.Is(errs[i], context.Canceled) && !errors.Is(errs[i], context.DeadlineExceeded) {
+			handed++
+		}
+		o.classify(errs[i], ctx)
 	}
 	if handed > 0 {
 		per := time.Since(started) / time.Duration(handed)
@@ -539,24 +548,91 @@ func truncate(s string) string {
 	return s
 }
 
-// wait keeps to the setting campaign_rate.
+// wait keeps to the setting campaign_rate (see pacer), on the Service's
+// clock, and gives way to people (GiveWay) before n messages are handed
+// over.
 func (x *Sender) wait(ctx context.Context, n int) error {
-	st, err := settings.Get(ctx, x.Service.DB.Read)
-	if err != nil {
-		return err
-	}
-	if st.CampaignRate != x.rateSet || x.limiter == nil {
-		x.rateSet = st.CampaignRate
-		if st.CampaignRate <= 0 {
-			x.limiter = rate.NewLimiter(rate.Inf, 0)
-		} else {
-			x.limiter = rate.NewLimiter(rate.Limit(st.CampaignRate), max(st.CampaignRate, 1000))
+	if d := x.pace.reserve(x.Service.now(), n); d > 0 {
+		sleep := x.Sleep
+		if sleep == nil {
+			sleep = sleepOn
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
 		}
 	}
-	if err := x.limiter.WaitN(ctx, min(n, x.limiter.Burst())); err != nil {
-		return err
-	}
 	return x.GiveWay.Wait(ctx, n)
+}
+
+// sleepOn waits d on a timer, or returns ctx's error.
+func sleepOn(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pacer keeps to the setting campaign_rate, messages a second per
+// instance: a token bucket that fills at that rate and holds at most a
+// tenth of a second's worth (at least one message, at most a batch). It
+// starts full, so the first messages go at once, but no more of them than
+// that burst: over any stretch of t seconds, at most rate×t + rate/10
+// messages are handed over, from the first message on. The burst is also
+// the largest batch a sender takes, so that a batch goes out as soon as
+// its messages may, and a claimed batch waits for the rate no longer than
+// a tenth of a second (one message's turn at a rate under 10), well
+// within its lease. A rate of 0 is no limit.
+type pacer struct {
+	mu      sync.Mutex
+	rate    int
+	limiter *rate.Limiter // nil: no limit
+}
+
+// set makes the rate r messages a second; a change starts a new, full
+// bucket.
+func (p *pacer) set(r int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r == p.rate && (r <= 0 || p.limiter != nil) {
+		return
+	}
+	p.rate, p.limiter = r, nil
+	if r > 0 {
+		p.limiter = rate.NewLimiter(rate.Limit(r), max(1, min(maxBatch, (r+9)/10)))
+	}
+}
+
+// burst is the most messages that may go at once: maxBatch without a
+// limit.
+func (p *pacer) burst() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limiter == nil {
+		return maxBatch
+	}
+	return p.limiter.Burst()
+}
+
+// reserve takes n messages' turn at now and returns how long to wait
+// before they go (0: at once). More than a burst is taken a burst at a
+// time, each after the one before.
+func (p *pacer) reserve(now time.Time, n int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limiter == nil {
+		return 0
+	}
+	var d time.Duration
+	for n > 0 {
+		part := min(n, p.limiter.Burst())
+		d = p.limiter.ReserveN(now, part).DelayFrom(now)
+		n -= part
+	}
+	return d
 }
 
 // finish records each outcome of a batch and closes it.
@@ -697,7 +773,8 @@ func (x *Sender) recoverLost(ctx context.Context) error {
 	return err
 }
 
-// recipient is what a message needs of its contact, read under the fence.
+// recipient is what a message needs of its contact, read as its batch's
+// hand-over starts.
 type recipient struct {
 	id, email, first, last, lang string
 	reason                       string
@@ -708,7 +785,7 @@ type recipient struct {
 // and whether they are tracked. A contact deleted since is absent.
 func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (map[string]*recipient, error) {
 	a := &sqlArgs{}
-	// Under the fence every rule is tested, the legal holds included,
+	// As a hand-over starts every rule is tested, the legal holds included,
 	// whatever the gate found when the campaign was prepared, and as of
 	// now: a consent that expired since (or a hold that began) stops the
 	// message.

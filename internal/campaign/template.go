@@ -121,6 +121,9 @@ func (s *Service) UpdateTemplate(ctx context.Context, id string, in TemplateInpu
 	if err := in.check(t); err != nil {
 		return nil, err
 	}
+	if err := s.keepsUnsubscribe(ctx, t); err != nil {
+		return nil, err
+	}
 	t.UpdatedAt = s.now()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`UPDATE campaign_templates SET name = $2, name_key = $3, html = $4, updated_at = $5 WHERE id = $1`,
@@ -131,6 +134,30 @@ func (s *Service) UpdateTemplate(ctx context.Context, id string, in TemplateInpu
 		return nil, err
 	}
 	return t, nil
+}
+
+// keepsUnsubscribe refuses a template without {{unsubscribe_url}} while a
+// campaign not yet sent uses it and relies on it: one of its HTML bodies
+// has no unsubscribe link of its own (see Service.checkUnsubscribe).
+func (s *Service) keepsUnsubscribe(ctx context.Context, t *Template) error {
+	if countTag(t.HTML, TagUnsubscribeURL) > 0 {
+		return nil
+	}
+	users, err := store.QueryAll(ctx, s.DB.Read, func(row store.Scanner) ([2]string, error) {
+		var v [2]string
+		return v, row.Scan(&v[0], &v[1])
+	}, `SELECT c.name, v.html FROM campaigns c JOIN campaign_variants v ON v.campaign_id = c.id
+		WHERE c.template_id = $1 AND c.status IN ('draft', 'scheduled', 'sending', 'paused') ORDER BY c.no, v.language`, t.ID)
+	if err != nil {
+		return fmt.Errorf("campaign: read the template's campaigns: %w", err)
+	}
+	for _, u := range users {
+		if countTag(u[1], TagUnsubscribeURL) == 0 {
+			return errUnsubscribeMissing("html", "the campaign %q uses this template and has a body without an unsubscribe link of its own: keep {{%s}} in the template, or put it in that campaign's bodies first",
+				u[0], TagUnsubscribeURL)
+		}
+	}
+	return nil
 }
 
 // DeleteTemplate removes a template no campaign uses; one in use is a

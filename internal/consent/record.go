@@ -180,11 +180,12 @@ func (p *Prepared) newRecord(contactID string, now time.Time, seq int64) *Record
 		Evidence: in.Evidence, LedgerSeq: seq}
 }
 
-// fence makes a withdrawal take the send fence (store.Tx.Fence): once it
-// commits, no campaign for the purpose reaches the contact.
-func (p *Prepared) fence(tx *store.Tx) {
+// fence makes a withdrawal of contactID's consent take the send fence
+// (store.Tx.Fence): once it commits, no campaign for the purpose reaches
+// the contact.
+func (p *Prepared) fence(tx *store.Tx, contactID string) {
 	if p.in.State != StateGranted {
-		tx.Fence()
+		tx.Fence(contactID)
 	}
 }
 
@@ -241,7 +242,7 @@ func (r *Record) event(ref string) *ledger.Event {
 // Apply writes the prepared consent record for contact k inside tx, moves the
 // contact's current state for the purpose, and appends the ledger event.
 func (p *Prepared) Apply(tx *store.Tx, k contactstate.State, now time.Time) (*Record, error) {
-	p.fence(tx)
+	p.fence(tx, k.ID)
 	if err := p.allowedFor(k); err != nil {
 		return nil, err
 	}
@@ -308,7 +309,7 @@ func (p *Prepared) runHooks(tx *store.Tx, r *Record) error {
 // Apply checks it, and a refusal fails the write, which rolls back what the
 // statement wrote.
 func (p *Prepared) applyInOneStatement(tx *store.Tx, contactID string, now time.Time) (*Record, error) {
-	p.fence(tx)
+	p.fence(tx, contactID)
 	seq, err := ledger.NextSeq(tx)
 	if err != nil {
 		return nil, err

@@ -566,7 +566,7 @@ func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppr
 	if err := mail.ForgetContact(tx, id); err != nil {
 		return err
 	}
-	tx.Fence() // no campaign message goes to a deleted contact
+	tx.Fence(id) // no campaign message goes to a deleted contact
 	if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("contact: delete: %w", err)
 	}

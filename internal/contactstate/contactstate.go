@@ -157,7 +157,7 @@ func LoadMany(tx *store.Tx, ids []string) (map[string]State, error) {
 // against the rules (consent.CheckOptIn) and records its history. The
 // statement is queued (store.Tx.ExecLater): nothing here reads its answer.
 func SetOptInTx(tx *store.Tx, id, status string, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(id) // it can stop email: see store.Tx.Fence
 	return tx.ExecLater(store.Prefix("contactstate: set opt-in status"),
 		`UPDATE contacts SET opt_in_status = $2, updated_at = $3 WHERE id = $1`, id, status, store.Micros(now))
 }
@@ -166,7 +166,7 @@ func SetOptInTx(tx *store.Tx, id, status string, now time.Time) error {
 // processing.stopped event. A record already locked keeps the time it was
 // first locked, and no event is written again.
 func StopProcessingTx(tx *store.Tx, id string, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(id) // it can stop email: see store.Tx.Fence
 	res, err := tx.Exec(`UPDATE contacts SET processing_stopped_at = $2, updated_at = $2 WHERE id = $1 AND processing_stopped_at IS NULL`,
 		id, store.Micros(now))
 	if err != nil {
@@ -181,7 +181,7 @@ func StopProcessingTx(tx *store.Tx, id string, now time.Time) error {
 // RequestErasureTx notes that the contact asked to be erased (R10). A
 // request already noted keeps its first time.
 func RequestErasureTx(tx *store.Tx, id string, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(id) // it can stop email: see store.Tx.Fence
 	if _, err := tx.Exec(`UPDATE contacts SET erasure_requested_at = $2, updated_at = $2 WHERE id = $1 AND erasure_requested_at IS NULL`,
 		id, store.Micros(now)); err != nil {
 		return fmt.Errorf("contactstate: request erasure: %w", err)
@@ -196,7 +196,7 @@ func RequestErasureTx(tx *store.Tx, id string, now time.Time) error {
 // The mail server refusing an address and a bounce reported through the
 // API are both recorded here, the same way.
 func RecordBounceTx(tx *store.Tx, s *State, hard bool, softLimit int, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(s.ID) // it can stop email: see store.Tx.Fence
 	from := s.Deliverability
 	if !hard {
 		s.SoftBounces++
@@ -220,7 +220,7 @@ func RecordBounceTx(tx *store.Tx, s *State, hard bool, softLimit int, now time.T
 // that changes it. Taking it off does not lift a bounce: a bounced address
 // stays bounced.
 func SetBlocklistedTx(tx *store.Tx, s *State, on bool, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(s.ID) // it can stop email: see store.Tx.Fence
 	from, cause := s.Deliverability, "blocklisted"
 	switch {
 	case on:
@@ -249,7 +249,7 @@ func deliverabilityChanged(tx *store.Tx, s *State, from, cause string, now time.
 // non-identifying remainder kept (R10); the send gate then sends them
 // nothing. A contact already marked keeps the first time.
 func MarkErasedTx(tx *store.Tx, id string, now time.Time) error {
-	tx.Fence() // it can stop email: see store.Tx.Fence
+	tx.Fence(id) // it can stop email: see store.Tx.Fence
 	if _, err := tx.Exec(`UPDATE contacts SET erased_at = $2, updated_at = $2 WHERE id = $1 AND erased_at IS NULL`,
 		id, store.Micros(now)); err != nil {
 		return fmt.Errorf("contactstate: mark erased: %w", err)

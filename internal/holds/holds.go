@@ -102,7 +102,7 @@ func SetTx(tx *store.Tx, contactID string, in New, actor consent.Actor, now time
 	if h.Until != nil {
 		until = store.Micros(*h.Until)
 	}
-	tx.Fence() // a held contact gets no campaign
+	tx.Fence(contactID) // a held contact gets no campaign
 	if _, err := tx.Exec(`INSERT INTO legal_holds (id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, h.ID, contactID, h.Reason, h.LegalBasis, actor.Kind, actor.ID, store.Micros(now), until); err != nil {
 		return nil, fmt.Errorf("holds: set: %w", err)

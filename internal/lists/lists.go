@@ -318,7 +318,7 @@ func set(tx *store.Tx, contactID, listID, status, source string, now time.Time) 
 		return false, purpose, err
 	}
 	if status == Unsubscribed {
-		tx.Fence() // no campaign to the list reaches them once committed
+		tx.Fence(contactID) // no campaign to the list reaches them once committed
 	}
 	var name string
 	var current sql.NullString

@@ -25,12 +25,19 @@ const (
 	// (on the legal basis of consent) expired: a campaign for that purpose
 	// skips them for the same reason.
 	ReasonNoConsent = "no_consent_for_purpose"
-	// ReasonHeld: marketing email that is not a campaign (a workflow
-	// rule's email to the contact) to a contact under an active legal
-	// hold: a hold keeps their data for a legal claim, and marketing to
-	// them stops, as campaigns skip them.
+	// ReasonHeld: email that automation sends (StopsUnderHold) to a
+	// contact under an active legal hold: a hold freezes their data for
+	// its duty, so nothing is sent to them unasked, as campaigns skip
+	// them.
 	ReasonHeld = "held"
 )
+
+// StopsUnderHold reports whether email of kind stops while a legal hold
+// is on its contact: a workflow rule's email and a double opt-in
+// invitation or reminder, which automation sends and the contact did not
+// ask for. (Campaigns check holds in their own gate; what the contact
+// asked for, such as a confirmation link, still goes.)
+func StopsUnderHold(kind string) bool { return kind == KindWorkflow || kind == KindDoubleOptIn }
 
 // The consent states, as package consent writes them (it is not imported
 // here: the gate reads consent_current, as campaigns' audiences do).

@@ -215,12 +215,15 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			return nil
 		}
 		ids := make([]string, 0, len(rs))
-		var convs, consenting []string
+		var convs, consenting, holdable []string
 		for _, r := range rs {
 			if r.contactID.Valid {
 				ids = append(ids, r.contactID.String)
 				if needsConsents(r.c.kind, r.rests.PurposeID) {
 					consenting = append(consenting, r.contactID.String)
+				}
+				if StopsUnderHold(r.c.kind) {
+					holdable = append(holdable, r.contactID.String)
 				}
 			}
 			if r.conversation != "" {
@@ -239,7 +242,7 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		if err != nil {
 			return err
 		}
-		held, err := holds.FirstActiveTx(tx, consenting, d.Now())
+		held, err := holds.FirstActiveTx(tx, holdable, d.Now())
 		if err != nil {
 			return err
 		}
@@ -279,8 +282,8 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			if reason == "" && needsConsents(r.c.kind, r.rests.PurposeID) {
 				reason = consentGate(r.c.kind, r.rests, consents[r.contactID.String])
 			}
-			if reason == "" && r.c.kind == KindWorkflow && held[r.contactID.String] != nil {
-				reason = ReasonHeld // marketing stops under a hold, as campaigns' does
+			if reason == "" && StopsUnderHold(r.c.kind) && held[r.contactID.String] != nil {
+				reason = ReasonHeld // automation stops under a hold, as campaigns do
 			}
 			if reason == "" {
 				reason = linksProblem(r.links, r.badLinks, d.Now())

@@ -35,6 +35,28 @@ type Envelope struct {
 	// ReturnPath, when set, is the envelope sender (MAIL FROM), where
 	// bounces go; otherwise From's address is.
 	ReturnPath string
+	// Begin, when set, is asked just before the message is begun: on
+	// false it is not begun, and its error is ErrNotBegun. End, when set,
+	// is called once a message that Begin let begin is over, whatever
+	// became of it. A campaign's sender uses them so that a change that
+	// stops email to the recipient waits for this message only, and only
+	// once it has begun (see store.HandOver).
+	Begin func() bool
+	End   func()
+}
+
+// ErrNotBegun is the error of a message a transport did not begin because
+// its Envelope.Begin said no: nothing of it reached the mail server.
+var ErrNotBegun = errors.New("mail: not begun: a change to its recipient came first")
+
+// begin asks e whether it may begin now.
+func (e *Envelope) begin() bool { return e.Begin == nil || e.Begin() }
+
+// end tells e that its message, begun, is over.
+func (e *Envelope) end() {
+	if e.End != nil {
+		e.End()
+	}
 }
 
 // Transport hands messages to the world (or, in development, to the
@@ -44,6 +66,8 @@ type Transport interface {
 	Name() string
 	// Send delivers envs and returns one error per envelope, nil for each
 	// one accepted. A Permanent error will not get better by retrying.
+	// It asks each envelope's Begin just before beginning its message,
+	// and calls its End once that message is over (see Envelope).
 	Send(ctx context.Context, envs []*Envelope) []error
 	Close() error
 }
@@ -203,6 +227,10 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 						continue
 					}
 				}
+				if !envs[i].begin() {
+					errs[i] = ErrNotBegun
+					continue
+				}
 				err = s.transact(c, envs[i], &buf)
 				var sent afterData
 				if err != nil && pooled && !isReply(err) && !errors.As(err, &sent) {
@@ -213,6 +241,7 @@ func (s *SMTP) Send(ctx context.Context, envs []*Envelope) []error {
 						err = s.transact(c, envs[i], &buf)
 					}
 				}
+				envs[i].end()
 				if err != nil && !isReply(err) {
 					if c != nil {
 						c.Close() // the connection's state is unknown now
@@ -257,11 +286,20 @@ type Mailbox struct {
 // Name is "dev mailbox".
 func (m *Mailbox) Name() string { return "dev mailbox" }
 
-// Send stores every envelope in one transaction.
+// Send stores every envelope that may begin in one transaction.
 func (m *Mailbox) Send(ctx context.Context, envs []*Envelope) []error {
+	errs := make([]error, len(envs))
+	var begun []*Envelope
+	for i, e := range envs {
+		if e.begin() {
+			begun = append(begun, e)
+		} else {
+			errs[i] = ErrNotBegun
+		}
+	}
 	err := m.DB.Write(ctx, func(tx *store.Tx) error {
 		now := store.Micros(m.Now())
-		for _, e := range envs {
+		for _, e := range begun {
 			headers := headerJSON(e.Headers)
 			if _, err := tx.Exec(`INSERT INTO mailbox (id, outbox_id, to_address, from_address, subject, text_body, html_body, headers, delivered_at)
 				VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`, e.OutboxID, e.To, e.From, e.Subject, e.Text, e.HTML, headers, now); err != nil {
@@ -270,9 +308,13 @@ func (m *Mailbox) Send(ctx context.Context, envs []*Envelope) []error {
 		}
 		return nil
 	})
-	errs := make([]error, len(envs))
+	for _, e := range begun {
+		e.end()
+	}
 	for i := range errs {
-		errs[i] = err
+		if errs[i] == nil {
+			errs[i] = err
+		}
 	}
 	return errs
 }

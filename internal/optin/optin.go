@@ -24,6 +24,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
@@ -75,7 +76,11 @@ const (
 	SkipProcessingStopped = "processing_stopped"
 	SkipErased            = "erased"
 	SkipErasureRequested  = "erasure_requested" // they asked to be erased: nobody asks them to subscribe meanwhile
-	SkipRecentlyInvited   = "invited_in_the_last_24_hours"
+	// SkipHeld: a legal hold is on the contact. Their data is frozen for
+	// the hold's duty, so automation sends them nothing, as campaigns and
+	// workflow email skip them (mail.ReasonHeld).
+	SkipHeld            = mail.ReasonHeld
+	SkipRecentlyInvited = "invited_in_the_last_24_hours"
 )
 
 // Service sends invitations and confirms them.
@@ -208,6 +213,7 @@ func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 type invitee struct {
 	*recipient
 	recent, open int
+	held         bool // a legal hold is active on the contact
 	text         consent.ShownText
 }
 
@@ -252,12 +258,14 @@ func inviteeQuery(recent bool) string {
 const jitFreeContacts = 100
 
 // loadInvitees reads the contacts in ids in one query, by id, with their
-// invitations of the last day (since) when recent, and the consent text
-// in another; a contact that does not exist is absent from the map. One
-// query for the batch rather than one per contact or per question: inside
-// the writer's transaction every statement holds up the writes waiting
-// behind it.
-func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map[string]*invitee, error) {
+// invitations of the last day before now when recent, the consent text in
+// another, and which of them a legal hold keeps at now in a third (the
+// look-up workflow email's gate makes, holds.FirstActiveTx); a contact
+// that does not exist is absent from the map. A few queries for the batch
+// rather than some per contact: inside the writer's transaction every
+// statement holds up the writes waiting behind it.
+func loadInvitees(tx *store.Tx, ids []string, now time.Time, recent bool) (map[string]*invitee, error) {
+	since := now.Add(-24 * time.Hour)
 	out := make(map[string]*invitee, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -312,6 +320,17 @@ func loadInvitees(tx *store.Tx, ids []string, since time.Time, recent bool) (map
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("optin: read contacts: %w", err)
 	}
+	found := make([]string, 0, len(out))
+	for id := range out {
+		found = append(found, id)
+	}
+	held, err := holds.FirstActiveTx(tx, found, now)
+	if err != nil {
+		return nil, err
+	}
+	for id := range held {
+		out[id].held = true
+	}
 	return out, nil
 }
 
@@ -335,7 +354,7 @@ func (s *Service) InviteTx(tx *store.Tx, contactID, trigger string, now time.Tim
 // who may are written a statement or a few for all, the emails copied
 // from b's renderings.
 func (s *Service) inviteAll(tx *store.Tx, ids []string, trigger string, now time.Time, b *bodies) (*Result, error) {
-	found, err := loadInvitees(tx, ids, now.Add(-24*time.Hour), limited(trigger))
+	found, err := loadInvitees(tx, ids, now, limited(trigger))
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +427,8 @@ func (r *invitee) skip(trigger string) string {
 		return SkipProcessingStopped
 	case r.erasureAsked:
 		return SkipErasureRequested
+	case r.held:
+		return SkipHeld
 	case contactstate.OptedOut(r.optIn):
 		return SkipOptedOut
 	case r.optIn == contactstate.DoubleOptIn:

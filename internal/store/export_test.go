@@ -1,20 +1,13 @@
 package store
 
-import "context"
-
-// FenceWaited reports whether a fenced write is waiting for the send fence
-// to commit: on SQLite a waiting writer keeps new shared holders out, on
-// PostgreSQL its advisory lock shows in pg_locks as not granted.
-func FenceWaited(ctx context.Context, db *DB) (bool, error) {
-	if db.Dialect == SQLite {
-		if db.fence.TryRLock() {
-			db.fence.RUnlock()
-			return false, nil
-		}
-		return true, nil
-	}
-	var waiting bool
-	err := db.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-		AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)`, db.fenceKey).Scan(&waiting)
-	return waiting, err
+// HandOverWaits is how many fenced writes of this process wait for a
+// message being handed over to end before they run again.
+func HandOverWaits(db *DB) int {
+	db.handovers.mu.Lock()
+	defer db.handovers.mu.Unlock()
+	return db.handovers.waits
 }
+
+// HandOverClass is the class of the hand-over locks of db's schema on
+// PostgreSQL.
+func HandOverClass(db *DB) int32 { return db.handOverClass }

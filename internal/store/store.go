@@ -23,7 +23,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,13 +65,15 @@ type DB struct {
 	batcher   *batcher
 	schema    string
 	signals   signals
-	kept      sync.Map     // see Keep
-	fence     sync.RWMutex // the send fence on SQLite; see fence.go
-	// fenceWant asks this instance's fence holders to let go early.
-	fenceWant fenceWant
+	kept      sync.Map // see Keep
+	// handovers are the fenced writes under way and the hand-overs open
+	// in this process (see fence.go).
+	handovers handovers
 	// writeKey and fenceKey are the advisory locks of writes and of the
-	// send fence on PostgreSQL.
-	writeKey, fenceKey int64
+	// send fence on PostgreSQL; (handOverClass, instance) is this
+	// instance's hand-over lock there.
+	writeKey, fenceKey      int64
+	handOverClass, instance int32
 }
 
 // Options tunes Open. The zero value is what serve uses.
@@ -196,6 +200,12 @@ func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
 		return nil, fmt.Errorf("store: read the schema: %w", err)
 	}
 	out.writeKey, out.fenceKey = lockKey("write", current), lockKey("fence", current)
+	// The hand-over locks of the instances on this schema share a class;
+	// each instance has a number of its own, at random.
+	out.handOverClass = int32(uint64(lockKey("hand-over", current)) >> 33)
+	var n [4]byte
+	rand.Read(n[:])
+	out.instance = int32(binary.BigEndian.Uint32(n[:]) >> 1)
 	return out, nil
 }
 

@@ -29,7 +29,8 @@ type Tx struct {
 	locals map[any]any
 	before []func(*Tx) error
 	after  []func()
-	fenced bool // see Fence
+	fenced bool      // see Fence
+	req    *writeReq // the write function running's request; nil outside them
 
 	fn int // the write function running, by its place in the group; -1 outside them
 
@@ -152,14 +153,38 @@ func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 // SQL error it gets, since on PostgreSQL a swallowed error leaves the
 // transaction unusable.
 //
+// A function that fences a contact (Tx.Fence) whose campaign message is
+// being handed to the mail server in this process runs again once that
+// message has ended: Write waits for it without holding the writer.
+//
 // If ctx ends before fn has started, fn never runs and Write returns ctx's
 // error. Once fn has started, Write waits for the real outcome, so that what
 // it returns is always true.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	w := wants{}
+	defer db.handovers.release(w)
+	for {
+		err := db.write1(ctx, &writeReq{fn: fn, done: make(chan error, 1), wants: w})
+		var busy *errHandingOver
+		if !errors.As(err, &busy) {
+			return err
+		}
+		// A message to a contact the change stops is being handed over
+		// (see Fence): the change commits once it is, outside the writer.
+		db.handovers.waiting(1)
+		err = busy.wait(ctx)
+		db.handovers.waiting(-1)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// write1 is one try of Write.
+func (db *DB) write1(ctx context.Context, r *writeReq) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
 	select {
 	case db.batcher.in <- r:
 	case <-db.batcher.quit:
@@ -190,6 +215,7 @@ type writeReq struct {
 	fn    func(*Tx) error
 	done  chan error
 	state atomic.Int32
+	wants wants // the contacts its Write has fenced (see Fence)
 }
 
 type batcher struct {
@@ -286,7 +312,7 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 	}
 	defer tx.end()
 	for i, r := range reqs {
-		tx.fn = i
+		tx.fn, tx.req = i, r
 		if err := runFn(r.fn, tx, false); err != nil {
 			tx.tx.Rollback()
 			switch {
@@ -298,7 +324,7 @@ func (b *batcher) attempt(reqs []*writeReq) (failed int, fnErr, err error) {
 			return i, err, nil
 		}
 	}
-	tx.fn = -1
+	tx.fn, tx.req = -1, nil
 	if err := tx.commit(); err != nil {
 		if tx.failedBy >= 0 && !tx.broken {
 			return tx.failedBy, tx.failed, nil // commit sent the statement, and rolled back
@@ -325,7 +351,7 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 			return nil, fmt.Errorf("store: savepoint: %w", err)
 		}
 		m := tx.mark()
-		tx.fn = i
+		tx.fn, tx.req = i, r
 		if errs[i] = runFn(r.fn, tx, true); errs[i] != nil {
 			if tx.broken {
 				tx.tx.Rollback()
@@ -342,7 +368,7 @@ func (b *batcher) attemptIsolated(reqs []*writeReq) ([]error, error) {
 			return nil, fmt.Errorf("store: release savepoint: %w", err)
 		}
 	}
-	tx.fn = -1
+	tx.fn, tx.req = -1, nil
 	return errs, tx.commit()
 }
 
@@ -403,7 +429,6 @@ func (t *Tx) commit() error {
 		}
 	}
 	t.lockFence()
-	defer t.unlockFence()
 	if err := t.sendPending(); err != nil {
 		t.tx.Rollback()
 		return err

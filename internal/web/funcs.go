@@ -174,6 +174,8 @@ func noInviteLabel(reason string) string {
 		return "the contact's data was erased"
 	case optin.SkipErasureRequested:
 		return "the contact asked to be erased"
+	case optin.SkipHeld:
+		return "a legal hold is on the contact"
 	}
 	return strings.ReplaceAll(reason, "_", " ")
 }
