@@ -187,7 +187,11 @@ func TestRepermissionPagesInABrowser(t *testing.T) {
 
 // ranImport imports importFile (two contacts, one granting E-marketing)
 // and waits for it to end.
-func ranImport(t testing.TB, e *env) *imports.Import {
+func ranImport(t testing.TB, e *env) *imports.Import { return ranImportWith(t, e, "") }
+
+// ranImportWith is ranImport with the notice shown described by notice
+// instead of text version 1, when notice is not empty.
+func ranImportWith(t testing.TB, e *env, notice string) *imports.Import {
 	t.Helper()
 	ctx := context.Background()
 	imp, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(importFile), consent.Actor{Kind: consent.ActorSystem})
@@ -197,6 +201,9 @@ func ranImport(t testing.TB, e *env) *imports.Import {
 	def := imports.Definition{Source: "API", Columns: []imports.Column{{Column: "E-mail", Field: "email"}, {Column: "Voornaam", Field: "first_name"}},
 		Consents: []imports.Consent{{Purpose: purposeID(e, "E-marketing"), Column: "Nieuwsbrief", LegalBasis: consent.BasisConsent,
 			CollectedAtColumn: "Aangemeld", TextVersion: 1}}}
+	if notice != "" {
+		def.Consents[0].TextVersion, def.Consents[0].Notice = 0, notice
+	}
 	if _, err := e.a.Imports.Start(ctx, imp.ID, def, false); err != nil {
 		t.Fatal(err)
 	}
