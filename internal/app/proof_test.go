@@ -233,7 +233,7 @@ func TestProofOfAnImportedConsent(t *testing.T) {
 		e := start(t, db)
 		admin := e.firstAdmin()
 		const notice = "paper form at the fair, box ticked"
-		imp := ranImportWith(t, e, notice)
+		imp := ranImportWith(t, e, importFile, notice)
 		var id string
 		if err := db.Read.QueryRow(`SELECT id FROM contacts WHERE email = 'anna@example.com'`).Scan(&id); err != nil {
 			t.Fatal(err)
