@@ -224,6 +224,36 @@ func TestConsentProofView(t *testing.T) {
 	})
 }
 
+// TestProofOfAnImportedConsent: the proof of a consent an import brought in
+// shows when the file says it was collected and the import's id, and, for
+// a notice described instead of a text version, the notice, without
+// claiming a text is missing.
+func TestProofOfAnImportedConsent(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		admin := e.firstAdmin()
+		const notice = "paper form at the fair, box ticked"
+		imp := ranImportWith(t, e, importFile, notice)
+		var id string
+		if err := db.Read.QueryRow(`SELECT id FROM contacts WHERE email = 'anna@example.com'`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		h := historyOf(e, id)
+		if len(h) != 1 {
+			t.Fatalf("history: %+v", h)
+		}
+		code, body := admin.get(e.srv.URL + "/admin/contacts/" + id + "/consents/" + h[0].ID)
+		if code != 200 {
+			t.Fatalf("proof: %d %s", code, body)
+		}
+		wantFacts(t, body, map[string]string{"proof-method": "import", "proof-collected": "2026-11-01", "proof-import": imp.ID,
+			"proof-notice": notice})
+		if strings.Contains(body, "is missing") || strings.Contains(body, "Version 0") {
+			t.Fatalf("the proof of a notice says a text is missing: %s", body)
+		}
+	})
+}
+
 // TestProofNeedsSignIn: the proof and text pages are for users who may
 // view contacts (every role may, an agent included); anyone signed out is
 // sent to sign in.

@@ -144,21 +144,22 @@ func TestRepermissionOverAPI(t *testing.T) {
 }
 
 // TestRepermissionPagesInABrowser asks an import's contacts again from the
-// import's page: the button leads to the run's page (post, redirect,
-// get) with its counts and the report's link; the condition form refuses
+// import's page (one granted, one said no, one left the answer empty):
+// the button leads to the run's page (post, redirect, get) with its
+// counts and the report's link; the condition form refuses
 // a bad condition next to its field. The run page and the re-permission
 // page pass axe-core at 1280 and 375 pixels and do not scroll sideways.
 func TestRepermissionPagesInABrowser(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e, d := signedIn(t, db)
-		imp := ranImport(t, e)
+		imp := ranImportWith(t, e, importFile+"dora@example.com,Dora,,2026-11-03\n", "")
 		d.do(chromedp.Navigate(e.srv.URL+"/admin/imports/"+imp.ID), chromedp.Click(chromedp.CSS("#ask-again")),
 			chromedp.WaitVisible(chromedp.CSS("#run-counts")))
 		loc := strings.TrimPrefix(mustLocation(t, d.ctx), e.srv.URL)
 		if !strings.HasPrefix(loc, "/admin/repermission/") {
 			t.Fatalf("the button led to %s", loc)
 		}
-		if got := d.text("#count-total") + " " + d.text("#count-skipped"); got != "2 1" {
+		if got := d.text("#count-total") + " " + d.text("#count-skipped"); got != "3 2" {
 			t.Fatalf("the run's counts: %q", got)
 		}
 		id := strings.Split(strings.TrimPrefix(loc, "/admin/repermission/"), "?")[0]
@@ -187,16 +188,24 @@ func TestRepermissionPagesInABrowser(t *testing.T) {
 
 // ranImport imports importFile (two contacts, one granting E-marketing)
 // and waits for it to end.
-func ranImport(t testing.TB, e *env) *imports.Import {
+func ranImport(t testing.TB, e *env) *imports.Import { return ranImportWith(t, e, importFile, "") }
+
+// ranImportWith is ranImport of file (importFile's columns), with the
+// notice shown described by notice instead of text version 1 when notice
+// is not empty.
+func ranImportWith(t testing.TB, e *env, file, notice string) *imports.Import {
 	t.Helper()
 	ctx := context.Background()
-	imp, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(importFile), consent.Actor{Kind: consent.ActorSystem})
+	imp, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(file), consent.Actor{Kind: consent.ActorSystem})
 	if err != nil {
 		t.Fatal(err)
 	}
 	def := imports.Definition{Source: "API", Columns: []imports.Column{{Column: "E-mail", Field: "email"}, {Column: "Voornaam", Field: "first_name"}},
 		Consents: []imports.Consent{{Purpose: purposeID(e, "E-marketing"), Column: "Nieuwsbrief", LegalBasis: consent.BasisConsent,
 			CollectedAtColumn: "Aangemeld", TextVersion: 1}}}
+	if notice != "" {
+		def.Consents[0].TextVersion, def.Consents[0].Notice = 0, notice
+	}
 	if _, err := e.a.Imports.Start(ctx, imp.ID, def, false); err != nil {
 		t.Fatal(err)
 	}

@@ -111,23 +111,28 @@ type Consent struct {
 
 // ConsentRecord is one consent record with its evidence.
 type ConsentRecord struct {
-	ID           string     `json:"id"`
-	RecordedAt   time.Time  `json:"recorded_at"`
-	PurposeID    string     `json:"purpose_id"`
-	Purpose      string     `json:"purpose"`
-	State        string     `json:"state"`
-	LegalBasis   string     `json:"legal_basis"`
-	Source       string     `json:"source"`
-	TextVersion  int        `json:"text_version"`
-	TextLanguage string     `json:"text_language" doc:"the language the text was shown in; empty when not known (the text's own language was shown)"`
-	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
-	ActorKind    string     `json:"actor_kind"`
-	ActorID      string     `json:"actor_id"`
-	Method       string     `json:"evidence_method"`
-	IP           string     `json:"evidence_ip"`
-	UserAgent    string     `json:"evidence_user_agent"`
-	TokenID      string     `json:"evidence_token_id"`
-	LedgerSeq    int64      `json:"ledger_seq"`
+	ID           string    `json:"id"`
+	RecordedAt   time.Time `json:"recorded_at"`
+	PurposeID    string    `json:"purpose_id"`
+	Purpose      string    `json:"purpose"`
+	State        string    `json:"state"`
+	LegalBasis   string    `json:"legal_basis"`
+	Source       string    `json:"source"`
+	TextVersion  int       `json:"text_version"`
+	TextLanguage string    `json:"text_language" doc:"the language the text was shown in; empty when not known (the text's own language was shown)"`
+	// CollectedAt is when the consent was given, as an imported file
+	// says; nil for a record made as the consent was given (recorded_at).
+	CollectedAt *time.Time `json:"collected_at,omitempty" doc:"when the consent was collected, as the imported file says; empty when the record was made as it was given"`
+	Notice      string     `json:"notice" doc:"the notice shown, as an import described it, for a record with no text version (0)"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	ActorKind   string     `json:"actor_kind"`
+	ActorID     string     `json:"actor_id"`
+	Method      string     `json:"evidence_method"`
+	ImportID    string     `json:"evidence_import_id" doc:"the import the record came with (evidence_method import)"`
+	IP          string     `json:"evidence_ip"`
+	UserAgent   string     `json:"evidence_user_agent"`
+	TokenID     string     `json:"evidence_token_id"`
+	LedgerSeq   int64      `json:"ledger_seq"`
 }
 
 // ConsentText is one consent text as shown: the purpose, the version and

@@ -77,8 +77,10 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		TextLanguage: "sv", Actor: api, Evidence: consent.Evidence{Method: consent.MethodAPI, IP: "192.0.2.7", UserAgent: "Firefox"}}); err != nil {
 		t.Fatal(err)
 	}
+	collected := time.Date(2026, 2, 11, 0, 0, 0, 0, time.UTC)
 	if _, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: "Sales and service", State: consent.StateGranted, Source: "import",
-		Actor: api, Evidence: consent.Evidence{Method: consent.MethodImport}}); err != nil {
+		Actor: api, Evidence: consent.Evidence{Method: consent.MethodImport, ImportID: "imp-1", CollectedAt: &collected,
+			Notice: "paper form at the fair"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: p.ID, State: consent.StateWithdrawn, Source: "email",
@@ -169,6 +171,16 @@ func TestContents(t *testing.T) {
 		if len(e.ConsentHistory) != 3 || e.ConsentHistory[0].IP != "192.0.2.7" || e.ConsentHistory[0].UserAgent != "Firefox" ||
 			e.ConsentHistory[0].TextLanguage != "sv" || e.ConsentHistory[2].State != consent.StateWithdrawn {
 			t.Fatalf("history: %+v", e.ConsentHistory)
+		}
+		// An imported record says when the consent was collected, the
+		// notice shown and the import it came with.
+		if imp := e.ConsentHistory[1]; imp.Method != consent.MethodImport || imp.ImportID != "imp-1" || imp.Notice != "paper form at the fair" ||
+			imp.CollectedAt == nil || !imp.CollectedAt.Equal(time.Date(2026, 2, 11, 0, 0, 0, 0, time.UTC)) || imp.TextVersion != 0 {
+			t.Fatalf("the imported record: %+v", imp)
+		}
+		if j := got["consent_history"].([]any)[1].(map[string]any); j["collected_at"] != "2026-02-11T00:00:00Z" ||
+			j["notice"] != "paper form at the fair" || j["evidence_import_id"] != "imp-1" {
+			t.Fatalf("the imported record in JSON: %v", j)
 		}
 		states := map[string]string{}
 		for _, c := range e.Consents {
@@ -441,7 +453,7 @@ func TestExcel(t *testing.T) {
 			t.Fatalf("a cell became a formula: %q", formula)
 		}
 		hist, _ := f.GetRows("consent_history")
-		if len(hist) != 4 || hist[0][0] != "id" || hist[1][13] != "192.0.2.7" {
+		if len(hist) != 4 || hist[0][0] != "id" || hist[1][16] != "192.0.2.7" {
 			t.Fatalf("consent_history: %v", hist)
 		}
 		texts, _ := f.GetRows("consent_texts")

@@ -82,10 +82,11 @@ func (e *Export) setConsents(ctx context.Context, q store.Querier, history []con
 	}
 	texts := map[textKey]bool{}
 	for i, r := range history {
-		e.ConsentHistory[i] = ConsentRecord{ID: r.ID, RecordedAt: r.RecordedAt, PurposeID: r.PurposeID, Purpose: r.PurposeName,
-			State: r.State, LegalBasis: r.LegalBasis, Source: r.Source, TextVersion: r.TextVersion, TextLanguage: r.TextLanguage,
-			ExpiresAt: r.ExpiresAt, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID, Method: r.Evidence.Method, IP: r.Evidence.IP,
-			UserAgent: r.Evidence.UserAgent, TokenID: r.Evidence.TokenID, LedgerSeq: r.LedgerSeq}
+		e.ConsentHistory[i] = ConsentRecord{ID: r.ID, RecordedAt: r.RecordedAt, CollectedAt: r.Evidence.CollectedAt, PurposeID: r.PurposeID,
+			Purpose: r.PurposeName, State: r.State, LegalBasis: r.LegalBasis, Source: r.Source, TextVersion: r.TextVersion,
+			TextLanguage: r.TextLanguage, Notice: r.Evidence.Notice, ExpiresAt: r.ExpiresAt, ActorKind: r.Actor.Kind, ActorID: r.Actor.ID,
+			Method: r.Evidence.Method, IP: r.Evidence.IP, UserAgent: r.Evidence.UserAgent, TokenID: r.Evidence.TokenID,
+			ImportID: r.Evidence.ImportID, LedgerSeq: r.LedgerSeq}
 		c := Consent{PurposeID: r.PurposeID, Purpose: r.PurposeName, State: r.State, LegalBasis: r.LegalBasis, RecordID: r.ID,
 			Since: r.RecordedAt, ExpiresAt: r.ExpiresAt}
 		if c.State == consent.StateGranted && c.ExpiresAt != nil && !c.ExpiresAt.After(now) {

@@ -480,7 +480,7 @@ func (s *Service) open(tx *store.Tx, invitees []*invitee, trigger string, now ti
 		// quotes: the reminder quotes the same, and the confirmation
 		// records them.
 		rows[i] = []any{inv, r.id, EMarketing, r.text.Version, r.text.Language, StatusInvited, trigger, store.Micros(now), store.Micros(expires)}
-		if msgs[i], err = b.linkMessage(r.recipient, st.Controller(s.Sender), inv, r.text.Text, expires, false); err != nil {
+		if msgs[i], err = b.linkMessage(r.recipient, st.Controller(s.Sender), inv, trigger, r.text.Text, expires, false); err != nil {
 			return err
 		}
 	}
@@ -577,13 +577,13 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			}
 			due := store.Micros(now.Add(-time.Duration(st.DoubleOptInReminderDays) * 24 * time.Hour))
 			type inv struct {
-				id, contact, text string
-				expires           int64
+				id, contact, trigger, text string
+				expires                    int64
 			}
 			invs, err := store.QueryAll(ctx, tx, func(row store.Scanner) (inv, error) {
 				var i inv
-				return i, row.Scan(&i.id, &i.contact, &i.text, &i.expires)
-			}, `SELECT i.id, i.contact_id, COALESCE(tr.text, t.text), i.expires_at FROM optin_invitations i
+				return i, row.Scan(&i.id, &i.contact, &i.trigger, &i.text, &i.expires)
+			}, `SELECT i.id, i.contact_id, i.trigger, COALESCE(tr.text, t.text), i.expires_at FROM optin_invitations i
 				JOIN purpose_texts t ON t.purpose_id = i.purpose_id AND t.version = i.text_version
 				LEFT JOIN purpose_text_translations tr ON tr.purpose_id = i.purpose_id AND tr.version = i.text_version
 					AND tr.language = i.text_language
@@ -604,7 +604,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				if r == nil {
 					continue // the contact is gone with their invitation
 				}
-				m, err := reminders.linkMessage(r, st.Controller(s.Sender), i.id, i.text, store.FromMicros(i.expires), true)
+				m, err := reminders.linkMessage(r, st.Controller(s.Sender), i.id, i.trigger, i.text, store.FromMicros(i.expires), true)
 				if err != nil {
 					return err
 				}

@@ -36,9 +36,10 @@ type bodies struct {
 	memo map[bodyKey]*body
 	// Seen in the last batch, for rendering the next one ahead: the
 	// consent text shown in each language and the expiry date.
-	texts      map[string]string
-	validUntil time.Time
-	from       settings.Controller
+	texts        map[string]string
+	validUntil   time.Time
+	from         settings.Controller
+	repermission bool
 	// Renderings made since the last call of worthWarming, in a
 	// transaction (missed) and ahead of one (ahead).
 	missed, ahead int
@@ -47,7 +48,11 @@ type bodies struct {
 type bodyKey struct {
 	lang, name, consentText, validUntil string
 	reminder                            bool
-	from                                settings.Controller // who the email names as sender and controller
+	// repermission: the company asks a contact it holds whether they want
+	// to keep receiving email (a re-permission run), rather than confirming
+	// what the contact asked for; the email says so in its own words.
+	repermission bool
+	from         settings.Controller // who the email names as sender and controller
 }
 
 // body is a rendered email, its bodies cut where the stand-in was.
@@ -66,15 +71,18 @@ func (s *Service) newBodies() *bodies {
 }
 
 // linkMessage returns the email that carries the invitation's
-// confirmation link to r: the invitation, or its reminder. The link's
-// token is issued as the email is sent (mail.Link).
-func (b *bodies) linkMessage(r *recipient, from settings.Controller, invitation, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
+// confirmation link to r: the invitation, or its reminder, worded for the
+// invitation's trigger (a re-permission run asks; the others confirm what
+// the contact asked for). The link's token is issued as the email is sent
+// (mail.Link).
+func (b *bodies) linkMessage(r *recipient, from settings.Controller, invitation, trigger, consentText string, expires time.Time, reminder bool) (mail.Message, error) {
 	link := mail.NewLink(auth.PurposeDoubleOptIn, invitation, expires)
-	k := bodyKey{lang: r.lang, name: r.name, consentText: consentText, validUntil: expires.Format("2006-01-02"), reminder: reminder, from: from}
+	k := bodyKey{lang: r.lang, name: r.name, consentText: consentText, validUntil: expires.Format("2006-01-02"), reminder: reminder,
+		repermission: trigger == TriggerRepermission, from: from}
 	b.mu.Lock()
 	got := b.memo[k]
 	if !reminder {
-		b.texts[r.lang], b.validUntil, b.from = consentText, expires, from
+		b.texts[r.lang], b.validUntil, b.from, b.repermission = consentText, expires, from, k.repermission
 	}
 	b.mu.Unlock()
 	if got == nil {
@@ -94,8 +102,8 @@ func (b *bodies) linkMessage(r *recipient, from settings.Controller, invitation,
 // render renders the email k names with the stand-in, and keeps it.
 func (b *bodies) render(k bodyKey) (*body, error) {
 	s := b.s
-	data := map[string]any{"Lang": k.lang, "Name": k.name, "Reminder": k.reminder, "ConsentText": k.consentText,
-		"Link": s.BaseURL + "/confirm/" + b.stand, "ValidUntil": k.validUntil, "Sender": k.from}
+	data := map[string]any{"Lang": k.lang, "Name": k.name, "Reminder": k.reminder, "Repermission": k.repermission,
+		"ConsentText": k.consentText, "Link": s.BaseURL + "/confirm/" + b.stand, "ValidUntil": k.validUntil, "Sender": k.from}
 	text, html, err := s.Mail.Render("double_opt_in", data)
 	if err != nil {
 		return nil, fmt.Errorf("optin: render email: %w", err)
@@ -104,7 +112,12 @@ func (b *bodies) render(k bodyKey) (*body, error) {
 		return nil, fmt.Errorf("optin: render email: the template has no confirmation link")
 	}
 	subject := i18n.T(k.lang, "email.doi.subject")
-	if k.reminder {
+	switch {
+	case k.repermission && k.reminder:
+		subject = i18n.T(k.lang, "email.repermission.reminder_subject")
+	case k.repermission:
+		subject = i18n.T(k.lang, "email.repermission.subject")
+	case k.reminder:
 		subject = i18n.T(k.lang, "email.reminder.subject")
 	}
 	out := &body{subject: subject, text: strings.Split(text, b.stand), html: strings.Split(html, b.stand)}
@@ -141,7 +154,7 @@ func (b *bodies) warm(ctx context.Context, ids []string) {
 	for l, t := range b.texts {
 		texts[l] = t
 	}
-	validUntil, from := b.validUntil.Format("2006-01-02"), b.from
+	validUntil, from, repermission := b.validUntil.Format("2006-01-02"), b.from, b.repermission
 	b.mu.Unlock()
 	if len(texts) == 0 || len(ids) == 0 {
 		return
@@ -160,7 +173,7 @@ func (b *bodies) warm(ctx context.Context, ids []string) {
 		if !ok {
 			continue
 		}
-		k := bodyKey{lang: lang, name: p[0], consentText: text, validUntil: validUntil, from: from}
+		k := bodyKey{lang: lang, name: p[0], consentText: text, validUntil: validUntil, repermission: repermission, from: from}
 		b.mu.Lock()
 		done := b.memo[k] != nil
 		b.mu.Unlock()

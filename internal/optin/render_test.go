@@ -39,24 +39,33 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 	for _, lang := range i18n.Languages {
 		for _, name := range names {
 			for _, text := range texts {
-				for _, reminder := range []bool{false, true} {
+				for _, c := range []struct {
+					reminder bool
+					trigger  string
+				}{{false, TriggerUser}, {true, TriggerUser}, {false, TriggerRepermission}, {true, TriggerRepermission}} {
+					reminder, repermission := c.reminder, c.trigger == TriggerRepermission
 					for range 2 { // the second time from what the first kept
 						r := &recipient{id: "c1", name: name, lang: lang}
-						m, err := b.linkMessage(r, from, "inv-1", text, expires, reminder)
+						m, err := b.linkMessage(r, from, "inv-1", c.trigger, text, expires, reminder)
 						if err != nil {
 							t.Fatal(err)
 						}
 						if len(m.Links) != 1 || m.Links[0].SubjectID != "inv-1" || !m.Links[0].Expires.Equal(expires) {
 							t.Fatalf("links %+v", m.Links)
 						}
-						data := map[string]any{"Lang": lang, "Name": name, "Reminder": reminder, "ConsentText": text,
+						data := map[string]any{"Lang": lang, "Name": name, "Reminder": reminder, "Repermission": repermission, "ConsentText": text,
 							"Link": s.BaseURL + "/confirm/" + m.Links[0].Placeholder, "ValidUntil": "2026-12-24", "Sender": from}
 						text, html, err := s.Mail.Render("double_opt_in", data)
 						if err != nil {
 							t.Fatal(err)
 						}
 						subject := i18n.T(lang, "email.doi.subject")
-						if reminder {
+						switch {
+						case repermission && reminder:
+							subject = i18n.T(lang, "email.repermission.reminder_subject")
+						case repermission:
+							subject = i18n.T(lang, "email.repermission.subject")
+						case reminder:
 							subject = i18n.T(lang, "email.reminder.subject")
 						}
 						if name == b.stand {
@@ -73,13 +82,13 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 			}
 		}
 	}
-	if want := len(i18n.Languages) * len(names) * len(texts) * 2; len(b.memo) != want {
+	if want := len(i18n.Languages) * len(names) * len(texts) * 4; len(b.memo) != want {
 		t.Fatalf("%d renderings kept, want one per distinct email, %d", len(b.memo), want)
 	}
 	// Each copy has its own link.
 	r := &recipient{id: "c1", name: "Anna", lang: "en"}
-	m1, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-1", texts[0], expires, false)
-	m2, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-2", texts[0], expires, false)
+	m1, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-1", TriggerUser, texts[0], expires, false)
+	m2, _ := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-2", TriggerUser, texts[0], expires, false)
 	if m1.Links[0].Placeholder == m2.Links[0].Placeholder || !strings.Contains(m2.Text, m2.Links[0].Placeholder) ||
 		strings.Contains(m2.Text, m1.Links[0].Placeholder) || strings.Contains(m2.HTML, b.stand) {
 		t.Fatal("two invitations share a link")
@@ -88,10 +97,10 @@ func TestCopiedEmailIsTheRenderedOne(t *testing.T) {
 	// Rendering ahead stops while every email is found rendered, and
 	// starts again when one is not.
 	b.worthWarming()
-	if _, err := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-3", texts[0], expires, false); err != nil || b.worthWarming() {
+	if _, err := b.linkMessage(r, settings.Controller{Name: "Acme"}, "inv-3", TriggerUser, texts[0], expires, false); err != nil || b.worthWarming() {
 		t.Fatalf("worth rendering ahead after a batch that found everything rendered (%v)", err)
 	}
-	if _, err := b.linkMessage(&recipient{id: "c2", name: "Britta", lang: "en"}, settings.Controller{Name: "Acme"}, "inv-4", texts[0], expires, false); err != nil || !b.worthWarming() {
+	if _, err := b.linkMessage(&recipient{id: "c2", name: "Britta", lang: "en"}, settings.Controller{Name: "Acme"}, "inv-4", TriggerUser, texts[0], expires, false); err != nil || !b.worthWarming() {
 		t.Fatalf("not worth rendering ahead after a batch that rendered (%v)", err)
 	}
 }

@@ -62,6 +62,10 @@ const (
 	// SkipValidConsent: the contact has a granted, unexpired E-marketing
 	// consent; there is nothing to ask again.
 	SkipValidConsent = "valid_consent"
+	// SkipWithdrew: the contact's E-marketing consent stands withdrawn (they
+	// said no, in a form, a file or on the phone); asking again someone who
+	// refused marketing is itself marketing, which they refused.
+	SkipWithdrew = "withdrew"
 	// SkipAlreadyAsked: another run asked the contact and waits for their
 	// answer; a second email would supersede the first's link.
 	SkipAlreadyAsked = "already_asked"
@@ -119,7 +123,7 @@ type Run struct {
 	Total     int64  `json:"total" doc:"contacts in the audience, each counted once"`
 	Invited   int64  `json:"invited" doc:"contacts sent the double opt-in email"`
 	// Skipped holds the contacts not asked, by reason: optin's reasons
-	// and SkipValidConsent, SkipAlreadyAsked.
+	// and SkipValidConsent, SkipWithdrew, SkipAlreadyAsked.
 	Skipped   map[string]int64 `json:"skipped" doc:"contacts not asked, by reason"`
 	Confirmed int64            `json:"confirmed" doc:"invited contacts who confirmed"`
 	Lapsed    int64            `json:"lapsed" doc:"invited contacts whose days ran out without confirming, and who have not confirmed since"`
@@ -139,7 +143,7 @@ type Run struct {
 type audienceMember struct {
 	id, optIn, deliverability string
 	stopped, erased, valid    bool
-	asked                     bool
+	withdrew, asked           bool
 }
 
 // skip returns why m is not asked, or "".
@@ -150,6 +154,8 @@ func (m audienceMember) skip() string {
 		return r
 	case m.valid:
 		return SkipValidConsent
+	case m.withdrew:
+		return SkipWithdrew
 	case m.asked:
 		return SkipAlreadyAsked
 	}
@@ -160,13 +166,15 @@ func (m audienceMember) skip() string {
 const memberColumns = `SELECT c.id, c.opt_in_status, c.deliverability, c.processing_stopped_at IS NOT NULL, c.erased_at IS NOT NULL,
 	EXISTS (SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = '` + optin.EMarketing + `'
 		AND cc.state = '` + consent.StateGranted + `' AND (cc.expires_at IS NULL OR cc.expires_at > $1)),
+	EXISTS (SELECT 1 FROM consent_current cc WHERE cc.contact_id = c.id AND cc.purpose_id = '` + optin.EMarketing + `'
+		AND cc.state = '` + consent.StateWithdrawn + `'),
 	EXISTS (SELECT 1 FROM repermission_contacts rc WHERE rc.contact_id = c.id AND rc.skip_reason = ''
 		AND rc.confirmed_at IS NULL AND rc.lapsed_at IS NULL)
 	FROM contacts c WHERE `
 
 func scanMember(row store.Scanner) (audienceMember, error) {
 	var m audienceMember
-	return m, row.Scan(&m.id, &m.optIn, &m.deliverability, &m.stopped, &m.erased, &m.valid, &m.asked)
+	return m, row.Scan(&m.id, &m.optIn, &m.deliverability, &m.stopped, &m.erased, &m.valid, &m.withdrew, &m.asked)
 }
 
 // check validates in on its own and returns the days.

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
@@ -176,7 +178,7 @@ func (s *sentMail) Close() error { return nil }
 
 var user = consent.Actor{Kind: consent.ActorUser, ID: "u1"}
 
-const importFile = "E-mail,Naam,Nieuwsbrief\nanna@example.com,Anna,ja\ncarl@example.com,Carl,nee\ndora@example.com,Dora,nee\neve@example.com,Eve,\n"
+const importFile = "E-mail,Naam,Nieuwsbrief\nanna@example.com,Anna,ja\ncarl@example.com,Carl,nee\ndora@example.com,Dora,nee\neve@example.com,Eve,\nfred@example.com,Fred,\n"
 
 // runImport imports importFile (a dry run when dry) and returns it.
 func (f *fixture) runImport(t testing.TB, dry bool) *imports.Import {
@@ -195,7 +197,7 @@ func (f *fixture) runImport(t testing.TB, dry bool) *imports.Import {
 	if imp, err = f.imports.Get(ctx, imp.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !dry && (imp.Status != imports.StatusDone || imp.Created != 4) {
+	if !dry && (imp.Status != imports.StatusDone || imp.Created != 5) {
 		t.Fatalf("the import: %s, %d created", imp.Status, imp.Created)
 	}
 	return imp
@@ -238,24 +240,26 @@ func (f *fixture) report(t testing.TB, id string) map[string][]string {
 }
 
 // TestFromImport asks the contacts an import wrote: the one with a valid
-// consent, the opted-out one and the bounced one are skipped by reason,
-// the other is invited by the double opt-in run; confirming through the
-// emailed link's secret counts them confirmed in the same transaction.
+// consent, the one whose row said no (a withdrawn consent), the opted-out
+// one and the bounced one are skipped by reason, the other is invited by
+// the double opt-in run in the re-permission's own words; confirming
+// through the emailed link's secret counts them confirmed in the same
+// transaction.
 func TestFromImport(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		f := setUp(t, db)
 		ctx := context.Background()
 		imp := f.runImport(t, false)
 		f.exec(t, `UPDATE contacts SET opt_in_status = $1 WHERE email = 'dora@example.com'`, contactstate.OptOutUser)
-		f.exec(t, `UPDATE contacts SET deliverability = $1 WHERE email = 'eve@example.com'`, contactstate.DeliverabilityBounced)
+		f.exec(t, `UPDATE contacts SET deliverability = $1 WHERE email = 'fred@example.com'`, contactstate.DeliverabilityBounced)
 
 		days := 14
 		run, err := f.svc.Start(ctx, repermission.Input{ImportID: imp.ID, Days: &days}, user)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if run.Status != repermission.StatusInviting || run.Total != 4 || run.Skipped[repermission.SkipValidConsent] != 1 ||
-			run.Skipped[optin.SkipOptedOut] != 1 || run.Skipped[optin.SkipBounced] != 1 {
+		if run.Status != repermission.StatusInviting || run.Total != 5 || run.Skipped[repermission.SkipValidConsent] != 1 ||
+			run.Skipped[repermission.SkipWithdrew] != 1 || run.Skipped[optin.SkipOptedOut] != 1 || run.Skipped[optin.SkipBounced] != 1 {
 			t.Fatalf("the run as started: %+v", run)
 		}
 		f.runJobs(t)
@@ -265,13 +269,29 @@ func TestFromImport(t *testing.T) {
 			t.Fatalf("the run after sending: %+v", got)
 		}
 		rep := f.report(t, run.ID)
-		if rep["carl@example.com"][4] != repermission.OutcomeInvited || rep["anna@example.com"][5] != repermission.SkipValidConsent ||
-			rep["dora@example.com"][5] != optin.SkipOptedOut || rep["carl@example.com"][6] == "" || len(rep) != 4 {
+		if rep["eve@example.com"][4] != repermission.OutcomeInvited || rep["anna@example.com"][5] != repermission.SkipValidConsent ||
+			rep["carl@example.com"][5] != repermission.SkipWithdrew || rep["dora@example.com"][5] != optin.SkipOptedOut ||
+			rep["fred@example.com"][5] != optin.SkipBounced || rep["eve@example.com"][6] == "" || len(rep) != 5 {
 			t.Fatalf("the report: %v", rep)
 		}
 
-		// The email quotes the consent text; its link confirms.
-		secret := f.link(t, "carl@example.com")
+		// The email asks, in its own words, and quotes the consent text;
+		// it does not say the contact asked. Its link confirms.
+		secret := f.link(t, "eve@example.com")
+		if len(f.sent.envs) != 1 {
+			t.Fatalf("%d emails sent, want 1", len(f.sent.envs))
+		}
+		text, err := f.consent.TextIn(ctx, optin.EMarketing, 1, "en")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, env := range f.sent.envs {
+			if env.Subject != i18n.T("en", "email.repermission.subject") || !strings.Contains(env.Text, fmt.Sprintf(i18n.T("en", "email.repermission.intro"), "Acme")) ||
+				!strings.Contains(env.Text, text.Text) || !strings.Contains(env.HTML, i18n.T("en", "email.repermission.button")) ||
+				strings.Contains(env.Text, "asked to receive") || strings.Contains(env.Text, i18n.T("en", "email.doi.ignore")) {
+				t.Fatalf("the re-permission email:\n%s\n%s", env.Subject, env.Text)
+			}
+		}
 		if _, err := f.optin.Confirm(ctx, secret, optin.Evidence{IP: "192.0.2.1", UserAgent: "test"}); err != nil {
 			t.Fatal(err)
 		}
@@ -279,8 +299,8 @@ func TestFromImport(t *testing.T) {
 		if got.Confirmed != 1 || got.Waiting != 0 || got.Status != repermission.StatusDone || got.FinishedAt == nil {
 			t.Fatalf("the run after the confirmation: %+v", got)
 		}
-		if rep := f.report(t, run.ID); rep["carl@example.com"][4] != repermission.OutcomeConfirmed || rep["carl@example.com"][8] == "" {
-			t.Fatalf("the report after the confirmation: %v", rep["carl@example.com"])
+		if rep := f.report(t, run.ID); rep["eve@example.com"][4] != repermission.OutcomeConfirmed || rep["eve@example.com"][8] == "" {
+			t.Fatalf("the report after the confirmation: %v", rep["eve@example.com"])
 		}
 		// Nobody lapses: the one invited confirmed.
 		f.now = f.now.AddDate(0, 0, 20)
@@ -293,7 +313,7 @@ func TestFromImport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if second.Skipped[repermission.SkipValidConsent] != 1 || second.Skipped[optin.SkipAlreadyConfirmed] != 1 || second.Days != repermission.DefaultDays ||
+		if second.Skipped[repermission.SkipValidConsent] != 1 || second.Skipped[optin.SkipAlreadyConfirmed] != 1 || second.Skipped[repermission.SkipWithdrew] != 1 || second.Days != repermission.DefaultDays ||
 			second.Status != repermission.StatusDone {
 			t.Fatalf("the second run: %+v", second)
 		}

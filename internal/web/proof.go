@@ -30,7 +30,9 @@ type proof struct {
 	Record  *consent.Record
 	Actors  map[string]string // user or API token id: its name
 	// Text is the consent text as shown; TextMissing when its version is
-	// gone (it never should be).
+	// gone (it never should be). A record whose evidence describes the
+	// notice shown instead of a text version (an import's, with version 0)
+	// has neither: the page shows the notice.
 	Text        consent.ShownText
 	TextMissing bool
 	// Link is the token and email that confirmed the change; nil when it
@@ -63,7 +65,9 @@ func (s *Server) proofPage(w http.ResponseWriter, r *http.Request, u *auth.User)
 		return
 	}
 	rec := p.Record
-	if p.Text, err = s.Consent.ShownTextOf(ctx, rec); errs.Is(err, errs.KindNotFound) {
+	if rec.TextVersion == 0 && rec.Evidence.Notice != "" {
+		// No text version to look up: the notice is the evidence.
+	} else if p.Text, err = s.Consent.ShownTextOf(ctx, rec); errs.Is(err, errs.KindNotFound) {
 		p.TextMissing = true
 	} else if err != nil {
 		s.fail(w, err, u)
