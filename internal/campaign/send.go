@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -89,8 +90,8 @@ type Sender struct {
 
 	idOnce  sync.Once
 	id      string
-	started bool          // the first recovery is done
-	perMsg  time.Duration // moving average of a message's hand-over
+	started bool         // the first recovery is done
+	perMsg  atomic.Int64 // moving average of a message's hand-over, in ns: send writes it, claim reads it
 	pace    pacer
 	cache   map[string]*prepared
 	clicks  linkCache // the operator's links of sent campaigns (links_use.go)
@@ -332,8 +333,8 @@ const maxBatch = 1000
 // so far, and no more than the setting campaign_rate lets go at once.
 func (x *Sender) batchSize() int {
 	n := 50
-	if x.perMsg > 0 {
-		n = max(10, min(maxBatch, int(x.Budget/x.perMsg)))
+	if per := time.Duration(x.perMsg.Load()); per > 0 {
+		n = max(10, min(maxBatch, int(x.Budget/per)))
 	}
 	return min(n, x.pace.burst())
 }
@@ -514,11 +515,10 @@ func (x *Sender) send(ctx context.Context, p *prepared, b *batch) error {
 	}
 	if handed > 0 {
 		per := time.Since(started) / time.Duration(handed)
-		if x.perMsg == 0 {
-			x.perMsg = per
-		} else {
-			x.perMsg = (x.perMsg*3 + per) / 4
+		if was := time.Duration(x.perMsg.Load()); was > 0 {
+			per = (was*3 + per) / 4
 		}
+		x.perMsg.Store(int64(per))
 	}
 	return nil
 }
