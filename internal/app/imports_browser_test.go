@@ -106,7 +106,7 @@ func TestImportPagesInABrowser(t *testing.T) {
 	})
 }
 
-// importsToCheck uploads importFile twice, runs the second import to its
+// importsToCheck uploads importFile and askableImportFile, runs the second import to its
 // end, uploads a file too wide to list each column, asks the second
 // import's contacts again (re-permission), and returns the import and
 // re-permission pages TestEveryPageIsAccessible checks: the list, the
@@ -121,7 +121,7 @@ func importsToCheck(t testing.TB, e *env) []pageAt {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(importFile), system)
+	ran, err := e.a.Imports.Upload(ctx, "fair.csv", strings.NewReader(askableImportFile), system)
 	if err != nil {
 		t.Fatal(err)
 	}
