@@ -222,12 +222,14 @@ func SingleLine(field, s string) error {
 // by its characters, holds only characters that can be seen: no control
 // character, no format character (Unicode category Cf: zero-width spaces
 // and joiners, direction marks and overrides, the byte order mark U+FEFF,
-// the soft hyphen U+00AD, the word joiner U+2060, U+180E), no space or
-// other separator, and none of the other characters Unicode says to draw
+// the soft hyphen U+00AD, the word joiner U+2060, U+180E), no separator
+// but the plain space, and none of the other characters Unicode says to draw
 // as nothing (variation selectors, Hangul fillers, U+034F). An address
 // with one of these looks like another address on every page but is not
 // equal to it, so it would get round the suppression of an erased address
-// and the detection of duplicates, and mail would be sent to it.
+// and the detection of duplicates, and mail would be sent to it. A plain
+// space (U+0020) can be seen, and is left to the caller's own check of
+// the value's form (an address with a space is not a valid address).
 func Visible(field, s string) error {
 	if !utf8.ValidString(s) {
 		return Invalid(field, "is not valid UTF-8 text")
@@ -236,7 +238,7 @@ func Visible(field, s string) error {
 		if unicode.IsControl(r) {
 			return Invalid(field, "contains a control character (U+%04X)", r)
 		}
-		if unicode.In(r, unicode.Cf, unicode.Z, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+		if r != ' ' && unicode.In(r, unicode.Cf, unicode.Z, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
 			return &Error{Kind: KindInvalid, Code: "invisible_character", Field: field,
 				Message: fmt.Sprintf("contains an invisible character (U+%04X)", r)}
 		}
