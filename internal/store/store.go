@@ -59,7 +59,8 @@ type DB struct {
 	Read *sql.DB
 
 	write *sql.DB
-	stmts *stmtCache // SQLite only
+	stmts *stmtCache    // SQLite only
+	ckpt  *checkpointer // SQLite only
 	// readStmts holds the statements ReadRow compiled, by query (SQLite).
 	readStmts sync.Map
 	batcher   *batcher
@@ -130,10 +131,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// statement journals (the pages a multi-row statement or a savepoint
 	// would roll back) in memory: written to a temporary file they cost a
 	// system call per page, and would hold copies of personal data on disk.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)" +
+	others := "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)" +
 		"&_pragma=temp_store(MEMORY)"
+	pragmas := "_pragma=busy_timeout(10000)" + others
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
-	w, err := sql.Open("sqlite", base+"?"+pragmas+"&_txlock=immediate")
+	// The writer leaves checkpoints to the checkpointer (checkpoint.go).
+	w, err := sql.Open("sqlite", base+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -151,7 +154,15 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &DB{Dialect: SQLite, Read: r, write: w}, nil
+	c, err := sql.Open("sqlite", base+"?_pragma=busy_timeout("+truncateWait+")"+others)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	return &DB{Dialect: SQLite, Read: r, write: w, ckpt: newCheckpointer(c)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
@@ -246,6 +257,9 @@ func (db *DB) Close() error {
 	}
 	db.closeReadStmts()
 	err := db.Read.Close()
+	if db.ckpt != nil {
+		err = errors.Join(err, db.ckpt.close())
+	}
 	if db.write != db.Read {
 		err = errors.Join(err, db.write.Close())
 	}
@@ -345,13 +359,13 @@ func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
 // Checkpoint, on SQLite, copies the write-ahead log into the database file
 // and empties it, so that old versions of rows (a value just encrypted,
 // say) do not linger in the log. It does nothing on PostgreSQL, where
-// VACUUM does the like.
+// VACUUM does the like. It fails, having emptied nothing, while a reader
+// still needs the log.
 func (db *DB) Checkpoint(ctx context.Context) error {
 	if db.Dialect != SQLite {
 		return nil
 	}
-	_, err := db.write.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-	return err
+	return db.ckpt.truncate(ctx)
 }
 
 // Schema is the PostgreSQL schema given to Open, or "".

@@ -262,6 +262,10 @@ func (b *batcher) loop() {
 		if b.db.stmts != nil {
 			b.db.stmts.prepare(b.db.write) // the connection is free now
 		}
+		if c := b.db.ckpt; c != nil {
+			c.writerCheckpoint(b.db.write)
+			c.wake()
+		}
 	}
 }
 
