@@ -221,6 +221,7 @@ func FuzzWebformPost(f *testing.F) {
 	s, w := webformServer(f, db)
 	s.webform.ip = newLimiter(1<<30, 1<<30, time.Minute) // the fuzzer is one client sending fast
 	s.webform.address = newAddressLimiter(1<<30, time.Hour)
+	s.webform.quantum = 0 // throughput, not the time of one answer
 	ctx := context.Background()
 	known, err := s.Webforms.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com"), FirstName: ptr("Kim")},
 		Actor: consent.Actor{Kind: consent.ActorAPIToken}, Evidence: consent.Evidence{Method: consent.MethodAPI}})

@@ -61,13 +61,24 @@ const (
 type webformLimits struct {
 	ip      *limiter
 	address *addressLimiter
+	// quantum evens out the time of a post's answer (httpx.EvenOut): a
+	// post about a new address creates a lead and its consent records, one
+	// about a known address only holds the post for confirmation, and the
+	// answer must not tell which.
+	quantum time.Duration
 }
+
+// webformQuantum is the time a webform post's answer is evened out to:
+// well above what either kind of post takes on a machine that is not
+// overloaded, and short for a person who has just pressed Send.
+const webformQuantum = 100 * time.Millisecond
 
 // webformRoutes adds the webform pages and posts to the public mux, and the
 // link that confirms a post about a known address (its button is posted
 // past cross-origin protection, authorised by the token in its address).
 func (s *Server) webformRoutes() {
-	s.webform = &webformLimits{ip: s.Limits.Webform.Limiter(time.Minute), address: newAddressLimiter(s.Limits.WebformPerAddress, addressWindow)}
+	s.webform = &webformLimits{ip: s.Limits.Webform.Limiter(time.Minute), address: newAddressLimiter(s.Limits.WebformPerAddress, addressWindow),
+		quantum: webformQuantum}
 	s.mux.HandleFunc("GET /f/{form}", s.webformPage)
 	s.mux.HandleFunc("POST /f/{form}", s.webformPost)
 	s.mux.HandleFunc("GET /f/sent", s.webformSent)
@@ -213,8 +224,10 @@ func (s *Server) webformPost(w http.ResponseWriter, r *http.Request) {
 	if ip.IsValid() {
 		addr = ip.String()
 	}
+	start := time.Now()
 	res, err := s.Webforms.Submit(r.Context(), r.PathValue("form"), webform.Submission{Form: form, IP: addr, UserAgent: r.UserAgent(),
 		Lang: formLang(r), AllowAddress: s.webform.address.allow})
+	httpx.EvenOut(r.Context(), start, s.webform.quantum)
 	var invalid *webform.Invalid
 	switch {
 	case errors.As(err, &invalid):
