@@ -306,6 +306,10 @@ type ErrorDetail struct {
 	// Position is set for an error in a condition: where in it, counted in
 	// characters from 1.
 	Position int `json:"position,omitempty" doc:"where in the condition the error is, counted in characters from 1"`
+	// Row and Byte are set for an uploaded file that cannot be read: where
+	// in it the problem is.
+	Row  int   `json:"row,omitempty" doc:"for an uploaded file that is refused: the row the problem is in, counted from 1 as a spreadsheet shows them (the header is row 1 when nothing is above it)"`
+	Byte int64 `json:"byte,omitempty" doc:"for an uploaded file that is refused: where in it the problem is, counted in bytes from 1, when that is known"`
 }
 
 func writeError(w http.ResponseWriter, err error) int {
@@ -325,7 +329,7 @@ func writeError(w http.ResponseWriter, err error) int {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", httpx.RetryAfter)
 	}
-	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field, Position: e.Position}})
+	writeJSON(w, status, ErrorBody{ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field, Position: e.Position, Row: e.Row, Byte: e.Byte}})
 	return status
 }
 

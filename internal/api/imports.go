@@ -33,9 +33,10 @@ func (s *Server) importRoutes() []Route {
 			Summary: "List the imports, newest first", handle: s.listImports},
 		{Method: "GET", Path: id, Tag: tag, Status: 200, Response: imports.Import{},
 			Summary: "Get an import: its file, definition, status and counts; position against total_rows is its progress", handle: s.getImport},
-		{Method: "GET", Path: id + "/suggestion", Tag: tag, Status: 200, Response: []imports.Column{},
-			Summary: "The fields suggested for the file's columns from their headers (English, Swedish and Dutch names, and custom fields)",
-			handle:  s.suggestImport},
+		{Method: "GET", Path: id + "/suggestion", Tag: tag, Status: 200, Response: []imports.Suggestion{},
+			Summary: "What each of the file's columns holds, suggested from its header (English, Swedish and Dutch): a core or custom field, " +
+				"a purpose's answer or collection date, or a list; only where the header says it unambiguously",
+			handle: s.suggestImport},
 		{Method: "POST", Path: id + "/preview", Tag: tag, Status: 200, Request: imports.Definition{}, Response: []imports.PreviewRow{},
 			Query:   []Param{{"rows", "how many rows, 1 to 100 (default 20)", "integer"}},
 			Summary: "The first rows as the definition would write them, or why each would fail; writes nothing", handle: s.previewImport},
@@ -164,19 +165,8 @@ func (s *Server) suggestImport(r *http.Request, _ consent.Actor) (int, any, erro
 	if err != nil {
 		return 0, nil, inPath(err)
 	}
-	fields, err := s.Contacts.Fields(r.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	custom := map[string]string{}
-	for _, f := range fields {
-		custom[f.Name] = f.Label
-	}
-	out := []imports.Column{}
-	for i, f := range imports.Suggest(imp.Header, custom) {
-		out = append(out, imports.Column{Column: imp.Header[i], Field: f})
-	}
-	return 200, out, nil
+	out, err := s.Imports.Suggestions(r.Context(), imp.Header)
+	return 200, out, err
 }
 
 // readImportDefinition reads a definition body, refusing unknown keys.

@@ -20,6 +20,7 @@ import (
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/settings"
+	"github.com/consentry/consentry/internal/tabular"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of the route table, with schemas
@@ -239,6 +240,7 @@ var namedEnums = map[string][]string{
 	"kept_after_erasure":      settings.KeepableAfterErasure,
 	"hold_legal_basis":        holds.Bases,
 	"inbound_outcome":         inbound.Outcomes,
+	"text_encoding":           tabular.Encodings,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

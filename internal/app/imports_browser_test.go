@@ -13,6 +13,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -54,7 +55,7 @@ func TestImportPagesInABrowser(t *testing.T) {
 		do(chromedp.Click(chromedp.CSS(`nav a[href="/admin/imports"]`)), chromedp.WaitVisible(chromedp.CSS("#upload")))
 		do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{bad}), chromedp.Click(chromedp.CSS("#upload")),
 			chromedp.WaitVisible(chromedp.CSS("#file-error")))
-		if got := text("#file-error"); !strings.Contains(got, "has a header and no rows") {
+		if got := text("#file-error"); !strings.Contains(got, "row 1: the file has a header and no rows") {
 			t.Fatalf("a header-only file: %q", got)
 		}
 		d.herePasses("the upload form with an error")
@@ -168,4 +169,65 @@ func importsToCheck(t testing.TB, e *env) []pageAt {
 		{"/admin/imports/{id}/preview", "/admin/imports/" + wide.ID + "/preview?" + wideRefused.Encode()},
 		{"/admin/repermission", "/admin/repermission"}, {"/admin/repermission/{id}", "/admin/repermission/" + run.ID},
 		{"/admin/repermission/{id}", "/admin/repermission/no-such-run"}}
+}
+
+// TestImportSuggestionsAreChosen uploads a file whose headers name a
+// purpose's answer, its collection date and a list, in Chromium on both
+// databases: the mapping form opens with them chosen (the purpose ticked,
+// its answer and date columns, the list joined by the column's rows)
+// besides the fields, and a purpose the file does not name left alone.
+// With the source, legal basis and text version given, the preview shows
+// the rows with that consent and list. The form passes axe-core at 1280
+// and at 375 pixels.
+func TestImportSuggestionsAreChosen(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e, d := signedIn(t, db)
+		do, text := d.do, d.text
+		ctx := context.Background()
+		news, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Newsletter"), LegalBasis: ptr(consent.BasisConsent),
+			Text: ptr("May we send you our newsletter?")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		customers, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("Customers")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marketing := purposeID(e, "E-marketing")
+		file := filepath.Join(t.TempDir(), "signups.csv")
+		if err := os.WriteFile(file, []byte("Email;First name;Newsletter consent;Consent date;List: Customers\n"+
+			"anna@example.com;Anna;yes;2026-11-01;yes\nbo@example.com;Bo;no;2026-11-02;no\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		do(chromedp.Navigate(e.srv.URL+"/admin/imports"), chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}),
+			chromedp.Click(chromedp.CSS("#upload")), chromedp.WaitVisible(chromedp.CSS("#mapping-form")))
+		k, l := "#p-"+news.ID+"-", "#l-"+customers.ID
+		checked := func(css string) bool {
+			on, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.querySelector("`+css+`").checked`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return on
+		}
+		if got := [...]string{d.value("#col-0"), d.value("#col-1"), d.value("#col-2"), d.value(k + "answer"), d.value(k + "date_column"), d.value(l)}; got !=
+			[...]string{"email", "first_name", "", "col:Newsletter consent", "Consent date", "col:List: Customers"} {
+			t.Fatalf("the form as suggested: %q", got)
+		}
+		if !checked(k+"use") || checked("#p-"+marketing+"-use") {
+			t.Fatalf("ticked: Newsletter %t, E-marketing %t; want Newsletter only", checked(k+"use"), checked("#p-"+marketing+"-use"))
+		}
+		d.herePasses("the mapping form as suggested")
+
+		src, err := e.a.Consent.ActiveSource(ctx, "API")
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(chromedp.SetValue(chromedp.CSS("#source"), src.ID), chromedp.SetValue(chromedp.CSS(k+"legal_basis"), "consent"),
+			chromedp.SetValue(chromedp.CSS(k+"text_version"), "1"), chromedp.Click(chromedp.CSS("#preview-button")),
+			chromedp.WaitVisible(chromedp.CSS("#preview-rows")))
+		rows := text("#preview-rows tbody")
+		if !strings.Contains(rows, "Newsletter: granted") || !strings.Contains(rows, "Newsletter: withdrawn") || strings.Count(rows, "Customers") != 1 {
+			t.Fatalf("the preview of the suggested form: %q", rows)
+		}
+	})
 }

@@ -37,6 +37,14 @@ type Purpose struct {
 	UpdatedAt           time.Time         `json:"updated_at"`
 }
 
+// AllowsLegalBasis reports whether a consent record of p brought in from
+// elsewhere (an import) may rest on basis. A purpose rests on the one
+// legal basis chosen for it, the one its description and the
+// preferences page tell the contact (GDPR Art. 13(1)(c)): a record that
+// claims another would say that E-marketing, a purpose on consent, may
+// go on without it as a legitimate interest.
+func (p *Purpose) AllowsLegalBasis(basis string) bool { return basis == p.LegalBasis }
+
 // PurposeText is one version of a purpose's consent text with its
 // translations. Versions are never changed or removed, translations
 // included, so a consent record's version and language always show what

@@ -49,6 +49,14 @@ type Error struct {
 	// Position, for an error in a condition, is where in it the problem is,
 	// counted in characters from 1.
 	Position int
+	// Row, for an error in an uploaded file, is the row the problem is
+	// in, counted from 1 as a spreadsheet shows them; 0 when it is about
+	// no one row.
+	Row int
+	// Byte is where in the uploaded file the problem is, counted in bytes
+	// from 1; 0 when that is not known (a problem found after the part
+	// of the file that decides its encoding is told by its row alone).
+	Byte int64
 	// Cause is the error behind this one, for the log and for the front
 	// ends' status codes, never for the caller: the driver's error for
 	// an unavailable database, the *http.MaxBytesError of a request body

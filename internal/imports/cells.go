@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -82,55 +79,23 @@ func ParseDate(cell string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a date (write 2024-05-31, 2024-05-31 14:30 or 31-05-2024)", cell)
 }
 
-// headerNames are the column headers Suggest recognises for each core
-// field, in English, Swedish and Dutch, folded (fold).
-var headerNames = map[string][]string{
-	"email":      {"email", "e-mail", "emailaddress", "e-mailaddress", "mail", "epost", "e-post", "epostadress", "e-postadress", "mejl", "mejladress", "e-mailadres", "emailadres", "mailadres"},
-	"first_name": {"firstname", "first", "givenname", "forename", "fornamn", "voornaam", "roepnaam"},
-	"last_name":  {"lastname", "last", "surname", "familyname", "efternamn", "achternaam", "familienaam"},
-	"phone":      {"phone", "phonenumber", "telephone", "mobile", "mobilephone", "cell", "telefon", "telefonnummer", "mobil", "mobilnummer", "telefoon", "telefoonnummer", "mobiel", "mobielnummer"},
-	"country":    {"country", "countrycode", "land", "landskod", "landcode"},
-	"region":     {"region", "state", "province", "county", "lan", "provincie", "regio"},
-	"language":   {"language", "lang", "sprak", "taal"},
-	"stage":      {"stage", "lifecyclestage", "status", "fas", "stadium"},
-	"owner":      {"owner", "accountowner", "agare", "ansvarig", "eigenaar"},
-}
+// EarliestCollection is the earliest date an import takes as when a
+// consent was collected: 1 January 1990, before the web, email marketing
+// and the first European data-protection directive (1995). An earlier
+// date is a mistake, most often an empty date cell a spreadsheet or a
+// system read as its day zero (1899-12-30, 1900-01-01, 1970-01-01).
+var EarliestCollection = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// fold makes a header comparable: lower case, accents and everything but
-// letters and digits removed ("Förnamn" and "fornamn", "E-mail adres"
-// and "emailadres" match).
-func fold(s string) string {
-	var b strings.Builder
-	for _, r := range norm.NFD.String(strings.ToLower(s)) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(r)
-		}
+// implausibleCollection says why t cannot be when a consent was
+// collected, as of now: in the future, or before EarliestCollection; ""
+// when it can be.
+func implausibleCollection(t, now time.Time) string {
+	switch {
+	case t.After(now):
+		return "is in the future"
+	case t.Before(EarliestCollection):
+		return "is before " + EarliestCollection.Format(time.DateOnly) +
+			", earlier than any consent an import records; an empty date read as a spreadsheet's or a system's day zero (1899-12-30, 1900-01-01, 1970-01-01) looks like this"
 	}
-	return b.String()
-}
-
-// Suggest proposes a field for each header: a core field whose English,
-// Swedish or Dutch name it is, or a custom field of that name or label;
-// "" where nothing fits. No field is proposed twice.
-func Suggest(header []string, custom map[string]string) []string {
-	byFolded := map[string]string{}
-	for field, names := range headerNames {
-		for _, n := range names {
-			byFolded[fold(n)] = field
-		}
-	}
-	for name, label := range custom {
-		byFolded[fold(name)] = name
-		if label != "" {
-			byFolded[fold(label)] = name
-		}
-	}
-	out := make([]string, len(header))
-	taken := map[string]bool{}
-	for i, h := range header {
-		if f := byFolded[fold(h)]; f != "" && !taken[f] {
-			out[i], taken[f] = f, true
-		}
-	}
-	return out
+	return ""
 }

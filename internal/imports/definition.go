@@ -281,6 +281,10 @@ func (s *Service) checkConsent(ctx context.Context, at string, c Consent, col fu
 	if !slices.Contains(consent.LegalBases, c.LegalBasis) {
 		return cc, errs.Invalid(at+".legal_basis", "must be one of %s", strings.Join(consent.LegalBases, ", "))
 	}
+	if !p.AllowsLegalBasis(c.LegalBasis) {
+		return cc, errs.Invalid(at+".legal_basis", "purpose %q rests on the legal basis %s, so its consents are imported on that basis, not %s",
+			p.Name, p.LegalBasis, c.LegalBasis)
+	}
 	switch {
 	case c.CollectedAtColumn != "" && c.CollectedAt != "":
 		return cc, errs.Invalid(at+".collected_at", "give a date column or a date, not both")
@@ -295,8 +299,8 @@ func (s *Service) checkConsent(ctx context.Context, at string, c Consent, col fu
 		if err != nil {
 			return cc, errs.Invalid(at+".collected_at", "%s", err)
 		}
-		if t.After(s.now()) {
-			return cc, errs.Invalid(at+".collected_at", "is in the future")
+		if why := implausibleCollection(t, s.now()); why != "" {
+			return cc, errs.Invalid(at+".collected_at", "%s %s", c.CollectedAt, why)
 		}
 		cc.collected = t
 	}

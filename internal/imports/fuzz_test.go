@@ -5,6 +5,7 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/lists"
 )
 
 // FuzzCells feeds what a file's cells and an API client's definition may
@@ -22,9 +23,13 @@ func FuzzCells(f *testing.F) {
 		if d, err := imports.ParseDate(s); err == nil && d.Location().String() != "UTC" {
 			t.Fatalf("date %v from %q is not UTC", d, s)
 		}
-		if got := imports.Suggest([]string{s, s}, map[string]string{s: s}); len(got) != 2 || (got[0] != "" && got[0] == got[1]) {
-			t.Fatalf("suggest %q for %q", got, s)
+		// Two columns of the same name are as likely to hold anything:
+		// neither is suggested anything.
+		known := imports.Known{Custom: map[string]string{s: s}, Purposes: []*consent.Purpose{{ID: "p", Name: s}}, Lists: []*lists.List{{ID: "l", Name: s}}}
+		if got := imports.Suggest([]string{s, s}, known); len(got) != 2 || got[0] != (imports.Suggestion{Column: s}) || got[1] != got[0] {
+			t.Fatalf("suggest %+v for %q", got, s)
 		}
+		imports.Suggest([]string{s, "Consent date", s + " consent"}, known)
 		imports.ParseDefinition([]byte(s))
 	})
 }

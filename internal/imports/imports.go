@@ -72,7 +72,7 @@ type Import struct {
 	ID        string   `json:"id"`
 	FileName  string   `json:"file_name"`
 	Format    string   `json:"format" enum:"csv,xlsx"`
-	Encoding  string   `json:"encoding,omitempty" doc:"the text encoding the file was read in (CSV)"`
+	Encoding  string   `json:"encoding,omitempty" enum:"@text_encoding" doc:"the text encoding the whole file was read in (CSV; plain ASCII is utf-8, Latin-1 windows-1252, which read it the same); absent for a workbook"`
 	Delimiter string   `json:"delimiter,omitempty" doc:"the CSV delimiter: ; , or a tab"`
 	Header    []string `json:"header"`
 	FileSize  int64    `json:"file_size"`
@@ -249,14 +249,17 @@ type fileInfo struct {
 
 // readInfo reads a whole file, counting its data rows (ragged ones too:
 // they fail one by one when the import runs). A file that cannot be read
-// to its end is refused, with the row where reading stopped.
+// to its end is refused, with the row where reading stopped; so is one
+// with a header and no rows. The encoding is the one the whole file was
+// read in: a file whose first 64 KiB are plain ASCII is told by a later
+// row.
 func readInfo(r io.Reader) (fileInfo, error) {
 	tr, err := tabular.Open(r, tabular.Options{})
 	if err != nil {
 		return fileInfo{}, fileError(err)
 	}
 	defer tr.Close()
-	info := fileInfo{format: tr.Format(), encoding: tr.Encoding(), header: tr.Header()}
+	info := fileInfo{format: tr.Format(), header: tr.Header()}
 	if d := tr.Delimiter(); d != 0 {
 		info.delimiter = string(d)
 	}
@@ -276,13 +279,18 @@ func readInfo(r io.Reader) (fileInfo, error) {
 		info.rows++
 	}
 	if info.rows == 0 {
-		return info, errs.Invalid("file", "has a header and no rows")
+		e := errs.Invalid("file", "row %d: the file has a header and no rows of data after it", tr.HeaderRow())
+		e.Row = tr.HeaderRow()
+		return info, e
 	}
+	info.encoding = tr.Encoding()
 	return info, nil
 }
 
-// fileError is a reading error as the field "file" of a refusal.
+// fileError is a reading error as the field "file" of a refusal, with
+// the row where reading stopped when there is one.
 func fileError(err error) error {
+	err = tabular.FileError(err)
 	if e := errs.As(err); e != nil {
 		return err
 	}

@@ -195,7 +195,7 @@ func TestImportWritesProvenance(t *testing.T) {
 		if imp.Format != "csv" || imp.Delimiter != ";" || imp.TotalRows != 6 || len(imp.Header) != 6 {
 			t.Fatalf("upload: %+v", imp)
 		}
-		if got := imports.Suggest(imp.Header, map[string]string{"company": "Företag"}); strings.Join(got, ",") != "email,first_name,company,,," {
+		if got := fieldsOf(imports.Suggest(imp.Header, imports.Known{Custom: map[string]string{"company": "Företag"}})); got != "email,first_name,company,,," {
 			t.Fatalf("suggested %q", got)
 		}
 		imp = w.run(imp.ID, fairDefinition(), false)
@@ -594,19 +594,26 @@ func TestDefinitionNeedsProvenance(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		imp := w.upload("fair.csv", csvFile(';', fairFile...))
-		for field, change := range map[string]func(d *imports.Definition){
-			"source":                          func(d *imports.Definition) { d.Source = "" },
-			"consents[0].legal_basis":         func(d *imports.Definition) { d.Consents[0].LegalBasis = "" },
-			"consents[1].collected_at":        func(d *imports.Definition) { d.Consents[1].CollectedAt = "" },
-			"consents[1].notice":              func(d *imports.Definition) { d.Consents[1].Notice = "" },
-			"consents[0].text_version":        func(d *imports.Definition) { d.Consents[0].TextVersion = 7 },
-			"consents[0].collected_at_column": func(d *imports.Definition) { d.Consents[0].CollectedAtColumn = "When" },
-			"columns":                         func(d *imports.Definition) { d.Columns = d.Columns[1:] },
-			"columns[1].field":                func(d *imports.Definition) { d.Columns[1].Field = "shoe_size" },
-			"duplicates":                      func(d *imports.Definition) { d.Duplicates = "merge" },
-			"opt_in_status.value":             func(d *imports.Definition) { d.OptIn.Value = contactstate.DoubleOptIn },
-			"lists[0].list":                   func(d *imports.Definition) { d.Lists[0].List = "Nope" },
+		for _, tc := range []struct {
+			field  string
+			change func(d *imports.Definition)
+		}{
+			{"source", func(d *imports.Definition) { d.Source = "" }},
+			{"consents[0].legal_basis", func(d *imports.Definition) { d.Consents[0].LegalBasis = "" }},
+			{"consents[0].legal_basis", func(d *imports.Definition) { d.Consents[0].LegalBasis = consent.BasisLegitimateInterests }},
+			{"consents[1].collected_at", func(d *imports.Definition) { d.Consents[1].CollectedAt = "" }},
+			{"consents[1].collected_at", func(d *imports.Definition) { d.Consents[1].CollectedAt = "2026-12-02" }},
+			{"consents[1].collected_at", func(d *imports.Definition) { d.Consents[1].CollectedAt = "1970-01-01" }},
+			{"consents[1].notice", func(d *imports.Definition) { d.Consents[1].Notice = "" }},
+			{"consents[0].text_version", func(d *imports.Definition) { d.Consents[0].TextVersion = 7 }},
+			{"consents[0].collected_at_column", func(d *imports.Definition) { d.Consents[0].CollectedAtColumn = "When" }},
+			{"columns", func(d *imports.Definition) { d.Columns = d.Columns[1:] }},
+			{"columns[1].field", func(d *imports.Definition) { d.Columns[1].Field = "shoe_size" }},
+			{"duplicates", func(d *imports.Definition) { d.Duplicates = "merge" }},
+			{"opt_in_status.value", func(d *imports.Definition) { d.OptIn.Value = contactstate.DoubleOptIn }},
+			{"lists[0].list", func(d *imports.Definition) { d.Lists[0].List = "Nope" }},
 		} {
+			field, change := tc.field, tc.change
 			d := fairDefinition()
 			change(&d)
 			_, err := w.imports.Start(context.Background(), imp.ID, d, false)

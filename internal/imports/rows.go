@@ -110,8 +110,8 @@ func (r *resolved) plan(s *Service, importID string, actor consent.Actor, number
 			if err != nil {
 				return nil, &rowError{field: at + ".collected_at", reason: err.Error()}
 			}
-			if t.After(now) {
-				return nil, &rowError{field: at + ".collected_at", reason: fmt.Sprintf("%s is in the future", v)}
+			if why := implausibleCollection(t, now); why != "" {
+				return nil, &rowError{field: at + ".collected_at", reason: v + " " + why}
 			}
 			collected = t
 		}

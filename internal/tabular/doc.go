@@ -39,12 +39,17 @@
 // Western Europe, Sweden and the Netherlands included; Latin-1 files read
 // the same). The encoding is decided from the first 64 KiB:
 //
-//   - a byte order mark decides it;
+//   - a byte order mark decides it (UTF-32's is refused);
 //   - a NUL byte without a byte order mark (UTF-16 without a BOM, or a binary
 //     file) is refused;
 //   - valid UTF-8 is UTF-8;
 //   - anything else is Windows-1252, unless it holds a byte Windows-1252
 //     leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D), which is refused.
+//
+// A refusal names the row and the byte at fault: the first NUL byte, the
+// first undefined byte (and the first byte that is not UTF-8), its row
+// counted as Next counts rows. Reader.Encoding reports one of Encodings,
+// UTF-8 with and without a byte order mark apart.
 //
 // When the first 64 KiB are plain ASCII, which both UTF-8 and Windows-1252
 // read the same, the first row with other bytes decides: valid UTF-8 makes
@@ -125,7 +130,9 @@
 // Open returns an *errs.Error of kind errs.KindInvalid on the field "file"
 // with one of the Code... codes when the file itself cannot be read as a
 // spreadsheet (empty, unsupported encoding or format, too large, a bad
-// header), and other errors (wrapped) for failures of the reader given or of
-// the temporary files. Next returns io.EOF at the end and otherwise only
-// *RowError.
+// header), with its Row (and, for an encoding decided from the first 64
+// KiB, its Byte) where the problem is one row's, and other errors
+// (wrapped) for failures of the reader given or of the temporary files.
+// Next returns io.EOF at the end and otherwise only *RowError; FileError
+// turns a fatal one into the refusal of the file as Open's.
 package tabular

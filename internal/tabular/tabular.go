@@ -31,9 +31,39 @@ const (
 	CodeFormat      = "unsupported_format"   // .xls, a zip that is not a workbook, a corrupt workbook
 	CodeTooLarge    = "file_too_large"       // more than Options.MaxBytes; a workbook beyond its other limits
 	CodeLineTooLong = "line_too_long"        // the header line, or any row or text of a workbook, is longer than Options.MaxLineBytes
-	CodeText        = "invalid_text"         // the header row is not text in the file's encoding
+	CodeText        = "invalid_text"         // a row is not text in the file's encoding (decided by the rows before it)
 	CodeHeader      = "invalid_header"       // a column without a name, a name twice, a quote misplaced, too many columns
 )
+
+// Text encodings, as Reader.Encoding reports them.
+const (
+	EncodingUTF8        = "utf-8" // without a byte order mark; plain ASCII too
+	EncodingUTF8BOM     = "utf-8-bom"
+	EncodingUTF16LE     = "utf-16le" // with a byte order mark, as every UTF-16 file read
+	EncodingUTF16BE     = "utf-16be"
+	EncodingWindows1252 = "windows-1252" // Latin-1 (ISO-8859-1) too, which it reads the same
+)
+
+// Encodings lists the text encodings Reader.Encoding reports.
+var Encodings = []string{EncodingUTF8, EncodingUTF8BOM, EncodingUTF16LE, EncodingUTF16BE, EncodingWindows1252}
+
+// EncodingName names an encoding Reader.Encoding reports as people know
+// it ("UTF-8 with a byte order mark"); an unknown one as it is.
+func EncodingName(encoding string) string {
+	switch encoding {
+	case EncodingUTF8:
+		return "UTF-8"
+	case EncodingUTF8BOM:
+		return "UTF-8 with a byte order mark"
+	case EncodingUTF16LE:
+		return "UTF-16 little endian, with a byte order mark"
+	case EncodingUTF16BE:
+		return "UTF-16 big endian, with a byte order mark"
+	case EncodingWindows1252:
+		return "Windows-1252"
+	}
+	return encoding
+}
 
 // Formats returned by Reader.Format.
 const (
@@ -97,6 +127,7 @@ type Reader struct {
 	format    string
 	text      *textSource // nil for a workbook
 	header    []string
+	headerRow int
 	cells     []string
 	err       error // sticky: io.EOF or a fatal *RowError
 	closed    bool
@@ -150,7 +181,7 @@ func Open(r io.Reader, opts Options) (*Reader, error) {
 
 // readHeader reads the first row with text as the header and checks it.
 func (r *Reader) readHeader() error {
-	cells, _, err := r.src.read()
+	cells, num, err := r.src.read()
 	if err == io.EOF {
 		return fileError(CodeEmpty, "the file is empty")
 	}
@@ -161,23 +192,28 @@ func (r *Reader) readHeader() error {
 	if err != nil {
 		return err
 	}
+	headerError := func(format string, args ...any) error {
+		e := fileError(CodeHeader, format, args...)
+		e.Row = num
+		return e
+	}
 	n := len(cells)
 	for n > 0 && cells[n-1] == "" {
 		n--
 	}
 	if n > MaxColumns {
-		return fileError(CodeHeader, "the header names %d columns; at most %d are read", n, MaxColumns)
+		return headerError("the header names %d columns; at most %d are read", n, MaxColumns)
 	}
-	r.header = make([]string, n)
+	r.header, r.headerRow = make([]string, n), num
 	seen := make(map[string]int, n)
 	for i, c := range cells[:n] {
 		c = strings.TrimFunc(c, func(r rune) bool { return r == '\uFEFF' || unicode.IsSpace(r) })
 		if c == "" {
-			return fileError(CodeHeader, "column %s of the header has no name; every column needs a name", columnName(i))
+			return headerError("column %s of the header has no name; every column needs a name", columnName(i))
 		}
 		key := strings.ToLower(c)
 		if j, ok := seen[key]; ok {
-			return fileError(CodeHeader, "column %s of the header, %q, has the same name as column %s, %q; every column needs its own name",
+			return headerError("column %s of the header, %q, has the same name as column %s, %q; every column needs its own name",
 				columnName(i), c, columnName(j), r.header[j])
 		}
 		seen[key] = i
@@ -189,6 +225,24 @@ func (r *Reader) readHeader() error {
 
 // headerRowError turns a problem with the header row into Open's error.
 func headerRowError(re *RowError) error {
+	return rowFileError(re, "the header, ")
+}
+
+// FileError turns an error of Next that ends the reading (a *RowError
+// with Fatal set) into the refusal of the whole file, as Open refuses
+// one: an *errs.Error on the field "file" with the row, and one of the
+// Code... codes. Other errors are returned as they are.
+func FileError(err error) error {
+	var re *RowError
+	if !errors.As(err, &re) || !re.Fatal {
+		return err
+	}
+	return rowFileError(re, "")
+}
+
+// rowFileError is the refusal of a file because of the row of re; what
+// names the row in the message.
+func rowFileError(re *RowError, what string) error {
 	if re.Err != nil && !errors.Is(re.Err, errTooLarge) && !errors.Is(re.Err, errLineTooLong) {
 		return fmt.Errorf("tabular: %w", re)
 	}
@@ -201,7 +255,9 @@ func headerRowError(re *RowError) error {
 	case re.Fatal:
 		code = CodeText
 	}
-	return fileError(code, "the header, row %d: %s", re.Row, re.Reason)
+	e := fileError(code, "%srow %d: %s", what, re.Row, re.Reason)
+	e.Row = re.Row
+	return e
 }
 
 // Header returns the column names: trimmed, non-empty, unique.
@@ -210,9 +266,14 @@ func (r *Reader) Header() []string { return append([]string(nil), r.header...) }
 // Format returns FormatCSV (text, any delimiter) or FormatXLSX.
 func (r *Reader) Format() string { return r.format }
 
-// Encoding returns a text file's encoding: "utf-8", "utf-16le",
-// "utf-16be" or "windows-1252"; "" for a workbook. A file whose rows so
-// far are plain ASCII reports "utf-8" until a row decides otherwise.
+// HeaderRow returns the number of the header's row: 1, unless blank rows
+// come before it.
+func (r *Reader) HeaderRow() int { return r.headerRow }
+
+// Encoding returns a text file's encoding, one of Encodings; "" for a
+// workbook. A file whose rows so far are plain ASCII reports
+// EncodingUTF8 until a row decides otherwise: read to the end for the
+// file's encoding.
 func (r *Reader) Encoding() string {
 	if r.text == nil {
 		return ""

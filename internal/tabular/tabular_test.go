@@ -108,7 +108,7 @@ func TestEncodingsAndDelimiters(t *testing.T) {
 		bom  string
 	}{
 		{"utf-8", nil, ""},
-		{"utf-8", nil, "\xEF\xBB\xBF"},
+		{"utf-8-bom", nil, "\xEF\xBB\xBF"},
 		{"utf-16le", unicode.UTF16(unicode.LittleEndian, unicode.UseBOM), ""},
 		{"utf-16be", unicode.UTF16(unicode.BigEndian, unicode.UseBOM), ""},
 		{"windows-1252", charmap.Windows1252, ""},
@@ -337,6 +337,76 @@ func TestUnsupportedEncoding(t *testing.T) {
 	msg := openError(t, append([]byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}, make([]byte, 512)...), Options{}, CodeFormat)
 	if !strings.Contains(msg, ".xls") {
 		t.Errorf("OLE file: %s", msg)
+	}
+}
+
+// A file in none of the supported encodings is refused with the row and
+// the byte where the first of them fails, numbered as the reader numbers
+// rows: blank lines counted, a quoted cell with line breaks one row, the
+// "sep=" line not.
+func TestUnsupportedEncodingNamesRowAndByte(t *testing.T) {
+	utf16NoBOM, _ := unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewEncoder().Bytes([]byte("email;name\r\n"))
+	for _, tc := range []struct {
+		name, data string
+		row        int
+		byte       int64
+		says       string
+	}{
+		{"utf-32 le", "\xFF\xFE\x00\x00e\x00\x00\x00", 1, 1, "row 1, byte 1: the file begins with the byte order mark of UTF-32"},
+		{"utf-32 be", "\x00\x00\xFE\xFF\x00\x00\x00e", 1, 1, "byte order mark of UTF-32"},
+		{"utf-16 without BOM", string(utf16NoBOM), 1, 2, "row 1, byte 2: the file holds a NUL byte"},
+		{"png", "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, 9, "row 3, byte 9: the file holds a NUL byte"},
+		{"undefined byte", "email;name\na@example.com;\x81sa\n", 2, 26,
+			"row 2, byte 26: the byte 0x81 is a character in none of the supported encodings: the file is not UTF-8 (row 2, byte 26 is not valid UTF-8), and Windows-1252 leaves 0x81 undefined"},
+		{"Latin-1, then an undefined byte", "name\nAnna\n\xc5sa\nBo\n\nX\x90\n", 6, 20, "row 6, byte 20: the byte 0x90 is a character in none of the supported encodings: the file is not UTF-8 (row 3, byte 11 is not valid UTF-8)"},
+		{"quoted line breaks", "name;note\n\"Anna\";\"one\ntwo \"\"3\"\"\nthree\"\nBo;\x81\n", 3, 43, "row 3, byte 43"},
+		{"blank lines and sep", "sep=;\r\n\r\nname;note\r\nBo;\x8d\r\n", 3, 24, "row 3, byte 24"},
+		{"a bare quote is a character", "name;size\nTV;42\" screen\nBo;\x8f\n", 3, 28, "row 3, byte 28"},
+		{"CR alone", "name\rAnna\rB\x9d\r", 3, 12, "row 3, byte 12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(strings.NewReader(tc.data), Options{})
+			e := errs.As(err)
+			if e == nil || e.Code != CodeEncoding || e.Field != "file" || e.Row != tc.row || e.Byte != tc.byte || !strings.Contains(e.Message, tc.says) {
+				t.Fatalf("error %#v (%v); want %s on file, row %d, byte %d, saying %q", e, err, CodeEncoding, tc.row, tc.byte, tc.says)
+			}
+			if !strings.Contains(e.Message, "UTF-16 little or big endian with a byte order mark") {
+				t.Errorf("the message does not name the supported encodings: %s", e.Message)
+			}
+		})
+	}
+}
+
+// A problem with a later row that ends the reading refuses the file, as
+// FileError gives it, with that row; an error that is not one is left
+// alone.
+func TestFileErrorNamesTheRow(t *testing.T) {
+	r := mustOpen(t, []byte("e-post;namn\nanna@example.se;\xc5sa\n"+strings.Repeat("x;y\n", 20000)+"bo@example.se;B\x81rje\n"), Options{})
+	var err error
+	for err == nil {
+		_, err = r.Next()
+	}
+	e := errs.As(FileError(err))
+	if e == nil || e.Code != CodeText || e.Field != "file" || e.Row != 20003 || !strings.HasPrefix(e.Message, "row 20003: it holds a byte") {
+		t.Fatalf("FileError = %#v; want %s on file, row 20003", e, CodeText)
+	}
+	if got := FileError(io.ErrUnexpectedEOF); got != io.ErrUnexpectedEOF {
+		t.Errorf("FileError of another error = %v", got)
+	}
+	ragged := &RowError{Row: 3, Reason: "it has 2 cells"}
+	if got := FileError(ragged); got != ragged {
+		t.Errorf("FileError of a row that fails alone = %v", got)
+	}
+}
+
+// The header's row is told, and a header that is refused names it.
+func TestHeaderRow(t *testing.T) {
+	if r := mustOpen(t, []byte("\n;;\nemail;name\na@example.com;A\n"), Options{}); r.HeaderRow() != 3 {
+		t.Errorf("header row %d; want 3", r.HeaderRow())
+	}
+	_, err := Open(strings.NewReader("\nemail;;name\n"), Options{})
+	if e := errs.As(err); e == nil || e.Code != CodeHeader || e.Row != 2 {
+		t.Errorf("a header without a name: %#v", e)
 	}
 }
 

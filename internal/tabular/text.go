@@ -44,21 +44,26 @@ const (
 	// read ASCII the same. The first row with other bytes decides.
 	encASCII textEncoding = iota
 	encUTF8
+	encUTF8BOM // read as encUTF8; reported apart
 	encUTF16LE
 	encUTF16BE
 	enc1252
 )
 
+// String is the encoding as Reader.Encoding reports it: a file that is
+// plain ASCII so far is UTF-8, which reads it the same.
 func (e textEncoding) String() string {
 	switch e {
+	case encUTF8BOM:
+		return EncodingUTF8BOM
 	case encUTF16LE:
-		return "utf-16le"
+		return EncodingUTF16LE
 	case encUTF16BE:
-		return "utf-16be"
+		return EncodingUTF16BE
 	case enc1252:
-		return "windows-1252"
+		return EncodingWindows1252
 	}
-	return "utf-8"
+	return EncodingUTF8
 }
 
 // textSource reads the rows of a text file through encoding/csv.
@@ -127,13 +132,14 @@ func openText(in *bufio.Reader, prefix []byte, atEOF bool, opts Options) (*textS
 }
 
 // detectEncoding decides a text file's encoding from its first bytes and
-// returns the length of its byte order mark, or refuses the file.
+// returns the length of its byte order mark, or refuses the file with
+// the row and the byte where the problem is.
 func detectEncoding(prefix []byte, atEOF bool) (textEncoding, int, error) {
 	switch {
 	case bytes.HasPrefix(prefix, bomUTF8):
-		return encUTF8, len(bomUTF8), nil
-	case bytes.HasPrefix(prefix, []byte{0xFF, 0xFE, 0, 0}):
-		return 0, 0, unsupportedEncoding() // UTF-32 little endian
+		return encUTF8BOM, len(bomUTF8), nil
+	case bytes.HasPrefix(prefix, []byte{0xFF, 0xFE, 0, 0}), bytes.HasPrefix(prefix, []byte{0, 0, 0xFE, 0xFF}):
+		return 0, 0, unsupportedAt(prefix, 0, "the file begins with the byte order mark of UTF-32, an encoding that is not read")
 	case bytes.HasPrefix(prefix, bomUTF16LE):
 		return encUTF16LE, len(bomUTF16LE), nil
 	case bytes.HasPrefix(prefix, bomUTF16BE):
@@ -142,29 +148,106 @@ func detectEncoding(prefix []byte, atEOF bool) (textEncoding, int, error) {
 		return 0, 0, fileError(CodeFormat, "the file is an old Excel workbook (.xls) or a password-protected one, which cannot be read; save it as an Excel workbook (.xlsx) without a password, or as CSV UTF-8")
 	case bytes.HasPrefix(prefix, []byte("PK\x05\x06")), bytes.HasPrefix(prefix, []byte("PK\x07\x08")):
 		return 0, 0, notWorkbook()
-	case bytes.IndexByte(prefix, 0) >= 0:
-		return 0, 0, unsupportedEncoding()
+	}
+	if i := bytes.IndexByte(prefix, 0); i >= 0 {
+		return 0, 0, unsupportedAt(prefix, i, "the file holds a NUL byte, which text does not (UTF-16 is read only with its byte order mark)")
 	}
 	p := prefix
 	if !atEOF {
 		p = withoutPartialRune(p)
 	}
-	if utf8.Valid(p) {
+	bad := invalidUTF8(p)
+	if bad < 0 {
 		if isASCII(p) {
 			return encASCII, 0, nil
 		}
 		return encUTF8, 0, nil
 	}
-	for _, c := range prefix {
+	for i, c := range prefix {
 		if undefined1252(c) {
-			return 0, 0, unsupportedEncoding()
+			return 0, 0, unsupportedAt(prefix, i, fmt.Sprintf(
+				"the byte 0x%02X is a character in none of the supported encodings: the file is not UTF-8 (%s is not valid UTF-8), and Windows-1252 leaves 0x%02X undefined",
+				c, where(prefix, bad), c))
 		}
 	}
 	return enc1252, 0, nil
 }
 
-func unsupportedEncoding() error {
-	return fileError(CodeEncoding, "the file is not text in one of the supported encodings, %s; save it as CSV UTF-8 or as an Excel workbook (.xlsx)", supported)
+// invalidUTF8 returns the offset of the first byte of p that is not
+// part of valid UTF-8; -1 when p is valid UTF-8.
+func invalidUTF8(p []byte) int {
+	for i := 0; i < len(p); {
+		if p[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// unsupportedAt refuses a file whose first bytes, prefix, are text in
+// none of the supported encodings, because of the byte at offset off:
+// the error names the row and the byte, and says why.
+func unsupportedAt(prefix []byte, off int, why string) error {
+	e := fileError(CodeEncoding, "%s: %s; the supported encodings are %s: save it as CSV UTF-8 or as an Excel workbook (.xlsx)",
+		where(prefix, off), why, supported)
+	e.Row, e.Byte = rowAt(prefix, off), int64(off)+1
+	return e
+}
+
+// where names the row and the byte of the offset off of prefix in a
+// message.
+func where(prefix []byte, off int) string {
+	return fmt.Sprintf("row %d, byte %d", rowAt(prefix, off), off+1)
+}
+
+// rowAt returns the number of the row that the byte at offset off of
+// text (a file's first bytes, without a byte order mark) is in, numbered as the
+// reader numbers rows: blank lines counted, a line break inside a quoted
+// cell not, Excel's "sep=" line not; lines end in LF or CRLF, or all in
+// CR alone when text has no LF.
+func rowAt(text []byte, off int) int {
+	off = max(0, min(off, len(text)))
+	delim, n := sepLine(text)
+	if n == 0 {
+		delim = detectDelimiter(text)
+	} else if off < n {
+		return 1
+	}
+	crOnly := bytes.IndexByte(text, '\n') < 0
+	row, quoted, fieldStart := 1, false, true
+	for i := n; i < off; i++ {
+		c := text[i]
+		switch {
+		case quoted:
+			if c == '"' {
+				if i+1 < len(text) && text[i+1] == '"' {
+					i++
+				} else {
+					quoted = false
+				}
+			}
+		case c == '"' && fieldStart:
+			quoted, fieldStart = true, false
+		case rune(c) == delim:
+			fieldStart = true
+		case c == '\n' || c == '\r' && crOnly:
+			row++
+			fieldStart = true
+		case c == '\r':
+			// the LF after it ends the line; a CR alone is a character
+		case c == ' ' && delim != ' ' && delim != '\t':
+			// encoding/csv trims spaces before a quoted cell.
+		default:
+			fieldStart = false
+		}
+	}
+	return row
 }
 
 // withoutPartialRune drops the start of a UTF-8 sequence that the end of p
@@ -352,7 +435,7 @@ func (s *textSource) decode(rec []string) string {
 		}
 	}
 	switch s.enc {
-	case encUTF8:
+	case encUTF8, encUTF8BOM:
 		for _, c := range rec {
 			if !utf8.ValidString(c) {
 				return "it is not valid UTF-8 text, though the file is UTF-8 before it; save the whole file again as CSV UTF-8"

@@ -22,6 +22,7 @@ import (
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/repermission"
+	"github.com/consentry/consentry/internal/tabular"
 )
 
 // Imports bring contacts in from a CSV or Excel file (docs/imports.md):
@@ -334,13 +335,11 @@ func (s *Server) mappingChoices(ctx context.Context, v *importView) error {
 	if err != nil {
 		return err
 	}
-	custom := map[string]string{}
 	for _, f := range contact.CoreFields {
 		v.Fields = append(v.Fields, fieldOption{f.Name, f.Label})
 	}
 	for _, f := range fields {
 		v.Fields = append(v.Fields, fieldOption{f.Name, f.Label})
-		custom[f.Name] = f.Label
 	}
 	v.header = make(map[string]bool, len(imp.Header))
 	for i, h := range imp.Header {
@@ -384,13 +383,46 @@ func (s *Server) mappingChoices(ctx context.Context, v *importView) error {
 	case imp.Definition != nil:
 		v.Form = formOf(*imp.Definition, v)
 	default:
-		v.Form = url.Values{"duplicates": {contact.DuplicateSkip}}
-		for i, f := range imports.Suggest(imp.Header, custom) {
-			v.Form.Set("col-"+strconv.Itoa(i), f)
+		suggested, err := s.Imports.Suggestions(ctx, imp.Header)
+		if err != nil {
+			return err
 		}
+		v.Form = suggestedForm(suggested, v)
 	}
 	v.shapeForm()
 	return nil
+}
+
+// suggestedForm is the mapping form holding what the file's header
+// suggests: each column's field, the purposes the file answers (ticked,
+// with their answer's column) and their date columns, the lists its
+// columns say who joins. The rest (the source, a legal basis, the notice)
+// is the user's to give.
+func suggestedForm(suggested []imports.Suggestion, v *importView) url.Values {
+	f := url.Values{"duplicates": {contact.DuplicateSkip}}
+	purposes, joins := map[string]string{}, map[string]string{}
+	for _, p := range v.Purposes {
+		purposes[p.Name] = "p-" + p.ID + "-"
+	}
+	for _, l := range v.Lists {
+		joins[l.Name] = "l-" + l.ID
+	}
+	for i, c := range suggested {
+		if c.Field != "" {
+			f.Set("col-"+strconv.Itoa(i), c.Field)
+		}
+		if k, ok := purposes[c.Consent]; ok {
+			f.Set(k+"use", "on")
+			f.Set(k+"answer", "col:"+c.Column)
+		}
+		if k, ok := purposes[c.ConsentDate]; ok {
+			f.Set(k+"date_column", c.Column)
+		}
+		if k, ok := joins[c.List]; ok {
+			f.Set(k, "col:"+c.Column)
+		}
+	}
+	return f
 }
 
 // shapeForm fits the form to the file's width: a column chosen for the
@@ -455,6 +487,9 @@ func columnChoice(f url.Values, name string) (string, bool) {
 	}
 	return strings.CutPrefix(f.Get(name), "col:")
 }
+
+// EncodingName names the text encoding a file was read in for people.
+func (importView) EncodingName(encoding string) string { return tabular.EncodingName(encoding) }
 
 // AddRows is how many rows for another column a wide file's form has.
 func (importView) AddRows() int { return addRows }
