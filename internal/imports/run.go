@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
@@ -360,6 +361,11 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 	}()
 	err := w.s.DB.Write(ctx, func(tx *store.Tx) error {
 		began = time.Now()
+		// Every event the rows write names the import (docs/events.md);
+		// other changes may share the transaction, so only until this
+		// function ends.
+		events.SetImport(tx, w.imp.ID)
+		defer events.SetImport(tx, "")
 		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells}, false
 		var pos int64
 		var status string
