@@ -165,7 +165,9 @@ func TestImportPages(t *testing.T) {
 		code, body = admin.get(page + "?done=dry_run")
 		if code != 200 || !strings.Contains(body, `<progress id="import-progress" max="3" value="0"`) ||
 			!strings.Contains(body, `<script src="/admin/static/import-progress.js" defer></script>`) || !strings.Contains(body, `id="cancel-import"`) ||
-			!strings.Contains(admin.last.Header.Get("Content-Security-Policy"), "script-src 'self'; connect-src 'self'") {
+			!strings.Contains(admin.last.Header.Get("Content-Security-Policy"), "script-src 'self'; connect-src 'self'") ||
+			!strings.Contains(body, "the dry run starts again from the first row once Consentry runs again: within seconds on SQLite; on PostgreSQL, "+
+				"when the instance that was running it stopped, within 5 minutes") {
 			t.Fatalf("the queued dry run: %d %s", code, body)
 		}
 		var prog struct {

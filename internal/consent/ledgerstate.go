@@ -77,11 +77,11 @@ func (ledgerState) Rows(ctx context.Context, q store.Querier, from, to int64) ([
 		e := ledger.Event{Details: &ledger.Details{}}
 		var at int64
 		err := row.Scan(&e.Seq, &e.RecordID, &e.ContactRef, &e.Value, &e.ActorKind, &e.ActorID, &e.Method, &at,
-			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID)
+			&e.Details.IP, &e.Details.UserAgent, &e.Details.TokenID, &e.Details.ImportID)
 		e.Kind, e.RecordedAt = ledger.KindOptIn, at
 		return e, err
 	}, `SELECT o.ledger_seq, o.id, c.ref, o.to_status, o.actor_kind, o.actor_id, o.method, o.recorded_at,
-		o.ip, o.user_agent, o.token_id
+		o.ip, o.user_agent, o.token_id, o.import_id
 		FROM opt_in_changes o JOIN contacts c ON c.id = o.contact_id WHERE o.ledger_seq >= $1 AND o.ledger_seq < $2`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read opt-in changes: %w", err)

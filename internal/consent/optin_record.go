@@ -90,7 +90,7 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 		RecordedAt: now, Actor: in.Actor, Evidence: in.Evidence}
 	c.LedgerSeq, err = ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindOptIn, ContactRef: k.Ref,
 		Value: c.To, ActorKind: c.Actor.Kind, ActorID: c.Actor.ID, Method: c.Evidence.Method, RecordID: c.ID,
-		Details: &ledger.Details{IP: c.Evidence.IP, UserAgent: c.Evidence.UserAgent, TokenID: c.Evidence.TokenID}})
+		Details: &ledger.Details{IP: c.Evidence.IP, UserAgent: c.Evidence.UserAgent, TokenID: c.Evidence.TokenID, ImportID: c.Evidence.ImportID}})
 	if err != nil {
 		return nil, err
 	}
@@ -100,14 +100,15 @@ func (s *Service) ApplyOptIn(tx *store.Tx, k contactstate.State, in OptInInput, 
 		}
 	}
 	err = tx.ExecLater(store.Prefix("consent: record opt-in change"), `INSERT INTO opt_in_changes (id, contact_id, from_status, to_status,
-		recorded_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		recorded_at, actor_kind, actor_id, method, ip, user_agent, token_id, ledger_seq, import_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.ID, c.ContactID, c.From, c.To, store.Micros(now), c.Actor.Kind, c.Actor.ID, c.Evidence.Method,
-		c.Evidence.IP, c.Evidence.UserAgent, c.Evidence.TokenID, c.LedgerSeq)
+		c.Evidence.IP, c.Evidence.UserAgent, c.Evidence.TokenID, c.LedgerSeq, c.Evidence.ImportID)
 	if err != nil {
 		return nil, err
 	}
 	if err := events.Emit(tx, events.OptInChanged, k.ID, events.OptInChangedData{ContactID: k.ID, ChangeID: c.ID, From: c.From,
-		To: c.To, Method: c.Evidence.Method, ActorKind: c.Actor.Kind}, now); err != nil {
+		To: c.To, Method: c.Evidence.Method, ActorKind: c.Actor.Kind, ImportID: c.Evidence.ImportID}, now); err != nil {
 		return nil, err
 	}
 	if confirmed {
@@ -193,11 +194,11 @@ func OptInHistoryIn(ctx context.Context, q store.Querier, contactID string) ([]O
 		var c OptInChange
 		var at int64
 		err := row.Scan(&c.ID, &c.ContactID, &c.From, &c.To, &at, &c.Actor.Kind, &c.Actor.ID, &c.Evidence.Method,
-			&c.Evidence.IP, &c.Evidence.UserAgent, &c.Evidence.TokenID, &c.LedgerSeq)
+			&c.Evidence.IP, &c.Evidence.UserAgent, &c.Evidence.TokenID, &c.LedgerSeq, &c.Evidence.ImportID)
 		c.RecordedAt = store.FromMicros(at)
 		return c, err
 	}, `SELECT id, contact_id, from_status, to_status, recorded_at, actor_kind, actor_id,
-		method, ip, user_agent, token_id, ledger_seq FROM opt_in_changes WHERE contact_id = $1 ORDER BY recorded_at, ledger_seq`, contactID)
+		method, ip, user_agent, token_id, ledger_seq, import_id FROM opt_in_changes WHERE contact_id = $1 ORDER BY recorded_at, ledger_seq`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: read opt-in history: %w", err)
 	}

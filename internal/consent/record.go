@@ -222,7 +222,8 @@ func (r *Record) appendEvent(tx *store.Tx, ref string) error {
 	}
 	return events.Emit(tx, typ, r.ContactID, events.ConsentData{ContactID: r.ContactID, RecordID: r.ID, PurposeID: r.PurposeID,
 		Purpose: r.PurposeName, State: r.State, LegalBasis: r.LegalBasis, SourceID: r.SourceID, Source: r.Source,
-		TextVersion: r.TextVersion, Method: r.Evidence.Method, ActorKind: r.Actor.Kind, ExpiresAt: r.ExpiresAt}, r.RecordedAt)
+		TextVersion: r.TextVersion, Method: r.Evidence.Method, ActorKind: r.Actor.Kind, ExpiresAt: r.ExpiresAt,
+		ImportID: r.Evidence.ImportID}, r.RecordedAt)
 }
 
 // event is the ledger event r is written with, committing to its evidence.

@@ -515,18 +515,32 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 // when there is no such contact, and a refusal naming the hold while a
 // legal hold is active.
 func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
-	return deleteTx(tx, id, actor, now, true)
+	return deleteTx(tx, id, actor, now, "")
 }
 
-// RemoveImportedTx removes a contact an import created, as DeleteTx does
-// (the ledger and the erasure log record it), but leaves no suppression
-// entry: undoing an import takes back a mistake, and the corrected file
-// may bring the address in again.
-func RemoveImportedTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
-	return deleteTx(tx, id, actor, now, false)
+// RemovedByUndo is the erasure log's rule, and the contact.deleted event's
+// reason, for a contact the undo of an import removed.
+const RemovedByUndo = "import_undone"
+
+// RemoveImportedTx removes a contact the import importID created, as
+// DeleteTx does (the ledger and the erasure log record it), but leaves no
+// suppression entry: undoing an import takes back a mistake, and the
+// corrected file may bring the address in again. The erasure log's line
+// and the contact.deleted event say so (RemovedByUndo, with the import's
+// id), so that a receiver tells the removal from a deletion asked for as
+// such.
+func RemoveImportedTx(tx *store.Tx, id, importID string, actor consent.Actor, now time.Time) error {
+	return deleteTx(tx, id, actor, now, importID)
 }
 
-func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppress bool) error {
+// deleteTx deletes the contact; undoneImport is the import whose undo
+// removes it, "" for a deletion asked for as such, which leaves a
+// suppression entry.
+func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, undoneImport string) error {
+	suppress, rule := undoneImport == "", ""
+	if !suppress {
+		rule = RemovedByUndo
+	}
 	k, err := contactstate.Load(tx, id)
 	if err != nil {
 		return err
@@ -550,14 +564,16 @@ func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, suppr
 			return err
 		}
 	}
-	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Actor: actor}); err != nil {
+	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Rule: rule, ImportID: undoneImport,
+		Actor: actor}); err != nil {
 		return err
 	}
 	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
 		return err
 	}
-	if err := events.Emit(tx, events.ContactDeleted, id, events.ContactDeletedData{ContactID: id, ActorKind: actor.Kind}, now); err != nil {
+	if err := events.Emit(tx, events.ContactDeleted, id, events.ContactDeletedData{ContactID: id, ActorKind: actor.Kind, Reason: rule,
+		ImportID: undoneImport}, now); err != nil {
 		return err
 	}
 	if err := campaign.ForgetContactsTx(tx, []string{id}); err != nil {

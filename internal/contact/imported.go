@@ -60,6 +60,29 @@ type ImportOutcome struct {
 	Skipped string // why the row's fields were not written (Skip...); "" otherwise
 	// With Skipped SkipDuplicate, Updated says the row's opt-out was
 	// applied all the same: the policy is about fields, not a stop.
+
+	// ErasedAt is when the contact's address was erased before: a new
+	// contact that the row brings back with a new explicit consent, or a
+	// known one that came back so earlier (PreviouslyErasedAt). Nil when it
+	// never was. Of the row's consents, only those collected after it may
+	// be written (Admits).
+	ErasedAt *time.Time
+}
+
+// Admits reports whether a consent of the row collected at collected may
+// be written for the contact of o: always, unless the address was erased
+// (ErasedAt), and then only when it was collected after the erasure. The
+// erasure ended whatever the person had agreed to before; an address
+// comes back with the new consent that brought it back, not with the old
+// ones of the same file.
+func (o ImportOutcome) Admits(collected time.Time) bool { return newSince(o.ErasedAt, collected) }
+
+// newSince reports whether something collected at collected is new since
+// an erasure at erased (nil: never erased, and everything is): collected
+// after it, not on it or before. A date without a time is midnight UTC,
+// so a consent dated the day of the erasure is not new.
+func newSince(erased *time.Time, collected time.Time) bool {
+	return erased == nil || collected.After(*erased)
 }
 
 // FieldMap returns the field definitions by name, for a caller that
@@ -143,7 +166,7 @@ func (l *Lookup) Known(in *Incoming) bool { return l.known[in.emailKey] != nil }
 // carries no explicit consent collected after that: the row is then
 // skipped (SkipErasedAddress). Never erased is never kept out.
 func (in *Incoming) keptOut(erased *time.Time) bool {
-	return erased != nil && !in.NewConsentAt.After(*erased)
+	return !newSince(erased, in.NewConsentAt)
 }
 
 // erasedAt is when in's address was erased, as the lookup found it; nil
@@ -229,7 +252,7 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 	}
 	optOut := in.OptInStatus == contactstate.OptOutUser && !contactstate.OptedOut(k.OptIn)
 	if policy == DuplicateSkip {
-		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate, Updated: optOut}, optOut: optOut}, nil
+		return knownPlan{out: ImportOutcome{Key: k, Skipped: SkipDuplicate, Updated: optOut, ErasedAt: c.PreviouslyErasedAt}, optOut: optOut}, nil
 	}
 	input := in.Input
 	if policy == DuplicateFill {
@@ -248,7 +271,7 @@ func planKnown(tx *store.Tx, in *Incoming, c *Contact, defs map[string]*FieldDef
 	}
 	p.fieldsChanged = len(changedFields(p.before, c, p.secrets)) > 0
 	p.optOut = optOut
-	p.out = ImportOutcome{Key: k, Updated: p.fieldsChanged || p.optOut}
+	p.out = ImportOutcome{Key: k, Updated: p.fieldsChanged || p.optOut, ErasedAt: c.PreviouslyErasedAt}
 	return p, nil
 }
 
@@ -262,10 +285,11 @@ func (s *Service) PlanImportTx(tx *store.Tx, in *Incoming, look *Lookup, defs ma
 		if _, err := in.Input.apply(scratch, defs); err != nil {
 			return ImportOutcome{}, err
 		}
-		if in.keptOut(look.erasedAt(in)) {
+		erased := look.erasedAt(in)
+		if in.keptOut(erased) {
 			return ImportOutcome{Skipped: SkipErasedAddress}, nil
 		}
-		return ImportOutcome{Created: true}, nil
+		return ImportOutcome{Created: true, ErasedAt: erased}, nil
 	}
 	p, err := planKnown(tx, in, c, defs, policy)
 	return p.out, err
@@ -308,7 +332,7 @@ func (s *Service) importNewTx(tx *store.Tx, in *Incoming, defs map[string]*Field
 	if err := s.afterCreate(tx, c, now); err != nil {
 		return ImportOutcome{}, err
 	}
-	return ImportOutcome{Key: k, Created: true}, nil
+	return ImportOutcome{Key: k, Created: true, ErasedAt: erased}, nil
 }
 
 // emptyOnly returns the part of in that sets what c has empty: core

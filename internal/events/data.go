@@ -15,12 +15,14 @@ type ContactCreatedData struct {
 	ContactID string `json:"contact_id"`
 	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token" doc:"who created the contact: a user of the admin pages, the contact (a webform), the system or an API client"`
 	Method    string `json:"method" doc:"how the contact came in: entered_by_user, api, webform, import"`
+	ImportID  string `json:"import_id,omitempty" doc:"the import that created the contact (method import); absent otherwise"`
 }
 
 // ContactUpdatedData is the data of contact.updated.
 type ContactUpdatedData struct {
 	ContactID string   `json:"contact_id"`
 	Fields    []string `json:"fields" doc:"the names of the core and custom fields that changed, sorted; never their values. A sensitive field is named whenever a value was written to it or removed"`
+	ImportID  string   `json:"import_id,omitempty" doc:"the import whose row changed the fields; absent for any other change"`
 }
 
 // ContactErasedData is the data of contact.erased.
@@ -34,6 +36,10 @@ type ContactErasedData struct {
 type ContactDeletedData struct {
 	ContactID string `json:"contact_id"`
 	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token" doc:"system: deleted by the retention rules"`
+	// Reason is why, when the deletion was not a deletion asked for as
+	// such: the undo of an import takes back what the import created.
+	Reason   string `json:"reason,omitempty" enum:"import_undone" doc:"import_undone: removed by the undo of the import import_id, which had created the contact; absent for a contact deleted as such (by a user, an API client or the retention rules)"`
+	ImportID string `json:"import_id,omitempty" doc:"the import whose undo removed the contact (reason import_undone)"`
 }
 
 // ConsentData is the data of consent.granted and consent.withdrawn: the
@@ -51,6 +57,7 @@ type ConsentData struct {
 	Method      string     `json:"method" doc:"how it was collected: double_opt_in_link, preferences_page, unsubscribe_link, webform, webform_confirmed, entered_by_user, import, api, system"`
 	ActorKind   string     `json:"actor_kind" enum:"user,contact,system,api_token"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty" doc:"when a granted consent expires; absent when it does not"`
+	ImportID    string     `json:"import_id,omitempty" doc:"the import the record came with (method import); absent otherwise"`
 }
 
 // OptInChangedData is the data of opt_in.changed.
@@ -61,6 +68,7 @@ type OptInChangedData struct {
 	To        string `json:"to" enum:"@opt_in_status"`
 	Method    string `json:"method"`
 	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token"`
+	ImportID  string `json:"import_id,omitempty" doc:"the import whose row changed the status (method import); absent otherwise"`
 }
 
 // DoubleOptInConfirmedData is the data of double_opt_in.confirmed.
@@ -76,7 +84,8 @@ type ListData struct {
 	ListID    string `json:"list_id"`
 	List      string `json:"list" doc:"the list's name"`
 	State     string `json:"state" enum:"subscribed,unsubscribed"`
-	Source    string `json:"source" enum:"api,webform,preferences_page,campaign,workflow" doc:"where the change came from; campaign: the unsubscribe link of a campaign; workflow: a workflow rule's action"`
+	Source    string `json:"source" enum:"api,webform,preferences_page,campaign,workflow,import" doc:"where the change came from; campaign: the unsubscribe link of a campaign; workflow: a workflow rule's action; import: an import's row (import_id)"`
+	ImportID  string `json:"import_id,omitempty" doc:"the import whose row made the change (source import); absent otherwise"`
 }
 
 // PreferencesConfirmedData is the data of preferences.confirmed: what the
@@ -137,6 +146,15 @@ type ErasureHeldData struct {
 	LegalBasis string `json:"legal_basis" enum:"@hold_legal_basis"`
 	RequestID  string `json:"request_id,omitempty" doc:"the erasure request it was fulfilling, if any"`
 	ActorKind  string `json:"actor_kind" enum:"user,contact,system,api_token"`
+}
+
+// ImportUndoneData is the data of import.undone: the undo of an import
+// ended. Each contact it removed has its own contact.deleted (reason
+// import_undone, with the import's id) before it.
+type ImportUndoneData struct {
+	ImportID  string `json:"import_id"`
+	Removed   int64  `json:"removed" doc:"the contacts the undo removed: those the import created that nobody had changed since and no legal hold kept"`
+	ActorKind string `json:"actor_kind" enum:"user,contact,system,api_token" doc:"who asked for the undo"`
 }
 
 // CampaignSentData is the data of campaign.sent.

@@ -71,6 +71,9 @@ func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
 	if reflect.TypeOf(data) != reflect.TypeOf(t.Data) {
 		return fmt.Errorf("events: %s takes %T, not %T", typ, t.Data, data)
 	}
+	if id, _ := tx.Local(importKey{}).(string); id != "" {
+		data = withImport(data, id)
+	}
 	body, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("events: encode %s: %w", typ, err)
@@ -93,6 +96,30 @@ func Emit(tx *store.Tx, typ, contactID string, data any, now time.Time) error {
 }
 
 type depthKey struct{}
+
+type importKey struct{}
+
+// SetImport makes the events tx writes from now on say that the import id
+// wrote them, in their data's import_id: a receiver keeping a CRM in step
+// tells a contact, consent or list change that came with an import (and
+// the removals of its undo) from any other. An import sets it for the
+// rows of a chunk, and its undo for the contacts it removes; each sets it
+// back to "" after, as other changes may share the transaction.
+func SetImport(tx *store.Tx, id string) { tx.SetLocal(importKey{}, id) }
+
+// withImport returns data, a value of a Types data type, with its ImportID
+// set to id when the type has one and it is empty; a type without one
+// (no import writes it) is returned as it is.
+func withImport(data any, id string) any {
+	v := reflect.New(reflect.TypeOf(data)).Elem()
+	v.Set(reflect.ValueOf(data))
+	f := v.FieldByName("ImportID")
+	if !f.IsValid() || f.Kind() != reflect.String || f.String() != "" {
+		return data
+	}
+	f.SetString(id)
+	return v.Interface()
+}
 
 // SetDepth makes the events tx writes from now on count depth workflow
 // actions behind them; a workflow sets it to its event's depth + 1 before

@@ -21,6 +21,7 @@ const (
 	LegalHoldSet          = "legal_hold.set"
 	LegalHoldLifted       = "legal_hold.lifted"
 	ErasureHeld           = "erasure.held"
+	ImportUndone          = "import.undone"
 	CampaignSent          = "campaign.sent"
 )
 
@@ -54,6 +55,7 @@ var Types = []Type{
 	{LegalHoldSet, 1, "A legal hold was set on the contact.", LegalHoldData{}},
 	{LegalHoldLifted, 1, "A legal hold on the contact was lifted.", LegalHoldData{}},
 	{ErasureHeld, 1, "An erasure of the contact was held back by a legal hold; what the hold does not need was erased.", ErasureHeldData{}},
+	{ImportUndone, 1, "The undo of an import ended: the contacts it created that nobody had changed since were removed.", ImportUndoneData{}},
 	{CampaignSent, 1, "A campaign finished sending.", CampaignSentData{}},
 }
 

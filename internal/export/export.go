@@ -164,6 +164,7 @@ type OptInChange struct {
 	ActorKind  string    `json:"actor_kind"`
 	ActorID    string    `json:"actor_id"`
 	Method     string    `json:"evidence_method"`
+	ImportID   string    `json:"evidence_import_id" doc:"the import whose row made the change (evidence_method import)"`
 	IP         string    `json:"evidence_ip"`
 	UserAgent  string    `json:"evidence_user_agent"`
 	TokenID    string    `json:"evidence_token_id"`

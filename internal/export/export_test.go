@@ -87,8 +87,9 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		Actor: api, Evidence: evidence}); err != nil {
 		t.Fatal(err)
 	}
+	// The opt-out came with an import's row: its history entry names the import.
 	if _, err := cs.SetOptIn(ctx, c.ID, consent.OptInInput{Status: "opt_out_user", Channel: consent.ChannelUser, Actor: agent,
-		Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}}); err != nil {
+		Evidence: consent.Evidence{Method: consent.MethodImport, ImportID: "imp-2"}}); err != nil {
 		t.Fatal(err)
 	}
 	ls := &lists.Service{DB: db, Now: time.Now}
@@ -208,8 +209,12 @@ func TestContents(t *testing.T) {
 		if srcs["Web form/consent_records"] != 1 || srcs["Import/consent_records"] != 1 || srcs["webform/list_subscriptions"] != 1 {
 			t.Fatalf("sources: %v", srcs)
 		}
-		if len(e.OptInHistory) != 1 || e.OptInHistory[0].To != "opt_out_user" || e.OptInHistory[0].ActorID != agent.ID {
+		if len(e.OptInHistory) != 1 || e.OptInHistory[0].To != "opt_out_user" || e.OptInHistory[0].ActorID != agent.ID ||
+			e.OptInHistory[0].Method != consent.MethodImport || e.OptInHistory[0].ImportID != "imp-2" {
 			t.Fatalf("opt-in history: %+v", e.OptInHistory)
+		}
+		if j := got["opt_in_history"].([]any)[0].(map[string]any); j["evidence_import_id"] != "imp-2" {
+			t.Fatalf("the opt-in change in JSON: %v", j)
 		}
 		if len(e.Lists) != 1 || e.Lists[0].List != "Newsletter" || e.Lists[0].Status != lists.Subscribed {
 			t.Fatalf("lists: %+v", e.Lists)

@@ -34,7 +34,7 @@ func (e *Export) read(ctx context.Context, q store.Querier, contactID string, no
 	for i, c := range optIns {
 		e.OptInHistory[i] = OptInChange{ID: c.ID, RecordedAt: c.RecordedAt, From: c.From, To: c.To, ActorKind: c.Actor.Kind,
 			ActorID: c.Actor.ID, Method: c.Evidence.Method, IP: c.Evidence.IP, UserAgent: c.Evidence.UserAgent,
-			TokenID: c.Evidence.TokenID, LedgerSeq: c.LedgerSeq}
+			TokenID: c.Evidence.TokenID, ImportID: c.Evidence.ImportID, LedgerSeq: c.LedgerSeq}
 	}
 	subs, err := lists.Subscriptions(ctx, q, contactID)
 	if err != nil {

@@ -94,14 +94,19 @@ type Import struct {
 	// KeptConsents counts the consents of rows written (counted updated or
 	// unchanged) that were left out because the contact gave or withdrew
 	// that consent later: not rows, so neither a skip nor in SkippedBy.
-	KeptConsents int64         `json:"kept_consents" doc:"the consents of the rows written that were left out because the contact's own is later (kept_newer_consent); consents, not rows, so not in skipped"`
-	Removed      int64         `json:"removed" doc:"contacts removed by undo"`
-	Actor        consent.Actor `json:"actor"`
-	Error        string        `json:"error,omitempty"`
-	CreatedAt    time.Time     `json:"created_at"`
-	StartedAt    *time.Time    `json:"started_at,omitempty"`
-	FinishedAt   *time.Time    `json:"finished_at,omitempty"`
-	UndoneAt     *time.Time    `json:"undone_at,omitempty"`
+	KeptConsents int64 `json:"kept_consents" doc:"the consents of the rows written that were left out because the contact's own is later (kept_newer_consent); consents, not rows, so not in skipped"`
+	// ConsentsBeforeErasure counts the consents of rows written that were
+	// left out because they were collected on or before the erasure of
+	// the contact's address: an erased address comes back with the new
+	// consent collected since, never with older ones. Consents, not rows.
+	ConsentsBeforeErasure int64         `json:"consents_before_erasure" doc:"the consents of the rows written that were left out because they were collected on or before the erasure of the contact's address, which came back with a consent collected since; consents, not rows, so not in skipped"`
+	Removed               int64         `json:"removed" doc:"contacts removed by undo"`
+	Actor                 consent.Actor `json:"actor"`
+	Error                 string        `json:"error,omitempty"`
+	CreatedAt             time.Time     `json:"created_at"`
+	StartedAt             *time.Time    `json:"started_at,omitempty"`
+	FinishedAt            *time.Time    `json:"finished_at,omitempty"`
+	UndoneAt              *time.Time    `json:"undone_at,omitempty"`
 }
 
 // Service uploads, runs, reports on and undoes imports.
@@ -368,10 +373,11 @@ func scanImport(row store.Scanner) (*Import, error) {
 	if err := json.Unmarshal([]byte(skippedBy), &imp.SkippedBy); err != nil {
 		return nil, fmt.Errorf("imports: decode counts of %s: %w", imp.ID, err)
 	}
-	// The kept consents are stored with the skips (column skipped_by), and
-	// shown apart: they are no rows.
-	imp.KeptConsents = imp.SkippedBy[KeptNewerConsent]
+	// The consents left out are stored with the skips (column
+	// skipped_by), and shown apart: they are no rows.
+	imp.KeptConsents, imp.ConsentsBeforeErasure = imp.SkippedBy[KeptNewerConsent], imp.SkippedBy[ConsentBeforeErasure]
 	delete(imp.SkippedBy, KeptNewerConsent)
+	delete(imp.SkippedBy, ConsentBeforeErasure)
 	imp.CreatedAt = store.FromMicros(created)
 	imp.StartedAt, imp.FinishedAt, imp.UndoneAt = optional(started), optional(finished), optional(undone)
 	return &imp, nil

@@ -141,6 +141,23 @@ func (w *world) contact(email string) *contact.Contact {
 	return cs[0]
 }
 
+// deleted makes a contact of each address and deletes it, at w.now: each
+// address gets its suppression entry, as an erased one does.
+func (w *world) deleted(emails ...string) {
+	w.t.Helper()
+	ctx := context.Background()
+	for _, email := range emails {
+		c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
+			Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.people.Delete(ctx, c.ID, user); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
 func (w *world) history(id string) []consent.Record {
 	w.t.Helper()
 	h, err := w.consent.History(context.Background(), id)
@@ -398,16 +415,7 @@ func TestErasedAddressComesBackOnlyWithALaterConsent(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		ctx := context.Background()
-		for _, email := range []string{"old@example.com", "sameday@example.com", "fixed@example.com", "new@example.com"} {
-			c, err := w.people.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr(email)}, Actor: user,
-				Evidence: consent.Evidence{Method: consent.MethodEnteredByUser}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.people.Delete(ctx, c.ID, user); err != nil { // at 2026-12-01 09:00
-				t.Fatal(err)
-			}
-		}
+		w.deleted("old@example.com", "sameday@example.com", "fixed@example.com", "new@example.com") // at 2026-12-01 09:00
 		w.now = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 		imp := w.upload("old-crm.csv", csvFile(',',
 			[]string{"email", "marketing", "date"},
@@ -454,6 +462,89 @@ func TestErasedAddressComesBackOnlyWithALaterConsent(t *testing.T) {
 		if c := w.contact("new@example.com"); c == nil || c.PreviouslyErasedAt == nil {
 			t.Errorf("an erased address with a consent collected since: %+v", c)
 		}
+	})
+}
+
+// An erased address that comes back through an import, with an explicit
+// consent collected after the erasure, comes back with the consents of
+// the row collected after it only: one collected on the day of the
+// erasure or before is left out and counted, by the preview, the dry run
+// and the import alike. A later import about the contact that came back
+// leaves its consents from before the erasure out too.
+func TestErasedAddressComesBackWithNewConsentsOnly(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		w.deleted("back@example.com", "control@example.com") // at 2026-12-01 09:00
+		w.now = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}},
+			OptIn: &imports.OptIn{Value: contactstate.SingleOptInUser},
+			Consents: []imports.Consent{
+				{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent, CollectedAtColumn: "marketing_date", TextVersion: 1},
+				{Purpose: "Share with partners", Column: "partners", LegalBasis: consent.BasisConsent, CollectedAtColumn: "partners_date",
+					Notice: "Paper form"},
+				{Purpose: "Sales and service", Column: "service", LegalBasis: consent.BasisConsent, CollectedAtColumn: "service_date",
+					Notice: "Paper form"},
+			}}
+		imp := w.upload("fair.csv", csvFile(',',
+			[]string{"email", "marketing", "marketing_date", "partners", "partners_date", "service", "service_date"},
+			// The new consent, one from the day of the erasure, one from years before.
+			[]string{"back@example.com", "yes", "2026-12-02", "yes", "2026-12-01", "no", "2019-05-01"},
+			// Every consent collected since: all come back.
+			[]string{"control@example.com", "yes", "2026-12-02", "yes", "2026-12-03", "no", "2026-12-04"},
+		))
+		preview, err := w.imports.Preview(ctx, imp.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(preview) != 2 || preview[0].Outcome != "created" || preview[0].ConsentsBeforeErasure != 2 ||
+			preview[1].Outcome != "created" || preview[1].ConsentsBeforeErasure != 0 {
+			t.Fatalf("preview: %+v", preview)
+		}
+		dry := w.run(imp.ID, d, true)
+		imp = w.run(imp.ID, d, false)
+		for _, c := range []*imports.Import{dry, imp} {
+			if c.Created != 2 || c.ConsentsBeforeErasure != 2 || c.KeptConsents != 0 || c.Skipped != 0 || len(c.SkippedBy) != 0 {
+				t.Fatalf("counts (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		back := w.contact("back@example.com")
+		if back == nil || back.PreviouslyErasedAt == nil {
+			t.Fatalf("the address did not come back: %+v", back)
+		}
+		if states := stateOf(w.history(back.ID)); len(states) != 1 || states["E-marketing"] != consent.StateGranted {
+			t.Errorf("it came back with %v, want its new consent only", states)
+		}
+		if states := stateOf(w.history(w.contact("control@example.com").ID)); len(states) != 3 {
+			t.Errorf("the consents collected since: %v", states)
+		}
+
+		// A later file about the contact that came back: its consent
+		// from before the erasure stays out, the one since goes in.
+		w.now = w.now.Add(time.Hour)
+		again := w.upload("old-crm.csv", csvFile(',',
+			[]string{"email", "marketing", "marketing_date", "partners", "partners_date", "service", "service_date"},
+			[]string{"back@example.com", "", "", "yes", "2020-01-01", "yes", "2026-12-04"},
+		))
+		d.Duplicates = contact.DuplicateFill
+		preview, err = w.imports.Preview(ctx, again.ID, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(preview) != 1 || preview[0].Outcome != "updated" || preview[0].ConsentsBeforeErasure != 1 {
+			t.Fatalf("preview of the later file: %+v", preview)
+		}
+		dry = w.run(again.ID, d, true)
+		again = w.run(again.ID, d, false)
+		for _, c := range []*imports.Import{dry, again} {
+			if c.Updated != 1 || c.ConsentsBeforeErasure != 1 {
+				t.Fatalf("counts of the later file (dry run %v): %+v", c.DryRun, c)
+			}
+		}
+		if states := stateOf(w.history(back.ID)); len(states) != 2 || states["Sales and service"] != consent.StateGranted || states["Share with partners"] != "" {
+			t.Errorf("after the later file: %v", states)
+		}
+		w.verify()
 	})
 }
 

@@ -36,8 +36,12 @@ type PreviewRow struct {
 	// KeptConsents counts the row's consents the import would not write
 	// because the contact gave or withdrew that consent later than the
 	// row says.
-	KeptConsents int         `json:"kept_consents,omitempty" doc:"how many of the row's consents would not be written because the contact's own is later"`
-	Error        *RowProblem `json:"error,omitempty"`
+	KeptConsents int `json:"kept_consents,omitempty" doc:"how many of the row's consents would not be written because the contact's own is later"`
+	// ConsentsBeforeErasure counts the row's consents the import would
+	// leave out because they were collected on or before the erasure of
+	// the address the row brings back.
+	ConsentsBeforeErasure int         `json:"consents_before_erasure,omitempty" doc:"how many of the row's consents would not be written because they were collected on or before the erasure of the address, which comes back with a consent collected since"`
+	Error                 *RowProblem `json:"error,omitempty"`
 }
 
 // PreviewConsent is a consent record a row would write.
@@ -141,7 +145,7 @@ func (s *Service) outcomes(ctx context.Context, id string, r *resolved, planned 
 				return err
 			}
 			pr := byNumber[row.number]
-			pr.KeptConsents = int(t.kept)
+			pr.KeptConsents, pr.ConsentsBeforeErasure = int(t.kept), int(t.beforeErasure)
 			switch {
 			case t.created > 0:
 				pr.Outcome = "created"

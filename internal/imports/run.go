@@ -13,6 +13,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
@@ -24,6 +25,12 @@ import (
 // column keeps Import.KeptConsents: the consents a file had for a contact
 // who gave a later one since, which the import leaves.
 const KeptNewerConsent = "kept_newer_consent"
+
+// ConsentBeforeErasure is the key under which the imports table's
+// skipped_by column keeps Import.ConsentsBeforeErasure: the consents of
+// rows about an address erased before that were collected on or before
+// the erasure, which the import leaves out.
+const ConsentBeforeErasure = "consent_before_erasure"
 
 type jobPayload struct {
 	ImportID string `json:"import_id"`
@@ -289,6 +296,7 @@ type tally struct {
 	created, updated, unchanged, skipped, failed int64
 	skippedBy                                    map[string]int64
 	kept                                         int64   // consents left for the contact's later one
+	beforeErasure                                int64   // consents collected on or before the address's erasure, left out
 	report                                       [][]any // import_rows
 	touched                                      [][]any // import_contacts
 	// keep is what the report keeps of a row's cells (resolved.reportCells).
@@ -353,6 +361,11 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 	}()
 	err := w.s.DB.Write(ctx, func(tx *store.Tx) error {
 		began = time.Now()
+		// Every event the rows write names the import (docs/events.md);
+		// other changes may share the transaction, so only until this
+		// function ends.
+		events.SetImport(tx, w.imp.ID)
+		defer events.SetImport(tx, "")
 		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells}, false
 		var pos int64
 		var status string
@@ -413,6 +426,9 @@ func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
 	}
 	if t.kept > 0 {
 		by[KeptNewerConsent] += t.kept
+	}
+	if t.beforeErasure > 0 {
+		by[ConsentBeforeErasure] += t.beforeErasure
 	}
 	enc, _ := json.Marshal(by)
 	_, err := tx.Exec(`UPDATE imports SET position = $2, created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
@@ -593,13 +609,21 @@ func (w *writer) row(tx *store.Tx, t *tally, row *readRow, look *contact.Lookup,
 
 // consents writes the row's consents for the contact of out (only its
 // withdrawals when withdrawalsOnly) and reports whether any was written;
-// a dry run writes nothing and reports whether any would be. A consent
-// the contact's record says already is not written, nor one the contact
-// gave or withdrew after the row's collection date (counted in t.kept).
+// a dry run writes nothing and reports whether any would be. The import,
+// its dry run and its preview all decide here which of a row's consents
+// are written. Left out are: a consent collected on or before the
+// erasure of the contact's address (out.Admits; counted in
+// t.beforeErasure), as the address came back with the new consent only;
+// a consent the contact's record says already; and one the contact gave
+// or withdrew after the row's collection date (counted in t.kept).
 func (w *writer) consents(tx *store.Tx, t *tally, p *rowPlan, out contact.ImportOutcome, dry, withdrawalsOnly bool, now time.Time) (bool, error) {
 	wrote := false
 	for _, c := range p.consents {
 		if withdrawalsOnly && c.state != consent.StateWithdrawn {
+			continue
+		}
+		if !out.Admits(c.collected) {
+			t.beforeErasure++
 			continue
 		}
 		if !out.Created {

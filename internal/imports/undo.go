@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -55,7 +56,9 @@ func (s *Service) Undo(ctx context.Context, id string, actor consent.Actor) (*Im
 }
 
 // HandleUndo is the undo job's handler: it removes the import's
-// untouched contacts a batch per transaction, then marks it undone.
+// untouched contacts a batch per transaction, then marks it undone with
+// the import.undone event. Each removal writes contact.deleted with the
+// reason import_undone and the import's id.
 func (s *Service) HandleUndo(ctx context.Context, j *jobs.Job) error {
 	var p undoPayload
 	if err := j.Decode(&p); err != nil {
@@ -71,9 +74,20 @@ func (s *Service) HandleUndo(ctx context.Context, j *jobs.Job) error {
 		}
 	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`UPDATE imports SET status = $2, undone_at = $3 WHERE id = $1 AND status = $4`, p.ImportID, StatusUndone,
-			store.Micros(s.now()), StatusUndoing)
-		return err
+		now := s.now()
+		res, err := tx.Exec(`UPDATE imports SET status = $2, undone_at = $3 WHERE id = $1 AND status = $4`, p.ImportID, StatusUndone,
+			store.Micros(now), StatusUndoing)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil // undone already, by a run before this one
+		}
+		var removed int64
+		if err := tx.Row(`SELECT removed FROM imports WHERE id = $1`, p.ImportID).Scan(&removed); err != nil {
+			return fmt.Errorf("imports: read removed: %w", err)
+		}
+		return events.Emit(tx, events.ImportUndone, "", events.ImportUndoneData{ImportID: p.ImportID, Removed: removed, ActorKind: p.Actor.Kind}, now)
 	})
 }
 
@@ -105,8 +119,10 @@ func (s *Service) undoBatch(ctx context.Context, id string, actor consent.Actor,
 			return nil
 		}
 		now, removed := s.now(), 0
+		events.SetImport(tx, id) // what the removals write says whose undo it was
+		defer events.SetImport(tx, "")
 		for _, cid := range ids {
-			err := contact.RemoveImportedTx(tx, cid, actor, now)
+			err := contact.RemoveImportedTx(tx, cid, id, actor, now)
 			if errs.Is(err, errs.KindRefused) {
 				continue // a legal hold keeps the contact
 			}

@@ -332,11 +332,58 @@ func truncate(s string) string {
 
 // Run runs due jobs until ctx ends: at once when this process enqueues one,
 // and every Poll for jobs that come due or that other instances wrote.
+// First it takes up the jobs a runner before it left running, where it can
+// tell that runner is gone (takeOver).
 func (r *Runner) Run(ctx context.Context) {
+	n, release, err := r.takeOver(ctx)
+	defer release()
+	switch {
+	case err != nil:
+		r.Log.Warn("jobs: could not tell whether jobs were left running by a stopped process; they wait for their lease", "err", err)
+	case n > 0:
+		r.Log.Info("jobs: taken up the jobs a stopped process left running", "jobs", n)
+	}
 	if err := r.SchedulePeriodic(ctx); err != nil {
 		r.Log.Error("scheduling periodic jobs", "err", err)
 	}
 	Loop(ctx, r.DB.Wakes(wakeTopic), r.Poll, r.Log, "running jobs", r.RunDue)
+}
+
+// presenceName names the presence a runner holds on the database while it
+// runs (store.DB.HoldPresence).
+const presenceName = "jobs"
+
+// takeOver holds this runner's presence on the database until release. A
+// runner that finds no other present knows that none is alive on the
+// database (on SQLite, where the system ends the presence of a process
+// that ends, killed or not), so a job still marked running was claimed by
+// a runner whose process ended before it could record the outcome, and
+// its lease would keep it waiting for up to Lease for nothing: it is made
+// due at once, as if its lease had run out (the attempt it was in
+// counts). It returns how many jobs it took up.
+//
+// Where others are present, or presence cannot be told, nothing is taken
+// up: on PostgreSQL, where several instances share the database and a
+// job's runner may be alive on another, or when another process runs
+// jobs on the same SQLite file. A job whose runner died then waits for
+// its lease to run out, as it always could: a live runner's job is never
+// taken from it.
+func (r *Runner) takeOver(ctx context.Context) (int64, func(), error) {
+	var n int64
+	release, _, err := r.DB.HoldPresence(presenceName, func() error {
+		return r.DB.Write(ctx, func(tx *store.Tx) error {
+			res, err := tx.Exec(`UPDATE jobs SET locked_until = 0 WHERE status = 'running'`)
+			if err != nil {
+				return fmt.Errorf("jobs: take up jobs left running: %w", err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+	})
+	if err != nil {
+		n = 0
+	}
+	return n, release, err
 }
 
 // Loop calls run at once, then whenever wakes signals and at least every

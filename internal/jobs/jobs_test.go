@@ -211,22 +211,29 @@ func TestPeriodicSweep(t *testing.T) {
 	})
 }
 
+// leftRunning enqueues a job of kind and has a runner claim it and die
+// mid-job, as a killed process would: the job stays claimed, running,
+// until its lease runs out.
+func leftRunning(t testing.TB, db *store.DB, c *clock, kind string) {
+	t.Helper()
+	crashed := newRunner(db, c)
+	crashed.Handle(kind, func(ctx context.Context, j *jobs.Job) error {
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE jobs SET locked_by = 'gone' WHERE id = $1`, j.ID)
+			return err
+		}); err != nil {
+			t.Error(err)
+		}
+		return nil
+	})
+	enqueue(t, db, c, jobs.Spec{Kind: kind})
+	runDue(t, crashed)
+}
+
 func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		c := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-		crashed := newRunner(db, c)
-		crashed.Handle("work", func(ctx context.Context, j *jobs.Job) error {
-			// Simulate a process that dies mid-job: the job stays claimed.
-			if err := db.Write(ctx, func(tx *store.Tx) error {
-				_, err := tx.Exec(`UPDATE jobs SET locked_by = 'gone' WHERE id = $1`, j.ID)
-				return err
-			}); err != nil {
-				t.Error(err)
-			}
-			return nil
-		})
-		enqueue(t, db, c, jobs.Spec{Kind: "work"})
-		runDue(t, crashed)
+		leftRunning(t, db, c, "work")
 		other := newRunner(db, c)
 		var ran atomic.Int32
 		other.Handle("work", func(context.Context, *jobs.Job) error { ran.Add(1); return nil })

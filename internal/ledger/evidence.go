@@ -36,9 +36,10 @@ type Details struct {
 	UserAgent    string
 	TokenID      string // the confirmation link's token, for changes confirmed by email
 	TextLanguage string // the language of the consent text shown
-	// The provenance of an imported record: the import's id, when the
-	// consent was collected (microseconds, 0 when not known) and the
-	// notice shown.
+	// The provenance of a row an import wrote: the import's id and, for
+	// a consent record, when the consent was collected (microseconds, 0
+	// when not known) and the notice shown. An opt-in change has the
+	// import's id only.
 	ImportID    string
 	CollectedAt int64
 	Notice      string

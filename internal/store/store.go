@@ -59,6 +59,7 @@ type DB struct {
 	Read *sql.DB
 
 	write *sql.DB
+	path  string        // SQLite only: the database file
 	stmts *stmtCache    // SQLite only
 	ckpt  *checkpointer // SQLite only
 	// readStmts holds the statements ReadRow compiled, by query (SQLite).
@@ -162,7 +163,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	c.SetMaxOpenConns(1)
 	c.SetMaxIdleConns(1)
-	return &DB{Dialect: SQLite, Read: r, write: w, ckpt: newCheckpointer(c)}, nil
+	return &DB{Dialect: SQLite, Read: r, write: w, path: path, ckpt: newCheckpointer(c)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {

@@ -208,8 +208,9 @@ type Entry struct {
 	ContactID string        `json:"contact_id"`
 	At        time.Time     `json:"at"`
 	Action    string        `json:"action" enum:"erased,partly_erased,deleted"`
-	Rule      string        `json:"rule,omitempty" doc:"the rule that erased the contact: retention, or legal_hold_ended for an erasure that waited on a hold"`
+	Rule      string        `json:"rule,omitempty" doc:"the rule that erased or deleted the contact: retention, legal_hold_ended for an erasure that waited on a hold, or import_undone for a contact removed by the undo of the import that created it"`
 	RequestID string        `json:"request_id,omitempty" doc:"the request the erasure fulfilled"`
+	ImportID  string        `json:"import_id,omitempty" doc:"the import whose undo removed the contact (rule import_undone)"`
 	Note      string        `json:"note,omitempty" doc:"the operator's note on why; it names no one"`
 	Actor     consent.Actor `json:"actor"`
 }
@@ -217,8 +218,9 @@ type Entry struct {
 // LogTx appends e to the erasure log inside tx; ID is filled in.
 func LogTx(tx *store.Tx, e *Entry) error {
 	e.ID = uuid.Must(uuid.NewV7()).String()
-	return tx.ExecLater(store.Prefix("suppression: log erasure"), `INSERT INTO erasure_log (id, contact_id, at, action, rule, request_id, note, actor_kind, actor_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, e.ContactID, store.Micros(e.At), e.Action, e.Rule, e.RequestID, e.Note, e.Actor.Kind, e.Actor.ID)
+	return tx.ExecLater(store.Prefix("suppression: log erasure"), `INSERT INTO erasure_log (id, contact_id, at, action, rule, request_id, note,
+		actor_kind, actor_id, import_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, e.ID, e.ContactID, store.Micros(e.At), e.Action, e.Rule,
+		e.RequestID, e.Note, e.Actor.Kind, e.Actor.ID, e.ImportID)
 }
 
 // Log returns the contact's erasure log, oldest first; none is an empty
@@ -227,10 +229,11 @@ func Log(ctx context.Context, q store.Querier, contactID string) ([]Entry, error
 	out, err := store.QueryAll(ctx, q, func(row store.Scanner) (Entry, error) {
 		var e Entry
 		var at int64
-		err := row.Scan(&e.ID, &e.ContactID, &at, &e.Action, &e.Rule, &e.RequestID, &e.Note, &e.Actor.Kind, &e.Actor.ID)
+		err := row.Scan(&e.ID, &e.ContactID, &at, &e.Action, &e.Rule, &e.RequestID, &e.Note, &e.Actor.Kind, &e.Actor.ID, &e.ImportID)
 		e.At = store.FromMicros(at)
 		return e, err
-	}, `SELECT id, contact_id, at, action, rule, request_id, note, actor_kind, actor_id FROM erasure_log WHERE contact_id = $1 ORDER BY at, id`, contactID)
+	}, `SELECT id, contact_id, at, action, rule, request_id, note, actor_kind, actor_id, import_id FROM erasure_log WHERE contact_id = $1
+		ORDER BY at, id`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("suppression: read log: %w", err)
 	}

@@ -42,7 +42,14 @@ func Each(t testing.TB, fn func(t testing.TB, db *store.DB)) {
 // OpenSQLite returns a migrated SQLite database in a temporary directory.
 func OpenSQLite(t testing.TB) *store.DB {
 	t.Helper()
-	return open(t, filepath.Join(t.TempDir(), "consentry.db"), store.Options{})
+	return OpenSQLiteAt(t, filepath.Join(t.TempDir(), "consentry.db"))
+}
+
+// OpenSQLiteAt returns a migrated SQLite database in the file at path, for
+// a test that opens the file again, from a Child say.
+func OpenSQLiteAt(t testing.TB, path string) *store.DB {
+	t.Helper()
+	return open(t, path, store.Options{})
 }
 
 // OpenPostgres returns a migrated database in a fresh PostgreSQL schema, or
