@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
@@ -25,24 +24,25 @@ import (
 // Reasons a contact in a campaign's audience does not get it, in the order
 // they are tested: a contact is counted under the first that applies.
 const (
-	ReasonErased            = mail.ReasonErased
-	ReasonDeleted           = "contact_deleted"
-	ReasonProcessingStopped = mail.ReasonProcessingStopped
-	ReasonErasureRequested  = mail.ReasonErasureRequested
-	ReasonHeld              = mail.ReasonHeld
-	ReasonBounced           = mail.ReasonBounced
-	ReasonBlocklisted       = mail.ReasonBlocklisted
-	ReasonOptedOutContact   = "opted_out_by_contact"
-	ReasonOptedOutUser      = "opted_out_by_user"
-	ReasonListUnsubscribed  = "unsubscribed_from_list"
-	ReasonSuppressedAddress = "suppressed_address"
-	ReasonNoConsent         = mail.ReasonNoConsent
-	ReasonNotOptedIn        = mail.ReasonNotOptedIn
-	ReasonDuplicateAddress  = "duplicate_address"
+	ReasonErased             = mail.ReasonErased
+	ReasonDeleted            = "contact_deleted"
+	ReasonProcessingStopped  = mail.ReasonProcessingStopped
+	ReasonErasureRequested   = mail.ReasonErasureRequested
+	ReasonHeld               = mail.ReasonHeld
+	ReasonBounced            = mail.ReasonBounced
+	ReasonBlocklisted        = mail.ReasonBlocklisted
+	ReasonOptedOutContact    = mail.ReasonOptedOutContact
+	ReasonOptedOutUser       = mail.ReasonOptedOutUser
+	ReasonListUnsubscribed   = "unsubscribed_from_list"
+	ReasonSuppressedAddress  = mail.ReasonSuppressedAddress
+	ReasonNoConsent          = mail.ReasonNoConsent
+	ReasonMarketingWithdrawn = mail.ReasonMarketingWithdrawn
+	ReasonNotOptedIn         = mail.ReasonNotOptedIn
+	ReasonDuplicateAddress   = "duplicate_address"
 )
 
 // Reasons lists every exclusion reason in the order reports show them.
-var Reasons = []string{ReasonOptedOutContact, ReasonOptedOutUser, ReasonNotOptedIn, ReasonNoConsent, ReasonBounced,
+var Reasons = []string{ReasonOptedOutContact, ReasonOptedOutUser, ReasonNotOptedIn, ReasonNoConsent, ReasonMarketingWithdrawn, ReasonBounced,
 	ReasonBlocklisted, ReasonProcessingStopped, ReasonErasureRequested, ReasonHeld, ReasonSuppressedAddress,
 	ReasonListUnsubscribed, ReasonDuplicateAddress, ReasonErased, ReasonDeleted}
 
@@ -77,10 +77,11 @@ func (a *Audience) add(reason string, n int64) {
 // contacts its audience selects, and why one of them may not get it. The
 // same expression counts the audience, fixes the recipients and, as a
 // batch's hand-over starts, checks each recipient again just before
-// sending.
+// sending. Whether a contact may be sent marketing email at all is the
+// ground's (mail.Ground), which workflow email to the contact shares.
 type gate struct {
 	c        *Campaign
-	basis    string            // the purpose's legal basis
+	ground   *mail.Ground      // for the campaign's purpose
 	statuses []string          // the opt-in statuses the policy reaches
 	cond     *filter.Condition // or nil
 	dialect  store.Dialect
@@ -117,16 +118,15 @@ func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*g
 	if len(c.ListIDs) == 0 && c.Condition == "" {
 		return nil, errs.Invalid("lists", "choose the lists or give a condition: the campaign has no audience")
 	}
-	p, err := s.Purposes.Purpose(ctx, c.PurposeID)
-	if err != nil {
-		return nil, err
-	}
 	st, err := settings.Get(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{c: c, basis: p.LegalBasis, statuses: policyStatuses(st.CampaignOptInPolicy, c.OptInPolicy),
+	g := &gate{c: c, statuses: policyStatuses(st.CampaignOptInPolicy, c.OptInPolicy),
 		tracking: st.EngagementTracking, trackPur: strings.ToLower(st.TrackingPurpose), now: s.now()}
+	if g.ground, err = mail.LoadGround(ctx, q, c.PurposeID, g.statuses, g.now); err != nil {
+		return nil, err
+	}
 	if c.Condition != "" {
 		cond, err := s.Condition(ctx, c.Condition)
 		if err != nil {
@@ -144,11 +144,13 @@ func (s *Service) newGate(ctx context.Context, q store.Querier, c *Campaign) (*g
 }
 
 // from is the FROM clause the reason and tracked expressions need: the
-// contacts, each with their current consent to the campaign's purpose (pc)
-// joined rather than looked up in a subquery per contact, which on a
-// million contacts is most of a count's time.
+// contacts, each with their current consents to the purposes the ground
+// reads (the campaign's, and those that govern marketing email) joined
+// rather than looked up in a subquery per contact, which on a million
+// contacts is most of a count's time. A campaign for E-marketing, when it
+// is the one purpose that governs marketing email, joins that one.
 func (g *gate) from(a *sqlArgs) string {
-	return `contacts c LEFT JOIN consent_current pc ON pc.contact_id = c.id AND pc.purpose_id = ` + a.p(g.c.PurposeID)
+	return `contacts c` + g.ground.Joins(a.p, false)
 }
 
 // fromEach is from for a bounded set of contacts (a range or a list of
@@ -159,11 +161,7 @@ func (g *gate) from(a *sqlArgs) string {
 // took 120 ms for a step meant to take 10, while every consent change
 // waited behind it. SQLite looks each contact up by key anyway.
 func (g *gate) fromEach(a *sqlArgs) string {
-	if g.dialect == store.Postgres {
-		return `contacts c LEFT JOIN LATERAL (SELECT state, expires_at FROM consent_current
-			WHERE contact_id = c.id AND purpose_id = ` + a.p(g.c.PurposeID) + ` LIMIT 1) pc ON true`
-	}
-	return g.from(a)
+	return `contacts c` + g.ground.Joins(a.p, g.dialect == store.Postgres)
 }
 
 // sqlArgs collects a statement's parameters as its fragments are written.
@@ -205,42 +203,28 @@ func (g *gate) lists(a *sqlArgs) string {
 }
 
 // reason is the SQL expression of why contact c may not get the campaign,
-// ” when they may. The order is the order of Reasons' tests; the send
-// gate of other email (mail.Gate) applies the same first rules.
+// ” when they may. The order is the order of Reasons' tests: what every
+// email needs (the send gate of other email, mail.Gate, applies the same
+// first rules), the opt-outs, the list subscription, then the rest of the
+// ground of marketing email (mail.Ground).
 func (g *gate) reason(a *sqlArgs) string {
-	now := a.p(store.Micros(g.now))
-	purpose := a.p(g.c.PurposeID)
-	var b strings.Builder
-	w := func(cond, reason string) { b.WriteString(" WHEN " + cond + " THEN '" + reason + "'") }
-	b.WriteString("CASE")
+	var cases []mail.Case
+	w := func(cond, reason string) { cases = append(cases, mail.Case{Cond: cond, Reason: reason}) }
 	w("c.erased_at IS NOT NULL", ReasonErased)
 	w("c.processing_stopped_at IS NOT NULL", ReasonProcessingStopped)
 	w("c.erasure_requested_at IS NOT NULL", ReasonErasureRequested)
 	if g.holds {
-		w(`EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = c.id AND h.lifted_at IS NULL AND (h.until_at IS NULL OR h.until_at > `+now+`))`, ReasonHeld)
+		w(`EXISTS (SELECT 1 FROM legal_holds h WHERE h.contact_id = c.id AND h.lifted_at IS NULL AND (h.until_at IS NULL OR h.until_at > `+
+			a.p(store.Micros(g.now))+`))`, ReasonHeld)
 	}
 	w("c.deliverability = '"+contactstate.DeliverabilityBounced+"'", ReasonBounced)
 	w("c.deliverability = '"+contactstate.DeliverabilityBlocklisted+"'", ReasonBlocklisted)
-	w("c.opt_in_status = '"+contactstate.OptOutContact+"'", ReasonOptedOutContact)
-	w("c.opt_in_status = '"+contactstate.OptOutUser+"'", ReasonOptedOutUser)
+	cases = append(cases, g.ground.OptOutCases()...)
 	if len(g.c.ListIDs) > 0 {
 		w(`NOT EXISTS (SELECT 1 FROM list_subscriptions ls WHERE ls.contact_id = c.id AND ls.status = 'subscribed' AND ls.list_id IN (`+g.lists(a)+`))`, ReasonListUnsubscribed)
 	}
-	// An erased address came back for another purpose: it gets no
-	// campaign until the contact consents to this one again.
-	w(`c.previously_erased_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_records r WHERE r.contact_id = c.id AND r.purpose_id = `+purpose+`
-		AND r.state = 'granted' AND r.recorded_at >= c.previously_erased_at)`, ReasonSuppressedAddress)
-	// pc is the contact's current consent to the purpose (see from).
-	if g.basis == consent.BasisConsent {
-		w(`pc.state IS NULL OR pc.state <> 'granted' OR pc.expires_at <= `+now, ReasonNoConsent)
-	} else {
-		// Another legal basis: the contact may object, which is recorded
-		// as a withdrawal.
-		w(`pc.state = 'withdrawn'`, ReasonNoConsent)
-	}
-	w("c.opt_in_status NOT IN ("+quoteList(g.statuses)+")", ReasonNotOptedIn)
-	b.WriteString(" ELSE '' END")
-	return b.String()
+	cases = append(cases, g.ground.ConsentCases(a.p)...)
+	return mail.CaseSQL(cases)
 }
 
 // tracked is the SQL expression of whether contact c's opens and clicks

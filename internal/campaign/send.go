@@ -788,9 +788,15 @@ func (p *prepared) read(ctx context.Context, q store.Querier, rows []*outcome) (
 	// As a hand-over starts every rule is tested, the legal holds included,
 	// whatever the gate found when the campaign was prepared, and as of
 	// now: a consent that expired since (or a hold that began) stops the
-	// message.
+	// message, and the purposes that govern marketing email are read
+	// again.
 	g := *p.gate
 	g.holds, g.now = true, p.now()
+	ground, err := mail.LoadGround(ctx, q, g.c.PurposeID, g.statuses, g.now)
+	if err != nil {
+		return nil, err
+	}
+	g.ground = ground
 	from := g.fromEach(a)
 	reason := g.reason(a)
 	tracked := g.tracked(a)

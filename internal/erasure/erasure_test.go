@@ -387,7 +387,7 @@ func TestHoldKeepsPartUntilItEnds(t *testing.T) {
 		if err := db.Write(ctx, func(tx *store.Tx) (err error) { k, err = contactstate.Load(tx, c.ID); return err }); err != nil {
 			t.Fatal(err)
 		}
-		if r := mail.Gate(mail.KindCampaign, mail.Recipient{Exists: true, State: k}, []string{contactstate.SingleOptInUser}); r != mail.ReasonErasureRequested {
+		if r := mail.Gate(mail.KindCampaign, mail.Recipient{Exists: true, State: k}); r != mail.ReasonErasureRequested {
 			t.Fatalf("campaign to a contact whose erasure waits: %q", r)
 		}
 		w.verify()

@@ -215,15 +215,18 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			return nil
 		}
 		ids := make([]string, 0, len(rs))
-		var convs, consenting, holdable []string
+		var convs, consenting, holdable, marketing []string
 		for _, r := range rs {
 			if r.contactID.Valid {
 				ids = append(ids, r.contactID.String)
-				if needsConsents(r.c.kind, r.rests.PurposeID) {
+				if r.rests.PurposeID != "" {
 					consenting = append(consenting, r.contactID.String)
 				}
 				if StopsUnderHold(r.c.kind) {
 					holdable = append(holdable, r.contactID.String)
+				}
+				if IsMarketing(r.c.kind) {
+					marketing = append(marketing, r.contactID.String)
 				}
 			}
 			if r.conversation != "" {
@@ -250,7 +253,10 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		if err != nil {
 			return err
 		}
-		campaign := settings.CampaignStatuses(st.CampaignOptInPolicy)
+		grounds, err := marketingGrounds(ctx, tx, marketing, st, d.Now())
+		if err != nil {
+			return err
+		}
 		if from := d.from(st); from != d.From {
 			for _, r := range rs {
 				r.c.env.From = from
@@ -278,12 +284,15 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 			}
 			rc, exists := recipients[r.contactID.String]
 			reason := Gate(r.c.kind, Recipient{Exists: exists, State: rc,
-				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""}, campaign)
-			if reason == "" && needsConsents(r.c.kind, r.rests.PurposeID) {
-				reason = consentGate(r.c.kind, r.rests, consents[r.contactID.String])
+				StartedConversation: started[r.conversation] == r.contactID.String && r.conversation != ""})
+			if reason == "" && r.rests.PurposeID != "" {
+				reason = consentGate(r.rests, consents[r.contactID.String])
 			}
 			if reason == "" && StopsUnderHold(r.c.kind) && held[r.contactID.String] != nil {
 				reason = ReasonHeld // automation stops under a hold, as campaigns do
+			}
+			if reason == "" && IsMarketing(r.c.kind) {
+				reason = grounds[r.contactID.String] // what a campaign needs (Ground)
 			}
 			if reason == "" {
 				reason = linksProblem(r.links, r.badLinks, d.Now())
@@ -320,6 +329,23 @@ func (d *Deliverer) claim(ctx context.Context) ([]claimed, int, error) {
 		d.observe(stopped)
 	}
 	return out, len(stopped), err
+}
+
+// marketingGrounds reads inside tx why the ground of marketing email
+// (Ground) keeps each of the contacts in ids from getting marketing email
+// through the outbox (a workflow rule's email to the contact): the ground
+// of a campaign for the purposes that govern marketing email, under st's
+// campaign opt-in policy. A contact who has it maps to ""; with no ids the
+// map is nil.
+func marketingGrounds(ctx context.Context, tx *store.Tx, ids []string, st settings.Settings, now time.Time) (map[string]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	g, err := LoadGround(ctx, tx, "", settings.CampaignStatuses(st.CampaignOptInPolicy), now)
+	if err != nil {
+		return nil, err
+	}
+	return g.reasons(tx, ids)
 }
 
 // loadAttachments reads, inside the claim, the attachments of the
@@ -394,7 +420,7 @@ func fixedGate(tx *store.Tx, kind, to string, links []Link, badLinks bool, now t
 		if err != nil {
 			return "", err
 		}
-		return Gate(KindConfirmation, Recipient{Exists: true, State: st}, nil), nil
+		return Gate(KindConfirmation, Recipient{Exists: true, State: st}), nil
 	}
 	return ReasonErased, nil
 }

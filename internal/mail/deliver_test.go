@@ -142,7 +142,7 @@ func TestDeliveryThroughTheGate(t *testing.T) {
 		}
 		wantRows := map[string][2]string{
 			"fine adhoc":         {mail.StatusSent, ""},
-			"fine campaign":      {mail.StatusSuppressed, mail.ReasonNotOptedIn},
+			"fine campaign":      {mail.StatusSuppressed, mail.ReasonNoConsent},
 			"out workflow":       {mail.StatusSuppressed, mail.ReasonOptedOut},
 			"out reply":          {mail.StatusSent, ""},
 			"out confirmation":   {mail.StatusSent, ""},

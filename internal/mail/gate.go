@@ -1,10 +1,6 @@
 package mail
 
-import (
-	"slices"
-
-	"github.com/consentry/consentry/internal/contactstate"
-)
+import "github.com/consentry/consentry/internal/contactstate"
 
 // Reasons a message is not sent.
 const (
@@ -13,7 +9,6 @@ const (
 	ReasonBounced           = "bounced"
 	ReasonBlocklisted       = "blocklisted"
 	ReasonOptedOut          = "opted_out"
-	ReasonNotOptedIn        = "not_opted_in_for_campaigns"
 	// The contact asked for their data to be erased (an erasure that a
 	// legal hold keeps waiting, or one not yet carried out): marketing and
 	// workflow email stop at once.
@@ -37,9 +32,7 @@ type Recipient struct {
 }
 
 // Gate decides, as the message is taken for sending, whether a message of
-// kind may go to r. It
-// returns "" to send, or the reason not to. campaignStatuses are the opt-in
-// statuses the campaign opt-in policy lets campaigns reach.
+// kind may go to r. It returns "" to send, or the reason not to.
 //
 // The rules, in order: an erased or deleted contact, one who stopped
 // processing (except the confirmation of a change they asked for), a
@@ -47,11 +40,11 @@ type Recipient struct {
 // erased gets no campaign or workflow email. An opt-out
 // (by the contact or a user) stops every new email (R2) except a reply in a
 // conversation the contact started, and a confirmation link for a change
-// the contact asked for, which is part of the same exchange. Campaigns also
-// need an opt-in status the policy accepts. The contact's consents are
-// checked after (consentGate): a message resting on a consent, and
-// workflow email against the purposes that govern marketing email.
-func Gate(kind string, r Recipient, campaignStatuses []string) string {
+// the contact asked for, which is part of the same exchange. The contact's
+// consents are checked after: a message resting on a consent
+// (consentGate), and marketing email (IsMarketing) against the ground a
+// campaign needs (Ground).
+func Gate(kind string, r Recipient) string {
 	if kind == KindPartner {
 		return GatePartner(r)
 	}
@@ -75,9 +68,6 @@ func Gate(kind string, r Recipient, campaignStatuses []string) string {
 		if !exempt {
 			return ReasonOptedOut
 		}
-	}
-	if kind == KindCampaign && !slices.Contains(campaignStatuses, r.OptIn) {
-		return ReasonNotOptedIn
 	}
 	return ""
 }

@@ -16,8 +16,10 @@ const (
 	// EmailContact emails the contact: subject, text and optional HTML
 	// with the tags of ContactTags. It is queued as mail.KindWorkflow and
 	// goes only if the send gate allows (an opted-out, stopped or erased
-	// contact gets nothing, R2, nor one who withdrew a purpose that
-	// governs marketing email), with an unsubscribe link.
+	// contact gets nothing, R2), on the ground a campaign for E-marketing
+	// needs (mail.Ground: nothing to one who withdrew a purpose that
+	// governs marketing email, or whom the campaign opt-in policy does not
+	// reach), with an unsubscribe link.
 	EmailContact = "email_contact"
 	// EmailAddress emails a fixed address (a partner) the contact's
 	// fields the rule picked, label: value, sensitive ones masked; as

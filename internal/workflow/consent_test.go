@@ -8,8 +8,6 @@ import (
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
-	"github.com/consentry/consentry/internal/events"
-	"github.com/consentry/consentry/internal/holds"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -91,8 +89,8 @@ func TestQueuedEmailStopsAtWithdrawal(t *testing.T) {
 			t.Errorf("a grant withdrawn before the run: %+v", run)
 		}
 
-		leaves := w.person("leaves@example.com", contactstate.SingleOptInUser, nil)
-		stays := w.person("stays@example.com", contactstate.SingleOptInUser, nil)
+		leaves := w.reachable("leaves@example.com", nil)
+		stays := w.reachable("stays@example.com", nil)
 		w.record(leaves, "Share with partners", consent.StateGranted)
 		w.record(stays, "Share with partners", consent.StateGranted)
 		w.runDue()
@@ -121,76 +119,6 @@ func TestQueuedEmailStopsAtWithdrawal(t *testing.T) {
 		}
 		if srv.Received() != 2 {
 			t.Fatalf("the SMTP server received %d messages, want 2", srv.Received())
-		}
-	})
-}
-
-// Workflow email to the contact is marketing (it carries the unsubscribe
-// headers): a contact who withdrew the purpose that governs marketing
-// email (E-marketing) gets none, whatever their opt-in status, as a
-// campaign for it skips them. A contact who never recorded it and one who
-// granted it get theirs; a contact under a legal hold gets none though
-// their consent stands; and an email to a partner about the contact is
-// not marketing to them and goes.
-func TestWorkflowEmailSkipsWithdrawnMarketing(t *testing.T) {
-	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		w := newWorld(t, db)
-		w.rule(`{"name": "Offers", "trigger": "contact.updated", "actions": [
-			{"type": "email_contact", "subject": "Our December offers", "text": "Hi {{first_name}}, 20% off everything!"},
-			{"type": "email_address", "to": "crm@partner.example", "subject": "Updated", "fields": ["first_name"]}]}`)
-		said := map[string]string{
-			w.person("no@example.com", contactstate.SingleOptInUser, nil):    consent.StateWithdrawn,
-			w.person("yes@example.com", contactstate.SingleOptInUser, nil):   consent.StateGranted,
-			w.person("never@example.com", contactstate.SingleOptInUser, nil): "",
-		}
-		for id, state := range said {
-			if state != "" {
-				w.record(id, "E-marketing", state)
-			}
-		}
-		// Under a legal hold, marketing stops though the consent stands.
-		held := w.person("held@example.com", contactstate.SingleOptInUser, nil)
-		w.record(held, "E-marketing", consent.StateGranted)
-		if err := db.Write(context.Background(), func(tx *store.Tx) error {
-			_, err := holds.SetTx(tx, held, holds.New{Reason: "A dispute", LegalBasis: holds.Bases[0]}, consent.Actor{Kind: consent.ActorSystem}, time.Now())
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		said[held] = "held"
-		w.runDue()
-		for id := range said {
-			w.emit(events.ContactUpdated, id, events.ContactUpdatedData{ContactID: id, Fields: []string{"stage"}})
-		}
-		if n := w.runDue(); n != 4 {
-			t.Fatalf("logged %d runs, want 4", n)
-		}
-		srv, d := w.smtp()
-		if _, err := d.RunDue(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		srv.Wait(t, 6)
-		for id, state := range said {
-			run := w.runs(workflow.RunQuery{ContactID: id})[0]
-			if run.Status != workflow.StatusDone || len(run.Done) != 2 {
-				t.Fatalf("%s: %+v", id, run)
-			}
-			want := ""
-			switch state {
-			case consent.StateWithdrawn:
-				want = mail.ReasonNoConsent
-			case "held":
-				want = mail.ReasonHeld
-			}
-			if status, reason := w.outbox(run.Done[0].EmailID); reason != want || (want == "") != (status == mail.StatusSent) {
-				t.Errorf("the offer to %s (E-marketing %q): %s %q, want reason %q", id, state, status, reason, want)
-			}
-			if status, reason := w.outbox(run.Done[1].EmailID); status != mail.StatusSent {
-				t.Errorf("the partner's email about %s: %s %q", id, status, reason)
-			}
-		}
-		if srv.Received() != 6 {
-			t.Fatalf("the SMTP server received %d messages, want 6", srv.Received())
 		}
 	})
 }

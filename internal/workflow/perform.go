@@ -106,7 +106,7 @@ func (r *Runner) perform(tx *store.Tx, a Action, run *Run, now time.Time) (Done,
 
 // emailContact queues the email of an email_contact action, as
 // mail.KindWorkflow: the send gate decides when it goes whether it may
-// (R2). The names are merged now; the preferences link is a personal link
+// (R2, and the ground of marketing email, mail.Ground). The names are merged now; the preferences link is a personal link
 // whose token is issued as the email is sent, and the unsubscribe link and
 // List-Unsubscribe headers are added then (mail.IsMarketing). A text that
 // does not hold the unsubscribe link gets it at the end, after the
