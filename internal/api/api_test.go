@@ -762,6 +762,39 @@ func TestListLimitZeroIsRefused(t *testing.T) {
 	})
 }
 
+// TestListCursorIsChecked: a list paged by id refuses an after that is no
+// cursor, naming it, rather than answering an empty page as if the list
+// ended there; the next cursor a page gives still leads to the page after.
+func TestListCursorIsChecked(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := newEnv(t, db)
+		for _, addr := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			if r := e.do(t, "POST", "/api/v1/contacts", `{"email":"`+addr+`"}`, ""); r.status != http.StatusCreated {
+				t.Fatalf("create %s: %d %s", addr, r.status, r.body)
+			}
+		}
+		first := decodeAs[api.ContactPage](t, e.get(t, "/api/v1/contacts?limit=2"))
+		second := decodeAs[api.ContactPage](t, e.get(t, "/api/v1/contacts?limit=2&after="+url.QueryEscape(first.Next)))
+		if len(first.Items) != 2 || first.Next == "" || len(second.Items) != 1 || second.Items[0].Email != "c@example.com" || second.Next != "" {
+			t.Fatalf("pages: %+v then %+v", first, second)
+		}
+		auto := e.automation(t)
+		reveal, _, err := e.a.Tokens.Create(context.Background(), "billing", nil, auth.ScopeReveal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for u, token := range map[string]string{"/api/v1/contacts?after=zzz": "", "/api/v1/contacts?after=" + strings.ToUpper(first.Next): "",
+			"/api/v1/access-log?after=zzz": "Bearer " + reveal, "/api/v1/contacts/" + first.Items[0].ID + "/workflow-runs?after=zzz": auto} {
+			r := e.do(t, "GET", u, "", token)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("%s: %d %s, want 400 naming after", u, r.status, r.body)
+				continue
+			}
+			checkError(t, r, "invalid", "after")
+		}
+	})
+}
+
 // TestCreateEvidenceErrorNamesTheField: an invalid evidence method on
 // POST /api/v1/contacts with an opt-in status must name the request's field,
 // "evidence.method", and create nothing. Regression test: before 2478abc the

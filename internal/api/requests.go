@@ -55,8 +55,8 @@ type RequestPage struct {
 // another way, for the contact or, while none is known, the address.
 type NewRequest struct {
 	Kind      string `json:"kind" enum:"@request_kind" required:"true"`
-	ContactID string `json:"contact_id,omitempty" doc:"the contact it is about; or give address"`
-	Address   string `json:"address,omitempty" doc:"the address it came from, while no contact is known to have it"`
+	ContactID string `json:"contact_id,omitempty" doc:"the contact it is about; or give address, not both"`
+	Address   string `json:"address,omitempty" doc:"the address it came from, while no contact is known to have it; not with contact_id"`
 	Note      string `json:"note,omitempty" doc:"what was asked"`
 }
 
@@ -99,6 +99,11 @@ func (s *Server) createRequest(r *http.Request, caller consent.Actor) (int, any,
 	var in NewRequest
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	// A request is about a known contact or, while none is known, an
+	// address: both would leave one of them unused, without a word.
+	if in.ContactID != "" && in.Address != "" {
+		return 0, nil, errs.Invalid("address", "give contact_id or address, not both: address is for a request about no known contact")
 	}
 	req, err := s.Requests.Create(r.Context(), requests.New{Kind: in.Kind, Channel: requests.ChannelAPI, ContactID: in.ContactID,
 		Address: in.Address, Note: in.Note, Verified: true, Actor: caller})

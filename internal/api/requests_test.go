@@ -49,6 +49,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 			{"nobody", `{"kind":"access"}`, "required", "contact_id"},
 			{"unknown contact", `{"kind":"access","contact_id":"nope"}`, "contact_not_found", "contact_id"},
 			{"bad address", `{"kind":"erasure","address":"Anna <anna@example.com>"}`, "invalid", "address"},
+			{"a contact and an address", `{"kind":"access","contact_id":"{{c1}}","address":"x@example.org"}`, "invalid", "address"},
 			{"unknown key", `{"kind":"access","contact_id":"{{c1}}","channel":"email"}`, "unknown_field", "channel"},
 			{"duplicate key", `{"kind":"access","kind":"erasure","contact_id":"{{c1}}"}`, "duplicate_key", "kind"},
 			{"note not text", `{"kind":"access","contact_id":"{{c1}}","note":"a\u0000b"}`, "invalid", "note"},
@@ -58,8 +59,12 @@ func TestRequestsRoundTrip(t *testing.T) {
 			if b.code == "contact_not_found" {
 				status = 422
 			}
-			bad = append(bad, scenario{name: "refused: " + b.name, method: "POST", url: "/api/v1/requests", body: b.body, status: status,
-				errCode: b.code, errField: b.field})
+			sc := scenario{name: "refused: " + b.name, method: "POST", url: "/api/v1/requests", body: b.body, status: status,
+				errCode: b.code, errField: b.field}
+			if b.name == "a contact and an address" {
+				sc.contains = []string{"give contact_id or address, not both"} // the message names the other field too
+			}
+			bad = append(bad, sc)
 		}
 		e.run(t, bad)
 		if n := requestCount(t); n != 0 {

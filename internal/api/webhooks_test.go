@@ -45,6 +45,7 @@ func TestWebhooksThroughTheAPI(t *testing.T) {
 		for _, bad := range []struct{ body, field string }{
 			{`{"url":"http://crm.example/hook"}`, "url"},
 			{`{"url":"https://169.254.169.254/latest"}`, "url"},
+			{`{"url":"https://crm.example:99999/hook"}`, "url"}, // no such port
 			{`{"url":"` + rc.URL + `","event_types":["consent.maybe"]}`, "event_types"},
 			{`{"description":"no url"}`, "url"},
 		} {

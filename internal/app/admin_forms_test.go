@@ -82,22 +82,39 @@ func TestNewContactWithOptInStatusAndConsents(t *testing.T) {
 			}
 		}
 		for _, c := range []struct {
-			name  string
-			form  url.Values
-			field string
+			name    string
+			form    url.Values
+			field   string
+			message string // "": any
 		}{
-			{"a status only a confirmation sets", form("opt_in_status", "double_opt_in"), "opt_in_status"},
-			{"a consent with no source", form("consent."+marketing+".source", ""), "consent." + marketing + ".source"},
+			{"a status only a confirmation sets", form("opt_in_status", "double_opt_in"), "opt_in_status", ""},
+			{"an unknown status", form("opt_in_status", "maybe"), "opt_in_status",
+				"must be one of none, single_opt_in_user, single_opt_in_webform, double_opt_in, opt_out_user, opt_out_contact"},
+			{"an unknown kind", form("kind", "alien"), "kind", "must be lead or contact"},
+			{"a consent with no source", form("consent."+marketing+".source", ""), "consent." + marketing + ".source", ""},
 			{"an unknown legal basis", form("consent."+service+".state", "withdrawn", "consent."+service+".source", phone,
-				"consent."+service+".legal_basis", "whim"), "consent." + service + ".legal_basis"},
-			{"a bad address", form("email", "not an address"), "email"},
+				"consent."+service+".legal_basis", "whim"), "consent." + service + ".legal_basis", ""},
+			{"a bad address", form("email", "not an address"), "email", ""},
 		} {
 			code, body := admin.post(e.srv.URL+"/admin/contacts", c.form)
-			if code < 400 || code >= 500 || !strings.Contains(body, `id="`+c.field+`-error" role="alert"`) {
+			msg := regexp.MustCompile(`<p class="error" id="` + regexp.QuoteMeta(c.field) + `-error" role="alert">([^<]*)</p>`).FindStringSubmatch(body)
+			if code < 400 || code >= 500 || msg == nil {
 				t.Fatalf("%s: %d, no error next to %s: %s", c.name, code, c.field, body)
 			}
+			if c.message != "" && msg[1] != c.message {
+				t.Fatalf("%s: the error reads %q, want %q", c.name, msg[1], c.message)
+			}
+			// The field itself says it is wrong, and where it is said why.
+			tag := regexp.MustCompile(`<(?:input|select|textarea) [^>]*id="` + regexp.QuoteMeta(c.field) + `"[^>]*>`).FindString(body)
+			if !strings.Contains(tag, `aria-invalid="true"`) || !regexp.MustCompile(`aria-describedby="[^"]*\b`+regexp.QuoteMeta(c.field)+`-error\b`).MatchString(tag) {
+				t.Fatalf("%s: the field is not marked invalid with its error: %s", c.name, tag)
+			}
 			// What was typed is on the page again.
-			for _, want := range []string{`value="Lisa"`, `<option value="contact" selected>`, `<option value="granted" selected>`} {
+			wants := []string{`value="Lisa"`, `<option value="granted" selected>`}
+			if c.field != "kind" {
+				wants = append(wants, `<option value="contact" selected>`)
+			}
+			for _, want := range wants {
 				if !strings.Contains(body, want) {
 					t.Fatalf("%s: the form lost %s: %s", c.name, want, body)
 				}

@@ -125,7 +125,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 			return nil, err
 		}
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Log: log})
 	if err != nil {
 		return nil, err
 	}

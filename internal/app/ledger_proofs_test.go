@@ -111,15 +111,17 @@ func TestLedgerProofsFromOutside(t *testing.T) {
 		if err := tlog.CheckTree(hs, size2, root2, size1, root1); err != nil {
 			t.Fatalf("the newer checkpoint does not extend the older: %v", err)
 		}
-		for path, field := range map[string]string{
-			"/ledger/consistency":                    "from",
-			"/ledger/consistency?from=x":             "from",
-			"/ledger/consistency?from=1&to=99999999": "to",
-			"/ledger/checkpoint?size=-1":             "size",
+		for path, want := range map[string]struct{ code, field string }{
+			"/ledger/consistency":                    {"required", "from"},
+			"/ledger/consistency?from=x":             {"invalid", "from"},
+			"/ledger/consistency?from=1&to=99999999": {"invalid", "to"},
+			"/ledger/checkpoint?size=-1":             {"invalid", "size"},
+			"/ledger/tile/8/0/1":                     {"invalid", "tile"},
 		} {
+			// The error shape of the API: code, message and field.
 			body := get(path, 400)
-			if !strings.Contains(body, `"field":"`+field+`"`) {
-				t.Errorf("%s: %s, want an error on %s", path, body, field)
+			if !strings.Contains(body, `{"error":{"code":"`+want.code+`","message":"`) || !strings.Contains(body, `"field":"`+want.field+`"`) {
+				t.Errorf("%s: %s, want the code %s on %s", path, body, want.code, want.field)
 			}
 		}
 		get("/ledger/checkpoint?size=99999999", 404)

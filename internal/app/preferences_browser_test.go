@@ -7,6 +7,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/consentry/consentry/internal/browsertest"
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
@@ -156,5 +157,43 @@ func TestPreferencesWaitingAndWayBackInABrowser(t *testing.T) {
 	d.do(chromedp.Click(chromedp.CSS("#privacy-statement summary")), chromedp.WaitVisible(chromedp.CSS("#privacy-statement p")))
 	if got := d.text("footer"); !strings.Contains(got, "We are Acme.") || !strings.Contains(got, "Privacy policy") {
 		t.Fatalf("the expired link's page: %q", got)
+	}
+}
+
+// TestRefusedCorrectionInABrowser: a detail typed into "Correct my
+// details" that cannot be stored comes back, in a real browser, as typed,
+// with the reason next to it in the page's language; the page with the
+// error passes axe-core at 1280 and 375 pixels and fits a phone.
+func TestRefusedCorrectionInABrowser(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	e := start(t, db)
+	d := newDriver(t)
+	_, link := pageSetUp(e)
+	d.do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#correct-save")))
+	for _, c := range []struct {
+		lang, field, value, reason string
+		typeIt                     bool // typed key by key; else set as pasted
+	}{
+		{"en", "first_name", "Le\u202Ena", "invisible", false},
+		{"sv", "phone", "ring mig", "phone", true},
+	} {
+		input := "#profile-" + c.field
+		d.do(chromedp.Navigate(e.srv.URL+"/p?lang="+c.lang), chromedp.WaitVisible(chromedp.CSS("#correct-save")))
+		if c.typeIt {
+			d.do(chromedp.SendKeys(chromedp.CSS(input), c.value))
+		} else {
+			d.do(chromedp.SetValue(chromedp.CSS(input), c.value))
+		}
+		d.do(chromedp.Click(chromedp.CSS("#correct-save")), chromedp.WaitVisible(chromedp.CSS(input+"-e")))
+		if got, want := d.text(input+"-e"), i18n.T(c.lang, "input.error."+c.reason); got != want {
+			t.Errorf("%s %q: the error reads %q, want %q", c.field, c.value, got, want)
+		}
+		if got := d.value(input); got != c.value {
+			t.Errorf("%s %q: the field came back as %q", c.field, c.value, got)
+		}
+		d.herePasses("the preferences page with a refused correction (" + c.lang + ")")
+	}
+	if n := count(t, db, `SELECT count(*) FROM preference_changes`); n != 0 {
+		t.Fatalf("refused corrections wrote %d changes", n)
 	}
 }

@@ -1,10 +1,13 @@
 package app_test
 
 import (
+	"html"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -81,5 +84,64 @@ func TestContactSeesAndCorrectsTheirData(t *testing.T) {
 			t.Fatalf("rectification requests done: %d", n)
 		}
 		e.ledgerVerifies()
+	})
+}
+
+// TestRefusedCorrectionSaysWhyAndKeepsWhatWasTyped: a detail on "Correct
+// my details" that cannot be stored is refused (400) with the reason next
+// to its field, in the page's language, the field marked invalid and
+// described by it; the form comes back as the contact typed it, escaped,
+// every field of it; and nothing is written.
+func TestRefusedCorrectionSaysWhyAndKeepsWhatWasTyped(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		e := start(t, db)
+		_, link := pageSetUp(e)
+		v := e.visitor()
+		v.get(link)
+		typed := func(field, value string) url.Values {
+			f := url.Values{"action": {"correct"}, "profile.first_name": {"Lena"}, "profile.last_name": {"Berg"},
+				"profile.phone": {"+46 70 111 22 33"}, "profile.country": {"SE"}, "profile.region": {"Skåne"}}
+			f.Set("profile."+field, value)
+			return f
+		}
+		for _, c := range []struct {
+			lang, field, value, reason string
+		}{
+			{"en", "first_name", "Le\u202Ena <b>Berg</b>", "invisible"},
+			{"en", "last_name", strings.Repeat("x", 500), "too_long"},
+			{"sv", "phone", "abc\ndef", "phone"},
+			{"sv", "first_name", "Lena\nBerg", "one_line"},
+			{"nl", "country", "ZZZ", "country"},
+		} {
+			form := typed(c.field, c.value)
+			status, body := v.post(e.srv.URL+"/p?lang="+c.lang, form)
+			msg := regexp.MustCompile(`<p class="error" id="profile-` + c.field + `-e" role="alert">([^<]*)</p>`).FindStringSubmatch(body)
+			if status != 400 || msg == nil {
+				t.Fatalf("%s %q: %d, no error next to the field: %s", c.field, c.value, status, body)
+			}
+			if want := i18n.T(c.lang, "input.error."+c.reason); html.UnescapeString(msg[1]) != want {
+				t.Errorf("%s %q in %s: the error reads %q, want %q", c.field, c.value, c.lang, html.UnescapeString(msg[1]), want)
+			}
+			for name, values := range form {
+				field, ok := strings.CutPrefix(name, "profile.")
+				if !ok {
+					continue
+				}
+				input := regexp.MustCompile(`<input [^>]*id="profile-` + field + `"[^>]*>`).FindString(body)
+				value := regexp.MustCompile(` value="([^"]*)"`).FindStringSubmatch(input)
+				if value == nil || html.UnescapeString(value[1]) != values[0] {
+					t.Errorf("%s %q: %s came back as %s, want %q", c.field, c.value, field, input, values[0])
+				}
+				if invalid := strings.Contains(input, `aria-invalid="true" aria-describedby="profile-`+field+`-e"`); invalid != (field == c.field) {
+					t.Errorf("%s %q: %s marked invalid: %v: %s", c.field, c.value, field, invalid, input)
+				}
+			}
+			if strings.Contains(body, "<b>Berg</b>") {
+				t.Fatalf("what was typed is on the page unescaped")
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM preference_changes`); n != 0 {
+			t.Fatalf("refused corrections wrote %d changes", n)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package consent
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -42,7 +43,7 @@ const (
 //   - R6: new contacts start at none.
 func CheckOptIn(from, to string, ch Channel) (changed bool, err error) {
 	if !validOneOf(to, contactstate.OptInStatuses) {
-		return false, errs.Invalid("status", "must be one of %v", contactstate.OptInStatuses)
+		return false, errs.Invalid("status", "must be one of %s", strings.Join(contactstate.OptInStatuses, ", "))
 	}
 	refuse := func(code, format string, args ...any) (bool, error) {
 		return false, errs.Refused(code, "status", format, args...)

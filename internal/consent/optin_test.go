@@ -76,7 +76,10 @@ func TestOptInRules(t *testing.T) {
 			}
 		}
 	}
-	if _, err := CheckOptIn(contactstate.OptInNone, "subscribed", ChannelUser); !errs.Is(err, errs.KindInvalid) {
+	// An unknown status is refused with the statuses listed as words, not
+	// as a Go slice.
+	if _, err := CheckOptIn(contactstate.OptInNone, "subscribed", ChannelUser); !errs.Is(err, errs.KindInvalid) ||
+		errs.As(err).Message != "must be one of none, single_opt_in_user, single_opt_in_webform, double_opt_in, opt_out_user, opt_out_contact" {
 		t.Fatalf("unknown status: %v", err)
 	}
 }

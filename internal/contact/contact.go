@@ -674,6 +674,9 @@ func (s *Service) list(ctx context.Context, q ListQuery, count bool) ([]*Contact
 	case q.Limit < 1 || q.Limit > 500:
 		return nil, "", 0, errs.Invalid("limit", "must be between 1 and 500")
 	}
+	if err := errs.IDCursor("after", q.After); err != nil {
+		return nil, "", 0, err
+	}
 	sel, err := s.Select(ctx, q.Filter, q.Asker)
 	if err != nil {
 		return nil, "", 0, err

@@ -478,6 +478,9 @@ func (s *Service) AccessLog(ctx context.Context, q AccessQuery) ([]AccessEntry, 
 	if q.Limit == 0 {
 		q.Limit = 100
 	}
+	if err := errs.IDCursor("after", q.After); err != nil {
+		return nil, "", err
+	}
 	where, args := q.where(true)
 	query := accessSelect + where
 	args = append(args, q.Limit+1)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -177,7 +178,50 @@ func WebAddress(field, raw string, max int, example string) (string, error) {
 	default:
 		return "", Invalid(field, "must use https (http only for localhost)")
 	}
+	if err := Port(field, u); err != nil {
+		return "", err
+	}
 	return u.String(), nil
+}
+
+// Port checks the port of u, a parsed address: none (the scheme's own),
+// or a number from 1 to 65535. url.Parse takes any digits, so an address
+// with port 99999 parses, is saved, and no connection to it can ever be
+// made. The error names field.
+func Port(field string, u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return Invalid(field, "has the port %s; a port is a number from 1 to 65535", p)
+	}
+	return nil
+}
+
+// IDCursor checks after, the cursor of a list paged by id (the id of the
+// last item of the previous page): empty, for the first page, or an id as
+// the product makes them, a UUID in its canonical lower-case form. Any
+// other value is an error naming field: compared as text with the ids, it
+// would give a page that is empty or starts anywhere, with no word of why.
+func IDCursor(field, after string) error {
+	if after == "" {
+		return nil
+	}
+	ok := len(after) == 36
+	for i := 0; ok && i < len(after); i++ {
+		c := after[i]
+		switch i {
+		case 8, 13, 18, 23:
+			ok = c == '-'
+		default:
+			ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+		}
+	}
+	if !ok {
+		return Invalid(field, "must be the next cursor of the previous page")
+	}
+	return nil
 }
 
 // PlainText checks that s is valid UTF-8 without control characters other

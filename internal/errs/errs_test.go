@@ -1,6 +1,9 @@
 package errs
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSingleLine(t *testing.T) {
 	for _, ok := range []string{"", "Ann", "Åsa-Lena O'Brien", "José María", "Zoë 🙂", "山田 太郎", "محمد"} {
@@ -41,6 +44,23 @@ func TestSize(t *testing.T) {
 	for n, want := range map[int64]string{1 << 20: "1 MiB", 64 << 10: "64 KiB", 2 << 30: "2 GiB", 1500: "1500 bytes", 1536 << 10: "1536 KiB", 0: "0 bytes"} {
 		if got := Size(n); got != want {
 			t.Errorf("Size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestWebAddressPort: an address whose port no connection can use is
+// refused, naming the field; no port, or one from 1 to 65535, is kept.
+func TestWebAddressPort(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://example.com/privacy": true, "https://example.com:443/privacy": true, "https://example.com:65535/": true,
+		"https://example.com:99999/privacy": false, "https://example.com:0/": false, "https://example.com:65536/": false,
+	} {
+		_, err := WebAddress("privacy_policy_url", raw, 2000, "https://example.com/privacy")
+		if (err == nil) != ok {
+			t.Errorf("%s: %v", raw, err)
+		}
+		if e := As(err); err != nil && (e == nil || e.Field != "privacy_policy_url" || !strings.Contains(e.Message, "1 to 65535")) {
+			t.Errorf("%s: %v does not name the field and the range", raw, err)
 		}
 	}
 }

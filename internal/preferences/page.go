@@ -226,6 +226,19 @@ func (s *Service) Build(ctx context.Context, contactID string) (*Page, error) {
 	return p, nil
 }
 
+// Retype shows typed, the "Correct my details" form as the contact posted
+// it (core field name: value), in that form in place of the values on
+// file, so that a refused correction comes back as typed and the contact
+// sees what to fix. A field the post did not carry keeps its value on
+// file; a nil typed changes nothing.
+func (p *Page) Retype(typed map[string]string) {
+	for i, c := range p.Correctable {
+		if v, ok := typed[c.Name]; ok {
+			p.Correctable[i].Value = v
+		}
+	}
+}
+
 // Localize shows the consent texts in lang: each in its translation into
 // lang, or in its own language when its version has none (the page then
 // shows that text, and the consent records name its language).

@@ -48,16 +48,16 @@ func (s *Server) askExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.Full {
-		s.showPage(w, r, id, http.StatusForbidden, map[string]string{"page": i18n.T(l, "prefs.refused")}, "")
+		s.showPage(w, r, id, http.StatusForbidden, map[string]string{"page": i18n.T(l, "prefs.refused")}, "", nil)
 		return
 	}
 	if ok, wait := s.exportLinks.take(id); !ok {
 		httpx.SetRetryAfter(w, wait)
-		s.showPage(w, r, id, http.StatusTooManyRequests, map[string]string{"page": i18n.T(l, "prefs.export.too_many")}, "")
+		s.showPage(w, r, id, http.StatusTooManyRequests, map[string]string{"page": i18n.T(l, "prefs.export.too_many")}, "", nil)
 		return
 	}
 	if _, err := s.Prefs.RequestExport(r.Context(), id, l); err != nil {
-		s.pageError(w, r, id, l, err)
+		s.pageError(w, r, id, l, err, nil)
 		return
 	}
 	redirectKeepingLang(w, r, "/p/export/sent")

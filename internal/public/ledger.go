@@ -169,6 +169,9 @@ func (s *Server) ledgerFail(w http.ResponseWriter, err error) {
 	http.Error(w, "The ledger could not be read.", http.StatusInternalServerError)
 }
 
+// ledgerError answers the domain error err in the API's error shape,
+// {"error": {"code", "message", "field"}}, field left out when the error
+// is about no one input.
 func ledgerError(w http.ResponseWriter, err error) {
 	e := errs.As(err)
 	status := http.StatusBadRequest
@@ -178,9 +181,14 @@ func ledgerError(w http.ResponseWriter, err error) {
 	case errs.KindUnavailable:
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", httpx.RetryAfter)
-		e = &errs.Error{Message: "the ledger cannot be read just now; try again shortly"} // not why: that is the operator's
+		e = &errs.Error{Code: e.Code, Message: "the ledger cannot be read just now; try again shortly"} // not why: that is the operator's
+	}
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"field": e.Field, "message": e.Message}})
+	json.NewEncoder(w).Encode(map[string]detail{"error": {Code: e.Code, Message: e.Message, Field: e.Field}})
 }

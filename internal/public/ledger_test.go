@@ -243,13 +243,17 @@ func TestLedgerTilesMirror(t *testing.T) {
 		} {
 			resp, body := get("/ledger/" + path)
 			var e struct {
-				Error struct{ Field, Message string }
+				Error struct{ Code, Field, Message string }
 			}
 			json.Unmarshal(body, &e)
 			if resp.StatusCode != want.status || e.Error.Field != "tile" || !strings.Contains(e.Error.Message, want.says) ||
 				resp.Header.Get("Cache-Control") != "no-store" {
 				t.Errorf("GET %s: %d %s (%q); want %d on the field tile saying %q, not to be kept", path, resp.StatusCode, body,
 					resp.Header.Get("Cache-Control"), want.status, want.says)
+			}
+			// The error has the code of the API's error shape.
+			if code := map[int]string{400: "invalid", 404: "tile_not_found"}[want.status]; e.Error.Code != code {
+				t.Errorf("GET %s: %s; want the code %q", path, body, code)
 			}
 		}
 
@@ -339,7 +343,8 @@ func TestLedgerTileUnavailable(t *testing.T) {
 	s := ledgerSite(t, &ledgertree.Service{DB: db, Signing: &signing.Service{DB: db, Name: "ledger.example.org/ledger"}}, true)
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "/ledger/tile/8/0/000", nil))
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "try again") {
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "try again") ||
+		!strings.Contains(rec.Body.String(), `"code":"database_unavailable"`) {
 		t.Fatalf("GET a tile with the database down: %d %s (Retry-After %q); want 503 with a time to try again", rec.Code, rec.Body,
 			rec.Header().Get("Retry-After"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,12 +181,14 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		return
 	}
-	s.showPage(w, r, id, http.StatusOK, nil, "")
+	s.showPage(w, r, id, http.StatusOK, nil, "", nil)
 }
 
 // showPage renders the page for the contact, with errors next to their
-// fields and a notice on top.
-func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID string, status int, fieldErrs map[string]string, notice string) {
+// fields and a notice on top. typed, when not nil, is the "Correct my
+// details" form as posted, shown again in place of the values on file
+// (preferences.Page.Retype).
+func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID string, status int, fieldErrs map[string]string, notice string, typed map[string]string) {
 	p, err := s.Prefs.Build(r.Context(), contactID)
 	if err != nil {
 		if !errs.Is(err, errs.KindNotFound) {
@@ -196,6 +199,7 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID stri
 	}
 	l := lang(r, p.Contact.Language)
 	p.Localize(l)
+	p.Retype(typed)
 	action := "/p"
 	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
 		action += "?lang=" + strings.ToLower(q) // the choice stays on the page's own posts
@@ -268,17 +272,21 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	l := lang(r, p.Contact.Language)
 	p.Localize(l) // the texts the page showed, in the language it showed them
+	var typed map[string]string
+	if f.Correct {
+		typed = f.Profile // a refused correction comes back as typed
+	}
 	change, err := p.Diff(f)
 	if err != nil {
-		s.pageError(w, r, id, l, err)
+		s.pageError(w, r, id, l, err, typed)
 		return
 	}
 	if change.Empty() {
-		s.showPage(w, r, id, http.StatusOK, nil, i18n.T(l, "prefs.unchanged"))
+		s.showPage(w, r, id, http.StatusOK, nil, i18n.T(l, "prefs.unchanged"), nil)
 		return
 	}
 	if _, err := s.Prefs.Request(r.Context(), id, change, l, s.evidence(r)); err != nil {
-		s.pageError(w, r, id, l, err)
+		s.pageError(w, r, id, l, err, typed)
 		return
 	}
 	// Post/redirect/get: reloading the page that says so must not ask
@@ -297,8 +305,11 @@ func (s *Server) changeSent(w http.ResponseWriter, r *http.Request) {
 		"Text": i18n.T(l, "prefs.check_email.text", preferences.ConfirmHours), "Back": backToPage(r, l, "/p")})
 }
 
-// pageError shows the page again with a refused choice's reason next to it.
-func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l string, err error) {
+// pageError shows the page again with a refused choice's reason next to
+// it. A detail the contact typed into "Correct my details" and that cannot
+// be stored gets the reason it cannot (i18n.InputError), and typed, the
+// form as posted, is shown again (nil: the values on file).
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l string, err error, typed map[string]string) {
 	e := errs.As(err)
 	if e == nil {
 		s.fault(w, r, "save preferences", err, i18n.T(l, "prefs.error"))
@@ -312,7 +323,17 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, contactID, l 
 	if msg == "prefs.refused."+e.Code {
 		msg = i18n.T(l, "prefs.refused")
 	}
-	s.showPage(w, r, contactID, httpx.Status(err), map[string]string{field: msg}, "")
+	if name, ok := strings.CutPrefix(field, "profile."); ok && e.Kind == errs.KindInvalid && correctable(name) {
+		msg = i18n.InputError(l, name, e)
+	}
+	s.showPage(w, r, contactID, httpx.Status(err), map[string]string{field: msg}, "", typed)
+}
+
+// correctable reports whether name is a core field the contact may
+// correct on the page; a refusal of any other is a choice the page does
+// not offer.
+func correctable(name string) bool {
+	return slices.ContainsFunc(contact.CorrectableFields(), func(f contact.CoreField) bool { return f.Name == name })
 }
 
 func (s *Server) evidence(r *http.Request) preferences.Evidence {

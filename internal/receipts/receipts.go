@@ -70,7 +70,7 @@ type Receipt struct {
 	CollectionMethod string `json:"collectionMethod" doc:"how the consent was obtained: the record's evidence method (double_opt_in_link, webform, preferences_page, api, import, ...)"`
 	Source           string `json:"source,omitempty" doc:"the source the record names, by its name when it was written"`
 	ConsentReceiptID string `json:"consentReceiptID" doc:"the receipt's id: the same for every receipt of one consent record (urn:uuid: and the record's id)"`
-	Language         string `json:"language,omitempty" doc:"the language the consent text was shown in; empty when the record does not say"`
+	Language         string `json:"language,omitempty" doc:"the language the consent text was shown in, as the consent record says it; absent when the record does not say"`
 	PIIPrincipalID   string `json:"piiPrincipalId" doc:"the contact, by their random ledger reference (contact_ref in the ledger); never an email address or name"`
 
 	PIIControllers []Controller     `json:"piiControllers" doc:"the controller: the operator's identity from the settings"`
@@ -119,8 +119,12 @@ type Purpose struct {
 
 // ConsentText is the text the contact was shown, with what pins it.
 type ConsentText struct {
-	Version  int    `json:"version" doc:"the purpose's consent text version; 0 for an imported record, whose text is the import's notice"`
-	Language string `json:"language,omitempty"`
+	Version int `json:"version" doc:"the purpose's consent text version; 0 for an imported record, whose text is the import's notice"`
+	// Language is the language of Text's words when the record says in
+	// which language the text was shown: that language, or the version's
+	// own when it has no translation into it. It is empty when the record
+	// does not say: a receipt states only what the record holds.
+	Language string `json:"language,omitempty" doc:"the language of text's words: the record's language, or the version's own when it has no translation into it; absent when the record does not say in which language the text was shown"`
 	Text     string `json:"text"`
 	SHA256   string `json:"sha256" doc:"the lower-case hex SHA-256 of text's UTF-8 bytes"`
 }
@@ -258,7 +262,7 @@ func (s *Service) build(ctx context.Context, q store.Querier, r *consent.Record,
 		Version: Version, Schema: Schema, Issuer: s.Issuer,
 		Jurisdiction: st.Jurisdiction(), ConsentTimestamp: given.Unix(),
 		RecordedAt: store.FromMicros(ev.RecordedAt).Format(recordedAtLayout), CollectionMethod: r.Evidence.Method, Source: r.Source,
-		ConsentReceiptID: "urn:uuid:" + r.ID, Language: text.Language, PIIPrincipalID: ev.ContactRef,
+		ConsentReceiptID: "urn:uuid:" + r.ID, Language: r.TextLanguage, PIIPrincipalID: ev.ContactRef,
 		PIIControllers: []Controller{{Name: c.Name, Contact: c.PrivacyName, Address: c.PostalAddress, Email: c.PrivacyEmail, URL: c.Website}},
 		PolicyURL:      st.PrivacyPolicyURL,
 		Services: []ConsentService{{Service: r.PurposeName, Purposes: []Purpose{{Purpose: r.PurposeName, PurposeID: r.PurposeID,
@@ -270,7 +274,9 @@ func (s *Service) build(ctx context.Context, q store.Querier, r *consent.Record,
 
 // textOf is the consent text r says was shown: the version in the
 // language shown, or, for an imported record without a version, the
-// import's notice.
+// import's notice. A record that does not say which language it was shown
+// in gets the version's own text with no language: the version's own
+// language would be a claim the record does not make.
 func textOf(ctx context.Context, q store.Querier, r *consent.Record) (ConsentText, error) {
 	if r.TextVersion == 0 {
 		return hashed(ConsentText{Version: 0, Language: r.TextLanguage, Text: r.Evidence.Notice}), nil
@@ -278,6 +284,9 @@ func textOf(ctx context.Context, q store.Querier, r *consent.Record) (ConsentTex
 	t, err := consent.TextInVia(ctx, q, r.PurposeID, r.TextVersion, r.TextLanguage)
 	if err != nil {
 		return ConsentText{}, fmt.Errorf("receipts: record %s: consent text: %w", r.ID, err)
+	}
+	if r.TextLanguage == "" {
+		t.Language = ""
 	}
 	return hashed(ConsentText{Version: t.Version, Language: t.Language, Text: t.Text}), nil
 }

@@ -267,6 +267,57 @@ func TestReceiptOfOtherLegalBasisAndWithdrawal(t *testing.T) {
 	})
 }
 
+// TestReceiptLanguageIsTheRecords: a receipt names the language the
+// consent text was shown in only when the consent record says it. A
+// record that does not say gets the version's own text with no language,
+// top-level or in consentText; one shown in a language the text has no
+// translation into names that language, and consentText says the words
+// quoted are the version's own.
+func TestReceiptLanguageIsTheRecords(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		f := setup(t, db)
+		p, err := f.consent.Purpose(ctx, "E-marketing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, err := f.consent.TextIn(ctx, p.ID, p.TextVersion, "")
+		if err != nil || own.Language != "en" {
+			t.Fatalf("the version's own text: %+v %v", own, err)
+		}
+		jwks := f.jwksJSON(t)
+		for _, c := range []struct {
+			shownIn            string
+			language, textLang any // nil: absent
+		}{
+			{"", nil, nil},
+			{"pt-BR", "pt-BR", "en"},
+		} {
+			r, err := f.consent.Record(ctx, f.contact.ID, consent.RecordInput{Purpose: "E-marketing", State: consent.StateGranted,
+				Source: "API", TextLanguage: c.shownIn, Actor: apiActor, Evidence: consent.Evidence{Method: consent.MethodAPI}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.TextLanguage != c.shownIn {
+				t.Fatalf("record shown in %q holds %q", c.shownIn, r.TextLanguage)
+			}
+			issued, err := f.receipts.Issue(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := verifyJOSE(t, issued.JWS, jwks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct := got["consentText"].(map[string]any)
+			if got["language"] != c.language || ct["language"] != c.textLang || ct["text"] != own.Text {
+				t.Errorf("record shown in %q: language %#v, consentText language %#v, text %q; want %#v, %#v, %q",
+					c.shownIn, got["language"], ct["language"], ct["text"], c.language, c.textLang, own.Text)
+			}
+		}
+	})
+}
+
 // TestChangedReceiptDoesNotVerify: changing any field of the payload, and
 // signing it with another key under the same kid, breaks the signature.
 func TestChangedReceiptDoesNotVerify(t *testing.T) {

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -85,6 +86,9 @@ type Options struct {
 	Schema string
 	// MaxBatch caps how many concurrent writes share one transaction.
 	MaxBatch int
+	// Log receives the warnings about an SQLite database's files that
+	// other users could read (privateFiles); nil: slog.Default().
+	Log *slog.Logger
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than
@@ -105,7 +109,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if IsPostgresURL(dsn) {
 		db, err = openPostgres(ctx, dsn, opt.Schema)
 	} else {
-		db, err = openSQLite(ctx, dsn)
+		db, err = openSQLite(ctx, dsn, opt.Log)
 	}
 	if err != nil {
 		return nil, err
@@ -117,12 +121,15 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	return db, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*DB, error) {
+func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	path = SQLitePath(path)
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
 		}
+	}
+	if err := privateFiles(path, log); err != nil {
+		return nil, err
 	}
 	// busy_timeout comes first so that the pragmas after it wait rather
 	// than fail while another process holds a lock. synchronous=FULL makes

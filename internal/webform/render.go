@@ -187,7 +187,7 @@ func (f *loaded) view(action, lang string, posted url.Values, problems map[strin
 	}
 	msg := func(name string) string {
 		if e := problems[name]; e != nil {
-			return Message(lang, e)
+			return i18n.InputError(lang, e.Field, e) // in the form's language
 		}
 		return ""
 	}
@@ -306,36 +306,4 @@ func (s *Service) Snippet(ctx context.Context, idOrName string) (string, error) 
 	}
 	h, err := f.view(s.action(f.w.ID, "", f.w.Language, true), f.w.Language, nil, nil).HTML()
 	return string(h), err
-}
-
-// Message is the text shown next to a field for a submission error, in
-// lang: the catalog's wording for what went wrong, so that the person reads
-// it in the form's language.
-func Message(lang string, e *errs.Error) string {
-	for _, m := range messages {
-		if m.match(e) {
-			return i18n.T(lang, "webform.error."+m.key)
-		}
-	}
-	return i18n.T(lang, "webform.error.invalid")
-}
-
-// messages map submission errors to catalog keys, the first match winning.
-var messages = []struct {
-	key   string
-	match func(e *errs.Error) bool
-}{
-	{"required", func(e *errs.Error) bool { return e.Code == "required" }},
-	{"one_line", func(e *errs.Error) bool { return e.Code == "line_break" }},
-	{"invisible", func(e *errs.Error) bool {
-		return e.Code == "invisible_character" || strings.Contains(e.Message, "control character")
-	}},
-	{"version", func(e *errs.Error) bool { return strings.HasSuffix(e.Field, ".version") }},
-	{"repeated", func(e *errs.Error) bool { return strings.Contains(e.Message, "more than once") }},
-	{"too_long", func(e *errs.Error) bool { return strings.Contains(e.Message, "at most") }},
-	{"email", func(e *errs.Error) bool { return e.Field == "email" || strings.Contains(e.Message, "email address") }},
-	{"phone", func(e *errs.Error) bool { return e.Field == "phone" }},
-	{"country", func(e *errs.Error) bool { return e.Field == "country" }},
-	{"number", func(e *errs.Error) bool { return strings.Contains(e.Message, "number") }},
-	{"date", func(e *errs.Error) bool { return strings.Contains(e.Message, "date") }},
 }

@@ -63,6 +63,9 @@ func (p Policy) CheckURL(raw string) (string, error) {
 	if u.Fragment != "" {
 		return "", errs.Invalid("url", "must not have a #fragment")
 	}
+	if err := errs.Port("url", u); err != nil {
+		return "", err
+	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	local := isLocalName(host)
 	if ip, err := netip.ParseAddr(host); err == nil {

@@ -43,6 +43,10 @@ func TestURLPolicy(t *testing.T) {
 		{"https://[ff02::1]/", false, false},
 		{"https://[::ffff:169.254.169.254]/", false, false},
 		{"http://10.1.2.3/", false, false},
+		{"https://crm.example.com:65535/hooks", true, true},
+		{"https://crm.example.com:99999/hooks", false, false}, // no such port: every delivery would fail
+		{"https://crm.example.com:0/hooks", false, false},
+		{"http://localhost:70000/hooks", false, false},
 	}
 	for _, c := range cases {
 		for _, allow := range []bool{false, true} {

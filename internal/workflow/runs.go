@@ -155,6 +155,9 @@ func (s *Service) Runs(ctx context.Context, q RunQuery) ([]*Run, string, error) 
 	case q.Limit < 1 || q.Limit > 500:
 		return nil, "", errs.Invalid("limit", "must be between 1 and 500")
 	}
+	if err := errs.IDCursor("after", q.After); err != nil {
+		return nil, "", err
+	}
 	where, args := " WHERE 1 = 1", []any{}
 	for _, c := range []struct{ col, v string }{{"rule_id", q.RuleID}, {"contact_id", q.ContactID}, {"status", q.Status}} {
 		if c.v != "" {
