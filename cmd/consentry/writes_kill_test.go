@@ -109,9 +109,12 @@ func writesKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 }
 
 // loadEnv is the settings of a service under the writers' load: quiet
-// logs, and the test trusted as a proxy, so that each webform post comes
-// from a client address of its own, as many visitors' posts do.
-var loadEnv = []string{"CONSENTRY_LOG_LEVEL=warn", "CONSENTRY_TRUSTED_PROXIES=127.0.0.1"}
+// logs, the test trusted as a proxy, so that each webform post comes
+// from a client address of its own, as many visitors' posts do, and no
+// rate limit on the writers' token, which writes as fast as the service
+// acknowledges: what is under test is what a kill does to the writes,
+// not how many the limit lets through.
+var loadEnv = []string{"CONSENTRY_LOG_LEVEL=warn", "CONSENTRY_TRUSTED_PROXIES=127.0.0.1", "CONSENTRY_RATE_API=1000000:1000000"}
 
 // startLoad makes an API token and a source, and starts eight writers
 // against child.

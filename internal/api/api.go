@@ -68,6 +68,12 @@ type Server struct {
 	// Ready, when set, is asked by GET /readyz what keeps the service
 	// from being ready (see Readiness).
 	Ready func(context.Context) Readiness
+	// Limits are the rate limits per token and, for missing or bad
+	// tokens, per client address (ratelimit.go); zero fields take
+	// DefaultLimits' values. Now is their clock, time.Now when nil.
+	Limits   Limits
+	Now      func() time.Time
+	limiters rateLimiters
 
 	// Campaigns keeps campaigns; CampaignSender previews and tests them
 	// (campaigns.go).
@@ -148,6 +154,8 @@ func New(s *Server) *Server {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
+	s.Limits = s.Limits.orDefault()
+	s.limiters = newRateLimiters(s.Limits, s.Now)
 	s.routes = slices.Concat(s.routeTable(), s.listRoutes(), s.webformRoutes(), s.preferenceRoutes(), s.requestRoutes(), s.erasureRoutes(), s.exportRoutes(), s.inboundRoutes(), s.campaignRoutes(), s.eventRoutes(), s.workflowRoutes(), s.webhookRoutes(), s.importRoutes(), s.repermissionRoutes(), s.receiptRoutes())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
@@ -198,7 +206,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 		var caller consent.Actor
 		status, body, err := 0, any(nil), error(nil)
 		if !rt.Public {
-			caller, err = s.authenticate(r)
+			var refused bool
+			if caller, refused, err = s.authenticateLimited(w, r); refused {
+				return
+			}
 		}
 		if err == nil && !rt.Public {
 			err = inboundOnly(r, rt)

@@ -18,6 +18,7 @@ import (
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/app"
 	"github.com/consentry/consentry/internal/auth"
+	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -41,14 +42,24 @@ type env struct {
 	vars map[string]string
 }
 
-func newEnv(t testing.TB, db *store.DB) *env { return newEnvSMTP(t, db, "") }
+func newEnv(t testing.TB, db *store.DB) *env { return newEnvConfig(t, db, nil) }
 
 // newEnvSMTP is newEnv with email sent to smtpURL ("": the dev mailbox).
 func newEnvSMTP(t testing.TB, db *store.DB, smtpURL string) *env {
 	t.Helper()
+	return newEnvConfig(t, db, func(c *config.Config) { c.SMTPURL = smtpURL })
+}
+
+// newEnvConfig is newEnv with the configuration changed by configure
+// (nil: as it is).
+func newEnvConfig(t testing.TB, db *store.DB, configure func(*config.Config)) *env {
+	t.Helper()
 	keyset, master := vaulttest.Files(t)
-	a, err := app.New(&config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>", KeysetFile: keyset, MasterKey: master,
-		SMTPURL: smtpURL}, slog.New(slog.DiscardHandler), db)
+	cfg := &config.Config{BaseURL: "http://test", MailFrom: "Acme <privacy@acme.example>", KeysetFile: keyset, MasterKey: master}
+	if configure != nil {
+		configure(cfg)
+	}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -824,7 +835,10 @@ var pathParamRE = regexp.MustCompile(`\{[^}/]+\}`)
 // one declares none, and every schema reference resolves.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
-		e := newEnv(t, db)
+		// Every route that needs a token is asked once without one, from
+		// this one address: more than the limit on such requests lets
+		// through (TestBadTokenRateLimit tests that limit).
+		e := newEnvConfig(t, db, func(c *config.Config) { c.Rates.APIBadToken = clientip.Rate{PerMinute: 60, Burst: 10_000} })
 		srv := e.a.API
 		r := e.do(t, "GET", "/api/openapi.json", "", noAuth)
 		if r.status != http.StatusOK {

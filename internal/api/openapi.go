@@ -106,6 +106,9 @@ func (s *Server) OpenAPI() map[string]any {
 		} else {
 			errResp(401, "Missing or invalid API token")
 			errResp(403, "The token may not do this: a token with the inbound scope may only post inbound email")
+			errResp(429, "Over a rate limit: the token's own (rate_limited), or that of the client address for missing or invalid tokens (too_many_bad_tokens); Retry-After says when to try again")
+			responses["429"].(map[string]any)["headers"] = map[string]any{"Retry-After": map[string]any{
+				"description": "seconds until a request is let through again", "schema": map[string]any{"type": "integer", "minimum": 1}}}
 		}
 		if rt.Scope != "" {
 			op["description"] = "Needs a token with the " + rt.Scope + " scope."

@@ -284,7 +284,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 	})
 	a.API = api.New(&api.Server{Repermission: a.Repermission, Imports: a.Imports, Workflows: a.Workflows, Webhooks: a.Webhooks, Inbound: a.Inbound, Campaigns: a.Campaigns, CampaignSender: a.CampaignSender, DB: db, Consent: a.Consent, Contacts: a.Contacts, Tokens: a.Tokens, OptIn: a.OptIn, Lists: a.Lists, Prefs: a.Prefs,
 		IPs: cfg.TrustedProxies, Log: log, RequestLog: httpx.RequestLog(cfg.LogRequests["api"]), Ready: a.ready, Version: Version(), Webforms: forms, Requests: a.Requests, Erasure: a.Erasure, Export: a.Export, Receipts: a.Receipts,
-		Tree: a.LedgerTree})
+		Tree: a.LedgerTree, Limits: api.Limits{Token: cfg.Rates.API, BadToken: cfg.Rates.APIBadToken}})
 	a.Public, err = public.New(&public.Server{DB: db, Inbound: a.Inbound, OptIn: a.OptIn, Prefs: a.Prefs, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
 		Log: log, RequestLog: httpx.RequestLog(cfg.LogRequests["public"]), Limits: limits(cfg.Rates),
 		Sender: cfg.Sender(), Mailbox: cfg.SMTPURL == "", IPs: cfg.TrustedProxies, Webforms: forms,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/logtest"
 	"github.com/consentry/consentry/internal/public"
@@ -347,5 +350,25 @@ func TestConfiguredRatesAreTheDefaults(t *testing.T) {
 	if r.Pages != d.Pages || r.OneClick != d.OneClick || r.Webform != d.Webform || r.NewLink != d.NewLink ||
 		r.WebformPerAddress != d.WebformPerAddress || r.NewLinkPerAddress != d.NewLinkPerAddress {
 		t.Fatalf("configuration defaults %+v, pages' defaults %+v", r, d)
+	}
+	if a := api.DefaultLimits(); r.API != a.Token || r.APIBadToken != a.BadToken {
+		t.Fatalf("configuration defaults %+v, the API's defaults %+v", r, a)
+	}
+}
+
+// TestAPIRateLimitSetting: the API's limits set in the configuration are
+// the ones applied, per token and, for bad tokens, per client address.
+func TestAPIRateLimitSetting(t *testing.T) {
+	s := serveOnly(t, storetest.OpenSQLite(t), func(c *config.Config) {
+		c.Rates.API = clientip.Rate{PerMinute: 1, Burst: 2}
+		c.Rates.APIBadToken = clientip.Rate{PerMinute: 1, Burst: 2}
+	})
+	var codes []int
+	for _, token := range []string{s.token, s.token, s.token, "nope", "nope", "nope"} {
+		res, _ := s.do(t, "GET", "/api/v1/sources", "", "Authorization", "Bearer "+token)
+		codes = append(codes, res.StatusCode)
+	}
+	if want := []int{200, 200, 429, 401, 401, 429}; !slices.Equal(codes, want) {
+		t.Fatalf("statuses %v, want %v", codes, want)
 	}
 }

@@ -83,15 +83,18 @@ type Config struct {
 	// LogRequests says, for each route class (api, admin, public), which
 	// requests are logged: all, errors or none.
 	LogRequests map[string]string
-	// Rates are the rate limits of the public pages (see public.Limits).
+	// Rates are the rate limits of the public pages (see public.Limits)
+	// and of the API (see api.Limits).
 	Rates Rates
 }
 
-// Rates are the public pages' rate limits: per client address a rate,
-// per email address a number an hour.
+// Rates are the rate limits: for the public pages, per client address a
+// rate and per email address a number an hour; for the API, a rate per
+// token and one per client address for missing or invalid tokens.
 type Rates struct {
 	Pages, OneClick, Webform, NewLink, Ledger clientip.Rate
 	WebformPerAddress, NewLinkPerAddress      int
+	API, APIBadToken                          clientip.Rate
 }
 
 // RouteClasses are the classes of routes whose request log is set apart.
@@ -139,6 +142,8 @@ var Settings = []Setting{
 	{"CONSENTRY_RATE_WEBFORM_PER_ADDRESS", "5", "webform posts an hour about one email address; past it, posts write nothing"},
 	{"CONSENTRY_RATE_NEW_LINK", "1:5", "requests for a new preferences link per client address (PER_MINUTE:BURST)"},
 	{"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS", "3", "new preferences links an hour for one email address; past it, requests send nothing"},
+	{"CONSENTRY_RATE_API", "18000:600", "API requests per token (PER_MINUTE:BURST): 300 a second in bursts of 600 by default; past it, a 429"},
+	{"CONSENTRY_RATE_API_BAD_TOKEN", "60:120", "API requests with a missing or invalid token per client address (PER_MINUTE:BURST); past it, a 429 for every request from the address until the limit lets one through"},
 }
 
 // defaultOf is the default of the setting name.
@@ -335,7 +340,7 @@ func parseRequestLog(v string) (map[string]string, error) {
 	return out, nil
 }
 
-// readRates reads the public pages' rate limits.
+// readRates reads the public pages' and the API's rate limits.
 func (c *Config) readRates(get func(string, string) string, bad func(string, string, ...any)) {
 	rate := func(name string) clientip.Rate {
 		r, err := clientip.ParseRate(get(name, defaultOf(name)))
@@ -353,7 +358,7 @@ func (c *Config) readRates(get func(string, string) string, bad func(string, str
 	}
 	c.Rates = Rates{Pages: rate("CONSENTRY_RATE_PAGES"), OneClick: rate("CONSENTRY_RATE_ONE_CLICK"), Webform: rate("CONSENTRY_RATE_WEBFORM"),
 		NewLink: rate("CONSENTRY_RATE_NEW_LINK"), Ledger: rate("CONSENTRY_RATE_LEDGER"), WebformPerAddress: perHour("CONSENTRY_RATE_WEBFORM_PER_ADDRESS"),
-		NewLinkPerAddress: perHour("CONSENTRY_RATE_NEW_LINK_PER_ADDRESS")}
+		NewLinkPerAddress: perHour("CONSENTRY_RATE_NEW_LINK_PER_ADDRESS"), API: rate("CONSENTRY_RATE_API"), APIBadToken: rate("CONSENTRY_RATE_API_BAD_TOKEN")}
 }
 
 // Sender returns the display name of MailFrom, or its address.

@@ -67,6 +67,8 @@ func TestInvalidSettingsNameTheVariable(t *testing.T) {
 		"CONSENTRY_RATE_NEW_LINK":                 "1:5:6",
 		"CONSENTRY_RATE_WEBFORM_PER_ADDRESS":      "0",
 		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS":     "many",
+		"CONSENTRY_RATE_API":                      "0",
+		"CONSENTRY_RATE_API_BAD_TOKEN":            "60:many",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -110,13 +112,14 @@ func TestObservabilitySettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.MetricsToken != "" || c.MetricsAddr != "" || c.LogRequests["public"] != "all" || c.LogRequests["api"] != "all" ||
-		c.Rates.Pages.PerMinute != 20 || c.Rates.Pages.Burst != 40 || c.Rates.OneClick.Burst != 600 || c.Rates.Ledger.PerMinute != 600 || c.Rates.WebformPerAddress != 5 {
+		c.Rates.Pages.PerMinute != 20 || c.Rates.Pages.Burst != 40 || c.Rates.OneClick.Burst != 600 || c.Rates.Ledger.PerMinute != 600 || c.Rates.WebformPerAddress != 5 ||
+		c.Rates.API.PerMinute != 18000 || c.Rates.API.Burst != 600 || c.Rates.APIBadToken.PerMinute != 60 || c.Rates.APIBadToken.Burst != 120 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = FromEnv(env(map[string]string{
 		"CONSENTRY_METRICS_TOKEN": "0123456789abcdef0123", "CONSENTRY_METRICS_ADDR": "127.0.0.1:9090",
 		"CONSENTRY_LOG_REQUESTS": "public=errors, admin=none", "CONSENTRY_RATE_PAGES": "100", "CONSENTRY_RATE_WEBFORM": "5:10",
-		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS": "10",
+		"CONSENTRY_RATE_NEW_LINK_PER_ADDRESS": "10", "CONSENTRY_RATE_API": "60000:1200",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +127,7 @@ func TestObservabilitySettings(t *testing.T) {
 	if c.MetricsToken != "0123456789abcdef0123" || c.MetricsAddr != "127.0.0.1:9090" ||
 		c.LogRequests["public"] != "errors" || c.LogRequests["admin"] != "none" || c.LogRequests["api"] != "all" ||
 		c.Rates.Pages.PerMinute != 100 || c.Rates.Pages.Burst != 100 || c.Rates.Webform.PerMinute != 5 || c.Rates.Webform.Burst != 10 ||
-		c.Rates.NewLinkPerAddress != 10 {
+		c.Rates.NewLinkPerAddress != 10 || c.Rates.API.PerMinute != 60000 || c.Rates.API.Burst != 1200 {
 		t.Fatalf("%+v", c)
 	}
 	if c, err := FromEnv(env(map[string]string{"CONSENTRY_LOG_REQUESTS": "ERRORS"})); err != nil || c.LogRequests["admin"] != "errors" {

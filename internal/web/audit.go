@@ -23,7 +23,7 @@ func (s *Server) auditRoutes() {
 	s.mux.HandleFunc("GET /admin/mailbox/{id}/attachments/{n}", audit(s.mailboxFile))
 	s.mux.HandleFunc("GET /admin/access-log", audit(s.accessLogPage))
 	s.mux.HandleFunc("GET /admin/ledger", audit(s.ledgerPage))
-	s.mux.HandleFunc("POST /admin/ledger/verify", audit(s.verifyLedger))
+	s.post("/admin/ledger/verify", smallForm, audit(s.verifyLedger))
 }
 
 func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request, u *auth.User) {

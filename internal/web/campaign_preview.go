@@ -65,7 +65,9 @@ func (s *Server) renderDraft(r *http.Request, u *auth.User) (rd *campaign.Render
 // status of the error, the field and what is wrong (an unknown tag is a
 // 400 naming the field and the tag).
 func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, maxCampaignForm) {
+	if err := r.ParseForm(); err != nil {
+		status, _, msg := formError(err)
+		writePreview(w, status, draftPreview{Error: msg})
 		return
 	}
 	rd, contactID, langs, err := s.renderDraft(r, u)
@@ -106,7 +108,9 @@ func (s *Server) previewDraft(w http.ResponseWriter, r *http.Request, u *auth.Us
 // preview's frame, with the message's HTML, under the policy of
 // campaignPreviewHTML; an error is its message as plain text.
 func (s *Server) previewDraftHTML(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, maxCampaignForm) {
+	if err := r.ParseForm(); err != nil {
+		status, _, msg := formError(err)
+		http.Error(w, "No preview: "+msg, status)
 		return
 	}
 	rd, _, _, err := s.renderDraft(r, u)

@@ -27,20 +27,20 @@ func (s *Server) campaignRoutes() {
 	c := func(h handler) http.HandlerFunc { return s.need(auth.PermCampaigns, h) }
 	s.mux.HandleFunc("GET /admin/campaigns", c(s.campaignsPage))
 	s.mux.HandleFunc("GET /admin/campaigns/new", c(s.newCampaignPage))
-	s.mux.HandleFunc("POST /admin/campaigns", c(s.saveCampaign))
+	s.post("/admin/campaigns", maxCampaignForm, c(s.saveCampaign))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}", c(s.campaignPage))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/edit", c(s.editCampaignPage))
 	s.mux.HandleFunc("GET /admin/campaigns/{id}/preview/{contact}/html", c(s.campaignPreviewHTML))
-	s.mux.HandleFunc("POST /admin/campaigns/{id}/edit", c(s.saveCampaign))
-	s.mux.HandleFunc("POST /admin/campaigns/preview", c(s.previewDraft))
-	s.mux.HandleFunc("POST /admin/campaigns/preview/html", c(s.previewDraftHTML))
-	s.mux.HandleFunc("POST /admin/campaigns/{id}/{action}", c(s.campaignAction))
+	s.post("/admin/campaigns/{id}/edit", maxCampaignForm, c(s.saveCampaign))
+	s.post("/admin/campaigns/preview", maxCampaignForm, c(s.previewDraft))
+	s.post("/admin/campaigns/preview/html", maxCampaignForm, c(s.previewDraftHTML))
+	s.post("/admin/campaigns/{id}/{action}", smallForm, c(s.campaignAction))
 	s.mux.HandleFunc("GET /admin/campaign-templates", c(s.campaignTemplatesPage))
 	s.mux.HandleFunc("GET /admin/campaign-templates/new", c(s.campaignTemplatePage))
-	s.mux.HandleFunc("POST /admin/campaign-templates", c(s.saveCampaignTemplate))
+	s.post("/admin/campaign-templates", maxCampaignForm, c(s.saveCampaignTemplate))
 	s.mux.HandleFunc("GET /admin/campaign-templates/{id}", c(s.campaignTemplatePage))
-	s.mux.HandleFunc("POST /admin/campaign-templates/{id}", c(s.saveCampaignTemplate))
-	s.mux.HandleFunc("POST /admin/campaign-templates/{id}/delete", c(s.deleteCampaignTemplate))
+	s.post("/admin/campaign-templates/{id}", maxCampaignForm, c(s.saveCampaignTemplate))
+	s.post("/admin/campaign-templates/{id}/delete", smallForm, c(s.deleteCampaignTemplate))
 }
 
 // campaignDone are the notices shown after a campaign form succeeded and
@@ -184,7 +184,7 @@ func campaignField(e *errs.Error, langs []string) string {
 // saveCampaign creates a campaign, or changes one from its edit page, and
 // redirects to it; an error shows the form again, next to its field.
 func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, maxCampaignForm) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -333,7 +333,7 @@ func (s *Server) showCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 // per action, and redirects back to it; an error is shown next to its
 // field.
 func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	ctx, id, action := r.Context(), r.PathValue("id"), r.PathValue("action")
@@ -529,7 +529,7 @@ func (s *Server) showTemplateForm(w http.ResponseWriter, r *http.Request, u *aut
 }
 
 func (s *Server) saveCampaignTemplate(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, maxCampaignForm) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	in := campaign.TemplateInput{Name: formText(r.PostForm, "name"), HTML: formText(r.PostForm, "html")}

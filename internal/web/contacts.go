@@ -27,15 +27,15 @@ import (
 func (s *Server) contactRoutes() {
 	s.mux.HandleFunc("GET /admin/contacts", s.need(auth.PermViewContacts, s.contactList))
 	s.mux.HandleFunc("GET /admin/contacts/new", s.need(auth.PermEditContacts, s.newContactPage))
-	s.mux.HandleFunc("POST /admin/contacts", s.need(auth.PermEditContacts, s.createContact))
+	s.post("/admin/contacts", contactForm, s.need(auth.PermEditContacts, s.createContact))
 	s.mux.HandleFunc("GET /admin/contacts/{id}", s.need(auth.PermViewContacts, s.contactPage))
-	s.mux.HandleFunc("POST /admin/contacts/{id}", s.need(auth.PermEditContacts, s.updateContact))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/consents", s.need(auth.PermEditContacts, s.recordConsent))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/opt-in", s.need(auth.PermEditContacts, s.setOptIn))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/double-opt-in", s.need(auth.PermEditContacts, s.sendDoubleOptIn))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/reveal/{field}", s.need(auth.PermReveal, s.askReveal))
+	s.post("/admin/contacts/{id}", contactForm, s.need(auth.PermEditContacts, s.updateContact))
+	s.post("/admin/contacts/{id}/consents", smallForm, s.need(auth.PermEditContacts, s.recordConsent))
+	s.post("/admin/contacts/{id}/opt-in", smallForm, s.need(auth.PermEditContacts, s.setOptIn))
+	s.post("/admin/contacts/{id}/double-opt-in", smallForm, s.need(auth.PermEditContacts, s.sendDoubleOptIn))
+	s.post("/admin/contacts/{id}/reveal/{field}", smallForm, s.need(auth.PermReveal, s.askReveal))
 	s.mux.HandleFunc("GET /admin/contacts/{id}/reveal/{field}/{grant}", s.need(auth.PermReveal, s.showRevealed))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/delete", s.need(auth.PermDelete, s.deleteContact))
+	s.post("/admin/contacts/{id}/delete", smallForm, s.need(auth.PermDelete, s.deleteContact))
 }
 
 // listTotal is the line above a list that says how many entries match
@@ -554,7 +554,7 @@ func (s *Server) createContact(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.fail(w, err, u)
 		return
 	}
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	ev := consent.Evidence{Method: consent.MethodEnteredByUser, IP: s.clientIP(r)}
@@ -587,8 +587,7 @@ func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.fail(w, err, u)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	if _, err := s.Contacts.Update(r.Context(), r.PathValue("id"), contactInput(r, defs)); err != nil {
@@ -620,8 +619,7 @@ func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	_, err := s.Consent.Record(r.Context(), r.PathValue("id"), consent.RecordInput{Purpose: r.PostForm.Get("purpose"),
@@ -631,8 +629,7 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, u *auth.U
 }
 
 func (s *Server) setOptIn(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	_, err := s.Consent.SetOptIn(r.Context(), r.PathValue("id"), consent.OptInInput{Status: r.PostForm.Get("status"),
@@ -662,7 +659,7 @@ func revealSubject(contactID, field string) string { return "reveal " + contactI
 // one-time grant that carries the reason: the post shows nothing, so
 // reloading a page never reveals, nor logs, a value again.
 func (s *Server) askReveal(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	id, field := r.PathValue("id"), r.PathValue("field")
@@ -712,7 +709,10 @@ func (s *Server) showRevealed(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("confirm") != "yes" {
+	if !s.parse(w, r, u) {
+		return
+	}
+	if r.PostForm.Get("confirm") != "yes" {
 		s.afterAction(w, r, u, errs.Invalid("confirm", "tick the box to confirm the deletion"), "")
 		return
 	}

@@ -18,9 +18,9 @@ import (
 
 func (s *Server) erasureRoutes() {
 	s.mux.HandleFunc("GET /admin/contacts/{id}/erasure", s.need(auth.PermViewContacts, s.erasurePage))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/erase", s.need(auth.PermDelete, s.eraseContact))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/holds", s.need(auth.PermDelete, s.setHold))
-	s.mux.HandleFunc("POST /admin/contacts/{id}/holds/{hold}/lift", s.need(auth.PermDelete, s.liftHold))
+	s.post("/admin/contacts/{id}/erase", textForm, s.need(auth.PermDelete, s.eraseContact))
+	s.post("/admin/contacts/{id}/holds", textForm, s.need(auth.PermDelete, s.setHold))
+	s.post("/admin/contacts/{id}/holds/{hold}/lift", textForm, s.need(auth.PermDelete, s.liftHold))
 }
 
 // erasurePageData is the page "Erasure and legal holds" of a contact.
@@ -113,8 +113,7 @@ func (s *Server) afterErasureForm(w http.ResponseWriter, r *http.Request, u *aut
 }
 
 func (s *Server) eraseContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	if r.PostForm.Get("confirm") != "yes" {
@@ -131,8 +130,7 @@ func (s *Server) eraseContact(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 func (s *Server) setHold(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	in := holds.New{Reason: r.PostForm.Get("reason"), LegalBasis: r.PostForm.Get("legal_basis")}
@@ -150,8 +148,7 @@ func (s *Server) setHold(w http.ResponseWriter, r *http.Request, u *auth.User) {
 }
 
 func (s *Server) liftHold(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	_, out, err := s.Erasure.LiftHold(r.Context(), r.PathValue("id"), r.PathValue("hold"), r.PostForm.Get("lift_reason"), actor(u))

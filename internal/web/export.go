@@ -14,17 +14,17 @@ import (
 func (s *Server) exportRoutes() {
 	// A post, not a link: the download writes to the access log in the
 	// user's name, which no other site may make their browser do.
-	s.mux.HandleFunc("POST /admin/contacts/{id}/export", s.need(auth.PermViewContacts, s.exportContact))
+	s.post("/admin/contacts/{id}/export", smallForm, s.need(auth.PermViewContacts, s.exportContact))
 	// The contact list's export answers its post with the file too, for
 	// the same reason, and so does not redirect (docs/admin.md).
-	s.mux.HandleFunc("POST /admin/contacts/export", s.need(auth.PermViewContacts, s.exportContactList))
+	s.post("/admin/contacts/export", textForm, s.need(auth.PermViewContacts, s.exportContactList))
 }
 
 // exportContact sends the contact's access export as a file: sensitive
 // values in the clear, each logged, for a user who may reveal them;
 // masked for anyone else, as the record page says.
 func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, 4<<10) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f, err := export.ParseFormat(r.PostForm.Get("format"))
@@ -49,7 +49,7 @@ func (s *Server) exportContact(w http.ResponseWriter, r *http.Request, u *auth.U
 // the list again with the reason next to the field, having written
 // nothing.
 func (s *Server) exportContactList(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parseUpTo(w, r, 64<<10) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm

@@ -34,12 +34,12 @@ import (
 func (s *Server) importRoutes() {
 	im := func(h handler) http.HandlerFunc { return s.need(auth.PermEditContacts, h) }
 	s.mux.HandleFunc("GET /admin/imports", im(s.importsPage))
-	s.mux.HandleFunc("POST /admin/imports", im(s.uploadImport))
+	s.post("/admin/imports", maxUploadForm, im(s.uploadImport))
 	s.mux.HandleFunc("GET /admin/imports/{id}", im(s.importPage))
 	s.mux.HandleFunc("GET /admin/imports/{id}/preview", im(s.previewImport))
-	s.mux.HandleFunc("POST /admin/imports/{id}/start", im(s.startImport))
-	s.mux.HandleFunc("POST /admin/imports/{id}/cancel", im(s.cancelImport))
-	s.mux.HandleFunc("POST /admin/imports/{id}/undo", s.need(auth.PermDelete, s.undoImport))
+	s.post("/admin/imports/{id}/start", longForm, im(s.startImport))
+	s.post("/admin/imports/{id}/cancel", smallForm, im(s.cancelImport))
+	s.post("/admin/imports/{id}/undo", smallForm, s.need(auth.PermDelete, s.undoImport))
 	s.mux.HandleFunc("GET /admin/imports/{id}/progress", im(s.importProgress))
 	s.mux.HandleFunc("GET /admin/imports/{id}/report.csv", im(s.importReport))
 }
@@ -114,12 +114,15 @@ func (s *Server) showImports(w http.ResponseWriter, r *http.Request, u *auth.Use
 	s.render(w, status, "imports", page{Title: "Imports", User: u, Nav: "imports", Errors: fe, Data: importList{Imports: all}})
 }
 
+// maxUploadForm bounds the upload form: the largest file an import takes,
+// and room for the form around it.
+const maxUploadForm = imports.MaxFileBytes + 1<<20
+
 // uploadImport keeps the file of the upload form as a new import, read
 // from the request as it arrives (it is never held whole), and leads to
 // the import's page; a file that cannot be read is shown next to the
 // file input, and nothing is kept.
 func (s *Server) uploadImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	r.Body = http.MaxBytesReader(w, r.Body, imports.MaxFileBytes+1<<20)
 	// A large file takes longer to arrive than the server's ReadTimeout,
 	// which keeps ordinary requests short.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
@@ -834,7 +837,7 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request, u *auth.U
 // does not hold together is shown next to the control at fault, with
 // the form as typed, and nothing is started or saved.
 func (s *Server) startImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -884,7 +887,7 @@ func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request, u *auth.Us
 // the confirmation is ticked; without it the page says so and nothing
 // changes.
 func (s *Server) undoImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	if !checkboxOn(r.PostForm, "confirm") {

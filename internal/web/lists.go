@@ -16,10 +16,10 @@ import (
 func (s *Server) listRoutes() {
 	l := func(h handler) http.HandlerFunc { return s.need(auth.PermCampaigns, h) }
 	s.mux.HandleFunc("GET /admin/lists", l(s.listsPage))
-	s.mux.HandleFunc("POST /admin/lists", l(s.saveList))
+	s.post("/admin/lists", textForm, l(s.saveList))
 	s.mux.HandleFunc("GET /admin/lists/{id}", l(s.listPage))
-	s.mux.HandleFunc("POST /admin/lists/{id}", l(s.saveList))
-	s.mux.HandleFunc("POST /admin/lists/{id}/delete", l(s.deleteList))
+	s.post("/admin/lists/{id}", textForm, l(s.saveList))
+	s.post("/admin/lists/{id}/delete", smallForm, l(s.deleteList))
 }
 
 // listDone are the notices shown after a list form succeeded and
@@ -102,7 +102,7 @@ func (s *Server) purposeNames(ctx context.Context) ([]string, error) {
 // redirects to the lists; an error shows the form again with what was
 // typed, next to its field.
 func (s *Server) saveList(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm

@@ -22,10 +22,10 @@ import (
 func (s *Server) repermissionRoutes() {
 	rp := func(h handler) http.HandlerFunc { return s.need(auth.PermEditContacts, h) }
 	s.mux.HandleFunc("GET /admin/repermission", rp(s.repermissionsPage))
-	s.mux.HandleFunc("POST /admin/repermission", rp(s.startRepermission))
+	s.post("/admin/repermission", longForm, rp(s.startRepermission))
 	s.mux.HandleFunc("GET /admin/repermission/{id}", rp(s.repermissionPage))
 	s.mux.HandleFunc("GET /admin/repermission/{id}/report.csv", rp(s.repermissionReport))
-	s.mux.HandleFunc("POST /admin/imports/{id}/repermission", rp(s.repermissionForImport))
+	s.post("/admin/imports/{id}/repermission", smallForm, rp(s.repermissionForImport))
 }
 
 // repermissionList is the re-permission page: the form that starts a run
@@ -82,7 +82,7 @@ func (s *Server) runStarted(w http.ResponseWriter, r *http.Request, u *auth.User
 // startRepermission starts a run for the contacts the condition selects
 // and leads to its page.
 func (s *Server) startRepermission(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	var run *repermission.Run
@@ -105,7 +105,7 @@ func (s *Server) startRepermission(w http.ResponseWriter, r *http.Request, u *au
 // (the button on the import's page) and leads to its page; a refusal is
 // shown on the import's page, next to the days or above the button.
 func (s *Server) repermissionForImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	run, err := s.startRun(r, u, repermission.Input{ImportID: r.PathValue("id")})

@@ -19,9 +19,9 @@ func (s *Server) requestRoutes() {
 	req := func(h handler) http.HandlerFunc { return s.need(auth.PermRequests, h) }
 	s.mux.HandleFunc("GET /admin/requests", req(s.requestsPage))
 	s.mux.HandleFunc("GET /admin/requests/new", req(s.newRequestPage))
-	s.mux.HandleFunc("POST /admin/requests", req(s.createRequest))
+	s.post("/admin/requests", textForm, req(s.createRequest))
 	s.mux.HandleFunc("GET /admin/requests/{id}", req(s.requestPage))
-	s.mux.HandleFunc("POST /admin/requests/{id}/{action}", req(s.changeRequest))
+	s.post("/admin/requests/{id}/{action}", textForm, req(s.changeRequest))
 }
 
 // requestDone are the notices shown after a form on a request succeeded
@@ -124,7 +124,7 @@ func (s *Server) contactByEmail(ctx context.Context, u *auth.User, email string)
 // changeRequest handles the forms of a request's page, one per action,
 // and redirects back to it; an error is shown next to its field.
 func (s *Server) changeRequest(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -208,7 +208,7 @@ func (s *Server) newRequestPage(w http.ResponseWriter, r *http.Request, u *auth.
 // createRequest records a request a user received by phone, letter or in
 // person, as verified: the user checked who asked.
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm

@@ -16,7 +16,7 @@ const retentionShown = 200
 
 func (s *Server) retentionRoutes() {
 	s.mux.HandleFunc("GET /admin/retention", s.need(auth.PermDelete, s.retentionPage))
-	s.mux.HandleFunc("POST /admin/retention/check", s.need(auth.PermDelete, s.checkRetention))
+	s.post("/admin/retention/check", smallForm, s.need(auth.PermDelete, s.checkRetention))
 }
 
 // dueRow is a flagged contact on the review page.

@@ -25,25 +25,25 @@ import (
 func (s *Server) settingsRoutes() {
 	set := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/settings", set(s.settingsPage))
-	s.mux.HandleFunc("POST /admin/settings", set(s.saveSettings))
-	s.mux.HandleFunc("POST /admin/settings/organisation", set(s.saveOrganisation))
+	s.post("/admin/settings", textForm, set(s.saveSettings))
+	s.post("/admin/settings/organisation", maxOrganisationForm, set(s.saveOrganisation))
 	s.mux.HandleFunc("GET /admin/settings/purposes", set(s.purposesPage))
-	s.mux.HandleFunc("POST /admin/settings/purposes", set(s.savePurpose))
+	s.post("/admin/settings/purposes", longForm, set(s.savePurpose))
 	s.mux.HandleFunc("GET /admin/settings/purposes/{id}", set(s.purposePage))
-	s.mux.HandleFunc("POST /admin/settings/purposes/{id}", set(s.savePurpose))
-	s.mux.HandleFunc("POST /admin/settings/purposes/{id}/translations/{language}", set(s.saveTranslation))
+	s.post("/admin/settings/purposes/{id}", longForm, set(s.savePurpose))
+	s.post("/admin/settings/purposes/{id}/translations/{language}", longForm, set(s.saveTranslation))
 	s.mux.HandleFunc("GET /admin/settings/sources", set(s.sourcesPage))
-	s.mux.HandleFunc("POST /admin/settings/sources", set(s.saveSource))
-	s.mux.HandleFunc("POST /admin/settings/sources/{id}", set(s.saveSource))
+	s.post("/admin/settings/sources", smallForm, set(s.saveSource))
+	s.post("/admin/settings/sources/{id}", smallForm, set(s.saveSource))
 	s.mux.HandleFunc("GET /admin/settings/fields", set(s.fieldsPage))
-	s.mux.HandleFunc("POST /admin/settings/fields", set(s.saveField))
-	s.mux.HandleFunc("POST /admin/settings/fields/{name}", set(s.saveField))
+	s.post("/admin/settings/fields", smallForm, set(s.saveField))
+	s.post("/admin/settings/fields/{name}", smallForm, set(s.saveField))
 	s.mux.HandleFunc("GET /admin/settings/preferences-page", set(s.pageSettingsPage))
-	s.mux.HandleFunc("POST /admin/settings/preferences-page", set(s.savePageSettings))
+	s.post("/admin/settings/preferences-page", longForm, set(s.savePageSettings))
 	s.mux.HandleFunc("GET /admin/settings/tokens", s.need(auth.PermUsers, s.tokensPage))
-	s.mux.HandleFunc("POST /admin/settings/tokens", s.need(auth.PermUsers, s.createToken))
+	s.post("/admin/settings/tokens", smallForm, s.need(auth.PermUsers, s.createToken))
 	s.mux.HandleFunc("GET /admin/settings/tokens/{id}/created/{grant}", s.need(auth.PermUsers, s.newTokenPage))
-	s.mux.HandleFunc("POST /admin/settings/tokens/{id}/revoke", s.need(auth.PermUsers, s.revokeToken))
+	s.post("/admin/settings/tokens/{id}/revoke", smallForm, s.need(auth.PermUsers, s.revokeToken))
 }
 
 // formInt reads an integer field, nil when absent or empty; a value that is
@@ -164,7 +164,7 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -215,13 +215,12 @@ const maxOrganisationForm = 4 << 20
 // a refusal changes nothing, the other fields included, and shows the
 // form again as it was filled in.
 func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxOrganisationForm)
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		if e := httpx.TooLarge(err); e != nil {
 			s.showSettings(w, r, u, httpx.Status(e), "", map[string]string{"logo": "must be at most " + errs.Size(settings.MaxLogoBytes)})
 			return
 		}
-		unreadable(w, err)
+		s.unreadable(w, err, u)
 		return
 	}
 	f := r.PostForm
@@ -246,29 +245,6 @@ func (s *Server) saveOrganisation(w http.ResponseWriter, r *http.Request, u *aut
 		}
 	}
 	s.updateSettings(w, r, u, p, err, "/admin/settings?done="+done)
-}
-
-// parse reads a posted form, answering 400 itself when it cannot.
-func parse(w http.ResponseWriter, r *http.Request) bool { return parseUpTo(w, r, 256<<10) }
-
-// parseUpTo reads a form of at most n bytes; false when it answered.
-func parseUpTo(w http.ResponseWriter, r *http.Request, n int64) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, n)
-	if err := r.ParseForm(); err != nil {
-		unreadable(w, err)
-		return false
-	}
-	return true
-}
-
-// unreadable answers a form that could not be read: 413, naming the
-// limit, for one over its limit (httpx.TooLarge), 400 for anything else.
-func unreadable(w http.ResponseWriter, err error) {
-	if e := httpx.TooLarge(err); e != nil {
-		http.Error(w, "The form could not be read: its "+e.Message+".", httpx.Status(e))
-		return
-	}
-	http.Error(w, "The form could not be read.", http.StatusBadRequest)
 }
 
 func (s *Server) purposesPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -365,7 +341,7 @@ func typedPurpose(p *consent.Purpose, f url.Values) *consent.Purpose {
 // saveTranslation sets the translation of the current consent text
 // version into one language, which makes a new version.
 func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	lang := r.PathValue("language")
@@ -390,7 +366,7 @@ func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth
 // savePurpose creates a purpose (no id in the path) or changes one; a
 // changed consent text becomes a new version.
 func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -442,7 +418,7 @@ func (s *Server) showSources(w http.ResponseWriter, r *http.Request, u *auth.Use
 
 // saveSource creates a source, or renames or (de)activates one.
 func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	in := consent.SourceInput{Name: formText(r.PostForm, "name"), Active: formBool(r.PostForm, "active")}
@@ -515,7 +491,7 @@ func typedField(defs []*contact.FieldDefinition, name string, f url.Values) []*c
 // "sensitive" encrypts the field for good; the page says so next to the
 // box.
 func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -587,7 +563,7 @@ func (s *Server) showPageSettings(w http.ResponseWriter, r *http.Request, u *aut
 }
 
 func (s *Server) savePageSettings(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm
@@ -662,7 +638,7 @@ func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, u *auth.User
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	var scopes []string // each scope's box is named after it

@@ -15,10 +15,10 @@ func (s *Server) routes(static http.Handler) {
 	// The front door of the whole site leads to the admin UI.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther))
 	s.mux.HandleFunc("GET /admin/setup/{token}", s.setupPage)
-	s.mux.HandleFunc("POST /admin/setup/{token}", s.setup)
+	s.post("/admin/setup/{token}", maxLoginBody, s.setup)
 	s.mux.HandleFunc("GET /admin/login", s.loginPage)
-	s.mux.HandleFunc("POST /admin/login", s.login)
-	s.mux.HandleFunc("POST /admin/logout", s.logout)
+	s.post("/admin/login", maxLoginBody, s.login)
+	s.post("/admin/logout", smallForm, s.logout)
 	s.mux.HandleFunc("GET /admin/{$}", s.need(auth.PermViewContacts, s.dashboard))
 	s.mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
@@ -52,7 +52,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	if !parseUpTo(w, r, maxLoginBody) {
+	if !s.parse(w, r, nil) {
 		return
 	}
 	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Password: r.PostForm.Get("password")}
@@ -103,7 +103,7 @@ const (
 )
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if !parseUpTo(w, r, maxLoginBody) {
+	if !s.parse(w, r, nil) {
 		return
 	}
 	email, password, next := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password"), r.PostForm.Get("next")

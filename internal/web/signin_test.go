@@ -114,7 +114,7 @@ func TestSignInLimitSaysWhenToRetry(t *testing.T) {
 		big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, big)
-		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "larger than 16 KiB") {
+		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "more than 16 KiB") {
 			t.Fatalf("a form over its limit: %d %s", rec.Code, rec.Body)
 		}
 	})

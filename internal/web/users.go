@@ -10,13 +10,13 @@ import (
 
 func (s *Server) userRoutes() {
 	s.mux.HandleFunc("GET /admin/users", s.need(auth.PermUsers, s.usersPage))
-	s.mux.HandleFunc("POST /admin/users", s.need(auth.PermUsers, s.createUser))
-	s.mux.HandleFunc("POST /admin/users/{id}/disable", s.need(auth.PermUsers, s.disableUser))
-	s.mux.HandleFunc("POST /admin/users/{id}/enable", s.need(auth.PermUsers, s.enableUser))
-	s.mux.HandleFunc("POST /admin/users/{id}/role", s.need(auth.PermUsers, s.setRole))
+	s.post("/admin/users", smallForm, s.need(auth.PermUsers, s.createUser))
+	s.post("/admin/users/{id}/disable", smallForm, s.need(auth.PermUsers, s.disableUser))
+	s.post("/admin/users/{id}/enable", smallForm, s.need(auth.PermUsers, s.enableUser))
+	s.post("/admin/users/{id}/role", smallForm, s.need(auth.PermUsers, s.setRole))
 	// Every signed-in user may change their own password.
 	s.mux.HandleFunc("GET /admin/account", s.need(auth.PermViewContacts, s.accountPage))
-	s.mux.HandleFunc("POST /admin/account", s.need(auth.PermViewContacts, s.changePassword))
+	s.post("/admin/account", smallForm, s.need(auth.PermViewContacts, s.changePassword))
 }
 
 func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
@@ -29,7 +29,7 @@ func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User
 }
 
 func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	if r.PathValue("id") == u.ID {
@@ -60,7 +60,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	next := r.PostForm.Get("password")
@@ -112,8 +112,7 @@ func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, u *auth.User,
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "The form could not be read.", http.StatusBadRequest)
+	if !s.parse(w, r, u) {
 		return
 	}
 	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Role: r.PostForm.Get("role"), Password: r.PostForm.Get("password")}

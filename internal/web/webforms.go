@@ -26,11 +26,11 @@ func (s *Server) webformRoutes() {
 	wf := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/webforms", wf(s.webformsPage))
 	s.mux.HandleFunc("GET /admin/webforms/new", wf(s.newWebformPage))
-	s.mux.HandleFunc("POST /admin/webforms", wf(s.saveWebform))
+	s.post("/admin/webforms", longForm, wf(s.saveWebform))
 	s.mux.HandleFunc("GET /admin/webforms/{id}", wf(s.webformPage))
 	s.mux.HandleFunc("GET /admin/webforms/{id}/edit", wf(s.editWebformPage))
-	s.mux.HandleFunc("POST /admin/webforms/{id}/edit", wf(s.saveWebform))
-	s.mux.HandleFunc("POST /admin/webforms/{id}/delete", wf(s.deleteWebform))
+	s.post("/admin/webforms/{id}/edit", longForm, wf(s.saveWebform))
+	s.post("/admin/webforms/{id}/delete", smallForm, wf(s.deleteWebform))
 }
 
 // webformDone are the notices shown after a webform form succeeded and
@@ -356,7 +356,7 @@ func inRowOrder[T any](rows []T, order []string, key func(T) string) []T {
 // page, and redirects to the form's page; an error shows the editor again
 // with what was posted, the error next to its input.
 func (s *Server) saveWebform(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := r.PostForm

@@ -22,16 +22,16 @@ import (
 func (s *Server) webhookRoutes() {
 	wh := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/webhooks", wh(s.webhooksPage))
-	s.mux.HandleFunc("POST /admin/webhooks", wh(s.createWebhook))
+	s.post("/admin/webhooks", textForm, wh(s.createWebhook))
 	s.mux.HandleFunc("GET /admin/webhooks/{id}", wh(s.webhookPage))
-	s.mux.HandleFunc("POST /admin/webhooks/{id}", wh(s.updateWebhook))
+	s.post("/admin/webhooks/{id}", textForm, wh(s.updateWebhook))
 	s.mux.HandleFunc("GET /admin/webhooks/{id}/created/{grant}", wh(s.webhookSecretPage))
 	s.mux.HandleFunc("GET /admin/webhooks/{id}/rotated/{grant}", wh(s.webhookSecretPage))
-	s.mux.HandleFunc("POST /admin/webhooks/{id}/rotate", wh(s.rotateWebhook))
-	s.mux.HandleFunc("POST /admin/webhooks/{id}/delete", wh(s.deleteWebhook))
-	s.mux.HandleFunc("POST /admin/webhooks/{id}/replay", wh(s.replayWebhookSince))
+	s.post("/admin/webhooks/{id}/rotate", smallForm, wh(s.rotateWebhook))
+	s.post("/admin/webhooks/{id}/delete", smallForm, wh(s.deleteWebhook))
+	s.post("/admin/webhooks/{id}/replay", smallForm, wh(s.replayWebhookSince))
 	s.mux.HandleFunc("GET /admin/webhooks/{id}/deliveries/{delivery}", wh(s.webhookDeliveryPage))
-	s.mux.HandleFunc("POST /admin/webhooks/{id}/deliveries/{delivery}/replay", wh(s.replayWebhookDelivery))
+	s.post("/admin/webhooks/{id}/deliveries/{delivery}/replay", smallForm, wh(s.replayWebhookDelivery))
 }
 
 // webhookDone are the notices shown after a webhook form succeeded and
@@ -140,7 +140,7 @@ func (s *Server) showSecretOnce(w http.ResponseWriter, r *http.Request, u *auth.
 // secret once; a refusal shows the form again with what was typed, and
 // saves nothing.
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	f := readWebhookForm(r.PostForm)
@@ -257,7 +257,7 @@ func (s *Server) webhookSecretPage(w http.ResponseWriter, r *http.Request, u *au
 // updateWebhook saves the edit form; a refusal shows the page again with
 // what was typed, and saves nothing.
 func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	id := r.PathValue("id")
@@ -293,7 +293,7 @@ func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 // confirmation is ticked; without it the page says so and nothing is
 // deleted.
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	if !checkboxOn(r.PostForm, "confirm") {
@@ -311,7 +311,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 // replayWebhookSince queues again the endpoint's deliveries of events
 // since a time; a time that cannot be read is shown next to its input.
 func (s *Server) replayWebhookSince(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	id := r.PathValue("id")

@@ -25,12 +25,12 @@ func (s *Server) workflowRoutes() {
 	wf := func(h handler) http.HandlerFunc { return s.need(auth.PermSettings, h) }
 	s.mux.HandleFunc("GET /admin/workflows", wf(s.workflowsPage))
 	s.mux.HandleFunc("GET /admin/workflows/new", wf(s.newWorkflowPage))
-	s.mux.HandleFunc("POST /admin/workflows", wf(s.saveWorkflow))
+	s.post("/admin/workflows", longForm, wf(s.saveWorkflow))
 	s.mux.HandleFunc("GET /admin/workflows/runs", wf(s.workflowRunsPage))
 	s.mux.HandleFunc("GET /admin/workflows/{id}", wf(s.workflowPage))
-	s.mux.HandleFunc("POST /admin/workflows/{id}", wf(s.saveWorkflow))
-	s.mux.HandleFunc("POST /admin/workflows/{id}/enabled", wf(s.enableWorkflow))
-	s.mux.HandleFunc("POST /admin/workflows/{id}/delete", wf(s.deleteWorkflow))
+	s.post("/admin/workflows/{id}", longForm, wf(s.saveWorkflow))
+	s.post("/admin/workflows/{id}/enabled", smallForm, wf(s.enableWorkflow))
+	s.post("/admin/workflows/{id}/delete", smallForm, wf(s.deleteWorkflow))
 	s.mux.HandleFunc("GET /admin/workflows/{id}/runs", wf(s.workflowRunsPage))
 }
 
@@ -398,7 +398,7 @@ func (s *Server) showWorkflowEditor(w http.ResponseWriter, r *http.Request, u *a
 // redirects to the rule's page; an error shows the editor again with what
 // was typed, the error next to its input, and saves nothing.
 func (s *Server) saveWorkflow(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	ctx := r.Context()
@@ -439,7 +439,7 @@ func (s *Server) saveWorkflow(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 func (s *Server) enableWorkflow(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if !parse(w, r) {
+	if !s.parse(w, r, u) {
 		return
 	}
 	on := r.PostForm.Get("enabled") == "on"
