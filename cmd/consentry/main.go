@@ -438,6 +438,9 @@ func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []stri
 			if _, err := a.Signing.Rewrap(ctx); err != nil {
 				return err
 			}
+			if _, err := a.Imports.Rewrap(ctx); err != nil {
+				return err
+			}
 			fmt.Fprintf(stdout, "moved %d data keys under the new keyset key. Give every instance the new keyset file, "+
 				"then run consentry keys retire to destroy the old keys\n", n)
 			return nil
@@ -452,6 +455,9 @@ func keys(ctx context.Context, cfg *config.Config, log *slog.Logger, args []stri
 			if a.Contacts.Vault != nil {
 				if n, err := a.Signing.Unwrapped(ctx, a.Contacts.Vault.PrimaryKeyID()); err != nil || n > 0 {
 					return fmt.Errorf("%d signing keys are still under an older keyset key (%v); run keys rotate again first", n, err)
+				}
+				if n, err := a.Imports.Unwrapped(ctx, a.Contacts.Vault.PrimaryKeyID()); err != nil || n > 0 {
+					return fmt.Errorf("the keys of %d uploaded files are still under an older keyset key (%v); run keys rotate again first", n, err)
 				}
 			}
 			if err := a.Contacts.RetireKeys(ctx); err != nil {

@@ -346,7 +346,7 @@ func (s *Server) updateContact(r *http.Request, _ consent.Actor) (int, any, erro
 }
 
 func (s *Server) deleteContact(r *http.Request, caller consent.Actor) (int, any, error) {
-	return 204, nil, s.Contacts.Delete(r.Context(), r.PathValue("id"), caller)
+	return 204, nil, s.Erasure.Delete(r.Context(), r.PathValue("id"), caller)
 }
 
 // ConsentsResponse is a contact's consents: the current state per purpose

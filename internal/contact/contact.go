@@ -500,9 +500,14 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Contact, er
 }
 
 // Delete removes the contact with its consent records and opt-in history,
-// as DeleteTx does, in one transaction.
+// as DeleteTx does, in one transaction. The front ends delete through
+// erasure.Service.Delete, which also removes what imports keep of the
+// address.
 func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) error {
-	return s.DB.Write(ctx, func(tx *store.Tx) error { return DeleteTx(tx, id, actor, s.now()) })
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		_, err := DeleteTx(tx, id, actor, s.now())
+		return err
+	})
 }
 
 // DeleteTx removes the contact with its consent records and opt-in
@@ -511,10 +516,12 @@ func (s *Service) Delete(ctx context.Context, id string, actor consent.Actor) er
 // contact.deleted event. Like an erasure, it
 // leaves a suppression entry for the address (so that it cannot come back
 // silently), erases the address from the requests that hold it
-// (requests.ForgetAddressesTx), and writes a line in the erasure log. It returns a not-found error
-// when there is no such contact, and a refusal naming the hold while a
-// legal hold is active.
-func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) error {
+// (requests.ForgetAddressesTx), and writes a line in the erasure log. It
+// returns the address the contact had ("" for a contact erased before),
+// for what else must forget it (erasure.DeleteTx); a not-found error when
+// there is no such contact, and a refusal naming the hold while a legal
+// hold is active.
+func DeleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time) (string, error) {
 	return deleteTx(tx, id, actor, now, "")
 }
 
@@ -530,63 +537,67 @@ const RemovedByUndo = "import_undone"
 // id), so that a receiver tells the removal from a deletion asked for as
 // such.
 func RemoveImportedTx(tx *store.Tx, id, importID string, actor consent.Actor, now time.Time) error {
-	return deleteTx(tx, id, actor, now, importID)
+	_, err := deleteTx(tx, id, actor, now, importID)
+	return err
 }
 
-// deleteTx deletes the contact; undoneImport is the import whose undo
-// removes it, "" for a deletion asked for as such, which leaves a
-// suppression entry.
-func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, undoneImport string) error {
+// deleteTx deletes the contact and returns the address it had; undoneImport
+// is the import whose undo removes it, "" for a deletion asked for as
+// such, which leaves a suppression entry.
+func deleteTx(tx *store.Tx, id string, actor consent.Actor, now time.Time, undoneImport string) (string, error) {
 	suppress, rule := undoneImport == "", ""
 	if !suppress {
 		rule = RemovedByUndo
 	}
 	k, err := contactstate.Load(tx, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	active, err := holds.ActiveTx(tx, id, now)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if len(active) > 0 {
-		return holds.ErrHeld(active[0])
+		return "", holds.ErrHeld(active[0])
 	}
 	var email string
 	if err := tx.Row(`SELECT email FROM contacts WHERE id = $1`, id).Scan(&email); err != nil {
-		return fmt.Errorf("contact: read: %w", err)
+		return "", fmt.Errorf("contact: read: %w", err)
 	}
-	if !k.Erased && suppress {
+	if k.Erased {
+		email = ""
+	}
+	if email != "" && suppress {
 		if err := suppression.AddTx(tx, email, suppression.Deleted, now); err != nil {
-			return err
+			return "", err
 		}
 		if err := requests.ForgetAddressesTx(tx, []string{id}, []string{email}, now); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err := suppression.LogTx(tx, &suppression.Entry{ContactID: id, At: now, Action: suppression.Deleted, Rule: rule, ImportID: undoneImport,
 		Actor: actor}); err != nil {
-		return err
+		return "", err
 	}
 	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindContactDeleted, ContactRef: k.Ref,
 		ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
-		return err
+		return "", err
 	}
 	if err := events.Emit(tx, events.ContactDeleted, id, events.ContactDeletedData{ContactID: id, ActorKind: actor.Kind, Reason: rule,
 		ImportID: undoneImport}, now); err != nil {
-		return err
+		return "", err
 	}
 	if err := campaign.ForgetContactsTx(tx, []string{id}); err != nil {
-		return err
+		return "", err
 	}
 	if err := mail.ForgetContact(tx, id); err != nil {
-		return err
+		return "", err
 	}
 	tx.Fence(id) // no campaign message goes to a deleted contact
 	if _, err := tx.Exec(`DELETE FROM contacts WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("contact: delete: %w", err)
+		return "", fmt.Errorf("contact: delete: %w", err)
 	}
-	return nil
+	return email, nil
 }
 
 // checkSuppressed refuses, inside tx, a new contact whose address was

@@ -48,7 +48,7 @@ func (s *Service) dataKey(tx *store.Tx, contactID string, now time.Time) ([]byte
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("contact: read data key: %w", err)
 	}
-	if err := s.checkPrimary(tx); err != nil {
+	if err := s.CheckPrimaryTx(tx); err != nil {
 		return nil, err
 	}
 	key, wrapped, keyID, err := s.Vault.NewDataKey(contactID)
@@ -62,11 +62,13 @@ func (s *Service) dataKey(tx *store.Tx, contactID string, now time.Time) ([]byte
 	return key, nil
 }
 
-// checkPrimary makes sure, inside tx, that new data keys are wrapped with
-// the keyset key the database says is current: after a rotation on another
-// machine, this instance's keyset file may be old, and a data key wrapped
-// with a key about to be retired would be lost with it.
-func (s *Service) checkPrimary(tx *store.Tx) error {
+// CheckPrimaryTx makes sure, inside tx, that new data keys are wrapped
+// with the keyset key the database says is current: after a rotation on
+// another machine, this instance's keyset file may be old, and a data key
+// wrapped with a key about to be retired would be lost with it. Every
+// maker of data keys (an import's file key too) calls it in the
+// transaction that stores the key.
+func (s *Service) CheckPrimaryTx(tx *store.Tx) error {
 	var want int64
 	err := tx.QueryRow(`SELECT primary_key_id FROM vault_state WHERE id = 1`).Scan(&want)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -27,6 +27,7 @@ import (
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/holds"
+	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/optin"
@@ -75,7 +76,9 @@ type Outcome struct {
 // and bodies, tokens, preference changes, held webform posts, open double
 // opt-in invitations, the address on the contact's requests and on the
 // requests received from it that are about no contact
-// (requests.ForgetAddressesTx), the suppression entry of the address, the
+// (requests.ForgetAddressesTx), what imports keep of the address (the
+// cells of reported rows, and uploaded files not being imported:
+// imports.ForgetAddressesTx), the suppression entry of the address, the
 // erasure log, the erased mark, and the contact's open erasure requests
 // moved to done.
 //
@@ -198,7 +201,10 @@ func eraseTx(tx *store.Tx, ids []string, states map[string]contactstate.State, w
 	for _, id := range ids {
 		addresses = append(addresses, emails[id])
 	}
-	return requests.ForgetAddressesTx(tx, ids, addresses, now)
+	if err := requests.ForgetAddressesTx(tx, ids, addresses, now); err != nil {
+		return err
+	}
+	return imports.ForgetAddressesTx(tx, addresses, now)
 }
 
 // forgetTx erases what other packages hold about the contacts in ids that
@@ -320,6 +326,23 @@ func (s *Service) Erase(ctx context.Context, contactID string, why Why) (*Outcom
 	}
 	s.checkpoint(ctx)
 	return out, nil
+}
+
+// DeleteTx deletes the contact inside tx as contact.DeleteTx does, and
+// removes what imports keep of its address, as an erasure does
+// (imports.ForgetAddressesTx). Its errors are contact.DeleteTx's.
+func DeleteTx(tx *store.Tx, contactID string, actor consent.Actor, now time.Time) error {
+	address, err := contact.DeleteTx(tx, contactID, actor, now)
+	if err != nil || address == "" {
+		return err
+	}
+	return imports.ForgetAddressesTx(tx, []string{address}, now)
+}
+
+// Delete deletes the contact as DeleteTx does, in one transaction, for
+// the API and the admin pages.
+func (s *Service) Delete(ctx context.Context, contactID string, actor consent.Actor) error {
+	return s.DB.Write(ctx, func(tx *store.Tx) error { return DeleteTx(tx, contactID, actor, s.now()) })
 }
 
 // checkpoint empties SQLite's write-ahead log after an erasure, so that the

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/consent"
-	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -31,7 +30,7 @@ func ForRetentionMany(tx *store.Tx, ids []string, action, rule string, now time.
 		return err
 	case consent.RetentionAnonymise:
 		for _, id := range ids {
-			if err := contact.DeleteTx(tx, id, system, now); err != nil && !errs.Is(err, errs.KindNotFound) {
+			if err := DeleteTx(tx, id, system, now); err != nil && !errs.Is(err, errs.KindNotFound) {
 				return err
 			}
 		}

@@ -325,11 +325,15 @@ func (s *Service) Check(ctx context.Context, id string, d Definition) error {
 	return err
 }
 
-// resolve reads the import and checks d against its file's header.
+// resolve reads the import and checks d against its file's header. A
+// discarded import is refused: its file is gone.
 func (s *Service) resolve(ctx context.Context, id string, d Definition) (*Import, *resolved, error) {
 	imp, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if imp.Status == StatusDiscarded {
+		return nil, nil, errs.Conflict("import_discarded", "status", "%s", discardedWhy)
 	}
 	r, err := s.check(ctx, d, imp.Header)
 	return imp, r, err

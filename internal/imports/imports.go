@@ -80,7 +80,7 @@ type Import struct {
 	// Definition is what the import runs, or ran, with; nil before.
 	Definition *Definition `json:"definition,omitempty"`
 	DryRun     bool        `json:"dry_run" doc:"the last run wrote nothing; its counts say what an import would do"`
-	Status     string      `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undoing,undone"`
+	Status     string      `json:"status" enum:"uploaded,queued,running,done,failed,cancelled,undoing,undone,discarded" doc:"discarded: its file held the address of a contact whose personal data was erased, and was removed"`
 	// CancelRequested says a cancel was asked for: a queued or running
 	// import stops at the end of the chunk it is writing.
 	CancelRequested bool             `json:"cancel_requested,omitempty" doc:"a cancel was asked for; the import stops at the end of the chunk it is writing, and is then cancelled"`
@@ -153,14 +153,21 @@ func (s *Service) Upload(ctx context.Context, name string, r io.Reader, actor co
 	now := s.now()
 	imp := &Import{ID: uuid.Must(uuid.NewV7()).String(), FileName: name, Status: StatusUploaded, Actor: actor, CreatedAt: now,
 		SkippedBy: map[string]int64{}}
+	var key []byte
 	if err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`INSERT INTO imports (id, file_name, format, header, file_size, status, actor_kind, actor_id, created_at)
-			VALUES ($1, $2, '', '[]', 0, 'uploading', $3, $4, $5)`, imp.ID, imp.FileName, actor.Kind, actor.ID, store.Micros(now))
+		k, wrapped, keyID, err := s.newFileKeyTx(tx, imp.ID)
+		if err != nil {
+			return err
+		}
+		key = k
+		_, err = tx.Exec(`INSERT INTO imports (id, file_name, format, header, file_size, status, actor_kind, actor_id, created_at, file_key, file_key_id)
+			VALUES ($1, $2, '', '[]', 0, $3, $4, $5, $6, $7, $8)`, imp.ID, imp.FileName, statusUploading, actor.Kind, actor.ID, store.Micros(now),
+			wrapped, keyID)
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("imports: create: %w", err)
 	}
-	err := s.receive(ctx, imp, r)
+	err := s.receive(ctx, imp, key, r)
 	if err != nil {
 		s.Discard(ctx, imp.ID) // nothing half-kept
 		return nil, err
@@ -171,28 +178,32 @@ func (s *Service) Upload(ctx context.Context, name string, r io.Reader, actor co
 // Discard removes an upload that was never started, with its file, for a
 // request refused after its file was kept (a multipart upload whose
 // definition is refused, say): a refused request keeps nothing. An import
-// that has started, or is gone, is left alone. A failure is logged, and
+// that has started, or is gone, is left alone; one an erasure discarded
+// while it arrived (StatusDiscarded) goes too. A failure is logged, and
 // the upload then goes with the uploads never started (Prune).
 func (s *Service) Discard(ctx context.Context, id string) {
 	if err := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-		_, err := tx.Exec(`DELETE FROM imports WHERE id = $1 AND status IN ('uploading', $2) AND NOT dry_run AND position = 0`, id, StatusUploaded)
+		_, err := tx.Exec(`DELETE FROM imports WHERE id = $1 AND status IN ($2, $3, $4) AND NOT dry_run AND position = 0`,
+			id, statusUploading, StatusUploaded, StatusDiscarded)
 		return err
 	}); err != nil {
 		s.Log.Error("imports: remove a refused upload", "import", id, "err", err)
 	}
 }
 
-// receive stores r in chunks while a reader counts its rows, then writes
+// receive stores r in chunks, sealed with key (none: as they come),
+// while a reader counts its rows and notes its addresses, then writes
 // what the reading found.
-func (s *Service) receive(ctx context.Context, imp *Import, r io.Reader) error {
+func (s *Service) receive(ctx context.Context, imp *Import, key []byte, r io.Reader) error {
 	pr, pw := io.Pipe()
 	type counted struct {
 		info fileInfo
 		err  error
 	}
 	done := make(chan counted, 1)
+	var found addressSet
 	go func() {
-		info, err := readInfo(pr)
+		info, err := readInfo(pr, found.add)
 		pr.CloseWithError(err) // the writer stops at once if reading failed
 		io.Copy(io.Discard, pr)
 		done <- counted{info, err}
@@ -211,11 +222,13 @@ func (s *Service) receive(ctx context.Context, imp *Import, r io.Reader) error {
 			if _, err := pw.Write(buf[:k]); err != nil {
 				break // the reader has refused the file: its error says why
 			}
-			data, i := append([]byte(nil), buf[:k]...), n
-			werr = s.DB.Write(ctx, func(tx *store.Tx) error {
-				_, err := tx.Exec(`INSERT INTO import_file_chunks (import_id, n, data) VALUES ($1, $2, $3)`, imp.ID, i, data)
-				return err
-			})
+			stored, err := sealChunk(key, imp.ID, n, buf[:k])
+			if err != nil {
+				werr = fmt.Errorf("imports: encrypt upload: %w", err)
+				break
+			}
+			stored, i, addresses := append([]byte(nil), stored...), n, found.take()
+			werr = s.DB.Write(ctx, func(tx *store.Tx) error { return s.keepTx(tx, imp, i, stored, addresses) })
 			n++
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
@@ -238,7 +251,11 @@ func (s *Service) receive(ctx context.Context, imp *Import, r io.Reader) error {
 	imp.Format, imp.Encoding, imp.Delimiter, imp.Header, imp.TotalRows, imp.FileSize = c.info.format, c.info.encoding, c.info.delimiter,
 		c.info.header, c.info.rows, size
 	header, _ := json.Marshal(imp.Header)
+	addresses := found.take()
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		if err := s.keepTx(tx, imp, 0, nil, addresses); err != nil {
+			return err
+		}
 		_, err := tx.Exec(`UPDATE imports SET format = $2, encoding = $3, delimiter = $4, header = $5, file_size = $6, total_rows = $7,
 			status = $8 WHERE id = $1`, imp.ID, imp.Format, imp.Encoding, imp.Delimiter, string(header), size, imp.TotalRows, StatusUploaded)
 		return err
@@ -253,12 +270,12 @@ type fileInfo struct {
 }
 
 // readInfo reads a whole file, counting its data rows (ragged ones too:
-// they fail one by one when the import runs). A file that cannot be read
-// to its end is refused, with the row where reading stopped; so is one
-// with a header and no rows. The encoding is the one the whole file was
-// read in: a file whose first 64 KiB are plain ASCII is told by a later
-// row.
-func readInfo(r io.Reader) (fileInfo, error) {
+// they fail one by one when the import runs), and gives note the
+// addresses in its rows (addressesIn). A file that cannot be read to its
+// end is refused, with the row where reading stopped; so is one with a
+// header and no rows. The encoding is the one the whole file was read
+// in: a file whose first 64 KiB are plain ASCII is told by a later row.
+func readInfo(r io.Reader, note func(address string)) (fileInfo, error) {
 	tr, err := tabular.Open(r, tabular.Options{})
 	if err != nil {
 		return fileInfo{}, fileError(err)
@@ -269,10 +286,11 @@ func readInfo(r io.Reader) (fileInfo, error) {
 		info.delimiter = string(d)
 	}
 	for {
-		_, err := tr.Next()
+		row, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
+		addressesIn(row.Cells, note) // a ragged row's cells come with its error
 		var re *tabular.RowError
 		if errors.As(err, &re) && !re.Fatal {
 			info.rows++
@@ -303,11 +321,13 @@ func fileError(err error) error {
 }
 
 // chunkReader reads an import's file back from its chunks, one query per
-// chunk, so that a run never holds the whole file.
+// chunk, so that a run never holds the whole file, and opens each with
+// the file's key (nil: kept as it came).
 type chunkReader struct {
 	ctx  context.Context
 	q    store.Querier
 	id   string
+	key  []byte
 	next int
 	buf  []byte
 	done bool
@@ -326,6 +346,9 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("imports: read file: %w", err)
 		}
+		if c.buf, err = openChunk(c.key, c.id, c.next, c.buf); err != nil {
+			return 0, err
+		}
 		c.next++
 	}
 	n := copy(p, c.buf)
@@ -335,7 +358,11 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 
 // open reads the import's file from the start.
 func (s *Service) open(ctx context.Context, id string) (*tabular.Reader, error) {
-	tr, err := tabular.Open(&chunkReader{ctx: ctx, q: s.DB.Read, id: id}, tabular.Options{})
+	key, err := s.fileKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := tabular.Open(&chunkReader{ctx: ctx, q: s.DB.Read, id: id, key: key}, tabular.Options{})
 	if err != nil {
 		return nil, fileError(err)
 	}

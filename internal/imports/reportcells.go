@@ -14,7 +14,10 @@ import (
 //     everywhere a value is shown without being revealed (R11);
 //   - a row skipped because its address was erased, or because the
 //     contact asked to stop processing, keeps no cells at all: the import
-//     must not keep what the person had removed or frozen;
+//     must not keep what the person had removed or frozen; nor does a
+//     row that failed with an erased address (writer.markErased), and an
+//     erasure removes the cells of the rows reported before it
+//     (ForgetAddressesTx);
 //   - a cell is cut at maxReportCell bytes, and a row's cells at
 //     maxReportRow bytes in all, so that a file built to blow up (one huge
 //     shared string in a workbook, say) cannot blow up the report.
@@ -33,7 +36,7 @@ func (r *resolved) reportCells(row *readRow, code string) []string {
 	case contact.SkipErasedAddress, contact.SkipLocked:
 		return nil
 	}
-	if row.cells == nil {
+	if row.cells == nil || row.erased {
 		return nil
 	}
 	out := append([]string(nil), row.cells...)

@@ -2,6 +2,7 @@ package imports
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,18 +167,25 @@ func (s *Service) end(ctx context.Context, id, status, why string) error {
 }
 
 // dropFileUnlessDryRunTx lets go of the file of an import that will not
-// be read again. A dry run, however it ended, keeps it and goes back to
-// uploaded, for the import (or another dry run) that follows; one that
-// failed or was cancelled says so in its error.
+// be read again (dropFileTx). A dry run, however it ended, keeps it and
+// goes back to uploaded, for the import (or another dry run) that
+// follows; one that failed or was cancelled says so in its error. One an
+// erasure discarded meanwhile stays discarded.
 func (s *Service) dropFileUnlessDryRunTx(tx *store.Tx, id string) error {
-	_, err := tx.Exec(`DELETE FROM import_file_chunks WHERE import_id = $1
-		AND NOT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND dry_run)`, id)
+	var dry bool
+	err := tx.Row(`SELECT dry_run FROM imports WHERE id = $1`, id).Scan(&dry)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // deleted meanwhile, with its file
+	}
 	if err != nil {
 		return fmt.Errorf("imports: drop file: %w", err)
 	}
+	if !dry {
+		return dropFileTx(tx, id)
+	}
 	_, err = tx.Exec(`UPDATE imports SET status = $2, cancel_requested = FALSE,
 		error = CASE WHEN status = $3 THEN 'the dry run was cancelled' ELSE error END
-		WHERE id = $1 AND dry_run AND status IN ($4, $3, $5)`, id, StatusUploaded, StatusCancelled, StatusDone, StatusFailed)
+		WHERE id = $1 AND status IN ($4, $3, $5)`, id, StatusUploaded, StatusCancelled, StatusDone, StatusFailed)
 	return err
 }
 
@@ -249,6 +257,9 @@ type readRow struct {
 	cells  []string
 	plan   *rowPlan
 	fail   *rowError
+	// erased says the row's address was erased: the report keeps none
+	// of its cells (markErased).
+	erased bool
 }
 
 // read takes up to n rows, planned. A chunk ends before a row whose
@@ -301,25 +312,34 @@ type tally struct {
 	touched                                      [][]any // import_contacts
 	// keep is what the report keeps of a row's cells (resolved.reportCells).
 	keep func(row *readRow, code string) []string
+	// email is the address column, whose address the report notes
+	// (import_rows.address_hash) so that an erasure finds the row.
+	email int
 }
 
 func (t *tally) skip(row *readRow, importID, code, reason string) {
 	t.skipped++
 	t.skippedBy[code]++
-	t.report = append(t.report, reportRow(importID, row, t.keep(row, code), OutcomeSkipped, code, "", reason))
+	t.report = append(t.report, t.reportRow(importID, row, t.keep(row, code), OutcomeSkipped, code, "", reason))
 }
 
 func (t *tally) fail(row *readRow, importID string, e *rowError) {
 	t.failed++
-	t.report = append(t.report, reportRow(importID, row, t.keep(row, "invalid"), OutcomeFailed, "invalid", e.field, e.reason))
+	t.report = append(t.report, t.reportRow(importID, row, t.keep(row, "invalid"), OutcomeFailed, "invalid", e.field, e.reason))
 }
 
-func reportRow(importID string, row *readRow, kept []string, outcome, code, field, reason string) []any {
+func (t *tally) reportRow(importID string, row *readRow, kept []string, outcome, code, field, reason string) []any {
 	cells, _ := json.Marshal(kept)
 	if kept == nil {
 		cells = []byte("[]")
 	}
-	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells)}
+	var hash int64
+	if t.email < len(kept) {
+		if a := cellAddress(kept[t.email]); a != "" {
+			hash = addressHash(a)
+		}
+	}
+	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells), hash}
 }
 
 // write writes a chunk in one transaction with the import's new position
@@ -366,7 +386,7 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 		// function ends.
 		events.SetImport(tx, w.imp.ID)
 		defer events.SetImport(tx, "")
-		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells}, false
+		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells, email: w.r.email}, false
 		var pos int64
 		var status string
 		var cancel bool
@@ -387,8 +407,8 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 		if err := w.rows(tx, &t, rows, w.s.now()); err != nil {
 			return err
 		}
-		if err := tx.InsertRows(store.Prefix("imports: report rows"), `INSERT INTO import_rows (import_id, row_number, outcome, code, field, reason, cells)`,
-			[]string{"text", "bigint", "text", "text", "text", "text", "text"}, t.report); err != nil {
+		if err := tx.InsertRows(store.Prefix("imports: report rows"), `INSERT INTO import_rows (import_id, row_number, outcome, code, field, reason, cells, address_hash)`,
+			[]string{"text", "bigint", "text", "text", "text", "text", "text", "bigint"}, t.report); err != nil {
 			return err
 		}
 		// A contact the import created and a later row changed stays
@@ -450,6 +470,9 @@ func (w *writer) moveTx(tx *store.Tx, pos int64, t *tally) error {
 // what it changes. A chunk never holds an address twice (read), so the two
 // kinds never meet.
 func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) error {
+	if err := w.markErased(tx, rows); err != nil {
+		return err
+	}
 	var ins []*contact.Incoming
 	var planned []*readRow
 	for _, row := range rows {
@@ -495,6 +518,34 @@ func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) er
 	for _, row := range known {
 		if err := w.row(tx, t, row, look, now); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// markErased marks, inside tx, the failed rows whose address was erased:
+// the report keeps none of their cells, as it keeps none of the rows
+// skipped for it. An import under way when the address is erased meets
+// it here, after the erasure removed the cells reported before it.
+func (w *writer) markErased(tx *store.Tx, rows []*readRow) error {
+	var addresses []string
+	for _, row := range rows {
+		if row.fail != nil && w.r.email < len(row.cells) {
+			if a := cellAddress(row.cells[w.r.email]); a != "" {
+				addresses = append(addresses, a)
+			}
+		}
+	}
+	if len(addresses) == 0 {
+		return nil
+	}
+	erased, err := suppression.CheckManyTx(tx, addresses)
+	if err != nil || len(erased) == 0 {
+		return err
+	}
+	for _, row := range rows {
+		if row.fail != nil && w.r.email < len(row.cells) {
+			_, row.erased = erased[cellAddress(row.cells[w.r.email])]
 		}
 	}
 	return nil

@@ -290,8 +290,9 @@ func (r *Reader) Delimiter() rune {
 }
 
 // Next returns the next row with text. At the end it returns io.EOF; for a
-// row that cannot be read, a *RowError (see RowError.Fatal). After Close
-// it returns an error.
+// row that cannot be read, a *RowError (see RowError.Fatal), with the
+// row's cells when it has more or fewer than the header. After Close it
+// returns an error.
 func (r *Reader) Next() (Row, error) {
 	if r.err != nil {
 		return Row{}, r.err
@@ -311,13 +312,15 @@ func (r *Reader) Next() (Row, error) {
 	for n > w && cells[n-1] == "" {
 		n--
 	}
+	// A row of the wrong width comes with its cells as read, for what
+	// looks at every cell of a file (an upload's addresses).
 	if n > w {
-		return Row{}, &RowError{Row: num, Reason: fmt.Sprintf(
+		return Row{Number: num, Cells: cells[:n]}, &RowError{Row: num, Reason: fmt.Sprintf(
 			"it has %d cells but the header names %d columns; column %s has a value but no name in the header",
 			n, w, columnName(n-1))}
 	}
 	if n < w && !r.padShorts {
-		return Row{}, &RowError{Row: num, Reason: fmt.Sprintf(
+		return Row{Number: num, Cells: cells[:n]}, &RowError{Row: num, Reason: fmt.Sprintf(
 			"it has %d cells but the header names %d columns", n, w)}
 	}
 	copy(r.cells, cells[:n])

@@ -229,7 +229,10 @@ func (v *Vault) PrimaryKeyID() uint32 {
 }
 
 // NewDataKey returns a fresh data key, and the same key wrapped for the
-// contact, with the id of the keyset key that wrapped it.
+// contact, with the id of the keyset key that wrapped it. The contact's
+// id is the associated data of the wrapping: another owner of a data key
+// (an import's file: package imports) passes an id of its own that no
+// contact has.
 func (v *Vault) NewDataKey(contactID string) (key []byte, wrapped string, keyID uint32, err error) {
 	key = make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -304,11 +307,7 @@ func valueAD(contactID, field string) []byte { return []byte("value|" + contactI
 
 // Seal encrypts a value of the field for the contact with their data key.
 func Seal(key []byte, contactID, field, value string) (string, error) {
-	g, err := subtle.NewAESGCM(key)
-	if err != nil {
-		return "", err
-	}
-	ct, err := g.Encrypt([]byte(value), valueAD(contactID, field))
+	ct, err := SealBytes(key, []byte(value), valueAD(contactID, field))
 	if err != nil {
 		return "", err
 	}
@@ -322,15 +321,34 @@ func Unseal(key []byte, contactID, field, sealed string) (string, error) {
 	if err != nil {
 		return "", ErrDecrypt
 	}
+	pt, err := OpenBytes(key, ct, valueAD(contactID, field))
+	return string(pt), err
+}
+
+// SealBytes encrypts b with a data key (AES-256-GCM), bound to ad: the
+// ciphertext opens only with the same associated data, so a copy moved
+// elsewhere does not. For bytes that are no field's value, such as the
+// chunks of an uploaded file.
+func SealBytes(key, b, ad []byte) ([]byte, error) {
 	g, err := subtle.NewAESGCM(key)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	pt, err := g.Decrypt(ct, valueAD(contactID, field))
+	return g.Encrypt(b, ad)
+}
+
+// OpenBytes decrypts what SealBytes made with key and ad, or returns
+// ErrDecrypt.
+func OpenBytes(key, ct, ad []byte) ([]byte, error) {
+	g, err := subtle.NewAESGCM(key)
 	if err != nil {
-		return "", ErrDecrypt
+		return nil, err
 	}
-	return string(pt), nil
+	pt, err := g.Decrypt(ct, ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
 }
 
 // BlindIndex is the keyed index of a field's value for exact-match look-up.

@@ -716,7 +716,7 @@ func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.afterAction(w, r, u, errs.Invalid("confirm", "tick the box to confirm the deletion"), "")
 		return
 	}
-	if err := s.Contacts.Delete(r.Context(), r.PathValue("id"), actor(u)); err != nil {
+	if err := s.Erasure.Delete(r.Context(), r.PathValue("id"), actor(u)); err != nil {
 		s.afterAction(w, r, u, err, "")
 		return
 	}

@@ -59,7 +59,7 @@ var importDone = map[string]string{"started": "Import started.", "dry_run": "Dry
 // importStatusLabels name the statuses of an import for the operator.
 var importStatusLabels = map[string]string{imports.StatusUploaded: "uploaded, not started", imports.StatusQueued: "queued",
 	imports.StatusRunning: "running", imports.StatusDone: "done", imports.StatusFailed: "failed", imports.StatusCancelled: "cancelled",
-	imports.StatusUndone: "undone", imports.StatusUndoing: "undoing"}
+	imports.StatusUndone: "undone", imports.StatusUndoing: "undoing", imports.StatusDiscarded: "discarded: its file held an erased contact's address"}
 
 func init() {
 	funcs["importStatus"] = func(imp *imports.Import) string {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -140,4 +141,42 @@ func Concurrently(n int64, workers int, fn func(i int64) error) (time.Duration, 
 		return elapsed, *p
 	}
 	return elapsed, nil
+}
+
+// Dump returns what a copy of db would hold, as bytes, for a test that a
+// value is stored nowhere in the clear: on SQLite the database file and
+// its write-ahead log after a checkpoint, on PostgreSQL pg_dump's output
+// of the test's schema (live rows only, so VACUUM is not needed). The
+// test is skipped when pg_dump is not installed.
+func Dump(t testing.TB, db *store.DB) []byte {
+	t.Helper()
+	if db.Dialect == store.Postgres {
+		if _, err := exec.LookPath("pg_dump"); err != nil {
+			t.Skip("pg_dump is not installed (it comes with the PostgreSQL client): cannot read the database as a dump")
+		}
+		out, err := exec.Command("pg_dump", "--no-owner", "--schema="+db.Schema(), PostgresURL()).Output()
+		if err != nil {
+			t.Fatalf("pg_dump: %v", err)
+		}
+		return out
+	}
+	if err := db.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var path string
+	if err := db.Read.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	if len(all) == 0 {
+		t.Fatal("no database bytes read")
+	}
+	return all
 }
