@@ -483,7 +483,7 @@ func TestErasedAddressComesBackWithNewConsentsOnly(t *testing.T) {
 				{Purpose: "E-marketing", Column: "marketing", LegalBasis: consent.BasisConsent, CollectedAtColumn: "marketing_date", TextVersion: 1},
 				{Purpose: "Share with partners", Column: "partners", LegalBasis: consent.BasisConsent, CollectedAtColumn: "partners_date",
 					Notice: "Paper form"},
-				{Purpose: "Sales and service", Column: "service", LegalBasis: consent.BasisConsent, CollectedAtColumn: "service_date",
+				{Purpose: "Sales and service", Column: "service", LegalBasis: consent.BasisContract, CollectedAtColumn: "service_date",
 					Notice: "Paper form"},
 			}}
 		imp := w.upload("fair.csv", csvFile(',',
