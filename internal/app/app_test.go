@@ -244,15 +244,17 @@ func TestDoubleOptInOverSMTP(t *testing.T) {
 		}
 
 		// The link works once; a used, an unknown and a malformed link all
-		// get the same neutral page.
+		// get the same page, 410 Gone.
 		if to := e.visitor().redirectOf(link, url.Values{}); to != e.srv.URL+"/p/link-invalid" {
 			t.Fatalf("a used link redirects to %s", to)
 		}
-		_, used := e.page("POST", link, "en")
-		_, unknown := e.page("GET", e.srv.URL+"/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en")
-		_, malformed := e.page("GET", e.srv.URL+"/confirm/x", "en")
-		if !strings.Contains(used, "This link cannot be used") || used != unknown || unknown != malformed {
-			t.Fatalf("neutral pages differ:\n%s\n%s\n%s", used, unknown, malformed)
+		usedCode, used := e.page("POST", link, "en")
+		unknownCode, unknown := e.page("GET", e.srv.URL+"/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en")
+		malformedCode, malformed := e.page("GET", e.srv.URL+"/confirm/x", "en")
+		if !strings.Contains(used, "This link cannot be used") || used != unknown || unknown != malformed ||
+			usedCode != http.StatusGone || unknownCode != http.StatusGone || malformedCode != http.StatusGone {
+			t.Fatalf("the pages of links that cannot be used differ, or are not 410 (%d %d %d):\n%s\n%s\n%s",
+				usedCode, unknownCode, malformedCode, used, unknown, malformed)
 		}
 		// No link token in the log.
 		secret := link[strings.LastIndexByte(link, '/')+1:]

@@ -175,7 +175,7 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		}
 
 		// A tampered signature, or a link of a recipient that does not
-		// exist: the one-click is refused (404, never the 200 of an
+		// exist: the one-click is refused (410, never the 200 of an
 		// unsubscribe done) with the page of a link that cannot be used,
 		// and changes nothing.
 		bad := link[:len(link)-2] + "AA"
@@ -187,7 +187,7 @@ func TestCampaignUnsubscribe(t *testing.T) {
 			}
 			defer res.Body.Close()
 			b, _ := io.ReadAll(res.Body)
-			if res.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "This link cannot be used") {
+			if res.StatusCode != http.StatusGone || !strings.Contains(string(b), "This link cannot be used") {
 				t.Fatalf("one-click on %s: %d %s", link, res.StatusCode, b)
 			}
 			return string(b)
@@ -291,7 +291,8 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		}
 
 		// Past the setting unsubscribe_link_days (365 by default), the
-		// links answer with the expired-link page and change nothing.
+		// links answer 410 with the page of a link that cannot be used,
+		// and change nothing.
 		old := store.Micros(time.Now().AddDate(0, 0, -400))
 		if err := e.a.DB.Write(ctx, func(tx *store.Tx) error {
 			_, err := tx.Exec(`UPDATE campaign_recipients SET sent_at = $1`, old)
@@ -299,8 +300,8 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if status, _ := e.page("GET", link, "en"); status != http.StatusGone {
-			t.Errorf("expired unsubscribe page: %d", status)
+		if status, body := e.page("GET", link, "en"); status != http.StatusGone || body != tampered {
+			t.Errorf("expired unsubscribe page: %d, not the page of a tampered link: %s", status, body)
 		}
 		if got := oneClick(t, link); got != http.StatusGone {
 			t.Errorf("expired one-click: %d", got)

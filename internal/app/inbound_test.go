@@ -110,7 +110,7 @@ func TestRequestByEmailOverSMTP(t *testing.T) {
 		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/p/link-invalid") {
 			t.Fatalf("second post: %d %s", res.StatusCode, res.Header.Get("Location"))
 		}
-		if code, body := e.page("POST", link, ""); code != 200 || !strings.Contains(body, "cannot be used") && !strings.Contains(body, "kan inte") {
+		if code, body := e.page("POST", link, ""); code != http.StatusGone || !strings.Contains(body, "cannot be used") && !strings.Contains(body, "kan inte") {
 			t.Fatalf("second post, redirect followed: %d %s", code, body)
 		}
 		// The operator is told, at the privacy address.

@@ -296,8 +296,8 @@ func TestRateLimitSetting(t *testing.T) {
 		res, _ := s.do(t, "GET", "/p/link-invalid", "")
 		codes = append(codes, res.StatusCode)
 	}
-	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
-		t.Fatalf("statuses %v, want 200 200 429", codes)
+	if codes[0] != http.StatusGone || codes[1] != http.StatusGone || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v, want 410 410 429", codes)
 	}
 	if d := public.DefaultLimits(); d.Pages.Burst <= 3 {
 		t.Fatalf("the default burst %d would limit as soon", d.Pages.Burst)

@@ -258,8 +258,9 @@ func TestReceiptEmailAfterDoubleOptIn(t *testing.T) {
 		if !reflect.DeepEqual(p["ledger"], q["ledger"]) || got.LedgerProof == nil || float64(got.LedgerProof.Seq) != p["ledger"].(map[string]any)["seq"] {
 			t.Fatalf("the linked receipt's ledger event or proof: %v, %+v; the attached one's: %v", p["ledger"], got.LedgerProof, q["ledger"])
 		}
-		// A link that is not one gives the neutral page, not a receipt.
-		if code, page := e.page("GET", e.srv.URL+"/receipt/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en"); code != 200 ||
+		// A link that is not one gives the page of a link that cannot be
+		// used, 410, not a receipt.
+		if code, page := e.page("GET", e.srv.URL+"/receipt/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en"); code != http.StatusGone ||
 			!strings.Contains(page, "This link cannot be used") {
 			t.Fatalf("unknown receipt link: %d %s", code, page)
 		}

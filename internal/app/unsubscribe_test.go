@@ -26,7 +26,7 @@ func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 // TestUnsubscribeLinkLifetime: the unsubscribe link of a marketing email
 // opts out with one click for as long as the setting unsubscribe_link_days
 // says (365 days at least, and by default); past that, opening or posting
-// it shows a page that says it expired and changes nothing, and that
+// it answers 410 with the page of a link that cannot be used and changes nothing, and that
 // page's form emails a new preferences link to a known address only,
 // answering the same for any address.
 func TestUnsubscribeLinkLifetime(t *testing.T) {
@@ -109,11 +109,11 @@ func TestUnsubscribeLinkLifetime(t *testing.T) {
 		clock.Advance(2 * 24 * time.Hour) // 366 days
 		changes := count(t, db, `SELECT count(*) FROM opt_in_changes`)
 		v := e.visitor()
-		if code, body := v.get(links["per"]); code != http.StatusGone || !strings.Contains(body, "This unsubscribe link has expired") ||
+		if code, body := v.get(links["per"]); code != http.StatusGone || !strings.Contains(body, "This link cannot be used") ||
 			!strings.Contains(body, `<form method="post" action="/u"`) || strings.Contains(body, "You are unsubscribed") {
 			t.Fatalf("opening a link of 366 days: %d %s", code, body)
 		}
-		if code, body := oneClick(links["per"]); code != http.StatusGone || !strings.Contains(body, "This unsubscribe link has expired") {
+		if code, body := oneClick(links["per"]); code != http.StatusGone || !strings.Contains(body, "This link cannot be used") {
 			t.Fatalf("one-click on a link of 366 days: %d %s", code, body)
 		}
 		if s := status("per"); s != "single_opt_in_user" || count(t, db, `SELECT count(*) FROM opt_in_changes`) != changes {

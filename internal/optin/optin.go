@@ -624,21 +624,29 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// Pending reports whether secret is a valid, unused double opt-in link,
-// without using it, and the contact's language for the page.
-func (s *Service) Pending(ctx context.Context, secret string) (bool, string) {
+// Pending checks, without using it, that secret is a valid, unused double
+// opt-in link, and returns the contact's language for the page. A link
+// that cannot confirm anything (unknown, used or expired, or its
+// invitation ended) is ErrNotConfirmed; any other error is the database's.
+func (s *Service) Pending(ctx context.Context, secret string) (string, error) {
 	now := s.now()
 	t, err := auth.FindContactToken(dbQuerier{s.DB.Read, ctx}, auth.PurposeDoubleOptIn, secret, now)
+	if errors.Is(err, auth.ErrNoToken) {
+		return "", ErrNotConfirmed
+	}
 	if err != nil {
-		return false, ""
+		return "", fmt.Errorf("optin: pending link: %w", err)
 	}
 	var lang string
 	err = s.DB.Read.QueryRowContext(ctx, `SELECT c.language FROM contacts c JOIN optin_invitations i ON i.contact_id = c.id
 		WHERE i.id = $1 AND i.status IN ('invited', 'reminded') AND i.expires_at > $2`, t.SubjectID, store.Micros(now)).Scan(&lang)
-	if err != nil {
-		return false, "" // the invitation ended: the link confirms nothing
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotConfirmed // the invitation ended: the link confirms nothing
 	}
-	return true, lang
+	if err != nil {
+		return "", fmt.Errorf("optin: pending link: %w", err)
+	}
+	return lang, nil
 }
 
 type dbQuerier struct {

@@ -2,6 +2,7 @@ package optin_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestReplacedLinkShowsTheNeutralPage(t *testing.T) {
 		if _, err := f.svc.Invite(ctx, []string{id}, optin.TriggerUser); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := f.svc.Pending(ctx, old); ok {
+		if _, err := f.svc.Pending(ctx, old); !errors.Is(err, optin.ErrNotConfirmed) {
 			t.Error("a replaced link shows the confirm button")
 		}
 		if _, err := f.svc.Confirm(ctx, old, optin.Evidence{}); err == nil {

@@ -1,7 +1,6 @@
 package public
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,8 +16,9 @@ import (
 // The links in campaign messages (campaign.Links): unsubscribe, the
 // preferences page, the message in the browser, and for tracked
 // recipients the open pixel and each click. Each is signed for its
-// recipient row; one that does not verify shows the page of an unknown
-// link, never an error.
+// recipient row; one that does not verify, or has expired, gets the page
+// of every link that cannot be used (gone), but for the open pixel, which
+// is always the image.
 
 // campaignBypasses are the campaign posts that cross-origin protection
 // lets through: the one-click unsubscribe is posted by mail providers'
@@ -40,16 +40,16 @@ func (s *Server) campaignRoutes() {
 }
 
 // campaignTarget checks the request's link of kind and reads what it is
-// about. With expires, a link past the setting unsubscribe_link_days is
-// refused (410). ok is false after the page that says why was shown; a
+// about. With expires, a link past the setting unsubscribe_link_days
+// cannot be used. ok is false after the page that says why was shown; a
 // click is the number of the link, else 0.
 //
-// A link that cannot be used (its signature is not ours, or its contact
-// was erased: the same answer, so that it tells nothing about an address)
-// shows the neutral page every such link gets; a post with one, the
-// one-click unsubscribe that a mail provider's server sends and judges by
-// its status alone, is refused 404 with that page, changing nothing, so
-// that a forged or damaged link never passes for an unsubscribe done.
+// A link that cannot be used (its signature is not ours, its contact was
+// erased, or it expired: the same answer, so that it tells nothing about
+// an address) is answered 410 with the page every such link gets (gone);
+// a post with one, the one-click unsubscribe that a mail provider's
+// server sends and judges by its status alone, changes nothing, so that
+// a forged, damaged or expired link never passes for an unsubscribe done.
 func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind string, expires bool) (*campaign.Target, int, bool) {
 	rid, n, err := s.CampaignLinks.Check(r.Context(), kind, r.PathValue("rid"), r.PathValue("n"), r.PathValue("sig"))
 	var t *campaign.Target
@@ -58,22 +58,11 @@ func (s *Server) campaignTarget(w http.ResponseWriter, r *http.Request, kind str
 	} else if err == nil {
 		t, err = s.Campaigns.Target(r.Context(), rid)
 	}
-	switch {
-	case err == nil:
-		return t, n, true
-	case errors.Is(err, campaign.ErrLinkExpired):
-		s.linkExpired(w, r, http.StatusGone, "", "")
-	case errors.Is(err, campaign.ErrBadLink) && r.Method == http.MethodPost:
-		s.unusable(w, r, http.StatusNotFound, lang(r, ""))
-	case errors.Is(err, campaign.ErrBadLink):
-		s.invalid(w, r, lang(r, ""))
-	case r.Method == http.MethodPost:
-		s.fault(w, r, "campaign link", err, i18n.T(lang(r, ""), "prefs.error"))
-	default:
-		s.Log.ErrorContext(r.Context(), "campaign link", "err", err)
-		s.invalid(w, r, lang(r, ""))
+	if err != nil {
+		s.linkFailed(w, r, "campaign link", err, campaign.ErrLinkExpired, campaign.ErrBadLink)
+		return nil, 0, false
 	}
-	return nil, 0, false
+	return t, n, true
 }
 
 func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request) {
@@ -88,8 +77,7 @@ func (s *Server) campaignUnsubscribePage(w http.ResponseWriter, r *http.Request)
 	}
 	manage, err := s.CampaignLinks.URL(r.Context(), campaign.LinkPreferences, t.Recipient, 0)
 	if err != nil {
-		s.Log.ErrorContext(r.Context(), "campaign preferences link", "err", err)
-		s.invalid(w, r, l)
+		s.fault(w, r, "campaign preferences link", err, i18n.T(l, "prefs.error"))
 		return
 	}
 	s.render(w, r, http.StatusOK, "campaign_unsub", map[string]any{"Lang": l, "Title": i18n.T(l, "campaign.unsub.title"),
@@ -155,10 +143,7 @@ func (s *Server) campaignPreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, expires, err := s.Prefs.OpenSessionFor(r.Context(), t.ContactID, "")
 	if err != nil {
-		if !errors.Is(err, preferences.ErrNoSession) {
-			s.Log.ErrorContext(r.Context(), "open preferences session", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "open preferences session", err, preferences.ErrNoSession)
 		return
 	}
 	s.toSession(w, r, secret, expires, "/p#email")
@@ -175,10 +160,7 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) {
 	}
 	_, html, err := s.CampaignSender.View(r.Context(), t)
 	if err != nil {
-		if !errors.Is(err, campaign.ErrBadLink) {
-			s.Log.ErrorContext(r.Context(), "campaign view", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "campaign view", err, campaign.ErrBadLink)
 		return
 	}
 	w.Header().Set("Content-Security-Policy", viewPolicy)
@@ -214,10 +196,7 @@ func (s *Server) campaignClick(w http.ResponseWriter, r *http.Request) {
 	}
 	to, err := s.CampaignSender.ClickTarget(r.Context(), t, n)
 	if err != nil {
-		if !errors.Is(err, campaign.ErrBadLink) {
-			s.Log.ErrorContext(r.Context(), "campaign click", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "campaign click", err, campaign.ErrBadLink)
 		return
 	}
 	s.Tracker.Record(t.Recipient, campaign.EventClick, n)

@@ -1,12 +1,10 @@
 package public
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/export"
 	"github.com/consentry/consentry/internal/httpx"
 	"github.com/consentry/consentry/internal/i18n"
@@ -79,14 +77,11 @@ func (s *Server) exportSent(w http.ResponseWriter, r *http.Request) {
 }
 
 // exportPage shows the download buttons for a working link, and the one
-// page for every link that does not work otherwise.
+// page for every link that does not work otherwise (gone).
 func (s *Server) exportPage(w http.ResponseWriter, r *http.Request) {
 	_, contactLang, err := s.Prefs.ExportLink(r.Context(), r.PathValue("token"))
 	if err != nil {
-		if !errors.Is(err, preferences.ErrNoExport) {
-			s.Log.ErrorContext(r.Context(), "read export link", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "read export link", err, preferences.ErrNoExport)
 		return
 	}
 	l := lang(r, contactLang)
@@ -96,7 +91,6 @@ func (s *Server) exportPage(w http.ResponseWriter, r *http.Request) {
 // download sends the contact their own data in the format posted.
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	l := lang(r, "")
 	if err := r.ParseForm(); err != nil {
 		if !s.tooLarge(w, r, err) {
 			http.Error(w, "The form could not be read.", http.StatusBadRequest)
@@ -110,11 +104,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := s.Prefs.Export(r.Context(), r.PathValue("token"), s.evidence(r))
 	if err != nil {
-		if !errors.Is(err, preferences.ErrNoExport) && !errs.Is(err, errs.KindNotFound) {
-			s.fault(w, r, "export a contact's own data", err, i18n.T(l, "prefs.error"))
-			return
-		}
-		s.invalid(w, r, l)
+		s.linkFailed(w, r, "export a contact's own data", err, preferences.ErrNoExport)
 		return
 	}
 	httpx.Attachment(w, f.ContentType(), e.FileName(f))

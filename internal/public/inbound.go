@@ -1,7 +1,6 @@
 package public
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -13,7 +12,7 @@ import (
 // emailed back to the sender shows a button, and only posting it confirms,
 // so that a mail scanner following the link confirms nothing. The pages
 // are the same whether the address is a contact's or not, and a link that
-// does not work gets the one neutral page every link gets.
+// does not work gets the one page every such link gets (gone).
 
 // inboundRoutes adds the confirmation pages and parses their templates.
 func (s *Server) inboundRoutes() error {
@@ -34,11 +33,12 @@ func (s *Server) requestConfirmPage(w http.ResponseWriter, r *http.Request) {
 	if s.Inbound != nil {
 		var err error
 		if ok, err = s.Inbound.Pending(r.Context(), r.PathValue("token")); err != nil {
-			s.Log.ErrorContext(r.Context(), "read request confirmation", "err", err)
+			s.fault(w, r, "read request confirmation", err, i18n.T(l, "prefs.error"))
+			return
 		}
 	}
 	if !ok {
-		s.invalid(w, r, l)
+		s.gone(w, r)
 		return
 	}
 	s.render(w, r, http.StatusOK, "request_confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.request.title")})
@@ -55,10 +55,7 @@ func (s *Server) requestConfirm(w http.ResponseWriter, r *http.Request) {
 		err = s.Inbound.Confirm(r.Context(), r.PathValue("token"))
 	}
 	if err != nil {
-		if !errors.Is(err, inbound.ErrNotConfirmed) {
-			s.Log.ErrorContext(r.Context(), "confirm request", "err", err)
-		}
-		redirectKeepingLang(w, r, "/p/link-invalid")
+		s.confirmFailed(w, r, "confirm request", err, inbound.ErrNotConfirmed)
 		return
 	}
 	http.Redirect(w, r, "/r/confirmed?"+url.Values{"lang": {l}}.Encode(), http.StatusSeeOther)

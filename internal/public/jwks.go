@@ -46,7 +46,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 func (s *Server) receiptDownload(w http.ResponseWriter, r *http.Request) {
 	issued, err := s.Receipts.ByLink(r.Context(), r.PathValue("token"))
 	if errors.Is(err, receipts.ErrNoLink) {
-		s.invalid(w, r, lang(r, ""))
+		s.gone(w, r)
 		return
 	}
 	if err != nil {

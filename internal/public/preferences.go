@@ -74,14 +74,7 @@ func (s *Server) openPage(purpose, to string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		secret, expires, err := s.Prefs.OpenSession(r.Context(), purpose, r.PathValue("token"))
 		if err != nil {
-			if !errors.Is(err, preferences.ErrNoSession) {
-				s.Log.ErrorContext(r.Context(), "open preferences session", "err", err)
-			}
-			if purpose == auth.PurposeUnsubscribe {
-				s.linkExpired(w, r, http.StatusGone, "", "")
-				return
-			}
-			s.invalid(w, r, lang(r, ""))
+			s.linkFailed(w, r, "open preferences session", err, preferences.ErrNoSession)
 			return
 		}
 		s.toSession(w, r, secret, expires, to)
@@ -170,7 +163,7 @@ func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request) (id string,
 	}
 	p, err := s.Prefs.Build(r.Context(), id)
 	if err != nil {
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "build preferences page", err)
 		return "", nil, "", false
 	}
 	return id, p, lang(r, p.Contact.Language), true
@@ -191,10 +184,7 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) showPage(w http.ResponseWriter, r *http.Request, contactID string, status int, fieldErrs map[string]string, notice string, typed map[string]string) {
 	p, err := s.Prefs.Build(r.Context(), contactID)
 	if err != nil {
-		if !errs.Is(err, errs.KindNotFound) {
-			s.Log.ErrorContext(r.Context(), "build preferences page", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "build preferences page", err)
 		return
 	}
 	l := lang(r, p.Contact.Language)
@@ -267,7 +257,7 @@ func (s *Server) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.Prefs.Build(r.Context(), id)
 	if err != nil {
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "build preferences page", err)
 		return
 	}
 	l := lang(r, p.Contact.Language)
@@ -368,10 +358,7 @@ func (s *Server) sessionEnded(w http.ResponseWriter, r *http.Request) {
 func (s *Server) confirmChangePage(w http.ResponseWriter, r *http.Request) {
 	p, err := s.Prefs.PendingChange(r.Context(), r.PathValue("token"))
 	if err != nil {
-		if !errors.Is(err, preferences.ErrNoChange) {
-			s.Log.ErrorContext(r.Context(), "read pending preferences change", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "read pending preferences change", err, preferences.ErrNoChange)
 		return
 	}
 	l := lang(r, p.Lang)
@@ -424,23 +411,25 @@ func (s *Server) changeNotApplied(w http.ResponseWriter, r *http.Request) {
 }
 
 // linkInvalid is where a confirmation post with a link that cannot be used
-// leads: the one page for every such link (invalid).
+// leads (post/redirect/get): the one page for every such link, with its
+// status (gone).
 func (s *Server) linkInvalid(w http.ResponseWriter, r *http.Request) {
-	s.invalid(w, r, lang(r, ""))
+	s.gone(w, r)
 }
 
 // oneClick is the RFC 8058 one-click unsubscribe: a POST whose body is
 // List-Unsubscribe=One-Click opts the contact out, with no page, login or
 // redirect. A link that no longer works (older than the setting
-// unsubscribe_link_days, or unknown) answers 410 with the page that says
-// so and offers a new link, never "unsubscribed" for a change not made.
+// unsubscribe_link_days, or unknown) answers 410 with the page of every
+// such link, which offers a new one (gone), never "unsubscribed" for a
+// change not made.
 func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 	if !s.oneClickForm(w, r) {
 		return
 	}
 	err := s.Prefs.OneClick(r.Context(), r.PathValue("token"), s.evidence(r))
 	if errors.Is(err, preferences.ErrNoSession) {
-		s.linkExpired(w, r, http.StatusGone, "", "")
+		s.gone(w, r)
 		return
 	}
 	if err != nil {
@@ -452,35 +441,23 @@ func (s *Server) oneClick(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.unsubscribed.title"), "Text": i18n.T(l, "prefs.unsubscribed.text")})
 }
 
-// linkExpired shows the page for an unsubscribe link that no longer works:
-// it says so, and offers to email a new link to the preferences page.
-// email and problem refill the form after a refused request.
-func (s *Server) linkExpired(w http.ResponseWriter, r *http.Request, status int, email, problem string) {
-	l := lang(r, "")
-	action := "/u"
-	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
-		action += "?lang=" + strings.ToLower(q)
-	}
-	s.render(w, r, status, "link_expired", map[string]any{"Lang": l, "Title": i18n.T(l, "prefs.link_expired.title"),
-		"Action": action, "Email": email, "Error": problem})
-}
-
-// askNewLink takes the form of the expired-link page: it has a new
-// preferences link emailed to the address when it is a contact's, and
-// redirects to the same page whether it is or not, whether the address was
-// over its limit or not, so the answer tells nothing about the address;
-// nor does the time it takes, as the address is looked up later, by a job.
+// askNewLink takes the form of the page of a link that cannot be used
+// (linkPage): it has a new preferences link emailed to the address when it
+// is a contact's, and redirects to the same page whether it is or not,
+// whether the address was over its limit or not, so the answer tells
+// nothing about the address; nor does the time it takes, as the address
+// is looked up later, by a job.
 func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 	l := lang(r, "")
 	if ok, wait := s.newLink.ip.Take(clientip.LimitKey(s.IPs.IP(r))); !ok {
 		httpx.SetRetryAfter(w, wait)
-		s.linkExpired(w, r, http.StatusTooManyRequests, "", i18n.T(l, "prefs.link_expired.too_many"))
+		s.linkPage(w, r, http.StatusTooManyRequests, "", i18n.T(l, "prefs.link_expired.too_many"))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxNewLinkRequestBody)
 	if err := r.ParseForm(); err != nil {
 		if !s.tooLarge(w, r, err) {
-			s.linkExpired(w, r, http.StatusBadRequest, "", i18n.T(l, "prefs.link_expired.invalid"))
+			s.linkPage(w, r, http.StatusBadRequest, "", i18n.T(l, "prefs.link_expired.invalid"))
 		}
 		return
 	}
@@ -489,7 +466,7 @@ func (s *Server) askNewLink(w http.ResponseWriter, r *http.Request) {
 		email = ""
 	}
 	if _, err := contact.NormalizeEmail(email); err != nil {
-		s.linkExpired(w, r, http.StatusBadRequest, email, i18n.T(l, "prefs.link_expired.invalid"))
+		s.linkPage(w, r, http.StatusBadRequest, email, i18n.T(l, "prefs.link_expired.invalid"))
 		return
 	}
 	// Whether the address is a contact's is not looked up here: the

@@ -72,7 +72,7 @@ func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // pageNames are the public pages, each a template of its own inside the
 // shared layout.
-var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_expired",
+var pageNames = []string{"confirm", "message", "mailbox", "preferences", "prefs_confirm", "prefs_done", "link_unusable",
 	"webform", "webform_confirm", "webform_done", "export", "campaign_unsub"}
 
 // parsePages parses every page with the layout; a broken template is an
@@ -344,16 +344,65 @@ func (s *Server) logo(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(l.Data))
 }
 
-// invalid is the one page for every link that cannot be used, so that it
-// tells nothing about whether an address or a token exists.
-func (s *Server) invalid(w http.ResponseWriter, r *http.Request, l string) {
-	s.unusable(w, r, http.StatusOK, l)
+// gone answers a personal link that cannot be used, whatever the reason
+// (unknown, forged or damaged, expired, used, replaced by a newer one, or
+// its contact erased), with 410 Gone and the one page for every such
+// link (linkPage): it explains that links work for a while and some only
+// once, and offers to email a new link to the preferences page. The
+// answer is the same, byte for byte, for every link and every reason, so
+// that it tells nothing about whether a token or an address exists or
+// existed; and a link that does not work now never will, which is what
+// 410 says. A confirmation button posted with such a link redirects to
+// /p/link-invalid, which answers this. See docs/preferences.md.
+func (s *Server) gone(w http.ResponseWriter, r *http.Request) {
+	s.linkPage(w, r, http.StatusGone, "", "")
 }
 
-// unusable is invalid's page with status, for an answer read by a program
-// rather than a person (see campaignTarget).
-func (s *Server) unusable(w http.ResponseWriter, r *http.Request, status int, l string) {
-	s.render(w, r, status, "message", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"), "Text": i18n.T(l, "page.invalid.text")})
+// linkPage shows the page of a link that cannot be used, with status: it
+// says so, and its form asks for a new link to the preferences page
+// (askNewLink). email and problem refill the form after a refused request.
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, email, problem string) {
+	l := lang(r, "")
+	action := "/u"
+	if q := r.URL.Query().Get("lang"); i18n.Supported(q) {
+		action += "?lang=" + strings.ToLower(q)
+	}
+	s.render(w, r, status, "link_unusable", map[string]any{"Lang": l, "Title": i18n.T(l, "page.invalid.title"),
+		"Action": action, "Email": email, "Error": problem})
+}
+
+// linkFailed answers a link whose use failed with err: when err says the
+// link cannot be used (one of unusable, the sentinel errors of the link's
+// service, or a domain not-found error: what the link was about is gone),
+// the page for such links (gone); otherwise a fault of the server (fault,
+// logged as what), never a claim that a working link does not work.
+func (s *Server) linkFailed(w http.ResponseWriter, r *http.Request, what string, err error, unusable ...error) {
+	for _, u := range unusable {
+		if errors.Is(err, u) {
+			s.gone(w, r)
+			return
+		}
+	}
+	if errs.Is(err, errs.KindNotFound) {
+		s.gone(w, r)
+		return
+	}
+	s.fault(w, r, what, err, i18n.T(lang(r, ""), "prefs.error"))
+}
+
+// confirmFailed answers a confirmation button whose post failed with err.
+// A link that confirms nothing (notConfirmed, the service's sentinel
+// error, or a rule of the domain that refused what it would do) redirects
+// (post/redirect/get) to /p/link-invalid, the page of every link that
+// cannot be used (gone); a fault of the server, such as a database that
+// cannot be reached, is answered as one (fault), never as a link that
+// does not work.
+func (s *Server) confirmFailed(w http.ResponseWriter, r *http.Request, what string, err, notConfirmed error) {
+	if e := errs.As(store.Unavailable(err)); errors.Is(err, notConfirmed) || (e != nil && e.Kind != errs.KindUnavailable) {
+		redirectKeepingLang(w, r, "/p/link-invalid")
+		return
+	}
+	s.fault(w, r, what, err, i18n.T(lang(r, ""), "prefs.error"))
 }
 
 // tooLarge answers a post whose body could not be read because it is over
@@ -372,12 +421,12 @@ func (s *Server) tooLarge(w http.ResponseWriter, r *http.Request, err error) boo
 }
 
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
-	ok, contactLang := s.OptIn.Pending(r.Context(), r.PathValue("token"))
-	l := lang(r, contactLang)
-	if !ok {
-		s.invalid(w, r, l)
+	contactLang, err := s.OptIn.Pending(r.Context(), r.PathValue("token"))
+	if err != nil {
+		s.linkFailed(w, r, "read double opt-in link", err, optin.ErrNotConfirmed)
 		return
 	}
+	l := lang(r, contactLang)
 	s.render(w, r, http.StatusOK, "confirm", map[string]any{"Lang": l, "Title": i18n.T(l, "page.confirm.title")})
 }
 
@@ -393,10 +442,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	}
 	done, err := s.OptIn.Confirm(r.Context(), r.PathValue("token"), optin.Evidence{IP: ip, UserAgent: truncateUA(r.UserAgent())})
 	if err != nil {
-		if !errors.Is(err, optin.ErrNotConfirmed) {
-			s.Log.ErrorContext(r.Context(), "confirm double opt-in", "err", err)
-		}
-		redirectKeepingLang(w, r, "/p/link-invalid")
+		s.confirmFailed(w, r, "confirm double opt-in", err, optin.ErrNotConfirmed)
 		return
 	}
 	s.openSessionFor(w, r, done.ContactID, done.InvitationID)
@@ -434,10 +480,7 @@ func (s *Server) afterConfirmation(w http.ResponseWriter, r *http.Request, page 
 	}
 	contactLang, data, err := read(r.Context(), id, subjectID)
 	if err != nil {
-		if !errors.Is(err, notFound) {
-			s.Log.ErrorContext(r.Context(), "read what a confirmation did", "page", page, "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "read what a confirmation did", err, notFound)
 		return
 	}
 	l := lang(r, contactLang)

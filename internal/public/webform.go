@@ -92,10 +92,7 @@ func (s *Server) webformRoutes() {
 func (s *Server) webformConfirmPage(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Webforms.Pending(r.Context(), r.PathValue("token"))
 	if err != nil {
-		if !errors.Is(err, webform.ErrNoConfirmation) {
-			s.Log.ErrorContext(r.Context(), "read held webform post", "err", err)
-		}
-		s.invalid(w, r, lang(r, ""))
+		s.linkFailed(w, r, "read held webform post", err, webform.ErrNoConfirmation)
 		return
 	}
 	l := lang(r, c.Lang)
@@ -123,9 +120,7 @@ func (s *Server) webformConfirm(w http.ResponseWriter, r *http.Request) {
 			"Text": i18n.T(l, "webform.not_applied.text")})
 		return
 	case err != nil:
-		s.Log.ErrorContext(r.Context(), "confirm webform post", "err", err)
-		l := lang(r, "")
-		http.Error(w, i18n.T(l, "prefs.error"), http.StatusInternalServerError)
+		s.fault(w, r, "confirm webform post", err, i18n.T(lang(r, ""), "prefs.error"))
 		return
 	}
 	s.openSessionFor(w, r, c.ContactID, c.ID)
