@@ -149,6 +149,9 @@ type values struct {
 	// link returns the address for the operator's link i: the original,
 	// or a tracked redirect.
 	link func(i int, original string) string
+	// keep leaves a tag that tags has no value for as it is written,
+	// for whoever fills it in later; without it, such a tag is empty.
+	keep bool
 }
 
 // render writes c for one recipient. In HTML, tag values are escaped; a
@@ -163,7 +166,11 @@ func (c *compiled) render(sb *strings.Builder, v values, isHTML bool) {
 			}
 			sb.WriteString(html.EscapeString(addr))
 		case p.tag != "":
-			val := v.tags[p.tag]
+			val, ok := v.tags[p.tag]
+			if !ok && v.keep {
+				sb.WriteString("{{" + p.tag + "}}")
+				continue
+			}
 			if p.inURL {
 				val = inAddress(val)
 			}

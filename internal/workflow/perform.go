@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"fmt"
-	"html"
 	"strconv"
 	"strings"
 	"time"
@@ -129,16 +128,16 @@ func (r *Runner) emailContact(tx *store.Tx, a Action, contactID string, rests *m
 		return "", err
 	}
 	prefURL, prefLink := preferences.PageLink(r.BaseURL, st, now)
-	tag := func(name string) string { return "{{" + name + "}}" }
-	plain := strings.NewReplacer(tag(campaign.TagFirstName), c.FirstName, tag(campaign.TagLastName), c.LastName,
-		tag(campaign.TagPreferencesURL), prefURL)
-	escaped := strings.NewReplacer(tag(campaign.TagFirstName), html.EscapeString(c.FirstName), tag(campaign.TagLastName),
-		html.EscapeString(c.LastName), tag(campaign.TagPreferencesURL), prefURL)
-	subject := plain.Replace(campaign.NormalizeTags(a.Subject))
-	text := plain.Replace(campaign.NormalizeTags(a.Text))
-	body := escaped.Replace(campaign.NormalizeTags(a.HTML))
+	// As a campaign fills them in (percent-encoded inside an address);
+	// the unsubscribe link is left for the outbox.
+	tags := map[string]string{campaign.TagFirstName: c.FirstName, campaign.TagLastName: c.LastName, campaign.TagPreferencesURL: prefURL}
+	subject := campaign.FillTags(a.Subject, false, tags)
+	text := campaign.FillTags(a.Text, false, tags)
+	body := campaign.FillTags(a.HTML, true, tags)
 	var links []mail.Link
-	if strings.Contains(text, prefURL) || strings.Contains(body, prefURL) {
+	// The placeholder, not the address: inside another address the
+	// address is percent-encoded, the placeholder's characters are not.
+	if strings.Contains(text, prefLink.Placeholder) || strings.Contains(body, prefLink.Placeholder) {
 		links = append(links, prefLink)
 	}
 	text, footer, err := preferences.AppendFooterTx(tx, r.BaseURL, cfg.Footer, text, now)
