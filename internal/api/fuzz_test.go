@@ -14,6 +14,7 @@ import (
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
+	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/requests"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -69,7 +70,8 @@ func fuzzTargets(f *testing.F) []*fuzzTarget {
 		if err != nil {
 			f.Fatal(err)
 		}
-		out = append(out, &fuzzTarget{db: db, srv: New(&Server{DB: db, Consent: cs, Contacts: people, Tokens: tokens, Requests: &requests.Service{DB: db}}),
+		out = append(out, &fuzzTarget{db: db, srv: New(&Server{DB: db, Consent: cs, Contacts: people, Tokens: tokens, Requests: &requests.Service{DB: db},
+			Erasure: erasure.New(db)}),
 			secret: secret, seedID: seed.ID})
 	}
 	return out
