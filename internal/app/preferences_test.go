@@ -530,6 +530,8 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		e := start(t, db)
 		var c struct{ ID string }
 		e.api("POST", "/api/v1/contacts", `{"email":"ola@example.com"}`, 201, &c)
+		// Marketing email needs a consent to a marketing purpose.
+		e.api("POST", "/api/v1/contacts/"+c.ID+"/consents", `{"purpose":"E-marketing","state":"granted","source":"Email"}`, 201, nil)
 		err := db.Write(context.Background(), func(tx *store.Tx) error {
 			if err := contactstate.SetOptInTx(tx, c.ID, contactstate.DoubleOptIn, time.Now()); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -47,7 +48,15 @@ func TestUnsubscribeLinkLifetime(t *testing.T) {
 		ids := map[string]string{}
 		for _, who := range []string{"ola", "per", "liv"} {
 			var c struct{ ID string }
-			e.api("POST", "/api/v1/contacts", `{"email":"`+who+`@example.com","opt_in_status":"single_opt_in_user"}`, 201, &c)
+			e.api("POST", "/api/v1/contacts", `{"email":"`+who+`@example.com"}`, 201, &c)
+			// Marketing email needs a consent to a marketing purpose and an
+			// opt-in status the campaign policy accepts.
+			e.api("POST", "/api/v1/contacts/"+c.ID+"/consents", `{"purpose":"E-marketing","state":"granted","source":"Email"}`, 201, nil)
+			if err := db.Write(context.Background(), func(tx *store.Tx) error {
+				return contactstate.SetOptInTx(tx, c.ID, contactstate.DoubleOptIn, time.Now())
+			}); err != nil {
+				t.Fatal(err)
+			}
 			ids[who] = c.ID
 		}
 		campaign := func(who string) {
@@ -116,7 +125,7 @@ func TestUnsubscribeLinkLifetime(t *testing.T) {
 		if code, body := oneClick(links["per"]); code != http.StatusGone || !strings.Contains(body, "This link cannot be used") {
 			t.Fatalf("one-click on a link of 366 days: %d %s", code, body)
 		}
-		if s := status("per"); s != "single_opt_in_user" || count(t, db, `SELECT count(*) FROM opt_in_changes`) != changes {
+		if s := status("per"); s != "double_opt_in" || count(t, db, `SELECT count(*) FROM opt_in_changes`) != changes {
 			t.Fatalf("an expired link changed something: %s", s)
 		}
 		// Liv's link, made to last 400 days, still works.
