@@ -221,8 +221,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 			err = checkParams(r, rt)
 		}
 		if err == nil && rt.LongBody {
-			// Past the server's ReadTimeout, which keeps ordinary requests short.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(longBodyTime))
+			// Past the server's ReadTimeout and WriteTimeout, which keep
+			// ordinary requests short.
+			httpx.LongBody(w, longBodyTime)
 		}
 		if err == nil {
 			status, body, err = rt.handle(r, caller)

@@ -24,3 +24,18 @@ func KeepWriting(w http.ResponseWriter, d time.Duration) func() {
 	rc := http.NewResponseController(w)
 	return func() { _ = rc.SetWriteDeadline(time.Now().Add(d)) }
 }
+
+// LongBody gives a request whose body may take up to d to arrive (an
+// uploaded file) that long to read it, and a minute beyond for its
+// answer. The server's ReadTimeout and WriteTimeout suit ordinary
+// requests; the write deadline, set as the request began, would
+// otherwise cut the answer to an upload that took longer than it to
+// arrive, and the client would see its connection closed with nothing
+// said. On a writer without deadlines (a test's recorder) it does
+// nothing.
+func LongBody(w http.ResponseWriter, d time.Duration) {
+	rc := http.NewResponseController(w)
+	end := time.Now().Add(d)
+	_ = rc.SetReadDeadline(end)
+	_ = rc.SetWriteDeadline(end.Add(time.Minute))
+}

@@ -123,9 +123,9 @@ const maxUploadForm = imports.MaxFileBytes + 1<<20
 // the import's page; a file that cannot be read is shown next to the
 // file input, and nothing is kept.
 func (s *Server) uploadImport(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	// A large file takes longer to arrive than the server's ReadTimeout,
-	// which keeps ordinary requests short.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
+	// A large file takes longer to arrive than the server's ReadTimeout
+	// and WriteTimeout, which keep ordinary requests short.
+	httpx.LongBody(w, 30*time.Minute)
 	imp, err := s.receiveUpload(r, u)
 	if fe := fieldErrors(err); fe != nil {
 		s.showImports(w, r, u, httpx.Status(err), fe)
