@@ -56,8 +56,8 @@ const restartPages = 4096
 // readers, holding back writes meanwhile: the connection's busy_timeout.
 const truncateWait = "1000"
 
-func newCheckpointer(conn *sql.DB) *checkpointer {
-	c := &checkpointer{conn: conn, kick: make(chan struct{}, 1), quit: make(chan struct{}), log: slog.Default()}
+func newCheckpointer(conn *sql.DB, log *slog.Logger) *checkpointer {
+	c := &checkpointer{conn: conn, kick: make(chan struct{}, 1), quit: make(chan struct{}), log: log}
 	c.wg.Add(1)
 	go c.loop()
 	return c

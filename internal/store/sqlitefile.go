@@ -32,9 +32,6 @@ func privateFiles(path string, log *slog.Logger) error {
 	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("store: create database file: %w", err)
 	}
-	if log == nil {
-		log = slog.Default()
-	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		st, err := os.Stat(p)
 		if err != nil || st.Mode().Perm()&0o077 == 0 {

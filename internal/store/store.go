@@ -86,8 +86,10 @@ type Options struct {
 	Schema string
 	// MaxBatch caps how many concurrent writes share one transaction.
 	MaxBatch int
-	// Log receives the warnings about an SQLite database's files that
-	// other users could read (privateFiles); nil: slog.Default().
+	// Log receives what an SQLite database reports besides errors
+	// returned: the warnings about its files that other users could
+	// read (privateFiles) and a failed background checkpoint
+	// (checkpointer); nil: slog.Default().
 	Log *slog.Logger
 }
 
@@ -122,6 +124,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 }
 
 func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	path = SQLitePath(path)
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -170,7 +175,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	}
 	c.SetMaxOpenConns(1)
 	c.SetMaxIdleConns(1)
-	return &DB{Dialect: SQLite, Read: r, write: w, path: path, ckpt: newCheckpointer(c)}, nil
+	return &DB{Dialect: SQLite, Read: r, write: w, path: path, ckpt: newCheckpointer(c, log)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
