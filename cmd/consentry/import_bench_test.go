@@ -119,6 +119,14 @@ func importRun(b *testing.B, bin string, db *store.DB, env []string) {
 	}
 	b.StopTimer()
 	res := stopLoad()
+	for _, r := range res.slow {
+		phase := "during the import"
+		if r.began.Before(uploaded) {
+			phase = "during the upload"
+		}
+		b.Logf("slow: %s took %v, began %v after the upload's start, %s", r.what, r.took.Round(time.Millisecond),
+			r.began.Sub(start).Round(time.Millisecond), phase)
+	}
 	if got.Status != imports.StatusDone || got.Created != int64(b.N) {
 		b.Fatalf("import: status %s, created %d of %d, failed %d, skipped %d, error %q",
 			got.Status, got.Created, b.N, got.Failed, got.Skipped, got.Error)
@@ -195,11 +203,24 @@ func uploadStream(t testing.TB, api *apiClient, file io.ReadCloser) *imports.Imp
 }
 
 // besideResult is what the requests beside the import saw: each
-// successful request's latency, and each failure.
+// successful request's latency, the slowest ones with when they began
+// and what they were, and each failure.
 type besideResult struct {
 	lat  []time.Duration
+	slow []slowRequest
 	errs []error
 }
+
+// slowRequest is a request beside the import that took more than
+// slowBeside: logged, so that a stall can be placed in the upload or the
+// import, and at its start or end.
+type slowRequest struct {
+	began time.Time
+	took  time.Duration
+	what  string
+}
+
+const slowBeside = 250 * time.Millisecond
 
 type besideLoad struct {
 	wg  sync.WaitGroup
@@ -240,9 +261,11 @@ func startBeside(api *apiClient, ids []string, stop chan struct{}) *besideLoad {
 				id := ids[(g+besideWorkers*(i/2))%len(ids)]
 				var err error
 				t0 := time.Now()
+				what := "GET /api/v1/contacts/{id}"
 				if i%2 == 0 {
 					err = besideRequest(client, api, "GET", "/api/v1/contacts/"+id, nil)
 				} else {
+					what = "POST /api/v1/contacts/{id}/consents"
 					err = besideRequest(client, api, "POST", "/api/v1/contacts/"+id+"/consents",
 						map[string]any{"purpose": "E-marketing", "state": states[(i/2)%2], "source": importstest.Source})
 				}
@@ -252,6 +275,9 @@ func startBeside(api *apiClient, ids []string, stop chan struct{}) *besideLoad {
 					l.res.errs = append(l.res.errs, err)
 				} else {
 					l.res.lat = append(l.res.lat, took)
+				}
+				if took > slowBeside {
+					l.res.slow = append(l.res.slow, slowRequest{began: t0, took: took, what: what})
 				}
 				l.mu.Unlock()
 			}

@@ -219,22 +219,3 @@ const (
 	PruneInterval = 6 * time.Hour
 	KeepFor       = 30 * 24 * time.Hour
 )
-
-// Prune deletes imports that ended, or were uploaded and never run, more
-// than keep ago, with their report and file, and uploads that never
-// finished arriving after a day. It returns how many it deleted.
-func (s *Service) Prune(ctx context.Context, keep time.Duration) (int64, error) {
-	now := s.now()
-	var n int64
-	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`DELETE FROM imports WHERE (finished_at IS NOT NULL AND finished_at < $1 AND status <> $3)
-			OR (status = 'uploading' AND created_at < $2) OR (status = $4 AND created_at < $1)`,
-			store.Micros(now.Add(-keep)), store.Micros(now.Add(-24*time.Hour)), StatusUndoing, StatusUploaded)
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return n, err
-}
