@@ -61,7 +61,7 @@ func (w *world) hold(contactID, id string) *holds.Hold {
 // proceeds after the hold's end, in that order; a hold that ran out cannot
 // be lifted by hand, recorded or not, and the refusal writes nothing; an
 // erasure of a contact whose hold ran out unrecorded records the end
-// first; and the ledger verifies throughout.
+// first, as does a deletion; and the ledger verifies throughout.
 func TestHoldsThatRunOutAreRecorded(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
@@ -211,6 +211,23 @@ func TestHoldsThatRunOutAreRecorded(t *testing.T) {
 		}
 		if h := w.hold(longer.ID, hLonger.ID); !h.Active {
 			t.Fatalf("a hold with a later end was ended: %+v", h)
+		}
+
+		// So does a deletion.
+		gone := w.person("gone@example.com")
+		soon := w.now.Add(time.Hour)
+		hGone := set(gone.ID, &soon)
+		written.Next(t)
+		w.now = soon.Add(time.Hour)
+		if err := w.erase.Delete(ctx, gone.ID, user); err != nil {
+			t.Fatal(err)
+		}
+		got = written.Next(t)
+		if types := eventstest.Types(got); !slices.Equal(types, []string{events.LegalHoldLifted, events.ContactDeleted}) {
+			t.Fatalf("deletion after an unrecorded end wrote %v", types)
+		}
+		if d := eventstest.Data[events.LegalHoldData](t, got[0]); d.HoldID != hGone.ID || d.Cause != holds.CauseExpired {
+			t.Fatalf("the end recorded by the deletion: %+v", d)
 		}
 		w.verify()
 	})
