@@ -237,9 +237,13 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		_, err := a.OptIn.Sweep(ctx)
 		return err
 	})
-	// Erasures a legal hold kept waiting proceed once their holds run out.
+	// Holds that ran out get their end recorded, and then the erasures
+	// they kept waiting proceed, in that order.
 	a.Erasure = erasure.New(db)
 	a.Jobs.Every("erasure.holds_ended", 10*time.Minute, func(ctx context.Context, _ *jobs.Job) error {
+		if _, err := a.Erasure.EndExpiredHolds(ctx, 200); err != nil {
+			return err
+		}
 		_, err := a.Erasure.ResumeReleased(ctx, 200)
 		return err
 	})

@@ -80,7 +80,9 @@ type Outcome struct {
 // cells of reported rows, and uploaded files not being imported:
 // imports.ForgetAddressesTx), the suppression entry of the address, the
 // erasure log, the erased mark, and the contact's open erasure requests
-// moved to done.
+// moved to done. Before all that, the end of each of the contact's holds
+// whose until date has passed is recorded (holds.EndExpiredOfTx), if the
+// periodic job has not done so yet.
 //
 // An already erased contact is left as it is (StatusAlreadyErased) but its
 // open erasure requests are still closed as done. While a legal hold is
@@ -114,6 +116,11 @@ func EraseManyTx(tx *store.Tx, ids []string, why Why, now time.Time) ([]*Outcome
 		if _, ok := states[id]; ok && !seen[id] {
 			present, seen[id] = append(present, id), true
 		}
+	}
+	// A hold run out whose end is not recorded yet gets it first, so that
+	// the erasure's events follow the hold's end.
+	if _, err := holds.EndExpiredOfTx(tx, present, now); err != nil {
+		return nil, err
 	}
 	held, err := holds.FirstActiveTx(tx, present, now)
 	if err != nil {
@@ -330,8 +337,13 @@ func (s *Service) Erase(ctx context.Context, contactID string, why Why) (*Outcom
 
 // DeleteTx deletes the contact inside tx as contact.DeleteTx does, and
 // removes what imports keep of its address, as an erasure does
-// (imports.ForgetAddressesTx). Its errors are contact.DeleteTx's.
+// (imports.ForgetAddressesTx); as an erasure does, it first records the
+// end of the contact's holds that ran out (holds.EndExpiredOfTx). Its
+// errors are contact.DeleteTx's.
 func DeleteTx(tx *store.Tx, contactID string, actor consent.Actor, now time.Time) error {
+	if _, err := holds.EndExpiredOfTx(tx, []string{contactID}, now); err != nil {
+		return err
+	}
 	address, err := contact.DeleteTx(tx, contactID, actor, now)
 	if err != nil || address == "" {
 		return err

@@ -67,6 +67,30 @@ func resumeTx(tx *store.Tx, contactID string, now time.Time) (*Outcome, error) {
 // legal hold and proceeded when it ended.
 const RuleHoldEnded = "legal_hold_ended"
 
+// EndExpiredHolds records the end of the holds whose until date has passed
+// (holds.EndExpiredTx: expired_at, the ledger event and legal_hold.lifted
+// with the cause expired), in batches of batch holds a transaction. It
+// returns how many it recorded. The periodic job calls it before
+// ResumeReleased, so that a hold's end comes before the erasure it lets
+// proceed.
+func (s *Service) EndExpiredHolds(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := s.DB.Write(ctx, func(tx *store.Tx) (err error) {
+			n, err = holds.EndExpiredTx(tx, s.now(), batch)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}
+
 // ResumeReleased lets the erasures proceed whose holds have all ended
 // (their until date passed, or they were lifted), in batches of batch
 // contacts a transaction. It returns how many contacts it erased. The

@@ -128,12 +128,15 @@ type DeliverabilityChangedData struct {
 
 // LegalHoldData is the data of legal_hold.set and legal_hold.lifted. The
 // hold's reason, and the reason it was lifted, are operator text and stay
-// out; GET /api/v1/contacts/{id}/holds has them.
+// out; GET /api/v1/contacts/{id}/holds has them. A hold that ends by its
+// until date writes legal_hold.lifted too, with the cause expired and the
+// actor system, so that every hold's end is an event.
 type LegalHoldData struct {
 	ContactID  string     `json:"contact_id"`
 	HoldID     string     `json:"hold_id"`
 	LegalBasis string     `json:"legal_basis" enum:"@hold_legal_basis"`
 	Until      *time.Time `json:"until,omitempty" doc:"when the hold ends by itself; absent: until lifted"`
+	Cause      string     `json:"cause,omitempty" enum:"lifted,expired" doc:"legal_hold.lifted only: lifted, by a person with a reason; expired, its until date passed (actor_kind system)"`
 	ActorKind  string     `json:"actor_kind" enum:"user,contact,system,api_token"`
 }
 

@@ -53,7 +53,7 @@ var Types = []Type{
 	{RequestDone, 1, "A data subject request was completed or refused.", RequestData{}},
 	{DeliverabilityChanged, 1, "The contact's address was put on or taken off the blocklist, or marked bounced.", DeliverabilityChangedData{}},
 	{LegalHoldSet, 1, "A legal hold was set on the contact.", LegalHoldData{}},
-	{LegalHoldLifted, 1, "A legal hold on the contact was lifted.", LegalHoldData{}},
+	{LegalHoldLifted, 1, "A legal hold on the contact ended: it was lifted, or its until date passed (cause).", LegalHoldData{}},
 	{ErasureHeld, 1, "An erasure of the contact was held back by a legal hold; what the hold does not need was erased.", ErasureHeldData{}},
 	{ImportUndone, 1, "The undo of an import ended: the contacts it created that nobody had changed since were removed.", ImportUndoneData{}},
 	{CampaignSent, 1, "A campaign finished sending.", CampaignSentData{}},

@@ -6,6 +6,14 @@
 // personal data and not the reason, which is operator text) with an event
 // (legal_hold.set, legal_hold.lifted) that leaves the reason out too.
 //
+// A hold with an until date ends by itself when the date passes. Its end
+// is recorded as a lift by hand is (ledger event "lifted", the event
+// legal_hold.lifted, with the cause "expired"), by the periodic job
+// (EndExpiredTx) or, sooner, by an erasure of the contact
+// (EndExpiredOfTx), so that neither the ledger nor the events ever show an
+// erasure while a hold still looks unended. Such a hold cannot be lifted
+// by hand any more.
+//
 // A hold that stopped an erasure remembers it (MarkWaitingTx); once no hold
 // of the contact is active any more, the erasure package lets the waiting
 // erasure proceed (Released).
@@ -40,6 +48,13 @@ const (
 // Bases lists the legal bases of a hold.
 var Bases = []string{BasisLegalObligation, BasisLegalClaims, BasisContract}
 
+// Causes of a hold's end, the cause of its event legal_hold.lifted
+// (events.LegalHoldData lists them too).
+const (
+	CauseLifted  = "lifted"  // lifted by hand, with a reason
+	CauseExpired = "expired" // its until date passed
+)
+
 // Hold is a legal hold on a contact.
 type Hold struct {
 	ID         string        `json:"id"`
@@ -52,6 +67,7 @@ type Hold struct {
 	LiftedAt   *time.Time    `json:"lifted_at,omitempty"`
 	LiftedBy   string        `json:"lifted_by,omitempty" doc:"the id of who lifted it"`
 	LiftReason string        `json:"lift_reason,omitempty"`
+	ExpiredAt  *time.Time    `json:"expired_at,omitempty" doc:"when the hold's end by its until date was recorded (it ended on until); absent for a hold lifted by hand, active, or run out moments ago and not recorded yet"`
 	// Active: not lifted and not past its until date, as of the read.
 	Active bool `json:"active"`
 	// ErasureWaiting is when an erasure was refused because of this hold;
@@ -108,23 +124,43 @@ func SetTx(tx *store.Tx, contactID string, in New, actor consent.Actor, now time
 		return nil, fmt.Errorf("holds: set: %w", err)
 	}
 	h.Active = true
-	return h, appendEvent(tx, h, "set", events.LegalHoldSet, actor, now)
+	return h, appendEvent(tx, h, "set", events.LegalHoldSet, "", actor, now)
 }
 
 // appendEvent writes the hold's step (value "set" or "lifted") to the
-// ledger and its event typ.
-func appendEvent(tx *store.Tx, h *Hold, value, typ string, actor consent.Actor, now time.Time) error {
+// ledger and its event typ, with the cause of an end ("" for a set).
+func appendEvent(tx *store.Tx, h *Hold, value, typ, cause string, actor consent.Actor, now time.Time) error {
 	if _, err := ledger.Append(tx, &ledger.Event{RecordedAt: store.Micros(now), Kind: ledger.KindLegalHold, ContactRef: h.ref, RecordID: h.ID,
 		Value: value, LegalBasis: h.LegalBasis, ActorKind: actor.Kind, ActorID: actor.ID}); err != nil {
 		return err
 	}
 	return events.Emit(tx, typ, h.ContactID, events.LegalHoldData{ContactID: h.ContactID, HoldID: h.ID, LegalBasis: h.LegalBasis,
-		Until: h.Until, ActorKind: actor.Kind}, now)
+		Until: h.Until, Cause: cause, ActorKind: actor.Kind}, now)
+}
+
+// endTx records the end of hold h with its ledger event and
+// legal_hold.lifted, for cause, once: set is the statement that marks the
+// row ended ($1 the hold, $2 now, then args), which changes nothing when
+// the hold's end is recorded already (a lift or a sweep that committed
+// first), and then endTx reports false and writes nothing.
+func endTx(tx *store.Tx, h *Hold, cause string, actor consent.Actor, now time.Time, set string, args ...any) (bool, error) {
+	res, err := tx.Exec(`UPDATE legal_holds SET `+set+` WHERE id = $1 AND lifted_at IS NULL AND expired_at IS NULL`,
+		append([]any{h.ID, store.Micros(now)}, args...)...)
+	if err != nil {
+		return false, fmt.Errorf("holds: end (%s): %w", cause, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	h.Active = false
+	return true, appendEvent(tx, h, "lifted", events.LegalHoldLifted, cause, actor, now)
 }
 
 // LiftTx lifts the contact's hold inside tx, as actor, with the reason, and
 // appends its ledger event. An unknown hold, or one of another contact, is
-// a not-found error (field "hold"); one already lifted is a conflict.
+// a not-found error (field "hold"); one already lifted is a conflict
+// (code hold_lifted), and so is one whose until date has passed (code
+// hold_expired: it ended by itself, recorded or about to be).
 func LiftTx(tx *store.Tx, contactID, holdID, reason string, actor consent.Actor, now time.Time) (*Hold, error) {
 	if err := errs.TrimText("reason", &reason, 1000); err != nil {
 		return nil, err
@@ -133,35 +169,98 @@ func LiftTx(tx *store.Tx, contactID, holdID, reason string, actor consent.Actor,
 	if err != nil {
 		return nil, err
 	}
-	if h.LiftedAt != nil {
-		return nil, errs.Conflict("hold_lifted", "hold", "the hold was already lifted on %s", h.LiftedAt.Format(time.DateOnly))
+	lifted := func() error {
+		return errs.Conflict("hold_lifted", "hold", "the hold was already lifted on %s", h.LiftedAt.Format(time.DateOnly))
 	}
-	if _, err := tx.Exec(`UPDATE legal_holds SET lifted_at = $2, lifted_by_id = $3, lift_reason = $4 WHERE id = $1`,
-		h.ID, store.Micros(now), actor.ID, reason); err != nil {
-		return nil, fmt.Errorf("holds: lift: %w", err)
+	switch {
+	case h.LiftedAt != nil:
+		return nil, lifted()
+	case h.ExpiredAt != nil || !h.ActiveAt(now):
+		return nil, errs.Conflict("hold_expired", "hold", "the hold ended by itself on %s; there is nothing to lift", h.Until.Format(time.DateOnly))
 	}
-	h.LiftedAt, h.LiftedBy, h.LiftReason, h.Active = &now, actor.ID, reason, false
 	k, err := contactstate.Load(tx, contactID)
 	if err != nil {
 		return nil, err
 	}
 	h.ref = k.Ref
-	return h, appendEvent(tx, h, "lifted", events.LegalHoldLifted, actor, now)
+	h.LiftedAt, h.LiftedBy, h.LiftReason = &now, actor.ID, reason
+	ended, err := endTx(tx, h, CauseLifted, actor, now, `lifted_at = $2, lifted_by_id = $3, lift_reason = $4`, actor.ID, reason)
+	if err == nil && !ended { // lifted by another request since it was read
+		return nil, lifted()
+	}
+	return h, err
 }
 
-const columns = `id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at, lifted_at, lifted_by_id, lift_reason, erasure_waiting_at`
+// EndExpiredTx records the end of up to limit holds whose until date has
+// passed by now and whose end is not recorded yet, inside tx, as the
+// system: each gets expired_at, its ledger event and legal_hold.lifted
+// with the cause "expired". It returns how many it recorded; none is 0.
+// The periodic job calls it in batches before the erasures waiting on
+// those holds proceed, so that their events follow the holds'.
+func EndExpiredTx(tx *store.Tx, now time.Time, limit int) (int, error) {
+	return endExpired(tx, now, `ORDER BY until_at, id LIMIT $2`, limit)
+}
+
+// EndExpiredOfTx records, inside tx, the end of every hold of the contacts
+// in ids whose until date has passed by now and whose end is not recorded
+// yet, as EndExpiredTx does: an erasure calls it first, so that it never
+// follows a hold that still looks unended. It returns how many it
+// recorded; none is 0.
+func EndExpiredOfTx(tx *store.Tx, ids []string, now time.Time) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	ph, args := store.In(2, ids)
+	return endExpired(tx, now, `AND contact_id IN (`+ph+`) ORDER BY until_at, id`, args...)
+}
+
+// endExpired records the end of the holds run out by now that the rest of
+// the query (from $2 on) selects.
+func endExpired(tx *store.Tx, now time.Time, rest string, args ...any) (int, error) {
+	list, err := store.QueryAll(context.Background(), tx, scan(now), `SELECT `+columns+` FROM legal_holds
+		WHERE lifted_at IS NULL AND expired_at IS NULL AND until_at <= $1 `+rest, append([]any{store.Micros(now)}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("holds: read run out: %w", err)
+	}
+	if len(list) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, 0, len(list))
+	for _, h := range list {
+		ids = append(ids, h.ContactID)
+	}
+	states, err := contactstate.LoadMany(tx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, h := range list {
+		h.ref = states[h.ContactID].Ref
+		ended, err := endTx(tx, h, CauseExpired, consent.Actor{Kind: consent.ActorSystem}, now, `expired_at = $2`)
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			h.ExpiredAt = &now
+			n++
+		}
+	}
+	return n, nil
+}
+
+const columns = `id, contact_id, reason, legal_basis, set_by_kind, set_by_id, set_at, until_at, lifted_at, lifted_by_id, lift_reason, erasure_waiting_at, expired_at`
 
 func scan(now time.Time) func(store.Scanner) (*Hold, error) {
 	return func(row store.Scanner) (*Hold, error) {
 		h := &Hold{}
 		var set int64
-		var until, lifted, waiting sql.NullInt64
+		var until, lifted, waiting, expired sql.NullInt64
 		if err := row.Scan(&h.ID, &h.ContactID, &h.Reason, &h.LegalBasis, &h.SetBy.Kind, &h.SetBy.ID, &set, &until, &lifted,
-			&h.LiftedBy, &h.LiftReason, &waiting); err != nil {
+			&h.LiftedBy, &h.LiftReason, &waiting, &expired); err != nil {
 			return nil, err
 		}
 		h.SetAt = store.FromMicros(set)
-		h.Until, h.LiftedAt, h.ErasureWaiting = optional(until), optional(lifted), optional(waiting)
+		h.Until, h.LiftedAt, h.ErasureWaiting, h.ExpiredAt = optional(until), optional(lifted), optional(waiting), optional(expired)
 		h.Active = h.ActiveAt(now)
 		return h, nil
 	}
