@@ -276,7 +276,7 @@ type ConsentRequest struct {
 	Purpose      string           `json:"purpose" required:"true" doc:"purpose name or id"`
 	State        string           `json:"state" required:"true" enum:"@consent_state"`
 	Source       string           `json:"source" required:"true" doc:"source name or id"`
-	LegalBasis   string           `json:"legal_basis" doc:"default: the purpose's legal basis"`
+	LegalBasis   string           `json:"legal_basis" doc:"default: the purpose's legal basis, the only one a consent record of it may rest on; another is refused (400, field legal_basis) and nothing is written"`
 	TextVersion  int              `json:"text_version" doc:"the consent text version shown; default: the current one"`
 	TextLanguage string           `json:"text_language" doc:"the language the consent text was shown in, if known: a BCP 47 tag such as en, sv or pt-BR, kept in its canonical form"`
 	ExpiresAt    *time.Time       `json:"expires_at"`

@@ -94,6 +94,8 @@ func TestNewContactWithOptInStatusAndConsents(t *testing.T) {
 			{"a consent with no source", form("consent."+marketing+".source", ""), "consent." + marketing + ".source", ""},
 			{"an unknown legal basis", form("consent."+service+".state", "withdrawn", "consent."+service+".source", phone,
 				"consent."+service+".legal_basis", "whim"), "consent." + service + ".legal_basis", ""},
+			{"a legal basis the purpose does not rest on", form("consent."+service+".state", "withdrawn", "consent."+service+".source", phone,
+				"consent."+service+".legal_basis", "consent"), "consent." + service + ".legal_basis", ""},
 			{"a bad address", form("email", "not an address"), "email", ""},
 		} {
 			code, body := admin.post(e.srv.URL+"/admin/contacts", c.form)

@@ -37,8 +37,9 @@ type Purpose struct {
 	UpdatedAt           time.Time         `json:"updated_at"`
 }
 
-// AllowsLegalBasis reports whether a consent record of p brought in from
-// elsewhere (an import) may rest on basis. A purpose rests on the one
+// AllowsLegalBasis reports whether a consent record of p given its legal
+// basis by whoever records it (an import, the API, a user's form) may rest
+// on basis. A purpose rests on the one
 // legal basis chosen for it, the one its description and the
 // preferences page tell the contact (GDPR Art. 13(1)(c)): a record that
 // claims another would say that E-marketing, a purpose on consent, may

@@ -45,7 +45,7 @@ type RecordInput struct {
 	Purpose      string     // name or id
 	State        string     // granted or withdrawn
 	Source       string     // name or id of an active source
-	LegalBasis   string     // empty: the purpose's legal basis
+	LegalBasis   string     // empty: the purpose's legal basis; any other than the purpose's is refused (Purpose.AllowsLegalBasis)
 	TextVersion  int        // 0: the purpose's current consent text
 	TextLanguage string     `json:"text_language,omitempty"` // the language the consent text was shown in (en, sv, ...); empty: not known
 	ExpiresAt    *time.Time // optional, granted only
@@ -133,6 +133,10 @@ func (s *Service) resolved(in RecordInput, p *Purpose, src *Source) (*Prepared, 
 	in.Source = src.Name
 	if in.LegalBasis == "" {
 		in.LegalBasis = p.LegalBasis
+	}
+	if !p.AllowsLegalBasis(in.LegalBasis) {
+		return nil, errs.Invalid("legal_basis", "purpose %q rests on the legal basis %s, so its consents are recorded on that basis, not %s",
+			p.Name, p.LegalBasis, in.LegalBasis)
 	}
 	switch {
 	case in.TextVersion == 0 && in.Evidence.Notice != "":

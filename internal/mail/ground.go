@@ -223,15 +223,12 @@ func (g *Ground) ConsentCases(p func(any) string) []Case {
 	out = append(out, Case{strings.Join(none, " AND "), ReasonNoConsent})
 	// A withdrawal of a marketing purpose, unless it is the one purpose
 	// served, whose withdrawal the test before has already found.
-	var withdrawn []string
-	for _, m := range g.Marketing {
-		if len(g.Serves) == 1 && g.Serves[0].ID == m.ID {
-			continue
-		}
-		withdrawn = append(withdrawn, g.aliasOf(m.ID)+`.state = '`+consentWithdrawn+`'`)
+	skip := ""
+	if len(g.Serves) == 1 {
+		skip = g.Serves[0].ID
 	}
-	if len(withdrawn) > 0 {
-		out = append(out, Case{strings.Join(withdrawn, " OR "), ReasonMarketingWithdrawn})
+	if withdrawn := g.withdrawals(skip); withdrawn != "" {
+		out = append(out, Case{withdrawn, ReasonMarketingWithdrawn})
 	}
 	accepted := "TRUE"
 	if len(g.Statuses) > 0 {
@@ -242,6 +239,70 @@ func (g *Ground) ConsentCases(p func(any) string) []Case {
 		accepted = "c.opt_in_status IN (" + strings.Join(q, ", ") + ")"
 	}
 	return append(out, Case{"NOT (" + accepted + ")", ReasonNotOptedIn})
+}
+
+// withdrawals is the test of ReasonMarketingWithdrawn over the consents
+// Joins joined: a withdrawal (or objection) of any purpose that governs
+// marketing email but the one whose id is except; "" when no purpose is
+// left to test.
+func (g *Ground) withdrawals(except string) string {
+	var withdrawn []string
+	for _, m := range g.Marketing {
+		if m.ID != except {
+			withdrawn = append(withdrawn, g.aliasOf(m.ID)+`.state = '`+consentWithdrawn+`'`)
+		}
+	}
+	return strings.Join(withdrawn, " OR ")
+}
+
+// MarketingWithdrawnTx reads inside tx which of the contacts in ids
+// withdrew their consent to, or objected to, a purpose that governs
+// marketing email: the "no" to marketing email that the ground keeps
+// whatever purpose an email serves (ReasonMarketingWithdrawn), read by
+// the same test, for those who ask the contact to subscribe (a double
+// opt-in invitation) and must not ask someone who said no. Only those
+// who did are in the map; with no purpose governing marketing email, or
+// no ids, it is empty.
+func MarketingWithdrawnTx(tx *store.Tx, ids []string) (map[string]bool, error) {
+	return marketingWithdrawn(context.Background(), tx, tx.Dialect(), ids)
+}
+
+// MarketingWithdrawn is MarketingWithdrawnTx on db's read pool, outside a
+// write: for a page that says whether an invitation would go out.
+func MarketingWithdrawn(ctx context.Context, db *store.DB, ids []string) (map[string]bool, error) {
+	return marketingWithdrawn(ctx, db.Read, db.Dialect, ids)
+}
+
+func marketingWithdrawn(ctx context.Context, q store.Querier, d store.Dialect, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	g, err := LoadGround(ctx, q, "", nil, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	withdrawn := g.withdrawals("")
+	if withdrawn == "" {
+		return out, nil
+	}
+	var args []any
+	p := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	joins := g.Joins(p, d == store.Postgres)
+	in, inArgs := store.Among(d, len(args)+1, ids)
+	rows, err := q.QueryContext(ctx, `SELECT c.id FROM contacts c`+joins+` WHERE c.id `+in+` AND (`+withdrawn+`)`, append(args, inArgs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("mail: read withdrawals of marketing email: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("mail: read withdrawals of marketing email: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 // reasons reads inside tx, for each of the contacts in ids, the first

@@ -16,6 +16,32 @@ import (
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
+// hold sets a legal hold on the contact id.
+func (f *fixture) hold(t testing.TB, id string) {
+	t.Helper()
+	f.write(t, func(tx *store.Tx) error {
+		_, err := holds.SetTx(tx, id, holds.New{Reason: "A dispute", LegalBasis: holds.BasisLegalClaims},
+			consent.Actor{Kind: consent.ActorSystem}, f.now)
+		return err
+	})
+}
+
+// runBulk invites the contacts ids by trigger in a bulk run, carried out
+// at once as its job would, and returns the run as it ends.
+func (f *fixture) runBulk(t testing.TB, ids []string, trigger string) (*optin.Bulk, error) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := f.svc.StartBulk(ctx, ids, trigger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]string{"id": b.ID})
+	if err := f.svc.RunBulk(ctx, &jobs.Job{Kind: optin.BulkJob, Payload: payload, Attempt: 1, MaxAttempts: 5}); err != nil {
+		t.Fatal(err)
+	}
+	return f.svc.GetBulk(ctx, b.ID)
+}
+
 // TestHeldContactGetsNoInvitation: a contact under a legal hold is
 // skipped with the reason held, whatever asks (one by one, in bulk); an
 // invitation queued before the hold was set is suppressed at send time
@@ -35,14 +61,7 @@ func TestHeldContactGetsNoInvitation(t *testing.T) {
 		free := f.contact(t, "free@example.com", "")
 		held := f.contact(t, "held@example.com", "")
 		later := f.contact(t, "later@example.com", "") // held once invited
-		hold := func(id string) {
-			t.Helper()
-			f.write(t, func(tx *store.Tx) error {
-				_, err := holds.SetTx(tx, id, holds.New{Reason: "A dispute", LegalBasis: holds.BasisLegalClaims},
-					consent.Actor{Kind: consent.ActorSystem}, f.now)
-				return err
-			})
-		}
+		hold := func(id string) { t.Helper(); f.hold(t, id) }
 		hold(held)
 		res, err := f.svc.Invite(ctx, []string{free, held, later}, optin.TriggerAPI)
 		if err != nil {
@@ -80,15 +99,7 @@ func TestHeldContactGetsNoInvitation(t *testing.T) {
 
 		// In bulk, as a re-permission run or a large request invites.
 		f.now = f.now.Add(48 * time.Hour)
-		b, err := f.svc.StartBulk(ctx, []string{held, later}, optin.TriggerRepermission, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, _ := json.Marshal(map[string]string{"id": b.ID})
-		if err := f.svc.RunBulk(ctx, &jobs.Job{Kind: optin.BulkJob, Payload: payload, Attempt: 1, MaxAttempts: 5}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := f.svc.GetBulk(ctx, b.ID)
+		got, err := f.runBulk(t, []string{held, later}, optin.TriggerRepermission)
 		if err != nil || got.Status != optin.BulkDone || got.Invited != 0 || got.Skipped[optin.SkipHeld] != 2 {
 			t.Fatalf("bulk run: %+v %v", got, err)
 		}

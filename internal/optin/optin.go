@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,8 +80,14 @@ const (
 	// SkipHeld: a legal hold is on the contact. Their data is frozen for
 	// the hold's duty, so automation sends them nothing, as campaigns and
 	// workflow email skip them (mail.ReasonHeld).
-	SkipHeld            = mail.ReasonHeld
-	SkipRecentlyInvited = "invited_in_the_last_24_hours"
+	SkipHeld = mail.ReasonHeld
+	// SkipMarketingWithdrawn: the contact withdrew their consent to (or
+	// objected to) a purpose that governs marketing email, the "no" that
+	// keeps campaigns and workflow email from them (mail.Ground). An
+	// invitation asks them to subscribe, which is itself marketing email;
+	// only the contact's own webform post asking for it reaches them.
+	SkipMarketingWithdrawn = mail.ReasonMarketingWithdrawn
+	SkipRecentlyInvited    = "invited_in_the_last_24_hours"
 )
 
 // Service sends invitations and confirms them.
@@ -186,16 +193,29 @@ func distinct(ids []string) []string {
 }
 
 type recipient struct {
-	id, email, name, lang, optIn, deliverability string
-	stopped, erased                              bool
-	erasureAsked                                 bool // erasure_requested_at is set
+	id, email, name, lang string
+	Standing
+}
+
+// Standing is everything about a contact that decides whether a double
+// opt-in invitation may go out to them (invitee.skip, WhyNot).
+type Standing struct {
+	OptIn, Deliverability string
+	Stopped               bool // processing stopped (R9)
+	Erased                bool
+	ErasureRequested      bool // erasure_requested_at is set
+	Held                  bool // a legal hold is active on the contact
+	// MarketingWithdrawn: the contact withdrew their consent to, or
+	// objected to, a purpose that governs marketing email
+	// (mail.MarketingWithdrawnTx).
+	MarketingWithdrawn bool
 }
 
 func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 	r := &recipient{id: id}
 	err := tx.QueryRow(`SELECT email, first_name, language, opt_in_status, deliverability, processing_stopped_at IS NOT NULL,
 		erased_at IS NOT NULL, erasure_requested_at IS NOT NULL FROM contacts WHERE id = $1`, id).
-		Scan(&r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &r.erasureAsked)
+		Scan(&r.email, &r.name, &r.lang, &r.OptIn, &r.Deliverability, &r.Stopped, &r.Erased, &r.ErasureRequested)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -213,7 +233,6 @@ func loadRecipient(tx *store.Tx, id string) (*recipient, error) {
 type invitee struct {
 	*recipient
 	recent, open int
-	held         bool // a legal hold is active on the contact
 	text         consent.ShownText
 }
 
@@ -259,8 +278,10 @@ const jitFreeContacts = 100
 
 // loadInvitees reads the contacts in ids in one query, by id, with their
 // invitations of the last day before now when recent, the consent text in
-// another, and which of them a legal hold keeps at now in a third (the
-// look-up workflow email's gate makes, holds.FirstActiveTx); a contact
+// another, which of them a legal hold keeps at now in a third (the
+// look-up workflow email's gate makes, holds.FirstActiveTx), and which
+// said no to marketing email in a fourth (mail.MarketingWithdrawnTx,
+// the ground's own test); a contact
 // that does not exist is absent from the map. A few queries for the batch
 // rather than some per contact: inside the writer's transaction every
 // statement holds up the writes waiting behind it.
@@ -310,7 +331,7 @@ func loadInvitees(tx *store.Tx, ids []string, now time.Time, recent bool) (map[s
 	for rows.Next() {
 		r := &recipient{}
 		inv := &invitee{recipient: r}
-		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.optIn, &r.deliverability, &r.stopped, &r.erased, &r.erasureAsked, &inv.recent, &inv.open); err != nil {
+		if err := rows.Scan(&r.id, &r.email, &r.name, &r.lang, &r.OptIn, &r.Deliverability, &r.Stopped, &r.Erased, &r.ErasureRequested, &inv.recent, &inv.open); err != nil {
 			return nil, fmt.Errorf("optin: read contacts: %w", err)
 		}
 		r.lang = i18n.Match(r.lang, "")
@@ -329,7 +350,14 @@ func loadInvitees(tx *store.Tx, ids []string, now time.Time, recent bool) (map[s
 		return nil, err
 	}
 	for id := range held {
-		out[id].held = true
+		out[id].Held = true
+	}
+	withdrawn, err := mail.MarketingWithdrawnTx(tx, found)
+	if err != nil {
+		return nil, err
+	}
+	for id := range withdrawn {
+		out[id].MarketingWithdrawn = true
 	}
 	return out, nil
 }
@@ -398,7 +426,7 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 		return "", fmt.Errorf("optin: read the E-marketing consent text: %v", err)
 	}
 	r := &invitee{recipient: &recipient{id: c.ID, email: c.Email, name: c.FirstName, lang: lang,
-		optIn: c.OptIn, deliverability: contactstate.DeliverabilityOK}, text: t}
+		Standing: Standing{OptIn: c.OptIn, Deliverability: contactstate.DeliverabilityOK}}, text: t}
 	if skip := r.skip(trigger); skip != "" {
 		return skip, nil
 	}
@@ -406,12 +434,41 @@ func (s *Service) InviteCreatedTx(tx *store.Tx, c NewContact, trigger string, no
 }
 
 // WhyNot returns why a user asking now would not get a double opt-in
-// email sent to a contact (one of the Skip reasons), or "" when one would
-// go out: the contact's page offers the button only then, and says why
-// not otherwise. It reads nothing; the invitation itself checks again.
-func WhyNot(optIn, deliverability string, stopped, erased bool) string {
-	r := &invitee{recipient: &recipient{optIn: optIn, deliverability: deliverability, stopped: stopped, erased: erased}}
+// email sent to a contact of standing st (one of the Skip reasons), or ""
+// when one would go out: the contact's page offers the button only then,
+// and says why not otherwise. It reads nothing (ReadStanding reads st);
+// the invitation itself checks again.
+func WhyNot(st Standing) string {
+	r := &invitee{recipient: &recipient{Standing: st}}
 	return r.skip(TriggerUser)
+}
+
+// ReadStanding reads the standing of the contact contactID as of now, as
+// an invitation reads it, from the read pool, for a page that says
+// whether one would go out (WhyNot); a contact that does not exist is an
+// errs not-found error on "contact".
+func (s *Service) ReadStanding(ctx context.Context, contactID string) (Standing, error) {
+	var st Standing
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT opt_in_status, deliverability, processing_stopped_at IS NOT NULL, erased_at IS NOT NULL,
+		erasure_requested_at IS NOT NULL FROM contacts WHERE id = $1`, contactID).
+		Scan(&st.OptIn, &st.Deliverability, &st.Stopped, &st.Erased, &st.ErasureRequested)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, errs.NotFound("contact", "contact")
+	}
+	if err != nil {
+		return st, fmt.Errorf("optin: read contact: %w", err)
+	}
+	hs, err := holds.List(ctx, s.DB.Read, contactID, s.now())
+	if err != nil {
+		return st, err
+	}
+	st.Held = slices.ContainsFunc(hs, func(h *holds.Hold) bool { return h.Active })
+	withdrawn, err := mail.MarketingWithdrawn(ctx, s.DB, []string{contactID})
+	if err != nil {
+		return st, err
+	}
+	st.MarketingWithdrawn = withdrawn[contactID]
+	return st, nil
 }
 
 // limited reports whether invitations by trigger are limited to one per
@@ -421,21 +478,25 @@ func limited(trigger string) bool { return trigger == TriggerWebform || trigger 
 // skip returns why the contact may not be invited now by trigger, or "".
 func (r *invitee) skip(trigger string) string {
 	switch {
-	case r.erased:
+	case r.Erased:
 		return SkipErased
-	case r.stopped:
+	case r.Stopped:
 		return SkipProcessingStopped
-	case r.erasureAsked:
+	case r.ErasureRequested:
 		return SkipErasureRequested
-	case r.held:
+	case r.Held:
 		return SkipHeld
-	case contactstate.OptedOut(r.optIn):
+	case contactstate.OptedOut(r.OptIn):
 		return SkipOptedOut
-	case r.optIn == contactstate.DoubleOptIn:
+	case r.OptIn == contactstate.DoubleOptIn:
 		return SkipAlreadyConfirmed
-	case r.deliverability == contactstate.DeliverabilityBounced:
+	case r.MarketingWithdrawn && trigger != TriggerWebform:
+		// The contact's own webform post asked for the email just now:
+		// that answers their earlier no.
+		return SkipMarketingWithdrawn
+	case r.Deliverability == contactstate.DeliverabilityBounced:
 		return SkipBounced
-	case r.deliverability == contactstate.DeliverabilityBlocklisted:
+	case r.Deliverability == contactstate.DeliverabilityBlocklisted:
 		return SkipBlocklisted
 	case limited(trigger) && r.recent > 0:
 		return SkipRecentlyInvited
@@ -739,7 +800,7 @@ func (s *Service) Confirm(ctx context.Context, secret string, ev Evidence) (*Con
 		if err != nil {
 			return err
 		}
-		if r == nil || r.erased || r.stopped {
+		if r == nil || r.Erased || r.Stopped {
 			return ErrNotConfirmed // nothing is processed for this contact any more
 		}
 		if err := closeInvitations(tx, []string{tok.SubjectID}, StatusConfirmed, now); err != nil {

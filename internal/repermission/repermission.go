@@ -148,7 +148,10 @@ type audienceMember struct {
 
 // skip returns why m is not asked, or "".
 func (m audienceMember) skip() string {
-	r := optin.WhyNot(m.optIn, m.deliverability, m.stopped, m.erased)
+	// What the audience's query does not read (erasure requested, a
+	// legal hold, a withdrawal of another marketing purpose) is found
+	// when the contact's batch of invitations goes out.
+	r := optin.WhyNot(optin.Standing{OptIn: m.optIn, Deliverability: m.deliverability, Stopped: m.stopped, Erased: m.erased})
 	switch {
 	case r != "":
 		return r

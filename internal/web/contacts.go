@@ -307,7 +307,7 @@ const notInvited = "not_invited:"
 func contactNotice(done string) string {
 	if reason, ok := strings.CutPrefix(done, notInvited); ok && reason != "" && len(reason) <= 40 &&
 		strings.Trim(reason, "abcdefghijklmnopqrstuvwxyz_") == "" {
-		return "No email sent: " + strings.ReplaceAll(reason, "_", " ") + "."
+		return "No email sent: " + skipLabel(reason) + "."
 	}
 	return contactDone[done]
 }
@@ -380,7 +380,12 @@ func (s *Server) showContact(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.fail(w, err, u)
 		return
 	}
-	p.NoInvite = optin.WhyNot(c.OptInStatus, c.Deliverability, c.ProcessingStoppedAt != nil, c.ErasedAt != nil)
+	standing, err := s.OptIn.ReadStanding(ctx, id)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	p.NoInvite = optin.WhyNot(standing)
 	if p.Lists, err = lists.Subscriptions(ctx, s.DB.Read, id); err != nil {
 		s.fail(w, err, u)
 		return

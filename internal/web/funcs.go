@@ -11,6 +11,7 @@ import (
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/optin"
+	"github.com/consentry/consentry/internal/repermission"
 	"github.com/consentry/consentry/internal/web/chart"
 )
 
@@ -19,16 +20,16 @@ import (
 var languageLabels = map[string]string{"en": "English (en)", "sv": "Swedish (sv)", "nl": "Dutch (nl)"}
 
 var funcs = template.FuncMap{
-	"role":      roleLabel,
-	"optin":     optInLabel,
-	"noInvite":  noInviteLabel,
-	"when":      when,
-	"exact":     exact,
-	"can":       func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
-	"actor":     actorLabel,
-	"basis":     basisLabel,
-	"holdBasis": holdBasisLabel,
-	"method":    func(m string) string { return strings.ReplaceAll(m, "_", " ") },
+	"role":       roleLabel,
+	"optin":      optInLabel,
+	"skipReason": skipLabel,
+	"when":       when,
+	"exact":      exact,
+	"can":        func(u *auth.User, p string) bool { return u.Can(auth.Permission(p)) },
+	"actor":      actorLabel,
+	"basis":      basisLabel,
+	"holdBasis":  holdBasisLabel,
+	"method":     func(m string) string { return strings.ReplaceAll(m, "_", " ") },
 	// dict passes several values to a shared template.
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
@@ -156,26 +157,33 @@ var policyLabels = map[string]string{
 	"double_user_and_webform": "Double opt-in, single opt-ins by users, and single opt-ins from webforms",
 }
 
-// noInviteLabel says in words why no double opt-in email can go out (an
-// optin Skip reason).
-func noInviteLabel(reason string) string {
-	switch reason {
-	case optin.SkipOptedOut:
-		return "the contact is opted out"
-	case optin.SkipAlreadyConfirmed:
-		return "the contact has already confirmed their address"
-	case optin.SkipBounced:
-		return "the address bounced"
-	case optin.SkipBlocklisted:
-		return "the address is blocklisted"
-	case optin.SkipProcessingStopped:
-		return "the contact asked to stop processing"
-	case optin.SkipErased:
-		return "the contact's data was erased"
-	case optin.SkipErasureRequested:
-		return "the contact asked to be erased"
-	case optin.SkipHeld:
-		return "a legal hold is on the contact"
+// skipLabels say in words why a contact gets no double opt-in email: the
+// optin Skip reasons, and the re-permission run's own (repermission
+// Skip...), wherever the admin shows one (the contact's page and its
+// notices, a re-permission run's report).
+var skipLabels = map[string]string{
+	optin.SkipNotFound:            "the contact does not exist",
+	optin.SkipOptedOut:            "the contact is opted out",
+	optin.SkipAlreadyConfirmed:    "the contact has already confirmed their address",
+	optin.SkipBounced:             "the address bounced",
+	optin.SkipBlocklisted:         "the address is blocklisted",
+	optin.SkipProcessingStopped:   "the contact asked to stop processing",
+	optin.SkipErased:              "the contact's data was erased",
+	optin.SkipErasureRequested:    "the contact asked to be erased",
+	optin.SkipHeld:                "a legal hold is on the contact",
+	optin.SkipMarketingWithdrawn:  "the contact withdrew their consent to marketing email",
+	optin.SkipRecentlyInvited:     "the contact was sent one in the last 24 hours",
+	repermission.SkipValidConsent: "the contact has a valid E-marketing consent",
+	repermission.SkipWithdrew:     "the contact withdrew their E-marketing consent",
+	repermission.SkipAlreadyAsked: "another re-permission run asked the contact and waits for their answer",
+	repermission.SkipRunFailed:    "the run failed before it reached the contact",
+}
+
+// skipLabel says in words why a contact gets no double opt-in email
+// (skipLabels); an unknown code is shown with spaces for its underscores.
+func skipLabel(reason string) string {
+	if l, ok := skipLabels[reason]; ok {
+		return l
 	}
 	return strings.ReplaceAll(reason, "_", " ")
 }
