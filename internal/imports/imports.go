@@ -227,7 +227,12 @@ func (s *Service) receive(ctx context.Context, imp *Import, key []byte, r io.Rea
 				werr = fmt.Errorf("imports: encrypt upload: %w", err)
 				break
 			}
-			stored, i, addresses := append([]byte(nil), stored...), n, found.take()
+			stored, i := append([]byte(nil), stored...), n
+			addresses, err := s.keepAddresses(ctx, imp, found.take())
+			if err != nil {
+				werr = err
+				break
+			}
 			werr = s.DB.Write(ctx, func(tx *store.Tx) error { return s.keepTx(tx, imp, i, stored, addresses) })
 			n++
 		}
@@ -251,7 +256,10 @@ func (s *Service) receive(ctx context.Context, imp *Import, key []byte, r io.Rea
 	imp.Format, imp.Encoding, imp.Delimiter, imp.Header, imp.TotalRows, imp.FileSize = c.info.format, c.info.encoding, c.info.delimiter,
 		c.info.header, c.info.rows, size
 	header, _ := json.Marshal(imp.Header)
-	addresses := found.take()
+	addresses, err := s.keepAddresses(ctx, imp, found.take())
+	if err != nil {
+		return err
+	}
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		if err := s.keepTx(tx, imp, 0, nil, addresses); err != nil {
 			return err

@@ -79,7 +79,9 @@ var ended = []string{StatusDone, StatusFailed, StatusCancelled, StatusUndoing, S
 
 // dropFile deletes, in pieces, the file and address hashes of import id
 // if it has ended for real (a dry run's file stays for the import that
-// follows it). A failure is logged: Prune finishes the work.
+// follows it). It stops when ctx ends, as the service stops: a file of
+// a gigabyte takes minutes, and must not hold up a restart. What is left
+// then, or after a failure (logged), Prune deletes.
 func (s *Service) dropFile(ctx context.Context, id string) {
 	var gone bool
 	ph, args := store.In(2, ended)
@@ -88,7 +90,11 @@ func (s *Service) dropFile(ctx context.Context, id string) {
 	if err == nil && gone {
 		err = s.deleteInPieces(ctx, id, filePieces)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		s.Log.Info("imports: the deletion of an ended import's file stopped with the service; the prune sweep finishes it", "import", id)
+	default:
 		s.Log.Error("imports: delete an ended import's file", "import", id, "err", err)
 	}
 }

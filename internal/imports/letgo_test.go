@@ -12,6 +12,7 @@ import (
 	"github.com/consentry/consentry/internal/store/storetest"
 )
 
+// An upload keeps the hashes of all its addresses, written in pieces.
 // An import that ends lets go of its file: the key goes with the end,
 // the chunks and the addresses' hashes right after, in pieces (more than
 // one here of each). Prune deletes an import 30 days after its end with
@@ -30,20 +31,24 @@ func TestEndedImportLetsGoOfItsFile(t *testing.T) {
 			}
 			return n
 		}
-		// 2,500 addresses, and a note of 2 KiB a row: a file of five
-		// chunks and more.
+		// 4,000 addresses, the first 2,500 with a note of 2 KiB: a file of
+		// five chunks and more, the last holding more addresses than
+		// an upload writes in a transaction.
 		note := strings.Repeat("n", 2048)
 		records := [][]string{{"email", "note"}, {"not an address", note}}
-		for i := range 2500 {
+		for i := range 4000 {
+			if i == 2500 {
+				note = ""
+			}
 			records = append(records, []string{fmt.Sprintf("p%04d@example.com", i), note})
 		}
 		d := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"}}}
 		first := w.upload("people.csv", csvFile(',', records...))
 		chunks := count(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, first.ID)
-		if chunks < 5 || count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, first.ID) != 2500 {
+		if chunks < 5 || count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, first.ID) != 4000 {
 			t.Fatalf("the upload kept %d chunks and %d addresses", chunks, count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, first.ID))
 		}
-		if got := w.run(first.ID, d, false); got.Status != imports.StatusDone || got.Created != 2500 || got.Failed != 1 {
+		if got := w.run(first.ID, d, false); got.Status != imports.StatusDone || got.Created != 4000 || got.Failed != 1 {
 			t.Fatalf("import: %+v", got)
 		}
 		kept := func(id string) int {
@@ -55,7 +60,7 @@ func TestEndedImportLetsGoOfItsFile(t *testing.T) {
 		if n := kept(first.ID); n != 0 {
 			t.Fatalf("after the import's end, %d rows of its file or its key are kept", n)
 		}
-		if count(`SELECT count(*) FROM import_contacts WHERE import_id = $1`, first.ID) != 2500 ||
+		if count(`SELECT count(*) FROM import_contacts WHERE import_id = $1`, first.ID) != 4000 ||
 			count(`SELECT count(*) FROM import_rows WHERE import_id = $1`, first.ID) != 1 {
 			t.Fatal("the import's report or its contacts are gone with its file")
 		}
@@ -91,7 +96,7 @@ func TestEndedImportLetsGoOfItsFile(t *testing.T) {
 		if n := kept(second.ID); n != 0 {
 			t.Fatalf("prune left %d rows of an ended import's file", n)
 		}
-		if count(`SELECT count(*) FROM contacts`) != 2501 {
+		if count(`SELECT count(*) FROM contacts`) != 4001 {
 			t.Fatal("prune deleted contacts")
 		}
 	})

@@ -232,6 +232,28 @@ func (a *addressSet) take() []string {
 	return out
 }
 
+// addressPiece is how many address hashes an arriving upload writes in
+// a transaction: a chunk of 1 MiB holds some 7,000 addresses, and
+// writing them with the chunk held the writer for up to a second while
+// other changes waited.
+const addressPiece = 1000
+
+// keepAddresses writes the hashes of addresses (keepTx) a piece a
+// transaction, before the chunk they are in, and returns the last piece,
+// for the chunk's own transaction. An erasure that commits in between
+// finds the upload by the hashes written so far, and those still to come
+// are checked against it as they are written.
+func (s *Service) keepAddresses(ctx context.Context, imp *Import, addresses []string) ([]string, error) {
+	for len(addresses) > addressPiece {
+		piece := addresses[:addressPiece]
+		if err := s.DB.Write(ctx, func(tx *store.Tx) error { return s.keepTx(tx, imp, 0, nil, piece) }); err != nil {
+			return nil, err
+		}
+		addresses = addresses[addressPiece:]
+	}
+	return addresses, nil
+}
+
 // keepTx stores, inside tx, chunk n of an arriving upload's file (none
 // when stored is nil) and the hashes of the addresses its reading met
 // since the last chunk. It refuses an upload an erasure discarded

@@ -61,8 +61,9 @@ func (s *Service) Handle(ctx context.Context, j *jobs.Job) error {
 		return nil
 	}
 	// An import that ended let go of its file (letGoTx); what is left
-	// of it goes now, after the transaction that ended it.
-	defer s.dropFile(context.WithoutCancel(ctx), imp.ID)
+	// of it goes now, after the transaction that ended it, unless the
+	// service is stopping (Prune then finishes it).
+	defer s.dropFile(ctx, imp.ID)
 	err = s.run(ctx, imp)
 	switch {
 	case errors.Is(err, errStop):
