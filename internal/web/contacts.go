@@ -475,7 +475,6 @@ type newContactForm struct {
 	Sources  []*consent.Source
 	// OptIn are the statuses a user may start a contact at (R5, R6).
 	OptIn []string
-	Bases []string
 	// Form is what was posted when it was refused, shown again; nil on a
 	// fresh page.
 	Form url.Values
@@ -487,7 +486,7 @@ func (s *Server) newContactPage(w http.ResponseWriter, r *http.Request, u *auth.
 
 func (s *Server) showNewContact(w http.ResponseWriter, r *http.Request, u *auth.User, status int, fe map[string]string, form url.Values) {
 	ctx := r.Context()
-	p := newContactForm{OptIn: consent.StatusesThrough(consent.ChannelUserCreate), Bases: consent.LegalBases, Form: form}
+	p := newContactForm{OptIn: consent.StatusesThrough(consent.ChannelUserCreate), Form: form}
 	var err error
 	if p.Fields, err = s.Contacts.Fields(ctx); err != nil {
 		s.fail(w, err, u)
@@ -515,8 +514,10 @@ func initialConsents(f url.Values, purposes []*consent.Purpose, by consent.Actor
 		if state == "" {
 			continue // not recorded
 		}
+		// The legal basis is the purpose's own (consent.Purpose.AllowsLegalBasis),
+		// which a record without one takes.
 		ins = append(ins, consent.RecordInput{Purpose: p.ID, State: state, Source: f.Get(consentKey(p.ID, "source")),
-			LegalBasis: f.Get(consentKey(p.ID, "legal_basis")), Actor: by, Evidence: ev})
+			Actor: by, Evidence: ev})
 		ids = append(ids, p.ID)
 	}
 	return ins, ids
@@ -535,10 +536,10 @@ func consentFormField(field string, ids []string) string {
 	if err != nil || i < 0 || i >= len(ids) {
 		return field
 	}
-	// The line shows its source and legal basis; anything else about the
-	// consent (its purpose, the state, the evidence) is said at its state.
+	// The line shows its source; anything else about the consent (its
+	// purpose, the state, the evidence) is said at its state.
 	part = strings.TrimPrefix(part, ".")
-	if part != "source" && part != "legal_basis" {
+	if part != "source" {
 		part = "state"
 	}
 	return consentKey(ids[i], part)

@@ -10,13 +10,13 @@ import (
 )
 
 // TestConsentFormField: an error about the i-th consent of a new contact
-// is put next to that purpose's line, at its source or legal basis, or
-// else at its state; other fields keep their names.
+// is put next to that purpose's line, at its source, or else at its
+// state; other fields keep their names.
 func TestConsentFormField(t *testing.T) {
 	ids := []string{"p1", "p2"}
 	for in, want := range map[string]string{
 		"consents[1].source":          "consent.p2.source",
-		"consents[0].legal_basis":     "consent.p1.legal_basis",
+		"consents[0].legal_basis":     "consent.p1.state",
 		"consents[0].state":           "consent.p1.state",
 		"consents[1].purpose":         "consent.p2.state",
 		"consents[0]":                 "consent.p1.state",
