@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentry/consentry/docs"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/campaign"
@@ -501,7 +502,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 				continue
 			}
 			email := strings.ReplaceAll(role, "_", ".") + "@acme.example"
-			if _, err := e.a.Users.Create(ctx, auth.NewUser{Email: email, Name: role, Role: role, Password: "a long enough password"}); err != nil {
+			if _, err := e.a.Users.Create(ctx, audit.Actor{Kind: "user"}, auth.NewUser{Email: email, Name: role, Role: role, Password: "a long enough password"}); err != nil {
 				t.Fatal(err)
 			}
 			d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")),

@@ -101,7 +101,7 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 		// was retrying included, in order: those of the events that
 		// happened while it was off too.
 		down = false
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)
@@ -193,7 +193,7 @@ func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
 			t.Fatalf("%d requests before it was turned off, want 1", n)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		f.emit(t, events.ConsentWithdrawn, "c1")
@@ -219,7 +219,7 @@ func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
 			t.Fatalf("after pruning: %d requests, deliveries %+v", len(rc.all()), ds)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)
@@ -257,7 +257,7 @@ func TestAQueuedCallToAnEndpointTurnedOffWaits(t *testing.T) {
 		f := newFixture(t, db)
 		rc := newReceiver(t, nil)
 		e, secret := f.endpoint(t, rc.URL, events.ConsentGranted)
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		f.emit(t, events.ConsentGranted, "c1")
@@ -285,7 +285,7 @@ func TestAQueuedCallToAnEndpointTurnedOffWaits(t *testing.T) {
 			t.Fatalf("while off: %d requests, deliveries %+v", len(rc.all()), ds)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)
