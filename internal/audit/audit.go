@@ -70,8 +70,13 @@ var Actions = []string{ActionSettingChanged, ActionPurposeCreated, ActionPurpose
 	ActionWebformCreated, ActionWebformChanged, ActionWebformDeleted}
 
 // Actor kinds beside a user and an API token: the command line, run by
-// whoever operates the server, has no account of its own.
-const ActorCommandLine = "command_line"
+// whoever operates the server, has no account of its own; the system is
+// Consentry acting on its own rules (turning off a webhook endpoint whose
+// deliveries have failed for days).
+const (
+	ActorCommandLine = "command_line"
+	ActorSystem      = "system"
+)
 
 // Object is what a change is about: its kind (one of Kinds), id and name
 // at the time of the change. A setting has neither id nor name: the
@@ -81,10 +86,11 @@ type Object struct {
 }
 
 // Actor is who made a change: a user (kind "user") or an API token (kind
-// "api_token"), by id, or the command line (kind "command_line", no id).
+// "api_token"), by id, or the command line (kind "command_line") or the
+// system (kind "system"), with no id.
 // It has the shape of consent.Actor, which converts to it.
 type Actor struct {
-	Kind string `json:"kind" enum:"user,api_token,command_line"`
+	Kind string `json:"kind" enum:"user,api_token,command_line,system"`
 	ID   string `json:"id,omitempty"`
 }
 

@@ -66,6 +66,12 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 		if got.Enabled || !strings.Contains(got.DisabledReason, "no delivery succeeded") || got.FailingSince == nil || !got.FailingSince.Equal(start) {
 			t.Fatalf("endpoint: %+v", got)
 		}
+		// The audit log says the system turned it off.
+		logged, _, err := audit.List(ctx, db.Read, audit.Query{Kind: audit.KindWebhook, Limit: 10})
+		if err != nil || len(logged) == 0 || logged[0].Action != audit.ActionWebhookChanged || logged[0].Actor.Kind != audit.ActorSystem ||
+			logged[0].Subject != "enabled" || logged[0].OldValue != "true" || logged[0].NewValue != "false" || logged[0].ObjectID != e.ID {
+			t.Fatalf("the audit log of the endpoint: %+v %v", logged, err)
+		}
 
 		// While off, nothing is attempted, but what happens is queued:
 		// a change about a contact whose delivery was being retried when
