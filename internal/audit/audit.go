@@ -101,11 +101,11 @@ type Entry struct {
 	Actor      Actor     `json:"actor"`
 	Kind       string    `json:"kind" enum:"@audit_kind" doc:"the kind of object changed"`
 	ObjectID   string    `json:"object_id" doc:"the object's id; empty for a setting"`
-	ObjectName string    `json:"object_name" doc:"the object's name (a user's email address) when it was changed; empty for a setting"`
+	ObjectName string    `json:"object_name" doc:"the object's name when it was changed (a user's email address, a webhook endpoint's URL); empty for a setting"`
 	Action     string    `json:"action" enum:"@audit_action"`
 	Subject    string    `json:"subject" doc:"the field that changed: a setting's name, or a field of the object"`
-	OldValue   string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]); empty for a secret"`
-	NewValue   string    `json:"new_value" doc:"the value after, as JSON; empty for a secret"`
+	OldValue   string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]); empty for a secret and for what was just created"`
+	NewValue   string    `json:"new_value" doc:"the value after, as JSON; empty for a secret and for what was deleted"`
 }
 
 // Change is one field that differs between two values of a struct.
