@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/imports"
@@ -160,7 +161,7 @@ func importWorld(t testing.TB, db *store.DB) {
 	cs := consent.NewService(db)
 	people := contact.NewService(db, cs)
 	str := func(s string) *string { return &s }
-	if _, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: str(importstest.Purpose), LegalBasis: str(consent.BasisConsent),
+	if _, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: str(importstest.Purpose), LegalBasis: str(consent.BasisConsent),
 		Text: str("May we share your details with our partners?")}); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/ledger"
 	"github.com/consentry/consentry/internal/ledgertree"
@@ -364,7 +365,7 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 				t := time.Now().Add(*expires)
 				exp = &t
 			}
-			secret, tok, err := a.Tokens.Create(ctx, *name, exp, scopes...)
+			secret, tok, err := a.Tokens.Create(ctx, audit.Actor{Kind: audit.ActorCommandLine}, *name, exp, scopes...)
 			if err != nil {
 				return err
 			}
@@ -394,7 +395,9 @@ func token(ctx context.Context, cfg *config.Config, log *slog.Logger, args []str
 			fmt.Fprint(stderr, "usage: consentry token revoke ID\n")
 			return 2
 		}
-		err = withApp(ctx, cfg, log, func(a *app.App) error { return a.Tokens.Revoke(ctx, args[1]) })
+		err = withApp(ctx, cfg, log, func(a *app.App) error {
+			return a.Tokens.Revoke(ctx, audit.Actor{Kind: audit.ActorCommandLine}, args[1])
+		})
 	default:
 		fmt.Fprintf(stderr, "consentry: unknown token command %q\n", args[0])
 		return 2

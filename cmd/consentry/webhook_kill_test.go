@@ -15,6 +15,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/webhook"
@@ -82,7 +83,7 @@ func webhookKillRun(t *testing.T, bin string, db *store.DB, env []string) {
 	got := &hookArrivals{byID: map[string]int{}, first: map[string][]int64{}, more: make(chan struct{}, 1)}
 	rc := httptest.NewServer(got)
 	t.Cleanup(rc.Close)
-	_, secret, err := svc.Create(ctx, webhook.EndpointInput{URL: rc.URL})
+	_, secret, err := svc.Create(ctx, audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: rc.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

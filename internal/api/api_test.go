@@ -17,6 +17,7 @@ import (
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/config"
@@ -70,11 +71,11 @@ func newEnvConfig(t testing.TB, db *store.DB, configure func(*config.Config)) *e
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	secret, tok, err := a.Tokens.Create(context.Background(), "test", nil)
+	secret, tok, err := a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "test", nil)
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}
-	admin, _, err := a.Tokens.Create(context.Background(), "operator", nil, auth.ScopeAdmin, auth.ScopeErasure)
+	admin, _, err := a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "operator", nil, auth.ScopeAdmin, auth.ScopeErasure)
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}
@@ -795,7 +796,7 @@ func TestListCursorIsChecked(t *testing.T) {
 			t.Fatalf("pages: %+v then %+v", first, second)
 		}
 		auto := e.automation(t)
-		reveal, _, err := e.a.Tokens.Create(context.Background(), "billing", nil, auth.ScopeReveal)
+		reveal, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "billing", nil, auth.ScopeReveal)
 		if err != nil {
 			t.Fatal(err)
 		}

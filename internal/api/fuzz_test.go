@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -60,7 +61,7 @@ func fuzzTargets(f *testing.F) []*fuzzTarget {
 		people.Vault = vaulttest.New(f)
 		tokens := auth.NewTokens(db)
 		// The scopes that open purposes and deletion, which it fuzzes too.
-		secret, _, err := tokens.Create(ctx, "fuzz", nil, auth.ScopeAdmin, auth.ScopeErasure)
+		secret, _, err := tokens.Create(ctx, audit.Actor{Kind: "user"}, "fuzz", nil, auth.ScopeAdmin, auth.ScopeErasure)
 		if err != nil {
 			f.Fatal(err)
 		}

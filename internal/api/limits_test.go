@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -17,11 +18,11 @@ import (
 func TestBodiesOverTheLimitAre413(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := newEnv(t, db)
-		secret, _, err := e.a.Tokens.Create(context.Background(), "limits", nil, auth.ScopeAutomation)
+		secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "limits", nil, auth.ScopeAutomation)
 		if err != nil {
 			t.Fatal(err)
 		}
-		inbound, _, err := e.a.Tokens.Create(context.Background(), "provider", nil, auth.ScopeInbound)
+		inbound, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "provider", nil, auth.ScopeInbound)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -244,6 +245,8 @@ var namedEnums = map[string][]string{
 	"hold_legal_basis":        holds.Bases,
 	"inbound_outcome":         inbound.Outcomes,
 	"text_encoding":           tabular.Encodings,
+	"audit_kind":              audit.Kinds,
+	"audit_action":            audit.Actions,
 }
 
 // enumValues reads an enum tag: a comma-separated list, or @name for one of

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/consentry/consentry/internal/api"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -77,7 +78,7 @@ func scopedAuth(t testing.TB, e *env) string {
 			scopes = append(scopes, s)
 		}
 	}
-	secret, _, err := e.a.Tokens.Create(context.Background(), "scoped", nil, scopes...)
+	secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "scoped", nil, scopes...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/consent"
@@ -31,10 +32,10 @@ func newLimitedAPI(t testing.TB, db *store.DB, l Limits) *limitedAPI {
 	tokens := auth.NewTokens(db)
 	a := &limitedAPI{at: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var err error
-	if a.ada, _, err = tokens.Create(ctx, "ada", nil); err != nil {
+	if a.ada, _, err = tokens.Create(ctx, audit.Actor{Kind: "user"}, "ada", nil); err != nil {
 		t.Fatal(err)
 	}
-	if a.bob, _, err = tokens.Create(ctx, "bob", nil); err != nil {
+	if a.bob, _, err = tokens.Create(ctx, audit.Actor{Kind: "user"}, "bob", nil); err != nil {
 		t.Fatal(err)
 	}
 	a.srv = New(&Server{DB: db, Consent: consent.NewService(db), Tokens: tokens, Limits: l, Now: func() time.Time { return a.at }})

@@ -126,9 +126,12 @@ func (s *Server) routeTable() []Route {
 		{Method: "PATCH", Path: "/api/v1/settings", Tag: "settings", Scope: auth.ScopeAdmin, Status: 200, Request: settings.Patch{}, Response: settings.Settings{},
 			Summary: "Change settings; absent fields stay. Each setting changed gets an entry in the audit log", handle: s.patchSettings},
 		{Method: "GET", Path: "/api/v1/audit-log", Tag: "settings", Scope: auth.ScopeAdmin, Status: 200, Response: AuditPage{},
-			Query:   []Param{{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"}},
-			Summary: "The audit log, newest first: who changed which setting, when, and its value before and after (a secret's values are left out)",
-			handle:  s.auditLog},
+			Query: []Param{{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"},
+				{"kind", "only entries about this kind of object: " + strings.Join(audit.Kinds, ", "), "string"},
+				{"actor", "only entries made by this user or API token, by its id", "string"}},
+			Summary: "The audit log, newest first: who changed a setting, purpose, user, API token, webhook endpoint or webform, when, " +
+				"and each changed field's value before and after (a secret is named with its values left out; a password is never written)",
+			handle: s.auditLog},
 
 		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: LedgerReport{},
 			Summary: "Recompute the ledger's hash chain, replay it and compare it with the current consent state; rebuild its Merkle tree " +
@@ -460,12 +463,12 @@ func (s *Server) listPurposes(r *http.Request, _ consent.Actor) (int, any, error
 	return 200, p, err
 }
 
-func (s *Server) createPurpose(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createPurpose(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.PurposeInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	p, err := s.Consent.CreatePurpose(r.Context(), in)
+	p, err := s.Consent.CreatePurpose(r.Context(), audit.Actor(caller), in)
 	return 201, p, err
 }
 
@@ -474,7 +477,7 @@ func (s *Server) getPurpose(r *http.Request, _ consent.Actor) (int, any, error) 
 	return pathResult(200, p, err)
 }
 
-func (s *Server) updatePurpose(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updatePurpose(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.PurposeInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -483,7 +486,7 @@ func (s *Server) updatePurpose(r *http.Request, _ consent.Actor) (int, any, erro
 	if err != nil {
 		return 0, nil, inPath(err)
 	}
-	p, err = s.Consent.UpdatePurpose(r.Context(), p.ID, in)
+	p, err = s.Consent.UpdatePurpose(r.Context(), audit.Actor(caller), p.ID, in)
 	return pathResult(200, p, err)
 }
 
@@ -498,7 +501,7 @@ type TranslationInput struct {
 	Text string `json:"text" required:"true" doc:"the consent text in the language of the path"`
 }
 
-func (s *Server) setTranslation(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) setTranslation(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in TranslationInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -507,7 +510,7 @@ func (s *Server) setTranslation(r *http.Request, _ consent.Actor) (int, any, err
 	if err != nil || v < 1 {
 		return 0, nil, errs.Invalid("version", "must be a consent text version number")
 	}
-	t, err := s.Consent.SetTranslation(r.Context(), r.PathValue("id"), v, r.PathValue("language"), in.Text)
+	t, err := s.Consent.SetTranslation(r.Context(), audit.Actor(caller), r.PathValue("id"), v, r.PathValue("language"), in.Text)
 	if e := errs.As(err); e != nil && e.Kind == errs.KindNotFound && e.Field == "purpose" {
 		return 0, nil, inPath(err)
 	}
@@ -782,7 +785,8 @@ func (s *Server) auditLog(r *http.Request, _ consent.Actor) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items, next, err := audit.List(r.Context(), s.DB.Read, r.URL.Query().Get("after"), limit)
+	q := r.URL.Query()
+	items, next, err := audit.List(r.Context(), s.DB.Read, audit.Query{Kind: q.Get("kind"), Actor: q.Get("actor"), After: q.Get("after"), Limit: limit})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -27,7 +28,7 @@ func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
 		}](t, r.body).ID
 		token := func(scopes ...string) string {
 			t.Helper()
-			secret, _, err := e.a.Tokens.Create(context.Background(), "scoped", nil, scopes...)
+			secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "scoped", nil, scopes...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/webform"
 )
@@ -47,12 +48,12 @@ func (s *Server) allWebforms(r *http.Request, _ consent.Actor) (int, any, error)
 	return 200, l, err
 }
 
-func (s *Server) createWebform(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createWebform(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in webform.Definition
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	w, err := s.Webforms.Create(r.Context(), in)
+	w, err := s.Webforms.Create(r.Context(), audit.Actor(caller), in)
 	return 201, w, err
 }
 
@@ -61,17 +62,17 @@ func (s *Server) getWebform(r *http.Request, _ consent.Actor) (int, any, error) 
 	return pathResult(200, w, err)
 }
 
-func (s *Server) updateWebform(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateWebform(r *http.Request, caller consent.Actor) (int, any, error) {
 	var patch json.RawMessage
 	if err := decode(r, &patch); err != nil {
 		return 0, nil, err
 	}
-	w, err := s.Webforms.Update(r.Context(), r.PathValue("id"), patch)
+	w, err := s.Webforms.Update(r.Context(), audit.Actor(caller), r.PathValue("id"), patch)
 	return pathResult(200, w, err)
 }
 
-func (s *Server) deleteWebform(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Webforms.Delete(r.Context(), r.PathValue("id")))
+func (s *Server) deleteWebform(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Webforms.Delete(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }
 
 func (s *Server) webformSnippet(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
@@ -107,12 +108,12 @@ func (s *Server) listWebhooks(r *http.Request, _ consent.Actor) (int, any, error
 	return 200, eps, err
 }
 
-func (s *Server) createWebhook(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createWebhook(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in EndpointRequest
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	ep, secret, err := s.Webhooks.Create(r.Context(), webhook.EndpointInput{URL: in.URL, Description: in.Description,
+	ep, secret, err := s.Webhooks.Create(r.Context(), audit.Actor(caller), webhook.EndpointInput{URL: in.URL, Description: in.Description,
 		EventTypes: in.EventTypes, Enabled: in.Enabled})
 	if err != nil {
 		return 0, nil, err
@@ -125,7 +126,7 @@ func (s *Server) getWebhook(r *http.Request, _ consent.Actor) (int, any, error) 
 	return pathResult(200, ep, err)
 }
 
-func (s *Server) updateWebhook(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateWebhook(r *http.Request, caller consent.Actor) (int, any, error) {
 	if _, err := s.Webhooks.Get(r.Context(), r.PathValue("id")); err != nil {
 		return pathResult[any](0, nil, err)
 	}
@@ -133,17 +134,17 @@ func (s *Server) updateWebhook(r *http.Request, _ consent.Actor) (int, any, erro
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	ep, err := s.Webhooks.Update(r.Context(), r.PathValue("id"), webhook.EndpointPatch{URL: in.URL, Description: in.Description,
+	ep, err := s.Webhooks.Update(r.Context(), audit.Actor(caller), r.PathValue("id"), webhook.EndpointPatch{URL: in.URL, Description: in.Description,
 		EventTypes: in.EventTypes, Enabled: in.Enabled})
 	return pathResult(200, ep, err)
 }
 
-func (s *Server) deleteWebhook(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Webhooks.Delete(r.Context(), r.PathValue("id")))
+func (s *Server) deleteWebhook(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Webhooks.Delete(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }
 
-func (s *Server) rotateWebhookSecret(r *http.Request, _ consent.Actor) (int, any, error) {
-	secret, err := s.Webhooks.RotateSecret(r.Context(), r.PathValue("id"))
+func (s *Server) rotateWebhookSecret(r *http.Request, caller consent.Actor) (int, any, error) {
+	secret, err := s.Webhooks.RotateSecret(r.Context(), audit.Actor(caller), r.PathValue("id"))
 	if err != nil {
 		return pathResult[any](0, nil, err)
 	}

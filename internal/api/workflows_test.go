@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/consentry/consentry/internal/api"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -17,7 +18,7 @@ import (
 // automation scope.
 func (e *env) automation(t testing.TB) string {
 	t.Helper()
-	secret, _, err := e.a.Tokens.Create(context.Background(), "automation", nil, auth.ScopeAutomation)
+	secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "automation", nil, auth.ScopeAutomation)
 	if err != nil {
 		t.Fatal(err)
 	}

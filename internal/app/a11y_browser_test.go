@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentry/consentry/docs"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/campaign"
@@ -395,7 +396,8 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		pages := []pageAt{{"/admin/{$}", "/admin/"}, {"/admin/contacts", "/admin/contacts"}, {"/admin/contacts/new", "/admin/contacts/new"},
 			{"/admin/contacts/{id}", record}, {"/admin/contacts/{id}/erasure", record + "/erasure"},
 			{"/admin/outbox", "/admin/outbox"}, {"/admin/mailbox", "/admin/mailbox"}, {"/admin/access-log", "/admin/access-log"},
-			{"/admin/ledger", "/admin/ledger"}, {"/admin/campaigns", "/admin/campaigns"}, {"/admin/campaigns/new", "/admin/campaigns/new"},
+			{"/admin/ledger", "/admin/ledger"}, {"/admin/audit-log", "/admin/audit-log"}, {"/admin/audit-log", "/admin/audit-log?kind=webform"},
+			{"/admin/campaigns", "/admin/campaigns"}, {"/admin/campaigns/new", "/admin/campaigns/new"},
 			{"/admin/campaigns/{id}", "/admin/campaigns/" + sent}, {"/admin/campaigns/{id}", "/admin/campaigns/" + draft.ID},
 			{"/admin/campaigns/{id}", "/admin/campaigns/" + draft.ID + "?contact=anna.en%40example.com"},
 			{"/admin/campaigns/{id}/edit", "/admin/campaigns/" + draft.ID + "/edit"}, {"/admin/campaign-templates", "/admin/campaign-templates"},
@@ -501,7 +503,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 				continue
 			}
 			email := strings.ReplaceAll(role, "_", ".") + "@acme.example"
-			if _, err := e.a.Users.Create(ctx, auth.NewUser{Email: email, Name: role, Role: role, Password: "a long enough password"}); err != nil {
+			if _, err := e.a.Users.Create(ctx, audit.Actor{Kind: "user"}, auth.NewUser{Email: email, Name: role, Role: role, Password: "a long enough password"}); err != nil {
 				t.Fatal(err)
 			}
 			d.do(chromedp.Navigate(e.srv.URL+"/admin/account"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#password")),

@@ -324,7 +324,7 @@ func TestSettingsAndAuditPages(t *testing.T) {
 				NewValue string `json:"new_value"`
 			}
 		}
-		e.api("GET", "/api/v1/audit-log", "", 200, &audited)
+		e.api("GET", "/api/v1/audit-log?kind=setting", "", 200, &audited)
 		changed := map[string]string{}
 		for _, en := range audited.Items {
 			if en.Actor.Kind != "user" || en.Actor.ID != users[0].ID {

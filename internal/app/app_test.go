@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -59,7 +60,7 @@ func start(t testing.TB, db *store.DB, before ...func(*app.App)) *env {
 	a.Start(ctx)
 	t.Cleanup(func() { cancel(); a.Wait() })
 	e.a = a
-	secret, _, err := a.Tokens.Create(context.Background(), "test", nil, operatorScopes...)
+	secret, _, err := a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "test", nil, operatorScopes...)
 	if err != nil {
 		t.Fatal(err)
 	}

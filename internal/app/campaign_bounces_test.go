@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -108,7 +109,7 @@ func TestCampaignBouncesComeBackByMail(t *testing.T) {
 		}
 		// A mail provider's inbound route passes a bounce on without its
 		// envelope: the Return-Path in To says which message it is about.
-		provider, _, err := e.a.Tokens.Create(ctx, "provider", nil, auth.ScopeInbound)
+		provider, _, err := e.a.Tokens.Create(ctx, audit.Actor{Kind: "user"}, "provider", nil, auth.ScopeInbound)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -324,7 +324,7 @@ func TestCampaignTracking(t *testing.T) {
 		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Engagement tracking"), LegalBasis: ptr("consent"),
+		if _, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Engagement tracking"), LegalBasis: ptr("consent"),
 			Text: ptr("We count the opens and clicks of our email.")}); err != nil {
 			t.Fatal(err)
 		}

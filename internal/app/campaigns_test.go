@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -17,7 +18,7 @@ import (
 // scope, besides the operator's.
 func (e *env) campaignToken() {
 	e.t.Helper()
-	secret, _, err := e.a.Tokens.Create(context.Background(), "campaigns", nil, append([]string{auth.ScopeCampaigns}, operatorScopes...)...)
+	secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "campaigns", nil, append([]string{auth.ScopeCampaigns}, operatorScopes...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestCampaignsAPI(t *testing.T) {
 		// The ordinary token may not touch campaigns.
 		e.api("GET", "/api/v1/campaigns", "", 403, nil)
 		e.campaignToken()
-		if _, err := e.a.Users.Create(ctx, auth.NewUser{Email: "mo@acme.example", Name: "Mo", Role: auth.RoleAdmin, Password: "a long enough passphrase"}); err != nil {
+		if _, err := e.a.Users.Create(ctx, audit.Actor{Kind: "user"}, auth.NewUser{Email: "mo@acme.example", Name: "Mo", Role: auth.RoleAdmin, Password: "a long enough passphrase"}); err != nil {
 			t.Fatal(err)
 		}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/browsertest"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact/contacttest"
@@ -48,7 +49,7 @@ func TestDashboardChartsInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, basis, text := `<img src=x onerror=alert(1)> News`, consent.BasisConsent, "News by email."
-	if _, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: &name, LegalBasis: &basis, Text: &text}); err != nil {
+	if _, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: &name, LegalBasis: &basis, Text: &text}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.a.Tally.Count(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact/contacttest"
 	"github.com/consentry/consentry/internal/store"
@@ -23,7 +24,7 @@ func TestDashboardCoverageFigures(t *testing.T) {
 		// Twelve contacts: E-marketing granted by 6, withdrawn by 3.
 		contacttest.SeedMillion(t, db, 12)
 		name, basis, desc := "Product analytics", consent.BasisLegitimateInterests, "How the product is used."
-		if _, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: &name, LegalBasis: &basis, Text: &desc}); err != nil {
+		if _, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: &name, LegalBasis: &basis, Text: &desc}); err != nil {
 			t.Fatal(err)
 		}
 		// Two contacts object to the analytics.

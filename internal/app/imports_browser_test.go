@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/lists"
@@ -184,7 +185,7 @@ func TestImportSuggestionsAreChosen(t *testing.T) {
 		e, d := signedIn(t, db)
 		do, text := d.do, d.text
 		ctx := context.Background()
-		news, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Newsletter"), LegalBasis: ptr(consent.BasisConsent),
+		news, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Newsletter"), LegalBasis: ptr(consent.BasisConsent),
 			Text: ptr("May we send you our newsletter?")})
 		if err != nil {
 			t.Fatal(err)

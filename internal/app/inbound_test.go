@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/inbound"
 	"github.com/consentry/consentry/internal/requests"
@@ -149,7 +150,7 @@ func TestRequestByEmailOverSMTP(t *testing.T) {
 func TestRequestByEmailThroughTheAPI(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e, _ := startInbound(t, db)
-		provider, _, err := e.a.Tokens.Create(context.Background(), "provider", nil, auth.ScopeInbound)
+		provider, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "provider", nil, auth.ScopeInbound)
 		if err != nil {
 			t.Fatal(err)
 		}

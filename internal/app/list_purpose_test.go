@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
@@ -23,7 +24,7 @@ func TestListBoundToAPurpose(t *testing.T) {
 		e := start(t, db)
 		ctx := context.Background()
 		e.campaignToken()
-		if _, err := e.a.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Member news"), LegalBasis: ptr("consent"),
+		if _, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Member news"), LegalBasis: ptr("consent"),
 			Text: ptr("We send members our monthly news.")}); err != nil {
 			t.Fatal(err)
 		}

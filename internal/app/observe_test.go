@@ -17,6 +17,7 @@ import (
 
 	"github.com/consentry/consentry/internal/api"
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/clientip"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/logtest"
@@ -54,7 +55,7 @@ func serveOnly(t testing.TB, db *store.DB, configure func(*config.Config)) *serv
 		t.Fatal(err)
 	}
 	handler, s.a = a.Handler(), a
-	if s.token, _, err = a.Tokens.Create(context.Background(), "test", nil); err != nil {
+	if s.token, _, err = a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	return s

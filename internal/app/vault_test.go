@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/store"
@@ -90,7 +91,7 @@ func TestCopiesHoldNoClearSensitiveValue(t *testing.T) {
 
 // revealer is a client with a token that may reveal.
 func (e *env) revealer() *env {
-	secret, _, err := e.a.Tokens.Create(context.Background(), "billing", nil, auth.ScopeReveal)
+	secret, _, err := e.a.Tokens.Create(context.Background(), audit.Actor{Kind: "user"}, "billing", nil, auth.ScopeReveal)
 	if err != nil {
 		e.t.Fatal(err)
 	}

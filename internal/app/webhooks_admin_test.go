@@ -13,6 +13,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -258,11 +259,11 @@ func TestWebhookDeliveryOfAnotherEndpoint(t *testing.T) {
 		e := startWithLocalWebhooks(t, db)
 		ctx := context.Background()
 		admin := e.firstAdmin()
-		one, _, err := e.a.Webhooks.Create(ctx, webhook.EndpointInput{URL: rc.URL, EventTypes: []string{"contact.created"}})
+		one, _, err := e.a.Webhooks.Create(ctx, audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: rc.URL, EventTypes: []string{"contact.created"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, _, err := e.a.Webhooks.Create(ctx, webhook.EndpointInput{URL: rc.URL + "/other", EventTypes: []string{"consent.granted"}})
+		other, _, err := e.a.Webhooks.Create(ctx, audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: rc.URL + "/other", EventTypes: []string{"consent.granted"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
@@ -18,7 +19,7 @@ func TestServeDeliversWebhooks(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		rc := newReceiver(t)
 		e := startWithLocalWebhooks(t, db)
-		_, secret, err := e.a.Webhooks.Create(context.Background(), webhook.EndpointInput{URL: rc.URL})
+		_, secret, err := e.a.Webhooks.Create(context.Background(), audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: rc.URL})
 		if err != nil {
 			t.Fatal(err)
 		}

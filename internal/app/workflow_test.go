@@ -9,6 +9,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/consentry/consentry/internal/audit"
 	evt "github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -35,7 +36,7 @@ func TestSharingWithPartnersReachesThePartnerAtOnce(t *testing.T) {
 			"statement":"We are Acme.","policies":[{"title":"Privacy policy","url":"https://acme.example/privacy"}],"footer":{"enabled":false},
 			"access_email":false,"allow_stop_processing":true,"allow_erasure":true}`, 200, nil)
 		// The endpoint takes only deletions: what it gets here, the rule sends.
-		ep, secret, err := e.a.Webhooks.Create(ctx, webhook.EndpointInput{URL: crm.URL, EventTypes: []string{evt.ContactDeleted}})
+		ep, secret, err := e.a.Webhooks.Create(ctx, audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: crm.URL, EventTypes: []string{evt.ContactDeleted}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,12 +95,12 @@ func TestWorkflowWebhookToAnEndpointTurnedOffWaits(t *testing.T) {
 		e := startWithLocalWebhooks(t, db)
 		ctx := context.Background()
 		// The endpoint takes only deletions: what it gets here, the rule sends.
-		ep, secret, err := e.a.Webhooks.Create(ctx, webhook.EndpointInput{URL: crm.URL, EventTypes: []string{evt.ContactDeleted}})
+		ep, secret, err := e.a.Webhooks.Create(ctx, audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: crm.URL, EventTypes: []string{evt.ContactDeleted}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		off, on := false, true
-		if _, err := e.a.Webhooks.Update(ctx, ep.ID, webhook.EndpointPatch{Enabled: &off}); err != nil {
+		if _, err := e.a.Webhooks.Update(ctx, audit.Actor{Kind: "user"}, ep.ID, webhook.EndpointPatch{Enabled: &off}); err != nil {
 			t.Fatal(err)
 		}
 		d, err := workflow.ParseDefinition([]byte(`{"name": "Tell the CRM", "trigger": "contact.created",
@@ -137,7 +138,7 @@ func TestWorkflowWebhookToAnEndpointTurnedOffWaits(t *testing.T) {
 			t.Fatalf("an endpoint turned off was called %d times", n)
 		}
 
-		if _, err := e.a.Webhooks.Update(ctx, ep.ID, webhook.EndpointPatch{Enabled: &on}); err != nil {
+		if _, err := e.a.Webhooks.Update(ctx, audit.Actor{Kind: "user"}, ep.ID, webhook.EndpointPatch{Enabled: &on}); err != nil {
 			t.Fatal(err)
 		}
 		var got struct {

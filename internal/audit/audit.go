@@ -1,12 +1,17 @@
 // Package audit keeps the audit log of what operators change in how the
-// service treats every contact: today, each change of a setting. An entry
-// says who made it (a user of the admin pages or an API token, by id),
-// when, what (the action and its subject: the setting's name) and the
-// value before and after. It is written in the change's own transaction,
-// so an entry exists exactly when its change committed.
+// service treats every contact: settings, purposes (their legal basis,
+// retention and consent text), users and their roles, API tokens, webhook
+// endpoints and webforms. An entry says who made the change (a user of
+// the admin pages or an API token, by id, or the command line), when, what it is about (the
+// kind of object, its id and its name at the time, so that it still reads
+// once the object is gone), the action, and one field's value before and
+// after: a change of several fields writes an entry for each. It is
+// written in the change's own transaction, so an entry exists exactly
+// when its change committed.
 //
 // A secret is never written: the caller names its secret fields, which
-// get an entry that names them, with both values empty.
+// get an entry that names them, with both values empty. So is a new
+// password: never the password, nor any hash of it or of a token.
 package audit
 
 import (
@@ -16,32 +21,91 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
 
-// ActionSettingChanged: a setting was changed; the subject is its name.
-const ActionSettingChanged = "setting_changed"
+// Kinds of object an entry is about.
+const (
+	KindSetting  = "setting"
+	KindPurpose  = "purpose"
+	KindUser     = "user"
+	KindAPIToken = "api_token"
+	KindWebhook  = "webhook"
+	KindWebform  = "webform"
+)
+
+// Kinds lists every kind of object, as the filters accept them.
+var Kinds = []string{KindSetting, KindPurpose, KindUser, KindAPIToken, KindWebhook, KindWebform}
+
+// Actions: what happened to the object. Each entry's subject is the field
+// that changed (for a setting, the setting's name).
+const (
+	ActionSettingChanged       = "setting_changed"
+	ActionPurposeCreated       = "purpose_created"
+	ActionPurposeChanged       = "purpose_changed"
+	ActionUserCreated          = "user_created"
+	ActionUserRoleChanged      = "user_role_changed"
+	ActionUserDisabled         = "user_disabled"
+	ActionUserEnabled          = "user_enabled"
+	ActionUserPasswordChanged  = "user_password_changed"
+	ActionAPITokenCreated      = "api_token_created"
+	ActionAPITokenRevoked      = "api_token_revoked"
+	ActionWebhookCreated       = "webhook_created"
+	ActionWebhookChanged       = "webhook_changed"
+	ActionWebhookSecretRotated = "webhook_secret_rotated"
+	ActionWebhookDeleted       = "webhook_deleted"
+	ActionWebformCreated       = "webform_created"
+	ActionWebformChanged       = "webform_changed"
+	ActionWebformDeleted       = "webform_deleted"
+)
+
+// Actions lists every action.
+var Actions = []string{ActionSettingChanged, ActionPurposeCreated, ActionPurposeChanged, ActionUserCreated, ActionUserRoleChanged,
+	ActionUserDisabled, ActionUserEnabled, ActionUserPasswordChanged, ActionAPITokenCreated, ActionAPITokenRevoked,
+	ActionWebhookCreated, ActionWebhookChanged, ActionWebhookSecretRotated, ActionWebhookDeleted,
+	ActionWebformCreated, ActionWebformChanged, ActionWebformDeleted}
+
+// Actor kinds beside a user and an API token: the command line, run by
+// whoever operates the server, has no account of its own; the system is
+// Consentry acting on its own rules (turning off a webhook endpoint whose
+// deliveries have failed for days).
+const (
+	ActorCommandLine = "command_line"
+	ActorSystem      = "system"
+)
+
+// Object is what a change is about: its kind (one of Kinds), id and name
+// at the time of the change. A setting has neither id nor name: the
+// subject names it.
+type Object struct {
+	Kind, ID, Name string
+}
 
 // Actor is who made a change: a user (kind "user") or an API token (kind
-// "api_token"), by id. It has the shape of consent.Actor, which converts
-// to it.
+// "api_token"), by id, or the command line (kind "command_line") or the
+// system (kind "system"), with no id.
+// It has the shape of consent.Actor, which converts to it.
 type Actor struct {
-	Kind string `json:"kind" enum:"user,api_token"`
+	Kind string `json:"kind" enum:"user,api_token,command_line,system"`
 	ID   string `json:"id,omitempty"`
 }
 
 // Entry is one line of the audit log.
 type Entry struct {
-	Seq      int64     `json:"seq"`
-	At       time.Time `json:"at"`
-	Actor    Actor     `json:"actor"`
-	Action   string    `json:"action" enum:"setting_changed"`
-	Subject  string    `json:"subject" doc:"what was changed: the setting's name"`
-	OldValue string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]); empty for a secret"`
-	NewValue string    `json:"new_value" doc:"the value after, as JSON; empty for a secret"`
+	Seq        int64     `json:"seq"`
+	At         time.Time `json:"at"`
+	Actor      Actor     `json:"actor"`
+	Kind       string    `json:"kind" enum:"@audit_kind" doc:"the kind of object changed"`
+	ObjectID   string    `json:"object_id" doc:"the object's id; empty for a setting"`
+	ObjectName string    `json:"object_name" doc:"the object's name when it was changed (a user's email address, a webhook endpoint's URL); empty for a setting"`
+	Action     string    `json:"action" enum:"@audit_action"`
+	Subject    string    `json:"subject" doc:"the field that changed: a setting's name, or a field of the object"`
+	OldValue   string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]); empty for a secret and for what was just created"`
+	NewValue   string    `json:"new_value" doc:"the value after, as JSON; empty for a secret and for what was deleted"`
 }
 
 // Change is one field that differs between two values of a struct.
@@ -54,7 +118,8 @@ type Change struct {
 // two values of one struct type, by JSON name (embedded structs' fields
 // as their own, as JSON writes them), sorted by name. The fields named in
 // secret are named with both values empty. Nothing differing is an empty
-// slice.
+// slice. Either may be nil: a creation's changes are from nil, with the
+// old values empty, and a deletion's to nil, with the new values empty.
 func Changes(before, after any, secret ...string) []Change {
 	a, b := fields(before), fields(after)
 	union := maps.Clone(a)
@@ -73,19 +138,33 @@ func Changes(before, after any, secret ...string) []Change {
 	return out
 }
 
-// fields is v's JSON object, by member.
+// fields is v's JSON object, by member; nil (what a creation changes
+// from, or a deletion to) has none.
 func fields(v any) map[string]json.RawMessage {
 	out := map[string]json.RawMessage{}
 	raw, _ := json.Marshal(v)
 	json.Unmarshal(raw, &out)
+	if out == nil { // JSON null sets the map to nil
+		return map[string]json.RawMessage{}
+	}
 	return out
 }
 
-// WriteTx appends an entry of action by actor for each change inside tx.
+// WriteTx appends an entry of action by actor for each change of a
+// setting inside tx.
 func WriteTx(tx *store.Tx, by Actor, action string, changes []Change, now time.Time) error {
+	return RecordTx(tx, by, Object{Kind: KindSetting}, action, changes, now)
+}
+
+// RecordTx appends an entry of action on obj by actor for each change
+// inside tx; no change writes nothing. A creation passes Changes(nil,
+// created) and a deletion Changes(deleted, nil), so that the entries hold
+// what the object was.
+func RecordTx(tx *store.Tx, by Actor, obj Object, action string, changes []Change, now time.Time) error {
 	for _, c := range changes {
-		if err := tx.ExecLater(store.Prefix("audit: write"), `INSERT INTO audit_log (at, actor_kind, actor_id, action, subject, old_value, new_value)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, store.Micros(now), by.Kind, by.ID, action, c.Name, c.Old, c.New); err != nil {
+		if err := tx.ExecLater(store.Prefix("audit: write"), `INSERT INTO audit_log (at, actor_kind, actor_id, kind, object_id, object_name,
+			action, subject, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			store.Micros(now), by.Kind, by.ID, obj.Kind, obj.ID, obj.Name, action, c.Name, c.Old, c.New); err != nil {
 			return err
 		}
 	}
@@ -95,37 +174,62 @@ func WriteTx(tx *store.Tx, by Actor, action string, changes []Change, now time.T
 // MaxList is the most entries one List returns.
 const MaxList = 500
 
-// List returns up to limit entries, newest first, read through q: from
-// the newest, or those before the cursor after (the next of the previous
-// page). It returns the cursor of the next page, "" on the last; none is
-// an empty slice.
-func List(ctx context.Context, q store.Querier, after string, limit int) ([]Entry, string, error) {
-	if limit < 1 || limit > MaxList {
+// Query selects a page of the log. Kind and Actor, when set, keep the
+// entries of that kind of object, and those made by that actor (a user's
+// or an API token's id).
+type Query struct {
+	Kind  string
+	Actor string
+	After string // the next cursor of the previous page
+	Limit int
+}
+
+// List returns up to q.Limit entries that match q, newest first, read
+// through db: from the newest, or those before the cursor q.After. It
+// returns the cursor of the next page, "" on the last; none is an empty
+// slice. An unknown kind is an error naming "kind".
+func List(ctx context.Context, db store.Querier, q Query) ([]Entry, string, error) {
+	if q.Limit < 1 || q.Limit > MaxList {
 		return nil, "", errs.Invalid("limit", "must be 1 to %d", MaxList)
 	}
+	if q.Kind != "" && !slices.Contains(Kinds, q.Kind) {
+		return nil, "", errs.Invalid("kind", "must be one of %s", strings.Join(Kinds, ", "))
+	}
+	if len(q.Actor) > 100 {
+		return nil, "", errs.Invalid("actor", "must be the id of a user or an API token")
+	}
 	before := int64(1<<63 - 1)
-	if after != "" {
-		n, err := strconv.ParseInt(after, 10, 64)
+	if q.After != "" {
+		n, err := strconv.ParseInt(q.After, 10, 64)
 		if err != nil || n < 1 {
 			return nil, "", errs.Invalid("after", "must be the next cursor of the previous page")
 		}
 		before = n
 	}
-	out, err := store.QueryAll(ctx, q, func(row store.Scanner) (Entry, error) {
+	var where store.Where
+	where.And("seq <", before)
+	if q.Kind != "" {
+		where.And("kind =", q.Kind)
+	}
+	if q.Actor != "" {
+		where.And("actor_id =", q.Actor)
+	}
+	limit := where.Arg(q.Limit + 1)
+	out, err := store.QueryAll(ctx, db, func(row store.Scanner) (Entry, error) {
 		var e Entry
 		var at int64
-		err := row.Scan(&e.Seq, &at, &e.Actor.Kind, &e.Actor.ID, &e.Action, &e.Subject, &e.OldValue, &e.NewValue)
+		err := row.Scan(&e.Seq, &at, &e.Actor.Kind, &e.Actor.ID, &e.Kind, &e.ObjectID, &e.ObjectName, &e.Action, &e.Subject, &e.OldValue, &e.NewValue)
 		e.At = store.FromMicros(at)
 		return e, err
-	}, `SELECT seq, at, actor_kind, actor_id, action, subject, old_value, new_value FROM audit_log
-		WHERE seq < $1 ORDER BY seq DESC LIMIT $2`, before, limit+1)
+	}, `SELECT seq, at, actor_kind, actor_id, kind, object_id, object_name, action, subject, old_value, new_value FROM audit_log
+		WHERE `+where.String()+` ORDER BY seq DESC LIMIT `+limit, where.Args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("audit: list: %w", err)
 	}
 	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = strconv.FormatInt(out[limit-1].Seq, 10)
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		next = strconv.FormatInt(out[q.Limit-1].Seq, 10)
 	}
 	return out, next, nil
 }

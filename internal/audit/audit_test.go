@@ -36,3 +36,15 @@ func TestChanges(t *testing.T) {
 		t.Fatalf("no change gave %+v", got)
 	}
 }
+
+// A creation's changes are from nil, every field with no old value, and a
+// deletion's to nil, every field with no new value.
+func TestChangesFromAndToNothing(t *testing.T) {
+	v := inner{Rate: 2}
+	if got, want := audit.Changes(nil, v), []audit.Change{{Name: "rate", New: "2"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("created: %+v, want %+v", got, want)
+	}
+	if got, want := audit.Changes(&v, nil), []audit.Change{{Name: "rate", Old: "2"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("deleted: %+v, want %+v", got, want)
+	}
+}

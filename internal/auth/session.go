@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -114,7 +115,8 @@ func (s *Users) SetupLinkValid(ctx context.Context, secret string) bool {
 // CreateFirstAdmin uses a set-up link to create the first user, an admin,
 // in one transaction that also ends the link. It returns ErrNoSetupLink for
 // a link that cannot be used, and a validation error naming the field for
-// bad input, with nothing written.
+// bad input, with nothing written. The audit log names the new admin as
+// who made them: nobody else could.
 func (s *Users) CreateFirstAdmin(ctx context.Context, secret string, in NewUser) (*User, error) {
 	in.Role = RoleAdmin
 	if !validSecret(secret) {
@@ -133,7 +135,7 @@ func (s *Users) CreateFirstAdmin(ctx context.Context, secret string, in NewUser)
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNoSetupLink
 		}
-		return insertUser(tx, u, hash)
+		return insertUser(tx, audit.Actor{Kind: "user", ID: u.ID}, u, hash)
 	})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -90,8 +91,9 @@ func hashSecret(secret string) string {
 }
 
 // Create makes a token named name, valid until expires (nil: until revoked),
-// and returns the secret, which is shown this once.
-func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time, scopes ...string) (string, *Token, error) {
+// and returns the secret, which is shown this once. The audit log names by
+// as its maker, with its name, scopes and expiry, never the secret.
+func (t *Tokens) Create(ctx context.Context, by audit.Actor, name string, expires *time.Time, scopes ...string) (string, *Token, error) {
 	if err := errs.TrimLine("name", &name, 100); err != nil {
 		return "", nil, err
 	}
@@ -120,7 +122,7 @@ func (t *Tokens) Create(ctx context.Context, name string, expires *time.Time, sc
 		if err != nil {
 			return fmt.Errorf("auth: create token: %w", err)
 		}
-		return nil
+		return tok.auditTx(tx, by, audit.ActionAPITokenCreated, nil, now)
 	})
 	if err != nil {
 		return "", nil, err
@@ -178,19 +180,45 @@ func (t *Tokens) List(ctx context.Context) ([]*Token, error) {
 	return out, nil
 }
 
-// Revoke ends a token at once. It returns a not-found error for an unknown
-// id; revoking twice keeps the first time.
-func (t *Tokens) Revoke(ctx context.Context, id string) error {
+// Revoke ends a token at once, by by, who the audit log names. It returns
+// a not-found error for an unknown id; revoking twice keeps the first
+// time, and the first entry.
+func (t *Tokens) Revoke(ctx context.Context, by audit.Actor, id string) error {
 	return t.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`, id, store.Micros(t.Now()))
-		if err != nil {
-			return fmt.Errorf("auth: revoke token: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		tok, err := scanToken(tx.QueryRow(tokenSelect+" WHERE id = $1", id))
+		if errs.Is(err, errs.KindNotFound) {
 			return errs.NotFound("token", "id")
 		}
-		return nil
+		if err != nil || tok.RevokedAt != nil {
+			return err
+		}
+		before := tok.audited()
+		now := store.Now(t.Now)
+		tok.RevokedAt = &now
+		if _, err := tx.Exec(`UPDATE api_tokens SET revoked_at = $2 WHERE id = $1`, id, store.Micros(now)); err != nil {
+			return fmt.Errorf("auth: revoke token: %w", err)
+		}
+		return tok.auditTx(tx, by, audit.ActionAPITokenRevoked, before, now)
 	})
+}
+
+// auditedToken is what the audit log keeps of an API token: never its
+// secret, which is not stored, nor the secret's hash.
+type auditedToken struct {
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+func (t *Token) audited() auditedToken {
+	return auditedToken{Name: t.Name, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
+}
+
+// auditTx writes the audit log's entries of a change of t by by, from
+// before (nil for a creation) to t as it now is.
+func (t *Token) auditTx(tx *store.Tx, by audit.Actor, action string, before any, now time.Time) error {
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindAPIToken, ID: t.ID, Name: t.Name}, action, audit.Changes(before, t.audited()), now)
 }
 
 const tokenSelect = `SELECT id, name, scopes, created_at, expires_at, revoked_at, last_used_at FROM api_tokens`

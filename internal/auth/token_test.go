@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -19,11 +20,11 @@ func TestTokenLastUsed(t *testing.T) {
 		ctx := context.Background()
 		now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 		tokens := &auth.Tokens{DB: db, Now: func() time.Time { return now }}
-		secret, tok, err := tokens.Create(ctx, "crm", nil)
+		secret, tok, err := tokens.Create(ctx, audit.Actor{Kind: "user"}, "crm", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := tokens.Create(ctx, "idle", nil); err != nil {
+		if _, _, err := tokens.Create(ctx, audit.Actor{Kind: "user"}, "idle", nil); err != nil {
 			t.Fatal(err)
 		}
 		lastUsed := func() map[string]*time.Time {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -180,14 +181,14 @@ func checkPassword(p string) error {
 	return nil
 }
 
-// Create makes a user. An address already in use, in any case, is a
-// conflict on "email".
-func (s *Users) Create(ctx context.Context, in NewUser) (*User, error) {
+// Create makes a user, made by by, who the audit log names. An address
+// already in use, in any case, is a conflict on "email".
+func (s *Users) Create(ctx context.Context, by audit.Actor, in NewUser) (*User, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
 	u, hash := newUserRow(in, s.now())
-	err := s.DB.Write(ctx, func(tx *store.Tx) error { return insertUser(tx, u, hash) })
+	err := s.DB.Write(ctx, func(tx *store.Tx) error { return insertUser(tx, by, u, hash) })
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +199,25 @@ func newUserRow(in NewUser, now time.Time) (*User, string) {
 	return &User{ID: uuid.Must(uuid.NewV7()).String(), Email: in.Email, Name: in.Name, Role: in.Role, CreatedAt: now}, HashPassword(in.Password)
 }
 
-func insertUser(tx *store.Tx, u *User, hash string) error {
+// auditedUser is what the audit log keeps of a user: never their
+// password or its hash.
+type auditedUser struct {
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Disabled bool   `json:"disabled"`
+}
+
+func (u *User) audited() auditedUser {
+	return auditedUser{Email: u.Email, Name: u.Name, Role: u.Role, Disabled: u.DisabledAt != nil}
+}
+
+// auditTx writes the audit log's entries of changes of u by by.
+func (u *User) auditTx(tx *store.Tx, by audit.Actor, action string, changes []audit.Change, now time.Time) error {
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindUser, ID: u.ID, Name: u.Email}, action, changes, now)
+}
+
+func insertUser(tx *store.Tx, by audit.Actor, u *User, hash string) error {
 	_, err := tx.Exec(`INSERT INTO users (id, email, email_key, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
 		u.ID, u.Email, strings.ToLower(u.Email), u.Name, u.Role, hash, store.Micros(u.CreatedAt))
 	if store.IsUniqueViolation(err) {
@@ -207,7 +226,7 @@ func insertUser(tx *store.Tx, u *User, hash string) error {
 	if err != nil {
 		return fmt.Errorf("auth: create user: %w", err)
 	}
-	return nil
+	return u.auditTx(tx, by, audit.ActionUserCreated, audit.Changes(nil, u.audited()), u.CreatedAt)
 }
 
 const userSelect = `SELECT id, email, name, role, created_at, disabled_at FROM users`
@@ -284,47 +303,63 @@ func (s *Users) Authenticate(ctx context.Context, email, password string) (*User
 var Permissions = []Permission{PermViewContacts, PermEditContacts, PermDelete, PermReveal, PermSettings, PermAudit, PermUsers, PermRequests, PermCampaigns}
 
 // Disable stops a user from signing in and ends their sessions, in one
-// transaction. It returns a not-found error for an unknown user.
-func (s *Users) Disable(ctx context.Context, id string) error {
-	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE users SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL`, id, store.Micros(s.now()))
-		if err != nil {
-			return fmt.Errorf("auth: disable user: %w", err)
+// transaction, by by, who the audit log names. It returns a not-found
+// error for an unknown user; a user disabled already stays as they are.
+func (s *Users) Disable(ctx context.Context, by audit.Actor, id string) error {
+	return s.change(ctx, by, id, audit.ActionUserDisabled, func(u *User, now time.Time) {
+		if u.DisabledAt == nil {
+			u.DisabledAt = &now
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var one int
-			if err := tx.QueryRow(`SELECT 1 FROM users WHERE id = $1`, id).Scan(&one); err != nil {
-				return errs.NotFound("user", "")
-			}
-		}
-		_, err = tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1`, id)
+	}, func(tx *store.Tx) error {
+		_, err := tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1`, id)
 		return err
 	})
 }
 
-// Enable lets a disabled user sign in again. It returns a not-found error
-// for an unknown user.
-func (s *Users) Enable(ctx context.Context, id string) error {
-	return s.update(ctx, id, `UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE id = $1`)
+// Enable lets a disabled user sign in again, by by, who the audit log
+// names. It returns a not-found error for an unknown user.
+func (s *Users) Enable(ctx context.Context, by audit.Actor, id string) error {
+	return s.change(ctx, by, id, audit.ActionUserEnabled, func(u *User, _ time.Time) { u.DisabledAt = nil }, nil)
 }
 
-// SetRole changes a user's role; it applies from their next page. It
-// returns a not-found error for an unknown user.
-func (s *Users) SetRole(ctx context.Context, id, role string) error {
+// SetRole changes a user's role, by by, who the audit log names; it
+// applies from their next page. It returns a not-found error for an
+// unknown user.
+func (s *Users) SetRole(ctx context.Context, by audit.Actor, id, role string) error {
 	if !slices.Contains(Roles, role) {
 		return errs.Invalid("role", "must be one of %s", strings.Join(Roles, ", "))
 	}
-	return s.update(ctx, id, `UPDATE users SET role = $3, updated_at = $2 WHERE id = $1`, role)
+	return s.change(ctx, by, id, audit.ActionUserRoleChanged, func(u *User, _ time.Time) { u.Role = role }, nil)
 }
 
-func (s *Users) update(ctx context.Context, id, query string, args ...any) error {
+// change applies edit to the user id and writes what it changed, with its
+// audit entries of action, and then runs also (when not nil), all in one
+// transaction. An edit that changes nothing writes nothing but also. It
+// returns a not-found error for an unknown user.
+func (s *Users) change(ctx context.Context, by audit.Actor, id, action string, edit func(u *User, now time.Time), also func(tx *store.Tx) error) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(query, append([]any{id, store.Micros(s.now())}, args...)...)
+		u, err := scanUser(tx.QueryRow(userSelect+" WHERE id = $1", id))
 		if err != nil {
-			return fmt.Errorf("auth: change user: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("user", "")
+		now := s.now()
+		before := u.audited()
+		edit(u, now)
+		if changes := audit.Changes(before, u.audited()); len(changes) > 0 {
+			var disabled any
+			if u.DisabledAt != nil {
+				disabled = store.Micros(*u.DisabledAt)
+			}
+			if _, err := tx.Exec(`UPDATE users SET role = $2, disabled_at = $3, updated_at = $4 WHERE id = $1`,
+				u.ID, u.Role, disabled, store.Micros(now)); err != nil {
+				return fmt.Errorf("auth: change user: %w", err)
+			}
+			if err := u.auditTx(tx, by, action, changes, now); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			return also(tx)
 		}
 		return nil
 	})
@@ -334,11 +369,13 @@ func (s *Users) update(ctx context.Context, id, query string, args ...any) error
 // current one, and ends every other session of theirs, so that whoever
 // knew the old password (an admin who chose it, say) is signed out. A
 // wrong current password is an error on "current_password"; nothing is
-// written then.
+// written then. The audit log names the change, by the user, and never
+// the password or its hash.
 func (s *Users) ChangePassword(ctx context.Context, id, current, next, keepSession string) error {
 	var hash string
-	if _, err := scanUser(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
-		FROM users WHERE id = $1`, id), &hash); err != nil {
+	u, err := scanUser(s.DB.Read.QueryRowContext(ctx, `SELECT id, email, name, role, created_at, disabled_at, password_hash
+		FROM users WHERE id = $1`, id), &hash)
+	if err != nil {
 		return err
 	}
 	if !CheckPassword(hash, current) {
@@ -349,10 +386,13 @@ func (s *Users) ChangePassword(ctx context.Context, id, current, next, keepSessi
 	}
 	newHash := HashPassword(next)
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(`UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, id, newHash, store.Micros(s.now())); err != nil {
+		now := s.now()
+		if _, err := tx.Exec(`UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, id, newHash, store.Micros(now)); err != nil {
 			return fmt.Errorf("auth: change password: %w", err)
 		}
-		_, err := tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1 AND hash <> $2`, id, hashSecret(keepSession))
-		return err
+		if _, err := tx.Exec(`DELETE FROM user_sessions WHERE user_id = $1 AND hash <> $2`, id, hashSecret(keepSession)); err != nil {
+			return err
+		}
+		return u.auditTx(tx, audit.Actor{Kind: "user", ID: id}, audit.ActionUserPasswordChanged, []audit.Change{{Name: "password"}}, now)
 	})
 }

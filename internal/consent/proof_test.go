@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -26,7 +27,7 @@ func TestRecordOfAndItsText(t *testing.T) {
 			}
 			ids = append(ids, c.ID)
 		}
-		v2, err := cs.SetTranslation(ctx, "E-marketing", 1, "sv", "Ja, jag vill ha nyhetsbrev.")
+		v2, err := cs.SetTranslation(ctx, audit.Actor{Kind: "user"}, "E-marketing", 1, "sv", "Ja, jag vill ha nyhetsbrev.")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -167,8 +168,38 @@ func (in *PurposeInput) mergeInto(p *Purpose) {
 	}
 }
 
-// CreatePurpose adds a purpose with version 1 of its consent text.
-func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose, error) {
+// audited is what the audit log keeps of a purpose: what it tells the
+// contact and what it does with their data, without the times and ids
+// that change with every write.
+type auditedPurpose struct {
+	Name            string            `json:"name"`
+	LegalBasis      string            `json:"legal_basis"`
+	Description     string            `json:"description"`
+	RetentionDays   int               `json:"retention_days"`
+	RetentionAction string            `json:"retention_action"`
+	DefaultSelected bool              `json:"default_selected"`
+	MarketingEmail  bool              `json:"marketing_email"`
+	TextVersion     int               `json:"text_version"`
+	Text            string            `json:"text"`
+	TextLanguage    string            `json:"text_language"`
+	Translations    map[string]string `json:"translations"`
+}
+
+func (p *Purpose) audited() auditedPurpose {
+	return auditedPurpose{Name: p.Name, LegalBasis: p.LegalBasis, Description: p.Description, RetentionDays: p.RetentionDays,
+		RetentionAction: p.RetentionAction, DefaultSelected: p.DefaultSelected, MarketingEmail: p.MarketingEmail,
+		TextVersion: p.TextVersion, Text: p.Text, TextLanguage: p.TextLanguage, Translations: p.Translations}
+}
+
+// auditTx writes the audit log's entries of a change of p by by, from
+// before (nil for a creation) to p as it now is.
+func (p *Purpose) auditTx(tx *store.Tx, by audit.Actor, action string, before any, now time.Time) error {
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindPurpose, ID: p.ID, Name: p.Name}, action, audit.Changes(before, p.audited()), now)
+}
+
+// CreatePurpose adds a purpose with version 1 of its consent text, made
+// by by, who the audit log names.
+func (s *Service) CreatePurpose(ctx context.Context, by audit.Actor, in PurposeInput) (*Purpose, error) {
 	if err := in.validate(true); err != nil {
 		return nil, err
 	}
@@ -181,6 +212,7 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 			return err
 		}
 		p.TextLanguage = st.DefaultLanguage
+		p.setTranslations(nil)
 		_, err = tx.Exec(`INSERT INTO purposes (id, name, name_key, legal_basis, description, retention_days, default_selected,
 			marketing_email, current_version, created_at, updated_at, retention_action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10)`,
 			p.ID, p.Name, strings.ToLower(p.Name), p.LegalBasis, p.Description, p.RetentionDays, p.DefaultSelected, p.MarketingEmail,
@@ -191,12 +223,14 @@ func (s *Service) CreatePurpose(ctx context.Context, in PurposeInput) (*Purpose,
 		if err != nil {
 			return fmt.Errorf("consent: create purpose: %w", err)
 		}
-		return insertText(tx, p.ID, 1, p.Text, p.TextLanguage, now)
+		if err := insertText(tx, p.ID, 1, p.Text, p.TextLanguage, now); err != nil {
+			return err
+		}
+		return p.auditTx(tx, by, audit.ActionPurposeCreated, nil, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	p.setTranslations(nil)
 	return p, nil
 }
 
@@ -209,9 +243,10 @@ func insertText(tx *store.Tx, purposeID string, version int, text, lang string, 
 	return nil
 }
 
-// UpdatePurpose changes the fields set in in. A consent text that differs
-// from the current one becomes a new version; the old versions stay.
-func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput) (*Purpose, error) {
+// UpdatePurpose changes the fields set in in, by by, who the audit log
+// names for each field that changed. A consent text that differs from the
+// current one becomes a new version; the old versions stay.
+func (s *Service) UpdatePurpose(ctx context.Context, by audit.Actor, id string, in PurposeInput) (*Purpose, error) {
 	if err := in.validate(false); err != nil {
 		return nil, err
 	}
@@ -221,6 +256,10 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 		if err != nil {
 			return err
 		}
+		if err := s.loadTranslations(context.Background(), tx, p); err != nil {
+			return err
+		}
+		before := p.audited()
 		now := s.now()
 		in.mergeInto(p)
 		if in.Text != nil && *in.Text != p.Text {
@@ -236,8 +275,6 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 				return err
 			}
 			p.setTranslations(nil)
-		} else if err := s.loadTranslations(context.Background(), tx, p); err != nil {
-			return err
 		}
 		p.UpdatedAt = now
 		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
@@ -252,7 +289,7 @@ func (s *Service) UpdatePurpose(ctx context.Context, id string, in PurposeInput)
 			return fmt.Errorf("consent: update purpose: %w", err)
 		}
 		out = p
-		return nil
+		return p.auditTx(tx, by, audit.ActionPurposeChanged, before, now)
 	})
 	return out, err
 }

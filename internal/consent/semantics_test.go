@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -36,7 +37,7 @@ func newWithConsents(t testing.TB, cs *consent.Service, people *contact.Service,
 // not govern marketing email.
 func addSharePurpose(t testing.TB, cs *consent.Service) {
 	t.Helper()
-	if _, err := cs.CreatePurpose(context.Background(), consent.PurposeInput{Name: ptr("Share with partners"),
+	if _, err := cs.CreatePurpose(context.Background(), audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Share with partners"),
 		LegalBasis: ptr(consent.BasisConsent), Text: ptr("We may share your details with partners.")}); err != nil {
 		t.Fatal(err)
 	}

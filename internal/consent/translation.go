@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/i18n"
 	"github.com/consentry/consentry/internal/store"
@@ -174,8 +175,9 @@ func CurrentTextTx(tx *store.Tx, purposeID, lang string) (ShownText, error) {
 // "text" (empty or too long), "version" (no such version: not found; an
 // older one: conflict).
 // The purpose is named by id or name; an unknown one is a not-found error
-// (field "purpose").
-func (s *Service) SetTranslation(ctx context.Context, purpose string, version int, lang, text string) (*PurposeText, error) {
+// (field "purpose"). The new version is a change of the purpose by by in
+// the audit log.
+func (s *Service) SetTranslation(ctx context.Context, by audit.Actor, purpose string, version int, lang, text string) (*PurposeText, error) {
 	if !slices.Contains(i18n.Languages, lang) {
 		return nil, errs.Invalid("language", "must be one of %s", strings.Join(i18n.Languages, ", "))
 	}
@@ -215,6 +217,8 @@ func (s *Service) SetTranslation(ctx context.Context, purpose string, version in
 			return nil
 		}
 		now := s.now()
+		p.setTranslations(tr)
+		before := p.audited()
 		next := maps.Clone(tr)
 		next[lang] = text
 		out = &PurposeText{Version: p.TextVersion + 1, Text: p.Text, Language: p.TextLanguage, Translations: next, CreatedAt: now}
@@ -232,7 +236,9 @@ func (s *Service) SetTranslation(ctx context.Context, purpose string, version in
 			return fmt.Errorf("consent: update purpose: %w", err)
 		}
 		tx.SetLocal(currentTextsKey{}, nil) // CurrentTextTx reads again
-		return nil
+		p.TextVersion = out.Version
+		p.setTranslations(next)
+		return p.auditTx(tx, by, audit.ActionPurposeChanged, before, now)
 	})
 	if err != nil {
 		return nil, err

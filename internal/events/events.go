@@ -222,17 +222,16 @@ func List(ctx context.Context, rq store.Querier, q Query) ([]Event, int64, error
 	if q.Type != "" && !Known(q.Type) {
 		return nil, 0, errs.Invalid("type", "is not an event type; see docs/events.md")
 	}
-	where, args := "seq > $1", []any{q.After}
+	var where store.Where
+	where.And("seq >", q.After)
 	if q.Type != "" {
-		args = append(args, q.Type)
-		where += fmt.Sprintf(" AND type = $%d", len(args))
+		where.And("type =", q.Type)
 	}
 	if q.ContactID != "" {
-		args = append(args, q.ContactID)
-		where += fmt.Sprintf(" AND contact_id = $%d", len(args))
+		where.And("contact_id =", q.ContactID)
 	}
-	args = append(args, q.Limit)
-	out, err := store.QueryAll(ctx, rq, scan, fmt.Sprintf(`SELECT `+columns+` FROM events WHERE %s ORDER BY seq LIMIT $%d`, where, len(args)), args...)
+	limit := where.Arg(q.Limit)
+	out, err := store.QueryAll(ctx, rq, scan, `SELECT `+columns+` FROM events WHERE `+where.String()+` ORDER BY seq LIMIT `+limit, where.Args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("events: list: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -70,7 +71,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.SetTranslation(ctx, p.ID, p.TextVersion, "sv", "Ja, skicka mig nyheter."); err != nil {
+	if _, err := cs.SetTranslation(ctx, audit.Actor{Kind: "user"}, p.ID, p.TextVersion, "sv", "Ja, skicka mig nyheter."); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.Record(ctx, c.ID, consent.RecordInput{Purpose: p.ID, State: consent.StateGranted, Source: "Web form",

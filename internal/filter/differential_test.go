@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -39,7 +40,7 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 			t.Fatal(err)
 		}
 	}
-	if _, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr("consent"), Text: ptr("Yes")}); err != nil {
+	if _, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr("consent"), Text: ptr("Yes")}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

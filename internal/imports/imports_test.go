@@ -14,6 +14,7 @@ import (
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -57,7 +58,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 	w.jobs.Handle(imports.JobKind, w.imports.Handle)
 	w.jobs.Handle(imports.UndoJobKind, w.imports.HandleUndo)
 	for _, p := range []struct{ name, basis string }{{"Share with partners", consent.BasisConsent}} {
-		if _, err := w.consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr(p.name), LegalBasis: ptr(p.basis),
+		if _, err := w.consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr(p.name), LegalBasis: ptr(p.basis),
 			Text: ptr("May we email you about " + p.name + "?")}); err != nil {
 			t.Fatal(err)
 		}
@@ -968,7 +969,7 @@ func TestImportWithdrawingStorageConsentErasesTiedValues(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		ctx := context.Background()
-		if _, err := w.consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Card on file"), LegalBasis: ptr(consent.BasisConsent),
+		if _, err := w.consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Card on file"), LegalBasis: ptr(consent.BasisConsent),
 			Text: ptr("Keep my card number")}); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -114,7 +115,7 @@ func TestMarketingGround(t *testing.T) {
 			"objected to offers": "",
 		})
 
-		if _, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Member offers"), LegalBasis: ptr(consent.BasisLegitimateInterests),
+		if _, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Member offers"), LegalBasis: ptr(consent.BasisLegitimateInterests),
 			MarketingEmail: ptr(true), Text: ptr("As a member, you get our offers; say no at any time.")}); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/optin"
 	"github.com/consentry/consentry/internal/store"
@@ -25,7 +26,7 @@ func setUpWithdrawn(t testing.TB, db *store.DB) *withdrawnFixture {
 	ctx := context.Background()
 	f := &withdrawnFixture{fixture: setUp(t, db)}
 	name, basis, text, yes := "Member offers", consent.BasisLegitimateInterests, "As a member, you get our offers.", true
-	if _, err := f.svc.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: &name, LegalBasis: &basis, MarketingEmail: &yes, Text: &text}); err != nil {
+	if _, err := f.svc.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: &name, LegalBasis: &basis, MarketingEmail: &yes, Text: &text}); err != nil {
 		t.Fatal(err)
 	}
 	f.free = f.contact(t, "free@example.com", "")

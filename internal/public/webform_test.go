@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -55,7 +56,7 @@ func TestWebformPage(t *testing.T) {
 		// A purpose's default never pre-checks a box on a form (R12).
 		yes := true
 		for _, p := range []string{w.Consents[0].Purpose, w.Marketing.Purpose} {
-			if _, err := s.Webforms.Consent.UpdatePurpose(context.Background(), p, consent.PurposeInput{DefaultSelected: &yes}); err != nil {
+			if _, err := s.Webforms.Consent.UpdatePurpose(context.Background(), audit.Actor{Kind: "user"}, p, consent.PurposeInput{DefaultSelected: &yes}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -81,7 +82,7 @@ func TestWebformPage(t *testing.T) {
 				t.Fatal("no CSP")
 			}
 		}
-		if _, err := s.Webforms.Update(context.Background(), w.ID, []byte(`{"redirect_url": "https://acme.example/thanks?from=form"}`)); err != nil {
+		if _, err := s.Webforms.Update(context.Background(), audit.Actor{Kind: "user"}, w.ID, []byte(`{"redirect_url": "https://acme.example/thanks?from=form"}`)); err != nil {
 			t.Fatal(err)
 		}
 		rec := httptest.NewRecorder()
@@ -279,7 +280,7 @@ func TestWebformRefusesMultiLineNames(t *testing.T) {
 func TestWebformShowsEveryErrorAtOnce(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s, w := webformServer(t, db)
-		if _, err := s.Webforms.Update(context.Background(), w.ID, []byte(`{"fields":[{"name":"email"},{"name":"first_name","required":true},
+		if _, err := s.Webforms.Update(context.Background(), audit.Actor{Kind: "user"}, w.ID, []byte(`{"fields":[{"name":"email"},{"name":"first_name","required":true},
 			{"name":"last_name"},{"name":"phone"}]}`)); err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func setup(t testing.TB, db *store.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := cs.SetTranslation(ctx, "E-marketing", 1, "sv", "Ja, jag vill ha nyhetsbrev och erbjudanden via e-post.")
+	v2, err := cs.SetTranslation(ctx, audit.Actor{Kind: "user"}, "E-marketing", 1, "sv", "Ja, jag vill ha nyhetsbrev och erbjudanden via e-post.")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/erasure"
 	"github.com/consentry/consentry/internal/retention"
@@ -23,7 +24,7 @@ import (
 func seedDue(b *testing.B, db *store.DB, n int) {
 	ctx := context.Background()
 	cs := consent.NewService(db)
-	p, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Old offers"), LegalBasis: ptr("consent"), Text: ptr("Offers."),
+	p, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Old offers"), LegalBasis: ptr("consent"), Text: ptr("Offers."),
 		RetentionDays: ptr(1)})
 	if err != nil {
 		b.Fatal(err)

@@ -48,17 +48,17 @@ func TestRetention(t *testing.T) {
 		cs.Now = now
 		people := contact.NewService(db, cs)
 		people.Now = now
-		news, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Newsletter"), LegalBasis: ptr("consent"), Text: ptr("Yes, news."),
+		news, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Newsletter"), LegalBasis: ptr("consent"), Text: ptr("Yes, news."),
 			RetentionDays: ptr(30)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		events, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Events"), LegalBasis: ptr("consent"), Text: ptr("Yes, events."),
+		events, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Events"), LegalBasis: ptr("consent"), Text: ptr("Yes, events."),
 			RetentionDays: ptr(60), RetentionAction: ptr(consent.RetentionAnonymise)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		forever, err := cs.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Support"), LegalBasis: ptr("contract"), Text: ptr("Support.")})
+		forever, err := cs.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Support"), LegalBasis: ptr("contract"), Text: ptr("Support.")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -22,6 +23,7 @@ func (s *Server) auditRoutes() {
 	s.mux.HandleFunc("GET /admin/mailbox", audit(s.mailboxPage))
 	s.mux.HandleFunc("GET /admin/mailbox/{id}/attachments/{n}", audit(s.mailboxFile))
 	s.mux.HandleFunc("GET /admin/access-log", audit(s.accessLogPage))
+	s.mux.HandleFunc("GET /admin/audit-log", audit(s.auditLogPage))
 	s.mux.HandleFunc("GET /admin/ledger", audit(s.ledgerPage))
 	s.post("/admin/ledger/verify", smallForm, audit(s.verifyLedger))
 }
@@ -238,4 +240,67 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.Us
 	}
 	s.Log.InfoContext(r.Context(), "ledger verified", "ok", rep.OK, "events", rep.Events, "by", u.ID)
 	http.Redirect(w, r, "/admin/ledger?done=verified", http.StatusSeeOther)
+}
+
+// auditKinds and auditActions say the audit log's kinds of object and
+// actions in words; TestAuditLogPage checks that each has its words.
+var (
+	auditKinds = map[string]string{audit.KindSetting: "Setting", audit.KindPurpose: "Purpose", audit.KindUser: "User",
+		audit.KindAPIToken: "API token", audit.KindWebhook: "Webhook endpoint", audit.KindWebform: "Webform"}
+	auditActions = map[string]string{audit.ActionSettingChanged: "changed", audit.ActionPurposeCreated: "created",
+		audit.ActionPurposeChanged: "changed", audit.ActionUserCreated: "created", audit.ActionUserRoleChanged: "role changed",
+		audit.ActionUserDisabled: "disabled", audit.ActionUserEnabled: "enabled", audit.ActionUserPasswordChanged: "password changed",
+		audit.ActionAPITokenCreated: "created", audit.ActionAPITokenRevoked: "revoked", audit.ActionWebhookCreated: "created",
+		audit.ActionWebhookChanged: "changed", audit.ActionWebhookSecretRotated: "secret rotated", audit.ActionWebhookDeleted: "deleted",
+		audit.ActionWebformCreated: "created", audit.ActionWebformChanged: "changed", audit.ActionWebformDeleted: "deleted"}
+)
+
+// auditRow is an audit-log entry as the page says it.
+type auditRow struct {
+	audit.Entry
+	Kind, Action string // in words
+}
+
+// auditLogPage lists the audit log, newest first, a page at a time, by
+// the kind of object and who made the change; a user or token is named
+// as it is now, the object as it was when changed. An unknown kind is
+// refused by name, with the filters shown again.
+func (s *Server) auditLogPage(w http.ResponseWriter, r *http.Request, u *auth.User) {
+	ctx := r.Context()
+	v := r.URL.Query()
+	users, err := s.Users.List(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	tokens, err := s.Tokens.List(ctx)
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	// Who by the address a user signs in with, which tells users apart
+	// as a name need not, and a token by its name.
+	names := map[string]string{}
+	for _, x := range users {
+		names[x.ID] = x.Email
+	}
+	for _, t := range tokens {
+		names[t.ID] = t.Name
+	}
+	data := map[string]any{"Query": v, "Names": names, "Users": users, "Tokens": tokens, "Kinds": audit.Kinds, "KindNames": auditKinds}
+	entries, next, err := audit.List(ctx, s.DB.Read, audit.Query{Kind: v.Get("kind"), Actor: v.Get("actor"), After: v.Get("after"), Limit: 100})
+	if e := errs.As(err); e != nil && e.Kind == errs.KindInvalid {
+		s.render(w, http.StatusBadRequest, "audit_log", page{Title: "Audit log", User: u, Nav: "audit", Errors: fieldErrors(err), Data: data})
+		return
+	}
+	if err != nil {
+		s.fail(w, err, u)
+		return
+	}
+	rows := make([]auditRow, len(entries))
+	for i, e := range entries {
+		rows[i] = auditRow{Entry: e, Kind: auditKinds[e.Kind], Action: auditActions[e.Action]}
+	}
+	data["Entries"], data["Next"] = rows, next
+	s.render(w, http.StatusOK, "audit_log", page{Title: "Audit log", User: u, Nav: "audit", Data: data})
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -102,7 +103,7 @@ func benchPage(b *testing.B, db *store.DB, target string, ok func(body string) b
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, err := users.Create(ctx, auth.NewUser{Email: "bench@acme.example", Role: auth.RoleAdmin, Password: "a long enough password"})
+	u, err := users.Create(ctx, audit.Actor{Kind: "user"}, auth.NewUser{Email: "bench@acme.example", Role: auth.RoleAdmin, Password: "a long enough password"})
 	if err != nil {
 		b.Fatal(err)
 	}

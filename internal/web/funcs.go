@@ -117,7 +117,7 @@ func timeAs(v any, layout string) string {
 }
 
 // actorLabel says who made a change: a user or an API token by the name
-// names holds for its id, the contact or the system.
+// names holds for its id, the contact, the system or the command line.
 func actorLabel(kind, id string, names map[string]string) string {
 	switch kind {
 	case "user":
@@ -134,6 +134,8 @@ func actorLabel(kind, id string, names map[string]string) string {
 		return "API client"
 	case "system":
 		return "the system"
+	case "command_line":
+		return "the command line"
 	}
 	return kind
 }

@@ -350,7 +350,7 @@ func (s *Server) saveTranslation(w http.ResponseWriter, r *http.Request, u *auth
 		s.showPurpose(w, r, u, http.StatusBadRequest, "", map[string]string{"translation-" + lang: "The form lacks the version it translates; reload the page."})
 		return
 	}
-	t, err := s.Consent.SetTranslation(r.Context(), r.PathValue("id"), *version, lang, r.PostForm.Get("text"))
+	t, err := s.Consent.SetTranslation(r.Context(), audit.Actor(actor(u)), r.PathValue("id"), *version, lang, r.PostForm.Get("text"))
 	if e := errs.As(err); e != nil && !(e.Kind == errs.KindNotFound && e.Field == "purpose") {
 		s.showPurpose(w, r, u, httpx.Status(err), "", map[string]string{"translation-" + lang: e.Message})
 		return
@@ -374,7 +374,7 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 		RetentionDays: formInt(f, "retention_days"), RetentionAction: formText(f, "retention_action"), DefaultSelected: formBool(f, "default_selected"), Text: formText(f, "text")}
 	id := r.PathValue("id")
 	if id == "" {
-		p, err := s.Consent.CreatePurpose(r.Context(), in)
+		p, err := s.Consent.CreatePurpose(r.Context(), audit.Actor(actor(u)), in)
 		if fe := fieldErrors(err); fe != nil {
 			s.showPurposes(w, r, u, httpx.Status(err), fe)
 			return
@@ -386,7 +386,7 @@ func (s *Server) savePurpose(w http.ResponseWriter, r *http.Request, u *auth.Use
 		http.Redirect(w, r, "/admin/settings/purposes/"+p.ID, http.StatusSeeOther)
 		return
 	}
-	_, err := s.Consent.UpdatePurpose(r.Context(), id, in)
+	_, err := s.Consent.UpdatePurpose(r.Context(), audit.Actor(actor(u)), id, in)
 	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind != errs.KindNotFound {
 		s.showPurpose(w, r, u, httpx.Status(err), "", fe)
 		return
@@ -656,7 +656,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 		t := time.Now().Add(time.Duration(*days) * 24 * time.Hour)
 		expires = &t
 	}
-	secret, tok, err := s.Tokens.Create(r.Context(), r.PostForm.Get("name"), expires, scopes...)
+	secret, tok, err := s.Tokens.Create(r.Context(), audit.Actor(actor(u)), r.PostForm.Get("name"), expires, scopes...)
 	if fe := fieldErrors(err); fe != nil {
 		s.showTokens(w, r, u, httpx.Status(err), "", fe, r.PostForm, "")
 		return
@@ -677,7 +677,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Tokens.Revoke(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Tokens.Revoke(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.fail(w, err, u)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -31,7 +32,7 @@ func signInServer(t testing.TB, db *store.DB) *Server {
 func TestSignInKeepsBoundedMemory(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		s := signInServer(t, db)
-		if _, err := s.Users.Create(context.Background(), auth.NewUser{Email: "ada@acme.example", Role: auth.RoleAdmin, Password: "correct horse battery"}); err != nil {
+		if _, err := s.Users.Create(context.Background(), audit.Actor{Kind: "user"}, auth.NewUser{Email: "ada@acme.example", Role: auth.RoleAdmin, Password: "correct horse battery"}); err != nil {
 			t.Fatal(err)
 		}
 		post := func(ip string, form url.Values) int {

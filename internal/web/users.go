@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
@@ -20,7 +21,7 @@ func (s *Server) userRoutes() {
 }
 
 func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Users.Enable(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Users.Enable(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.fail(w, err, u)
 		return
 	}
@@ -36,7 +37,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, u *auth.User) {
 		s.showUsers(w, r, u, http.StatusBadRequest, "", map[string]string{"form": "Another admin must change your role."}, auth.NewUser{})
 		return
 	}
-	err := s.Users.SetRole(r.Context(), r.PathValue("id"), r.PostForm.Get("role"))
+	err := s.Users.SetRole(r.Context(), audit.Actor(actor(u)), r.PathValue("id"), r.PostForm.Get("role"))
 	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind == errs.KindInvalid {
 		s.showUsers(w, r, u, http.StatusBadRequest, "", fe, auth.NewUser{})
 		return
@@ -116,7 +117,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *auth.User
 		return
 	}
 	in := auth.NewUser{Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Role: r.PostForm.Get("role"), Password: r.PostForm.Get("password")}
-	created, err := s.Users.Create(r.Context(), in)
+	created, err := s.Users.Create(r.Context(), audit.Actor(actor(u)), in)
 	if err != nil {
 		if fe := fieldErrors(err); fe != nil {
 			s.showUsers(w, r, u, http.StatusBadRequest, "", fe, in)
@@ -135,7 +136,7 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.showUsers(w, r, u, http.StatusBadRequest, "", map[string]string{"form": "You cannot disable yourself."}, auth.NewUser{})
 		return
 	}
-	if err := s.Users.Disable(r.Context(), id); err != nil {
+	if err := s.Users.Disable(r.Context(), audit.Actor(actor(u)), id); err != nil {
 		s.fail(w, err, u)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -136,7 +137,7 @@ func (s *Server) webformPage(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) deleteWebform(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Webforms.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Webforms.Delete(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.fail(w, err, u)
 		return
 	}
@@ -365,9 +366,9 @@ func (s *Server) saveWebform(w http.ResponseWriter, r *http.Request, u *auth.Use
 	var wf *webform.Webform
 	var err error
 	if id == "" {
-		wf, err = s.Webforms.Create(r.Context(), d)
+		wf, err = s.Webforms.Create(r.Context(), audit.Actor(actor(u)), d)
 	} else {
-		wf, err = s.Webforms.Replace(r.Context(), id, d)
+		wf, err = s.Webforms.Replace(r.Context(), audit.Actor(actor(u)), id, d)
 	}
 	if err != nil {
 		e := errs.As(err)

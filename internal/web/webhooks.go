@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
@@ -148,7 +149,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 	var e webhook.Endpoint
 	var secret string
 	if err == nil {
-		e, secret, err = s.Webhooks.Create(r.Context(), webhook.EndpointInput{URL: f.URL, Description: f.Description, EventTypes: types})
+		e, secret, err = s.Webhooks.Create(r.Context(), audit.Actor(actor(u)), webhook.EndpointInput{URL: f.URL, Description: f.Description, EventTypes: types})
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showWebhooks(w, r, u, httpx.Status(err), "", fe, f)
@@ -264,7 +265,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 	f := readWebhookForm(r.PostForm)
 	types, err := f.eventTypes()
 	if err == nil {
-		_, err = s.Webhooks.Update(r.Context(), id, webhook.EndpointPatch{URL: &f.URL, Description: &f.Description,
+		_, err = s.Webhooks.Update(r.Context(), audit.Actor(actor(u)), id, webhook.EndpointPatch{URL: &f.URL, Description: &f.Description,
 			EventTypes: &types, Enabled: &f.Enabled})
 	}
 	if fe := fieldErrors(err); fe != nil && errs.As(err).Kind != errs.KindNotFound {
@@ -280,7 +281,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 
 func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request, u *auth.User) {
 	id := r.PathValue("id")
-	secret, err := s.Webhooks.RotateSecret(r.Context(), id)
+	secret, err := s.Webhooks.RotateSecret(r.Context(), audit.Actor(actor(u)), id)
 	if err != nil {
 		s.webhookFail(w, err, u)
 		return
@@ -300,7 +301,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.showWebhook(w, r, u, http.StatusBadRequest, "", map[string]string{"confirm": "tick the box to confirm that the endpoint and its delivery log go"}, nil, webhookView{})
 		return
 	}
-	if err := s.Webhooks.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Webhooks.Delete(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.webhookFail(w, err, u)
 		return
 	}

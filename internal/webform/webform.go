@@ -34,6 +34,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -357,9 +358,10 @@ func (s *Service) validateLists(ctx context.Context, d *Definition) error {
 	return nil
 }
 
-// Create validates d and stores it as a new form. A name already taken,
+// Create validates d and stores it as a new form, made by by, who the
+// audit log names with the form's definition. A name already taken,
 // regardless of case, is a conflict on "name".
-func (s *Service) Create(ctx context.Context, d Definition) (*Webform, error) {
+func (s *Service) Create(ctx context.Context, by audit.Actor, d Definition) (*Webform, error) {
 	if err := s.validate(ctx, &d); err != nil {
 		return nil, err
 	}
@@ -372,12 +374,30 @@ func (s *Service) Create(ctx context.Context, d Definition) (*Webform, error) {
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`INSERT INTO webforms (id, name, name_key, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
 			w.ID, w.Name, strings.ToLower(w.Name), string(def), store.Micros(now))
-		return saveError(err, w.Name)
+		if err := saveError(err, w.Name); err != nil {
+			return err
+		}
+		return w.auditTx(tx, by, audit.ActionWebformCreated, nil, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// auditTx writes the audit log's entries of a change of w by by: each
+// part of its definition (what it asks, the purposes and lists it offers,
+// its texts) that differs from before's (nil for a creation; w nil for a
+// deletion). The entries name the form as it was when deleted.
+func (w *Webform) auditTx(tx *store.Tx, by audit.Actor, action string, before *Definition, now time.Time) error {
+	var b, a any
+	if before != nil {
+		b = before
+	}
+	if action != audit.ActionWebformDeleted {
+		a = w.Definition
+	}
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindWebform, ID: w.ID, Name: w.Name}, action, audit.Changes(b, a), now)
 }
 
 func saveError(err error, name string) error {
@@ -433,8 +453,9 @@ func (s *Service) All(ctx context.Context) ([]*Webform, error) {
 // of the definition (lists of fields and boxes are replaced whole), a key
 // set to null removes it (the marketing box, the redirect URL), and absent
 // keys stay. The result is validated as a new definition would be. It
-// returns a not-found error when there is no such form.
-func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMessage) (*Webform, error) {
+// returns a not-found error when there is no such form. The audit log
+// names by for each part that changed.
+func (s *Service) Update(ctx context.Context, by audit.Actor, idOrName string, patch json.RawMessage) (*Webform, error) {
 	w, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -463,22 +484,23 @@ func (s *Service) Update(ctx context.Context, idOrName string, patch json.RawMes
 	if err := DecodeDefinition(b, &d); err != nil {
 		return nil, err
 	}
-	return s.replace(ctx, w, d)
+	return s.replace(ctx, by, w, d)
 }
 
 // Replace validates d as a new definition would be and stores it in place
 // of the form's whole definition: what d leaves out (the marketing box, the
 // redirect URL) is removed. The admin pages post a form's every part at
-// once. It returns a not-found error when there is no such form.
-func (s *Service) Replace(ctx context.Context, idOrName string, d Definition) (*Webform, error) {
+// once. It returns a not-found error when there is no such form. The
+// audit log names by for each part that changed.
+func (s *Service) Replace(ctx context.Context, by audit.Actor, idOrName string, d Definition) (*Webform, error) {
 	w, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	return s.replace(ctx, w, d)
+	return s.replace(ctx, by, w, d)
 }
 
-func (s *Service) replace(ctx context.Context, w *Webform, d Definition) (*Webform, error) {
+func (s *Service) replace(ctx context.Context, by audit.Actor, w *Webform, d Definition) (*Webform, error) {
 	if err := s.validate(ctx, &d); err != nil {
 		return nil, err
 	}
@@ -487,23 +509,30 @@ func (s *Service) replace(ctx context.Context, w *Webform, d Definition) (*Webfo
 		return nil, fmt.Errorf("webform: encode definition: %w", err)
 	}
 	now := s.now()
+	var out *Webform
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE webforms SET name = $2, name_key = $3, definition = $4, updated_at = $5 WHERE id = $1`,
+		cur, err := scanForm(tx.QueryRow(formSelect+" WHERE id = $1", w.ID))
+		if errs.Is(err, errs.KindNotFound) {
+			return errs.NotFound("webform", "")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE webforms SET name = $2, name_key = $3, definition = $4, updated_at = $5 WHERE id = $1`,
 			w.ID, d.Name, strings.ToLower(d.Name), string(def), store.Micros(now))
 		if err := saveError(err, d.Name); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("webform", "")
-		}
-		return nil
+		before := cur.Definition
+		cur.Definition, cur.UpdatedAt = d, now
+		out = cur
+		return cur.auditTx(tx, by, audit.ActionWebformChanged, &before, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.forget()
-	w.Definition, w.UpdatedAt = d, now
-	return w, nil
+	return out, nil
 }
 
 // URL is the address of the hosted form with id, for a link instead of
@@ -530,17 +559,25 @@ func DecodeDefinition(b []byte, d *Definition) error {
 }
 
 // Delete removes a form; what its submissions recorded stays. It returns a
-// not-found error when there is no such form.
-func (s *Service) Delete(ctx context.Context, idOrName string) error {
+// not-found error when there is no such form. The audit log names by, and
+// keeps what the form was.
+func (s *Service) Delete(ctx context.Context, by audit.Actor, idOrName string) error {
 	w, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return err
 	}
 	defer s.forget()
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		cur, err := scanForm(tx.QueryRow(formSelect+" WHERE id = $1", w.ID))
+		if errs.Is(err, errs.KindNotFound) {
+			return nil // deleted meanwhile, by whoever has the entry
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(`DELETE FROM webforms WHERE id = $1`, w.ID); err != nil {
 			return fmt.Errorf("webform: delete: %w", err)
 		}
-		return nil
+		return cur.auditTx(tx, by, audit.ActionWebformDeleted, &cur.Definition, s.now())
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -65,7 +66,7 @@ func TestDefinitionValidation(t *testing.T) {
 		for _, c := range cases {
 			d := base()
 			c.change(&d)
-			_, err := s.Create(ctx, d)
+			_, err := s.Create(ctx, audit.Actor{Kind: "user"}, d)
 			if e := errs.As(err); e == nil || e.Field != c.field {
 				t.Errorf("%s: got %v, want an error on %s", c.name, err, c.field)
 			} else if c.field == "consents[1].checked" && !strings.Contains(e.Message, "never pre-checked") {
@@ -82,24 +83,24 @@ func TestDefinitionValidation(t *testing.T) {
 		d.PrivacyPolicyURL = "http://localhost:3000/privacy"
 		d.Marketing = &webform.MarketingBox{}
 		d.Lists = []webform.ListBox{{List: "offers"}}
-		w, err := s.Create(ctx, d)
+		w, err := s.Create(ctx, audit.Actor{Kind: "user"}, d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if w.Fields[0].Name != "email" || !w.Fields[0].Required || w.Marketing.Purpose != optin.EMarketing || w.Lists[0].Label != "Offers" {
 			t.Fatalf("stored definition: %+v", w.Definition)
 		}
-		if _, err := s.Create(ctx, d); !errs.Is(err, errs.KindConflict) {
+		if _, err := s.Create(ctx, audit.Actor{Kind: "user"}, d); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("same name again: %v", err)
 		}
-		w2, err := s.Update(ctx, "CONTACT US", []byte(`{"marketing": null, "title": "Write to us"}`))
+		w2, err := s.Update(ctx, audit.Actor{Kind: "user"}, "CONTACT US", []byte(`{"marketing": null, "title": "Write to us"}`))
 		if err != nil || w2.Marketing != nil || w2.Title != "Write to us" || len(w2.Lists) != 1 {
 			t.Fatalf("patch: %+v %v", w2, err)
 		}
-		if _, err := s.Update(ctx, w.ID, []byte(`{"consents": [{"purpose": "E-marketing", "checked": true}]}`)); errs.As(err) == nil || errs.As(err).Field != "consents[0].checked" {
+		if _, err := s.Update(ctx, audit.Actor{Kind: "user"}, w.ID, []byte(`{"consents": [{"purpose": "E-marketing", "checked": true}]}`)); errs.As(err) == nil || errs.As(err).Field != "consents[0].checked" {
 			t.Fatalf("patch that pre-checks: %v", err)
 		}
-		if _, err := s.Update(ctx, w.ID, []byte(`{"colour": "red"}`)); errs.As(err) == nil || errs.As(err).Field != "colour" {
+		if _, err := s.Update(ctx, audit.Actor{Kind: "user"}, w.ID, []byte(`{"colour": "red"}`)); errs.As(err) == nil || errs.As(err).Field != "colour" {
 			t.Fatalf("patch with an unknown key: %v", err)
 		}
 		snippet, err := s.Snippet(ctx, w.ID)
@@ -117,7 +118,7 @@ func TestDefinitionValidation(t *testing.T) {
 				t.Errorf("snippet has %q:\n%s", never, snippet)
 			}
 		}
-		if err := s.Delete(ctx, w.ID); err != nil {
+		if err := s.Delete(ctx, audit.Actor{Kind: "user"}, w.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get(ctx, w.ID); !errs.Is(err, errs.KindNotFound) {
@@ -335,7 +336,7 @@ func TestTextVersionShown(t *testing.T) {
 		w := webformtest.Form(t, s)
 		ctx := context.Background()
 		text := "We may share your name with our partners, who are listed on our site."
-		if _, err := s.Consent.UpdatePurpose(ctx, w.Consents[0].Purpose, consent.PurposeInput{Text: &text}); err != nil {
+		if _, err := s.Consent.UpdatePurpose(ctx, audit.Actor{Kind: "user"}, w.Consents[0].Purpose, consent.PurposeInput{Text: &text}); err != nil {
 			t.Fatal(err)
 		}
 		for email, version := range map[string]string{"old@example.com": "1", "new@example.com": ""} {
@@ -376,7 +377,7 @@ func TestInvitationOfANewLead(t *testing.T) {
 		w := webformtest.Form(t, s)
 		ctx := context.Background()
 		text := "Nyheter och erbjudanden från oss, högst en gång i veckan."
-		if _, err := s.Consent.UpdatePurpose(ctx, optin.EMarketing, consent.PurposeInput{Text: &text}); err != nil {
+		if _, err := s.Consent.UpdatePurpose(ctx, audit.Actor{Kind: "user"}, optin.EMarketing, consent.PurposeInput{Text: &text}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Contacts.Create(ctx, contact.NewContact{Input: contact.Input{Email: ptr("known@example.com"), FirstName: ptr("Kim"),

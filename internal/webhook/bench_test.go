@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -43,7 +44,7 @@ func countingReceiver(b testing.TB, at []atomic.Int64) (*httptest.Server, *atomi
 
 func startWorker(b testing.TB, db *store.DB, url string) (*webhook.Service, func()) {
 	svc := &webhook.Service{DB: db, Now: time.Now, Policy: webhook.Policy{AllowHTTPLocalhost: true}}
-	if _, _, err := svc.Create(context.Background(), webhook.EndpointInput{URL: url}); err != nil {
+	if _, _, err := svc.Create(context.Background(), audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: url}); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

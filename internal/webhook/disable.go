@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/settings"
 	"github.com/consentry/consentry/internal/store"
@@ -29,7 +30,7 @@ func (s *Service) succeeded(tx *store.Tx, id string, now time.Time) error {
 // failed notes a failure to the endpoint id, and turns the endpoint off
 // when none has succeeded for DisableAfter while they failed, emailing
 // the operator's privacy address (the setting privacy_address) why.
-// Deliveries to it then wait, pending, with those of the events that
+// The audit log has the change, by the system. Deliveries to it then wait, pending, with those of the events that
 // happen meanwhile (Dispatch), until it is turned on again.
 func (s *Service) failed(tx *store.Tx, id string, now time.Time, why string) error {
 	if _, err := tx.Exec(`UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1`,
@@ -51,6 +52,11 @@ func (s *Service) failed(tx *store.Tx, id string, now time.Time, why string) err
 	if _, err := tx.Exec(`UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 WHERE id = $1`,
 		id, "no delivery succeeded since "+since, store.Micros(now)); err != nil {
 		return fmt.Errorf("webhook: turn %s off: %w", id, err)
+	}
+	before := e.audited()
+	e.Enabled = false
+	if err := e.auditTx(tx, audit.Actor{Kind: audit.ActorSystem}, audit.ActionWebhookChanged, audit.Changes(before, e.audited()), now); err != nil {
+		return err
 	}
 	s.log().Warn("webhook endpoint turned off: its deliveries have failed for days", "endpoint", id, "failing_since", since)
 	return s.tellOperator(tx, e, since, why, now)

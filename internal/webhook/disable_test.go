@@ -66,6 +66,12 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 		if got.Enabled || !strings.Contains(got.DisabledReason, "no delivery succeeded") || got.FailingSince == nil || !got.FailingSince.Equal(start) {
 			t.Fatalf("endpoint: %+v", got)
 		}
+		// The audit log says the system turned it off.
+		logged, _, err := audit.List(ctx, db.Read, audit.Query{Kind: audit.KindWebhook, Limit: 10})
+		if err != nil || len(logged) == 0 || logged[0].Action != audit.ActionWebhookChanged || logged[0].Actor.Kind != audit.ActorSystem ||
+			logged[0].Subject != "enabled" || logged[0].OldValue != "true" || logged[0].NewValue != "false" || logged[0].ObjectID != e.ID {
+			t.Fatalf("the audit log of the endpoint: %+v %v", logged, err)
+		}
 
 		// While off, nothing is attempted, but what happens is queued:
 		// a change about a contact whose delivery was being retried when
@@ -101,7 +107,7 @@ func TestAnEndpointFailingForDaysIsTurnedOffAndTheOperatorEmailed(t *testing.T) 
 		// was retrying included, in order: those of the events that
 		// happened while it was off too.
 		down = false
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)
@@ -193,7 +199,7 @@ func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
 			t.Fatalf("%d requests before it was turned off, want 1", n)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		f.emit(t, events.ConsentWithdrawn, "c1")
@@ -219,7 +225,7 @@ func TestEventsWhileAnEndpointIsOffGoWhenItIsTurnedOnAgain(t *testing.T) {
 			t.Fatalf("after pruning: %d requests, deliveries %+v", len(rc.all()), ds)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)
@@ -257,7 +263,7 @@ func TestAQueuedCallToAnEndpointTurnedOffWaits(t *testing.T) {
 		f := newFixture(t, db)
 		rc := newReceiver(t, nil)
 		e, secret := f.endpoint(t, rc.URL, events.ConsentGranted)
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		f.emit(t, events.ConsentGranted, "c1")
@@ -285,7 +291,7 @@ func TestAQueuedCallToAnEndpointTurnedOffWaits(t *testing.T) {
 			t.Fatalf("while off: %d requests, deliveries %+v", len(rc.all()), ds)
 		}
 
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Enabled: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(t)

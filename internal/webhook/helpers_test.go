@@ -12,6 +12,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/events/eventstest"
 	"github.com/consentry/consentry/internal/store"
@@ -127,7 +128,7 @@ func newFixture(t testing.TB, db *store.DB) *fixture {
 // it with its secret.
 func (f *fixture) endpoint(t testing.TB, url string, types ...string) (webhook.Endpoint, string) {
 	t.Helper()
-	e, secret, err := f.svc.Create(context.Background(), webhook.EndpointInput{URL: url, EventTypes: types})
+	e, secret, err := f.svc.Create(context.Background(), audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: url, EventTypes: types})
 	if err != nil {
 		t.Fatal(err)
 	}

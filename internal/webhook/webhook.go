@@ -32,6 +32,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/mail"
@@ -154,7 +155,8 @@ func checkTypes(types []string) ([]string, error) {
 // Create adds an endpoint and returns it with its signing secret, which is
 // shown this once. Bad input is an error naming the field, and nothing is
 // written. Events that happen from its creation on are delivered to it.
-func (s *Service) Create(ctx context.Context, in EndpointInput) (Endpoint, string, error) {
+// The audit log names by as its maker, and the secret with no value.
+func (s *Service) Create(ctx context.Context, by audit.Actor, in EndpointInput) (Endpoint, string, error) {
 	u, err := s.Policy.CheckURL(in.URL)
 	if err != nil {
 		return Endpoint{}, "", err
@@ -182,12 +184,32 @@ func (s *Service) Create(ctx context.Context, in EndpointInput) (Endpoint, strin
 		if err != nil {
 			return fmt.Errorf("webhook: create endpoint: %w", err)
 		}
-		return nil
+		return e.auditTx(tx, by, audit.ActionWebhookCreated, append(audit.Changes(nil, e.audited()), audit.Change{Name: "secret"}), now)
 	})
 	if err != nil {
 		return Endpoint{}, "", err
 	}
 	return e, secret, nil
+}
+
+// auditedEndpoint is what the audit log keeps of an endpoint: where
+// contacts' data goes, and which of it. Its secret is not here: an entry
+// names it, with no value.
+type auditedEndpoint struct {
+	URL         string   `json:"url"`
+	Description string   `json:"description"`
+	EventTypes  []string `json:"event_types"`
+	Enabled     bool     `json:"enabled"`
+}
+
+func (e *Endpoint) audited() auditedEndpoint {
+	return auditedEndpoint{URL: e.URL, Description: e.Description, EventTypes: e.EventTypes, Enabled: e.Enabled}
+}
+
+// auditTx writes the audit log's entries of changes of e by by; the
+// endpoint's name is its URL.
+func (e *Endpoint) auditTx(tx *store.Tx, by audit.Actor, action string, changes []audit.Change, now time.Time) error {
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindWebhook, ID: e.ID, Name: e.URL}, action, changes, now)
 }
 
 const endpointColumns = `id, url, description, event_types, enabled, disabled_reason, previous_secret, previous_until,
@@ -251,8 +273,9 @@ func (s *Service) List(ctx context.Context) ([]Endpoint, error) {
 
 // Update applies p to the endpoint id and returns it, or
 // errs.NotFound("webhook_endpoint") when there is none. Bad input is an
-// error naming the field, and nothing is written.
-func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpoint, error) {
+// error naming the field, and nothing is written. The audit log names by
+// for each field that changed.
+func (s *Service) Update(ctx context.Context, by audit.Actor, id string, p EndpointPatch) (Endpoint, error) {
 	if p.URL != nil {
 		u, err := s.Policy.CheckURL(*p.URL)
 		if err != nil {
@@ -278,6 +301,7 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpo
 		if err != nil {
 			return err
 		}
+		before := e.audited()
 		if p.URL != nil {
 			e.URL = *p.URL
 		}
@@ -306,6 +330,9 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpo
 			id, e.URL, e.Description, string(types), e.Enabled, e.DisabledReason, failing, store.Micros(e.UpdatedAt)); err != nil {
 			return fmt.Errorf("webhook: update endpoint %s: %w", id, err)
 		}
+		if err := e.auditTx(tx, by, audit.ActionWebhookChanged, audit.Changes(before, e.audited()), e.UpdatedAt); err != nil {
+			return err
+		}
 		out = e
 		if turnedOn {
 			// What waited while it was off goes now, in order: a delivery
@@ -325,15 +352,19 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointPatch) (Endpo
 }
 
 // Delete removes the endpoint id with its deliveries and their attempts,
-// or returns errs.NotFound("webhook_endpoint") when there is none.
-func (s *Service) Delete(ctx context.Context, id string) error {
+// or returns errs.NotFound("webhook_endpoint") when there is none. The
+// audit log names by, and keeps what the endpoint was.
+func (s *Service) Delete(ctx context.Context, by audit.Actor, id string) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`DELETE FROM webhook_endpoints WHERE id = $1`, id)
+		e, err := getEndpoint(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM webhook_endpoints WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("webhook: delete endpoint %s: %w", id, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("webhook_endpoint", "id")
+		if err := e.auditTx(tx, by, audit.ActionWebhookDeleted, audit.Changes(e.audited(), nil), s.now()); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(`DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)`, id); err != nil {
 			return fmt.Errorf("webhook: delete attempts of %s: %w", id, err)
@@ -350,24 +381,25 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // (two signatures in webhook-signature) for RotationOverlap, so that the
 // receiver can switch without losing a delivery; a secret rotated out
 // earlier stops at once. It returns errs.NotFound("webhook_endpoint") when
-// there is no such endpoint.
-func (s *Service) RotateSecret(ctx context.Context, id string) (string, error) {
+// there is no such endpoint. The audit log names by, and the secret with
+// no value.
+func (s *Service) RotateSecret(ctx context.Context, by audit.Actor, id string) (string, error) {
 	overlap := s.RotationOverlap
 	if overlap <= 0 {
 		overlap = DefaultRotationOverlap
 	}
 	secret := NewSecret()
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		now := s.now()
-		res, err := tx.Exec(`UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $2, secret = $3, updated_at = $4
-			WHERE id = $1`, id, store.Micros(now.Add(overlap)), secret, store.Micros(now))
+		e, err := getEndpoint(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		now := s.now()
+		if _, err := tx.Exec(`UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $2, secret = $3, updated_at = $4
+			WHERE id = $1`, id, store.Micros(now.Add(overlap)), secret, store.Micros(now)); err != nil {
 			return fmt.Errorf("webhook: rotate the secret of %s: %w", id, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("webhook_endpoint", "id")
-		}
-		return nil
+		return e.auditTx(tx, by, audit.ActionWebhookSecretRotated, []audit.Change{{Name: "secret"}}, now)
 	})
 	if err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
@@ -25,7 +26,7 @@ func TestDeliveriesAreSignedAfterStandardWebhooks(t *testing.T) {
 		all, granted := newReceiver(t, nil), newReceiver(t, nil)
 		_, allSecret := f.endpoint(t, all.URL+"/hooks?x=1")
 		_, grantedSecret := f.endpoint(t, granted.URL, events.ConsentGranted)
-		off, _, err := f.svc.Create(context.Background(), webhook.EndpointInput{URL: all.URL + "/off", Enabled: ptr(false)})
+		off, _, err := f.svc.Create(context.Background(), audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: all.URL + "/off", Enabled: ptr(false)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +256,7 @@ func TestRotatedSecretSignsBesideTheNewOneForADay(t *testing.T) {
 		f := newFixture(t, db)
 		rc := newReceiver(t, nil)
 		e, old := f.endpoint(t, rc.URL)
-		fresh, err := f.svc.RotateSecret(context.Background(), e.ID)
+		fresh, err := f.svc.RotateSecret(context.Background(), audit.Actor{Kind: "user"}, e.ID)
 		if err != nil || fresh == old || !strings.HasPrefix(fresh, "whsec_") {
 			t.Fatalf("rotate: %q %v", fresh, err)
 		}
@@ -284,7 +285,7 @@ func TestRotatedSecretSignsBesideTheNewOneForADay(t *testing.T) {
 		if err := verify(t, old, r); err == nil {
 			t.Error("after the overlap the old secret still verifies")
 		}
-		if _, err := f.svc.RotateSecret(context.Background(), "nope"); !errs.Is(err, errs.KindNotFound) {
+		if _, err := f.svc.RotateSecret(context.Background(), audit.Actor{Kind: "user"}, "nope"); !errs.Is(err, errs.KindNotFound) {
 			t.Errorf("rotating no endpoint: %v", err)
 		}
 	})
@@ -346,7 +347,7 @@ func TestEndpointsAreKeptAndChecked(t *testing.T) {
 			"description": {URL: "https://example.com/x", Description: "two\nlines"},
 		}
 		for field, in := range bad {
-			if _, _, err := f.svc.Create(ctx, in); errs.As(err) == nil || errs.As(err).Field != field {
+			if _, _, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, in); errs.As(err) == nil || errs.As(err).Field != field {
 				t.Errorf("%s: got %v", field, err)
 			}
 		}
@@ -357,7 +358,7 @@ func TestEndpointsAreKeptAndChecked(t *testing.T) {
 		if len(e.EventTypes) != 1 {
 			t.Errorf("event types: %v", e.EventTypes)
 		}
-		u, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{Description: ptr("CRM"), EventTypes: ptr([]string{}), Enabled: ptr(false)})
+		u, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{Description: ptr("CRM"), EventTypes: ptr([]string{}), Enabled: ptr(false)})
 		if err != nil || u.Description != "CRM" || len(u.EventTypes) != 0 || u.Enabled {
 			t.Fatalf("update: %+v %v", u, err)
 		}
@@ -365,16 +366,16 @@ func TestEndpointsAreKeptAndChecked(t *testing.T) {
 		if err != nil || got.Description != "CRM" || got.Enabled || !got.Wants(events.RequestDone) {
 			t.Fatalf("get: %+v %v", got, err)
 		}
-		if _, err := f.svc.Update(ctx, e.ID, webhook.EndpointPatch{URL: ptr("http://example.com")}); errs.As(err) == nil || errs.As(err).Field != "url" {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, e.ID, webhook.EndpointPatch{URL: ptr("http://example.com")}); errs.As(err) == nil || errs.As(err).Field != "url" {
 			t.Errorf("update to http: %v", err)
 		}
-		if err := f.svc.Delete(ctx, e.ID); err != nil {
+		if err := f.svc.Delete(ctx, audit.Actor{Kind: "user"}, e.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.Get(ctx, e.ID); !errs.Is(err, errs.KindNotFound) {
 			t.Errorf("get after delete: %v", err)
 		}
-		if err := f.svc.Delete(ctx, e.ID); !errs.Is(err, errs.KindNotFound) {
+		if err := f.svc.Delete(ctx, audit.Actor{Kind: "user"}, e.ID); !errs.Is(err, errs.KindNotFound) {
 			t.Errorf("delete twice: %v", err)
 		}
 	})

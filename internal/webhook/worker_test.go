@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/events"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -66,7 +67,7 @@ func TestInstancesShareTheWorkWithoutSendingTwice(t *testing.T) {
 			w.Backoff = func(int) time.Duration { return time.Millisecond } // tried again at the next look
 			workers = append(workers, w)
 		}
-		if _, _, err := workers[0].Create(context.Background(), webhook.EndpointInput{URL: rc.URL}); err != nil {
+		if _, _, err := workers[0].Create(context.Background(), audit.Actor{Kind: "user"}, webhook.EndpointInput{URL: rc.URL}); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

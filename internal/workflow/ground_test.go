@@ -131,7 +131,7 @@ func TestWorkflowEmailNeedsTheGroundOfACampaign(t *testing.T) {
 func TestWorkflowEmailSkipsWithdrawnMarketing(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
-		if _, err := w.consent.CreatePurpose(context.Background(), consent.PurposeInput{Name: ptr("Member offers"),
+		if _, err := w.consent.CreatePurpose(context.Background(), audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Member offers"),
 			LegalBasis: ptr(consent.BasisLegitimateInterests), MarketingEmail: ptr(true),
 			Text: ptr("As a member, you get our offers by email; say no at any time.")}); err != nil {
 			t.Fatal(err)

@@ -80,7 +80,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 			t.Fatal(err)
 		}
 	}
-	if w.partner, err = w.consent.CreatePurpose(ctx, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr("consent"),
+	if w.partner, err = w.consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Share with partners"), LegalBasis: ptr("consent"),
 		Text: ptr("We may share your details with our partner, Partner AB.")}); err != nil {
 		t.Fatal(err)
 	}
@@ -710,13 +710,13 @@ func TestNotifyUsers(t *testing.T) {
 		ids := map[string]string{}
 		for _, u := range []struct{ email, role string }{{"ada@acme.example", auth.RoleAdmin}, {"pia@acme.example", auth.RolePrivacyOfficer},
 			{"gone@acme.example", auth.RolePrivacyOfficer}, {"agent@acme.example", auth.RoleAgent}} {
-			made, err := users.Create(context.Background(), auth.NewUser{Email: u.email, Role: u.role, Password: "a long enough password"})
+			made, err := users.Create(context.Background(), audit.Actor{Kind: "user"}, auth.NewUser{Email: u.email, Role: u.role, Password: "a long enough password"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ids[u.email] = made.ID
 		}
-		if err := users.Disable(context.Background(), ids["gone@acme.example"]); err != nil {
+		if err := users.Disable(context.Background(), audit.Actor{Kind: "user"}, ids["gone@acme.example"]); err != nil {
 			t.Fatal(err)
 		}
 		w.rule(`{"name": "Tell the officers", "trigger": "consent.granted", "actions": [{"type": "notify_users", "subject": "New consent", "roles": ["privacy_officer", "admin"]}]}`)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/lists"
@@ -45,14 +46,14 @@ func Form(t testing.TB, s *webform.Service) *webform.Webform {
 	t.Helper()
 	ctx := context.Background()
 	name, text, basis := "Share with partners", "We may share your name and address with our partners.", consent.BasisConsent
-	if _, err := s.Consent.CreatePurpose(ctx, consent.PurposeInput{Name: &name, Text: &text, LegalBasis: &basis}); err != nil {
+	if _, err := s.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: &name, Text: &text, LegalBasis: &basis}); err != nil {
 		t.Fatal(err)
 	}
 	list := "Newsletter"
 	if _, err := s.Lists.Create(ctx, lists.Input{Name: &list}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.Create(ctx, webform.Definition{Name: "signup", Title: "Sign up", Language: "en",
+	w, err := s.Create(ctx, audit.Actor{Kind: "user"}, webform.Definition{Name: "signup", Title: "Sign up", Language: "en",
 		Fields:           []webform.Field{{Name: "email"}, {Name: "first_name"}, {Name: "last_name"}},
 		Lists:            []webform.ListBox{{List: "Newsletter"}},
 		Consents:         []webform.ConsentBox{{Purpose: "Share with partners"}},
