@@ -233,10 +233,12 @@ func (a *addressSet) take() []string {
 }
 
 // addressPiece is how many address hashes an arriving upload writes in
-// a transaction: a chunk of 1 MiB holds some 7,000 addresses, and
-// writing them with the chunk held the writer for up to a second while
-// other changes waited.
-const addressPiece = 1000
+// a transaction. A chunk of 1 MiB holds some 7,000 addresses, and their
+// hashes land all over the index, a page each once the upload holds a
+// few hundred thousand: written with the chunk, they held the writer for
+// up to a second while other changes waited, and 1,000 at a time still
+// did on a busy machine.
+const addressPiece = 250
 
 // keepAddresses writes the hashes of addresses (keepTx) a piece a
 // transaction, before the chunk they are in, and returns the last piece,
