@@ -192,16 +192,31 @@ const (
 	PruneInterval = 24 * time.Hour
 )
 
-// PruneTx deletes, inside tx, the runs that finished and were started
-// before before; waiting runs stay until they are due.
-func PruneTx(tx *store.Tx, before time.Time) error {
-	if _, err := tx.Exec(`DELETE FROM workflow_runs WHERE status <> 'waiting' AND created_at < $1`, store.Micros(before)); err != nil {
-		return fmt.Errorf("workflow: prune runs: %w", err)
-	}
-	return nil
-}
+// prunePiece is how many runs Prune deletes in a transaction: a day's
+// runs after an import of a million contacts are a million, too many to
+// delete while every other change waits for the writer.
+const prunePiece = 2000
 
-// Prune deletes the runs older than Keep at now, in one transaction.
+// Prune deletes the runs that finished and were started more than Keep
+// before now, prunePiece a transaction; waiting runs stay until they are
+// due.
 func (s *Service) Prune(ctx context.Context, now time.Time) error {
-	return s.DB.Write(ctx, func(tx *store.Tx) error { return PruneTx(tx, now.Add(-Keep)) })
+	before := store.Micros(now.Add(-Keep))
+	for {
+		var n int64
+		if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+			res, err := tx.Exec(`DELETE FROM workflow_runs WHERE id IN
+				(SELECT id FROM workflow_runs WHERE status <> 'waiting' AND created_at < $1 LIMIT $2)`, before, prunePiece)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		}); err != nil {
+			return fmt.Errorf("workflow: prune runs: %w", err)
+		}
+		if n < prunePiece {
+			return nil
+		}
+	}
 }
