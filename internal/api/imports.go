@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
@@ -256,7 +257,7 @@ type importReport struct {
 func (x importReport) writeFile(w http.ResponseWriter, status int) error {
 	httpx.Attachment(w, "text/csv; charset=utf-8", "import-report-"+x.imp.ID+".csv")
 	w.WriteHeader(status)
-	return x.s.WriteReport(x.r.Context(), x.imp.ID, w)
+	return x.s.WriteReport(x.r.Context(), x.imp.ID, httpx.KeptWriting(w, time.Minute))
 }
 
 func (s *Server) listMappings(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/httpx"
@@ -74,5 +75,5 @@ type repermissionReport struct {
 func (x repermissionReport) writeFile(w http.ResponseWriter, status int) error {
 	httpx.Attachment(w, "text/csv; charset=utf-8", "repermission-"+x.run.ID+".csv")
 	w.WriteHeader(status)
-	return x.s.WriteReport(x.r.Context(), x.run.ID, w)
+	return x.s.WriteReport(x.r.Context(), x.run.ID, httpx.KeptWriting(w, time.Minute))
 }

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -38,4 +39,23 @@ func LongBody(w http.ResponseWriter, d time.Duration) {
 	end := time.Now().Add(d)
 	_ = rc.SetReadDeadline(end)
 	_ = rc.SetWriteDeadline(end.Add(time.Minute))
+}
+
+// KeptWriting returns w as a writer each write to which moves the
+// response's write deadline d ahead (KeepWriting), for a download written
+// in one go by code that takes an io.Writer (a report of a million rows).
+func KeptWriting(w http.ResponseWriter, d time.Duration) io.Writer {
+	keep := KeepWriting(w, d)
+	keep()
+	return keptWriter{w: w, keep: keep}
+}
+
+type keptWriter struct {
+	w    io.Writer
+	keep func()
+}
+
+func (k keptWriter) Write(p []byte) (int, error) {
+	k.keep()
+	return k.w.Write(p)
 }

@@ -64,3 +64,43 @@ func TestLongBodyIsAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A download written in one go that takes longer than the server's
+// WriteTimeout arrives whole when it is written through KeptWriting, and
+// is cut without it.
+func TestKeptWritingIsNotCut(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	piece := make([]byte, 16<<10)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var out io.Writer = w
+		if r.URL.Path == "/kept" {
+			out = KeptWriting(w, time.Minute)
+		}
+		// Four pieces over about three times the server's timeout: the
+		// pace at which the rows are read is what the test is about.
+		for range 4 {
+			if _, err := out.Write(piece); err != nil {
+				return
+			}
+			<-time.After(timeout)
+		}
+	}))
+	srv.Config.WriteTimeout = timeout
+	srv.Start()
+	defer srv.Close()
+	download := func(path string) (int, error) {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return len(body), err
+	}
+	if n, err := download("/kept"); err != nil || n != 4*len(piece) {
+		t.Fatalf("kept writing: %d bytes (%v), want %d", n, err, 4*len(piece))
+	}
+	if n, err := download("/plain"); err == nil && n == 4*len(piece) {
+		t.Fatal("without KeptWriting the same download arrived whole: the test shows nothing")
+	}
+}

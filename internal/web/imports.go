@@ -939,7 +939,7 @@ func (s *Server) importReport(w http.ResponseWriter, r *http.Request, u *auth.Us
 		return
 	}
 	httpx.Attachment(w, "text/csv; charset=utf-8", "import-report-"+imp.ID+".csv")
-	if err := s.Imports.WriteReport(r.Context(), imp.ID, w); err != nil {
+	if err := s.Imports.WriteReport(r.Context(), imp.ID, httpx.KeptWriting(w, time.Minute)); err != nil {
 		s.Log.WarnContext(r.Context(), "import report download not completed", "import", imp.ID, "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
@@ -176,7 +177,7 @@ func (s *Server) repermissionReport(w http.ResponseWriter, r *http.Request, u *a
 		return
 	}
 	httpx.Attachment(w, "text/csv; charset=utf-8", "repermission-"+run.ID+".csv")
-	if err := s.Repermission.WriteReport(r.Context(), run.ID, w); err != nil {
+	if err := s.Repermission.WriteReport(r.Context(), run.ID, httpx.KeptWriting(w, time.Minute)); err != nil {
 		s.Log.WarnContext(r.Context(), "re-permission report download not completed", "run", run.ID, "err", err)
 	}
 }
