@@ -272,6 +272,7 @@ func New(cfg *config.Config, log *slog.Logger, db *store.DB) (*App, error) {
 		Budget: cfg.ImportChunkTime}
 	a.Jobs.Handle(imports.JobKind, a.Imports.Handle)
 	a.Jobs.Handle(imports.UndoJobKind, a.Imports.HandleUndo)
+	a.Jobs.Handle(imports.DropJobKind, a.Imports.HandleDrop)
 	a.Jobs.Every(imports.PruneJob, imports.PruneInterval, func(ctx context.Context, _ *jobs.Job) error {
 		_, err := a.Imports.Prune(ctx, imports.KeepFor)
 		return err

@@ -40,6 +40,7 @@ func (w *world) importer() *importer {
 	i.jobs = jobs.NewRunner(w.db, log)
 	i.jobs.Now = clock
 	i.jobs.Handle(imports.JobKind, i.svc.Handle)
+	i.jobs.Handle(imports.DropJobKind, i.svc.HandleDrop)
 	return i
 }
 
@@ -298,6 +299,40 @@ func TestDeletionReachesImports(t *testing.T) {
 		}
 		if imp := im.get(kept.ID); imp.Status != imports.StatusDiscarded {
 			t.Errorf("the upload holding the address: %+v", imp)
+		}
+	})
+}
+
+// An erasure that comes between an import's end and the deletion of its
+// file (a job of its own, after the end) deletes the rest of the file at
+// once: without a keyset the chunks are the file as it came. The import
+// stays done.
+func TestErasureReachesAnEndedImportsFileLeft(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		c := w.person(address)
+		im := w.importer()
+		// The file's deletion has not run yet: no runner takes its job.
+		im.jobs = jobs.NewRunner(db, slog.New(slog.DiscardHandler))
+		im.jobs.Now = func() time.Time { return w.now }
+		im.jobs.Handle(imports.JobKind, im.svc.Handle)
+		done := im.run(im.upload(annaFails, cyIsFine).ID, false)
+		left := func() int {
+			return w.count(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, done.ID) +
+				w.count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, done.ID)
+		}
+		if done.Status != imports.StatusDone || left() == 0 {
+			t.Fatalf("import %+v, %d rows of its file left", done, left())
+		}
+		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+			t.Fatal(err)
+		}
+		if n := left(); n != 0 {
+			t.Fatalf("after the erasure, %d rows of the ended import's file are left", n)
+		}
+		if got := im.get(done.ID); got.Status != imports.StatusDone {
+			t.Fatalf("the erasure changed the ended import: %+v", got)
 		}
 	})
 }

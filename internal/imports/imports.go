@@ -429,7 +429,7 @@ func optional(v sql.NullInt64) *time.Time {
 // Get returns one import, or a not-found error. An upload still arriving
 // is not found.
 func (s *Service) Get(ctx context.Context, id string) (*Import, error) {
-	return scanImport(s.DB.Read.QueryRowContext(ctx, importSelect+` WHERE id = $1 AND status <> 'uploading'`, id))
+	return scanImport(s.DB.Read.QueryRowContext(ctx, importSelect+` WHERE id = $1 AND status NOT IN ($2, $3)`, id, statusUploading, statusPruning))
 }
 
 // List returns the imports, newest first, at most limit (1 to 200).
@@ -437,7 +437,8 @@ func (s *Service) List(ctx context.Context, limit int) ([]*Import, error) {
 	if limit < 1 || limit > 200 {
 		limit = 50
 	}
-	return store.QueryAll(ctx, s.DB.Read, scanImport, importSelect+` WHERE status <> 'uploading' ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	return store.QueryAll(ctx, s.DB.Read, scanImport, importSelect+` WHERE status NOT IN ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $1`,
+		limit, statusUploading, statusPruning)
 }
 
 // Start checks d against the import's file and queues the import's job:

@@ -57,6 +57,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 	w.jobs.Now = clock
 	w.jobs.Handle(imports.JobKind, w.imports.Handle)
 	w.jobs.Handle(imports.UndoJobKind, w.imports.HandleUndo)
+	w.jobs.Handle(imports.DropJobKind, w.imports.HandleDrop)
 	for _, p := range []struct{ name, basis string }{{"Share with partners", consent.BasisConsent}} {
 		if _, err := w.consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr(p.name), LegalBasis: ptr(p.basis),
 			Text: ptr("May we email you about " + p.name + "?")}); err != nil {

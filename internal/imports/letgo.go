@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
 )
 
@@ -17,10 +18,14 @@ import (
 // Deleted in the transaction that ended a million-row import, they held
 // the database's only writer for over 30 seconds, and every other change,
 // a contact's click included, waited that long. So the transaction that
-// ends an import makes its file unreadable at once, as its key goes
-// (letGoTx), and what is left of it is deleted after, a few megabytes a
-// transaction (dropFile); Prune deletes an import's rows the same way
-// before the import itself.
+// ends an import deletes the file's key, so that from then on the file
+// is not read again (and, with a keyset, cannot be), and queues the job
+// that deletes the rest, a few megabytes a transaction (letGoTx,
+// HandleDrop); Prune deletes an import's rows the same way, once it has
+// taken the import out of use.
+
+// DropJobKind is the kind of the job that deletes an ended import's file.
+const DropJobKind = "import_drop_file"
 
 // piece is a table of rows kept for an import, deleted n rows at a time
 // by key, a column that with import_id identifies a row.
@@ -38,10 +43,17 @@ var (
 )
 
 // deleteInPieces deletes the rows of import id in each of pieces, a piece
-// a transaction, until none is left.
-func (s *Service) deleteInPieces(ctx context.Context, id string, pieces []piece) error {
+// a transaction, until none is left or, when until is not zero, until
+// passes (after one piece deleted at least, so that every call gets
+// on). It
+// reports whether none is left.
+func (s *Service) deleteInPieces(ctx context.Context, id string, pieces []piece, until time.Time) (bool, error) {
+	first := true
 	for _, p := range pieces {
 		for {
+			if !first && !until.IsZero() && time.Now().After(until) {
+				return false, nil
+			}
 			var n int64
 			err := s.DB.Write(ctx, func(tx *store.Tx) error {
 				res, err := tx.Exec(`DELETE FROM `+p.table+` WHERE import_id = $1 AND `+p.key+` IN
@@ -53,88 +65,115 @@ func (s *Service) deleteInPieces(ctx context.Context, id string, pieces []piece)
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("imports: delete %s: %w", p.table, err)
+				return false, fmt.Errorf("imports: delete %s: %w", p.table, err)
 			}
 			if n == 0 {
 				break
 			}
+			first = false
 		}
 	}
-	return nil
+	return true, nil
 }
 
-// letGoTx makes the file of import id unreadable inside tx, for good: its
-// key goes, and the chunks left are ciphertext nobody can open. The
-// import's status must say, in the same transaction, that it will not be
-// read again; dropFile deletes the chunks after.
-func letGoTx(tx *store.Tx, id string) error {
+// letGoTx lets go of the file of import id inside tx: its key goes, so
+// that the file is never read again (fileKey refuses an ended import's)
+// and, with a keyset, the chunks left are ciphertext nobody can open; the
+// job that deletes them is queued. The import's status must say, in the
+// same transaction, that it will not be read again.
+func (s *Service) letGoTx(tx *store.Tx, id string) error {
 	if _, err := tx.Exec(`UPDATE imports SET file_key = '', file_key_id = 0 WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("imports: let go of the file: %w", err)
 	}
-	return nil
+	return jobs.Enqueue(tx, jobs.Spec{Kind: DropJobKind, Payload: jobPayload{ImportID: id}}, s.now())
 }
 
 // ended are the statuses of an import that will not read its file again.
-var ended = []string{StatusDone, StatusFailed, StatusCancelled, StatusUndoing, StatusUndone, StatusDiscarded}
+var ended = []string{StatusDone, StatusFailed, StatusCancelled, StatusUndoing, StatusUndone, StatusDiscarded, statusPruning}
 
-// dropFile deletes, in pieces, the file and address hashes of import id
-// if it has ended for real (a dry run's file stays for the import that
-// follows it). It stops when ctx ends, as the service stops: a file of
-// a gigabyte takes minutes, and must not hold up a restart. What is left
-// then, or after a failure (logged), Prune deletes.
-func (s *Service) dropFile(ctx context.Context, id string) {
+// HandleDrop is the handler of the job letGoTx queues: it deletes the
+// ended import's file and address hashes in pieces for at most Slice,
+// then hands over to a new job, as an import's run does, so that a file
+// of a gigabyte never outlives a job's lease. An import that was deleted
+// since, or is a dry run's (its file stays for the import that follows),
+// is left alone.
+func (s *Service) HandleDrop(ctx context.Context, j *jobs.Job) error {
+	var p jobPayload
+	if err := j.Decode(&p); err != nil {
+		return err
+	}
 	var gone bool
 	ph, args := store.In(2, ended)
-	err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND NOT dry_run AND status IN (`+ph+`))`,
-		append([]any{id}, args...)...).Scan(&gone)
-	if err == nil && gone {
-		err = s.deleteInPieces(ctx, id, filePieces)
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND NOT dry_run AND status IN (`+ph+`))`,
+		append([]any{p.ImportID}, args...)...).Scan(&gone); err != nil || !gone {
+		return err
 	}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		s.Log.Info("imports: the deletion of an ended import's file stopped with the service; the prune sweep finishes it", "import", id)
-	default:
-		s.Log.Error("imports: delete an ended import's file", "import", id, "err", err)
+	slice := s.Slice
+	if slice <= 0 {
+		slice = time.Minute
 	}
+	done, err := s.deleteInPieces(ctx, p.ImportID, filePieces, time.Now().Add(slice))
+	if err != nil || done {
+		return err
+	}
+	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		return jobs.Enqueue(tx, jobs.Spec{Kind: DropJobKind, Payload: p}, s.now())
+	})
 }
+
+// statusPruning is an import Prune is deleting: out of use and out of
+// sight (Get and List do not show it), its rows going in pieces.
+const statusPruning = "pruning"
 
 // pruneBatch is how many imports one round of Prune looks at.
 const pruneBatch = 100
 
 // Prune deletes imports that ended, or were uploaded and never run, more
 // than keep ago, with their report and file, and uploads that never
-// finished arriving after a day; it finishes deleting the files of
-// imports that ended (dropFile) when that was cut short. Each import's
-// rows go in pieces before the import itself. It returns how many imports
-// it deleted.
+// finished arriving after a day; it finishes deleting the files of ended
+// imports that a lost job left. Each import is first taken out of use
+// (statusPruning), in a transaction that checks it is still due, so that
+// no start or undo meets it half deleted; its rows then go in pieces, and
+// the import last. It returns how many imports it deleted.
 func (s *Service) Prune(ctx context.Context, keep time.Duration) (int64, error) {
 	now := s.now()
-	due := `(finished_at IS NOT NULL AND finished_at < $1 AND status <> $3) OR (status = $4 AND created_at < $2) OR (status = $5 AND created_at < $1)`
-	dueArgs := []any{store.Micros(now.Add(-keep)), store.Micros(now.Add(-24 * time.Hour)), StatusUndoing, statusUploading, StatusUploaded}
+	due := `(finished_at IS NOT NULL AND finished_at < $1 AND status NOT IN ($3, $6)) OR (status = $4 AND created_at < $2)
+		OR (status = $5 AND created_at < $1) OR status = $6`
+	dueArgs := []any{store.Micros(now.Add(-keep)), store.Micros(now.Add(-24 * time.Hour)), StatusUndoing, statusUploading, StatusUploaded,
+		statusPruning}
 	var n int64
 	for {
-		ids, err := store.QueryAll(ctx, s.DB.Read, scanID, `SELECT id FROM imports WHERE `+due+` ORDER BY id LIMIT $6`,
+		ids, err := store.QueryAll(ctx, s.DB.Read, scanID, `SELECT id FROM imports WHERE `+due+` ORDER BY id LIMIT $7`,
 			append(dueArgs, pruneBatch)...)
 		if err != nil {
 			return n, fmt.Errorf("imports: find imports to prune: %w", err)
 		}
 		for _, id := range ids {
-			if err := s.deleteInPieces(ctx, id, append(recordPieces, filePieces...)); err != nil {
-				return n, err
-			}
-			var gone int64
+			var taken int64
 			if err := s.DB.Write(ctx, func(tx *store.Tx) error {
-				res, err := tx.Exec(`DELETE FROM imports WHERE id = $6 AND (`+due+`)`, append(dueArgs, id)...)
+				res, err := tx.Exec(`UPDATE imports SET status = $6, file_key = '', file_key_id = 0 WHERE id = $7 AND (`+due+`)`,
+					append(dueArgs, id)...)
 				if err != nil {
 					return err
 				}
-				gone, err = res.RowsAffected()
+				taken, err = res.RowsAffected()
 				return err
 			}); err != nil {
 				return n, fmt.Errorf("imports: prune: %w", err)
 			}
-			n += gone
+			if taken == 0 {
+				continue // started, or undone, meanwhile
+			}
+			if _, err := s.deleteInPieces(ctx, id, append(recordPieces, filePieces...), time.Time{}); err != nil {
+				return n, err
+			}
+			if err := s.DB.Write(ctx, func(tx *store.Tx) error {
+				_, err := tx.Exec(`DELETE FROM imports WHERE id = $1 AND status = $2`, id, statusPruning)
+				return err
+			}); err != nil {
+				return n, fmt.Errorf("imports: prune: %w", err)
+			}
+			n++
 		}
 		if len(ids) < pruneBatch {
 			break
@@ -148,7 +187,7 @@ func (s *Service) Prune(ctx context.Context, keep time.Duration) (int64, error) 
 		return n, fmt.Errorf("imports: find files left: %w", err)
 	}
 	for _, id := range left {
-		if err := s.deleteInPieces(ctx, id, filePieces); err != nil {
+		if _, err := s.deleteInPieces(ctx, id, filePieces, time.Time{}); err != nil {
 			return n, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/imports"
+	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 )
@@ -48,8 +49,28 @@ func TestEndedImportLetsGoOfItsFile(t *testing.T) {
 		if chunks < 5 || count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, first.ID) != 4000 {
 			t.Fatalf("the upload kept %d chunks and %d addresses", chunks, count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, first.ID))
 		}
+		// Between the end and the deletion: the key is gone, the chunks
+		// are still there, and the file is not read again. Each deletion
+		// job takes one piece at least, and hands over (Slice).
+		drops := 0
+		w.jobs.Handle(imports.DropJobKind, func(ctx context.Context, j *jobs.Job) error {
+			if drops++; drops == 1 {
+				if count(`SELECT count(*) FROM imports WHERE id = $1 AND file_key = ''`, first.ID) != 1 ||
+					count(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, first.ID) != chunks {
+					t.Error("the import's end did not let go of the key alone")
+				}
+				if _, err := w.imports.Preview(ctx, first.ID, d, 5); err == nil {
+					t.Error("the file of an ended import was read")
+				}
+			}
+			return w.imports.HandleDrop(ctx, j)
+		})
+		w.imports.Slice = time.Nanosecond
 		if got := w.run(first.ID, d, false); got.Status != imports.StatusDone || got.Created != 4000 || got.Failed != 1 {
 			t.Fatalf("import: %+v", got)
+		}
+		if drops < 3 {
+			t.Fatalf("the file went in %d deletion jobs, want one a piece", drops)
 		}
 		kept := func(id string) int {
 			t.Helper()

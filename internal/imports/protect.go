@@ -82,11 +82,18 @@ func (s *Service) newFileKeyTx(tx *store.Tx, importID string) (key []byte, wrapp
 }
 
 // fileKey returns the key of the import's file, or nil for a file kept as
-// it came.
+// it came. The file of an import that has ended for real is gone, its key
+// first (letGoTx): it is an error, not a file to read as it came.
 func (s *Service) fileKey(ctx context.Context, id string) ([]byte, error) {
 	var wrapped string
-	if err := s.DB.Read.QueryRowContext(ctx, `SELECT file_key FROM imports WHERE id = $1`, id).Scan(&wrapped); err != nil {
+	var gone bool
+	ph, args := store.In(2, ended)
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT file_key, NOT dry_run AND status IN (`+ph+`) FROM imports WHERE id = $1`,
+		append([]any{id}, args...)...).Scan(&wrapped, &gone); err != nil {
 		return nil, fmt.Errorf("imports: read the file's key: %w", err)
+	}
+	if gone {
+		return nil, errors.New("imports: the import has ended and its file is gone")
 	}
 	if wrapped == "" {
 		return nil, nil
@@ -149,7 +156,9 @@ func (s *Service) Rewrap(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`UPDATE imports SET file_key = $2, file_key_id = $3 WHERE id = $1`, k[0], wrapped, int64(keyID)); err != nil {
+			// Only the key read: an import that ended meanwhile let go of it.
+			if _, err := tx.Exec(`UPDATE imports SET file_key = $2, file_key_id = $3 WHERE id = $1 AND file_key = $4`,
+				k[0], wrapped, int64(keyID), k[1]); err != nil {
 				return fmt.Errorf("imports: store file key: %w", err)
 			}
 			n++
@@ -337,6 +346,20 @@ func ForgetAddressesTx(tx *store.Tx, addresses []string, now time.Time) error {
 		return err
 	}
 	cond, args := store.Among(tx.Dialect(), 1, hashes)
+	// An ended import whose file is not deleted yet (HandleDrop) loses
+	// it now: without a keyset its chunks are the file as it came.
+	ph, endedArgs := store.In(len(args)+1, ended)
+	leftover, err := store.QueryAll(context.Background(), tx, scanID, `SELECT DISTINCT a.import_id FROM import_file_addresses a
+		JOIN imports i ON i.id = a.import_id WHERE a.address_hash `+cond+` AND NOT i.dry_run AND i.status IN (`+ph+`)`,
+		append(args, endedArgs...)...)
+	if err != nil {
+		return fmt.Errorf("imports: find files left: %w", err)
+	}
+	if len(leftover) > 0 {
+		if err := dropFileTx(tx, leftover...); err != nil {
+			return err
+		}
+	}
 	ids, err := store.QueryAll(context.Background(), tx, scanID, `SELECT DISTINCT a.import_id FROM import_file_addresses a
 		JOIN imports i ON i.id = a.import_id WHERE a.address_hash `+cond+`
 		AND (i.status IN ($2, $3) OR (i.dry_run AND i.status IN ($4, $5)))`,

@@ -60,10 +60,6 @@ func (s *Service) Handle(ctx context.Context, j *jobs.Job) error {
 	if imp.Status != StatusQueued && imp.Status != StatusRunning {
 		return nil
 	}
-	// An import that ended let go of its file (letGoTx); what is left
-	// of it goes now, after the transaction that ended it, unless the
-	// service is stopping (Prune then finishes it).
-	defer s.dropFile(ctx, imp.ID)
 	err = s.run(ctx, imp)
 	switch {
 	case errors.Is(err, errStop):
@@ -171,7 +167,7 @@ func (s *Service) end(ctx context.Context, id, status, why string) error {
 }
 
 // dropFileUnlessDryRunTx lets go of the file of an import that will not
-// be read again (letGoTx; dropFile deletes it after). A dry run, however
+// be read again (letGoTx; HandleDrop deletes it after). A dry run, however
 // it ended, keeps it and goes back to uploaded, for the import (or
 // another dry run) that follows; one that failed or was cancelled says
 // so in its error. One an erasure discarded meanwhile stays discarded.
@@ -185,7 +181,7 @@ func (s *Service) dropFileUnlessDryRunTx(tx *store.Tx, id string) error {
 		return fmt.Errorf("imports: drop file: %w", err)
 	}
 	if !dry {
-		return letGoTx(tx, id) // dropFile deletes it after
+		return s.letGoTx(tx, id) // HandleDrop deletes it after
 	}
 	_, err = tx.Exec(`UPDATE imports SET status = $2, cancel_requested = FALSE,
 		error = CASE WHEN status = $3 THEN 'the dry run was cancelled' ELSE error END

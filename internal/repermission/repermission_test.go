@@ -76,6 +76,7 @@ func setUp(t testing.TB, db *store.DB) *fixture {
 	f.jobs.Now = clock
 	f.jobs.Handle(optin.BulkJob, f.optin.RunBulk)
 	f.jobs.Handle(imports.JobKind, f.imports.Handle)
+	f.jobs.Handle(imports.DropJobKind, f.imports.HandleDrop)
 	f.sent = &sentMail{}
 	f.outbox = &mail.Deliverer{DB: db, Transport: f.sent, Log: log, From: "Acme <news@acme.example>", Domain: "acme.example", Now: clock,
 		Batch: 50, Lease: time.Minute, MaxAttempts: 3, Poll: time.Second, BaseURL: "https://consent.example"}
