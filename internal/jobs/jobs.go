@@ -100,9 +100,16 @@ type Runner struct {
 	Log *slog.Logger
 	// Now is the clock; tests set it to move time without sleeping.
 	Now func() time.Time
-	// Lease is how long a claimed job stays this runner's before another
-	// may take it over (after a crash, say).
+	// Lease is how long a claimed job stays this runner's without word
+	// from it. While a job runs the runner renews its lease every third
+	// of Lease (keeper), so a live runner keeps its job however long it
+	// runs, and the job of a runner that died (an instance killed, on
+	// PostgreSQL where no other can tell) is taken up by another within
+	// Lease rather than after the job's whole Timeout.
 	Lease time.Duration
+	// Timeout is how long one run of a handler may take: its context ends
+	// then, and the job is retried later.
+	Timeout time.Duration
 	// Batch is how many jobs one claim takes.
 	Batch int
 	// Poll is how often to look for jobs that other instances wrote.
@@ -115,11 +122,17 @@ type Runner struct {
 	kinds    []string
 }
 
+// The lease and time limit of a runner from NewRunner.
+const (
+	DefaultLease   = 30 * time.Second
+	DefaultTimeout = 150 * time.Second
+)
+
 // NewRunner returns a runner with a random worker id and the wall clock.
 func NewRunner(db *store.DB, log *slog.Logger) *Runner {
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &Runner{DB: db, Log: log, Now: time.Now, Lease: 5 * time.Minute, Batch: 32, Poll: time.Second,
+	return &Runner{DB: db, Log: log, Now: time.Now, Lease: DefaultLease, Timeout: DefaultTimeout, Batch: 32, Poll: time.Second,
 		id: hex.EncodeToString(b), handlers: map[string]Handler{}, every: map[string]time.Duration{}, personal: map[string]bool{}}
 }
 
@@ -180,11 +193,14 @@ func (r *Runner) RunDue(ctx context.Context) (int, error) {
 		}
 		var wg sync.WaitGroup
 		errc := make(chan error, len(claimed))
+		k := r.keep(ctx, claimed)
 		for _, j := range claimed {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res := r.runOne(ctx, j)
+				jctx, release := k.job(j.ID)
+				res := r.runOne(jctx, j)
+				release()
 				// The outcome is recorded even while shutting down, or the
 				// job would run again for nothing.
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -193,6 +209,7 @@ func (r *Runner) RunDue(ctx context.Context) (int, error) {
 			}()
 		}
 		wg.Wait()
+		k.stop()
 		close(errc)
 		for err := range errc {
 			if err != nil {
@@ -228,7 +245,7 @@ func (r *Runner) claim(ctx context.Context) ([]*Job, error) {
 	var out []*Job
 	err := r.DB.Write(ctx, func(tx *store.Tx) error {
 		now := store.Micros(r.now())
-		args := []any{r.id, now + r.Lease.Microseconds(), now, r.Batch}
+		args := []any{r.id, now + r.lease().Microseconds(), now, r.Batch}
 		ph := make([]string, len(r.kinds))
 		for i, k := range r.kinds {
 			args = append(args, k)
@@ -267,9 +284,7 @@ func (r *Runner) runOne(ctx context.Context, j *Job) (err error) {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	// Well inside the lease, so that the outcome is recorded before another
-	// runner may take the job over.
-	ctx, cancel := context.WithTimeout(ctx, r.Lease/2)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	return r.handlers[j.Kind](ctx, j)
 }
