@@ -78,7 +78,7 @@ func TestFirstAdminAndSignIn(t *testing.T) {
 		}
 		admin := e.firstAdmin()
 		// The link works once.
-		if code, _ := e.visitor().get(link); code != 404 {
+		if code, _ := e.visitor().get(link); code != 410 {
 			t.Fatalf("a used set-up link answered %d", code)
 		}
 		if n, _ := e.a.Users.SetupLink(context.Background()); n != "" {

@@ -44,7 +44,9 @@ func (s *Server) routes(static http.Handler) {
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 	if !s.Users.SetupLinkValid(r.Context(), r.PathValue("token")) {
-		s.render(w, http.StatusNotFound, "message", page{Title: "This link cannot be used",
+		// 410, as every other link that cannot be used: unknown, expired
+		// and used links answer alike.
+		s.render(w, http.StatusGone, "message", page{Title: "This link cannot be used",
 			Data: "The set-up link is unknown, expired or already used. Restart Consentry to get a new one while no user exists."})
 		return
 	}
