@@ -175,6 +175,21 @@ func Next(tx *store.Tx, consumer string, limit int) ([]Event, error) {
 	return out, nil
 }
 
+// Skip moves consumer past every event there is, inside tx, without
+// reading them: for a consumer that has nothing to do about any event for
+// now (the webhook dispatcher while no endpoint exists). A consumer never
+// seen before starts there too.
+func Skip(tx *store.Tx, consumer string) error {
+	if _, err := Position(tx, consumer); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`UPDATE event_cursors SET position = n.seq FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM events) AS n
+		WHERE consumer = $1 AND position < n.seq`, consumer); err != nil {
+		return fmt.Errorf("events: move %s past every event: %w", consumer, err)
+	}
+	return nil
+}
+
 // Position returns consumer's position inside tx, creating it after the
 // newest event when the consumer is new.
 func Position(tx *store.Tx, consumer string) (int64, error) {

@@ -26,18 +26,26 @@ var deliveryTypes = []string{"text", "bigint", "text", "text", "text", "bigint",
 // (claim takes only enabled endpoints'), and go in order once it is turned
 // on again; none is skipped because the endpoint was off when its event
 // was read. It returns how many events it read (0 when none was new).
+//
+// While no endpoint exists it moves the cursor past every event without
+// reading one: an endpoint made later gets only what happens after it
+// anyway, and a large import's millions of events would otherwise be
+// read, a batch at a time in the writer's transaction, for nothing.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	var n, written int
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
-		written = 0
+		written, n = 0, 0
+		eps, err := store.QueryAll(ctx, tx, scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints`)
+		if err != nil {
+			return fmt.Errorf("webhook: read endpoints: %w", err)
+		}
+		if len(eps) == 0 {
+			return events.Skip(tx, Consumer)
+		}
 		evs, err := events.Next(tx, Consumer, dispatchBatch)
 		n = len(evs)
 		if err != nil || n == 0 {
 			return err
-		}
-		eps, err := store.QueryAll(ctx, tx, scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints`)
-		if err != nil {
-			return fmt.Errorf("webhook: read endpoints: %w", err)
 		}
 		now := store.Micros(s.now())
 		var rows [][]any

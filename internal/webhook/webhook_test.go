@@ -15,6 +15,7 @@ import (
 	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
+	"github.com/consentry/consentry/internal/events/eventstest"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
 	"github.com/consentry/consentry/internal/webhook"
@@ -377,6 +378,58 @@ func TestEndpointsAreKeptAndChecked(t *testing.T) {
 		}
 		if err := f.svc.Delete(ctx, audit.Actor{Kind: "user"}, e.ID); !errs.Is(err, errs.KindNotFound) {
 			t.Errorf("delete twice: %v", err)
+		}
+	})
+}
+
+// While no endpoint exists the dispatcher moves past every event at once,
+// however many, without reading them; an endpoint made afterwards gets
+// what happens from then on, as ever.
+func TestNoEndpointMovesPastEveryEventAtOnce(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		if _, err := f.svc.Dispatch(ctx); err != nil { // the consumer starts here
+			t.Fatal(err)
+		}
+		const many = 1200 // more than one batch of reading
+		if err := db.Write(ctx, func(tx *store.Tx) error {
+			for i := range many {
+				c := "c" + strconv.Itoa(i)
+				if err := events.Emit(tx, events.ContactCreated, c, eventstest.About(events.ContactCreated, c), f.clock.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.svc.Dispatch(ctx); err != nil || n != 0 {
+			t.Fatalf("with no endpoint, Dispatch read %d events (%v), want none read", n, err)
+		}
+		var pos, newest int64
+		if err := db.Read.QueryRow(`SELECT (SELECT position FROM event_cursors WHERE consumer = $1), (SELECT MAX(seq) FROM events)`,
+			webhook.Consumer).Scan(&pos, &newest); err != nil {
+			t.Fatal(err)
+		}
+		if pos != newest {
+			t.Fatalf("the dispatcher is at event %d after one call, want the newest, %d", pos, newest)
+		}
+
+		f.clock.Add(time.Second)
+		r := newReceiver(t, nil)
+		f.endpoint(t, r.URL)
+		f.clock.Add(time.Second)
+		f.emit(t, events.ContactCreated, "after1", "after2")
+		f.send(t)
+		got := r.all()
+		if len(got) != 2 {
+			t.Fatalf("the endpoint made after %d events got %d deliveries, want the 2 made after it", many, len(got))
+		}
+		for _, g := range got {
+			if !bytes.Contains(g.Envelope.Data, []byte(`"after`)) {
+				t.Errorf("the new endpoint got an event from before it: %s", g.Body)
+			}
 		}
 	})
 }
