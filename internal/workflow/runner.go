@@ -128,6 +128,9 @@ type plan struct {
 // that fails alone is passed with its runs logged as failed, so that one
 // bad event does not hold up the rest.
 func (r *Runner) events(ctx context.Context, limit int) (int, bool, error) {
+	if idle, err := r.skipWhileNoRule(ctx); err != nil || idle {
+		return 0, false, err
+	}
 	pos, evs, err := events.Peek(ctx, r.DB.Read, Consumer, limit)
 	if err != nil {
 		return 0, false, err
@@ -174,6 +177,36 @@ func (r *Runner) events(ctx context.Context, limit int) (int, bool, error) {
 	}
 	// Actions write events of their own, which rules may act on next.
 	return len(plans), len(evs) == limit || slices.ContainsFunc(plans, func(p plan) bool { return p.act }), nil
+}
+
+// skipWhileNoRule moves the consumer past every event, without reading
+// one, while no rule is enabled, and reports whether it did: none of them
+// could set off a run, and a rule turned on later acts on what happens
+// from then on either way. A large import's millions of events would
+// otherwise be read and decided on, a batch at a time, for nothing.
+func (r *Runner) skipWhileNoRule(ctx context.Context) (bool, error) {
+	var enabled int
+	if err := r.DB.Read.QueryRowContext(ctx, `SELECT count(*) FROM workflow_rules WHERE enabled`).Scan(&enabled); err != nil {
+		return false, fmt.Errorf("workflow: count enabled rules: %w", err)
+	}
+	if enabled > 0 {
+		return false, nil
+	}
+	skipped := false
+	err := r.DB.Write(ctx, func(tx *store.Tx) error {
+		// Again in the writer's transaction: a rule enabled meanwhile
+		// must see the events after its enabling.
+		skipped = false
+		if err := tx.QueryRow(`SELECT count(*) FROM workflow_rules WHERE enabled`).Scan(&enabled); err != nil {
+			return fmt.Errorf("workflow: count enabled rules: %w", err)
+		}
+		if enabled > 0 {
+			return nil
+		}
+		skipped = true
+		return events.Skip(tx, Consumer)
+	})
+	return skipped, err
 }
 
 // passFailed moves past an event whose runs could not be carried out,
