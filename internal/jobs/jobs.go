@@ -19,7 +19,6 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,44 +176,28 @@ func (r *Runner) SchedulePeriodic(ctx context.Context) error {
 	})
 }
 
-// RunDue claims the jobs due now and runs them, and returns how many ran.
-// Run calls it in a loop; tests call it directly after moving the clock.
-// Each job's outcome is recorded as soon as it is known, so a quick job is
-// never held, past its lease, by a slow one claimed with it.
+// RunDue claims the jobs due now and runs them, and returns how many ran,
+// once every one it claimed has ended. Tests call it after moving the
+// clock; Run does not wait so (see there). Each job's outcome is recorded
+// as soon as it is known, so a quick job is never held, past its lease,
+// by a slow one claimed with it.
 func (r *Runner) RunDue(ctx context.Context) (int, error) {
+	p := r.newPool(ctx)
+	defer p.close()
 	total := 0
 	for {
 		if due, err := r.anyDue(ctx); err != nil || !due {
 			return total, err
 		}
-		claimed, err := r.claim(ctx)
+		claimed, err := r.claim(ctx, r.batch())
 		if err != nil || len(claimed) == 0 {
 			return total, err
 		}
-		var wg sync.WaitGroup
-		errc := make(chan error, len(claimed))
-		k := r.keep(ctx, claimed)
 		for _, j := range claimed {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				jctx, release := k.job(j.ID)
-				res := r.runOne(jctx, j)
-				release()
-				// The outcome is recorded even while shutting down, or the
-				// job would run again for nothing.
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-				defer cancel()
-				errc <- r.finish(fctx, []*Job{j}, []error{res})
-			}()
+			p.start(ctx, j)
 		}
-		wg.Wait()
-		k.stop()
-		close(errc)
-		for err := range errc {
-			if err != nil {
-				return total, err
-			}
+		if err := p.wait(); err != nil {
+			return total, err
 		}
 		total += len(claimed)
 		if ctx.Err() != nil {
@@ -236,16 +219,17 @@ func (r *Runner) anyDue(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// claim takes up to Batch due jobs of the kinds this runner handles: pending
-// ones whose time has come, and running ones whose lease has run out.
-func (r *Runner) claim(ctx context.Context) ([]*Job, error) {
+// claim takes up to limit due jobs of the kinds this runner handles:
+// pending ones whose time has come, and running ones whose lease has run
+// out.
+func (r *Runner) claim(ctx context.Context, limit int) ([]*Job, error) {
 	if len(r.kinds) == 0 {
 		return nil, nil
 	}
 	var out []*Job
 	err := r.DB.Write(ctx, func(tx *store.Tx) error {
 		now := store.Micros(r.now())
-		args := []any{r.id, now + r.lease().Microseconds(), now, r.Batch}
+		args := []any{r.id, now + r.lease().Microseconds(), now, limit}
 		ph := make([]string, len(r.kinds))
 		for i, k := range r.kinds {
 			args = append(args, k)
@@ -346,9 +330,13 @@ func truncate(s string) string {
 }
 
 // Run runs due jobs until ctx ends: at once when this process enqueues one,
-// and every Poll for jobs that come due or that other instances wrote.
-// First it takes up the jobs a runner before it left running, where it can
-// tell that runner is gone (takeOver).
+// and every Poll for jobs that come due or that other instances wrote. Up
+// to Batch jobs run at a time, and a job due is claimed as soon as there is
+// room, without waiting for the others to end: a contact's preferences
+// link is sent while a long import goes on beside it. First it takes up
+// the jobs a runner before it left running, where it can tell that runner
+// is gone (takeOver). When ctx ends it waits for the running jobs to
+// record their outcomes.
 func (r *Runner) Run(ctx context.Context) {
 	n, release, err := r.takeOver(ctx)
 	defer release()
@@ -361,7 +349,41 @@ func (r *Runner) Run(ctx context.Context) {
 	if err := r.SchedulePeriodic(ctx); err != nil {
 		r.Log.Error("scheduling periodic jobs", "err", err)
 	}
-	Loop(ctx, r.DB.Wakes(wakeTopic), r.Poll, r.Log, "running jobs", r.RunDue)
+	p := r.newPool(ctx)
+	defer p.close()
+	defer p.wait()
+	// A job that ends wakes the loop too (pool.start): there is room.
+	Loop(ctx, r.DB.Wakes(wakeTopic), r.Poll, r.Log, "running jobs", func(ctx context.Context) (int, error) { return r.startDue(ctx, p) })
+}
+
+// startDue claims as many due jobs as p has room for and starts them,
+// again while it fills the room, and returns how many it started.
+func (r *Runner) startDue(ctx context.Context, p *pool) (int, error) {
+	total := 0
+	for {
+		room := p.room()
+		if room == 0 {
+			return total, nil
+		}
+		if due, err := r.anyDue(ctx); err != nil || !due {
+			return total, err
+		}
+		claimed, err := r.claim(ctx, room)
+		for _, j := range claimed {
+			p.start(ctx, j)
+		}
+		total += len(claimed)
+		if err != nil || len(claimed) < room {
+			return total, err
+		}
+	}
+}
+
+func (r *Runner) batch() int {
+	if r.Batch <= 0 {
+		return 32
+	}
+	return r.Batch
 }
 
 // presenceName names the presence a runner holds on the database while it

@@ -18,87 +18,126 @@ import (
 // it up. The handler should stop; its outcome is not recorded.
 var ErrLeaseLost = errors.New("jobs: the job's lease ran out and it may run elsewhere")
 
-// keeper renews the leases of a claimed batch while its jobs run.
-type keeper struct {
-	r       *Runner
-	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc
-	ctxs    map[string]context.Context
-	quit    chan struct{}
-	done    chan struct{}
+// pool runs claimed jobs, each in a goroutine of its own, renews their
+// leases while they run, and records each one's outcome as soon as it is
+// known.
+type pool struct {
+	r    *Runner
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	busy int
+	err  error                              // the first outcome that could not be recorded since wait
+	held map[string]context.CancelCauseFunc // the running jobs, by id
+	quit chan struct{}
+	done chan struct{}
 }
 
-// keep starts renewing the leases of claimed, every third of the lease,
-// until stop. Each job's context (job) ends with ErrLeaseLost when a
-// renewal finds the job no longer this runner's.
-func (r *Runner) keep(ctx context.Context, claimed []*Job) *keeper {
-	k := &keeper{r: r, running: map[string]context.CancelCauseFunc{}, ctxs: map[string]context.Context{},
-		quit: make(chan struct{}), done: make(chan struct{})}
-	for _, j := range claimed {
-		jctx, cancel := context.WithCancelCause(ctx)
-		k.running[j.ID], k.ctxs[j.ID] = cancel, jctx
-	}
-	go k.loop(ctx)
-	return k
+// newPool starts a pool, with its lease renewal, until close.
+func (r *Runner) newPool(ctx context.Context) *pool {
+	p := &pool{r: r, held: map[string]context.CancelCauseFunc{}, quit: make(chan struct{}), done: make(chan struct{})}
+	go p.keep(ctx)
+	return p
 }
 
-// job returns the context job id runs in, and the release to call when
-// its handler has returned: its lease is no longer renewed after that.
-func (k *keeper) job(id string) (context.Context, func()) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	ctx, cancel := k.ctxs[id], k.running[id]
-	return ctx, func() {
-		k.mu.Lock()
-		delete(k.running, id)
-		k.mu.Unlock()
+// room returns how many more jobs may start.
+func (p *pool) room() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(p.r.batch()-p.busy, 0)
+}
+
+// start runs j in a goroutine of its own: its handler in a context that
+// ends with ErrLeaseLost when a renewal finds the job no longer this
+// runner's, then the recording of its outcome.
+func (p *pool) start(ctx context.Context, j *Job) {
+	jctx, cancel := context.WithCancelCause(ctx)
+	p.mu.Lock()
+	p.busy++
+	p.held[j.ID] = cancel
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		res := p.r.runOne(jctx, j)
+		p.mu.Lock()
+		delete(p.held, j.ID) // its lease is no longer renewed
+		p.mu.Unlock()
 		cancel(nil)
-	}
+		// The outcome is recorded even while shutting down, or the job
+		// would run again for nothing.
+		fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err := p.r.finish(fctx, []*Job{j}, []error{res})
+		stop()
+		p.mu.Lock()
+		p.busy--
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			p.r.Log.Error("jobs: record an outcome", "kind", j.Kind, "job", j.ID, "err", err)
+		}
+		p.r.DB.Wake(wakeTopic) // there is room for another (Run)
+	}()
 }
 
-// stop ends the renewals and waits for the last one.
-func (k *keeper) stop() {
-	close(k.quit)
-	<-k.done
+// wait waits until every job started has ended, and returns the first
+// error recording an outcome since the last wait.
+func (p *pool) wait() error {
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.err
+	p.err = nil
+	return err
 }
 
-func (k *keeper) loop(ctx context.Context) {
-	defer close(k.done)
-	every := k.r.lease() / 3
+// close ends the lease renewal; the jobs must have ended (wait).
+func (p *pool) close() {
+	close(p.quit)
+	<-p.done
+}
+
+// keep renews the leases of the running jobs every third of the lease,
+// until close, and ends the context of a job that is no longer this
+// runner's.
+func (p *pool) keep(ctx context.Context) {
+	defer close(p.done)
+	every := p.r.lease() / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-k.quit:
+		case <-p.quit:
 			return
 		case <-t.C:
 		}
-		k.mu.Lock()
-		ids := make([]string, 0, len(k.running))
-		for id := range k.running {
+		p.mu.Lock()
+		ids := make([]string, 0, len(p.held))
+		for id := range p.held {
 			ids = append(ids, id)
 		}
-		k.mu.Unlock()
+		p.mu.Unlock()
 		if len(ids) == 0 {
 			continue
 		}
 		// A renewal that waits longer than the time between two is of no
 		// use: the next one tries again.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
-		kept, err := k.r.renew(rctx, ids)
+		kept, err := p.r.renew(rctx, ids)
 		cancel()
 		if err != nil {
-			k.r.Log.Warn("jobs: could not renew the leases of running jobs", "jobs", len(ids), "err", err)
+			p.r.Log.Warn("jobs: could not renew the leases of running jobs", "jobs", len(ids), "err", err)
 			continue
 		}
-		k.mu.Lock()
+		p.mu.Lock()
 		for _, id := range ids {
-			if cancel, ok := k.running[id]; ok && !kept[id] {
-				k.r.Log.Warn("jobs: a running job's lease ran out; stopping it", "job", id)
+			if cancel, ok := p.held[id]; ok && !kept[id] {
+				p.r.Log.Warn("jobs: a running job's lease ran out; stopping it", "job", id)
 				cancel(ErrLeaseLost)
 			}
 		}
-		k.mu.Unlock()
+		p.mu.Unlock()
 	}
 }
 

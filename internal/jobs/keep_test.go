@@ -115,3 +115,44 @@ func TestJobWhoseLeaseWasLostStops(t *testing.T) {
 		}
 	})
 }
+
+// A running runner starts a job that comes due while a long one runs,
+// without waiting for the long one to end: a contact's preferences link
+// is not held up by an import beside it.
+func TestAJobDueStartsWhileALongOneRuns(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		c := &clock{t: time.Now()}
+		r := newRunner(db, c)
+		r.Poll = 20 * time.Millisecond
+		started, release := make(chan struct{}), make(chan struct{})
+		r.Handle("long", func(ctx context.Context, _ *jobs.Job) error {
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+		r.Handle("quick", func(context.Context, *jobs.Job) error { return nil })
+		enqueue(t, db, c, jobs.Spec{Kind: "long"})
+		ctx, stop := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { defer close(ran); r.Run(ctx) }()
+		defer func() { stop(); <-ran }()
+		<-started
+
+		enqueue(t, db, c, jobs.Spec{Kind: "quick"})
+		waitFor(t, "the quick job to end while the long one runs", func() bool {
+			status, _, _ := jobRow(t, db, "quick")
+			return status == jobs.StatusDone
+		})
+		if status, _, _ := jobRow(t, db, "long"); status != "running" {
+			t.Fatalf("the long job is %s, want still running", status)
+		}
+		close(release)
+		waitFor(t, "the long job to end", func() bool {
+			status, _, _ := jobRow(t, db, "long")
+			return status == jobs.StatusDone
+		})
+	})
+}
