@@ -167,7 +167,7 @@ func TestImportPages(t *testing.T) {
 			!strings.Contains(body, `<script src="/admin/static/import-progress.js" defer></script>`) || !strings.Contains(body, `id="cancel-import"`) ||
 			!strings.Contains(admin.last.Header.Get("Content-Security-Policy"), "script-src 'self'; connect-src 'self'") ||
 			!strings.Contains(body, "the dry run starts again from the first row once Consentry runs again: within seconds on SQLite; on PostgreSQL, "+
-				"when the instance that was running it stopped, within 5 minutes") {
+				"when the instance that was running it died, within a minute") {
 			t.Fatalf("the queued dry run: %d %s", code, body)
 		}
 		var prog struct {
