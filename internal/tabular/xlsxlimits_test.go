@@ -123,6 +123,22 @@ func TestXLSXHostile(t *testing.T) {
 		"a DOCTYPE":               {tabulartest.Book{Sheet: header, Parts: map[string]string{}}, "", ""},
 		"bloated styles": {tabulartest.Book{Sheet: header, Styles: `<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><cellXfs>` +
 			strings.Repeat("<xf/>", maxElements) + `</cellXfs></styleSheet>`}, CodeTooLarge, "more than 250000 elements"},
+		// Markup nested four million deep in a row (the probe's file, 17
+		// KB zipped): excelize's decoder keeps a frame for each level.
+		"deep nesting in a row": {tabulartest.Book{Sheet: header + `<row r="2">` + strings.Repeat("<x>", 4<<20) + strings.Repeat("</x>", 4<<20) + `</row>`},
+			CodeTooLarge, "nests its markup more than 100 levels deep"},
+		"deep nesting outside rows": {tabulartest.Book{Sheet: header + strings.Repeat("<x>", 1<<20) + strings.Repeat("</x>", 1<<20)},
+			CodeTooLarge, "nests its markup more than 100 levels deep"},
+		"deep nesting in styles": {tabulartest.Book{Sheet: header, Styles: `<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">` +
+			strings.Repeat("<x>", 200_000) + strings.Repeat("</x>", 200_000) + `</styleSheet>`}, CodeTooLarge, "nests its markup more than 100 levels deep"},
+		// Four million empty elements in a row, or a million runs of
+		// formatted text in a cell, which excelize holds together (220 MiB).
+		"many elements in a row": {tabulartest.Book{Sheet: header + `<row r="2">` + strings.Repeat("<x/>", 4<<20) + `</row>`},
+			CodeTooLarge, "row 2: it holds more than 262144 pieces of markup"},
+		"many runs in a cell": {tabulartest.Book{Sheet: header + `<row r="2"><c r="A2" t="inlineStr"><is>` + strings.Repeat("<r><t>a</t></r>", 1<<20) + `</is></c></row>`},
+			CodeTooLarge, "row 2: it holds more than 262144 pieces of markup"},
+		"many elements outside rows": {tabulartest.Book{Sheet: header + strings.Repeat("<x/>", 4<<20)},
+			CodeTooLarge, "more than 1000000 pieces of markup outside its rows"},
 		"large other parts": {tabulartest.Book{Sheet: header, Parts: map[string]string{"xl/media/image1.png": strings.Repeat("\x00", 33<<20)}}, CodeTooLarge, "unpack to more than 32 MiB"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -144,8 +160,9 @@ func TestXLSXHostile(t *testing.T) {
 			// the workbook unpacks to (before the limits, the whitespace
 			// bomb allocated 128 MiB, twice its spaces, and the 10 MiB
 			// shared string 662 MiB); checking two million shared
-			// strings allocates more, a little at a time.
-			if peak > 32<<20 || allocated > 48<<20 && name != "too many shared strings" {
+			// strings, or a million elements outside the rows, allocates
+			// more, a little at a time.
+			if peak > 32<<20 || allocated > 48<<20 && name != "too many shared strings" && name != "many elements outside rows" {
 				t.Errorf("refusing took a peak of %d MiB of heap and allocated %d MiB", peak>>20, allocated>>20)
 			}
 			noFilesIn(t, dir)

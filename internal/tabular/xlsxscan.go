@@ -50,6 +50,20 @@ const (
 	// about 50 bytes each.
 	maxElements     = 250_000
 	maxCalcElements = 1_000_000
+	// maxDepth bounds how deep a part nests its markup. excelize's
+	// decoder keeps a frame of a few hundred bytes for each level it is
+	// in, so a few kilobytes of zip nesting millions deep would take a
+	// gigabyte; what spreadsheet programs write nests about ten deep
+	// (a chart's parts, the deepest, about twenty).
+	maxDepth = 100
+	// maxRowElements bounds the elements of one row: excelize holds a
+	// cell's parts (the runs of a formatted text) together, about 200
+	// bytes each. A row of all its cells, each a formatted text of a few
+	// runs, takes less. maxOutsideElements bounds those outside the
+	// rows (column widths, merged cells, links), which excelize reads
+	// one at a time, but each at a cost.
+	maxRowElements     = 16 * MaxColumns
+	maxOutsideElements = 1_000_000
 )
 
 var errTokenTooLong = errors.New("tabular: a run of XML is longer than the limit")
@@ -132,9 +146,9 @@ func checkWorkbook(name string, opts Options) error {
 }
 
 // scanPart reads the XML part f token by token, none longer than
-// maxToken, and calls fn with each. A token excelize would not read
-// either (not well-formed XML, an encoding other than UTF-8 declared)
-// makes the workbook unreadable.
+// maxToken and none nested more than maxDepth deep, and calls fn with
+// each. A token excelize would not read either (not well-formed XML, an
+// encoding other than UTF-8 declared) makes the workbook unreadable.
 func scanPart(f *zip.File, maxToken int64, fn func(xml.Token) error) error {
 	rc, err := f.Open()
 	if err != nil {
@@ -143,6 +157,7 @@ func scanPart(f *zip.File, maxToken int64, fn func(xml.Token) error) error {
 	defer rc.Close()
 	g := &tokenGuard{r: rc, max: maxToken}
 	d := xml.NewDecoder(bufio.NewReaderSize(g, 64<<10))
+	depth := 0
 	for {
 		tok, err := d.RawToken()
 		switch {
@@ -152,6 +167,14 @@ func scanPart(f *zip.File, maxToken int64, fn func(xml.Token) error) error {
 			return nil
 		case err != nil:
 			return unreadable(err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth++; depth > maxDepth {
+				return fileError(CodeTooLarge, "the workbook nests its markup more than %d levels deep, more than a spreadsheet program writes; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", maxDepth)
+			}
+		case xml.EndElement:
+			depth--
 		}
 		if err := fn(tok); err != nil {
 			return err
@@ -231,6 +254,7 @@ func scanSheet(f *zip.File, lengths []int32, maxToken int64, maxLine int, other 
 		outside          int64
 		inRow            bool
 		row, cells, text int
+		elements, others int // in the row; outside the rows
 		cellShared, inV  bool
 		inFormula        bool // a formula's text is not the cell's
 	)
@@ -243,9 +267,16 @@ func scanSheet(f *zip.File, lengths []int32, maxToken int64, maxLine int, other 
 	return scanPart(f, maxToken, func(tok xml.Token) error {
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if inRow {
+				if elements++; elements > maxRowElements {
+					return fileError(CodeTooLarge, "%s: it holds more than %d pieces of markup, more than a spreadsheet program writes for a row; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", where(), maxRowElements)
+				}
+			} else if others++; others > maxOutsideElements {
+				return fileError(CodeTooLarge, "a sheet of the workbook holds more than %d pieces of markup outside its rows, more than a spreadsheet program writes; save it again as an Excel workbook (.xlsx) or as CSV UTF-8", maxOutsideElements)
+			}
 			switch t.Name.Local {
 			case "row":
-				inRow, cells, text = true, 0, 0
+				inRow, cells, text, elements = true, 0, 0, 0
 				row++
 				if n, err := strconv.Atoi(attr(t, "r")); err == nil && n > 0 {
 					row = n
