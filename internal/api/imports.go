@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
@@ -49,9 +50,10 @@ func (s *Server) importRoutes() []Route {
 				"required) and run the import as a job", handle: s.startImport},
 		{Method: "POST", Path: id + "/cancel", Tag: tag, Status: 200, Response: imports.Import{},
 			Summary: "Stop a queued or running import between chunks; what it wrote stays (undo removes it)", handle: s.cancelImport},
-		{Method: "POST", Path: id + "/undo", Tag: tag, Status: 202, Response: imports.Import{},
-			Summary: "Remove, as a job, the contacts the import created that nobody has changed since; each removal is recorded in the ledger",
-			handle:  s.undoImport},
+		{Method: "POST", Path: id + "/undo", Tag: tag, Scope: auth.ScopeErasure, Status: 202, Response: imports.Import{},
+			Summary: "Remove, as a job, the contacts the import created that nobody has changed since; each removal is recorded in the ledger. " +
+				"It deletes contacts, so it needs the erasure scope",
+			handle: s.undoImport},
 		{Method: "GET", Path: id + "/rows", Tag: tag, Status: 200, Response: []imports.ReportRow{},
 			Query:   []Param{{"after", "a row number: the rows after it", "integer"}, {"limit", "1 to 1000 (default 100)", "integer"}},
 			Summary: "The rows that failed or were skipped, in file order, with the reason", handle: s.importRows},

@@ -13,7 +13,8 @@ import (
 
 // A token without a scope syncs contacts: it reads settings, purposes and
 // holds, but changing the settings, a purpose or a hold needs the admin
-// scope, and erasing or deleting a contact the erasure scope. A refusal is
+// scope, and erasing or deleting a contact, or undoing an import, the
+// erasure scope. A refusal is
 // a 403 naming the scope, and changes nothing; each scope opens its own
 // routes and not the other's.
 func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
@@ -60,6 +61,8 @@ func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
 			return r.body
 		}
 		hold := `{"reason":"open invoice","legal_basis":"legal_obligation"}`
+		// Undoing an import deletes the contacts it created.
+		const noImport = "01a239f3-0000-7000-8000-000000000000"
 
 		// The ordinary token reads, and changes none of it.
 		for _, path := range []string{"/api/v1/settings", "/api/v1/purposes", "/api/v1/purposes/E-marketing", "/api/v1/purposes/E-marketing/texts",
@@ -77,6 +80,7 @@ func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
 			{"POST", c + "/holds/no-such-hold/lift", `{"reason":"paid"}`, "admin"},
 			{"POST", c + "/erase", ``, "erasure"},
 			{"DELETE", c, ``, "erasure"},
+			{"POST", "/api/v1/imports/" + noImport + "/undo", ``, "erasure"},
 		} {
 			refused("", rt.method, rt.path, rt.body, rt.scope)
 		}
@@ -91,6 +95,7 @@ func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
 		ok(admin, "POST", c+"/holds/"+h+"/lift", `{"reason":"paid"}`, 200)
 		refused(admin, "POST", c+"/erase", ``, "erasure")
 		refused(admin, "DELETE", c, ``, "erasure")
+		refused(admin, "POST", "/api/v1/imports/"+noImport+"/undo", ``, "erasure")
 
 		// The erasure scope erases and deletes, and changes no setting.
 		erasure := token("erasure")
@@ -98,5 +103,6 @@ func TestAdminAndErasureNeedTheirScopes(t *testing.T) {
 		refused(erasure, "POST", c+"/holds", hold, "admin")
 		ok(erasure, "POST", c+"/erase", ``, 200)
 		ok(erasure, "DELETE", c, ``, 204)
+		ok(erasure, "POST", "/api/v1/imports/"+noImport+"/undo", ``, 404)
 	})
 }
