@@ -134,11 +134,14 @@ var (
 	boFails    = []string{"bo@example.com", "Bo", "Bogatan 1", "", "ja", "31-31-2026"}
 	cyIsFine   = []string{"cy@example.com", "Cy", "", "", "ja", "2026-10-14"}
 	dyUploaded = []string{"dy@example.com", "Dy", "", "", "ja", "2026-10-14"}
+	// Another person's row that fails and holds the address in another
+	// column.
+	evaMentionsAnna = []string{"eva@example.com", "Eva", "c/o " + address + ", Importgatan 7", "", "ja", "31-31-2026"}
 )
 
 // An erasure reaches what imports keep of the address, in its own
-// transaction: the cells of the reported rows that have it go (the
-// counts still add up), and a kept file that has it and is not being
+// transaction: the cells of the reported rows that have it in any column
+// go (the counts still add up), and a kept file that has it and is not being
 // imported is discarded; other rows and files stay. An import of the
 // address afterwards keeps no cells of its failed row.
 func TestErasureReachesImports(t *testing.T) {
@@ -148,18 +151,20 @@ func TestErasureReachesImports(t *testing.T) {
 		c := w.person(address)
 		im := w.importer()
 
-		done := im.run(im.upload(annaFails, boFails, cyIsFine, annaAgain).ID, false)
-		if done.Status != imports.StatusDone || done.Created != 1 || done.Failed != 2 || done.SkippedBy[contact.SkipDuplicate] != 1 {
+		done := im.run(im.upload(annaFails, boFails, cyIsFine, annaAgain, evaMentionsAnna).ID, false)
+		if done.Status != imports.StatusDone || done.Created != 1 || done.Failed != 3 || done.SkippedBy[contact.SkipDuplicate] != 1 {
 			t.Fatalf("import: %+v", done)
 		}
-		dry := im.run(im.upload(annaFails, boFails, cyIsFine, annaAgain).ID, true)
-		if dry.Status != imports.StatusUploaded || !dry.DryRun || dry.Failed != 2 {
+		dry := im.run(im.upload(annaFails, boFails, cyIsFine, annaAgain, evaMentionsAnna).ID, true)
+		if dry.Status != imports.StatusUploaded || !dry.DryRun || dry.Failed != 3 {
 			t.Fatalf("dry run: %+v", dry)
 		}
 		never := im.upload(dyUploaded, annaFails)
 		other := im.upload(dyUploaded, cyIsFine)
-		if r := im.report(done.ID)[2]; !strings.Contains(strings.Join(r.Cells, ","), "Importgatan 7") {
-			t.Fatalf("before the erasure, the report keeps the row's cells: %+v", r)
+		for _, n := range []int64{2, 6} {
+			if r := im.report(done.ID)[n]; !strings.Contains(strings.Join(r.Cells, ","), "Importgatan 7") {
+				t.Fatalf("before the erasure, the report keeps row %d's cells: %+v", n, r)
+			}
 		}
 
 		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
@@ -168,7 +173,7 @@ func TestErasureReachesImports(t *testing.T) {
 
 		for _, id := range []string{done.ID, dry.ID} {
 			report := im.report(id)
-			for _, n := range []int64{2, 5} {
+			for _, n := range []int64{2, 5, 6} {
 				if r := report[n]; len(r.Cells) != 0 || r.Code == "" || r.Outcome == "" || strings.Contains(r.Reason, "31-31") {
 					t.Errorf("row %d of %s after the erasure: %+v", n, id, r)
 				}
@@ -209,8 +214,8 @@ func TestErasureReachesImports(t *testing.T) {
 		// The file uploaded again after the erasure: the erased address's
 		// row fails, and keeps no cells, as a row skipped for it keeps none.
 		w.now = w.now.Add(time.Hour)
-		again := im.run(im.upload(annaFails, boFails).ID, false)
-		if r := im.report(again.ID); again.Failed != 2 || len(r[2].Cells) != 0 || r[3].Cells[2] != "Bogatan 1" {
+		again := im.run(im.upload(annaFails, boFails, evaMentionsAnna).ID, false)
+		if r := im.report(again.ID); again.Failed != 3 || len(r[2].Cells) != 0 || r[3].Cells[2] != "Bogatan 1" || len(r[4].Cells) != 0 {
 			t.Errorf("a failed row of an erased address: %+v, report %+v", again, r)
 		}
 	})

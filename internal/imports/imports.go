@@ -462,8 +462,8 @@ func (s *Service) Start(ctx context.Context, id string, d Definition, dryRun boo
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errs.Conflict("import_started", "status", "the import has run already (%s); upload the file again to import it again", imp.Status)
 		}
-		if _, err := tx.Exec(`DELETE FROM import_rows WHERE import_id = $1`, id); err != nil {
-			return fmt.Errorf("imports: clear report: %w", err)
+		if err := clearReportTx(tx, id); err != nil {
+			return err
 		}
 		return jobs.Enqueue(tx, jobs.Spec{Kind: JobKind, Payload: jobPayload{ImportID: id}, UniqueKey: "import/" + id}, now)
 	})

@@ -39,7 +39,7 @@ var (
 	// of file, or 2,000 hashes, a transaction.
 	filePieces = []piece{{"import_file_chunks", "n", 4}, {"import_file_addresses", "address_hash", 2000}}
 	// recordPieces are an import's report and the contacts it wrote.
-	recordPieces = []piece{{"import_rows", "row_number", 2000}, {"import_contacts", "contact_id", 2000}}
+	recordPieces = []piece{{"import_rows", "row_number", 2000}, {"import_row_addresses", "row_number", 2000}, {"import_contacts", "contact_id", 2000}}
 )
 
 // deleteInPieces deletes the rows of import id in each of pieces, a piece

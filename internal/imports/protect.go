@@ -34,8 +34,8 @@ import (
 // An erasure reaches what imports keep of the erased address in its own
 // transaction (ForgetAddressesTx), without reading any file: a kept file
 // is indexed as it arrives by a hash of every address in it
-// (import_file_addresses), and a reported row by the hash of the address
-// in its address column (import_rows.address_hash).
+// (import_file_addresses), and a reported row by the hash of every
+// address in the cells the report keeps of it (import_row_addresses).
 
 // StatusDiscarded is an import whose kept file an erasure removed, as it
 // held the address of a contact whose personal data was erased; Error
@@ -202,17 +202,6 @@ func addressesIn(cells []string, add func(string)) {
 	}
 }
 
-// cellAddress is the first address in cell, normalised, or "".
-func cellAddress(cell string) string {
-	var first string
-	addressesIn([]string{cell}, func(a string) {
-		if first == "" {
-			first = a
-		}
-	})
-	return first
-}
-
 // addressSet gathers the addresses the reading of an upload meets, for
 // the chunk stored next: the reader and the writer run side by side.
 type addressSet struct {
@@ -323,9 +312,9 @@ func dropFileTx(tx *store.Tx, ids ...string) error {
 // those of contacts whose personal data is being erased (package
 // erasure), found by their hashes without reading any file:
 //
-//   - a reported row whose address column holds one loses its cells, and
-//     the cells its reason quotes; its number, outcome, code and field
-//     stay, so the report's counts still add up;
+//   - a reported row whose cells hold one, in any column, loses its
+//     cells, and the cells its reason quotes; its number, outcome, code
+//     and field stay, so the report's counts still add up;
 //   - a kept file that holds one, and that no import is reading for real
 //     (an upload never started or still arriving, or one that only had
 //     dry runs), is discarded: its chunks, key and address hashes go, and
@@ -390,14 +379,29 @@ func forgetRowsTx(tx *store.Tx, hashes []int64) error {
 	rows, err := store.QueryAll(context.Background(), tx, func(row store.Scanner) (reported, error) {
 		var r reported
 		return r, row.Scan(&r.importID, &r.number, &r.reason)
-	}, `SELECT import_id, row_number, reason FROM import_rows WHERE address_hash `+cond, args...)
+	}, `SELECT DISTINCT r.import_id, r.row_number, r.reason FROM import_row_addresses a
+		JOIN import_rows r ON r.import_id = a.import_id AND r.row_number = a.row_number WHERE a.address_hash `+cond, args...)
 	if err != nil {
 		return fmt.Errorf("imports: find reported rows: %w", err)
 	}
 	for _, r := range rows {
-		if _, err := tx.Exec(`UPDATE import_rows SET cells = '[]', address_hash = 0, reason = $3 WHERE import_id = $1 AND row_number = $2`,
+		if _, err := tx.Exec(`UPDATE import_rows SET cells = '[]', reason = $3 WHERE import_id = $1 AND row_number = $2`,
 			r.importID, r.number, quotedCell.ReplaceAllString(r.reason, `"…"`)); err != nil {
 			return fmt.Errorf("imports: forget a reported row: %w", err)
+		}
+		if _, err := tx.Exec(`DELETE FROM import_row_addresses WHERE import_id = $1 AND row_number = $2`, r.importID, r.number); err != nil {
+			return fmt.Errorf("imports: forget a reported row: %w", err)
+		}
+	}
+	return nil
+}
+
+// clearReportTx deletes the report of import id, for a run that starts
+// again from the first row.
+func clearReportTx(tx *store.Tx, id string) error {
+	for _, table := range []string{"import_rows", "import_row_addresses"} {
+		if _, err := tx.Exec(`DELETE FROM `+table+` WHERE import_id = $1`, id); err != nil {
+			return fmt.Errorf("imports: clear report: %w", err)
 		}
 	}
 	return nil

@@ -93,7 +93,7 @@ func (s *Service) run(ctx context.Context, imp *Import) error {
 			_, err := tx.Exec(`UPDATE imports SET position = 0, created = 0, updated = 0, unchanged = 0, skipped = 0, failed = 0,
 				skipped_by = '{}' WHERE id = $1`, imp.ID)
 			if err == nil {
-				_, err = tx.Exec(`DELETE FROM import_rows WHERE import_id = $1`, imp.ID)
+				err = clearReportTx(tx, imp.ID)
 			}
 			return err
 		}); err != nil {
@@ -309,12 +309,13 @@ type tally struct {
 	kept                                         int64   // consents left for the contact's later one
 	beforeErasure                                int64   // consents collected on or before the address's erasure, left out
 	report                                       [][]any // import_rows
-	touched                                      [][]any // import_contacts
+	// addresses holds the hash of every address in the cells the report
+	// keeps (import_row_addresses), so that an erasure finds the row
+	// whichever column holds the address.
+	addresses [][]any
+	touched   [][]any // import_contacts
 	// keep is what the report keeps of a row's cells (resolved.reportCells).
 	keep func(row *readRow, code string) []string
-	// email is the address column, whose address the report notes
-	// (import_rows.address_hash) so that an erasure finds the row.
-	email int
 }
 
 func (t *tally) skip(row *readRow, importID, code, reason string) {
@@ -333,13 +334,14 @@ func (t *tally) reportRow(importID string, row *readRow, kept []string, outcome,
 	if kept == nil {
 		cells = []byte("[]")
 	}
-	var hash int64
-	if t.email < len(kept) {
-		if a := cellAddress(kept[t.email]); a != "" {
-			hash = addressHash(a)
+	seen := map[int64]bool{}
+	addressesIn(kept, func(a string) {
+		if h := addressHash(a); !seen[h] {
+			seen[h] = true
+			t.addresses = append(t.addresses, []any{importID, int64(row.number), h})
 		}
-	}
-	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells), hash}
+	})
+	return []any{importID, int64(row.number), outcome, code, field, reason, string(cells)}
 }
 
 // write writes a chunk in one transaction with the import's new position
@@ -386,7 +388,7 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 		// function ends.
 		events.SetImport(tx, w.imp.ID)
 		defer events.SetImport(tx, "")
-		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells, email: w.r.email}, false
+		t, cancelled = tally{skippedBy: map[string]int64{}, keep: w.r.reportCells}, false
 		var pos int64
 		var status string
 		var cancel bool
@@ -407,8 +409,12 @@ func (w *writer) commit(ctx context.Context, rows []*readRow) error {
 		if err := w.rows(tx, &t, rows, w.s.now()); err != nil {
 			return err
 		}
-		if err := tx.InsertRows(store.Prefix("imports: report rows"), `INSERT INTO import_rows (import_id, row_number, outcome, code, field, reason, cells, address_hash)`,
-			[]string{"text", "bigint", "text", "text", "text", "text", "text", "bigint"}, t.report); err != nil {
+		if err := tx.InsertRows(store.Prefix("imports: report rows"), `INSERT INTO import_rows (import_id, row_number, outcome, code, field, reason, cells)`,
+			[]string{"text", "bigint", "text", "text", "text", "text", "text"}, t.report); err != nil {
+			return err
+		}
+		if err := tx.InsertRows(store.Prefix("imports: report rows' addresses"), `INSERT INTO import_row_addresses (import_id, row_number, address_hash)`,
+			[]string{"text", "bigint", "bigint"}, t.addresses); err != nil {
 			return err
 		}
 		// A contact the import created and a later row changed stays
@@ -523,17 +529,16 @@ func (w *writer) rows(tx *store.Tx, t *tally, rows []*readRow, now time.Time) er
 	return nil
 }
 
-// markErased marks, inside tx, the failed rows whose address was erased:
-// the report keeps none of their cells, as it keeps none of the rows
-// skipped for it. An import under way when the address is erased meets
-// it here, after the erasure removed the cells reported before it.
+// markErased marks, inside tx, the failed rows that hold an erased
+// address in any cell: the report keeps none of their cells, as it keeps
+// none of the rows skipped for one. An import under way when the address
+// is erased meets it here, after the erasure removed the cells reported
+// before it.
 func (w *writer) markErased(tx *store.Tx, rows []*readRow) error {
 	var addresses []string
 	for _, row := range rows {
-		if row.fail != nil && w.r.email < len(row.cells) {
-			if a := cellAddress(row.cells[w.r.email]); a != "" {
-				addresses = append(addresses, a)
-			}
+		if row.fail != nil {
+			addressesIn(row.cells, func(a string) { addresses = append(addresses, a) })
 		}
 	}
 	if len(addresses) == 0 {
@@ -544,8 +549,12 @@ func (w *writer) markErased(tx *store.Tx, rows []*readRow) error {
 		return err
 	}
 	for _, row := range rows {
-		if row.fail != nil && w.r.email < len(row.cells) {
-			_, row.erased = erased[cellAddress(row.cells[w.r.email])]
+		if row.fail != nil {
+			addressesIn(row.cells, func(a string) {
+				if _, ok := erased[a]; ok {
+					row.erased = true
+				}
+			})
 		}
 	}
 	return nil
