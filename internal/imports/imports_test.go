@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1082,6 +1083,46 @@ func TestMissingColumnOfAWideFile(t *testing.T) {
 		e := errs.As(err)
 		if e == nil || e.Field != "columns[0].column" || !strings.HasSuffix(e.Message, `"c48", and 950 more`) || len(e.Message) > 1000 {
 			t.Fatalf("%v", err)
+		}
+	})
+}
+
+// A row with more or fewer cells than the header fails, and the report
+// keeps its cells for the operator to correct it; but not when a column
+// is of a sensitive field, whose value a missing cell would move to the
+// column before, where it would be shown unmasked.
+func TestReportKeepsTheCellsOfARaggedRow(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		file := []byte("email,first_name,Personnummer\n" +
+			"ok@example.com,Ok,\n" +
+			"short@example.com,19900101-8888\n" +
+			"long@example.com,Long,,extra\n")
+		plain := imports.Definition{Source: "Trade fair 2026", Columns: []imports.Column{{Column: "email", Field: "email"},
+			{Column: "first_name", Field: "first_name"}}}
+		withSensitive := plain
+		withSensitive.Columns = append(slices.Clone(plain.Columns), imports.Column{Column: "Personnummer", Field: "national_id"})
+		for _, tc := range []struct {
+			d                 imports.Definition
+			shortRow, longRow []string
+		}{
+			{plain, []string{"short@example.com", "19900101-8888"}, []string{"long@example.com", "Long", "", "extra"}},
+			{withSensitive, nil, nil},
+		} {
+			imp := w.run(w.upload("ragged.csv", file).ID, tc.d, false)
+			if imp.Failed != 2 || imp.Created+imp.Skipped != 1 { // the second time, ok@ is a duplicate
+				t.Fatalf("import: %+v", imp)
+			}
+			rows, err := w.imports.ReportRows(ctx, imp.ID, 0, 10)
+			rows = slices.DeleteFunc(rows, func(r imports.ReportRow) bool { return r.Outcome != imports.OutcomeFailed })
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("report: %+v %v", rows, err)
+			}
+			if !slices.Equal(rows[0].Cells, tc.shortRow) || !slices.Equal(rows[1].Cells, tc.longRow) ||
+				!strings.Contains(rows[0].Reason, "it has 2 cells but the header names 3 columns") {
+				t.Errorf("with %d columns mapped, the report of the ragged rows: %+v", len(tc.d.Columns), rows)
+			}
 		}
 	})
 }

@@ -11,7 +11,10 @@ import (
 // operator needs to see why the row was not written and to correct it:
 //
 //   - a cell of a sensitive field is masked as the field's mask says, as
-//     everywhere a value is shown without being revealed (R11);
+//     everywhere a value is shown without being revealed (R11); a row
+//     with more or fewer cells than the header keeps its cells only when
+//     no column is of a sensitive field, as a cell missing in the middle
+//     moves the sensitive value to the column before;
 //   - a row skipped because its address was erased, or because the
 //     contact asked to stop processing, keeps no cells at all: the import
 //     must not keep what the person had removed or frozen; nor does a
@@ -36,7 +39,7 @@ func (r *resolved) reportCells(row *readRow, code string) []string {
 	case contact.SkipErasedAddress, contact.SkipLocked:
 		return nil
 	}
-	if row.cells == nil || row.erased {
+	if row.cells == nil || row.erased || row.ragged && r.mapsSensitive() {
 		return nil
 	}
 	out := append([]string(nil), row.cells...)
@@ -54,6 +57,16 @@ func (r *resolved) reportCells(row *readRow, code string) []string {
 		out[i] = c
 	}
 	return out
+}
+
+// mapsSensitive reports whether a column is of a sensitive field.
+func (r *resolved) mapsSensitive() bool {
+	for _, f := range r.fields {
+		if d := r.defs[f.field]; d != nil && d.Sensitive {
+			return true
+		}
+	}
+	return false
 }
 
 // shorten cuts s to at most n bytes, at a character boundary, ending

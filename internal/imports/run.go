@@ -260,6 +260,9 @@ type readRow struct {
 	// erased says the row's address was erased: the report keeps none
 	// of its cells (markErased).
 	erased bool
+	// ragged says the row has more or fewer cells than the header, so
+	// its cells may not sit in their columns (reportCells).
+	ragged bool
 }
 
 // read takes up to n rows, planned. A chunk ends before a row whose
@@ -280,7 +283,9 @@ func (w *writer) read(n int) (rows []*readRow, end bool, err error) {
 			case rowFailure(err):
 				var re *tabular.RowError
 				errors.As(err, &re)
-				row = &readRow{number: re.Row, fail: &rowError{reason: re.Reason}}
+				// A row of the wrong width comes with its cells, which the
+				// report keeps for the operator to correct it.
+				row = &readRow{number: re.Row, cells: append([]string(nil), r.Cells...), fail: &rowError{reason: re.Reason}, ragged: true}
 			case err != nil:
 				return nil, false, err
 			default:
