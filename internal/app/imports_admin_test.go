@@ -149,6 +149,30 @@ func TestImportPages(t *testing.T) {
 		}
 
 		form.Set(k+"legal_basis", "consent")
+
+		// Values no control offers are refused next to their control,
+		// or above the form, and start nothing.
+		for _, bad := range []struct{ key, value, control, want string }{
+			{"action", "go", "", "the form must say whether to start the import or run a dry run"},
+			{"col-99", "last_name", "", "the form maps a column the file does not have (col-99); the file has 4 columns"},
+			{"optin", "double_opt_in", "optin", "is not one of the choices offered"},
+			{k + "answer", "maybe", k + "answer", "is not one of the choices offered"},
+			{k + "text_version", "one", k + "text_version", "is not a version of the consent text of E-marketing: choose version 1, or none"},
+			{k + "text_version", "7", k + "text_version", "is not a version of the consent text of E-marketing"},
+		} {
+			tampered := url.Values{}
+			for key, vs := range form {
+				tampered[key] = vs
+			}
+			tampered.Set(bad.key, bad.value)
+			code, body := admin.post(page+"/start", tampered)
+			if code != 400 || !strings.Contains(body, bad.want) || bad.control != "" && !strings.Contains(body, `id="`+bad.control+`-error" role="alert"`) {
+				t.Errorf("%s=%s: %d %s", bad.key, bad.value, code, body)
+			}
+		}
+		if got, _ := e.a.Imports.Get(ctx, imp.ID); got.Status != imports.StatusUploaded || got.Definition != nil {
+			t.Fatalf("a refused form started the import: %+v", got)
+		}
 		form.Del("action")
 		code, body = admin.get(page + "/preview?" + form.Encode())
 		if code != 200 || !strings.Contains(body, `id="preview-rows"`) || !strings.Contains(body, "<code>first_name</code> Anna") ||

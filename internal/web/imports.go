@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -555,6 +556,61 @@ func unknownColumns(f url.Values, v *importView) map[string]string {
 	return fe
 }
 
+// unofferedChoices are the errors of the mapping form's values that none
+// of its controls offers, by control; nil when there is none. A form
+// posted by hand (or by a page older than the file) could otherwise map a
+// column the file does not have, or choose an opt-in status, a list's
+// rows or a consent text in a way the definition has no word for, and
+// the import would leave it out unsaid.
+func unofferedChoices(f url.Values, v *importView) map[string]string {
+	fe := map[string]string{}
+	for k := range f {
+		n, ok := strings.CutPrefix(k, "col-")
+		if !ok {
+			continue
+		}
+		if i, err := strconv.Atoi(n); err != nil || i < 0 || i >= len(v.Columns) || v.Columns[i].Control != k {
+			fe["form"] = fmt.Sprintf("the form maps a column the file does not have (%s); the file has %d columns, listed below", k, len(v.Columns))
+		}
+	}
+	choice := func(control string, prefixes ...string) {
+		val := f.Get(control)
+		if val == "" || val == "col" && v.Wide {
+			return
+		}
+		for _, p := range prefixes {
+			if rest, ok := strings.CutPrefix(val, p); ok && (p == "all" && rest == "" || p != "all") {
+				return
+			}
+		}
+		fe[control] = "is not one of the choices offered; choose one of the list"
+	}
+	choice("optin", "col:", "value:")
+	for _, l := range v.Lists {
+		choice("l-"+l.ID, "all", "col:")
+	}
+	for _, p := range v.Purposes {
+		k := "p-" + p.ID + "-"
+		if !checkboxOn(f, k+"use") {
+			continue
+		}
+		choice(k+"answer", "col:", "state:")
+		if tv := f.Get(k + "text_version"); tv != "" {
+			if n, err := strconv.Atoi(tv); err != nil || n < 1 || n > p.TextVersion {
+				versions := "version 1"
+				if p.TextVersion > 1 {
+					versions = fmt.Sprintf("one of versions 1 to %d", p.TextVersion)
+				}
+				fe[k+"text_version"] = "is not a version of the consent text of " + p.Name + ": choose " + versions + ", or none and describe the notice"
+			}
+		}
+	}
+	if len(fe) == 0 {
+		return nil
+	}
+	return fe
+}
+
 // formOf is the mapping form holding d, against the file's header and
 // the purposes, lists and sources of v.
 func formOf(d imports.Definition, v *importView) url.Values {
@@ -807,6 +863,10 @@ func (s *Server) mappingForm(w http.ResponseWriter, r *http.Request, u *auth.Use
 		s.showImport(w, r, u, http.StatusBadRequest, "", fe, *v)
 		return nil, imports.Definition{}, nil, false
 	}
+	if fe := unofferedChoices(f, v); fe != nil {
+		s.showImport(w, r, u, http.StatusBadRequest, "", fe, *v)
+		return nil, imports.Definition{}, nil, false
+	}
 	d, controls := definitionOf(f, v)
 	return v, d, controls, true
 }
@@ -846,7 +906,15 @@ func (s *Server) startImport(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return
 	}
 	ctx, id := r.Context(), v.Import.ID
-	dryRun := f.Get("action") == "dry_run"
+	var dryRun bool
+	switch f.Get("action") {
+	case "dry_run":
+		dryRun = true
+	case "start":
+	default:
+		s.showImport(w, r, u, http.StatusBadRequest, "", map[string]string{"form": "the form must say whether to start the import or run a dry run: press one of the buttons"}, *v)
+		return
+	}
 	err := s.Imports.Check(ctx, id, d)
 	if name := strings.TrimSpace(f.Get("save_as")); err == nil && name != "" {
 		if _, serr := s.Imports.SaveMapping(ctx, imports.MappingInput{Name: name, Definition: d}); serr != nil {
