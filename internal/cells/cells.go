@@ -19,11 +19,13 @@ import (
 const triggers = "=+-@\t\r"
 
 // Defuse returns v with an apostrophe in front when it starts with = + -
-// @, a tab or a carriage return, so that a spreadsheet program shows it
-// as text ('=HYPERLINK(...), '+46 70 123 45 67); any other value comes
-// back unchanged. Defusing a defused value changes nothing more.
+// @, a tab or a carriage return, after any spaces or line feeds (which
+// some spreadsheet programs trim as they read a file), so that a
+// spreadsheet program shows it as text ('=HYPERLINK(...), '+46 70 123 45
+// 67, ' =1+1); any other value comes back unchanged. Defusing a defused
+// value changes nothing more.
 func Defuse(v string) string {
-	if v != "" && strings.IndexByte(triggers, v[0]) >= 0 {
+	if t := strings.TrimLeft(v, " \n"); t != "" && strings.IndexByte(triggers, t[0]) >= 0 {
 		return "'" + v
 	}
 	return v
