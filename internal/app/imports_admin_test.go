@@ -157,6 +157,8 @@ func TestImportPages(t *testing.T) {
 			{"col-99", "last_name", "", "the form maps a column the file does not have (col-99); the file has 4 columns"},
 			{"optin", "double_opt_in", "optin", "is not one of the choices offered"},
 			{k + "answer", "maybe", k + "answer", "is not one of the choices offered"},
+			// A ticked purpose's answer is chosen, never the first column.
+			{k + "answer", "", k + "answer", "give a column with each row&#39;s answer, or a state for every row"},
 			{k + "text_version", "one", k + "text_version", "is not a version of the consent text of E-marketing: choose version 1, or none"},
 			{k + "text_version", "7", k + "text_version", "is not a version of the consent text of E-marketing"},
 		} {
