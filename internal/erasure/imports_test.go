@@ -73,19 +73,25 @@ func (i *importer) upload(rows ...[]string) *imports.Import {
 
 // run starts the import and runs its jobs until none is due.
 func (i *importer) run(id string, dryRun bool) *imports.Import {
-	t, ctx := i.w.t, context.Background()
-	t.Helper()
-	if _, err := i.svc.Start(ctx, id, i.definition(), dryRun); err != nil {
-		t.Fatal(err)
+	i.w.t.Helper()
+	if _, err := i.svc.Start(context.Background(), id, i.definition(), dryRun); err != nil {
+		i.w.t.Fatal(err)
 	}
+	i.runJobs()
+	return i.get(id)
+}
+
+// runJobs runs the importer's jobs until none is due.
+func (i *importer) runJobs() {
+	i.w.t.Helper()
 	for range 100 {
-		if n, err := i.jobs.RunDue(ctx); err != nil {
-			t.Fatal(err)
+		if n, err := i.jobs.RunDue(context.Background()); err != nil {
+			i.w.t.Fatal(err)
 		} else if n == 0 {
-			break
+			return
 		}
 	}
-	return i.get(id)
+	i.w.t.Fatal("the importer's jobs did not run out")
 }
 
 func (i *importer) get(id string) *imports.Import {
@@ -192,11 +198,17 @@ func TestErasureReachesImports(t *testing.T) {
 			t.Errorf("%d reported rows still hold the erased address or its values", n)
 		}
 
+		// The discarded files' keys go with the erasure, so that they are
+		// never read again; their chunks and hashes in pieces after it.
 		for _, id := range []string{dry.ID, never.ID} {
 			imp := im.get(id)
-			if imp.Status != imports.StatusDiscarded || !strings.Contains(imp.Error, "erased") {
+			if imp.Status != imports.StatusDiscarded || !strings.Contains(imp.Error, "erased") ||
+				w.count(`SELECT count(*) FROM imports WHERE id = $1 AND file_key = ''`, id) != 1 {
 				t.Errorf("a kept file with the address: %+v", imp)
 			}
+		}
+		im.runJobs()
+		for _, id := range []string{dry.ID, never.ID} {
 			if n := w.count(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, id) +
 				w.count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, id) +
 				w.count(`SELECT count(*) FROM imports WHERE id = $1 AND file_key <> ''`, id); n != 0 {
@@ -249,7 +261,8 @@ func (r *pausingReader) Read(p []byte) (int, error) {
 
 // A file still arriving when an address in it is erased is not kept,
 // whether the erasure found the address already or the upload meets it
-// erased: the upload is refused, and nothing of it stays.
+// erased: the upload is refused and out of sight at once, its key gone,
+// and nothing of it stays once its pieces are deleted.
 func TestErasureDuringAnUploadKeepsNothingOfIt(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
@@ -278,6 +291,13 @@ func TestErasureDuringAnUploadKeepsNothingOfIt(t *testing.T) {
 		close(r.resume)
 		if err := <-uploaded; errs.As(err) == nil || errs.As(err).Code != "upload_discarded" {
 			t.Fatalf("the upload: %v", err)
+		}
+		if all, err := im.svc.List(ctx, 10); err != nil || len(all) != 0 || w.count(`SELECT count(*) FROM imports WHERE file_key <> ''`) != 0 {
+			t.Errorf("the refused upload is listed, or its key kept: %v %v", all, err)
+		}
+		im.runJobs()
+		if _, err := im.svc.Prune(ctx, imports.KeepFor); err != nil {
+			t.Fatal(err)
 		}
 		if n := w.count(`SELECT count(*) FROM imports`) + w.count(`SELECT count(*) FROM import_file_chunks`) +
 			w.count(`SELECT count(*) FROM import_file_addresses`); n != 0 {
@@ -338,6 +358,45 @@ func TestErasureReachesAnEndedImportsFileLeft(t *testing.T) {
 		}
 		if got := im.get(done.ID); got.Status != imports.StatusDone {
 			t.Fatalf("the erasure changed the ended import: %+v", got)
+		}
+	})
+}
+
+// A large kept file holding the erased address is discarded with the
+// erasure, its key gone so that nobody opens it again, and its chunks and
+// hashes are deleted in pieces after it, rather than in the erasure's
+// transaction while every other change waits.
+func TestErasureDiscardsALargeFileInPieces(t *testing.T) {
+	storetest.Each(t, func(t testing.TB, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		c := w.person(address)
+		im := w.importer()
+		rows := [][]string{annaFails}
+		for i := 0; len(rows) < 60000; i++ {
+			rows = append(rows, []string{fmt.Sprintf("p%d@example.com", i), strings.Repeat("x", 80), "", "", "", ""})
+		}
+		large, err := im.svc.Upload(ctx, "large.csv", bytes.NewReader(csvOf(rows...)), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks := func() int { return w.count(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, large.ID) }
+		if n := chunks(); n <= 4 {
+			t.Fatalf("the file is kept in %d chunks: not large", n)
+		}
+		if _, err := w.erase.Erase(ctx, c.ID, byUser); err != nil {
+			t.Fatal(err)
+		}
+		if imp := im.get(large.ID); imp.Status != imports.StatusDiscarded ||
+			w.count(`SELECT count(*) FROM imports WHERE id = $1 AND file_key = ''`, large.ID) != 1 || chunks() == 0 {
+			t.Fatalf("right after the erasure: %+v, %d chunks", imp, chunks())
+		}
+		if _, err := im.svc.Preview(ctx, large.ID, im.definition(), 1); errs.As(err) == nil || errs.As(err).Code != "import_discarded" {
+			t.Errorf("previewing the discarded file: %v", err)
+		}
+		im.runJobs()
+		if n := chunks() + w.count(`SELECT count(*) FROM import_file_addresses WHERE import_id = $1`, large.ID); n != 0 {
+			t.Errorf("%d chunks and hashes of the discarded file remain", n)
 		}
 	})
 }

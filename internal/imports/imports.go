@@ -179,13 +179,33 @@ func (s *Service) Upload(ctx context.Context, name string, r io.Reader, actor co
 // request refused after its file was kept (a multipart upload whose
 // definition is refused, say): a refused request keeps nothing. An import
 // that has started, or is gone, is left alone; one an erasure discarded
-// while it arrived (StatusDiscarded) goes too. A failure is logged, and
-// the upload then goes with the uploads never started (Prune).
+// while it arrived (StatusDiscarded) goes too. A large file kept
+// encrypted goes out of sight and out of use at once (statusPruning),
+// with its key, so that nobody can open it any more; its chunks and
+// address hashes go in pieces (HandleDrop), and the import with the next
+// Prune. A failure is logged, and the upload then goes with the uploads
+// never started.
 func (s *Service) Discard(ctx context.Context, id string) {
 	if err := s.DB.Write(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-		_, err := tx.Exec(`DELETE FROM imports WHERE id = $1 AND status IN ($2, $3, $4) AND NOT dry_run AND position = 0`,
-			id, statusUploading, StatusUploaded, StatusDiscarded)
-		return err
+		var key string
+		err := tx.Row(`SELECT file_key FROM imports WHERE id = $1 AND status IN ($2, $3, $4) AND NOT dry_run AND position = 0`,
+			id, statusUploading, StatusUploaded, StatusDiscarded).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // started, or gone
+		}
+		if err != nil {
+			return err
+		}
+		if small, err := smallFileTx(tx, id); err != nil || small || key == "" {
+			if err == nil {
+				_, err = tx.Exec(`DELETE FROM imports WHERE id = $1`, id)
+			}
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE imports SET status = $2, file_key = '', file_key_id = 0 WHERE id = $1`, id, statusPruning); err != nil {
+			return err
+		}
+		return jobs.Enqueue(tx, jobs.Spec{Kind: DropJobKind, Payload: jobPayload{ImportID: id}}, s.now())
 	}); err != nil {
 		s.Log.Error("imports: remove a refused upload", "import", id, "err", err)
 	}

@@ -731,6 +731,14 @@ func TestUnreadableFilesAreRefused(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		oneLine := io.MultiReader(strings.NewReader("email;name\n"), io.LimitReader(repeat('a'), 50<<20))
+		// Six megabytes of good rows, then a NUL byte: refused once the
+		// file is kept whole, which then goes in pieces.
+		var late bytes.Buffer
+		late.WriteString("email;name\n")
+		for i := 0; late.Len() < 6<<20; i++ {
+			fmt.Fprintf(&late, "late%d@example.com;%s\n", i, strings.Repeat("n", 80))
+		}
+		late.WriteString("\x00;x\n")
 		header := tabulartest.Row(1, tabulartest.Inline("A1", "email"), tabulartest.Inline("B1", "name"))
 		amplified := header
 		for r := 2; r <= 31; r++ {
@@ -740,10 +748,11 @@ func TestUnreadableFilesAreRefused(t *testing.T) {
 			r    io.Reader
 			want string // in the message
 		}{
-			"empty":          {strings.NewReader(""), ""},
-			"header only":    {strings.NewReader("email;name\n"), ""},
-			"binary":         {bytes.NewReader([]byte{0, 1, 2, 0xff, 0xfe, 0, 0, 0x81, 0x8d}), ""},
-			"one 50 MB line": {oneLine, ""},
+			"empty":                 {strings.NewReader(""), ""},
+			"header only":           {strings.NewReader("email;name\n"), ""},
+			"binary":                {bytes.NewReader([]byte{0, 1, 2, 0xff, 0xfe, 0, 0, 0x81, 0x8d}), ""},
+			"one 50 MB line":        {oneLine, ""},
+			"a NUL byte after 6 MB": {&late, "NUL"},
 			// A workbook of 64 KB holding 64 MiB of spaces.
 			"whitespace bomb": {bytes.NewReader(tabulartest.Book{Sheet: header, Spaces: 64}.Bytes(t)), "longer than 8 MiB"},
 			// Rows each holding a shared string of 2 MiB; and one holding
@@ -757,8 +766,27 @@ func TestUnreadableFilesAreRefused(t *testing.T) {
 				t.Errorf("%s: got %v", name, err)
 			}
 		}
+		// Out of sight and unreadable at once; gone once the large file's
+		// pieces are deleted.
 		var n int
-		if err := db.Read.QueryRow(`SELECT (SELECT count(*) FROM imports) + (SELECT count(*) FROM import_file_chunks)`).Scan(&n); err != nil || n != 0 {
+		if all, err := w.imports.List(context.Background(), 10); err != nil || len(all) != 0 {
+			t.Fatalf("refused uploads are listed: %v %v", all, err)
+		}
+		if err := db.Read.QueryRow(`SELECT count(*) FROM imports WHERE file_key <> ''`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d keys kept of refused uploads (%v)", n, err)
+		}
+		// The large file's chunks wait for their job, which deletes them
+		// a few at a time instead of in the refusing request's
+		// transaction; the small files' went with it.
+		if err := db.Read.QueryRow(`SELECT count(DISTINCT import_id) FROM import_file_chunks`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("the chunks of %d refused uploads wait for their job (%v)", n, err)
+		}
+		w.drain()
+		if _, err := w.imports.Prune(context.Background(), imports.KeepFor); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Read.QueryRow(`SELECT (SELECT count(*) FROM imports) + (SELECT count(*) FROM import_file_chunks) +
+			(SELECT count(*) FROM import_file_addresses)`).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%d rows kept of refused uploads (%v)", n, err)
 		}
 	})

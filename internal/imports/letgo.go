@@ -96,16 +96,17 @@ var ended = []string{StatusDone, StatusFailed, StatusCancelled, StatusUndoing, S
 // then hands over to a new job, as an import's run does, so that a file
 // of a gigabyte never outlives a job's lease. An import that was deleted
 // since, or is a dry run's (its file stays for the import that follows),
-// is left alone.
+// is left alone, unless an erasure discarded it.
 func (s *Service) HandleDrop(ctx context.Context, j *jobs.Job) error {
 	var p jobPayload
 	if err := j.Decode(&p); err != nil {
 		return err
 	}
 	var gone bool
-	ph, args := store.In(2, ended)
-	if err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM imports WHERE id = $1 AND NOT dry_run AND status IN (`+ph+`))`,
-		append([]any{p.ImportID}, args...)...).Scan(&gone); err != nil || !gone {
+	ph, args := store.In(3, ended)
+	if err := s.DB.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM imports WHERE id = $1
+		AND (NOT dry_run OR status = $2) AND status IN (`+ph+`))`,
+		append([]any{p.ImportID, StatusDiscarded}, args...)...).Scan(&gone); err != nil || !gone {
 		return err
 	}
 	slice := s.Slice
@@ -179,10 +180,10 @@ func (s *Service) Prune(ctx context.Context, keep time.Duration) (int64, error) 
 			break
 		}
 	}
-	ph, args := store.In(1, ended)
-	left, err := store.QueryAll(ctx, s.DB.Read, scanID, `SELECT i.id FROM imports i WHERE NOT i.dry_run AND i.status IN (`+ph+`)
+	ph, args := store.In(2, ended)
+	left, err := store.QueryAll(ctx, s.DB.Read, scanID, `SELECT i.id FROM imports i WHERE (NOT i.dry_run OR i.status = $1) AND i.status IN (`+ph+`)
 		AND (EXISTS (SELECT 1 FROM import_file_chunks c WHERE c.import_id = i.id)
-			OR EXISTS (SELECT 1 FROM import_file_addresses a WHERE a.import_id = i.id))`, args...)
+			OR EXISTS (SELECT 1 FROM import_file_addresses a WHERE a.import_id = i.id))`, append([]any{StatusDiscarded}, args...)...)
 	if err != nil {
 		return n, fmt.Errorf("imports: find files left: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/consentry/consentry/internal/errs"
+	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/suppression"
 	"github.com/consentry/consentry/internal/vault"
@@ -317,10 +318,12 @@ func dropFileTx(tx *store.Tx, ids ...string) error {
 //     and field stay, so the report's counts still add up;
 //   - a kept file that holds one, and that no import is reading for real
 //     (an upload never started or still arriving, or one that only had
-//     dry runs), is discarded: its chunks, key and address hashes go, and
-//     the import's status says so (StatusDiscarded). An import under way
-//     keeps its file until it ends, and skips the address's rows as an
-//     erased address (a row that fails keeps no cells: writer.rows).
+//     dry runs), is discarded: its key goes, and the import's status says
+//     so (StatusDiscarded); its chunks and address hashes go too when it
+//     is small or was kept without a keyset, and otherwise in pieces
+//     after the erasure (HandleDrop). An import under way keeps its file
+//     until it ends, and skips the address's rows as an erased address (a
+//     row that fails keeps no cells: writer.rows).
 func ForgetAddressesTx(tx *store.Tx, addresses []string, now time.Time) error {
 	hashes := make([]int64, 0, len(addresses))
 	for _, a := range addresses {
@@ -356,12 +359,57 @@ func ForgetAddressesTx(tx *store.Tx, addresses []string, now time.Time) error {
 	if err != nil || len(ids) == 0 {
 		return err
 	}
+	// A small file, or one kept without a keyset (the file as it came),
+	// goes now. A large one kept encrypted cannot be opened once its key
+	// is gone; its chunks and hashes go in pieces (HandleDrop), so that
+	// the erasure does not hold the writer while a gigabyte goes.
+	var atOnce, later []string
+	for _, id := range ids {
+		var key string
+		if err := tx.Row(`SELECT file_key FROM imports WHERE id = $1`, id).Scan(&key); err != nil {
+			return fmt.Errorf("imports: discard files: %w", err)
+		}
+		small, err := smallFileTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if small || key == "" {
+			atOnce = append(atOnce, id)
+		} else {
+			later = append(later, id)
+		}
+	}
 	ph, idArgs := store.In(4, ids)
-	if _, err := tx.Exec(`UPDATE imports SET status = $1, error = $2, cancel_requested = FALSE, finished_at = $3 WHERE id IN (`+ph+`)`,
-		append([]any{StatusDiscarded, discardedWhy, store.Micros(now)}, idArgs...)...); err != nil {
+	if _, err := tx.Exec(`UPDATE imports SET status = $1, error = $2, cancel_requested = FALSE, finished_at = $3, file_key = '', file_key_id = 0
+		WHERE id IN (`+ph+`)`, append([]any{StatusDiscarded, discardedWhy, store.Micros(now)}, idArgs...)...); err != nil {
 		return fmt.Errorf("imports: discard files: %w", err)
 	}
-	return dropFileTx(tx, ids...)
+	if len(atOnce) > 0 {
+		if err := dropFileTx(tx, atOnce...); err != nil {
+			return err
+		}
+	}
+	for _, id := range later {
+		if err := jobs.Enqueue(tx, jobs.Spec{Kind: DropJobKind, Payload: jobPayload{ImportID: id}}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropAtOnce is the most chunks (of 1 MiB) of a file deleted in the
+// transaction that discards it; a larger one, kept encrypted, goes in
+// pieces after it.
+const dropAtOnce = 4
+
+// smallFileTx reports whether the kept file of import id has at most
+// dropAtOnce chunks.
+func smallFileTx(tx *store.Tx, id string) (bool, error) {
+	var n int
+	if err := tx.Row(`SELECT count(*) FROM import_file_chunks WHERE import_id = $1`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("imports: count the file's chunks: %w", err)
+	}
+	return n <= dropAtOnce, nil
 }
 
 // quotedCell is a cell a row's reason quotes (%q).
