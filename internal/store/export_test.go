@@ -11,3 +11,7 @@ func HandOverWaits(db *DB) int {
 // HandOverClass is the class of the hand-over locks of db's schema on
 // PostgreSQL.
 func HandOverClass(db *DB) int32 { return db.handOverClass }
+
+// MigrateKey is the advisory lock of migrations of db's schema on
+// PostgreSQL.
+func MigrateKey(db *DB) int64 { return db.migrateKey }

@@ -82,8 +82,10 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
 		// Instances starting together take turns: the first migrates, the
-		// others then find nothing to do.
-		locker, err := lock.NewPostgresSessionLocker()
+		// others then find nothing to do. The lock is the schema's, so that
+		// installations in other schemas of the database do not wait for
+		// it, and is tried every second (goose's default is every five).
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(db.migrateKey), lock.WithLockTimeout(1, 600))
 		if err != nil {
 			return 0, fmt.Errorf("store: migration lock: %w", err)
 		}
@@ -93,8 +95,15 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := refuseNewer(ctx, p); err != nil {
-		return 0, err
+	// A database that is up to date, what every restart meets, is left
+	// as it is without taking the lock: a restart does not wait its turn
+	// behind instances that start at the same moment.
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: migration version: %w", err)
+	}
+	if !pending {
+		return 0, refuseNewer(ctx, p)
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
@@ -123,12 +132,12 @@ func refuseNewer(ctx context.Context, p *goose.Provider) error {
 	if has {
 		return nil // behind, or new: Up brings it to this binary's version
 	}
-	current, err := p.GetDBVersion(ctx)
+	// GetVersions, unlike GetDBVersion, does not take the migration lock.
+	current, known, err := p.GetVersions(ctx)
 	if err != nil {
 		return fmt.Errorf("store: migration version: %w", err)
 	}
-	sources := p.ListSources()
-	if known := sources[len(sources)-1].Version; current > known {
+	if current > known {
 		return fmt.Errorf("store: %w (schema version %d; this one knows up to %d): run that version, or restore a backup made by this one",
 			ErrNewerDatabase, current, known)
 	}

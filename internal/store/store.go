@@ -72,11 +72,11 @@ type DB struct {
 	// handovers are the fenced writes under way and the hand-overs open
 	// in this process (see fence.go).
 	handovers handovers
-	// writeKey and fenceKey are the advisory locks of writes and of the
-	// send fence on PostgreSQL; (handOverClass, instance) is this
-	// instance's hand-over lock there.
-	writeKey, fenceKey      int64
-	handOverClass, instance int32
+	// writeKey, fenceKey and migrateKey are the advisory locks of writes,
+	// of the send fence and of migrations on PostgreSQL; (handOverClass,
+	// instance) is this instance's hand-over lock there.
+	writeKey, fenceKey, migrateKey int64
+	handOverClass, instance        int32
 }
 
 // Options tunes Open. The zero value is what serve uses.
@@ -223,7 +223,7 @@ func openPostgres(ctx context.Context, dsn, schema string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: read the schema: %w", err)
 	}
-	out.writeKey, out.fenceKey = lockKey("write", current), lockKey("fence", current)
+	out.writeKey, out.fenceKey, out.migrateKey = lockKey("write", current), lockKey("fence", current), lockKey("migrate", current)
 	// The hand-over locks of the instances on this schema share a class;
 	// each instance has a number of its own, at random.
 	out.handOverClass = int32(uint64(lockKey("hand-over", current)) >> 33)
