@@ -129,8 +129,9 @@ func (s *Server) routeTable() []Route {
 			Query: []Param{{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"},
 				{"kind", "only entries about this kind of object: " + strings.Join(audit.Kinds, ", "), "string"},
 				{"actor", "only entries made by this user or API token, by its id", "string"}},
-			Summary: "The audit log, newest first: who changed a setting, purpose, user, API token, webhook endpoint or webform, when, " +
-				"and each changed field's value before and after (a secret is named with its values left out; a password is never written)",
+			Summary: "The audit log, newest first: who changed a setting, purpose, user, API token, webhook endpoint, webform, source, " +
+				"custom field, list, workflow rule, campaign or campaign template, when, and each changed field's value before and after " +
+				"(a secret is named with its values left out; a password is never written; a campaign's body or a template's layout is written as its digest)",
 			handle: s.auditLog},
 
 		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: LedgerReport{},
