@@ -185,7 +185,7 @@ func importWorld(t testing.TB, db *store.DB) {
 		Text: str("May we share your details with our partners?")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CreateSource(ctx, consent.SourceInput{Name: str(importstest.Source)}); err != nil {
+	if _, err := cs.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: str(importstest.Source)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := people.CreateField(ctx, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {

@@ -523,21 +523,21 @@ func (s *Server) listSources(r *http.Request, _ consent.Actor) (int, any, error)
 	return 200, src, err
 }
 
-func (s *Server) createSource(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createSource(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.SourceInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	src, err := s.Consent.CreateSource(r.Context(), in)
+	src, err := s.Consent.CreateSource(r.Context(), audit.Actor(caller), in)
 	return 201, src, err
 }
 
-func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateSource(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.SourceInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	src, err := s.Consent.UpdateSource(r.Context(), r.PathValue("id"), in)
+	src, err := s.Consent.UpdateSource(r.Context(), audit.Actor(caller), r.PathValue("id"), in)
 	return pathResult(200, src, err)
 }
 

@@ -65,7 +65,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.consent.CreateSource(ctx, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
+	if _, err := w.consent.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []contact.FieldInput{
