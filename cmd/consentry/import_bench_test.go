@@ -188,7 +188,7 @@ func importWorld(t testing.TB, db *store.DB) {
 	if _, err := cs.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: str(importstest.Source)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := people.CreateField(ctx, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {
+	if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (&lists.Service{DB: db, Now: time.Now}).Create(ctx, lists.Input{Name: str(importstest.List)}); err != nil {

@@ -436,12 +436,12 @@ func (s *Server) listFields(r *http.Request, _ consent.Actor) (int, any, error) 
 	return 200, f, err
 }
 
-func (s *Server) createField(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createField(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in contact.FieldInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	f, err := s.Contacts.CreateField(r.Context(), in)
+	f, err := s.Contacts.CreateField(r.Context(), audit.Actor(caller), in)
 	return 201, f, err
 }
 
@@ -450,12 +450,12 @@ func (s *Server) getField(r *http.Request, _ consent.Actor) (int, any, error) {
 	return pathResult(200, f, err)
 }
 
-func (s *Server) updateField(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateField(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in contact.FieldInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	f, err := s.Contacts.UpdateField(r.Context(), r.PathValue("name"), in)
+	f, err := s.Contacts.UpdateField(r.Context(), audit.Actor(caller), r.PathValue("name"), in)
 	return pathResult(200, f, err)
 }
 

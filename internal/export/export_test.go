@@ -56,7 +56,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		{Name: ptr("segment"), Label: ptr("Segment"), Type: ptr("text")},
 		{Name: ptr("score"), Label: ptr("Score"), Type: ptr("number")},
 	} {
-		if _, err := people.CreateField(ctx, in); err != nil {
+		if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, in); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -72,7 +72,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
 		{Name: ptr("national_id"), Label: ptr("National id"), Type: ptr("text"), Sensitive: ptr(true), Mask: ptr("last:4")},
 	} {
-		if _, err := w.people.CreateField(ctx, f); err != nil {
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -975,7 +975,7 @@ func TestImportWithdrawingStorageConsentErasesTiedValues(t *testing.T) {
 			Text: ptr("Keep my card number")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.people.CreateField(ctx, contact.FieldInput{Name: ptr("card"), Type: ptr("text"), Sensitive: ptr(true),
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: ptr("card"), Type: ptr("text"), Sensitive: ptr(true),
 			StoragePurpose: ptr("Card on file")}); err != nil {
 			t.Fatal(err)
 		}

@@ -503,9 +503,9 @@ func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User)
 	var err error
 	if name := r.PathValue("name"); name == "" {
 		in.Name, in.Type = formText(f, "name"), formText(f, "type")
-		_, err = s.Contacts.CreateField(r.Context(), in)
+		_, err = s.Contacts.CreateField(r.Context(), audit.Actor(actor(u)), in)
 	} else {
-		_, err = s.Contacts.UpdateField(r.Context(), name, in)
+		_, err = s.Contacts.UpdateField(r.Context(), audit.Actor(actor(u)), name, in)
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showFields(w, r, u, httpx.Status(err), "", fe)

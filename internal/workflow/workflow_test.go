@@ -76,7 +76,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
 		{Name: ptr("card_number"), Label: ptr("Card number"), Type: ptr("text"), Sensitive: ptr(true), Mask: ptr("last:4")},
 	} {
-		if _, err := w.people.CreateField(ctx, f); err != nil {
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, f); err != nil {
 			t.Fatal(err)
 		}
 	}
