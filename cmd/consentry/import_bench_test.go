@@ -191,7 +191,7 @@ func importWorld(t testing.TB, db *store.DB) {
 	if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&lists.Service{DB: db, Now: time.Now}).Create(ctx, lists.Input{Name: str(importstest.List)}); err != nil {
+	if _, err := (&lists.Service{DB: db, Now: time.Now}).Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: str(importstest.List)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -144,7 +144,7 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
 		anna := f.person("anna@example.com", "Anna", "sv-SE", contactstate.DoubleOptIn, true) // reads the sv variant

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/events"
@@ -19,7 +20,7 @@ func TestCampaignSentWritesItsEvent(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
 		anna := f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)

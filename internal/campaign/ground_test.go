@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -27,7 +28,7 @@ func TestCampaignForAnotherPurposeSkipsWithdrawnMarketing(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("Customers")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Customers")}); err != nil {
 			t.Fatal(err)
 		}
 		say := func(id, purpose, state string) {

@@ -94,7 +94,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		t.Fatal(err)
 	}
 	ls := &lists.Service{DB: db, Now: time.Now}
-	if _, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
+	if _, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Newsletter")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ls.Set(ctx, c.ID, "Newsletter", lists.Subscribed, lists.SourceWebform, nil); err != nil {

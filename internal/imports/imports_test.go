@@ -77,7 +77,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 		}
 	}
 	var err error
-	if w.news, err = w.lists.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
+	if w.news, err = w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Newsletter")}); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -375,7 +375,7 @@ func TestDelayChecksTheConditionAgain(t *testing.T) {
 func TestDepthLimit(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
-		l, err := w.lists.Create(context.Background(), lists.Input{Name: ptr("Loop")})
+		l, err := w.lists.Create(context.Background(), audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Loop")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -449,11 +449,11 @@ func TestListAddRespectsTheLock(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		ctx := context.Background()
-		l, err := w.lists.Create(ctx, lists.Input{Name: ptr("Partners")})
+		l, err := w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Partners")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		gone, err := w.lists.Create(ctx, lists.Input{Name: ptr("Former")})
+		gone, err := w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Former")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +569,7 @@ func createJSON(w *world, js string) (*workflow.Rule, error) {
 func TestDefinitionRoundTrips(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
-		if _, err := w.lists.Create(context.Background(), lists.Input{Name: ptr("Partners")}); err != nil {
+		if _, err := w.lists.Create(context.Background(), audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Partners")}); err != nil {
 			t.Fatal(err)
 		}
 		r := w.rule(`{"name": "  All of it ", "trigger": "consent.granted", "condition": " event.text_version >= 1 ", "delay_minutes": 60,
