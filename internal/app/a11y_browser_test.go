@@ -337,7 +337,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		if _, err := e.a.WorkflowRunner.RunDue(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rule, err := e.a.Workflows.Create(ctx, workflow.Definition{Name: "Stage on request", Trigger: "request.created",
+		rule, err := e.a.Workflows.Create(ctx, audit.Actor{Kind: "user"}, workflow.Definition{Name: "Stage on request", Trigger: "request.created",
 			Condition: `event.kind == "access"`, Actions: []workflow.Action{{Type: workflow.SetField, Field: "stage", Value: "Asked"}}})
 		if err != nil {
 			t.Fatal(err)

@@ -155,7 +155,7 @@ func (w *world) rule(js string) *workflow.Rule {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r, err := w.rules.Create(context.Background(), d)
+	r, err := w.rules.Create(context.Background(), audit.Actor{Kind: "user"}, d)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func createJSON(w *world, js string) (*workflow.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.rules.Create(context.Background(), d)
+	return w.rules.Create(context.Background(), audit.Actor{Kind: "user"}, d)
 }
 
 // A saved rule's definition round-trips through JSON: what the API returns
@@ -588,7 +588,7 @@ func TestDefinitionRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		updated, err := w.rules.Update(context.Background(), r.ID, d)
+		updated, err := w.rules.Update(context.Background(), audit.Actor{Kind: "user"}, r.ID, d)
 		if err != nil {
 			t.Fatal(err)
 		}
