@@ -71,11 +71,11 @@ func sendCampaign(t testing.TB, e *env, name string, listNames []string, cond st
 	if cond != "" {
 		in.Condition = ptr(cond)
 	}
-	c, err := e.a.Campaigns.Create(ctx, in, "test")
+	c, err := e.a.Campaigns.Create(ctx, audit.Actor{Kind: "user"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.a.Campaigns.Send(ctx, c.ID); err != nil {
+	if _, err := e.a.Campaigns.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 		t.Fatal(err)
 	}
 	msgs := e.smtp.Wait(t, want)

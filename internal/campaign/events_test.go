@@ -28,13 +28,13 @@ func TestCampaignSentWritesItsEvent(t *testing.T) {
 		for _, id := range []string{anna, bo} {
 			f.subscribe(id, "News", lists.Subscribed)
 		}
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hello", HTML: `<p>Hi</p>`}}}, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hello", HTML: `<p>Hi</p>`}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := eventstest.From(t, db)
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()
