@@ -185,13 +185,13 @@ func importWorld(t testing.TB, db *store.DB) {
 		Text: str("May we share your details with our partners?")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CreateSource(ctx, consent.SourceInput{Name: str(importstest.Source)}); err != nil {
+	if _, err := cs.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: str(importstest.Source)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := people.CreateField(ctx, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {
+	if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: str(importstest.Field), Label: str("Company"), Type: str("text")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&lists.Service{DB: db, Now: time.Now}).Create(ctx, lists.Input{Name: str(importstest.List)}); err != nil {
+	if _, err := (&lists.Service{DB: db, Now: time.Now}).Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: str(importstest.List)}); err != nil {
 		t.Fatal(err)
 	}
 }

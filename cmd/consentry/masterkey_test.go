@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/config"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
@@ -55,7 +56,7 @@ func TestKeysChangeMasterKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		yes, text, field := true, "text", "national_id"
-		if _, err := running.Contacts.CreateField(ctx, contact.FieldInput{Name: &field, Type: &text, Sensitive: &yes}); err != nil {
+		if _, err := running.Contacts.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: &field, Type: &text, Sensitive: &yes}); err != nil {
 			t.Fatal(err)
 		}
 		values := map[string]string{}

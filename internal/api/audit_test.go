@@ -126,40 +126,14 @@ func TestEveryKindOfChangeIsAudited(t *testing.T) {
 		op := "Bearer " + secret
 		byToken := audit.Actor{Kind: "api_token", ID: tok.ID}
 		do := e.expecting(t, op)
-		entries := func(query string) []audit.Entry {
-			t.Helper()
-			var all []audit.Entry
-			for after := ""; ; {
-				p := decodeAs[api.AuditPage](t, do("GET", "/api/v1/audit-log?limit=500&after="+after+query, "", 200))
-				all = append(all, p.Items...)
-				if after = p.Next; after == "" {
-					return all
-				}
-			}
-		}
-		count := func() int { t.Helper(); return len(entries("")) }
+		log := auditLog{t: t, do: do}
+		entries, count := log.entries, log.count
 		// expect checks the entries written since the count was n: all of
 		// action on the object id by by, with exactly the fields in want
 		// (old -> new; "*" matches any value).
 		expect := func(n int, action, id string, by audit.Actor, want map[string][2]string) {
 			t.Helper()
-			got := entries("")
-			got = got[:len(got)-n]
-			fields := map[string]bool{}
-			for _, en := range got {
-				if en.Action != action || en.ObjectID != id || en.Actor != by || en.At.IsZero() {
-					t.Errorf("%s: entry %+v", action, en)
-					continue
-				}
-				w, ok := want[en.Subject]
-				if !ok || (w[0] != "*" && en.OldValue != w[0]) || (w[1] != "*" && en.NewValue != w[1]) {
-					t.Errorf("%s: %s %q -> %q, want %q", action, en.Subject, en.OldValue, en.NewValue, w)
-				}
-				fields[en.Subject] = true
-			}
-			if len(fields) != len(want) || len(got) != len(want) {
-				t.Errorf("%s: %d entries for %v, want %v", action, len(got), fields, want)
-			}
+			log.expect(n, audit.Object{ID: id}, action, by, want)
 		}
 
 		// The token made at the command line.
@@ -360,6 +334,70 @@ func TestEveryKindOfChangeIsAudited(t *testing.T) {
 		}
 		checkError(t, r, "invalid", "kind")
 	})
+}
+
+// auditLog reads the audit log through the API with do, as a token with
+// the admin scope.
+type auditLog struct {
+	t  testing.TB
+	do func(method, path, body string, want int) []byte
+}
+
+// entries returns every entry that matches query ("&kind=source"),
+// newest first, page after page.
+func (l auditLog) entries(query string) []audit.Entry {
+	l.t.Helper()
+	var all []audit.Entry
+	for after := ""; ; {
+		p := decodeAs[api.AuditPage](l.t, l.do("GET", "/api/v1/audit-log?limit=500&after="+after+query, "", 200))
+		all = append(all, p.Items...)
+		if after = p.Next; after == "" {
+			return all
+		}
+	}
+}
+
+// count is how many entries the log holds.
+func (l auditLog) count() int { l.t.Helper(); return len(l.entries("")) }
+
+// wantField is what an entry says of one field: its action, and its
+// values before and after ("*" matches any value).
+type wantField struct{ action, old, new string }
+
+// expectEach checks the entries written since the count was n: each of
+// them about obj (its kind and name are not checked when empty) by by,
+// one for each field in want, as want says it.
+func (l auditLog) expectEach(n int, obj audit.Object, by audit.Actor, want map[string]wantField) {
+	l.t.Helper()
+	got := l.entries("")
+	got = got[:len(got)-n]
+	fields := map[string]bool{}
+	for _, en := range got {
+		w, ok := want[en.Subject]
+		if !ok || en.Action != w.action || en.ObjectID != obj.ID || (obj.Kind != "" && en.Kind != obj.Kind) ||
+			(obj.Name != "" && en.ObjectName != obj.Name) || en.Actor != by || en.At.IsZero() {
+			l.t.Errorf("entry %+v: want %+v on %+v by %+v", en, w, obj, by)
+			continue
+		}
+		if (w.old != "*" && en.OldValue != w.old) || (w.new != "*" && en.NewValue != w.new) {
+			l.t.Errorf("%s: %s %q -> %q, want %q -> %q", en.Action, en.Subject, en.OldValue, en.NewValue, w.old, w.new)
+		}
+		fields[en.Subject] = true
+	}
+	if len(fields) != len(want) || len(got) != len(want) {
+		l.t.Errorf("%d entries for %v, want %v", len(got), fields, want)
+	}
+}
+
+// expect is expectEach with one action for every field, and the values
+// as old -> new.
+func (l auditLog) expect(n int, obj audit.Object, action string, by audit.Actor, want map[string][2]string) {
+	l.t.Helper()
+	each := map[string]wantField{}
+	for f, v := range want {
+		each[f] = wantField{action, v[0], v[1]}
+	}
+	l.expectEach(n, obj, by, each)
 }
 
 func hexSHA256(s string) string {

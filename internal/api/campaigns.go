@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
@@ -90,7 +91,7 @@ func (s *Server) createCampaign(r *http.Request, caller consent.Actor) (int, any
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	c, err := s.Campaigns.Create(r.Context(), in, caller.Kind+":"+caller.ID)
+	c, err := s.Campaigns.Create(r.Context(), audit.Actor(caller), in)
 	return 201, c, err
 }
 
@@ -99,38 +100,38 @@ func (s *Server) getCampaign(r *http.Request, _ consent.Actor) (int, any, error)
 	return pathResult(200, c, err)
 }
 
-func (s *Server) updateCampaign(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateCampaign(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in campaign.Input
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	c, err := s.Campaigns.Update(r.Context(), r.PathValue("id"), in)
+	c, err := s.Campaigns.Update(r.Context(), audit.Actor(caller), r.PathValue("id"), in)
 	return pathResult(200, c, err)
 }
 
-func (s *Server) deleteCampaign(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Campaigns.Delete(r.Context(), r.PathValue("id")))
+func (s *Server) deleteCampaign(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Campaigns.Delete(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }
 
 // campaignAction serves a change of status that takes nothing but the id.
-func (s *Server) campaignAction(do func(*campaign.Service, context.Context, string) (*campaign.Campaign, error)) handlerFunc {
-	return func(r *http.Request, _ consent.Actor) (int, any, error) {
-		c, err := do(s.Campaigns, r.Context(), r.PathValue("id"))
+func (s *Server) campaignAction(do func(*campaign.Service, context.Context, audit.Actor, string) (*campaign.Campaign, error)) handlerFunc {
+	return func(r *http.Request, caller consent.Actor) (int, any, error) {
+		c, err := do(s.Campaigns, r.Context(), audit.Actor(caller), r.PathValue("id"))
 		return pathResult(200, c, err)
 	}
 }
 
-func (s *Server) scheduleCampaign(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) scheduleCampaign(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in ScheduleRequest
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	c, err := s.Campaigns.Schedule(r.Context(), r.PathValue("id"), in.ScheduledAt)
+	c, err := s.Campaigns.Schedule(r.Context(), audit.Actor(caller), r.PathValue("id"), in.ScheduledAt)
 	return pathResult(200, c, err)
 }
 
-func (s *Server) retryUnknown(r *http.Request, _ consent.Actor) (int, any, error) {
-	n, err := s.Campaigns.RetryUnknown(r.Context(), r.PathValue("id"))
+func (s *Server) retryUnknown(r *http.Request, caller consent.Actor) (int, any, error) {
+	n, err := s.Campaigns.RetryUnknown(r.Context(), audit.Actor(caller), r.PathValue("id"))
 	return pathResult(200, RetryResult{Queued: n}, err)
 }
 
@@ -172,12 +173,12 @@ func (s *Server) allTemplates(r *http.Request, _ consent.Actor) (int, any, error
 	return 200, all, err
 }
 
-func (s *Server) createTemplate(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createTemplate(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in campaign.TemplateInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.Campaigns.CreateTemplate(r.Context(), in)
+	t, err := s.Campaigns.CreateTemplate(r.Context(), audit.Actor(caller), in)
 	return 201, t, err
 }
 
@@ -186,15 +187,15 @@ func (s *Server) getTemplate(r *http.Request, _ consent.Actor) (int, any, error)
 	return pathResult(200, t, err)
 }
 
-func (s *Server) updateTemplate(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateTemplate(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in campaign.TemplateInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.Campaigns.UpdateTemplate(r.Context(), r.PathValue("id"), in)
+	t, err := s.Campaigns.UpdateTemplate(r.Context(), audit.Actor(caller), r.PathValue("id"), in)
 	return pathResult(200, t, err)
 }
 
-func (s *Server) deleteTemplate(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Campaigns.DeleteTemplate(r.Context(), r.PathValue("id")))
+func (s *Server) deleteTemplate(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Campaigns.DeleteTemplate(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }

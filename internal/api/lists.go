@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
@@ -40,12 +41,12 @@ func (s *Server) allLists(r *http.Request, _ consent.Actor) (int, any, error) {
 	return 200, l, err
 }
 
-func (s *Server) createList(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createList(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in lists.Input
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	l, err := s.Lists.Create(r.Context(), in)
+	l, err := s.Lists.Create(r.Context(), audit.Actor(caller), in)
 	return 201, l, err
 }
 
@@ -54,17 +55,17 @@ func (s *Server) getList(r *http.Request, _ consent.Actor) (int, any, error) {
 	return pathResult(200, l, err)
 }
 
-func (s *Server) updateList(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateList(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in lists.Input
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	l, err := s.Lists.Update(r.Context(), r.PathValue("id"), in)
+	l, err := s.Lists.Update(r.Context(), audit.Actor(caller), r.PathValue("id"), in)
 	return pathResult(200, l, err)
 }
 
-func (s *Server) deleteList(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Lists.Delete(r.Context(), r.PathValue("id")))
+func (s *Server) deleteList(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Lists.Delete(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }
 
 func (s *Server) contactLists(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -129,8 +129,9 @@ func (s *Server) routeTable() []Route {
 			Query: []Param{{"limit", "1 to 500 (default 100)", "integer"}, {"after", "the next cursor of the previous page", "string"},
 				{"kind", "only entries about this kind of object: " + strings.Join(audit.Kinds, ", "), "string"},
 				{"actor", "only entries made by this user or API token, by its id", "string"}},
-			Summary: "The audit log, newest first: who changed a setting, purpose, user, API token, webhook endpoint or webform, when, " +
-				"and each changed field's value before and after (a secret is named with its values left out; a password is never written)",
+			Summary: "The audit log, newest first: who changed a setting, purpose, user, API token, webhook endpoint, webform, source, " +
+				"custom field, list, workflow rule, campaign or campaign template, when, and each changed field's value before and after " +
+				"(a secret is named with its values left out; a password is never written; a campaign's body or a template's layout is written as its digest)",
 			handle: s.auditLog},
 
 		{Method: "GET", Path: "/api/v1/ledger/verify", Tag: "ledger", Status: 200, Response: LedgerReport{},
@@ -435,12 +436,12 @@ func (s *Server) listFields(r *http.Request, _ consent.Actor) (int, any, error) 
 	return 200, f, err
 }
 
-func (s *Server) createField(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createField(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in contact.FieldInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	f, err := s.Contacts.CreateField(r.Context(), in)
+	f, err := s.Contacts.CreateField(r.Context(), audit.Actor(caller), in)
 	return 201, f, err
 }
 
@@ -449,12 +450,12 @@ func (s *Server) getField(r *http.Request, _ consent.Actor) (int, any, error) {
 	return pathResult(200, f, err)
 }
 
-func (s *Server) updateField(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateField(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in contact.FieldInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	f, err := s.Contacts.UpdateField(r.Context(), r.PathValue("name"), in)
+	f, err := s.Contacts.UpdateField(r.Context(), audit.Actor(caller), r.PathValue("name"), in)
 	return pathResult(200, f, err)
 }
 
@@ -522,21 +523,21 @@ func (s *Server) listSources(r *http.Request, _ consent.Actor) (int, any, error)
 	return 200, src, err
 }
 
-func (s *Server) createSource(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createSource(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.SourceInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	src, err := s.Consent.CreateSource(r.Context(), in)
+	src, err := s.Consent.CreateSource(r.Context(), audit.Actor(caller), in)
 	return 201, src, err
 }
 
-func (s *Server) updateSource(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateSource(r *http.Request, caller consent.Actor) (int, any, error) {
 	var in consent.SourceInput
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	src, err := s.Consent.UpdateSource(r.Context(), r.PathValue("id"), in)
+	src, err := s.Consent.UpdateSource(r.Context(), audit.Actor(caller), r.PathValue("id"), in)
 	return pathResult(200, src, err)
 }
 

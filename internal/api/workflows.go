@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
@@ -88,12 +89,12 @@ func readDefinition(r *http.Request) (workflow.Definition, error) {
 	return d, nil
 }
 
-func (s *Server) createWorkflow(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) createWorkflow(r *http.Request, caller consent.Actor) (int, any, error) {
 	d, err := readDefinition(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	rule, err := s.Workflows.Create(r.Context(), d)
+	rule, err := s.Workflows.Create(r.Context(), audit.Actor(caller), d)
 	return 201, rule, err
 }
 
@@ -102,7 +103,7 @@ func (s *Server) getWorkflow(r *http.Request, _ consent.Actor) (int, any, error)
 	return pathResult(200, rule, err)
 }
 
-func (s *Server) updateWorkflow(r *http.Request, _ consent.Actor) (int, any, error) {
+func (s *Server) updateWorkflow(r *http.Request, caller consent.Actor) (int, any, error) {
 	if _, err := s.Workflows.Get(r.Context(), r.PathValue("id")); err != nil {
 		return pathResult[any](0, nil, err)
 	}
@@ -110,12 +111,12 @@ func (s *Server) updateWorkflow(r *http.Request, _ consent.Actor) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	rule, err := s.Workflows.Update(r.Context(), r.PathValue("id"), d)
+	rule, err := s.Workflows.Update(r.Context(), audit.Actor(caller), r.PathValue("id"), d)
 	return pathResult(200, rule, err)
 }
 
-func (s *Server) deleteWorkflow(r *http.Request, _ consent.Actor) (int, any, error) {
-	return pathResult[any](204, nil, s.Workflows.Delete(r.Context(), r.PathValue("id")))
+func (s *Server) deleteWorkflow(r *http.Request, caller consent.Actor) (int, any, error) {
+	return pathResult[any](204, nil, s.Workflows.Delete(r.Context(), audit.Actor(caller), r.PathValue("id")))
 }
 
 func (s *Server) workflowRuns(r *http.Request, _ consent.Actor) (int, any, error) {

@@ -337,7 +337,7 @@ func TestEveryPageIsAccessible(t *testing.T) {
 		if _, err := e.a.WorkflowRunner.RunDue(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rule, err := e.a.Workflows.Create(ctx, workflow.Definition{Name: "Stage on request", Trigger: "request.created",
+		rule, err := e.a.Workflows.Create(ctx, audit.Actor{Kind: "user"}, workflow.Definition{Name: "Stage on request", Trigger: "request.created",
 			Condition: `event.kind == "access"`, Actions: []workflow.Action{{Type: workflow.SetField, Field: "stage", Value: "Asked"}}})
 		if err != nil {
 			t.Fatal(err)
@@ -368,12 +368,12 @@ func TestEveryPageIsAccessible(t *testing.T) {
 			forms[lang] = form.ID
 		}
 		sendCampaign(t, e, "Spring", []string{"Newsletter"}, "", len(i18n.Languages))
-		tpl, err := e.a.Campaigns.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr(`<div>{{content}}</div><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>`)})
+		tpl, err := e.a.Campaigns.CreateTemplate(ctx, audit.Actor{Kind: "user"}, campaign.TemplateInput{Name: ptr("Plain"), HTML: ptr(`<div>{{content}}</div><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>`)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		draft, err := e.a.Campaigns.Create(ctx, campaign.Input{Name: ptr("Autumn"), Lists: &[]string{"Newsletter"}, TemplateID: ptr(tpl.ID),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Autumn news", HTML: "<p>Hello {{first_name}}</p>"}}}, "test")
+		draft, err := e.a.Campaigns.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Autumn"), Lists: &[]string{"Newsletter"}, TemplateID: ptr(tpl.ID),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Autumn news", HTML: "<p>Hello {{first_name}}</p>"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

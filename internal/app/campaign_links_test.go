@@ -71,11 +71,11 @@ func sendCampaign(t testing.TB, e *env, name string, listNames []string, cond st
 	if cond != "" {
 		in.Condition = ptr(cond)
 	}
-	c, err := e.a.Campaigns.Create(ctx, in, "test")
+	c, err := e.a.Campaigns.Create(ctx, audit.Actor{Kind: "user"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.a.Campaigns.Send(ctx, c.ID); err != nil {
+	if _, err := e.a.Campaigns.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 		t.Fatal(err)
 	}
 	msgs := e.smtp.Wait(t, want)
@@ -142,7 +142,7 @@ func TestCampaignUnsubscribe(t *testing.T) {
 		e := start(t, db)
 		ctx := context.Background()
 		for _, n := range []string{"News", "Other"} {
-			if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr(n)}); err != nil {
+			if _, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr(n)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -321,7 +321,7 @@ func TestCampaignTracking(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		e := start(t, db)
 		ctx := context.Background()
-		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.a.Consent.CreatePurpose(ctx, audit.Actor{Kind: "user"}, consent.PurposeInput{Name: ptr("Engagement tracking"), LegalBasis: ptr("consent"),
@@ -437,7 +437,7 @@ func BenchmarkCampaignTrackingEvents(b *testing.B) {
 			a.Public.IPs = clientip.Resolver{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 		})
 		ctx := context.Background()
-		if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := settings.Update(ctx, e.a.DB, settings.Patch{CampaignsPatch: settings.CampaignsPatch{EngagementTracking: ptr(settings.TrackingLegitimate)}}, audit.Actor{Kind: "user"}, time.Now()); err != nil {

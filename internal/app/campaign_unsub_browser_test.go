@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/lists"
 	"github.com/consentry/consentry/internal/store"
 	"github.com/consentry/consentry/internal/store/storetest"
@@ -50,7 +51,7 @@ func TestCampaignUnsubscribeInABrowser(t *testing.T) {
 func newsCampaign(t testing.TB, e *env) (string, string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+	if _, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 		t.Fatal(err)
 	}
 	anna := campaignPerson(t, e, "anna@example.com", "E-marketing")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/consentry/consentry/internal/app"
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/imports"
 	"github.com/consentry/consentry/internal/lists"
@@ -372,7 +373,7 @@ func TestImportMappingFormAfterPreview(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := "Leads"
-		list, err := e.a.Lists.Create(ctx, lists.Input{Name: &name})
+		list, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: &name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,7 +419,7 @@ func TestImportMappingFormAfterPreview(t *testing.T) {
 		}
 		// A list deleted after the page was loaded, and a purpose that
 		// does not exist.
-		if err := e.a.Lists.Delete(ctx, list.ID); err != nil {
+		if err := e.a.Lists.Delete(ctx, audit.Actor{Kind: "user"}, list.ID); err != nil {
 			t.Fatal(err)
 		}
 		form.Set("action", "start")

@@ -190,7 +190,7 @@ func TestImportSuggestionsAreChosen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		customers, err := e.a.Lists.Create(ctx, lists.Input{Name: ptr("Customers")})
+		customers, err := e.a.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Customers")})
 		if err != nil {
 			t.Fatal(err)
 		}

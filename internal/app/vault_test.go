@@ -379,7 +379,7 @@ func TestStartRefusedWithoutTheRightKeyset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Contacts.CreateField(context.Background(), contactField()); err != nil {
+	if _, err := a.Contacts.CreateField(context.Background(), audit.Actor{Kind: "user"}, contactField()); err != nil {
 		t.Fatal(err)
 	}
 	email := "s@example.com"

@@ -47,7 +47,7 @@ func TestSharingWithPartnersReachesThePartnerAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.a.Workflows.Create(ctx, d); err != nil {
+		if _, err := e.a.Workflows.Create(ctx, audit.Actor{Kind: "user"}, d); err != nil {
 			t.Fatal(err)
 		}
 
@@ -108,7 +108,7 @@ func TestWorkflowWebhookToAnEndpointTurnedOffWaits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rule, err := e.a.Workflows.Create(ctx, d)
+		rule, err := e.a.Workflows.Create(ctx, audit.Actor{Kind: "user"}, d)
 		if err != nil {
 			t.Fatal(err)
 		}

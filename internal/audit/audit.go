@@ -1,21 +1,28 @@
 // Package audit keeps the audit log of what operators change in how the
 // service treats every contact: settings, purposes (their legal basis,
 // retention and consent text), users and their roles, API tokens, webhook
-// endpoints and webforms. An entry says who made the change (a user of
-// the admin pages or an API token, by id, or the command line), when, what it is about (the
-// kind of object, its id and its name at the time, so that it still reads
-// once the object is gone), the action, and one field's value before and
-// after: a change of several fields writes an entry for each. It is
-// written in the change's own transaction, so an entry exists exactly
-// when its change committed.
+// endpoints, webforms, sources, custom fields (made sensitive, their
+// mask, the purpose storing them needs), lists, workflow rules, campaigns
+// (their content, audience and every step of their sending) and campaign
+// templates. An entry says who made the change (a user of the admin pages
+// or an API token, by id, or the command line), when, what it is about
+// (the kind of object, its id and its name at the time, so that it still
+// reads once the object is gone), the action, and one field's value
+// before and after: a change of several fields writes an entry for each.
+// It is written in the change's own transaction, so an entry exists
+// exactly when its change committed.
 //
 // A secret is never written: the caller names its secret fields, which
 // get an entry that names them, with both values empty. So is a new
-// password: never the password, nor any hash of it or of a token.
+// password: never the password, nor any hash of it or of a token. A
+// campaign's body and a template's layout are written as their Digest,
+// which tells that they changed without copying them into the log.
 package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -36,10 +43,19 @@ const (
 	KindAPIToken = "api_token"
 	KindWebhook  = "webhook"
 	KindWebform  = "webform"
+	KindSource   = "source"
+	// KindField is a custom field's definition; its id is the field's
+	// name, which never changes, and its name the label.
+	KindField            = "field"
+	KindList             = "list"
+	KindWorkflowRule     = "workflow_rule"
+	KindCampaign         = "campaign"
+	KindCampaignTemplate = "campaign_template"
 )
 
 // Kinds lists every kind of object, as the filters accept them.
-var Kinds = []string{KindSetting, KindPurpose, KindUser, KindAPIToken, KindWebhook, KindWebform}
+var Kinds = []string{KindSetting, KindPurpose, KindUser, KindAPIToken, KindWebhook, KindWebform, KindSource, KindField, KindList,
+	KindWorkflowRule, KindCampaign, KindCampaignTemplate}
 
 // Actions: what happened to the object. Each entry's subject is the field
 // that changed (for a setting, the setting's name).
@@ -61,13 +77,52 @@ const (
 	ActionWebformCreated       = "webform_created"
 	ActionWebformChanged       = "webform_changed"
 	ActionWebformDeleted       = "webform_deleted"
+	ActionSourceCreated        = "source_created"
+	ActionSourceChanged        = "source_changed"
+	// A source deactivated stays on old consent records but may not be
+	// used for new ones; reactivated, it may again.
+	ActionSourceDeactivated = "source_deactivated"
+	ActionSourceReactivated = "source_reactivated"
+	ActionFieldCreated      = "field_created"
+	ActionFieldChanged      = "field_changed"
+	// ActionFieldMadeSensitive: the field's values are encrypted and shown
+	// masked from now on, for good.
+	ActionFieldMadeSensitive      = "field_made_sensitive"
+	ActionListCreated             = "list_created"
+	ActionListChanged             = "list_changed"
+	ActionListDeleted             = "list_deleted"
+	ActionWorkflowRuleCreated     = "workflow_rule_created"
+	ActionWorkflowRuleChanged     = "workflow_rule_changed"
+	ActionWorkflowRuleEnabled     = "workflow_rule_enabled"
+	ActionWorkflowRuleDisabled    = "workflow_rule_disabled"
+	ActionWorkflowRuleDeleted     = "workflow_rule_deleted"
+	ActionCampaignCreated         = "campaign_created"
+	ActionCampaignChanged         = "campaign_changed"
+	ActionCampaignScheduled       = "campaign_scheduled"
+	ActionCampaignUnscheduled     = "campaign_unscheduled"
+	ActionCampaignStarted         = "campaign_started" // sending started, at the operator's word
+	ActionCampaignPaused          = "campaign_paused"
+	ActionCampaignResumed         = "campaign_resumed"
+	ActionCampaignCancelled       = "campaign_cancelled"
+	ActionCampaignRetried         = "campaign_retried" // recipients whose outcome was unknown queued again
+	ActionCampaignDeleted         = "campaign_deleted"
+	ActionCampaignTemplateCreated = "campaign_template_created"
+	ActionCampaignTemplateChanged = "campaign_template_changed"
+	ActionCampaignTemplateDeleted = "campaign_template_deleted"
 )
 
 // Actions lists every action.
 var Actions = []string{ActionSettingChanged, ActionPurposeCreated, ActionPurposeChanged, ActionUserCreated, ActionUserRoleChanged,
 	ActionUserDisabled, ActionUserEnabled, ActionUserPasswordChanged, ActionAPITokenCreated, ActionAPITokenRevoked,
 	ActionWebhookCreated, ActionWebhookChanged, ActionWebhookSecretRotated, ActionWebhookDeleted,
-	ActionWebformCreated, ActionWebformChanged, ActionWebformDeleted}
+	ActionWebformCreated, ActionWebformChanged, ActionWebformDeleted,
+	ActionSourceCreated, ActionSourceChanged, ActionSourceDeactivated, ActionSourceReactivated,
+	ActionFieldCreated, ActionFieldChanged, ActionFieldMadeSensitive,
+	ActionListCreated, ActionListChanged, ActionListDeleted,
+	ActionWorkflowRuleCreated, ActionWorkflowRuleChanged, ActionWorkflowRuleEnabled, ActionWorkflowRuleDisabled, ActionWorkflowRuleDeleted,
+	ActionCampaignCreated, ActionCampaignChanged, ActionCampaignScheduled, ActionCampaignUnscheduled, ActionCampaignStarted,
+	ActionCampaignPaused, ActionCampaignResumed, ActionCampaignCancelled, ActionCampaignRetried, ActionCampaignDeleted,
+	ActionCampaignTemplateCreated, ActionCampaignTemplateChanged, ActionCampaignTemplateDeleted}
 
 // Actor kinds beside a user and an API token: the command line, run by
 // whoever operates the server, has no account of its own; the system is
@@ -100,11 +155,11 @@ type Entry struct {
 	At         time.Time `json:"at"`
 	Actor      Actor     `json:"actor"`
 	Kind       string    `json:"kind" enum:"@audit_kind" doc:"the kind of object changed"`
-	ObjectID   string    `json:"object_id" doc:"the object's id; empty for a setting"`
-	ObjectName string    `json:"object_name" doc:"the object's name when it was changed (a user's email address, a webhook endpoint's URL); empty for a setting"`
+	ObjectID   string    `json:"object_id" doc:"the object's id (a custom field's name); empty for a setting"`
+	ObjectName string    `json:"object_name" doc:"the object's name when it was changed (a user's email address, a webhook endpoint's URL, a custom field's label); empty for a setting"`
 	Action     string    `json:"action" enum:"@audit_action"`
 	Subject    string    `json:"subject" doc:"the field that changed: a setting's name, or a field of the object"`
-	OldValue   string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]); empty for a secret and for what was just created"`
+	OldValue   string    `json:"old_value" doc:"the value before, as JSON (\"double_only\", 3, [\"DELETE\"]; a campaign's body or a template's layout as its digest, \"sha256:0123456789abcdef (5120 bytes)\"); empty for a secret and for what was just created"`
 	NewValue   string    `json:"new_value" doc:"the value after, as JSON; empty for a secret and for what was deleted"`
 }
 
@@ -148,6 +203,20 @@ func fields(v any) map[string]json.RawMessage {
 		return map[string]json.RawMessage{}
 	}
 	return out
+}
+
+// Digest stands for a long text in an entry (a campaign's body, a
+// template's layout): "sha256:" and the first 16 hex digits of its
+// SHA-256, then its length in bytes, as "sha256:0123456789abcdef (5120
+// bytes)". Two texts with the same digest are, for an operator reading
+// the log, the same text; the log says a body changed without holding
+// it. An empty text is "", as nothing was there.
+func Digest(s string) string {
+	if s == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(s))
+	return fmt.Sprintf("sha256:%s (%d bytes)", hex.EncodeToString(h[:])[:16], len(s))
 }
 
 // WriteTx appends an entry of action by actor for each change of a

@@ -48,3 +48,19 @@ func TestChangesFromAndToNothing(t *testing.T) {
 		t.Fatalf("deleted: %+v, want %+v", got, want)
 	}
 }
+
+// A digest stands for a text by the start of its SHA-256 and its length,
+// the same for the same text and another for any other; nothing is
+// nothing.
+func TestDigest(t *testing.T) {
+	// sha256("hello") = 2cf24dba5fb0a30e26e83b2ac5b9e29e...
+	if got, want := audit.Digest("hello"), "sha256:2cf24dba5fb0a30e (5 bytes)"; got != want {
+		t.Fatalf("Digest(hello) = %q, want %q", got, want)
+	}
+	if audit.Digest("<p>Hi</p>") == audit.Digest("<p>Hi!</p>") {
+		t.Fatal("two bodies have one digest")
+	}
+	if got := audit.Digest(""); got != "" {
+		t.Fatalf("Digest of nothing = %q", got)
+	}
+}

@@ -4,35 +4,35 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/mail"
 	"github.com/consentry/consentry/internal/store"
 )
 
 // transition moves campaign id from one of from to status, with the
-// extra assignments in set, in one write; any other status is a conflict
-// naming what the campaign is. It returns the campaign as it is after.
-func (s *Service) transition(ctx context.Context, id, status string, from []string, set string, args ...any) (*Campaign, error) {
-	c, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	now := store.Micros(s.now())
-	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+// extra assignments in set, in one write, by by, whom the audit log names
+// under action with the status (and time scheduled) before and after;
+// any other status is a conflict naming what the campaign is. It returns
+// the campaign as it is after.
+func (s *Service) transition(ctx context.Context, by audit.Actor, action, id, status string, from []string, set string, args ...any) (*Campaign, error) {
+	now := s.now()
+	err := s.DB.Write(ctx, func(tx *store.Tx) error {
+		c, err := get(tx, id)
+		if err != nil {
+			return err
+		}
 		q := `UPDATE campaigns SET status = $2, updated_at = $3` + set + ` WHERE id = $1 AND status IN (` + quoteList(from) + `)`
-		res, err := tx.Exec(q, append([]any{id, status, now}, args...)...)
+		res, err := tx.Exec(q, append([]any{id, status, store.Micros(now)}, args...)...)
 		if err != nil {
 			return fmt.Errorf("campaign: %s: %w", status, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			cur, err := get(tx, id)
-			if err != nil {
-				return err
-			}
-			return errs.Conflict("campaign_"+cur.Status, "status", "the campaign is %s; this needs it %s", cur.Status, strings.Join(from, " or "))
+			return errs.Conflict("campaign_"+c.Status, "status", "the campaign is %s; this needs it %s", c.Status, strings.Join(from, " or "))
 		}
 		if status == StatusCancelled {
 			// Rows of a batch in flight stay as they are: its outcome, or
@@ -45,8 +45,12 @@ func (s *Service) transition(ctx context.Context, id, status string, from []stri
 				return fmt.Errorf("campaign: cancel: %w", err)
 			}
 		}
+		after, err := get(tx, id)
+		if err != nil {
+			return err
+		}
 		tx.WakeAfterCommit(wakeTopic)
-		return nil
+		return c.auditTx(tx, by, action, audit.Changes(c.status(), after.status()), now)
 	})
 	if err != nil {
 		return nil, err
@@ -68,8 +72,10 @@ func (s *Service) ready(ctx context.Context, c *Campaign) error {
 	return err
 }
 
-// Send starts sending a draft or scheduled campaign now.
-func (s *Service) Send(ctx context.Context, id string) (*Campaign, error) {
+// Send starts sending a draft or scheduled campaign now, at by's word.
+// Each step below is a change of the campaign's status by by, whom the
+// audit log names with the status (and time scheduled) before and after.
+func (s *Service) Send(ctx context.Context, by audit.Actor, id string) (*Campaign, error) {
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -77,12 +83,12 @@ func (s *Service) Send(ctx context.Context, id string) (*Campaign, error) {
 	if err := s.ready(ctx, c); err != nil {
 		return nil, err
 	}
-	return s.transition(ctx, id, StatusSending, []string{StatusDraft, StatusScheduled}, `, started_at = $3`)
+	return s.transition(ctx, by, audit.ActionCampaignStarted, id, StatusSending, []string{StatusDraft, StatusScheduled}, `, started_at = $3`)
 }
 
 // Schedule makes a draft (or a scheduled campaign) start at a time to
 // come; at must be in the future.
-func (s *Service) Schedule(ctx context.Context, id string, at time.Time) (*Campaign, error) {
+func (s *Service) Schedule(ctx context.Context, by audit.Actor, id string, at time.Time) (*Campaign, error) {
 	if !at.After(s.now()) {
 		return nil, errs.Invalid("scheduled_at", "must be in the future")
 	}
@@ -93,35 +99,38 @@ func (s *Service) Schedule(ctx context.Context, id string, at time.Time) (*Campa
 	if err := s.ready(ctx, c); err != nil {
 		return nil, err
 	}
-	return s.transition(ctx, id, StatusScheduled, []string{StatusDraft, StatusScheduled}, `, scheduled_at = $4`, store.Micros(at))
+	return s.transition(ctx, by, audit.ActionCampaignScheduled, id, StatusScheduled, []string{StatusDraft, StatusScheduled}, `, scheduled_at = $4`,
+		store.Micros(at))
 }
 
 // Unschedule turns a scheduled campaign back into a draft.
-func (s *Service) Unschedule(ctx context.Context, id string) (*Campaign, error) {
-	return s.transition(ctx, id, StatusDraft, []string{StatusScheduled}, `, scheduled_at = NULL`)
+func (s *Service) Unschedule(ctx context.Context, by audit.Actor, id string) (*Campaign, error) {
+	return s.transition(ctx, by, audit.ActionCampaignUnscheduled, id, StatusDraft, []string{StatusScheduled}, `, scheduled_at = NULL`)
 }
 
 // Pause stops a sending campaign after the batches in flight.
-func (s *Service) Pause(ctx context.Context, id string) (*Campaign, error) {
-	return s.transition(ctx, id, StatusPaused, []string{StatusSending}, "")
+func (s *Service) Pause(ctx context.Context, by audit.Actor, id string) (*Campaign, error) {
+	return s.transition(ctx, by, audit.ActionCampaignPaused, id, StatusPaused, []string{StatusSending}, "")
 }
 
 // Resume goes on with a paused campaign where it stopped.
-func (s *Service) Resume(ctx context.Context, id string) (*Campaign, error) {
-	return s.transition(ctx, id, StatusSending, []string{StatusPaused}, "")
+func (s *Service) Resume(ctx context.Context, by audit.Actor, id string) (*Campaign, error) {
+	return s.transition(ctx, by, audit.ActionCampaignResumed, id, StatusSending, []string{StatusPaused}, "")
 }
 
 // Cancel stops a campaign for good: recipients not yet sent to are
 // cancelled. What was sent stays recorded.
-func (s *Service) Cancel(ctx context.Context, id string) (*Campaign, error) {
-	return s.transition(ctx, id, StatusCancelled, []string{StatusDraft, StatusScheduled, StatusSending, StatusPaused}, `, finished_at = $3`)
+func (s *Service) Cancel(ctx context.Context, by audit.Actor, id string) (*Campaign, error) {
+	return s.transition(ctx, by, audit.ActionCampaignCancelled, id, StatusCancelled,
+		[]string{StatusDraft, StatusScheduled, StatusSending, StatusPaused}, `, finished_at = $3`)
 }
 
 // RetryUnknown queues again the recipients whose outcome is unknown (see
 // RecipientUnknown), at the operator's word: some of them may then get the
 // message twice. A campaign that had finished sends again. It returns how
-// many were queued.
-func (s *Service) RetryUnknown(ctx context.Context, id string) (int64, error) {
+// many were queued; the audit log names by with how many, and the status
+// before and after, when there were any.
+func (s *Service) RetryUnknown(ctx context.Context, by audit.Actor, id string) (int64, error) {
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		return 0, err
@@ -139,14 +148,24 @@ func (s *Service) RetryUnknown(ctx context.Context, id string) (int64, error) {
 		if err != nil {
 			return fmt.Errorf("campaign: retry unknown: %w", err)
 		}
-		n, _ = res.RowsAffected()
-		if n > 0 {
-			if _, err := tx.Exec(`UPDATE campaigns SET status = 'sending', finished_at = NULL WHERE id = $1 AND status = 'sent'`, c.ID); err != nil {
-				return fmt.Errorf("campaign: retry unknown: %w", err)
-			}
-			tx.WakeAfterCommit(wakeTopic)
+		if n, _ = res.RowsAffected(); n == 0 {
+			return nil
 		}
-		return nil
+		before, err := get(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE campaigns SET status = 'sending', finished_at = NULL WHERE id = $1 AND status = 'sent'`, c.ID); err != nil {
+			return fmt.Errorf("campaign: retry unknown: %w", err)
+		}
+		tx.WakeAfterCommit(wakeTopic)
+		after, err := get(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		changes := append(audit.Changes(before.status(), after.status()),
+			audit.Change{Name: "recipients_queued_again", New: strconv.FormatInt(n, 10)})
+		return before.auditTx(tx, by, audit.ActionCampaignRetried, changes, s.now())
 	})
 	return n, err
 }

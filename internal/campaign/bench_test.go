@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact/contacttest"
@@ -50,14 +51,14 @@ func BenchmarkCampaignSend(b *testing.B) {
 		var latencies []time.Duration
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All " + strconv.Itoa(i)), Condition: ptr(`email != ""`),
-				Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{first_name}}", HTML: `<p>Hi {{first_name}}, see <a href="https://acme.example/x">this</a>.</p>`}}}, "")
+			c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("All " + strconv.Itoa(i)), Condition: ptr(`email != ""`),
+				Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{first_name}}", HTML: `<p>Hi {{first_name}}, see <a href="https://acme.example/x">this</a>.</p>`}}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
 			start, cpu0 := time.Now(), processCPU()
-			if _, err := f.svc.Send(ctx, c.ID); err != nil {
+			if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 				b.Fatal(err)
 			}
 			stop := make(chan struct{})
@@ -125,8 +126,8 @@ func BenchmarkAudiencePreview(b *testing.B) {
 		f := newFixture(b, db)
 		contacttest.SeedReachable(b, db, n)
 		for _, purpose := range []string{"E-marketing", "Sales and service"} {
-			c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`), Purpose: ptr(purpose),
-				Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+			c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`), Purpose: ptr(purpose),
+				Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/filter"
@@ -290,15 +291,16 @@ func checkContent(field string, v *Variant) error {
 	return nil
 }
 
-// Create saves a new campaign as a draft.
-func (s *Service) Create(ctx context.Context, in Input, createdBy string) (*Campaign, error) {
+// Create saves a new campaign as a draft, made by by, who the audit log
+// names.
+func (s *Service) Create(ctx context.Context, by audit.Actor, in Input) (*Campaign, error) {
 	now := s.now()
 	st, err := settings.Get(ctx, s.DB.Read)
 	if err != nil {
 		return nil, err
 	}
 	c := &Campaign{ID: uuid.Must(uuid.NewV7()).String(), Status: StatusDraft, ListIDs: []string{},
-		DefaultLanguage: st.DefaultLanguage, CreatedBy: createdBy, CreatedAt: now, UpdatedAt: now}
+		DefaultLanguage: st.DefaultLanguage, CreatedBy: createdBy(by), CreatedAt: now, UpdatedAt: now}
 	if err := s.check(ctx, c, in); err != nil {
 		return nil, err
 	}
@@ -313,7 +315,10 @@ func (s *Service) Create(ctx context.Context, in Input, createdBy string) (*Camp
 			c.DefaultLanguage, c.CreatedBy, store.Micros(now)); err != nil {
 			return fmt.Errorf("campaign: create: %w", err)
 		}
-		return writeVariants(tx, c)
+		if err := writeVariants(tx, c); err != nil {
+			return err
+		}
+		return c.auditTx(tx, by, audit.ActionCampaignCreated, audit.Changes(nil, c.audited()), now)
 	})
 	if err != nil {
 		return nil, err
@@ -341,10 +346,11 @@ func writeVariants(tx *store.Tx, c *Campaign) error {
 	return nil
 }
 
-// Update changes a draft or scheduled campaign; one that is sending or
-// done is a conflict. It returns a not-found error (field "campaign") for
-// an unknown id.
-func (s *Service) Update(ctx context.Context, id string, in Input) (*Campaign, error) {
+// Update changes a draft or scheduled campaign, by by, who the audit log
+// names for each field that changed; one that is sending or done is a
+// conflict. It returns a not-found error (field "campaign") for an
+// unknown id.
+func (s *Service) Update(ctx context.Context, by audit.Actor, id string, in Input) (*Campaign, error) {
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -354,6 +360,13 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Campaign, e
 	}
 	now := s.now()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
+		before, err := get(tx, id) // as it is now, should it have changed since it was read
+		if err != nil {
+			return err
+		}
+		if before.Variants, err = variants(ctx, tx, id); err != nil {
+			return fmt.Errorf("campaign: read variants: %w", err)
+		}
 		lists, _ := json.Marshal(c.ListIDs)
 		res, err := tx.Exec(`UPDATE campaigns SET name = $2, purpose_id = $3, template_id = $4, list_ids = $5, condition = $6,
 			opt_in_policy = $7, default_language = $8, updated_at = $9 WHERE id = $1 AND status IN ('draft', 'scheduled')`,
@@ -364,7 +377,10 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Campaign, e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errs.Conflict("campaign_not_editable", "status", "a campaign can be changed only as a draft or while scheduled")
 		}
-		return writeVariants(tx, c)
+		if err := writeVariants(tx, c); err != nil {
+			return err
+		}
+		return c.auditTx(tx, by, audit.ActionCampaignChanged, audit.Changes(before.audited(), c.audited()), now)
 	})
 	if err != nil {
 		return nil, err
@@ -373,21 +389,27 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (*Campaign, e
 	return c, nil
 }
 
-// Delete removes a draft. Anything sent or sending is kept as proof of
-// what went to whom: cancel it instead.
-func (s *Service) Delete(ctx context.Context, id string) error {
+// Delete removes a draft, by by, who the audit log names with what the
+// campaign was. Anything sent or sending is kept as proof of what went to
+// whom: cancel it instead. It returns a not-found error (field
+// "campaign") for an unknown id.
+func (s *Service) Delete(ctx context.Context, by audit.Actor, id string) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		c, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if c.Variants, err = variants(ctx, tx, id); err != nil {
+			return fmt.Errorf("campaign: read variants: %w", err)
+		}
 		res, err := tx.Exec(`DELETE FROM campaigns WHERE id = $1 AND status = 'draft'`, id)
 		if err != nil {
 			return fmt.Errorf("campaign: delete: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := get(tx, id); err != nil {
-				return err
-			}
 			return errs.Conflict("campaign_not_deletable", "status", "only a draft can be deleted; cancel a campaign instead")
 		}
-		return nil
+		return c.auditTx(tx, by, audit.ActionCampaignDeleted, audit.Changes(c.audited(), nil), s.now())
 	})
 }
 

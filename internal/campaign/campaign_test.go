@@ -95,12 +95,12 @@ func (f *fixture) subscribe(contactID, list, status string) {
 func (f *fixture) startAll() *campaign.Campaign {
 	f.t.Helper()
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-		Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+	c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
+		Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.svc.Send(ctx, c.ID); err != nil {
+	if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 		f.t.Fatal(err)
 	}
 	return c
@@ -116,7 +116,7 @@ func (f *fixture) pausedWithAudience() (*campaign.Campaign, string) {
 	f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
 	bo := f.person("bo@example.com", "Bo", "en", contactstate.DoubleOptIn, true)
 	c := f.startAll()
-	if _, err := f.svc.Pause(ctx, c.ID); err != nil {
+	if _, err := f.svc.Pause(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 		f.t.Fatal(err)
 	}
 	f.run()
@@ -144,7 +144,7 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
 		anna := f.person("anna@example.com", "Anna", "sv-SE", contactstate.DoubleOptIn, true) // reads the sv variant
@@ -159,14 +159,14 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 		}
 		f.subscribe(finn, "News", lists.Unsubscribed)
 
-		_, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
+		_, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
 			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hello {{first_name}}", HTML: `<p>Hi {{ first_name }}, see <a href="https://acme.example/spring">spring</a>.</p><p><a href="{{unsubscribe_url}}">Leave</a></p>`},
-				{Language: "sv", Subject: "Hej {{first_name}}", HTML: `<p>Hej {{first_name}}</p>`}}}, "")
+				{Language: "sv", Subject: "Hej {{first_name}}", HTML: `<p>Hej {{first_name}}</p>`}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.Create(ctx, campaign.Input{Name: ptr("Bad"), Lists: &[]string{"News"},
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{firstname}}", HTML: "<p>x</p>"}}}, "")
+		_, err = f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Bad"), Lists: &[]string{"News"},
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi {{firstname}}", HTML: "<p>x</p>"}}})
 		if e := errs.As(err); e == nil || e.Field != "variants[0].subject" || !strings.Contains(e.Message, "{{firstname}}") {
 			t.Fatalf("an unknown tag: %v", err)
 		}
@@ -190,7 +190,7 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 			}
 		}
 
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()
@@ -225,7 +225,7 @@ func TestCampaignAudienceAndSending(t *testing.T) {
 		if p.Status != campaign.StatusSent || p.Recipients[campaign.RecipientSent] != 2 || p.Recipients[campaign.RecipientExcluded] != 4 {
 			t.Fatalf("progress: %+v", p)
 		}
-		if _, err := f.svc.Update(ctx, c.ID, campaign.Input{Name: ptr("Changed")}); !errs.Is(err, errs.KindConflict) {
+		if _, err := f.svc.Update(ctx, audit.Actor{Kind: "user"}, c.ID, campaign.Input{Name: ptr("Changed")}); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("changing a sent campaign: %v", err)
 		}
 	})
@@ -239,7 +239,7 @@ func TestCampaignGateAtSendTime(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, db)
 		c, bo := f.pausedWithAudience()
-		if _, err := f.svc.Resume(ctx, c.ID); err != nil {
+		if _, err := f.svc.Resume(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.cs.Record(ctx, bo, consent.RecordInput{Purpose: "E-marketing", State: consent.StateWithdrawn, Source: "API",
@@ -305,7 +305,7 @@ func TestCampaignHoldSetWhileSending(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Resume(ctx, c.ID); err != nil {
+		if _, err := f.svc.Resume(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()
@@ -371,7 +371,7 @@ func TestRenderDraftIsWhatIsSaved(t *testing.T) {
 		in := campaign.Input{Name: ptr("Spring"), Condition: ptr(`email != ""`), Variants: &[]campaign.Variant{
 			{Language: "en", Subject: "Hi {{first_name}}", HTML: `<p>Hi {{ first_name }}, <a href="https://acme.example/spring">spring</a></p>`},
 			{Language: "sv", Subject: "Hej {{first_name}}", HTML: "<p>Hej {{first_name}}</p>", Text: "Hej {{first_name}}, {{preferences_url}}"}}}
-		c, err := f.svc.Create(ctx, in, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, in)
 		if err != nil {
 			t.Fatal(err)
 		}

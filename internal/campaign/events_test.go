@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/events"
@@ -19,7 +20,7 @@ func TestCampaignSentWritesItsEvent(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 			t.Fatal(err)
 		}
 		anna := f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
@@ -27,13 +28,13 @@ func TestCampaignSentWritesItsEvent(t *testing.T) {
 		for _, id := range []string{anna, bo} {
 			f.subscribe(id, "News", lists.Subscribed)
 		}
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hello", HTML: `<p>Hi</p>`}}}, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Spring"), Lists: &[]string{"News"},
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hello", HTML: `<p>Hi</p>`}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := eventstest.From(t, db)
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()

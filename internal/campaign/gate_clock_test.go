@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -28,8 +29,8 @@ func TestSendTimeCheckIsAsOfNow(t *testing.T) {
 		}
 		clock := time.Now()
 		f.svc.Now = func() time.Time { return clock }
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}}, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("All"), Condition: ptr(`email != ""`),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

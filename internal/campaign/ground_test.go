@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -27,7 +28,7 @@ func TestCampaignForAnotherPurposeSkipsWithdrawnMarketing(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		if _, err := f.lists.Create(ctx, lists.Input{Name: ptr("Customers")}); err != nil {
+		if _, err := f.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Customers")}); err != nil {
 			t.Fatal(err)
 		}
 		say := func(id, purpose, state string) {
@@ -49,8 +50,8 @@ func TestCampaignForAnotherPurposeSkipsWithdrawnMarketing(t *testing.T) {
 		for _, id := range []string{anna, dan, cleo, eva, finn, gus, hugo} {
 			f.subscribe(id, "Customers", lists.Subscribed)
 		}
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Service news"), Lists: &[]string{"Customers"}, Purpose: ptr("Sales and service"),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Service news for {{first_name}}", HTML: "<p>Our new offers!</p>"}}}, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Service news"), Lists: &[]string{"Customers"}, Purpose: ptr("Sales and service"),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Service news for {{first_name}}", HTML: "<p>Our new offers!</p>"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,10 +76,10 @@ func TestCampaignForAnotherPurposeSkipsWithdrawnMarketing(t *testing.T) {
 
 		// The audience is fixed (sending, paused), then Hugo says no to
 		// E-marketing before his message goes.
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Pause(ctx, c.ID); err != nil {
+		if _, err := f.svc.Pause(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		fixed, err := f.svc.Resolve(ctx, c.ID)
@@ -87,7 +88,7 @@ func TestCampaignForAnotherPurposeSkipsWithdrawnMarketing(t *testing.T) {
 		}
 		check("audience fixed", fixed, 3)
 		say(hugo, "E-marketing", consent.StateWithdrawn)
-		if _, err := f.svc.Resume(ctx, c.ID); err != nil {
+		if _, err := f.svc.Resume(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()

@@ -33,14 +33,14 @@ func TestTagsInLinksAreFilledIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.person("ann@example.com", `Ann & "Bo"`, "en", contactstate.DoubleOptIn, true)
-		c, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Offer"), Condition: ptr(`email != ""`), Variants: &[]campaign.Variant{{
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Offer"), Condition: ptr(`email != ""`), Variants: &[]campaign.Variant{{
 			Language: "en", Subject: "Hi {{first_name}}",
 			HTML: `<p><a href="{{preferences_url}}">Your preferences</a> <a href='{{ unsubscribe_url }}'>Leave</a></p>` +
-				`<p><a href="https://acme.example/offer?name={{first_name}}&amp;x=1">Your offer</a> <a href="https://acme.example/plain">More</a></p>`}}}, "")
+				`<p><a href="https://acme.example/offer?name={{first_name}}&amp;x=1">Your offer</a> <a href="https://acme.example/plain">More</a></p>`}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()

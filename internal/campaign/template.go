@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -93,8 +94,9 @@ func templateTaken(err error, name string) error {
 	return nil
 }
 
-// CreateTemplate saves a new template.
-func (s *Service) CreateTemplate(ctx context.Context, in TemplateInput) (*Template, error) {
+// CreateTemplate saves a new template, made by by, who the audit log
+// names.
+func (s *Service) CreateTemplate(ctx context.Context, by audit.Actor, in TemplateInput) (*Template, error) {
 	now := s.now()
 	t := &Template{ID: uuid.Must(uuid.NewV7()).String(), CreatedAt: now, UpdatedAt: now}
 	if err := in.check(t); err != nil {
@@ -103,7 +105,10 @@ func (s *Service) CreateTemplate(ctx context.Context, in TemplateInput) (*Templa
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`INSERT INTO campaign_templates (id, name, name_key, html, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
 			t.ID, t.Name, strings.ToLower(t.Name), t.HTML, store.Micros(now))
-		return templateTaken(err, t.Name)
+		if err := templateTaken(err, t.Name); err != nil {
+			return err
+		}
+		return t.auditTx(tx, by, audit.ActionCampaignTemplateCreated, nil, t.audited(), now)
 	})
 	if err != nil {
 		return nil, err
@@ -111,9 +116,10 @@ func (s *Service) CreateTemplate(ctx context.Context, in TemplateInput) (*Templa
 	return t, nil
 }
 
-// UpdateTemplate changes a template; campaigns not yet sent use the
-// change. It returns a not-found error (field "template") for an unknown id.
-func (s *Service) UpdateTemplate(ctx context.Context, id string, in TemplateInput) (*Template, error) {
+// UpdateTemplate changes a template, by by, who the audit log names for
+// each field that changed; campaigns not yet sent use the change. It
+// returns a not-found error (field "template") for an unknown id.
+func (s *Service) UpdateTemplate(ctx context.Context, by audit.Actor, id string, in TemplateInput) (*Template, error) {
 	t, err := s.Template(ctx, id)
 	if err != nil {
 		return nil, err
@@ -126,9 +132,16 @@ func (s *Service) UpdateTemplate(ctx context.Context, id string, in TemplateInpu
 	}
 	t.UpdatedAt = s.now()
 	err = s.DB.Write(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(`UPDATE campaign_templates SET name = $2, name_key = $3, html = $4, updated_at = $5 WHERE id = $1`,
+		before, err := template(ctx, tx, id) // as it is now, should it have changed since it was read
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE campaign_templates SET name = $2, name_key = $3, html = $4, updated_at = $5 WHERE id = $1`,
 			t.ID, t.Name, strings.ToLower(t.Name), t.HTML, store.Micros(t.UpdatedAt))
-		return templateTaken(err, t.Name)
+		if err := templateTaken(err, t.Name); err != nil {
+			return err
+		}
+		return t.auditTx(tx, by, audit.ActionCampaignTemplateChanged, before.audited(), t.audited(), t.UpdatedAt)
 	})
 	if err != nil {
 		return nil, err
@@ -160,10 +173,15 @@ func (s *Service) keepsUnsubscribe(ctx context.Context, t *Template) error {
 	return nil
 }
 
-// DeleteTemplate removes a template no campaign uses; one in use is a
-// conflict.
-func (s *Service) DeleteTemplate(ctx context.Context, id string) error {
+// DeleteTemplate removes a template no campaign uses, by by, who the
+// audit log names with what the template was; one in use is a conflict.
+// It returns a not-found error (field "template") for an unknown id.
+func (s *Service) DeleteTemplate(ctx context.Context, by audit.Actor, id string) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		t, err := template(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRow(`SELECT count(*) FROM campaigns WHERE template_id = $1`, id).Scan(&n); err != nil {
 			return fmt.Errorf("campaign: delete template: %w", err)
@@ -171,14 +189,10 @@ func (s *Service) DeleteTemplate(ctx context.Context, id string) error {
 		if n > 0 {
 			return errs.Conflict("template_in_use", "template", "%d campaign(s) use this template", n)
 		}
-		res, err := tx.Exec(`DELETE FROM campaign_templates WHERE id = $1`, id)
-		if err != nil {
+		if _, err := tx.Exec(`DELETE FROM campaign_templates WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("campaign: delete template: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("template", "template")
-		}
-		return nil
+		return t.auditTx(tx, by, audit.ActionCampaignTemplateDeleted, t.audited(), nil, s.now())
 	})
 }
 
@@ -192,7 +206,12 @@ func scanTemplate(row store.Scanner) (*Template, error) {
 
 // Template returns one template, or a not-found error (field "template").
 func (s *Service) Template(ctx context.Context, id string) (*Template, error) {
-	t, err := scanTemplate(s.DB.Read.QueryRowContext(ctx, `SELECT id, name, html, created_at, updated_at FROM campaign_templates WHERE id = $1`, id))
+	return template(ctx, s.DB.Read, id)
+}
+
+// template is Template read through q.
+func template(ctx context.Context, q store.Querier, id string) (*Template, error) {
+	t, err := scanTemplate(q.QueryRowContext(ctx, `SELECT id, name, html, created_at, updated_at FROM campaign_templates WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFound("template", "template")
 	}

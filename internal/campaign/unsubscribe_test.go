@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
@@ -24,7 +25,7 @@ func TestCampaignCarriesItsUnsubscribeLink(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, db)
 		f.person("anna@example.com", "Anna", "en", contactstate.DoubleOptIn, true)
-		bare, err := f.svc.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Bare"), HTML: ptr("<html><body>{{content}}</body></html>")})
+		bare, err := f.svc.CreateTemplate(ctx, audit.Actor{Kind: "user"}, campaign.TemplateInput{Name: ptr("Bare"), HTML: ptr("<html><body>{{content}}</body></html>")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,33 +39,33 @@ func TestCampaignCarriesItsUnsubscribeLink(t *testing.T) {
 		in := campaign.Input{Name: ptr("Spring"), TemplateID: ptr(bare.ID), Condition: ptr(`email != ""`),
 			Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi {{first_name}}</p>"},
 				{Language: "sv", Subject: "Hej", HTML: `<p>Hej</p><p><a href="{{unsubscribe_url}}">Avsluta</a></p>`}}}
-		_, err = f.svc.Create(ctx, in, "")
+		_, err = f.svc.Create(ctx, audit.Actor{Kind: "user"}, in)
 		missing(err, "variants[0].html")
 		if all, err := f.svc.List(ctx); err != nil || len(all) != 0 {
 			t.Fatalf("a refused campaign was saved: %v %v", all, err)
 		}
 
 		(*in.Variants)[0].HTML = `<p>Hi {{first_name}}</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>`
-		c, err := f.svc.Create(ctx, in, "")
+		c, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.Update(ctx, c.ID, campaign.Input{Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}})
+		_, err = f.svc.Update(ctx, audit.Actor{Kind: "user"}, c.ID, campaign.Input{Variants: &[]campaign.Variant{{Language: "en", Subject: "Hi", HTML: "<p>Hi</p>"}}})
 		missing(err, "variants[0].html")
 
 		// A template the campaign relies on keeps the link; one a campaign
 		// does not rely on may lose it.
-		linked, err := f.svc.CreateTemplate(ctx, campaign.TemplateInput{Name: ptr("Linked"),
+		linked, err := f.svc.CreateTemplate(ctx, audit.Actor{Kind: "user"}, campaign.TemplateInput{Name: ptr("Linked"),
 			HTML: ptr(`<div>{{content}}</div><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>`)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		relying, err := f.svc.Create(ctx, campaign.Input{Name: ptr("Autumn"), TemplateID: ptr(linked.ID), Condition: ptr(`email != ""`),
-			Variants: &[]campaign.Variant{{Language: "en", Subject: "Autumn", HTML: "<p>Autumn</p>"}}}, "")
+		relying, err := f.svc.Create(ctx, audit.Actor{Kind: "user"}, campaign.Input{Name: ptr("Autumn"), TemplateID: ptr(linked.ID), Condition: ptr(`email != ""`),
+			Variants: &[]campaign.Variant{{Language: "en", Subject: "Autumn", HTML: "<p>Autumn</p>"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.UpdateTemplate(ctx, linked.ID, campaign.TemplateInput{HTML: ptr("<div>{{content}}</div>")})
+		_, err = f.svc.UpdateTemplate(ctx, audit.Actor{Kind: "user"}, linked.ID, campaign.TemplateInput{HTML: ptr("<div>{{content}}</div>")})
 		missing(err, "html")
 		if got, _ := f.svc.Template(ctx, linked.ID); !strings.Contains(got.HTML, "{{unsubscribe_url}}") {
 			t.Fatalf("a refused change was saved: %s", got.HTML)
@@ -78,10 +79,10 @@ func TestCampaignCarriesItsUnsubscribeLink(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.Send(ctx, relying.ID)
+		_, err = f.svc.Send(ctx, audit.Actor{Kind: "user"}, relying.ID)
 		missing(err, "variants[0].html")
 
-		if _, err := f.svc.Send(ctx, c.ID); err != nil {
+		if _, err := f.svc.Send(ctx, audit.Actor{Kind: "user"}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.run()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/store"
 )
@@ -37,8 +38,39 @@ func (in *SourceInput) validate(create bool) error {
 	return errs.TrimLine("name", in.Name, 100)
 }
 
-// CreateSource adds a source, active unless the input says otherwise.
-func (s *Service) CreateSource(ctx context.Context, in SourceInput) (*Source, error) {
+// auditedSource is what the audit log keeps of a source.
+type auditedSource struct {
+	Name   string `json:"name"`
+	Active bool   `json:"active"`
+}
+
+// auditTx writes the audit log's entries of a change of src by by, from
+// before (nil for a creation) to src as it now is: deactivating and
+// reactivating are actions of their own, apart from a new name.
+func (src *Source) auditTx(tx *store.Tx, by audit.Actor, before *auditedSource, now time.Time) error {
+	obj := audit.Object{Kind: audit.KindSource, ID: src.ID, Name: src.Name}
+	after := auditedSource{Name: src.Name, Active: src.Active}
+	if before == nil {
+		return audit.RecordTx(tx, by, obj, audit.ActionSourceCreated, audit.Changes(nil, after), now)
+	}
+	for _, c := range audit.Changes(*before, after) {
+		action := audit.ActionSourceChanged
+		if c.Name == "active" {
+			action = audit.ActionSourceDeactivated
+			if src.Active {
+				action = audit.ActionSourceReactivated
+			}
+		}
+		if err := audit.RecordTx(tx, by, obj, action, []audit.Change{c}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateSource adds a source, active unless the input says otherwise,
+// made by by, who the audit log names.
+func (s *Service) CreateSource(ctx context.Context, by audit.Actor, in SourceInput) (*Source, error) {
 	if err := in.validate(true); err != nil {
 		return nil, err
 	}
@@ -55,7 +87,7 @@ func (s *Service) CreateSource(ctx context.Context, in SourceInput) (*Source, er
 		if err != nil {
 			return fmt.Errorf("consent: create source: %w", err)
 		}
-		return nil
+		return src.auditTx(tx, by, nil, src.CreatedAt)
 	})
 	if err != nil {
 		return nil, err
@@ -77,8 +109,10 @@ const (
 	SourceAPI = "01930000-0000-7000-8001-000000000008"
 )
 
-// UpdateSource renames, deactivates or reactivates a source.
-func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (*Source, error) {
+// UpdateSource renames, deactivates or reactivates a source, by by, who
+// the audit log names for each field that changed. It returns a
+// not-found error (field "source") when there is no such source.
+func (s *Service) UpdateSource(ctx context.Context, by audit.Actor, id string, in SourceInput) (*Source, error) {
 	if err := in.validate(false); err != nil {
 		return nil, err
 	}
@@ -88,6 +122,7 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 		if err != nil {
 			return err
 		}
+		before := auditedSource{Name: src.Name, Active: src.Active}
 		if in.Name != nil {
 			src.Name = *in.Name
 		}
@@ -106,7 +141,7 @@ func (s *Service) UpdateSource(ctx context.Context, id string, in SourceInput) (
 			return fmt.Errorf("consent: update source: %w", err)
 		}
 		out = src
-		return nil
+		return src.auditTx(tx, by, &before, s.now())
 	})
 	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -104,7 +105,7 @@ func TestCustomFields(t *testing.T) {
 			{Name: ptr("birthday"), Type: ptr("date"), Personal: ptr(true)},
 			{Name: ptr("national_id"), Type: ptr("text"), Personal: ptr(true), Sensitive: ptr(true)},
 		} {
-			if _, err := people.CreateField(ctx, in); err != nil {
+			if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, in); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -119,15 +120,15 @@ func TestCustomFields(t *testing.T) {
 			{contact.FieldInput{Name: ptr("y"), Type: ptr("text"), Mask: ptr("last:99")}, "mask"},
 		}
 		for _, b := range bad {
-			_, err := people.CreateField(ctx, b.in)
+			_, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, b.in)
 			if e := errs.As(err); e == nil || e.Field != b.field {
 				t.Errorf("%s: got %v, want an error on %s", *b.in.Name, err, b.field)
 			}
 		}
-		if _, err := people.UpdateField(ctx, "national_id", contact.FieldInput{Sensitive: ptr(false)}); !errs.Is(err, errs.KindRefused) {
+		if _, err := people.UpdateField(ctx, audit.Actor{Kind: "user"}, "national_id", contact.FieldInput{Sensitive: ptr(false)}); !errs.Is(err, errs.KindRefused) {
 			t.Fatalf("turning sensitive off: %v", err)
 		}
-		if _, err := people.UpdateField(ctx, "segment", contact.FieldInput{Sensitive: ptr(true)}); err != nil {
+		if _, err := people.UpdateField(ctx, audit.Actor{Kind: "user"}, "segment", contact.FieldInput{Sensitive: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -171,7 +172,7 @@ func TestUpsertOfAnAddressTakenMeanwhile(t *testing.T) {
 		ctx := context.Background()
 		people := contact.NewService(db, consent.NewService(db))
 		people.Vault = vaulttest.New(t)
-		if _, err := people.CreateField(ctx, contact.FieldInput{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)}); err != nil {
+		if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		up, err := people.PrepareUpsert(ctx, contact.Input{Email: ptr("ann@example.com"), FirstName: ptr("Ann"),

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/jobs"
 	"github.com/consentry/consentry/internal/store"
@@ -121,8 +122,46 @@ func (s *Service) resolvePurpose(ctx context.Context, in *FieldInput) error {
 // before it was marked sensitive.
 const EncryptFieldJob = "vault.encrypt_field"
 
-// CreateField adds a custom field definition.
-func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinition, error) {
+// auditedField is what the audit log keeps of a field definition: how
+// its values are kept, shown and erased.
+type auditedField struct {
+	Label          string `json:"label"`
+	Type           string `json:"type"`
+	Personal       bool   `json:"personal"`
+	Sensitive      bool   `json:"sensitive"`
+	Mask           string `json:"mask"`
+	StoragePurpose string `json:"storage_purpose"`
+}
+
+func (f *FieldDefinition) audited() auditedField {
+	return auditedField{Label: f.Label, Type: f.Type, Personal: f.Personal, Sensitive: f.Sensitive, Mask: f.Mask, StoragePurpose: f.StoragePurpose}
+}
+
+// auditTx writes the audit log's entries of a change of f by by, from
+// before (nil for a creation) to f as it now is. The field is named by
+// its name, which never changes, and its label. Making it sensitive is
+// an action of its own, with the mask that comes with it.
+func (f *FieldDefinition) auditTx(tx *store.Tx, by audit.Actor, before *auditedField, now time.Time) error {
+	obj := audit.Object{Kind: audit.KindField, ID: f.Name, Name: f.Label}
+	if before == nil {
+		return audit.RecordTx(tx, by, obj, audit.ActionFieldCreated, audit.Changes(nil, f.audited()), now)
+	}
+	madeSensitive := f.Sensitive && !before.Sensitive
+	for _, c := range audit.Changes(*before, f.audited()) {
+		action := audit.ActionFieldChanged
+		if madeSensitive && (c.Name == "sensitive" || c.Name == "mask") {
+			action = audit.ActionFieldMadeSensitive
+		}
+		if err := audit.RecordTx(tx, by, obj, action, []audit.Change{c}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateField adds a custom field definition, made by by, who the audit
+// log names.
+func (s *Service) CreateField(ctx context.Context, by audit.Actor, in FieldInput) (*FieldDefinition, error) {
 	switch {
 	case in.Name == nil || *in.Name == "":
 		return nil, errs.Required("name")
@@ -162,7 +201,7 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 			return fmt.Errorf("contact: create field: %w", err)
 		}
 		tx.SetLocal(storageFieldsMemo{}, nil)
-		return nil
+		return f.auditTx(tx, by, nil, now)
 	})
 	if err != nil {
 		return nil, err
@@ -170,9 +209,11 @@ func (s *Service) CreateField(ctx context.Context, in FieldInput) (*FieldDefinit
 	return f, nil
 }
 
-// UpdateField changes a field definition. Turning sensitive off is refused
-// (R11): values once protected stay protected.
-func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (*FieldDefinition, error) {
+// UpdateField changes a field definition, by by, who the audit log names
+// for each field that changed. Turning sensitive off is refused (R11):
+// values once protected stay protected. It returns a not-found error
+// (field "name") when there is no such field.
+func (s *Service) UpdateField(ctx context.Context, by audit.Actor, name string, in FieldInput) (*FieldDefinition, error) {
 	if in.Name != nil && *in.Name != name {
 		return nil, errs.Invalid("name", "cannot be changed")
 	}
@@ -205,7 +246,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 			// reach the values already there.
 			return errs.Refused("mask_fixed", "mask", "the mask of a sensitive field is fixed once values may exist; define a new field for another mask")
 		}
-		wasSensitive := f.Sensitive
+		wasSensitive, before := f.Sensitive, f.audited()
 		in.mergeInto(f)
 		f.UpdatedAt = s.now()
 		_, err = tx.Exec(`UPDATE field_definitions SET label = $2, personal = $3, sensitive = $4, mask = $5, storage_purpose_id = $6,
@@ -224,7 +265,7 @@ func (s *Service) UpdateField(ctx context.Context, name string, in FieldInput) (
 			}
 		}
 		out = f
-		return nil
+		return f.auditTx(tx, by, &before, f.UpdatedAt)
 	})
 	return out, err
 }

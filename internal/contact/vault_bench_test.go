@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/store"
@@ -20,7 +21,7 @@ func sensitivePopulation(b *testing.B, db *store.DB, n int) (*contact.Service, [
 	ctx := context.Background()
 	people := contact.NewService(db, consent.NewService(db))
 	people.Vault = vaulttest.New(b)
-	if _, err := people.CreateField(ctx, contact.FieldInput{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)}); err != nil {
+	if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)}); err != nil {
 		b.Fatal(err)
 	}
 	ids := make([]string, n)

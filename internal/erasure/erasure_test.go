@@ -60,7 +60,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 		{Name: ptr("street"), Type: ptr("text"), Personal: ptr(true)},
 		{Name: ptr("national_id"), Type: ptr("text"), Personal: ptr(true), Sensitive: ptr(true)},
 	} {
-		if _, err := w.people.CreateField(ctx, in); err != nil {
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, in); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -31,7 +32,7 @@ type importer struct {
 func (w *world) importer() *importer {
 	ctx := context.Background()
 	clock := func() time.Time { return w.now }
-	if _, err := w.consent.CreateSource(ctx, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
+	if _, err := w.consent.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
 		w.t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)

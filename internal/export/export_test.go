@@ -56,7 +56,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		{Name: ptr("segment"), Label: ptr("Segment"), Type: ptr("text")},
 		{Name: ptr("score"), Label: ptr("Score"), Type: ptr("number")},
 	} {
-		if _, err := people.CreateField(ctx, in); err != nil {
+		if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, in); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,7 +94,7 @@ func setUp(t testing.TB, db *store.DB) fixture {
 		t.Fatal(err)
 	}
 	ls := &lists.Service{DB: db, Now: time.Now}
-	if _, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
+	if _, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Newsletter")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ls.Set(ctx, c.ID, "Newsletter", lists.Subscribed, lists.SourceWebform, nil); err != nil {

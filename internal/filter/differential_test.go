@@ -36,7 +36,7 @@ func population(t testing.TB, db *store.DB, r *rand.Rand, n int) *contact.Servic
 		{Name: ptr("vip"), Type: ptr("boolean")}, {Name: ptr("birthday"), Type: ptr("date")},
 		{Name: ptr("national_id"), Type: ptr("text"), Sensitive: ptr(true)},
 	} {
-		if _, err := people.CreateField(ctx, f); err != nil {
+		if _, err := people.CreateField(ctx, audit.Actor{Kind: "user"}, f); err != nil {
 			t.Fatal(err)
 		}
 	}

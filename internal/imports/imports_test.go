@@ -65,19 +65,19 @@ func newWorld(t testing.TB, db *store.DB) *world {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.consent.CreateSource(ctx, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
+	if _, err := w.consent.CreateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceInput{Name: ptr("Trade fair 2026")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []contact.FieldInput{
 		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
 		{Name: ptr("national_id"), Label: ptr("National id"), Type: ptr("text"), Sensitive: ptr(true), Mask: ptr("last:4")},
 	} {
-		if _, err := w.people.CreateField(ctx, f); err != nil {
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, f); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var err error
-	if w.news, err = w.lists.Create(ctx, lists.Input{Name: ptr("Newsletter")}); err != nil {
+	if w.news, err = w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Newsletter")}); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -1003,7 +1003,7 @@ func TestImportWithdrawingStorageConsentErasesTiedValues(t *testing.T) {
 			Text: ptr("Keep my card number")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.people.CreateField(ctx, contact.FieldInput{Name: ptr("card"), Type: ptr("text"), Sensitive: ptr(true),
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, contact.FieldInput{Name: ptr("card"), Type: ptr("text"), Sensitive: ptr(true),
 			StoragePurpose: ptr("Card on file")}); err != nil {
 			t.Fatal(err)
 		}

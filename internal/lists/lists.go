@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/events"
@@ -122,9 +123,29 @@ func (in *Input) validate(create bool) error {
 	return errs.OptionalText("description", in.Description, 2000)
 }
 
-// Create makes a list. A name already taken, regardless of case, is a
-// conflict on "name".
-func (s *Service) Create(ctx context.Context, in Input) (*List, error) {
+// auditedList is what the audit log keeps of a list: what contacts see of
+// it, and the purpose unsubscribing from it withdraws.
+type auditedList struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Public      bool   `json:"public"`
+	Purpose     string `json:"purpose"`
+}
+
+func (l *List) audited() auditedList {
+	return auditedList{Name: l.Name, Description: l.Description, Public: l.Public, Purpose: l.Purpose}
+}
+
+// auditTx writes the audit log's entries of action on l by by, for each
+// field that differs between before and after, two auditedList or nil
+// (for what was not yet, or is no more).
+func (l *List) auditTx(tx *store.Tx, by audit.Actor, action string, before, after any, now time.Time) error {
+	return audit.RecordTx(tx, by, audit.Object{Kind: audit.KindList, ID: l.ID, Name: l.Name}, action, audit.Changes(before, after), now)
+}
+
+// Create makes a list, by by, who the audit log names. A name already
+// taken, regardless of case, is a conflict on "name".
+func (s *Service) Create(ctx context.Context, by audit.Actor, in Input) (*List, error) {
 	if err := s.validate(ctx, &in, true); err != nil {
 		return nil, err
 	}
@@ -134,7 +155,10 @@ func (s *Service) Create(ctx context.Context, in Input) (*List, error) {
 	err := s.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.Exec(`INSERT INTO lists (id, name, name_key, description, public, purpose_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
 			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, nullable(l.purposeID), store.Micros(now))
-		return nameTaken(err, l.Name)
+		if err := nameTaken(err, l.Name); err != nil {
+			return err
+		}
+		return l.auditTx(tx, by, audit.ActionListCreated, nil, l.audited(), now)
 	})
 	if err != nil {
 		return nil, err
@@ -175,9 +199,10 @@ func nullable(id string) any {
 	return id
 }
 
-// Update changes a list. It returns a not-found error (field "list") when
-// there is no list with that id or name.
-func (s *Service) Update(ctx context.Context, idOrName string, in Input) (*List, error) {
+// Update changes a list, by by, who the audit log names for each field
+// that changed. It returns a not-found error (field "list") when there is
+// no list with that id or name.
+func (s *Service) Update(ctx context.Context, by audit.Actor, idOrName string, in Input) (*List, error) {
 	if err := s.validate(ctx, &in, false); err != nil {
 		return nil, err
 	}
@@ -187,26 +212,33 @@ func (s *Service) Update(ctx context.Context, idOrName string, in Input) (*List,
 		if err != nil {
 			return err
 		}
+		before := l.audited()
 		in.mergeInto(l)
 		l.UpdatedAt = s.now()
 		_, err = tx.Exec(`UPDATE lists SET name = $2, name_key = $3, description = $4, public = $5, purpose_id = $6, updated_at = $7 WHERE id = $1`,
 			l.ID, l.Name, strings.ToLower(l.Name), l.Description, l.Public, nullable(l.purposeID), store.Micros(l.UpdatedAt))
+		if err := nameTaken(err, l.Name); err != nil {
+			return err
+		}
 		out = l
-		return nameTaken(err, l.Name)
+		return l.auditTx(tx, by, audit.ActionListChanged, before, l.audited(), l.UpdatedAt)
 	})
 	return out, err
 }
 
-// Delete removes a list and every subscription to it. It returns a
-// not-found error when there is no such list.
-func (s *Service) Delete(ctx context.Context, idOrName string) error {
+// Delete removes a list and every subscription to it, by by, who the
+// audit log names with what the list was. It returns a not-found error
+// when there is no such list.
+func (s *Service) Delete(ctx context.Context, by audit.Actor, idOrName string) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
 		l, err := find(tx, idOrName)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(`DELETE FROM lists WHERE id = $1`, l.ID)
-		return err
+		if _, err := tx.Exec(`DELETE FROM lists WHERE id = $1`, l.ID); err != nil {
+			return fmt.Errorf("lists: delete %s: %w", l.ID, err)
+		}
+		return l.auditTx(tx, by, audit.ActionListDeleted, l.audited(), nil, s.now())
 	})
 }
 

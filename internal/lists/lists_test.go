@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/contactstate"
@@ -26,14 +27,14 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 		ls := &lists.Service{DB: db, Now: time.Now}
 		people := contact.NewService(db, consent.NewService(db))
 		people.Lists = func(ctx context.Context) (filter.Lists, error) { return ls.Names(ctx) }
-		news, err := ls.Create(ctx, lists.Input{Name: ptr("Newsletter")})
+		news, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Newsletter")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ls.Create(ctx, lists.Input{Name: ptr("NEWSLETTER")}); !errs.Is(err, errs.KindConflict) {
+		if _, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("NEWSLETTER")}); !errs.Is(err, errs.KindConflict) {
 			t.Fatalf("a second list named alike: %v", err)
 		}
-		if _, err := ls.Create(ctx, lists.Input{Name: ptr("  ")}); errs.As(err) == nil || errs.As(err).Field != "name" {
+		if _, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("  ")}); errs.As(err) == nil || errs.As(err).Field != "name" {
 			t.Fatalf("a blank name: %v", err)
 		}
 		var ids []string
@@ -96,11 +97,11 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 		// SetLater: the same change without an answer; a list deleted
 		// since it was looked up is skipped, and the rest of the write
 		// commits.
-		gone, err := ls.Create(ctx, lists.Input{Name: ptr("Gone")})
+		gone, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Gone")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ls.Delete(ctx, gone.ID); err != nil {
+		if err := ls.Delete(ctx, audit.Actor{Kind: "user"}, gone.ID); err != nil {
 			t.Fatal(err)
 		}
 		err = db.Write(ctx, func(tx *store.Tx) error {
@@ -116,7 +117,7 @@ func TestSubscriptionsAndConditions(t *testing.T) {
 		if err != nil || len(subs) != 1 || subs[0].ListID != news.ID || subs[0].State != lists.Subscribed || subs[0].Source != lists.SourceWebform {
 			t.Fatalf("after SetLater: %+v (%v)", subs, err)
 		}
-		if err := ls.Delete(ctx, news.ID); err != nil {
+		if err := ls.Delete(ctx, audit.Actor{Kind: "user"}, news.ID); err != nil {
 			t.Fatal(err)
 		}
 		if subs, _ := lists.Subscriptions(ctx, db.Read, ids[0]); len(subs) != 0 {
@@ -131,7 +132,7 @@ func twoLists(t testing.TB, db *store.DB) (*lists.Service, *contact.Service, *li
 	ls := &lists.Service{DB: db, Now: time.Now}
 	var made []*lists.List
 	for _, name := range []string{"Newsletter", "Offers"} {
-		l, err := ls.Create(context.Background(), lists.Input{Name: ptr(name)})
+		l, err := ls.Create(context.Background(), audit.Actor{Kind: "user"}, lists.Input{Name: ptr(name)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contactstate"
 	"github.com/consentry/consentry/internal/optin"
@@ -85,14 +86,14 @@ func TestRenamedSourceStillConfirms(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := "DOI e-mail (Dutch site)"
-		if _, err := f.svc.Consent.UpdateSource(ctx, "01930000-0000-7000-8001-00000000000a", consent.SourceInput{Name: &name}); err != nil {
+		if _, err := f.svc.Consent.UpdateSource(ctx, audit.Actor{Kind: "user"}, "01930000-0000-7000-8001-00000000000a", consent.SourceInput{Name: &name}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.Confirm(ctx, f.links(t, id)[0], optin.Evidence{IP: "192.0.2.1"}); err != nil {
 			t.Errorf("confirm after the operator renamed the source: %v", err)
 		}
 		off := false
-		if _, err := f.svc.Consent.UpdateSource(ctx, consent.SourceDoubleOptInEmail, consent.SourceInput{Active: &off}); err == nil {
+		if _, err := f.svc.Consent.UpdateSource(ctx, audit.Actor{Kind: "user"}, consent.SourceDoubleOptInEmail, consent.SourceInput{Active: &off}); err == nil {
 			t.Error("the double opt-in source was deactivated")
 		}
 	})

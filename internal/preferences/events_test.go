@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/consent"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/events"
@@ -64,7 +65,7 @@ func TestConfirmedChangeWritesItsEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := ls.Create(ctx, lists.Input{Name: ptr("News")})
+		l, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func newSite(f testing.TB, db *store.DB) *fuzzSite {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := ls.Create(ctx, lists.Input{Name: ptr("News")}); err != nil {
+	if _, err := ls.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("News")}); err != nil {
 		f.Fatal(err)
 	}
 	if _, err := prefs.SetConfig(ctx, preferences.Config{Offers: []preferences.Offer{{Purpose: "E-marketing"}}, AllowStopProcessing: true, AllowErasure: true}, audit.Actor{Kind: "user"}); err != nil {

@@ -246,13 +246,25 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request, u *auth.Us
 // actions in words; TestAuditLogPage checks that each has its words.
 var (
 	auditKinds = map[string]string{audit.KindSetting: "Setting", audit.KindPurpose: "Purpose", audit.KindUser: "User",
-		audit.KindAPIToken: "API token", audit.KindWebhook: "Webhook endpoint", audit.KindWebform: "Webform"}
+		audit.KindAPIToken: "API token", audit.KindWebhook: "Webhook endpoint", audit.KindWebform: "Webform",
+		audit.KindSource: "Source", audit.KindField: "Custom field", audit.KindList: "List", audit.KindWorkflowRule: "Workflow rule",
+		audit.KindCampaign: "Campaign", audit.KindCampaignTemplate: "Campaign template"}
 	auditActions = map[string]string{audit.ActionSettingChanged: "changed", audit.ActionPurposeCreated: "created",
 		audit.ActionPurposeChanged: "changed", audit.ActionUserCreated: "created", audit.ActionUserRoleChanged: "role changed",
 		audit.ActionUserDisabled: "disabled", audit.ActionUserEnabled: "enabled", audit.ActionUserPasswordChanged: "password changed",
 		audit.ActionAPITokenCreated: "created", audit.ActionAPITokenRevoked: "revoked", audit.ActionWebhookCreated: "created",
 		audit.ActionWebhookChanged: "changed", audit.ActionWebhookSecretRotated: "secret rotated", audit.ActionWebhookDeleted: "deleted",
-		audit.ActionWebformCreated: "created", audit.ActionWebformChanged: "changed", audit.ActionWebformDeleted: "deleted"}
+		audit.ActionWebformCreated: "created", audit.ActionWebformChanged: "changed", audit.ActionWebformDeleted: "deleted",
+		audit.ActionSourceCreated: "created", audit.ActionSourceChanged: "changed", audit.ActionSourceDeactivated: "deactivated",
+		audit.ActionSourceReactivated: "reactivated", audit.ActionFieldCreated: "created", audit.ActionFieldChanged: "changed",
+		audit.ActionFieldMadeSensitive: "made sensitive", audit.ActionListCreated: "created", audit.ActionListChanged: "changed",
+		audit.ActionListDeleted: "deleted", audit.ActionWorkflowRuleCreated: "created", audit.ActionWorkflowRuleChanged: "changed",
+		audit.ActionWorkflowRuleEnabled: "turned on", audit.ActionWorkflowRuleDisabled: "turned off", audit.ActionWorkflowRuleDeleted: "deleted",
+		audit.ActionCampaignCreated: "created", audit.ActionCampaignChanged: "changed", audit.ActionCampaignScheduled: "scheduled",
+		audit.ActionCampaignUnscheduled: "unscheduled", audit.ActionCampaignStarted: "sending started", audit.ActionCampaignPaused: "paused",
+		audit.ActionCampaignResumed: "resumed", audit.ActionCampaignCancelled: "cancelled",
+		audit.ActionCampaignRetried: "unknown recipients sent again", audit.ActionCampaignDeleted: "deleted",
+		audit.ActionCampaignTemplateCreated: "created", audit.ActionCampaignTemplateChanged: "changed", audit.ActionCampaignTemplateDeleted: "deleted"}
 )
 
 // auditRow is an audit-log entry as the page says it.

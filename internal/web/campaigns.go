@@ -13,6 +13,7 @@ import (
 	"time"
 	_ "time/tzdata" // time zones for the schedule form, whatever the host has
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/campaign"
 	"github.com/consentry/consentry/internal/errs"
@@ -193,9 +194,9 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, u *auth.Us
 	var c *campaign.Campaign
 	var err error
 	if id == "" {
-		c, err = s.Campaigns.Create(r.Context(), in, u.ID)
+		c, err = s.Campaigns.Create(r.Context(), audit.Actor(actor(u)), in)
 	} else {
-		c, err = s.Campaigns.Update(r.Context(), id, in)
+		c, err = s.Campaigns.Update(r.Context(), audit.Actor(actor(u)), id, in)
 	}
 	if err != nil {
 		e := errs.As(err)
@@ -337,31 +338,32 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	ctx, id, action := r.Context(), r.PathValue("id"), r.PathValue("action")
+	by := audit.Actor(actor(u))
 	var err error
 	switch action {
 	case "send":
-		_, err = s.Campaigns.Send(ctx, id)
+		_, err = s.Campaigns.Send(ctx, by, id)
 	case "schedule":
 		var at time.Time
 		if at, err = localTime("scheduled_at", r.PostForm.Get("scheduled_at"), r.PostForm.Get("timezone")); err == nil {
-			_, err = s.Campaigns.Schedule(ctx, id, at)
+			_, err = s.Campaigns.Schedule(ctx, by, id, at)
 		}
 	case "unschedule":
-		_, err = s.Campaigns.Unschedule(ctx, id)
+		_, err = s.Campaigns.Unschedule(ctx, by, id)
 	case "pause":
-		_, err = s.Campaigns.Pause(ctx, id)
+		_, err = s.Campaigns.Pause(ctx, by, id)
 	case "resume":
-		_, err = s.Campaigns.Resume(ctx, id)
+		_, err = s.Campaigns.Resume(ctx, by, id)
 	case "cancel":
-		_, err = s.Campaigns.Cancel(ctx, id)
+		_, err = s.Campaigns.Cancel(ctx, by, id)
 	case "resolve":
 		_, err = s.Campaigns.Resolve(ctx, id)
 	case "retry-unknown":
-		_, err = s.Campaigns.RetryUnknown(ctx, id)
+		_, err = s.Campaigns.RetryUnknown(ctx, by, id)
 	case "test":
 		err = s.CampaignSender.Test(ctx, id, strings.FieldsFunc(r.PostForm.Get("to"), func(r rune) bool { return r == ',' || r == ' ' }))
 	case "delete":
-		if err = s.Campaigns.Delete(ctx, id); err == nil {
+		if err = s.Campaigns.Delete(ctx, by, id); err == nil {
 			http.Redirect(w, r, "/admin/campaigns?done=deleted", http.StatusSeeOther)
 			return
 		}
@@ -535,9 +537,9 @@ func (s *Server) saveCampaignTemplate(w http.ResponseWriter, r *http.Request, u 
 	in := campaign.TemplateInput{Name: formText(r.PostForm, "name"), HTML: formText(r.PostForm, "html")}
 	var err error
 	if id := r.PathValue("id"); id == "" {
-		_, err = s.Campaigns.CreateTemplate(r.Context(), in)
+		_, err = s.Campaigns.CreateTemplate(r.Context(), audit.Actor(actor(u)), in)
 	} else {
-		_, err = s.Campaigns.UpdateTemplate(r.Context(), id, in)
+		_, err = s.Campaigns.UpdateTemplate(r.Context(), audit.Actor(actor(u)), id, in)
 	}
 	if err != nil {
 		if fe := fieldErrors(err); fe != nil && !errs.Is(err, errs.KindNotFound) {
@@ -551,7 +553,7 @@ func (s *Server) saveCampaignTemplate(w http.ResponseWriter, r *http.Request, u 
 }
 
 func (s *Server) deleteCampaignTemplate(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Campaigns.DeleteTemplate(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Campaigns.DeleteTemplate(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		if errs.Is(err, errs.KindConflict) {
 			s.showTemplates(w, r, u, http.StatusConflict, map[string]string{"form": errs.As(err).Message})
 			return

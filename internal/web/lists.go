@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/httpx"
@@ -111,10 +112,10 @@ func (s *Server) saveList(w http.ResponseWriter, r *http.Request, u *auth.User) 
 	var err error
 	id := r.PathValue("id")
 	if id == "" {
-		_, err = s.Lists.Create(r.Context(), in)
+		_, err = s.Lists.Create(r.Context(), audit.Actor(actor(u)), in)
 	} else {
 		done = "saved"
-		_, err = s.Lists.Update(r.Context(), id, in)
+		_, err = s.Lists.Update(r.Context(), audit.Actor(actor(u)), id, in)
 	}
 	if e := errs.As(err); e != nil && !(e.Kind == errs.KindNotFound && e.Field == "list") {
 		if id == "" {
@@ -138,7 +139,7 @@ func (s *Server) saveList(w http.ResponseWriter, r *http.Request, u *auth.User) 
 
 // deleteList removes a list and every subscription to it.
 func (s *Server) deleteList(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Lists.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Lists.Delete(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.fail(w, err, u)
 		return
 	}

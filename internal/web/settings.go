@@ -424,9 +424,9 @@ func (s *Server) saveSource(w http.ResponseWriter, r *http.Request, u *auth.User
 	in := consent.SourceInput{Name: formText(r.PostForm, "name"), Active: formBool(r.PostForm, "active")}
 	var err error
 	if id := r.PathValue("id"); id == "" {
-		_, err = s.Consent.CreateSource(r.Context(), in)
+		_, err = s.Consent.CreateSource(r.Context(), audit.Actor(actor(u)), in)
 	} else {
-		_, err = s.Consent.UpdateSource(r.Context(), id, in)
+		_, err = s.Consent.UpdateSource(r.Context(), audit.Actor(actor(u)), id, in)
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showSources(w, r, u, httpx.Status(err), "", fe)
@@ -503,9 +503,9 @@ func (s *Server) saveField(w http.ResponseWriter, r *http.Request, u *auth.User)
 	var err error
 	if name := r.PathValue("name"); name == "" {
 		in.Name, in.Type = formText(f, "name"), formText(f, "type")
-		_, err = s.Contacts.CreateField(r.Context(), in)
+		_, err = s.Contacts.CreateField(r.Context(), audit.Actor(actor(u)), in)
 	} else {
-		_, err = s.Contacts.UpdateField(r.Context(), name, in)
+		_, err = s.Contacts.UpdateField(r.Context(), audit.Actor(actor(u)), name, in)
 	}
 	if fe := fieldErrors(err); fe != nil {
 		s.showFields(w, r, u, httpx.Status(err), "", fe)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/auth"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
@@ -421,9 +422,9 @@ func (s *Server) saveWorkflow(w http.ResponseWriter, r *http.Request, u *auth.Us
 	var saved *workflow.Rule
 	if err == nil {
 		if old == nil {
-			saved, err = s.Workflows.Create(ctx, d)
+			saved, err = s.Workflows.Create(ctx, audit.Actor(actor(u)), d)
 		} else {
-			saved, err = s.Workflows.Update(ctx, id, d)
+			saved, err = s.Workflows.Update(ctx, audit.Actor(actor(u)), id, d)
 		}
 	}
 	if err != nil {
@@ -444,7 +445,7 @@ func (s *Server) enableWorkflow(w http.ResponseWriter, r *http.Request, u *auth.
 	}
 	on := r.PostForm.Get("enabled") == "on"
 	id := r.PathValue("id")
-	if err := s.Workflows.SetEnabled(r.Context(), id, on); err != nil {
+	if err := s.Workflows.SetEnabled(r.Context(), audit.Actor(actor(u)), id, on); err != nil {
 		s.fail(w, err, u)
 		return
 	}
@@ -456,7 +457,7 @@ func (s *Server) enableWorkflow(w http.ResponseWriter, r *http.Request, u *auth.
 }
 
 func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request, u *auth.User) {
-	if err := s.Workflows.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.Workflows.Delete(r.Context(), audit.Actor(actor(u)), r.PathValue("id")); err != nil {
 		s.fail(w, err, u)
 		return
 	}

@@ -34,10 +34,10 @@ func TestDefinitionValidation(t *testing.T) {
 		ctx := context.Background()
 		private, public := "Staff only", "Offers"
 		no := false
-		if _, err := s.Lists.Create(ctx, lists.Input{Name: &private, Public: &no}); err != nil {
+		if _, err := s.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: &private, Public: &no}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Lists.Create(ctx, lists.Input{Name: &public}); err != nil {
+		if _, err := s.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: &public}); err != nil {
 			t.Fatal(err)
 		}
 		cases := []struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentry/consentry/internal/audit"
 	"github.com/consentry/consentry/internal/contact"
 	"github.com/consentry/consentry/internal/errs"
 	"github.com/consentry/consentry/internal/lists"
@@ -72,9 +73,55 @@ func labelOf(d *contact.FieldDefinition) string {
 	return d.Name
 }
 
-// Create checks and saves a new rule. A name another rule has is a
-// conflict on "name".
-func (s *Service) Create(ctx context.Context, d Definition) (*Rule, error) {
+// auditedRule is what the audit log keeps of a rule: what sets it off,
+// on whom and what it does. The text and HTML of the emails it sends are
+// kept as their digests (audit.Digest).
+type auditedRule struct {
+	Name         string   `json:"name"`
+	Trigger      string   `json:"trigger"`
+	Condition    string   `json:"condition"`
+	Actions      []Action `json:"actions"`
+	DelayMinutes int      `json:"delay_minutes"`
+	Enabled      bool     `json:"enabled"`
+}
+
+func (d *Definition) audited() auditedRule {
+	// The actions as they are read back from the database, so that a
+	// value sent as 5.0 and read back as 5 is not a change.
+	var actions []Action
+	raw, _ := json.Marshal(d.Actions)
+	_ = json.Unmarshal(raw, &actions)
+	for i := range actions {
+		actions[i].Text, actions[i].HTML = audit.Digest(actions[i].Text), audit.Digest(actions[i].HTML)
+	}
+	return auditedRule{Name: d.Name, Trigger: d.Trigger, Condition: d.Condition, Actions: actions, DelayMinutes: d.DelayMinutes,
+		Enabled: d.enabled()}
+}
+
+// auditTx writes the audit log's entries of a change of rule id, named
+// d.Name, by by: each field that differs between before and after, two
+// auditedRule or nil (for what was not yet, or is no more), under action,
+// save that turning the rule on or off is an action of its own.
+func auditTx(tx *store.Tx, by audit.Actor, id string, d *Definition, action string, before, after any, now time.Time) error {
+	obj := audit.Object{Kind: audit.KindWorkflowRule, ID: id, Name: d.Name}
+	for _, c := range audit.Changes(before, after) {
+		a := action
+		if c.Name == "enabled" && before != nil && after != nil {
+			a = audit.ActionWorkflowRuleDisabled
+			if d.enabled() {
+				a = audit.ActionWorkflowRuleEnabled
+			}
+		}
+		if err := audit.RecordTx(tx, by, obj, a, []audit.Change{c}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Create checks and saves a new rule, made by by, who the audit log
+// names. A name another rule has is a conflict on "name".
+func (s *Service) Create(ctx context.Context, by audit.Actor, d Definition) (*Rule, error) {
 	env, err := s.Env(ctx)
 	if err != nil {
 		return nil, err
@@ -94,7 +141,10 @@ func (s *Service) Create(ctx context.Context, d Definition) (*Rule, error) {
 		_, err := tx.Exec(`INSERT INTO workflow_rules (id, name, name_key, trigger_type, condition, actions, delay_minutes, enabled, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, r.ID, d.Name, strings.ToLower(d.Name), d.Trigger, d.Condition, string(actions),
 			d.DelayMinutes, on, store.Micros(now))
-		return nameTaken(err, d.Name)
+		if err := nameTaken(err, d.Name); err != nil {
+			return err
+		}
+		return auditTx(tx, by, r.ID, &d, audit.ActionWorkflowRuleCreated, nil, d.audited(), now)
 	})
 	if err != nil {
 		return nil, err
@@ -104,9 +154,10 @@ func (s *Service) Create(ctx context.Context, d Definition) (*Rule, error) {
 
 // Update replaces the definition of rule id, checked as on create; a
 // definition without enabled keeps the rule's. Waiting runs of the rule
-// act, when due, on the definition saved then. It returns a not-found
-// error when there is no such rule.
-func (s *Service) Update(ctx context.Context, id string, d Definition) (*Rule, error) {
+// act, when due, on the definition saved then. The audit log names by
+// for each field that changed. It returns a not-found error when there
+// is no such rule.
+func (s *Service) Update(ctx context.Context, by audit.Actor, id string, d Definition) (*Rule, error) {
 	env, err := s.Env(ctx)
 	if err != nil {
 		return nil, err
@@ -135,30 +186,48 @@ func (s *Service) Update(ctx context.Context, id string, d Definition) (*Rule, e
 			return err
 		}
 		out = &Rule{ID: id, Definition: d, CreatedAt: old.CreatedAt, UpdatedAt: now}
-		return nil
+		return auditTx(tx, by, id, &d, audit.ActionWorkflowRuleChanged, old.audited(), d.audited(), now)
 	})
 	return out, err
 }
 
-// SetEnabled turns rule id on or off. A rule turned off starts nothing
+// SetEnabled turns rule id on or off, by by, who the audit log names
+// when the rule was not so already. A rule turned off starts nothing
 // new, and its waiting runs are skipped when due. It returns a not-found
 // error when there is no such rule.
-func (s *Service) SetEnabled(ctx context.Context, id string, on bool) error {
+func (s *Service) SetEnabled(ctx context.Context, by audit.Actor, id string, on bool) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(`UPDATE workflow_rules SET enabled = $2, updated_at = $3 WHERE id = $1`, id, on, store.Micros(s.now()))
-		return oneRow(res, err)
+		r, err := scanRule(tx.QueryRow(ruleSelect+` WHERE id = $1`, id))
+		if err != nil {
+			return err
+		}
+		before, now := r.audited(), s.now()
+		res, err := tx.Exec(`UPDATE workflow_rules SET enabled = $2, updated_at = $3 WHERE id = $1`, id, on, store.Micros(now))
+		if err := oneRow(res, err); err != nil {
+			return err
+		}
+		r.Enabled = &on
+		return auditTx(tx, by, id, &r.Definition, audit.ActionWorkflowRuleChanged, before, r.audited(), now)
 	})
 }
 
-// Delete removes rule id with its run log and waiting runs. It returns a
-// not-found error when there is no such rule.
-func (s *Service) Delete(ctx context.Context, id string) error {
+// Delete removes rule id with its run log and waiting runs, by by, who
+// the audit log names with what the rule was. It returns a not-found
+// error when there is no such rule.
+func (s *Service) Delete(ctx context.Context, by audit.Actor, id string) error {
 	return s.DB.Write(ctx, func(tx *store.Tx) error {
+		r, err := scanRule(tx.QueryRow(ruleSelect+` WHERE id = $1`, id))
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(`DELETE FROM workflow_runs WHERE rule_id = $1`, id); err != nil {
 			return fmt.Errorf("workflow: delete runs: %w", err)
 		}
 		res, err := tx.Exec(`DELETE FROM workflow_rules WHERE id = $1`, id)
-		return oneRow(res, err)
+		if err := oneRow(res, err); err != nil {
+			return err
+		}
+		return auditTx(tx, by, id, &r.Definition, audit.ActionWorkflowRuleDeleted, r.audited(), nil, s.now())
 	})
 }
 

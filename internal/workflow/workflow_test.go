@@ -76,7 +76,7 @@ func newWorld(t testing.TB, db *store.DB) *world {
 		{Name: ptr("company"), Label: ptr("Company"), Type: ptr("text")},
 		{Name: ptr("card_number"), Label: ptr("Card number"), Type: ptr("text"), Sensitive: ptr(true), Mask: ptr("last:4")},
 	} {
-		if _, err := w.people.CreateField(ctx, f); err != nil {
+		if _, err := w.people.CreateField(ctx, audit.Actor{Kind: "user"}, f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +155,7 @@ func (w *world) rule(js string) *workflow.Rule {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r, err := w.rules.Create(context.Background(), d)
+	r, err := w.rules.Create(context.Background(), audit.Actor{Kind: "user"}, d)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestDelayChecksTheConditionAgain(t *testing.T) {
 func TestDepthLimit(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
-		l, err := w.lists.Create(context.Background(), lists.Input{Name: ptr("Loop")})
+		l, err := w.lists.Create(context.Background(), audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Loop")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -449,11 +449,11 @@ func TestListAddRespectsTheLock(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
 		ctx := context.Background()
-		l, err := w.lists.Create(ctx, lists.Input{Name: ptr("Partners")})
+		l, err := w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Partners")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		gone, err := w.lists.Create(ctx, lists.Input{Name: ptr("Former")})
+		gone, err := w.lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Former")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,7 +561,7 @@ func createJSON(w *world, js string) (*workflow.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.rules.Create(context.Background(), d)
+	return w.rules.Create(context.Background(), audit.Actor{Kind: "user"}, d)
 }
 
 // A saved rule's definition round-trips through JSON: what the API returns
@@ -569,7 +569,7 @@ func createJSON(w *world, js string) (*workflow.Rule, error) {
 func TestDefinitionRoundTrips(t *testing.T) {
 	storetest.Each(t, func(t testing.TB, db *store.DB) {
 		w := newWorld(t, db)
-		if _, err := w.lists.Create(context.Background(), lists.Input{Name: ptr("Partners")}); err != nil {
+		if _, err := w.lists.Create(context.Background(), audit.Actor{Kind: "user"}, lists.Input{Name: ptr("Partners")}); err != nil {
 			t.Fatal(err)
 		}
 		r := w.rule(`{"name": "  All of it ", "trigger": "consent.granted", "condition": " event.text_version >= 1 ", "delay_minutes": 60,
@@ -588,7 +588,7 @@ func TestDefinitionRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		updated, err := w.rules.Update(context.Background(), r.ID, d)
+		updated, err := w.rules.Update(context.Background(), audit.Actor{Kind: "user"}, r.ID, d)
 		if err != nil {
 			t.Fatal(err)
 		}

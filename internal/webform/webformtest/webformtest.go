@@ -50,7 +50,7 @@ func Form(t testing.TB, s *webform.Service) *webform.Webform {
 		t.Fatal(err)
 	}
 	list := "Newsletter"
-	if _, err := s.Lists.Create(ctx, lists.Input{Name: &list}); err != nil {
+	if _, err := s.Lists.Create(ctx, audit.Actor{Kind: "user"}, lists.Input{Name: &list}); err != nil {
 		t.Fatal(err)
 	}
 	w, err := s.Create(ctx, audit.Actor{Kind: "user"}, webform.Definition{Name: "signup", Title: "Sign up", Language: "en",
